@@ -1,0 +1,145 @@
+// The one table of diagnostic codes: each code's severity, title and long explanation (`dlc explain`).
+
+export interface CodeInfo {
+  readonly severity: 'error' | 'warning';
+  readonly title: string;
+  readonly explanation: string;
+}
+
+export const CODES = {
+  // ---- E00xx: reading the text
+  E0001: {
+    severity: 'error',
+    title: 'unexpected character',
+    explanation: `A character that cannot start any token of the language was found.
+Identifiers are ASCII letters, digits and underscores; operators are + - * / % ** @ == != < <= > >= = -> => .. ... and brackets.
+
+    let y = x § 2     // error: '§' is not part of the language
+    let y = x * 2     // ok`,
+  },
+  E0002: {
+    severity: 'error',
+    title: 'unterminated string literal',
+    explanation: `A string literal was opened with " but the line ended before the closing quote.
+Strings cannot span lines; write \\n for a line break inside one.
+
+    use "./blocks.dl        // error
+    use "./blocks.dl"       // ok`,
+  },
+  E0003: {
+    severity: 'error',
+    title: 'unterminated block comment',
+    explanation: `A block comment was opened with /* and never closed with */ before the end of the file.
+Block comments do not nest.`,
+  },
+  E0004: {
+    severity: 'error',
+    title: 'invalid escape sequence in string',
+    explanation: `Strings accept the escapes \\\\ \\" \\n \\r \\t and \\0 only.
+
+    let s = "a\\qb"    // error
+    let s = "a\\tb"    // ok`,
+  },
+  E0005: {
+    severity: 'error',
+    title: 'number literal out of range',
+    explanation: `An integer literal does not fit in a 32-bit signed integer (at most 2147483647), or a float literal is not finite.
+Sizes and indices are 32-bit on the GPU; write large constants as floats (1e12) where a float is meant.`,
+  },
+  E0010: {
+    severity: 'error',
+    title: 'syntax error',
+    explanation: `The parser expected something else at this point. The message says what it expected and what it found.
+The parser recovers and keeps going, so later errors may be consequences of the first one: fix from the top.
+
+    layer Dense(in: int out: int) { }    // error: expected ',' or ')' before 'out'
+    layer Dense(in: int, out: int) { }   // ok`,
+  },
+  E0011: {
+    severity: 'error',
+    title: 'unknown keyword',
+    explanation: `A word in keyword position is not a keyword of the language, but is close to one.
+At the top level a file holds 'use', 'layer', 'model', 'train', 'fn' and 'let' declarations;
+bodies hold 'param', 'state', 'input', 'output', 'layer', 'let', 'loss', 'metric', 'where', 'forward', 'for', 'if', 'return', 'yield'.
+
+    parm w: f32[4, 4] = zeros     // error: did you mean 'param'?`,
+  },
+  E0012: {
+    severity: 'error',
+    title: 'nesting too deep',
+    explanation: `Brackets, parentheses, braces or prefix operators are nested deeper than the compiler accepts (256 levels).
+No model needs this; the limit keeps the compiler's stack bounded on hostile input. Split the expression with 'let'.`,
+  },
+  E0013: {
+    severity: 'error',
+    title: 'statement not allowed here',
+    explanation: `Each kind of body accepts its own statements:
+- a file: use, layer, model, train, fn, let
+- a layer: param, state, layer, let, where, for, if, forward
+- a model: input, output, param, state, layer, let, loss, metric, where, for, if and reassignment
+- a forward or fn body: let, reassignment, where, for, if, return
+- a scan body: let, reassignment, where, for, if, yield
+- a train block: settings (name = value), setting blocks (name { ... }), freeze, minimize/maximize, step
+
+    layer Dense(n: int) {
+      input x: f32[B, n]       // error: 'input' belongs in a model; a layer takes its inputs in forward(...)
+    }`,
+  },
+  E0014: {
+    severity: 'error',
+    title: 'misplaced ellipsis',
+    explanation: `'...' stands for a variadic prefix of a shape (f32[..., d]) or for the remaining axes of an index (x[..., 0]).
+It may appear at most once in a shape or an index and nowhere else.`,
+  },
+
+  // ---- E02xx: names
+  E0201: {
+    severity: 'error',
+    title: 'unknown name',
+    explanation: `A name is used that is not declared in scope: not a hyperparameter, parameter, state, input, let binding,
+sublayer, loop variable, symbolic size (a name that appears in a shape), declaration of this file, import or builtin.
+
+    let y = rleu(x)     // error: unknown name 'rleu'; did you mean 'relu'?`,
+  },
+  E0202: {
+    severity: 'error',
+    title: 'duplicate definition',
+    explanation: `Two declarations in one scope have the same name. Every layer, model, fn, parameter, state, input, output,
+sublayer, loss and metric name must be unique where it is declared; reassign an existing value with 'x = ...' instead of a second 'let x'.`,
+  },
+  E0203: {
+    severity: 'error',
+    title: 'unknown import',
+    explanation: `A 'use' names a module or an item that does not exist. The standard library is 'std' with the modules
+std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.init and std.optim; local files are imported by a relative path in quotes.
+
+    use std.nn.{Dense, Conv2D}    // error: no 'Conv2D' in std.nn; did you mean 'Conv2d'?`,
+  },
+  E0204: {
+    severity: 'error',
+    title: 'unknown train setting',
+    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, clip_grad_norm, clip_grad_value, data, split, shuffle, seed, validation,
+early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every and eval_every. Setting blocks (name { ... }) take the settings documented for them.
+
+    train Mlp { epoch = 10 }     // error: unknown setting 'epoch'; did you mean 'epochs'?`,
+  },
+  E0205: {
+    severity: 'error',
+    title: 'unknown model in train block',
+    explanation: `'train Name { ... }' must name a model declared in this file or imported into it.`,
+  },
+
+  // ---- E09xx: the compiler itself
+  E0900: {
+    severity: 'error',
+    title: 'internal compiler error',
+    explanation: `The compiler hit a bug. This is never the user's fault. Please report it with the input file;
+the message carries what the compiler was doing.`,
+  },
+} as const satisfies Record<string, CodeInfo>;
+
+export type Code = keyof typeof CODES;
+
+export function isCode(code: string): code is Code {
+  return Object.hasOwn(CODES, code);
+}
