@@ -9,6 +9,7 @@ export interface Span {
 
 /** Comments and blank lines kept on statement-like nodes so the formatter never loses them. */
 export interface Trivia {
+  /** Comment texts before the statement, in order; an empty string stands for a blank line between them. */
   readonly leading: readonly string[];
   readonly trailing: readonly string[];
   readonly blankBefore: boolean;
@@ -73,12 +74,14 @@ export interface Scan {
   readonly body: Block;
   readonly span: Span;
 }
+/** A compile-time conditional value: `if c { a } else { b }`. */
+export interface IfExpr { readonly kind: 'IfExpr'; readonly condition: Expr; readonly then: Expr; readonly else: Expr; readonly span: Span }
 /** Stands where the parser recovered from a syntax error; later stages skip it silently. */
 export interface ErrorExpr { readonly kind: 'ErrorExpr'; readonly span: Span }
 
 export type Expr =
   | NumberLit | StringLit | BoolLit | NoneLit | Ident | EllipsisExpr | ListExpr | TupleExpr | Comprehension
-  | Unary | Binary | Call | Index | Member | Lambda | Scan | ErrorExpr;
+  | Unary | Binary | Call | Index | Member | Lambda | Scan | IfExpr | ErrorExpr;
 
 // ---------------------------------------------------------------- types
 
@@ -123,7 +126,7 @@ export interface IfStmt extends StmtBase { readonly kind: 'If'; readonly conditi
 
 // train-block statements
 export interface SettingStmt extends StmtBase { readonly kind: 'Setting'; readonly name: Name; readonly value: Expr }
-export interface SettingBlockStmt extends StmtBase { readonly kind: 'SettingBlock'; readonly name: Name; readonly body: Block }
+export interface SettingBlockStmt extends StmtBase { readonly kind: 'SettingBlock'; readonly name: Name; readonly label: Name | null; readonly body: Block }
 export interface FreezeStmt extends StmtBase { readonly kind: 'Freeze'; readonly targets: readonly Expr[] }
 export interface StepStmt extends StmtBase { readonly kind: 'Step'; readonly name: Name; readonly body: Block }
 export interface ObjectiveStmt extends StmtBase {

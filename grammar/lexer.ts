@@ -1,7 +1,9 @@
 // The token set of the .dl language: hard keywords, soft (contextual) keywords, operators and literals.
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
-export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
+/** Any word, keyword or not: keyword-argument names and member names may be any word (`dropout(x, train: true)`). */
+export const AnyWord = createToken({ name: 'AnyWord', pattern: Lexer.NA });
+export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/, categories: [AnyWord] });
 
 /**
  * Hard keywords are reserved everywhere. Soft keywords only mean something where a
@@ -11,12 +13,12 @@ export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][
  */
 export const HARD_KEYWORDS = [
   'use', 'layer', 'model', 'train', 'fn', 'param', 'let', 'forward', 'return', 'for', 'if', 'else',
-  'where', 'scan', 'yield', 'true', 'false', 'None', 'and', 'or', 'not',
+  'scan', 'yield', 'true', 'false', 'None', 'and', 'or', 'not',
 ] as const;
 
 export const SOFT_KEYWORDS = [
   'in', 'as', 'input', 'output', 'state', 'loss', 'metric', 'step', 'minimize', 'maximize', 'over',
-  'with', 'freeze', 'carry', 'along', 'reverse',
+  'with', 'freeze', 'carry', 'along', 'reverse', 'where',
 ] as const;
 
 /** Type names are identifiers to the parser; the checker gives them meaning. Editors still colour them. */
@@ -30,7 +32,7 @@ function keywordToken(word: string, soft: boolean): TokenType {
   return createToken({
     name,
     pattern: new RegExp(`${word}(?![A-Za-z0-9_])`),
-    categories: soft ? [Identifier] : [],
+    categories: soft ? [Identifier, AnyWord] : [AnyWord],
   });
 }
 
@@ -47,7 +49,7 @@ export const UnterminatedComment = createToken({ name: 'UnterminatedComment', pa
 
 export const Float = createToken({ name: 'Float', pattern: /(?:\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)/ });
 export const Integer = createToken({ name: 'Integer', pattern: /\d+/, longer_alt: Float });
-export const StringLit = createToken({ name: 'StringLit', pattern: /"(?:[^"\\\n\r]|\\[\\"nrt0])*"/ });
+export const StringLit = createToken({ name: "StringLit", pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*"/ });
 export const UnterminatedString = createToken({ name: 'UnterminatedString', pattern: /"(?:[^"\\\n\r]|\\.)*/ });
 
 export const Arrow = createToken({ name: 'Arrow', pattern: /->/ });
@@ -122,6 +124,7 @@ export const allTokens: TokenType[] = [
     .sort(([a], [b]) => b.length - a.length)
     .map(([, token]) => token),
   Identifier,
+  AnyWord,
 ];
 
 export const dlLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false, recoveryEnabled: true });

@@ -1,12 +1,82 @@
 // The Chevrotain grammar of the .dl language: tokens in, a concrete syntax tree out, with error recovery.
-import { CstParser, EOF, tokenMatcher, type IToken, type TokenType } from 'chevrotain';
+import { CstParser, EOF, tokenMatcher, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
 import * as T from './lexer.ts';
 
 const { Kw } = T;
 
+/** Every binary operator token; their precedence lives in cst-to-ast.ts and printer.ts. */
+const BINARY_OPERATORS: TokenType[] = [
+  Kw.or, Kw.and, T.EqEq, T.NotEq, T.LtEq, T.GtEq, T.Lt, T.Gt, T.DotDot, T.Plus, T.Minus, T.Star, T.Slash, T.Percent, T.At, T.StarStar,
+];
+
+const PUNCTUATION: Record<string, string> = {
+  Arrow: '->', FatArrow: '=>', Ellipsis: '...', DotDot: '..', Dot: '.', StarStar: '**', EqEq: '==', NotEq: '!=',
+  LtEq: '<=', GtEq: '>=', Lt: '<', Gt: '>', Eq: '=', Plus: '+', Minus: '-', Star: '*', Slash: '/', Percent: '%',
+  At: '@', LParen: '(', RParen: ')', LBracket: '[', RBracket: ']', LBrace: '{', RBrace: '}', Comma: ',', Colon: ':',
+  Semicolon: ';',
+};
+
+/** How a token kind reads in a message: `)` for punctuation, `layer` for keywords, words for the rest. */
+export function describeTokenType(type: TokenType): string {
+  if (type === EOF) return 'the end of the file';
+  if (type === T.Identifier) return 'a name';
+  if (type === T.Integer) return 'an integer';
+  if (type === T.Float) return 'a number';
+  if (type === T.StringLit) return 'a string';
+  const p = PUNCTUATION[type.name];
+  if (p) return `\`${p}\``;
+  if (type.name.endsWith('Kw')) return `\`${type.name === 'NoneKw' ? 'None' : type.name.slice(0, -2)}\``;
+  return type.name;
+}
+
+function describeFound(token: IToken): string {
+  if (token.tokenType === EOF) return 'the end of the file';
+  return `\`${token.image}\``;
+}
+
+const RULE_DESCRIPTIONS: Record<string, string> = {
+  program: 'a declaration (`use`, `layer`, `model`, `train`, `fn` or `let`)',
+  statement: 'a statement',
+  trainStatement: 'a train setting (`name = value`), `step`, `minimize` or `freeze`',
+  expression: 'an expression',
+  primary: 'an expression',
+  typeExpr: 'a type',
+  indexItem: 'an index or a slice',
+  memberSuffix: 'a member name',
+  body: '`=` or `{`',
+  returnsClause: 'a type',
+  dim: 'a size',
+};
+
+function oneOf(options: string[]): string {
+  const unique = [...new Set(options)];
+  if (unique.length <= 1) return unique[0] ?? 'something else';
+  return `${unique.slice(0, -1).join(', ')} or ${unique.at(-1)}`;
+}
+
+/** Messages in the project's voice: "expected X, found Y", lowercase, no trailing period. */
+export const errorMessages: IParserErrorMessageProvider = {
+  buildMismatchTokenMessage({ expected, actual }) {
+    return `expected ${describeTokenType(expected)}, found ${describeFound(actual)}`;
+  },
+  buildNotAllInputParsedMessage({ firstRedundant }) {
+    return `expected the end of the declaration, found ${describeFound(firstRedundant)}`;
+  },
+  buildNoViableAltMessage({ expectedPathsPerAlt, actual, ruleName }) {
+    const described = RULE_DESCRIPTIONS[ruleName];
+    const firsts = expectedPathsPerAlt.flatMap((alt) => alt.map((path) => path[0]).filter(Boolean)).map(describeTokenType);
+    return `expected ${described ?? oneOf(firsts)}, found ${describeFound(actual[0])}`;
+  },
+  buildEarlyExitMessage({ expectedIterationPaths, actual, ruleName }) {
+    const described = RULE_DESCRIPTIONS[ruleName];
+    const firsts = expectedIterationPaths.map((path) => path[0]).filter(Boolean).map(describeTokenType);
+    return `expected ${described ?? oneOf(firsts)}, found ${describeFound(actual[0])}`;
+  },
+};
+
 class DlParser extends CstParser {
   constructor() {
-    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: 'full', maxLookahead: 4 });
+    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: 'onlyOffset', maxLookahead: 4, errorMessageProvider: errorMessages });
     this.performSelfAnalysis();
   }
 
@@ -200,7 +270,7 @@ class DlParser extends CstParser {
           ALT: () => this.SUBRULE(this.lossStmt),
         },
         { GATE: () => this.is(2, T.Identifier), ALT: () => this.SUBRULE(this.metricStmt) },
-        { ALT: () => this.SUBRULE(this.whereStmt) },
+        { GATE: () => !this.is(2, T.Eq) && !this.is(2, T.Comma), ALT: () => this.SUBRULE(this.whereStmt) },
         { ALT: () => this.SUBRULE(this.forwardStmt) },
         { ALT: () => this.SUBRULE(this.returnStmt) },
         { ALT: () => this.SUBRULE(this.yieldStmt) },
@@ -230,9 +300,12 @@ class DlParser extends CstParser {
       this.CONSUME(T.Eq);
       this.SUBRULE(this.expression, { LABEL: 'init' });
     });
-    this.OPTION2(() => {
-      this.CONSUME(Kw.if);
-      this.SUBRULE2(this.expression, { LABEL: 'guard' });
+    this.OPTION2({
+      GATE: () => this.onSameLine(),
+      DEF: () => {
+        this.CONSUME(Kw.if);
+        this.SUBRULE2(this.expression, { LABEL: 'guard' });
+      },
     });
   });
 
@@ -259,9 +332,13 @@ class DlParser extends CstParser {
     this.CONSUME(T.Identifier);
     this.CONSUME(T.Eq);
     this.SUBRULE(this.expression, { LABEL: 'value' });
-    this.OPTION(() => {
-      this.CONSUME(Kw.if);
-      this.SUBRULE2(this.expression, { LABEL: 'guard' });
+    // A guard shares the line of its declaration; an `if` on the next line is a statement of its own.
+    this.OPTION({
+      GATE: () => this.onSameLine(),
+      DEF: () => {
+        this.CONSUME(Kw.if);
+        this.SUBRULE2(this.expression, { LABEL: 'guard' });
+      },
     });
   });
 
@@ -356,7 +433,10 @@ class DlParser extends CstParser {
         { GATE: () => this.is(2, T.Identifier) && this.is(3, T.LBrace), ALT: () => this.SUBRULE(this.stepStmt) },
         { GATE: () => !this.is(2, T.Eq) && !this.is(2, T.LBrace), ALT: () => this.SUBRULE(this.objectiveStmt) },
         { GATE: () => !this.is(2, T.Eq) && !this.is(2, T.LBrace), ALT: () => this.SUBRULE(this.freezeStmt) },
-        { GATE: () => this.is(2, T.LBrace), ALT: () => this.SUBRULE(this.settingBlock) },
+        {
+          GATE: () => this.is(2, T.LBrace) || (this.is(2, T.Identifier) && this.is(3, T.LBrace)),
+          ALT: () => this.SUBRULE(this.settingBlock),
+        },
         { ALT: () => this.SUBRULE(this.setting) },
       ],
     });
@@ -386,8 +466,10 @@ class DlParser extends CstParser {
     this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.expression) });
   });
 
+  /** `early_stopping { ... }`, or with a label: `param_group no_decay { ... }`. */
   private settingBlock = this.RULE('settingBlock', () => {
     this.CONSUME(T.Identifier);
+    this.OPTION(() => this.CONSUME2(T.Identifier, { LABEL: 'label' }));
     this.SUBRULE(this.trainBlock);
   });
 
@@ -403,7 +485,8 @@ class DlParser extends CstParser {
     this.OR([
       { ALT: () => this.SUBRULE(this.lambdaExpr) },
       { ALT: () => this.SUBRULE(this.scanExpr) },
-      { ALT: () => this.SUBRULE(this.orExpr) },
+      { ALT: () => this.SUBRULE(this.ifExpr) },
+      { ALT: () => this.SUBRULE(this.binaryExpr) },
     ]);
   });
 
@@ -422,10 +505,10 @@ class DlParser extends CstParser {
     });
     this.CONSUME(T.Identifier);
     this.CONSUME(Kw.in);
-    this.SUBRULE(this.orExpr, { LABEL: 'source' });
+    this.SUBRULE(this.binaryExpr, { LABEL: 'source' });
     this.OPTION2(() => {
       this.CONSUME(Kw.along);
-      this.SUBRULE2(this.orExpr, { LABEL: 'axis' });
+      this.SUBRULE2(this.binaryExpr, { LABEL: 'axis' });
     });
     this.OPTION3(() => {
       this.CONSUME(Kw.carry);
@@ -436,109 +519,56 @@ class DlParser extends CstParser {
     this.SUBRULE(this.block);
   });
 
+  /** A compile-time choice between two values: `if c { a } else { b }`; `else` is required. */
+  private ifExpr = this.RULE('ifExpr', () => {
+    this.CONSUME(Kw.if);
+    this.SUBRULE(this.binaryExpr, { LABEL: 'condition' });
+    this.CONSUME(T.LBrace);
+    this.SUBRULE(this.expression, { LABEL: 'then' });
+    this.CONSUME(T.RBrace);
+    this.CONSUME(Kw.else);
+    this.OR([
+      { ALT: () => this.SUBRULE(this.ifExpr, { LABEL: 'elseIf' }) },
+      {
+        ALT: () => {
+          this.CONSUME2(T.LBrace);
+          this.SUBRULE2(this.expression, { LABEL: 'else' });
+          this.CONSUME2(T.RBrace);
+        },
+      },
+    ]);
+  });
+
   private carryBinding = this.RULE('carryBinding', () => {
     this.CONSUME(T.Identifier);
     this.CONSUME(T.Eq);
     this.SUBRULE(this.expression);
   });
 
-  private orExpr = this.RULE('orExpr', () => {
-    this.SUBRULE(this.andExpr, { LABEL: 'operand' });
+  /**
+   * Binary operators are parsed flat, operand (operator operand)*, and given their precedence and
+   * associativity in cst-to-ast.ts: a 12-level rule chain per operand made large files slow and deep.
+   */
+  private binaryExpr = this.RULE('binaryExpr', () => {
+    this.SUBRULE(this.prefixExpr, { LABEL: 'operand' });
     this.MANY(() => {
-      this.CONSUME(Kw.or, { LABEL: 'op' });
-      this.SUBRULE2(this.andExpr, { LABEL: 'operand' });
+      this.OR(
+        BINARY_OPERATORS.map((type) => ({ ALT: () => this.CONSUME(type, { LABEL: 'op' }) })),
+      );
+      this.SUBRULE2(this.prefixExpr, { LABEL: 'operand' });
     });
   });
 
-  private andExpr = this.RULE('andExpr', () => {
-    this.SUBRULE(this.notExpr, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.CONSUME(Kw.and, { LABEL: 'op' });
-      this.SUBRULE2(this.notExpr, { LABEL: 'operand' });
-    });
-  });
-
-  private notExpr = this.RULE('notExpr', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(Kw.not);
-          this.SUBRULE(this.notExpr);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.comparison) },
-    ]);
-  });
-
-  private comparison = this.RULE('comparison', () => {
-    this.SUBRULE(this.rangeExpr, { LABEL: 'operand' });
+  /** Prefix operators are a loop, not recursion, so `- - - x` costs no stack. */
+  private prefixExpr = this.RULE('prefixExpr', () => {
     this.MANY(() => {
       this.OR([
-        { ALT: () => this.CONSUME(T.EqEq, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.NotEq, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.LtEq, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.GtEq, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Lt, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Gt, { LABEL: 'op' }) },
+        { ALT: () => this.CONSUME(T.Minus, { LABEL: 'prefix' }) },
+        { ALT: () => this.CONSUME(T.Plus, { LABEL: 'prefix' }) },
+        { ALT: () => this.CONSUME(Kw.not, { LABEL: 'prefix' }) },
       ]);
-      this.SUBRULE2(this.rangeExpr, { LABEL: 'operand' });
     });
-  });
-
-  private rangeExpr = this.RULE('rangeExpr', () => {
-    this.SUBRULE(this.additive, { LABEL: 'operand' });
-    this.OPTION(() => {
-      this.CONSUME(T.DotDot, { LABEL: 'op' });
-      this.SUBRULE2(this.additive, { LABEL: 'operand' });
-    });
-  });
-
-  private additive = this.RULE('additive', () => {
-    this.SUBRULE(this.multiplicative, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.OR([
-        { ALT: () => this.CONSUME(T.Plus, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Minus, { LABEL: 'op' }) },
-      ]);
-      this.SUBRULE2(this.multiplicative, { LABEL: 'operand' });
-    });
-  });
-
-  private multiplicative = this.RULE('multiplicative', () => {
-    this.SUBRULE(this.unary, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.OR([
-        { ALT: () => this.CONSUME(T.Star, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Slash, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Percent, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.At, { LABEL: 'op' }) },
-      ]);
-      this.SUBRULE2(this.unary, { LABEL: 'operand' });
-    });
-  });
-
-  private unary = this.RULE('unary', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.OR2([
-            { ALT: () => this.CONSUME(T.Minus, { LABEL: 'op' }) },
-            { ALT: () => this.CONSUME(T.Plus, { LABEL: 'op' }) },
-          ]);
-          this.SUBRULE(this.unary);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.power) },
-    ]);
-  });
-
-  /** `**` is right-associative and binds tighter than a unary minus on its left: -x ** 2 == -(x ** 2). */
-  private power = this.RULE('power', () => {
     this.SUBRULE(this.postfix);
-    this.OPTION(() => {
-      this.CONSUME(T.StarStar);
-      this.SUBRULE(this.unary);
-    });
   });
 
   private postfix = this.RULE('postfix', () => {
@@ -573,7 +603,7 @@ class DlParser extends CstParser {
     this.OPTION({
       GATE: () => this.is(2, T.Colon),
       DEF: () => {
-        this.CONSUME(T.Identifier);
+        this.CONSUME(T.AnyWord);
         this.CONSUME(T.Colon);
       },
     });
@@ -619,7 +649,7 @@ class DlParser extends CstParser {
   private memberSuffix = this.RULE('memberSuffix', () => {
     this.CONSUME(T.Dot);
     this.OR([
-      { ALT: () => this.CONSUME(T.Identifier) },
+      { ALT: () => this.CONSUME(T.AnyWord) },
       { ALT: () => this.CONSUME(T.Integer) },
       { ALT: () => this.CONSUME(T.Float) },
       { ALT: () => this.CONSUME(T.Star) },
@@ -663,8 +693,9 @@ class DlParser extends CstParser {
           ALT: () => {
             this.MANY(() => {
               this.CONSUME(T.Comma);
-              this.OPTION2(() => this.SUBRULE2(this.expression, { LABEL: 'rest' }));
+              this.SUBRULE2(this.expression, { LABEL: 'rest' });
             });
+            this.OPTION2(() => this.CONSUME2(T.Comma, { LABEL: 'trailing' }));
           },
         },
       ]);
@@ -676,10 +707,10 @@ class DlParser extends CstParser {
     this.CONSUME(Kw.for);
     this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.Identifier) });
     this.CONSUME(Kw.in);
-    this.SUBRULE(this.orExpr, { LABEL: 'iterable' });
+    this.SUBRULE(this.binaryExpr, { LABEL: 'iterable' });
     this.OPTION(() => {
       this.CONSUME(Kw.if);
-      this.SUBRULE2(this.orExpr, { LABEL: 'condition' });
+      this.SUBRULE2(this.binaryExpr, { LABEL: 'condition' });
     });
   });
 }

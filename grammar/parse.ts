@@ -1,0 +1,220 @@
+// parse(): source text in, an AST with comments attached and all syntax diagnostics out; never throws.
+import { tokenMatcher, type IRecognitionException, type IToken } from 'chevrotain';
+import type { Program, Span, Stmt } from './ast.ts';
+import { buildAst, tokenEnd } from './cst-to-ast.ts';
+import { attachTrivia } from './trivia.ts';
+import * as T from './lexer.ts';
+import { dlParser } from './parser.ts';
+import { diagnostic, suggest, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
+
+/** Deeper nesting than this is rejected before parsing, so a recursive-descent parser never exhausts the stack. */
+export const MAX_NESTING = 200;
+
+export interface ParseResult {
+  readonly program: Program;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+const DECLARATION_KEYWORDS = ['use', 'layer', 'model', 'train', 'fn', 'let'];
+const STATEMENT_KEYWORDS = [
+  'param', 'state', 'input', 'output', 'layer', 'let', 'loss', 'metric', 'where', 'forward', 'return', 'yield', 'for', 'if',
+];
+const TRAIN_KEYWORDS = ['step', 'minimize', 'maximize', 'freeze'];
+
+export function parse(source: string, file = '<input>'): ParseResult {
+  const diagnostics: Diagnostic[] = [];
+  const span = (start: number, end: number): Span => ({ file, start, end });
+
+  const lexed = T.dlLexer.tokenize(source);
+  for (const e of lexed.errors) {
+    const length = Math.max(1, e.length);
+    const text = source.slice(e.offset, e.offset + length);
+    diagnostics.push(
+      diagnostic('E0001', `unexpected character${length > 1 ? 's' : ''} \`${printable(text)}\``, span(e.offset, e.offset + length)),
+    );
+  }
+  const tokens: IToken[] = [];
+  for (const t of lexed.tokens) {
+    if (tokenMatcher(t, T.UnterminatedString)) {
+      diagnostics.push(diagnostic('E0002', 'unterminated string literal', span(t.startOffset, tokenEnd(t)), {
+        help: 'close the string with `"` on the same line',
+      }));
+    } else if (tokenMatcher(t, T.UnterminatedComment)) {
+      diagnostics.push(diagnostic('E0003', 'unterminated block comment', span(t.startOffset, t.startOffset + 2), {
+        help: 'close the comment with `*/`',
+      }));
+    } else {
+      tokens.push(t);
+    }
+  }
+  const comments = (lexed.groups.comments ?? []) as IToken[];
+
+  const decls: Stmt[] = [];
+  for (const chunk of splitDeclarations(tokens)) {
+    const tooDeep = findExcessiveNesting(chunk);
+    if (tooDeep) {
+      diagnostics.push(diagnostic('E0012', `nesting deeper than ${MAX_NESTING} levels`, span(tooDeep.startOffset, tokenEnd(tooDeep)), {
+        help: 'split the expression into several `let` bindings',
+      }));
+      continue;
+    }
+    dlParser.input = chunk;
+    let cst;
+    try {
+      cst = dlParser.program();
+    } catch (e) {
+      // Chevrotain recovers from recognition errors itself; anything else is our bug, reported, never thrown.
+      const first = chunk[0];
+      diagnostics.push(diagnostic('E0900', `the parser failed: ${(e as Error).message}`, span(first.startOffset, tokenEnd(first))));
+      continue;
+    }
+    for (const error of dlParser.errors) diagnostics.push(syntaxDiagnostic(error, file, chunk));
+    const { program, problems } = buildAst(cst, file, source.length);
+    decls.push(...program.body.stmts);
+    for (const p of problems) diagnostics.push(diagnostic(p.code, p.message, p.span));
+  }
+
+  const whole = span(0, source.length);
+  const program: Program = attachTrivia(
+    { kind: 'Program', file, body: { kind: 'Block', stmts: decls, endComments: [], span: whole }, span: whole },
+    comments,
+    source,
+  );
+  diagnostics.sort((a, b) => a.span.start - b.span.start);
+  return { program, diagnostics: dedupe(diagnostics) };
+}
+
+/**
+ * Cuts the token stream into top-level declarations, so that garbage between declarations or a
+ * missing `}` costs one diagnostic and the rest of the file is still parsed. A declaration starts
+ * at a declaration keyword at brace depth 0, or at one in the first column, which also resets the depth.
+ */
+function splitDeclarations(tokens: readonly IToken[]): IToken[][] {
+  const chunks: IToken[][] = [];
+  let current: IToken[] = [];
+  let depth = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (startsDeclaration(tokens, i) && (depth === 0 || t.startColumn === 1)) {
+      if (current.length > 0) chunks.push(current);
+      current = [];
+      depth = 0;
+    }
+    if (tokenMatcher(t, T.LBrace)) depth++;
+    else if (tokenMatcher(t, T.RBrace)) depth = Math.max(0, depth - 1);
+    current.push(t);
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+function startsDeclaration(tokens: readonly IToken[], i: number): boolean {
+  const t = tokens[i];
+  const next = tokens[i + 1];
+  if (tokenMatcher(t, T.Kw.use) || tokenMatcher(t, T.Kw.model) || tokenMatcher(t, T.Kw.train) || tokenMatcher(t, T.Kw.fn)) {
+    return next !== undefined && tokenMatcher(next, T.Identifier) || tokenMatcher(t, T.Kw.use);
+  }
+  if (tokenMatcher(t, T.Kw.layer)) {
+    // `layer Name(` or `layer Name {` declares; `layer name = ...` inside a body instantiates
+    const after = tokens[i + 2];
+    return next !== undefined && tokenMatcher(next, T.Identifier) && after !== undefined && !tokenMatcher(after, T.Eq);
+  }
+  return false;
+}
+
+/** The first token at which brackets plus recursion-inducing prefix operators nest deeper than MAX_NESTING. */
+function findExcessiveNesting(tokens: readonly IToken[]): IToken | undefined {
+  const chains: number[] = [];
+  let outer = 0;
+  let chain = 0;
+  let previous: IToken | undefined;
+  for (const t of tokens) {
+    const type = t.tokenType;
+    if (type === T.LParen || type === T.LBracket || type === T.LBrace) {
+      chains.push(chain);
+      outer += chain + 1;
+      chain = 0;
+    } else if (type === T.RParen || type === T.RBracket || type === T.RBrace) {
+      const restored = chains.pop() ?? 0;
+      outer = Math.max(0, outer - restored - 1);
+      chain = restored;
+    } else if (type === T.Comma || type === T.Semicolon) {
+      chain = 0;
+    } else if (
+      type === T.StarStar || type === T.FatArrow || tokenMatcher(t, T.Kw.not) || tokenMatcher(t, T.Kw.scan) ||
+      ((type === T.Minus || type === T.Plus) && !endsOperand(previous))
+    ) {
+      chain++;
+    }
+    if (outer + chain > MAX_NESTING) return t;
+    previous = t;
+  }
+  return undefined;
+}
+
+function endsOperand(t: IToken | undefined): boolean {
+  if (!t) return false;
+  const type = t.tokenType;
+  return (
+    tokenMatcher(t, T.Identifier) || type === T.Integer || type === T.Float || type === T.StringLit ||
+    type === T.RParen || type === T.RBracket || type === T.RBrace ||
+    tokenMatcher(t, T.Kw.true) || tokenMatcher(t, T.Kw.false) || tokenMatcher(t, T.Kw.None)
+  );
+}
+
+function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: readonly IToken[]): Diagnostic {
+  const found = error.token;
+  const at = spanOfToken(found, file, chunk);
+  const previous = (error as IRecognitionException & { previousToken?: IToken }).previousToken;
+  const rule = error.context?.ruleStack?.at(-1) ?? '';
+
+  // A word in keyword position that is close to a keyword: `laye Dense(...)`, `parm w: ...`.
+  const misspelled = misspelledKeyword(found, previous, rule);
+  if (misspelled) {
+    return diagnostic('E0011', `unknown keyword \`${misspelled.token.image}\``, spanOfToken(misspelled.token, file, chunk), {
+      help: `did you mean \`${misspelled.keyword}\`?`,
+    });
+  }
+  return diagnostic('E0010', error.message, at);
+}
+
+function misspelledKeyword(
+  found: IToken,
+  previous: IToken | undefined,
+  rule: string,
+): { token: IToken; keyword: string } | undefined {
+  const candidates = (t: IToken | undefined, words: string[]) => {
+    if (!t || !tokenMatcher(t, T.Identifier) || t.isInsertedInRecovery) return undefined;
+    const keyword = suggest(t.image, words);
+    return keyword ? { token: t, keyword } : undefined;
+  };
+  if (rule === 'program') return candidates(found, DECLARATION_KEYWORDS);
+  if (rule === 'statement' || rule === 'block') return candidates(found, STATEMENT_KEYWORDS);
+  if (rule === 'assignStmt') return candidates(previous, STATEMENT_KEYWORDS);
+  if (rule === 'setting' || rule === 'trainStatement') return candidates(previous, TRAIN_KEYWORDS) ?? candidates(found, TRAIN_KEYWORDS);
+  return undefined;
+}
+
+function spanOfToken(t: IToken, file: string, chunk: readonly IToken[]): Span {
+  if (Number.isNaN(t.startOffset) || t.startOffset === undefined) {
+    // End of input: point just past the last real token.
+    const last = chunk.at(-1);
+    const end = last ? tokenEnd(last) : 0;
+    return { file, start: end, end };
+  }
+  return { file, start: t.startOffset, end: tokenEnd(t) };
+}
+
+function printable(text: string): string {
+  return [...text].map((ch) => (ch.charCodeAt(0) < 32 ? `\\u{${ch.charCodeAt(0).toString(16)}}` : ch)).join('');
+}
+
+function dedupe(diagnostics: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diagnostics.filter((d) => {
+    const key = `${d.code}:${d.span.start}:${d.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
