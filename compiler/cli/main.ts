@@ -1,0 +1,188 @@
+// The `dlc` command line: check, fmt and explain (more commands join as the compiler grows).
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import type { Program } from '../../grammar/ast.ts';
+import { parse } from '../../grammar/parse.ts';
+import { print } from '../../grammar/printer.ts';
+import { CODES, isCode } from '../diagnostics/codes.ts';
+import type { Diagnostic } from '../diagnostics/diagnostic.ts';
+import { diagnosticToJson, renderDiagnostic } from '../diagnostics/render.ts';
+import { SourceText } from '../diagnostics/source.ts';
+import { checkSource } from '../frontend/check.ts';
+
+/** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
+export const EXIT_OK = 0;
+export const EXIT_USER_ERROR = 1;
+export const EXIT_INTERNAL_ERROR = 2;
+
+interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+class Sources {
+  private readonly files = new Map<string, SourceText>();
+  add(file: string, text: string): SourceText {
+    const s = new SourceText(file, text);
+    this.files.set(file, s);
+    return s;
+  }
+  get = (file: string): SourceText | undefined => this.files.get(file);
+}
+
+function readSource(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reports diagnostics as code frames (stderr) or JSON (stdout); returns how many were errors. */
+function report(diagnostics: readonly Diagnostic[], sources: Sources, json: boolean, io: Io): number {
+  if (!json) for (const d of diagnostics) io.err(`${renderDiagnostic(d, sources.get)}\n`);
+  return diagnostics.filter((d) => d.severity === 'error').length;
+}
+
+function moduleLoader(sources: Sources) {
+  return (importer: string, path: string): Program | undefined => {
+    const full = resolvePath(dirname(importer), path);
+    const text = existsSync(full) ? readSource(full) : undefined;
+    if (text === undefined) return undefined;
+    sources.add(full, text);
+    return parse(text, full).program;
+  };
+}
+
+function check(files: string[], options: { json?: boolean }, io: Io): number {
+  const sources = new Sources();
+  const all: Diagnostic[] = [];
+  let missing = 0;
+  for (const file of files) {
+    const text = readSource(file);
+    if (text === undefined) {
+      io.err(`error: cannot read \`${file}\``);
+      missing++;
+      continue;
+    }
+    sources.add(file, text);
+    const result = checkSource(text, file, moduleLoader(sources));
+    all.push(...result.diagnostics);
+    if (result.truncated && !options.json) io.err(`note: \`${file}\` has more errors than the ${result.diagnostics.length} shown`);
+  }
+  const errors = report(all, sources, options.json ?? false, io);
+  if (options.json) io.out(JSON.stringify(all.map((d) => diagnosticToJson(d, sources.get)), null, 2));
+  else if (errors === 0 && missing === 0) io.err(`checked ${files.length} file${files.length === 1 ? '' : 's'}: no errors`);
+  else io.err(`${errors} error${errors === 1 ? '' : 's'}`);
+  return errors > 0 || missing > 0 ? EXIT_USER_ERROR : EXIT_OK;
+}
+
+function fmt(files: string[], options: { check?: boolean; write?: boolean }, io: Io): number {
+  const sources = new Sources();
+  let status = EXIT_OK;
+  const unformatted: string[] = [];
+  for (const file of files) {
+    const text = readSource(file);
+    if (text === undefined) {
+      io.err(`error: cannot read \`${file}\``);
+      status = EXIT_USER_ERROR;
+      continue;
+    }
+    sources.add(file, text);
+    const parsed = parse(text, file);
+    if (report(parsed.diagnostics, sources, false, io) > 0) {
+      io.err(`not formatting \`${file}\`: it has syntax errors`);
+      status = EXIT_USER_ERROR;
+      continue;
+    }
+    const formatted = print(parsed.program);
+    if (options.check) {
+      if (formatted !== text) unformatted.push(file);
+    } else if (options.write) {
+      if (formatted !== text) {
+        // Write beside the file and rename, so an interrupted write never truncates the user's source.
+        const temp = `${file}.dlc-fmt.tmp`;
+        writeFileSync(temp, formatted);
+        renameSync(temp, file);
+      }
+    } else {
+      io.out(formatted);
+    }
+  }
+  if (options.check) {
+    for (const f of unformatted) io.err(`not formatted: ${f}`);
+    if (unformatted.length > 0) return EXIT_USER_ERROR;
+  }
+  return status;
+}
+
+function explain(code: string, io: Io): number {
+  const normalized = code.toUpperCase();
+  if (!isCode(normalized)) {
+    io.err(`error: there is no diagnostic code \`${code}\`; codes look like E0201 (see \`dlc explain --list\`)`);
+    return EXIT_USER_ERROR;
+  }
+  const info = CODES[normalized];
+  io.out(`${normalized}: ${info.title}\n\n${info.explanation}`);
+  return EXIT_OK;
+}
+
+function listCodes(io: Io): number {
+  io.out(Object.entries(CODES).map(([code, info]) => `${code}  ${info.title}`).join('\n'));
+  return EXIT_OK;
+}
+
+export function buildProgram(io: Io, setStatus: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name('dlc')
+    .description('Compile .dl deep-learning models to WGSL and a typed TypeScript module')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  program
+    .command('check')
+    .description('report syntax and name errors in .dl files')
+    .argument('<files...>')
+    .option('--json', 'print diagnostics as JSON on stdout')
+    .action((files: string[], options: { json?: boolean }) => setStatus(check(files, options, io)));
+  program
+    .command('fmt')
+    .description('print .dl files in canonical format')
+    .argument('<files...>')
+    .option('--check', 'exit 1 when a file is not formatted, without changing it')
+    .option('--write', 'rewrite the files in place')
+    .action((files: string[], options: { check?: boolean; write?: boolean }) => setStatus(fmt(files, options, io)));
+  program
+    .command('explain')
+    .description('print the long explanation of a diagnostic code')
+    .argument('[code]')
+    .option('--list', 'list every code')
+    .action((code: string | undefined, options: { list?: boolean }) =>
+      setStatus(options.list || code === undefined ? listCodes(io) : explain(code, io)),
+    );
+  return program;
+}
+
+/** Runs the CLI; never throws: internal failures become exit code 2 with a one-line message. */
+export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
+  let status = EXIT_OK;
+  const program = buildProgram(io, (code) => {
+    status = code;
+  });
+  try {
+    await program.parseAsync([...argv]);
+    return status;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USER_ERROR;
+    io.err(`internal compiler error: ${(e as Error)?.message ?? String(e)}`);
+    if (process.env.DLC_DEBUG) io.err(String((e as Error)?.stack));
+    io.err('this is a bug in dlc, not in your model; please report it with the input file');
+    return EXIT_INTERNAL_ERROR;
+  }
+}

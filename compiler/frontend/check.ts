@@ -1,0 +1,26 @@
+// The front end as one pure function: text in, AST and every syntax and name diagnostic out.
+import type { Program } from '../../grammar/ast.ts';
+import { parse } from '../../grammar/parse.ts';
+import type { Diagnostic } from '../diagnostics/diagnostic.ts';
+import { DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
+
+export interface CheckResult {
+  readonly program: Program;
+  readonly diagnostics: readonly Diagnostic[];
+  /** True when more diagnostics were found than are reported. */
+  readonly truncated: boolean;
+}
+
+export function checkSource(text: string, file: string, loadModule?: ModuleLoader): CheckResult {
+  const parsed = parse(text, file);
+  const bag = new DiagnosticBag();
+  for (const d of parsed.diagnostics) bag.add(d);
+  // Inside a declaration that does not parse, name errors would mostly echo the syntax errors: drop them there.
+  const broken = parsed.program.body.stmts
+    .filter((decl) => parsed.diagnostics.some((d) => d.span.start >= decl.span.start && d.span.start <= decl.span.end))
+    .map((decl) => decl.span);
+  const inBroken = (d: Diagnostic) => broken.some((s) => d.span.start >= s.start && d.span.start <= s.end);
+  for (const d of resolveNames(parsed.program, loadModule)) if (!inBroken(d)) bag.add(d);
+  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated };
+}

@@ -1,0 +1,566 @@
+// Name resolution and statement placement: unknown names (with "did you mean"), duplicates, imports, train settings.
+import type * as A from '../../grammar/ast.ts';
+import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { PRELUDE, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
+
+/** Loads a local module named by `use "./x.dl"` relative to the importing file; undefined when it does not exist. */
+export type ModuleLoader = (importer: string, path: string) => A.Program | undefined;
+
+type Context = 'file' | 'layer' | 'model' | 'body' | 'scan' | 'train';
+
+const ALLOWED: Record<Context, ReadonlySet<A.Stmt['kind']>> = {
+  file: new Set(['Use', 'Layer', 'Model', 'Train', 'Fn', 'Let']),
+  layer: new Set(['Param', 'State', 'SubLayer', 'Let', 'Where', 'For', 'If', 'Forward']),
+  model: new Set(['Input', 'Output', 'Param', 'State', 'SubLayer', 'Let', 'Assign', 'Loss', 'Metric', 'Where', 'For', 'If']),
+  body: new Set(['Let', 'Assign', 'Where', 'For', 'If', 'Return']),
+  scan: new Set(['Let', 'Assign', 'Where', 'For', 'If', 'Yield']),
+  train: new Set(['Setting', 'SettingBlock', 'Freeze', 'Objective', 'Step']),
+};
+
+const CONTEXT_NAMES: Record<Context, string> = {
+  file: 'at the top level of a file',
+  layer: 'in a layer',
+  model: 'in a model',
+  body: 'in a forward or fn body',
+  scan: 'in a scan body',
+  train: 'in a train block',
+};
+
+const STATEMENT_WORDS: Partial<Record<A.Stmt['kind'], string>> = {
+  Param: 'param', State: 'state', Input: 'input', Output: 'output', SubLayer: 'layer', Let: 'let', Assign: 'an assignment',
+  Loss: 'loss', Metric: 'metric', Where: 'where', Forward: 'forward', Return: 'return', Yield: 'yield', For: 'for',
+  If: 'if', Setting: 'a setting', SettingBlock: 'a setting block', Freeze: 'freeze', Objective: 'minimize',
+  Step: 'step', Use: 'use', Layer: 'layer', Model: 'model', Fn: 'fn', Train: 'train',
+};
+
+class Scope {
+  private readonly names = new Map<string, A.Span | null>();
+  constructor(readonly parent: Scope | null) {}
+
+  define(name: string, span: A.Span | null): void {
+    this.names.set(name, span);
+  }
+  has(name: string): boolean {
+    return this.names.has(name) || (this.parent?.has(name) ?? false);
+  }
+  ownSpan(name: string): A.Span | null | undefined {
+    return this.names.get(name);
+  }
+  *all(): Iterable<string> {
+    yield* this.names.keys();
+    if (this.parent) yield* this.parent.all();
+  }
+}
+
+/** A capitalised name in a shape that is not otherwise bound declares a symbolic size (B, T, H). */
+function isSymbolicSizeName(name: string): boolean {
+  return /^[A-Z]/.test(name);
+}
+
+export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const reported = new Set<string>();
+  const prelude = new Scope(null);
+  for (const n of PRELUDE) prelude.define(n, null);
+  const fileScope = new Scope(prelude);
+  const models = new Map<string, A.ModelDecl>();
+
+  const unknown = (name: string, span: A.Span, scope: Scope, what = 'name') => {
+    const key = `${name}@${span.start}`;
+    if (reported.has(key) || name === '') return;
+    reported.add(key);
+    const help = didYouMean(name, scope.all());
+    out.push(diagnostic('E0201', `unknown ${what} \`${name}\``, span, help ? { help } : {}));
+  };
+
+  const defineUnique = (scope: Scope, n: A.Name, what: string) => {
+    if (n.text === '') return;
+    const previous = scope.ownSpan(n.text);
+    if (previous) {
+      out.push(
+        diagnostic('E0202', `${what} \`${n.text}\` is defined twice`, n.span, {
+          secondary: [{ span: previous, message: 'first defined here' }],
+        }),
+      );
+      return;
+    }
+    scope.define(n.text, n.span);
+  };
+
+  // ------------------------------------------------------------ the file's own declarations, hoisted
+
+  for (const d of program.body.stmts) {
+    switch (d.kind) {
+      case 'Layer':
+      case 'Fn':
+        defineUnique(fileScope, d.name, d.kind === 'Layer' ? 'layer' : 'fn');
+        break;
+      case 'Model':
+        defineUnique(fileScope, d.name, 'model');
+        models.set(d.name.text, d);
+        break;
+      case 'Let':
+        for (const t of d.targets) defineUnique(fileScope, t, 'constant');
+        break;
+      case 'Use':
+        useDecl(d);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function useDecl(d: A.UseDecl): void {
+    let exports: readonly string[] | undefined;
+    let moduleName: string;
+    if (Array.isArray(d.source)) {
+      const parts = d.source as readonly A.Name[];
+      moduleName = parts.map((p) => p.text).join('.');
+      exports = STD_MODULES[moduleName];
+      if (!exports) {
+        const span = { ...parts[0].span, end: parts.at(-1)!.span.end };
+        const help = didYouMean(moduleName, Object.keys(STD_MODULES));
+        out.push(diagnostic('E0203', `there is no module \`${moduleName}\``, span, help ? { help } : {}));
+        return;
+      }
+    } else {
+      const source = d.source as A.StringLit;
+      moduleName = source.value;
+      const loaded = loadModule?.(program.file, source.value);
+      if (!loaded) {
+        out.push(diagnostic('E0203', `cannot find the file \`${source.value}\``, source.span, {
+          help: 'local imports are paths relative to the importing file, such as "./blocks.dl"',
+        }));
+        return;
+      }
+      exports = loaded.body.stmts.flatMap((s) =>
+        s.kind === 'Layer' || s.kind === 'Model' || s.kind === 'Fn' ? [s.name.text] : s.kind === 'Let' ? s.targets.map((t) => t.text) : [],
+      );
+    }
+    if (d.imports === null) {
+      if (d.alias) defineUnique(fileScope, d.alias, 'import');
+      else if (Array.isArray(d.source)) {
+        const last = (d.source as readonly A.Name[]).at(-1)!;
+        defineUnique(fileScope, last, 'import');
+      }
+      return;
+    }
+    if ('kind' in d.imports) {
+      for (const e of exports) if (!fileScope.ownSpan(e)) fileScope.define(e, d.imports.span);
+      return;
+    }
+    for (const item of d.imports as readonly A.ImportItem[]) {
+      if (!exports.includes(item.name.text)) {
+        const help = didYouMean(item.name.text, exports);
+        out.push(diagnostic('E0203', `\`${moduleName}\` has no \`${item.name.text}\``, item.name.span, help ? { help } : {}));
+      }
+      defineUnique(fileScope, item.alias ?? item.name, 'import');
+    }
+  }
+
+  // ------------------------------------------------------------ declarations
+
+  for (const d of program.body.stmts) {
+    placement(d, 'file');
+    switch (d.kind) {
+      case 'Layer':
+      case 'Model':
+        layerOrModel(d);
+        break;
+      case 'Fn': {
+        const scope = new Scope(fileScope);
+        hyperParams(d.params, scope, d.returns);
+        for (const r of d.returns) typeExpr(r, scope);
+        body(d.body, scope, 'body');
+        break;
+      }
+      case 'Let':
+        expr(d.value, fileScope);
+        break;
+      case 'Train':
+        train(d);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function placement(s: A.Stmt, context: Context): boolean {
+    if (ALLOWED[context].has(s.kind)) return true;
+    const word = STATEMENT_WORDS[s.kind] ?? s.kind;
+    const hint: Partial<Record<A.Stmt['kind'], string>> = {
+      Input: 'a layer takes its inputs as arguments of `forward(...)`',
+      Return: '`return` ends a forward or fn body',
+      Yield: '`yield` gives one step of a `scan`',
+      Loss: 'losses are declared in a model',
+      Forward: 'a model is a dataflow of statements; only a layer has `forward`',
+    };
+    const help = hint[s.kind];
+    out.push(diagnostic('E0013', `${word} is not allowed ${CONTEXT_NAMES[context]}`, keywordSpan(s), help ? { help } : {}));
+    return false;
+  }
+
+  function layerOrModel(d: A.LayerDecl | A.ModelDecl): void {
+    const scope = new Scope(fileScope);
+    hyperParams(d.params, scope);
+    // Members are declarative and visible throughout the body; lets and assignments are sequential.
+    const types: (A.TypeExpr | null)[] = [];
+    collectMembers(d.body, scope, types);
+    declareSymbolicSizes(types, scope);
+    statements(d.body, scope, d.kind === 'Layer' ? 'layer' : 'model');
+  }
+
+  function collectMembers(block: A.Block, scope: Scope, types: (A.TypeExpr | null)[]): void {
+    for (const s of block.stmts) {
+      switch (s.kind) {
+        case 'Param':
+          defineUnique(scope, s.name, 'parameter');
+          types.push(s.type);
+          break;
+        case 'State':
+          defineUnique(scope, s.name, 'state');
+          types.push(s.type);
+          break;
+        case 'Input':
+          defineUnique(scope, s.name, 'input');
+          types.push(s.type);
+          break;
+        case 'SubLayer':
+          defineUnique(scope, s.name, 'sublayer');
+          break;
+        case 'Forward':
+          types.push(...s.params.map((p) => p.type), ...s.returns);
+          break;
+        case 'Output':
+          types.push(s.type);
+          break;
+        case 'Let':
+          types.push(s.type);
+          break;
+        case 'If':
+          collectMembers(s.then, scope, types);
+          if (s.else) collectMembers(s.else, scope, types);
+          break;
+        case 'For':
+          collectMembers(s.body, scope, types);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  function declareSymbolicSizes(types: readonly (A.TypeExpr | null)[], scope: Scope): void {
+    for (const t of types) {
+      if (!t?.dims) continue;
+      for (const dim of t.dims) {
+        visitIdents(dim, (id) => {
+          if (!scope.has(id.name) && isSymbolicSizeName(id.name)) scope.define(id.name, id.span);
+        });
+      }
+    }
+  }
+
+  /**
+   * Defines parameters in order (a default may use the parameters before it: `ff: int = 4 * d`),
+   * then declares the symbolic sizes their shapes introduce, then resolves those shapes.
+   */
+  function hyperParams(params: readonly A.HyperParam[], scope: Scope, extraTypes: readonly (A.TypeExpr | null)[] = []): void {
+    for (const p of params) {
+      if (p.default) expr(p.default, scope);
+      defineUnique(scope, p.name, 'parameter');
+    }
+    declareSymbolicSizes([...params.map((p) => p.type), ...extraTypes], scope);
+    for (const p of params) if (p.type) typeExpr(p.type, scope);
+  }
+
+  function typeExpr(t: A.TypeExpr, scope: Scope): void {
+    if (!t.dims) return;
+    for (const dim of t.dims) expr(dim, scope);
+  }
+
+  function body(b: A.Block | A.Expr, scope: Scope, context: Context): void {
+    if (b.kind === 'Block') statements(b, new Scope(scope), context);
+    else expr(b, scope);
+  }
+
+  function statements(block: A.Block, scope: Scope, context: Context): void {
+    for (const s of block.stmts) {
+      if (!placement(s, context)) continue;
+      statement(s, scope, context);
+    }
+  }
+
+  function statement(s: A.Stmt, scope: Scope, context: Context): void {
+    switch (s.kind) {
+      case 'Param':
+      case 'State':
+        typeExpr(s.type, scope);
+        if (s.init) expr(s.init, scope);
+        if (s.guard) expr(s.guard, scope);
+        break;
+      case 'Input':
+        typeExpr(s.type, scope);
+        break;
+      case 'SubLayer':
+        expr(s.value, scope);
+        if (s.guard) expr(s.guard, scope);
+        break;
+      case 'Output':
+        if (s.type) typeExpr(s.type, scope);
+        expr(s.value, scope);
+        defineUnique(scope, s.name, 'output');
+        break;
+      case 'Let':
+        if (s.type) typeExpr(s.type, scope);
+        expr(s.value, scope);
+        for (const t of s.targets) scope.define(t.text, t.span);
+        break;
+      case 'Assign':
+        expr(s.value, scope);
+        for (const t of s.targets) {
+          if (!scope.has(t.text)) {
+            out.push(diagnostic('E0201', `cannot assign to \`${t.text}\`: it is not declared`, t.span, {
+              help: `declare it first with \`let ${t.text} = ...\``,
+            }));
+            scope.define(t.text, t.span);
+          }
+        }
+        break;
+      case 'Loss':
+        expr(s.value, scope);
+        if (s.name) defineUnique(scope, s.name, 'loss');
+        break;
+      case 'Metric':
+        expr(s.value, scope);
+        defineUnique(scope, s.name, 'metric');
+        break;
+      case 'Where':
+        for (const c of s.conditions) expr(c, scope);
+        break;
+      case 'Forward': {
+        const fwd = new Scope(scope);
+        hyperParams(s.params, fwd, s.returns);
+        for (const r of s.returns) typeExpr(r, fwd);
+        body(s.body, fwd, 'body');
+        break;
+      }
+      case 'Return':
+      case 'Yield':
+        for (const v of s.values) expr(v, scope);
+        break;
+      case 'For': {
+        expr(s.iterable, scope);
+        const inner = new Scope(scope);
+        for (const v of s.vars) inner.define(v.text, v.span);
+        statementsInPlace(s.body, inner, context);
+        break;
+      }
+      case 'If':
+        expr(s.condition, scope);
+        statementsInPlace(s.then, new Scope(scope), context);
+        if (s.else) statementsInPlace(s.else, new Scope(scope), context);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Static `for` and `if` bodies keep their enclosing context (a `param` inside a layer's `if` is fine). */
+  function statementsInPlace(block: A.Block, scope: Scope, context: Context): void {
+    for (const s of block.stmts) {
+      if (!placement(s, context)) continue;
+      if (context === 'layer' || context === 'model') {
+        // members were hoisted already: only their expressions are resolved here
+        if (s.kind === 'Let') {
+          expr(s.value, scope);
+          for (const t of s.targets) scope.define(t.text, t.span);
+          continue;
+        }
+      }
+      statement(s, scope, context);
+    }
+  }
+
+  // ------------------------------------------------------------ expressions
+
+  function expr(e: A.Expr, scope: Scope): void {
+    switch (e.kind) {
+      case 'Ident':
+        if (!scope.has(e.name)) unknown(e.name, e.span, scope);
+        break;
+      case 'List':
+      case 'Tuple':
+        for (const x of e.items) expr(x, scope);
+        break;
+      case 'Comprehension': {
+        expr(e.iterable, scope);
+        const inner = new Scope(scope);
+        for (const v of e.vars) inner.define(v.text, v.span);
+        expr(e.element, inner);
+        if (e.condition) expr(e.condition, inner);
+        break;
+      }
+      case 'Unary':
+        expr(e.operand, scope);
+        break;
+      case 'Binary':
+        expr(e.left, scope);
+        expr(e.right, scope);
+        break;
+      case 'Call':
+        expr(e.callee, scope);
+        for (const a of e.args) expr(a.value, scope);
+        break;
+      case 'Index':
+        expr(e.target, scope);
+        for (const i of e.items) {
+          if (i.kind === 'Slice') {
+            for (const part of [i.start, i.stop, i.step]) if (part) expr(part, scope);
+          } else expr(i, scope);
+        }
+        break;
+      case 'Member':
+        expr(e.target, scope);
+        break;
+      case 'Lambda': {
+        const inner = new Scope(scope);
+        hyperParams(e.params, inner);
+        expr(e.body, inner);
+        break;
+      }
+      case 'Scan': {
+        expr(e.source, scope);
+        if (e.axis) expr(e.axis, scope);
+        for (const c of e.carry) expr(c.init, scope);
+        const inner = new Scope(scope);
+        inner.define(e.variable.text, e.variable.span);
+        for (const c of e.carry) inner.define(c.name.text, c.name.span);
+        statements(e.body, inner, 'scan');
+        // after the scan, the carried names hold their final values
+        for (const c of e.carry) scope.define(c.name.text, c.name.span);
+        break;
+      }
+      case 'IfExpr':
+        expr(e.condition, scope);
+        expr(e.then, scope);
+        expr(e.else, scope);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ------------------------------------------------------------ train blocks
+
+  function train(d: A.TrainDecl): void {
+    const model = models.get(d.model.text);
+    if (!model) {
+      if (!fileScope.has(d.model.text) || PRELUDE.has(d.model.text)) {
+        const help = didYouMean(d.model.text, models.keys());
+        out.push(diagnostic('E0205', `there is no model \`${d.model.text}\` to train`, d.model.span, help ? { help } : {}));
+      }
+    }
+    if (d.args) for (const a of d.args) expr(a.value, fileScope);
+    const members = new Set<string>();
+    const losses = new Set<string>();
+    if (model) {
+      for (const p of model.params) members.add(p.name.text);
+      collectModelNames(model.body, members, losses);
+    }
+    trainBlock(d.body, model ? { members, losses } : undefined, TRAIN_SETTINGS);
+  }
+
+  function collectModelNames(block: A.Block, members: Set<string>, losses: Set<string>): void {
+    for (const s of block.stmts) {
+      if (s.kind === 'Param' || s.kind === 'State' || s.kind === 'SubLayer' || s.kind === 'Input' || s.kind === 'Output' || s.kind === 'Metric') {
+        members.add(s.name.text);
+      } else if (s.kind === 'Let') for (const t of s.targets) members.add(t.text);
+      else if (s.kind === 'Loss') losses.add(s.name?.text ?? 'loss');
+      else if (s.kind === 'If') {
+        collectModelNames(s.then, members, losses);
+        if (s.else) collectModelNames(s.else, members, losses);
+      } else if (s.kind === 'For') collectModelNames(s.body, members, losses);
+    }
+  }
+
+  function trainBlock(
+    block: A.Block,
+    model: { members: Set<string>; losses: Set<string> } | undefined,
+    settings: Readonly<Record<string, readonly string[] | null>> | readonly string[] | null,
+  ): void {
+    for (const s of block.stmts) {
+      if (!placement(s, 'train')) continue;
+      switch (s.kind) {
+        case 'Setting':
+        case 'SettingBlock': {
+          const known = settings === null ? null : Array.isArray(settings) ? settings : Object.keys(settings);
+          if (known && !known.includes(s.name.text)) {
+            const help = didYouMean(s.name.text, known);
+            out.push(diagnostic('E0204', `unknown setting \`${s.name.text}\``, s.name.span, help ? { help } : {}));
+          }
+          if (s.kind === 'SettingBlock') {
+            const sub = settings && !Array.isArray(settings) ? (settings as Record<string, readonly string[] | null>)[s.name.text] : null;
+            trainBlock(s.body, model, sub ?? null);
+          }
+          break;
+        }
+        case 'Step':
+          trainBlock(s.body, model, TRAIN_SETTINGS);
+          break;
+        case 'Objective':
+          if (model && s.loss.kind === 'Ident' && !model.losses.has(s.loss.name)) {
+            const help = didYouMean(s.loss.name, model.losses);
+            out.push(diagnostic('E0201', `the model declares no loss \`${s.loss.name}\``, s.loss.span, help ? { help } : {}));
+          }
+          if (model) for (const o of s.over) memberPath(o, model.members);
+          break;
+        case 'Freeze':
+          if (model) for (const t of s.targets) memberPath(t, model.members);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /** `over D`, `freeze encoder.conv1`: the first name of the path must be a member of the model. */
+  function memberPath(e: A.Expr, members: Set<string>): void {
+    let base: A.Expr = e;
+    while (base.kind === 'Member' || base.kind === 'Index') base = base.kind === 'Member' ? base.target : base.target;
+    if (base.kind === 'List' || base.kind === 'Tuple') {
+      for (const item of base.items) memberPath(item, members);
+      return;
+    }
+    if (base.kind === 'Ident' && !members.has(base.name)) {
+      const help = didYouMean(base.name, members);
+      out.push(diagnostic('E0201', `the model has no member \`${base.name}\``, base.span, help ? { help } : {}));
+    }
+  }
+
+  return out;
+}
+
+function visitIdents(e: A.Expr, visit: (id: A.Ident) => void): void {
+  switch (e.kind) {
+    case 'Ident':
+      visit(e);
+      break;
+    case 'Binary':
+      visitIdents(e.left, visit);
+      visitIdents(e.right, visit);
+      break;
+    case 'Unary':
+      visitIdents(e.operand, visit);
+      break;
+    default:
+      break;
+  }
+}
+
+/** The span of the keyword that starts a statement, for placement errors. */
+function keywordSpan(s: A.Stmt): A.Span {
+  const word = STATEMENT_WORDS[s.kind];
+  const length = word && /^[a-z]+$/.test(word) ? word.length : 1;
+  return { file: s.span.file, start: s.span.start, end: Math.min(s.span.end, s.span.start + length) };
+}
