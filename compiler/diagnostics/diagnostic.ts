@@ -1,5 +1,4 @@
 // Diagnostics as values: a registered code, a primary span, secondary labels and an optional help line.
-import { distance } from 'fastest-levenshtein';
 import type { Span } from '../../grammar/ast.ts';
 import { CODES, type Code } from './codes.ts';
 
@@ -55,15 +54,35 @@ export class DiagnosticBag {
   }
 }
 
+/**
+ * Edit distance counting a swap of two neighbours as one edit (optimal string alignment), because
+ * the commonest typo in a name is a transposition: `rleu` is one edit from `relu`, not two.
+ */
+export function editDistance(a: string, b: string): number {
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d = Array.from({ length: rows }, (_, i) => new Array<number>(cols).fill(0).map((_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
 /** The closest candidate within a distance that scales with the word's length, for "did you mean". */
 export function suggest(word: string, candidates: Iterable<string>): string | undefined {
-  const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
+  // A third of the word, rounded up, so a swapped pair in a short word (rleu -> relu) still counts.
+  const limit = Math.min(3, Math.ceil(word.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
     if (candidate === word) continue;
-    const d = distance(word.toLowerCase(), candidate.toLowerCase());
-    if (d <= limit && d < bestDistance) {
+    if (Math.abs(candidate.length - word.length) > limit) continue;
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d <= limit && d < word.length && d < bestDistance) {
       best = candidate;
       bestDistance = d;
     }

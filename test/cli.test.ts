@@ -1,0 +1,135 @@
+// The dlc command line, in process: exit codes, check output, fmt --check/--write, explain, JSON diagnostics.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXIT_INTERNAL_ERROR, EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
+import { CODES } from '../compiler/diagnostics/codes.ts';
+
+async function run(...args: string[]): Promise<{ status: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const status = await main(['node', 'dlc', ...args], { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) });
+  return { status, out, err };
+}
+
+function tempFile(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dlc-cli-'));
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const BROKEN = `model M {
+  input x: f32[B, 3]
+  let y = rleu(x)
+  laye fc = Dense(3, 4)
+}
+
+train M {
+  epoch = 3
+}
+`;
+
+describe('dlc check', () => {
+  it('exits 0 on the examples', async () => {
+    const examples = ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole'];
+    const r = await run('check', ...examples.map((e) => `examples/${e}.dl`));
+    expect(r.err).toContain('no errors');
+    expect(r.status).toBe(EXIT_OK);
+  });
+
+  it('exits 1 and renders every error as a code frame with the code, location, caret and help', async () => {
+    const file = tempFile('broken.dl', BROKEN);
+    const r = await run('check', file);
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('error[E0011]: unknown keyword `laye`');
+    expect(r.err).toContain(`--> ${file}:4:3`);
+    expect(r.err).toMatch(/> 4 \|   laye fc = Dense\(3, 4\)\n\s+\|   \^\^\^\^/);
+    expect(r.err).toContain('= help: did you mean `layer`?');
+    expect(r.err).toContain('error[E0204]: unknown setting `epoch`');
+    expect(r.err).toContain('= help: did you mean `epochs`?');
+    expect(r.err).not.toMatch(/\bat .*\.ts:\d+/); // no stack trace
+  });
+
+  it('prints JSON diagnostics with line and column spans', async () => {
+    const file = tempFile('broken.dl', BROKEN);
+    const r = await run('check', '--json', file);
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    const diagnostics = JSON.parse(r.out) as { code: string; span: { start: { line: number; column: number } }; help?: string }[];
+    const laye = diagnostics.find((d) => d.code === 'E0011')!;
+    expect(laye.span.start).toMatchObject({ line: 4, column: 3 });
+    expect(laye.help).toBe('did you mean `layer`?');
+    for (const d of diagnostics) expect(Object.keys(CODES)).toContain(d.code);
+  });
+
+  it('exits 1 for a missing file without a stack trace', async () => {
+    const r = await run('check', '/nonexistent/model.dl');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('cannot read');
+  });
+
+  it('turns an internal failure into exit 2 with a one-line message', async () => {
+    let err = '';
+    const status = await main(['node', 'dlc', 'explain', 'E0201'], {
+      out: () => {
+        throw new Error('simulated failure');
+      },
+      err: (t) => (err += t),
+    });
+    expect(status).toBe(EXIT_INTERNAL_ERROR);
+    expect(err).toContain('internal compiler error: simulated failure');
+  });
+
+  it('survives hostile files', async () => {
+    const files = [
+      tempFile('deep.dl', `model M { let x = ${'('.repeat(10000)}1${')'.repeat(10000)} }`),
+      tempFile('binary.dl', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)).toString('latin1')),
+      tempFile('empty.dl', ''),
+    ];
+    for (const f of files) {
+      const r = await run('check', f);
+      expect([EXIT_OK, EXIT_USER_ERROR]).toContain(r.status);
+    }
+  });
+});
+
+describe('dlc fmt', () => {
+  it('--check passes on the canonical examples and fails on unformatted text', async () => {
+    expect((await run('fmt', '--check', 'examples/mnist_mlp.dl')).status).toBe(EXIT_OK);
+    const file = tempFile('ugly.dl', 'model   M{input x:f32[B,3]\noutput y=relu( x )*2}\n');
+    const r = await run('fmt', '--check', file);
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain(`not formatted: ${file}`);
+  });
+
+  it('--write rewrites in place, keeps comments, and is idempotent', async () => {
+    const file = tempFile('ugly.dl', '// a model\nmodel   M{input x:f32[B,3] // the input\noutput y=relu( x )*2}\n');
+    expect((await run('fmt', '--write', file)).status).toBe(EXIT_OK);
+    const once = readFileSync(file, 'utf8');
+    expect(once).toBe('// a model\nmodel M {\n  input x: f32[B, 3] // the input\n  output y = relu(x) * 2\n}\n');
+    expect((await run('fmt', '--check', file)).status).toBe(EXIT_OK);
+  });
+
+  it('refuses to format a file with syntax errors', async () => {
+    const file = tempFile('broken.dl', 'model M { let = }\n');
+    const r = await run('fmt', '--write', file);
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(readFileSync(file, 'utf8')).toBe('model M { let = }\n');
+  });
+});
+
+describe('dlc explain', () => {
+  it('explains every registered code', async () => {
+    for (const code of Object.keys(CODES)) {
+      const r = await run('explain', code);
+      expect(r.status).toBe(EXIT_OK);
+      expect(r.out).toContain(code);
+      expect(r.out.length).toBeGreaterThan(40);
+    }
+  });
+
+  it('rejects an unknown code', async () => {
+    expect((await run('explain', 'E9999')).status).toBe(EXIT_USER_ERROR);
+  });
+});

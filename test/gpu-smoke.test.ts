@@ -1,0 +1,66 @@
+// Proves the machine runs real WebGPU: Dawn (npm `webgpu`) finds an adapter and a compute shader computes.
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+describe('Dawn through the webgpu package', () => {
+  it('finds an adapter and runs a compute shader', async () => {
+    if (!process.env.XDG_RUNTIME_DIR) {
+      const dir = join(tmpdir(), `dlc-xdg-${process.pid}`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      process.env.XDG_RUNTIME_DIR = dir;
+    }
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    const gpu = create([]);
+    const adapter = await gpu.requestAdapter();
+    expect(adapter, 'no WebGPU adapter: is Mesa 25 lavapipe (bookworm-backports) installed?').not.toBeNull();
+    console.log(`adapter: ${adapter!.info.vendor} ${adapter!.info.architecture} ${adapter!.info.description}`);
+    const device = await adapter!.requestDevice();
+
+    const n = 1000;
+    const a = Float32Array.from({ length: n }, (_, i) => i * 0.5);
+    const b = Float32Array.from({ length: n }, (_, i) => 3 - i);
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    const upload = (data: Float32Array) => {
+      const buffer = device.createBuffer({ size: data.byteLength, usage });
+      device.queue.writeBuffer(buffer, 0, data);
+      return buffer;
+    };
+    const bufA = upload(a);
+    const bufB = upload(b);
+    const bufOut = device.createBuffer({ size: a.byteLength, usage });
+    const readback = device.createBuffer({ size: a.byteLength, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const module = device.createShaderModule({
+      code: `
+        @group(0) @binding(0) var<storage, read> a: array<f32>;
+        @group(0) @binding(1) var<storage, read> b: array<f32>;
+        @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+        @compute @workgroup_size(64)
+        fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+          if (id.x < arrayLength(&out)) { out[id.x] = a[id.x] + b[id.x]; }
+        }`,
+    });
+    const info = await module.getCompilationInfo();
+    expect(info.messages.filter((m) => m.type === 'error')).toEqual([]);
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const bindGroup = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [bufA, bufB, bufOut].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(n / 64));
+    pass.end();
+    encoder.copyBufferToBuffer(bufOut, 0, readback, 0, a.byteLength);
+    device.queue.submit([encoder.finish()]);
+    await readback.mapAsync(GPUMapMode.READ);
+    const result = new Float32Array(readback.getMappedRange().slice(0));
+    readback.unmap();
+    for (let i = 0; i < n; i++) expect(result[i]).toBe(Math.fround(a[i] + b[i]));
+    device.destroy();
+  });
+});

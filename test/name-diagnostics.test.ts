@@ -1,0 +1,140 @@
+// Name and placement diagnostics, written as source text: the code, the exact span (the marked text) and the help line.
+import { describe, expect, it } from 'vitest';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { parse } from '../grammar/parse.ts';
+
+interface Expected {
+  readonly code: string;
+  /** The text the primary span covers; its `occurrence`-th appearance in the source (default the first). */
+  readonly at: string;
+  readonly occurrence?: number;
+  readonly message?: string;
+  readonly help?: string;
+  readonly secondaryAt?: string;
+}
+
+function expectDiagnostics(source: string, expected: readonly Expected[], loader?: Parameters<typeof checkSource>[2]): void {
+  const { diagnostics } = checkSource(source, 'test.dl', loader);
+  const actual = diagnostics.map((d) => ({
+    code: d.code,
+    at: source.slice(d.span.start, d.span.end),
+    start: d.span.start,
+    message: d.message,
+    help: d.help,
+    secondary: d.secondary.map((l) => source.slice(l.span.start, l.span.end)),
+  }));
+  expect(actual.map((a) => `${a.code} ${a.at}`)).toEqual(expected.map((e) => `${e.code} ${e.at}`));
+  expected.forEach((e, i) => {
+    // the occurrence-th appearance of `at` as a whole word
+    const pattern = new RegExp(`(?<![A-Za-z0-9_])${e.at.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9_])`, 'g');
+    const starts = [...source.matchAll(pattern)].map((m) => m.index);
+    const start = starts[e.occurrence ?? 0];
+    expect(actual[i].start, `span of ${e.code}`).toBe(start);
+    if (e.message) expect(actual[i].message).toContain(e.message);
+    if (e.help) expect(actual[i].help).toBe(e.help);
+    if (e.secondaryAt) expect(actual[i].secondary).toContain(e.secondaryAt);
+  });
+}
+
+describe('E0201 unknown names', () => {
+  it('suggests the closest name in scope', () => {
+    expectDiagnostics('model M {\n  input image: f32[B, 784]\n  output y = rleu(imgae)\n}\n', [
+      { code: 'E0201', at: 'rleu', message: 'unknown name `rleu`', help: 'did you mean `relu`?' },
+      { code: 'E0201', at: 'imgae', help: 'did you mean `image`?' },
+    ]);
+  });
+
+  it('knows hyperparameters, members declared later, loop variables, symbolic sizes and scan carries', () => {
+    expectDiagnostics(
+      `layer Rnn(n: int, depth: int = 2 * n) {
+  forward(x: f32[B, T, n]) -> f32[B, T, n] {
+    let h0 = zeros([B, n])
+    let hs = scan xt in x along 1 carry (h = h0) {
+      h = tanh(xt @ w + h @ u)
+      yield h
+    }
+    for i in 0..depth {
+      hs = hs + h[:, None, :] * i
+    }
+    return hs
+  }
+  param w: f32[n, n] = glorot_uniform
+  param u: f32[n, n] = glorot_uniform
+}
+`,
+      [],
+    );
+  });
+
+  it('a lowercase unknown name in a shape is an error, a capitalised one a symbolic size', () => {
+    expectDiagnostics('layer L(hidden: int) {\n  param w: f32[hiden, K] = zeros\n}\n', [
+      { code: 'E0201', at: 'hiden', help: 'did you mean `hidden`?' },
+    ]);
+  });
+
+  it('assigning to an undeclared name asks for let', () => {
+    expectDiagnostics('model M {\n  input x: f32[B]\n  y = x * 2\n}\n', [
+      { code: 'E0201', at: 'y', occurrence: 0, help: 'declare it first with `let y = ...`' },
+    ]);
+  });
+
+  it('names are scoped: a forward local is not visible in another layer', () => {
+    expectDiagnostics(
+      'layer A {\n  forward(x: f32[B]) -> f32[B] {\n    let t = x\n    return t\n  }\n}\n\nlayer C {\n  forward(x: f32[B]) -> f32[B] = t\n}\n',
+      [{ code: 'E0201', at: 't', occurrence: 2 }],
+    );
+  });
+});
+
+describe('E0202 duplicates', () => {
+  it('points at both definitions', () => {
+    expectDiagnostics('layer L {\n  param w: f32[2] = zeros\n  param w: f32[3] = ones\n}\n', [
+      { code: 'E0202', at: 'w', occurrence: 1, message: 'parameter `w` is defined twice', secondaryAt: 'w' },
+    ]);
+    expectDiagnostics('model M {}\n\nmodel M {}\n', [{ code: 'E0202', at: 'M', occurrence: 1 }]);
+  });
+});
+
+describe('E0203 imports', () => {
+  it('checks standard-library modules and items', () => {
+    expectDiagnostics('use std.nn.{Dense, Conv2D}\nuse std.nnn.*\n', [
+      { code: 'E0203', at: 'Conv2D', help: 'did you mean `Conv2d`?' },
+      { code: 'E0203', at: 'std.nnn', help: 'did you mean `std.nn`?' },
+    ]);
+  });
+
+  it('checks local files and the names they declare', () => {
+    const blocks = parse('layer ResBlock {}\n', 'blocks.dl').program;
+    const loader = (_importer: string, path: string) => (path === './blocks.dl' ? blocks : undefined);
+    expectDiagnostics('use "./blocks.dl".{ResBlock, ResBlok}\nuse "./missing.dl".*\n', [
+      { code: 'E0203', at: 'ResBlok', help: 'did you mean `ResBlock`?' },
+      { code: 'E0203', at: '"./missing.dl"' },
+    ], loader);
+  });
+});
+
+describe('E0013 placement', () => {
+  it('rejects statements outside their context with a hint', () => {
+    expectDiagnostics('layer L {\n  input x: f32[B]\n}\n', [{ code: 'E0013', at: 'input', message: 'input is not allowed in a layer' }]);
+    expectDiagnostics('model M {\n  forward(x: f32[B]) -> f32[B] = x\n}\n', [{ code: 'E0013', at: 'forward' }]);
+    expectDiagnostics('layer L {\n  forward(x: f32[B]) -> f32[B] {\n    yield x\n  }\n}\n', [{ code: 'E0013', at: 'yield' }]);
+  });
+});
+
+describe('train blocks', () => {
+  const model = 'model Gan {\n  param z: f32[2] = zeros\n  layer D = Dense(2, 1)\n  layer G = Dense(2, 2)\n  loss d_loss = sum(z)\n  loss g_loss = sum(z)\n}\n\n';
+  it('E0204 unknown settings, also inside setting blocks', () => {
+    expectDiagnostics(`${model}train Gan {\n  epoch = 3\n  early_stopping {\n    patiense = 2\n  }\n}\n`, [
+      { code: 'E0204', at: 'epoch', help: 'did you mean `epochs`?' },
+      { code: 'E0204', at: 'patiense', help: 'did you mean `patience`?' },
+    ]);
+  });
+
+  it('E0205 an unknown model, and steps must name the model losses and members', () => {
+    expectDiagnostics('train Nope {}\n', [{ code: 'E0205', at: 'Nope' }]);
+    expectDiagnostics(`${model}train Gan {\n  step d {\n    minimize d_los over Dis with adam()\n  }\n  freeze G\n}\n`, [
+      { code: 'E0201', at: 'd_los', help: 'did you mean `d_loss`?' },
+      { code: 'E0201', at: 'Dis', message: 'the model has no member `Dis`' },
+    ]);
+  });
+});
