@@ -1,6 +1,6 @@
 // Name resolution and statement placement: unknown names (with "did you mean"), duplicates, imports, train settings.
 import type * as A from '../../grammar/ast.ts';
-import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { DiagnosticBag, diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { PRELUDE, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
 /** Loads a local module named by `use "./x.dl"` relative to the importing file; undefined when it does not exist. */
@@ -67,7 +67,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
 
   const unknown = (name: string, span: A.Span, scope: Scope, what = 'name') => {
     const key = `${name}@${span.start}`;
-    if (reported.has(key) || name === '') return;
+    // past the cap nobody sees the diagnostic: skip the costly suggestion search
+    if (reported.has(key) || name === '' || out.length >= DiagnosticBag.LIMIT) return;
     reported.add(key);
     const help = didYouMean(name, scope.all());
     out.push(diagnostic('E0201', `unknown ${what} \`${name}\``, span, help ? { help } : {}));
