@@ -179,7 +179,7 @@ export function buildAst(cst: CstNode, file: string, sourceLength: number): { pr
     const span = spanOfNode(n);
     const nameToken = token(c, 'Identifier') ?? token(c, 'FnKw');
     const dims = token(c, 'LBracket') ? nodes(c, 'dim').map((d) => dim(d)) : null;
-    if (dims) checkEllipses(dims, 'shape');
+    if (dims) checkEllipses(dims, 'a shape');
     return { kind: 'Type', name: name(nameToken, span), dims, span };
   }
 
@@ -192,7 +192,7 @@ export function buildAst(cst: CstNode, file: string, sourceLength: number): { pr
   function checkEllipses(items: readonly (A.Expr | A.Slice)[], where: string): void {
     const ellipses = items.filter((d) => d.kind === 'Ellipsis');
     for (const extra of ellipses.slice(1)) {
-      problems.push({ code: 'E0014', message: `\`...\` may appear only once in a ${where}`, span: extra.span });
+      problems.push({ code: 'E0014', message: `\`...\` may appear only once in ${where}`, span: extra.span });
     }
   }
 
@@ -490,7 +490,7 @@ export function buildAst(cst: CstNode, file: string, sourceLength: number): { pr
         acc = { kind: 'Call', callee: acc, args: al ? argList(al) : [], span };
       } else if (s.name === 'indexSuffix') {
         const items = nodes(sc, 'indexItem').map(indexItem);
-        checkEllipses(items, 'index');
+        checkEllipses(items, 'an index');
         acc = { kind: 'Index', target: acc, items, span };
       } else {
         const t = token(sc, 'AnyWord') ?? token(sc, 'Integer') ?? token(sc, 'Star') ?? token(sc, 'Float');

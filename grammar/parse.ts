@@ -10,6 +10,13 @@ import { diagnostic, suggest, type Diagnostic } from '../compiler/diagnostics/di
 /** Deeper nesting than this is rejected before parsing, so a recursive-descent parser never exhausts the stack. */
 export const MAX_NESTING = 200;
 
+/**
+ * Long left-associative chains (`a + b + ...`, `a.b.c...`) nest the AST without nesting the text;
+ * deeper trees than this are rejected, so the recursive passes after the parser (trivia, printer,
+ * checker) never exhaust the stack either. 200 brackets nest the tree at most about 600 deep.
+ */
+export const MAX_AST_DEPTH = 1000;
+
 export interface ParseResult {
   readonly program: Program;
   readonly diagnostics: readonly Diagnostic[];
@@ -70,7 +77,16 @@ export function parse(source: string, file = '<input>'): ParseResult {
     }
     for (const error of dlParser.errors) diagnostics.push(syntaxDiagnostic(error, file, chunk));
     const { program, problems } = buildAst(cst, file, source.length);
-    decls.push(...program.body.stmts);
+    for (const decl of program.body.stmts) {
+      const deep = findTooDeep(decl);
+      if (deep) {
+        diagnostics.push(diagnostic('E0012', `expression nested deeper than ${MAX_AST_DEPTH} levels`, deep, {
+          help: 'split the expression into several `let` bindings',
+        }));
+      } else {
+        decls.push(decl);
+      }
+    }
     for (const p of problems) diagnostics.push(diagnostic(p.code, p.message, p.span));
   }
 
@@ -111,6 +127,9 @@ function splitDeclarations(tokens: readonly IToken[]): IToken[][] {
 function startsDeclaration(tokens: readonly IToken[], i: number): boolean {
   const t = tokens[i];
   const next = tokens[i + 1];
+  // a keyword used as a member name (`a.use`) or a keyword-argument name (`f(use: 1)`) starts nothing
+  const previous = tokens[i - 1];
+  if ((previous !== undefined && tokenMatcher(previous, T.Dot)) || (next !== undefined && tokenMatcher(next, T.Colon))) return false;
   if (tokenMatcher(t, T.Kw.use) || tokenMatcher(t, T.Kw.model) || tokenMatcher(t, T.Kw.train) || tokenMatcher(t, T.Kw.fn)) {
     return next !== undefined && tokenMatcher(next, T.Identifier) || tokenMatcher(t, T.Kw.use);
   }
@@ -148,6 +167,23 @@ function findExcessiveNesting(tokens: readonly IToken[]): IToken | undefined {
     }
     if (outer + chain > MAX_NESTING) return t;
     previous = t;
+  }
+  return undefined;
+}
+
+/** The span of the first node deeper than MAX_AST_DEPTH, found without recursion. */
+function findTooDeep(root: Stmt): Span | undefined {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push([item, depth]);
+    } else if (value !== null && typeof value === 'object' && 'kind' in value) {
+      if (depth > MAX_AST_DEPTH) return (value as unknown as { span: Span }).span;
+      for (const [key, child] of Object.entries(value)) {
+        if (key !== 'span' && key !== 'trivia') stack.push([child, depth + 1]);
+      }
+    }
   }
   return undefined;
 }

@@ -1,5 +1,8 @@
 // The Chevrotain grammar of the .dl language: tokens in, a concrete syntax tree out, with error recovery.
-import { CstParser, EOF, tokenMatcher, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import {
+  CstParser, EOF, getLookaheadPaths, NoViableAltException, tokenMatcher,
+  type IParserErrorMessageProvider, type IToken, type LookaheadSequence, type TokenType,
+} from 'chevrotain';
 import * as T from './lexer.ts';
 
 const { Kw } = T;
@@ -74,10 +77,46 @@ export const errorMessages: IParserErrorMessageProvider = {
   },
 };
 
+const MAX_LOOKAHEAD = 4;
+
+/** Chevrotain internals that the cached `raiseNoAltException` below needs; they are not in its typings. */
+interface ParserInternals {
+  getCurrRuleFullName(): string;
+  SAVE_ERROR(error: Error): Error;
+}
+
 class DlParser extends CstParser {
+  private readonly altPaths = new Map<string, LookaheadSequence[]>();
+
   constructor() {
-    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: 'onlyOffset', maxLookahead: 4, errorMessageProvider: errorMessages });
+    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: 'onlyOffset', maxLookahead: MAX_LOOKAHEAD, errorMessageProvider: errorMessages });
     this.performSelfAnalysis();
+  }
+
+  /**
+   * Replaces Chevrotain's own, which recomputes an alternation's lookahead paths on every syntax error
+   * only to word the message ("consider caching", says its source): on this grammar that cost about
+   * 100 ms per error. The paths depend on the rule and the occurrence alone, so they are cached.
+   */
+  raiseNoAltException(occurrence: number, errMsgTypes: string | undefined): never {
+    const internals = this as unknown as ParserInternals;
+    const ruleName = internals.getCurrRuleFullName();
+    const key = `${ruleName}:${occurrence}`;
+    let paths = this.altPaths.get(key);
+    if (!paths) {
+      paths = getLookaheadPaths({ occurrence, rule: this.getGAstProductions()[ruleName], prodType: 'Alternation', maxLookahead: MAX_LOOKAHEAD });
+      this.altPaths.set(key, paths);
+    }
+    const actual: IToken[] = [];
+    for (let i = 1; i <= MAX_LOOKAHEAD; i++) actual.push(this.LA(i));
+    const message = errorMessages.buildNoViableAltMessage({
+      expectedPathsPerAlt: paths,
+      actual,
+      previous: this.LA(0),
+      customUserDescription: errMsgTypes,
+      ruleName,
+    });
+    throw internals.SAVE_ERROR(new NoViableAltException(message, this.LA(1), this.LA(0)));
   }
 
   private is(offset: number, type: TokenType): boolean {
@@ -573,12 +612,14 @@ class DlParser extends CstParser {
 
   private postfix = this.RULE('postfix', () => {
     this.SUBRULE(this.primary);
-    this.MANY(() => {
-      this.OR([
+    // gated here too: otherwise `(` on the next line enters the loop and fails with "expected `(`, found `(`"
+    this.MANY({
+      GATE: () => this.onSameLine() || this.is(1, T.Dot),
+      DEF: () => this.OR([
         { GATE: () => this.onSameLine(), ALT: () => this.SUBRULE(this.callSuffix) },
         { GATE: () => this.onSameLine(), ALT: () => this.SUBRULE(this.indexSuffix) },
         { ALT: () => this.SUBRULE(this.memberSuffix) },
-      ]);
+      ]),
     });
   });
 

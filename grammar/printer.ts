@@ -199,8 +199,11 @@ function exprText(e: A.Expr, d: number): string {
       return `${expr(e.callee, Prec.Postfix, d)}(${args(e.args, d)})`;
     case 'Index':
       return `${expr(e.target, Prec.Postfix, d)}[${e.items.map((i) => indexItem(i, d)).join(', ')}]`;
-    case 'Member':
-      return `${expr(e.target, Prec.Postfix, d)}.${e.member.text}`;
+    case 'Member': {
+      // `(1).2` must keep its parentheses: `1.2` would lex as one float
+      const target = e.target.kind === 'Number' && /^\d/.test(e.member.text) ? `(${exprText(e.target, d)})` : expr(e.target, Prec.Postfix, d);
+      return `${target}.${e.member.text}`;
+    }
     case 'IfExpr':
       return `if ${expr(e.condition, Prec.Or, d)} { ${expr(e.then, Prec.Lambda, d)} } else ${
         e.else.kind === 'IfExpr' ? exprText(e.else, d) : `{ ${expr(e.else, Prec.Lambda, d)} }`
