@@ -1,4 +1,4 @@
-// Fuzzing the front end: parse() and print() never throw, and every diagnostic has a registered code and an in-bounds span.
+// Fuzzing the front end: parse(), name resolution (checkSource) and print() never throw, and every diagnostic has a registered code and an in-bounds span.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -6,7 +6,7 @@ import { afterAll, describe, it } from 'vitest';
 import { isCode } from '../compiler/diagnostics/codes.ts';
 import type { Span } from '../grammar/ast.ts';
 import { BUILTIN_TYPES, dlLexer, HARD_KEYWORDS, SOFT_KEYWORDS } from '../grammar/lexer.ts';
-import { parse } from '../grammar/parse.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
 import { print } from '../grammar/printer.ts';
 
 const SEED = process.env.DLC_SEED !== undefined ? Number(process.env.DLC_SEED) : 424242;
@@ -34,10 +34,10 @@ const counts = { strings: 0, soups: 0, mutations: 0, diagnostics: 0, escapes: 0 
 function check(text: string): void {
   let result;
   try {
-    result = parse(text, 'fuzz.dl');
+    result = checkSource(text, 'fuzz.dl');
   } catch (e) {
     counts.escapes++;
-    throw new Error(`parse() threw on ${JSON.stringify(text)}: ${(e as Error).stack}`);
+    throw new Error(`checkSource() threw on ${JSON.stringify(text)}: ${(e as Error).stack}`);
   }
   const inBounds = (s: Span) => Number.isInteger(s.start) && Number.isInteger(s.end) && 0 <= s.start && s.start <= s.end && s.end <= text.length;
   for (const d of result.diagnostics) {

@@ -23,7 +23,7 @@ describe('Dawn through the webgpu package', () => {
     const a = Float32Array.from({ length: n }, (_, i) => i * 0.5);
     const b = Float32Array.from({ length: n }, (_, i) => 3 - i);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const upload = (data: Float32Array) => {
+    const upload = (data: Float32Array<ArrayBuffer>) => {
       const buffer = device.createBuffer({ size: data.byteLength, usage });
       device.queue.writeBuffer(buffer, 0, data);
       return buffer;

@@ -67,7 +67,7 @@ bodies hold 'param', 'state', 'input', 'output', 'layer', 'let', 'loss', 'metric
   E0012: {
     severity: 'error',
     title: 'nesting too deep',
-    explanation: `Brackets, parentheses, braces or prefix operators are nested deeper than the compiler accepts (256 levels).
+    explanation: `Brackets, parentheses, braces or prefix operators are nested deeper than the compiler accepts (200 levels, or syntax trees deeper than 1000).
 No model needs this; the limit keeps the compiler's stack bounded on hostile input. Split the expression with 'let'.`,
   },
   E0013: {

@@ -116,6 +116,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     let moduleName: string;
     if (Array.isArray(d.source)) {
       const parts = d.source as readonly A.Name[];
+      if (parts.length === 0 || parts.some((p) => p.text === '')) return; // a recovered `use`: the parser reported it
       moduleName = parts.map((p) => p.text).join('.');
       exports = STD_MODULES[moduleName];
       if (!exports) {
