@@ -1,0 +1,166 @@
+// Convolution primitives: conv2d (NCHW input, OIHW weights) and conv_transpose2d (IOHW weights, as in PyTorch).
+import type { Attrs, TensorType } from '../ir/types.ts';
+import { type Dim, add, dimEquals, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
+import type { Tensor } from '../interpret/tensor.ts';
+import { registerOp, type ShapeError } from './registry.ts';
+import { checkAttrList, err, isFloatType, typeStr } from './util.ts';
+
+export interface ConvParams {
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  groups: number;
+  outputPadding: [number, number];
+}
+
+export function convParams(attrs: Attrs): ConvParams {
+  const pair = (k: string, d: number): [number, number] => {
+    const v = attrs[k];
+    return Array.isArray(v) ? [v[0] as number, v[1] as number] : [d, d];
+  };
+  return {
+    stride: pair('stride', 1),
+    padding: pair('padding', 0),
+    dilation: pair('dilation', 1),
+    groups: typeof attrs.groups === 'number' ? attrs.groups : 1,
+    outputPadding: pair('output_padding', 0),
+  };
+}
+
+/** The checks conv2d and conv_transpose2d share: float dtypes, rank 4, attribute forms. */
+function convCommon(op: string, x: TensorType, w: TensorType, attrs: Attrs, keys: readonly string[]): ShapeError | null {
+  const pair = `${typeStr(x)} and ${typeStr(w)}`;
+  if (!isFloatType(x.dtype) || x.dtype !== w.dtype) return err(`${op} needs float operands of one dtype: ${pair}`, 0, 1);
+  if (x.shape.length !== 4) return err(`${op} needs an NCHW input of rank 4, found ${typeStr(x)}`, 0, undefined, x.shape.length === 3 ? 'add a batch axis: reshape to [1, C, H, W]' : undefined);
+  if (w.shape.length !== 4) return err(`${op} needs rank-4 weights, found ${typeStr(w)}`, 1);
+  for (const k of keys) {
+    if (attrs[k] === undefined) continue;
+    const bad = checkAttrList(op, attrs, k, 2, { min: k === 'stride' || k === 'dilation' ? 1 : 0 });
+    if (bad) return bad;
+  }
+  const g = attrs.groups ?? 1;
+  if (typeof g !== 'number' || !Number.isInteger(g) || g < 1) return err(`${op} groups must be a positive integer`);
+  return null;
+}
+
+/** floor((n + 2p - d*(k-1) - 1) / s) + 1, in Dim arithmetic so symbolic H and W stay symbolic. */
+export function convOutSize(n: Dim, k: Dim, s: number, p: number, d: number): Dim {
+  return add(floorDiv(sub(add(n, 2 * p), add(mul(d, sub(k, 1)), 1)), s), 1);
+}
+
+/** (n - 1)*s - 2p + d*(k-1) + output_padding + 1. */
+export function convTransposeOutSize(n: Dim, k: Dim, s: number, p: number, d: number, op: number): Dim {
+  return add(add(sub(mul(sub(n, 1), s), 2 * p), mul(d, sub(k, 1))), op + 1);
+}
+
+const nonPositive = (d: Dim) => isConcrete(d) && d <= 0;
+
+registerOp({
+  name: 'conv2d',
+  family: 'contraction',
+  arity: 2,
+  differentiable: 'all',
+  attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', groups: 'optional' },
+  infer([x, w], attrs) {
+    const bad = convCommon('conv2d', x, w, attrs, ['stride', 'padding', 'dilation']);
+    if (bad) return bad;
+    const { stride, padding, dilation, groups } = convParams(attrs);
+    const [n, c, h, wd] = x.shape;
+    const [o, cg, kh, kw] = w.shape;
+    if (!dimEquals(mul(cg, groups), c)) {
+      const help = groups === 1 && dimEquals(w.shape[0], c) ? 'the weights look like IOHW: conv2d takes OIHW [out, in, kh, kw]' : undefined;
+      return err(`conv2d input channels differ from the weights: ${typeStr(x)} and ${typeStr(w)}`, 0, 1, help);
+    }
+    if (isConcrete(o) && o % groups !== 0) return err(`conv2d output channels ${o} are not divisible by groups ${groups}`, 1);
+    const ho = convOutSize(h, kh, stride[0], padding[0], dilation[0]);
+    const wo = convOutSize(wd, kw, stride[1], padding[1], dilation[1]);
+    if (nonPositive(ho) || nonPositive(wo)) return err(`conv2d kernel is larger than the padded input: ${typeStr(x)} and ${typeStr(w)}`, 1, 0);
+    return [{ dtype: x.dtype, shape: [n, o, ho, wo] }];
+  },
+  interpret([x, w], attrs) {
+    return [conv2dRef(x, w, convParams(attrs))];
+  },
+});
+
+function conv2dRef(x: Tensor, w: Tensor, p: ConvParams): Tensor {
+  const [N, C, H, W] = x.shape;
+  const [O, CG, KH, KW] = w.shape;
+  const HO = Math.floor((H + 2 * p.padding[0] - p.dilation[0] * (KH - 1) - 1) / p.stride[0]) + 1;
+  const WO = Math.floor((W + 2 * p.padding[1] - p.dilation[1] * (KW - 1) - 1) / p.stride[1]) + 1;
+  const OG = O / p.groups;
+  const out = new Float64Array(N * O * HO * WO);
+  for (let n = 0; n < N; n++)
+    for (let oc = 0; oc < O; oc++) {
+      const g = Math.floor(oc / OG);
+      for (let oh = 0; oh < HO; oh++)
+        for (let ow = 0; ow < WO; ow++) {
+          let s = 0;
+          for (let ci = 0; ci < CG; ci++)
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * p.stride[0] - p.padding[0] + kh * p.dilation[0];
+              if (ih < 0 || ih >= H) continue;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * p.stride[1] - p.padding[1] + kw * p.dilation[1];
+                if (iw < 0 || iw >= W) continue;
+                s += x.data[((n * C + g * CG + ci) * H + ih) * W + iw] * w.data[((oc * CG + ci) * KH + kh) * KW + kw];
+              }
+            }
+          out[((n * O + oc) * HO + oh) * WO + ow] = s;
+        }
+    }
+  return { dtype: x.dtype, shape: [N, O, HO, WO], data: out };
+}
+
+registerOp({
+  name: 'conv_transpose2d',
+  family: 'contraction',
+  arity: 2,
+  differentiable: 'all',
+  attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', output_padding: 'optional', groups: 'optional' },
+  infer([x, w], attrs) {
+    const bad = convCommon('conv_transpose2d', x, w, attrs, ['stride', 'padding', 'dilation', 'output_padding']);
+    if (bad) return bad;
+    const { stride, padding, dilation, groups, outputPadding } = convParams(attrs);
+    const [n, c, h, wd] = x.shape;
+    const [ci, og, kh, kw] = w.shape;
+    if (!dimEquals(ci, c)) return err(`conv_transpose2d input channels differ from the weights: ${typeStr(x)} and ${typeStr(w)}`, 0, 1, 'conv_transpose2d takes IOHW weights [in, out, kh, kw]');
+    if (isConcrete(c) && c % groups !== 0) return err(`conv_transpose2d input channels ${c} are not divisible by groups ${groups}`, 0);
+    for (let i = 0; i < 2; i++) {
+      if (outputPadding[i] >= Math.max(stride[i], dilation[i])) return err(`conv_transpose2d output_padding must be smaller than the stride or the dilation`);
+    }
+    const ho = convTransposeOutSize(h, kh, stride[0], padding[0], dilation[0], outputPadding[0]);
+    const wo = convTransposeOutSize(wd, kw, stride[1], padding[1], dilation[1], outputPadding[1]);
+    if (nonPositive(ho) || nonPositive(wo)) return err(`conv_transpose2d padding leaves no output: ${typeStr(x)} and ${typeStr(w)}`, 0, 1);
+    return [{ dtype: x.dtype, shape: [n, mul(og, groups), ho, wo] }];
+  },
+  interpret([x, w], attrs) {
+    const p = convParams(attrs);
+    const [N, C, H, W] = x.shape;
+    const [, OG, KH, KW] = w.shape;
+    const O = OG * p.groups;
+    const CG = C / p.groups;
+    const HO = (H - 1) * p.stride[0] - 2 * p.padding[0] + p.dilation[0] * (KH - 1) + p.outputPadding[0] + 1;
+    const WO = (W - 1) * p.stride[1] - 2 * p.padding[1] + p.dilation[1] * (KW - 1) + p.outputPadding[1] + 1;
+    const out = new Float64Array(N * O * HO * WO);
+    // Scatter form: each input pixel spreads its kernel-weighted value onto the output.
+    for (let n = 0; n < N; n++)
+      for (let ci = 0; ci < C; ci++) {
+        const g = Math.floor(ci / CG);
+        for (let ih = 0; ih < H; ih++)
+          for (let iw = 0; iw < W; iw++) {
+            const v = x.data[((n * C + ci) * H + ih) * W + iw];
+            for (let oc = 0; oc < OG; oc++)
+              for (let kh = 0; kh < KH; kh++) {
+                const oh = ih * p.stride[0] - p.padding[0] + kh * p.dilation[0];
+                if (oh < 0 || oh >= HO) continue;
+                for (let kw = 0; kw < KW; kw++) {
+                  const ow = iw * p.stride[1] - p.padding[1] + kw * p.dilation[1];
+                  if (ow < 0 || ow >= WO) continue;
+                  out[((n * O + g * OG + oc) * HO + oh) * WO + ow] += v * w.data[((ci * OG + oc) * KH + kh) * KW + kw];
+                }
+              }
+          }
+      }
+    return [{ dtype: x.dtype, shape: [N, O, HO, WO], data: out }];
+  },
+});

@@ -1,0 +1,160 @@
+// Gather and scatter primitives: take (embeddings), take_along_axis (class-indexed losses), scatter_add and one_hot.
+import type { DType } from '../ir/types.ts';
+import { type Dim, dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
+import { numel, wrap } from '../interpret/tensor.ts';
+import { registerOp } from './registry.ts';
+import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, typeStr } from './util.ts';
+
+/**
+ * Out-of-range indices are clamped to [0, n - 1] in take, take_along_axis and scatter_add alike, so
+ * scatter_add stays the exact transpose of take and a GPU kernel never reads out of bounds.
+ * Negative indices are not counted from the end: they clamp to 0.
+ */
+function clampIndex(i: number, n: number): number {
+  return Math.min(n - 1, Math.max(0, i));
+}
+
+// ---- take -----------------------------------------------------------------------------------------
+
+registerOp({
+  name: 'take',
+  family: 'gather',
+  arity: 2,
+  differentiable: [true, false],
+  attrs: { axis: 'required' },
+  infer([table, idx], attrs) {
+    const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, table.shape.length) : null;
+    if (axis === null) return err(`take axis ${String(attrs.axis)} is out of range for ${typeStr(table)}`, 0);
+    if (!isIntType(idx.dtype)) return err(`take needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
+    return [{ dtype: table.dtype, shape: [...table.shape.slice(0, axis), ...idx.shape, ...table.shape.slice(axis + 1)] }];
+  },
+  interpret([table, idx], attrs) {
+    const axis = normAxis(attrs.axis as number, table.shape.length)!;
+    const outer = numel(table.shape.slice(0, axis));
+    const n = table.shape[axis];
+    const inner = numel(table.shape.slice(axis + 1));
+    const k = idx.data.length;
+    const out = new Float64Array(outer * k * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < k; j++) {
+        const row = clampIndex(idx.data[j], n);
+        out.set(table.data.subarray((o * n + row) * inner, (o * n + row + 1) * inner), (o * k + j) * inner);
+      }
+    }
+    return [{ dtype: table.dtype, shape: [...table.shape.slice(0, axis), ...idx.shape, ...table.shape.slice(axis + 1)], data: out }];
+  },
+});
+
+// ---- scatter_add ----------------------------------------------------------------------------------
+
+/**
+ * The transpose of take: `updates` has take's output shape (prefix + idx.shape + suffix) and the result
+ * has the table's shape (prefix + [size] + suffix), each update row added at its (clamped) index.
+ */
+registerOp({
+  name: 'scatter_add',
+  family: 'gather',
+  arity: 2,
+  differentiable: [true, false],
+  attrs: { axis: 'required', size: 'required' },
+  infer([upd, idx], attrs) {
+    if (!isIntType(idx.dtype)) return err(`scatter_add needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
+    if (!isNumeric(upd.dtype)) return err(`scatter_add needs numeric updates, found ${typeStr(upd)}`, 0);
+    const axis = typeof attrs.axis === 'number' && attrs.axis >= 0 ? attrs.axis : -1;
+    const r = idx.shape.length;
+    const fits = axis >= 0 && axis + r <= upd.shape.length && idx.shape.every((d, i) => dimEquals(d, upd.shape[axis + i]));
+    if (!fits) {
+      return err(`scatter_add indices do not match the updates at axis ${String(attrs.axis)}: ${typeStr(upd)} and ${typeStr(idx)}`, 0, 1);
+    }
+    const size = attrs.size as Dim;
+    if (isConcrete(size) && !(Number.isInteger(size) && size > 0)) return err(`scatter_add size must be a positive integer, found ${size}`);
+    return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), size, ...upd.shape.slice(axis + r)] }];
+  },
+  interpret([upd, idx], attrs, env) {
+    const axis = attrs.axis as number;
+    const [n] = evalShape([attrs.size as Dim], env);
+    const r = idx.shape.length;
+    const outer = numel(upd.shape.slice(0, axis));
+    const inner = numel(upd.shape.slice(axis + r));
+    const k = idx.data.length;
+    const out = new Float64Array(outer * n * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < k; j++) {
+        const row = clampIndex(idx.data[j], n);
+        for (let i = 0; i < inner; i++) out[(o * n + row) * inner + i] += upd.data[(o * k + j) * inner + i];
+      }
+    }
+    for (let i = 0; i < out.length; i++) out[i] = wrap(upd.dtype, out[i]);
+    return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), n, ...upd.shape.slice(axis + r)], data: out }];
+  },
+});
+
+// ---- take_along_axis ------------------------------------------------------------------------------
+
+/** numpy's take_along_axis without broadcasting: indices match the array on every other axis. */
+registerOp({
+  name: 'take_along_axis',
+  family: 'gather',
+  arity: 2,
+  differentiable: [true, false],
+  attrs: { axis: 'required' },
+  infer([arr, idx], attrs) {
+    const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, arr.shape.length) : null;
+    if (axis === null) return err(`take_along_axis axis ${String(attrs.axis)} is out of range for ${typeStr(arr)}`, 0);
+    if (!isIntType(idx.dtype)) return err(`take_along_axis needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
+    if (idx.shape.length !== arr.shape.length) {
+      const help = idx.shape.length + 1 === arr.shape.length ? `add the axis: reshape the indices to ${shapeToString([...idx.shape.slice(0, axis), 1, ...idx.shape.slice(axis)])}` : undefined;
+      return err(`take_along_axis needs indices of the same rank as the array: ${typeStr(arr)} and ${typeStr(idx)}`, 1, 0, help);
+    }
+    if (!idx.shape.every((d, i) => i === axis || dimEquals(d, arr.shape[i]))) {
+      return err(`take_along_axis indices differ from the array off axis ${axis}: ${typeStr(arr)} and ${typeStr(idx)}`, 1, 0);
+    }
+    return [{ dtype: arr.dtype, shape: idx.shape }];
+  },
+  interpret([arr, idx], attrs) {
+    const axis = normAxis(attrs.axis as number, arr.shape.length)!;
+    const outer = numel(arr.shape.slice(0, axis));
+    const n = arr.shape[axis];
+    const k = idx.shape[axis];
+    const inner = numel(arr.shape.slice(axis + 1));
+    const out = new Float64Array(idx.data.length);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < k; j++) {
+        for (let i = 0; i < inner; i++) {
+          const p = (o * k + j) * inner + i;
+          out[p] = arr.data[(o * n + clampIndex(idx.data[p], n)) * inner + i];
+        }
+      }
+    }
+    return [{ dtype: arr.dtype, shape: [...idx.shape], data: out }];
+  },
+});
+
+// ---- one_hot --------------------------------------------------------------------------------------
+
+/** A new last axis of size `depth`; an index outside [0, depth) gives an all-zero row (as in JAX). */
+registerOp({
+  name: 'one_hot',
+  family: 'gather',
+  arity: 1,
+  differentiable: 'none',
+  attrs: { depth: 'required', dtype: 'optional' },
+  infer([idx], attrs) {
+    if (!isIntType(idx.dtype)) return err(`one_hot needs integer indices, found ${typeStr(idx)}`, 0, undefined, 'cast the indices to i32');
+    const depth = attrs.depth as Dim;
+    if (isConcrete(depth) && !(Number.isInteger(depth) && depth > 0)) return err(`one_hot depth must be a positive integer, found ${depth}`, 0);
+    const dtype = (attrs.dtype ?? 'f32') as DType;
+    if (!DTYPE_NAMES.includes(dtype)) return err(`one_hot dtype must be one of ${DTYPE_NAMES.join(', ')}`, 0);
+    return [{ dtype, shape: [...idx.shape, depth] }];
+  },
+  interpret([idx], attrs, env) {
+    const [depth] = evalShape([attrs.depth as Dim], env);
+    const dtype = (attrs.dtype ?? 'f32') as DType;
+    const out = new Float64Array(idx.data.length * depth);
+    idx.data.forEach((v, i) => {
+      if (v >= 0 && v < depth) out[i * depth + v] = 1;
+    });
+    return [{ dtype, shape: [...idx.shape, depth], data: out }];
+  },
+});
+

@@ -1,0 +1,12 @@
+// Loads every op family so the registry is complete; import this, then use getOp/allOps/inferOp.
+import './elementwise.ts';
+import './matmul.ts';
+import './reduce.ts';
+import './movement.ts';
+import './gather.ts';
+import './conv.ts';
+import './pool.ts';
+import './random.ts';
+import './misc.ts';
+
+export * from './registry.ts';

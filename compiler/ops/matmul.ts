@@ -1,0 +1,76 @@
+// The contraction primitive: batched matmul [..., m, k] @ [..., k, n] with numpy-broadcast batch dimensions.
+import { broadcastShapes } from '../shapes/unify.ts';
+import { dimEquals, dimToString, shapeToString } from '../shapes/dim.ts';
+import { broadcastConcrete, broadcastStrides, numel, unravel, type Tensor } from '../interpret/tensor.ts';
+import { registerOp } from './registry.ts';
+import { err, isFloatType, product, typeStr } from './util.ts';
+
+/**
+ * Both operands need rank 2 or more: unlike numpy, a 1-D operand is not promoted to a row or column
+ * (the stdlib reshapes explicitly), so the result rank is always max(rank) and gradients stay simple.
+ */
+registerOp({
+  name: 'matmul',
+  family: 'contraction',
+  arity: 2,
+  differentiable: 'all',
+  attrs: {},
+  infer([a, b]) {
+    const pair = `${typeStr(a)} @ ${typeStr(b)}`;
+    if (!isFloatType(a.dtype)) return err(`matmul needs float operands, found ${pair}`, 0, undefined, 'cast the integers to f32 first');
+    if (!isFloatType(b.dtype)) return err(`matmul needs float operands, found ${pair}`, 1, undefined, 'cast the integers to f32 first');
+    if (a.dtype !== b.dtype) return err(`matmul operands have different dtypes: ${pair}`, 1, 0);
+    if (a.shape.length < 2) {
+      return err(`matmul needs operands of rank 2 or more: ${pair}`, 0, 1, a.shape.length === 1 ? `make it a row: reshape to [1, ${dimToString(a.shape[0])}]` : undefined);
+    }
+    if (b.shape.length < 2) {
+      return err(`matmul needs operands of rank 2 or more: ${pair}`, 1, 0, b.shape.length === 1 ? `make it a column: reshape to [${dimToString(b.shape[0])}, 1]` : undefined);
+    }
+    const k1 = a.shape[a.shape.length - 1];
+    const k2 = b.shape[b.shape.length - 2];
+    if (!dimEquals(k1, k2)) {
+      let help: string | undefined;
+      if (b.shape.length === 2 && dimEquals(k1, b.shape[1])) help = `transpose the weight: its shape is ${shapeToString(b.shape)}`;
+      else if (a.shape.length > 2 && b.shape.length === 2 && dimEquals(product(a.shape.slice(1)), k2)) {
+        help = `flatten the input first: reshape it to ${shapeToString([a.shape[0], k2])}`;
+      }
+      return err(`matmul inner dimensions differ: ${pair}`, 0, 1, help);
+    }
+    const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    if ('error' in batch) return err(`matmul batch dimensions do not broadcast: ${pair}`, 0, 1);
+    return [{ dtype: a.dtype, shape: [...batch.shape, a.shape[a.shape.length - 2], b.shape[b.shape.length - 1]] }];
+  },
+  interpret([a, b]) {
+    return [matmulRef(a, b)];
+  },
+});
+
+function matmulRef(a: Tensor, b: Tensor): Tensor {
+  const m = a.shape[a.shape.length - 2];
+  const k = a.shape[a.shape.length - 1];
+  const n = b.shape[b.shape.length - 1];
+  const batch = broadcastConcrete(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const aStr = broadcastStrides(a.shape.slice(0, -2), batch);
+  const bStr = broadcastStrides(b.shape.slice(0, -2), batch);
+  const nb = numel(batch);
+  const out = new Float64Array(nb * m * n);
+  for (let bi = 0; bi < nb; bi++) {
+    const idx = unravel(bi, batch);
+    let ao = 0;
+    let bo = 0;
+    for (let i = 0; i < idx.length; i++) {
+      ao += idx[i] * aStr[i];
+      bo += idx[i] * bStr[i];
+    }
+    ao *= m * k;
+    bo *= k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a.data[ao + i * k + p] * b.data[bo + p * n + j];
+        out[bi * m * n + i * n + j] = s;
+      }
+    }
+  }
+  return { dtype: a.dtype, shape: [...batch, m, n], data: out };
+}
