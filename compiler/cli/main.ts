@@ -10,6 +10,11 @@ import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { diagnosticToJson, renderDiagnostic } from '../diagnostics/render.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import { checkSource } from '../frontend/check.ts';
+import { stdlibModules } from '../frontend/stdlib.ts';
+import { printGraph } from '../ir/print.ts';
+import type { Graph } from '../ir/types.ts';
+import { toDot } from '../report/dot.ts';
+import { summarize } from '../report/summary.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -62,6 +67,7 @@ function moduleLoader(sources: Sources) {
 
 function check(files: string[], options: { json?: boolean }, io: Io): number {
   const sources = new Sources();
+  for (const [file, text] of stdlibModules().sources) sources.add(file, text);
   const all: Diagnostic[] = [];
   let missing = 0;
   for (const file of files) {
@@ -122,6 +128,32 @@ function fmt(files: string[], options: { check?: boolean; write?: boolean }, io:
   return status;
 }
 
+/** Checks one file and hands its graphs to `show`; diagnostics and exit codes as for `dlc check`. */
+function withGraphs(
+  file: string,
+  options: { model?: string; eval?: boolean },
+  io: Io,
+  show: (g: Graph) => string,
+): number {
+  const sources = new Sources();
+  for (const [f, text] of stdlibModules().sources) sources.add(f, text);
+  const text = readSource(file);
+  if (text === undefined) {
+    io.err(`error: cannot read \`${file}\``);
+    return EXIT_USER_ERROR;
+  }
+  sources.add(file, text);
+  const result = checkSource(text, file, moduleLoader(sources), { training: !options.eval });
+  if (report(result.diagnostics, sources, false, io) > 0) return EXIT_USER_ERROR;
+  const graphs = [...result.graphs.values()].filter((g) => !options.model || g.name === options.model);
+  if (graphs.length === 0) {
+    io.err(options.model ? `error: \`${file}\` has no model \`${options.model}\`` : `error: \`${file}\` declares no model`);
+    return EXIT_USER_ERROR;
+  }
+  io.out(graphs.map(show).join('\n\n'));
+  return EXIT_OK;
+}
+
 function explain(code: string, io: Io): number {
   const normalized = code.toUpperCase();
   if (!isCode(normalized)) {
@@ -158,6 +190,22 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--check', 'exit 1 when a file is not formatted, without changing it')
     .option('--write', 'rewrite the files in place')
     .action((files: string[], options: { check?: boolean; write?: boolean }) => setStatus(fmt(files, options, io)));
+  program
+    .command('graph')
+    .description('print the typed IR of each model (or Graphviz of its layers with --dot)')
+    .argument('<file>')
+    .option('--dot', 'emit Graphviz of the layer structure with shapes on the edges')
+    .option('--model <name>', 'only this model')
+    .option('--eval', 'the evaluation variant (dropout off, running statistics)')
+    .action((file: string, options: { dot?: boolean; model?: string; eval?: boolean }) =>
+      setStatus(withGraphs(file, options, io, options.dot ? toDot : printGraph)),
+    );
+  program
+    .command('summary')
+    .description('a table of layers, output shapes and parameter counts')
+    .argument('<file>')
+    .option('--model <name>', 'only this model')
+    .action((file: string, options: { model?: string }) => setStatus(withGraphs(file, options, io, summarize)));
   program
     .command('explain')
     .description('print the long explanation of a diagnostic code')

@@ -129,6 +129,65 @@ early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_ever
     explanation: `'train Name { ... }' must name a model declared in this file or imported into it.`,
   },
 
+  // ---- E03xx: types and shapes
+  E0301: {
+    severity: 'error',
+    title: 'operands do not fit the operation',
+    explanation: `An operation received tensors whose dtypes or shapes it cannot combine. The message names the operation and
+both shapes as you wrote them; the primary span is the offending operand and a secondary label shows where the other came from.
+
+    param w: f32[748, 10] = glorot_uniform
+    let logits = image @ w        // error: matmul inner dimensions differ: f32[B, 784] @ f32[748, 10]`,
+  },
+  E0302: {
+    severity: 'error',
+    title: 'value does not match its declared type',
+    explanation: `A value has a different dtype or shape from the type declared for it: a forward argument, a forward's return
+type, a typed let or output, or a loss (a loss must be a scalar f32).
+
+    forward(x: f32[B, 784]) -> f32[B, 10] = x @ w    // error if w is f32[784, 12]`,
+  },
+  E0303: {
+    severity: 'error',
+    title: 'wrong arguments',
+    explanation: `A call has too many or too few arguments, an unknown keyword argument, an argument given twice, or a
+hyperparameter of the wrong kind (a float where an int is declared, a tensor where a size is expected).`,
+  },
+  E0304: {
+    severity: 'error',
+    title: 'constraint violated',
+    explanation: `A 'where' constraint is false for the hyperparameters given.
+
+    layer Attention(d: int, heads: int) {
+      where d % heads == 0
+    }
+    layer a = Attention(10, 3)     // error: d % heads == 0 is false (d = 10, heads = 3)`,
+  },
+  E0305: {
+    severity: 'error',
+    title: 'cannot evaluate at compile time',
+    explanation: `Something that must be known when compiling is not: an 'if' or 'for' over a tensor, a list index out of range,
+a division by zero in a size, or a size that depends on tensor data. Use select(cond, a, b) to choose between tensors elementwise.`,
+  },
+  E0306: {
+    severity: 'error',
+    title: 'scan over an axis of unknown length',
+    explanation: `The compiler unrolls 'scan' over the time axis, so the length of that axis must be known when compiling.
+Give the sequence length as a hyperparameter in the input type, e.g. 'input x: f32[B, steps, features]' with 'steps: int = 128'.`,
+  },
+  E0307: {
+    severity: 'error',
+    title: 'wrong kind of value',
+    explanation: `A value is used in a way its kind does not allow: calling a tensor, doing arithmetic on a layer, indexing a number,
+or initializing a parameter with something that is not an initializer.`,
+  },
+  E0308: {
+    severity: 'error',
+    title: 'recursion too deep',
+    explanation: `Functions call each other more than 200 levels deep while compiling. Functions are inlined, so recursion
+must end at compile time.`,
+  },
+
   // ---- E09xx: the compiler itself
   E0900: {
     severity: 'error',

@@ -3,16 +3,26 @@ import type { Program } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { elaborate } from '../elaborate/elaborate.ts';
+import type { Graph } from '../ir/types.ts';
 import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
+import { stdlibModules } from './stdlib.ts';
 
 export interface CheckResult {
   readonly program: Program;
   readonly diagnostics: readonly Diagnostic[];
   /** True when more diagnostics were found than are reported. */
   readonly truncated: boolean;
+  /** One typed graph per model, when the file has no syntax or name errors. */
+  readonly graphs: ReadonlyMap<string, Graph>;
 }
 
-export function checkSource(text: string, file: string, loadModule?: ModuleLoader): CheckResult {
+export interface CheckOptions {
+  /** Elaborate the training variant (default) or the evaluation variant of each model. */
+  readonly training?: boolean;
+}
+
+export function checkSource(text: string, file: string, loadModule?: ModuleLoader, options: CheckOptions = {}): CheckResult {
   const parsed = parse(text, file);
   const bag = new DiagnosticBag();
   for (const d of parsed.diagnostics) bag.add(d);
@@ -22,5 +32,15 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     .map((decl) => decl.span);
   const inBroken = (d: Diagnostic) => broken.some((s) => d.span.start >= s.start && d.span.start <= s.end);
   for (const d of resolveNames(parsed.program, loadModule)) if (!inBroken(d)) bag.add(d);
-  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated };
+  let graphs: ReadonlyMap<string, Graph> = new Map();
+  // Shapes are checked by elaborating, which needs every name resolved.
+  if (!bag.hasErrors) {
+    const imported = parsed.program.body.stmts.flatMap((d) =>
+      d.kind === 'Use' && !Array.isArray(d.source) ? [loadModule?.(file, (d.source as { value: string }).value)].filter((p) => p !== undefined) : [],
+    );
+    const result = elaborate(parsed.program, { modules: [...stdlibModules().programs, ...imported], training: options.training ?? true });
+    for (const d of result.diagnostics) bag.add(d);
+    graphs = result.graphs;
+  }
+  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs };
 }

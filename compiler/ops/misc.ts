@@ -1,6 +1,7 @@
 // Constants and control markers: full, iota and stop_gradient.
 import type { DType } from '../ir/types.ts';
 import { numel, unravel, wrap } from '../interpret/tensor.ts';
+import { evaluate, isDim } from '../shapes/dim.ts';
 import { registerOp } from './registry.ts';
 import { DTYPE_NAMES, attrDims, err, evalShape, normAxis } from './util.ts';
 
@@ -32,13 +33,15 @@ registerOp({
   infer(_inputs, attrs) {
     const dtype = checkDType(attrs.dtype ?? 'f32');
     if (!dtype) return err(`full dtype must be one of ${DTYPE_NAMES.join(', ')}`);
-    if (typeof attrs.value !== 'number' && typeof attrs.value !== 'boolean') return err(`full needs a number value`);
+    // the value may be a size (`mean` divides by the batch size B, known when the graph runs)
+    if (typeof attrs.value !== 'number' && typeof attrs.value !== 'boolean' && !isDim(attrs.value)) return err(`full needs a number value`);
     return [{ dtype, shape: attrDims(attrs, 'shape') }];
   },
   interpret(_inputs, attrs, env) {
     const dtype = (attrs.dtype ?? 'f32') as DType;
     const shape = evalShape(attrDims(attrs, 'shape'), env);
-    const data = new Float64Array(numel(shape)).fill(wrap(dtype, Number(attrs.value)));
+    const value = typeof attrs.value === 'object' && attrs.value !== null && isDim(attrs.value) ? evaluate(attrs.value, env.sizes) : Number(attrs.value);
+    const data = new Float64Array(numel(shape)).fill(wrap(dtype, value));
     return [{ dtype, shape, data }];
   },
 });

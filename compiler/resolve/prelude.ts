@@ -1,13 +1,15 @@
 // The names every .dl file sees without importing them, and the modules of the standard library.
+import { BUILTIN_NAMES, INITIALIZERS } from '../elaborate/builtins.ts';
 
 /** Standard-library modules and what each exports; `use std.nn.{Dense}` is checked against this table. */
 export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
+    'dropout',
     'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
     'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
-  'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'softplus', 'elu'],
+  'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'logsumexp', 'softplus', 'elu'],
   'std.loss': ['mse', 'l1', 'cross_entropy', 'binary_cross_entropy', 'nll'],
   'std.metrics': ['accuracy', 'precision', 'recall', 'f1'],
   'std.init': [
@@ -19,28 +21,8 @@ export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.data': ['mnist', 'iris', 'csv', 'synthetic'],
 };
 
-/** Primitives and compile-time helpers of the language itself. */
-const CORE = [
-  // elementwise math
-  'exp', 'log', 'log2', 'log10', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'erf', 'floor', 'ceil', 'round',
-  'pow', 'clamp', 'minimum', 'maximum', 'select', 'where', 'cast', 'square', 'reciprocal', 'isnan',
-  // reductions
-  'sum', 'mean', 'max', 'min', 'prod', 'logsumexp', 'argmax', 'argmin', 'variance', 'std', 'norm',
-  // shape and data movement
-  'reshape', 'transpose', 'permute', 'broadcast_to', 'expand', 'squeeze', 'unsqueeze', 'flatten', 'slice', 'concat',
-  'stack', 'split', 'pad', 'gather', 'take', 'scatter_add', 'one_hot', 'triu', 'tril', 'causal_mask', 'eye',
-  'arange', 'full', 'zeros_like', 'ones_like',
-  // contractions and windows
-  'matmul', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
-  // randomness and gradients
-  'dropout', 'random_normal', 'random_uniform', 'random_bernoulli', 'categorical', 'stop_gradient',
-  // normalisation as functions
-  'layer_norm', 'batch_norm',
-  // compile-time helpers
-  'len', 'range', 'enumerate', 'zip', 'shape', 'int', 'float', 'bool', 'str', 'reversed', 'any', 'all',
-  // dtypes as values: cast(x, i32)
-  'f16', 'f32', 'i32', 'u32',
-];
+/** Builtins of the language itself (implemented by the elaborator), initializers, dtypes and the mode flag. */
+const CORE = [...BUILTIN_NAMES, ...Object.keys(INITIALIZERS), 'f16', 'f32', 'i32', 'u32', 'training'];
 
 /** Everything visible in every file: the core plus every standard-library export. */
 export const PRELUDE: ReadonlySet<string> = new Set([...CORE, ...Object.values(STD_MODULES).flat()]);

@@ -1,0 +1,151 @@
+// Builds one graph: new values, nodes checked through the op registry, parameters and state; shape errors become diagnostics.
+import type { Span } from '../../grammar/ast.ts';
+import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
+import '../ops/index.ts';
+import { getOp, inferOp } from '../ops/registry.ts';
+import type { Attrs, DType, Graph, InitSpec, InputInfo, Node, ParamInfo, StateInfo, TensorType, Value } from '../ir/types.ts';
+import { shapeToString } from '../shapes/dim.ts';
+import { POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
+import type { LayerCall } from '../ir/types.ts';
+
+export function typeToString(t: TensorType): string {
+  return `${t.dtype}${shapeToString(t.shape)}`;
+}
+
+/** An operand with the span of the expression that produced it at this use. */
+export interface Operand {
+  readonly tensor: TensorV;
+  readonly span: Span;
+}
+
+interface MutableParam {
+  path: string;
+  readonly value: Value;
+  readonly init: InitSpec;
+  readonly span: Span;
+}
+
+interface MutableState extends MutableParam {
+  update?: Value;
+}
+
+export class GraphBuilder {
+  private nextId = 0;
+  readonly nodes: Node[] = [];
+  readonly inputs: InputInfo[] = [];
+  readonly params: MutableParam[] = [];
+  readonly state: MutableState[] = [];
+  readonly outputs = new Map<string, Value>();
+  readonly losses = new Map<string, Value>();
+  readonly metrics = new Map<string, Value>();
+  readonly layers: LayerV[] = [];
+  readonly layerCalls: { layer: LayerV; depth: number; inputs: Value[]; outputs: Value[]; span: Span }[] = [];
+  private randomStreams = 0;
+  private rngKey: TensorV | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly report: (d: Diagnostic) => void,
+  ) {}
+
+  newValue(type: TensorType, name?: string): Value {
+    return { id: this.nextId++, type, ...(name !== undefined ? { name } : {}) };
+  }
+
+  input(name: string, type: TensorType, span: Span): TensorV {
+    const value = this.newValue(type, name);
+    this.inputs.push({ name, value, span });
+    return { kind: 'tensor', value, origin: span };
+  }
+
+  param(path: string, type: TensorType, init: InitSpec, span: Span): TensorV {
+    const value = this.newValue(type, path);
+    const record: MutableParam = { path, value, init, span };
+    this.params.push(record);
+    return { kind: 'tensor', value, origin: span, member: { path, state: false } };
+  }
+
+  stateBuffer(path: string, type: TensorType, init: InitSpec, span: Span): TensorV {
+    const value = this.newValue(type, path);
+    this.state.push({ path, value, init, span });
+    return { kind: 'tensor', value, origin: span, member: { path, state: true } };
+  }
+
+  setStateUpdate(value: Value, update: Value): boolean {
+    const s = this.state.find((x) => x.value.id === value.id);
+    if (!s) return false;
+    s.update = update;
+    return true;
+  }
+
+  /** Renames the parameters and state created under a temporary prefix (layers built before they are named). */
+  renamePrefix(from: string, to: string): void {
+    for (const p of [...this.params, ...this.state, ...this.layers]) {
+      if (p.path === from || p.path.startsWith(`${from}.`)) p.path = to + p.path.slice(from.length);
+    }
+  }
+
+  /** The model's random key: one u32 state buffer, advanced by the runtime every step. */
+  randomKey(span: Span): { key: TensorV; stream: number } {
+    if (!this.rngKey) this.rngKey = this.stateBuffer('rng.key', { dtype: 'u32', shape: [] }, { kind: 'zeros', options: {} }, span);
+    return { key: this.rngKey, stream: this.randomStreams++ };
+  }
+
+  /**
+   * Emits one primitive. Its registry rule infers the result type; a rule failure is reported once with
+   * both operands' shapes and spans, and the result is poison so that nothing downstream repeats it.
+   */
+  emit(op: string, operands: readonly Operand[], attrs: Attrs, span: Span, outputs = 1): CtValue[] {
+    const def = getOp(op);
+    if (!def) {
+      this.report(diagnostic('E0900', `the primitive \`${op}\` is not registered`, span));
+      return Array.from({ length: outputs }, () => POISON);
+    }
+    const types = operands.map((o) => o.tensor.value.type);
+    const inferred = inferOp(op, types, attrs);
+    if (!Array.isArray(inferred)) {
+      const primary = inferred.operand !== undefined ? operands[inferred.operand] : undefined;
+      const other = inferred.otherOperand !== undefined ? operands[inferred.otherOperand] : undefined;
+      const secondary: Label[] = [];
+      if (other) secondary.push({ span: other.span, message: typeToString(other.tensor.value.type) });
+      // a parameter's shape comes from its declaration: point there too
+      for (const o of [primary, other]) {
+        if (o?.tensor.member) secondary.push({ span: o.tensor.origin, message: `\`${o.tensor.member.path}\` is declared here` });
+      }
+      this.report(
+        diagnostic('E0301', inferred.message, primary?.span ?? span, {
+          label: primary ? typeToString(primary.tensor.value.type) : undefined,
+          secondary,
+          help: inferred.help,
+        }),
+      );
+      return Array.from({ length: outputs }, () => POISON);
+    }
+    const values = inferred.map((t) => this.newValue(t));
+    this.nodes.push({ op, inputs: operands.map((o) => o.tensor.value), attrs, outputs: values, span });
+    return values.map((value) => ({ kind: 'tensor', value, origin: span }) as TensorV);
+  }
+
+  constant(value: number, dtype: DType, span: Span): TensorV {
+    const [t] = this.emit('full', [], { shape: [], value, dtype }, span);
+    return t as TensorV;
+  }
+
+  finish(): Graph {
+    return {
+      name: this.name,
+      inputs: this.inputs,
+      params: this.params.map((p): ParamInfo => ({ path: p.path, value: p.value, init: p.init, span: p.span })),
+      state: this.state.map(
+        (s): StateInfo => ({ path: s.path, value: s.value, init: s.init, span: s.span, ...(s.update ? { update: s.update } : {}) }),
+      ),
+      nodes: this.nodes,
+      outputs: this.outputs,
+      losses: this.losses,
+      metrics: this.metrics,
+      layerCalls: this.layerCalls.map(
+        (c): LayerCall => ({ path: c.layer.path, layer: c.layer.decl.name.text, depth: c.depth, inputs: c.inputs, outputs: c.outputs, span: c.span }),
+      ),
+    };
+  }
+}

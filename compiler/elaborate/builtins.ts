@@ -1,0 +1,401 @@
+// The functions the language provides natively: tensor builtins that lower to primitives, and compile-time helpers.
+import type * as A from '../../grammar/ast.ts';
+import type { DType } from '../ir/types.ts';
+import * as D from '../shapes/dim.ts';
+import type { Elaborator } from './elaborate.ts';
+import { dimValue } from './elaborate.ts';
+import { describe, Env, POISON, type CtValue, type TensorV } from './values.ts';
+
+type Arg = { readonly value: CtValue; readonly span: A.Span };
+
+/** Initializers usable as `param w: ... = name` or `name(option: value)`. */
+export const INITIALIZERS: Readonly<Record<string, true>> = {
+  constant: true, normal: true, uniform: true, glorot_uniform: true, glorot_normal: true, he_uniform: true, he_normal: true,
+};
+
+const UNARY = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient'];
+const BINARY = ['maximum', 'minimum', 'pow'];
+
+export const BUILTIN_NAMES: readonly string[] = [
+  ...UNARY, ...BINARY,
+  'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
+  'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
+  'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'range', 'int', 'float', 'zip', 'enumerate',
+  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical',
+];
+
+/** Calls builtin `name`; `indexItems` and `env` are only for tensor indexing (`x[:, 0]`). */
+export function callBuiltin(
+  el: Elaborator,
+  name: string,
+  positional: readonly Arg[],
+  named: ReadonlyMap<string, Arg>,
+  span: A.Span,
+  indexItems?: readonly A.IndexItem[],
+  env?: Env,
+): CtValue {
+  const all = [...positional.map((a) => a.value), ...[...named.values()].map((a) => a.value)];
+  if (all.some((v) => v.kind === 'poison')) return POISON;
+  const arg = (i: number, key: string): Arg | undefined => positional[i] ?? named.get(key);
+  const need = (i: number, key: string): Arg => {
+    const a = arg(i, key);
+    if (!a) return el.failWith('E0303', `\`${name}\` needs the argument \`${key}\``, span);
+    return a;
+  };
+  const tensor = (i: number, key: string): { tensor: TensorV; span: A.Span } => {
+    const a = need(i, key);
+    if (a.value.kind === 'tensor') return { tensor: a.value, span: a.span };
+    return { tensor: el.asTensor(a.value, null, a.span), span: a.span };
+  };
+  const intArg = (i: number, key: string, dflt?: number): number => {
+    const a = arg(i, key);
+    if (!a) {
+      if (dflt === undefined) return el.failWith('E0303', `\`${name}\` needs the argument \`${key}\``, span);
+      return dflt;
+    }
+    return el.ctInt(a.value, a.span);
+  };
+  const ints = (a: Arg): number[] => (a.value.kind === 'list' ? a.value.items.map((x) => el.ctInt(x, a.span)) : [el.ctInt(a.value, a.span)]);
+  const pair = (i: number, key: string, dflt: number): number[] => {
+    const a = arg(i, key);
+    if (!a) return [dflt, dflt];
+    const v = ints(a);
+    return v.length === 1 ? [v[0], v[0]] : v;
+  };
+  const dims = (a: Arg): D.Dim[] => {
+    if (a.value.kind !== 'list') return el.failWith('E0307', `expected a list of sizes, found ${describe(a.value)}`, a.span);
+    return a.value.items.map((x) => {
+      if (x.kind === 'int') return x.value;
+      if (x.kind === 'dim') return x.value;
+      return el.failWith('E0307', `a size must be an integer, found ${describe(x)}`, a.span);
+    });
+  };
+  const emit = (op: string, operands: { tensor: TensorV; span: A.Span }[], attrs: Record<string, unknown> = {}) => el.emit1(op, operands, attrs, span);
+  const axesOf = (x: TensorV, a: Arg | undefined): number[] => {
+    const rank = x.value.type.shape.length;
+    if (!a || a.value.kind === 'none') return Array.from({ length: rank }, (_, i) => i);
+    return ints(a).map((k) => (k < 0 ? k + rank : k));
+  };
+  const keepdims = (): boolean => {
+    const a = named.get('keepdims') ?? positional[2];
+    return a ? a.value.kind === 'bool' && a.value.value : false;
+  };
+
+  if (UNARY.includes(name)) return emit(name, [tensor(0, 'x')]);
+  if (BINARY.includes(name)) {
+    const a = need(0, 'a');
+    const b = need(1, 'b');
+    const like = a.value.kind === 'tensor' ? a.value : b.value.kind === 'tensor' ? b.value : null;
+    return emit(name, [
+      { tensor: el.asTensor(a.value, like, a.span), span: a.span },
+      { tensor: el.asTensor(b.value, like, b.span), span: b.span },
+    ]);
+  }
+
+  switch (name) {
+    case 'log1p':
+    case 'log2':
+    case 'log10': {
+      const x = tensor(0, 'x');
+      if (name === 'log1p') {
+        const one = el.asTensor({ kind: 'float', value: 1 }, x.tensor, span);
+        const sum = emit('add', [x, { tensor: one, span }]) as TensorV;
+        return emit('log', [{ tensor: sum, span }]);
+      }
+      const ln = emit('log', [x]) as TensorV;
+      const k = el.asTensor({ kind: 'float', value: 1 / Math.log(name === 'log2' ? 2 : 10) }, x.tensor, span);
+      return emit('mul', [{ tensor: ln, span }, { tensor: k, span }]);
+    }
+    case 'square': {
+      const x = tensor(0, 'x');
+      return emit('mul', [x, x]);
+    }
+    case 'split': {
+      // split(x, n, axis): n equal parts along axis, as a list
+      const x = tensor(0, 'x');
+      const n = intArg(1, 'parts');
+      const shape = x.tensor.value.type.shape;
+      const rawAxis = intArg(2, 'axis', -1);
+      const axis = rawAxis < 0 ? rawAxis + shape.length : rawAxis;
+      const size = shape[axis];
+      if (!D.isConcrete(size) || n <= 0 || size % n !== 0) {
+        return el.failWith('E0301', `split cannot cut an axis of size ${D.dimToString(size)} into ${n} equal parts`, x.span);
+      }
+      const part = size / n;
+      const items = Array.from({ length: n }, (_, i) =>
+        emit('slice', [x], {
+          starts: shape.map((_, a) => (a === axis ? i * part : 0)),
+          stops: shape.map((_, a) => (a === axis ? (i + 1) * part : null)),
+          steps: shape.map(() => 1),
+        }),
+      );
+      return { kind: 'list', items };
+    }
+    case 'gather': {
+      const x = tensor(0, 'x');
+      const rank = x.tensor.value.type.shape.length;
+      const axis = intArg(2, 'axis', -1);
+      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axis < 0 ? axis + rank : axis });
+    }
+    case 'permute':
+      return emit('transpose', [tensor(0, 'x')], { perm: ints(need(1, 'perm')) });
+    case 'categorical': {
+      // one sample per row by the Gumbel-max trick: argmax(logits - log(-log(u)))
+      const logits = tensor(0, 'logits');
+      const shape = logits.tensor.value.type.shape;
+      const { key, stream } = el.builder.randomKey(span);
+      const u = emit('random_uniform', [{ tensor: key, span }], { shape, dtype: 'f32', stream }) as TensorV;
+      const tiny = el.asTensor({ kind: 'float', value: 1e-20 }, logits.tensor, span);
+      const safe = emit('maximum', [{ tensor: u, span }, { tensor: tiny, span }]) as TensorV;
+      const l1 = emit('log', [{ tensor: safe, span }]) as TensorV;
+      const n1 = emit('neg', [{ tensor: l1, span }]) as TensorV;
+      const l2 = emit('log', [{ tensor: n1, span }]) as TensorV;
+      const noisy = emit('sub', [logits, { tensor: l2, span }]) as TensorV;
+      if ((noisy as CtValue).kind !== 'tensor') return POISON;
+      return emit('argmax', [{ tensor: noisy, span }], { axis: shape.length - 1 });
+    }
+    case 'select':
+    case 'where': {
+      const c = tensor(0, 'cond');
+      const a = need(1, 'a');
+      const b = need(2, 'b');
+      const like = a.value.kind === 'tensor' ? a.value : b.value.kind === 'tensor' ? b.value : null;
+      return emit('select', [c, { tensor: el.asTensor(a.value, like, a.span), span: a.span }, { tensor: el.asTensor(b.value, like, b.span), span: b.span }]);
+    }
+    case 'cast': {
+      const d = need(1, 'dtype');
+      if (d.value.kind !== 'dtype') return el.failWith('E0307', `cast needs a dtype (f32, i32, ...), found ${describe(d.value)}`, d.span);
+      return emit('cast', [tensor(0, 'x')], { dtype: d.value.value });
+    }
+    case 'sum':
+    case 'max':
+    case 'min':
+    case 'mean': {
+      const first = need(0, 'x');
+      if (first.value.kind !== 'tensor') return compileTimeReduce(el, name, positional, span);
+      const x = first.value;
+      const axes = axesOf(x, arg(1, 'axis'));
+      const kd = keepdims();
+      if (name === 'min') {
+        const neg = emit('neg', [{ tensor: x, span: first.span }]) as TensorV;
+        const m = emit('reduce_max', [{ tensor: neg, span: first.span }], { axes, keepdims: kd }) as TensorV;
+        return emit('neg', [{ tensor: m, span }]);
+      }
+      const reduced = emit(name === 'max' ? 'reduce_max' : 'reduce_sum', [{ tensor: x, span: first.span }], { axes, keepdims: kd });
+      if (name !== 'mean' || reduced.kind !== 'tensor') return reduced;
+      const count = axes.reduce<D.Dim>((acc, a) => D.mul(acc, x.value.type.shape[a]), 1);
+      const n = emit('full', [], { shape: [], value: count, dtype: x.value.type.dtype }) as TensorV;
+      return emit('div', [{ tensor: reduced, span }, { tensor: n, span }]);
+    }
+    case 'argmax': {
+      const x = tensor(0, 'x');
+      const rank = x.tensor.value.type.shape.length;
+      const axis = intArg(1, 'axis', -1);
+      return emit('argmax', [x], { axis: axis < 0 ? axis + rank : axis });
+    }
+    case 'matmul':
+      return emit('matmul', [tensor(0, 'a'), tensor(1, 'b')]);
+    case 'reshape':
+      return emit('reshape', [tensor(0, 'x')], { shape: dims(need(1, 'shape')) });
+    case 'transpose': {
+      const x = tensor(0, 'x');
+      const rank = x.tensor.value.type.shape.length;
+      const p = arg(1, 'perm');
+      const perm = p ? ints(p) : Array.from({ length: rank }, (_, i) => (i === rank - 2 ? rank - 1 : i === rank - 1 ? rank - 2 : i));
+      return emit('transpose', [x], { perm });
+    }
+    case 'broadcast_to':
+      return emit('broadcast_to', [tensor(0, 'x')], { shape: dims(need(1, 'shape')) });
+    case 'concat':
+    case 'stack': {
+      const list = need(0, 'xs');
+      if (list.value.kind !== 'list') return el.failWith('E0307', `\`${name}\` takes a list of tensors, found ${describe(list.value)}`, list.span);
+      const items = list.value.items.map((v) => (v.kind === 'tensor' ? v : el.asTensor(v, null, list.span)));
+      if (items.length === 0) return el.failWith('E0305', `\`${name}\` needs at least one tensor`, list.span);
+      const rank = items[0].value.type.shape.length + (name === 'stack' ? 1 : 0);
+      const rawAxis = intArg(1, 'axis', 0);
+      const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+      const parts =
+        name === 'stack'
+          ? items.map((t) => {
+              const shape = [...t.value.type.shape];
+              shape.splice(axis, 0, 1);
+              return emit('reshape', [{ tensor: t, span: list.span }], { shape }) as TensorV;
+            })
+          : items;
+      if (parts.some((p) => (p as CtValue).kind === 'poison')) return POISON;
+      return emit('concat', parts.map((t) => ({ tensor: t, span: list.span })), { axis });
+    }
+    case 'pad': {
+      const x = tensor(0, 'x');
+      const before = ints(need(1, 'before'));
+      const after = ints(need(2, 'after'));
+      const v = arg(3, 'value');
+      return emit('pad', [x], { before, after, value: v ? el.ctNumber(v.value, v.span) : 0 });
+    }
+    case 'take':
+      return emit('take', [tensor(0, 'table'), tensor(1, 'indices')], { axis: intArg(2, 'axis', 0) });
+    case 'take_along_axis': {
+      const x = tensor(0, 'x');
+      const rank = x.tensor.value.type.shape.length;
+      const axis = intArg(2, 'axis', -1);
+      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axis < 0 ? axis + rank : axis });
+    }
+    case 'one_hot':
+      return emit('one_hot', [tensor(0, 'indices')], { depth: intArg(1, 'depth'), dtype: 'f32' });
+    case 'conv2d':
+      return emit('conv2d', [tensor(0, 'x'), tensor(1, 'w')], {
+        stride: pair(2, 'stride', 1), padding: pair(3, 'padding', 0), dilation: pair(4, 'dilation', 1), groups: intArg(5, 'groups', 1),
+      });
+    case 'conv_transpose2d':
+      return emit('conv_transpose2d', [tensor(0, 'x'), tensor(1, 'w')], {
+        stride: pair(2, 'stride', 1), padding: pair(3, 'padding', 0), dilation: pair(4, 'dilation', 1), output_padding: pair(5, 'output_padding', 0),
+      });
+    case 'max_pool2d':
+    case 'avg_pool2d': {
+      const kernel = pair(1, 'kernel', 2);
+      const strideArg = arg(2, 'stride');
+      return emit(name, [tensor(0, 'x')], { kernel, stride: strideArg ? pair(2, 'stride', 1) : kernel, padding: pair(3, 'padding', 0) });
+    }
+    case 'random_uniform':
+    case 'random_normal': {
+      const shape = dims(need(0, 'shape'));
+      const { key, stream } = el.builder.randomKey(span);
+      return emit(name, [{ tensor: key, span }], { shape, dtype: 'f32', stream });
+    }
+    case 'zeros':
+    case 'ones':
+    case 'full': {
+      const shape = dims(need(0, 'shape'));
+      const value = name === 'full' ? el.ctNumber(need(1, 'value').value, need(1, 'value').span) : name === 'ones' ? 1 : 0;
+      const d = arg(name === 'full' ? 2 : 1, 'dtype');
+      const dtype: DType = d?.value.kind === 'dtype' ? d.value.value : 'f32';
+      return emit('full', [], { shape, value, dtype });
+    }
+    case 'arange': {
+      const n = intArg(0, 'n');
+      return emit('iota', [], { shape: [n], axis: 0, dtype: 'i32' });
+    }
+    case 'shape': {
+      const x = need(0, 'x');
+      if (x.value.kind !== 'tensor') return el.failWith('E0307', `shape() takes a tensor, found ${describe(x.value)}`, x.span);
+      return { kind: 'list', items: x.value.value.type.shape.map(dimValue) };
+    }
+    case 'len': {
+      const x = need(0, 'x');
+      if (x.value.kind === 'list') return { kind: 'int', value: x.value.items.length };
+      if (x.value.kind === 'string') return { kind: 'int', value: x.value.value.length };
+      return el.failWith('E0307', `len() takes a list, found ${describe(x.value)}`, x.span);
+    }
+    case 'range': {
+      const a = intArg(0, 'start');
+      const b = arg(1, 'stop') ? intArg(1, 'stop') : undefined;
+      const [lo, hi] = b === undefined ? [0, a] : [a, b];
+      return { kind: 'list', items: Array.from({ length: Math.max(0, hi - lo) }, (_, i) => ({ kind: 'int', value: lo + i }) as CtValue) };
+    }
+    case 'int':
+      return { kind: 'int', value: Math.trunc(el.ctNumber(need(0, 'x').value, need(0, 'x').span)) };
+    case 'float':
+      return { kind: 'float', value: el.ctNumber(need(0, 'x').value, need(0, 'x').span) };
+    case 'zip': {
+      const lists = positional.map((a) => el.iterate(a.value, a.span));
+      const n = Math.min(...lists.map((l) => l.length));
+      return { kind: 'list', items: Array.from({ length: n }, (_, i) => ({ kind: 'list', items: lists.map((l) => l[i]) }) as CtValue) };
+    }
+    case 'enumerate': {
+      const items = el.iterate(need(0, 'xs').value, need(0, 'xs').span);
+      return { kind: 'list', items: items.map((v, i) => ({ kind: 'list', items: [{ kind: 'int', value: i }, v] }) as CtValue) };
+    }
+    case 'select_axis': {
+      // one step of a scan: x[..., t, ...] along `axis`, that axis removed
+      const x = tensor(0, 'x');
+      const axis = intArg(1, 'axis');
+      const index = intArg(2, 'index');
+      const shape = x.tensor.value.type.shape;
+      const sliced = emit('slice', [x], {
+        starts: shape.map((_, i) => (i === axis ? index : 0)),
+        stops: shape.map((_, i) => (i === axis ? index + 1 : null)),
+        steps: shape.map(() => 1),
+      });
+      if (sliced.kind !== 'tensor') return sliced;
+      return emit('reshape', [{ tensor: sliced, span }], { shape: shape.filter((_, i) => i !== axis) });
+    }
+    case '\u0000index':
+      return indexTensor(el, tensor(0, 'x'), indexItems ?? [], env!, span);
+    default:
+      return el.failWith('E0900', `the builtin \`${name}\` has no implementation`, span);
+  }
+}
+
+function compileTimeReduce(el: Elaborator, name: string, args: readonly Arg[], span: A.Span): CtValue {
+  const values = args.length === 1 && args[0].value.kind === 'list' ? args[0].value.items : args.map((a) => a.value);
+  const nums = values.map((v) => el.ctNumber(v, span));
+  if (nums.length === 0) return el.failWith('E0303', `\`${name}\` needs at least one value`, span);
+  const allInt = values.every((v) => v.kind === 'int');
+  const result =
+    name === 'max' ? Math.max(...nums) : name === 'min' ? Math.min(...nums) : name === 'sum' ? nums.reduce((a, b) => a + b, 0) : nums.reduce((a, b) => a + b, 0) / nums.length;
+  return { kind: allInt && name !== 'mean' ? 'int' : 'float', value: result };
+}
+
+/**
+ * `x[:, 0]`, `x[..., None]`, `h[:-1]`, `x[::2]`: one slice over every axis, then one reshape that
+ * drops the integer-indexed axes and inserts the `None` ones.
+ */
+function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items: readonly A.IndexItem[], env: Env, span: A.Span): CtValue {
+  const shape = x.tensor.value.type.shape;
+  const rank = shape.length;
+  const consumes = items.filter((i) => i.kind !== 'Ellipsis' && i.kind !== 'None').length;
+  if (consumes > rank) return el.failWith('E0301', `${consumes} indices for a tensor of rank ${rank}`, span);
+  const starts: number[] = [];
+  const stops: (number | null)[] = [];
+  const steps: number[] = [];
+  const out: D.Dim[] = [];
+  let axis = 0;
+  const full = () => {
+    starts.push(0);
+    stops.push(null);
+    steps.push(1);
+    out.push(shape[axis]);
+    axis++;
+  };
+  for (const item of items) {
+    if (item.kind === 'Ellipsis') {
+      // `...` covers every axis the other indices do not
+      for (let k = 0; k < rank - consumes; k++) full();
+      continue;
+    }
+    if (item.kind === 'None') {
+      out.push(1);
+      continue;
+    }
+    if (item.kind === 'Slice') {
+      const v = (e: A.Expr | null) => (e ? el.ctInt(el.expr(e, env), e.span) : null);
+      const start = v(item.start) ?? 0;
+      const stop = v(item.stop);
+      const step = v(item.step) ?? 1;
+      if (step <= 0) return el.failWith('E0305', 'a slice needs a positive step', item.span);
+      starts.push(start);
+      stops.push(stop);
+      steps.push(step);
+      const n = shape[axis];
+      const s0 = start < 0 ? D.add(n, start) : start;
+      const s1 = stop === null ? n : stop < 0 ? D.add(n, stop) : stop;
+      const len = D.sub(s1, s0);
+      out.push(step === 1 ? len : D.floorDiv(D.add(len, step - 1), step));
+      axis++;
+      continue;
+    }
+    const i = el.ctInt(el.expr(item, env), item.span);
+    const n = shape[axis];
+    if (D.isConcrete(n) && (i >= n || i < -n)) return el.failWith('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
+    starts.push(i);
+    stops.push(i === -1 ? null : i + 1);
+    steps.push(1);
+    axis++;
+  }
+  while (axis < rank) full();
+  const sliced = el.emit1('slice', [x], { starts, stops, steps }, span);
+  if (sliced.kind !== 'tensor') return sliced;
+  if (out.length === shape.length && out.every((d, i) => D.dimEquals(d, (sliced as TensorV).value.type.shape[i]))) return sliced;
+  return el.emit1('reshape', [{ tensor: sliced, span }], { shape: out }, span);
+}

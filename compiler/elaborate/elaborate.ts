@@ -1,0 +1,1122 @@
+// Elaboration: runs the compile-time part of a program (layers, loops, ifs, fns, scans) and emits one typed graph per model.
+import type * as A from '../../grammar/ast.ts';
+import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import type { DType, Graph, TensorType, Value } from '../ir/types.ts';
+import { DTYPES } from '../ir/types.ts';
+import * as D from '../shapes/dim.ts';
+import { DimUnifier } from '../shapes/unify.ts';
+import { callBuiltin, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
+import { GraphBuilder, typeToString, type Operand } from './builder.ts';
+import { describe, Env, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
+
+export interface ElaborateOptions {
+  /** Parsed standard-library and imported modules whose declarations are visible to the program. */
+  readonly modules?: readonly A.Program[];
+  /** Build the training variant (dropout active, batch statistics) or the evaluation variant. */
+  readonly training?: boolean;
+  /** Hyperparameters for a model, overriding its defaults (from a train block or the caller). */
+  readonly modelArgs?: ReadonlyMap<string, readonly A.Arg[]>;
+}
+
+export interface ElaborateResult {
+  readonly graphs: ReadonlyMap<string, Graph>;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+/** Thrown to unwind a body once an error has been reported inside it; caught at the model. */
+class Abort extends Error {}
+
+const MAX_CALL_DEPTH = 200;
+
+export function elaborate(program: A.Program, options: ElaborateOptions = {}): ElaborateResult {
+  const diagnostics: Diagnostic[] = [];
+  const graphs = new Map<string, Graph>();
+  const root = new Env(null);
+  for (const name of BUILTIN_NAMES) root.define(name, { kind: 'builtin', name });
+  for (const name of Object.keys(INITIALIZERS)) root.define(name, { kind: 'init', spec: { kind: name, options: {} } });
+  for (const d of DTYPES) root.define(d, { kind: 'dtype', value: d });
+  // The library lives in its own scope: a user's `fn softplus` does not replace the one stdlib losses call.
+  const libraryEnv = root.child();
+  for (const m of options.modules ?? []) declare(m, libraryEnv);
+  const fileEnv = libraryEnv.child();
+  declare(program, fileEnv);
+  for (const decl of program.body.stmts) {
+    if (decl.kind !== 'Model') continue;
+    const e = new Elaborator(decl.name.text, options.training ?? true, (d) => diagnostics.push(d));
+    const graph = e.model(decl, fileEnv, options.modelArgs?.get(decl.name.text) ?? []);
+    if (graph) graphs.set(decl.name.text, graph);
+  }
+  return { graphs, diagnostics };
+}
+
+function declare(program: A.Program, env: Env): void {
+  for (const d of program.body.stmts) {
+    if (d.kind === 'Layer') env.define(d.name.text, { kind: 'layerCtor', decl: d, env });
+    else if (d.kind === 'Fn') {
+      env.define(d.name.text, { kind: 'closure', name: d.name.text, params: d.params, body: d.body, returns: d.returns, env, span: d.span });
+    }
+  }
+  // top-level constants, in order (they may use the declarations above)
+  const scratch = new Elaborator('<constants>', false, () => {});
+  for (const d of program.body.stmts) {
+    if (d.kind === 'Let') {
+      try {
+        scratch.letStmt(d, env);
+      } catch {
+        // a broken constant is reported when a model uses it
+      }
+    }
+  }
+}
+
+interface ForwardResult {
+  readonly value: CtValue;
+}
+
+export class Elaborator {
+  readonly builder: GraphBuilder;
+  private depth = 0;
+  private tempLayers = 0;
+  private yields: CtValue[][] | null = null;
+
+  constructor(
+    name: string,
+    readonly training: boolean,
+    private readonly reportRaw: (d: Diagnostic) => void,
+  ) {
+    this.builder = new GraphBuilder(name, (d) => this.report(d));
+  }
+
+  /** Call sites in the user's own files, innermost last: errors inside the stdlib are shown at the user's call. */
+  private readonly userCalls: A.Span[] = [];
+
+  private reported = 0;
+
+  private report(d: Diagnostic): void {
+    this.reported++;
+    const site = this.userCalls.at(-1);
+    if (site && isLibrary(d.span.file)) {
+      this.reportRaw({
+        ...d,
+        span: site,
+        label: d.label,
+        secondary: [{ span: d.span, message: 'inside the standard library, here' }, ...d.secondary.filter((l) => !isLibrary(l.span.file))],
+      });
+      return;
+    }
+    this.reportRaw(d);
+  }
+
+  private atCall<T>(span: A.Span, f: () => T): T {
+    if (isLibrary(span.file)) return f();
+    this.userCalls.push(span);
+    try {
+      return f();
+    } finally {
+      this.userCalls.pop();
+    }
+  }
+
+  private fail(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string } = {}): never {
+    this.report(diagnostic(code, message, span, extra));
+    throw new Abort();
+  }
+
+  // ------------------------------------------------------------ models
+
+  model(decl: A.ModelDecl, fileEnv: Env, args: readonly A.Arg[]): Graph | undefined {
+    const env = fileEnv.child();
+    env.define('training', { kind: 'bool', value: this.training });
+    try {
+      this.bindHyperParams(decl.params, args, env, fileEnv, decl.name.span);
+      this.statements(decl.body, env, { layerPath: '', layer: null });
+    } catch (e) {
+      if (!(e instanceof Abort)) throw e;
+      if (process.env.DLC_DEBUG) console.error(e.stack);
+      if (this.reported === 0) {
+        // an abort is always preceded by its diagnostic; if not, that is our bug, and it must not pass silently
+        this.reportRaw(diagnostic('E0900', `elaboration of \`${decl.name.text}\` stopped without a diagnostic`, decl.name.span));
+      }
+      return undefined;
+    }
+    return this.builder.finish();
+  }
+
+  // ------------------------------------------------------------ statements
+
+  private statements(block: A.Block, env: Env, ctx: { layerPath: string; layer: LayerV | null }): CtValue | undefined {
+    for (const s of block.stmts) {
+      const r = this.statement(s, env, ctx);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  /** Runs one statement; returns the value of a `return`, if it ran one. */
+  private statement(s: A.Stmt, env: Env, ctx: { layerPath: string; layer: LayerV | null }): CtValue | undefined {
+    const path = (name: string) => (ctx.layerPath ? `${ctx.layerPath}.${name}` : name);
+    switch (s.kind) {
+      case 'Input': {
+        const type = this.typeOf(s.type, env, true);
+        const t = this.builder.input(s.name.text, type, s.name.span);
+        env.define(s.name.text, t);
+        return undefined;
+      }
+      case 'Param':
+      case 'State': {
+        if (s.guard && !this.ctBool(s.guard, env)) return undefined;
+        const type = this.typeOf(s.type, env, false);
+        const init = this.initializer(s.init, s.kind === 'Param' ? 'glorot_uniform' : 'zeros', env);
+        const t =
+          s.kind === 'Param'
+            ? this.builder.param(path(s.name.text), type, init, s.name.span)
+            : this.builder.stateBuffer(path(s.name.text), type, init, s.name.span);
+        env.define(s.name.text, t);
+        ctx.layer?.members.set(s.name.text, t);
+        return undefined;
+      }
+      case 'SubLayer': {
+        if (s.guard && !this.ctBool(s.guard, env)) return undefined;
+        const named = this.namedLayers(path(s.name.text), () => this.expr(s.value, env));
+        env.define(s.name.text, named);
+        ctx.layer?.members.set(s.name.text, named);
+        return undefined;
+      }
+      case 'Let':
+        if (s.targets.length === 1) this.namedLayers(path(s.targets[0].text), () => (this.letStmt(s, env), env.lookup(s.targets[0].text)!));
+        else this.letStmt(s, env);
+        if (ctx.layer && s.targets.length === 1) ctx.layer.members.set(s.targets[0].text, env.lookup(s.targets[0].text)!);
+        return undefined;
+      case 'Assign': {
+        const value = this.expr(s.value, env);
+        const values = this.destructure(value, s.targets.length, s.value.span);
+        s.targets.forEach((t, i) => {
+          const previous = env.lookup(t.text);
+          if (previous?.kind === 'tensor' && previous.member?.state) {
+            this.updateState(previous, values[i], t.span);
+            return;
+          }
+          if (!env.assign(t.text, values[i])) env.define(t.text, values[i]);
+        });
+        return undefined;
+      }
+      case 'Output': {
+        const value = this.tensorOrPoison(this.expr(s.value, env), s.value.span, 'an output');
+        if (value && s.type) this.checkDeclared(value, this.typeOf(s.type, env, false), s.value.span, `output \`${s.name.text}\``);
+        if (value) this.builder.outputs.set(s.name.text, value.value);
+        env.define(s.name.text, value ?? POISON);
+        return undefined;
+      }
+      case 'Loss':
+      case 'Metric': {
+        const name = s.kind === 'Loss' ? (s.name?.text ?? 'loss') : s.name.text;
+        const value = this.tensorOrPoison(this.expr(s.value, env), s.value.span, `a ${s.kind.toLowerCase()}`);
+        if (value) {
+          const t = value.value.type;
+          if (t.shape.length !== 0 || (s.kind === 'Loss' && t.dtype !== 'f32')) {
+            this.report(
+              diagnostic('E0302', `a ${s.kind.toLowerCase()} must be a scalar${s.kind === 'Loss' ? ' f32' : ''}, found ${typeToString(t)}`, s.value.span, {
+                label: typeToString(t),
+                help: 'reduce it, for example with mean(...)',
+              }),
+            );
+          } else (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);
+        }
+        if (s.kind === 'Metric' || s.name) env.define(name, value ?? POISON);
+        return undefined;
+      }
+      case 'Where':
+        for (const c of s.conditions) this.constraint(c, env);
+        return undefined;
+      case 'Forward':
+        return undefined; // layers record their forward when instantiated
+      case 'Return': {
+        const values = s.values.map((v) => this.expr(v, env));
+        return values.length === 1 ? values[0] : { kind: 'list', items: values };
+      }
+      case 'Yield': {
+        if (!this.yields) this.fail('E0305', '`yield` outside a scan', s.span);
+        this.yields.push(s.values.map((v) => this.expr(v, env)));
+        return undefined;
+      }
+      case 'For': {
+        const items = this.iterate(this.expr(s.iterable, env), s.iterable.span);
+        for (const item of items) {
+          const inner = env.child();
+          const parts = s.vars.length === 1 ? [item] : this.destructure(item, s.vars.length, s.iterable.span);
+          s.vars.forEach((v, i) => inner.define(v.text, parts[i]));
+          const r = this.forBody(s.body, inner, env, ctx);
+          if (r !== undefined) return r;
+        }
+        return undefined;
+      }
+      case 'If': {
+        const cond = this.ctBool(s.condition, env);
+        if (cond) return this.forBody(s.then, env.child(), env, ctx);
+        if (s.else) return this.forBody(s.else, env.child(), env, ctx);
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * Bodies of static `for` and `if` run in a child scope for their own lets, but members they declare
+   * (params, sublayers, inputs) belong to the enclosing layer or model.
+   */
+  private forBody(block: A.Block, inner: Env, outer: Env, ctx: { layerPath: string; layer: LayerV | null }): CtValue | undefined {
+    for (const s of block.stmts) {
+      const isMember = s.kind === 'Param' || s.kind === 'State' || s.kind === 'SubLayer' || s.kind === 'Input' || s.kind === 'Output';
+      const r = this.statement(s, isMember ? proxyEnv(inner, outer) : inner, ctx);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  letStmt(s: A.LetStmt, env: Env): void {
+    const value = this.expr(s.value, env);
+    if (s.type && value.kind === 'tensor') this.checkDeclared(value, this.typeOf(s.type, env, false), s.value.span, `\`${s.targets[0].text}\``);
+    const values = this.destructure(value, s.targets.length, s.value.span);
+    s.targets.forEach((t, i) => env.define(t.text, values[i]));
+  }
+
+  private updateState(state: TensorV, value: CtValue, span: A.Span): void {
+    if (value.kind === 'poison') return;
+    if (value.kind !== 'tensor') this.fail('E0307', `state \`${state.member!.path}\` can only be updated with a tensor`, span);
+    if (!sameType(value.value.type, state.value.type)) {
+      this.fail('E0302', `the update of state \`${state.member!.path}\` is ${typeToString(value.value.type)}, but it is declared ${typeToString(state.value.type)}`, span);
+    }
+    this.builder.setStateUpdate(state.value, value.value);
+  }
+
+  /** A constraint over sizes known only at run time is carried, not checked, here. */
+  private constraint(c: A.Expr, env: Env): void {
+    let symbolic = false;
+    visitIdents(c, (n) => {
+      if (env.lookup(n)?.kind === 'dim') symbolic = true;
+    });
+    if (symbolic) return;
+    const v = this.expr(c, env);
+    if (v.kind === 'bool' && !v.value) {
+      this.fail('E0304', `constraint \`${exprText(c)}\` is false${describeBindings(c, env)}`, c.span);
+    }
+  }
+
+  // ------------------------------------------------------------ types and initializers
+
+  /** Evaluates a tensor type; a capitalised unknown name in a shape becomes a symbolic size (and is bound in env). */
+  typeOf(t: A.TypeExpr, env: Env, declareSymbols: boolean): TensorType {
+    const dtype = t.name.text as DType;
+    if (!DTYPES.includes(dtype)) this.fail('E0307', `\`${t.name.text}\` is not a tensor dtype (f32, f16, i32, u32 or bool)`, t.name.span);
+    if (t.dims === null) this.fail('E0307', `a tensor type needs a shape: \`${t.name.text}[...]\` (\`${t.name.text}[]\` for a scalar)`, t.span);
+    const shape: D.Dim[] = [];
+    for (const d of t.dims) {
+      if (d.kind === 'Ellipsis') this.fail('E0014', '`...` is only allowed in forward argument and return types', d.span);
+      shape.push(this.dimOf(d, env, declareSymbols));
+    }
+    return { dtype, shape };
+  }
+
+  private dimOf(d: A.Expr, env: Env, declareSymbols: boolean): D.Dim {
+    if (d.kind === 'Ident' && env.lookup(d.name) === undefined && /^[A-Z]/.test(d.name)) {
+      const s = D.sym(d.name);
+      if (declareSymbols) env.define(d.name, { kind: 'dim', value: s });
+      return s;
+    }
+    const v = this.expr(d, env);
+    if (v.kind === 'int') {
+      if (v.value < 0) this.fail('E0305', `a size cannot be negative: \`${exprText(d)}\` is ${v.value}`, d.span);
+      return v.value;
+    }
+    if (v.kind === 'dim') return v.value;
+    return this.fail('E0307', `a size must be an integer, found ${describe(v)}`, d.span);
+  }
+
+  private initializer(e: A.Expr | null, fallback: string, env: Env): { kind: string; options: Record<string, number> } {
+    if (!e) return { kind: fallback, options: {} };
+    const v = this.expr(e, env);
+    if (v.kind === 'init') return { kind: v.spec.kind, options: { ...v.spec.options } };
+    // `zeros` and `ones` are also tensor builtins (zeros([B, n])); as an initializer they name the constant fill
+    if (v.kind === 'builtin' && (v.name === 'zeros' || v.name === 'ones') && !v.bound) return { kind: v.name, options: {} };
+    if (v.kind === 'int' || v.kind === 'float') return { kind: 'constant', options: { value: v.value } };
+    return this.fail('E0307', `a parameter is initialized by an initializer (zeros, glorot_uniform, normal(std: 0.02), ...), found ${describe(v)}`, e.span);
+  }
+
+  private checkDeclared(value: TensorV, declared: TensorType, span: A.Span, what: string): void {
+    if (!sameType(value.value.type, declared)) {
+      this.report(
+        diagnostic('E0302', `${what} is ${typeToString(value.value.type)}, but its declared type is ${typeToString(declared)}`, span, {
+          label: typeToString(value.value.type),
+        }),
+      );
+    }
+  }
+
+  // ------------------------------------------------------------ expressions
+
+  expr(e: A.Expr, env: Env): CtValue {
+    switch (e.kind) {
+      case 'Number':
+        return e.isInt ? { kind: 'int', value: e.value } : { kind: 'float', value: e.value };
+      case 'String':
+        return { kind: 'string', value: e.value };
+      case 'Bool':
+        return { kind: 'bool', value: e.value };
+      case 'None':
+        return NONE;
+      case 'Ident': {
+        const v = env.lookup(e.name);
+        if (v) return v;
+        // name resolution accepted it, so the prelude promises a name the elaborator does not provide
+        this.report(diagnostic('E0201', `\`${e.name}\` is not available here`, e.span));
+        return POISON;
+      }
+      case 'List':
+      case 'Tuple':
+        return { kind: 'list', items: e.items.map((x) => this.expr(x, env)) };
+      case 'Comprehension': {
+        const out: CtValue[] = [];
+        for (const item of this.iterate(this.expr(e.iterable, env), e.iterable.span)) {
+          const inner = env.child();
+          const parts = e.vars.length === 1 ? [item] : this.destructure(item, e.vars.length, e.iterable.span);
+          e.vars.forEach((v, i) => inner.define(v.text, parts[i]));
+          if (e.condition && !this.ctBool(e.condition, inner)) continue;
+          out.push(this.expr(e.element, inner));
+        }
+        return { kind: 'list', items: out };
+      }
+      case 'Unary':
+        return this.unary(e, env);
+      case 'Binary':
+        return this.binary(e, env);
+      case 'Call':
+        return this.call(e, env);
+      case 'Index':
+        return this.index(e, env);
+      case 'Member':
+        return this.member(e, env);
+      case 'Lambda':
+        return { kind: 'closure', name: '<lambda>', params: e.params, body: e.body, returns: [], env, span: e.span };
+      case 'IfExpr':
+        return this.ctBool(e.condition, env) ? this.expr(e.then, env) : this.expr(e.else, env);
+      case 'Scan':
+        return this.scan(e, env);
+      case 'Ellipsis':
+        return this.fail('E0014', '`...` is only allowed in shapes and indices', e.span);
+      case 'ErrorExpr':
+        return POISON;
+    }
+  }
+
+  ctBool(e: A.Expr, env: Env): boolean {
+    const v = this.expr(e, env);
+    if (v.kind === 'bool') return v.value;
+    if (v.kind === 'poison') throw new Abort();
+    if (v.kind === 'tensor') {
+      return this.fail('E0305', 'a condition here must be known at compile time, but it is a tensor', e.span, {
+        help: 'choose between tensors elementwise with select(cond, a, b)',
+      });
+    }
+    return this.fail('E0307', `a condition must be a bool, found ${describe(v)}`, e.span);
+  }
+
+  private unary(e: A.Unary, env: Env): CtValue {
+    const v = this.expr(e.operand, env);
+    if (v.kind === 'poison') return v;
+    if (e.op === 'not') {
+      if (v.kind === 'bool') return { kind: 'bool', value: !v.value };
+      if (v.kind === 'tensor') return this.emit1('logical_not', [{ tensor: v, span: e.operand.span }], {}, e.span);
+    } else {
+      const sign = e.op === '-' ? -1 : 1;
+      if (v.kind === 'int' || v.kind === 'float') return { kind: v.kind, value: sign * v.value };
+      if (v.kind === 'dim') return { kind: 'dim', value: sign === 1 ? v.value : D.sub(0, v.value) };
+      if (v.kind === 'tensor') return sign === 1 ? v : this.emit1('neg', [{ tensor: v, span: e.operand.span }], {}, e.span);
+    }
+    return this.fail('E0307', `\`${e.op}\` cannot apply to ${describe(v)}`, e.operand.span);
+  }
+
+  private binary(e: A.Binary, env: Env): CtValue {
+    if (e.op === 'and' || e.op === 'or') {
+      const l = this.expr(e.left, env);
+      if (l.kind === 'bool') {
+        if (e.op === 'and' && !l.value) return l;
+        if (e.op === 'or' && l.value) return l;
+        return this.expr(e.right, env);
+      }
+      const r = this.expr(e.right, env);
+      return this.tensorBinary(e.op === 'and' ? 'logical_and' : 'logical_or', l, r, e);
+    }
+    const l = this.expr(e.left, env);
+    const r = this.expr(e.right, env);
+    return this.binaryValues(e.op, l, r, e);
+  }
+
+  binaryValues(op: A.BinaryOp, l: CtValue, r: CtValue, e: { span: A.Span; left: { span: A.Span }; right: { span: A.Span } }): CtValue {
+    if (l.kind === 'poison' || r.kind === 'poison') return POISON;
+    if (op === '..') {
+      const a = this.ctInt(l, e.left.span);
+      const b = this.ctInt(r, e.right.span);
+      return { kind: 'list', items: Array.from({ length: Math.max(0, b - a) }, (_, i) => ({ kind: 'int', value: a + i }) as CtValue) };
+    }
+    if (l.kind === 'tensor' || r.kind === 'tensor') {
+      const prim = TENSOR_BINARY[op];
+      if (!prim) return this.fail('E0307', `\`${op}\` does not apply to tensors`, e.span);
+      return this.tensorBinary(prim, l, r, e);
+    }
+    if (l.kind === 'list' && r.kind === 'list' && op === '+') return { kind: 'list', items: [...l.items, ...r.items] };
+    if ((l.kind === 'int' || l.kind === 'dim') && (r.kind === 'int' || r.kind === 'dim') && (l.kind === 'dim' || r.kind === 'dim')) {
+      return this.dimBinary(op, l.value as D.Dim, r.value as D.Dim, e);
+    }
+    if (isNumber(l) && isNumber(r)) return this.numberBinary(op, l, r, e);
+    if ((op === '==' || op === '!=') && l.kind === r.kind && (l.kind === 'string' || l.kind === 'bool')) {
+      const eq = l.value === (r as typeof l).value;
+      return { kind: 'bool', value: op === '==' ? eq : !eq };
+    }
+    return this.fail('E0307', `\`${op}\` cannot combine ${describe(l)} and ${describe(r)}`, e.span);
+  }
+
+  private numberBinary(op: A.BinaryOp, l: CtValue & { value: number }, r: CtValue & { value: number }, e: { span: A.Span }): CtValue {
+    const bothInt = l.kind === 'int' && r.kind === 'int';
+    const a = l.value;
+    const b = r.value;
+    const num = (value: number, asInt = bothInt): CtValue => ({ kind: asInt ? 'int' : 'float', value });
+    switch (op) {
+      case '+':
+        return num(a + b);
+      case '-':
+        return num(a - b);
+      case '*':
+        return num(a * b);
+      case '/':
+        if (b === 0) return this.fail('E0305', 'division by zero', e.span);
+        // sizes divide with floor, like the shapes they describe; any float makes it a true division
+        return bothInt ? num(Math.floor(a / b)) : num(a / b);
+      case '%':
+        if (b === 0) return this.fail('E0305', 'modulo by zero', e.span);
+        return num(a - b * Math.floor(a / b));
+      case '**':
+        return num(a ** b, bothInt && b >= 0);
+      case '==':
+        return { kind: 'bool', value: a === b };
+      case '!=':
+        return { kind: 'bool', value: a !== b };
+      case '<':
+        return { kind: 'bool', value: a < b };
+      case '<=':
+        return { kind: 'bool', value: a <= b };
+      case '>':
+        return { kind: 'bool', value: a > b };
+      case '>=':
+        return { kind: 'bool', value: a >= b };
+      default:
+        return this.fail('E0307', `\`${op}\` does not apply to numbers`, e.span);
+    }
+  }
+
+  private dimBinary(op: A.BinaryOp, a: D.Dim, b: D.Dim, e: { span: A.Span }): CtValue {
+    const dim = (value: D.Dim): CtValue => (typeof value === 'number' ? { kind: 'int', value } : { kind: 'dim', value });
+    switch (op) {
+      case '+':
+        return dim(D.add(a, b));
+      case '-':
+        return dim(D.sub(a, b));
+      case '*':
+        return dim(D.mul(a, b));
+      case '/':
+        return dim(D.floorDiv(a, b));
+      case '%':
+        return dim(D.mod(a, b));
+      case '==':
+        return { kind: 'bool', value: D.dimEquals(a, b) };
+      case '!=':
+        if (D.dimEquals(a, b)) return { kind: 'bool', value: false };
+        break;
+      default:
+        break;
+    }
+    return this.fail('E0305', `\`${D.dimToString(a)} ${op} ${D.dimToString(b)}\` depends on sizes only known when the model runs`, e.span);
+  }
+
+  /** Elementwise ops between tensors and numbers; a number becomes a scalar of the tensor's dtype. */
+  private tensorBinary(prim: string, l: CtValue, r: CtValue, e: { span: A.Span; left: { span: A.Span }; right: { span: A.Span } }): CtValue {
+    if (l.kind === 'poison' || r.kind === 'poison') return POISON;
+    const other = l.kind === 'tensor' ? l : (r as TensorV);
+    const lt = this.asTensor(l, other, e.left.span);
+    const rt = this.asTensor(r, other, e.right.span);
+    return this.emit1(prim, [{ tensor: lt, span: e.left.span }, { tensor: rt, span: e.right.span }], {}, e.span);
+  }
+
+  asTensor(v: CtValue, like: TensorV | null, span: A.Span): TensorV {
+    if (v.kind === 'tensor') return v;
+    if (v.kind === 'int' || v.kind === 'float' || v.kind === 'bool') {
+      const dtype: DType = like && !(v.kind === 'float' && !isFloatType(like)) ? like.value.type.dtype : v.kind === 'float' ? 'f32' : v.kind === 'bool' ? 'bool' : 'i32';
+      return this.builder.constant(v.kind === 'bool' ? Number(v.value) : v.value, dtype, span);
+    }
+    if (v.kind === 'dim' && D.isConcrete(v.value)) return this.builder.constant(v.value, like?.value.type.dtype ?? 'i32', span);
+    return this.fail('E0307', `expected a tensor or a number, found ${describe(v)}`, span);
+  }
+
+  emit1(op: string, operands: readonly Operand[], attrs: Record<string, unknown>, span: A.Span): CtValue {
+    if (operands.some((o) => (o.tensor as CtValue).kind === 'poison')) return POISON;
+    return this.builder.emit(op, operands, attrs as never, span)[0];
+  }
+
+  private call(e: A.Call, env: Env): CtValue {
+    const callee = this.expr(e.callee, env);
+    if (callee.kind === 'poison') return POISON;
+    const positional: { value: CtValue; span: A.Span }[] = [];
+    const named = new Map<string, { value: CtValue; span: A.Span }>();
+    for (const a of e.args) {
+      const value = this.expr(a.value, env);
+      if (a.name) {
+        if (named.has(a.name.text)) this.fail('E0303', `the argument \`${a.name.text}\` is given twice`, a.name.span);
+        named.set(a.name.text, { value, span: a.value.span });
+      } else positional.push({ value, span: a.value.span });
+    }
+    return this.apply(callee, positional, named, e.span, e.callee.span);
+  }
+
+  apply(
+    callee: CtValue,
+    positional: readonly { value: CtValue; span: A.Span }[],
+    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    span: A.Span,
+    calleeSpan: A.Span,
+  ): CtValue {
+    switch (callee.kind) {
+      case 'builtin': {
+        const allNamed = new Map(named);
+        for (const [k, v] of callee.bound ?? []) if (!allNamed.has(k)) allNamed.set(k, { value: v, span });
+        if (positional.length === 0 && allNamed.size > 0 && !BUILTINS_WITHOUT_TENSOR.has(callee.name)) {
+          // `leaky_relu(alpha: 0.2)` used as a function value: a partial application
+          return { kind: 'builtin', name: callee.name, bound: new Map([...allNamed].map(([k, v]) => [k, v.value])) };
+        }
+        return callBuiltin(this, callee.name, positional, allNamed, span);
+      }
+      case 'init':
+        return { kind: 'init', spec: { kind: callee.spec.kind, options: Object.fromEntries([...named].map(([k, v]) => [k, this.ctNumber(v.value, v.span)])) } };
+      case 'closure':
+        return this.atCall(span, () => this.callClosure(callee, positional, named, span));
+      case 'layerCtor':
+        return this.atCall(span, () => this.instantiate(callee, positional, named, span));
+      case 'layer':
+        return this.atCall(span, () => this.callLayer(callee, positional, named, span));
+      default:
+        return this.fail('E0307', `${describe(callee)} cannot be called`, calleeSpan);
+    }
+  }
+
+  private bindArgs(
+    params: readonly A.HyperParam[],
+    positional: readonly { value: CtValue; span: A.Span }[],
+    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    span: A.Span,
+    what: string,
+  ): Map<string, { value: CtValue; span: A.Span } | undefined> {
+    if (positional.length > params.length) {
+      this.fail('E0303', `${what} takes ${params.length} argument${params.length === 1 ? '' : 's'}, but ${positional.length} were given`, positional[params.length].span);
+    }
+    const bound = new Map<string, { value: CtValue; span: A.Span } | undefined>();
+    params.forEach((p, i) => bound.set(p.name.text, positional[i]));
+    for (const [k, v] of named) {
+      if (!params.some((p) => p.name.text === k)) {
+        const names = params.map((p) => p.name.text);
+        this.fail('E0303', `${what} has no parameter \`${k}\``, v.span, names.length ? { help: `its parameters are ${names.join(', ')}` } : {});
+      }
+      if (bound.get(k)) this.fail('E0303', `the argument \`${k}\` is given twice`, v.span);
+      bound.set(k, v);
+    }
+    return bound;
+  }
+
+  private bindHyperParams(params: readonly A.HyperParam[], args: readonly A.Arg[], env: Env, argEnv: Env, span: A.Span): void {
+    const positional = args.filter((a) => !a.name).map((a) => ({ value: this.expr(a.value, argEnv), span: a.value.span }));
+    const named = new Map(args.filter((a) => a.name).map((a) => [a.name!.text, { value: this.expr(a.value, argEnv), span: a.value.span }]));
+    this.bindInto(params, positional, named, env, span, 'the model');
+  }
+
+  private bindInto(
+    params: readonly A.HyperParam[],
+    positional: readonly { value: CtValue; span: A.Span }[],
+    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    env: Env,
+    span: A.Span,
+    what: string,
+  ): void {
+    const bound = this.bindArgs(params, positional, named, span, what);
+    for (const p of params) {
+      const given = bound.get(p.name.text);
+      let value: CtValue;
+      if (given) value = given.value;
+      else if (p.default) value = this.expr(p.default, env);
+      else return this.fail('E0303', `${what} needs the argument \`${p.name.text}\``, span);
+      if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? span);
+      env.define(p.name.text, value);
+    }
+  }
+
+  private checkHyper(p: A.HyperParam, v: CtValue, span: A.Span): CtValue {
+    const t = p.type!;
+    const base = t.name.text;
+    const ok = (kinds: string[]) => kinds.includes(v.kind);
+    if (t.dims !== null && ['int', 'float', 'bool', 'string', 'fn'].includes(base)) {
+      if (v.kind !== 'list') this.fail('E0303', `\`${p.name.text}\` is declared ${base}[], found ${describe(v)}`, span);
+      return v;
+    }
+    const valid =
+      base === 'int' ? ok(['int', 'dim'])
+      : base === 'float' ? ok(['int', 'float'])
+      : base === 'bool' ? ok(['bool'])
+      : base === 'string' ? ok(['string'])
+      : base === 'fn' ? ok(['builtin', 'closure', 'layerCtor', 'layer'])
+      : true;
+    if (!valid) this.fail('E0303', `\`${p.name.text}\` is declared ${base}, found ${describe(v)}`, span);
+    if (base === 'float' && v.kind === 'int') return { kind: 'float', value: v.value };
+    return v;
+  }
+
+  private callClosure(
+    c: Extract<CtValue, { kind: 'closure' }>,
+    positional: readonly { value: CtValue; span: A.Span }[],
+    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    span: A.Span,
+  ): CtValue {
+    if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `calls nest deeper than ${MAX_CALL_DEPTH} levels`, span);
+    this.depth++;
+    try {
+      const env = c.env.child();
+      env.define('training', { kind: 'bool', value: this.training });
+      const tensorParams = c.params.filter((p) => p.type?.dims != null && !['int', 'float', 'bool', 'string', 'fn'].includes(p.type.name.text));
+      const bound = this.bindArgs(c.params, positional, named, span, c.name === '<lambda>' ? 'the function' : `\`${c.name}\``);
+      const unifier = this.unifierFor(tensorParams, c.returns, env);
+      for (const p of c.params) {
+        const given = bound.get(p.name.text);
+        let value: CtValue;
+        if (given) value = given.value;
+        else if (p.default) value = this.expr(p.default, env);
+        else return this.fail('E0303', `\`${c.name}\` needs the argument \`${p.name.text}\``, span);
+        if (tensorParams.includes(p)) this.matchTensorArg(p, value, given?.span ?? span, unifier, env);
+        else if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? span);
+        env.define(p.name.text, value);
+      }
+      this.bindSolved(unifier, env);
+      const result = c.body.kind === 'Block' ? (this.statements(c.body, env, { layerPath: '', layer: null }) ?? NONE) : this.expr(c.body, env);
+      this.checkReturns(result, c.returns, env, span, unifier);
+      return result;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  // ------------------------------------------------------------ layers
+
+  private layerPrefix = '';
+  private layerCount = 0;
+  private layerDepth = 0;
+
+  /**
+   * Evaluates a value whose layers are named `path` (one layer) or `path.0`, `path.1` (a list of them):
+   * layers are built before they are named, under a temporary path that is renamed afterwards.
+   */
+  private namedLayers(path: string, f: () => CtValue): CtValue {
+    const savedPrefix = this.layerPrefix;
+    const savedCount = this.layerCount;
+    this.layerPrefix = `\u0000tmp${this.tempLayers++}`;
+    this.layerCount = 0;
+    let value: CtValue;
+    try {
+      value = f();
+    } finally {
+      this.layerPrefix = savedPrefix;
+      this.layerCount = savedCount;
+    }
+    const rename = (v: CtValue, to: string): void => {
+      if (v.kind === 'layer') this.builder.renamePrefix(v.path, to);
+      else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
+    };
+    rename(value, path);
+    return value;
+  }
+
+  private instantiate(
+    ctor: Extract<CtValue, { kind: 'layerCtor' }>,
+    positional: readonly { value: CtValue; span: A.Span }[],
+    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    span: A.Span,
+  ): LayerV {
+    if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `layers nest deeper than ${MAX_CALL_DEPTH} levels`, span);
+    const path = `${this.layerPrefix || `_${ctor.decl.name.text}`}#${this.layerCount++}`;
+    const env = ctor.env.child();
+    env.define('training', { kind: 'bool', value: this.training });
+    const layer: LayerV = { kind: 'layer', decl: ctor.decl, path, members: new Map(), env };
+    this.builder.layers.push(layer);
+    this.depth++;
+    const savedPrefix = this.layerPrefix;
+    const savedCount = this.layerCount;
+    try {
+      this.bindInto(ctor.decl.params, positional, named, env, span, `\`${ctor.decl.name.text}\``);
+      for (const p of ctor.decl.params) layer.members.set(p.name.text, env.lookup(p.name.text)!);
+      this.statements(ctor.decl.body, env, { layerPath: path, layer });
+    } finally {
+      this.layerPrefix = savedPrefix;
+      this.layerCount = savedCount;
+      this.depth--;
+    }
+    return layer;
+  }
+
+  private callLayer(
+    layer: LayerV,
+    positional: readonly { value: CtValue; span: A.Span }[],
+    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    span: A.Span,
+  ): CtValue {
+    const forward = layer.decl.body.stmts.find((s): s is A.ForwardStmt => s.kind === 'Forward');
+    if (!forward) return this.fail('E0307', `the layer \`${layer.decl.name.text}\` has no forward, so it cannot be called`, span);
+    this.layerDepth++;
+    let result: CtValue;
+    try {
+      result = this.callClosure(
+        { kind: 'closure', name: layer.decl.name.text, params: forward.params, body: forward.body, returns: forward.returns, env: layer.env, span: forward.span },
+        positional,
+        named,
+        span,
+      );
+    } finally {
+      this.layerDepth--;
+    }
+    const tensors = (vs: readonly CtValue[]): Value[] => vs.flatMap((v) => (v.kind === 'tensor' ? [v.value] : v.kind === 'list' ? tensors(v.items) : []));
+    this.builder.layerCalls.push({
+      layer,
+      depth: this.layerDepth,
+      inputs: tensors([...positional.map((a) => a.value), ...[...named.values()].map((a) => a.value)]),
+      outputs: tensors([result]),
+      span,
+    });
+    return result;
+  }
+
+  // ------------------------------------------------------------ tensor arguments and returns
+
+  private unifierFor(params: readonly A.HyperParam[], returns: readonly A.TypeExpr[], env: Env): SignatureUnifier {
+    const names = new Set<string>();
+    const collect = (t: A.TypeExpr | null) => {
+      for (const d of t?.dims ?? []) visitIdents(d, (n) => {
+        if (/^[A-Z]/.test(n) && env.lookup(n) === undefined) names.add(n);
+      });
+    };
+    for (const p of params) collect(p.type);
+    for (const r of returns) collect(r);
+    return Object.assign(new DimUnifier(names), { names });
+  }
+
+  /** Matches an argument's type against `f32[..., B, n]`, binding the forward's symbolic sizes. */
+  private matchTensorArg(p: A.HyperParam, value: CtValue, span: A.Span, unifier: DimUnifier, env: Env): void {
+    if (value.kind === 'poison') throw new Abort();
+    if (value.kind !== 'tensor') this.fail('E0303', `\`${p.name.text}\` must be a tensor, found ${describe(value)}`, span);
+    const t = p.type!;
+    const actual = value.value.type;
+    if (t.name.text !== actual.dtype) {
+      this.fail('E0302', `\`${p.name.text}\` is declared ${t.name.text}, but the argument is ${typeToString(actual)}`, span, { label: typeToString(actual) });
+    }
+    const dims = t.dims!;
+    const ellipsis = dims.findIndex((d) => d.kind === 'Ellipsis');
+    const fixed = ellipsis < 0 ? dims : dims.filter((d) => d.kind !== 'Ellipsis');
+    const rankOk = ellipsis < 0 ? actual.shape.length === dims.length : actual.shape.length >= fixed.length;
+    const declaredText = `${t.name.text}[${dims.map(exprText).join(', ')}]`;
+    if (!rankOk) {
+      this.fail('E0302', `\`${p.name.text}\` is declared ${declaredText}, but the argument is ${typeToString(actual)}`, span, {
+        label: typeToString(actual),
+        ...(actual.shape.length > fixed.length && fixed.length === 2 ? { help: 'flatten the input first' } : {}),
+      });
+    }
+    const prefix = ellipsis < 0 ? 0 : actual.shape.length - fixed.length;
+    if (ellipsis >= 0) env.define(`\u0000ellipsis`, { kind: 'list', items: actual.shape.slice(ellipsis, ellipsis + prefix).map(dimValue) });
+    let k = 0;
+    for (let i = 0; i < dims.length; i++) {
+      const d = dims[i];
+      if (d.kind === 'Ellipsis') {
+        k += prefix;
+        continue;
+      }
+      const expected = this.declaredDim(d, env, unifier);
+      if (!unifier.unify(expected, actual.shape[k])) {
+        this.fail('E0302', `\`${p.name.text}\` is declared ${declaredText}, but the argument is ${typeToString(actual)}`, span, {
+          label: typeToString(actual),
+        });
+      }
+      k++;
+    }
+  }
+
+  /** A size in a forward's signature: a free capital name stays a variable for the unifier to solve. */
+  private declaredDim(d: A.Expr, env: Env, unifier: DimUnifier): D.Dim {
+    const scoped = env.child();
+    visitIdents(d, (n) => {
+      if (/^[A-Z]/.test(n) && env.lookup(n) === undefined) scoped.define(n, dimValue(unifier.resolve(D.sym(n))));
+    });
+    const v = this.expr(d, scoped);
+    if (v.kind === 'int') return v.value;
+    if (v.kind === 'dim') return v.value;
+    return this.fail('E0307', `a size must be an integer, found ${describe(v)}`, d.span);
+  }
+
+  /** Every size variable of the signature becomes visible in the body: solved, or standing for itself. */
+  private bindSolved(unifier: SignatureUnifier, env: Env): void {
+    for (const name of unifier.names) env.define(name, dimValue(unifier.resolve(D.sym(name))));
+  }
+
+  private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): void {
+    if (returns.length === 0 || result.kind === 'poison') return;
+    const values = returns.length === 1 ? [result] : result.kind === 'list' ? result.items : [result];
+    if (values.length !== returns.length) {
+      this.fail('E0302', `expected ${returns.length} return values, found ${values.length}`, span);
+    }
+    returns.forEach((r, i) => {
+      const v = values[i];
+      if (v.kind === 'poison') return;
+      if (v.kind !== 'tensor') this.fail('E0302', `the return value should be a tensor, found ${describe(v)}`, r.span);
+      // `-> f32[...]` promises only the dtype (a reduction may change the rank)
+      if (r.dims?.length === 1 && r.dims[0].kind === 'Ellipsis') {
+        if (v.value.type.dtype !== r.name.text) {
+          this.report(diagnostic('E0302', `the result is ${typeToString(v.value.type)}, but the declared return dtype is ${r.name.text}`, span));
+          throw new Abort();
+        }
+        return;
+      }
+      const dims: D.Dim[] = [];
+      for (const d of r.dims ?? []) {
+        if (d.kind === 'Ellipsis') {
+          const prefix = env.lookup('\u0000ellipsis');
+          if (prefix?.kind === 'list') for (const item of prefix.items) dims.push(item.kind === 'dim' ? item.value : (item as { value: number }).value);
+          continue;
+        }
+        dims.push(unifier.resolve(this.declaredDim(d, env, unifier)));
+      }
+      const declared: TensorType = { dtype: r.name.text as DType, shape: dims };
+      if (!sameType(v.value.type, declared)) {
+        this.report(
+          diagnostic('E0302', `the result is ${typeToString(v.value.type)}, but the declared return type is ${typeToString(declared)}`, span, {
+            label: typeToString(v.value.type),
+            secondary: [{ span: r.span, message: `declared ${typeToString(declared)}` }],
+          }),
+        );
+        throw new Abort();
+      }
+    });
+  }
+
+  // ------------------------------------------------------------ indexing and members
+
+  private index(e: A.Index, env: Env): CtValue {
+    const target = this.expr(e.target, env);
+    if (target.kind === 'poison') return POISON;
+    if (target.kind === 'list') {
+      if (e.items.length !== 1) this.fail('E0305', 'a list takes one index', e.span);
+      const item = e.items[0];
+      if (item.kind === 'Slice') {
+        const n = target.items.length;
+        const norm = (x: A.Expr | null, dflt: number) => {
+          if (!x) return dflt;
+          const v = this.ctInt(this.expr(x, env), x.span);
+          return Math.max(0, Math.min(n, v < 0 ? v + n : v));
+        };
+        const step = item.step ? this.ctInt(this.expr(item.step, env), item.step.span) : 1;
+        if (step <= 0) this.fail('E0305', 'a list slice needs a positive step', item.span);
+        const out: CtValue[] = [];
+        for (let i = norm(item.start, 0); i < norm(item.stop, n); i += step) out.push(target.items[i]);
+        return { kind: 'list', items: out };
+      }
+      const i = this.ctInt(this.expr(item, env), item.span);
+      const j = i < 0 ? i + target.items.length : i;
+      if (j < 0 || j >= target.items.length) this.fail('E0305', `index ${i} is out of range for a list of ${target.items.length}`, item.span);
+      return target.items[j];
+    }
+    if (target.kind === 'tensor') return callBuiltin(this, '\u0000index', [{ value: target, span: e.target.span }], new Map(), e.span, e.items, env);
+    return this.fail('E0307', `${describe(target)} cannot be indexed`, e.target.span);
+  }
+
+  private member(e: A.Member, env: Env): CtValue {
+    const target = this.expr(e.target, env);
+    if (target.kind === 'poison') return POISON;
+    const name = e.member.text;
+    if (target.kind === 'layer') {
+      const m = target.members.get(name);
+      if (m) return m;
+      const names = [...target.members.keys()];
+      return this.fail('E0201', `the layer \`${target.decl.name.text}\` has no member \`${name}\``, e.member.span, names.length ? { help: `its members are ${names.join(', ')}` } : {});
+    }
+    if (target.kind === 'list' && /^\d+$/.test(name)) {
+      const i = Number(name);
+      if (i >= target.items.length) this.fail('E0305', `index ${i} is out of range for a list of ${target.items.length}`, e.member.span);
+      return target.items[i];
+    }
+    if (target.kind === 'tensor' && name === 'shape') return { kind: 'list', items: target.value.type.shape.map(dimValue) };
+    return this.fail('E0307', `${describe(target)} has no member \`${name}\``, e.member.span);
+  }
+
+  // ------------------------------------------------------------ scan
+
+  /** Unrolls a recurrence over a concrete-length axis; the yields are stacked along that axis. */
+  private scan(e: A.Scan, env: Env): CtValue {
+    const source = this.expr(e.source, env);
+    if (source.kind === 'poison') return POISON;
+    if (source.kind !== 'tensor') return this.fail('E0307', `scan runs over a tensor, found ${describe(source)}`, e.source.span);
+    const rank = source.value.type.shape.length;
+    const rawAxis = e.axis ? this.ctInt(this.expr(e.axis, env), e.axis.span) : 0;
+    const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+    if (axis < 0 || axis >= rank) this.fail('E0305', `axis ${rawAxis} is out of range for ${typeToString(source.value.type)}`, e.axis?.span ?? e.span);
+    const length = source.value.type.shape[axis];
+    if (!D.isConcrete(length)) {
+      this.fail('E0306', `scan needs the length of axis ${axis} of ${typeToString(source.value.type)} when compiling`, e.source.span, {
+        help: 'give the sequence length as a hyperparameter in the input type, e.g. f32[B, steps, features]',
+      });
+    }
+    for (const c of e.carry) env.define(c.name.text, this.expr(c.init, env));
+    const savedYields = this.yields;
+    const steps: CtValue[][] = [];
+    try {
+      const order = Array.from({ length }, (_, i) => (e.reverse ? length - 1 - i : i));
+      for (const t of order) {
+        this.yields = [];
+        const inner = env.child();
+        const slice = callBuiltin(this, 'select_axis', [{ value: source, span: e.source.span }], new Map([['index', { value: { kind: 'int', value: t }, span: e.span }], ['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span);
+        inner.define(e.variable.text, slice);
+        this.statements(e.body, inner, { layerPath: '', layer: null });
+        if (this.yields.length !== 1) this.fail('E0305', `a scan body must yield exactly once per step, it yielded ${this.yields.length} times`, e.span);
+        steps[t] = this.yields[0];
+      }
+    } finally {
+      this.yields = savedYields;
+    }
+    if (length === 0) return { kind: 'list', items: [] };
+    const outputs = steps[0].map((_, k) =>
+      callBuiltin(this, 'stack', [{ value: { kind: 'list', items: steps.map((s) => s[k]) }, span: e.span }], new Map([['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span),
+    );
+    return outputs.length === 1 ? outputs[0] : { kind: 'list', items: outputs };
+  }
+
+  // ------------------------------------------------------------ small helpers
+
+  iterate(v: CtValue, span: A.Span): readonly CtValue[] {
+    if (v.kind === 'list') return v.items;
+    if (v.kind === 'poison') throw new Abort();
+    if (v.kind === 'tensor') return this.fail('E0305', 'a loop must run over a list known at compile time, not a tensor', span);
+    return this.fail('E0307', `cannot loop over ${describe(v)}`, span);
+  }
+
+  destructure(v: CtValue, count: number, span: A.Span): CtValue[] {
+    if (count === 1) return [v];
+    if (v.kind === 'poison') return Array.from({ length: count }, () => POISON);
+    if (v.kind !== 'list' || v.items.length !== count) {
+      return this.fail('E0303', `expected ${count} values to unpack, found ${v.kind === 'list' ? v.items.length : describe(v)}`, span);
+    }
+    return [...v.items];
+  }
+
+  ctInt(v: CtValue, span: A.Span): number {
+    if (v.kind === 'int') return v.value;
+    if (v.kind === 'dim' && D.isConcrete(v.value)) return v.value;
+    if (v.kind === 'poison') throw new Abort();
+    return this.fail('E0305', `expected an integer known at compile time, found ${describe(v)}`, span);
+  }
+
+  ctNumber(v: CtValue, span: A.Span): number {
+    if (v.kind === 'int' || v.kind === 'float') return v.value;
+    if (v.kind === 'poison') throw new Abort();
+    return this.fail('E0305', `expected a number, found ${describe(v)}`, span);
+  }
+
+  failWith(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string } = {}): never {
+    return this.fail(code, message, span, extra);
+  }
+
+  tensorOrPoison(v: CtValue, span: A.Span, what: string): TensorV | undefined {
+    if (v.kind === 'tensor') return v;
+    if (v.kind === 'poison') return undefined;
+    if (v.kind === 'int' || v.kind === 'float') return this.asTensor(v, null, span);
+    this.report(diagnostic('E0307', `${what} must be a tensor, found ${describe(v)}`, span));
+    return undefined;
+  }
+}
+
+type SignatureUnifier = DimUnifier & { readonly names: ReadonlySet<string> };
+
+const TENSOR_BINARY: Partial<Record<A.BinaryOp, string>> = {
+  '+': 'add', '-': 'sub', '*': 'mul', '/': 'div', '%': 'mod', '**': 'pow', '@': 'matmul',
+  '==': 'eq', '!=': 'ne', '<': 'lt', '<=': 'le', '>': 'gt', '>=': 'ge',
+};
+
+/** Builtins that take no tensor, so keyword-only calls are real calls, not partial applications. */
+const BUILTINS_WITHOUT_TENSOR = new Set(['zeros', 'ones', 'full', 'random_uniform', 'random_normal', 'arange', 'range', 'len', 'min', 'max']);
+
+function isLibrary(file: string): boolean {
+  return file.startsWith('stdlib/');
+}
+
+function isNumber(v: CtValue): v is CtValue & { kind: 'int' | 'float'; value: number } {
+  return v.kind === 'int' || v.kind === 'float';
+}
+
+function isFloatType(t: TensorV): boolean {
+  return t.value.type.dtype === 'f32' || t.value.type.dtype === 'f16';
+}
+
+function sameType(a: TensorType, b: TensorType): boolean {
+  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => D.dimEquals(d, b.shape[i]));
+}
+
+export function dimValue(d: D.Dim): CtValue {
+  return typeof d === 'number' ? { kind: 'int', value: d } : { kind: 'dim', value: d };
+}
+
+function visitIdents(e: A.Expr, f: (name: string) => void): void {
+  if (e.kind === 'Ident') f(e.name);
+  else if (e.kind === 'Binary') {
+    visitIdents(e.left, f);
+    visitIdents(e.right, f);
+  } else if (e.kind === 'Unary') visitIdents(e.operand, f);
+}
+
+/** An env whose definitions go to `outer` but whose lookups see `inner` first (members declared in static loops). */
+function proxyEnv(inner: Env, outer: Env): Env {
+  const proxy = Object.create(inner) as Env;
+  proxy.define = (name: string, value: CtValue) => outer.define(name, value);
+  return proxy;
+}
+
+function exprText(e: A.Expr): string {
+  switch (e.kind) {
+    case 'Ident':
+      return e.name;
+    case 'Number':
+      return e.text;
+    case 'Binary':
+      return `${exprText(e.left)} ${e.op} ${exprText(e.right)}`;
+    case 'Unary':
+      return `${e.op === 'not' ? 'not ' : e.op}${exprText(e.operand)}`;
+    case 'Ellipsis':
+      return '...';
+    case 'Call':
+      return `${exprText(e.callee)}(...)`;
+    case 'Index':
+      return `${exprText(e.target)}[...]`;
+    case 'Member':
+      return `${exprText(e.target)}.${e.member.text}`;
+    default:
+      return '...';
+  }
+}
+
+function describeBindings(c: A.Expr, env: Env): string {
+  const names = new Set<string>();
+  visitIdents(c, (n) => names.add(n));
+  const parts = [...names].flatMap((n) => {
+    const v = env.lookup(n);
+    return v && (v.kind === 'int' || v.kind === 'float' || v.kind === 'bool') ? [`${n} = ${v.value}`] : [];
+  });
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
+export type { ForwardResult };

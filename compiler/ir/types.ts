@@ -1,0 +1,89 @@
+// The IR's data: dtypes, tensor types with concrete or symbolic sizes, values, equations (nodes) and graphs.
+import type { Span } from '../../grammar/ast.ts';
+import type { Dim } from '../shapes/dim.ts';
+
+export type DType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
+
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'i32', 'u32', 'bool'];
+
+export function isFloat(d: DType): boolean {
+  return d === 'f32' || d === 'f16';
+}
+
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: readonly Dim[];
+}
+
+/** An SSA value: defined once, by a graph input, a parameter, a state buffer or one node's output. */
+export interface Value {
+  readonly id: number;
+  readonly type: TensorType;
+  /** The user's name for it, when it has one (a `let`, an input, a parameter path). */
+  readonly name?: string;
+}
+
+/** Attribute values: numbers, sizes (possibly symbolic), strings, booleans and lists of them. */
+export type AttrValue = number | string | boolean | Dim | null | readonly AttrValue[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+/** One equation: `outputs = op[attrs](inputs)`, carrying the .dl span it came from. */
+export interface Node {
+  readonly op: string;
+  readonly inputs: readonly Value[];
+  readonly attrs: Attrs;
+  readonly outputs: readonly Value[];
+  readonly span: Span;
+}
+
+/** How a parameter or state buffer starts: an initializer name and its options. */
+export interface InitSpec {
+  readonly kind: string;
+  readonly options: Readonly<Record<string, number>>;
+}
+
+export interface ParamInfo {
+  /** The path users see and checkpoints use: `net.hidden.0.w`. */
+  readonly path: string;
+  readonly value: Value;
+  readonly init: InitSpec;
+  readonly span: Span;
+}
+
+export interface StateInfo {
+  readonly path: string;
+  readonly value: Value;
+  readonly init: InitSpec;
+  readonly span: Span;
+  /** The value the state holds after a step (running statistics), when the graph updates it. */
+  readonly update?: Value;
+}
+
+export interface InputInfo {
+  readonly name: string;
+  readonly value: Value;
+  readonly span: Span;
+}
+
+/** One call of a layer instance, for summaries and diagrams: which values went in and came out. */
+export interface LayerCall {
+  readonly path: string;
+  readonly layer: string;
+  /** 0 for layers the model calls itself, 1 for layers those call, and so on. */
+  readonly depth: number;
+  readonly inputs: readonly Value[];
+  readonly outputs: readonly Value[];
+  readonly span: Span;
+}
+
+export interface Graph {
+  readonly name: string;
+  readonly inputs: readonly InputInfo[];
+  readonly params: readonly ParamInfo[];
+  readonly state: readonly StateInfo[];
+  readonly nodes: readonly Node[];
+  readonly outputs: ReadonlyMap<string, Value>;
+  readonly losses: ReadonlyMap<string, Value>;
+  readonly metrics: ReadonlyMap<string, Value>;
+  readonly layerCalls: readonly LayerCall[];
+}
