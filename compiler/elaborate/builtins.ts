@@ -16,6 +16,11 @@ export const INITIALIZERS: Readonly<Record<string, true>> = {
 const UNARY = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient'];
 const BINARY = ['maximum', 'minimum', 'pow'];
 
+const COMPILE_TIME_MATH: Readonly<Record<string, (x: number) => number>> = {
+  neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), abs: Math.abs, sign: Math.sign,
+  sin: Math.sin, cos: Math.cos, tanh: Math.tanh, sigmoid: (x) => 1 / (1 + Math.exp(-x)), floor: Math.floor, ceil: Math.ceil,
+};
+
 export const BUILTIN_NAMES: readonly string[] = [
   ...UNARY, ...BINARY,
   'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
@@ -81,7 +86,13 @@ export function callBuiltin(
     return a ? a.value.kind === 'bool' && a.value.value : false;
   };
 
-  if (UNARY.includes(name)) return emit(name, [tensor(0, 'x')]);
+  if (UNARY.includes(name)) {
+    const x = need(0, 'x');
+    const f = COMPILE_TIME_MATH[name];
+    // sqrt(head_dim) and friends on plain numbers are folded here
+    if (f && (x.value.kind === 'int' || x.value.kind === 'float')) return { kind: 'float', value: f(x.value.value) };
+    return emit(name, [tensor(0, 'x')]);
+  }
   if (BINARY.includes(name)) {
     const a = need(0, 'a');
     const b = need(1, 'b');
@@ -273,8 +284,9 @@ export function callBuiltin(
       return emit('full', [], { shape, value, dtype });
     }
     case 'arange': {
-      const n = intArg(0, 'n');
-      return emit('iota', [], { shape: [n], axis: 0, dtype: 'i32' });
+      const n = need(0, 'n');
+      const size = n.value.kind === 'dim' ? n.value.value : el.ctInt(n.value, n.span);
+      return emit('iota', [], { shape: [size], axis: 0, dtype: 'i32' });
     }
     case 'shape': {
       const x = need(0, 'x');
@@ -346,8 +358,8 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
   const rank = shape.length;
   const consumes = items.filter((i) => i.kind !== 'Ellipsis' && i.kind !== 'None').length;
   if (consumes > rank) return el.failWith('E0301', `${consumes} indices for a tensor of rank ${rank}`, span);
-  const starts: number[] = [];
-  const stops: (number | null)[] = [];
+  const starts: D.Dim[] = [];
+  const stops: (D.Dim | null)[] = [];
   const steps: number[] = [];
   const out: D.Dim[] = [];
   let axis = 0;
@@ -369,17 +381,21 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       continue;
     }
     if (item.kind === 'Slice') {
-      const v = (e: A.Expr | null) => (e ? el.ctInt(el.expr(e, env), e.span) : null);
-      const start = v(item.start) ?? 0;
-      const stop = v(item.stop);
-      const step = v(item.step) ?? 1;
+      const bound = (e: A.Expr | null): D.Dim | null => {
+        if (!e) return null;
+        const b = el.expr(e, env);
+        return b.kind === 'dim' ? b.value : el.ctInt(b, e.span);
+      };
+      const start = bound(item.start) ?? 0;
+      const stop = bound(item.stop);
+      const step = item.step ? el.ctInt(el.expr(item.step, env), item.step.span) : 1;
       if (step <= 0) return el.failWith('E0305', 'a slice needs a positive step', item.span);
       starts.push(start);
       stops.push(stop);
       steps.push(step);
       const n = shape[axis];
-      const s0 = start < 0 ? D.add(n, start) : start;
-      const s1 = stop === null ? n : stop < 0 ? D.add(n, stop) : stop;
+      const s0 = D.isConcrete(start) && start < 0 ? D.add(n, start) : start;
+      const s1 = stop === null ? n : D.isConcrete(stop) && stop < 0 ? D.add(n, stop) : stop;
       const len = D.sub(s1, s0);
       out.push(step === 1 ? len : D.floorDiv(D.add(len, step - 1), step));
       axis++;

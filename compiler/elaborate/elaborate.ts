@@ -222,7 +222,7 @@ export class Elaborator {
             );
           } else (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);
         }
-        if (s.kind === 'Metric' || s.name) env.define(name, value ?? POISON);
+        // metric names are not bound: `metric accuracy = accuracy(...)` must leave the function visible
         return undefined;
       }
       case 'Where':

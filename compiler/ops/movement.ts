@@ -1,6 +1,6 @@
 // Data-movement primitives: reshape, transpose, broadcast_to, slice, concat and pad.
-import type { TensorType } from '../ir/types.ts';
-import { type Dim, add, dimEquals, dimToString, floorDiv, isConcrete, mul, shapeToString, sub } from '../shapes/dim.ts';
+import type { AttrValue, TensorType } from '../ir/types.ts';
+import { type Dim, add, dimEquals, dimToString, evaluate, floorDiv, isConcrete, mul, shapeToString, sub } from '../shapes/dim.ts';
 import { broadcastStrides, numel, strides, unravel, type Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
 import { attrDims, err, evalShape, normAxis, product, typeStr } from './util.ts';
@@ -132,7 +132,14 @@ registerOp({
  * the end, and a stop of null means "to the end". On a concrete axis bounds are clamped to [0, n] as in
  * Python; on a symbolic axis they are taken as given (the result size is an expression of the size).
  */
-function sliceBounds(n: Dim, start: number, stop: number | null, step: number): { start: Dim; size: Dim } {
+function sliceBounds(n: Dim, start: Dim, stop: Dim | null, step: number): { start: Dim; size: Dim } {
+  if (!isConcrete(start) || (stop !== null && !isConcrete(stop))) {
+    // a symbolic bound (`pos[:L - 1]`) is a size counted from the start, taken as given
+    const s0: Dim = isConcrete(start) && start < 0 ? add(n, start) : start;
+    const s1: Dim = stop === null ? n : isConcrete(stop) && stop < 0 ? add(n, stop) : stop;
+    const len = sub(s1, s0);
+    return { start: s0, size: step === 1 ? len : floorDiv(add(len, step - 1), step) };
+  }
   if (isConcrete(n)) {
     const s0 = Math.min(n, Math.max(0, start < 0 ? start + n : start));
     const s1 = stop === null ? n : Math.min(n, Math.max(0, stop < 0 ? stop + n : stop));
@@ -159,12 +166,13 @@ registerOp({
       return err(`slice needs starts, stops and steps for each of the ${r} axes of ${typeStr(x)}`, 0);
     }
     if (!steps.every((s) => typeof s === 'number' && Number.isInteger(s) && s > 0)) return err(`slice steps must be positive integers`, 0);
-    const shape = x.shape.map((n, i) => sliceBounds(n, starts[i] as number, stops[i] as number | null, steps[i] as number).size);
+    const shape = x.shape.map((n, i) => sliceBounds(n, starts[i] as Dim, stops[i] as Dim | null, steps[i] as number).size);
     return [{ dtype: x.dtype, shape }];
   },
-  interpret([x], attrs) {
-    const starts = attrs.starts as number[];
-    const stops = attrs.stops as (number | null)[];
+  interpret([x], attrs, env) {
+    const bound = (d: AttrValue) => (d === null ? null : typeof d === 'number' ? d : evaluate(d as Dim, env.sizes));
+    const starts = (attrs.starts as AttrValue[]).map((d) => bound(d) as number);
+    const stops = (attrs.stops as AttrValue[]).map(bound);
     const steps = (attrs.steps as number[] | undefined) ?? x.shape.map(() => 1);
     const b = x.shape.map((n, i) => sliceBounds(n, starts[i], stops[i], steps[i]) as { start: number; size: number });
     const shape = b.map((v) => v.size);
