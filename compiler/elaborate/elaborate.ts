@@ -93,6 +93,7 @@ export class Elaborator {
   private reported = 0;
 
   private report(d: Diagnostic): void {
+    if (this.silent) return;
     this.reported++;
     const site = this.userCalls.at(-1);
     if (site && isLibrary(d.span.file)) {
@@ -106,6 +107,18 @@ export class Elaborator {
     }
     this.reportRaw(d);
   }
+
+  /** Runs f with diagnostics discarded (for best-effort display of declared types). */
+  private quietly<T>(f: () => T): T {
+    const saved = this.silent;
+    this.silent = true;
+    try {
+      return f();
+    } finally {
+      this.silent = saved;
+    }
+  }
+  private silent = false;
 
   private atCall<T>(span: A.Span, f: () => T): T {
     if (isLibrary(span.file)) return f();
@@ -696,7 +709,7 @@ export class Elaborator {
         if (given) value = given.value;
         else if (p.default) value = this.expr(p.default, env);
         else return this.fail('E0303', `\`${c.name}\` needs the argument \`${p.name.text}\``, span);
-        if (tensorParams.includes(p)) this.matchTensorArg(p, value, given?.span ?? span, unifier, env);
+        if (tensorParams.includes(p)) this.matchTensorArg(p, value, given?.span ?? span, unifier, env, c.name);
         else if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? span);
         env.define(p.name.text, value);
       }
@@ -812,21 +825,34 @@ export class Elaborator {
   }
 
   /** Matches an argument's type against `f32[..., B, n]`, binding the forward's symbolic sizes. */
-  private matchTensorArg(p: A.HyperParam, value: CtValue, span: A.Span, unifier: DimUnifier, env: Env): void {
+  private matchTensorArg(p: A.HyperParam, value: CtValue, span: A.Span, unifier: DimUnifier, env: Env, owner: string): void {
     if (value.kind === 'poison') throw new Abort();
     if (value.kind !== 'tensor') this.fail('E0303', `\`${p.name.text}\` must be a tensor, found ${describe(value)}`, span);
     const t = p.type!;
     const actual = value.value.type;
     if (t.name.text !== actual.dtype) {
-      this.fail('E0302', `\`${p.name.text}\` is declared ${t.name.text}, but the argument is ${typeToString(actual)}`, span, { label: typeToString(actual) });
+      this.fail('E0302', `${who} takes ${t.name.text} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, { label: typeToString(actual) });
     }
     const dims = t.dims!;
     const ellipsis = dims.findIndex((d) => d.kind === 'Ellipsis');
     const fixed = ellipsis < 0 ? dims : dims.filter((d) => d.kind !== 'Ellipsis');
     const rankOk = ellipsis < 0 ? actual.shape.length === dims.length : actual.shape.length >= fixed.length;
-    const declaredText = `${t.name.text}[${dims.map(exprText).join(', ')}]`;
+    // the declared type with this call's hyperparameters filled in: f32[..., 748], not f32[..., in]
+    const shown = (d: A.Expr): string => {
+      if (d.kind === 'Ellipsis') return '...';
+      try {
+        const v = this.quietly(() => this.expr(d, env));
+        if (v.kind === 'int') return String(v.value);
+        if (v.kind === 'dim') return D.dimToString(v.value);
+      } catch {
+        // not evaluable on its own: show it as written
+      }
+      return exprText(d);
+    };
+    const declaredText = `${t.name.text}[${dims.map(shown).join(', ')}]`;
+    const who = owner === '<lambda>' ? 'the function' : `\`${owner}\``;
     if (!rankOk) {
-      this.fail('E0302', `\`${p.name.text}\` is declared ${declaredText}, but the argument is ${typeToString(actual)}`, span, {
+      this.fail('E0302', `${who} takes ${declaredText} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, {
         label: typeToString(actual),
         ...(actual.shape.length > fixed.length && fixed.length === 2 ? { help: 'flatten the input first' } : {}),
       });
@@ -842,7 +868,7 @@ export class Elaborator {
       }
       const expected = this.declaredDim(d, env, unifier);
       if (!unifier.unify(expected, actual.shape[k])) {
-        this.fail('E0302', `\`${p.name.text}\` is declared ${declaredText}, but the argument is ${typeToString(actual)}`, span, {
+        this.fail('E0302', `${who} takes ${declaredText} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, {
           label: typeToString(actual),
         });
       }
