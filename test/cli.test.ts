@@ -133,3 +133,39 @@ describe('dlc explain', () => {
     expect((await run('explain', 'E9999')).status).toBe(EXIT_USER_ERROR);
   });
 });
+
+describe('dlc graph and dlc summary', () => {
+  it('prints the typed IR of a model', async () => {
+    const r = await run('graph', 'examples/mnist_mlp.dl');
+    expect(r.status).toBe(EXIT_OK);
+    expect(r.out).toContain('graph MnistMlp {');
+    expect(r.out).toMatch(/input  %\d+: f32\[B, 784\]  \/\/ image/);
+    expect(r.out).toMatch(/param  %\d+: f32\[784, 128\] = glorot_uniform  \/\/ net\.hidden\.0\.w/);
+    expect(r.out).toMatch(/= matmul\(%\d+, %\d+\)/);
+    expect(r.out).toContain('loss   loss = %');
+  });
+
+  it('emits Graphviz with shapes on the edges', async () => {
+    const r = await run('graph', '--dot', 'examples/lenet.dl');
+    expect(r.status).toBe(EXIT_OK);
+    expect(r.out).toMatch(/^digraph "LeNet" \{/);
+    expect(r.out).toContain('"input_image" -> "call_0" [label="f32[B, 1, 28, 28]"]');
+    expect(r.out).toContain('label="fc1\\nDense"');
+    expect(r.out).toMatch(/-> "loss_loss"/);
+  });
+
+  it('summarizes layers, output shapes and parameter counts', async () => {
+    const r = await run('summary', 'examples/lenet.dl');
+    expect(r.status).toBe(EXIT_OK);
+    expect(r.out).toMatch(/fc1 \(Dense\)\s+\[B, 120\]\s+48,120/);
+    expect(r.out).toContain('Total params: 61,706');
+  });
+
+  it('reports shape errors instead of a graph', async () => {
+    const file = tempFile('shape.dl', 'model M {\n  input image: f32[B, 784]\n  param w: f32[748, 10] = glorot_uniform\n  output y = image @ w\n}\n');
+    const r = await run('graph', file);
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('error[E0301]: matmul inner dimensions differ: f32[B, 784] @ f32[748, 10]');
+    expect(r.err).toContain('`w` is declared here');
+  });
+});

@@ -8,8 +8,17 @@ export function toDot(g: Graph): string {
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o.id, n);
   const calls = g.layerCalls.filter((c) => c.depth === 0);
   const source = new Map<number, string>();
-  g.inputs.forEach((i) => source.set(i.value.id, `input_${i.name}`));
-  calls.forEach((c, k) => c.outputs.forEach((o) => source.set(o.id, `call_${k}`)));
+  const sourceValue = new Map<string, Value>();
+  g.inputs.forEach((i) => {
+    source.set(i.value.id, `input_${i.name}`);
+    sourceValue.set(`input_${i.name}`, i.value);
+  });
+  calls.forEach((c, k) =>
+    c.outputs.forEach((o) => {
+      source.set(o.id, `call_${k}`);
+      if (!sourceValue.has(`call_${k}`)) sourceValue.set(`call_${k}`, o);
+    }),
+  );
   const params = new Set([...g.params, ...g.state].map((p) => p.value.id));
 
   // the layer calls or inputs a value was computed from, looking through the primitives in between
@@ -40,7 +49,7 @@ export function toDot(g: Graph): string {
     return result;
   };
 
-  const quote = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const quote = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
   const lines = [`digraph ${quote(g.name)} {`, '  rankdir=TB;', '  node [shape=box, fontname="Helvetica"];'];
   for (const i of g.inputs) lines.push(`  ${quote(`input_${i.name}`)} [label=${quote(`${i.name}\n${typeText(i.value.type)}`)}, shape=ellipse];`);
   calls.forEach((c, k) => lines.push(`  ${quote(`call_${k}`)} [label=${quote(`${c.path}\n${c.layer}`)}];`));
@@ -59,7 +68,8 @@ export function toDot(g: Graph): string {
   ];
   for (const [id, label, v] of sinks) {
     lines.push(`  ${quote(id)} [label=${quote(`${label}\n${typeText(v.type)}`)}, shape=ellipse];`);
-    for (const s of sources(v)) edge(s, id, v);
+    // what flows into an output is what its sources produced
+    for (const s of sources(v)) edge(s, id, sourceValue.get(s) ?? v);
   }
   lines.push('}');
   return lines.join('\n');
