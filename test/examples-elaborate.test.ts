@@ -107,3 +107,17 @@ describe(`every example elaborates, verifies and runs forward (seed ${SEED})`, (
     }
   }
 });
+
+describe('constraints over run-time sizes', () => {
+  it('are carried in the graph and checked when the sizes are bound', () => {
+    const text = readFileSync('examples/char_transformer.dl', 'utf8');
+    const program = parse(text, 'examples/char_transformer.dl').program;
+    const args = argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
+    const g = elaborate(program, { modules: stdlibModules().programs, training: false, modelArgs: new Map([['CharGPT', args]]) }).graphs.get('CharGPT')!;
+    expect(g.constraints.map((c) => c.text)).toEqual(['L <= ctx + 1', 'L >= 2']);
+    const ok = randomFeeds(g, new Map([['B', 1], ['L', 9]]), { tokens: 11 }, rng(SEED));
+    expect(() => interpretGraph(g, ok, { sizes: new Map([['B', 1], ['L', 9]]) })).not.toThrow();
+    const tooLong = randomFeeds(g, new Map([['B', 1], ['L', 10]]), { tokens: 11 }, rng(SEED));
+    expect(() => interpretGraph(g, tooLong, { sizes: new Map([['B', 1], ['L', 10]]) })).toThrow(/constraint `L <= ctx \+ 1` does not hold/);
+  });
+});

@@ -67,6 +67,7 @@ function mlp(outType = 'f32[B, 2]') {
     losses: new Map([['loss', loss]]),
     metrics: new Map([['accuracy', acc]]),
     layerCalls: [],
+    constraints: [],
   };
   return graph;
 }

@@ -6,7 +6,7 @@ import { getOp, inferOp } from '../ops/registry.ts';
 import type { Attrs, DType, Graph, InitSpec, InputInfo, Node, ParamInfo, StateInfo, TensorType, Value } from '../ir/types.ts';
 import { shapeToString } from '../shapes/dim.ts';
 import { POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
-import type { LayerCall } from '../ir/types.ts';
+import type { LayerCall, SizeConstraint } from '../ir/types.ts';
 
 export function typeToString(t: TensorType): string {
   return `${t.dtype}${shapeToString(t.shape)}`;
@@ -39,6 +39,7 @@ export class GraphBuilder {
   readonly losses = new Map<string, Value>();
   readonly metrics = new Map<string, Value>();
   readonly layers: LayerV[] = [];
+  readonly constraints: SizeConstraint[] = [];
   readonly layerCalls: { layer: LayerV; depth: number; inputs: Value[]; outputs: Value[]; span: Span }[] = [];
   private randomStreams = 0;
   private rngKey: TensorV | undefined;
@@ -143,6 +144,7 @@ export class GraphBuilder {
       outputs: this.outputs,
       losses: this.losses,
       metrics: this.metrics,
+      constraints: this.constraints,
       layerCalls: this.layerCalls.map(
         (c): LayerCall => ({ path: c.layer.path, layer: c.layer.decl.name.text, depth: c.depth, inputs: c.inputs, outputs: c.outputs, span: c.span }),
       ),

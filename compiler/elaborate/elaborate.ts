@@ -303,13 +303,31 @@ export class Elaborator {
     this.builder.setStateUpdate(state.value, value.value);
   }
 
-  /** A constraint over sizes known only at run time is carried, not checked, here. */
+  /** A constraint over sizes known only at run time is carried in the graph and checked when they are bound. */
   private constraint(c: A.Expr, env: Env): void {
+    if (c.kind === 'Binary' && c.op === 'and') {
+      this.constraint(c.left, env);
+      this.constraint(c.right, env);
+      return;
+    }
     let symbolic = false;
     visitIdents(c, (n) => {
       if (env.lookup(n)?.kind === 'dim') symbolic = true;
     });
-    if (symbolic) return;
+    if (symbolic) {
+      if (c.kind === 'Binary' && ['==', '!=', '<', '<=', '>', '>='].includes(c.op)) {
+        const side = (e: A.Expr): D.Dim | undefined => {
+          const v = this.expr(e, env);
+          return v.kind === 'int' ? v.value : v.kind === 'dim' ? v.value : undefined;
+        };
+        const left = side(c.left);
+        const right = side(c.right);
+        if (left !== undefined && right !== undefined) {
+          this.builder.constraints.push({ op: c.op as '==', left, right, text: exprText(c), span: c.span });
+        }
+      }
+      return;
+    }
     const v = this.expr(c, env);
     if (v.kind === 'bool' && !v.value) {
       this.fail('E0304', `constraint \`${exprText(c)}\` is false${describeBindings(c, env)}`, c.span);
@@ -830,6 +848,7 @@ export class Elaborator {
     if (value.kind !== 'tensor') this.fail('E0303', `\`${p.name.text}\` must be a tensor, found ${describe(value)}`, span);
     const t = p.type!;
     const actual = value.value.type;
+    const who = owner === '<lambda>' ? 'the function' : `\`${owner}\``;
     if (t.name.text !== actual.dtype) {
       this.fail('E0302', `${who} takes ${t.name.text} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, { label: typeToString(actual) });
     }
@@ -850,7 +869,6 @@ export class Elaborator {
       return exprText(d);
     };
     const declaredText = `${t.name.text}[${dims.map(shown).join(', ')}]`;
-    const who = owner === '<lambda>' ? 'the function' : `\`${owner}\``;
     if (!rankOk) {
       this.fail('E0302', `${who} takes ${declaredText} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, {
         label: typeToString(actual),

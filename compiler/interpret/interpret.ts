@@ -91,6 +91,12 @@ export function interpretGraph(graph: Graph, feeds: Feeds, env: InterpretOptions
   for (const p of graph.params) need(feeds.params, 'param', p.path, p.value);
   for (const s of graph.state) need(feeds.state, 'state', s.path, s.value);
   bindSizes(fed, sizes);
+  for (const c of graph.constraints ?? []) {
+    const l = evaluate(c.left, sizes);
+    const r = evaluate(c.right, sizes);
+    const holds = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
+    if (!holds) throw new Error(`constraint \`${c.text}\` does not hold for the sizes fed (${[...sizes].map(([k, v]) => `${k} = ${v}`).join(', ')})`);
+  }
 
   const opEnv: InterpretEnv = { sizes };
   graph.nodes.forEach((node, n) => {

@@ -76,6 +76,15 @@ export interface LayerCall {
   readonly span: Span;
 }
 
+/** A `where` over sizes only known at run time (`L <= ctx + 1`), checked when the sizes are bound. */
+export interface SizeConstraint {
+  readonly op: '==' | '!=' | '<' | '<=' | '>' | '>=';
+  readonly left: Dim;
+  readonly right: Dim;
+  readonly text: string;
+  readonly span: Span;
+}
+
 export interface Graph {
   readonly name: string;
   readonly inputs: readonly InputInfo[];
@@ -86,4 +95,5 @@ export interface Graph {
   readonly losses: ReadonlyMap<string, Value>;
   readonly metrics: ReadonlyMap<string, Value>;
   readonly layerCalls: readonly LayerCall[];
+  readonly constraints: readonly SizeConstraint[];
 }
