@@ -1,0 +1,482 @@
+// Shape, type and elaboration diagnostics (E03xx), written as source text: the code, the exact primary span
+// (the offending operand as written), the label (the type found there), secondary labels (where the other
+// shape came from) and the help line; one root cause gives one diagnostic; errors inside the standard
+// library are shown at the user's call.
+import { describe, expect, it } from 'vitest';
+import { checkSource } from '../compiler/frontend/check.ts';
+import type { Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
+import { stdlibModules } from '../compiler/frontend/stdlib.ts';
+
+const FILE = 'test.dl';
+
+interface SpanAt {
+  /** The text the span covers; its `occurrence`-th appearance in the file (default the first). */
+  readonly at: string;
+  readonly occurrence?: number;
+  /** The file the span is in (default the test's own file); for stdlib files `at` is matched against its text. */
+  readonly file?: string;
+}
+
+interface Expected extends SpanAt {
+  readonly code: string;
+  readonly label?: string;
+  /** Substrings the message must contain. */
+  readonly message?: readonly string[];
+  /** The help line exactly, a pattern it must match, or null for "no help". */
+  readonly help?: string | RegExp | null;
+  /** Each must be among the secondary labels (by span, and message substring when given). */
+  readonly secondary?: readonly (SpanAt & { readonly message?: string })[];
+}
+
+function sourceOf(file: string, source: string): string {
+  if (file === FILE) return source;
+  const text = stdlibModules().sources.get(file);
+  if (text === undefined) throw new Error(`no source for ${file}`);
+  return text;
+}
+
+/** Start offsets of `at` in `text`, as a whole word where it begins or ends with a word character. */
+function occurrences(text: string, at: string): number[] {
+  const escaped = at.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const before = /^\w/.test(at) ? '(?<![A-Za-z0-9_])' : '';
+  const after = /\w$/.test(at) ? '(?![A-Za-z0-9_])' : '';
+  return [...text.matchAll(new RegExp(`${before}${escaped}${after}`, 'g'))].map((m) => m.index);
+}
+
+function expectSpan(source: string, span: Diagnostic['span'], want: SpanAt, what: string): void {
+  const file = want.file ?? FILE;
+  expect(span.file, `${what}: file`).toBe(file);
+  const text = sourceOf(file, source);
+  expect(text.slice(span.start, span.end), `${what}: text`).toBe(want.at);
+  const starts = occurrences(text, want.at);
+  expect(starts.length, `${what}: \`${want.at}\` occurs in ${file}`).toBeGreaterThan(want.occurrence ?? 0);
+  expect(span.start, `${what}: occurrence ${want.occurrence ?? 0} of \`${want.at}\``).toBe(starts[want.occurrence ?? 0]);
+}
+
+function check(source: string): readonly Diagnostic[] {
+  return checkSource(source, FILE).diagnostics;
+}
+
+/** Exactly the expected diagnostics, in order. */
+function expectDiagnostics(source: string, expected: readonly Expected[]): readonly Diagnostic[] {
+  const diagnostics = check(source);
+  const shown = diagnostics.map((d) => `${d.code} ${d.message}`);
+  expect(shown.map((s) => s.slice(0, 5)), shown.join('\n')).toEqual(expected.map((e) => e.code));
+  expected.forEach((e, i) => {
+    const d = diagnostics[i];
+    expectSpan(source, d.span, e, `${e.code} primary span`);
+    if (e.label !== undefined) expect(d.label, `${e.code} label`).toBe(e.label);
+    for (const m of e.message ?? []) expect(d.message).toContain(m);
+    if (e.help === null) expect(d.help, `${e.code} has no help`).toBeUndefined();
+    else if (typeof e.help === 'string') expect(d.help).toBe(e.help);
+    else if (e.help instanceof RegExp) expect(d.help).toMatch(e.help);
+    for (const s of e.secondary ?? []) {
+      const file = s.file ?? FILE;
+      const text = sourceOf(file, source);
+      const starts = occurrences(text, s.at);
+      const start = starts[s.occurrence ?? 0];
+      const found = d.secondary.find((l) => l.span.file === file && l.span.start === start && text.slice(l.span.start, l.span.end) === s.at);
+      const have = d.secondary.map((l) => `${l.span.file}:${sourceOf(l.span.file, source).slice(l.span.start, l.span.end)} (${l.message})`);
+      expect(found, `${e.code}: a secondary label on \`${s.at}\` in ${file}; have ${have.join('; ')}`).toBeDefined();
+      if (s.message) expect(found!.message).toContain(s.message);
+    }
+  });
+  return diagnostics;
+}
+
+describe('E0301 operands do not fit the operation', () => {
+  it('matmul inner dimensions: the left operand, with the weight and its declaration as secondaries', () => {
+    const src = `model M {
+  input image: f32[B, 784]
+  param w: f32[748, 10] = glorot_uniform
+  let logits = image @ w
+  output y = logits
+}
+`;
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'image',
+        occurrence: 1,
+        label: 'f32[B, 784]',
+        message: ['matmul inner dimensions differ', 'f32[B, 784] @ f32[748, 10]'],
+        help: null,
+        secondary: [
+          { at: 'w', occurrence: 1, message: 'f32[748, 10]' },
+          { at: 'w', occurrence: 0, message: '`w` is declared here' },
+        ],
+      },
+    ]);
+  });
+
+  it('matmul with a transposed weight suggests transposing it', () => {
+    const src = 'model M {\n  input image: f32[B, 784]\n  param w: f32[10, 784] = glorot_uniform\n  output y = image @ w\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0301', at: 'image', occurrence: 1, label: 'f32[B, 784]', help: /transpose/, secondary: [{ at: 'w', occurrence: 0, message: 'declared here' }] },
+    ]);
+  });
+
+  it('matmul of an unflattened image suggests flattening it', () => {
+    const src = 'model M {\n  input x: f32[B, 1, 28, 28]\n  param w: f32[784, 10] = zeros\n  output y = x @ w\n}\n';
+    expectDiagnostics(src, [{ code: 'E0301', at: 'x', occurrence: 1, label: 'f32[B, 1, 28, 28]', help: /flatten.*\[B, 784\]/ }]);
+  });
+
+  it('shapes that do not broadcast in +: the left operand, the right one as secondary', () => {
+    const src = 'model M {\n  input a: f32[B, 3]\n  input bb: f32[B, 4]\n  output y = a + bb\n}\n';
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'a',
+        occurrence: 1,
+        label: 'f32[B, 3]',
+        message: ['do not broadcast', 'f32[B, 3]', 'f32[B, 4]'],
+        secondary: [{ at: 'bb', occurrence: 1, message: 'f32[B, 4]' }],
+      },
+    ]);
+  });
+
+  it('broadcasting with a size-1 or missing axis is fine', () => {
+    expectDiagnostics('model M {\n  input a: f32[B, 3]\n  input c: f32[1, 3]\n  input d: f32[3]\n  output y = a + c - d\n}\n', []);
+  });
+
+  it('an i32 tensor plus an f32 tensor: a dtype mismatch with a cast hint', () => {
+    const src = 'model M {\n  input ids: i32[B, 3]\n  input v: f32[B, 3]\n  output y = ids + v\n}\n';
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'v',
+        occurrence: 1,
+        label: 'f32[B, 3]',
+        message: ['different dtypes', 'i32[B, 3]', 'f32[B, 3]'],
+        help: /cast/,
+        secondary: [{ at: 'ids', occurrence: 1, message: 'i32[B, 3]' }],
+      },
+    ]);
+  });
+
+  it('conv2d input channels differ from the weight', () => {
+    const src = 'model M {\n  input x: f32[B, 3, 8, 8]\n  param k: f32[4, 2, 3, 3] = he_uniform\n  output y = conv2d(x, k)\n}\n';
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'x',
+        occurrence: 1,
+        label: 'f32[B, 3, 8, 8]',
+        message: ['conv2d', 'channels'],
+        secondary: [
+          { at: 'k', occurrence: 1, message: 'f32[4, 2, 3, 3]' },
+          { at: 'k', occurrence: 0, message: 'declared here' },
+        ],
+      },
+    ]);
+  });
+
+  it('reshape to a different element count', () => {
+    const src = 'model M {\n  input x: f32[B, 12]\n  output y = reshape(x, [B, 5])\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0301', at: 'x', occurrence: 1, label: 'f32[B, 12]', message: ['reshape changes the number of elements', '[B, 5]'], help: /12\*B.*5\*B/ },
+    ]);
+  });
+
+  it('take with float indices', () => {
+    const src = 'model M {\n  input table: f32[10, 4]\n  input idx: f32[B]\n  output y = take(table, idx)\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0301', at: 'idx', occurrence: 1, label: 'f32[B]', message: ['integer indices'], help: /i32/, secondary: [{ at: 'table', occurrence: 1 }] },
+    ]);
+  });
+
+  it('an integer index out of range of a concrete axis', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  output y = x[:, 4]\n}\n', [{ code: 'E0301', at: '4', occurrence: 1, message: ['out of range'] }]);
+  });
+});
+
+describe('E0302 value does not match its declared type', () => {
+  it('a forward argument of the wrong shape', () => {
+    const src = `layer L {
+  forward(x: f32[B, 4]) -> f32[B, 4] = x
+}
+model M {
+  input v: f32[B, 5]
+  layer l = L()
+  output y = l(v)
+}
+`;
+    expectDiagnostics(src, [{ code: 'E0302', at: 'v', occurrence: 1, label: 'f32[B, 5]', message: ['f32[B, 4]', 'f32[B, 5]'] }]);
+  });
+
+  it('a forward argument of the wrong dtype, also into stdlib functions and layers', () => {
+    expectDiagnostics('model M {\n  input ids: i32[B, 10]\n  output y = softmax(ids)\n}\n', [
+      { code: 'E0302', at: 'ids', occurrence: 1, label: 'i32[B, 10]', message: ['f32', 'i32[B, 10]'] },
+    ]);
+    expectDiagnostics('model M {\n  input ids: i32[B, 784]\n  layer fc = Dense(784, 10)\n  output y = fc(ids)\n}\n', [
+      { code: 'E0302', at: 'ids', occurrence: 1, label: 'i32[B, 784]', message: ['f32'] },
+    ]);
+  });
+
+  it('a rank-4 image into a rank-2 forward suggests flattening', () => {
+    const src = `layer L {
+  param w: f32[784, 10] = zeros
+  forward(x: f32[B, 784]) -> f32[B, 10] = x @ w
+}
+model M {
+  input img: f32[B, 1, 28, 28]
+  layer l = L()
+  output y = l(img)
+}
+`;
+    expectDiagnostics(src, [{ code: 'E0302', at: 'img', occurrence: 1, label: 'f32[B, 1, 28, 28]', help: /flatten/ }]);
+  });
+
+  it('a forward whose result differs from its declared return type', () => {
+    const src = `layer L {
+  forward(x: f32[B, 4]) -> f32[B, 5] = x
+}
+model M {
+  input v: f32[B, 4]
+  layer l = L()
+  output y = l(v)
+}
+`;
+    expectDiagnostics(src, [
+      { code: 'E0302', at: 'l(v)', label: 'f32[B, 4]', message: ['f32[B, 4]', 'f32[B, 5]'], secondary: [{ at: 'f32[B, 5]', message: 'declared' }] },
+    ]);
+  });
+
+  it('a typed let that does not match', () => {
+    expectDiagnostics('model M {\n  input a: f32[B, 3]\n  let y: f32[B, 4] = a * 2.0\n  output o = y\n}\n', [
+      { code: 'E0302', at: 'a * 2.0', label: 'f32[B, 3]', message: ['f32[B, 4]'] },
+    ]);
+  });
+
+  it('a loss that is not a scalar', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  loss = x * 2.0\n}\n', [
+      { code: 'E0302', at: 'x * 2.0', label: 'f32[B, 4]', message: ['scalar'], help: /mean/ },
+    ]);
+  });
+});
+
+describe('E0303 wrong arguments', () => {
+  it('too many arguments: the first extra one', () => {
+    const src = 'model M {\n  input x: f32[B, 4]\n  layer d = Dense(4, 2, true, 7)\n  output y = d(x)\n}\n';
+    expectDiagnostics(src, [{ code: 'E0303', at: '7', message: ['`Dense` takes 3 arguments', '4 were given'] }]);
+    const fn = 'fn f(a: f32[B, 4]) -> f32[B, 4] = a\nmodel M {\n  input x: f32[B, 4]\n  output o = f(x, x)\n}\n';
+    expectDiagnostics(fn, [{ code: 'E0303', at: 'x', occurrence: 2, message: ['`f` takes 1 argument'] }]);
+  });
+
+  it('an unknown keyword argument lists the parameters', () => {
+    const src = 'model M {\n  input x: f32[B, 4]\n  layer d = Dense(4, 2, bais: false)\n  output y = d(x)\n}\n';
+    const [d] = check(src);
+    expect(d.code).toBe('E0303');
+    expect(d.message).toContain('no parameter `bais`');
+    expect(d.help).toBe('its parameters are in, out, bias');
+  });
+
+  // BUG (elaborate.ts `call`): keyword arguments carry the span of their value, so an unknown keyword is
+  // marked at `false` rather than at the misspelt name `bais`. Remove `.fails` once fixed.
+  it.fails('an unknown keyword argument is marked at the keyword', () => {
+    const src = 'model M {\n  input x: f32[B, 4]\n  layer d = Dense(4, 2, bais: false)\n  output y = d(x)\n}\n';
+    expectDiagnostics(src, [{ code: 'E0303', at: 'bais' }]);
+  });
+
+  it('a missing argument: the call', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  layer d = Dense(4)\n  output y = d(x)\n}\n', [
+      { code: 'E0303', at: 'Dense(4)', message: ['needs the argument `out`'] },
+    ]);
+    const fn = 'fn f(a: f32[B, 4], b: f32[B, 4]) -> f32[B, 4] = a + b\nmodel M {\n  input x: f32[B, 4]\n  output o = f(x)\n}\n';
+    expectDiagnostics(fn, [{ code: 'E0303', at: 'f(x)', message: ['needs the argument `b`'] }]);
+  });
+
+  it('a float where an int hyperparameter is declared', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  layer d = Dense(4.5, 2)\n  output o = d(x)\n}\n', [
+      { code: 'E0303', at: '4.5', message: ['`in` is declared int'] },
+    ]);
+  });
+});
+
+describe('E0304 constraint violated', () => {
+  it('a where clause in the user’s layer: at the constraint, with the values', () => {
+    const src = `layer Att(d: int, heads: int) {
+  where d % heads == 0
+  forward(x: f32[B, d]) -> f32[B, d] = x
+}
+model M {
+  input x: f32[B, 10]
+  layer a = Att(10, 3)
+  output y = a(x)
+}
+`;
+    expectDiagnostics(src, [{ code: 'E0304', at: 'd % heads == 0', message: ['d = 10', 'heads = 3'] }]);
+  });
+
+  it('attention heads that do not divide d in a stdlib layer: at the user’s instantiation', () => {
+    const src = 'model M {\n  input x: f32[B, 5, 10]\n  layer a = MultiHeadAttention(10, 3)\n  output y = a(x)\n}\n';
+    expectDiagnostics(src, [
+      {
+        code: 'E0304',
+        at: 'MultiHeadAttention(10, 3)',
+        message: ['d % heads == 0', 'd = 10', 'heads = 3'],
+        secondary: [{ at: 'd % heads == 0', file: 'stdlib/nn.dl', message: 'standard library' }],
+      },
+    ]);
+  });
+});
+
+describe('E0305 cannot evaluate at compile time', () => {
+  it('an if over a tensor', () => {
+    const src = 'model M {\n  input x: f32[B, 4]\n  let y = x\n  if x > 0.0 {\n    y = x * 2.0\n  }\n  output o = y\n}\n';
+    expectDiagnostics(src, [{ code: 'E0305', at: 'x > 0.0', help: /select\(cond, a, b\)/ }]);
+  });
+
+  it('a list index out of range', () => {
+    expectDiagnostics('model M {\n  let sizes = [4, 8]\n  input x: f32[B, sizes[2]]\n  output o = x\n}\n', [
+      { code: 'E0305', at: '2', occurrence: 0, message: ['index 2 is out of range for a list of 2'] },
+    ]);
+    const neg = 'layer L(s: int[]) {\n  forward(x: f32[B, s[0]]) -> f32[B, s[-3]] = x\n}\nmodel M {\n  input x: f32[B, 4]\n  layer l = L([4, 4])\n  output y = l(x)\n}\n';
+    expectDiagnostics(neg, [{ code: 'E0305', at: '-3', message: ['index -3'] }]);
+  });
+});
+
+describe('E0306 scan over an axis of unknown length', () => {
+  it('scanning a symbolic time axis', () => {
+    const src = `model M {
+  input x: f32[B, T, 4]
+  let hs = scan xt in x along 1 carry (h = zeros([B, 4])) {
+    h = tanh(xt + h)
+    yield h
+  }
+  output o = hs
+}
+`;
+    expectDiagnostics(src, [{ code: 'E0306', at: 'x', occurrence: 1, message: ['axis 1', 'f32[B, T, 4]'], help: /hyperparameter/ }]);
+  });
+
+  it('a concrete length is unrolled', () => {
+    const src = 'model M(T: int = 3) {\n  input x: f32[B, T, 4]\n  let hs = scan xt in x along 1 carry (h = zeros([B, 4])) {\n    h = tanh(xt + h)\n    yield h\n  }\n  output o = hs\n}\n';
+    expectDiagnostics(src, []);
+  });
+});
+
+describe('E0307 wrong kind of value', () => {
+  it('calling a tensor, calling a number', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  output o = x(2)\n}\n', [{ code: 'E0307', at: 'x', occurrence: 1, message: ['tensor cannot be called'] }]);
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  let k = 3\n  output o = x * k(2)\n}\n', [{ code: 'E0307', at: 'k', occurrence: 1 }]);
+  });
+
+  it('a parameter initialized with a tensor', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  param w: f32[4, 4] = x\n  output o = x @ w\n}\n', [
+      { code: 'E0307', at: 'x', occurrence: 1, message: ['initializer', 'found a tensor'] },
+    ]);
+  });
+
+  it('arithmetic on a layer', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  layer d = Dense(4, 4)\n  output o = d + x\n}\n', [{ code: 'E0307', at: 'd', occurrence: 1 }]);
+  });
+});
+
+describe('E0308 recursion', () => {
+  it('a recursive fn stops with one diagnostic', () => {
+    expectDiagnostics('fn f(n: int) -> int = f(n + 1)\nmodel M {\n  input x: f32[B, 4]\n  output o = x * f(1)\n}\n', [
+      { code: 'E0308', at: 'f(n + 1)', message: ['deeper than 200'] },
+    ]);
+  });
+
+  it('mutual recursion and a layer that contains itself', () => {
+    const mutual = 'fn f(x: f32[B, 4]) -> f32[B, 4] = g(x)\nfn g(x: f32[B, 4]) -> f32[B, 4] = f(x)\nmodel M {\n  input x: f32[B, 4]\n  output o = f(x)\n}\n';
+    const [d] = expectDiagnostics(mutual, [{ code: 'E0308', at: mutualAt(mutual) }]);
+    expect(d.message).toContain('200');
+    expectDiagnostics('layer L {\n  layer inner = L()\n}\nmodel M {\n  layer l = L()\n}\n', [{ code: 'E0308', at: 'L()', occurrence: 0 }]);
+  });
+});
+
+/** The recursive call in the body of f or g, whichever the depth limit stops at. */
+function mutualAt(src: string): string {
+  const d = check(src)[0];
+  return src.slice(d.span.start, d.span.end) === 'g(x)' ? 'g(x)' : 'f(x)';
+}
+
+describe('poison: one root cause, one diagnostic', () => {
+  it('a bad matmul used many times afterwards', () => {
+    const src = `model M {
+  input image: f32[B, 784]
+  input label: i32[B]
+  param w: f32[748, 10] = glorot_uniform
+  layer fc = Dense(10, 5)
+  let logits = image @ w
+  let h = fc(logits)
+  let s = reshape(logits, [B, 2, 5])
+  let c = concat([logits, h], axis: 1)
+  let col = logits[:, 0]
+  let t = logits.shape
+  let m = mean(logits, axis: -1, keepdims: true)
+  let z = zeros([B, 10]) + logits
+  let r = relu(logits) * tanh(logits) - exp(logits) / maximum(logits, 0.0)
+  let ys = [logits, r, z]
+  for v in ys {
+    r = r + v
+  }
+  output o: f32[B, 10] = logits
+  output p = softmax(h, axis: -1)
+  loss = cross_entropy(logits, label) + mean(r)
+  metric acc = mean(cast(argmax(logits, axis: -1) == label, f32))
+}
+`;
+    expectDiagnostics(src, [{ code: 'E0301', at: 'image', occurrence: 1 }]);
+  });
+
+  it('through fn arguments, state updates, scans and compile-time conditions', () => {
+    const head = '  input x: f32[B, 4]\n  param w: f32[5, 4] = zeros\n  let y = x @ w\n';
+    const one = (body: string, pre = '') => expectDiagnostics(`${pre}model M(T: int = 3) {\n${head}${body}}\n`, [{ code: 'E0301', at: 'x', occurrence: 1 }]);
+    one('  output o = f(y) + f(f(y))\n', 'fn f(a: f32[B, 4]) -> f32[B, 4] = a * 2.0\n');
+    one('  state st: f32[B, 4] = zeros\n  st = y\n  output o = y\n');
+    one('  let hs = scan yt in y[:, None, :] along 1 carry (h = zeros([B, 4])) {\n    h = tanh(yt + h)\n    yield h\n  }\n  output o = hs\n');
+    one('  if len(shape(y)) > 1 {\n    y = y * 2.0\n  }\n  output o = y\n');
+    one('  layer d = Dense(4, 4)\n  output o = d(d(y)) + d(y)\n  loss = mean(d(y))\n');
+  });
+
+  it('independent errors are each reported once', () => {
+    const src = 'model M {\n  input a: f32[B, 3]\n  input bb: f32[B, 4]\n  output y = a + bb\n  output z = a @ bb\n  output q = y * z\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0301', at: 'a', occurrence: 1, message: ['broadcast'] },
+      { code: 'E0301', at: 'a', occurrence: 2, message: ['matmul'] },
+    ]);
+  });
+});
+
+describe('errors inside the standard library are shown at the user’s call', () => {
+  it('Dense(784, 10) applied to f32[B, 748]: the argument in the user’s file, once', () => {
+    const src = 'model M {\n  input x: f32[B, 748]\n  layer fc = Dense(784, 10)\n  output y = fc(x)\n  output z = relu(y) * 2.0\n  loss = mean(y)\n}\n';
+    const [d] = expectDiagnostics(src, [{ code: 'E0302', at: 'x', occurrence: 1, label: 'f32[B, 748]', message: ['784', 'f32[B, 748]'] }]);
+    expect(d.span.file).toBe(FILE);
+    for (const l of d.secondary) expect(l.span.file === FILE || l.span.file.startsWith('stdlib/')).toBe(true);
+  });
+
+  // BUG (elaborate.ts `matchTensorArg`): a forward-argument mismatch has no secondary label at the declared
+  // parameter type, so for a stdlib layer nothing points into the stdlib (`x: f32[..., in]` in nn.dl).
+  it.fails('Dense(784, 10) applied to f32[B, 748]: a secondary label points at the declaration in stdlib', () => {
+    const src = 'model M {\n  input x: f32[B, 748]\n  layer fc = Dense(784, 10)\n  output y = fc(x)\n}\n';
+    const [d] = check(src);
+    expect(d.secondary.some((l) => l.span.file === 'stdlib/nn.dl')).toBe(true);
+  });
+
+  // BUG (elaborate.ts `matchTensorArg`): the "flatten" help is only given for a fixed rank-2 signature; Dense's
+  // `f32[..., in]` accepts any rank, so a rank-4 image fails on the last size with no help, though
+  // 1 * 28 * 28 = 784 = in.
+  it.fails('a rank-4 image into Dense suggests flattening', () => {
+    const src = 'model M {\n  input img: f32[B, 1, 28, 28]\n  layer fc = Dense(784, 10)\n  output y = fc(img)\n}\n';
+    expectDiagnostics(src, [{ code: 'E0302', at: 'img', occurrence: 1, label: 'f32[B, 1, 28, 28]', help: /flatten/ }]);
+  });
+
+  it('a shape error deep inside a stdlib function: at the user’s call, with a label inside the stdlib', () => {
+    const src = 'model M {\n  input logits: f32[B, 10]\n  input label: i32[B, 3]\n  loss = cross_entropy(logits, label)\n}\n';
+    const [d] = expectDiagnostics(src, [{ code: 'E0301', at: 'cross_entropy(logits, label)', label: 'i32[B, 3]' }]);
+    const inside = d.secondary.find((l) => l.span.file === 'stdlib/loss.dl');
+    expect(inside?.message).toContain('standard library');
+  });
+
+  it('a constraint of a stdlib layer: at the user’s instantiation', () => {
+    const src = 'model M {\n  input x: f32[B, 4, 28, 28]\n  layer c = Conv2d(4, 6, 3, groups: 4)\n  output y = c(x)\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0304', at: 'Conv2d(4, 6, 3, groups: 4)', message: ['out_ch % groups == 0'], secondary: [{ at: 'out_ch % groups == 0', file: 'stdlib/nn.dl' }] },
+    ]);
+  });
+});
