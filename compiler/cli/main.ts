@@ -15,6 +15,11 @@ import { printGraph } from '../ir/print.ts';
 import type { Graph } from '../ir/types.ts';
 import { toDot } from '../report/dot.ts';
 import { summarize } from '../report/summary.ts';
+import { compileTraining } from '../frontend/train.ts';
+import { gradcheck } from '../autodiff/gradcheck.ts';
+import { elaborate } from '../elaborate/elaborate.ts';
+import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
+import type { Arg } from '../../grammar/ast.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -154,6 +159,90 @@ function withGraphs(
   return EXIT_OK;
 }
 
+function loadChecked(file: string, io: Io): { text: string; sources: Sources } | undefined {
+  const sources = new Sources();
+  for (const [f, text] of stdlibModules().sources) sources.add(f, text);
+  const text = readSource(file);
+  if (text === undefined) {
+    io.err(`error: cannot read \`${file}\``);
+    return undefined;
+  }
+  sources.add(file, text);
+  return { text, sources };
+}
+
+function trainGraphs(file: string, options: { model?: string }, io: Io): number {
+  const loaded = loadChecked(file, io);
+  if (!loaded) return EXIT_USER_ERROR;
+  const { trainings, diagnostics } = compileTraining(loaded.text, file, moduleLoader(loaded.sources));
+  if (report(diagnostics, loaded.sources, false, io) > 0) return EXIT_USER_ERROR;
+  const chosen = trainings.filter((t) => !options.model || t.plan.model === options.model);
+  if (chosen.length === 0) {
+    io.err(`error: \`${file}\` has no train block${options.model ? ` for \`${options.model}\`` : ''}`);
+    return EXIT_USER_ERROR;
+  }
+  io.out(chosen.flatMap((t) => t.steps.map(printGraph)).join('\n\n'));
+  return EXIT_OK;
+}
+
+/** `--args "hidden: 16, depth: 1"` as call arguments. */
+function parseArgs(text: string | undefined, model: string): Arg[] | undefined {
+  if (!text) return [];
+  const parsed = parse(`train ${model}(${text}) {}`, '<--args>');
+  const decl = parsed.program.body.stmts[0];
+  if (parsed.diagnostics.length > 0 || decl?.kind !== 'Train') return undefined;
+  return [...(decl.args ?? [])];
+}
+
+function runGradcheck(
+  file: string,
+  options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string },
+  io: Io,
+): number {
+  const loaded = loadChecked(file, io);
+  if (!loaded) return EXIT_USER_ERROR;
+  const checked = checkSource(loaded.text, file, moduleLoader(loaded.sources));
+  if (report(checked.diagnostics, loaded.sources, false, io) > 0) return EXIT_USER_ERROR;
+  const models = [...checked.graphs.keys()].filter((m) => !options.model || m === options.model);
+  if (models.length === 0) {
+    io.err(`error: \`${file}\` has no model${options.model ? ` \`${options.model}\`` : ''}`);
+    return EXIT_USER_ERROR;
+  }
+  const seed = Number(options.seed ?? 1);
+  const tolerance = Number(options.tol ?? 1e-4);
+  const given = new Map((options.size ?? []).map((s) => s.split('=')).map(([k, v]) => [k.trim(), Number(v)] as [string, number]));
+  let worst = 0;
+  for (const model of models) {
+    const args = parseArgs(options.args, model);
+    if (!args) {
+      io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
+      return EXIT_USER_ERROR;
+    }
+    const result = elaborate(checked.program, { modules: stdlibModules().programs, training: true, modelArgs: new Map([[model, args]]) });
+    if (report(result.diagnostics, loaded.sources, false, io) > 0) return EXIT_USER_ERROR;
+    const g = result.graphs.get(model)!;
+    if (g.losses.size === 0) {
+      io.err(`note: \`${model}\` has no loss; skipped`);
+      continue;
+    }
+    const sizes = defaultSizes(g, given);
+    const feeds = randomFeeds(g, sizes, seededRandom(seed));
+    for (const loss of g.losses.keys()) {
+      const rows = gradcheck(g, feeds, { loss, sizes, seed });
+      const width = Math.max(9, ...rows.map((r) => r.name.length));
+      io.out(`${model}: d ${loss} / d parameter, seed ${seed}, sizes ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      io.out(`${'parameter'.padEnd(width)}  ${'analytic'.padStart(13)}  ${'numeric'.padStart(13)}  ${'rel error'.padStart(9)}`);
+      for (const r of rows) {
+        io.out(`${r.name.padEnd(width)}  ${r.analytic.toExponential(6).padStart(13)}  ${r.numeric.toExponential(6).padStart(13)}  ${r.relError.toExponential(1).padStart(9)}`);
+        // a gradient that is zero both ways is exact
+        if (r.absError > 1e-9) worst = Math.max(worst, r.relError);
+      }
+    }
+  }
+  io.out(`worst relative error: ${worst.toExponential(2)} (tolerance ${tolerance})`);
+  return worst <= tolerance ? EXIT_OK : EXIT_USER_ERROR;
+}
+
 function explain(code: string, io: Io): number {
   const normalized = code.toUpperCase();
   if (!isCode(normalized)) {
@@ -197,8 +286,21 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--dot', 'emit Graphviz of the layer structure with shapes on the edges')
     .option('--model <name>', 'only this model')
     .option('--eval', 'the evaluation variant (dropout off, running statistics)')
-    .action((file: string, options: { dot?: boolean; model?: string; eval?: boolean }) =>
-      setStatus(withGraphs(file, options, io, options.dot ? toDot : printGraph)),
+    .option('--train', 'the training graphs: forward, backward and optimizer update, one per step')
+    .action((file: string, options: { dot?: boolean; model?: string; eval?: boolean; train?: boolean }) =>
+      setStatus(options.train ? trainGraphs(file, options, io) : withGraphs(file, options, io, options.dot ? toDot : printGraph)),
+    );
+  program
+    .command('gradcheck')
+    .description('compare every parameter gradient with central finite differences (float64, seeded)')
+    .argument('<file>')
+    .option('--model <name>', 'only this model')
+    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1"')
+    .option('--size <name=n...>', 'sizes of symbolic dimensions, e.g. B=4 T=8 (default B=2, others 3)')
+    .option('--seed <n>', 'seed of the inputs, parameters and directions', '1')
+    .option('--tol <x>', 'largest acceptable relative error', '1e-4')
+    .action((file: string, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) =>
+      setStatus(runGradcheck(file, options, io)),
     );
   program
     .command('summary')

@@ -128,6 +128,17 @@ early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_ever
     title: 'unknown model in train block',
     explanation: `'train Name { ... }' must name a model declared in this file or imported into it.`,
   },
+  E0206: {
+    severity: 'error',
+    title: 'invalid training setup',
+    explanation: `A train block cannot be turned into training steps: an unknown optimizer or schedule, an option that is not
+a number, a path in freeze, over or param_group that names no parameter, a loss the model does not declare, several losses
+without saying which to minimize, or a step left with no parameter to update.
+
+    train Gan {
+      step d { minimize d_loss over Disc with adam(lr: 2e-4) }   // error if the model has no member Disc
+    }`,
+  },
 
   // ---- E03xx: types and shapes
   E0301: {

@@ -20,6 +20,8 @@ export class GraphEditor {
   readonly metrics: Map<string, Value>;
   /** New value for a state buffer after the step (by path), on top of the graph's own updates. */
   readonly stateUpdates = new Map<string, Value>();
+  /** New value for a parameter after the step (by path). */
+  readonly paramUpdates = new Map<string, Value>();
 
   constructor(
     readonly base: Graph,
@@ -84,11 +86,15 @@ export class GraphEditor {
       const update = this.stateUpdates.get(s.path);
       return update ? { ...s, update } : s;
     });
+    const params = this.params.map((p) => {
+      const update = this.paramUpdates.get(p.path);
+      return update ? { ...p, update } : p;
+    });
     return {
       ...this.base,
       name,
       nodes: this.nodes,
-      params: this.params,
+      params,
       state,
       outputs: this.outputs,
       losses: this.losses,

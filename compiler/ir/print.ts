@@ -32,6 +32,7 @@ export function printGraph(g: Graph): string {
   for (const [name, v] of g.outputs) lines.push(`  output ${name} = ${valueText(v)}`);
   for (const [name, v] of g.losses) lines.push(`  loss   ${name} = ${valueText(v)}`);
   for (const [name, v] of g.metrics) lines.push(`  metric ${name} = ${valueText(v)}`);
+  for (const p of g.params) if (p.update) lines.push(`  update ${p.path} = ${valueText(p.update)}`);
   for (const s of g.state) if (s.update) lines.push(`  update ${s.path} = ${valueText(s.update)}`);
   lines.push('}');
   return lines.join('\n');

@@ -48,6 +48,8 @@ export interface ParamInfo {
   readonly value: Value;
   readonly init: InitSpec;
   readonly span: Span;
+  /** In a training graph: the parameter's value after the optimizer step. */
+  readonly update?: Value;
 }
 
 export interface StateInfo {

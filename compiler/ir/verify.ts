@@ -47,5 +47,6 @@ export function verifyGraph(g: Graph): string[] {
   for (const [name, v] of g.losses) used(`loss ${name}`, v.id);
   for (const [name, v] of g.metrics) used(`metric ${name}`, v.id);
   for (const s of g.state) if (s.update) used(`the update of ${s.path}`, s.update.id);
+  for (const p of g.params) if (p.update) used(`the update of ${p.path}`, p.update.id);
   return problems;
 }

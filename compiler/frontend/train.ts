@@ -1,0 +1,47 @@
+// From source to training graphs: check, elaborate each trained model with its train block's arguments, plan, differentiate.
+import type { TrainDecl } from '../../grammar/ast.ts';
+import type { Diagnostic } from '../diagnostics/diagnostic.ts';
+import { elaborate } from '../elaborate/elaborate.ts';
+import type { Graph } from '../ir/types.ts';
+import type { ModuleLoader } from '../resolve/resolve.ts';
+import { planTraining, type TrainingPlan } from '../train/plan.ts';
+import { buildTrainingGraph } from '../train/training-graph.ts';
+import { checkSource } from './check.ts';
+import { stdlibModules } from './stdlib.ts';
+
+export interface CompiledTraining {
+  readonly plan: TrainingPlan;
+  /** The forward graphs: training variant (dropout on, batch statistics) and evaluation variant. */
+  readonly forward: Graph;
+  readonly evaluation: Graph;
+  /** One training graph per step, in the plan's order. */
+  readonly steps: readonly Graph[];
+}
+
+export function compileTraining(
+  text: string,
+  file: string,
+  loadModule?: ModuleLoader,
+): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[] } {
+  const checked = checkSource(text, file, loadModule);
+  if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics };
+  const diagnostics: Diagnostic[] = [...checked.diagnostics];
+  const trainings: CompiledTraining[] = [];
+  const modules = stdlibModules().programs;
+  for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
+    const modelArgs = new Map([[train.model.text, [...(train.args ?? [])]]]);
+    const variant = (training: boolean) => elaborate(checked.program, { modules, training, modelArgs });
+    const trainVariant = variant(true);
+    const evalVariant = variant(false);
+    diagnostics.push(...trainVariant.diagnostics);
+    const forward = trainVariant.graphs.get(train.model.text);
+    const evaluation = evalVariant.graphs.get(train.model.text);
+    if (!forward || !evaluation) continue;
+    const planned = planTraining(train, forward);
+    diagnostics.push(...planned.diagnostics);
+    if (!planned.plan) continue;
+    const plan = planned.plan;
+    trainings.push({ plan, forward, evaluation, steps: plan.steps.map((s) => buildTrainingGraph(forward, plan, s)) });
+  }
+  return { trainings, diagnostics };
+}

@@ -1,0 +1,255 @@
+// Reads a `train` block into a training plan: steps (loss, parameter set, optimizer), schedule, clipping, freezing, settings.
+import type * as A from '../../grammar/ast.ts';
+import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import type { Graph } from '../ir/types.ts';
+import type { OptimizerSpec } from './optimizers.ts';
+import type { ScheduleSpec } from './schedules.ts';
+
+export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
+
+export interface TrainStepPlan {
+  readonly name: string;
+  readonly loss: string;
+  /** Parameter paths this step updates (after freezing). */
+  readonly params: readonly string[];
+  readonly optimizer: OptimizerSpec;
+  readonly maximize: boolean;
+  readonly span: A.Span;
+}
+
+export interface ParamGroup {
+  readonly params: readonly string[];
+  readonly options: Readonly<Record<string, number | boolean>>;
+}
+
+export interface TrainingPlan {
+  readonly model: string;
+  readonly steps: readonly TrainStepPlan[];
+  readonly schedule?: ScheduleSpec;
+  readonly baseLr: number;
+  readonly clipGradNorm?: number;
+  readonly clipGradValue?: number;
+  readonly frozen: readonly string[];
+  readonly groups: readonly ParamGroup[];
+  /** Every other setting, evaluated (batch, epochs, data, early_stopping, ...), for the runtime. */
+  readonly settings: Readonly<Record<string, SettingValue>>;
+}
+
+const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'] as const;
+const SCHEDULES = ['constant', 'step', 'exponential', 'cosine', 'linear', 'warmup'] as const;
+const DEFAULT_LR: Record<OptimizerSpec['kind'], number> = { sgd: 0.01, adam: 1e-3, adamw: 1e-3, rmsprop: 1e-2, adagrad: 1e-2 };
+
+/** `net.hidden.0`, `net.hidden[0]`, `net.*.b` as a dotted path pattern. */
+export function pathOf(e: A.Expr): string | undefined {
+  switch (e.kind) {
+    case 'Ident':
+      return e.name;
+    case 'Member': {
+      const base = pathOf(e.target);
+      return base === undefined ? undefined : `${base}.${e.member.text}`;
+    }
+    case 'Index': {
+      const base = pathOf(e.target);
+      const i = e.items[0];
+      return base !== undefined && e.items.length === 1 && i.kind === 'Number' ? `${base}.${i.text}` : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Whether a parameter path lies under a pattern; `*` matches one path component. */
+export function matchesPath(path: string, pattern: string): boolean {
+  const p = path.split('.');
+  const q = pattern.split('.');
+  if (q.length > p.length) return false;
+  if (!q.every((part, i) => part === '*' || part === p[i])) return false;
+  // a pattern ending in a wildcard component names exactly that depth; otherwise everything under it
+  return q.at(-1) === '*' ? q.length === p.length : true;
+}
+
+export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  const report = (message: string, span: A.Span, help?: string) => diagnostics.push(diagnostic('E0206', message, span, help ? { help } : {}));
+  const allPaths = graph.params.map((p) => p.path);
+
+  const value = (e: A.Expr): SettingValue => {
+    switch (e.kind) {
+      case 'Number':
+        return e.value;
+      case 'Bool':
+        return e.value;
+      case 'String':
+        return e.value;
+      case 'None':
+        return null;
+      case 'Unary':
+        if (e.op === '-' && e.operand.kind === 'Number') return -e.operand.value;
+        break;
+      case 'List':
+      case 'Tuple':
+        return e.items.map(value);
+      case 'Ident':
+      case 'Member':
+        return pathOf(e) ?? null;
+      case 'Call': {
+        const callee = pathOf(e.callee);
+        if (callee === undefined) break;
+        const args: Record<string, SettingValue> = {};
+        e.args.forEach((a, i) => {
+          args[a.name?.text ?? `${i}`] = value(a.value);
+        });
+        return { call: callee, args };
+      }
+      default:
+        break;
+    }
+    report('a training setting must be a literal, a path or a call with literal arguments', e.span);
+    return null;
+  };
+
+  const numbers = (args: Readonly<Record<string, SettingValue>>, span: A.Span): Record<string, number | boolean> => {
+    const out: Record<string, number | boolean> = {};
+    for (const [k, v] of Object.entries(args)) {
+      if (typeof v === 'number' || typeof v === 'boolean') out[k] = v;
+      else report(`the option \`${k}\` must be a number or a bool`, span);
+    }
+    return out;
+  };
+
+  const optimizerOf = (e: A.Expr): OptimizerSpec | undefined => {
+    const v = value(e);
+    const name = typeof v === 'object' && v !== null && 'call' in v ? v.call : typeof v === 'string' ? v : undefined;
+    if (!name || !(OPTIMIZERS as readonly string[]).includes(name)) {
+      report(`\`${name ?? '?'}\` is not an optimizer`, e.span, didYouMean(name ?? '', OPTIMIZERS) ?? `the optimizers are ${OPTIMIZERS.join(', ')}`);
+      return undefined;
+    }
+    const args = typeof v === 'object' && v !== null && 'call' in v ? v.args : {};
+    return { kind: name as OptimizerSpec['kind'], options: numbers(args, e.span) };
+  };
+
+  const settings: Record<string, SettingValue> = {};
+  const frozen: string[] = [];
+  const groups: ParamGroup[] = [];
+  let optimizer: OptimizerSpec | undefined;
+  let schedule: ScheduleSpec | undefined;
+  const objectives: { stmt: A.ObjectiveStmt; name: string; optimizer?: OptimizerSpec }[] = [];
+
+  const resolvePattern = (e: A.Expr): string[] => {
+    const pattern = pathOf(e);
+    if (pattern === undefined) {
+      report('expected a parameter path such as `net.fc1` or `net.*.b`', e.span);
+      return [];
+    }
+    const matched = allPaths.filter((p) => matchesPath(p, pattern));
+    if (matched.length === 0) report(`\`${pattern}\` names no parameter of \`${graph.name}\``, e.span, didYouMean(pattern, allPaths));
+    return matched;
+  };
+
+  for (const s of train.body.stmts) {
+    switch (s.kind) {
+      case 'Setting':
+        if (s.name.text === 'optimizer') optimizer = optimizerOf(s.value);
+        else if (s.name.text === 'schedule') {
+          const v = value(s.value);
+          const name = typeof v === 'object' && v !== null && 'call' in v ? v.call : typeof v === 'string' ? v : undefined;
+          if (!name || !(SCHEDULES as readonly string[]).includes(name)) {
+            report(`\`${name ?? '?'}\` is not a schedule`, s.value.span, didYouMean(name ?? '', SCHEDULES) ?? `the schedules are ${SCHEDULES.join(', ')}`);
+          } else {
+            const args = typeof v === 'object' && v !== null && 'call' in v ? v.args : {};
+            const options = Object.fromEntries(Object.entries(numbers(args, s.value.span)).map(([k, x]) => [k, Number(x)]));
+            schedule = { kind: name as ScheduleSpec['kind'], options };
+          }
+        } else settings[s.name.text] = value(s.value);
+        break;
+      case 'SettingBlock': {
+        const block: Record<string, SettingValue> = {};
+        for (const inner of s.body.stmts) {
+          if (inner.kind === 'Setting') block[inner.name.text] = inner.name.text === 'params' ? null : value(inner.value);
+        }
+        if (s.name.text === 'param_group') {
+          const paramsStmt = s.body.stmts.find((x): x is A.SettingStmt => x.kind === 'Setting' && x.name.text === 'params');
+          if (!paramsStmt) report('a param_group needs `params = [...]`', s.name.span);
+          else {
+            const list = paramsStmt.value.kind === 'List' ? paramsStmt.value.items : [paramsStmt.value];
+            const { params: _drop, ...rest } = block;
+            void _drop;
+            groups.push({ params: list.flatMap(resolvePattern), options: numbers(rest, s.span) });
+          }
+        } else settings[s.label ? `${s.name.text}.${s.label.text}` : s.name.text] = { call: s.name.text, args: block };
+        break;
+      }
+      case 'Freeze':
+        for (const t of s.targets) frozen.push(...resolvePattern(t));
+        break;
+      case 'Objective':
+        objectives.push({ stmt: s, name: 'train' });
+        break;
+      case 'Step': {
+        for (const inner of s.body.stmts) {
+          if (inner.kind === 'Objective') objectives.push({ stmt: inner, name: s.name.text });
+          else if (inner.kind === 'Setting' && inner.name.text === 'optimizer') {
+            const o = optimizerOf(inner.value);
+            if (o && objectives.at(-1)?.name === s.name.text) objectives[objectives.length - 1].optimizer = o;
+          }
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  if (objectives.length === 0) {
+    // no minimize: the model's only loss
+    const losses = [...graph.losses.keys()];
+    if (losses.length !== 1) {
+      report(
+        losses.length === 0 ? `\`${graph.name}\` declares no loss to minimize` : `\`${graph.name}\` has ${losses.length} losses; say which to minimize`,
+        train.model.span,
+        losses.length > 1 ? `add \`minimize ${losses[0]}\`, or one \`step\` per loss` : undefined,
+      );
+      return { diagnostics };
+    }
+  }
+  const baseOptimizer = optimizer ?? { kind: 'adam' as const, options: {} };
+  const frozenSet = new Set(frozen);
+  const steps: TrainStepPlan[] = (objectives.length > 0 ? objectives : [undefined]).map((o) => {
+    const lossName = o ? (o.stmt.loss.kind === 'Ident' ? o.stmt.loss.name : undefined) : [...graph.losses.keys()][0];
+    if (o && (lossName === undefined || !graph.losses.has(lossName))) {
+      report(`\`${graph.name}\` has no loss ${lossName ? `\`${lossName}\`` : 'here'}`, o.stmt.loss.span, didYouMean(lossName ?? '', graph.losses.keys()));
+    }
+    const over = o && o.stmt.over.length > 0 ? o.stmt.over.flatMap(resolvePattern) : allPaths;
+    const stepOptimizer = o?.stmt.optimizer ? optimizerOf(o.stmt.optimizer) : o?.optimizer;
+    return {
+      name: o?.name ?? 'train',
+      loss: lossName ?? '',
+      params: over.filter((p) => !frozenSet.has(p)),
+      optimizer: stepOptimizer ?? baseOptimizer,
+      maximize: o?.stmt.direction === 'maximize',
+      span: o?.stmt.span ?? train.span,
+    };
+  });
+  const names = new Set<string>();
+  for (const s of steps) {
+    if (names.has(s.name)) report(`two objectives in the step \`${s.name}\`; give each its own \`step\``, s.span);
+    names.add(s.name);
+    if (s.params.length === 0) report(`the step \`${s.name}\` updates no parameter (all frozen or none matched)`, s.span);
+  }
+  if (diagnostics.length > 0) return { diagnostics };
+  const lrOption = baseOptimizer.options.lr;
+  return {
+    plan: {
+      model: graph.name,
+      steps,
+      ...(schedule ? { schedule } : {}),
+      baseLr: typeof lrOption === 'number' ? lrOption : DEFAULT_LR[baseOptimizer.kind],
+      ...(typeof settings.clip_grad_norm === 'number' ? { clipGradNorm: settings.clip_grad_norm } : {}),
+      ...(typeof settings.clip_grad_value === 'number' ? { clipGradValue: settings.clip_grad_value } : {}),
+      frozen,
+      groups,
+      settings,
+    },
+    diagnostics,
+  };
+}

@@ -1,0 +1,51 @@
+// Builds one training graph per step: forward, loss, backward, clipping, schedule and optimizer update.
+import { addGradients } from '../autodiff/grad.ts';
+import { GraphEditor } from '../ir/editor.ts';
+import type { Graph, Value } from '../ir/types.ts';
+import { applyOptimizer, clipByGlobalNorm, clipByValue, type ParamGrad } from './optimizers.ts';
+import { matchesPath, type TrainingPlan, type TrainStepPlan } from './plan.ts';
+import { scheduleLr } from './schedules.ts';
+
+/**
+ * The training graph of `step`: the forward graph (training variant) plus the gradient of the step's
+ * loss with respect to its parameters only, optional clipping, the learning-rate schedule over the
+ * step's own counter, and the optimizer update. New parameter values are `ParamInfo.update`; new
+ * optimizer moments and counters are state updates. Parameters outside the step are untouched.
+ */
+export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: TrainStepPlan): Graph {
+  const editor = new GraphEditor(forward, step.span);
+  let loss = forward.losses.get(step.loss);
+  if (!loss) throw new Error(`internal: the plan names a loss \`${step.loss}\` the graph lacks`);
+  if (step.maximize) loss = editor.op('neg', [loss]);
+
+  const params = forward.params.filter((p) => step.params.includes(p.path));
+  const gradients = addGradients(editor, loss, params.map((p) => p.value));
+  let grads: Value[] = params.map((p) => gradients.get(p.value.id)!);
+  if (plan.clipGradNorm !== undefined) grads = clipByGlobalNorm(editor, grads, plan.clipGradNorm);
+  if (plan.clipGradValue !== undefined) grads = clipByValue(editor, grads, plan.clipGradValue);
+
+  // the step counter drives the schedule; the optimizer keeps its own for bias correction
+  const counter = editor.addState(`schedule.${step.name}.t`, { dtype: 'f32', shape: [] }, { kind: 'zeros', options: {} });
+  editor.stateUpdates.set(`schedule.${step.name}.t`, editor.op('add', [counter, editor.scalar(1)]));
+  const stepLr = step.optimizer.options.lr;
+  const lr = scheduleLr(editor, typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
+
+  const paramGrads: ParamGrad[] = params.map((p, i) => {
+    const options = Object.assign({}, ...plan.groups.filter((g) => g.params.some((q) => matchesPath(p.path, q))).map((g) => g.options));
+    return { path: p.path, param: p.value, grad: grads[i], ...(Object.keys(options).length > 0 ? { options } : {}) };
+  });
+  const updated = applyOptimizer(editor, step.optimizer, paramGrads, lr, step.name);
+  for (const [path, value] of updated) editor.paramUpdates.set(path, value);
+  return editor.finish(plan.steps.length === 1 ? forward.name : `${forward.name}.${step.name}`);
+}
+
+/** The forward graph plus d(loss)/d(input) as outputs `grad.<input>` (saliency maps, adversarial examples). */
+export function withInputGradients(forward: Graph, lossName: string, inputs: readonly string[]): Graph {
+  const editor = new GraphEditor(forward);
+  const loss = forward.losses.get(lossName);
+  if (!loss) throw new Error(`the graph has no loss \`${lossName}\``);
+  const chosen = forward.inputs.filter((i) => inputs.includes(i.name));
+  const grads = addGradients(editor, loss, chosen.map((i) => i.value));
+  for (const i of chosen) editor.outputs.set(`grad.${i.name}`, grads.get(i.value.id)!);
+  return editor.finish();
+}
