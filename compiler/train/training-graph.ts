@@ -2,7 +2,7 @@
 import { addGradients } from '../autodiff/grad.ts';
 import { GraphEditor } from '../ir/editor.ts';
 import type { Graph, Value } from '../ir/types.ts';
-import { applyOptimizer, clipByGlobalNorm, clipByValue, type ParamGrad } from './optimizers.ts';
+import { applyOptimizer, clipByGlobalNorm, clipByValue, stepCounter, type ParamGrad } from './optimizers.ts';
 import { matchesPath, type TrainingPlan, type TrainStepPlan } from './plan.ts';
 import { scheduleLr } from './schedules.ts';
 
@@ -24,9 +24,8 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   if (plan.clipGradNorm !== undefined) grads = clipByGlobalNorm(editor, grads, plan.clipGradNorm);
   if (plan.clipGradValue !== undefined) grads = clipByValue(editor, grads, plan.clipGradValue);
 
-  // the step counter drives the schedule; the optimizer keeps its own for bias correction
-  const counter = editor.addState(`schedule.${step.name}.t`, { dtype: 'f32', shape: [] }, { kind: 'zeros', options: {} });
-  editor.stateUpdates.set(`schedule.${step.name}.t`, editor.op('add', [counter, editor.scalar(1)]));
+  // one step counter (`opt.<step>.t`, advanced by the optimizer) drives both the schedule and bias correction
+  const counter = stepCounter(editor, step.name);
   const stepLr = step.optimizer.options.lr;
   const lr = scheduleLr(editor, typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
 
