@@ -1,0 +1,36 @@
+// The optimization pipeline: simplify, fold, cse and dce, repeated until the graph stops changing.
+import type { Graph } from '../ir/types.ts';
+import { cse } from './cse.ts';
+import { dce, dceKeeping } from './dce.ts';
+import { fold } from './fold.ts';
+import { simplify } from './simplify.ts';
+
+export { cse, dce, dceKeeping, fold, simplify };
+
+export type Pass = (g: Graph) => Graph;
+
+/** The passes in the order `optimize` runs them; each returns its argument itself when it changes nothing. */
+export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = [
+  { name: 'simplify', run: simplify },
+  { name: 'fold', run: fold },
+  { name: 'cse', run: cse },
+  { name: 'dce', run: dce },
+];
+
+/** A bound on rounds, in case two passes ever undo each other; real graphs settle in two or three. */
+export const MAX_ROUNDS = 10;
+
+/**
+ * Runs the pipeline to a fixed point. Value ids are kept (a pass reuses the first of equal values and
+ * never renumbers), but a value the graph does not expose may disappear: to read one afterwards
+ * (a gradient), put it in the graph's outputs first.
+ */
+export function optimize(g: Graph): Graph {
+  let cur = g;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const before = cur;
+    for (const p of PASSES) cur = p.run(cur);
+    if (cur === before) break;
+  }
+  return cur;
+}

@@ -1,0 +1,588 @@
+// The optimization passes: "before" and "expected after" graphs compared structurally, the verifier after every
+// pass, and every example computing the same results in the interpreter once optimized.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Arg } from '../grammar/ast.ts';
+import { parse } from '../grammar/parse.ts';
+import { elaborate } from '../compiler/elaborate/elaborate.ts';
+import { stdlibModules } from '../compiler/frontend/stdlib.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { printGraph } from '../compiler/ir/print.ts';
+import { GraphEditor } from '../compiler/ir/editor.ts';
+import { addGradients } from '../compiler/autodiff/grad.ts';
+import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
+import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
+import { ty } from '../compiler/ops/testing.ts';
+import { evaluate, mul, sym } from '../compiler/shapes/dim.ts';
+import { PASSES, cse, dce, dceKeeping, fold, optimize, simplify, type Pass } from '../compiler/optimize/index.ts';
+import { RULES } from '../compiler/optimize/simplify.ts';
+
+const SEED = Number(process.env.DLC_SEED ?? 20261123);
+
+// ---- a tiny graph builder ---------------------------------------------------------------------------
+
+/** Values get consecutive ids; node k gets the span [k, k + 1) so tests can see spans survive. */
+function build(body: (b: ReturnType<typeof builder>) => void): Graph {
+  const b = builder();
+  body(b);
+  return b.graph();
+}
+
+function builder() {
+  let next = 0;
+  const inputs: Graph['inputs'][number][] = [];
+  const state: Graph['state'][number][] = [];
+  const nodes: Node[] = [];
+  const outputs = new Map<string, Value>();
+  const losses = new Map<string, Value>();
+  const layerCalls: Graph['layerCalls'][number][] = [];
+  const span = (k: number) => ({ file: 't.dl', start: k, end: k + 1 });
+  const b = {
+    input(name: string, type: string): Value {
+      const value = { id: next++, type: ty(type), name };
+      inputs.push({ name, value, span: span(-1) });
+      return value;
+    },
+    state(path: string, type: string, update: () => Value): void {
+      const value = { id: next++, type: ty(type), name: path };
+      state.push({ path, value, init: { kind: 'zeros', options: {} }, span: span(-1), get update() { return update(); } });
+    },
+    op(op: string, ins: readonly Value[], attrs: Attrs = {}): Value {
+      const types = inferOp(op, ins.map((v) => v.type), attrs);
+      if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
+      const value = { id: next++, type: types[0] };
+      nodes.push({ op, inputs: ins, attrs, outputs: [value], span: span(nodes.length) });
+      return value;
+    },
+    full(value: number, shape: readonly (number | string)[] = [], dtype: DType = 'f32'): Value {
+      return b.op('full', [], { shape: ty(`${dtype}[${shape.join(', ')}]`).shape, value, dtype });
+    },
+    out(name: string, v: Value) {
+      outputs.set(name, v);
+    },
+    loss(name: string, v: Value) {
+      losses.set(name, v);
+    },
+    call(path: string, ins: Value[], outs: Value[]) {
+      layerCalls.push({ path, layer: 'L', depth: 0, inputs: ins, outputs: outs, span: span(-1) });
+    },
+    graph(): Graph {
+      // state updates are getters so a test can name a value defined after the state buffer
+      const st = state.map((s) => ({ ...s, update: s.update }));
+      return { name: 'g', inputs, params: [], state: st, nodes, outputs, losses, metrics: new Map(), layerCalls, constraints: [] };
+    },
+  };
+  return b;
+}
+
+/** printGraph with values renumbered in order of definition, so graphs equal up to renaming print the same. */
+function canon(g: Graph): string {
+  const ids = new Map<number, number>();
+  const def = (v: Value) => ids.has(v.id) || ids.set(v.id, ids.size);
+  [...g.inputs, ...g.params, ...g.state].forEach((x) => def(x.value));
+  g.nodes.forEach((n) => n.outputs.forEach(def));
+  const calls = g.layerCalls.map((c) => `  call ${c.path}(${c.inputs.map((v) => `%${v.id}`).join(', ')}) -> ${c.outputs.map((v) => `%${v.id}`).join(', ')}`);
+  const text = [printGraph(g), ...calls].join('\n');
+  return text.replace(/%(\d+)/g, (_, id: string) => `%${ids.get(Number(id)) ?? `undefined${id}`}`);
+}
+
+/** Runs a pass, checks the verifier on what it returns, and compares with the expected graph. */
+function expectPass(pass: Pass, before: Graph, after: Graph): Graph {
+  expect(verifyGraph(before)).toEqual([]);
+  const got = pass(before);
+  expect(verifyGraph(got)).toEqual([]);
+  expect(canon(got)).toEqual(canon(after));
+  return got;
+}
+
+// ---- dce --------------------------------------------------------------------------------------------
+
+describe('dce', () => {
+  it('keeps what outputs, losses and state updates need, and the whole interface', () => {
+    const before = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      b.input('unused', 'f32[2]');
+      const e = b.op('exp', [x]);
+      b.op('log', [x]); // dead
+      const s = b.op('reduce_sum', [e], { axes: [0, 1] });
+      let upd: Value;
+      b.state('stat', 'f32[3]', () => upd);
+      upd = b.op('reduce_sum', [x], { axes: [0] });
+      b.op('neg', [upd]); // dead
+      b.out('e', e);
+      b.loss('s', s);
+      b.call('dead_layer', [x], [b.op('tanh', [x])]); // dead, and so is its layer call
+      b.call('live_layer', [x], [e]);
+    });
+    const after = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      b.input('unused', 'f32[2]');
+      const e = b.op('exp', [x]);
+      const s = b.op('reduce_sum', [e], { axes: [0, 1] });
+      let upd: Value;
+      b.state('stat', 'f32[3]', () => upd);
+      upd = b.op('reduce_sum', [x], { axes: [0] });
+      b.out('e', e);
+      b.loss('s', s);
+      b.call('live_layer', [x], [e]);
+    });
+    const got = expectPass(dce, before, after);
+    expect(got.nodes.map((n) => n.span.start)).toEqual([0, 2, 3]);
+  });
+
+  it('keeps extra roots the caller names, and returns the graph itself when nothing is dead', () => {
+    const g = build((b) => {
+      const x = b.input('x', 'f32[3]');
+      b.out('y', b.op('exp', [x]));
+      b.op('log', [x]);
+    });
+    expect(dce(g).nodes.map((n) => n.op)).toEqual(['exp']);
+    const kept = dceKeeping(g, [g.nodes[1].outputs[0].id]);
+    expect(kept).toBe(g);
+    const once = dce(g);
+    expect(dce(once)).toBe(once);
+  });
+});
+
+// ---- cse --------------------------------------------------------------------------------------------
+
+describe('cse', () => {
+  it('merges equal nodes and remaps outputs, state updates and layer calls', () => {
+    const before = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      const a1 = b.op('exp', [x]);
+      const a2 = b.op('exp', [x]);
+      const c1 = b.full(2, ['B', 3]);
+      const c2 = b.op('full', [], { value: 2, dtype: 'f32', shape: ty('f32[B, 3]').shape }); // attributes in another order
+      const m1 = b.op('mul', [a1, c1]);
+      const m2 = b.op('mul', [a2, c2]); // equal once a2 = a1 and c2 = c1
+      let u: Value;
+      b.state('s', 'f32[B, 3]', () => u);
+      u = m2;
+      b.out('m1', m1);
+      b.out('m2', m2);
+      b.call('l', [a2], [m2]);
+    });
+    const after = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      const a1 = b.op('exp', [x]);
+      const c1 = b.full(2, ['B', 3]);
+      const m1 = b.op('mul', [a1, c1]);
+      b.state('s', 'f32[B, 3]', () => m1);
+      b.out('m1', m1);
+      b.out('m2', m1);
+      b.call('l', [a1], [m1]);
+    });
+    expectPass(cse, before, after);
+  });
+
+  it('keeps nodes whose attributes or operand order differ', () => {
+    const g = build((b) => {
+      const x = b.input('x', 'f32[4, 3]');
+      const y = b.input('y', 'f32[4, 3]');
+      b.out('a', b.op('reduce_sum', [x], { axes: [0] }));
+      b.out('b', b.op('reduce_sum', [x], { axes: [1] }));
+      b.out('c', b.op('sub', [x, y]));
+      b.out('d', b.op('sub', [y, x]));
+      b.out('e', b.full(0));
+      b.out('f', b.full(-0)); // 1 / x tells them apart
+    });
+    expect(cse(g)).toBe(g);
+  });
+
+  it('merges random draws only when the attributes are identical, stream included', () => {
+    const g = build((b) => {
+      const key = b.input('key', 'u32[]');
+      b.out('a', b.op('random_uniform', [key], { shape: [3], stream: 1 }));
+      b.out('b', b.op('random_uniform', [key], { shape: [3], stream: 2 }));
+      b.out('c', b.op('random_uniform', [key], { shape: [3] }));
+      b.out('d', b.op('random_uniform', [key], { shape: [3], stream: 0 })); // the default, but not written the same
+      b.out('e', b.op('random_normal', [key], { shape: [3], stream: 1 }));
+      b.out('f', b.op('random_uniform', [key], { shape: [3], stream: 1 })); // the same draw as a
+    });
+    const got = cse(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.length).toBe(5);
+    expect(got.outputs.get('f')).toBe(got.outputs.get('a'));
+    expect(new Set(['a', 'b', 'c', 'd', 'e'].map((k) => got.outputs.get(k)!.id)).size).toBe(5);
+  });
+});
+
+// ---- fold -------------------------------------------------------------------------------------------
+
+describe('fold', () => {
+  it('evaluates uniform constants: full(2) * full(3) -> full(6), exp(full(0)) -> full(1), in a chain', () => {
+    const before = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      const six = b.op('mul', [b.full(2, [3]), b.full(3)]);
+      const one = b.op('exp', [b.full(0)]);
+      const seven = b.op('add', [six, one]);
+      const k = b.op('cast', [b.full(2.7, [], 'f32')], { dtype: 'i32' });
+      b.out('y', b.op('mul', [x, seven]));
+      b.out('k', k);
+    });
+    const after = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      b.full(2, [3]);
+      b.full(3);
+      b.full(6, [3]);
+      b.full(0);
+      b.full(1);
+      const seven = b.full(7, [3]);
+      b.full(2.7);
+      const k = b.full(2, [], 'i32');
+      b.out('y', b.op('mul', [x, seven]));
+      b.out('k', k);
+    });
+    const got = expectPass(fold, before, after);
+    // every node keeps its place, id and span; dce then drops the constants that were folded away
+    expect(got.nodes.map((n) => n.span)).toEqual(before.nodes.map((n) => n.span));
+    expect(got.nodes.map((n) => n.outputs[0].id)).toEqual(before.nodes.map((n) => n.outputs[0].id));
+    expect(dce(got).nodes.map((n) => n.op)).toEqual(['full', 'full', 'mul']);
+  });
+
+  it('leaves non-uniform, large, symbolic and random results alone', () => {
+    const g = build((b) => {
+      b.out('iota', b.op('add', [b.op('iota', [], { shape: [4] }), b.full(1, [4], 'i32')])); // not uniform
+      b.out('big', b.op('exp', [b.full(0, [2000])]));
+      b.out('sym', b.op('exp', [b.full(0, ['B'])]));
+      b.out('rnd', b.op('random_uniform', [b.full(7, [], 'u32')], { shape: [] }));
+    });
+    expect(fold(g)).toBe(g);
+  });
+
+  it('folds a uniform constant to the expected-after graph', () => {
+    const before = build((b) => {
+      b.out('y', b.op('exp', [b.full(0, [2, 2])]));
+    });
+    const after = build((b) => {
+      b.full(0, [2, 2]);
+      b.out('y', b.full(1, [2, 2]));
+    });
+    expectPass(fold, before, after);
+  });
+});
+
+// ---- simplify ---------------------------------------------------------------------------------------
+
+describe('simplify', () => {
+  const cases: { name: string; before: (b: ReturnType<typeof builder>) => void; after: (b: ReturnType<typeof builder>) => void }[] = [
+    {
+      name: 'x * 1, 1 * x, x + 0, 0 + x, x - 0, x / 1 -> x',
+      before: (b) => {
+        const x = b.input('x', 'f32[B, 3]');
+        const one = b.full(1);
+        const zero = b.full(0, [3]);
+        const y = b.op('div', [b.op('sub', [b.op('add', [b.full(0), b.op('add', [b.op('mul', [one, b.op('mul', [x, one])]), zero])]), zero]), one]);
+        b.out('y', y);
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[B, 3]');
+        b.full(1);
+        b.full(0, [3]);
+        b.full(0);
+        b.out('y', x);
+      },
+    },
+    {
+      name: 'a broadcasting identity is kept: x[3] * 1[2, 3] changes the shape',
+      before: (b) => {
+        const x = b.input('x', 'f32[3]');
+        b.out('y', b.op('mul', [x, b.full(1, [2, 3])]));
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[3]');
+        b.out('y', b.op('mul', [x, b.full(1, [2, 3])]));
+      },
+    },
+    {
+      name: 'integer x * 0 -> zeros; float x * 0 is kept (NaN * 0 is NaN)',
+      before: (b) => {
+        const i = b.input('i', 'i32[B]');
+        const f = b.input('f', 'f32[B]');
+        b.out('i', b.op('mul', [i, b.full(0, [], 'i32')]));
+        b.out('f', b.op('mul', [f, b.full(0)]));
+      },
+      after: (b) => {
+        b.input('i', 'i32[B]');
+        const f = b.input('f', 'f32[B]');
+        b.full(0, [], 'i32');
+        b.out('i', b.full(0, ['B'], 'i32'));
+        b.out('f', b.op('mul', [f, b.full(0)]));
+      },
+    },
+    {
+      name: 'transpose(transpose(x, p), q) -> transpose(x, p . q), or x when that is the identity',
+      before: (b) => {
+        const x = b.input('x', 'f32[2, 3, 4]');
+        const t = b.op('transpose', [x], { perm: [1, 2, 0] }); // [3, 4, 2]
+        b.out('y', b.op('transpose', [t], { perm: [1, 0, 2] })); // [4, 3, 2]
+        b.out('x', b.op('transpose', [t], { perm: [2, 0, 1] })); // back to [2, 3, 4]
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[2, 3, 4]');
+        b.op('transpose', [x], { perm: [1, 2, 0] });
+        b.out('y', b.op('transpose', [x], { perm: [2, 1, 0] }));
+        b.out('x', x);
+      },
+    },
+    {
+      name: 'reshape(reshape(x)) -> reshape(x); reshape, broadcast_to and cast to the same type -> x',
+      before: (b) => {
+        const x = b.input('x', 'f32[B, 6]');
+        const r = b.op('reshape', [x], { shape: [sym('B'), 2, 3] });
+        b.out('flat', b.op('reshape', [r], { shape: [-1] }));
+        b.out('back', b.op('reshape', [r], { shape: [sym('B'), -1] }));
+        b.out('same', b.op('broadcast_to', [b.op('cast', [x], { dtype: 'f32' })], { shape: [sym('B'), 6] }));
+        b.out('wider', b.op('broadcast_to', [x], { shape: [2, sym('B'), 6] }));
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[B, 6]');
+        b.op('reshape', [x], { shape: [sym('B'), 2, 3] });
+        // the outer node's resolved shape: its -1 was relative to the inner reshape
+        b.out('flat', b.op('reshape', [x], { shape: [mul(sym('B'), 6)] }));
+        b.out('back', x);
+        b.out('same', x);
+        b.out('wider', b.op('broadcast_to', [x], { shape: [2, sym('B'), 6] }));
+      },
+    },
+    {
+      name: 'neg(neg(x)) -> x, through a chain of four',
+      before: (b) => {
+        const x = b.input('x', 'i32[3]');
+        b.out('y', b.op('neg', [b.op('neg', [b.op('neg', [b.op('neg', [x])])])]));
+      },
+      after: (b) => {
+        const x = b.input('x', 'i32[3]');
+        b.op('neg', [x]);
+        b.op('neg', [x]);
+        b.out('y', x);
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      expectPass(simplify, build(c.before), build(c.after));
+    });
+  }
+
+  it('keeps the span of a node it rewrites in place, and lists every pattern in its table', () => {
+    const g = build((b) => {
+      const x = b.input('x', 'f32[2, 3, 4]');
+      const t = b.op('transpose', [x], { perm: [1, 0, 2] });
+      b.out('y', b.op('transpose', [t], { perm: [0, 2, 1] }));
+    });
+    const got = simplify(g);
+    expect(verifyGraph(got)).toEqual([]);
+    const y = got.nodes.find((n) => n.outputs[0] === got.outputs.get('y'))!;
+    expect(y.inputs[0].id).toBe(g.inputs[0].value.id);
+    expect(y.attrs.perm).toEqual([1, 2, 0]);
+    expect(y.span).toEqual(g.nodes[1].span);
+    expect(RULES.map((r) => r.name)).toEqual([
+      'x * 1 -> x',
+      '1 * x -> x',
+      'x * 0 -> 0 (integers)',
+      'x + 0 -> x',
+      '0 + x -> x',
+      'x - 0 -> x',
+      'x / 1 -> x',
+      'neg(neg(x)) -> x',
+      'cast(x: t, t) -> x',
+      'transpose(transpose(x, p), q) -> transpose(x, p . q), or x',
+      'transpose(x, identity) -> x',
+      'reshape(x: s, s) -> x',
+      'reshape(reshape(x)) -> reshape(x)',
+      'broadcast_to(x: s, s) -> x',
+    ]);
+  });
+});
+
+// ---- the pipeline -----------------------------------------------------------------------------------
+
+describe('optimize', () => {
+  it('reaches a fixed point: simplify exposes folds, folds expose cse, dce cleans up', () => {
+    const before = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      const k1 = b.op('mul', [b.full(2), b.full(3)]); // 6
+      const k2 = b.op('add', [b.full(6), b.full(0)]); // 6 + 0 -> 6, then merged with k1
+      const a = b.op('mul', [x, k1]);
+      const c = b.op('mul', [x, k2]);
+      b.out('y', b.op('add', [a, b.op('neg', [b.op('neg', [c])])]));
+    });
+    const after = build((b) => {
+      const x = b.input('x', 'f32[B, 3]');
+      const six = b.full(6);
+      const a = b.op('mul', [x, six]);
+      b.out('y', b.op('add', [a, a]));
+    });
+    const got = optimize(before);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(canon(got)).toEqual(canon(after));
+    expect(optimize(got)).toBe(got);
+  });
+});
+
+// ---- equivalence on the examples --------------------------------------------------------------------
+
+/** mulberry32: a small seeded generator, so every run feeds the same numbers. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Case {
+  readonly file: string;
+  readonly model: string;
+  readonly args: string;
+  readonly sizes: Record<string, number>;
+  readonly intRange?: Record<string, number>;
+  /** Source text instead of examples/<file>.dl: the hand-written models. */
+  readonly text?: string;
+}
+
+const SMALL_MODELS = `
+use std.nn.{Dense, LayerNorm}
+use std.act.{relu, gelu}
+use std.loss.{mse}
+
+model Redundant(d: int = 4) {
+  input x: f32[B, d]
+  input y: f32[B, d]
+  layer a = Dense(d, d)
+  layer n = LayerNorm(d)
+  let h = relu(a(x)) * 1.0 + 0.0
+  let g = relu(a(x))
+  let t = transpose(transpose(h, [1, 0]), [1, 0])
+  let z = n(gelu(t + g)) * (2.0 * 3.0) / 1.0
+  output z = -(-z)
+  loss = mse(z, y) + mse(g, y) * exp(0.0)
+}
+`;
+
+const CASES: Case[] = [
+  { file: 'mnist_mlp', model: 'MnistMlp', args: 'hidden: 16', sizes: { B: 3 }, intRange: { label: 10 } },
+  { file: 'lenet', model: 'LeNet', args: '', sizes: { B: 2 }, intRange: { label: 10 } },
+  { file: 'resnet', model: 'Cifar10ResNet', args: 'depth: 1', sizes: { B: 2 }, intRange: { label: 10 } },
+  { file: 'lstm_classifier', model: 'ActivityClassifier', args: 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
+  { file: 'char_transformer', model: 'CharGPT', args: 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2', sizes: { B: 2, L: 6 }, intRange: { tokens: 11 } },
+  { file: 'gan', model: 'Gan', args: 'latent: 4, hidden: 8, pixels: 12', sizes: { B: 3 } },
+  { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 4', sizes: { B: 2 } },
+  { file: 'autoencoder', model: 'EncoderProbe', args: 'code: 4, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
+  { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
+  { file: 'small', model: 'Redundant', args: 'd: 4', sizes: { B: 3 }, text: SMALL_MODELS },
+];
+
+function argsOf(model: string, args: string): Arg[] {
+  const decl = parse(`train ${model}(${args}) {}`, 'args.dl').program.body.stmts[0];
+  return decl.kind === 'Train' ? [...(decl.args ?? [])] : [];
+}
+
+function randomFeeds(g: Graph, sizes: Map<string, number>, intRange: Record<string, number>, random: () => number) {
+  const shapeOf = (v: Value) => v.type.shape.map((d) => evaluate(d, sizes));
+  const fill = (v: Value, scale: number, hi?: number): Tensor => {
+    const shape = shapeOf(v);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const float = v.type.dtype === 'f32' || v.type.dtype === 'f16';
+    return tensor(v.type.dtype, shape, Array.from({ length: n }, () => (float ? (random() * 2 - 1) * scale : Math.floor(random() * (hi ?? 2)))));
+  };
+  return {
+    inputs: new Map(g.inputs.map((i) => [i.name, fill(i.value, 1, intRange[i.name])])),
+    params: new Map(g.params.map((p) => [p.path, fill(p.value, 0.3)])),
+    state: new Map(
+      g.state.map((s) => [s.path, s.path === 'rng.key' ? tensor('u32', [], [SEED]) : tensor(s.value.type.dtype, shapeOf(s.value), s.init.kind === 'ones' ? 1 : 0)]),
+    ),
+  };
+}
+
+/**
+ * The graph with the gradient of every loss with respect to every float parameter exposed as outputs,
+ * or null while autodiff lacks a rule for one of its ops (the forward graph is then checked alone).
+ */
+function withGradients(g: Graph): Graph | null {
+  try {
+    return gradients(g);
+  } catch {
+    return null;
+  }
+}
+
+function gradients(g: Graph): Graph {
+  const editor = new GraphEditor(g);
+  const wrt = g.params.filter((p) => p.value.type.dtype === 'f32').map((p) => p.value);
+  for (const [name, loss] of g.losses) {
+    const grads = addGradients(editor, loss, wrt);
+    g.params.forEach((p) => {
+      const d = grads.get(p.value.id);
+      if (d) editor.outputs.set(`d${name}/d${p.path}`, d);
+    });
+  }
+  return editor.finish();
+}
+
+function closeEnough(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return false;
+  return a.data.every((x, i) => {
+    const y = b.data[i];
+    if (Number.isNaN(x) || Number.isNaN(y)) return Number.isNaN(x) && Number.isNaN(y);
+    return Math.abs(x - y) <= 1e-12 * Math.max(Math.abs(x), Math.abs(y));
+  });
+}
+
+/** Every pass alone and the pipeline keep the graph well formed; the verifier names the pass that broke it. */
+function checkPasses(g: Graph): Graph {
+  for (const p of PASSES) expect(verifyGraph(p.run(g)), `after ${p.name}`).toEqual([]);
+  const opt = optimize(g);
+  expect(verifyGraph(opt), 'after optimize').toEqual([]);
+  expect(opt.nodes.length).toBeLessThanOrEqual(g.nodes.length);
+  return opt;
+}
+
+const reductions: string[] = [];
+
+describe(`optimized examples compute the same results (seed ${SEED})`, () => {
+  const stdlib = stdlibModules().programs;
+  for (const c of CASES) {
+    for (const training of [true, false]) {
+      it(`${c.file}: ${c.model} (${training ? 'train, with gradients where autodiff covers it' : 'eval'})`, () => {
+        const text = c.text ?? readFileSync(`examples/${c.file}.dl`, 'utf8');
+        const program = parse(text, `${c.file}.dl`).program;
+        const result = elaborate(program, { modules: stdlib, training, modelArgs: new Map([[c.model, argsOf(c.model, c.args)]]) });
+        expect(result.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([]);
+        const forward = result.graphs.get(c.model)!;
+        const g = (training ? withGradients(forward) : null) ?? forward;
+        expect(verifyGraph(g)).toEqual([]);
+        const opt = checkPasses(g);
+        reductions.push(`${c.model} ${training ? (g === forward ? 'train (no gradients)' : 'train+grad') : 'eval'}: ${g.nodes.length} -> ${opt.nodes.length}`);
+        const sizes = new Map(Object.entries(c.sizes));
+        const feeds = randomFeeds(g, sizes, c.intRange ?? {}, rng(SEED));
+        const want = interpretGraph(g, feeds, { sizes });
+        const got = interpretGraph(opt, feeds, { sizes });
+        for (const kind of ['outputs', 'losses', 'metrics', 'state'] as const) {
+          expect([...got[kind].keys()]).toEqual([...want[kind].keys()]);
+          for (const [name, t] of want[kind]) expect(closeEnough(got[kind].get(name)!, t), `${kind} ${name}`).toBe(true);
+        }
+      });
+    }
+  }
+
+  it('at the examples’ own sizes, every model verifies after each pass and does not grow', () => {
+    for (const file of ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole']) {
+      const checked = checkSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`);
+      expect(checked.diagnostics).toEqual([]);
+      for (const [name, g] of checked.graphs) {
+        const opt = checkPasses(g);
+        reductions.push(`${name} (defaults, forward): ${g.nodes.length} -> ${opt.nodes.length}`);
+      }
+    }
+    if (process.env.DLC_OPTIMIZE_REPORT) console.log(reductions.join('\n'));
+  });
+});
