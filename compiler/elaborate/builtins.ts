@@ -8,6 +8,19 @@ import { describe, Env, POISON, type CtValue, type TensorV } from './values.ts';
 
 type Arg = { readonly value: CtValue; readonly span: A.Span };
 
+/**
+ * A negative axis counted from the end, made non-negative when it is in range. An axis out of range is
+ * passed on unchanged so that the op's rule reports it: normalising it blindly (-3 + 2 = -1) would let
+ * the op normalise it a second time and silently pick another axis.
+ */
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 && axis >= -rank ? axis + rank : axis;
+}
+
+function hasPoison(v: CtValue): boolean {
+  return v.kind === 'poison' || (v.kind === 'list' && v.items.some(hasPoison));
+}
+
 /** Initializers usable as `param w: ... = name` or `name(option: value)`. */
 export const INITIALIZERS: Readonly<Record<string, true>> = {
   constant: true, normal: true, uniform: true, glorot_uniform: true, glorot_normal: true, he_uniform: true, he_normal: true,
@@ -40,7 +53,8 @@ export function callBuiltin(
   env?: Env,
 ): CtValue {
   const all = [...positional.map((a) => a.value), ...[...named.values()].map((a) => a.value)];
-  if (all.some((v) => v.kind === 'poison')) return POISON;
+  // a poisoned argument, also inside a list (`concat([bad, y])`, `reshape(x, [bad.shape[0]])`), was reported already
+  if (all.some(hasPoison)) return POISON;
   const arg = (i: number, key: string): Arg | undefined => positional[i] ?? named.get(key);
   const need = (i: number, key: string): Arg => {
     const a = arg(i, key);
@@ -79,7 +93,7 @@ export function callBuiltin(
   const axesOf = (x: TensorV, a: Arg | undefined): number[] => {
     const rank = x.value.type.shape.length;
     if (!a || a.value.kind === 'none') return Array.from({ length: rank }, (_, i) => i);
-    return ints(a).map((k) => (k < 0 ? k + rank : k));
+    return ints(a).map((k) => normAxis(k, rank));
   };
   const keepdims = (): boolean => {
     const a = named.get('keepdims') ?? positional[2];
@@ -127,7 +141,8 @@ export function callBuiltin(
       const n = intArg(1, 'parts');
       const shape = x.tensor.value.type.shape;
       const rawAxis = intArg(2, 'axis', -1);
-      const axis = rawAxis < 0 ? rawAxis + shape.length : rawAxis;
+      const axis = normAxis(rawAxis, shape.length);
+      if (axis < 0 || axis >= shape.length) return el.failWith('E0301', `split axis ${rawAxis} is out of range for a tensor of rank ${shape.length}`, x.span);
       const size = shape[axis];
       if (!D.isConcrete(size) || n <= 0 || size % n !== 0) {
         return el.failWith('E0301', `split cannot cut an axis of size ${D.dimToString(size)} into ${n} equal parts`, x.span);
@@ -146,7 +161,7 @@ export function callBuiltin(
       const x = tensor(0, 'x');
       const rank = x.tensor.value.type.shape.length;
       const axis = intArg(2, 'axis', -1);
-      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axis < 0 ? axis + rank : axis });
+      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: normAxis(axis, rank) });
     }
     case 'permute':
       return emit('transpose', [tensor(0, 'x')], { perm: ints(need(1, 'perm')) });
@@ -202,7 +217,7 @@ export function callBuiltin(
       const x = tensor(0, 'x');
       const rank = x.tensor.value.type.shape.length;
       const axis = intArg(1, 'axis', -1);
-      return emit('argmax', [x], { axis: axis < 0 ? axis + rank : axis });
+      return emit('argmax', [x], { axis: normAxis(axis, rank) });
     }
     case 'matmul':
       return emit('matmul', [tensor(0, 'a'), tensor(1, 'b')]);
@@ -225,7 +240,7 @@ export function callBuiltin(
       if (items.length === 0) return el.failWith('E0305', `\`${name}\` needs at least one tensor`, list.span);
       const rank = items[0].value.type.shape.length + (name === 'stack' ? 1 : 0);
       const rawAxis = intArg(1, 'axis', 0);
-      const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+      const axis = normAxis(rawAxis, rank);
       const parts =
         name === 'stack'
           ? items.map((t) => {
@@ -250,7 +265,7 @@ export function callBuiltin(
       const x = tensor(0, 'x');
       const rank = x.tensor.value.type.shape.length;
       const axis = intArg(2, 'axis', -1);
-      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axis < 0 ? axis + rank : axis });
+      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: normAxis(axis, rank) });
     }
     case 'one_hot':
       return emit('one_hot', [tensor(0, 'indices')], { depth: intArg(1, 'depth'), dtype: 'f32' });
@@ -363,6 +378,12 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
   const steps: number[] = [];
   const out: D.Dim[] = [];
   let axis = 0;
+  // On a symbolic axis the shape rule takes a bound as given (`x[1:]` is B - 1, `x[0]` needs B >= 1): what
+  // that assumes of the size is carried in the graph and checked when the sizes are bound.
+  const needs = (n: D.Dim, at: D.Dim, where: A.Span) => {
+    if (D.isConcrete(n) || (D.isConcrete(at) && at <= 0)) return;
+    el.builder.constraints.push({ op: '>=', left: n, right: at, text: `${D.dimToString(n)} >= ${D.dimToString(at)}`, span: where });
+  };
   const full = () => {
     starts.push(0);
     stops.push(null);
@@ -388,6 +409,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       };
       const start = bound(item.start) ?? 0;
       const stop = bound(item.stop);
+      for (const b of [start, stop]) if (b !== null) needs(shape[axis], D.isConcrete(b) && b < 0 ? -b : b, item.span);
       const step = item.step ? el.ctInt(el.expr(item.step, env), item.step.span) : 1;
       if (step <= 0) return el.failWith('E0305', 'a slice needs a positive step', item.span);
       starts.push(start);
@@ -404,6 +426,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
     const i = el.ctInt(el.expr(item, env), item.span);
     const n = shape[axis];
     if (D.isConcrete(n) && (i >= n || i < -n)) return el.failWith('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
+    needs(n, i < 0 ? -i : i + 1, item.span);
     starts.push(i);
     stops.push(i === -1 ? null : i + 1);
     steps.push(1);

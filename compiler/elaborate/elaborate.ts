@@ -184,7 +184,8 @@ export class Elaborator {
           s.kind === 'Param'
             ? this.builder.param(path(s.name.text), type, init, s.name.span)
             : this.builder.stateBuffer(path(s.name.text), type, init, s.name.span);
-        env.define(s.name.text, t);
+        if (s.kind === 'State') env.defineState(s.name.text, t);
+        else env.define(s.name.text, t);
         ctx.layer?.members.set(s.name.text, t);
         return undefined;
       }
@@ -205,7 +206,7 @@ export class Elaborator {
         const values = this.destructure(value, s.targets.length, s.value.span);
         s.targets.forEach((t, i) => {
           const previous = env.lookup(t.text);
-          if (previous?.kind === 'tensor' && previous.member?.state) {
+          if (previous?.kind === 'tensor' && previous.member?.state && env.isState(t.text)) {
             this.updateState(previous, values[i], t.span);
             return;
           }
@@ -476,6 +477,7 @@ export class Elaborator {
         return this.expr(e.right, env);
       }
       const r = this.expr(e.right, env);
+      if (l.kind !== 'tensor' && l.kind !== 'poison') return this.fail('E0307', `\`${e.op}\` needs bools or bool tensors, found ${describe(l)}`, e.left.span);
       return this.tensorBinary(e.op === 'and' ? 'logical_and' : 'logical_or', l, r, e);
     }
     const l = this.expr(e.left, env);
@@ -572,6 +574,7 @@ export class Elaborator {
   /** Elementwise ops between tensors and numbers; a number becomes a scalar of the tensor's dtype. */
   private tensorBinary(prim: string, l: CtValue, r: CtValue, e: { span: A.Span; left: { span: A.Span }; right: { span: A.Span } }): CtValue {
     if (l.kind === 'poison' || r.kind === 'poison') return POISON;
+    if (l.kind !== 'tensor' && r.kind !== 'tensor') return this.fail('E0307', `this operation needs a tensor, found ${describe(l)} and ${describe(r)}`, e.span);
     const other = l.kind === 'tensor' ? l : (r as TensorV);
     const lt = this.asTensor(l, other, e.left.span);
     const rt = this.asTensor(r, other, e.right.span);

@@ -75,7 +75,20 @@ export type CtValue =
 /** Lexical environment: a chain of mutable frames (reassignment updates the frame that binds the name). */
 export class Env {
   private readonly vars = new Map<string, CtValue>();
+  /** Names declared by `state` in this frame: assigning to one of them updates the buffer. */
+  private readonly stateNames = new Set<string>();
   constructor(readonly parent: Env | null) {}
+
+  defineState(name: string, value: CtValue): void {
+    this.vars.set(name, value);
+    this.stateNames.add(name);
+  }
+
+  /** Whether `name`, as seen from here, is a state declaration (not a let that happens to hold one). */
+  isState(name: string): boolean {
+    if (this.vars.has(name)) return this.stateNames.has(name);
+    return this.parent?.isState(name) ?? false;
+  }
 
   define(name: string, value: CtValue): void {
     this.vars.set(name, value);

@@ -1,4 +1,4 @@
-// Dead-code elimination: keep only the nodes that outputs, losses, metrics, state updates or extra roots depend on.
+// Dead-code elimination: keep only the nodes that outputs, losses, metrics, parameter and state updates or extra roots depend on.
 import type { Graph, LayerCall, Node, Value } from '../ir/types.ts';
 
 /**
@@ -12,6 +12,7 @@ export function dceKeeping(g: Graph, roots: Iterable<number>): Graph {
   const mark = (v: Value) => live.add(v.id);
   [...g.outputs.values(), ...g.losses.values(), ...g.metrics.values()].forEach(mark);
   for (const s of g.state) if (s.update) mark(s.update);
+  for (const p of g.params) if (p.update) mark(p.update);
   const kept: Node[] = [];
   // Every op is pure (random ops are counter-based), so a node is needed only through its outputs.
   for (let k = g.nodes.length - 1; k >= 0; k--) {

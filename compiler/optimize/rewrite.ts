@@ -49,6 +49,7 @@ export function withNodes(g: Graph, nodes: readonly Node[], s: Substitution): Gr
     losses: remapMap(g.losses, s),
     metrics: remapMap(g.metrics, s),
     state: g.state.map((st) => (st.update ? { ...st, update: s.apply(st.update) } : st)),
+    params: g.params.map((p) => (p.update ? { ...p, update: s.apply(p.update) } : p)),
     layerCalls: g.layerCalls.map(call),
   };
 }
