@@ -1,9 +1,12 @@
 // Convolution primitives: conv2d (NCHW input, OIHW weights) and conv_transpose2d (IOHW weights, as in PyTorch).
 import type { Attrs, TensorType } from '../ir/types.ts';
-import { type Dim, add, dimEquals, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
+import { type Dim, add, dimEquals, dimToString, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
 import { checkAttrList, err, isFloatType, typeStr } from './util.ts';
+import type { Value } from '../ir/types.ts';
+import type { VjpContext } from './registry.ts';
+import { builder, op1 } from './vjp-util.ts';
 
 export interface ConvParams {
   stride: [number, number];
@@ -79,6 +82,27 @@ registerOp({
   },
   interpret([x, w], attrs) {
     return [conv2dRef(x, w, convParams(attrs))];
+  },
+  /**
+   * input: conv_transpose2d of ct with the same weights (OIHW read as IOHW), output_padding restoring
+   * the rows and columns the forward stride skipped. weight: the correlation of input and ct, a conv2d
+   * with batch as the contracted channel axis and stride and dilation swapped (see weightGrad).
+   */
+  vjp(ctx, { inputs: [x, w], attrs }, [ct]) {
+    if (!ct) return [null, null];
+    const p = convParams(attrs);
+    if (p.groups !== 1) throw new Error(`internal: the gradient of conv2d with groups ${p.groups} is not implemented (groups = 1 only)`);
+    const [, , h, wd] = x.type.shape;
+    const [, , kh, kw] = w.type.shape;
+    const [, , ho, wo] = ct.type.shape;
+    // (ho - 1) * s - 2p + d * (k - 1) + output_padding + 1 = h
+    const outPad = [0, 1].map((i) => {
+      const [n, k, m] = [[h, kh, ho], [wd, kw, wo]][i];
+      return concreteOrThrow('conv2d', sub(sub(add(n, 2 * p.padding[i]), add(mul(p.dilation[i], sub(k, 1)), 1)), mul(sub(m, 1), p.stride[i])));
+    });
+    const dx = op1(ctx, 'conv_transpose2d', [ct, w], { stride: p.stride, padding: p.padding, dilation: p.dilation, output_padding: outPad });
+    const dw = weightGrad(ctx, x, ct, p, [kh, kw]);
+    return [dx, builder(ctx).transpose(dw, [1, 0, 2, 3])];
   },
 });
 
@@ -163,4 +187,39 @@ registerOp({
       }
     return [{ dtype: x.dtype, shape: [N, O, HO, WO], data: out }];
   },
+  /** input: conv2d of ct with the same weights (IOHW read as OIHW); weight: the correlation of ct and input. */
+  vjp(ctx, { inputs: [x, w], attrs }, [ct]) {
+    if (!ct) return [null, null];
+    const p = convParams(attrs);
+    if (p.groups !== 1) throw new Error(`internal: the gradient of conv_transpose2d with groups ${p.groups} is not implemented (groups = 1 only)`);
+    const [, , kh, kw] = w.type.shape;
+    // a conv2d over the output reads floor(output_padding / stride) extra rows when dilation > stride
+    const dx = cropTo(ctx, op1(ctx, 'conv2d', [ct, w], { stride: p.stride, padding: p.padding, dilation: p.dilation }), x.type.shape.slice(2));
+    const dw = weightGrad(ctx, ct, x, p, [kh, kw]);
+    return [dx, builder(ctx).transpose(dw, [1, 0, 2, 3])];
+  },
 });
+
+function concreteOrThrow(op: string, d: Dim): number {
+  if (!isConcrete(d)) throw new Error(`internal: the gradient of ${op} needs concrete spatial sizes when the stride does not divide them evenly, found ${dimToString(d)}`);
+  return d;
+}
+
+/** Keep the first rows and columns of an NCHW value: [:, :, :h, :w], a no-op when already that size. */
+function cropTo(ctx: VjpContext, v: Value, hw: readonly Dim[]): Value {
+  const [, , h, w] = v.type.shape;
+  if (dimEquals(h, hw[0]) && dimEquals(w, hw[1])) return v;
+  return op1(ctx, 'slice', [v], { starts: [0, 0, 0, 0], stops: [null, null, hw[0], hw[1]] });
+}
+
+/**
+ * sum over n, oh, ow of a[n, c, oh*s - p + i*d, ...] * b[n, o, oh, ow], as [c, o, kh, kw]: a conv2d of
+ * a^T ([c, n, H, W]) with b^T ([o, n, OH, OW]) as the kernel, the batch contracted like a channel, the
+ * forward dilation as the stride and the forward stride as the dilation. It may cover more than kh
+ * rows when the forward stride left input rows unread; those are cropped.
+ */
+function weightGrad(ctx: VjpContext, a: Value, b: Value, p: ConvParams, k: readonly Dim[]): Value {
+  const g = builder(ctx);
+  const r = op1(ctx, 'conv2d', [g.transpose(a, [1, 0, 2, 3]), g.transpose(b, [1, 0, 2, 3])], { stride: p.dilation, padding: p.padding, dilation: p.stride });
+  return cropTo(ctx, r, k);
+}

@@ -1,9 +1,12 @@
 // Elementwise primitives: unary math, binary arithmetic and comparisons with numpy broadcasting, select and cast.
-import type { Attrs, DType, TensorType } from '../ir/types.ts';
+import type { Attrs, DType, TensorType, Value } from '../ir/types.ts';
 import { broadcastShapes } from '../shapes/unify.ts';
 import { mapBroadcast } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
 import { DTYPE_NAMES, err, isFloatType, isIntType, isNumeric, typeStr } from './util.ts';
+import { builder, unbroadcast } from './vjp-util.ts';
+
+type Builder = ReturnType<typeof builder>;
 
 type DTypeClass = 'float' | 'numeric' | 'signed' | 'bool' | 'any';
 
@@ -64,23 +67,82 @@ interface UnarySpec {
   accepts: DTypeClass;
   fn: (x: number, dtype: DType) => number;
   differentiable?: boolean;
+  /** The input cotangent from the input x, the output y and the output cotangent ct. */
+  grad?: (g: Builder, x: Value, y: Value, ct: Value) => Value;
 }
 
 const UNARY: UnarySpec[] = [
-  { name: 'neg', accepts: 'signed', fn: (x) => -x },
-  { name: 'exp', accepts: 'float', fn: Math.exp },
-  { name: 'log', accepts: 'float', fn: Math.log },
-  { name: 'sqrt', accepts: 'float', fn: Math.sqrt },
-  { name: 'rsqrt', accepts: 'float', fn: (x) => 1 / Math.sqrt(x) },
+  {
+    name: 'neg',
+    accepts: 'signed',
+    fn: (x) => -x,
+    grad: (g, _x, _y, ct) => g.neg(ct),
+  },
+  {
+    name: 'exp',
+    accepts: 'float',
+    fn: Math.exp,
+    grad: (g, _x, y, ct) => g.mul(ct, y),
+  },
+  {
+    name: 'log',
+    accepts: 'float',
+    fn: Math.log,
+    grad: (g, x, _y, ct) => g.div(ct, x),
+  },
+  {
+    name: 'sqrt',
+    accepts: 'float',
+    fn: Math.sqrt,
+    grad: (g, _x, y, ct) => g.div(ct, g.mul(y, 2)),
+  },
+  {
+    name: 'rsqrt',
+    accepts: 'float',
+    fn: (x) => 1 / Math.sqrt(x),
+    // d/dx x^(-1/2) = -x^(-3/2) / 2 = -y^3 / 2
+    grad: (g, _x, y, ct) => g.mul(ct, g.mul(g.mul(y, g.mul(y, y)), -0.5)),
+  },
   // abs of i32 -2^31 wraps to itself, as in WGSL.
-  { name: 'abs', accepts: 'numeric', fn: Math.abs },
+  {
+    name: 'abs',
+    accepts: 'numeric',
+    fn: Math.abs,
+    // sign(0) = 0: the subgradient at the kink is 0
+    grad: (g, x, _y, ct) => g.mul(ct, g.sign(x)),
+  },
   { name: 'sign', accepts: 'signed', fn: (x) => (Number.isNaN(x) ? NaN : x > 0 ? 1 : x < 0 ? -1 : 0), differentiable: false },
-  { name: 'sin', accepts: 'float', fn: Math.sin },
-  { name: 'cos', accepts: 'float', fn: Math.cos },
-  { name: 'tanh', accepts: 'float', fn: Math.tanh },
+  {
+    name: 'sin',
+    accepts: 'float',
+    fn: Math.sin,
+    grad: (g, x, _y, ct) => g.mul(ct, g.cos(x)),
+  },
+  {
+    name: 'cos',
+    accepts: 'float',
+    fn: Math.cos,
+    grad: (g, x, _y, ct) => g.neg(g.mul(ct, g.sin(x))),
+  },
+  {
+    name: 'tanh',
+    accepts: 'float',
+    fn: Math.tanh,
+    grad: (g, _x, y, ct) => g.mul(ct, g.sub(1, g.mul(y, y))),
+  },
   // Written so that neither branch overflows: exp only ever sees a non-positive argument.
-  { name: 'sigmoid', accepts: 'float', fn: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))) },
-  { name: 'erf', accepts: 'float', fn: erf },
+  {
+    name: 'sigmoid',
+    accepts: 'float',
+    fn: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+    grad: (g, _x, y, ct) => g.mul(ct, g.mul(y, g.sub(1, y))),
+  },
+  {
+    name: 'erf',
+    accepts: 'float',
+    fn: erf,
+    grad: (g, x, _y, ct) => g.mul(ct, g.mul(g.exp(g.neg(g.mul(x, x))), 2 / Math.sqrt(Math.PI))),
+  },
   { name: 'floor', accepts: 'float', fn: Math.floor, differentiable: false },
   { name: 'ceil', accepts: 'float', fn: Math.ceil, differentiable: false },
   { name: 'logical_not', accepts: 'bool', fn: (x) => (x ? 0 : 1), differentiable: false },
@@ -100,6 +162,7 @@ for (const u of UNARY) {
     interpret([x]) {
       return [mapBroadcast(x.dtype, [x], (v) => u.fn(v, x.dtype))];
     },
+    ...(u.grad ? { vjp: (ctx, { inputs: [x], outputs: [y] }, [ct]) => [ct ? u.grad!(builder(ctx), x, y, ct) : null] } : {}),
   });
 }
 
@@ -123,18 +186,46 @@ interface BinarySpec {
   result: 'same' | 'bool';
   fn: (a: number, b: number, dtype: DType) => number;
   differentiable?: boolean;
+  /** Cotangents for a and b at the broadcast output shape; the vjp then unbroadcasts them to each operand. */
+  grad?: (g: Builder, a: Value, b: Value, y: Value, ct: Value) => [Value, Value];
+}
+
+/**
+ * maximum/minimum route the cotangent to the operand that won; on a tie (a == b) each operand gets
+ * half, the average of the two one-sided derivatives and a valid subgradient.
+ */
+function routeGrad(win: 'gt' | 'lt') {
+  return (g: Builder, a: Value, b: Value, _y: Value, ct: Value): [Value, Value] => {
+    const wa = g.select(g[win](a, b), 1, g.select(g.eq(a, b), g.scalar(0.5, a), 0));
+    const ga = g.mul(ct, wa);
+    return [ga, g.sub(ct, ga)];
+  };
 }
 
 const BINARY: BinarySpec[] = [
-  { name: 'add', accepts: 'numeric', result: 'same', fn: (a, b) => a + b },
-  { name: 'sub', accepts: 'numeric', result: 'same', fn: (a, b) => a - b },
+  { name: 'add', accepts: 'numeric', result: 'same', fn: (a, b) => a + b, grad: (_g, _a, _b, _y, ct) => [ct, ct] },
+  { name: 'sub', accepts: 'numeric', result: 'same', fn: (a, b) => a - b, grad: (g, _a, _b, _y, ct) => [ct, g.neg(ct)] },
   // Integer products must wrap like 32-bit hardware: a float64 product loses the low bits past 2^53.
-  { name: 'mul', accepts: 'numeric', result: 'same', fn: (a, b, d) => (isIntType(d) ? Math.imul(a, b) : a * b) },
-  { name: 'div', accepts: 'numeric', result: 'same', fn: (a, b, d) => (isIntType(d) ? intDiv(a, b) : a / b) },
-  { name: 'pow', accepts: 'float', result: 'same', fn: (a, b) => Math.pow(a, b) },
+  { name: 'mul', accepts: 'numeric', result: 'same', fn: (a, b, d) => (isIntType(d) ? Math.imul(a, b) : a * b), grad: (g, a, b, _y, ct) => [g.mul(ct, b), g.mul(ct, a)] },
+  { name: 'div', accepts: 'numeric', result: 'same', fn: (a, b, d) => (isIntType(d) ? intDiv(a, b) : a / b), grad: (g, _a, b, y, ct) => [g.div(ct, b), g.neg(g.div(g.mul(ct, y), b))] },
+  {
+    name: 'pow',
+    accepts: 'float',
+    result: 'same',
+    fn: (a, b) => Math.pow(a, b),
+    /*
+     * d/da = b a^(b-1); d/db = y log(a) only where a > 0, else 0: a negative base has a real power only
+     * at integer b, where the power is not differentiable in b, and 0^b is constant for b > 0. The log
+     * reads a guarded base so no NaN or infinity is ever computed.
+     */
+    grad: (g, a, b, y, ct) => {
+      const pos = g.gt(a, 0);
+      return [g.mul(ct, g.mul(b, g.pow(a, g.sub(b, 1)))), g.mul(ct, g.select(pos, g.mul(y, g.log(g.select(pos, a, 1))), 0))];
+    },
+  },
   // NaN-propagating, like jnp.maximum (WGSL's max is not guaranteed to be; lowering must check).
-  { name: 'maximum', accepts: 'numeric', result: 'same', fn: (a, b) => Math.max(a, b) },
-  { name: 'minimum', accepts: 'numeric', result: 'same', fn: (a, b) => Math.min(a, b) },
+  { name: 'maximum', accepts: 'numeric', result: 'same', fn: (a, b) => Math.max(a, b), grad: routeGrad('gt') },
+  { name: 'minimum', accepts: 'numeric', result: 'same', fn: (a, b) => Math.min(a, b), grad: routeGrad('lt') },
   { name: 'mod', accepts: 'numeric', result: 'same', fn: remainder, differentiable: false },
   { name: 'eq', accepts: 'any', result: 'bool', fn: (a, b) => (a === b ? 1 : 0), differentiable: false },
   { name: 'ne', accepts: 'any', result: 'bool', fn: (a, b) => (a !== b ? 1 : 0), differentiable: false },
@@ -182,6 +273,15 @@ for (const b of BINARY) {
       const dtype: DType = b.result === 'bool' ? 'bool' : x.dtype;
       return [mapBroadcast(dtype, [x, y], (p, q) => b.fn(p, q, x.dtype))];
     },
+    ...(b.grad
+      ? {
+          vjp: (ctx, { inputs: [x, y], outputs: [out] }, [ct]) => {
+            if (!ct) return [null, null];
+            const [gx, gy] = b.grad!(builder(ctx), x, y, out, ct);
+            return [unbroadcast(ctx, gx, x.type), unbroadcast(ctx, gy, y.type)];
+          },
+        }
+      : {}),
   });
 }
 
@@ -202,6 +302,11 @@ registerOp({
   },
   interpret([c, a, b]) {
     return [mapBroadcast(a.dtype, [c, a, b], (p, q, r) => (p ? q : r))];
+  },
+  vjp(ctx, { inputs: [c, a, b] }, [ct]) {
+    if (!ct) return [null, null, null];
+    const g = builder(ctx);
+    return [null, unbroadcast(ctx, g.select(c, ct, 0), a.type), unbroadcast(ctx, g.select(c, 0, ct), b.type)];
   },
 });
 
@@ -238,6 +343,10 @@ registerOp<Attrs>({
   interpret([x], attrs) {
     const to = attrs.dtype as DType;
     return [mapBroadcast(to, [x], (v) => castValue(v, x.dtype, to))];
+  },
+  vjp(ctx, { inputs: [x] }, [ct]) {
+    if (!ct || !isFloatType(x.type.dtype) || !isFloatType(ct.type.dtype)) return [null];
+    return [builder(ctx).cast(ct, x.type.dtype)];
   },
 });
 

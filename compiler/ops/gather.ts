@@ -1,9 +1,10 @@
 // Gather and scatter primitives: take (embeddings), take_along_axis (class-indexed losses), scatter_add and one_hot.
 import type { DType } from '../ir/types.ts';
-import { type Dim, dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
+import { type Dim, dimEquals, isConcrete, shapeToString, sub } from '../shapes/dim.ts';
 import { numel, wrap } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
 import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, typeStr } from './util.ts';
+import { builder, constant, op1 } from './vjp-util.ts';
 
 /**
  * Out-of-range indices are clamped to [0, n - 1] in take, take_along_axis and scatter_add alike, so
@@ -42,6 +43,12 @@ registerOp({
       }
     }
     return [{ dtype: table.dtype, shape: [...table.shape.slice(0, axis), ...idx.shape, ...table.shape.slice(axis + 1)], data: out }];
+  },
+  // The table's cotangent adds each gathered row's cotangent at its (clamped) index: scatter_add is take's transpose.
+  vjp(ctx, { inputs: [table, idx], attrs }, [ct]) {
+    if (!ct) return [null, null];
+    const axis = normAxis(attrs.axis as number, table.type.shape.length)!;
+    return [op1(ctx, 'scatter_add', [ct, idx], { axis, size: table.type.shape[axis] }), null];
   },
 });
 
@@ -87,6 +94,9 @@ registerOp({
     for (let i = 0; i < out.length; i++) out[i] = wrap(upd.dtype, out[i]);
     return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), n, ...upd.shape.slice(axis + r)], data: out }];
   },
+  vjp(ctx, { inputs: [, idx], attrs }, [ct]) {
+    return [ct ? op1(ctx, 'take', [ct, idx], { axis: attrs.axis as number }) : null, null];
+  },
 });
 
 // ---- take_along_axis ------------------------------------------------------------------------------
@@ -127,6 +137,26 @@ registerOp({
       }
     }
     return [{ dtype: arr.dtype, shape: [...idx.shape], data: out }];
+  },
+  /**
+   * Each output's cotangent goes to the array position it read: one_hot of the clamped indices along a
+   * new last axis, weighted by the cotangent, summed over the indexed axis and moved back in place.
+   * Elementwise plus a reduction, so it is exact and needs no atomics; it costs numel(idx) * n.
+   */
+  vjp(ctx, { inputs: [arr, idx], attrs }, [ct]) {
+    if (!ct) return [null, null];
+    const g = builder(ctx);
+    const r = arr.type.shape.length;
+    const axis = normAxis(attrs.axis as number, r)!;
+    const n = arr.type.shape[axis];
+    const lo = constant(ctx, 0, idx.type.dtype);
+    const hi = constant(ctx, sub(n, 1), idx.type.dtype);
+    const clamped = op1(ctx, 'maximum', [op1(ctx, 'minimum', [idx, hi]), lo]);
+    const hot = op1(ctx, 'one_hot', [clamped], { depth: n, dtype: arr.type.dtype });
+    const weighted = g.mul(hot, g.reshape(ct, [...ct.type.shape, 1]));
+    const summed = g.sum(weighted, [axis]);
+    const perm = Array.from({ length: r }, (_, i) => (i < axis ? i : i === axis ? r - 1 : i - 1));
+    return [g.transpose(summed, perm), null];
   },
 });
 

@@ -4,6 +4,9 @@ import { dimEquals, dimToString, shapeToString } from '../shapes/dim.ts';
 import { broadcastConcrete, broadcastStrides, numel, unravel, type Tensor } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
 import { err, isFloatType, product, typeStr } from './util.ts';
+import { op1, unbroadcast } from './vjp-util.ts';
+import type { Value } from '../ir/types.ts';
+import type { VjpContext } from './registry.ts';
 
 /**
  * Both operands need rank 2 or more: unlike numpy, a 1-D operand is not promoted to a row or column
@@ -43,7 +46,20 @@ registerOp({
   interpret([a, b]) {
     return [matmulRef(a, b)];
   },
+  // da = ct @ b^T and db = a^T @ ct at the broadcast batch shape, then summed over the batch axes each operand was broadcast along.
+  vjp(ctx, { inputs: [a, b] }, [ct]) {
+    if (!ct) return [null, null];
+    const da = op1(ctx, 'matmul', [ct, swapLast(ctx, b)]);
+    const db = op1(ctx, 'matmul', [swapLast(ctx, a), ct]);
+    return [unbroadcast(ctx, da, a.type), unbroadcast(ctx, db, b.type)];
+  },
 });
+
+function swapLast(ctx: VjpContext, v: Value): Value {
+  const r = v.type.shape.length;
+  const perm = Array.from({ length: r }, (_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+  return op1(ctx, 'transpose', [v], { perm });
+}
 
 function matmulRef(a: Tensor, b: Tensor): Tensor {
   const m = a.shape[a.shape.length - 2];

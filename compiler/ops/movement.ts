@@ -4,6 +4,7 @@ import { type Dim, add, dimEquals, dimToString, evaluate, floorDiv, isConcrete, 
 import { broadcastStrides, numel, strides, unravel, type Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
 import { attrDims, err, evalShape, normAxis, product, typeStr } from './util.ts';
+import { builder, fill, op1, sliceAxis, unbroadcast, unsliceAxis } from './vjp-util.ts';
 
 // ---- reshape --------------------------------------------------------------------------------------
 
@@ -60,6 +61,9 @@ registerOp({
     if (numel(shape) !== x.data.length) throw new Error(`reshape of [${x.shape.join(', ')}] to [${shape.join(', ')}]`);
     return [{ dtype: x.dtype, shape, data: x.data.slice() }];
   },
+  vjp(ctx, { inputs: [x] }, [ct]) {
+    return [ct ? builder(ctx).reshape(ct, x.type.shape) : null];
+  },
 });
 
 // ---- transpose ------------------------------------------------------------------------------------
@@ -94,6 +98,12 @@ registerOp({
   interpret([x], attrs) {
     return [permute(x, attrs.perm as number[])];
   },
+  vjp(ctx, { attrs }, [ct]) {
+    if (!ct) return [null];
+    const perm = attrs.perm as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [builder(ctx).transpose(ct, inverse)];
+  },
 });
 
 // ---- broadcast_to ---------------------------------------------------------------------------------
@@ -122,6 +132,9 @@ registerOp({
       out[i] = x.data[o];
     }
     return [{ dtype: x.dtype, shape, data: out }];
+  },
+  vjp(ctx, { inputs: [x] }, [ct]) {
+    return [ct ? unbroadcast(ctx, ct, x.type) : null];
   },
 });
 
@@ -186,6 +199,23 @@ registerOp({
     }
     return [{ dtype: x.dtype, shape, data: out }];
   },
+  /**
+   * Each axis is put back in place with zeros around it (and between the taken elements for a step
+   * above 1); symbolic bounds pad with `full` blocks of symbolic size, see unsliceAxis.
+   */
+  vjp(ctx, { inputs: [x], attrs }, [ct]) {
+    if (!ct) return [null];
+    const starts = attrs.starts as Dim[];
+    const stops = attrs.stops as (Dim | null)[];
+    const steps = (attrs.steps as number[] | undefined) ?? x.type.shape.map(() => 1);
+    if (ct.type.shape.some((d) => dimEquals(d, 0))) return [fill(ctx, x.type.shape, 0, x.type.dtype)];
+    let v = ct;
+    x.type.shape.forEach((n, i) => {
+      const { start } = sliceBounds(n, starts[i], stops[i], steps[i]);
+      v = unsliceAxis(ctx, v, i, n, start, steps[i]);
+    });
+    return [v];
+  },
 });
 
 // ---- concat ---------------------------------------------------------------------------------------
@@ -227,6 +257,18 @@ registerOp({
     }
     return [{ dtype: xs[0].dtype, shape, data: out }];
   },
+  vjp(ctx, { inputs: xs, attrs }, [ct]) {
+    if (!ct) return xs.map(() => null);
+    if (xs.length === 1) return [ct];
+    const axis = normAxis(attrs.axis as number, ct.type.shape.length)!;
+    let offset: Dim = 0;
+    return xs.map((x) => {
+      const end = add(offset, x.type.shape[axis]);
+      const part = sliceAxis(ctx, ct, axis, offset, end);
+      offset = end;
+      return part;
+    });
+  },
 });
 
 // ---- pad ------------------------------------------------------------------------------------------
@@ -260,6 +302,13 @@ registerOp({
       out[o] = x.data[i];
     }
     return [{ dtype: x.dtype, shape, data: out }];
+  },
+  vjp(ctx, { attrs }, [ct]) {
+    if (!ct) return [null];
+    const before = attrs.before as number[];
+    const after = attrs.after as number[];
+    // a negative stop counts from the end, so this works on symbolic sizes too
+    return [op1(ctx, 'slice', [ct], { starts: before, stops: after.map((a) => (a > 0 ? -a : null)) })];
   },
 });
 

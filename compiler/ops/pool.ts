@@ -1,9 +1,11 @@
 // Pooling primitives over NCHW: max_pool2d (padding reads as -inf) and avg_pool2d (count_include_pad = false).
 import type { Attrs } from '../ir/types.ts';
-import { add, floorDiv, isConcrete, sub } from '../shapes/dim.ts';
+import type { Value } from '../ir/types.ts';
+import { type Dim, add, dimToString, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
 import type { Tensor } from '../interpret/tensor.ts';
-import { registerOp } from './registry.ts';
+import { registerOp, type VjpContext } from './registry.ts';
 import { checkAttrList, err, isFloatType, isNumeric, typeStr } from './util.ts';
+import { builder, constant, fill, op1 } from './vjp-util.ts';
 
 interface PoolParams {
   kernel: [number, number];
@@ -45,6 +47,10 @@ for (const name of ['max_pool2d', 'avg_pool2d'] as const) {
     interpret([x], attrs) {
       return [poolRef(x, poolParams(attrs), name === 'max_pool2d')];
     },
+    vjp(ctx, { inputs: [x], outputs: [y], attrs }, [ct]) {
+      if (!ct) return [null];
+      return [name === 'max_pool2d' ? maxPoolGrad(ctx, x, y, ct, poolParams(attrs)) : avgPoolGrad(ctx, x, ct, poolParams(attrs))];
+    },
   });
 }
 
@@ -72,4 +78,68 @@ function poolRef(x: Tensor, p: PoolParams, max: boolean): Tensor {
         out[(nc * HO + oh) * WO + ow] = max ? acc : acc / count;
       }
   return { dtype: x.dtype, shape: [N, C, HO, WO], data: out };
+}
+
+/*
+ * Pooling gradients are built from existing primitives, with no pooling-specific backward primitive:
+ * every (n, c) plane becomes its own image of one channel, and conv_transpose2d with stride and padding
+ * equal to the pool's scatters each window's values back onto the input positions it covered (summing
+ * where windows overlap and dropping the padding), with output_padding restoring the rows and columns
+ * no window reached.
+ */
+
+/** output_padding for conv_transpose2d to give back size n from m windows: (n + 2p - k) mod s. */
+function restorePadding(n: Dim, m: Dim, k: number, s: number, p: number): number {
+  const extra = sub(sub(add(n, 2 * p), k), mul(sub(m, 1), s));
+  if (!isConcrete(extra)) {
+    throw new Error(`internal: the gradient of pooling needs concrete spatial sizes when the stride does not divide them evenly, found ${dimToString(extra)}`);
+  }
+  return extra;
+}
+
+function scatterWindows(ctx: VjpContext, v: Value, kernel: Value, x: Value, p: PoolParams): Value {
+  const [, , h, w] = x.type.shape;
+  const [, , ho, wo] = v.type.shape;
+  const outPad = [restorePadding(h, ho, p.kernel[0], p.stride[0], p.padding[0]), restorePadding(w, wo, p.kernel[1], p.stride[1], p.padding[1])];
+  const planes = op1(ctx, 'conv_transpose2d', [v, kernel], { stride: p.stride, padding: p.padding, output_padding: outPad });
+  return builder(ctx).reshape(planes, x.type.shape);
+}
+
+/** y = sum(window) / count(window), count excluding padding: spread ct / count over each window. */
+function avgPoolGrad(ctx: VjpContext, x: Value, ct: Value, p: PoolParams): Value {
+  const g = builder(ctx);
+  const [n, c, h, w] = x.type.shape;
+  const [, , ho, wo] = ct.type.shape;
+  const dtype = x.type.dtype;
+  const ones = fill(ctx, [1, 1, p.kernel[0], p.kernel[1]], 1, dtype);
+  // the count of real (unpadded) positions in each window, as a [1, 1, ho, wo] map
+  const count = op1(ctx, 'conv2d', [fill(ctx, [1, 1, h, w], 1, dtype), ones], { stride: p.stride, padding: p.padding });
+  const share = g.reshape(g.div(ct, count), [mul(n, c), 1, ho, wo]);
+  return scatterWindows(ctx, share, ones, x, p);
+}
+
+/**
+ * Route ct to the positions of each window that equal its max; tied positions split it equally (a
+ * valid subgradient). The K = kh*kw window elements are read as K channels by a conv2d with a one-hot
+ * kernel (exact: one product by 1, the rest by 0), from the input padded with the dtype's lowest
+ * finite value so padding never ties with a real max; the same kernel scatters them back.
+ */
+function maxPoolGrad(ctx: VjpContext, x: Value, y: Value, ct: Value, p: PoolParams): Value {
+  const g = builder(ctx);
+  const [n, c, h, w] = x.type.shape;
+  const [, , ho, wo] = ct.type.shape;
+  const dtype = x.type.dtype;
+  const [kh, kw] = p.kernel;
+  const k = kh * kw;
+  const at = (axis: number) => op1(ctx, 'iota', [], { shape: [k, 1, kh, kw], axis });
+  const eye = g.cast(g.eq(at(0), g.add(g.mul(at(2), constant(ctx, kw, 'i32')), at(3))), dtype);
+  const lowest = dtype === 'f16' ? -65504 : -3.4028234663852886e38;
+  const [p0, p1] = p.padding;
+  let planes = g.reshape(x, [mul(n, c), 1, h, w]);
+  if (p0 > 0 || p1 > 0) planes = op1(ctx, 'pad', [planes], { before: [0, 0, p0, p1], after: [0, 0, p0, p1], value: lowest });
+  const windows = op1(ctx, 'conv2d', [planes, eye], { stride: p.stride });
+  const mask = g.cast(g.eq(windows, g.reshape(y, [mul(n, c), 1, ho, wo])), dtype);
+  const count = g.sum(mask, [1], true);
+  const routed = g.mul(mask, g.div(g.reshape(ct, [mul(n, c), 1, ho, wo]), count));
+  return scatterWindows(ctx, routed, eye, x, p);
 }

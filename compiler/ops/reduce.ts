@@ -4,6 +4,7 @@ import type { Dim } from '../shapes/dim.ts';
 import { numel, strides, unravel, wrap, type Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
 import { err, isNumeric, normAxis, typeStr } from './util.ts';
+import { builder, keptShape } from './vjp-util.ts';
 
 /** Normalised, sorted axes, or a ShapeError for an out-of-range or repeated axis. */
 function reduceAxes(op: string, x: TensorType, attrs: Attrs): number[] | ShapeError {
@@ -48,6 +49,7 @@ for (const [name, init, f] of [
   // NaN-propagating max; an empty reduction gives -inf (integers: the identity is wrapped, so keep axes non-empty).
   ['reduce_max', -Infinity, (acc: number, v: number) => (Number.isNaN(acc) || Number.isNaN(v) ? NaN : Math.max(acc, v))],
 ] as const) {
+  const sum = name === 'reduce_sum';
   registerOp({
     name,
     family: 'reduction',
@@ -62,9 +64,20 @@ for (const [name, init, f] of [
     },
     interpret([x], attrs) {
       const axes = (attrs.axes as number[]).map((a) => normAxis(a, x.shape.length)!);
-      const sum = name === 'reduce_sum';
       // Integer sums wrap per addition in hardware; summing exactly then wrapping once gives the same bits.
       return [reduceRef(x, axes, attrs.keepdims === true, sum ? 0 : init, f)];
+    },
+    vjp(ctx, { inputs: [x], outputs: [y], attrs }, [ct]) {
+      if (!ct) return [null];
+      const g = builder(ctx);
+      const axes = (attrs.axes as number[]).map((a) => normAxis(a, x.type.shape.length)!);
+      const kept = keptShape(x.type.shape, axes);
+      const ctKept = g.reshape(ct, kept);
+      if (sum) return [g.broadcastTo(ctKept, x.type.shape)];
+      // Every position equal to the max shares the cotangent equally: a valid subgradient under ties.
+      const mask = g.cast(g.eq(x, g.reshape(y, kept)), x.type.dtype);
+      const count = g.sum(mask, axes, true);
+      return [g.mul(mask, g.div(ctKept, count))];
     },
   });
 }
