@@ -114,7 +114,7 @@ describe('constraints over run-time sizes', () => {
     const program = parse(text, 'examples/char_transformer.dl').program;
     const args = argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
     const g = elaborate(program, { modules: stdlibModules().programs, training: false, modelArgs: new Map([['CharGPT', args]]) }).graphs.get('CharGPT')!;
-    expect(g.constraints.map((c) => c.text)).toEqual(['L <= ctx + 1', 'L >= 2']);
+    expect(g.constraints.map((c) => c.text)).toEqual(expect.arrayContaining(['L <= ctx + 1', 'L >= 2']));
     const ok = randomFeeds(g, new Map([['B', 1], ['L', 9]]), { tokens: 11 }, rng(SEED));
     expect(() => interpretGraph(g, ok, { sizes: new Map([['B', 1], ['L', 9]]) })).not.toThrow();
     const tooLong = randomFeeds(g, new Map([['B', 1], ['L', 10]]), { tokens: 11 }, rng(SEED));

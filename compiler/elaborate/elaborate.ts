@@ -1,6 +1,6 @@
 // Elaboration: runs the compile-time part of a program (layers, loops, ifs, fns, scans) and emits one typed graph per model.
 import type * as A from '../../grammar/ast.ts';
-import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
 import type { DType, Graph, TensorType, Value } from '../ir/types.ts';
 import { DTYPES } from '../ir/types.ts';
 import * as D from '../shapes/dim.ts';
@@ -130,7 +130,7 @@ export class Elaborator {
     }
   }
 
-  private fail(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string } = {}): never {
+  private fail(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string; secondary?: readonly Label[] } = {}): never {
     this.report(diagnostic(code, message, span, extra));
     throw new Abort();
   }
@@ -600,12 +600,12 @@ export class Elaborator {
     const callee = this.expr(e.callee, env);
     if (callee.kind === 'poison') return POISON;
     const positional: { value: CtValue; span: A.Span }[] = [];
-    const named = new Map<string, { value: CtValue; span: A.Span }>();
+    const named = new Map<string, { value: CtValue; span: A.Span; nameSpan?: A.Span }>();
     for (const a of e.args) {
       const value = this.expr(a.value, env);
       if (a.name) {
         if (named.has(a.name.text)) this.fail('E0303', `the argument \`${a.name.text}\` is given twice`, a.name.span);
-        named.set(a.name.text, { value, span: a.value.span });
+        named.set(a.name.text, { value, span: a.value.span, nameSpan: a.name.span });
       } else positional.push({ value, span: a.value.span });
     }
     return this.apply(callee, positional, named, e.span, e.callee.span);
@@ -656,7 +656,8 @@ export class Elaborator {
     for (const [k, v] of named) {
       if (!params.some((p) => p.name.text === k)) {
         const names = params.map((p) => p.name.text);
-        this.fail('E0303', `${what} has no parameter \`${k}\``, v.span, names.length ? { help: `its parameters are ${names.join(', ')}` } : {});
+        const at = (v as { nameSpan?: A.Span }).nameSpan ?? v.span;
+        this.fail('E0303', `${what} has no parameter \`${k}\``, at, names.length ? { help: `its parameters are ${names.join(', ')}` } : {});
       }
       if (bound.get(k)) this.fail('E0303', `the argument \`${k}\` is given twice`, v.span);
       bound.set(k, v);
@@ -872,10 +873,20 @@ export class Elaborator {
       return exprText(d);
     };
     const declaredText = `${t.name.text}[${dims.map(shown).join(', ')}]`;
+    const declaredHere: Label[] = [{ span: t.span, message: `declared ${declaredText}` }];
+    // a multi-axis input where one size is expected, whose sizes multiply to it: it wants flattening
+    const flattenHelp = (): { help?: string } => {
+      const last = fixed.at(-1);
+      if (!last || actual.shape.length < 3) return {};
+      const expected = this.quietly(() => this.declaredDim(last, env, unifier));
+      const tail = actual.shape.slice(1).reduce<D.Dim>((a, b) => D.mul(a, b), 1);
+      return D.dimEquals(tail, expected) ? { help: `flatten the input first: reshape it to [${D.dimToString(actual.shape[0])}, ${D.dimToString(expected)}]` } : {};
+    };
     if (!rankOk) {
       this.fail('E0302', `${who} takes ${declaredText} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, {
         label: typeToString(actual),
-        ...(actual.shape.length > fixed.length && fixed.length === 2 ? { help: 'flatten the input first' } : {}),
+        secondary: declaredHere,
+        ...flattenHelp(),
       });
     }
     const prefix = ellipsis < 0 ? 0 : actual.shape.length - fixed.length;
@@ -891,6 +902,8 @@ export class Elaborator {
       if (!unifier.unify(expected, actual.shape[k])) {
         this.fail('E0302', `${who} takes ${declaredText} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, {
           label: typeToString(actual),
+          secondary: declaredHere,
+          ...flattenHelp(),
         });
       }
       k++;
