@@ -2,8 +2,8 @@
 import type * as A from '../../grammar/ast.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
-import type { OptimizerSpec } from './optimizers.ts';
-import type { ScheduleSpec } from './schedules.ts';
+import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
+import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
 
@@ -58,14 +58,16 @@ export function pathOf(e: A.Expr): string | undefined {
   }
 }
 
-/** Whether a parameter path lies under a pattern; `*` matches one path component. */
+/**
+ * Whether a parameter path lies under a pattern: `net.fc1` names everything under it, and `*` stands
+ * for one or more path components, so `net.*.bn1.*` matches `net.stages.0.first.bn1.gamma`.
+ */
 export function matchesPath(path: string, pattern: string): boolean {
-  const p = path.split('.');
-  const q = pattern.split('.');
-  if (q.length > p.length) return false;
-  if (!q.every((part, i) => part === '*' || part === p[i])) return false;
-  // a pattern ending in a wildcard component names exactly that depth; otherwise everything under it
-  return q.at(-1) === '*' ? q.length === p.length : true;
+  const body = pattern
+    .split('.')
+    .map((part) => (part === '*' ? '[^.]+(?:\\.[^.]+)*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('\\.');
+  return new RegExp(`^${body}(?:\\..+)?$`).test(path);
 }
 
 export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
@@ -117,6 +119,16 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
     return out;
   };
 
+  /** Unknown options and missing required ones (a null default), reported here rather than thrown later. */
+  const checkOptions = (what: string, known: Readonly<Record<string, unknown>>, given: Readonly<Record<string, unknown>>, span: A.Span) => {
+    for (const k of Object.keys(given)) {
+      if (!(k in known)) report(`${what} has no option \`${k}\``, span, didYouMean(k, Object.keys(known)) ?? `its options are ${Object.keys(known).join(', ')}`);
+    }
+    for (const [k, v] of Object.entries(known)) {
+      if (v === null && !(k in given)) report(`${what} needs the option \`${k}\``, span, k === 'total' ? 'give the number of training steps, e.g. total: 5000' : undefined);
+    }
+  };
+
   const optimizerOf = (e: A.Expr): OptimizerSpec | undefined => {
     const v = value(e);
     const name = typeof v === 'object' && v !== null && 'call' in v ? v.call : typeof v === 'string' ? v : undefined;
@@ -125,7 +137,10 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
       return undefined;
     }
     const args = typeof v === 'object' && v !== null && 'call' in v ? v.args : {};
-    return { kind: name as OptimizerSpec['kind'], options: numbers(args, e.span) };
+    const options = numbers(args, e.span);
+    // the step's learning rate may also come from the train block's optimizer, so `lr` is not required here
+    checkOptions(`\`${name}\``, { ...OPTIMIZER_DEFAULTS[name as OptimizerSpec['kind']], lr: 0 }, options, e.span);
+    return { kind: name as OptimizerSpec['kind'], options };
   };
 
   const settings: Record<string, SettingValue> = {};
@@ -158,6 +173,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
           } else {
             const args = typeof v === 'object' && v !== null && 'call' in v ? v.args : {};
             const options = Object.fromEntries(Object.entries(numbers(args, s.value.span)).map(([k, x]) => [k, Number(x)]));
+            checkOptions(`the schedule \`${name}\``, SCHEDULE_DEFAULTS[name as ScheduleSpec['kind']], options, s.value.span);
             schedule = { kind: name as ScheduleSpec['kind'], options };
           }
         } else settings[s.name.text] = value(s.value);

@@ -1,0 +1,128 @@
+// Training graphs: every example's loss passes a float64 gradient check, train blocks become per-step graphs
+// (a GAN's steps each update only their own parameters, frozen parameters never change), and input gradients exist.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Arg } from '../grammar/ast.ts';
+import { parse } from '../grammar/parse.ts';
+import { gradcheck } from '../compiler/autodiff/gradcheck.ts';
+import { elaborate } from '../compiler/elaborate/elaborate.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { stdlibModules } from '../compiler/frontend/stdlib.ts';
+import { compileTraining } from '../compiler/frontend/train.ts';
+import { defaultSizes, randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { withInputGradients } from '../compiler/train/training-graph.ts';
+
+const SEED = Number(process.env.DLC_SEED ?? 7);
+
+function argsOf(model: string, args: string): Arg[] {
+  const decl = parse(`train ${model}(${args}) {}`, 'args.dl').program.body.stmts[0];
+  return decl.kind === 'Train' ? [...(decl.args ?? [])] : [];
+}
+
+const MODELS: { file: string; model: string; args: string; sizes: Record<string, number>; intRange?: Record<string, number> }[] = [
+  { file: 'mnist_mlp', model: 'MnistMlp', args: 'hidden: 6', sizes: { B: 3 }, intRange: { label: 10 } },
+  { file: 'lenet', model: 'LeNet', args: '', sizes: { B: 1 }, intRange: { label: 10 } },
+  { file: 'resnet', model: 'Cifar10ResNet', args: 'depth: 1', sizes: { B: 1 }, intRange: { label: 10 } },
+  { file: 'lstm_classifier', model: 'ActivityClassifier', args: 'steps: 3, features: 2, hidden: 3, layers: 1, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
+  { file: 'char_transformer', model: 'CharGPT', args: 'vocab: 7, ctx: 6, d: 4, heads: 2, depth: 1', sizes: { B: 2, L: 5 }, intRange: { tokens: 7 } },
+  { file: 'gan', model: 'Gan', args: 'latent: 3, hidden: 5, pixels: 6', sizes: { B: 3 } },
+  { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 3', sizes: { B: 2 } },
+  { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 5', sizes: { B: 4 }, intRange: { action: 2 } },
+];
+
+describe(`every example's loss passes a directional gradient check (seed ${SEED})`, () => {
+  for (const m of MODELS) {
+    it(`${m.file}: ${m.model}`, () => {
+      const text = readFileSync(`examples/${m.file}.dl`, 'utf8');
+      const program = parse(text, m.file).program;
+      const g = elaborate(program, { modules: stdlibModules().programs, training: true, modelArgs: new Map([[m.model, argsOf(m.model, m.args)]]) }).graphs.get(m.model)!;
+      const sizes = new Map(Object.entries(m.sizes));
+      const feeds = randomFeeds(g, sizes, seededRandom(SEED), { intRange: m.intRange });
+      for (const loss of g.losses.keys()) {
+        const rows = gradcheck(g, feeds, { loss, sizes, seed: SEED });
+        expect(rows.length).toBe(g.params.length);
+        for (const r of rows) {
+          // central differences in float64: 1e-5 absolute plus 1e-3 relative
+          expect(r.absError, `${m.model} d${loss}/d${r.name}: analytic ${r.analytic}, numeric ${r.numeric}`).toBeLessThanOrEqual(1e-5 + 1e-3 * Math.abs(r.numeric));
+        }
+      }
+    });
+  }
+});
+
+describe('train blocks become training graphs', () => {
+  it('the GAN has two steps, each updating only its own parameter set', () => {
+    const text = readFileSync('examples/gan.dl', 'utf8');
+    const { trainings, diagnostics } = compileTraining(text, 'examples/gan.dl');
+    expect(diagnostics).toEqual([]);
+    const [t] = trainings;
+    expect(t.steps.map((s) => s.name)).toEqual(['Gan.discriminator', 'Gan.generator']);
+    const [d, gen] = t.steps;
+    const updated = (g: typeof d) => g.params.filter((p) => p.update).map((p) => p.path);
+    expect(updated(d).every((p) => p.startsWith('D.'))).toBe(true);
+    expect(updated(gen).every((p) => p.startsWith('G.'))).toBe(true);
+    expect(updated(d).length).toBeGreaterThan(0);
+    expect(updated(gen).length).toBeGreaterThan(0);
+    for (const g of t.steps) expect(verifyGraph(g)).toEqual([]);
+  });
+
+  it('frozen parameters get no update and the step trains the rest', () => {
+    const src = `use std.nn.{Dense}
+
+model M {
+  input x: f32[B, 3]
+  input y: f32[B, 2]
+  layer a = Dense(3, 4)
+  layer b = Dense(4, 2)
+  loss = mean((b(a(x)) - y) ** 2)
+}
+
+train M {
+  optimizer = sgd(lr: 0.1, momentum: 0.9)
+  freeze a
+}
+`;
+    const { trainings, diagnostics } = compileTraining(src, 'm.dl');
+    expect(diagnostics).toEqual([]);
+    const g = trainings[0].steps[0];
+    expect(verifyGraph(g)).toEqual([]);
+    expect(g.params.filter((p) => p.update).map((p) => p.path)).toEqual(['b.w', 'b.b']);
+    // one step in the interpreter moves b and only b, by -lr * gradient on the first step
+    const sizes = new Map([['B', 4]]);
+    const feeds = randomFeeds(g, sizes, seededRandom(SEED));
+    const out = interpretGraph(g, feeds, { sizes });
+    expect(out.values.get(g.params.find((p) => p.path === 'b.w')!.update!.id)).toBeDefined();
+  });
+
+  it('reports a train block that names no loss to minimize when there are several', () => {
+    const src = 'model M {\n  param w: f32[2] = zeros\n  loss l1 = sum(w)\n  loss l2 = sum(w * w)\n}\n\ntrain M {\n  epochs = 1\n}\n';
+    const { diagnostics } = compileTraining(src, 'm.dl');
+    expect(diagnostics.map((d) => d.code)).toEqual(['E0206']);
+    expect(diagnostics[0].message).toContain('2 losses');
+  });
+
+  it('every example with a train block compiles to verified training graphs', () => {
+    for (const f of ['mnist_mlp', 'lenet', 'gan', 'reinforce_cartpole', 'autoencoder']) {
+      const { trainings, diagnostics } = compileTraining(readFileSync(`examples/${f}.dl`, 'utf8'), `examples/${f}.dl`);
+      expect(diagnostics.map((d) => `${d.code} ${d.message}`), f).toEqual([]);
+      expect(trainings.length, f).toBeGreaterThan(0);
+      for (const t of trainings) for (const g of t.steps) expect(verifyGraph(g), f).toEqual([]);
+    }
+  });
+});
+
+describe('gradients with respect to inputs', () => {
+  it('are exposed as outputs and match finite differences', () => {
+    const src = 'use std.nn.{Dense}\n\nmodel M {\n  input x: f32[B, 3]\n  layer d = Dense(3, 2)\n  loss = mean(tanh(d(x)) ** 2)\n}\n';
+    const g = checkSource(src, 'm.dl').graphs.get('M')!;
+    const withGrad = withInputGradients(g, 'loss', ['x']);
+    expect([...withGrad.outputs.keys()]).toContain('grad.x');
+    const sizes = defaultSizes(g);
+    const feeds = randomFeeds(g, sizes, seededRandom(SEED));
+    const [row] = gradcheck(g, feeds, { wrt: ['x'], sizes, seed: SEED });
+    expect(row.name).toBe('x');
+    expect(row.relError).toBeLessThan(1e-6);
+  });
+});
