@@ -227,6 +227,8 @@ export function callBuiltin(
       const x = tensor(0, 'x');
       const rank = x.tensor.value.type.shape.length;
       const p = arg(1, 'perm');
+      // without a permutation: swap the last two axes (a rank-0 or rank-1 tensor is its own transpose)
+      if (!p && rank < 2) return x.tensor;
       const perm = p ? ints(p) : Array.from({ length: rank }, (_, i) => (i === rank - 2 ? rank - 1 : i === rank - 1 ? rank - 2 : i));
       return emit('transpose', [x], { perm });
     }
