@@ -111,7 +111,7 @@ export class GraphBuilder {
       if (other) secondary.push({ span: other.span, message: typeToString(other.tensor.value.type) });
       // a parameter's shape comes from its declaration: point there too
       for (const o of [primary, other]) {
-        if (o?.tensor.member) secondary.push({ span: o.tensor.origin, message: `\`${o.tensor.member.path}\` is declared here` });
+        if (o?.tensor.member) secondary.push({ span: o.tensor.origin, message: `\`${this.memberName(o.tensor)}\` is declared here` });
       }
       this.report(
         diagnostic('E0301', inferred.message, primary?.span ?? span, {
@@ -125,6 +125,13 @@ export class GraphBuilder {
     const values = inferred.map((t) => this.newValue(t));
     this.nodes.push({ op, inputs: operands.map((o) => o.tensor.value), attrs, outputs: values, span });
     return values.map((value) => ({ kind: 'tensor', value, origin: span }) as TensorV);
+  }
+
+  /** A member's final path, or its own name while its layer is still being built (and not yet named). */
+  private memberName(t: TensorV): string {
+    const record = [...this.params, ...this.state].find((p) => p.value.id === t.value.id);
+    const path = record?.path ?? t.member!.path;
+    return path.includes('\u0000') || path.includes('#') ? path.slice(path.lastIndexOf('.') + 1) : path;
   }
 
   constant(value: number, dtype: DType, span: Span): TensorV {
