@@ -169,3 +169,27 @@ describe('dlc graph and dlc summary', () => {
     expect(r.err).toContain('`w` is declared here');
   });
 });
+
+describe('dlc graph --train and dlc gradcheck', () => {
+  it('prints one training graph per step, with parameter updates', async () => {
+    const r = await run('graph', '--train', 'examples/gan.dl');
+    expect(r.status).toBe(EXIT_OK);
+    expect(r.out).toContain('graph Gan.discriminator {');
+    expect(r.out).toContain('graph Gan.generator {');
+    expect(r.out).toMatch(/update D\.\S+ = %\d+/);
+    expect(r.out).toMatch(/state  %\d+: f32\[\] = zeros  \/\/ opt\.discriminator\.t/);
+  });
+
+  it('reports the relative error per parameter and passes on a correct model', async () => {
+    const r = await run('gradcheck', 'examples/mnist_mlp.dl', '--args', 'hidden: 4', '--seed', '3');
+    expect(r.status).toBe(EXIT_OK);
+    expect(r.out).toMatch(/net\.hidden\.0\.w\s+-?\d\.\d+e[+-]\d+\s+-?\d\.\d+e[+-]\d+\s+\d\.\de[+-]\d+/);
+    expect(r.out).toMatch(/worst relative error: \d\.\d+e-\d+ \(tolerance 0\.0001\)/);
+  });
+
+  it('rejects unreadable --args with a clear message', async () => {
+    const r = await run('gradcheck', 'examples/mnist_mlp.dl', '--args', 'hidden 4');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('cannot read --args');
+  });
+});

@@ -126,3 +126,27 @@ describe('gradients with respect to inputs', () => {
     expect(row.relError).toBeLessThan(1e-6);
   });
 });
+
+describe('optimized training graphs', () => {
+  it('compute the same step as the unoptimized ones', async () => {
+    const { buildTrainingGraph } = await import('../compiler/train/training-graph.ts');
+    const src = readFileSync('examples/mnist_mlp.dl', 'utf8').replace('model MnistMlp(hidden: int = 128', 'model MnistMlp(hidden: int = 8');
+    const { trainings, diagnostics } = compileTraining(src, 'mnist.dl');
+    expect(diagnostics).toEqual([]);
+    const t = trainings[0];
+    const raw = buildTrainingGraph(t.forward, t.plan, t.plan.steps[0]);
+    const optimized = t.steps[0];
+    expect(optimized.nodes.length).toBeLessThan(raw.nodes.length);
+    expect(verifyGraph(optimized)).toEqual([]);
+    const sizes = new Map([['B', 4]]);
+    const feeds = randomFeeds(raw, sizes, seededRandom(SEED), { intRange: { label: 10 } });
+    const a = interpretGraph(raw, feeds, { sizes });
+    const b = interpretGraph(optimized, feeds, { sizes });
+    for (const p of raw.params) {
+      const after = (g: typeof raw, r: typeof a) => r.values.get(g.params.find((q) => q.path === p.path)!.update!.id)!.data;
+      const x = after(raw, a);
+      const y = after(optimized, b);
+      x.forEach((v, i) => expect(Math.abs(v - y[i])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(v))));
+    }
+  });
+});

@@ -6,6 +6,7 @@ import type { Graph } from '../ir/types.ts';
 import type { ModuleLoader } from '../resolve/resolve.ts';
 import { planTraining, type TrainingPlan } from '../train/plan.ts';
 import { buildTrainingGraph } from '../train/training-graph.ts';
+import { optimize } from '../optimize/index.ts';
 import { checkSource } from './check.ts';
 import { stdlibModules } from './stdlib.ts';
 
@@ -14,7 +15,7 @@ export interface CompiledTraining {
   /** The forward graphs: training variant (dropout on, batch statistics) and evaluation variant. */
   readonly forward: Graph;
   readonly evaluation: Graph;
-  /** One training graph per step, in the plan's order. */
+  /** One training graph per step, in the plan's order, after the optimization passes. */
   readonly steps: readonly Graph[];
 }
 
@@ -41,7 +42,7 @@ export function compileTraining(
     diagnostics.push(...planned.diagnostics);
     if (!planned.plan) continue;
     const plan = planned.plan;
-    trainings.push({ plan, forward, evaluation, steps: plan.steps.map((s) => buildTrainingGraph(forward, plan, s)) });
+    trainings.push({ plan, forward, evaluation: optimize(evaluation), steps: plan.steps.map((s) => optimize(buildTrainingGraph(forward, plan, s))) });
   }
   return { trainings, diagnostics };
 }
