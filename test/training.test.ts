@@ -150,3 +150,22 @@ describe('optimized training graphs', () => {
     }
   });
 });
+
+describe('autodiff edge cases', () => {
+  it('gives exact zeros for a parameter the loss does not use, and stops at stop_gradient', async () => {
+    const { GraphEditor } = await import('../compiler/ir/editor.ts');
+    const { addGradients } = await import('../compiler/autodiff/grad.ts');
+    const src = 'model M {\n  input x: f32[B, 2]\n  param used: f32[2] = ones\n  param unused: f32[3] = ones\n  param blocked: f32[2] = ones\n  loss = sum(x * used + stop_gradient(x * blocked))\n}\n';
+    const g = checkSource(src, 'm.dl').graphs.get('M')!;
+    const editor = new GraphEditor(g);
+    const grads = addGradients(editor, g.losses.get('loss')!, g.params.map((p) => p.value));
+    g.params.forEach((p) => editor.outputs.set(`grad.${p.path}`, grads.get(p.value.id)!));
+    const withGrads = editor.finish();
+    expect(verifyGraph(withGrads)).toEqual([]);
+    const sizes = new Map([['B', 3]]);
+    const out = interpretGraph(withGrads, randomFeeds(g, sizes, seededRandom(SEED)), { sizes }).outputs;
+    expect([...out.get('grad.unused')!.data]).toEqual([0, 0, 0]);
+    expect([...out.get('grad.blocked')!.data]).toEqual([0, 0]);
+    expect([...out.get('grad.used')!.data].some((v) => v !== 0)).toBe(true);
+  });
+});
