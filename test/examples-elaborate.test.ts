@@ -1,30 +1,16 @@
 // Every example model elaborates (train and eval variants), passes the IR verifier, and runs forward in the f64 interpreter.
 import { readFileSync } from 'node:fs';
+import { argsOf } from './helpers.ts';
+import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { describe, expect, it } from 'vitest';
-import type { Arg } from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
 import { elaborate } from '../compiler/elaborate/elaborate.ts';
 import { stdlibModules } from '../compiler/frontend/stdlib.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
-import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
-import type { Graph } from '../compiler/ir/types.ts';
-import { evaluate } from '../compiler/shapes/dim.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
-
-/** mulberry32: a small seeded generator, so every run feeds the same numbers. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   readonly file: string;
@@ -48,40 +34,6 @@ const CASES: Case[] = [
   { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
 ];
 
-function argsOf(model: string, args: string): Arg[] {
-  const decl = parse(`train ${model}(${args}) {}`, 'args.dl').program.body.stmts[0];
-  return decl.kind === 'Train' ? [...(decl.args ?? [])] : [];
-}
-
-function concrete(shape: Graph['inputs'][number]['value']['type']['shape'], sizes: Map<string, number>): number[] {
-  return shape.map((d) => {
-    const n = evaluate(d, sizes);
-    if (!Number.isFinite(n)) throw new Error(`size ${JSON.stringify(d)} is unbound`);
-    return n;
-  });
-}
-
-function randomFeeds(g: Graph, sizes: Map<string, number>, intRange: Record<string, number>, random: () => number) {
-  const fill = (dtype: string, shape: number[], hi?: number): Tensor => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const values = Array.from({ length: n }, () =>
-      dtype === 'f32' || dtype === 'f16' ? random() * 2 - 1 : Math.floor(random() * (hi ?? 2)),
-    );
-    return tensor(dtype as 'f32', shape, values);
-  };
-  const inputs = new Map(g.inputs.map((i) => [i.name, fill(i.value.type.dtype, concrete(i.value.type.shape, sizes), intRange[i.name])]));
-  const params = new Map(g.params.map((p) => [p.path, fill(p.value.type.dtype, concrete(p.value.type.shape, sizes)).data.map((x) => x * 0.3)]));
-  const paramTensors = new Map(g.params.map((p) => [p.path, tensor(p.value.type.dtype, concrete(p.value.type.shape, sizes), params.get(p.path)!)]));
-  const state = new Map(
-    g.state.map((s) => {
-      const shape = concrete(s.value.type.shape, sizes);
-      const one = s.init.kind === 'ones' ? 1 : 0;
-      return [s.path, s.path === 'rng.key' ? tensor('u32', [], [SEED]) : tensor(s.value.type.dtype, shape, Array(shape.reduce((a, b) => a * b, 1)).fill(one))];
-    }),
-  );
-  return { inputs, params: paramTensors, state };
-}
-
 describe(`every example elaborates, verifies and runs forward (seed ${SEED})`, () => {
   const stdlib = stdlibModules().programs;
   for (const c of CASES) {
@@ -97,7 +49,7 @@ describe(`every example elaborates, verifies and runs forward (seed ${SEED})`, (
         expect(verifyGraph(g)).toEqual([]);
         expect(g.losses.size + g.outputs.size).toBeGreaterThan(0);
         const sizes = new Map(Object.entries(c.sizes));
-        const feeds = randomFeeds(g, sizes, c.intRange ?? {}, rng(SEED));
+        const feeds = randomFeeds(g, sizes, seededRandom(SEED), { intRange: c.intRange ?? {} });
         const out = interpretGraph(g, feeds, { sizes });
         for (const [name, t] of [...out.outputs, ...out.losses, ...out.metrics]) {
           expect(t.data.every((x) => Number.isFinite(x)), `${name} is finite`).toBe(true);
@@ -115,9 +67,9 @@ describe('constraints over run-time sizes', () => {
     const args = argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
     const g = elaborate(program, { modules: stdlibModules().programs, training: false, modelArgs: new Map([['CharGPT', args]]) }).graphs.get('CharGPT')!;
     expect(g.constraints.map((c) => c.text)).toEqual(expect.arrayContaining(['L <= ctx + 1', 'L >= 2']));
-    const ok = randomFeeds(g, new Map([['B', 1], ['L', 9]]), { tokens: 11 }, rng(SEED));
+    const ok = randomFeeds(g, new Map([['B', 1], ['L', 9]]), seededRandom(SEED), { intRange: { tokens: 11 } });
     expect(() => interpretGraph(g, ok, { sizes: new Map([['B', 1], ['L', 9]]) })).not.toThrow();
-    const tooLong = randomFeeds(g, new Map([['B', 1], ['L', 10]]), { tokens: 11 }, rng(SEED));
+    const tooLong = randomFeeds(g, new Map([['B', 1], ['L', 10]]), seededRandom(SEED), { intRange: { tokens: 11 } });
     expect(() => interpretGraph(g, tooLong, { sizes: new Map([['B', 1], ['L', 10]]) })).toThrow(/constraint `L <= ctx \+ 1` does not hold/);
   });
 });

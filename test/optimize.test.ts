@@ -1,14 +1,15 @@
 // The optimization passes: "before" and "expected after" graphs compared structurally, the verifier after every
 // pass, and every example computing the same results in the interpreter once optimized.
 import { readFileSync } from 'node:fs';
+import { argsOf } from './helpers.ts';
+import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { describe, expect, it } from 'vitest';
-import type { Arg } from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
 import { elaborate } from '../compiler/elaborate/elaborate.ts';
 import { stdlibModules } from '../compiler/frontend/stdlib.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
-import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Tensor } from '../compiler/interpret/tensor.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { printGraph } from '../compiler/ir/print.ts';
 import { GraphEditor } from '../compiler/ir/editor.ts';
@@ -16,7 +17,7 @@ import { addGradients } from '../compiler/autodiff/grad.ts';
 import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
-import { evaluate, mul, sym } from '../compiler/shapes/dim.ts';
+import { mul, sym } from '../compiler/shapes/dim.ts';
 import { PASSES, cse, dce, dceKeeping, fold, optimize, simplify, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
@@ -427,18 +428,6 @@ describe('optimize', () => {
 
 // ---- equivalence on the examples --------------------------------------------------------------------
 
-/** mulberry32: a small seeded generator, so every run feeds the same numbers. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Case {
   readonly file: string;
   readonly model: string;
@@ -480,28 +469,6 @@ const CASES: Case[] = [
   { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
   { file: 'small', model: 'Redundant', args: 'd: 4', sizes: { B: 3 }, text: SMALL_MODELS },
 ];
-
-function argsOf(model: string, args: string): Arg[] {
-  const decl = parse(`train ${model}(${args}) {}`, 'args.dl').program.body.stmts[0];
-  return decl.kind === 'Train' ? [...(decl.args ?? [])] : [];
-}
-
-function randomFeeds(g: Graph, sizes: Map<string, number>, intRange: Record<string, number>, random: () => number) {
-  const shapeOf = (v: Value) => v.type.shape.map((d) => evaluate(d, sizes));
-  const fill = (v: Value, scale: number, hi?: number): Tensor => {
-    const shape = shapeOf(v);
-    const n = shape.reduce((a, b) => a * b, 1);
-    const float = v.type.dtype === 'f32' || v.type.dtype === 'f16';
-    return tensor(v.type.dtype, shape, Array.from({ length: n }, () => (float ? (random() * 2 - 1) * scale : Math.floor(random() * (hi ?? 2)))));
-  };
-  return {
-    inputs: new Map(g.inputs.map((i) => [i.name, fill(i.value, 1, intRange[i.name])])),
-    params: new Map(g.params.map((p) => [p.path, fill(p.value, 0.3)])),
-    state: new Map(
-      g.state.map((s) => [s.path, s.path === 'rng.key' ? tensor('u32', [], [SEED]) : tensor(s.value.type.dtype, shapeOf(s.value), s.init.kind === 'ones' ? 1 : 0)]),
-    ),
-  };
-}
 
 /**
  * The graph with the gradient of every loss with respect to every float parameter exposed as outputs,
@@ -563,7 +530,7 @@ describe(`optimized examples compute the same results (seed ${SEED})`, () => {
         const opt = checkPasses(g);
         reductions.push(`${c.model} ${training ? (g === forward ? 'train (no gradients)' : 'train+grad') : 'eval'}: ${g.nodes.length} -> ${opt.nodes.length}`);
         const sizes = new Map(Object.entries(c.sizes));
-        const feeds = randomFeeds(g, sizes, c.intRange ?? {}, rng(SEED));
+        const feeds = randomFeeds(g, sizes, seededRandom(SEED), { intRange: c.intRange ?? {} });
         const want = interpretGraph(g, feeds, { sizes });
         const got = interpretGraph(opt, feeds, { sizes });
         for (const kind of ['outputs', 'losses', 'metrics', 'state'] as const) {

@@ -1,8 +1,8 @@
 // Training graphs: every example's loss passes a float64 gradient check, train blocks become per-step graphs
 // (a GAN's steps each update only their own parameters, frozen parameters never change), and input gradients exist.
 import { readFileSync } from 'node:fs';
+import { argsOf } from './helpers.ts';
 import { describe, expect, it } from 'vitest';
-import type { Arg } from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
 import { gradcheck } from '../compiler/autodiff/gradcheck.ts';
 import { elaborate } from '../compiler/elaborate/elaborate.ts';
@@ -15,11 +15,6 @@ import { verifyGraph } from '../compiler/ir/verify.ts';
 import { withInputGradients } from '../compiler/train/training-graph.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 7);
-
-function argsOf(model: string, args: string): Arg[] {
-  const decl = parse(`train ${model}(${args}) {}`, 'args.dl').program.body.stmts[0];
-  return decl.kind === 'Train' ? [...(decl.args ?? [])] : [];
-}
 
 const MODELS: { file: string; model: string; args: string; sizes: Record<string, number>; intRange?: Record<string, number> }[] = [
   { file: 'mnist_mlp', model: 'MnistMlp', args: 'hidden: 6', sizes: { B: 3 }, intRange: { label: 10 } },
