@@ -193,3 +193,15 @@ describe('dlc graph --train and dlc gradcheck', () => {
     expect(r.err).toContain('cannot read --args');
   });
 });
+
+describe('local imports', () => {
+  it('a model built from a layer in another file checks and elaborates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-import-'));
+    writeFileSync(join(dir, 'blocks.dl'), 'use std.nn.{Dense}\n\nlayer Block(n: int) {\n  layer fc = Dense(n, n)\n  forward(x: f32[B, n]) -> f32[B, n] = x + relu(fc(x))\n}\n');
+    writeFileSync(join(dir, 'model.dl'), 'use "./blocks.dl".{Block}\n\nmodel M {\n  input x: f32[B, 4]\n  layer b = Block(4)\n  output y = b(x)\n}\n');
+    const r = await run('graph', join(dir, 'model.dl'));
+    expect(r.err).toBe('');
+    expect(r.status).toBe(EXIT_OK);
+    expect(r.out).toContain('// b.fc.w');
+  });
+});
