@@ -58,7 +58,7 @@ export function callBuiltin(
   const arg = (i: number, key: string): Arg | undefined => positional[i] ?? named.get(key);
   const need = (i: number, key: string): Arg => {
     const a = arg(i, key);
-    if (!a) return el.failWith('E0303', `\`${name}\` needs the argument \`${key}\``, span);
+    if (!a) return el.fail('E0303', `\`${name}\` needs the argument \`${key}\``, span);
     return a;
   };
   const tensor = (i: number, key: string): { tensor: TensorV; span: A.Span } => {
@@ -69,7 +69,7 @@ export function callBuiltin(
   const intArg = (i: number, key: string, dflt?: number): number => {
     const a = arg(i, key);
     if (!a) {
-      if (dflt === undefined) return el.failWith('E0303', `\`${name}\` needs the argument \`${key}\``, span);
+      if (dflt === undefined) return el.fail('E0303', `\`${name}\` needs the argument \`${key}\``, span);
       return dflt;
     }
     return el.ctInt(a.value, a.span);
@@ -82,11 +82,11 @@ export function callBuiltin(
     return v.length === 1 ? [v[0], v[0]] : v;
   };
   const dims = (a: Arg): D.Dim[] => {
-    if (a.value.kind !== 'list') return el.failWith('E0307', `expected a list of sizes, found ${describe(a.value)}`, a.span);
+    if (a.value.kind !== 'list') return el.fail('E0307', `expected a list of sizes, found ${describe(a.value)}`, a.span);
     return a.value.items.map((x) => {
       if (x.kind === 'int') return x.value;
       if (x.kind === 'dim') return x.value;
-      return el.failWith('E0307', `a size must be an integer, found ${describe(x)}`, a.span);
+      return el.fail('E0307', `a size must be an integer, found ${describe(x)}`, a.span);
     });
   };
   const emit = (op: string, operands: { tensor: TensorV; span: A.Span }[], attrs: Record<string, unknown> = {}) => el.emit1(op, operands, attrs, span);
@@ -142,10 +142,10 @@ export function callBuiltin(
       const shape = x.tensor.value.type.shape;
       const rawAxis = intArg(2, 'axis', -1);
       const axis = normAxis(rawAxis, shape.length);
-      if (axis < 0 || axis >= shape.length) return el.failWith('E0301', `split axis ${rawAxis} is out of range for a tensor of rank ${shape.length}`, x.span);
+      if (axis < 0 || axis >= shape.length) return el.fail('E0301', `split axis ${rawAxis} is out of range for a tensor of rank ${shape.length}`, x.span);
       const size = shape[axis];
       if (!D.isConcrete(size) || n <= 0 || size % n !== 0) {
-        return el.failWith('E0301', `split cannot cut an axis of size ${D.dimToString(size)} into ${n} equal parts`, x.span);
+        return el.fail('E0301', `split cannot cut an axis of size ${D.dimToString(size)} into ${n} equal parts`, x.span);
       }
       const part = size / n;
       const items = Array.from({ length: n }, (_, i) =>
@@ -190,7 +190,7 @@ export function callBuiltin(
     }
     case 'cast': {
       const d = need(1, 'dtype');
-      if (d.value.kind !== 'dtype') return el.failWith('E0307', `cast needs a dtype (f32, i32, ...), found ${describe(d.value)}`, d.span);
+      if (d.value.kind !== 'dtype') return el.fail('E0307', `cast needs a dtype (f32, i32, ...), found ${describe(d.value)}`, d.span);
       return emit('cast', [tensor(0, 'x')], { dtype: d.value.value });
     }
     case 'sum':
@@ -237,9 +237,9 @@ export function callBuiltin(
     case 'concat':
     case 'stack': {
       const list = need(0, 'xs');
-      if (list.value.kind !== 'list') return el.failWith('E0307', `\`${name}\` takes a list of tensors, found ${describe(list.value)}`, list.span);
+      if (list.value.kind !== 'list') return el.fail('E0307', `\`${name}\` takes a list of tensors, found ${describe(list.value)}`, list.span);
       const items = list.value.items.map((v) => (v.kind === 'tensor' ? v : el.asTensor(v, null, list.span)));
-      if (items.length === 0) return el.failWith('E0305', `\`${name}\` needs at least one tensor`, list.span);
+      if (items.length === 0) return el.fail('E0305', `\`${name}\` needs at least one tensor`, list.span);
       const rank = items[0].value.type.shape.length + (name === 'stack' ? 1 : 0);
       const rawAxis = intArg(1, 'axis', 0);
       const axis = normAxis(rawAxis, rank);
@@ -307,14 +307,14 @@ export function callBuiltin(
     }
     case 'shape': {
       const x = need(0, 'x');
-      if (x.value.kind !== 'tensor') return el.failWith('E0307', `shape() takes a tensor, found ${describe(x.value)}`, x.span);
+      if (x.value.kind !== 'tensor') return el.fail('E0307', `shape() takes a tensor, found ${describe(x.value)}`, x.span);
       return { kind: 'list', items: x.value.value.type.shape.map(dimValue) };
     }
     case 'len': {
       const x = need(0, 'x');
       if (x.value.kind === 'list') return { kind: 'int', value: x.value.items.length };
       if (x.value.kind === 'string') return { kind: 'int', value: x.value.value.length };
-      return el.failWith('E0307', `len() takes a list, found ${describe(x.value)}`, x.span);
+      return el.fail('E0307', `len() takes a list, found ${describe(x.value)}`, x.span);
     }
     case 'range': {
       const a = intArg(0, 'start');
@@ -352,14 +352,14 @@ export function callBuiltin(
     case '\u0000index':
       return indexTensor(el, tensor(0, 'x'), indexItems ?? [], env!, span);
     default:
-      return el.failWith('E0900', `the builtin \`${name}\` has no implementation`, span);
+      return el.fail('E0900', `the builtin \`${name}\` has no implementation`, span);
   }
 }
 
 function compileTimeReduce(el: Elaborator, name: string, args: readonly Arg[], span: A.Span): CtValue {
   const values = args.length === 1 && args[0].value.kind === 'list' ? args[0].value.items : args.map((a) => a.value);
   const nums = values.map((v) => el.ctNumber(v, span));
-  if (nums.length === 0) return el.failWith('E0303', `\`${name}\` needs at least one value`, span);
+  if (nums.length === 0) return el.fail('E0303', `\`${name}\` needs at least one value`, span);
   const allInt = values.every((v) => v.kind === 'int');
   const result =
     name === 'max' ? Math.max(...nums) : name === 'min' ? Math.min(...nums) : name === 'sum' ? nums.reduce((a, b) => a + b, 0) : nums.reduce((a, b) => a + b, 0) / nums.length;
@@ -374,7 +374,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
   const shape = x.tensor.value.type.shape;
   const rank = shape.length;
   const consumes = items.filter((i) => i.kind !== 'Ellipsis' && i.kind !== 'None').length;
-  if (consumes > rank) return el.failWith('E0301', `${consumes} indices for a tensor of rank ${rank}`, span);
+  if (consumes > rank) return el.fail('E0301', `${consumes} indices for a tensor of rank ${rank}`, span);
   const starts: D.Dim[] = [];
   const stops: (D.Dim | null)[] = [];
   const steps: number[] = [];
@@ -413,7 +413,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       const stop = bound(item.stop);
       for (const b of [start, stop]) if (b !== null) needs(shape[axis], D.isConcrete(b) && b < 0 ? -b : b, item.span);
       const step = item.step ? el.ctInt(el.expr(item.step, env), item.step.span) : 1;
-      if (step <= 0) return el.failWith('E0305', 'a slice needs a positive step', item.span);
+      if (step <= 0) return el.fail('E0305', 'a slice needs a positive step', item.span);
       starts.push(start);
       stops.push(stop);
       steps.push(step);
@@ -427,7 +427,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
     }
     const i = el.ctInt(el.expr(item, env), item.span);
     const n = shape[axis];
-    if (D.isConcrete(n) && (i >= n || i < -n)) return el.failWith('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
+    if (D.isConcrete(n) && (i >= n || i < -n)) return el.fail('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
     needs(n, i < 0 ? -i : i + 1, item.span);
     starts.push(i);
     stops.push(i === -1 ? null : i + 1);

@@ -69,10 +69,6 @@ function declare(program: A.Program, env: Env): void {
   }
 }
 
-interface ForwardResult {
-  readonly value: CtValue;
-}
-
 export class Elaborator {
   readonly builder: GraphBuilder;
   private depth = 0;
@@ -130,7 +126,8 @@ export class Elaborator {
     }
   }
 
-  private fail(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string; secondary?: readonly Label[] } = {}): never {
+  /** Reports a diagnostic and unwinds to the model (the value in progress cannot be built). */
+  fail(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string; secondary?: readonly Label[] } = {}): never {
     this.report(diagnostic(code, message, span, extra));
     throw new Abort();
   }
@@ -599,8 +596,8 @@ export class Elaborator {
   private call(e: A.Call, env: Env): CtValue {
     const callee = this.expr(e.callee, env);
     if (callee.kind === 'poison') return POISON;
-    const positional: { value: CtValue; span: A.Span }[] = [];
-    const named = new Map<string, { value: CtValue; span: A.Span; nameSpan?: A.Span }>();
+    const positional: ArgValue[] = [];
+    const named = new Map<string, ArgValue>();
     for (const a of e.args) {
       const value = this.expr(a.value, env);
       if (a.name) {
@@ -613,8 +610,8 @@ export class Elaborator {
 
   apply(
     callee: CtValue,
-    positional: readonly { value: CtValue; span: A.Span }[],
-    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    positional: readonly ArgValue[],
+    named: ReadonlyMap<string, ArgValue>,
     span: A.Span,
     calleeSpan: A.Span,
   ): CtValue {
@@ -643,20 +640,19 @@ export class Elaborator {
 
   private bindArgs(
     params: readonly A.HyperParam[],
-    positional: readonly { value: CtValue; span: A.Span }[],
-    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
-    span: A.Span,
+    positional: readonly ArgValue[],
+    named: ReadonlyMap<string, ArgValue>,
     what: string,
-  ): Map<string, { value: CtValue; span: A.Span } | undefined> {
+  ): Map<string, ArgValue | undefined> {
     if (positional.length > params.length) {
       this.fail('E0303', `${what} takes ${params.length} argument${params.length === 1 ? '' : 's'}, but ${positional.length} were given`, positional[params.length].span);
     }
-    const bound = new Map<string, { value: CtValue; span: A.Span } | undefined>();
+    const bound = new Map<string, ArgValue | undefined>();
     params.forEach((p, i) => bound.set(p.name.text, positional[i]));
     for (const [k, v] of named) {
       if (!params.some((p) => p.name.text === k)) {
         const names = params.map((p) => p.name.text);
-        const at = (v as { nameSpan?: A.Span }).nameSpan ?? v.span;
+        const at = v.nameSpan ?? v.span;
         this.fail('E0303', `${what} has no parameter \`${k}\``, at, names.length ? { help: `its parameters are ${names.join(', ')}` } : {});
       }
       if (bound.get(k)) this.fail('E0303', `the argument \`${k}\` is given twice`, v.span);
@@ -673,13 +669,13 @@ export class Elaborator {
 
   private bindInto(
     params: readonly A.HyperParam[],
-    positional: readonly { value: CtValue; span: A.Span }[],
-    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    positional: readonly ArgValue[],
+    named: ReadonlyMap<string, ArgValue>,
     env: Env,
     span: A.Span,
     what: string,
   ): void {
-    const bound = this.bindArgs(params, positional, named, span, what);
+    const bound = this.bindArgs(params, positional, named, what);
     for (const p of params) {
       const given = bound.get(p.name.text);
       let value: CtValue;
@@ -713,8 +709,8 @@ export class Elaborator {
 
   private callClosure(
     c: Extract<CtValue, { kind: 'closure' }>,
-    positional: readonly { value: CtValue; span: A.Span }[],
-    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    positional: readonly ArgValue[],
+    named: ReadonlyMap<string, ArgValue>,
     span: A.Span,
   ): CtValue {
     if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `calls nest deeper than ${MAX_CALL_DEPTH} levels`, span);
@@ -723,7 +719,7 @@ export class Elaborator {
       const env = c.env.child();
       env.define('training', { kind: 'bool', value: this.training });
       const tensorParams = c.params.filter((p) => p.type?.dims != null && !['int', 'float', 'bool', 'string', 'fn'].includes(p.type.name.text));
-      const bound = this.bindArgs(c.params, positional, named, span, c.name === '<lambda>' ? 'the function' : `\`${c.name}\``);
+      const bound = this.bindArgs(c.params, positional, named, c.name === '<lambda>' ? 'the function' : `\`${c.name}\``);
       const unifier = this.unifierFor(tensorParams, c.returns, env);
       for (const p of c.params) {
         const given = bound.get(p.name.text);
@@ -776,8 +772,8 @@ export class Elaborator {
 
   private instantiate(
     ctor: Extract<CtValue, { kind: 'layerCtor' }>,
-    positional: readonly { value: CtValue; span: A.Span }[],
-    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    positional: readonly ArgValue[],
+    named: ReadonlyMap<string, ArgValue>,
     span: A.Span,
   ): LayerV {
     if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `layers nest deeper than ${MAX_CALL_DEPTH} levels`, span);
@@ -803,8 +799,8 @@ export class Elaborator {
 
   private callLayer(
     layer: LayerV,
-    positional: readonly { value: CtValue; span: A.Span }[],
-    named: ReadonlyMap<string, { value: CtValue; span: A.Span }>,
+    positional: readonly ArgValue[],
+    named: ReadonlyMap<string, ArgValue>,
     span: A.Span,
   ): CtValue {
     const forward = layer.decl.body.stmts.find((s): s is A.ForwardStmt => s.kind === 'Forward');
@@ -1088,10 +1084,6 @@ export class Elaborator {
     return this.fail('E0305', `expected a number, found ${describe(v)}`, span);
   }
 
-  failWith(code: Diagnostic['code'], message: string, span: A.Span, extra: { help?: string; label?: string } = {}): never {
-    return this.fail(code, message, span, extra);
-  }
-
   tensorOrPoison(v: CtValue, span: A.Span, what: string): TensorV | undefined {
     if (v.kind === 'tensor') return v;
     if (v.kind === 'poison') return undefined;
@@ -1099,6 +1091,13 @@ export class Elaborator {
     this.report(diagnostic('E0307', `${what} must be a tensor, found ${describe(v)}`, span));
     return undefined;
   }
+}
+
+/** An argument at a call: its value, where it was written, and for a keyword argument where the keyword is. */
+export interface ArgValue {
+  readonly value: CtValue;
+  readonly span: A.Span;
+  readonly nameSpan?: A.Span;
 }
 
 type SignatureUnifier = DimUnifier & { readonly names: ReadonlySet<string> };
@@ -1179,4 +1178,3 @@ function describeBindings(c: A.Expr, env: Env): string {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-export type { ForwardResult };
