@@ -140,14 +140,9 @@ function withGraphs(
   io: Io,
   show: (g: Graph) => string,
 ): number {
-  const sources = new Sources();
-  for (const [f, text] of stdlibModules().sources) sources.add(f, text);
-  const text = readSource(file);
-  if (text === undefined) {
-    io.err(`error: cannot read \`${file}\``);
-    return EXIT_USER_ERROR;
-  }
-  sources.add(file, text);
+  const loaded = loadChecked(file, io);
+  if (!loaded) return EXIT_USER_ERROR;
+  const { text, sources } = loaded;
   const result = checkSource(text, file, moduleLoader(sources), { training: !options.eval });
   if (report(result.diagnostics, sources, false, io) > 0) return EXIT_USER_ERROR;
   const graphs = [...result.graphs.values()].filter((g) => !options.model || g.name === options.model);

@@ -40,13 +40,24 @@ export type VjpRule<A extends Attrs = Attrs> = (
 ) => (Value | null)[];
 
 /**
- * Placeholder for the lowering facet that codegen fills: either the fusion class plus the scalar WGSL
- * expression of an elementwise op, or a whole-kernel emitter. Kept open until codegen lands.
+ * The lowering facet that codegen reads: either the fusion class plus the scalar WGSL expression of an
+ * elementwise op, or (later) a whole-kernel emitter.
+ *
+ * Elementwise values live in registers as WGSL `f32`, `i32`, `u32` or `bool` (storage holds bool as
+ * u32 0/1; codegen converts at the load and the store), so `expr` sees and returns those types.
  */
 export interface LowerSpec {
   readonly kind: 'elementwise' | 'kernel';
-  /** For elementwise ops: WGSL for one element given its operand expressions. */
-  readonly expr?: (args: readonly string[], attrs: Attrs, dtype: DType) => string;
+  /**
+   * For elementwise ops: WGSL for one element given its operand expressions (each evaluated once by
+   * the caller, so an operand may appear several times), the result dtype and the operand dtypes.
+   */
+  readonly expr?: (args: readonly string[], attrs: Attrs, dtype: DType, inputDtypes: readonly DType[]) => string;
+  /**
+   * WGSL functions an expression may call, by function name; codegen emits those whose name the
+   * generated expression mentions. A helper must not call another helper.
+   */
+  readonly helpers?: Readonly<Record<string, string>>;
 }
 
 export type OpFamily = 'elementwise' | 'reduction' | 'contraction' | 'movement' | 'gather' | 'random' | 'constant' | 'control';

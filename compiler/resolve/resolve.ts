@@ -529,7 +529,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
   /** `over D`, `freeze encoder.conv1`: the first name of the path must be a member of the model. */
   function memberPath(e: A.Expr, members: Set<string>): void {
     let base: A.Expr = e;
-    while (base.kind === 'Member' || base.kind === 'Index') base = base.kind === 'Member' ? base.target : base.target;
+    while (base.kind === 'Member' || base.kind === 'Index') base = base.target;
     if (base.kind === 'List' || base.kind === 'Tuple') {
       for (const item of base.items) memberPath(item, members);
       return;
