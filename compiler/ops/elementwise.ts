@@ -2,7 +2,7 @@
 import type { Attrs, DType, TensorType, Value } from '../ir/types.ts';
 import { broadcastShapes } from '../shapes/unify.ts';
 import { mapBroadcast } from '../interpret/tensor.ts';
-import { registerOp, type ShapeError } from './registry.ts';
+import { type LowerSpec, registerOp, type ShapeError } from './registry.ts';
 import { DTYPE_NAMES, err, isFloatType, isIntType, isNumeric, typeStr } from './util.ts';
 import { builder, unbroadcast } from './vjp-util.ts';
 
@@ -59,6 +59,196 @@ export function erf(x: number): number {
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
   return Math.sign(x) * (1 - erfc);
 }
+
+// ---- lowering to WGSL -----------------------------------------------------------------------------
+//
+// Each elementwise op lowers to one scalar WGSL expression over register values (`f32`, `i32`, `u32`,
+// `bool`; see LowerSpec). Where WGSL leaves a case indeterminate and the interpreter defines it (NaN
+// in max/min/sign, negative bases in pow, float-to-int saturation, overflow in tanh and sigmoid), a
+// helper function pins the interpreter's answer. i32/u32 +, -, *, negation and abs wrap natively;
+// integer `/` and `%` follow WGSL (x / 0 = x, x % 0 = 0, truncation toward zero), as the interpreter does.
+
+/** The WGSL type of a register value of this dtype. */
+function wgslType(d: DType): string {
+  return d === 'bool' ? 'bool' : d;
+}
+
+/** A typed WGSL literal: `f32(1)`, `i32(-1)`, `u32(0)`. */
+function lit(d: DType, v: number): string {
+  return `${wgslType(d)}(${v})`;
+}
+
+/** erf's Maclaurin coefficients (2/sqrt(pi) * (-1)^n / (n! (2n+1))), n = 0..10, for |x| < 1. */
+const ERF_SERIES: number[] = (() => {
+  const c: number[] = [];
+  let fact = 1;
+  for (let n = 0; n <= 10; n++) {
+    if (n > 0) fact *= n;
+    c.push(((n % 2 === 0 ? 1 : -1) / (fact * (2 * n + 1))) * (2 / Math.sqrt(Math.PI)));
+  }
+  return c;
+})();
+
+const f32lit = (v: number): string => {
+  const s = String(v);
+  return /[.eE]/.test(s) ? s : `${s}.0`;
+};
+
+/**
+ * erf in f32. Below |x| = 1 the Maclaurin series to x^21 (truncation error under 1.3e-9); from 1 on,
+ * Abramowitz-Stegun 7.1.26 (absolute error at most 1.5e-7, which is under 1.8e-7 relative there since
+ * erf(1) = 0.84). With f32 rounding and WGSL's exp, the measured error against the f64 reference on
+ * lavapipe is 2.1e-7 absolute at most (2.5e-7 relative) over [-6, 6]; the GPU test allows 5e-7
+ * absolute plus 1e-6 relative.
+ */
+const ERF_WGSL = `fn dlc_erf(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 1.0) {
+    let z = x * x;
+    return x * ${ERF_SERIES.slice(0, -1).map((c) => `(${f32lit(c)} + z * `).join('')}${f32lit(ERF_SERIES[ERF_SERIES.length - 1])}${')'.repeat(ERF_SERIES.length - 1)};
+  }
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let p = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+  let y = 1.0 - p * exp(-a * a);
+  return select(y, -y, x < 0.0);
+}`;
+
+const UNARY_HELPERS: Record<string, string> = {
+  dlc_erf: ERF_WGSL,
+  // exp only ever sees -|x|, so neither branch overflows (the interpreter's formula, branch-free).
+  dlc_sigmoid: `fn dlc_sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}`,
+  // tanh(10) rounds to 1 in f32, so clamping is exact and keeps backends that expand tanh through exp
+  // from overflowing to NaN.
+  dlc_tanh: `fn dlc_tanh(x: f32) -> f32 {
+  return tanh(clamp(x, -10.0, 10.0));
+}`,
+  // WGSL's sign is indeterminate for NaN; the interpreter keeps NaN. NaN tests read the bits: backends
+  // may fold \`x != x\` to false.
+  dlc_sign_f32: `fn dlc_sign_f32(x: f32) -> f32 {
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u) { return x; }
+  return sign(x);
+}`,
+};
+
+/** WGSL for a unary op at dtype d, or undefined when the op does not take that dtype. */
+const UNARY_WGSL: Record<string, (x: string, d: DType) => string> = {
+  neg: (x) => `(-${x})`,
+  exp: (x) => `exp(${x})`,
+  log: (x) => `log(${x})`,
+  sqrt: (x) => `sqrt(${x})`,
+  rsqrt: (x) => `inverseSqrt(${x})`,
+  abs: (x) => `abs(${x})`,
+  sign: (x, d) => (d === 'f32' ? `dlc_sign_f32(${x})` : `select(select(${lit(d, 0)}, ${lit(d, -1)}, ${x} < ${lit(d, 0)}), ${lit(d, 1)}, ${x} > ${lit(d, 0)})`),
+  sin: (x) => `sin(${x})`,
+  cos: (x) => `cos(${x})`,
+  tanh: (x) => `dlc_tanh(${x})`,
+  sigmoid: (x) => `dlc_sigmoid(${x})`,
+  erf: (x) => `dlc_erf(${x})`,
+  floor: (x) => `floor(${x})`,
+  ceil: (x) => `ceil(${x})`,
+  logical_not: (x) => `(!${x})`,
+};
+
+function unaryLower(name: string): LowerSpec {
+  const f = UNARY_WGSL[name];
+  if (!f) throw new Error(`unary op ${name} has no WGSL lowering`);
+  return { kind: 'elementwise', expr: ([x], _attrs, d) => f(x, d), helpers: UNARY_HELPERS };
+}
+
+const BINARY_HELPERS: Record<string, string> = {
+  // WGSL's pow is exp2(b * log2(a)): indeterminate for a <= 0. The interpreter's Math.pow is exact
+  // there: 1 for b == 0, a real power of a negative base only at integer b, NaN otherwise.
+  dlc_pow: `fn dlc_pow(a: f32, b: f32) -> f32 {
+  // Infinity and NaN are not constant expressions in WGSL: build them from a runtime variable.
+  var inf_bits = 0x7f800000u;
+  if (b == 0.0) { return 1.0; }
+  if (a == 0.0) { return select(bitcast<f32>(inf_bits), 0.0, b > 0.0); }
+  let m = pow(abs(a), b);
+  if (a > 0.0) { return m; }
+  if (floor(b) != b) { return bitcast<f32>(inf_bits | 0x400000u); }
+  return select(m, -m, fract(b * 0.5) != 0.0);
+}`,
+  // NaN-propagating like jnp.maximum / Math.max: WGSL's max and min need not be.
+  dlc_max_f32: `fn dlc_max_f32(a: f32, b: f32) -> f32 {
+  if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) { return a; }
+  if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
+  return max(a, b);
+}`,
+  dlc_min_f32: `fn dlc_min_f32(a: f32, b: f32) -> f32 {
+  if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) { return a; }
+  if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
+  return min(a, b);
+}`,
+};
+
+const BINARY_WGSL: Record<string, (a: string, b: string, d: DType) => string> = {
+  add: (a, b) => `(${a} + ${b})`,
+  sub: (a, b) => `(${a} - ${b})`,
+  mul: (a, b) => `(${a} * ${b})`,
+  div: (a, b) => `(${a} / ${b})`,
+  pow: (a, b) => `dlc_pow(${a}, ${b})`,
+  maximum: (a, b, d) => (d === 'f32' ? `dlc_max_f32(${a}, ${b})` : `max(${a}, ${b})`),
+  minimum: (a, b, d) => (d === 'f32' ? `dlc_min_f32(${a}, ${b})` : `min(${a}, ${b})`),
+  // Truncated remainder for every dtype (f32: a - b * trunc(a / b)).
+  mod: (a, b) => `(${a} % ${b})`,
+  eq: (a, b) => `(${a} == ${b})`,
+  // !(a == b) rather than a != b: true when either is NaN, whichever ordering the backend compares with.
+  ne: (a, b) => `(!(${a} == ${b}))`,
+  lt: (a, b) => `(${a} < ${b})`,
+  le: (a, b) => `(${a} <= ${b})`,
+  gt: (a, b) => `(${a} > ${b})`,
+  ge: (a, b) => `(${a} >= ${b})`,
+  logical_and: (a, b) => `(${a} && ${b})`,
+  logical_or: (a, b) => `(${a} || ${b})`,
+};
+
+function binaryLower(name: string): LowerSpec {
+  const f = BINARY_WGSL[name];
+  if (!f) throw new Error(`binary op ${name} has no WGSL lowering`);
+  // The operand dtype, not the result's: comparisons return bool.
+  return { kind: 'elementwise', expr: ([a, b], _attrs, _d, ins) => f(a, b, ins[0]), helpers: BINARY_HELPERS };
+}
+
+const SELECT_LOWER: LowerSpec = { kind: 'elementwise', expr: ([c, a, b]) => `select(${b}, ${a}, ${c})` };
+
+const CAST_HELPERS: Record<string, string> = {
+  // Truncate toward zero, saturate, NaN to 0 (castValue); WGSL leaves out-of-range conversions to the backend.
+  dlc_f32_to_i32: `fn dlc_f32_to_i32(x: f32) -> i32 {
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u) { return 0; }
+  if (x >= 2147483648.0) { return 2147483647; }
+  if (x <= -2147483648.0) { return -2147483647 - 1; }
+  return i32(x);
+}`,
+  dlc_f32_to_u32: `fn dlc_f32_to_u32(x: f32) -> u32 {
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u || x <= 0.0) { return 0u; }
+  if (x >= 4294967296.0) { return 4294967295u; }
+  return u32(x);
+}`,
+};
+
+/** WGSL for castValue(x, from, to) on register values. */
+export function castWgsl(x: string, from: DType, to: DType): string {
+  if (from === to) return x;
+  // Float to bool reads the bits, so NaN is true (a backend may compare NaN != 0 as false) and -0 false.
+  if (to === 'bool') return isFloatType(from) ? `((bitcast<u32>(f32(${x})) & 0x7fffffffu) != 0u)` : `(${x} != ${lit(from, 0)})`;
+  if (from === 'bool') return `select(${lit(to, 0)}, ${lit(to, 1)}, ${x})`;
+  if (isFloatType(to)) return `${wgslType(to)}(${x})`;
+  if (isFloatType(from)) {
+    if (from !== 'f32') return `dlc_f32_to_${to}(f32(${x}))`;
+    return `dlc_f32_to_${to}(${x})`;
+  }
+  // i32 <-> u32 reinterpret the 32 bits.
+  return `bitcast<${to}>(${x})`;
+}
+
+const CAST_LOWER: LowerSpec = {
+  kind: 'elementwise',
+  expr: ([x], attrs, _d, ins) => castWgsl(x, ins[0], attrs.dtype as DType),
+  helpers: CAST_HELPERS,
+};
 
 // ---- unary ----------------------------------------------------------------------------------------
 
@@ -163,6 +353,7 @@ for (const u of UNARY) {
       return [mapBroadcast(x.dtype, [x], (v) => u.fn(v, x.dtype))];
     },
     ...(u.grad ? { vjp: (ctx, { inputs: [x], outputs: [y] }, [ct]) => [ct ? u.grad!(builder(ctx), x, y, ct) : null] } : {}),
+    lower: unaryLower(u.name),
   });
 }
 
@@ -282,6 +473,7 @@ for (const b of BINARY) {
           },
         }
       : {}),
+    lower: binaryLower(b.name),
   });
 }
 
@@ -308,6 +500,7 @@ registerOp({
     const g = builder(ctx);
     return [null, unbroadcast(ctx, g.select(c, ct, 0), a.type), unbroadcast(ctx, g.select(c, 0, ct), b.type)];
   },
+  lower: SELECT_LOWER,
 });
 
 // ---- cast -----------------------------------------------------------------------------------------
@@ -348,6 +541,7 @@ registerOp<Attrs>({
     if (!ct || !isFloatType(x.type.dtype) || !isFloatType(ct.type.dtype)) return [null];
     return [builder(ctx).cast(ct, x.type.dtype)];
   },
+  lower: CAST_LOWER,
 });
 
 export const UNARY_OPS: readonly string[] = UNARY.map((u) => u.name);

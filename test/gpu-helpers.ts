@@ -1,0 +1,156 @@
+// A minimal test executor for generated kernels on Dawn: one shared device, pipelines cached by WGSL, batched runs of single elementwise nodes.
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DType } from '../compiler/ir/types.ts';
+import type { Tensor } from '../compiler/interpret/tensor.ts';
+import { dispatchSize, elementwiseUniforms, type ElementwiseKernel } from '../compiler/codegen/elementwise.ts';
+
+let devicePromise: Promise<GPUDevice> | undefined;
+/** Held for the life of the process: if Dawn's instance or adapter is garbage collected, the device crashes. */
+const keepAlive: unknown[] = [];
+
+/** The one WebGPU device the GPU tests share (Dawn through the `webgpu` package; lavapipe in CI). */
+export function getDevice(): Promise<GPUDevice> {
+  devicePromise ??= (async () => {
+    if (!process.env.XDG_RUNTIME_DIR) {
+      const dir = join(tmpdir(), `dlc-xdg-${process.pid}`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      process.env.XDG_RUNTIME_DIR = dir;
+    }
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    const gpu = create([]);
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) throw new Error('no WebGPU adapter: is Mesa 25 lavapipe (bookworm-backports) installed?');
+    const device = await adapter.requestDevice();
+    keepAlive.push(gpu, adapter, device);
+    return device;
+  })();
+  return devicePromise;
+}
+
+export interface CompiledShader {
+  readonly module: GPUShaderModule;
+  readonly pipeline: GPUComputePipeline;
+  /** Compiler messages (errors and warnings), as `type line:col message`. */
+  readonly messages: string[];
+}
+
+const shaders = new WeakMap<GPUDevice, Map<string, Promise<CompiledShader>>>();
+
+/** Compile a shader once per device and WGSL text; collects getCompilationInfo messages. */
+export function compile(device: GPUDevice, wgsl: string): Promise<CompiledShader> {
+  let cache = shaders.get(device);
+  if (!cache) shaders.set(device, (cache = new Map()));
+  let entry = cache.get(wgsl);
+  if (!entry) {
+    entry = (async () => {
+      // Push, create and pop without an await in between, so concurrent compiles never share a scope.
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ code: wgsl });
+      const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const popped = device.popErrorScope();
+      const info = await module.getCompilationInfo();
+      const messages = info.messages.map((m) => `${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
+      const error = await popped;
+      if (error) throw new Error(`${error.message}\n${messages.join('\n')}\n${wgsl}`);
+      return { module, pipeline, messages };
+    })();
+    cache.set(wgsl, entry);
+  }
+  return entry;
+}
+
+/** A tensor's elements as the bytes its storage buffer holds (bool as u32 0/1). */
+export function toStorage(t: Tensor): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer> {
+  switch (t.dtype) {
+    case 'f32':
+      return Float32Array.from(t.data);
+    case 'i32':
+      return Int32Array.from(t.data);
+    case 'u32':
+    case 'bool':
+      return Uint32Array.from(t.data);
+    case 'f16':
+      throw new Error('f16 buffers are not supported yet');
+  }
+}
+
+function fromStorage(dtype: DType, shape: number[], bytes: ArrayBuffer): Tensor {
+  const view = dtype === 'f32' ? new Float32Array(bytes) : dtype === 'i32' ? new Int32Array(bytes) : new Uint32Array(bytes);
+  return { dtype, shape, data: Float64Array.from(view) };
+}
+
+export interface ElementwiseRun {
+  readonly kernel: ElementwiseKernel;
+  readonly inputs: readonly Tensor[];
+  readonly sizes: ReadonlyMap<string, number>;
+  /** Override the per-dimension workgroup limit (tests fold the grid with a small one). */
+  readonly maxWorkgroupsPerDim?: number;
+}
+
+/**
+ * Run a batch of single-node kernels: one command buffer, distinct output buffers (no buffer is ever
+ * bound as both input and output), all readbacks mapped together. Returns one output per run.
+ */
+export async function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[]): Promise<Tensor[]> {
+  const compiled = await Promise.all(runs.map((r) => compile(device, r.kernel.wgsl)));
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const created: GPUBuffer[] = [];
+  const buffer = (size: number, usage: number): GPUBuffer => {
+    const b = device.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+    created.push(b);
+    return b;
+  };
+  const encoder = device.createCommandEncoder();
+  device.pushErrorScope('validation');
+  const readbacks: { buf: GPUBuffer; bytes: number; dtype: DType; shape: number[] }[] = [];
+  runs.forEach((r, n) => {
+    const { data, numel, outShape, inShapes } = elementwiseUniforms(r.kernel, r.sizes);
+    r.inputs.forEach((t, i) => {
+      if (t.shape.length !== inShapes[i].length || t.shape.some((d, a) => d !== inShapes[i][a])) {
+        throw new Error(`${r.kernel.op}: input ${i} has shape [${t.shape.join(', ')}], the kernel expects [${inShapes[i].join(', ')}]`);
+      }
+    });
+    const bytes = numel * 4;
+    const out = buffer(bytes, storage);
+    const readback = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    readbacks.push({ buf: readback, bytes, dtype: r.kernel.output.dtype, shape: outShape });
+    if (numel === 0) return;
+    const uniform = buffer(data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    device.queue.writeBuffer(uniform, 0, data);
+    const ins = r.inputs.map((t) => {
+      const host = toStorage(t);
+      const b = buffer(host.byteLength, storage);
+      if (host.byteLength > 0) device.queue.writeBuffer(b, 0, host);
+      return b;
+    });
+    if (ins.includes(out)) throw new Error('a buffer is bound as both input and output');
+    const { pipeline } = compiled[n];
+    const bindGroup = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [uniform, ...ins, out].map((b, binding) => ({ binding, resource: { buffer: b } })),
+    });
+    const [x, y] = dispatchSize(numel, r.kernel.workgroupSize, r.maxWorkgroupsPerDim);
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y);
+    pass.end();
+    encoder.copyBufferToBuffer(out, 0, readback, 0, Math.max(4, bytes));
+  });
+  device.queue.submit([encoder.finish()]);
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  const results = await Promise.all(
+    readbacks.map(async ({ buf, bytes, dtype, shape }) => {
+      await buf.mapAsync(GPUMapMode.READ);
+      const copy = buf.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
+      buf.unmap();
+      return fromStorage(dtype, shape, copy);
+    }),
+  );
+  for (const b of created) b.destroy();
+  return results;
+}
