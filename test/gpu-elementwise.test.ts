@@ -6,6 +6,7 @@ import { type Dim, evaluate, isConcrete, sym } from '../compiler/shapes/dim.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { dispatchSize, lowerElementwise, type ElementwiseKernel } from '../compiler/codegen/elementwise.ts';
 import { compile, getDevice, runElementwise, type ElementwiseRun } from './gpu-helpers.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
 
 const UNARY = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not'];
 const BINARY = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'mod', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or'];
@@ -42,17 +43,6 @@ const TOL: Record<string, Tol> = {
 
 // ---- inputs ---------------------------------------------------------------------------------------
 
-/** mulberry32: small, seeded, good enough for test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Gen = (r: () => number, i: number) => number;
 const pick = (xs: readonly number[]): Gen => (r) => xs[Math.floor(r() * xs.length)];
@@ -192,7 +182,7 @@ function cases(op: string): Case[] {
       for (const b of symbolic ? BATCHES : [0]) {
         const sizes = new Map(symbolic ? [['B', b]] : []);
         const inputs = node.inputs.map((v, k) => {
-          const r = rng(seed++ * 7919);
+          const r = seededRandom(seed++ * 7919);
           const gen = generator(op, v.type.dtype, k);
           const shape = concrete(v.type.shape, sizes);
           const n = shape.reduce((a, c) => a * c, 1);

@@ -14,20 +14,10 @@ import {
   type ParamGrad,
 } from '../compiler/train/optimizers.ts';
 import { scheduleLr, type ScheduleSpec } from '../compiler/train/schedules.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
 
 const span = { file: 'test.dl', start: 0, end: 0 };
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -272,7 +262,7 @@ const DECLS: readonly ParamDecl[] = [
 
 /** Builds, runs three steps from seeded parameters and gradients, and compares against the reference with a constant lr. */
 function check(spec: OptimizerSpec, ref: RefFactory, seed: number, steps = 3, decls = DECLS): Arrays[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const init = randomArrays(decls, r);
   const grads = Array.from({ length: steps }, () => randomArrays(decls, r, 2));
   const built = build(spec, decls);
@@ -364,7 +354,7 @@ describe('parameter groups, schedules in the update, and clipping', () => {
       { path: 'emb', shape: [2, 2], options: { beta1: 0.5 } },
     ];
     const spec: OptimizerSpec = { kind: 'adamw', options: { lr: 0.01, weight_decay: 0.1 } };
-    const r = rng(21);
+    const r = seededRandom(21);
     const init = randomArrays(decls, r);
     const grads = Array.from({ length: 3 }, () => randomArrays(decls, r, 2));
     const got = run(build(spec, decls), init, grads);
@@ -381,7 +371,7 @@ describe('parameter groups, schedules in the update, and clipping', () => {
   it('a scheduled lr reads the step counter before its increment', () => {
     const spec: OptimizerSpec = { kind: 'sgd', options: { lr: 0.1, momentum: 0.9 } };
     const schedule: ScheduleSpec = { kind: 'step', options: { every: 2, gamma: 0.5 } };
-    const r = rng(22);
+    const r = seededRandom(22);
     const init = randomArrays(DECLS, r);
     const grads = Array.from({ length: 5 }, () => randomArrays(DECLS, r));
     const got = run(build(spec, DECLS, { schedule }), init, grads);
@@ -397,7 +387,7 @@ describe('parameter groups, schedules in the update, and clipping', () => {
     ];
     const spec: OptimizerSpec = { kind: 'sgd', options: { lr: 0.1 } };
     const schedule: ScheduleSpec = { kind: 'exponential', options: { gamma: 0.9 } };
-    const r = rng(23);
+    const r = seededRandom(23);
     const init = randomArrays(decls, r);
     const grads = Array.from({ length: 3 }, () => randomArrays(decls, r));
     const got = run(build(spec, decls, { schedule }), init, grads);
@@ -414,7 +404,7 @@ describe('parameter groups, schedules in the update, and clipping', () => {
 
   it('clipping by global norm scales every gradient by min(1, max / (norm + 1e-6))', () => {
     const spec: OptimizerSpec = { kind: 'sgd', options: { lr: 0.1 } };
-    const r = rng(24);
+    const r = seededRandom(24);
     const init = randomArrays(DECLS, r);
     // large gradients (clipped), then small ones (left alone), then large again
     const grads = [randomArrays(DECLS, r, 5), randomArrays(DECLS, r, 0.01), randomArrays(DECLS, r, 3)];
@@ -428,7 +418,7 @@ describe('parameter groups, schedules in the update, and clipping', () => {
   });
 
   it('clipped gradients have the global norm asked for', () => {
-    const r = rng(25);
+    const r = seededRandom(25);
     const grads = randomArrays(DECLS, r, 4);
     const built = build({ kind: 'sgd', options: { lr: 1 } }, DECLS, { clip: (e, g) => clipByGlobalNorm(e, g, 2) });
     const got = run(built, new Map(DECLS.map((d) => [d.path, new Float64Array(numel(d.shape))])), [grads]);
@@ -440,7 +430,7 @@ describe('parameter groups, schedules in the update, and clipping', () => {
 
   it('clipping by value clamps every element', () => {
     const spec: OptimizerSpec = { kind: 'adam', options: { lr: 0.01 } };
-    const r = rng(26);
+    const r = seededRandom(26);
     const init = randomArrays(DECLS, r);
     const grads = Array.from({ length: 3 }, () => randomArrays(DECLS, r, 2));
     const limit = 0.7;

@@ -9,6 +9,7 @@ import { allOps, getOp } from '../compiler/ops/index.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { evaluate, sub, sym } from '../compiler/shapes/dim.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
 
 const SEED = process.env.DLC_SEED !== undefined ? Number(process.env.DLC_SEED) : 20260611;
 
@@ -22,16 +23,6 @@ const TOL = { smooth: { abs: 1e-7, rel: 1e-6 }, kink: { abs: 1e-5, rel: 1e-3 } }
 
 // ---- seeded samplers ----------------------------------------------------------------------------------
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Sampler = (n: number, rand: () => number) => number[];
 const uniform = (lo: number, hi: number): Sampler => (n, rand) => Array.from({ length: n }, () => lo + (hi - lo) * rand());
@@ -270,7 +261,7 @@ const covered = new Set<string>();
 function check(c: Case, k: number): void {
   const graph = build(c);
   const sizes = new Map(Object.entries(c.sizes ?? {}));
-  const rand = mulberry(SEED + 7919 * k);
+  const rand = seededRandom(SEED + 7919 * k);
   const inputs = new Map<string, Tensor>();
   c.inputs.forEach((spec, i) => inputs.set(spec.name, feed(graph.inputs[i].value.type, spec, rand, sizes)));
   inputs.set('key', tensor('u32', [], [(SEED * 31 + k) >>> 0]));
