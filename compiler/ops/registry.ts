@@ -1,5 +1,5 @@
 // The primitive registry: one entry per op carrying its shape rule, reference interpreter and (later) vjp and lowering.
-import type { Attrs, DType, TensorType, Value } from '../ir/types.ts';
+import type { Attrs, DType, Node, TensorType, Value } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 
 /**
@@ -58,6 +58,11 @@ export interface LowerSpec {
    * generated expression mentions. A helper must not call another helper.
    */
   readonly helpers?: Readonly<Record<string, string>>;
+  /**
+   * For kind 'kernel': the generator of the node's whole compute shader (compiler/codegen/*.ts). The
+   * result carries at least the WGSL text; the generator's module describes bindings and uniforms.
+   */
+  readonly kernel?: (node: Node) => { readonly op: string; readonly wgsl: string; readonly entryPoint: 'main' };
 }
 
 export type OpFamily = 'elementwise' | 'reduction' | 'contraction' | 'movement' | 'gather' | 'random' | 'constant' | 'control';

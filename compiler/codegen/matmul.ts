@@ -1,0 +1,201 @@
+// Code generation for one matmul node: a tiled, batched [..., m, k] @ [..., k, n] WGSL compute shader.
+//
+// A workgroup of 16x16 invocations computes a 32x32 output tile; each invocation holds a 2x2 register
+// block (rows ty and ty + 16, columns tx and tx + 16, so neighbouring invocations read neighbouring
+// words of workgroup memory). The k axis is walked in steps of 16: the workgroup stages a 32x16 tile of
+// A and a 16x32 tile of B in workgroup memory (4 KiB), zero-filled past the edges, so any m, n, k works.
+//
+// m, n, k, the batch shape and each operand's batch strides (in matrices, 0 along broadcast axes) come
+// from the uniform buffer: only the batch rank is static, so a symbolic batch B binds at run time. The
+// workgroup grid is linear over (batch, tile row, tile column) and folds into a second dimension past
+// 65,535 workgroups (`dispatchSize(tiles, 1)`); the bounds check on the tile index is workgroup-uniform,
+// so the barriers stay in uniform control flow.
+//
+// Bindings (group 0): 0 the uniform `Params`; 1 A and 2 B, `var<storage, read>`; 3 the output.
+import type { DType, Node } from '../ir/types.ts';
+import { type Dim, evaluate, isConcrete } from '../shapes/dim.ts';
+
+export const MATMUL_TILE = 32;
+export const MATMUL_TILE_K = 16;
+
+export interface MatmulKernel {
+  readonly op: 'matmul';
+  readonly wgsl: string;
+  readonly entryPoint: 'main';
+  /** Invocations per workgroup (16 x 16). */
+  readonly workgroupSize: number;
+  readonly inputs: readonly { readonly dtype: DType; readonly shape: readonly Dim[] }[];
+  readonly output: { readonly dtype: DType; readonly shape: readonly Dim[] };
+  /** Rank of the broadcast batch shape (output rank - 2). */
+  readonly batchRank: number;
+  readonly uniformBytes: number;
+}
+
+const LANES = ['x', 'y', 'z', 'w'];
+/** `p.arr[k].lane` for element `i` of a uniform `array<vec4<u32>, K>`. */
+export const uvec = (arr: string, i: number): string => `p.${arr}[${i >> 2}].${LANES[i & 3]}`;
+
+/** A symbolic shape with its sizes bound (kernel generators import nothing from ops/, which imports them). */
+export function bindShape(shape: readonly Dim[], sizes: ReadonlyMap<string, number>): number[] {
+  return shape.map((d) => {
+    const v = isConcrete(d) ? d : evaluate(d, sizes);
+    if (!Number.isInteger(v) || v < 0) throw new Error(`size ${String(v)} is not a non-negative integer`);
+    return v;
+  });
+}
+
+/** The WGSL storage type of a dtype the kernels handle (bool as u32). */
+export function kernelStorageType(d: DType): 'f32' | 'i32' | 'u32' {
+  if (d === 'f32' || d === 'i32' || d === 'u32') return d;
+  if (d === 'bool') return 'u32';
+  throw new Error(`${d} is not lowered yet`);
+}
+
+export function lowerMatmul(node: Node): MatmulKernel {
+  if (node.op !== 'matmul' || node.inputs.length !== 2 || node.outputs.length !== 1) throw new Error(`${node.op} is not a matmul node`);
+  const [a, b] = node.inputs.map((v) => v.type);
+  const out = node.outputs[0].type;
+  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul is lowered for f32 only, found ${a.dtype} @ ${b.dtype}`);
+  const batchRank = out.shape.length - 2;
+  const k4 = Math.max(1, Math.ceil(batchRank / 4));
+  const T = MATMUL_TILE;
+  const TK = MATMUL_TILE_K;
+  const ty = kernelStorageType(out.dtype);
+
+  const fields = ['  dims: vec4<u32>, // m, n, k, batch count', '  tiles: vec4<u32>, // tile columns, tile rows, total tiles'];
+  if (batchRank > 0) fields.push(`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`);
+  const uniformWords = 8 + (batchRank > 0 ? 12 * k4 : 0);
+
+  const L: string[] = [];
+  L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK}, a 2x2 register block per invocation.`);
+  L.push('struct Params {', ...fields, '}');
+  L.push('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push(`@group(0) @binding(1) var<storage, read> a: array<${ty}>;`);
+  L.push(`@group(0) @binding(2) var<storage, read> b: array<${ty}>;`);
+  L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${ty}>;`);
+  L.push(`var<workgroup> tileA: array<${ty}, ${T * TK}>; // [${T}][${TK}]`);
+  L.push(`var<workgroup> tileB: array<${ty}, ${TK * T}>; // [${TK}][${T}]`);
+  L.push('');
+  L.push('@compute @workgroup_size(16, 16)');
+  L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
+  L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
+  L.push('  let t = wid.y * nwg.x + wid.x;');
+  L.push('  if (t >= p.tiles.z) { return; }');
+  L.push('  let m = p.dims.x;');
+  L.push('  let n = p.dims.y;');
+  L.push('  let k = p.dims.z;');
+  L.push('  let col0 = (t % p.tiles.x) * ' + `${T}u;`);
+  L.push('  let rest = t / p.tiles.x;');
+  L.push(`  let row0 = (rest % p.tiles.y) * ${T}u;`);
+  L.push('  let bi = rest / p.tiles.y;');
+  L.push('  var am = 0u;');
+  L.push('  var bm = 0u;');
+  if (batchRank > 0) {
+    L.push('  var rem = bi;');
+    for (let d = batchRank - 1; d >= 0; d--) {
+      if (d > 0) {
+        L.push(`  let i${d} = rem % ${uvec('bshape', d)};`);
+        L.push(`  rem = rem / ${uvec('bshape', d)};`);
+      } else L.push('  let i0 = rem;');
+      L.push(`  am += i${d} * ${uvec('astride', d)};`);
+      L.push(`  bm += i${d} * ${uvec('bstride', d)};`);
+    }
+  }
+  L.push('  let aBase = am * m * k;');
+  L.push('  let bBase = bm * k * n;');
+  L.push('  let oBase = bi * m * n;');
+  L.push('  var acc00 = 0.0;');
+  L.push('  var acc01 = 0.0;');
+  L.push('  var acc10 = 0.0;');
+  L.push('  var acc11 = 0.0;');
+  L.push(`  let steps = (k + ${TK - 1}u) / ${TK}u;`);
+  L.push('  for (var s = 0u; s < steps; s++) {');
+  L.push(`    let k0 = s * ${TK}u;`);
+  L.push(`    for (var l = 0u; l < ${(T * TK) / 256}u; l++) {`);
+  L.push('      let e = li + l * 256u;');
+  L.push(`      let ar = row0 + e / ${TK}u;`);
+  L.push(`      let ac = k0 + e % ${TK}u;`);
+  L.push('      var va = 0.0;');
+  L.push('      if (ar < m && ac < k) { va = a[aBase + ar * k + ac]; }');
+  L.push('      tileA[e] = va;');
+  L.push(`      let br = k0 + e / ${T}u;`);
+  L.push(`      let bc = col0 + e % ${T}u;`);
+  L.push('      var vb = 0.0;');
+  L.push('      if (br < k && bc < n) { vb = b[bBase + br * n + bc]; }');
+  L.push('      tileB[e] = vb;');
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push(`    for (var q = 0u; q < ${TK}u; q++) {`);
+  L.push(`      let a0 = tileA[lid.y * ${TK}u + q];`);
+  L.push(`      let a1 = tileA[(lid.y + 16u) * ${TK}u + q];`);
+  L.push(`      let b0 = tileB[q * ${T}u + lid.x];`);
+  L.push(`      let b1 = tileB[q * ${T}u + lid.x + 16u];`);
+  L.push('      acc00 = fma(a0, b0, acc00);');
+  L.push('      acc01 = fma(a0, b1, acc01);');
+  L.push('      acc10 = fma(a1, b0, acc10);');
+  L.push('      acc11 = fma(a1, b1, acc11);');
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push('  }');
+  L.push('  let r0 = row0 + lid.y;');
+  L.push('  let r1 = r0 + 16u;');
+  L.push('  let c0 = col0 + lid.x;');
+  L.push('  let c1 = c0 + 16u;');
+  L.push('  if (r0 < m && c0 < n) { out[oBase + r0 * n + c0] = acc00; }');
+  L.push('  if (r0 < m && c1 < n) { out[oBase + r0 * n + c1] = acc01; }');
+  L.push('  if (r1 < m && c0 < n) { out[oBase + r1 * n + c0] = acc10; }');
+  L.push('  if (r1 < m && c1 < n) { out[oBase + r1 * n + c1] = acc11; }');
+  L.push('}', '');
+
+  return {
+    op: 'matmul',
+    wgsl: L.join('\n'),
+    entryPoint: 'main',
+    workgroupSize: 256,
+    inputs: [a, b].map((x) => ({ dtype: x.dtype, shape: x.shape })),
+    output: { dtype: out.dtype, shape: out.shape },
+    batchRank,
+    uniformBytes: uniformWords * 4,
+  };
+}
+
+/**
+ * The uniform buffer once the symbolic sizes are bound, the number of workgroups (one per output
+ * tile, to be folded by `dispatchSize(workgroups, 1)`), and the concrete shapes.
+ */
+export function matmulUniforms(
+  kernel: MatmulKernel,
+  sizes: ReadonlyMap<string, number>,
+): { data: Uint32Array<ArrayBuffer>; workgroups: number; outShape: number[]; inShapes: number[][] } {
+  const outShape = bindShape(kernel.output.shape, sizes);
+  const inShapes = kernel.inputs.map((x) => bindShape(x.shape, sizes));
+  const r = outShape.length;
+  const [m, n] = outShape.slice(r - 2);
+  const k = inShapes[0][inShapes[0].length - 1];
+  const batch = outShape.slice(0, r - 2);
+  const count = batch.reduce((x, y) => x * y, 1);
+  const tilesN = Math.ceil(n / MATMUL_TILE);
+  const tilesM = Math.ceil(m / MATMUL_TILE);
+  const workgroups = count * tilesM * tilesN;
+  for (const v of [count * m * n, m * k * count, k * n * count, workgroups]) {
+    if (v > 0xffffffff) throw new Error(`matmul: ${v} does not fit a u32 index`);
+  }
+  const data = new Uint32Array(kernel.uniformBytes / 4);
+  data.set([m, n, k, count, tilesN, tilesM, workgroups, 0]);
+  if (kernel.batchRank > 0) {
+    const k4 = Math.max(1, Math.ceil(kernel.batchRank / 4));
+    batch.forEach((d, i) => (data[8 + i] = d));
+    inShapes.forEach((shape, j) => {
+      const bshape = shape.slice(0, shape.length - 2);
+      const lead = batch.length - bshape.length;
+      const base = 8 + 4 * k4 * (1 + j);
+      let acc = 1;
+      for (let d = bshape.length - 1; d >= 0; d--) {
+        if (bshape[d] !== 1 && bshape[d] !== batch[lead + d]) throw new Error(`matmul: operand ${j} batch [${bshape.join(', ')}] does not broadcast to [${batch.join(', ')}]`);
+        data[base + lead + d] = bshape[d] === 1 ? 0 : acc;
+        acc *= bshape[d];
+      }
+    });
+  }
+  return { data, workgroups, outShape, inShapes };
+}

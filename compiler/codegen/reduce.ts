@@ -1,0 +1,206 @@
+// Code generation for one reduction node (reduce_sum, reduce_max over any set of axes; argmax along one).
+//
+// One workgroup of 256 invocations computes one output element: invocation `lid` folds the reduced
+// elements lid, lid + 256, ... into a register, then the workgroup combines the 256 partial results by
+// a tree in workgroup memory. The output element is the row-major index over the kept axes (keepdims
+// only inserts size-1 axes, so the flat order is the same either way).
+//
+// The kept and reduced axes' sizes and input strides come from the uniform buffer: only which axes are
+// reduced (so the ranks) is static, so a symbolic batch binds at run time. The grid is linear over the
+// output elements and folds into a second dimension past 65,535 workgroups (`dispatchSize(n, 1)`); the
+// bounds check is workgroup-uniform, so the barriers stay in uniform control flow.
+//
+// reduce_max on f32 starts from -inf (built from bits at run time: WGSL has no infinite constants) and
+// propagates NaN like the interpreter; on i32 it starts from the smallest i32 (an empty i32 max is 0,
+// the interpreter's wrapped -inf). argmax keeps the first index of the largest value: each invocation
+// scans its elements in increasing order taking only a strictly larger value, and the tree prefers the
+// smaller index on ties. NaN never compares larger, so it is ignored; with no value above -inf
+// (all NaN or -inf) the answer is 0, like the interpreter.
+//
+// Bindings (group 0): 0 the uniform `Params`; 1 the input, `var<storage, read>`; 2 the output.
+import type { DType, Node } from '../ir/types.ts';
+import type { Dim } from '../shapes/dim.ts';
+import { bindShape, kernelStorageType, uvec } from './matmul.ts';
+
+export const REDUCE_WORKGROUP_SIZE = 256;
+
+export type ReduceKind = 'sum' | 'max' | 'argmax';
+
+export interface ReduceKernel {
+  readonly op: string;
+  readonly wgsl: string;
+  readonly entryPoint: 'main';
+  readonly workgroupSize: number;
+  readonly kind: ReduceKind;
+  readonly inputs: readonly { readonly dtype: DType; readonly shape: readonly Dim[] }[];
+  readonly output: { readonly dtype: DType; readonly shape: readonly Dim[] };
+  /** The reduced input axes, sorted; the others are kept, in order. */
+  readonly axes: readonly number[];
+  readonly uniformBytes: number;
+}
+
+function normAxes(raw: readonly number[], rank: number): number[] {
+  const axes = raw.map((a) => (a < 0 ? a + rank : a));
+  if (axes.some((a) => !Number.isInteger(a) || a < 0 || a >= rank) || new Set(axes).size !== axes.length) {
+    throw new Error(`reduction axes [${raw.join(', ')}] do not fit rank ${rank}`);
+  }
+  return axes.sort((p, q) => p - q);
+}
+
+export function lowerReduce(node: Node): ReduceKernel {
+  const kinds: Readonly<Record<string, ReduceKind>> = { reduce_sum: 'sum', reduce_max: 'max', argmax: 'argmax' };
+  const kind: ReduceKind | undefined = kinds[node.op];
+  if (!kind || node.inputs.length !== 1 || node.outputs.length !== 1) throw new Error(`${node.op} is not a reduction node`);
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const rank = x.shape.length;
+  const axes = normAxes(kind === 'argmax' ? [node.attrs.axis as number] : (node.attrs.axes as number[]), rank);
+  const kept = Array.from({ length: rank }, (_, i) => i).filter((i) => !axes.includes(i));
+  const nk = kept.length;
+  const nr = axes.length;
+  const ty = kernelStorageType(x.dtype);
+  const oty = kernelStorageType(out.dtype);
+  const wg = REDUCE_WORKGROUP_SIZE;
+  const kk = Math.ceil(nk / 4);
+  const kr = Math.ceil(nr / 4);
+
+  const fields = ['  header: vec4<u32>, // output elements, reduced elements per output'];
+  if (nk > 0) fields.push(`  kshape: array<vec4<u32>, ${kk}>,`, `  kstride: array<vec4<u32>, ${kk}>,`);
+  if (nr > 0) fields.push(`  rshape: array<vec4<u32>, ${kr}>,`, `  rstride: array<vec4<u32>, ${kr}>,`);
+  const uniformWords = 4 + 8 * kk + 8 * kr;
+
+  const zero = ty === 'f32' ? '0.0' : ty === 'i32' ? '0i' : '0u';
+  let ident: string;
+  let combine: (a: string, b: string) => string;
+  const helpers: string[] = [];
+  if (kind === 'sum') {
+    ident = zero;
+    combine = (a, b) => `${a} + ${b}`;
+  } else if (ty === 'f32') {
+    ident = 'bitcast<f32>(ninf_bits)';
+    combine = (a, b) => `dlc_max_f32(${a}, ${b})`;
+    if (kind === 'max') helpers.push(`// NaN-propagating like the interpreter's max: WGSL's max need not be.
+fn dlc_max_f32(a: f32, b: f32) -> f32 {
+  if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) { return a; }
+  if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
+  return max(a, b);
+}`);
+  } else {
+    ident = ty === 'i32' ? 'bitcast<i32>(0x80000000u)' : '0u';
+    combine = (a, b) => `max(${a}, ${b})`;
+  }
+
+  const L: string[] = [];
+  L.push(`// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one workgroup of ${wg} per output element, tree in workgroup memory.`);
+  L.push('struct Params {', ...fields, '}');
+  L.push('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push(`@group(0) @binding(1) var<storage, read> x: array<${ty}>;`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> out: array<${oty}>;`);
+  L.push(`var<workgroup> sv: array<${ty}, ${wg}>;`);
+  if (kind === 'argmax') L.push(`var<workgroup> si: array<u32, ${wg}>;`);
+  L.push('', ...helpers.flatMap((h) => [h, '']));
+  L.push(`@compute @workgroup_size(${wg})`);
+  L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
+  L.push('        @builtin(local_invocation_index) lid: u32) {');
+  L.push('  let o = wid.y * nwg.x + wid.x;');
+  L.push('  if (o >= p.header.x) { return; }');
+  L.push('  var base = 0u;');
+  if (nk > 0) {
+    L.push('  var orem = o;');
+    for (let d = nk - 1; d >= 0; d--) {
+      if (d > 0) {
+        L.push(`  let k${d} = orem % ${uvec('kshape', d)};`);
+        L.push(`  orem = orem / ${uvec('kshape', d)};`);
+        L.push(`  base += k${d} * ${uvec('kstride', d)};`);
+      } else L.push(`  base += orem * ${uvec('kstride', 0)};`);
+    }
+  }
+  if (kind !== 'sum' && ty === 'f32') L.push('  var ninf_bits = 0xff800000u;');
+  L.push(kind === 'argmax' && ty === 'f32' ? '  var acc = bitcast<f32>(ninf_bits);' : `  var acc = ${ident};`);
+  if (kind === 'argmax') L.push('  var at = 0u;');
+  L.push(`  for (var j = lid; j < p.header.y; j += ${wg}u) {`);
+  L.push('    var off = base;');
+  if (nr > 0) {
+    L.push('    var rrem = j;');
+    for (let d = nr - 1; d >= 0; d--) {
+      if (d > 0) {
+        L.push(`    off += (rrem % ${uvec('rshape', d)}) * ${uvec('rstride', d)};`);
+        L.push(`    rrem = rrem / ${uvec('rshape', d)};`);
+      } else L.push(`    off += rrem * ${uvec('rstride', 0)};`);
+    }
+  }
+  L.push('    let v = x[off];');
+  if (kind === 'argmax') L.push('    if (v > acc) { acc = v; at = j; }');
+  else L.push(`    acc = ${combine('acc', 'v')};`);
+  L.push('  }');
+  L.push('  sv[lid] = acc;');
+  if (kind === 'argmax') L.push('  si[lid] = at;');
+  L.push('  workgroupBarrier();');
+  L.push(`  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {`);
+  L.push('    if (lid < s) {');
+  if (kind === 'argmax') {
+    L.push('      let v1 = sv[lid];');
+    L.push('      let v2 = sv[lid + s];');
+    L.push('      let i2 = si[lid + s];');
+    L.push('      if (v2 > v1 || (v2 == v1 && i2 < si[lid])) { sv[lid] = v2; si[lid] = i2; }');
+  } else {
+    L.push(`      sv[lid] = ${combine('sv[lid]', 'sv[lid + s]')};`);
+  }
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push('  }');
+  L.push('  if (lid == 0u) {');
+  if (kind === 'argmax') L.push('    out[o] = i32(si[0]);');
+  else if (kind === 'max' && ty === 'i32') L.push('    out[o] = select(sv[0], 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
+  else L.push('    out[o] = sv[0];');
+  L.push('  }');
+  L.push('}', '');
+
+  return {
+    op: node.op,
+    wgsl: L.join('\n'),
+    entryPoint: 'main',
+    workgroupSize: wg,
+    kind,
+    inputs: [{ dtype: x.dtype, shape: x.shape }],
+    output: { dtype: out.dtype, shape: out.shape },
+    axes,
+    uniformBytes: uniformWords * 4,
+  };
+}
+
+/**
+ * The uniform buffer once the symbolic sizes are bound, the number of workgroups (one per output
+ * element, to be folded by `dispatchSize(workgroups, 1)`), and the concrete shapes.
+ */
+export function reduceUniforms(
+  kernel: ReduceKernel,
+  sizes: ReadonlyMap<string, number>,
+): { data: Uint32Array<ArrayBuffer>; workgroups: number; outShape: number[]; inShapes: number[][] } {
+  const inShape = bindShape(kernel.inputs[0].shape, sizes);
+  const outShape = bindShape(kernel.output.shape, sizes);
+  const rank = inShape.length;
+  const str = new Array<number>(rank);
+  let acc = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    str[d] = acc;
+    acc *= inShape[d];
+  }
+  if (acc > 0xffffffff) throw new Error(`${kernel.op}: ${acc} elements do not fit a u32 index`);
+  const kept = inShape.map((_, i) => i).filter((i) => !kernel.axes.includes(i));
+  const numOut = kept.reduce((n, i) => n * inShape[i], 1);
+  const numRed = kernel.axes.reduce((n, i) => n * inShape[i], 1);
+  const kk = Math.ceil(kept.length / 4);
+  const kr = Math.ceil(kernel.axes.length / 4);
+  const data = new Uint32Array(kernel.uniformBytes / 4);
+  data.set([numOut, numRed, 0, 0]);
+  kept.forEach((a, d) => {
+    data[4 + d] = inShape[a];
+    data[4 + 4 * kk + d] = str[a];
+  });
+  kernel.axes.forEach((a, d) => {
+    data[4 + 8 * kk + d] = inShape[a];
+    data[4 + 8 * kk + 4 * kr + d] = str[a];
+  });
+  return { data, workgroups: numOut, outShape, inShapes: [inShape] };
+}

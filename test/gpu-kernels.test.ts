@@ -1,0 +1,328 @@
+// The whole-kernel lowerings (tiled batched matmul; reduce_sum, reduce_max, argmax) run on Dawn (lavapipe in CI) against the float64 interpreter.
+import { describe, expect, it } from 'vitest';
+import type { Attrs, DType, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import { getOp, inferOp, isShapeError } from '../compiler/ops/index.ts';
+import { type Dim, sym } from '../compiler/shapes/dim.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import { dispatchSize } from '../compiler/codegen/elementwise.ts';
+import { lowerMatmul, matmulUniforms, type MatmulKernel } from '../compiler/codegen/matmul.ts';
+import { lowerReduce, reduceUniforms, type ReduceKernel } from '../compiler/codegen/reduce.ts';
+import { compile, getDevice, toStorage } from './gpu-helpers.ts';
+
+// ---- a generic one-kernel executor ------------------------------------------------------------------
+
+type Kernel = MatmulKernel | ReduceKernel;
+
+interface KernelRun {
+  readonly kernel: Kernel;
+  readonly inputs: readonly Tensor[];
+  readonly sizes: ReadonlyMap<string, number>;
+  readonly maxWorkgroupsPerDim?: number;
+}
+
+function launch(kernel: Kernel, sizes: ReadonlyMap<string, number>) {
+  return 'batchRank' in kernel ? matmulUniforms(kernel, sizes) : reduceUniforms(kernel, sizes);
+}
+
+/** Like runElementwise: one command buffer, a distinct output buffer per run, readbacks mapped together. */
+async function runKernels(device: GPUDevice, runs: readonly KernelRun[]): Promise<Tensor[]> {
+  const compiled = await Promise.all(runs.map((r) => compile(device, r.kernel.wgsl)));
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const created: GPUBuffer[] = [];
+  const buffer = (size: number, usage: number): GPUBuffer => {
+    const b = device.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+    created.push(b);
+    return b;
+  };
+  const encoder = device.createCommandEncoder();
+  device.pushErrorScope('validation');
+  const readbacks: { buf: GPUBuffer; bytes: number; dtype: DType; shape: number[] }[] = [];
+  runs.forEach((r, n) => {
+    const { data, workgroups, outShape, inShapes } = launch(r.kernel, r.sizes);
+    r.inputs.forEach((t, i) => {
+      if (t.shape.join(',') !== inShapes[i].join(',')) throw new Error(`${r.kernel.op}: input ${i} is [${t.shape}], the kernel expects [${inShapes[i]}]`);
+    });
+    const bytes = outShape.reduce((a, b) => a * b, 1) * 4;
+    const out = buffer(bytes, storage);
+    const readback = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    readbacks.push({ buf: readback, bytes, dtype: r.kernel.output.dtype, shape: outShape });
+    if (bytes === 0 || workgroups === 0) return;
+    const uniform = buffer(data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    device.queue.writeBuffer(uniform, 0, data);
+    const ins = r.inputs.map((t) => {
+      const host = toStorage(t);
+      const b = buffer(host.byteLength, storage);
+      if (host.byteLength > 0) device.queue.writeBuffer(b, 0, host);
+      return b;
+    });
+    const { pipeline } = compiled[n];
+    const bindGroup = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [uniform, ...ins, out].map((b, binding) => ({ binding, resource: { buffer: b } })),
+    });
+    const [x, y] = dispatchSize(workgroups, 1, r.maxWorkgroupsPerDim);
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y);
+    pass.end();
+    encoder.copyBufferToBuffer(out, 0, readback, 0, Math.max(4, bytes));
+  });
+  device.queue.submit([encoder.finish()]);
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  const results = await Promise.all(
+    readbacks.map(async ({ buf, bytes, dtype, shape }) => {
+      await buf.mapAsync(GPUMapMode.READ);
+      const copy = buf.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
+      buf.unmap();
+      const view = dtype === 'f32' ? new Float32Array(copy) : dtype === 'i32' ? new Int32Array(copy) : new Uint32Array(copy);
+      return { dtype, shape, data: Float64Array.from(view) };
+    }),
+  );
+  for (const b of created) b.destroy();
+  return results;
+}
+
+// ---- inputs and nodes -------------------------------------------------------------------------------
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Spec = readonly (number | string)[];
+const dims = (s: Spec): Dim[] => s.map((d) => (typeof d === 'number' ? d : sym(d)));
+const bind = (s: Spec, sizes: ReadonlyMap<string, number>): number[] => s.map((d) => (typeof d === 'number' ? d : sizes.get(d)!));
+
+let nextId = 1;
+const value = (type: TensorType): Value => ({ id: nextId++, type });
+
+function makeNode(op: string, types: readonly TensorType[], attrs: Attrs): Node {
+  const r = inferOp(op, types, attrs);
+  if (isShapeError(r)) throw new Error(r.message);
+  return { op, inputs: types.map(value), attrs, outputs: r.map(value), span: { file: 'gpu-kernels.test', start: 0, end: 0 } };
+}
+
+function random(dtype: DType, shape: readonly number[], seed: number, gen: (r: () => number, i: number) => number): Tensor {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const vals = Array.from({ length: n }, (_, i) => gen(r, i));
+  return tensor(dtype, shape, dtype === 'f32' ? vals.map(Math.fround) : vals);
+}
+
+const abs = (t: Tensor): Tensor => ({ ...t, data: t.data.map(Math.abs) });
+
+async function checkShaders(device: GPUDevice, kernels: readonly Kernel[]): Promise<number> {
+  const unique = [...new Set(kernels.map((k) => k.wgsl))];
+  const compiled = await Promise.all(unique.map((w) => compile(device, w)));
+  compiled.forEach((c, i) => expect(c.messages, unique[i]).toEqual([]));
+  return unique.length;
+}
+
+// ---- matmul -----------------------------------------------------------------------------------------
+
+describe('matmul lowering on WebGPU', () => {
+  it('is the kernel facet of the registry entry', () => {
+    const lower = getOp('matmul')!.lower!;
+    expect(lower.kind).toBe('kernel');
+    expect(lower.kernel).toBe(lowerMatmul);
+  });
+
+  it('matches the interpreter within 1e-5 relative (to sum |a||b|) scaled by k', async () => {
+    const device = await getDevice();
+    // [a shape, b shape, batch bindings]
+    const CASES: [Spec, Spec, number[]][] = [
+      [[1, 1], [1, 1], []],
+      [[3, 5], [5, 7], []],
+      [[17, 33], [33, 9], []],
+      [[64, 64], [64, 64], []],
+      [[33, 40], [40, 65], []],
+      [[2, 3], [3, 0], []],
+      [[2, 0], [0, 3], []],
+      [[2, 3, 4, 5], [5, 6], []],
+      [['B', 4, 5], [1, 5, 3], [1, 3, 7]],
+      [[2, 1, 3, 4], [1, 5, 4, 2], []],
+      [[3, 1, 40, 20], ['B', 20, 33], [2]],
+    ];
+    const runs: { run: KernelRun; want: Tensor; scale: Tensor; k: number; label: string }[] = [];
+    let seed = 11;
+    for (const [sa, sb, bs] of CASES) {
+      const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(sa) }, { dtype: 'f32', shape: dims(sb) }], {});
+      const kernel = getOp('matmul')!.lower!.kernel!(node) as MatmulKernel;
+      for (const b of bs.length > 0 ? bs : [0]) {
+        const sizes = new Map(bs.length > 0 ? [['B', b]] : []);
+        const a = random('f32', bind(sa, sizes), seed++, (r) => r() * 2 - 1);
+        const bt = random('f32', bind(sb, sizes), seed++, (r) => r() * 2 - 1);
+        const def = getOp('matmul')!;
+        const [want] = def.interpret([a, bt], {}, { sizes });
+        const [scale] = def.interpret([abs(a), abs(bt)], {}, { sizes });
+        const k = a.shape[a.shape.length - 1];
+        runs.push({ run: { kernel, inputs: [a, bt], sizes }, want, scale, k, label: `[${sa}] @ [${sb}]${bs.length ? ` B=${b}` : ''}` });
+      }
+    }
+    // One more: a grid folded into a second dimension (30 tiles on a 6 x 5 grid).
+    {
+      const node = makeNode('matmul', [{ dtype: 'f32', shape: dims([5, 40, 8]) }, { dtype: 'f32', shape: dims([8, 70]) }], {});
+      const kernel = lowerMatmul(node);
+      const a = random('f32', [5, 40, 8], 99, (r) => r() * 2 - 1);
+      const bt = random('f32', [8, 70], 98, (r) => r() * 2 - 1);
+      const sizes = new Map<string, number>();
+      const [want] = getOp('matmul')!.interpret([a, bt], {}, { sizes });
+      const [scale] = getOp('matmul')!.interpret([abs(a), abs(bt)], {}, { sizes });
+      runs.push({ run: { kernel, inputs: [a, bt], sizes, maxWorkgroupsPerDim: 6 }, want, scale, k: 8, label: 'folded grid' });
+    }
+    await checkShaders(device, runs.map((r) => r.run.kernel));
+    const got = await runKernels(device, runs.map((r) => r.run));
+    const bad: string[] = [];
+    let worst = 0;
+    runs.forEach(({ want, scale, k, label }, n) => {
+      if (got[n].shape.join(',') !== want.shape.join(',')) return bad.push(`${label}: shape [${got[n].shape}] vs [${want.shape}]`);
+      for (let i = 0; i < want.data.length; i++) {
+        const e = Math.abs(got[n].data[i] - want.data[i]);
+        const tol = 1e-5 * Math.max(k, 1) * Math.max(scale.data[i], 1e-30);
+        worst = Math.max(worst, e / Math.max(scale.data[i] * Math.max(k, 1), 1e-30));
+        if (!(e <= tol) && bad.length < 10) bad.push(`${label} [${i}]: gpu ${got[n].data[i]}, reference ${want.data[i]}`);
+      }
+    });
+    if (process.env.DLC_GPU_VERBOSE) console.log(`matmul: worst error / (k sum|a||b|) ${worst.toExponential(2)}`);
+    expect(bad).toEqual([]);
+  });
+
+  it('serves every batch size with one shader', () => {
+    const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(['B', 4, 5]) }, { dtype: 'f32', shape: dims([1, 5, 3]) }], {});
+    const kernel = lowerMatmul(node);
+    expect(kernel.wgsl).not.toMatch(/\b(3u|4u|5u)\b/);
+    expect(matmulUniforms(kernel, new Map([['B', 6]])).outShape).toEqual([6, 4, 3]);
+  });
+});
+
+// ---- reductions -------------------------------------------------------------------------------------
+
+const SUBSETS = [[], [0], [1], [2], [0, 1], [0, 2], [1, 2], [0, 1, 2]];
+const RED_SHAPES: { shape: Spec; sizes: Map<string, number> }[] = [
+  { shape: [3, 300, 5], sizes: new Map() },
+  { shape: [2, 5, 520], sizes: new Map() },
+  { shape: [1, 'B', 3], sizes: new Map([['B', 257]]) },
+];
+
+interface RedCase {
+  run: KernelRun;
+  want: Tensor;
+  scale?: Tensor;
+  label: string;
+}
+
+function redCase(op: string, dtype: DType, spec: Spec, sizes: Map<string, number>, attrs: Attrs, x: Tensor, maxPerDim?: number): RedCase {
+  const node = makeNode(op, [{ dtype, shape: dims(spec) }], attrs);
+  const kernel = getOp(op)!.lower!.kernel!(node) as ReduceKernel;
+  const def = getOp(op)!;
+  const [want] = def.interpret([x], attrs, { sizes });
+  const scale = op === 'reduce_sum' && dtype === 'f32' ? def.interpret([abs(x)], attrs, { sizes })[0] : undefined;
+  return { run: { kernel, inputs: [x], sizes, maxWorkgroupsPerDim: maxPerDim }, want, scale, label: `${op}(${dtype}) [${spec}] ${JSON.stringify(attrs)}` };
+}
+
+function compareReduce(cases: readonly RedCase[], got: readonly Tensor[]): string[] {
+  const bad: string[] = [];
+  cases.forEach(({ want, scale, label }, n) => {
+    const g = got[n];
+    if (g.shape.join(',') !== want.shape.join(',')) return bad.push(`${label}: shape [${g.shape}] vs [${want.shape}]`);
+    for (let i = 0; i < want.data.length && bad.length < 10; i++) {
+      const a = g.data[i];
+      const w = want.data[i];
+      const ok = scale ? Math.abs(a - w) <= 1e-5 * scale.data[i] : Number.isNaN(w) ? Number.isNaN(a) : Object.is(a, w) || a === w;
+      if (!ok) bad.push(`${label} [${i}]: gpu ${a}, reference ${w}`);
+    }
+  });
+  return bad;
+}
+
+const I32_SPECIAL = [-2147483648, 2147483647, -2147483647, -1, 0, 1, 1000003, 2000000000];
+const int32s = (r: () => number) => (r() < 0.3 ? I32_SPECIAL[Math.floor(r() * I32_SPECIAL.length)] : Math.floor(r() * 2001) - 1000);
+
+describe('reduction lowering on WebGPU', () => {
+  it('is the kernel facet of the registry entries', () => {
+    for (const op of ['reduce_sum', 'reduce_max', 'argmax']) {
+      expect(getOp(op)!.lower?.kind).toBe('kernel');
+      expect(getOp(op)!.lower?.kernel).toBe(lowerReduce);
+    }
+  });
+
+  it('reduce_sum and reduce_max match the interpreter over every axis subset, keepdims both ways', async () => {
+    const device = await getDevice();
+    const cases: RedCase[] = [];
+    let seed = 1000;
+    for (const { shape, sizes } of RED_SHAPES) {
+      const concrete = bind(shape, sizes);
+      for (const dtype of ['f32', 'i32'] as DType[]) {
+        const x = random(dtype, concrete, seed++, dtype === 'f32' ? (r) => r() * 20 - 10 : int32s);
+        for (const op of ['reduce_sum', 'reduce_max']) {
+          for (const axes of SUBSETS) for (const keepdims of [false, true]) cases.push(redCase(op, dtype, shape, sizes, { axes, keepdims }, x));
+        }
+        // Negative axes name the same axes.
+        cases.push(redCase('reduce_sum', dtype, shape, sizes, { axes: [-1, -3] }, x));
+      }
+    }
+    // NaN propagates through max (sparse NaNs: some outputs NaN, some not); -inf and an all--inf row.
+    const spec = [4, 300, 3];
+    const special = random('f32', spec, 7, (r, i) => (i % 997 === 5 ? NaN : i < 900 ? -Infinity : r() * 4 - 2));
+    for (const axes of SUBSETS) cases.push(redCase('reduce_max', 'f32', spec, new Map(), { axes }, special));
+    // u32 wraps like i32; an empty reduced axis gives the identity; a folded grid of workgroups.
+    const u = random('u32', [3, 260], 8, (r) => (r() < 0.5 ? 4294967295 - Math.floor(r() * 10) : Math.floor(r() * 100)));
+    cases.push(redCase('reduce_sum', 'u32', [3, 260], new Map(), { axes: [1] }, u));
+    cases.push(redCase('reduce_max', 'u32', [3, 260], new Map(), { axes: [0] }, u));
+    const empty = tensor('f32', [3, 0], []);
+    cases.push(redCase('reduce_max', 'f32', [3, 0], new Map(), { axes: [1] }, empty));
+    cases.push(redCase('reduce_sum', 'f32', [3, 0], new Map(), { axes: [1] }, empty));
+    cases.push(redCase('reduce_max', 'i32', [3, 0], new Map(), { axes: [1] }, tensor('i32', [3, 0], [])));
+    const wide = random('i32', [37, 300], 9, int32s);
+    cases.push(redCase('reduce_sum', 'i32', [37, 300], new Map(), { axes: [1] }, wide, 7)); // 37 workgroups on a 7 x 6 grid
+
+    const shaders = await checkShaders(device, cases.map((c) => c.run.kernel));
+    const got = await runKernels(device, cases.map((c) => c.run));
+    if (process.env.DLC_GPU_VERBOSE) console.log(`reductions: ${cases.length} cases, ${shaders} shaders`);
+    expect(compareReduce(cases, got)).toEqual([]);
+  });
+
+  it('argmax matches the interpreter: first index of the max, ties, NaN and -inf', async () => {
+    const device = await getDevice();
+    const cases: RedCase[] = [];
+    let seed = 5000;
+    for (const spec of [[3, 300, 5], [4, 1, 2], [2, 600, 1]]) {
+      for (const dtype of ['f32', 'i32', 'u32'] as DType[]) {
+        // Few distinct values: ties everywhere.
+        const x = random(dtype, spec, seed++, (r) => Math.floor(r() * 4) - (dtype === 'u32' ? 0 : 2));
+        for (const axis of [0, 1, 2, -1]) cases.push(redCase('argmax', dtype, spec, new Map(), { axis }, x));
+      }
+    }
+    const big = random('i32', [2, 700], 3, int32s);
+    cases.push(redCase('argmax', 'i32', [2, 700], new Map(), { axis: 1 }, big));
+    // Rows: sparse NaNs, all NaN, all -inf, -inf and NaN, a max late in a long row.
+    const rows = 5;
+    const len = 520;
+    const special = tensor(
+      'f32',
+      [rows, len],
+      Array.from({ length: rows * len }, (_, i) => {
+        const [r, j] = [Math.floor(i / len), i % len];
+        if (r === 0) return j % 7 === 0 ? NaN : (j * 37) % 11;
+        if (r === 1) return NaN;
+        if (r === 2) return -Infinity;
+        if (r === 3) return j % 2 ? NaN : -Infinity;
+        return j === 513 || j === 519 ? 5 : -1;
+      }),
+    );
+    cases.push(redCase('argmax', 'f32', [rows, len], new Map(), { axis: 1 }, special));
+    cases.push(redCase('argmax', 'f32', [rows, len], new Map(), { axis: 0 }, special));
+    cases.push(redCase('argmax', 'f32', ['B', 300], new Map([['B', 3]]), { axis: 1 }, random('f32', [3, 300], 4, (r) => Math.floor(r() * 3))));
+    await checkShaders(device, cases.map((c) => c.run.kernel));
+    const got = await runKernels(device, cases.map((c) => c.run));
+    expect(compareReduce(cases, got)).toEqual([]);
+  });
+});
