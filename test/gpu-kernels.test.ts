@@ -4,6 +4,7 @@ import type { Attrs, DType, Node, TensorType, Value } from '../compiler/ir/types
 import { getOp, inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { type Dim, sym } from '../compiler/shapes/dim.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulUniforms, type MatmulKernel } from '../compiler/codegen/matmul.ts';
 import { lowerReduce, reduceUniforms, type ReduceKernel } from '../compiler/codegen/reduce.ts';
@@ -86,17 +87,6 @@ async function runKernels(device: GPUDevice, runs: readonly KernelRun[]): Promis
 
 // ---- inputs and nodes -------------------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Spec = readonly (number | string)[];
 const dims = (s: Spec): Dim[] => s.map((d) => (typeof d === 'number' ? d : sym(d)));
 const bind = (s: Spec, sizes: ReadonlyMap<string, number>): number[] => s.map((d) => (typeof d === 'number' ? d : sizes.get(d)!));
@@ -111,7 +101,7 @@ function makeNode(op: string, types: readonly TensorType[], attrs: Attrs): Node 
 }
 
 function random(dtype: DType, shape: readonly number[], seed: number, gen: (r: () => number, i: number) => number): Tensor {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   const vals = Array.from({ length: n }, (_, i) => gen(r, i));
   return tensor(dtype, shape, dtype === 'f32' ? vals.map(Math.fround) : vals);
