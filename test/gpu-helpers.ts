@@ -1,4 +1,4 @@
-// A minimal test executor for generated kernels on Dawn: one shared device, pipelines cached by WGSL, batched runs of single elementwise nodes.
+// A minimal test executor for generated kernels on Dawn: one shared device, pipelines cached by WGSL, batched single-kernel launches.
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,20 +82,26 @@ function fromStorage(dtype: DType, shape: number[], bytes: ArrayBuffer): Tensor 
   return { dtype, shape, data: Float64Array.from(view) };
 }
 
-export interface ElementwiseRun {
-  readonly kernel: ElementwiseKernel;
+/** One kernel launch, ready to encode: its shader, uniform words, inputs and the output it writes. */
+export interface Launch {
+  readonly op: string;
+  readonly wgsl: string;
   readonly inputs: readonly Tensor[];
-  readonly sizes: ReadonlyMap<string, number>;
-  /** Override the per-dimension workgroup limit (tests fold the grid with a small one). */
-  readonly maxWorkgroupsPerDim?: number;
+  /** The input shapes the kernel was specialised to by the sizes; the inputs must have them. */
+  readonly inShapes: readonly (readonly number[])[];
+  readonly uniform: Uint32Array<ArrayBuffer>;
+  readonly outShape: number[];
+  readonly outDtype: DType;
+  /** The workgroup grid, or null when there is nothing to compute (an empty output). */
+  readonly dispatch: readonly [number, number] | null;
 }
 
 /**
- * Run a batch of single-node kernels: one command buffer, distinct output buffers (no buffer is ever
- * bound as both input and output), all readbacks mapped together. Returns one output per run.
+ * Run a batch of single-kernel launches: one command buffer, distinct output buffers (no buffer is
+ * ever bound as both input and output), all readbacks mapped together. Returns one output per launch.
  */
-export async function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[]): Promise<Tensor[]> {
-  const compiled = await Promise.all(runs.map((r) => compile(device, r.kernel.wgsl)));
+export async function runLaunches(device: GPUDevice, launches: readonly Launch[]): Promise<Tensor[]> {
+  const compiled = await Promise.all(launches.map((l) => compile(device, l.wgsl)));
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
   const buffer = (size: number, usage: number): GPUBuffer => {
@@ -106,21 +112,21 @@ export async function runElementwise(device: GPUDevice, runs: readonly Elementwi
   const encoder = device.createCommandEncoder();
   device.pushErrorScope('validation');
   const readbacks: { buf: GPUBuffer; bytes: number; dtype: DType; shape: number[] }[] = [];
-  runs.forEach((r, n) => {
-    const { data, numel, outShape, inShapes } = elementwiseUniforms(r.kernel, r.sizes);
-    r.inputs.forEach((t, i) => {
-      if (t.shape.length !== inShapes[i].length || t.shape.some((d, a) => d !== inShapes[i][a])) {
-        throw new Error(`${r.kernel.op}: input ${i} has shape [${t.shape.join(', ')}], the kernel expects [${inShapes[i].join(', ')}]`);
+  launches.forEach((l, n) => {
+    l.inputs.forEach((t, i) => {
+      const want = l.inShapes[i];
+      if (t.shape.length !== want.length || t.shape.some((d, a) => d !== want[a])) {
+        throw new Error(`${l.op}: input ${i} has shape [${t.shape.join(', ')}], the kernel expects [${want.join(', ')}]`);
       }
     });
-    const bytes = numel * 4;
+    const bytes = l.outShape.reduce((a, b) => a * b, 1) * 4;
     const out = buffer(bytes, storage);
     const readback = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    readbacks.push({ buf: readback, bytes, dtype: r.kernel.output.dtype, shape: outShape });
-    if (numel === 0) return;
-    const uniform = buffer(data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    device.queue.writeBuffer(uniform, 0, data);
-    const ins = r.inputs.map((t) => {
+    readbacks.push({ buf: readback, bytes, dtype: l.outDtype, shape: l.outShape });
+    if (bytes === 0 || l.dispatch === null) return;
+    const uniform = buffer(l.uniform.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    device.queue.writeBuffer(uniform, 0, l.uniform);
+    const ins = l.inputs.map((t) => {
       const host = toStorage(t);
       const b = buffer(host.byteLength, storage);
       if (host.byteLength > 0) device.queue.writeBuffer(b, 0, host);
@@ -132,11 +138,10 @@ export async function runElementwise(device: GPUDevice, runs: readonly Elementwi
       layout: pipeline.getBindGroupLayout(0),
       entries: [uniform, ...ins, out].map((b, binding) => ({ binding, resource: { buffer: b } })),
     });
-    const [x, y] = dispatchSize(numel, r.kernel.workgroupSize, r.maxWorkgroupsPerDim);
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y);
+    pass.dispatchWorkgroups(l.dispatch[0], l.dispatch[1]);
     pass.end();
     encoder.copyBufferToBuffer(out, 0, readback, 0, Math.max(4, bytes));
   });
@@ -153,4 +158,32 @@ export async function runElementwise(device: GPUDevice, runs: readonly Elementwi
   );
   for (const b of created) b.destroy();
   return results;
+}
+
+export interface ElementwiseRun {
+  readonly kernel: ElementwiseKernel;
+  readonly inputs: readonly Tensor[];
+  readonly sizes: ReadonlyMap<string, number>;
+  /** Override the per-dimension workgroup limit (tests fold the grid with a small one). */
+  readonly maxWorkgroupsPerDim?: number;
+}
+
+/** Run a batch of single elementwise nodes; returns one output per run. */
+export function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[]): Promise<Tensor[]> {
+  return runLaunches(
+    device,
+    runs.map((r) => {
+      const { data, numel, outShape, inShapes } = elementwiseUniforms(r.kernel, r.sizes);
+      return {
+        op: r.kernel.op,
+        wgsl: r.kernel.wgsl,
+        inputs: r.inputs,
+        inShapes,
+        uniform: data,
+        outShape,
+        outDtype: r.kernel.output.dtype,
+        dispatch: numel === 0 ? null : dispatchSize(numel, r.kernel.workgroupSize, r.maxWorkgroupsPerDim),
+      };
+    }),
+  );
 }

@@ -8,7 +8,7 @@ import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulUniforms, type MatmulKernel } from '../compiler/codegen/matmul.ts';
 import { lowerReduce, reduceUniforms, type ReduceKernel } from '../compiler/codegen/reduce.ts';
-import { compile, getDevice, toStorage } from './gpu-helpers.ts';
+import { compile, getDevice, runLaunches } from './gpu-helpers.ts';
 
 // ---- a generic one-kernel executor ------------------------------------------------------------------
 
@@ -25,64 +25,24 @@ function launch(kernel: Kernel, sizes: ReadonlyMap<string, number>) {
   return 'batchRank' in kernel ? matmulUniforms(kernel, sizes) : reduceUniforms(kernel, sizes);
 }
 
-/** Like runElementwise: one command buffer, a distinct output buffer per run, readbacks mapped together. */
-async function runKernels(device: GPUDevice, runs: readonly KernelRun[]): Promise<Tensor[]> {
-  const compiled = await Promise.all(runs.map((r) => compile(device, r.kernel.wgsl)));
-  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-  const created: GPUBuffer[] = [];
-  const buffer = (size: number, usage: number): GPUBuffer => {
-    const b = device.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage });
-    created.push(b);
-    return b;
-  };
-  const encoder = device.createCommandEncoder();
-  device.pushErrorScope('validation');
-  const readbacks: { buf: GPUBuffer; bytes: number; dtype: DType; shape: number[] }[] = [];
-  runs.forEach((r, n) => {
-    const { data, workgroups, outShape, inShapes } = launch(r.kernel, r.sizes);
-    r.inputs.forEach((t, i) => {
-      if (t.shape.join(',') !== inShapes[i].join(',')) throw new Error(`${r.kernel.op}: input ${i} is [${t.shape}], the kernel expects [${inShapes[i]}]`);
-    });
-    const bytes = outShape.reduce((a, b) => a * b, 1) * 4;
-    const out = buffer(bytes, storage);
-    const readback = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    readbacks.push({ buf: readback, bytes, dtype: r.kernel.output.dtype, shape: outShape });
-    if (bytes === 0 || workgroups === 0) return;
-    const uniform = buffer(data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    device.queue.writeBuffer(uniform, 0, data);
-    const ins = r.inputs.map((t) => {
-      const host = toStorage(t);
-      const b = buffer(host.byteLength, storage);
-      if (host.byteLength > 0) device.queue.writeBuffer(b, 0, host);
-      return b;
-    });
-    const { pipeline } = compiled[n];
-    const bindGroup = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [uniform, ...ins, out].map((b, binding) => ({ binding, resource: { buffer: b } })),
-    });
-    const [x, y] = dispatchSize(workgroups, 1, r.maxWorkgroupsPerDim);
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y);
-    pass.end();
-    encoder.copyBufferToBuffer(out, 0, readback, 0, Math.max(4, bytes));
-  });
-  device.queue.submit([encoder.finish()]);
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-  const results = await Promise.all(
-    readbacks.map(async ({ buf, bytes, dtype, shape }) => {
-      await buf.mapAsync(GPUMapMode.READ);
-      const copy = buf.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
-      buf.unmap();
-      const view = dtype === 'f32' ? new Float32Array(copy) : dtype === 'i32' ? new Int32Array(copy) : new Uint32Array(copy);
-      return { dtype, shape, data: Float64Array.from(view) };
+/** Run a batch of matmul and reduction kernels through the shared executor; returns one output per run. */
+function runKernels(device: GPUDevice, runs: readonly KernelRun[]): Promise<Tensor[]> {
+  return runLaunches(
+    device,
+    runs.map((r) => {
+      const { data, workgroups, outShape, inShapes } = launch(r.kernel, r.sizes);
+      return {
+        op: r.kernel.op,
+        wgsl: r.kernel.wgsl,
+        inputs: r.inputs,
+        inShapes,
+        uniform: data,
+        outShape,
+        outDtype: r.kernel.output.dtype,
+        dispatch: workgroups === 0 ? null : dispatchSize(workgroups, 1, r.maxWorkgroupsPerDim),
+      };
     }),
   );
-  for (const b of created) b.destroy();
-  return results;
 }
 
 // ---- inputs and nodes -------------------------------------------------------------------------------

@@ -1,23 +1,13 @@
 // Proves the machine runs real WebGPU: Dawn (npm `webgpu`) finds an adapter and a compute shader computes.
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { getDevice } from './gpu-helpers.ts';
 
 describe('Dawn through the webgpu package', () => {
   it('finds an adapter and runs a compute shader', async () => {
-    if (!process.env.XDG_RUNTIME_DIR) {
-      const dir = join(tmpdir(), `dlc-xdg-${process.pid}`);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      process.env.XDG_RUNTIME_DIR = dir;
-    }
-    const { create, globals } = await import('webgpu');
-    Object.assign(globalThis, globals);
-    const gpu = create([]);
-    const adapter = await gpu.requestAdapter();
-    expect(adapter, 'no WebGPU adapter: is Mesa 25 lavapipe (bookworm-backports) installed?').not.toBeNull();
-    console.log(`adapter: ${adapter!.info.vendor} ${adapter!.info.architecture} ${adapter!.info.description}`);
-    const device = await adapter!.requestDevice();
+    // getDevice throws with a clear message when Dawn finds no adapter
+    const device = await getDevice();
+    const adapterInfo = device.adapterInfo;
+    console.log(`adapter: ${adapterInfo.vendor} ${adapterInfo.architecture} ${adapterInfo.description}`);
 
     const n = 1000;
     const a = Float32Array.from({ length: n }, (_, i) => i * 0.5);
@@ -61,6 +51,5 @@ describe('Dawn through the webgpu package', () => {
     const result = new Float32Array(readback.getMappedRange().slice(0));
     readback.unmap();
     for (let i = 0; i < n; i++) expect(result[i]).toBe(Math.fround(a[i] + b[i]));
-    device.destroy();
   });
 });
