@@ -1,6 +1,6 @@
 // Every example model elaborates (train and eval variants), passes the IR verifier, and runs forward in the f64 interpreter.
 import { readFileSync } from 'node:fs';
-import { argsOf } from './helpers.ts';
+import { argsOf, EXAMPLE_CASES } from './helpers.ts';
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { describe, expect, it } from 'vitest';
 import { parse } from '../grammar/parse.ts';
@@ -12,27 +12,7 @@ import { verifyGraph } from '../compiler/ir/verify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
 
-interface Case {
-  readonly file: string;
-  readonly model: string;
-  /** Small hyperparameters so the interpreter runs quickly. */
-  readonly args: string;
-  readonly sizes: Record<string, number>;
-  /** Exclusive upper bounds for integer inputs (class labels, token ids, actions). */
-  readonly intRange?: Record<string, number>;
-}
-
-const CASES: Case[] = [
-  { file: 'mnist_mlp', model: 'MnistMlp', args: 'hidden: 16', sizes: { B: 3 }, intRange: { label: 10 } },
-  { file: 'lenet', model: 'LeNet', args: '', sizes: { B: 2 }, intRange: { label: 10 } },
-  { file: 'resnet', model: 'Cifar10ResNet', args: 'depth: 1', sizes: { B: 2 }, intRange: { label: 10 } },
-  { file: 'lstm_classifier', model: 'ActivityClassifier', args: 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
-  { file: 'char_transformer', model: 'CharGPT', args: 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2', sizes: { B: 2, L: 6 }, intRange: { tokens: 11 } },
-  { file: 'gan', model: 'Gan', args: 'latent: 4, hidden: 8, pixels: 12', sizes: { B: 3 } },
-  { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 4', sizes: { B: 2 } },
-  { file: 'autoencoder', model: 'EncoderProbe', args: 'code: 4, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
-  { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
-];
+const CASES = EXAMPLE_CASES;
 
 describe(`every example elaborates, verifies and runs forward (seed ${SEED})`, () => {
   const stdlib = stdlibModules().programs;

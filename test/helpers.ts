@@ -1,4 +1,4 @@
-// Helpers shared by the test suites: hyperparameters written as call arguments.
+// Helpers shared by the test suites: hyperparameters written as call arguments, and the examples at small sizes.
 import type { Arg } from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
 
@@ -7,3 +7,26 @@ export function argsOf(model: string, args: string): Arg[] {
   const decl = parse(`train ${model}(${args}) {}`, 'args.dl').program.body.stmts[0];
   return decl.kind === 'Train' ? [...(decl.args ?? [])] : [];
 }
+
+/** An example model with hyperparameters small enough for the float64 interpreter. */
+export interface ExampleCase {
+  readonly file: string;
+  readonly model: string;
+  /** Small hyperparameters, as call arguments. */
+  readonly args: string;
+  readonly sizes: Record<string, number>;
+  /** Exclusive upper bounds for integer inputs (class labels, token ids, actions). */
+  readonly intRange?: Record<string, number>;
+}
+
+export const EXAMPLE_CASES: readonly ExampleCase[] = [
+  { file: 'mnist_mlp', model: 'MnistMlp', args: 'hidden: 16', sizes: { B: 3 }, intRange: { label: 10 } },
+  { file: 'lenet', model: 'LeNet', args: '', sizes: { B: 2 }, intRange: { label: 10 } },
+  { file: 'resnet', model: 'Cifar10ResNet', args: 'depth: 1', sizes: { B: 2 }, intRange: { label: 10 } },
+  { file: 'lstm_classifier', model: 'ActivityClassifier', args: 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
+  { file: 'char_transformer', model: 'CharGPT', args: 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2', sizes: { B: 2, L: 6 }, intRange: { tokens: 11 } },
+  { file: 'gan', model: 'Gan', args: 'latent: 4, hidden: 8, pixels: 12', sizes: { B: 3 } },
+  { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 4', sizes: { B: 2 } },
+  { file: 'autoencoder', model: 'EncoderProbe', args: 'code: 4, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
+  { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
+];

@@ -1,7 +1,7 @@
 // The optimization passes: "before" and "expected after" graphs compared structurally, the verifier after every
 // pass, and every example computing the same results in the interpreter once optimized.
 import { readFileSync } from 'node:fs';
-import { argsOf } from './helpers.ts';
+import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { describe, expect, it } from 'vitest';
 import { parse } from '../grammar/parse.ts';
@@ -428,12 +428,7 @@ describe('optimize', () => {
 
 // ---- equivalence on the examples --------------------------------------------------------------------
 
-interface Case {
-  readonly file: string;
-  readonly model: string;
-  readonly args: string;
-  readonly sizes: Record<string, number>;
-  readonly intRange?: Record<string, number>;
+interface Case extends ExampleCase {
   /** Source text instead of examples/<file>.dl: the hand-written models. */
   readonly text?: string;
 }
@@ -457,31 +452,9 @@ model Redundant(d: int = 4) {
 }
 `;
 
-const CASES: Case[] = [
-  { file: 'mnist_mlp', model: 'MnistMlp', args: 'hidden: 16', sizes: { B: 3 }, intRange: { label: 10 } },
-  { file: 'lenet', model: 'LeNet', args: '', sizes: { B: 2 }, intRange: { label: 10 } },
-  { file: 'resnet', model: 'Cifar10ResNet', args: 'depth: 1', sizes: { B: 2 }, intRange: { label: 10 } },
-  { file: 'lstm_classifier', model: 'ActivityClassifier', args: 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
-  { file: 'char_transformer', model: 'CharGPT', args: 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2', sizes: { B: 2, L: 6 }, intRange: { tokens: 11 } },
-  { file: 'gan', model: 'Gan', args: 'latent: 4, hidden: 8, pixels: 12', sizes: { B: 3 } },
-  { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 4', sizes: { B: 2 } },
-  { file: 'autoencoder', model: 'EncoderProbe', args: 'code: 4, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
-  { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
-  { file: 'small', model: 'Redundant', args: 'd: 4', sizes: { B: 3 }, text: SMALL_MODELS },
-];
+const CASES: Case[] = [...EXAMPLE_CASES, { file: 'small', model: 'Redundant', args: 'd: 4', sizes: { B: 3 }, text: SMALL_MODELS }];
 
-/**
- * The graph with the gradient of every loss with respect to every float parameter exposed as outputs,
- * or null while autodiff lacks a rule for one of its ops (the forward graph is then checked alone).
- */
-function withGradients(g: Graph): Graph | null {
-  try {
-    return gradients(g);
-  } catch {
-    return null;
-  }
-}
-
+/** The graph with the gradient of every loss with respect to every float parameter exposed as outputs. */
 function gradients(g: Graph): Graph {
   const editor = new GraphEditor(g);
   const wrt = g.params.filter((p) => p.value.type.dtype === 'f32').map((p) => p.value);
@@ -519,16 +492,16 @@ describe(`optimized examples compute the same results (seed ${SEED})`, () => {
   const stdlib = stdlibModules().programs;
   for (const c of CASES) {
     for (const training of [true, false]) {
-      it(`${c.file}: ${c.model} (${training ? 'train, with gradients where autodiff covers it' : 'eval'})`, () => {
+      it(`${c.file}: ${c.model} (${training ? 'train, with gradients' : 'eval'})`, () => {
         const text = c.text ?? readFileSync(`examples/${c.file}.dl`, 'utf8');
         const program = parse(text, `${c.file}.dl`).program;
         const result = elaborate(program, { modules: stdlib, training, modelArgs: new Map([[c.model, argsOf(c.model, c.args)]]) });
         expect(result.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([]);
         const forward = result.graphs.get(c.model)!;
-        const g = (training ? withGradients(forward) : null) ?? forward;
+        const g = training ? gradients(forward) : forward;
         expect(verifyGraph(g)).toEqual([]);
         const opt = checkPasses(g);
-        reductions.push(`${c.model} ${training ? (g === forward ? 'train (no gradients)' : 'train+grad') : 'eval'}: ${g.nodes.length} -> ${opt.nodes.length}`);
+        reductions.push(`${c.model} ${training ? 'train+grad' : 'eval'}: ${g.nodes.length} -> ${opt.nodes.length}`);
         const sizes = new Map(Object.entries(c.sizes));
         const feeds = randomFeeds(g, sizes, seededRandom(SEED), { intRange: c.intRange ?? {} });
         const want = interpretGraph(g, feeds, { sizes });
