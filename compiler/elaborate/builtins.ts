@@ -3,8 +3,7 @@ import type * as A from '../../grammar/ast.ts';
 import type { DType } from '../ir/types.ts';
 import * as D from '../shapes/dim.ts';
 import type { Elaborator } from './elaborate.ts';
-import { dimValue } from './elaborate.ts';
-import { describe, Env, POISON, type CtValue, type TensorV } from './values.ts';
+import { describe, dimValue, Env, POISON, type CtValue, type TensorV } from './values.ts';
 
 type Arg = { readonly value: CtValue; readonly span: A.Span };
 

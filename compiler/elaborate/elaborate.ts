@@ -7,7 +7,7 @@ import * as D from '../shapes/dim.ts';
 import { DimUnifier } from '../shapes/unify.ts';
 import { callBuiltin, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
 import { GraphBuilder, typeToString, type Operand } from './builder.ts';
-import { describe, Env, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
+import { describe, dimValue, Env, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 
 export interface ElaborateOptions {
   /** Parsed standard-library and imported modules whose declarations are visible to the program. */
@@ -1126,9 +1126,6 @@ function sameType(a: TensorType, b: TensorType): boolean {
   return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => D.dimEquals(d, b.shape[i]));
 }
 
-export function dimValue(d: D.Dim): CtValue {
-  return typeof d === 'number' ? { kind: 'int', value: d } : { kind: 'dim', value: d };
-}
 
 function visitIdents(e: A.Expr, f: (name: string) => void): void {
   if (e.kind === 'Ident') f(e.name);

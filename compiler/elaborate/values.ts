@@ -115,8 +115,9 @@ export class Env {
 export const POISON: PoisonV = { kind: 'poison' };
 export const NONE: CtValue = { kind: 'none' };
 
-export function int(value: number): CtValue {
-  return { kind: 'int', value };
+/** A size as a value: a plain int when it is concrete. */
+export function dimValue(d: Dim): CtValue {
+  return typeof d === 'number' ? { kind: 'int', value: d } : { kind: 'dim', value: d };
 }
 
 export function describe(v: CtValue): string {
