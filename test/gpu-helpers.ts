@@ -2,7 +2,9 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DType } from '../compiler/ir/types.ts';
+import type { DType, Node } from '../compiler/ir/types.ts';
+import { lowerNode } from '../compiler/codegen/kernel.ts';
+import { type Dim, evaluate } from '../compiler/shapes/dim.ts';
 import type { Tensor } from '../compiler/interpret/tensor.ts';
 import { dispatchSize, elementwiseUniforms, type ElementwiseKernel } from '../compiler/codegen/elementwise.ts';
 
@@ -186,4 +188,76 @@ export function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[
       };
     }),
   );
+}
+
+/**
+ * Run one node through its registry lowering (`lowerNode`: every dispatch it needs, in order) on the
+ * GPU and read back all its outputs. The symbolic sizes in the node's types and attributes are bound
+ * by `sizes`; the inputs must have the bound shapes.
+ */
+export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map()): Promise<Tensor[]> {
+  const plans = lowerNode(node);
+  const compiled = await Promise.all(plans.map((p) => compile(device, p.wgsl)));
+  const bind = (d: Dim): number => {
+    const v = evaluate(d, sizes);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${node.op}: size ${v} is not a u32`);
+    return v;
+  };
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const created: GPUBuffer[] = [];
+  const buffer = (bytes: number, usage: number): GPUBuffer => {
+    const b = device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage });
+    created.push(b);
+    return b;
+  };
+  const inBufs = inputs.map((t, i) => {
+    const want = node.inputs[i].type.shape.map(bind);
+    if (t.shape.length !== want.length || t.shape.some((d, a) => d !== want[a])) throw new Error(`${node.op}: input ${i} has shape [${t.shape}], expected [${want}]`);
+    const host = toStorage(t);
+    const b = buffer(host.byteLength, storage);
+    if (host.byteLength > 0) device.queue.writeBuffer(b, 0, host);
+    return b;
+  });
+  const outShapes = node.outputs.map((v) => v.type.shape.map(bind));
+  const outBufs = outShapes.map((s) => buffer(s.reduce((a, b) => a * b, 1) * 4, storage));
+  const encoder = device.createCommandEncoder();
+  device.pushErrorScope('validation');
+  plans.forEach((plan, n) => {
+    const groups = bind(plan.workgroups);
+    if (groups === 0) return;
+    const uniform = buffer(plan.uniforms.length * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    device.queue.writeBuffer(uniform, 0, Uint32Array.from(plan.uniforms.map(bind)));
+    const ins = (plan.inputs ?? inputs.map((_, i) => i)).map((i) => inBufs[i]);
+    const outs = (plan.outputs ?? outBufs.map((_, i) => i)).map((i) => outBufs[i]);
+    const { pipeline } = compiled[n];
+    const bindGroup = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [uniform, ...ins, ...outs].map((b, binding) => ({ binding, resource: { buffer: b } })),
+    });
+    const [x, y] = dispatchSize(groups, 1);
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y);
+    pass.end();
+  });
+  const readbacks = outBufs.map((b, i) => {
+    const bytes = outShapes[i].reduce((a, c) => a * c, 1) * 4;
+    const rb = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    encoder.copyBufferToBuffer(b, 0, rb, 0, Math.max(4, bytes));
+    return { rb, bytes };
+  });
+  device.queue.submit([encoder.finish()]);
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`${node.op}: WebGPU validation error: ${error.message}`);
+  const results = await Promise.all(
+    readbacks.map(async ({ rb, bytes }, i) => {
+      await rb.mapAsync(GPUMapMode.READ);
+      const copy = rb.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
+      rb.unmap();
+      return fromStorage(node.outputs[i].type.dtype, outShapes[i], copy);
+    }),
+  );
+  for (const b of created) b.destroy();
+  return results;
 }

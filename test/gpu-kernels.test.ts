@@ -6,8 +6,8 @@ import { type Dim, sym } from '../compiler/shapes/dim.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
-import { lowerMatmul, matmulUniforms, type MatmulKernel } from '../compiler/codegen/matmul.ts';
-import { lowerReduce, reduceUniforms, type ReduceKernel } from '../compiler/codegen/reduce.ts';
+import { lowerMatmul, matmulPlans, matmulUniforms, type MatmulKernel } from '../compiler/codegen/matmul.ts';
+import { lowerReduce, reducePlans, reduceUniforms, type ReduceKernel } from '../compiler/codegen/reduce.ts';
 import { compile, getDevice, runLaunches } from './gpu-helpers.ts';
 
 // ---- a generic one-kernel executor ------------------------------------------------------------------
@@ -82,7 +82,7 @@ describe('matmul lowering on WebGPU', () => {
   it('is the kernel facet of the registry entry', () => {
     const lower = getOp('matmul')!.lower!;
     expect(lower.kind).toBe('kernel');
-    expect(lower.kernel).toBe(lowerMatmul);
+    expect(lower.kernel).toBe(matmulPlans);
   });
 
   it('matches the interpreter within 1e-5 relative (to sum |a||b|) scaled by k', async () => {
@@ -105,7 +105,8 @@ describe('matmul lowering on WebGPU', () => {
     let seed = 11;
     for (const [sa, sb, bs] of CASES) {
       const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(sa) }, { dtype: 'f32', shape: dims(sb) }], {});
-      const kernel = getOp('matmul')!.lower!.kernel!(node) as MatmulKernel;
+      const kernel = lowerMatmul(node);
+      expect(getOp('matmul')!.lower!.kernel!(node)[0].wgsl).toBe(kernel.wgsl);
       for (const b of bs.length > 0 ? bs : [0]) {
         const sizes = new Map(bs.length > 0 ? [['B', b]] : []);
         const a = random('f32', bind(sa, sizes), seed++, (r) => r() * 2 - 1);
@@ -171,7 +172,7 @@ interface RedCase {
 
 function redCase(op: string, dtype: DType, spec: Spec, sizes: Map<string, number>, attrs: Attrs, x: Tensor, maxPerDim?: number): RedCase {
   const node = makeNode(op, [{ dtype, shape: dims(spec) }], attrs);
-  const kernel = getOp(op)!.lower!.kernel!(node) as ReduceKernel;
+  const kernel = lowerReduce(node);
   const def = getOp(op)!;
   const [want] = def.interpret([x], attrs, { sizes });
   const scale = op === 'reduce_sum' && dtype === 'f32' ? def.interpret([abs(x)], attrs, { sizes })[0] : undefined;
@@ -200,7 +201,7 @@ describe('reduction lowering on WebGPU', () => {
   it('is the kernel facet of the registry entries', () => {
     for (const op of ['reduce_sum', 'reduce_max', 'argmax']) {
       expect(getOp(op)!.lower?.kind).toBe('kernel');
-      expect(getOp(op)!.lower?.kernel).toBe(lowerReduce);
+      expect(getOp(op)!.lower?.kernel).toBe(reducePlans);
     }
   });
 

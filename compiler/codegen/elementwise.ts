@@ -10,7 +10,7 @@
 // `var<storage, read_write>`. bool is stored as u32 0/1. Dispatch is `dispatchSize(numel)`: past
 // 65,535 workgroups the grid folds into a second dimension and the shader linearizes it back.
 import type { DType, Node } from '../ir/types.ts';
-import { type Dim, dimEquals, evaluate, isConcrete } from '../shapes/dim.ts';
+import { type Dim, dimEquals, evaluate, isConcrete, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/index.ts';
 
 export const WORKGROUP_SIZE = 256;
@@ -159,9 +159,39 @@ function concreteShape(shape: readonly Dim[], sizes: ReadonlyMap<string, number>
 }
 
 /**
- * The uniform buffer contents for a kernel once the symbolic sizes are bound: the element count, the
- * output shape and, per strided input, its row-major strides aligned to the output's axes (0 along
- * an axis the input lacks or has size 1 on). Also returns the concrete shapes, for buffer sizing.
+ * The uniform words as sizes: the element count, the output shape and, per strided input, its
+ * row-major strides aligned to the output's axes (0 along an axis the input lacks or has size 1 on).
+ * Broadcasting is decided statically: only a size that is the constant 1 broadcasts.
+ */
+export function elementwiseUniformDims(kernel: ElementwiseKernel): Dim[] {
+  const out = kernel.output.shape;
+  const words: Dim[] = new Array<Dim>(kernel.uniformBytes / 4).fill(0);
+  words[0] = out.reduce<Dim>((a, b) => mul(a, b), 1);
+  if (kernel.stridedInputs.length > 0) {
+    const rank = out.length;
+    const k = Math.max(1, Math.ceil(rank / 4));
+    out.forEach((d, a) => (words[4 + a] = d));
+    kernel.stridedInputs.forEach((i, j) => {
+      const shape = kernel.inputs[i].shape;
+      const base = 4 + 4 * k * (1 + j);
+      const lead = rank - shape.length;
+      let acc: Dim = 1;
+      for (let a = shape.length - 1; a >= 0; a--) {
+        const one = isConcrete(shape[a]) && shape[a] === 1;
+        if (!one && !dimEquals(shape[a], out[lead + a])) {
+          throw new Error(`${kernel.op}: operand ${i} size ${String(shape[a])} does not broadcast to the output`);
+        }
+        words[base + lead + a] = one ? 0 : acc;
+        acc = mul(acc, shape[a]);
+      }
+    });
+  }
+  return words;
+}
+
+/**
+ * The uniform buffer contents for a kernel once the symbolic sizes are bound (the words of
+ * `elementwiseUniformDims`, evaluated), with the concrete shapes, for buffer sizing.
  */
 export function elementwiseUniforms(
   kernel: ElementwiseKernel,
@@ -171,26 +201,7 @@ export function elementwiseUniforms(
   const inShapes = kernel.inputs.map((x) => concreteShape(x.shape, sizes));
   const numel = outShape.reduce((a, b) => a * b, 1);
   if (numel > 0xffffffff) throw new Error(`${kernel.op}: ${numel} elements do not fit a u32 index`);
-  const data = new Uint32Array(kernel.uniformBytes / 4);
-  data[0] = numel;
-  if (kernel.stridedInputs.length > 0) {
-    const rank = outShape.length;
-    const k = Math.max(1, Math.ceil(rank / 4));
-    outShape.forEach((d, a) => (data[4 + a] = d));
-    kernel.stridedInputs.forEach((i, j) => {
-      const shape = inShapes[i];
-      const base = 4 + 4 * k * (1 + j);
-      const lead = rank - shape.length;
-      let acc = 1;
-      for (let a = shape.length - 1; a >= 0; a--) {
-        if (shape[a] !== 1 && shape[a] !== outShape[lead + a]) {
-          throw new Error(`${kernel.op}: operand ${i} shape [${shape.join(', ')}] does not broadcast to [${outShape.join(', ')}]`);
-        }
-        data[base + lead + a] = shape[a] === 1 ? 0 : acc;
-        acc *= shape[a];
-      }
-    });
-  }
+  const data = Uint32Array.from(concreteShape(elementwiseUniformDims(kernel), sizes));
   return { data, numel, outShape, inShapes };
 }
 

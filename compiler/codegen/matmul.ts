@@ -13,7 +13,8 @@
 //
 // Bindings (group 0): 0 the uniform `Params`; 1 A and 2 B, `var<storage, read>`; 3 the output.
 import type { DType, Node } from '../ir/types.ts';
-import { type Dim, evaluate, isConcrete } from '../shapes/dim.ts';
+import type { KernelPlan } from './kernel.ts';
+import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
 export const MATMUL_TILE_K = 16;
@@ -160,6 +161,42 @@ export function lowerMatmul(node: Node): MatmulKernel {
 }
 
 /**
+ * The uniform words as sizes: m, n, k, the batch count, tile columns, tile rows and total tiles, then
+ * the batch shape and each operand's batch strides in matrices (0 along broadcast axes). The number
+ * of workgroups is the total tile count (word 6).
+ */
+export function matmulUniformDims(kernel: MatmulKernel): Dim[] {
+  const out = kernel.output.shape;
+  const r = out.length;
+  const [m, n] = out.slice(r - 2);
+  const a = kernel.inputs[0].shape;
+  const k = a[a.length - 1];
+  const batch = out.slice(0, r - 2);
+  const count = batch.reduce<Dim>((x, y) => mul(x, y), 1);
+  const tilesN = floorDiv(add(n, MATMUL_TILE - 1), MATMUL_TILE);
+  const tilesM = floorDiv(add(m, MATMUL_TILE - 1), MATMUL_TILE);
+  const words: Dim[] = new Array<Dim>(kernel.uniformBytes / 4).fill(0);
+  [m, n, k, count, tilesN, tilesM, mul(count, mul(tilesM, tilesN)), 0].forEach((d, i) => (words[i] = d));
+  if (kernel.batchRank > 0) {
+    const k4 = Math.max(1, Math.ceil(kernel.batchRank / 4));
+    batch.forEach((d, i) => (words[8 + i] = d));
+    kernel.inputs.forEach((x, j) => {
+      const bshape = x.shape.slice(0, x.shape.length - 2);
+      const lead = batch.length - bshape.length;
+      const base = 8 + 4 * k4 * (1 + j);
+      let acc: Dim = 1;
+      for (let d = bshape.length - 1; d >= 0; d--) {
+        const one = isConcrete(bshape[d]) && bshape[d] === 1;
+        if (!one && !dimEquals(bshape[d], batch[lead + d])) throw new Error(`matmul: operand ${j} batch does not broadcast to the output's`);
+        words[base + lead + d] = one ? 0 : acc;
+        acc = mul(acc, bshape[d]);
+      }
+    });
+  }
+  return words;
+}
+
+/**
  * The uniform buffer once the symbolic sizes are bound, the number of workgroups (one per output
  * tile, to be folded by `dispatchSize(workgroups, 1)`), and the concrete shapes.
  */
@@ -169,33 +206,14 @@ export function matmulUniforms(
 ): { data: Uint32Array<ArrayBuffer>; workgroups: number; outShape: number[]; inShapes: number[][] } {
   const outShape = bindShape(kernel.output.shape, sizes);
   const inShapes = kernel.inputs.map((x) => bindShape(x.shape, sizes));
-  const r = outShape.length;
-  const [m, n] = outShape.slice(r - 2);
-  const k = inShapes[0][inShapes[0].length - 1];
-  const batch = outShape.slice(0, r - 2);
-  const count = batch.reduce((x, y) => x * y, 1);
-  const tilesN = Math.ceil(n / MATMUL_TILE);
-  const tilesM = Math.ceil(m / MATMUL_TILE);
-  const workgroups = count * tilesM * tilesN;
-  for (const v of [count * m * n, m * k * count, k * n * count, workgroups]) {
-    if (v > 0xffffffff) throw new Error(`matmul: ${v} does not fit a u32 index`);
-  }
-  const data = new Uint32Array(kernel.uniformBytes / 4);
-  data.set([m, n, k, count, tilesN, tilesM, workgroups, 0]);
-  if (kernel.batchRank > 0) {
-    const k4 = Math.max(1, Math.ceil(kernel.batchRank / 4));
-    batch.forEach((d, i) => (data[8 + i] = d));
-    inShapes.forEach((shape, j) => {
-      const bshape = shape.slice(0, shape.length - 2);
-      const lead = batch.length - bshape.length;
-      const base = 8 + 4 * k4 * (1 + j);
-      let acc = 1;
-      for (let d = bshape.length - 1; d >= 0; d--) {
-        if (bshape[d] !== 1 && bshape[d] !== batch[lead + d]) throw new Error(`matmul: operand ${j} batch [${bshape.join(', ')}] does not broadcast to [${batch.join(', ')}]`);
-        data[base + lead + d] = bshape[d] === 1 ? 0 : acc;
-        acc *= bshape[d];
-      }
-    });
-  }
-  return { data, workgroups, outShape, inShapes };
+  const words = bindShape(matmulUniformDims(kernel), sizes);
+  for (const v of words) if (v > 0xffffffff) throw new Error(`matmul: ${v} does not fit a u32 index`);
+  return { data: Uint32Array.from(words), workgroups: words[6], outShape, inShapes };
+}
+
+/** The registry's lowering: one dispatch, a workgroup per output tile. */
+export function matmulPlans(node: Node): KernelPlan[] {
+  const k = lowerMatmul(node);
+  const words = matmulUniformDims(k);
+  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6] }];
 }

@@ -19,7 +19,8 @@
 //
 // Bindings (group 0): 0 the uniform `Params`; 1 the input, `var<storage, read>`; 2 the output.
 import type { DType, Node } from '../ir/types.ts';
-import type { Dim } from '../shapes/dim.ts';
+import type { KernelPlan } from './kernel.ts';
+import { type Dim, mul } from '../shapes/dim.ts';
 import { bindShape, kernelStorageType, uvec } from './matmul.ts';
 
 export const REDUCE_WORKGROUP_SIZE = 256;
@@ -170,6 +171,38 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
 }
 
 /**
+ * The uniform words as sizes: output count and reduced count, then the kept axes' sizes and input
+ * strides, then the reduced axes' sizes and strides. One workgroup per output element (word 0).
+ */
+export function reduceUniformDims(kernel: ReduceKernel): Dim[] {
+  const inShape = kernel.inputs[0].shape;
+  const rank = inShape.length;
+  const str = new Array<Dim>(rank);
+  let acc: Dim = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    str[d] = acc;
+    acc = mul(acc, inShape[d]);
+  }
+  const kept = inShape.map((_, i) => i).filter((i) => !kernel.axes.includes(i));
+  const numOut = kept.reduce<Dim>((n, i) => mul(n, inShape[i]), 1);
+  const numRed = kernel.axes.reduce<Dim>((n, i) => mul(n, inShape[i]), 1);
+  const kk = Math.ceil(kept.length / 4);
+  const kr = Math.ceil(kernel.axes.length / 4);
+  const words: Dim[] = new Array<Dim>(kernel.uniformBytes / 4).fill(0);
+  words[0] = numOut;
+  words[1] = numRed;
+  kept.forEach((a, d) => {
+    words[4 + d] = inShape[a];
+    words[4 + 4 * kk + d] = str[a];
+  });
+  kernel.axes.forEach((a, d) => {
+    words[4 + 8 * kk + d] = inShape[a];
+    words[4 + 8 * kk + 4 * kr + d] = str[a];
+  });
+  return words;
+}
+
+/**
  * The uniform buffer once the symbolic sizes are bound, the number of workgroups (one per output
  * element, to be folded by `dispatchSize(workgroups, 1)`), and the concrete shapes.
  */
@@ -179,28 +212,14 @@ export function reduceUniforms(
 ): { data: Uint32Array<ArrayBuffer>; workgroups: number; outShape: number[]; inShapes: number[][] } {
   const inShape = bindShape(kernel.inputs[0].shape, sizes);
   const outShape = bindShape(kernel.output.shape, sizes);
-  const rank = inShape.length;
-  const str = new Array<number>(rank);
-  let acc = 1;
-  for (let d = rank - 1; d >= 0; d--) {
-    str[d] = acc;
-    acc *= inShape[d];
-  }
-  if (acc > 0xffffffff) throw new Error(`${kernel.op}: ${acc} elements do not fit a u32 index`);
-  const kept = inShape.map((_, i) => i).filter((i) => !kernel.axes.includes(i));
-  const numOut = kept.reduce((n, i) => n * inShape[i], 1);
-  const numRed = kernel.axes.reduce((n, i) => n * inShape[i], 1);
-  const kk = Math.ceil(kept.length / 4);
-  const kr = Math.ceil(kernel.axes.length / 4);
-  const data = new Uint32Array(kernel.uniformBytes / 4);
-  data.set([numOut, numRed, 0, 0]);
-  kept.forEach((a, d) => {
-    data[4 + d] = inShape[a];
-    data[4 + 4 * kk + d] = str[a];
-  });
-  kernel.axes.forEach((a, d) => {
-    data[4 + 8 * kk + d] = inShape[a];
-    data[4 + 8 * kk + 4 * kr + d] = str[a];
-  });
-  return { data, workgroups: numOut, outShape, inShapes: [inShape] };
+  if (inShape.reduce((a, b) => a * b, 1) > 0xffffffff) throw new Error(`${kernel.op}: the input does not fit a u32 index`);
+  const words = bindShape(reduceUniformDims(kernel), sizes);
+  return { data: Uint32Array.from(words), workgroups: words[0], outShape, inShapes: [inShape] };
+}
+
+/** The registry's lowering: one dispatch, a workgroup per output element. */
+export function reducePlans(node: Node): KernelPlan[] {
+  const k = lowerReduce(node);
+  const words = reduceUniformDims(k);
+  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: words[0] }];
 }

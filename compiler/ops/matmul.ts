@@ -3,7 +3,7 @@ import { broadcastShapes } from '../shapes/unify.ts';
 import { dimEquals, dimToString, shapeToString } from '../shapes/dim.ts';
 import { broadcastConcrete, broadcastStrides, numel, unravel, type Tensor } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
-import { lowerMatmul } from '../codegen/matmul.ts';
+import { matmulPlans } from '../codegen/matmul.ts';
 import { err, isFloatType, product, typeStr } from './util.ts';
 import { op1, unbroadcast } from './vjp-util.ts';
 import type { Value } from '../ir/types.ts';
@@ -47,7 +47,7 @@ registerOp({
   interpret([a, b]) {
     return [matmulRef(a, b)];
   },
-  lower: { kind: 'kernel', kernel: lowerMatmul },
+  lower: { kind: 'kernel', kernel: matmulPlans },
   // da = ct @ b^T and db = a^T @ ct at the broadcast batch shape, then summed over the batch axes each operand was broadcast along.
   vjp(ctx, { inputs: [a, b] }, [ct]) {
     if (!ct) return [null, null];

@@ -3,7 +3,7 @@ import type { Attrs, TensorType } from '../ir/types.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { numel, strides, unravel, wrap, type Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
-import { lowerReduce } from '../codegen/reduce.ts';
+import { reducePlans } from '../codegen/reduce.ts';
 import { err, isNumeric, normAxis, typeStr } from './util.ts';
 import { builder, keptShape } from './vjp-util.ts';
 
@@ -68,7 +68,7 @@ for (const [name, init, f] of [
       // Integer sums wrap per addition in hardware; summing exactly then wrapping once gives the same bits.
       return [reduceRef(x, axes, attrs.keepdims === true, sum ? 0 : init, f)];
     },
-    lower: { kind: 'kernel', kernel: lowerReduce },
+    lower: { kind: 'kernel', kernel: reducePlans },
     vjp(ctx, { inputs: [x], outputs: [y], attrs }, [ct]) {
       if (!ct) return [null];
       const g = builder(ctx);
@@ -120,5 +120,5 @@ registerOp({
     }
     return [{ dtype: 'i32', shape: outShape, data: out }];
   },
-  lower: { kind: 'kernel', kernel: lowerReduce },
+  lower: { kind: 'kernel', kernel: reducePlans },
 });

@@ -1,6 +1,7 @@
 // The primitive registry: one entry per op carrying its shape rule, reference interpreter and (later) vjp and lowering.
 import type { Attrs, DType, Node, TensorType, Value } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
+import type { KernelPlan } from '../codegen/kernel.ts';
 
 /**
  * Why `infer` rejected its operands. `message` is in the project's diagnostic voice (lowercase, no
@@ -59,10 +60,10 @@ export interface LowerSpec {
    */
   readonly helpers?: Readonly<Record<string, string>>;
   /**
-   * For kind 'kernel': the generator of the node's whole compute shader (compiler/codegen/*.ts). The
-   * result carries at least the WGSL text; the generator's module describes bindings and uniforms.
+   * For kind 'kernel': the node's dispatches (compiler/codegen/kernel.ts describes the binding
+   * convention): usually one, several when one shader cannot do it within the limits (concat).
    */
-  readonly kernel?: (node: Node) => { readonly op: string; readonly wgsl: string; readonly entryPoint: 'main' };
+  readonly kernel?: (node: Node) => readonly KernelPlan[];
 }
 
 export type OpFamily = 'elementwise' | 'reduction' | 'contraction' | 'movement' | 'gather' | 'random' | 'constant' | 'control';

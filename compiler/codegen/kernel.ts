@@ -1,0 +1,53 @@
+// A node's dispatches as data: WGSL text, uniform words and workgroup count as symbolic sizes, bound by the runtime.
+//
+// Every kernel follows one binding convention (group 0): binding 0 is a uniform buffer of u32 words,
+// then the node inputs it reads (read-only storage), then the outputs it writes (read-write storage).
+// Workgroups are numbered linearly in the shader (`wid.y * nwg.x + wid.x`) so the runtime can fold a
+// count past 65,535 into a second grid dimension. Sizes (the uniform words, the workgroup count) are
+// Dims: the runtime evaluates them once the batch is known, so one shader serves every batch size.
+import type { Node } from '../ir/types.ts';
+import { getOp } from '../ops/index.ts';
+import { add, type Dim, floorDiv } from '../shapes/dim.ts';
+import { elementwiseUniformDims, lowerElementwise } from './elementwise.ts';
+
+export interface KernelPlan {
+  readonly op: string;
+  readonly wgsl: string;
+  /** The uniform buffer's u32 words (a multiple of 4, at least 4). */
+  readonly uniforms: readonly Dim[];
+  readonly workgroups: Dim;
+  /** The node inputs bound after the uniform, in order (default: all of them). */
+  readonly inputs?: readonly number[];
+  /** The node outputs bound after the inputs, in order (default: all of them). */
+  readonly outputs?: readonly number[];
+}
+
+/** Ceiling division of a size by a constant. */
+export function ceilDiv(n: Dim, d: number): Dim {
+  return floorDiv(add(n, d - 1), d);
+}
+
+/** Pad a list of uniform words to a whole number of vec4s (at least one). */
+export function padUniforms(words: readonly Dim[]): Dim[] {
+  const out = [...words];
+  while (out.length === 0 || out.length % 4 !== 0) out.push(0);
+  return out;
+}
+
+/**
+ * The dispatches that compute one node, from its registry entry: elementwise ops through the shared
+ * elementwise generator, the others through their `lower.kernel`. Throws (an internal error) when the
+ * op has no lowering; movement ops that only reinterpret a buffer never reach here (see program.ts).
+ */
+export function lowerNode(node: Node): readonly KernelPlan[] {
+  const def = getOp(node.op);
+  if (!def) throw new Error(`unknown op ${node.op}`);
+  const spec = def.lower;
+  if (spec?.kind === 'elementwise') {
+    const k = lowerElementwise(node);
+    const words = elementwiseUniformDims(k);
+    return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: ceilDiv(words[0], k.workgroupSize) }];
+  }
+  if (spec?.kind === 'kernel' && spec.kernel) return spec.kernel(node);
+  throw new Error(`${node.op} has no WGSL lowering`);
+}

@@ -1,0 +1,124 @@
+// The compiled model as data: what `dlc compile` embeds in a generated module and the runtime executes without the compiler.
+
+/**
+ * A size known at run time: a number, a symbolic size name (`B`), or an operation on sizes.
+ * `['floor', a, b]` is floor division and `['mod', a, b]` floored modulo; `['^', a, n]` a power.
+ */
+export type SizeExpr = number | string | readonly ['+' | '*' | 'floor' | 'mod' | '^', ...SizeExpr[]];
+
+/** Element types a buffer holds; bool is stored as u32 0/1. */
+export type DType = 'f32' | 'i32' | 'u32' | 'bool';
+
+export interface TensorDecl {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly SizeExpr[];
+}
+
+/** Where a tensor came from in the .dl file, for messages. */
+export interface SourceSpan {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+}
+
+/** How a parameter or state buffer starts (see runtime/init.ts); `stream` makes each draw independent. */
+export interface InitDecl {
+  readonly kind: string;
+  readonly options: Readonly<Record<string, number>>;
+  readonly stream: number;
+}
+
+export interface ParamDecl {
+  readonly path: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly init: InitDecl;
+  /** Updated by some training step (false when frozen or never optimized). */
+  readonly trainable: boolean;
+}
+
+export interface StateDecl {
+  readonly path: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly init: InitDecl;
+}
+
+/** A buffer one graph uses: a model-level parameter or state buffer (by path), an input, or a temporary. */
+export type BufferDecl =
+  | { readonly kind: 'param' | 'state'; readonly path: string }
+  | { readonly kind: 'input'; readonly name: string; readonly dtype: DType; readonly shape: readonly SizeExpr[] }
+  | { readonly kind: 'temp'; readonly dtype: DType; readonly shape: readonly SizeExpr[]; readonly name?: string };
+
+/**
+ * One dispatch. Binding 0 is the uniform buffer (`uniforms`, u32 words evaluated once the sizes are
+ * bound), then the inputs (read-only storage), then the outputs (read-write storage). The shader
+ * numbers its workgroups linearly (`wid.y * nwg.x + wid.x`); the runtime folds `workgroups` into two
+ * grid dimensions when it exceeds the per-dimension limit.
+ */
+export interface KernelDecl {
+  readonly op: string;
+  /** Index into `ModelProgram.shaders`. */
+  readonly shader: number;
+  readonly inputs: readonly number[];
+  readonly outputs: readonly number[];
+  readonly uniforms: readonly SizeExpr[];
+  readonly workgroups: SizeExpr;
+  readonly source?: SourceSpan;
+}
+
+export interface ConstraintDecl {
+  readonly op: '==' | '!=' | '<' | '<=' | '>' | '>=';
+  readonly left: SizeExpr;
+  readonly right: SizeExpr;
+  readonly text: string;
+}
+
+/** One executable graph: predict, evaluate, or one training step. */
+export interface GraphProgram {
+  readonly name: string;
+  readonly buffers: readonly BufferDecl[];
+  readonly kernels: readonly KernelDecl[];
+  /** Input name to buffer index. */
+  readonly inputs: Readonly<Record<string, number>>;
+  /** Output, loss and metric names to buffer index (every buffer here can be read back). */
+  readonly outputs: Readonly<Record<string, number>>;
+  /** After the kernels: copy each source buffer into its target (new parameter and state values). */
+  readonly updates: readonly { readonly target: number; readonly source: number }[];
+  readonly constraints: readonly ConstraintDecl[];
+}
+
+export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
+
+export interface TrainingDecl {
+  readonly steps: readonly { readonly name: string; readonly loss: string; readonly params: readonly string[]; readonly maximize: boolean }[];
+  /** The train block's remaining settings (data, batch, epochs, split, early_stopping, checkpoint, ...). */
+  readonly settings: Readonly<Record<string, SettingValue>>;
+}
+
+export interface ModelProgram {
+  readonly format: 'dlc-program';
+  readonly version: 1;
+  readonly model: string;
+  readonly file: string;
+  /** Symbolic sizes bound at run time from the inputs' lengths (usually just the batch B). */
+  readonly sizes: readonly string[];
+  readonly inputs: readonly TensorDecl[];
+  /** Declared outputs (`output probs = ...`). */
+  readonly outputs: readonly TensorDecl[];
+  readonly losses: readonly string[];
+  readonly metrics: readonly string[];
+  readonly params: readonly ParamDecl[];
+  readonly state: readonly StateDecl[];
+  readonly shaders: readonly string[];
+  readonly graphs: {
+    /** Evaluation mode, declared outputs only. */
+    readonly predict: GraphProgram;
+    /** Evaluation mode, outputs, losses and metrics. */
+    readonly evaluate: GraphProgram;
+    /** One per training step, in order (a GAN has two). */
+    readonly steps: readonly GraphProgram[];
+  };
+  readonly training?: TrainingDecl;
+}

@@ -1,0 +1,37 @@
+// Evaluating the program's size expressions once the symbolic sizes (the batch) are bound.
+import type { SizeExpr } from './program.ts';
+
+/** The value of a size expression; throws naming the size when one is unbound. */
+export function evalSize(e: SizeExpr, sizes: ReadonlyMap<string, number>): number {
+  if (typeof e === 'number') return e;
+  if (typeof e === 'string') {
+    const v = sizes.get(e);
+    if (v === undefined) throw new Error(`the size ${e} is not bound`);
+    return v;
+  }
+  const [op, ...args] = e;
+  const vals = args.map((a) => evalSize(a, sizes));
+  switch (op) {
+    case '+':
+      return vals.reduce((a, b) => a + b, 0);
+    case '*':
+      return vals.reduce((a, b) => a * b, 1);
+    case '^':
+      return vals[0] ** vals[1];
+    case 'floor':
+      return vals[1] === 0 ? NaN : Math.floor(vals[0] / vals[1]);
+    case 'mod':
+      return vals[1] === 0 ? NaN : vals[0] - vals[1] * Math.floor(vals[0] / vals[1]);
+  }
+}
+
+export function evalShape(shape: readonly SizeExpr[], sizes: ReadonlyMap<string, number>): number[] {
+  return shape.map((d) => evalSize(d, sizes));
+}
+
+/** The names a size expression mentions. */
+export function sizeNames(e: SizeExpr, out: Set<string> = new Set()): Set<string> {
+  if (typeof e === 'string') out.add(e);
+  else if (Array.isArray(e)) for (const a of e.slice(1) as SizeExpr[]) sizeNames(a, out);
+  return out;
+}
