@@ -47,7 +47,8 @@ export interface StateDecl {
 
 /** A buffer one graph uses: a model-level parameter or state buffer (by path), an input, or a temporary. */
 export type BufferDecl =
-  | { readonly kind: 'param' | 'state'; readonly path: string }
+  | { readonly kind: 'param'; readonly path: string }
+  | { readonly kind: 'state'; readonly path: string }
   | { readonly kind: 'input'; readonly name: string; readonly dtype: DType; readonly shape: readonly SizeExpr[] }
   | { readonly kind: 'temp'; readonly dtype: DType; readonly shape: readonly SizeExpr[]; readonly name?: string };
 

@@ -199,6 +199,25 @@ or initializing a parameter with something that is not an initializer.`,
 must end at compile time.`,
   },
 
+  // ---- E04xx: code generation and device limits
+  E0401: {
+    severity: 'error',
+    title: 'tensor too large for one storage binding',
+    explanation: `Every tensor lives in one GPU storage buffer, and WebGPU's default limit on a storage buffer
+binding is 128 MiB (maxStorageBufferBindingSize = 134217728 bytes). A tensor whose size is known at
+compile time and exceeds it is rejected before anything runs. Make the tensor smaller (fewer
+features, a smaller embedding table) or split it into several parameters.
+
+    param w: f32[100000, 1000]    // error: 400,000,000 bytes
+    param w: f32[10000, 1000]     // ok: 40,000,000 bytes`,
+  },
+  E0402: {
+    severity: 'error',
+    title: 'model cannot be compiled to WGSL',
+    explanation: `The model elaborated and type-checked, but a part of it has no WGSL lowering yet (for example
+an f16 tensor, which needs the shader-f16 feature). The message names the op and the tensor.`,
+  },
+
   // ---- E09xx: the compiler itself
   E0900: {
     severity: 'error',

@@ -10,7 +10,8 @@ import { scheduleLr } from './schedules.ts';
  * The training graph of `step`: the forward graph (training variant) plus the gradient of the step's
  * loss with respect to its parameters only, optional clipping, the learning-rate schedule over the
  * step's own counter, and the optimizer update. New parameter values are `ParamInfo.update`; new
- * optimizer moments and counters are state updates. Parameters outside the step are untouched.
+ * optimizer moments and counters are state updates, and so is the random key (`rng.key`), which
+ * advances by one per step so dropout masks differ from step to step. Parameters outside the step are untouched.
  */
 export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: TrainStepPlan): Graph {
   const editor = new GraphEditor(forward, step.span);
@@ -35,6 +36,9 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   });
   const updated = applyOptimizer(editor, step.optimizer, paramGrads, lr, step.name);
   for (const [path, value] of updated) editor.paramUpdates.set(path, value);
+  // dropout and other random ops draw from Philox keyed by `rng.key`: each step moves to the next key
+  const rngKey = forward.state.find((s) => s.path === 'rng.key');
+  if (rngKey) editor.stateUpdates.set('rng.key', editor.op('add', [rngKey.value, editor.scalar(1, 'u32')]));
   return editor.finish(plan.steps.length === 1 ? forward.name : `${forward.name}.${step.name}`);
 }
 

@@ -1,0 +1,201 @@
+// Lowers a model's graphs (predict, evaluate, training steps) into the runtime's program: buffers, dispatches, updates.
+//
+// Each graph becomes a list of dispatches over numbered buffers. Parameters and state buffers belong
+// to the model and are shared by all its graphs (a training step writes them, predict reads them).
+// Every node output gets its own buffer (memory planning comes later), except that reshape and
+// stop_gradient alias their operand's buffer: a row-major buffer already is its reshape. New
+// parameter and state values are copied over the old ones after the step's last dispatch, so every
+// dispatch of a step sees the values from the start of the step.
+import type { Span } from '../../grammar/ast.ts';
+import type {
+  BufferDecl, ConstraintDecl, DType as RuntimeDType, GraphProgram, InitDecl, KernelDecl, ModelProgram, ParamDecl, StateDecl, TensorDecl, TrainingDecl,
+} from '../../runtime/program.ts';
+import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { SourceText } from '../diagnostics/source.ts';
+import type { Graph, InitSpec, TensorType, Value } from '../ir/types.ts';
+import { dce } from '../optimize/index.ts';
+import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
+import { lowerNode } from './kernel.ts';
+import { sizeExpr } from './size-expr.ts';
+
+/** WebGPU's default maxStorageBufferBindingSize: the largest tensor one binding can hold. */
+export const DEFAULT_MAX_BINDING_BYTES = 134217728;
+
+/** Ops whose output is their operand's bytes unchanged: they share its buffer. */
+const ALIASING_OPS = new Set(['reshape', 'stop_gradient']);
+
+export interface ModelGraphs {
+  readonly file: string;
+  readonly source: string;
+  /** The training variant's forward graph: its parameter order fixes the initializer streams. */
+  readonly forward: Graph;
+  readonly evaluation: Graph;
+  readonly steps: readonly Graph[];
+  readonly training?: TrainingDecl;
+}
+
+function runtimeDType(t: TensorType, what: string): RuntimeDType {
+  if (t.dtype === 'f16') throw new LoweringError(`${what} is f16, which needs the shader-f16 feature and is not lowered yet`);
+  return t.dtype;
+}
+
+class LoweringError extends Error {}
+
+function initDecl(init: InitSpec, stream: number): InitDecl {
+  return { kind: init.kind, options: init.options, stream };
+}
+
+function concreteShape(t: TensorType, what: string): number[] {
+  return t.shape.map((d) => {
+    if (!isConcrete(d)) throw new LoweringError(`${what} has the symbolic shape ${shapeToString(t.shape)}; parameters and state need concrete sizes`);
+    return d;
+  });
+}
+
+/** The predict graph: the evaluation graph with only the declared outputs, and only the inputs they need. */
+function predictGraph(evaluation: Graph): Graph {
+  const pruned = dce({ ...evaluation, losses: new Map(), metrics: new Map() });
+  const used = new Set<number>();
+  for (const n of pruned.nodes) for (const v of n.inputs) used.add(v.id);
+  for (const v of pruned.outputs.values()) used.add(v.id);
+  return { ...pruned, name: `${evaluation.name}.predict`, inputs: pruned.inputs.filter((i) => used.has(i.value.id)) };
+}
+
+function lowerGraph(g: Graph, name: string, text: SourceText, shaders: Map<string, number>): GraphProgram {
+  const buffers: BufferDecl[] = [];
+  const bufferOf = new Map<number, number>();
+  const add = (v: Value, decl: BufferDecl) => {
+    bufferOf.set(v.id, buffers.length);
+    buffers.push(decl);
+  };
+  for (const p of g.params) add(p.value, { kind: 'param', path: p.path });
+  for (const s of g.state) add(s.value, { kind: 'state', path: s.path });
+  const inputs: Record<string, number> = {};
+  for (const i of g.inputs) {
+    inputs[i.name] = buffers.length;
+    add(i.value, { kind: 'input', name: i.name, dtype: runtimeDType(i.value.type, `input ${i.name}`), shape: i.value.type.shape.map(sizeExpr) });
+  }
+  const kernels: KernelDecl[] = [];
+  for (const node of g.nodes) {
+    if (ALIASING_OPS.has(node.op)) {
+      bufferOf.set(node.outputs[0].id, bufferOf.get(node.inputs[0].id)!);
+      continue;
+    }
+    for (const v of node.outputs) {
+      add(v, { kind: 'temp', dtype: runtimeDType(v.type, `a value of ${node.op}`), shape: v.type.shape.map(sizeExpr), ...(v.name ? { name: v.name } : {}) });
+    }
+    let plans;
+    try {
+      plans = lowerNode(node);
+    } catch (e) {
+      throw new LoweringError(`${node.op} cannot be lowered: ${(e as Error).message}`);
+    }
+    const pos = text.position(node.span.start);
+    for (const plan of plans) {
+      let shader = shaders.get(plan.wgsl);
+      if (shader === undefined) shaders.set(plan.wgsl, (shader = shaders.size));
+      kernels.push({
+        op: plan.op,
+        shader,
+        inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map((i) => bufferOf.get(node.inputs[i].id)!),
+        outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufferOf.get(node.outputs[i].id)!),
+        uniforms: plan.uniforms.map(sizeExpr),
+        workgroups: sizeExpr(plan.workgroups),
+        source: { file: node.span.file, line: pos.line, col: pos.column },
+      });
+    }
+  }
+  const outputs: Record<string, number> = {};
+  for (const map of [g.outputs, g.losses, g.metrics]) for (const [k, v] of map) outputs[k] = bufferOf.get(v.id)!;
+  const updates: { target: number; source: number }[] = [];
+  for (const x of [...g.params, ...g.state]) {
+    if (!x.update) continue;
+    const target = bufferOf.get(x.value.id)!;
+    const source = bufferOf.get(x.update.id)!;
+    if (source !== target) updates.push({ target, source });
+  }
+  const constraints: ConstraintDecl[] = g.constraints.map((c) => ({ op: c.op, left: sizeExpr(c.left), right: sizeExpr(c.right), text: c.text }));
+  return { name, buffers, kernels, inputs, outputs, updates, constraints };
+}
+
+/** Tensors of known size past the binding limit, as E0401 diagnostics naming each. */
+function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number): Diagnostic[] {
+  const seen = new Set<number>();
+  const out: Diagnostic[] = [];
+  for (const g of graphs) {
+    const all: { value: Value; span: Span; what: string }[] = [
+      ...g.params.map((p) => ({ value: p.value, span: p.span, what: `parameter ${p.path}` })),
+      ...g.inputs.map((i) => ({ value: i.value, span: i.span, what: `input ${i.name}` })),
+      ...g.nodes.flatMap((n) => n.outputs.map((v) => ({ value: v, span: n.span, what: v.name ? `\`${v.name}\`` : `the result of ${n.op}` }))),
+    ];
+    for (const { value, span, what } of all) {
+      if (seen.has(value.id) || !value.type.shape.every(isConcrete)) continue;
+      seen.add(value.id);
+      const bytes = (value.type.shape as number[]).reduce((a, b) => a * b, 1) * (value.type.dtype === 'f16' ? 2 : 4);
+      if (bytes > limit) {
+        out.push(diagnostic('E0401', `${what} of type ${value.type.dtype}${shapeToString(value.type.shape)} takes ${bytes.toLocaleString('en-US')} bytes, over the storage binding limit of ${limit.toLocaleString('en-US')} bytes`, span, { label: 'allocated here', help: 'make the tensor smaller or split it into several' }));
+        if (out.length >= 20) return out;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The runtime program of one model. Parameter k of the forward graph draws from initializer stream k
+ * and state buffer k (in first-seen order across the graphs) from stream 0x10000 + k, like the
+ * interpreter's `initialize`, so the GPU and the reference start from the same values.
+ */
+export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
+  const all = [m.forward, m.evaluation, ...m.steps];
+  const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES);
+  if (limitDiagnostics.length > 0) return { diagnostics: limitDiagnostics };
+  try {
+    const text = new SourceText(m.file, m.source);
+    const shaders = new Map<string, number>();
+    const trained = new Set(m.steps.flatMap((g) => g.params.filter((p) => p.update).map((p) => p.path)));
+    const params: ParamDecl[] = m.forward.params.map((p, k) => ({
+      path: p.path,
+      dtype: runtimeDType(p.value.type, `parameter ${p.path}`),
+      shape: concreteShape(p.value.type, `parameter ${p.path}`),
+      init: initDecl(p.init, k),
+      trainable: trained.has(p.path),
+    }));
+    const state: StateDecl[] = [];
+    for (const g of [m.forward, ...m.steps, m.evaluation]) {
+      for (const s of g.state) {
+        if (state.some((x) => x.path === s.path)) continue;
+        state.push({ path: s.path, dtype: runtimeDType(s.value.type, `state ${s.path}`), shape: concreteShape(s.value.type, `state ${s.path}`), init: initDecl(s.init, 0x10000 + state.length) });
+      }
+    }
+    const predict = predictGraph(m.evaluation);
+    const graphs = {
+      predict: lowerGraph(predict, 'predict', text, shaders),
+      evaluate: lowerGraph(m.evaluation, 'evaluate', text, shaders),
+      steps: m.steps.map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, text, shaders)),
+    };
+    const sizes = new Set<string>();
+    for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);
+    const tensorDecl = (name: string, v: Value): TensorDecl => ({ name, dtype: runtimeDType(v.type, name), shape: v.type.shape.map(sizeExpr) });
+    const program: ModelProgram = {
+      format: 'dlc-program',
+      version: 1,
+      model: m.forward.name,
+      file: m.file,
+      sizes: [...sizes].sort(),
+      inputs: m.evaluation.inputs.map((i) => tensorDecl(i.name, i.value)),
+      outputs: [...m.evaluation.outputs].map(([k, v]) => tensorDecl(k, v)),
+      losses: [...m.evaluation.losses.keys()],
+      metrics: [...m.evaluation.metrics.keys()],
+      params,
+      state,
+      shaders: [...shaders.keys()],
+      graphs,
+      ...(m.training ? { training: { steps: m.training.steps, settings: m.training.settings } } : {}),
+    };
+    return { program, diagnostics: [] };
+  } catch (e) {
+    if (!(e instanceof LoweringError)) throw e;
+    return { diagnostics: [diagnostic('E0402', e.message, m.forward.params[0]?.span ?? m.forward.inputs[0]?.span ?? { file: m.file, start: 0, end: 0 })] };
+  }
+}

@@ -1,0 +1,63 @@
+// From source to runtime programs: one per model (trained models carry their training steps), or diagnostics.
+import type { ModelProgram } from '../../runtime/program.ts';
+import { lowerModel } from '../codegen/program.ts';
+import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { elaborate } from '../elaborate/elaborate.ts';
+import { optimize } from '../optimize/index.ts';
+import type { ModuleLoader } from '../resolve/resolve.ts';
+import { checkSource } from './check.ts';
+import { stdlibModules } from './stdlib.ts';
+import { compileTraining } from './train.ts';
+
+export interface CompileResult {
+  readonly programs: readonly ModelProgram[];
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+/**
+ * Every model in the file as a runtime program. A model named by a `train` block gets that block's
+ * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
+ * bug becomes E0900.
+ */
+export function compileSource(text: string, file: string, loadModule?: ModuleLoader): CompileResult {
+  try {
+    const { trainings, diagnostics } = compileTraining(text, file, loadModule);
+    const all: Diagnostic[] = [...diagnostics];
+    if (all.some((d) => d.severity === 'error')) return { programs: [], diagnostics: all };
+    const programs: ModelProgram[] = [];
+    for (const t of trainings) {
+      const lowered = lowerModel({
+        file,
+        source: text,
+        forward: t.forward,
+        evaluation: t.evaluation,
+        steps: t.steps,
+        training: {
+          steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
+          settings: t.plan.settings as ModelProgram['training'] extends undefined ? never : NonNullable<ModelProgram['training']>['settings'],
+        },
+      });
+      all.push(...lowered.diagnostics);
+      if (lowered.program) programs.push(lowered.program);
+    }
+    const trained = new Set(trainings.map((t) => t.forward.name));
+    const checked = checkSource(text, file, loadModule);
+    const untrained = [...checked.graphs.keys()].filter((name) => !trained.has(name));
+    if (untrained.length > 0) {
+      const modules = stdlibModules().programs;
+      const evalGraphs = elaborate(checked.program, { modules, training: false }).graphs;
+      for (const name of untrained) {
+        const forward = checked.graphs.get(name)!;
+        const evaluation = evalGraphs.get(name);
+        if (!evaluation) continue;
+        const lowered = lowerModel({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] });
+        all.push(...lowered.diagnostics);
+        if (lowered.program) programs.push(lowered.program);
+      }
+    }
+    return { programs, diagnostics: all };
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return { programs: [], diagnostics: [diagnostic('E0900', `internal error while compiling: ${message}`, { file, start: 0, end: 0 })] };
+  }
+}

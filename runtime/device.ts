@@ -1,0 +1,80 @@
+// Acquiring a WebGPU device in a browser (navigator.gpu) or in Node (Dawn through the `webgpu` package), with typed failures.
+import { DeviceLostError, NoAdapterError, NoWebGPUError } from './errors.ts';
+
+export interface DeviceOptions {
+  /** Use this device instead of acquiring one (the caller keeps ownership). */
+  readonly device?: GPUDevice;
+  readonly powerPreference?: GPUPowerPreference;
+  /** Limits the model needs beyond WebGPU's defaults; requested only if the adapter offers them. */
+  readonly requiredLimits?: Readonly<Record<string, number>>;
+}
+
+export interface AcquiredDevice {
+  readonly device: GPUDevice;
+  /** A short description of the adapter (vendor, architecture, description), for logs and benchmarks. */
+  readonly adapterInfo: string;
+  /** Resolves (never rejects) when the device is lost, with why. */
+  readonly lost: Promise<string>;
+  /** True when dlc created the device and so should destroy it on dispose. */
+  readonly owned: boolean;
+}
+
+/** Dawn crashes if its instance or adapter is garbage collected while a device lives: hold them. */
+const keepAlive: unknown[] = [];
+
+async function nodeGPU(): Promise<GPU> {
+  const proc = (globalThis as { process?: { env: Record<string, string | undefined>; pid: number } }).process;
+  if (!proc) throw new NoWebGPUError('WebGPU is not available: this browser has no navigator.gpu (try a recent Chrome or Edge, or enable WebGPU)');
+  if (!proc.env.XDG_RUNTIME_DIR) {
+    // Dawn's Vulkan loader wants a runtime directory; give it a private one.
+    const os = await import(/* @vite-ignore */ 'node:' + 'os');
+    const fs = await import(/* @vite-ignore */ 'node:' + 'fs');
+    const dir = `${os.tmpdir()}/dlc-xdg-${proc.pid}`;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    proc.env.XDG_RUNTIME_DIR = dir;
+  }
+  let mod: { create(options: string[]): GPU; globals: Record<string, unknown> };
+  try {
+    const name = 'webgpu';
+    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
+  } catch (e) {
+    throw new NoWebGPUError(`WebGPU is not available: the \`webgpu\` package could not be loaded (${(e as Error).message}); install it with \`npm install webgpu\``);
+  }
+  Object.assign(globalThis, mod.globals);
+  const gpu = mod.create([]);
+  keepAlive.push(gpu);
+  return gpu;
+}
+
+export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
+  if (options.device) {
+    const device = options.device;
+    return { device, adapterInfo: 'caller-provided device', lost: device.lost.then((i) => i.message || i.reason), owned: false };
+  }
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  const gpu = nav?.gpu ?? (await nodeGPU());
+  const adapter = await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : {});
+  if (!adapter) {
+    throw new NoAdapterError('no WebGPU adapter was found: on Linux without a GPU install Mesa 25 lavapipe (Debian bookworm-backports: mesa-vulkan-drivers); in a browser check chrome://gpu');
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const [k, v] of Object.entries(options.requiredLimits ?? {})) {
+    const offered = (adapter.limits as unknown as Record<string, number>)[k];
+    if (offered === undefined || offered < v) throw new NoAdapterError(`the model needs the limit ${k} = ${v}, but this adapter offers ${offered ?? 'none'}`);
+    requiredLimits[k] = v;
+  }
+  const device = await adapter.requestDevice({ requiredLimits });
+  keepAlive.push(adapter, device);
+  const info = adapter.info;
+  const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown adapter';
+  const lost = device.lost.then((i) => {
+    const at = keepAlive.indexOf(device);
+    if (at >= 0) keepAlive.splice(at, 1);
+    return i.message || String(i.reason);
+  });
+  return { device, adapterInfo, lost, owned: true };
+}
+
+export function lostError(why: string): DeviceLostError {
+  return new DeviceLostError(`the GPU device was lost (${why}); create the model again to continue (saved checkpoints are intact)`);
+}

@@ -1,0 +1,468 @@
+// Runs a program's graphs on one WebGPU device: buffers allocated once, a whole step in one command buffer, lazy readback.
+//
+// Parameter and state buffers belong to the model and are shared by every graph. Each graph owns its
+// input and temporary buffers, sized for the largest sizes seen so far (or declared up front), so a
+// steady stream of batches allocates nothing. A step is one compute pass (WebGPU orders the
+// dispatches and makes each one's writes visible to the next), then the copies of new parameter and
+// state values, then copies of the step's scalars (losses, metrics) into a small mappable buffer, all
+// in one command buffer. Reading those scalars is lazy: the caller gets a handle and only a call to
+// `values()` maps memory, so training never waits on the GPU unless asked to.
+import type { BufferDecl, DType, GraphProgram, ModelProgram, SizeExpr } from './program.ts';
+import { evalShape, evalSize } from './sizes.ts';
+import { initialValues } from './init.ts';
+import { GPUValidationError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
+
+export type TypedArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
+/** What a caller may pass for one input: a typed array, or plain numbers. */
+export type HostArray = Float32Array | Int32Array | Uint32Array | Float64Array | Uint8Array | readonly number[];
+
+const STORAGE_USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
+const UNIFORM_USAGE = 0x40 | 0x8; // UNIFORM | COPY_DST
+const READBACK_USAGE = 0x1 | 0x8; // MAP_READ | COPY_DST
+const MAP_READ = 0x1;
+const MAX_PER_DIM = 65535;
+/** Scalars (losses, metrics) recorded per graph run. */
+const SLOT_SCALARS = 64;
+/** Unread step results kept before the oldest are dropped. */
+const MAX_OUTSTANDING = 4096;
+
+function byteLength(dtype: DType, numel: number): number {
+  void dtype; // every dtype is stored as 4 bytes (bool as u32)
+  return numel * 4;
+}
+
+/** Host values in the array type a buffer of `dtype` holds. */
+export function toStorageArray(dtype: DType, data: HostArray): TypedArray {
+  switch (dtype) {
+    case 'f32':
+      return data instanceof Float32Array ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data as ArrayLike<number>);
+    case 'i32':
+      return data instanceof Int32Array ? (data as Int32Array<ArrayBuffer>) : Int32Array.from(data as ArrayLike<number>);
+    case 'u32':
+    case 'bool':
+      return data instanceof Uint32Array ? (data as Uint32Array<ArrayBuffer>) : Uint32Array.from(data as ArrayLike<number>, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v));
+  }
+}
+
+function fromBytes(dtype: DType, bytes: ArrayBuffer): TypedArray {
+  return dtype === 'f32' ? new Float32Array(bytes) : dtype === 'i32' ? new Int32Array(bytes) : new Uint32Array(bytes);
+}
+
+function describeShape(dtype: DType, shape: readonly SizeExpr[]): string {
+  const show = (e: SizeExpr): string => (typeof e === 'number' || typeof e === 'string' ? String(e) : `(${JSON.stringify(e)})`);
+  return `${dtype}[${shape.map(show).join(', ')}]`;
+}
+
+interface GraphInstance {
+  readonly program: GraphProgram;
+  readonly buffers: (GPUBuffer | undefined)[];
+  readonly capacity: number[];
+  readonly uniforms: GPUBuffer[];
+  bindGroups: GPUBindGroup[];
+  grids: ([number, number] | null)[];
+  sizesKey: string;
+}
+
+/** The scalars of one graph run, copied to a mappable buffer and read on demand. */
+export interface ScalarRecord {
+  readonly staging: GPUBuffer;
+  readonly names: readonly string[];
+  readonly dtypes: readonly DType[];
+  state: 'pending' | 'reading' | 'read' | 'expired';
+  values?: Record<string, number>;
+}
+
+export interface StepHandle {
+  /** The losses and metrics of this step, read from the GPU on first call. */
+  values(): Promise<Record<string, number>>;
+}
+
+export class Executor {
+  private readonly params = new Map<string, GPUBuffer>();
+  private readonly state = new Map<string, GPUBuffer>();
+  private readonly pipelines: GPUComputePipeline[] = [];
+  private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+  private readonly graphs = new Map<string, GraphInstance>();
+  private readonly stagingPool: GPUBuffer[] = [];
+  private readonly outstanding: ScalarRecord[] = [];
+  private readonly owned: GPUBuffer[] = [];
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly program: ModelProgram,
+  ) {}
+
+  /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
+  static async create(device: GPUDevice, program: ModelProgram, seed: number): Promise<Executor> {
+    const ex = new Executor(device, program);
+    device.pushErrorScope('out-of-memory');
+    for (const p of program.params) ex.params.set(p.path, ex.createBuffer(byteLength(p.dtype, p.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `parameter ${p.path}`));
+    for (const s of program.state) ex.state.set(s.path, ex.createBuffer(byteLength(s.dtype, s.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `state ${s.path}`));
+    const oom = await device.popErrorScope();
+    if (oom) throw new OutOfMemoryError(`the GPU ran out of memory allocating the parameters of ${program.model}: ${oom.message}`);
+    ex.initialize(seed);
+    await ex.compileShaders();
+    return ex;
+  }
+
+  private createBuffer(bytes: number, usage: number, what: string): GPUBuffer {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const max = this.device.limits.maxStorageBufferBindingSize;
+    if (usage & 0x80 && size > max) throw new OutOfMemoryError(`${what} needs ${size} bytes, over this device's storage binding limit of ${max} bytes`);
+    const b = this.device.createBuffer({ size, usage });
+    this.owned.push(b);
+    return b;
+  }
+
+  /** Every parameter and state buffer at its initial value (`rng.key` starts at the seed). */
+  initialize(seed: number): void {
+    for (const p of this.program.params) {
+      this.device.queue.writeBuffer(this.params.get(p.path)!, 0, toStorageArray(p.dtype, initialValues(p.init, p.shape, seed, p.init.stream)));
+    }
+    for (const s of this.program.state) {
+      const values = s.path === 'rng.key' ? Float64Array.of(seed >>> 0) : initialValues(s.init, s.shape, seed, s.init.stream);
+      this.device.queue.writeBuffer(this.state.get(s.path)!, 0, toStorageArray(s.dtype, values));
+    }
+  }
+
+  private layout(inputs: number, outputs: number): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
+    const key = `${inputs}/${outputs}`;
+    let l = this.layouts.get(key);
+    if (!l) {
+      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4, buffer: { type: 'uniform' } }];
+      for (let i = 0; i < inputs; i++) entries.push({ binding: 1 + i, visibility: 4, buffer: { type: 'read-only-storage' } });
+      for (let i = 0; i < outputs; i++) entries.push({ binding: 1 + inputs + i, visibility: 4, buffer: { type: 'storage' } });
+      const group = this.device.createBindGroupLayout({ entries });
+      l = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
+      this.layouts.set(key, l);
+    }
+    return l;
+  }
+
+  private async compileShaders(): Promise<void> {
+    const graphs = [this.program.graphs.predict, this.program.graphs.evaluate, ...this.program.graphs.steps];
+    const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
+    for (const g of graphs) {
+      for (const k of g.kernels) {
+        if (!users.has(k.shader)) users.set(k.shader, { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
+      }
+    }
+    await Promise.all(
+      this.program.shaders.map(async (code, i) => {
+        const user = users.get(i);
+        if (!user) return;
+        this.device.pushErrorScope('validation');
+        const module = this.device.createShaderModule({ code });
+        const info = await module.getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type === 'error');
+        let pipeline: GPUComputePipeline | undefined;
+        if (errors.length === 0) {
+          pipeline = await this.device.createComputePipelineAsync({ layout: this.layout(user.inputs, user.outputs).pipeline, compute: { module, entryPoint: 'main' } }).catch((e: unknown) => {
+            throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not form a pipeline: ${(e as Error).message}`);
+          });
+        }
+        const scope = await this.device.popErrorScope();
+        if (errors.length > 0 || scope || !pipeline) {
+          const msg = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || scope?.message;
+          throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not compile: ${msg}`);
+        }
+        this.pipelines[i] = pipeline;
+      }),
+    );
+  }
+
+  private instance(g: GraphProgram): GraphInstance {
+    let inst = this.graphs.get(g.name);
+    if (!inst) {
+      inst = {
+        program: g,
+        buffers: g.buffers.map((b) => (b.kind === 'param' ? this.params.get(b.path) : b.kind === 'state' ? this.state.get(b.path) : undefined)),
+        capacity: g.buffers.map(() => -1),
+        uniforms: g.kernels.map((k) => this.createBuffer(k.uniforms.length * 4, UNIFORM_USAGE, `the uniforms of ${k.op}`)),
+        bindGroups: [],
+        grids: [],
+        sizesKey: '',
+      };
+      this.graphs.set(g.name, inst);
+    }
+    return inst;
+  }
+
+  /**
+   * The symbolic sizes a batch implies: each input's length over the product of its known sizes
+   * binds the one unknown name in its shape. Then every input length is checked against its shape.
+   */
+  bindSizes(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, given: ReadonlyMap<string, number> = new Map()): Map<string, number> {
+    const sizes = new Map(given);
+    const decls = g.buffers.filter((b): b is Extract<BufferDecl, { kind: 'input' }> => b.kind === 'input');
+    for (const d of decls) {
+      if (!(d.name in inputs)) {
+        const known = Object.keys(inputs);
+        throw new InputError(`the batch has no input \`${d.name}\` (${describeShape(d.dtype, d.shape)})${known.length ? `; it has ${known.map((k) => `\`${k}\``).join(', ')}` : ''}`);
+      }
+    }
+    for (let round = 0; round < decls.length; round++) {
+      for (const d of decls) {
+        const unknown = d.shape.filter((e) => typeof e === 'string' && !sizes.has(e)) as string[];
+        if (unknown.length !== 1) continue;
+        const rest = d.shape.filter((e) => e !== unknown[0]);
+        let known: number;
+        try {
+          known = evalShape(rest, sizes).reduce((a, b) => a * b, 1);
+        } catch {
+          continue;
+        }
+        const len = inputs[d.name].length;
+        if (known === 0 || len % known !== 0) {
+          throw new InputError(`input \`${d.name}\` has ${len} values, which is not a whole number of ${describeShape(d.dtype, rest)} items (declared ${describeShape(d.dtype, d.shape)})`);
+        }
+        sizes.set(unknown[0], len / known);
+      }
+    }
+    for (const d of decls) {
+      let want: number;
+      try {
+        want = evalShape(d.shape, sizes).reduce((a, b) => a * b, 1);
+      } catch (e) {
+        throw new InputError(`cannot tell the sizes of input \`${d.name}\` (${describeShape(d.dtype, d.shape)}): ${(e as Error).message}`);
+      }
+      const len = inputs[d.name].length;
+      if (len !== want) {
+        const bound = [...sizes].map(([k, v]) => `${k} = ${v}`).join(', ');
+        throw new InputError(`input \`${d.name}\` has ${len} values, but ${describeShape(d.dtype, d.shape)}${bound ? ` with ${bound}` : ''} needs ${want}`);
+      }
+    }
+    for (const c of g.constraints) {
+      const l = evalSize(c.left, sizes);
+      const r = evalSize(c.right, sizes);
+      const ok = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
+      if (!ok) throw new InputError(`the batch breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`);
+    }
+    return sizes;
+  }
+
+  /** Size every input and temporary buffer for `sizes` (growing, never shrinking) and write the uniforms. */
+  private prepare(inst: GraphInstance, sizes: ReadonlyMap<string, number>): void {
+    const key = [...sizes].sort().map(([k, v]) => `${k}=${v}`).join(',');
+    if (key === inst.sizesKey) return;
+    const g = inst.program;
+    let grew = inst.bindGroups.length === 0;
+    g.buffers.forEach((b, i) => {
+      if (b.kind === 'param' || b.kind === 'state') return;
+      const numel = evalShape(b.shape, sizes).reduce((x, y) => x * y, 1);
+      if (!Number.isInteger(numel) || numel < 0) throw new InputError(`these sizes give ${b.kind === 'input' ? `input ${b.name}` : 'a tensor'} ${numel} elements`);
+      const bytes = Math.max(4, byteLength(b.dtype, numel));
+      if (bytes > inst.capacity[i]) {
+        inst.buffers[i]?.destroy();
+        inst.buffers[i] = this.createBuffer(bytes, STORAGE_USAGE, b.kind === 'input' ? `input ${b.name}` : `a tensor of ${describeShape(b.dtype, b.shape)}`);
+        inst.capacity[i] = bytes;
+        grew = true;
+      }
+    });
+    if (grew) {
+      inst.bindGroups = g.kernels.map((k, n) =>
+        this.device.createBindGroup({
+          layout: this.layout(k.inputs.length, k.outputs.length).group,
+          entries: [inst.uniforms[n], ...k.inputs.map((i) => inst.buffers[i]!), ...k.outputs.map((i) => inst.buffers[i]!)].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }),
+      );
+    }
+    inst.grids = g.kernels.map((k, n) => {
+      const words = k.uniforms.map((u) => evalSize(u, sizes));
+      for (const w of words) {
+        if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new InputError(`these sizes (${key}) give ${k.op} a size of ${w}, outside the u32 range the kernels index with`);
+      }
+      this.device.queue.writeBuffer(inst.uniforms[n], 0, Uint32Array.from(words));
+      const groups = evalSize(k.workgroups, sizes);
+      if (groups === 0) return null;
+      if (groups <= MAX_PER_DIM) return [groups, 1];
+      const y = Math.ceil(groups / MAX_PER_DIM);
+      if (y > MAX_PER_DIM) throw new InputError(`${k.op} needs ${groups} workgroups, more than one dispatch can have`);
+      return [Math.ceil(groups / y), y];
+    });
+    inst.sizesKey = key;
+  }
+
+  /** Allocate a graph's buffers for these sizes now (so the first step does not). */
+  reserve(g: GraphProgram, sizes: ReadonlyMap<string, number>): void {
+    this.prepare(this.instance(g), sizes);
+  }
+
+  /** Write the inputs and encode the graph's dispatches and updates into `encoder`. */
+  encode(encoder: GPUCommandEncoder, g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>): void {
+    const inst = this.instance(g);
+    this.prepare(inst, sizes);
+    for (const [name, at] of Object.entries(g.inputs)) {
+      const b = g.buffers[at] as Extract<BufferDecl, { kind: 'input' }>;
+      const data = toStorageArray(b.dtype, inputs[name]);
+      if (data.byteLength > 0) this.device.queue.writeBuffer(inst.buffers[at]!, 0, data);
+    }
+    if (g.kernels.length > 0) {
+      const pass = encoder.beginComputePass();
+      g.kernels.forEach((k, n) => {
+        const grid = inst.grids[n];
+        if (!grid) return;
+        pass.setPipeline(this.pipelines[k.shader]);
+        pass.setBindGroup(0, inst.bindGroups[n]);
+        pass.dispatchWorkgroups(grid[0], grid[1]);
+      });
+      pass.end();
+    }
+    for (const u of g.updates) {
+      const target = inst.buffers[u.target]!;
+      encoder.copyBufferToBuffer(inst.buffers[u.source]!, 0, target, 0, target.size);
+    }
+  }
+
+  /** The scalar outputs (losses, metrics) a graph can report. */
+  scalarNames(g: GraphProgram): string[] {
+    return Object.keys(g.outputs).filter((name) => {
+      const b = g.buffers[g.outputs[name]];
+      if (b.kind === 'param' || b.kind === 'state') return false;
+      return b.shape.length === 0 || b.shape.every((d) => d === 1);
+    }).slice(0, SLOT_SCALARS);
+  }
+
+  /**
+   * Copy the named scalars into a small mappable buffer in the same command buffer as the step, so
+   * reading them later waits for that step only, not for work queued after it.
+   */
+  recordScalars(encoder: GPUCommandEncoder, g: GraphProgram, names: readonly string[]): ScalarRecord {
+    const inst = this.instance(g);
+    const staging = this.stagingPool.pop() ?? this.device.createBuffer({ size: SLOT_SCALARS * 4, usage: READBACK_USAGE });
+    names.forEach((name, i) => encoder.copyBufferToBuffer(inst.buffers[g.outputs[name]]!, 0, staging, 4 * i, 4));
+    const dtypes = names.map((n) => {
+      const b = g.buffers[g.outputs[n]];
+      return b.kind === 'param' || b.kind === 'state' ? 'f32' : b.dtype;
+    });
+    const record: ScalarRecord = { staging, names, dtypes, state: 'pending' };
+    this.outstanding.push(record);
+    // a caller that never reads its steps' values must not make memory grow without bound
+    while (this.outstanding.length > MAX_OUTSTANDING) {
+      const old = this.outstanding.shift()!;
+      if (old.state === 'pending') {
+        old.state = 'expired';
+        old.staging.destroy();
+      }
+    }
+    return record;
+  }
+
+  /** Read recorded scalars as name/value records (each waits only for its own step). */
+  async readScalars(records: readonly ScalarRecord[]): Promise<Record<string, number>[]> {
+    return Promise.all(
+      records.map(async (r) => {
+        if (r.state === 'expired') throw new DlcRuntimeError('expired', `the values of a step were dropped: more than ${MAX_OUTSTANDING} steps were left unread; read them sooner`);
+        if (r.state === 'read') return r.values!;
+        r.state = 'reading';
+        await r.staging.mapAsync(MAP_READ);
+        const bytes = r.staging.getMappedRange().slice(0);
+        r.staging.unmap();
+        const f = new Float32Array(bytes);
+        const u = new Uint32Array(bytes);
+        const n = new Int32Array(bytes);
+        r.values = Object.fromEntries(r.names.map((name, j) => [name, r.dtypes[j] === 'f32' ? f[j] : r.dtypes[j] === 'i32' ? n[j] : u[j]]));
+        r.state = 'read';
+        const at = this.outstanding.indexOf(r);
+        if (at >= 0) this.outstanding.splice(at, 1);
+        this.stagingPool.push(r.staging);
+        return r.values;
+      }),
+    );
+  }
+
+  /** Copy whole buffers of a graph back to the host (after the work already submitted). */
+  async readBuffers(g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): Promise<Record<string, { data: TypedArray; shape: number[] }>> {
+    const inst = this.instance(g);
+    const plans = names.map((name) => {
+      const at = g.outputs[name];
+      const decl = g.buffers[at];
+      const { dtype, shape } = this.declOf(decl, sizes);
+      return { name, buffer: inst.buffers[at]!, dtype, shape, bytes: byteLength(dtype, shape.reduce((a, b) => a * b, 1)) };
+    });
+    const total = plans.reduce((a, p) => a + Math.max(4, p.bytes), 0);
+    const staging = this.device.createBuffer({ size: Math.max(4, total), usage: READBACK_USAGE });
+    const encoder = this.device.createCommandEncoder();
+    let offset = 0;
+    const offsets = plans.map((p) => {
+      const at = offset;
+      if (p.bytes > 0) encoder.copyBufferToBuffer(p.buffer, 0, staging, at, p.bytes);
+      offset += Math.max(4, p.bytes);
+      return at;
+    });
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(MAP_READ);
+    const bytes = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    return Object.fromEntries(plans.map((p, i) => [p.name, { data: fromBytes(p.dtype, bytes.slice(offsets[i], offsets[i] + p.bytes)), shape: p.shape }]));
+  }
+
+  private declOf(decl: BufferDecl, sizes: ReadonlyMap<string, number>): { dtype: DType; shape: number[] } {
+    if (decl.kind === 'param') {
+      const p = this.program.params.find((x) => x.path === decl.path)!;
+      return { dtype: p.dtype, shape: [...p.shape] };
+    }
+    if (decl.kind === 'state') {
+      const s = this.program.state.find((x) => x.path === decl.path)!;
+      return { dtype: s.dtype, shape: [...s.shape] };
+    }
+    return { dtype: decl.dtype, shape: evalShape(decl.shape, sizes) };
+  }
+
+  /** Every parameter and state buffer's contents, by path. */
+  async readModelBuffers(): Promise<Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>> {
+    const all = [
+      ...this.program.params.map((p) => ({ ...p, kind: 'param' as const, buffer: this.params.get(p.path)! })),
+      ...this.program.state.map((s) => ({ ...s, kind: 'state' as const, buffer: this.state.get(s.path)! })),
+    ];
+    const sizes = all.map((x) => byteLength(x.dtype, x.shape.reduce((a, b) => a * b, 1)));
+    const total = sizes.reduce((a, b) => a + Math.max(4, b), 0);
+    const staging = this.device.createBuffer({ size: Math.max(4, total), usage: READBACK_USAGE });
+    const encoder = this.device.createCommandEncoder();
+    let offset = 0;
+    const offsets = all.map((x, i) => {
+      const at = offset;
+      if (sizes[i] > 0) encoder.copyBufferToBuffer(x.buffer, 0, staging, at, sizes[i]);
+      offset += Math.max(4, sizes[i]);
+      return at;
+    });
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(MAP_READ);
+    const bytes = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    return new Map(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: fromBytes(x.dtype, bytes.slice(offsets[i], offsets[i] + sizes[i])) }]));
+  }
+
+  /** Overwrite one parameter or state buffer. */
+  writeModelBuffer(path: string, data: TypedArray): void {
+    const b = this.params.get(path) ?? this.state.get(path);
+    if (!b) throw new InputError(`the model has no parameter or state \`${path}\``);
+    this.device.queue.writeBuffer(b, 0, data);
+  }
+
+  /** Surface any validation error from the work so far as a typed error. */
+  async checkErrors<T>(what: string, work: () => T): Promise<T> {
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    let result: T;
+    try {
+      result = work();
+    } finally {
+      const oom = await this.device.popErrorScope();
+      const invalid = await this.device.popErrorScope();
+      if (oom) throw new OutOfMemoryError(`the GPU ran out of memory during ${what}: ${oom.message}`);
+      if (invalid) throw new GPUValidationError(`internal error: WebGPU rejected ${what}: ${invalid.message}`);
+    }
+    return result;
+  }
+
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+    for (const b of this.stagingPool) b.destroy();
+    for (const r of this.outstanding) if (r.state === 'pending') r.staging.destroy();
+    for (const inst of this.graphs.values()) for (const [i, b] of inst.buffers.entries()) if (inst.program.buffers[i].kind !== 'param' && inst.program.buffers[i].kind !== 'state') b?.destroy();
+    this.graphs.clear();
+  }
+}

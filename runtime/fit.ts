@@ -1,0 +1,142 @@
+// The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
+import type { Dataset } from './data.ts';
+import type { Model } from './model.ts';
+
+export interface EarlyStopping {
+  /** A reported name, `val_` + a reported name, or `loss` (the training loss). */
+  readonly monitor: string;
+  readonly patience: number;
+  readonly mode?: 'min' | 'max';
+  /** The least change that counts as an improvement (default 0). */
+  readonly minDelta?: number;
+}
+
+/** Where early stopping stands; saved with checkpoints so a resumed run stops where the uninterrupted one would. */
+export interface EarlyStoppingState {
+  best: number;
+  bestEpoch: number;
+  wait: number;
+}
+
+export interface StepInfo {
+  readonly epoch: number;
+  /** Batch index within the epoch (0-based) and the number of batches per epoch. */
+  readonly batch: number;
+  readonly batches: number;
+  /** Training steps so far, all epochs. */
+  readonly step: number;
+  /** The step's losses and metrics, for steps a few steps behind the one just submitted (none for the others). */
+  readonly values?: Readonly<Record<string, number>>;
+}
+
+export type EpochLogs = Readonly<Record<string, number>> & { readonly epoch: number };
+
+export interface FitCallbacks {
+  onStep?(info: StepInfo): void;
+  /** After validation; may save a checkpoint. Return 'stop' to end training. */
+  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean }): void | 'stop' | Promise<void | 'stop'>;
+}
+
+export interface FitOptions {
+  readonly epochs: number;
+  readonly batchSize: number;
+  /** Shuffle the training batches each epoch (default true), seeded by `seed` and the epoch number. */
+  readonly shuffle?: boolean;
+  readonly seed?: number;
+  /** Epochs already done (to resume from a checkpoint); the next epoch is `initialEpoch`. */
+  readonly initialEpoch?: number;
+  readonly earlyStopping?: EarlyStopping;
+  readonly earlyStoppingState?: EarlyStoppingState;
+  /** Steps kept in flight before the loop waits for the oldest one's values (default 2). */
+  readonly lookahead?: number;
+  readonly callbacks?: FitCallbacks;
+}
+
+export interface History {
+  readonly epochs: EpochLogs[];
+  readonly stoppedEarly: boolean;
+  readonly earlyStopping?: EarlyStoppingState;
+}
+
+function mean(records: readonly Record<string, number>[], weights: readonly number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (records.length === 0 || total === 0) return out;
+  for (const name of Object.keys(records[0])) out[name] = records.reduce((a, r, i) => a + r[name] * weights[i], 0) / total;
+  return out;
+}
+
+/** The model's losses and metrics over a whole dataset: batch results averaged, weighted by batch length. */
+export async function evaluateDataset(model: Model, data: Dataset, batchSize: number): Promise<Record<string, number>> {
+  const lengths: number[] = [];
+  const batches = [...data.batches(batchSize)].map((b) => {
+    lengths.push(b.length);
+    return b.columns;
+  });
+  const inputs = new Set(model.program.inputs.map((i) => i.name));
+  const records = await model.evaluateBatches(batches.map((cols) => Object.fromEntries(Object.entries(cols).filter(([k]) => inputs.has(k)))));
+  return mean(records, lengths);
+}
+
+function isBetter(value: number, best: number, mode: 'min' | 'max', minDelta: number): boolean {
+  return mode === 'min' ? value < best - minDelta : value > best + minDelta;
+}
+
+export async function fit(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions): Promise<History> {
+  const { epochs, batchSize } = options;
+  if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs must be a non-negative integer, got ${epochs}`);
+  const inputs = new Set(model.program.inputs.map((i) => i.name));
+  for (const name of inputs) {
+    if (!data.train.hasColumn(name)) throw new Error(`the training data has no column \`${name}\` for the model's input; it has ${data.train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
+  }
+  const es = options.earlyStopping;
+  const mode = es?.mode ?? (es && /acc|precision|recall|f1|auc/.test(es.monitor) ? 'max' : 'min');
+  let esState: EarlyStoppingState | undefined = es ? { ...(options.earlyStoppingState ?? { best: mode === 'min' ? Infinity : -Infinity, bestEpoch: -1, wait: 0 }) } : undefined;
+  const history: EpochLogs[] = [];
+  const lookahead = options.lookahead ?? 2;
+  let stoppedEarly = false;
+  const batches = data.train.batchCount(batchSize);
+  for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
+    const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
+    const trainValues: Record<string, number>[] = [];
+    const lengths: number[] = [];
+    const settle = async (): Promise<void> => {
+      const p = pending.shift()!;
+      const values = await p.handle.values();
+      trainValues.push(values);
+      lengths.push(p.length);
+      options.callbacks?.onStep?.({ epoch, batch: p.batch, batches, step: p.handle.step, values });
+    };
+    let b = 0;
+    for (const batch of data.train.batches(batchSize, { shuffle: options.shuffle ?? true, seed: options.seed ?? 0, epoch })) {
+      const feed = Object.fromEntries(Object.entries(batch.columns).filter(([k]) => inputs.has(k)));
+      pending.push({ handle: model.trainStep(feed), batch: b++, length: batch.length });
+      if (pending.length > lookahead) await settle();
+    }
+    while (pending.length > 0) await settle();
+    const logs: Record<string, number> = { epoch, ...mean(trainValues, lengths) };
+    if (data.validation && data.validation.length > 0) {
+      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize))) logs[`val_${k}`] = v;
+    }
+    let improved = false;
+    if (es && esState) {
+      const value = logs[es.monitor];
+      if (value === undefined) throw new Error(`early stopping monitors \`${es.monitor}\`, which is not among ${Object.keys(logs).filter((k) => k !== 'epoch').map((k) => `\`${k}\``).join(', ')}`);
+      if (isBetter(value, esState.best, mode, es.minDelta ?? 0)) {
+        esState = { best: value, bestEpoch: epoch, wait: 0 };
+        improved = true;
+      } else {
+        esState = { ...esState, wait: esState.wait + 1 };
+      }
+    }
+    const entry = logs as EpochLogs;
+    history.push(entry);
+    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved });
+    if (verdict === 'stop') break;
+    if (es && esState && esState.wait >= es.patience) {
+      stoppedEarly = true;
+      break;
+    }
+  }
+  return { epochs: history, stoppedEarly, ...(esState ? { earlyStopping: esState } : {}) };
+}

@@ -1,0 +1,272 @@
+// A compiled model on a WebGPU device: train steps, evaluation, prediction, fitting, and weights in and out as safetensors.
+import { acquireDevice, lostError, type DeviceOptions } from './device.ts';
+import { DlcRuntimeError, InputError, WeightsError } from './errors.ts';
+import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepHandle, type TypedArray } from './executor.ts';
+import type { GraphProgram, ModelProgram } from './program.ts';
+import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
+import type { Dataset } from './data.ts';
+import { fit, type FitOptions, type History } from './fit.ts';
+
+export interface CreateOptions extends DeviceOptions {
+  /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
+  readonly seed?: number;
+  /** Allocate every buffer up front for batches up to this size (the size `B`); larger batches grow them. */
+  readonly batchSize?: number;
+  /** Other symbolic sizes to allocate for up front (e.g. `{ T: 64 }`). */
+  readonly sizes?: Readonly<Record<string, number>>;
+}
+
+export interface SaveOptions {
+  /** Include optimizer state, step counters and the RNG key (default true): everything to resume training. */
+  readonly trainingState?: boolean;
+  /** Extra string metadata stored in the file's header. */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface LoadOptions {
+  /** Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning). Default false. */
+  readonly partial?: boolean;
+}
+
+export interface LoadReport {
+  readonly loaded: readonly string[];
+  readonly missing: readonly string[];
+  readonly ignored: readonly string[];
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export type Batch<I extends string> = { readonly [K in I]: HostArray };
+
+/**
+ * A model ready to run. Type parameters name the inputs, outputs and the reported values (losses and
+ * metrics); the generated module fixes them from the .dl file so a wrong name is a type error.
+ */
+export class Model<I extends string = string, O extends string = string, R extends string = string> {
+  private lostReason: string | undefined;
+  private uncaptured: string | undefined;
+  private disposed = false;
+  /** Training steps run so far (every step of the train block counts once per batch). */
+  step = 0;
+
+  private constructor(
+    readonly program: ModelProgram,
+    private readonly executor: Executor,
+    private readonly ownsDevice: boolean,
+    /** The adapter the model runs on, in words. */
+    readonly adapterInfo: string,
+    lost: Promise<string>,
+  ) {
+    void lost.then((why) => {
+      if (!this.disposed) this.lostReason = why;
+    });
+    executor.device.addEventListener('uncapturederror', (ev) => {
+      this.uncaptured ??= (ev as GPUUncapturedErrorEvent).error.message;
+    });
+  }
+
+  static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
+    if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
+    const acquired = await acquireDevice(options);
+    const settingSeed = program.training?.settings.seed;
+    const seed = options.seed ?? (typeof settingSeed === 'number' ? settingSeed : 0);
+    const executor = await Executor.create(acquired.device, program, seed);
+    const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
+    const sizes = new Map(Object.entries(options.sizes ?? {}));
+    const settingBatch = program.training?.settings.batch;
+    const batch = options.batchSize ?? (typeof settingBatch === 'number' ? settingBatch : undefined);
+    if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
+    if (program.sizes.every((s) => sizes.has(s))) {
+      for (const g of [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps]) executor.reserve(g, sizes);
+    }
+    return model;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new DlcRuntimeError('disposed', `the model ${this.program.model} was disposed`);
+    if (this.lostReason !== undefined) throw lostError(this.lostReason);
+    if (this.uncaptured !== undefined) throw new DlcRuntimeError('validation', `internal error: WebGPU reported: ${this.uncaptured}`);
+  }
+
+  /** Names of the values `trainStep` and `evaluate` report. */
+  get reported(): readonly R[] {
+    return [...this.program.losses, ...this.program.metrics] as R[];
+  }
+
+  /**
+   * One training step on a batch (every step of the train block, in order, e.g. a GAN's
+   * discriminator then generator), submitted as one command buffer. Returns at once; the losses
+   * and metrics are read only when `values()` is called.
+   */
+  trainStep(batch: Batch<I>): StepHandle & { readonly step: number } {
+    this.check();
+    const steps = this.program.graphs.steps;
+    if (steps.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
+    const encoder = this.executor.device.createCommandEncoder();
+    const records: { g: GraphProgram; record: ScalarRecord }[] = [];
+    for (const g of steps) {
+      const sizes = this.executor.bindSizes(g, this.inputsOf(g, batch));
+      this.executor.encode(encoder, g, this.inputsOf(g, batch), sizes);
+      const names = this.executor.scalarNames(g);
+      records.push({ g, record: this.executor.recordScalars(encoder, g, names) });
+    }
+    this.executor.device.queue.submit([encoder.finish()]);
+    const stepNumber = ++this.step;
+    const trainSteps = this.program.training?.steps ?? [];
+    let cached: Promise<Record<string, number>> | undefined;
+    return {
+      step: stepNumber,
+      values: () =>
+        (cached ??= (async () => {
+          const out: Record<string, number> = {};
+          // every step reports everything it computes; a step's own loss comes from that step
+          for (const [i, r] of records.entries()) {
+            const [vals] = await this.guard(this.executor.readScalars([r.record]));
+            for (const [k, v] of Object.entries(vals)) if (!(k in out) || trainSteps[i]?.loss === k || i === records.length - 1) out[k] = v;
+            const own = trainSteps[i]?.loss;
+            if (own !== undefined && own in vals) out[own] = vals[own];
+          }
+          return out;
+        })()),
+    };
+  }
+
+  private inputsOf(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Record<string, HostArray> {
+    const out: Record<string, HostArray> = {};
+    for (const name of Object.keys(g.inputs)) {
+      if (!(name in batch)) {
+        const want = this.program.inputs.find((i) => i.name === name);
+        throw new InputError(`the batch has no input \`${name}\`${want ? ` (${want.dtype}[${want.shape.join(', ')}])` : ''}; it has ${Object.keys(batch).map((k) => `\`${k}\``).join(', ') || 'none'}`);
+      }
+      out[name] = batch[name];
+    }
+    for (const name of Object.keys(batch)) {
+      if (!this.program.inputs.some((i) => i.name === name)) {
+        throw new InputError(`the model ${this.program.model} has no input \`${name}\`; its inputs are ${this.program.inputs.map((i) => `\`${i.name}\``).join(', ')}`);
+      }
+    }
+    return out;
+  }
+
+  private async guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      if (this.lostReason !== undefined) throw lostError(this.lostReason);
+      if (e instanceof DlcRuntimeError) throw e;
+      throw new DlcRuntimeError('validation', `internal error: ${(e as Error).message}`);
+    }
+  }
+
+  /** Losses and metrics on one batch, in evaluation mode (no dropout, running statistics). */
+  async evaluate(batch: Batch<I>): Promise<Record<R, number>> {
+    const [r] = await this.evaluateBatches([batch]);
+    return r as Record<R, number>;
+  }
+
+  /** Evaluate many batches with one readback at the end; one record per batch. */
+  async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>): Promise<Record<string, number>[]> {
+    this.check();
+    const g = this.program.graphs.evaluate;
+    const names = this.executor.scalarNames(g);
+    const records: ScalarRecord[] = [];
+    for (const batch of batches) {
+      const inputs = this.inputsOf(g, batch);
+      const encoder = this.executor.device.createCommandEncoder();
+      this.executor.encode(encoder, g, inputs, this.executor.bindSizes(g, inputs));
+      records.push(this.executor.recordScalars(encoder, g, names));
+      this.executor.device.queue.submit([encoder.finish()]);
+    }
+    return this.guard(this.executor.readScalars(records));
+  }
+
+  /** The declared outputs for a batch of inputs, in evaluation mode. */
+  async predict(inputs: Partial<Batch<I>>): Promise<Record<O, TypedArray>> {
+    this.check();
+    const g = this.program.graphs.predict;
+    const given = this.inputsOf(g, inputs as Record<string, HostArray>);
+    const sizes = this.executor.bindSizes(g, given);
+    const encoder = this.executor.device.createCommandEncoder();
+    this.executor.encode(encoder, g, given, sizes);
+    this.executor.device.queue.submit([encoder.finish()]);
+    const read = await this.guard(this.executor.readBuffers(g, Object.keys(g.outputs), sizes));
+    return Object.fromEntries(Object.entries(read).map(([k, v]) => [k, v.data])) as Record<O, TypedArray>;
+  }
+
+  /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts). */
+  fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions): Promise<History> {
+    return fit(this as unknown as Model, data, options);
+  }
+
+  /**
+   * The weights as a safetensors file. By default with the full training state (optimizer moments,
+   * step counters, RNG key, running statistics) so training resumes exactly where it stopped.
+   */
+  async saveWeights(options: SaveOptions = {}): Promise<Uint8Array> {
+    this.check();
+    const buffers = await this.guard(this.executor.readModelBuffers());
+    const tensors = new Map<string, StoredTensor>();
+    const withState = options.trainingState ?? true;
+    for (const [path, b] of buffers) {
+      if (b.kind === 'state' && !withState) continue;
+      tensors.set(path, { dtype: b.dtype, shape: b.shape, data: b.data });
+    }
+    return encodeSafetensors(tensors, { ...options.metadata, 'dlc.model': this.program.model, 'dlc.format': withState ? 'training-state' : 'weights', 'dlc.step': String(this.step) });
+  }
+
+  /**
+   * Load weights saved by `saveWeights` (or any safetensors file with the model's parameter paths).
+   * Every tensor is checked against the model before anything is written: a wrong shape or dtype
+   * names the parameter; missing or unknown tensors are an error unless `partial` is set.
+   */
+  async loadWeights(bytes: Uint8Array, options: LoadOptions = {}): Promise<LoadReport> {
+    this.check();
+    let decoded;
+    try {
+      decoded = decodeSafetensors(bytes);
+    } catch (e) {
+      throw new WeightsError(`cannot read the weights: ${(e as Error).message}`);
+    }
+    const decls = new Map<string, { dtype: string; shape: readonly number[] }>([...this.program.params, ...this.program.state].map((d) => [d.path, d]));
+    const loaded: string[] = [];
+    const ignored: string[] = [];
+    const writes: [string, TypedArray][] = [];
+    for (const [name, t] of decoded.tensors) {
+      const d = decls.get(name);
+      if (!d) {
+        ignored.push(name);
+        continue;
+      }
+      if (t.dtype !== d.dtype || t.shape.length !== d.shape.length || t.shape.some((x, i) => x !== d.shape[i])) {
+        throw new WeightsError(`the weights file has \`${name}\` as ${t.dtype}[${t.shape.join(', ')}], but the model declares ${d.dtype}[${d.shape.join(', ')}]`);
+      }
+      writes.push([name, toStorageArray(t.dtype, t.data instanceof Uint8Array ? Array.from(t.data) : t.data)]);
+      loaded.push(name);
+    }
+    const missing = this.program.params.map((p) => p.path).filter((p) => !loaded.includes(p));
+    if (!options.partial && (missing.length > 0 || ignored.length > 0)) {
+      const parts = [];
+      if (missing.length > 0) parts.push(`it lacks ${missing.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+      if (ignored.length > 0) parts.push(`the model has no ${ignored.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${ignored.length > 5 ? ` and ${ignored.length - 5} more` : ''}`);
+      throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (pass { partial: true } to load what matches)`);
+    }
+    for (const [name, data] of writes) this.executor.writeModelBuffer(name, data);
+    const step = Number(decoded.metadata['dlc.step']);
+    if (decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
+    return { loaded, missing, ignored, metadata: decoded.metadata };
+  }
+
+  /** Reset every parameter and state buffer to its initial value for `seed`. */
+  reset(seed: number): void {
+    this.check();
+    this.executor.initialize(seed);
+    this.step = 0;
+  }
+
+  /** Free every GPU buffer (and the device, if the model created it). Safe to call twice. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.executor.destroy();
+    if (this.ownsDevice) this.executor.device.destroy();
+  }
+}
