@@ -1,4 +1,5 @@
 // From source to runtime programs: one per model (trained models carry their training steps), or diagnostics.
+import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { lowerModel } from '../codegen/program.ts';
 import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
@@ -19,9 +20,9 @@ export interface CompileResult {
  * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
  * bug becomes E0900.
  */
-export function compileSource(text: string, file: string, loadModule?: ModuleLoader): CompileResult {
+export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]> } = {}): CompileResult {
   try {
-    const { trainings, diagnostics } = compileTraining(text, file, loadModule);
+    const { trainings, diagnostics } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];
     if (all.some((d) => d.severity === 'error')) return { programs: [], diagnostics: all };
     const programs: ModelProgram[] = [];
@@ -45,11 +46,13 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
     const untrained = [...checked.graphs.keys()].filter((name) => !trained.has(name));
     if (untrained.length > 0) {
       const modules = stdlibModules().programs;
-      const evalGraphs = elaborate(checked.program, { modules, training: false }).graphs;
+      const modelArgs = options.modelArgs ?? new Map();
+      const trainGraphs = elaborate(checked.program, { modules, training: true, modelArgs }).graphs;
+      const evalGraphs = elaborate(checked.program, { modules, training: false, modelArgs }).graphs;
       for (const name of untrained) {
-        const forward = checked.graphs.get(name)!;
+        const forward = trainGraphs.get(name);
         const evaluation = evalGraphs.get(name);
-        if (!evaluation) continue;
+        if (!forward || !evaluation) continue;
         const lowered = lowerModel({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] });
         all.push(...lowered.diagnostics);
         if (lowered.program) programs.push(lowered.program);

@@ -1,5 +1,5 @@
 // From source to training graphs: check, elaborate each trained model with its train block's arguments, plan, differentiate.
-import type { TrainDecl } from '../../grammar/ast.ts';
+import type { Arg, TrainDecl } from '../../grammar/ast.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import type { Graph } from '../ir/types.ts';
@@ -23,6 +23,7 @@ export function compileTraining(
   text: string,
   file: string,
   loadModule?: ModuleLoader,
+  options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]> } = {},
 ): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[] } {
   const checked = checkSource(text, file, loadModule);
   if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics };
@@ -30,7 +31,11 @@ export function compileTraining(
   const trainings: CompiledTraining[] = [];
   const modules = stdlibModules().programs;
   for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
-    const modelArgs = new Map([[train.model.text, [...(train.args ?? [])]]]);
+    // arguments given by the caller (`--args`) replace the train block's arguments of the same name
+    const given = options.modelArgs?.get(train.model.text) ?? [];
+    const named = (a: Arg) => (a.name ? a.name.text : undefined);
+    const kept = (train.args ?? []).filter((a) => !given.some((g) => named(g) !== undefined && named(g) === named(a)));
+    const modelArgs = new Map([[train.model.text, [...kept, ...given]]]);
     const variant = (training: boolean) => elaborate(checked.program, { modules, training, modelArgs });
     const trainVariant = variant(true);
     const evalVariant = variant(false);
