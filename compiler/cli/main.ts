@@ -1,6 +1,6 @@
-// The `dlc` command line: check, fmt and explain (more commands join as the compiler grows).
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, resolve as resolvePath } from 'node:path';
+// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile and train.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Program } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
@@ -20,6 +20,10 @@ import { gradcheck } from '../autodiff/gradcheck.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
+import type { ModelProgram } from '../../runtime/program.ts';
+import { compileSource } from '../frontend/compile.ts';
+import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
+import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -238,6 +242,78 @@ function runGradcheck(
   return worst <= tolerance ? EXIT_OK : EXIT_USER_ERROR;
 }
 
+/** Compile to programs with `--args` applied; reports diagnostics; undefined when there were errors. */
+function compilePrograms(file: string, options: { model?: string; args?: string }, io: Io): ModelProgram[] | undefined {
+  const loaded = loadChecked(file, io);
+  if (!loaded) return undefined;
+  let modelArgs: Map<string, Arg[]> | undefined;
+  if (options.args) {
+    if (!options.model) {
+      io.err('error: --args needs --model, to say whose hyperparameters they are');
+      return undefined;
+    }
+    const args = parseArgs(options.args, options.model);
+    if (!args) {
+      io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
+      return undefined;
+    }
+    modelArgs = new Map([[options.model, args]]);
+  }
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), modelArgs ? { modelArgs } : {});
+  if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
+  const chosen = result.programs.filter((p) => !options.model || p.model === options.model);
+  if (chosen.length === 0) {
+    io.err(options.model ? `error: \`${file}\` has no model \`${options.model}\`` : `error: \`${file}\` declares no model`);
+    return undefined;
+  }
+  return chosen;
+}
+
+function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string }, io: Io): number {
+  const programs = compilePrograms(file, options, io);
+  if (!programs) return EXIT_USER_ERROR;
+  const dir = options.out ?? '.';
+  mkdirSync(dir, { recursive: true });
+  for (const program of programs) {
+    const emitOptions = { source: file, ...(options.runtime ? { runtimeImport: options.runtime } : {}) };
+    const base = join(dir, moduleFileName(program.model));
+    if (options.js) {
+      const { js, dts } = emitModuleJs(program, emitOptions);
+      writeFileSync(`${base}.js`, js);
+      writeFileSync(`${base}.d.ts`, dts);
+      io.err(`wrote ${base}.js and ${base}.d.ts (${program.model}: ${program.shaders.length} shaders)`);
+    } else {
+      writeFileSync(`${base}.ts`, emitModule(program, emitOptions));
+      io.err(`wrote ${base}.ts (${program.model}: ${program.shaders.length} shaders)`);
+    }
+  }
+  return EXIT_OK;
+}
+
+async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
+  const programs = compilePrograms(file, options, io);
+  if (!programs) return EXIT_USER_ERROR;
+  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0);
+  if (trained.length === 0) {
+    io.err(`error: \`${file}\` has no train block${options.model ? ` for \`${options.model}\`` : ''}`);
+    return EXIT_USER_ERROR;
+  }
+  if (trained.length > 1) {
+    io.err(`error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
+    return EXIT_USER_ERROR;
+  }
+  try {
+    await trainProgram(trained[0], file, options, { ...io, tty: Boolean(process.stderr.isTTY) });
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof TrainError || (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError))) {
+      io.err(`error: ${e.message}`);
+      return EXIT_USER_ERROR;
+    }
+    throw e;
+  }
+}
+
 function explain(code: string, io: Io): number {
   const normalized = code.toUpperCase();
   if (!isCode(normalized)) {
@@ -297,6 +373,31 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .action((file: string, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) =>
       setStatus(runGradcheck(file, options, io)),
     );
+  program
+    .command('compile')
+    .description('compile each model to a typed TypeScript module (WGSL included) that trains and runs on WebGPU')
+    .argument('<file>')
+    .option('-o, --out <dir>', 'output directory', '.')
+    .option('--js', 'write JavaScript plus a .d.ts instead of TypeScript')
+    .option('--model <name>', 'only this model')
+    .option('--args <hyperparameters>', 'hyperparameters (with --model), as in a call: "hidden: 16"')
+    .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
+    .action((file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string }) => setStatus(compileCommand(file, options, io)));
+  program
+    .command('train')
+    .description("compile, load the model's data, train on WebGPU with progress, save checkpoints and report test metrics")
+    .argument('<file>')
+    .option('--model <name>', 'the model to train (when the file trains several)')
+    .option('--args <hyperparameters>', 'hyperparameters (with --model), as in a call: "hidden: 16"')
+    .option('--data <name>', 'the dataset instead of the train block\'s: mnist, iris, csv:path[:label]')
+    .option('--epochs <n>', 'epochs instead of the train block\'s')
+    .option('--batch <n>', 'batch size instead of the train block\'s')
+    .option('--seed <n>', 'seed of the weights, shuffling and dropout')
+    .option('--limit <n>', 'use only the first n examples (quick runs)')
+    .option('--checkpoint <path>', 'checkpoint file (default: the train block\'s, else checkpoints/<Model>.safetensors)')
+    .option('--resume', 'continue from the checkpoint: weights, optimizer state, step, epoch and early stopping')
+    .option('--no-progress', 'plain lines instead of a progress bar')
+    .action(async (file: string, options: TrainFlags & { model?: string; args?: string }) => setStatus(await trainCommand(file, options, io)));
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

@@ -1,0 +1,196 @@
+// `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
+import { Model } from '../../runtime/model.ts';
+import { evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
+import type { Dataset } from '../../runtime/data.ts';
+import { loadDataset } from '../../runtime/node/datasets.ts';
+import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
+import { DlcRuntimeError } from '../../runtime/errors.ts';
+
+export interface TrainFlags {
+  readonly data?: string;
+  readonly epochs?: string;
+  readonly batch?: string;
+  readonly seed?: string;
+  readonly limit?: string;
+  readonly checkpoint?: string;
+  readonly resume?: boolean;
+  readonly progress?: boolean;
+}
+
+export interface TrainIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  /** True when stderr is a terminal: draw a progress bar instead of plain lines. */
+  readonly tty: boolean;
+}
+
+export class TrainError extends Error {}
+
+function setting(program: ModelProgram, name: string): SettingValue | undefined {
+  return program.training?.settings[name];
+}
+
+function num(v: SettingValue | undefined, what: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number') throw new TrainError(`the train block's ${what} must be a number, found ${JSON.stringify(v)}`);
+  return v;
+}
+
+function flagInt(v: string | undefined, what: string, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new TrainError(`--${what} must be an integer of at least ${min}, got \`${v}\``);
+  return n;
+}
+
+/** A call-shaped setting (`early_stopping { ... }` or `early_stopping(...)`) as its arguments. */
+function callArgs(v: SettingValue | undefined): Readonly<Record<string, SettingValue>> | undefined {
+  if (v && typeof v === 'object' && !Array.isArray(v) && 'call' in v) return v.args;
+  return undefined;
+}
+
+/** `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label` as a data setting. */
+function dataFlag(text: string): SettingValue {
+  const [name, path, label] = text.split(':');
+  if (name === 'csv') {
+    if (!path) throw new TrainError('--data csv needs a path: --data csv:data.csv[:label-column]');
+    return { call: 'csv', args: { path, ...(label ? { label } : {}) } };
+  }
+  return { call: name, args: {} };
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 1000 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4);
+}
+
+function logsLine(logs: Readonly<Record<string, number>>): string {
+  return Object.entries(logs)
+    .filter(([k]) => k !== 'epoch')
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join('  ');
+}
+
+interface ResumeState {
+  readonly epoch: number;
+  readonly earlyStopping?: EarlyStoppingState;
+}
+
+/** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
+export async function trainProgram(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+  if (!program.training) throw new TrainError(`the model ${program.model} has no train block`);
+  const dataSetting = flags.data !== undefined ? dataFlag(flags.data) : setting(program, 'data');
+  if (dataSetting === undefined) throw new TrainError(`the train block of ${program.model} names no data; add \`data = mnist()\` (or iris(), csv(path: ...)) or pass --data`);
+  let data: Dataset;
+  try {
+    data = await loadDataset(dataSetting, { baseDir: dirname(file) });
+  } catch (e) {
+    throw new TrainError(`cannot load the data: ${(e as Error).message}`);
+  }
+  const limit = flagInt(flags.limit, 'limit');
+  if (limit !== undefined && limit < data.length) data = data.take(limit);
+
+  const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
+  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
+  const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? 1;
+  const splitSetting = setting(program, 'split');
+  const fractions = Array.isArray(splitSetting) ? (splitSetting as number[]) : [0.8, 0.1, 0.1];
+  const parts = data.split(fractions, { seed, shuffle: setting(program, 'shuffle') !== false });
+  const [train, validation, test] = [parts[0], parts[1], parts[2]];
+  for (const input of program.inputs) {
+    if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
+  }
+
+  const esArgs = callArgs(setting(program, 'early_stopping'));
+  const earlyStopping: EarlyStopping | undefined = esArgs
+    ? {
+        monitor: typeof esArgs.monitor === 'string' ? esArgs.monitor : 'val_loss',
+        patience: typeof esArgs.patience === 'number' ? esArgs.patience : 5,
+        ...(esArgs.mode === 'min' || esArgs.mode === 'max' ? { mode: esArgs.mode } : {}),
+        ...(typeof esArgs.min_delta === 'number' ? { minDelta: esArgs.min_delta } : {}),
+      }
+    : undefined;
+  const ckArgs = callArgs(setting(program, 'checkpoint'));
+  const checkpointPath = flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+  const bestPath = checkpointPath.replace(/(\.safetensors)?$/, '.best.safetensors');
+  const monitor = typeof ckArgs?.monitor === 'string' ? ckArgs.monitor : undefined;
+  const monitorMode = ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? ckArgs.mode : monitor && /loss/.test(monitor) ? 'min' : 'max';
+  const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
+
+  const model = await Model.create(program, { seed, batchSize });
+  try {
+    io.err(`training ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
+    let resume: ResumeState = { epoch: 0 };
+    if (flags.resume) {
+      if (!existsSync(checkpointPath)) throw new TrainError(`--resume: no checkpoint at ${checkpointPath}`);
+      const report = await model.loadWeights(new Uint8Array(await readFile(checkpointPath)));
+      const meta = report.metadata;
+      const epoch = Number(meta['dlc.epoch'] ?? '0');
+      resume = { epoch: Number.isInteger(epoch) ? epoch : 0, ...(meta['dlc.early_stopping'] ? { earlyStopping: JSON.parse(meta['dlc.early_stopping']) as EarlyStoppingState } : {}) };
+      io.err(`resumed from ${checkpointPath}: ${resume.epoch} epochs done, step ${model.step}`);
+    }
+    let best = monitorMode === 'min' ? Infinity : -Infinity;
+    const batches = train.batchCount(batchSize);
+    const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | loss {loss} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+    let epochStart = Date.now();
+    let lastEpoch = -1;
+    const history = await model.fit(
+      { train, ...(validation && validation.length > 0 ? { validation } : {}) },
+      {
+        epochs,
+        batchSize,
+        seed,
+        shuffle: setting(program, 'shuffle') !== false,
+        initialEpoch: resume.epoch,
+        ...(earlyStopping ? { earlyStopping } : {}),
+        ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
+        callbacks: {
+          onStep(info) {
+            if (info.epoch !== lastEpoch) {
+              lastEpoch = info.epoch;
+              epochStart = Date.now();
+              bar?.start(info.batches, 0, { epoch: `${info.epoch + 1}/${epochs}`, rate: '-', loss: '-' });
+            }
+            const done = info.batch + 1;
+            const rate = done / Math.max(1e-3, (Date.now() - epochStart) / 1000);
+            const loss = info.values ? fmt(info.values[program.training!.steps[0].loss] ?? NaN) : '-';
+            if (bar) bar.update(done, { rate: rate.toFixed(1), loss });
+            else if (info.step % logEvery === 0) {
+              const eta = (info.batches - done) / rate;
+              io.err(`epoch ${info.epoch + 1}/${epochs} step ${done}/${batches}  ${rate.toFixed(1)} steps/s  loss ${loss}  ETA ${eta.toFixed(0)}s`);
+            }
+          },
+          async onEpochEnd(logs, state) {
+            bar?.stop();
+            const seconds = (Date.now() - epochStart) / 1000;
+            io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs)}  (${seconds.toFixed(1)}s)`);
+            const metadata: Record<string, string> = { 'dlc.epoch': String(logs.epoch + 1) };
+            if (state.earlyStopping) metadata['dlc.early_stopping'] = JSON.stringify(state.earlyStopping);
+            await writeFileAtomic(checkpointPath, await model.saveWeights({ metadata }));
+            const value = monitor ? logs[monitor] : undefined;
+            if (value !== undefined && (monitorMode === 'min' ? value < best : value > best)) {
+              best = value;
+              await writeFileAtomic(bestPath, await model.saveWeights({ trainingState: false, metadata }));
+            }
+          },
+        },
+      },
+    );
+    if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);
+    io.err(`checkpoint: ${checkpointPath}${monitor ? ` (best ${monitor}: ${bestPath})` : ''}`);
+    const evalSet = test && test.length > 0 ? test : validation;
+    if (!evalSet || evalSet.length === 0) return {};
+    const metrics = await evaluateDataset(model, evalSet, batchSize);
+    io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics)}`);
+    return metrics;
+  } catch (e) {
+    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}

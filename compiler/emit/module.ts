@@ -1,0 +1,230 @@
+// Emits the typed TypeScript module of one model with ts-morph: input/output/metric types, the program, and a class over the runtime.
+import { IndentationText, Project, QuoteKind, Scope, VariableDeclarationKind, type SourceFile } from 'ts-morph';
+import type { DType, ModelProgram, SizeExpr, TensorDecl } from '../../runtime/program.ts';
+
+export interface EmitOptions {
+  /** The module specifier the generated code imports the runtime from (default `dlc/runtime`). */
+  readonly runtimeImport?: string;
+  /** The .dl path, as written in the header comment. */
+  readonly source?: string;
+}
+
+const INPUT_ARRAY: Readonly<Record<DType, string>> = {
+  f32: 'Float32Array | readonly number[]',
+  i32: 'Int32Array | readonly number[]',
+  u32: 'Uint32Array | readonly number[]',
+  bool: 'Uint32Array | Uint8Array | readonly (number | boolean)[]',
+};
+const OUTPUT_ARRAY: Readonly<Record<DType, string>> = { f32: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint32Array' };
+
+function showSize(e: SizeExpr): string {
+  if (typeof e === 'number' || typeof e === 'string') return String(e);
+  const [op, ...args] = e;
+  const parts = args.map(showSize);
+  switch (op) {
+    case '+':
+      return `(${parts.join(' + ')})`;
+    case '*':
+      return parts.join(' * ');
+    case '^':
+      return `${parts[0]}^${parts[1]}`;
+    case 'floor':
+      return `(${parts[0]} / ${parts[1]})`;
+    case 'mod':
+      return `(${parts[0]} % ${parts[1]})`;
+  }
+}
+
+export function typeText(t: { dtype: DType; shape: readonly SizeExpr[] }): string {
+  return `${t.dtype}[${t.shape.map(showSize).join(', ')}]`;
+}
+
+/** `MnistMlp` -> `mnist_mlp`: the file name of a model's module. */
+export function moduleFileName(model: string): string {
+  return model.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z])([A-Z][a-z])/g, '$1_$2').toLowerCase();
+}
+
+function union(names: readonly string[]): string {
+  return names.length === 0 ? 'never' : names.map((n) => JSON.stringify(n)).join(' | ');
+}
+
+function docOf(t: TensorDecl, what: string): string {
+  const count = t.shape.length === 0 ? 'one value' : `${t.shape.map(showSize).join(' × ')} values, row-major`;
+  return `${what} \`${t.name}\`: ${typeText(t)} (${count}).`;
+}
+
+function build(file: SourceFile, program: ModelProgram, options: EmitOptions): void {
+  const cls = program.model;
+  const runtime = options.runtimeImport ?? 'dlc/runtime';
+  const predictInputs = Object.keys(program.graphs.predict.inputs);
+  const reported = [...program.losses, ...program.metrics];
+
+  file.addImportDeclaration({
+    moduleSpecifier: runtime,
+    namedImports: ['Model', 'type CreateOptions', 'type Dataset', 'type FitOptions', 'type History', 'type LoadOptions', 'type LoadReport', 'type ModelProgram', 'type SaveOptions'],
+  });
+
+  file.addInterface({
+    name: 'Inputs',
+    isExported: true,
+    docs: [`One batch for ${cls}: every input, each a flat row-major array. The batch size ${program.sizes.join(', ') || '(none)'} is read from the lengths.`],
+    properties: program.inputs.map((t) => ({ name: t.name, type: INPUT_ARRAY[t.dtype], isReadonly: true, docs: [docOf(t, 'Input')] })),
+  });
+  file.addTypeAlias({
+    name: 'PredictInputs',
+    isExported: true,
+    docs: ['The inputs `predict` needs: those the declared outputs depend on.'],
+    type: predictInputs.length === 0 ? 'Record<string, never>' : `Pick<Inputs, ${union(predictInputs)}>`,
+  });
+  file.addInterface({
+    name: 'Outputs',
+    isExported: true,
+    docs: [`What \`predict\` returns: the model's declared outputs.`],
+    properties: program.outputs.map((t) => ({ name: t.name, type: OUTPUT_ARRAY[t.dtype], isReadonly: true, docs: [docOf(t, 'Output')] })),
+  });
+  file.addTypeAlias({ name: 'Loss', isExported: true, type: union(program.losses), docs: ['The losses the model declares.'] });
+  file.addTypeAlias({ name: 'Metric', isExported: true, type: union(program.metrics), docs: ['The metrics the model declares.'] });
+  file.addTypeAlias({ name: 'Reported', isExported: true, type: 'Loss | Metric', docs: ['Every value `trainStep` and `evaluate` report.'] });
+  file.addTypeAlias({ name: 'ParameterPath', isExported: true, type: union(program.params.map((p) => p.path)), docs: ['Parameter paths, as saved in weights files.'] });
+
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ['Each input and output with its declared dtype and shape.'],
+    declarations: [
+      {
+        name: 'signature',
+        initializer: JSON.stringify({
+          inputs: Object.fromEntries(program.inputs.map((t) => [t.name, typeText(t)])),
+          outputs: Object.fromEntries(program.outputs.map((t) => [t.name, typeText(t)])),
+          parameters: Object.fromEntries(program.params.map((p) => [p.path, `${p.dtype}[${p.shape.join(', ')}]`])),
+        }, null, 2) + ' as const',
+      },
+    ],
+  });
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ['The compiled program: WGSL shaders, buffers and dispatches of every graph.'],
+    declarations: [{ name: 'program', type: 'ModelProgram', initializer: `JSON.parse(${JSON.stringify(JSON.stringify(program))}) as ModelProgram` }],
+  });
+
+  file.addClass({
+    name: cls,
+    isExported: true,
+    docs: [`${cls} on a WebGPU device. Create it with \`create()\`; free its GPU memory with \`dispose()\`.`],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>', isReadonly: true, scope: Scope.Private }] }],
+    methods: [
+      {
+        name: 'create',
+        isStatic: true,
+        isAsync: true,
+        docs: ['Acquire a device (or use `options.device`), compile the shaders and initialize the weights.'],
+        parameters: [{ name: 'options', type: 'CreateOptions', initializer: '{}' }],
+        returnType: `Promise<${cls}>`,
+        statements: [`return new ${cls}(await Model.create<keyof Inputs & string, keyof Outputs & string, Reported>(program, options));`],
+      },
+      {
+        name: 'trainStep',
+        docs: ['One training step on a batch; returns at once. `values()` reads the losses and metrics when needed.'],
+        parameters: [{ name: 'batch', type: 'Inputs' }],
+        returnType: '{ readonly step: number; values(): Promise<Record<Reported, number>> }',
+        statements: [
+          'const handle = this.model.trainStep(batch);',
+          'return { step: handle.step, values: () => handle.values() as Promise<Record<Reported, number>> };',
+        ],
+      },
+      {
+        name: 'evaluate',
+        docs: ['Losses and metrics on one batch, in evaluation mode.'],
+        parameters: [{ name: 'batch', type: 'Inputs' }],
+        returnType: 'Promise<Record<Reported, number>>',
+        statements: ['return this.model.evaluate(batch);'],
+      },
+      {
+        name: 'predict',
+        docs: ['The declared outputs for a batch of inputs, in evaluation mode.'],
+        parameters: [{ name: 'inputs', type: 'PredictInputs' }],
+        returnType: 'Promise<Outputs>',
+        statements: ['return this.model.predict(inputs) as Promise<unknown> as Promise<Outputs>;'],
+      },
+      {
+        name: 'fit',
+        docs: ['Train for some epochs with validation each epoch, early stopping and callbacks.'],
+        parameters: [
+          { name: 'data', type: '{ readonly train: Dataset; readonly validation?: Dataset }' },
+          { name: 'options', type: 'FitOptions' },
+        ],
+        returnType: 'Promise<History>',
+        statements: ['return this.model.fit(data, options);'],
+      },
+      {
+        name: 'saveWeights',
+        docs: ['The weights (and by default the full training state) as safetensors bytes.'],
+        parameters: [{ name: 'options', type: 'SaveOptions', initializer: '{}' }],
+        returnType: 'Promise<Uint8Array>',
+        statements: ['return this.model.saveWeights(options);'],
+      },
+      {
+        name: 'loadWeights',
+        docs: ['Load safetensors bytes saved by `saveWeights` (checked against the model before anything is written).'],
+        parameters: [
+          { name: 'bytes', type: 'Uint8Array' },
+          { name: 'options', type: 'LoadOptions', initializer: '{}' },
+        ],
+        returnType: 'Promise<LoadReport>',
+        statements: ['return this.model.loadWeights(bytes, options);'],
+      },
+      {
+        name: 'dispose',
+        docs: ['Free every GPU buffer; the object cannot be used afterwards.'],
+        returnType: 'void',
+        statements: ['this.model.dispose();'],
+      },
+    ],
+    getAccessors: [
+      { name: 'adapterInfo', docs: ['The adapter the model runs on, in words.'], returnType: 'string', statements: ['return this.model.adapterInfo;'] },
+      { name: 'step', docs: ['Training steps run so far.'], returnType: 'number', statements: ['return this.model.step;'] },
+    ],
+  });
+
+  file.addFunction({
+    name: 'create',
+    isExported: true,
+    isAsync: true,
+    docs: [`Create ${cls} on a WebGPU device: \`const model = await create({ batchSize: 128 })\`.`],
+    parameters: [{ name: 'options', type: 'CreateOptions', initializer: '{}' }],
+    returnType: `Promise<${cls}>`,
+    statements: [`return ${cls}.create(options);`],
+  });
+  file.insertStatements(0, `// Generated by dlc from ${options.source ?? program.file} (model ${cls}). Do not edit: run \`dlc compile\` again.`);
+}
+
+function project(): Project {
+  return new Project({
+    useInMemoryFileSystem: true,
+    manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Single },
+    compilerOptions: { strict: true, target: 99, module: 99, declaration: true, skipLibCheck: true, noResolve: true },
+  });
+}
+
+/** The module's TypeScript text. */
+export function emitModule(program: ModelProgram, options: EmitOptions = {}): string {
+  const file = project().createSourceFile(`${moduleFileName(program.model)}.ts`, '');
+  build(file, program, options);
+  file.formatText({ indentSize: 2 });
+  return file.getFullText();
+}
+
+/** The module as JavaScript plus its declaration file (`--js`). */
+export function emitModuleJs(program: ModelProgram, options: EmitOptions = {}): { js: string; dts: string } {
+  const p = project();
+  const name = moduleFileName(program.model);
+  const file = p.createSourceFile(`/${name}.ts`, emitModule(program, options));
+  const out = p.emitToMemory({ targetSourceFile: file });
+  const files = out.getFiles();
+  const js = files.find((f) => f.filePath.endsWith('.js'))?.text;
+  const dts = files.find((f) => f.filePath.endsWith('.d.ts'))?.text;
+  if (js === undefined || dts === undefined) throw new Error('ts-morph emitted no JavaScript or declarations');
+  return { js, dts };
+}

@@ -1,0 +1,12 @@
+// The dlc runtime's public surface (browser and Node): models, datasets, checkpoints and typed errors.
+export { Model, type Batch, type CreateOptions, type LoadOptions, type LoadReport, type SaveOptions } from './model.ts';
+export type { HostArray, StepHandle, TypedArray } from './executor.ts';
+export { evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
+export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';
+export { mnistFromDigits, mnistFromSamples, type MnistOptions } from './mnist.ts';
+export { irisFromRows } from './iris.ts';
+export { parseCsv, type CsvSpec } from './csv.ts';
+export { decodeSafetensors, encodeSafetensors, SafetensorsError, type StoredTensor } from './safetensors.ts';
+export { acquireDevice, type DeviceOptions } from './device.ts';
+export * from './errors.ts';
+export type { ModelProgram, SettingValue } from './program.ts';
