@@ -1,0 +1,169 @@
+// `dlc compile`: the generated module (TypeScript, or JavaScript plus .d.ts) type-checks under tsc --strict, rejects misuse at compile time, and runs.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
+import { moduleFileName } from '../compiler/emit/module.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+
+async function run(...args: string[]): Promise<{ status: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const status = await main(['node', 'dlc', ...args], { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) });
+  return { status, out, err };
+}
+
+/** A fresh directory inside the repository, so the generated code can import runtime/ by a relative path. */
+function workDir(): string {
+  mkdirSync(join(ROOT, 'test/.tmp'), { recursive: true });
+  return mkdtempSync(join(ROOT, 'test/.tmp/compile-'));
+}
+
+function runtimeImport(dir: string): string {
+  return relative(dir, join(ROOT, 'runtime/index.ts'));
+}
+
+/** tsc --strict over a folder; returns its diagnostics (empty when clean). */
+function tsc(dir: string, files: readonly string[]): string {
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        lib: ['ES2023', 'DOM'],
+        types: ['@webgpu/types'],
+        typeRoots: [join(ROOT, 'node_modules')],
+        allowImportingTsExtensions: true,
+        noEmit: true,
+        skipLibCheck: true,
+        exactOptionalPropertyTypes: true,
+        noUnusedLocals: true,
+      },
+      files,
+    }),
+  );
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8', stdio: 'pipe' });
+    return '';
+  } catch (e) {
+    return String((e as { stdout?: string }).stdout ?? e);
+  }
+}
+
+/** The part of the generated MNIST module this test calls (the real types are checked by tsc above). */
+interface GeneratedMlpModule {
+  create(options: { batchSize?: number; seed?: number }): Promise<{
+    trainStep(batch: { image: Float32Array; label: Int32Array }): { values(): Promise<Record<string, number>> };
+    predict(inputs: { image: Float32Array }): Promise<{ probs: Float32Array }>;
+    dispose(): void;
+  }>;
+}
+
+const EXAMPLES: readonly [file: string, model: string, args: string][] = [
+  ['mnist_mlp', 'MnistMlp', 'hidden: 16'],
+  ['lenet', 'LeNet', ''],
+  ['resnet', 'Cifar10ResNet', 'depth: 1'],
+  ['lstm_classifier', 'ActivityClassifier', 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3'],
+  ['char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2'],
+  ['gan', 'Gan', 'latent: 4, hidden: 8, pixels: 12'],
+  ['autoencoder', 'AutoEncoder', 'code: 4'],
+  ['reinforce_cartpole', 'CartPolePolicy', 'hidden: 8'],
+];
+
+describe('dlc compile', () => {
+  it('writes one typed module per example model, and every one passes tsc --strict', { timeout: 120_000 }, async () => {
+    const dir = workDir();
+    const files: string[] = [];
+    for (const [file, model, args] of EXAMPLES) {
+      const r = await run('compile', `examples/${file}.dl`, '-o', dir, '--model', model, ...(args ? ['--args', args] : []), '--runtime', runtimeImport(dir));
+      expect(r.err).toContain('wrote');
+      expect(r.status, r.err).toBe(EXIT_OK);
+      files.push(`${moduleFileName(model)}.ts`);
+    }
+    expect(readdirSync(dir).sort()).toEqual([...files].sort());
+    expect(tsc(dir, files)).toBe('');
+  });
+
+  it('with --js writes JavaScript and a declaration file that type-check a caller', { timeout: 60_000 }, async () => {
+    const dir = workDir();
+    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--js', '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    expect(readdirSync(dir).sort()).toEqual(['mnist_mlp.d.ts', 'mnist_mlp.js']);
+    const js = readFileSync(join(dir, 'mnist_mlp.js'), 'utf8');
+    expect(js).not.toMatch(/:\s*Promise<|interface /); // plain JavaScript
+    const dts = readFileSync(join(dir, 'mnist_mlp.d.ts'), 'utf8');
+    expect(dts).toContain('export interface Inputs');
+    expect(dts).toContain('readonly image: Float32Array | readonly number[];');
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { create, type Outputs, type Reported } from './mnist_mlp.js';
+const model = await create({ batchSize: 4 });
+const values: Record<Reported, number> = await model.trainStep({ image: new Float32Array(4 * 784), label: new Int32Array(4) }).values();
+const out: Outputs = await model.predict({ image: new Float32Array(4 * 784) });
+console.log(values.accuracy, out.probs.length);
+model.dispose();
+`,
+    );
+    expect(tsc(dir, ['use.ts'])).toBe('');
+  });
+
+  it('makes a wrong input name, a wrong array type, an unknown metric and a missing input type errors', { timeout: 60_000 }, async () => {
+    const dir = workDir();
+    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'misuse.ts'),
+      `import { create } from './mnist_mlp.ts';
+const model = await create();
+model.trainStep({ imag: new Float32Array(784), label: new Int32Array(1) });
+model.trainStep({ image: new Float32Array(784), label: new Float32Array(1) });
+const v = await model.evaluate({ image: new Float32Array(784), label: new Int32Array(1) });
+console.log(v.f1);
+await model.predict({});
+`,
+    );
+    const errors = tsc(dir, ['mnist_mlp.ts', 'misuse.ts']);
+    expect(errors).toMatch(/misuse\.ts\(3,.*'imag'/);
+    expect(errors).toMatch(/misuse\.ts\(4,\d+\): error TS2322: Type 'Float32Array<ArrayBuffer>' is not assignable to type 'readonly number\[\] \| Int32Array/);
+    expect(errors).toMatch(/misuse\.ts\(6,.*'f1'/);
+    expect(errors).toMatch(/misuse\.ts\(7,\d+\): error TS2345:[^\n]*\n\s+Property 'image' is missing/);
+  });
+
+  it('reports the source diagnostics and writes nothing for a broken model', async () => {
+    const dir = workDir();
+    const bad = join(dir, 'bad.dl');
+    writeFileSync(bad, 'model M {\n  input x: f32[B, 3]\n  layer fc = Dense(4, 2)\n  output y = fc(x)\n}\n');
+    const r = await run('compile', bad, '-o', join(dir, 'out'));
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toMatch(/E03\d\d/);
+    expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('the generated module trains and predicts on WebGPU through its typed API', { timeout: 60_000 }, async () => {
+    const dir = workDir();
+    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    const mod = (await import(join(dir, 'mnist_mlp.ts'))) as GeneratedMlpModule;
+    const model = await mod.create({ batchSize: 8, seed: 3 });
+    try {
+      const image = Float32Array.from({ length: 8 * 784 }, (_, i) => ((i * 37) % 101) / 101);
+      const label = Int32Array.from({ length: 8 }, (_, i) => i % 10);
+      const first = await model.trainStep({ image, label }).values();
+      let last = first;
+      for (let i = 0; i < 40; i++) last = await model.trainStep({ image, label }).values();
+      // the train block warms the learning rate up over 200 steps, so 40 steps only start the descent
+      expect(last.loss).toBeLessThan(first.loss - 0.3);
+      const { probs } = await model.predict({ image });
+      expect(probs.length).toBe(80);
+      for (let b = 0; b < 8; b++) expect(probs.slice(b * 10, b * 10 + 10).reduce((a, x) => a + x, 0)).toBeCloseTo(1, 4);
+      await expect(model.predict({ image: new Float32Array(783) } as never)).rejects.toThrow(/input `image` has 783 values.*784/);
+    } finally {
+      model.dispose();
+    }
+  });
+});
