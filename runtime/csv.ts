@@ -1,0 +1,157 @@
+// CSV text to a Dataset (features f32 [n], optional label) via csv-parse's browser-safe sync parser; errors name row and column.
+import { parse } from 'csv-parse/browser/esm/sync';
+import { type ColumnInput, Dataset } from './data.ts';
+
+/** A CSV column by header name, or by 0-based position. */
+export type CsvColumnRef = string | number;
+
+/**
+ * How the label column is read: `class` maps strings to class indices (i32), `int` parses integers
+ * (i32), `float` parses numbers (f32, for regression), `auto` (default) is `int` when every label is
+ * an integer and `class` otherwise.
+ */
+export type CsvLabelType = 'auto' | 'class' | 'int' | 'float';
+
+export const CSV_LABEL_TYPES: readonly CsvLabelType[] = ['auto', 'class', 'int', 'float'];
+
+export interface CsvSpec {
+  /** The label column; without one the dataset has only the features column. */
+  readonly label?: CsvColumnRef;
+  /** Feature columns, in order; default: every column except the label. */
+  readonly features?: readonly CsvColumnRef[];
+  /** Whether the first row names the columns (default true). Without a header, refer to columns by position. */
+  readonly header?: boolean;
+  readonly labelType?: CsvLabelType;
+  /**
+   * Class names in index order, for `class` labels. Default: the distinct label strings sorted by
+   * code unit, so the mapping does not depend on row order.
+   */
+  readonly classes?: readonly string[];
+  /** Field delimiter (default ','). */
+  readonly delimiter?: string;
+  /** Name of the dataset's features column (default 'features'). */
+  readonly featuresColumn?: string;
+  /** Name of the dataset's label column (default 'label'). */
+  readonly labelColumn?: string;
+  /** Where the text came from (a file path), prefixed to error messages. */
+  readonly source?: string;
+}
+
+interface ParsedRecord {
+  readonly record: string[];
+  readonly info: { readonly lines: number };
+}
+
+/**
+ * Parses CSV text into a Dataset. Rows are data rows numbered from 1 (the header is not a row);
+ * messages also give the file line. Columns in messages are numbered from 1 with their header name.
+ * Fields are trimmed; empty lines are skipped; a UTF-8 byte order mark is ignored.
+ */
+export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
+  const where = spec.source === undefined ? 'CSV' : `${spec.source}`;
+  const fail = (message: string): never => {
+    throw new Error(`${where}: ${message}`);
+  };
+  if (typeof text !== 'string') fail('expected CSV text');
+  const delimiter = spec.delimiter ?? ',';
+  if (typeof delimiter !== 'string' || delimiter.length === 0 || /["\r\n]/.test(delimiter)) fail(`invalid delimiter ${JSON.stringify(delimiter)}`);
+  const labelType = spec.labelType ?? 'auto';
+  if (!CSV_LABEL_TYPES.includes(labelType)) fail(`unknown label type '${String(labelType)}' (known: ${CSV_LABEL_TYPES.join(', ')})`);
+
+  let records: ParsedRecord[];
+  try {
+    records = parse(text, { bom: true, delimiter, info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as ParsedRecord[];
+  } catch (e) {
+    return fail(`CSV syntax error: ${(e as Error).message}`);
+  }
+
+  const hasHeader = spec.header ?? true;
+  let names: string[];
+  let rows: ParsedRecord[];
+  if (hasHeader) {
+    if (records.length === 0) return fail('the CSV is empty (expected a header row)');
+    names = records[0].record;
+    rows = records.slice(1);
+  } else {
+    if (records.length === 0) return fail('the CSV has no rows');
+    names = records[0].record.map((_, i) => `column ${i + 1}`);
+    rows = records;
+  }
+  const width = names.length;
+  const describe = (c: number): string => (hasHeader ? `column ${c + 1} '${names[c]}'` : `column ${c + 1}`);
+
+  const resolve = (ref: CsvColumnRef, role: string): number => {
+    if (typeof ref === 'number') {
+      if (!Number.isInteger(ref) || ref < 0 || ref >= width) fail(`${role} column index ${ref} is out of range (the CSV has ${width} columns, numbered from 0)`);
+      return ref;
+    }
+    if (typeof ref !== 'string') return fail(`${role} column must be a name or a 0-based index, got ${String(ref)}`);
+    if (!hasHeader) return fail(`${role} column '${ref}' is a name but the CSV has no header; use a 0-based index`);
+    const at = names.indexOf(ref);
+    if (at < 0) fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})`);
+    if (names.indexOf(ref, at + 1) >= 0) fail(`the header names column '${ref}' more than once`);
+    return at;
+  };
+
+  const labelIndex = spec.label === undefined ? undefined : resolve(spec.label, 'label');
+  const featureIndices =
+    spec.features === undefined ? names.map((_, i) => i).filter((i) => i !== labelIndex) : spec.features.map((ref) => resolve(ref, 'feature'));
+  if (labelIndex !== undefined && featureIndices.includes(labelIndex)) fail(`${describe(labelIndex)} is both the label and a feature`);
+  if (new Set(featureIndices).size !== featureIndices.length) fail('a feature column is listed more than once');
+
+  rows.forEach((r, i) => {
+    if (r.record.length !== width) {
+      fail(`row ${i + 1} (line ${r.info.lines}) has ${r.record.length} fields but ${hasHeader ? 'the header has' : 'the first row has'} ${width}`);
+    }
+  });
+
+  const nf = featureIndices.length;
+  const features = new Float32Array(rows.length * nf);
+  rows.forEach((r, i) => {
+    for (let k = 0; k < nf; k++) {
+      const c = featureIndices[k];
+      features[i * nf + k] = parseNumber(r.record[c], () => `row ${i + 1} (line ${r.info.lines}), ${describe(c)}`, fail);
+    }
+  });
+  const columns: Record<string, ColumnInput> = { [spec.featuresColumn ?? 'features']: { data: features, shape: [nf] } };
+
+  if (labelIndex !== undefined) {
+    const labelName = spec.labelColumn ?? 'label';
+    if (labelName === (spec.featuresColumn ?? 'features')) fail(`the features and label columns are both named '${labelName}'`);
+    const at = (i: number): string => `row ${i + 1} (line ${rows[i].info.lines}), ${describe(labelIndex)}`;
+    const values = rows.map((r) => r.record[labelIndex]);
+    const kind = labelType === 'auto' ? (values.every((v) => INTEGER.test(v)) ? 'int' : 'class') : labelType;
+    if (kind === 'float') {
+      const data = Float32Array.from(values, (v, i) => parseNumber(v, () => at(i), fail));
+      columns[labelName] = { data, shape: [] };
+    } else if (kind === 'int') {
+      const data = Int32Array.from(values, (v, i) => {
+        const x = Number(v);
+        if (!INTEGER.test(v) || x < -0x8000_0000 || x > 0x7fff_ffff) fail(`${at(i)}: label '${v}' is not a 32-bit integer`);
+        return x;
+      });
+      columns[labelName] = { data, shape: [] };
+    } else {
+      const classes = spec.classes === undefined ? [...new Set(values)].sort() : [...spec.classes];
+      if (new Set(classes).size !== classes.length) fail('the class list names a class more than once');
+      const index = new Map(classes.map((c, k) => [c, k]));
+      const data = Int32Array.from(values, (v, i) => {
+        const k = index.get(v);
+        if (k === undefined) fail(`${at(i)}: label '${v}' is not one of the classes (${classes.map((c) => `'${c}'`).join(', ')})`);
+        return k as number;
+      });
+      columns[labelName] = { data, shape: [], classes };
+    }
+  }
+  return new Dataset(columns, rows.length);
+}
+
+const INTEGER = /^[+-]?\d+$/;
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function parseNumber(field: string, where: () => string, fail: (message: string) => never): number {
+  if (!NUMBER.test(field)) return fail(`${where()}: '${field}' is not a number`);
+  const x = Number(field);
+  if (!Number.isFinite(x)) return fail(`${where()}: '${field}' is out of range`);
+  return x;
+}

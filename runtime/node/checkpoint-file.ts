@@ -1,0 +1,86 @@
+// Checkpoint files in Node: atomic writes (temp file, fsync, rename, directory fsync) and safetensors reads.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { type DecodedSafetensors, decodeSafetensors, encodeSafetensors, type StoredTensor } from '../safetensors.ts';
+
+/** The temporary file name `writeFileAtomic` uses next to `path` (hidden, unique per call). */
+export function temporaryPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** Whether a file name in a directory is one of `writeFileAtomic`'s temporary files for `target`. */
+export function isTemporaryFileOf(fileName: string, target: string): boolean {
+  const prefix = `.${basename(target)}.`;
+  return fileName.startsWith(prefix) && /^\d+\.[0-9a-f]{12}\.tmp$/.test(fileName.slice(prefix.length));
+}
+
+/**
+ * Replaces the file at `path` with `bytes` so that readers (and the file after a crash) see either the
+ * old contents or the new, never a mix: the bytes go to a temporary file in the same directory, which
+ * is fsynced and renamed over the target; then the directory is fsynced where the platform allows.
+ * Missing parent directories are created. On failure the temporary file is removed and the target is
+ * untouched. (A process killed mid-write can leave a temporary file behind; see `isTemporaryFileOf`.)
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const temp = temporaryPathFor(path);
+  let renamed = false;
+  try {
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      let written = 0;
+      while (written < bytes.length) {
+        const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+        written += bytesWritten;
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    renamed = true;
+  } finally {
+    if (!renamed) await unlink(temp).catch(() => undefined);
+  }
+  await syncDirectory(dir);
+}
+
+/** Makes a rename durable; a no-op where directories cannot be opened or fsynced (Windows, some filesystems). */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Durability of the directory entry is best effort; the file itself is already fsynced.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/** Encodes tensors and metadata as safetensors and writes them atomically to `path`. */
+export async function writeCheckpoint(
+  path: string,
+  tensors: ReadonlyMap<string, StoredTensor> | Readonly<Record<string, StoredTensor>>,
+  metadata?: Readonly<Record<string, string>>,
+): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Reads and validates the safetensors checkpoint at `path`; errors name the path. */
+export async function readCheckpoint(path: string): Promise<DecodedSafetensors> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? `checkpoint not found: ${path}` : `cannot read checkpoint ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return decodeSafetensors(bytes);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
+  }
+}

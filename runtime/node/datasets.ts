@@ -1,0 +1,162 @@
+// Loads the dataset a train block's `data` setting names (`mnist()`, `iris()`, `csv(path: ...)`) in Node.
+import { isAbsolute, resolve } from 'node:path';
+import { type CsvLabelType, type CsvSpec, CSV_LABEL_TYPES } from '../csv.ts';
+import type { Dataset } from '../data.ts';
+import { loadIris } from '../iris.ts';
+import { type MnistLayout, type MnistOptions, MNIST_LAYOUTS } from '../mnist.ts';
+import type { SettingValue } from '../program.ts';
+import { loadCsvFile, loadCsvFileSync } from './csv-file.ts';
+import { loadMnist, loadMnistSync } from './mnist.ts';
+
+/** The dataset names `loadDataset` knows, with their arguments. */
+export const KNOWN_DATASETS: Readonly<Record<string, readonly string[]>> = {
+  mnist: ['layout', 'scale'],
+  iris: [],
+  csv: ['path', 'label', 'features', 'header', 'label_type', 'classes', 'delimiter'],
+};
+
+export interface LoadDatasetOptions {
+  /** Directory that relative CSV paths are resolved against (the .dl file's directory); default the working directory. */
+  readonly baseDir?: string;
+}
+
+type Plan = { readonly kind: 'mnist'; readonly options: MnistOptions } | { readonly kind: 'iris' } | { readonly kind: 'csv'; readonly path: string; readonly spec: CsvSpec };
+
+/**
+ * The dataset for a `data` setting: a call `{ call: 'mnist', args: {} }` (as the program stores
+ * `data = mnist()`) or a bare name. Throws for unknown names (listing the known ones), unknown
+ * arguments and arguments of the wrong type.
+ */
+export async function loadDataset(spec: SettingValue, options: LoadDatasetOptions = {}): Promise<Dataset> {
+  const plan = planDataset(spec, options);
+  switch (plan.kind) {
+    case 'mnist':
+      return loadMnist(plan.options);
+    case 'iris':
+      return loadIris();
+    case 'csv':
+      return loadCsvFile(plan.path, plan.spec);
+  }
+}
+
+/** The synchronous `loadDataset`. */
+export function loadDatasetSync(spec: SettingValue, options: LoadDatasetOptions = {}): Dataset {
+  const plan = planDataset(spec, options);
+  switch (plan.kind) {
+    case 'mnist':
+      return loadMnistSync(plan.options);
+    case 'iris':
+      return loadIris();
+    case 'csv':
+      return loadCsvFileSync(plan.path, plan.spec);
+  }
+}
+
+function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
+  let name: string;
+  let args: Readonly<Record<string, SettingValue>>;
+  if (typeof spec === 'string') {
+    name = spec;
+    args = {};
+  } else if (spec !== null && typeof spec === 'object' && !Array.isArray(spec) && 'call' in spec) {
+    name = spec.call;
+    args = spec.args ?? {};
+  } else {
+    throw new Error(`the data setting must name a dataset, e.g. mnist() (known: ${knownList()}); got ${JSON.stringify(spec)}`);
+  }
+  const known = KNOWN_DATASETS[name];
+  if (!Object.hasOwn(KNOWN_DATASETS, name) || known === undefined) throw new Error(`unknown dataset '${name}' (known: ${knownList()})`);
+  for (const key of Object.keys(args)) {
+    if (!known.includes(key)) {
+      throw new Error(`${name}() has no argument '${key}' (${known.length === 0 ? 'it takes none' : `arguments: ${known.join(', ')}`})`);
+    }
+  }
+  const arg = new ArgReader(name, args);
+  switch (name) {
+    case 'mnist': {
+      const layout = arg.string('layout');
+      if (layout !== undefined && !MNIST_LAYOUTS.includes(layout as MnistLayout)) throw new Error(`mnist(layout: "${layout}"): unknown layout (known: ${MNIST_LAYOUTS.join(', ')})`);
+      const scale = arg.numbers('scale');
+      if (scale !== undefined && scale.length !== 2) throw new Error(`mnist(scale: ...) must be two numbers [lo, hi]`);
+      return { kind: 'mnist', options: { ...(layout ? { layout: layout as MnistLayout } : {}), ...(scale ? { scale: [scale[0], scale[1]] } : {}) } };
+    }
+    case 'iris':
+      return { kind: 'iris' };
+    default: {
+      const path = arg.string('path');
+      if (path === undefined) throw new Error('csv() needs a path: csv(path: "data.csv", label: "...")');
+      const labelType = arg.string('label_type');
+      if (labelType !== undefined && !CSV_LABEL_TYPES.includes(labelType as CsvLabelType)) {
+        throw new Error(`csv(label_type: "${labelType}"): unknown label type (known: ${CSV_LABEL_TYPES.join(', ')})`);
+      }
+      const label = arg.columnRef('label');
+      const features = arg.columnRefs('features');
+      const header = arg.boolean('header');
+      const classes = arg.strings('classes');
+      const delimiter = arg.string('delimiter');
+      const csvSpec: CsvSpec = {
+        ...(label !== undefined ? { label } : {}),
+        ...(features !== undefined ? { features } : {}),
+        ...(header !== undefined ? { header } : {}),
+        ...(labelType !== undefined ? { labelType: labelType as CsvLabelType } : {}),
+        ...(classes !== undefined ? { classes } : {}),
+        ...(delimiter !== undefined ? { delimiter } : {}),
+      };
+      return { kind: 'csv', path: isAbsolute(path) ? path : resolve(options.baseDir ?? process.cwd(), path), spec: csvSpec };
+    }
+  }
+}
+
+function knownList(): string {
+  return Object.keys(KNOWN_DATASETS).join(', ');
+}
+
+/** Typed access to a call's arguments, with messages naming the call and argument. */
+class ArgReader {
+  constructor(
+    private readonly call: string,
+    private readonly args: Readonly<Record<string, SettingValue>>,
+  ) {}
+
+  private bad(key: string, expected: string): never {
+    throw new Error(`${this.call}(${key}: ...) must be ${expected}, got ${JSON.stringify(this.args[key])}`);
+  }
+
+  string(key: string): string | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return typeof v === 'string' ? v : this.bad(key, 'a string');
+  }
+
+  boolean(key: string): boolean | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return typeof v === 'boolean' ? v : this.bad(key, 'true or false');
+  }
+
+  numbers(key: string): number[] | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : this.bad(key, 'a list of numbers');
+  }
+
+  strings(key: string): string[] | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : this.bad(key, 'a list of strings');
+  }
+
+  columnRef(key: string): string | number | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v)) ? v : this.bad(key, 'a column name or 0-based index');
+  }
+
+  columnRefs(key: string): (string | number)[] | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return Array.isArray(v) && v.every((x) => typeof x === 'string' || (typeof x === 'number' && Number.isInteger(x)))
+      ? (v as (string | number)[])
+      : this.bad(key, 'a list of column names or 0-based indices');
+  }
+}
