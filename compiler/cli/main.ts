@@ -397,6 +397,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--checkpoint <path>', 'checkpoint file (default: the train block\'s, else checkpoints/<Model>.safetensors)')
     .option('--resume', 'continue from the checkpoint: weights, optimizer state, step, epoch and early stopping')
     .option('--no-progress', 'plain lines instead of a progress bar')
+    .option('--no-early-stopping', "train every epoch, ignoring the train block's early_stopping")
     .action(async (file: string, options: TrainFlags & { model?: string; args?: string }) => setStatus(await trainCommand(file, options, io)));
   program
     .command('summary')

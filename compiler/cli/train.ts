@@ -20,6 +20,8 @@ export interface TrainFlags {
   readonly checkpoint?: string;
   readonly resume?: boolean;
   readonly progress?: boolean;
+  /** false with --no-early-stopping: run every epoch whatever the train block says. */
+  readonly earlyStopping?: boolean;
 }
 
 export interface TrainIo {
@@ -105,7 +107,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
 
-  const esArgs = callArgs(setting(program, 'early_stopping'));
+  const esArgs = flags.earlyStopping === false ? undefined : callArgs(setting(program, 'early_stopping'));
   const earlyStopping: EarlyStopping | undefined = esArgs
     ? {
         monitor: typeof esArgs.monitor === 'string' ? esArgs.monitor : 'val_loss',

@@ -1,0 +1,92 @@
+// Checkpoints: training resumed from a checkpoint ends with the same state as uninterrupted training, and killing `dlc train` mid-save never leaves an unreadable checkpoint.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXIT_OK, main } from '../compiler/cli/main.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const MODEL = ['examples/mnist_mlp.dl', '--model', 'MnistMlp', '--args', 'hidden: 16', '--limit', '800', '--batch', '64', '--no-progress'];
+
+async function dlc(...args: string[]): Promise<{ status: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const status = await main(['node', 'dlc', ...args], { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) });
+  return { status, out, err };
+}
+
+function workDir(): string {
+  mkdirSync(join(ROOT, 'test/.tmp'), { recursive: true });
+  return mkdtempSync(join(ROOT, 'test/.tmp/resume-'));
+}
+
+describe('checkpoints', () => {
+  it('training resumed from a checkpoint gives the same parameters and optimizer state as uninterrupted training', { timeout: 180_000 }, async () => {
+    const dir = workDir();
+    const straight = join(dir, 'straight.safetensors');
+    const split = join(dir, 'split.safetensors');
+    const a = await dlc('train', ...MODEL, '--epochs', '4', '--checkpoint', straight);
+    expect(a.status, a.err).toBe(EXIT_OK);
+    const b1 = await dlc('train', ...MODEL, '--epochs', '2', '--checkpoint', split);
+    expect(b1.status, b1.err).toBe(EXIT_OK);
+    const b2 = await dlc('train', ...MODEL, '--epochs', '4', '--checkpoint', split, '--resume');
+    expect(b2.status, b2.err).toBe(EXIT_OK);
+    expect(b2.err).toContain('2 epochs done');
+    // the resumed run trains epochs 3 and 4 only, and reports them under the same numbers
+    expect(b2.out).toMatch(/^epoch 3\/4/m);
+    expect(b2.out).not.toMatch(/^epoch 1\/4/m);
+    expect(a.out.match(/^epoch 4\/4.*$/m)?.[0].replace(/\(.*s\)$/, '')).toBe(b2.out.match(/^epoch 4\/4.*$/m)?.[0].replace(/\(.*s\)$/, ''));
+    const x = decodeSafetensors(readFileSync(straight));
+    const y = decodeSafetensors(readFileSync(split));
+    expect([...y.tensors.keys()].sort()).toEqual([...x.tensors.keys()].sort());
+    // parameters, Adam moments, step counters and the RNG key
+    expect([...x.tensors.keys()]).toEqual(expect.arrayContaining(['net.hidden.0.w', 'opt.train.t', 'rng.key', 'opt.train.net.hidden.0.w.m']));
+    for (const [name, t] of x.tensors) {
+      const u = y.tensors.get(name)!;
+      expect(u.shape, name).toEqual(t.shape);
+      expect(Array.from(u.data), name).toEqual(Array.from(t.data));
+    }
+    expect(x.metadata['dlc.epoch']).toBe('4');
+    expect(y.metadata['dlc.step']).toBe(x.metadata['dlc.step']);
+  });
+
+  it('killing `dlc train` at any moment leaves the latest checkpoint readable, and --resume continues from it', { timeout: 300_000 }, async () => {
+    const dir = workDir();
+    const path = join(dir, 'ck.safetensors');
+    // a long run that saves every epoch (each epoch is 2 steps), killed at increasing delays after the first save
+    let savedEpoch = 0;
+    for (const delay of [0, 150, 400, 900]) {
+      const child = spawn(process.execPath, [join(ROOT, 'bin/dlc.js'), 'train', ...MODEL, '--limit', '160', '--epochs', '1000', '--no-early-stopping', '--checkpoint', path, ...(existsSync(path) ? ['--resume'] : [])], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      // wait for two saved epochs in this run, then kill without warning
+      const started = Date.now();
+      while ((output.match(/^epoch \d+\/1000/gm)?.length ?? 0) < 2) {
+        if (Date.now() - started > 120_000) throw new Error(`dlc train did not save a checkpoint in time:\n${output}`);
+        if (child.exitCode !== null) throw new Error(`dlc train exited early:\n${output}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await exited;
+      const saved = decodeSafetensors(readFileSync(path));
+      // the epoch line prints just before its save, so at least the run's first epoch is saved, and nothing is lost
+      const epoch = Number(saved.metadata['dlc.epoch']);
+      expect(epoch).toBeGreaterThanOrEqual(savedEpoch + 1);
+      savedEpoch = epoch;
+      expect(saved.tensors.get('net.hidden.0.w')?.shape).toEqual([784, 16]);
+    }
+    // stray temporary files from a kill mid-write are the only trace, never a torn checkpoint
+    expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['ck.best.safetensors', 'ck.safetensors']);
+    const last = Number(decodeSafetensors(readFileSync(path)).metadata['dlc.epoch']);
+    const resumed = await dlc('train', ...MODEL, '--limit', '160', '--epochs', String(last + 1), '--checkpoint', path, '--resume');
+    expect(resumed.status, resumed.err).toBe(EXIT_OK);
+    expect(resumed.out).toMatch(new RegExp(`^epoch ${last + 1}/${last + 1}`, 'm'));
+  });
+});
