@@ -3,6 +3,7 @@ import type { Attrs, TensorType } from '../ir/types.ts';
 import { type Dim, add, dimEquals, dimToString, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
+import { conv2dPlans, convTranspose2dPlans } from '../codegen/conv.ts';
 import { checkAttrList, err, isFloatType, typeStr } from './util.ts';
 import type { Value } from '../ir/types.ts';
 import type { VjpContext } from './registry.ts';
@@ -64,6 +65,7 @@ registerOp({
   arity: 2,
   differentiable: 'all',
   attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', groups: 'optional' },
+  lower: { kind: 'kernel', kernel: conv2dPlans },
   infer([x, w], attrs) {
     const bad = convCommon('conv2d', x, w, attrs, ['stride', 'padding', 'dilation']);
     if (bad) return bad;
@@ -141,6 +143,7 @@ registerOp({
   arity: 2,
   differentiable: 'all',
   attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', output_padding: 'optional', groups: 'optional' },
+  lower: { kind: 'kernel', kernel: convTranspose2dPlans },
   infer([x, w], attrs) {
     const bad = convCommon('conv_transpose2d', x, w, attrs, ['stride', 'padding', 'dilation', 'output_padding']);
     if (bad) return bad;

@@ -3,6 +3,7 @@ import type { DType } from '../ir/types.ts';
 import { type Dim, dimEquals, isConcrete, shapeToString, sub } from '../shapes/dim.ts';
 import { numel, wrap } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
+import { oneHotPlans, scatterAddPlans, takeAlongAxisPlans, takePlans } from '../codegen/gather.ts';
 import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, typeStr } from './util.ts';
 import { builder, constant, op1 } from './vjp-util.ts';
 
@@ -23,6 +24,7 @@ registerOp({
   arity: 2,
   differentiable: [true, false],
   attrs: { axis: 'required' },
+  lower: { kind: 'kernel', kernel: takePlans },
   infer([table, idx], attrs) {
     const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, table.shape.length) : null;
     if (axis === null) return err(`take axis ${String(attrs.axis)} is out of range for ${typeStr(table)}`, 0);
@@ -64,6 +66,7 @@ registerOp({
   arity: 2,
   differentiable: [true, false],
   attrs: { axis: 'required', size: 'required' },
+  lower: { kind: 'kernel', kernel: scatterAddPlans },
   infer([upd, idx], attrs) {
     if (!isIntType(idx.dtype)) return err(`scatter_add needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
     if (!isNumeric(upd.dtype)) return err(`scatter_add needs numeric updates, found ${typeStr(upd)}`, 0);
@@ -108,6 +111,7 @@ registerOp({
   arity: 2,
   differentiable: [true, false],
   attrs: { axis: 'required' },
+  lower: { kind: 'kernel', kernel: takeAlongAxisPlans },
   infer([arr, idx], attrs) {
     const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, arr.shape.length) : null;
     if (axis === null) return err(`take_along_axis axis ${String(attrs.axis)} is out of range for ${typeStr(arr)}`, 0);
@@ -169,6 +173,7 @@ registerOp({
   arity: 1,
   differentiable: 'none',
   attrs: { depth: 'required', dtype: 'optional' },
+  lower: { kind: 'kernel', kernel: oneHotPlans },
   infer([idx], attrs) {
     if (!isIntType(idx.dtype)) return err(`one_hot needs integer indices, found ${typeStr(idx)}`, 0, undefined, 'cast the indices to i32');
     const depth = attrs.depth as Dim;

@@ -3,6 +3,8 @@ import type { DType } from '../ir/types.ts';
 import { numel, unravel, wrap } from '../interpret/tensor.ts';
 import { evaluate, isDim } from '../shapes/dim.ts';
 import { registerOp } from './registry.ts';
+import { fullPlans, iotaPlans } from '../codegen/constant.ts';
+import { copyPlans } from '../codegen/movement.ts';
 import { DTYPE_NAMES, attrDims, err, evalShape, normAxis } from './util.ts';
 
 /** Identity in value; autodiff sends no cotangent through it. */
@@ -12,6 +14,7 @@ registerOp({
   arity: 1,
   differentiable: 'none',
   attrs: {},
+  lower: { kind: 'kernel', kernel: copyPlans },
   infer([x]) {
     return [{ dtype: x.dtype, shape: x.shape }];
   },
@@ -30,6 +33,7 @@ registerOp({
   arity: 0,
   differentiable: 'none',
   attrs: { shape: 'required', value: 'required', dtype: 'optional' },
+  lower: { kind: 'kernel', kernel: fullPlans },
   infer(_inputs, attrs) {
     const dtype = checkDType(attrs.dtype ?? 'f32');
     if (!dtype) return err(`full dtype must be one of ${DTYPE_NAMES.join(', ')}`);
@@ -53,6 +57,7 @@ registerOp({
   arity: 0,
   differentiable: 'none',
   attrs: { shape: 'required', axis: 'optional', dtype: 'optional' },
+  lower: { kind: 'kernel', kernel: iotaPlans },
   infer(_inputs, attrs) {
     const dtype = checkDType(attrs.dtype ?? 'i32');
     if (!dtype || dtype === 'bool') return err(`iota dtype must be numeric (f32, f16, i32 or u32)`);

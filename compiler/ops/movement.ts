@@ -3,6 +3,7 @@ import type { AttrValue, TensorType } from '../ir/types.ts';
 import { type Dim, add, dimEquals, dimToString, evaluate, floorDiv, isConcrete, mul, shapeToString, sub } from '../shapes/dim.ts';
 import { broadcastStrides, numel, strides, unravel, type Tensor } from '../interpret/tensor.ts';
 import { registerOp, type ShapeError } from './registry.ts';
+import { broadcastPlans, concatPlans, copyPlans, padPlans, slicePlans, transposePlans } from '../codegen/movement.ts';
 import { attrDims, err, evalShape, normAxis, product, typeStr } from './util.ts';
 import { builder, fill, op1, sliceAxis, unbroadcast, unsliceAxis } from './vjp-util.ts';
 
@@ -43,6 +44,7 @@ registerOp({
   arity: 1,
   differentiable: 'all',
   attrs: { shape: 'required' },
+  lower: { kind: 'kernel', kernel: copyPlans },
   infer([x], attrs) {
     const target = resolveReshape(x, attrDims(attrs, 'shape'));
     if (!Array.isArray(target)) return target;
@@ -88,6 +90,7 @@ registerOp({
   arity: 1,
   differentiable: 'all',
   attrs: { perm: 'required' },
+  lower: { kind: 'kernel', kernel: transposePlans },
   infer([x], attrs) {
     const perm = attrs.perm;
     const r = x.shape.length;
@@ -114,6 +117,7 @@ registerOp({
   arity: 1,
   differentiable: 'all',
   attrs: { shape: 'required' },
+  lower: { kind: 'kernel', kernel: broadcastPlans },
   infer([x], attrs) {
     const target = attrDims(attrs, 'shape');
     const lead = target.length - x.shape.length;
@@ -170,6 +174,7 @@ registerOp({
   arity: 1,
   differentiable: 'all',
   attrs: { starts: 'required', stops: 'required', steps: 'optional' },
+  lower: { kind: 'kernel', kernel: slicePlans },
   infer([x], attrs) {
     const r = x.shape.length;
     const starts = attrs.starts;
@@ -226,6 +231,7 @@ registerOp({
   arity: 'variadic',
   differentiable: 'all',
   attrs: { axis: 'required' },
+  lower: { kind: 'kernel', kernel: concatPlans },
   infer(xs, attrs) {
     const first = xs[0];
     const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, first.shape.length) : null;
@@ -280,6 +286,7 @@ registerOp({
   // The pad value is an attribute, so only the operand gets a gradient.
   differentiable: 'all',
   attrs: { before: 'required', after: 'required', value: 'optional' },
+  lower: { kind: 'kernel', kernel: padPlans },
   infer([x], attrs) {
     const r = x.shape.length;
     const ok = (v: unknown) => Array.isArray(v) && v.length === r && v.every((p) => typeof p === 'number' && Number.isInteger(p) && p >= 0);

@@ -4,6 +4,7 @@ import type { Value } from '../ir/types.ts';
 import { type Dim, add, dimToString, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { registerOp, type VjpContext } from './registry.ts';
+import { poolPlans } from '../codegen/pool.ts';
 import { checkAttrList, err, isFloatType, isNumeric, typeStr } from './util.ts';
 import { builder, constant, fill, op1 } from './vjp-util.ts';
 
@@ -30,6 +31,7 @@ for (const name of ['max_pool2d', 'avg_pool2d'] as const) {
     arity: 1,
     differentiable: 'all',
     attrs: { kernel: 'required', stride: 'optional', padding: 'optional' },
+    lower: { kind: 'kernel', kernel: poolPlans },
     infer([x], attrs) {
       const okType = name === 'max_pool2d' ? isNumeric(x.dtype) : isFloatType(x.dtype);
       if (!okType) return err(`${name} needs a ${name === 'max_pool2d' ? 'numeric' : 'float'} tensor, found ${typeStr(x)}`, 0);

@@ -3,6 +3,7 @@ import type { DType } from '../ir/types.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { numel } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
+import { randomPlans } from '../codegen/random.ts';
 import { attrDims, err, evalShape, isFloatType, typeStr } from './util.ts';
 
 /*
@@ -83,6 +84,7 @@ for (const [name, sample] of [
     arity: 1,
     differentiable: 'none',
     attrs: { shape: 'required', dtype: 'optional', stream: 'optional' },
+    lower: { kind: 'kernel', kernel: randomPlans },
     infer([key], attrs) {
       if (key.dtype !== 'u32' || key.shape.length !== 0) return err(`${name} needs a u32 scalar key, found ${typeStr(key)}`, 0);
       const dtype = (attrs.dtype ?? 'f32') as DType;

@@ -1,0 +1,139 @@
+// Kernels for the gather and scatter primitives: take, take_along_axis, scatter_add (as a gather, no atomics) and one_hot.
+//
+// Indices are clamped to [0, n - 1] exactly as the interpreter clamps them (ops/gather.ts): a negative
+// i32 index reads row 0, a large one the last row. scatter_add is written as a gather: each output
+// element walks every index in order and adds the updates whose clamped index is its row, so the sums
+// are deterministic and need no atomics (it costs one pass over the indices per output element).
+import type { DType, Node } from '../ir/types.ts';
+import type { Dim } from '../shapes/dim.ts';
+import type { KernelPlan } from './kernel.ts';
+import { kernelStorageType } from './matmul.ts';
+import { numelOf, perElementPlan } from './per-element.ts';
+
+/** The clamped row of index `e` (i32 or u32) for an axis of `n` rows, as a u32. */
+function clampRow(idxType: DType, e: string, n: string): string {
+  return idxType === 'i32' ? `u32(clamp(${e}, 0i, i32(${n}) - 1i))` : `min(${e}, ${n} - 1u)`;
+}
+
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** out[prefix, j..., suffix] = table[prefix, clamp(idx[j...]), suffix]. */
+export function takePlans(node: Node): KernelPlan[] {
+  const [table, ind] = node.inputs.map((v) => v.type);
+  const out = node.outputs[0].type;
+  const axis = normAxis(node.attrs.axis as number, table.shape.length);
+  const words: [string, Dim][] = [
+    ['inner', numelOf(table.shape.slice(axis + 1))],
+    ['k', numelOf(ind.shape)],
+    ['n', table.shape[axis]],
+  ];
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `take ${table.dtype} rows on axis ${axis} with ${ind.dtype} indices`,
+      shape: out.shape,
+      index: false,
+      inputs: [
+        { name: 'table', dtype: table.dtype, node: 0 },
+        { name: 'ind', dtype: ind.dtype, node: 1 },
+      ],
+      outDtype: out.dtype,
+      words,
+      body: ['let s = idx % inner;', 'let t = idx / inner;', `let row = ${clampRow(ind.dtype, 'ind[t % k]', 'n')};`],
+      result: 'table[((t / k) * n + row) * inner + s]',
+    }),
+  ];
+}
+
+/** out[prefix, r, suffix] = sum over j (in order) with clamp(idx[j]) == r of upd[prefix, j, suffix]. */
+export function scatterAddPlans(node: Node): KernelPlan[] {
+  const [upd, ind] = node.inputs.map((v) => v.type);
+  const out = node.outputs[0].type;
+  const axis = node.attrs.axis as number;
+  const r = ind.shape.length;
+  const ty = kernelStorageType(out.dtype);
+  const zero = ty === 'f32' ? '0.0' : ty === 'i32' ? '0i' : '0u';
+  const words: [string, Dim][] = [
+    ['inner', numelOf(upd.shape.slice(axis + r))],
+    ['k', numelOf(ind.shape)],
+    ['n', out.shape[axis]],
+  ];
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `scatter_add ${upd.dtype} on axis ${axis} with ${ind.dtype} indices, as a gather over the indices`,
+      shape: out.shape,
+      index: false,
+      inputs: [
+        { name: 'upd', dtype: upd.dtype, node: 0 },
+        { name: 'ind', dtype: ind.dtype, node: 1 },
+      ],
+      outDtype: out.dtype,
+      words,
+      body: [
+        'let s = idx % inner;',
+        'let t = idx / inner;',
+        'let row = t % n;',
+        'let base = (t / n) * k;',
+        `var acc = ${zero};`,
+        'for (var j = 0u; j < k; j++) {',
+        `  if (${clampRow(ind.dtype, 'ind[j]', 'n')} == row) { acc += upd[(base + j) * inner + s]; }`,
+        '}',
+      ],
+      result: 'acc',
+    }),
+  ];
+}
+
+/** out[p] = arr[prefix, clamp(idx[p]), suffix] where p = (prefix, j, suffix) over the indices' shape. */
+export function takeAlongAxisPlans(node: Node): KernelPlan[] {
+  const [arr, ind] = node.inputs.map((v) => v.type);
+  const out = node.outputs[0].type;
+  const axis = normAxis(node.attrs.axis as number, arr.shape.length);
+  const words: [string, Dim][] = [
+    ['inner', numelOf(arr.shape.slice(axis + 1))],
+    ['k', ind.shape[axis]],
+    ['n', arr.shape[axis]],
+  ];
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `take_along_axis ${arr.dtype} on axis ${axis} with ${ind.dtype} indices`,
+      shape: out.shape,
+      index: false,
+      inputs: [
+        { name: 'arr', dtype: arr.dtype, node: 0 },
+        { name: 'ind', dtype: ind.dtype, node: 1 },
+      ],
+      outDtype: out.dtype,
+      words,
+      body: ['let s = idx % inner;', `let row = ${clampRow(ind.dtype, 'ind[idx]', 'n')};`],
+      result: 'arr[((idx / inner / k) * n + row) * inner + s]',
+    }),
+  ];
+}
+
+/** out[j, d] = 1 where idx[j] == d, else 0 (an index outside [0, depth) gives a zero row). */
+export function oneHotPlans(node: Node): KernelPlan[] {
+  const ind = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const depth = out.shape[out.shape.length - 1];
+  const ty = kernelStorageType(out.dtype);
+  const [zero, one] = ty === 'f32' ? ['0.0', '1.0'] : ty === 'i32' ? ['0i', '1i'] : ['0u', '1u'];
+  const hot = ind.dtype === 'i32' ? 'v >= 0i && u32(v) == d' : 'v == d';
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `one_hot of ${ind.dtype} indices to ${out.dtype}`,
+      shape: out.shape,
+      index: false,
+      inputs: [{ name: 'ind', dtype: ind.dtype, node: 0 }],
+      outDtype: out.dtype,
+      words: [['depth', depth]],
+      body: ['let d = idx % depth;', 'let v = ind[idx / depth];'],
+      result: `select(${zero}, ${one}, ${hot})`,
+    }),
+  ];
+}

@@ -1,0 +1,178 @@
+// Kernels for the data-movement primitives: copies (reshape, stop_gradient), transpose, broadcast_to, slice, concat and pad.
+//
+// All are per-element gathers (see per-element.ts): each output element computes the flat offset it
+// reads from input sizes and strides passed as uniform words; only perms, steps and pad amounts (plain
+// numbers in the attributes) are baked. concat runs one dispatch per input, each writing its slab of
+// the output, so any number of inputs stays within the storage-buffer limit.
+import type { Node } from '../ir/types.ts';
+import { add, type Dim, isConcrete } from '../shapes/dim.ts';
+import type { KernelPlan } from './kernel.ts';
+import { perElementPlan, storageConst, stridesOf } from './per-element.ts';
+
+/** `a + b + ...` of WGSL u32 terms (`0u` when there are none). */
+function sum(terms: readonly string[]): string {
+  return terms.length === 0 ? '0u' : terms.join(' + ');
+}
+
+/** reshape and stop_gradient: the same elements in the same order. */
+export function copyPlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `copy ${x.dtype}`,
+      shape: out.shape,
+      index: false,
+      inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
+      outDtype: out.dtype,
+      body: [],
+      result: 'x[idx]',
+    }),
+  ];
+}
+
+/** out[i] = x[i permuted back]: output axis a reads input axis perm[a]. */
+export function transposePlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const perm = node.attrs.perm as number[];
+  const str = stridesOf(x.shape);
+  const words = perm.map((p, a): [string, Dim] => [`xs${a}`, str[p]]);
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `transpose ${x.dtype} by [${perm.join(', ')}]`,
+      shape: out.shape,
+      inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
+      outDtype: out.dtype,
+      words,
+      body: [`let off = ${sum(perm.map((_, a) => `i${a} * xs${a}`))};`],
+      result: 'x[off]',
+    }),
+  ];
+}
+
+/** numpy broadcasting: an input axis that is the constant 1, or missing, reads with stride 0. */
+export function broadcastPlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const lead = out.shape.length - x.shape.length;
+  const str = stridesOf(x.shape);
+  const axes = x.shape.flatMap((d, a) => (isConcrete(d) && d === 1 ? [] : [a]));
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `broadcast ${x.dtype} rank ${x.shape.length} to rank ${out.shape.length}`,
+      shape: out.shape,
+      inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
+      outDtype: out.dtype,
+      words: axes.map((a): [string, Dim] => [`xs${a}`, str[a]]),
+      body: [`let off = ${sum(axes.map((a) => `i${a + lead} * xs${a}`))};`],
+      result: 'x[off]',
+    }),
+  ];
+}
+
+/**
+ * The first element a slice takes on one axis, as the shape rule computes it (ops/movement.ts
+ * sliceBounds): Python's clamping on a concrete axis with concrete bounds, a symbolic start as given,
+ * a negative start counted from the end.
+ */
+function sliceStart(n: Dim, start: Dim, stop: Dim | null): Dim {
+  if (!isConcrete(start) || (stop !== null && !isConcrete(stop))) return isConcrete(start) && start < 0 ? add(n, start) : start;
+  if (isConcrete(n)) return Math.min(n, Math.max(0, start < 0 ? start + n : start));
+  return start < 0 ? add(n, start) : start;
+}
+
+/** out[i] = x[start + i * step] per axis; starts are uniform words (they may be symbolic), steps baked. */
+export function slicePlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const starts = node.attrs.starts as Dim[];
+  const stops = node.attrs.stops as (Dim | null)[];
+  const steps = (node.attrs.steps as number[] | undefined) ?? x.shape.map(() => 1);
+  const str = stridesOf(x.shape);
+  const words: [string, Dim][] = [];
+  x.shape.forEach((n, a) => words.push([`st${a}`, sliceStart(n, starts[a], stops[a])], [`xs${a}`, str[a]]));
+  const terms = x.shape.map((_, a) => `(st${a} + i${a}${steps[a] === 1 ? '' : ` * ${steps[a]}u`}) * xs${a}`);
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `slice ${x.dtype} rank ${x.shape.length}, steps [${steps.join(', ')}]`,
+      shape: out.shape,
+      inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
+      outDtype: out.dtype,
+      words,
+      body: [`let off = ${sum(terms)};`],
+      result: 'x[off]',
+    }),
+  ];
+}
+
+/** One dispatch per input: each walks its own elements and writes them at its offset along the axis. */
+export function concatPlans(node: Node): KernelPlan[] {
+  const out = node.outputs[0].type;
+  const rank = out.shape.length;
+  const raw = node.attrs.axis as number;
+  const axis = raw < 0 ? raw + rank : raw;
+  const ostr = stridesOf(out.shape);
+  let offset: Dim = 0;
+  return node.inputs.map((v, i) => {
+    const x = v.type;
+    const words: [string, Dim][] = [['off', offset], ...ostr.map((s, a): [string, Dim] => [`os${a}`, s])];
+    offset = add(offset, x.shape[axis]);
+    const terms = x.shape.map((_, a) => (a === axis ? `(off + i${a}) * os${a}` : `i${a} * os${a}`));
+    return perElementPlan(
+      {
+        op: node.op,
+        what: `concat ${x.dtype} rank ${rank} on axis ${axis}, one input`,
+        shape: x.shape,
+        inputs: [{ name: 'x', dtype: x.dtype, node: i }],
+        outDtype: out.dtype,
+        words,
+        body: [],
+        result: 'x[idx]',
+        store: sum(terms),
+      },
+      { inputs: [i] },
+    );
+  });
+}
+
+/** Positions inside the input read it (shifted by `before`); the rest get the pad value (baked). */
+export function padPlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const before = node.attrs.before as number[];
+  const after = node.attrs.after as number[];
+  const value = typeof node.attrs.value === 'number' ? node.attrs.value : 0;
+  const str = stridesOf(x.shape);
+  const words: [string, Dim][] = [];
+  const checks: string[] = [];
+  const terms: string[] = [];
+  x.shape.forEach((n, a) => {
+    words.push([`xs${a}`, str[a]]);
+    const j = before[a] > 0 ? `(i${a} - ${before[a]}u)` : `i${a}`;
+    if (before[a] > 0) checks.push(`i${a} < ${before[a]}u`);
+    if (before[a] > 0 || after[a] > 0) {
+      words.push([`n${a}`, n]);
+      checks.push(`${j} >= n${a}`);
+    }
+    terms.push(`${j} * xs${a}`);
+  });
+  const fill = storageConst(x.dtype, value);
+  const body = checks.length > 0 ? [`if (${checks.join(' || ')}) {`, `  out[idx] = ${fill};`, '  return;', '}'] : [];
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `pad ${x.dtype} before [${before.join(', ')}] after [${after.join(', ')}]`,
+      shape: out.shape,
+      inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
+      outDtype: out.dtype,
+      words,
+      body: [...body, `let off = ${sum(terms)};`],
+      result: 'x[off]',
+    }),
+  ];
+}

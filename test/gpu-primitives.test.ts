@@ -1,0 +1,553 @@
+// Every registered primitive run through its WGSL lowering on Dawn (lavapipe in CI) against the float64 interpreter, forward and every node of every vjp.
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Attrs, DType, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import { allOps, getOp, inferOp, isShapeError, type OpDef, type VjpContext } from '../compiler/ops/index.ts';
+import { ty } from '../compiler/ops/testing.ts';
+import { type Dim, dimToString, evaluate, isDim, sub, sym } from '../compiler/shapes/dim.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
+import { lowerNode } from '../compiler/codegen/kernel.ts';
+import { compile, getDevice, runNode } from './gpu-helpers.ts';
+
+// ---- tolerances -----------------------------------------------------------------------------------
+//
+// Every GPU node is fed f32 inputs and compared with the interpreter run on exactly those inputs, so
+// the difference is the kernel's own rounding only.
+//   exact: data movement, gathers, constants, max, one_hot, integer and bool results, random_uniform:
+//     the GPU value equals the reference rounded to f32 (NaN equals NaN).
+//   rel: elementwise f32 ops, |gpu - ref| <= atol + rtol * |ref|, the table of gpu-elementwise.test.ts
+//     (correctly rounded ops 1e-6; WGSL's transcendentals carry looser bounds).
+//   sum: accumulations of L terms (matmul, reduce_sum, conv, conv_transpose, scatter_add, avg_pool),
+//     |gpu - ref| <= 1e-6 * (L + 1) * sum |terms| (the op run on the absolute values), about 16 f32
+//     ulps per term of slack; an indexing error moves a result by the size of a term, far beyond it.
+//   random_normal: Box-Muller's log, sqrt and cos in f32, 2e-5 absolute plus 1e-5 relative.
+
+type Tol = { kind: 'exact' } | { kind: 'rel'; rtol: number; atol: number } | { kind: 'sum'; terms: number };
+
+const ELEMENTWISE_TOL: Record<string, { rtol: number; atol: number }> = {
+  exp: { rtol: 1e-5, atol: 0 },
+  log: { rtol: 1e-5, atol: 1e-6 },
+  rsqrt: { rtol: 2e-6, atol: 0 },
+  sin: { rtol: 1e-5, atol: 1e-6 },
+  cos: { rtol: 1e-5, atol: 1e-6 },
+  tanh: { rtol: 1e-5, atol: 1e-6 },
+  sigmoid: { rtol: 1e-5, atol: 1e-7 },
+  erf: { rtol: 1e-6, atol: 5e-7 },
+  pow: { rtol: 2e-5, atol: 1e-6 },
+};
+
+const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+
+/** How a node's f32 output is compared; `inputs` are the concrete operands (for the term counts). */
+function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
+  const def = getOp(node.op)!;
+  const a = node.attrs;
+  if (def.family === 'elementwise') return { kind: 'rel', ...(ELEMENTWISE_TOL[node.op] ?? { rtol: 1e-6, atol: 0 }) };
+  switch (node.op) {
+    case 'matmul':
+      return { kind: 'sum', terms: inputs[0].shape[inputs[0].shape.length - 1] };
+    case 'reduce_sum': {
+      const out = numel(inputs[0].shape) / Math.max(1, numel(reducedCount(inputs[0].shape, a.axes as number[])));
+      return { kind: 'sum', terms: out };
+    }
+    case 'conv2d':
+      return { kind: 'sum', terms: numel(inputs[1].shape.slice(1)) };
+    case 'conv_transpose2d':
+      return { kind: 'sum', terms: (inputs[0].shape[1] / ((a.groups as number | undefined) ?? 1)) * numel(inputs[1].shape.slice(2)) };
+    case 'scatter_add':
+      return { kind: 'sum', terms: numel(inputs[1].shape) };
+    case 'avg_pool2d':
+      return { kind: 'sum', terms: numel(a.kernel as number[]) + 1 };
+    case 'random_normal':
+      return { kind: 'rel', rtol: 1e-5, atol: 2e-5 };
+    default:
+      return { kind: 'exact' };
+  }
+}
+
+/** The kept axes' sizes of a reduction (the output's element count). */
+function reducedCount(shape: readonly number[], axes: readonly number[]): number[] {
+  const norm = axes.map((x) => (x < 0 ? x + shape.length : x));
+  return shape.filter((_, i) => !norm.includes(i));
+}
+
+/** Worst error seen per tolerance class, as a fraction of the allowance (and absolute). */
+const worst: Record<string, { ratio: number; abs: number; where: string }> = {};
+
+function note(cls: string, ratio: number, abs: number, where: string): void {
+  const w = (worst[cls] ??= { ratio: 0, abs: 0, where: '' });
+  if (ratio > w.ratio) Object.assign(w, { ratio, where });
+  w.abs = Math.max(w.abs, abs);
+}
+
+const absT = (t: Tensor): Tensor => (t.dtype === 'f32' ? { ...t, data: t.data.map(Math.abs) } : t);
+
+/** Mismatches between a GPU output and the reference (empty when they agree). */
+function compare(label: string, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number>, got: Tensor, want: Tensor, k: number): string[] {
+  if (got.shape.join(',') !== want.shape.join(',')) return [`${label}: output ${k} shape [${got.shape}], reference [${want.shape}]`];
+  if (got.dtype !== want.dtype) return [`${label}: output ${k} dtype ${got.dtype}, reference ${want.dtype}`];
+  const bad: string[] = [];
+  const tol: Tol = want.dtype === 'f32' ? tolerance(node, inputs) : { kind: 'exact' };
+  const cls = tol.kind === 'rel' ? (node.op === 'random_normal' ? 'random_normal' : 'elementwise') : tol.kind === 'sum' ? 'sum' : 'exact';
+  let scale: Tensor | undefined;
+  if (tol.kind === 'sum') scale = getOp(node.op)!.interpret(inputs.map(absT), node.attrs, { sizes })[k];
+  for (let i = 0; i < want.data.length && bad.length < 5; i++) {
+    const g = got.data[i];
+    const w = want.data[i];
+    let ok: boolean;
+    if (want.dtype !== 'f32') ok = g === w;
+    else if (Number.isNaN(w) || Number.isNaN(g)) ok = Number.isNaN(w) && Number.isNaN(g);
+    else if (tol.kind === 'exact' || !Number.isFinite(w) || !Number.isFinite(g)) {
+      ok = g === Math.fround(w);
+    } else {
+      const e = Math.abs(g - w);
+      const allowed = tol.kind === 'rel' ? tol.atol + tol.rtol * Math.abs(w) : 1e-6 * (tol.terms + 1) * scale!.data[i];
+      ok = e <= allowed;
+      note(cls, allowed > 0 ? e / allowed : e === 0 ? 0 : Infinity, e, label);
+    }
+    if (!ok) bad.push(`${label}: output ${k} [${i}] gpu ${g}, reference ${w}`);
+  }
+  return bad;
+}
+
+// ---- nodes and inputs -----------------------------------------------------------------------------
+
+let nextId = 1;
+const value = (type: TensorType): Value => ({ id: nextId++, type });
+const SPAN = { file: 'gpu-primitives.test', start: 0, end: 0 };
+
+function makeNode(op: string, inputs: readonly Value[], attrs: Attrs): Node {
+  const r = inferOp(op, inputs.map((v) => v.type), attrs);
+  if (isShapeError(r)) throw new Error(`${op}: ${r.message}`);
+  return { op, inputs, attrs, outputs: r.map(value), span: SPAN };
+}
+
+type Gen = (r: () => number, i: number) => number;
+const U = (lo: number, hi: number): Gen => (r) => lo + (hi - lo) * r();
+const I = (lo: number, hi: number): Gen => (r) => lo + Math.floor(r() * (hi - lo + 1));
+const pick = (xs: readonly number[]): Gen => (r) => xs[Math.floor(r() * xs.length)];
+/** Mostly uniform, with some NaN and infinities (for max, which must propagate NaN). */
+const withSpecials: Gen = (r) => (r() < 0.1 ? pick([NaN, Infinity, -Infinity])(r, 0) : U(-3, 3)(r, 0));
+const nonzero: Gen = (r) => (r() < 0.5 ? -1 : 1) * (0.25 + 2 * r());
+const DEFAULT_GEN: Record<DType, Gen> = { f32: U(-2, 2), f16: U(-2, 2), i32: I(-20, 20), u32: I(0, 40), bool: I(0, 1) };
+
+const bindShape = (shape: readonly Dim[], sizes: ReadonlyMap<string, number>): number[] => shape.map((d) => evaluate(d, sizes));
+
+function sample(t: TensorType, sizes: ReadonlyMap<string, number>, seed: number, gen?: Gen): Tensor {
+  const r = seededRandom(seed * 7919 + 17);
+  const shape = bindShape(t.shape, sizes);
+  const g = gen ?? DEFAULT_GEN[t.dtype];
+  const vals = Array.from({ length: numel(shape) }, (_, i) => g(r, i));
+  return tensor(t.dtype, shape, t.dtype === 'f32' ? vals.map(Math.fround) : vals);
+}
+
+/** What the GPU buffers hold: f32 data rounded to f32 (integers and bools are already exact). */
+const toF32 = (t: Tensor): Tensor => (t.dtype === 'f32' ? { ...t, data: t.data.map(Math.fround) } : t);
+
+// ---- forward cases ----------------------------------------------------------------------------------
+
+interface InputSpec {
+  readonly type: string;
+  readonly gen?: Gen;
+  readonly values?: readonly number[];
+}
+interface Case {
+  readonly inputs: readonly InputSpec[];
+  readonly attrs?: Attrs;
+  /** Bindings of B when a type or attribute mentions it. */
+  readonly batches?: readonly number[];
+  /** The vjp rule does not handle this configuration (conv groups > 1). */
+  readonly noVjp?: boolean;
+}
+
+const B = sym('B');
+const c = (inputs: readonly (string | InputSpec)[], attrs?: Attrs, extra: Partial<Case> = {}): Case => ({
+  inputs: inputs.map((x) => (typeof x === 'string' ? { type: x } : x)),
+  ...(attrs ? { attrs } : {}),
+  ...extra,
+});
+const g = (type: string, gen: Gen): InputSpec => ({ type, gen });
+const v = (type: string, values: readonly number[]): InputSpec => ({ type, values });
+
+const CASES: Record<string, Case[]> = {
+  matmul: [
+    c(['f32[2, 3, 4]', 'f32[4, 5]']),
+    c(['f32[B, 3, 7]', 'f32[1, 7, 2]']),
+    c(['f32[2, 1, 5, 3]', 'f32[1, 3, 3, 4]']),
+    c(['f32[1, 1]', 'f32[1, 6]']),
+  ],
+  reduce_sum: [
+    c(['f32[B, 3, 4]'], { axes: [1], keepdims: true }),
+    c(['f32[2, 3, 4, 5]'], { axes: [0, 2] }),
+    c(['f32[3, 40]'], { axes: [-1] }),
+    c(['i32[3, 5]'], { axes: [1] }),
+    c(['f32[]'], { axes: [] }),
+  ],
+  reduce_max: [
+    c([g('f32[B, 4]', withSpecials)], { axes: [1] }),
+    c(['i32[3, 4, 2]'], { axes: [0, 2], keepdims: true }),
+    c(['u32[5, 3]'], { axes: [0] }),
+    c(['f32[2, 3, 2, 2]'], { axes: [1, 3] }),
+  ],
+  argmax: [c(['f32[B, 5]'], { axis: 1 }), c(['i32[4, 3]'], { axis: 0 }), c(['u32[2, 3, 4]'], { axis: -1 })],
+  reshape: [
+    c(['f32[B, 6]'], { shape: [B, 2, 3] }),
+    c(['i32[2, 3, 4]'], { shape: [-1] }),
+    c(['bool[6]'], { shape: [2, 3] }),
+    c(['f32[]'], { shape: [1, 1] }),
+    c(['f32[2, 1, 3, 2]'], { shape: [3, 4] }),
+  ],
+  transpose: [
+    c(['f32[B, 3, 4]'], { perm: [2, 0, 1] }),
+    c(['i32[2, 3, 4, 5]'], { perm: [3, 1, 0, 2] }),
+    c(['bool[3, 2]'], { perm: [1, 0] }),
+    c(['f32[]'], { perm: [] }),
+    c(['f32[7]'], { perm: [0] }),
+  ],
+  broadcast_to: [
+    c(['f32[3, 1]'], { shape: [B, 3, 4] }),
+    c(['i32[]'], { shape: [2, 3] }),
+    c(['bool[1, 4]'], { shape: [3, 4] }),
+    c(['f32[2, 1, 3, 1]'], { shape: [2, 4, 3, 2] }),
+    c(['f32[B, 1]'], { shape: [B, 5] }),
+  ],
+  slice: [
+    c(['f32[B, 10]'], { starts: [0, 1], stops: [null, 9], steps: [1, 3] }),
+    c(['i32[4, 5, 6]'], { starts: [-3, 0, 2], stops: [null, -1, 100], steps: [2, 1, 2] }),
+    c(['f32[B, 3]'], { starts: [1, 0], stops: [null, null] }),
+    c(['f32[B, 3]'], { starts: [0, 0], stops: [sub(B, 1), 2] }),
+    c(['bool[2, 3, 2, 4]'], { starts: [1, 0, 0, 1], stops: [2, 3, 2, 4], steps: [1, 2, 1, 2] }),
+    c(['f32[5]'], { starts: [7], stops: [null] }),
+    c(['f32[]'], { starts: [], stops: [] }),
+  ],
+  concat: [
+    c(['f32[B, 2]', 'f32[B, 3]'], { axis: 1 }),
+    c(['i32[2, 3]', 'i32[1, 3]', 'i32[3, 3]'], { axis: 0 }),
+    c(['bool[2, 1]', 'bool[2, 2]'], { axis: -1 }),
+    c(Array.from({ length: 10 }, (_, i) => `f32[1, ${(i % 3) + 1}]`), { axis: 1 }),
+    c(['f32[2, 1, 3, 2]', 'f32[2, 2, 3, 2]'], { axis: 1 }),
+    c(['f32[4]'], { axis: 0 }),
+  ],
+  pad: [
+    c(['f32[B, 3]'], { before: [0, 2], after: [1, 1] }),
+    c(['i32[2, 3, 4]'], { before: [1, 0, 2], after: [0, 3, 1], value: -7 }),
+    c(['f32[2, 2, 3, 3]'], { before: [0, 0, 1, 1], after: [0, 0, 1, 1], value: -3.4028234663852886e38 }),
+    c(['bool[2, 2]'], { before: [1, 0], after: [0, 1], value: 1 }),
+    c(['f32[3]'], { before: [2], after: [0], value: 0.1 }),
+    c(['f32[]'], { before: [], after: [] }),
+  ],
+  take: [
+    c(['f32[10, 4]', g('i32[B, 3]', I(-3, 13))], { axis: 0 }),
+    c(['f32[3, 5, 2]', g('u32[4]', pick([0, 4, 5, 4294967295, 2147483648, 2]))], { axis: 1 }),
+    c(['i32[6]', g('i32[]', I(-2, 8))], { axis: 0 }),
+    c(['f32[2, 3, 4]', g('i32[2, 2]', I(-1, 5))], { axis: -1 }),
+  ],
+  scatter_add: [
+    c(['f32[B, 3, 4]', g('i32[B, 3]', I(-2, 6))], { axis: 0, size: 5 }),
+    c(['i32[2, 6, 3]', g('u32[6]', pick([0, 1, 1, 3, 4294967295]))], { axis: 1, size: 4 }),
+    c(['f32[3, 2, 2]', g('i32[2]', I(0, 4))], { axis: 1, size: B }),
+    c(['f32[40]', g('i32[40]', I(0, 2))], { axis: 0, size: 3 }),
+  ],
+  take_along_axis: [
+    c(['f32[B, 5]', g('i32[B, 1]', I(-2, 7))], { axis: 1 }),
+    c(['i32[4, 3, 2]', g('i32[2, 3, 2]', I(-1, 5))], { axis: 0 }),
+    c(['f32[2, 3, 4]', g('u32[2, 3, 6]', pick([0, 3, 4, 4294967295]))], { axis: -1 }),
+  ],
+  one_hot: [
+    c([g('i32[B, 3]', I(-2, 7))], { depth: 5 }),
+    c([g('u32[4]', pick([0, 1, 2, 3, 4294967295]))], { depth: 3, dtype: 'bool' }),
+    c([g('i32[2, 2]', I(-1, 4))], { depth: B, dtype: 'i32' }),
+    c([g('i32[]', I(0, 4))], { depth: 4, dtype: 'u32' }),
+  ],
+  conv2d: [
+    c(['f32[B, 3, 7, 6]', 'f32[4, 3, 3, 2]'], { stride: [2, 1], padding: [1, 0], dilation: [1, 2] }),
+    c(['f32[1, 4, 5, 5]', 'f32[6, 2, 3, 3]'], { padding: [1, 1], groups: 2 }, { noVjp: true }),
+    c(['f32[2, 3, 4, 4]', 'f32[2, 3, 1, 1]']),
+    c(['f32[1, 2, 9, 8]', 'f32[3, 2, 4, 3]'], { stride: [3, 2], padding: [2, 1] }),
+  ],
+  conv_transpose2d: [
+    c(['f32[B, 3, 4, 3]', 'f32[3, 2, 3, 3]'], { stride: [2, 2], padding: [1, 0], output_padding: [1, 1] }),
+    c(['f32[1, 2, 3, 4]', 'f32[2, 3, 2, 3]'], { stride: [1, 2], dilation: [2, 1], padding: [1, 1] }),
+    c(['f32[1, 4, 3, 3]', 'f32[4, 3, 2, 2]'], { stride: [2, 2], groups: 2 }, { noVjp: true }),
+    c(['f32[2, 2, 3, 3]', 'f32[2, 1, 1, 1]']),
+  ],
+  max_pool2d: [
+    c(['f32[B, 2, 6, 7]'], { kernel: [2, 3], stride: [2, 2], padding: [1, 1] }),
+    c(['i32[1, 2, 5, 5]'], { kernel: [3, 3], stride: [1, 1], padding: [1, 1] }),
+    c([g('f32[1, 1, 4, 4]', withSpecials)], { kernel: [2, 2] }),
+    c(['u32[2, 1, 4, 6]'], { kernel: [2, 3], stride: [1, 2] }),
+  ],
+  avg_pool2d: [
+    c(['f32[B, 2, 6, 7]'], { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }),
+    c(['f32[1, 3, 4, 6]'], { kernel: [2, 2] }),
+    c(['f32[2, 1, 5, 5]'], { kernel: [2, 3], stride: [1, 1], padding: [1, 1] }),
+  ],
+  random_uniform: [
+    c([v('u32[]', [0])], { shape: [B, 70] }),
+    c([v('u32[]', [12345])], { shape: [3, 5], stream: 7 }),
+    c([v('u32[]', [0xffffffff])], { shape: [600], stream: 0xffffffff }),
+    c([v('u32[]', [42])], { shape: [] }),
+  ],
+  random_normal: [
+    c([v('u32[]', [0])], { shape: [B, 70] }),
+    c([v('u32[]', [987654321])], { shape: [2, 3, 50], stream: 3 }),
+    c([v('u32[]', [0xffffffff])], { shape: [600], stream: 0xffffffff }),
+  ],
+  stop_gradient: [c(['f32[B, 3]']), c(['bool[2]']), c(['i32[]'])],
+  full: [
+    c([], { shape: [B, 3], value: 2.5 }),
+    c([], { shape: [2], value: B }),
+    c([], { shape: [B], value: sub(B, 1), dtype: 'i32' }),
+    c([], { shape: [3], value: sub(1, B), dtype: 'i32' }),
+    c([], { shape: [2, 2], value: sub(1, B) }),
+    c([], { shape: [2, 3], value: true, dtype: 'bool' }),
+    c([], { shape: [2], value: B, dtype: 'bool' }),
+    c([], { shape: [3], value: -7, dtype: 'i32' }),
+    c([], { shape: [3], value: 4000000000, dtype: 'u32' }),
+    c([], { shape: [], value: 0.1 }),
+    c([], { shape: [1, 2, 1, 2], value: -0 }),
+  ],
+  iota: [
+    c([], { shape: [B, 3], axis: 1 }),
+    c([], { shape: [4, B], axis: 1, dtype: 'f32' }),
+    c([], { shape: [2, 3, 4], axis: -1, dtype: 'u32' }),
+    c([], { shape: [300] }),
+    c([], { shape: [2, 3, 2, 2], axis: 2 }),
+  ],
+};
+
+// The elementwise ops get a small sweep (gpu-elementwise.test.ts covers them in depth): every accepted
+// dtype, broadcasting against a symbolic batch, rank 0 and rank 4.
+const EW_SHAPES: Record<number, string[][]> = {
+  1: [['D[B, 3]'], ['D[2, 1, 3, 2]'], ['D[]']],
+  2: [['D[B, 1, 3]', 'D[2, 1]'], ['D[]', 'D[2, 1, 1, 3]']],
+  3: [['bool[B, 3]', 'D[3]', 'D[]'], ['bool[2, 1, 1, 3]', 'D[]', 'D[2, 1]']],
+};
+
+function elementwiseGen(op: string, dtype: DType, k: number): Gen | undefined {
+  if (dtype !== 'f32') return undefined;
+  switch (op) {
+    case 'log':
+    case 'sqrt':
+    case 'rsqrt':
+      return U(0.1, 5);
+    case 'pow':
+      return k === 0 ? U(0.1, 3) : U(-2, 2);
+    case 'div':
+    case 'mod':
+      return k === 1 ? nonzero : U(-3, 3);
+    case 'cast':
+      return U(-100, 100);
+    default:
+      return U(-3, 3);
+  }
+}
+
+function elementwiseCases(def: OpDef): Case[] {
+  const out: Case[] = [];
+  const arity = def.arity as number;
+  const dtypes: DType[] = ['f32', 'i32', 'u32', 'bool'];
+  for (const d of dtypes) {
+    const attrsList: Attrs[] = def.name === 'cast' ? dtypes.map((to) => ({ dtype: to })) : [{}];
+    for (const attrs of attrsList) {
+      for (const shapes of EW_SHAPES[arity]) {
+        const inputs = shapes.map((s, k) => {
+          const type = s.replace('D[', `${d}[`);
+          const gen = elementwiseGen(def.name, type.startsWith('bool') ? 'bool' : d, k);
+          return gen ? { type, gen } : { type };
+        });
+        if (isShapeError(inferOp(def.name, inputs.map((x) => ty(x.type)), attrs))) break;
+        out.push({ inputs, attrs });
+      }
+    }
+  }
+  return out;
+}
+
+function casesOf(def: OpDef): Case[] {
+  return def.family === 'elementwise' ? elementwiseCases(def) : (CASES[def.name] ?? []);
+}
+
+// ---- running nodes on the GPU ---------------------------------------------------------------------
+
+interface Job {
+  readonly label: string;
+  readonly node: Node;
+  readonly inputs: readonly Tensor[];
+  readonly sizes: ReadonlyMap<string, number>;
+}
+
+const mentionsB = (x: unknown): boolean => JSON.stringify(x).includes('"B"');
+/** Attributes as text, symbolic sizes written out (`B - 1`). */
+const showAttrs = (a: Attrs): string => JSON.stringify(a, (_, x: unknown) => (typeof x === 'object' && x !== null && !Array.isArray(x) && isDim(x) ? dimToString(x) : x));
+let shaderCount = 0;
+let jobCount = 0;
+/** Backward node runs by primitive (which primitives the vjp graphs exercised). */
+const backwardOps = new Map<string, number>();
+
+/** Compile every shader (no errors or warnings), run every job, compare with the interpreter. */
+async function runJobs(jobs: readonly Job[]): Promise<void> {
+  const device = await getDevice();
+  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).map((p) => p.wgsl)))];
+  const compiled = await Promise.all(unique.map((w) => compile(device, w)));
+  compiled.forEach((cs, i) => expect(cs.messages, unique[i]).toEqual([]));
+  shaderCount += unique.length;
+  jobCount += jobs.length;
+  const results = await Promise.all(
+    jobs.map((j) =>
+      runNode(device, j.node, j.inputs, j.sizes).then(
+        (got) => got,
+        (e: unknown) => new Error(`${j.label}: ${e instanceof Error ? e.message : String(e)}`),
+      ),
+    ),
+  );
+  const bad: string[] = [];
+  jobs.forEach((j, n) => {
+    const got = results[n];
+    if (got instanceof Error) return void bad.push(got.message);
+    const want = getOp(j.node.op)!.interpret(j.inputs, j.node.attrs, { sizes: j.sizes });
+    want.forEach((w, k) => bad.push(...compare(j.label, j.node, j.inputs, j.sizes, got[k], w, k)));
+  });
+  expect(bad).toEqual([]);
+}
+
+interface Built {
+  readonly node: Node;
+  readonly label: string;
+  readonly bindings: readonly ReadonlyMap<string, number>[];
+  readonly inputsFor: (sizes: ReadonlyMap<string, number>, seed: number) => Tensor[];
+}
+
+function build(def: OpDef, cs: Case, n: number): Built {
+  const types = cs.inputs.map((x) => ty(x.type));
+  const node = makeNode(def.name, types.map(value), cs.attrs ?? {});
+  const symbolic = mentionsB(types) || mentionsB(cs.attrs ?? {});
+  const bindings = symbolic ? (cs.batches ?? [2, 3]).map((b) => new Map([['B', b]])) : [new Map<string, number>()];
+  const label = `${def.name} #${n} (${cs.inputs.map((x) => x.type).join(', ')}) ${showAttrs(cs.attrs ?? {})}`;
+  const inputsFor = (sizes: ReadonlyMap<string, number>, seed: number) =>
+    cs.inputs.map((x, k) => (x.values ? tensor(types[k].dtype, bindShape(types[k].shape, sizes), x.values) : sample(types[k], sizes, seed + k, x.gen)));
+  return { node, label, bindings, inputsFor };
+}
+
+function forwardJobs(def: OpDef): Job[] {
+  const jobs: Job[] = [];
+  casesOf(def).forEach((cs, n) => {
+    const b = build(def, cs, n);
+    b.bindings.forEach((sizes, j) => {
+      const label = `${b.label}${sizes.size ? ` B=${sizes.get('B')}` : ''}`;
+      jobs.push({ label, node: b.node, inputs: b.inputsFor(sizes, 1000 * n + 100 * j), sizes });
+    });
+  });
+  return jobs;
+}
+
+/**
+ * The op's vjp recorded for one case (every node it emits, through an `emit` that runs the shape
+ * rule), evaluated in the interpreter from sampled primals and cotangents; then one job per emitted
+ * node, fed the interpreter's values of its operands.
+ */
+function backwardJobs(def: OpDef): { jobs: Job[]; rules: number } {
+  const jobs: Job[] = [];
+  let rules = 0;
+  casesOf(def).forEach((cs, n) => {
+    if (cs.noVjp) return;
+    const b = build(def, cs, n);
+    const cts = b.node.outputs.map((o) => (o.type.dtype === 'f32' ? value(o.type) : null));
+    if (cts.every((x) => x === null)) return;
+    const emitted: Node[] = [];
+    const ctx: VjpContext = {
+      emit(op, inputs, attrs = {}) {
+        const node = makeNode(op, inputs, attrs);
+        emitted.push(node);
+        return [...node.outputs];
+      },
+    };
+    def.vjp!(ctx, { inputs: b.node.inputs, outputs: b.node.outputs, attrs: b.node.attrs }, cts);
+    rules++;
+    b.bindings.forEach((sizes, j) => {
+      const env = new Map<number, Tensor>();
+      const primals = b.inputsFor(sizes, 5000 + 1000 * n + 100 * j);
+      b.node.inputs.forEach((x, k) => env.set(x.id, primals[k]));
+      def.interpret(primals, b.node.attrs, { sizes }).forEach((t, k) => env.set(b.node.outputs[k].id, toF32(t)));
+      cts.forEach((ct, k) => ct && env.set(ct.id, sample(ct.type, sizes, 9000 + 1000 * n + 100 * j + k)));
+      emitted.forEach((e, m) => {
+        const ins = e.inputs.map((x) => {
+          const t = env.get(x.id);
+          if (!t) throw new Error(`${b.label}: vjp node ${e.op} reads an unknown value`);
+          return toF32(t);
+        });
+        getOp(e.op)!.interpret(ins, e.attrs, { sizes }).forEach((t, k) => env.set(e.outputs[k].id, t));
+        jobs.push({ label: `${b.label}${sizes.size ? ` B=${sizes.get('B')}` : ''} vjp node ${m} ${e.op} ${showAttrs(e.attrs)}`, node: e, inputs: ins, sizes });
+      });
+    });
+  });
+  return { jobs, rules };
+}
+
+// ---- the tests ------------------------------------------------------------------------------------
+
+afterAll(() => {
+  if (process.env.DLC_GPU_VERBOSE) {
+    console.log(`gpu-primitives: ${jobCount} node runs, ${shaderCount} shader compilations (per test, cached within one)`);
+    console.log(`  backward node runs by primitive: ${[...backwardOps].map(([op, n]) => `${op} ${n}`).join(', ')}`);
+    for (const [cls, w] of Object.entries(worst)) console.log(`  ${cls}: worst error / allowance ${w.ratio.toExponential(2)} (max abs ${w.abs.toExponential(2)}) at ${w.where}`);
+  }
+});
+
+describe('every primitive lowered to WGSL on WebGPU', () => {
+  it('every registered primitive has a lowering and forward cases', () => {
+    const missing = allOps().filter((d) => !d.lower || (d.lower.kind === 'kernel' && typeof d.lower.kernel !== 'function'));
+    expect(missing.map((d) => d.name), 'ops without a lowering').toEqual([]);
+    const noCase = allOps().filter((d) => casesOf(d).length === 0);
+    expect(noCase.map((d) => d.name), 'ops without a forward case').toEqual([]);
+    const stale = Object.keys(CASES).filter((k) => !getOp(k));
+    expect(stale, 'cases for unknown ops').toEqual([]);
+  });
+
+  it('concat splits into one dispatch per input, each binding one input', () => {
+    const def = getOp('concat')!;
+    const cs = CASES.concat[3];
+    const node = build(def, cs, 3).node;
+    const plans = lowerNode(node);
+    expect(plans.length).toBe(10);
+    plans.forEach((p, i) => expect(p.inputs).toEqual([i]));
+  });
+
+  it('every plan keeps the binding contract: uniform words in vec4s, at most 8 storage buffers, valid inputs', () => {
+    for (const def of allOps()) {
+      for (const [n, cs] of casesOf(def).entries()) {
+        const b = build(def, cs, n);
+        for (const p of lowerNode(b.node)) {
+          expect(p.uniforms.length % 4 === 0 && p.uniforms.length >= 4, `${b.label}: uniform words`).toBe(true);
+          const ins = p.inputs ?? b.node.inputs.map((_, i) => i);
+          const outs = p.outputs ?? b.node.outputs.map((_, i) => i);
+          expect(ins.every((i) => i >= 0 && i < b.node.inputs.length), `${b.label}: inputs`).toBe(true);
+          expect(ins.length + outs.length, `${b.label}: storage buffers`).toBeLessThanOrEqual(8);
+        }
+      }
+    }
+  });
+
+  describe('forward: GPU against the interpreter', () => {
+    for (const def of allOps()) {
+      it(`${def.name}`, async () => {
+        const jobs = forwardJobs(def);
+        expect(jobs.length, `${def.name} has no forward case`).toBeGreaterThan(0);
+        await runJobs(jobs);
+      });
+    }
+  });
+
+  describe('backward: every node of the vjp on the GPU against the interpreter', () => {
+    for (const def of allOps().filter((d) => d.vjp)) {
+      it(`${def.name}`, async () => {
+        const { jobs, rules } = backwardJobs(def);
+        expect(rules, `${def.name}'s vjp ran in no case`).toBeGreaterThan(0);
+        // Only cast emits nothing: between the lowered dtypes its gradient is the identity or none.
+        if (def.name !== 'cast') expect(jobs.length, `${def.name}'s vjp emitted no nodes in any case`).toBeGreaterThan(0);
+        for (const j of jobs) backwardOps.set(j.node.op, (backwardOps.get(j.node.op) ?? 0) + 1);
+        if (jobs.length > 0) await runJobs(jobs);
+      });
+    }
+  });
+});
