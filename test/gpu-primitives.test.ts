@@ -7,7 +7,9 @@ import { type Dim, dimToString, evaluate, isDim, sub, sym } from '../compiler/sh
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
-import { compile, getDevice, runNode } from './gpu-helpers.ts';
+import { PHILOX_WGSL } from '../compiler/codegen/random.ts';
+import { philox4x32 } from '../compiler/ops/random.ts';
+import { compile, getDevice, runLaunches, runNode } from './gpu-helpers.ts';
 
 // ---- tolerances -----------------------------------------------------------------------------------
 //
@@ -526,6 +528,53 @@ describe('every primitive lowered to WGSL on WebGPU', () => {
         }
       }
     }
+  });
+
+  it("the WGSL Philox-4x32-10 gives the interpreter's four words bit for bit (large counters, keys and streams)", async () => {
+    const device = await getDevice();
+    const wgsl = `${PHILOX_WGSL}
+
+struct Params {
+  header: vec4<u32>, // x: count, y: key, z: stream
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= p.header.x) { return; }
+  let b = dlc_philox(vec4<u32>(i * 2654435761u, 0u, 0u, 0u), vec2<u32>(p.header.y, p.header.z));
+  out[4u * i] = b.x;
+  out[4u * i + 1u] = b.y;
+  out[4u * i + 2u] = b.z;
+  out[4u * i + 3u] = b.w;
+}
+`;
+    expect((await compile(device, wgsl)).messages).toEqual([]);
+    const n = 500;
+    const keys: [number, number][] = [[0, 0], [0xffffffff, 0xffffffff], [12345, 7], [0x80000000, 1]];
+    const got = await runLaunches(
+      device,
+      keys.map(([key, stream]) => ({
+        op: 'philox',
+        wgsl,
+        inputs: [],
+        inShapes: [],
+        uniform: Uint32Array.from([n, key, stream, 0]),
+        outShape: [n, 4],
+        outDtype: 'u32' as DType,
+        dispatch: [Math.ceil(n / 64), 1] as const,
+      })),
+    );
+    keys.forEach(([key, stream], j) => {
+      let wrong = 0;
+      for (let i = 0; i < n; i++) {
+        const want = philox4x32([Math.imul(i, 2654435761) >>> 0, 0, 0, 0], [key, stream]);
+        for (let w = 0; w < 4; w++) if (got[j].data[4 * i + w] !== want[w]) wrong++;
+      }
+      expect(wrong, `key ${key}, stream ${stream}`).toBe(0);
+    });
   });
 
   describe('forward: GPU against the interpreter', () => {
