@@ -164,6 +164,7 @@ const RED_SHAPES: { shape: Spec; sizes: Map<string, number> }[] = [
 ];
 
 interface RedCase {
+  node: Node;
   run: KernelRun;
   want: Tensor;
   scale?: Tensor;
@@ -176,7 +177,12 @@ function redCase(op: string, dtype: DType, spec: Spec, sizes: Map<string, number
   const def = getOp(op)!;
   const [want] = def.interpret([x], attrs, { sizes });
   const scale = op === 'reduce_sum' && dtype === 'f32' ? def.interpret([abs(x)], attrs, { sizes })[0] : undefined;
-  return { run: { kernel, inputs: [x], sizes, maxWorkgroupsPerDim: maxPerDim }, want, scale, label: `${op}(${dtype}) [${spec}] ${JSON.stringify(attrs)}` };
+  return { node, run: { kernel, inputs: [x], sizes, maxWorkgroupsPerDim: maxPerDim }, want, scale, label: `${op}(${dtype}) [${spec}] ${JSON.stringify(attrs)}` };
+}
+
+/** Every case again through the per-thread variant (one invocation per output, a sequential fold). */
+function withPerThread(cases: readonly RedCase[]): RedCase[] {
+  return [...cases, ...cases.map((c) => ({ ...c, run: { ...c.run, kernel: lowerReduce(c.node, { perThread: true }) }, label: `${c.label} per-thread` }))];
 }
 
 function compareReduce(cases: readonly RedCase[], got: readonly Tensor[]): string[] {
@@ -235,10 +241,11 @@ describe('reduction lowering on WebGPU', () => {
     const wide = random('i32', [37, 300], 9, int32s);
     cases.push(redCase('reduce_sum', 'i32', [37, 300], new Map(), { axes: [1] }, wide, 7)); // 37 workgroups on a 7 x 6 grid
 
-    const shaders = await checkShaders(device, cases.map((c) => c.run.kernel));
-    const got = await runKernels(device, cases.map((c) => c.run));
-    if (process.env.DLC_GPU_VERBOSE) console.log(`reductions: ${cases.length} cases, ${shaders} shaders`);
-    expect(compareReduce(cases, got)).toEqual([]);
+    const all = withPerThread(cases);
+    const shaders = await checkShaders(device, all.map((c) => c.run.kernel));
+    const got = await runKernels(device, all.map((c) => c.run));
+    if (process.env.DLC_GPU_VERBOSE) console.log(`reductions: ${all.length} cases, ${shaders} shaders`);
+    expect(compareReduce(all, got)).toEqual([]);
   });
 
   it('argmax matches the interpreter: first index of the max, ties, NaN and -inf', async () => {
@@ -272,8 +279,9 @@ describe('reduction lowering on WebGPU', () => {
     cases.push(redCase('argmax', 'f32', [rows, len], new Map(), { axis: 1 }, special));
     cases.push(redCase('argmax', 'f32', [rows, len], new Map(), { axis: 0 }, special));
     cases.push(redCase('argmax', 'f32', ['B', 300], new Map([['B', 3]]), { axis: 1 }, random('f32', [3, 300], 4, (r) => Math.floor(r() * 3))));
-    await checkShaders(device, cases.map((c) => c.run.kernel));
-    const got = await runKernels(device, cases.map((c) => c.run));
-    expect(compareReduce(cases, got)).toEqual([]);
+    const all = withPerThread(cases);
+    await checkShaders(device, all.map((c) => c.run.kernel));
+    const got = await runKernels(device, all.map((c) => c.run));
+    expect(compareReduce(all, got)).toEqual([]);
   });
 });

@@ -20,7 +20,7 @@
 // Bindings (group 0): 0 the uniform `Params`; 1 the input, `var<storage, read>`; 2 the output.
 import type { DType, Node } from '../ir/types.ts';
 import type { KernelPlan } from './kernel.ts';
-import { type Dim, mul } from '../shapes/dim.ts';
+import { add, type Dim, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 import { bindShape, kernelStorageType, uvec } from './matmul.ts';
 
 export const REDUCE_WORKGROUP_SIZE = 256;
@@ -38,7 +38,14 @@ export interface ReduceKernel {
   /** The reduced input axes, sorted; the others are kept, in order. */
   readonly axes: readonly number[];
   readonly uniformBytes: number;
+  /** One invocation per output element (else one workgroup per output element). */
+  readonly perThread: boolean;
 }
+
+/** Invocations per workgroup of the per-thread variant. */
+export const PER_THREAD_WORKGROUP_SIZE = 64;
+/** Outputs reducing at most this many elements (known at compile time) use the per-thread variant. */
+export const PER_THREAD_MAX_REDUCED = 64;
 
 function normAxes(raw: readonly number[], rank: number): number[] {
   const axes = raw.map((a) => (a < 0 ? a + rank : a));
@@ -48,7 +55,12 @@ function normAxes(raw: readonly number[], rank: number): number[] {
   return axes.sort((p, q) => p - q);
 }
 
-export function lowerReduce(node: Node): ReduceKernel {
+/**
+ * The reduction kernel of a node. `perThread` gives one invocation per output element that folds its
+ * reduced elements sequentially (no workgroup memory, no barriers): the better choice when each
+ * output reduces few elements (softmax over 10 classes), where a 256-wide tree would idle.
+ */
+export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): ReduceKernel {
   const kinds: Readonly<Record<string, ReduceKind>> = { reduce_sum: 'sum', reduce_max: 'max', argmax: 'argmax' };
   const kind: ReduceKind | undefined = kinds[node.op];
   if (!kind || node.inputs.length !== 1 || node.outputs.length !== 1) throw new Error(`${node.op} is not a reduction node`);
@@ -61,7 +73,8 @@ export function lowerReduce(node: Node): ReduceKernel {
   const nr = axes.length;
   const ty = kernelStorageType(x.dtype);
   const oty = kernelStorageType(out.dtype);
-  const wg = REDUCE_WORKGROUP_SIZE;
+  const perThread = options.perThread ?? false;
+  const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
   const kk = Math.ceil(nk / 4);
   const kr = Math.ceil(nr / 4);
 
@@ -92,18 +105,24 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
   }
 
   const L: string[] = [];
-  L.push(`// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one workgroup of ${wg} per output element, tree in workgroup memory.`);
+  L.push(
+    perThread
+      ? `// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one invocation per output element, a sequential fold.`
+      : `// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one workgroup of ${wg} per output element, tree in workgroup memory.`,
+  );
   L.push('struct Params {', ...fields, '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> x: array<${ty}>;`);
   L.push(`@group(0) @binding(2) var<storage, read_write> out: array<${oty}>;`);
-  L.push(`var<workgroup> sv: array<${ty}, ${wg}>;`);
-  if (kind === 'argmax') L.push(`var<workgroup> si: array<u32, ${wg}>;`);
+  if (!perThread) {
+    L.push(`var<workgroup> sv: array<${ty}, ${wg}>;`);
+    if (kind === 'argmax') L.push(`var<workgroup> si: array<u32, ${wg}>;`);
+  }
   L.push('', ...helpers.flatMap((h) => [h, '']));
   L.push(`@compute @workgroup_size(${wg})`);
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   L.push('        @builtin(local_invocation_index) lid: u32) {');
-  L.push('  let o = wid.y * nwg.x + wid.x;');
+  L.push(perThread ? `  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;` : '  let o = wid.y * nwg.x + wid.x;');
   L.push('  if (o >= p.header.x) { return; }');
   L.push('  var base = 0u;');
   if (nk > 0) {
@@ -119,7 +138,7 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
   if (kind !== 'sum' && ty === 'f32') L.push('  var ninf_bits = 0xff800000u;');
   L.push(kind === 'argmax' && ty === 'f32' ? '  var acc = bitcast<f32>(ninf_bits);' : `  var acc = ${ident};`);
   if (kind === 'argmax') L.push('  var at = 0u;');
-  L.push(`  for (var j = lid; j < p.header.y; j += ${wg}u) {`);
+  L.push(perThread ? '  for (var j = 0u; j < p.header.y; j++) {' : `  for (var j = lid; j < p.header.y; j += ${wg}u) {`);
   L.push('    var off = base;');
   if (nr > 0) {
     L.push('    var rrem = j;');
@@ -134,6 +153,13 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
   if (kind === 'argmax') L.push('    if (v > acc) { acc = v; at = j; }');
   else L.push(`    acc = ${combine('acc', 'v')};`);
   L.push('  }');
+  if (perThread) {
+    if (kind === 'argmax') L.push('  out[o] = i32(at);');
+    else if (kind === 'max' && ty === 'i32') L.push('  out[o] = select(acc, 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
+    else L.push('  out[o] = acc;');
+    L.push('}', '');
+    return { op: node.op, wgsl: L.join('\n'), entryPoint: 'main', workgroupSize: wg, kind, inputs: [{ dtype: x.dtype, shape: x.shape }], output: { dtype: out.dtype, shape: out.shape }, axes, uniformBytes: uniformWords * 4, perThread };
+  }
   L.push('  sv[lid] = acc;');
   if (kind === 'argmax') L.push('  si[lid] = at;');
   L.push('  workgroupBarrier();');
@@ -167,6 +193,7 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
     output: { dtype: out.dtype, shape: out.shape },
     axes,
     uniformBytes: uniformWords * 4,
+    perThread,
   };
 }
 
@@ -204,7 +231,7 @@ export function reduceUniformDims(kernel: ReduceKernel): Dim[] {
 
 /**
  * The uniform buffer once the symbolic sizes are bound, the number of workgroups (one per output
- * element, to be folded by `dispatchSize(workgroups, 1)`), and the concrete shapes.
+ * element, or per 64 with `perThread`; to be folded by `dispatchSize(workgroups, 1)`), and the concrete shapes.
  */
 export function reduceUniforms(
   kernel: ReduceKernel,
@@ -214,12 +241,16 @@ export function reduceUniforms(
   const outShape = bindShape(kernel.output.shape, sizes);
   if (inShape.reduce((a, b) => a * b, 1) > 0xffffffff) throw new Error(`${kernel.op}: the input does not fit a u32 index`);
   const words = bindShape(reduceUniformDims(kernel), sizes);
-  return { data: Uint32Array.from(words), workgroups: words[0], outShape, inShapes: [inShape] };
+  const workgroups = kernel.perThread ? Math.ceil(words[0] / PER_THREAD_WORKGROUP_SIZE) : words[0];
+  return { data: Uint32Array.from(words), workgroups, outShape, inShapes: [inShape] };
 }
 
 /** The registry's lowering: one dispatch, a workgroup per output element. */
 export function reducePlans(node: Node): KernelPlan[] {
-  const k = lowerReduce(node);
+  const probe = lowerReduce(node);
+  const reduced = reduceUniformDims(probe)[1];
+  const perThread = isConcrete(reduced) && reduced <= PER_THREAD_MAX_REDUCED;
+  const k = perThread ? lowerReduce(node, { perThread }) : probe;
   const words = reduceUniformDims(k);
-  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: words[0] }];
+  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perThread ? floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE) : words[0] }];
 }
