@@ -17,6 +17,15 @@ export interface AcquiredDevice {
   readonly lost: Promise<string>;
   /** True when dlc created the device and so should destroy it on dispose. */
   readonly owned: boolean;
+  /** A software adapter running on the CPU (lavapipe, SwiftShader): kernels pick their CPU variants. */
+  readonly cpu: boolean;
+}
+
+/** Whether adapter info describes a CPU implementation of WebGPU. */
+export function isCpuAdapter(info: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean } | undefined): boolean {
+  if (!info) return false;
+  if (info.isFallbackAdapter) return true;
+  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.vendor ?? ''} ${info.architecture ?? ''} ${info.description ?? ''}`);
 }
 
 /** Dawn crashes if its instance or adapter is garbage collected while a device lives: hold them. */
@@ -49,7 +58,9 @@ async function nodeGPU(): Promise<GPU> {
 export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
   if (options.device) {
     const device = options.device;
-    return { device, adapterInfo: 'caller-provided device', lost: device.lost.then((i) => i.message || i.reason), owned: false };
+    const info = (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'caller-provided device';
+    return { device, adapterInfo, lost: device.lost.then((i) => i.message || i.reason), owned: false, cpu: isCpuAdapter(info) };
   }
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   const gpu = nav?.gpu ?? (await nodeGPU());
@@ -72,7 +83,7 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
     if (at >= 0) keepAlive.splice(at, 1);
     return i.message || String(i.reason);
   });
-  return { device, adapterInfo, lost, owned: true };
+  return { device, adapterInfo, lost, owned: true, cpu: isCpuAdapter(info) };
 }
 
 export function lostError(why: string): DeviceLostError {

@@ -62,6 +62,8 @@ export interface KernelDecl {
   readonly op: string;
   /** Index into `ModelProgram.shaders`. */
   readonly shader: number;
+  /** A variant for CPU adapters with the same bindings, uniforms and workgroups (index into `shaders`). */
+  readonly cpuShader?: number;
   readonly inputs: readonly number[];
   readonly outputs: readonly number[];
   readonly uniforms: readonly SizeExpr[];

@@ -116,6 +116,8 @@ describe('matmul lowering on WebGPU', () => {
         const [scale] = def.interpret([abs(a), abs(bt)], {}, { sizes });
         const k = a.shape[a.shape.length - 1];
         runs.push({ run: { kernel, inputs: [a, bt], sizes }, want, scale, k, label: `[${sa}] @ [${sb}]${bs.length ? ` B=${b}` : ''}` });
+        // the CPU variant: same grid, uniforms and bindings, a 4x4 block per invocation without barriers
+        runs.push({ run: { kernel: lowerMatmul(node, { variant: 'blocked' }), inputs: [a, bt], sizes }, want, scale, k, label: `[${sa}] @ [${sb}]${bs.length ? ` B=${b}` : ''} blocked` });
       }
     }
     // One more: a grid folded into a second dimension (30 tiles on a 6 x 5 grid).
@@ -128,6 +130,7 @@ describe('matmul lowering on WebGPU', () => {
       const [want] = getOp('matmul')!.interpret([a, bt], {}, { sizes });
       const [scale] = getOp('matmul')!.interpret([abs(a), abs(bt)], {}, { sizes });
       runs.push({ run: { kernel, inputs: [a, bt], sizes, maxWorkgroupsPerDim: 6 }, want, scale, k: 8, label: 'folded grid' });
+      runs.push({ run: { kernel: lowerMatmul(node, { variant: 'blocked' }), inputs: [a, bt], sizes, maxWorkgroupsPerDim: 6 }, want, scale, k: 8, label: 'folded grid blocked' });
     }
     await checkShaders(device, runs.map((r) => r.run.kernel));
     const got = await runKernels(device, runs.map((r) => r.run));

@@ -20,6 +20,11 @@ export interface KernelPlan {
   readonly inputs?: readonly number[];
   /** The node outputs bound after the inputs, in order (default: all of them). */
   readonly outputs?: readonly number[];
+  /**
+   * A variant for CPU adapters (lavapipe, SwiftShader), where workgroup barriers are costly: the same
+   * bindings, uniforms and workgroup count, a different shader. The runtime picks one per adapter.
+   */
+  readonly cpuWgsl?: string;
 }
 
 /** Ceiling division of a size by a constant. */

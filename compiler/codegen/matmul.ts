@@ -52,7 +52,13 @@ export function kernelStorageType(d: DType): 'f32' | 'i32' | 'u32' {
   throw new Error(`${d} is not lowered yet`);
 }
 
-export function lowerMatmul(node: Node): MatmulKernel {
+/**
+ * The matmul kernel of a node. The default ('tiled') stages tiles in workgroup memory, for GPUs.
+ * 'blocked' keeps the same grid of 32x32 output tiles, uniforms and bindings, but each of 64
+ * invocations computes a 4x4 block straight from storage, with no workgroup memory or barriers: on
+ * CPU adapters (lavapipe, SwiftShader) barriers are costly and caches do the staging.
+ */
+export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked' } = {}): MatmulKernel {
   if (node.op !== 'matmul' || node.inputs.length !== 2 || node.outputs.length !== 1) throw new Error(`${node.op} is not a matmul node`);
   const [a, b] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type;
@@ -68,16 +74,22 @@ export function lowerMatmul(node: Node): MatmulKernel {
   const uniformWords = 8 + (batchRank > 0 ? 12 * k4 : 0);
 
   const L: string[] = [];
-  L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK}, a 2x2 register block per invocation.`);
+  if (options.variant === 'blocked') {
+    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, a 4x4 block per invocation read straight from storage (no barriers).`);
+  } else {
+    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK}, a 2x2 register block per invocation.`);
+  }
   L.push('struct Params {', ...fields, '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> a: array<${ty}>;`);
   L.push(`@group(0) @binding(2) var<storage, read> b: array<${ty}>;`);
   L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${ty}>;`);
-  L.push(`var<workgroup> tileA: array<${ty}, ${T * TK}>; // [${T}][${TK}]`);
-  L.push(`var<workgroup> tileB: array<${ty}, ${TK * T}>; // [${TK}][${T}]`);
+  if (options.variant !== 'blocked') {
+    L.push(`var<workgroup> tileA: array<${ty}, ${T * TK}>; // [${T}][${TK}]`);
+    L.push(`var<workgroup> tileB: array<${ty}, ${TK * T}>; // [${TK}][${T}]`);
+  }
   L.push('');
-  L.push('@compute @workgroup_size(16, 16)');
+  L.push(options.variant === 'blocked' ? '@compute @workgroup_size(64)' : '@compute @workgroup_size(16, 16)');
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
   L.push('  let t = wid.y * nwg.x + wid.x;');
@@ -105,6 +117,41 @@ export function lowerMatmul(node: Node): MatmulKernel {
   L.push('  let aBase = am * m * k;');
   L.push('  let bBase = bm * k * n;');
   L.push('  let oBase = bi * m * n;');
+  if (options.variant === 'blocked') {
+    L.push('  let r0 = row0 + (li / 8u) * 4u;');
+    L.push('  let c0 = col0 + (li % 8u) * 4u;');
+    L.push('  var acc: array<vec4<f32>, 4>;');
+    L.push('  let rl = max(m, 1u) - 1u;');
+    L.push('  let cl = max(n, 1u) - 1u;');
+    L.push('  let ra = vec4<u32>(min(r0, rl), min(r0 + 1u, rl), min(r0 + 2u, rl), min(r0 + 3u, rl)) * k + aBase;');
+    L.push('  let cb = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + bBase;');
+    L.push('  for (var q = 0u; q < k; q++) {');
+    L.push('    let qn = q * n;');
+    L.push('    let bv = vec4<f32>(b[cb.x + qn], b[cb.y + qn], b[cb.z + qn], b[cb.w + qn]);');
+    L.push('    acc[0] = fma(vec4<f32>(a[ra.x + q]), bv, acc[0]);');
+    L.push('    acc[1] = fma(vec4<f32>(a[ra.y + q]), bv, acc[1]);');
+    L.push('    acc[2] = fma(vec4<f32>(a[ra.z + q]), bv, acc[2]);');
+    L.push('    acc[3] = fma(vec4<f32>(a[ra.w + q]), bv, acc[3]);');
+    L.push('  }');
+    L.push('  for (var i = 0u; i < 4u; i++) {');
+    L.push('    let r = r0 + i;');
+    L.push('    if (r >= m) { break; }');
+    L.push('    for (var j = 0u; j < 4u; j++) {');
+    L.push('      if (c0 + j < n) { out[oBase + r * n + c0 + j] = acc[i][j]; }');
+    L.push('    }');
+    L.push('  }');
+    L.push('}', '');
+    return {
+      op: 'matmul',
+      wgsl: L.join('\n'),
+      entryPoint: 'main',
+      workgroupSize: 64,
+      inputs: [a, b].map((x) => ({ dtype: x.dtype, shape: x.shape })),
+      output: { dtype: out.dtype, shape: out.shape },
+      batchRank,
+      uniformBytes: uniformWords * 4,
+    };
+  }
   L.push('  var acc00 = 0.0;');
   L.push('  var acc01 = 0.0;');
   L.push('  var acc10 = 0.0;');
@@ -215,5 +262,5 @@ export function matmulUniforms(
 export function matmulPlans(node: Node): KernelPlan[] {
   const k = lowerMatmul(node);
   const words = matmulUniformDims(k);
-  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6] }];
+  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl }];
 }

@@ -92,11 +92,15 @@ function lowerGraph(g: Graph, name: string, text: SourceText, shaders: Map<strin
     }
     const pos = text.position(node.span.start);
     for (const plan of plans) {
-      let shader = shaders.get(plan.wgsl);
-      if (shader === undefined) shaders.set(plan.wgsl, (shader = shaders.size));
+      const intern = (wgsl: string): number => {
+        let at = shaders.get(wgsl);
+        if (at === undefined) shaders.set(wgsl, (at = shaders.size));
+        return at;
+      };
       kernels.push({
         op: plan.op,
-        shader,
+        shader: intern(plan.wgsl),
+        ...(plan.cpuWgsl !== undefined ? { cpuShader: intern(plan.cpuWgsl) } : {}),
         inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map((i) => bufferOf.get(node.inputs[i].id)!),
         outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufferOf.get(node.outputs[i].id)!),
         uniforms: plan.uniforms.map(sizeExpr),
