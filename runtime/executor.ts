@@ -7,8 +7,8 @@
 // state values, then copies of the step's scalars (losses, metrics) into a small mappable buffer, all
 // in one command buffer. Reading those scalars is lazy: the caller gets a handle and only a call to
 // `values()` maps memory, so training never waits on the GPU unless asked to.
-import type { BufferDecl, DType, GraphProgram, ModelProgram, SizeExpr } from './program.ts';
-import { evalShape, evalSize } from './sizes.ts';
+import type { BufferDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl } from './program.ts';
+import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { initialValues } from './init.ts';
 import { GPUValidationError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
 
@@ -90,11 +90,17 @@ export class Executor {
   private constructor(
     readonly device: GPUDevice,
     readonly program: ModelProgram,
+    /** Use the kernels' CPU variants (for lavapipe, SwiftShader). */
+    readonly cpuKernels: boolean,
   ) {}
 
+  private shaderOf(k: KernelDecl): number {
+    return this.cpuKernels && k.cpuShader !== undefined ? k.cpuShader : k.shader;
+  }
+
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
-  static async create(device: GPUDevice, program: ModelProgram, seed: number): Promise<Executor> {
-    const ex = new Executor(device, program);
+  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean } = {}): Promise<Executor> {
+    const ex = new Executor(device, program, options.cpuKernels ?? false);
     device.pushErrorScope('out-of-memory');
     for (const p of program.params) ex.params.set(p.path, ex.createBuffer(byteLength(p.dtype, p.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `parameter ${p.path}`));
     for (const s of program.state) ex.state.set(s.path, ex.createBuffer(byteLength(s.dtype, s.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `state ${s.path}`));
@@ -144,7 +150,7 @@ export class Executor {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
-        if (!users.has(k.shader)) users.set(k.shader, { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
+        if (!users.has(this.shaderOf(k))) users.set(this.shaderOf(k), { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
       }
     }
     await Promise.all(
@@ -190,9 +196,18 @@ export class Executor {
 
   /**
    * The symbolic sizes a batch implies: each input's length over the product of its known sizes
-   * binds the one unknown name in its shape. Then every input length is checked against its shape.
+   * binds the one unknown name in its shape. `extra` are inputs of the model that this graph does not
+   * read but the caller gave (predict of a generator reads no input, yet the batch tells B). When an
+   * input has several unknown sizes (tokens: [B, L]), or a size no input has, the `hints` (sizes given
+   * when the model was created) supply all but the leading unknown. Then every input length is
+   * checked against its shape.
    */
-  bindSizes(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, given: ReadonlyMap<string, number> = new Map()): Map<string, number> {
+  bindSizes(
+    g: GraphProgram,
+    inputs: Readonly<Record<string, HostArray>>,
+    given: ReadonlyMap<string, number> = new Map(),
+    options: { readonly extra?: readonly TensorDecl[]; readonly hints?: ReadonlyMap<string, number> } = {},
+  ): Map<string, number> {
     const sizes = new Map(given);
     const decls = g.buffers.filter((b): b is Extract<BufferDecl, { kind: 'input' }> => b.kind === 'input');
     for (const d of decls) {
@@ -201,23 +216,45 @@ export class Executor {
         throw new InputError(`the batch has no input \`${d.name}\` (${describeShape(d.dtype, d.shape)})${known.length ? `; it has ${known.map((k) => `\`${k}\``).join(', ')}` : ''}`);
       }
     }
-    for (let round = 0; round < decls.length; round++) {
-      for (const d of decls) {
-        const unknown = d.shape.filter((e) => typeof e === 'string' && !sizes.has(e)) as string[];
-        if (unknown.length !== 1) continue;
-        const rest = d.shape.filter((e) => e !== unknown[0]);
-        let known: number;
-        try {
-          known = evalShape(rest, sizes).reduce((a, b) => a * b, 1);
-        } catch {
-          continue;
+    const binders: readonly { name: string; dtype: DType; shape: readonly SizeExpr[] }[] = [...decls, ...(options.extra ?? []).filter((d) => d.name in inputs && !decls.some((x) => x.name === d.name))];
+    const unknownsOf = (shape: readonly SizeExpr[]) => [...new Set(shape.filter((e): e is string => typeof e === 'string' && !sizes.has(e)))];
+    const propagate = () => {
+      for (let round = 0; round < binders.length; round++) {
+        for (const d of binders) {
+          const unknown = unknownsOf(d.shape);
+          if (unknown.length !== 1) continue;
+          const rest = d.shape.filter((e) => e !== unknown[0]);
+          let known: number;
+          try {
+            known = evalShape(rest, sizes).reduce((a, b) => a * b, 1);
+          } catch {
+            continue;
+          }
+          const len = inputs[d.name].length;
+          if (known === 0 || len % known !== 0) {
+            throw new InputError(`input \`${d.name}\` has ${len} values, which is not a whole number of ${describeShape(d.dtype, rest)} items (declared ${describeShape(d.dtype, d.shape)})`);
+          }
+          sizes.set(unknown[0], len / known);
         }
-        const len = inputs[d.name].length;
-        if (known === 0 || len % known !== 0) {
-          throw new InputError(`input \`${d.name}\` has ${len} values, which is not a whole number of ${describeShape(d.dtype, rest)} items (declared ${describeShape(d.dtype, d.shape)})`);
-        }
-        sizes.set(unknown[0], len / known);
       }
+    };
+    propagate();
+    const hints = options.hints ?? new Map<string, number>();
+    for (const d of binders) {
+      const unknown = unknownsOf(d.shape);
+      if (unknown.length < 2) continue;
+      for (const name of unknown.slice(1)) if (hints.has(name)) sizes.set(name, hints.get(name)!);
+      propagate();
+    }
+    // sizes the kernels and temporaries need that no input tells
+    const needed = new Set<string>();
+    for (const b of g.buffers) if (b.kind === 'input' || b.kind === 'temp') for (const e of b.shape) sizeNames(e, needed);
+    for (const k of g.kernels) for (const e of [...k.uniforms, k.workgroups]) sizeNames(e, needed);
+    for (const name of needed) {
+      if (sizes.has(name)) continue;
+      const hint = hints.get(name);
+      if (hint === undefined) throw new InputError(`cannot tell the size ${name} from the inputs given; pass an input that has it, or give it when creating the model (\`sizes: { ${name}: ... }\`)`);
+      sizes.set(name, hint);
     }
     for (const d of decls) {
       let want: number;
@@ -302,7 +339,7 @@ export class Executor {
       g.kernels.forEach((k, n) => {
         const grid = inst.grids[n];
         if (!grid) return;
-        pass.setPipeline(this.pipelines[k.shader]);
+        pass.setPipeline(this.pipelines[this.shaderOf(k)]);
         pass.setBindGroup(0, inst.bindGroups[n]);
         pass.dispatchWorkgroups(grid[0], grid[1]);
       });

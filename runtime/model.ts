@@ -12,8 +12,13 @@ export interface CreateOptions extends DeviceOptions {
   readonly seed?: number;
   /** Allocate every buffer up front for batches up to this size (the size `B`); larger batches grow them. */
   readonly batchSize?: number;
-  /** Other symbolic sizes to allocate for up front (e.g. `{ T: 64 }`). */
+  /**
+   * Other symbolic sizes to allocate for up front (e.g. `{ T: 64 }`); also the sizes the inputs cannot
+   * tell: the L of `tokens: i32[B, L]` (a flat array gives only B * L), or B for a predict that reads no input.
+   */
   readonly sizes?: Readonly<Record<string, number>>;
+  /** Kernel variants: 'auto' (default) picks the CPU variants on software adapters such as lavapipe. */
+  readonly kernels?: 'auto' | 'gpu' | 'cpu';
 }
 
 export interface SaveOptions {
@@ -47,6 +52,8 @@ export class Model<I extends string = string, O extends string = string, R exten
   private disposed = false;
   /** Training steps run so far (every step of the train block counts once per batch). */
   step = 0;
+  /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
+  private sizeHints: ReadonlyMap<string, number> = new Map();
 
   private constructor(
     readonly program: ModelProgram,
@@ -69,12 +76,14 @@ export class Model<I extends string = string, O extends string = string, R exten
     const acquired = await acquireDevice(options);
     const settingSeed = program.training?.settings.seed;
     const seed = options.seed ?? (typeof settingSeed === 'number' ? settingSeed : 0);
-    const executor = await Executor.create(acquired.device, program, seed);
+    const cpuKernels = options.kernels === 'cpu' || ((options.kernels ?? 'auto') === 'auto' && acquired.cpu);
+    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels });
     const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
     const sizes = new Map(Object.entries(options.sizes ?? {}));
     const settingBatch = program.training?.settings.batch;
     const batch = options.batchSize ?? (typeof settingBatch === 'number' ? settingBatch : undefined);
     if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
+    model.sizeHints = new Map(sizes);
     if (program.sizes.every((s) => sizes.has(s))) {
       for (const g of [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps]) executor.reserve(g, sizes);
     }
@@ -104,7 +113,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const encoder = this.executor.device.createCommandEncoder();
     const records: { g: GraphProgram; record: ScalarRecord }[] = [];
     for (const g of steps) {
-      const sizes = this.executor.bindSizes(g, this.inputsOf(g, batch));
+      const sizes = this.bindSizes(g, batch);
       this.executor.encode(encoder, g, this.inputsOf(g, batch), sizes);
       const names = this.executor.scalarNames(g);
       records.push({ g, record: this.executor.recordScalars(encoder, g, names) });
@@ -118,12 +127,14 @@ export class Model<I extends string = string, O extends string = string, R exten
       values: () =>
         (cached ??= (async () => {
           const out: Record<string, number> = {};
-          // every step reports everything it computes; a step's own loss comes from that step
+          // every step reports everything it computes; a step's own loss comes from that step (a later
+          // step must not overwrite it), every other value from the last step that computes it
           for (const [i, r] of records.entries()) {
             const [vals] = await this.guard(this.executor.readScalars([r.record]));
-            for (const [k, v] of Object.entries(vals)) if (!(k in out) || trainSteps[i]?.loss === k || i === records.length - 1) out[k] = v;
-            const own = trainSteps[i]?.loss;
-            if (own !== undefined && own in vals) out[own] = vals[own];
+            for (const [k, v] of Object.entries(vals)) {
+              const owner = trainSteps.findIndex((s, j) => j < records.length && s.loss === k);
+              if (owner === i || !(k in out) || owner < 0) out[k] = v;
+            }
           }
           return out;
         })()),
@@ -145,6 +156,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       }
     }
     return out;
+  }
+
+  /** The sizes of a graph's run: from its inputs, then the other inputs given, then the creation-time sizes. */
+  private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Map<string, number> {
+    this.inputsOf(g, batch);
+    return this.executor.bindSizes(g, batch, new Map(), { extra: this.program.inputs, hints: this.sizeHints });
   }
 
   private async guard<T>(p: Promise<T>): Promise<T> {
@@ -172,7 +189,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     for (const batch of batches) {
       const inputs = this.inputsOf(g, batch);
       const encoder = this.executor.device.createCommandEncoder();
-      this.executor.encode(encoder, g, inputs, this.executor.bindSizes(g, inputs));
+      this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
       records.push(this.executor.recordScalars(encoder, g, names));
       this.executor.device.queue.submit([encoder.finish()]);
     }
@@ -184,7 +201,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.check();
     const g = this.program.graphs.predict;
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
-    const sizes = this.executor.bindSizes(g, given);
+    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>);
     const encoder = this.executor.device.createCommandEncoder();
     this.executor.encode(encoder, g, given, sizes);
     this.executor.device.queue.submit([encoder.finish()]);
