@@ -1,4 +1,4 @@
-// Kernels for random_uniform and random_normal: Philox-4x32-10 per element, bit for bit as documented in ops/random.ts.
+// Kernels for random_uniform and random_normal: Philox-4x32-10 per element, bit for bit as documented in runtime/philox.ts.
 //
 // Element i uses counter (i, 0, 0, 0) and key (the u32 key input, the stream attribute, baked). The
 // high half of each 32x32-bit product comes from 16-bit halves (every partial product fits a u32);
