@@ -123,12 +123,15 @@ function lowerGraph(g: Graph, name: string, text: SourceText, shaders: Map<strin
 }
 
 /** Tensors of known size past the binding limit, as E0401 diagnostics naming each. */
-function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number): Diagnostic[] {
+function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: string): Diagnostic[] {
   const seen = new Set<number>();
   const out: Diagnostic[] = [];
   for (const g of graphs) {
+    // a parameter declared in the stdlib is reported at the user's layer that owns it
+    const userSpan = (path: string, span: Span): Span =>
+      span.file === file ? span : g.layerCalls.filter((c) => c.span.file === file && path.startsWith(`${c.path}.`)).sort((a, b) => b.path.length - a.path.length)[0]?.span ?? span;
     const all: { value: Value; span: Span; what: string }[] = [
-      ...g.params.map((p) => ({ value: p.value, span: p.span, what: `parameter ${p.path}` })),
+      ...g.params.map((p) => ({ value: p.value, span: userSpan(p.path, p.span), what: `parameter ${p.path}` })),
       ...g.inputs.map((i) => ({ value: i.value, span: i.span, what: `input ${i.name}` })),
       ...g.nodes.flatMap((n) => n.outputs.map((v) => ({ value: v, span: n.span, what: v.name ? `\`${v.name}\`` : `the result of ${n.op}` }))),
     ];
@@ -152,7 +155,7 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number): Diagn
  */
 export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
   const all = [m.forward, m.evaluation, ...m.steps];
-  const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES);
+  const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
   if (limitDiagnostics.length > 0) return { diagnostics: limitDiagnostics };
   try {
     const text = new SourceText(m.file, m.source);

@@ -1,0 +1,146 @@
+// The runtime's contract: typed errors (input, adapter, lost device, memory, shader), default WebGPU limits, clean shaders, the E0401 size limit.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { Model } from '../runtime/model.ts';
+import { acquireDevice } from '../runtime/device.ts';
+import { DeviceLostError, InputError, NoAdapterError, OutOfMemoryError, ShaderError, WeightsError } from '../runtime/errors.ts';
+import { argsOf, EXAMPLE_CASES } from './helpers.ts';
+import { compile, getDevice } from './gpu-helpers.ts';
+
+function program(file: string, model: string, args: string): ModelProgram {
+  const r = compileSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`, undefined, { modelArgs: new Map([[model, argsOf(model, args)]]) });
+  const p = r.programs.find((x) => x.model === model);
+  if (!p) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+  return p;
+}
+
+const MLP = () => program('mnist_mlp', 'MnistMlp', 'hidden: 8');
+
+describe('generated programs', () => {
+  it('stay within WebGPU default limits: at most 8 storage buffers per dispatch, 256 invocations per workgroup, 16 KiB of workgroup memory', () => {
+    for (const c of EXAMPLE_CASES) {
+      const p = program(c.file, c.model, c.args);
+      for (const g of [p.graphs.predict, p.graphs.evaluate, ...p.graphs.steps]) {
+        for (const k of g.kernels) {
+          expect(k.inputs.length + k.outputs.length, `${c.model} ${k.op}`).toBeLessThanOrEqual(8);
+          // no buffer is bound as both input and output of one dispatch
+          expect(k.inputs.filter((b) => k.outputs.includes(b)), `${c.model} ${k.op}`).toEqual([]);
+        }
+      }
+      for (const wgsl of p.shaders) {
+        const size = /@workgroup_size\((\d+)(?:,\s*(\d+))?(?:,\s*(\d+))?\)/.exec(wgsl);
+        expect(size, wgsl.slice(0, 120)).not.toBeNull();
+        const invocations = Number(size![1]) * Number(size![2] ?? 1) * Number(size![3] ?? 1);
+        expect(invocations).toBeLessThanOrEqual(256);
+        const shared = [...wgsl.matchAll(/var<workgroup>\s+\w+:\s*array<\w+,\s*(\d+)>/g)].reduce((a, m) => a + 4 * Number(m[1]), 0);
+        expect(shared).toBeLessThanOrEqual(16384);
+      }
+    }
+  });
+
+  it('every shader of every example compiles on Dawn with no errors or warnings', { timeout: 180_000 }, async () => {
+    const device = await getDevice();
+    const shaders = new Set<string>();
+    for (const c of EXAMPLE_CASES) for (const s of program(c.file, c.model, c.args).shaders) shaders.add(s);
+    const results = await Promise.all([...shaders].map((s) => compile(device, s)));
+    const noisy = results.flatMap((r, i) => (r.messages.length > 0 ? [`${r.messages.join('; ')}\n${[...shaders][i].slice(0, 200)}`] : []));
+    expect(noisy).toEqual([]);
+    expect(shaders.size).toBeGreaterThan(100);
+  });
+
+  it('a tensor over the storage binding limit is a compile-time E0401 naming it and the limit', () => {
+    const text = `use std.nn.{Dense}
+model Huge {
+  input x: f32[B, 100000]
+  layer fc = Dense(100000, 1000)
+  output y = fc(x)
+}
+`;
+    const r = compileSource(text, 'huge.dl');
+    expect(r.programs).toEqual([]);
+    const d = r.diagnostics.find((x) => x.code === 'E0401');
+    expect(d?.message).toMatch(/parameter fc\.w of type f32\[100000, 1000\] takes 400,000,000 bytes, over the storage binding limit of 134,217,728 bytes/);
+    expect(text.slice(d!.span.start, d!.span.end)).toBe('fc(x)'); // the user's layer that owns the stdlib parameter
+  });
+});
+
+describe('runtime errors', () => {
+  it('a wrong input name, a missing input and a wrong length are InputErrors naming the input and its declared shape', { timeout: 60_000 }, async () => {
+    const model = await Model.create(MLP(), { device: await getDevice(), batchSize: 4 });
+    try {
+      const image = new Float32Array(4 * 784);
+      const label = new Int32Array(4);
+      expect(() => model.trainStep({ imag: image, label } as never)).toThrow(InputError);
+      expect(() => model.trainStep({ imag: image, label } as never)).toThrow(/no input `image`.*f32\[B, 784\]/);
+      expect(() => model.trainStep({ image, label, extra: label } as never)).toThrow(/has no input `extra`/);
+      expect(() => model.trainStep({ image: new Float32Array(1000), label })).toThrow(/input `image` has 1000 values, which is not a whole number of f32\[784\] items/);
+      expect(() => model.trainStep({ image, label: new Int32Array(3) })).toThrow(/input `label` has 3 values, but i32\[B\] with B = 4 needs 4/);
+      // the model still works after rejected batches
+      const v = await model.trainStep({ image, label }).values();
+      expect(Number.isFinite(v.loss)).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('weights that do not fit are WeightsErrors; a partial load reports what it skipped', { timeout: 60_000 }, async () => {
+    const device = await getDevice();
+    const a = await Model.create(MLP(), { device });
+    const b = await Model.create(program('mnist_mlp', 'MnistMlp', 'hidden: 9'), { device });
+    try {
+      const bytes = await a.saveWeights();
+      await expect(b.loadWeights(bytes)).rejects.toThrow(WeightsError);
+      await expect(b.loadWeights(bytes)).rejects.toThrow(/the weights file has `net\.hidden\.0\.[wb]` as f32\[(784, )?8\], but the model declares f32\[(784, )?9\]/);
+      await expect(a.loadWeights(bytes.slice(0, 100))).rejects.toThrow(/cannot read the weights/);
+      const weightsOnly = await a.saveWeights({ trainingState: false });
+      const report = await a.loadWeights(weightsOnly);
+      expect(report.loaded).toContain('net.hidden.1.b');
+      expect(report.missing).toEqual([]);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  it('no adapter is a NoAdapterError with what to install', async () => {
+    const nav = globalThis as { navigator?: unknown };
+    const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu: { requestAdapter: async () => null } }, configurable: true });
+    try {
+      await expect(acquireDevice()).rejects.toThrow(NoAdapterError);
+      await expect(acquireDevice()).rejects.toThrow(/no WebGPU adapter was found/);
+    } finally {
+      if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+      else delete nav.navigator;
+    }
+  });
+
+  it('a batch too large for the device is an OutOfMemoryError naming the tensor, not a crash', { timeout: 60_000 }, async () => {
+    await expect(Model.create(MLP(), { device: await getDevice(), batchSize: 50_000_000 })).rejects.toThrow(OutOfMemoryError);
+    await expect(Model.create(MLP(), { device: await getDevice(), batchSize: 50_000_000 })).rejects.toThrow(/input image needs \d+ bytes, over this device's storage binding limit/);
+  });
+
+  it('a shader that does not compile is a ShaderError naming the op and its .dl line', { timeout: 60_000 }, async () => {
+    const p = MLP();
+    const k = p.graphs.steps[0].kernels.find((x) => x.op === 'exp')!;
+    const broken: ModelProgram = { ...p, shaders: p.shaders.map((s, i) => (i === k.shader ? s.replace('let r = ', 'let r: bool = ') : s)) };
+    const err = await Model.create(broken, { device: await getDevice(), kernels: 'gpu' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShaderError);
+    const where = `${k.source!.file}:${k.source!.line}:${k.source!.col}`;
+    expect((err as Error).message).toContain(`the WGSL for exp (from ${where}) does not compile: `);
+  });
+
+  it('a lost device turns every later call into a DeviceLostError, without hanging', { timeout: 60_000 }, async () => {
+    const model = await Model.create(MLP(), { batchSize: 2 });
+    const image = new Float32Array(2 * 784);
+    const label = new Int32Array(2);
+    await model.trainStep({ image, label }).values();
+    (model as unknown as { executor: { device: GPUDevice } }).executor.device.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(() => model.trainStep({ image, label })).toThrow(DeviceLostError);
+    await expect(model.predict({ image })).rejects.toThrow(/the GPU device was lost/);
+    model.dispose();
+  });
+});
