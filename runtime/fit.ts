@@ -1,4 +1,5 @@
 // The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
+import { augmentBatch, type Augmentation } from './augment.ts';
 import type { Dataset } from './data.ts';
 import type { Model } from './model.ts';
 
@@ -47,6 +48,8 @@ export interface FitOptions {
   readonly initialEpoch?: number;
   readonly earlyStopping?: EarlyStopping;
   readonly earlyStoppingState?: EarlyStoppingState;
+  /** Augmentations of the training batches (validation and test data are never augmented). */
+  readonly augment?: readonly Augmentation[];
   /** Steps kept in flight before the loop waits for the oldest one's values (default 2). */
   readonly lookahead?: number;
   readonly callbacks?: FitCallbacks;
@@ -96,6 +99,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
   const lookahead = options.lookahead ?? 2;
   let stoppedEarly = false;
   const batches = data.train.batchCount(batchSize);
+  const shapes = Object.fromEntries(data.train.columns().map((c) => [c.name, c.shape]));
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
     const trainValues: Record<string, number>[] = [];
@@ -109,6 +113,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
     };
     let b = 0;
     for (const batch of data.train.batches(batchSize, { shuffle: options.shuffle ?? true, seed: options.seed ?? 0, epoch })) {
+      augmentBatch(batch.columns, shapes, options.augment ?? [], { seed: options.seed ?? 0, epoch, batch: b });
       const feed = Object.fromEntries(Object.entries(batch.columns).filter(([k]) => inputs.has(k)));
       pending.push({ handle: model.trainStep(feed), batch: b++, length: batch.length });
       if (pending.length > lookahead) await settle();

@@ -10,6 +10,7 @@ import type { Dataset } from '../../runtime/data.ts';
 import { loadDataset } from '../../runtime/node/datasets.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { DlcRuntimeError } from '../../runtime/errors.ts';
+import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 
 export interface TrainFlags {
   readonly data?: string;
@@ -122,6 +123,12 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   const monitor = typeof ckArgs?.monitor === 'string' ? ckArgs.monitor : undefined;
   const monitorMode = ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? ckArgs.mode : monitor && /loss/.test(monitor) ? 'min' : 'max';
   const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
+  let augment: Augmentation[];
+  try {
+    augment = parseAugmentations(setting(program, 'augment'));
+  } catch (e) {
+    throw new TrainError((e as Error).message);
+  }
 
   const model = await Model.create(program, { seed, batchSize });
   try {
@@ -148,6 +155,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
         seed,
         shuffle: setting(program, 'shuffle') !== false,
         initialEpoch: resume.epoch,
+        augment,
         ...(earlyStopping ? { earlyStopping } : {}),
         ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
         callbacks: {

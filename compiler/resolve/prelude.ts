@@ -49,4 +49,5 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   metrics: null,
   log_every: null,
   eval_every: null,
+  augment: null,
 };
