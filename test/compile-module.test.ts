@@ -134,6 +134,14 @@ await model.predict({});
     expect(errors).toMatch(/misuse\.ts\(7,\d+\): error TS2345:[^\n]*\n\s+Property 'image' is missing/);
   });
 
+  it('by default imports the runtime as `dlc/runtime`, which the package exports', { timeout: 60_000 }, async () => {
+    const dir = workDir();
+    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8');
+    expect(r.status, r.err).toBe(EXIT_OK);
+    expect(readFileSync(join(dir, 'mnist_mlp.ts'), 'utf8')).toContain("from 'dlc/runtime';");
+    expect(tsc(dir, ['mnist_mlp.ts'])).toBe('');
+  });
+
   it('reports the source diagnostics and writes nothing for a broken model', async () => {
     const dir = workDir();
     const bad = join(dir, 'bad.dl');
