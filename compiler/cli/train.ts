@@ -1,7 +1,7 @@
 // `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model } from '../../runtime/model.ts';
@@ -33,6 +33,9 @@ export interface TrainIo {
 }
 
 export class TrainError extends Error {}
+
+/** The train block settings `dlc train` acts on (the rest are reported, not silently ignored). */
+const HONOURED_SETTINGS = new Set(['data', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'init_from']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];
@@ -130,8 +133,18 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     throw new TrainError((e as Error).message);
   }
 
-  const model = await Model.create(program, { seed, batchSize });
+  const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
+  const unused = Object.keys(program.training.settings).filter((k) => !HONOURED_SETTINGS.has(k));
+  if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
+  const model = await Model.create(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0) });
   try {
+    const initFrom = setting(program, 'init_from');
+    if (typeof initFrom === 'string' && !flags.resume) {
+      const path = resolvePath(dirname(file), initFrom);
+      if (!existsSync(path)) throw new TrainError(`init_from: no weights file at ${path}; train the model that produces it first`);
+      const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true });
+      io.err(`initialized ${report.loaded.length} tensors from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
+    }
     io.err(`training ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
     let resume: ResumeState = { epoch: 0 };
     if (flags.resume) {
