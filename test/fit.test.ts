@@ -1,0 +1,133 @@
+// The fit loop on WebGPU with iris and a CSV file: validation each epoch, early stopping, callbacks, history, evaluateDataset; dlc train --data.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { loadIris } from '../runtime/iris.ts';
+import { Model } from '../runtime/model.ts';
+import { evaluateDataset, type EpochLogs } from '../runtime/fit.ts';
+import { getDevice } from './gpu-helpers.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+
+const IRIS = `use std.nn.{Dense}
+use std.act.{relu}
+use std.loss.{cross_entropy}
+use std.metrics.{accuracy}
+use std.optim.{adam}
+
+model Iris {
+  input features: f32[B, 4]
+  input label: i32[B]
+  layer fc1 = Dense(4, 16)
+  layer fc2 = Dense(16, 3)
+  let logits = fc2(relu(fc1(features)))
+  output probs = softmax(logits, axis: -1)
+  loss = cross_entropy(logits, label)
+  metric accuracy = accuracy(logits, label)
+}
+
+train Iris {
+  data = iris()
+  split = [0.7, 0.15, 0.15]
+  seed = 3
+  optimizer = adam(lr: 0.03)
+  batch = 16
+  epochs = 40
+  early_stopping {
+    monitor = "val_loss"
+    patience = 4
+  }
+}
+`;
+
+function workDir(): string {
+  mkdirSync(join(ROOT, 'test/.tmp'), { recursive: true });
+  return mkdtempSync(join(ROOT, 'test/.tmp/fit-'));
+}
+
+describe('fit', () => {
+  it('trains iris with validation every epoch, callbacks, a history, and early stopping', { timeout: 120_000 }, async () => {
+    const r = compileSource(IRIS, 'iris.dl');
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const [train, validation, test] = loadIris().split([0.7, 0.15, 0.15], { seed: 3 });
+    const model = await Model.create(r.programs[0], { device: await getDevice(), batchSize: 16, seed: 3 });
+    try {
+      const before = await evaluateDataset(model, test, 16);
+      const steps: number[] = [];
+      const epochs: EpochLogs[] = [];
+      const history = await model.fit(
+        { train, validation },
+        {
+          epochs: 200,
+          batchSize: 16,
+          seed: 3,
+          earlyStopping: { monitor: 'val_loss', patience: 4 },
+          callbacks: {
+            onStep: (info) => steps.push(info.step),
+            onEpochEnd: (logs) => {
+              epochs.push(logs);
+            },
+          },
+        },
+      );
+      // every step is reported once, in order
+      expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i + 1));
+      expect(steps.length).toBe(history.epochs.length * train.batchCount(16));
+      expect(history.epochs).toEqual(epochs);
+      expect(Object.keys(history.epochs[0]).sort()).toEqual(['accuracy', 'epoch', 'loss', 'val_accuracy', 'val_loss']);
+      // early stopping: training stopped before 200 epochs, 4 epochs after the best val_loss
+      expect(history.stoppedEarly).toBe(true);
+      const best = history.earlyStopping!;
+      expect(history.epochs.length).toBe(best.bestEpoch + 1 + 4);
+      expect(best.best).toBe(Math.min(...history.epochs.map((e) => e.val_loss)));
+      const after = await evaluateDataset(model, test, 16);
+      expect(after.loss).toBeLessThan(before.loss * 0.5);
+      expect(after.accuracy).toBeGreaterThan(0.85);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {
+    const r = compileSource(IRIS, 'iris.dl');
+    const [train] = loadIris().split([0.7, 0.3], { seed: 1 });
+    const model = await Model.create(r.programs[0], { device: await getDevice() });
+    try {
+      const history = await model.fit({ train }, { epochs: 50, batchSize: 32, callbacks: { onEpochEnd: (logs) => (logs.epoch === 2 ? 'stop' : undefined) } });
+      expect(history.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+      expect(history.stoppedEarly).toBe(false);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('dlc train reads a CSV file given by --data and reports clear errors for unknown data and missing columns', { timeout: 120_000 }, async () => {
+    const dir = workDir();
+    const model = join(dir, 'iris.dl');
+    writeFileSync(model, IRIS);
+    const rows = loadIris();
+    const features = rows.column('features').data;
+    const labels = rows.column('label').data;
+    const lines = ['sepal_length,sepal_width,petal_length,petal_width,species'];
+    for (let i = 0; i < rows.length; i++) lines.push(`${Array.from(features.subarray(i * 4, i * 4 + 4)).join(',')},${['setosa', 'versicolor', 'virginica'][labels[i]]}`);
+    writeFileSync(join(dir, 'iris.csv'), `${lines.join('\n')}\n`);
+    let out = '';
+    let err = '';
+    const io = { out: (t: string) => (out += `${t}\n`), err: (t: string) => (err += `${t}\n`) };
+    const ok = await main(['node', 'dlc', 'train', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--epochs', '15', '--checkpoint', join(dir, 'ck.safetensors'), '--no-progress'], io);
+    expect(ok, err).toBe(EXIT_OK);
+    expect(err).toContain('105 train, 22 validation, 23 test examples');
+    const accuracy = Number(/^test\s+loss \S+\s+accuracy (\S+)/m.exec(out)?.[1]);
+    expect(accuracy).toBeGreaterThan(0.6); // 23 test flowers after 15 epochs; chance is 1/3
+    err = '';
+    const unknown = await main(['node', 'dlc', 'train', model, '--data', 'cifar10'], io);
+    expect(unknown).toBe(EXIT_USER_ERROR);
+    expect(err).toMatch(/error: cannot load the data: unknown dataset 'cifar10' \(known: mnist, iris, csv\)/);
+    err = '';
+    const mismatch = await main(['node', 'dlc', 'train', model, '--data', 'mnist', '--limit', '100'], io);
+    expect(mismatch).toBe(EXIT_USER_ERROR);
+    expect(err).toMatch(/the data has no column `features` for the input of Iris; it has `image`, `label`/);
+  });
+});
