@@ -408,23 +408,17 @@ export class Executor {
     );
   }
 
-  /** Copy whole buffers of a graph back to the host (after the work already submitted). */
-  async readBuffers(g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): Promise<Record<string, { data: TypedArray; shape: number[] }>> {
-    const inst = this.instance(g);
-    const plans = names.map((name) => {
-      const at = g.outputs[name];
-      const decl = g.buffers[at];
-      const { dtype, shape } = this.declOf(decl, sizes);
-      return { name, buffer: inst.buffers[at]!, dtype, shape, bytes: byteLength(dtype, shape.reduce((a, b) => a * b, 1)) };
-    });
-    const total = plans.reduce((a, p) => a + Math.max(4, p.bytes), 0);
+  /** Copy buffers (their first `dtype`/`shape` worth of bytes) to the host in one staging buffer and one map. */
+  private async download(items: readonly { buffer: GPUBuffer; dtype: DType; shape: readonly number[] }[]): Promise<TypedArray[]> {
+    const sizes = items.map((x) => byteLength(x.dtype, x.shape.reduce((a, b) => a * b, 1)));
+    const total = sizes.reduce((a, b) => a + Math.max(4, b), 0);
     const staging = this.device.createBuffer({ size: Math.max(4, total), usage: READBACK_USAGE });
     const encoder = this.device.createCommandEncoder();
     let offset = 0;
-    const offsets = plans.map((p) => {
+    const offsets = items.map((x, i) => {
       const at = offset;
-      if (p.bytes > 0) encoder.copyBufferToBuffer(p.buffer, 0, staging, at, p.bytes);
-      offset += Math.max(4, p.bytes);
+      if (sizes[i] > 0) encoder.copyBufferToBuffer(x.buffer, 0, staging, at, sizes[i]);
+      offset += Math.max(4, sizes[i]);
       return at;
     });
     this.device.queue.submit([encoder.finish()]);
@@ -432,7 +426,15 @@ export class Executor {
     const bytes = staging.getMappedRange().slice(0);
     staging.unmap();
     staging.destroy();
-    return Object.fromEntries(plans.map((p, i) => [p.name, { data: fromBytes(p.dtype, bytes.slice(offsets[i], offsets[i] + p.bytes)), shape: p.shape }]));
+    return items.map((x, i) => fromBytes(x.dtype, bytes.slice(offsets[i], offsets[i] + sizes[i])));
+  }
+
+  /** Copy whole buffers of a graph back to the host (after the work already submitted). */
+  async readBuffers(g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): Promise<Record<string, { data: TypedArray; shape: number[] }>> {
+    const inst = this.instance(g);
+    const items = names.map((name) => ({ name, buffer: inst.buffers[g.outputs[name]]!, ...this.declOf(g.buffers[g.outputs[name]], sizes) }));
+    const data = await this.download(items);
+    return Object.fromEntries(items.map((x, i) => [x.name, { data: data[i], shape: x.shape }]));
   }
 
   private declOf(decl: BufferDecl, sizes: ReadonlyMap<string, number>): { dtype: DType; shape: number[] } {
@@ -453,23 +455,8 @@ export class Executor {
       ...this.program.params.map((p) => ({ ...p, kind: 'param' as const, buffer: this.params.get(p.path)! })),
       ...this.program.state.map((s) => ({ ...s, kind: 'state' as const, buffer: this.state.get(s.path)! })),
     ];
-    const sizes = all.map((x) => byteLength(x.dtype, x.shape.reduce((a, b) => a * b, 1)));
-    const total = sizes.reduce((a, b) => a + Math.max(4, b), 0);
-    const staging = this.device.createBuffer({ size: Math.max(4, total), usage: READBACK_USAGE });
-    const encoder = this.device.createCommandEncoder();
-    let offset = 0;
-    const offsets = all.map((x, i) => {
-      const at = offset;
-      if (sizes[i] > 0) encoder.copyBufferToBuffer(x.buffer, 0, staging, at, sizes[i]);
-      offset += Math.max(4, sizes[i]);
-      return at;
-    });
-    this.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(MAP_READ);
-    const bytes = staging.getMappedRange().slice(0);
-    staging.unmap();
-    staging.destroy();
-    return new Map(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: fromBytes(x.dtype, bytes.slice(offsets[i], offsets[i] + sizes[i])) }]));
+    const data = await this.download(all);
+    return new Map(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]));
   }
 
   /** Overwrite one parameter or state buffer. */

@@ -1,29 +1,17 @@
 // Checkpoints: training resumed from a checkpoint ends with the same state as uninterrupted training, and killing `dlc train` mid-save never leaves an unreadable checkpoint.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXIT_OK, main } from '../compiler/cli/main.ts';
+import { dlc, repoTempDir, ROOT } from './cli-helpers.ts';
+import { EXIT_OK } from '../compiler/cli/main.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const MODEL = ['examples/mnist_mlp.dl', '--model', 'MnistMlp', '--args', 'hidden: 16', '--limit', '800', '--batch', '64', '--no-progress'];
-
-async function dlc(...args: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const status = await main(['node', 'dlc', ...args], { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) });
-  return { status, out, err };
-}
-
-function workDir(): string {
-  mkdirSync(join(ROOT, 'test/.tmp'), { recursive: true });
-  return mkdtempSync(join(ROOT, 'test/.tmp/resume-'));
-}
 
 describe('checkpoints', () => {
   it('training resumed from a checkpoint gives the same parameters and optimizer state as uninterrupted training', { timeout: 180_000 }, async () => {
-    const dir = workDir();
+    const dir = repoTempDir('resume');
     const straight = join(dir, 'straight.safetensors');
     const split = join(dir, 'split.safetensors');
     const a = await dlc('train', ...MODEL, '--epochs', '4', '--checkpoint', straight);
@@ -52,7 +40,7 @@ describe('checkpoints', () => {
   });
 
   it('killing `dlc train` at any moment leaves the latest checkpoint readable, and --resume continues from it', { timeout: 300_000 }, async () => {
-    const dir = workDir();
+    const dir = repoTempDir('resume');
     const path = join(dir, 'ck.safetensors');
     // a long run that saves every epoch (each epoch is 2 steps), killed at increasing delays after the first save
     let savedEpoch = 0;

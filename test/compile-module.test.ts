@@ -1,25 +1,11 @@
 // `dlc compile`: the generated module (TypeScript, or JavaScript plus .d.ts) type-checks under tsc --strict, rejects misuse at compile time, and runs.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
+import { dlc, repoTempDir, ROOT } from './cli-helpers.ts';
+import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { moduleFileName } from '../compiler/emit/module.ts';
-
-const ROOT = join(import.meta.dirname, '..');
-
-async function run(...args: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const status = await main(['node', 'dlc', ...args], { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) });
-  return { status, out, err };
-}
-
-/** A fresh directory inside the repository, so the generated code can import runtime/ by a relative path. */
-function workDir(): string {
-  mkdirSync(join(ROOT, 'test/.tmp'), { recursive: true });
-  return mkdtempSync(join(ROOT, 'test/.tmp/compile-'));
-}
 
 function runtimeImport(dir: string): string {
   return relative(dir, join(ROOT, 'runtime/index.ts'));
@@ -77,10 +63,10 @@ const EXAMPLES: readonly [file: string, model: string, args: string][] = [
 
 describe('dlc compile', () => {
   it('writes one typed module per example model, and every one passes tsc --strict', { timeout: 120_000 }, async () => {
-    const dir = workDir();
+    const dir = repoTempDir('compile');
     const files: string[] = [];
     for (const [file, model, args] of EXAMPLES) {
-      const r = await run('compile', `examples/${file}.dl`, '-o', dir, '--model', model, ...(args ? ['--args', args] : []), '--runtime', runtimeImport(dir));
+      const r = await dlc('compile', `examples/${file}.dl`, '-o', dir, '--model', model, ...(args ? ['--args', args] : []), '--runtime', runtimeImport(dir));
       expect(r.err).toContain('wrote');
       expect(r.status, r.err).toBe(EXIT_OK);
       files.push(`${moduleFileName(model)}.ts`);
@@ -90,8 +76,8 @@ describe('dlc compile', () => {
   });
 
   it('with --js writes JavaScript and a declaration file that type-check a caller', { timeout: 60_000 }, async () => {
-    const dir = workDir();
-    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--js', '--runtime', runtimeImport(dir));
+    const dir = repoTempDir('compile');
+    const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--js', '--runtime', runtimeImport(dir));
     expect(r.status, r.err).toBe(EXIT_OK);
     expect(readdirSync(dir).sort()).toEqual(['mnist_mlp.d.ts', 'mnist_mlp.js']);
     const js = readFileSync(join(dir, 'mnist_mlp.js'), 'utf8');
@@ -113,8 +99,8 @@ model.dispose();
   });
 
   it('makes a wrong input name, a wrong array type, an unknown metric and a missing input type errors', { timeout: 60_000 }, async () => {
-    const dir = workDir();
-    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
+    const dir = repoTempDir('compile');
+    const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
     expect(r.status, r.err).toBe(EXIT_OK);
     writeFileSync(
       join(dir, 'misuse.ts'),
@@ -135,26 +121,26 @@ await model.predict({});
   });
 
   it('by default imports the runtime as `dlc/runtime`, which the package exports', { timeout: 60_000 }, async () => {
-    const dir = workDir();
-    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8');
+    const dir = repoTempDir('compile');
+    const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8');
     expect(r.status, r.err).toBe(EXIT_OK);
     expect(readFileSync(join(dir, 'mnist_mlp.ts'), 'utf8')).toContain("from 'dlc/runtime';");
     expect(tsc(dir, ['mnist_mlp.ts'])).toBe('');
   });
 
   it('reports the source diagnostics and writes nothing for a broken model', async () => {
-    const dir = workDir();
+    const dir = repoTempDir('compile');
     const bad = join(dir, 'bad.dl');
     writeFileSync(bad, 'model M {\n  input x: f32[B, 3]\n  layer fc = Dense(4, 2)\n  output y = fc(x)\n}\n');
-    const r = await run('compile', bad, '-o', join(dir, 'out'));
+    const r = await dlc('compile', bad, '-o', join(dir, 'out'));
     expect(r.status).toBe(EXIT_USER_ERROR);
     expect(r.err).toMatch(/E03\d\d/);
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
   });
 
   it('the generated module trains and predicts on WebGPU through its typed API', { timeout: 60_000 }, async () => {
-    const dir = workDir();
-    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
+    const dir = repoTempDir('compile');
+    const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
     expect(r.status, r.err).toBe(EXIT_OK);
     const mod = (await import(join(dir, 'mnist_mlp.ts'))) as GeneratedMlpModule;
     const model = await mod.create({ batchSize: 8, seed: 3 });

@@ -1,7 +1,8 @@
 // The fit loop on WebGPU with iris and a CSV file: validation each epoch, early stopping, callbacks, history, evaluateDataset; dlc train --data.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { repoTempDir } from './cli-helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { loadIris } from '../runtime/iris.ts';
@@ -9,7 +10,6 @@ import { Model } from '../runtime/model.ts';
 import { evaluateDataset, type EpochLogs } from '../runtime/fit.ts';
 import { getDevice } from './gpu-helpers.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 
 const IRIS = `use std.nn.{Dense}
 use std.act.{relu}
@@ -42,10 +42,6 @@ train Iris {
 }
 `;
 
-function workDir(): string {
-  mkdirSync(join(ROOT, 'test/.tmp'), { recursive: true });
-  return mkdtempSync(join(ROOT, 'test/.tmp/fit-'));
-}
 
 describe('fit', () => {
   it('trains iris with validation every epoch, callbacks, a history, and early stopping', { timeout: 120_000 }, async () => {
@@ -104,7 +100,7 @@ describe('fit', () => {
   });
 
   it('dlc train reads a CSV file given by --data and reports clear errors for unknown data and missing columns', { timeout: 120_000 }, async () => {
-    const dir = workDir();
+    const dir = repoTempDir('fit');
     const model = join(dir, 'iris.dl');
     writeFileSync(model, IRIS);
     const rows = loadIris();
