@@ -9,6 +9,7 @@
 // `values()` maps memory, so training never waits on the GPU unless asked to.
 import type { BufferDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl } from './program.ts';
 import { evalShape, evalSize, sizeNames } from './sizes.ts';
+import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
 import { GPUValidationError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
 
@@ -55,12 +56,17 @@ function describeShape(dtype: DType, shape: readonly SizeExpr[]): string {
 
 interface GraphInstance {
   readonly program: GraphProgram;
+  /** Per buffer of the program: the model's parameter or state buffer, or the allocation it is bound to. */
   readonly buffers: (GPUBuffer | undefined)[];
+  /** The graph's own buffers: one per input, per memory slot, per temporary without a slot. */
+  readonly allocations: readonly Allocation[];
+  readonly allocated: (GPUBuffer | undefined)[];
   readonly capacity: number[];
   readonly uniforms: GPUBuffer[];
   bindGroups: GPUBindGroup[];
   grids: ([number, number] | null)[];
-  sizesKey: string;
+  /** The sizes the buffers and uniforms were last prepared for; undefined before the first run. */
+  sizesKey: string | undefined;
 }
 
 /** The scalars of one graph run, copied to a mappable buffer and read on demand. */
@@ -92,6 +98,8 @@ export class Executor {
     readonly program: ModelProgram,
     /** Use the kernels' CPU variants (for lavapipe, SwiftShader). */
     readonly cpuKernels: boolean,
+    /** Bind temporaries to their memory slots' shared buffers (false: one buffer per temporary). */
+    readonly planMemory: boolean,
   ) {}
 
   private shaderOf(k: KernelDecl): number {
@@ -99,8 +107,8 @@ export class Executor {
   }
 
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
-  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean } = {}): Promise<Executor> {
-    const ex = new Executor(device, program, options.cpuKernels ?? false);
+  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean } = {}): Promise<Executor> {
+    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true);
     device.pushErrorScope('out-of-memory');
     for (const p of program.params) ex.params.set(p.path, ex.createBuffer(byteLength(p.dtype, p.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `parameter ${p.path}`));
     for (const s of program.state) ex.state.set(s.path, ex.createBuffer(byteLength(s.dtype, s.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `state ${s.path}`));
@@ -180,14 +188,17 @@ export class Executor {
   private instance(g: GraphProgram): GraphInstance {
     let inst = this.graphs.get(g.name);
     if (!inst) {
+      const allocs = allocations(g, this.planMemory);
       inst = {
         program: g,
         buffers: g.buffers.map((b) => (b.kind === 'param' ? this.params.get(b.path) : b.kind === 'state' ? this.state.get(b.path) : undefined)),
-        capacity: g.buffers.map(() => -1),
+        allocations: allocs,
+        allocated: allocs.map(() => undefined),
+        capacity: allocs.map(() => -1),
         uniforms: g.kernels.map((k) => this.createBuffer(k.uniforms.length * 4, UNIFORM_USAGE, `the uniforms of ${k.op}`)),
         bindGroups: [],
         grids: [],
-        sizesKey: '',
+        sizesKey: undefined,
       };
       this.graphs.set(g.name, inst);
     }
@@ -284,15 +295,21 @@ export class Executor {
     if (key === inst.sizesKey) return;
     const g = inst.program;
     let grew = inst.bindGroups.length === 0;
-    g.buffers.forEach((b, i) => {
-      if (b.kind === 'param' || b.kind === 'state') return;
-      const numel = evalShape(b.shape, sizes).reduce((x, y) => x * y, 1);
-      if (!Number.isInteger(numel) || numel < 0) throw new InputError(`these sizes give ${b.kind === 'input' ? `input ${b.name}` : 'a tensor'} ${numel} elements`);
-      const bytes = Math.max(4, byteLength(b.dtype, numel));
-      if (bytes > inst.capacity[i]) {
-        inst.buffers[i]?.destroy();
-        inst.buffers[i] = this.createBuffer(bytes, STORAGE_USAGE, b.kind === 'input' ? `input ${b.name}` : `a tensor of ${describeShape(b.dtype, b.shape)}`);
-        inst.capacity[i] = bytes;
+    inst.allocations.forEach((a, n) => {
+      let bytes: number;
+      try {
+        bytes = allocationBytes(g, a, sizes);
+      } catch (e) {
+        throw new InputError((e as Error).message);
+      }
+      if (bytes > inst.capacity[n]) {
+        inst.allocated[n]?.destroy();
+        const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
+        const what = first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
+        const buffer = this.createBuffer(bytes, STORAGE_USAGE, what);
+        inst.allocated[n] = buffer;
+        for (const i of a.members) inst.buffers[i] = buffer;
+        inst.capacity[n] = bytes;
         grew = true;
       }
     });
@@ -486,7 +503,7 @@ export class Executor {
     for (const b of this.owned) b.destroy();
     for (const b of this.stagingPool) b.destroy();
     for (const r of this.outstanding) if (r.state === 'pending') r.staging.destroy();
-    for (const inst of this.graphs.values()) for (const [i, b] of inst.buffers.entries()) if (inst.program.buffers[i].kind !== 'param' && inst.program.buffers[i].kind !== 'state') b?.destroy();
+    for (const inst of this.graphs.values()) for (const b of inst.allocated) b?.destroy();
     this.graphs.clear();
   }
 }
