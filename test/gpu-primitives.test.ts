@@ -10,6 +10,7 @@ import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { PHILOX_WGSL } from '../compiler/codegen/random.ts';
 import { philox4x32 } from '../compiler/ops/random.ts';
 import { compile, getDevice, runLaunches, runNode } from './gpu-helpers.ts';
+import { encodeFusedBody } from '../compiler/ops/fused.ts';
 
 // ---- tolerances -----------------------------------------------------------------------------------
 //
@@ -172,6 +173,29 @@ const g = (type: string, gen: Gen): InputSpec => ({ type, gen });
 const v = (type: string, values: readonly number[]): InputSpec => ({ type, values });
 
 const CASES: Record<string, Case[]> = {
+  // relu(x + b) * 2 (and x + b); a comparison cast to i32 (and the bool); x * B - f32(i) with B from the uniform
+  fused_elementwise: [
+    c(['f32[B, 3]', 'f32[3]'], encodeFusedBody({
+      ops: [
+        { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+        { op: 'add', args: [0, 1], attrs: {} },
+        { op: 'maximum', args: [3, 2], attrs: {} },
+        { op: 'full', args: [], attrs: { shape: [], value: 2 } },
+        { op: 'mul', args: [4, 5], attrs: {} },
+      ],
+      outputs: [6, 3],
+    }), { batches: [1, 5] }),
+    c(['f32[2, 1]', 'f32[3]'], encodeFusedBody({ ops: [{ op: 'gt', args: [0, 1], attrs: {} }, { op: 'cast', args: [2], attrs: { dtype: 'i32' } }], outputs: [3, 2] })),
+    c(['f32[B, 2]', 'i32[B, 1]'], encodeFusedBody({
+      ops: [
+        { op: 'full', args: [], attrs: { shape: [], value: B } },
+        { op: 'mul', args: [0, 2], attrs: {} },
+        { op: 'cast', args: [1], attrs: { dtype: 'f32' } },
+        { op: 'sub', args: [3, 4], attrs: {} },
+      ],
+      outputs: [5],
+    }), { batches: [3] }),
+  ],
   matmul: [
     c(['f32[2, 3, 4]', 'f32[4, 5]']),
     c(['f32[B, 3, 7]', 'f32[1, 7, 2]']),

@@ -6,7 +6,8 @@ import { add, floorDiv, mul, sub, sym } from '../compiler/shapes/dim.ts';
 import { allOps, getOp } from '../compiler/ops/index.ts';
 import { philox4x32 } from '../compiler/ops/random.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import { bool, f32, i32, infer, inferErr, inferOk, run1, sameType, seeded, ty, u32 } from '../compiler/ops/testing.ts';
+import { bool, f32, i32, infer, inferErr, inferOk, run, run1, sameType, seeded, ty, u32 } from '../compiler/ops/testing.ts';
+import { encodeFusedBody } from '../compiler/ops/fused.ts';
 import { isShapeError } from '../compiler/ops/registry.ts';
 
 const B = sym('B');
@@ -766,12 +767,48 @@ describe('shape rules agree with the interpreter', () => {
 });
 
 // =====================================================================================================
+describe('fused_elementwise', () => {
+  // relu(x + b) * 2 with x + b also returned: registers 0 x, 1 b, 2 the constant 0, 3 x + b, 4 max, 5 the constant 2, 6 the product
+  const body: Attrs = encodeFusedBody({
+    ops: [
+      { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+      { op: 'add', args: [0, 1], attrs: {} },
+      { op: 'maximum', args: [3, 2], attrs: {} },
+      { op: 'full', args: [], attrs: { shape: [], value: 2 } },
+      { op: 'mul', args: [4, 5], attrs: {} },
+    ],
+    outputs: [6, 3],
+  });
+  const cmp: Attrs = encodeFusedBody({ ops: [{ op: 'gt', args: [0, 1], attrs: {} }, { op: 'cast', args: [2], attrs: { dtype: 'i32' } }], outputs: [3, 2] });
+  shapeTable('fused_elementwise', [
+    { in: ['f32[B, 3]', 'f32[3]'], attrs: body, out: ['f32[B, 3]', 'f32[B, 3]'] },
+    { in: ['f32[2, 1]', 'f32[3]'], attrs: cmp, out: ['i32[2, 3]', 'bool[2, 3]'] },
+    { in: ['f32[B, 3]', 'i32[3]'], attrs: body, error: { message: 'fused_elementwise sub-op 1: add operands have different dtypes: f32[B, 3] and i32[3]' } },
+    { in: ['f32[B, 3]', 'f32[3]'], attrs: encodeFusedBody({ ops: [{ op: 'matmul', args: [0, 1], attrs: {} }], outputs: [2] }), error: { message: 'fused_elementwise sub-op 0 is matmul, which is not elementwise' } },
+    { in: ['f32[B, 3]', 'f32[3]'], attrs: encodeFusedBody({ ops: [{ op: 'exp', args: [5], attrs: {} }], outputs: [2] }), error: { message: 'fused_elementwise sub-op 0 (exp) refers to register 5, which is not defined before it' } },
+    { in: ['f32[B, 3]', 'f32[3]'], attrs: encodeFusedBody({ ops: [{ op: 'exp', args: [1], attrs: {} }, { op: 'add', args: [0, 1], attrs: {} }], outputs: [3, 2] }), error: { message: 'fused_elementwise outputs have different shapes: f32[B, 3] and f32[3]' } },
+    { in: ['f32[B, 3]'], attrs: { ops: [], outputs: [] }, error: { message: /^fused_elementwise needs a non-empty outputs list/ } },
+    { in: ['f32[B, 3]'], attrs: encodeFusedBody({ ops: [{ op: 'exp', args: [0], attrs: {} }], outputs: [0] }), error: { message: 'fused_elementwise output register 0 is not a sub-op result' } },
+  ]);
+  interpTest('fused_elementwise', 'fused_elementwise runs its body through the sub-ops\' interpreters', () => {
+    const x = f32([2, 3], [-1, 0.5, 2, -3, 1, 0]);
+    const b = f32([3], [0.25, -1, 1]);
+    const [y, s] = run('fused_elementwise', [x, b], body);
+    exact(s, [2, 3], [-0.75, -0.5, 3, -2.75, 0, 1]);
+    exact(y, [2, 3], [0, 0, 6, 0, 0, 2]);
+    const [c, g] = run('fused_elementwise', [f32([2, 1], [0, 5]), f32([3], [-1, 1, 6])], cmp);
+    exact(c, [2, 3], [1, 0, 0, 1, 1, 0]);
+    expect(g.dtype).toBe('bool');
+  });
+});
+
+// =====================================================================================================
 describe('registry', () => {
   it('has unique names, valid families and arities, and differentiable lists of the right length', () => {
     const ops = allOps();
     expect(new Set(ops.map((o) => o.name)).size).toBe(ops.length);
     for (const o of ops) {
-      expect(['elementwise', 'reduction', 'contraction', 'movement', 'gather', 'random', 'constant', 'control']).toContain(o.family);
+      expect(['elementwise', 'reduction', 'contraction', 'movement', 'gather', 'random', 'constant', 'control', 'fused']).toContain(o.family);
       if (Array.isArray(o.differentiable)) expect(o.differentiable.length).toBe(o.arity);
       expect(getOp(o.name)).toBe(o);
     }

@@ -55,7 +55,7 @@ export function storageType(d: DType): 'f32' | 'i32' | 'u32' {
 const LANES = ['x', 'y', 'z', 'w'];
 
 /** `arr[k].lane` for element `i` of a uniform `array<vec4<u32>, K>`. */
-function uvec(arr: string, i: number): string {
+export function uvec(arr: string, i: number): string {
   return `p.${arr}[${i >> 2}].${LANES[i & 3]}`;
 }
 
@@ -63,7 +63,7 @@ function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {
   return a.length === b.length && a.every((d, i) => dimEquals(d, b[i]));
 }
 
-function accessOf(shape: readonly Dim[], out: readonly Dim[]): OperandAccess {
+export function accessOf(shape: readonly Dim[], out: readonly Dim[]): OperandAccess {
   if (sameShape(shape, out)) return 'same';
   if (shape.every((d) => isConcrete(d) && d === 1)) return 'scalar';
   return 'strided';

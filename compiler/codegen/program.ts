@@ -14,6 +14,7 @@ import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import type { Graph, InitSpec, TensorType, Value } from '../ir/types.ts';
 import { dce } from '../optimize/index.ts';
+import { fuse } from '../optimize/fuse.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { lowerNode } from './kernel.ts';
 import { sizeExpr } from './size-expr.ts';
@@ -153,7 +154,8 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: 
  * and state buffer k (in first-seen order across the graphs) from stream 0x10000 + k, like the
  * interpreter's `initialize`, so the GPU and the reference start from the same values.
  */
-export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
+export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; /** Elementwise fusion (default true; see optimize/fuse.ts). */ fuse?: boolean } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
+  const fused = (g: Graph): Graph => (options.fuse === false ? g : fuse(g));
   const all = [m.forward, m.evaluation, ...m.steps];
   const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
   if (limitDiagnostics.length > 0) return { diagnostics: limitDiagnostics };
@@ -177,9 +179,9 @@ export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number }
     }
     const predict = predictGraph(m.evaluation);
     const graphs = {
-      predict: lowerGraph(predict, 'predict', text, shaders),
-      evaluate: lowerGraph(m.evaluation, 'evaluate', text, shaders),
-      steps: m.steps.map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, text, shaders)),
+      predict: lowerGraph(fused(predict), 'predict', text, shaders),
+      evaluate: lowerGraph(fused(m.evaluation), 'evaluate', text, shaders),
+      steps: m.steps.map((g, i) => lowerGraph(fused(g), m.training?.steps[i]?.name ?? `step${i}`, text, shaders)),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);

@@ -20,7 +20,7 @@ export interface CompileResult {
  * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
  * bug becomes E0900.
  */
-export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]> } = {}): CompileResult {
+export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean } = {}): CompileResult {
   try {
     const { trainings, diagnostics } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];
@@ -37,7 +37,7 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
           steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
           settings: t.plan.settings as ModelProgram['training'] extends undefined ? never : NonNullable<ModelProgram['training']>['settings'],
         },
-      });
+      }, { fuse: options.fuse });
       all.push(...lowered.diagnostics);
       if (lowered.program) programs.push(lowered.program);
     }
@@ -53,7 +53,7 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
         const forward = trainGraphs.get(name);
         const evaluation = evalGraphs.get(name);
         if (!forward || !evaluation) continue;
-        const lowered = lowerModel({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] });
+        const lowered = lowerModel({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] }, { fuse: options.fuse });
         all.push(...lowered.diagnostics);
         if (lowered.program) programs.push(lowered.program);
       }

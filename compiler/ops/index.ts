@@ -8,5 +8,6 @@ import './conv.ts';
 import './pool.ts';
 import './random.ts';
 import './misc.ts';
+import './fused.ts';
 
 export * from './registry.ts';

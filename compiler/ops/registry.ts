@@ -66,7 +66,8 @@ export interface LowerSpec {
   readonly kernel?: (node: Node) => readonly KernelPlan[];
 }
 
-export type OpFamily = 'elementwise' | 'reduction' | 'contraction' | 'movement' | 'gather' | 'random' | 'constant' | 'control';
+/** 'fused': a kernel the fusion pass built from several primitives (fused_elementwise), after autodiff. */
+export type OpFamily = 'elementwise' | 'reduction' | 'contraction' | 'movement' | 'gather' | 'random' | 'constant' | 'control' | 'fused';
 
 export interface OpDef<A extends Attrs = Attrs> {
   readonly name: string;

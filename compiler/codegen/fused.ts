@@ -1,0 +1,175 @@
+// Code generation for fused_elementwise: a body of elementwise sub-ops composed into one shader.
+//
+// The same scheme as one elementwise node (codegen/elementwise.ts), generalized: one invocation per
+// element of the output shape; each input has its own access (the output index, element 0, or
+// broadcast strides from the uniform); each sub-op is a `let` over earlier registers, written by its
+// registry `expr`; each output is stored at the index. Constants (`full` sub-ops) are uniform words
+// read at run time, never literals: the values the unfused `full` kernel would have stored, and no
+// constant expression the WGSL compiler could fold (or reject, for infinities and NaN).
+//
+// Uniform layout: `header` (x: element count; y, z, w: zeros the shader cannot know, see `opaque`), then, when an input is strided, `shape` and one
+// `stride{i}` per strided input (exactly as elementwise.ts), then `c` (the constants' words).
+// Bindings (group 0): 0 the uniform, 1..n the inputs (read-only), then the outputs (read-write).
+import type { DType, Node } from '../ir/types.ts';
+import { type Dim, isDim, mod } from '../shapes/dim.ts';
+import { getOp } from '../ops/registry.ts';
+import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import { wrap } from '../interpret/tensor.ts';
+import { accessOf, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
+import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
+
+/** The u32 word that holds a constant, and the WGSL that reads it back as a register value. */
+function constantWord(value: unknown, dtype: DType, word: string): { word: Dim; read: string } {
+  const symbolic = typeof value === 'object' && value !== null && isDim(value);
+  if (symbolic) {
+    // a size, mod 2^32 as the full kernel passes it (a negative size reads back as an i32)
+    const read = dtype === 'bool' ? `(${word} != 0u)` : dtype === 'u32' ? word : dtype === 'i32' ? `bitcast<i32>(${word})` : `f32(bitcast<i32>(${word}))`;
+    return { word: mod(value, 2 ** 32), read };
+  }
+  const v = wrap(dtype, Number(value));
+  switch (dtype) {
+    case 'f32':
+      return { word: new Uint32Array(Float32Array.of(v).buffer)[0], read: `bitcast<f32>(${word})` };
+    case 'i32':
+      return { word: v >>> 0, read: `bitcast<i32>(${word})` };
+    case 'u32':
+      return { word: v >>> 0, read: word };
+    case 'bool':
+      return { word: v, read: `(${word} != 0u)` };
+    case 'f16':
+      throw new Error('f16 is not lowered yet');
+  }
+}
+
+/**
+ * A register as operand `pos` of a sub-op, through an identity the WGSL compiler cannot see through: an
+ * exclusive or with a uniform word that is 0 at run time (`header.y/z/w`, one per operand position).
+ * Without it the fused kernel would let the backend apply rewrites that are not exact in IEEE
+ * arithmetic across what were separate kernels (x - x to 0, 0 / x to 0, a * b + c to a fused
+ * multiply-add); with it each sub-op sees opaque operands, as the unfused kernel that loaded them
+ * from memory did, so fused and unfused results agree bit for bit.
+ */
+function opaque(name: string, dtype: DType, pos: number): string {
+  const w = `p.header.${'yzw'[pos]}`;
+  if (pos > 2) throw new Error(`${FUSED_OP}: a sub-op with more than 3 operands`);
+  switch (dtype) {
+    case 'f32':
+      return `bitcast<f32>(bitcast<u32>(${name}) ^ ${w})`;
+    case 'i32':
+      return `(${name} ^ bitcast<i32>(${w}))`;
+    case 'u32':
+      return `(${name} ^ ${w})`;
+    case 'bool':
+      return `(${name} != (${w} != 0u))`;
+    case 'f16':
+      throw new Error('f16 is not lowered yet');
+  }
+}
+
+/** The one dispatch of a fused_elementwise node. */
+export function fusedPlans(node: Node): KernelPlan[] {
+  const body = decodeFusedBody(node.attrs);
+  if (typeof body === 'string') throw new Error(body);
+  const wg = WORKGROUP_SIZE;
+  const outShape = node.outputs[0].type.shape;
+  const rank = outShape.length;
+  const inputs: ElementwiseOperand[] = node.inputs.map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
+  const strided = inputs.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
+  const k = Math.max(1, Math.ceil(rank / 4));
+  const n = inputs.length;
+
+  // registers: v{i} for inputs, s{j} for sub-results
+  const names: string[] = inputs.map((_, i) => `v${i}`);
+  const dtypes: DType[] = inputs.map((x) => x.dtype);
+  const stmts: string[] = [];
+  const constWords: Dim[] = [];
+  const helpers = new Map<string, string>();
+  for (const [j, s] of body.ops.entries()) {
+    const name = `s${j}`;
+    let dtype: DType;
+    let expr: string;
+    if (s.op === 'full') {
+      dtype = (s.attrs.dtype ?? 'f32') as DType;
+      const c = constantWord(s.attrs.value, dtype, uvec('c', constWords.length));
+      constWords.push(c.word);
+      expr = c.read;
+    } else {
+      const def = getOp(s.op);
+      const spec = def?.lower;
+      if (!spec || spec.kind !== 'elementwise' || !spec.expr) throw new Error(`${FUSED_OP}: ${s.op} has no elementwise lowering`);
+      const argDtypes = s.args.map((r) => dtypes[r]);
+      dtype = resultDtype(s.op, argDtypes, s.attrs);
+      expr = spec.expr(s.args.map((r, pos) => opaque(names[r], dtypes[r], pos)), s.attrs, dtype, argDtypes);
+      for (const [h, code] of Object.entries(spec.helpers ?? {})) if (new RegExp(`\\b${h}\\(`).test(expr)) helpers.set(h, code);
+    }
+    names.push(name);
+    dtypes.push(dtype);
+    stmts.push(`  let ${name} = ${expr};`);
+  }
+
+  const fields = ['  header: vec4<u32>, // x: element count'];
+  if (strided.length > 0) {
+    fields.push(`  shape: array<vec4<u32>, ${k}>,`);
+    for (const i of strided) fields.push(`  stride${i}: array<vec4<u32>, ${k}>,`);
+  }
+  const baseWords = 4 + (strided.length > 0 ? 4 * k * (1 + strided.length) : 0);
+  if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
+
+  const outs = body.outputs.map((r, o) => ({ r, o, dtype: dtypes[r] }));
+  const lines: string[] = [];
+  const opsText = body.ops.map((s) => s.op).join(', ');
+  lines.push(`// ${FUSED_OP}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; one invocation per output element.`);
+  lines.push('struct Params {', ...fields, '}');
+  lines.push('@group(0) @binding(0) var<uniform> p: Params;');
+  inputs.forEach((x, i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(x.dtype)}>;`));
+  outs.forEach((x) => lines.push(`@group(0) @binding(${n + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
+  lines.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
+  lines.push(`@compute @workgroup_size(${wg})`);
+  lines.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
+  lines.push('        @builtin(local_invocation_index) lid: u32) {');
+  lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
+  lines.push('  if (idx >= p.header.x) { return; }');
+  if (strided.length > 0) {
+    for (const i of strided) lines.push(`  var o${i} = 0u;`);
+    lines.push('  var rem = idx;');
+    for (let a = rank - 1; a >= 0; a--) {
+      if (a > 0) {
+        lines.push(`  let i${a} = rem % ${uvec('shape', a)};`);
+        lines.push(`  rem = rem / ${uvec('shape', a)};`);
+      } else {
+        lines.push('  let i0 = rem;');
+      }
+      for (const i of strided) lines.push(`  o${i} += i${a} * ${uvec(`stride${i}`, a)};`);
+    }
+  }
+  inputs.forEach((x, i) => {
+    const at = x.access === 'same' ? 'idx' : x.access === 'scalar' ? '0u' : `o${i}`;
+    const load = `in${i}[${at}]`;
+    lines.push(`  let v${i} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
+  });
+  lines.push(...stmts);
+  for (const x of outs) lines.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
+  lines.push('}', '');
+
+  // the uniform words: elementwise.ts's layout for the shape and strides, then the constants
+  const pseudo: ElementwiseKernel = {
+    op: FUSED_OP,
+    wgsl: '',
+    entryPoint: 'main',
+    workgroupSize: wg,
+    inputs,
+    output: { dtype: outs[0].dtype, shape: outShape },
+    stridedInputs: strided,
+    uniformBytes: baseWords * 4,
+  };
+  const words = padUniforms([...elementwiseUniformDims(pseudo), ...constWords]);
+  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: words, workgroups: ceilDiv(words[0], wg) }];
+}
+
+/** A sub-op's result dtype from its operand dtypes (the registry's rule; shapes do not matter here). */
+function resultDtype(op: string, argDtypes: readonly DType[], attrs: Node['attrs']): DType {
+  const def = getOp(op)!;
+  const r = def.infer(argDtypes.map((d) => ({ dtype: d, shape: [] })), attrs);
+  if (!Array.isArray(r)) throw new Error(`${FUSED_OP}: ${op}: ${r.message}`);
+  return r[0].dtype;
+}

@@ -1,0 +1,120 @@
+// fused_elementwise: a chain of elementwise sub-ops (and scalar-like constants) computed by one kernel.
+//
+// The fusion pass (compiler/optimize/fuse.ts) builds these after autodiff and the optimize passes; the
+// attributes carry the body:
+//   ops:     one entry per sub-op, `[name, [refs...], [[key, value], ...]]`, in evaluation order;
+//   outputs: the refs the node returns, in order.
+// A ref names a register: 0..n-1 are the node's inputs, n + j is the result of sub-op j. A sub-op is
+// an elementwise primitive or `full` (no operands: a constant the kernel reads from its uniform). Every
+// output has the same shape, the kernel's iteration shape; every input and sub-result broadcasts to it.
+import type { AttrValue, Attrs, TensorType } from '../ir/types.ts';
+import type { Tensor } from '../interpret/tensor.ts';
+import { dimEquals, isConcrete, type Dim } from '../shapes/dim.ts';
+import { fusedPlans } from '../codegen/fused.ts';
+import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
+import { err, typeStr } from './util.ts';
+
+export const FUSED_OP = 'fused_elementwise';
+
+export interface FusedSubOp {
+  readonly op: string;
+  readonly args: readonly number[];
+  readonly attrs: Attrs;
+}
+
+export interface FusedBody {
+  readonly ops: readonly FusedSubOp[];
+  readonly outputs: readonly number[];
+}
+
+/** The body as attributes (plain nested lists, so printing, hashing and JSON keep working). */
+export function encodeFusedBody(body: FusedBody): Attrs {
+  return {
+    ops: body.ops.map((s): AttrValue => [s.op, [...s.args], Object.entries(s.attrs).map(([k, v]): AttrValue => [k, v])]),
+    outputs: [...body.outputs],
+  };
+}
+
+/** The body from the attributes, or a message saying what is malformed. */
+export function decodeFusedBody(attrs: Attrs): FusedBody | string {
+  const { ops, outputs } = attrs;
+  if (!Array.isArray(ops)) return `${FUSED_OP} needs an ops list`;
+  if (!Array.isArray(outputs) || outputs.length === 0 || !outputs.every((r) => typeof r === 'number')) return `${FUSED_OP} needs a non-empty outputs list of register numbers`;
+  const decoded: FusedSubOp[] = [];
+  for (const [j, entry] of (ops as readonly AttrValue[]).entries()) {
+    if (!Array.isArray(entry) || entry.length !== 3) return `${FUSED_OP} sub-op ${j} is not [name, refs, attrs]`;
+    const [op, args, list] = entry as readonly AttrValue[];
+    if (typeof op !== 'string' || !Array.isArray(args) || !args.every((r) => typeof r === 'number') || !Array.isArray(list)) return `${FUSED_OP} sub-op ${j} is not [name, refs, attrs]`;
+    const a: Record<string, AttrValue> = {};
+    for (const kv of list as readonly AttrValue[]) {
+      if (!Array.isArray(kv) || kv.length !== 2 || typeof kv[0] !== 'string') return `${FUSED_OP} sub-op ${j} has a malformed attribute`;
+      a[kv[0] as string] = (kv as readonly AttrValue[])[1];
+    }
+    decoded.push({ op, args: args as number[], attrs: a });
+  }
+  return { ops: decoded, outputs: outputs as number[] };
+}
+
+/** Whether `shape` broadcasts to `to` by numpy's rule, deciding statically (only a constant 1 stretches). */
+export function broadcastsTo(shape: readonly Dim[], to: readonly Dim[]): boolean {
+  if (shape.length > to.length) return false;
+  const lead = to.length - shape.length;
+  return shape.every((d, a) => (isConcrete(d) && d === 1) || dimEquals(d, to[lead + a]));
+}
+
+/** Whether an op may appear in a fused body. */
+export function isFusableSubOp(op: string): boolean {
+  if (op === 'full') return true;
+  const def = getOp(op);
+  return !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr;
+}
+
+/** Every register's type (inputs, then sub-results), or why the body does not type-check. */
+export function fusedRegisterTypes(inputs: readonly TensorType[], body: FusedBody): TensorType[] | ShapeError {
+  const regs: TensorType[] = [...inputs];
+  for (const [j, s] of body.ops.entries()) {
+    if (!isFusableSubOp(s.op)) return err(`${FUSED_OP} sub-op ${j} is ${s.op}, which is not elementwise`);
+    if (s.op === 'full' ? s.args.length !== 0 : false) return err(`${FUSED_OP} sub-op ${j} (full) takes no operands`);
+    const bad = s.args.find((r) => !Number.isInteger(r) || r < 0 || r >= regs.length);
+    if (bad !== undefined) return err(`${FUSED_OP} sub-op ${j} (${s.op}) refers to register ${bad}, which is not defined before it`);
+    const r = inferOp(s.op, s.args.map((k) => regs[k]), s.attrs);
+    if (isShapeError(r)) return err(`${FUSED_OP} sub-op ${j}: ${r.message}`);
+    if (r.length !== 1) return err(`${FUSED_OP} sub-op ${j} (${s.op}) has ${r.length} results, not 1`);
+    regs.push(r[0]);
+  }
+  return regs;
+}
+
+registerOp({
+  name: FUSED_OP,
+  family: 'fused',
+  arity: 'variadic',
+  // fusion runs after autodiff: no gradient flows through a fused node
+  differentiable: 'none',
+  attrs: { ops: 'required', outputs: 'required' },
+  lower: { kind: 'kernel', kernel: fusedPlans },
+  infer(inputs, attrs) {
+    const body = decodeFusedBody(attrs);
+    if (typeof body === 'string') return err(body);
+    const regs = fusedRegisterTypes(inputs, body);
+    if (isShapeError(regs)) return regs;
+    const n = inputs.length;
+    const bad = body.outputs.find((r) => !Number.isInteger(r) || r < n || r >= regs.length);
+    if (bad !== undefined) return err(`${FUSED_OP} output register ${bad} is not a sub-op result`);
+    const outs = body.outputs.map((r) => regs[r]);
+    const shape = outs[0].shape;
+    const mismatch = outs.find((t) => t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
+    if (mismatch) return err(`${FUSED_OP} outputs have different shapes: ${typeStr(outs[0])} and ${typeStr(mismatch)}`);
+    const wide = regs.findIndex((t) => !broadcastsTo(t.shape, shape));
+    if (wide >= 0) return err(`${FUSED_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the output shape ${typeStr(outs[0])}`);
+    return outs.map((t) => ({ dtype: t.dtype, shape: t.shape }));
+  },
+  interpret(inputs, attrs, env) {
+    const body = decodeFusedBody(attrs);
+    if (typeof body === 'string') throw new Error(body);
+    // each sub-op through its own interpreter: the same float64 operations as the unfused graph
+    const regs: Tensor[] = [...inputs];
+    for (const s of body.ops) regs.push(getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env)[0]);
+    return body.outputs.map((r) => regs[r]);
+  },
+});

@@ -1,0 +1,352 @@
+// Elementwise fusion: chains of elementwise and broadcast nodes become one fused_elementwise node (one dispatch).
+//
+// Greedy, consumer first: nodes are visited from the last to the first, so when a node is visited all
+// its consumers have been placed. A fusible node (an elementwise primitive with a WGSL expression and
+// no f16) joins the group of one of its consumers when
+//   - its shape is the group's (the shape of the group's last node): then it may also be used outside
+//     the group, and becomes an extra output; or its shape broadcasts to the group's and every use of
+//     it is inside the group (a scalar chain recomputed per element, never stored);
+//   - joining creates no cycle between groups: no other consumer of it reaches the group;
+//   - the fused kernel stays within 8 storage buffers (inputs plus outputs).
+// Otherwise it starts a group of its own. `full` constants (numbers, booleans, sizes) are not group
+// members: each group that reads one folds it into its body (a uniform word, no buffer), and the node
+// stays only while something outside a group still reads it. A group of one node with no constant is
+// left as it was. Every value keeps its id: a fused node's outputs are the values its members defined,
+// so the graph's outputs, losses and updates are untouched. Fusion runs after autodiff and the
+// optimize passes (it is applied when lowering, compiler/codegen/program.ts).
+import '../ops/index.ts';
+import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo } from '../ops/fused.ts';
+import { getOp } from '../ops/registry.ts';
+import type { Graph, LayerCall, Node, Value } from '../ir/types.ts';
+import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
+
+/** The most storage buffers one shader stage may bind (WebGPU's default maxStorageBuffersPerShaderStage). */
+export const MAX_STORAGE_BUFFERS = 8;
+
+export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs';
+
+/** A node that could have joined a consumer's group but did not, and why. */
+export interface FuseRejection {
+  /** Index of the node in the input graph. */
+  readonly node: number;
+  readonly op: string;
+  /** Index (in the input graph) of the last node of the group it was refused by. */
+  readonly group: number;
+  readonly reason: FuseReason;
+  readonly detail: string;
+}
+
+export interface FusedGroup {
+  /** The member nodes' indices in the input graph, in order. */
+  readonly nodes: readonly number[];
+  readonly ops: readonly string[];
+  readonly inputs: number;
+  readonly outputs: number;
+  readonly constants: number;
+}
+
+export interface FuseReport {
+  readonly nodesBefore: number;
+  readonly nodesAfter: number;
+  readonly groups: readonly FusedGroup[];
+  readonly rejected: readonly FuseRejection[];
+}
+
+export interface FuseOptions {
+  /** Storage buffers a fused kernel may bind (default 8); tests lower it to see the limit at work. */
+  readonly maxStorageBuffers?: number;
+}
+
+function hasF16(n: Node): boolean {
+  return [...n.inputs, ...n.outputs].some((v) => v.type.dtype === 'f16');
+}
+
+/** An elementwise primitive the fused generator can compose. */
+function fusible(n: Node): boolean {
+  const def = getOp(n.op);
+  return !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr && n.outputs.length === 1 && !hasF16(n);
+}
+
+/** A `full` the fused kernel can read from its uniform. */
+function inlinableConstant(n: Node): boolean {
+  if (n.op !== 'full' || hasF16(n) || n.outputs.length !== 1) return false;
+  const v = n.attrs.value;
+  return typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
+}
+
+const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.length && a.type.shape.every((d, i) => dimEquals(d, b.type.shape[i]));
+
+interface Group {
+  readonly id: number;
+  /** Member node indices (unordered while growing). */
+  readonly members: Set<number>;
+  /** The group's iteration shape: its last node's output. */
+  readonly shapeOf: Value;
+}
+
+/** The fused graph and what the pass decided. Pure: the input graph is not changed. */
+export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Graph; report: FuseReport } {
+  const maxBuffers = options.maxStorageBuffers ?? MAX_STORAGE_BUFFERS;
+  const nodes = g.nodes;
+  const N = nodes.length;
+  const producer = new Map<number, number>();
+  nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
+  const consumers = new Map<number, number[]>(); // value id -> consumer node indices (in order, deduplicated)
+  nodes.forEach((n, k) => {
+    for (const v of n.inputs) {
+      const list = consumers.get(v.id) ?? [];
+      if (list[list.length - 1] !== k) list.push(k);
+      consumers.set(v.id, list);
+    }
+  });
+  const results = new Set<number>([...g.outputs.values(), ...g.losses.values(), ...g.metrics.values()].map((v) => v.id));
+  for (const x of [...g.params, ...g.state]) if (x.update) results.add(x.update.id);
+
+  const constant = nodes.map(inlinableConstant);
+  const isConstValue = (v: Value) => {
+    const p = producer.get(v.id);
+    return p !== undefined && constant[p];
+  };
+  // the super-node of every node: a group id (its last node's index) or the node's own index
+  const superOf = new Int32Array(N).map((_, k) => k);
+  const groups = new Map<number, Group>();
+  const rejected: FuseRejection[] = [];
+
+  /** Whether super-node `from` reaches super-node `to` along data edges (through any nodes). */
+  const reaches = (from: number, to: number): boolean => {
+    const seen = new Set<number>([from]);
+    const stack = [from];
+    while (stack.length > 0) {
+      const s = stack.pop()!;
+      const members = groups.get(s)?.members ?? [s];
+      for (const m of members) {
+        for (const v of nodes[m].outputs) {
+          for (const c of consumers.get(v.id) ?? []) {
+            const t = superOf[c];
+            if (t === to) return true;
+            if (!seen.has(t)) {
+              seen.add(t);
+              stack.push(t);
+            }
+          }
+        }
+      }
+    }
+    return false;
+  };
+
+  /** The buffers the group binds: its non-constant inputs and the members used outside it. */
+  const bindings = (members: ReadonlySet<number>): { inputs: number; outputs: number } => {
+    const ins = new Set<number>();
+    let outs = 0;
+    for (const m of members) {
+      for (const v of nodes[m].inputs) {
+        const p = producer.get(v.id);
+        if ((p === undefined || !members.has(p)) && !isConstValue(v)) ins.add(v.id);
+      }
+      const out = nodes[m].outputs[0];
+      if (results.has(out.id) || (consumers.get(out.id) ?? []).some((c) => !members.has(c))) outs++;
+    }
+    return { inputs: ins.size, outputs: outs };
+  };
+
+  for (let k = N - 1; k >= 0; k--) {
+    const n = nodes[k];
+    if (constant[k] || !fusible(n)) continue;
+    const out = n.outputs[0];
+    const uses = consumers.get(out.id) ?? [];
+    const candidates = [...new Set(uses.filter((c) => groups.has(superOf[c])).map((c) => superOf[c]))];
+    let joined: Group | undefined;
+    const refusals: FuseRejection[] = [];
+    for (const id of candidates) {
+      const grp = groups.get(id)!;
+      const reject = (reason: FuseReason, detail: string) => refusals.push({ node: k, op: n.op, group: id, reason, detail });
+      const inside = uses.every((c) => superOf[c] === id) && !results.has(out.id);
+      if (!sameShape(out, grp.shapeOf) && !(inside && broadcastsTo(out.type.shape, grp.shapeOf.type.shape))) {
+        reject('shape', `${n.op} gives ${shapeToString(out.type.shape)}, the group computes ${shapeToString(grp.shapeOf.type.shape)}${inside ? '' : ' and the value is used outside it'}`);
+        continue;
+      }
+      const others = [...new Set(uses.map((c) => superOf[c]).filter((s) => s !== id))];
+      const via = others.find((s) => reaches(s, id));
+      if (via !== undefined) {
+        reject('cycle', `node ${via} uses ${n.op}'s value and feeds the group: fusing would make a cycle`);
+        continue;
+      }
+      const trial = new Set(grp.members).add(k);
+      const b = bindings(trial);
+      if (b.inputs + b.outputs > maxBuffers) {
+        reject('bindings', `the fused kernel would bind ${b.inputs} inputs and ${b.outputs} outputs, over the limit of ${maxBuffers} storage buffers`);
+        continue;
+      }
+      joined = grp;
+      break;
+    }
+    if (joined) {
+      joined.members.add(k);
+      superOf[k] = joined.id;
+    } else {
+      rejected.push(...refusals);
+      groups.set(k, { id: k, members: new Set([k]), shapeOf: out });
+    }
+  }
+
+  // ---- build the fused nodes ----------------------------------------------------------------------
+  const fusedAt = new Map<number, Node>(); // group id -> fused node
+  const report: FusedGroup[] = [];
+  const inGroup = new Uint8Array(N); // 1: member of a group that became a fused node
+  for (const grp of groups.values()) {
+    const members = [...grp.members].sort((a, b) => a - b);
+    const memberSet = grp.members;
+    const hasConst = members.some((m) => nodes[m].inputs.some(isConstValue));
+    if (members.length === 1 && !hasConst) continue;
+    const inputs: Value[] = [];
+    const reg = new Map<number, number>(); // value id -> register (inputs first; sub-results renumbered below)
+    const external = members.flatMap((m) => nodes[m].inputs.filter((v) => !memberSet.has(producer.get(v.id) ?? -1) && !isConstValue(v)));
+    for (const v of external) {
+      if (!reg.has(v.id)) {
+        reg.set(v.id, inputs.length);
+        inputs.push(v);
+      }
+    }
+    if (inputs.length === 0) {
+      rejected.push({ node: grp.id, op: nodes[grp.id].op, group: grp.id, reason: 'no-inputs', detail: 'a group that reads no buffer is left unfused' });
+      continue;
+    }
+    const ops: FusedSubOp[] = [];
+    const constReg = new Map<number, number>();
+    let constants = 0;
+    for (const m of members) {
+      const node = nodes[m];
+      for (const v of node.inputs) {
+        if (!isConstValue(v) || constReg.has(v.id)) continue;
+        const c = nodes[producer.get(v.id)!];
+        constReg.set(v.id, inputs.length + ops.length);
+        ops.push({ op: 'full', args: [], attrs: c.attrs });
+        constants++;
+      }
+      const args = node.inputs.map((v) => constReg.get(v.id) ?? reg.get(v.id)!);
+      reg.set(node.outputs[0].id, inputs.length + ops.length);
+      ops.push({ op: node.op, args, attrs: node.attrs });
+    }
+    for (const [id, r] of constReg) reg.set(id, r);
+    const outputs = members.map((m) => nodes[m].outputs[0]).filter((v) => results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => !memberSet.has(c)));
+    if (outputs.length === 0) continue; // dead code: left for dce
+    const fused: Node = {
+      op: FUSED_OP,
+      inputs,
+      attrs: encodeFusedBody({ ops, outputs: outputs.map((v) => reg.get(v.id)!) }),
+      outputs,
+      span: nodes[grp.id].span,
+    };
+    fusedAt.set(grp.id, fused);
+    for (const m of members) inGroup[m] = 1;
+    report.push({ nodes: members, ops: members.map((m) => nodes[m].op), inputs: inputs.length, outputs: outputs.length, constants });
+  }
+  if (fusedAt.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected } };
+
+  // ---- order: a topological order of the super-nodes, each as early as the original order allows ----
+  // a constant stays only while a node outside the fused groups (or a graph result) reads it
+  const keep = (k: number): boolean => {
+    if (inGroup[k]) return false;
+    if (!constant[k]) return true;
+    const v = nodes[k].outputs[0];
+    return results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => !inGroup[c]);
+  };
+  const unitOf = (k: number) => (inGroup[k] ? superOf[k] : k);
+  const units = new Map<number, { key: number; node: Node; deps: Set<number> }>();
+  for (let k = 0; k < N; k++) {
+    if (!keep(k) && !inGroup[k]) continue;
+    const u = unitOf(k);
+    let unit = units.get(u);
+    if (!unit) units.set(u, (unit = { key: k, node: inGroup[k] ? fusedAt.get(u)! : nodes[k], deps: new Set() }));
+    for (const v of nodes[k].inputs) {
+      const p = producer.get(v.id);
+      if (p === undefined) continue;
+      if (inGroup[k] && constant[p]) continue; // folded into the body
+      const d = unitOf(p);
+      if (d !== u) unit.deps.add(d);
+    }
+  }
+  const waiting = new Map<number, number>();
+  const dependents = new Map<number, number[]>();
+  for (const [u, unit] of units) {
+    waiting.set(u, unit.deps.size);
+    for (const d of unit.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(u);
+  }
+  const heap = new MinHeap();
+  for (const [u, unit] of units) if (unit.deps.size === 0) heap.push(unit.key, u);
+  const ordered: Node[] = [];
+  while (heap.size > 0) {
+    const u = heap.pop();
+    const unit = units.get(u)!;
+    ordered.push(unit.node);
+    for (const t of dependents.get(u) ?? []) {
+      const w = waiting.get(t)! - 1;
+      waiting.set(t, w);
+      if (w === 0) heap.push(units.get(t)!.key, t);
+    }
+  }
+  if (ordered.length !== units.size) throw new Error('fusion made a cycle between groups (a compiler bug)');
+
+  const defined = new Set<number>([...g.inputs, ...g.params, ...g.state].map((x) => x.value.id));
+  for (const n of ordered) for (const o of n.outputs) defined.add(o.id);
+  const calls: LayerCall[] = [];
+  for (const c of g.layerCalls) {
+    const outputs = c.outputs.filter((v) => defined.has(v.id));
+    if (outputs.length > 0) calls.push({ ...c, inputs: c.inputs.filter((v) => defined.has(v.id)), outputs });
+  }
+  return {
+    graph: { ...g, nodes: ordered, layerCalls: calls },
+    report: { nodesBefore: N, nodesAfter: ordered.length, groups: report, rejected },
+  };
+}
+
+/** The fused graph (see fuseWithReport). */
+export function fuse(g: Graph, options: FuseOptions = {}): Graph {
+  return fuseWithReport(g, options).graph;
+}
+
+/** A binary min-heap of (key, value) pairs, by key. */
+class MinHeap {
+  private readonly keys: number[] = [];
+  private readonly vals: number[] = [];
+  get size(): number {
+    return this.keys.length;
+  }
+  push(key: number, val: number): void {
+    const { keys, vals } = this;
+    let i = keys.length;
+    keys.push(key);
+    vals.push(val);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (keys[p] <= keys[i]) break;
+      [keys[p], keys[i]] = [keys[i], keys[p]];
+      [vals[p], vals[i]] = [vals[i], vals[p]];
+      i = p;
+    }
+  }
+  pop(): number {
+    const { keys, vals } = this;
+    const top = vals[0];
+    const lk = keys.pop()!;
+    const lv = vals.pop()!;
+    if (keys.length > 0) {
+      keys[0] = lk;
+      vals[0] = lv;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < keys.length && keys[l] < keys[m]) m = l;
+        if (r < keys.length && keys[r] < keys[m]) m = r;
+        if (m === i) break;
+        [keys[m], keys[i]] = [keys[i], keys[m]];
+        [vals[m], vals[i]] = [vals[i], vals[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

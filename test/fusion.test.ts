@@ -1,0 +1,499 @@
+// Elementwise fusion (compiler/optimize/fuse.ts, fused_elementwise): fused graphs compute exactly what
+// the unfused ones do, in the float64 interpreter and on WebGPU (Dawn on lavapipe), for every example
+// and for generated random elementwise graphs; the dispatch counts per example are a golden; and the
+// pass says why a candidate did not fuse.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { compileTraining, type CompiledTraining } from '../compiler/frontend/train.ts';
+import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph, type InterpretResult } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Attrs, DType, Graph, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { printGraph } from '../compiler/ir/print.ts';
+import { lowerNode } from '../compiler/codegen/kernel.ts';
+import { dispatchSize } from '../compiler/codegen/elementwise.ts';
+import { BINARY_OPS, UNARY_OPS } from '../compiler/ops/elementwise.ts';
+import { FUSED_OP } from '../compiler/ops/fused.ts';
+import { inferOp, isShapeError } from '../compiler/ops/index.ts';
+import { fuseWithReport } from '../compiler/optimize/fuse.ts';
+import { evaluate } from '../compiler/shapes/dim.ts';
+import { Model } from '../runtime/model.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
+import { evalShape } from '../runtime/sizes.ts';
+import { compile, getDevice, toStorage } from './gpu-helpers.ts';
+import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
+
+const SEED = 7;
+const UPDATE = process.env.DLC_UPDATE_GOLDENS === '1';
+const GOLDEN = join(import.meta.dirname, 'golden', 'kernel-counts.json');
+
+// ---- shared helpers -------------------------------------------------------------------------------
+
+/** Elements that differ in bits (float64 here: the interpreter), NaN equal to NaN; the first few as text. */
+function bitDiff(a: ArrayLike<number>, b: ArrayLike<number>): { count: number; first: string } {
+  let count = 0;
+  let first = '';
+  if (a.length !== b.length) return { count: Math.max(a.length, b.length), first: `lengths ${a.length} and ${b.length}` };
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], b[i])) continue;
+    if (count++ === 0) first = `[${i}]: ${a[i]} vs ${b[i]}`;
+  }
+  return { count, first };
+}
+
+/** Every value a graph run exposes, by name: outputs, losses, metrics, state and parameter updates. */
+function exposed(g: Graph, r: InterpretResult): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of [...r.outputs, ...r.losses, ...r.metrics]) out.set(k, v);
+  for (const [k, v] of r.state) out.set(`state ${k}`, v);
+  for (const p of g.params) if (p.update) out.set(`update ${p.path}`, r.values.get(p.update.id)!);
+  return out;
+}
+
+const compiled = new Map<string, { fused: ModelProgram; unfused: ModelProgram; training: CompiledTraining }>();
+
+function compileCase(c: ExampleCase) {
+  const key = `${c.file}:${c.model}`;
+  let entry = compiled.get(key);
+  if (!entry) {
+    const file = `examples/${c.file}.dl`;
+    const text = readFileSync(file, 'utf8');
+    const modelArgs = new Map([[c.model, argsOf(c.model, c.args)]]);
+    const program = (fuse: boolean) => {
+      const r = compileSource(text, file, undefined, { modelArgs, fuse });
+      expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      return r.programs.find((p) => p.model === c.model)!;
+    };
+    const training = compileTraining(text, file, undefined, { modelArgs }).trainings.find((t) => t.forward.name === c.model)!;
+    compiled.set(key, (entry = { fused: program(true), unfused: program(false), training }));
+  }
+  return entry;
+}
+
+// ---- 1. every example: the fused graphs in the float64 interpreter --------------------------------
+
+describe('fusion keeps every example graph exactly (float64 interpreter)', () => {
+  for (const c of EXAMPLE_CASES) {
+    it(`${c.file}: ${c.model}`, () => {
+      const { training } = compileCase(c);
+      const sizes = new Map(Object.entries(c.sizes));
+      const lines: string[] = [];
+      for (const g of [training.evaluation, ...training.steps]) {
+        const { graph: fused, report } = fuseWithReport(g);
+        expect(verifyGraph(fused), `${g.name}: the fused graph verifies`).toEqual([]);
+        expect(fused.nodes.some((n) => n.op === FUSED_OP), `${g.name} has fused nodes`).toBe(true);
+        const feeds = randomFeeds(g, sizes, seededRandom(SEED), { intRange: c.intRange ?? {} });
+        const want = exposed(g, interpretGraph(g, feeds));
+        const got = exposed(fused, interpretGraph(fused, feeds));
+        expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+        for (const [k, t] of want) {
+          const d = bitDiff(got.get(k)!.data, t.data);
+          expect(d.count, `${g.name} ${k}: ${d.first}`).toBe(0);
+        }
+        lines.push(`${g.name} ${report.nodesBefore} -> ${report.nodesAfter} nodes, ${want.size} values identical`);
+      }
+      console.log(`${c.model}: ${lines.join('; ')}`);
+    });
+  }
+});
+
+// ---- 2. dispatch counts before and after fusion: a golden -----------------------------------------
+
+type Counts = Record<string, { predict: number; evaluate: number; steps: Record<string, number> }>;
+
+function countsOf(p: ModelProgram): Counts[string] {
+  return {
+    predict: p.graphs.predict.kernels.length,
+    evaluate: p.graphs.evaluate.kernels.length,
+    steps: Object.fromEntries(p.graphs.steps.map((s) => [s.name, s.kernels.length])),
+  };
+}
+
+describe('dispatch counts per example, unfused and fused (test/golden/kernel-counts.json)', () => {
+  it('match the golden, and fusion lowers every count', () => {
+    const actual: Record<string, { unfused: Counts[string]; fused: Counts[string] }> = {};
+    for (const c of EXAMPLE_CASES) {
+      const { fused, unfused } = compileCase(c);
+      const entry = { unfused: countsOf(unfused), fused: countsOf(fused) };
+      actual[c.model] = entry;
+      for (const k of ['predict', 'evaluate'] as const) expect(entry.fused[k], `${c.model} ${k}`).toBeLessThanOrEqual(entry.unfused[k]);
+      for (const [s, n] of Object.entries(entry.fused.steps)) expect(n, `${c.model} step ${s}`).toBeLessThan(entry.unfused.steps[s]);
+    }
+    const text = `${JSON.stringify(actual, null, 2)}\n`;
+    if (UPDATE) {
+      writeFileSync(GOLDEN, text);
+      return;
+    }
+    if (!existsSync(GOLDEN)) throw new Error(`missing golden ${GOLDEN}; run DLC_UPDATE_GOLDENS=1 npx vitest run test/fusion.test.ts and review the diff`);
+    expect(text).toBe(readFileSync(GOLDEN, 'utf8'));
+  });
+});
+
+// ---- 3. why a candidate did not fuse ----------------------------------------------------------------
+
+let nextId = 0;
+const span = { file: 'fusion.test', start: 0, end: 0 };
+const val = (type: TensorType): Value => ({ id: nextId++, type });
+const f32t = (...shape: number[]): TensorType => ({ dtype: 'f32', shape });
+
+/** A small graph builder: inputs, nodes through the registry's shape rules, outputs. */
+class G {
+  readonly inputs: { name: string; value: Value; span: typeof span }[] = [];
+  readonly nodes: Node[] = [];
+  input(name: string, type: TensorType): Value {
+    const value = val(type);
+    this.inputs.push({ name, value, span });
+    return value;
+  }
+  op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
+    const types = inferOp(op, inputs.map((v) => v.type), attrs);
+    if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
+    const outputs = types.map(val);
+    this.nodes.push({ op, inputs, attrs, outputs, span });
+    return outputs[0];
+  }
+  graph(outputs: Record<string, Value>): Graph {
+    return { name: 'g', inputs: this.inputs, params: [], state: [], nodes: this.nodes, outputs: new Map(Object.entries(outputs)), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
+  }
+}
+
+describe('the fusion report says why a candidate did not fuse', () => {
+  it('binding limit: a sum of nine inputs splits where the kernel would bind more than 8 buffers', () => {
+    const b = new G();
+    const xs = Array.from({ length: 9 }, (_, i) => b.input(`x${i}`, f32t(4)));
+    let acc = xs[0];
+    for (const x of xs.slice(1)) acc = b.op('add', [acc, x]);
+    const g = b.graph({ y: acc });
+    const { graph, report } = fuseWithReport(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    const limit = report.rejected.filter((r) => r.reason === 'bindings');
+    expect(limit.length).toBeGreaterThan(0);
+    expect(limit[0].detail).toMatch(/over the limit of 8 storage buffers/);
+    for (const n of graph.nodes) if (n.op === FUSED_OP) expect(n.inputs.length + n.outputs.length).toBeLessThanOrEqual(8);
+    expect(graph.nodes.length).toBe(2);
+    // a lower limit splits it further
+    const tight = fuseWithReport(g, { maxStorageBuffers: 3 });
+    for (const n of tight.graph.nodes) expect(n.inputs.length + n.outputs.length).toBeLessThanOrEqual(3);
+    expect(tight.report.rejected.some((r) => r.reason === 'bindings' && /limit of 3/.test(r.detail))).toBe(true);
+  });
+
+  it('cycle: a value that feeds the group directly and through a reduction stays outside it', () => {
+    const b = new G();
+    const x = b.input('x', f32t(2, 3));
+    const a = b.op('exp', [x]);
+    const m = b.op('reduce_max', [a], { axes: [1], keepdims: true });
+    const d = b.op('sub', [b.op('neg', [a]), m]);
+    const { graph, report } = fuseWithReport(b.graph({ d }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(report.rejected.map((r) => [r.op, r.reason])).toEqual([['exp', 'cycle']]);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['exp', 'reduce_max', FUSED_OP]);
+  });
+
+  it('shape: a scalar used outside the group is not folded into a larger one', () => {
+    const b = new G();
+    const s = b.input('s', f32t());
+    const x = b.input('x', f32t(5));
+    const t = b.op('exp', [s]);
+    const y = b.op('mul', [x, t]);
+    const { report } = fuseWithReport(b.graph({ y, t }));
+    expect(report.rejected.map((r) => [r.op, r.reason])).toEqual([['exp', 'shape']]);
+    expect(report.rejected[0].detail).toMatch(/used outside it/);
+  });
+});
+
+// ---- 4. every example on WebGPU: fused against unfused ------------------------------------------
+
+type Batch = Record<string, Float32Array | Int32Array>;
+
+function randomBatch(program: ModelProgram, sizes: Record<string, number>, random: () => number, intRange: Record<string, number> = {}): Batch {
+  const bound = new Map(Object.entries(sizes));
+  const out: Batch = {};
+  for (const i of program.inputs) {
+    const n = evalShape(i.shape, bound).reduce((a, b) => a * b, 1);
+    if (i.dtype === 'f32') out[i.name] = Float32Array.from({ length: n }, () => random() - 0.5);
+    else out[i.name] = Int32Array.from({ length: n }, () => Math.floor(random() * (intRange[i.name] ?? 2)));
+  }
+  return out;
+}
+
+let live: Model | undefined;
+afterEach(() => {
+  live?.dispose();
+  live = undefined;
+});
+
+/** evaluate, predict and one training step; every number that comes back, as f32 bits by name. */
+async function runProgram(program: ModelProgram, c: ExampleCase, batch: Batch): Promise<Map<string, Float32Array>> {
+  const model = await Model.create(program, { seed: SEED, sizes: c.sizes });
+  live = model;
+  const out = new Map<string, Float32Array>();
+  const evaluated = await model.evaluate(batch);
+  for (const [k, v] of Object.entries(evaluated)) out.set(`evaluate ${k}`, Float32Array.of(v as number));
+  const predicted = await model.predict(batch);
+  for (const [k, v] of Object.entries(predicted)) out.set(`predict ${k}`, Float32Array.from(v as ArrayLike<number>));
+  const values = await model.trainStep(batch).values();
+  for (const [k, v] of Object.entries(values)) out.set(`step ${k}`, Float32Array.of(v as number));
+  const weights = decodeSafetensors(await model.saveWeights());
+  for (const [k, t] of weights.tensors) out.set(`weights ${k}`, Float32Array.from(t.data as ArrayLike<number>));
+  model.dispose();
+  live = undefined;
+  return out;
+}
+
+describe('every example on WebGPU: the fused program against the unfused one', () => {
+  for (const c of EXAMPLE_CASES) {
+    it(`${c.file}: ${c.model}`, async () => {
+      const { fused, unfused } = compileCase(c);
+      const batch = randomBatch(unfused, c.sizes, seededRandom(SEED), c.intRange);
+      const a = await runProgram(unfused, c, batch);
+      const b = await runProgram(fused, c, batch);
+      expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+      let identical = 0;
+      let worst = 0;
+      for (const [k, x] of a) {
+        const y = b.get(k)!;
+        const xb = new Uint32Array(x.buffer, x.byteOffset, x.length);
+        const yb = new Uint32Array(y.buffer, y.byteOffset, y.length);
+        if (xb.every((w, i) => w === yb[i])) {
+          identical++;
+          continue;
+        }
+        for (let i = 0; i < x.length; i++) {
+          const rel = Math.abs(x[i] - y[i]) / Math.max(Math.abs(x[i]), Math.abs(y[i]), 1e-30);
+          if (Number.isNaN(x[i]) !== Number.isNaN(y[i])) worst = Infinity;
+          else if (!Number.isNaN(rel) && x[i] !== y[i]) worst = Math.max(worst, rel);
+        }
+      }
+      console.log(`${c.model}: ${identical} of ${a.size} results bit-identical fused and unfused; worst relative difference ${worst.toExponential(2)} (dispatches per step ${unfused.graphs.steps.map((s) => s.kernels.length).join('+')} -> ${fused.graphs.steps.map((s) => s.kernels.length).join('+')})`);
+      expect(worst).toBeLessThanOrEqual(1e-5);
+      // every kernel that differs is an elementwise composition, evaluated in the same f32 operations
+      expect(identical).toBe(a.size);
+    });
+  }
+});
+
+// ---- 5. generated elementwise graphs: fused against unfused, interpreter and WebGPU -------------
+
+const GRAPHS = Number(process.env.DLC_FUSION_GRAPHS ?? 500);
+const DTYPES: DType[] = ['f32', 'i32', 'u32', 'bool'];
+
+/** A random concrete shape that broadcasts to `out`: some leading axes dropped, some sizes made 1. */
+function broadcastable(out: readonly number[], random: () => number): number[] {
+  const drop = Math.floor(random() * (out.length + 1) * 0.6);
+  return out.slice(drop).map((d) => (random() < 0.3 ? 1 : d));
+}
+
+function randomValue(dtype: DType, random: () => number): number {
+  const r = random();
+  switch (dtype) {
+    case 'f32':
+      return r < 0.05 ? [0, -0, 1e30, -1e-30, Infinity, NaN][Math.floor(random() * 6)] : Math.fround((random() * 2 - 1) * 4);
+    case 'i32':
+      return r < 0.05 ? [-2147483648, 2147483647, 0, -1][Math.floor(random() * 4)] : Math.floor(random() * 21) - 10;
+    case 'u32':
+      return r < 0.05 ? [4294967295, 2147483648, 0][Math.floor(random() * 3)] : Math.floor(random() * 20);
+    default:
+      return random() < 0.5 ? 1 : 0;
+  }
+}
+
+/** A random DAG of elementwise ops (with constants, broadcasting, casts and now and then a reduction). */
+function randomGraph(random: () => number): { graph: Graph; feeds: Map<string, Tensor> } {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const rank = Math.floor(random() * 4);
+  const out = Array.from({ length: rank }, () => 1 + Math.floor(random() * 4));
+  const b = new G();
+  const feeds = new Map<string, Tensor>();
+  const pool: Value[] = [];
+  const nIn = 1 + Math.floor(random() * 4);
+  for (let i = 0; i < nIn; i++) {
+    const shape = i === 0 ? out : broadcastable(out, random);
+    const dtype = pick(DTYPES);
+    const v = b.input(`x${i}`, { dtype, shape });
+    const n = shape.reduce((a, c) => a * c, 1);
+    feeds.set(`x${i}`, tensor(dtype, shape, Array.from({ length: n }, () => randomValue(dtype, random))));
+    pool.push(v);
+  }
+  const constant = (dtype: DType): Value => b.op('full', [], { shape: random() < 0.8 ? [] : [1], value: dtype === 'bool' ? random() < 0.5 : randomValue(dtype, random), dtype });
+  const made: Value[] = [];
+  const target = 2 + Math.floor(random() * 7);
+  for (let tries = 0; made.length < target && tries < 200; tries++) {
+    const kind = random();
+    let op: string;
+    let args: Value[];
+    let attrs: Attrs = {};
+    const x = random() < 0.6 && made.length > 0 ? pick(made) : pick(pool);
+    if (kind < 0.35) {
+      op = pick(UNARY_OPS);
+      args = [x];
+    } else if (kind < 0.8) {
+      op = pick(BINARY_OPS);
+      const same = pool.filter((v) => v.type.dtype === x.type.dtype);
+      const y = random() < 0.25 ? constant(x.type.dtype) : pick(same);
+      args = random() < 0.5 ? [x, y] : [y, x];
+    } else if (kind < 0.88) {
+      op = 'cast';
+      args = [x];
+      attrs = { dtype: pick(DTYPES) };
+    } else if (kind < 0.96) {
+      op = 'select';
+      const conds = pool.filter((v) => v.type.dtype === 'bool');
+      const same = pool.filter((v) => v.type.dtype === x.type.dtype);
+      if (conds.length === 0) continue;
+      args = [pick(conds), x, pick(same)];
+    } else {
+      op = 'reduce_max';
+      if (x.type.shape.length === 0 || x.type.dtype === 'bool') continue;
+      args = [x];
+      attrs = { axes: [Math.floor(random() * x.type.shape.length)], keepdims: true };
+    }
+    if (isShapeError(inferOp(op, args.map((v) => v.type), attrs))) continue;
+    const v = b.op(op, args, attrs);
+    made.push(v);
+    pool.push(v);
+  }
+  // the last value is an output; so is each other value now and then (values used outside a group)
+  const outputs: Record<string, Value> = {};
+  made.forEach((v, i) => {
+    if (i === made.length - 1 || random() < 0.25) outputs[`y${i}`] = v;
+  });
+  if (made.length === 0) outputs.y = b.op('neg', [b.op('cast', [pool[0]], { dtype: 'f32' })]);
+  // drop the nodes no output needs (dead constants from refused candidates)
+  const g = b.graph(outputs);
+  return { graph: g, feeds };
+}
+
+/**
+ * Run many concrete graphs on the GPU in one command buffer: every node through its registry lowering,
+ * one buffer per value; returns each graph's outputs as raw 32-bit words by name.
+ */
+async function runGraphs(device: GPUDevice, jobs: readonly { graph: Graph; feeds: ReadonlyMap<string, Tensor> }[]): Promise<Map<string, Uint32Array>[]> {
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const created: GPUBuffer[] = [];
+  const buffer = (bytes: number, usage: number) => {
+    const b = device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage });
+    created.push(b);
+    return b;
+  };
+  const sizes = new Map<string, number>();
+  const bind = (d: Parameters<typeof evaluate>[0]) => evaluate(d, sizes);
+  const plansOf = jobs.map((j) => j.graph.nodes.map((n) => lowerNode(n)));
+  const pipelines = new Map<string, GPUComputePipeline>();
+  const t0 = performance.now();
+  const unique = [...new Set(plansOf.flat(2).map((p) => p.wgsl))];
+  const compiledAll = await Promise.all(unique.map((w) => compile(device, w)));
+  unique.forEach((w, i) => pipelines.set(w, compiledAll[i].pipeline));
+  const t1 = performance.now();
+  const encoder = device.createCommandEncoder();
+  device.pushErrorScope('validation');
+  const readbacks: { job: number; name: string; buf: GPUBuffer; bytes: number }[] = [];
+  jobs.forEach((job, j) => {
+    const bufs = new Map<number, GPUBuffer>();
+    for (const i of job.graph.inputs) {
+      const host = toStorage(job.feeds.get(i.name)!);
+      const b = buffer(host.byteLength, storage);
+      device.queue.writeBuffer(b, 0, host);
+      bufs.set(i.value.id, b);
+    }
+    const pass = encoder.beginComputePass();
+    job.graph.nodes.forEach((node, k) => {
+      for (const o of node.outputs) bufs.set(o.id, buffer(o.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4, storage));
+      for (const plan of plansOf[j][k]) {
+        const uniform = buffer(plan.uniforms.length * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+        device.queue.writeBuffer(uniform, 0, Uint32Array.from(plan.uniforms.map(bind)));
+        const ins = (plan.inputs ?? node.inputs.map((_, i) => i)).map((i) => bufs.get(node.inputs[i].id)!);
+        const outs = (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufs.get(node.outputs[i].id)!);
+        const pipeline = pipelines.get(plan.wgsl)!;
+        const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [uniform, ...ins, ...outs].map((b, binding) => ({ binding, resource: { buffer: b } })) });
+        const [x, y] = dispatchSize(bind(plan.workgroups), 1);
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(x, y);
+      }
+    });
+    pass.end();
+    for (const [name, v] of job.graph.outputs) {
+      const bytes = v.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4;
+      const rb = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      encoder.copyBufferToBuffer(bufs.get(v.id)!, 0, rb, 0, Math.max(4, bytes));
+      readbacks.push({ job: j, name, buf: rb, bytes });
+    }
+  });
+  const t2 = performance.now();
+  device.queue.submit([encoder.finish()]);
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  const t3 = performance.now();
+  if (process.env.DLC_FUSION_VERBOSE) console.log(`runGraphs: ${unique.length} shaders ${(t1 - t0).toFixed(0)} ms, encode ${(t2 - t1).toFixed(0)} ms, submit ${(t3 - t2).toFixed(0)} ms`);
+  const results = jobs.map(() => new Map<string, Uint32Array>());
+  const t4 = performance.now();
+  await Promise.all(
+    readbacks.map(async (r) => {
+      await r.buf.mapAsync(GPUMapMode.READ);
+      results[r.job].set(r.name, new Uint32Array(r.buf.getMappedRange(0, Math.max(4, r.bytes)).slice(0, r.bytes)));
+      r.buf.unmap();
+    }),
+  );
+  for (const b of created) b.destroy();
+  if (process.env.DLC_FUSION_VERBOSE) console.log(`runGraphs: read back in ${(performance.now() - t4).toFixed(0)} ms`);
+  return results;
+}
+
+describe(`${GRAPHS} generated elementwise graphs: fused against unfused`, () => {
+  const random = seededRandom(Number(process.env.DLC_SEED ?? 20261124));
+  const cases = Array.from({ length: GRAPHS }, () => randomGraph(random));
+
+  it('the interpreter gives the same bits for the fused graph, which verifies', () => {
+    let fusedNodes = 0;
+    let groups = 0;
+    for (const [n, { graph, feeds }] of cases.entries()) {
+      const { graph: fused, report } = fuseWithReport(graph);
+      expect(verifyGraph(fused), `graph ${n}`).toEqual([]);
+      groups += report.groups.length;
+      fusedNodes += report.groups.reduce((a, g) => a + g.nodes.length, 0);
+      const want = interpretGraph(graph, { inputs: feeds, params: new Map(), state: new Map() }).outputs;
+      const got = interpretGraph(fused, { inputs: feeds, params: new Map(), state: new Map() }).outputs;
+      for (const [k, t] of want) {
+        const d = bitDiff(got.get(k)!.data, t.data);
+        expect(d.count, `graph ${n} output ${k}: ${d.first}`).toBe(0);
+      }
+    }
+    console.log(`generated graphs: ${cases.length}, ${groups} fused groups covering ${fusedNodes} nodes`);
+    expect(groups).toBeGreaterThan(GRAPHS / 2);
+  });
+
+  it('WebGPU gives the same bits for the fused and unfused programs (many graphs per submission)', async () => {
+    const device = await getDevice();
+    const per = 125;
+    let mismatches = 0;
+    let compared = 0;
+    const bad: string[] = [];
+    for (let start = 0; start < cases.length; start += per) {
+      const batch = cases.slice(start, start + per);
+      const fusedJobs = batch.map(({ graph, feeds }) => ({ graph: fuseWithReport(graph).graph, feeds }));
+      const [a, b] = [await runGraphs(device, batch), await runGraphs(device, fusedJobs)];
+      a.forEach((outs, j) => {
+        for (const [k, x] of outs) {
+          const y = b[j].get(k)!;
+          compared++;
+          const off = x.findIndex((w, i) => w !== y[i]);
+          if (off >= 0 || x.length !== y.length) {
+            mismatches++;
+            if (process.env.DLC_FUSION_VERBOSE && bad.length < 2) {
+              const fz = fusedJobs[j].graph;
+              console.log(`graph ${start + j}:\n${printGraph(batch[j].graph)}\nfused:\n${printGraph(fz)}\n${fz.nodes.filter((nd) => nd.op === FUSED_OP).map((nd) => lowerNode(nd)[0].wgsl).join('\n')}\ninputs ${JSON.stringify([...batch[j].feeds].map(([kk, t]) => [kk, t.dtype, t.shape, [...t.data]]))}`);
+            }
+            if (bad.length < 5) bad.push(`graph ${start + j} output ${k}[${off}]: unfused bits ${x[off]?.toString(16)}, fused ${y[off]?.toString(16)}`);
+          }
+        }
+      });
+    }
+    console.log(`generated graphs on WebGPU: ${compared} outputs compared, ${mismatches} mismatches`);
+    expect(bad).toEqual([]);
+    expect(mismatches).toBe(0);
+    }, 600_000);
+});
