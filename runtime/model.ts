@@ -1,11 +1,12 @@
 // A compiled model on a WebGPU device: train steps, evaluation, prediction, fitting, and weights in and out as safetensors.
 import { acquireDevice, lostError, type DeviceOptions } from './device.ts';
-import { DlcRuntimeError, InputError, WeightsError } from './errors.ts';
+import { DlcRuntimeError, InputError, OutOfMemoryError, WeightsError } from './errors.ts';
 import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepHandle, type TypedArray } from './executor.ts';
 import type { GraphProgram, ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { fit, type FitOptions, type History } from './fit.ts';
+import { formatBytes, memoryReport, type MemoryReport } from './memory.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -19,6 +20,18 @@ export interface CreateOptions extends DeviceOptions {
   readonly sizes?: Readonly<Record<string, number>>;
   /** Kernel variants: 'auto' (default) picks the CPU variants on software adapters such as lavapipe. */
   readonly kernels?: 'auto' | 'gpu' | 'cpu';
+  /**
+   * Let temporaries that are never live at once share GPU buffers, as the compiler's memory plan says
+   * (default true; false gives every temporary a buffer of its own, as programs without a plan have).
+   */
+  readonly memoryPlan?: boolean;
+  /**
+   * The most GPU memory, in bytes, the model may take at the declared sizes (parameters, state and every
+   * graph's buffers); `Model.create` fails with an OutOfMemoryError before allocating anything when the
+   * plan needs more. WebGPU does not tell a device's memory, so without this only the per-buffer limits
+   * (maxBufferSize, maxStorageBufferBindingSize) are checked.
+   */
+  readonly memoryBudget?: number;
 }
 
 export interface SaveOptions {
@@ -54,6 +67,8 @@ export class Model<I extends string = string, O extends string = string, R exten
   step = 0;
   /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
   private sizeHints: ReadonlyMap<string, number> = new Map();
+  /** The GPU memory the model takes at the sizes declared at creation (undefined when some size was not declared). */
+  memory: MemoryReport | undefined;
 
   private constructor(
     readonly program: ModelProgram,
@@ -66,10 +81,12 @@ export class Model<I extends string = string, O extends string = string, R exten
     void lost.then((why) => {
       if (!this.disposed) this.lostReason = why;
     });
-    executor.device.addEventListener('uncapturederror', (ev) => {
-      this.uncaptured ??= (ev as GPUUncapturedErrorEvent).error.message;
-    });
+    executor.device.addEventListener('uncapturederror', this.onUncaptured);
   }
+
+  private readonly onUncaptured = (ev: Event): void => {
+    this.uncaptured ??= (ev as GPUUncapturedErrorEvent).error.message;
+  };
 
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
     if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
@@ -77,17 +94,59 @@ export class Model<I extends string = string, O extends string = string, R exten
     const settingSeed = program.training?.settings.seed;
     const seed = options.seed ?? (typeof settingSeed === 'number' ? settingSeed : 0);
     const cpuKernels = options.kernels === 'cpu' || ((options.kernels ?? 'auto') === 'auto' && acquired.cpu);
-    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels });
-    const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
     const sizes = new Map(Object.entries(options.sizes ?? {}));
     const settingBatch = program.training?.settings.batch;
     const batch = options.batchSize ?? (typeof settingBatch === 'number' ? settingBatch : undefined);
     if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
+    const planned = options.memoryPlan ?? true;
+    let memory: MemoryReport | undefined;
+    try {
+      memory = Model.checkMemory(program, sizes, acquired.device.limits, planned, options.memoryBudget);
+    } catch (e) {
+      if (acquired.owned) acquired.device.destroy();
+      throw e;
+    }
+    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned });
+    const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
+    model.memory = memory;
     model.sizeHints = new Map(sizes);
     if (program.sizes.every((s) => sizes.has(s))) {
       for (const g of [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps]) executor.reserve(g, sizes);
     }
     return model;
+  }
+
+  /**
+   * The memory the program needs at the declared sizes, checked against the device's per-buffer limits
+   * and the caller's budget before anything is allocated. Sizes not declared (a batch given only with
+   * the first step) are checked when the buffers are allocated instead; the parameters and state are
+   * always checked.
+   */
+  private static checkMemory(program: ModelProgram, sizes: ReadonlyMap<string, number>, limits: GPUSupportedLimits, planned: boolean, budget: number | undefined): MemoryReport | undefined {
+    const known = program.sizes.every((s) => sizes.has(s));
+    let report: MemoryReport | undefined;
+    if (known) {
+      try {
+        report = memoryReport(program, sizes);
+      } catch {
+        report = undefined; // sizes that give no tensor: the first step reports them as an input error
+      }
+    }
+    const at = [...sizes].map(([k, v]) => `${k} = ${v}`).join(', ');
+    const maxBuffer = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
+    const modelBytes = program.params.reduce((a, p) => a + 4 * Math.max(1, p.shape.reduce((x, y) => x * y, 1)), 0) + program.state.reduce((a, s) => a + 4 * Math.max(1, s.shape.reduce((x, y) => x * y, 1)), 0);
+    const need = report ? (planned ? report.total : report.unplannedTotal) : modelBytes;
+    const limitsText = `maxBufferSize ${formatBytes(limits.maxBufferSize)}, maxStorageBufferBindingSize ${formatBytes(limits.maxStorageBufferBindingSize)}${budget !== undefined ? `, memory budget ${formatBytes(budget)}` : ''}`;
+    if (report && report.largestBuffer > maxBuffer) {
+      throw new OutOfMemoryError(
+        `the model ${program.model} needs ${formatBytes(need)} in all${at ? ` at ${at}` : ''}, and its largest buffer (${report.largestWhat}) takes ${formatBytes(report.largestBuffer)}, over this device's limits (${limitsText}); use a smaller batch or smaller layers`,
+      );
+    }
+    if (budget !== undefined && need > budget) {
+      const breakdown = report ? ` (parameters ${formatBytes(report.params)}, state ${formatBytes(report.state)}, buffers of the graphs ${formatBytes(need - report.params - report.state)}${planned ? '' : `; ${formatBytes(report.total)} with the memory plan`})` : '';
+      throw new OutOfMemoryError(`the model ${program.model} needs ${formatBytes(need)}${at ? ` at ${at}` : ''}${breakdown}, over the memory budget (${limitsText}); use a smaller batch or smaller layers`);
+    }
+    return report;
   }
 
   private check(): void {
@@ -283,6 +342,8 @@ export class Model<I extends string = string, O extends string = string, R exten
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    // a caller's device outlives the model: stop listening to it
+    this.executor.device.removeEventListener('uncapturederror', this.onUncaptured);
     this.executor.destroy();
     if (this.ownsDevice) this.executor.device.destroy();
   }

@@ -45,12 +45,17 @@ export interface StateDecl {
   readonly init: InitDecl;
 }
 
-/** A buffer one graph uses: a model-level parameter or state buffer (by path), an input, or a temporary. */
+/**
+ * A buffer one graph uses: a model-level parameter or state buffer (by path), an input, or a temporary.
+ * A temporary may name a memory `slot` (see `GraphProgram.slots`): temporaries of one slot are never
+ * live at the same time and share one GPU buffer, sized for the largest of them at the bound sizes.
+ * Without a slot a temporary has a buffer of its own.
+ */
 export type BufferDecl =
   | { readonly kind: 'param'; readonly path: string }
   | { readonly kind: 'state'; readonly path: string }
   | { readonly kind: 'input'; readonly name: string; readonly dtype: DType; readonly shape: readonly SizeExpr[] }
-  | { readonly kind: 'temp'; readonly dtype: DType; readonly shape: readonly SizeExpr[]; readonly name?: string };
+  | { readonly kind: 'temp'; readonly dtype: DType; readonly shape: readonly SizeExpr[]; readonly name?: string; readonly slot?: number };
 
 /**
  * One dispatch. Binding 0 is the uniform buffer (`uniforms`, u32 words evaluated once the sizes are
@@ -90,6 +95,11 @@ export interface GraphProgram {
   /** After the kernels: copy each source buffer into its target (new parameter and state values). */
   readonly updates: readonly { readonly target: number; readonly source: number }[];
   readonly constraints: readonly ConstraintDecl[];
+  /**
+   * The number of memory slots the compiler's memory plan (compiler/codegen/memory.ts) assigned the
+   * temporaries to (`BufferDecl.slot` in 0..slots-1). Absent in programs compiled without a plan.
+   */
+  readonly slots?: number;
 }
 
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };

@@ -2,8 +2,8 @@
 //
 // Each graph becomes a list of dispatches over numbered buffers. Parameters and state buffers belong
 // to the model and are shared by all its graphs (a training step writes them, predict reads them).
-// Every node output gets its own buffer (memory planning comes later), except that reshape and
-// stop_gradient alias their operand's buffer: a row-major buffer already is its reshape. New
+// Every node output gets its own buffer, except that reshape and stop_gradient alias their operand's
+// buffer (a row-major buffer already is its reshape); then memory.ts lets temporaries share buffers. New
 // parameter and state values are copied over the old ones after the step's last dispatch, so every
 // dispatch of a step sees the values from the start of the step.
 import type { Span } from '../../grammar/ast.ts';
@@ -17,6 +17,7 @@ import { dce } from '../optimize/index.ts';
 import { fuse } from '../optimize/fuse.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { lowerNode } from './kernel.ts';
+import { planModelMemory } from './memory.ts';
 import { sizeExpr } from './size-expr.ts';
 
 /** WebGPU's default maxStorageBufferBindingSize: the largest tensor one binding can hold. */
@@ -154,7 +155,7 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: 
  * and state buffer k (in first-seen order across the graphs) from stream 0x10000 + k, like the
  * interpreter's `initialize`, so the GPU and the reference start from the same values.
  */
-export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; /** Elementwise fusion (default true; see optimize/fuse.ts). */ fuse?: boolean } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
+export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; planMemory?: boolean; /** Elementwise fusion (default true; see optimize/fuse.ts). */ fuse?: boolean } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
   const fused = (g: Graph): Graph => (options.fuse === false ? g : fuse(g));
   const all = [m.forward, m.evaluation, ...m.steps];
   const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
@@ -202,7 +203,10 @@ export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; 
       graphs,
       ...(m.training ? { training: { steps: m.training.steps, settings: m.training.settings } } : {}),
     };
-    return { program, diagnostics: [] };
+    // temporaries share buffers by liveness (memory.ts), weighed at the train block's batch size
+    if (options.planMemory === false) return { program, diagnostics: [] };
+    const batch = m.training?.settings.batch;
+    return { program: planModelMemory(program, { sizes: new Map(typeof batch === 'number' ? [['B', batch]] : []) }), diagnostics: [] };
   } catch (e) {
     if (!(e instanceof LoweringError)) throw e;
     return { diagnostics: [diagnostic('E0402', e.message, m.forward.params[0]?.span ?? m.forward.inputs[0]?.span ?? { file: m.file, start: 0, end: 0 })] };
