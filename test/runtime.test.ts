@@ -137,12 +137,14 @@ describe('runtime errors', () => {
 
   it('a shader that does not compile is a ShaderError naming the op and its .dl line', { timeout: 60_000 }, async () => {
     const p = MLP();
-    const k = p.graphs.steps[0].kernels.find((x) => x.op === 'exp')!;
-    const broken: ModelProgram = { ...p, shaders: p.shaders.map((s, i) => (i === k.shader ? s.replace('let r = ', 'let r: bool = ') : s)) };
+    // a fused elementwise kernel (fusion is on by default), made invalid by a line that cannot compile
+    const k = p.graphs.steps[0].kernels.find((x) => x.op === 'fused_elementwise')!;
+    const invalid = (s: string) => s.replace('if (idx >= p.header.x) { return; }', 'if (idx >= p.header.x) { return; }\n  let broken: bool = 1u;');
+    const broken: ModelProgram = { ...p, shaders: p.shaders.map((s, i) => (i === k.shader ? invalid(s) : s)) };
     const err = await Model.create(broken, { device: await getDevice(), kernels: 'gpu' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ShaderError);
     const where = `${k.source!.file}:${k.source!.line}:${k.source!.col}`;
-    expect((err as Error).message).toContain(`the WGSL for exp (from ${where}) does not compile: `);
+    expect((err as Error).message).toContain(`the WGSL for fused_elementwise (from ${where}) does not compile: `);
   });
 
   it('a lost device turns every later call into a DeviceLostError, without hanging', { timeout: 60_000 }, async () => {
