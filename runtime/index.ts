@@ -11,3 +11,4 @@ export { decodeSafetensors, encodeSafetensors, SafetensorsError, type StoredTens
 export { acquireDevice, type DeviceOptions } from './device.ts';
 export * from './errors.ts';
 export type { ModelProgram, SettingValue } from './program.ts';
+export { memoryReport, formatBytes, type MemoryReport, type GraphMemory } from './memory.ts';
