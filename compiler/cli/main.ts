@@ -22,6 +22,8 @@ import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { compileSource } from '../frontend/compile.ts';
+import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
+import { buildKernelReport, fusionOf, renderHtml, renderMarkdown } from '../report/kernels.ts';
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
 import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 
@@ -244,6 +246,11 @@ function runGradcheck(
 
 /** Compile to programs with `--args` applied; reports diagnostics; undefined when there were errors. */
 function compilePrograms(file: string, options: { model?: string; args?: string }, io: Io): ModelProgram[] | undefined {
+  return compileChosen(file, options, io, false)?.programs;
+}
+
+/** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
+function compileChosen(file: string, options: { model?: string; args?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
   let modelArgs: Map<string, Arg[]> | undefined;
@@ -259,22 +266,59 @@ function compilePrograms(file: string, options: { model?: string; args?: string 
     }
     modelArgs = new Map([[options.model, args]]);
   }
-  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), modelArgs ? { modelArgs } : {});
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
-  const chosen = result.programs.filter((p) => !options.model || p.model === options.model);
-  if (chosen.length === 0) {
+  const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
+  if (picked.length === 0) {
     io.err(options.model ? `error: \`${file}\` has no model \`${options.model}\`` : `error: \`${file}\` declares no model`);
     return undefined;
   }
-  return chosen;
+  return { programs: picked.map((x) => x.p), graphs: picked.flatMap((x) => (x.g ? [x.g] : [])), sources: loaded.sources };
 }
 
-function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string }, io: Io): number {
-  const programs = compilePrograms(file, options, io);
-  if (!programs) return EXIT_USER_ERROR;
+interface ReportFlags {
+  report?: string | boolean;
+  reportBatch?: string;
+  reportSize?: string[];
+}
+
+/** The validated `--report` flags, or a message. */
+function reportFlags(options: ReportFlags): { format: 'md' | 'html'; batch?: number; sizes: Map<string, number> } | string | undefined {
+  if (options.report === undefined || options.report === false) {
+    if (options.reportBatch !== undefined || options.reportSize !== undefined) return '--report-batch and --report-size need --report';
+    return undefined;
+  }
+  const format = options.report === true ? 'md' : options.report;
+  if (format !== 'md' && format !== 'html') return `--report takes md or html, not \`${format}\``;
+  const positive = (text: string) => /^[1-9][0-9]*$/.test(text.trim()) && Number(text) <= 2 ** 31;
+  let batch: number | undefined;
+  if (options.reportBatch !== undefined) {
+    if (!positive(options.reportBatch)) return `--report-batch takes a positive whole number, not \`${options.reportBatch}\``;
+    batch = Number(options.reportBatch);
+  }
+  const sizes = new Map<string, number>();
+  for (const s of options.reportSize ?? []) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S+)\s*$/.exec(s);
+    if (!m || !positive(m[2])) return `--report-size takes NAME=n with a positive whole n, e.g. L=64, not \`${s}\``;
+    sizes.set(m[1], Number(m[2]));
+  }
+  return { format, ...(batch !== undefined ? { batch } : {}), sizes };
+}
+
+function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags, io: Io): number {
+  const flags = reportFlags(options);
+  if (typeof flags === 'string') {
+    io.err(`error: ${flags}`);
+    return EXIT_USER_ERROR;
+  }
+  const compiled = compileChosen(file, options, io, flags !== undefined);
+  if (!compiled) return EXIT_USER_ERROR;
+  const { programs } = compiled;
+  // the reports are built before anything is written, so a failure leaves no files behind
+  const reports = flags ? programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags)) : [];
   const dir = options.out ?? '.';
   mkdirSync(dir, { recursive: true });
-  for (const program of programs) {
+  for (const [i, program] of programs.entries()) {
     const emitOptions = { source: file, ...(options.runtime ? { runtimeImport: options.runtime } : {}) };
     const base = join(dir, moduleFileName(program.model));
     if (options.js) {
@@ -286,8 +330,30 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
       writeFileSync(`${base}.ts`, emitModule(program, emitOptions));
       io.err(`wrote ${base}.ts (${program.model}: ${program.shaders.length} shaders)`);
     }
+    if (flags) {
+      const path = `${base}.report.${flags.format}`;
+      writeFileSync(path, reports[i]);
+      io.err(`wrote ${path} (kernel report)`);
+    }
   }
   return EXIT_OK;
+}
+
+/** The kernel report of one program: fusion decisions from its IR, dispatch counts before fusion from an unfused lowering. */
+function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined, sources: Sources, flags: { format: 'md' | 'html'; batch?: number; sizes: Map<string, number> }): string {
+  const unfused = graphs ? lowerModel(graphs, { fuse: false, planMemory: false }).program : undefined;
+  const report = buildKernelReport({
+    program,
+    ...(unfused ? { unfused } : {}),
+    ...(graphs ? { fusion: fusionOf(graphs) } : {}),
+    ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
+    sizes: flags.sizes,
+    lineOf: (span) => {
+      const text = sources.get(span.file);
+      return text ? { file: span.file, line: text.position(span.start).line } : undefined;
+    },
+  });
+  return flags.format === 'html' ? renderHtml(report) : renderMarkdown(report);
 }
 
 async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
@@ -382,7 +448,10 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', 'hyperparameters (with --model), as in a call: "hidden: 16"')
     .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
-    .action((file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string }) => setStatus(compileCommand(file, options, io)));
+    .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
+    .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
+    .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1)")
+    .action((file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => setStatus(compileCommand(file, options, io)));
   program
     .command('train')
     .description("compile, load the model's data, train on WebGPU with progress, save checkpoints and report test metrics")

@@ -1,7 +1,7 @@
 // From source to runtime programs: one per model (trained models carry their training steps), or diagnostics.
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
-import { lowerModel } from '../codegen/program.ts';
+import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
 import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import { optimize } from '../optimize/index.ts';
@@ -13,6 +13,8 @@ import { compileTraining } from './train.ts';
 export interface CompileResult {
   readonly programs: readonly ModelProgram[];
   readonly diagnostics: readonly Diagnostic[];
+  /** With `keepGraphs`: the IR each program was lowered from, `graphs[i]` for `programs[i]` (`dlc compile --report`). */
+  readonly graphs?: readonly ModelGraphs[];
 }
 
 /**
@@ -20,14 +22,22 @@ export interface CompileResult {
  * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
  * bug becomes E0900.
  */
-export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean } = {}): CompileResult {
+export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; readonly keepGraphs?: boolean } = {}): CompileResult {
   try {
     const { trainings, diagnostics } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];
     if (all.some((d) => d.severity === 'error')) return { programs: [], diagnostics: all };
     const programs: ModelProgram[] = [];
+    const kept: ModelGraphs[] = [];
+    const lower = (m: ModelGraphs) => {
+      const lowered = lowerModel(m, { fuse: options.fuse });
+      all.push(...lowered.diagnostics);
+      if (!lowered.program) return;
+      programs.push(lowered.program);
+      kept.push(m);
+    };
     for (const t of trainings) {
-      const lowered = lowerModel({
+      lower({
         file,
         source: text,
         forward: t.forward,
@@ -37,9 +47,7 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
           steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
           settings: t.plan.settings as ModelProgram['training'] extends undefined ? never : NonNullable<ModelProgram['training']>['settings'],
         },
-      }, { fuse: options.fuse });
-      all.push(...lowered.diagnostics);
-      if (lowered.program) programs.push(lowered.program);
+      });
     }
     const trained = new Set(trainings.map((t) => t.forward.name));
     const checked = checkSource(text, file, loadModule);
@@ -53,12 +61,10 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
         const forward = trainGraphs.get(name);
         const evaluation = evalGraphs.get(name);
         if (!forward || !evaluation) continue;
-        const lowered = lowerModel({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] }, { fuse: options.fuse });
-        all.push(...lowered.diagnostics);
-        if (lowered.program) programs.push(lowered.program);
+        lower({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] });
       }
     }
-    return { programs, diagnostics: all };
+    return { programs, diagnostics: all, ...(options.keepGraphs ? { graphs: kept } : {}) };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     return { programs: [], diagnostics: [diagnostic('E0900', `internal error while compiling: ${message}`, { file, start: 0, end: 0 })] };
