@@ -14,17 +14,15 @@ import type { Attrs, DType, Graph, Node, TensorType, Value } from '../compiler/i
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { printGraph } from '../compiler/ir/print.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
-import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { BINARY_OPS, UNARY_OPS } from '../compiler/ops/elementwise.ts';
 import { FUSED_OP } from '../compiler/ops/fused.ts';
 import { inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
-import { evaluate } from '../compiler/shapes/dim.ts';
 import { Model } from '../runtime/model.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { evalShape } from '../runtime/sizes.ts';
-import { compile, getDevice, toStorage } from './gpu-helpers.ts';
+import { getDevice, runGraphs } from './gpu-helpers.ts';
 import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
 
 const SEED = 7;
@@ -365,82 +363,6 @@ function randomGraph(random: () => number): { graph: Graph; feeds: Map<string, T
   // drop the nodes no output needs (dead constants from refused candidates)
   const g = b.graph(outputs);
   return { graph: g, feeds };
-}
-
-/**
- * Run many concrete graphs on the GPU in one command buffer: every node through its registry lowering,
- * one buffer per value; returns each graph's outputs as raw 32-bit words by name.
- */
-async function runGraphs(device: GPUDevice, jobs: readonly { graph: Graph; feeds: ReadonlyMap<string, Tensor> }[]): Promise<Map<string, Uint32Array>[]> {
-  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-  const created: GPUBuffer[] = [];
-  const buffer = (bytes: number, usage: number) => {
-    const b = device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage });
-    created.push(b);
-    return b;
-  };
-  const sizes = new Map<string, number>();
-  const bind = (d: Parameters<typeof evaluate>[0]) => evaluate(d, sizes);
-  const plansOf = jobs.map((j) => j.graph.nodes.map((n) => lowerNode(n)));
-  const pipelines = new Map<string, GPUComputePipeline>();
-  const t0 = performance.now();
-  const unique = [...new Set(plansOf.flat(2).map((p) => p.wgsl))];
-  const compiledAll = await Promise.all(unique.map((w) => compile(device, w)));
-  unique.forEach((w, i) => pipelines.set(w, compiledAll[i].pipeline));
-  const t1 = performance.now();
-  const encoder = device.createCommandEncoder();
-  device.pushErrorScope('validation');
-  const readbacks: { job: number; name: string; buf: GPUBuffer; bytes: number }[] = [];
-  jobs.forEach((job, j) => {
-    const bufs = new Map<number, GPUBuffer>();
-    for (const i of job.graph.inputs) {
-      const host = toStorage(job.feeds.get(i.name)!);
-      const b = buffer(host.byteLength, storage);
-      device.queue.writeBuffer(b, 0, host);
-      bufs.set(i.value.id, b);
-    }
-    const pass = encoder.beginComputePass();
-    job.graph.nodes.forEach((node, k) => {
-      for (const o of node.outputs) bufs.set(o.id, buffer(o.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4, storage));
-      for (const plan of plansOf[j][k]) {
-        const uniform = buffer(plan.uniforms.length * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-        device.queue.writeBuffer(uniform, 0, Uint32Array.from(plan.uniforms.map(bind)));
-        const ins = (plan.inputs ?? node.inputs.map((_, i) => i)).map((i) => bufs.get(node.inputs[i].id)!);
-        const outs = (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufs.get(node.outputs[i].id)!);
-        const pipeline = pipelines.get(plan.wgsl)!;
-        const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [uniform, ...ins, ...outs].map((b, binding) => ({ binding, resource: { buffer: b } })) });
-        const [x, y] = dispatchSize(bind(plan.workgroups), 1);
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, group);
-        pass.dispatchWorkgroups(x, y);
-      }
-    });
-    pass.end();
-    for (const [name, v] of job.graph.outputs) {
-      const bytes = v.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4;
-      const rb = buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-      encoder.copyBufferToBuffer(bufs.get(v.id)!, 0, rb, 0, Math.max(4, bytes));
-      readbacks.push({ job: j, name, buf: rb, bytes });
-    }
-  });
-  const t2 = performance.now();
-  device.queue.submit([encoder.finish()]);
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-  const t3 = performance.now();
-  if (process.env.DLC_FUSION_VERBOSE) console.log(`runGraphs: ${unique.length} shaders ${(t1 - t0).toFixed(0)} ms, encode ${(t2 - t1).toFixed(0)} ms, submit ${(t3 - t2).toFixed(0)} ms`);
-  const results = jobs.map(() => new Map<string, Uint32Array>());
-  const t4 = performance.now();
-  await Promise.all(
-    readbacks.map(async (r) => {
-      await r.buf.mapAsync(GPUMapMode.READ);
-      results[r.job].set(r.name, new Uint32Array(r.buf.getMappedRange(0, Math.max(4, r.bytes)).slice(0, r.bytes)));
-      r.buf.unmap();
-    }),
-  );
-  for (const b of created) b.destroy();
-  if (process.env.DLC_FUSION_VERBOSE) console.log(`runGraphs: read back in ${(performance.now() - t4).toFixed(0)} ms`);
-  return results;
 }
 
 describe(`${GRAPHS} generated elementwise graphs: fused against unfused`, () => {

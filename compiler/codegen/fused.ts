@@ -13,13 +13,13 @@
 import type { DType, Node } from '../ir/types.ts';
 import { type Dim, isDim, mod } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import { decodeFusedBody, type FusedBody, FUSED_OP } from '../ops/fused.ts';
 import { wrap } from '../interpret/tensor.ts';
 import { accessOf, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 
 /** The u32 word that holds a constant, and the WGSL that reads it back as a register value. */
-function constantWord(value: unknown, dtype: DType, word: string): { word: Dim; read: string } {
+export function constantWord(value: unknown, dtype: DType, word: string): { word: Dim; read: string } {
   const symbolic = typeof value === 'object' && value !== null && isDim(value);
   if (symbolic) {
     // a size, mod 2^32 as the full kernel passes it (a negative size reads back as an i32)
@@ -49,8 +49,8 @@ function constantWord(value: unknown, dtype: DType, word: string): { word: Dim; 
  * multiply-add); with it each sub-op sees opaque operands, as the unfused kernel that loaded them
  * from memory did, so fused and unfused results agree bit for bit.
  */
-function opaque(name: string, dtype: DType, pos: number): string {
-  const w = `p.header.${'yzw'[pos]}`;
+function opaque(name: string, dtype: DType, pos: number, zeros = 'p.header'): string {
+  const w = `${zeros}.${'yzw'[pos]}`;
   if (pos > 2) throw new Error(`${FUSED_OP}: a sub-op with more than 3 operands`);
   switch (dtype) {
     case 'f32':
@@ -79,33 +79,7 @@ export function fusedPlans(node: Node): KernelPlan[] {
   const n = inputs.length;
 
   // registers: v{i} for inputs, s{j} for sub-results
-  const names: string[] = inputs.map((_, i) => `v${i}`);
-  const dtypes: DType[] = inputs.map((x) => x.dtype);
-  const stmts: string[] = [];
-  const constWords: Dim[] = [];
-  const helpers = new Map<string, string>();
-  for (const [j, s] of body.ops.entries()) {
-    const name = `s${j}`;
-    let dtype: DType;
-    let expr: string;
-    if (s.op === 'full') {
-      dtype = (s.attrs.dtype ?? 'f32') as DType;
-      const c = constantWord(s.attrs.value, dtype, uvec('c', constWords.length));
-      constWords.push(c.word);
-      expr = c.read;
-    } else {
-      const def = getOp(s.op);
-      const spec = def?.lower;
-      if (!spec || spec.kind !== 'elementwise' || !spec.expr) throw new Error(`${FUSED_OP}: ${s.op} has no elementwise lowering`);
-      const argDtypes = s.args.map((r) => dtypes[r]);
-      dtype = resultDtype(s.op, argDtypes, s.attrs);
-      expr = spec.expr(s.args.map((r, pos) => opaque(names[r], dtypes[r], pos)), s.attrs, dtype, argDtypes);
-      for (const [h, code] of Object.entries(spec.helpers ?? {})) if (new RegExp(`\\b${h}\\(`).test(expr)) helpers.set(h, code);
-    }
-    names.push(name);
-    dtypes.push(dtype);
-    stmts.push(`  let ${name} = ${expr};`);
-  }
+  const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, inputs.map((x) => x.dtype), 'p.header');
 
   const fields = ['  header: vec4<u32>, // x: element count'];
   if (strided.length > 0) {
@@ -164,6 +138,54 @@ export function fusedPlans(node: Node): KernelPlan[] {
   };
   const words = padUniforms([...elementwiseUniformDims(pseudo), ...constWords]);
   return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: words, workgroups: ceilDiv(words[0], wg) }];
+}
+
+/** The WGSL of a fused body: one `let` per sub-op over the registers (`v{i}` the inputs, `s{j}` the sub-results). */
+export interface FusedBodyCode {
+  /** Each register's WGSL name (inputs, then sub-results). */
+  readonly names: string[];
+  readonly dtypes: DType[];
+  /** One `let s{j} = ...;` statement per sub-op, indented by two spaces. */
+  readonly stmts: string[];
+  /** The constants' uniform words, read as `c` (an array of vec4<u32>). */
+  readonly constWords: Dim[];
+  /** Helper functions the expressions call, by name. */
+  readonly helpers: Map<string, string>;
+}
+
+/**
+ * The statements of a fused body (shared by fused_elementwise and fused_matmul's epilogue). `zeros` is
+ * the uniform vec4 whose y, z and w words are 0 at run time (see `opaque`); constants are read from `p.c`.
+ */
+export function fusedBodyCode(body: FusedBody, inputDtypes: readonly DType[], zeros: string): FusedBodyCode {
+  const names: string[] = inputDtypes.map((_, i) => `v${i}`);
+  const dtypes: DType[] = [...inputDtypes];
+  const stmts: string[] = [];
+  const constWords: Dim[] = [];
+  const helpers = new Map<string, string>();
+  for (const [j, s] of body.ops.entries()) {
+    const name = `s${j}`;
+    let dtype: DType;
+    let expr: string;
+    if (s.op === 'full') {
+      dtype = (s.attrs.dtype ?? 'f32') as DType;
+      const c = constantWord(s.attrs.value, dtype, uvec('c', constWords.length));
+      constWords.push(c.word);
+      expr = c.read;
+    } else {
+      const def = getOp(s.op);
+      const spec = def?.lower;
+      if (!spec || spec.kind !== 'elementwise' || !spec.expr) throw new Error(`${FUSED_OP}: ${s.op} has no elementwise lowering`);
+      const argDtypes = s.args.map((r) => dtypes[r]);
+      dtype = resultDtype(s.op, argDtypes, s.attrs);
+      expr = spec.expr(s.args.map((r, pos) => opaque(names[r], dtypes[r], pos, zeros)), s.attrs, dtype, argDtypes);
+      for (const [h, code] of Object.entries(spec.helpers ?? {})) if (new RegExp(`\\b${h}\\(`).test(expr)) helpers.set(h, code);
+    }
+    names.push(name);
+    dtypes.push(dtype);
+    stmts.push(`  let ${name} = ${expr};`);
+  }
+  return { names, dtypes, stmts, constWords, helpers };
 }
 
 /** A sub-op's result dtype from its operand dtypes (the registry's rule; shapes do not matter here). */

@@ -53,12 +53,27 @@ export function kernelStorageType(d: DType): 'f32' | 'i32' | 'u32' {
 }
 
 /**
+ * An epilogue applied to each output element at store time instead of the plain store (fused_matmul,
+ * codegen/fused-matmul.ts): more uniform fields after the matmul's, the bindings after a and b, lines
+ * run once per invocation after the batch index is unravelled (the batch indices `i{d}` are in scope),
+ * and a function `call(index, row, column, value)` that computes and stores the outputs.
+ */
+export interface MatmulEpilogue {
+  readonly comment: string;
+  readonly fields: readonly string[];
+  readonly declarations: readonly string[];
+  readonly prologue: readonly string[];
+  readonly call: string;
+  readonly functions: readonly string[];
+}
+
+/**
  * The matmul kernel of a node. The default ('tiled') stages tiles in workgroup memory, for GPUs.
  * 'blocked' keeps the same grid of 32x32 output tiles, uniforms and bindings, but each of 64
  * invocations computes a 4x4 block straight from storage, with no workgroup memory or barriers: on
  * CPU adapters (lavapipe, SwiftShader) barriers are costly and caches do the staging.
  */
-export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked' } = {}): MatmulKernel {
+export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'; epilogue?: MatmulEpilogue } = {}): MatmulKernel {
   if (node.op !== 'matmul' || node.inputs.length !== 2 || node.outputs.length !== 1) throw new Error(`${node.op} is not a matmul node`);
   const [a, b] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type;
@@ -79,11 +94,14 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   } else {
     L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK}, a 2x2 register block per invocation.`);
   }
-  L.push('struct Params {', ...fields, '}');
+  const epi = options.epilogue;
+  if (epi) L.push(epi.comment);
+  L.push('struct Params {', ...fields, ...(epi?.fields ?? []), '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> a: array<${ty}>;`);
   L.push(`@group(0) @binding(2) var<storage, read> b: array<${ty}>;`);
-  L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${ty}>;`);
+  if (epi) L.push(...epi.declarations);
+  else L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${ty}>;`);
   if (options.variant !== 'blocked') {
     L.push(`var<workgroup> tileA: array<${ty}, ${T * TK}>; // [${T}][${TK}]`);
     L.push(`var<workgroup> tileB: array<${ty}, ${TK * T}>; // [${TK}][${T}]`);
@@ -117,6 +135,9 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   L.push('  let aBase = am * m * k;');
   L.push('  let bBase = bm * k * n;');
   L.push('  let oBase = bi * m * n;');
+  if (epi) L.push(...epi.prologue);
+  // the store of one output element: the plain store, or the epilogue
+  const store = (r: string, c: string, v: string) => (epi ? `${epi.call}(oBase + ${r} * n + ${c}, ${r}, ${c}, ${v});` : `out[oBase + ${r} * n + ${c}] = ${v};`);
   if (options.variant === 'blocked') {
     L.push('  let r0 = row0 + (li / 8u) * 4u;');
     L.push('  let c0 = col0 + (li % 8u) * 4u;');
@@ -137,10 +158,11 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     L.push('    let r = r0 + i;');
     L.push('    if (r >= m) { break; }');
     L.push('    for (var j = 0u; j < 4u; j++) {');
-    L.push('      if (c0 + j < n) { out[oBase + r * n + c0 + j] = acc[i][j]; }');
+    L.push(`      if (c0 + j < n) { ${store('r', 'c0 + j', 'acc[i][j]')} }`);
     L.push('    }');
     L.push('  }');
     L.push('}', '');
+  if (epi) L.push(...epi.functions);
     return {
       op: 'matmul',
       wgsl: L.join('\n'),
@@ -189,11 +211,12 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   L.push('  let r1 = r0 + 16u;');
   L.push('  let c0 = col0 + lid.x;');
   L.push('  let c1 = c0 + 16u;');
-  L.push('  if (r0 < m && c0 < n) { out[oBase + r0 * n + c0] = acc00; }');
-  L.push('  if (r0 < m && c1 < n) { out[oBase + r0 * n + c1] = acc01; }');
-  L.push('  if (r1 < m && c0 < n) { out[oBase + r1 * n + c0] = acc10; }');
-  L.push('  if (r1 < m && c1 < n) { out[oBase + r1 * n + c1] = acc11; }');
+  L.push(`  if (r0 < m && c0 < n) { ${store('r0', 'c0', 'acc00')} }`);
+  L.push(`  if (r0 < m && c1 < n) { ${store('r0', 'c1', 'acc01')} }`);
+  L.push(`  if (r1 < m && c0 < n) { ${store('r1', 'c0', 'acc10')} }`);
+  L.push(`  if (r1 < m && c1 < n) { ${store('r1', 'c1', 'acc11')} }`);
   L.push('}', '');
+  if (epi) L.push(...epi.functions);
 
   return {
     op: 'matmul',

@@ -9,5 +9,6 @@ import './pool.ts';
 import './random.ts';
 import './misc.ts';
 import './fused.ts';
+import './fused-matmul.ts';
 
 export * from './registry.ts';

@@ -14,8 +14,20 @@
 // left as it was. Every value keeps its id: a fused node's outputs are the values its members defined,
 // so the graph's outputs, losses and updates are untouched. Fusion runs after autodiff and the
 // optimize passes (it is applied when lowering, compiler/codegen/program.ts).
+//
+// Matmul epilogues: once the groups are settled, each f32 matmul (in graph order) merges into the group
+// of one of its consumers (the first, in consumer order, that qualifies) and the group becomes one
+// fused_matmul node: the matmul, then the group's body applied to each element as it is stored. The
+// group qualifies when it computes the matmul result's shape (the kernel iterates the matmul's output),
+// has no matmul yet, merging creates no cycle (no other consumer of the matmul result reaches the
+// group), and the kernel stays within the storage buffers (a, b, the group's other inputs, its outputs).
+// The matmul result may also be used outside the group (by another group, a reduction, the backward
+// pass, or as a graph result): then the fused node stores it as one more output (register 0 of the
+// body), which costs a store but still saves the dispatch and the epilogue's re-read of the result. A
+// lone elementwise consumer (a bias add) counts as a group, so `x @ w + b` is one kernel.
 import '../ops/index.ts';
 import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo } from '../ops/fused.ts';
+import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { getOp } from '../ops/registry.ts';
 import type { Graph, LayerCall, Node, Value } from '../ir/types.ts';
 import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
@@ -23,7 +35,7 @@ import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
 /** The most storage buffers one shader stage may bind (WebGPU's default maxStorageBuffersPerShaderStage). */
 export const MAX_STORAGE_BUFFERS = 8;
 
-export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs';
+export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul';
 
 /** A node that could have joined a consumer's group but did not, and why. */
 export interface FuseRejection {
@@ -37,6 +49,8 @@ export interface FuseRejection {
 }
 
 export interface FusedGroup {
+  /** fused_elementwise, or fused_matmul when the group is a matmul's epilogue (then `nodes[0]` is the matmul). */
+  readonly op: string;
   /** The member nodes' indices in the input graph, in order. */
   readonly nodes: readonly number[];
   readonly ops: readonly string[];
@@ -55,6 +69,8 @@ export interface FuseReport {
 export interface FuseOptions {
   /** Storage buffers a fused kernel may bind (default 8); tests lower it to see the limit at work. */
   readonly maxStorageBuffers?: number;
+  /** Merge matmuls into their epilogue groups (fused_matmul; default true). */
+  readonly matmul?: boolean;
 }
 
 function hasF16(n: Node): boolean {
@@ -190,6 +206,47 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     }
   }
 
+  // ---- matmul epilogues: a matmul joins a consumer group --------------------------------------------
+  const matmulOf = new Map<number, number>(); // group id -> its matmul's node index
+  for (let k = 0; k < N && options.matmul !== false; k++) {
+    const n = nodes[k];
+    if (n.op !== 'matmul' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || hasF16(n)) continue;
+    const out = n.outputs[0];
+    const uses = consumers.get(out.id) ?? [];
+    const candidates = [...new Set(uses.filter((c) => groups.has(superOf[c])).map((c) => superOf[c]))];
+    for (const id of candidates) {
+      const grp = groups.get(id)!;
+      const reject = (reason: FuseReason, detail: string) => rejected.push({ node: k, op: n.op, group: id, reason, detail });
+      if (matmulOf.has(id)) {
+        reject('matmul', `the group is already the epilogue of the matmul at node ${matmulOf.get(id)}`);
+        continue;
+      }
+      if (!sameShape(out, grp.shapeOf)) {
+        reject('shape', `matmul gives ${shapeToString(out.type.shape)}, the group computes ${shapeToString(grp.shapeOf.type.shape)}`);
+        continue;
+      }
+      const others = [...new Set(uses.map((c) => superOf[c]).filter((x) => x !== id))];
+      const via = others.find((x) => reaches(x, id));
+      if (via !== undefined) {
+        reject('cycle', `node ${via} uses the matmul's value and feeds the group: fusing would make a cycle`);
+        continue;
+      }
+      // a and b, the group's other inputs (one binding each, even when one is a or b), the outputs
+      const trial = new Set(grp.members).add(k);
+      const extra = new Set<number>();
+      for (const m of grp.members) for (const v of nodes[m].inputs) if (v.id !== out.id && !trial.has(producer.get(v.id) ?? -1) && !isConstValue(v)) extra.add(v.id);
+      const bound = 2 + extra.size + bindings(trial).outputs;
+      if (bound > maxBuffers) {
+        reject('bindings', `the fused matmul would bind ${bound} storage buffers, over the limit of ${maxBuffers}`);
+        continue;
+      }
+      grp.members.add(k);
+      superOf[k] = id;
+      matmulOf.set(id, k);
+      break;
+    }
+  }
+
   // ---- build the fused nodes ----------------------------------------------------------------------
   const fusedAt = new Map<number, Node>(); // group id -> fused node
   const report: FusedGroup[] = [];
@@ -198,10 +255,18 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     const members = [...grp.members].sort((a, b) => a - b);
     const memberSet = grp.members;
     const hasConst = members.some((m) => nodes[m].inputs.some(isConstValue));
-    if (members.length === 1 && !hasConst) continue;
+    const mmAt = matmulOf.get(grp.id);
+    if (members.length === 1 && !hasConst && mmAt === undefined) continue;
     const inputs: Value[] = [];
     const reg = new Map<number, number>(); // value id -> register (inputs first; sub-results renumbered below)
-    const external = members.flatMap((m) => nodes[m].inputs.filter((v) => !memberSet.has(producer.get(v.id) ?? -1) && !isConstValue(v)));
+    // a matmul's epilogue: register 0 is the matmul result, the body's input; the matmul is no sub-op
+    const mm = mmAt === undefined ? undefined : nodes[mmAt];
+    const body = mm ? members.filter((m) => m !== mmAt) : members;
+    if (mm) {
+      reg.set(mm.outputs[0].id, 0);
+      inputs.push(mm.outputs[0]);
+    }
+    const external = body.flatMap((m) => nodes[m].inputs.filter((v) => !memberSet.has(producer.get(v.id) ?? -1) && !isConstValue(v)));
     for (const v of external) {
       if (!reg.has(v.id)) {
         reg.set(v.id, inputs.length);
@@ -215,7 +280,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     const ops: FusedSubOp[] = [];
     const constReg = new Map<number, number>();
     let constants = 0;
-    for (const m of members) {
+    for (const m of body) {
       const node = nodes[m];
       for (const v of node.inputs) {
         if (!isConstValue(v) || constReg.has(v.id)) continue;
@@ -232,15 +297,16 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     const outputs = members.map((m) => nodes[m].outputs[0]).filter((v) => results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => !memberSet.has(c)));
     if (outputs.length === 0) continue; // dead code: left for dce
     const fused: Node = {
-      op: FUSED_OP,
-      inputs,
+      op: mm ? FUSED_MATMUL_OP : FUSED_OP,
+      // fused_matmul reads a and b, then the epilogue's inputs (its registers 1..)
+      inputs: mm ? [...mm.inputs, ...inputs.slice(1)] : inputs,
       attrs: encodeFusedBody({ ops, outputs: outputs.map((v) => reg.get(v.id)!) }),
       outputs,
       span: nodes[grp.id].span,
     };
     fusedAt.set(grp.id, fused);
     for (const m of members) inGroup[m] = 1;
-    report.push({ nodes: members, ops: members.map((m) => nodes[m].op), inputs: inputs.length, outputs: outputs.length, constants });
+    report.push({ op: fused.op, nodes: members, ops: members.map((m) => nodes[m].op), inputs: fused.inputs.length, outputs: outputs.length, constants });
   }
   if (fusedAt.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected } };
 

@@ -1,0 +1,100 @@
+// Code generation for fused_matmul: the matmul kernel (tiled or blocked, codegen/matmul.ts) whose store applies an epilogue.
+//
+// Both variants keep their grid, workgroup size and inner loop: only the store of each output element
+// changes, to a call `epilogue(index, row, column, value)` that computes the body (codegen/fused.ts's
+// statements, with the same exclusive-or-with-zero operands, so every sub-op sees an opaque value as the
+// unfused kernel did after loading it from memory, and the backend cannot contract across kernels) and
+// stores every output at the element's index.
+//
+// Epilogue inputs are addressed like fused_elementwise's: at the output index ('same'), element 0
+// ('scalar'), or through broadcast strides aligned to the output's axes ('strided', a bias [n] or a
+// residual with broadcast batch axes). A strided input's offset is split: its batch part is computed once
+// per invocation from the matmul's batch indices, then row * stride[rank - 2] + column * stride[rank - 1].
+//
+// Uniform layout: the matmul's words (codegen/matmul.ts), then `ez` (a vec4 of zeros for the opaque
+// operands), one `es{i}` per strided epilogue input (its strides over the output's axes), then `c` (the
+// constants). Bindings (group 0): 0 the uniform, 1 a, 2 b, then the epilogue inputs (read-only), then the
+// outputs (read-write). The workgroup count is the matmul's.
+import type { DType, Node, Value } from '../ir/types.ts';
+import { type Dim, dimEquals, isConcrete, mul } from '../shapes/dim.ts';
+import { decodeFusedBody } from '../ops/fused.ts';
+import { accessOf, storageType, uvec } from './elementwise.ts';
+import { fusedBodyCode } from './fused.ts';
+import { type KernelPlan, padUniforms } from './kernel.ts';
+import { lowerMatmul, type MatmulEpilogue, matmulUniformDims } from './matmul.ts';
+
+const OP = 'fused_matmul';
+
+/** An input's row-major strides aligned to the output's axes (0 where it lacks the axis or has size 1 there). */
+function stridesOver(shape: readonly Dim[], out: readonly Dim[]): Dim[] {
+  const words: Dim[] = new Array<Dim>(out.length).fill(0);
+  const lead = out.length - shape.length;
+  let acc: Dim = 1;
+  for (let a = shape.length - 1; a >= 0; a--) {
+    const one = isConcrete(shape[a]) && shape[a] === 1;
+    if (!one && !dimEquals(shape[a], out[lead + a])) throw new Error(`${OP}: an epilogue input does not broadcast to the output`);
+    words[lead + a] = one ? 0 : acc;
+    acc = mul(acc, shape[a]);
+  }
+  return words;
+}
+
+/** The one dispatch of a fused_matmul node, with the blocked CPU variant as `cpuWgsl`. */
+export function fusedMatmulPlans(node: Node): KernelPlan[] {
+  const body = decodeFusedBody(node.attrs);
+  if (typeof body === 'string') throw new Error(body);
+  const [a, b] = node.inputs;
+  const outShape = node.outputs[0].type.shape;
+  const rank = outShape.length;
+  const batchRank = rank - 2;
+  const kr = Math.max(1, Math.ceil(rank / 4));
+  // the matmul alone, as codegen/matmul.ts lowers it
+  const mmValue: Value = { id: -1, type: { dtype: 'f32', shape: outShape } };
+  const mmNode: Node = { op: 'matmul', inputs: [a, b], attrs: {}, outputs: [mmValue], span: node.span };
+  const extras = node.inputs.slice(2).map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
+  const strided = extras.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
+  const code = fusedBodyCode(body, ['f32', ...extras.map((x) => x.dtype)], 'p.ez');
+
+  const fields = ['  ez: vec4<u32>, // zeros: the opaque operands of the epilogue'];
+  for (const i of strided) fields.push(`  es${i}: array<vec4<u32>, ${kr}>, // epilogue input ${i}: strides over the output's axes`);
+  if (code.constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(code.constWords.length / 4)}>, // constants`);
+  const decls: string[] = [];
+  extras.forEach((x, i) => decls.push(`@group(0) @binding(${3 + i}) var<storage, read> e${i}: array<${storageType(x.dtype)}>;`));
+  const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
+  outs.forEach((x) => decls.push(`@group(0) @binding(${3 + extras.length + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
+  for (const i of strided) decls.push(`var<private> eb${i}: u32; // epilogue input ${i}: the offset of this invocation's batch`);
+
+  const prologue: string[] = [];
+  if (batchRank > 0) {
+    for (const i of strided) prologue.push(`  eb${i} = ${Array.from({ length: batchRank }, (_, d) => `i${d} * ${uvec(`es${i}`, d)}`).join(' + ')};`);
+  }
+  const fn: string[] = [...[...code.helpers.values()].flatMap((h) => [h, ''])];
+  fn.push('fn epilogue(idx: u32, r: u32, c: u32, v0: f32) {');
+  extras.forEach((x, i) => {
+    let at = 'idx';
+    if (x.access === 'scalar') at = '0u';
+    else if (x.access === 'strided') {
+      fn.push(`  let o${i} = eb${i} + r * ${uvec(`es${i}`, rank - 2)} + c * ${uvec(`es${i}`, rank - 1)};`);
+      at = `o${i}`;
+    }
+    const load = `e${i}[${at}]`;
+    fn.push(`  let v${i + 1} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
+  });
+  fn.push(...code.stmts);
+  for (const x of outs) fn.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${code.names[x.r]})` : code.names[x.r]};`);
+  fn.push('}', '');
+
+  const epilogue: MatmulEpilogue = {
+    comment: `// ${OP}: epilogue (${['f32', ...extras.map((x) => x.dtype)].join(', ')}) -> (${outs.map((x) => x.dtype as DType).join(', ')}): ${body.ops.map((s) => s.op).join(', ') || 'the matmul result'}, applied to each element at store time.`,
+    fields,
+    declarations: decls,
+    prologue,
+    call: 'epilogue',
+    functions: fn,
+  };
+  const tiled = lowerMatmul(mmNode, { epilogue });
+  const blocked = lowerMatmul(mmNode, { variant: 'blocked', epilogue });
+  const mmWords = matmulUniformDims(tiled);
+  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(stridesOver(extras[i].shape, outShape))), ...code.constWords]);
+  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl }];
+}

@@ -1,0 +1,65 @@
+// fused_matmul: a matmul followed by an elementwise epilogue (bias add, activation, residual add, scaling), one kernel.
+//
+// Inputs: a [..., m, k] and b [..., k, n] (the matmul's operands), then the epilogue's inputs. Attributes:
+// `ops` and `outputs`, a body in fused_elementwise's encoding (ops/fused.ts) whose registers are the
+// matmul result (register 0), the epilogue inputs (registers 1..e, node inputs 2..e+1), then the
+// sub-results. Every output has the matmul result's shape, the kernel's iteration shape; every epilogue
+// input and sub-result broadcasts to it. An output may be register 0 itself: the matmul result, stored
+// as well when something outside the epilogue also reads it.
+//
+// The fusion pass builds these after autodiff (optimize/fuse.ts); the lowering (codegen/fused-matmul.ts)
+// is the matmul kernel of either variant with the body applied to each element at store time.
+import type { Attrs, TensorType } from '../ir/types.ts';
+import type { Tensor } from '../interpret/tensor.ts';
+import { dimEquals } from '../shapes/dim.ts';
+import { fusedMatmulPlans } from '../codegen/fused-matmul.ts';
+import { broadcastsTo, decodeFusedBody, type FusedBody, fusedRegisterTypes } from './fused.ts';
+import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
+import { err, typeStr } from './util.ts';
+
+export const FUSED_MATMUL_OP = 'fused_matmul';
+
+/** The matmul result's type and every register's type, or why the node does not type-check. */
+export function fusedMatmulTypes(inputs: readonly TensorType[], attrs: Attrs): { mm: TensorType; body: FusedBody; regs: TensorType[] } | ShapeError {
+  if (inputs.length < 2) return err(`${FUSED_MATMUL_OP} needs the two matmul operands`);
+  const body = decodeFusedBody(attrs);
+  if (typeof body === 'string') return err(body.replace('fused_elementwise', FUSED_MATMUL_OP));
+  const mm = inferOp('matmul', inputs.slice(0, 2), {});
+  if (isShapeError(mm)) return mm;
+  if (mm[0].dtype !== 'f32') return err(`${FUSED_MATMUL_OP} is f32 only, found ${typeStr(mm[0])}`);
+  const regs = fusedRegisterTypes([mm[0], ...inputs.slice(2)], body);
+  if (isShapeError(regs)) return regs;
+  return { mm: mm[0], body, regs };
+}
+
+registerOp({
+  name: FUSED_MATMUL_OP,
+  family: 'fused',
+  arity: 'variadic',
+  // fusion runs after autodiff: no gradient flows through a fused node
+  differentiable: 'none',
+  attrs: { ops: 'required', outputs: 'required' },
+  lower: { kind: 'kernel', kernel: fusedMatmulPlans },
+  infer(inputs, attrs) {
+    const t = fusedMatmulTypes(inputs, attrs);
+    if (!('regs' in t)) return t;
+    const { mm, body, regs } = t;
+    const bad = body.outputs.find((r) => !Number.isInteger(r) || r < 0 || r >= regs.length || (r > 0 && r < inputs.length - 1));
+    if (bad !== undefined) return err(`${FUSED_MATMUL_OP} output register ${bad} is neither the matmul result nor a sub-op result`);
+    const outs = body.outputs.map((r) => regs[r]);
+    const mismatch = outs.find((o) => o.shape.length !== mm.shape.length || !o.shape.every((d, a) => dimEquals(d, mm.shape[a])));
+    if (mismatch) return err(`${FUSED_MATMUL_OP} output ${typeStr(mismatch)} does not have the matmul result's shape ${typeStr(mm)}`);
+    const wide = regs.findIndex((r) => !broadcastsTo(r.shape, mm.shape));
+    if (wide >= 0) return err(`${FUSED_MATMUL_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the matmul result ${typeStr(mm)}`);
+    return outs.map((o) => ({ dtype: o.dtype, shape: o.shape }));
+  },
+  interpret(inputs, attrs, env) {
+    const body = decodeFusedBody(attrs);
+    if (typeof body === 'string') throw new Error(body);
+    // the matmul's interpreter, then each sub-op through its own: what the unfused graph computes
+    const mm = getOp('matmul')!.interpret(inputs.slice(0, 2), {}, env)[0];
+    const regs: Tensor[] = [mm, ...inputs.slice(2)];
+    for (const s of body.ops) regs.push(getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env)[0]);
+    return body.outputs.map((r) => regs[r]);
+  },
+});
