@@ -50,6 +50,21 @@ describe('generated programs', () => {
     expect(shaders.size).toBeGreaterThan(100);
   });
 
+  it("every dispatch names a .dl position inside the file it came from (the model's or the stdlib's)", () => {
+    const lines = (file: string) => readFileSync(file, 'utf8').split('\n');
+    for (const c of EXAMPLE_CASES) {
+      const p = program(c.file, c.model, c.args);
+      for (const g of [p.graphs.predict, p.graphs.evaluate, ...p.graphs.steps]) {
+        for (const k of g.kernels) {
+          const text = lines(k.source!.file);
+          expect(k.source!.line, `${c.model} ${k.op} ${k.source!.file}`).toBeGreaterThanOrEqual(1);
+          expect(k.source!.line, `${c.model} ${k.op} ${k.source!.file}`).toBeLessThanOrEqual(text.length);
+          expect(text[k.source!.line - 1].trim(), `${c.model} ${k.op} ${k.source!.file}:${k.source!.line}`).not.toBe('');
+        }
+      }
+    }
+  });
+
   it('a tensor over the storage binding limit is a compile-time E0401 naming it and the limit', () => {
     const text = `use std.nn.{Dense}
 model Huge {

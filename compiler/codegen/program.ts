@@ -29,6 +29,8 @@ const ALIASING_OPS = new Set(['reshape', 'stop_gradient']);
 export interface ModelGraphs {
   readonly file: string;
   readonly source: string;
+  /** The text of other files nodes may come from (the stdlib, imported modules), for line numbers. */
+  readonly otherSources?: ReadonlyMap<string, string>;
   /** The training variant's forward graph: its parameter order fixes the initializer streams. */
   readonly forward: Graph;
   readonly evaluation: Graph;
@@ -63,7 +65,7 @@ function predictGraph(evaluation: Graph): Graph {
   return { ...pruned, name: `${evaluation.name}.predict`, inputs: pruned.inputs.filter((i) => used.has(i.value.id)) };
 }
 
-function lowerGraph(g: Graph, name: string, text: SourceText, shaders: Map<string, number>): GraphProgram {
+function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>): GraphProgram {
   const buffers: BufferDecl[] = [];
   const bufferOf = new Map<number, number>();
   const add = (v: Value, decl: BufferDecl) => {
@@ -92,7 +94,7 @@ function lowerGraph(g: Graph, name: string, text: SourceText, shaders: Map<strin
     } catch (e) {
       throw new LoweringError(`${node.op} cannot be lowered: ${(e as Error).message}`);
     }
-    const pos = text.position(node.span.start);
+    const pos = position(node.span);
     for (const plan of plans) {
       const intern = (wgsl: string): number => {
         let at = shaders.get(wgsl);
@@ -161,7 +163,17 @@ export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; 
   const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
   if (limitDiagnostics.length > 0) return { diagnostics: limitDiagnostics };
   try {
-    const text = new SourceText(m.file, m.source);
+    // a node's span is in the file it was written in: the model's, or the stdlib's
+    const texts = new Map<string, SourceText>([[m.file, new SourceText(m.file, m.source)]]);
+    const position = (span: Span) => {
+      let text = texts.get(span.file);
+      if (!text) {
+        const source = m.otherSources?.get(span.file);
+        if (source === undefined) return { line: 0, column: 0 };
+        texts.set(span.file, (text = new SourceText(span.file, source)));
+      }
+      return text.position(span.start);
+    };
     const shaders = new Map<string, number>();
     const trained = new Set(m.steps.flatMap((g) => g.params.filter((p) => p.update).map((p) => p.path)));
     const params: ParamDecl[] = m.forward.params.map((p, k) => ({
@@ -180,9 +192,9 @@ export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; 
     }
     const predict = predictGraph(m.evaluation);
     const graphs = {
-      predict: lowerGraph(fused(predict), 'predict', text, shaders),
-      evaluate: lowerGraph(fused(m.evaluation), 'evaluate', text, shaders),
-      steps: m.steps.map((g, i) => lowerGraph(fused(g), m.training?.steps[i]?.name ?? `step${i}`, text, shaders)),
+      predict: lowerGraph(fused(predict), 'predict', position, shaders),
+      evaluate: lowerGraph(fused(m.evaluation), 'evaluate', position, shaders),
+      steps: m.steps.map((g, i) => lowerGraph(fused(g), m.training?.steps[i]?.name ?? `step${i}`, position, shaders)),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);

@@ -29,8 +29,9 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
     if (all.some((d) => d.severity === 'error')) return { programs: [], diagnostics: all };
     const programs: ModelProgram[] = [];
     const kept: ModelGraphs[] = [];
+    const otherSources = stdlibModules().sources;
     const lower = (m: ModelGraphs) => {
-      const lowered = lowerModel(m, { fuse: options.fuse });
+      const lowered = lowerModel({ ...m, otherSources }, { fuse: options.fuse });
       all.push(...lowered.diagnostics);
       if (!lowered.program) return;
       programs.push(lowered.program);
