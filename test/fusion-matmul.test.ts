@@ -1,0 +1,273 @@
+// Matmul epilogue fusion (fused_matmul, compiler/optimize/fuse.ts): a matmul and the elementwise ops that
+// consume its output run as one kernel. Fused and unfused graphs give the same bits in the float64
+// interpreter and on WebGPU (Dawn on lavapipe), for both matmul variants (the tiled GPU kernel and the
+// blocked CPU kernel): generated matmuls (random m, n, k, batch axes, broadcasting, symbolic sizes) with
+// bias, activation, residual and scaling epilogues, a few hand-built cases the pass must get right, and
+// the examples' programs on the tiled variant (test/fusion.test.ts runs them on the variant lavapipe
+// picks, the blocked one). DLC_FUSION_MATMUL_CASES sets the number of generated cases (default 24: shader
+// compilation of a distinct tiled kernel per case dominates on lavapipe; 80 cases took about 6 minutes).
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Attrs, Graph, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
+import { FUSED_OP } from '../compiler/ops/fused.ts';
+import { inferOp, isShapeError } from '../compiler/ops/index.ts';
+import { fuseWithReport } from '../compiler/optimize/fuse.ts';
+import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
+import { Model } from '../runtime/model.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
+import { evalShape } from '../runtime/sizes.ts';
+import { getDevice, type GraphJob, runGraphs } from './gpu-helpers.ts';
+import { argsOf, EXAMPLE_CASES } from './helpers.ts';
+
+const SEED = 11;
+
+let nextId = 0;
+const span = { file: 'fusion-matmul.test', start: 0, end: 0 };
+
+/** A small graph builder: inputs, nodes through the registry's shape rules, outputs. */
+class G {
+  readonly inputs: { name: string; value: Value; span: typeof span }[] = [];
+  readonly nodes: Node[] = [];
+  input(name: string, type: TensorType): Value {
+    const value = { id: nextId++, type };
+    this.inputs.push({ name, value, span });
+    return value;
+  }
+  op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
+    const types = inferOp(op, inputs.map((v) => v.type), attrs);
+    if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
+    const outputs = types.map((type) => ({ id: nextId++, type }));
+    this.nodes.push({ op, inputs, attrs, outputs, span });
+    return outputs[0];
+  }
+  graph(outputs: Record<string, Value>): Graph {
+    return { name: 'g', inputs: this.inputs, params: [], state: [], nodes: this.nodes, outputs: new Map(Object.entries(outputs)), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
+  }
+}
+
+const f32t = (...shape: Dim[]): TensorType => ({ dtype: 'f32', shape });
+const scalar = (b: G, value: number) => b.op('full', [], { shape: [], value, dtype: 'f32' });
+
+/** Bits of a float64 interpreter result, NaN equal to NaN. */
+function sameBits(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Math.max(a.length, b.length);
+  let bad = 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) bad++;
+  return bad;
+}
+
+interface Case extends GraphJob {
+  readonly text: string;
+}
+
+/** A random matmul with a random epilogue chain; the feeds at concrete sizes (a symbolic B among them). */
+function randomCase(random: () => number): Case {
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const sizes = new Map<string, number>();
+  const batchRank = pick([0, 0, 1, 1, 2]);
+  const symbolic = random() < 0.4;
+  // m, n and k cross the 32x32 tile and the 16-step k edges now and then
+  const m = int(1, random() < 0.3 ? 70 : 12);
+  const n = int(1, random() < 0.3 ? 70 : 12);
+  const k = int(1, random() < 0.3 ? 40 : 9);
+  const batch: Dim[] = Array.from({ length: batchRank }, () => int(1, 3));
+  const concrete = (d: Dim) => evaluate(d, sizes);
+  let mDim: Dim = m;
+  if (symbolic) {
+    // a symbolic batch axis, or a symbolic row count (x [B, k] @ w [k, n])
+    sizes.set('B', int(1, 5));
+    if (batchRank > 0) batch[0] = sym('B');
+    else mDim = sym('B');
+  }
+  const b = new G();
+  const feeds = new Map<string, Tensor>();
+  const input = (name: string, shape: Dim[]) => {
+    const v = b.input(name, f32t(...shape));
+    const cs = shape.map(concrete);
+    feeds.set(name, tensor('f32', cs, Array.from({ length: cs.reduce((x, y) => x * y, 1) }, () => Math.fround((random() * 2 - 1) * 2))));
+    return v;
+  };
+  // operands' batch axes: the full batch, some axes 1 (broadcast), or none (a weight matrix)
+  const batchOf = () => (random() < 0.3 ? [] : batch.map((d) => (random() < 0.25 ? 1 : d)));
+  const a = input('a', [...batchOf(), mDim, k]);
+  const w = input('w', [...(random() < 0.5 ? [] : batchOf()), k, n]);
+  const mm = b.op('matmul', [a, w]);
+  const outShape = mm.type.shape;
+  const steps: string[] = [];
+  let x = mm;
+  const outputs: Record<string, Value> = {};
+  if (random() < 0.25) outputs.mm = mm; // also used outside the epilogue: stored as one more output
+  const count = int(1, 4);
+  for (let s = 0; s < count; s++) {
+    const kind = pick(['bias', 'bias', 'residual', 'scale', 'relu', 'unary', 'binary']);
+    if (kind === 'bias') {
+      x = b.op('add', [x, input(`bias${s}`, [n])]);
+    } else if (kind === 'residual') {
+      const shape = outShape.map((d, i) => (i < outShape.length - 2 && random() < 0.3 ? 1 : d)).slice(random() < 0.3 ? Math.min(outShape.length - 2, 1) : 0);
+      x = b.op(pick(['add', 'sub']), random() < 0.5 ? [x, input(`res${s}`, shape)] : [input(`res${s}`, shape), x]);
+    } else if (kind === 'scale') {
+      x = b.op(pick(['mul', 'div']), [x, scalar(b, pick([0.5, 3, 1 / 7, -1.25]))]);
+    } else if (kind === 'relu') {
+      x = b.op('maximum', [x, scalar(b, 0)]);
+    } else if (kind === 'unary') {
+      x = b.op(pick(['tanh', 'exp', 'neg', 'abs', 'sigmoid', 'sqrt', 'log', 'sin']), [x]);
+    } else {
+      // the chain reads the matmul result again (mm * h, h - mm, ...)
+      x = b.op(pick(['mul', 'add', 'sub', 'minimum']), random() < 0.5 ? [x, mm] : [mm, x]);
+    }
+    steps.push(`${b.nodes[b.nodes.length - 1].op}`);
+    if (s < count - 1 && random() < 0.15) outputs[`h${s}`] = x;
+  }
+  outputs.y = x;
+  const text = `[${a.type.shape.join(',')}] @ [${w.type.shape.join(',')}] then ${steps.join(', ')}; sizes ${JSON.stringify([...sizes])}; outputs ${Object.keys(outputs).join(',')}`;
+  return { graph: b.graph(outputs), feeds, sizes, text };
+}
+
+const CASES = Number(process.env.DLC_FUSION_MATMUL_CASES ?? 24);
+
+describe(`${CASES} generated matmul epilogues: fused against unfused`, () => {
+  const random = seededRandom(Number(process.env.DLC_SEED ?? 20261125));
+  const cases = Array.from({ length: CASES }, () => randomCase(random));
+  const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
+
+  it('every matmul fuses, the fused graph verifies, and the interpreter gives the same bits', () => {
+    for (const [i, c] of cases.entries()) {
+      const g = fused[i].graph;
+      expect(verifyGraph(g), c.text).toEqual([]);
+      expect(g.nodes.filter((n) => n.op === FUSED_MATMUL_OP).length, c.text).toBe(1);
+      expect(g.nodes.some((n) => n.op === 'matmul'), c.text).toBe(false);
+      const feeds = { inputs: c.feeds, params: new Map(), state: new Map() };
+      const want = interpretGraph(c.graph, feeds).outputs;
+      const got = interpretGraph(g, feeds).outputs;
+      for (const [k, t] of want) expect(sameBits(got.get(k)!.data, t.data), `${c.text}: output ${k}`).toBe(0);
+    }
+  });
+
+  for (const variant of ['gpu', 'cpu'] as const) {
+    it(`WebGPU, the ${variant === 'gpu' ? 'tiled' : 'blocked'} matmul kernels: the same bits fused and unfused (all cases in one submission)`, async () => {
+      const device = await getDevice();
+      const t0 = performance.now();
+      const [want, got] = [await runGraphs(device, cases, { variant }), await runGraphs(device, fused, { variant })];
+      const bad: string[] = [];
+      let compared = 0;
+      want.forEach((outs, i) => {
+        for (const [k, x] of outs) {
+          const y = got[i].get(k)!;
+          compared++;
+          const at = x.findIndex((word, j) => word !== y[j]);
+          if (at >= 0 || x.length !== y.length) bad.push(`${cases[i].text}: output ${k}[${at}] unfused ${x[at]?.toString(16)}, fused ${y[at]?.toString(16)}`);
+        }
+      });
+      console.log(`${variant} variant: ${compared} outputs of ${cases.length} cases compared, ${bad.length} differ (${(performance.now() - t0).toFixed(0)} ms)`);
+      expect(bad.slice(0, 5)).toEqual([]);
+    }, 300_000);
+  }
+});
+
+describe('the pass on hand-built matmul graphs', () => {
+  it('x @ w + b, relu: one fused_matmul with the bias as a strided input', () => {
+    const b = new G();
+    const x = b.input('x', f32t(sym('B'), 5));
+    const w = b.input('w', f32t(5, 3));
+    const bias = b.input('b', f32t(3));
+    const y = b.op('maximum', [b.op('add', [b.op('matmul', [x, w]), bias]), scalar(b, 0)]);
+    const { graph, report } = fuseWithReport(b.graph({ y }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_MATMUL_OP]);
+    expect(graph.nodes[0].inputs.map((v) => v.id)).toEqual([x.id, w.id, bias.id]);
+    expect(report.groups.map((g) => [g.op, g.ops])).toEqual([[FUSED_MATMUL_OP, ['matmul', 'add', 'maximum']]]);
+  });
+
+  it('a matmul result used elsewhere is stored as one more output; with fusion of matmuls off nothing changes', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4, 5));
+    const w = b.input('w', f32t(5, 3));
+    const mm = b.op('matmul', [x, w]);
+    const y = b.op('tanh', [mm]);
+    const s = b.op('reduce_sum', [mm], { axes: [0], keepdims: false });
+    const g = b.graph({ y, s });
+    const { graph } = fuseWithReport(g);
+    const fm = graph.nodes.find((n) => n.op === FUSED_MATMUL_OP)!;
+    expect(fm.outputs.map((v) => v.id)).toEqual([mm.id, y.id]);
+    expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_MATMUL_OP, 'reduce_sum']);
+    expect(fuseWithReport(g, { matmul: false }).graph.nodes.map((n) => n.op)).toEqual(['matmul', 'tanh', 'reduce_sum']);
+  });
+
+  it('refusals: a group of another shape, a second matmul, the binding limit, a cycle', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4, 5));
+    const w = b.input('w', f32t(5, 3));
+    const v = b.input('v', f32t(5, 3));
+    const m1 = b.op('matmul', [x, w]);
+    const m2 = b.op('matmul', [x, v]);
+    const h = b.op('add', [m1, m2]); // one epilogue, two matmuls: the second stays a matmul
+    const r = b.op('reduce_sum', [m1], { axes: [1], keepdims: true });
+    const z = b.op('sub', [h, r]); // m1 feeds the group directly and through the reduction: a cycle
+    const wide = b.op('add', [b.op('reshape', [m2], { shape: [4, 3, 1] }), b.input('q', f32t(4, 3, 2))]);
+    const { graph, report } = fuseWithReport(b.graph({ z, wide }));
+    expect(verifyGraph(graph)).toEqual([]);
+    const mm = report.rejected.filter((x) => x.op === 'matmul');
+    expect(mm.map((x) => x.reason).sort()).toEqual(['cycle']);
+    expect(graph.nodes.filter((n) => n.op === FUSED_MATMUL_OP).length).toBe(1);
+    // a tight limit: a and b and one output already take 3 buffers
+    const tight = fuseWithReport(b.graph({ z, wide }), { maxStorageBuffers: 3 });
+    expect(tight.report.rejected.some((x) => x.op === 'matmul' && x.reason === 'bindings')).toBe(true);
+    for (const n of tight.graph.nodes) if (n.op === FUSED_MATMUL_OP || n.op === FUSED_OP) expect(n.inputs.length + n.outputs.length).toBeLessThanOrEqual(3);
+  });
+});
+
+// ---- the examples on the tiled variant ---------------------------------------------------------------
+
+let live: Model | undefined;
+afterEach(() => {
+  live?.dispose();
+  live = undefined;
+});
+
+async function results(program: ModelProgram, sizes: Record<string, number>, batch: Record<string, Float32Array | Int32Array>): Promise<Map<string, Uint32Array>> {
+  const model = await Model.create(program, { seed: SEED, sizes, kernels: 'gpu' });
+  live = model;
+  const out = new Map<string, Uint32Array>();
+  const bits = (xs: ArrayLike<number>) => new Uint32Array(Float32Array.from(xs).buffer);
+  for (const [k, v] of Object.entries(await model.evaluate(batch))) out.set(`evaluate ${k}`, bits([v as number]));
+  for (const [k, v] of Object.entries(await model.predict(batch))) out.set(`predict ${k}`, bits(v as ArrayLike<number>));
+  for (const [k, v] of Object.entries(await model.trainStep(batch).values())) out.set(`step ${k}`, bits([v as number]));
+  for (const [k, t] of decodeSafetensors(await model.saveWeights()).tensors) out.set(`weights ${k}`, bits(t.data as ArrayLike<number>));
+  model.dispose();
+  live = undefined;
+  return out;
+}
+
+describe('examples on the tiled matmul kernels: the fused program against the unfused one', () => {
+  for (const c of EXAMPLE_CASES.filter((x) => ['MnistMlp', 'EncoderProbe', 'CartPolePolicy', 'AutoEncoder'].includes(x.model))) {
+    it(`${c.file}: ${c.model}`, async () => {
+      const file = `examples/${c.file}.dl`;
+      const text = readFileSync(file, 'utf8');
+      const modelArgs = new Map([[c.model, argsOf(c.model, c.args)]]);
+      const program = (fuse: boolean) => compileSource(text, file, undefined, { modelArgs, fuse }).programs.find((p) => p.model === c.model)!;
+      const [unfused, fused] = [program(false), program(true)];
+      expect(fused.graphs.steps.some((s) => s.kernels.some((k) => k.op === FUSED_MATMUL_OP))).toBe(true);
+      const random = seededRandom(SEED);
+      const bound = new Map(Object.entries(c.sizes));
+      const batch: Record<string, Float32Array | Int32Array> = {};
+      for (const i of unfused.inputs) {
+        const n = evalShape(i.shape, bound).reduce((x, y) => x * y, 1);
+        batch[i.name] = i.dtype === 'f32' ? Float32Array.from({ length: n }, () => random() - 0.5) : Int32Array.from({ length: n }, () => Math.floor(random() * (c.intRange?.[i.name] ?? 2)));
+      }
+      const want = await results(unfused, c.sizes, batch);
+      const got = await results(fused, c.sizes, batch);
+      expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+      const differ = [...want].filter(([k, x]) => x.some((w, i) => w !== got.get(k)![i])).map(([k]) => k);
+      console.log(`${c.model} (tiled): ${want.size - differ.length} of ${want.size} results bit-identical fused and unfused`);
+      expect(differ).toEqual([]);
+    }, 120_000);
+  }
+});
