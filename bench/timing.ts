@@ -1,4 +1,5 @@
 // Timing and data helpers shared by both sides of every benchmark.
+import { seededRandom } from '../compiler/interpret/feeds.ts';
 
 export interface Timing {
   readonly medianMs: number;
@@ -30,17 +31,8 @@ export async function timeSteps(warmup: number, reps: number, run: () => Promise
   return { medianMs: round(median(samples)), minMs: round(Math.min(...samples)), maxMs: round(Math.max(...samples)), samplesMs: samples.map(round) };
 }
 
-/** A small seeded generator (mulberry32): both libraries get the very same data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator (the interpreter's mulberry32): both libraries get the very same data. */
+export const rng = seededRandom;
 
 export function uniformData(n: number, seed: number): Float32Array {
   const r = rng(seed);

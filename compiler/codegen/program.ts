@@ -57,7 +57,7 @@ function concreteShape(t: TensorType, what: string): number[] {
 }
 
 /** The predict graph: the evaluation graph with only the declared outputs, and only the inputs they need. */
-function predictGraph(evaluation: Graph): Graph {
+export function predictGraph(evaluation: Graph): Graph {
   const pruned = dce({ ...evaluation, losses: new Map(), metrics: new Map() });
   const used = new Set<number>();
   for (const n of pruned.nodes) for (const v of n.inputs) used.add(v.id);

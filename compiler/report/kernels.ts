@@ -12,12 +12,11 @@ import type { Span } from '../../grammar/ast.ts';
 import { bufferBytes, bufferNumel, memoryReport } from '../../runtime/memory.ts';
 import type { BufferDecl, GraphProgram, KernelDecl, ModelProgram } from '../../runtime/program.ts';
 import { evalShape, sizeNames } from '../../runtime/sizes.ts';
-import type { ModelGraphs } from '../codegen/program.ts';
+import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
 import { getOp } from '../ops/registry.ts';
 import { fuseWithReport, type FuseReason, type FuseReport } from '../optimize/fuse.ts';
-import { dce } from '../optimize/index.ts';
 
 /** A line of a `.dl` file. */
 export interface SourceLine {
@@ -120,15 +119,6 @@ export interface KernelReportInput {
 /** The graphs of a program in order: predict, evaluate, every training step. */
 export function programGraphs(p: ModelProgram): GraphProgram[] {
   return [p.graphs.predict, p.graphs.evaluate, ...p.graphs.steps];
-}
-
-/** The predict graph lowerModel builds from the evaluation graph (only the declared outputs and the inputs they need). */
-function predictGraph(evaluation: Graph): Graph {
-  const pruned = dce({ ...evaluation, losses: new Map(), metrics: new Map() });
-  const used = new Set<number>();
-  for (const n of pruned.nodes) for (const v of n.inputs) used.add(v.id);
-  for (const v of pruned.outputs.values()) used.add(v.id);
-  return { ...pruned, name: `${evaluation.name}.predict`, inputs: pruned.inputs.filter((i) => used.has(i.value.id)) };
 }
 
 /** What the fusion pass does to each of a model's graphs (predict, evaluate, steps), as lowerModel applies it. */
@@ -367,11 +357,6 @@ function opText(k: KernelRow): string {
   if (!k.subOps) return k.op;
   const parts = k.parts ?? [];
   return `${k.op}: ${k.subOps.map((op, i) => (op === 'matmul' && parts[i]?.op === op && k.subOps!.length > 1 ? `${op} (${int(parts[i].flops)} FLOPs)` : op)).join(', ')}`;
-}
-
-function sizesText(r: KernelReport): string {
-  const entries = Object.entries(r.sizes);
-  return entries.length === 0 ? 'none (every size is fixed)' : entries.map(([k, v]) => `${k}=${v}`).join(', ');
 }
 
 /** The report as plain rows: shared by both renderers, so they say the same thing. */
