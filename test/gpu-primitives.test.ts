@@ -49,6 +49,8 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
   switch (node.op) {
     case 'matmul':
       return { kind: 'sum', terms: inputs[0].shape[inputs[0].shape.length - 1] };
+    case 'fused_matmul': // the matmul's k terms plus the epilogue's few (bias, residual)
+      return { kind: 'sum', terms: inputs[0].shape[inputs[0].shape.length - 1] + 2 };
     case 'reduce_sum': {
       const out = numel(inputs[0].shape) / Math.max(1, numel(reducedCount(inputs[0].shape, a.axes as number[])));
       return { kind: 'sum', terms: out };
@@ -195,6 +197,18 @@ const CASES: Record<string, Case[]> = {
       ],
       outputs: [5],
     }), { batches: [3] }),
+  ],
+  // relu(a @ b + bias) with a @ b also stored; a batched a @ b + residual
+  fused_matmul: [
+    c(['f32[B, 40]', 'f32[40, 35]', 'f32[35]'], encodeFusedBody({
+      ops: [
+        { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+        { op: 'add', args: [0, 1], attrs: {} },
+        { op: 'maximum', args: [3, 2], attrs: {} },
+      ],
+      outputs: [4, 0],
+    }), { batches: [1, 33] }),
+    c(['f32[2, 3, 5]', 'f32[5, 6]', 'f32[2, 3, 6]'], encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] })),
   ],
   matmul: [
     c(['f32[2, 3, 4]', 'f32[4, 5]']),

@@ -803,6 +803,34 @@ describe('fused_elementwise', () => {
 });
 
 // =====================================================================================================
+describe('fused_matmul', () => {
+  // relu(a @ b + bias), with a @ b also returned: registers 0 a @ b, 1 bias, 2 the constant 0, 3 the sum, 4 the max
+  const body: Attrs = encodeFusedBody({
+    ops: [
+      { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+      { op: 'add', args: [0, 1], attrs: {} },
+      { op: 'maximum', args: [3, 2], attrs: {} },
+    ],
+    outputs: [4, 0],
+  });
+  shapeTable('fused_matmul', [
+    { in: ['f32[B, 4]', 'f32[4, 3]', 'f32[3]'], attrs: body, out: ['f32[B, 3]', 'f32[B, 3]'] },
+    { in: ['f32[2, B, 4]', 'f32[4, 3]', 'f32[1, 3]'], attrs: body, out: ['f32[2, B, 3]', 'f32[2, B, 3]'] },
+    { in: ['f32[B, 4]', 'f32[5, 3]', 'f32[3]'], attrs: body, error: { message: /matmul/ } },
+    { in: ['i32[B, 4]', 'i32[4, 3]', 'i32[3]'], attrs: body, error: { message: /fused_matmul is f32 only|matmul/ } },
+    { in: ['f32[B, 4]', 'f32[4, 3]', 'f32[B, 5]'], attrs: body, error: { message: /./ } },
+  ]);
+  interpTest('fused_matmul', "fused_matmul runs the matmul, then its body through the sub-ops' interpreters", () => {
+    const a = f32([2, 2], [1, 2, 3, 4]);
+    const b = f32([2, 2], [1, 0, 0, -1]);
+    const bias = f32([2], [0.5, 1]);
+    const [y, mm] = run('fused_matmul', [a, b, bias], body);
+    exact(mm, [2, 2], [1, -2, 3, -4]);
+    exact(y, [2, 2], [1.5, 0, 3.5, 0]);
+  });
+});
+
+// =====================================================================================================
 describe('registry', () => {
   it('has unique names, valid families and arities, and differentiable lists of the right length', () => {
     const ops = allOps();

@@ -25,10 +25,10 @@ export function fusedMatmulTypes(inputs: readonly TensorType[], attrs: Attrs): {
   const body = decodeFusedBody(attrs);
   if (typeof body === 'string') return err(body.replace('fused_elementwise', FUSED_MATMUL_OP));
   const mm = inferOp('matmul', inputs.slice(0, 2), {});
-  if (isShapeError(mm)) return mm;
+  if (isShapeError(mm)) return { ...mm, message: `${FUSED_MATMUL_OP}: ${mm.message}` };
   if (mm[0].dtype !== 'f32') return err(`${FUSED_MATMUL_OP} is f32 only, found ${typeStr(mm[0])}`);
   const regs = fusedRegisterTypes([mm[0], ...inputs.slice(2)], body);
-  if (isShapeError(regs)) return regs;
+  if (isShapeError(regs)) return { ...regs, message: regs.message.replace('fused_elementwise', FUSED_MATMUL_OP) };
   return { mm: mm[0], body, regs };
 }
 
