@@ -97,10 +97,11 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   } catch (e) {
     throw new TrainError(`cannot load the data: ${(e as Error).message}`);
   }
-  const limit = flagInt(flags.limit, 'limit');
-  if (limit !== undefined && limit < data.length) data = data.take(limit);
-
   const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
+  const limit = flagInt(flags.limit, 'limit');
+  // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)
+  if (limit !== undefined && limit < data.length) data = data.shuffle(seed).take(limit);
+
   const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
   const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? 1;
   const splitSetting = setting(program, 'split');
