@@ -46,6 +46,8 @@ export interface ReduceKernel {
 export const PER_THREAD_WORKGROUP_SIZE = 64;
 /** Outputs reducing at most this many elements (known at compile time) use the per-thread variant. */
 export const PER_THREAD_MAX_REDUCED = 64;
+/** So do reductions with at least this many outputs (known at compile time), whatever they reduce. */
+export const PER_THREAD_MIN_OUTPUTS = 4096;
 
 function normAxes(raw: readonly number[], rank: number): number[] {
   const axes = raw.map((a) => (a < 0 ? a + rank : a));
@@ -248,8 +250,10 @@ export function reduceUniforms(
 /** The registry's lowering: one dispatch, a workgroup per output element. */
 export function reducePlans(node: Node): KernelPlan[] {
   const probe = lowerReduce(node);
-  const reduced = reduceUniformDims(probe)[1];
-  const perThread = isConcrete(reduced) && reduced <= PER_THREAD_MAX_REDUCED;
+  const [outputs, reduced] = reduceUniformDims(probe);
+  // per thread when each output folds few elements, or when there are so many outputs that one
+  // thread each already fills the device (a weight gradient summed over the batch: [B, 256, 64] -> [256, 64])
+  const perThread = (isConcrete(reduced) && reduced <= PER_THREAD_MAX_REDUCED) || (isConcrete(outputs) && outputs >= PER_THREAD_MIN_OUTPUTS);
   const k = perThread ? lowerReduce(node, { perThread }) : probe;
   const words = reduceUniformDims(k);
   return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perThread ? floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE) : words[0] }];
