@@ -70,6 +70,34 @@ export function accessOf(shape: readonly Dim[], out: readonly Dim[]): OperandAcc
 }
 
 /**
+ * WGSL lines that load every operand of an invocation at flat output index `idx` as `v0, v1, ...`:
+ * strided operands walk the output's axes once (sizes and strides from the uniform), and bools are
+ * read from their u32 storage. Shared by the elementwise and the fused elementwise kernels.
+ */
+export function operandLoads(inputs: readonly ElementwiseOperand[], strided: readonly number[], rank: number): string[] {
+  const lines: string[] = [];
+  if (strided.length > 0) {
+    for (const i of strided) lines.push(`  var o${i} = 0u;`);
+    lines.push('  var rem = idx;');
+    for (let a = rank - 1; a >= 0; a--) {
+      if (a > 0) {
+        lines.push(`  let i${a} = rem % ${uvec('shape', a)};`);
+        lines.push(`  rem = rem / ${uvec('shape', a)};`);
+      } else {
+        lines.push('  let i0 = rem;');
+      }
+      for (const i of strided) lines.push(`  o${i} += i${a} * ${uvec(`stride${i}`, a)};`);
+    }
+  }
+  inputs.forEach((x, i) => {
+    const at = x.access === 'same' ? 'idx' : x.access === 'scalar' ? '0u' : `o${i}`;
+    const load = `in${i}[${at}]`;
+    lines.push(`  let v${i} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
+  });
+  return lines;
+}
+
+/**
  * The WGSL shader for one elementwise node (any rank, numpy broadcasting). Pure: the same node
  * structure gives the same text. Throws when the op is not elementwise or has no lowering.
  */
@@ -116,24 +144,7 @@ export function lowerElementwise(node: Node, options: { workgroupSize?: number }
   lines.push('        @builtin(local_invocation_index) lid: u32) {');
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
-  if (strided.length > 0) {
-    for (const i of strided) lines.push(`  var o${i} = 0u;`);
-    lines.push('  var rem = idx;');
-    for (let a = rank - 1; a >= 0; a--) {
-      if (a > 0) {
-        lines.push(`  let i${a} = rem % ${uvec('shape', a)};`);
-        lines.push(`  rem = rem / ${uvec('shape', a)};`);
-      } else {
-        lines.push('  let i0 = rem;');
-      }
-      for (const i of strided) lines.push(`  o${i} += i${a} * ${uvec(`stride${i}`, a)};`);
-    }
-  }
-  inputs.forEach((x, i) => {
-    const at = x.access === 'same' ? 'idx' : x.access === 'scalar' ? '0u' : `o${i}`;
-    const load = `in${i}[${at}]`;
-    lines.push(`  let v${i} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
-  });
+  lines.push(...operandLoads(inputs, strided, rank));
   lines.push(`  let r = ${expr};`);
   lines.push(`  out[idx] = ${outType.dtype === 'bool' ? 'select(0u, 1u, r)' : 'r'};`);
   lines.push('}', '');

@@ -15,7 +15,7 @@ import { type Dim, isDim, mod } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
 import { decodeFusedBody, type FusedBody, FUSED_OP } from '../ops/fused.ts';
 import { wrap } from '../interpret/tensor.ts';
-import { accessOf, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
+import { accessOf, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 
 /** The u32 word that holds a constant, and the WGSL that reads it back as a register value. */
@@ -103,24 +103,7 @@ export function fusedPlans(node: Node): KernelPlan[] {
   lines.push('        @builtin(local_invocation_index) lid: u32) {');
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
-  if (strided.length > 0) {
-    for (const i of strided) lines.push(`  var o${i} = 0u;`);
-    lines.push('  var rem = idx;');
-    for (let a = rank - 1; a >= 0; a--) {
-      if (a > 0) {
-        lines.push(`  let i${a} = rem % ${uvec('shape', a)};`);
-        lines.push(`  rem = rem / ${uvec('shape', a)};`);
-      } else {
-        lines.push('  let i0 = rem;');
-      }
-      for (const i of strided) lines.push(`  o${i} += i${a} * ${uvec(`stride${i}`, a)};`);
-    }
-  }
-  inputs.forEach((x, i) => {
-    const at = x.access === 'same' ? 'idx' : x.access === 'scalar' ? '0u' : `o${i}`;
-    const load = `in${i}[${at}]`;
-    lines.push(`  let v${i} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
-  });
+  lines.push(...operandLoads(inputs, strided, rank));
   lines.push(...stmts);
   for (const x of outs) lines.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
   lines.push('}', '');

@@ -161,60 +161,49 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     L.push(`      if (c0 + j < n) { ${store('r', 'c0 + j', 'acc[i][j]')} }`);
     L.push('    }');
     L.push('  }');
-    L.push('}', '');
-  if (epi) L.push(...epi.functions);
-    return {
-      op: 'matmul',
-      wgsl: L.join('\n'),
-      entryPoint: 'main',
-      workgroupSize: 64,
-      inputs: [a, b].map((x) => ({ dtype: x.dtype, shape: x.shape })),
-      output: { dtype: out.dtype, shape: out.shape },
-      batchRank,
-      uniformBytes: uniformWords * 4,
-    };
+  } else {
+    L.push('  var acc00 = 0.0;');
+    L.push('  var acc01 = 0.0;');
+    L.push('  var acc10 = 0.0;');
+    L.push('  var acc11 = 0.0;');
+    L.push(`  let steps = (k + ${TK - 1}u) / ${TK}u;`);
+    L.push('  for (var s = 0u; s < steps; s++) {');
+    L.push(`    let k0 = s * ${TK}u;`);
+    L.push(`    for (var l = 0u; l < ${(T * TK) / 256}u; l++) {`);
+    L.push('      let e = li + l * 256u;');
+    L.push(`      let ar = row0 + e / ${TK}u;`);
+    L.push(`      let ac = k0 + e % ${TK}u;`);
+    L.push('      var va = 0.0;');
+    L.push('      if (ar < m && ac < k) { va = a[aBase + ar * k + ac]; }');
+    L.push('      tileA[e] = va;');
+    L.push(`      let br = k0 + e / ${T}u;`);
+    L.push(`      let bc = col0 + e % ${T}u;`);
+    L.push('      var vb = 0.0;');
+    L.push('      if (br < k && bc < n) { vb = b[bBase + br * n + bc]; }');
+    L.push('      tileB[e] = vb;');
+    L.push('    }');
+    L.push('    workgroupBarrier();');
+    L.push(`    for (var q = 0u; q < ${TK}u; q++) {`);
+    L.push(`      let a0 = tileA[lid.y * ${TK}u + q];`);
+    L.push(`      let a1 = tileA[(lid.y + 16u) * ${TK}u + q];`);
+    L.push(`      let b0 = tileB[q * ${T}u + lid.x];`);
+    L.push(`      let b1 = tileB[q * ${T}u + lid.x + 16u];`);
+    L.push('      acc00 = fma(a0, b0, acc00);');
+    L.push('      acc01 = fma(a0, b1, acc01);');
+    L.push('      acc10 = fma(a1, b0, acc10);');
+    L.push('      acc11 = fma(a1, b1, acc11);');
+    L.push('    }');
+    L.push('    workgroupBarrier();');
+    L.push('  }');
+    L.push('  let r0 = row0 + lid.y;');
+    L.push('  let r1 = r0 + 16u;');
+    L.push('  let c0 = col0 + lid.x;');
+    L.push('  let c1 = c0 + 16u;');
+    L.push(`  if (r0 < m && c0 < n) { ${store('r0', 'c0', 'acc00')} }`);
+    L.push(`  if (r0 < m && c1 < n) { ${store('r0', 'c1', 'acc01')} }`);
+    L.push(`  if (r1 < m && c0 < n) { ${store('r1', 'c0', 'acc10')} }`);
+    L.push(`  if (r1 < m && c1 < n) { ${store('r1', 'c1', 'acc11')} }`);
   }
-  L.push('  var acc00 = 0.0;');
-  L.push('  var acc01 = 0.0;');
-  L.push('  var acc10 = 0.0;');
-  L.push('  var acc11 = 0.0;');
-  L.push(`  let steps = (k + ${TK - 1}u) / ${TK}u;`);
-  L.push('  for (var s = 0u; s < steps; s++) {');
-  L.push(`    let k0 = s * ${TK}u;`);
-  L.push(`    for (var l = 0u; l < ${(T * TK) / 256}u; l++) {`);
-  L.push('      let e = li + l * 256u;');
-  L.push(`      let ar = row0 + e / ${TK}u;`);
-  L.push(`      let ac = k0 + e % ${TK}u;`);
-  L.push('      var va = 0.0;');
-  L.push('      if (ar < m && ac < k) { va = a[aBase + ar * k + ac]; }');
-  L.push('      tileA[e] = va;');
-  L.push(`      let br = k0 + e / ${T}u;`);
-  L.push(`      let bc = col0 + e % ${T}u;`);
-  L.push('      var vb = 0.0;');
-  L.push('      if (br < k && bc < n) { vb = b[bBase + br * n + bc]; }');
-  L.push('      tileB[e] = vb;');
-  L.push('    }');
-  L.push('    workgroupBarrier();');
-  L.push(`    for (var q = 0u; q < ${TK}u; q++) {`);
-  L.push(`      let a0 = tileA[lid.y * ${TK}u + q];`);
-  L.push(`      let a1 = tileA[(lid.y + 16u) * ${TK}u + q];`);
-  L.push(`      let b0 = tileB[q * ${T}u + lid.x];`);
-  L.push(`      let b1 = tileB[q * ${T}u + lid.x + 16u];`);
-  L.push('      acc00 = fma(a0, b0, acc00);');
-  L.push('      acc01 = fma(a0, b1, acc01);');
-  L.push('      acc10 = fma(a1, b0, acc10);');
-  L.push('      acc11 = fma(a1, b1, acc11);');
-  L.push('    }');
-  L.push('    workgroupBarrier();');
-  L.push('  }');
-  L.push('  let r0 = row0 + lid.y;');
-  L.push('  let r1 = r0 + 16u;');
-  L.push('  let c0 = col0 + lid.x;');
-  L.push('  let c1 = c0 + 16u;');
-  L.push(`  if (r0 < m && c0 < n) { ${store('r0', 'c0', 'acc00')} }`);
-  L.push(`  if (r0 < m && c1 < n) { ${store('r0', 'c1', 'acc01')} }`);
-  L.push(`  if (r1 < m && c0 < n) { ${store('r1', 'c0', 'acc10')} }`);
-  L.push(`  if (r1 < m && c1 < n) { ${store('r1', 'c1', 'acc11')} }`);
   L.push('}', '');
   if (epi) L.push(...epi.functions);
 
@@ -222,7 +211,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     op: 'matmul',
     wgsl: L.join('\n'),
     entryPoint: 'main',
-    workgroupSize: 256,
+    workgroupSize: options.variant === 'blocked' ? 64 : 256,
     inputs: [a, b].map((x) => ({ dtype: x.dtype, shape: x.shape })),
     output: { dtype: out.dtype, shape: out.shape },
     batchRank,
