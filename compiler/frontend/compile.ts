@@ -6,7 +6,6 @@ import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import { optimize } from '../optimize/index.ts';
 import type { ModuleLoader } from '../resolve/resolve.ts';
-import { checkSource } from './check.ts';
 import { stdlibModules } from './stdlib.ts';
 import { compileTraining } from './train.ts';
 
@@ -24,7 +23,7 @@ export interface CompileResult {
  */
 export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; readonly keepGraphs?: boolean } = {}): CompileResult {
   try {
-    const { trainings, diagnostics } = compileTraining(text, file, loadModule, options);
+    const { trainings, diagnostics, checked } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];
     if (all.some((d) => d.severity === 'error')) return { programs: [], diagnostics: all };
     const programs: ModelProgram[] = [];
@@ -46,12 +45,11 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
         steps: t.steps,
         training: {
           steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
-          settings: t.plan.settings as ModelProgram['training'] extends undefined ? never : NonNullable<ModelProgram['training']>['settings'],
+          settings: t.plan.settings,
         },
       });
     }
     const trained = new Set(trainings.map((t) => t.forward.name));
-    const checked = checkSource(text, file, loadModule);
     const untrained = [...checked.graphs.keys()].filter((name) => !trained.has(name));
     if (untrained.length > 0) {
       const modules = stdlibModules().programs;

@@ -7,7 +7,7 @@ import type { ModuleLoader } from '../resolve/resolve.ts';
 import { planTraining, type TrainingPlan } from '../train/plan.ts';
 import { buildTrainingGraph } from '../train/training-graph.ts';
 import { optimize } from '../optimize/index.ts';
-import { checkSource } from './check.ts';
+import { type CheckResult, checkSource } from './check.ts';
 import { stdlibModules } from './stdlib.ts';
 
 export interface CompiledTraining {
@@ -24,9 +24,9 @@ export function compileTraining(
   file: string,
   loadModule?: ModuleLoader,
   options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]> } = {},
-): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[] } {
+): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[]; checked: CheckResult } {
   const checked = checkSource(text, file, loadModule);
-  if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics };
+  if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics, checked };
   const diagnostics: Diagnostic[] = [...checked.diagnostics];
   const trainings: CompiledTraining[] = [];
   const modules = stdlibModules().programs;
@@ -49,5 +49,5 @@ export function compileTraining(
     const plan = planned.plan;
     trainings.push({ plan, forward, evaluation: optimize(evaluation), steps: plan.steps.map((s) => optimize(buildTrainingGraph(forward, plan, s))) });
   }
-  return { trainings, diagnostics };
+  return { trainings, diagnostics, checked };
 }
