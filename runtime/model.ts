@@ -172,8 +172,8 @@ export class Model<I extends string = string, O extends string = string, R exten
     const encoder = this.executor.device.createCommandEncoder();
     const records: { g: GraphProgram; record: ScalarRecord }[] = [];
     for (const g of steps) {
-      const sizes = this.bindSizes(g, batch);
-      this.executor.encode(encoder, g, this.inputsOf(g, batch), sizes);
+      const inputs = this.inputsOf(g, batch);
+      this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
       const names = this.executor.scalarNames(g);
       records.push({ g, record: this.executor.recordScalars(encoder, g, names) });
     }
@@ -217,9 +217,11 @@ export class Model<I extends string = string, O extends string = string, R exten
     return out;
   }
 
-  /** The sizes of a graph's run: from its inputs, then the other inputs given, then the creation-time sizes. */
+  /**
+   * The sizes of a graph's run: from its inputs, then the other inputs given, then the creation-time
+   * sizes. Callers check the batch's input names first (`inputsOf`).
+   */
   private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Map<string, number> {
-    this.inputsOf(g, batch);
     return this.executor.bindSizes(g, batch, new Map(), { extra: this.program.inputs, hints: this.sizeHints });
   }
 
