@@ -59,6 +59,10 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
       return { kind: 'sum', terms: numel(inputs[1].shape.slice(1)) };
     case 'conv_transpose2d':
       return { kind: 'sum', terms: (inputs[0].shape[1] / ((a.groups as number | undefined) ?? 1)) * numel(inputs[1].shape.slice(2)) };
+    case 'fused_conv2d': // the convolution's terms plus the epilogue's few (bias, residual)
+      return { kind: 'sum', terms: numel(inputs[1].shape.slice(1)) + 2 };
+    case 'fused_conv_transpose2d':
+      return { kind: 'sum', terms: (inputs[0].shape[1] / ((a.groups as number | undefined) ?? 1)) * numel(inputs[1].shape.slice(2)) + 2 };
     case 'scatter_add':
       return { kind: 'sum', terms: numel(inputs[1].shape) };
     case 'avg_pool2d':
@@ -209,6 +213,34 @@ const CASES: Record<string, Case[]> = {
       outputs: [4, 0],
     }), { batches: [1, 33] }),
     c(['f32[2, 3, 5]', 'f32[5, 6]', 'f32[2, 3, 6]'], encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] })),
+  ],
+  // relu(conv2d + bias) with the convolution also stored; grouped conv2d + residual; conv_transpose2d + bias, relu
+  fused_conv2d: [
+    c(['f32[B, 3, 7, 6]', 'f32[4, 3, 3, 2]', 'f32[1, 4, 1, 1]'], {
+      stride: [2, 1], padding: [1, 0], dilation: [1, 2],
+      ...encodeFusedBody({
+        ops: [
+          { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+          { op: 'add', args: [0, 1], attrs: {} },
+          { op: 'maximum', args: [3, 2], attrs: {} },
+        ],
+        outputs: [4, 0],
+      }),
+    }, { batches: [1, 3] }),
+    c(['f32[1, 4, 5, 5]', 'f32[6, 2, 3, 3]', 'f32[1, 6, 5, 5]'], { padding: [1, 1], groups: 2, ...encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] }) }),
+  ],
+  fused_conv_transpose2d: [
+    c(['f32[B, 3, 4, 3]', 'f32[3, 2, 3, 3]', 'f32[2, 1, 1]'], {
+      stride: [2, 2], padding: [1, 0], output_padding: [1, 1],
+      ...encodeFusedBody({
+        ops: [
+          { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+          { op: 'add', args: [0, 1], attrs: {} },
+          { op: 'maximum', args: [3, 2], attrs: {} },
+        ],
+        outputs: [4],
+      }),
+    }),
   ],
   matmul: [
     c(['f32[2, 3, 4]', 'f32[4, 5]']),

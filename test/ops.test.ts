@@ -831,6 +831,43 @@ describe('fused_matmul', () => {
 });
 
 // =====================================================================================================
+describe('fused_conv2d and fused_conv_transpose2d', () => {
+  // relu(conv + bias), with the convolution also returned: registers 0 the convolution, 1 bias, 2 the constant 0, 3 the sum, 4 the max
+  const body: Attrs = encodeFusedBody({
+    ops: [
+      { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+      { op: 'add', args: [0, 1], attrs: {} },
+      { op: 'maximum', args: [3, 2], attrs: {} },
+    ],
+    outputs: [4, 0],
+  });
+  shapeTable('fused_conv2d', [
+    { in: ['f32[B, 2, 5, 5]', 'f32[3, 2, 3, 3]', 'f32[1, 3, 1, 1]'], attrs: body, out: ['f32[B, 3, 3, 3]', 'f32[B, 3, 3, 3]'] },
+    { in: ['f32[B, 2, 5, 5]', 'f32[3, 2, 3, 3]', 'f32[3, 1, 1]'], attrs: { ...body, stride: [2, 2], padding: [1, 1] }, out: ['f32[B, 3, 3, 3]', 'f32[B, 3, 3, 3]'] },
+    { in: ['f32[B, 2, 5, 5]', 'f32[3, 4, 3, 3]', 'f32[1, 3, 1, 1]'], attrs: body, error: { message: /fused_conv2d: conv2d input channels/ } },
+    { in: ['f32[B, 2, 5, 5]', 'f32[3, 2, 3, 3]', 'f32[1, 4, 1, 1]'], attrs: body, error: { message: /./ } },
+    { in: ['f32[B, 2, 5, 5]', 'f32[3, 2, 3, 3]', 'f32[1, 3, 1, 1]'], attrs: { ...body, axis: 0 }, error: { message: /fused_conv2d has no attribute axis/ } },
+  ]);
+  shapeTable('fused_conv_transpose2d', [
+    { in: ['f32[B, 2, 3, 3]', 'f32[2, 3, 2, 2]', 'f32[1, 3, 1, 1]'], attrs: { ...body, stride: [2, 2] }, out: ['f32[B, 3, 6, 6]', 'f32[B, 3, 6, 6]'] },
+    { in: ['f32[B, 2, 3, 3]', 'f32[3, 3, 2, 2]', 'f32[1, 3, 1, 1]'], attrs: body, error: { message: /fused_conv_transpose2d: conv_transpose2d input channels/ } },
+  ]);
+  interpTest(['fused_conv2d', 'fused_conv_transpose2d'], "a fused convolution runs the convolution, then its body through the sub-ops' interpreters", () => {
+    // a 1x1 convolution with weights [1, -1] per output channel: x0 - x1, then + bias, then ReLU
+    const x = f32([1, 2, 1, 2], [1, 2, 5, 1]);
+    const w = f32([1, 2, 1, 1], [1, -1]);
+    const bias = f32([1, 1, 1, 1], [0.5]);
+    const [y, conv] = run('fused_conv2d', [x, w, bias], body);
+    exact(conv, [1, 1, 1, 2], [-4, 1]);
+    exact(y, [1, 1, 1, 2], [0, 1.5]);
+    // the transposed convolution of one pixel by a 2x2 kernel, stride 2: the kernel times the pixel
+    const [yt, ct] = run('fused_conv_transpose2d', [f32([1, 1, 1, 1], [-2]), f32([1, 1, 2, 2], [1, -1, 2, 0]), bias], { ...body, stride: [2, 2] });
+    exact(ct, [1, 1, 2, 2], [-2, 2, -4, 0]);
+    exact(yt, [1, 1, 2, 2], [0, 2.5, 0, 0.5]);
+  });
+});
+
+// =====================================================================================================
 describe('registry', () => {
   it('has unique names, valid families and arities, and differentiable lists of the right length', () => {
     const ops = allOps();

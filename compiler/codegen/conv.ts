@@ -5,7 +5,8 @@
 // the gather form of the interpreter's scatter: an output pixel sums, over its group's input channels
 // and every kernel tap, the input pixel that tap came from, when that position is integral (the
 // stride divides it) and inside the input. Channel counts and spatial sizes are uniform words;
-// stride, padding, dilation and groups are baked.
+// stride, padding, dilation and groups are baked. The loops (`ConvKernel`) are shared with the fused
+// convolutions (codegen/fused-conv.ts), which apply an elementwise epilogue to the sum before the store.
 import type { Node } from '../ir/types.ts';
 import { type Dim, floorDiv } from '../shapes/dim.ts';
 import type { KernelPlan } from './kernel.ts';
@@ -36,11 +37,44 @@ function checkF32(node: Node): void {
 
 const times = (e: string, c: number): string => (c === 1 ? e : `${e} * ${c}u`);
 
+/**
+ * A convolution's per-element kernel before it is assembled: the shader's description, the named
+ * uniform words and the body, which reads the input as `x`, the weights as `wt` and the multi-index
+ * `i0..i3` of the output element, and leaves the sum in `acc`. perElementPlan stores it (conv2dPlans,
+ * convTranspose2dPlans); codegen/fused-conv.ts applies an epilogue to it first.
+ */
+export interface ConvKernel {
+  readonly what: string;
+  readonly words: readonly (readonly [string, Dim])[];
+  readonly body: readonly string[];
+}
+
+/** The plan of a convolution node from its kernel: x and wt bound, the sum stored. */
+function convPlan(node: Node, k: ConvKernel): KernelPlan {
+  return perElementPlan({
+    op: node.op,
+    what: k.what,
+    shape: node.outputs[0].type.shape,
+    inputs: [
+      { name: 'x', dtype: 'f32', node: 0 },
+      { name: 'wt', dtype: 'f32', node: 1 },
+    ],
+    outDtype: 'f32',
+    words: k.words,
+    body: k.body,
+    result: 'acc',
+  });
+}
+
 /** out[n, o, oh, ow] = sum over ci, kh, kw of x[n, g*CG + ci, oh*s - p + kh*d, ...] * w[o, ci, kh, kw]. */
 export function conv2dPlans(node: Node): KernelPlan[] {
+  return [convPlan(node, conv2dKernel(node))];
+}
+
+/** conv2d's kernel (see conv2dPlans). */
+export function conv2dKernel(node: Node): ConvKernel {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
-  const out = node.outputs[0].type;
   const { stride, padding, dilation, groups } = params(node);
   const [, c, h, wd] = x.shape;
   const [o, cg, kh, kw] = w.shape;
@@ -72,21 +106,7 @@ export function conv2dPlans(node: Node): KernelPlan[] {
     '  }',
     '}',
   ];
-  return [
-    perElementPlan({
-      op: node.op,
-      what: `conv2d f32, stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}, direct loop`,
-      shape: out.shape,
-      inputs: [
-        { name: 'x', dtype: 'f32', node: 0 },
-        { name: 'wt', dtype: 'f32', node: 1 },
-      ],
-      outDtype: 'f32',
-      words,
-      body,
-      result: 'acc',
-    }),
-  ];
+  return { what: `conv2d f32, stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}, direct loop`, words, body };
 }
 
 /**
@@ -94,9 +114,13 @@ export function conv2dPlans(node: Node): KernelPlan[] {
  * oh + p - kh*d = ih*s for an ih in [0, H) (likewise for ow) of x[n, ci, ih, iw] * w[ci, o, kh, kw].
  */
 export function convTranspose2dPlans(node: Node): KernelPlan[] {
+  return [convPlan(node, convTranspose2dKernel(node))];
+}
+
+/** conv_transpose2d's kernel (see convTranspose2dPlans). */
+export function convTranspose2dKernel(node: Node): ConvKernel {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
-  const out = node.outputs[0].type;
   const { stride, padding, dilation, groups } = params(node);
   const [, c, h, wd] = x.shape;
   const [, og, kh, kw] = w.shape;
@@ -133,19 +157,5 @@ export function convTranspose2dPlans(node: Node): KernelPlan[] {
     '  }',
     '}',
   ];
-  return [
-    perElementPlan({
-      op: node.op,
-      what: `conv_transpose2d f32, stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}, as a gather`,
-      shape: out.shape,
-      inputs: [
-        { name: 'x', dtype: 'f32', node: 0 },
-        { name: 'wt', dtype: 'f32', node: 1 },
-      ],
-      outDtype: 'f32',
-      words,
-      body,
-      result: 'acc',
-    }),
-  ];
+  return { what: `conv_transpose2d f32, stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}, as a gather`, words, body };
 }

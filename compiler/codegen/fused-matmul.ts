@@ -26,7 +26,7 @@ import { lowerMatmul, type MatmulEpilogue, matmulUniformDims } from './matmul.ts
 const OP = 'fused_matmul';
 
 /** An input's row-major strides aligned to the output's axes (0 where it lacks the axis or has size 1 there). */
-function stridesOver(shape: readonly Dim[], out: readonly Dim[]): Dim[] {
+export function stridesOver(shape: readonly Dim[], out: readonly Dim[]): Dim[] {
   const words: Dim[] = new Array<Dim>(out.length).fill(0);
   const lead = out.length - shape.length;
   let acc: Dim = 1;

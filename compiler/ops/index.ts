@@ -10,5 +10,6 @@ import './random.ts';
 import './misc.ts';
 import './fused.ts';
 import './fused-matmul.ts';
+import './fused-conv.ts';
 
 export * from './registry.ts';

@@ -25,8 +25,16 @@
 // pass, or as a graph result): then the fused node stores it as one more output (register 0 of the
 // body), which costs a store but still saves the dispatch and the epilogue's re-read of the result. A
 // lone elementwise consumer (a bias add) counts as a group, so `x @ w + b` is one kernel.
+//
+// Convolution epilogues: then each f32 conv2d and conv_transpose2d (in graph order) merges the same way,
+// by the same rules, into a group no matmul or other convolution has taken, and the group becomes one
+// fused_conv2d or fused_conv_transpose2d node: the convolution's per-element loop, then the body applied
+// to the sum before it is stored (a bias add, batch norm, ReLU, the ReLU gradient's mask after a
+// conv_transpose2d in the backward pass). Matmuls go first, so their decisions do not depend on the
+// convolutions. Both kinds of anchor are f32 only and have two operands (x and w, or a and b).
 import '../ops/index.ts';
 import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo } from '../ops/fused.ts';
+import { FUSED_CONV_OPS } from '../ops/fused-conv.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { getOp } from '../ops/registry.ts';
 import type { Graph, LayerCall, Node, Value } from '../ir/types.ts';
@@ -35,7 +43,12 @@ import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
 /** The most storage buffers one shader stage may bind (WebGPU's default maxStorageBuffersPerShaderStage). */
 export const MAX_STORAGE_BUFFERS = 8;
 
-export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul';
+/**
+ * Why a candidate did not fuse: the storage-buffer limit, a cycle between groups, a shape that is not the
+ * group's, a group reading no buffer, or a group already taken by another anchor: `matmul` when the
+ * candidate is a matmul, `conv` when it is a convolution.
+ */
+export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul' | 'conv';
 
 /** A node that could have joined a consumer's group but did not, and why. */
 export interface FuseRejection {
@@ -49,7 +62,10 @@ export interface FuseRejection {
 }
 
 export interface FusedGroup {
-  /** fused_elementwise, or fused_matmul when the group is a matmul's epilogue (then `nodes[0]` is the matmul). */
+  /**
+   * fused_elementwise, or fused_matmul / fused_conv2d / fused_conv_transpose2d when the group is the
+   * epilogue of a matmul or a convolution (then `nodes[0]` is that anchor).
+   */
   readonly op: string;
   /** The member nodes' indices in the input graph, in order. */
   readonly nodes: readonly number[];
@@ -71,6 +87,8 @@ export interface FuseOptions {
   readonly maxStorageBuffers?: number;
   /** Merge matmuls into their epilogue groups (fused_matmul; default true). */
   readonly matmul?: boolean;
+  /** Merge conv2d and conv_transpose2d into their epilogue groups (fused_conv2d, fused_conv_transpose2d; default true). */
+  readonly conv?: boolean;
 }
 
 function hasF16(n: Node): boolean {
@@ -206,46 +224,51 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     }
   }
 
-  // ---- matmul epilogues: a matmul joins a consumer group --------------------------------------------
-  const matmulOf = new Map<number, number>(); // group id -> its matmul's node index
-  for (let k = 0; k < N && options.matmul !== false; k++) {
-    const n = nodes[k];
-    if (n.op !== 'matmul' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || hasF16(n)) continue;
-    const out = n.outputs[0];
-    const uses = consumers.get(out.id) ?? [];
-    const candidates = [...new Set(uses.filter((c) => groups.has(superOf[c])).map((c) => superOf[c]))];
-    for (const id of candidates) {
-      const grp = groups.get(id)!;
-      const reject = (reason: FuseReason, detail: string) => rejected.push({ node: k, op: n.op, group: id, reason, detail });
-      if (matmulOf.has(id)) {
-        reject('matmul', `the group is already the epilogue of the matmul at node ${matmulOf.get(id)}`);
-        continue;
+  // ---- matmul and convolution epilogues: an anchor joins a consumer group --------------------------
+  const anchorOf = new Map<number, number>(); // group id -> its anchor's node index (a matmul or a convolution)
+  const isConv = (op: string): op is keyof typeof FUSED_CONV_OPS => Object.hasOwn(FUSED_CONV_OPS, op);
+  const mergeAnchors = (accepts: (op: string) => boolean, taken: FuseReason): void => {
+    for (let k = 0; k < N; k++) {
+      const n = nodes[k];
+      if (!accepts(n.op) || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || hasF16(n)) continue;
+      const out = n.outputs[0];
+      const uses = consumers.get(out.id) ?? [];
+      const candidates = [...new Set(uses.filter((c) => groups.has(superOf[c])).map((c) => superOf[c]))];
+      for (const id of candidates) {
+        const grp = groups.get(id)!;
+        const reject = (reason: FuseReason, detail: string) => rejected.push({ node: k, op: n.op, group: id, reason, detail });
+        if (anchorOf.has(id)) {
+          reject(taken, `the group is already the epilogue of the ${nodes[anchorOf.get(id)!].op} at node ${anchorOf.get(id)}`);
+          continue;
+        }
+        if (!sameShape(out, grp.shapeOf)) {
+          reject('shape', `${n.op} gives ${shapeToString(out.type.shape)}, the group computes ${shapeToString(grp.shapeOf.type.shape)}`);
+          continue;
+        }
+        const others = [...new Set(uses.map((c) => superOf[c]).filter((x) => x !== id))];
+        const via = others.find((x) => reaches(x, id));
+        if (via !== undefined) {
+          reject('cycle', `node ${via} uses the ${n.op}'s value and feeds the group: fusing would make a cycle`);
+          continue;
+        }
+        // the two operands, the group's other inputs (one binding each, even when one is an operand), the outputs
+        const trial = new Set(grp.members).add(k);
+        const extra = new Set<number>();
+        for (const m of grp.members) for (const v of nodes[m].inputs) if (v.id !== out.id && !trial.has(producer.get(v.id) ?? -1) && !isConstValue(v)) extra.add(v.id);
+        const bound = 2 + extra.size + bindings(trial).outputs;
+        if (bound > maxBuffers) {
+          reject('bindings', `the fused ${n.op} would bind ${bound} storage buffers, over the limit of ${maxBuffers}`);
+          continue;
+        }
+        grp.members.add(k);
+        superOf[k] = id;
+        anchorOf.set(id, k);
+        break;
       }
-      if (!sameShape(out, grp.shapeOf)) {
-        reject('shape', `matmul gives ${shapeToString(out.type.shape)}, the group computes ${shapeToString(grp.shapeOf.type.shape)}`);
-        continue;
-      }
-      const others = [...new Set(uses.map((c) => superOf[c]).filter((x) => x !== id))];
-      const via = others.find((x) => reaches(x, id));
-      if (via !== undefined) {
-        reject('cycle', `node ${via} uses the matmul's value and feeds the group: fusing would make a cycle`);
-        continue;
-      }
-      // a and b, the group's other inputs (one binding each, even when one is a or b), the outputs
-      const trial = new Set(grp.members).add(k);
-      const extra = new Set<number>();
-      for (const m of grp.members) for (const v of nodes[m].inputs) if (v.id !== out.id && !trial.has(producer.get(v.id) ?? -1) && !isConstValue(v)) extra.add(v.id);
-      const bound = 2 + extra.size + bindings(trial).outputs;
-      if (bound > maxBuffers) {
-        reject('bindings', `the fused matmul would bind ${bound} storage buffers, over the limit of ${maxBuffers}`);
-        continue;
-      }
-      grp.members.add(k);
-      superOf[k] = id;
-      matmulOf.set(id, k);
-      break;
     }
-  }
+  };
+  if (options.matmul !== false) mergeAnchors((op) => op === 'matmul', 'matmul');
+  if (options.conv !== false) mergeAnchors(isConv, 'conv');
 
   // ---- build the fused nodes ----------------------------------------------------------------------
   const fusedAt = new Map<number, Node>(); // group id -> fused node
@@ -255,16 +278,17 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     const members = [...grp.members].sort((a, b) => a - b);
     const memberSet = grp.members;
     const hasConst = members.some((m) => nodes[m].inputs.some(isConstValue));
-    const mmAt = matmulOf.get(grp.id);
-    if (members.length === 1 && !hasConst && mmAt === undefined) continue;
+    const anchorAt = anchorOf.get(grp.id);
+    if (members.length === 1 && !hasConst && anchorAt === undefined) continue;
     const inputs: Value[] = [];
     const reg = new Map<number, number>(); // value id -> register (inputs first; sub-results renumbered below)
-    // a matmul's epilogue: register 0 is the matmul result, the body's input; the matmul is no sub-op
-    const mm = mmAt === undefined ? undefined : nodes[mmAt];
-    const body = mm ? members.filter((m) => m !== mmAt) : members;
-    if (mm) {
-      reg.set(mm.outputs[0].id, 0);
-      inputs.push(mm.outputs[0]);
+    // a matmul's or a convolution's epilogue: register 0 is the anchor's result, the body's input; the
+    // anchor is no sub-op
+    const anchor = anchorAt === undefined ? undefined : nodes[anchorAt];
+    const body = anchor ? members.filter((m) => m !== anchorAt) : members;
+    if (anchor) {
+      reg.set(anchor.outputs[0].id, 0);
+      inputs.push(anchor.outputs[0]);
     }
     const external = body.flatMap((m) => nodes[m].inputs.filter((v) => !memberSet.has(producer.get(v.id) ?? -1) && !isConstValue(v)));
     for (const v of external) {
@@ -296,11 +320,13 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     for (const [id, r] of constReg) reg.set(id, r);
     const outputs = members.map((m) => nodes[m].outputs[0]).filter((v) => results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => !memberSet.has(c)));
     if (outputs.length === 0) continue; // dead code: left for dce
+    const encoded = encodeFusedBody({ ops, outputs: outputs.map((v) => reg.get(v.id)!) });
     const fused: Node = {
-      op: mm ? FUSED_MATMUL_OP : FUSED_OP,
-      // fused_matmul reads a and b, then the epilogue's inputs (its registers 1..)
-      inputs: mm ? [...mm.inputs, ...inputs.slice(1)] : inputs,
-      attrs: encodeFusedBody({ ops, outputs: outputs.map((v) => reg.get(v.id)!) }),
+      op: !anchor ? FUSED_OP : isConv(anchor.op) ? FUSED_CONV_OPS[anchor.op] : FUSED_MATMUL_OP,
+      // fused_matmul reads a and b, a fused convolution x and w, then the epilogue's inputs (its registers 1..)
+      inputs: anchor ? [...anchor.inputs, ...inputs.slice(1)] : inputs,
+      // a fused convolution keeps the convolution's attributes (stride, padding, ...) beside the body
+      attrs: anchor && isConv(anchor.op) ? { ...anchor.attrs, ...encoded } : encoded,
       outputs,
       span: nodes[grp.id].span,
     };

@@ -223,7 +223,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
           if (subLines.length > 0) lines = subLines;
         } else if (node && node.op === k.op) {
           const body = decodeFusedBody(node.attrs);
-          if (typeof body !== 'string') subOps = [...(k.op === FUSED_OP ? [] : ['matmul']), ...body.ops.filter((s) => s.op !== 'full').map((s) => s.op)];
+          if (typeof body !== 'string') subOps = [...(k.op === FUSED_OP ? [] : [anchorOf(k.op)]), ...body.ops.filter((s) => s.op !== 'full').map((s) => s.op)];
         }
       }
       const parts = kernelFlops(k, subOps, shapeOf, numel);
@@ -285,10 +285,16 @@ function isFusedOp(op: string): boolean {
   return op === FUSED_OP || getOp(op)?.family === 'fused';
 }
 
+/** The contraction a fused kernel starts with (`fused_matmul` -> matmul, `fused_conv2d` -> conv2d), or its own name. */
+function anchorOf(op: string): string {
+  const inner = op.replace(/^fused_/, '');
+  return getOp(inner)?.family === 'contraction' ? inner : op;
+}
+
 /**
  * The estimated floating-point operations of one dispatch (see the file comment), per sub-op for a fused
- * kernel: a matmul sub-op is 2·m·n·k over the kernel's iteration shape (its a operand is input 0), every
- * other sub-op one per element.
+ * kernel: a matmul or convolution sub-op counts as its own kernel would over the fused kernel's first two
+ * inputs (a and b, or x and w) and its iteration shape, every other sub-op one per element.
  */
 function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shapeOf: (i: number) => number[], numel: (i: number) => number): { op: string; flops: number }[] {
   const out = k.outputs.length > 0 ? numel(k.outputs[0]) : 0;
@@ -296,10 +302,17 @@ function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shape
     const a = k.inputs.length > 0 ? shapeOf(k.inputs[0]) : [];
     return a[a.length - 1] ?? 1;
   };
+  const contraction = (op: string): number => {
+    if (k.inputs.length < 2) return 0;
+    if (op === 'matmul') return 2 * out * innerK();
+    // weights [O, C/groups, KH, KW] (conv2d) or [C, O/groups, KH, KW] (conv_transpose2d)
+    const perFirst = shapeOf(k.inputs[1]).slice(1).reduce((x, y) => x * y, 1);
+    return op === 'conv_transpose2d' ? 2 * numel(k.inputs[0]) * perFirst : 2 * out * perFirst;
+  };
   if (isFusedOp(k.op)) {
-    // without the fusion data, a fused matmul (by its name) still counts its matmul
-    const ops = subOps && subOps.length > 0 ? subOps : k.op.endsWith('matmul') ? ['matmul'] : [k.op];
-    return ops.map((op) => ({ op, flops: op === 'matmul' ? 2 * out * innerK() : out }));
+    // without the fusion data, a fused matmul or convolution (by its name) still counts its contraction
+    const ops = subOps && subOps.length > 0 ? subOps : [anchorOf(k.op)];
+    return ops.map((op) => ({ op, flops: getOp(op)?.family === 'contraction' ? contraction(op) : out }));
   }
   const flops = (() => {
     switch (getOp(k.op)?.family) {
@@ -308,13 +321,8 @@ function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shape
         return out;
       case 'reduction':
         return k.inputs.length > 0 ? numel(k.inputs[0]) : 0;
-      case 'contraction': {
-        if (k.inputs.length < 2) return 0;
-        if (k.op === 'matmul') return 2 * out * innerK();
-        // weights [O, C/groups, KH, KW] (conv2d) or [C, O/groups, KH, KW] (conv_transpose2d)
-        const perFirst = shapeOf(k.inputs[1]).slice(1).reduce((x, y) => x * y, 1);
-        return k.op === 'conv_transpose2d' ? 2 * numel(k.inputs[0]) * perFirst : 2 * out * perFirst;
-      }
+      case 'contraction':
+        return contraction(k.op);
       default:
         return 0;
     }
@@ -356,7 +364,7 @@ function linesText(lines: readonly SourceLine[], file: string): string {
 function opText(k: KernelRow): string {
   if (!k.subOps) return k.op;
   const parts = k.parts ?? [];
-  return `${k.op}: ${k.subOps.map((op, i) => (op === 'matmul' && parts[i]?.op === op && k.subOps!.length > 1 ? `${op} (${int(parts[i].flops)} FLOPs)` : op)).join(', ')}`;
+  return `${k.op}: ${k.subOps.map((op, i) => (getOp(op)?.family === 'contraction' && parts[i]?.op === op && k.subOps!.length > 1 ? `${op} (${int(parts[i].flops)} FLOPs)` : op)).join(', ')}`;
 }
 
 /** The report as plain rows: shared by both renderers, so they say the same thing. */
@@ -405,7 +413,7 @@ function sections(r: KernelReport): Section[] {
     out.push({
       title: `Fusion refusals: ${g.name}`,
       level: 3,
-      text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul)`],
+      text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution)`],
       table: {
         head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail'],
         align: ['l', 'l', 'l', 'l', 'l'],
