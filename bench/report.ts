@@ -37,6 +37,8 @@ export interface BenchFile {
   readonly machine: Readonly<Record<string, string | number>>;
   readonly versions: Readonly<Record<string, string>>;
   readonly timing: string;
+  /** dlc's kernel variants when forced (`--kernels gpu|cpu`); absent: the adapter's choice. */
+  readonly kernels?: 'gpu' | 'cpu';
   readonly results: readonly BenchResult[];
 }
 

@@ -7,6 +7,8 @@
 //   --only matmul,mlp,...       groups to run (matmul, mlp, lenet, transformer)
 //   --out FILE                  results JSON (default bench/results/<adapter>-<date>.json)
 //   --doc FILE | --no-doc       the Markdown file whose table to update (default docs/benchmarks.md; --tiny: none)
+//   --kernels auto|gpu|cpu      dlc's kernel variants: auto (default) picks the CPU variants on a software adapter;
+//                               gpu forces the GPU variants (relative timings of them on lavapipe; no doc by default)
 //   --table RESULTS.json        only put an existing results file's table into the doc (runs nothing)
 //
 // Every step is timed from the host's first call to the GPU's completion, the same way for both sides:
@@ -39,7 +41,7 @@ const SIZES: Record<Mode, Sizes> = {
   default: { matmul: [256, 512], mlpBatches: [128, 4096], lenetBatch: 16, gpt: { vocab: 65, ctx: 32, d: 64, heads: 4, depth: 2, batch: 8 }, warmup: 2, reps: 7 },
   full: { matmul: [1024, 2048, 4096], mlpBatches: [128, 4096], lenetBatch: 64, gpt: { vocab: 65, ctx: 128, d: 256, heads: 8, depth: 4, batch: 32 }, warmup: 5, reps: 30 },
 };
-const USAGE = `usage: tsx bench/run.ts [--full | --tiny] [--reps N] [--warmup N] [--only matmul,mlp,lenet,transformer] [--out FILE] [--doc FILE | --no-doc]\n       tsx bench/run.ts --table RESULTS.json [--doc FILE]`;
+const USAGE = `usage: tsx bench/run.ts [--full | --tiny] [--reps N] [--warmup N] [--only matmul,mlp,lenet,transformer] [--kernels auto|gpu|cpu] [--out FILE] [--doc FILE | --no-doc]\n       tsx bench/run.ts --table RESULTS.json [--doc FILE]`;
 const GROUPS = ['matmul', 'mlp', 'lenet', 'transformer'] as const;
 
 interface Options {
@@ -49,6 +51,7 @@ interface Options {
   only: Set<string>;
   out?: string;
   doc?: string | null;
+  kernels: 'auto' | 'gpu' | 'cpu';
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -58,6 +61,7 @@ function parseArgs(argv: readonly string[]): Options {
   let only = new Set<string>(GROUPS);
   let out: string | undefined;
   let doc: string | null | undefined;
+  let kernels: Options['kernels'] = 'auto';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -73,6 +77,11 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--out' || a === '--json') out = value();
     else if (a === '--doc') doc = value();
     else if (a === '--no-doc') doc = null;
+    else if (a === '--kernels') {
+      const v = value();
+      if (v !== 'auto' && v !== 'gpu' && v !== 'cpu') throw new Error(`--kernels: ${v} is not auto, gpu or cpu`);
+      kernels = v;
+    }
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -80,8 +89,8 @@ function parseArgs(argv: readonly string[]): Options {
   }
   for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--only: no benchmark group ${g}; the groups are ${GROUPS.join(', ')}`);
   const s = SIZES[mode];
-  if (doc === undefined) doc = mode === 'tiny' ? null : 'docs/benchmarks.md';
-  return { mode, warmup: warmup ?? s.warmup, reps: reps ?? s.reps, only, out, doc };
+  if (doc === undefined) doc = mode === 'tiny' || kernels !== 'auto' ? null : 'docs/benchmarks.md';
+  return { mode, warmup: warmup ?? s.warmup, reps: reps ?? s.reps, only, out, doc, kernels };
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
@@ -166,7 +175,10 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
   const o = parseArgs(argv);
   const s = SIZES[o.mode];
   const gpu = await openSharedGpu();
-  console.log(`adapter: ${gpu.adapterInfo}${gpu.cpu ? ' (software: dlc uses its CPU kernel variants)' : ''}; mode ${o.mode}, ${o.warmup} warmup + ${o.reps} timed steps`);
+  // dlc's kernel variants: the adapter's (CPU variants on a software adapter) unless --kernels forces them
+  const cpu = o.kernels === 'auto' ? gpu.cpu : o.kernels === 'cpu';
+  const variants = o.kernels === 'auto' ? (gpu.cpu ? ' (software: dlc uses its CPU kernel variants)' : '') : ` (dlc forced to its ${o.kernels.toUpperCase()} kernel variants)`;
+  console.log(`adapter: ${gpu.adapterInfo}${variants}; mode ${o.mode}, ${o.warmup} warmup + ${o.reps} timed steps`);
   const results: BenchResult[] = [];
 
   if (o.only.has('matmul')) {
@@ -179,7 +191,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
           `matmul ${n}`,
           'matmul',
           { n },
-          async () => ({ run: await dlcPredictor(program, gpu.device, gpu.cpu, { unused: [0] }), sizes: new Map([['B', 1]]) }),
+          async () => ({ run: await dlcPredictor(program, gpu.device, cpu, { unused: [0] }), sizes: new Map([['B', 1]]) }),
           () => tfMatmul(gpu, n),
           2 * n ** 3,
           'f32 [n, n] @ [n, n] of resident tensors, then the first row read back',
@@ -200,7 +212,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
           `MLP 784-128-10 step, batch ${batch}`,
           'mlp',
           { batch, hidden: 128, model: 'bench/models/mlp.dl' },
-          async () => ({ run: await dlcTrainer(program, gpu.device, gpu.cpu, { image, label }, { B: batch }), sizes: new Map([['B', batch]]) }),
+          async () => ({ run: await dlcTrainer(program, gpu.device, cpu, { image, label }, { B: batch }), sizes: new Map([['B', batch]]) }),
           () => tfMlp(gpu, 128, image, label),
           undefined,
           'Adam, softmax cross-entropy, Glorot-uniform weights; the batch is uploaded every step',
@@ -221,7 +233,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
         `LeNet-5 step, batch ${batch}`,
         'lenet',
         { batch, model: 'examples/lenet.dl' },
-        async () => ({ run: await dlcTrainer(program, gpu.device, gpu.cpu, { image, label }, { B: batch }), sizes: new Map([['B', batch]]) }),
+        async () => ({ run: await dlcTrainer(program, gpu.device, cpu, { image, label }, { B: batch }), sizes: new Map([['B', batch]]) }),
         () => tfLeNet(gpu, image, label),
         undefined,
         'dlc NCHW (its step also computes the accuracy metric), TF.js NHWC; Adam',
@@ -243,7 +255,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
         `Transformer step (d ${g.d}, ${g.heads} heads, depth ${g.depth}, T ${g.ctx}), batch ${g.batch}`,
         'transformer',
         { ...g, length, model: 'examples/char_transformer.dl', args },
-        async () => ({ run: await dlcTrainer(program, gpu.device, gpu.cpu, { tokens }, sizes), sizes: new Map(Object.entries(sizes)) }),
+        async () => ({ run: await dlcTrainer(program, gpu.device, cpu, { tokens }, sizes), sizes: new Map(Object.entries(sizes)) }),
         () => tfGpt(gpu, g, tokens, g.batch, length),
         undefined,
         'dropout off on both sides (dlc compiled with p: 0.0); AdamW, clipping, warmup-cosine as the example; TF.js writes AdamW with tf ops',
@@ -280,6 +292,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
     machine,
     versions: { dlc: `${pkg('../')} ${commit}`, tfjs: pkg('@tensorflow/tfjs-core'), webgpu: pkg('webgpu') },
     timing: 'per step: from the first host call to GPU completion (training: queue.onSubmittedWorkDone after TF.js submits its pending commands; matmul: readback of the first row); median of the timed steps',
+    ...(o.kernels !== 'auto' ? { kernels: o.kernels } : {}),
     results,
   };
   const slug = slugOf(gpu.adapterInfo);

@@ -14,6 +14,7 @@ import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Attrs, Graph, Node, TensorType, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
+import { matmulVectorAccess } from '../compiler/codegen/matmul.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { FUSED_OP } from '../compiler/ops/fused.ts';
 import { inferOp, isShapeError } from '../compiler/ops/index.ts';
@@ -74,18 +75,21 @@ function randomCase(random: () => number): Case {
   const sizes = new Map<string, number>();
   const batchRank = pick([0, 0, 1, 1, 2]);
   const symbolic = random() < 0.4;
-  // m, n and k cross the 32x32 tile and the 16-step k edges now and then
+  // m, n and k cross the 32x32 tile and the 32-step k edges now and then; n and k are often multiples
+  // of 4, where the tiled kernel reads vec4s
   const m = int(1, random() < 0.3 ? 70 : 12);
-  const n = int(1, random() < 0.3 ? 70 : 12);
-  const k = int(1, random() < 0.3 ? 40 : 9);
+  const n = random() < 0.35 ? 4 * int(1, 18) : int(1, random() < 0.3 ? 70 : 12);
+  const k = random() < 0.35 ? 4 * int(1, 12) : int(1, random() < 0.3 ? 40 : 9);
   const batch: Dim[] = Array.from({ length: batchRank }, () => int(1, 3));
   const concrete = (d: Dim) => evaluate(d, sizes);
   let mDim: Dim = m;
+  let kDim: Dim = k;
   if (symbolic) {
-    // a symbolic batch axis, or a symbolic row count (x [B, k] @ w [k, n])
+    // a symbolic batch axis, a symbolic row count (x [B, k] @ w [k, n]) or a symbolic k (x^T [m, B] @ dy [B, n])
     sizes.set('B', int(1, 5));
     if (batchRank > 0) batch[0] = sym('B');
-    else mDim = sym('B');
+    else if (random() < 0.7) mDim = sym('B');
+    else kDim = sym('B');
   }
   const b = new G();
   const feeds = new Map<string, Tensor>();
@@ -97,8 +101,8 @@ function randomCase(random: () => number): Case {
   };
   // operands' batch axes: the full batch, some axes 1 (broadcast), or none (a weight matrix)
   const batchOf = () => (random() < 0.3 ? [] : batch.map((d) => (random() < 0.25 ? 1 : d)));
-  const a = input('a', [...batchOf(), mDim, k]);
-  const w = input('w', [...(random() < 0.5 ? [] : batchOf()), k, n]);
+  const a = input('a', [...batchOf(), mDim, kDim]);
+  const w = input('w', [...(random() < 0.5 ? [] : batchOf()), kDim, n]);
   const mm = b.op('matmul', [a, w]);
   const outShape = mm.type.shape;
   const steps: string[] = [];
@@ -137,6 +141,11 @@ describe(`${CASES} generated matmul epilogues: fused against unfused`, () => {
   const random = seededRandom(Number(process.env.DLC_SEED ?? 20261125));
   const cases = Array.from({ length: CASES }, () => randomCase(random));
   const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
+
+  it('the cases cover the tiled kernel\'s vec4 loads of A and of B, and scalar loads of each', () => {
+    const access = cases.map((c) => matmulVectorAccess(c.graph.nodes.find((n) => n.op === 'matmul')!));
+    expect(new Set(access.map((x) => `${x.a} ${x.b}`))).toEqual(new Set(['true true', 'true false', 'false true', 'false false']));
+  });
 
   it('every matmul fuses, the fused graph verifies, and the interpreter gives the same bits', () => {
     for (const [i, c] of cases.entries()) {

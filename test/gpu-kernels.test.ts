@@ -6,8 +6,10 @@ import { type Dim, sym } from '../compiler/shapes/dim.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
-import { lowerMatmul, matmulPlans, matmulUniforms, type MatmulKernel } from '../compiler/codegen/matmul.ts';
+import { lowerMatmul, matmulPlans, matmulUniforms, matmulVectorAccess, type MatmulKernel } from '../compiler/codegen/matmul.ts';
 import { lowerReduce, reducePlans, reduceUniforms, type ReduceKernel } from '../compiler/codegen/reduce.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { Model } from '../runtime/model.ts';
 import { compile, getDevice, runLaunches } from './gpu-helpers.ts';
 
 // ---- a generic one-kernel executor ------------------------------------------------------------------
@@ -100,6 +102,15 @@ describe('matmul lowering on WebGPU', () => {
       [['B', 4, 5], [1, 5, 3], [1, 3, 7]],
       [[2, 1, 3, 4], [1, 5, 4, 2], []],
       [[3, 1, 40, 20], ['B', 20, 33], [2]],
+      // the tiled kernel's vec4 loads (k, n multiples of 4) at odd m and across several k steps of 32
+      [[1, 4], [4, 4], []],
+      [[17, 33], [33, 36], []],
+      [[70, 36], [36, 44], []],
+      [[5, 100], [100, 8], []],
+      [[2, 1, 37, 12], [1, 3, 12, 20], []],
+      [['B', 9, 16], [16, 8], [1, 3]],
+      // a symbolic k (a weight gradient over the batch): scalar loads, k = 0 too
+      [[12, 'B'], ['B', 16], [0, 5, 33]],
     ];
     const runs: { run: KernelRun; want: Tensor; scale: Tensor; k: number; label: string }[] = [];
     let seed = 11;
@@ -150,10 +161,86 @@ describe('matmul lowering on WebGPU', () => {
   });
 
   it('serves every batch size with one shader', () => {
-    const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(['B', 4, 5]) }, { dtype: 'f32', shape: dims([1, 5, 3]) }], {});
+    const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(['B', 37, 29]) }, { dtype: 'f32', shape: dims([1, 29, 19]) }], {});
     const kernel = lowerMatmul(node);
-    expect(kernel.wgsl).not.toMatch(/\b(3u|4u|5u)\b/);
-    expect(matmulUniforms(kernel, new Map([['B', 6]])).outShape).toEqual([6, 4, 3]);
+    expect(kernel.wgsl).not.toMatch(/\b(37u|29u|19u)\b/);
+    expect(matmulUniforms(kernel, new Map([['B', 6]])).outShape).toEqual([6, 37, 19]);
+  });
+
+  it('reads vec4s exactly where k and n are known multiples of 4, within the default workgroup limits', () => {
+    // [a shape, b shape, vec4 A, vec4 B]
+    const CASES: [Spec, Spec, boolean, boolean][] = [
+      [['B', 5, 8], [8, 12], true, true],
+      [[5, 7], [7, 12], false, true],
+      [[5, 8], [8, 6], true, false],
+      [[5, 'K'], ['K', 8], false, false],
+      [[3, 0], [0, 4], false, false],
+      [[3, 12], [12, 'N'], true, false],
+      [[3, 4], [4, 0], true, false],
+      [[2, 3, 4, 5], [5, 6], false, false],
+    ];
+    const binding = (wgsl: string, name: string) => new RegExp(`var<storage, read(_write)?> ${name}: array<(\\w+|vec4<f32>)>`).exec(wgsl)?.[2];
+    for (const [sa, sb, va, vb] of CASES) {
+      const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(sa) }, { dtype: 'f32', shape: dims(sb) }], {});
+      expect(matmulVectorAccess(node), `[${sa}] @ [${sb}]`).toEqual({ a: va, b: vb });
+      const tiled = lowerMatmul(node).wgsl;
+      expect([binding(tiled, 'a'), binding(tiled, 'b'), binding(tiled, 'out')], `[${sa}] @ [${sb}]`).toEqual([va ? 'vec4<f32>' : 'f32', vb ? 'vec4<f32>' : 'f32', vb ? 'vec4<f32>' : 'f32']);
+      const blocked = lowerMatmul(node, { variant: 'blocked' }).wgsl;
+      expect([binding(blocked, 'a'), binding(blocked, 'b'), binding(blocked, 'out')]).toEqual(['f32', 'f32', 'f32']);
+      for (const wgsl of [tiled, blocked]) {
+        const size = /@workgroup_size\(([\d, ]+)\)/.exec(wgsl)![1].split(',').reduce((x, y) => x * Number(y), 1);
+        const shared = [...wgsl.matchAll(/var<workgroup> \w+: array<(vec4<f32>|f32), (\d+)>/g)].reduce((x, m) => x + Number(m[2]) * (m[1] === 'f32' ? 4 : 16), 0);
+        expect(size).toBeLessThanOrEqual(256);
+        expect(shared).toBeLessThanOrEqual(16384);
+      }
+      expect(/var<workgroup> tileA: array<vec4<f32>, 256>/.test(tiled)).toBe(true);
+    }
+  });
+
+  it('vec4 and scalar loads give the same bits (one accumulation order)', async () => {
+    const device = await getDevice();
+    // the same product with k and n concrete (vec4 loads) and symbolic (scalar loads)
+    const sizes = new Map([['K', 40], ['N', 12]]);
+    const a = random('f32', [2, 7, 40], 5, (r) => r() * 2 - 1);
+    const b = random('f32', [40, 12], 6, (r) => r() * 2 - 1);
+    const kernels = [
+      lowerMatmul(makeNode('matmul', [{ dtype: 'f32', shape: dims([2, 7, 40]) }, { dtype: 'f32', shape: dims([40, 12]) }], {})),
+      lowerMatmul(makeNode('matmul', [{ dtype: 'f32', shape: dims([2, 7, 'K']) }, { dtype: 'f32', shape: dims(['K', 'N']) }], {})),
+    ];
+    expect(kernels[0].wgsl).toContain('a: array<vec4<f32>>');
+    expect(kernels[1].wgsl).not.toContain('vec4<f32>>;');
+    const [vec, scalar] = await runKernels(device, kernels.map((kernel) => ({ kernel, inputs: [a, b], sizes })));
+    expect(vec.shape).toEqual([2, 7, 12]);
+    expect(Array.from(vec.data)).toEqual(Array.from(scalar.data));
+  });
+
+  it('a model whose matmul sums over the batch runs an empty batch on both variants (k = 0 while the kernel writes zeros)', async () => {
+    const text = 'model Gram {\n  input x: f32[B, 3]\n  input y: f32[B, 8]\n  output g = transpose(x) @ y\n}\n';
+    const result = compileSource(text, 'gram.dl');
+    expect(result.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const program = result.programs[0];
+    const mm = program.graphs.predict.kernels.find((k) => k.op === 'matmul')!;
+    // a k that may be 0 at run time: scalar loads (an empty buffer cannot back a vec4 binding)
+    expect(program.shaders[mm.shader]).toContain('b: array<f32>');
+    const device = await getDevice();
+    for (const kernels of ['gpu', 'cpu'] as const) {
+      const model = await Model.create(program, { device, seed: 1, kernels });
+      try {
+        for (const B of [0, 5]) {
+          const x = Float32Array.from({ length: B * 3 }, (_, i) => (i % 7) - 3);
+          const y = Float32Array.from({ length: B * 8 }, (_, i) => (i % 5) * 0.5);
+          const want = Array.from({ length: 24 }, (_, e) => {
+            let acc = 0;
+            for (let r = 0; r < B; r++) acc += x[r * 3 + Math.floor(e / 8)] * y[r * 8 + (e % 8)];
+            return acc;
+          });
+          const got = (await model.predict({ x, y })).g as Float32Array;
+          expect(Array.from(got), `${kernels} B=${B}`).toEqual(want);
+        }
+      } finally {
+        model.dispose();
+      }
+    }
   });
 });
 

@@ -1,9 +1,15 @@
 // Code generation for one matmul node: a tiled, batched [..., m, k] @ [..., k, n] WGSL compute shader.
 //
-// A workgroup of 16x16 invocations computes a 32x32 output tile; each invocation holds a 2x2 register
-// block (rows ty and ty + 16, columns tx and tx + 16, so neighbouring invocations read neighbouring
-// words of workgroup memory). The k axis is walked in steps of 16: the workgroup stages a 32x16 tile of
-// A and a 16x32 tile of B in workgroup memory (4 KiB), zero-filled past the edges, so any m, n, k works.
+// The tiled kernel (for GPUs) follows the well-known register-blocked WebGPU matmuls (TF.js's
+// matmul_packed): a workgroup of 8x8 invocations computes a 32x32 output tile, each invocation a 4x4
+// block of it (rows 4 * ty .. + 3, columns 4 * tx .. + 3) held in four vec4 accumulators. The k axis is
+// walked in steps of 32: the workgroup stages a 32x32 tile of A and one of B in workgroup memory as vec4s
+// (8 KiB, within WebGPU's default 16 KiB and 256 invocations), zero-filled past the edges, so any m, n,
+// k works; each invocation then reads one vec4 of A (4 k) per row and four vec4s of B (4 k rows of its 4
+// columns) for 64 fmas. Global reads are vec4s where the static shapes allow (`matmulVectorAccess`: k a
+// multiple of 4 for A, n for B and the output), otherwise four bounds-checked scalars. Every output
+// element accumulates with one fma per k in increasing k, as the blocked CPU variant does, and a fused
+// epilogue (codegen/fused-matmul.ts) keeps the kernel's loop, so fused and unfused results are the same bits.
 //
 // m, n, k, the batch shape and each operand's batch strides (in matrices, 0 along broadcast axes) come
 // from the uniform buffer: only the batch rank is static, so a symbolic batch B binds at run time. The
@@ -17,13 +23,14 @@ import type { KernelPlan } from './kernel.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
-export const MATMUL_TILE_K = 16;
+/** The k step of the tiled kernel: a 32x32 tile of A and of B in workgroup memory (8 KiB). */
+export const MATMUL_TILE_K = 32;
 
 export interface MatmulKernel {
   readonly op: 'matmul';
   readonly wgsl: string;
   readonly entryPoint: 'main';
-  /** Invocations per workgroup (16 x 16). */
+  /** Invocations per workgroup (8 x 8 tiled, 64 blocked). */
   readonly workgroupSize: number;
   readonly inputs: readonly { readonly dtype: DType; readonly shape: readonly Dim[] }[];
   readonly output: { readonly dtype: DType; readonly shape: readonly Dim[] };
@@ -68,6 +75,22 @@ export interface MatmulEpilogue {
 }
 
 /**
+ * Where the tiled kernel reads and writes vec4s: A when k is a known multiple of 4 (each row then starts
+ * at a multiple of 4, and so does every batch matrix), B when n is (likewise) and k is known, and the
+ * plain matmul's output with B. Sizes are judged on the node's static shapes (a symbolic batch or m does
+ * not matter: where they are 0 nothing is dispatched); a symbolic k or n gives scalar loads (each lane
+ * bounds-checked), so every shape still works. B needs a concrete k because a symbolic one (a weight
+ * gradient summed over the batch) may be 0 at run time while the kernel still runs (to write zeros), and
+ * an empty buffer cannot back an array<vec4<f32>> binding (16 bytes at least).
+ */
+export function matmulVectorAccess(node: Node): { readonly a: boolean; readonly b: boolean } {
+  const [a, b] = node.inputs.map((v) => v.type.shape);
+  const by4 = (d: Dim) => isConcrete(d) && d > 0 && d % 4 === 0;
+  const k = a[a.length - 1];
+  return { a: by4(k), b: by4(b[b.length - 1]) && isConcrete(k) && k > 0 };
+}
+
+/**
  * The matmul kernel of a node. The default ('tiled') stages tiles in workgroup memory, for GPUs.
  * 'blocked' keeps the same grid of 32x32 output tiles, uniforms and bindings, but each of 64
  * invocations computes a 4x4 block straight from storage, with no workgroup memory or barriers: on
@@ -83,6 +106,10 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   const T = MATMUL_TILE;
   const TK = MATMUL_TILE_K;
   const ty = kernelStorageType(out.dtype);
+  const tiled = options.variant !== 'blocked';
+  const access = matmulVectorAccess(node);
+  // the vec4 bindings (tiled only; the plain output only, an epilogue stores element by element)
+  const vec = { a: tiled && access.a, b: tiled && access.b, out: tiled && access.b && !options.epilogue };
 
   const fields = ['  dims: vec4<u32>, // m, n, k, batch count', '  tiles: vec4<u32>, // tile columns, tile rows, total tiles'];
   if (batchRank > 0) fields.push(`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`);
@@ -92,22 +119,23 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   if (options.variant === 'blocked') {
     L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, a 4x4 block per invocation read straight from storage (no barriers).`);
   } else {
-    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK}, a 2x2 register block per invocation.`);
+    const loads = vec.a || vec.b ? `, vec4 loads of ${[vec.a ? 'A' : '', vec.b ? 'B' : ''].filter((x) => x).join(' and ')}` : '';
+    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK} through workgroup memory, a 4x4 register block per invocation${loads}.`);
   }
   const epi = options.epilogue;
   if (epi) L.push(epi.comment);
   L.push('struct Params {', ...fields, ...(epi?.fields ?? []), '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
-  L.push(`@group(0) @binding(1) var<storage, read> a: array<${ty}>;`);
-  L.push(`@group(0) @binding(2) var<storage, read> b: array<${ty}>;`);
+  L.push(`@group(0) @binding(1) var<storage, read> a: array<${vec.a ? 'vec4<f32>' : ty}>;`);
+  L.push(`@group(0) @binding(2) var<storage, read> b: array<${vec.b ? 'vec4<f32>' : ty}>;`);
   if (epi) L.push(...epi.declarations);
-  else L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${ty}>;`);
-  if (options.variant !== 'blocked') {
-    L.push(`var<workgroup> tileA: array<${ty}, ${T * TK}>; // [${T}][${TK}]`);
-    L.push(`var<workgroup> tileB: array<${ty}, ${TK * T}>; // [${TK}][${T}]`);
+  else L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${vec.out ? 'vec4<f32>' : ty}>;`);
+  if (tiled) {
+    L.push(`var<workgroup> tileA: array<vec4<f32>, ${(T * TK) / 4}>; // [${T} rows][${TK / 4} vec4s along k]`);
+    L.push(`var<workgroup> tileB: array<vec4<f32>, ${(TK * T) / 4}>; // [${TK} k][${T / 4} vec4s along n]`);
   }
   L.push('');
-  L.push(options.variant === 'blocked' ? '@compute @workgroup_size(64)' : '@compute @workgroup_size(16, 16)');
+  L.push(tiled ? '@compute @workgroup_size(8, 8)' : '@compute @workgroup_size(64)');
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
   L.push('  let t = wid.y * nwg.x + wid.x;');
@@ -137,8 +165,11 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   L.push('  let oBase = bi * m * n;');
   if (epi) L.push(...epi.prologue);
   // the store of one output element: the plain store, or the epilogue
-  const store = (r: string, c: string, v: string) => (epi ? `${epi.call}(oBase + ${r} * n + ${c}, ${r}, ${c}, ${v});` : `out[oBase + ${r} * n + ${c}] = ${v};`);
-  if (options.variant === 'blocked') {
+  const store = (r: string, c: string, v: string) => {
+    const rp = r.includes(' ') ? `(${r})` : r;
+    return epi ? `${epi.call}(oBase + ${rp} * n + ${c}, ${r}, ${c}, ${v});` : `out[oBase + ${rp} * n + ${c}] = ${v};`;
+  };
+  if (!tiled) {
     L.push('  let r0 = row0 + (li / 8u) * 4u;');
     L.push('  let c0 = col0 + (li % 8u) * 4u;');
     L.push('  var acc: array<vec4<f32>, 4>;');
@@ -162,47 +193,68 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     L.push('    }');
     L.push('  }');
   } else {
-    L.push('  var acc00 = 0.0;');
-    L.push('  var acc01 = 0.0;');
-    L.push('  var acc10 = 0.0;');
-    L.push('  var acc11 = 0.0;');
+    // 8x8 invocations, each a 4x4 block of C: rows row0 + 4 * lid.y + i, columns col0 + 4 * lid.x + j
+    const R = T / 4; // vec4s per row of either tile
+    const acc = [0, 1, 2, 3].map((i) => `acc${i}`);
+    for (const x of acc) L.push(`  var ${x} = vec4<f32>(0.0);`);
     L.push(`  let steps = (k + ${TK - 1}u) / ${TK}u;`);
     L.push('  for (var s = 0u; s < steps; s++) {');
     L.push(`    let k0 = s * ${TK}u;`);
-    L.push(`    for (var l = 0u; l < ${(T * TK) / 256}u; l++) {`);
-    L.push('      let e = li + l * 256u;');
-    L.push(`      let ar = row0 + e / ${TK}u;`);
-    L.push(`      let ac = k0 + e % ${TK}u;`);
-    L.push('      var va = 0.0;');
-    L.push('      if (ar < m && ac < k) { va = a[aBase + ar * k + ac]; }');
+    L.push(`    for (var l = 0u; l < ${(T * TK) / 4 / 64}u; l++) {`);
+    L.push('      let e = li + l * 64u;');
+    // A: row e / R of the tile, its k columns 4 * (e % R) .. + 3
+    L.push(`      let ar = row0 + e / ${R}u;`);
+    L.push(`      let ac = k0 + (e % ${R}u) * 4u;`);
+    L.push('      var va = vec4<f32>(0.0);');
+    if (vec.a) {
+      L.push('      if (ar < m && ac < k) { va = a[(aBase + ar * k + ac) / 4u]; }');
+    } else {
+      L.push('      if (ar < m) {');
+      L.push('        let o = aBase + ar * k + ac;');
+      for (let j = 0; j < 4; j++) L.push(`        if (ac${j > 0 ? ` + ${j}u` : ''} < k) { va.${LANES[j]} = a[o${j > 0 ? ` + ${j}u` : ''}]; }`);
+      L.push('      }');
+    }
     L.push('      tileA[e] = va;');
-    L.push(`      let br = k0 + e / ${T}u;`);
-    L.push(`      let bc = col0 + e % ${T}u;`);
-    L.push('      var vb = 0.0;');
-    L.push('      if (br < k && bc < n) { vb = b[bBase + br * n + bc]; }');
+    // B: k row e / R of the tile, its columns 4 * (e % R) .. + 3
+    L.push(`      let br = k0 + e / ${R}u;`);
+    L.push(`      let bc = col0 + (e % ${R}u) * 4u;`);
+    L.push('      var vb = vec4<f32>(0.0);');
+    if (vec.b) {
+      L.push('      if (br < k && bc < n) { vb = b[(bBase + br * n + bc) / 4u]; }');
+    } else {
+      L.push('      if (br < k) {');
+      L.push('        let o = bBase + br * n + bc;');
+      for (let j = 0; j < 4; j++) L.push(`        if (bc${j > 0 ? ` + ${j}u` : ''} < n) { vb.${LANES[j]} = b[o${j > 0 ? ` + ${j}u` : ''}]; }`);
+      L.push('      }');
+    }
     L.push('      tileB[e] = vb;');
     L.push('    }');
     L.push('    workgroupBarrier();');
-    L.push(`    for (var q = 0u; q < ${TK}u; q++) {`);
-    L.push(`      let a0 = tileA[lid.y * ${TK}u + q];`);
-    L.push(`      let a1 = tileA[(lid.y + 16u) * ${TK}u + q];`);
-    L.push(`      let b0 = tileB[q * ${T}u + lid.x];`);
-    L.push(`      let b1 = tileB[q * ${T}u + lid.x + 16u];`);
-    L.push('      acc00 = fma(a0, b0, acc00);');
-    L.push('      acc01 = fma(a0, b1, acc01);');
-    L.push('      acc10 = fma(a1, b0, acc10);');
-    L.push('      acc11 = fma(a1, b1, acc11);');
+    // four k at a time: one vec4 of A per row (4 k), four vec4s of B (4 k rows, this block's 4 columns)
+    L.push(`    for (var q = 0u; q < ${TK / 4}u; q++) {`);
+    for (let j = 0; j < 4; j++) L.push(`      let b${j} = tileB[(q * 4u${j > 0 ? ` + ${j}u` : ''}) * ${R}u + lid.x];`);
+    for (let i = 0; i < 4; i++) {
+      L.push(`      let a${i} = tileA[(lid.y * 4u${i > 0 ? ` + ${i}u` : ''}) * ${R}u + q];`);
+      for (let j = 0; j < 4; j++) L.push(`      ${acc[i]} = fma(vec4<f32>(a${i}.${LANES[j]}), b${j}, ${acc[i]});`);
+    }
     L.push('    }');
     L.push('    workgroupBarrier();');
     L.push('  }');
-    L.push('  let r0 = row0 + lid.y;');
-    L.push('  let r1 = r0 + 16u;');
-    L.push('  let c0 = col0 + lid.x;');
-    L.push('  let c1 = c0 + 16u;');
-    L.push(`  if (r0 < m && c0 < n) { ${store('r0', 'c0', 'acc00')} }`);
-    L.push(`  if (r0 < m && c1 < n) { ${store('r0', 'c1', 'acc01')} }`);
-    L.push(`  if (r1 < m && c0 < n) { ${store('r1', 'c0', 'acc10')} }`);
-    L.push(`  if (r1 < m && c1 < n) { ${store('r1', 'c1', 'acc11')} }`);
+    L.push('  let r0 = row0 + lid.y * 4u;');
+    L.push('  let c0 = col0 + lid.x * 4u;');
+    for (let i = 0; i < 4; i++) {
+      const r = i === 0 ? 'r0' : `r0 + ${i}u`;
+      if (vec.out) {
+        L.push(`  if (${r} < m && c0 < n) { out[(oBase + ${i === 0 ? r : `(${r})`} * n + c0) / 4u] = ${acc[i]}; }`);
+      } else {
+        L.push(`  if (${r} < m) {`);
+        for (let j = 0; j < 4; j++) {
+          const c = j === 0 ? 'c0' : `c0 + ${j}u`;
+          L.push(`    if (${c} < n) { ${store(r, c, `${acc[i]}.${LANES[j]}`)} }`);
+        }
+        L.push('  }');
+      }
+    }
   }
   L.push('}', '');
   if (epi) L.push(...epi.functions);
@@ -211,7 +263,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     op: 'matmul',
     wgsl: L.join('\n'),
     entryPoint: 'main',
-    workgroupSize: options.variant === 'blocked' ? 64 : 256,
+    workgroupSize: 64,
     inputs: [a, b].map((x) => ({ dtype: x.dtype, shape: x.shape })),
     output: { dtype: out.dtype, shape: out.shape },
     batchRank,
