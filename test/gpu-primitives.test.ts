@@ -2,6 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Attrs, DType, Node, TensorType, Value } from '../compiler/ir/types.ts';
 import { allOps, getOp, inferOp, isShapeError, type OpDef, type VjpContext } from '../compiler/ops/index.ts';
+import { encodeRowBody } from '../compiler/ops/fused-reduce.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { type Dim, dimToString, evaluate, isDim, sub, sym } from '../compiler/shapes/dim.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
@@ -63,6 +64,8 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
       return { kind: 'sum', terms: numel(inputs[1].shape.slice(1)) + 2 };
     case 'fused_conv_transpose2d':
       return { kind: 'sum', terms: (inputs[0].shape[1] / ((a.groups as number | undefined) ?? 1)) * numel(inputs[1].shape.slice(2)) + 2 };
+    case 'fused_reduce': // a row's terms (its softmax sum, its mean and variance) and a few elementwise steps
+      return { kind: 'rel', rtol: 2e-5, atol: 1e-6 };
     case 'scatter_add':
       return { kind: 'sum', terms: numel(inputs[1].shape) };
     case 'avg_pool2d':
@@ -170,6 +173,21 @@ interface Case {
 }
 
 const B = sym('B');
+/** A softmax over `axes` with its row sums also returned, as a fused_reduce body. */
+function softmaxRows(axes: number[]): Attrs {
+  return encodeRowBody(
+    [
+      { op: 'reduce_max', args: [0], attrs: { axes, keepdims: true } },
+      { op: 'sub', args: [0, 1], attrs: {} },
+      { op: 'exp', args: [2], attrs: {} },
+      { op: 'reduce_sum', args: [3], attrs: { axes, keepdims: true } },
+      { op: 'div', args: [3, 4], attrs: {} },
+    ],
+    [5, 4],
+    axes,
+  );
+}
+
 const c = (inputs: readonly (string | InputSpec)[], attrs?: Attrs, extra: Partial<Case> = {}): Case => ({
   inputs: inputs.map((x) => (typeof x === 'string' ? { type: x } : x)),
   ...(attrs ? { attrs } : {}),
@@ -213,6 +231,28 @@ const CASES: Record<string, Case[]> = {
       outputs: [4, 0],
     }), { batches: [1, 33] }),
     c(['f32[2, 3, 5]', 'f32[5, 6]', 'f32[2, 3, 6]'], encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] })),
+  ],
+  // a softmax with its row sums stored (per thread, and a workgroup per row); layer norm over a [B, 3, 70] input
+  fused_reduce: [
+    c(['f32[B, 10]'], softmaxRows([1]), { batches: [1, 5] }),
+    c(['f32[3, 300]'], softmaxRows([1])),
+    c(['f32[4, B]'], softmaxRows([1]), { batches: [70] }),
+    c(['f32[B, 3, 70]', 'f32[70]'], encodeRowBody(
+      [
+        { op: 'full', args: [], attrs: { shape: [], value: 1 / 70 } },
+        { op: 'reduce_sum', args: [0], attrs: { axes: [2], keepdims: true } },
+        { op: 'mul', args: [3, 2], attrs: {} },
+        { op: 'sub', args: [0, 4], attrs: {} },
+        { op: 'mul', args: [5, 5], attrs: {} },
+        { op: 'reduce_sum', args: [6], attrs: { axes: [2], keepdims: true } },
+        { op: 'mul', args: [7, 2], attrs: {} },
+        { op: 'rsqrt', args: [8], attrs: {} },
+        { op: 'mul', args: [5, 9], attrs: {} },
+        { op: 'mul', args: [10, 1], attrs: {} },
+      ],
+      [11, 9],
+      [2],
+    ), { batches: [2] }),
   ],
   // relu(conv2d + bias) with the convolution also stored; grouped conv2d + residual; conv_transpose2d + bias, relu
   fused_conv2d: [

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import type { Attrs, TensorType } from '../compiler/ir/types.ts';
 import { add, floorDiv, mul, sub, sym } from '../compiler/shapes/dim.ts';
 import { allOps, getOp } from '../compiler/ops/index.ts';
+import { encodeRowBody } from '../compiler/ops/fused-reduce.ts';
 import { philox4x32 } from '../compiler/ops/random.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { bool, f32, i32, infer, inferErr, inferOk, run, run1, sameType, seeded, ty, u32 } from '../compiler/ops/testing.ts';
@@ -827,6 +828,40 @@ describe('fused_matmul', () => {
     const [y, mm] = run('fused_matmul', [a, b, bias], body);
     exact(mm, [2, 2], [1, -2, 3, -4]);
     exact(y, [2, 2], [1.5, 0, 3.5, 0]);
+  });
+});
+
+// =====================================================================================================
+describe('fused_reduce', () => {
+  // softmax over the last axis: registers 0 x, 1 max, 2 x - max, 3 exp, 4 sum, 5 the quotient
+  const softmax: Attrs = encodeRowBody(
+    [
+      { op: 'reduce_max', args: [0], attrs: { axes: [-1], keepdims: true } },
+      { op: 'sub', args: [0, 1], attrs: {} },
+      { op: 'exp', args: [2], attrs: {} },
+      { op: 'reduce_sum', args: [3], attrs: { axes: [-1], keepdims: true } },
+      { op: 'div', args: [3, 4], attrs: {} },
+    ],
+    [5, 4],
+    [1],
+  );
+  shapeTable('fused_reduce', [
+    { in: ['f32[B, 10]'], attrs: softmax, out: ['f32[B, 10]', 'f32[B, 1]'] },
+    { in: ['f32[B, 1]'], attrs: softmax, error: { message: /needs a reduction over axes that are not all of size 1/ } },
+    { in: ['i32[B, 10]'], attrs: softmax, error: { message: /fused_reduce unit 2: exp needs a float/ } },
+    { in: ['f32[B, 10]'], attrs: { ...softmax, axes: [0] }, error: { message: /fused_reduce axes \[0\] are not its reductions' axes \[1\]/ } },
+    // a row value without its size-1 axis cannot broadcast back along the rows
+    {
+      in: ['f32[4, 4]'],
+      attrs: encodeRowBody([{ op: 'reduce_sum', args: [0], attrs: { axes: [1] } }, { op: 'sub', args: [0, 1], attrs: {} }], [2], [1]),
+      error: { message: /reads register 1 of type f32\[4\], which does not broadcast along the rows/ },
+    },
+    { in: ['f32[B, 10]'], attrs: encodeRowBody([{ op: 'matmul', args: [0, 0], attrs: {} }], [1], [1]), error: { message: /./ } },
+  ]);
+  interpTest('fused_reduce', "fused_reduce runs each unit through its own interpreter", () => {
+    const [y, s] = run('fused_reduce', [f32([2, 2], [0, -Infinity, 1, 1])], softmax);
+    exact(s, [2, 1], [1, 2]);
+    exact(y, [2, 2], [1, 0, 0.5, 0.5]);
   });
 });
 

@@ -49,7 +49,7 @@ export function constantWord(value: unknown, dtype: DType, word: string): { word
  * multiply-add); with it each sub-op sees opaque operands, as the unfused kernel that loaded them
  * from memory did, so fused and unfused results agree bit for bit.
  */
-function opaque(name: string, dtype: DType, pos: number, zeros = 'p.header'): string {
+export function opaque(name: string, dtype: DType, pos: number, zeros = 'p.header'): string {
   const w = `${zeros}.${'yzw'[pos]}`;
   if (pos > 2) throw new Error(`${FUSED_OP}: a sub-op with more than 3 operands`);
   switch (dtype) {
@@ -137,22 +137,25 @@ export interface FusedBodyCode {
 }
 
 /**
- * The statements of a fused body (shared by fused_elementwise and fused_matmul's epilogue). `zeros` is
- * the uniform vec4 whose y, z and w words are 0 at run time (see `opaque`); constants are read from `p.c`.
+ * The statements of a fused body (shared by fused_elementwise, fused_matmul's epilogue and fused_reduce's
+ * units). `zeros` is the uniform vec4 whose y, z and w words are 0 at run time (see `opaque`); constants
+ * are read from `p.c`, from word `constBase` on. The inputs are named `inputNames` (default `v{i}`), the
+ * sub-results `{prefix}s{j}`.
  */
-export function fusedBodyCode(body: FusedBody, inputDtypes: readonly DType[], zeros: string): FusedBodyCode {
-  const names: string[] = inputDtypes.map((_, i) => `v${i}`);
+export function fusedBodyCode(body: FusedBody, inputDtypes: readonly DType[], zeros: string, options: { readonly inputNames?: readonly string[]; readonly prefix?: string; readonly constBase?: number } = {}): FusedBodyCode {
+  const names: string[] = inputDtypes.map((_, i) => options.inputNames?.[i] ?? `v${i}`);
+  const constBase = options.constBase ?? 0;
   const dtypes: DType[] = [...inputDtypes];
   const stmts: string[] = [];
   const constWords: Dim[] = [];
   const helpers = new Map<string, string>();
   for (const [j, s] of body.ops.entries()) {
-    const name = `s${j}`;
+    const name = `${options.prefix ?? ''}s${j}`;
     let dtype: DType;
     let expr: string;
     if (s.op === 'full') {
       dtype = (s.attrs.dtype ?? 'f32') as DType;
-      const c = constantWord(s.attrs.value, dtype, uvec('c', constWords.length));
+      const c = constantWord(s.attrs.value, dtype, uvec('c', constBase + constWords.length));
       constWords.push(c.word);
       expr = c.read;
     } else {

@@ -14,7 +14,7 @@ import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import type { Graph, InitSpec, TensorType, Value } from '../ir/types.ts';
 import { dce } from '../optimize/index.ts';
-import { fuse } from '../optimize/fuse.ts';
+import { fuseGraph } from '../optimize/fusion.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { lowerNode } from './kernel.ts';
 import { planModelMemory } from './memory.ts';
@@ -158,7 +158,7 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: 
  * interpreter's `initialize`, so the GPU and the reference start from the same values.
  */
 export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; planMemory?: boolean; /** Elementwise fusion (default true; see optimize/fuse.ts). */ fuse?: boolean } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
-  const fused = (g: Graph): Graph => (options.fuse === false ? g : fuse(g));
+  const fused = (g: Graph): Graph => (options.fuse === false ? g : fuseGraph(g).graph);
   const all = [m.forward, m.evaluation, ...m.steps];
   const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
   if (limitDiagnostics.length > 0) return { diagnostics: limitDiagnostics };

@@ -49,6 +49,14 @@ export const PER_THREAD_MAX_REDUCED = 64;
 /** So do reductions with at least this many outputs (known at compile time), whatever they reduce. */
 export const PER_THREAD_MIN_OUTPUTS = 4096;
 
+/** The f32 max of the reductions: NaN-propagating like the interpreter's max (WGSL's max need not be). */
+export const MAX_F32_HELPER = `// NaN-propagating like the interpreter's max: WGSL's max need not be.
+fn dlc_max_f32(a: f32, b: f32) -> f32 {
+  if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) { return a; }
+  if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
+  return max(a, b);
+}`;
+
 function normAxes(raw: readonly number[], rank: number): number[] {
   const axes = raw.map((a) => (a < 0 ? a + rank : a));
   if (axes.some((a) => !Number.isInteger(a) || a < 0 || a >= rank) || new Set(axes).size !== axes.length) {
@@ -95,12 +103,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): 
   } else if (ty === 'f32') {
     ident = 'bitcast<f32>(ninf_bits)';
     combine = (a, b) => `dlc_max_f32(${a}, ${b})`;
-    if (kind === 'max') helpers.push(`// NaN-propagating like the interpreter's max: WGSL's max need not be.
-fn dlc_max_f32(a: f32, b: f32) -> f32 {
-  if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) { return a; }
-  if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
-  return max(a, b);
-}`);
+    if (kind === 'max') helpers.push(MAX_F32_HELPER);
   } else {
     ident = ty === 'i32' ? 'bitcast<i32>(0x80000000u)' : '0u';
     combine = (a, b) => `max(${a}, ${b})`;
@@ -247,13 +250,21 @@ export function reduceUniforms(
   return { data: Uint32Array.from(words), workgroups, outShape, inShapes: [inShape] };
 }
 
+/**
+ * Whether a reduction folds each output in one invocation: when each output folds few elements, or
+ * when there are so many outputs that one thread each already fills the device (a weight gradient
+ * summed over the batch: [B, 256, 64] -> [256, 64]). fused_reduce makes the same choice, so its sums
+ * add in the same order as the unfused kernels'.
+ */
+export function prefersPerThread(outputs: Dim, reduced: Dim): boolean {
+  return (isConcrete(reduced) && reduced <= PER_THREAD_MAX_REDUCED) || (isConcrete(outputs) && outputs >= PER_THREAD_MIN_OUTPUTS);
+}
+
 /** The registry's lowering: one dispatch, a workgroup per output element. */
 export function reducePlans(node: Node): KernelPlan[] {
   const probe = lowerReduce(node);
   const [outputs, reduced] = reduceUniformDims(probe);
-  // per thread when each output folds few elements, or when there are so many outputs that one
-  // thread each already fills the device (a weight gradient summed over the batch: [B, 256, 64] -> [256, 64])
-  const perThread = (isConcrete(reduced) && reduced <= PER_THREAD_MAX_REDUCED) || (isConcrete(outputs) && outputs >= PER_THREAD_MIN_OUTPUTS);
+  const perThread = prefersPerThread(outputs, reduced);
   const k = perThread ? lowerReduce(node, { perThread }) : probe;
   const words = reduceUniformDims(k);
   return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perThread ? floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE) : words[0] }];

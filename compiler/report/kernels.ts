@@ -16,7 +16,8 @@ import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
 import { getOp } from '../ops/registry.ts';
-import { fuseWithReport, type FuseReason, type FuseReport } from '../optimize/fuse.ts';
+import { type FuseReason, type FuseReport } from '../optimize/fuse.ts';
+import { fuseGraph } from '../optimize/fusion.ts';
 
 /** A line of a `.dl` file. */
 export interface SourceLine {
@@ -124,7 +125,7 @@ export function programGraphs(p: ModelProgram): GraphProgram[] {
 /** What the fusion pass does to each of a model's graphs (predict, evaluate, steps), as lowerModel applies it. */
 export function fusionOf(m: ModelGraphs): GraphFusion[] {
   return [predictGraph(m.evaluation), m.evaluation, ...m.steps].map((before) => {
-    const { graph, report } = fuseWithReport(before);
+    const { graph, report } = fuseGraph(before);
     return { before, after: graph, report };
   });
 }

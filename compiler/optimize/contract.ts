@@ -1,0 +1,110 @@
+// Replacing groups of nodes by one node each, in a topological order that keeps every node as early as the original order allows.
+import type { Graph, LayerCall, Node } from '../ir/types.ts';
+
+export interface Contraction {
+  /** The member nodes' indices in the graph. */
+  readonly members: readonly number[];
+  /** The node that replaces them; it defines the members' values that are still read. */
+  readonly node: Node;
+}
+
+/**
+ * The graph with each group contracted to its node and the `dropped` nodes removed (constants a
+ * fused node folded in, that nothing else reads). Value ids are kept, so the graph's results are
+ * untouched. Throws (a compiler bug) when the groups make a cycle: the passes check before grouping.
+ */
+export function contractGroups(g: Graph, groups: readonly Contraction[], dropped: ReadonlySet<number> = new Set()): Graph {
+  const nodes = g.nodes;
+  const N = nodes.length;
+  const producer = new Map<number, number>();
+  nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
+  const unitOf = new Int32Array(N).map((_, k) => k); // a group's unit is N + its index
+  groups.forEach((grp, i) => grp.members.forEach((m) => (unitOf[m] = N + i)));
+  const units = new Map<number, { key: number; node: Node; deps: Set<number> }>();
+  for (let k = 0; k < N; k++) {
+    if (dropped.has(k)) continue;
+    const u = unitOf[k];
+    let unit = units.get(u);
+    if (!unit) units.set(u, (unit = { key: k, node: u >= N ? groups[u - N].node : nodes[k], deps: new Set() }));
+    for (const v of nodes[k].inputs) {
+      const p = producer.get(v.id);
+      if (p === undefined || dropped.has(p)) continue;
+      const d = unitOf[p];
+      if (d !== u) unit.deps.add(d);
+    }
+  }
+  const waiting = new Map<number, number>();
+  const dependents = new Map<number, number[]>();
+  for (const [u, unit] of units) {
+    waiting.set(u, unit.deps.size);
+    for (const d of unit.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(u);
+  }
+  const heap = new MinHeap();
+  for (const [u, unit] of units) if (unit.deps.size === 0) heap.push(unit.key, u);
+  const ordered: Node[] = [];
+  while (heap.size > 0) {
+    const u = heap.pop();
+    const unit = units.get(u)!;
+    ordered.push(unit.node);
+    for (const t of dependents.get(u) ?? []) {
+      const w = waiting.get(t)! - 1;
+      waiting.set(t, w);
+      if (w === 0) heap.push(units.get(t)!.key, t);
+    }
+  }
+  if (ordered.length !== units.size) throw new Error('fusion made a cycle between groups (a compiler bug)');
+
+  const defined = new Set<number>([...g.inputs, ...g.params, ...g.state].map((x) => x.value.id));
+  for (const n of ordered) for (const o of n.outputs) defined.add(o.id);
+  const calls: LayerCall[] = [];
+  for (const c of g.layerCalls) {
+    const outputs = c.outputs.filter((v) => defined.has(v.id));
+    if (outputs.length > 0) calls.push({ ...c, inputs: c.inputs.filter((v) => defined.has(v.id)), outputs });
+  }
+  return { ...g, nodes: ordered, layerCalls: calls };
+}
+
+/** A binary min-heap of (key, value) pairs, by key. */
+export class MinHeap {
+  private readonly keys: number[] = [];
+  private readonly vals: number[] = [];
+  get size(): number {
+    return this.keys.length;
+  }
+  push(key: number, val: number): void {
+    const { keys, vals } = this;
+    let i = keys.length;
+    keys.push(key);
+    vals.push(val);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (keys[p] <= keys[i]) break;
+      [keys[p], keys[i]] = [keys[i], keys[p]];
+      [vals[p], vals[i]] = [vals[i], vals[p]];
+      i = p;
+    }
+  }
+  pop(): number {
+    const { keys, vals } = this;
+    const top = vals[0];
+    const lk = keys.pop()!;
+    const lv = vals.pop()!;
+    if (keys.length > 0) {
+      keys[0] = lk;
+      vals[0] = lv;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < keys.length && keys[l] < keys[m]) m = l;
+        if (r < keys.length && keys[r] < keys[m]) m = r;
+        if (m === i) break;
+        [keys[m], keys[i]] = [keys[i], keys[m]];
+        [vals[m], vals[i]] = [vals[i], vals[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

@@ -1,0 +1,65 @@
+// The fusion pipeline lowering applies: elementwise and epilogue fusion (fuse.ts), then reduction fusion (fuse-rows.ts), with one report in the input graph's node numbers.
+import type { Graph, Node } from '../ir/types.ts';
+import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
+import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport, fuseWithReport } from './fuse.ts';
+import { fuseRowsWithReport } from './fuse-rows.ts';
+
+export interface FusionOptions extends FuseOptions {
+  /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
+  readonly rows?: boolean;
+}
+
+/** The fused graph and one report of both passes, every node index counted in `g`. Pure. */
+export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph; report: FuseReport } {
+  const first = fuseWithReport(g, options);
+  if (options.rows === false) return first;
+  const second = fuseRowsWithReport(first.graph, options);
+  if (second.report.groups.length === 0 && second.report.rejected.length === 0) return first;
+
+  // each node of the intermediate graph as the input graph's nodes it stands for
+  const original = new Map<Node, number>(g.nodes.map((n, k) => [n, k]));
+  const producer = new Map<number, number>();
+  g.nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
+  const groupOfNode = new Map<number, number>(); // input-graph index -> its first-pass group
+  first.report.groups.forEach((grp, i) => grp.nodes.forEach((k) => groupOfNode.set(k, i)));
+  const membersOf = (n: Node): { nodes: number[]; group?: number } => {
+    const k = original.get(n);
+    if (k !== undefined) return { nodes: [k] };
+    const at = producer.get(n.outputs[0].id)!;
+    const group = groupOfNode.get(at);
+    return group === undefined ? { nodes: [at] } : { nodes: [...first.report.groups[group].nodes], group };
+  };
+  // the index that names a node of the intermediate graph in messages: its own, or its group's last node's
+  const nameOf = (n: Node) => Math.max(...membersOf(n).nodes);
+
+  const absorbed = new Set<number>();
+  const rowGroups: FusedGroup[] = second.report.groups.map((grp) => {
+    const nodes: number[] = [];
+    const ops: string[] = [];
+    for (const m of grp.nodes) {
+      const { nodes: ks, group } = membersOf(first.graph.nodes[m]);
+      if (group !== undefined) absorbed.add(group);
+      nodes.push(...ks);
+    }
+    nodes.sort((a, b) => a - b);
+    for (const k of nodes) ops.push(g.nodes[k].op);
+    const constants = grp.nodes.reduce((a, m) => a + first.graph.nodes[m].inputs.filter((v) => g.nodes[producer.get(v.id) ?? -1]?.op === 'full').length, 0);
+    return { op: FUSED_REDUCE_OP, nodes, ops, inputs: grp.inputs, outputs: grp.outputs, constants };
+  });
+  const rejected: FuseRejection[] = second.report.rejected.map((r) => ({
+    node: nameOf(first.graph.nodes[r.node]),
+    op: r.op,
+    group: nameOf(first.graph.nodes[r.group]),
+    reason: r.reason,
+    detail: r.detail,
+  }));
+  return {
+    graph: second.graph,
+    report: {
+      nodesBefore: first.report.nodesBefore,
+      nodesAfter: second.report.nodesAfter,
+      groups: [...first.report.groups.filter((_, i) => !absorbed.has(i)), ...rowGroups],
+      rejected: [...first.report.rejected, ...rejected],
+    },
+  };
+}

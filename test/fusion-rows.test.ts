@@ -1,0 +1,264 @@
+// Reduction fusion (compiler/optimize/fuse-rows.ts, fused_reduce): softmax, layer norm, cross-entropy and generated row graphs compute what the unfused graphs do, in the interpreter and on WebGPU (Dawn on lavapipe), and the pass says why it did not fuse.
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Attrs, Graph, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { lowerNode } from '../compiler/codegen/kernel.ts';
+import { FUSED_REDUCE_OP } from '../compiler/ops/fused-reduce.ts';
+import { inferOp, isShapeError } from '../compiler/ops/index.ts';
+import { fuseWithReport } from '../compiler/optimize/fuse.ts';
+import { fuseGraph } from '../compiler/optimize/fusion.ts';
+import { fuseRowsWithReport } from '../compiler/optimize/fuse-rows.ts';
+import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
+import { getDevice, type GraphJob, runGraphs } from './gpu-helpers.ts';
+
+const span = { file: 'rows.dl', start: 0, end: 0 };
+let nextId = 1;
+
+class G {
+  readonly inputs: { name: string; value: Value; span: typeof span }[] = [];
+  readonly nodes: Node[] = [];
+  input(name: string, type: TensorType): Value {
+    const value = { id: nextId++, type };
+    this.inputs.push({ name, value, span });
+    return value;
+  }
+  op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
+    const types = inferOp(op, inputs.map((v) => v.type), attrs);
+    if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
+    const outputs = types.map((type) => ({ id: nextId++, type }));
+    this.nodes.push({ op, inputs, attrs, outputs, span });
+    return outputs[0];
+  }
+  graph(outputs: Record<string, Value>): Graph {
+    return { name: 'g', inputs: this.inputs, params: [], state: [], nodes: this.nodes, outputs: new Map(Object.entries(outputs)), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
+  }
+}
+
+const f32t = (...shape: Dim[]): TensorType => ({ dtype: 'f32', shape });
+const scalar = (b: G, value: number) => b.op('full', [], { shape: [], value, dtype: 'f32' });
+
+function softmax(b: G, x: Value, axis = -1): Value {
+  const e = b.op('exp', [b.op('sub', [x, b.op('reduce_max', [x], { axes: [axis], keepdims: true })])]);
+  return b.op('div', [e, b.op('reduce_sum', [e], { axes: [axis], keepdims: true })]);
+}
+
+function layerNorm(b: G, x: Value, gamma: Value, beta: Value): Value {
+  const n = x.type.shape[x.type.shape.length - 1] as number;
+  const mean = b.op('mul', [b.op('reduce_sum', [x], { axes: [-1], keepdims: true }), scalar(b, 1 / n)]);
+  const xc = b.op('sub', [x, mean]);
+  const v = b.op('mul', [b.op('reduce_sum', [b.op('mul', [xc, xc])], { axes: [-1], keepdims: true }), scalar(b, 1 / n)]);
+  const y = b.op('mul', [xc, b.op('rsqrt', [b.op('add', [v, scalar(b, 1e-5)])])]);
+  return b.op('add', [b.op('mul', [y, gamma]), beta]);
+}
+
+/** Feeds for a graph's inputs at the given sizes: uniform values in [-2, 2). */
+function feedsOf(g: Graph, sizes: ReadonlyMap<string, number>, random: () => number): Map<string, Tensor> {
+  const feeds = new Map<string, Tensor>();
+  for (const i of g.inputs) {
+    const shape = i.value.type.shape.map((d) => evaluate(d, sizes));
+    const n = shape.reduce((a, c) => a * c, 1);
+    feeds.set(i.name, tensor(i.value.type.dtype, shape, Array.from({ length: n }, () => Math.fround(random() * 4 - 2))));
+  }
+  return feeds;
+}
+
+/** Elements whose float32 values differ by more than `tol` relative (NaN equal to NaN), and how many differ in bits. */
+function compareWords(a: Uint32Array, b: Uint32Array, tol: number): { bad: number; bits: number; worst: number } {
+  const x = new Float32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Float32Array(b.buffer, b.byteOffset, b.length);
+  let bad = a.length === b.length ? 0 : Math.max(a.length, b.length);
+  let bits = 0;
+  let worst = 0;
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (a[i] === b[i]) continue;
+    bits++;
+    if (Number.isNaN(x[i]) && Number.isNaN(y[i])) continue;
+    const rel = Math.abs(x[i] - y[i]) / Math.max(Math.abs(x[i]), Math.abs(y[i]), 1e-30);
+    worst = Math.max(worst, Number.isNaN(rel) ? Infinity : rel);
+    if (!(rel <= tol)) bad++;
+  }
+  return { bad, bits, worst };
+}
+
+interface Case extends GraphJob {
+  readonly text: string;
+}
+
+function handCases(): Case[] {
+  const random = seededRandom(11);
+  const cases: Case[] = [];
+  const add = (text: string, build: (b: G) => Record<string, Value>, sizes: Map<string, number> = new Map()) => {
+    const b = new G();
+    const graph = b.graph(build(b));
+    cases.push({ text, graph, feeds: feedsOf(graph, sizes, random), sizes });
+  };
+  add('softmax [5, 10] (per thread)', (b) => ({ y: softmax(b, b.input('x', f32t(5, 10))) }));
+  add('softmax [3, 300] (a workgroup per row)', (b) => ({ y: softmax(b, b.input('x', f32t(3, 300))) }));
+  add('softmax over axis 0 of [B, 7]', (b) => ({ y: softmax(b, b.input('x', f32t(sym('B'), 7)), 0) }), new Map([['B', 9]]));
+  add('layer norm [B, 4, 24]', (b) => ({ y: layerNorm(b, b.input('x', f32t(sym('B'), 4, 24)), b.input('g', f32t(24)), b.input('beta', f32t(24))) }), new Map([['B', 3]]));
+  add('cross-entropy with logsumexp [B, 10]', (b) => {
+    const x = b.input('x', f32t(sym('B'), 10));
+    const t = b.input('t', f32t(sym('B'), 10));
+    const m = b.op('reduce_max', [x], { axes: [1], keepdims: true });
+    const lse = b.op('add', [m, b.op('log', [b.op('reduce_sum', [b.op('exp', [b.op('sub', [x, m])])], { axes: [1], keepdims: true })])]);
+    const per = b.op('reduce_sum', [b.op('mul', [t, b.op('sub', [x, lse])])], { axes: [1] });
+    return { loss: b.op('reduce_sum', [b.op('neg', [per])], { axes: [0] }), lse: b.op('reshape', [lse], { shape: [sym('B')] }) };
+  }, new Map([['B', 6]]));
+  return cases;
+}
+
+describe('hand-built row graphs', () => {
+  const cases = handCases();
+  it('each fuses into one fused_reduce per row domain, verifies, and the interpreter gives the same bits', () => {
+    for (const c of cases) {
+      const { graph } = fuseGraph(c.graph);
+      expect(verifyGraph(graph), c.text).toEqual([]);
+      expect(graph.nodes.some((n) => n.op === FUSED_REDUCE_OP), c.text).toBe(true);
+      const feeds = { inputs: c.feeds, params: new Map(), state: new Map(), sizes: c.sizes };
+      const want = interpretGraph(c.graph, feeds).outputs;
+      const got = interpretGraph(graph, feeds).outputs;
+      for (const [k, t] of want) expect([...got.get(k)!.data].every((v, i) => Object.is(v, t.data[i])), `${c.text}: ${k}`).toBe(true);
+    }
+    const soft = fuseGraph(cases[0].graph).graph;
+    expect(soft.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
+    const ln = fuseGraph(cases[3].graph).graph;
+    expect(ln.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
+  });
+
+  it('WebGPU: fused and unfused agree within 1e-5 relative (in fact bit for bit)', async () => {
+    const device = await getDevice();
+    const fused = cases.map((c) => ({ ...c, graph: fuseGraph(c.graph).graph }));
+    const [want, got] = [await runGraphs(device, cases), await runGraphs(device, fused)];
+    const bad: string[] = [];
+    want.forEach((outs, i) => {
+      for (const [k, x] of outs) {
+        const r = compareWords(x, got[i].get(k)!, 1e-5);
+        if (r.bad > 0 || r.bits > 0) bad.push(`${cases[i].text}: ${k}: ${r.bad} over 1e-5, ${r.bits} differ in bits, worst ${r.worst}`);
+      }
+    });
+    expect(bad).toEqual([]);
+  }, 120_000);
+});
+
+
+// ---- generated row graphs -----------------------------------------------------------------------------
+
+const GRAPHS = Number(process.env.DLC_FUSION_ROW_GRAPHS ?? 500);
+
+/**
+ * A random row graph: an input x of a random shape (rank 1 to 3, sometimes a symbolic B, sometimes a
+ * row longer than 64 so the workgroup-per-row kernel runs), a prologue chain, a reduction (sum or max,
+ * keepdims or not, over the last axis or a random set), row work, an epilogue that broadcasts the row
+ * value back, now and then a second pass (a reduction of the epilogue), and random outputs of each kind.
+ */
+function randomRowCase(random: () => number, index: number): Case {
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const b = new G();
+  const sizes = new Map<string, number>();
+  const rank = int(1, 3);
+  const long = random() < 0.15;
+  const concrete = Array.from({ length: rank }, () => int(1, 6));
+  let axes: number[];
+  if (random() < 0.6) axes = [rank - 1];
+  else {
+    axes = Array.from({ length: rank }, (_, a) => a).filter(() => random() < 0.5);
+    if (axes.length === 0) axes = [int(0, rank - 1)];
+  }
+  if (long) concrete[axes[axes.length - 1]] = int(65, 300);
+  for (const a of axes) if (concrete[a] === 1) concrete[a] = 2;
+  const shape: Dim[] = [...concrete];
+  if (random() < 0.4) {
+    shape[0] = sym('B');
+    sizes.set('B', concrete[0]);
+  }
+  const keep = shape.map((d, a) => (axes.includes(a) ? 1 : d));
+  const x = b.input('x', f32t(...shape));
+  const vec = b.input('v', f32t(shape[rank - 1]));
+  const steps: string[] = [];
+  const unary = () => pick(['exp', 'tanh', 'neg', 'abs', 'sigmoid', 'sin']);
+  const binary = () => pick(['add', 'sub', 'mul', 'maximum', 'minimum']);
+  let full = x;
+  for (let s = int(0, 2); s > 0; s--) {
+    const r = random();
+    full = r < 0.4 ? b.op(unary(), [full]) : r < 0.7 ? b.op(binary(), [full, vec]) : b.op(binary(), [full, scalar(b, pick([0.5, -1.5, 3]))]);
+    steps.push(b.nodes[b.nodes.length - 1].op);
+  }
+  const reduce = (v: Value): Value => {
+    const op = pick(['reduce_sum', 'reduce_max']);
+    const keepdims = random() < 0.7;
+    let r = b.op(op, [v], { axes, keepdims });
+    steps.push(`${op}${keepdims ? '' : ' (dropped axes)'}`);
+    if (!keepdims) r = b.op('reshape', [r], { shape: keep });
+    return r;
+  };
+  let row = reduce(full);
+  for (let s = int(0, 2); s > 0; s--) {
+    row = random() < 0.5 ? b.op(pick(['tanh', 'neg', 'sigmoid']), [row]) : b.op(binary(), [row, scalar(b, pick([1e-5, 2, -0.25]))]);
+    steps.push(`row ${b.nodes[b.nodes.length - 1].op}`);
+  }
+  const outputs: Record<string, Value> = {};
+  if (random() < 0.5) outputs.row = row;
+  if (random() < 0.3) outputs.pre = full;
+  let y = b.op(pick(['sub', 'mul', 'add', 'div']), random() < 0.5 ? [full, row] : [row, full]);
+  steps.push(`whole ${b.nodes[b.nodes.length - 1].op}`);
+  if (random() < 0.5) {
+    y = b.op(binary(), [y, pick([x, vec])]);
+    steps.push(`whole ${b.nodes[b.nodes.length - 1].op}`);
+  }
+  if (random() < 0.35) {
+    const row2 = reduce(b.op('mul', [y, y]));
+    outputs.row2 = random() < 0.5 ? row2 : b.op('reshape', [row2], { shape: shape.filter((_, a) => !axes.includes(a)) });
+    y = b.op('mul', [y, row2]);
+    steps.push('second pass');
+  }
+  outputs.y = y;
+  const graph = b.graph(outputs);
+  const text = `#${index} ${JSON.stringify(concrete)} over [${axes.join(',')}]${sizes.size ? ' (B symbolic)' : ''}: ${steps.join(', ')}; outputs ${Object.keys(outputs).join(',')}`;
+  return { text, graph, feeds: feedsOf(graph, sizes, random), sizes };
+}
+
+describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
+  const random = seededRandom(Number(process.env.DLC_SEED ?? 20261123));
+  const cases = Array.from({ length: GRAPHS }, (_, i) => randomRowCase(random, i));
+  const fused = cases.map((c) => ({ ...c, graph: fuseGraph(c.graph).graph }));
+
+  it('every graph fuses its reduction, verifies, and the interpreter gives the same bits', () => {
+    let kernels = 0;
+    for (const [i, c] of cases.entries()) {
+      const g = fused[i].graph;
+      expect(verifyGraph(g), c.text).toEqual([]);
+      const rows = g.nodes.filter((n) => n.op === FUSED_REDUCE_OP);
+      expect(rows.length, c.text).toBeGreaterThan(0);
+      for (const n of rows) expect(() => lowerNode(n), c.text).not.toThrow();
+      kernels += g.nodes.length;
+      const feeds = { inputs: c.feeds, params: new Map(), state: new Map(), sizes: c.sizes };
+      const want = interpretGraph(c.graph, feeds).outputs;
+      const got = interpretGraph(g, feeds).outputs;
+      for (const [k, t] of want) expect([...got.get(k)!.data].every((v, j) => Object.is(v, t.data[j])), `${c.text}: ${k}`).toBe(true);
+    }
+    console.log(`${cases.length} row graphs: ${cases.reduce((a, c) => a + c.graph.nodes.length, 0)} nodes unfused, ${kernels} fused`);
+  });
+
+  it('WebGPU: every output within 1e-5 relative of the unfused graph (all graphs in one submission)', async () => {
+    const device = await getDevice();
+    const t0 = performance.now();
+    const [want, got] = [await runGraphs(device, cases), await runGraphs(device, fused)];
+    const bad: string[] = [];
+    let compared = 0;
+    let differ = 0;
+    want.forEach((outs, i) => {
+      for (const [k, x] of outs) {
+        compared++;
+        const r = compareWords(x, got[i].get(k)!, 1e-5);
+        if (r.bits > 0) differ++;
+        if (r.bad > 0) bad.push(`${cases[i].text}: output ${k}: ${r.bad} elements over 1e-5 relative (worst ${r.worst})`);
+      }
+    });
+    console.log(`${compared} outputs of ${cases.length} row graphs compared: ${bad.length} over 1e-5, ${differ} not bit-identical (${(performance.now() - t0).toFixed(0)} ms)`);
+    expect(bad.slice(0, 5)).toEqual([]);
+  }, 600_000);
+});
