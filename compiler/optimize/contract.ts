@@ -9,11 +9,14 @@ export interface Contraction {
 }
 
 /**
- * The graph with each group contracted to its node and the `dropped` nodes removed (constants a
- * fused node folded in, that nothing else reads). Value ids are kept, so the graph's results are
- * untouched. Throws (a compiler bug) when the groups make a cycle: the passes check before grouping.
+ * The graph with each group contracted to its node. `folded` are the constants the fused nodes fold
+ * in (a group member's read of one is no edge), `dropped` those of them nothing else reads (removed).
+ * Value ids are kept, so the graph's results are untouched. Throws (a compiler bug) when the groups
+ * make a cycle: the passes check before grouping.
  */
-export function contractGroups(g: Graph, groups: readonly Contraction[], dropped: ReadonlySet<number> = new Set()): Graph {
+export function contractGroups(g: Graph, groups: readonly Contraction[], constants: { readonly folded?: ReadonlySet<number>; readonly dropped?: ReadonlySet<number> } = {}): Graph {
+  const folded = constants.folded ?? new Set<number>();
+  const dropped = constants.dropped ?? new Set<number>();
   const nodes = g.nodes;
   const N = nodes.length;
   const producer = new Map<number, number>();
@@ -28,7 +31,7 @@ export function contractGroups(g: Graph, groups: readonly Contraction[], dropped
     if (!unit) units.set(u, (unit = { key: k, node: u >= N ? groups[u - N].node : nodes[k], deps: new Set() }));
     for (const v of nodes[k].inputs) {
       const p = producer.get(v.id);
-      if (p === undefined || dropped.has(p)) continue;
+      if (p === undefined || dropped.has(p) || (u >= N && folded.has(p))) continue;
       const d = unitOf[p];
       if (d !== u) unit.deps.add(d);
     }

@@ -210,14 +210,16 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     contractions.push({ members: grp.members, node });
     report.push({ nodes: grp.members, ops: grp.members.map((m) => nodes[m].op), inputs: node.inputs.length, outputs: node.outputs.length });
   }
-  // constants every reader of which folded them in
+  // constants the kernels fold in; those every reader of which folded them in go
+  const folded = new Set<number>();
   const dropped = new Set<number>();
   for (let k = 0; k < N; k++) {
-    if (!isConst(k) || results.has(nodes[k].outputs[0].id)) continue;
+    if (!isConst(k)) continue;
+    folded.add(k);
     const readers = consumers.get(nodes[k].outputs[0].id) ?? [];
-    if (readers.length > 0 && readers.every((c) => groupOf[c] >= 0)) dropped.add(k);
+    if (!results.has(nodes[k].outputs[0].id) && readers.length > 0 && readers.every((c) => groupOf[c] >= 0)) dropped.add(k);
   }
-  const graph = contractGroups(g, contractions, dropped);
+  const graph = contractGroups(g, contractions, { folded, dropped });
   return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected } };
 }
 

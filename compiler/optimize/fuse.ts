@@ -37,7 +37,8 @@ import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo } from '../ops
 import { FUSED_CONV_OPS } from '../ops/fused-conv.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { getOp } from '../ops/registry.ts';
-import type { Graph, LayerCall, Node, Value } from '../ir/types.ts';
+import { contractGroups, type Contraction } from './contract.ts';
+import type { Graph, Node, Value } from '../ir/types.ts';
 import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
 
 /** The most storage buffers one shader stage may bind (WebGPU's default maxStorageBuffersPerShaderStage). */
@@ -336,109 +337,22 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   }
   if (fusedAt.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected } };
 
-  // ---- order: a topological order of the super-nodes, each as early as the original order allows ----
-  // a constant stays only while a node outside the fused groups (or a graph result) reads it
-  const keep = (k: number): boolean => {
-    if (inGroup[k]) return false;
-    if (!constant[k]) return true;
-    const v = nodes[k].outputs[0];
-    return results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => !inGroup[c]);
-  };
-  const unitOf = (k: number) => (inGroup[k] ? superOf[k] : k);
-  const units = new Map<number, { key: number; node: Node; deps: Set<number> }>();
+  // ---- contract each group to its fused node; a constant stays only while something outside the
+  // fused groups (or a graph result) reads it
+  const contractions: Contraction[] = [...fusedAt].map(([id, node]) => ({ members: [...groups.get(id)!.members].sort((a, b) => a - b), node }));
+  const folded = new Set<number>();
+  const dropped = new Set<number>();
   for (let k = 0; k < N; k++) {
-    if (!keep(k) && !inGroup[k]) continue;
-    const u = unitOf(k);
-    let unit = units.get(u);
-    if (!unit) units.set(u, (unit = { key: k, node: inGroup[k] ? fusedAt.get(u)! : nodes[k], deps: new Set() }));
-    for (const v of nodes[k].inputs) {
-      const p = producer.get(v.id);
-      if (p === undefined) continue;
-      if (inGroup[k] && constant[p]) continue; // folded into the body
-      const d = unitOf(p);
-      if (d !== u) unit.deps.add(d);
-    }
+    if (!constant[k]) continue;
+    folded.add(k);
+    const v = nodes[k].outputs[0];
+    if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => !inGroup[c])) dropped.add(k);
   }
-  const waiting = new Map<number, number>();
-  const dependents = new Map<number, number[]>();
-  for (const [u, unit] of units) {
-    waiting.set(u, unit.deps.size);
-    for (const d of unit.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(u);
-  }
-  const heap = new MinHeap();
-  for (const [u, unit] of units) if (unit.deps.size === 0) heap.push(unit.key, u);
-  const ordered: Node[] = [];
-  while (heap.size > 0) {
-    const u = heap.pop();
-    const unit = units.get(u)!;
-    ordered.push(unit.node);
-    for (const t of dependents.get(u) ?? []) {
-      const w = waiting.get(t)! - 1;
-      waiting.set(t, w);
-      if (w === 0) heap.push(units.get(t)!.key, t);
-    }
-  }
-  if (ordered.length !== units.size) throw new Error('fusion made a cycle between groups (a compiler bug)');
-
-  const defined = new Set<number>([...g.inputs, ...g.params, ...g.state].map((x) => x.value.id));
-  for (const n of ordered) for (const o of n.outputs) defined.add(o.id);
-  const calls: LayerCall[] = [];
-  for (const c of g.layerCalls) {
-    const outputs = c.outputs.filter((v) => defined.has(v.id));
-    if (outputs.length > 0) calls.push({ ...c, inputs: c.inputs.filter((v) => defined.has(v.id)), outputs });
-  }
-  return {
-    graph: { ...g, nodes: ordered, layerCalls: calls },
-    report: { nodesBefore: N, nodesAfter: ordered.length, groups: report, rejected },
-  };
+  const graph = contractGroups(g, contractions, { folded, dropped });
+  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected } };
 }
 
 /** The fused graph (see fuseWithReport). */
 export function fuse(g: Graph, options: FuseOptions = {}): Graph {
   return fuseWithReport(g, options).graph;
-}
-
-/** A binary min-heap of (key, value) pairs, by key. */
-class MinHeap {
-  private readonly keys: number[] = [];
-  private readonly vals: number[] = [];
-  get size(): number {
-    return this.keys.length;
-  }
-  push(key: number, val: number): void {
-    const { keys, vals } = this;
-    let i = keys.length;
-    keys.push(key);
-    vals.push(val);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (keys[p] <= keys[i]) break;
-      [keys[p], keys[i]] = [keys[i], keys[p]];
-      [vals[p], vals[i]] = [vals[i], vals[p]];
-      i = p;
-    }
-  }
-  pop(): number {
-    const { keys, vals } = this;
-    const top = vals[0];
-    const lk = keys.pop()!;
-    const lv = vals.pop()!;
-    if (keys.length > 0) {
-      keys[0] = lk;
-      vals[0] = lv;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < keys.length && keys[l] < keys[m]) m = l;
-        if (r < keys.length && keys[r] < keys[m]) m = r;
-        if (m === i) break;
-        [keys[m], keys[i]] = [keys[i], keys[m]];
-        [vals[m], vals[i]] = [vals[i], vals[m]];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
