@@ -1,6 +1,7 @@
 // Runs a program's graphs on one WebGPU device: buffers allocated once, a whole step in one command buffer, lazy readback.
 //
-// Parameter and state buffers belong to the model and are shared by every graph. Each graph owns its
+// Parameter and state buffers belong to the model and are shared by every graph; several of them may
+// be ranges of one arena buffer (see `ModelProgram.arenas`), and each is then bound as its range. Each graph owns its
 // input and temporary buffers, sized for the largest sizes seen so far (or declared up front), so a
 // steady stream of batches allocates nothing. A step is one compute pass (WebGPU orders the
 // dispatches and makes each one's writes visible to the next), then the copies of new parameter and
@@ -54,10 +55,26 @@ function describeShape(dtype: DType, shape: readonly SizeExpr[]): string {
   return `${dtype}[${shape.map(show).join(', ')}]`;
 }
 
+/** A range of a GPU buffer (bytes); without `size`, to the buffer's end. */
+interface Bound {
+  readonly buffer: GPUBuffer;
+  readonly offset: number;
+  readonly size?: number;
+}
+
+/** Elements [offset, offset + numel) of a buffer (an arena) as a range. */
+function rangeOf(buffer: GPUBuffer, offsetElements: number, numel: number): Bound {
+  return { buffer, offset: offsetElements * 4, size: numel * 4 };
+}
+
+function bindingOf(b: Bound): GPUBufferBinding {
+  return { buffer: b.buffer, offset: b.offset, ...(b.size !== undefined ? { size: b.size } : {}) };
+}
+
 interface GraphInstance {
   readonly program: GraphProgram;
-  /** Per buffer of the program: the model's parameter or state buffer, or the allocation it is bound to. */
-  readonly buffers: (GPUBuffer | undefined)[];
+  /** Per buffer of the program: the model's parameter, state or arena range, or the allocation (or range of one) it is bound to. */
+  readonly buffers: (Bound | undefined)[];
   /** The graph's own buffers: one per input, per memory slot, per temporary without a slot. */
   readonly allocations: readonly Allocation[];
   readonly allocated: (GPUBuffer | undefined)[];
@@ -84,8 +101,9 @@ export interface StepHandle {
 }
 
 export class Executor {
-  private readonly params = new Map<string, GPUBuffer>();
-  private readonly state = new Map<string, GPUBuffer>();
+  private readonly params = new Map<string, Bound>();
+  private readonly state = new Map<string, Bound>();
+  private readonly arenas: GPUBuffer[] = [];
   private readonly pipelines: GPUComputePipeline[] = [];
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
@@ -109,14 +127,36 @@ export class Executor {
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
   static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean } = {}): Promise<Executor> {
     const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true);
+    ex.checkAlignment();
     device.pushErrorScope('out-of-memory');
-    for (const p of program.params) ex.params.set(p.path, ex.createBuffer(byteLength(p.dtype, p.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `parameter ${p.path}`));
-    for (const s of program.state) ex.state.set(s.path, ex.createBuffer(byteLength(s.dtype, s.shape.reduce((a, b) => a * b, 1)), STORAGE_USAGE, `state ${s.path}`));
+    for (const [i, a] of (program.arenas ?? []).entries()) ex.arenas.push(ex.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`));
+    for (const [map, decls, what] of [[ex.params, program.params, 'parameter'], [ex.state, program.state, 'state']] as const) {
+      for (const d of decls) {
+        const numel = d.shape.reduce((a, b) => a * b, 1);
+        if (d.arena) map.set(d.path, rangeOf(ex.arenas[d.arena.arena], d.arena.offset, numel));
+        else {
+          const buffer = ex.createBuffer(byteLength(d.dtype, numel), STORAGE_USAGE, `${what} ${d.path}`);
+          map.set(d.path, { buffer, offset: 0 });
+        }
+      }
+    }
     const oom = await device.popErrorScope();
     if (oom) throw new OutOfMemoryError(`the GPU ran out of memory allocating the parameters of ${program.model}: ${oom.message}`);
     ex.initialize(seed);
     await ex.compileShaders();
     return ex;
+  }
+
+  /** Every arena range starts at a multiple of this device's minStorageBufferOffsetAlignment, or the program cannot bind it. */
+  private checkAlignment(): void {
+    const need = this.device.limits.minStorageBufferOffsetAlignment;
+    const offsets = [...this.program.params, ...this.program.state].flatMap((d) => (d.arena ? [d.arena.offset] : []));
+    for (const g of [this.program.graphs.predict, this.program.graphs.evaluate, ...this.program.graphs.steps]) {
+      for (const b of g.buffers) if (b.kind === 'arena' || (b.kind === 'temp' && b.view)) offsets.push(b.kind === 'arena' ? b.offset : b.view!.offset);
+    }
+    if (offsets.some((o) => (o * 4) % need !== 0)) {
+      throw new DlcRuntimeError('validation', `${this.program.model} keeps parameters in shared buffers at offsets aligned to ${this.program.arenaAlignment ?? '?'} bytes, but this device binds storage only at multiples of ${need} bytes`);
+    }
   }
 
   private createBuffer(bytes: number, usage: number, what: string): GPUBuffer {
@@ -131,11 +171,13 @@ export class Executor {
   /** Every parameter and state buffer at its initial value (`rng.key` starts at the seed). */
   initialize(seed: number): void {
     for (const p of this.program.params) {
-      this.device.queue.writeBuffer(this.params.get(p.path)!, 0, toStorageArray(p.dtype, initialValues(p.init, p.shape, seed, p.init.stream)));
+      const b = this.params.get(p.path)!;
+      this.device.queue.writeBuffer(b.buffer, b.offset, toStorageArray(p.dtype, initialValues(p.init, p.shape, seed, p.init.stream)));
     }
     for (const s of this.program.state) {
       const values = s.path === 'rng.key' ? Float64Array.of(seed >>> 0) : initialValues(s.init, s.shape, seed, s.init.stream);
-      this.device.queue.writeBuffer(this.state.get(s.path)!, 0, toStorageArray(s.dtype, values));
+      const b = this.state.get(s.path)!;
+      this.device.queue.writeBuffer(b.buffer, b.offset, toStorageArray(s.dtype, values));
     }
   }
 
@@ -191,7 +233,7 @@ export class Executor {
       const allocs = allocations(g, this.planMemory);
       inst = {
         program: g,
-        buffers: g.buffers.map((b) => (b.kind === 'param' ? this.params.get(b.path) : b.kind === 'state' ? this.state.get(b.path) : undefined)),
+        buffers: g.buffers.map((b) => (b.kind === 'param' ? this.params.get(b.path) : b.kind === 'state' ? this.state.get(b.path) : b.kind === 'arena' ? rangeOf(this.arenas[b.arena], b.offset, b.size) : undefined)),
         allocations: allocs,
         allocated: allocs.map(() => undefined),
         capacity: allocs.map(() => -1),
@@ -308,16 +350,20 @@ export class Executor {
         const what = first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
         const buffer = this.createBuffer(bytes, STORAGE_USAGE, what);
         inst.allocated[n] = buffer;
-        for (const i of a.members) inst.buffers[i] = buffer;
+        for (const i of a.members) inst.buffers[i] = { buffer, offset: 0 };
         inst.capacity[n] = bytes;
         grew = true;
       }
     });
     if (grew) {
+      // a view is a range of its arena's buffer (its concrete shape gives the range)
+      g.buffers.forEach((b, i) => {
+        if (b.kind === 'temp' && b.view) inst.buffers[i] = rangeOf(inst.buffers[b.view.buffer]!.buffer, b.view.offset, evalShape(b.shape, sizes).reduce((x, y) => x * y, 1));
+      });
       inst.bindGroups = g.kernels.map((k, n) =>
         this.device.createBindGroup({
           layout: this.layout(k.inputs.length, k.outputs.length).group,
-          entries: [inst.uniforms[n], ...k.inputs.map((i) => inst.buffers[i]!), ...k.outputs.map((i) => inst.buffers[i]!)].map((buffer, binding) => ({ binding, resource: { buffer } })),
+          entries: [{ buffer: inst.uniforms[n], offset: 0 }, ...k.inputs.map((i) => inst.buffers[i]!), ...k.outputs.map((i) => inst.buffers[i]!)].map((b, binding) => ({ binding, resource: bindingOf(b) })),
         }),
       );
     }
@@ -349,7 +395,7 @@ export class Executor {
     for (const [name, at] of Object.entries(g.inputs)) {
       const b = g.buffers[at] as Extract<BufferDecl, { kind: 'input' }>;
       const data = toStorageArray(b.dtype, inputs[name]);
-      if (data.byteLength > 0) this.device.queue.writeBuffer(inst.buffers[at]!, 0, data);
+      if (data.byteLength > 0) this.device.queue.writeBuffer(inst.buffers[at]!.buffer, inst.buffers[at]!.offset, data);
     }
     if (g.kernels.length > 0) {
       const pass = encoder.beginComputePass();
@@ -363,8 +409,10 @@ export class Executor {
       pass.end();
     }
     for (const u of g.updates) {
+      // the target's bytes: a parameter or state buffer (or range of an arena) is sized exactly
       const target = inst.buffers[u.target]!;
-      encoder.copyBufferToBuffer(inst.buffers[u.source]!, 0, target, 0, target.size);
+      const source = inst.buffers[u.source]!;
+      encoder.copyBufferToBuffer(source.buffer, source.offset, target.buffer, target.offset, target.size ?? target.buffer.size - target.offset);
     }
   }
 
@@ -372,7 +420,7 @@ export class Executor {
   scalarNames(g: GraphProgram): string[] {
     return Object.keys(g.outputs).filter((name) => {
       const b = g.buffers[g.outputs[name]];
-      if (b.kind === 'param' || b.kind === 'state') return false;
+      if (b.kind === 'param' || b.kind === 'state' || b.kind === 'arena') return false;
       return b.shape.length === 0 || b.shape.every((d) => d === 1);
     }).slice(0, SLOT_SCALARS);
   }
@@ -384,10 +432,10 @@ export class Executor {
   recordScalars(encoder: GPUCommandEncoder, g: GraphProgram, names: readonly string[]): ScalarRecord {
     const inst = this.instance(g);
     const staging = this.stagingPool.pop() ?? this.device.createBuffer({ size: SLOT_SCALARS * 4, usage: READBACK_USAGE });
-    names.forEach((name, i) => encoder.copyBufferToBuffer(inst.buffers[g.outputs[name]]!, 0, staging, 4 * i, 4));
+    names.forEach((name, i) => encoder.copyBufferToBuffer(inst.buffers[g.outputs[name]]!.buffer, inst.buffers[g.outputs[name]]!.offset, staging, 4 * i, 4));
     const dtypes = names.map((n) => {
       const b = g.buffers[g.outputs[n]];
-      return b.kind === 'param' || b.kind === 'state' ? 'f32' : b.dtype;
+      return b.kind === 'param' || b.kind === 'state' || b.kind === 'arena' ? 'f32' : b.dtype;
     });
     const record: ScalarRecord = { staging, names, dtypes, state: 'pending' };
     this.outstanding.push(record);
@@ -426,7 +474,7 @@ export class Executor {
   }
 
   /** Copy buffers (their first `dtype`/`shape` worth of bytes) to the host in one staging buffer and one map. */
-  private async download(items: readonly { buffer: GPUBuffer; dtype: DType; shape: readonly number[] }[]): Promise<TypedArray[]> {
+  private async download(items: readonly { bound: Bound; dtype: DType; shape: readonly number[] }[]): Promise<TypedArray[]> {
     const sizes = items.map((x) => byteLength(x.dtype, x.shape.reduce((a, b) => a * b, 1)));
     const total = sizes.reduce((a, b) => a + Math.max(4, b), 0);
     const staging = this.device.createBuffer({ size: Math.max(4, total), usage: READBACK_USAGE });
@@ -434,7 +482,7 @@ export class Executor {
     let offset = 0;
     const offsets = items.map((x, i) => {
       const at = offset;
-      if (sizes[i] > 0) encoder.copyBufferToBuffer(x.buffer, 0, staging, at, sizes[i]);
+      if (sizes[i] > 0) encoder.copyBufferToBuffer(x.bound.buffer, x.bound.offset, staging, at, sizes[i]);
       offset += Math.max(4, sizes[i]);
       return at;
     });
@@ -449,7 +497,7 @@ export class Executor {
   /** Copy whole buffers of a graph back to the host (after the work already submitted). */
   async readBuffers(g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): Promise<Record<string, { data: TypedArray; shape: number[] }>> {
     const inst = this.instance(g);
-    const items = names.map((name) => ({ name, buffer: inst.buffers[g.outputs[name]]!, ...this.declOf(g.buffers[g.outputs[name]], sizes) }));
+    const items = names.map((name) => ({ name, bound: inst.buffers[g.outputs[name]]!, ...this.declOf(g.buffers[g.outputs[name]], sizes) }));
     const data = await this.download(items);
     return Object.fromEntries(items.map((x, i) => [x.name, { data: data[i], shape: x.shape }]));
   }
@@ -463,14 +511,15 @@ export class Executor {
       const s = this.program.state.find((x) => x.path === decl.path)!;
       return { dtype: s.dtype, shape: [...s.shape] };
     }
+    if (decl.kind === 'arena') return { dtype: this.program.arenas![decl.arena].dtype, shape: [decl.size] };
     return { dtype: decl.dtype, shape: evalShape(decl.shape, sizes) };
   }
 
   /** Every parameter and state buffer's contents, by path. */
   async readModelBuffers(): Promise<Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>> {
     const all = [
-      ...this.program.params.map((p) => ({ ...p, kind: 'param' as const, buffer: this.params.get(p.path)! })),
-      ...this.program.state.map((s) => ({ ...s, kind: 'state' as const, buffer: this.state.get(s.path)! })),
+      ...this.program.params.map((p) => ({ ...p, kind: 'param' as const, bound: this.params.get(p.path)! })),
+      ...this.program.state.map((s) => ({ ...s, kind: 'state' as const, bound: this.state.get(s.path)! })),
     ];
     const data = await this.download(all);
     return new Map(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]));
@@ -480,7 +529,7 @@ export class Executor {
   writeModelBuffer(path: string, data: TypedArray): void {
     const b = this.params.get(path) ?? this.state.get(path);
     if (!b) throw new InputError(`the model has no parameter or state \`${path}\``);
-    this.device.queue.writeBuffer(b, 0, data);
+    this.device.queue.writeBuffer(b.buffer, b.offset, data);
   }
 
   /** Surface any validation error from the work so far as a typed error. */

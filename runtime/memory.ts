@@ -18,16 +18,23 @@ export function bufferBytes(numel: number): number {
   return Math.max(4, numel * 4);
 }
 
+/** The buffer that holds buffer `i`: the temporary arena a view lies in, else `i` itself. */
+export function viewBase(g: GraphProgram, i: number): number {
+  const b = g.buffers[i];
+  return b?.kind === 'temp' && b.view ? b.view.buffer : i;
+}
+
 /**
  * The buffers a graph owns besides the model's parameters and state: each input, each slot of the
- * memory plan (when `planned` and the program has one), and each temporary without a slot.
+ * memory plan (when `planned` and the program has one), and each temporary without a slot. A view
+ * (a range of a temporary arena) is no allocation: its arena is.
  */
 export function allocations(g: GraphProgram, planned = true): Allocation[] {
   const out: Allocation[] = [];
   const slotAt = new Map<number, number>();
   g.buffers.forEach((b, i) => {
     if (b.kind === 'input') out.push({ kind: 'input', members: [i] });
-    else if (b.kind === 'temp') {
+    else if (b.kind === 'temp' && !b.view) {
       if (planned && b.slot !== undefined) {
         const at = slotAt.get(b.slot);
         if (at === undefined) {
@@ -38,6 +45,12 @@ export function allocations(g: GraphProgram, planned = true): Allocation[] {
     }
   });
   return out;
+}
+
+/** The bytes of the parameters and state, as the executor allocates them (own buffers and arenas). */
+export function modelBytes(program: ModelProgram): number {
+  const own = [...program.params, ...program.state].filter((x) => !x.arena);
+  return own.reduce((a, x) => a + bufferBytes(x.shape.reduce((p, q) => p * q, 1)), 0) + (program.arenas ?? []).reduce((a, x) => a + bufferBytes(x.size), 0);
 }
 
 /** The element count of an input or temporary at these sizes (an error names the tensor when it is not a size). */
@@ -103,15 +116,23 @@ export function memoryReport(program: ModelProgram, sizes: ReadonlyMap<string, n
   };
   let params = 0;
   for (const p of program.params) {
+    if (p.arena) continue;
     const bytes = bufferBytes(p.shape.reduce((a, b) => a * b, 1));
     params += bytes;
     see(bytes, () => `parameter ${p.path}`);
   }
   let state = 0;
   for (const s of program.state) {
+    if (s.arena) continue;
     const bytes = bufferBytes(s.shape.reduce((a, b) => a * b, 1));
     state += bytes;
     see(bytes, () => `state ${s.path}`);
+  }
+  for (const [i, a] of (program.arenas ?? []).entries()) {
+    const bytes = bufferBytes(a.size);
+    if (a.kind === 'param') params += bytes;
+    else state += bytes;
+    see(bytes, () => `arena ${i} (${a.kind === 'param' ? 'parameters' : 'state'})`);
   }
   const graphs: GraphMemory[] = [];
   for (const g of [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps]) {

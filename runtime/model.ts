@@ -6,7 +6,7 @@ import type { GraphProgram, ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { fit, type FitOptions, type History } from './fit.ts';
-import { formatBytes, memoryReport, type MemoryReport } from './memory.ts';
+import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -134,8 +134,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     }
     const at = [...sizes].map(([k, v]) => `${k} = ${v}`).join(', ');
     const maxBuffer = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
-    const modelBytes = program.params.reduce((a, p) => a + 4 * Math.max(1, p.shape.reduce((x, y) => x * y, 1)), 0) + program.state.reduce((a, s) => a + 4 * Math.max(1, s.shape.reduce((x, y) => x * y, 1)), 0);
-    const need = report ? (planned ? report.total : report.unplannedTotal) : modelBytes;
+    const need = report ? (planned ? report.total : report.unplannedTotal) : modelBytes(program);
     const limitsText = `maxBufferSize ${formatBytes(limits.maxBufferSize)}, maxStorageBufferBindingSize ${formatBytes(limits.maxStorageBufferBindingSize)}${budget !== undefined ? `, memory budget ${formatBytes(budget)}` : ''}`;
     if (report && report.largestBuffer > maxBuffer) {
       throw new OutOfMemoryError(

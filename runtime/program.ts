@@ -36,6 +36,8 @@ export interface ParamDecl {
   readonly init: InitDecl;
   /** Updated by some training step (false when frozen or never optimized). */
   readonly trainable: boolean;
+  /** Where the parameter lives when it shares a buffer with others (see `ModelProgram.arenas`); else it has its own. */
+  readonly arena?: ArenaRef;
 }
 
 export interface StateDecl {
@@ -43,19 +45,50 @@ export interface StateDecl {
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly init: InitDecl;
+  /** Where the state buffer lives when it shares a buffer with others (see `ModelProgram.arenas`). */
+  readonly arena?: ArenaRef;
 }
 
 /**
- * A buffer one graph uses: a model-level parameter or state buffer (by path), an input, or a temporary.
+ * A model-level buffer that holds several parameters (or several state buffers) as ranges, so one
+ * kernel can update them all (multi-tensor apply: compiler/optimize/fuse-updates.ts). Every range starts
+ * at a multiple of the storage offset alignment the program was compiled for (`arenaAlignment`).
+ */
+export interface ArenaDecl {
+  readonly kind: 'param' | 'state';
+  readonly dtype: DType;
+  /** Elements (4 bytes each). */
+  readonly size: number;
+}
+
+/** A range of a model arena: it starts at element `offset` of `ModelProgram.arenas[arena]`. */
+export interface ArenaRef {
+  readonly arena: number;
+  readonly offset: number;
+}
+
+/**
+ * A buffer one graph uses: a model-level parameter or state buffer (by path), elements
+ * [offset, offset + size) of a model arena (what a multi-tensor kernel binds), an input, or a temporary.
  * A temporary may name a memory `slot` (see `GraphProgram.slots`): temporaries of one slot are never
  * live at the same time and share one GPU buffer, sized for the largest of them at the bound sizes.
- * Without a slot a temporary has a buffer of its own.
+ * Without a slot a temporary has a buffer of its own. A temporary with a `view` has no buffer of its
+ * own either: it is the elements from `view.offset` on of temporary `view.buffer` (a temporary arena:
+ * gradients and new optimizer values that one multi-tensor kernel reads or writes together); views
+ * have concrete shapes, offsets aligned like the model arenas', and never a slot.
  */
 export type BufferDecl =
   | { readonly kind: 'param'; readonly path: string }
   | { readonly kind: 'state'; readonly path: string }
+  | { readonly kind: 'arena'; readonly arena: number; readonly offset: number; readonly size: number }
   | { readonly kind: 'input'; readonly name: string; readonly dtype: DType; readonly shape: readonly SizeExpr[] }
-  | { readonly kind: 'temp'; readonly dtype: DType; readonly shape: readonly SizeExpr[]; readonly name?: string; readonly slot?: number };
+  | { readonly kind: 'temp'; readonly dtype: DType; readonly shape: readonly SizeExpr[]; readonly name?: string; readonly slot?: number; readonly view?: TempView };
+
+/** Where a temporary view lives: from element `offset` of temporary `buffer` (an index into `GraphProgram.buffers`). */
+export interface TempView {
+  readonly buffer: number;
+  readonly offset: number;
+}
 
 /**
  * One dispatch. Binding 0 is the uniform buffer (`uniforms`, u32 words evaluated once the sizes are
@@ -124,6 +157,10 @@ export interface ModelProgram {
   readonly metrics: readonly string[];
   readonly params: readonly ParamDecl[];
   readonly state: readonly StateDecl[];
+  /** Buffers shared by several parameters or state buffers (`ParamDecl.arena`); absent when none are. */
+  readonly arenas?: readonly ArenaDecl[];
+  /** The storage offset alignment in bytes every arena range was placed for (absent without arenas). */
+  readonly arenaAlignment?: number;
   readonly shaders: readonly string[];
   readonly graphs: {
     /** Evaluation mode, declared outputs only. */

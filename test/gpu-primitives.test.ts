@@ -254,6 +254,14 @@ const CASES: Record<string, Case[]> = {
       [2],
     ), { batches: [2] }),
   ],
+  // one member (the kernel over one arena range): max(p, m) * s with s shared, rounded once as the reference is
+  fused_foreach: [
+    c(['f32[5, 7]', 'f32[]', 'f32[5, 7]'], {
+      ...encodeFusedBody({ ops: [{ op: 'maximum', args: [0, 2], attrs: {} }, { op: 'mul', args: [3, 1], attrs: {} }], outputs: [4] }),
+      shared: [false, true, false],
+      offsets: [0],
+    }),
+  ],
   // relu(conv2d + bias) with the convolution also stored; grouped conv2d + residual; conv_transpose2d + bias, relu
   fused_conv2d: [
     c(['f32[B, 3, 7, 6]', 'f32[4, 3, 3, 2]', 'f32[1, 4, 1, 1]'], {

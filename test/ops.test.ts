@@ -866,6 +866,31 @@ describe('fused_reduce', () => {
 });
 
 // =====================================================================================================
+describe('fused_foreach', () => {
+  // p - s * m per member: registers 0 p, 1 s (shared), 2 m, 3 s * m, 4 the difference
+  const body = (shared: boolean[], offsets: number[]): Attrs => ({
+    ...encodeFusedBody({ ops: [{ op: 'mul', args: [1, 2], attrs: {} }, { op: 'sub', args: [0, 3], attrs: {} }], outputs: [4] }),
+    shared,
+    offsets,
+  });
+  shapeTable('fused_foreach', [
+    // members p0 f32[2, 3] and p1 f32[4]: inputs p0, p1, s, m0, m1
+    { in: ['f32[2, 3]', 'f32[4]', 'f32[]', 'f32[2, 3]', 'f32[4]'], attrs: body([false, true, false], [0, 64]), out: ['f32[2, 3]', 'f32[4]'] },
+    { in: ['f32[2, 3]', 'f32[4]', 'f32[]', 'f32[2, 3]', 'f32[4]'], attrs: body([false, true, false], [0, 3]), error: { message: "fused_foreach member 0 (6 elements at 0) does not fit before the next member's offset 3" } },
+    { in: ['f32[2, 3]', 'f32[4]', 'f32[]', 'f32[2, 3]'], attrs: body([false, true, false], [0, 64]), error: { message: 'fused_foreach of 2 members over 3 body inputs takes 5 operands, found 4' } },
+    { in: ['f32[2, 3]', 'f32[4]', 'f32[3]', 'f32[2, 3]', 'f32[4]'], attrs: body([false, true, false], [0, 64]), error: { message: 'fused_foreach: a shared input must be a scalar' } },
+    { in: ['f32[2, 3]', 'f32[4]', 'f32[]', 'f32[3]', 'f32[4]'], attrs: body([false, true, false], [0, 64]), error: { message: /^fused_foreach member 0: every own input and output must have one shape/ } },
+    { in: ['f32[B, 3]', 'f32[]', 'f32[B, 3]'], attrs: body([false, true, false], [0]), error: { message: /^fused_foreach member 0 has the symbolic shape/ } },
+    { in: ['f32[2, 3]', 'f32[]', 'f32[2, 3]'], attrs: { ...body([false, true, false], [0]), offsets: [] }, error: { message: 'fused_foreach needs an offsets list of element offsets' } },
+  ]);
+  interpTest('fused_foreach', "fused_foreach runs the body for each member through fused_elementwise's interpreter", () => {
+    const [y0, y1] = run('fused_foreach', [f32([2], [1, 2]), f32([3], [3, 4, 5]), f32([], [0.5]), f32([2], [2, -2]), f32([3], [0, 4, 1])], body([false, true, false], [0, 64]));
+    exact(y0, [2], [0, 3]);
+    exact(y1, [3], [3, 2, 4.5]);
+  });
+});
+
+// =====================================================================================================
 describe('fused_conv2d and fused_conv_transpose2d', () => {
   // relu(conv + bias), with the convolution also returned: registers 0 the convolution, 1 bias, 2 the constant 0, 3 the sum, 4 the max
   const body: Attrs = encodeFusedBody({

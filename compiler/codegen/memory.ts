@@ -11,6 +11,8 @@
 //
 // Inputs, parameters and state are never planned. A temporary that no dispatch writes keeps a buffer of
 // its own (its contents are the zeros WebGPU creates it with, which a shared buffer would not keep).
+// A view (a range of a temporary arena, see compiler/optimize/fuse-updates.ts) is planned as its arena:
+// every use of a view is a use of the arena, which is one temporary to the planner.
 //
 // Sizes are symbolic (the batch B), so a slot has no size of its own: the runtime sizes its buffer for
 // the largest member at the bound sizes (runtime/memory.ts), which is right for every B. The sizes
@@ -22,8 +24,9 @@
 // under a second.
 import type { BufferDecl, GraphProgram, ModelProgram, SizeExpr } from '../../runtime/program.ts';
 import { evalSize, sizeNames } from '../../runtime/sizes.ts';
+import { viewBase } from '../../runtime/memory.ts';
 
-export { allocations, bufferBytes, formatBytes, memoryReport, type GraphMemory, type MemoryReport } from '../../runtime/memory.ts';
+export { viewBase, allocations, bufferBytes, formatBytes, memoryReport, type GraphMemory, type MemoryReport } from '../../runtime/memory.ts';
 
 /** Inclusive dispatch indices; `end === kernels.length` means live to the end of the graph (read back or copied). */
 export interface LiveRange {
@@ -40,7 +43,7 @@ export interface PlanOptions {
 
 /** Buffers the graph keeps to the end: outputs (losses, metrics) and update sources. */
 function keptToEnd(g: GraphProgram): Set<number> {
-  return new Set([...Object.values(g.outputs), ...g.updates.map((u) => u.source)]);
+  return new Set([...Object.values(g.outputs), ...g.updates.map((u) => u.source)].map((b) => viewBase(g, b)));
 }
 
 /**
@@ -52,7 +55,7 @@ export function liveRanges(g: GraphProgram): Map<number, LiveRange> {
   const first = new Map<number, number>();
   const last = new Map<number, number>();
   g.kernels.forEach((k, n) => {
-    for (const b of [...k.inputs, ...k.outputs]) {
+    for (const b of [...k.inputs, ...k.outputs].map((x) => viewBase(g, x))) {
       if (g.buffers[b]?.kind !== 'temp') continue;
       if (!first.has(b)) first.set(b, n);
       last.set(b, n);
@@ -69,7 +72,7 @@ export function liveRanges(g: GraphProgram): Map<number, LiveRange> {
 /** Temporaries written by some dispatch. */
 function writtenTemps(g: GraphProgram): Set<number> {
   const out = new Set<number>();
-  for (const k of g.kernels) for (const b of k.outputs) if (g.buffers[b]?.kind === 'temp') out.add(b);
+  for (const k of g.kernels) for (const b of k.outputs.map((x) => viewBase(g, x))) if (g.buffers[b]?.kind === 'temp') out.add(b);
   return out;
 }
 
@@ -84,7 +87,7 @@ function boundTogether(g: GraphProgram): Map<number, Set<number>> {
       s.add(y);
     }
   };
-  for (const k of g.kernels) for (const o of k.outputs) for (const x of [...k.inputs, ...k.outputs]) pair(o, x);
+  for (const k of g.kernels) for (const o of k.outputs) for (const x of [...k.inputs, ...k.outputs]) pair(viewBase(g, o), viewBase(g, x));
   return out;
 }
 
@@ -125,7 +128,7 @@ export function planMemory(g: GraphProgram, options: PlanOptions = {}): GraphPro
 
   const temps: { at: number; bytes: number; range?: LiveRange }[] = [];
   g.buffers.forEach((b, at) => {
-    if (b.kind === 'temp') temps.push({ at, bytes: weigh(b.shape, sizes), range: ranges.get(at) });
+    if (b.kind === 'temp' && !b.view) temps.push({ at, bytes: weigh(b.shape, sizes), range: ranges.get(at) });
   });
   // largest first; among equals, the earlier first, so the plan is deterministic
   temps.sort((a, b) => b.bytes - a.bytes || (a.range?.start ?? -1) - (b.range?.start ?? -1) || a.at - b.at);
@@ -162,7 +165,7 @@ export function planMemory(g: GraphProgram, options: PlanOptions = {}): GraphPro
   const firstAt = slots.map((slot) => Math.min(...slot.members));
   const renumber = new Map([...slots.keys()].sort((a, b) => firstAt[a] - firstAt[b]).map((old, fresh) => [old, fresh]));
   const buffers: BufferDecl[] = g.buffers.map((b, at) => {
-    if (b.kind !== 'temp') return b;
+    if (b.kind !== 'temp' || b.view) return b;
     const { slot: _old, ...rest } = b;
     void _old;
     return { ...rest, slot: renumber.get(slotOf.get(at)!)! };
@@ -177,22 +180,23 @@ export function planModelMemory(program: ModelProgram, options: PlanOptions = {}
 }
 
 /**
- * What is wrong with a graph's plan, in words (empty when it is sound): only temporaries have slots, every
- * temporary has one in range, no two temporaries of one slot are live at once, a temporary no dispatch
- * writes is alone in its slot, and no dispatch binds one slot (or one buffer) as an output and as any
- * other binding.
+ * What is wrong with a graph's plan, in words (empty when it is sound): only temporaries other than views
+ * have slots, every such temporary has one in range, no two temporaries of one slot are live at once, a
+ * temporary no dispatch writes is alone in its slot, and no dispatch binds one slot (or one buffer, or
+ * two views of one arena) as an output and as any other binding.
  */
 export function checkPlan(g: GraphProgram): string[] {
   const problems: string[] = [];
   const count = g.slots ?? 0;
   g.buffers.forEach((b, i) => {
-    if (b.kind !== 'temp') {
-      if ('slot' in b) problems.push(`buffer ${i} (${b.kind}) has a slot`);
+    if (b.kind !== 'temp' || b.view) {
+      if ('slot' in b) problems.push(`buffer ${i} (${b.kind === 'temp' ? 'a view' : (b as BufferDecl).kind}) has a slot`);
     } else if (g.slots !== undefined && (b.slot === undefined || !Number.isInteger(b.slot) || b.slot < 0 || b.slot >= count)) {
       problems.push(`temporary ${i} has slot ${b.slot}, not one of the ${count} slots`);
     }
   });
-  const slotOf = (i: number): string => {
+  const slotOf = (at: number): string => {
+    const i = viewBase(g, at);
     const b = g.buffers[i];
     return b?.kind === 'temp' && b.slot !== undefined ? `slot ${b.slot}` : `buffer ${i}`;
   };
@@ -206,7 +210,7 @@ export function checkPlan(g: GraphProgram): string[] {
   const written = writtenTemps(g);
   const bySlot = new Map<number, number[]>();
   g.buffers.forEach((b, i) => {
-    if (b.kind === 'temp' && b.slot !== undefined) bySlot.set(b.slot, [...(bySlot.get(b.slot) ?? []), i]);
+    if (b.kind === 'temp' && !b.view && b.slot !== undefined) bySlot.set(b.slot, [...(bySlot.get(b.slot) ?? []), i]);
   });
   for (const [slot, members] of bySlot) {
     for (const m of members) {

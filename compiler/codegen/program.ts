@@ -8,13 +8,15 @@
 // dispatch of a step sees the values from the start of the step.
 import type { Span } from '../../grammar/ast.ts';
 import type {
-  BufferDecl, ConstraintDecl, DType as RuntimeDType, GraphProgram, InitDecl, KernelDecl, ModelProgram, ParamDecl, StateDecl, TensorDecl, TrainingDecl,
+  ArenaRef, BufferDecl, ConstraintDecl, DType as RuntimeDType, GraphProgram, InitDecl, KernelDecl, ModelProgram, ParamDecl, StateDecl, TensorDecl, TrainingDecl,
 } from '../../runtime/program.ts';
 import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import type { Graph, InitSpec, TensorType, Value } from '../ir/types.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
+import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
+import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan } from '../ops/fused-foreach.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { lowerNode } from './kernel.ts';
 import { planModelMemory } from './memory.ts';
@@ -65,7 +67,13 @@ export function predictGraph(evaluation: Graph): Graph {
   return { ...pruned, name: `${evaluation.name}.predict`, inputs: pruned.inputs.filter((i) => used.has(i.value.id)) };
 }
 
-function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>): GraphProgram {
+/** Where the arenas of compiler/optimize/fuse-updates.ts put a graph's tensors: model arenas by path, the graph's own temporary arenas. */
+interface GraphArenas {
+  readonly model: ReadonlyMap<string, ArenaRef>;
+  readonly temps: readonly TempArena[];
+}
+
+function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>, arenas?: GraphArenas): GraphProgram {
   const buffers: BufferDecl[] = [];
   const bufferOf = new Map<number, number>();
   const add = (v: Value, decl: BufferDecl) => {
@@ -79,6 +87,31 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
     inputs[i.name] = buffers.length;
     add(i.value, { kind: 'input', name: i.name, dtype: runtimeDType(i.value.type, `input ${i.name}`), shape: i.value.type.shape.map(sizeExpr) });
   }
+  // after the nodes' buffers (numbered as without arenas): each temporary arena, whose members are views
+  // of it, then the arena ranges fused_foreach kernels bind
+  const arenaBase = buffers.length + g.nodes.reduce((a, n) => a + (ALIASING_OPS.has(n.op) ? 0 : n.outputs.length), 0);
+  const tail: BufferDecl[] = [];
+  const viewOf = new Map<number, { buffer: number; offset: number }>();
+  for (const a of arenas?.temps ?? []) {
+    for (const m of a.members) viewOf.set(m.key, { buffer: arenaBase + tail.length, offset: m.offset });
+    tail.push({ kind: 'temp', dtype: runtimeDType({ dtype: a.dtype, shape: [] }, 'an arena'), shape: [a.size] });
+  }
+  const spans = new Map<string, number>();
+  const spanOf = (b: number, size: number): number => {
+    const d = buffers[b];
+    const ref = d.kind === 'param' || d.kind === 'state' ? arenas?.model.get(d.path) : undefined;
+    let decl: BufferDecl;
+    if (ref) decl = { kind: 'arena', arena: ref.arena, offset: ref.offset, size };
+    else if (d.kind === 'temp' && d.view) decl = { kind: 'temp', dtype: d.dtype, shape: [size], view: d.view };
+    else throw new Error(`internal: ${FUSED_FOREACH_OP} binds buffer ${b}, which is in no arena`);
+    const key = JSON.stringify(decl);
+    let at = spans.get(key);
+    if (at === undefined) {
+      spans.set(key, (at = arenaBase + tail.length));
+      tail.push(decl);
+    }
+    return at;
+  };
   const kernels: KernelDecl[] = [];
   for (const node of g.nodes) {
     if (ALIASING_OPS.has(node.op)) {
@@ -86,8 +119,14 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
       continue;
     }
     for (const v of node.outputs) {
-      add(v, { kind: 'temp', dtype: runtimeDType(v.type, `a value of ${node.op}`), shape: v.type.shape.map(sizeExpr), ...(v.name ? { name: v.name } : {}) });
+      const view = viewOf.get(v.id);
+      add(v, { kind: 'temp', dtype: runtimeDType(v.type, `a value of ${node.op}`), shape: v.type.shape.map(sizeExpr), ...(v.name ? { name: v.name } : {}), ...(view ? { view } : {}) });
     }
+    // a fused_foreach binds, for member 0's own inputs and outputs, the arena ranges that cover its span
+    const span = node.op === FUSED_FOREACH_OP ? foreachSpan(node) : 0;
+    const own = new Set(span > 0 ? foreachOwnInputs(node) : []);
+    const bindIn = (i: number): number => (own.has(i) ? spanOf(bufferOf.get(node.inputs[i].id)!, span) : bufferOf.get(node.inputs[i].id)!);
+    const bindOut = (i: number): number => (span > 0 ? spanOf(bufferOf.get(node.outputs[i].id)!, span) : bufferOf.get(node.outputs[i].id)!);
     let plans;
     try {
       plans = lowerNode(node);
@@ -105,14 +144,16 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         op: plan.op,
         shader: intern(plan.wgsl),
         ...(plan.cpuWgsl !== undefined ? { cpuShader: intern(plan.cpuWgsl) } : {}),
-        inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map((i) => bufferOf.get(node.inputs[i].id)!),
-        outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufferOf.get(node.outputs[i].id)!),
+        inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map(bindIn),
+        outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map(bindOut),
         uniforms: plan.uniforms.map(sizeExpr),
         workgroups: sizeExpr(plan.workgroups),
         source: { file: node.span.file, line: pos.line, col: pos.column },
       });
     }
   }
+  if (buffers.length !== arenaBase) throw new Error('internal: the buffers of a graph are miscounted');
+  buffers.push(...tail);
   const outputs: Record<string, number> = {};
   for (const map of [g.outputs, g.losses, g.metrics]) for (const [k, v] of map) outputs[k] = bufferOf.get(v.id)!;
   const updates: { target: number; source: number }[] = [];
@@ -157,7 +198,16 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: 
  * and state buffer k (in first-seen order across the graphs) from stream 0x10000 + k, like the
  * interpreter's `initialize`, so the GPU and the reference start from the same values.
  */
-export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; planMemory?: boolean; /** Elementwise fusion (default true; see optimize/fuse.ts). */ fuse?: boolean } = {}): { program?: ModelProgram; diagnostics: Diagnostic[] } {
+export function lowerModel(
+  m: ModelGraphs,
+  options: {
+    maxBindingBytes?: number;
+    planMemory?: boolean;
+    /** Elementwise fusion (default true; see optimize/fuse.ts). */ fuse?: boolean;
+    /** Optimizer updates over arenas (default: as `fuse`; see optimize/fuse-updates.ts). */ fuseUpdates?: boolean;
+    /** The storage offset alignment arena ranges are placed for, in bytes (default 256). */ arenaAlignment?: number;
+  } = {},
+): { program?: ModelProgram; diagnostics: Diagnostic[] } {
   const fused = (g: Graph): Graph => (options.fuse === false ? g : fuseGraph(g).graph);
   const all = [m.forward, m.evaluation, ...m.steps];
   const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
@@ -176,25 +226,31 @@ export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; 
     };
     const shaders = new Map<string, number>();
     const trained = new Set(m.steps.flatMap((g) => g.params.filter((p) => p.update).map((p) => p.path)));
+    const stepGraphs = m.steps.map(fused);
+    const updates: UpdateFusion | undefined = options.fuse === false || options.fuseUpdates === false ? undefined : fuseUpdates(stepGraphs, { alignment: options.arenaAlignment });
+    const arenaRefs = new Map<string, ArenaRef>();
+    updates?.arenas.forEach((a, arena) => a.members.forEach((x) => arenaRefs.set(x.key, { arena, offset: x.offset })));
+    const at = (path: string) => (arenaRefs.has(path) ? { arena: arenaRefs.get(path)! } : {});
     const params: ParamDecl[] = m.forward.params.map((p, k) => ({
       path: p.path,
       dtype: runtimeDType(p.value.type, `parameter ${p.path}`),
       shape: concreteShape(p.value.type, `parameter ${p.path}`),
       init: initDecl(p.init, k),
       trainable: trained.has(p.path),
+      ...at(p.path),
     }));
     const state: StateDecl[] = [];
     for (const g of [m.forward, ...m.steps, m.evaluation]) {
       for (const s of g.state) {
         if (state.some((x) => x.path === s.path)) continue;
-        state.push({ path: s.path, dtype: runtimeDType(s.value.type, `state ${s.path}`), shape: concreteShape(s.value.type, `state ${s.path}`), init: initDecl(s.init, 0x10000 + state.length) });
+        state.push({ path: s.path, dtype: runtimeDType(s.value.type, `state ${s.path}`), shape: concreteShape(s.value.type, `state ${s.path}`), init: initDecl(s.init, 0x10000 + state.length), ...at(s.path) });
       }
     }
     const predict = predictGraph(m.evaluation);
     const graphs = {
       predict: lowerGraph(fused(predict), 'predict', position, shaders),
       evaluate: lowerGraph(fused(m.evaluation), 'evaluate', position, shaders),
-      steps: m.steps.map((g, i) => lowerGraph(fused(g), m.training?.steps[i]?.name ?? `step${i}`, position, shaders)),
+      steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, updates && { model: arenaRefs, temps: updates.temps[i] })),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);
@@ -211,6 +267,7 @@ export function lowerModel(m: ModelGraphs, options: { maxBindingBytes?: number; 
       metrics: [...m.evaluation.metrics.keys()],
       params,
       state,
+      ...(updates && updates.arenas.length > 0 ? { arenas: updates.arenas.map((a) => ({ kind: a.kind, dtype: runtimeDType({ dtype: a.dtype, shape: [] }, 'an arena'), size: a.size })), arenaAlignment: updates.alignment } : {}),
       shaders: [...shaders.keys()],
       graphs,
       ...(m.training ? { training: { steps: m.training.steps, settings: m.training.settings } } : {}),

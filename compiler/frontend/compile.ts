@@ -21,7 +21,7 @@ export interface CompileResult {
  * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
  * bug becomes E0900.
  */
-export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; readonly keepGraphs?: boolean } = {}): CompileResult {
+export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; /** Optimizer updates over arenas (default: as `fuse`). */ readonly fuseUpdates?: boolean; readonly keepGraphs?: boolean } = {}): CompileResult {
   try {
     const { trainings, diagnostics, checked } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];
@@ -30,7 +30,7 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
     const kept: ModelGraphs[] = [];
     const otherSources = stdlibModules().sources;
     const lower = (m: ModelGraphs) => {
-      const lowered = lowerModel({ ...m, otherSources }, { fuse: options.fuse });
+      const lowered = lowerModel({ ...m, otherSources }, { fuse: options.fuse, fuseUpdates: options.fuseUpdates });
       all.push(...lowered.diagnostics);
       if (!lowered.program) return;
       programs.push(lowered.program);

@@ -10,6 +10,7 @@ import './random.ts';
 import './misc.ts';
 import './fused.ts';
 import './fused-matmul.ts';
+import './fused-foreach.ts';
 import './fused-reduce.ts';
 import './fused-conv.ts';
 

@@ -18,6 +18,7 @@ import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
 import { getOp } from '../ops/registry.ts';
 import { type FuseReason, type FuseReport } from '../optimize/fuse.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
+import { fuseUpdates } from '../optimize/fuse-updates.ts';
 
 /** A line of a `.dl` file. */
 export interface SourceLine {
@@ -124,10 +125,13 @@ export function programGraphs(p: ModelProgram): GraphProgram[] {
 
 /** What the fusion pass does to each of a model's graphs (predict, evaluate, steps), as lowerModel applies it. */
 export function fusionOf(m: ModelGraphs): GraphFusion[] {
-  return [predictGraph(m.evaluation), m.evaluation, ...m.steps].map((before) => {
+  const fused = [predictGraph(m.evaluation), m.evaluation, ...m.steps].map((before) => {
     const { graph, report } = fuseGraph(before);
     return { before, after: graph, report };
   });
+  // the steps' optimizer updates then go over arenas (fuse-updates.ts), as lowering does
+  const steps = fuseUpdates(fused.slice(2).map((f) => f.after)).steps;
+  return fused.map((f, i) => (i < 2 ? f : { ...f, after: steps[i - 2] }));
 }
 
 /** The sizes a report uses: B from the flag, else the train block's batch, else 1; other sizes given, else 1. */
@@ -160,8 +164,8 @@ const ALIASING_OPS = new Set(['reshape', 'stop_gradient']);
 
 /**
  * The node of the fused graph each buffer of the lowered graph belongs to, numbering buffers as lowerGraph
- * does (parameters, state, inputs, then every non-aliasing node's outputs); undefined when the count
- * does not match (then kernels are reported from the program alone).
+ * does (parameters, state, inputs, then every non-aliasing node's outputs, then any arenas and their
+ * ranges); undefined when the count does not match (then kernels are reported from the program alone).
  */
 function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefined {
   const owners = new Map<number, Node>();
@@ -170,7 +174,19 @@ function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefi
     if (ALIASING_OPS.has(n.op)) continue;
     for (let i = 0; i < n.outputs.length; i++) owners.set(at++, n);
   }
-  return at === g.buffers.length ? owners : undefined;
+  if (at > g.buffers.length) return undefined;
+  // an arena range a fused_foreach binds belongs to the node of the member view it starts at
+  const viewKey = (b: BufferDecl) => (b.kind === 'temp' && b.view ? `${b.view.buffer}:${b.view.offset}` : undefined);
+  const starts = new Map<string, Node>();
+  g.buffers.slice(0, at).forEach((b, i) => {
+    const key = viewKey(b);
+    if (key !== undefined && owners.has(i)) starts.set(key, owners.get(i)!);
+  });
+  g.buffers.forEach((b, i) => {
+    const key = viewKey(b);
+    if (i >= at && key !== undefined && starts.has(key)) owners.set(i, starts.get(key)!);
+  });
+  return owners;
 }
 
 function sortLines(lines: Iterable<SourceLine>, file: string): SourceLine[] {
@@ -193,11 +209,12 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
       const b: BufferDecl = g.buffers[i];
       if (b.kind === 'param') return [...(paramShape.get(b.path) ?? [])];
       if (b.kind === 'state') return [...(stateShape.get(b.path) ?? [])];
+      if (b.kind === 'arena') return [b.size];
       return evalShape(b.shape, sizes);
     };
     const numel = (i: number): number => {
       const b = g.buffers[i];
-      return b.kind === 'param' || b.kind === 'state' ? shapeOf(i).reduce((x, y) => x * y, 1) : bufferNumel(b, sizes);
+      return b.kind === 'param' || b.kind === 'state' || b.kind === 'arena' ? shapeOf(i).reduce((x, y) => x * y, 1) : bufferNumel(b, sizes);
     };
     const fusion = input.fusion?.[gi];
     const owners = fusion ? bufferOwners(fusion.after, g) : undefined;
