@@ -74,7 +74,9 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
     if (offered === undefined || offered < v) throw new NoAdapterError(`the model needs the limit ${k} = ${v}, but this adapter offers ${offered ?? 'none'}`);
     requiredLimits[k] = v;
   }
-  const device = await adapter.requestDevice({ requiredLimits });
+  // subgroups where the adapter has them: the reductions' subgroup variants combine with subgroupAdd
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has('subgroups') ? ['subgroups' as GPUFeatureName] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   keepAlive.push(adapter, device);
   const info = adapter.info;
   const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown adapter';

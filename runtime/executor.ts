@@ -118,15 +118,19 @@ export class Executor {
     readonly cpuKernels: boolean,
     /** Bind temporaries to their memory slots' shared buffers (false: one buffer per temporary). */
     readonly planMemory: boolean,
+    /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
+    readonly subgroups: boolean,
   ) {}
 
   private shaderOf(k: KernelDecl): number {
-    return this.cpuKernels && k.cpuShader !== undefined ? k.cpuShader : k.shader;
+    if (this.cpuKernels && k.cpuShader !== undefined) return k.cpuShader;
+    return this.subgroups && k.subgroupShader !== undefined ? k.subgroupShader : k.shader;
   }
 
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
-  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean } = {}): Promise<Executor> {
-    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true);
+  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean } = {}): Promise<Executor> {
+    const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
+    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups);
     ex.checkAlignment();
     device.pushErrorScope('out-of-memory');
     for (const [i, a] of (program.arenas ?? []).entries()) ex.arenas.push(ex.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`));

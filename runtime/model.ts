@@ -20,6 +20,8 @@ export interface CreateOptions extends DeviceOptions {
   readonly sizes?: Readonly<Record<string, number>>;
   /** Kernel variants: 'auto' (default) picks the CPU variants on software adapters such as lavapipe. */
   readonly kernels?: 'auto' | 'gpu' | 'cpu';
+  /** Use the reductions' subgroup variants when the device has the `subgroups` feature (default true). */
+  readonly subgroups?: boolean;
   /**
    * Let temporaries that are never live at once share GPU buffers, as the compiler's memory plan says
    * (default true; false gives every temporary a buffer of its own, as programs without a plan have).
@@ -106,7 +108,7 @@ export class Model<I extends string = string, O extends string = string, R exten
       if (acquired.owned) acquired.device.destroy();
       throw e;
     }
-    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned });
+    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned, subgroups: options.subgroups ?? true });
     const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
     model.memory = memory;
     model.sizeHints = new Map(sizes);

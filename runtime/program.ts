@@ -102,6 +102,8 @@ export interface KernelDecl {
   readonly shader: number;
   /** A variant for CPU adapters with the same bindings, uniforms and workgroups (index into `shaders`). */
   readonly cpuShader?: number;
+  /** A variant for devices with the `subgroups` feature (reductions), used where `shader` would be (index into `shaders`). */
+  readonly subgroupShader?: number;
   readonly inputs: readonly number[];
   readonly outputs: readonly number[];
   readonly uniforms: readonly SizeExpr[];

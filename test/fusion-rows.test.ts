@@ -261,4 +261,25 @@ describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
     console.log(`${compared} outputs of ${cases.length} row graphs compared: ${bad.length} over 1e-5, ${differ} not bit-identical (${(performance.now() - t0).toFixed(0)} ms)`);
     expect(bad.slice(0, 5)).toEqual([]);
   }, 600_000);
+
+  it('WebGPU with subgroups: the graphs whose reductions combine by subgroupAdd, fused against unfused within 1e-5 relative', async () => {
+    const device = await getDevice();
+    expect(device.features.has('subgroups'), 'the test device has the subgroups feature').toBe(true);
+    const withSubgroups = fused.flatMap((c, i) => (c.graph.nodes.some((n) => lowerNode(n).some((p) => p.subgroupWgsl !== undefined)) ? [i] : []));
+    expect(withSubgroups.length).toBeGreaterThan(20);
+    const [want, got] = [await runGraphs(device, withSubgroups.map((i) => cases[i]), { variant: 'subgroup' }), await runGraphs(device, withSubgroups.map((i) => fused[i]), { variant: 'subgroup' })];
+    const bad: string[] = [];
+    let compared = 0;
+    let differ = 0;
+    want.forEach((outs, n) => {
+      for (const [k, x] of outs) {
+        compared++;
+        const r = compareWords(x, got[n].get(k)!, 1e-5);
+        if (r.bits > 0) differ++;
+        if (r.bad > 0) bad.push(`${cases[withSubgroups[n]].text}: output ${k}: ${r.bad} elements over 1e-5 relative (worst ${r.worst})`);
+      }
+    });
+    console.log(`subgroups: ${compared} outputs of ${withSubgroups.length} row graphs compared: ${bad.length} over 1e-5, ${differ} not bit-identical`);
+    expect(bad.slice(0, 5)).toEqual([]);
+  }, 600_000);
 });

@@ -25,7 +25,8 @@ export function getDevice(): Promise<GPUDevice> {
     const gpu = create([]);
     const adapter = await gpu.requestAdapter();
     if (!adapter) throw new Error('no WebGPU adapter: is Mesa 25 lavapipe (bookworm-backports) installed?');
-    const device = await adapter.requestDevice();
+    // subgroups where the adapter has them (lavapipe does), so the reductions' subgroup variants run
+    const device = await adapter.requestDevice(adapter.features.has('subgroups') ? { requiredFeatures: ['subgroups' as GPUFeatureName] } : {});
     keepAlive.push(gpu, adapter, device);
     return device;
   })();
@@ -195,9 +196,9 @@ export function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[
  * GPU and read back all its outputs. The symbolic sizes in the node's types and attributes are bound
  * by `sizes`; the inputs must have the bound shapes.
  */
-export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map()): Promise<Tensor[]> {
+export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map(), options: { variant?: 'gpu' | 'subgroup' } = {}): Promise<Tensor[]> {
   const plans = lowerNode(node);
-  const compiled = await Promise.all(plans.map((p) => compile(device, p.wgsl)));
+  const compiled = await Promise.all(plans.map((p) => compile(device, options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl)));
   const bind = (d: Dim): number => {
     const v = evaluate(d, sizes);
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${node.op}: size ${v} is not a u32`);
@@ -271,11 +272,11 @@ export interface GraphJob {
 
 /**
  * Run many graphs on the GPU in one command buffer: every node through its registry lowering (the
- * plans' GPU shaders, or with `variant: 'cpu'` their CPU variants where they have one), one buffer per
+ * plans' GPU shaders, or with `variant: 'cpu'` / `'subgroup'` their CPU / subgroup variants where they have one), one buffer per
  * value; returns each graph's outputs as raw 32-bit words by name.
  */
-export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: 'gpu' | 'cpu' } = {}): Promise<Map<string, Uint32Array>[]> {
-  const shaderOf = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : p.wgsl);
+export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: 'gpu' | 'cpu' | 'subgroup' } = {}): Promise<Map<string, Uint32Array>[]> {
+  const shaderOf = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl);
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
   const buffer = (bytes: number, usage: number) => {

@@ -231,6 +231,9 @@ const CASES: Record<string, Case[]> = {
       outputs: [4, 0],
     }), { batches: [1, 33] }),
     c(['f32[2, 3, 5]', 'f32[5, 6]', 'f32[2, 3, 6]'], encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] })),
+    // with transposed operands: x^T @ dy + m (a weight gradient into Adam's moment), dy @ w^T + b
+    c(['f32[B, 24]', 'f32[B, 6]', 'f32[24, 6]'], { ...encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] }), transpose_a: true }, { batches: [1, 40] }),
+    c(['f32[B, 36]', 'f32[40, 36]', 'f32[40]'], { ...encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2, 0] }), transpose_b: true }, { batches: [3] }),
   ],
   // a softmax with its row sums stored (per thread, and a workgroup per row); layer norm over a [B, 3, 70] input
   fused_reduce: [
@@ -295,9 +298,18 @@ const CASES: Record<string, Case[]> = {
     c(['f32[B, 3, 7]', 'f32[1, 7, 2]']),
     c(['f32[2, 1, 5, 3]', 'f32[1, 3, 3, 4]']),
     c(['f32[1, 1]', 'f32[1, 6]']),
+    // transposed operands (matmul prologues): A^T with a symbolic k (a weight gradient), B^T with vec4
+    // loads along k, both with broadcast batch axes and vec4 loads of A^T
+    c(['f32[B, 7, 3]', 'f32[1, 7, 2]'], { transpose_a: true }),
+    c(['f32[B, 6]', 'f32[B, 5]'], { transpose_a: true }, { batches: [1, 37] }),
+    c(['f32[2, 3, 8]', 'f32[6, 8]'], { transpose_b: true }),
+    c(['f32[2, 1, 8, 12]', 'f32[1, 3, 5, 8]'], { transpose_a: true, transpose_b: true }),
   ],
   reduce_sum: [
     c(['f32[B, 3, 4]'], { axes: [1], keepdims: true }),
+    // rows longer than 64: a workgroup per row (and its subgroup variant)
+    c(['f32[3, 300]'], { axes: [1] }),
+    c(['f32[B, 70, 2]'], { axes: [0, 1] }, { batches: [1, 5] }),
     c(['f32[2, 3, 4, 5]'], { axes: [0, 2] }),
     c(['f32[3, 40]'], { axes: [-1] }),
     c(['i32[3, 5]'], { axes: [1] }),
@@ -505,24 +517,27 @@ let jobCount = 0;
 /** Backward node runs by primitive (which primitives the vjp graphs exercised). */
 const backwardOps = new Map<string, number>();
 
-/** Compile every shader (no errors or warnings), run every job, compare with the interpreter. */
+/** Compile every shader (no errors or warnings), run every job, compare with the interpreter; jobs with subgroup variants run both. */
 async function runJobs(jobs: readonly Job[]): Promise<void> {
   const device = await getDevice();
-  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).map((p) => p.wgsl)))];
+  const withSubgroups = jobs.filter((j) => lowerNode(j.node).some((p) => p.subgroupWgsl !== undefined));
+  if (withSubgroups.length > 0 && !device.features.has('subgroups')) throw new Error('the test device has no subgroups feature: the subgroup variants cannot be checked');
+  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).flatMap((p) => (p.subgroupWgsl === undefined ? [p.wgsl] : [p.wgsl, p.subgroupWgsl]))))];
   const compiled = await Promise.all(unique.map((w) => compile(device, w)));
   compiled.forEach((cs, i) => expect(cs.messages, unique[i]).toEqual([]));
   shaderCount += unique.length;
   jobCount += jobs.length;
+  const all = [...jobs.map((j) => ({ ...j, variant: 'gpu' as const })), ...withSubgroups.map((j) => ({ ...j, label: `${j.label} (subgroups)`, variant: 'subgroup' as const }))];
   const results = await Promise.all(
-    jobs.map((j) =>
-      runNode(device, j.node, j.inputs, j.sizes).then(
+    all.map((j) =>
+      runNode(device, j.node, j.inputs, j.sizes, { variant: j.variant }).then(
         (got) => got,
         (e: unknown) => new Error(`${j.label}: ${e instanceof Error ? e.message : String(e)}`),
       ),
     ),
   );
   const bad: string[] = [];
-  jobs.forEach((j, n) => {
+  all.forEach((j, n) => {
     const got = results[n];
     if (got instanceof Error) return void bad.push(got.message);
     const want = getOp(j.node.op)!.interpret(j.inputs, j.node.attrs, { sizes: j.sizes });

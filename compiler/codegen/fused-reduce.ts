@@ -32,7 +32,7 @@ import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/
 import { storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
-import { MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE } from './reduce.ts';
+import { MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
 
 interface Load {
   readonly input: number;
@@ -230,32 +230,34 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   };
   const stored = (r: number) => (types[r].dtype === 'bool' ? `select(0u, 1u, ${regs[r]!.name})` : regs[r]!.name);
 
-  // ---- the shader ------------------------------------------------------------------------------------
+  // ---- the shader (and its subgroup variant) ------------------------------------------------------
   const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
-  const B: string[] = []; // the body of main
-  B.push(perThread ? `  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;` : '  let o = wid.y * nwg.x + wid.x;');
-  B.push('  if (o >= p.header.x) { return; }');
-  if (nk > 0) {
-    B.push('  var orem = o;');
-    for (let d = nk - 1; d > 0; d--) B.push(`  let k${d} = orem % ${uvec('kshape', d)};`, `  orem = orem / ${uvec('kshape', d)};`);
-    B.push('  let k0 = orem;');
-  }
-  const rowBase = (arr: string) => (nk > 0 ? kept.map((_, d) => `k${d} * ${uvec(arr, d)}`).join(' + ') : '0u');
-  loads.forEach((l, i) => {
-    B.push(`  let b${i} = ${rowBase(`ks${i}`)};`);
-    if (!l.varies) B.push(`  let l${i} = ${load(i, `b${i}`)};`);
-  });
-  if (wholeOutputs) B.push(`  let fb = ${rowBase('fks')};`);
-  if (units.some((u) => u.kind === 'reduce' && u.op === 'reduce_max')) B.push('  var ninf_bits = 0xff800000u;');
-  const emitted = new Set<number>();
-  const rowUnits = (upTo: number) => {
-    units.forEach((u, j) => {
-      if (emitted.has(j) || u.kind === 'reduce') return;
-      const r = regs[u.first]!;
-      if (r.element || r.ready > upTo) return;
-      emitted.add(j);
-      B.push(...unitCode(j, '  '));
+  /** The body of main; with `subgroups`, sums combine across the workgroup with subgroupAdd. */
+  const mainBody = (subgroups: boolean): string[] => {
+    const B: string[] = [];
+    B.push(perThread ? `  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;` : '  let o = wid.y * nwg.x + wid.x;');
+    B.push('  if (o >= p.header.x) { return; }');
+    if (nk > 0) {
+      B.push('  var orem = o;');
+      for (let d = nk - 1; d > 0; d--) B.push(`  let k${d} = orem % ${uvec('kshape', d)};`, `  orem = orem / ${uvec('kshape', d)};`);
+      B.push('  let k0 = orem;');
+    }
+    const rowBase = (arr: string) => (nk > 0 ? kept.map((_, d) => `k${d} * ${uvec(arr, d)}`).join(' + ') : '0u');
+    loads.forEach((l, i) => {
+      B.push(`  let b${i} = ${rowBase(`ks${i}`)};`);
+      if (!l.varies) B.push(`  let l${i} = ${load(i, `b${i}`)};`);
     });
+    if (wholeOutputs) B.push(`  let fb = ${rowBase('fks')};`);
+    if (units.some((u) => u.kind === 'reduce' && u.op === 'reduce_max')) B.push('  var ninf_bits = 0xff800000u;');
+    const emitted = new Set<number>();
+    const rowUnits = (upTo: number) => {
+      units.forEach((u, j) => {
+        if (emitted.has(j) || u.kind === 'reduce') return;
+        const r = regs[u.first]!;
+        if (r.element || r.ready > upTo) return;
+        emitted.add(j);
+        B.push(...unitCode(j, '  '));
+      });
   };
   const indexLines = (indent: string) => {
     const L = [`${indent}var jrem = j;`];
@@ -282,10 +284,8 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     B.push(...stores, '  }');
     for (const u of reds) {
       if (!perThread) {
-        const combine = u.op === 'reduce_max' ? `dlc_max_f32(sv[lid], sv[lid + s])` : 'sv[lid] + sv[lid + s]';
-        B.push(`  sv[lid] = a${u.first};`, '  workgroupBarrier();');
-        B.push(`  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {`, `    if (lid < s) { sv[lid] = ${combine}; }`, '    workgroupBarrier();', '  }');
-        B.push(`  a${u.first} = sv[0];`, '  workgroupBarrier();');
+        const max = u.op === 'reduce_max';
+        B.push(...workgroupCombine(`a${u.first}`, (a, b) => (max ? `dlc_max_f32(${a}, ${b})` : `${a} + ${b}`), wg, subgroups && !max));
       }
       B.push(`  let r${u.first} = a${u.first};`);
     }
@@ -293,23 +293,37 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   rowUnits(passes);
   const rowStores = outs.filter((x) => !x.whole).map((x) => `out${x.o}[o] = ${stored(x.r)};`);
   if (rowStores.length > 0) B.push(...(perThread ? rowStores.map((s) => `  ${s}`) : ['  if (lid == 0u) {', ...rowStores.map((s) => `    ${s}`), '  }']));
+  return B;
+  };
+  const body = mainBody(false);
+  const subgroups = !perThread && units.some((u) => u.kind === 'reduce' && u.op === 'reduce_sum');
 
   if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
   if (constWords.length > 0) words.push(...padUniforms(constWords));
-  const L: string[] = [];
-  const what = units.map((u) => u.op).join(', ');
-  L.push(`// ${FUSED_REDUCE_OP} over axes [${axes.join(', ')}] of rank ${rank}: ${what}; ${perThread ? 'one invocation per row' : `one workgroup of ${wg} per row`}, ${passes} pass${passes === 1 ? '' : 'es'}${finalStores ? ' and a store pass' : ''}.`);
-  L.push('struct Params {', ...fields, '}');
-  L.push('@group(0) @binding(0) var<uniform> p: Params;');
-  node.inputs.forEach((v, i) => L.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(v.type.dtype)}>;`));
-  outs.forEach((x) => L.push(`@group(0) @binding(${nIn + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
-  if (!perThread) L.push(`var<workgroup> sv: array<f32, ${wg}>;`);
-  L.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
-  L.push(`@compute @workgroup_size(${wg})`);
-  L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
-  L.push('        @builtin(local_invocation_index) lid: u32) {');
-  L.push(...B, '}', '');
-  return [{ op: FUSED_REDUCE_OP, wgsl: L.join('\n'), uniforms: padUniforms(words), workgroups: perThread ? ceilDiv(rows, wg) : rows }];
+  const shader = (B: string[], subgroups: boolean): string => {
+    const L: string[] = [];
+    if (subgroups) L.push('enable subgroups;');
+    const what = units.map((u) => u.op).join(', ');
+    L.push(`// ${FUSED_REDUCE_OP} over axes [${axes.join(', ')}] of rank ${rank}: ${what}; ${perThread ? 'one invocation per row' : `one workgroup of ${wg} per row`}, ${passes} pass${passes === 1 ? '' : 'es'}${finalStores ? ' and a store pass' : ''}.`);
+    L.push('struct Params {', ...fields, '}');
+    L.push('@group(0) @binding(0) var<uniform> p: Params;');
+    node.inputs.forEach((v, i) => L.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(v.type.dtype)}>;`));
+    outs.forEach((x) => L.push(`@group(0) @binding(${nIn + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
+    if (!perThread) L.push(`var<workgroup> sv: array<f32, ${wg}>;`);
+    L.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
+    L.push(`@compute @workgroup_size(${wg})`);
+    L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
+    L.push(`        @builtin(local_invocation_index) lid: u32${subgroups ? SUBGROUP_BUILTINS : ''}) {`);
+    L.push(...B, '}', '');
+    return L.join('\n');
+  };
+  return [{
+    op: FUSED_REDUCE_OP,
+    wgsl: shader(body, false),
+    uniforms: padUniforms(words),
+    workgroups: perThread ? ceilDiv(rows, wg) : rows,
+    ...(subgroups ? { subgroupWgsl: shader(mainBody(true), true) } : {}),
+  }];
 }
 
 function regName(o: { load?: number; reg?: number }, regs: readonly (Reg | undefined)[]): string {

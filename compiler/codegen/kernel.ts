@@ -25,6 +25,11 @@ export interface KernelPlan {
    * bindings, uniforms and workgroup count, a different shader. The runtime picks one per adapter.
    */
   readonly cpuWgsl?: string;
+  /**
+   * A variant for devices with the `subgroups` feature (reductions combining with subgroupAdd): the same
+   * bindings, uniforms and workgroup count; the runtime uses it where it would use `wgsl`.
+   */
+  readonly subgroupWgsl?: string;
 }
 
 /** Ceiling division of a size by a constant. */

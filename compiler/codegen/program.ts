@@ -144,6 +144,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         op: plan.op,
         shader: intern(plan.wgsl),
         ...(plan.cpuWgsl !== undefined ? { cpuShader: intern(plan.cpuWgsl) } : {}),
+        ...(plan.subgroupWgsl !== undefined ? { subgroupShader: intern(plan.subgroupWgsl) } : {}),
         inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map(bindIn),
         outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map(bindOut),
         uniforms: plan.uniforms.map(sizeExpr),

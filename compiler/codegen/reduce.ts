@@ -57,6 +57,48 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
   return max(a, b);
 }`;
 
+/** The builtins a subgroup variant's entry point adds to its parameters. */
+export const SUBGROUP_BUILTINS = ',\n        @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32';
+
+/**
+ * WGSL that combines every invocation's `acc` across a workgroup of `wg` into `acc` in every invocation,
+ * through `sv` (workgroup memory of `wg` elements), ending with a barrier so `sv` can be reused. The
+ * tree halves the live values each step (log2(wg) barriers); with `subgroups` (sums only, the shader
+ * enabling the extension) each subgroup adds its values with subgroupAdd and one lane writes the partial
+ * sum, level by level until one is left: two levels at a subgroup size of 16 or more.
+ */
+export function workgroupCombine(acc: string, combine: (a: string, b: string) => string, wg: number, subgroups: boolean): string[] {
+  if (!subgroups) {
+    return [
+      `  sv[lid] = ${acc};`,
+      '  workgroupBarrier();',
+      `  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {`,
+      `    if (lid < s) { sv[lid] = ${combine('sv[lid]', 'sv[lid + s]')}; }`,
+      '    workgroupBarrier();',
+      '  }',
+      `  ${acc} = sv[0];`,
+      '  workgroupBarrier();',
+    ];
+  }
+  return [
+    '  {',
+    `    var live = ${wg}u;`,
+    `    var part = ${acc};`,
+    '    loop {',
+    '      let total = subgroupAdd(part);',
+    '      live = (live + sgs - 1u) / sgs;',
+    '      workgroupBarrier();',
+    '      if (sgi == 0u) { sv[lid / sgs] = total; }',
+    '      workgroupBarrier();',
+    '      if (live == 1u) { break; }',
+    '      part = select(0.0, sv[lid], lid < live);',
+    '    }',
+    `    ${acc} = sv[0];`,
+    '    workgroupBarrier();',
+    '  }',
+  ];
+}
+
 function normAxes(raw: readonly number[], rank: number): number[] {
   const axes = raw.map((a) => (a < 0 ? a + rank : a));
   if (axes.some((a) => !Number.isInteger(a) || a < 0 || a >= rank) || new Set(axes).size !== axes.length) {
@@ -70,7 +112,7 @@ function normAxes(raw: readonly number[], rank: number): number[] {
  * reduced elements sequentially (no workgroup memory, no barriers): the better choice when each
  * output reduces few elements (softmax over 10 classes), where a 256-wide tree would idle.
  */
-export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): ReduceKernel {
+export function lowerReduce(node: Node, options: { perThread?: boolean; subgroups?: boolean } = {}): ReduceKernel {
   const kinds: Readonly<Record<string, ReduceKind>> = { reduce_sum: 'sum', reduce_max: 'max', argmax: 'argmax' };
   const kind: ReduceKind | undefined = kinds[node.op];
   if (!kind || node.inputs.length !== 1 || node.outputs.length !== 1) throw new Error(`${node.op} is not a reduction node`);
@@ -84,6 +126,8 @@ export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): 
   const ty = kernelStorageType(x.dtype);
   const oty = kernelStorageType(out.dtype);
   const perThread = options.perThread ?? false;
+  // subgroup sums only: the tree keeps max's NaN rule and argmax's first-index rule
+  const subgroups = (options.subgroups ?? false) && !perThread && kind === 'sum' && ty === 'f32';
   const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
   const kk = Math.ceil(nk / 4);
   const kr = Math.ceil(nr / 4);
@@ -110,6 +154,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): 
   }
 
   const L: string[] = [];
+  if (subgroups) L.push('enable subgroups;');
   L.push(
     perThread
       ? `// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one invocation per output element, a sequential fold.`
@@ -126,7 +171,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): 
   L.push('', ...helpers.flatMap((h) => [h, '']));
   L.push(`@compute @workgroup_size(${wg})`);
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
-  L.push('        @builtin(local_invocation_index) lid: u32) {');
+  L.push(`        @builtin(local_invocation_index) lid: u32${subgroups ? SUBGROUP_BUILTINS : ''}) {`);
   L.push(perThread ? `  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;` : '  let o = wid.y * nwg.x + wid.x;');
   L.push('  if (o >= p.header.x) { return; }');
   L.push('  var base = 0u;');
@@ -165,26 +210,24 @@ export function lowerReduce(node: Node, options: { perThread?: boolean } = {}): 
     L.push('}', '');
     return { op: node.op, wgsl: L.join('\n'), entryPoint: 'main', workgroupSize: wg, kind, inputs: [{ dtype: x.dtype, shape: x.shape }], output: { dtype: out.dtype, shape: out.shape }, axes, uniformBytes: uniformWords * 4, perThread };
   }
-  L.push('  sv[lid] = acc;');
-  if (kind === 'argmax') L.push('  si[lid] = at;');
-  L.push('  workgroupBarrier();');
-  L.push(`  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {`);
-  L.push('    if (lid < s) {');
   if (kind === 'argmax') {
+    L.push('  sv[lid] = acc;', '  si[lid] = at;', '  workgroupBarrier();');
+    L.push(`  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {`);
+    L.push('    if (lid < s) {');
     L.push('      let v1 = sv[lid];');
     L.push('      let v2 = sv[lid + s];');
     L.push('      let i2 = si[lid + s];');
     L.push('      if (v2 > v1 || (v2 == v1 && i2 < si[lid])) { sv[lid] = v2; si[lid] = i2; }');
+    L.push('    }');
+    L.push('    workgroupBarrier();');
+    L.push('  }');
   } else {
-    L.push(`      sv[lid] = ${combine('sv[lid]', 'sv[lid + s]')};`);
+    L.push(...workgroupCombine('acc', combine, wg, subgroups));
   }
-  L.push('    }');
-  L.push('    workgroupBarrier();');
-  L.push('  }');
   L.push('  if (lid == 0u) {');
   if (kind === 'argmax') L.push('    out[o] = i32(si[0]);');
-  else if (kind === 'max' && ty === 'i32') L.push('    out[o] = select(sv[0], 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
-  else L.push('    out[o] = sv[0];');
+  else if (kind === 'max' && ty === 'i32') L.push('    out[o] = select(acc, 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
+  else L.push('    out[o] = acc;');
   L.push('  }');
   L.push('}', '');
 
@@ -267,5 +310,7 @@ export function reducePlans(node: Node): KernelPlan[] {
   const perThread = prefersPerThread(outputs, reduced);
   const k = perThread ? lowerReduce(node, { perThread }) : probe;
   const words = reduceUniformDims(k);
-  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perThread ? floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE) : words[0] }];
+  const sub = perThread ? undefined : lowerReduce(node, { subgroups: true });
+  const subgroupWgsl = sub && sub.wgsl !== k.wgsl ? { subgroupWgsl: sub.wgsl } : {};
+  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perThread ? floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE) : words[0], ...subgroupWgsl }];
 }
