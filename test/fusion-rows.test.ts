@@ -175,6 +175,12 @@ function randomRowCase(random: () => number, index: number): Case {
     shape[0] = sym('B');
     sizes.set('B', concrete[0]);
   }
+  // a row length known only at run time (a sequence length): 32 lanes per row when the rows are many too
+  const last = axes[axes.length - 1];
+  if (last > 0 && random() < 0.3) {
+    shape[last] = sym('T');
+    sizes.set('T', concrete[last]);
+  }
   const keep = shape.map((d, a) => (axes.includes(a) ? 1 : d));
   const x = b.input('x', f32t(...shape));
   const vec = b.input('v', f32t(shape[rank - 1]));
@@ -241,6 +247,9 @@ describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
       for (const [k, t] of want) expect([...got.get(k)!.data].every((v, j) => Object.is(v, t.data[j])), `${c.text}: ${k}`).toBe(true);
     }
     console.log(`${cases.length} row graphs: ${cases.reduce((a, c) => a + c.graph.nodes.length, 0)} nodes unfused, ${kernels} fused`);
+    // the cases cover every kernel shape: per thread, a workgroup per row, and 32 lanes per row
+    const shapes = new Set(fused.flatMap((c) => c.graph.nodes.filter((n) => n.op === FUSED_REDUCE_OP).map((n) => /one invocation per row|256 invocations per row|32 invocations per row/.exec(lowerNode(n)[0].wgsl)?.[0])));
+    expect(shapes).toEqual(new Set(['one invocation per row', '256 invocations per row', '32 invocations per row']));
   });
 
   it('WebGPU: every output within 1e-5 relative of the unfused graph (all graphs in one submission)', async () => {

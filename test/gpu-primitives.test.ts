@@ -240,6 +240,7 @@ const CASES: Record<string, Case[]> = {
     c(['f32[B, 10]'], softmaxRows([1]), { batches: [1, 5] }),
     c(['f32[3, 300]'], softmaxRows([1])),
     c(['f32[4, B]'], softmaxRows([1]), { batches: [70] }),
+    c(['f32[70, B]'], softmaxRows([1]), { batches: [3, 100] }),
     c(['f32[B, 3, 70]', 'f32[70]'], encodeRowBody(
       [
         { op: 'full', args: [], attrs: { shape: [], value: 1 / 70 } },
@@ -310,6 +311,7 @@ const CASES: Record<string, Case[]> = {
     // rows longer than 64: a workgroup per row (and its subgroup variant)
     c(['f32[3, 300]'], { axes: [1] }),
     c(['f32[B, 70, 2]'], { axes: [0, 1] }, { batches: [1, 5] }),
+    c(['f32[B, 3, 70]'], { axes: [0] }, { batches: [2, 130] }),
     c(['f32[2, 3, 4, 5]'], { axes: [0, 2] }),
     c(['f32[3, 40]'], { axes: [-1] }),
     c(['i32[3, 5]'], { axes: [1] }),
@@ -317,11 +319,14 @@ const CASES: Record<string, Case[]> = {
   ],
   reduce_max: [
     c([g('f32[B, 4]', withSpecials)], { axes: [1] }),
+    // a row length known only at run time: 32 lanes per row, 8 rows per workgroup (70 rows: a partial last workgroup)
+    c([g('f32[B, 70]', withSpecials)], { axes: [0] }, { batches: [3, 100] }),
+    c(['i32[B, 70]'], { axes: [0] }, { batches: [1, 40] }),
     c(['i32[3, 4, 2]'], { axes: [0, 2], keepdims: true }),
     c(['u32[5, 3]'], { axes: [0] }),
     c(['f32[2, 3, 2, 2]'], { axes: [1, 3] }),
   ],
-  argmax: [c(['f32[B, 5]'], { axis: 1 }), c(['i32[4, 3]'], { axis: 0 }), c(['u32[2, 3, 4]'], { axis: -1 })],
+  argmax: [c(['f32[B, 5]'], { axis: 1 }), c(['i32[4, 3]'], { axis: 0 }), c(['u32[2, 3, 4]'], { axis: -1 }), c(['f32[70, B]'], { axis: 1 }, { batches: [2, 90] })],
   reshape: [
     c(['f32[B, 6]'], { shape: [B, 2, 3] }),
     c(['i32[2, 3, 4]'], { shape: [-1] }),

@@ -32,7 +32,7 @@ import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/
 import { storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
-import { MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
+import { MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
 
 interface Load {
   readonly input: number;
@@ -80,6 +80,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const rows = kept.reduce<Dim>((n, a) => mul(n, full[a]), 1);
   const perRow = axes.reduce<Dim>((n, a) => mul(n, full[a]), 1);
   const perThread = prefersPerThread(rows, perRow);
+  const lanes = perThread ? 1 : rowLanes(rows, perRow);
   const nIn = node.inputs.length;
 
   // ---- loads, registers and passes ------------------------------------------------------------------
@@ -235,8 +236,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   /** The body of main; with `subgroups`, sums combine across the workgroup with subgroupAdd. */
   const mainBody = (subgroups: boolean): string[] => {
     const B: string[] = [];
-    B.push(perThread ? `  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;` : '  let o = wid.y * nwg.x + wid.x;');
-    B.push('  if (o >= p.header.x) { return; }');
+    B.push(...rowIndexLines(wg, lanes, perThread));
     if (nk > 0) {
       B.push('  var orem = o;');
       for (let d = nk - 1; d > 0; d--) B.push(`  let k${d} = orem % ${uvec('kshape', d)};`, `  orem = orem / ${uvec('kshape', d)};`);
@@ -267,7 +267,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   };
   const storeLines = (pass: number, indent: string) =>
     outs.filter((x) => x.whole && storePass(x.r) === pass).map((x) => `${indent}out${x.o}[fb + ${axes.map((_, d) => `j${d} * ${uvec('frs', d)}`).join(' + ')}] = ${stored(x.r)};`);
-  const loopHead = perThread ? '  for (var j = 0u; j < p.header.y; j++) {' : `  for (var j = lid; j < p.header.y; j += ${wg}u) {`;
+  const loopHead = rowLoopHead(lanes, perThread);
   for (let pass = 0; pass <= passes; pass++) {
     rowUnits(pass);
     const reds = units.filter((u) => u.kind === 'reduce' && passOf.get(u) === pass);
@@ -285,18 +285,18 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     for (const u of reds) {
       if (!perThread) {
         const max = u.op === 'reduce_max';
-        B.push(...workgroupCombine(`a${u.first}`, (a, b) => (max ? `dlc_max_f32(${a}, ${b})` : `${a} + ${b}`), wg, subgroups && !max));
+        B.push(...workgroupCombine(`a${u.first}`, (a, b) => (max ? `dlc_max_f32(${a}, ${b})` : `${a} + ${b}`), wg, subgroups && !max, lanes));
       }
       B.push(`  let r${u.first} = a${u.first};`);
     }
   }
   rowUnits(passes);
   const rowStores = outs.filter((x) => !x.whole).map((x) => `out${x.o}[o] = ${stored(x.r)};`);
-  if (rowStores.length > 0) B.push(...(perThread ? rowStores.map((s) => `  ${s}`) : ['  if (lid == 0u) {', ...rowStores.map((s) => `    ${s}`), '  }']));
+  if (rowStores.length > 0) B.push(...(perThread ? rowStores.map((s) => `  ${s}`) : ['  if (lane == 0u && has_row) {', ...rowStores.map((s) => `    ${s}`), '  }']));
   return B;
   };
   const body = mainBody(false);
-  const subgroups = !perThread && units.some((u) => u.kind === 'reduce' && u.op === 'reduce_sum');
+  const subgroups = !perThread && lanes === wg && units.some((u) => u.kind === 'reduce' && u.op === 'reduce_sum');
 
   if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
   if (constWords.length > 0) words.push(...padUniforms(constWords));
@@ -304,7 +304,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     const L: string[] = [];
     if (subgroups) L.push('enable subgroups;');
     const what = units.map((u) => u.op).join(', ');
-    L.push(`// ${FUSED_REDUCE_OP} over axes [${axes.join(', ')}] of rank ${rank}: ${what}; ${perThread ? 'one invocation per row' : `one workgroup of ${wg} per row`}, ${passes} pass${passes === 1 ? '' : 'es'}${finalStores ? ' and a store pass' : ''}.`);
+    L.push(`// ${FUSED_REDUCE_OP} over axes [${axes.join(', ')}] of rank ${rank}: ${what}; ${perThread ? 'one invocation per row' : `${lanes} invocations per row (${wg / lanes} per workgroup of ${wg})`}, ${passes} pass${passes === 1 ? '' : 'es'}${finalStores ? ' and a store pass' : ''}.`);
     L.push('struct Params {', ...fields, '}');
     L.push('@group(0) @binding(0) var<uniform> p: Params;');
     node.inputs.forEach((v, i) => L.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(v.type.dtype)}>;`));
@@ -321,7 +321,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     op: FUSED_REDUCE_OP,
     wgsl: shader(body, false),
     uniforms: padUniforms(words),
-    workgroups: perThread ? ceilDiv(rows, wg) : rows,
+    workgroups: perThread ? ceilDiv(rows, wg) : lanes === wg ? rows : ceilDiv(rows, wg / lanes),
     ...(subgroups ? { subgroupWgsl: shader(mainBody(true), true) } : {}),
   }];
 }

@@ -38,8 +38,10 @@ export interface ReduceKernel {
   /** The reduced input axes, sorted; the others are kept, in order. */
   readonly axes: readonly number[];
   readonly uniformBytes: number;
-  /** One invocation per output element (else one workgroup per output element). */
+  /** One invocation per output element (else `lanes` invocations per output element). */
   readonly perThread: boolean;
+  /** Invocations per output element: 1 per thread, else 256 (a workgroup each) or 32 (8 per workgroup). */
+  readonly lanes: number;
 }
 
 /** Invocations per workgroup of the per-thread variant. */
@@ -67,7 +69,20 @@ export const SUBGROUP_BUILTINS = ',\n        @builtin(subgroup_invocation_id) sg
  * enabling the extension) each subgroup adds its values with subgroupAdd and one lane writes the partial
  * sum, level by level until one is left: two levels at a subgroup size of 16 or more.
  */
-export function workgroupCombine(acc: string, combine: (a: string, b: string) => string, wg: number, subgroups: boolean): string[] {
+export function workgroupCombine(acc: string, combine: (a: string, b: string) => string, wg: number, subgroups: boolean, lanes = wg): string[] {
+  if (lanes < wg) {
+    // several rows per workgroup: a tree over each row's lanes
+    return [
+      `  sv[lid] = ${acc};`,
+      '  workgroupBarrier();',
+      `  for (var s = ${lanes / 2}u; s > 0u; s = s >> 1u) {`,
+      `    if (lane < s) { sv[lid] = ${combine('sv[lid]', 'sv[lid + s]')}; }`,
+      '    workgroupBarrier();',
+      '  }',
+      `  ${acc} = sv[lid - lane];`,
+      '  workgroupBarrier();',
+    ];
+  }
   if (!subgroups) {
     return [
       `  sv[lid] = ${acc};`,
@@ -112,7 +127,7 @@ function normAxes(raw: readonly number[], rank: number): number[] {
  * reduced elements sequentially (no workgroup memory, no barriers): the better choice when each
  * output reduces few elements (softmax over 10 classes), where a 256-wide tree would idle.
  */
-export function lowerReduce(node: Node, options: { perThread?: boolean; subgroups?: boolean } = {}): ReduceKernel {
+export function lowerReduce(node: Node, options: { perThread?: boolean; subgroups?: boolean; lanes?: number } = {}): ReduceKernel {
   const kinds: Readonly<Record<string, ReduceKind>> = { reduce_sum: 'sum', reduce_max: 'max', argmax: 'argmax' };
   const kind: ReduceKind | undefined = kinds[node.op];
   if (!kind || node.inputs.length !== 1 || node.outputs.length !== 1) throw new Error(`${node.op} is not a reduction node`);
@@ -126,9 +141,10 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   const ty = kernelStorageType(x.dtype);
   const oty = kernelStorageType(out.dtype);
   const perThread = options.perThread ?? false;
-  // subgroup sums only: the tree keeps max's NaN rule and argmax's first-index rule
-  const subgroups = (options.subgroups ?? false) && !perThread && kind === 'sum' && ty === 'f32';
   const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
+  const lanes = perThread ? 1 : (options.lanes ?? wg);
+  // subgroup sums only (a row per workgroup): the tree keeps max's NaN rule and argmax's first-index rule
+  const subgroups = (options.subgroups ?? false) && !perThread && lanes === wg && kind === 'sum' && ty === 'f32';
   const kk = Math.ceil(nk / 4);
   const kr = Math.ceil(nr / 4);
 
@@ -158,7 +174,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   L.push(
     perThread
       ? `// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one invocation per output element, a sequential fold.`
-      : `// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: one workgroup of ${wg} per output element, tree in workgroup memory.`,
+      : `// ${node.op}(${x.dtype}) rank ${rank} over axes [${axes.join(', ')}]: ${lanes} invocations per output element (${wg / lanes} per workgroup of ${wg}), tree in workgroup memory.`,
   );
   L.push('struct Params {', ...fields, '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
@@ -172,8 +188,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   L.push(`@compute @workgroup_size(${wg})`);
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   L.push(`        @builtin(local_invocation_index) lid: u32${subgroups ? SUBGROUP_BUILTINS : ''}) {`);
-  L.push(perThread ? `  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;` : '  let o = wid.y * nwg.x + wid.x;');
-  L.push('  if (o >= p.header.x) { return; }');
+  L.push(...rowIndexLines(wg, lanes, perThread));
   L.push('  var base = 0u;');
   if (nk > 0) {
     L.push('  var orem = o;');
@@ -188,7 +203,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   if (kind !== 'sum' && ty === 'f32') L.push('  var ninf_bits = 0xff800000u;');
   L.push(kind === 'argmax' && ty === 'f32' ? '  var acc = bitcast<f32>(ninf_bits);' : `  var acc = ${ident};`);
   if (kind === 'argmax') L.push('  var at = 0u;');
-  L.push(perThread ? '  for (var j = 0u; j < p.header.y; j++) {' : `  for (var j = lid; j < p.header.y; j += ${wg}u) {`);
+  L.push(rowLoopHead(lanes, perThread));
   L.push('    var off = base;');
   if (nr > 0) {
     L.push('    var rrem = j;');
@@ -208,12 +223,12 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     else if (kind === 'max' && ty === 'i32') L.push('  out[o] = select(acc, 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
     else L.push('  out[o] = acc;');
     L.push('}', '');
-    return { op: node.op, wgsl: L.join('\n'), entryPoint: 'main', workgroupSize: wg, kind, inputs: [{ dtype: x.dtype, shape: x.shape }], output: { dtype: out.dtype, shape: out.shape }, axes, uniformBytes: uniformWords * 4, perThread };
+    return { op: node.op, wgsl: L.join('\n'), entryPoint: 'main', workgroupSize: wg, kind, inputs: [{ dtype: x.dtype, shape: x.shape }], output: { dtype: out.dtype, shape: out.shape }, axes, uniformBytes: uniformWords * 4, perThread, lanes };
   }
   if (kind === 'argmax') {
     L.push('  sv[lid] = acc;', '  si[lid] = at;', '  workgroupBarrier();');
-    L.push(`  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {`);
-    L.push('    if (lid < s) {');
+    L.push(`  for (var s = ${lanes / 2}u; s > 0u; s = s >> 1u) {`);
+    L.push('    if (lane < s) {');
     L.push('      let v1 = sv[lid];');
     L.push('      let v2 = sv[lid + s];');
     L.push('      let i2 = si[lid + s];');
@@ -222,10 +237,10 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     L.push('    workgroupBarrier();');
     L.push('  }');
   } else {
-    L.push(...workgroupCombine('acc', combine, wg, subgroups));
+    L.push(...workgroupCombine('acc', combine, wg, subgroups, lanes));
   }
-  L.push('  if (lid == 0u) {');
-  if (kind === 'argmax') L.push('    out[o] = i32(si[0]);');
+  L.push('  if (lane == 0u && has_row) {');
+  if (kind === 'argmax') L.push('    out[o] = i32(si[lid - lane]);');
   else if (kind === 'max' && ty === 'i32') L.push('    out[o] = select(acc, 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
   else L.push('    out[o] = acc;');
   L.push('  }');
@@ -242,6 +257,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     axes,
     uniformBytes: uniformWords * 4,
     perThread,
+    lanes,
   };
 }
 
@@ -289,8 +305,45 @@ export function reduceUniforms(
   const outShape = bindShape(kernel.output.shape, sizes);
   if (inShape.reduce((a, b) => a * b, 1) > 0xffffffff) throw new Error(`${kernel.op}: the input does not fit a u32 index`);
   const words = bindShape(reduceUniformDims(kernel), sizes);
-  const workgroups = kernel.perThread ? Math.ceil(words[0] / PER_THREAD_WORKGROUP_SIZE) : words[0];
+  const workgroups = kernel.perThread ? Math.ceil(words[0] / PER_THREAD_WORKGROUP_SIZE) : Math.ceil(words[0] / (REDUCE_WORKGROUP_SIZE / kernel.lanes));
   return { data: Uint32Array.from(words), workgroups, outShape, inShapes: [inShape] };
+}
+
+/** Invocations per row when a symbolic row length might be short: a row per 32 lanes, 8 rows per workgroup. */
+export const ROW_GROUP_LANES = 32;
+
+/**
+ * Invocations that fold one output element together, for a workgroup-per-row reduction (not per
+ * thread): all 256 of a workgroup when the row length is known (it is then over 64) or there are few
+ * rows (known, under 64); else 32, with 8 rows per workgroup. A row length known only at run time (the
+ * sequence length L of an attention softmax) is often short: 256 invocations for 31 elements would idle.
+ */
+export function rowLanes(outputs: Dim, reduced: Dim): number {
+  return isConcrete(reduced) || (isConcrete(outputs) && outputs < 64) ? REDUCE_WORKGROUP_SIZE : ROW_GROUP_LANES;
+}
+
+/**
+ * The first lines of a reduction's main: the output element (row) `o` of this invocation and whether
+ * it has one. `perThread`: one per invocation; `lanes` = the workgroup size: one per workgroup; fewer
+ * lanes: `wg / lanes` rows per workgroup, `lane` the invocation's index in its row, `has_row` whether
+ * its row exists (`o` is clamped to a valid row so loads stay in bounds; stores check `has_row`; no
+ * invocation returns early, so the barriers stay in uniform control flow).
+ */
+export function rowIndexLines(wg: number, lanes: number, perThread: boolean): string[] {
+  if (perThread) return [`  let o = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`, '  if (o >= p.header.x) { return; }'];
+  if (lanes === wg) return ['  let o = wid.y * nwg.x + wid.x;', '  if (o >= p.header.x) { return; }', '  let lane = lid;', '  let has_row = true;'];
+  return [
+    `  let row = (wid.y * nwg.x + wid.x) * ${wg / lanes}u + lid / ${lanes}u;`,
+    '  let has_row = row < p.header.x;',
+    '  let o = min(row, p.header.x - 1u);',
+    `  let lane = lid % ${lanes}u;`,
+  ];
+}
+
+/** The fold loop's header over a row's elements `j`: all of them per thread, else strided by the lanes. */
+export function rowLoopHead(lanes: number, perThread: boolean): string {
+  if (perThread) return '  for (var j = 0u; j < p.header.y; j++) {';
+  return lanes === REDUCE_WORKGROUP_SIZE ? `  for (var j = lid; j < p.header.y; j += ${lanes}u) {` : `  for (var j = lane; has_row && j < p.header.y; j += ${lanes}u) {`;
 }
 
 /**
@@ -308,9 +361,11 @@ export function reducePlans(node: Node): KernelPlan[] {
   const probe = lowerReduce(node);
   const [outputs, reduced] = reduceUniformDims(probe);
   const perThread = prefersPerThread(outputs, reduced);
-  const k = perThread ? lowerReduce(node, { perThread }) : probe;
+  const lanes = perThread ? 1 : rowLanes(outputs, reduced);
+  const k = perThread || lanes !== REDUCE_WORKGROUP_SIZE ? lowerReduce(node, { perThread, lanes }) : probe;
   const words = reduceUniformDims(k);
-  const sub = perThread ? undefined : lowerReduce(node, { subgroups: true });
+  const sub = perThread ? undefined : lowerReduce(node, { subgroups: true, lanes });
   const subgroupWgsl = sub && sub.wgsl !== k.wgsl ? { subgroupWgsl: sub.wgsl } : {};
-  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perThread ? floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE) : words[0], ...subgroupWgsl }];
+  const perGroup = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE / lanes;
+  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perGroup === 1 ? words[0] : floorDiv(add(words[0], perGroup - 1), perGroup), ...subgroupWgsl }];
 }
