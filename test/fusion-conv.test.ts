@@ -11,7 +11,7 @@ import { compileTraining } from '../compiler/frontend/train.ts';
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { type Feeds, interpretGraph } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import type { Attrs, Graph, InputInfo, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import type { Attrs, Graph, InputInfo, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { FUSED_CONV_OPS } from '../compiler/ops/fused-conv.ts';
@@ -21,36 +21,13 @@ import { inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
 import { getDevice, type GraphJob, runGraphs } from './gpu-helpers.ts';
+import { f32t, GraphBuilder as G, scalar, SPAN as span } from './graph-builder.ts';
 import { argsOf, EXAMPLE_CASES } from './helpers.ts';
 
 const FUSED_CONVS: readonly string[] = Object.values(FUSED_CONV_OPS);
 
-let nextId = 0;
-const span = { file: 'fusion-conv.test', start: 0, end: 0 };
 
-/** A small graph builder: inputs, nodes through the registry's shape rules, outputs. */
-class G {
-  readonly inputs: InputInfo[] = [];
-  readonly nodes: Node[] = [];
-  input(name: string, type: TensorType): Value {
-    const value = { id: nextId++, type };
-    this.inputs.push({ name, value, span });
-    return value;
-  }
-  op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
-    const types = inferOp(op, inputs.map((v) => v.type), attrs);
-    if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
-    const outputs = types.map((type) => ({ id: nextId++, type }));
-    this.nodes.push({ op, inputs, attrs, outputs, span });
-    return outputs[0];
-  }
-  graph(outputs: Record<string, Value>): Graph {
-    return { name: 'g', inputs: this.inputs, params: [], state: [], nodes: this.nodes, outputs: new Map(Object.entries(outputs)), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
-  }
-}
 
-const f32t = (...shape: Dim[]): TensorType => ({ dtype: 'f32', shape });
-const scalar = (b: G, value: number) => b.op('full', [], { shape: [], value, dtype: 'f32' });
 
 /** Elements whose float64 bits differ (NaN equal to NaN). */
 function bitDiffs(a: ArrayLike<number>, b: ArrayLike<number>): number {

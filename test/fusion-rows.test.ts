@@ -3,42 +3,19 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import type { Attrs, Graph, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import type { Graph, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { FUSED_REDUCE_OP } from '../compiler/ops/fused-reduce.ts';
-import { inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { fuseGraph } from '../compiler/optimize/fusion.ts';
 import { fuseRowsWithReport } from '../compiler/optimize/fuse-rows.ts';
 import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
 import { getDevice, type GraphJob, runGraphs } from './gpu-helpers.ts';
+import { f32t, GraphBuilder as G, scalar } from './graph-builder.ts';
 
-const span = { file: 'rows.dl', start: 0, end: 0 };
-let nextId = 1;
 
-class G {
-  readonly inputs: { name: string; value: Value; span: typeof span }[] = [];
-  readonly nodes: Node[] = [];
-  input(name: string, type: TensorType): Value {
-    const value = { id: nextId++, type };
-    this.inputs.push({ name, value, span });
-    return value;
-  }
-  op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
-    const types = inferOp(op, inputs.map((v) => v.type), attrs);
-    if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
-    const outputs = types.map((type) => ({ id: nextId++, type }));
-    this.nodes.push({ op, inputs, attrs, outputs, span });
-    return outputs[0];
-  }
-  graph(outputs: Record<string, Value>): Graph {
-    return { name: 'g', inputs: this.inputs, params: [], state: [], nodes: this.nodes, outputs: new Map(Object.entries(outputs)), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
-  }
-}
 
-const f32t = (...shape: Dim[]): TensorType => ({ dtype: 'f32', shape });
-const scalar = (b: G, value: number) => b.op('full', [], { shape: [], value, dtype: 'f32' });
 
 function softmax(b: G, x: Value, axis = -1): Value {
   const e = b.op('exp', [b.op('sub', [x, b.op('reduce_max', [x], { axes: [axis], keepdims: true })])]);
@@ -291,4 +268,41 @@ describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
     console.log(`subgroups: ${compared} outputs of ${withSubgroups.length} row graphs compared: ${bad.length} over 1e-5, ${differ} not bit-identical`);
     expect(bad.slice(0, 5)).toEqual([]);
   }, 600_000);
+});
+
+describe('the row pass says why a neighbour did not join', () => {
+  it('shape: a row value without its size-1 axis would broadcast along the wrong axis', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4, 4));
+    const y = b.op('sub', [x, b.op('reduce_sum', [x], { axes: [1] })]);
+    const { graph, report } = fuseRowsWithReport(b.graph({ y }));
+    expect(graph.nodes.map((n) => n.op)).toEqual(['reduce_sum', 'sub']);
+    expect(report.rejected).toEqual([expect.objectContaining({ op: 'sub', reason: 'shape', detail: expect.stringMatching(/does not broadcast along the rows/) })]);
+  });
+
+  it('bindings: a prologue reading too many tensors stays out under a tighter limit', () => {
+    const b = new G();
+    const xs = ['x', 'a', 'c', 'd'].map((n) => b.input(n, f32t(4, 8)));
+    const sum = xs.slice(1).reduce((acc, v) => b.op('add', [acc, v]), xs[0]);
+    const y = b.op('reduce_max', [sum], { axes: [1], keepdims: true });
+    const loose = fuseRowsWithReport(b.graph({ y }));
+    expect(loose.graph.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
+    const tight = fuseRowsWithReport(b.graph({ y }), { maxStorageBuffers: 3 });
+    // the last add joins (it reads two tensors, the kernel writes one); the one before would make it read three
+    expect(tight.graph.nodes.map((n) => n.op)).toEqual(['add', 'add', FUSED_REDUCE_OP]);
+    expect(tight.report.rejected).toEqual([expect.objectContaining({ op: 'add', reason: 'bindings', detail: expect.stringMatching(/over the limit of 3 storage buffers/) })]);
+  });
+
+  it('cycle: a value that leaves the kernel through a matmul cannot come back into it', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4, 4));
+    const w = b.input('w', f32t(4, 4));
+    const e = b.op('exp', [x]);
+    const s = b.op('reduce_sum', [e], { axes: [1], keepdims: true });
+    const y = b.op('mul', [b.op('matmul', [e, w]), s]);
+    const { graph, report } = fuseRowsWithReport(b.graph({ y }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP, 'matmul', 'mul']);
+    expect(report.rejected).toEqual([expect.objectContaining({ op: 'mul', reason: 'cycle' })]);
+  });
 });

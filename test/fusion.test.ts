@@ -10,7 +10,7 @@ import { compileTraining, type CompiledTraining } from '../compiler/frontend/tra
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import type { Attrs, DType, Graph, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import type { Attrs, DType, Graph, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { printGraph } from '../compiler/ir/print.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
@@ -24,6 +24,7 @@ import type { ModelProgram } from '../runtime/program.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { evalShape } from '../runtime/sizes.ts';
 import { getDevice, runGraphs } from './gpu-helpers.ts';
+import { f32t, GraphBuilder as G } from './graph-builder.ts';
 import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
 
 const SEED = 7;
@@ -134,31 +135,6 @@ describe('dispatch counts per example, unfused and fused (test/golden/kernel-cou
 
 // ---- 3. why a candidate did not fuse ----------------------------------------------------------------
 
-let nextId = 0;
-const span = { file: 'fusion.test', start: 0, end: 0 };
-const val = (type: TensorType): Value => ({ id: nextId++, type });
-const f32t = (...shape: number[]): TensorType => ({ dtype: 'f32', shape });
-
-/** A small graph builder: inputs, nodes through the registry's shape rules, outputs. */
-class G {
-  readonly inputs: { name: string; value: Value; span: typeof span }[] = [];
-  readonly nodes: Node[] = [];
-  input(name: string, type: TensorType): Value {
-    const value = val(type);
-    this.inputs.push({ name, value, span });
-    return value;
-  }
-  op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
-    const types = inferOp(op, inputs.map((v) => v.type), attrs);
-    if (isShapeError(types)) throw new Error(`${op}: ${types.message}`);
-    const outputs = types.map(val);
-    this.nodes.push({ op, inputs, attrs, outputs, span });
-    return outputs[0];
-  }
-  graph(outputs: Record<string, Value>): Graph {
-    return { name: 'g', inputs: this.inputs, params: [], state: [], nodes: this.nodes, outputs: new Map(Object.entries(outputs)), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
-  }
-}
 
 describe('the fusion report says why a candidate did not fuse', () => {
   it('binding limit: a sum of nine inputs splits where the kernel would bind more than 8 buffers', () => {
