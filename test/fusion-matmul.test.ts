@@ -68,8 +68,14 @@ interface Case extends GraphJob {
   readonly text: string;
 }
 
-/** A random matmul with a random epilogue chain; the feeds at concrete sizes (a symbolic B among them). */
-function randomCase(random: () => number): Case {
+/**
+ * A random matmul with a random epilogue chain; the feeds at concrete sizes (a symbolic B among them).
+ * With `transposes`, either operand or both come through a transpose of the last two axes (a matmul
+ * prologue: fusion folds it into the operand's loads), m is often a multiple of 4 (where the tiled kernel
+ * reads A^T as vec4s), the transposed input sometimes passes through an elementwise op first, and the
+ * epilogue may be empty (a plain matmul with a transposed operand).
+ */
+function randomCase(random: () => number, options: { transposes?: boolean } = {}): Case {
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
   const sizes = new Map<string, number>();
@@ -77,7 +83,7 @@ function randomCase(random: () => number): Case {
   const symbolic = random() < 0.4;
   // m, n and k cross the 32x32 tile and the 32-step k edges now and then; n and k are often multiples
   // of 4, where the tiled kernel reads vec4s
-  const m = int(1, random() < 0.3 ? 70 : 12);
+  const m = options.transposes && random() < 0.35 ? 4 * int(1, 12) : int(1, random() < 0.3 ? 70 : 12);
   const n = random() < 0.35 ? 4 * int(1, 18) : int(1, random() < 0.3 ? 70 : 12);
   const k = random() < 0.35 ? 4 * int(1, 12) : int(1, random() < 0.3 ? 40 : 9);
   const batch: Dim[] = Array.from({ length: batchRank }, () => int(1, 3));
@@ -101,15 +107,29 @@ function randomCase(random: () => number): Case {
   };
   // operands' batch axes: the full batch, some axes 1 (broadcast), or none (a weight matrix)
   const batchOf = () => (random() < 0.3 ? [] : batch.map((d) => (random() < 0.25 ? 1 : d)));
-  const a = input('a', [...batchOf(), mDim, kDim]);
-  const w = input('w', [...(random() < 0.5 ? [] : batchOf()), kDim, n]);
+  let ta = false;
+  let tb = false;
+  if (options.transposes) {
+    ta = random() < 0.6;
+    tb = !ta || random() < 0.5;
+  }
+  const swap = (r: number) => Array.from({ length: r }, (_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+  /** An operand of shape [..., rows, cols], stored transposed ([..., cols, rows]) when `t`. */
+  const operand = (name: string, lead: Dim[], rows: Dim, cols: Dim, t: boolean): Value => {
+    if (!t) return input(name, [...lead, rows, cols]);
+    let v = input(name, [...lead, cols, rows]);
+    if (random() < 0.25) v = b.op(pick(['neg', 'tanh']), [v]);
+    return b.op('transpose', [v], { perm: swap(v.type.shape.length) });
+  };
+  const a = operand('a', batchOf(), mDim, kDim, ta);
+  const w = operand('w', random() < 0.5 ? [] : batchOf(), kDim, n, tb);
   const mm = b.op('matmul', [a, w]);
   const outShape = mm.type.shape;
   const steps: string[] = [];
   let x = mm;
   const outputs: Record<string, Value> = {};
   if (random() < 0.25) outputs.mm = mm; // also used outside the epilogue: stored as one more output
-  const count = int(1, 4);
+  const count = options.transposes ? int(0, 3) : int(1, 4);
   for (let s = 0; s < count; s++) {
     const kind = pick(['bias', 'bias', 'residual', 'scale', 'relu', 'unary', 'binary']);
     if (kind === 'bias') {
@@ -131,7 +151,7 @@ function randomCase(random: () => number): Case {
     if (s < count - 1 && random() < 0.15) outputs[`h${s}`] = x;
   }
   outputs.y = x;
-  const text = `[${a.type.shape.join(',')}] @ [${w.type.shape.join(',')}] then ${steps.join(', ')}; sizes ${JSON.stringify([...sizes])}; outputs ${Object.keys(outputs).join(',')}`;
+  const text = `${ta ? 'T' : ''}[${a.type.shape.join(',')}] @ ${tb ? 'T' : ''}[${w.type.shape.join(',')}] then ${steps.join(', ')}; sizes ${JSON.stringify([...sizes])}; outputs ${Object.keys(outputs).join(',')}`;
   return { graph: b.graph(outputs), feeds, sizes, text };
 }
 
@@ -176,6 +196,55 @@ describe(`${CASES} generated matmul epilogues: fused against unfused`, () => {
         }
       });
       console.log(`${variant} variant: ${compared} outputs of ${cases.length} cases compared, ${bad.length} differ (${(performance.now() - t0).toFixed(0)} ms)`);
+      expect(bad.slice(0, 5)).toEqual([]);
+    }, 300_000);
+  }
+});
+
+const PROLOGUE_CASES = Number(process.env.DLC_FUSION_PROLOGUE_CASES ?? 16);
+
+describe(`${PROLOGUE_CASES} generated matmuls with transposed operands (prologues): fused against unfused`, () => {
+  const random = seededRandom(Number(process.env.DLC_SEED ?? 20261125) + 1);
+  const cases = Array.from({ length: PROLOGUE_CASES }, () => randomCase(random, { transposes: true }));
+  const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
+  const folded = (g: Graph) => g.nodes.find((n) => n.op === 'matmul' || n.op === FUSED_MATMUL_OP)!;
+
+  it('the cases cover vec4 and scalar loads of A^T and of B^T, symbolic sizes, and matmuls with and without an epilogue', () => {
+    const access = fused.map((c) => ({ node: folded(c.graph), access: matmulVectorAccess(folded(c.graph)) }));
+    const seen = new Set(access.flatMap(({ node, access: x }) => [node.attrs.transpose_a ? `A^T ${x.a}` : '', node.attrs.transpose_b ? `B^T ${x.b}` : ''].filter((t) => t)));
+    expect(seen).toEqual(new Set(['A^T true', 'A^T false', 'B^T true', 'B^T false']));
+    expect(new Set(fused.map((c) => folded(c.graph).op))).toEqual(new Set(['matmul', FUSED_MATMUL_OP]));
+    expect(cases.some((c) => (c.sizes?.size ?? 0) > 0)).toBe(true);
+  });
+
+  it('every transpose folds into the matmul, the fused graph verifies, and the interpreter gives the same bits', () => {
+    for (const [i, c] of cases.entries()) {
+      const g = fused[i].graph;
+      expect(verifyGraph(g), c.text).toEqual([]);
+      expect(g.nodes.some((n) => n.op === 'transpose'), c.text).toBe(false);
+      expect(g.nodes.filter((n) => n.op === 'matmul' || n.op === FUSED_MATMUL_OP).length, c.text).toBe(1);
+      const mm = c.graph.nodes.find((n) => n.op === 'matmul')!;
+      const tr = (v: Value) => c.graph.nodes.some((n) => n.op === 'transpose' && n.outputs[0].id === v.id);
+      expect([folded(g).attrs.transpose_a ?? false, folded(g).attrs.transpose_b ?? false], c.text).toEqual([tr(mm.inputs[0]), tr(mm.inputs[1])]);
+      const feeds = { inputs: c.feeds, params: new Map(), state: new Map() };
+      const want = interpretGraph(c.graph, feeds).outputs;
+      const got = interpretGraph(g, feeds).outputs;
+      for (const [k, t] of want) expect(sameBits(got.get(k)!.data, t.data), `${c.text}: output ${k}`).toBe(0);
+    }
+  });
+
+  for (const variant of ['gpu', 'cpu'] as const) {
+    it(`WebGPU, the ${variant === 'gpu' ? 'tiled' : 'blocked'} matmul kernels reading transposed operands: the same bits as the transpose and the matmul`, async () => {
+      const device = await getDevice();
+      const [want, got] = [await runGraphs(device, cases, { variant }), await runGraphs(device, fused, { variant })];
+      const bad: string[] = [];
+      want.forEach((outs, i) => {
+        for (const [k, x] of outs) {
+          const y = got[i].get(k)!;
+          const at = x.findIndex((word, j) => word !== y[j]);
+          if (at >= 0 || x.length !== y.length) bad.push(`${cases[i].text}: output ${k}[${at}] unfused ${x[at]?.toString(16)}, fused ${y[at]?.toString(16)}`);
+        }
+      });
       expect(bad.slice(0, 5)).toEqual([]);
     }, 300_000);
   }
@@ -230,6 +299,78 @@ describe('the pass on hand-built matmul graphs', () => {
     const tight = fuseWithReport(b.graph({ z, wide }), { maxStorageBuffers: 3 });
     expect(tight.report.rejected.some((x) => x.op === 'matmul' && x.reason === 'bindings')).toBe(true);
     for (const n of tight.graph.nodes) if (n.op === FUSED_MATMUL_OP || n.op === FUSED_OP) expect(n.inputs.length + n.outputs.length).toBeLessThanOrEqual(3);
+  });
+
+  it('prologues: dW = x^T @ dy and dx = dy @ w^T read x and w directly; a transpose read by two matmuls folds into both', () => {
+    const b = new G();
+    const x = b.input('x', f32t(sym('B'), 6));
+    const w = b.input('w', f32t(6, 3));
+    const dy = b.input('dy', f32t(sym('B'), 3));
+    const xt = b.op('transpose', [x], { perm: [1, 0] });
+    const dw = b.op('matmul', [xt, dy]);
+    const wt = b.op('transpose', [w], { perm: [1, 0] });
+    const dx = b.op('tanh', [b.op('matmul', [dy, wt])]);
+    const gram = b.op('matmul', [xt, x]); // the same transpose, folded into a second matmul
+    const { graph, report } = fuseWithReport(b.graph({ dw, dx, gram }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => [n.op, n.inputs.map((v) => v.id), n.attrs.transpose_a ?? false, n.attrs.transpose_b ?? false])).toEqual([
+      ['matmul', [x.id, dy.id], true, false],
+      [FUSED_MATMUL_OP, [dy.id, w.id], false, true],
+      ['matmul', [x.id, x.id], true, false],
+    ]);
+    expect(report.prologues.map((p) => [b.nodes[p.transpose].op, p.matmul, p.operand])).toEqual([
+      ['transpose', 1, 'a'],
+      ['transpose', 5, 'a'],
+      ['transpose', 3, 'b'],
+    ]);
+    expect(fuseWithReport(b.graph({ dw, dx, gram }), { prologues: false }).graph.nodes.filter((n) => n.op === 'transpose').length).toBe(2);
+  });
+
+  it('prologues: broadcast batch axes, a transpose of both operands, and a transpose of a transposed operand flips the attribute back', () => {
+    const b = new G();
+    const q = b.input('q', f32t(2, sym('B'), 5, 4));
+    const k = b.input('k', f32t(1, sym('B'), 7, 4));
+    const s = b.op('matmul', [q, b.op('transpose', [k], { perm: [0, 1, 3, 2] })]); // [2, B, 5, 7]
+    const g1 = fuseWithReport(b.graph({ s }));
+    expect(g1.graph.nodes.map((n) => [n.op, n.attrs])).toEqual([['matmul', { transpose_b: true }]]);
+    // a hand-written matmul that already reads A transposed: folding a transpose of A gives a plain read
+    const b2 = new G();
+    const y = b2.input('y', f32t(3, 5));
+    const z = b2.input('z', f32t(5, 4));
+    const m = b2.op('matmul', [b2.op('transpose', [y], { perm: [1, 0] }), b2.op('transpose', [z], { perm: [1, 0] })], { transpose_a: true, transpose_b: true });
+    const g2 = fuseWithReport(b2.graph({ m }));
+    expect(verifyGraph(g2.graph)).toEqual([]);
+    expect(g2.graph.nodes.map((n) => [n.op, n.inputs.map((v) => v.id), n.attrs])).toEqual([['matmul', [y.id, z.id], {}]]);
+    const random = seededRandom(3);
+    const feeds = new Map([['y', tensor('f32', [3, 5], Array.from({ length: 15 }, () => random()))], ['z', tensor('f32', [5, 4], Array.from({ length: 20 }, () => random()))]]);
+    const run = (g: Graph) => interpretGraph(g, { inputs: feeds, params: new Map(), state: new Map() }).outputs.get('m')!.data;
+    expect(sameBits(run(g2.graph), run(b2.graph({ m })))).toBe(0);
+  });
+
+  it('refusals: a transpose also read by something else, or returned, stays (reason shared); other permutations are left alone', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4, 6));
+    const w = b.input('w', f32t(4, 3));
+    const xt = b.op('transpose', [x], { perm: [1, 0] });
+    const y = b.op('matmul', [xt, w]);
+    const e = b.op('exp', [xt]);
+    const h = b.input('h', f32t(2, 3, 5));
+    const ht = b.op('transpose', [h], { perm: [1, 0, 2] }); // not the last two axes
+    const z = b.op('matmul', [ht, b.input('v', f32t(5, 2))]);
+    const { graph, report } = fuseWithReport(b.graph({ y, e, z }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.filter((n) => n.op === 'transpose').length).toBe(2);
+    expect(report.prologues).toEqual([]);
+    expect(report.rejected.filter((r) => r.reason === 'shared').map((r) => [r.op, b.nodes[r.group].op, r.detail])).toEqual([
+      ['transpose', 'matmul', 'the exp at node 2 also reads the transposed value: the transpose stays and the matmul reads its result'],
+    ]);
+    const b2 = new G();
+    const x2 = b2.input('x', f32t(4, 6));
+    const xt2 = b2.op('transpose', [x2], { perm: [1, 0] });
+    const y2 = b2.op('matmul', [xt2, b2.input('w', f32t(4, 3))]);
+    const returned = fuseWithReport(b2.graph({ y: y2, xt: xt2 }));
+    expect(returned.report.rejected.map((r) => [r.reason, r.detail])).toEqual([['shared', 'the graph returns the transposed value: the transpose stays and the matmul reads its result']]);
+    expect(returned.graph.nodes.map((n) => n.op)).toEqual(['transpose', 'matmul']);
   });
 });
 

@@ -195,6 +195,23 @@ describe('matmul lowering on WebGPU', () => {
       }
       expect(/var<workgroup> tileA: array<vec4<f32>, 256>/.test(tiled)).toBe(true);
     }
+    // transposed operands (A stored [k, m], B stored [n, k]) read vec4s along their own last axis: A^T when
+    // m is a known multiple of 4 and k is known, B^T when k is; the output as without transposes
+    const TRANSPOSED: [Spec, Spec, Attrs, boolean, boolean, boolean][] = [
+      [[8, 12], [8, 6], { transpose_a: true }, true, false, false],
+      [['B', 12], ['B', 8], { transpose_a: true }, false, false, false],
+      [[5, 8], [6, 8], { transpose_b: true }, true, true, false],
+      [[5, 7], [12, 7], { transpose_b: true }, false, false, true],
+      [[2, 8, 4], [12, 8], { transpose_a: true, transpose_b: true }, true, true, true],
+    ];
+    for (const [sa, sb, attrs, va, vb, vo] of TRANSPOSED) {
+      const node = makeNode('matmul', [{ dtype: 'f32', shape: dims(sa) }, { dtype: 'f32', shape: dims(sb) }], attrs);
+      const label = `[${sa}] @ [${sb}] ${JSON.stringify(attrs)}`;
+      expect(matmulVectorAccess(node), label).toEqual({ a: va, b: vb });
+      const tiled = lowerMatmul(node).wgsl;
+      expect([binding(tiled, 'a'), binding(tiled, 'b'), binding(tiled, 'out')], label).toEqual([va, vb, vo].map((v) => (v ? 'vec4<f32>' : 'f32')));
+      expect(tiled).toContain('read transposed');
+    }
   });
 
   it('vec4 and scalar loads give the same bits (one accumulation order)', async () => {

@@ -275,7 +275,27 @@ describe('matmul', () => {
     { in: ['i32[2, 3]', 'i32[3, 4]'], error: { message: 'matmul needs float operands, found i32[2, 3] @ i32[3, 4]', help: 'cast the integers to f32 first', operand: 0 } },
     { in: ['f32[2, 3]', 'f16[3, 4]'], error: { message: 'matmul operands have different dtypes: f32[2, 3] @ f16[3, 4]', operand: 1, otherOperand: 0 } },
     { in: ['f32[784]', 'f32[784, 10]'], error: { message: 'matmul needs operands of rank 2 or more: f32[784] @ f32[784, 10]', help: 'make it a row: reshape to [1, 784]', operand: 0 } },
+    // transposed operands: A stored [..., k, m], B stored [..., n, k]
+    { in: ['f32[784, B]', 'f32[784, 10]'], attrs: { transpose_a: true }, out: ['f32[B, 10]'] },
+    { in: ['f32[B, 784]', 'f32[10, 784]'], attrs: { transpose_b: true }, out: ['f32[B, 10]'] },
+    { in: ['f32[2, 1, 4, 3]', 'f32[3, 2, 4]'], attrs: { transpose_a: true, transpose_b: true }, out: ['f32[2, 3, 3, 2]'] },
+    { in: ['f32[B, 784]', 'f32[784, 10]'], attrs: { transpose_a: false }, out: ['f32[B, 10]'] },
+    {
+      in: ['f32[B, 784]', 'f32[784, 10]'],
+      attrs: { transpose_b: true },
+      error: { message: 'matmul inner dimensions differ: f32[B, 784] @ f32[784, 10]', help: 'with transpose_b the inner dimensions are 784 and 10', operand: 0, otherOperand: 1 },
+    },
+    { in: ['f32[2, 3]', 'f32[3, 4]'], attrs: { transpose_a: 1 }, error: { message: "matmul's transpose_a must be a boolean, found 1" } },
   ]);
+  interpTest('matmul', 'transpose_a and transpose_b read the operands transposed: the same numbers as explicit transposes', () => {
+    const a = seeded([2, 1, 4, 3], 3);
+    const b = seeded([3, 5, 4], 4);
+    const t = (x: Tensor) => run1('transpose', [x], { perm: x.shape.map((_, i) => (i === x.shape.length - 2 ? i + 1 : i === x.shape.length - 1 ? i - 1 : i)) });
+    const want = run1('matmul', [t(a), t(b)]);
+    expect(run1('matmul', [a, b], { transpose_a: true, transpose_b: true })).toEqual(want);
+    expect(run1('matmul', [a, t(b)], { transpose_a: true })).toEqual(want);
+    expect(run1('matmul', [t(a), b], { transpose_b: true })).toEqual(want);
+  });
   interpTest('matmul', 'matmul of small matrices by hand', () => {
     const r = run1('matmul', [f32([2, 3], [1, 2, 3, 4, 5, 6]), f32([3, 2], [7, 8, 9, 10, 11, 12])]);
     exact(r, [2, 2], [58, 64, 139, 154]);
@@ -820,7 +840,19 @@ describe('fused_matmul', () => {
     { in: ['f32[B, 4]', 'f32[5, 3]', 'f32[3]'], attrs: body, error: { message: /matmul/ } },
     { in: ['i32[B, 4]', 'i32[4, 3]', 'i32[3]'], attrs: body, error: { message: /fused_matmul is f32 only|matmul/ } },
     { in: ['f32[B, 4]', 'f32[4, 3]', 'f32[B, 5]'], attrs: body, error: { message: /./ } },
+    // the matmul's transposed operands
+    { in: ['f32[4, B]', 'f32[3, 4]', 'f32[3]'], attrs: { ...body, transpose_a: true, transpose_b: true }, out: ['f32[B, 3]', 'f32[B, 3]'] },
+    { in: ['f32[B, 4]', 'f32[4, 3]', 'f32[3]'], attrs: { ...body, transpose_b: true }, error: { message: /fused_matmul: matmul inner dimensions differ/ } },
+    { in: ['f32[B, 4]', 'f32[4, 3]', 'f32[3]'], attrs: { ...body, transpose_b: 'yes' }, error: { message: "fused_matmul's transpose_b must be a boolean, found \"yes\"" } },
   ]);
+  interpTest('fused_matmul', 'fused_matmul reads its transposed operands as the matmul does', () => {
+    const a = f32([2, 2], [1, 3, 2, 4]); // [[1, 2], [3, 4]] stored transposed
+    const b = f32([2, 2], [1, 0, 0, -1]);
+    const bias = f32([2], [0.5, 1]);
+    const [y, mm] = run('fused_matmul', [a, b, bias], { ...body, transpose_a: true });
+    exact(mm, [2, 2], [1, -2, 3, -4]);
+    exact(y, [2, 2], [1.5, 0, 3.5, 0]);
+  });
   interpTest('fused_matmul', "fused_matmul runs the matmul, then its body through the sub-ops' interpreters", () => {
     const a = f32([2, 2], [1, 2, 3, 4]);
     const b = f32([2, 2], [1, 0, 0, -1]);

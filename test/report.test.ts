@@ -185,6 +185,20 @@ describe('dlc compile --report', () => {
     for (const k of full.graphs.flatMap((g) => g.kernels)) if (k.op === 'fused_elementwise') expect(k.subOps?.length).toBeGreaterThan(0);
   });
 
+  it('matmuls reading a transposed operand (weight and input gradients) count their own k: the step has the unfused matmul FLOPs', () => {
+    const text = readFileSync(join(ROOT, FILE), 'utf8');
+    const modelArgs = new Map([['MnistMlp', argsOf('MnistMlp', `hidden: ${HIDDEN}`)]]);
+    const matmulFlops = (fuse: boolean) => {
+      const r = compileSource(text, FILE, undefined, { modelArgs, keepGraphs: true, fuse });
+      const report = buildKernelReport({ program: r.programs[0], ...(fuse ? { fusion: fusionOf(r.graphs![0]) } : {}), batch: 3 });
+      const step = report.graphs[2];
+      return step.kernels.reduce((a, k) => a + (k.parts ?? [{ op: k.op, flops: k.flops }]).filter((x) => x.op === 'matmul').reduce((b, x) => b + x.flops, 0), 0);
+    };
+    const unfused = matmulFlops(false);
+    expect(unfused).toBeGreaterThan(0);
+    expect(matmulFlops(true)).toBe(unfused);
+  });
+
   it('a broken model writes nothing and exits 1; bad flags exit 1', async () => {
     const dir = repoTempDir('report');
     const src = join(dir, 'broken.dl');

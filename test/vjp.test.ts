@@ -136,6 +136,16 @@ for (const [a, b] of [
 ]) {
   add({ op: 'matmul', label: `${a} @ ${b}`, inputs: [f('a', `f32${a}`), f('b', `f32${b}`)], sizes: { B: 2 } });
 }
+// transposed operands (A stored [..., k, m], B [..., n, k]), with broadcast batch axes
+for (const [a, b, attrs] of [
+  ['[4, 3]', '[4, 2]', { transpose_a: true }],
+  ['[3, 4]', '[2, 4]', { transpose_b: true }],
+  ['[2, 1, 4, 3]', '[3, 2, 4]', { transpose_a: true, transpose_b: true }],
+  ['[B, 4, 3]', '[1, 4, 2]', { transpose_a: true }],
+  ['[1, 3, 4]', '[2, 2, 4]', { transpose_b: true }],
+] as const) {
+  add({ op: 'matmul', label: `${a} @ ${b} ${Object.keys(attrs).join(' ')}`, inputs: [f('a', `f32${a}`), f('b', `f32${b}`)], attrs, sizes: { B: 2 } });
+}
 
 // reductions
 for (const [shape, axes, keepdims] of [

@@ -21,7 +21,7 @@ import { decodeFusedBody } from '../ops/fused.ts';
 import { accessOf, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { type KernelPlan, padUniforms } from './kernel.ts';
-import { lowerMatmul, type MatmulEpilogue, matmulUniformDims } from './matmul.ts';
+import { lowerMatmul, type MatmulEpilogue, matmulTransposes, matmulUniformDims } from './matmul.ts';
 
 const OP = 'fused_matmul';
 
@@ -48,9 +48,11 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const rank = outShape.length;
   const batchRank = rank - 2;
   const kr = Math.max(1, Math.ceil(rank / 4));
-  // the matmul alone, as codegen/matmul.ts lowers it
+  // the matmul alone (with its transposed operands), as codegen/matmul.ts lowers it
   const mmValue: Value = { id: -1, type: { dtype: 'f32', shape: outShape } };
-  const mmNode: Node = { op: 'matmul', inputs: [a, b], attrs: {}, outputs: [mmValue], span: node.span };
+  const t = matmulTransposes(node.attrs);
+  const mmAttrs = { ...(t.a ? { transpose_a: true } : {}), ...(t.b ? { transpose_b: true } : {}) };
+  const mmNode: Node = { op: 'matmul', inputs: [a, b], attrs: mmAttrs, outputs: [mmValue], span: node.span };
   const extras = node.inputs.slice(2).map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
   const strided = extras.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
   const code = fusedBodyCode(body, ['f32', ...extras.map((x) => x.dtype)], 'p.ez');

@@ -17,6 +17,12 @@
 // 65,535 workgroups (`dispatchSize(tiles, 1)`); the bounds check on the tile index is workgroup-uniform,
 // so the barriers stay in uniform control flow.
 //
+// Transposed operands (the `transpose_a` / `transpose_b` attributes, set when fusion folds a transpose of
+// the last two axes into the matmul, optimize/fuse.ts): A is then stored [..., k, m], B [..., n, k]. The
+// tiled kernel reads a transposed operand along its contiguous axis (4 rows of the tile per vec4 load of A^T,
+// 4 k of B^T) and scatters the lanes into the same workgroup tiles, so the inner loop, and with it every
+// element's order of fmas, is the plain kernel's; the blocked kernel just indexes storage differently.
+//
 // Bindings (group 0): 0 the uniform `Params`; 1 A and 2 B, `var<storage, read>`; 3 the output.
 import type { DType, Node } from '../ir/types.ts';
 import type { KernelPlan } from './kernel.ts';
@@ -36,6 +42,9 @@ export interface MatmulKernel {
   readonly output: { readonly dtype: DType; readonly shape: readonly Dim[] };
   /** Rank of the broadcast batch shape (output rank - 2). */
   readonly batchRank: number;
+  /** A stored [..., k, m] and B stored [..., n, k] (the node's `transpose_a` / `transpose_b`). */
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
   readonly uniformBytes: number;
 }
 
@@ -75,20 +84,43 @@ export interface MatmulEpilogue {
 }
 
 /**
+ * The matmul-family attributes `transpose_a` (A is stored [..., k, m] and read as its transpose) and
+ * `transpose_b` (B stored [..., n, k]); absent means false, so a user's plain matmul keeps its meaning.
+ * The shape rule and interpreter (ops/matmul.ts, ops/fused-matmul.ts) and the kernels read them here.
+ */
+export function matmulTransposes(attrs: Readonly<Record<string, unknown>>): { readonly a: boolean; readonly b: boolean } {
+  return { a: attrs.transpose_a === true, b: attrs.transpose_b === true };
+}
+
+/** m, k, n of a matmul node's operands, through its transposes. */
+export function matmulDims(node: Node): { readonly m: Dim; readonly k: Dim; readonly n: Dim } {
+  const [a, b] = node.inputs.map((v) => v.type.shape);
+  const t = matmulTransposes(node.attrs);
+  const [a0, a1] = a.slice(a.length - 2);
+  const [b0, b1] = b.slice(b.length - 2);
+  return { m: t.a ? a1 : a0, k: t.a ? a0 : a1, n: t.b ? b0 : b1 };
+}
+
+/**
  * Where the tiled kernel reads and writes vec4s: A when k is a known multiple of 4 (each row then starts
  * at a multiple of 4, and so does every batch matrix), B when n is (likewise) and k is known, and the
  * plain matmul's output with B. Sizes are judged on the node's static shapes (a symbolic batch or m does
  * not matter: where they are 0 nothing is dispatched); a symbolic k or n gives scalar loads (each lane
  * bounds-checked), so every shape still works. B needs a concrete k because a symbolic one (a weight
  * gradient summed over the batch) may be 0 at run time while the kernel still runs (to write zeros), and
- * an empty buffer cannot back an array<vec4<f32>> binding (16 bytes at least).
+ * an empty buffer cannot back an array<vec4<f32>> binding (16 bytes at least). A transposed operand is
+ * read along its own last axis: A^T ([k, m]) when m is a known multiple of 4 and k is known, B^T ([n, k])
+ * when k is a known multiple of 4.
  */
 export function matmulVectorAccess(node: Node): { readonly a: boolean; readonly b: boolean } {
-  const [a, b] = node.inputs.map((v) => v.type.shape);
-  const by4 = (d: Dim) => isConcrete(d) && d > 0 && d % 4 === 0;
-  const k = a[a.length - 1];
-  return { a: by4(k), b: by4(b[b.length - 1]) && isConcrete(k) && k > 0 };
+  const t = matmulTransposes(node.attrs);
+  const { m, k, n } = matmulDims(node);
+  const kKnown = isConcrete(k) && k > 0;
+  return { a: t.a ? by4(m) && kKnown : by4(k), b: t.b ? by4(k) : by4(n) && kKnown };
 }
+
+/** A size known to be a positive multiple of 4. */
+const by4 = (d: Dim) => isConcrete(d) && d > 0 && d % 4 === 0;
 
 /**
  * The matmul kernel of a node. The default ('tiled') stages tiles in workgroup memory, for GPUs.
@@ -108,19 +140,24 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   const ty = kernelStorageType(out.dtype);
   const tiled = options.variant !== 'blocked';
   const access = matmulVectorAccess(node);
+  const tr = matmulTransposes(node.attrs);
   // the vec4 bindings (tiled only; the plain output only, an epilogue stores element by element)
-  const vec = { a: tiled && access.a, b: tiled && access.b, out: tiled && access.b && !options.epilogue };
+  // the output as vec4s where n is a known multiple of 4 and k is known (B's rule when it is not transposed)
+  const { k: kDim, n: nDim } = matmulDims(node);
+  const vecOut = by4(nDim) && isConcrete(kDim) && kDim > 0;
+  const vec = { a: tiled && access.a, b: tiled && access.b, out: tiled && vecOut && !options.epilogue };
 
   const fields = ['  dims: vec4<u32>, // m, n, k, batch count', '  tiles: vec4<u32>, // tile columns, tile rows, total tiles'];
   if (batchRank > 0) fields.push(`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`);
   const uniformWords = 8 + (batchRank > 0 ? 12 * k4 : 0);
 
   const L: string[] = [];
+  const transposed = tr.a || tr.b ? ` (${[tr.a ? 'A stored [k, m]' : '', tr.b ? 'B stored [n, k]' : ''].filter((x) => x).join(', ')}: read transposed)` : '';
   if (options.variant === 'blocked') {
-    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, a 4x4 block per invocation read straight from storage (no barriers).`);
+    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, a 4x4 block per invocation read straight from storage (no barriers)${transposed}.`);
   } else {
     const loads = vec.a || vec.b ? `, vec4 loads of ${[vec.a ? 'A' : '', vec.b ? 'B' : ''].filter((x) => x).join(' and ')}` : '';
-    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK} through workgroup memory, a 4x4 register block per invocation${loads}.`);
+    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK} through workgroup memory, a 4x4 register block per invocation${loads}${transposed}.`);
   }
   const epi = options.epilogue;
   if (epi) L.push(epi.comment);
@@ -175,15 +212,17 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     L.push('  var acc: array<vec4<f32>, 4>;');
     L.push('  let rl = max(m, 1u) - 1u;');
     L.push('  let cl = max(n, 1u) - 1u;');
-    L.push('  let ra = vec4<u32>(min(r0, rl), min(r0 + 1u, rl), min(r0 + 2u, rl), min(r0 + 3u, rl)) * k + aBase;');
-    L.push('  let cb = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + bBase;');
+    // each row's and column's start in storage; q steps along k by 1 (A, B^T) or by a row (A^T: m, B: n)
+    L.push(`  let ra = vec4<u32>(min(r0, rl), min(r0 + 1u, rl), min(r0 + 2u, rl), min(r0 + 3u, rl))${tr.a ? '' : ' * k'} + aBase;`);
+    L.push(`  let cb = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl))${tr.b ? ' * k' : ''} + bBase;`);
     L.push('  for (var q = 0u; q < k; q++) {');
-    L.push('    let qn = q * n;');
-    L.push('    let bv = vec4<f32>(b[cb.x + qn], b[cb.y + qn], b[cb.z + qn], b[cb.w + qn]);');
-    L.push('    acc[0] = fma(vec4<f32>(a[ra.x + q]), bv, acc[0]);');
-    L.push('    acc[1] = fma(vec4<f32>(a[ra.y + q]), bv, acc[1]);');
-    L.push('    acc[2] = fma(vec4<f32>(a[ra.z + q]), bv, acc[2]);');
-    L.push('    acc[3] = fma(vec4<f32>(a[ra.w + q]), bv, acc[3]);');
+    L.push(`    let qa = ${tr.a ? 'q * m' : 'q'};`);
+    L.push(`    let qb = ${tr.b ? 'q' : 'q * n'};`);
+    L.push('    let bv = vec4<f32>(b[cb.x + qb], b[cb.y + qb], b[cb.z + qb], b[cb.w + qb]);');
+    L.push('    acc[0] = fma(vec4<f32>(a[ra.x + qa]), bv, acc[0]);');
+    L.push('    acc[1] = fma(vec4<f32>(a[ra.y + qa]), bv, acc[1]);');
+    L.push('    acc[2] = fma(vec4<f32>(a[ra.z + qa]), bv, acc[2]);');
+    L.push('    acc[3] = fma(vec4<f32>(a[ra.w + qa]), bv, acc[3]);');
     L.push('  }');
     L.push('  for (var i = 0u; i < 4u; i++) {');
     L.push('    let r = r0 + i;');
@@ -202,32 +241,55 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     L.push(`    let k0 = s * ${TK}u;`);
     L.push(`    for (var l = 0u; l < ${(T * TK) / 4 / 64}u; l++) {`);
     L.push('      let e = li + l * 64u;');
-    // A: row e / R of the tile, its k columns 4 * (e % R) .. + 3
-    L.push(`      let ar = row0 + e / ${R}u;`);
-    L.push(`      let ac = k0 + (e % ${R}u) * 4u;`);
-    L.push('      var va = vec4<f32>(0.0);');
-    if (vec.a) {
-      L.push('      if (ar < m && ac < k) { va = a[(aBase + ar * k + ac) / 4u]; }');
+    /**
+     * One vec4 from storage: `row` / `col` its row and first column in the operand as stored, `rows` /
+     * `cols` the bounds, `stride` the row length; a vec4 read, or four bounds-checked scalars.
+     */
+    const load = (name: string, buf: string, base: string, row: string, rows: string, col: string, cols: string, vector: boolean) => {
+      L.push(`      var ${name} = vec4<f32>(0.0);`);
+      if (vector) {
+        L.push(`      if (${row} < ${rows} && ${col} < ${cols}) { ${name} = ${buf}[(${base} + ${row} * ${cols} + ${col}) / 4u]; }`);
+      } else {
+        L.push(`      if (${row} < ${rows}) {`);
+        L.push(`        let o = ${base} + ${row} * ${cols} + ${col};`);
+        for (let j = 0; j < 4; j++) L.push(`        if (${col}${j > 0 ? ` + ${j}u` : ''} < ${cols}) { ${name}.${LANES[j]} = ${buf}[o${j > 0 ? ` + ${j}u` : ''}]; }`);
+        L.push('      }');
+      }
+    };
+    if (!tr.a) {
+      // A: row e / R of the tile, its k columns 4 * (e % R) .. + 3
+      L.push(`      let ar = row0 + e / ${R}u;`);
+      L.push(`      let ac = k0 + (e % ${R}u) * 4u;`);
+      load('va', 'a', 'aBase', 'ar', 'm', 'ac', 'k', vec.a);
+      L.push('      tileA[e] = va;');
     } else {
-      L.push('      if (ar < m) {');
-      L.push('        let o = aBase + ar * k + ac;');
-      for (let j = 0; j < 4; j++) L.push(`        if (ac${j > 0 ? ` + ${j}u` : ''} < k) { va.${LANES[j]} = a[o${j > 0 ? ` + ${j}u` : ''}]; }`);
-      L.push('      }');
+      // A^T (stored [k, m]): k row e / R of the tile, its rows 4 * (e % R) .. + 3, one lane each of four
+      // tileA vec4s (rows 4 * (e % R) + j, the vec4 of k (e / R) / 4, lane (e / R) % 4)
+      L.push(`      let ak = e / ${R}u;`);
+      L.push(`      let ar = row0 + (e % ${R}u) * 4u;`);
+      L.push('      let akg = k0 + ak;');
+      load('va', 'a', 'aBase', 'akg', 'k', 'ar', 'm', vec.a);
+      L.push(`      let ta = (e % ${R}u) * ${4 * (TK / 4)}u + ak / 4u;`);
+      L.push('      let tl = ak % 4u;');
+      for (let j = 0; j < 4; j++) L.push(`      tileA[ta${j > 0 ? ` + ${j * (TK / 4)}u` : ''}][tl] = va.${LANES[j]};`);
     }
-    L.push('      tileA[e] = va;');
-    // B: k row e / R of the tile, its columns 4 * (e % R) .. + 3
-    L.push(`      let br = k0 + e / ${R}u;`);
-    L.push(`      let bc = col0 + (e % ${R}u) * 4u;`);
-    L.push('      var vb = vec4<f32>(0.0);');
-    if (vec.b) {
-      L.push('      if (br < k && bc < n) { vb = b[(bBase + br * n + bc) / 4u]; }');
+    if (!tr.b) {
+      // B: k row e / R of the tile, its columns 4 * (e % R) .. + 3
+      L.push(`      let br = k0 + e / ${R}u;`);
+      L.push(`      let bc = col0 + (e % ${R}u) * 4u;`);
+      load('vb', 'b', 'bBase', 'br', 'k', 'bc', 'n', vec.b);
+      L.push('      tileB[e] = vb;');
     } else {
-      L.push('      if (br < k) {');
-      L.push('        let o = bBase + br * n + bc;');
-      for (let j = 0; j < 4; j++) L.push(`        if (bc${j > 0 ? ` + ${j}u` : ''} < n) { vb.${LANES[j]} = b[o${j > 0 ? ` + ${j}u` : ''}]; }`);
-      L.push('      }');
+      // B^T (stored [n, k]): column e / R of the tile, its k 4 * (e % R) .. + 3, one lane each of four
+      // tileB vec4s (k rows 4 * (e % R) + j, the vec4 of columns (e / R) / 4, lane (e / R) % 4)
+      L.push(`      let bn = e / ${R}u;`);
+      L.push(`      let bk = k0 + (e % ${R}u) * 4u;`);
+      L.push('      let bng = col0 + bn;');
+      load('vb', 'b', 'bBase', 'bng', 'n', 'bk', 'k', vec.b);
+      L.push(`      let tb = (e % ${R}u) * ${4 * R}u + bn / 4u;`);
+      L.push('      let tbl = bn % 4u;');
+      for (let j = 0; j < 4; j++) L.push(`      tileB[tb${j > 0 ? ` + ${j * R}u` : ''}][tbl] = vb.${LANES[j]};`);
     }
-    L.push('      tileB[e] = vb;');
     L.push('    }');
     L.push('    workgroupBarrier();');
     // four k at a time: one vec4 of A per row (4 k), four vec4s of B (4 k rows, this block's 4 columns)
@@ -267,6 +329,8 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     inputs: [a, b].map((x) => ({ dtype: x.dtype, shape: x.shape })),
     output: { dtype: out.dtype, shape: out.shape },
     batchRank,
+    transposeA: tr.a,
+    transposeB: tr.b,
     uniformBytes: uniformWords * 4,
   };
 }
@@ -281,7 +345,7 @@ export function matmulUniformDims(kernel: MatmulKernel): Dim[] {
   const r = out.length;
   const [m, n] = out.slice(r - 2);
   const a = kernel.inputs[0].shape;
-  const k = a[a.length - 1];
+  const k = a[a.length - (kernel.transposeA ? 2 : 1)];
   const batch = out.slice(0, r - 2);
   const count = batch.reduce<Dim>((x, y) => mul(x, y), 1);
   const tilesN = floorDiv(add(n, MATMUL_TILE - 1), MATMUL_TILE);

@@ -5,7 +5,9 @@
 // matmul result (register 0), the epilogue inputs (registers 1..e, node inputs 2..e+1), then the
 // sub-results. Every output has the matmul result's shape, the kernel's iteration shape; every epilogue
 // input and sub-result broadcasts to it. An output may be register 0 itself: the matmul result, stored
-// as well when something outside the epilogue also reads it.
+// as well when something outside the epilogue also reads it. `transpose_a` / `transpose_b` (optional) are
+// the matmul's own (ops/matmul.ts): an operand stored with its last two axes swapped, a transpose the
+// fusion pass folded into the operand's loads.
 //
 // The fusion pass builds these after autodiff (optimize/fuse.ts); the lowering (codegen/fused-matmul.ts)
 // is the matmul kernel of either variant with the body applied to each element at store time.
@@ -13,18 +15,29 @@ import type { Attrs, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { dimEquals } from '../shapes/dim.ts';
 import { fusedMatmulPlans } from '../codegen/fused-matmul.ts';
+import { matmulTransposes } from '../codegen/matmul.ts';
+import { transposeAttrs } from './matmul.ts';
 import { broadcastsTo, decodeFusedBody, type FusedBody, fusedRegisterTypes } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { err, typeStr } from './util.ts';
 
 export const FUSED_MATMUL_OP = 'fused_matmul';
 
+/** The attributes of the matmul inside a fused_matmul: its transposes. */
+export function matmulAttrsOf(attrs: Attrs): Attrs {
+  const t = matmulTransposes(attrs);
+  return transposeAttrs(t.a, t.b);
+}
+
 /** The matmul result's type and every register's type, or why the node does not type-check. */
 export function fusedMatmulTypes(inputs: readonly TensorType[], attrs: Attrs): { mm: TensorType; body: FusedBody; regs: TensorType[] } | ShapeError {
   if (inputs.length < 2) return err(`${FUSED_MATMUL_OP} needs the two matmul operands`);
   const body = decodeFusedBody(attrs);
   if (typeof body === 'string') return err(body.replace('fused_elementwise', FUSED_MATMUL_OP));
-  const mm = inferOp('matmul', inputs.slice(0, 2), {});
+  for (const key of ['transpose_a', 'transpose_b']) {
+    if (attrs[key] !== undefined && typeof attrs[key] !== 'boolean') return err(`${FUSED_MATMUL_OP}'s ${key} must be a boolean, found ${JSON.stringify(attrs[key])}`);
+  }
+  const mm = inferOp('matmul', inputs.slice(0, 2), matmulAttrsOf(attrs));
   if (isShapeError(mm)) return { ...mm, message: `${FUSED_MATMUL_OP}: ${mm.message}` };
   if (mm[0].dtype !== 'f32') return err(`${FUSED_MATMUL_OP} is f32 only, found ${typeStr(mm[0])}`);
   const regs = fusedRegisterTypes([mm[0], ...inputs.slice(2)], body);
@@ -38,7 +51,7 @@ registerOp({
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required' },
+  attrs: { ops: 'required', outputs: 'required', transpose_a: 'optional', transpose_b: 'optional' },
   lower: { kind: 'kernel', kernel: fusedMatmulPlans },
   infer(inputs, attrs) {
     const t = fusedMatmulTypes(inputs, attrs);
@@ -57,7 +70,7 @@ registerOp({
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') throw new Error(body);
     // the matmul's interpreter, then each sub-op through its own: what the unfused graph computes
-    const mm = getOp('matmul')!.interpret(inputs.slice(0, 2), {}, env)[0];
+    const mm = getOp('matmul')!.interpret(inputs.slice(0, 2), matmulAttrsOf(attrs), env)[0];
     const regs: Tensor[] = [mm, ...inputs.slice(2)];
     for (const s of body.ops) regs.push(getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env)[0]);
     return body.outputs.map((r) => regs[r]);

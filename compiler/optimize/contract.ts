@@ -10,7 +10,8 @@ export interface Contraction {
 
 /**
  * The graph with each group contracted to its node. `folded` are the constants the fused nodes fold
- * in (a group member's read of one is no edge), `dropped` those of them nothing else reads (removed).
+ * in (a group member's read of one is no edge), `dropped` those of them nothing else reads and the
+ * transposes folded into matmuls (removed; a read of a dropped node depends on what that node read).
  * Value ids are kept, so the graph's results are untouched. Throws (a compiler bug) when the groups
  * make a cycle: the passes check before grouping.
  */
@@ -29,12 +30,19 @@ export function contractGroups(g: Graph, groups: readonly Contraction[], constan
     const u = unitOf[k];
     let unit = units.get(u);
     if (!unit) units.set(u, (unit = { key: k, node: u >= N ? groups[u - N].node : nodes[k], deps: new Set() }));
-    for (const v of nodes[k].inputs) {
+    const deps = unit.deps;
+    const depend = (v: { readonly id: number }, direct: boolean): void => {
       const p = producer.get(v.id);
-      if (p === undefined || dropped.has(p) || (u >= N && folded.has(p))) continue;
+      if (p === undefined) return;
+      if (dropped.has(p)) {
+        for (const w of nodes[p].inputs) depend(w, false);
+        return;
+      }
+      if (direct && u >= N && folded.has(p)) return;
       const d = unitOf[p];
-      if (d !== u) unit.deps.add(d);
-    }
+      if (d !== u) deps.add(d);
+    };
+    for (const v of nodes[k].inputs) depend(v, true);
   }
   const waiting = new Map<number, number>();
   const dependents = new Map<number, number[]>();

@@ -26,6 +26,15 @@
 // body), which costs a store but still saves the dispatch and the epilogue's re-read of the result. A
 // lone elementwise consumer (a bias add) counts as a group, so `x @ w + b` is one kernel.
 //
+// Matmul prologues: before the epilogues, a transpose that swaps the last two axes (perm [0, .., r-1, r-2])
+// and is read only by f32 matmuls is folded into each of them: the matmul reads the transpose's operand
+// with its `transpose_a` / `transpose_b` attribute flipped (ops/matmul.ts; both matmul kernels read a
+// transposed operand through its own indexing, codegen/matmul.ts) and the transpose, its dispatch and its
+// copy disappear. Autodiff emits these everywhere (dW = x^T @ dy, dx = dy @ w^T, attention's q @ k^T). A
+// transpose also read by anything else (or a graph result) stays, and so do its matmuls' reads of it
+// (reason `shared`: folding would save nothing). The matmul then takes its epilogue as any other, and a
+// fused_matmul keeps the transposes among its attributes.
+//
 // Convolution epilogues: then each f32 conv2d and conv_transpose2d (in graph order) merges the same way,
 // by the same rules, into a group no matmul or other convolution has taken, and the group becomes one
 // fused_conv2d or fused_conv_transpose2d node: the convolution's per-element loop, then the body applied
@@ -36,6 +45,8 @@ import '../ops/index.ts';
 import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo } from '../ops/fused.ts';
 import { FUSED_CONV_OPS } from '../ops/fused-conv.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
+import { transposeAttrs } from '../ops/matmul.ts';
+import { matmulTransposes } from '../codegen/matmul.ts';
 import { getOp } from '../ops/registry.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
@@ -47,9 +58,10 @@ export const MAX_STORAGE_BUFFERS = 8;
 /**
  * Why a candidate did not fuse: the storage-buffer limit, a cycle between groups, a shape that is not the
  * group's, a group reading no buffer, or a group already taken by another anchor: `matmul` when the
- * candidate is a matmul, `conv` when it is a convolution.
+ * candidate is a matmul, `conv` when it is a convolution; `shared` for a transpose that a matmul cannot
+ * fold because something else reads it too.
  */
-export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul' | 'conv';
+export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul' | 'conv' | 'shared';
 
 /** A node that could have joined a consumer's group but did not, and why. */
 export interface FuseRejection {
@@ -76,11 +88,20 @@ export interface FusedGroup {
   readonly constants: number;
 }
 
+/** A transpose folded into a matmul's operand (a matmul prologue). */
+export interface FusedPrologue {
+  /** Indices in the input graph of the transpose (now gone) and of the matmul that reads its operand. */
+  readonly transpose: number;
+  readonly matmul: number;
+  readonly operand: 'a' | 'b';
+}
+
 export interface FuseReport {
   readonly nodesBefore: number;
   readonly nodesAfter: number;
   readonly groups: readonly FusedGroup[];
   readonly rejected: readonly FuseRejection[];
+  readonly prologues: readonly FusedPrologue[];
 }
 
 export interface FuseOptions {
@@ -90,6 +111,8 @@ export interface FuseOptions {
   readonly matmul?: boolean;
   /** Merge conv2d and conv_transpose2d into their epilogue groups (fused_conv2d, fused_conv_transpose2d; default true). */
   readonly conv?: boolean;
+  /** Fold transposes of the last two axes into the matmuls that read them (default true). */
+  readonly prologues?: boolean;
 }
 
 function hasF16(n: Node): boolean {
@@ -107,6 +130,19 @@ function inlinableConstant(n: Node): boolean {
   if (n.op !== 'full' || hasF16(n) || n.outputs.length !== 1) return false;
   const v = n.attrs.value;
   return typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
+}
+
+/** A transpose that swaps only the last two axes: perm [0, 1, .., r-1, r-2]. */
+function swapsLastTwo(n: Node): boolean {
+  const perm = n.attrs.perm;
+  if (!Array.isArray(perm) || perm.length < 2) return false;
+  const r = perm.length;
+  return perm.every((p, i) => p === (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+}
+
+/** A matmul the kernels lower and the fusion pass may rewrite (f32, a and b). */
+function matmulAnchor(n: Node): boolean {
+  return n.op === 'matmul' && n.inputs.length === 2 && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32' && !hasF16(n);
 }
 
 const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.length && a.type.shape.every((d, i) => dimEquals(d, b.type.shape[i]));
@@ -225,6 +261,42 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     }
   }
 
+  // ---- matmul prologues: transposes folded into the matmuls that read them --------------------------
+  const rewritten = new Map<number, Node>(); // matmul index -> the matmul reading the transposes' operands
+  const foldedTransposes = new Set<number>();
+  const prologues: FusedPrologue[] = [];
+  if (options.prologues !== false) {
+    for (let k = 0; k < N; k++) {
+      const n = nodes[k];
+      if (n.op !== 'transpose' || !swapsLastTwo(n) || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32') continue;
+      const out = n.outputs[0];
+      const uses = consumers.get(out.id) ?? [];
+      const mms = uses.filter((c) => matmulAnchor(nodes[c]));
+      if (mms.length === 0) continue;
+      const other = uses.find((c) => !matmulAnchor(nodes[c]));
+      if (other !== undefined || results.has(out.id)) {
+        const why = other !== undefined ? `the ${nodes[other].op} at node ${other} also reads` : 'the graph returns';
+        for (const c of mms) rejected.push({ node: k, op: n.op, group: c, reason: 'shared', detail: `${why} the transposed value: the transpose stays and the matmul reads its result` });
+        continue;
+      }
+      foldedTransposes.add(k);
+      for (const c of mms) {
+        const mm = rewritten.get(c) ?? nodes[c];
+        const inputs = [...mm.inputs];
+        const t = { ...matmulTransposes(mm.attrs) };
+        for (const i of [0, 1] as const) {
+          if (nodes[c].inputs[i].id !== out.id) continue;
+          inputs[i] = n.inputs[0];
+          if (i === 0) t.a = !t.a;
+          else t.b = !t.b;
+          prologues.push({ transpose: k, matmul: c, operand: i === 0 ? 'a' : 'b' });
+        }
+        const { transpose_a: _a, transpose_b: _b, ...rest } = mm.attrs;
+        rewritten.set(c, { ...mm, inputs, attrs: { ...rest, ...transposeAttrs(t.a, t.b) } });
+      }
+    }
+  }
+
   // ---- matmul and convolution epilogues: an anchor joins a consumer group --------------------------
   const anchorOf = new Map<number, number>(); // group id -> its anchor's node index (a matmul or a convolution)
   const isConv = (op: string): op is keyof typeof FUSED_CONV_OPS => Object.hasOwn(FUSED_CONV_OPS, op);
@@ -285,7 +357,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     const reg = new Map<number, number>(); // value id -> register (inputs first; sub-results renumbered below)
     // a matmul's or a convolution's epilogue: register 0 is the anchor's result, the body's input; the
     // anchor is no sub-op
-    const anchor = anchorAt === undefined ? undefined : nodes[anchorAt];
+    const anchor = anchorAt === undefined ? undefined : (rewritten.get(anchorAt) ?? nodes[anchorAt]);
     const body = anchor ? members.filter((m) => m !== anchorAt) : members;
     if (anchor) {
       reg.set(anchor.outputs[0].id, 0);
@@ -326,8 +398,9 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
       op: !anchor ? FUSED_OP : isConv(anchor.op) ? FUSED_CONV_OPS[anchor.op] : FUSED_MATMUL_OP,
       // fused_matmul reads a and b, a fused convolution x and w, then the epilogue's inputs (its registers 1..)
       inputs: anchor ? [...anchor.inputs, ...inputs.slice(1)] : inputs,
-      // a fused convolution keeps the convolution's attributes (stride, padding, ...) beside the body
-      attrs: anchor && isConv(anchor.op) ? { ...anchor.attrs, ...encoded } : encoded,
+      // a fused convolution keeps the convolution's attributes (stride, padding, ...) beside the body, a
+      // fused matmul its transposes
+      attrs: anchor ? { ...anchor.attrs, ...encoded } : encoded,
       outputs,
       span: nodes[grp.id].span,
     };
@@ -335,13 +408,15 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     for (const m of members) inGroup[m] = 1;
     report.push({ op: fused.op, nodes: members, ops: members.map((m) => nodes[m].op), inputs: fused.inputs.length, outputs: outputs.length, constants });
   }
-  if (fusedAt.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected } };
+  if (fusedAt.size === 0 && rewritten.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected, prologues } };
 
-  // ---- contract each group to its fused node; a constant stays only while something outside the
-  // fused groups (or a graph result) reads it
+  // ---- contract each group to its fused node, and each matmul with a prologue but no epilogue to its
+  // rewritten self; a folded transpose goes (its readers now depend on its operand); a constant stays
+  // only while something outside the fused groups (or a graph result) reads it
   const contractions: Contraction[] = [...fusedAt].map(([id, node]) => ({ members: [...groups.get(id)!.members].sort((a, b) => a - b), node }));
+  for (const [k, node] of rewritten) if (!inGroup[k]) contractions.push({ members: [k], node });
   const folded = new Set<number>();
-  const dropped = new Set<number>();
+  const dropped = new Set<number>(foldedTransposes);
   for (let k = 0; k < N; k++) {
     if (!constant[k]) continue;
     folded.add(k);
@@ -349,7 +424,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => !inGroup[c])) dropped.add(k);
   }
   const graph = contractGroups(g, contractions, { folded, dropped });
-  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected } };
+  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, prologues } };
 }
 
 /** The fused graph (see fuseWithReport). */

@@ -60,6 +60,7 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
       nodesAfter: second.report.nodesAfter,
       groups: [...first.report.groups.filter((_, i) => !absorbed.has(i)), ...rowGroups],
       rejected: [...first.report.rejected, ...rejected],
+      prologues: first.report.prologues,
     },
   };
 }

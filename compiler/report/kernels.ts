@@ -316,8 +316,12 @@ function anchorOf(op: string): string {
  */
 function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shapeOf: (i: number) => number[], numel: (i: number) => number): { op: string; flops: number }[] {
   const out = k.outputs.length > 0 ? numel(k.outputs[0]) : 0;
+  // a's last two axes are [m, k], or [k, m] when it is read transposed (a matmul prologue): where the
+  // second-to-last is the output's m, k is the last (either way when k == m)
   const innerK = () => {
     const a = k.inputs.length > 0 ? shapeOf(k.inputs[0]) : [];
+    const o = k.outputs.length > 0 ? shapeOf(k.outputs[0]) : [];
+    if (a.length >= 2 && o.length >= 2 && a[a.length - 2] !== o[o.length - 2]) return a[a.length - 2];
     return a[a.length - 1] ?? 1;
   };
   const contraction = (op: string): number => {
@@ -431,7 +435,7 @@ function sections(r: KernelReport): Section[] {
     out.push({
       title: `Fusion refusals: ${g.name}`,
       level: 3,
-      text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution)`],
+      text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution; shared: a transpose read by a matmul and something else stays, so the matmul reads its result)`],
       table: {
         head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail'],
         align: ['l', 'l', 'l', 'l', 'l'],
