@@ -125,8 +125,11 @@ const by4 = (d: Dim) => isConcrete(d) && d > 0 && d % 4 === 0;
 /**
  * The matmul kernel of a node. The default ('tiled') stages tiles in workgroup memory, for GPUs.
  * 'blocked' keeps the same grid of 32x32 output tiles, uniforms and bindings, but each of 64
- * invocations computes a 4x4 block straight from storage, with no workgroup memory or barriers: on
- * CPU adapters (lavapipe, SwiftShader) barriers are costly and caches do the staging.
+ * invocations computes 4 rows by 4 columns straight from storage, with no workgroup memory or barriers:
+ * on CPU adapters (lavapipe, SwiftShader) barriers are costly and caches do the staging. Its columns are
+ * interleaved by 8 (c, c + 8, c + 16, c + 24), so the 8 invocations a CPU runs as one SIMD vector read
+ * neighbouring elements of B, and its accumulators are named registers, never indexed at run time
+ * (lavapipe, a 512 matmul: 190 -> 155 ms; relative, a loaded machine).
  */
 export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'; epilogue?: MatmulEpilogue } = {}): MatmulKernel {
   if (node.op !== 'matmul' || node.inputs.length !== 2 || node.outputs.length !== 1) throw new Error(`${node.op} is not a matmul node`);
@@ -208,29 +211,26 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   };
   if (!tiled) {
     L.push('  let r0 = row0 + (li / 8u) * 4u;');
-    L.push('  let c0 = col0 + (li % 8u) * 4u;');
-    L.push('  var acc: array<vec4<f32>, 4>;');
+    // columns interleaved by 8: the 8 invocations a CPU runs as one SIMD vector read 8 neighbouring B elements
+    L.push('  let c0 = col0 + li % 8u;');
+    // four named accumulators, never indexed at run time, so a CPU compiler keeps them in registers
+    for (let i = 0; i < 4; i++) L.push(`  var acc${i} = vec4<f32>(0.0);`);
     L.push('  let rl = max(m, 1u) - 1u;');
     L.push('  let cl = max(n, 1u) - 1u;');
     // each row's and column's start in storage; q steps along k by 1 (A, B^T) or by a row (A^T: m, B: n)
     L.push(`  let ra = vec4<u32>(min(r0, rl), min(r0 + 1u, rl), min(r0 + 2u, rl), min(r0 + 3u, rl))${tr.a ? '' : ' * k'} + aBase;`);
-    L.push(`  let cb = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl))${tr.b ? ' * k' : ''} + bBase;`);
+    L.push(`  let cb = vec4<u32>(min(c0, cl), min(c0 + 8u, cl), min(c0 + 16u, cl), min(c0 + 24u, cl))${tr.b ? ' * k' : ''} + bBase;`);
     L.push('  for (var q = 0u; q < k; q++) {');
     L.push(`    let qa = ${tr.a ? 'q * m' : 'q'};`);
     L.push(`    let qb = ${tr.b ? 'q' : 'q * n'};`);
     L.push('    let bv = vec4<f32>(b[cb.x + qb], b[cb.y + qb], b[cb.z + qb], b[cb.w + qb]);');
-    L.push('    acc[0] = fma(vec4<f32>(a[ra.x + qa]), bv, acc[0]);');
-    L.push('    acc[1] = fma(vec4<f32>(a[ra.y + qa]), bv, acc[1]);');
-    L.push('    acc[2] = fma(vec4<f32>(a[ra.z + qa]), bv, acc[2]);');
-    L.push('    acc[3] = fma(vec4<f32>(a[ra.w + qa]), bv, acc[3]);');
+    for (let i = 0; i < 4; i++) L.push(`    acc${i} = fma(vec4<f32>(a[ra.${LANES[i]} + qa]), bv, acc${i});`);
     L.push('  }');
-    L.push('  for (var i = 0u; i < 4u; i++) {');
-    L.push('    let r = r0 + i;');
-    L.push('    if (r >= m) { break; }');
-    L.push('    for (var j = 0u; j < 4u; j++) {');
-    L.push(`      if (c0 + j < n) { ${store('r', 'c0 + j', 'acc[i][j]')} }`);
-    L.push('    }');
-    L.push('  }');
+    for (let i = 0; i < 4; i++) {
+      L.push(`  if (r0 + ${i}u < m) {`);
+      for (let j = 0; j < 4; j++) L.push(`    if (c0 + ${8 * j}u < n) { ${store(`r0 + ${i}u`, `c0 + ${8 * j}u`, `acc${i}.${LANES[j]}`)} }`);
+      L.push('  }');
+    }
   } else {
     // 8x8 invocations, each a 4x4 block of C: rows row0 + 4 * lid.y + i, columns col0 + 4 * lid.x + j
     const R = T / 4; // vec4s per row of either tile
