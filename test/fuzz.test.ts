@@ -11,6 +11,8 @@ import { print } from '../grammar/printer.ts';
 
 const SEED = process.env.DLC_SEED !== undefined ? Number(process.env.DLC_SEED) : 424242;
 const RUNS = process.env.DLC_RUNS !== undefined ? Number(process.env.DLC_RUNS) : 10_000;
+/** 10,000 front-end runs take about a minute alone, several when the GPU suites share the 2 cores. */
+const FUZZ_TIMEOUT = 600_000;
 
 const EXAMPLES_DIR = join(import.meta.dirname, '..', 'examples');
 const EXAMPLES = readdirSync(EXAMPLES_DIR)
@@ -122,7 +124,7 @@ describe('fuzz', () => {
       }),
       { seed: SEED, numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT);
 
   it('token soups', () => {
     fc.assert(
@@ -132,7 +134,7 @@ describe('fuzz', () => {
       }),
       { seed: SEED + 1, numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT);
 
   it('one-token mutations of the examples', () => {
     fc.assert(
@@ -142,5 +144,5 @@ describe('fuzz', () => {
       }),
       { seed: SEED + 2, numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT);
 });
