@@ -20,6 +20,7 @@ import { FUSED_OP, isFusableSubOp, type FusedSubOp } from '../ops/fused.ts';
 import { encodeRowBody, FUSED_REDUCE_OP, isInlinableConstant, reductionAxes, rowLayout } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';
+import { graphUses } from '../ir/uses.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
@@ -66,18 +67,7 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   const maxBuffers = options.maxStorageBuffers ?? MAX_STORAGE_BUFFERS;
   const nodes = g.nodes;
   const N = nodes.length;
-  const producer = new Map<number, number>();
-  nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
-  const consumers = new Map<number, number[]>();
-  nodes.forEach((n, k) => {
-    for (const v of n.inputs) {
-      const list = consumers.get(v.id) ?? [];
-      if (list[list.length - 1] !== k) list.push(k);
-      consumers.set(v.id, list);
-    }
-  });
-  const results = new Set<number>([...g.outputs.values(), ...g.losses.values(), ...g.metrics.values()].map((v) => v.id));
-  for (const x of [...g.params, ...g.state]) if (x.update) results.add(x.update.id);
+  const { producer, consumers, results } = graphUses(g);
   const isConst = (k: number | undefined) => k !== undefined && nodes[k].op === 'full' && nodes[k].outputs.length === 1 && !hasF16(nodes[k]) && isInlinableConstant(nodes[k].attrs);
 
   const groupOf = new Int32Array(N).fill(-1);

@@ -48,6 +48,7 @@ import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { transposeAttrs } from '../ops/matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { getOp } from '../ops/registry.ts';
+import { graphUses } from '../ir/uses.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
@@ -160,18 +161,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   const maxBuffers = options.maxStorageBuffers ?? MAX_STORAGE_BUFFERS;
   const nodes = g.nodes;
   const N = nodes.length;
-  const producer = new Map<number, number>();
-  nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
-  const consumers = new Map<number, number[]>(); // value id -> consumer node indices (in order, deduplicated)
-  nodes.forEach((n, k) => {
-    for (const v of n.inputs) {
-      const list = consumers.get(v.id) ?? [];
-      if (list[list.length - 1] !== k) list.push(k);
-      consumers.set(v.id, list);
-    }
-  });
-  const results = new Set<number>([...g.outputs.values(), ...g.losses.values(), ...g.metrics.values()].map((v) => v.id));
-  for (const x of [...g.params, ...g.state]) if (x.update) results.add(x.update.id);
+  const { producer, consumers, results } = graphUses(g);
 
   const constant = nodes.map(inlinableConstant);
   const isConstValue = (v: Value) => {
