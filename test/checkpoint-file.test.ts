@@ -49,7 +49,8 @@ describe('writeFileAtomic', () => {
     const target = join(dir, 'model.safetensors');
     let generation = 0;
     let interruptedWrites = 0;
-    for (let round = 0; round < 6; round++) {
+    // at least 6 kills, and more (up to 30) until one lands mid-write: where it lands depends on the load
+    for (let round = 0; round < 30 && (round < 6 || interruptedWrites === 0); round++) {
       const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'checkpoint-crash-child.ts'), target, String(generation * 1000)], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -65,7 +66,7 @@ describe('writeFileAtomic', () => {
         if (Date.now() - started > 60_000 || child.exitCode !== null) throw new Error(`the writer did not start: ${err}`);
         await new Promise((r) => setTimeout(r, 5));
       }
-      await new Promise((r) => setTimeout(r, 5 + round * 17));
+      await new Promise((r) => setTimeout(r, 5 + (round % 6) * 17));
       child.kill('SIGKILL');
       await exited;
       const leftovers = temporaryFilesIn(dir, target);
