@@ -824,16 +824,20 @@ describe('fused_elementwise', () => {
 });
 
 // =====================================================================================================
+/** An epilogue body: relu(r0 + r1), with r0 (the matmul's or convolution's result) also returned; registers 2 the constant 0, 3 the sum, 4 the max. */
+const RELU_OF_SUM_BODY: Attrs = encodeFusedBody({
+  ops: [
+    { op: 'full', args: [], attrs: { shape: [], value: 0 } },
+    { op: 'add', args: [0, 1], attrs: {} },
+    { op: 'maximum', args: [3, 2], attrs: {} },
+  ],
+  outputs: [4, 0],
+});
+
+// =====================================================================================================
 describe('fused_matmul', () => {
   // relu(a @ b + bias), with a @ b also returned: registers 0 a @ b, 1 bias, 2 the constant 0, 3 the sum, 4 the max
-  const body: Attrs = encodeFusedBody({
-    ops: [
-      { op: 'full', args: [], attrs: { shape: [], value: 0 } },
-      { op: 'add', args: [0, 1], attrs: {} },
-      { op: 'maximum', args: [3, 2], attrs: {} },
-    ],
-    outputs: [4, 0],
-  });
+  const body = RELU_OF_SUM_BODY;
   shapeTable('fused_matmul', [
     { in: ['f32[B, 4]', 'f32[4, 3]', 'f32[3]'], attrs: body, out: ['f32[B, 3]', 'f32[B, 3]'] },
     { in: ['f32[2, B, 4]', 'f32[4, 3]', 'f32[1, 3]'], attrs: body, out: ['f32[2, B, 3]', 'f32[2, B, 3]'] },
@@ -925,14 +929,7 @@ describe('fused_foreach', () => {
 // =====================================================================================================
 describe('fused_conv2d and fused_conv_transpose2d', () => {
   // relu(conv + bias), with the convolution also returned: registers 0 the convolution, 1 bias, 2 the constant 0, 3 the sum, 4 the max
-  const body: Attrs = encodeFusedBody({
-    ops: [
-      { op: 'full', args: [], attrs: { shape: [], value: 0 } },
-      { op: 'add', args: [0, 1], attrs: {} },
-      { op: 'maximum', args: [3, 2], attrs: {} },
-    ],
-    outputs: [4, 0],
-  });
+  const body = RELU_OF_SUM_BODY;
   shapeTable('fused_conv2d', [
     { in: ['f32[B, 2, 5, 5]', 'f32[3, 2, 3, 3]', 'f32[1, 3, 1, 1]'], attrs: body, out: ['f32[B, 3, 3, 3]', 'f32[B, 3, 3, 3]'] },
     { in: ['f32[B, 2, 5, 5]', 'f32[3, 2, 3, 3]', 'f32[3, 1, 1]'], attrs: { ...body, stride: [2, 2], padding: [1, 1] }, out: ['f32[B, 3, 3, 3]', 'f32[B, 3, 3, 3]'] },
