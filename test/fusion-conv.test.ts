@@ -204,7 +204,8 @@ describe('the pass on hand-built convolution graphs', () => {
     // the shader: the bias read through strides over the output's axes, every operand opaque
     const [plan] = lowerNode(node);
     expect(plan.wgsl).toMatch(/let eo0 = i0 \* p\.es0\[0\]\.x \+ i1 \* p\.es0\[0\]\.y/);
-    expect(plan.wgsl).toMatch(/bitcast<f32>\(bitcast<u32>\(v0\) \^ p\.header\.y\)/);
+    expect(plan.wgsl).toMatch(/bitcast<f32>\(bitcast<u32>\(v0\) \^ p\.ez\.y\)/);
+    expect(plan.cpuWgsl).toMatch(/bitcast<f32>\(bitcast<u32>\(v0\) \^ p\.ez\.y\)/);
     expect(plan.uniforms.length % 4).toBe(0);
   });
 

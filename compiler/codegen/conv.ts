@@ -1,15 +1,31 @@
-// Kernels for the convolutions: conv2d (NCHW, OIHW weights) as a direct loop, conv_transpose2d (IOHW weights) as a gather.
+// Kernels for the convolutions: conv2d (NCHW, OIHW weights) as an implicit GEMM, conv_transpose2d (IOHW weights) as a gather.
 //
-// One invocation per output element (per-element.ts). conv2d sums over its group's input channels
-// and the kernel taps, skipping taps that fall in the zero padding. conv_transpose2d is computed as
-// the gather form of the interpreter's scatter: an output pixel sums, over its group's input channels
-// and every kernel tap, the input pixel that tap came from, when that position is integral (the
-// stride divides it) and inside the input. Channel counts and spatial sizes are uniform words;
-// stride, padding, dilation and groups are baked. The loops (`ConvKernel`) are shared with the fused
-// convolutions (codegen/fused-conv.ts), which apply an elementwise epilogue to the sum before the store.
+// conv2d is a matrix product per group g: rows r = (n, oh, ow) (M = N*OH*OW output positions), columns
+// j (the group's OG output channels, o = g*OG + j), k = (ci, kh, kw) row-major (K = CG*KH*KW). B[k, j]
+// is w[o, ci, kh, kw] = wt[o*K + k]; A[r, k] is the input pixel tap k of position r reads,
+// x[n, g*CG + ci, oh*s - p + kh*d, ow*s - p + kw*d], 0 in the zero padding (im2col, never materialized).
+// The grid is codegen/matmul.ts's: one workgroup per 32x32 output tile (32 positions x 32 channels) of
+// one group, numbered linearly over (group, tile row, tile column). Two variants share it, with the same
+// bindings and uniform words (`conv2dGemm`):
+//   'tiled' (for GPUs, `wgsl`): 8x8 invocations each compute a 4x4 register block; k is walked in steps
+//     of 32 through workgroup memory (A gathered from x, B from the weights, both zero-filled past the
+//     edges and in the padding), as the tiled matmul does.
+//   'direct' (for CPU adapters, `cpuWgsl`, no barriers): 256 invocations, each one position and 4
+//     channels of the tile, loop over (ci, kh, kw) straight from storage, skipping padding taps.
+// Both add each output's products with one fma per k in increasing k (a padding tap or a k past K adds
+// 0 * w in the tiled kernel, which leaves the sum unchanged for finite weights); fused_conv2d
+// (codegen/fused-conv.ts) keeps the loops and applies its epilogue at the store, so fused and unfused
+// results are the same bits in either variant.
+//
+// conv_transpose2d stays a per-element gather (per-element.ts): an output pixel sums, over its group's
+// input channels and every kernel tap, the input pixel that tap came from, when that position is
+// integral (the stride divides it) and inside the input. Channel counts and spatial sizes are uniform
+// words; stride, padding, dilation and groups are baked. Its loop (`ConvKernel`) is shared with
+// fused_conv_transpose2d, which applies an elementwise epilogue to the sum before the store.
 import type { Node } from '../ir/types.ts';
-import { type Dim, floorDiv } from '../shapes/dim.ts';
-import type { KernelPlan } from './kernel.ts';
+import { type Dim, floorDiv, mul } from '../shapes/dim.ts';
+import { uvec } from './elementwise.ts';
+import { ceilDiv, type KernelPlan } from './kernel.ts';
 import { perElementPlan } from './per-element.ts';
 
 interface Conv {
@@ -68,45 +84,199 @@ function convPlan(node: Node, k: ConvKernel): KernelPlan {
 
 /** out[n, o, oh, ow] = sum over ci, kh, kw of x[n, g*CG + ci, oh*s - p + kh*d, ...] * w[o, ci, kh, kw]. */
 export function conv2dPlans(node: Node): KernelPlan[] {
-  return [convPlan(node, conv2dKernel(node))];
+  const tiled = conv2dGemm(node, { variant: 'tiled' });
+  const direct = conv2dGemm(node, { variant: 'direct' });
+  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl }];
 }
 
-/** conv2d's kernel (see conv2dPlans). */
-export function conv2dKernel(node: Node): ConvKernel {
+/** The output tile of conv2d's implicit GEMM: 32 positions x 32 channels; k steps of 32. */
+export const CONV_TILE = 32;
+
+/**
+ * An epilogue applied to each output element at store time instead of the plain store (fused_conv2d,
+ * codegen/fused-conv.ts): more uniform fields after the convolution's `w`, the bindings after x and wt,
+ * and a function `call(index, n, o, oh, ow, value)` that computes and stores the outputs.
+ */
+export interface ConvEpilogue {
+  readonly comment: string;
+  readonly fields: readonly string[];
+  readonly declarations: readonly string[];
+  readonly call: string;
+  readonly functions: readonly string[];
+}
+
+/** The 16 uniform words of conv2d's kernels, in order (`p.w[0..3]`). */
+const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W', 'CG', 'KH', 'KW', 'OW', 'KHW'] as const;
+
+/**
+ * conv2d as an implicit GEMM (see the head of this file): the shader of one variant, its uniform words
+ * (GEMM_WORDS as sizes, a symbolic batch included) and the workgroup count (word TT: groups x tile rows
+ * x tile columns). Both variants have the same grid, uniforms and bindings.
+ */
+export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct'; epilogue?: ConvEpilogue }): { wgsl: string; words: Dim[]; workgroups: Dim } {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
+  const out = node.outputs[0].type.shape;
   const { stride, padding, dilation, groups } = params(node);
-  const [, c, h, wd] = x.shape;
+  const [n, c, h, wd] = x.shape;
   const [o, cg, kh, kw] = w.shape;
-  const words: [string, Dim][] = [
-    ['C', c],
-    ['H', h],
-    ['W', wd],
-    ['CG', cg],
-    ['KH', kh],
-    ['KW', kw],
-    ['OG', floorDiv(o, groups)],
-  ];
-  const body = [
-    `let g = ${groups === 1 ? '0u' : 'i1 / OG'};`,
-    'var acc = 0.0;',
-    'for (var ci = 0u; ci < CG; ci++) {',
-    '  let xc = (i0 * C + g * CG + ci) * H;',
-    '  let wc = (i1 * CG + ci) * KH;',
-    '  for (var a = 0u; a < KH; a++) {',
-    `    let ih = i32(${times('i2', stride[0])} + ${times('a', dilation[0])}) - ${padding[0]}i;`,
-    '    if (ih < 0i || ih >= i32(H)) { continue; }',
-    '    let xr = (xc + u32(ih)) * W;',
-    '    let wr = (wc + a) * KW;',
-    '    for (var b = 0u; b < KW; b++) {',
-    `      let iw = i32(${times('i3', stride[1])} + ${times('b', dilation[1])}) - ${padding[1]}i;`,
-    '      if (iw < 0i || iw >= i32(W)) { continue; }',
-    '      acc += x[xr + u32(iw)] * wt[wr + b];',
-    '    }',
-    '  }',
-    '}',
-  ];
-  return { what: `conv2d f32, stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}, direct loop`, words, body };
+  const [oh, ow] = [out[2], out[3]];
+  const T = CONV_TILE;
+  const og = floorDiv(o, groups);
+  const ohw = mul(oh, ow);
+  const m = mul(n, ohw);
+  const khw = mul(kh, kw);
+  const k = mul(cg, khw);
+  const tn = ceilDiv(og, T);
+  const tm = ceilDiv(m, T);
+  const tt = mul(groups, mul(tm, tn));
+  const values: Record<(typeof GEMM_WORDS)[number], Dim> = { M: m, OG: og, K: k, O: o, TN: tn, TM: tm, TT: tt, OHW: ohw, C: c, H: h, W: wd, CG: cg, KH: kh, KW: kw, OW: ow, KHW: khw };
+  const words = GEMM_WORDS.map((name) => values[name]);
+  const epi = options.epilogue;
+  const tiled = options.variant === 'tiled';
+  const attrs = `stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}`;
+
+  const body: string[] = [];
+  // the store of one output element (n, o, ohw) at flat index `i`
+  const store = (i: string, v: string) => (epi ? `${epi.call}(${i}, nb, o, ohw / OW, ohw % OW, ${v});` : `out[${i}] = ${v};`);
+  body.push('  let t = wid.y * nwg.x + wid.x;');
+  body.push('  if (t >= TT) { return; }');
+  body.push(`  let col0 = (t % TN) * ${T}u;`);
+  body.push('  let rest = t / TN;');
+  body.push(`  let row0 = (rest % TM) * ${T}u;`);
+  body.push(`  let g = ${groups === 1 ? '0u' : 'rest / TM'};`);
+  if (!tiled) {
+    // one position (row) and 4 channels (columns c0 .. c0 + 3, clamped to the last for the loads) per invocation
+    body.push(`  let r = row0 + li % ${T}u;`);
+    body.push(`  let c0 = col0 + (li / ${T}u) * 4u;`);
+    body.push('  if (r >= M || c0 >= OG) { return; }');
+    body.push('  let nb = r / OHW;');
+    body.push('  let ohw = r % OHW;');
+    body.push(`  let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
+    body.push(`  let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
+    body.push('  let cl = OG - 1u;');
+    body.push('  let wo = (vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + g * OG) * K;');
+    body.push('  var acc = vec4<f32>(0.0);');
+    body.push('  for (var ci = 0u; ci < CG; ci++) {');
+    body.push('    let xc = (nb * C + g * CG + ci) * H;');
+    body.push('    let kc = ci * KHW;');
+    body.push('    for (var a = 0u; a < KH; a++) {');
+    body.push(`      let ih = ih0 + i32(${times('a', dilation[0])});`);
+    body.push('      if (ih < 0i || ih >= i32(H)) { continue; }');
+    body.push('      let xr = (xc + u32(ih)) * W;');
+    body.push('      let ka = kc + a * KW;');
+    body.push('      for (var b = 0u; b < KW; b++) {');
+    body.push(`        let iw = iw0 + i32(${times('b', dilation[1])});`);
+    body.push('        if (iw < 0i || iw >= i32(W)) { continue; }');
+    body.push('        let q = ka + b;');
+    body.push('        let wv = vec4<f32>(wt[wo.x + q], wt[wo.y + q], wt[wo.z + q], wt[wo.w + q]);');
+    body.push('        acc = fma(vec4<f32>(x[xr + u32(iw)]), wv, acc);');
+    body.push('      }');
+    body.push('    }');
+    body.push('  }');
+    body.push('  let ob = nb * O * OHW + ohw;');
+    body.push('  for (var j = 0u; j < 4u; j++) {');
+    body.push('    if (c0 + j >= OG) { break; }');
+    body.push('    let o = g * OG + c0 + j;');
+    body.push(`    ${store('ob + o * OHW', 'acc[j]')}`);
+    body.push('  }');
+  } else {
+    const R = T / 4; // vec4s per row of either tile
+    const LANES = ['x', 'y', 'z', 'w'];
+    for (let i = 0; i < 4; i++) body.push(`  var acc${i} = vec4<f32>(0.0);`);
+    body.push('  let xg = g * CG;');
+    body.push('  let wg = g * OG;');
+    body.push(`  let steps = (K + ${T - 1}u) / ${T}u;`);
+    body.push('  for (var s = 0u; s < steps; s++) {');
+    body.push(`    let k0 = s * ${T}u;`);
+    body.push(`    for (var l = 0u; l < ${(T * T) / 4 / 64}u; l++) {`);
+    body.push('      let e = li + l * 64u;');
+    // A: position row0 + e / R, its k columns k0 + 4 * (e % R) .. + 3, gathered from x
+    body.push(`      let ar = row0 + e / ${R}u;`);
+    body.push(`      let ac = k0 + (e % ${R}u) * 4u;`);
+    body.push('      var va = vec4<f32>(0.0);');
+    body.push('      if (ar < M) {');
+    body.push('        let nb = ar / OHW;');
+    body.push('        let ohw = ar % OHW;');
+    body.push(`        let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
+    body.push(`        let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
+    body.push('        let xn = (nb * C + xg) * H;');
+    body.push('        for (var j = 0u; j < 4u; j++) {');
+    body.push('          let q = ac + j;');
+    body.push('          if (q >= K) { break; }');
+    body.push('          let ci = q / KHW;');
+    body.push('          let rq = q % KHW;');
+    body.push(`          let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
+    body.push(`          let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
+    body.push('          if (ih >= 0i && ih < i32(H) && iw >= 0i && iw < i32(W)) { va[j] = x[(xn + ci * H + u32(ih)) * W + u32(iw)]; }');
+    body.push('        }');
+    body.push('      }');
+    body.push('      tileA[e] = va;');
+    // B: k row k0 + e / R, channels col0 + 4 * (e % R) .. + 3 of the group: wt[(wg + j) * K + k]
+    body.push(`      let br = k0 + e / ${R}u;`);
+    body.push(`      let bc = col0 + (e % ${R}u) * 4u;`);
+    body.push('      var vb = vec4<f32>(0.0);');
+    body.push('      if (br < K) {');
+    body.push('        let bo = (wg + bc) * K + br;');
+    for (let j = 0; j < 4; j++) body.push(`        if (bc${j > 0 ? ` + ${j}u` : ''} < OG) { vb.${LANES[j]} = wt[bo${j > 0 ? ` + ${j}u * K` : ''}]; }`);
+    body.push('      }');
+    body.push('      tileB[e] = vb;');
+    body.push('    }');
+    body.push('    workgroupBarrier();');
+    body.push(`    for (var q = 0u; q < ${T / 4}u; q++) {`);
+    for (let j = 0; j < 4; j++) body.push(`      let b${j} = tileB[(q * 4u${j > 0 ? ` + ${j}u` : ''}) * ${R}u + lid.x];`);
+    for (let i = 0; i < 4; i++) {
+      body.push(`      let a${i} = tileA[(lid.y * 4u${i > 0 ? ` + ${i}u` : ''}) * ${R}u + q];`);
+      for (let j = 0; j < 4; j++) body.push(`      acc${i} = fma(vec4<f32>(a${i}.${LANES[j]}), b${j}, acc${i});`);
+    }
+    body.push('    }');
+    body.push('    workgroupBarrier();');
+    body.push('  }');
+    body.push('  let r0 = row0 + lid.y * 4u;');
+    body.push('  let c0 = col0 + lid.x * 4u;');
+    for (let i = 0; i < 4; i++) {
+      body.push(`  if (r0 + ${i}u < M) {`);
+      body.push(`    let nb = (r0 + ${i}u) / OHW;`);
+      body.push(`    let ohw = (r0 + ${i}u) % OHW;`);
+      body.push('    let ob = nb * O * OHW + ohw;');
+      for (let j = 0; j < 4; j++) {
+        body.push(`    if (c0 + ${j}u < OG) {`);
+        body.push(`      let o = wg + c0 + ${j}u;`);
+        body.push(`      ${store('ob + o * OHW', `acc${i}.${LANES[j]}`)}`);
+        body.push('    }');
+      }
+      body.push('  }');
+    }
+  }
+
+  const text = body.join('\n');
+  const L: string[] = [];
+  L.push(
+    tiled
+      ? `// conv2d f32, ${attrs}: an implicit GEMM, ${T}x${T} output tiles (positions x channels), k = (ci, kh, kw) in steps of ${T} through workgroup memory (A gathered from x), a 4x4 register block per invocation.`
+      : `// conv2d f32, ${attrs}: ${T}x${T} output tiles (positions x channels), one position and 4 channels per invocation, a direct loop over (ci, kh, kw) from storage (no barriers).`,
+  );
+  if (epi) L.push(epi.comment);
+  L.push('struct Params {', `  w: array<vec4<u32>, 4>, // ${GEMM_WORDS.join(', ')}`, ...(epi?.fields ?? []), '}');
+  L.push('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push('@group(0) @binding(1) var<storage, read> x: array<f32>;');
+  L.push('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
+  if (epi) L.push(...epi.declarations);
+  else L.push('@group(0) @binding(3) var<storage, read_write> out: array<f32>;');
+  if (tiled) {
+    L.push(`var<workgroup> tileA: array<vec4<f32>, ${(T * T) / 4}>; // [${T} positions][${T / 4} vec4s along k]`);
+    L.push(`var<workgroup> tileB: array<vec4<f32>, ${(T * T) / 4}>; // [${T} k][${T / 4} vec4s along the channels]`);
+  }
+  L.push('');
+  L.push(tiled ? '@compute @workgroup_size(8, 8)' : '@compute @workgroup_size(256)');
+  L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
+  L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
+  GEMM_WORDS.forEach((name, i) => {
+    if (new RegExp(`\\b${name}\\b`).test(text)) L.push(`  let ${name} = ${uvec('w', i)};`);
+  });
+  L.push(...body, '}', '');
+  if (epi) L.push(...epi.functions);
+  return { wgsl: L.join('\n'), words, workgroups: tt };
 }
 
 /**

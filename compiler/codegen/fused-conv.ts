@@ -1,6 +1,12 @@
-// Code generation for fused_conv2d and fused_conv_transpose2d: the convolution's per-element loop (codegen/conv.ts) whose store applies an epilogue.
+// Code generation for fused_conv2d and fused_conv_transpose2d: the convolution's kernel (codegen/conv.ts) whose store applies an epilogue.
 //
-// One invocation per output element, as the unfused convolution: the same uniform header, iteration
+// fused_conv2d keeps both variants of conv2d's implicit GEMM (the tiled kernel for GPUs, the direct loop
+// as `cpuWgsl`), their grid, workgroup size and inner loops: only the store of each output element
+// changes, to a call `epilogue(index, n, o, oh, ow, value)` (`ConvEpilogue`), as fused_matmul does.
+// Uniform layout there: conv2d's 16 words (`w`), then `ez` (zeros, the opaque operands), one `es{i}` per
+// strided epilogue input, then `c` (the constants); the bindings as below.
+//
+// fused_conv_transpose2d: one invocation per output element, as the unfused convolution: the same uniform header, iteration
 // shape and named words, the same loop text leaving the sum in `acc`. Instead of `out[idx] = acc` the
 // invocation then loads each epilogue input, computes the body (codegen/fused.ts's statements, with the
 // same exclusive-or-with-zero operands, the sum included: every sub-op sees an opaque value, as the unfused
@@ -16,10 +22,11 @@
 // output's axes), then `c` (the constants). Bindings (group 0): 0 the uniform, 1 x, 2 the weights, then
 // the epilogue inputs (read-only), then the outputs (read-write). The workgroup count is the unfused
 // convolution's: one 256-invocation workgroup per 256 output elements.
-import type { Node, Value } from '../ir/types.ts';
+import type { DType, Node, Value } from '../ir/types.ts';
+import type { FusedBody } from '../ops/fused.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { convAnchorOf, splitFusedConvAttrs } from '../ops/fused-conv.ts';
-import { conv2dKernel, convTranspose2dKernel } from './conv.ts';
+import { type ConvEpilogue, conv2dGemm, convTranspose2dKernel } from './conv.ts';
 import { accessOf, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { stridesOver } from './fused-matmul.ts';
@@ -39,9 +46,9 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
   // the convolution alone, as codegen/conv.ts lowers it
   const convValue: Value = { id: -1, type: { dtype: 'f32', shape: outShape } };
   const convNode: Node = { op: anchor, inputs: [x, w], attrs: convAttrs, outputs: [convValue], span: node.span };
-  const conv = anchor === 'conv2d' ? conv2dKernel(convNode) : convTranspose2dKernel(convNode);
-
   const extras = node.inputs.slice(2).map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
+  if (anchor === 'conv2d') return [fusedConv2dPlan(node, convNode, body, extras)];
+  const conv = convTranspose2dKernel(convNode);
   const strided = extras.flatMap((e, i) => (e.access === 'strided' ? [i] : []));
   const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.header');
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
@@ -107,4 +114,56 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
     ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
   ];
   return [{ op: node.op, wgsl: L.join('\n'), uniforms: words, workgroups: ceilDiv(count, wg) }];
+}
+
+/** fused_conv2d: conv2d's two variants (codegen/conv.ts) with the epilogue at the store. */
+function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: readonly { dtype: DType; shape: readonly Dim[]; access: string }[]): KernelPlan {
+  const outShape = node.outputs[0].type.shape;
+  const rank = outShape.length;
+  const kr = Math.max(1, Math.ceil(rank / 4));
+  const strided = extras.flatMap((e, i) => (e.access === 'strided' ? [i] : []));
+  const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.ez');
+  const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
+
+  const fields = ['  ez: vec4<u32>, // zeros: the opaque operands of the epilogue'];
+  for (const i of strided) fields.push(`  es${i}: array<vec4<u32>, ${kr}>, // epilogue input ${i}: strides over the output's axes`);
+  if (code.constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(code.constWords.length / 4)}>, // constants`);
+  const decls: string[] = [];
+  extras.forEach((e, i) => decls.push(`@group(0) @binding(${3 + i}) var<storage, read> e${i}: array<${storageType(e.dtype)}>;`));
+  outs.forEach((o) => decls.push(`@group(0) @binding(${3 + extras.length + o.o}) var<storage, read_write> out${o.o}: array<${storageType(o.dtype)}>;`));
+
+  const fn: string[] = [...[...code.helpers.values()].flatMap((h) => [h, ''])];
+  fn.push('fn epilogue(idx: u32, i0: u32, i1: u32, i2: u32, i3: u32, v0: f32) {');
+  extras.forEach((e, i) => {
+    let at = 'idx';
+    if (e.access === 'scalar') at = '0u';
+    else if (e.access === 'strided') {
+      fn.push(`  let eo${i} = ${Array.from({ length: rank }, (_, a) => `i${a} * ${uvec(`es${i}`, a)}`).join(' + ')};`);
+      at = `eo${i}`;
+    }
+    const load = `e${i}[${at}]`;
+    fn.push(`  let v${i + 1} = ${e.dtype === 'bool' ? `(${load} != 0u)` : load};`);
+  });
+  fn.push(...code.stmts);
+  for (const o of outs) fn.push(`  out${o.o}[idx] = ${o.dtype === 'bool' ? `select(0u, 1u, ${code.names[o.r]})` : code.names[o.r]};`);
+  fn.push('}', '');
+  const epilogue: ConvEpilogue = {
+    comment: `// ${node.op}: epilogue (${['f32', ...extras.map((e) => e.dtype)].join(', ')}) -> (${outs.map((o) => o.dtype).join(', ')}): ${body.ops.map((s) => s.op).join(', ') || 'the conv2d result'}, applied to each element at store time.`,
+    fields,
+    declarations: decls,
+    call: 'epilogue',
+    functions: fn,
+  };
+  const tiled = conv2dGemm(convNode, { variant: 'tiled', epilogue });
+  const direct = conv2dGemm(convNode, { variant: 'direct', epilogue });
+  const words = [
+    ...tiled.words,
+    0,
+    0,
+    0,
+    0,
+    ...strided.flatMap((i) => padUniforms(stridesOver(extras[i].shape, outShape))),
+    ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
+  ];
+  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl };
 }
