@@ -22,10 +22,9 @@ import { fuseGraph } from '../compiler/optimize/fusion.ts';
 import { Model } from '../runtime/model.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
-import { evalShape } from '../runtime/sizes.ts';
 import { getDevice, runGraphs } from './gpu-helpers.ts';
 import { f32t, GraphBuilder as G } from './graph-builder.ts';
-import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
+import { argsOf, EXAMPLE_CASES, type ExampleCase, type Batch, randomBatch } from './helpers.ts';
 
 const SEED = 7;
 const UPDATE = process.env.DLC_UPDATE_GOLDENS === '1';
@@ -181,19 +180,6 @@ describe('the fusion report says why a candidate did not fuse', () => {
 });
 
 // ---- 4. every example on WebGPU: fused against unfused ------------------------------------------
-
-type Batch = Record<string, Float32Array | Int32Array>;
-
-function randomBatch(program: ModelProgram, sizes: Record<string, number>, random: () => number, intRange: Record<string, number> = {}): Batch {
-  const bound = new Map(Object.entries(sizes));
-  const out: Batch = {};
-  for (const i of program.inputs) {
-    const n = evalShape(i.shape, bound).reduce((a, b) => a * b, 1);
-    if (i.dtype === 'f32') out[i.name] = Float32Array.from({ length: n }, () => random() - 0.5);
-    else out[i.name] = Int32Array.from({ length: n }, () => Math.floor(random() * (intRange[i.name] ?? 2)));
-  }
-  return out;
-}
 
 let live: Model | undefined;
 afterEach(() => {

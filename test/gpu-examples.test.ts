@@ -14,7 +14,7 @@ import { Model } from '../runtime/model.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { evalShape } from '../runtime/sizes.ts';
-import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
+import { argsOf, EXAMPLE_CASES, type ExampleCase, type Batch, randomBatch } from './helpers.ts';
 
 const SEED = 3;
 
@@ -32,20 +32,6 @@ function compileCase(c: ExampleCase, edit: (text: string) => string = (t) => t):
   const training = trainings.find((t) => t.forward.name === c.model);
   if (!training) throw new Error(`no training graphs for ${c.model}`);
   return { program, training };
-}
-
-type Batch = Record<string, Float32Array | Int32Array>;
-
-/** One deterministic batch at the given sizes: integers below the case's intRange, floats in [-scale, scale]. */
-function randomBatch(program: ModelProgram, sizes: Record<string, number>, random: () => number, intRange: Record<string, number> = {}, scale = 0.5): Batch {
-  const bound = new Map(Object.entries(sizes));
-  const out: Batch = {};
-  for (const i of program.inputs) {
-    const n = evalShape(i.shape, bound).reduce((a, b) => a * b, 1);
-    if (i.dtype === 'f32') out[i.name] = Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
-    else out[i.name] = Int32Array.from({ length: n }, () => Math.floor(random() * (intRange[i.name] ?? 2)));
-  }
-  return out;
 }
 
 /** The batch as interpreter feeds (the same f32-rounded values the GPU reads). */
@@ -129,7 +115,8 @@ describe.each(['gpu', 'cpu'] as const)('every example on WebGPU agrees with the 
     it(`${c.file}: ${c.model}`, async () => {
       const { program, training } = compileCase(c);
       const model = await create(program, SEED, c.sizes, kernels);
-      const batch = randomBatch(program, c.sizes, seededRandom(SEED), c.intRange);
+      const random = seededRandom(SEED);
+      const batch = randomBatch(program, c.sizes, random, c.intRange, () => (random() * 2 - 1) * 0.5);
       const inputs = feedsOf(program, batch, c.sizes);
       const report: string[] = [];
       const check = (what: string, gpu: ArrayLike<number>, ref: ArrayLike<number>, tol: { atol: number | ArrayLike<number>; rtol: number }) => {

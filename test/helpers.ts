@@ -1,6 +1,8 @@
 // Helpers shared by the test suites: hyperparameters written as call arguments, and the examples at small sizes.
 import type { Arg } from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { evalShape } from '../runtime/sizes.ts';
 
 /** `argsOf('MnistMlp', 'hidden: 16')`: the arguments of `train MnistMlp(hidden: 16) {}`, for elaborate's modelArgs. */
 export function argsOf(model: string, args: string): Arg[] {
@@ -30,3 +32,21 @@ export const EXAMPLE_CASES: readonly ExampleCase[] = [
   { file: 'autoencoder', model: 'EncoderProbe', args: 'code: 4, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
   { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
 ];
+
+/** A batch of a program's inputs, by name. */
+export type Batch = Record<string, Float32Array | Int32Array>;
+
+/**
+ * One deterministic batch at the given sizes: integers below the input's `intRange` (default 2), floats
+ * from `float` (default uniform in [-0.5, 0.5)).
+ */
+export function randomBatch(program: ModelProgram, sizes: Record<string, number>, random: () => number, intRange: Record<string, number> = {}, float: () => number = () => random() - 0.5): Batch {
+  const bound = new Map(Object.entries(sizes));
+  const out: Batch = {};
+  for (const i of program.inputs) {
+    const n = evalShape(i.shape, bound).reduce((a, b) => a * b, 1);
+    if (i.dtype === 'f32') out[i.name] = Float32Array.from({ length: n }, float);
+    else out[i.name] = Int32Array.from({ length: n }, () => Math.floor(random() * (intRange[i.name] ?? 2)));
+  }
+  return out;
+}

@@ -11,9 +11,8 @@ import { OutOfMemoryError } from '../runtime/errors.ts';
 import { allocationBytes } from '../runtime/memory.ts';
 import { Model } from '../runtime/model.ts';
 import type { BufferDecl, GraphProgram, KernelDecl, ModelProgram, SizeExpr } from '../runtime/program.ts';
-import { evalShape } from '../runtime/sizes.ts';
 import { getDevice } from './gpu-helpers.ts';
-import { argsOf, EXAMPLE_CASES, type ExampleCase } from './helpers.ts';
+import { argsOf, EXAMPLE_CASES, type ExampleCase, type Batch, randomBatch } from './helpers.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // hand-built graphs
@@ -356,19 +355,6 @@ describe('out of memory before allocating', () => {
 
 // ---------------------------------------------------------------------------------------------------
 // on WebGPU
-
-type Batch = Record<string, Float32Array | Int32Array>;
-
-function randomBatch(program: ModelProgram, sizes: Record<string, number>, random: () => number, intRange: Record<string, number> = {}): Batch {
-  const bound = new Map(Object.entries(sizes));
-  const out: Batch = {};
-  for (const i of program.inputs) {
-    const n = evalShape(i.shape, bound).reduce((a, b) => a * b, 1);
-    if (i.dtype === 'f32') out[i.name] = Float32Array.from({ length: n }, () => random() - 0.5);
-    else out[i.name] = Int32Array.from({ length: n }, () => Math.floor(random() * (intRange[i.name] ?? 2)));
-  }
-  return out;
-}
 
 const bits = (a: ArrayLike<number> | ArrayBufferView): Uint8Array => (ArrayBuffer.isView(a) ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength) : new Uint8Array(Float32Array.from(a).buffer));
 
