@@ -21,11 +21,12 @@
 // elementwise fusion; the lowering is compiler/codegen/fused-reduce.ts.
 import type { Attrs, AttrValue, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
-import { type Dim, dimEquals, isConcrete, isDim } from '../shapes/dim.ts';
+import { type Dim, isConcrete, isDim } from '../shapes/dim.ts';
 import { fusedReducePlans } from '../codegen/fused-reduce.ts';
 import { decodeFusedBody, FUSED_OP, type FusedSubOp, isFusableSubOp } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
-import { err, typeStr } from './util.ts';
+import { reduceAxes } from './reduce.ts';
+import { err, sameShape, typeStr } from './util.ts';
 
 export const FUSED_REDUCE_OP = 'fused_reduce';
 
@@ -52,17 +53,7 @@ export interface RowLayout {
   readonly outputs: readonly number[];
 }
 
-const sameShape = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => dimEquals(d, b[i]));
 const isOne = (d: Dim) => isConcrete(d) && d === 1;
-
-/** The reduced axes of a reduction unit, normalized and sorted, or undefined when malformed. */
-export function reductionAxes(attrs: Attrs, rank: number): number[] | undefined {
-  const raw = attrs.axes;
-  if (!Array.isArray(raw) || !raw.every((a) => typeof a === 'number' && Number.isInteger(a))) return undefined;
-  const axes = (raw as number[]).map((a) => (a < 0 ? a + rank : a));
-  if (axes.some((a) => a < 0 || a >= rank) || new Set(axes).size !== axes.length) return undefined;
-  return axes.sort((p, q) => p - q);
-}
 
 /** A `full` the kernel can read from its uniform: a number, a boolean or a size. */
 export function isInlinableConstant(attrs: Attrs): boolean {
@@ -112,8 +103,8 @@ export function rowLayout(inputs: readonly TensorType[], attrs: Attrs): RowLayou
   for (const s of body.ops) {
     if (s.op !== 'reduce_sum' && s.op !== 'reduce_max') continue;
     const x = regs[s.args[0]];
-    const ax = reductionAxes(s.attrs, x.shape.length);
-    if (ax && !ax.every((a) => isOne(x.shape[a]))) {
+    const ax = reduceAxes(s.op, x, s.attrs);
+    if (Array.isArray(ax) && !ax.every((a) => isOne(x.shape[a]))) {
       full = x.shape;
       axes = ax;
       break;
@@ -130,7 +121,8 @@ export function rowLayout(inputs: readonly TensorType[], attrs: Attrs): RowLayou
     let kind: UnitKind;
     if (s.op === 'reduce_sum' || s.op === 'reduce_max') {
       const x = argTypes[0];
-      const ax = reductionAxes(s.attrs, x.shape.length)!;
+      // the unit's own inference accepted the axes
+      const ax = reduceAxes(s.op, x, s.attrs) as number[];
       const inCls = cls[s.args[0]];
       if (x.dtype === 'f32' && inCls === 'full' && ax.length === axes.length && ax.every((a, i) => a === axes![i])) kind = 'reduce';
       else if ((inCls === 'keep' || inCls === 'drop') && s.args[0] >= inputs.length && ax.every((a) => isOne(x.shape[a]))) kind = 'alias';

@@ -8,7 +8,8 @@ import { err, isNumeric, normAxis, typeStr } from './util.ts';
 import { builder, keptShape } from './vjp-util.ts';
 
 /** Normalised, sorted axes, or a ShapeError for an out-of-range or repeated axis. */
-function reduceAxes(op: string, x: TensorType, attrs: Attrs): number[] | ShapeError {
+/** A reduction's axes, normalized and sorted, or why they do not fit `x`. */
+export function reduceAxes(op: string, x: TensorType, attrs: Attrs): number[] | ShapeError {
   const raw = attrs.axes;
   if (!Array.isArray(raw) || !raw.every((a) => typeof a === 'number')) return err(`${op} needs an axes attribute: a list of integers`);
   const axes: number[] = [];

@@ -17,7 +17,8 @@
 import '../ops/index.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { FUSED_OP, isFusableSubOp, type FusedSubOp } from '../ops/fused.ts';
-import { encodeRowBody, FUSED_REDUCE_OP, isInlinableConstant, reductionAxes, rowLayout } from '../ops/fused-reduce.ts';
+import { encodeRowBody, FUSED_REDUCE_OP, isInlinableConstant } from '../ops/fused-reduce.ts';
+import { reduceAxes } from '../ops/reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';
 import { graphUses } from '../ir/uses.ts';
@@ -71,11 +72,11 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   const isConst = (k: number | undefined) => k !== undefined && nodes[k].op === 'full' && nodes[k].outputs.length === 1 && !hasF16(nodes[k]) && isInlinableConstant(nodes[k].attrs);
 
   const groupOf = new Int32Array(N).fill(-1);
-  const groups: { seed: number; members: number[] }[] = [];
+  const groups: { seed: number; members: number[]; node: Node }[] = [];
   const rejections = new Map<string, RowFuseRejection>();
 
-  /** The fused node of a member set (sorted), or why it is not a row kernel. */
-  const build = (members: readonly number[], axes: readonly number[], span: Node['span']): Node | string => {
+  /** The fused node of a member set (sorted), or why it cannot be one. */
+  const build = (members: readonly number[], axes: readonly number[], span: Node['span']): Node | { reason: RowFuseReason; detail: string } => {
     const inSet = new Set(members);
     const inputs: Value[] = [];
     const reg = new Map<number, number>();
@@ -107,13 +108,12 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
         if (results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => !inSet.has(c))) outputs.push(v);
       }
     }
-    if (outputs.length === 0) return 'the kernel would have no result';
+    if (outputs.length === 0) return { reason: 'shape', detail: 'the kernel would have no result' };
     const attrs = encodeRowBody(units, outputs.map((v) => reg.get(v.id)!), axes);
-    const layout = rowLayout(inputs.map((v) => v.type), attrs);
-    if ('message' in layout) return layout.message;
+    // the op's own shape rule decides whether the units make a row kernel (ops/fused-reduce.ts rowLayout)
     const types = inferOp(FUSED_REDUCE_OP, inputs.map((v) => v.type), attrs);
-    if (isShapeError(types)) return types.message;
-    if (inputs.length + outputs.length > maxBuffers) return `bindings:the kernel would bind ${inputs.length} inputs and ${outputs.length} outputs, over the limit of ${maxBuffers} storage buffers`;
+    if (isShapeError(types)) return { reason: 'shape', detail: types.message };
+    if (inputs.length + outputs.length > maxBuffers) return { reason: 'bindings', detail: `the kernel would bind ${inputs.length} inputs and ${outputs.length} outputs, over the limit of ${maxBuffers} storage buffers` };
     return { op: FUSED_REDUCE_OP, inputs, attrs, outputs, span };
   };
 
@@ -146,9 +146,10 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     const s = nodes[seed];
     if (groupOf[seed] >= 0 || !isReduction(s)) continue;
     const shape = s.inputs[0].type.shape;
-    const axes = reductionAxes(s.attrs, shape.length);
-    if (!axes || axes.every((a) => isConcrete(shape[a]) && shape[a] === 1)) continue;
+    const axes = reduceAxes(s.op, s.inputs[0].type, s.attrs);
+    if (!Array.isArray(axes) || axes.every((a) => isConcrete(shape[a]) && shape[a] === 1)) continue;
     let members = [seed];
+    let fused: Node | undefined;
     const tried = new Map<number, string>(); // neighbour -> the member set (as text) it was last refused with
     for (let changed = true; changed; ) {
       changed = false;
@@ -173,32 +174,29 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
           continue;
         }
         const built = build(trial, axes, s.span);
-        if (typeof built === 'string') {
-          if (built.startsWith('bindings:')) reject('bindings', built.slice('bindings:'.length));
-          else reject('shape', built);
+        if ('reason' in built) {
+          reject(built.reason, built.detail);
           continue;
         }
         members = trial;
+        fused = built;
         rejections.delete(`${seed}:${c}`);
         changed = true;
         break;
       }
     }
-    if (members.length < 2) continue;
+    if (!fused) continue;
     for (const m of members) groupOf[m] = groups.length;
-    groups.push({ seed, members });
+    groups.push({ seed, members, node: fused });
   }
 
   const rejected = [...rejections.values()].filter((r) => groupOf[r.node] !== groupOf[r.group] || groupOf[r.node] < 0);
   if (groups.length === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected } };
   const contractions: Contraction[] = [];
   const report: RowFusedGroup[] = [];
-  for (const grp of groups) {
-    const s = nodes[grp.seed];
-    const node = build(grp.members, reductionAxes(s.attrs, s.inputs[0].type.shape.length)!, s.span);
-    if (typeof node === 'string') throw new Error(`fused_reduce: a settled group no longer builds (a compiler bug): ${node}`);
-    contractions.push({ members: grp.members, node });
-    report.push({ nodes: grp.members, ops: grp.members.map((m) => nodes[m].op), inputs: node.inputs.length, outputs: node.outputs.length });
+  for (const { members, node } of groups) {
+    contractions.push({ members, node });
+    report.push({ nodes: members, ops: members.map((m) => nodes[m].op), inputs: node.inputs.length, outputs: node.outputs.length });
   }
   // constants the kernels fold in; those every reader of which folded them in go
   const folded = new Set<number>();
