@@ -10,7 +10,7 @@
 // `var<storage, read_write>`. bool is stored as u32 0/1. Dispatch is `dispatchSize(numel)`: past
 // 65,535 workgroups the grid folds into a second dimension and the shader linearizes it back.
 import type { DType, Node } from '../ir/types.ts';
-import { type Dim, dimEquals, evaluate, isConcrete, mul } from '../shapes/dim.ts';
+import { type Dim, dimEquals, evaluate, isConcrete, mul, shapeToString } from '../shapes/dim.ts';
 import { getOp } from '../ops/index.ts';
 
 export const WORKGROUP_SIZE = 256;
@@ -170,6 +170,25 @@ function concreteShape(shape: readonly Dim[], sizes: ReadonlyMap<string, number>
 }
 
 /**
+ * Row-major strides of `shape` over the axes of `out`, right-aligned as numpy broadcasts (0 along an
+ * axis it lacks or has size 1 on): how a broadcast operand is read at an output index. Broadcasting
+ * is decided statically: only a size that is the constant 1 broadcasts. `what` names the operand in
+ * the error when it does not broadcast (a compiler bug: shape inference checked it).
+ */
+export function broadcastStrides(shape: readonly Dim[], out: readonly Dim[], what: string): Dim[] {
+  const strides: Dim[] = new Array<Dim>(out.length).fill(0);
+  const lead = out.length - shape.length;
+  let acc: Dim = 1;
+  for (let a = shape.length - 1; a >= 0; a--) {
+    const one = isConcrete(shape[a]) && shape[a] === 1;
+    if (!one && !dimEquals(shape[a], out[lead + a])) throw new Error(`${what} ${shapeToString(shape)} does not broadcast to the output ${shapeToString(out)}`);
+    strides[lead + a] = one ? 0 : acc;
+    acc = mul(acc, shape[a]);
+  }
+  return strides;
+}
+
+/**
  * The uniform words as sizes: the element count, the output shape and, per strided input, its
  * row-major strides aligned to the output's axes (0 along an axis the input lacks or has size 1 on).
  * Broadcasting is decided statically: only a size that is the constant 1 broadcasts.
@@ -183,18 +202,8 @@ export function elementwiseUniformDims(kernel: ElementwiseKernel): Dim[] {
     const k = Math.max(1, Math.ceil(rank / 4));
     out.forEach((d, a) => (words[4 + a] = d));
     kernel.stridedInputs.forEach((i, j) => {
-      const shape = kernel.inputs[i].shape;
       const base = 4 + 4 * k * (1 + j);
-      const lead = rank - shape.length;
-      let acc: Dim = 1;
-      for (let a = shape.length - 1; a >= 0; a--) {
-        const one = isConcrete(shape[a]) && shape[a] === 1;
-        if (!one && !dimEquals(shape[a], out[lead + a])) {
-          throw new Error(`${kernel.op}: operand ${i} size ${String(shape[a])} does not broadcast to the output`);
-        }
-        words[base + lead + a] = one ? 0 : acc;
-        acc = mul(acc, shape[a]);
-      }
+      broadcastStrides(kernel.inputs[i].shape, out, `${kernel.op}: operand ${i}`).forEach((s, a) => (words[base + a] = s));
     });
   }
   return words;

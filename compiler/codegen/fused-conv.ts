@@ -27,9 +27,8 @@ import type { FusedBody } from '../ops/fused.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { convAnchorOf, splitFusedConvAttrs } from '../ops/fused-conv.ts';
 import { type ConvEpilogue, conv2dGemm, convTranspose2dKernel } from './conv.ts';
-import { accessOf, storageType, uvec } from './elementwise.ts';
+import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
-import { stridesOver } from './fused-matmul.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 import { numelOf, PER_ELEMENT_WORKGROUP } from './per-element.ts';
 
@@ -110,7 +109,7 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
     0,
     ...padUniforms(outShape),
     ...(kw > 0 ? padUniforms(conv.words.map(([, d]) => d)) : []),
-    ...strided.flatMap((i) => padUniforms(stridesOver(extras[i].shape, outShape))),
+    ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${node.op}: epilogue input ${i}`))),
     ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
   ];
   return [{ op: node.op, wgsl: L.join('\n'), uniforms: words, workgroups: ceilDiv(count, wg) }];
@@ -162,7 +161,7 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
     0,
     0,
     0,
-    ...strided.flatMap((i) => padUniforms(stridesOver(extras[i].shape, outShape))),
+    ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${node.op}: epilogue input ${i}`))),
     ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
   ];
   return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl };

@@ -16,28 +16,13 @@
 // constants). Bindings (group 0): 0 the uniform, 1 a, 2 b, then the epilogue inputs (read-only), then the
 // outputs (read-write). The workgroup count is the matmul's.
 import type { DType, Node, Value } from '../ir/types.ts';
-import { type Dim, dimEquals, isConcrete, mul } from '../shapes/dim.ts';
 import { decodeFusedBody } from '../ops/fused.ts';
-import { accessOf, storageType, uvec } from './elementwise.ts';
+import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { type KernelPlan, padUniforms } from './kernel.ts';
 import { lowerMatmul, type MatmulEpilogue, matmulTransposes, matmulUniformDims } from './matmul.ts';
 
 const OP = 'fused_matmul';
-
-/** An input's row-major strides aligned to the output's axes (0 where it lacks the axis or has size 1 there). */
-export function stridesOver(shape: readonly Dim[], out: readonly Dim[]): Dim[] {
-  const words: Dim[] = new Array<Dim>(out.length).fill(0);
-  const lead = out.length - shape.length;
-  let acc: Dim = 1;
-  for (let a = shape.length - 1; a >= 0; a--) {
-    const one = isConcrete(shape[a]) && shape[a] === 1;
-    if (!one && !dimEquals(shape[a], out[lead + a])) throw new Error(`${OP}: an epilogue input does not broadcast to the output`);
-    words[lead + a] = one ? 0 : acc;
-    acc = mul(acc, shape[a]);
-  }
-  return words;
-}
 
 /** The one dispatch of a fused_matmul node, with the blocked CPU variant as `cpuWgsl`. */
 export function fusedMatmulPlans(node: Node): KernelPlan[] {
@@ -97,6 +82,6 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const tiled = lowerMatmul(mmNode, { epilogue });
   const blocked = lowerMatmul(mmNode, { variant: 'blocked', epilogue });
   const mmWords = matmulUniformDims(tiled);
-  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(stridesOver(extras[i].shape, outShape))), ...code.constWords]);
+  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`))), ...code.constWords]);
   return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl }];
 }

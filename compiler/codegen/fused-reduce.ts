@@ -25,11 +25,11 @@
 // (the whole-row outputs' strides), then `c` (constants). Bindings: 0 the uniform, then the inputs,
 // then the outputs.
 import type { DType, Node } from '../ir/types.ts';
-import { type Dim, isConcrete, mul } from '../shapes/dim.ts';
+import { type Dim, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
 import { FUSED_OP, decodeFusedBody } from '../ops/fused.ts';
 import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/fused-reduce.ts';
-import { storageType, uvec } from './elementwise.ts';
+import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 import { MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
@@ -52,27 +52,12 @@ interface Reg {
   readonly ready: number;
 }
 
-const isOne = (d: Dim) => isConcrete(d) && d === 1;
-
-/** Row-major strides of `shape` over the domain's axes, aligned to a unit of class `cls`. */
-function stridesOver(shape: readonly Dim[], cls: RowClass, rank: number, kept: readonly number[]): Dim[] {
-  // the axes of the domain the unit's shape covers, right-aligned like numpy broadcasting
-  const target = cls === 'drop' ? kept : Array.from({ length: rank }, (_, a) => a);
-  const lead = target.length - shape.length;
-  const out: Dim[] = new Array<Dim>(rank).fill(0);
-  let acc: Dim = 1;
-  for (let a = shape.length - 1; a >= 0; a--) {
-    if (!isOne(shape[a])) out[target[lead + a]] = acc;
-    acc = mul(acc, shape[a]);
-  }
-  return out;
-}
 
 /** The one dispatch of a fused_reduce node. */
 export function fusedReducePlans(node: Node): KernelPlan[] {
   const layout = rowLayout(node.inputs.map((v) => v.type), node.attrs);
   if ('message' in layout) throw new Error(layout.message);
-  const { full, axes, units, regs: types, outputs } = layout;
+  const { full, axes, drop, units, regs: types, outputs } = layout;
   const rank = full.length;
   const kept = full.map((_, a) => a).filter((a) => !axes.includes(a));
   const nk = kept.length;
@@ -85,8 +70,16 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
 
   // ---- loads, registers and passes ------------------------------------------------------------------
   const loads: Load[] = [];
+  /** Strides of `shape` over every axis of the domain, broadcast to a unit of class `cls` (a dropped-axes row covers only the kept axes). */
+  const stridesOver = (shape: readonly Dim[], cls: RowClass): Dim[] => {
+    if (cls !== 'drop') return broadcastStrides(shape, full, FUSED_REDUCE_OP);
+    const onKept = broadcastStrides(shape, drop, FUSED_REDUCE_OP);
+    const strides = new Array<Dim>(rank).fill(0);
+    kept.forEach((a, d) => (strides[a] = onKept[d]));
+    return strides;
+  };
   const loadOf = (input: number, cls: RowClass): number => {
-    const strides = stridesOver(types[input].shape, cls, rank, kept);
+    const strides = stridesOver(types[input].shape, cls);
     const key = `${input}:${JSON.stringify(strides)}`;
     let at = loads.findIndex((l) => l.key === key);
     if (at < 0) {
@@ -100,8 +93,8 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const operands: { load?: number; reg?: number }[][] = [];
   const passOf = new Map<RowUnit, number>(); // reduction -> its pass
   let passes = 0;
-  const unitOf: (RowUnit | undefined)[] = new Array(types.length);
-  for (const u of units) {
+  const unitOf: number[] = new Array<number>(types.length); // register -> the index of the unit that defines it
+  for (const [j, u] of units.entries()) {
     // a reduction reads its operand along the whole row; other units read theirs broadcast to their own shape
     const ops = u.args.map((r) => (r < nIn ? { load: loadOf(r, u.kind === 'reduce' ? 'full' : u.cls) } : { reg: r }));
     operands.push(ops);
@@ -123,7 +116,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     if (u.kind === 'const') element = false;
     for (let k = 0; k < u.count; k++) {
       regs[u.first + k] = { name: u.kind === 'alias' ? regName(ops[0], regs) : `r${u.first + k}`, dtype: types[u.first + k].dtype, element, ready };
-      unitOf[u.first + k] = u;
+      unitOf[u.first + k] = j;
     }
   }
   const outs = outputs.map((r, o) => ({ r, o, dtype: types[r].dtype, whole: units.find((u) => r >= u.first && r < u.first + u.count)!.cls === 'full' }));
@@ -154,7 +147,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     }
   });
   if (wholeOutputs) {
-    const own = stridesOver(full, 'full', rank, kept);
+    const own = stridesOver(full, 'full');
     if (nk > 0) {
       fields.push(`  fks: array<vec4<u32>, ${kk}>, // whole-row outputs: strides over the kept axes`);
       words.push(...padUniforms(kept.map((a) => own[a])));
@@ -206,8 +199,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     const visit = (r: number) => {
       const reg = regs[r]!;
       if (!reg.element) return;
-      const u = unitOf[r]!;
-      const j = units.indexOf(u);
+      const j = unitOf[r];
       if (want.has(j)) return;
       want.add(j);
       for (const o of operands[j]) {
@@ -275,7 +267,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     if (reds.length === 0 && stores.length === 0) continue;
     for (const u of reds) B.push(`  var a${u.first} = ${u.op === 'reduce_max' ? 'bitcast<f32>(ninf_bits)' : '0.0'};`);
     B.push(loopHead, ...indexLines('    '));
-    const redOperand = (u: RowUnit) => operands[units.indexOf(u)][0];
+    const redOperand = (u: RowUnit) => operands[unitOf[u.first]][0];
     B.push(...elementCode([...reds.map(redOperand), ...outs.filter((x) => x.whole && storePass(x.r) === pass).map((x) => ({ reg: x.r }))], '    '));
     for (const u of reds) {
       const v = opaque(operandName(redOperand(u)), 'f32', 0, 'p.ez');
