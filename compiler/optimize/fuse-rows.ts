@@ -15,7 +15,7 @@
 // Scalar constants (`full`) the members read fold into the kernel as uniform words. A group of one
 // node is left as it was. Values keep their ids, so the graph's results are untouched.
 import '../ops/index.ts';
-import type { Graph, Node, Value } from '../ir/types.ts';
+import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
 import { FUSED_OP, isFusableSubOp, type FusedSubOp } from '../ops/fused.ts';
 import { encodeRowBody, FUSED_REDUCE_OP, isInlinableConstant } from '../ops/fused-reduce.ts';
 import { reduceAxes } from '../ops/reduce.ts';
@@ -43,6 +43,8 @@ export interface RowFusedGroup {
   readonly ops: readonly string[];
   readonly inputs: number;
   readonly outputs: number;
+  /** Scalar constants folded in as uniform words. */
+  readonly constants: number;
 }
 
 export interface RowFuseReport {
@@ -196,7 +198,8 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   const report: RowFusedGroup[] = [];
   for (const { members, node } of groups) {
     contractions.push({ members, node });
-    report.push({ nodes: members, ops: members.map((m) => nodes[m].op), inputs: node.inputs.length, outputs: node.outputs.length });
+    const units = node.attrs.ops as readonly (readonly AttrValue[])[];
+    report.push({ nodes: members, ops: members.map((m) => nodes[m].op), inputs: node.inputs.length, outputs: node.outputs.length, constants: units.filter((u) => u[0] === 'full').length });
   }
   // constants the kernels fold in; those every reader of which folded them in go
   const folded = new Set<number>();

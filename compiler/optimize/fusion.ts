@@ -1,5 +1,6 @@
 // The fusion pipeline lowering applies: elementwise and epilogue fusion (fuse.ts), then reduction fusion (fuse-rows.ts), with one report in the input graph's node numbers.
 import type { Graph, Node } from '../ir/types.ts';
+import { graphUses } from '../ir/uses.ts';
 import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport, fuseWithReport } from './fuse.ts';
 import { fuseRowsWithReport } from './fuse-rows.ts';
@@ -18,8 +19,7 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
 
   // each node of the intermediate graph as the input graph's nodes it stands for
   const original = new Map<Node, number>(g.nodes.map((n, k) => [n, k]));
-  const producer = new Map<number, number>();
-  g.nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
+  const { producer } = graphUses(g);
   const groupOfNode = new Map<number, number>(); // input-graph index -> its first-pass group
   first.report.groups.forEach((grp, i) => grp.nodes.forEach((k) => groupOfNode.set(k, i)));
   const membersOf = (n: Node): { nodes: number[]; group?: number } => {
@@ -35,16 +35,13 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   const absorbed = new Set<number>();
   const rowGroups: FusedGroup[] = second.report.groups.map((grp) => {
     const nodes: number[] = [];
-    const ops: string[] = [];
     for (const m of grp.nodes) {
       const { nodes: ks, group } = membersOf(first.graph.nodes[m]);
       if (group !== undefined) absorbed.add(group);
       nodes.push(...ks);
     }
     nodes.sort((a, b) => a - b);
-    for (const k of nodes) ops.push(g.nodes[k].op);
-    const constants = grp.nodes.reduce((a, m) => a + first.graph.nodes[m].inputs.filter((v) => g.nodes[producer.get(v.id) ?? -1]?.op === 'full').length, 0);
-    return { op: FUSED_REDUCE_OP, nodes, ops, inputs: grp.inputs, outputs: grp.outputs, constants };
+    return { op: FUSED_REDUCE_OP, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: grp.inputs, outputs: grp.outputs, constants: grp.constants };
   });
   const rejected: FuseRejection[] = second.report.rejected.map((r) => ({
     node: nameOf(first.graph.nodes[r.node]),
