@@ -12,11 +12,11 @@
 // every member's tensors sit at those offsets (the padding between members is computed and never read).
 import type { Attrs, Node, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
-import { dimEquals, isConcrete } from '../shapes/dim.ts';
+import { isConcrete } from '../shapes/dim.ts';
 import { foreachPlans } from '../codegen/fused-foreach.ts';
 import { decodeFusedBody, type FusedBody, FUSED_OP } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
-import { err, typeStr } from './util.ts';
+import { err, sameShape, typeStr } from './util.ts';
 
 export const FUSED_FOREACH_OP = 'fused_foreach';
 
@@ -75,7 +75,7 @@ function foreachTypes(inputs: readonly TensorType[], layout: ForeachLayout, attr
     if (isShapeError(outs)) return { message: `${FUSED_FOREACH_OP} member ${i}: ${outs.message}` };
     const size = numel(outs[0]);
     if (size === undefined) return err(`${FUSED_FOREACH_OP} member ${i} has the symbolic shape ${typeStr(outs[0])}; members need concrete sizes`);
-    const same = (t: TensorType) => t.shape.length === outs[0].shape.length && t.shape.every((d, a) => dimEquals(d, outs[0].shape[a]));
+    const same = (t: TensorType) => sameShape(t.shape, outs[0].shape);
     if (!shared.every((s, j) => s || same(ins[j])) || !outs.every(same)) return err(`${FUSED_FOREACH_OP} member ${i}: every own input and output must have one shape, ${typeStr(outs[0])}`);
     if (shared.some((s, j) => s && numel(ins[j]) !== 1)) return err(`${FUSED_FOREACH_OP}: a shared input must be a scalar`);
     const end = i + 1 < n ? offsets[i + 1] : Infinity;
