@@ -133,6 +133,8 @@ for (const [a, b] of [
   ['[2, 1, 3, 4]', '[3, 4, 2]'],
   ['[1, 3, 4]', '[2, 4, 2]'],
   ['[B, 3, 4]', '[4, 1]'],
+  // a batched A against an unbatched B: B's gradient is one matmul over the flattened rows
+  ['[2, B, 3, 4]', '[4, 5]'],
 ]) {
   add({ op: 'matmul', label: `${a} @ ${b}`, inputs: [f('a', `f32${a}`), f('b', `f32${b}`)], sizes: { B: 2 } });
 }
@@ -143,6 +145,10 @@ for (const [a, b, attrs] of [
   ['[2, 1, 4, 3]', '[3, 2, 4]', { transpose_a: true, transpose_b: true }],
   ['[B, 4, 3]', '[1, 4, 2]', { transpose_a: true }],
   ['[1, 3, 4]', '[2, 2, 4]', { transpose_b: true }],
+  // unbatched B against a batched A: flattened rows (B stored [n, k]), or the batched form (A transposed)
+  ['[B, 2, 3, 4]', '[5, 4]', { transpose_b: true }],
+  ['[B, 4, 3]', '[4, 2]', { transpose_a: true }],
+  ['[B, 4, 3]', '[2, 4]', { transpose_a: true, transpose_b: true }],
 ] as const) {
   add({ op: 'matmul', label: `${a} @ ${b} ${Object.keys(attrs).join(' ')}`, inputs: [f('a', `f32${a}`), f('b', `f32${b}`)], attrs, sizes: { B: 2 } });
 }

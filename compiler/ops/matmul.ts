@@ -5,7 +5,7 @@ import { broadcastConcrete, broadcastStrides, numel, unravel, type Tensor } from
 import { registerOp } from './registry.ts';
 import { matmulPlans, matmulTransposes } from '../codegen/matmul.ts';
 import { err, isFloatType, product, typeStr } from './util.ts';
-import { op1, unbroadcast } from './vjp-util.ts';
+import { builder, op1, unbroadcast } from './vjp-util.ts';
 import type { Attrs, Value } from '../ir/types.ts';
 import type { VjpContext } from './registry.ts';
 
@@ -69,15 +69,37 @@ registerOp({
     let db: Value;
     if (!t.a && !t.b) {
       da = op1(ctx, 'matmul', [ct, swapLast(ctx, b)]);
-      db = op1(ctx, 'matmul', [swapLast(ctx, a), ct]);
+      db = flatWeightGradient(ctx, a, b, ct, t.b) ?? op1(ctx, 'matmul', [swapLast(ctx, a), ct]);
     } else {
       // dA = ct @ B'^T, or (transposed A) B' @ ct^T; dB = A'^T @ ct, or (transposed B) ct^T @ A'
       da = t.a ? op1(ctx, 'matmul', [b, ct], transposeAttrs(t.b, true)) : op1(ctx, 'matmul', [ct, b], transposeAttrs(false, !t.b));
-      db = t.b ? op1(ctx, 'matmul', [ct, a], transposeAttrs(true, t.a)) : op1(ctx, 'matmul', [a, ct], transposeAttrs(!t.a, false));
+      db =
+        (t.a ? undefined : flatWeightGradient(ctx, a, b, ct, t.b)) ??
+        (t.b ? op1(ctx, 'matmul', [ct, a], transposeAttrs(true, t.a)) : op1(ctx, 'matmul', [a, ct], transposeAttrs(!t.a, false)));
     }
     return [unbroadcast(ctx, da, a.type), unbroadcast(ctx, db, b.type)];
   },
 });
+
+/**
+ * The gradient of an unbatched B (a weight [k, n], or [n, k] when `tb`) against a batched, untransposed A
+ * ([..., m, k], e.g. a Dense layer over [B, T, d]): the sum over the batch of A_i^T @ ct_i is one matmul of
+ * the rows of every batch matrix, A as [N * m, k] read transposed against ct as [N * m, n] (reshapes of
+ * contiguous tensors, no copies). That is one dispatch with k = N * m instead of a batched matmul whose
+ * [..., k, n] product is summed by a second kernel, and no [..., k, n] temporary. Undefined where the
+ * rule does not apply (B batched, or A unbatched).
+ */
+function flatWeightGradient(ctx: VjpContext, a: Value, b: Value, ct: Value, tb: boolean): Value | undefined {
+  const ra = a.type.shape.length;
+  if (b.type.shape.length !== 2 || ra <= 2 || ct.type.shape.length !== ra) return undefined;
+  const rows = product(a.type.shape.slice(0, ra - 1));
+  const [k, n] = [a.type.shape[ra - 1], ct.type.shape[ra - 1]];
+  const g = builder(ctx);
+  const af = g.reshape(a, [rows, k]);
+  const cf = g.reshape(ct, [rows, n]);
+  // dB = A^T @ ct ([k, n]); stored transposed, dB^T = ct^T @ A ([n, k])
+  return tb ? op1(ctx, 'matmul', [cf, af], transposeAttrs(true, false)) : op1(ctx, 'matmul', [af, cf], transposeAttrs(true, false));
+}
 
 /** A matmul's attributes for the given transposes: only the true ones, so a plain matmul has none. */
 export function transposeAttrs(a: boolean, b: boolean): Attrs {
