@@ -5,6 +5,7 @@ import { compileSource } from '../compiler/frontend/compile.ts';
 import { parse } from '../grammar/parse.ts';
 import type { Arg } from '../grammar/ast.ts';
 import { Model } from '../runtime/model.ts';
+import type { Profile } from '../runtime/profile.ts';
 import type { HostArray } from '../runtime/executor.ts';
 import type { GraphProgram, ModelProgram } from '../runtime/program.ts';
 import { evalShape } from '../runtime/sizes.ts';
@@ -90,6 +91,8 @@ export interface DlcRun {
   readonly program: ModelProgram;
   /** One step, resolved once the GPU has finished it. */
   step(): Promise<void>;
+  /** Each kernel of the step (or predict) timed alone on the same batch; trains nothing. */
+  profile(reps: number): Promise<Profile>;
 }
 
 /** A training step of `program` on a fixed batch: trainStep submits, then wait for the queue to drain. */
@@ -102,6 +105,7 @@ export async function dlcTrainer(program: ModelProgram, device: GPUDevice, cpu: 
       model.trainStep(batch);
       await device.queue.onSubmittedWorkDone();
     },
+    profile: (reps) => model.profile(batch, { reps }),
   };
 }
 
@@ -114,5 +118,6 @@ export async function dlcPredictor(program: ModelProgram, device: GPUDevice, cpu
     step: async () => {
       await model.predict(inputs);
     },
+    profile: (reps) => model.profile(inputs, { graph: 'predict', reps }),
   };
 }

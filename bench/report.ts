@@ -14,6 +14,16 @@ export interface SideResult extends Partial<Timing> {
   readonly unplannedBytes?: number;
   /** TF.js: bytes its buffer manager holds on the GPU after the step (pooled buffers included). */
   readonly gpuBytesAllocated?: number;
+  /** dlc with `--profile`: each kernel timed alone (Model.profile), the time by op and the slowest kernels. */
+  readonly profile?: ProfileSummary;
+}
+
+export interface ProfileSummary {
+  /** The sum of the kernels' times (each alone, less an empty submit's round trip). */
+  readonly kernelMs: number;
+  readonly roundTripMs: number;
+  readonly byOp: readonly { readonly op: string; readonly kernels: number; readonly ms: number; readonly share: number }[];
+  readonly slowest: readonly { readonly graph: string; readonly index: number; readonly op: string; readonly source?: string; readonly ms: number }[];
 }
 
 export interface BenchResult {

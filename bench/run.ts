@@ -9,6 +9,7 @@
 //   --doc FILE | --no-doc       the Markdown file whose table to update (default docs/benchmarks.md; --tiny: none)
 //   --kernels auto|gpu|cpu      dlc's kernel variants: auto (default) picks the CPU variants on a software adapter;
 //                               gpu forces the GPU variants (relative timings of them on lavapipe; no doc by default)
+//   --profile                   also time each dlc kernel alone (Model.profile): a table per benchmark, and the JSON's dlc.profile
 //   --table RESULTS.json        only put an existing results file's table into the doc (runs nothing)
 //
 // Every step is timed from the host's first call to the GPU's completion, the same way for both sides:
@@ -20,7 +21,8 @@ import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileModel, dispatchesPerStep, dlcMemory, dlcPredictor, dlcTrainer, type DlcRun } from './dlc-side.ts';
 import { machineInfo, openSharedGpu, type SharedGpu } from './gpu.ts';
-import { updateDoc, type BenchFile, type BenchResult, type SideResult } from './report.ts';
+import { updateDoc, type BenchFile, type BenchResult, type ProfileSummary, type SideResult } from './report.ts';
+import { formatProfile } from '../runtime/profile.ts';
 import { tfGpt, tfLeNet, tfMatmul, tfMlp, type GptConfig, type TfRun } from './tfjs-side.ts';
 import { intData, timeSteps, uniformData } from './timing.ts';
 import { root } from './paths.ts';
@@ -41,7 +43,7 @@ const SIZES: Record<Mode, Sizes> = {
   default: { matmul: [256, 512], mlpBatches: [128, 4096], lenetBatch: 16, gpt: { vocab: 65, ctx: 32, d: 64, heads: 4, depth: 2, batch: 8 }, warmup: 2, reps: 7 },
   full: { matmul: [1024, 2048, 4096], mlpBatches: [128, 4096], lenetBatch: 64, gpt: { vocab: 65, ctx: 128, d: 256, heads: 8, depth: 4, batch: 32 }, warmup: 5, reps: 30 },
 };
-const USAGE = `usage: tsx bench/run.ts [--full | --tiny] [--reps N] [--warmup N] [--only matmul,mlp,lenet,transformer] [--kernels auto|gpu|cpu] [--out FILE] [--doc FILE | --no-doc]\n       tsx bench/run.ts --table RESULTS.json [--doc FILE]`;
+const USAGE = `usage: tsx bench/run.ts [--full | --tiny] [--reps N] [--warmup N] [--only matmul,mlp,lenet,transformer] [--kernels auto|gpu|cpu] [--profile] [--out FILE] [--doc FILE | --no-doc]\n       tsx bench/run.ts --table RESULTS.json [--doc FILE]`;
 const GROUPS = ['matmul', 'mlp', 'lenet', 'transformer'] as const;
 
 interface Options {
@@ -52,6 +54,8 @@ interface Options {
   out?: string;
   doc?: string | null;
   kernels: 'auto' | 'gpu' | 'cpu';
+  /** Also time each dlc kernel alone (Model.profile) and record where the step's time goes. */
+  profile: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -62,6 +66,7 @@ function parseArgs(argv: readonly string[]): Options {
   let out: string | undefined;
   let doc: string | null | undefined;
   let kernels: Options['kernels'] = 'auto';
+  let profile = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -77,6 +82,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--out' || a === '--json') out = value();
     else if (a === '--doc') doc = value();
     else if (a === '--no-doc') doc = null;
+    else if (a === '--profile') profile = true;
     else if (a === '--kernels') {
       const v = value();
       if (v !== 'auto' && v !== 'gpu' && v !== 'cpu') throw new Error(`--kernels: ${v} is not auto, gpu or cpu`);
@@ -90,7 +96,7 @@ function parseArgs(argv: readonly string[]): Options {
   for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--only: no benchmark group ${g}; the groups are ${GROUPS.join(', ')}`);
   const s = SIZES[mode];
   if (doc === undefined) doc = mode === 'tiny' || kernels !== 'auto' ? null : 'docs/benchmarks.md';
-  return { mode, warmup: warmup ?? s.warmup, reps: reps ?? s.reps, only, out, doc, kernels };
+  return { mode, warmup: warmup ?? s.warmup, reps: reps ?? s.reps, only, out, doc, kernels, profile };
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
@@ -121,6 +127,7 @@ async function compare(
         peakBytes: mem.peakBytes,
         peakBytesMethod: mem.method,
         unplannedBytes: mem.unplannedBytes,
+        ...(o.profile ? { profile: await profileOf(run, o.reps, name) } : {}),
       };
     } finally {
       run.model.dispose();
@@ -149,6 +156,22 @@ async function compare(
   const show = (s: SideResult) => (s.error ? `failed (${s.error})` : `${s.medianMs} ms${s.gflops !== undefined ? ` (${s.gflops} GFLOP/s)` : ''}`);
   console.log(`${name}: dlc ${show(d)}, TF.js ${show(t)}${speedup !== undefined ? `, speedup ${speedup}x` : ''}`);
   return r;
+}
+
+/** Each dlc kernel timed alone: printed as a table, kept in the JSON as the time by op and the slowest kernels. */
+async function profileOf(run: DlcRun, reps: number, name: string): Promise<ProfileSummary> {
+  const p = await run.profile(reps);
+  console.log(`${name}, dlc kernel profile:\n${formatProfile(p, 8)}\n`);
+  const round = (x: number) => Number(x.toPrecision(4));
+  return {
+    kernelMs: round(p.totalMs),
+    roundTripMs: round(p.roundTripMs),
+    byOp: p.byOp.map((s) => ({ op: s.key, kernels: s.kernels, ms: round(s.ms), share: round(s.share) })),
+    slowest: [...p.kernels]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 10)
+      .map((k) => ({ graph: k.graph, index: k.index, op: k.op, ...(k.source ? { source: `${k.source.file}:${k.source.line}:${k.source.col}` } : {}), ms: round(k.ms) })),
+  };
 }
 
 function slugOf(adapterInfo: string): string {

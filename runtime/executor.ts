@@ -394,22 +394,10 @@ export class Executor {
 
   /** Write the inputs and encode the graph's dispatches and updates into `encoder`. */
   encode(encoder: GPUCommandEncoder, g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>): void {
-    const inst = this.instance(g);
-    this.prepare(inst, sizes);
-    for (const [name, at] of Object.entries(g.inputs)) {
-      const b = g.buffers[at] as Extract<BufferDecl, { kind: 'input' }>;
-      const data = toStorageArray(b.dtype, inputs[name]);
-      if (data.byteLength > 0) this.device.queue.writeBuffer(inst.buffers[at]!.buffer, inst.buffers[at]!.offset, data);
-    }
+    const inst = this.writeInputs(g, inputs, sizes);
     if (g.kernels.length > 0) {
       const pass = encoder.beginComputePass();
-      g.kernels.forEach((k, n) => {
-        const grid = inst.grids[n];
-        if (!grid) return;
-        pass.setPipeline(this.pipelines[this.shaderOf(k)]);
-        pass.setBindGroup(0, inst.bindGroups[n]);
-        pass.dispatchWorkgroups(grid[0], grid[1]);
-      });
+      g.kernels.forEach((_, n) => this.dispatch(pass, inst, n));
       pass.end();
     }
     for (const u of g.updates) {
@@ -418,6 +406,68 @@ export class Executor {
       const source = inst.buffers[u.source]!;
       encoder.copyBufferToBuffer(source.buffer, source.offset, target.buffer, target.offset, target.size ?? target.buffer.size - target.offset);
     }
+  }
+
+  /** Size the graph's buffers for `sizes` and queue the writes of its inputs. */
+  private writeInputs(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>): GraphInstance {
+    const inst = this.instance(g);
+    this.prepare(inst, sizes);
+    for (const [name, at] of Object.entries(g.inputs)) {
+      const b = g.buffers[at] as Extract<BufferDecl, { kind: 'input' }>;
+      const data = toStorageArray(b.dtype, inputs[name]);
+      if (data.byteLength > 0) this.device.queue.writeBuffer(inst.buffers[at]!.buffer, inst.buffers[at]!.offset, data);
+    }
+    return inst;
+  }
+
+  /** Encode kernel `n` of a prepared graph (nothing when its grid is empty at these sizes); whether it dispatched. */
+  private dispatch(pass: GPUComputePassEncoder, inst: GraphInstance, n: number): boolean {
+    const grid = inst.grids[n];
+    if (!grid) return false;
+    pass.setPipeline(this.pipelines[this.shaderOf(inst.program.kernels[n])]);
+    pass.setBindGroup(0, inst.bindGroups[n]);
+    pass.dispatchWorkgroups(grid[0], grid[1]);
+    return true;
+  }
+
+  /**
+   * Time every kernel of a graph on its own, without changing the model: the inputs are written and
+   * the kernels run once in order (so each reads the values a real run gives it), then each kernel is
+   * submitted alone `reps` times, timed on the host from submit to `onSubmittedWorkDone`, less the
+   * median time of an empty submit (the fixed cost of a round trip). Parameter and state updates are
+   * copies the graph makes after its kernels, and they are not made, so parameters, optimizer state
+   * and the step count stay as they were. Medians per kernel, in milliseconds; a kernel with an empty
+   * grid at these sizes is timed as 0.
+   */
+  async profile(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number }> {
+    const inst = this.writeInputs(g, inputs, sizes);
+    const run = async (kernels: readonly number[]): Promise<number> => {
+      const encoder = this.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      for (const n of kernels) this.dispatch(pass, inst, n);
+      pass.end();
+      const commands = encoder.finish();
+      const t0 = performance.now();
+      this.device.queue.submit([commands]);
+      await this.device.queue.onSubmittedWorkDone();
+      const ms = performance.now() - t0;
+      void [encoder, pass, commands]; // held until the work is done
+      return ms;
+    };
+    const median = (xs: number[]): number => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    };
+    const times = async (kernels: readonly number[]): Promise<number> => {
+      const samples: number[] = [];
+      for (let r = 0; r < reps; r++) samples.push(await run(kernels));
+      return median(samples);
+    };
+    await run(g.kernels.map((_, n) => n));
+    const roundTripMs = await times([]);
+    const kernelMs: number[] = [];
+    for (let n = 0; n < g.kernels.length; n++) kernelMs.push(inst.grids[n] ? Math.max(0, (await times([n])) - roundTripMs) : 0);
+    return { kernelMs, roundTripMs };
   }
 
   /** The scalar outputs (losses, metrics) a graph can report. */

@@ -7,6 +7,7 @@ import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safet
 import type { Dataset } from './data.ts';
 import { fit, type FitOptions, type History } from './fit.ts';
 import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
+import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -56,6 +57,13 @@ export interface LoadReport {
 }
 
 export type Batch<I extends string> = { readonly [K in I]: HostArray };
+
+export interface ProfileOptions {
+  /** Which graphs: every training step (default), or the evaluate or predict graph. */
+  readonly graph?: 'train' | 'evaluate' | 'predict';
+  /** Timed repetitions per kernel; the median counts (default 5). */
+  readonly reps?: number;
+}
 
 /**
  * A model ready to run. Type parameters name the inputs, outputs and the reported values (losses and
@@ -269,6 +277,33 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.executor.device.queue.submit([encoder.finish()]);
     const read = await this.guard(this.executor.readBuffers(g, Object.keys(g.outputs), sizes));
     return Object.fromEntries(Object.entries(read).map(([k, v]) => [k, v.data])) as Record<O, TypedArray>;
+  }
+
+  /**
+   * Time each kernel of the training step (or the evaluate or predict graph) on `batch`, one kernel
+   * at a time: where the step's GPU time goes, by kernel, op and .dl line (see runtime/profile.ts,
+   * `formatProfile` for a table). Profiling trains nothing: parameters, optimizer state and the step
+   * count are left as they were.
+   */
+  async profile(batch: Partial<Batch<I>>, options: ProfileOptions = {}): Promise<Profile> {
+    this.check();
+    const reps = options.reps ?? 5;
+    if (!Number.isInteger(reps) || reps < 1) throw new InputError(`profile reps must be a positive integer, not ${reps}`);
+    const which = options.graph ?? 'train';
+    const graphs = which === 'train' ? this.program.graphs.steps : [this.program.graphs[which]];
+    if (graphs.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it has no training step to profile`);
+    const kernels: KernelTime[] = [];
+    let roundTrip = 0;
+    const sizes: Record<string, number> = {};
+    for (const g of graphs) {
+      const inputs = this.inputsOf(g, batch as Record<string, HostArray>);
+      const bound = this.bindSizes(g, batch as Record<string, HostArray>);
+      Object.assign(sizes, Object.fromEntries(bound));
+      const r = await this.guard(this.executor.profile(g, inputs, bound, reps));
+      roundTrip = Math.max(roundTrip, r.roundTripMs);
+      g.kernels.forEach((k, index) => kernels.push({ graph: g.name, index, op: k.op, ...(k.source ? { source: k.source } : {}), ms: r.kernelMs[index] }));
+    }
+    return summarizeProfile({ adapter: this.adapterInfo, sizes, reps, kernels, roundTripMs: roundTrip });
   }
 
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts). */

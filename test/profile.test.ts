@@ -1,0 +1,77 @@
+// Model.profile: every kernel of a step timed alone on real WebGPU, summed by op and by .dl line, and the model left untouched.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { Model } from '../runtime/model.ts';
+import { formatProfile } from '../runtime/profile.ts';
+import { InputError } from '../runtime/errors.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { getDevice } from './gpu-helpers.ts';
+import { argsOf } from './helpers.ts';
+
+function program(file: string, model: string, args: string): ModelProgram {
+  const r = compileSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`, undefined, { modelArgs: new Map([[model, argsOf(model, args)]]) });
+  const p = r.programs.find((x) => x.model === model);
+  if (!p) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+  return p;
+}
+
+const B = 4;
+const batch = {
+  image: Float32Array.from({ length: B * 784 }, (_, i) => ((i * 7919) % 256) / 255),
+  label: Int32Array.from({ length: B }, (_, i) => (i * 3) % 10),
+};
+
+describe('Model.profile', () => {
+  it('times every kernel of the training step, sums them by op and by line, and trains nothing', { timeout: 120_000 }, async () => {
+    const device = await getDevice();
+    const p = program('mnist_mlp', 'MnistMlp', 'hidden: 8');
+    const profiled = await Model.create(p, { device, seed: 3 });
+    const fresh = await Model.create(p, { device, seed: 3 });
+    try {
+      const before = await profiled.saveWeights();
+      const prof = await profiled.profile(batch, { reps: 2 });
+      const kernels = p.graphs.steps.flatMap((g) => g.kernels.map((k, index) => ({ graph: g.name, index, op: k.op })));
+      expect(prof.kernels.map(({ graph, index, op }) => ({ graph, index, op }))).toEqual(kernels);
+      for (const k of prof.kernels) expect(Number.isFinite(k.ms) && k.ms >= 0, `${k.op}: ${k.ms}`).toBe(true);
+      expect(prof.kernels.every((k) => k.source !== undefined)).toBe(true);
+      expect(prof.sizes).toMatchObject({ B });
+      expect(prof.roundTripMs).toBeGreaterThan(0);
+      const sum = (xs: readonly { ms: number }[]) => xs.reduce((a, x) => a + x.ms, 0);
+      expect(sum(prof.byOp)).toBeCloseTo(prof.totalMs, 9);
+      expect(sum(prof.bySource)).toBeCloseTo(prof.totalMs, 9);
+      expect(prof.byOp.reduce((a, s) => a + s.kernels, 0)).toBe(kernels.length);
+      expect(new Set(prof.byOp.map((s) => s.key))).toEqual(new Set(kernels.map((k) => k.op)));
+      for (let i = 1; i < prof.byOp.length; i++) expect(prof.byOp[i].ms).toBeLessThanOrEqual(prof.byOp[i - 1].ms);
+      const table = formatProfile(prof, 3);
+      expect(table).toMatch(new RegExp(`^${kernels.length} kernels, `));
+      expect(table).toContain(`x ${prof.byOp[0].key}`);
+      // the model is as it was: same weights, same step count, and its next step is a fresh model's
+      expect(profiled.step).toBe(0);
+      expect(Buffer.from(await profiled.saveWeights()).equals(Buffer.from(before))).toBe(true);
+      const [a, b] = [await profiled.trainStep(batch).values(), await fresh.trainStep(batch).values()];
+      expect(a).toEqual(b);
+      expect(Buffer.from(await profiled.saveWeights()).equals(Buffer.from(await fresh.saveWeights()))).toBe(true);
+    } finally {
+      profiled.dispose();
+      fresh.dispose();
+    }
+  });
+
+  it('profiles the predict and evaluate graphs, and rejects a bad repetition count', { timeout: 120_000 }, async () => {
+    const device = await getDevice();
+    const p = program('mnist_mlp', 'MnistMlp', 'hidden: 8');
+    const model = await Model.create(p, { device, seed: 3 });
+    try {
+      const predict = await model.profile({ image: batch.image }, { graph: 'predict', reps: 1 });
+      expect(predict.kernels.map((k) => k.op)).toEqual(p.graphs.predict.kernels.map((k) => k.op));
+      expect(predict.kernels.every((k) => k.graph === 'predict')).toBe(true);
+      const evaluate = await model.profile(batch, { graph: 'evaluate', reps: 1 });
+      expect(evaluate.kernels).toHaveLength(p.graphs.evaluate.kernels.length);
+      await expect(model.profile(batch, { reps: 0 })).rejects.toThrow(InputError);
+      await expect(model.profile({ image: batch.image }, { reps: 1 })).rejects.toThrow(/no input `label`/);
+    } finally {
+      model.dispose();
+    }
+  });
+});
