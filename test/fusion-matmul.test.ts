@@ -347,6 +347,43 @@ describe('the pass on hand-built matmul graphs', () => {
     expect(sameBits(run(g2.graph), run(b2.graph({ m })))).toBe(0);
   });
 
+  it('prologues through a sibling: transpose(k, [0, 2, 3, 1]) read by a matmul is the swap of transpose(k, [0, 2, 1, 3]); the matmul reads that with transpose_b', () => {
+    const b = new G();
+    const q = b.input('q', f32t(sym('B'), 2, 5, 4)); // [B, h, T, d]
+    const k = b.input('k', f32t(sym('B'), 5, 2, 4)); // [B, T, h, d]
+    const p = b.input('p', f32t(sym('B'), 2, 5, 5));
+    const kh = b.op('transpose', [k], { perm: [0, 2, 1, 3] }); // [B, h, T, d]
+    const o = b.op('matmul', [p, kh]); // [B, h, T, d]
+    const kt = b.op('transpose', [k], { perm: [0, 2, 3, 1] }); // [B, h, d, T]
+    const s = b.op('matmul', [q, kt]); // [B, h, T, T]
+    const e = b.op('exp', [k]);
+    const late = b.op('transpose', [e], { perm: [0, 2, 3, 1] }); // its sibling comes after its matmul: it stays
+    const u = b.op('matmul', [q, late]);
+    const sib = b.op('transpose', [e], { perm: [0, 2, 1, 3] });
+    const { graph, report } = fuseWithReport(b.graph({ o, s, u, sib }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(report.prologues.map((x) => [b.nodes[x.transpose].attrs.perm, x.matmul, x.operand, x.sibling])).toEqual([[[0, 2, 3, 1], 3, 'b', 0]]);
+    const mm = graph.nodes.find((n) => n.op === 'matmul' && n.outputs[0].id === s.id)!;
+    expect([mm.inputs.map((v) => v.id), mm.attrs]).toEqual([[q.id, kh.id], { transpose_b: true }]);
+    expect(graph.nodes.filter((n) => n.op === 'transpose').map((n) => n.attrs.perm)).toEqual([[0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3]]);
+    const random = seededRandom(5);
+    const fill = (shape: number[]) => tensor('f32', shape, Array.from({ length: shape.reduce((a, x) => a * x, 1) }, () => random() - 0.5));
+    const feeds = new Map([['q', fill([3, 2, 5, 4])], ['k', fill([3, 5, 2, 4])], ['p', fill([3, 2, 5, 5])]]);
+    const run = (g: Graph) => interpretGraph(g, { inputs: feeds, params: new Map(), state: new Map() }).outputs;
+    const [want, got] = [run(b.graph({ o, s, u, sib })), run(graph)];
+    for (const name of ['o', 's', 'u', 'sib']) expect(sameBits(got.get(name)!.data, want.get(name)!.data), name).toBe(0);
+    // two siblings each read only by matmuls: one folds into the other, never both
+    const b2 = new G();
+    const k2 = b2.input('k', f32t(3, 5, 2, 4));
+    const q2 = b2.input('q', f32t(3, 2, 5, 4));
+    const a2 = b2.op('matmul', [q2, b2.op('transpose', [k2], { perm: [0, 2, 3, 1] })]);
+    const c2 = b2.op('matmul', [b2.op('transpose', [k2], { perm: [0, 2, 1, 3] }), b2.input('w', f32t(4, 3))]);
+    const both = fuseWithReport(b2.graph({ a2, c2 }));
+    expect(verifyGraph(both.graph)).toEqual([]);
+    expect(both.graph.nodes.filter((n) => n.op === 'transpose')).toHaveLength(1);
+    expect(both.report.prologues).toHaveLength(1);
+  });
+
   it('refusals: a transpose also read by something else, or returned, stays (reason shared); other permutations are left alone', () => {
     const b = new G();
     const x = b.input('x', f32t(4, 6));

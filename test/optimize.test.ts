@@ -351,6 +351,17 @@ describe('simplify', () => {
       },
     },
     {
+      name: 'stop_gradient(x) -> x (optimize runs after autodiff, where it is the identity)',
+      before: (b) => {
+        const x = b.input('x', 'f32[B, 3]');
+        b.out('y', b.op('exp', [b.op('stop_gradient', [x])]));
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[B, 3]');
+        b.out('y', b.op('exp', [x]));
+      },
+    },
+    {
       name: 'neg(neg(x)) -> x, through a chain of four',
       before: (b) => {
         const x = b.input('x', 'i32[3]');
@@ -391,6 +402,7 @@ describe('simplify', () => {
       'x - 0 -> x',
       'x / 1 -> x',
       'neg(neg(x)) -> x',
+      'stop_gradient(x) -> x',
       'cast(x: t, t) -> x',
       'transpose(transpose(x, p), q) -> transpose(x, p . q), or x',
       'transpose(x, identity) -> x',

@@ -312,14 +312,19 @@ export function reduceUniforms(
 /** Invocations per row when a symbolic row length might be short: a row per 32 lanes, 8 rows per workgroup. */
 export const ROW_GROUP_LANES = 32;
 
+/** Rows longer than this (known at compile time) take a whole workgroup each. */
+export const LONG_ROW = 2048;
+
 /**
  * Invocations that fold one output element together, for a workgroup-per-row reduction (not per
- * thread): all 256 of a workgroup when the row length is known (it is then over 64) or there are few
- * rows (known, under 64); else 32, with 8 rows per workgroup. A row length known only at run time (the
- * sequence length L of an attention softmax) is often short: 256 invocations for 31 elements would idle.
+ * thread): all 256 of a workgroup when the row is long (known, over LONG_ROW elements) or there are
+ * few rows (known, under 64); else 32, with 8 rows per workgroup. Rows of a few hundred elements (a
+ * softmax over a vocabulary of 65, a layer norm over 256 features) or of a length known only at run
+ * time (the sequence length L of an attention softmax) would leave most of 256 invocations idle, and
+ * their tree would take 8 barriers instead of 5.
  */
 export function rowLanes(outputs: Dim, reduced: Dim): number {
-  return isConcrete(reduced) || (isConcrete(outputs) && outputs < 64) ? REDUCE_WORKGROUP_SIZE : ROW_GROUP_LANES;
+  return (isConcrete(reduced) && reduced > LONG_ROW) || (isConcrete(outputs) && outputs < 64) ? REDUCE_WORKGROUP_SIZE : ROW_GROUP_LANES;
 }
 
 /**

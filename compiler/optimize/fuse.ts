@@ -32,8 +32,12 @@
 // transposed operand through its own indexing, codegen/matmul.ts) and the transpose, its dispatch and its
 // copy disappear. Autodiff emits these everywhere (dW = x^T @ dy, dx = dy @ w^T, attention's q @ k^T). A
 // transpose also read by anything else (or a graph result) stays, and so do its matmuls' reads of it
-// (reason `shared`: folding would save nothing). The matmul then takes its epilogue as any other, and a
-// fused_matmul keeps the transposes among its attributes.
+// (reason `shared`: folding would save nothing). A transpose of another perm p read only by matmuls
+// folds the same way when the graph also transposes the same operand by p with its last two entries
+// swapped (a sibling, earlier than the matmuls): the matmuls read the sibling's result with the flag
+// flipped. Attention makes these: k goes to heads as [B, h, T, d] (for the values' gradient) and as
+// [B, h, d, T] (for q @ k^T), and so do q and v in the backward pass. The matmul then takes its
+// epilogue as any other, and a fused_matmul keeps the transposes among its attributes.
 //
 // Convolution epilogues: then each f32 conv2d and conv_transpose2d (in graph order) merges the same way,
 // by the same rules, into a group no matmul or other convolution has taken, and the group becomes one
@@ -95,6 +99,11 @@ export interface FusedPrologue {
   readonly transpose: number;
   readonly matmul: number;
   readonly operand: 'a' | 'b';
+  /**
+   * For a transpose that is not a swap of the last two axes: the sibling transpose of the same operand
+   * whose result the matmul reads instead (its perm is this one's with the last two entries swapped).
+   */
+  readonly sibling?: number;
 }
 
 export interface FuseReport {
@@ -139,6 +148,12 @@ function swapsLastTwo(n: Node): boolean {
   if (!Array.isArray(perm) || perm.length < 2) return false;
   const r = perm.length;
   return perm.every((p, i) => p === (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+}
+
+/** A perm with its last two entries swapped: transpose(x, p) is the swap of the last two axes of transpose(x, that). */
+function swapLastEntries(perm: readonly number[]): number[] {
+  const r = perm.length;
+  return perm.map((p, i) => (i === r - 2 ? perm[r - 1] : i === r - 1 ? perm[r - 2] : p));
 }
 
 /** A matmul the kernels lower and the fusion pass may rewrite (f32, a and b). */
@@ -256,13 +271,30 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   const foldedTransposes = new Set<number>();
   const prologues: FusedPrologue[] = [];
   if (options.prologues !== false) {
+    // transposes by operand, for the siblings: transpose(x, p) read by matmuls is the last-two-axes swap of
+    // transpose(x, p'), p' = p with its last two entries swapped, so where the graph also computes the
+    // latter (attention: k permuted to heads [B, h, T, d] for v and to [B, h, d, T] for q @ k^T), the
+    // matmuls read it with the transpose flag flipped and the first transpose goes
+    const transposesOf = new Map<number, number[]>();
+    nodes.forEach((n, k) => {
+      if (n.op === 'transpose' && n.outputs.length === 1) (transposesOf.get(n.inputs[0].id) ?? transposesOf.set(n.inputs[0].id, []).get(n.inputs[0].id)!).push(k);
+    });
+    const siblingOf = (k: number, readers: readonly number[]): number | undefined => {
+      const want = swapLastEntries(nodes[k].attrs.perm as number[]);
+      return (transposesOf.get(nodes[k].inputs[0].id) ?? []).find((j) => {
+        const perm = nodes[j].attrs.perm as number[];
+        return j !== k && !foldedTransposes.has(j) && perm.length === want.length && perm.every((p, i) => p === want[i]) && readers.every((c) => j < c);
+      });
+    };
     for (let k = 0; k < N; k++) {
       const n = nodes[k];
-      if (n.op !== 'transpose' || !swapsLastTwo(n) || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32') continue;
+      if (n.op !== 'transpose' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || !Array.isArray(n.attrs.perm)) continue;
       const out = n.outputs[0];
       const uses = consumers.get(out.id) ?? [];
       const mms = uses.filter((c) => matmulAnchor(nodes[c]));
       if (mms.length === 0) continue;
+      const sibling = swapsLastTwo(n) ? undefined : siblingOf(k, mms);
+      if (!swapsLastTwo(n) && sibling === undefined) continue;
       const other = uses.find((c) => !matmulAnchor(nodes[c]));
       if (other !== undefined || results.has(out.id)) {
         const why = other !== undefined ? `the ${nodes[other].op} at node ${other} also reads` : 'the graph returns';
@@ -270,16 +302,18 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
         continue;
       }
       foldedTransposes.add(k);
+      // the matmuls read the transpose's operand, or the sibling's result, with the flag flipped
+      const source = sibling === undefined ? n.inputs[0] : nodes[sibling].outputs[0];
       for (const c of mms) {
         const mm = rewritten.get(c) ?? nodes[c];
         const inputs = [...mm.inputs];
         const t = { ...matmulTransposes(mm.attrs) };
         for (const i of [0, 1] as const) {
           if (nodes[c].inputs[i].id !== out.id) continue;
-          inputs[i] = n.inputs[0];
+          inputs[i] = source;
           if (i === 0) t.a = !t.a;
           else t.b = !t.b;
-          prologues.push({ transpose: k, matmul: c, operand: i === 0 ? 'a' : 'b' });
+          prologues.push({ transpose: k, matmul: c, operand: i === 0 ? 'a' : 'b', ...(sibling === undefined ? {} : { sibling }) });
         }
         const { transpose_a: _a, transpose_b: _b, ...rest } = mm.attrs;
         rewritten.set(c, { ...mm, inputs, attrs: { ...rest, ...transposeAttrs(t.a, t.b) } });

@@ -57,6 +57,9 @@ export const RULES: readonly Rule[] = [
       return inner?.op === 'neg' ? { value: inner.inputs[X] } : null;
     },
   },
+  // optimize runs on graphs whose gradients are already built (autodiff comes first), where
+  // stop_gradient is the identity; removing it lets fusion see through it (softmax's shift by the max)
+  { name: 'stop_gradient(x) -> x', op: 'stop_gradient', rewrite: (n) => ({ value: n.inputs[X] }) },
   { name: 'cast(x: t, t) -> x', op: 'cast', rewrite: (n) => (n.attrs.dtype === n.inputs[X].type.dtype ? { value: n.inputs[X] } : null) },
   {
     name: 'transpose(transpose(x, p), q) -> transpose(x, p . q), or x',
