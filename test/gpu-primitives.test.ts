@@ -68,6 +68,8 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
       return { kind: 'rel', rtol: 2e-5, atol: 1e-6 };
     case 'scatter_add':
       return { kind: 'sum', terms: numel(inputs[1].shape) };
+    case 'sum_squares': // every element's square, added in the kernel's order
+      return { kind: 'sum', terms: inputs.reduce((n, x) => n + numel(x.shape), 0) };
     case 'avg_pool2d':
       return { kind: 'sum', terms: numel(a.kernel as number[]) + 1 };
     case 'random_normal':
@@ -356,6 +358,11 @@ const CASES: Record<string, Case[]> = {
     c(['bool[2, 3, 2, 4]'], { starts: [1, 0, 0, 1], stops: [2, 3, 2, 4], steps: [1, 2, 1, 2] }),
     c(['f32[5]'], { starts: [7], stops: [null] }),
     c(['f32[]'], { starts: [], stops: [] }),
+  ],
+  sum_squares: [
+    c(['f32[B, 3]', 'f32[300]', 'f32[]']),
+    c(Array.from({ length: 7 }, (_, i) => `f32[${(i * 37) % 100 + 1}]`)),
+    c(['f32[B, 70, 5]'], {}, { batches: [1, 4] }),
   ],
   concat: [
     c(['f32[B, 2]', 'f32[B, 3]'], { axis: 1 }),

@@ -742,6 +742,16 @@ describe('constants and markers', () => {
     { in: [], attrs: { shape: [4], axis: 1 }, error: { message: 'iota axis 1 is out of range for a rank-1 shape' } },
     { in: [], attrs: { shape: [4], dtype: 'bool' }, error: { message: 'iota dtype must be numeric (f32, f16, i32 or u32)' } },
   ]);
+  shapeTable('sum_squares', [
+    { in: ['f32[B, T]', 'f32[3]', 'f32[]'], out: ['f32[]'] },
+    { in: ['f32[2]'], out: ['f32[]'] },
+    { in: ['f32[2]', 'i32[2]'], error: { message: 'sum_squares needs f32 tensors, found i32[2]', operand: 1 } },
+    { in: Array.from({ length: 8 }, () => 'f32[2]'), error: { message: 'sum_squares takes at most 7 operands (one kernel binds at most 8 storage buffers), found 8' } },
+    { in: [], error: { message: 'sum_squares takes at least 1 operands, found 0' } },
+  ]);
+  interpTest('sum_squares', 'sum_squares adds the squares of every element of every operand', () => {
+    exact(run1('sum_squares', [f32([2], [3, -4]), f32([], [2]), f32([2, 1], [0.5, -1])]), [], [9 + 16 + 4 + 0.25 + 1]);
+  });
   shapeTable('stop_gradient', [
     { in: ['f32[B, T]'], out: ['f32[B, T]'] },
     { in: ['f32[B]', 'f32[B]'], error: { message: 'stop_gradient takes 1 operand, found 2' } },

@@ -8,7 +8,7 @@ import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { allOps, getOp } from '../compiler/ops/index.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import { evaluate, sub, sym } from '../compiler/shapes/dim.ts';
+import { type Dim, evaluate, sub, sym } from '../compiler/shapes/dim.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 
 const SEED = process.env.DLC_SEED !== undefined ? Number(process.env.DLC_SEED) : 20260611;
@@ -188,8 +188,18 @@ for (const [shape, starts, stops, steps, sizes] of [
 ] as const) {
   add({ op: 'slice', label: `${shape} ${JSON.stringify(starts)}:${JSON.stringify(stops)}:${JSON.stringify(steps)}`, inputs: [f('x', `f32${shape}`)], attrs: { starts: [...starts], stops: [...stops], steps: [...steps] }, sizes });
 }
+// slices that split a tensor: their cotangents join by concat (autodiff/sum-cotangents.ts), or add where they do not meet
+const sliced = (e: GraphEditor, x: Value, axis: number, start: Dim, stop: Dim | null) => {
+  const r = x.type.shape.length;
+  return e.op('slice', [x], { starts: Array.from({ length: r }, (_, i) => (i === axis ? start : 0)), stops: Array.from({ length: r }, (_, i) => (i === axis ? stop : null)) });
+};
+add({ op: 'slice', label: 'a split in three along axis 1 (cotangents join by concat)', inputs: [f('x', 'f32[2, 9]')], build: (e, [x]) => e.op('add', [e.op('mul', [sliced(e, x, 1, 6, 9), sliced(e, x, 1, 0, 3)]), e.op('tanh', [sliced(e, x, 1, 3, 6)])]) });
+add({ op: 'slice', label: 'a split of a symbolic axis, first row and the rest', inputs: [f('x', 'f32[B, 3]')], sizes: { B: 4 }, build: (e, [x]) => e.op('mul', [sliced(e, x, 0, 0, 1), e.op('exp', [sliced(e, x, 0, 1, null)])]) });
+add({ op: 'slice', label: 'slices with a gap and overlapping slices (cotangents add)', inputs: [f('x', 'f32[2, 9]')], build: (e, [x]) => e.op('add', [e.op('reduce_sum', [e.op('mul', [sliced(e, x, 1, 0, 2), sliced(e, x, 1, 5, 7)])], { axes: [1], keepdims: true }), e.op('mul', [sliced(e, x, 1, 0, 5), sliced(e, x, 1, 4, 9)])]) });
 add({ op: 'concat', label: 'axis 1', inputs: [f('a', 'f32[2, 3]'), f('b', 'f32[2, 1]'), f('c', 'f32[2, 2]')], attrs: { axis: 1 } });
 add({ op: 'concat', label: 'axis 0', inputs: [f('a', 'f32[1, 3]'), f('b', 'f32[2, 3]')], attrs: { axis: -2 } });
+add({ op: 'sum_squares', label: 'three operands of different shapes', inputs: [f('a', 'f32[2, 3]'), f('b', 'f32[4]'), f('c', 'f32[]')], attrs: {} });
+add({ op: 'sum_squares', label: 'symbolic', inputs: [f('a', 'f32[B, 2]')], attrs: {}, sizes: { B: 3 } });
 add({ op: 'concat', label: 'one operand', inputs: [f('a', 'f32[2, 3]')], attrs: { axis: 0 } });
 add({ op: 'concat', label: 'symbolic axis 0', inputs: [f('a', 'f32[B, 2]'), f('b', 'f32[3, 2]'), f('c', 'f32[B, 2]')], attrs: { axis: 0 }, sizes: { B: 2 } });
 add({ op: 'pad', label: '[2, 3]', inputs: [f('x', 'f32[2, 3]')], attrs: { before: [1, 0], after: [2, 1], value: 0.5 } });
@@ -313,6 +323,27 @@ describe(`vjp rules against central differences (seed ${SEED}, replay with DLC_S
       }
     });
   }
+
+  it('the cotangents of slices that split a tensor join by one concat: no pads, no adds', () => {
+    const inputs: InputInfo[] = [{ name: 'x', value: { id: 0, type: ty('f32[B, 12]') }, span: NOWHERE }];
+    const e = new GraphEditor(emptyGraph('gates', inputs));
+    const x = inputs[0].value;
+    // an LSTM's gates: four slices of one tensor
+    const [i, fg, g, o] = [0, 1, 2, 3].map((k) => sliced(e, x, 1, 3 * k, 3 * k + 3));
+    const out = e.op('add', [e.op('mul', [e.op('sigmoid', [fg]), e.op('tanh', [g])]), e.op('mul', [e.op('sigmoid', [i]), e.op('sigmoid', [o])])]);
+    const loss = e.op('reduce_sum', [out], { axes: [0, 1] });
+    const before = e.nodes.length;
+    const dx = addGradients(e, loss, [x]).get(x.id)!;
+    const g2 = e.finish();
+    const producer = g2.nodes.find((n) => n.outputs.some((v) => v.id === dx.id))!;
+    expect(producer.op).toBe('concat');
+    expect(producer.inputs).toHaveLength(4);
+    // the pads and adds the slices' vjps made are dead: nothing reads them on the way to dx
+    const live = new Set<number>([dx.id]);
+    for (const n of [...g2.nodes].reverse()) if (n.outputs.some((v) => live.has(v.id))) n.inputs.forEach((v) => live.add(v.id));
+    const backward = g2.nodes.slice(before).filter((n) => n.outputs.some((v) => live.has(v.id)));
+    expect(backward.filter((n) => n.op === 'pad' || (n.op === 'add' && n.outputs[0].type.shape.length === 2 && n.outputs[0].type.shape[1] === 12))).toEqual([]);
+  });
 
   it('the cotangent splits evenly between tied maxima', () => {
     // Finite differences cannot see ties; the rules' choice is checked directly: equal shares.

@@ -5,6 +5,7 @@ import type { GraphEditor } from '../ir/editor.ts';
 import { isFloat, type Node, type Value } from '../ir/types.ts';
 import { dimEquals } from '../shapes/dim.ts';
 import { typeText } from '../ir/print.ts';
+import { sumCotangents } from './sum-cotangents.ts';
 
 /**
  * Appends d(loss)/d(v) for every v in `wrt` to the editor's graph and returns them by value id.
@@ -41,13 +42,19 @@ export function addGradients(editor: GraphEditor, loss: Value, wrt: readonly Val
     }
   }
 
+  // producers of the values the vjps emit too, indexed as they appear
+  let indexed = nodes.length;
+  const producerOf = (v: Value): Node | undefined => {
+    for (; indexed < editor.nodes.length; indexed++) for (const o of editor.nodes[indexed].outputs) producer.set(o.id, editor.nodes[indexed]);
+    return producer.get(v.id);
+  };
   const cotangent = new Map<number, Value>();
   const accumulate = (v: Value, ct: Value, n: Node) => {
     if (ct.type.dtype !== v.type.dtype || ct.type.shape.length !== v.type.shape.length || !ct.type.shape.every((d, i) => dimEquals(d, v.type.shape[i]))) {
       throw new Error(`internal: the vjp of ${n.op} gave ${typeText(ct.type)} for an input of type ${typeText(v.type)}`);
     }
     const prev = cotangent.get(v.id);
-    cotangent.set(v.id, prev ? editor.op('add', [prev, ct]) : ct);
+    cotangent.set(v.id, prev ? sumCotangents(editor, producerOf, prev, ct) : ct);
   };
   cotangent.set(loss.id, editor.scalar(1, loss.type.dtype));
 

@@ -2,12 +2,14 @@
 //
 // All are per-element gathers (see per-element.ts): each output element computes the flat offset it
 // reads from input sizes and strides passed as uniform words; only perms, steps and pad amounts (plain
-// numbers in the attributes) are baked. concat runs one dispatch per input, each writing its slab of
+// numbers in the attributes) are baked. concat of up to 7 inputs is one dispatch over the output (each
+// element reads the input that holds it); of more, one dispatch per input, each writing its slab of
 // the output, so any number of inputs stays within the storage-buffer limit.
 import type { Node } from '../ir/types.ts';
 import { add, type Dim, isConcrete } from '../shapes/dim.ts';
 import type { KernelPlan } from './kernel.ts';
 import { perElementPlan, storageConst, stridesOf } from './per-element.ts';
+import { kernelStorageType } from './matmul.ts';
 
 /** `a + b + ...` of WGSL u32 terms (`0u` when there are none). */
 function sum(terms: readonly string[]): string {
@@ -110,12 +112,20 @@ export function slicePlans(node: Node): KernelPlan[] {
   ];
 }
 
-/** One dispatch per input: each walks its own elements and writes them at its offset along the axis. */
+/** Inputs one concat kernel reads: 8 storage buffers less the output. */
+export const CONCAT_MAX_INPUTS = 7;
+
+/**
+ * Up to 7 inputs: one dispatch over the output, each element reading the input whose range along the
+ * axis holds it. More: one dispatch per input, each walking its own elements and writing them at its
+ * offset along the axis.
+ */
 export function concatPlans(node: Node): KernelPlan[] {
   const out = node.outputs[0].type;
   const rank = out.shape.length;
   const raw = node.attrs.axis as number;
   const axis = raw < 0 ? raw + rank : raw;
+  if (node.inputs.length <= CONCAT_MAX_INPUTS) return [concatOnePlan(node, axis)];
   const ostr = stridesOf(out.shape);
   let offset: Dim = 0;
   return node.inputs.map((v, i) => {
@@ -137,6 +147,43 @@ export function concatPlans(node: Node): KernelPlan[] {
       },
       { inputs: [i] },
     );
+  });
+}
+
+/** The one-dispatch concat: `end{k}` is where input k's range along the axis ends, `s{k}_{a}` its strides. */
+function concatOnePlan(node: Node, axis: number): KernelPlan {
+  const out = node.outputs[0].type;
+  const k = node.inputs.length;
+  const words: [string, Dim][] = [];
+  let end: Dim = 0;
+  const starts: Dim[] = [];
+  node.inputs.forEach((v, i) => {
+    starts.push(end);
+    end = add(end, v.type.shape[axis]);
+    if (i < k - 1) words.push([`end${i}`, end]);
+    stridesOf(v.type.shape).forEach((st, a) => words.push([`s${i}_${a}`, st]));
+    if (i > 0) words.push([`start${i}`, starts[i]]);
+  });
+  const read = (i: number) => {
+    const terms = out.shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - start${i})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
+    return `v = x${i}[${terms.join(' + ')}];`;
+  };
+  const body = [`let j = i${axis};`, `var v: ${kernelStorageType(out.dtype)};`];
+  node.inputs.forEach((_, i) => {
+    if (k === 1) body.push(read(i));
+    else if (i === 0) body.push(`if (j < end0) { ${read(i)} }`);
+    else if (i < k - 1) body.push(`else if (j < end${i}) { ${read(i)} }`);
+    else body.push(`else { ${read(i)} }`);
+  });
+  return perElementPlan({
+    op: node.op,
+    what: `concat ${out.dtype} rank ${out.shape.length} on axis ${axis}, ${k} input${k === 1 ? '' : 's'}`,
+    shape: out.shape,
+    inputs: node.inputs.map((v, i) => ({ name: `x${i}`, dtype: v.type.dtype, node: i })),
+    outDtype: out.dtype,
+    words,
+    body,
+    result: 'v',
   });
 }
 

@@ -2,6 +2,7 @@
 import './elementwise.ts';
 import './matmul.ts';
 import './reduce.ts';
+import './sum-squares.ts';
 import './movement.ts';
 import './gather.ts';
 import './conv.ts';

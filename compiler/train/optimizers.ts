@@ -1,6 +1,7 @@
 // Optimizers as graph builders: SGD, Adam, AdamW, RMSprop and Adagrad updates (PyTorch semantics), step counter and gradient clipping.
 import type { GraphEditor } from '../ir/editor.ts';
 import { isFloat, type DType, type Value } from '../ir/types.ts';
+import { SUM_SQUARES_MAX_OPERANDS } from '../codegen/sum-squares.ts';
 
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw' | 'rmsprop' | 'adagrad';
 export type OptionValue = number | boolean;
@@ -277,11 +278,15 @@ export function applyOptimizer(editor: GraphEditor, spec: OptimizerSpec, params:
 }
 
 /** The squared L2 norm of a tensor, as an f32 scalar. */
-function sumOfSquares(editor: GraphEditor, g: Value): Value {
-  const x = g.type.dtype === 'f32' ? g : editor.op('cast', [g], { dtype: 'f32' });
-  const sq = editor.op('mul', [x, x]);
-  const rank = sq.type.shape.length;
-  return rank === 0 ? sq : editor.op('reduce_sum', [sq], { axes: Array.from({ length: rank }, (_, i) => i) });
+/** Σ g² over every gradient, in f32: one sum_squares per 7 gradients (a kernel each), then their sum. */
+function sumOfSquares(editor: GraphEditor, grads: readonly Value[]): Value {
+  const f32 = grads.map((g) => (g.type.dtype === 'f32' ? g : editor.op('cast', [g], { dtype: 'f32' })));
+  let total: Value | undefined;
+  for (let i = 0; i < f32.length; i += SUM_SQUARES_MAX_OPERANDS) {
+    const part = editor.op('sum_squares', f32.slice(i, i + SUM_SQUARES_MAX_OPERANDS));
+    total = total ? editor.op('add', [total, part]) : part;
+  }
+  return total!;
 }
 
 /**
@@ -292,9 +297,7 @@ export function clipByGlobalNorm(editor: GraphEditor, grads: readonly Value[], m
   if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new Error(`clip norm must be a positive number, not ${maxNorm}`);
   if (grads.length === 0) return [];
   for (const g of grads) if (!isFloat(g.type.dtype)) throw new Error(`internal: cannot clip a ${g.type.dtype} gradient`);
-  let total = sumOfSquares(editor, grads[0]);
-  for (const g of grads.slice(1)) total = editor.op('add', [total, sumOfSquares(editor, g)]);
-  const norm = editor.op('sqrt', [total]);
+  const norm = editor.op('sqrt', [sumOfSquares(editor, grads)]);
   const coef = editor.op('div', [editor.scalar(maxNorm), editor.op('add', [norm, editor.scalar(1e-6)])]);
   const scale = editor.op('minimum', [editor.scalar(1), coef]);
   const scaleIn = new Map<DType, Value>([['f32', scale]]);
