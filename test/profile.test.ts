@@ -6,7 +6,10 @@ import { Model } from '../runtime/model.ts';
 import { formatProfile } from '../runtime/profile.ts';
 import { InputError } from '../runtime/errors.ts';
 import type { ModelProgram } from '../runtime/program.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { getDevice } from './gpu-helpers.ts';
+import { dlc, repoTempDir } from './cli-helpers.ts';
 import { argsOf } from './helpers.ts';
 
 function program(file: string, model: string, args: string): ModelProgram {
@@ -73,5 +76,16 @@ describe('Model.profile', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  it('dlc train --profile prints the step\'s kernel table on the first batch and trains nothing', { timeout: 120_000 }, async () => {
+    const path = join(repoTempDir('profile'), 'mlp.safetensors');
+    const r = await dlc('train', 'examples/mnist_mlp.dl', '--model', 'MnistMlp', '--args', 'hidden: 16', '--limit', '64', '--batch', '16', '--no-progress', '--profile', '--checkpoint', path);
+    expect(r.err).not.toMatch(/error/);
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/^\d+ kernels, [\d.]+ ms of kernel time \(median of 5; empty submit [\d.]+ ms\) on /m);
+    expect(r.out).toMatch(/slowest \d+ kernels:\n {2}.* ms .*train#\d+ \w+ {2}(examples|stdlib)\/\w+\.dl:\d+:\d+/);
+    expect(r.out).toContain('by op:');
+    expect(existsSync(path)).toBe(false);
   });
 });

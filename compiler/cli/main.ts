@@ -467,6 +467,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--resume', 'continue from the checkpoint: weights, optimizer state, step, epoch and early stopping')
     .option('--no-progress', 'plain lines instead of a progress bar')
     .option('--no-early-stopping', "train every epoch, ignoring the train block's early_stopping")
+    .option('--profile', 'time each kernel of one training step on the first batch, print where the time goes (by kernel, op and .dl line), and train nothing')
     .action(async (file: string, options: TrainFlags & { model?: string; args?: string }) => setStatus(await trainCommand(file, options, io)));
   program
     .command('summary')

@@ -11,6 +11,7 @@ import { loadDataset } from '../../runtime/node/datasets.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
+import { formatProfile } from '../../runtime/profile.ts';
 
 export interface TrainFlags {
   readonly data?: string;
@@ -23,6 +24,8 @@ export interface TrainFlags {
   readonly progress?: boolean;
   /** false with --no-early-stopping: run every epoch whatever the train block says. */
   readonly earlyStopping?: boolean;
+  /** Time each kernel of one training step on the first batch, print the table, and train nothing. */
+  readonly profile?: boolean;
 }
 
 export interface TrainIo {
@@ -146,7 +149,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true });
       io.err(`initialized ${report.loaded.length} tensors from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
     }
-    io.err(`training ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
+    io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
     let resume: ResumeState = { epoch: 0 };
     if (flags.resume) {
       if (!existsSync(checkpointPath)) throw new TrainError(`--resume: no checkpoint at ${checkpointPath}`);
@@ -155,6 +158,13 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       const epoch = Number(meta['dlc.epoch'] ?? '0');
       resume = { epoch: Number.isInteger(epoch) ? epoch : 0, ...(meta['dlc.early_stopping'] ? { earlyStopping: JSON.parse(meta['dlc.early_stopping']) as EarlyStoppingState } : {}) };
       io.err(`resumed from ${checkpointPath}: ${resume.epoch} epochs done, step ${model.step}`);
+    }
+    if (flags.profile) {
+      const first = train.batches(batchSize).next();
+      if (first.done) throw new TrainError('the training split is empty: there is no batch to profile');
+      const inputs = Object.fromEntries(program.inputs.map((i) => [i.name, first.value.columns[i.name]]));
+      io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
+      return {};
     }
     let best = monitorMode === 'min' ? Infinity : -Infinity;
     const batches = train.batchCount(batchSize);
