@@ -743,14 +743,22 @@ describe('constants and markers', () => {
     { in: [], attrs: { shape: [4], dtype: 'bool' }, error: { message: 'iota dtype must be numeric (f32, f16, i32 or u32)' } },
   ]);
   shapeTable('sum_squares', [
-    { in: ['f32[B, T]', 'f32[3]', 'f32[]'], out: ['f32[]'] },
-    { in: ['f32[2]'], out: ['f32[]'] },
+    { in: ['f32[B, T]', 'f32[3]', 'f32[]'], out: ['f32[64]'] },
+    { in: ['f32[2]'], out: ['f32[64]'] },
     { in: ['f32[2]', 'i32[2]'], error: { message: 'sum_squares needs f32 tensors, found i32[2]', operand: 1 } },
     { in: Array.from({ length: 8 }, () => 'f32[2]'), error: { message: 'sum_squares takes at most 7 operands (one kernel binds at most 8 storage buffers), found 8' } },
     { in: [], error: { message: 'sum_squares takes at least 1 operands, found 0' } },
   ]);
-  interpTest('sum_squares', 'sum_squares adds the squares of every element of every operand', () => {
-    exact(run1('sum_squares', [f32([2], [3, -4]), f32([], [2]), f32([2, 1], [0.5, -1])]), [], [9 + 16 + 4 + 0.25 + 1]);
+  interpTest('sum_squares', 'sum_squares adds the squares of element e of every operand into partial floor(e / 256) mod 64', () => {
+    const want = new Array(64).fill(0);
+    want[0] = 9 + 16 + 4 + 0.25 + 1;
+    exact(run1('sum_squares', [f32([2], [3, -4]), f32([], [2]), f32([2, 1], [0.5, -1])]), [64], want);
+    const long = f32([256 * 65 + 3], Array.from({ length: 256 * 65 + 3 }, (_, i) => (i % 256 === 0 ? 1 : 0)));
+    const parts = run1('sum_squares', [long]);
+    expect(parts.shape).toEqual([64]);
+    // blocks 0 and 64 (and the 3 elements of block 65, whose first is 1) land in partials 0 and 1
+    expect([...parts.data.slice(0, 3)]).toEqual([2, 2, 1]);
+    expect(parts.data.reduce((a, b) => a + b, 0)).toBe(66);
   });
   shapeTable('stop_gradient', [
     { in: ['f32[B, T]'], out: ['f32[B, T]'] },

@@ -198,8 +198,6 @@ add({ op: 'slice', label: 'a split of a symbolic axis, first row and the rest', 
 add({ op: 'slice', label: 'slices with a gap and overlapping slices (cotangents add)', inputs: [f('x', 'f32[2, 9]')], build: (e, [x]) => e.op('add', [e.op('reduce_sum', [e.op('mul', [sliced(e, x, 1, 0, 2), sliced(e, x, 1, 5, 7)])], { axes: [1], keepdims: true }), e.op('mul', [sliced(e, x, 1, 0, 5), sliced(e, x, 1, 4, 9)])]) });
 add({ op: 'concat', label: 'axis 1', inputs: [f('a', 'f32[2, 3]'), f('b', 'f32[2, 1]'), f('c', 'f32[2, 2]')], attrs: { axis: 1 } });
 add({ op: 'concat', label: 'axis 0', inputs: [f('a', 'f32[1, 3]'), f('b', 'f32[2, 3]')], attrs: { axis: -2 } });
-add({ op: 'sum_squares', label: 'three operands of different shapes', inputs: [f('a', 'f32[2, 3]'), f('b', 'f32[4]'), f('c', 'f32[]')], attrs: {} });
-add({ op: 'sum_squares', label: 'symbolic', inputs: [f('a', 'f32[B, 2]')], attrs: {}, sizes: { B: 3 } });
 add({ op: 'concat', label: 'one operand', inputs: [f('a', 'f32[2, 3]')], attrs: { axis: 0 } });
 add({ op: 'concat', label: 'symbolic axis 0', inputs: [f('a', 'f32[B, 2]'), f('b', 'f32[3, 2]'), f('c', 'f32[B, 2]')], attrs: { axis: 0 }, sizes: { B: 2 } });
 add({ op: 'pad', label: '[2, 3]', inputs: [f('x', 'f32[2, 3]')], attrs: { before: [1, 0], after: [2, 1], value: 0.5 } });

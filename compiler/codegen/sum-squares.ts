@@ -10,18 +10,22 @@ import type { Node } from '../ir/types.ts';
 import { mul, type Dim } from '../shapes/dim.ts';
 import { padUniforms, type KernelPlan } from './kernel.ts';
 import { uvec } from './matmul.ts';
-import { REDUCE_WORKGROUP_SIZE, workgroupCombine } from './reduce.ts';
+import { workgroupCombine } from './reduce.ts';
 
 /** Operands one sum_squares kernel takes: 8 storage buffers less the result. */
 export const SUM_SQUARES_MAX_OPERANDS = 7;
+/** Partial sums (and workgroups) of one sum_squares. */
+export const SUM_SQUARES_PARTS = 64;
+/** Elements a workgroup takes from an operand at a time. */
+export const SUM_SQUARES_BLOCK = 256;
 
 export function sumSquaresPlans(node: Node): KernelPlan[] {
   const k = node.inputs.length;
   if (k > SUM_SQUARES_MAX_OPERANDS) throw new Error(`sum_squares over ${k} operands: at most ${SUM_SQUARES_MAX_OPERANDS}`);
-  const wg = REDUCE_WORKGROUP_SIZE;
+  const wg = SUM_SQUARES_BLOCK;
   const words = padUniforms(node.inputs.map((v) => v.type.shape.reduce<Dim>((n, d) => mul(n, d), 1)));
   const wgsl = [
-    `// sum_squares of ${k} f32 tensor${k === 1 ? '' : 's'}: one workgroup of ${wg}, strided partial sums, then a tree.`,
+    `// sum_squares of ${k} f32 tensor${k === 1 ? '' : 's'}: ${SUM_SQUARES_PARTS} workgroups of ${wg}, a partial sum each (blocks of ${SUM_SQUARES_BLOCK} round robin), then a tree.`,
     `struct Params { n: array<vec4<u32>, ${words.length / 4}> }`,
     '@group(0) @binding(0) var<uniform> p: Params;',
     ...node.inputs.map((_, i) => `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<f32>;`),
@@ -29,13 +33,18 @@ export function sumSquaresPlans(node: Node): KernelPlan[] {
     `var<workgroup> sv: array<f32, ${wg}>;`,
     '',
     `@compute @workgroup_size(${wg})`,
-    'fn main(@builtin(local_invocation_index) lid: u32) {',
+    'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {',
     '  var acc = 0.0;',
-    ...node.inputs.flatMap((_, i) => [`  for (var j = lid; j < ${uvec('n', i)}; j += ${wg}u) {`, `    let v = in${i}[j];`, '    acc = acc + v * v;', '  }']),
+    ...node.inputs.flatMap((_, i) => [
+      `  for (var j = wid.x * ${SUM_SQUARES_BLOCK}u + lid; j < ${uvec('n', i)}; j += ${SUM_SQUARES_PARTS * SUM_SQUARES_BLOCK}u) {`,
+      `    let v = in${i}[j];`,
+      '    acc = acc + v * v;',
+      '  }',
+    ]),
     ...workgroupCombine('acc', (a, b) => `${a} + ${b}`, wg, false),
-    '  if (lid == 0u) { out0[0] = acc; }',
+    '  if (lid == 0u) { out0[wid.x] = acc; }',
     '}',
     '',
   ].join('\n');
-  return [{ op: node.op, wgsl, uniforms: words, workgroups: 1 }];
+  return [{ op: node.op, wgsl, uniforms: words, workgroups: SUM_SQUARES_PARTS }];
 }

@@ -278,15 +278,15 @@ export function applyOptimizer(editor: GraphEditor, spec: OptimizerSpec, params:
 }
 
 /** The squared L2 norm of a tensor, as an f32 scalar. */
-/** Σ g² over every gradient, in f32: one sum_squares per 7 gradients (a kernel each), then their sum. */
+/** Σ g² over every gradient, in f32: one sum_squares per 7 gradients (a kernel each, 64 partial sums), then the sum of the partials. */
 function sumOfSquares(editor: GraphEditor, grads: readonly Value[]): Value {
   const f32 = grads.map((g) => (g.type.dtype === 'f32' ? g : editor.op('cast', [g], { dtype: 'f32' })));
-  let total: Value | undefined;
+  let partials: Value | undefined;
   for (let i = 0; i < f32.length; i += SUM_SQUARES_MAX_OPERANDS) {
     const part = editor.op('sum_squares', f32.slice(i, i + SUM_SQUARES_MAX_OPERANDS));
-    total = total ? editor.op('add', [total, part]) : part;
+    partials = partials ? editor.op('add', [partials, part]) : part;
   }
-  return total!;
+  return editor.op('reduce_sum', [partials!], { axes: [0] });
 }
 
 /**
