@@ -359,6 +359,12 @@ const CASES: Record<string, Case[]> = {
     c(['f32[5]'], { starts: [7], stops: [null] }),
     c(['f32[]'], { starts: [], stops: [] }),
   ],
+  strided_copy: [
+    // a column-major read of [B, 6] from offset 1, a broadcast row, a transposed slice with symbolic strides
+    c(['f32[B, 6]'], { shape: [3, B], offset: 1, strides: [2, 6] }),
+    c(['i32[5]'], { shape: [3, 5], offset: 0, strides: [0, 1] }),
+    c(['f32[B, 4, 3]'], { shape: [3, B, 2], offset: 1, strides: [1, 12, 3] }, { batches: [1, 3] }),
+  ],
   sum_squares: [
     c(['f32[B, 3]', 'f32[300]', 'f32[]']),
     c(Array.from({ length: 7 }, (_, i) => `f32[${(i * 37) % 100 + 1}]`)),

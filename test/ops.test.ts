@@ -945,6 +945,20 @@ describe('fused_foreach', () => {
 });
 
 // =====================================================================================================
+describe('strided_copy', () => {
+  shapeTable('strided_copy', [
+    { in: ['f32[B, 6]'], attrs: { shape: [3, B], offset: 1, strides: [2, 6] }, out: ['f32[3, B]'] },
+    { in: ['i32[4]'], attrs: { shape: [2, 4], offset: 0, strides: [0, 1] }, out: ['i32[2, 4]'] },
+    { in: ['f32[4]'], attrs: { shape: [2, 2], offset: 0, strides: [2] }, error: { message: 'strided_copy needs a shape, an offset and one stride per axis, all sizes' } },
+  ]);
+  interpTest('strided_copy', 'strided_copy gathers offset + Σ i_a * strides[a], sizes bound at run time', () => {
+    const x = f32([2, 6], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    exact(run1('strided_copy', [x], { shape: [3, B], offset: 1, strides: [2, 6] }, new Map([['B', 2]])), [3, 2], [1, 7, 3, 9, 5, 11]);
+    exact(run1('strided_copy', [f32([3], [4, 5, 6])], { shape: [2, 3], offset: 0, strides: [0, 1] }), [2, 3], [4, 5, 6, 4, 5, 6]);
+  });
+});
+
+// =====================================================================================================
 describe('fused_conv2d and fused_conv_transpose2d', () => {
   // relu(conv + bias), with the convolution also returned: registers 0 the convolution, 1 bias, 2 the constant 0, 3 the sum, 4 the max
   const body = RELU_OF_SUM_BODY;

@@ -150,6 +150,27 @@ export function concatPlans(node: Node): KernelPlan[] {
   });
 }
 
+/** strided_copy: out[i] = x[offset + Σ i_a * strides[a]] (offset and strides as uniform words). */
+export function stridedCopyPlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const out = node.outputs[0].type;
+  const strides = node.attrs.strides as Dim[];
+  const words: [string, Dim][] = [['off', node.attrs.offset as Dim], ...strides.map((st, a): [string, Dim] => [`st${a}`, st])];
+  const terms = ['off', ...out.shape.map((_, a) => `i${a} * st${a}`)];
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `strided copy ${x.dtype}, rank ${out.shape.length}`,
+      shape: out.shape,
+      inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
+      outDtype: out.dtype,
+      words,
+      body: [`let at = ${terms.join(' + ')};`],
+      result: 'x[at]',
+    }),
+  ];
+}
+
 /** The one-dispatch concat: `end{k}` is where input k's range along the axis ends, `s{k}_{a}` its strides. */
 function concatOnePlan(node: Node, axis: number): KernelPlan {
   const out = node.outputs[0].type;

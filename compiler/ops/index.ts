@@ -14,5 +14,6 @@ import './fused-matmul.ts';
 import './fused-foreach.ts';
 import './fused-reduce.ts';
 import './fused-conv.ts';
+import './strided-copy.ts';
 
 export * from './registry.ts';

@@ -149,7 +149,7 @@ registerOp({
  * the end, and a stop of null means "to the end". On a concrete axis bounds are clamped to [0, n] as in
  * Python; on a symbolic axis they are taken as given (the result size is an expression of the size).
  */
-function sliceBounds(n: Dim, start: Dim, stop: Dim | null, step: number): { start: Dim; size: Dim } {
+export function sliceBounds(n: Dim, start: Dim, stop: Dim | null, step: number): { start: Dim; size: Dim } {
   if (!isConcrete(start) || (stop !== null && !isConcrete(stop))) {
     // a symbolic bound (`pos[:L - 1]`) is a size counted from the start, taken as given
     const s0: Dim = isConcrete(start) && start < 0 ? add(n, start) : start;

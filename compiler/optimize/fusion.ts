@@ -1,17 +1,36 @@
-// The fusion pipeline lowering applies: elementwise and epilogue fusion (fuse.ts), then reduction fusion (fuse-rows.ts), with one report in the input graph's node numbers.
+// The fusion pipeline lowering applies: elementwise and epilogue fusion (fuse.ts), reduction fusion (fuse-rows.ts), then movement chains (fuse-views.ts), with one report in the input graph's node numbers.
 import type { Graph, Node } from '../ir/types.ts';
 import { graphUses } from '../ir/uses.ts';
 import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport, fuseWithReport } from './fuse.ts';
 import { fuseRowsWithReport } from './fuse-rows.ts';
+import { fuseViews } from './fuse-views.ts';
+import { STRIDED_COPY_OP } from '../ops/strided-copy.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
   readonly rows?: boolean;
+  /** Fuse chains of movement ops into one strided_copy each (fuse-views.ts; default true). */
+  readonly views?: boolean;
 }
 
-/** The fused graph and one report of both passes, every node index counted in `g`. Pure. */
+/** The fused graph and one report of the passes, every node index counted in `g`. Pure. */
 export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph; report: FuseReport } {
+  const base = fuseLoopsAndRows(g, options);
+  if (options.views === false) return base;
+  const { graph, chains } = fuseViews(base.graph);
+  if (chains.length === 0) return base;
+  // movement ops are in no other group, so each chain member is a node of `g` itself
+  const index = new Map<Node, number>(g.nodes.map((n, k) => [n, k]));
+  const groups: FusedGroup[] = chains.map((chain) => {
+    const nodes = chain.map((m) => index.get(base.graph.nodes[m]) ?? -1).filter((k) => k >= 0).sort((a, b) => a - b);
+    return { op: STRIDED_COPY_OP, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: 1, outputs: 1, constants: 0 };
+  });
+  return { graph, report: { ...base.report, nodesAfter: graph.nodes.length, groups: [...base.report.groups, ...groups] } };
+}
+
+/** Elementwise and epilogue fusion, then reduction fusion, with one report in `g`'s node numbers. */
+function fuseLoopsAndRows(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const first = fuseWithReport(g, options);
   if (options.rows === false) return first;
   const second = fuseRowsWithReport(first.graph, options);

@@ -1,0 +1,138 @@
+// Movement chains as one strided_copy (compiler/optimize/fuse-views.ts): generated chains of slices, reshapes, transposes and broadcasts give the same bits fused and unfused, in the interpreter and on WebGPU.
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Dim } from '../compiler/shapes/dim.ts';
+import { isConcrete, sym } from '../compiler/shapes/dim.ts';
+import type { Graph, Value } from '../compiler/ir/types.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { fuseViews } from '../compiler/optimize/fuse-views.ts';
+import { fuseGraph } from '../compiler/optimize/fusion.ts';
+import { STRIDED_COPY_OP } from '../compiler/ops/strided-copy.ts';
+import { getDevice, runGraphs } from './gpu-helpers.ts';
+import { f32t, GraphBuilder as G } from './graph-builder.ts';
+
+const SEED = Number(process.env.DLC_SEED ?? 20261204);
+const CHAINS = 400;
+const B = sym('B');
+
+interface Case {
+  readonly graph: Graph;
+  readonly feeds: Map<string, Tensor>;
+  readonly sizes: Map<string, number>;
+}
+
+/** A random chain of 2 to 5 movement ops on a random input, sometimes with an intermediate also returned. */
+function randomChain(rand: () => number): Case {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const b = new G();
+  const rank = 2 + Math.floor(rand() * 3);
+  const symbolic = rand() < 0.3;
+  const shape: Dim[] = Array.from({ length: rank }, (_, a) => (symbolic && a === 0 ? B : pick([1, 2, 3, 4, 6])));
+  const sizes = new Map(symbolic ? [['B', 3]] : []);
+  const x = b.input('x', f32t(...shape));
+  let v: Value = x;
+  const outputs: Record<string, Value> = {};
+  const steps = 2 + Math.floor(rand() * 4);
+  for (let s = 0; s < steps; s++) {
+    const sh = v.type.shape;
+    const r = sh.length;
+    const kind = pick(['slice', 'transpose', 'reshape', 'broadcast_to']);
+    if (kind === 'slice') {
+      const starts = sh.map((d) => (isConcrete(d) && d > 1 ? Math.floor(rand() * 2) : 0));
+      const stops = sh.map((d, a) => (isConcrete(d) && d - starts[a] > 1 && rand() < 0.5 ? d - 1 : null));
+      const steps_ = sh.map((d) => (isConcrete(d) && d > 2 && rand() < 0.3 ? 2 : 1));
+      v = b.op('slice', [v], { starts, stops, steps: steps_ });
+    } else if (kind === 'transpose') {
+      const perm = Array.from({ length: r }, (_, i) => i).sort(() => rand() - 0.5);
+      v = b.op('transpose', [v], { perm });
+    } else if (kind === 'reshape') {
+      const a = Math.floor(rand() * r);
+      const d = sh[a];
+      const mode = rand();
+      if (mode < 0.4 && a + 1 < r && isConcrete(d) && isConcrete(sh[a + 1])) {
+        v = b.op('reshape', [v], { shape: [...sh.slice(0, a), d * (sh[a + 1] as number), ...sh.slice(a + 2)] }); // merge two axes
+      } else if (mode < 0.8 && isConcrete(d) && d % 2 === 0) {
+        v = b.op('reshape', [v], { shape: [...sh.slice(0, a), 2, d / 2, ...sh.slice(a + 1)] }); // split one
+      } else {
+        v = b.op('reshape', [v], { shape: [...sh.slice(0, a), 1, ...sh.slice(a)] }); // a new axis of 1
+      }
+    } else {
+      const ones = sh.map((d, a) => (isConcrete(d) && d === 1 ? a : -1)).filter((a) => a >= 0);
+      v = ones.length > 0 && rand() < 0.6 ? b.op('broadcast_to', [v], { shape: sh.map((d, a) => (a === ones[0] ? 3 : d)) }) : b.op('broadcast_to', [v], { shape: [2, ...sh] });
+    }
+    if (rand() < 0.1) outputs[`mid${s}`] = v;
+  }
+  outputs.y = v;
+  const dims = shape.map((d) => (isConcrete(d) ? d : sizes.get('B')!));
+  const n = dims.reduce((p, q) => p * q, 1);
+  const feeds = new Map([['x', tensor('f32', dims, Array.from({ length: n }, () => Math.fround(rand() * 8 - 4)))]]);
+  return { graph: b.graph(outputs), feeds, sizes };
+}
+
+const rand = seededRandom(SEED);
+const cases = Array.from({ length: CHAINS }, () => randomChain(rand));
+
+describe(`${CHAINS} generated movement chains: one strided_copy each, the same bits as the unfused ops (seed ${SEED})`, () => {
+  it('every fused graph verifies and the interpreter gives the same bits; most chains fuse, some reshapes cannot', () => {
+    let fused = 0;
+    let kept = 0;
+    for (const [i, c] of cases.entries()) {
+      const { graph, chains } = fuseViews(c.graph);
+      expect(verifyGraph(graph), `chain ${i}`).toEqual([]);
+      fused += chains.length;
+      kept += graph.nodes.filter((n) => n.op !== STRIDED_COPY_OP && n.op !== 'reshape').length;
+      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map(), sizes: c.sizes }).outputs;
+      const [want, got] = [run(c.graph), run(graph)];
+      for (const [k, t] of want) expect([...got.get(k)!.data], `chain ${i} output ${k}`).toEqual([...t.data]);
+    }
+    console.log(`movement chains: ${fused} fused into strided_copy, ${kept} movement dispatches left`);
+    expect(fused).toBeGreaterThan(CHAINS / 2);
+    expect(kept).toBeGreaterThan(0);
+  });
+
+  it('WebGPU: the strided copies give the unfused kernels\' bits', { timeout: 120_000 }, async () => {
+    const device = await getDevice();
+    const jobs = cases.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
+    const fusedJobs = cases.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
+    const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
+    const bad: string[] = [];
+    a.forEach((outs, j) => {
+      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`chain ${j} output ${k}`);
+    });
+    expect(bad).toEqual([]);
+  });
+});
+
+describe('fuse-views', () => {
+  it("attention's head split (slice, reshape, transpose) is one strided_copy, in the fusion pipeline too", () => {
+    const b = new G();
+    const z = b.input('z', f32t(B, 5, 24)); // [B, T, 3d], d = 8
+    const k = b.op('transpose', [b.op('reshape', [b.op('slice', [z], { starts: [0, 0, 8], stops: [null, null, 16] })], { shape: [B, 5, 2, 4] })], { perm: [0, 2, 1, 3] });
+    const g = b.graph({ k: b.op('exp', [k]) });
+    const { graph, chains } = fuseViews(g);
+    expect(chains).toEqual([[0, 1, 2]]);
+    const copy = graph.nodes.find((n) => n.op === STRIDED_COPY_OP)!;
+    expect(copy.attrs).toEqual({ shape: [B, 2, 5, 4], offset: 8, strides: [120, 4, 24, 1] });
+    const { graph: all, report } = fuseGraph(g);
+    expect(all.nodes.map((n) => n.op)).toEqual([STRIDED_COPY_OP, 'exp']);
+    expect(report.groups.find((grp) => grp.op === STRIDED_COPY_OP)?.ops).toEqual(['slice', 'reshape', 'transpose']);
+    expect(fuseGraph(g, { views: false }).graph.nodes.map((n) => n.op)).toEqual(['slice', 'reshape', 'transpose', 'exp']);
+  });
+
+  it('refusals: a reshape that merges axes a transpose made non-contiguous ends the chain before it; a value read elsewhere ends the chain', () => {
+    const b = new G();
+    const x = b.input('x', f32t(3, 4));
+    const merged = b.op('reshape', [b.op('transpose', [b.op('slice', [x], { starts: [1, 0], stops: [null, null] })], { perm: [1, 0] })], { shape: [8] });
+    const b2 = new G();
+    const x2 = b2.input('x', f32t(3, 4));
+    const s = b2.op('slice', [x2], { starts: [1, 0], stops: [null, null] });
+    const t = b2.op('transpose', [s], { perm: [1, 0] });
+    // the slice and the transpose still become one copy, which the reshape then aliases
+    const cut = fuseViews(b.graph({ merged }));
+    expect(cut.chains).toEqual([[0, 1]]);
+    expect(cut.graph.nodes.map((n) => n.op)).toEqual([STRIDED_COPY_OP, 'reshape']);
+    expect(fuseViews(b2.graph({ t, s })).chains).toEqual([]);
+  });
+});
