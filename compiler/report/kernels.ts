@@ -334,7 +334,8 @@ function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shape
   if (isFusedOp(k.op)) {
     // without the fusion data, a fused matmul or convolution (by its name) still counts its contraction
     const ops = subOps && subOps.length > 0 ? subOps : [anchorOf(k.op)];
-    return ops.map((op) => ({ op, flops: getOp(op)?.family === 'contraction' ? contraction(op) : out }));
+    // data movement (a strided_copy's slices and transposes) does no arithmetic
+    return ops.map((op) => ({ op, flops: getOp(op)?.family === 'contraction' ? contraction(op) : getOp(op)?.family === 'movement' ? 0 : out }));
   }
   const flops = (() => {
     switch (getOp(k.op)?.family) {
