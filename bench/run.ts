@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { compileModel, dispatchesPerStep, dlcMemory, dlcPredictor, dlcTrainer, type DlcRun } from './dlc-side.ts';
 import { machineInfo, openSharedGpu, type SharedGpu } from './gpu.ts';
 import { updateDoc, type BenchFile, type BenchResult, type ProfileSummary, type SideResult } from './report.ts';
-import { formatProfile } from '../runtime/profile.ts';
+import { formatProfile, slowestKernels, sourceText } from '../runtime/profile.ts';
 import { tfGpt, tfLeNet, tfMatmul, tfMlp, type GptConfig, type TfRun } from './tfjs-side.ts';
 import { intData, timeSteps, uniformData } from './timing.ts';
 import { root } from './paths.ts';
@@ -167,10 +167,7 @@ async function profileOf(run: DlcRun, reps: number, name: string): Promise<Profi
     kernelMs: round(p.totalMs),
     roundTripMs: round(p.roundTripMs),
     byOp: p.byOp.map((s) => ({ op: s.key, kernels: s.kernels, ms: round(s.ms), share: round(s.share) })),
-    slowest: [...p.kernels]
-      .sort((a, b) => b.ms - a.ms)
-      .slice(0, 10)
-      .map((k) => ({ graph: k.graph, index: k.index, op: k.op, ...(k.source ? { source: `${k.source.file}:${k.source.line}:${k.source.col}` } : {}), ms: round(k.ms) })),
+    slowest: slowestKernels(p, 10).map((k) => ({ graph: k.graph, index: k.index, op: k.op, ...(k.source ? { source: sourceText(k.source) } : {}), ms: round(k.ms) })),
   };
 }
 

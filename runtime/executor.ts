@@ -420,14 +420,13 @@ export class Executor {
     return inst;
   }
 
-  /** Encode kernel `n` of a prepared graph (nothing when its grid is empty at these sizes); whether it dispatched. */
-  private dispatch(pass: GPUComputePassEncoder, inst: GraphInstance, n: number): boolean {
+  /** Encode kernel `n` of a prepared graph (nothing when its grid is empty at these sizes). */
+  private dispatch(pass: GPUComputePassEncoder, inst: GraphInstance, n: number): void {
     const grid = inst.grids[n];
-    if (!grid) return false;
+    if (!grid) return;
     pass.setPipeline(this.pipelines[this.shaderOf(inst.program.kernels[n])]);
     pass.setBindGroup(0, inst.bindGroups[n]);
     pass.dispatchWorkgroups(grid[0], grid[1]);
-    return true;
   }
 
   /**

@@ -1,6 +1,6 @@
 // The dlc runtime's public surface (browser and Node): models, datasets, checkpoints and typed errors.
 export { Model, type Batch, type CreateOptions, type LoadOptions, type LoadReport, type ProfileOptions, type SaveOptions } from './model.ts';
-export { formatProfile, summarizeProfile, type KernelTime, type Profile, type TimeShare } from './profile.ts';
+export { formatProfile, slowestKernels, sourceText, summarizeProfile, type KernelTime, type Profile, type TimeShare } from './profile.ts';
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
 export { evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
 export { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';

@@ -62,12 +62,22 @@ export function summarizeProfile(base: Omit<Profile, 'totalMs' | 'byOp' | 'bySou
   };
 }
 
+/** The `top` slowest kernels of a profile, slowest first. */
+export function slowestKernels(p: Profile, top: number): KernelTime[] {
+  return [...p.kernels].sort((a, b) => b.ms - a.ms).slice(0, top);
+}
+
+/** Where a kernel came from, as `file:line:col`. */
+export function sourceText(span: SourceSpan): string {
+  return `${span.file}:${span.line}:${span.col}`;
+}
+
 /** A plain-text table of a profile: the slowest kernels, then the time by op. */
 export function formatProfile(p: Profile, top = 10): string {
   const ms = (x: number) => x.toFixed(3);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const where = (k: KernelTime) => (k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : '(generated)');
-  const slowest = [...p.kernels].sort((a, b) => b.ms - a.ms).slice(0, top);
+  const where = (k: KernelTime) => (k.source ? sourceText(k.source) : '(generated)');
+  const slowest = slowestKernels(p, top);
   const lines = [
     `${p.kernels.length} kernels, ${ms(p.totalMs)} ms of kernel time (median of ${p.reps}; empty submit ${ms(p.roundTripMs)} ms) on ${p.adapter}`,
     '',

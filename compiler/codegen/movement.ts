@@ -177,16 +177,14 @@ function concatOnePlan(node: Node, axis: number): KernelPlan {
   const k = node.inputs.length;
   const words: [string, Dim][] = [];
   let end: Dim = 0;
-  const starts: Dim[] = [];
   node.inputs.forEach((v, i) => {
-    starts.push(end);
     end = add(end, v.type.shape[axis]);
     if (i < k - 1) words.push([`end${i}`, end]);
     stridesOf(v.type.shape).forEach((st, a) => words.push([`s${i}_${a}`, st]));
-    if (i > 0) words.push([`start${i}`, starts[i]]);
   });
+  // input i starts where input i - 1 ends
   const read = (i: number) => {
-    const terms = out.shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - start${i})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
+    const terms = out.shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - end${i - 1})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
     return `v = x${i}[${terms.join(' + ')}];`;
   };
   const body = [`let j = i${axis};`, `var v: ${kernelStorageType(out.dtype)};`];

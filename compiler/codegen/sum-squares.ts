@@ -1,15 +1,16 @@
-// Code generation for sum_squares: one workgroup folds the squares of every operand's elements, then a tree.
+// Code generation for sum_squares: 64 workgroups fold the squares of every operand's elements, a partial sum each.
 //
-// Each of the 256 invocations folds x² over elements lid, lid + 256, ... of each operand in turn, then the workgroup combines its 256
-// partial sums by a tree in workgroup memory, and invocation 0 stores the scalar. The operands' element
-// counts come from the uniform (`p.n`, one u32 each), so symbolic sizes bind at run time. One workgroup
-// is what the per-tensor reductions it replaces used for a whole-tensor sum (a row per workgroup).
+// Workgroup w takes the 256-element blocks w, w + 64, w + 128, ... of each operand in turn (invocation
+// lid the block's element lid), folds x² over them, combines its 256 sums by a tree in workgroup memory
+// and stores partial w; the graph sums the 64 partials (ops/sum-squares.ts). So the work spreads over
+// 64 workgroups whatever the model's size. The operands' element counts come from the uniform (`p.n`,
+// one u32 each), so symbolic sizes bind at run time.
 //
-// Bindings (group 0): 0 the uniform, 1..k the operands, k + 1 the result.
+// Bindings (group 0): 0 the uniform, 1..k the operands, k + 1 the 64 partial sums.
 import type { Node } from '../ir/types.ts';
-import { mul, type Dim } from '../shapes/dim.ts';
 import { padUniforms, type KernelPlan } from './kernel.ts';
 import { uvec } from './matmul.ts';
+import { numelOf } from './per-element.ts';
 import { workgroupCombine } from './reduce.ts';
 
 /** Operands one sum_squares kernel takes: 8 storage buffers less the result. */
@@ -23,7 +24,7 @@ export function sumSquaresPlans(node: Node): KernelPlan[] {
   const k = node.inputs.length;
   if (k > SUM_SQUARES_MAX_OPERANDS) throw new Error(`sum_squares over ${k} operands: at most ${SUM_SQUARES_MAX_OPERANDS}`);
   const wg = SUM_SQUARES_BLOCK;
-  const words = padUniforms(node.inputs.map((v) => v.type.shape.reduce<Dim>((n, d) => mul(n, d), 1)));
+  const words = padUniforms(node.inputs.map((v) => numelOf(v.type.shape)));
   const wgsl = [
     `// sum_squares of ${k} f32 tensor${k === 1 ? '' : 's'}: ${SUM_SQUARES_PARTS} workgroups of ${wg}, a partial sum each (blocks of ${SUM_SQUARES_BLOCK} round robin), then a tree.`,
     `struct Params { n: array<vec4<u32>, ${words.length / 4}> }`,

@@ -1,4 +1,4 @@
-// sum_squares: the sum of the squares of every element of several f32 tensors (gradient clipping's global norm), one kernel.
+// sum_squares: 64 partial sums of the squares of every element of several f32 tensors (gradient clipping's global norm), one kernel.
 import { numel } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
 import { sumSquaresPlans, SUM_SQUARES_BLOCK, SUM_SQUARES_MAX_OPERANDS, SUM_SQUARES_PARTS } from '../codegen/sum-squares.ts';

@@ -13,6 +13,7 @@
 import type { Graph, Node } from '../ir/types.ts';
 import { graphUses } from '../ir/uses.ts';
 import { sliceBounds } from '../ops/movement.ts';
+import { stridesOf } from '../codegen/per-element.ts';
 import { STRIDED_COPY_OP } from '../ops/strided-copy.ts';
 import { add, type Dim, dimEquals, isConcrete, mul } from '../shapes/dim.ts';
 import { contractGroups, type Contraction } from './contract.ts';
@@ -25,16 +26,6 @@ interface View {
 }
 
 const VIEW_OPS = new Set(['slice', 'reshape', 'transpose', 'broadcast_to']);
-
-function rowMajor(shape: readonly Dim[]): Dim[] {
-  const out: Dim[] = new Array(shape.length);
-  let acc: Dim = 1;
-  for (let a = shape.length - 1; a >= 0; a--) {
-    out[a] = acc;
-    acc = mul(acc, shape[a]);
-  }
-  return out;
-}
 
 /** The view of a movement op's result, given its operand's; undefined when it is not a strided view. */
 function viewAfter(v: View, n: Node): View | undefined {
@@ -131,7 +122,7 @@ export function fuseViews(g: Graph): { graph: Graph; chains: number[][] } {
     }
     if (chain.filter((m) => nodes[m].op !== 'reshape').length < 2) continue;
     const source = nodes[chain[0]].inputs[0];
-    let view: View | undefined = { offset: 0, shape: source.type.shape, strides: rowMajor(source.type.shape) };
+    let view: View | undefined = { offset: 0, shape: source.type.shape, strides: stridesOf(source.type.shape) };
     for (const m of chain) view = view && viewAfter(view, nodes[m]);
     if (!view) continue;
     for (const m of chain) taken.add(m);
