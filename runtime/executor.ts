@@ -8,7 +8,7 @@
 // state values, then copies of the step's scalars (losses, metrics) into a small mappable buffer, all
 // in one command buffer. Reading those scalars is lazy: the caller gets a handle and only a call to
 // `values()` maps memory, so training never waits on the GPU unless asked to.
-import type { BufferDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl } from './program.ts';
+import type { BufferDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl, WideVariantDecl } from './program.ts';
 import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
@@ -81,7 +81,8 @@ interface GraphInstance {
   readonly capacity: number[];
   readonly uniforms: GPUBuffer[];
   bindGroups: GPUBindGroup[];
-  grids: ([number, number] | null)[];
+  /** Per kernel at the prepared sizes: its grid and the shader it runs (a wide variant or its own), or null when empty. */
+  grids: ({ readonly x: number; readonly y: number; readonly shader: number } | null)[];
   /** The sizes the buffers and uniforms were last prepared for; undefined before the first run. */
   sizesKey: string | undefined;
 }
@@ -120,6 +121,8 @@ export class Executor {
     readonly planMemory: boolean,
     /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
     readonly subgroups: boolean,
+    /** Wide matmul tiers: 'auto' (by tile count, GPU kernels only), 'off', or one tier's name used wherever it exists (tests). */
+    readonly wide: string,
   ) {}
 
   private shaderOf(k: KernelDecl): number {
@@ -127,10 +130,25 @@ export class Executor {
     return this.subgroups && k.subgroupShader !== undefined ? k.subgroupShader : k.shader;
   }
 
+  /** The wide variants this executor may run for a kernel (none on CPU kernels or with 'off'). */
+  private wideOf(k: KernelDecl): readonly WideVariantDecl[] {
+    if (this.cpuKernels || this.wide === 'off' || !k.wide) return [];
+    return this.wide === 'auto' ? k.wide : k.wide.filter((w) => w.name === this.wide);
+  }
+
+  /** The shader and workgroup count of kernel `k` at bound sizes: the first wide variant with enough tiles, else its own. */
+  private chooseVariant(k: KernelDecl, sizes: ReadonlyMap<string, number>): { shader: number; groups: number } {
+    for (const w of this.wideOf(k)) {
+      const groups = evalSize(w.workgroups, sizes);
+      if (this.wide !== 'auto' || groups >= w.minWorkgroups) return { shader: w.shader, groups };
+    }
+    return { shader: this.shaderOf(k), groups: evalSize(k.workgroups, sizes) };
+  }
+
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
-  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean } = {}): Promise<Executor> {
+  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean; wide?: string } = {}): Promise<Executor> {
     const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
-    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups);
+    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, options.wide ?? 'auto');
     ex.checkAlignment();
     device.pushErrorScope('out-of-memory');
     for (const [i, a] of (program.arenas ?? []).entries()) ex.arenas.push(ex.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`));
@@ -204,7 +222,9 @@ export class Executor {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
-        if (!users.has(this.shaderOf(k))) users.set(this.shaderOf(k), { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
+        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader)]) {
+          if (!users.has(shader)) users.set(shader, { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
+        }
       }
     }
     await Promise.all(
@@ -377,12 +397,12 @@ export class Executor {
         if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new InputError(`these sizes (${key}) give ${k.op} a size of ${w}, outside the u32 range the kernels index with`);
       }
       this.device.queue.writeBuffer(inst.uniforms[n], 0, Uint32Array.from(words));
-      const groups = evalSize(k.workgroups, sizes);
+      const { shader, groups } = this.chooseVariant(k, sizes);
       if (groups === 0) return null;
-      if (groups <= MAX_PER_DIM) return [groups, 1];
+      if (groups <= MAX_PER_DIM) return { x: groups, y: 1, shader };
       const y = Math.ceil(groups / MAX_PER_DIM);
       if (y > MAX_PER_DIM) throw new InputError(`${k.op} needs ${groups} workgroups, more than one dispatch can have`);
-      return [Math.ceil(groups / y), y];
+      return { x: Math.ceil(groups / y), y, shader };
     });
     inst.sizesKey = key;
   }
@@ -424,9 +444,9 @@ export class Executor {
   private dispatch(pass: GPUComputePassEncoder, inst: GraphInstance, n: number): void {
     const grid = inst.grids[n];
     if (!grid) return;
-    pass.setPipeline(this.pipelines[this.shaderOf(inst.program.kernels[n])]);
+    pass.setPipeline(this.pipelines[grid.shader]);
     pass.setBindGroup(0, inst.bindGroups[n]);
-    pass.dispatchWorkgroups(grid[0], grid[1]);
+    pass.dispatchWorkgroups(grid.x, grid.y);
   }
 
   /**

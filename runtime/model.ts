@@ -24,6 +24,12 @@ export interface CreateOptions extends DeviceOptions {
   /** Use the reductions' subgroup variants when the device has the `subgroups` feature (default true). */
   readonly subgroups?: boolean;
   /**
+   * The wide-tile matmul variants on GPU kernels: 'auto' (default: a 128x128 or 64x64 tile where the
+   * product has enough tiles to fill the device), 'off' (always the 32x32 kernel), or one tier's name
+   * (codegen/matmul-wide.ts) to run it for every matmul that has it (for tests and benchmarks).
+   */
+  readonly wideKernels?: 'auto' | 'off' | (string & {});
+  /**
    * Let temporaries that are never live at once share GPU buffers, as the compiler's memory plan says
    * (default true; false gives every temporary a buffer of its own, as programs without a plan have).
    */
@@ -116,7 +122,7 @@ export class Model<I extends string = string, O extends string = string, R exten
       if (acquired.owned) acquired.device.destroy();
       throw e;
     }
-    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned, subgroups: options.subgroups ?? true });
+    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned, subgroups: options.subgroups ?? true, wide: options.wideKernels ?? 'auto' });
     const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
     model.memory = memory;
     model.sizeHints = new Map(sizes);

@@ -104,11 +104,24 @@ export interface KernelDecl {
   readonly cpuShader?: number;
   /** A variant for devices with the `subgroups` feature (reductions), used where `shader` would be (index into `shaders`). */
   readonly subgroupShader?: number;
+  /**
+   * Larger-tile variants for GPU adapters (matmuls), largest first: the same bindings and uniforms, their
+   * own workgroup count; the first whose count at the bound sizes reaches `minWorkgroups` is used.
+   */
+  readonly wide?: readonly WideVariantDecl[];
   readonly inputs: readonly number[];
   readonly outputs: readonly number[];
   readonly uniforms: readonly SizeExpr[];
   readonly workgroups: SizeExpr;
   readonly source?: SourceSpan;
+}
+
+export interface WideVariantDecl {
+  readonly name: string;
+  /** Index into `ModelProgram.shaders`. */
+  readonly shader: number;
+  readonly workgroups: SizeExpr;
+  readonly minWorkgroups: number;
 }
 
 export interface ConstraintDecl {

@@ -20,7 +20,7 @@ import { decodeFusedBody } from '../ops/fused.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { type KernelPlan, padUniforms } from './kernel.ts';
-import { lowerMatmul, type MatmulEpilogue, matmulTransposes, matmulUniformDims } from './matmul.ts';
+import { lowerMatmul, type MatmulEpilogue, matmulTransposes, matmulUniformDims, widePlans } from './matmul.ts';
 
 const OP = 'fused_matmul';
 
@@ -83,5 +83,5 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const blocked = lowerMatmul(mmNode, { variant: 'blocked', epilogue });
   const mmWords = matmulUniformDims(tiled);
   const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`))), ...code.constWords]);
-  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl }];
+  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl, wide: widePlans(mmNode, mmWords, epilogue) }];
 }

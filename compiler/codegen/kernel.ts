@@ -30,6 +30,19 @@ export interface KernelPlan {
    * bindings, uniforms and workgroup count; the runtime uses it where it would use `wgsl`.
    */
   readonly subgroupWgsl?: string;
+  /**
+   * Larger-tile variants for GPU adapters (codegen/matmul-wide.ts), largest first: the same bindings and
+   * uniforms, their own workgroup count. The runtime uses the first whose count at the bound sizes
+   * reaches its `minWorkgroups` (enough tiles to fill a discrete GPU), else `wgsl`.
+   */
+  readonly wide?: readonly WidePlan[];
+}
+
+export interface WidePlan {
+  readonly name: string;
+  readonly wgsl: string;
+  readonly workgroups: Dim;
+  readonly minWorkgroups: number;
 }
 
 /** Ceiling division of a size by a constant. */

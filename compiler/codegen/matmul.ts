@@ -25,7 +25,8 @@
 //
 // Bindings (group 0): 0 the uniform `Params`; 1 A and 2 B, `var<storage, read>`; 3 the output.
 import type { DType, Node } from '../ir/types.ts';
-import type { KernelPlan } from './kernel.ts';
+import type { KernelPlan, WidePlan } from './kernel.ts';
+import { lowerWideMatmul, WIDE_TIERS, wideWorkgroups } from './matmul-wide.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
@@ -386,9 +387,14 @@ export function matmulUniforms(
   return { data: Uint32Array.from(words), workgroups: words[6], outShape, inShapes };
 }
 
-/** The registry's lowering: one dispatch, a workgroup per output tile. */
+/** The registry's lowering: one dispatch, a workgroup per output tile (the wide tiers as GPU variants). */
 export function matmulPlans(node: Node): KernelPlan[] {
   const k = lowerMatmul(node);
   const words = matmulUniformDims(k);
-  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl }];
+  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl, wide: widePlans(node, words) }];
+}
+
+/** The wide tiers of a matmul node (with a fused epilogue's store) as plan variants, largest first. */
+export function widePlans(node: Node, words: readonly Dim[], epilogue?: MatmulEpilogue): WidePlan[] {
+  return WIDE_TIERS.map((tier) => ({ name: tier.name, wgsl: lowerWideMatmul(node, tier, epilogue), workgroups: wideWorkgroups(tier, words), minWorkgroups: tier.minWorkgroups }));
 }

@@ -1,0 +1,144 @@
+// The wide matmul tiers (codegen/matmul-wide.ts) on Dawn: every tier gives the base tiled kernel's bits on edge shapes, transposes, broadcast batches and fused epilogues.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Attrs, Node, TensorType, Value } from '../compiler/ir/types.ts';
+import { inferOp, isShapeError } from '../compiler/ops/index.ts';
+import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import { dispatchSize } from '../compiler/codegen/elementwise.ts';
+import { lowerMatmul, matmulPlans, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
+import { lowerWideMatmul, SWEEP_TIERS, tierInvocations, WIDE_TIERS, wideWorkgroups } from '../compiler/codegen/matmul-wide.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { Model } from '../runtime/model.ts';
+import { compile, getDevice, type Launch, runLaunches } from './gpu-helpers.ts';
+import { argsOf } from './helpers.ts';
+
+type Spec = readonly (number | string)[];
+const dims = (s: Spec): Dim[] => s.map((d) => (typeof d === 'number' ? d : sym(d)));
+const bind = (s: Spec, sizes: ReadonlyMap<string, number>): number[] => s.map((d) => (typeof d === 'number' ? d : sizes.get(d)!));
+let nextId = 1;
+const value = (type: TensorType): Value => ({ id: nextId++, type });
+
+function matmulNode(sa: Spec, sb: Spec, attrs: Attrs): Node {
+  const types: TensorType[] = [{ dtype: 'f32', shape: dims(sa) }, { dtype: 'f32', shape: dims(sb) }];
+  const r = inferOp('matmul', types, attrs);
+  if (isShapeError(r)) throw new Error(r.message);
+  return { op: 'matmul', inputs: types.map(value), attrs, outputs: r.map(value), span: { file: 'gpu-matmul-wide.test', start: 0, end: 0 } };
+}
+
+function random(shape: readonly number[], seed: number): Tensor {
+  const r = seededRandom(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor('f32', shape, Array.from({ length: n }, () => Math.fround(r() * 2 - 1)));
+}
+
+const bits = (t: Tensor): number[] => Array.from(new Uint32Array(Float32Array.from(t.data).buffer));
+
+describe('wide matmul tiers', () => {
+  it('every tier is valid WGSL within WebGPU default limits (256 invocations, 16 KiB of workgroup memory)', async () => {
+    const device = await getDevice();
+    for (const tier of SWEEP_TIERS) {
+      expect(tierInvocations(tier)).toBeLessThanOrEqual(256);
+      expect(((tier.tm + tier.tn) * tier.tk * 4) / 1024).toBeLessThanOrEqual(16);
+      const c = await compile(device, lowerWideMatmul(matmulNode([2, 'M', 64], [64, 'N'], {}), tier));
+      expect(c.messages, tier.name).toEqual([]);
+      const t = await compile(device, lowerWideMatmul(matmulNode([64, 'M'], ['N', 64], { transpose_a: true, transpose_b: true }), tier));
+      expect(t.messages, `${tier.name} transposed`).toEqual([]);
+    }
+  });
+
+  it('the plain matmul offers the compiler tiers as GPU variants, largest first, with their tile counts', () => {
+    const node = matmulNode(['B', 300, 64], [64, 260], {});
+    const [plan] = matmulPlans(node);
+    expect(plan.wide!.map((w) => w.name)).toEqual(WIDE_TIERS.map((t) => t.name));
+    const sizes = new Map([['B', 3]]);
+    // 3 batches x ceil(300 / 128) x ceil(260 / 128) tiles of 128, 3 x 5 x 5 of 64
+    expect(plan.wide!.map((w) => evaluate(w.workgroups, sizes))).toEqual(WIDE_TIERS.map((t) => 3 * Math.ceil(300 / t.tm) * Math.ceil(260 / t.tn)));
+  });
+
+  it('gives the base tiled kernel bit for bit on edge shapes, transposes, broadcast batches and scalar loads', async () => {
+    const device = await getDevice();
+    // [a, b, attrs, sizes]: shapes straddling tile edges, k past several steps, vec4 and scalar access
+    const CASES: [Spec, Spec, Attrs, Record<string, number>][] = [
+      [[1, 1], [1, 1], {}, {}],
+      [[130, 36], [36, 132], {}, {}],
+      [[67, 33], [33, 129], {}, {}],
+      [[200, 9], [9, 70], {}, {}],
+      [[2, 1, 70, 20], [1, 3, 20, 68], {}, {}],
+      [['B', 65, 64], [64, 40], {}, { B: 3 }],
+      [[12, 'B'], ['B', 136], {}, { B: 37 }],
+      [[12, 'B'], ['B', 16], {}, { B: 0 }],
+      [[40, 130], [40, 72], { transpose_a: true }, {}],
+      [[37, 66], [37, 20], { transpose_a: true }, {}],
+      [[130, 24], [70, 24], { transpose_b: true }, {}],
+      [[65, 21], [129, 21], { transpose_b: true }, {}],
+      [[2, 36, 132], [68, 36], { transpose_a: true, transpose_b: true }, {}],
+    ];
+    const launches: Launch[] = [];
+    const labels: string[] = [];
+    let seed = 1;
+    for (const [sa, sb, attrs, sz] of CASES) {
+      const sizes = new Map(Object.entries(sz));
+      const node = matmulNode(sa, sb, attrs);
+      const base = lowerMatmul(node);
+      const u = matmulUniforms(base, sizes);
+      const inputs = [random(bind(sa, sizes), seed++), random(bind(sb, sizes), seed++)];
+      const common = { op: 'matmul', inputs, inShapes: u.inShapes, uniform: u.data, outShape: u.outShape, outDtype: 'f32' as const };
+      const label = `[${sa}] @ [${sb}] ${JSON.stringify(attrs)} ${JSON.stringify(sz)}`;
+      launches.push({ ...common, wgsl: base.wgsl, dispatch: u.workgroups === 0 ? null : dispatchSize(u.workgroups, 1) });
+      labels.push(`${label} base`);
+      for (const tier of SWEEP_TIERS) {
+        const groups = evaluate(wideWorkgroups(tier, matmulUniformDims(base)), sizes);
+        launches.push({ ...common, wgsl: lowerWideMatmul(node, tier), dispatch: groups === 0 ? null : dispatchSize(groups, 1) });
+        labels.push(`${label} ${tier.name}`);
+      }
+    }
+    const outs = await runLaunches(device, launches);
+    const per = SWEEP_TIERS.length + 1;
+    for (let c = 0; c < CASES.length; c++) {
+      const want = outs[c * per];
+      // the base is right (against a direct sum) before it is the reference
+      const [sa, sb, attrs, sz] = CASES[c];
+      const sizes = new Map(Object.entries(sz));
+      const la = launches[c * per].inputs;
+      const [m, k] = attrs.transpose_a ? [la[0].shape.at(-1)!, la[0].shape.at(-2)!] : [la[0].shape.at(-2)!, la[0].shape.at(-1)!];
+      const n = attrs.transpose_b ? la[1].shape.at(-2)! : la[1].shape.at(-1)!;
+      if (bind(sa, sizes).length === 2 && bind(sb, sizes).length === 2 && m * n > 0) {
+        const at = (i: number, q: number) => la[0].data[attrs.transpose_a ? q * m + i : i * k + q];
+        const bt = (q: number, j: number) => la[1].data[attrs.transpose_b ? j * k + q : q * n + j];
+        let s = 0;
+        for (let q = 0; q < k; q++) s += at(m - 1, q) * bt(q, n - 1);
+        expect(want.data[m * n - 1], labels[c * per]).toBeCloseTo(s, 4);
+      }
+      for (let t = 1; t < per; t++) expect(bits(outs[c * per + t]), labels[c * per + t]).toEqual(bits(want));
+    }
+  });
+
+  it('a trained model gives the same bits with every compiler tier forced on its matmuls and fused epilogues', async () => {
+    // MnistMlp at a batch of 40: a plain matmul, fused bias + relu epilogues, transposed weight gradients
+    const file = 'examples/mnist_mlp.dl';
+    const args = 'hidden: 24';
+    const compiled = compileSource(readFileSync(file, 'utf8'), file, undefined, { modelArgs: new Map([['MnistMlp', argsOf('MnistMlp', args)]]) });
+    const program = compiled.programs.find((p) => p.model === 'MnistMlp')!;
+    expect(program.graphs.steps[0].kernels.filter((k) => k.wide).length).toBeGreaterThanOrEqual(3);
+    const device = await getDevice();
+    const B = 40;
+    const r = seededRandom(9);
+    const batch = { image: Float32Array.from({ length: B * 784 }, () => r()), label: Int32Array.from({ length: B }, () => Math.floor(r() * 10)) };
+    const run = async (wideKernels: string) => {
+      const model = await Model.create(program, { device, kernels: 'gpu', seed: 4, wideKernels });
+      const losses: number[] = [];
+      for (let i = 0; i < 3; i++) losses.push((await model.trainStep(batch).values()).loss);
+      const weights = new Uint8Array(await model.saveWeights());
+      model.dispose();
+      return { losses, weights };
+    };
+    const off = await run('off');
+    for (const tier of WIDE_TIERS) {
+      const got = await run(tier.name);
+      expect(got.losses, tier.name).toEqual(off.losses);
+      expect(Buffer.from(got.weights).equals(Buffer.from(off.weights)), tier.name).toBe(true);
+    }
+  });
+});
