@@ -56,7 +56,9 @@ export async function openSharedGpu(): Promise<SharedGpu> {
     maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
     maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
   };
-  const device = await adapter.requestDevice({ requiredLimits });
+  // subgroups where the adapter has them: dlc's reductions use them, and TF.js may
+  const requiredFeatures = (['subgroups'] as const).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   keepAlive.push(device);
   const info = adapter.info;
   const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown adapter';
