@@ -16,9 +16,9 @@ fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.used,memory.total --format=csv 2>&1 | tee "$out/nvidia-smi.txt"
 for step in $steps; do
   case $step in
-    sweep) timeout 150 node dist/bench/sweep.mjs --out "$out/sweep.json" 2>&1 | grep -v '^Warning' | tee "$out/sweep.log" ;;
-    bench) timeout 300 node dist/bench/run.mjs --full --out "$out/gpu.json" --no-doc 2>&1 | grep -v '^Warning' | tee "$out/bench.log" ;;
-    profile) timeout 120 node dist/bench/run.mjs --full --only mlp,transformer --reps 10 --profile --out "$out/profile.json" --no-doc 2>&1 | grep -v '^Warning' | tee "$out/profile.log" ;;
+    sweep) timeout 100 node dist/bench/sweep.mjs --out "$out/sweep.json" 2>&1 | grep -v '^Warning' | tee "$out/sweep.log" ;;
+    bench) timeout 200 node dist/bench/run.mjs --full --out "$out/gpu.json" --no-doc 2>&1 | grep -v '^Warning' | tee "$out/bench.log" ;;
+    profile) timeout 90 node dist/bench/run.mjs --full --only mlp,transformer --reps 10 --profile --out "$out/profile.json" --no-doc 2>&1 | grep -v '^Warning' | tee "$out/profile.log" ;;
     *) echo "unknown step $step" ;;
   esac
 done
