@@ -27,6 +27,8 @@ const MAX_PER_DIM = 65535;
 const SLOT_SCALARS = 64;
 /** Unread step results kept before the oldest are dropped. */
 const MAX_OUTSTANDING = 4096;
+/** Mappable readback buffers kept for reuse. */
+const READBACK_POOL = 4;
 
 function byteLength(dtype: DType, numel: number): number {
   void dtype; // every dtype is stored as 4 bytes (bool as u32)
@@ -85,6 +87,40 @@ interface GraphInstance {
   grids: ({ readonly x: number; readonly y: number; readonly shader: number } | null)[];
   /** The sizes the buffers and uniforms were last prepared for; undefined before the first run. */
   sizesKey: string | undefined;
+  /** The update copies at the prepared sizes, adjacent ranges merged (`mergeCopies`). */
+  copies: readonly Copy[];
+}
+
+/** One buffer-to-buffer copy, in bytes. */
+export interface Copy {
+  readonly src: GPUBuffer;
+  readonly srcOffset: number;
+  readonly dst: GPUBuffer;
+  readonly dstOffset: number;
+  readonly size: number;
+}
+
+/**
+ * Merge copies between the same two buffers whose ranges follow each other at the same distance (the
+ * parameters of one arena, updated from the same offsets of a temporary arena): one copy instead of one
+ * per parameter. A gap between two ranges is copied too only when `free(dst, start, end)` says nothing in
+ * the destination lives there (arena padding); otherwise the copies stay apart. Order does not matter:
+ * no copy reads what another writes.
+ */
+export function mergeCopies(copies: readonly Copy[], free: (dst: GPUBuffer, start: number, end: number) => boolean): Copy[] {
+  const ids = new Map<GPUBuffer, number>();
+  const id = (b: GPUBuffer) => ids.get(b) ?? (ids.set(b, ids.size), ids.size - 1);
+  for (const c of copies) [c.dst, c.src].forEach(id);
+  const sorted = [...copies].filter((c) => c.size > 0).sort((a, b) => id(a.dst) - id(b.dst) || id(a.src) - id(b.src) || a.dstOffset - b.dstOffset);
+  const out: Copy[] = [];
+  for (const c of sorted) {
+    const last = out[out.length - 1];
+    const end = last ? last.dstOffset + last.size : 0;
+    if (last && last.dst === c.dst && last.src === c.src && c.dstOffset - last.dstOffset === c.srcOffset - last.srcOffset && c.dstOffset >= end && (c.dstOffset === end || free(c.dst, end, c.dstOffset))) {
+      out[out.length - 1] = { ...last, size: c.dstOffset + c.size - last.dstOffset };
+    } else out.push(c);
+  }
+  return out;
 }
 
 /** The scalars of one graph run, copied to a mappable buffer and read on demand. */
@@ -109,6 +145,9 @@ export class Executor {
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
   private readonly stagingPool: GPUBuffer[] = [];
+  /** Mappable buffers of earlier reads (predict outputs, weights), reused by later reads of about their size. */
+  private readonly readbackPool: GPUBuffer[] = [];
+  private destroyed = false;
   private readonly outstanding: ScalarRecord[] = [];
   private readonly owned: GPUBuffer[] = [];
 
@@ -265,6 +304,7 @@ export class Executor {
         bindGroups: [],
         grids: [],
         sizesKey: undefined,
+        copies: [],
       };
       this.graphs.set(g.name, inst);
     }
@@ -404,7 +444,28 @@ export class Executor {
       if (y > MAX_PER_DIM) throw new InputError(`${k.op} needs ${groups} workgroups, more than one dispatch can have`);
       return { x: Math.ceil(groups / y), y, shader };
     });
+    inst.copies = mergeCopies(
+      g.updates.map((u) => {
+        // the target's bytes: a parameter or state buffer (or range of an arena) is sized exactly
+        const target = inst.buffers[u.target]!;
+        const source = inst.buffers[u.source]!;
+        return { src: source.buffer, srcOffset: source.offset, dst: target.buffer, dstOffset: target.offset, size: target.size ?? target.buffer.size - target.offset };
+      }),
+      (dst, start, end) => this.isPadding(dst, start, end),
+    );
     inst.sizesKey = key;
+  }
+
+  /** Bytes [start, end) of an arena hold no parameter or state (alignment padding). */
+  private isPadding(buffer: GPUBuffer, start: number, end: number): boolean {
+    const arena = this.arenas.indexOf(buffer);
+    if (arena < 0) return false;
+    return [...this.program.params, ...this.program.state].every((d) => {
+      if (!d.arena || d.arena.arena !== arena) return true;
+      const from = d.arena.offset * 4;
+      const to = from + byteLength(d.dtype, d.shape.reduce((a, b) => a * b, 1));
+      return to <= start || from >= end;
+    });
   }
 
   /** Allocate a graph's buffers for these sizes now (so the first step does not). */
@@ -420,12 +481,7 @@ export class Executor {
       g.kernels.forEach((_, n) => this.dispatch(pass, inst, n));
       pass.end();
     }
-    for (const u of g.updates) {
-      // the target's bytes: a parameter or state buffer (or range of an arena) is sized exactly
-      const target = inst.buffers[u.target]!;
-      const source = inst.buffers[u.source]!;
-      encoder.copyBufferToBuffer(source.buffer, source.offset, target.buffer, target.offset, target.size ?? target.buffer.size - target.offset);
-    }
+    for (const c of inst.copies) encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
   }
 
   /** Size the graph's buffers for `sizes` and queue the writes of its inputs. */
@@ -548,10 +604,21 @@ export class Executor {
 
   /** Copy buffers (their first `dtype`/`shape` worth of bytes) to the host in one staging buffer and one map. */
   private async download(items: readonly { bound: Bound; dtype: DType; shape: readonly number[] }[]): Promise<TypedArray[]> {
-    const sizes = items.map((x) => byteLength(x.dtype, x.shape.reduce((a, b) => a * b, 1)));
-    const total = sizes.reduce((a, b) => a + Math.max(4, b), 0);
-    const staging = this.device.createBuffer({ size: Math.max(4, total), usage: READBACK_USAGE });
     const encoder = this.device.createCommandEncoder();
+    const read = this.encodeDownload(encoder, items);
+    this.device.queue.submit([encoder.finish()]);
+    return read();
+  }
+
+  /**
+   * Record copies of `items` into a mappable buffer (reused from a small pool) on `encoder`; the
+   * returned function, called once the encoder is submitted, maps it and returns the values.
+   */
+  private encodeDownload(encoder: GPUCommandEncoder, items: readonly { bound: Bound; dtype: DType; shape: readonly number[] }[]): () => Promise<TypedArray[]> {
+    const sizes = items.map((x) => byteLength(x.dtype, x.shape.reduce((a, b) => a * b, 1)));
+    const total = Math.max(4, sizes.reduce((a, b) => a + Math.max(4, b), 0));
+    const pooled = this.readbackPool.findIndex((b) => b.size >= total && b.size <= 2 * total + 256);
+    const staging = pooled >= 0 ? this.readbackPool.splice(pooled, 1)[0] : this.device.createBuffer({ size: total, usage: READBACK_USAGE });
     let offset = 0;
     const offsets = items.map((x, i) => {
       const at = offset;
@@ -559,20 +626,37 @@ export class Executor {
       offset += Math.max(4, sizes[i]);
       return at;
     });
-    this.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(MAP_READ);
-    const bytes = staging.getMappedRange().slice(0);
-    staging.unmap();
-    staging.destroy();
-    return items.map((x, i) => fromBytes(x.dtype, bytes.slice(offsets[i], offsets[i] + sizes[i])));
+    return async () => {
+      let bytes: ArrayBuffer;
+      try {
+        await staging.mapAsync(MAP_READ, 0, total);
+        bytes = staging.getMappedRange(0, total).slice(0);
+        staging.unmap();
+      } catch (e) {
+        staging.destroy();
+        throw e;
+      }
+      if (this.readbackPool.length < READBACK_POOL && !this.destroyed) this.readbackPool.push(staging);
+      else staging.destroy();
+      return items.map((x, i) => fromBytes(x.dtype, bytes.slice(offsets[i], offsets[i] + sizes[i])));
+    };
   }
 
-  /** Copy whole buffers of a graph back to the host (after the work already submitted). */
-  async readBuffers(g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): Promise<Record<string, { data: TypedArray; shape: number[] }>> {
+  /**
+   * Copies of a graph's outputs recorded on `encoder` (submitted by the caller, with the graph's own
+   * work: one submit for a predict), or on an encoder of their own submitted now when it is null; the
+   * returned function reads them once submitted.
+   */
+  encodeRead(encoder: GPUCommandEncoder | null, g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): () => Promise<Record<string, { data: TypedArray; shape: number[] }>> {
     const inst = this.instance(g);
     const items = names.map((name) => ({ name, bound: inst.buffers[g.outputs[name]]!, ...this.declOf(g.buffers[g.outputs[name]], sizes) }));
-    const data = await this.download(items);
-    return Object.fromEntries(items.map((x, i) => [x.name, { data: data[i], shape: x.shape }]));
+    const own = encoder ?? this.device.createCommandEncoder();
+    const read = this.encodeDownload(own, items);
+    if (!encoder) this.device.queue.submit([own.finish()]);
+    return async () => {
+      const data = await read();
+      return Object.fromEntries(items.map((x, i) => [x.name, { data: data[i], shape: x.shape }]));
+    };
   }
 
   private declOf(decl: BufferDecl, sizes: ReadonlyMap<string, number>): { dtype: DType; shape: number[] } {
@@ -622,8 +706,10 @@ export class Executor {
   }
 
   destroy(): void {
+    this.destroyed = true;
     for (const b of this.owned) b.destroy();
     for (const b of this.stagingPool) b.destroy();
+    for (const b of this.readbackPool.splice(0)) b.destroy();
     for (const r of this.outstanding) if (r.state === 'pending') r.staging.destroy();
     for (const inst of this.graphs.values()) for (const b of inst.allocated) b?.destroy();
     this.graphs.clear();

@@ -280,8 +280,10 @@ export class Model<I extends string = string, O extends string = string, R exten
     const sizes = this.bindSizes(g, inputs as Record<string, HostArray>);
     const encoder = this.executor.device.createCommandEncoder();
     this.executor.encode(encoder, g, given, sizes);
+    // the outputs' copies ride in the same submit as the graph
+    const pending = this.executor.encodeRead(encoder, g, Object.keys(g.outputs), sizes);
     this.executor.device.queue.submit([encoder.finish()]);
-    const read = await this.guard(this.executor.readBuffers(g, Object.keys(g.outputs), sizes));
+    const read = await this.guard(pending());
     return Object.fromEntries(Object.entries(read).map(([k, v]) => [k, v.data])) as Record<O, TypedArray>;
   }
 

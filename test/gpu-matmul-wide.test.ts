@@ -141,4 +141,32 @@ describe('wide matmul tiers', () => {
       expect(Buffer.from(got.weights).equals(Buffer.from(off.weights)), tier.name).toBe(true);
     }
   });
+
+  it('the runtime picks the first tier with enough tiles at the bound batch, else the base kernel', async () => {
+    const text = 'model Proj {\n  input x: f32[B, 64]\n  param w: f32[64, 256] = zeros\n  output y = x @ w\n}\n';
+    const compiled = compileSource(`use std.init.{zeros}\n${text}`, 'proj.dl');
+    expect(compiled.diagnostics).toEqual([]);
+    const program = compiled.programs[0];
+    const g = program.graphs.predict;
+    const n = g.kernels.findIndex((k) => k.op === 'matmul');
+    const k = g.kernels[n];
+    const model = await Model.create(program, { device: await getDevice(), kernels: 'gpu', seed: 1 });
+    const ex = (model as unknown as { executor: { reserve(g: unknown, s: Map<string, number>): void; graphs: Map<string, { grids: ({ shader: number; x: number } | null)[] }> } }).executor;
+    const chosen = (B: number) => {
+      ex.reserve(g, new Map([['B', B]]));
+      const grid = ex.graphs.get(g.name)!.grids[n]!;
+      return k.wide!.find((w) => w.shader === grid.shader)?.name ?? (grid.shader === k.shader ? 'base' : 'other');
+    };
+    // 128 x 128 tiles: B / 128 * 2; 64 x 128: B / 64 * 2; 64 x 64: B / 64 * 4
+    expect(chosen(16384)).toBe(WIDE_TIERS[0].name);
+    expect(chosen(4096)).toBe(WIDE_TIERS[1].name);
+    expect(chosen(2048)).toBe(WIDE_TIERS[2].name);
+    expect(chosen(1024)).toBe('base');
+    model.dispose();
+    const cpu = await Model.create(program, { device: await getDevice(), kernels: 'cpu', seed: 1 });
+    const cx = (cpu as unknown as { executor: typeof ex }).executor;
+    cx.reserve(g, new Map([['B', 16384]]));
+    expect(cx.graphs.get(g.name)!.grids[n]!.shader).toBe(k.cpuShader);
+    cpu.dispose();
+  });
 });

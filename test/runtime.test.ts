@@ -5,6 +5,7 @@ import { compileSource } from '../compiler/frontend/compile.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { Model } from '../runtime/model.ts';
 import { acquireDevice } from '../runtime/device.ts';
+import { mergeCopies } from '../runtime/executor.ts';
 import { DeviceLostError, InputError, NoAdapterError, OutOfMemoryError, ShaderError, WeightsError } from '../runtime/errors.ts';
 import { argsOf, EXAMPLE_CASES } from './helpers.ts';
 import { compile, getDevice } from './gpu-helpers.ts';
@@ -171,6 +172,42 @@ describe('runtime errors', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(() => model.trainStep({ image, label })).toThrow(DeviceLostError);
     await expect(model.predict({ image })).rejects.toThrow(/the GPU device was lost/);
+    model.dispose();
+  });
+});
+
+describe('update copies', () => {
+  const A = { label: 'param arena' } as unknown as GPUBuffer;
+  const T = { label: 'temp arena' } as unknown as GPUBuffer;
+  const S = { label: 'a state buffer' } as unknown as GPUBuffer;
+  const copy = (dst: GPUBuffer, dstOffset: number, src: GPUBuffer, srcOffset: number, size: number) => ({ dst, dstOffset, src, srcOffset, size });
+
+  it('merges adjacent ranges at one distance, across padding only', () => {
+    const copies = [copy(A, 512, T, 512, 40), copy(S, 0, T, 4096, 4), copy(A, 0, T, 0, 400), copy(A, 1024, T, 1024, 8), copy(A, 400, T, 400, 112)];
+    // bytes 552..1024 of A are padding, except 600..640 (a frozen parameter's range)
+    const free = (_: GPUBuffer, start: number, end: number) => end <= 600 || start >= 640;
+    expect(mergeCopies(copies, free)).toEqual([copy(A, 0, T, 0, 552), copy(A, 1024, T, 1024, 8), copy(S, 0, T, 4096, 4)]);
+    const all = mergeCopies(copies, () => true);
+    expect(all).toEqual([copy(A, 0, T, 0, 1032), copy(S, 0, T, 4096, 4)]);
+  });
+
+  it('keeps ranges apart at different distances, from other sources, or empty', () => {
+    const copies = [copy(A, 0, T, 0, 16), copy(A, 16, T, 32, 16), copy(A, 32, S, 48, 16), copy(A, 64, T, 64, 0)];
+    expect(mergeCopies(copies, () => true)).toEqual(copies.slice(0, 3));
+  });
+
+  it('a trained model copies its updates in a few merged copies (one per arena)', async () => {
+    const c = EXAMPLE_CASES.find((x) => x.model === 'CharGPT')!;
+    const file = `examples/${c.file}.dl`;
+    const compiled = compileSource(readFileSync(file, 'utf8'), file, undefined, { modelArgs: new Map([[c.model, argsOf(c.model, c.args)]]) });
+    const program = compiled.programs.find((p) => p.model === c.model)!;
+    const model = await Model.create(program, { device: await getDevice(), seed: 1, batchSize: 2, sizes: { L: 6 } });
+    model.trainStep({ tokens: Int32Array.from({ length: 12 }, (_, i) => i % 11) });
+    const step = program.graphs.steps[0];
+    const inst = (model as unknown as { executor: { graphs: Map<string, { copies: readonly unknown[] }> } }).executor.graphs.get(step.name)!;
+    // parameters, first and second moments in arenas, updated from temporary arenas at the same offsets; the step count and RNG key alone
+    expect(step.updates.length).toBeGreaterThan(60);
+    expect(inst.copies.length).toBeLessThanOrEqual(8);
     model.dispose();
   });
 });
