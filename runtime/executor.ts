@@ -177,11 +177,12 @@ export class Executor {
 
   /** The shader and workgroup count of kernel `k` at bound sizes: the first wide variant with enough tiles, else its own. */
   private chooseVariant(k: KernelDecl, sizes: ReadonlyMap<string, number>): { shader: number; groups: number } {
+    const base = evalSize(k.workgroups, sizes);
     for (const w of this.wideOf(k)) {
       const groups = evalSize(w.workgroups, sizes);
-      if (this.wide !== 'auto' || groups >= w.minWorkgroups) return { shader: w.shader, groups };
+      if (this.wide !== 'auto' || (groups >= w.minWorkgroups && base <= (w.maxBaseWorkgroups ?? Infinity))) return { shader: w.shader, groups };
     }
-    return { shader: this.shaderOf(k), groups: evalSize(k.workgroups, sizes) };
+    return { shader: this.shaderOf(k), groups: base };
   }
 
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */

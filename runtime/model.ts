@@ -24,9 +24,10 @@ export interface CreateOptions extends DeviceOptions {
   /** Use the reductions' subgroup variants when the device has the `subgroups` feature (default true). */
   readonly subgroups?: boolean;
   /**
-   * The wide-tile matmul variants on GPU kernels: 'auto' (default: a 128x128 or 64x64 tile where the
-   * product has enough tiles to fill the device), 'off' (always the 32x32 kernel), or one tier's name
-   * (codegen/matmul-wide.ts) to run it for every matmul that has it (for tests and benchmarks).
+   * The kernels' GPU variants for other grid shapes: the wide matmul tiers (codegen/matmul-wide.ts) and
+   * conv2d's one-workgroup-per-output reduction ('reduce', for weight gradients). 'auto' (default): where
+   * they fill the device better at the bound sizes; 'off': never; a variant's name: wherever a kernel
+   * has it (for tests and benchmarks). CPU kernels have none.
    */
   readonly wideKernels?: 'auto' | 'off' | (string & {});
   /**

@@ -105,8 +105,9 @@ export interface KernelDecl {
   /** A variant for devices with the `subgroups` feature (reductions), used where `shader` would be (index into `shaders`). */
   readonly subgroupShader?: number;
   /**
-   * Larger-tile variants for GPU adapters (matmuls), largest first: the same bindings and uniforms, their
-   * own workgroup count; the first whose count at the bound sizes reaches `minWorkgroups` is used.
+   * Variants for GPU adapters (wide matmul tiers, conv2d's reduction for few outputs), in order of
+   * preference: the same bindings and uniforms, their own workgroup count; the first whose count at the
+   * bound sizes reaches `minWorkgroups` (where the kernel's own count is at most `maxBaseWorkgroups`) is used.
    */
   readonly wide?: readonly WideVariantDecl[];
   readonly inputs: readonly number[];
@@ -122,6 +123,8 @@ export interface WideVariantDecl {
   readonly shader: number;
   readonly workgroups: SizeExpr;
   readonly minWorkgroups: number;
+  /** Used only where the kernel's own grid has at most this many workgroups. */
+  readonly maxBaseWorkgroups?: number;
 }
 
 export interface ConstraintDecl {

@@ -3,7 +3,8 @@
 // not multiples of the 32x32 tile or of 4, several tiles along positions, channels and k, stride 2,
 // padding, dilation, groups, a symbolic batch B) against the float64 interpreter, the two variants
 // against each other, and fused_conv2d (a bias, residual and ReLU epilogue, the convolution also stored)
-// against the unfused graph bit for bit in each variant.
+// against the unfused graph bit for bit in each variant; and the 'reduce' variant (one workgroup per
+// output, for weight gradients) against the interpreter.
 // DLC_GPU_CONV_CASES sets the number of generated cases (default 12; lavapipe is slow).
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
@@ -71,6 +72,8 @@ const FIXED: readonly Spec[] = [
   { n: sym('B'), sizes: new Map([['B', 2]]), c: 8, o: 40, kh: 3, kw: 3, h: 13, w: 11, attrs: { padding: [1, 1] } },
   { n: 1, sizes: new Map(), c: 6, o: 36, kh: 3, kw: 2, h: 17, w: 15, attrs: { stride: [2, 2], padding: [2, 1], dilation: [2, 1], groups: 3 } },
   { n: 3, sizes: new Map(), c: 7, o: 5, kh: 5, kw: 5, h: 9, w: 10, attrs: { padding: [2, 2] } },
+  // a weight gradient's shape: the batch as channels, the output gradient as a 10x10 kernel (k = 1,600), 486 outputs
+  { n: 1, sizes: new Map(), c: 16, o: 6, kh: 10, kw: 10, h: 14, w: 14, attrs: { padding: [2, 2] } },
 ];
 
 function caseOf(s: Spec, random: () => number): Case {
@@ -117,6 +120,7 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
         expect(plan.cpuWgsl, c.text).toBeDefined();
         expect(plan.wgsl).toMatch(/var<workgroup> tileA/);
         expect(plan.cpuWgsl).not.toMatch(/workgroupBarrier/);
+        if (node.op === 'conv2d') expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
       }
     }
   });
@@ -124,18 +128,20 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
   it('tiled and direct variants against the interpreter, against each other, and fused against unfused bit for bit', async () => {
     const device = await getDevice();
     const t0 = performance.now();
-    const [gpu, cpu, gpuFused, cpuFused] = [
+    const [gpu, cpu, gpuFused, cpuFused, reduce] = [
       await runGraphs(device, cases, { variant: 'gpu' }),
       await runGraphs(device, cases, { variant: 'cpu' }),
       await runGraphs(device, fused, { variant: 'gpu' }),
       await runGraphs(device, fused, { variant: 'cpu' }),
+      // the one-workgroup-per-output reduction (for few outputs and a long k): its own order of sums
+      await runGraphs(device, cases, { variant: 'gpu', wide: 'reduce' }),
     ];
     const bad: string[] = [];
     let checked = 0;
     for (const [i, c] of cases.entries()) {
       const want = interpretGraph(c.graph, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
       const bound = interpretGraph(c.graph, { inputs: c.absFeeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
-      for (const [variant, res] of [['tiled', gpu[i]], ['direct', cpu[i]]] as const) {
+      for (const [variant, res] of [['tiled', gpu[i]], ['direct', cpu[i]], ['reduce', reduce[i]]] as const) {
         const got = new Float32Array(res.get('conv')!.buffer);
         expect(got.length, c.text).toBe(want.length);
         const at = want.findIndex((v, j) => !(Math.abs(got[j] - v) <= 1e-6 * (c.terms + 1) * bound[j]));

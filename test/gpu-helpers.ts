@@ -275,8 +275,10 @@ export interface GraphJob {
  * plans' GPU shaders, or with `variant: 'cpu'` / `'subgroup'` their CPU / subgroup variants where they have one), one buffer per
  * value; returns each graph's outputs as raw 32-bit words by name.
  */
-export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: 'gpu' | 'cpu' | 'subgroup' } = {}): Promise<Map<string, Uint32Array>[]> {
-  const shaderOf = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl);
+export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: 'gpu' | 'cpu' | 'subgroup'; wide?: string } = {}): Promise<Map<string, Uint32Array>[]> {
+  // `wide`: the GPU variant of that name (plan.wide) where a plan has one, with its own workgroup count
+  const wideOf = (p: KernelPlan) => (options.wide !== undefined ? p.wide?.find((w) => w.name === options.wide) : undefined);
+  const shaderOf = (p: KernelPlan) => wideOf(p)?.wgsl ?? (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl);
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
   const buffer = (bytes: number, usage: number) => {
@@ -315,7 +317,9 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
         const outs = (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufs.get(node.outputs[i].id)!);
         const pipeline = pipelines.get(shaderOf(plan))!;
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [uniform, ...ins, ...outs].map((b, binding) => ({ binding, resource: { buffer: b } })) });
-        const [x, y] = dispatchSize(bind(plan.workgroups), 1);
+        const groups = bind(wideOf(plan)?.workgroups ?? plan.workgroups);
+        if (groups === 0) continue;
+        const [x, y] = dispatchSize(groups, 1);
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, group);
         pass.dispatchWorkgroups(x, y);

@@ -86,8 +86,21 @@ function convPlan(node: Node, k: ConvKernel): KernelPlan {
 export function conv2dPlans(node: Node): KernelPlan[] {
   const tiled = conv2dGemm(node, { variant: 'tiled' });
   const direct = conv2dGemm(node, { variant: 'direct' });
-  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl }];
+  const reduce = conv2dGemm(node, { variant: 'reduce' });
+  const wide = [{ name: 'reduce', wgsl: reduce.wgsl, workgroups: reduce.workgroups, minWorkgroups: REDUCE_MIN_OUTPUTS, maxBaseWorkgroups: REDUCE_MAX_TILES }];
+  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide }];
 }
+
+/**
+ * The 'reduce' variant runs (GPU kernels) where the implicit GEMM has at most this many tiles, too few
+ * to fill a GPU: a weight gradient (LeNet's first convolution at batch 64: 150 outputs, one 32x32 tile,
+ * k = 50,176) ...
+ */
+export const REDUCE_MAX_TILES = 32;
+/** ... and has at least this many outputs (one workgroup each). */
+export const REDUCE_MIN_OUTPUTS = 32;
+/** Invocations of the 'reduce' variant's workgroup, each summing every 256th k. */
+const REDUCE_LANES = 256;
 
 /** The output tile of conv2d's implicit GEMM: 32 positions x 32 channels; k steps of 32. */
 export const CONV_TILE = 32;
@@ -113,7 +126,7 @@ const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W',
  * (GEMM_WORDS as sizes, a symbolic batch included) and the workgroup count (word TT: groups x tile rows
  * x tile columns). Both variants have the same grid, uniforms and bindings.
  */
-export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct'; epilogue?: ConvEpilogue }): { wgsl: string; words: Dim[]; workgroups: Dim } {
+export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 'reduce'; epilogue?: ConvEpilogue }): { wgsl: string; words: Dim[]; workgroups: Dim } {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type.shape;
@@ -139,7 +152,35 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct'; e
   const body: string[] = [];
   // the store of one output element (n, o, ohw) at flat index `i`
   const store = (i: string, v: string) => (epi ? `${epi.call}(${i}, nb, o, ohw / OW, ohw % OW, ${v});` : `out[${i}] = ${v};`);
+  const reduce = options.variant === 'reduce';
   body.push('  let t = wid.y * nwg.x + wid.x;');
+  if (reduce) {
+    // one workgroup per output element t = (n, o, oh, ow); lane li sums k = li, li + 256, ...; then a tree in workgroup memory
+    body.push('  if (t >= M * O) { return; }');
+    body.push('  let nb = t / (O * OHW);');
+    body.push('  let o = (t / OHW) % O;');
+    body.push('  let ohw = t % OHW;');
+    body.push(`  let g = ${groups === 1 ? '0u' : 'o / OG'};`);
+    body.push(`  let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
+    body.push(`  let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
+    body.push('  let xn = (nb * C + g * CG) * H;');
+    body.push('  let wo = o * K;');
+    body.push('  var acc = 0.0;');
+    body.push(`  for (var q = li; q < K; q += ${REDUCE_LANES}u) {`);
+    body.push('    let ci = q / KHW;');
+    body.push('    let rq = q % KHW;');
+    body.push(`    let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
+    body.push(`    let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
+    body.push('    if (ih >= 0i && ih < i32(H) && iw >= 0i && iw < i32(W)) { acc = fma(x[(xn + ci * H + u32(ih)) * W + u32(iw)], wt[wo + q], acc); }');
+    body.push('  }');
+    body.push('  partial[li] = acc;');
+    body.push('  workgroupBarrier();');
+    body.push(`  for (var s = ${REDUCE_LANES / 2}u; s > 0u; s = s >> 1u) {`);
+    body.push('    if (li < s) { partial[li] = partial[li] + partial[li + s]; }');
+    body.push('    workgroupBarrier();');
+    body.push('  }');
+    body.push(`  if (li == 0u) { ${store('t', 'partial[0]')} }`);
+  } else {
   body.push('  if (t >= TT) { return; }');
   body.push(`  let col0 = (t % TN) * ${T}u;`);
   body.push('  let rest = t / TN;');
@@ -249,10 +290,13 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct'; e
     }
   }
 
+  }
   const text = body.join('\n');
   const L: string[] = [];
   L.push(
-    tiled
+    reduce
+      ? `// conv2d f32, ${attrs}: one workgroup per output element, ${REDUCE_LANES} invocations each summing every ${REDUCE_LANES}th k = (ci, kh, kw), then a tree in workgroup memory (few outputs, a long k: weight gradients).`
+      : tiled
       ? `// conv2d f32, ${attrs}: an implicit GEMM, ${T}x${T} output tiles (positions x channels), k = (ci, kh, kw) in steps of ${T} through workgroup memory (A gathered from x), a 4x4 register block per invocation.`
       : `// conv2d f32, ${attrs}: ${T}x${T} output tiles (positions x channels), one position and 4 channels per invocation, a direct loop over (ci, kh, kw) from storage (no barriers).`,
   );
@@ -263,6 +307,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct'; e
   L.push('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
   if (epi) L.push(...epi.declarations);
   else L.push('@group(0) @binding(3) var<storage, read_write> out: array<f32>;');
+  if (reduce) L.push(`var<workgroup> partial: array<f32, ${REDUCE_LANES}>;`);
   if (tiled) {
     L.push(`var<workgroup> tileA: array<vec4<f32>, ${(T * T) / 4}>; // [${T} positions][${T / 4} vec4s along k]`);
     L.push(`var<workgroup> tileB: array<vec4<f32>, ${(T * T) / 4}>; // [${T} k][${T / 4} vec4s along the channels]`);
@@ -276,7 +321,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct'; e
   });
   L.push(...body, '}', '');
   if (epi) L.push(...epi.functions);
-  return { wgsl: L.join('\n'), words, workgroups: tt };
+  return { wgsl: L.join('\n'), words, workgroups: reduce ? mul(m, o) : tt };
 }
 
 /**

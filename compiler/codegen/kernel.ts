@@ -31,9 +31,11 @@ export interface KernelPlan {
    */
   readonly subgroupWgsl?: string;
   /**
-   * Larger-tile variants for GPU adapters (codegen/matmul-wide.ts), largest first: the same bindings and
-   * uniforms, their own workgroup count. The runtime uses the first whose count at the bound sizes
-   * reaches its `minWorkgroups` (enough tiles to fill a discrete GPU), else `wgsl`.
+   * Variants for GPU adapters that fill the device better at some sizes (the wide matmul tiers of
+   * codegen/matmul-wide.ts, largest first; conv2d's one-workgroup-per-output reduction): the same
+   * bindings and uniforms, their own workgroup count. The runtime uses the first whose count at the
+   * bound sizes reaches its `minWorkgroups` (and whose `maxBaseWorkgroups`, if any, the plan's own
+   * count does not pass), else `wgsl`.
    */
   readonly wide?: readonly WidePlan[];
 }
@@ -43,6 +45,8 @@ export interface WidePlan {
   readonly wgsl: string;
   readonly workgroups: Dim;
   readonly minWorkgroups: number;
+  /** Used only where the plan's own kernel has at most this many workgroups (a variant for under-filled grids). */
+  readonly maxBaseWorkgroups?: number;
 }
 
 /** Ceiling division of a size by a constant. */

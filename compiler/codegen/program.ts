@@ -145,7 +145,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         shader: intern(plan.wgsl),
         ...(plan.cpuWgsl !== undefined ? { cpuShader: intern(plan.cpuWgsl) } : {}),
         ...(plan.subgroupWgsl !== undefined ? { subgroupShader: intern(plan.subgroupWgsl) } : {}),
-        ...(plan.wide && plan.wide.length > 0 ? { wide: plan.wide.map((w) => ({ name: w.name, shader: intern(w.wgsl), workgroups: sizeExpr(w.workgroups), minWorkgroups: w.minWorkgroups })) } : {}),
+        ...(plan.wide && plan.wide.length > 0 ? { wide: plan.wide.map((w) => ({ name: w.name, shader: intern(w.wgsl), workgroups: sizeExpr(w.workgroups), minWorkgroups: w.minWorkgroups, ...(w.maxBaseWorkgroups !== undefined ? { maxBaseWorkgroups: w.maxBaseWorkgroups } : {}) })) } : {}),
         inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map(bindIn),
         outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map(bindOut),
         uniforms: plan.uniforms.map(sizeExpr),
