@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: { run: 'bench/run.ts', sweep: 'bench/matmul-sweep.ts' },
+  entryPoints: { run: 'bench/run.ts', sweep: 'bench/matmul-sweep.ts', check: 'bench/gpu-check.ts' },
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -16,4 +16,4 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
-console.log('wrote dist/bench/run.mjs and dist/bench/sweep.mjs');
+console.log('wrote dist/bench/run.mjs, sweep.mjs and check.mjs');
