@@ -15,20 +15,30 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
- * `warmup` untimed runs, then `reps` timed ones. Each run is one step from the host's first call to the
- * GPU's completion: `run` must return only once the device has finished the work it submitted (it awaits
- * `queue.onSubmittedWorkDone()` or a readback), so every sample is submit-to-completion.
+ * Time several runs' steps interleaved: `warmup` untimed steps of each, then `reps` rounds of one timed
+ * step of each in turn. Each sample is one step from the host's first call to the GPU's completion: a
+ * run must return only once the device has finished its work (it awaits `queue.onSubmittedWorkDone()` or
+ * a readback). A change in the device's speed during the benchmark (clocks, a neighbour on a shared GPU)
+ * then falls on every side alike, so the ratios of the medians hold. A run that throws is dropped from
+ * later rounds and its result is the error.
  */
-export async function timeSteps(warmup: number, reps: number, run: () => Promise<void>): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) await run();
-  const samples: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await run();
-    samples.push(performance.now() - t0);
-  }
+export async function timeInterleaved(warmup: number, reps: number, runs: readonly (() => Promise<void>)[]): Promise<(Timing | Error)[]> {
+  const samples: number[][] = runs.map(() => []);
+  const failed: (Error | undefined)[] = runs.map(() => undefined);
+  const attempt = async (i: number, timed: boolean) => {
+    if (failed[i]) return;
+    try {
+      const t0 = performance.now();
+      await runs[i]();
+      if (timed) samples[i].push(performance.now() - t0);
+    } catch (e) {
+      failed[i] = e instanceof Error ? e : new Error(String(e));
+    }
+  };
+  for (let i = 0; i < runs.length; i++) for (let w = 0; w < warmup; w++) await attempt(i, false);
+  for (let r = 0; r < reps; r++) for (let i = 0; i < runs.length; i++) await attempt(i, true);
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  return { medianMs: round(median(samples)), minMs: round(Math.min(...samples)), maxMs: round(Math.max(...samples)), samplesMs: samples.map(round) };
+  return samples.map((xs, i) => failed[i] ?? { medianMs: round(median(xs)), minMs: round(Math.min(...xs)), maxMs: round(Math.max(...xs)), samplesMs: xs.map(round) });
 }
 
 /** A small seeded generator (the interpreter's mulberry32): both libraries get the very same data. */
