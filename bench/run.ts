@@ -101,7 +101,7 @@ function parseArgs(argv: readonly string[]): Options {
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
 
-/** Both sides of one benchmark on the shared device, their steps interleaved; a failing side is reported, not fatal. */
+/** Both sides of one benchmark on the shared device, in alternating blocks of steps; a failing side is reported, not fatal. */
 async function compare(
   gpu: SharedGpu,
   o: Options,
@@ -114,7 +114,7 @@ async function compare(
   notes?: string,
 ): Promise<BenchResult> {
   const gflops = (t: number | undefined) => (flops === undefined || t === undefined ? undefined : Number((flops / (t * 1e-3) / 1e9).toPrecision(4)));
-  // both sides set up, then their steps interleaved (timeInterleaved): a slower device for a while slows both
+  // both sides set up, then their steps in alternating blocks (timeInterleaved): a slower device for a while slows both
   let d: SideResult = { error: 'not run' };
   let t: SideResult = { error: 'not run' };
   let dRun: { run: DlcRun; sizes: Map<string, number> } | undefined;
@@ -326,7 +326,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
     reps: o.reps,
     machine,
     versions: { dlc: `${pkg('../')} ${commit}`, tfjs: pkg('@tensorflow/tfjs-core'), webgpu: pkg('webgpu') },
-    timing: 'per step: from the first host call to GPU completion (training: queue.onSubmittedWorkDone after TF.js submits its pending commands; matmul: readback of the first row); dlc and TF.js steps interleaved, one of each per round; median of the timed steps',
+    timing: 'per step: from the first host call to GPU completion (training: queue.onSubmittedWorkDone after TF.js submits its pending commands; matmul: readback of the first row); dlc and TF.js in alternating blocks (5 rounds; each block starts with an untimed step); median of the timed steps',
     ...(o.kernels !== 'auto' ? { kernels: o.kernels } : {}),
     results,
   };
