@@ -24,7 +24,7 @@ import { machineInfo, openSharedGpu, type SharedGpu } from './gpu.ts';
 import { updateDoc, type BenchFile, type BenchResult, type ProfileSummary, type SideResult } from './report.ts';
 import { formatProfile, slowestKernels, sourceText } from '../runtime/profile.ts';
 import { tfGpt, tfLeNet, tfMatmul, tfMlp, type GptConfig, type TfRun } from './tfjs-side.ts';
-import { intData, timeInterleaved, uniformData } from './timing.ts';
+import { intData, timeSteps, uniformData } from './timing.ts';
 import { root } from './paths.ts';
 
 
@@ -101,7 +101,7 @@ function parseArgs(argv: readonly string[]): Options {
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
 
-/** Both sides of one benchmark on the shared device, in alternating blocks of steps; a failing side is reported, not fatal. */
+/** Both sides of one benchmark, one after the other on the shared device; a failing side is reported, not fatal. */
 async function compare(
   gpu: SharedGpu,
   o: Options,
@@ -114,57 +114,42 @@ async function compare(
   notes?: string,
 ): Promise<BenchResult> {
   const gflops = (t: number | undefined) => (flops === undefined || t === undefined ? undefined : Number((flops / (t * 1e-3) / 1e9).toPrecision(4)));
-  // both sides set up, then their steps in alternating blocks (timeInterleaved): a slower device for a while slows both
-  let d: SideResult = { error: 'not run' };
-  let t: SideResult = { error: 'not run' };
-  let dRun: { run: DlcRun; sizes: Map<string, number> } | undefined;
-  let tRun: TfRun | undefined;
-  const before = gpu.tf.memory().numTensors;
+  let d: SideResult;
   try {
-    dRun = await dlc();
+    const { run, sizes } = await dlc();
+    try {
+      const timing = await timeSteps(o.warmup, o.reps, run.step);
+      const mem = await dlcMemory(run.program, sizes);
+      d = {
+        ...timing,
+        gflops: gflops(timing.medianMs),
+        dispatchesPerStep: run.program.graphs.steps.length > 0 ? dispatchesPerStep(run.program) : run.program.graphs.predict.kernels.length,
+        peakBytes: mem.peakBytes,
+        peakBytesMethod: mem.method,
+        unplannedBytes: mem.unplannedBytes,
+        ...(o.profile ? { profile: await profileOf(run, o.reps, name) } : {}),
+      };
+    } finally {
+      run.model.dispose();
+    }
   } catch (e) {
     d = { error: message(e) };
   }
+  let t: SideResult;
   try {
-    tRun = tf();
+    const before = gpu.tf.memory().numTensors;
+    const run = tf();
+    try {
+      const timing = await timeSteps(o.warmup, o.reps, run.step);
+      const p = await run.profile();
+      t = { ...timing, gflops: gflops(timing.medianMs), dispatchesPerStep: p.kernels, peakBytes: p.peakBytes, peakBytesMethod: 'tf.profile peakBytes (every live tensor)', gpuBytesAllocated: p.gpuBytesAllocated };
+    } finally {
+      run.dispose();
+      const leaked = gpu.tf.memory().numTensors - before;
+      if (leaked > 0) console.warn(`  note: ${name} left ${leaked} TF.js tensors alive`);
+    }
   } catch (e) {
     t = { error: message(e) };
-  }
-  try {
-    const sides = [dRun ? dRun.run.step : undefined, tRun ? tRun.step : undefined];
-    const timings = await timeInterleaved(o.warmup, o.reps, sides.filter((x) => x !== undefined));
-    let next = 0;
-    const [dt, tt] = sides.map((x) => (x ? timings[next++] : undefined));
-    if (dRun && dt) {
-      if (dt instanceof Error) d = { error: message(dt) };
-      else {
-        const mem = await dlcMemory(dRun.run.program, dRun.sizes);
-        const program = dRun.run.program;
-        d = {
-          ...dt,
-          gflops: gflops(dt.medianMs),
-          dispatchesPerStep: program.graphs.steps.length > 0 ? dispatchesPerStep(program) : program.graphs.predict.kernels.length,
-          peakBytes: mem.peakBytes,
-          peakBytesMethod: mem.method,
-          unplannedBytes: mem.unplannedBytes,
-          ...(o.profile ? { profile: await profileOf(dRun.run, o.reps, name) } : {}),
-        };
-      }
-    }
-    if (tRun && tt) {
-      if (tt instanceof Error) t = { error: message(tt) };
-      else {
-        const p = await tRun.profile();
-        t = { ...tt, gflops: gflops(tt.medianMs), dispatchesPerStep: p.kernels, peakBytes: p.peakBytes, peakBytesMethod: 'tf.profile peakBytes (every live tensor)', gpuBytesAllocated: p.gpuBytesAllocated };
-      }
-    }
-  } catch (e) {
-    if (d.error === 'not run') d = { error: message(e) };
-  } finally {
-    dRun?.run.model.dispose();
-    tRun?.dispose();
-    const leaked = gpu.tf.memory().numTensors - before;
-    if (leaked > 0) console.warn(`  note: ${name} left ${leaked} TF.js tensors alive`);
   }
   const speedup = d.medianMs !== undefined && t.medianMs !== undefined ? Math.round((t.medianMs / d.medianMs) * 1000) / 1000 : undefined;
   const r: BenchResult = { name, group, config, dlc: d, tfjs: t, speedup, notes };
@@ -326,7 +311,7 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
     reps: o.reps,
     machine,
     versions: { dlc: `${pkg('../')} ${commit}`, tfjs: pkg('@tensorflow/tfjs-core'), webgpu: pkg('webgpu') },
-    timing: 'per step: from the first host call to GPU completion (training: queue.onSubmittedWorkDone after TF.js submits its pending commands; matmul: readback of the first row); dlc and TF.js in alternating blocks (5 rounds; each block starts with an untimed step); median of the timed steps',
+    timing: 'per step: from the first host call to GPU completion (training: queue.onSubmittedWorkDone after TF.js submits its pending commands; matmul: readback of the first row); median of the timed steps',
     ...(o.kernels !== 'auto' ? { kernels: o.kernels } : {}),
     results,
   };

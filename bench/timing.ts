@@ -15,39 +15,20 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
- * Time several runs' steps in alternating blocks: `warmup` untimed steps of each, then `ROUNDS` rounds in
- * which each run in turn takes one untimed step (it absorbs what the other side left behind: garbage
- * to collect, buffers to free) and then its share of the `reps` timed steps. Each sample is one step
- * from the host's first call to the GPU's completion: a run must return only once the device has
- * finished its work (it awaits `queue.onSubmittedWorkDone()` or a readback). A change in the device's
- * speed during the benchmark (clocks, a neighbour on a shared GPU: seen once on an H200) then falls on
- * every side alike, while no timed step follows the other library's directly. A run that throws is
- * dropped from later rounds and its result is the error.
+ * `warmup` untimed runs, then `reps` timed ones. Each run is one step from the host's first call to the
+ * GPU's completion: `run` must return only once the device has finished the work it submitted (it awaits
+ * `queue.onSubmittedWorkDone()` or a readback), so every sample is submit-to-completion.
  */
-export async function timeInterleaved(warmup: number, reps: number, runs: readonly (() => Promise<void>)[]): Promise<(Timing | Error)[]> {
-  const ROUNDS = Math.min(5, reps);
-  const samples: number[][] = runs.map(() => []);
-  const failed: (Error | undefined)[] = runs.map(() => undefined);
-  const attempt = async (i: number, timed: boolean) => {
-    if (failed[i]) return;
-    try {
-      const t0 = performance.now();
-      await runs[i]();
-      if (timed) samples[i].push(performance.now() - t0);
-    } catch (e) {
-      failed[i] = e instanceof Error ? e : new Error(String(e));
-    }
-  };
-  for (let i = 0; i < runs.length; i++) for (let w = 0; w < warmup; w++) await attempt(i, false);
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let i = 0; i < runs.length; i++) {
-      await attempt(i, false);
-      const share = Math.floor(reps / ROUNDS) + (r < reps % ROUNDS ? 1 : 0);
-      for (let k = 0; k < share; k++) await attempt(i, true);
-    }
+export async function timeSteps(warmup: number, reps: number, run: () => Promise<void>): Promise<Timing> {
+  for (let i = 0; i < warmup; i++) await run();
+  const samples: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await run();
+    samples.push(performance.now() - t0);
   }
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  return samples.map((xs, i) => failed[i] ?? { medianMs: round(median(xs)), minMs: round(Math.min(...xs)), maxMs: round(Math.max(...xs)), samplesMs: xs.map(round) });
+  return { medianMs: round(median(samples)), minMs: round(Math.min(...samples)), maxMs: round(Math.max(...samples)), samplesMs: samples.map(round) };
 }
 
 /** A small seeded generator (the interpreter's mulberry32): both libraries get the very same data. */
