@@ -1,4 +1,4 @@
-// Times every matmul kernel variant (the base 32x32 tiled kernel and each wide tier) on one device, checked against float64 first.
+// Times every matmul kernel variant (the base 32x32 tiled kernel, split k and each wide tier) on one device, checked against float64 first.
 //
 //   tsx bench/matmul-sweep.ts [--sizes 1024,2048,4096] [--reps 5] [--no-models] [--out FILE]
 //
@@ -16,6 +16,7 @@ import { evaluate } from '../compiler/shapes/dim.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
 import { lowerWideMatmul, SWEEP_TIERS, wideWorkgroups } from '../compiler/codegen/matmul-wide.ts';
+import { lowerSplitMatmul } from '../compiler/codegen/matmul-split.ts';
 import { machineInfo } from './gpu.ts';
 import { median, uniformData } from './timing.ts';
 
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
     device.queue.writeBuffer(uni, 0, u.data);
     const readback = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const flops = 2 * s.m * s.n * s.k;
-    const variants = [{ name: 'base32', wgsl: base.wgsl, groups: u.workgroups }, ...SWEEP_TIERS.map((t) => ({ name: t.name, wgsl: lowerWideMatmul(node, t), groups: evaluate(wideWorkgroups(t, matmulUniformDims(base)), new Map()) }))];
+    const variants = [{ name: 'base32', wgsl: base.wgsl, groups: u.workgroups }, { name: 'split', wgsl: lowerSplitMatmul(node), groups: u.workgroups }, ...SWEEP_TIERS.map((t) => ({ name: t.name, wgsl: lowerWideMatmul(node, t), groups: evaluate(wideWorkgroups(t, matmulUniformDims(base)), new Map()) }))];
     for (const v of variants) {
       device.pushErrorScope('validation');
       const module = device.createShaderModule({ code: v.wgsl });

@@ -11,6 +11,7 @@ import { lowerMatmul, matmulPlans, matmulUniformDims, matmulUniforms } from '../
 import { lowerWideMatmul, SWEEP_TIERS, tierInvocations, WIDE_TIERS, wideWorkgroups } from '../compiler/codegen/matmul-wide.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { Model } from '../runtime/model.ts';
+import { lowerSplitMatmul, SPLIT_MAX_TILES } from '../compiler/codegen/matmul-split.ts';
 import { compile, getDevice, type Launch, runLaunches } from './gpu-helpers.ts';
 import { argsOf } from './helpers.ts';
 
@@ -51,10 +52,11 @@ describe('wide matmul tiers', () => {
   it('the plain matmul offers the compiler tiers as GPU variants, largest first, with their tile counts', () => {
     const node = matmulNode(['B', 300, 64], [64, 260], {});
     const [plan] = matmulPlans(node);
-    expect(plan.wide!.map((w) => w.name)).toEqual(WIDE_TIERS.map((t) => t.name));
+    expect(plan.wide!.map((w) => w.name)).toEqual([...WIDE_TIERS.map((t) => t.name), 'split']);
     const sizes = new Map([['B', 3]]);
-    // 3 batches x ceil(300 / 128) x ceil(260 / 128) tiles of 128, 3 x 5 x 5 of 64
-    expect(plan.wide!.map((w) => evaluate(w.workgroups, sizes))).toEqual(WIDE_TIERS.map((t) => 3 * Math.ceil(300 / t.tm) * Math.ceil(260 / t.tn)));
+    // 3 batches x ceil(300 / 128) x ceil(260 / 128) tiles of 128, 3 x 5 x 5 of 64; split k keeps the 32x32 grid
+    expect(plan.wide!.map((w) => evaluate(w.workgroups, sizes))).toEqual([...WIDE_TIERS.map((t) => 3 * Math.ceil(300 / t.tm) * Math.ceil(260 / t.tn)), 3 * 10 * 9]);
+    expect(plan.wide!.at(-1)!.maxBaseWorkgroups).toBe(SPLIT_MAX_TILES);
   });
 
   it('gives the base tiled kernel bit for bit on edge shapes, transposes, broadcast batches and scalar loads', async () => {
@@ -115,7 +117,75 @@ describe('wide matmul tiers', () => {
     }
   });
 
-  it('a trained model gives the same bits with every compiler tier forced on its matmuls and fused epilogues', async () => {
+  it('split k matches a float64 sum within 1e-5 of sum |a||b| on edge shapes, transposes, batches and long k', async () => {
+    const device = await getDevice();
+    const CASES: [Spec, Spec, Attrs, Record<string, number>][] = [
+      [[1, 1], [1, 1], {}, {}],
+      [[33, 200], [200, 65], {}, {}],
+      [[40, 'B'], ['B', 36], {}, { B: 300 }],
+      [[12, 'B'], ['B', 16], {}, { B: 0 }],
+      [[2, 1, 9, 70], [1, 3, 70, 20], {}, {}],
+      [[150, 37], [150, 44], { transpose_a: true }, {}],
+      [[37, 129], [19, 129], { transpose_b: true }, {}],
+      [[2, 100, 36], [68, 100], { transpose_a: true, transpose_b: true }, {}],
+    ];
+    const launches: Launch[] = [];
+    let seed = 50;
+    for (const [sa, sb, attrs, sz] of CASES) {
+      const sizes = new Map(Object.entries(sz));
+      const node = matmulNode(sa, sb, attrs);
+      const u = matmulUniforms(lowerMatmul(node), sizes);
+      const inputs = [random(bind(sa, sizes), seed++), random(bind(sb, sizes), seed++)];
+      launches.push({ op: 'matmul', wgsl: lowerSplitMatmul(node), inputs, inShapes: u.inShapes, uniform: u.data, outShape: u.outShape, outDtype: 'f32', dispatch: u.workgroups === 0 ? null : dispatchSize(u.workgroups, 1) });
+    }
+    const outs = await runLaunches(device, launches);
+    CASES.forEach(([, , attrs], c) => {
+      const [A, B] = launches[c].inputs;
+      const got = outs[c];
+      const [m, k] = attrs.transpose_a ? [A.shape.at(-1)!, A.shape.at(-2)!] : [A.shape.at(-2)!, A.shape.at(-1)!];
+      const n = attrs.transpose_b ? B.shape.at(-2)! : B.shape.at(-1)!;
+      const outBatch = got.shape.slice(0, -2);
+      const count = outBatch.reduce((x, y) => x * y, 1);
+      // broadcast batch index of an operand (shapes right-aligned, size-1 axes repeat)
+      const offsetOf = (shape: readonly number[], flat: number) => {
+        const bs = shape.slice(0, -2);
+        let rem = flat;
+        let off = 0;
+        let stride = 1;
+        const idx: number[] = [];
+        for (let d = outBatch.length - 1; d >= 0; d--) {
+          idx[d] = rem % outBatch[d];
+          rem = Math.floor(rem / outBatch[d]);
+        }
+        for (let d = bs.length - 1; d >= 0; d--) {
+          const i = bs[d] === 1 ? 0 : idx[d + outBatch.length - bs.length];
+          off += i * stride;
+          stride *= bs[d];
+        }
+        return off;
+      };
+      for (let q = 0; q < count; q++) {
+        const ao = offsetOf(A.shape, q) * m * k;
+        const bo = offsetOf(B.shape, q) * k * n;
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let sum = 0;
+            let mag = 0;
+            for (let t = 0; t < k; t++) {
+              const av = A.data[ao + (attrs.transpose_a ? t * m + i : i * k + t)];
+              const bv = B.data[bo + (attrs.transpose_b ? j * k + t : t * n + j)];
+              sum += av * bv;
+              mag += Math.abs(av * bv);
+            }
+            const v = got.data[(q * m + i) * n + j];
+            if (!(Math.abs(v - sum) <= 1e-5 * mag + 1e-30)) throw new Error(`case ${c}: [${q}, ${i}, ${j}] = ${v}, float64 ${sum}`);
+          }
+        }
+      }
+    });
+  });
+
+  it('a trained model gives the same bits with every compiler tier forced on its matmuls and fused epilogues (split k: within rounding)', async () => {
     // MnistMlp at a batch of 40: a plain matmul, fused bias + relu epilogues, transposed weight gradients
     const file = 'examples/mnist_mlp.dl';
     const args = 'hidden: 24';
@@ -140,6 +210,9 @@ describe('wide matmul tiers', () => {
       expect(got.losses, tier.name).toEqual(off.losses);
       expect(Buffer.from(got.weights).equals(Buffer.from(off.weights)), tier.name).toBe(true);
     }
+    // split k sums in another order: the same losses within rounding
+    const split = await run('split');
+    split.losses.forEach((l, i) => expect(Math.abs(l - off.losses[i])).toBeLessThan(1e-5 * Math.abs(off.losses[i])));
   });
 
   it('the runtime picks the first tier with enough tiles at the bound batch, else the base kernel', async () => {
@@ -157,11 +230,13 @@ describe('wide matmul tiers', () => {
       const grid = ex.graphs.get(g.name)!.grids[n]!;
       return k.wide!.find((w) => w.shader === grid.shader)?.name ?? (grid.shader === k.shader ? 'base' : 'other');
     };
-    // 128 x 128 tiles: B / 128 * 2; 64 x 128: B / 64 * 2; 64 x 64: B / 64 * 4
+    // 128 x 128 tiles: B / 128 * 2; 64 x 128: B / 64 * 2; 64 x 64: B / 64 * 4; the base kernel's 32 x 32: B / 32 * 8
     expect(chosen(16384)).toBe(WIDE_TIERS[0].name);
     expect(chosen(4096)).toBe(WIDE_TIERS[1].name);
     expect(chosen(2048)).toBe(WIDE_TIERS[2].name);
-    expect(chosen(1024)).toBe('base');
+    expect(chosen(1600)).toBe('base');
+    // 1024 / 32 x 8 = 256 tiles: split k
+    expect(chosen(1024)).toBe('split');
     model.dispose();
     const cpu = await Model.create(program, { device: await getDevice(), kernels: 'cpu', seed: 1 });
     const cx = (cpu as unknown as { executor: typeof ex }).executor;

@@ -27,6 +27,7 @@
 import type { DType, Node } from '../ir/types.ts';
 import type { KernelPlan, WidePlan } from './kernel.ts';
 import { lowerWideMatmul, WIDE_TIERS, wideWorkgroups } from './matmul-wide.ts';
+import { lowerSplitMatmul, SPLIT_MAX_TILES } from './matmul-split.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
@@ -387,14 +388,18 @@ export function matmulUniforms(
   return { data: Uint32Array.from(words), workgroups: words[6], outShape, inShapes };
 }
 
-/** The registry's lowering: one dispatch, a workgroup per output tile (the wide tiers as GPU variants). */
+/** The registry's lowering: one dispatch, a workgroup per output tile (the wide tiers and split k as GPU variants). */
 export function matmulPlans(node: Node): KernelPlan[] {
   const k = lowerMatmul(node);
   const words = matmulUniformDims(k);
   return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl, wide: widePlans(node, words) }];
 }
 
-/** The wide tiers of a matmul node (with a fused epilogue's store) as plan variants, largest first. */
+/**
+ * A matmul node's GPU variants (with a fused epilogue's store): the wide tiers, largest first, for
+ * grids of many tiles, then split k (codegen/matmul-split.ts) for grids of few.
+ */
 export function widePlans(node: Node, words: readonly Dim[], epilogue?: MatmulEpilogue): WidePlan[] {
-  return WIDE_TIERS.map((tier) => ({ name: tier.name, wgsl: lowerWideMatmul(node, tier, epilogue), workgroups: wideWorkgroups(tier, words), minWorkgroups: tier.minWorkgroups }));
+  const tiers = WIDE_TIERS.map((tier) => ({ name: tier.name, wgsl: lowerWideMatmul(node, tier, epilogue), workgroups: wideWorkgroups(tier, words), minWorkgroups: tier.minWorkgroups }));
+  return [...tiers, { name: 'split', wgsl: lowerSplitMatmul(node, epilogue), workgroups: words[6], minWorkgroups: 1, maxBaseWorkgroups: SPLIT_MAX_TILES }];
 }
