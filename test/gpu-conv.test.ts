@@ -3,8 +3,8 @@
 // not multiples of the 32x32 tile or of 4, several tiles along positions, channels and k, stride 2,
 // padding, dilation, groups, a symbolic batch B) against the float64 interpreter, the two variants
 // against each other, and fused_conv2d (a bias, residual and ReLU epilogue, the convolution also stored)
-// against the unfused graph bit for bit in each variant; and the 'reduce' variant (one workgroup per
-// output, for weight gradients) against the interpreter.
+// against the unfused graph bit for bit in each variant, the 'reduce' variant (one workgroup per
+// output, for weight gradients) included, which is also checked against the interpreter.
 // DLC_GPU_CONV_CASES sets the number of generated cases (default 12; lavapipe is slow).
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
@@ -120,21 +120,22 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
         expect(plan.cpuWgsl, c.text).toBeDefined();
         expect(plan.wgsl).toMatch(/var<workgroup> tileA/);
         expect(plan.cpuWgsl).not.toMatch(/workgroupBarrier/);
-        if (node.op === 'conv2d') expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
+        expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
       }
     }
   });
 
-  it('tiled and direct variants against the interpreter, against each other, and fused against unfused bit for bit', async () => {
+  it('tiled, direct and reduce variants against the interpreter, tiled against direct, and fused against unfused bit for bit in each', async () => {
     const device = await getDevice();
     const t0 = performance.now();
-    const [gpu, cpu, gpuFused, cpuFused, reduce] = [
+    const [gpu, cpu, gpuFused, cpuFused, reduce, reduceFused] = [
       await runGraphs(device, cases, { variant: 'gpu' }),
       await runGraphs(device, cases, { variant: 'cpu' }),
       await runGraphs(device, fused, { variant: 'gpu' }),
       await runGraphs(device, fused, { variant: 'cpu' }),
       // the one-workgroup-per-output reduction (for few outputs and a long k): its own order of sums
       await runGraphs(device, cases, { variant: 'gpu', wide: 'reduce' }),
+      await runGraphs(device, fused, { variant: 'gpu', wide: 'reduce' }),
     ];
     const bad: string[] = [];
     let checked = 0;
@@ -157,6 +158,7 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
       };
       same('tiled unfused vs fused', gpu[i], gpuFused[i]);
       same('direct unfused vs fused', cpu[i], cpuFused[i]);
+      same('reduce unfused vs fused', reduce[i], reduceFused[i]);
       // the same fmas in the same order: a padding tap or a k past K adds 0 * w (finite here) in the tiled kernel
       same('tiled vs direct', gpu[i], cpu[i]);
     }

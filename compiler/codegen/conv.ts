@@ -25,7 +25,7 @@
 import type { Node } from '../ir/types.ts';
 import { type Dim, floorDiv, mul } from '../shapes/dim.ts';
 import { uvec } from './elementwise.ts';
-import { ceilDiv, type KernelPlan } from './kernel.ts';
+import { ceilDiv, type KernelPlan, type WidePlan } from './kernel.ts';
 import { perElementPlan } from './per-element.ts';
 
 interface Conv {
@@ -86,9 +86,13 @@ function convPlan(node: Node, k: ConvKernel): KernelPlan {
 export function conv2dPlans(node: Node): KernelPlan[] {
   const tiled = conv2dGemm(node, { variant: 'tiled' });
   const direct = conv2dGemm(node, { variant: 'direct' });
-  const reduce = conv2dGemm(node, { variant: 'reduce' });
-  const wide = [{ name: 'reduce', wgsl: reduce.wgsl, workgroups: reduce.workgroups, minWorkgroups: REDUCE_MIN_OUTPUTS, maxBaseWorkgroups: REDUCE_MAX_TILES }];
-  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide }];
+  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(node) }];
+}
+
+/** conv2d's 'reduce' variant as a GPU plan variant (also fused_conv2d's, with its epilogue). */
+export function conv2dReducePlans(node: Node, epilogue?: ConvEpilogue): WidePlan[] {
+  const reduce = conv2dGemm(node, { variant: 'reduce', ...(epilogue ? { epilogue } : {}) });
+  return [{ name: 'reduce', wgsl: reduce.wgsl, workgroups: reduce.workgroups, minWorkgroups: REDUCE_MIN_OUTPUTS, maxBaseWorkgroups: REDUCE_MAX_TILES }];
 }
 
 /**
