@@ -21,6 +21,7 @@ export type HostArray = Float32Array | Int32Array | Uint32Array | Float64Array |
 const STORAGE_USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
 const UNIFORM_USAGE = 0x40 | 0x8; // UNIFORM | COPY_DST
 const READBACK_USAGE = 0x1 | 0x8; // MAP_READ | COPY_DST
+const COPY_USAGE = 0x4 | 0x8; // COPY_SRC | COPY_DST
 const MAP_READ = 0x1;
 const MAX_PER_DIM = 65535;
 /** Scalars (losses, metrics) recorded per graph run. */
@@ -123,9 +124,14 @@ export function mergeCopies(copies: readonly Copy[], free: (dst: GPUBuffer, star
   return out;
 }
 
-/** The scalars of one graph run, copied to a mappable buffer and read on demand. */
+/**
+ * The scalars of one graph run, read on demand: copied to a mappable buffer of the pool in the run's own
+ * command buffer (`staging`), or, when the pool is empty (a caller that does not read its steps'
+ * values), to slot `seq % MAX_OUTSTANDING` of a ring on the GPU, copied out when read (`ring`).
+ */
 export interface ScalarRecord {
-  readonly staging: GPUBuffer;
+  staging?: GPUBuffer;
+  readonly ring?: number;
   readonly names: readonly string[];
   readonly dtypes: readonly DType[];
   state: 'pending' | 'reading' | 'read' | 'expired';
@@ -149,6 +155,10 @@ export class Executor {
   private readonly readbackPool: GPUBuffer[] = [];
   private destroyed = false;
   private readonly outstanding: ScalarRecord[] = [];
+  /** Step values of records without a staging buffer, MAX_OUTSTANDING slots (`recordScalars`). */
+  private scalarRing: GPUBuffer | undefined;
+  /** Records made so far (a record's ring slot is its number modulo MAX_OUTSTANDING). */
+  private recorded = 0;
   private readonly owned: GPUBuffer[] = [];
 
   private constructor(
@@ -556,25 +566,32 @@ export class Executor {
   }
 
   /**
-   * Copy the named scalars into a small mappable buffer in the same command buffer as the step, so
-   * reading them later waits for that step only, not for work queued after it.
+   * Copy the named scalars, in the same command buffer as the step, into a small mappable buffer from
+   * the pool, so that reading them later waits for that step only, not for work queued after it. When
+   * the pool is empty (the caller has not read earlier steps' values, or not yet), they go to the next
+   * slot of a ring buffer on the GPU instead: no buffer is created per step, and a later read copies
+   * the slot out (waiting for the work queued by then). Either way a record more than MAX_OUTSTANDING
+   * steps old that was never read expires.
    */
   recordScalars(encoder: GPUCommandEncoder, g: GraphProgram, names: readonly string[]): ScalarRecord {
     const inst = this.instance(g);
-    const staging = this.stagingPool.pop() ?? this.device.createBuffer({ size: SLOT_SCALARS * 4, usage: READBACK_USAGE });
-    names.forEach((name, i) => encoder.copyBufferToBuffer(inst.buffers[g.outputs[name]]!.buffer, inst.buffers[g.outputs[name]]!.offset, staging, 4 * i, 4));
+    const seq = this.recorded++;
+    const staging = this.stagingPool.pop();
+    this.scalarRing ??= this.createBuffer(MAX_OUTSTANDING * SLOT_SCALARS * 4, COPY_USAGE, 'the ring of step values');
+    const [target, base] = staging ? [staging, 0] : [this.scalarRing, (seq % MAX_OUTSTANDING) * SLOT_SCALARS * 4];
+    names.forEach((name, i) => encoder.copyBufferToBuffer(inst.buffers[g.outputs[name]]!.buffer, inst.buffers[g.outputs[name]]!.offset, target, base + 4 * i, 4));
     const dtypes = names.map((n) => {
       const b = g.buffers[g.outputs[n]];
       return b.kind === 'param' || b.kind === 'state' || b.kind === 'arena' ? 'f32' : b.dtype;
     });
-    const record: ScalarRecord = { staging, names, dtypes, state: 'pending' };
-    this.outstanding.push(record);
-    // a caller that never reads its steps' values must not make memory grow without bound
+    const record: ScalarRecord = staging ? { staging, names, dtypes, state: 'pending' } : { ring: seq, names, dtypes, state: 'pending' };
+    if (staging) this.outstanding.push(record);
+    // a caller that never reads its steps' values must not hold staging buffers without bound
     while (this.outstanding.length > MAX_OUTSTANDING) {
       const old = this.outstanding.shift()!;
       if (old.state === 'pending') {
         old.state = 'expired';
-        old.staging.destroy();
+        old.staging?.destroy();
       }
     }
     return record;
@@ -584,12 +601,21 @@ export class Executor {
   async readScalars(records: readonly ScalarRecord[]): Promise<Record<string, number>[]> {
     return Promise.all(
       records.map(async (r) => {
+        // a ring slot is rewritten MAX_OUTSTANDING steps later: past that, the values are gone
+        if (r.ring !== undefined && r.state === 'pending' && this.recorded - r.ring > MAX_OUTSTANDING) r.state = 'expired';
         if (r.state === 'expired') throw new DlcRuntimeError('expired', `the values of a step were dropped: more than ${MAX_OUTSTANDING} steps were left unread; read them sooner`);
         if (r.state === 'read') return r.values!;
         r.state = 'reading';
-        await r.staging.mapAsync(MAP_READ);
-        const bytes = r.staging.getMappedRange().slice(0);
-        r.staging.unmap();
+        if (r.ring !== undefined) {
+          r.staging = this.stagingPool.pop() ?? this.device.createBuffer({ size: SLOT_SCALARS * 4, usage: READBACK_USAGE });
+          const encoder = this.device.createCommandEncoder();
+          encoder.copyBufferToBuffer(this.scalarRing!, (r.ring % MAX_OUTSTANDING) * SLOT_SCALARS * 4, r.staging, 0, SLOT_SCALARS * 4);
+          this.device.queue.submit([encoder.finish()]);
+        }
+        const staging = r.staging!;
+        await staging.mapAsync(MAP_READ);
+        const bytes = staging.getMappedRange().slice(0);
+        staging.unmap();
         const f = new Float32Array(bytes);
         const u = new Uint32Array(bytes);
         const n = new Int32Array(bytes);
@@ -597,7 +623,8 @@ export class Executor {
         r.state = 'read';
         const at = this.outstanding.indexOf(r);
         if (at >= 0) this.outstanding.splice(at, 1);
-        this.stagingPool.push(r.staging);
+        this.stagingPool.push(staging);
+        r.staging = undefined;
         return r.values;
       }),
     );
@@ -711,7 +738,7 @@ export class Executor {
     for (const b of this.owned) b.destroy();
     for (const b of this.stagingPool) b.destroy();
     for (const b of this.readbackPool.splice(0)) b.destroy();
-    for (const r of this.outstanding) if (r.state === 'pending') r.staging.destroy();
+    for (const r of this.outstanding) if (r.state === 'pending') r.staging?.destroy();
     for (const inst of this.graphs.values()) for (const b of inst.allocated) b?.destroy();
     this.graphs.clear();
   }

@@ -211,3 +211,29 @@ describe('update copies', () => {
     model.dispose();
   });
 });
+
+describe('step values', () => {
+  it('read at once (pooled staging) or many steps later (the ring on the GPU), in any order, they are the same', async () => {
+    const c = EXAMPLE_CASES.find((x) => x.model === 'MnistMlp')!;
+    const file = `examples/${c.file}.dl`;
+    const compiled = compileSource(readFileSync(file, 'utf8'), file, undefined, { modelArgs: new Map([[c.model, argsOf(c.model, c.args)]]) });
+    const program = compiled.programs.find((p) => p.model === c.model)!;
+    const device = await getDevice();
+    const r = (() => {
+      let x = 7;
+      return () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+    })();
+    const batches = Array.from({ length: 6 }, () => ({ image: Float32Array.from({ length: 4 * 784 }, r), label: Int32Array.from({ length: 4 }, () => Math.floor(r() * 10)) }));
+    const eager = await Model.create(program, { device, seed: 5, batchSize: 4 });
+    const now: Record<string, number>[] = [];
+    for (const b of batches) now.push(await eager.trainStep(b).values());
+    eager.dispose();
+    const lazy = await Model.create(program, { device, seed: 5, batchSize: 4 });
+    const handles = batches.map((b) => lazy.trainStep(b));
+    const later = await Promise.all([...handles].reverse().map((h) => h.values()));
+    later.reverse();
+    expect(later).toEqual(now);
+    expect(new Set(now.map((v) => v.loss)).size).toBe(6);
+    lazy.dispose();
+  });
+});
