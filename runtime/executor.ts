@@ -4,10 +4,11 @@
 // be ranges of one arena buffer (see `ModelProgram.arenas`), and each is then bound as its range. Each graph owns its
 // input and temporary buffers, sized for the largest sizes seen so far (or declared up front), so a
 // steady stream of batches allocates nothing. A step is one compute pass (WebGPU orders the
-// dispatches and makes each one's writes visible to the next), then the copies of new parameter and
-// state values, then copies of the step's scalars (losses, metrics) into a small mappable buffer, all
-// in one command buffer. Reading those scalars is lazy: the caller gets a handle and only a call to
-// `values()` maps memory, so training never waits on the GPU unless asked to.
+// dispatches and makes each one's writes visible to the next; each kernel runs its GPU variant for the
+// bound sizes where it has one, `chooseVariant`), then the copies of new parameter and state values
+// (merged per arena), then copies of the step's scalars (losses, metrics) into a small mappable buffer
+// or a ring on the GPU, all in one command buffer. Reading those scalars is lazy: the caller gets a
+// handle and only a call to `values()` maps memory, so training never waits on the GPU unless asked to.
 import type { BufferDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl, WideVariantDecl } from './program.ts';
 import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
@@ -170,7 +171,7 @@ export class Executor {
     readonly planMemory: boolean,
     /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
     readonly subgroups: boolean,
-    /** Wide matmul tiers: 'auto' (by tile count, GPU kernels only), 'off', or one tier's name used wherever it exists (tests). */
+    /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
     readonly wide: string,
   ) {}
 
@@ -179,13 +180,13 @@ export class Executor {
     return this.subgroups && k.subgroupShader !== undefined ? k.subgroupShader : k.shader;
   }
 
-  /** The wide variants this executor may run for a kernel (none on CPU kernels or with 'off'). */
+  /** The GPU variants this executor may run for a kernel (none on CPU kernels or with 'off'). */
   private wideOf(k: KernelDecl): readonly WideVariantDecl[] {
     if (this.cpuKernels || this.wide === 'off' || !k.wide) return [];
     return this.wide === 'auto' ? k.wide : k.wide.filter((w) => w.name === this.wide);
   }
 
-  /** The shader and workgroup count of kernel `k` at bound sizes: the first wide variant with enough tiles, else its own. */
+  /** The shader and workgroup count of kernel `k` at bound sizes: the first GPU variant whose grid conditions hold, else its own. */
   private chooseVariant(k: KernelDecl, sizes: ReadonlyMap<string, number>): { shader: number; groups: number } {
     const base = evalSize(k.workgroups, sizes);
     for (const w of this.wideOf(k)) {
