@@ -1,4 +1,4 @@
-// The wide matmul tiers (codegen/matmul-wide.ts) on Dawn: every tier gives the base tiled kernel's bits on edge shapes, transposes, broadcast batches and fused epilogues.
+// The GPU matmul variants on Dawn: every wide tier (codegen/matmul-wide.ts) gives the base tiled kernel's bits on edge shapes, transposes, broadcast batches and fused epilogues; split k (codegen/matmul-split.ts) matches float64; the runtime picks by grid size.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Attrs, Node, TensorType, Value } from '../compiler/ir/types.ts';
