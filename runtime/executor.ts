@@ -131,7 +131,7 @@ export function mergeCopies(copies: readonly Copy[], free: (dst: GPUBuffer, star
  * values), to slot `seq % MAX_OUTSTANDING` of a ring on the GPU, copied out when read (`ring`).
  */
 export interface ScalarRecord {
-  staging?: GPUBuffer;
+  staging: GPUBuffer | undefined;
   readonly ring?: number;
   readonly names: readonly string[];
   readonly dtypes: readonly DType[];
@@ -585,7 +585,7 @@ export class Executor {
       const b = g.buffers[g.outputs[n]];
       return b.kind === 'param' || b.kind === 'state' || b.kind === 'arena' ? 'f32' : b.dtype;
     });
-    const record: ScalarRecord = staging ? { staging, names, dtypes, state: 'pending' } : { ring: seq, names, dtypes, state: 'pending' };
+    const record: ScalarRecord = staging ? { staging, names, dtypes, state: 'pending' } : { staging: undefined, ring: seq, names, dtypes, state: 'pending' };
     if (staging) this.outstanding.push(record);
     // a caller that never reads its steps' values must not hold staging buffers without bound
     while (this.outstanding.length > MAX_OUTSTANDING) {
