@@ -1,5 +1,6 @@
 // One Dawn adapter and device for both libraries: dlc gets it through CreateOptions.device, TF.js through a
 // `webgpu` backend built on it (WebGPUBackend's constructor takes a device), so both run on the same queue.
+import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { isCpuAdapter } from '../runtime/device.ts';
 
@@ -24,16 +25,19 @@ export interface TfWebGPUBackend {
   memory(): { numBytesInGPU: number; numBytesAllocatedInGPU: number };
 }
 
+/** Dawn's Vulkan loader needs XDG_RUNTIME_DIR: a private folder of this process where it is unset. */
+export function ensureRuntimeDir(): void {
+  if (process.env.XDG_RUNTIME_DIR) return;
+  const dir = `${os.tmpdir()}/dlc-bench-xdg-${process.pid}`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  process.env.XDG_RUNTIME_DIR = dir;
+}
+
 /** Dawn aborts if its instance or adapter is collected while the device lives. */
 const keepAlive: unknown[] = [];
 
 export async function openSharedGpu(): Promise<SharedGpu> {
-  if (!process.env.XDG_RUNTIME_DIR) {
-    const dir = `${os.tmpdir()}/dlc-bench-xdg-${process.pid}`;
-    const fs = await import('node:fs');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    process.env.XDG_RUNTIME_DIR = dir;
-  }
+  ensureRuntimeDir();
   const webgpu = (await import('webgpu')) as unknown as { create(options: string[]): GPU; globals: Record<string, unknown> };
   Object.assign(globalThis, webgpu.globals);
   const gpu = webgpu.create([]);

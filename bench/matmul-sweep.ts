@@ -9,7 +9,6 @@
 // Transformer's projections), plain and with each operand transposed, so the runtime's tier thresholds
 // (codegen/matmul-wide.ts minWorkgroups) can be set from measurements.
 import { writeFileSync } from 'node:fs';
-import os from 'node:os';
 import type { Attrs, Node, TensorType, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { evaluate } from '../compiler/shapes/dim.ts';
@@ -17,7 +16,7 @@ import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
 import { lowerWideMatmul, SWEEP_TIERS, wideWorkgroups } from '../compiler/codegen/matmul-wide.ts';
 import { lowerSplitMatmul } from '../compiler/codegen/matmul-split.ts';
-import { machineInfo } from './gpu.ts';
+import { ensureRuntimeDir, machineInfo } from './gpu.ts';
 import { median, uniformData } from './timing.ts';
 
 interface Shape {
@@ -65,12 +64,7 @@ function matmulNode(s: Shape): Node {
 }
 
 async function openDevice(): Promise<{ device: GPUDevice; adapterInfo: string }> {
-  if (!process.env.XDG_RUNTIME_DIR) {
-    const dir = `${os.tmpdir()}/dlc-sweep-xdg-${process.pid}`;
-    const fs = await import('node:fs');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    process.env.XDG_RUNTIME_DIR = dir;
-  }
+  ensureRuntimeDir();
   const webgpu = (await import('webgpu')) as unknown as { create(options: string[]): GPU; globals: Record<string, unknown> };
   Object.assign(globalThis, webgpu.globals);
   const gpu = webgpu.create([]);

@@ -16,7 +16,7 @@
 // `SPLIT_MAX_TILES` tiles.
 import type { Node } from '../ir/types.ts';
 import { isConcrete } from '../shapes/dim.ts';
-import { kernelStorageType, type MatmulEpilogue, matmulDims, matmulTransposes, matmulVectorAccess, uvec } from './matmul.ts';
+import { kernelStorageType, matmulBatchBases, matmulBatchFields, type MatmulEpilogue, matmulDims, matmulTransposes, matmulVectorAccess, vec4Load } from './matmul.ts';
 
 /** The runtime picks the split-k kernel where the base kernel has at most this many 32x32 tiles (about two per multiprocessor of a large GPU). */
 export const SPLIT_MAX_TILES = 256;
@@ -30,7 +30,6 @@ export function lowerSplitMatmul(node: Node, epilogue?: MatmulEpilogue): string 
   const out = node.outputs[0].type;
   if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul is lowered for f32 only, found ${a.dtype} @ ${b.dtype}`);
   const batchRank = out.shape.length - 2;
-  const k4 = Math.max(1, Math.ceil(batchRank / 4));
   const ty = kernelStorageType(out.dtype);
   const access = matmulVectorAccess(node);
   const tr = matmulTransposes(node.attrs);
@@ -43,7 +42,7 @@ export function lowerSplitMatmul(node: Node, epilogue?: MatmulEpilogue): string 
   L.push(`// matmul(f32) batch rank ${batchRank}, split k: ${T}x${T} output tiles, ${SLICES} slices of 64 invocations each taking every ${SLICES}th k step of ${TK} (4x4 register blocks), partial tiles summed in workgroup memory${trText}.`);
   if (epilogue) L.push(epilogue.comment);
   L.push('struct Params {', '  dims: vec4<u32>, // m, n, k, batch count', '  tiles: vec4<u32>, // tile columns, tile rows, total tiles');
-  if (batchRank > 0) L.push(`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`);
+  L.push(...matmulBatchFields(batchRank));
   L.push(...(epilogue?.fields ?? []), '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> a: array<${access.a ? 'vec4<f32>' : ty}>;`);
@@ -64,22 +63,7 @@ export function lowerSplitMatmul(node: Node, epilogue?: MatmulEpilogue): string 
   L.push('  let rest = t / p.tiles.x;');
   L.push(`  let row0 = (rest % p.tiles.y) * ${T}u;`);
   L.push('  let bi = rest / p.tiles.y;');
-  L.push('  var am = 0u;');
-  L.push('  var bm = 0u;');
-  if (batchRank > 0) {
-    L.push('  var rem = bi;');
-    for (let d = batchRank - 1; d >= 0; d--) {
-      if (d > 0) {
-        L.push(`  let i${d} = rem % ${uvec('bshape', d)};`);
-        L.push(`  rem = rem / ${uvec('bshape', d)};`);
-      } else L.push('  let i0 = rem;');
-      L.push(`  am += i${d} * ${uvec('astride', d)};`);
-      L.push(`  bm += i${d} * ${uvec('bstride', d)};`);
-    }
-  }
-  L.push('  let aBase = am * m * k;');
-  L.push('  let bBase = bm * k * n;');
-  L.push('  let oBase = bi * m * n;');
+  L.push(...matmulBatchBases(batchRank));
   if (epilogue) L.push(...epilogue.prologue);
   L.push('  let s = li / 64u;');
   L.push('  let l = li % 64u;');
@@ -91,17 +75,10 @@ export function lowerSplitMatmul(node: Node, epilogue?: MatmulEpilogue): string 
   L.push(`  let steps = (k + ${SLICES * TK - 1}u) / ${SLICES * TK}u;`);
   L.push('  for (var st = 0u; st < steps; st++) {');
   L.push(`    let k0 = (st * ${SLICES}u + s) * ${TK}u;`);
-  // one vec4 of an operand as stored: a vec4 read, or four bounds-checked scalars; zeros past the edges
   const load = (name: string, buf: string, base: string, row: string, rows: string, col: string, cols: string, vector: boolean) => {
-    L.push(`      var ${name} = vec4<f32>(0.0);`);
-    if (vector) L.push(`      if (${row} < ${rows} && ${col} < ${cols}) { ${name} = ${buf}[(${base} + ${row} * ${cols} + ${col}) / 4u]; }`);
-    else {
-      L.push(`      if (${row} < ${rows}) {`);
-      L.push(`        let o = ${base} + ${row} * ${cols} + ${col};`);
-      for (let j = 0; j < 4; j++) L.push(`        if (${col}${j > 0 ? ` + ${j}u` : ''} < ${cols}) { ${name}.${LANES[j]} = ${buf}[o${j > 0 ? ` + ${j}u` : ''}]; }`);
-      L.push('      }');
-    }
+    L.push(...vec4Load(name, buf, base, row, rows, col, cols, vector, '      ', true));
   };
+
   L.push(`    for (var e = l; e < ${SLICE}u; e += 64u) {`);
   if (!tr.a) {
     // A [m, k]: row e / 4 of the tile, its k 4 * (e % 4) .. + 3: tileA[row][k / 4]

@@ -22,7 +22,7 @@
 // device (`minWorkgroups`); CPU adapters keep the blocked kernel.
 import type { Node } from '../ir/types.ts';
 import { add, type Dim, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
-import { kernelStorageType, type MatmulEpilogue, matmulDims, matmulTransposes, matmulVectorAccess, uvec } from './matmul.ts';
+import { kernelStorageType, matmulBatchBases, matmulBatchFields, type MatmulEpilogue, matmulDims, matmulTransposes, matmulVectorAccess, vec4Load } from './matmul.ts';
 
 /** One wide tier: a TM x TN output tile per workgroup, k steps of TK, an RM x RN block per invocation. */
 export interface WideTier {
@@ -79,7 +79,6 @@ export function lowerWideMatmul(node: Node, tier: WideTier, epilogue?: MatmulEpi
   const out = node.outputs[0].type;
   if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul is lowered for f32 only, found ${a.dtype} @ ${b.dtype}`);
   const batchRank = out.shape.length - 2;
-  const k4 = Math.max(1, Math.ceil(batchRank / 4));
   const ty = kernelStorageType(out.dtype);
   const access = matmulVectorAccess(node);
   const tr = matmulTransposes(node.attrs);
@@ -94,7 +93,7 @@ export function lowerWideMatmul(node: Node, tier: WideTier, epilogue?: MatmulEpi
   L.push(`// matmul(f32) batch rank ${batchRank}, wide tier ${tier.name}: ${TM}x${TN} output tiles, k steps of ${TK} through workgroup memory (k-major), a ${RM}x${RN} register block per invocation, next step prefetched into registers${access.a || access.b ? `, vec4 loads of ${[access.a ? 'A' : '', access.b ? 'B' : ''].filter((x) => x).join(' and ')}` : ''}${trText}.`);
   if (epilogue) L.push(epilogue.comment);
   L.push('struct Params {', '  dims: vec4<u32>, // m, n, k, batch count', '  tiles: vec4<u32>, // the base kernel\'s 32x32 grid (unused here)');
-  if (batchRank > 0) L.push(`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`);
+  L.push(...matmulBatchFields(batchRank));
   L.push(...(epilogue?.fields ?? []), '}');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> a: array<${access.a ? 'vec4<f32>' : ty}>;`);
@@ -117,22 +116,7 @@ export function lowerWideMatmul(node: Node, tier: WideTier, epilogue?: MatmulEpi
   L.push('  let rest = t / tilesN;');
   L.push(`  let row0 = (rest % tilesM) * ${TM}u;`);
   L.push('  let bi = rest / tilesM;');
-  L.push('  var am = 0u;');
-  L.push('  var bm = 0u;');
-  if (batchRank > 0) {
-    L.push('  var rem = bi;');
-    for (let d = batchRank - 1; d >= 0; d--) {
-      if (d > 0) {
-        L.push(`  let i${d} = rem % ${uvec('bshape', d)};`);
-        L.push(`  rem = rem / ${uvec('bshape', d)};`);
-      } else L.push('  let i0 = rem;');
-      L.push(`  am += i${d} * ${uvec('astride', d)};`);
-      L.push(`  bm += i${d} * ${uvec('bstride', d)};`);
-    }
-  }
-  L.push('  let aBase = am * m * k;');
-  L.push('  let bBase = bm * k * n;');
-  L.push('  let oBase = bi * m * n;');
+  L.push(...matmulBatchBases(batchRank));
   if (epilogue) L.push(...epilogue.prologue);
   L.push(`  let tx = li % ${XN}u;`);
   L.push(`  let ty = li / ${XN}u;`);
@@ -141,18 +125,10 @@ export function lowerWideMatmul(node: Node, tier: WideTier, epilogue?: MatmulEpi
   for (let l = 0; l < loadsA; l++) L.push(`  var pa${l} = vec4<f32>(0.0);`);
   for (let l = 0; l < loadsB; l++) L.push(`  var pb${l} = vec4<f32>(0.0);`);
 
-  // one vec4 of an operand as stored: a vec4 read, or four bounds-checked scalars; zeros past the edges
   const load = (target: string, buf: string, base: string, row: string, rows: string, col: string, cols: string, vector: boolean, indent: string) => {
-    L.push(`${indent}${target} = vec4<f32>(0.0);`);
-    if (vector) {
-      L.push(`${indent}if (${row} < ${rows} && ${col} < ${cols}) { ${target} = ${buf}[(${base} + ${row} * ${cols} + ${col}) / 4u]; }`);
-    } else {
-      L.push(`${indent}if (${row} < ${rows}) {`);
-      L.push(`${indent}  let o = ${base} + ${row} * ${cols} + ${col};`);
-      for (let j = 0; j < 4; j++) L.push(`${indent}  if (${col}${j > 0 ? ` + ${j}u` : ''} < ${cols}) { ${target}.${LANES[j]} = ${buf}[o${j > 0 ? ` + ${j}u` : ''}]; }`);
-      L.push(`${indent}}`);
-    }
+    L.push(...vec4Load(target, buf, base, row, rows, col, cols, vector, indent, false));
   };
+
   // the global loads of the step starting at k0 into pa / pb (element e = li + l * threads of the tile)
   const globalLoads = (indent: string) => {
     for (let l = 0; l < loadsA; l++) {

@@ -54,6 +54,47 @@ const LANES = ['x', 'y', 'z', 'w'];
 /** `p.arr[k].lane` for element `i` of a uniform `array<vec4<u32>, K>`. */
 export const uvec = (arr: string, i: number): string => `p.${arr}[${i >> 2}].${LANES[i & 3]}`;
 
+/** The batch part of a matmul kernel's uniform struct (after `dims` and `tiles`): the batch shape and each operand's batch strides. */
+export function matmulBatchFields(batchRank: number): string[] {
+  const k4 = Math.max(1, Math.ceil(batchRank / 4));
+  return batchRank > 0 ? [`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`] : [];
+}
+
+/**
+ * WGSL lines that unravel the batch index `bi` into `i0..` (through `bshape`) and give each operand's
+ * matrix offset, `aBase`, `bBase` and the output's `oBase` (m, n, k and bi in scope).
+ */
+export function matmulBatchBases(batchRank: number): string[] {
+  const L = ['  var am = 0u;', '  var bm = 0u;'];
+  if (batchRank > 0) {
+    L.push('  var rem = bi;');
+    for (let d = batchRank - 1; d >= 0; d--) {
+      if (d > 0) L.push(`  let i${d} = rem % ${uvec('bshape', d)};`, `  rem = rem / ${uvec('bshape', d)};`);
+      else L.push('  let i0 = rem;');
+      L.push(`  am += i${d} * ${uvec('astride', d)};`, `  bm += i${d} * ${uvec('bstride', d)};`);
+    }
+  }
+  L.push('  let aBase = am * m * k;', '  let bBase = bm * k * n;', '  let oBase = bi * m * n;');
+  return L;
+}
+
+/**
+ * WGSL lines that set `target` to one vec4 of an operand as stored: element (row, col .. col + 3) of a
+ * matrix at `base` with `cols` columns, a vec4 read (`vector`) or four bounds-checked scalars, zeros past
+ * the edges. With `declare` the lines declare `target` as a var first.
+ */
+export function vec4Load(target: string, buf: string, base: string, row: string, rows: string, col: string, cols: string, vector: boolean, indent: string, declare: boolean): string[] {
+  const L = [`${indent}${declare ? 'var ' : ''}${target} = vec4<f32>(0.0);`];
+  if (vector) {
+    L.push(`${indent}if (${row} < ${rows} && ${col} < ${cols}) { ${target} = ${buf}[(${base} + ${row} * ${cols} + ${col}) / 4u]; }`);
+  } else {
+    L.push(`${indent}if (${row} < ${rows}) {`, `${indent}  let o = ${base} + ${row} * ${cols} + ${col};`);
+    for (let j = 0; j < 4; j++) L.push(`${indent}  if (${col}${j > 0 ? ` + ${j}u` : ''} < ${cols}) { ${target}.${LANES[j]} = ${buf}[o${j > 0 ? ` + ${j}u` : ''}]; }`);
+    L.push(`${indent}}`);
+  }
+  return L;
+}
+
 /** A symbolic shape with its sizes bound (kernel generators import nothing from ops/, which imports them). */
 export function bindShape(shape: readonly Dim[], sizes: ReadonlyMap<string, number>): number[] {
   return shape.map((d) => {
@@ -153,7 +194,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   const vec = { a: tiled && access.a, b: tiled && access.b, out: tiled && vecOut && !options.epilogue };
 
   const fields = ['  dims: vec4<u32>, // m, n, k, batch count', '  tiles: vec4<u32>, // tile columns, tile rows, total tiles'];
-  if (batchRank > 0) fields.push(`  bshape: array<vec4<u32>, ${k4}>,`, `  astride: array<vec4<u32>, ${k4}>,`, `  bstride: array<vec4<u32>, ${k4}>,`);
+  fields.push(...matmulBatchFields(batchRank));
   const uniformWords = 8 + (batchRank > 0 ? 12 * k4 : 0);
 
   const L: string[] = [];
@@ -189,22 +230,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   L.push('  let rest = t / p.tiles.x;');
   L.push(`  let row0 = (rest % p.tiles.y) * ${T}u;`);
   L.push('  let bi = rest / p.tiles.y;');
-  L.push('  var am = 0u;');
-  L.push('  var bm = 0u;');
-  if (batchRank > 0) {
-    L.push('  var rem = bi;');
-    for (let d = batchRank - 1; d >= 0; d--) {
-      if (d > 0) {
-        L.push(`  let i${d} = rem % ${uvec('bshape', d)};`);
-        L.push(`  rem = rem / ${uvec('bshape', d)};`);
-      } else L.push('  let i0 = rem;');
-      L.push(`  am += i${d} * ${uvec('astride', d)};`);
-      L.push(`  bm += i${d} * ${uvec('bstride', d)};`);
-    }
-  }
-  L.push('  let aBase = am * m * k;');
-  L.push('  let bBase = bm * k * n;');
-  L.push('  let oBase = bi * m * n;');
+  L.push(...matmulBatchBases(batchRank));
   if (epi) L.push(...epi.prologue);
   // the store of one output element: the plain store, or the epilogue
   const store = (r: string, c: string, v: string) => {
@@ -248,15 +274,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
      * `cols` the bounds, `stride` the row length; a vec4 read, or four bounds-checked scalars.
      */
     const load = (name: string, buf: string, base: string, row: string, rows: string, col: string, cols: string, vector: boolean) => {
-      L.push(`      var ${name} = vec4<f32>(0.0);`);
-      if (vector) {
-        L.push(`      if (${row} < ${rows} && ${col} < ${cols}) { ${name} = ${buf}[(${base} + ${row} * ${cols} + ${col}) / 4u]; }`);
-      } else {
-        L.push(`      if (${row} < ${rows}) {`);
-        L.push(`        let o = ${base} + ${row} * ${cols} + ${col};`);
-        for (let j = 0; j < 4; j++) L.push(`        if (${col}${j > 0 ? ` + ${j}u` : ''} < ${cols}) { ${name}.${LANES[j]} = ${buf}[o${j > 0 ? ` + ${j}u` : ''}]; }`);
-        L.push('      }');
-      }
+      L.push(...vec4Load(name, buf, base, row, rows, col, cols, vector, '      ', true));
     };
     if (!tr.a) {
       // A: row e / R of the tile, its k columns 4 * (e % R) .. + 3
