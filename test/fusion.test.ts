@@ -167,6 +167,26 @@ describe('the fusion report says why a candidate did not fuse', () => {
     expect(graph.nodes.map((n) => n.op)).toEqual(['exp', 'reduce_max', FUSED_OP]);
   });
 
+  it('a one-element expression of constants (a mean gradient\'s 1/B) is recomputed by each group that reads it, with no dispatch of its own', () => {
+    const b = new G();
+    const x = b.input('x', f32t(3, 4));
+    const y = b.input('y', f32t(3, 4));
+    const seed = b.op('div', [b.op('full', [], { shape: [], value: 1, dtype: 'f32' }), b.op('full', [], { shape: [], value: 3, dtype: 'f32' })]);
+    const neg = b.op('neg', [seed]);
+    const p = b.op('mul', [x, neg]);
+    const m = b.op('reduce_max', [p], { axes: [1], keepdims: true });
+    const q = b.op('add', [b.op('mul', [y, seed]), m]);
+    const g = b.graph({ p, q });
+    const { graph, report } = fuseWithReport(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_OP, 'reduce_max', FUSED_OP]);
+    expect(report.rejected).toEqual([]);
+    const feeds = { inputs: new Map([['x', tensor('f32', [3, 4], Array.from({ length: 12 }, (_, i) => i - 5.5))], ['y', tensor('f32', [3, 4], Array.from({ length: 12 }, (_, i) => i * 0.3))]]), params: new Map(), state: new Map() };
+    const want = interpretGraph(g, feeds).outputs;
+    const got = interpretGraph(graph, feeds).outputs;
+    for (const [k, t] of want) expect(bitDiff(got.get(k)!.data, t.data).count, k).toBe(0);
+  });
+
   it('shape: a scalar used outside the group is not folded into a larger one', () => {
     const b = new G();
     const s = b.input('s', f32t());
@@ -279,7 +299,21 @@ function randomGraph(random: () => number): { graph: Graph; feeds: Map<string, T
     feeds.set(`x${i}`, tensor(dtype, shape, Array.from({ length: n }, () => randomValue(dtype, random))));
     pool.push(v);
   }
-  const constant = (dtype: DType): Value => b.op('full', [], { shape: random() < 0.8 ? [] : [1], value: dtype === 'bool' ? random() < 0.5 : randomValue(dtype, random), dtype });
+  const full = (dtype: DType): Value => b.op('full', [], { shape: random() < 0.8 ? [] : [1], value: dtype === 'bool' ? random() < 0.5 : randomValue(dtype, random), dtype });
+  // a constant is a full, or now and then an expression of fulls (fused groups recompute those), kept in
+  // a list so that several groups read the same one
+  const constants: Value[] = [];
+  const constant = (dtype: DType): Value => {
+    const old = constants.filter((v) => v.type.dtype === dtype);
+    if (old.length > 0 && random() < 0.3) return pick(old);
+    if (random() < 0.6) return full(dtype);
+    const unary = random() < 0.4;
+    const op = unary ? pick(UNARY_OPS) : pick(BINARY_OPS);
+    const args = unary ? [full(dtype)] : [full(dtype), full(dtype)];
+    const v = isShapeError(inferOp(op, args.map((a) => a.type), {})) ? full(dtype) : b.op(op, args);
+    constants.push(v);
+    return v;
+  };
   const made: Value[] = [];
   const target = 2 + Math.floor(random() * 7);
   for (let tries = 0; made.length < target && tries < 200; tries++) {
@@ -335,9 +369,13 @@ describe(`${GRAPHS} generated elementwise graphs: fused against unfused`, () => 
   it('the interpreter gives the same bits for the fused graph, which verifies', () => {
     let fusedNodes = 0;
     let groups = 0;
+    let recomputed = 0; // expressions of constants that fused groups recompute (no node of their own left)
     for (const [n, { graph, feeds }] of cases.entries()) {
       const { graph: fused, report } = fuseWithReport(graph);
       expect(verifyGraph(fused), `graph ${n}`).toEqual([]);
+      const fulls = new Set(graph.nodes.filter((m) => m.op === 'full').map((m) => m.outputs[0].id));
+      const defined = new Set(fused.nodes.flatMap((m) => m.outputs.map((v) => v.id)));
+      recomputed += graph.nodes.filter((m) => m.op !== 'full' && m.inputs.length > 0 && m.inputs.every((v) => fulls.has(v.id)) && !defined.has(m.outputs[0].id)).length;
       groups += report.groups.length;
       fusedNodes += report.groups.reduce((a, g) => a + g.nodes.length, 0);
       const want = interpretGraph(graph, { inputs: feeds, params: new Map(), state: new Map() }).outputs;
@@ -347,8 +385,9 @@ describe(`${GRAPHS} generated elementwise graphs: fused against unfused`, () => 
         expect(d.count, `graph ${n} output ${k}: ${d.first}`).toBe(0);
       }
     }
-    console.log(`generated graphs: ${cases.length}, ${groups} fused groups covering ${fusedNodes} nodes`);
+    console.log(`generated graphs: ${cases.length}, ${groups} fused groups covering ${fusedNodes} nodes, ${recomputed} expressions of constants recomputed in them`);
     expect(groups).toBeGreaterThan(GRAPHS / 2);
+    expect(recomputed).toBeGreaterThan(GRAPHS / 20);
   });
 
   it('WebGPU gives the same bits for the fused and unfused programs (many graphs per submission)', async () => {

@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { PASSES, cse, dce, dceKeeping, fold, optimize, simplify, type Pass } from '../compiler/optimize/index.ts';
+import { PASSES, cse, dce, dceKeeping, fold, optimize, simplify, sinkBroadcasts, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -362,6 +362,21 @@ describe('simplify', () => {
       },
     },
     {
+      name: 'a sum or max over axes of size 1 is a reshape (keepdims or not); over a size that may differ from 1 it stays',
+      before: (b) => {
+        const x = b.input('x', 'f32[B, 1, 3]');
+        b.out('sum', b.op('reduce_sum', [x], { axes: [1] }));
+        b.out('max', b.op('reduce_max', [x], { axes: [1], keepdims: true }));
+        b.out('kept', b.op('reduce_sum', [x], { axes: [0] }));
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[B, 1, 3]');
+        b.out('sum', b.op('reshape', [x], { shape: [sym('B'), 3] }));
+        b.out('max', x);
+        b.out('kept', b.op('reduce_sum', [x], { axes: [0] }));
+      },
+    },
+    {
       name: 'neg(neg(x)) -> x, through a chain of four',
       before: (b) => {
         const x = b.input('x', 'i32[3]');
@@ -409,11 +424,100 @@ describe('simplify', () => {
       'reshape(x: s, s) -> x',
       'reshape(reshape(x)) -> reshape(x)',
       'broadcast_to(x: s, s) -> x',
+      'reduce_sum(x, axes of size 1) -> reshape(x)',
+      'reduce_max(x, axes of size 1) -> reshape(x)',
     ]);
   });
 });
 
 // ---- the pipeline -----------------------------------------------------------------------------------
+
+describe('sink-broadcasts', () => {
+  const cases: { name: string; before: (b: ReturnType<typeof builder>) => void; after: (b: ReturnType<typeof builder>) => void }[] = [
+    {
+      name: 'an elementwise operand reads the unbroadcast value where the result type stays',
+      before: (b) => {
+        const a = b.input('a', 'f32[B, 3]');
+        const x = b.input('x', 'f32[3]');
+        const y = b.input('y', 'f32[3]');
+        b.out('dropped', b.op('mul', [a, b.op('broadcast_to', [x], { shape: [sym('B'), 3] })]));
+        // both operands are [3] without it: the broadcast is what makes the result [2, 3]
+        b.out('kept', b.op('add', [b.op('broadcast_to', [x], { shape: [2, 3] }), y]));
+      },
+      after: (b) => {
+        const a = b.input('a', 'f32[B, 3]');
+        const x = b.input('x', 'f32[3]');
+        const y = b.input('y', 'f32[3]');
+        b.op('broadcast_to', [x], { shape: [sym('B'), 3] });
+        b.out('dropped', b.op('mul', [a, x]));
+        b.out('kept', b.op('add', [b.op('broadcast_to', [x], { shape: [2, 3] }), y]));
+      },
+    },
+    {
+      name: 'a one-operand op computes before the broadcast: neg(broadcast_to(s)) -> broadcast_to(neg(s))',
+      before: (b) => {
+        const s = b.input('s', 'f32[]');
+        b.out('y', b.op('neg', [b.op('broadcast_to', [s], { shape: [sym('B')] })]));
+      },
+      after: (b) => {
+        const s = b.input('s', 'f32[]');
+        b.op('broadcast_to', [s], { shape: [sym('B')] });
+        b.out('y', b.op('broadcast_to', [b.op('neg', [s])], { shape: [sym('B')] }));
+      },
+    },
+    {
+      name: 'reshapes around a broadcast of one element fold into it; of more elements they stay',
+      before: (b) => {
+        const s = b.input('s', 'f32[]');
+        const x = b.input('x', 'f32[3]');
+        const one = b.op('reshape', [s], { shape: [1] });
+        b.out('after', b.op('reshape', [b.op('broadcast_to', [one], { shape: [sym('B')] })], { shape: [sym('B'), 1] }));
+        b.out('before', b.op('broadcast_to', [one], { shape: [2, sym('B')] }));
+        b.out('kept', b.op('reshape', [b.op('broadcast_to', [x], { shape: [2, 3] })], { shape: [3, 2] }));
+        b.out('twice', b.op('broadcast_to', [b.op('broadcast_to', [x], { shape: [2, 3] })], { shape: [4, 2, 3] }));
+      },
+      after: (b) => {
+        const s = b.input('s', 'f32[]');
+        const x = b.input('x', 'f32[3]');
+        // the broadcast of the reshape reads s itself, and so does the reshape after it, in one pass
+        b.op('reshape', [s], { shape: [1] });
+        b.op('broadcast_to', [s], { shape: [sym('B')] });
+        b.out('after', b.op('broadcast_to', [s], { shape: [sym('B'), 1] }));
+        b.out('before', b.op('broadcast_to', [s], { shape: [2, sym('B')] }));
+        b.out('kept', b.op('reshape', [b.op('broadcast_to', [x], { shape: [2, 3] })], { shape: [3, 2] }));
+        b.op('broadcast_to', [x], { shape: [2, 3] });
+        b.out('twice', b.op('broadcast_to', [x], { shape: [4, 2, 3] }));
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const before = build(c.before);
+      const got = expectPass(sinkBroadcasts, before, build(c.after));
+      const sizes = new Map([['B', 3]]);
+      const feeds = randomFeeds(before, sizes, seededRandom(SEED));
+      const want = interpretGraph(before, feeds, { sizes });
+      const have = interpretGraph(got, feeds, { sizes });
+      for (const [name, t] of want.outputs) expect(closeEnough(have.outputs.get(name)!, t), name).toBe(true);
+    });
+  }
+
+  it("a mean's gradient chain (1/B broadcast, negated, reshaped, times one-hot rows) becomes one product with a scalar", () => {
+    const before = build((b) => {
+      const hot = b.input('hot', 'f32[B, 10]');
+      const seed = b.op('div', [b.full(1), b.full(sym('B') as unknown as number)]);
+      const wide = b.op('broadcast_to', [b.op('reshape', [seed], { shape: [1] })], { shape: [sym('B')] });
+      const ct = b.op('reshape', [b.op('neg', [wide])], { shape: [sym('B'), 1] });
+      b.out('grad', b.op('mul', [hot, ct]));
+    });
+    const got = optimize(before);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['full', 'full', 'div', 'neg', 'mul']);
+    const sizes = new Map([['B', 4]]);
+    const feeds = randomFeeds(before, sizes, seededRandom(SEED));
+    expect(closeEnough(interpretGraph(got, feeds, { sizes }).outputs.get('grad')!, interpretGraph(before, feeds, { sizes }).outputs.get('grad')!)).toBe(true);
+  });
+});
 
 describe('optimize', () => {
   it('reaches a fixed point: simplify exposes folds, folds expose cse, dce cleans up', () => {

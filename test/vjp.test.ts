@@ -211,6 +211,7 @@ add({ op: 'take', label: 'axis -1', inputs: [f('t', 'f32[2, 4]'), idx('i', 'u32[
 add({ op: 'take_along_axis', label: 'axis 1', inputs: [f('a', 'f32[3, 5]'), idx('i', 'i32[3, 2]', [0, 4, 2, 2, -1, 9])], attrs: { axis: 1 } });
 add({ op: 'take_along_axis', label: 'axis 1 of 3', inputs: [f('a', 'f32[4, 3, 2]'), idx('i', 'i32[4, 1, 2]', [0, 1, 2, 2, 1, 0, 1, 1])], attrs: { axis: 1 } });
 add({ op: 'take_along_axis', label: 'axis 0', inputs: [f('a', 'f32[3, 2]'), idx('i', 'i32[4, 2]', [0, 2, 1, 1, 2, 0, 0, 0])], attrs: { axis: -2 } });
+add({ op: 'take_along_axis', label: 'one index per row, some out of range (clamped)', inputs: [f('a', 'f32[4, 5]'), idx('i', 'i32[4, 1]', [-2, 4, 7, 1])], attrs: { axis: -1 } });
 add({ op: 'take_along_axis', label: 'symbolic classes', inputs: [f('a', 'f32[2, V]'), idx('i', 'i32[2, 1]', [3, 0])], attrs: { axis: 1 }, sizes: { V: 4 } });
 add({ op: 'scatter_add', label: 'axis 0', inputs: [f('u', 'f32[4, 3]'), idx('i', 'i32[4]', [0, 4, 4, 9])], attrs: { axis: 0, size: 5 } });
 add({ op: 'scatter_add', label: 'axis 1, 2-d indices', inputs: [f('u', 'f32[2, 2, 2, 3]'), idx('i', 'i32[2, 2]', [1, 3, 3, 0])], attrs: { axis: 1, size: 4 } });

@@ -155,11 +155,20 @@ registerOp({
     const n = arr.type.shape[axis];
     const lo = constant(ctx, 0, idx.type.dtype);
     const hi = constant(ctx, sub(n, 1), idx.type.dtype);
+    const perm = Array.from({ length: r }, (_, i) => (i < axis ? i : i === axis ? r - 1 : i - 1));
+    const k = idx.type.shape[axis];
+    if (isConcrete(k) && k === 1) {
+      // one index per position (class labels): nothing to sum over, so the one-hot rows weighted by the
+      // cotangent are the gradient, elementwise after the one_hot (the loss's row kernel takes the product)
+      const rows = idx.type.shape.filter((_, i) => i !== axis);
+      const clamped = op1(ctx, 'maximum', [op1(ctx, 'minimum', [g.reshape(idx, rows), hi]), lo]);
+      const hot = op1(ctx, 'one_hot', [clamped], { depth: n, dtype: arr.type.dtype });
+      return [g.transpose(g.mul(hot, g.reshape(ct, [...rows, 1])), perm), null];
+    }
     const clamped = op1(ctx, 'maximum', [op1(ctx, 'minimum', [idx, hi]), lo]);
     const hot = op1(ctx, 'one_hot', [clamped], { depth: n, dtype: arr.type.dtype });
     const weighted = g.mul(hot, g.reshape(ct, [...ct.type.shape, 1]));
     const summed = g.sum(weighted, [axis]);
-    const perm = Array.from({ length: r }, (_, i) => (i < axis ? i : i === axis ? r - 1 : i - 1));
     return [g.transpose(summed, perm), null];
   },
 });

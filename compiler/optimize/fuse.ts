@@ -10,7 +10,8 @@
 //   - the fused kernel stays within 8 storage buffers (inputs plus outputs).
 // Otherwise it starts a group of its own. `full` constants (numbers, booleans, sizes) are not group
 // members: each group that reads one folds it into its body (a uniform word, no buffer), and the node
-// stays only while something outside a group still reads it. A group of one node with no constant is
+// stays only while something outside a group still reads it. So do one-element elementwise nodes of
+// constants only (the 1/B a mean's gradient starts from): each group recomputes them as sub-ops. A group of one node with no constant is
 // left as it was. Every value keeps its id: a fused node's outputs are the values its members defined,
 // so the graph's outputs, losses and updates are untouched. Fusion runs after autodiff and the
 // optimize passes (it is applied when lowering, compiler/codegen/program.ts).
@@ -142,6 +143,14 @@ function inlinableConstant(n: Node): boolean {
   return typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
 }
 
+/**
+ * A one-element elementwise node whose operands are all constants (`full`s or such nodes): recomputed
+ * inside each fused group that reads it, like a `full`, so it costs no dispatch and no buffer.
+ */
+function constantExpression(n: Node, isConstValue: (v: Value) => boolean): boolean {
+  return fusible(n) && n.inputs.length > 0 && n.inputs.every(isConstValue) && n.outputs[0].type.shape.every((d) => d === 1);
+}
+
 /** A transpose that swaps only the last two axes: perm [0, 1, .., r-1, r-2]. */
 function swapsLastTwo(n: Node): boolean {
   const perm = n.attrs.perm;
@@ -178,11 +187,14 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   const N = nodes.length;
   const { producer, consumers, results } = graphUses(g);
 
-  const constant = nodes.map(inlinableConstant);
+  // constants: `full` scalars, and one-element elementwise nodes of constants only (the 1/B of a mean's
+  // gradient), which every group that reads one recomputes as sub-ops instead of reading a buffer
+  const constant: boolean[] = [];
   const isConstValue = (v: Value) => {
     const p = producer.get(v.id);
     return p !== undefined && constant[p];
   };
+  for (const n of nodes) constant.push(inlinableConstant(n) || constantExpression(n, isConstValue));
   // the super-node of every node: a group id (its last node's index) or the node's own index
   const superOf = new Int32Array(N).map((_, k) => k);
   const groups = new Map<number, Group>();
@@ -401,15 +413,18 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     const ops: FusedSubOp[] = [];
     const constReg = new Map<number, number>();
     let constants = 0;
+    // a constant read by the group: its own constants first, then its sub-op (a full is a uniform word)
+    const foldConstant = (v: Value): void => {
+      if (constReg.has(v.id)) return;
+      const c = nodes[producer.get(v.id)!];
+      c.inputs.forEach(foldConstant);
+      constReg.set(v.id, inputs.length + ops.length);
+      ops.push(c.op === 'full' ? { op: 'full', args: [], attrs: c.attrs } : { op: c.op, args: c.inputs.map((w) => constReg.get(w.id)!), attrs: c.attrs });
+      if (c.op === 'full') constants++;
+    };
     for (const m of body) {
       const node = nodes[m];
-      for (const v of node.inputs) {
-        if (!isConstValue(v) || constReg.has(v.id)) continue;
-        const c = nodes[producer.get(v.id)!];
-        constReg.set(v.id, inputs.length + ops.length);
-        ops.push({ op: 'full', args: [], attrs: c.attrs });
-        constants++;
-      }
+      for (const v of node.inputs) if (isConstValue(v)) foldConstant(v);
       const args = node.inputs.map((v) => constReg.get(v.id) ?? reg.get(v.id)!);
       reg.set(node.outputs[0].id, inputs.length + ops.length);
       ops.push({ op: node.op, args, attrs: node.attrs });
@@ -441,11 +456,12 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   for (const [k, node] of rewritten) if (!inGroup[k]) contractions.push({ members: [k], node });
   const folded = new Set<number>();
   const dropped = new Set<number>(foldedTransposes);
-  for (let k = 0; k < N; k++) {
+  // last to first, so a constant read only by dropped constants goes too
+  for (let k = N - 1; k >= 0; k--) {
     if (!constant[k]) continue;
     folded.add(k);
     const v = nodes[k].outputs[0];
-    if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => !inGroup[c])) dropped.add(k);
+    if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => !inGroup[c] && !dropped.has(c))) dropped.add(k);
   }
   const graph = contractGroups(g, contractions, { folded, dropped });
   return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, prologues } };

@@ -1,17 +1,19 @@
-// The optimization pipeline: simplify, fold, cse and dce, repeated until the graph stops changing.
+// The optimization pipeline: simplify, broadcast sinking, fold, cse and dce, repeated until the graph stops changing.
 import type { Graph } from '../ir/types.ts';
+import { sinkBroadcasts } from './broadcasts.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { cse, dce, dceKeeping, fold, simplify };
+export { cse, dce, dceKeeping, fold, simplify, sinkBroadcasts };
 
 export type Pass = (g: Graph) => Graph;
 
 /** The passes in the order `optimize` runs them; each returns its argument itself when it changes nothing. */
 export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = [
   { name: 'simplify', run: simplify },
+  { name: 'sink-broadcasts', run: sinkBroadcasts },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
   { name: 'dce', run: dce },

@@ -4,6 +4,7 @@ import { inferOp, isShapeError } from '../ops/registry.ts';
 import type { Attrs, Graph, Node, Value } from '../ir/types.ts';
 import { wrap } from '../interpret/tensor.ts';
 import { isIntType } from '../ops/util.ts';
+import { reduceAxes } from '../ops/reduce.ts';
 import { Substitution, sameType, withNodes } from './rewrite.ts';
 
 /** What a rule turns a node into: an existing value, or a new node that takes over the node's output. */
@@ -85,7 +86,19 @@ export const RULES: readonly Rule[] = [
     },
   },
   { name: 'broadcast_to(x: s, s) -> x', op: 'broadcast_to', rewrite: (n) => ({ value: n.inputs[X] }) },
+  // a sum or max over axes of size 1 moves no value (the one element of each slot is the result, NaN
+  // included): a reshape, which the memory plan aliases, instead of a reduction kernel
+  ...(['reduce_sum', 'reduce_max'] as const).map(
+    (op): Rule => ({ name: `${op}(x, axes of size 1) -> reshape(x)`, op, rewrite: (n) => reduceOfOnes(n) }),
+  ),
 ];
+
+function reduceOfOnes(n: Node): Rewrite | null {
+  const x = n.inputs[X];
+  const axes = reduceAxes(n.op, x.type, n.attrs);
+  if (!Array.isArray(axes) || !axes.every((a) => x.type.shape[a] === 1)) return null;
+  return { op: 'reshape', inputs: [x], attrs: { shape: [...n.outputs[0].type.shape] } };
+}
 
 const BY_OP = new Map<string, Rule[]>();
 for (const r of RULES) BY_OP.set(r.op, [...(BY_OP.get(r.op) ?? []), r]);
