@@ -187,6 +187,31 @@ describe('the fusion report says why a candidate did not fuse', () => {
     for (const [k, t] of want) expect(bitDiff(got.get(k)!.data, t.data).count, k).toBe(0);
   });
 
+  it('one-element groups (a schedule, bias corrections) merge into one dispatch, unless a third kernel lies between them', () => {
+    const b = new G();
+    const t = b.input('t', f32t());
+    const x = b.input('x', f32t(4));
+    const z = b.input('z', f32t(3));
+    // two scalars, each read by groups of two shapes: groups of their own, then one kernel
+    const a = b.op('exp', [t]);
+    const c = b.op('log', [t]);
+    const y1 = b.op('mul', [x, b.op('add', [a, c])]);
+    const y2 = b.op('add', [z, b.op('mul', [a, c])]);
+    // d reads a sum over y1, which reads a: d's group cannot join a's
+    const d = b.op('sqrt', [b.op('reduce_sum', [y1], { axes: [0] })]);
+    const y3 = b.op('mul', [z, d]);
+    const y4 = b.op('sub', [x, d]);
+    const g = b.graph({ y1, y2, y3, y4 });
+    const { graph } = fuseWithReport(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_OP, FUSED_OP, FUSED_OP, 'reduce_sum', 'sqrt', 'mul', 'sub']);
+    expect(graph.nodes[0].outputs.map((v) => v.id).sort()).toEqual([a.id, c.id].sort());
+    const feeds = { inputs: new Map([['t', tensor('f32', [], [1.7])], ['x', tensor('f32', [4], [1, 2, 3, 0.5])], ['z', tensor('f32', [3], [0.25, 4, -1])]]), params: new Map(), state: new Map() };
+    const want = interpretGraph(g, feeds).outputs;
+    const got = interpretGraph(graph, feeds).outputs;
+    for (const [k, v] of want) expect(bitDiff(got.get(k)!.data, v.data).count, k).toBe(0);
+  });
+
   it('shape: a scalar used outside the group is not folded into a larger one', () => {
     const b = new G();
     const s = b.input('s', f32t());

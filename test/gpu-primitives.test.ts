@@ -408,6 +408,10 @@ const CASES: Record<string, Case[]> = {
     c([g('u32[4]', pick([0, 1, 2, 3, 4294967295]))], { depth: 3, dtype: 'bool' }),
     c([g('i32[2, 2]', I(-1, 4))], { depth: B, dtype: 'i32' }),
     c([g('i32[]', I(0, 4))], { depth: 4, dtype: 'u32' }),
+    // clamped (take_along_axis's gradient): an index out of range gives the nearest row
+    c([g('i32[B, 3]', I(-3, 8))], { depth: 5, clamp: true }),
+    c([g('u32[5]', pick([0, 2, 3, 4, 4294967295]))], { depth: 3, clamp: true }),
+    c([g('i32[2, 2]', I(-2, 6))], { depth: B, dtype: 'i32', clamp: true }),
   ],
   conv2d: [
     c(['f32[B, 3, 7, 6]', 'f32[4, 3, 3, 2]'], { stride: [2, 1], padding: [1, 0], dilation: [1, 2] }),

@@ -497,6 +497,9 @@ describe('gather and scatter', () => {
   interpTest('one_hot', 'one_hot rows, with out-of-range indices all zero', () => {
     exact(run1('one_hot', [i32([3], [0, 2, 5])], { depth: 3 }), [3, 3], [1, 0, 0, 0, 0, 1, 0, 0, 0]);
   });
+  interpTest('one_hot', 'one_hot rows with clamp: an out-of-range index gives the nearest row', () => {
+    exact(run1('one_hot', [i32([4], [0, -1, 5, 1])], { depth: 3, clamp: true }), [4, 3], [1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0]);
+  });
 });
 
 // =====================================================================================================

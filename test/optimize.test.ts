@@ -435,14 +435,14 @@ describe('simplify', () => {
 describe('sink-broadcasts', () => {
   const cases: { name: string; before: (b: ReturnType<typeof builder>) => void; after: (b: ReturnType<typeof builder>) => void }[] = [
     {
-      name: 'an elementwise operand reads the unbroadcast value where the result type stays',
+      name: 'an elementwise operand reads the unbroadcast value where the result type stays, else the op broadcasts after',
       before: (b) => {
         const a = b.input('a', 'f32[B, 3]');
         const x = b.input('x', 'f32[3]');
         const y = b.input('y', 'f32[3]');
         b.out('dropped', b.op('mul', [a, b.op('broadcast_to', [x], { shape: [sym('B'), 3] })]));
-        // both operands are [3] without it: the broadcast is what makes the result [2, 3]
-        b.out('kept', b.op('add', [b.op('broadcast_to', [x], { shape: [2, 3] }), y]));
+        // both operands are [3] without it: the sum is [3], broadcast to [2, 3] after
+        b.out('after', b.op('add', [b.op('broadcast_to', [x], { shape: [2, 3] }), y]));
       },
       after: (b) => {
         const a = b.input('a', 'f32[B, 3]');
@@ -450,7 +450,8 @@ describe('sink-broadcasts', () => {
         const y = b.input('y', 'f32[3]');
         b.op('broadcast_to', [x], { shape: [sym('B'), 3] });
         b.out('dropped', b.op('mul', [a, x]));
-        b.out('kept', b.op('add', [b.op('broadcast_to', [x], { shape: [2, 3] }), y]));
+        b.op('broadcast_to', [x], { shape: [2, 3] });
+        b.out('after', b.op('broadcast_to', [b.op('add', [x, y])], { shape: [2, 3] }));
       },
     },
     {

@@ -122,17 +122,20 @@ export function oneHotPlans(node: Node): KernelPlan[] {
   const depth = out.shape[out.shape.length - 1];
   const ty = kernelStorageType(out.dtype);
   const [zero, one] = ty === 'f32' ? ['0.0', '1.0'] : ty === 'i32' ? ['0i', '1i'] : ['0u', '1u'];
-  const hot = ind.dtype === 'i32' ? 'v >= 0i && u32(v) == d' : 'v == d';
+  const clamp = node.attrs.clamp === true;
+  const hot = ind.dtype === 'i32' && !clamp ? 'v >= 0i && u32(v) == d' : 'u32(v) == d';
+  // clamped: the nearest index in [0, depth)
+  const read = !clamp ? 'ind[idx / depth]' : ind.dtype === 'i32' ? 'clamp(ind[idx / depth], 0i, i32(depth) - 1i)' : 'min(ind[idx / depth], depth - 1u)';
   return [
     perElementPlan({
       op: node.op,
-      what: `one_hot of ${ind.dtype} indices to ${out.dtype}`,
+      what: `one_hot of ${ind.dtype} indices to ${out.dtype}${clamp ? ', clamped' : ''}`,
       shape: out.shape,
       index: false,
       inputs: [{ name: 'ind', dtype: ind.dtype, node: 0 }],
       outDtype: out.dtype,
       words: [['depth', depth]],
-      body: ['let d = idx % depth;', 'let v = ind[idx / depth];'],
+      body: ['let d = idx % depth;', `let v = ${read};`],
       result: `select(${zero}, ${one}, ${hot})`,
     }),
   ];

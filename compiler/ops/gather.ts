@@ -1,11 +1,11 @@
 // Gather and scatter primitives: take (embeddings), take_along_axis (class-indexed losses), scatter_add and one_hot.
 import type { DType } from '../ir/types.ts';
-import { type Dim, dimEquals, isConcrete, shapeToString, sub } from '../shapes/dim.ts';
+import { type Dim, dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { numel, wrap } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
 import { oneHotPlans, scatterAddPlans, takeAlongAxisPlans, takePlans } from '../codegen/gather.ts';
 import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, typeStr } from './util.ts';
-import { builder, constant, op1 } from './vjp-util.ts';
+import { builder, op1 } from './vjp-util.ts';
 
 /**
  * Out-of-range indices are clamped to [0, n - 1] in take, take_along_axis and scatter_add alike, so
@@ -153,20 +153,17 @@ registerOp({
     const r = arr.type.shape.length;
     const axis = normAxis(attrs.axis as number, r)!;
     const n = arr.type.shape[axis];
-    const lo = constant(ctx, 0, idx.type.dtype);
-    const hi = constant(ctx, sub(n, 1), idx.type.dtype);
     const perm = Array.from({ length: r }, (_, i) => (i < axis ? i : i === axis ? r - 1 : i - 1));
     const k = idx.type.shape[axis];
+    // one_hot clamps the indices as the forward read did
+    const oneHot = (ids: typeof idx) => op1(ctx, 'one_hot', [ids], { depth: n, dtype: arr.type.dtype, clamp: true });
     if (isConcrete(k) && k === 1) {
       // one index per position (class labels): nothing to sum over, so the one-hot rows weighted by the
       // cotangent are the gradient, elementwise after the one_hot (the loss's row kernel takes the product)
       const rows = idx.type.shape.filter((_, i) => i !== axis);
-      const clamped = op1(ctx, 'maximum', [op1(ctx, 'minimum', [g.reshape(idx, rows), hi]), lo]);
-      const hot = op1(ctx, 'one_hot', [clamped], { depth: n, dtype: arr.type.dtype });
-      return [g.transpose(g.mul(hot, g.reshape(ct, [...rows, 1])), perm), null];
+      return [g.transpose(g.mul(oneHot(g.reshape(idx, rows)), g.reshape(ct, [...rows, 1])), perm), null];
     }
-    const clamped = op1(ctx, 'maximum', [op1(ctx, 'minimum', [idx, hi]), lo]);
-    const hot = op1(ctx, 'one_hot', [clamped], { depth: n, dtype: arr.type.dtype });
+    const hot = oneHot(idx);
     const weighted = g.mul(hot, g.reshape(ct, [...ct.type.shape, 1]));
     const summed = g.sum(weighted, [axis]);
     return [g.transpose(summed, perm), null];
@@ -175,13 +172,16 @@ registerOp({
 
 // ---- one_hot --------------------------------------------------------------------------------------
 
-/** A new last axis of size `depth`; an index outside [0, depth) gives an all-zero row (as in JAX). */
+/**
+ * A new last axis of size `depth`; an index outside [0, depth) gives an all-zero row (as in JAX), or
+ * with `clamp` the row of the nearest index (take_along_axis's gradient: its read clamps).
+ */
 registerOp({
   name: 'one_hot',
   family: 'gather',
   arity: 1,
   differentiable: 'none',
-  attrs: { depth: 'required', dtype: 'optional' },
+  attrs: { depth: 'required', dtype: 'optional', clamp: 'optional' },
   lower: { kind: 'kernel', kernel: oneHotPlans },
   infer([idx], attrs) {
     if (!isIntType(idx.dtype)) return err(`one_hot needs integer indices, found ${typeStr(idx)}`, 0, undefined, 'cast the indices to i32');
@@ -196,7 +196,8 @@ registerOp({
     const dtype = (attrs.dtype ?? 'f32') as DType;
     const out = new Float64Array(idx.data.length * depth);
     idx.data.forEach((v, i) => {
-      if (v >= 0 && v < depth) out[i * depth + v] = 1;
+      const at = attrs.clamp === true ? clampIndex(v, depth) : v;
+      if (at >= 0 && at < depth) out[i * depth + at] = 1;
     });
     return [{ dtype, shape: [...idx.shape, depth], data: out }];
   },

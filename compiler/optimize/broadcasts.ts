@@ -6,10 +6,11 @@
 // own, since fusion does not see through a materialized broadcast. Each rule keeps the node's output
 // value (its id and type), so the graph's results are untouched:
 //
-//   f(.., broadcast_to(x), ..)    -> f(.., x, ..)              an operand of an elementwise op with two or
-//                                                              more operands, when the result type stays
-//   u(broadcast_to(x, s))         -> broadcast_to(u(x), s)     an elementwise op of one operand computes
-//                                                              on x's elements only (u(x) is a new node)
+//   f(.., broadcast_to(x), ..)    -> f(.., x, ..)              an elementwise op's operands broadcast
+//                                                              anyway, when the result type stays
+//   f(broadcast_to(x, s), y)      -> broadcast_to(f(x, y), s)  otherwise the op computes on the smaller
+//                                                              shape first (f(x, y) is a new node): a
+//                                                              negated or scaled 1/B stays one element
 //   reshape(broadcast_to(x), t)   -> broadcast_to(x, t)        x has one element (every element is x's)
 //   broadcast_to(reshape(x), t)   -> broadcast_to(x, t)        x has one element
 //   broadcast_to(broadcast_to(x), t) -> broadcast_to(x, t)     numpy broadcasts compose
@@ -59,23 +60,15 @@ export function sinkBroadcasts(g: Graph): Graph {
     let n = s.node(original);
     if (n !== original) changed = true;
     const out = n.outputs[0];
-    if (isElementwise(n) && n.inputs.length >= 2) {
-      // drop explicit broadcasts one operand at a time while the result type stays
-      for (let i = 0; i < n.inputs.length; i++) {
-        const b = broadcastOf(n.inputs[i]);
-        if (!b) continue;
-        const inputs = n.inputs.map((v, j) => (j === i ? b.inputs[0] : v));
-        const t = inferred(n.op, inputs, n.attrs);
-        if (t && sameType(t, out.type)) {
-          n = { ...n, inputs };
-          changed = true;
-        }
-      }
-    } else if (isElementwise(n) && n.inputs.length === 1) {
-      const b = broadcastOf(n.inputs[0]);
-      const t = b && inferred(n.op, [b.inputs[0]], n.attrs);
-      if (b && t) {
-        const inner: Node = { op: n.op, inputs: [b.inputs[0]], attrs: n.attrs, outputs: [{ id: nextId++, type: t }], span: n.span };
+    if (isElementwise(n) && n.inputs.some((v) => broadcastOf(v))) {
+      // the op on the unbroadcast operands; when that is smaller than the result, broadcast after it
+      const inputs = n.inputs.map((v) => broadcastOf(v)?.inputs[0] ?? v);
+      const t = inferred(n.op, inputs, n.attrs);
+      if (t && sameType(t, out.type)) {
+        n = { ...n, inputs };
+        changed = true;
+      } else if (t && t.dtype === out.type.dtype) {
+        const inner: Node = { op: n.op, inputs, attrs: n.attrs, outputs: [{ id: nextId++, type: t }], span: n.span };
         const outer = broadcastTo(n, inner.outputs[0]);
         if (outer) {
           emit(inner);

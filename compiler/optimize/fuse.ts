@@ -278,6 +278,33 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     }
   }
 
+  // ---- one-element groups merge: a step's scalar arithmetic (a schedule's learning rate, Adam's bias
+  // corrections, the step count) feeds groups of other shapes, so each chain is a group of its own; in
+  // graph order, each joins the first earlier group of its shape that it can (no path between the two
+  // through a third kernel, the storage-buffer limit), and they run as one dispatch
+  const single = (grp: Group) => grp.shapeOf.type.shape.every((d) => d === 1);
+  const around = (from: Group, to: Group): boolean =>
+    [...from.members].some((m) =>
+      nodes[m].outputs.some((v) => (consumers.get(v.id) ?? []).some((c) => superOf[c] !== from.id && superOf[c] !== to.id && reaches(superOf[c], to.id))),
+    );
+  const merged: Group[] = [];
+  for (const grp of [...groups.values()].filter(single).sort((a, b) => a.id - b.id)) {
+    const into = merged.find((acc) => {
+      if (!sameShape(acc.shapeOf, grp.shapeOf) || around(acc, grp) || around(grp, acc)) return false;
+      const b = bindings(new Set([...acc.members, ...grp.members]));
+      return b.inputs + b.outputs <= maxBuffers;
+    });
+    if (!into) {
+      merged.push(grp);
+      continue;
+    }
+    for (const m of grp.members) {
+      into.members.add(m);
+      superOf[m] = into.id;
+    }
+    groups.delete(grp.id);
+  }
+
   // ---- matmul prologues: transposes folded into the matmuls that read them --------------------------
   const rewritten = new Map<number, Node>(); // matmul index -> the matmul reading the transposes' operands
   const foldedTransposes = new Set<number>();
