@@ -78,6 +78,17 @@ describe('which parameters share an update kernel', () => {
     expect([...params[0].members.map((m) => m.key)].sort()).toEqual(all);
     const stateKeys = r.arenas.filter((a) => a.kind === 'state').flatMap((a) => a.members.map((m) => m.key));
     expect(stateKeys.some((k) => k.endsWith('.v'))).toBe(true);
+    // every moment is in a state arena: the weights' first moments, computed in matmul epilogues and only
+    // read by the runs, in a companion arena laid out as the temporary arena of their new values (the
+    // biases' ranges of it empty)
+    const moments = t.forward.params.flatMap((p) => [`opt.train.${p.path}.m`, `opt.train.${p.path}.v`]);
+    expect(moments.filter((k) => !stateKeys.includes(k))).toEqual([]);
+    const companions = r.arenas.filter((a) => a.kind === 'state' && a.members.every((m) => m.key.endsWith('.w.m')));
+    expect(companions.length).toBe(1);
+    const ranges = (a: { members: readonly { offset: number; size: number }[] }) => a.members.map((m) => `${m.offset}+${m.size}`);
+    const temp = r.temps.flat().find((a) => a.size === companions[0].size && ranges(companions[0]).every((x) => ranges(a).includes(x)));
+    expect(temp).toBeDefined();
+    expect(companions[0].members.length).toBeLessThan(temp!.members.length);
     for (const a of [...r.arenas, ...r.temps.flat()]) {
       let end = 0;
       for (const m of a.members) {

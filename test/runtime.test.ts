@@ -210,6 +210,37 @@ describe('update copies', () => {
     expect(inst.copies.length).toBeLessThanOrEqual(8);
     model.dispose();
   });
+
+  it("an Adam MLP: four copies (parameters, first moments, second moments, step count), though the weights' first moments come from matmul epilogues", async () => {
+    const source = `use std.nn.{Dense}
+use std.act.{relu}
+use std.loss.{cross_entropy}
+use std.optim.{adam}
+model M {
+  input x: f32[B, 12]
+  input y: i32[B]
+  layer a = Dense(12, 8)
+  layer b = Dense(8, 3)
+  loss = cross_entropy(b(relu(a(x))), y)
+}
+train M {
+  optimizer = adam(lr: 1e-2)
+  minimize loss
+}`;
+    const program = compileSource(source, 'm.dl').programs[0];
+    const model = await Model.create(program, { device: await getDevice(), seed: 1, batchSize: 4 });
+    const batch = { x: Float32Array.from({ length: 48 }, (_, i) => Math.sin(i)), y: Int32Array.from([0, 1, 2, 1]) };
+    const before = (await model.trainStep(batch).values()).loss;
+    for (let i = 0; i < 20; i++) model.trainStep(batch);
+    const after = (await model.trainStep(batch).values()).loss;
+    const step = program.graphs.steps[0];
+    const inst = (model as unknown as { executor: { graphs: Map<string, { copies: readonly unknown[] }> } }).executor.graphs.get(step.name)!;
+    expect(step.updates.length).toBe(13);
+    expect(inst.copies.length).toBe(4);
+    // the merged copies still train: the loss on the one batch falls
+    expect(after).toBeLessThan(before);
+    model.dispose();
+  });
 });
 
 describe('step values', () => {

@@ -34,7 +34,7 @@ import '../ops/index.ts';
 import { encodeFusedBody, FUSED_OP } from '../ops/fused.ts';
 import { FUSED_FOREACH_OP } from '../ops/fused-foreach.ts';
 import { getOp } from '../ops/registry.ts';
-import type { Attrs, DType, Graph, Node, Value } from '../ir/types.ts';
+import type { Attrs, DType, Graph, Node, StateInfo, Value } from '../ir/types.ts';
 import { dimEquals, isConcrete } from '../shapes/dim.ts';
 
 /** WebGPU's default minStorageBufferOffsetAlignment, in bytes. */
@@ -328,6 +328,27 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
     const { members, size } = layout(a);
     if (a.kind === 'temp') tempArenas.push({ dtype: a.dtype, size, members: members as ArenaMember<number>[] });
     else modelArenas.push({ kind: a.kind, dtype: a.dtype, size, members: members as ArenaMember<string>[] });
+  }
+
+  // ---- companion state arenas: a temporary arena whose members are mostly new values of optimizer
+  // states outside the arenas (Adam's first moments of the weights, computed in the gradients' matmul
+  // epilogues, which the runs read but do not update) gets a state arena of the same layout holding
+  // those states (the other members' ranges stay empty: at most a tenth of it), so that the step's
+  // copies of the new values are one copy (the runtime merges copies between ranges at the same
+  // distance, empty ranges between them included) instead of one per parameter
+  const inArena = new Set(modelArenas.flatMap((a) => a.members.map((m) => m.key)));
+  const stateOfTemp = new Map<number, StateInfo>();
+  for (const x of g.state) {
+    const p = x.update && placeOf(x.update);
+    if (p?.kind === 'temp' && optimizerStateOwner(x.path) !== undefined && !inArena.has(x.path)) stateOfTemp.set(p.key, x);
+  }
+  for (const t of tempArenas) {
+    const members = t.members.flatMap((m) => {
+      const x = stateOfTemp.get(m.key);
+      return x && x.value.type.dtype === t.dtype && numelOf(x.value) === m.size ? [{ key: x.path, offset: m.offset, size: m.size }] : [];
+    });
+    const covered = members.reduce((a, m) => a + m.size, 0);
+    if (members.length >= 2 && covered >= 0.9 * t.members.reduce((a, m) => a + m.size, 0)) modelArenas.push({ kind: 'state', dtype: t.dtype, size: t.size, members });
   }
 
   // ---- the fused nodes ---------------------------------------------------------------------------------
