@@ -521,13 +521,33 @@ export class Executor {
    * Time every kernel of a graph on its own, without changing the model: the inputs are written and
    * the kernels run once in order (so each reads the values a real run gives it), then each kernel is
    * submitted alone `reps` times, timed on the host from submit to `onSubmittedWorkDone`, less the
-   * median time of an empty submit (the fixed cost of a round trip). Parameter and state updates are
+   * median time of an empty submit (the fixed cost of a round trip). Parameters and state are copied
+   * first and put back after (kernels that update in place write them). Parameter and state updates are
    * copies the graph makes after its kernels, and they are not made, so parameters, optimizer state
    * and the step count stay as they were. Medians per kernel, in milliseconds; a kernel with an empty
    * grid at these sizes is timed as 0.
    */
   async profile(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number }> {
     const inst = this.writeInputs(g, inputs, sizes);
+    // kernels that update in place (fused_foreach) write parameters and state: keep a copy to put back
+    const model = [...new Set([...this.arenas, ...[...this.params.values(), ...this.state.values()].map((b) => b.buffer)])];
+    const saved = model.map((b) => this.createBuffer(b.size, COPY_USAGE, 'a copy of the model while profiling'));
+    const copyAll = (from: readonly GPUBuffer[], to: readonly GPUBuffer[]) => {
+      const encoder = this.device.createCommandEncoder();
+      from.forEach((b, i) => encoder.copyBufferToBuffer(b, 0, to[i], 0, b.size));
+      this.device.queue.submit([encoder.finish()]);
+    };
+    copyAll(model, saved);
+    try {
+      return await this.profileKernels(g, inst, reps);
+    } finally {
+      copyAll(saved, model);
+      await this.device.queue.onSubmittedWorkDone();
+      saved.forEach((b) => b.destroy());
+    }
+  }
+
+  private async profileKernels(g: GraphProgram, inst: GraphInstance, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number }> {
     const run = async (kernels: readonly number[]): Promise<number> => {
       const encoder = this.device.createCommandEncoder();
       const pass = encoder.beginComputePass();

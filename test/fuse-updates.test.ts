@@ -51,10 +51,14 @@ function fusedSteps(t: CompiledTraining): Graph[] {
 
 /**
  * How many parameters a fused_foreach kernel of a lowered graph updates, read from the program alone:
- * the member views of the temporary arena its first output is a range of, inside that range.
+ * the member views of the temporary arena its first output is a range of, inside that range, or, for an
+ * output written in place, the parameters or state in the range of the model's arena.
  */
-function membersOf(g: GraphProgram, k: KernelDecl): number {
+function membersOf(program: ModelProgram, g: GraphProgram, k: KernelDecl): number {
   const span = g.buffers[k.outputs[0]];
+  if (span.kind === 'arena') {
+    return [...program.params, ...program.state].filter((d) => d.arena?.arena === span.arena && d.arena.offset >= span.offset && d.arena.offset < span.offset + span.size).length;
+  }
   if (span.kind !== 'temp' || !span.view) throw new Error('a fused_foreach output is not an arena range');
   const { buffer, offset } = span.view;
   const end = offset + (span.shape[0] as number);
@@ -162,7 +166,7 @@ describe('dispatches per training step', () => {
       const { on, off } = programs(c);
       const step = on.graphs.steps[0];
       const foreach = step.kernels.filter((k) => k.op === FUSED_FOREACH_OP);
-      const members = foreach.map((k) => membersOf(step, k));
+      const members = foreach.map((k) => membersOf(on, step, k));
       expect(foreach.length).toBeGreaterThan(0);
       expect(members.every((n) => n >= 2)).toBe(true);
       const before = off.graphs.steps[0].kernels.length;

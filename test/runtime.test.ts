@@ -205,13 +205,14 @@ describe('update copies', () => {
     model.trainStep({ tokens: Int32Array.from({ length: 12 }, (_, i) => i % 11) });
     const step = program.graphs.steps[0];
     const inst = (model as unknown as { executor: { graphs: Map<string, { copies: readonly unknown[] }> } }).executor.graphs.get(step.name)!;
-    // parameters, first and second moments in arenas, updated from temporary arenas at the same offsets; the step count and RNG key alone
-    expect(step.updates.length).toBeGreaterThan(60);
+    // parameters, first and second moments in arenas: those the update kernels write in place are no
+    // copies at all, the rest are updated from temporary arenas at the same offsets; the step count and RNG key alone
+    expect(step.updates.length).toBeGreaterThan(20);
     expect(inst.copies.length).toBeLessThanOrEqual(8);
     model.dispose();
   });
 
-  it("an Adam MLP: four copies (parameters, first moments, second moments, step count), though the weights' first moments come from matmul epilogues", async () => {
+  it("an Adam MLP: parameters and second moments written in place, two copies (first moments, step count), though the weights' first moments come from matmul epilogues", async () => {
     const source = `use std.nn.{Dense}
 use std.act.{relu}
 use std.loss.{cross_entropy}
@@ -235,8 +236,9 @@ train M {
     const after = (await model.trainStep(batch).values()).loss;
     const step = program.graphs.steps[0];
     const inst = (model as unknown as { executor: { graphs: Map<string, { copies: readonly unknown[] }> } }).executor.graphs.get(step.name)!;
-    expect(step.updates.length).toBe(13);
-    expect(inst.copies.length).toBe(4);
+    // 13 new values: 4 parameters and 4 second moments in place, 4 first moments and the step count copied
+    expect(step.updates.length).toBe(5);
+    expect(inst.copies.length).toBe(2);
     // the merged copies still train: the loss on the one batch falls
     expect(after).toBeLessThan(before);
     model.dispose();

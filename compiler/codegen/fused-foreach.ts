@@ -4,7 +4,8 @@
 // turns member 0's buffer into the range that starts there and covers the span), in which member i's
 // tensor starts at `offsets[i]`, so element `idx` of every binding belongs to the same member and the
 // kernel is exactly the 1-D fused_elementwise kernel of `span` elements: own inputs read at `idx`, shared
-// scalars at 0. The padding between members is computed too and never read.
+// scalars at 0. The padding between members is computed too and never read. An in-place pair binds once:
+// the output's binding, read and written, and the input is read from it.
 import type { Node, Value } from '../ir/types.ts';
 import { decodeForeach, foreachInput, foreachSpan } from '../ops/fused-foreach.ts';
 import { FUSED_OP } from '../ops/fused.ts';
@@ -30,5 +31,6 @@ export function foreachPlans(node: Node): KernelPlan[] {
     outputs: outputIdx.map((at, o) => flat(node.outputs[at], layout.shared.length + o)),
     span: node.span,
   };
-  return fusedPlans(synthetic).map((plan) => ({ ...plan, op: node.op, inputs: inputIdx, outputs: outputIdx }));
+  const aliases = new Map(layout.inPlace.map(([o, j]) => [j, o]));
+  return fusedPlans(synthetic, { aliases }).map((plan) => ({ ...plan, op: node.op, inputs: inputIdx.filter((_, j) => !aliases.has(j)), outputs: outputIdx }));
 }

@@ -66,8 +66,13 @@ export function opaque(name: string, dtype: DType, pos: number, zeros = 'p.heade
   }
 }
 
-/** The one dispatch of a fused_elementwise node. */
-export function fusedPlans(node: Node): KernelPlan[] {
+/**
+ * The one dispatch of a fused_elementwise node. `aliases` maps an input to the output written over it
+ * (fused_foreach's in-place updates): the input has no binding of its own and is read, at the same
+ * element, from the output's (WebGPU forbids a writable binding that overlaps another).
+ */
+export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap<number, number> } = {}): KernelPlan[] {
+  const aliases = options.aliases ?? new Map<number, number>();
   const body = decodeFusedBody(node.attrs);
   if (typeof body === 'string') throw new Error(body);
   const wg = WORKGROUP_SIZE;
@@ -76,7 +81,11 @@ export function fusedPlans(node: Node): KernelPlan[] {
   const inputs: ElementwiseOperand[] = node.inputs.map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
   const strided = inputs.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
   const k = Math.max(1, Math.ceil(rank / 4));
-  const n = inputs.length;
+  for (const [i, o] of aliases) {
+    if (inputs[i]?.access !== 'same' || node.outputs[o]?.type.dtype !== inputs[i].dtype) throw new Error(`${FUSED_OP}: input ${i} cannot be read from output ${o}`);
+  }
+  const bound = inputs.flatMap((_, i) => (aliases.has(i) ? [] : [i]));
+  const n = bound.length;
 
   // registers: v{i} for inputs, s{j} for sub-results
   const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, inputs.map((x) => x.dtype), 'p.header');
@@ -95,7 +104,7 @@ export function fusedPlans(node: Node): KernelPlan[] {
   lines.push(`// ${FUSED_OP}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; one invocation per output element.`);
   lines.push('struct Params {', ...fields, '}');
   lines.push('@group(0) @binding(0) var<uniform> p: Params;');
-  inputs.forEach((x, i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(x.dtype)}>;`));
+  bound.forEach((i, b) => lines.push(`@group(0) @binding(${b + 1}) var<storage, read> in${i}: array<${storageType(inputs[i].dtype)}>;`));
   outs.forEach((x) => lines.push(`@group(0) @binding(${n + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
   lines.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
   lines.push(`@compute @workgroup_size(${wg})`);
@@ -103,7 +112,7 @@ export function fusedPlans(node: Node): KernelPlan[] {
   lines.push('        @builtin(local_invocation_index) lid: u32) {');
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
-  lines.push(...operandLoads(inputs, strided, rank));
+  lines.push(...operandLoads(inputs, strided, rank).map((line) => line.replace(/^  let v(\d+) = (.*)in\1\[idx\]/, (all, i: string, pre: string) => (aliases.has(Number(i)) ? `  let v${i} = ${pre}out${aliases.get(Number(i))}[idx]` : all))));
   lines.push(...stmts);
   for (const x of outs) lines.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
   lines.push('}', '');

@@ -16,7 +16,7 @@ import type { Graph, InitSpec, TensorType, Value } from '../ir/types.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
 import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
-import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan } from '../ops/fused-foreach.ts';
+import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { lowerNode } from './kernel.ts';
 import { planModelMemory } from './memory.ts';
@@ -89,7 +89,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
   }
   // after the nodes' buffers (numbered as without arenas): each temporary arena, whose members are views
   // of it, then the arena ranges fused_foreach kernels bind
-  const arenaBase = buffers.length + g.nodes.reduce((a, n) => a + (ALIASING_OPS.has(n.op) ? 0 : n.outputs.length), 0);
+  const arenaBase = buffers.length + g.nodes.reduce((a, n) => a + (ALIASING_OPS.has(n.op) ? 0 : n.outputs.length - inPlaceOutputs(n).size), 0);
   const tail: BufferDecl[] = [];
   const viewOf = new Map<number, { buffer: number; offset: number }>();
   for (const a of arenas?.temps ?? []) {
@@ -118,7 +118,14 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
       bufferOf.set(node.outputs[0].id, bufferOf.get(node.inputs[0].id)!);
       continue;
     }
-    for (const v of node.outputs) {
+    // a fused_foreach's in-place outputs are the buffers of the inputs they are written over
+    const overwrites = inPlaceOutputs(node);
+    for (const [k, v] of node.outputs.entries()) {
+      const over = overwrites.get(k);
+      if (over !== undefined) {
+        bufferOf.set(v.id, bufferOf.get(node.inputs[over].id)!);
+        continue;
+      }
       const view = viewOf.get(v.id);
       add(v, { kind: 'temp', dtype: runtimeDType(v.type, `a value of ${node.op}`), shape: v.type.shape.map(sizeExpr), ...(v.name ? { name: v.name } : {}), ...(view ? { view } : {}) });
     }

@@ -10,6 +10,9 @@
 // offset. The kernel (codegen/fused-foreach.ts) is the body's fused_elementwise kernel over the whole
 // span, from member 0's offset to the end of the last member, read and written through arenas in which
 // every member's tensors sit at those offsets (the padding between members is computed and never read).
+// `in_place` (optional) lists [body output, body input] pairs whose output is written over the input: the
+// new values of a parameter or an optimizer state go straight into its arena (compiler/optimize/
+// fuse-updates.ts decides; the kernel binds the pair once, read and write).
 import type { Attrs, Node, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { isConcrete } from '../shapes/dim.ts';
@@ -24,6 +27,8 @@ export interface ForeachLayout {
   readonly body: FusedBody;
   readonly shared: readonly boolean[];
   readonly offsets: readonly number[];
+  /** [body output, own body input] pairs written in place. */
+  readonly inPlace: readonly (readonly [number, number])[];
 }
 
 /** The body, the shared flags and the offsets from the attributes, or what is malformed. */
@@ -33,7 +38,14 @@ export function decodeForeach(attrs: Attrs): ForeachLayout | string {
   const { shared, offsets } = attrs;
   if (!Array.isArray(shared) || !shared.every((x) => typeof x === 'boolean')) return `${FUSED_FOREACH_OP} needs a shared list of booleans`;
   if (!Array.isArray(offsets) || offsets.length < 1 || !offsets.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) return `${FUSED_FOREACH_OP} needs an offsets list of element offsets`;
-  return { body, shared: shared as boolean[], offsets: offsets as number[] };
+  const pairs = attrs.in_place ?? [];
+  const nIn = (shared as boolean[]).length;
+  const valid = (x: unknown): x is [number, number] =>
+    Array.isArray(x) && x.length === 2 && Number.isInteger(x[0]) && Number.isInteger(x[1]) && x[0] >= 0 && x[0] < body.outputs.length && x[1] >= 0 && x[1] < nIn && !(shared as boolean[])[x[1]];
+  if (!Array.isArray(pairs) || !pairs.every(valid)) return `${FUSED_FOREACH_OP} in_place must list [output, own input] pairs`;
+  const inPlace = pairs as [number, number][];
+  if (new Set(inPlace.map((x) => x[0])).size !== inPlace.length || new Set(inPlace.map((x) => x[1])).size !== inPlace.length) return `${FUSED_FOREACH_OP} in_place pairs an output or an input twice`;
+  return { body, shared: shared as boolean[], offsets: offsets as number[], inPlace };
 }
 
 /** Node input index of body input `j` for member `i`. */
@@ -49,6 +61,17 @@ export function foreachOwnInputs(node: Node): number[] {
   const layout = decodeForeach(node.attrs);
   if (typeof layout === 'string') throw new Error(layout);
   return layout.shared.flatMap((s, j) => (s ? [] : [foreachInput(layout, j, 0)]));
+}
+
+/** The outputs written over inputs (`in_place`), of every member: node output index -> node input index (empty for other ops). */
+export function inPlaceOutputs(node: Node): Map<number, number> {
+  const out = new Map<number, number>();
+  if (node.op !== FUSED_FOREACH_OP) return out;
+  const layout = decodeForeach(node.attrs);
+  if (typeof layout === 'string') return out;
+  const n = layout.offsets.length;
+  for (const [o, j] of layout.inPlace) for (let m = 0; m < n; m++) out.set(o * n + m, foreachInput(layout, j, m));
+  return out;
 }
 
 /** The elements the kernel runs over: member 0's offset (0) to the end of the last member. */
@@ -91,7 +114,7 @@ registerOp({
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required', shared: 'required', offsets: 'required' },
+  attrs: { ops: 'required', outputs: 'required', shared: 'required', offsets: 'required', in_place: 'optional' },
   lower: { kind: 'kernel', kernel: foreachPlans },
   infer(inputs, attrs) {
     const layout = decodeForeach(attrs);

@@ -307,8 +307,47 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
   // a run that would make a cycle between kernels is left unfused (checked one run at a time, in order)
   let accepted: Run[] = [];
   for (const r of candidates) if (topoOrder(g, [...accepted, r]) !== undefined) accepted = [...accepted, r];
-  const { runs: final, arenas: drafts } = settle(accepted);
+  const { runs: final, arenas: settled } = settle(accepted);
   if (final.length === 0) return { graph: g, arenas: [], temps: [], runs: [] };
+
+  // ---- in place: an output position of a run whose members are the new values of the tensors at one
+  // of its own input positions (parameters, optimizer states), whose temporary arena is this position's
+  // alone, and whose old values nothing after the run reads, is written over the input: the kernel
+  // binds the input's arena range read and write, and the step neither keeps the temporary arena nor
+  // copies it back
+  const ordered = topoOrder(g, final)!;
+  const keyOf = (v: Value): string | undefined => {
+    const p = placeOf(v);
+    return p && `${p.kind}:${p.key}`;
+  };
+  const newValueOf = new Map<number, string>();
+  for (const p of g.params) if (p.update) newValueOf.set(p.update.id, `param:${p.path}`);
+  for (const x of g.state) if (x.update) newValueOf.set(x.update.id, `state:${x.path}`);
+  const inPlace = final.map((): [number, number][] => []);
+  const dropped = new Set<ArenaDraft>();
+  final.forEach((r, ri) => {
+    const read = new Set<string>(); // places read after the run, or by the graph's results
+    for (const u of ordered.slice(ordered.indexOf(-1 - ri) + 1)) {
+      for (const v of u < 0 ? final[-1 - u].nodes.flatMap((k) => nodes[k].inputs) : nodes[u].inputs) read.add(keyOf(v) ?? '');
+    }
+    // the graph's results, and the step's update copies, read after every kernel
+    for (const v of [...g.outputs.values(), ...g.losses.values(), ...g.metrics.values(), ...[...g.params, ...g.state].flatMap((x) => (x.update ? [x.update] : []))]) read.add(keyOf(v) ?? '');
+    const first = nodes[r.nodes[0]];
+    first.outputs.forEach((_, o) => {
+      const outs = r.nodes.map((k) => nodes[k].outputs[o]);
+      const olds = outs.map((v) => newValueOf.get(v.id));
+      if (olds.some((x) => x === undefined || read.has(x))) return;
+      const reads = (i: number) => !r.shared[i] && r.nodes.every((k, m) => keyOf(nodes[k].inputs[i]) === olds[m]);
+      const j = first.inputs.findIndex((_, i) => reads(i));
+      // read at one position only: a second, read-only binding would overlap the written one
+      if (first.inputs.some((_, i) => i !== j && !r.shared[i] && keyOf(first.inputs[i]) === olds[0])) return;
+      const temp = settled.find((a) => a.kind === 'temp' && a.byParam.get(r.params[0]) === placeOf(outs[0])?.key);
+      if (j < 0 || !temp || temp.runs.size !== 1 || inPlace[ri].some(([, i]) => i === j)) return;
+      inPlace[ri].push([o, j]);
+      dropped.add(temp);
+    });
+  });
+  const drafts = settled.filter((a) => !dropped.has(a));
 
   // ---- layouts: each arena packs its members in the parameter order, aligned --------------------------
   const sizeOf = (path: string) => numelOf(params.get(path)!.value)!;
@@ -363,12 +402,11 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
     return {
       op: FUSED_FOREACH_OP,
       inputs: first.inputs.flatMap((v, j) => (r.shared[j] ? [v] : r.nodes.map((k) => nodes[k].inputs[j]))),
-      attrs: { ...r.body, shared: [...r.shared], offsets },
+      attrs: { ...r.body, shared: [...r.shared], offsets, ...(inPlace[final.indexOf(r)].length > 0 ? { in_place: inPlace[final.indexOf(r)] } : {}) },
       outputs: first.outputs.flatMap((_, o) => r.nodes.map((k) => nodes[k].outputs[o])),
       span: first.span,
     };
   });
-  const ordered = topoOrder(g, final)!;
   const graph: Graph = { ...g, nodes: ordered.map((u) => (u < 0 ? fusedNodes[-1 - u] : nodes[u])) };
   return { graph, arenas: modelArenas, temps: tempArenas, runs: final.map((r) => [...r.params]) };
 }

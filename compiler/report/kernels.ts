@@ -15,6 +15,7 @@ import { evalShape, sizeNames } from '../../runtime/sizes.ts';
 import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import { FUSED_FOREACH_OP, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { getOp } from '../ops/registry.ts';
 import { type FuseReason, type FuseReport } from '../optimize/fuse.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
@@ -172,7 +173,9 @@ function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefi
   let at = after.params.length + after.state.length + after.inputs.length;
   for (const n of after.nodes) {
     if (ALIASING_OPS.has(n.op)) continue;
-    for (let i = 0; i < n.outputs.length; i++) owners.set(at++, n);
+    // a fused_foreach's outputs written in place have no buffer of their own
+    const inPlace = inPlaceOutputs(n);
+    for (let i = 0; i < n.outputs.length; i++) if (!inPlace.has(i)) owners.set(at++, n);
   }
   if (at > g.buffers.length) return undefined;
   // an arena range a fused_foreach binds belongs to the node of the member view it starts at
@@ -224,10 +227,14 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
       for (const m of grp.nodes) for (const v of fusion.before.nodes[m].outputs) groupOfValue.set(v.id, k);
     });
 
+    // fused_foreach kernels in order, one per node (an output written in place is a range of the model's
+    // arena, which no node owns)
+    const foreachNodes = fusion?.after.nodes.filter((n) => n.op === FUSED_FOREACH_OP) ?? [];
+    let foreachSeen = 0;
     const kernels = g.kernels.map((k: KernelDecl, index): KernelRow => {
       // KernelDecl.source has the line of the node's span counted in the model's own file, so it is only
       // trusted there; with the IR, the node's span gives the line in whichever file it is
-      const node = owners?.get(k.outputs[0]);
+      const node = k.op === FUSED_FOREACH_OP && owners ? foreachNodes[foreachSeen++] : owners?.get(k.outputs[0]);
       const nodeLine = node && node.op === k.op ? lineOf(node.span) : undefined;
       const own: SourceLine[] = nodeLine ? [nodeLine] : k.source && k.source.file === program.file ? [{ file: k.source.file, line: k.source.line }] : [];
       let subOps: string[] | undefined;
