@@ -12,6 +12,7 @@ import type { Graph } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { checkPlan } from '../compiler/codegen/memory.ts';
 import { FUSED_FOREACH_OP } from '../compiler/ops/fused-foreach.ts';
+import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { fuse } from '../compiler/optimize/fuse.ts';
 import { DEFAULT_ARENA_ALIGNMENT, fuseUpdates } from '../compiler/optimize/fuse-updates.ts';
 import { Model } from '../runtime/model.ts';
@@ -101,6 +102,41 @@ describe('which parameters share an update kernel', () => {
         end = m.offset + m.size;
       }
       expect(a.size).toBeGreaterThanOrEqual(end);
+    }
+  });
+
+  it('in place: the AdamW runs write every parameter and second moment over its old value; a malformed in_place is refused', () => {
+    const t = training(caseOf('MnistMlp'));
+    const r = fuseUpdates(fusedSteps(t));
+    const g = r.steps[0];
+    const pairs = g.nodes.filter((n) => n.op === FUSED_FOREACH_OP).flatMap((n) => ((n.attrs.in_place ?? []) as [number, number][]).map(([o, j]) => ({ n, o, j })));
+    const newValue = new Map<number, string>([...g.params, ...g.state].flatMap((x) => (x.update ? [[x.update.id, x.path] as [number, string]] : [])));
+    const written = new Set<string>();
+    for (const { n, o, j } of pairs) {
+      const members = (n.attrs.offsets as number[]).length;
+      for (let m = 0; m < members; m++) {
+        const path = newValue.get(n.outputs[o * members + m].id)!;
+        expect(path).toBeDefined();
+        // the input it is written over is that parameter's or state's old value; -1: the run does not read
+        // it (AdamW's parameters, decayed by another run first)
+        const old = [...g.params, ...g.state].find((x) => x.path === path)!;
+        const shared = n.attrs.shared as boolean[];
+        const at = shared.slice(0, j).reduce((a, sh) => a + (sh ? 1 : members), 0) + m;
+        if (j >= 0) expect(n.inputs[at].id).toBe(old.value.id);
+        else expect(n.inputs.some((v) => v.id === old.value.id)).toBe(false);
+        written.add(path);
+      }
+    }
+    for (const p of t.forward.params) {
+      expect(written.has(p.path), p.path).toBe(true);
+      expect(written.has(`opt.train.${p.path}.v`), `${p.path}.v`).toBe(true);
+    }
+    // no temporary arena holds a value written in place
+    const temps = new Set(r.temps.flat().flatMap((a) => a.members.map((m) => m.key)));
+    for (const { n, o } of pairs) expect(temps.has(n.outputs[o * (n.attrs.offsets as number[]).length].id)).toBe(false);
+    const { n: node, j } = pairs.find((x) => x.j >= 0)!;
+    for (const bad of [[[0, 99]], [[0, j], [1, j]], [[0, -1], [0, -1]], 'x']) {
+      expect(isShapeError(inferOp(FUSED_FOREACH_OP, node.inputs.map((v) => v.type), { ...node.attrs, in_place: bad as never }))).toBe(true);
     }
   });
 

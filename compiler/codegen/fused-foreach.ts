@@ -31,6 +31,6 @@ export function foreachPlans(node: Node): KernelPlan[] {
     outputs: outputIdx.map((at, o) => flat(node.outputs[at], layout.shared.length + o)),
     span: node.span,
   };
-  const aliases = new Map(layout.inPlace.map(([o, j]) => [j, o]));
+  const aliases = new Map(layout.inPlace.filter(([, j]) => j >= 0).map(([o, j]) => [j, o]));
   return fusedPlans(synthetic, { aliases }).map((plan) => ({ ...plan, op: node.op, inputs: inputIdx.filter((_, j) => !aliases.has(j)), outputs: outputIdx }));
 }

@@ -81,6 +81,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
     buffers.push(decl);
   };
   for (const p of g.params) add(p.value, { kind: 'param', path: p.path });
+  const oldValueOf = new Map<number, Value>([...g.params, ...g.state].flatMap((x) => (x.update ? [[x.update.id, x.value] as [number, Value]] : [])));
   for (const s of g.state) add(s.value, { kind: 'state', path: s.path });
   const inputs: Record<string, number> = {};
   for (const i of g.inputs) {
@@ -118,12 +119,13 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
       bufferOf.set(node.outputs[0].id, bufferOf.get(node.inputs[0].id)!);
       continue;
     }
-    // a fused_foreach's in-place outputs are the buffers of the inputs they are written over
+    // a fused_foreach's in-place outputs are the buffers of the parameters or state they are new values of
     const overwrites = inPlaceOutputs(node);
     for (const [k, v] of node.outputs.entries()) {
-      const over = overwrites.get(k);
-      if (over !== undefined) {
-        bufferOf.set(v.id, bufferOf.get(node.inputs[over].id)!);
+      if (overwrites.has(k)) {
+        const old = oldValueOf.get(v.id);
+        if (!old) throw new LoweringError(`${node.op} writes output ${k} in place, but it is no parameter's or state's new value`);
+        bufferOf.set(v.id, bufferOf.get(old.id)!);
         continue;
       }
       const view = viewOf.get(v.id);

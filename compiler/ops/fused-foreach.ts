@@ -10,9 +10,10 @@
 // offset. The kernel (codegen/fused-foreach.ts) is the body's fused_elementwise kernel over the whole
 // span, from member 0's offset to the end of the last member, read and written through arenas in which
 // every member's tensors sit at those offsets (the padding between members is computed and never read).
-// `in_place` (optional) lists [body output, body input] pairs whose output is written over the input: the
-// new values of a parameter or an optimizer state go straight into its arena (compiler/optimize/
-// fuse-updates.ts decides; the kernel binds the pair once, read and write).
+// `in_place` (optional) lists [body output, body input] pairs: the output, the new values of parameters
+// or optimizer states, is written straight into their arena (compiler/optimize/fuse-updates.ts decides).
+// When the input is an own body input (>= 0) it is those old values, which the kernel reads from the
+// output's binding (one binding, read and write); -1 when the kernel does not read them.
 import type { Attrs, Node, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { isConcrete } from '../shapes/dim.ts';
@@ -27,7 +28,7 @@ export interface ForeachLayout {
   readonly body: FusedBody;
   readonly shared: readonly boolean[];
   readonly offsets: readonly number[];
-  /** [body output, own body input] pairs written in place. */
+  /** [body output, own body input or -1] pairs written in place. */
   readonly inPlace: readonly (readonly [number, number])[];
 }
 
@@ -41,10 +42,11 @@ export function decodeForeach(attrs: Attrs): ForeachLayout | string {
   const pairs = attrs.in_place ?? [];
   const nIn = (shared as boolean[]).length;
   const valid = (x: unknown): x is [number, number] =>
-    Array.isArray(x) && x.length === 2 && Number.isInteger(x[0]) && Number.isInteger(x[1]) && x[0] >= 0 && x[0] < body.outputs.length && x[1] >= 0 && x[1] < nIn && !(shared as boolean[])[x[1]];
+    Array.isArray(x) && x.length === 2 && Number.isInteger(x[0]) && Number.isInteger(x[1]) && x[0] >= 0 && x[0] < body.outputs.length && x[1] >= -1 && x[1] < nIn && !(shared as boolean[])[x[1]];
   if (!Array.isArray(pairs) || !pairs.every(valid)) return `${FUSED_FOREACH_OP} in_place must list [output, own input] pairs`;
   const inPlace = pairs as [number, number][];
-  if (new Set(inPlace.map((x) => x[0])).size !== inPlace.length || new Set(inPlace.map((x) => x[1])).size !== inPlace.length) return `${FUSED_FOREACH_OP} in_place pairs an output or an input twice`;
+  const read = inPlace.filter((x) => x[1] >= 0);
+  if (new Set(inPlace.map((x) => x[0])).size !== inPlace.length || new Set(read.map((x) => x[1])).size !== read.length) return `${FUSED_FOREACH_OP} in_place pairs an output or an input twice`;
   return { body, shared: shared as boolean[], offsets: offsets as number[], inPlace };
 }
 
@@ -63,14 +65,14 @@ export function foreachOwnInputs(node: Node): number[] {
   return layout.shared.flatMap((s, j) => (s ? [] : [foreachInput(layout, j, 0)]));
 }
 
-/** The outputs written over inputs (`in_place`), of every member: node output index -> node input index (empty for other ops). */
-export function inPlaceOutputs(node: Node): Map<number, number> {
-  const out = new Map<number, number>();
+/** The node outputs written in place (`in_place`), of every member (empty for other ops). */
+export function inPlaceOutputs(node: Node): Set<number> {
+  const out = new Set<number>();
   if (node.op !== FUSED_FOREACH_OP) return out;
   const layout = decodeForeach(node.attrs);
   if (typeof layout === 'string') return out;
   const n = layout.offsets.length;
-  for (const [o, j] of layout.inPlace) for (let m = 0; m < n; m++) out.set(o * n + m, foreachInput(layout, j, m));
+  for (const [o] of layout.inPlace) for (let m = 0; m < n; m++) out.add(o * n + m);
   return out;
 }
 

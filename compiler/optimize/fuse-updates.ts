@@ -340,9 +340,20 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
       const reads = (i: number) => !r.shared[i] && r.nodes.every((k, m) => keyOf(nodes[k].inputs[i]) === olds[m]);
       const j = first.inputs.findIndex((_, i) => reads(i));
       // read at one position only: a second, read-only binding would overlap the written one
-      if (first.inputs.some((_, i) => i !== j && !r.shared[i] && keyOf(first.inputs[i]) === olds[0])) return;
-      const temp = settled.find((a) => a.kind === 'temp' && a.byParam.get(r.params[0]) === placeOf(outs[0])?.key);
-      if (j < 0 || !temp || temp.runs.size !== 1 || inPlace[ri].some(([, i]) => i === j)) return;
+      if (first.inputs.some((_, i) => i !== j && keyOf(first.inputs[i]) === olds[0])) return;
+      const arenaOf = (v: Value): ArenaDraft | undefined => {
+        const p = placeOf(v);
+        return p && settled.find((a) => a.kind === p.kind && a.byParam.get(r.params[0]) === p.key);
+      };
+      const temp = arenaOf(outs[0]);
+      if (!temp || temp.kind !== 'temp' || temp.runs.size !== 1 || (j >= 0 && inPlace[ri].some(([, i]) => i === j))) return;
+      if (j < 0) {
+        // new values of tensors the run does not read (AdamW's parameters after the decay run): their arena
+        // must hold exactly this run's members, in this order, and no input of the run may be in it
+        const home = settled.find((a) => a.kind !== 'temp' && `${a.kind}:${a.byParam.get(r.params[0])}` === olds[0]);
+        if (!home || home.byParam.size !== r.params.length || !r.params.every((p, m) => `${home.kind}:${home.byParam.get(p)}` === olds[m])) return;
+        if (first.inputs.some((v, i) => !r.shared[i] && arenaOf(v) === home)) return;
+      }
       inPlace[ri].push([o, j]);
       dropped.add(temp);
     });
