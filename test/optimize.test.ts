@@ -9,7 +9,7 @@ import { elaborate } from '../compiler/elaborate/elaborate.ts';
 import { stdlibModules } from '../compiler/frontend/stdlib.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
-import type { Tensor } from '../compiler/interpret/tensor.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { printGraph } from '../compiler/ir/print.ts';
 import { GraphEditor } from '../compiler/ir/editor.ts';
@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { PASSES, cse, dce, dceKeeping, fold, optimize, simplify, sinkBroadcasts, type Pass } from '../compiler/optimize/index.ts';
+import { PASSES, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -517,6 +517,40 @@ describe('sink-broadcasts', () => {
     const sizes = new Map([['B', 4]]);
     const feeds = randomFeeds(before, sizes, seededRandom(SEED));
     expect(closeEnough(interpretGraph(got, feeds, { sizes }).outputs.get('grad')!, interpretGraph(before, feeds, { sizes }).outputs.get('grad')!)).toBe(true);
+  });
+});
+
+describe('select-labels', () => {
+  const labelGraph = (withRowRead: boolean) =>
+    build((b) => {
+      const x = b.input('x', 'f32[B, 5]');
+      const labels = b.input('labels', 'i32[B]');
+      const picked = b.op('take_along_axis', [x, b.op('reshape', [labels], { shape: [sym('B'), 1] })], { axis: 1 });
+      b.out('picked', b.op('reshape', [picked], { shape: [sym('B')] }));
+      if (withRowRead) b.out('max', b.op('reduce_max', [x], { axes: [1], keepdims: true }));
+    });
+
+  it('a label gather beside a reduction over the same row becomes a one-hot select summed over the row', () => {
+    const g = labelGraph(true);
+    const got = selectLabels(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['reshape', 'reshape', 'one_hot', 'full', 'select', 'reduce_sum', 'reshape', 'reshape', 'reduce_max']);
+    expect(got.nodes.find((n) => n.op === 'one_hot')!.attrs).toEqual({ depth: 5, dtype: 'bool', clamp: true });
+    // the same values: out-of-range labels clamp, and NaN or infinity elsewhere in a row stays out
+    const sizes = new Map([['B', 4]]);
+    const x = tensor('f32', [4, 5], [1, 2, 3, 4, 5, -1, NaN, -3, Infinity, 0.5, 7, 8, -Infinity, 9, 10, 0.25, -0.5, 1.5, 2.5, 3.5]);
+    const labels = tensor('i32', [4], [2, 4, -3, 9]);
+    const feeds = { inputs: new Map([['x', x], ['labels', labels]]), params: new Map(), state: new Map() };
+    const want = interpretGraph(g, feeds, { sizes }).outputs.get('picked')!;
+    expect([...want.data]).toEqual([3, 0.5, 7, 3.5]);
+    expect([...interpretGraph(got, feeds, { sizes }).outputs.get('picked')!.data]).toEqual([...want.data]);
+    // and optimize, to its fixed point, keeps it
+    expect(optimize(g).nodes.some((n) => n.op === 'take_along_axis')).toBe(false);
+  });
+
+  it('a gather with no reduction reading its rows stays a gather (it reads one element per row, the select would read them all)', () => {
+    const g = labelGraph(false);
+    expect(selectLabels(g)).toBe(g);
   });
 });
 

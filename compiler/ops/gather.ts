@@ -5,7 +5,7 @@ import { numel, wrap } from '../interpret/tensor.ts';
 import { registerOp } from './registry.ts';
 import { oneHotPlans, scatterAddPlans, takeAlongAxisPlans, takePlans } from '../codegen/gather.ts';
 import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, typeStr } from './util.ts';
-import { builder, op1 } from './vjp-util.ts';
+import { builder, constant, op1 } from './vjp-util.ts';
 
 /**
  * Out-of-range indices are clamped to [0, n - 1] in take, take_along_axis and scatter_add alike, so
@@ -156,14 +156,16 @@ registerOp({
     const perm = Array.from({ length: r }, (_, i) => (i < axis ? i : i === axis ? r - 1 : i - 1));
     const k = idx.type.shape[axis];
     // one_hot clamps the indices as the forward read did
-    const oneHot = (ids: typeof idx) => op1(ctx, 'one_hot', [ids], { depth: n, dtype: arr.type.dtype, clamp: true });
+    const oneHot = (ids: typeof idx, dtype: DType) => op1(ctx, 'one_hot', [ids], { depth: n, dtype, clamp: true });
     if (isConcrete(k) && k === 1) {
-      // one index per position (class labels): nothing to sum over, so the one-hot rows weighted by the
-      // cotangent are the gradient, elementwise after the one_hot (the loss's row kernel takes the product)
+      // one index per position (class labels): nothing to sum over, so the cotangent selected by the
+      // one-hot rows is the gradient, elementwise after the one_hot (the loss's row kernel takes it; the
+      // same bool rows as optimize/gathers.ts's forward select, so one one_hot serves both)
       const rows = idx.type.shape.filter((_, i) => i !== axis);
-      return [g.transpose(g.mul(oneHot(g.reshape(idx, rows)), g.reshape(ct, [...rows, 1])), perm), null];
+      const zero = constant(ctx, 0, arr.type.dtype);
+      return [g.transpose(op1(ctx, 'select', [oneHot(g.reshape(idx, rows), 'bool'), g.reshape(ct, [...rows, 1]), zero]), perm), null];
     }
-    const hot = oneHot(idx);
+    const hot = oneHot(idx, arr.type.dtype);
     const weighted = g.mul(hot, g.reshape(ct, [...ct.type.shape, 1]));
     const summed = g.sum(weighted, [axis]);
     return [g.transpose(summed, perm), null];

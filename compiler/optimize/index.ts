@@ -1,12 +1,13 @@
-// The optimization pipeline: simplify, broadcast sinking, fold, cse and dce, repeated until the graph stops changing.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, fold, cse and dce, repeated until the graph stops changing.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
+import { selectLabels } from './gathers.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { cse, dce, dceKeeping, fold, simplify, sinkBroadcasts };
+export { cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -14,6 +15,7 @@ export type Pass = (g: Graph) => Graph;
 export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = [
   { name: 'simplify', run: simplify },
   { name: 'sink-broadcasts', run: sinkBroadcasts },
+  { name: 'select-labels', run: selectLabels },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
   { name: 'dce', run: dce },
