@@ -248,7 +248,9 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
           if (subLines.length > 0) lines = subLines;
         } else if (node && node.op === k.op) {
           const body = decodeFusedBody(node.attrs);
-          if (typeof body !== 'string') subOps = [...(k.op === FUSED_OP ? [] : [anchorOf(k.op)]), ...body.ops.filter((s) => s.op !== 'full').map((s) => s.op)];
+          // a fused matmul or convolution lists its anchor first; fused_elementwise and fused_foreach have none
+          const anchor = anchorOf(k.op);
+          if (typeof body !== 'string') subOps = [...(anchor === k.op ? [] : [anchor]), ...body.ops.filter((s) => s.op !== 'full').map((s) => s.op)];
         }
       }
       const parts = kernelFlops(k, subOps, shapeOf, numel);
