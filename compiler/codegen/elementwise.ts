@@ -72,9 +72,10 @@ export function accessOf(shape: readonly Dim[], out: readonly Dim[]): OperandAcc
 /**
  * WGSL lines that load every operand of an invocation at flat output index `idx` as `v0, v1, ...`:
  * strided operands walk the output's axes once (sizes and strides from the uniform), and bools are
- * read from their u32 storage. Shared by the elementwise and the fused elementwise kernels.
+ * read from their u32 storage; operand i is read from the array `arrayOf(i)` (default `in{i}`). Shared by
+ * the elementwise and the fused elementwise kernels.
  */
-export function operandLoads(inputs: readonly ElementwiseOperand[], strided: readonly number[], rank: number): string[] {
+export function operandLoads(inputs: readonly ElementwiseOperand[], strided: readonly number[], rank: number, arrayOf: (i: number) => string = (i) => `in${i}`): string[] {
   const lines: string[] = [];
   if (strided.length > 0) {
     for (const i of strided) lines.push(`  var o${i} = 0u;`);
@@ -91,7 +92,7 @@ export function operandLoads(inputs: readonly ElementwiseOperand[], strided: rea
   }
   inputs.forEach((x, i) => {
     const at = x.access === 'same' ? 'idx' : x.access === 'scalar' ? '0u' : `o${i}`;
-    const load = `in${i}[${at}]`;
+    const load = `${arrayOf(i)}[${at}]`;
     lines.push(`  let v${i} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
   });
   return lines;

@@ -112,7 +112,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   lines.push('        @builtin(local_invocation_index) lid: u32) {');
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
-  lines.push(...operandLoads(inputs, strided, rank).map((line) => line.replace(/^  let v(\d+) = (.*)in\1\[idx\]/, (all, i: string, pre: string) => (aliases.has(Number(i)) ? `  let v${i} = ${pre}out${aliases.get(Number(i))}[idx]` : all))));
+  lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${i}`)));
   lines.push(...stmts);
   for (const x of outs) lines.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
   lines.push('}', '');

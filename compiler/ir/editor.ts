@@ -6,6 +6,19 @@ import type { Attrs, DType, Graph, InitSpec, Node, ParamInfo, StateInfo, TensorT
 
 const NOWHERE: Span = { file: '<generated>', start: 0, end: 0 };
 
+/** The smallest value id above every id the graph defines (inputs, params, state, node outputs): where new values start. */
+export function firstFreeId(g: Graph): number {
+  let max = -1;
+  const see = (v: Value) => {
+    if (v.id > max) max = v.id;
+  };
+  g.inputs.forEach((i) => see(i.value));
+  g.params.forEach((p) => see(p.value));
+  g.state.forEach((s) => see(s.value));
+  g.nodes.forEach((n) => n.outputs.forEach(see));
+  return max + 1;
+}
+
 /**
  * Appends to a copy of a graph. `emit` runs the op's shape rule, so a pass that builds an ill-typed
  * node fails at once with the op and the types (an internal error, never a user diagnostic).
@@ -27,15 +40,7 @@ export class GraphEditor {
     readonly base: Graph,
     private span: Span = NOWHERE,
   ) {
-    let max = -1;
-    const see = (v: Value) => {
-      if (v.id > max) max = v.id;
-    };
-    base.inputs.forEach((i) => see(i.value));
-    base.params.forEach((p) => see(p.value));
-    base.state.forEach((s) => see(s.value));
-    base.nodes.forEach((n) => n.outputs.forEach(see));
-    this.nextId = max + 1;
+    this.nextId = firstFreeId(base);
     this.nodes = [...base.nodes];
     this.state = [...base.state];
     this.params = [...base.params];

@@ -19,6 +19,7 @@
 import '../ops/index.ts';
 import { getOp, inferOp, isShapeError } from '../ops/registry.ts';
 import type { Attrs, Graph, Node, TensorType, Value } from '../ir/types.ts';
+import { firstFreeId } from '../ir/editor.ts';
 import { Substitution, sameType, withNodes } from './rewrite.ts';
 
 /** Exactly one element: rank 0, or every size the constant 1. */
@@ -37,7 +38,7 @@ function inferred(op: string, inputs: readonly Value[], attrs: Attrs): TensorTyp
 }
 
 export function sinkBroadcasts(g: Graph): Graph {
-  let nextId = 1 + Math.max(-1, ...g.inputs.map((i) => i.value.id), ...g.params.map((p) => p.value.id), ...g.state.map((s) => s.value.id), ...g.nodes.flatMap((n) => n.outputs.map((o) => o.id)));
+  let nextId = firstFreeId(g);
   const s = new Substitution();
   const defs = new Map<number, Node>();
   const broadcastOf = (v: Value): Node | undefined => {

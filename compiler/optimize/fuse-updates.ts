@@ -402,7 +402,7 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
   }
 
   // ---- the fused nodes ---------------------------------------------------------------------------------
-  const fusedNodes = final.map((r): Node => {
+  const fusedNodes = final.map((r, ri): Node => {
     const first = nodes[r.nodes[0]];
     const offsets: number[] = [];
     let at = 0;
@@ -413,7 +413,7 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
     return {
       op: FUSED_FOREACH_OP,
       inputs: first.inputs.flatMap((v, j) => (r.shared[j] ? [v] : r.nodes.map((k) => nodes[k].inputs[j]))),
-      attrs: { ...r.body, shared: [...r.shared], offsets, ...(inPlace[final.indexOf(r)].length > 0 ? { in_place: inPlace[final.indexOf(r)] } : {}) },
+      attrs: { ...r.body, shared: [...r.shared], offsets, ...(inPlace[ri].length > 0 ? { in_place: inPlace[ri] } : {}) },
       outputs: first.outputs.flatMap((_, o) => r.nodes.map((k) => nodes[k].outputs[o])),
       span: first.span,
     };

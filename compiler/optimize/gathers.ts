@@ -12,10 +12,11 @@
 import '../ops/index.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import type { Attrs, Graph, Node, TensorType, Value } from '../ir/types.ts';
+import { firstFreeId } from '../ir/editor.ts';
 import { Substitution, withNodes } from './rewrite.ts';
 
 export function selectLabels(g: Graph): Graph {
-  let nextId = 1 + Math.max(-1, ...g.inputs.map((i) => i.value.id), ...g.params.map((p) => p.value.id), ...g.state.map((s) => s.value.id), ...g.nodes.flatMap((n) => n.outputs.map((o) => o.id)));
+  let nextId = firstFreeId(g);
   // values some reduction reads over exactly one axis: value id -> those axes
   const rowReads = new Map<number, Set<number>>();
   for (const n of g.nodes) {
