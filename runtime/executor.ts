@@ -9,7 +9,7 @@
 // (merged per arena), then copies of the step's scalars (losses, metrics) into a small mappable buffer
 // or a ring on the GPU, all in one command buffer. Reading those scalars is lazy: the caller gets a
 // handle and only a call to `values()` maps memory, so training never waits on the GPU unless asked to.
-import type { BufferDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl, WideVariantDecl } from './program.ts';
+import type { BufferDecl, CpuVariantDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl, WideVariantDecl } from './program.ts';
 import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
@@ -186,8 +186,19 @@ export class Executor {
     return this.wide === 'auto' ? k.wide : k.wide.filter((w) => w.name === this.wide);
   }
 
-  /** The shader and workgroup count of kernel `k` at bound sizes: the first GPU variant whose grid conditions hold, else its own. */
+  /** The CPU variant with its own grid this executor may run for a kernel (CPU kernels only). */
+  private cpuVariantOf(k: KernelDecl): CpuVariantDecl | undefined {
+    return this.cpuKernels ? k.cpuVariant : undefined;
+  }
+
+  /**
+   * The shader and workgroup count of kernel `k` at bound sizes: on CPU adapters its CPU variant with
+   * its own grid where that variant's `requires` holds; else the first GPU variant whose grid conditions
+   * hold; else its own.
+   */
   private chooseVariant(k: KernelDecl, sizes: ReadonlyMap<string, number>): { shader: number; groups: number } {
+    const cpu = this.cpuVariantOf(k);
+    if (cpu && (cpu.requires === undefined || evalSize(cpu.requires, sizes) > 0)) return { shader: cpu.shader, groups: evalSize(cpu.workgroups, sizes) };
     const base = evalSize(k.workgroups, sizes);
     for (const w of this.wideOf(k)) {
       const groups = evalSize(w.workgroups, sizes);
@@ -273,7 +284,7 @@ export class Executor {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
-        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader)]) {
+        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader), ...(this.cpuVariantOf(k) ? [this.cpuVariantOf(k)!.shader] : [])]) {
           if (!users.has(shader)) users.set(shader, { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
         }
       }

@@ -102,6 +102,11 @@ export interface KernelDecl {
   readonly shader: number;
   /** A variant for CPU adapters with the same bindings, uniforms and workgroups (index into `shaders`). */
   readonly cpuShader?: number;
+  /**
+   * A variant for CPU adapters with its own workgroup count (the matmul's rows kernel): used instead of
+   * `cpuShader` where `requires`, if any, is positive at the bound sizes.
+   */
+  readonly cpuVariant?: CpuVariantDecl;
   /** A variant for devices with the `subgroups` feature (reductions), used where `shader` would be (index into `shaders`). */
   readonly subgroupShader?: number;
   /**
@@ -115,6 +120,14 @@ export interface KernelDecl {
   readonly uniforms: readonly SizeExpr[];
   readonly workgroups: SizeExpr;
   readonly source?: SourceSpan;
+}
+
+export interface CpuVariantDecl {
+  readonly name: string;
+  /** Index into `ModelProgram.shaders`. */
+  readonly shader: number;
+  readonly workgroups: SizeExpr;
+  readonly requires?: SizeExpr;
 }
 
 export interface WideVariantDecl {

@@ -1,7 +1,7 @@
 // Matmul epilogue fusion (fused_matmul, compiler/optimize/fuse.ts): a matmul and the elementwise ops that
 // consume its output run as one kernel. Fused and unfused graphs give the same bits in the float64
 // interpreter and on WebGPU (Dawn on lavapipe), for both matmul variants (the tiled GPU kernel and the
-// blocked CPU kernel): generated matmuls (random m, n, k, batch axes, broadcasting, symbolic sizes) with
+// CPU kernels, blocked and rows): generated matmuls (random m, n, k, batch axes, broadcasting, symbolic sizes) with
 // bias, activation, residual and scaling epilogues, a few hand-built cases the pass must get right, and
 // the examples' programs on the tiled variant (test/fusion.test.ts runs them on the variant lavapipe
 // picks, the blocked one). DLC_FUSION_MATMUL_CASES sets the number of generated cases (default 24: shader
@@ -181,7 +181,7 @@ describe(`${CASES} generated matmul epilogues: fused against unfused`, () => {
   });
 
   for (const variant of ['gpu', 'cpu'] as const) {
-    it(`WebGPU, the ${variant === 'gpu' ? 'tiled' : 'blocked'} matmul kernels: the same bits fused and unfused (all cases in one submission)`, async () => {
+    it(`WebGPU, the ${variant === 'gpu' ? 'tiled' : 'blocked and rows'} matmul kernels: the same bits fused and unfused (all cases in one submission)`, async () => {
       const device = await getDevice();
       const t0 = performance.now();
       const [want, got] = [await runGraphs(device, cases, { variant }), await runGraphs(device, fused, { variant })];
@@ -234,7 +234,7 @@ describe(`${PROLOGUE_CASES} generated matmuls with transposed operands (prologue
   });
 
   for (const variant of ['gpu', 'cpu'] as const) {
-    it(`WebGPU, the ${variant === 'gpu' ? 'tiled' : 'blocked'} matmul kernels reading transposed operands: the same bits as the transpose and the matmul`, async () => {
+    it(`WebGPU, the ${variant === 'gpu' ? 'tiled' : 'blocked and rows'} matmul kernels reading transposed operands: the same bits as the transpose and the matmul`, async () => {
       const device = await getDevice();
       const [want, got] = [await runGraphs(device, cases, { variant }), await runGraphs(device, fused, { variant })];
       const bad: string[] = [];

@@ -278,7 +278,10 @@ export interface GraphJob {
 export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: 'gpu' | 'cpu' | 'subgroup'; wide?: string } = {}): Promise<Map<string, Uint32Array>[]> {
   // `wide`: the GPU variant of that name (plan.wide) where a plan has one, with its own workgroup count
   const wideOf = (p: KernelPlan) => (options.wide !== undefined ? p.wide?.find((w) => w.name === options.wide) : undefined);
-  const shaderOf = (p: KernelPlan) => wideOf(p)?.wgsl ?? (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl);
+  // `variant: 'cpu'`: a plan's CPU variant with its own grid where its `requires` is positive (as the runtime picks), else `cpuWgsl`
+  const cpuVariantOf = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuVariant && (p.cpuVariant.requires === undefined || bind(p.cpuVariant.requires) > 0) ? p.cpuVariant : undefined);
+  const ownShader = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl);
+  const shaderOf = (p: KernelPlan) => wideOf(p)?.wgsl ?? cpuVariantOf(p)?.wgsl ?? ownShader(p);
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
   const buffer = (bytes: number, usage: number) => {
@@ -291,7 +294,8 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
   const plansOf = jobs.map((j) => j.graph.nodes.map((n) => lowerNode(n)));
   const pipelines = new Map<string, GPUComputePipeline>();
   const t0 = performance.now();
-  const unique = [...new Set(plansOf.flat(2).map(shaderOf))];
+  const candidates = (p: KernelPlan) => [wideOf(p)?.wgsl ?? ownShader(p), ...(options.variant === 'cpu' && p.cpuVariant && !wideOf(p) ? [p.cpuVariant.wgsl] : [])];
+  const unique = [...new Set(plansOf.flat(2).flatMap(candidates))];
   const compiledAll = await Promise.all(unique.map((w) => compile(device, w)));
   unique.forEach((w, i) => pipelines.set(w, compiledAll[i].pipeline));
   const t1 = performance.now();
@@ -317,7 +321,7 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
         const outs = (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufs.get(node.outputs[i].id)!);
         const pipeline = pipelines.get(shaderOf(plan))!;
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [uniform, ...ins, ...outs].map((b, binding) => ({ binding, resource: { buffer: b } })) });
-        const groups = bind(wideOf(plan)?.workgroups ?? plan.workgroups);
+        const groups = bind(wideOf(plan)?.workgroups ?? cpuVariantOf(plan)?.workgroups ?? plan.workgroups);
         if (groups === 0) continue;
         const [x, y] = dispatchSize(groups, 1);
         pass.setPipeline(pipeline);

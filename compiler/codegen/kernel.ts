@@ -26,6 +26,11 @@ export interface KernelPlan {
    */
   readonly cpuWgsl?: string;
   /**
+   * A CPU variant with its own grid (the matmul's rows kernel, codegen/matmul-rows.ts): the same bindings
+   * and uniforms; on CPU adapters the runtime uses it instead of `cpuWgsl` where `requires` is positive.
+   */
+  readonly cpuVariant?: CpuVariantPlan;
+  /**
    * A variant for devices with the `subgroups` feature (reductions combining with subgroupAdd): the same
    * bindings, uniforms and workgroup count; the runtime uses it where it would use `wgsl`.
    */
@@ -38,6 +43,14 @@ export interface KernelPlan {
    * count does not pass), else `wgsl`.
    */
   readonly wide?: readonly WidePlan[];
+}
+
+export interface CpuVariantPlan {
+  readonly name: string;
+  readonly wgsl: string;
+  readonly workgroups: Dim;
+  /** A size that must be positive at the bound sizes for the variant to run (else `cpuWgsl` or `wgsl` does). */
+  readonly requires?: Dim;
 }
 
 export interface WidePlan {

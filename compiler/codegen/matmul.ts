@@ -28,6 +28,7 @@ import type { DType, Node } from '../ir/types.ts';
 import type { KernelPlan, WidePlan } from './kernel.ts';
 import { lowerWideMatmul, WIDE_TIERS, wideWorkgroups } from './matmul-wide.ts';
 import { lowerSplitMatmul, SPLIT_MAX_TILES } from './matmul-split.ts';
+import { lowerRowsMatmul } from './matmul-rows.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
@@ -406,11 +407,12 @@ export function matmulUniforms(
   return { data: Uint32Array.from(words), workgroups: words[6], outShape, inShapes };
 }
 
-/** The registry's lowering: one dispatch, a workgroup per output tile (the wide tiers and split k as GPU variants). */
+/** The registry's lowering: one dispatch, a workgroup per output tile (the wide tiers and split k as GPU variants; the blocked and rows kernels for CPU adapters). */
 export function matmulPlans(node: Node): KernelPlan[] {
   const k = lowerMatmul(node);
   const words = matmulUniformDims(k);
-  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl, wide: widePlans(node, words) }];
+  const rows = lowerRowsMatmul(node, words);
+  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl, ...(rows ? { cpuVariant: rows } : {}), wide: widePlans(node, words) }];
 }
 
 /**
