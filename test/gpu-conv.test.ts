@@ -4,7 +4,9 @@
 // padding, dilation, groups, a symbolic batch B) against the float64 interpreter, the two variants
 // against each other, and fused_conv2d (a bias, residual and ReLU epilogue, the convolution also stored)
 // against the unfused graph bit for bit in each variant, the 'reduce' variant (one workgroup per
-// output, for weight gradients) included, which is also checked against the interpreter.
+// output, for weight gradients) included, which is also checked against the interpreter; and stride-1
+// conv_transpose2d (the input gradient of a stride-1 conv2d), which runs the same kernels over its flipped
+// weights (`conv2dViewOf`), through the same checks.
 // DLC_GPU_CONV_CASES sets the number of generated cases (default 12; lavapipe is slow).
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
@@ -28,6 +30,8 @@ interface Spec {
   readonly h: number;
   readonly w: number;
   readonly attrs: Attrs;
+  /** A conv_transpose2d (weights [c, o / groups, kh, kw]) instead of a conv2d. */
+  readonly transpose?: boolean;
 }
 
 interface Case extends GraphJob {
@@ -76,6 +80,28 @@ const FIXED: readonly Spec[] = [
   { n: 1, sizes: new Map(), c: 16, o: 6, kh: 10, kw: 10, h: 14, w: 14, attrs: { padding: [2, 2] } },
 ];
 
+/** A random stride-1 conv_transpose2d whose padding is at most d * (k - 1) on both axes (conv2d's view applies). */
+function randomTransposeSpec(random: () => number): Spec {
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  for (;;) {
+    const groups = pick([1, 1, 2]);
+    const cg = pick([1, 3, 4, 6, 16]);
+    const og = pick([1, 3, 5, 8, 33]);
+    const [kh, kw] = [int(1, 5), int(1, 5)];
+    const dilation = [random() < 0.3 ? 2 : 1, random() < 0.3 ? 2 : 1];
+    const sizes = new Map<string, number>();
+    let n: Dim = int(1, 2);
+    if (random() < 0.4) {
+      sizes.set('B', int(1, 3));
+      n = sym('B');
+    }
+    const attrs = { padding: [int(0, dilation[0] * (kh - 1)), int(0, dilation[1] * (kw - 1))], dilation, groups };
+    const spec: Spec = { n, sizes, c: groups * cg, o: groups * og, kh, kw, h: int(1, 12), w: int(1, 12), attrs, transpose: true };
+    if (!isShapeError(inferOp('conv_transpose2d', [f32t(n, spec.c, spec.h, spec.w), f32t(spec.c, og, kh, kw)], attrs))) return spec;
+  }
+}
+
 function caseOf(s: Spec, random: () => number): Case {
   const groups = (s.attrs.groups as number | undefined) ?? 1;
   const b = new G();
@@ -87,14 +113,14 @@ function caseOf(s: Spec, random: () => number): Case {
     return v;
   };
   const x = input('x', [s.n, s.c, s.h, s.w]);
-  const wt = input('w', [s.o, s.c / groups, s.kh, s.kw]);
-  const conv = b.op('conv2d', [x, wt], s.attrs);
+  const wt = input('w', s.transpose ? [s.c, s.o / groups, s.kh, s.kw] : [s.o, s.c / groups, s.kh, s.kw]);
+  const conv = b.op(s.transpose ? 'conv_transpose2d' : 'conv2d', [x, wt], s.attrs);
   const out = conv.type.shape;
   // relu(conv + bias[None, :, None, None] + residual): fuses into one fused_conv2d that also stores conv
   const bias = b.op('reshape', [input('bias', [s.o])], { shape: [1, s.o, 1, 1] });
   const y = b.op('maximum', [b.op('add', [b.op('add', [conv, bias]), input('res', out)]), scalar(b, 0)]);
   const absFeeds = new Map([...feeds].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data, Math.abs))]));
-  const text = `conv2d x [${[s.n, s.c, s.h, s.w].map(dimToString).join(',')}] w [${[s.o, s.c / groups, s.kh, s.kw].join(',')}] ${JSON.stringify(s.attrs)}; sizes ${JSON.stringify([...s.sizes])}`;
+  const text = `${s.transpose ? 'conv_transpose2d' : 'conv2d'} x [${[s.n, s.c, s.h, s.w].map(dimToString).join(',')}] w [${(s.transpose ? [s.c, s.o / groups] : [s.o, s.c / groups]).join(',')},${s.kh},${s.kw}] ${JSON.stringify(s.attrs)}; sizes ${JSON.stringify([...s.sizes])}`;
   return { graph: b.graph({ conv, y }), feeds, sizes: s.sizes, text, absFeeds, terms: (s.c / groups) * s.kh * s.kw };
 }
 
@@ -126,44 +152,91 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
   });
 
   it('tiled, direct and reduce variants against the interpreter, tiled against direct, and fused against unfused bit for bit in each', async () => {
-    const device = await getDevice();
-    const t0 = performance.now();
-    const [gpu, cpu, gpuFused, cpuFused, reduce, reduceFused] = [
-      await runGraphs(device, cases, { variant: 'gpu' }),
-      await runGraphs(device, cases, { variant: 'cpu' }),
-      await runGraphs(device, fused, { variant: 'gpu' }),
-      await runGraphs(device, fused, { variant: 'cpu' }),
-      // the one-workgroup-per-output reduction (for few outputs and a long k): its own order of sums
-      await runGraphs(device, cases, { variant: 'gpu', wide: 'reduce' }),
-      await runGraphs(device, fused, { variant: 'gpu', wide: 'reduce' }),
-    ];
-    const bad: string[] = [];
-    let checked = 0;
-    for (const [i, c] of cases.entries()) {
-      const want = interpretGraph(c.graph, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
-      const bound = interpretGraph(c.graph, { inputs: c.absFeeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
-      for (const [variant, res] of [['tiled', gpu[i]], ['direct', cpu[i]], ['reduce', reduce[i]]] as const) {
-        const got = new Float32Array(res.get('conv')!.buffer);
-        expect(got.length, c.text).toBe(want.length);
-        const at = want.findIndex((v, j) => !(Math.abs(got[j] - v) <= 1e-6 * (c.terms + 1) * bound[j]));
-        if (at >= 0) bad.push(`${c.text}: ${variant} conv[${at}] = ${got[at]}, interpreter ${want[at]}`);
-        checked += got.length;
-      }
-      const same = (label: string, a: Map<string, Uint32Array>, b: Map<string, Uint32Array>) => {
-        for (const k of ['conv', 'y']) {
-          const [p, q] = [a.get(k)!, b.get(k)!];
-          const at = p.findIndex((v, j) => v !== q[j]);
-          if (at >= 0 || p.length !== q.length) bad.push(`${c.text}: ${label} ${k}[${at}] ${p[at]?.toString(16)} vs ${q[at]?.toString(16)}`);
-        }
-      };
-      same('tiled unfused vs fused', gpu[i], gpuFused[i]);
-      same('direct unfused vs fused', cpu[i], cpuFused[i]);
-      same('reduce unfused vs fused', reduce[i], reduceFused[i]);
-      // the same fmas in the same order: a padding tap or a k past K adds 0 * w (finite here) in the tiled kernel
-      same('tiled vs direct', gpu[i], cpu[i]);
-    }
-    console.log(`${cases.length} convolutions, ${checked} results against the interpreter, ${bad.length} mismatches (${(performance.now() - t0).toFixed(0)} ms)`);
-    expect(checked).toBeGreaterThan(0);
-    expect(bad.slice(0, 5)).toEqual([]);
+    await checkVariants(cases, fused);
   }, 600_000);
 });
+
+const TRANSPOSE_CASES = Number(process.env.DLC_GPU_CONV_CASES ?? 12);
+
+describe(`stride-1 conv_transpose2d as conv2d over flipped weights: ${TRANSPOSE_CASES} generated and 2 fixed`, () => {
+  const random = seededRandom(Number(process.env.DLC_SEED ?? 20261123) + 7);
+  const fixed: Spec[] = [
+    // the input gradient of LeNet's second convolution: 16 -> 6 channels, 5x5, no padding (conv2d padding 4)
+    { n: sym('B'), sizes: new Map([['B', 2]]), c: 16, o: 6, kh: 5, kw: 5, h: 10, w: 10, attrs: {}, transpose: true },
+    // several tiles along positions, channels and k; padding 1 of a 3x3 (conv2d padding 1), groups
+    { n: 2, sizes: new Map(), c: 12, o: 40, kh: 3, kw: 3, h: 9, w: 13, attrs: { padding: [1, 1], groups: 2 }, transpose: true },
+  ];
+  const cases = [...fixed, ...Array.from({ length: TRANSPOSE_CASES }, () => randomTransposeSpec(random))].map((s) => caseOf(s, random));
+  const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
+
+  it('every case lowers to conv2d\'s implicit GEMM (fused or not); a padding past d * (k - 1) or a stride keeps the gather', () => {
+    expect(cases.some((c) => /"groups":2/.test(c.text))).toBe(true);
+    expect(cases.some((c) => /"dilation":\[2/.test(c.text))).toBe(true);
+    for (const [i, c] of cases.entries()) {
+      expect(fused[i].graph.nodes.map((n) => n.op).filter((op) => op !== 'reshape'), c.text).toEqual(['fused_conv_transpose2d']);
+      for (const node of [...c.graph.nodes, ...fused[i].graph.nodes].filter((n) => /conv_transpose2d/.test(n.op))) {
+        const [plan] = lowerNode(node);
+        expect(plan.op).toBe(node.op);
+        expect(plan.wgsl, c.text).toMatch(/an implicit GEMM/);
+        expect(plan.cpuWgsl).toMatch(/direct loop/);
+        expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
+      }
+    }
+    const gather = (attrs: Attrs) => {
+      const b = new G();
+      b.op('conv_transpose2d', [b.input('x', f32t(1, 2, 5, 5)), b.input('w', f32t(2, 3, 2, 2))], attrs);
+      return lowerNode(b.nodes[0])[0].wgsl;
+    };
+    expect(gather({ padding: [1, 1] })).toMatch(/an implicit GEMM/);
+    expect(gather({ padding: [2, 1] })).toMatch(/as a gather/);
+    expect(gather({ stride: [2, 2] })).toMatch(/as a gather/);
+    expect(gather({ stride: [1, 2] })).toMatch(/as a gather/);
+  });
+
+  it('tiled, direct and reduce variants against the interpreter, tiled against direct, and fused against unfused bit for bit in each', async () => {
+    await checkVariants(cases, fused);
+  }, 600_000);
+});
+
+/** Runs the cases and their fused graphs in every variant; compares with the interpreter and each other. */
+async function checkVariants(cases: readonly Case[], fused: readonly Case[]): Promise<void> {
+  const device = await getDevice();
+  const t0 = performance.now();
+  const [gpu, cpu, gpuFused, cpuFused, reduce, reduceFused] = [
+    await runGraphs(device, cases, { variant: 'gpu' }),
+    await runGraphs(device, cases, { variant: 'cpu' }),
+    await runGraphs(device, fused, { variant: 'gpu' }),
+    await runGraphs(device, fused, { variant: 'cpu' }),
+    // the one-workgroup-per-output reduction (for few outputs and a long k): its own order of sums
+    await runGraphs(device, cases, { variant: 'gpu', wide: 'reduce' }),
+    await runGraphs(device, fused, { variant: 'gpu', wide: 'reduce' }),
+  ];
+  const bad: string[] = [];
+  let checked = 0;
+  for (const [i, c] of cases.entries()) {
+    const want = interpretGraph(c.graph, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
+    const bound = interpretGraph(c.graph, { inputs: c.absFeeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
+    for (const [variant, res] of [['tiled', gpu[i]], ['direct', cpu[i]], ['reduce', reduce[i]]] as const) {
+      const got = new Float32Array(res.get('conv')!.buffer);
+      expect(got.length, c.text).toBe(want.length);
+      const at = want.findIndex((v, j) => !(Math.abs(got[j] - v) <= 1e-6 * (c.terms + 1) * bound[j]));
+      if (at >= 0) bad.push(`${c.text}: ${variant} conv[${at}] = ${got[at]}, interpreter ${want[at]}`);
+      checked += got.length;
+    }
+    const same = (label: string, a: Map<string, Uint32Array>, b: Map<string, Uint32Array>) => {
+      for (const k of ['conv', 'y']) {
+        const [p, q] = [a.get(k)!, b.get(k)!];
+        const at = p.findIndex((v, j) => v !== q[j]);
+        if (at >= 0 || p.length !== q.length) bad.push(`${c.text}: ${label} ${k}[${at}] ${p[at]?.toString(16)} vs ${q[at]?.toString(16)}`);
+      }
+    };
+    same('tiled unfused vs fused', gpu[i], gpuFused[i]);
+    same('direct unfused vs fused', cpu[i], cpuFused[i]);
+    same('reduce unfused vs fused', reduce[i], reduceFused[i]);
+    // the same fmas in the same order: a padding tap or a k past K adds 0 * w (finite here) in the tiled kernel
+    same('tiled vs direct', gpu[i], cpu[i]);
+  }
+  console.log(`${cases.length} convolutions, ${checked} results against the interpreter, ${bad.length} mismatches (${(performance.now() - t0).toFixed(0)} ms)`);
+  expect(checked).toBeGreaterThan(0);
+  expect(bad.slice(0, 5)).toEqual([]);
+}

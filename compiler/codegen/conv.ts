@@ -23,7 +23,7 @@
 // words; stride, padding, dilation and groups are baked. Its loop (`ConvKernel`) is shared with
 // fused_conv_transpose2d, which applies an elementwise epilogue to the sum before the store.
 import type { Node } from '../ir/types.ts';
-import { type Dim, floorDiv, mul } from '../shapes/dim.ts';
+import { type Dim, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 import { uvec } from './elementwise.ts';
 import { ceilDiv, type KernelPlan, type WidePlan } from './kernel.ts';
 import { perElementPlan } from './per-element.ts';
@@ -83,15 +83,15 @@ function convPlan(node: Node, k: ConvKernel): KernelPlan {
 }
 
 /** out[n, o, oh, ow] = sum over ci, kh, kw of x[n, g*CG + ci, oh*s - p + kh*d, ...] * w[o, ci, kh, kw]. */
-export function conv2dPlans(node: Node): KernelPlan[] {
-  const tiled = conv2dGemm(node, { variant: 'tiled' });
-  const direct = conv2dGemm(node, { variant: 'direct' });
-  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(node) }];
+export function conv2dPlans(node: Node, weights: ConvWeights = 'oihw'): KernelPlan[] {
+  const tiled = conv2dGemm(node, { variant: 'tiled', weights });
+  const direct = conv2dGemm(node, { variant: 'direct', weights });
+  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(node, undefined, weights) }];
 }
 
 /** conv2d's 'reduce' variant as a GPU plan variant (also fused_conv2d's, with its epilogue). */
-export function conv2dReducePlans(node: Node, epilogue?: ConvEpilogue): WidePlan[] {
-  const reduce = conv2dGemm(node, { variant: 'reduce', ...(epilogue ? { epilogue } : {}) });
+export function conv2dReducePlans(node: Node, epilogue?: ConvEpilogue, weights: ConvWeights = 'oihw'): WidePlan[] {
+  const reduce = conv2dGemm(node, { variant: 'reduce', weights, ...(epilogue ? { epilogue } : {}) });
   return [{ name: 'reduce', wgsl: reduce.wgsl, workgroups: reduce.workgroups, minWorkgroups: REDUCE_MIN_OUTPUTS, maxBaseWorkgroups: REDUCE_MAX_TILES }];
 }
 
@@ -122,6 +122,35 @@ export interface ConvEpilogue {
   readonly functions: readonly string[];
 }
 
+/**
+ * How conv2d's kernels read the weights: 'oihw', conv2d's own [O, CG, KH, KW]; 'iohw-flipped', a
+ * conv_transpose2d's [C, OG, KH, KW] read as conv2d weights with both spatial axes reversed
+ * (`conv2dViewOf`).
+ */
+export type ConvWeights = 'oihw' | 'iohw-flipped';
+
+/**
+ * A stride-1 conv_transpose2d as the conv2d it equals, for conv2d's kernels with 'iohw-flipped' weights:
+ * out[n, o, y, x] = sum of x[n, c, y + p - kh*d, ...] * w[c, o, kh, kw] is, with kh' = KH - 1 - kh, a
+ * conv2d with padding d*(KH - 1) - p over w'[o, c, kh', kw'] = w[c, o, KH - 1 - kh', KW - 1 - kw'] (per
+ * group). The view's weight value has conv2d's OIHW shape; the kernel binds the IOHW weights as they are.
+ * Null where it does not apply: a stride other than 1, output padding, a padding past d*(K - 1), or a
+ * kernel size that is not known. The input gradient of every stride-1 conv2d is such a convolution, so
+ * it runs as an implicit GEMM (tiled, register-blocked) instead of a gather per output element.
+ */
+export function conv2dViewOf(node: Node): Node | null {
+  if (node.op !== 'conv_transpose2d') return null;
+  const { stride, padding, dilation, groups } = params(node);
+  const op = node.attrs.output_padding;
+  if (stride[0] !== 1 || stride[1] !== 1 || (Array.isArray(op) && op.some((v) => v !== 0))) return null;
+  const [c, og, kh, kw] = node.inputs[1].type.shape;
+  if (!isConcrete(kh) || !isConcrete(kw)) return null;
+  const pad: [number, number] = [dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1]];
+  if (pad[0] < 0 || pad[1] < 0) return null;
+  const w = { id: node.inputs[1].id, type: { dtype: node.inputs[1].type.dtype, shape: [mul(og, groups), floorDiv(c, groups), kh, kw] } };
+  return { ...node, op: 'conv2d', inputs: [node.inputs[0], w], attrs: { stride: [1, 1], padding: pad, dilation, groups } };
+}
+
 /** The 16 uniform words of conv2d's kernels, in order (`p.w[0..3]`). */
 const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W', 'CG', 'KH', 'KW', 'OW', 'KHW'] as const;
 
@@ -130,7 +159,7 @@ const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W',
  * (GEMM_WORDS as sizes, a symbolic batch included) and the workgroup count (word TT: groups x tile rows
  * x tile columns). Both variants have the same grid, uniforms and bindings.
  */
-export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 'reduce'; epilogue?: ConvEpilogue }): { wgsl: string; words: Dim[]; workgroups: Dim } {
+export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 'reduce'; epilogue?: ConvEpilogue; weights?: ConvWeights }): { wgsl: string; words: Dim[]; workgroups: Dim } {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type.shape;
@@ -151,6 +180,9 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   const words = GEMM_WORDS.map((name) => values[name]);
   const epi = options.epilogue;
   const tiled = options.variant === 'tiled';
+  const flipped = options.weights === 'iohw-flipped';
+  // flipped IOHW weights: the flat index in wt of B[k, j] for k = (ci, rq = kh * KW + kw) and channel j of group g
+  const flippedIndex = (ci: string, rq: string, j: string) => `((g * CG + ${ci}) * OG + ${j}) * KHW + KHW - 1u - ${rq}`;
   const attrs = `stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}`;
 
   const body: string[] = [];
@@ -175,7 +207,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     body.push('    let rq = q % KHW;');
     body.push(`    let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
     body.push(`    let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
-    body.push('    if (ih >= 0i && ih < i32(H) && iw >= 0i && iw < i32(W)) { acc = fma(x[(xn + ci * H + u32(ih)) * W + u32(iw)], wt[wo + q], acc); }');
+    body.push(`    if (ih >= 0i && ih < i32(H) && iw >= 0i && iw < i32(W)) { acc = fma(x[(xn + ci * H + u32(ih)) * W + u32(iw)], wt[${flipped ? flippedIndex('ci', 'rq', '(o - g * OG)') : 'wo + q'}], acc); }`);
     body.push('  }');
     body.push('  partial[li] = acc;');
     body.push('  workgroupBarrier();');
@@ -200,21 +232,24 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     body.push(`  let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
     body.push(`  let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
     body.push('  let cl = OG - 1u;');
-    body.push('  let wo = (vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + g * OG) * K;');
+    if (flipped) body.push('  let cj = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl));');
+    else body.push('  let wo = (vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + g * OG) * K;');
     body.push('  var acc = vec4<f32>(0.0);');
     body.push('  for (var ci = 0u; ci < CG; ci++) {');
     body.push('    let xc = (nb * C + g * CG + ci) * H;');
-    body.push('    let kc = ci * KHW;');
+    if (flipped) body.push('    let wo = ((g * CG + ci) * OG + cj) * KHW + KHW - 1u;');
+    else body.push('    let kc = ci * KHW;');
     body.push('    for (var a = 0u; a < KH; a++) {');
     body.push(`      let ih = ih0 + i32(${times('a', dilation[0])});`);
     body.push('      if (ih < 0i || ih >= i32(H)) { continue; }');
     body.push('      let xr = (xc + u32(ih)) * W;');
-    body.push('      let ka = kc + a * KW;');
+    body.push(flipped ? '      let ka = a * KW;' : '      let ka = kc + a * KW;');
     body.push('      for (var b = 0u; b < KW; b++) {');
     body.push(`        let iw = iw0 + i32(${times('b', dilation[1])});`);
     body.push('        if (iw < 0i || iw >= i32(W)) { continue; }');
     body.push('        let q = ka + b;');
-    body.push('        let wv = vec4<f32>(wt[wo.x + q], wt[wo.y + q], wt[wo.z + q], wt[wo.w + q]);');
+    // flipped: wo already ends at the channel's last tap, so tap q is wo - q
+    body.push(flipped ? '        let wv = vec4<f32>(wt[wo.x - q], wt[wo.y - q], wt[wo.z - q], wt[wo.w - q]);' : '        let wv = vec4<f32>(wt[wo.x + q], wt[wo.y + q], wt[wo.z + q], wt[wo.w + q]);');
     body.push('        acc = fma(vec4<f32>(x[xr + u32(iw)]), wv, acc);');
     body.push('      }');
     body.push('    }');
@@ -262,8 +297,9 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     body.push(`      let bc = col0 + (e % ${R}u) * 4u;`);
     body.push('      var vb = vec4<f32>(0.0);');
     body.push('      if (br < K) {');
-    body.push('        let bo = (wg + bc) * K + br;');
-    for (let j = 0; j < 4; j++) body.push(`        if (bc${j > 0 ? ` + ${j}u` : ''} < OG) { vb.${LANES[j]} = wt[bo${j > 0 ? ` + ${j}u * K` : ''}]; }`);
+    body.push(`        let bo = ${flipped ? flippedIndex('(br / KHW)', '(br % KHW)', 'bc') : '(wg + bc) * K + br'};`);
+    const step = flipped ? 'KHW' : 'K'; // between neighbouring channels
+    for (let j = 0; j < 4; j++) body.push(`        if (bc${j > 0 ? ` + ${j}u` : ''} < OG) { vb.${LANES[j]} = wt[bo${j > 0 ? ` + ${j}u * ${step}` : ''}]; }`);
     body.push('      }');
     body.push('      tileB[e] = vb;');
     body.push('    }');
@@ -333,6 +369,8 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
  * oh + p - kh*d = ih*s for an ih in [0, H) (likewise for ow) of x[n, ci, ih, iw] * w[ci, o, kh, kw].
  */
 export function convTranspose2dPlans(node: Node): KernelPlan[] {
+  const view = conv2dViewOf(node);
+  if (view) return conv2dPlans(view, 'iohw-flipped').map((p) => ({ ...p, op: node.op }));
   return [convPlan(node, convTranspose2dKernel(node))];
 }
 

@@ -26,7 +26,7 @@ import type { DType, Node, Value } from '../ir/types.ts';
 import type { FusedBody } from '../ops/fused.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { convAnchorOf, splitFusedConvAttrs } from '../ops/fused-conv.ts';
-import { type ConvEpilogue, conv2dGemm, conv2dReducePlans, convTranspose2dKernel } from './conv.ts';
+import { type ConvEpilogue, type ConvWeights, conv2dGemm, conv2dReducePlans, conv2dViewOf, convTranspose2dKernel } from './conv.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
@@ -46,7 +46,10 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
   const convValue: Value = { id: -1, type: { dtype: 'f32', shape: outShape } };
   const convNode: Node = { op: anchor, inputs: [x, w], attrs: convAttrs, outputs: [convValue], span: node.span };
   const extras = node.inputs.slice(2).map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
-  if (anchor === 'conv2d') return [fusedConv2dPlan(node, convNode, body, extras)];
+  if (anchor === 'conv2d') return [fusedConv2dPlan(node, convNode, body, extras, 'oihw')];
+  // a stride-1 transposed convolution runs conv2d's kernels over its flipped weights
+  const view = conv2dViewOf(convNode);
+  if (view) return [fusedConv2dPlan(node, view, body, extras, 'iohw-flipped')];
   const conv = convTranspose2dKernel(convNode);
   const strided = extras.flatMap((e, i) => (e.access === 'strided' ? [i] : []));
   const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.header');
@@ -115,8 +118,8 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
   return [{ op: node.op, wgsl: L.join('\n'), uniforms: words, workgroups: ceilDiv(count, wg) }];
 }
 
-/** fused_conv2d: conv2d's two variants (codegen/conv.ts) with the epilogue at the store. */
-function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: readonly { dtype: DType; shape: readonly Dim[]; access: string }[]): KernelPlan {
+/** fused_conv2d (and a stride-1 fused_conv_transpose2d as its conv2d view): conv2d's variants (codegen/conv.ts) with the epilogue at the store. */
+function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: readonly { dtype: DType; shape: readonly Dim[]; access: string }[], weights: ConvWeights): KernelPlan {
   const outShape = node.outputs[0].type.shape;
   const rank = outShape.length;
   const kr = Math.max(1, Math.ceil(rank / 4));
@@ -153,8 +156,8 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
     call: 'epilogue',
     functions: fn,
   };
-  const tiled = conv2dGemm(convNode, { variant: 'tiled', epilogue });
-  const direct = conv2dGemm(convNode, { variant: 'direct', epilogue });
+  const tiled = conv2dGemm(convNode, { variant: 'tiled', epilogue, weights });
+  const direct = conv2dGemm(convNode, { variant: 'direct', epilogue, weights });
   const words = [
     ...tiled.words,
     0,
@@ -164,5 +167,5 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
     ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${node.op}: epilogue input ${i}`))),
     ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
   ];
-  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(convNode, epilogue) };
+  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(convNode, epilogue, weights) };
 }
