@@ -249,6 +249,16 @@ describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
     expect(bad.slice(0, 5)).toEqual([]);
   }, 600_000);
 
+  it('WebGPU, CPU variants (a row per invocation wherever there are 64 rows or more): fused against unfused within 1e-5 relative', async () => {
+    const device = await getDevice();
+    const withCpu = fused.flatMap((c, i) => (c.graph.nodes.some((n) => lowerNode(n).some((p) => p.cpuVariant?.name === 'per-thread')) ? [i] : []));
+    expect(withCpu.length).toBeGreaterThan(GRAPHS / 25);
+    const [want, got] = [await runGraphs(device, withCpu.map((i) => cases[i]), { variant: 'cpu' }), await runGraphs(device, withCpu.map((i) => fused[i]), { variant: 'cpu' })];
+    const { bad, compared, differ } = compareRuns(want, got, withCpu.map((i) => cases[i].text));
+    console.log(`CPU variants: ${compared} outputs of ${withCpu.length} row graphs compared: ${bad.length} over 1e-5, ${differ} not bit-identical`);
+    expect(bad.slice(0, 5)).toEqual([]);
+  }, 600_000);
+
   it('WebGPU with subgroups: the graphs whose reductions combine by subgroupAdd, fused against unfused within 1e-5 relative', async () => {
     const device = await getDevice();
     expect(device.features.has('subgroups'), 'the test device has the subgroups feature').toBe(true);

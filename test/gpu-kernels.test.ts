@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Attrs, DType, Node, TensorType, Value } from '../compiler/ir/types.ts';
 import { getOp, inferOp, isShapeError } from '../compiler/ops/index.ts';
-import { type Dim, sym } from '../compiler/shapes/dim.ts';
+import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
@@ -390,5 +390,42 @@ describe('reduction lowering on WebGPU', () => {
     await checkShaders(device, all.map((c) => c.run.kernel));
     const got = await runKernels(device, all.map((c) => c.run));
     expect(compareReduce(all, got)).toEqual([]);
+  });
+
+  it('CPU adapters fold each output in one invocation where there are 64 outputs or more, chosen at the bound sizes', async () => {
+    const f32 = (...shape: Dim[]): TensorType => ({ dtype: 'f32', shape });
+    // symbolic outputs, long rows: a tree on GPUs; the per-thread fold on CPUs once B >= 64
+    const [plan] = reducePlans(makeNode('reduce_sum', [f32(sym('B'), 100)], { axes: [1] }));
+    expect(plan.cpuVariant?.name).toBe('per-thread');
+    expect(plan.cpuVariant!.wgsl).toMatch(/one invocation per output element/);
+    expect(evaluate(plan.cpuVariant!.requires!, new Map([['B', 64]]))).toBe(1);
+    expect(evaluate(plan.cpuVariant!.requires!, new Map([['B', 63]]))).toBe(0);
+    // few concrete outputs, or a kernel already per thread: no CPU variant
+    expect(reducePlans(makeNode('reduce_sum', [f32(10, 100)], { axes: [1] }))[0].cpuVariant).toBeUndefined();
+    expect(reducePlans(makeNode('reduce_sum', [f32(sym('B'), 8)], { axes: [1] }))[0].cpuVariant).toBeUndefined();
+    // the runtime picks it on CPU kernels by the bound batch, and it sums each row in order
+    const compiled = compileSource('model Rows {\n  input x: f32[B, 100]\n  output y = sum(x, axis: 1)\n}\n', 'rows.dl');
+    expect(compiled.diagnostics).toEqual([]);
+    const program = compiled.programs[0];
+    const g = program.graphs.predict;
+    const n = g.kernels.findIndex((k) => k.op === 'reduce_sum');
+    const k = g.kernels[n];
+    const model = await Model.create(program, { device: await getDevice(), kernels: 'cpu', seed: 1 });
+    const ex = (model as unknown as { executor: { reserve(g: unknown, s: Map<string, number>): void; graphs: Map<string, { grids: ({ shader: number } | null)[] }> } }).executor;
+    for (const B of [5, 70]) {
+      ex.reserve(g, new Map([['B', B]]));
+      expect(ex.graphs.get(g.name)!.grids[n]!.shader, `B = ${B}`).toBe(B >= 64 ? k.cpuVariant!.shader : k.shader);
+      const x = Float32Array.from({ length: B * 100 }, (_, i) => Math.fround(((i * 7919) % 1000) / 997 - 0.5));
+      const y = (await model.predict({ x })).y as Float32Array;
+      const want = Array.from({ length: B }, (_, r) => {
+        let s = 0;
+        for (let j = 0; j < 100; j++) s = Math.fround(s + x[r * 100 + j]);
+        return s;
+      });
+      // per thread: the f32 sum in order, exactly; the tree: within rounding
+      if (B >= 64) expect(Array.from(y)).toEqual(want);
+      else y.forEach((v, r) => expect(Math.abs(v - want[r])).toBeLessThan(1e-4));
+    }
+    model.dispose();
   });
 });

@@ -32,7 +32,7 @@ import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/
 import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
-import { MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
+import { cpuPerThreadRequires, MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
 
 interface Load {
   readonly input: number;
@@ -64,8 +64,8 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const nr = axes.length;
   const rows = kept.reduce<Dim>((n, a) => mul(n, full[a]), 1);
   const perRow = axes.reduce<Dim>((n, a) => mul(n, full[a]), 1);
-  const perThread = prefersPerThread(rows, perRow);
-  const lanes = perThread ? 1 : rowLanes(rows, perRow);
+  const gpuPerThread = prefersPerThread(rows, perRow);
+  const gpuLanes = gpuPerThread ? 1 : rowLanes(rows, perRow);
   const nIn = node.inputs.length;
 
   // ---- loads, registers and passes ------------------------------------------------------------------
@@ -224,9 +224,9 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const stored = (r: number) => (types[r].dtype === 'bool' ? `select(0u, 1u, ${regs[r]!.name})` : regs[r]!.name);
 
   // ---- the shader (and its subgroup variant) ------------------------------------------------------
-  const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
-  /** The body of main; with `subgroups`, sums combine across the workgroup with subgroupAdd. */
-  const mainBody = (subgroups: boolean): string[] => {
+  /** The body of main (one row per invocation, or `lanes` per row); with `subgroups`, sums combine across the workgroup with subgroupAdd. */
+  const mainBody = (subgroups: boolean, perThread: boolean, lanes: number): string[] => {
+    const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
     const B: string[] = [];
     B.push(...rowIndexLines(wg, lanes, perThread));
     if (nk > 0) {
@@ -287,12 +287,28 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   if (rowStores.length > 0) B.push(...(perThread ? rowStores.map((s) => `  ${s}`) : ['  if (lane == 0u && has_row) {', ...rowStores.map((s) => `    ${s}`), '  }']));
   return B;
   };
-  const body = mainBody(false);
-  const subgroups = !perThread && lanes === wg && units.some((u) => u.kind === 'reduce' && u.op === 'reduce_sum');
+
+  /** One variant's bodies and grid: a row per invocation, or `lanes` invocations per row (bodies built before the constants are counted). */
+  const variant = (perThread: boolean, lanes: number) => {
+    const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
+    const subgroups = !perThread && lanes === wg && units.some((u) => u.kind === 'reduce' && u.op === 'reduce_sum');
+    return {
+      perThread,
+      lanes,
+      body: mainBody(false, perThread, lanes),
+      subgroupBody: subgroups ? mainBody(true, perThread, lanes) : undefined,
+      workgroups: perThread ? ceilDiv(rows, wg) : lanes === wg ? rows : ceilDiv(rows, wg / lanes),
+    };
+  };
+  const gpu = variant(gpuPerThread, gpuLanes);
+  // CPU adapters fold each row in one invocation (in order, as reduce_sum's CPU variant does) once there are enough rows
+  const cpuRequires = cpuPerThreadRequires(gpuPerThread, rows);
+  const cpu = cpuRequires === undefined ? undefined : variant(true, 1);
 
   if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
   if (constWords.length > 0) words.push(...padUniforms(constWords));
-  const shader = (B: string[], subgroups: boolean): string => {
+  const shader = (B: string[], subgroups: boolean, perThread: boolean, lanes: number): string => {
+    const wg = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE;
     const L: string[] = [];
     if (subgroups) L.push('enable subgroups;');
     const what = units.map((u) => u.op).join(', ');
@@ -311,10 +327,11 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   };
   return [{
     op: FUSED_REDUCE_OP,
-    wgsl: shader(body, false),
+    wgsl: shader(gpu.body, false, gpu.perThread, gpu.lanes),
     uniforms: padUniforms(words),
-    workgroups: perThread ? ceilDiv(rows, wg) : lanes === wg ? rows : ceilDiv(rows, wg / lanes),
-    ...(subgroups ? { subgroupWgsl: shader(mainBody(true), true) } : {}),
+    workgroups: gpu.workgroups,
+    ...(gpu.subgroupBody ? { subgroupWgsl: shader(gpu.subgroupBody, true, gpu.perThread, gpu.lanes) } : {}),
+    ...(cpu ? { cpuVariant: { name: 'per-thread', wgsl: shader(cpu.body, false, true, 1), workgroups: cpu.workgroups, requires: cpuRequires! } } : {}),
   }];
 }
 

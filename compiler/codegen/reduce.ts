@@ -361,7 +361,26 @@ export function prefersPerThread(outputs: Dim, reduced: Dim): boolean {
   return (isConcrete(reduced) && reduced <= PER_THREAD_MAX_REDUCED) || (isConcrete(outputs) && outputs >= PER_THREAD_MIN_OUTPUTS);
 }
 
-/** The registry's lowering: one dispatch, a workgroup per output element. */
+/**
+ * On CPU adapters (lavapipe, SwiftShader) a reduction with at least this many outputs folds each in one
+ * invocation, whatever its length: a CPU runs a workgroup's invocations as SIMD lanes, so rows side by
+ * side fill them, while a tree of 32 or 256 lanes per row pays a barrier per level, which a CPU driver
+ * runs by switching between the lanes' contexts. On lavapipe the Transformer step's reductions went from
+ * 23 ms to 4 ms of kernel time (attention softmax rows of 32, layer norm rows of 64, sums over the batch).
+ */
+export const CPU_PER_THREAD_MIN_OUTPUTS = 64;
+
+/**
+ * Where a reduction's CPU variant is the per-thread fold: the size that must be positive at run time
+ * (outputs - 63), or undefined where the kernel is per-thread already or has too few outputs. The
+ * reduction and the fused_reduce holding it decide alike, so they add in the same order on CPUs too.
+ */
+export function cpuPerThreadRequires(perThread: boolean, outputs: Dim): Dim | undefined {
+  if (perThread || (isConcrete(outputs) && outputs < CPU_PER_THREAD_MIN_OUTPUTS)) return undefined;
+  return add(outputs, 1 - CPU_PER_THREAD_MIN_OUTPUTS);
+}
+
+/** The registry's lowering: one dispatch, a workgroup per output element (a per-thread fold as the CPU variant where it pays). */
 export function reducePlans(node: Node): KernelPlan[] {
   const probe = lowerReduce(node);
   const [outputs, reduced] = reduceUniformDims(probe);
@@ -372,5 +391,9 @@ export function reducePlans(node: Node): KernelPlan[] {
   const sub = perThread ? undefined : lowerReduce(node, { subgroups: true, lanes });
   const subgroupWgsl = sub && sub.wgsl !== k.wgsl ? { subgroupWgsl: sub.wgsl } : {};
   const perGroup = perThread ? PER_THREAD_WORKGROUP_SIZE : REDUCE_WORKGROUP_SIZE / lanes;
-  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perGroup === 1 ? words[0] : floorDiv(add(words[0], perGroup - 1), perGroup), ...subgroupWgsl }];
+  const requires = cpuPerThreadRequires(perThread, outputs);
+  const cpu = requires === undefined ? undefined : lowerReduce(node, { perThread: true, lanes: 1 });
+  if (cpu && JSON.stringify(reduceUniformDims(cpu)) !== JSON.stringify(words)) throw new Error(`${node.op}: the per-thread variant's uniforms differ`);
+  const cpuVariant = cpu ? { cpuVariant: { name: 'per-thread', wgsl: cpu.wgsl, workgroups: floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE), requires: requires! } } : {};
+  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perGroup === 1 ? words[0] : floorDiv(add(words[0], perGroup - 1), perGroup), ...subgroupWgsl, ...cpuVariant }];
 }
