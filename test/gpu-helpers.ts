@@ -196,14 +196,19 @@ export function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[
  * GPU and read back all its outputs. The symbolic sizes in the node's types and attributes are bound
  * by `sizes`; the inputs must have the bound shapes.
  */
-export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map(), options: { variant?: 'gpu' | 'subgroup' } = {}): Promise<Tensor[]> {
-  const plans = lowerNode(node);
-  const compiled = await Promise.all(plans.map((p) => compile(device, options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl)));
+export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map(), options: { variant?: 'gpu' | 'subgroup' | 'cpu' } = {}): Promise<Tensor[]> {
   const bind = (d: Dim): number => {
     const v = evaluate(d, sizes);
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${node.op}: size ${v} is not a u32`);
     return v;
   };
+  // each plan's shader and grid in the variant asked for (the CPU variant with its own grid where its `requires` holds, as the runtime picks)
+  const plans = lowerNode(node).map((p) => {
+    if (options.variant === 'cpu' && p.cpuVariant && (p.cpuVariant.requires === undefined || evaluate(p.cpuVariant.requires, sizes) > 0)) return { ...p, wgsl: p.cpuVariant.wgsl, workgroups: p.cpuVariant.workgroups };
+    if (options.variant === 'cpu' && p.cpuWgsl !== undefined) return { ...p, wgsl: p.cpuWgsl };
+    return options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? { ...p, wgsl: p.subgroupWgsl } : p;
+  });
+  const compiled = await Promise.all(plans.map((p) => compile(device, p.wgsl)));
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
   const buffer = (bytes: number, usage: number): GPUBuffer => {

@@ -305,6 +305,9 @@ const CASES: Record<string, Case[]> = {
     // loads along k, both with broadcast batch axes and vec4 loads of A^T
     c(['f32[B, 7, 3]', 'f32[1, 7, 2]'], { transpose_a: true }),
     c(['f32[B, 6]', 'f32[B, 5]'], { transpose_a: true }, { batches: [1, 37] }),
+    // n a multiple of 4: the CPU rows kernel (codegen/matmul-rows.ts), A plain and transposed
+    c(['f32[B, 9]', 'f32[9, 12]'], {}, { batches: [2, 17] }),
+    c(['f32[B, 6]', 'f32[B, 8]'], { transpose_a: true }, { batches: [1, 37] }),
     c(['f32[2, 3, 8]', 'f32[6, 8]'], { transpose_b: true }),
     c(['f32[2, 1, 8, 12]', 'f32[1, 3, 5, 8]'], { transpose_a: true, transpose_b: true }),
   ],
@@ -317,6 +320,8 @@ const CASES: Record<string, Case[]> = {
     c(['f32[2, 3, 4, 5]'], { axes: [0, 2] }),
     c(['f32[3, 40]'], { axes: [-1] }),
     c(['i32[3, 5]'], { axes: [1] }),
+    // on CPU kernels: the tree below 64 rows, the per-thread fold from 64 on
+    c(['f32[B, 100]'], { axes: [1] }, { batches: [3, 70] }),
     c(['f32[]'], { axes: [] }),
   ],
   reduce_max: [
@@ -541,17 +546,23 @@ let jobCount = 0;
 /** Backward node runs by primitive (which primitives the vjp graphs exercised). */
 const backwardOps = new Map<string, number>();
 
-/** Compile every shader (no errors or warnings), run every job, compare with the interpreter; jobs with subgroup variants run both. */
+/** Compile every shader (no errors or warnings), run every job, compare with the interpreter; jobs with subgroup or CPU variants run those too. */
 async function runJobs(jobs: readonly Job[]): Promise<void> {
   const device = await getDevice();
   const withSubgroups = jobs.filter((j) => lowerNode(j.node).some((p) => p.subgroupWgsl !== undefined));
   if (withSubgroups.length > 0 && !device.features.has('subgroups')) throw new Error('the test device has no subgroups feature: the subgroup variants cannot be checked');
-  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).flatMap((p) => (p.subgroupWgsl === undefined ? [p.wgsl] : [p.wgsl, p.subgroupWgsl]))))];
+  // jobs whose kernels have CPU variants (blocked or rows matmul, per-thread reductions, ...) run them too
+  const withCpu = jobs.filter((j) => lowerNode(j.node).some((p) => p.cpuWgsl !== undefined || p.cpuVariant !== undefined));
+  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).flatMap((p) => [p.wgsl, p.subgroupWgsl, p.cpuWgsl, p.cpuVariant?.wgsl].filter((w): w is string => w !== undefined))))];
   const compiled = await Promise.all(unique.map((w) => compile(device, w)));
   compiled.forEach((cs, i) => expect(cs.messages, unique[i]).toEqual([]));
   shaderCount += unique.length;
   jobCount += jobs.length;
-  const all = [...jobs.map((j) => ({ ...j, variant: 'gpu' as const })), ...withSubgroups.map((j) => ({ ...j, label: `${j.label} (subgroups)`, variant: 'subgroup' as const }))];
+  const all = [
+    ...jobs.map((j) => ({ ...j, variant: 'gpu' as const })),
+    ...withSubgroups.map((j) => ({ ...j, label: `${j.label} (subgroups)`, variant: 'subgroup' as const })),
+    ...withCpu.map((j) => ({ ...j, label: `${j.label} (CPU variant)`, variant: 'cpu' as const })),
+  ];
   const results = await Promise.all(
     all.map((j) =>
       runNode(device, j.node, j.inputs, j.sizes, { variant: j.variant }).then(
