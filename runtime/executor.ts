@@ -284,7 +284,8 @@ export class Executor {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
-        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader), ...(this.cpuVariantOf(k) ? [this.cpuVariantOf(k)!.shader] : [])]) {
+        const cpu = this.cpuVariantOf(k);
+        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader), ...(cpu ? [cpu.shader] : [])]) {
           if (!users.has(shader)) users.set(shader, { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
         }
       }

@@ -103,8 +103,8 @@ export interface KernelDecl {
   /** A variant for CPU adapters with the same bindings, uniforms and workgroups (index into `shaders`). */
   readonly cpuShader?: number;
   /**
-   * A variant for CPU adapters with its own workgroup count (the matmul's rows kernel): used instead of
-   * `cpuShader` where `requires`, if any, is positive at the bound sizes.
+   * A variant for CPU adapters with its own workgroup count (the matmul's rows kernel, per-thread
+   * reductions): used instead of `cpuShader` where `requires`, if any, is positive at the bound sizes.
    */
   readonly cpuVariant?: CpuVariantDecl;
   /** A variant for devices with the `subgroups` feature (reductions), used where `shader` would be (index into `shaders`). */

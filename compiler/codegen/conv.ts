@@ -181,6 +181,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   const epi = options.epilogue;
   const tiled = options.variant === 'tiled';
   const flipped = options.weights === 'iohw-flipped';
+  const what = flipped ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : 'conv2d f32';
   // flipped IOHW weights: the flat index in wt of B[k, j] for k = (ci, rq = kh * KW + kw) and channel j of group g
   const flippedIndex = (ci: string, rq: string, j: string) => `((g * CG + ${ci}) * OG + ${j}) * KHW + KHW - 1u - ${rq}`;
   const attrs = `stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}`;
@@ -335,10 +336,10 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   const L: string[] = [];
   L.push(
     reduce
-      ? `// conv2d f32, ${attrs}: one workgroup per output element, ${REDUCE_LANES} invocations each summing every ${REDUCE_LANES}th k = (ci, kh, kw), then a tree in workgroup memory (few outputs, a long k: weight gradients).`
+      ? `// ${what}, ${attrs}: one workgroup per output element, ${REDUCE_LANES} invocations each summing every ${REDUCE_LANES}th k = (ci, kh, kw), then a tree in workgroup memory (few outputs, a long k: weight gradients).`
       : tiled
-      ? `// conv2d f32, ${attrs}: an implicit GEMM, ${T}x${T} output tiles (positions x channels), k = (ci, kh, kw) in steps of ${T} through workgroup memory (A gathered from x), a 4x4 register block per invocation.`
-      : `// conv2d f32, ${attrs}: ${T}x${T} output tiles (positions x channels), one position and 4 channels per invocation, a direct loop over (ci, kh, kw) from storage (no barriers).`,
+      ? `// ${what}, ${attrs}: an implicit GEMM, ${T}x${T} output tiles (positions x channels), k = (ci, kh, kw) in steps of ${T} through workgroup memory (A gathered from x), a 4x4 register block per invocation.`
+      : `// ${what}, ${attrs}: ${T}x${T} output tiles (positions x channels), one position and 4 channels per invocation, a direct loop over (ci, kh, kw) from storage (no barriers).`,
   );
   if (epi) L.push(epi.comment);
   L.push('struct Params {', `  w: array<vec4<u32>, 4>, // ${GEMM_WORDS.join(', ')}`, ...(epi?.fields ?? []), '}');

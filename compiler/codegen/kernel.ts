@@ -26,8 +26,9 @@ export interface KernelPlan {
    */
   readonly cpuWgsl?: string;
   /**
-   * A CPU variant with its own grid (the matmul's rows kernel, codegen/matmul-rows.ts): the same bindings
-   * and uniforms; on CPU adapters the runtime uses it instead of `cpuWgsl` where `requires` is positive.
+   * A CPU variant with its own grid (the matmul's rows kernel, codegen/matmul-rows.ts; the per-thread
+   * folds of the reductions and of sum_squares): the same bindings and uniforms; on CPU adapters the
+   * runtime uses it instead of `cpuWgsl` where `requires` is positive at the bound sizes.
    */
   readonly cpuVariant?: CpuVariantPlan;
   /**
