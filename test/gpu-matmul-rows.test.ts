@@ -1,10 +1,7 @@
 // The CPU rows matmul (codegen/matmul-rows.ts) on Dawn: the base tiled kernel's bits on edge shapes, A transposed, broadcast batches, wide n and fused epilogues; where it applies; what the runtime picks on CPU adapters.
 import { describe, expect, it } from 'vitest';
-import type { Attrs, Node, TensorType, Value } from '../compiler/ir/types.ts';
-import { inferOp, isShapeError } from '../compiler/ops/index.ts';
-import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
-import { seededRandom } from '../compiler/interpret/feeds.ts';
-import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Attrs, Graph, Node } from '../compiler/ir/types.ts';
+import { evaluate, sym } from '../compiler/shapes/dim.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulPlans, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
 import { COLUMN_VECS, lowerRowsMatmul, ROWS, rowsInvocations } from '../compiler/codegen/matmul-rows.ts';
@@ -12,31 +9,11 @@ import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
-import type { Graph } from '../compiler/ir/types.ts';
 import { Model } from '../runtime/model.ts';
 import { compile, getDevice, type Launch, runGraphs, runLaunches } from './gpu-helpers.ts';
+import { bind, bits, dims, matmulNode, opNode as node, random, SPAN as span, type Spec, value } from './matmul-helpers.ts';
 
-type Spec = readonly (number | string)[];
-const dims = (s: Spec): Dim[] => s.map((d) => (typeof d === 'number' ? d : sym(d)));
-const bind = (s: Spec, sizes: ReadonlyMap<string, number>): number[] => s.map((d) => (typeof d === 'number' ? d : sizes.get(d)!));
-let nextId = 1;
-const value = (type: TensorType): Value => ({ id: nextId++, type });
-const span = { file: 'gpu-matmul-rows.test', start: 0, end: 0 };
-
-function node(op: string, inputs: readonly Value[], attrs: Attrs): Node {
-  const r = inferOp(op, inputs.map((v) => v.type), attrs);
-  if (isShapeError(r)) throw new Error(r.message);
-  return { op, inputs, attrs, outputs: r.map(value), span };
-}
-const matmulNode = (sa: Spec, sb: Spec, attrs: Attrs = {}) => node('matmul', [value({ dtype: 'f32', shape: dims(sa) }), value({ dtype: 'f32', shape: dims(sb) })], attrs);
 const rowsOf = (n: Node) => lowerRowsMatmul(n, matmulUniformDims(lowerMatmul(n)));
-
-function random(shape: readonly number[], seed: number): Tensor {
-  const r = seededRandom(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tensor('f32', shape, Array.from({ length: n }, () => Math.fround(r() * 2 - 1)));
-}
-const bits = (t: Tensor): number[] => Array.from(new Uint32Array(Float32Array.from(t.data).buffer));
 
 describe('the CPU rows matmul', () => {
   it('applies where B is read along n in vec4s: n a known multiple of 4 and B not transposed', () => {

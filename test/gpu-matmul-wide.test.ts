@@ -1,11 +1,9 @@
 // The GPU matmul variants on Dawn: every wide tier (codegen/matmul-wide.ts) gives the base tiled kernel's bits on edge shapes, transposes, broadcast batches and fused epilogues; split k (codegen/matmul-split.ts) matches float64; the runtime picks by grid size.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Attrs, Node, TensorType, Value } from '../compiler/ir/types.ts';
-import { inferOp, isShapeError } from '../compiler/ops/index.ts';
-import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
+import type { Attrs } from '../compiler/ir/types.ts';
+import { evaluate } from '../compiler/shapes/dim.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
-import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulPlans, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
 import { lowerWideMatmul, SWEEP_TIERS, tierInvocations, WIDE_TIERS, wideWorkgroups } from '../compiler/codegen/matmul-wide.ts';
@@ -14,27 +12,7 @@ import { Model } from '../runtime/model.ts';
 import { lowerSplitMatmul, SPLIT_MAX_TILES } from '../compiler/codegen/matmul-split.ts';
 import { compile, getDevice, type Launch, runLaunches } from './gpu-helpers.ts';
 import { argsOf } from './helpers.ts';
-
-type Spec = readonly (number | string)[];
-const dims = (s: Spec): Dim[] => s.map((d) => (typeof d === 'number' ? d : sym(d)));
-const bind = (s: Spec, sizes: ReadonlyMap<string, number>): number[] => s.map((d) => (typeof d === 'number' ? d : sizes.get(d)!));
-let nextId = 1;
-const value = (type: TensorType): Value => ({ id: nextId++, type });
-
-function matmulNode(sa: Spec, sb: Spec, attrs: Attrs): Node {
-  const types: TensorType[] = [{ dtype: 'f32', shape: dims(sa) }, { dtype: 'f32', shape: dims(sb) }];
-  const r = inferOp('matmul', types, attrs);
-  if (isShapeError(r)) throw new Error(r.message);
-  return { op: 'matmul', inputs: types.map(value), attrs, outputs: r.map(value), span: { file: 'gpu-matmul-wide.test', start: 0, end: 0 } };
-}
-
-function random(shape: readonly number[], seed: number): Tensor {
-  const r = seededRandom(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tensor('f32', shape, Array.from({ length: n }, () => Math.fround(r() * 2 - 1)));
-}
-
-const bits = (t: Tensor): number[] => Array.from(new Uint32Array(Float32Array.from(t.data).buffer));
+import { bind, bits, matmulNode, random, type Spec } from './matmul-helpers.ts';
 
 describe('wide matmul tiers', () => {
   it('every tier is valid WGSL within WebGPU default limits (256 invocations, 16 KiB of workgroup memory)', async () => {
