@@ -10,10 +10,13 @@
 //   'tiled' (for GPUs, `wgsl`): 8x8 invocations each compute a 4x4 register block; k is walked in steps
 //     of 32 through workgroup memory (A gathered from x, B from the weights, both zero-filled past the
 //     edges and in the padding), as the tiled matmul does.
-//   'direct' (for CPU adapters, `cpuWgsl`, no barriers): 256 invocations, each one position and 4
-//     channels of the tile, loop over (ci, kh, kw) straight from storage, skipping padding taps.
+//   'direct' (for CPU adapters, `cpuWgsl`, no barriers): 64 invocations, each 4 positions by 4
+//     channels of the tile, loop over (ci, kh, kw) straight from storage; a padding tap reads 0 (a
+//     masked read). A CPU driver runs 8 invocations as one SIMD vector and reads storage lane by lane,
+//     so what counts is reads per fma: 8 per 16 here (4 pixels, 4 weights), where one position by 4
+//     channels read 5 per 4 (lavapipe, LeNet's step: 43 -> 30 ms; its 5x5 convolutions 4.0-4.3 -> 2.1-2.6 ms).
 // Both add each output's products with one fma per k in increasing k (a padding tap or a k past K adds
-// 0 * w in the tiled kernel, which leaves the sum unchanged for finite weights); fused_conv2d
+// 0 * w, which leaves the sum unchanged for finite weights); fused_conv2d
 // (codegen/fused-conv.ts) keeps the loops and applies its epilogue at the store, so fused and unfused
 // results are the same bits in either variant.
 //
@@ -105,6 +108,9 @@ export const REDUCE_MAX_TILES = 32;
 export const REDUCE_MIN_OUTPUTS = 32;
 /** Invocations of the 'reduce' variant's workgroup, each summing every 256th k. */
 const REDUCE_LANES = 256;
+
+/** Output positions per invocation of the CPU 'direct' variant (by 4 channels: 64 invocations per 32x32 tile). */
+const DIRECT_POSITIONS = 4;
 
 /** The output tile of conv2d's implicit GEMM: 32 positions x 32 channels; k steps of 32. */
 export const CONV_TILE = 32;
@@ -224,43 +230,59 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   body.push(`  let row0 = (rest % TM) * ${T}u;`);
   body.push(`  let g = ${groups === 1 ? '0u' : 'rest / TM'};`);
   if (!tiled) {
-    // one position (row) and 4 channels (columns c0 .. c0 + 3, clamped to the last for the loads) per invocation
-    body.push(`  let r = row0 + li % ${T}u;`);
-    body.push(`  let c0 = col0 + (li / ${T}u) * 4u;`);
-    body.push('  if (r >= M || c0 >= OG) { return; }');
-    body.push('  let nb = r / OHW;');
-    body.push('  let ohw = r % OHW;');
-    body.push(`  let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
-    body.push(`  let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
+    // 4 positions (rows r0 .. r0 + 3) x 4 channels (columns c0 .. c0 + 3) per invocation: 8 of the
+    // invocations share the channels (a CPU's SIMD vector), so per tap 4 reads of x and 4 of the weights
+    // feed 16 fmas. Positions and channels past the edges are clamped for the loads and not stored.
+    const P = DIRECT_POSITIONS;
+    body.push(`  let r0 = row0 + (li % ${T / P}u) * ${P}u;`);
+    body.push(`  let c0 = col0 + (li / ${T / P}u) * 4u;`);
+    body.push('  if (r0 >= M || c0 >= OG) { return; }');
+    body.push('  let rl = M - 1u;');
+    for (let i = 0; i < P; i++) {
+      body.push(`  let p${i} = min(r0 + ${i}u, rl);`);
+      body.push(`  let ohw${i} = p${i} % OHW;`);
+      body.push(`  let ih${i} = i32(${times(`(ohw${i} / OW)`, stride[0])}) - ${padding[0]}i;`);
+      body.push(`  let iw${i} = i32(${times(`(ohw${i} % OW)`, stride[1])}) - ${padding[1]}i;`);
+      body.push(`  let xn${i} = ((p${i} / OHW) * C + g * CG) * H;`);
+    }
     body.push('  let cl = OG - 1u;');
     if (flipped) body.push('  let cj = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl));');
     else body.push('  let wo = (vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + g * OG) * K;');
-    body.push('  var acc = vec4<f32>(0.0);');
+    for (let i = 0; i < P; i++) body.push(`  var acc${i} = vec4<f32>(0.0);`);
     body.push('  for (var ci = 0u; ci < CG; ci++) {');
-    body.push('    let xc = (nb * C + g * CG + ci) * H;');
     if (flipped) body.push('    let wo = ((g * CG + ci) * OG + cj) * KHW + KHW - 1u;');
     else body.push('    let kc = ci * KHW;');
     body.push('    for (var a = 0u; a < KH; a++) {');
-    body.push(`      let ih = ih0 + i32(${times('a', dilation[0])});`);
-    body.push('      if (ih < 0i || ih >= i32(H)) { continue; }');
-    body.push('      let xr = (xc + u32(ih)) * W;');
+    body.push(`      let da = i32(${times('a', dilation[0])});`);
     body.push(flipped ? '      let ka = a * KW;' : '      let ka = kc + a * KW;');
     body.push('      for (var b = 0u; b < KW; b++) {');
-    body.push(`        let iw = iw0 + i32(${times('b', dilation[1])});`);
-    body.push('        if (iw < 0i || iw >= i32(W)) { continue; }');
+    body.push(`        let db = i32(${times('b', dilation[1])});`);
+    // each position's pixel for this tap, 0 in the padding (a masked read: padding lanes load nothing)
+    for (let i = 0; i < P; i++) {
+      body.push(`        let h${i} = ih${i} + da;`);
+      body.push(`        let w${i} = iw${i} + db;`);
+      body.push(`        var x${i} = 0.0;`);
+      body.push(`        if (h${i} >= 0i && h${i} < i32(H) && w${i} >= 0i && w${i} < i32(W)) { x${i} = x[(xn${i} + ci * H + u32(h${i})) * W + u32(w${i})]; }`);
+    }
     body.push('        let q = ka + b;');
     // flipped: wo already ends at the channel's last tap, so tap q is wo - q
     body.push(flipped ? '        let wv = vec4<f32>(wt[wo.x - q], wt[wo.y - q], wt[wo.z - q], wt[wo.w - q]);' : '        let wv = vec4<f32>(wt[wo.x + q], wt[wo.y + q], wt[wo.z + q], wt[wo.w + q]);');
-    body.push('        acc = fma(vec4<f32>(x[xr + u32(iw)]), wv, acc);');
+    for (let i = 0; i < P; i++) body.push(`        acc${i} = fma(vec4<f32>(x${i}), wv, acc${i});`);
     body.push('      }');
     body.push('    }');
     body.push('  }');
-    body.push('  let ob = nb * O * OHW + ohw;');
-    body.push('  for (var j = 0u; j < 4u; j++) {');
-    body.push('    if (c0 + j >= OG) { break; }');
-    body.push('    let o = g * OG + c0 + j;');
-    body.push(`    ${store('ob + o * OHW', 'acc[j]')}`);
-    body.push('  }');
+    for (let i = 0; i < P; i++) {
+      body.push(`  if (r0 + ${i}u < M) {`);
+      body.push(`    let nb = p${i} / OHW;`);
+      body.push(`    let ohw = ohw${i};`);
+      body.push('    let ob = nb * O * OHW + ohw;');
+      body.push('    for (var j = 0u; j < 4u; j++) {');
+      body.push('      if (c0 + j >= OG) { break; }');
+      body.push('      let o = g * OG + c0 + j;');
+      body.push(`      ${store('ob + o * OHW', `acc${i}[j]`)}`);
+      body.push('    }');
+      body.push('  }');
+    }
   } else {
     const R = T / 4; // vec4s per row of either tile
     const LANES = ['x', 'y', 'z', 'w'];
@@ -339,7 +361,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
       ? `// ${what}, ${attrs}: one workgroup per output element, ${REDUCE_LANES} invocations each summing every ${REDUCE_LANES}th k = (ci, kh, kw), then a tree in workgroup memory (few outputs, a long k: weight gradients).`
       : tiled
       ? `// ${what}, ${attrs}: an implicit GEMM, ${T}x${T} output tiles (positions x channels), k = (ci, kh, kw) in steps of ${T} through workgroup memory (A gathered from x), a 4x4 register block per invocation.`
-      : `// ${what}, ${attrs}: ${T}x${T} output tiles (positions x channels), one position and 4 channels per invocation, a direct loop over (ci, kh, kw) from storage (no barriers).`,
+      : `// ${what}, ${attrs}: ${T}x${T} output tiles (positions x channels), ${DIRECT_POSITIONS} positions and 4 channels per invocation, a direct loop over (ci, kh, kw) from storage (no barriers).`,
   );
   if (epi) L.push(epi.comment);
   L.push('struct Params {', `  w: array<vec4<u32>, 4>, // ${GEMM_WORDS.join(', ')}`, ...(epi?.fields ?? []), '}');
@@ -354,7 +376,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     L.push(`var<workgroup> tileB: array<vec4<f32>, ${(T * T) / 4}>; // [${T} k][${T / 4} vec4s along the channels]`);
   }
   L.push('');
-  L.push(tiled ? '@compute @workgroup_size(8, 8)' : '@compute @workgroup_size(256)');
+  L.push(tiled ? '@compute @workgroup_size(8, 8)' : `@compute @workgroup_size(${reduce ? REDUCE_LANES : (T / DIRECT_POSITIONS) * (T / 4)})`);
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
   GEMM_WORDS.forEach((name, i) => {
