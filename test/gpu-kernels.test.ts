@@ -127,7 +127,7 @@ describe('matmul lowering on WebGPU', () => {
         const [scale] = def.interpret([abs(a), abs(bt)], {}, { sizes });
         const k = a.shape[a.shape.length - 1];
         runs.push({ run: { kernel, inputs: [a, bt], sizes }, want, scale, k, label: `[${sa}] @ [${sb}]${bs.length ? ` B=${b}` : ''}` });
-        // the CPU variant: same grid, uniforms and bindings, a 4x4 block per invocation without barriers
+        // the CPU variant: same grid, uniforms and bindings, an 8x8 block per invocation without barriers
         runs.push({ run: { kernel: lowerMatmul(node, { variant: 'blocked' }), inputs: [a, bt], sizes }, want, scale, k, label: `[${sa}] @ [${sb}]${bs.length ? ` B=${b}` : ''} blocked` });
       }
     }

@@ -1,15 +1,15 @@
 // The matmul kernel for CPU adapters (lavapipe, SwiftShader): rows shared by a workgroup, vec4 columns per invocation.
 //
-// A CPU driver runs a workgroup's invocations as SIMD vectors (8 lanes on lavapipe with AVX2). A load
-// whose address is the same in every lane (uniform: it depends on the workgroup, the loop counter and
-// uniforms only) is one scalar load and a broadcast; a load whose address differs per lane is a gather,
-// bounds-checked lane by lane, and gathers are what the blocked kernel (codegen/matmul.ts) spends its
-// time on: 8 of them for 16 vec4 fmas per k. Here a workgroup owns 8 rows of C (from its workgroup id,
-// so every read of A is uniform) and W x 8 vec4 columns; each invocation computes those 8 rows for 2
-// vec4 columns W apart, so each k reads 8 uniform scalars of A and gathers 2 vec4s of B for 16 vec4 fmas.
-// On lavapipe (2 cores, Mesa 25) a 512^3 product took 58 ms with the blocked kernel and 32 ms here; the
-// MLP's [128, 784] @ [784, 128] 5.8 -> 3.0 ms (a micro-benchmark of WGSL variants, rows 4 to 16 and 1 to 4
-// vec4 columns per invocation: 8 x 2 was best or within noise of it).
+// A CPU driver runs a workgroup's invocations as SIMD vectors (8 lanes on lavapipe with AVX2) and, on
+// lavapipe, reads storage lane by lane: every read is a bounds-checked scalar load per lane and
+// component (its LLVM IR, `GALLIVM_DEBUG=ir`), whether or not the address is the same in every lane. So
+// a kernel's cost there is its reads per fma. Here a workgroup owns 8 rows of C and W x 8 vec4 columns;
+// each invocation computes those 8 rows for 2 vec4 columns W apart: per k, 8 reads of A and 2 vec4
+// reads of B (8 more) for 16 vec4 fmas (64). On lavapipe (2 cores, Mesa 25) a 512^3 product took 58 ms
+// with the blocked kernel of the time (4x4 blocks: 8 reads per 16 fmas) and 32 ms here; the MLP's
+// [128, 784] @ [784, 128] 5.8 -> 3.0 ms (a micro-benchmark of WGSL variants, rows 4 to 16 and 1 to 4
+// vec4 columns per invocation, k unrolled: 8 x 2 was best or within noise of it). The blocked kernel now
+// has 8x8 blocks too (codegen/matmul.ts) and serves where this one does not apply.
 //
 // It has its own grid (one workgroup per 8 rows by 8W vec4 columns of each batch matrix) and needs B
 // read as vec4s along n, so it exists where B is not transposed and n is a known multiple of 4; W is the

@@ -32,6 +32,8 @@ import { lowerRowsMatmul } from './matmul-rows.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
+/** Rows (and columns) of the blocked CPU kernel's block per invocation: 16 invocations per 32x32 tile. */
+const BLOCKED_ROWS = 8;
 /** The k step of the tiled kernel: a 32x32 tile of A and of B in workgroup memory (8 KiB). */
 export const MATMUL_TILE_K = 32;
 
@@ -168,12 +170,14 @@ const by4 = (d: Dim) => isConcrete(d) && d > 0 && d % 4 === 0;
 
 /**
  * The matmul kernel of a node. The default ('tiled') stages tiles in workgroup memory, for GPUs.
- * 'blocked' keeps the same grid of 32x32 output tiles, uniforms and bindings, but each of 64
- * invocations computes 4 rows by 4 columns straight from storage, with no workgroup memory or barriers:
- * on CPU adapters (lavapipe, SwiftShader) barriers are costly and caches do the staging. Its columns are
- * interleaved by 8 (c, c + 8, c + 16, c + 24), so the 8 invocations a CPU runs as one SIMD vector read
- * neighbouring elements of B, and its accumulators are named registers, never indexed at run time
- * (lavapipe, a 512 matmul: 190 -> 155 ms; relative, a loaded machine).
+ * 'blocked' keeps the same grid of 32x32 output tiles, uniforms and bindings, but each of 16
+ * invocations computes 8 rows by 8 columns straight from storage, with no workgroup memory or barriers:
+ * on CPU adapters (lavapipe, SwiftShader) barriers are costly and caches do the staging, and lavapipe
+ * reads storage lane by lane, so reads per fma count (16 per 64 here; 4x4 blocks read 8 per 16: the
+ * Transformer's B-transposed products on lavapipe 1.8-2.2 -> 1.2-1.7 ms, the MLP's n = 10 ones 7-8 ->
+ * 4 ms). Its columns are interleaved by 4 (c, c + 4, ..., c + 28), so the invocations a CPU runs as one
+ * SIMD vector read neighbouring elements of B, and its accumulators are named registers, never indexed
+ * at run time. Where B is read along n in vec4s, the CPU rows kernel (codegen/matmul-rows.ts) runs instead.
  */
 export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'; epilogue?: MatmulEpilogue } = {}): MatmulKernel {
   if (node.op !== 'matmul' || node.inputs.length !== 2 || node.outputs.length !== 1) throw new Error(`${node.op} is not a matmul node`);
@@ -201,7 +205,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
   const L: string[] = [];
   const transposed = tr.a || tr.b ? ` (${[tr.a ? 'A stored [k, m]' : '', tr.b ? 'B stored [n, k]' : ''].filter((x) => x).join(', ')}: read transposed)` : '';
   if (options.variant === 'blocked') {
-    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, a 4x4 block per invocation read straight from storage (no barriers)${transposed}.`);
+    L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, an ${BLOCKED_ROWS}x8 block per invocation read straight from storage (no barriers)${transposed}.`);
   } else {
     const loads = vec.a || vec.b ? `, vec4 loads of ${[vec.a ? 'A' : '', vec.b ? 'B' : ''].filter((x) => x).join(' and ')}` : '';
     L.push(`// matmul(f32) batch rank ${batchRank}: ${T}x${T} output tiles, k steps of ${TK} through workgroup memory, a 4x4 register block per invocation${loads}${transposed}.`);
@@ -219,7 +223,7 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     L.push(`var<workgroup> tileB: array<vec4<f32>, ${(TK * T) / 4}>; // [${TK} k][${T / 4} vec4s along n]`);
   }
   L.push('');
-  L.push(tiled ? '@compute @workgroup_size(8, 8)' : '@compute @workgroup_size(64)');
+  L.push(tiled ? '@compute @workgroup_size(8, 8)' : `@compute @workgroup_size(${(T / BLOCKED_ROWS) * 4})`);
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
   L.push('  let t = wid.y * nwg.x + wid.x;');
@@ -239,25 +243,30 @@ export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'
     return epi ? `${epi.call}(oBase + ${rp} * n + ${c}, ${r}, ${c}, ${v});` : `out[oBase + ${rp} * n + ${c}] = ${v};`;
   };
   if (!tiled) {
-    L.push('  let r0 = row0 + (li / 8u) * 4u;');
-    // columns interleaved by 8: the 8 invocations a CPU runs as one SIMD vector read 8 neighbouring B elements
-    L.push('  let c0 = col0 + li % 8u;');
-    // four named accumulators, never indexed at run time, so a CPU compiler keeps them in registers
-    for (let i = 0; i < 4; i++) L.push(`  var acc${i} = vec4<f32>(0.0);`);
+    // 16 invocations, each an 8x8 block: rows r0 .. r0 + 7, columns c0 + 4j interleaved by 4 (the
+    // invocations a CPU runs as one SIMD vector read neighbouring B elements); 16 reads per 64 fmas
+    const BR = BLOCKED_ROWS;
+    L.push(`  let r0 = row0 + (li / 4u) * ${BR}u;`);
+    L.push('  let c0 = col0 + li % 4u;');
+    // named accumulators, never indexed at run time, so a CPU compiler keeps them in registers
+    for (let i = 0; i < BR; i++) for (let h = 0; h < 2; h++) L.push(`  var acc${i}_${h} = vec4<f32>(0.0);`);
     L.push('  let rl = max(m, 1u) - 1u;');
     L.push('  let cl = max(n, 1u) - 1u;');
     // each row's and column's start in storage; q steps along k by 1 (A, B^T) or by a row (A^T: m, B: n)
-    L.push(`  let ra = vec4<u32>(min(r0, rl), min(r0 + 1u, rl), min(r0 + 2u, rl), min(r0 + 3u, rl))${tr.a ? '' : ' * k'} + aBase;`);
-    L.push(`  let cb = vec4<u32>(min(c0, cl), min(c0 + 8u, cl), min(c0 + 16u, cl), min(c0 + 24u, cl))${tr.b ? ' * k' : ''} + bBase;`);
+    for (let i = 0; i < BR; i++) L.push(`  let ra${i} = min(r0 + ${i}u, rl)${tr.a ? '' : ' * k'} + aBase;`);
+    for (let j = 0; j < 8; j++) L.push(`  let cb${j} = min(c0 + ${4 * j}u, cl)${tr.b ? ' * k' : ''} + bBase;`);
     L.push('  for (var q = 0u; q < k; q++) {');
     L.push(`    let qa = ${tr.a ? 'q * m' : 'q'};`);
     L.push(`    let qb = ${tr.b ? 'q' : 'q * n'};`);
-    L.push('    let bv = vec4<f32>(b[cb.x + qb], b[cb.y + qb], b[cb.z + qb], b[cb.w + qb]);');
-    for (let i = 0; i < 4; i++) L.push(`    acc${i} = fma(vec4<f32>(a[ra.${LANES[i]} + qa]), bv, acc${i});`);
+    for (let h = 0; h < 2; h++) L.push(`    let bv${h} = vec4<f32>(${[0, 1, 2, 3].map((j) => `b[cb${4 * h + j} + qb]`).join(', ')});`);
+    for (let i = 0; i < BR; i++) {
+      L.push(`    let av${i} = vec4<f32>(a[ra${i} + qa]);`);
+      for (let h = 0; h < 2; h++) L.push(`    acc${i}_${h} = fma(av${i}, bv${h}, acc${i}_${h});`);
+    }
     L.push('  }');
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < BR; i++) {
       L.push(`  if (r0 + ${i}u < m) {`);
-      for (let j = 0; j < 4; j++) L.push(`    if (c0 + ${8 * j}u < n) { ${store(`r0 + ${i}u`, `c0 + ${8 * j}u`, `acc${i}.${LANES[j]}`)} }`);
+      for (let j = 0; j < 8; j++) L.push(`    if (c0 + ${4 * j}u < n) { ${store(`r0 + ${i}u`, `c0 + ${4 * j}u`, `acc${i}_${j >> 2}.${LANES[j & 3]}`)} }`);
       L.push('  }');
     }
   } else {
