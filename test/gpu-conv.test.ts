@@ -4,9 +4,9 @@
 // padding, dilation, groups, a symbolic batch B) against the float64 interpreter, the two variants
 // against each other, and fused_conv2d (a bias, residual and ReLU epilogue, the convolution also stored)
 // against the unfused graph bit for bit in each variant, the 'reduce' variant (one workgroup per
-// output, for weight gradients) included, which is also checked against the interpreter; and stride-1
-// conv_transpose2d (the input gradient of a stride-1 conv2d), which runs the same kernels over its flipped
-// weights (`conv2dViewOf`), through the same checks.
+// output, for weight gradients) included, which is also checked against the interpreter; and
+// conv_transpose2d (a conv2d's input gradient), which runs the same kernels over its flipped weights and
+// its input dilated by the stride (`conv2dViewOf`), through the same checks.
 // DLC_GPU_CONV_CASES sets the number of generated cases (default 12; lavapipe is slow).
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
@@ -80,14 +80,16 @@ const FIXED: readonly Spec[] = [
   { n: 1, sizes: new Map(), c: 16, o: 6, kh: 10, kw: 10, h: 14, w: 14, attrs: { padding: [2, 2] } },
 ];
 
-/** A random stride-1 conv_transpose2d whose padding is at most d * (k - 1) on both axes (conv2d's view applies). */
+/** A random conv_transpose2d (stride 1 to 3, output padding) whose padding is at most d * (k - 1) on both axes (conv2d's view applies). */
 function randomTransposeSpec(random: () => number): Spec {
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
   for (;;) {
     const groups = pick([1, 1, 2]);
     const cg = pick([1, 3, 4, 6, 16]);
-    const og = pick([1, 3, 5, 8, 33]);
+    const stride = [pick([1, 1, 2, 3]), pick([1, 2, 2])];
+    // at a stride above 1 the view needs 16 channels per group (STRIDED_VIEW_MIN_CHANNELS)
+    const og = stride[0] > 1 || stride[1] > 1 ? pick([16, 33]) : pick([1, 3, 5, 8, 33]);
     const [kh, kw] = [int(1, 5), int(1, 5)];
     const dilation = [random() < 0.3 ? 2 : 1, random() < 0.3 ? 2 : 1];
     const sizes = new Map<string, number>();
@@ -96,7 +98,8 @@ function randomTransposeSpec(random: () => number): Spec {
       sizes.set('B', int(1, 3));
       n = sym('B');
     }
-    const attrs = { padding: [int(0, dilation[0] * (kh - 1)), int(0, dilation[1] * (kw - 1))], dilation, groups };
+    const outputPadding = [0, 1].map((a) => int(0, Math.max(stride[a], dilation[a]) - 1));
+    const attrs = { stride, padding: [int(0, dilation[0] * (kh - 1)), int(0, dilation[1] * (kw - 1))], dilation, groups, output_padding: outputPadding };
     const spec: Spec = { n, sizes, c: groups * cg, o: groups * og, kh, kw, h: int(1, 12), w: int(1, 12), attrs, transpose: true };
     if (!isShapeError(inferOp('conv_transpose2d', [f32t(n, spec.c, spec.h, spec.w), f32t(spec.c, og, kh, kw)], attrs))) return spec;
   }
@@ -158,20 +161,24 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
 
 const TRANSPOSE_CASES = Number(process.env.DLC_GPU_CONV_CASES ?? 12);
 
-describe(`stride-1 conv_transpose2d as conv2d over flipped weights: ${TRANSPOSE_CASES} generated and 2 fixed`, () => {
+describe(`conv_transpose2d as conv2d over flipped weights (and the input dilated by the stride): ${TRANSPOSE_CASES} generated and 3 fixed`, () => {
   const random = seededRandom(Number(process.env.DLC_SEED ?? 20261123) + 7);
   const fixed: Spec[] = [
     // the input gradient of LeNet's second convolution: 16 -> 6 channels, 5x5, no padding (conv2d padding 4)
     { n: sym('B'), sizes: new Map([['B', 2]]), c: 16, o: 6, kh: 5, kw: 5, h: 10, w: 10, attrs: {}, transpose: true },
     // several tiles along positions, channels and k; padding 1 of a 3x3 (conv2d padding 1), groups
     { n: 2, sizes: new Map(), c: 12, o: 40, kh: 3, kw: 3, h: 9, w: 13, attrs: { padding: [1, 1], groups: 2 }, transpose: true },
+    // the input gradient of a stride-2 3x3 convolution with padding 1 (a ResNet's downsampling): output padding 1
+    { n: sym('B'), sizes: new Map([['B', 2]]), c: 8, o: 24, kh: 3, kw: 3, h: 7, w: 5, attrs: { stride: [2, 2], padding: [1, 1], output_padding: [1, 1] }, transpose: true },
   ];
   const cases = [...fixed, ...Array.from({ length: TRANSPOSE_CASES }, () => randomTransposeSpec(random))].map((s) => caseOf(s, random));
   const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
 
-  it('every case lowers to conv2d\'s implicit GEMM (fused or not); a padding past d * (k - 1) or a stride keeps the gather', () => {
+  it('every case lowers to conv2d\'s implicit GEMM (fused or not); a padding past d * (k - 1), or a stride with few channels, keeps the gather', () => {
     expect(cases.some((c) => /"groups":2/.test(c.text))).toBe(true);
     expect(cases.some((c) => /"dilation":\[2/.test(c.text))).toBe(true);
+    expect(cases.some((c) => /"stride":\[[23]/.test(c.text))).toBe(true);
+    expect(cases.some((c) => /"output_padding":\[[12]/.test(c.text))).toBe(true);
     for (const [i, c] of cases.entries()) {
       expect(fused[i].graph.nodes.map((n) => n.op).filter((op) => op !== 'reshape'), c.text).toEqual(['fused_conv_transpose2d']);
       for (const node of [...c.graph.nodes, ...fused[i].graph.nodes].filter((n) => /conv_transpose2d/.test(n.op))) {
@@ -182,15 +189,16 @@ describe(`stride-1 conv_transpose2d as conv2d over flipped weights: ${TRANSPOSE_
         expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
       }
     }
-    const gather = (attrs: Attrs) => {
+    const gather = (attrs: Attrs, og = 3) => {
       const b = new G();
-      b.op('conv_transpose2d', [b.input('x', f32t(1, 2, 5, 5)), b.input('w', f32t(2, 3, 2, 2))], attrs);
+      b.op('conv_transpose2d', [b.input('x', f32t(1, 2, 5, 5)), b.input('w', f32t(2, og, 2, 2))], attrs);
       return lowerNode(b.nodes[0])[0].wgsl;
     };
     expect(gather({ padding: [1, 1] })).toMatch(/an implicit GEMM/);
     expect(gather({ padding: [2, 1] })).toMatch(/as a gather/);
     expect(gather({ stride: [2, 2] })).toMatch(/as a gather/);
-    expect(gather({ stride: [1, 2] })).toMatch(/as a gather/);
+    expect(gather({ stride: [2, 2] }, 16)).toMatch(/input dilated by the stride, .*: an implicit GEMM/);
+    expect(gather({ stride: [1, 2], output_padding: [0, 1] }, 16)).toMatch(/input dilated by the stride, .*: an implicit GEMM/);
   });
 
   it('tiled, direct and reduce variants against the interpreter, tiled against direct, and fused against unfused bit for bit in each', async () => {

@@ -86,15 +86,15 @@ function convPlan(node: Node, k: ConvKernel): KernelPlan {
 }
 
 /** out[n, o, oh, ow] = sum over ci, kh, kw of x[n, g*CG + ci, oh*s - p + kh*d, ...] * w[o, ci, kh, kw]. */
-export function conv2dPlans(node: Node, weights: ConvWeights = 'oihw'): KernelPlan[] {
-  const tiled = conv2dGemm(node, { variant: 'tiled', weights });
-  const direct = conv2dGemm(node, { variant: 'direct', weights });
-  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(node, undefined, weights) }];
+export function conv2dPlans(node: Node, read: ConvRead = CONV2D_READ): KernelPlan[] {
+  const tiled = conv2dGemm(node, { variant: 'tiled', read });
+  const direct = conv2dGemm(node, { variant: 'direct', read });
+  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(node, undefined, read) }];
 }
 
 /** conv2d's 'reduce' variant as a GPU plan variant (also fused_conv2d's, with its epilogue). */
-export function conv2dReducePlans(node: Node, epilogue?: ConvEpilogue, weights: ConvWeights = 'oihw'): WidePlan[] {
-  const reduce = conv2dGemm(node, { variant: 'reduce', weights, ...(epilogue ? { epilogue } : {}) });
+export function conv2dReducePlans(node: Node, epilogue?: ConvEpilogue, read: ConvRead = CONV2D_READ): WidePlan[] {
+  const reduce = conv2dGemm(node, { variant: 'reduce', read, ...(epilogue ? { epilogue } : {}) });
   return [{ name: 'reduce', wgsl: reduce.wgsl, workgroups: reduce.workgroups, minWorkgroups: REDUCE_MIN_OUTPUTS, maxBaseWorkgroups: REDUCE_MAX_TILES }];
 }
 
@@ -129,32 +129,47 @@ export interface ConvEpilogue {
 }
 
 /**
- * How conv2d's kernels read the weights: 'oihw', conv2d's own [O, CG, KH, KW]; 'iohw-flipped', a
- * conv_transpose2d's [C, OG, KH, KW] read as conv2d weights with both spatial axes reversed
- * (`conv2dViewOf`).
+ * How conv2d's kernels read their operands: conv2d's own OIHW weights and input as they lie, or (a
+ * transposed convolution's view, `conv2dViewOf`) IOHW weights [C, OG, KH, KW] read as conv2d weights with
+ * both spatial axes reversed, and the input dilated by the transposed convolution's stride: virtual
+ * row v is input row v / s where s divides v, else a zero.
  */
-export type ConvWeights = 'oihw' | 'iohw-flipped';
+export interface ConvRead {
+  readonly flipped: boolean;
+  readonly inputDilation: readonly [number, number];
+}
+
+/** conv2d's own reading. */
+export const CONV2D_READ: ConvRead = { flipped: false, inputDilation: [1, 1] };
 
 /**
- * A stride-1 conv_transpose2d as the conv2d it equals, for conv2d's kernels with 'iohw-flipped' weights:
- * out[n, o, y, x] = sum of x[n, c, y + p - kh*d, ...] * w[c, o, kh, kw] is, with kh' = KH - 1 - kh, a
- * conv2d with padding d*(KH - 1) - p over w'[o, c, kh', kw'] = w[c, o, KH - 1 - kh', KW - 1 - kw'] (per
- * group). The view's weight value has conv2d's OIHW shape; the kernel binds the IOHW weights as they are.
- * Null where it does not apply: a stride other than 1, output padding, a padding past d*(K - 1), or a
- * kernel size that is not known. The input gradient of every stride-1 conv2d is such a convolution, so
- * it runs as an implicit GEMM (tiled, register-blocked) instead of a gather per output element.
+ * A conv_transpose2d as the conv2d it equals, for conv2d's kernels: out[n, o, y, x] = sum of
+ * x[n, c, (y + p - kh*d) / s, ...] * w[c, o, kh, kw] over the taps where s divides y + p - kh*d is, with
+ * kh' = KH - 1 - kh, a stride-1 conv2d with padding d*(KH - 1) - p over the input dilated by s (zeros
+ * between its pixels, never materialized) and w'[o, c, kh', kw'] = w[c, o, KH - 1 - kh', KW - 1 - kw']
+ * (per group); output padding needs nothing more (the output shape is the node's, and rows past the
+ * input read zeros). The view's weight value has conv2d's OIHW shape; the kernels bind the IOHW weights
+ * as they are. Null where a padding passes d*(K - 1) or a kernel size is not known, and, at a stride
+ * above 1, where a group has fewer than 16 output channels: there only one tap in s^2 is not a zero, so
+ * the GEMM pays s^2 times the work for its regular loops, which pays only where its tiles fill with
+ * channels (on lavapipe, LeNet's max-pool gradients, 1 output channel at stride 2: 3.5 ms as a gather,
+ * 5.7 ms as the GEMM). The input gradient of every conv2d is such a convolution, so it runs as an
+ * implicit GEMM (tiled, register-blocked) instead of a gather per output element.
  */
-export function conv2dViewOf(node: Node): Node | null {
+/** A strided conv_transpose2d runs as conv2d's GEMM only with at least this many output channels per group (see conv2dViewOf). */
+export const STRIDED_VIEW_MIN_CHANNELS = 16;
+
+export function conv2dViewOf(node: Node): { readonly view: Node; readonly read: ConvRead } | null {
   if (node.op !== 'conv_transpose2d') return null;
   const { stride, padding, dilation, groups } = params(node);
-  const op = node.attrs.output_padding;
-  if (stride[0] !== 1 || stride[1] !== 1 || (Array.isArray(op) && op.some((v) => v !== 0))) return null;
   const [c, og, kh, kw] = node.inputs[1].type.shape;
   if (!isConcrete(kh) || !isConcrete(kw)) return null;
   const pad: [number, number] = [dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1]];
   if (pad[0] < 0 || pad[1] < 0) return null;
+  if ((stride[0] > 1 || stride[1] > 1) && !(isConcrete(og) && og >= STRIDED_VIEW_MIN_CHANNELS)) return null;
   const w = { id: node.inputs[1].id, type: { dtype: node.inputs[1].type.dtype, shape: [mul(og, groups), floorDiv(c, groups), kh, kw] } };
-  return { ...node, op: 'conv2d', inputs: [node.inputs[0], w], attrs: { stride: [1, 1], padding: pad, dilation, groups } };
+  const view = { ...node, op: 'conv2d', inputs: [node.inputs[0], w], attrs: { stride: [1, 1], padding: pad, dilation, groups } };
+  return { view, read: { flipped: true, inputDilation: stride } };
 }
 
 /** The 16 uniform words of conv2d's kernels, in order (`p.w[0..3]`). */
@@ -165,7 +180,7 @@ const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W',
  * (GEMM_WORDS as sizes, a symbolic batch included) and the workgroup count (word TT: groups x tile rows
  * x tile columns). Both variants have the same grid, uniforms and bindings.
  */
-export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 'reduce'; epilogue?: ConvEpilogue; weights?: ConvWeights }): { wgsl: string; words: Dim[]; workgroups: Dim } {
+export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 'reduce'; epilogue?: ConvEpilogue; read?: ConvRead }): { wgsl: string; words: Dim[]; workgroups: Dim } {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type.shape;
@@ -186,8 +201,15 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   const words = GEMM_WORDS.map((name) => values[name]);
   const epi = options.epilogue;
   const tiled = options.variant === 'tiled';
-  const flipped = options.weights === 'iohw-flipped';
-  const what = flipped ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : 'conv2d f32';
+  const read = options.read ?? CONV2D_READ;
+  const flipped = read.flipped;
+  const [sh, sw] = read.inputDilation;
+  const what = !flipped ? 'conv2d f32' : sh === 1 && sw === 1 ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : `conv_transpose2d f32 at stride [${sh},${sw}], as the conv2d over its flipped weights and its input dilated by the stride`;
+  // whether virtual input row (column) `v`, an i32, is an input pixel, and which (the input dilated by s: v / s where s divides v)
+  const inside = (v: string, s: number, n: string) => (s === 1 ? `${v} >= 0i && ${v} < i32(${n})` : `${v} >= 0i && ${v} % ${s}i == 0i && ${v} / ${s}i < i32(${n})`);
+  const at = (v: string, s: number) => (s === 1 ? `u32(${v})` : `u32(${v} / ${s}i)`);
+  const pixel = (h: string, w: string, base: string) => `(${base} + ${at(h, sh)}) * W + ${at(w, sw)}`;
+  const inBounds = (h: string, w: string) => `${inside(h, sh, 'H')} && ${inside(w, sw, 'W')}`;
   // flipped IOHW weights: the flat index in wt of B[k, j] for k = (ci, rq = kh * KW + kw) and channel j of group g
   const flippedIndex = (ci: string, rq: string, j: string) => `((g * CG + ${ci}) * OG + ${j}) * KHW + KHW - 1u - ${rq}`;
   const attrs = `stride [${stride}], padding [${padding}], dilation [${dilation}], groups ${groups}`;
@@ -214,7 +236,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     body.push('    let rq = q % KHW;');
     body.push(`    let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
     body.push(`    let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
-    body.push(`    if (ih >= 0i && ih < i32(H) && iw >= 0i && iw < i32(W)) { acc = fma(x[(xn + ci * H + u32(ih)) * W + u32(iw)], wt[${flipped ? flippedIndex('ci', 'rq', '(o - g * OG)') : 'wo + q'}], acc); }`);
+    body.push(`    if (${inBounds('ih', 'iw')}) { acc = fma(x[${pixel('ih', 'iw', 'xn + ci * H')}], wt[${flipped ? flippedIndex('ci', 'rq', '(o - g * OG)') : 'wo + q'}], acc); }`);
     body.push('  }');
     body.push('  partial[li] = acc;');
     body.push('  workgroupBarrier();');
@@ -262,7 +284,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
       body.push(`        let h${i} = ih${i} + da;`);
       body.push(`        let w${i} = iw${i} + db;`);
       body.push(`        var x${i} = 0.0;`);
-      body.push(`        if (h${i} >= 0i && h${i} < i32(H) && w${i} >= 0i && w${i} < i32(W)) { x${i} = x[(xn${i} + ci * H + u32(h${i})) * W + u32(w${i})]; }`);
+      body.push(`        if (${inBounds(`h${i}`, `w${i}`)}) { x${i} = x[${pixel(`h${i}`, `w${i}`, `xn${i} + ci * H`)}]; }`);
     }
     body.push('        let q = ka + b;');
     // flipped: wo already ends at the channel's last tap, so tap q is wo - q
@@ -311,7 +333,7 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     body.push('          let rq = q % KHW;');
     body.push(`          let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
     body.push(`          let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
-    body.push('          if (ih >= 0i && ih < i32(H) && iw >= 0i && iw < i32(W)) { va[j] = x[(xn + ci * H + u32(ih)) * W + u32(iw)]; }');
+    body.push(`          if (${inBounds('ih', 'iw')}) { va[j] = x[${pixel('ih', 'iw', 'xn + ci * H')}]; }`);
     body.push('        }');
     body.push('      }');
     body.push('      tileA[e] = va;');
@@ -392,8 +414,8 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
  * oh + p - kh*d = ih*s for an ih in [0, H) (likewise for ow) of x[n, ci, ih, iw] * w[ci, o, kh, kw].
  */
 export function convTranspose2dPlans(node: Node): KernelPlan[] {
-  const view = conv2dViewOf(node);
-  if (view) return conv2dPlans(view, 'iohw-flipped').map((p) => ({ ...p, op: node.op }));
+  const v = conv2dViewOf(node);
+  if (v) return conv2dPlans(v.view, v.read).map((p) => ({ ...p, op: node.op }));
   return [convPlan(node, convTranspose2dKernel(node))];
 }
 

@@ -26,7 +26,7 @@ import type { DType, Node, Value } from '../ir/types.ts';
 import type { FusedBody } from '../ops/fused.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { convAnchorOf, splitFusedConvAttrs } from '../ops/fused-conv.ts';
-import { type ConvEpilogue, type ConvWeights, conv2dGemm, conv2dReducePlans, conv2dViewOf, convTranspose2dKernel } from './conv.ts';
+import { type ConvEpilogue, type ConvRead, CONV2D_READ, conv2dGemm, conv2dReducePlans, conv2dViewOf, convTranspose2dKernel } from './conv.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
@@ -46,10 +46,10 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
   const convValue: Value = { id: -1, type: { dtype: 'f32', shape: outShape } };
   const convNode: Node = { op: anchor, inputs: [x, w], attrs: convAttrs, outputs: [convValue], span: node.span };
   const extras = node.inputs.slice(2).map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
-  if (anchor === 'conv2d') return [fusedConv2dPlan(node, convNode, body, extras, 'oihw')];
-  // a stride-1 transposed convolution runs conv2d's kernels over its flipped weights
-  const view = conv2dViewOf(convNode);
-  if (view) return [fusedConv2dPlan(node, view, body, extras, 'iohw-flipped')];
+  if (anchor === 'conv2d') return [fusedConv2dPlan(node, convNode, body, extras, CONV2D_READ)];
+  // a transposed convolution runs conv2d's kernels over its flipped weights (and its input dilated by the stride)
+  const v = conv2dViewOf(convNode);
+  if (v) return [fusedConv2dPlan(node, v.view, body, extras, v.read)];
   const conv = convTranspose2dKernel(convNode);
   const strided = extras.flatMap((e, i) => (e.access === 'strided' ? [i] : []));
   const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.header');
@@ -119,7 +119,7 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
 }
 
 /** fused_conv2d (and a stride-1 fused_conv_transpose2d as its conv2d view): conv2d's variants (codegen/conv.ts) with the epilogue at the store. */
-function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: readonly { dtype: DType; shape: readonly Dim[]; access: string }[], weights: ConvWeights): KernelPlan {
+function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: readonly { dtype: DType; shape: readonly Dim[]; access: string }[], read: ConvRead): KernelPlan {
   const outShape = node.outputs[0].type.shape;
   const rank = outShape.length;
   const kr = Math.max(1, Math.ceil(rank / 4));
@@ -156,8 +156,8 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
     call: 'epilogue',
     functions: fn,
   };
-  const tiled = conv2dGemm(convNode, { variant: 'tiled', epilogue, weights });
-  const direct = conv2dGemm(convNode, { variant: 'direct', epilogue, weights });
+  const tiled = conv2dGemm(convNode, { variant: 'tiled', epilogue, read });
+  const direct = conv2dGemm(convNode, { variant: 'direct', epilogue, read });
   const words = [
     ...tiled.words,
     0,
@@ -167,5 +167,5 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
     ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${node.op}: epilogue input ${i}`))),
     ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
   ];
-  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(convNode, epilogue, weights) };
+  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(convNode, epilogue, read) };
 }
