@@ -142,6 +142,9 @@ export interface ConvRead {
 /** conv2d's own reading. */
 export const CONV2D_READ: ConvRead = { flipped: false, inputDilation: [1, 1] };
 
+/** A strided conv_transpose2d runs as conv2d's GEMM only with at least this many output channels per group (see conv2dViewOf). */
+export const STRIDED_VIEW_MIN_CHANNELS = 16;
+
 /**
  * A conv_transpose2d as the conv2d it equals, for conv2d's kernels: out[n, o, y, x] = sum of
  * x[n, c, (y + p - kh*d) / s, ...] * w[c, o, kh, kw] over the taps where s divides y + p - kh*d is, with
@@ -156,9 +159,6 @@ export const CONV2D_READ: ConvRead = { flipped: false, inputDilation: [1, 1] };
  * 5.7 ms as the GEMM). The input gradient of every conv2d is such a convolution, so it runs as an
  * implicit GEMM (tiled, register-blocked) instead of a gather per output element.
  */
-/** A strided conv_transpose2d runs as conv2d's GEMM only with at least this many output channels per group (see conv2dViewOf). */
-export const STRIDED_VIEW_MIN_CHANNELS = 16;
-
 export function conv2dViewOf(node: Node): { readonly view: Node; readonly read: ConvRead } | null {
   if (node.op !== 'conv_transpose2d') return null;
   const { stride, padding, dilation, groups } = params(node);
