@@ -196,18 +196,28 @@ export function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[
  * GPU and read back all its outputs. The symbolic sizes in the node's types and attributes are bound
  * by `sizes`; the inputs must have the bound shapes.
  */
-export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map(), options: { variant?: 'gpu' | 'subgroup' | 'cpu' } = {}): Promise<Tensor[]> {
+type Variant = 'gpu' | 'subgroup' | 'cpu';
+
+/** A plan's shader in `variant` where it has one (CPU: `cpuWgsl`), not counting a CPU variant with its own grid. */
+function ownShader(p: KernelPlan, variant: Variant | undefined): string {
+  if (variant === 'cpu' && p.cpuWgsl !== undefined) return p.cpuWgsl;
+  return variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl;
+}
+
+/** A plan's shader and workgroup count in `variant` at bound sizes, as the runtime picks: on CPU, its CPU variant with its own grid where `requires` is positive. */
+function variantOf(p: KernelPlan, variant: Variant | undefined, sizes: ReadonlyMap<string, number>): { wgsl: string; workgroups: Dim } {
+  const cpu = p.cpuVariant;
+  if (variant === 'cpu' && cpu && (cpu.requires === undefined || evaluate(cpu.requires, sizes) > 0)) return { wgsl: cpu.wgsl, workgroups: cpu.workgroups };
+  return { wgsl: ownShader(p, variant), workgroups: p.workgroups };
+}
+
+export async function runNode(device: GPUDevice, node: Node, inputs: readonly Tensor[], sizes: ReadonlyMap<string, number> = new Map(), options: { variant?: Variant } = {}): Promise<Tensor[]> {
   const bind = (d: Dim): number => {
     const v = evaluate(d, sizes);
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${node.op}: size ${v} is not a u32`);
     return v;
   };
-  // each plan's shader and grid in the variant asked for (the CPU variant with its own grid where its `requires` holds, as the runtime picks)
-  const plans = lowerNode(node).map((p) => {
-    if (options.variant === 'cpu' && p.cpuVariant && (p.cpuVariant.requires === undefined || evaluate(p.cpuVariant.requires, sizes) > 0)) return { ...p, wgsl: p.cpuVariant.wgsl, workgroups: p.cpuVariant.workgroups };
-    if (options.variant === 'cpu' && p.cpuWgsl !== undefined) return { ...p, wgsl: p.cpuWgsl };
-    return options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? { ...p, wgsl: p.subgroupWgsl } : p;
-  });
+  const plans = lowerNode(node).map((p) => ({ ...p, ...variantOf(p, options.variant, sizes) }));
   const compiled = await Promise.all(plans.map((p) => compile(device, p.wgsl)));
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
@@ -280,13 +290,11 @@ export interface GraphJob {
  * plans' GPU shaders, or with `variant: 'cpu'` / `'subgroup'` their CPU / subgroup variants where they have one), one buffer per
  * value; returns each graph's outputs as raw 32-bit words by name.
  */
-export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: 'gpu' | 'cpu' | 'subgroup'; wide?: string } = {}): Promise<Map<string, Uint32Array>[]> {
+export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], options: { variant?: Variant; wide?: string } = {}): Promise<Map<string, Uint32Array>[]> {
   // `wide`: the GPU variant of that name (plan.wide) where a plan has one, with its own workgroup count
   const wideOf = (p: KernelPlan) => (options.wide !== undefined ? p.wide?.find((w) => w.name === options.wide) : undefined);
-  // `variant: 'cpu'`: a plan's CPU variant with its own grid where its `requires` is positive (as the runtime picks), else `cpuWgsl`
-  const cpuVariantOf = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuVariant && (p.cpuVariant.requires === undefined || bind(p.cpuVariant.requires) > 0) ? p.cpuVariant : undefined);
-  const ownShader = (p: KernelPlan) => (options.variant === 'cpu' && p.cpuWgsl !== undefined ? p.cpuWgsl : options.variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl);
-  const shaderOf = (p: KernelPlan) => wideOf(p)?.wgsl ?? cpuVariantOf(p)?.wgsl ?? ownShader(p);
+  // the shader and grid a plan runs at the current job's sizes
+  const chosen = (p: KernelPlan) => wideOf(p) ?? variantOf(p, options.variant, sizes);
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const created: GPUBuffer[] = [];
   const buffer = (bytes: number, usage: number) => {
@@ -299,7 +307,8 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
   const plansOf = jobs.map((j) => j.graph.nodes.map((n) => lowerNode(n)));
   const pipelines = new Map<string, GPUComputePipeline>();
   const t0 = performance.now();
-  const candidates = (p: KernelPlan) => [wideOf(p)?.wgsl ?? ownShader(p), ...(options.variant === 'cpu' && p.cpuVariant && !wideOf(p) ? [p.cpuVariant.wgsl] : [])];
+  // every shader a plan may run, whatever the sizes (its CPU variant's `requires` is only known per job)
+  const candidates = (p: KernelPlan) => [wideOf(p)?.wgsl ?? ownShader(p, options.variant), ...(options.variant === 'cpu' && p.cpuVariant && !wideOf(p) ? [p.cpuVariant.wgsl] : [])];
   const unique = [...new Set(plansOf.flat(2).flatMap(candidates))];
   const compiledAll = await Promise.all(unique.map((w) => compile(device, w)));
   unique.forEach((w, i) => pipelines.set(w, compiledAll[i].pipeline));
@@ -324,9 +333,10 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
         device.queue.writeBuffer(uniform, 0, Uint32Array.from(plan.uniforms.map(bind)));
         const ins = (plan.inputs ?? node.inputs.map((_, i) => i)).map((i) => bufs.get(node.inputs[i].id)!);
         const outs = (plan.outputs ?? node.outputs.map((_, i) => i)).map((i) => bufs.get(node.outputs[i].id)!);
-        const pipeline = pipelines.get(shaderOf(plan))!;
+        const run = chosen(plan);
+        const pipeline = pipelines.get(run.wgsl)!;
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [uniform, ...ins, ...outs].map((b, binding) => ({ binding, resource: { buffer: b } })) });
-        const groups = bind(wideOf(plan)?.workgroups ?? cpuVariantOf(plan)?.workgroups ?? plan.workgroups);
+        const groups = bind(run.workgroups);
         if (groups === 0) continue;
         const [x, y] = dispatchSize(groups, 1);
         pass.setPipeline(pipeline);

@@ -32,7 +32,7 @@ import { lowerRowsMatmul } from './matmul-rows.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
-/** Rows (and columns) of the blocked CPU kernel's block per invocation: 16 invocations per 32x32 tile. */
+/** Rows of the blocked CPU kernel's block per invocation (by 8 columns, interleaved by 4): 16 invocations per 32x32 tile. */
 const BLOCKED_ROWS = 8;
 /** The k step of the tiled kernel: a 32x32 tile of A and of B in workgroup memory (8 KiB). */
 export const MATMUL_TILE_K = 32;

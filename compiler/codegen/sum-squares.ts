@@ -30,12 +30,16 @@ export function sumSquaresPlans(node: Node): KernelPlan[] {
   if (k > SUM_SQUARES_MAX_OPERANDS) throw new Error(`sum_squares over ${k} operands: at most ${SUM_SQUARES_MAX_OPERANDS}`);
   const wg = SUM_SQUARES_BLOCK;
   const words = padUniforms(node.inputs.map((v) => numelOf(v.type.shape)));
-  const wgsl = [
-    `// sum_squares of ${k} f32 tensor${k === 1 ? '' : 's'}: ${SUM_SQUARES_PARTS} workgroups of ${wg}, a partial sum each (blocks of ${SUM_SQUARES_BLOCK} round robin), then a tree.`,
+  // both variants' bindings: the uniform (each operand's element count), the operands, the 64 partial sums
+  const declarations = [
     `struct Params { n: array<vec4<u32>, ${words.length / 4}> }`,
     '@group(0) @binding(0) var<uniform> p: Params;',
     ...node.inputs.map((_, i) => `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<f32>;`),
     `@group(0) @binding(${k + 1}) var<storage, read_write> out0: array<f32>;`,
+  ];
+  const wgsl = [
+    `// sum_squares of ${k} f32 tensor${k === 1 ? '' : 's'}: ${SUM_SQUARES_PARTS} workgroups of ${wg}, a partial sum each (blocks of ${SUM_SQUARES_BLOCK} round robin), then a tree.`,
+    ...declarations,
     `var<workgroup> sv: array<f32, ${wg}>;`,
     '',
     `@compute @workgroup_size(${wg})`,
@@ -55,10 +59,7 @@ export function sumSquaresPlans(node: Node): KernelPlan[] {
   const lanes = 8;
   const cpuWgsl = [
     `// sum_squares of ${k} f32 tensor${k === 1 ? '' : 's'}, for CPU adapters: ${SUM_SQUARES_PARTS} invocations (${SUM_SQUARES_PARTS / lanes} workgroups of ${lanes}), partial p folding blocks p, p + ${SUM_SQUARES_PARTS}, ... of ${SUM_SQUARES_BLOCK} elements in order.`,
-    `struct Params { n: array<vec4<u32>, ${words.length / 4}> }`,
-    '@group(0) @binding(0) var<uniform> p: Params;',
-    ...node.inputs.map((_, i) => `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<f32>;`),
-    `@group(0) @binding(${k + 1}) var<storage, read_write> out0: array<f32>;`,
+    ...declarations,
     '',
     `@compute @workgroup_size(${lanes})`,
     'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {',
