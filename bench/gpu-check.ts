@@ -45,7 +45,7 @@ async function main(): Promise<void> {
       for (const g of program.graphs.steps) {
         const grids = ex.executor.graphs.get(g.name)?.grids ?? [];
         g.kernels.forEach((k, n) => {
-          const w = [...(k.wide ?? []), ...(k.cpuVariant ? [k.cpuVariant] : [])].find((v) => v.shader === grids[n]?.shader);
+          const w = [...(k.wide ?? []), ...(k.cpuVariants ?? [])].find((v) => v.shader === grids[n]?.shader);
           if (w) used.add(`${k.op}:${w.name}`);
         });
       }

@@ -171,6 +171,8 @@ export class Executor {
     readonly planMemory: boolean,
     /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
     readonly subgroups: boolean,
+    /** The device's smallest subgroup (0 without subgroups or where the device does not say): CPU variants needing more are skipped. */
+    readonly subgroupMinSize: number,
     /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
     readonly wide: string,
   ) {}
@@ -186,19 +188,20 @@ export class Executor {
     return this.wide === 'auto' ? k.wide : k.wide.filter((w) => w.name === this.wide);
   }
 
-  /** The CPU variant with its own grid this executor may run for a kernel (CPU kernels only). */
-  private cpuVariantOf(k: KernelDecl): CpuVariantDecl | undefined {
-    return this.cpuKernels ? k.cpuVariant : undefined;
+  /** The CPU variants with their own grids this executor may run for a kernel, in order of preference (CPU kernels only; those needing subgroups where the device's are large enough). */
+  private cpuVariantsOf(k: KernelDecl): readonly CpuVariantDecl[] {
+    if (!this.cpuKernels || !k.cpuVariants) return [];
+    return k.cpuVariants.filter((v) => v.minSubgroupSize === undefined || (this.subgroups && this.subgroupMinSize >= v.minSubgroupSize));
   }
 
   /**
-   * The shader and workgroup count of kernel `k` at bound sizes: on CPU adapters its CPU variant with
-   * its own grid where that variant's `requires` holds; else the first GPU variant whose grid conditions
-   * hold; else its own.
+   * The shader and workgroup count of kernel `k` at bound sizes: on CPU adapters the first of its CPU
+   * variants with their own grids whose `requires` holds; else the first GPU variant whose grid
+   * conditions hold; else its own.
    */
   private chooseVariant(k: KernelDecl, sizes: ReadonlyMap<string, number>): { shader: number; groups: number } {
-    const cpu = this.cpuVariantOf(k);
-    if (cpu && (cpu.requires === undefined || evalSize(cpu.requires, sizes) > 0)) return { shader: cpu.shader, groups: evalSize(cpu.workgroups, sizes) };
+    const cpu = this.cpuVariantsOf(k).find((v) => v.requires === undefined || evalSize(v.requires, sizes) > 0);
+    if (cpu) return { shader: cpu.shader, groups: evalSize(cpu.workgroups, sizes) };
     const base = evalSize(k.workgroups, sizes);
     for (const w of this.wideOf(k)) {
       const groups = evalSize(w.workgroups, sizes);
@@ -210,7 +213,8 @@ export class Executor {
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
   static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean; wide?: string } = {}): Promise<Executor> {
     const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
-    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, options.wide ?? 'auto');
+    const subgroupMinSize = subgroups ? ((device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) : 0;
+    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, subgroupMinSize, options.wide ?? 'auto');
     ex.checkAlignment();
     device.pushErrorScope('out-of-memory');
     for (const [i, a] of (program.arenas ?? []).entries()) ex.arenas.push(ex.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`));
@@ -284,8 +288,7 @@ export class Executor {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
-        const cpu = this.cpuVariantOf(k);
-        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader), ...(cpu ? [cpu.shader] : [])]) {
+        for (const shader of [this.shaderOf(k), ...this.wideOf(k).map((w) => w.shader), ...this.cpuVariantsOf(k).map((v) => v.shader)]) {
           if (!users.has(shader)) users.set(shader, { op: k.op, where: k.source ? `${k.source.file}:${k.source.line}:${k.source.col}` : 'an unknown line', inputs: k.inputs.length, outputs: k.outputs.length });
         }
       }

@@ -103,10 +103,11 @@ export interface KernelDecl {
   /** A variant for CPU adapters with the same bindings, uniforms and workgroups (index into `shaders`). */
   readonly cpuShader?: number;
   /**
-   * A variant for CPU adapters with its own workgroup count (the matmul's rows kernel, per-thread
-   * reductions): used instead of `cpuShader` where `requires`, if any, is positive at the bound sizes.
+   * Variants for CPU adapters with their own workgroup counts (the matmul's rows kernels, per-thread
+   * reductions), in order of preference: the first whose `requires`, if any, is positive at the bound
+   * sizes and whose `minSubgroupSize`, if any, the device's subgroups reach is used instead of `cpuShader`.
    */
-  readonly cpuVariant?: CpuVariantDecl;
+  readonly cpuVariants?: readonly CpuVariantDecl[];
   /** A variant for devices with the `subgroups` feature (reductions), used where `shader` would be (index into `shaders`). */
   readonly subgroupShader?: number;
   /**
@@ -128,6 +129,8 @@ export interface CpuVariantDecl {
   readonly shader: number;
   readonly workgroups: SizeExpr;
   readonly requires?: SizeExpr;
+  /** The shader uses subgroup operations: it needs the `subgroups` feature with subgroups of at least this many lanes. */
+  readonly minSubgroupSize?: number;
 }
 
 export interface WideVariantDecl {

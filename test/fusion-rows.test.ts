@@ -251,7 +251,7 @@ describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
 
   it('WebGPU, CPU variants (a row per invocation wherever there are 64 rows or more): fused against unfused within 1e-5 relative', async () => {
     const device = await getDevice();
-    const withCpu = fused.flatMap((c, i) => (c.graph.nodes.some((n) => lowerNode(n).some((p) => p.cpuVariant?.name === 'per-thread')) ? [i] : []));
+    const withCpu = fused.flatMap((c, i) => (c.graph.nodes.some((n) => lowerNode(n).some((p) => p.cpuVariants?.some((v) => v.name === 'per-thread'))) ? [i] : []));
     expect(withCpu.length).toBeGreaterThan(GRAPHS / 25);
     const [want, got] = [await runGraphs(device, withCpu.map((i) => cases[i]), { variant: 'cpu' }), await runGraphs(device, withCpu.map((i) => fused[i]), { variant: 'cpu' })];
     const { bad, compared, differ } = compareRuns(want, got, withCpu.map((i) => cases[i].text));

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DType, Graph, Node } from '../compiler/ir/types.ts';
-import { type KernelPlan, lowerNode } from '../compiler/codegen/kernel.ts';
+import { type CpuVariantPlan, type KernelPlan, lowerNode } from '../compiler/codegen/kernel.ts';
 import { type Dim, evaluate } from '../compiler/shapes/dim.ts';
 import type { Tensor } from '../compiler/interpret/tensor.ts';
 import { dispatchSize, elementwiseUniforms, type ElementwiseKernel } from '../compiler/codegen/elementwise.ts';
@@ -196,18 +196,26 @@ export function runElementwise(device: GPUDevice, runs: readonly ElementwiseRun[
  * GPU and read back all its outputs. The symbolic sizes in the node's types and attributes are bound
  * by `sizes`; the inputs must have the bound shapes.
  */
-type Variant = 'gpu' | 'subgroup' | 'cpu';
+/** 'cpu': as the runtime on a CPU adapter with subgroups of 8+ lanes (lavapipe); 'cpu-plain': one without subgroups (SwiftShader). */
+type Variant = 'gpu' | 'subgroup' | 'cpu' | 'cpu-plain';
+const isCpu = (v: Variant | undefined): boolean => v === 'cpu' || v === 'cpu-plain';
 
 /** A plan's shader in `variant` where it has one (CPU: `cpuWgsl`), not counting a CPU variant with its own grid. */
 function ownShader(p: KernelPlan, variant: Variant | undefined): string {
-  if (variant === 'cpu' && p.cpuWgsl !== undefined) return p.cpuWgsl;
+  if (isCpu(variant) && p.cpuWgsl !== undefined) return p.cpuWgsl;
   return variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl;
 }
 
-/** A plan's shader and workgroup count in `variant` at bound sizes, as the runtime picks: on CPU, its CPU variant with its own grid where `requires` is positive. */
+/** The CPU variants with their own grids a plan may run in `variant` (those using subgroups only in 'cpu'). */
+export function cpuVariantsOf(p: KernelPlan, variant: Variant | undefined): readonly CpuVariantPlan[] {
+  if (!isCpu(variant)) return [];
+  return (p.cpuVariants ?? []).filter((v) => v.minSubgroupSize === undefined || variant === 'cpu');
+}
+
+/** A plan's shader and workgroup count in `variant` at bound sizes, as the runtime picks: on CPU, the first of its CPU variants with their own grids whose `requires` is positive. */
 function variantOf(p: KernelPlan, variant: Variant | undefined, sizes: ReadonlyMap<string, number>): { wgsl: string; workgroups: Dim } {
-  const cpu = p.cpuVariant;
-  if (variant === 'cpu' && cpu && (cpu.requires === undefined || evaluate(cpu.requires, sizes) > 0)) return { wgsl: cpu.wgsl, workgroups: cpu.workgroups };
+  const cpu = cpuVariantsOf(p, variant).find((v) => v.requires === undefined || evaluate(v.requires, sizes) > 0);
+  if (cpu) return { wgsl: cpu.wgsl, workgroups: cpu.workgroups };
   return { wgsl: ownShader(p, variant), workgroups: p.workgroups };
 }
 
@@ -308,7 +316,7 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
   const pipelines = new Map<string, GPUComputePipeline>();
   const t0 = performance.now();
   // every shader a plan may run, whatever the sizes (its CPU variant's `requires` is only known per job)
-  const candidates = (p: KernelPlan) => [wideOf(p)?.wgsl ?? ownShader(p, options.variant), ...(options.variant === 'cpu' && p.cpuVariant && !wideOf(p) ? [p.cpuVariant.wgsl] : [])];
+  const candidates = (p: KernelPlan) => [wideOf(p)?.wgsl ?? ownShader(p, options.variant), ...(wideOf(p) ? [] : cpuVariantsOf(p, options.variant).map((v) => v.wgsl))];
   const unique = [...new Set(plansOf.flat(2).flatMap(candidates))];
   const compiledAll = await Promise.all(unique.map((w) => compile(device, w)));
   unique.forEach((w, i) => pipelines.set(w, compiledAll[i].pipeline));

@@ -1,10 +1,10 @@
-// The CPU rows matmul (codegen/matmul-rows.ts) on Dawn: the base tiled kernel's bits on edge shapes, A transposed, broadcast batches, wide n and fused epilogues; where it applies; what the runtime picks on CPU adapters.
+// The CPU rows matmuls (codegen/matmul-rows.ts: the subgroup variant and the plain one) on Dawn: the base tiled kernel's bits on edge shapes, A transposed, broadcast batches, wide n, k not a multiple of the broadcast round and fused epilogues; where they apply; what the runtime picks on CPU adapters with and without subgroups.
 import { describe, expect, it } from 'vitest';
 import type { Attrs, Graph, Node } from '../compiler/ir/types.ts';
 import { evaluate, sym } from '../compiler/shapes/dim.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulPlans, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
-import { COLUMN_VECS, lowerRowsMatmul, ROWS, rowsInvocations } from '../compiler/codegen/matmul-rows.ts';
+import { COLUMN_VECS, lowerRowsMatmuls, ROWS, rowsInvocations, SUBGROUP_COLUMN_VECS, SUBGROUP_ROWS } from '../compiler/codegen/matmul-rows.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
@@ -13,26 +13,37 @@ import { Model } from '../runtime/model.ts';
 import { compile, getDevice, type Launch, runGraphs, runLaunches } from './gpu-helpers.ts';
 import { bind, bits, dims, matmulNode, opNode as node, random, SPAN as span, type Spec, value } from './matmul-helpers.ts';
 
-const rowsOf = (n: Node) => lowerRowsMatmul(n, matmulUniformDims(lowerMatmul(n)));
+const rowsOf = (n: Node) => lowerRowsMatmuls(n, matmulUniformDims(lowerMatmul(n)));
 
-describe('the CPU rows matmul', () => {
-  it('applies where B is read along n in vec4s: n a known multiple of 4 and B not transposed', () => {
-    expect(rowsOf(matmulNode([5, 7], [7, 12]))).not.toBeNull();
-    expect(rowsOf(matmulNode([7, 5], [7, 12], { transpose_a: true }))).not.toBeNull();
-    expect(rowsOf(matmulNode(['B', 7], [7, 10]))).toBeNull();
-    expect(rowsOf(matmulNode([5, 7], [7, 'N']))).toBeNull();
-    expect(rowsOf(matmulNode([5, 7], [12, 7], { transpose_b: true }))).toBeNull();
-    // its invocations: 2W vec4 columns cover n, W a multiple of 8 from 8 to 64
-    expect([4, 64, 128, 256, 260, 512, 4096].map(rowsInvocations)).toEqual([8, 8, 16, 32, 40, 64, 64]);
+const names = (n: Node) => rowsOf(n).map((v) => v.name);
+
+describe('the CPU rows matmuls', () => {
+  it('apply where B is read along n in vec4s: n a known multiple of 4 and B not transposed; the subgroup one first', () => {
+    expect(names(matmulNode([5, 7], [7, 12]))).toEqual(['subgroup-rows', 'rows']);
+    expect(names(matmulNode([7, 5], [7, 12], { transpose_a: true }))).toEqual(['subgroup-rows', 'rows']);
+    expect(rowsOf(matmulNode(['B', 7], [7, 10]))).toEqual([]);
+    expect(rowsOf(matmulNode([5, 7], [7, 'N']))).toEqual([]);
+    expect(rowsOf(matmulNode([5, 7], [12, 7], { transpose_b: true }))).toEqual([]);
+    const [sg, plain] = rowsOf(matmulNode([5, 7], [7, 12]));
+    expect(sg.minSubgroupSize).toBe(8);
+    expect(sg.wgsl).toMatch(/^enable subgroups;/);
+    expect(sg.wgsl).toMatch(/subgroupBroadcast\(x3_1, 7u\)/);
+    expect(plain.minSubgroupSize).toBeUndefined();
+    expect(plain.wgsl).not.toMatch(/subgroup/);
+    // invocations: W of them, each `columnVecs` vec4 columns, cover n; W a multiple of 8 from 8 to 64
+    expect([4, 64, 128, 256, 260, 512, 4096].map((n) => rowsInvocations(n))).toEqual([8, 8, 16, 32, 40, 64, 64]);
+    expect([4, 64, 128, 256, 260, 512, 4096].map((n) => rowsInvocations(n, SUBGROUP_COLUMN_VECS))).toEqual([8, 16, 32, 64, 64, 64, 64]);
   });
 
-  it('the plain matmul and fused_matmul offer it as their CPU variant, with its grid and k as the size it requires', () => {
+  it('the plain matmul and fused_matmul offer them as their CPU variants, with their grids and k as the size they require', () => {
     const mm = matmulNode(['B', 300, 64], [64, 260]);
     const [plan] = matmulPlans(mm);
-    expect(plan.cpuVariant?.name).toBe('rows');
+    expect(plan.cpuVariants?.map((v) => v.name)).toEqual(['subgroup-rows', 'rows']);
+    const [sg, rows] = plan.cpuVariants!;
     const sizes = new Map([['B', 3]]);
-    expect(evaluate(plan.cpuVariant!.workgroups, sizes)).toBe(3 * Math.ceil(300 / ROWS) * Math.ceil(260 / 4 / (rowsInvocations(260) * COLUMN_VECS)));
-    expect(evaluate(plan.cpuVariant!.requires!, sizes)).toBe(64);
+    expect(evaluate(rows.workgroups, sizes)).toBe(3 * Math.ceil(300 / ROWS) * Math.ceil(260 / 4 / (rowsInvocations(260) * COLUMN_VECS)));
+    expect(evaluate(sg.workgroups, sizes)).toBe(3 * Math.ceil(300 / SUBGROUP_ROWS) * Math.ceil(260 / 4 / (rowsInvocations(260, SUBGROUP_COLUMN_VECS) * SUBGROUP_COLUMN_VECS)));
+    for (const v of [sg, rows]) expect(evaluate(v.requires!, sizes)).toBe(64);
     // x @ w + b, relu: the fused kernel's CPU variant is the rows kernel with the epilogue's store
     const x = value({ dtype: 'f32', shape: [sym('B'), 20] });
     const w = value({ dtype: 'f32', shape: [20, 16] });
@@ -42,11 +53,11 @@ describe('the CPU rows matmul', () => {
     const g: Graph = { name: 'g', inputs: [x, w, b].map((v, i) => ({ name: `i${i}`, value: v, span })), params: [], state: [], nodes: [m, add], outputs: new Map([['y', add.outputs[0]]]), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
     const fused = fuseWithReport(g).graph.nodes.find((n) => n.op === FUSED_MATMUL_OP)!;
     const [fp] = lowerNode(fused);
-    expect(fp.cpuVariant?.wgsl).toMatch(/CPU rows variant/);
-    expect(fp.cpuVariant?.wgsl).toMatch(/epilogue\(oBase \+ r \* n \+ c0 \* 4u \+ 3u/);
+    expect(fp.cpuVariants?.map((v) => v.wgsl.match(/CPU (subgroup )?rows variant/)?.[0])).toEqual(['CPU subgroup rows variant', 'CPU rows variant']);
+    for (const v of fp.cpuVariants!) expect(v.wgsl).toMatch(/epilogue\(oBase \+ r \* n \+ c0 \* 4u \+ 3u/);
   });
 
-  it('gives the base tiled kernel bit for bit on edge shapes, A transposed, broadcast batches and wide n', async () => {
+  it('both give the base tiled kernel bit for bit on edge shapes, A transposed, broadcast batches, wide n and k off the broadcast round', async () => {
     const device = await getDevice();
     const CASES: [Spec, Spec, Attrs, Record<string, number>][] = [
       [[1, 1], [1, 4], {}, {}],
@@ -60,6 +71,9 @@ describe('the CPU rows matmul', () => {
       [[40, 130], [40, 72], { transpose_a: true }, {}],
       [[37, 66], [37, 20], { transpose_a: true }, {}],
       [[2, 36, 11], [36, 4], { transpose_a: true }, {}],
+      [[17, 3], [3, 12], {}, {}],
+      [[33, 6], [33, 20], { transpose_a: true }, {}],
+      [[3, 18, 41], [41, 16], {}, {}],
     ];
     const launches: Launch[] = [];
     const labels: string[] = [];
@@ -69,21 +83,24 @@ describe('the CPU rows matmul', () => {
       const mm = matmulNode(sa, sb, attrs);
       const base = lowerMatmul(mm);
       const u = matmulUniforms(base, sizes);
-      const rows = rowsOf(mm)!;
-      expect(rows, `${sa} @ ${sb}`).not.toBeNull();
-      expect((await compile(device, rows.wgsl)).messages).toEqual([]);
+      const variants = rowsOf(mm);
+      expect(variants.length, `${sa} @ ${sb}`).toBe(2);
+      for (const v of variants) expect((await compile(device, v.wgsl)).messages).toEqual([]);
       const inputs = [random(bind(sa, sizes), seed++), random(bind(sb, sizes), seed++)];
       const common = { op: 'matmul', inputs, inShapes: u.inShapes, uniform: u.data, outShape: u.outShape, outDtype: 'f32' as const };
       const label = `[${sa}] @ [${sb}] ${JSON.stringify(attrs)} ${JSON.stringify(sz)}`;
       launches.push({ ...common, wgsl: base.wgsl, dispatch: u.workgroups === 0 ? null : dispatchSize(u.workgroups, 1) });
-      const groups = evaluate(rows.workgroups, sizes);
-      launches.push({ ...common, wgsl: rows.wgsl, dispatch: groups === 0 ? null : dispatchSize(groups, 1) });
+      for (const v of variants) {
+        const groups = evaluate(v.workgroups, sizes);
+        launches.push({ ...common, wgsl: v.wgsl, dispatch: groups === 0 ? null : dispatchSize(groups, 1) });
+      }
       labels.push(label);
     }
     const outs = await runLaunches(device, launches);
     for (let c = 0; c < CASES.length; c++) {
-      expect(outs[2 * c].data.some((v) => v !== 0), labels[c]).toBe(true);
-      expect(bits(outs[2 * c + 1]), labels[c]).toEqual(bits(outs[2 * c]));
+      expect(outs[3 * c].data.some((v) => v !== 0), labels[c]).toBe(true);
+      expect(bits(outs[3 * c + 1]), `${labels[c]} (subgroup rows)`).toEqual(bits(outs[3 * c]));
+      expect(bits(outs[3 * c + 2]), `${labels[c]} (rows)`).toEqual(bits(outs[3 * c]));
     }
   });
 
@@ -113,13 +130,14 @@ describe('the CPU rows matmul', () => {
       const feeds = new Map(inputs.map((i, j) => [i.name, random(i.value.type.shape.map((d) => evaluate(d, bound)), 100 + j)]));
       return { graph: fused, feeds, sizes: bound };
     });
-    const [tiled, cpu] = [await runGraphs(device, jobs, { variant: 'gpu' }), await runGraphs(device, jobs, { variant: 'cpu' })];
-    jobs.forEach((_, i) => expect(Array.from(cpu[i].get('y')!), `case ${i}`).toEqual(Array.from(tiled[i].get('y')!)));
+    const [tiled, cpu, plain] = [await runGraphs(device, jobs, { variant: 'gpu' }), await runGraphs(device, jobs, { variant: 'cpu' }), await runGraphs(device, jobs, { variant: 'cpu-plain' })];
+    jobs.forEach((_, i) => expect(Array.from(cpu[i].get('y')!), `case ${i} (subgroup rows)`).toEqual(Array.from(tiled[i].get('y')!)));
+    jobs.forEach((_, i) => expect(Array.from(plain[i].get('y')!), `case ${i} (rows)`).toEqual(Array.from(tiled[i].get('y')!)));
     // the empty-k case ran (relu(bias) + residual): not all zeros
     expect(Array.from(cpu[2].get('y')!).some((w) => w !== 0)).toBe(true);
   });
 
-  it('the runtime runs it on CPU kernels where k > 0 and the blocked kernel where k = 0; GPU kernels never', async () => {
+  it('the runtime runs them on CPU kernels where k > 0 (the subgroup one where the device has subgroups of 8+ lanes) and the blocked kernel where k = 0; GPU kernels never', async () => {
     const text = 'model Gram {\n  input x: f32[B, 8]\n  input z: f32[B, 16]\n  output y = transpose(x, [1, 0]) @ z\n}\n';
     const compiled = compileSource(text, 'gram.dl');
     expect(compiled.diagnostics).toEqual([]);
@@ -127,17 +145,20 @@ describe('the CPU rows matmul', () => {
     const g = program.graphs.predict;
     const n = g.kernels.findIndex((k) => k.op === 'matmul');
     const k = g.kernels[n];
-    expect(k.cpuVariant?.name).toBe('rows');
+    expect(k.cpuVariants?.map((v) => v.name)).toEqual(['subgroup-rows', 'rows']);
+    const [sg, rows] = k.cpuVariants!;
     const device = await getDevice();
-    for (const kernels of ['cpu', 'gpu'] as const) {
-      const model = await Model.create(program, { device, kernels, seed: 1 });
+    // the test device (lavapipe) has subgroups of 8 lanes
+    expect((device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize).toBeGreaterThanOrEqual(8);
+    for (const [kernels, subgroups] of [['cpu', true], ['cpu', false], ['gpu', true]] as const) {
+      const model = await Model.create(program, { device, kernels, subgroups, seed: 1 });
       const ex = (model as unknown as { executor: { reserve(g: unknown, s: Map<string, number>): void; graphs: Map<string, { grids: ({ shader: number } | null)[] }> } }).executor;
       const chosen = (B: number) => {
         ex.reserve(g, new Map([['B', B]]));
         return ex.graphs.get(g.name)!.grids[n]!.shader;
       };
       if (kernels === 'cpu') {
-        expect(chosen(32)).toBe(k.cpuVariant!.shader);
+        expect(chosen(32)).toBe(subgroups ? sg.shader : rows.shader);
         expect(chosen(0)).toBe(k.cpuShader);
         // and it computes x^T z
         const x = Float32Array.from({ length: 3 * 8 }, (_, i) => (i % 5) - 2);
@@ -146,7 +167,7 @@ describe('the CPU rows matmul', () => {
         const want = Array.from({ length: 8 * 16 }, (_, e) => [0, 1, 2].reduce((s, b) => s + x[b * 8 + Math.floor(e / 16)] * z[b * 16 + (e % 16)], 0));
         expect(Array.from(y)).toEqual(want);
       } else {
-        expect(chosen(32)).not.toBe(k.cpuVariant!.shader);
+        expect([sg.shader, rows.shader]).not.toContain(chosen(32));
       }
       model.dispose();
     }

@@ -219,8 +219,8 @@ describe('wide matmul tiers', () => {
     const cpu = await Model.create(program, { device: await getDevice(), kernels: 'cpu', seed: 1 });
     const cx = (cpu as unknown as { executor: typeof ex }).executor;
     cx.reserve(g, new Map([['B', 16384]]));
-    // CPU kernels never run a wide tier: the rows variant here (test/gpu-matmul-rows.test.ts)
-    expect(cx.graphs.get(g.name)!.grids[n]!.shader).toBe(k.cpuVariant!.shader);
+    // CPU kernels never run a wide tier: a rows variant here (test/gpu-matmul-rows.test.ts)
+    expect(k.cpuVariants!.map((v) => v.shader)).toContain(cx.graphs.get(g.name)!.grids[n]!.shader);
     cpu.dispose();
   });
 });

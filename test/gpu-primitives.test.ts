@@ -553,8 +553,10 @@ async function runJobs(jobs: readonly Job[]): Promise<void> {
   const withSubgroups = jobs.filter((j) => lowerNode(j.node).some((p) => p.subgroupWgsl !== undefined));
   if (withSubgroups.length > 0 && !device.features.has('subgroups')) throw new Error('the test device has no subgroups feature: the subgroup variants cannot be checked');
   // jobs whose kernels have CPU variants (blocked or rows matmul, per-thread reductions, ...) run them too
-  const withCpu = jobs.filter((j) => lowerNode(j.node).some((p) => p.cpuWgsl !== undefined || p.cpuVariant !== undefined));
-  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).flatMap((p) => [p.wgsl, p.subgroupWgsl, p.cpuWgsl, p.cpuVariant?.wgsl].filter((w): w is string => w !== undefined))))];
+  const withCpu = jobs.filter((j) => lowerNode(j.node).some((p) => p.cpuWgsl !== undefined || p.cpuVariants !== undefined));
+  // ... and those with a CPU variant using subgroups run once more as on a CPU adapter without them
+  const withSubgroupCpu = jobs.filter((j) => lowerNode(j.node).some((p) => p.cpuVariants?.some((v) => v.minSubgroupSize !== undefined)));
+  const unique = [...new Set(jobs.flatMap((j) => lowerNode(j.node).flatMap((p) => [p.wgsl, p.subgroupWgsl, p.cpuWgsl, ...(p.cpuVariants ?? []).map((v) => v.wgsl)].filter((w): w is string => w !== undefined))))];
   const compiled = await Promise.all(unique.map((w) => compile(device, w)));
   compiled.forEach((cs, i) => expect(cs.messages, unique[i]).toEqual([]));
   shaderCount += unique.length;
@@ -563,6 +565,7 @@ async function runJobs(jobs: readonly Job[]): Promise<void> {
     ...jobs.map((j) => ({ ...j, variant: 'gpu' as const })),
     ...withSubgroups.map((j) => ({ ...j, label: `${j.label} (subgroups)`, variant: 'subgroup' as const })),
     ...withCpu.map((j) => ({ ...j, label: `${j.label} (CPU variant)`, variant: 'cpu' as const })),
+    ...withSubgroupCpu.map((j) => ({ ...j, label: `${j.label} (CPU variant without subgroups)`, variant: 'cpu-plain' as const })),
   ];
   const results = await Promise.all(
     all.map((j) =>

@@ -21,11 +21,11 @@ import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts'
 import { fusedBodyCode } from './fused.ts';
 import { type KernelPlan, padUniforms } from './kernel.ts';
 import { lowerMatmul, type MatmulEpilogue, matmulTransposes, matmulUniformDims, widePlans } from './matmul.ts';
-import { lowerRowsMatmul } from './matmul-rows.ts';
+import { lowerRowsMatmuls } from './matmul-rows.ts';
 
 const OP = 'fused_matmul';
 
-/** The one dispatch of a fused_matmul node, with the blocked CPU variant as `cpuWgsl` and the rows kernel as `cpuVariant` where it applies. */
+/** The one dispatch of a fused_matmul node, with the blocked CPU variant as `cpuWgsl` and the rows kernels as `cpuVariants` where they apply. */
 export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const body = decodeFusedBody(node.attrs);
   if (typeof body === 'string') throw new Error(body);
@@ -84,6 +84,6 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const blocked = lowerMatmul(mmNode, { variant: 'blocked', epilogue });
   const mmWords = matmulUniformDims(tiled);
   const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`))), ...code.constWords]);
-  const rows = lowerRowsMatmul(mmNode, mmWords, epilogue);
-  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl, ...(rows ? { cpuVariant: rows } : {}), wide: widePlans(mmNode, mmWords, epilogue) }];
+  const rows = lowerRowsMatmuls(mmNode, mmWords, epilogue);
+  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl, ...(rows.length > 0 ? { cpuVariants: rows } : {}), wide: widePlans(mmNode, mmWords, epilogue) }];
 }

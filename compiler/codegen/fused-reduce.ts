@@ -331,7 +331,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     uniforms: padUniforms(words),
     workgroups: gpu.workgroups,
     ...(gpu.subgroupBody ? { subgroupWgsl: shader(gpu.subgroupBody, true, gpu.perThread, gpu.lanes) } : {}),
-    ...(cpu ? { cpuVariant: { name: 'per-thread', wgsl: shader(cpu.body, false, true, 1), workgroups: cpu.workgroups, requires: cpuRequires! } } : {}),
+    ...(cpu ? { cpuVariants: [{ name: 'per-thread', wgsl: shader(cpu.body, false, true, 1), workgroups: cpu.workgroups, requires: cpuRequires! }] } : {}),
   }];
 }
 

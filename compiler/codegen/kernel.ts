@@ -26,11 +26,12 @@ export interface KernelPlan {
    */
   readonly cpuWgsl?: string;
   /**
-   * A CPU variant with its own grid (the matmul's rows kernel, codegen/matmul-rows.ts; the per-thread
-   * folds of the reductions and of sum_squares): the same bindings and uniforms; on CPU adapters the
-   * runtime uses it instead of `cpuWgsl` where `requires` is positive at the bound sizes.
+   * CPU variants with their own grids (the matmul's rows kernels, codegen/matmul-rows.ts; the per-thread
+   * folds of the reductions and of sum_squares), in order of preference: the same bindings and uniforms;
+   * on CPU adapters the runtime uses the first whose `requires` is positive at the bound sizes and whose
+   * `minSubgroupSize`, if any, the device's subgroups reach, instead of `cpuWgsl`.
    */
-  readonly cpuVariant?: CpuVariantPlan;
+  readonly cpuVariants?: readonly CpuVariantPlan[];
   /**
    * A variant for devices with the `subgroups` feature (reductions combining with subgroupAdd): the same
    * bindings, uniforms and workgroup count; the runtime uses it where it would use `wgsl`.
@@ -52,6 +53,8 @@ export interface CpuVariantPlan {
   readonly workgroups: Dim;
   /** A size that must be positive at the bound sizes for the variant to run (else `cpuWgsl` or `wgsl` does). */
   readonly requires?: Dim;
+  /** The variant uses subgroup operations and needs the `subgroups` feature with subgroups of at least this many lanes. */
+  readonly minSubgroupSize?: number;
 }
 
 export interface WidePlan {

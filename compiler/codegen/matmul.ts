@@ -28,7 +28,7 @@ import type { DType, Node } from '../ir/types.ts';
 import type { KernelPlan, WidePlan } from './kernel.ts';
 import { lowerWideMatmul, WIDE_TIERS, wideWorkgroups } from './matmul-wide.ts';
 import { lowerSplitMatmul, SPLIT_MAX_TILES } from './matmul-split.ts';
-import { lowerRowsMatmul } from './matmul-rows.ts';
+import { lowerRowsMatmuls } from './matmul-rows.ts';
 import { add, type Dim, dimEquals, evaluate, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 
 export const MATMUL_TILE = 32;
@@ -420,8 +420,8 @@ export function matmulUniforms(
 export function matmulPlans(node: Node): KernelPlan[] {
   const k = lowerMatmul(node);
   const words = matmulUniformDims(k);
-  const rows = lowerRowsMatmul(node, words);
-  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl, ...(rows ? { cpuVariant: rows } : {}), wide: widePlans(node, words) }];
+  const rows = lowerRowsMatmuls(node, words);
+  return [{ op: 'matmul', wgsl: k.wgsl, uniforms: words, workgroups: words[6], cpuWgsl: lowerMatmul(node, { variant: 'blocked' }).wgsl, ...(rows.length > 0 ? { cpuVariants: rows } : {}), wide: widePlans(node, words) }];
 }
 
 /**

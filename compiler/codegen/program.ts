@@ -153,7 +153,17 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         op: plan.op,
         shader: intern(plan.wgsl),
         ...(plan.cpuWgsl !== undefined ? { cpuShader: intern(plan.cpuWgsl) } : {}),
-        ...(plan.cpuVariant ? { cpuVariant: { name: plan.cpuVariant.name, shader: intern(plan.cpuVariant.wgsl), workgroups: sizeExpr(plan.cpuVariant.workgroups), ...(plan.cpuVariant.requires !== undefined ? { requires: sizeExpr(plan.cpuVariant.requires) } : {}) } } : {}),
+        ...(plan.cpuVariants && plan.cpuVariants.length > 0
+          ? {
+              cpuVariants: plan.cpuVariants.map((v) => ({
+                name: v.name,
+                shader: intern(v.wgsl),
+                workgroups: sizeExpr(v.workgroups),
+                ...(v.requires !== undefined ? { requires: sizeExpr(v.requires) } : {}),
+                ...(v.minSubgroupSize !== undefined ? { minSubgroupSize: v.minSubgroupSize } : {}),
+              })),
+            }
+          : {}),
         ...(plan.subgroupWgsl !== undefined ? { subgroupShader: intern(plan.subgroupWgsl) } : {}),
         ...(plan.wide && plan.wide.length > 0 ? { wide: plan.wide.map((w) => ({ name: w.name, shader: intern(w.wgsl), workgroups: sizeExpr(w.workgroups), minWorkgroups: w.minWorkgroups, ...(w.maxBaseWorkgroups !== undefined ? { maxBaseWorkgroups: w.maxBaseWorkgroups } : {}) })) } : {}),
         inputs: (plan.inputs ?? node.inputs.map((_, i) => i)).map(bindIn),

@@ -394,6 +394,6 @@ export function reducePlans(node: Node): KernelPlan[] {
   const requires = cpuPerThreadRequires(perThread, outputs);
   const cpu = requires === undefined ? undefined : lowerReduce(node, { perThread: true, lanes: 1 });
   if (cpu && JSON.stringify(reduceUniformDims(cpu)) !== JSON.stringify(words)) throw new Error(`${node.op}: the per-thread variant's uniforms differ`);
-  const cpuVariant = cpu ? { cpuVariant: { name: 'per-thread', wgsl: cpu.wgsl, workgroups: floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE), requires: requires! } } : {};
-  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perGroup === 1 ? words[0] : floorDiv(add(words[0], perGroup - 1), perGroup), ...subgroupWgsl, ...cpuVariant }];
+  const cpuVariants = cpu ? { cpuVariants: [{ name: 'per-thread', wgsl: cpu.wgsl, workgroups: floorDiv(add(words[0], PER_THREAD_WORKGROUP_SIZE - 1), PER_THREAD_WORKGROUP_SIZE), requires: requires! }] } : {};
+  return [{ op: node.op, wgsl: k.wgsl, uniforms: words, workgroups: perGroup === 1 ? words[0] : floorDiv(add(words[0], perGroup - 1), perGroup), ...subgroupWgsl, ...cpuVariants }];
 }

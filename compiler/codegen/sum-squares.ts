@@ -6,7 +6,7 @@
 // 64 workgroups whatever the model's size. The operands' element counts come from the uniform (`p.n`,
 // one u32 each), so symbolic sizes bind at run time.
 //
-// On CPU adapters (`cpuVariant`) the 64 partial sums are 64 invocations (8 workgroups of 8), partial p
+// On CPU adapters (`cpuVariants`) the 64 partial sums are 64 invocations (8 workgroups of 8), partial p
 // folding the same blocks p, p + 64, ... of each operand, element by element in order: no tree, no
 // barriers (a CPU runs a tree's levels by switching between the invocations' contexts). On lavapipe the
 // Transformer step's four sum_squares (global-norm clipping) went from 6.1 to 0.2 ms.
@@ -78,5 +78,5 @@ export function sumSquaresPlans(node: Node): KernelPlan[] {
     '}',
     '',
   ].join('\n');
-  return [{ op: node.op, wgsl, uniforms: words, workgroups: SUM_SQUARES_PARTS, cpuVariant: { name: 'per-thread', wgsl: cpuWgsl, workgroups: SUM_SQUARES_PARTS / lanes } }];
+  return [{ op: node.op, wgsl, uniforms: words, workgroups: SUM_SQUARES_PARTS, cpuVariants: [{ name: 'per-thread', wgsl: cpuWgsl, workgroups: SUM_SQUARES_PARTS / lanes }] }];
 }
