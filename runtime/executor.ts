@@ -188,10 +188,23 @@ export class Executor {
     return this.wide === 'auto' ? k.wide : k.wide.filter((w) => w.name === this.wide);
   }
 
-  /** The CPU variants with their own grids this executor may run for a kernel, in order of preference (CPU kernels only; those needing subgroups where the device's are large enough). */
+  /**
+   * The CPU variants with their own grids this executor may run for a kernel, in order of preference
+   * (CPU kernels only; those needing subgroups where the device's are large enough), without those an
+   * earlier one always shadows (the same `requires`, or after one with none), so they are not compiled.
+   */
   private cpuVariantsOf(k: KernelDecl): readonly CpuVariantDecl[] {
     if (!this.cpuKernels || !k.cpuVariants) return [];
-    return k.cpuVariants.filter((v) => v.minSubgroupSize === undefined || (this.subgroups && this.subgroupMinSize >= v.minSubgroupSize));
+    const usable = k.cpuVariants.filter((v) => v.minSubgroupSize === undefined || (this.subgroups && this.subgroupMinSize >= v.minSubgroupSize));
+    const seen = new Set<string>();
+    const kept: CpuVariantDecl[] = [];
+    for (const v of usable) {
+      const key = JSON.stringify(v.requires ?? null);
+      if (seen.has(key) || seen.has('null')) continue;
+      seen.add(key);
+      kept.push(v);
+    }
+    return kept;
   }
 
   /**

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DType, Graph, Node } from '../compiler/ir/types.ts';
 import { type CpuVariantPlan, type KernelPlan, lowerNode } from '../compiler/codegen/kernel.ts';
-import { type Dim, evaluate } from '../compiler/shapes/dim.ts';
+import { type Dim, dimToString, evaluate } from '../compiler/shapes/dim.ts';
 import type { Tensor } from '../compiler/interpret/tensor.ts';
 import { dispatchSize, elementwiseUniforms, type ElementwiseKernel } from '../compiler/codegen/elementwise.ts';
 
@@ -206,10 +206,16 @@ function ownShader(p: KernelPlan, variant: Variant | undefined): string {
   return variant === 'subgroup' && p.subgroupWgsl !== undefined ? p.subgroupWgsl : p.wgsl;
 }
 
-/** The CPU variants with their own grids a plan may run in `variant` (those using subgroups only in 'cpu'). */
+/** The CPU variants with their own grids a plan may run in `variant` (those using subgroups only in 'cpu'), less those an earlier one shadows (as the runtime). */
 export function cpuVariantsOf(p: KernelPlan, variant: Variant | undefined): readonly CpuVariantPlan[] {
   if (!isCpu(variant)) return [];
-  return (p.cpuVariants ?? []).filter((v) => v.minSubgroupSize === undefined || variant === 'cpu');
+  const usable = (p.cpuVariants ?? []).filter((v) => v.minSubgroupSize === undefined || variant === 'cpu');
+  const seen: (Dim | undefined)[] = [];
+  return usable.filter((v) => {
+    const shadowed = seen.some((r) => r === undefined || (v.requires !== undefined && dimToString(r) === dimToString(v.requires)));
+    seen.push(v.requires);
+    return !shadowed;
+  });
 }
 
 /** A plan's shader and workgroup count in `variant` at bound sizes, as the runtime picks: on CPU, the first of its CPU variants with their own grids whose `requires` is positive. */

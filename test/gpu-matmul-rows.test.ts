@@ -1,10 +1,10 @@
-// The CPU rows matmuls (codegen/matmul-rows.ts: the subgroup variant and the plain one) on Dawn: the base tiled kernel's bits on edge shapes, A transposed, broadcast batches, wide n, k not a multiple of the broadcast round and fused epilogues; where they apply; what the runtime picks on CPU adapters with and without subgroups.
+// The CPU rows matmuls (codegen/matmul-rows.ts: the subgroup variants, B in vec4s or element by element, and the plain one) on Dawn: the base tiled kernel's bits on edge shapes, A or B transposed, broadcast batches, wide, odd and symbolic n, k off the broadcast round and fused epilogues; where they apply; what the runtime picks on CPU adapters with and without subgroups.
 import { describe, expect, it } from 'vitest';
 import type { Attrs, Graph, Node } from '../compiler/ir/types.ts';
 import { evaluate, sym } from '../compiler/shapes/dim.ts';
 import { dispatchSize } from '../compiler/codegen/elementwise.ts';
 import { lowerMatmul, matmulPlans, matmulUniformDims, matmulUniforms } from '../compiler/codegen/matmul.ts';
-import { COLUMN_VECS, lowerRowsMatmuls, ROWS, rowsInvocations, SUBGROUP_COLUMN_VECS, SUBGROUP_ROWS } from '../compiler/codegen/matmul-rows.ts';
+import { COLUMN_VECS, lowerRowsMatmuls, ROWS, rowsInvocations, scalarColumns, SUBGROUP_COLUMN_VECS, SUBGROUP_ROWS } from '../compiler/codegen/matmul-rows.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
@@ -18,21 +18,27 @@ const rowsOf = (n: Node) => lowerRowsMatmuls(n, matmulUniformDims(lowerMatmul(n)
 const names = (n: Node) => rowsOf(n).map((v) => v.name);
 
 describe('the CPU rows matmuls', () => {
-  it('apply where B is read along n in vec4s: n a known multiple of 4 and B not transposed; the subgroup one first', () => {
+  it('read B in vec4s where it is read along n (n a known multiple of 4, B not transposed), the subgroup one first; elsewhere the subgroup one reads B element by element', () => {
     expect(names(matmulNode([5, 7], [7, 12]))).toEqual(['subgroup-rows', 'rows']);
     expect(names(matmulNode([7, 5], [7, 12], { transpose_a: true }))).toEqual(['subgroup-rows', 'rows']);
-    expect(rowsOf(matmulNode(['B', 7], [7, 10]))).toEqual([]);
-    expect(rowsOf(matmulNode([5, 7], [7, 'N']))).toEqual([]);
-    expect(rowsOf(matmulNode([5, 7], [12, 7], { transpose_b: true }))).toEqual([]);
+    expect(names(matmulNode(['B', 7], [7, 10]))).toEqual(['subgroup-rows-scalar']);
+    expect(names(matmulNode([5, 7], [7, 'N']))).toEqual(['subgroup-rows-scalar']);
+    expect(names(matmulNode([5, 7], [12, 7], { transpose_b: true }))).toEqual(['subgroup-rows-scalar']);
+    // 2 columns per invocation where n <= 16, else 4
+    expect(rowsOf(matmulNode([5, 7], [7, 10]))[0].wgsl).toMatch(/2 columns of B per invocation/);
+    expect(rowsOf(matmulNode([5, 7], [20, 7], { transpose_b: true }))[0].wgsl).toMatch(/4 columns of B \(stored \[n, k\]\) per invocation/);
+    expect(evaluate(rowsOf(matmulNode([40, 7], [7, 'N']))[0].workgroups, new Map([['N', 70]]))).toBe(Math.ceil(40 / SUBGROUP_ROWS) * Math.ceil(70 / 32));
+    expect(rowsOf(matmulNode([5, 7], [7, 10]))[0].requires).toBeUndefined();
     const [sg, plain] = rowsOf(matmulNode([5, 7], [7, 12]));
     expect(sg.minSubgroupSize).toBe(8);
     expect(sg.wgsl).toMatch(/^enable subgroups;/);
     expect(sg.wgsl).toMatch(/subgroupBroadcast\(x3_1, 7u\)/);
     expect(plain.minSubgroupSize).toBeUndefined();
     expect(plain.wgsl).not.toMatch(/subgroup/);
-    // invocations: W of them, each `columnVecs` vec4 columns, cover n; W a multiple of 8 from 8 to 64
+    // invocations: W of them, each `columns` vec4s (or columns), cover n; W a multiple of 8 from 8 to 64
     expect([4, 64, 128, 256, 260, 512, 4096].map((n) => rowsInvocations(n))).toEqual([8, 8, 16, 32, 40, 64, 64]);
     expect([4, 64, 128, 256, 260, 512, 4096].map((n) => rowsInvocations(n, SUBGROUP_COLUMN_VECS))).toEqual([8, 16, 32, 64, 64, 64, 64]);
+    expect([10, 100, 300].map((n) => rowsInvocations(n, scalarColumns(n), 1))).toEqual([8, 32, 64]);
   });
 
   it('the plain matmul and fused_matmul offer them as their CPU variants, with their grids and k as the size they require', () => {
@@ -74,9 +80,17 @@ describe('the CPU rows matmuls', () => {
       [[17, 3], [3, 12], {}, {}],
       [[33, 6], [33, 20], { transpose_a: true }, {}],
       [[3, 18, 41], [41, 16], {}, {}],
+      // B read element by element: transposed, n odd, n symbolic
+      [[37, 29], [70, 29], { transpose_b: true }, {}],
+      [[2, 20, 9], [2, 300, 9], { transpose_b: true }, {}],
+      [[19, 24], [24, 10], {}, {}],
+      [[33, 7], [33, 'N'], { transpose_a: true }, { N: 45 }],
+      [['B', 17, 6], ['B', 6, 3], {}, { B: 2 }],
+      [[5, 6], [6, 1], {}, {}],
     ];
     const launches: Launch[] = [];
     const labels: string[] = [];
+    const owners: { base: number; variants: string[] }[] = [];
     let seed = 1;
     for (const [sa, sb, attrs, sz] of CASES) {
       const sizes = new Map(Object.entries(sz));
@@ -84,7 +98,7 @@ describe('the CPU rows matmuls', () => {
       const base = lowerMatmul(mm);
       const u = matmulUniforms(base, sizes);
       const variants = rowsOf(mm);
-      expect(variants.length, `${sa} @ ${sb}`).toBe(2);
+      expect(variants.length, `${sa} @ ${sb}`).toBeGreaterThan(0);
       for (const v of variants) expect((await compile(device, v.wgsl)).messages).toEqual([]);
       const inputs = [random(bind(sa, sizes), seed++), random(bind(sb, sizes), seed++)];
       const common = { op: 'matmul', inputs, inShapes: u.inShapes, uniform: u.data, outShape: u.outShape, outDtype: 'f32' as const };
@@ -95,13 +109,16 @@ describe('the CPU rows matmuls', () => {
         launches.push({ ...common, wgsl: v.wgsl, dispatch: groups === 0 ? null : dispatchSize(groups, 1) });
       }
       labels.push(label);
+      owners.push({ base: launches.length - 1 - variants.length, variants: variants.map((v) => v.name) });
     }
     const outs = await runLaunches(device, launches);
-    for (let c = 0; c < CASES.length; c++) {
-      expect(outs[3 * c].data.some((v) => v !== 0), labels[c]).toBe(true);
-      expect(bits(outs[3 * c + 1]), `${labels[c]} (subgroup rows)`).toEqual(bits(outs[3 * c]));
-      expect(bits(outs[3 * c + 2]), `${labels[c]} (rows)`).toEqual(bits(outs[3 * c]));
-    }
+    let scalar = 0;
+    owners.forEach(({ base, variants }, c) => {
+      expect(outs[base].data.some((v) => v !== 0), labels[c]).toBe(true);
+      variants.forEach((name, i) => expect(bits(outs[base + 1 + i]), `${labels[c]} (${name})`).toEqual(bits(outs[base])));
+      if (variants.includes('subgroup-rows-scalar')) scalar++;
+    });
+    expect(scalar).toBe(6);
   });
 
   it('fused epilogues (bias, ReLU, a residual) give the tiled kernel\'s bits; an empty k keeps the blocked kernel', async () => {
@@ -110,6 +127,9 @@ describe('the CPU rows matmuls', () => {
       { sa: ['B', 30], sb: [30, 24], attrs: {}, sizes: { B: 19 } },
       { sa: [30, 'B'], sb: [30, 64], attrs: { transpose_a: true }, sizes: { B: 70 } },
       { sa: ['K', 'M'], sb: ['K', 16], attrs: { transpose_a: true }, sizes: { K: 0, M: 9 } },
+      // B element by element
+      { sa: ['B', 30], sb: [10, 30], attrs: { transpose_b: true }, sizes: { B: 19 } },
+      { sa: ['B', 13], sb: [13, 21], attrs: {}, sizes: { B: 35 } },
     ];
     const jobs = specs.map(({ sa, sb, attrs, sizes }) => {
       const x = value({ dtype: 'f32', shape: dims(sa) });
@@ -169,6 +189,29 @@ describe('the CPU rows matmuls', () => {
       } else {
         expect([sg.shader, rows.shader]).not.toContain(chosen(32));
       }
+      model.dispose();
+    }
+  });
+
+  it('with B transposed the runtime runs the element-by-element subgroup variant on CPU kernels with subgroups, else the blocked kernel', async () => {
+    const text = 'model Scores {\n  input q: f32[B, 12]\n  input kv: f32[20, 12]\n  output y = q @ transpose(kv, [1, 0])\n}\n';
+    const compiled = compileSource(text, 'scores.dl');
+    expect(compiled.diagnostics).toEqual([]);
+    const program = compiled.programs[0];
+    const g = program.graphs.predict;
+    const n = g.kernels.findIndex((k) => k.op === 'matmul');
+    const k = g.kernels[n];
+    expect(k.cpuVariants?.map((v) => v.name)).toEqual(['subgroup-rows-scalar']);
+    const device = await getDevice();
+    const q = Float32Array.from({ length: 5 * 12 }, (_, i) => ((i * 37) % 11) - 5);
+    const kv = Float32Array.from({ length: 20 * 12 }, (_, i) => ((i * 17) % 13) - 6);
+    const want = Array.from({ length: 5 * 20 }, (_, e) => Array.from({ length: 12 }, (_, c) => q[Math.floor(e / 20) * 12 + c] * kv[(e % 20) * 12 + c]).reduce((s, v) => s + v, 0));
+    for (const subgroups of [true, false]) {
+      const model = await Model.create(program, { device, kernels: 'cpu', subgroups, seed: 1 });
+      const ex = (model as unknown as { executor: { reserve(g: unknown, s: Map<string, number>): void; graphs: Map<string, { grids: ({ shader: number } | null)[] }> } }).executor;
+      ex.reserve(g, new Map([['B', 5]]));
+      expect(ex.graphs.get(g.name)!.grids[n]!.shader, `subgroups: ${subgroups}`).toBe(subgroups ? k.cpuVariants![0].shader : k.cpuShader);
+      expect(Array.from((await model.predict({ q, kv })).y as Float32Array)).toEqual(want);
       model.dispose();
     }
   });
