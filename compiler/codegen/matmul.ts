@@ -177,7 +177,8 @@ const by4 = (d: Dim) => isConcrete(d) && d > 0 && d % 4 === 0;
  * Transformer's B-transposed products on lavapipe 1.8-2.2 -> 1.2-1.7 ms, the MLP's n = 10 ones 7-8 ->
  * 4 ms). Its columns are interleaved by 4 (c, c + 4, ..., c + 28), so the invocations a CPU runs as one
  * SIMD vector read neighbouring elements of B, and its accumulators are named registers, never indexed
- * at run time. Where B is read along n in vec4s, the CPU rows kernel (codegen/matmul-rows.ts) runs instead.
+ * at run time. On CPU adapters with 8-lane subgroups the subgroup rows kernels (codegen/matmul-rows.ts) run instead;
+ * without subgroups, where B is read along n in vec4s, the plain rows kernel does.
  */
 export function lowerMatmul(node: Node, options: { variant?: 'tiled' | 'blocked'; epilogue?: MatmulEpilogue } = {}): MatmulKernel {
   if (node.op !== 'matmul' || node.inputs.length !== 2 || node.outputs.length !== 1) throw new Error(`${node.op} is not a matmul node`);
