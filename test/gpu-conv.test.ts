@@ -1,8 +1,9 @@
-// conv2d as an implicit GEMM (codegen/conv.ts) on Dawn (lavapipe): both variants of the kernel, the tiled one
-// for GPUs and the direct loop for CPU adapters, forced in turn, on generated convolutions (sizes that are
-// not multiples of the 32x32 tile or of 4, several tiles along positions, channels and k, stride 2,
-// padding, dilation, groups, a symbolic batch B) against the float64 interpreter, the two variants
-// against each other, and fused_conv2d (a bias, residual and ReLU epilogue, the convolution also stored)
+// conv2d as an implicit GEMM (codegen/conv.ts) on Dawn (lavapipe): every variant of the kernel (the tiled
+// one for GPUs; for CPU adapters the subgroup variant, 1, 2 or 4 channels per invocation, and the direct
+// loop for those without subgroups), forced in turn, on generated convolutions (sizes that are not
+// multiples of the 32x32 tile or of 4, several tiles along positions, channels and k, stride 2,
+// padding, dilation, groups, a symbolic batch B) against the float64 interpreter, the tiled kernel
+// against the CPU ones bit for bit, and fused_conv2d (a bias, residual and ReLU epilogue, the convolution also stored)
 // against the unfused graph bit for bit in each variant, the 'reduce' variant (one workgroup per
 // output, for weight gradients) included, which is also checked against the interpreter; and
 // conv_transpose2d (a conv2d's input gradient), which runs the same kernels over its flipped weights and
@@ -134,7 +135,7 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
   const cases = [...FIXED, ...Array.from({ length: CASES }, () => randomSpec(random))].map((s) => caseOf(s, random));
   const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
 
-  it('the cases cover the configurations; every epilogue fuses; both variants share grid and uniforms', () => {
+  it('the cases cover the configurations; every epilogue fuses; each convolution has its tiled, direct, subgroup and reduce variants', () => {
     const attrs = cases.map((c) => c.text);
     expect(attrs.some((t) => /"groups":[23]/.test(t))).toBe(true);
     expect(attrs.some((t) => /"stride":\[2/.test(t))).toBe(true);
@@ -149,12 +150,15 @@ describe(`conv2d's implicit GEMM on WebGPU: ${FIXED.length} fixed and ${CASES} g
         expect(plan.cpuWgsl, c.text).toBeDefined();
         expect(plan.wgsl).toMatch(/var<workgroup> tileA/);
         expect(plan.cpuWgsl).not.toMatch(/workgroupBarrier/);
+        expect(plan.cpuVariants?.map((v) => [v.name, v.minSubgroupSize])).toEqual([['subgroup-direct', 8]]);
+        expect(plan.cpuVariants![0].wgsl).toMatch(/^enable subgroups;\n\n\/\/ conv2d f32, .*: CPU subgroup variant, 16 positions per workgroup/);
+        expect(plan.cpuVariants![0].wgsl).not.toMatch(/workgroupBarrier/);
         expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
       }
     }
   });
 
-  it('tiled, direct and reduce variants against the interpreter, tiled against direct, and fused against unfused bit for bit in each', async () => {
+  it('tiled, subgroup, direct and reduce variants against the interpreter, tiled against subgroup and direct, and fused against unfused bit for bit in each', async () => {
     await checkVariants(cases, fused);
   }, 600_000);
 });
@@ -186,6 +190,8 @@ describe(`conv_transpose2d as conv2d over flipped weights (and the input dilated
         expect(plan.op).toBe(node.op);
         expect(plan.wgsl, c.text).toMatch(/an implicit GEMM/);
         expect(plan.cpuWgsl).toMatch(/direct loop/);
+        expect(plan.cpuVariants?.map((v) => v.name)).toEqual(['subgroup-direct']);
+        expect(plan.cpuVariants![0].wgsl).toMatch(/flipped weights.*CPU subgroup variant/);
         expect(plan.wide?.map((w) => w.name)).toEqual(['reduce']);
       }
     }
@@ -201,7 +207,7 @@ describe(`conv_transpose2d as conv2d over flipped weights (and the input dilated
     expect(gather({ stride: [1, 2], output_padding: [0, 1] }, 16)).toMatch(/input dilated by the stride, .*: an implicit GEMM/);
   });
 
-  it('tiled, direct and reduce variants against the interpreter, tiled against direct, and fused against unfused bit for bit in each', async () => {
+  it('tiled, subgroup, direct and reduce variants against the interpreter, tiled against subgroup and direct, and fused against unfused bit for bit in each', async () => {
     await checkVariants(cases, fused);
   }, 600_000);
 });
@@ -210,11 +216,14 @@ describe(`conv_transpose2d as conv2d over flipped weights (and the input dilated
 async function checkVariants(cases: readonly Case[], fused: readonly Case[]): Promise<void> {
   const device = await getDevice();
   const t0 = performance.now();
-  const [gpu, cpu, gpuFused, cpuFused, reduce, reduceFused] = [
+  const [gpu, cpu, gpuFused, cpuFused, direct, directFused, reduce, reduceFused] = [
     await runGraphs(device, cases, { variant: 'gpu' }),
+    // on a CPU adapter with subgroups (lavapipe): the subgroup variant; without (SwiftShader): the direct loop
     await runGraphs(device, cases, { variant: 'cpu' }),
     await runGraphs(device, fused, { variant: 'gpu' }),
     await runGraphs(device, fused, { variant: 'cpu' }),
+    await runGraphs(device, cases, { variant: 'cpu-plain' }),
+    await runGraphs(device, fused, { variant: 'cpu-plain' }),
     // the one-workgroup-per-output reduction (for few outputs and a long k): its own order of sums
     await runGraphs(device, cases, { variant: 'gpu', wide: 'reduce' }),
     await runGraphs(device, fused, { variant: 'gpu', wide: 'reduce' }),
@@ -224,7 +233,7 @@ async function checkVariants(cases: readonly Case[], fused: readonly Case[]): Pr
   for (const [i, c] of cases.entries()) {
     const want = interpretGraph(c.graph, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
     const bound = interpretGraph(c.graph, { inputs: c.absFeeds, params: new Map(), state: new Map() }).outputs.get('conv')!.data;
-    for (const [variant, res] of [['tiled', gpu[i]], ['direct', cpu[i]], ['reduce', reduce[i]]] as const) {
+    for (const [variant, res] of [['tiled', gpu[i]], ['subgroup', cpu[i]], ['direct', direct[i]], ['reduce', reduce[i]]] as const) {
       const got = new Float32Array(res.get('conv')!.buffer);
       expect(got.length, c.text).toBe(want.length);
       const at = want.findIndex((v, j) => !(Math.abs(got[j] - v) <= 1e-6 * (c.terms + 1) * bound[j]));
@@ -239,10 +248,12 @@ async function checkVariants(cases: readonly Case[], fused: readonly Case[]): Pr
       }
     };
     same('tiled unfused vs fused', gpu[i], gpuFused[i]);
-    same('direct unfused vs fused', cpu[i], cpuFused[i]);
+    same('subgroup unfused vs fused', cpu[i], cpuFused[i]);
+    same('direct unfused vs fused', direct[i], directFused[i]);
     same('reduce unfused vs fused', reduce[i], reduceFused[i]);
     // the same fmas in the same order: a padding tap or a k past K adds 0 * w (finite here) in the tiled kernel
-    same('tiled vs direct', gpu[i], cpu[i]);
+    same('tiled vs subgroup', gpu[i], cpu[i]);
+    same('tiled vs direct', gpu[i], direct[i]);
   }
   console.log(`${cases.length} convolutions, ${checked} results against the interpreter, ${bad.length} mismatches (${(performance.now() - t0).toFixed(0)} ms)`);
   expect(checked).toBeGreaterThan(0);

@@ -429,6 +429,9 @@ const CASES: Record<string, Case[]> = {
     c(['f32[1, 2, 3, 4]', 'f32[2, 3, 2, 3]'], { stride: [1, 2], dilation: [2, 1], padding: [1, 1] }),
     c(['f32[1, 4, 3, 3]', 'f32[4, 3, 2, 2]'], { stride: [2, 2], groups: 2 }, { noVjp: true }),
     c(['f32[2, 2, 3, 3]', 'f32[2, 1, 1, 1]']),
+    // the gather's strided tap loops (only the taps that land on a pixel): kernels past the stride, padding, output padding; a max-pool gradient's 2x2 at stride 2
+    c(['f32[2, 2, 5, 4]', 'f32[2, 3, 5, 4]'], { stride: [3, 2], padding: [2, 1], output_padding: [2, 1] }),
+    c(['f32[B, 4, 3, 3]', 'f32[4, 1, 2, 2]'], { stride: [2, 2] }, { noVjp: true }),
     // stride 1, or 16 channels: conv2d's implicit GEMM over the flipped weights (codegen/conv.ts conv2dViewOf)
     c(['f32[B, 3, 5, 4]', 'f32[3, 4, 3, 2]'], { padding: [1, 0], dilation: [1, 2] }),
     c(['f32[B, 3, 4, 3]', 'f32[3, 16, 3, 3]'], { stride: [2, 2], padding: [1, 0], output_padding: [1, 1] }),

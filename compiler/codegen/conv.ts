@@ -15,20 +15,28 @@
 //     masked read). A CPU driver runs 8 invocations as one SIMD vector and reads storage lane by lane,
 //     so what counts is reads per fma: 8 per 16 here (4 pixels, 4 weights), where one position by 4
 //     channels read 5 per 4 (lavapipe, LeNet's step: 43 -> 30 ms; its 5x5 convolutions 4.0-4.3 -> 2.1-2.6 ms).
-// Both add each output's products with one fma per k in increasing k (a padding tap or a k past K adds
+//   'subgroup' (for CPU adapters with subgroups of 8+ lanes, first in `cpuVariants`; its own grid): a
+//     workgroup owns 16 positions and W x cols channels (cols = 1, 2 or 4 by the group's channel count,
+//     `subgroupColumns`); per tap, lane s (mod 8) gathers the pixels of positions s and s + 8 and
+//     subgroupBroadcast hands them to the subgroup (a register shuffle on lavapipe, where each lane's
+//     gather is the cost: index math, bounds, a scalar load), each invocation adding 16 x cols fmas.
+//     The same loop as matmul-rows.ts's subgroup kernel, with A gathered from x. On lavapipe, LeNet's
+//     implicit-GEMM convolutions 15.6 -> 10.6 ms of its step's kernel time (the second layer's input gradient 5.5 -> 3.7).
+// All add each output's products with one fma per k in increasing k (a padding tap or a k past K adds
 // 0 * w, which leaves the sum unchanged for finite weights); fused_conv2d
 // (codegen/fused-conv.ts) keeps the loops and applies its epilogue at the store, so fused and unfused
-// results are the same bits in either variant.
+// results are the same bits in every variant.
 //
-// conv_transpose2d stays a per-element gather (per-element.ts): an output pixel sums, over its group's
-// input channels and every kernel tap, the input pixel that tap came from, when that position is
-// integral (the stride divides it) and inside the input. Channel counts and spatial sizes are uniform
+// Where conv2dViewOf does not apply, conv_transpose2d stays a per-element gather (per-element.ts): an
+// output pixel sums, over its group's input channels and every kernel tap, the input pixel that tap
+// came from, when that position is integral (the stride divides it) and inside the input; undilated,
+// the loops visit only the taps the stride lets land on a pixel. Channel counts and spatial sizes are uniform
 // words; stride, padding, dilation and groups are baked. Its loop (`ConvKernel`) is shared with
 // fused_conv_transpose2d, which applies an elementwise epilogue to the sum before the store.
 import type { Node } from '../ir/types.ts';
 import { type Dim, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 import { uvec } from './elementwise.ts';
-import { ceilDiv, type KernelPlan, type WidePlan } from './kernel.ts';
+import { ceilDiv, type CpuVariantPlan, type KernelPlan, type WidePlan } from './kernel.ts';
 import { perElementPlan } from './per-element.ts';
 
 interface Conv {
@@ -89,7 +97,13 @@ function convPlan(node: Node, k: ConvKernel): KernelPlan {
 export function conv2dPlans(node: Node, read: ConvRead = CONV2D_READ): KernelPlan[] {
   const tiled = conv2dGemm(node, { variant: 'tiled', read });
   const direct = conv2dGemm(node, { variant: 'direct', read });
-  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(node, undefined, read) }];
+  return [{ op: node.op, wgsl: tiled.wgsl, uniforms: tiled.words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, cpuVariants: conv2dSubgroupPlans(node, undefined, read), wide: conv2dReducePlans(node, undefined, read) }];
+}
+
+/** conv2d's CPU 'subgroup' variant as a plan variant (also fused_conv2d's, with its epilogue): for devices with subgroups of 8+ lanes. */
+export function conv2dSubgroupPlans(node: Node, epilogue?: ConvEpilogue, read: ConvRead = CONV2D_READ): CpuVariantPlan[] {
+  const sg = conv2dGemm(node, { variant: 'subgroup', read, ...(epilogue ? { epilogue } : {}) });
+  return [{ name: 'subgroup-direct', wgsl: sg.wgsl, workgroups: sg.workgroups, minSubgroupSize: SUBGROUP_SPREAD }];
 }
 
 /** conv2d's 'reduce' variant as a GPU plan variant (also fused_conv2d's, with its epilogue). */
@@ -111,6 +125,14 @@ const REDUCE_LANES = 256;
 
 /** Output positions per invocation of the CPU 'direct' variant (by 4 channels: 64 invocations per 32x32 tile). */
 const DIRECT_POSITIONS = 4;
+
+/** conv2d's kernel variants: 'tiled' (GPUs), 'reduce' (GPUs, few outputs), 'direct' and 'subgroup' (CPU adapters). */
+export type ConvVariant = 'tiled' | 'direct' | 'reduce' | 'subgroup';
+/** Positions per workgroup of the CPU 'subgroup' variant, and the lanes that gather them (subgroups need at least this many). */
+export const SUBGROUP_POSITIONS = 16;
+export const SUBGROUP_SPREAD = 8;
+/** Channels per invocation of the 'subgroup' variant: 1 where a group has at most 8 (LeNet's 6), 2 up to 16, else 4. */
+export const subgroupColumns = (og: Dim): number => (!isConcrete(og) ? 4 : og <= 8 ? 1 : og <= 16 ? 2 : 4);
 
 /** The output tile of conv2d's implicit GEMM: 32 positions x 32 channels; k steps of 32. */
 export const CONV_TILE = 32;
@@ -180,7 +202,7 @@ const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W',
  * (GEMM_WORDS as sizes, a symbolic batch included) and the workgroup count (word TT: groups x tile rows
  * x tile columns). Both variants have the same grid, uniforms and bindings.
  */
-export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 'reduce'; epilogue?: ConvEpilogue; read?: ConvRead }): { wgsl: string; words: Dim[]; workgroups: Dim } {
+export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue?: ConvEpilogue; read?: ConvRead }): { wgsl: string; words: Dim[]; workgroups: Dim } {
   checkF32(node);
   const [x, w] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type.shape;
@@ -218,6 +240,12 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   // the store of one output element (n, o, ohw) at flat index `i`
   const store = (i: string, v: string) => (epi ? `${epi.call}(${i}, nb, o, ohw / OW, ohw % OW, ${v});` : `out[${i}] = ${v};`);
   const reduce = options.variant === 'reduce';
+  const subgroup = options.variant === 'subgroup';
+  // the subgroup variant's block: R positions per workgroup, `cols` channels per invocation, W invocations
+  const R = SUBGROUP_POSITIONS;
+  const cols = subgroupColumns(og);
+  const W = isConcrete(og) ? Math.min(64, Math.max(SUBGROUP_SPREAD, Math.ceil(og / cols / SUBGROUP_SPREAD) * SUBGROUP_SPREAD)) : SUBGROUP_SPREAD;
+  const span = W * cols;
   body.push('  let t = wid.y * nwg.x + wid.x;');
   if (reduce) {
     // one workgroup per output element t = (n, o, oh, ow); lane li sums k = li, li + 256, ...; then a tree in workgroup memory
@@ -245,6 +273,64 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     body.push('    workgroupBarrier();');
     body.push('  }');
     body.push(`  if (li == 0u) { ${store('t', 'partial[0]')} }`);
+  } else if (subgroup) {
+    // 16 positions per workgroup (rows), `cols` channels per invocation W apart; lane s (mod 8) gathers
+    // positions s and s + 8 for each tap and subgroupBroadcast hands them to the subgroup
+    body.push(`  let tilesN = (OG + ${span - 1}u) / ${span}u;`);
+    body.push(`  let tilesM = (M + ${R - 1}u) / ${R}u;`);
+    body.push(`  if (t >= tilesN * tilesM * ${groups}u) { return; }`);
+    body.push(`  let col0 = (t % tilesN) * ${span}u;`);
+    body.push('  let rest = t / tilesN;');
+    body.push(`  let row0 = (rest % tilesM) * ${R}u;`);
+    body.push(`  let g = ${groups === 1 ? '0u' : 'rest / tilesM'};`);
+    body.push('  let rl = M - 1u;');
+    for (let r = 0; r < R / SUBGROUP_SPREAD; r++) {
+      body.push(`  let p${r} = min(row0 + ${r * SUBGROUP_SPREAD}u + sid % ${SUBGROUP_SPREAD}u, rl);`);
+      body.push(`  let ohw${r} = p${r} % OHW;`);
+      body.push(`  let ih${r} = i32(${times(`(ohw${r} / OW)`, stride[0])}) - ${padding[0]}i;`);
+      body.push(`  let iw${r} = i32(${times(`(ohw${r} % OW)`, stride[1])}) - ${padding[1]}i;`);
+      body.push(`  let xn${r} = ((p${r} / OHW) * C + g * CG) * H;`);
+    }
+    body.push('  let cl = OG - 1u;');
+    for (let j = 0; j < cols; j++) {
+      body.push(`  let c${j} = col0 + li + ${j * W}u;`);
+      body.push(flipped ? `  let cj${j} = min(c${j}, cl);` : `  let wo${j} = (g * OG + min(c${j}, cl)) * K;`);
+    }
+    const accType = cols === 1 ? 'f32' : `vec${cols}<f32>`;
+    for (let i = 0; i < R; i++) body.push(`  var acc${i} = ${accType}(0.0);`);
+    body.push('  for (var ci = 0u; ci < CG; ci++) {');
+    if (flipped) for (let j = 0; j < cols; j++) body.push(`    let wo${j} = ((g * CG + ci) * OG + cj${j}) * KHW + KHW - 1u;`);
+    else body.push('    let kc = ci * KHW;');
+    body.push('    for (var a = 0u; a < KH; a++) {');
+    body.push(`      let da = i32(${times('a', dilation[0])});`);
+    body.push(flipped ? '      let ka = a * KW;' : '      let ka = kc + a * KW;');
+    body.push('      for (var b = 0u; b < KW; b++) {');
+    body.push(`        let db = i32(${times('b', dilation[1])});`);
+    for (let r = 0; r < R / SUBGROUP_SPREAD; r++) {
+      body.push(`        let h${r} = ih${r} + da;`);
+      body.push(`        let w${r} = iw${r} + db;`);
+      body.push(`        var x${r} = 0.0;`);
+      body.push(`        if (${inBounds(`h${r}`, `w${r}`)}) { x${r} = x[${pixel(`h${r}`, `w${r}`, `xn${r} + ci * H`)}]; }`);
+    }
+    body.push('        let q = ka + b;');
+    body.push(`        let wv = ${accType}(${Array.from({ length: cols }, (_, j) => (flipped ? `wt[wo${j} - q]` : `wt[wo${j} + q]`)).join(', ')});`);
+    for (let i = 0; i < R; i++) body.push(`        acc${i} = fma(${accType}(subgroupBroadcast(x${Math.floor(i / SUBGROUP_SPREAD)}, ${i % SUBGROUP_SPREAD}u)), wv, acc${i});`);
+    body.push('      }');
+    body.push('    }');
+    body.push('  }');
+    for (let i = 0; i < R; i++) {
+      body.push(`  if (row0 + ${i}u < M) {`);
+      body.push(`    let nb = (row0 + ${i}u) / OHW;`);
+      body.push(`    let ohw = (row0 + ${i}u) % OHW;`);
+      body.push('    let ob = nb * O * OHW + ohw;');
+      for (let j = 0; j < cols; j++) {
+        body.push(`    if (c${j} < OG) {`);
+        body.push(`      let o = g * OG + c${j};`);
+        body.push(`      ${store('ob + o * OHW', cols === 1 ? `acc${i}` : `acc${i}[${j}]`)}`);
+        body.push('    }');
+      }
+      body.push('  }');
+    }
   } else {
   body.push('  if (t >= TT) { return; }');
   body.push(`  let col0 = (t % TN) * ${T}u;`);
@@ -378,8 +464,11 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
   }
   const text = body.join('\n');
   const L: string[] = [];
+  if (subgroup) L.push('enable subgroups;', '');
   L.push(
-    reduce
+    subgroup
+      ? `// ${what}, ${attrs}: CPU subgroup variant, ${R} positions per workgroup gathered by ${SUBGROUP_SPREAD} lanes and broadcast to the subgroup, ${cols} channel${cols > 1 ? 's' : ''} per invocation, ${W} invocations, a direct loop over (ci, kh, kw) (no barriers).`
+      : reduce
       ? `// ${what}, ${attrs}: one workgroup per output element, ${REDUCE_LANES} invocations each summing every ${REDUCE_LANES}th k = (ci, kh, kw), then a tree in workgroup memory (few outputs, a long k: weight gradients).`
       : tiled
       ? `// ${what}, ${attrs}: an implicit GEMM, ${T}x${T} output tiles (positions x channels), k = (ci, kh, kw) in steps of ${T} through workgroup memory (A gathered from x), a 4x4 register block per invocation.`
@@ -398,15 +487,15 @@ export function conv2dGemm(node: Node, options: { variant: 'tiled' | 'direct' | 
     L.push(`var<workgroup> tileB: array<vec4<f32>, ${(T * T) / 4}>; // [${T} k][${T / 4} vec4s along the channels]`);
   }
   L.push('');
-  L.push(tiled ? '@compute @workgroup_size(8, 8)' : `@compute @workgroup_size(${reduce ? REDUCE_LANES : (T / DIRECT_POSITIONS) * (T / 4)})`);
+  L.push(tiled ? '@compute @workgroup_size(8, 8)' : `@compute @workgroup_size(${reduce ? REDUCE_LANES : subgroup ? W : (T / DIRECT_POSITIONS) * (T / 4)})`);
   L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
-  L.push('        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
+  L.push(`        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32${subgroup ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {`);
   GEMM_WORDS.forEach((name, i) => {
     if (new RegExp(`\\b${name}\\b`).test(text)) L.push(`  let ${name} = ${uvec('w', i)};`);
   });
   L.push(...body, '}', '');
   if (epi) L.push(...epi.functions);
-  return { wgsl: L.join('\n'), words, workgroups: reduce ? mul(m, o) : tt };
+  return { wgsl: L.join('\n'), words, workgroups: reduce ? mul(m, o) : subgroup ? mul(groups, mul(ceilDiv(m, R), ceilDiv(og, span))) : tt };
 }
 
 /**
@@ -435,12 +524,27 @@ export function convTranspose2dKernel(node: Node): ConvKernel {
     ['KW', kw],
     ['OG', og],
   ];
-  /** The input position a tap reads along one axis, or `continue` when there is none. */
-  const tap = (v: string, o: string, k: string, axis: 0 | 1, n: string): string[] => {
-    const s = stride[axis];
-    const lines = [`let t${v} = i32(${o}) + ${padding[axis]}i - i32(${times(k, dilation[axis])});`];
-    lines.push(s === 1 ? `if (t${v} < 0i) { continue; }` : `if (t${v} < 0i || t${v} % ${s}i != 0i) { continue; }`);
-    lines.push(`let ${v} = ${s === 1 ? `t${v}` : `t${v} / ${s}i`};`, `if (${v} >= i32(${n})) { continue; }`);
+  /**
+   * The loop over the taps `k` of one axis (output coordinate `o`, input size `n`) and the input position
+   * `v` each reads, skipping the taps that read none. Undilated with a stride s, only the taps
+   * k = (o + p) mod s, + s, ... can land on an input pixel, and their input positions fall by 1 per
+   * step: the loop visits just those (a max-pool gradient's 2x2 windows at stride 2: 1 tap in 4), in
+   * increasing k as the full loop does, so the sum's order is unchanged.
+   */
+  const tapLoop = (v: string, o: string, k: string, kn: string, axis: 0 | 1, n: string): string[] => {
+    const [s, p, d] = [stride[axis], padding[axis], dilation[axis]];
+    if (s > 1 && d === 1) {
+      return [
+        `let t${v} = i32(${o}) + ${p}i;`,
+        `for (var ${k} = u32(t${v} % ${s}i); ${k} < ${kn}; ${k} += ${s}u) {`,
+        `  let ${v} = (t${v} - i32(${k})) / ${s}i;`,
+        `  if (${v} < 0i) { break; }`,
+        `  if (${v} >= i32(${n})) { continue; }`,
+      ];
+    }
+    const lines = [`for (var ${k} = 0u; ${k} < ${kn}; ${k}++) {`, `  let t${v} = i32(${o}) + ${p}i - i32(${times(k, d)});`];
+    lines.push(s === 1 ? `  if (t${v} < 0i) { continue; }` : `  if (t${v} < 0i || t${v} % ${s}i != 0i) { continue; }`);
+    lines.push(`  let ${v} = ${s === 1 ? `t${v}` : `t${v} / ${s}i`};`, `  if (${v} >= i32(${n})) { continue; }`);
     return lines;
   };
   const body = [
@@ -448,12 +552,10 @@ export function convTranspose2dKernel(node: Node): ConvKernel {
     'var acc = 0.0;',
     'for (var c = 0u; c < CG; c++) {',
     '  let ci = g * CG + c;',
-    '  for (var a = 0u; a < KH; a++) {',
-    ...tap('ih', 'i2', 'a', 0, 'H').map((l) => `    ${l}`),
+    ...tapLoop('ih', 'i2', 'a', 'KH', 0, 'H').map((l) => `  ${l}`),
     '    let xr = ((i0 * C + ci) * H + u32(ih)) * W;',
     '    let wr = ((ci * OG + oc) * KH + a) * KW;',
-    '    for (var b = 0u; b < KW; b++) {',
-    ...tap('iw', 'i3', 'b', 1, 'W').map((l) => `      ${l}`),
+    ...tapLoop('iw', 'i3', 'b', 'KW', 1, 'W').map((l) => `    ${l}`),
     '      acc += x[xr + u32(iw)] * wt[wr + b];',
     '    }',
     '  }',

@@ -26,7 +26,7 @@ import type { DType, Node, Value } from '../ir/types.ts';
 import type { FusedBody } from '../ops/fused.ts';
 import type { Dim } from '../shapes/dim.ts';
 import { convAnchorOf, splitFusedConvAttrs } from '../ops/fused-conv.ts';
-import { type ConvEpilogue, type ConvRead, CONV2D_READ, conv2dGemm, conv2dReducePlans, conv2dViewOf, convTranspose2dKernel } from './conv.ts';
+import { type ConvEpilogue, type ConvRead, CONV2D_READ, conv2dGemm, conv2dReducePlans, conv2dSubgroupPlans, conv2dViewOf, convTranspose2dKernel } from './conv.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
@@ -167,5 +167,5 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
     ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${node.op}: epilogue input ${i}`))),
     ...(code.constWords.length > 0 ? padUniforms(code.constWords) : []),
   ];
-  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, wide: conv2dReducePlans(convNode, epilogue, read) };
+  return { op: node.op, wgsl: tiled.wgsl, uniforms: words, workgroups: tiled.workgroups, cpuWgsl: direct.wgsl, cpuVariants: conv2dSubgroupPlans(convNode, epilogue, read), wide: conv2dReducePlans(convNode, epilogue, read) };
 }

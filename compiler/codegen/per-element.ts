@@ -2,7 +2,10 @@
 //
 // A kernel iterates over a shape (normally the output's): invocation `idx` (the linear workgroup index
 // times 256 plus the local index) returns past the element count, unravels `idx` into `i0..i{r-1}`
-// over that shape (from the uniform buffer), runs the op-specific body and stores one element. Sizes
+// over that shape (from the uniform buffer; the sizes it divides by, every axis but the first, baked
+// where they are known: a division by a constant is a multiply and a shift, while a CPU driver divides
+// by a uniform one lane at a time: LeNet's max-pool gradients on lavapipe 3.2 -> 2.5 and 1.5 -> 0.9 ms),
+// runs the op-specific body and stores one element. Sizes
 // that the body needs (input shapes, strides, offsets, symbolic attribute values) are named uniform
 // words, so a symbolic batch binds at run time and one shader serves every batch size; attributes that
 // are plain numbers (perm, strides, paddings, kernel sizes, depth, stream) may be baked into the text.
@@ -11,7 +14,7 @@
 // the body uses the multi-index), then `w` (the named words, in order). Bindings (group 0): 0 the
 // uniform, then the bound inputs (`var<storage, read>`) in order, then the output.
 import type { DType } from '../ir/types.ts';
-import { type Dim, mul } from '../shapes/dim.ts';
+import { type Dim, isConcrete, mul } from '../shapes/dim.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 import { kernelStorageType, uvec } from './matmul.ts';
 
@@ -129,9 +132,12 @@ export function perElementPlan(spec: PerElementSpec, extra: { inputs?: readonly 
       const src = rank > 2 ? 'rem' : 'idx';
       if (rank > 2) L.push('  var rem = idx;');
       for (let a = rank - 1; a >= 1; a--) {
-        L.push(`  let i${a} = ${src} % ${uvec('shape', a)};`);
-        if (a > 1) L.push(`  rem = rem / ${uvec('shape', a)};`);
-        else L.push(`  let i0 = ${src} / ${uvec('shape', 1)};`);
+        // a known size divides as a constant (a multiply and a shift; a CPU driver divides by a uniform one lane at a time)
+        const d = spec.shape[a];
+        const size = isConcrete(d) && d > 0 ? `${d}u` : uvec('shape', a);
+        L.push(`  let i${a} = ${src} % ${size};`);
+        if (a > 1) L.push(`  rem = rem / ${size};`);
+        else L.push(`  let i0 = ${src} / ${size};`);
       }
     }
   }
