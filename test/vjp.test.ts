@@ -237,6 +237,9 @@ for (const [x, w, attrs] of [
 // pooling: distinct inputs, so no window has a near-tie
 for (const [x, attrs] of [
   ['[2, 2, 4, 6]', { kernel: [2, 2] }],
+  // windows that tile the input (stride = kernel, no padding): the window-view gradients; rows and columns no window covers
+  ['[B, 1, 5, 7]', { kernel: [2, 2] }],
+  ['[1, 2, 6, 5]', { kernel: [3, 2], stride: [3, 2] }],
   ['[1, 2, 7, 6]', { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }],
   ['[2, 1, 5, 7]', { kernel: [2, 3], stride: [1, 2], padding: [1, 0] }],
   ['[B, 3, 5, 5]', { kernel: [3, 3], stride: [1, 1], padding: [1, 1] }],
@@ -361,6 +364,8 @@ describe(`vjp rules against central differences (seed ${SEED}, replay with DLC_S
     expect(tied('maximum', ['f32[2]', 'f32[2]'], [[2, 5], [2, 1]])).toEqual([[0.5, 1], [0.5, 0]]);
     expect(tied('minimum', ['f32[2]', 'f32[]'], [[2, 5], [2]])).toEqual([[0.5, 0], [1.5]]);
     expect(tied('max_pool2d', ['f32[1, 1, 2, 3]'], [[1, 1, 0, 1, 1, 7]], { kernel: [2, 2], stride: [1, 1] })).toEqual([[0.25, 0.25, 0, 0.25, 0.25, 1]]);
+    // tiling windows (the window view): a tie split 4 ways; the column no window covers gets 0
+    expect(tied('max_pool2d', ['f32[1, 1, 2, 3]'], [[1, 1, 0, 1, 1, 7]], { kernel: [2, 2] })).toEqual([[0.25, 0.25, 0, 0.25, 0.25, 0]]);
   });
 
   // Runs last: every case above has run by now.

@@ -1,12 +1,12 @@
 // Pooling primitives over NCHW: max_pool2d (padding reads as -inf) and avg_pool2d (count_include_pad = false).
 import type { Attrs } from '../ir/types.ts';
 import type { Value } from '../ir/types.ts';
-import { type Dim, add, dimToString, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
+import { type Dim, add, dimEquals, dimToString, floorDiv, isConcrete, mul, sub } from '../shapes/dim.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { registerOp, type VjpContext } from './registry.ts';
 import { poolPlans } from '../codegen/pool.ts';
 import { checkAttrList, err, isFloatType, isNumeric, typeStr } from './util.ts';
-import { builder, constant, fill, op1 } from './vjp-util.ts';
+import { builder, constant, fill, op1, padAxis, sliceAxis } from './vjp-util.ts';
 
 interface PoolParams {
   kernel: [number, number];
@@ -83,8 +83,8 @@ function poolRef(x: Tensor, p: PoolParams, max: boolean): Tensor {
 }
 
 /*
- * Pooling gradients are built from existing primitives, with no pooling-specific backward primitive:
- * every (n, c) plane becomes its own image of one channel, and conv_transpose2d with stride and padding
+ * Pooling gradients are built from existing primitives, with no pooling-specific backward primitive.
+ * In general every (n, c) plane becomes its own image of one channel, and conv_transpose2d with stride and padding
  * equal to the pool's scatters each window's values back onto the input positions it covered (summing
  * where windows overlap and dropping the padding), with output_padding restoring the rows and columns
  * no window reached.
@@ -107,12 +107,52 @@ function scatterWindows(ctx: VjpContext, v: Value, kernel: Value, x: Value, p: P
   return builder(ctx).reshape(planes, x.type.shape);
 }
 
+/** Whether the windows tile the input: stride = kernel, no padding (2x2 at stride 2, the common pool). */
+function tiling(p: PoolParams): boolean {
+  return p.stride[0] === p.kernel[0] && p.stride[1] === p.kernel[1] && p.padding[0] === 0 && p.padding[1] === 0;
+}
+
+/*
+ * Where the windows tile the input, no convolution is needed: the input cut to the rows and columns the
+ * windows cover, [n, c, ho*kh, wo*kw], is the same memory as [n*c, ho, kh, wo, kw], window (i, j) being
+ * [:, i, :, j, :] (a reshape, no copy), and a window's value reaches its kh x kw positions by
+ * broadcasting over axes 2 and 4. The gradient is then elementwise work, a sum over axes 2 and 4 and
+ * reshapes, which the fusion pass merges with the elementwise work around them
+ * (LeNet's step on lavapipe: 46 -> 38 dispatches, 29-34 -> 16 ms; the one-hot conv2d, its mask
+ * kernel and the conv_transpose2d gather took about 7 ms of it).
+ */
+
+/** The input's covered rows and columns as [n*c, ho, kh, wo, kw] (windows tiling the input). */
+function windowView(ctx: VjpContext, x: Value, ho: Dim, wo: Dim, p: PoolParams): Value {
+  const [n, c, h, w] = x.type.shape;
+  const [kh, kw] = p.kernel;
+  let cut = x;
+  if (!dimEquals(h, mul(ho, kh))) cut = sliceAxis(ctx, cut, 2, 0, mul(ho, kh));
+  if (!dimEquals(w, mul(wo, kw))) cut = sliceAxis(ctx, cut, 3, 0, mul(wo, kw));
+  return builder(ctx).reshape(cut, [mul(n, c), ho, kh, wo, kw]);
+}
+
+/** The inverse of windowView for a gradient: [n*c, ho, kh, wo, kw] back to x's shape, zeros in the rows and columns no window covers. */
+function fromWindowView(ctx: VjpContext, v: Value, x: Value, p: PoolParams): Value {
+  const [n, c, h, w] = x.type.shape;
+  const [, ho, , wo] = v.type.shape;
+  const [kh, kw] = p.kernel;
+  let out = builder(ctx).reshape(v, [n, c, mul(ho, kh), mul(wo, kw)]);
+  out = padAxis(ctx, out, 2, 0, sub(h, mul(ho, kh)));
+  return padAxis(ctx, out, 3, 0, sub(w, mul(wo, kw)));
+}
+
 /** y = sum(window) / count(window), count excluding padding: spread ct / count over each window. */
 function avgPoolGrad(ctx: VjpContext, x: Value, ct: Value, p: PoolParams): Value {
   const g = builder(ctx);
   const [n, c, h, w] = x.type.shape;
   const [, , ho, wo] = ct.type.shape;
   const dtype = x.type.dtype;
+  if (tiling(p)) {
+    const [kh, kw] = p.kernel;
+    const share = g.div(g.reshape(ct, [mul(n, c), ho, 1, wo, 1]), constant(ctx, kh * kw, dtype));
+    return fromWindowView(ctx, g.broadcastTo(share, [mul(n, c), ho, kh, wo, kw]), x, p);
+  }
   const ones = fill(ctx, [1, 1, p.kernel[0], p.kernel[1]], 1, dtype);
   // the count of real (unpadded) positions in each window, as a [1, 1, ho, wo] map
   const count = op1(ctx, 'conv2d', [fill(ctx, [1, 1, h, w], 1, dtype), ones], { stride: p.stride, padding: p.padding });
@@ -132,6 +172,13 @@ function maxPoolGrad(ctx: VjpContext, x: Value, y: Value, ct: Value, p: PoolPara
   const [, , ho, wo] = ct.type.shape;
   const dtype = x.type.dtype;
   const [kh, kw] = p.kernel;
+  if (tiling(p)) {
+    // each window's elements that equal its max share ct equally, as below, over the window view
+    const nc = mul(n, c);
+    const mask = g.cast(g.eq(windowView(ctx, x, ho, wo, p), g.reshape(y, [nc, ho, 1, wo, 1])), dtype);
+    const count = g.sum(mask, [2, 4], true);
+    return fromWindowView(ctx, g.mul(mask, g.div(g.reshape(ct, [nc, ho, 1, wo, 1]), count)), x, p);
+  }
   const k = kh * kw;
   const at = (axis: number) => op1(ctx, 'iota', [], { shape: [k, 1, kh, kw], axis });
   const eye = g.cast(g.eq(at(0), g.add(g.mul(at(2), constant(ctx, kw, 'i32')), at(3))), dtype);
