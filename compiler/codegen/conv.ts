@@ -240,6 +240,14 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
   // the store of one output element (n, o, ohw) at flat index `i`
   const store = (i: string, v: string) => (epi ? `${epi.call}(${i}, nb, o, ohw / OW, ohw % OW, ${v});` : `out[${i}] = ${v};`);
   const reduce = options.variant === 'reduce';
+  // the direct and subgroup variants' loops over a channel's taps (kh, kw): row offset `ka`, dilated offsets `da`, `db`
+  const tapLoops = [
+    '    for (var a = 0u; a < KH; a++) {',
+    `      let da = i32(${times('a', dilation[0])});`,
+    flipped ? '      let ka = a * KW;' : '      let ka = kc + a * KW;',
+    '      for (var b = 0u; b < KW; b++) {',
+    `        let db = i32(${times('b', dilation[1])});`,
+  ];
   const subgroup = options.variant === 'subgroup';
   // the subgroup variant's block: R positions per workgroup, `cols` channels per invocation, W invocations
   const R = SUBGROUP_POSITIONS;
@@ -301,11 +309,7 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push('  for (var ci = 0u; ci < CG; ci++) {');
     if (flipped) for (let j = 0; j < cols; j++) body.push(`    let wo${j} = ((g * CG + ci) * OG + cj${j}) * KHW + KHW - 1u;`);
     else body.push('    let kc = ci * KHW;');
-    body.push('    for (var a = 0u; a < KH; a++) {');
-    body.push(`      let da = i32(${times('a', dilation[0])});`);
-    body.push(flipped ? '      let ka = a * KW;' : '      let ka = kc + a * KW;');
-    body.push('      for (var b = 0u; b < KW; b++) {');
-    body.push(`        let db = i32(${times('b', dilation[1])});`);
+    body.push(...tapLoops);
     for (let r = 0; r < R / SUBGROUP_SPREAD; r++) {
       body.push(`        let h${r} = ih${r} + da;`);
       body.push(`        let w${r} = iw${r} + db;`);
@@ -360,11 +364,7 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push('  for (var ci = 0u; ci < CG; ci++) {');
     if (flipped) body.push('    let wo = ((g * CG + ci) * OG + cj) * KHW + KHW - 1u;');
     else body.push('    let kc = ci * KHW;');
-    body.push('    for (var a = 0u; a < KH; a++) {');
-    body.push(`      let da = i32(${times('a', dilation[0])});`);
-    body.push(flipped ? '      let ka = a * KW;' : '      let ka = kc + a * KW;');
-    body.push('      for (var b = 0u; b < KW; b++) {');
-    body.push(`        let db = i32(${times('b', dilation[1])});`);
+    body.push(...tapLoops);
     // each position's pixel for this tap, 0 in the padding (a masked read: padding lanes load nothing)
     for (let i = 0; i < P; i++) {
       body.push(`        let h${i} = ih${i} + da;`);
