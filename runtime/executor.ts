@@ -14,6 +14,7 @@ import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
 import { GPUValidationError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
+import { DEFAULT_UPLOADS, StagingUploads, type UploadOptions } from './upload.ts';
 
 export type TypedArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
 /** What a caller may pass for one input: a typed array, or plain numbers. */
@@ -161,6 +162,8 @@ export class Executor {
   /** Records made so far (a record's ring slot is its number modulo MAX_OUTSTANDING). */
   private recorded = 0;
   private readonly owned: GPUBuffer[] = [];
+  /** Large inputs (a batch of images) go through mapped staging buffers kept from step to step. */
+  readonly uploads: StagingUploads;
 
   private constructor(
     readonly device: GPUDevice,
@@ -175,7 +178,25 @@ export class Executor {
     readonly subgroupMinSize: number,
     /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
     readonly wide: string,
-  ) {}
+    uploads: Partial<UploadOptions> | false,
+  ) {
+    this.uploads = new StagingUploads(device, uploads === false ? { ...DEFAULT_UPLOADS, maxBuffers: 0 } : { ...DEFAULT_UPLOADS, ...uploads });
+  }
+
+  /**
+   * Record work on a new command encoder and submit it; the staging buffers its input writes used
+   * are mapped again afterwards (also when `build` throws and nothing is submitted).
+   */
+  submit<T>(build: (encoder: GPUCommandEncoder) => T): T {
+    try {
+      const encoder = this.device.createCommandEncoder();
+      const result = build(encoder);
+      this.device.queue.submit([encoder.finish()]);
+      return result;
+    } finally {
+      this.uploads.submitted();
+    }
+  }
 
   private shaderOf(k: KernelDecl): number {
     if (this.cpuKernels && k.cpuShader !== undefined) return k.cpuShader;
@@ -224,10 +245,10 @@ export class Executor {
   }
 
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
-  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean; wide?: string } = {}): Promise<Executor> {
+  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean; wide?: string; uploads?: Partial<UploadOptions> | false } = {}): Promise<Executor> {
     const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
     const subgroupMinSize = subgroups ? ((device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) : 0;
-    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, subgroupMinSize, options.wide ?? 'auto');
+    const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, subgroupMinSize, options.wide ?? 'auto', options.uploads ?? {});
     ex.checkAlignment();
     device.pushErrorScope('out-of-memory');
     for (const [i, a] of (program.arenas ?? []).entries()) ex.arenas.push(ex.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`));
@@ -513,9 +534,12 @@ export class Executor {
     this.prepare(this.instance(g), sizes);
   }
 
-  /** Write the inputs and encode the graph's dispatches and updates into `encoder`. */
+  /**
+   * Write the inputs and encode the graph's dispatches and updates into `encoder`, which the caller
+   * submits through `submit` (large inputs are copied from staging buffers by `encoder` itself).
+   */
   encode(encoder: GPUCommandEncoder, g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>): void {
-    const inst = this.writeInputs(g, inputs, sizes);
+    const inst = this.writeInputs(g, inputs, sizes, encoder);
     if (g.kernels.length > 0) {
       const pass = encoder.beginComputePass();
       g.kernels.forEach((_, n) => this.dispatch(pass, inst, n));
@@ -524,14 +548,17 @@ export class Executor {
     for (const c of inst.copies) encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
   }
 
-  /** Size the graph's buffers for `sizes` and queue the writes of its inputs. */
-  private writeInputs(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>): GraphInstance {
+  /**
+   * Size the graph's buffers for `sizes` and write its inputs: queued writes, or for large inputs,
+   * copies on `encoder` from staging buffers (see upload.ts).
+   */
+  private writeInputs(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>, encoder?: GPUCommandEncoder): GraphInstance {
     const inst = this.instance(g);
     this.prepare(inst, sizes);
     for (const [name, at] of Object.entries(g.inputs)) {
       const b = g.buffers[at] as Extract<BufferDecl, { kind: 'input' }>;
       const data = toStorageArray(b.dtype, inputs[name]);
-      if (data.byteLength > 0) this.device.queue.writeBuffer(inst.buffers[at]!.buffer, inst.buffers[at]!.offset, data);
+      if (data.byteLength > 0) this.uploads.write(encoder, inst.buffers[at]!.buffer, inst.buffers[at]!.offset, data);
     }
     return inst;
   }
@@ -784,6 +811,7 @@ export class Executor {
 
   destroy(): void {
     this.destroyed = true;
+    this.uploads.destroy();
     for (const b of this.owned) b.destroy();
     for (const b of this.stagingPool) b.destroy();
     for (const b of this.readbackPool.splice(0)) b.destroy();

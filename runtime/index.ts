@@ -2,6 +2,7 @@
 export { Model, type Batch, type CreateOptions, type LoadOptions, type LoadReport, type ProfileOptions, type SaveOptions } from './model.ts';
 export { formatProfile, slowestKernels, sourceText, summarizeProfile, type KernelTime, type Profile, type TimeShare } from './profile.ts';
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
+export type { UploadOptions } from './upload.ts';
 export { evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
 export { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
 export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';

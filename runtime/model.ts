@@ -8,6 +8,7 @@ import type { Dataset } from './data.ts';
 import { fit, type FitOptions, type History } from './fit.ts';
 import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
+import type { UploadOptions } from './upload.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -42,6 +43,13 @@ export interface CreateOptions extends DeviceOptions {
    * (maxBufferSize, maxStorageBufferBindingSize) are checked.
    */
   readonly memoryBudget?: number;
+  /**
+   * Inputs of `minBytes` or more (default 1 MiB: a batch of images) are written into a pool of up to
+   * `maxBuffers` (default 6) staging buffers kept mapped from step to step and copied on the GPU, not
+   * through `queue.writeBuffer`, which makes a new staging buffer for every write over 4 MiB
+   * (runtime/upload.ts). `false`: every input through `queue.writeBuffer`.
+   */
+  readonly uploads?: Partial<UploadOptions> | false;
 }
 
 export interface SaveOptions {
@@ -123,7 +131,7 @@ export class Model<I extends string = string, O extends string = string, R exten
       if (acquired.owned) acquired.device.destroy();
       throw e;
     }
-    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned, subgroups: options.subgroups ?? true, wide: options.wideKernels ?? 'auto' });
+    const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned, subgroups: options.subgroups ?? true, wide: options.wideKernels ?? 'auto', uploads: options.uploads });
     const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
     model.memory = memory;
     model.sizeHints = new Map(sizes);
@@ -185,15 +193,13 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.check();
     const steps = this.program.graphs.steps;
     if (steps.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
-    const encoder = this.executor.device.createCommandEncoder();
-    const records: { g: GraphProgram; record: ScalarRecord }[] = [];
-    for (const g of steps) {
-      const inputs = this.inputsOf(g, batch);
-      this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
-      const names = this.executor.scalarNames(g);
-      records.push({ g, record: this.executor.recordScalars(encoder, g, names) });
-    }
-    this.executor.device.queue.submit([encoder.finish()]);
+    const records = this.executor.submit((encoder) =>
+      steps.map((g) => {
+        const inputs = this.inputsOf(g, batch);
+        this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
+        return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)) };
+      }),
+    );
     const stepNumber = ++this.step;
     const trainSteps = this.program.training?.steps ?? [];
     let cached: Promise<Record<string, number>> | undefined;
@@ -265,10 +271,12 @@ export class Model<I extends string = string, O extends string = string, R exten
     const records: ScalarRecord[] = [];
     for (const batch of batches) {
       const inputs = this.inputsOf(g, batch);
-      const encoder = this.executor.device.createCommandEncoder();
-      this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
-      records.push(this.executor.recordScalars(encoder, g, names));
-      this.executor.device.queue.submit([encoder.finish()]);
+      records.push(
+        this.executor.submit((encoder) => {
+          this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
+          return this.executor.recordScalars(encoder, g, names);
+        }),
+      );
     }
     return this.guard(this.executor.readScalars(records));
   }
@@ -279,11 +287,11 @@ export class Model<I extends string = string, O extends string = string, R exten
     const g = this.program.graphs.predict;
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
     const sizes = this.bindSizes(g, inputs as Record<string, HostArray>);
-    const encoder = this.executor.device.createCommandEncoder();
-    this.executor.encode(encoder, g, given, sizes);
     // the outputs' copies ride in the same submit as the graph
-    const pending = this.executor.encodeRead(encoder, g, Object.keys(g.outputs), sizes);
-    this.executor.device.queue.submit([encoder.finish()]);
+    const pending = this.executor.submit((encoder) => {
+      this.executor.encode(encoder, g, given, sizes);
+      return this.executor.encodeRead(encoder, g, Object.keys(g.outputs), sizes);
+    });
     const read = await this.guard(pending());
     return Object.fromEntries(Object.entries(read).map(([k, v]) => [k, v.data])) as Record<O, TypedArray>;
   }
