@@ -77,7 +77,7 @@ describe('examples/web in headless Chromium', () => {
     page.on('console', (m) => logs.push(`console.${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
     const { port } = server!.address() as AddressInfo;
-    await page.goto(`http://127.0.0.1:${port}/?steps=40&batch=32&val=256`);
+    await page.goto(`http://127.0.0.1:${port}/?steps=40&batch=32&val=256&staging=1024`);
     try {
       await page.waitForFunction(() => window.dlcTraining?.done === true, null, { timeout: 150_000, polling: 500 });
     } catch (e) {

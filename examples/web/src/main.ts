@@ -65,7 +65,9 @@ async function run(): Promise<void> {
 
   show('compiling shaders…');
   t = performance.now();
-  const model = await create({ seed, batchSize });
+  // ?staging=N: inputs of N bytes or more go through the runtime's staging pool (default 1 MiB)
+  const staging = param('staging', 0);
+  const model = await create({ seed, batchSize, ...(staging > 0 ? { uploads: { minBytes: staging } } : {}) });
   progress.seconds.create = (performance.now() - t) / 1000;
   progress.adapter = model.adapterInfo;
   $('adapter').textContent = model.adapterInfo;
