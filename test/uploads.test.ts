@@ -43,7 +43,7 @@ async function run(p: ModelProgram, batches: readonly Batch[], uploads: CreateOp
 }
 
 describe('staged input uploads', () => {
-  const cases = [
+  const cases: { name: string; p: () => ModelProgram; ints: Record<string, number> }[] = [
     { name: 'the MNIST MLP', p: () => program('mnist_mlp', 'MnistMlp', 'hidden: 8'), ints: { label: 10 } },
     // two step graphs (discriminator, generator) in one command buffer, each copying its own batch
     { name: 'the GAN', p: () => program('gan', 'Gan', 'latent: 4, hidden: 8, pixels: 12'), ints: {} },
