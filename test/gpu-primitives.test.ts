@@ -67,6 +67,7 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
     case 'fused_reduce': // a row's terms (its softmax sum, its mean and variance) and a few elementwise steps
       return { kind: 'rel', rtol: 2e-5, atol: 1e-6 };
     case 'scatter_add':
+    case 'sorted_scatter_add':
       return { kind: 'sum', terms: numel(inputs[1].shape) };
     case 'sum_squares': // every element's square, added in the kernel's order
       return { kind: 'sum', terms: inputs.reduce((n, x) => n + numel(x.shape), 0) };
@@ -402,6 +403,19 @@ const CASES: Record<string, Case[]> = {
     c(['i32[2, 6, 3]', g('u32[6]', pick([0, 1, 1, 3, 4294967295]))], { axis: 1, size: 4 }),
     c(['f32[3, 2, 2]', g('i32[2]', I(0, 4))], { axis: 1, size: B }),
     c(['f32[40]', g('i32[40]', I(0, 2))], { axis: 0, size: 3 }),
+  ],
+  index_order: [
+    c([g('i32[B, 3]', I(-2, 6))], { size: 5 }),
+    c([g('u32[7]', pick([0, 1, 1, 3, 4294967295]))], { size: 4 }),
+    c([g('i32[40]', I(0, 2))], { size: B }),
+    c([g('i32[300]', I(-5, 80))], { size: 64 }),
+  ],
+  // orders as index_order gives them (the GPU test of the rewrite is in fusion and example runs), and one that is not
+  sorted_scatter_add: [
+    c(['f32[3, 6, 2]', v('i32[6]', [2, 0, 2, -3, 9, 0]), v('i32[6]', [1, 3, 5, 0, 2, 4])], { axis: 1, size: 4 }),
+    c(['i32[2, 3, 3]', v('u32[2, 3]', [1, 4294967295, 0, 1, 1, 2]), v('i32[6]', [2, 0, 3, 4, 5, 1])], { axis: 0, size: 3 }),
+    c(['f32[4, 2]', v('i32[4]', [1, 1, 1, 1]), v('i32[4]', [0, 1, 2, 3])], { axis: 0, size: B }),
+    c(['f32[5, 3]', v('i32[5]', [3, 0, 1, 2, 0]), v('i32[5]', [4, -2, 9, 0, 2])], { axis: 0, size: 4 }),
   ],
   take_along_axis: [
     c(['f32[B, 5]', g('i32[B, 1]', I(-2, 7))], { axis: 1 }),

@@ -465,6 +465,20 @@ describe('gather and scatter', () => {
     { in: ['f32[B, 64]', 'i32[T]'], attrs: { axis: 0, size: 1000 }, error: { message: 'scatter_add indices do not match the updates at axis 0: f32[B, 64] and i32[T]', operand: 0, otherOperand: 1 } },
     { in: ['f32[B, 64]', 'f32[B]'], attrs: { axis: 0, size: 1000 }, error: { message: 'scatter_add needs integer indices, found f32[B]' } },
   ]);
+  shapeTable('index_order', [
+    { in: ['i32[B]'], attrs: { size: 1000 }, out: ['i32[B]'] },
+    { in: ['i32[2, 3]'], attrs: { size: 1000 }, out: ['i32[6]'] },
+    { in: ['u32[5]'], attrs: { size: 3 }, out: ['i32[5]'] },
+    { in: ['f32[B]'], attrs: { size: 3 }, error: { message: 'index_order needs integer indices, found f32[B]' } },
+    { in: ['i32[B]'], attrs: { size: 0 }, error: { message: 'index_order size must be a positive integer, found 0' } },
+  ]);
+  shapeTable('sorted_scatter_add', [
+    { in: ['f32[B, 64]', 'i32[B]', 'i32[B]'], attrs: { axis: 0, size: 1000 }, out: ['f32[1000, 64]'] },
+    { in: ['f32[2, 3, 64]', 'i32[2, 3]', 'i32[6]'], attrs: { axis: 0, size: 1000 }, out: ['f32[1000, 64]'] },
+    { in: ['f32[4, 2, 6]', 'i32[2]', 'i32[2]'], attrs: { axis: 1, size: 5 }, out: ['f32[4, 5, 6]'] },
+    { in: ['f32[4, 2, 6]', 'i32[2]', 'i32[3]'], attrs: { axis: 1, size: 5 }, error: { message: "sorted_scatter_add needs the indices' order as i32[2], found i32[3]", operand: 2, otherOperand: 1 } },
+    { in: ['f32[B, 64]', 'f32[B]', 'i32[B]'], attrs: { axis: 0, size: 1000 }, error: { message: 'sorted_scatter_add needs integer indices, found f32[B]' } },
+  ]);
   shapeTable('one_hot', [
     { in: ['i32[B]'], attrs: { depth: 10 }, out: ['f32[B, 10]'] },
     { in: ['u32[B, T]'], attrs: { depth: 5, dtype: 'i32' }, out: ['i32[B, T, 5]'] },
@@ -493,6 +507,27 @@ describe('gather and scatter', () => {
     const sy = run1('scatter_add', [y, ix], { axis: 0, size: 5 });
     const dot = (p: Tensor, q: Tensor) => p.data.reduce((s, v, i) => s + v * q.data[i], 0);
     expect(dot(tx, y)).toBeCloseTo(dot(x, sy), 12);
+  });
+  interpTest('index_order', 'index_order sorts clamped indices stably: ties keep their positions', () => {
+    exact(run1('index_order', [i32([6], [2, 0, 2, -3, 9, 0])], { size: 4 }), [6], [1, 3, 5, 0, 2, 4]);
+    exact(run1('index_order', [i32([2, 2], [1, 1, 1, 1])], { size: 2 }), [4], [0, 1, 2, 3]);
+  });
+  interpTest('sorted_scatter_add', 'sorted_scatter_add with index_order is scatter_add exactly, on any axis', () => {
+    for (const [upd, ix, axis, size] of [
+      [seeded([6, 3], 21), i32([6], [2, 0, 2, -3, 9, 0]), 0, 4],
+      [seeded([2, 3, 2, 4], 22), i32([3, 2], [1, 1, 0, 4, 1, 7]), 1, 5],
+      [seeded([3, 5], 23), i32([5], [0, 0, 0, 0, 0]), 1, 2],
+    ] as const) {
+      const order = run1('index_order', [ix], { size });
+      const want = run1('scatter_add', [upd, ix], { axis, size });
+      exact(run1('sorted_scatter_add', [upd, ix, order], { axis, size }), [...want.shape], [...want.data]);
+    }
+  });
+  interpTest('sorted_scatter_add', 'sorted_scatter_add with an order that is not the sorted one: clamped reads, the searches as written', () => {
+    // the keys in this order are idx[1] = 0, idx[0] = 2, idx[2] = 1 (order[2] = 7 clamps to 2): not sorted
+    const upd = f32([3, 1], [1, 10, 100]);
+    // row 0: [0, 1); row 1: the first key >= 1 is at 1 (the 2), the last <= 1 search goes on from there to 3; row 2 the same
+    exact(run1('sorted_scatter_add', [upd, i32([3], [2, 0, 1]), i32([3], [1, 0, 7])], { axis: 0, size: 3 }), [3, 1], [10, 101, 101]);
   });
   interpTest('one_hot', 'one_hot rows, with out-of-range indices all zero', () => {
     exact(run1('one_hot', [i32([3], [0, 2, 5])], { depth: 3 }), [3, 3], [1, 0, 0, 0, 0, 1, 0, 0, 0]);

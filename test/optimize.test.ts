@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { PASSES, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, type Pass } from '../compiler/optimize/index.ts';
+import { PASSES, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -551,6 +551,41 @@ describe('select-labels', () => {
   it('a gather with no reduction reading its rows stays a gather (it reads one element per row, the select would read them all)', () => {
     const g = labelGraph(false);
     expect(selectLabels(g)).toBe(g);
+  });
+});
+
+describe('sort-scatters', () => {
+  // two tables gathered by the same tokens (an embedding and its output projection, say), and their gradients
+  const scatterGraph = () =>
+    build((b) => {
+      const tokens = b.input('tokens', 'i32[B, T]');
+      const g1 = b.input('g1', 'f32[B, T, 3]');
+      const g2 = b.input('g2', 'f32[2, B, T]');
+      b.out('d1', b.op('scatter_add', [g1, tokens], { axis: 0, size: 5 }));
+      b.out('d2', b.op('scatter_add', [g2, tokens], { axis: 1, size: 5 }));
+    });
+
+  it('a scatter_add becomes index_order and sorted_scatter_add, with the same values bit for bit; one order serves both', () => {
+    const g = scatterGraph();
+    const got = sortScatters(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['index_order', 'sorted_scatter_add', 'index_order', 'sorted_scatter_add']);
+    const optimized = optimize(g);
+    expect(optimized.nodes.map((n) => n.op).sort()).toEqual(['index_order', 'sorted_scatter_add', 'sorted_scatter_add']);
+    const sizes = new Map([['B', 3], ['T', 4]]);
+    const random = seededRandom(SEED);
+    const tokens = tensor('i32', [3, 4], Array.from({ length: 12 }, () => Math.floor(random() * 9) - 2));
+    const g1 = tensor('f32', [3, 4, 3], Array.from({ length: 36 }, () => random() - 0.5));
+    const g2 = tensor('f32', [2, 3, 4], Array.from({ length: 24 }, () => random() - 0.5));
+    const feeds = { inputs: new Map([['tokens', tokens], ['g1', g1], ['g2', g2]]), params: new Map(), state: new Map() };
+    const want = interpretGraph(g, feeds, { sizes }).outputs;
+    const have = interpretGraph(optimized, feeds, { sizes }).outputs;
+    for (const name of ['d1', 'd2']) expect([...have.get(name)!.data], name).toEqual([...want.get(name)!.data]);
+  });
+
+  it('a graph without scatter_add is returned as it is', () => {
+    const g = build((b) => b.out('y', b.op('neg', [b.input('x', 'f32[2]')])));
+    expect(sortScatters(g)).toBe(g);
   });
 });
 

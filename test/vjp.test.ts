@@ -215,6 +215,8 @@ add({ op: 'take_along_axis', label: 'one index per row, some out of range (clamp
 add({ op: 'take_along_axis', label: 'symbolic classes', inputs: [f('a', 'f32[2, V]'), idx('i', 'i32[2, 1]', [3, 0])], attrs: { axis: 1 }, sizes: { V: 4 } });
 add({ op: 'scatter_add', label: 'axis 0', inputs: [f('u', 'f32[4, 3]'), idx('i', 'i32[4]', [0, 4, 4, 9])], attrs: { axis: 0, size: 5 } });
 add({ op: 'scatter_add', label: 'axis 1, 2-d indices', inputs: [f('u', 'f32[2, 2, 2, 3]'), idx('i', 'i32[2, 2]', [1, 3, 3, 0])], attrs: { axis: 1, size: 4 } });
+// with the order index_order gives (the indices 1, 3, 3, 0 sort as positions 3, 0, 1, 2)
+add({ op: 'sorted_scatter_add', label: 'axis 1, 2-d indices', inputs: [f('u', 'f32[2, 2, 2, 3]'), idx('i', 'i32[2, 2]', [1, 3, 3, 0]), idx('o', 'i32[4]', [3, 0, 1, 2])], attrs: { axis: 1, size: 4 } });
 
 // convolution
 for (const [x, w, attrs] of [

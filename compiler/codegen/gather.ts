@@ -1,9 +1,14 @@
-// Kernels for the gather and scatter primitives: take, take_along_axis, scatter_add (as a gather, no atomics) and one_hot.
+// Kernels for the gather and scatter primitives: take, take_along_axis, scatter_add (as a gather, no atomics), its sorted form, and one_hot.
 //
 // Indices are clamped to [0, n - 1] exactly as the interpreter clamps them (ops/gather.ts): a negative
 // i32 index reads row 0, a large one the last row. scatter_add is written as a gather: each output
 // element walks every index in order and adds the updates whose clamped index is its row, so the sums
-// are deterministic and need no atomics (it costs one pass over the indices per output element).
+// are deterministic and need no atomics, but it costs one pass over the k indices per output element
+// (rows x k x inner: an embedding's gradient with a real vocabulary). The optimizer therefore rewrites
+// it (optimize/scatters.ts) into index_order, a stable counting of each index's place among the sorted
+// indices (k x k comparisons of integers), and sorted_scatter_add, where each output element finds its
+// row's run of the sorted indices by binary search and adds just those updates, in the same order as
+// the gather: the same f32 sums, bit for bit, in k x inner + rows x inner x log k.
 import type { DType, Node } from '../ir/types.ts';
 import type { Dim } from '../shapes/dim.ts';
 import type { KernelPlan } from './kernel.ts';
@@ -43,6 +48,99 @@ export function takePlans(node: Node): KernelPlan[] {
       words,
       body: ['let s = idx % inner;', 'let t = idx / inner;', `let row = ${clampRow(ind.dtype, 'ind[t % k]', 'n')};`],
       result: 'table[((t / k) * n + row) * inner + s]',
+    }),
+  ];
+}
+
+/** The position of index j in the stable sort of the clamped indices: every j goes to its own slot, out[pos(j)] = j. */
+export function indexOrderPlans(node: Node): KernelPlan[] {
+  const ind = node.inputs[0].type;
+  const words: [string, Dim][] = [
+    ['k', numelOf(ind.shape)],
+    ['n', node.attrs.size as Dim],
+  ];
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `the stable order of ${ind.dtype} indices clamped to [0, n), counted against every other index`,
+      shape: node.outputs[0].type.shape,
+      index: false,
+      inputs: [{ name: 'ind', dtype: ind.dtype, node: 0 }],
+      outDtype: 'i32',
+      words,
+      body: [
+        `let key = ${clampRow(ind.dtype, 'ind[idx]', 'n')};`,
+        // the indices before this one that sort before it or tie with it, and those after that sort before it
+        'var pos = 0u;',
+        'for (var j = 0u; j < k; j++) {',
+        `  let other = ${clampRow(ind.dtype, 'ind[j]', 'n')};`,
+        '  pos += select(0u, 1u, other < key || (other == key && j < idx));',
+        '}',
+      ],
+      result: 'i32(idx)',
+      store: 'pos',
+    }),
+  ];
+}
+
+/**
+ * scatter_add given the indices' stable order (index_order): out[prefix, r, suffix] adds upd[prefix,
+ * order[i], suffix] over the run of i whose sorted index is r, found by two binary searches. With the
+ * order index_order gives, the run holds exactly the j with clamp(idx[j]) == r, ascending, so the sum is
+ * scatter_add's own. Any other order reads in bounds (its entries are clamped to [0, k)) and gives what
+ * the interpreter's same searches give.
+ */
+export function sortedScatterAddPlans(node: Node): KernelPlan[] {
+  const [upd, ind] = node.inputs.map((v) => v.type);
+  const out = node.outputs[0].type;
+  const axis = node.attrs.axis as number;
+  const r = ind.shape.length;
+  const ty = kernelStorageType(out.dtype);
+  const zero = ty === 'f32' ? '0.0' : ty === 'i32' ? '0i' : '0u';
+  const words: [string, Dim][] = [
+    ['inner', numelOf(upd.shape.slice(axis + r))],
+    ['k', numelOf(ind.shape)],
+    ['n', out.shape[axis]],
+  ];
+  const at = (i: string) => `u32(clamp(order[${i}], 0i, i32(k) - 1i))`;
+  const keyAt = (i: string) => clampRow(ind.dtype, `ind[${at(i)}]`, 'n');
+  return [
+    perElementPlan({
+      op: node.op,
+      what: `scatter_add ${upd.dtype} on axis ${axis} with ${ind.dtype} indices in their sorted order: a binary search for the row's run`,
+      shape: out.shape,
+      index: false,
+      inputs: [
+        { name: 'upd', dtype: upd.dtype, node: 0 },
+        { name: 'ind', dtype: ind.dtype, node: 1 },
+        { name: 'order', dtype: 'i32', node: 2 },
+      ],
+      outDtype: out.dtype,
+      words,
+      body: [
+        'let s = idx % inner;',
+        'let t = idx / inner;',
+        'let row = t % n;',
+        'let base = (t / n) * k;',
+        // the first sorted position whose index is not below the row, then the first past the row's run
+        'var lo = 0u;',
+        'var hi = k;',
+        'while (lo < hi) {',
+        '  let mid = (lo + hi) / 2u;',
+        `  if (${keyAt('mid')} < row) { lo = mid + 1u; } else { hi = mid; }`,
+        '}',
+        'let start = lo;',
+        'hi = k;',
+        'while (lo < hi) {',
+        '  let mid = (lo + hi) / 2u;',
+        `  if (${keyAt('mid')} <= row) { lo = mid + 1u; } else { hi = mid; }`,
+        '}',
+        `var acc = ${zero};`,
+        'for (var i = start; i < lo; i++) {',
+        `  acc += upd[(base + ${at('i')}) * inner + s];`,
+        '}',
+      ],
+      result: 'acc',
     }),
   ];
 }

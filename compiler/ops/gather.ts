@@ -1,10 +1,10 @@
-// Gather and scatter primitives: take (embeddings), take_along_axis (class-indexed losses), scatter_add and one_hot.
-import type { DType } from '../ir/types.ts';
+// Gather and scatter primitives: take (embeddings), take_along_axis (class-indexed losses), scatter_add (with its sorted form) and one_hot.
+import type { Attrs, DType, TensorType } from '../ir/types.ts';
 import { type Dim, dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { numel, wrap } from '../interpret/tensor.ts';
-import { registerOp } from './registry.ts';
-import { oneHotPlans, scatterAddPlans, takeAlongAxisPlans, takePlans } from '../codegen/gather.ts';
-import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, typeStr } from './util.ts';
+import { registerOp, type ShapeError } from './registry.ts';
+import { indexOrderPlans, oneHotPlans, scatterAddPlans, sortedScatterAddPlans, takeAlongAxisPlans, takePlans } from '../codegen/gather.ts';
+import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, product, typeStr } from './util.ts';
 import { builder, constant, op1 } from './vjp-util.ts';
 
 /**
@@ -56,6 +56,20 @@ registerOp({
 
 // ---- scatter_add ----------------------------------------------------------------------------------
 
+function inferScatterAdd([upd, idx]: readonly TensorType[], attrs: Attrs, op = 'scatter_add'): TensorType[] | ShapeError {
+  if (!isIntType(idx.dtype)) return err(`${op} needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
+  if (!isNumeric(upd.dtype)) return err(`${op} needs numeric updates, found ${typeStr(upd)}`, 0);
+  const axis = typeof attrs.axis === 'number' && attrs.axis >= 0 ? attrs.axis : -1;
+  const r = idx.shape.length;
+  const fits = axis >= 0 && axis + r <= upd.shape.length && idx.shape.every((d, i) => dimEquals(d, upd.shape[axis + i]));
+  if (!fits) {
+    return err(`${op} indices do not match the updates at axis ${String(attrs.axis)}: ${typeStr(upd)} and ${typeStr(idx)}`, 0, 1);
+  }
+  const size = attrs.size as Dim;
+  if (isConcrete(size) && !(Number.isInteger(size) && size > 0)) return err(`${op} size must be a positive integer, found ${size}`);
+  return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), size, ...upd.shape.slice(axis + r)] }];
+}
+
 /**
  * The transpose of take: `updates` has take's output shape (prefix + idx.shape + suffix) and the result
  * has the table's shape (prefix + [size] + suffix), each update row added at its (clamped) index.
@@ -67,19 +81,7 @@ registerOp({
   differentiable: [true, false],
   attrs: { axis: 'required', size: 'required' },
   lower: { kind: 'kernel', kernel: scatterAddPlans },
-  infer([upd, idx], attrs) {
-    if (!isIntType(idx.dtype)) return err(`scatter_add needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
-    if (!isNumeric(upd.dtype)) return err(`scatter_add needs numeric updates, found ${typeStr(upd)}`, 0);
-    const axis = typeof attrs.axis === 'number' && attrs.axis >= 0 ? attrs.axis : -1;
-    const r = idx.shape.length;
-    const fits = axis >= 0 && axis + r <= upd.shape.length && idx.shape.every((d, i) => dimEquals(d, upd.shape[axis + i]));
-    if (!fits) {
-      return err(`scatter_add indices do not match the updates at axis ${String(attrs.axis)}: ${typeStr(upd)} and ${typeStr(idx)}`, 0, 1);
-    }
-    const size = attrs.size as Dim;
-    if (isConcrete(size) && !(Number.isInteger(size) && size > 0)) return err(`scatter_add size must be a positive integer, found ${size}`);
-    return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), size, ...upd.shape.slice(axis + r)] }];
-  },
+  infer: (inputs, attrs) => inferScatterAdd(inputs, attrs),
   interpret([upd, idx], attrs, env) {
     const axis = attrs.axis as number;
     const [n] = evalShape([attrs.size as Dim], env);
@@ -99,6 +101,98 @@ registerOp({
   },
   vjp(ctx, { inputs: [, idx], attrs }, [ct]) {
     return [ct ? op1(ctx, 'take', [ct, idx], { axis: attrs.axis as number }) : null, null];
+  },
+});
+
+// ---- index_order and sorted_scatter_add ----------------------------------------------------------
+// scatter_add in two steps that cost k x k + k x inner instead of rows x k x inner (optimize/scatters.ts
+// makes them from a scatter_add; codegen/gather.ts has the kernels).
+
+/**
+ * The stable order of the indices clamped to [0, size): out[p] is the flat position j of the index that
+ * comes p-th when they are sorted by clamped value, ties in position order. A permutation of 0..k-1.
+ */
+registerOp({
+  name: 'index_order',
+  family: 'gather',
+  arity: 1,
+  differentiable: 'none',
+  attrs: { size: 'required' },
+  lower: { kind: 'kernel', kernel: indexOrderPlans },
+  infer([idx], attrs) {
+    if (!isIntType(idx.dtype)) return err(`index_order needs integer indices, found ${typeStr(idx)}`, 0, undefined, 'cast the indices to i32');
+    const size = attrs.size as Dim;
+    if (isConcrete(size) && !(Number.isInteger(size) && size > 0)) return err(`index_order size must be a positive integer, found ${size}`);
+    return [{ dtype: 'i32', shape: [product(idx.shape)] }];
+  },
+  interpret([idx], attrs, env) {
+    const [n] = evalShape([attrs.size as Dim], env);
+    const keys = Array.from(idx.data, (v) => clampIndex(v, n));
+    // Array.prototype.sort is stable: equal keys keep their positions' order
+    const order = keys.map((_, j) => j).sort((a, b) => keys[a] - keys[b]);
+    return [{ dtype: 'i32', shape: [order.length], data: Float64Array.from(order) }];
+  },
+});
+
+/**
+ * scatter_add(updates, indices) given order = index_order(indices, size): each row adds the updates of
+ * its run of the sorted indices, found by binary search, in position order (scatter_add's sum, term for
+ * term). Defined for any order: its entries clamp to [0, k) and the searches run as written, which is
+ * what the kernel does; only index_order's order makes it scatter_add.
+ */
+registerOp({
+  name: 'sorted_scatter_add',
+  family: 'gather',
+  arity: 3,
+  differentiable: [true, false, false],
+  attrs: { axis: 'required', size: 'required' },
+  lower: { kind: 'kernel', kernel: sortedScatterAddPlans },
+  infer([upd, idx, order], attrs) {
+    const base = inferScatterAdd([upd, idx], attrs, 'sorted_scatter_add');
+    if (!Array.isArray(base)) return base;
+    if (order.dtype !== 'i32' || order.shape.length !== 1 || !dimEquals(order.shape[0], product(idx.shape))) {
+      return err(`sorted_scatter_add needs the indices' order as ${typeStr({ dtype: 'i32', shape: [product(idx.shape)] })}, found ${typeStr(order)}`, 2, 1);
+    }
+    return base;
+  },
+  interpret([upd, idx, order], attrs, env) {
+    const axis = attrs.axis as number;
+    const [n] = evalShape([attrs.size as Dim], env);
+    const r = idx.shape.length;
+    const outer = numel(upd.shape.slice(0, axis));
+    const inner = numel(upd.shape.slice(axis + r));
+    const k = idx.data.length;
+    const at = (i: number) => clampIndex(order.data[i], k);
+    const key = (i: number) => clampIndex(idx.data[at(i)], n);
+    const out = new Float64Array(outer * n * inner);
+    for (let row = 0; row < n; row++) {
+      // the kernel's two searches, as written
+      let lo = 0;
+      let hi = k;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (key(mid) < row) lo = mid + 1;
+        else hi = mid;
+      }
+      const start = lo;
+      hi = k;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (key(mid) <= row) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let o = 0; o < outer; o++) {
+        for (let i = start; i < lo; i++) {
+          for (let s = 0; s < inner; s++) out[(o * n + row) * inner + s] += upd.data[(o * k + at(i)) * inner + s];
+        }
+      }
+    }
+    for (let i = 0; i < out.length; i++) out[i] = wrap(upd.dtype, out[i]);
+    return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), n, ...upd.shape.slice(axis + r)], data: out }];
+  },
+  // as scatter_add's, for the order index_order gives (the only one the compiler makes)
+  vjp(ctx, { inputs: [, idx], attrs }, [ct]) {
+    return [ct ? op1(ctx, 'take', [ct, idx], { axis: attrs.axis as number }) : null, null, null];
   },
 });
 

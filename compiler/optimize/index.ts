@@ -1,13 +1,14 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, fold, cse and dce, repeated until the graph stops changing.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, fold, cse and dce, repeated until the graph stops changing.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
 import { selectLabels } from './gathers.ts';
+import { sortScatters } from './scatters.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts };
+export { cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts, sortScatters };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -16,6 +17,7 @@ export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = 
   { name: 'simplify', run: simplify },
   { name: 'sink-broadcasts', run: sinkBroadcasts },
   { name: 'select-labels', run: selectLabels },
+  { name: 'sort-scatters', run: sortScatters },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
   { name: 'dce', run: dce },
