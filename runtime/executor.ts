@@ -245,7 +245,7 @@ export class Executor {
   }
 
   /** Compile every shader, allocate and initialize the parameters and state (Philox, keyed by `seed`). */
-  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean; wide?: string; uploads?: Partial<UploadOptions> | false } = {}): Promise<Executor> {
+  static async create(device: GPUDevice, program: ModelProgram, seed: number, options: { cpuKernels?: boolean; planMemory?: boolean; subgroups?: boolean; wide?: string; uploads?: Partial<UploadOptions> | false | undefined } = {}): Promise<Executor> {
     const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
     const subgroupMinSize = subgroups ? ((device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) : 0;
     const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, subgroupMinSize, options.wide ?? 'auto', options.uploads ?? {});
