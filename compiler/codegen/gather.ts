@@ -83,14 +83,8 @@ export function indexOrderPlans(node: Node): KernelPlan[] {
   ];
 }
 
-/**
- * scatter_add given the indices' stable order (index_order): out[prefix, r, suffix] adds upd[prefix,
- * order[i], suffix] over the run of i whose sorted index is r, found by two binary searches. With the
- * order index_order gives, the run holds exactly the j with clamp(idx[j]) == r, ascending, so the sum is
- * scatter_add's own. Any other order reads in bounds (its entries are clamped to [0, k)) and gives what
- * the interpreter's same searches give.
- */
-export function sortedScatterAddPlans(node: Node): KernelPlan[] {
+/** What both scatter kernels bind: the updates, indices and output types, the axis, the sum's zero and the size words. */
+function scatterLayout(node: Node) {
   const [upd, ind] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type;
   const axis = node.attrs.axis as number;
@@ -102,6 +96,18 @@ export function sortedScatterAddPlans(node: Node): KernelPlan[] {
     ['k', numelOf(ind.shape)],
     ['n', out.shape[axis]],
   ];
+  return { upd, ind, out, axis, zero, words };
+}
+
+/**
+ * scatter_add given the indices' stable order (index_order): out[prefix, r, suffix] adds upd[prefix,
+ * order[i], suffix] over the run of i whose sorted index is r, found by two binary searches. With the
+ * order index_order gives, the run holds exactly the j with clamp(idx[j]) == r, ascending, so the sum is
+ * scatter_add's own. Any other order reads in bounds (its entries are clamped to [0, k)) and gives what
+ * the interpreter's same searches give.
+ */
+export function sortedScatterAddPlans(node: Node): KernelPlan[] {
+  const { upd, ind, out, axis, zero, words } = scatterLayout(node);
   const at = (i: string) => `u32(clamp(order[${i}], 0i, i32(k) - 1i))`;
   const keyAt = (i: string) => clampRow(ind.dtype, `ind[${at(i)}]`, 'n');
   return [
@@ -147,17 +153,7 @@ export function sortedScatterAddPlans(node: Node): KernelPlan[] {
 
 /** out[prefix, r, suffix] = sum over j (in order) with clamp(idx[j]) == r of upd[prefix, j, suffix]. */
 export function scatterAddPlans(node: Node): KernelPlan[] {
-  const [upd, ind] = node.inputs.map((v) => v.type);
-  const out = node.outputs[0].type;
-  const axis = node.attrs.axis as number;
-  const r = ind.shape.length;
-  const ty = kernelStorageType(out.dtype);
-  const zero = ty === 'f32' ? '0.0' : ty === 'i32' ? '0i' : '0u';
-  const words: [string, Dim][] = [
-    ['inner', numelOf(upd.shape.slice(axis + r))],
-    ['k', numelOf(ind.shape)],
-    ['n', out.shape[axis]],
-  ];
+  const { upd, ind, out, axis, zero, words } = scatterLayout(node);
   return [
     perElementPlan({
       op: node.op,

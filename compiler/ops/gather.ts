@@ -1,8 +1,8 @@
 // Gather and scatter primitives: take (embeddings), take_along_axis (class-indexed losses), scatter_add (with its sorted form) and one_hot.
 import type { Attrs, DType, TensorType } from '../ir/types.ts';
 import { type Dim, dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
-import { numel, wrap } from '../interpret/tensor.ts';
-import { registerOp, type ShapeError } from './registry.ts';
+import { numel, wrap, type Tensor } from '../interpret/tensor.ts';
+import { registerOp, type InterpretEnv, type ShapeError } from './registry.ts';
 import { indexOrderPlans, oneHotPlans, scatterAddPlans, sortedScatterAddPlans, takeAlongAxisPlans, takePlans } from '../codegen/gather.ts';
 import { DTYPE_NAMES, err, evalShape, isIntType, isNumeric, normAxis, product, typeStr } from './util.ts';
 import { builder, constant, op1 } from './vjp-util.ts';
@@ -56,6 +56,17 @@ registerOp({
 
 // ---- scatter_add ----------------------------------------------------------------------------------
 
+/** The interpreters' view of a scatter: rows n on `axis`, the indices' rank r and count k, and the sizes around them. */
+function scatterSizes(upd: Tensor, idx: Tensor, attrs: Attrs, env: InterpretEnv) {
+    const axis = attrs.axis as number;
+    const [n] = evalShape([attrs.size as Dim], env);
+    const r = idx.shape.length;
+    const outer = numel(upd.shape.slice(0, axis));
+    const inner = numel(upd.shape.slice(axis + r));
+    const k = idx.data.length;
+  return { axis, n, r, outer, inner, k };
+}
+
 function inferScatterAdd([upd, idx]: readonly TensorType[], attrs: Attrs, op = 'scatter_add'): TensorType[] | ShapeError {
   if (!isIntType(idx.dtype)) return err(`${op} needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
   if (!isNumeric(upd.dtype)) return err(`${op} needs numeric updates, found ${typeStr(upd)}`, 0);
@@ -83,12 +94,7 @@ registerOp({
   lower: { kind: 'kernel', kernel: scatterAddPlans },
   infer: (inputs, attrs) => inferScatterAdd(inputs, attrs),
   interpret([upd, idx], attrs, env) {
-    const axis = attrs.axis as number;
-    const [n] = evalShape([attrs.size as Dim], env);
-    const r = idx.shape.length;
-    const outer = numel(upd.shape.slice(0, axis));
-    const inner = numel(upd.shape.slice(axis + r));
-    const k = idx.data.length;
+    const { axis, n, r, outer, inner, k } = scatterSizes(upd, idx, attrs, env);
     const out = new Float64Array(outer * n * inner);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < k; j++) {
@@ -156,12 +162,7 @@ registerOp({
     return base;
   },
   interpret([upd, idx, order], attrs, env) {
-    const axis = attrs.axis as number;
-    const [n] = evalShape([attrs.size as Dim], env);
-    const r = idx.shape.length;
-    const outer = numel(upd.shape.slice(0, axis));
-    const inner = numel(upd.shape.slice(axis + r));
-    const k = idx.data.length;
+    const { axis, n, r, outer, inner, k } = scatterSizes(upd, idx, attrs, env);
     const at = (i: number) => clampIndex(order.data[i], k);
     const key = (i: number) => clampIndex(idx.data[at(i)], n);
     const out = new Float64Array(outer * n * inner);
