@@ -83,7 +83,7 @@ export function indexOrderPlans(node: Node): KernelPlan[] {
   ];
 }
 
-/** What both scatter kernels bind: the updates, indices and output types, the axis, the sum's zero and the size words. */
+/** What both scatter kernels share: the updates, indices and output types, the axis, the sum's zero, the size words and the body's first lines. */
 function scatterLayout(node: Node) {
   const [upd, ind] = node.inputs.map((v) => v.type);
   const out = node.outputs[0].type;
@@ -96,7 +96,9 @@ function scatterLayout(node: Node) {
     ['k', numelOf(ind.shape)],
     ['n', out.shape[axis]],
   ];
-  return { upd, ind, out, axis, zero, words };
+  // an output element's column s, row, and the flat offset of its prefix's updates
+  const locate = ['let s = idx % inner;', 'let t = idx / inner;', 'let row = t % n;', 'let base = (t / n) * k;'];
+  return { upd, ind, out, axis, zero, words, locate };
 }
 
 /**
@@ -107,7 +109,7 @@ function scatterLayout(node: Node) {
  * the interpreter's same searches give.
  */
 export function sortedScatterAddPlans(node: Node): KernelPlan[] {
-  const { upd, ind, out, axis, zero, words } = scatterLayout(node);
+  const { upd, ind, out, axis, zero, words, locate } = scatterLayout(node);
   const at = (i: string) => `u32(clamp(order[${i}], 0i, i32(k) - 1i))`;
   const keyAt = (i: string) => clampRow(ind.dtype, `ind[${at(i)}]`, 'n');
   return [
@@ -124,10 +126,7 @@ export function sortedScatterAddPlans(node: Node): KernelPlan[] {
       outDtype: out.dtype,
       words,
       body: [
-        'let s = idx % inner;',
-        'let t = idx / inner;',
-        'let row = t % n;',
-        'let base = (t / n) * k;',
+        ...locate,
         // the first sorted position whose index is not below the row, then the first past the row's run
         'var lo = 0u;',
         'var hi = k;',
@@ -153,7 +152,7 @@ export function sortedScatterAddPlans(node: Node): KernelPlan[] {
 
 /** out[prefix, r, suffix] = sum over j (in order) with clamp(idx[j]) == r of upd[prefix, j, suffix]. */
 export function scatterAddPlans(node: Node): KernelPlan[] {
-  const { upd, ind, out, axis, zero, words } = scatterLayout(node);
+  const { upd, ind, out, axis, zero, words, locate } = scatterLayout(node);
   return [
     perElementPlan({
       op: node.op,
@@ -167,10 +166,7 @@ export function scatterAddPlans(node: Node): KernelPlan[] {
       outDtype: out.dtype,
       words,
       body: [
-        'let s = idx % inner;',
-        'let t = idx / inner;',
-        'let row = t % n;',
-        'let base = (t / n) * k;',
+        ...locate,
         `var acc = ${zero};`,
         'for (var j = 0u; j < k; j++) {',
         `  if (${clampRow(ind.dtype, 'ind[j]', 'n')} == row) { acc += upd[(base + j) * inner + s]; }`,
