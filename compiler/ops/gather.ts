@@ -58,13 +58,18 @@ registerOp({
 
 /** The interpreters' view of a scatter: rows n on `axis`, the indices' rank r and count k, and the sizes around them. */
 function scatterSizes(upd: Tensor, idx: Tensor, attrs: Attrs, env: InterpretEnv) {
-    const axis = attrs.axis as number;
-    const [n] = evalShape([attrs.size as Dim], env);
-    const r = idx.shape.length;
-    const outer = numel(upd.shape.slice(0, axis));
-    const inner = numel(upd.shape.slice(axis + r));
-    const k = idx.data.length;
+  const axis = attrs.axis as number;
+  const [n] = evalShape([attrs.size as Dim], env);
+  const r = idx.shape.length;
+  const outer = numel(upd.shape.slice(0, axis));
+  const inner = numel(upd.shape.slice(axis + r));
+  const k = idx.data.length;
   return { axis, n, r, outer, inner, k };
+}
+
+/** Why a scatter's `size` (its rows) cannot be, when it is a known number that is not a positive integer. */
+function sizeError(op: string, size: Dim): ShapeError | undefined {
+  return isConcrete(size) && !(Number.isInteger(size) && size > 0) ? err(`${op} size must be a positive integer, found ${size}`) : undefined;
 }
 
 function inferScatterAdd([upd, idx]: readonly TensorType[], attrs: Attrs, op = 'scatter_add'): TensorType[] | ShapeError {
@@ -77,7 +82,8 @@ function inferScatterAdd([upd, idx]: readonly TensorType[], attrs: Attrs, op = '
     return err(`${op} indices do not match the updates at axis ${String(attrs.axis)}: ${typeStr(upd)} and ${typeStr(idx)}`, 0, 1);
   }
   const size = attrs.size as Dim;
-  if (isConcrete(size) && !(Number.isInteger(size) && size > 0)) return err(`${op} size must be a positive integer, found ${size}`);
+  const bad = sizeError(op, size);
+  if (bad) return bad;
   return [{ dtype: upd.dtype, shape: [...upd.shape.slice(0, axis), size, ...upd.shape.slice(axis + r)] }];
 }
 
@@ -127,8 +133,8 @@ registerOp({
   lower: { kind: 'kernel', kernel: indexOrderPlans },
   infer([idx], attrs) {
     if (!isIntType(idx.dtype)) return err(`index_order needs integer indices, found ${typeStr(idx)}`, 0, undefined, 'cast the indices to i32');
-    const size = attrs.size as Dim;
-    if (isConcrete(size) && !(Number.isInteger(size) && size > 0)) return err(`index_order size must be a positive integer, found ${size}`);
+    const bad = sizeError('index_order', attrs.size as Dim);
+    if (bad) return bad;
     return [{ dtype: 'i32', shape: [product(idx.shape)] }];
   },
   interpret([idx], attrs, env) {
@@ -166,24 +172,21 @@ registerOp({
     const at = (i: number) => clampIndex(order.data[i], k);
     const key = (i: number) => clampIndex(idx.data[at(i)], n);
     const out = new Float64Array(outer * n * inner);
-    for (let row = 0; row < n; row++) {
-      // the kernel's two searches, as written
-      let lo = 0;
+    // the kernel's search, as written: the first position from `lo` on whose key is not below `bound`
+    const lowerBound = (lo: number, bound: number) => {
       let hi = k;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (key(mid) < row) lo = mid + 1;
+        if (key(mid) < bound) lo = mid + 1;
         else hi = mid;
       }
-      const start = lo;
-      hi = k;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (key(mid) <= row) lo = mid + 1;
-        else hi = mid;
-      }
+      return lo;
+    };
+    for (let row = 0; row < n; row++) {
+      const start = lowerBound(0, row);
+      const end = lowerBound(start, row + 1);
       for (let o = 0; o < outer; o++) {
-        for (let i = start; i < lo; i++) {
+        for (let i = start; i < end; i++) {
           for (let s = 0; s < inner; s++) out[(o * n + row) * inner + s] += upd.data[(o * k + at(i)) * inner + s];
         }
       }
