@@ -14,7 +14,7 @@ import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
 import { GPUValidationError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
-import { DEFAULT_UPLOADS, StagingUploads, type UploadOptions } from './upload.ts';
+import { StagingUploads, type UploadOptions } from './upload.ts';
 
 export type TypedArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
 /** What a caller may pass for one input: a typed array, or plain numbers. */
@@ -180,7 +180,7 @@ export class Executor {
     readonly wide: string,
     uploads: Partial<UploadOptions> | false,
   ) {
-    this.uploads = new StagingUploads(device, uploads === false ? { ...DEFAULT_UPLOADS, maxBuffers: 0 } : { ...DEFAULT_UPLOADS, ...uploads });
+    this.uploads = new StagingUploads(device, uploads);
   }
 
   /**

@@ -18,7 +18,7 @@ export interface UploadOptions {
   readonly maxBuffers: number;
 }
 
-export const DEFAULT_UPLOADS: UploadOptions = { minBytes: 1 << 20, maxBuffers: 6 };
+const DEFAULT_UPLOADS: UploadOptions = { minBytes: 1 << 20, maxBuffers: 6 };
 
 export class StagingUploads {
   /** Mapped, ready to be written. */
@@ -31,10 +31,15 @@ export class StagingUploads {
   /** Writes served from the pool, and those that fell back to `writeBuffer` (for tests and profiles). */
   readonly counts = { staged: 0, direct: 0 };
 
+  private readonly options: UploadOptions;
+
+  /** `false`: no pool, every write through `writeBuffer`; else options over the defaults. */
   constructor(
     private readonly device: GPUDevice,
-    private readonly options: UploadOptions = DEFAULT_UPLOADS,
-  ) {}
+    options: Partial<UploadOptions> | false = {},
+  ) {
+    this.options = options === false ? { ...DEFAULT_UPLOADS, maxBuffers: 0 } : { ...DEFAULT_UPLOADS, ...options };
+  }
 
   /**
    * Write `data` into `dst` at `offset`: through a mapped staging buffer and a copy recorded on
