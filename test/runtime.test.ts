@@ -109,6 +109,13 @@ describe('runtime errors', () => {
       // the model still works after rejected batches
       const v = await model.trainStep({ image, label }).values();
       expect(Number.isFinite(v.loss)).toBe(true);
+      // the sizes of the last batch are reused only for the same lengths: after a good step, bad ones are still caught
+      expect(() => model.trainStep({ image, label: new Int32Array(3) })).toThrow(/input `label` has 3 values, but i32\[B\] with B = 4 needs 4/);
+      expect(() => model.trainStep({ image: new Float32Array(1000), label })).toThrow(/not a whole number of f32\[784\] items/);
+      expect(() => model.trainStep({ image: new Float32Array(2 * 784), label })).toThrow(/input `label` has 4 values, but i32\[B\] with B = 2 needs 2/);
+      const two = await model.evaluate({ image: new Float32Array(2 * 784), label: new Int32Array(2) });
+      expect(Number.isFinite(two.loss)).toBe(true);
+      expect(Number.isFinite((await model.trainStep({ image, label }).values()).loss)).toBe(true);
     } finally {
       model.dispose();
     }
