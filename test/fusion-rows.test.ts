@@ -92,6 +92,11 @@ function handCases(): Case[] {
   add('softmax [3, 300] (a workgroup per row)', (b) => ({ y: softmax(b, b.input('x', f32t(3, 300))) }));
   add('softmax over axis 0 of [B, 7]', (b) => ({ y: softmax(b, b.input('x', f32t(sym('B'), 7)), 0) }), new Map([['B', 9]]));
   add('layer norm [B, 4, 24]', (b) => ({ y: layerNorm(b, b.input('x', f32t(sym('B'), 4, 24)), b.input('g', f32t(24)), b.input('beta', f32t(24))) }), new Map([['B', 3]]));
+  add("a layer norm's parameter gradients: two sums of one cotangent over the rows [B, 24]", (b) => {
+    const dy = b.input('dy', f32t(sym('B'), 24));
+    const xhat = b.input('xhat', f32t(sym('B'), 24));
+    return { dbeta: b.op('reduce_sum', [dy], { axes: [0] }), dgamma: b.op('reduce_sum', [b.op('mul', [dy, xhat])], { axes: [0] }) };
+  }, new Map([['B', 70]]));
   add('cross-entropy with logsumexp [B, 10]', (b) => {
     const x = b.input('x', f32t(sym('B'), 10));
     const t = b.input('t', f32t(sym('B'), 10));
@@ -119,6 +124,18 @@ describe('hand-built row graphs', () => {
     expect(soft.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
     const ln = fuseGraph(cases[3].graph).graph;
     expect(ln.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
+    // sibling sums of one value over the same rows are one kernel with two results
+    const grads = fuseGraph(cases[4].graph).graph;
+    expect(grads.nodes.map((n) => [n.op, n.outputs.length])).toEqual([[FUSED_REDUCE_OP, 2]]);
+  });
+
+  it('sibling sums over other axes stay in their own kernels', () => {
+    const b = new G();
+    const dy = b.input('dy', f32t(6, 24));
+    const graph = b.graph({ cols: b.op('reduce_sum', [dy], { axes: [0] }), rows: b.op('reduce_sum', [b.op('exp', [dy])], { axes: [1] }) });
+    const fused = fuseGraph(graph).graph;
+    expect(verifyGraph(fused)).toEqual([]);
+    expect(fused.nodes.map((n) => n.op)).toEqual(['reduce_sum', FUSED_REDUCE_OP]);
   });
 
   it('WebGPU: fused and unfused agree within 1e-5 relative (in fact bit for bit)', async () => {

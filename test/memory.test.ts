@@ -130,6 +130,17 @@ describe('the memory planner', () => {
     expect(problems.some((p) => p.includes('share slot 0 while both live'))).toBe(true);
   });
 
+  it('checkPlan lets one dispatch write two disjoint views of an arena, but not overlapping ones, nor read the arena it writes', () => {
+    // buffer 1: an arena of 512 elements; 2 and 3 are views of it at 0 and 256 (a layer norm's two gradients)
+    const view = (offset: number, n: number): BufferDecl => ({ kind: 'temp', dtype: 'f32', shape: [n], view: { buffer: 1, offset } });
+    const sound = planMemory(graph([X, temp(512), view(0, 64), view(256, 64), temp(1)], [kernel([0], [2, 3]), kernel([1], [4])], { outputs: { y: 4 } }));
+    expect(checkPlan(sound)).toEqual([]);
+    const overlapping = planMemory(graph([X, temp(512), view(0, 64), view(32, 64), temp(1)], [kernel([0], [2, 3]), kernel([1], [4])], { outputs: { y: 4 } }));
+    expect(checkPlan(overlapping).some((p) => /binds slot \d+ as output 2 and also as 3/.test(p))).toBe(true);
+    const readsIt = planMemory(graph([X, temp(512), view(0, 64), view(256, 64), temp(1)], [kernel([0], [2]), kernel([2], [3]), kernel([1], [4])], { outputs: { y: 4 } }));
+    expect(checkPlan(readsIt).some((p) => /binds slot \d+ as output 3 and also as 2/.test(p))).toBe(true);
+  });
+
   it('reports planned and unplanned peak memory', () => {
     const g = planMemory(graph([W, X, temp('B', 4), temp('B', 4), temp('B', 4), temp(1)], [kernel([1, 0], [2]), kernel([2], [3]), kernel([3], [4]), kernel([4], [5])], { outputs: { loss: 5 } }));
     const program: ModelProgram = {

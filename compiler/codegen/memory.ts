@@ -183,7 +183,7 @@ export function planModelMemory(program: ModelProgram, options: PlanOptions = {}
  * What is wrong with a graph's plan, in words (empty when it is sound): only temporaries other than views
  * have slots, every such temporary has one in range, no two temporaries of one slot are live at once, a
  * temporary no dispatch writes is alone in its slot, and no dispatch binds one slot (or one buffer, or
- * two views of one arena) as an output and as any other binding.
+ * two views of one arena) as an output and as any other binding, save disjoint views of one arena as outputs.
  */
 export function checkPlan(g: GraphProgram): string[] {
   const problems: string[] = [];
@@ -200,9 +200,16 @@ export function checkPlan(g: GraphProgram): string[] {
     const b = g.buffers[i];
     return b?.kind === 'temp' && b.slot !== undefined ? `slot ${b.slot}` : `buffer ${i}`;
   };
+  // two views of one arena that do not overlap may both be outputs (WebGPU needs writable bindings of one buffer to be disjoint)
+  const disjointViews = (a: number, b: number): boolean => {
+    const [x, y] = [g.buffers[a], g.buffers[b]];
+    if (x?.kind !== 'temp' || y?.kind !== 'temp' || !x.view || !y.view || x.view.buffer !== y.view.buffer) return false;
+    const size = (d: typeof x) => (d.shape.every((e) => typeof e === 'number') ? (d.shape as number[]).reduce((p, q) => p * q, 1) : Infinity);
+    return x.view.offset + size(x) <= y.view.offset || y.view.offset + size(y) <= x.view.offset;
+  };
   g.kernels.forEach((k, n) => {
     for (const o of k.outputs) {
-      const others = [...k.inputs, ...k.outputs.filter((x) => x !== o)];
+      const others = [...k.inputs, ...k.outputs.filter((x) => x !== o && !disjointViews(x, o))];
       for (const x of others) if (slotOf(x) === slotOf(o)) problems.push(`dispatch ${n} (${k.op}) binds ${slotOf(o)} as output ${o} and also as ${x}`);
     }
   });

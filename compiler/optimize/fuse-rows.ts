@@ -4,7 +4,8 @@
 // ops is already one node. Seeds are f32 reduce_sum and reduce_max nodes, in graph order; a seed's row
 // domain is its input shape and reduced axes (compiler/ops/fused-reduce.ts). A group grows from its
 // seed by its neighbours (the producers of the values it reads, the consumers of the values it
-// defines) until none can join. A neighbour joins when
+// defines, and the other reductions of the values it reads: a layer norm's two parameter gradients sum
+// one cotangent) until none can join. A neighbour joins when
 //   - it is an elementwise node (fused or not), a reduction, or a reshape or broadcast_to, and is in
 //     no other group;
 //   - the group with it is still a row kernel: every value has the domain's whole-row, row or scalar
@@ -161,6 +162,8 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
         for (const v of nodes[m].inputs) {
           const p = producer.get(v.id);
           if (p !== undefined) near.add(p);
+          // sibling reductions: other sums of the same value (a layer norm's bias and scale gradients sum one cotangent)
+          for (const c of consumers.get(v.id) ?? []) if (isReduction(nodes[c])) near.add(c);
         }
         for (const v of nodes[m].outputs) for (const c of consumers.get(v.id) ?? []) near.add(c);
       }

@@ -25,8 +25,9 @@
 //     relative offsets in every arena it binds. Parameter and state arenas are the model's (the
 //     program's `arenas`), temporary arenas the step graph's (gradients, new moments, new values).
 //   - A run is dropped when its values would give one value two places, or a member two values, or mix
-//     kinds or dtypes in an arena, or make some kernel bind one temporary arena as an output and as any
-//     other binding (WebGPU forbids a writable binding to share a buffer with another), or make a cycle.
+//     kinds or dtypes in an arena, or make some kernel bind one temporary arena as an output and as an
+//     input (WebGPU forbids a buffer to be writable and read-only in one dispatch; two writable bindings
+//     of one buffer need only be disjoint ranges, which an arena's members are), or make a cycle.
 //
 // The result computes exactly what the input does (fused_foreach interprets each member with
 // fused_elementwise's interpreter). Every other kernel keeps binding each tensor as its own range.
@@ -270,7 +271,8 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
       if (keys.size !== a.byParam.size) return { drop: new Set(a.runs) }; // one place for two members
       for (const k of keys) arenaOf.set(`${a.kind}:${k}`, ai);
     }
-    // no kernel may bind a temporary arena as an output and as any other binding
+    // no kernel may bind a temporary arena as an output and as an input (it may write several of its
+    // members: writable bindings of one buffer need only be disjoint, and members are)
     const merged = new Map<number, number>();
     rs.forEach((r, ri) => r.nodes.forEach((k) => merged.set(k, ri)));
     const arenaOfValue = (v: Value): number | undefined => {
@@ -281,7 +283,7 @@ function fuseStep(g: Graph, align: number, updatedHereOnly: (path: string) => bo
       if (merged.has(k) || ALIASING.has(n.op)) continue;
       const reads = n.inputs.map(arenaOfValue).filter((a) => a !== undefined);
       const writes = n.outputs.map(arenaOfValue).filter((a) => a !== undefined);
-      const clash = writes.find((a, i) => reads.includes(a) || writes.indexOf(a) !== i);
+      const clash = writes.find((a) => reads.includes(a));
       if (clash !== undefined) return { drop: new Set(list[clash].runs) };
     }
     for (const [ri, r] of rs.entries()) {
