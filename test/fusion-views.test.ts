@@ -1,4 +1,4 @@
-// Movement chains as one strided_copy (compiler/optimize/fuse-views.ts): generated chains of slices, reshapes, transposes and broadcasts give the same bits fused and unfused, in the interpreter and on WebGPU.
+// Movement chains as one strided_copy, and concats of them as one strided_concat (compiler/optimize/fuse-views.ts): generated chains and concats give the same bits fused and unfused, in the interpreter and on WebGPU.
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
@@ -9,7 +9,7 @@ import type { Graph, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { fuseViews } from '../compiler/optimize/fuse-views.ts';
 import { fuseGraph } from '../compiler/optimize/fusion.ts';
-import { STRIDED_COPY_OP } from '../compiler/ops/strided-copy.ts';
+import { STRIDED_CONCAT_OP, STRIDED_COPY_OP } from '../compiler/ops/strided-copy.ts';
 import { getDevice, runGraphs } from './gpu-helpers.ts';
 import { f32t, GraphBuilder as G } from './graph-builder.ts';
 
@@ -112,7 +112,7 @@ describe('fuse-views', () => {
     const k = b.op('transpose', [b.op('reshape', [b.op('slice', [z], { starts: [0, 0, 8], stops: [null, null, 16] })], { shape: [B, 5, 2, 4] })], { perm: [0, 2, 1, 3] });
     const g = b.graph({ k: b.op('exp', [k]) });
     const { graph, chains } = fuseViews(g);
-    expect(chains).toEqual([[0, 1, 2]]);
+    expect(chains).toEqual([{ op: STRIDED_COPY_OP, nodes: [0, 1, 2], inputs: 1 }]);
     const copy = graph.nodes.find((n) => n.op === STRIDED_COPY_OP)!;
     expect(copy.attrs).toEqual({ shape: [B, 2, 5, 4], offset: 8, strides: [120, 4, 24, 1] });
     const { graph: all, report } = fuseGraph(g);
@@ -131,8 +131,111 @@ describe('fuse-views', () => {
     const t = b2.op('transpose', [s], { perm: [1, 0] });
     // the slice and the transpose still become one copy, which the reshape then aliases
     const cut = fuseViews(b.graph({ merged }));
-    expect(cut.chains).toEqual([[0, 1]]);
+    expect(cut.chains).toEqual([{ op: STRIDED_COPY_OP, nodes: [0, 1], inputs: 1 }]);
     expect(cut.graph.nodes.map((n) => n.op)).toEqual([STRIDED_COPY_OP, 'reshape']);
     expect(fuseViews(b2.graph({ t, s })).chains).toEqual([]);
+  });
+});
+
+// ---- concats of movement chains ----------------------------------------------------------------------
+
+const CONCATS = 200;
+
+/**
+ * A concat of 2 or 3 operands of rank 3 along a random axis, each operand a plain input, an input
+ * transposed back, a slice of a larger input, or heads merged back ([S0, 2, S1, S2 / 2] transposed to
+ * [S0, S1, 2, S2 / 2] and reshaped to [S0, S1, S2]: not a view, so the concat must walk a finer index space).
+ */
+function randomConcat(rand: () => number): Case & { readonly kinds: string[] } {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const b = new G();
+  const axis = Math.floor(rand() * 3);
+  const base = [pick([1, 2, 3]), pick([2, 3]), pick([2, 4, 6])];
+  const feeds = new Map<string, Tensor>();
+  const input = (name: string, shape: number[]) => {
+    const n = shape.reduce((p, q) => p * q, 1);
+    feeds.set(name, tensor('f32', shape, Array.from({ length: n }, () => Math.fround(rand() * 8 - 4))));
+    return b.input(name, f32t(...shape));
+  };
+  const kinds: string[] = [];
+  const operands = Array.from({ length: 2 + Math.floor(rand() * 2) }, (_, k) => {
+    const shape = base.map((d, a) => (a === axis ? (axis === 2 ? pick([2, 4]) : 1 + Math.floor(rand() * 3)) : d));
+    const kind = pick(['plain', 'transposed', 'sliced', 'heads', 'heads']);
+    kinds.push(kind);
+    const name = `x${k}`;
+    if (kind === 'transposed') {
+      const perm = pick([[1, 0, 2], [2, 1, 0], [0, 2, 1], [1, 2, 0], [2, 0, 1]]);
+      const inverse = perm.map((_, a) => perm.indexOf(a));
+      return b.op('transpose', [input(name, perm.map((a) => shape[a]))], { perm: inverse });
+    }
+    if (kind === 'sliced') {
+      const a = Math.floor(rand() * 3);
+      const big = shape.map((d, j) => (j === a ? d + 1 : d));
+      return b.op('slice', [input(name, big)], { starts: big.map((_, j) => (j === a ? 1 : 0)), stops: big.map(() => null) });
+    }
+    if (kind === 'heads') {
+      const [s0, s1, s2] = shape;
+      const t = b.op('transpose', [input(name, [s0, 2, s1, s2 / 2])], { perm: [0, 2, 1, 3] });
+      return b.op('reshape', [t], { shape: [s0, s1, s2] });
+    }
+    return input(name, shape);
+  });
+  const y = b.op('concat', operands, { axis });
+  return { graph: b.graph({ y: b.op('neg', [y]) }), feeds, sizes: new Map(), kinds };
+}
+
+const concatRand = seededRandom(SEED + 1);
+const concats = Array.from({ length: CONCATS }, () => randomConcat(concatRand));
+
+describe(`${CONCATS} generated concats of movement chains: one strided_concat where an operand is a chain, the same bits (seed ${SEED + 1})`, () => {
+  it('every fused graph verifies and the interpreter gives the same bits; concats with a transposed or merged operand become one kernel', () => {
+    let fused = 0;
+    let refined = 0;
+    for (const [i, c] of concats.entries()) {
+      const { graph } = fuseViews(c.graph);
+      expect(verifyGraph(graph), `concat ${i}`).toEqual([]);
+      const node = graph.nodes.find((n) => n.op === STRIDED_CONCAT_OP);
+      if (node) {
+        fused++;
+        if (node.attrs.out !== undefined) refined++;
+        // its operands' chains are gone: only the concat and the negation are left
+        expect(graph.nodes.map((n) => n.op), `concat ${i}`).toEqual([STRIDED_CONCAT_OP, 'neg']);
+      }
+      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs;
+      const [want, got] = [run(c.graph), run(graph)];
+      for (const [k, t] of want) expect([...got.get(k)!.data], `concat ${i} (${c.kinds.join(', ')}) output ${k}`).toEqual([...t.data]);
+    }
+    console.log(`concats: ${fused} of ${CONCATS} as one strided_concat, ${refined} of them over a finer index space`);
+    expect(fused).toBeGreaterThan(CONCATS / 2);
+    expect(refined).toBeGreaterThan(CONCATS / 10);
+  });
+
+  it('WebGPU: the strided concats give the unfused kernels\' bits', { timeout: 120_000 }, async () => {
+    const device = await getDevice();
+    const jobs = concats.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
+    const fusedJobs = concats.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
+    const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
+    const bad: string[] = [];
+    a.forEach((outs, j) => {
+      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`concat ${j} output ${k}`);
+    });
+    expect(bad).toEqual([]);
+  });
+
+  it("attention's backward concat of the q, k and v gradients, each transposed back from heads, is one kernel; a chain read elsewhere stays", () => {
+    const b = new G();
+    const heads = (name: string, shape: Dim[], perm: number[]) => b.op('reshape', [b.op('transpose', [b.input(name, f32t(...shape))], { perm })], { shape: [B, 5, 8] });
+    const dq = heads('dq', [B, 2, 5, 4], [0, 2, 1, 3]);
+    const dk = heads('dk', [B, 2, 4, 5], [0, 3, 1, 2]);
+    const dv = heads('dv', [B, 2, 5, 4], [0, 2, 1, 3]);
+    const { graph, chains } = fuseViews(b.graph({ y: b.op('concat', [dq, dk, dv], { axis: 2 }) }));
+    expect(graph.nodes.map((n) => n.op)).toEqual([STRIDED_CONCAT_OP]);
+    expect(graph.nodes[0].attrs).toMatchObject({ shape: [B, 5, 6, 4], axis: 2, sizes: [2, 2, 2], out: [B, 5, 24] });
+    expect(chains).toEqual([{ op: STRIDED_CONCAT_OP, nodes: [0, 1, 2, 3, 4, 5, 6], inputs: 3 }]);
+    const b2 = new G();
+    const x = b2.input('x', f32t(3, 4));
+    const t = b2.op('transpose', [x], { perm: [1, 0] });
+    const kept = fuseViews(b2.graph({ y: b2.op('concat', [t, b2.input('z', f32t(4, 2))], { axis: 1 }), t }));
+    expect(kept.graph.nodes.map((n) => n.op)).toEqual(['transpose', 'concat']);
   });
 });

@@ -371,6 +371,15 @@ const CASES: Record<string, Case[]> = {
     c(['i32[5]'], { shape: [3, 5], offset: 0, strides: [0, 1] }),
     c(['f32[B, 4, 3]'], { shape: [3, B, 2], offset: 1, strides: [1, 12, 3] }, { batches: [1, 3] }),
   ],
+  strided_concat: [
+    // a transposed [2, B] beside a row-major [B, 3]; three heads [B, 2, 3, 4] transposed back and concatenated as [B, 3, 24] walked as [B, 3, 6, 4]
+    c(['f32[2, B]', 'f32[B, 3]'], { shape: [B, 5], axis: 1, sizes: [2, 3], offsets: [0, 0], strides: [1, B, 3, 1] }, { batches: [1, 4] }),
+    c(['f32[B, 2, 3, 4]', 'f32[B, 2, 4, 3]', 'f32[B, 3, 2, 4]'], {
+      shape: [B, 3, 6, 4], axis: 2, sizes: [2, 2, 2], offsets: [0, 0, 0],
+      strides: [24, 4, 12, 1, 24, 1, 12, 3, 24, 8, 4, 1], out: [B, 3, 24],
+    }, { batches: [1, 3] }),
+    c(['i32[3, 4]', 'i32[2]'], { shape: [7], axis: 0, sizes: [5, 2], offsets: [1, 0], strides: [2, 1] }),
+  ],
   sum_squares: [
     c(['f32[B, 3]', 'f32[300]', 'f32[]']),
     c(Array.from({ length: 7 }, (_, i) => `f32[${(i * 37) % 100 + 1}]`)),

@@ -997,6 +997,28 @@ describe('strided_copy', () => {
 });
 
 // =====================================================================================================
+describe('strided_concat', () => {
+  shapeTable('strided_concat', [
+    // two [B, 2] operands read through views: a column-major [2, B] and a row-major [B, 2]
+    { in: ['f32[2, B]', 'f32[B, 2]'], attrs: { shape: [B, 4], axis: 1, sizes: [2, 2], offsets: [0, 0], strides: [1, B, 2, 1] }, out: ['f32[B, 4]'] },
+    // a finer index space than the result: [3, 4] walked as [3, 2, 2]
+    { in: ['f32[2, 3]', 'f32[3, 2]'], attrs: { shape: [3, 2, 2], axis: 1, sizes: [1, 1], offsets: [0, 0], strides: [1, 0, 3, 2, 0, 1], out: [3, 4] }, out: ['f32[3, 4]'] },
+    { in: ['f32[2, 3]', 'f32[3, 2]'], attrs: { shape: [3, 2, 2], axis: 1, sizes: [1, 1], offsets: [0, 0], strides: [1, 0, 3, 2, 0, 1], out: [3, 5] }, error: { message: /does not hold the 12 elements/ } },
+    { in: ['f32[2, B]', 'f32[B, 2]'], attrs: { shape: [B, 4], axis: 1, sizes: [2, 1], offsets: [0, 0], strides: [1, B, 2, 1] }, error: { message: /span 3 along axis 1, not the output's 4/ } },
+    { in: ['f32[2, B]', 'f32[B, 2]'], attrs: { shape: [B, 4], axis: 1, sizes: [2, 2], offsets: [0], strides: [1, B, 2, 1] }, error: { message: /per operand, its extent along the axis, an offset and one stride per axis/ } },
+    { in: ['f32[2, B]', 'i32[B, 2]'], attrs: { shape: [B, 4], axis: 1, sizes: [2, 2], offsets: [0, 0], strides: [1, B, 2, 1] }, error: { message: /different dtypes: f32 and i32/ } },
+    { in: ['f32[4]'], attrs: { shape: [4], axis: 1, sizes: [4], offsets: [0], strides: [1] }, error: { message: /an output shape and an axis of it/ } },
+  ]);
+  interpTest('strided_concat', 'strided_concat reads each operand through its view, the axis counted from its range, sizes bound at run time', () => {
+    const a = f32([2, 3], [0, 1, 2, 3, 4, 5]); // read transposed: rows [0, 3], [1, 4], [2, 5]
+    const c = f32([3, 2], [10, 11, 12, 13, 14, 15]);
+    exact(run1('strided_concat', [a, c], { shape: [B, 4], axis: 1, sizes: [2, 2], offsets: [0, 0], strides: [1, 3, 2, 1] }, new Map([['B', 3]])), [3, 4], [0, 3, 10, 11, 1, 4, 12, 13, 2, 5, 14, 15]);
+    // the same walked as [3, 2, 2] and returned as [3, 4]; an offset skips the first row of c
+    exact(run1('strided_concat', [a, c], { shape: [2, 2, 2], axis: 1, sizes: [1, 1], offsets: [0, 2], strides: [1, 0, 3, 2, 0, 1], out: [2, 4] }), [2, 4], [0, 3, 12, 13, 1, 4, 14, 15]);
+  });
+});
+
+// =====================================================================================================
 describe('fused_conv2d and fused_conv_transpose2d', () => {
   // relu(conv + bias), with the convolution also returned: registers 0 the convolution, 1 bias, 2 the constant 0, 3 the sum, 4 the max
   const body = RELU_OF_SUM_BODY;

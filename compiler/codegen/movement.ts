@@ -171,20 +171,39 @@ export function stridedCopyPlans(node: Node): KernelPlan[] {
   ];
 }
 
+/** Where one input of a one-dispatch concat is read: element offset + Σ i_a * strides[a] of its buffer, i along the axis counted from the input's start. */
+export interface ConcatView {
+  readonly offset: Dim;
+  readonly strides: readonly Dim[];
+}
+
 /** The one-dispatch concat: `end{k}` is where input k's range along the axis ends, `s{k}_{a}` its strides. */
 function concatOnePlan(node: Node, axis: number): KernelPlan {
-  const out = node.outputs[0].type;
+  const axisSizes = node.inputs.map((v) => v.type.shape[axis]);
+  return concatKernel(node, axis, axisSizes, node.inputs.map((v) => ({ offset: 0, strides: stridesOf(v.type.shape) })));
+}
+
+/**
+ * One dispatch over the output of a concat along `axis` of inputs that each span `axisSizes[k]` of it,
+ * input k read through `views[k]` (a plain concat: offset 0 and its own row-major strides; strided_concat:
+ * a view a chain of movement ops made). `off{k}` is the view's offset where it is not 0. `index` is
+ * the shape the kernel walks (the output's, or a finer split of its axes: the same elements in order).
+ */
+export function concatKernel(node: Node, axis: number, axisSizes: readonly Dim[], views: readonly ConcatView[], index: readonly Dim[] = node.outputs[0].type.shape): KernelPlan {
+  const out = { dtype: node.outputs[0].type.dtype, shape: index };
   const k = node.inputs.length;
   const words: [string, Dim][] = [];
   let end: Dim = 0;
-  node.inputs.forEach((v, i) => {
-    end = add(end, v.type.shape[axis]);
+  views.forEach((view, i) => {
+    end = add(end, axisSizes[i]);
     if (i < k - 1) words.push([`end${i}`, end]);
-    stridesOf(v.type.shape).forEach((st, a) => words.push([`s${i}_${a}`, st]));
+    if (!(isConcrete(view.offset) && view.offset === 0)) words.push([`off${i}`, view.offset]);
+    view.strides.forEach((st, a) => words.push([`s${i}_${a}`, st]));
   });
   // input i starts where input i - 1 ends
   const read = (i: number) => {
     const terms = out.shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - end${i - 1})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
+    if (words.some(([w]) => w === `off${i}`)) terms.unshift(`off${i}`);
     return `v = x${i}[${terms.join(' + ')}];`;
   };
   const body = [`let j = i${axis};`, `var v: ${kernelStorageType(out.dtype)};`];
@@ -196,7 +215,7 @@ function concatOnePlan(node: Node, axis: number): KernelPlan {
   });
   return perElementPlan({
     op: node.op,
-    what: `concat ${out.dtype} rank ${out.shape.length} on axis ${axis}, ${k} input${k === 1 ? '' : 's'}`,
+    what: `${node.op} ${out.dtype} rank ${out.shape.length} on axis ${axis}, ${k} input${k === 1 ? '' : 's'}`,
     shape: out.shape,
     inputs: node.inputs.map((v, i) => ({ name: `x${i}`, dtype: v.type.dtype, node: i })),
     outDtype: out.dtype,
@@ -204,6 +223,18 @@ function concatOnePlan(node: Node, axis: number): KernelPlan {
     body,
     result: 'v',
   });
+}
+
+/** strided_concat: a concat whose inputs are read through strided views (ops/strided-copy.ts), one dispatch. */
+export function stridedConcatPlans(node: Node): KernelPlan[] {
+  const index = node.attrs.shape as Dim[];
+  const rank = index.length;
+  const axis = node.attrs.axis as number;
+  const offsets = node.attrs.offsets as Dim[];
+  const strides = node.attrs.strides as Dim[];
+  const sizes = node.attrs.sizes as Dim[];
+  const views = node.inputs.map((_, k) => ({ offset: offsets[k], strides: strides.slice(k * rank, (k + 1) * rank) }));
+  return [concatKernel(node, axis, sizes, views, index)];
 }
 
 /** Positions inside the input read it (shifted by `before`); the rest get the pad value (baked). */

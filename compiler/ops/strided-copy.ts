@@ -1,17 +1,27 @@
-// strided_copy: one gather through a strided view of its operand (offset and strides per output axis): a chain of movement ops as one kernel.
+// strided_copy and strided_concat: gathers through strided views of their operands (offset and strides per output axis): chains of movement ops as one kernel.
 //
 // Built by compiler/optimize/fuse-views.ts from slices, reshapes, transposes and broadcasts that feed only
 // one another (attention's head split: a slice of the fused q/k/v projection, a reshape, a transpose).
 // Attributes: `shape` (the output's), `offset` and `strides` (sizes, possibly symbolic): output element
 // i0..i{r-1} is element offset + Σ i_a * strides[a] of the operand's row-major storage.
+//
+// strided_concat is a concat whose operands are such views (attention's backward pass concatenates the
+// q, k and v gradients, each transposed back from heads): attributes `shape` (the output's), `axis`, and
+// per operand k its extent `sizes[k]` along the axis, `offsets[k]` and `strides[k * rank + a]`. Output
+// element i reads operand k, the one whose range along the axis holds i_axis, at offsets[k] + Σ i'_a *
+// strides[k * rank + a], where i' is i with i_axis counted from the start of operand k's range. `shape`
+// may split the concat's axes finer than its result, which is then the optional `out` (the same
+// elements in the same order): [B, L, 192] as [B, L, 12, 16] when each operand is [B, L, 4, 16] heads
+// transposed back, a view that [B, L, 64] is not.
 import type { Tensor } from '../interpret/tensor.ts';
 import { numel, unravel } from '../interpret/tensor.ts';
-import { evaluate, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
-import { stridedCopyPlans } from '../codegen/movement.ts';
+import { add, dimEquals, evaluate, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
+import { stridedConcatPlans, stridedCopyPlans } from '../codegen/movement.ts';
 import { registerOp } from './registry.ts';
-import { attrDims, err } from './util.ts';
+import { attrDims, err, product } from './util.ts';
 
 export const STRIDED_COPY_OP = 'strided_copy';
+export const STRIDED_CONCAT_OP = 'strided_concat';
 
 registerOp({
   name: STRIDED_COPY_OP,
@@ -41,5 +51,54 @@ registerOp({
       data[i] = x.data[at];
     }
     return [{ dtype: x.dtype, shape, data } satisfies Tensor];
+  },
+});
+
+registerOp({
+  name: STRIDED_CONCAT_OP,
+  family: 'fused',
+  arity: 'variadic',
+  // built after autodiff, never differentiated
+  differentiable: 'none',
+  attrs: { shape: 'required', axis: 'required', sizes: 'required', offsets: 'required', strides: 'required', out: 'optional' },
+  lower: { kind: 'kernel', kernel: stridedConcatPlans },
+  infer(xs, attrs) {
+    const { shape, axis, sizes, offsets, strides, out } = attrs;
+    const n = xs.length;
+    const dims = (v: unknown, len: number) => Array.isArray(v) && v.length === len && v.every(isDim);
+    if (!Array.isArray(shape) || !shape.every(isDim) || typeof axis !== 'number' || !Number.isInteger(axis) || axis < 0 || axis >= shape.length) {
+      return err('strided_concat needs an output shape and an axis of it');
+    }
+    if (n === 0 || !dims(sizes, n) || !dims(offsets, n) || !dims(strides, n * shape.length)) {
+      return err('strided_concat needs, per operand, its extent along the axis, an offset and one stride per axis, all sizes');
+    }
+    const total = (sizes as Dim[]).reduce<Dim>((a, b) => add(a, b), 0);
+    if (!dimEquals(total, (shape as Dim[])[axis])) return err(`strided_concat's operands span ${String(total)} along axis ${axis}, not the output's ${String((shape as Dim[])[axis])}`);
+    const bad = xs.findIndex((x) => x.dtype !== xs[0].dtype);
+    if (bad > 0) return err(`strided_concat operands have different dtypes: ${xs[0].dtype} and ${xs[bad].dtype}`, bad, 0);
+    if (out === undefined) return [{ dtype: xs[0].dtype, shape: [...(shape as Dim[])] }];
+    if (!Array.isArray(out) || !out.every(isDim) || !dimEquals(product(out as Dim[]), product(shape as Dim[]))) {
+      return err(`strided_concat's result shape ${String(out)} does not hold the ${String(product(shape as Dim[]))} elements of its index shape`);
+    }
+    return [{ dtype: xs[0].dtype, shape: [...(out as Dim[])] }];
+  },
+  interpret(xs, attrs, env) {
+    const size = (d: Dim) => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
+    const shape = attrDims(attrs, 'shape').map(size);
+    const axis = attrs.axis as number;
+    const sizes = attrDims(attrs, 'sizes').map(size);
+    const offsets = attrDims(attrs, 'offsets').map(size);
+    const strides = attrDims(attrs, 'strides').map(size);
+    const rank = shape.length;
+    const data = new Float64Array(numel(shape));
+    for (let i = 0; i < data.length; i++) {
+      const at = unravel(i, shape);
+      let k = 0;
+      while (k < sizes.length - 1 && at[axis] >= sizes[k]) at[axis] -= sizes[k++];
+      const from = at.reduce((o, ia, a) => o + ia * strides[k * rank + a], offsets[k]);
+      if (from < 0 || from >= xs[k].data.length) throw new Error(`strided_concat reads element ${from} of operand ${k}'s ${xs[k].data.length}`);
+      data[i] = xs[k].data[from];
+    }
+    return [{ dtype: xs[0].dtype, shape: attrs.out === undefined ? shape : attrDims(attrs, 'out').map(size), data } satisfies Tensor];
   },
 });

@@ -8,13 +8,16 @@
 // with two or more dispatches (reshapes have none: they alias) becomes one strided_copy node
 // (ops/strided-copy.ts), with every size symbolic where the shapes are. Attention's head split, the
 // slice of the fused q/k/v projection then a reshape and a transpose, is one kernel instead of two.
+// A concat reads its operands through such views too (strided_concat): attention's backward pass
+// transposes the q, k and v gradients back from heads and concatenates them, one kernel instead of four.
 // A reshape the view cannot follow (merging axes a slice or a transpose made non-contiguous) ends the
 // chain there; the values are copied unchanged, so results are bit-identical.
-import type { Graph, Node } from '../ir/types.ts';
+import type { Graph, Node, Value } from '../ir/types.ts';
+import { CONCAT_MAX_INPUTS } from '../codegen/movement.ts';
 import { graphUses } from '../ir/uses.ts';
 import { sliceBounds } from '../ops/movement.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { STRIDED_COPY_OP } from '../ops/strided-copy.ts';
+import { STRIDED_CONCAT_OP, STRIDED_COPY_OP } from '../ops/strided-copy.ts';
 import { add, type Dim, dimEquals, isConcrete, mul } from '../shapes/dim.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 
@@ -101,36 +104,145 @@ function reshapeView(v: View, to: readonly Dim[]): View | undefined {
   return i === axes.length ? { offset: v.offset, shape: to, strides } : undefined;
 }
 
-/** The graph with each movement chain of two or more dispatches as one strided_copy; the chains, as node indices of `g`. */
-export function fuseViews(g: Graph): { graph: Graph; chains: number[][] } {
+/** What fuseViews made: one strided_copy or strided_concat node, and the nodes of the input graph it replaced. */
+export interface ViewFusion {
+  readonly op: typeof STRIDED_COPY_OP | typeof STRIDED_CONCAT_OP;
+  readonly nodes: readonly number[];
+  readonly inputs: number;
+}
+
+/**
+ * The graph with each movement chain of two or more dispatches as one strided_copy, and each concat
+ * (of at most 7 operands) some of whose operands are such chains, of one dispatch or more, as one
+ * strided_concat reading the chains' sources; what it fused, as node indices of `g`.
+ */
+export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
   const { producer, consumers, results } = graphUses(g);
   const nodes = g.nodes;
   const taken = new Set<number>();
   const contractions: Contraction[] = [];
-  const chains: number[][] = [];
-  // from the last node back, so each chain is found from its end
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    const n = nodes[k];
-    if (!VIEW_OPS.has(n.op) || taken.has(k) || n.outputs.length !== 1 || n.outputs[0].type.dtype === 'f16') continue;
+  const chains: ViewFusion[] = [];
+  const isView = (k: number) => VIEW_OPS.has(nodes[k].op) && !taken.has(k) && nodes[k].outputs.length === 1 && nodes[k].outputs[0].type.dtype !== 'f16';
+  /** The movement ops that lead only to node k's operand (k included), first to last. */
+  const chainTo = (k: number): number[] => {
     const chain = [k];
-    for (let cur = n; ; ) {
+    for (let cur = nodes[k]; ; ) {
       const v = cur.inputs[0];
       const p = producer.get(v.id);
-      if (p === undefined || !VIEW_OPS.has(nodes[p].op) || taken.has(p) || results.has(v.id) || (consumers.get(v.id) ?? []).length !== 1) break;
+      if (p === undefined || !isView(p) || results.has(v.id) || (consumers.get(v.id) ?? []).length !== 1) break;
       chain.unshift(p);
       cur = nodes[p];
     }
-    if (chain.filter((m) => nodes[m].op !== 'reshape').length < 2) continue;
+    return chain;
+  };
+  const viewOf = (chain: readonly number[]): View | undefined => {
     const source = nodes[chain[0]].inputs[0];
     let view: View | undefined = { offset: 0, shape: source.type.shape, strides: stridesOf(source.type.shape) };
     for (const m of chain) view = view && viewAfter(view, nodes[m]);
+    return view;
+  };
+  const dispatches = (chain: readonly number[]) => chain.filter((m) => nodes[m].op !== 'reshape').length;
+  // from the last node back, so each chain is found from its end
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k];
+    if (n.op === 'concat') {
+      const made = concatOfViews(k);
+      if (made) {
+        for (const m of made.members) taken.add(m);
+        chains.push({ op: STRIDED_CONCAT_OP, nodes: made.members, inputs: made.node.inputs.length });
+        contractions.push({ members: made.members, node: made.node });
+      }
+      continue;
+    }
+    if (!isView(k)) continue;
+    const chain = chainTo(k);
+    if (dispatches(chain) < 2) continue;
+    const view = viewOf(chain);
     if (!view) continue;
     for (const m of chain) taken.add(m);
-    chains.push(chain);
+    chains.push({ op: STRIDED_COPY_OP, nodes: chain, inputs: 1 });
     contractions.push({
       members: [...chain].sort((a, b) => a - b),
-      node: { op: STRIDED_COPY_OP, inputs: [source], attrs: { shape: [...view.shape], offset: view.offset, strides: [...view.strides] }, outputs: n.outputs, span: n.span },
+      node: { op: STRIDED_COPY_OP, inputs: [nodes[chain[0]].inputs[0]], attrs: { shape: [...view.shape], offset: view.offset, strides: [...view.strides] }, outputs: n.outputs, span: n.span },
     });
   }
   return contractions.length === 0 ? { graph: g, chains } : { graph: contractGroups(g, contractions), chains };
+
+  /**
+   * Concat node k as a strided_concat over its operands' chains, when one of them dispatches at least
+   * once. An operand whose chain ends in a reshape the view cannot follow (heads transposed back, then
+   * merged: [B, L, 4, 16] -> [B, L, 64]) is read before that reshape, and the concat walks a finer
+   * index space where every operand is such a view ([B, L, 12, 16] for [B, L, 192]).
+   */
+  function concatOfViews(k: number): { members: number[]; node: Node } | undefined {
+    const n = nodes[k];
+    const out = n.outputs[0].type;
+    if (n.inputs.length > CONCAT_MAX_INPUTS || out.dtype === 'f16' || n.outputs.length !== 1) return undefined;
+    const rank = out.shape.length;
+    const axis = (n.attrs.axis as number) < 0 ? (n.attrs.axis as number) + rank : (n.attrs.axis as number);
+    // per operand: its chain, the view after the whole chain, and after the chain less its trailing reshapes
+    const operands = n.inputs.map((v) => {
+      const p = producer.get(v.id);
+      const alone = p !== undefined && isView(p) && !results.has(v.id) && (consumers.get(v.id) ?? []).length === 1;
+      const chain = alone ? chainTo(p) : [];
+      let cut = chain.length;
+      while (cut > 0 && nodes[chain[cut - 1]].op === 'reshape') cut--;
+      const own: View = { offset: 0, shape: v.type.shape, strides: stridesOf(v.type.shape) };
+      return { v, chain, full: chain.length > 0 ? viewOf(chain) : undefined, trimmed: cut > 0 ? viewOf(chain.slice(0, cut)) : undefined, cut, own };
+    });
+    // the index space: the output's when every chain is a view of it, else the output's axes from the
+    // concat axis on refined to [x, ...rest], with `rest` the trailing axes of the first operand that needs it
+    const needsRefining = operands.find((o) => o.chain.length > 0 && !o.full && o.trimmed);
+    const prefix = out.shape.slice(0, axis);
+    const samePrefix = (shape: readonly Dim[]) => shape.length > axis && prefix.every((d, a) => dimEquals(d, shape[a]));
+    let rest: readonly Dim[] = out.shape.slice(axis + 1);
+    if (needsRefining) {
+      if (!samePrefix(needsRefining.trimmed!.shape)) return undefined;
+      rest = needsRefining.trimmed!.shape.slice(axis + 1);
+    }
+    /** A view of the operand over prefix + [x] + rest, and x; undefined when it has none. */
+    const fit = (view: View | undefined): { view: View; x: Dim } | undefined => {
+      if (!view || !samePrefix(view.shape)) return undefined;
+      const tail = view.shape.slice(axis + 1);
+      if (tail.length === rest.length && tail.every((d, a) => dimEquals(d, rest[a]))) return { view, x: view.shape[axis] };
+      const total = view.shape.slice(axis);
+      const restSize = rest.reduce<Dim>((a, d) => mul(a, d), 1);
+      const size = total.reduce<Dim>((a, d) => mul(a, d), 1);
+      if (!isConcrete(size) || !isConcrete(restSize) || restSize === 0 || size % restSize !== 0) return undefined;
+      const x = size / restSize;
+      const refined = reshapeView(view, [...prefix, x, ...rest]);
+      return refined ? { view: refined, x } : undefined;
+    };
+    const members = [k];
+    const inputs: Value[] = [];
+    const sizes: Dim[] = [];
+    const offsets: Dim[] = [];
+    const strides: Dim[] = [];
+    let absorbed = 0;
+    for (const o of operands) {
+      // the whole chain, the chain less its trailing reshapes, or the operand itself
+      const tries: [View | undefined, number][] = [[o.full, o.chain.length], [o.trimmed, o.cut], [o.own, 0]];
+      let chosen: { view: View; x: Dim; len: number } | undefined;
+      for (const [view, len] of tries) {
+        const f = fit(view);
+        if (f) {
+          chosen = { ...f, len };
+          break;
+        }
+      }
+      if (!chosen) return undefined;
+      const chain = o.chain.slice(0, chosen.len);
+      members.push(...o.chain.slice(0, chosen.len === 0 ? 0 : o.chain.length));
+      absorbed += dispatches(chain);
+      inputs.push(chosen.len === 0 ? o.v : nodes[chain[0]].inputs[0]);
+      sizes.push(chosen.x);
+      offsets.push(chosen.view.offset);
+      strides.push(...chosen.view.strides);
+    }
+    if (absorbed === 0 || new Set(members).size !== members.length) return undefined;
+    const index = [...prefix, sizes.reduce<Dim>((a, d) => add(a, d), 0), ...rest];
+    const refined = index.length !== out.shape.length || index.some((d, a) => !dimEquals(d, out.shape[a]));
+    const attrs = { shape: index, axis, sizes, offsets, strides, ...(refined ? { out: [...out.shape] } : {}) };
+    return { members: members.sort((a, b) => a - b), node: { op: STRIDED_CONCAT_OP, inputs, attrs, outputs: n.outputs, span: n.span } };
+  }
 }

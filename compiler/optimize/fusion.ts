@@ -5,12 +5,11 @@ import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport, fuseWithReport } from './fuse.ts';
 import { fuseRowsWithReport } from './fuse-rows.ts';
 import { fuseViews } from './fuse-views.ts';
-import { STRIDED_COPY_OP } from '../ops/strided-copy.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
   readonly rows?: boolean;
-  /** Fuse chains of movement ops into one strided_copy each (fuse-views.ts; default true). */
+  /** Fuse chains of movement ops into one strided_copy each, and into the concats they feed (fuse-views.ts; default true). */
   readonly views?: boolean;
 }
 
@@ -23,8 +22,8 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   // movement ops are in no other group, so each chain member is a node of `g` itself
   const index = new Map<Node, number>(g.nodes.map((n, k) => [n, k]));
   const groups: FusedGroup[] = chains.map((chain) => {
-    const nodes = chain.map((m) => index.get(base.graph.nodes[m]) ?? -1).filter((k) => k >= 0).sort((a, b) => a - b);
-    return { op: STRIDED_COPY_OP, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: 1, outputs: 1, constants: 0 };
+    const nodes = chain.nodes.map((m) => index.get(base.graph.nodes[m]) ?? -1).filter((k) => k >= 0).sort((a, b) => a - b);
+    return { op: chain.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: chain.inputs, outputs: 1, constants: 0 };
   });
   return { graph, report: { ...base.report, nodesAfter: graph.nodes.length, groups: [...base.report.groups, ...groups] } };
 }
