@@ -9,7 +9,7 @@ import type { Graph, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { fuseViews } from '../compiler/optimize/fuse-views.ts';
 import { fuseGraph } from '../compiler/optimize/fusion.ts';
-import { STRIDED_CONCAT_OP, STRIDED_COPY_OP } from '../compiler/ops/strided-copy.ts';
+import { STRIDED_CONCAT_OP, STRIDED_COPIES_OP, STRIDED_COPY_OP } from '../compiler/ops/strided-copy.ts';
 import { getDevice, runGraphs } from './gpu-helpers.ts';
 import { f32t, GraphBuilder as G } from './graph-builder.ts';
 
@@ -23,18 +23,9 @@ interface Case {
   readonly sizes: Map<string, number>;
 }
 
-/** A random chain of 2 to 5 movement ops on a random input, sometimes with an intermediate also returned. */
-function randomChain(rand: () => number): Case {
+/** `steps` random movement ops after `v` (slices, transposes, reshapes, broadcasts); intermediates sometimes also returned as `mid{s}`. */
+function growChain(b: G, v: Value, rand: () => number, steps: number, outputs: Record<string, Value>, tag = ''): Value {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
-  const b = new G();
-  const rank = 2 + Math.floor(rand() * 3);
-  const symbolic = rand() < 0.3;
-  const shape: Dim[] = Array.from({ length: rank }, (_, a) => (symbolic && a === 0 ? B : pick([1, 2, 3, 4, 6])));
-  const sizes = new Map(symbolic ? [['B', 3]] : []);
-  const x = b.input('x', f32t(...shape));
-  let v: Value = x;
-  const outputs: Record<string, Value> = {};
-  const steps = 2 + Math.floor(rand() * 4);
   for (let s = 0; s < steps; s++) {
     const sh = v.type.shape;
     const r = sh.length;
@@ -62,9 +53,28 @@ function randomChain(rand: () => number): Case {
       const ones = sh.map((d, a) => (isConcrete(d) && d === 1 ? a : -1)).filter((a) => a >= 0);
       v = ones.length > 0 && rand() < 0.6 ? b.op('broadcast_to', [v], { shape: sh.map((d, a) => (a === ones[0] ? 3 : d)) }) : b.op('broadcast_to', [v], { shape: [2, ...sh] });
     }
-    if (rand() < 0.1) outputs[`mid${s}`] = v;
+    if (rand() < 0.1) outputs[`mid${tag}${s}`] = v;
   }
-  outputs.y = v;
+  return v;
+}
+
+/**
+ * A random chain of 2 to 5 movement ops on a random input, sometimes with an intermediate also
+ * returned; with `siblings`, 2 to 4 chains of 1 to 4 ops from the same input (one strided_copies).
+ */
+function randomChain(rand: () => number, siblings = false): Case {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const b = new G();
+  const rank = 2 + Math.floor(rand() * 3);
+  const symbolic = rand() < 0.3;
+  const shape: Dim[] = Array.from({ length: rank }, (_, a) => (symbolic && a === 0 ? B : pick([1, 2, 3, 4, 6])));
+  const sizes = new Map(symbolic ? [['B', 3]] : []);
+  const x = b.input('x', f32t(...shape));
+  const outputs: Record<string, Value> = {};
+  if (siblings) {
+    const n = 2 + Math.floor(rand() * 3);
+    for (let c = 0; c < n; c++) outputs[`y${c}`] = growChain(b, x, rand, 1 + Math.floor(rand() * 4), outputs, `${c}_`);
+  } else outputs.y = growChain(b, x, rand, 2 + Math.floor(rand() * 4), outputs);
   const dims = shape.map((d) => (isConcrete(d) ? d : sizes.get('B')!));
   const n = dims.reduce((p, q) => p * q, 1);
   const feeds = new Map([['x', tensor('f32', dims, Array.from({ length: n }, () => Math.fround(rand() * 8 - 4)))]]);
@@ -237,5 +247,52 @@ describe(`${CONCATS} generated concats of movement chains: one strided_concat wh
     const t = b2.op('transpose', [x], { perm: [1, 0] });
     const kept = fuseViews(b2.graph({ y: b2.op('concat', [t, b2.input('z', f32t(4, 2))], { axis: 1 }), t }));
     expect(kept.graph.nodes.map((n) => n.op)).toEqual(['transpose', 'concat']);
+  });
+});
+
+// ---- sibling chains of one source ------------------------------------------------------------------
+
+const SIBLINGS = 200;
+const siblingRand = seededRandom(SEED + 2);
+const siblingCases = Array.from({ length: SIBLINGS }, () => randomChain(siblingRand, true));
+
+describe(`${SIBLINGS} generated sets of sibling chains: one strided_copies for the chains of one source, the same bits (seed ${SEED + 2})`, () => {
+  it('every fused graph verifies and the interpreter gives the same bits; most sets are one kernel', () => {
+    let merged = 0;
+    for (const [i, c] of siblingCases.entries()) {
+      const { graph } = fuseViews(c.graph);
+      expect(verifyGraph(graph), `set ${i}`).toEqual([]);
+      if (graph.nodes.some((n) => n.op === STRIDED_COPIES_OP)) merged++;
+      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs;
+      const [want, got] = [run(c.graph), run(graph)];
+      for (const [k, t] of want) expect([...got.get(k)!.data], `set ${i} output ${k}`).toEqual([...t.data]);
+    }
+    console.log(`sibling chains: ${merged} of ${SIBLINGS} sets with a strided_copies`);
+    expect(merged).toBeGreaterThan(SIBLINGS / 2);
+  });
+
+  it('WebGPU: the strided_copies kernels give the unfused kernels\' bits', { timeout: 120_000 }, async () => {
+    const device = await getDevice();
+    const jobs = siblingCases.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
+    const fusedJobs = siblingCases.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
+    const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
+    const bad: string[] = [];
+    a.forEach((outs, j) => {
+      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`set ${j} output ${k}`);
+    });
+    expect(bad).toEqual([]);
+  });
+
+  it("attention's head split of q, k and v from one projection is one strided_copies; a lone one-dispatch chain is left alone", () => {
+    const b = new G();
+    const z = b.input('z', f32t(B, 5, 24)); // [B, T, 3d], d = 8, 2 heads
+    const head = (start: number, perm: number[]) => b.op('transpose', [b.op('reshape', [b.op('slice', [z], { starts: [0, 0, start], stops: [null, null, start + 8] })], { shape: [B, 5, 2, 4] })], { perm });
+    const { graph, chains } = fuseViews(b.graph({ q: head(0, [0, 2, 1, 3]), k: head(8, [0, 2, 3, 1]), v: head(16, [0, 2, 1, 3]) }));
+    expect(graph.nodes.map((n) => [n.op, n.outputs.length])).toEqual([[STRIDED_COPIES_OP, 3]]);
+    expect(graph.nodes[0].attrs).toMatchObject({ ranks: [4, 4, 4], offsets: [0, 8, 16] });
+    expect(chains).toEqual([{ op: STRIDED_COPIES_OP, nodes: [0, 1, 2, 3, 4, 5, 6, 7, 8], inputs: 1 }]);
+    const b2 = new G();
+    const t = b2.op('transpose', [b2.input('x', f32t(3, 4))], { perm: [1, 0] });
+    expect(fuseViews(b2.graph({ t })).graph.nodes.map((n) => n.op)).toEqual(['transpose']);
   });
 });

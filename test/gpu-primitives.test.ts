@@ -371,6 +371,11 @@ const CASES: Record<string, Case[]> = {
     c(['i32[5]'], { shape: [3, 5], offset: 0, strides: [0, 1] }),
     c(['f32[B, 4, 3]'], { shape: [3, B, 2], offset: 1, strides: [1, 12, 3] }, { batches: [1, 3] }),
   ],
+  strided_copies: [
+    // attention's head split: q, k (transposed) and v as views of one [B, 5, 24] projection; a scalar and a broadcast row of an i32
+    c(['f32[B, 5, 24]'], { ranks: [4, 4, 4], shapes: [B, 2, 5, 4, B, 2, 4, 5, B, 2, 5, 4], offsets: [0, 8, 16], strides: [120, 4, 24, 1, 120, 4, 1, 24, 120, 4, 24, 1] }, { batches: [1, 3] }),
+    c(['i32[3, 4]'], { ranks: [0, 2], shapes: [2, 4], offsets: [5, 4], strides: [0, 1] }),
+  ],
   strided_concat: [
     // a transposed [2, B] beside a row-major [B, 3]; three heads [B, 2, 3, 4] transposed back and concatenated as [B, 3, 24] walked as [B, 3, 6, 4]
     c(['f32[2, B]', 'f32[B, 3]'], { shape: [B, 5], axis: 1, sizes: [2, 3], offsets: [0, 0], strides: [1, B, 3, 1] }, { batches: [1, 4] }),

@@ -997,6 +997,22 @@ describe('strided_copy', () => {
 });
 
 // =====================================================================================================
+describe('strided_copies', () => {
+  shapeTable('strided_copies', [
+    { in: ['f32[B, 6]'], attrs: { ranks: [2, 1], shapes: [3, B, B], offsets: [1, 0], strides: [2, 6, 6] }, out: ['f32[3, B]', 'f32[B]'] },
+    { in: ['i32[4]'], attrs: { ranks: [0, 2], shapes: [2, 2], offsets: [3, 0], strides: [1, 2] }, out: ['i32[]', 'i32[2, 2]'] },
+    { in: ['f32[4]'], attrs: { ranks: [2], shapes: [2, 2], offsets: [0], strides: [2] }, error: { message: 'strided_copies needs, per result, its rank, shape, offset and one stride per axis, all sizes' } },
+    { in: ['f32[4]'], attrs: { ranks: [], shapes: [], offsets: [], strides: [] }, error: { message: /strided_copies needs, per result/ } },
+  ]);
+  interpTest('strided_copies', 'strided_copies makes each result as strided_copy would, sizes bound at run time', () => {
+    const x = f32([2, 6], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    const [a, c] = run('strided_copies', [x], { ranks: [2, 1], shapes: [3, B, B], offsets: [1, 0], strides: [2, 6, 6] }, new Map([['B', 2]]));
+    exact(a, [3, 2], [1, 7, 3, 9, 5, 11]);
+    exact(c, [2], [0, 6]);
+  });
+});
+
+// =====================================================================================================
 describe('strided_concat', () => {
   shapeTable('strided_concat', [
     // two [B, 2] operands read through views: a column-major [2, B] and a row-major [B, 2]

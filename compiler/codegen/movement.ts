@@ -7,9 +7,10 @@
 // the output, so any number of inputs stays within the storage-buffer limit.
 import type { Node } from '../ir/types.ts';
 import { add, type Dim, isConcrete } from '../shapes/dim.ts';
-import type { KernelPlan } from './kernel.ts';
-import { perElementPlan, storageConst, stridesOf } from './per-element.ts';
-import { kernelStorageType } from './matmul.ts';
+import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
+import { numelOf, PER_ELEMENT_WORKGROUP, perElementPlan, storageConst, stridesOf } from './per-element.ts';
+import { kernelStorageType, uvec } from './matmul.ts';
+import { stridedCopiesViews } from '../ops/strided-copy.ts';
 
 /** `a + b + ...` of WGSL u32 terms (`0u` when there are none). */
 function sum(terms: readonly string[]): string {
@@ -169,6 +170,55 @@ export function stridedCopyPlans(node: Node): KernelPlan[] {
       result: 'x[at]',
     }),
   ];
+}
+
+/**
+ * strided_copies: one invocation per element of all results in order; result k takes the flat range
+ * [end{k-1}, end{k}), unravels its element over its own shape and reads x[off{k} + Σ i_a * st{k}_{a}].
+ * Known sizes a result divides by are baked (a CPU driver divides by a uniform one lane at a time).
+ */
+export function stridedCopiesPlans(node: Node): KernelPlan[] {
+  const x = node.inputs[0].type;
+  const views = stridedCopiesViews(node.attrs)!;
+  const ty = kernelStorageType(x.dtype);
+  const words: Dim[] = [];
+  const word = (d: Dim): string => {
+    words.push(d);
+    return uvec('w', words.length - 1);
+  };
+  let end: Dim = 0;
+  const branches = views.map((v, k) => {
+    const start = end;
+    end = add(end, numelOf(v.shape));
+    const rank = v.shape.length;
+    const L = [`    let j = idx - ${k === 0 ? '0u' : word(start)};`, '    var rem = j;'];
+    for (let a = rank - 1; a >= 1; a--) {
+      const d = v.shape[a];
+      const size = isConcrete(d) && d > 0 ? `${d}u` : word(d);
+      L.push(`    let i${a} = rem % ${size};`, `    rem = rem / ${size};`);
+    }
+    const at = [word(v.offset), ...v.strides.map((st, a) => `${a === 0 ? 'rem' : `i${a}`} * ${word(st)}`)];
+    L.push(`    out${k}[j] = x[${rank === 0 ? at[0] : at.join(' + ')}];`);
+    return { L, end: word(end) };
+  });
+  const W: string[] = [];
+  W.push(`// ${node.op}: ${views.length} strided copies of one ${x.dtype} operand in one dispatch; one invocation per element of all results.`);
+  W.push('struct Params {', '  header: vec4<u32>, // x: element count of all results', `  w: array<vec4<u32>, ${Math.max(1, Math.ceil(words.length / 4))}>,`, '}');
+  W.push('@group(0) @binding(0) var<uniform> p: Params;');
+  W.push(`@group(0) @binding(1) var<storage, read> x: array<${ty}>;`);
+  views.forEach((_, k) => W.push(`@group(0) @binding(${k + 2}) var<storage, read_write> out${k}: array<${ty}>;`));
+  W.push('', `@compute @workgroup_size(${PER_ELEMENT_WORKGROUP})`);
+  W.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
+  W.push('        @builtin(local_invocation_index) lid: u32) {');
+  W.push(`  let idx = (wid.y * nwg.x + wid.x) * ${PER_ELEMENT_WORKGROUP}u + lid;`);
+  W.push('  if (idx >= p.header.x) { return; }');
+  branches.forEach((b, k) => {
+    const head = k === 0 ? `  if (idx < ${b.end}) {` : k < branches.length - 1 ? `  } else if (idx < ${b.end}) {` : '  } else {';
+    W.push(head, ...b.L);
+  });
+  W.push('  }', '}', '');
+  const uniforms: Dim[] = [end, 0, 0, 0, ...padUniforms(words)];
+  return [{ op: node.op, wgsl: W.join('\n'), uniforms, workgroups: ceilDiv(end, PER_ELEMENT_WORKGROUP), inputs: [0] }];
 }
 
 /** Where one input of a one-dispatch concat is read: element offset + Σ i_a * strides[a] of its buffer, i along the axis counted from the input's start. */

@@ -1,9 +1,13 @@
-// strided_copy and strided_concat: gathers through strided views of their operands (offset and strides per output axis): chains of movement ops as one kernel.
+// strided_copy, strided_copies and strided_concat: gathers through strided views of their operands (offset and strides per output axis): chains of movement ops as one kernel.
 //
 // Built by compiler/optimize/fuse-views.ts from slices, reshapes, transposes and broadcasts that feed only
 // one another (attention's head split: a slice of the fused q/k/v projection, a reshape, a transpose).
 // Attributes: `shape` (the output's), `offset` and `strides` (sizes, possibly symbolic): output element
 // i0..i{r-1} is element offset + Σ i_a * strides[a] of the operand's row-major storage.
+//
+// strided_copies makes several such copies of one operand in one dispatch (attention's head split: q,
+// k and v are three views of one projection): attributes `ranks` (each result's rank), and flat over
+// the results in order, `shapes`, `offsets` (one per result) and `strides`.
 //
 // strided_concat is a concat whose operands are such views (attention's backward pass concatenates the
 // q, k and v gradients, each transposed back from heads): attributes `shape` (the output's), `axis`, and
@@ -16,12 +20,13 @@
 import type { Tensor } from '../interpret/tensor.ts';
 import { numel, unravel } from '../interpret/tensor.ts';
 import { add, dimEquals, evaluate, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
-import { stridedConcatPlans, stridedCopyPlans } from '../codegen/movement.ts';
+import { stridedConcatPlans, stridedCopiesPlans, stridedCopyPlans } from '../codegen/movement.ts';
 import { registerOp } from './registry.ts';
 import { attrDims, err, product } from './util.ts';
 
 export const STRIDED_COPY_OP = 'strided_copy';
 export const STRIDED_CONCAT_OP = 'strided_concat';
+export const STRIDED_COPIES_OP = 'strided_copies';
 
 registerOp({
   name: STRIDED_COPY_OP,
@@ -100,5 +105,50 @@ registerOp({
       data[i] = xs[k].data[from];
     }
     return [{ dtype: xs[0].dtype, shape: attrs.out === undefined ? shape : attrDims(attrs, 'out').map(size), data } satisfies Tensor];
+  },
+});
+
+/** The results of a strided_copies node: per result its shape, offset and strides (flat attributes split by `ranks`). */
+export function stridedCopiesViews(attrs: Readonly<Record<string, unknown>>): { shape: Dim[]; offset: Dim; strides: Dim[] }[] | undefined {
+  const { ranks, shapes, offsets, strides } = attrs;
+  if (!Array.isArray(ranks) || ranks.length === 0 || !ranks.every((r) => typeof r === 'number' && Number.isInteger(r) && r >= 0)) return undefined;
+  const total = (ranks as number[]).reduce((a, b) => a + b, 0);
+  const dims = (v: unknown, len: number) => Array.isArray(v) && v.length === len && v.every(isDim);
+  if (!dims(shapes, total) || !dims(offsets, ranks.length) || !dims(strides, total)) return undefined;
+  let at = 0;
+  return (ranks as number[]).map((r, k) => {
+    const view = { shape: (shapes as Dim[]).slice(at, at + r), offset: (offsets as Dim[])[k], strides: (strides as Dim[]).slice(at, at + r) };
+    at += r;
+    return view;
+  });
+}
+
+registerOp({
+  name: STRIDED_COPIES_OP,
+  family: 'fused',
+  arity: 1,
+  // built after autodiff, never differentiated
+  differentiable: 'none',
+  attrs: { ranks: 'required', shapes: 'required', offsets: 'required', strides: 'required' },
+  lower: { kind: 'kernel', kernel: stridedCopiesPlans },
+  infer([x], attrs) {
+    const views = stridedCopiesViews(attrs);
+    if (!views) return err('strided_copies needs, per result, its rank, shape, offset and one stride per axis, all sizes');
+    return views.map((v) => ({ dtype: x.dtype, shape: v.shape }));
+  },
+  interpret([x], attrs, env) {
+    const size = (d: Dim) => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
+    return stridedCopiesViews(attrs)!.map((v) => {
+      const shape = v.shape.map(size);
+      const strides = v.strides.map(size);
+      const offset = size(v.offset);
+      const data = new Float64Array(numel(shape));
+      for (let i = 0; i < data.length; i++) {
+        const at = unravel(i, shape).reduce((o, ia, a) => o + ia * strides[a], offset);
+        if (at < 0 || at >= x.data.length) throw new Error(`strided_copies reads element ${at} of ${x.data.length}`);
+        data[i] = x.data[at];
+      }
+      return { dtype: x.dtype, shape, data } satisfies Tensor;
+    });
   },
 });

@@ -8,7 +8,8 @@
 // with two or more dispatches (reshapes have none: they alias) becomes one strided_copy node
 // (ops/strided-copy.ts), with every size symbolic where the shapes are. Attention's head split, the
 // slice of the fused q/k/v projection then a reshape and a transpose, is one kernel instead of two.
-// A concat reads its operands through such views too (strided_concat): attention's backward pass
+// Chains from one source share one kernel (strided_copies): attention's q, k and v, three views of one
+// projection, are one dispatch instead of three. A concat reads its operands through such views too (strided_concat): attention's backward pass
 // transposes the q, k and v gradients back from heads and concatenates them, one kernel instead of four.
 // A reshape the view cannot follow (merging axes a slice or a transpose made non-contiguous) ends the
 // chain there; the values are copied unchanged, so results are bit-identical.
@@ -17,7 +18,10 @@ import { CONCAT_MAX_INPUTS } from '../codegen/movement.ts';
 import { graphUses } from '../ir/uses.ts';
 import { sliceBounds } from '../ops/movement.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { STRIDED_CONCAT_OP, STRIDED_COPY_OP } from '../ops/strided-copy.ts';
+import { STRIDED_CONCAT_OP, STRIDED_COPIES_OP, STRIDED_COPY_OP } from '../ops/strided-copy.ts';
+
+/** Results one strided_copies kernel writes: 8 storage buffers less its operand. */
+const MAX_COPIES = 7;
 import { add, type Dim, dimEquals, isConcrete, mul } from '../shapes/dim.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 
@@ -106,13 +110,14 @@ function reshapeView(v: View, to: readonly Dim[]): View | undefined {
 
 /** What fuseViews made: one strided_copy or strided_concat node, and the nodes of the input graph it replaced. */
 export interface ViewFusion {
-  readonly op: typeof STRIDED_COPY_OP | typeof STRIDED_CONCAT_OP;
+  readonly op: typeof STRIDED_COPY_OP | typeof STRIDED_COPIES_OP | typeof STRIDED_CONCAT_OP;
   readonly nodes: readonly number[];
   readonly inputs: number;
 }
 
 /**
- * The graph with each movement chain of two or more dispatches as one strided_copy, and each concat
+ * The graph with each movement chain of two or more dispatches as one strided_copy, the chains of one
+ * source (of one dispatch or more) as one strided_copies, and each concat
  * (of at most 7 operands) some of whose operands are such chains, of one dispatch or more, as one
  * strided_concat reading the chains' sources; what it fused, as node indices of `g`.
  */
@@ -143,6 +148,7 @@ export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
   };
   const dispatches = (chain: readonly number[]) => chain.filter((m) => nodes[m].op !== 'reshape').length;
   // from the last node back, so each chain is found from its end
+  const candidates: { chain: number[]; view: View }[] = [];
   for (let k = nodes.length - 1; k >= 0; k--) {
     const n = nodes[k];
     if (n.op === 'concat') {
@@ -156,15 +162,35 @@ export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
     }
     if (!isView(k)) continue;
     const chain = chainTo(k);
-    if (dispatches(chain) < 2) continue;
+    if (dispatches(chain) < 1) continue;
     const view = viewOf(chain);
     if (!view) continue;
     for (const m of chain) taken.add(m);
-    chains.push({ op: STRIDED_COPY_OP, nodes: chain, inputs: 1 });
-    contractions.push({
-      members: [...chain].sort((a, b) => a - b),
-      node: { op: STRIDED_COPY_OP, inputs: [nodes[chain[0]].inputs[0]], attrs: { shape: [...view.shape], offset: view.offset, strides: [...view.strides] }, outputs: n.outputs, span: n.span },
-    });
+    candidates.push({ chain, view });
+  }
+  // chains of one source: up to 7 as one strided_copies (one dispatch for all); a chain alone, when it has two dispatches or more
+  const bySource = new Map<number, { chain: number[]; view: View }[]>();
+  for (const c of candidates.reverse()) {
+    const id = nodes[c.chain[0]].inputs[0].id;
+    bySource.set(id, [...(bySource.get(id) ?? []), c]);
+  }
+  for (const all of bySource.values()) {
+    for (let at = 0; at < all.length; at += MAX_COPIES) {
+      const group = all.slice(at, at + MAX_COPIES);
+      const members = group.flatMap((c) => c.chain).sort((a, b) => a - b);
+      const source = nodes[group[0].chain[0]].inputs[0];
+      const last = (c: { chain: number[] }) => nodes[c.chain[c.chain.length - 1]];
+      if (group.length > 1) {
+        const views = group.map((c) => c.view);
+        const attrs = { ranks: views.map((v) => v.shape.length), shapes: views.flatMap((v) => [...v.shape]), offsets: views.map((v) => v.offset), strides: views.flatMap((v) => [...v.strides]) };
+        chains.push({ op: STRIDED_COPIES_OP, nodes: members, inputs: 1 });
+        contractions.push({ members, node: { op: STRIDED_COPIES_OP, inputs: [source], attrs, outputs: group.map((c) => last(c).outputs[0]), span: last(group[0]).span } });
+      } else if (dispatches(group[0].chain) >= 2) {
+        const { view } = group[0];
+        chains.push({ op: STRIDED_COPY_OP, nodes: group[0].chain, inputs: 1 });
+        contractions.push({ members, node: { op: STRIDED_COPY_OP, inputs: [source], attrs: { shape: [...view.shape], offset: view.offset, strides: [...view.strides] }, outputs: last(group[0]).outputs, span: last(group[0]).span } });
+      }
+    }
   }
   return contractions.length === 0 ? { graph: g, chains } : { graph: contractGroups(g, contractions), chains };
 
