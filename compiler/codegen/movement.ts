@@ -3,8 +3,8 @@
 // All are per-element gathers (see per-element.ts): each output element computes the flat offset it
 // reads from input sizes and strides passed as uniform words; only perms, steps and pad amounts (plain
 // numbers in the attributes) are baked. concat of up to 7 inputs is one dispatch over the output (each
-// element reads the input that holds it); of more, one dispatch per input, each writing its slab of
-// the output, so any number of inputs stays within the storage-buffer limit.
+// element reads the input that holds it); of more, one dispatch per run of 7 inputs, each writing its
+// slab of the output, so any number of inputs stays within the storage-buffer limit.
 import type { Node } from '../ir/types.ts';
 import { add, type Dim, isConcrete } from '../shapes/dim.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
@@ -118,8 +118,8 @@ export const CONCAT_MAX_INPUTS = 7;
 
 /**
  * Up to 7 inputs: one dispatch over the output, each element reading the input whose range along the
- * axis holds it. More: one dispatch per input, each walking its own elements and writing them at its
- * offset along the axis.
+ * axis holds it. More (an unrolled scan stacks one input per step): one dispatch per run of 7 inputs,
+ * each walking its slab of the output along the axis the same way and writing it at the slab's offset.
  */
 export function concatPlans(node: Node): KernelPlan[] {
   const out = node.outputs[0].type;
@@ -127,28 +127,16 @@ export function concatPlans(node: Node): KernelPlan[] {
   const raw = node.attrs.axis as number;
   const axis = raw < 0 ? raw + rank : raw;
   if (node.inputs.length <= CONCAT_MAX_INPUTS) return [concatOnePlan(node, axis)];
-  const ostr = stridesOf(out.shape);
+  const plans: KernelPlan[] = [];
   let offset: Dim = 0;
-  return node.inputs.map((v, i) => {
-    const x = v.type;
-    const words: [string, Dim][] = [['off', offset], ...ostr.map((s, a): [string, Dim] => [`os${a}`, s])];
-    offset = add(offset, x.shape[axis]);
-    const terms = x.shape.map((_, a) => (a === axis ? `(off + i${a}) * os${a}` : `i${a} * os${a}`));
-    return perElementPlan(
-      {
-        op: node.op,
-        what: `concat ${x.dtype} rank ${rank} on axis ${axis}, one input`,
-        shape: x.shape,
-        inputs: [{ name: 'x', dtype: x.dtype, node: i }],
-        outDtype: out.dtype,
-        words,
-        body: [],
-        result: 'x[idx]',
-        store: sum(terms),
-      },
-      { inputs: [i] },
-    );
-  });
+  for (let first = 0; first < node.inputs.length; first += CONCAT_MAX_INPUTS) {
+    const chunk = node.inputs.slice(first, first + CONCAT_MAX_INPUTS).map((_, j) => first + j);
+    const sizes = chunk.map((i) => node.inputs[i].type.shape[axis]);
+    const views = chunk.map((i) => ({ offset: 0, strides: stridesOf(node.inputs[i].type.shape) }));
+    plans.push(concatKernel(node, axis, sizes, views, { inputs: chunk, at: offset }));
+    offset = sizes.reduce((a, d) => add(a, d), offset);
+  }
+  return plans;
 }
 
 /** strided_copy: out[i] = x[offset + Σ i_a * strides[a]] (offset and strides as uniform words). */
@@ -238,10 +226,23 @@ function concatOnePlan(node: Node, axis: number): KernelPlan {
  * input k read through `views[k]` (a plain concat: offset 0 and its own row-major strides; strided_concat:
  * a view a chain of movement ops made). `off{k}` is the view's offset where it is not 0. `index` is
  * the shape the kernel walks (the output's, or a finer split of its axes: the same elements in order).
+ * With `inputs` and `at`, the kernel reads only those node inputs and writes their slab of the output,
+ * from `at` along the axis (one run of a concat of more than 7 inputs).
  */
-export function concatKernel(node: Node, axis: number, axisSizes: readonly Dim[], views: readonly ConcatView[], index: readonly Dim[] = node.outputs[0].type.shape): KernelPlan {
-  const out = { dtype: node.outputs[0].type.dtype, shape: index };
-  const k = node.inputs.length;
+export function concatKernel(
+  node: Node,
+  axis: number,
+  axisSizes: readonly Dim[],
+  views: readonly ConcatView[],
+  options: { readonly index?: readonly Dim[]; readonly inputs?: readonly number[]; readonly at?: Dim } = {},
+): KernelPlan {
+  const result = node.outputs[0].type;
+  const full = options.index ?? result.shape;
+  const inputs = options.inputs ?? node.inputs.map((_, i) => i);
+  const slab = axisSizes.reduce<Dim>((a, d) => add(a, d), 0);
+  // the shape walked: the whole output, or this run's slab of it
+  const shape = options.at === undefined ? full : full.map((d, a) => (a === axis ? slab : d));
+  const k = inputs.length;
   const words: [string, Dim][] = [];
   let end: Dim = 0;
   views.forEach((view, i) => {
@@ -250,29 +251,39 @@ export function concatKernel(node: Node, axis: number, axisSizes: readonly Dim[]
     if (!(isConcrete(view.offset) && view.offset === 0)) words.push([`off${i}`, view.offset]);
     view.strides.forEach((st, a) => words.push([`s${i}_${a}`, st]));
   });
+  let store: string | undefined;
+  if (options.at !== undefined) {
+    const ostr = stridesOf(full);
+    words.push(['at', options.at], ...ostr.map((st, a): [string, Dim] => [`os${a}`, st]));
+    store = sum(shape.map((_, a) => (a === axis ? `(at + i${a}) * os${a}` : `i${a} * os${a}`)));
+  }
   // input i starts where input i - 1 ends
   const read = (i: number) => {
-    const terms = out.shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - end${i - 1})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
+    const terms = shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - end${i - 1})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
     if (words.some(([w]) => w === `off${i}`)) terms.unshift(`off${i}`);
     return `v = x${i}[${terms.join(' + ')}];`;
   };
-  const body = [`let j = i${axis};`, `var v: ${kernelStorageType(out.dtype)};`];
-  node.inputs.forEach((_, i) => {
+  const body = [`let j = i${axis};`, `var v: ${kernelStorageType(result.dtype)};`];
+  inputs.forEach((_, i) => {
     if (k === 1) body.push(read(i));
     else if (i === 0) body.push(`if (j < end0) { ${read(i)} }`);
     else if (i < k - 1) body.push(`else if (j < end${i}) { ${read(i)} }`);
     else body.push(`else { ${read(i)} }`);
   });
-  return perElementPlan({
-    op: node.op,
-    what: `${node.op} ${out.dtype} rank ${out.shape.length} on axis ${axis}, ${k} input${k === 1 ? '' : 's'}`,
-    shape: out.shape,
-    inputs: node.inputs.map((v, i) => ({ name: `x${i}`, dtype: v.type.dtype, node: i })),
-    outDtype: out.dtype,
-    words,
-    body,
-    result: 'v',
-  });
+  return perElementPlan(
+    {
+      op: node.op,
+      what: `${node.op} ${result.dtype} rank ${shape.length} on axis ${axis}, ${k} input${k === 1 ? '' : 's'}${options.at === undefined ? '' : ' (one run of a longer concat)'}`,
+      shape,
+      inputs: inputs.map((n, i) => ({ name: `x${i}`, dtype: node.inputs[n].type.dtype, node: n })),
+      outDtype: result.dtype,
+      words,
+      body,
+      result: 'v',
+      ...(store ? { store } : {}),
+    },
+    { inputs },
+  );
 }
 
 /** strided_concat: a concat whose inputs are read through strided views (ops/strided-copy.ts), one dispatch. */
@@ -284,7 +295,7 @@ export function stridedConcatPlans(node: Node): KernelPlan[] {
   const strides = node.attrs.strides as Dim[];
   const sizes = node.attrs.sizes as Dim[];
   const views = node.inputs.map((_, k) => ({ offset: offsets[k], strides: strides.slice(k * rank, (k + 1) * rank) }));
-  return [concatKernel(node, axis, sizes, views, index)];
+  return [concatKernel(node, axis, sizes, views, { index })];
 }
 
 /** Positions inside the input read it (shifted by `before`); the rest get the pad value (baked). */
