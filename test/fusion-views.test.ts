@@ -23,6 +23,26 @@ interface Case {
   readonly sizes: Map<string, number>;
 }
 
+/** Asserts that fuseViews' graph gives the input graph's outputs in the interpreter, bit for bit. */
+function expectSameInterpretation(c: Case, fused: Graph, what: string): void {
+  const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs;
+  const [want, got] = [run(c.graph), run(fused)];
+  for (const [k, t] of want) expect([...got.get(k)!.data], `${what} output ${k}`).toEqual([...t.data]);
+}
+
+/** The outputs (as `<what> j output k`) whose bits differ on WebGPU between the graphs and fuseViews' graphs, all in one submission each. */
+async function gpuMismatches(cases: readonly Case[], what: string): Promise<string[]> {
+  const device = await getDevice();
+  const jobs = cases.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
+  const fusedJobs = cases.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
+  const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
+  const bad: string[] = [];
+  a.forEach((outs, j) => {
+    for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`${what} ${j} output ${k}`);
+  });
+  return bad;
+}
+
 /** `steps` random movement ops after `v` (slices, transposes, reshapes, broadcasts); intermediates sometimes also returned as `mid{s}`. */
 function growChain(b: G, v: Value, rand: () => number, steps: number, outputs: Record<string, Value>, tag = ''): Value {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
@@ -93,9 +113,7 @@ describe(`${CHAINS} generated movement chains: one strided_copy each, the same b
       expect(verifyGraph(graph), `chain ${i}`).toEqual([]);
       fused += chains.length;
       kept += graph.nodes.filter((n) => n.op !== STRIDED_COPY_OP && n.op !== 'reshape').length;
-      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs;
-      const [want, got] = [run(c.graph), run(graph)];
-      for (const [k, t] of want) expect([...got.get(k)!.data], `chain ${i} output ${k}`).toEqual([...t.data]);
+      expectSameInterpretation(c, graph, `chain ${i}`);
     }
     console.log(`movement chains: ${fused} fused into strided_copy, ${kept} movement dispatches left`);
     expect(fused).toBeGreaterThan(CHAINS / 2);
@@ -103,15 +121,7 @@ describe(`${CHAINS} generated movement chains: one strided_copy each, the same b
   });
 
   it('WebGPU: the strided copies give the unfused kernels\' bits', { timeout: 120_000 }, async () => {
-    const device = await getDevice();
-    const jobs = cases.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
-    const fusedJobs = cases.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
-    const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
-    const bad: string[] = [];
-    a.forEach((outs, j) => {
-      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`chain ${j} output ${k}`);
-    });
-    expect(bad).toEqual([]);
+    expect(await gpuMismatches(cases, 'chain')).toEqual([]);
   });
 });
 
@@ -211,9 +221,7 @@ describe(`${CONCATS} generated concats of movement chains: one strided_concat wh
         // its operands' chains are gone: only the concat and the negation are left
         expect(graph.nodes.map((n) => n.op), `concat ${i}`).toEqual([STRIDED_CONCAT_OP, 'neg']);
       }
-      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs;
-      const [want, got] = [run(c.graph), run(graph)];
-      for (const [k, t] of want) expect([...got.get(k)!.data], `concat ${i} (${c.kinds.join(', ')}) output ${k}`).toEqual([...t.data]);
+      expectSameInterpretation(c, graph, `concat ${i} (${c.kinds.join(', ')})`);
     }
     console.log(`concats: ${fused} of ${CONCATS} as one strided_concat, ${refined} of them over a finer index space`);
     expect(fused).toBeGreaterThan(CONCATS / 2);
@@ -221,15 +229,7 @@ describe(`${CONCATS} generated concats of movement chains: one strided_concat wh
   });
 
   it('WebGPU: the strided concats give the unfused kernels\' bits', { timeout: 120_000 }, async () => {
-    const device = await getDevice();
-    const jobs = concats.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
-    const fusedJobs = concats.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
-    const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
-    const bad: string[] = [];
-    a.forEach((outs, j) => {
-      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`concat ${j} output ${k}`);
-    });
-    expect(bad).toEqual([]);
+    expect(await gpuMismatches(concats, 'concat')).toEqual([]);
   });
 
   it("attention's backward concat of the q, k and v gradients, each transposed back from heads, is one kernel; a chain read elsewhere stays", () => {
@@ -263,24 +263,14 @@ describe(`${SIBLINGS} generated sets of sibling chains: one strided_copies for t
       const { graph } = fuseViews(c.graph);
       expect(verifyGraph(graph), `set ${i}`).toEqual([]);
       if (graph.nodes.some((n) => n.op === STRIDED_COPIES_OP)) merged++;
-      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }).outputs;
-      const [want, got] = [run(c.graph), run(graph)];
-      for (const [k, t] of want) expect([...got.get(k)!.data], `set ${i} output ${k}`).toEqual([...t.data]);
+      expectSameInterpretation(c, graph, `set ${i}`);
     }
     console.log(`sibling chains: ${merged} of ${SIBLINGS} sets with a strided_copies`);
     expect(merged).toBeGreaterThan(SIBLINGS / 2);
   });
 
   it('WebGPU: the strided_copies kernels give the unfused kernels\' bits', { timeout: 120_000 }, async () => {
-    const device = await getDevice();
-    const jobs = siblingCases.map((c) => ({ graph: c.graph, feeds: c.feeds, sizes: c.sizes }));
-    const fusedJobs = siblingCases.map((c) => ({ graph: fuseViews(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
-    const [a, b] = [await runGraphs(device, jobs), await runGraphs(device, fusedJobs)];
-    const bad: string[] = [];
-    a.forEach((outs, j) => {
-      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`set ${j} output ${k}`);
-    });
-    expect(bad).toEqual([]);
+    expect(await gpuMismatches(siblingCases, 'set')).toEqual([]);
   });
 
   it("attention's head split of q, k and v from one projection is one strided_copies; a lone one-dispatch chain is left alone", () => {
