@@ -28,9 +28,9 @@ export function compileModel(file: string, model: string, args = ''): ModelProgr
   return program;
 }
 
-/** Dispatches one training step encodes: every kernel of every step graph (a GAN would have two graphs). */
+/** Dispatches one training step encodes once running: every kernel of every step graph (a GAN has two), less the once kernels (a causal mask), which run only when the sizes change. */
 export function dispatchesPerStep(program: ModelProgram): number {
-  return program.graphs.steps.reduce((n, g) => n + g.kernels.length, 0);
+  return program.graphs.steps.reduce((n, g) => n + g.kernels.filter((k) => !k.once).length, 0);
 }
 
 export interface DlcMemory {

@@ -123,7 +123,7 @@ async function compare(
       d = {
         ...timing,
         gflops: gflops(timing.medianMs),
-        dispatchesPerStep: run.program.graphs.steps.length > 0 ? dispatchesPerStep(run.program) : run.program.graphs.predict.kernels.length,
+        dispatchesPerStep: run.program.graphs.steps.length > 0 ? dispatchesPerStep(run.program) : run.program.graphs.predict.kernels.filter((k) => !k.once).length,
         peakBytes: mem.peakBytes,
         peakBytesMethod: mem.method,
         unplannedBytes: mem.unplannedBytes,

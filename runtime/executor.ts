@@ -92,6 +92,11 @@ interface GraphInstance {
   sizesKey: string | undefined;
   /** The update copies at the prepared sizes, adjacent ranges merged (`mergeCopies`). */
   copies: readonly Copy[];
+  /**
+   * Whether the once kernels (`KernelDecl.once`: results that depend on the sizes alone) have run at
+   * the prepared sizes, in a command buffer that was submitted; `prepare` clears it when sizes change.
+   */
+  onceDone: boolean;
   /** The last sizes `bindSizes` bound, under the input lengths, given sizes and hints that gave them. */
   lastBound: { readonly key: string; readonly extra: readonly TensorDecl[] | undefined; readonly sizes: ReadonlyMap<string, number> } | undefined;
 }
@@ -154,6 +159,8 @@ export class Executor {
   private readonly pipelines: GPUComputePipeline[] = [];
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
+  /** Graphs whose once kernels the command buffer being built encodes (`submit` marks them done once it is submitted). */
+  private readonly encodedOnce: GraphInstance[] = [];
   private readonly stagingPool: GPUBuffer[] = [];
   /** Mappable buffers of earlier reads (predict outputs, weights), reused by later reads of about their size. */
   private readonly readbackPool: GPUBuffer[] = [];
@@ -190,12 +197,16 @@ export class Executor {
    * are mapped again afterwards (also when `build` throws and nothing is submitted).
    */
   submit<T>(build: (encoder: GPUCommandEncoder) => T): T {
+    this.encodedOnce.length = 0;
     try {
       const encoder = this.device.createCommandEncoder();
       const result = build(encoder);
       this.device.queue.submit([encoder.finish()]);
+      // the once kernels these graphs encoded have run (or will, in queue order) before any later run
+      for (const inst of this.encodedOnce) inst.onceDone = true;
       return result;
     } finally {
+      this.encodedOnce.length = 0;
       this.uploads.submitted();
     }
   }
@@ -369,6 +380,7 @@ export class Executor {
         sizesKey: undefined,
         copies: [],
         lastBound: undefined,
+        onceDone: false,
       };
       this.graphs.set(g.name, inst);
     }
@@ -481,6 +493,7 @@ export class Executor {
   private prepare(inst: GraphInstance, sizes: ReadonlyMap<string, number>): void {
     const key = [...sizes].sort().map(([k, v]) => `${k}=${v}`).join(',');
     if (key === inst.sizesKey) return;
+    inst.onceDone = false;
     const g = inst.program;
     let grew = inst.bindGroups.length === 0;
     inst.allocations.forEach((a, n) => {
@@ -561,9 +574,14 @@ export class Executor {
    */
   encode(encoder: GPUCommandEncoder, g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>): void {
     const inst = this.writeInputs(g, inputs, sizes, encoder);
+    // once kernels run in the first command buffer submitted at these sizes (see `submit`)
+    const skipOnce = inst.onceDone;
+    if (!skipOnce) this.encodedOnce.push(inst);
     if (g.kernels.length > 0) {
       const pass = encoder.beginComputePass();
-      g.kernels.forEach((_, n) => this.dispatch(pass, inst, n));
+      g.kernels.forEach((k, n) => {
+        if (!(skipOnce && k.once)) this.dispatch(pass, inst, n);
+      });
       pass.end();
     }
     for (const c of inst.copies) encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);

@@ -121,6 +121,11 @@ export interface KernelDecl {
   readonly uniforms: readonly SizeExpr[];
   readonly workgroups: SizeExpr;
   readonly source?: SourceSpan;
+  /**
+   * The kernel's results depend on nothing but the sizes (compiler/codegen/once.ts): the runtime
+   * dispatches it when it prepares the graph for new sizes, and skips it at later runs.
+   */
+  readonly once?: boolean;
 }
 
 export interface CpuVariantDecl {

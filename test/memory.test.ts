@@ -1,6 +1,7 @@
 // Memory planning: the planner on hand-built graphs, a property test over random graphs (a simulation of
 // the buffers' contents with and without the plan), peak-memory reports and early out-of-memory errors,
 // and every example on WebGPU giving bit-identical results with and without the plan.
+import { markOnceKernels } from '../compiler/codegen/once.ts';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -139,6 +140,23 @@ describe('the memory planner', () => {
     expect(checkPlan(overlapping).some((p) => /binds slot \d+ as output 2 and also as 3/.test(p))).toBe(true);
     const readsIt = planMemory(graph([X, temp(512), view(0, 64), view(256, 64), temp(1)], [kernel([0], [2]), kernel([2], [3]), kernel([1], [4])], { outputs: { y: 4 } }));
     expect(checkPlan(readsIt).some((p) => /binds slot \d+ as output 3 and also as 2/.test(p))).toBe(true);
+  });
+
+  it('once kernels: those that read only what once kernels write; their temporaries keep buffers of their own', () => {
+    // 1 = iota(), 2 = f(1), 3 = g(x, 2) reads an input, 4 = h(2), 5 = full() that a per-step kernel then rewrites
+    const g = graph(
+      [X, temp(8), temp(8), temp('B', 4), temp(8), temp(8)],
+      [kernel([], [1], 'iota'), kernel([1], [2], 'ge'), kernel([0, 2], [3], 'select'), kernel([2], [4], 'neg'), kernel([], [5], 'full'), kernel([0], [5], 'copy')],
+      { outputs: { y: 3, z: 4, w: 5 } },
+    );
+    const marked = markOnceKernels(g);
+    expect(marked.kernels.map((k) => Boolean(k.once))).toEqual([true, true, false, true, false, false]);
+    const planned = planMemory(marked);
+    expect(checkPlan(planned)).toEqual([]);
+    for (const b of [1, 2, 4]) expect(planned.buffers.filter((x, i) => i !== b && x.kind === 'temp' && slotOf(planned, i) === slotOf(planned, b))).toEqual([]);
+    // a plan that shares a once kernel's temporary is reported
+    const broken = { ...planned, buffers: planned.buffers.map((b, i) => (i === 1 || i === 3 ? ({ ...b, slot: 0 } as BufferDecl) : b)) };
+    expect(checkPlan(broken).some((p) => p.includes('of a once kernel shares slot 0'))).toBe(true);
   });
 
   it('reports planned and unplanned peak memory', () => {

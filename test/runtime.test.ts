@@ -277,3 +277,51 @@ describe('step values', () => {
     lazy.dispose();
   });
 });
+
+describe('once kernels (results that depend on the sizes alone)', () => {
+  /** The same program with every kernel run at every step: the reference. */
+  const everyRun = (p: ModelProgram): ModelProgram => {
+    const strip = (g: ModelProgram['graphs']['predict']) => ({ ...g, kernels: g.kernels.map(({ once: _once, ...k }) => k) });
+    return { ...p, graphs: { predict: strip(p.graphs.predict), evaluate: strip(p.graphs.evaluate), steps: p.graphs.steps.map(strip) } };
+  };
+  const tokens = (B: number, L: number, seed: number) => Int32Array.from({ length: B * L }, (_, i) => (i * 7 + seed * 3) % 11);
+
+  it("CharGPT's causal mask is dispatched at the first run at each size only, and every run gives the bits of running it each time", { timeout: 120_000 }, async () => {
+    const p = program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2');
+    const onceOps = (g: ModelProgram['graphs']['predict']) => g.kernels.filter((k) => k.once).map((k) => k.op);
+    expect(onceOps(p.graphs.predict)).toEqual(['iota', 'slice', 'ge']);
+    expect(onceOps(p.graphs.steps[0])).toContain('ge');
+    const device = await getDevice();
+    const [a, b] = [await Model.create(p, { device, seed: 3, sizes: { L: 6 } }), await Model.create(everyRun(p), { device, seed: 3, sizes: { L: 6 } })];
+    try {
+      // count the dispatches of a's runs
+      const ex = (a as unknown as { executor: { dispatch: (...args: unknown[]) => void } }).executor;
+      const dispatch = ex.dispatch.bind(ex);
+      let count = 0;
+      ex.dispatch = (...args: unknown[]) => {
+        count++;
+        dispatch(...args);
+      };
+      const runs: [number, number][] = [[2, 6], [2, 6], [3, 6], [3, 6], [2, 6]];
+      const counts: number[] = [];
+      for (const [i, [B, L]] of runs.entries()) {
+        count = 0;
+        const x = { tokens: tokens(B, L, i) };
+        const [ya, yb] = [await a.predict(x), await b.predict(x)];
+        counts.push(count);
+        for (const k of Object.keys(yb)) expect(Array.from((ya as Record<string, Float32Array>)[k]), `run ${i}: ${k}`).toEqual(Array.from((yb as Record<string, Float32Array>)[k]));
+      }
+      const all = p.graphs.predict.kernels.length;
+      expect(counts).toEqual([all, all - 3, all, all - 3, all]);
+      // training: three steps at one size then one at another, the same losses bit for bit
+      for (const [i, [B, L]] of [[2, 6], [2, 6], [2, 6], [3, 6], [3, 6]].entries()) {
+        const batch = { tokens: tokens(B, L, 10 + i) };
+        const [la, lb] = [await a.trainStep(batch).values(), await b.trainStep(batch).values()];
+        expect(la, `step ${i}`).toEqual(lb);
+      }
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+});

@@ -25,6 +25,7 @@
 import type { BufferDecl, GraphProgram, ModelProgram, SizeExpr } from '../../runtime/program.ts';
 import { evalSize, sizeNames } from '../../runtime/sizes.ts';
 import { viewBase } from '../../runtime/memory.ts';
+import { onceTemps } from './once.ts';
 
 export { viewBase, allocations, bufferBytes, formatBytes, memoryReport, type GraphMemory, type MemoryReport } from '../../runtime/memory.ts';
 
@@ -134,9 +135,11 @@ export function planMemory(g: GraphProgram, options: PlanOptions = {}): GraphPro
   temps.sort((a, b) => b.bytes - a.bytes || (a.range?.start ?? -1) - (b.range?.start ?? -1) || a.at - b.at);
   const slots: { members: number[]; ranges: LiveRange[]; shared: boolean }[] = [];
   const slotOf = new Map<number, number>();
+  const kept = onceTemps(g);
   for (const t of temps) {
-    // a temporary no dispatch writes keeps its own buffer; one nothing touches fits anywhere
-    const shared = written.has(t.at) || !t.range;
+    // a temporary no dispatch writes keeps its own buffer, and so does one a once kernel touches (its
+    // value must last from the run that computed it to every later one); one nothing touches fits anywhere
+    const shared = (written.has(t.at) || !t.range) && !kept.has(t.at);
     const blocked = new Set<number>();
     for (const p of together.get(t.at) ?? []) if (slotOf.has(p)) blocked.add(slotOf.get(p)!);
     let s = -1;
@@ -182,7 +185,7 @@ export function planModelMemory(program: ModelProgram, options: PlanOptions = {}
 /**
  * What is wrong with a graph's plan, in words (empty when it is sound): only temporaries other than views
  * have slots, every such temporary has one in range, no two temporaries of one slot are live at once, a
- * temporary no dispatch writes is alone in its slot, and no dispatch binds one slot (or one buffer, or
+ * temporary no dispatch writes, or a once kernel touches, is alone in its slot, and no dispatch binds one slot (or one buffer, or
  * two views of one arena) as an output and as any other binding, save disjoint views of one arena as outputs.
  */
 export function checkPlan(g: GraphProgram): string[] {
@@ -219,9 +222,11 @@ export function checkPlan(g: GraphProgram): string[] {
   g.buffers.forEach((b, i) => {
     if (b.kind === 'temp' && !b.view && b.slot !== undefined) bySlot.set(b.slot, [...(bySlot.get(b.slot) ?? []), i]);
   });
+  const kept = onceTemps(g);
   for (const [slot, members] of bySlot) {
     for (const m of members) {
       if (members.length > 1 && !written.has(m) && ranges.has(m)) problems.push(`temporary ${m} is never written but shares slot ${slot}`);
+      if (members.length > 1 && kept.has(m)) problems.push(`temporary ${m} of a once kernel shares slot ${slot}`);
     }
     for (let a = 0; a < members.length; a++) {
       for (let b = a + 1; b < members.length; b++) {

@@ -6,6 +6,7 @@
 // buffer (a row-major buffer already is its reshape); then memory.ts lets temporaries share buffers. New
 // parameter and state values are copied over the old ones after the step's last dispatch, so every
 // dispatch of a step sees the values from the start of the step.
+import { markOnceKernels } from './once.ts';
 import type { Span } from '../../grammar/ast.ts';
 import type {
   ArenaRef, BufferDecl, ConstraintDecl, DType as RuntimeDType, GraphProgram, InitDecl, KernelDecl, ModelProgram, ParamDecl, StateDecl, TensorDecl, TrainingDecl,
@@ -186,7 +187,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
     if (source !== target) updates.push({ target, source });
   }
   const constraints: ConstraintDecl[] = g.constraints.map((c) => ({ op: c.op, left: sizeExpr(c.left), right: sizeExpr(c.right), text: c.text }));
-  return { name, buffers, kernels, inputs, outputs, updates, constraints };
+  return markOnceKernels({ name, buffers, kernels, inputs, outputs, updates, constraints });
 }
 
 /** Tensors of known size past the binding limit, as E0401 diagnostics naming each. */
