@@ -158,12 +158,13 @@ describe('dlc compile --report', () => {
           name: 'predict',
           unfused: 2,
           dispatches: 1,
+          once: 0,
           fusion: { groups: 1, fusedNodes: 2, nodesBefore: 2, nodesAfter: 1, refusals: [{ op: 'add', groupOp: 'mul', reason: 'shape', detail: 'add gives f32<[B]>, the group | computes [B, 3]' }] },
           kernels: [{ index: 0, op: 'fused_elementwise', subOps: ['add', 'mul'], lines: [{ file: 'dir/a<b>&"c\'.dl', line: 3 }], flops: 12, bytes: 48 }],
           flops: 12,
           bytes: 48,
         },
-        { name: 'evaluate', dispatches: 0, kernels: [], flops: 0, bytes: 0 },
+        { name: 'evaluate', dispatches: 0, once: 0, kernels: [], flops: 0, bytes: 0 },
       ],
       memory: { params: 8, state: 0, inputs: 8, plannedTemps: 24, unplannedTemps: 48, planned: 40, unplanned: 64, largestBuffer: 24, largestWhat: 'a tensor <of> predict', graphs: [] },
     };
@@ -189,6 +190,18 @@ describe('dlc compile --report', () => {
     const full = buildKernelReport({ program, fusion: fusionOf(r.graphs![0]), batch: 2 });
     // with the fusion data every fused kernel names its sub-ops
     for (const k of full.graphs.flatMap((g) => g.kernels)) if (k.op === 'fused_elementwise') expect(k.subOps?.length).toBeGreaterThan(0);
+  });
+
+  it("CharGPT's causal mask kernels are reported as running once per size", () => {
+    const path = 'examples/char_transformer.dl';
+    const r = compileSource(readFileSync(join(ROOT, path), 'utf8'), path, undefined, { modelArgs: new Map([['CharGPT', argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2')]]) });
+    const report = buildKernelReport({ program: r.programs[0], batch: 2, sizes: new Map([['L', 6]]) });
+    const predict = report.graphs[0];
+    expect(predict.once).toBe(3);
+    expect(predict.kernels.filter((k) => k.once).map((k) => k.op)).toEqual(['iota', 'slice', 'ge']);
+    const md = renderMarkdown(report);
+    expect(md).toContain(`| predict | ? | ${predict.dispatches} (3 once per size) |`);
+    expect(md).toContain('ge (once per size)');
   });
 
   it('matmuls reading a transposed operand (weight and input gradients) count their own k: the step has the unfused matmul FLOPs', () => {

@@ -46,6 +46,8 @@ export interface KernelRow {
   /** For a fused kernel: the FLOPs of each sub-op (a matmul's 2·m·n·k apart from its epilogue's). */
   readonly parts?: readonly { readonly op: string; readonly flops: number }[];
   readonly bytes: number;
+  /** The kernel runs only when the sizes change (codegen/once.ts), not at every run. */
+  readonly once?: boolean;
 }
 
 export interface Refusal {
@@ -63,6 +65,8 @@ export interface GraphReport {
   /** Dispatches without fusion (when the unfused program was given). */
   readonly unfused?: number;
   readonly dispatches: number;
+  /** Of the dispatches, those that run only when the sizes change (a causal mask). */
+  readonly once: number;
   /** What the fusion pass decided (when it was given). */
   readonly fusion?: {
     readonly groups: number;
@@ -262,6 +266,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
         flops: parts.reduce((a, x) => a + x.flops, 0),
         ...(subOps ? { parts } : {}),
         bytes: [...k.inputs, ...k.outputs].reduce((a, i) => a + bufferBytes(numel(i)), 0),
+        ...(k.once ? { once: true } : {}),
       };
     });
 
@@ -284,6 +289,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
       name: g.name,
       ...(unfused?.[gi] ? { unfused: unfused[gi].kernels.length } : {}),
       dispatches: g.kernels.length,
+      once: g.kernels.filter((k) => k.once).length,
       ...(fusionSummary ? { fusion: fusionSummary } : {}),
       kernels,
       flops: kernels.reduce((a, k) => a + k.flops, 0),
@@ -394,6 +400,11 @@ function linesText(lines: readonly SourceLine[], file: string): string {
 
 /** `fused_matmul: matmul (3,211,264 FLOPs), add, maximum`: a contraction inside a fused kernel shows its own FLOPs. */
 function opText(k: KernelRow): string {
+  if (k.once) return `${opTextOf(k)} (once per size)`;
+  return opTextOf(k);
+}
+
+function opTextOf(k: KernelRow): string {
   if (!k.subOps) return k.op;
   const parts = k.parts ?? [];
   return `${k.op}: ${k.subOps.map((op, i) => (getOp(op)?.family === 'contraction' && parts[i]?.op === op && k.subOps!.length > 1 ? `${op} (${int(parts[i].flops)} FLOPs)` : op)).join(', ')}`;
@@ -429,7 +440,7 @@ function sections(r: KernelReport): Section[] {
       rows: r.graphs.map((g) => [
         g.name,
         g.unfused === undefined ? '?' : int(g.unfused),
-        int(g.dispatches),
+        g.once > 0 ? `${int(g.dispatches)} (${int(g.once)} once per size)` : int(g.dispatches),
         g.fusion ? int(g.fusion.groups) : '?',
         g.fusion ? int(g.fusion.fusedNodes) : '?',
         g.fusion ? int(g.fusion.refusals.length) : '?',
@@ -476,7 +487,7 @@ function sections(r: KernelReport): Section[] {
   const steps = r.graphs.slice(2);
   for (const g of [...steps, ...r.graphs.slice(0, 2)]) {
     out.push({
-      title: `Kernels: ${g.name} (${g.dispatches} dispatches)`,
+      title: `Kernels: ${g.name} (${g.dispatches} dispatches${g.once > 0 ? `, ${g.once} of them once per size` : ''})`,
       level: 2,
       table: {
         head: ['#', 'op', '.dl lines', 'FLOPs', 'bytes'],
