@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { PASSES, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, type Pass } from '../compiler/optimize/index.ts';
+import { PASSES, batchMatmulSums, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -586,6 +586,54 @@ describe('sort-scatters', () => {
   it('a graph without scatter_add is returned as it is', () => {
     const g = build((b) => b.out('y', b.op('neg', [b.input('x', 'f32[2]')])));
     expect(sortScatters(g)).toBe(g);
+  });
+});
+
+describe('batch-matmul-sums', () => {
+  /** A recurrence's weight gradient: Σ_t h_tᵀ dz_t over `steps` steps, plus a bias-like extra term. */
+  const sumGraph = (steps: number, extra: boolean) =>
+    build((b) => {
+      const terms: Value[] = [];
+      for (let t = 0; t < steps; t++) {
+        const h = b.input(`h${t}`, 'f32[B, 3]');
+        const dz = b.input(`dz${t}`, 'f32[B, 4]');
+        // one step's term reads its operand through matmul's transpose_a attribute, the others through a transpose
+        terms.push(t === 1 ? b.op('matmul', [h, dz], { transpose_a: true }) : b.op('matmul', [b.op('transpose', [h], { perm: [1, 0] }), dz]));
+      }
+      if (extra) terms.push(b.input('w', 'f32[3, 4]'));
+      b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+
+  it('a sum of 5 terms h_tᵀ dz_t becomes one matmul over the stacked steps, plus the other terms; the same values up to rounding', () => {
+    const g = sumGraph(5, true);
+    const got = optimize(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['concat', 'concat', 'transpose', 'matmul', 'add']);
+    const sizes = new Map([['B', 2]]);
+    const random = seededRandom(SEED);
+    const inputs = new Map(
+      g.inputs.map((i) => {
+        const shape = i.value.type.shape.map((d) => (typeof d === 'number' ? d : 2)); // B = 2
+        return [i.name, tensor('f32', shape, Array.from({ length: shape[0] * shape[1] }, () => random() - 0.5))];
+      }),
+    );
+    const feeds = { inputs, params: new Map(), state: new Map() };
+    const want = interpretGraph(g, feeds, { sizes }).outputs.get('dw')!;
+    const have = interpretGraph(got, feeds, { sizes }).outputs.get('dw')!;
+    expect(have.shape).toEqual([3, 4]);
+    have.data.forEach((v, i) => expect(v).toBeCloseTo(want.data[i], 12));
+  });
+
+  it('fewer than 4 terms, or terms read elsewhere, stay as they are', () => {
+    const three = sumGraph(3, false);
+    expect(batchMatmulSums(three)).toBe(three);
+    // the same sum with each term also returned: none may be replaced
+    const shared = build((b) => {
+      const terms = Array.from({ length: 5 }, (_, t) => b.op('matmul', [b.input(`h${t}`, 'f32[2, 3]'), b.input(`dz${t}`, 'f32[2, 4]')], { transpose_a: true }));
+      terms.forEach((v, t) => b.out(`term${t}`, v));
+      b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    expect(batchMatmulSums(shared)).toBe(shared);
   });
 });
 

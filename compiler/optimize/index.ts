@@ -1,14 +1,15 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, fold, cse and dce, repeated until the graph stops changing.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, batched matmul sums, fold, cse and dce, repeated until the graph stops changing.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
 import { selectLabels } from './gathers.ts';
 import { sortScatters } from './scatters.ts';
+import { batchMatmulSums } from './matmul-sums.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts, sortScatters };
+export { batchMatmulSums, cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts, sortScatters };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -18,6 +19,7 @@ export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = 
   { name: 'sink-broadcasts', run: sinkBroadcasts },
   { name: 'select-labels', run: selectLabels },
   { name: 'sort-scatters', run: sortScatters },
+  { name: 'batch-matmul-sums', run: batchMatmulSums },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
   { name: 'dce', run: dce },
