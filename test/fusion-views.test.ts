@@ -132,7 +132,7 @@ describe('fuse-views', () => {
     const k = b.op('transpose', [b.op('reshape', [b.op('slice', [z], { starts: [0, 0, 8], stops: [null, null, 16] })], { shape: [B, 5, 2, 4] })], { perm: [0, 2, 1, 3] });
     const g = b.graph({ k: b.op('exp', [k]) });
     const { graph, chains } = fuseViews(g);
-    expect(chains).toEqual([{ op: STRIDED_COPY_OP, nodes: [0, 1, 2], inputs: 1 }]);
+    expect(chains).toEqual([{ op: STRIDED_COPY_OP, nodes: [0, 1, 2], inputs: 1, outputs: 1 }]);
     const copy = graph.nodes.find((n) => n.op === STRIDED_COPY_OP)!;
     expect(copy.attrs).toEqual({ shape: [B, 2, 5, 4], offset: 8, strides: [120, 4, 24, 1] });
     const { graph: all, report } = fuseGraph(g);
@@ -151,7 +151,7 @@ describe('fuse-views', () => {
     const t = b2.op('transpose', [s], { perm: [1, 0] });
     // the slice and the transpose still become one copy, which the reshape then aliases
     const cut = fuseViews(b.graph({ merged }));
-    expect(cut.chains).toEqual([{ op: STRIDED_COPY_OP, nodes: [0, 1], inputs: 1 }]);
+    expect(cut.chains).toEqual([{ op: STRIDED_COPY_OP, nodes: [0, 1], inputs: 1, outputs: 1 }]);
     expect(cut.graph.nodes.map((n) => n.op)).toEqual([STRIDED_COPY_OP, 'reshape']);
     expect(fuseViews(b2.graph({ t, s })).chains).toEqual([]);
   });
@@ -241,7 +241,7 @@ describe(`${CONCATS} generated concats of movement chains: one strided_concat wh
     const { graph, chains } = fuseViews(b.graph({ y: b.op('concat', [dq, dk, dv], { axis: 2 }) }));
     expect(graph.nodes.map((n) => n.op)).toEqual([STRIDED_CONCAT_OP]);
     expect(graph.nodes[0].attrs).toMatchObject({ shape: [B, 5, 6, 4], axis: 2, sizes: [2, 2, 2], out: [B, 5, 24] });
-    expect(chains).toEqual([{ op: STRIDED_CONCAT_OP, nodes: [0, 1, 2, 3, 4, 5, 6], inputs: 3 }]);
+    expect(chains).toEqual([{ op: STRIDED_CONCAT_OP, nodes: [0, 1, 2, 3, 4, 5, 6], inputs: 3, outputs: 1 }]);
     const b2 = new G();
     const x = b2.input('x', f32t(3, 4));
     const t = b2.op('transpose', [x], { perm: [1, 0] });
@@ -280,7 +280,7 @@ describe(`${SIBLINGS} generated sets of sibling chains: one strided_copies for t
     const { graph, chains } = fuseViews(b.graph({ q: head(0, [0, 2, 1, 3]), k: head(8, [0, 2, 3, 1]), v: head(16, [0, 2, 1, 3]) }));
     expect(graph.nodes.map((n) => [n.op, n.outputs.length])).toEqual([[STRIDED_COPIES_OP, 3]]);
     expect(graph.nodes[0].attrs).toMatchObject({ ranks: [4, 4, 4], offsets: [0, 8, 16] });
-    expect(chains).toEqual([{ op: STRIDED_COPIES_OP, nodes: [0, 1, 2, 3, 4, 5, 6, 7, 8], inputs: 1 }]);
+    expect(chains).toEqual([{ op: STRIDED_COPIES_OP, nodes: [0, 1, 2, 3, 4, 5, 6, 7, 8], inputs: 1, outputs: 3 }]);
     const b2 = new G();
     const t = b2.op('transpose', [b2.input('x', f32t(3, 4))], { perm: [1, 0] });
     expect(fuseViews(b2.graph({ t })).graph.nodes.map((n) => n.op)).toEqual(['transpose']);

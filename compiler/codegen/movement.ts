@@ -244,11 +244,12 @@ export function concatKernel(
   const shape = options.at === undefined ? full : full.map((d, a) => (a === axis ? slab : d));
   const k = inputs.length;
   const words: [string, Dim][] = [];
+  const offset = (i: number) => !(isConcrete(views[i].offset) && views[i].offset === 0);
   let end: Dim = 0;
   views.forEach((view, i) => {
     end = add(end, axisSizes[i]);
     if (i < k - 1) words.push([`end${i}`, end]);
-    if (!(isConcrete(view.offset) && view.offset === 0)) words.push([`off${i}`, view.offset]);
+    if (offset(i)) words.push([`off${i}`, view.offset]);
     view.strides.forEach((st, a) => words.push([`s${i}_${a}`, st]));
   });
   let store: string | undefined;
@@ -260,7 +261,7 @@ export function concatKernel(
   // input i starts where input i - 1 ends
   const read = (i: number) => {
     const terms = shape.map((_, a) => (a === axis ? `${i > 0 ? `(j - end${i - 1})` : 'j'} * s${i}_${a}` : `i${a} * s${i}_${a}`));
-    if (words.some(([w]) => w === `off${i}`)) terms.unshift(`off${i}`);
+    if (offset(i)) terms.unshift(`off${i}`);
     return `v = x${i}[${terms.join(' + ')}];`;
   };
   const body = [`let j = i${axis};`, `var v: ${kernelStorageType(result.dtype)};`];

@@ -28,6 +28,20 @@ export const STRIDED_COPY_OP = 'strided_copy';
 export const STRIDED_CONCAT_OP = 'strided_concat';
 export const STRIDED_COPIES_OP = 'strided_copies';
 
+/** A size attribute's value at the interpreter's bound sizes. */
+const sizeIn = (env: { readonly sizes?: ReadonlyMap<string, number> }) => (d: Dim): number => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
+
+/** out[i0..] = x[offset + Σ i_a * strides[a]]: what the strided copies read, checked in bounds. */
+function gather(op: string, x: Tensor, shape: readonly number[], offset: number, strides: readonly number[]): Tensor {
+  const data = new Float64Array(numel(shape));
+  for (let i = 0; i < data.length; i++) {
+    const at = unravel(i, shape).reduce((o, ia, a) => o + ia * strides[a], offset);
+    if (at < 0 || at >= x.data.length) throw new Error(`${op} reads element ${at} of ${x.data.length}`);
+    data[i] = x.data[at];
+  }
+  return { dtype: x.dtype, shape: [...shape], data };
+}
+
 registerOp({
   name: STRIDED_COPY_OP,
   family: 'fused',
@@ -45,17 +59,8 @@ registerOp({
     return [{ dtype: x.dtype, shape: [...(shape as Dim[])] }];
   },
   interpret([x], attrs, env) {
-    const size = (d: Dim) => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
-    const shape = attrDims(attrs, 'shape').map(size);
-    const strides = attrDims(attrs, 'strides').map(size);
-    const offset = size(attrs.offset as Dim);
-    const data = new Float64Array(numel(shape));
-    for (let i = 0; i < data.length; i++) {
-      const at = unravel(i, shape).reduce((o, ia, a) => o + ia * strides[a], offset);
-      if (at < 0 || at >= x.data.length) throw new Error(`strided_copy reads element ${at} of ${x.data.length}`);
-      data[i] = x.data[at];
-    }
-    return [{ dtype: x.dtype, shape, data } satisfies Tensor];
+    const size = sizeIn(env);
+    return [gather(STRIDED_COPY_OP, x, attrDims(attrs, 'shape').map(size), size(attrs.offset as Dim), attrDims(attrs, 'strides').map(size))];
   },
 });
 
@@ -88,7 +93,7 @@ registerOp({
     return [{ dtype: xs[0].dtype, shape: [...(out as Dim[])] }];
   },
   interpret(xs, attrs, env) {
-    const size = (d: Dim) => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
+    const size = sizeIn(env);
     const shape = attrDims(attrs, 'shape').map(size);
     const axis = attrs.axis as number;
     const sizes = attrDims(attrs, 'sizes').map(size);
@@ -137,18 +142,7 @@ registerOp({
     return views.map((v) => ({ dtype: x.dtype, shape: v.shape }));
   },
   interpret([x], attrs, env) {
-    const size = (d: Dim) => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
-    return stridedCopiesViews(attrs)!.map((v) => {
-      const shape = v.shape.map(size);
-      const strides = v.strides.map(size);
-      const offset = size(v.offset);
-      const data = new Float64Array(numel(shape));
-      for (let i = 0; i < data.length; i++) {
-        const at = unravel(i, shape).reduce((o, ia, a) => o + ia * strides[a], offset);
-        if (at < 0 || at >= x.data.length) throw new Error(`strided_copies reads element ${at} of ${x.data.length}`);
-        data[i] = x.data[at];
-      }
-      return { dtype: x.dtype, shape, data } satisfies Tensor;
-    });
+    const size = sizeIn(env);
+    return stridedCopiesViews(attrs)!.map((v) => gather(STRIDED_COPIES_OP, x, v.shape.map(size), size(v.offset), v.strides.map(size)));
   },
 });

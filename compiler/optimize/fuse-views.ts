@@ -9,8 +9,9 @@
 // (ops/strided-copy.ts), with every size symbolic where the shapes are. Attention's head split, the
 // slice of the fused q/k/v projection then a reshape and a transpose, is one kernel instead of two.
 // Chains from one source share one kernel (strided_copies): attention's q, k and v, three views of one
-// projection, are one dispatch instead of three. A concat reads its operands through such views too (strided_concat): attention's backward pass
-// transposes the q, k and v gradients back from heads and concatenates them, one kernel instead of four.
+// projection, are one dispatch instead of three. A concat reads its operands through such views too
+// (strided_concat): attention's backward pass transposes the q, k and v gradients back from heads and
+// concatenates them, one kernel instead of four.
 // A reshape the view cannot follow (merging axes a slice or a transpose made non-contiguous) ends the
 // chain there; the values are copied unchanged, so results are bit-identical.
 import type { Graph, Node, Value } from '../ir/types.ts';
@@ -19,11 +20,12 @@ import { graphUses } from '../ir/uses.ts';
 import { sliceBounds } from '../ops/movement.ts';
 import { stridesOf } from '../codegen/per-element.ts';
 import { STRIDED_CONCAT_OP, STRIDED_COPIES_OP, STRIDED_COPY_OP } from '../ops/strided-copy.ts';
-
-/** Results one strided_copies kernel writes: 8 storage buffers less its operand. */
-const MAX_COPIES = 7;
 import { add, type Dim, dimEquals, isConcrete, mul } from '../shapes/dim.ts';
 import { contractGroups, type Contraction } from './contract.ts';
+import { MAX_STORAGE_BUFFERS } from './fuse.ts';
+
+/** Results one strided_copies kernel writes: the storage buffers less its operand. */
+const MAX_COPIES = MAX_STORAGE_BUFFERS - 1;
 
 /** A strided view of a row-major buffer: element i is offset + Σ i_a * strides[a]. */
 interface View {
@@ -108,18 +110,19 @@ function reshapeView(v: View, to: readonly Dim[]): View | undefined {
   return i === axes.length ? { offset: v.offset, shape: to, strides } : undefined;
 }
 
-/** What fuseViews made: one strided_copy or strided_concat node, and the nodes of the input graph it replaced. */
+/** What fuseViews made: one strided_copy, strided_copies or strided_concat node, its operand and result counts, and the nodes of the input graph it replaced. */
 export interface ViewFusion {
   readonly op: typeof STRIDED_COPY_OP | typeof STRIDED_COPIES_OP | typeof STRIDED_CONCAT_OP;
   readonly nodes: readonly number[];
   readonly inputs: number;
+  readonly outputs: number;
 }
 
 /**
  * The graph with each movement chain of two or more dispatches as one strided_copy, the chains of one
- * source (of one dispatch or more) as one strided_copies, and each concat
- * (of at most 7 operands) some of whose operands are such chains, of one dispatch or more, as one
- * strided_concat reading the chains' sources; what it fused, as node indices of `g`.
+ * source (of one dispatch or more) as one strided_copies, and each concat (of at most 7 operands) some
+ * of whose operands are such chains as one strided_concat reading the chains' sources; what it fused,
+ * as node indices of `g`.
  */
 export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
   const { producer, consumers, results } = graphUses(g);
@@ -155,7 +158,7 @@ export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
       const made = concatOfViews(k);
       if (made) {
         for (const m of made.members) taken.add(m);
-        chains.push({ op: STRIDED_CONCAT_OP, nodes: made.members, inputs: made.node.inputs.length });
+        chains.push({ op: STRIDED_CONCAT_OP, nodes: made.members, inputs: made.node.inputs.length, outputs: 1 });
         contractions.push({ members: made.members, node: made.node });
       }
       continue;
@@ -183,11 +186,11 @@ export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
       if (group.length > 1) {
         const views = group.map((c) => c.view);
         const attrs = { ranks: views.map((v) => v.shape.length), shapes: views.flatMap((v) => [...v.shape]), offsets: views.map((v) => v.offset), strides: views.flatMap((v) => [...v.strides]) };
-        chains.push({ op: STRIDED_COPIES_OP, nodes: members, inputs: 1 });
+        chains.push({ op: STRIDED_COPIES_OP, nodes: members, inputs: 1, outputs: group.length });
         contractions.push({ members, node: { op: STRIDED_COPIES_OP, inputs: [source], attrs, outputs: group.map((c) => last(c).outputs[0]), span: last(group[0]).span } });
       } else if (dispatches(group[0].chain) >= 2) {
         const { view } = group[0];
-        chains.push({ op: STRIDED_COPY_OP, nodes: group[0].chain, inputs: 1 });
+        chains.push({ op: STRIDED_COPY_OP, nodes: group[0].chain, inputs: 1, outputs: 1 });
         contractions.push({ members, node: { op: STRIDED_COPY_OP, inputs: [source], attrs: { shape: [...view.shape], offset: view.offset, strides: [...view.strides] }, outputs: last(group[0]).outputs, span: last(group[0]).span } });
       }
     }
@@ -258,7 +261,8 @@ export function fuseViews(g: Graph): { graph: Graph; chains: ViewFusion[] } {
       }
       if (!chosen) return undefined;
       const chain = o.chain.slice(0, chosen.len);
-      members.push(...o.chain.slice(0, chosen.len === 0 ? 0 : o.chain.length));
+      // a chain read before its trailing reshapes takes them along: nothing else reads them
+      if (chosen.len > 0) members.push(...o.chain);
       absorbed += dispatches(chain);
       inputs.push(chosen.len === 0 ? o.v : nodes[chain[0]].inputs[0]);
       sizes.push(chosen.x);

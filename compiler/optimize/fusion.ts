@@ -23,7 +23,7 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   const index = new Map<Node, number>(g.nodes.map((n, k) => [n, k]));
   const groups: FusedGroup[] = chains.map((chain) => {
     const nodes = chain.nodes.map((m) => index.get(base.graph.nodes[m]) ?? -1).filter((k) => k >= 0).sort((a, b) => a - b);
-    return { op: chain.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: chain.inputs, outputs: 1, constants: 0 };
+    return { op: chain.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: chain.inputs, outputs: chain.outputs, constants: 0 };
   });
   return { graph, report: { ...base.report, nodesAfter: graph.nodes.length, groups: [...base.report.groups, ...groups] } };
 }
