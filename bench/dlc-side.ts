@@ -28,9 +28,14 @@ export function compileModel(file: string, model: string, args = ''): ModelProgr
   return program;
 }
 
-/** Dispatches one training step encodes once running: every kernel of every step graph (a GAN has two), less the once kernels (a causal mask), which run only when the sizes change. */
+/** Dispatches a graph encodes at every run: its kernels less the once kernels (a causal mask), which run only when the sizes change. */
+export function dispatchesOf(g: GraphProgram): number {
+  return g.kernels.filter((k) => !k.once).length;
+}
+
+/** Dispatches one training step encodes: those of every step graph (a GAN has two). */
 export function dispatchesPerStep(program: ModelProgram): number {
-  return program.graphs.steps.reduce((n, g) => n + g.kernels.filter((k) => !k.once).length, 0);
+  return program.graphs.steps.reduce((n, g) => n + dispatchesOf(g), 0);
 }
 
 export interface DlcMemory {

@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileModel, dispatchesPerStep, dlcMemory, dlcPredictor, dlcTrainer, type DlcRun } from './dlc-side.ts';
+import { compileModel, dispatchesOf, dispatchesPerStep, dlcMemory, dlcPredictor, dlcTrainer, type DlcRun } from './dlc-side.ts';
 import { machineInfo, openSharedGpu, type SharedGpu } from './gpu.ts';
 import { updateDoc, type BenchFile, type BenchResult, type ProfileSummary, type SideResult } from './report.ts';
 import { formatProfile, slowestKernels, sourceText } from '../runtime/profile.ts';
@@ -123,7 +123,7 @@ async function compare(
       d = {
         ...timing,
         gflops: gflops(timing.medianMs),
-        dispatchesPerStep: run.program.graphs.steps.length > 0 ? dispatchesPerStep(run.program) : run.program.graphs.predict.kernels.filter((k) => !k.once).length,
+        dispatchesPerStep: run.program.graphs.steps.length > 0 ? dispatchesPerStep(run.program) : dispatchesOf(run.program.graphs.predict),
         peakBytes: mem.peakBytes,
         peakBytesMethod: mem.method,
         unplannedBytes: mem.unplannedBytes,

@@ -185,8 +185,9 @@ export function planModelMemory(program: ModelProgram, options: PlanOptions = {}
 /**
  * What is wrong with a graph's plan, in words (empty when it is sound): only temporaries other than views
  * have slots, every such temporary has one in range, no two temporaries of one slot are live at once, a
- * temporary no dispatch writes, or a once kernel touches, is alone in its slot, and no dispatch binds one slot (or one buffer, or
- * two views of one arena) as an output and as any other binding, save disjoint views of one arena as outputs.
+ * temporary no dispatch writes, or a once kernel touches, is alone in its slot, and no dispatch binds one
+ * slot (or one buffer, or two views of one arena) as an output and as any other binding, save disjoint
+ * views of one arena as outputs.
  */
 export function checkPlan(g: GraphProgram): string[] {
   const problems: string[] = [];
@@ -203,7 +204,8 @@ export function checkPlan(g: GraphProgram): string[] {
     const b = g.buffers[i];
     return b?.kind === 'temp' && b.slot !== undefined ? `slot ${b.slot}` : `buffer ${i}`;
   };
-  // two views of one arena that do not overlap may both be outputs (WebGPU needs writable bindings of one buffer to be disjoint)
+  // two views of one arena that do not overlap may both be outputs (WebGPU needs writable bindings of
+  // one buffer to be disjoint)
   const disjointViews = (a: number, b: number): boolean => {
     const [x, y] = [g.buffers[a], g.buffers[b]];
     if (x?.kind !== 'temp' || y?.kind !== 'temp' || !x.view || !y.view || x.view.buffer !== y.view.buffer) return false;

@@ -20,7 +20,10 @@ export function onceTemps(g: GraphProgram): Set<number> {
 export function markOnceKernels(g: GraphProgram): GraphProgram {
   const writers = new Map<number, number[]>();
   g.kernels.forEach((k, n) => k.outputs.forEach((b) => writers.set(b, [...(writers.get(b) ?? []), n])));
-  const isOwnTemp = (b: number) => g.buffers[b]?.kind === 'temp' && !(g.buffers[b] as { view?: unknown }).view;
+  const isOwnTemp = (b: number) => {
+    const d = g.buffers[b];
+    return d?.kind === 'temp' && !d.view;
+  };
   const once = new Set<number>();
   // kernels are in dependency order, so one pass sees every writer of an input before its reader
   g.kernels.forEach((k, n) => {
