@@ -5,16 +5,50 @@ import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport, fuseWithReport } from './fuse.ts';
 import { fuseRowsWithReport } from './fuse-rows.ts';
 import { fuseViews } from './fuse-views.ts';
+import { rematerialize } from './remat.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
   readonly rows?: boolean;
   /** Fuse chains of movement ops into one strided_copy each, and into the concats they feed (fuse-views.ts; default true). */
   readonly views?: boolean;
+  /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
+  readonly remat?: boolean;
+}
+
+/** Nodes of a fused graph that dispatch: all but the ops that alias their operand's buffer. */
+export function kernelCount(g: Graph): number {
+  return g.nodes.filter((n) => n.op !== 'reshape' && n.op !== 'stop_gradient').length;
 }
 
 /** The fused graph and one report of the passes, every node index counted in `g`. Pure. */
 export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph; report: FuseReport } {
+  const plain = fusePipeline(g, options);
+  if (options.remat === false) return plain;
+  const { graph: copied, origin } = rematerialize(g);
+  if (copied === g) return plain;
+  const recomputed = fusePipeline(copied, options);
+  if (kernelCount(recomputed.graph) >= kernelCount(plain.graph)) return plain;
+  // the report in `g`'s node numbers: a copy counts as the node it copies
+  const at = (k: number) => origin[k] ?? k;
+  const { report } = recomputed;
+  return {
+    graph: recomputed.graph,
+    report: {
+      ...report,
+      nodesBefore: g.nodes.length,
+      groups: report.groups.map((grp) => {
+        const nodes = [...new Set(grp.nodes.map(at))].sort((a, b) => a - b);
+        return { ...grp, nodes, ops: nodes.map((k) => g.nodes[k].op) };
+      }),
+      rejected: report.rejected.map((r) => ({ ...r, node: at(r.node), group: at(r.group) })),
+      prologues: report.prologues.map((p) => ({ ...p, transpose: at(p.transpose), matmul: at(p.matmul), ...(p.sibling === undefined ? {} : { sibling: at(p.sibling) }) })),
+    },
+  };
+}
+
+/** Elementwise, epilogue, reduction and movement fusion, with one report in `g`'s node numbers. */
+function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const base = fuseLoopsAndRows(g, options);
   if (options.views === false) return base;
   const { graph, chains } = fuseViews(base.graph);

@@ -1,0 +1,97 @@
+// Rematerialization (compiler/optimize/remat.ts): shared elementwise values recomputed per reader, kept by fuseGraph only where it saves kernels, with the same bits.
+import { describe, expect, it } from 'vitest';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Graph } from '../compiler/ir/types.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
+import { FUSED_OP } from '../compiler/ops/fused.ts';
+import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
+import { MAX_DEPTH, rematerialize } from '../compiler/optimize/remat.ts';
+import { f32t, GraphBuilder as G } from './graph-builder.ts';
+
+function sameBits(a: Graph, b: Graph, inputs: ReadonlyMap<string, Tensor>): boolean {
+  const feeds = { inputs: new Map(inputs), params: new Map(), state: new Map() };
+  const want = interpretGraph(a, feeds).outputs;
+  const got = interpretGraph(b, feeds).outputs;
+  return [...want].every(([k, t]) => {
+    const g = got.get(k)!.data;
+    return g.length === t.data.length && Array.from(t.data).every((x, i) => Object.is(x, g[i]));
+  });
+}
+
+const ramp = (n: number, scale: number, shift: number) => Array.from({ length: n }, (_, i) => (i - shift) * scale);
+
+/** Four gates read by a cell and, across a matmul, by a second kernel: an LSTM cell and its backward pass in miniature. */
+function gates(): { g: Graph; inputs: Map<string, Tensor> } {
+  const b = new G();
+  const xs = [0, 1, 2, 3].map((i) => b.input(`x${i}`, f32t(4, 3)));
+  const w = b.input('w', f32t(3, 3));
+  const bias = b.input('bias', f32t(3));
+  const s = [b.op('sigmoid', [b.op('add', [xs[0], bias])]), b.op('sigmoid', [xs[1]]), b.op('tanh', [xs[2]]), b.op('sigmoid', [xs[3]])];
+  const h = b.op('add', [b.op('mul', [s[0], s[1]]), b.op('mul', [s[2], s[3]])]);
+  const m = b.op('matmul', [h, w]);
+  const d = b.op('mul', [b.op('mul', [m, b.op('mul', [s[0], s[1]])]), b.op('mul', [s[2], s[3]])]);
+  const inputs = new Map<string, Tensor>([
+    ...xs.map((_, i): [string, Tensor] => [`x${i}`, tensor('f32', [4, 3], ramp(12, 0.37 + i * 0.1, 5.5))]),
+    ['w', tensor('f32', [3, 3], ramp(9, 0.21, 4))],
+    ['bias', tensor('f32', [3], [0.5, -1, 1])],
+  ]);
+  return { g: b.graph({ h, d }), inputs };
+}
+
+describe('rematerialization', () => {
+  it('copies each shared gate for its second reader, operands and all, and the copies give the same bits', () => {
+    const { g, inputs } = gates();
+    const { graph, origin } = rematerialize(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    // four gates and the bias add copied once each
+    expect(graph.nodes.length).toBe(g.nodes.length + 5);
+    expect(graph.nodes.map((n, k) => n.op === g.nodes[origin[k]].op).every(Boolean)).toBe(true);
+    expect(sameBits(g, graph, inputs)).toBe(true);
+  });
+
+  it('saves kernels where storing the gates would pass the binding limit, and the report counts copies as their originals', () => {
+    const { g, inputs } = gates();
+    const plain = fuseGraph(g, { remat: false });
+    const { graph, report } = fuseGraph(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    // without copies the cell kernel would store h and four gates beside six inputs: it splits
+    expect(kernelCount(plain.graph)).toBeGreaterThan(2);
+    expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_OP, FUSED_MATMUL_OP]);
+    expect(sameBits(g, graph, inputs)).toBe(true);
+    for (const grp of report.groups) for (const k of grp.nodes) expect(k).toBeLessThan(g.nodes.length);
+    for (const n of graph.nodes) expect(n.inputs.length + n.outputs.length).toBeLessThanOrEqual(8);
+  });
+
+  it('keeps the graph without copies when they save nothing', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4, 4));
+    const s = b.op('sigmoid', [x]);
+    const y = b.op('add', [b.op('exp', [s]), b.op('matmul', [s, x])]);
+    const g = b.graph({ y });
+    expect(rematerialize(g).graph).not.toBe(g);
+    expect(fuseGraph(g).graph.nodes.filter((n) => n.op === 'sigmoid').length).toBe(1);
+    expect(fuseGraph(g).graph.nodes.length).toBe(fuseGraph(g, { remat: false }).graph.nodes.length);
+  });
+
+  it(`does not copy a recurrence: a chain deeper than ${MAX_DEPTH} (an LSTM's cell state) is stored`, () => {
+    const b = new G();
+    const x = b.input('x', f32t(2, 3));
+    let c = b.input('c0', f32t(2, 3));
+    const outs: Record<string, ReturnType<typeof b.op>> = {};
+    for (let t = 0; t < 12; t++) {
+      c = b.op('add', [b.op('mul', [b.op('sigmoid', [x]), c]), b.op('tanh', [x])]);
+      outs[`y${t}`] = b.op('tanh', [c]);
+    }
+    const g = b.graph({ ...outs, c });
+    const { graph, origin } = rematerialize(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    // a state whose chain is short enough is copied for its second reader, once; the copy reads the
+    // previous state, which is then too deep and stored: the copies never reach back along the steps
+    const copiesOf = new Map<number, number>();
+    for (const k of origin) copiesOf.set(k, (copiesOf.get(k) ?? 0) + 1);
+    for (const [k, n] of copiesOf) if (g.nodes[k].op === 'add') expect(n).toBeLessThanOrEqual(2);
+    expect(graph.nodes.length).toBeLessThan(g.nodes.length * 2);
+  });
+});
