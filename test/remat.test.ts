@@ -8,7 +8,10 @@ import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { FUSED_OP } from '../compiler/ops/fused.ts';
 import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
 import { MAX_DEPTH, rematerialize } from '../compiler/optimize/remat.ts';
+import { readFileSync } from 'node:fs';
+import { compileTraining } from '../compiler/frontend/train.ts';
 import { f32t, GraphBuilder as G } from './graph-builder.ts';
+import { argsOf } from './helpers.ts';
 
 function sameBits(a: Graph, b: Graph, inputs: ReadonlyMap<string, Tensor>): boolean {
   const feeds = { inputs: new Map(inputs), params: new Map(), state: new Map() };
@@ -93,5 +96,16 @@ describe('rematerialization', () => {
     for (const k of origin) copiesOf.set(k, (copiesOf.get(k) ?? 0) + 1);
     for (const [k, n] of copiesOf) if (g.nodes[k].op === 'add') expect(n).toBeLessThanOrEqual(2);
     expect(graph.nodes.length).toBeLessThan(g.nodes.length * 2);
+  });
+
+  it('copies again without the copies that joined no group, where that gives fewer kernels (a two-layer LSTM)', () => {
+    const file = 'examples/lstm_classifier.dl';
+    const modelArgs = new Map([['ActivityClassifier', argsOf('ActivityClassifier', 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3')]]);
+    const step = compileTraining(readFileSync(file, 'utf8'), file, undefined, { modelArgs }).trainings[0].steps[0];
+    const none = kernelCount(fuseGraph(step, { remat: false }).graph);
+    const all = kernelCount(fuseGraph(rematerialize(step).graph, { remat: false }).graph);
+    const { graph } = fuseGraph(step);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(kernelCount(graph)).toBeLessThan(Math.min(none, all));
   });
 });

@@ -25,12 +25,23 @@ export function kernelCount(g: Graph): number {
 export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph; report: FuseReport } {
   const plain = fusePipeline(g, options);
   if (options.remat === false) return plain;
-  const { graph: copied, origin } = rematerialize(g);
-  if (copied === g) return plain;
-  const recomputed = fusePipeline(copied, options);
+  let copied = rematerialize(g);
+  if (copied.graph === g) return plain;
+  let recomputed = fusePipeline(copied.graph, options);
+  // a copy that joined no group is a kernel of its own: once more, without copies of those nodes
+  const originOf = new Map<number, number>(copied.graph.nodes.map((n, k) => [n.outputs[0]?.id ?? -1, copied.origin[k]]));
+  const alone = recomputed.graph.nodes.flatMap((n) => (n.outputs.length === 1 && copied.copies.has(n.outputs[0].id) ? [originOf.get(n.outputs[0].id)!] : []));
+  if (alone.length > 0) {
+    const retry = rematerialize(g, new Set(alone));
+    const again = retry.graph === g ? plain : fusePipeline(retry.graph, options);
+    if (kernelCount(again.graph) < kernelCount(recomputed.graph)) {
+      copied = retry;
+      recomputed = again;
+    }
+  }
   if (kernelCount(recomputed.graph) >= kernelCount(plain.graph)) return plain;
   // the report in `g`'s node numbers: a copy counts as the node it copies
-  const at = (k: number) => origin[k] ?? k;
+  const at = (k: number) => copied.origin[k] ?? k;
   const { report } = recomputed;
   return {
     graph: recomputed.graph,

@@ -26,6 +26,8 @@ import { dimEquals } from '../shapes/dim.ts';
 export interface Rematerialized {
   readonly graph: Graph;
   readonly origin: readonly number[];
+  /** The ids of the values the copies define. */
+  readonly copies: ReadonlySet<number>;
 }
 
 /** An elementwise primitive fused kernels compose (the same test as fuse.ts's). */
@@ -47,8 +49,11 @@ export const MAX_DEPTH = 3;
 
 const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.length && a.type.shape.every((d, i) => dimEquals(d, b.type.shape[i]));
 
-/** A copy of every elementwise node for each elementwise reader after its first. Pure. */
-export function rematerialize(g: Graph): Rematerialized {
+/**
+ * A copy of every elementwise node for each elementwise reader after its first; nodes in `keep` (input
+ * graph indices) are never copied. Pure.
+ */
+export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set()): Rematerialized {
   const { producer, consumers, results } = graphUses(g);
   // how deep a copy of each node would recompute (graph order, so operands come first); over MAX_DEPTH
   // means the node is not copied, and its value, if read twice, is stored
@@ -77,7 +82,7 @@ export function rematerialize(g: Graph): Rematerialized {
   };
   for (const s of slots) for (const v of s.node.inputs) addReader(v, s);
 
-  let copies = 0;
+  const copies = new Set<number>();
   // copy `s` for `reader`, which reads `s`'s value; then the copy's operands gain a reader
   const copyFor = (s: Slot, reader: Slot): void => {
     const old = s.node.outputs[0];
@@ -87,13 +92,13 @@ export function rematerialize(g: Graph): Rematerialized {
     reader.before.push(copy);
     for (const v of copy.node.inputs) addReader(v, copy);
     readers.set(value.id, [reader]);
-    copies++;
+    copies.add(value.id);
   };
 
   // last to first: a node's readers, copies included, are all known when it is visited
   const visit = (s: Slot): void => {
     const n = s.node;
-    if (!elementwise(n) || n.inputs.length === 0 || depth[s.origin] > MAX_DEPTH) return;
+    if (!elementwise(n) || n.inputs.length === 0 || depth[s.origin] > MAX_DEPTH || keep.has(s.origin)) return;
     const out = n.outputs[0];
     const all = readers.get(out.id) ?? [];
     const fusibleReaders = all.filter((r) => elementwise(r.node) && sameShape(r.node.outputs[0], out));
@@ -104,7 +109,7 @@ export function rematerialize(g: Graph): Rematerialized {
     for (const r of copied) copyFor(s, r);
   };
   for (let k = slots.length - 1; k >= 0; k--) visit(slots[k]);
-  if (copies === 0) return { graph: g, origin: g.nodes.map((_, k) => k) };
+  if (copies.size === 0) return { graph: g, origin: g.nodes.map((_, k) => k), copies };
 
   const nodes: Node[] = [];
   const origin: number[] = [];
@@ -114,5 +119,5 @@ export function rematerialize(g: Graph): Rematerialized {
     origin.push(s.origin);
   };
   slots.forEach(emit);
-  return { graph: { ...g, nodes }, origin };
+  return { graph: { ...g, nodes }, origin, copies };
 }
