@@ -72,13 +72,20 @@ export function accessOf(shape: readonly Dim[], out: readonly Dim[]): OperandAcc
 /**
  * WGSL lines that load every operand of an invocation at flat output index `idx` as `v0, v1, ...`:
  * strided operands walk the output's axes once (sizes and strides from the uniform), and bools are
- * read from their u32 storage; operand i is read from the array `arrayOf(i)` (default `in{i}`). Shared by
+ * read from their u32 storage; operand i is read from the array `arrayOf(i)` (default `in{i}`), a strided
+ * one from the element its `offsets` entry names on (a uniform word; default 0). Shared by
  * the elementwise and the fused elementwise kernels.
  */
-export function operandLoads(inputs: readonly ElementwiseOperand[], strided: readonly number[], rank: number, arrayOf: (i: number) => string = (i) => `in${i}`): string[] {
+export function operandLoads(
+  inputs: readonly ElementwiseOperand[],
+  strided: readonly number[],
+  rank: number,
+  arrayOf: (i: number) => string = (i) => `in${i}`,
+  offsets: ReadonlyMap<number, string> = new Map(),
+): string[] {
   const lines: string[] = [];
   if (strided.length > 0) {
-    for (const i of strided) lines.push(`  var o${i} = 0u;`);
+    for (const i of strided) lines.push(`  var o${i} = ${offsets.get(i) ?? '0u'};`);
     lines.push('  var rem = idx;');
     for (let a = rank - 1; a >= 0; a--) {
       if (a > 0) {
@@ -174,16 +181,17 @@ function concreteShape(shape: readonly Dim[], sizes: ReadonlyMap<string, number>
  * Row-major strides of `shape` over the axes of `out`, right-aligned as numpy broadcasts (0 along an
  * axis it lacks or has size 1 on): how a broadcast operand is read at an output index. Broadcasting
  * is decided statically: only a size that is the constant 1 broadcasts. `what` names the operand in
- * the error when it does not broadcast (a compiler bug: shape inference checked it).
+ * the error when it does not broadcast (a compiler bug: shape inference checked it). `own`, when given,
+ * are the operand's strides in place of row-major ones (a strided view of a larger buffer).
  */
-export function broadcastStrides(shape: readonly Dim[], out: readonly Dim[], what: string): Dim[] {
+export function broadcastStrides(shape: readonly Dim[], out: readonly Dim[], what: string, own?: readonly Dim[]): Dim[] {
   const strides: Dim[] = new Array<Dim>(out.length).fill(0);
   const lead = out.length - shape.length;
   let acc: Dim = 1;
   for (let a = shape.length - 1; a >= 0; a--) {
     const one = isConcrete(shape[a]) && shape[a] === 1;
     if (!one && !dimEquals(shape[a], out[lead + a])) throw new Error(`${what} ${shapeToString(shape)} does not broadcast to the output ${shapeToString(out)}`);
-    strides[lead + a] = one ? 0 : acc;
+    strides[lead + a] = one ? 0 : (own?.[a] ?? acc);
     acc = mul(acc, shape[a]);
   }
   return strides;

@@ -11,12 +11,16 @@
 // residual with broadcast batch axes). A strided input's offset is split: its batch part is computed once
 // per invocation from the matmul's batch indices, then row * stride[rank - 2] + column * stride[rank - 1].
 //
+// An epilogue input read through a view (ops/fused.ts's `views`: an LSTM's saved gate, a column block of
+// its pre-activation) is strided with its view's strides, and its view's offset joins the batch part.
+//
 // Uniform layout: the matmul's words (codegen/matmul.ts), then `ez` (a vec4 of zeros for the opaque
-// operands), one `es{i}` per strided epilogue input (its strides over the output's axes), then `c` (the
-// constants). Bindings (group 0): 0 the uniform, 1 a, 2 b, then the epilogue inputs (read-only), then the
-// outputs (read-write). The workgroup count is the matmul's.
+// operands), one `es{i}` per strided epilogue input (its strides over the output's axes), then `eo` (the
+// viewed inputs' offsets) when there are views, then `c` (the constants). Bindings (group 0): 0 the
+// uniform, 1 a, 2 b, then the epilogue inputs (read-only; one viewed more than once is bound once), then
+// the outputs (read-write). The workgroup count is the matmul's.
 import type { DType, Node, Value } from '../ir/types.ts';
-import { decodeFusedBody } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews } from '../ops/fused.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { type KernelPlan, padUniforms } from './kernel.ts';
@@ -39,22 +43,36 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const t = matmulTransposes(node.attrs);
   const mmAttrs = { ...(t.a ? { transpose_a: true } : {}), ...(t.b ? { transpose_b: true } : {}) };
   const mmNode: Node = { op: 'matmul', inputs: [a, b], attrs: mmAttrs, outputs: [mmValue], span: node.span };
-  const extras = node.inputs.slice(2).map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
+  const views = decodeInputViews(node.attrs, node.inputs.length, OP);
+  if (typeof views === 'string') throw new Error(views);
+  // per epilogue input: its view, if it is read through one (ops/fused.ts)
+  const viewOf = new Map(views.map((v) => [v.input - 2, v]));
+  const extras = node.inputs.slice(2).map((v, i) => {
+    const view = viewOf.get(i);
+    return { dtype: v.type.dtype, shape: view?.shape ?? v.type.shape, access: view ? ('strided' as const) : accessOf(v.type.shape, outShape) };
+  });
   const strided = extras.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
+  // an epilogue input that appears more than once (views of one buffer) is bound once, at its first position
+  const first = node.inputs.slice(2).map((v, i, all) => all.findIndex((w) => w.id === v.id));
+  const boundExtras = extras.flatMap((_, i) => (first[i] === i ? [i] : []));
   const code = fusedBodyCode(body, ['f32', ...extras.map((x) => x.dtype)], 'p.ez');
 
   const fields = ['  ez: vec4<u32>, // zeros: the opaque operands of the epilogue'];
   for (const i of strided) fields.push(`  es${i}: array<vec4<u32>, ${kr}>, // epilogue input ${i}: strides over the output's axes`);
+  if (views.length > 0) fields.push(`  eo: array<vec4<u32>, ${Math.ceil(views.length / 4)}>, // viewed epilogue inputs' offsets`);
   if (code.constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(code.constWords.length / 4)}>, // constants`);
   const decls: string[] = [];
-  extras.forEach((x, i) => decls.push(`@group(0) @binding(${3 + i}) var<storage, read> e${i}: array<${storageType(x.dtype)}>;`));
+  boundExtras.forEach((i, b) => decls.push(`@group(0) @binding(${3 + b}) var<storage, read> e${i}: array<${storageType(extras[i].dtype)}>;`));
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
-  outs.forEach((x) => decls.push(`@group(0) @binding(${3 + extras.length + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
-  for (const i of strided) decls.push(`var<private> eb${i}: u32; // epilogue input ${i}: the offset of this invocation's batch`);
+  outs.forEach((x) => decls.push(`@group(0) @binding(${3 + boundExtras.length + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
+  for (const i of strided) decls.push(`var<private> eb${i}: u32; // epilogue input ${i}: the offset of this invocation's batch (and its view's)`);
 
   const prologue: string[] = [];
-  if (batchRank > 0) {
-    for (const i of strided) prologue.push(`  eb${i} = ${Array.from({ length: batchRank }, (_, d) => `i${d} * ${uvec(`es${i}`, d)}`).join(' + ')};`);
+  const viewed = [...viewOf.keys()];
+  for (const i of strided) {
+    const terms = Array.from({ length: batchRank }, (_, d) => `i${d} * ${uvec(`es${i}`, d)}`);
+    if (viewOf.has(i)) terms.unshift(uvec('eo', viewed.indexOf(i)));
+    if (terms.length > 0) prologue.push(`  eb${i} = ${terms.join(' + ')};`);
   }
   const fn: string[] = [...[...code.helpers.values()].flatMap((h) => [h, ''])];
   fn.push('fn epilogue(idx: u32, r: u32, c: u32, v0: f32) {');
@@ -65,7 +83,7 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
       fn.push(`  let o${i} = eb${i} + r * ${uvec(`es${i}`, rank - 2)} + c * ${uvec(`es${i}`, rank - 1)};`);
       at = `o${i}`;
     }
-    const load = `e${i}[${at}]`;
+    const load = `e${first[i]}[${at}]`;
     fn.push(`  let v${i + 1} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
   });
   fn.push(...code.stmts);
@@ -83,7 +101,10 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const tiled = lowerMatmul(mmNode, { epilogue });
   const blocked = lowerMatmul(mmNode, { variant: 'blocked', epilogue });
   const mmWords = matmulUniformDims(tiled);
-  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`))), ...code.constWords]);
+  const stridesOf = (i: number) => viewOf.get(i)?.strides ?? broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`);
+  const offsetWords = views.length > 0 ? padUniforms(viewed.map((i) => viewOf.get(i)!.offset)) : [];
+  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(stridesOf(i))), ...offsetWords, ...code.constWords]);
   const rows = lowerRowsMatmuls(mmNode, mmWords, epilogue);
-  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl, ...(rows.length > 0 ? { cpuVariants: rows } : {}), wide: widePlans(mmNode, mmWords, epilogue) }];
+  const inputs = boundExtras.length < extras.length ? { inputs: [0, 1, ...boundExtras.map((i) => i + 2)] } : {};
+  return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl, ...(rows.length > 0 ? { cpuVariants: rows } : {}), wide: widePlans(mmNode, mmWords, epilogue), ...inputs }];
 }

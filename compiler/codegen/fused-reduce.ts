@@ -27,7 +27,7 @@
 import type { DType, Node } from '../ir/types.ts';
 import { type Dim, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { FUSED_OP, decodeFusedBody } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, FUSED_OP, type InputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/fused-reduce.ts';
 import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
@@ -41,6 +41,8 @@ interface Load {
   readonly strides: readonly Dim[];
   /** Whether it varies along the row (a nonzero stride on a reduced axis). */
   readonly varies: boolean;
+  /** The element its row 0 starts from: a viewed input's view offset (ops/fused.ts), else 0. */
+  readonly offset: Dim;
 }
 
 /** A register's WGSL name and where it lives: `row` once per row, `element` per element of a pass. */
@@ -55,7 +57,11 @@ interface Reg {
 
 /** The one dispatch of a fused_reduce node. */
 export function fusedReducePlans(node: Node): KernelPlan[] {
-  const layout = rowLayout(node.inputs.map((v) => v.type), node.attrs);
+  // a viewed input is read through its view (ops/fused.ts): the layout sees the view's shape
+  const viewed = viewedInputTypes(node.inputs.map((v) => v.type), node.attrs, FUSED_REDUCE_OP);
+  if (typeof viewed === 'string') throw new Error(viewed);
+  const viewOf = new Map((decodeInputViews(node.attrs, node.inputs.length, FUSED_REDUCE_OP) as InputView[]).map((v) => [v.input, v]));
+  const layout = rowLayout(viewed, node.attrs);
   if ('message' in layout) throw new Error(layout.message);
   const { full, axes, drop, units, regs: types, outputs } = layout;
   const rank = full.length;
@@ -67,24 +73,28 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const gpuPerThread = prefersPerThread(rows, perRow);
   const gpuLanes = gpuPerThread ? 1 : rowLanes(rows, perRow);
   const nIn = node.inputs.length;
+  // an input that appears more than once (views of one buffer) is bound once, at its first position
+  const first = node.inputs.map((v) => node.inputs.findIndex((w) => w.id === v.id));
+  const bound = node.inputs.flatMap((_, i) => (first[i] === i ? [i] : []));
 
   // ---- loads, registers and passes ------------------------------------------------------------------
   const loads: Load[] = [];
-  /** Strides of `shape` over every axis of the domain, broadcast to a unit of class `cls` (a dropped-axes row covers only the kept axes). */
-  const stridesOver = (shape: readonly Dim[], cls: RowClass): Dim[] => {
-    if (cls !== 'drop') return broadcastStrides(shape, full, FUSED_REDUCE_OP);
-    const onKept = broadcastStrides(shape, drop, FUSED_REDUCE_OP);
+  /** Strides of `shape` (a view's own strides, when given) over every axis of the domain, broadcast to a unit of class `cls` (a dropped-axes row covers only the kept axes). */
+  const stridesOver = (shape: readonly Dim[], cls: RowClass, own?: readonly Dim[]): Dim[] => {
+    if (cls !== 'drop') return broadcastStrides(shape, full, FUSED_REDUCE_OP, own);
+    const onKept = broadcastStrides(shape, drop, FUSED_REDUCE_OP, own);
     const strides = new Array<Dim>(rank).fill(0);
     kept.forEach((a, d) => (strides[a] = onKept[d]));
     return strides;
   };
   const loadOf = (input: number, cls: RowClass): number => {
-    const strides = stridesOver(types[input].shape, cls);
+    const view = viewOf.get(input);
+    const strides = stridesOver(types[input].shape, cls, view?.strides);
     const key = `${input}:${JSON.stringify(strides)}`;
     let at = loads.findIndex((l) => l.key === key);
     if (at < 0) {
       at = loads.length;
-      loads.push({ input, key, strides, varies: axes.some((a) => strides[a] !== 0) });
+      loads.push({ input, key, strides, varies: axes.some((a) => strides[a] !== 0), offset: view?.offset ?? 0 });
     }
     return at;
   };
@@ -155,6 +165,10 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     fields.push(`  frs: array<vec4<u32>, ${kr}>, // whole-row outputs: strides along the row`);
     words.push(...padUniforms(axes.map((a) => own[a])));
   }
+  if (viewOf.size > 0) {
+    fields.push(`  lo: array<vec4<u32>, ${Math.ceil(loads.length / 4)}>, // each load's first element (a viewed input's offset)`);
+    words.push(...padUniforms(loads.map((l) => l.offset)));
+  }
 
   // ---- unit code ---------------------------------------------------------------------------------------
   const constWords: Dim[] = [];
@@ -218,7 +232,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     return lines;
   };
   const load = (l: number, at: string) => {
-    const x = `in${loads[l].input}[${at}]`;
+    const x = `in${first[loads[l].input]}[${at}]`;
     return types[loads[l].input].dtype === 'bool' ? `(${x} != 0u)` : x;
   };
   const stored = (r: number) => (types[r].dtype === 'bool' ? `select(0u, 1u, ${regs[r]!.name})` : regs[r]!.name);
@@ -236,7 +250,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     }
     const rowBase = (arr: string) => (nk > 0 ? kept.map((_, d) => `k${d} * ${uvec(arr, d)}`).join(' + ') : '0u');
     loads.forEach((l, i) => {
-      B.push(`  let b${i} = ${rowBase(`ks${i}`)};`);
+      B.push(`  let b${i} = ${viewOf.size > 0 ? `${uvec('lo', i)} + ` : ''}${rowBase(`ks${i}`)};`);
       if (!l.varies) B.push(`  let l${i} = ${load(i, `b${i}`)};`);
     });
     if (wholeOutputs) B.push(`  let fb = ${rowBase('fks')};`);
@@ -315,8 +329,8 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     L.push(`// ${FUSED_REDUCE_OP} over axes [${axes.join(', ')}] of rank ${rank}: ${what}; ${perThread ? 'one invocation per row' : `${lanes} invocations per row (${wg / lanes} per workgroup of ${wg})`}, ${passes} pass${passes === 1 ? '' : 'es'}${finalStores ? ' and a store pass' : ''}.`);
     L.push('struct Params {', ...fields, '}');
     L.push('@group(0) @binding(0) var<uniform> p: Params;');
-    node.inputs.forEach((v, i) => L.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(v.type.dtype)}>;`));
-    outs.forEach((x) => L.push(`@group(0) @binding(${nIn + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
+    bound.forEach((i, b) => L.push(`@group(0) @binding(${b + 1}) var<storage, read> in${i}: array<${storageType(node.inputs[i].type.dtype)}>;`));
+    outs.forEach((x) => L.push(`@group(0) @binding(${bound.length + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
     if (!perThread) L.push(`var<workgroup> sv: array<f32, ${wg}>;`);
     L.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
     L.push(`@compute @workgroup_size(${wg})`);
@@ -332,6 +346,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     workgroups: gpu.workgroups,
     ...(gpu.subgroupBody ? { subgroupWgsl: shader(gpu.subgroupBody, true, gpu.perThread, gpu.lanes) } : {}),
     ...(cpu ? { cpuVariants: [{ name: 'per-thread', wgsl: shader(cpu.body, false, true, 1), workgroups: cpu.workgroups, requires: cpuRequires! }] } : {}),
+    ...(bound.length < nIn ? { inputs: bound } : {}),
   }];
 }
 

@@ -8,14 +8,16 @@
 // constant expression the WGSL compiler could fold (or reject, for infinities and NaN).
 //
 // Uniform layout: `header` (x: element count; y, z, w: zeros the shader cannot know, see `opaque`), then, when an input is strided, `shape` and one
-// `stride{i}` per strided input (exactly as elementwise.ts), then `c` (the constants' words).
-// Bindings (group 0): 0 the uniform, 1..n the inputs (read-only), then the outputs (read-write).
+// `stride{i}` per strided input (exactly as elementwise.ts; a viewed input's are its view's), then, when
+// inputs are viewed, `voff` (their offsets), then `c` (the constants' words).
+// Bindings (group 0): 0 the uniform, 1..n the inputs (read-only; an input viewed more than once is bound
+// once), then the outputs (read-write).
 import type { DType, Node } from '../ir/types.ts';
 import { type Dim, isDim, mod } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { decodeFusedBody, type FusedBody, FUSED_OP } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, type FusedBody, FUSED_OP } from '../ops/fused.ts';
 import { wrap } from '../interpret/tensor.ts';
-import { accessOf, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
+import { accessOf, broadcastStrides, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 
 /** The u32 word that holds a constant, and the WGSL that reads it back as a register value. */
@@ -75,16 +77,24 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   const aliases = options.aliases ?? new Map<number, number>();
   const body = decodeFusedBody(node.attrs);
   if (typeof body === 'string') throw new Error(body);
+  const views = decodeInputViews(node.attrs, node.inputs.length);
+  if (typeof views === 'string') throw new Error(views);
+  const viewOf = new Map(views.map((v) => [v.input, v]));
   const wg = WORKGROUP_SIZE;
   const outShape = node.outputs[0].type.shape;
   const rank = outShape.length;
-  const inputs: ElementwiseOperand[] = node.inputs.map((v) => ({ dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) }));
+  const inputs: ElementwiseOperand[] = node.inputs.map((v, i) => {
+    const view = viewOf.get(i);
+    return view ? { dtype: v.type.dtype, shape: view.shape, access: 'strided' } : { dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) };
+  });
   const strided = inputs.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
   const k = Math.max(1, Math.ceil(rank / 4));
   for (const [i, o] of aliases) {
-    if (inputs[i]?.access !== 'same' || node.outputs[o]?.type.dtype !== inputs[i].dtype) throw new Error(`${FUSED_OP}: input ${i} cannot be read from output ${o}`);
+    if (inputs[i]?.access !== 'same' || viewOf.has(i) || node.outputs[o]?.type.dtype !== inputs[i].dtype) throw new Error(`${FUSED_OP}: input ${i} cannot be read from output ${o}`);
   }
-  const bound = inputs.flatMap((_, i) => (aliases.has(i) ? [] : [i]));
+  // an input that appears more than once (views of one buffer) is bound once, at its first position
+  const first = node.inputs.map((v) => node.inputs.findIndex((w) => w.id === v.id));
+  const bound = inputs.flatMap((_, i) => (aliases.has(i) || first[i] !== i ? [] : [i]));
   const n = bound.length;
 
   // registers: v{i} for inputs, s{j} for sub-results
@@ -96,6 +106,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
     for (const i of strided) fields.push(`  stride${i}: array<vec4<u32>, ${k}>,`);
   }
   const baseWords = 4 + (strided.length > 0 ? 4 * k * (1 + strided.length) : 0);
+  if (views.length > 0) fields.push(`  voff: array<vec4<u32>, ${Math.ceil(views.length / 4)}>, // viewed inputs' offsets`);
   if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
 
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: dtypes[r] }));
@@ -112,12 +123,13 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   lines.push('        @builtin(local_invocation_index) lid: u32) {');
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
-  lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${i}`)));
+  const offsets = new Map(views.map((v, j) => [v.input, uvec('voff', j)]));
+  lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${first[i]}`), offsets));
   lines.push(...stmts);
   for (const x of outs) lines.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
   lines.push('}', '');
 
-  // the uniform words: elementwise.ts's layout for the shape and strides, then the constants
+  // the uniform words: elementwise.ts's layout for the shape and strides (a view's own strides), the views' offsets, then the constants
   const pseudo: ElementwiseKernel = {
     op: FUSED_OP,
     wgsl: '',
@@ -128,8 +140,15 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
     stridedInputs: strided,
     uniformBytes: baseWords * 4,
   };
-  const words = padUniforms([...elementwiseUniformDims(pseudo), ...constWords]);
-  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: words, workgroups: ceilDiv(words[0], wg) }];
+  const shapeWords = elementwiseUniformDims(pseudo);
+  strided.forEach((i, j) => {
+    const view = viewOf.get(i);
+    if (view) broadcastStrides(view.shape, outShape, `${FUSED_OP}: input ${i}`, view.strides).forEach((s, a) => (shapeWords[4 + 4 * k * (1 + j) + a] = s));
+  });
+  const offsetWords = views.length > 0 ? padUniforms(views.map((v) => v.offset)) : [];
+  const words = padUniforms([...shapeWords, ...offsetWords, ...constWords]);
+  const shared = first.some((f, i) => f !== i);
+  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: words, workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: bound } : {}) }];
 }
 
 /** The WGSL of a fused body: one `let` per sub-op over the registers (`v{i}` the inputs, `s{j}` the sub-results). */

@@ -17,7 +17,7 @@ import { dimEquals } from '../shapes/dim.ts';
 import { fusedMatmulPlans } from '../codegen/fused-matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { transposeAttrs } from './matmul.ts';
-import { broadcastsTo, decodeFusedBody, type FusedBody, fusedRegisterTypes } from './fused.ts';
+import { broadcastsTo, decodeFusedBody, decodeInputViews, type FusedBody, fusedRegisterTypes, viewedInputs, viewedInputTypes } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { err, typeStr } from './util.ts';
 
@@ -40,7 +40,12 @@ export function fusedMatmulTypes(inputs: readonly TensorType[], attrs: Attrs): {
   const mm = inferOp('matmul', inputs.slice(0, 2), matmulAttrsOf(attrs));
   if (isShapeError(mm)) return { ...mm, message: `${FUSED_MATMUL_OP}: ${mm.message}` };
   if (mm[0].dtype !== 'f32') return err(`${FUSED_MATMUL_OP} is f32 only, found ${typeStr(mm[0])}`);
-  const regs = fusedRegisterTypes([mm[0], ...inputs.slice(2)], body);
+  // an epilogue input may be read through a view (ops/fused.ts), the matmul's operands may not
+  const views = decodeInputViews(attrs, inputs.length, FUSED_MATMUL_OP);
+  if (typeof views === 'string') return err(views);
+  if (views.some((v) => v.input < 2)) return err(`${FUSED_MATMUL_OP} reads only its epilogue inputs through views`);
+  const viewed = viewedInputTypes(inputs, attrs, FUSED_MATMUL_OP) as TensorType[];
+  const regs = fusedRegisterTypes([mm[0], ...viewed.slice(2)], body);
   if (isShapeError(regs)) return { ...regs, message: regs.message.replace('fused_elementwise', FUSED_MATMUL_OP) };
   return { mm: mm[0], body, regs };
 }
@@ -51,7 +56,7 @@ registerOp({
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required', transpose_a: 'optional', transpose_b: 'optional' },
+  attrs: { ops: 'required', outputs: 'required', transpose_a: 'optional', transpose_b: 'optional', views: 'optional' },
   lower: { kind: 'kernel', kernel: fusedMatmulPlans },
   infer(inputs, attrs) {
     const t = fusedMatmulTypes(inputs, attrs);
@@ -71,7 +76,7 @@ registerOp({
     if (typeof body === 'string') throw new Error(body);
     // the matmul's interpreter, then each sub-op through its own: what the unfused graph computes
     const mm = getOp('matmul')!.interpret(inputs.slice(0, 2), matmulAttrsOf(attrs), env)[0];
-    const regs: Tensor[] = [mm, ...inputs.slice(2)];
+    const regs: Tensor[] = [mm, ...viewedInputs(inputs, attrs, env, FUSED_MATMUL_OP).slice(2)];
     for (const s of body.ops) regs.push(getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env)[0]);
     return body.outputs.map((r) => regs[r]);
   },

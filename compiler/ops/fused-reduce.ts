@@ -17,13 +17,14 @@
 // (the kernel reads them through strides over the unit's shape).
 //
 // Attributes: `ops` and `outputs` in fused_elementwise's encoding (the units, the returned registers)
-// and `axes`, the sorted A. The fusion pass (compiler/optimize/fuse-rows.ts) builds these after
+// and `axes`, the sorted A; optionally `views`, inputs read through strided views (ops/fused.ts: the
+// register has the view's shape). The fusion pass (compiler/optimize/fuse-rows.ts) builds these after
 // elementwise fusion; the lowering is compiler/codegen/fused-reduce.ts.
 import type { Attrs, AttrValue, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { type Dim, isConcrete, isDim } from '../shapes/dim.ts';
 import { fusedReducePlans } from '../codegen/fused-reduce.ts';
-import { decodeFusedBody, FUSED_OP, type FusedSubOp, isFusableSubOp } from './fused.ts';
+import { decodeFusedBody, FUSED_OP, type FusedSubOp, isFusableSubOp, viewedInputs, viewedInputTypes } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { reduceAxes } from './reduce.ts';
 import { err, sameShape, typeStr } from './util.ts';
@@ -170,7 +171,9 @@ export function encodeRowBody(units: readonly FusedSubOp[], outputs: readonly nu
   };
 }
 
-function inferRows(inputs: readonly TensorType[], attrs: Attrs): TensorType[] | ShapeError {
+function inferRows(declared: readonly TensorType[], attrs: Attrs): TensorType[] | ShapeError {
+  const inputs = viewedInputTypes(declared, attrs, FUSED_REDUCE_OP);
+  if (typeof inputs === 'string') return err(inputs);
   const layout = rowLayout(inputs, attrs);
   if ('message' in layout) return layout;
   const axes = attrs.axes;
@@ -186,14 +189,14 @@ registerOp({
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required', axes: 'required' },
+  attrs: { ops: 'required', outputs: 'required', axes: 'required', views: 'optional' },
   lower: { kind: 'kernel', kernel: fusedReducePlans },
   infer: inferRows,
   interpret(inputs, attrs, env) {
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') throw new Error(body);
     // each unit through its own interpreter: the same float64 operations as the unfused graph
-    const regs: Tensor[] = [...inputs];
+    const regs: Tensor[] = viewedInputs(inputs, attrs, env, FUSED_REDUCE_OP);
     for (const s of body.ops) regs.push(...getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env));
     return body.outputs.map((r) => regs[r]);
   },

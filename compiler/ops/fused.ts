@@ -7,11 +7,17 @@
 // A ref names a register: 0..n-1 are the node's inputs, n + j is the result of sub-op j. A sub-op is
 // an elementwise primitive or `full` (no operands: a constant the kernel reads from its uniform). Every
 // output has the same shape, the kernel's iteration shape; every input and sub-result broadcasts to it.
+//   views:   optional, inputs read through a strided view (built by compiler/optimize/view-inputs.ts):
+//            per entry `[input, offset, [shape...], [strides...]]`, register `input` is then the tensor
+//            of `shape` whose element i0..i{r-1} is element offset + Σ i_a * strides[a] of the input's
+//            row-major storage (an LSTM's gates, four column blocks of one pre-activation). An input
+//            may appear more than once, each time with its own view; the kernel binds it once.
 import type { AttrValue, Attrs, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
-import { dimEquals, isConcrete, type Dim } from '../shapes/dim.ts';
+import { dimEquals, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
 import { fusedPlans } from '../codegen/fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
+import { gather, sizeIn } from './strided-copy.ts';
 import { err, typeStr } from './util.ts';
 
 export const FUSED_OP = 'fused_elementwise';
@@ -55,6 +61,58 @@ export function decodeFusedBody(attrs: Attrs): FusedBody | string {
   return { ops: decoded, outputs: outputs as number[] };
 }
 
+/** An input read through a strided view: its register is element offset + Σ i_a * strides[a] of the input, over `shape`. */
+export interface InputView {
+  readonly input: number;
+  readonly offset: Dim;
+  readonly shape: readonly Dim[];
+  readonly strides: readonly Dim[];
+}
+
+/** The `views` attribute's value. */
+export function encodeInputViews(views: readonly InputView[]): AttrValue {
+  return views.map((v): AttrValue => [v.input, v.offset, [...v.shape], [...v.strides]]);
+}
+
+/** The views of a node's attributes (none when it has no `views`), or a message saying what is malformed. */
+export function decodeInputViews(attrs: Attrs, inputs: number, op: string = FUSED_OP): InputView[] | string {
+  const { views } = attrs;
+  if (views === undefined) return [];
+  if (!Array.isArray(views)) return `${op}'s views must be a list`;
+  const out: InputView[] = [];
+  for (const entry of views as readonly AttrValue[]) {
+    if (!Array.isArray(entry) || entry.length !== 4) return `${op}'s views entry is not [input, offset, shape, strides]`;
+    const [input, offset, shape, strides] = entry as readonly AttrValue[];
+    if (typeof input !== 'number' || !Number.isInteger(input) || input < 0 || input >= inputs) return `${op}'s view of input ${String(input)}: no such input`;
+    if (out.some((v) => v.input === input)) return `${op} has two views of input ${input}`;
+    if (!isDim(offset) || !Array.isArray(shape) || !Array.isArray(strides) || shape.length !== strides.length || ![...shape, ...strides].every(isDim)) {
+      return `${op}'s view of input ${input} needs an offset, a shape and one stride per axis, all sizes`;
+    }
+    out.push({ input, offset, shape: shape as Dim[], strides: strides as Dim[] });
+  }
+  return out;
+}
+
+/** The inputs' types as the body sees them (a viewed input has its view's shape), or a message saying what is malformed. */
+export function viewedInputTypes(inputs: readonly TensorType[], attrs: Attrs, op: string): TensorType[] | string {
+  const views = decodeInputViews(attrs, inputs.length, op);
+  if (typeof views === 'string') return views;
+  return inputs.map((t, i) => {
+    const v = views.find((w) => w.input === i);
+    return v ? { dtype: t.dtype, shape: [...v.shape] } : t;
+  });
+}
+
+/** The inputs' values as the body sees them: each viewed input gathered through its view (the interpreters). */
+export function viewedInputs(inputs: readonly Tensor[], attrs: Attrs, env: { readonly sizes?: ReadonlyMap<string, number> }, op: string): Tensor[] {
+  const views = decodeInputViews(attrs, inputs.length, op);
+  if (typeof views === 'string') throw new Error(views);
+  const size = sizeIn(env);
+  const out = [...inputs];
+  for (const v of views) out[v.input] = gather(op, inputs[v.input], v.shape.map(size), size(v.offset), v.strides.map(size));
+  return out;
+}
+
 /** Whether `shape` broadcasts to `to` by numpy's rule, deciding statically (only a constant 1 stretches). */
 export function broadcastsTo(shape: readonly Dim[], to: readonly Dim[]): boolean {
   if (shape.length > to.length) return false;
@@ -91,11 +149,13 @@ registerOp({
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required' },
+  attrs: { ops: 'required', outputs: 'required', views: 'optional' },
   lower: { kind: 'kernel', kernel: fusedPlans },
-  infer(inputs, attrs) {
+  infer(declared, attrs) {
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') return err(body);
+    const inputs = viewedInputTypes(declared, attrs, FUSED_OP);
+    if (typeof inputs === 'string') return err(inputs);
     const regs = fusedRegisterTypes(inputs, body);
     if (isShapeError(regs)) return regs;
     const n = inputs.length;
@@ -113,7 +173,7 @@ registerOp({
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') throw new Error(body);
     // each sub-op through its own interpreter: the same float64 operations as the unfused graph
-    const regs: Tensor[] = [...inputs];
+    const regs: Tensor[] = viewedInputs(inputs, attrs, env, FUSED_OP);
     for (const s of body.ops) regs.push(getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env)[0]);
     return body.outputs.map((r) => regs[r]);
   },

@@ -29,10 +29,10 @@ export const STRIDED_CONCAT_OP = 'strided_concat';
 export const STRIDED_COPIES_OP = 'strided_copies';
 
 /** A size attribute's value at the interpreter's bound sizes. */
-const sizeIn = (env: { readonly sizes?: ReadonlyMap<string, number> }) => (d: Dim): number => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
+export const sizeIn = (env: { readonly sizes?: ReadonlyMap<string, number> }) => (d: Dim): number => (isConcrete(d) ? d : evaluate(d, env.sizes as Map<string, number>));
 
 /** out[i0..] = x[offset + Σ i_a * strides[a]]: what the strided copies read, checked in bounds. */
-function gather(op: string, x: Tensor, shape: readonly number[], offset: number, strides: readonly number[]): Tensor {
+export function gather(op: string, x: Tensor, shape: readonly number[], offset: number, strides: readonly number[]): Tensor {
   const data = new Float64Array(numel(shape));
   for (let i = 0; i < data.length; i++) {
     const at = unravel(i, shape).reduce((o, ia, a) => o + ia * strides[a], offset);

@@ -90,7 +90,8 @@ const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.l
 
 /** A node's body in fused_elementwise's encoding: its own, or a lone elementwise primitive's. */
 function bodyOf(n: Node): Attrs | undefined {
-  if (n.op === FUSED_OP) return { ops: n.attrs.ops, outputs: n.attrs.outputs };
+  // a body that reads its inputs through views is not elementwise in them
+  if (n.op === FUSED_OP) return n.attrs.views === undefined ? { ops: n.attrs.ops, outputs: n.attrs.outputs } : undefined;
   const def = getOp(n.op);
   if (!def || def.family !== 'elementwise' || def.lower?.kind !== 'elementwise' || !def.lower.expr || n.outputs.length !== 1 || n.inputs.length > 3) return undefined;
   return encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] });

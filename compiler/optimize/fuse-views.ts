@@ -28,16 +28,16 @@ import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 const MAX_COPIES = MAX_STORAGE_BUFFERS - 1;
 
 /** A strided view of a row-major buffer: element i is offset + Σ i_a * strides[a]. */
-interface View {
+export interface View {
   readonly offset: Dim;
   readonly shape: readonly Dim[];
   readonly strides: readonly Dim[];
 }
 
-const VIEW_OPS = new Set(['slice', 'reshape', 'transpose', 'broadcast_to']);
+export const VIEW_OPS = new Set(['slice', 'reshape', 'transpose', 'broadcast_to']);
 
 /** The view of a movement op's result, given its operand's; undefined when it is not a strided view. */
-function viewAfter(v: View, n: Node): View | undefined {
+export function viewAfter(v: View, n: Node): View | undefined {
   const out = n.outputs[0].type.shape;
   switch (n.op) {
     case 'transpose': {

@@ -6,12 +6,15 @@ import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport,
 import { fuseRowsWithReport } from './fuse-rows.ts';
 import { fuseViews } from './fuse-views.ts';
 import { rematerialize } from './remat.ts';
+import { readViewsInPlace } from './view-inputs.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
   readonly rows?: boolean;
   /** Fuse chains of movement ops into one strided_copy each, and into the concats they feed (fuse-views.ts; default true). */
   readonly views?: boolean;
+  /** Let fused elementwise kernels read strided copies' results through views of their sources instead (view-inputs.ts; default true). */
+  readonly viewInputs?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
   readonly remat?: boolean;
 }
@@ -58,19 +61,47 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   };
 }
 
-/** Elementwise, epilogue, reduction and movement fusion, with one report in `g`'s node numbers. */
+/** Elementwise, epilogue, reduction and movement fusion, then copies read in place, with one report in `g`'s node numbers. */
 function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const base = fuseLoopsAndRows(g, options);
   if (options.views === false) return base;
-  const { graph, chains } = fuseViews(base.graph);
-  if (chains.length === 0) return base;
+  const { graph: viewed, chains } = fuseViews(base.graph);
   // movement ops are in no other group, so each chain member is a node of `g` itself
   const index = new Map<Node, number>(g.nodes.map((n, k) => [n, k]));
-  const groups: FusedGroup[] = chains.map((chain) => {
-    const nodes = chain.nodes.map((m) => index.get(base.graph.nodes[m]) ?? -1).filter((k) => k >= 0).sort((a, b) => a - b);
-    return { op: chain.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: chain.inputs, outputs: chain.outputs, constants: 0 };
-  });
-  return { graph, report: { ...base.report, nodesAfter: graph.nodes.length, groups: [...base.report.groups, ...groups] } };
+  let groups: FusedGroup[] = [
+    ...base.report.groups,
+    ...chains.map((chain) => {
+      const nodes = chain.nodes.map((m) => index.get(base.graph.nodes[m]) ?? -1).filter((k) => k >= 0).sort((a, b) => a - b);
+      return { op: chain.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: chain.inputs, outputs: chain.outputs, constants: 0 };
+    }),
+  ];
+  const { graph, absorbed } = options.viewInputs === false ? { graph: viewed, absorbed: [] } : readViewsInPlace(viewed);
+  if (graph === base.graph) return base;
+  // a copy read in place: its nodes join its first reader's group, or its group writes fewer results
+  const groupDefining = (id: number) => groups.findIndex((grp) => grp.nodes.some((k) => g.nodes[k].outputs.some((v) => v.id === id)));
+  for (const a of absorbed) {
+    const copy = viewed.nodes[a.copy];
+    const own = groupDefining(copy.outputs[0].id);
+    const members = own >= 0 ? groups[own].nodes : index.has(copy) ? [index.get(copy)!] : [];
+    if (!a.removed) {
+      if (own >= 0) groups = groups.map((grp, i) => (i === own ? { ...grp, outputs: grp.outputs - a.results.length } : grp));
+      continue;
+    }
+    const reader = groupDefining(a.readers[0]);
+    if (reader >= 0) {
+      const nodes = [...new Set([...groups[reader].nodes, ...members])].sort((x, y) => x - y);
+      groups = groups.map((grp, i) => (i === reader ? { ...grp, nodes, ops: nodes.map((k) => g.nodes[k].op) } : grp)).filter((_, i) => i !== own);
+      continue;
+    }
+    // a lone elementwise op that now reads a view: a group of its own with the copy's nodes
+    const alone = g.nodes.findIndex((n) => n.outputs.some((v) => v.id === a.readers[0]));
+    const made = graph.nodes.find((n) => n.outputs[0]?.id === a.readers[0]);
+    if (alone < 0 || !made) continue;
+    const nodes = [...new Set([alone, ...members])].sort((x, y) => x - y);
+    const group: FusedGroup = { op: made.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: new Set(made.inputs.map((v) => v.id)).size, outputs: made.outputs.length, constants: 0 };
+    groups = [...groups.filter((_, i) => i !== own), group];
+  }
+  return { graph, report: { ...base.report, nodesAfter: graph.nodes.length, groups } };
 }
 
 /** Elementwise and epilogue fusion, then reduction fusion, with one report in `g`'s node numbers. */
