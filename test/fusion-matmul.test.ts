@@ -264,6 +264,23 @@ describe('the pass on hand-built matmul graphs', () => {
     expect(report.groups.map((g) => [g.op, g.ops])).toEqual([[FUSED_MATMUL_OP, ['matmul', 'add', 'maximum']]]);
   });
 
+  it("a constant that one group folds and a fused matmul binds as its operand (an LSTM's zero state times W_h) is kept, before the matmul", () => {
+    const b = new G();
+    const zero = b.op('full', [], { shape: [sym('B'), 5], value: 0, dtype: 'f32' });
+    const x = b.input('x', f32t(sym('B'), 5));
+    const w = b.input('w', f32t(5, 3));
+    const bias = b.input('b', f32t(3));
+    const y = b.op('add', [b.op('matmul', [zero, w]), bias]);
+    const c = b.op('mul', [b.op('sigmoid', [x]), zero]);
+    const g = b.graph({ y, c });
+    const { graph } = fuseWithReport(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['full', FUSED_MATMUL_OP, FUSED_OP]);
+    const sizes = new Map([['B', 2]]);
+    const feeds = { inputs: new Map([['x', tensor('f32', [2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])], ['w', tensor('f32', [5, 3], Array.from({ length: 15 }, (_, i) => i / 7))], ['b', tensor('f32', [3], [1, -2, 3])]]), params: new Map(), state: new Map() };
+    expect([...interpretGraph(graph, feeds, { sizes }).outputs.get('y')!.data]).toEqual([1, -2, 3, 1, -2, 3]);
+  });
+
   it('a matmul result used elsewhere is stored as one more output; with fusion of matmuls off nothing changes', () => {
     const b = new G();
     const x = b.input('x', f32t(4, 5));

@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { PASSES, batchMatmulSums, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, type Pass } from '../compiler/optimize/index.ts';
+import { PASSES, batchMatmulSums, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -634,6 +634,63 @@ describe('batch-matmul-sums', () => {
       b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
     });
     expect(batchMatmulSums(shared)).toBe(shared);
+  });
+});
+
+describe('stack-shared-matmuls', () => {
+  /** A recurrence h_t = tanh(x_t w_x + h_{t-1} w_h) over `steps` slices of one sequence x. */
+  const recurrence = (steps: number) =>
+    build((b) => {
+      const x = b.input('x', `f32[B, ${steps}, 3]`);
+      const wx = b.input('wx', 'f32[3, 4]');
+      const wh = b.input('wh', 'f32[4, 4]');
+      let h = b.input('h0', 'f32[B, 4]');
+      for (let t = 0; t < steps; t++) {
+        const xt = b.op('reshape', [b.op('slice', [x], { starts: [0, t, 0], stops: [null, t + 1, null] })], { shape: ty('f32[B, 3]').shape });
+        h = b.op('tanh', [b.op('add', [b.op('matmul', [xt, wx]), b.op('matmul', [h, wh])])]);
+        b.out(`h${t}`, h);
+      }
+    });
+  const feedsOf = (g: Graph) => {
+    const random = seededRandom(SEED + 7);
+    const inputs = new Map(
+      g.inputs.map((i) => {
+        const shape = i.value.type.shape.map((d) => (typeof d === 'number' ? d : 2)); // B = 2
+        return [i.name, tensor('f32', shape, Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => random() - 0.5))];
+      }),
+    );
+    return { inputs, params: new Map(), state: new Map() };
+  };
+
+  it("a recurrence's input projections x_t w_x over 5 steps become one matmul over the stacked steps; h_t w_h, which waits for the previous step, stays; the same bits", () => {
+    const g = recurrence(5);
+    const got = stackSharedMatmuls(g);
+    expect(verifyGraph(got)).toEqual([]);
+    const matmuls = got.nodes.filter((n) => n.op === 'matmul');
+    const stacked = matmuls.filter((n) => n.inputs[1].id === g.inputs[1].value.id);
+    expect(stacked.map((n) => n.inputs[0].type.shape.map(String))).toEqual([[String(ty('f32[5 * B]').shape[0]), '3']]);
+    expect(matmuls.filter((n) => n.inputs[1].id === g.inputs[2].value.id)).toHaveLength(5);
+    // each step reads its rows of the product
+    expect(got.nodes.filter((n) => n.op === 'slice' && n.inputs[0].id === stacked[0].outputs[0].id)).toHaveLength(5);
+    const sizes = new Map([['B', 2]]);
+    const want = interpretGraph(g, feedsOf(g), { sizes }).outputs;
+    const have = interpretGraph(got, feedsOf(g), { sizes }).outputs;
+    for (const [k, t] of want) expect([...have.get(k)!.data], k).toEqual([...t.data]);
+    // in the whole pipeline too, once
+    expect(optimize(g).nodes.filter((n) => n.op === 'matmul')).toHaveLength(6);
+  });
+
+  it('fewer than 4 matmuls, or left operands that wait for one of the results, stay as they are', () => {
+    const three = recurrence(3);
+    expect(stackSharedMatmuls(three)).toBe(three);
+    // a_{t+1} = tanh(a_t w): every left operand but the first depends on an earlier result
+    const chain = build((b) => {
+      const w = b.input('w', 'f32[4, 4]');
+      let a = b.input('a0', 'f32[2, 4]');
+      for (let t = 0; t < 6; t++) a = b.op('tanh', [b.op('matmul', [a, w])]);
+      b.out('a', a);
+    });
+    expect(stackSharedMatmuls(chain)).toBe(chain);
   });
 });
 

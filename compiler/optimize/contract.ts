@@ -43,8 +43,10 @@ export function contractGroups(g: Graph, groups: readonly Contraction[], constan
       if (d !== u) deps.add(d);
     };
     for (const v of nodes[k].inputs) depend(v, true);
-    // the replacing node may read values its members did not (a matmul reading a sibling transpose's result)
-    if (u >= N && unit.key === k) for (const v of unit.node.inputs) depend(v, true);
+    // the replacing node may read values its members did not (a matmul reading a sibling transpose's
+    // result); what it binds as an input is read, not folded, even a constant folded elsewhere (an
+    // LSTM's zero state, a matmul operand here and an epilogue constant in another group)
+    if (u >= N && unit.key === k) for (const v of unit.node.inputs) depend(v, false);
   }
   const waiting = new Map<number, number>();
   const dependents = new Map<number, number[]>();

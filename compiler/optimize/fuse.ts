@@ -483,12 +483,16 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   for (const [k, node] of rewritten) if (!inGroup[k]) contractions.push({ members: [k], node });
   const folded = new Set<number>();
   const dropped = new Set<number>(foldedTransposes);
+  // a group member's read is folded unless its fused node binds the constant (a matmul's operand: an LSTM's zero state times W_h)
+  const fusedNodeOf = new Map<number, Node>();
+  for (const c of contractions) for (const m of c.members) fusedNodeOf.set(m, c.node);
+  const binds = (c: number, id: number) => fusedNodeOf.get(c)?.inputs.some((w) => w.id === id) ?? false;
   // last to first, so a constant read only by dropped constants goes too
   for (let k = N - 1; k >= 0; k--) {
     if (!constant[k]) continue;
     folded.add(k);
     const v = nodes[k].outputs[0];
-    if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => !inGroup[c] && !dropped.has(c))) dropped.add(k);
+    if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => (!inGroup[c] && !dropped.has(c)) || binds(c, v.id))) dropped.add(k);
   }
   const graph = contractGroups(g, contractions, { folded, dropped });
   return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, prologues } };

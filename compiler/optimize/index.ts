@@ -1,15 +1,16 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, batched matmul sums, fold, cse and dce, repeated until the graph stops changing.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, batched matmul sums, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
 import { selectLabels } from './gathers.ts';
 import { sortScatters } from './scatters.ts';
 import { batchMatmulSums } from './matmul-sums.ts';
+import { stackSharedMatmuls } from './stack-matmuls.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { batchMatmulSums, cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts, sortScatters };
+export { batchMatmulSums, cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -20,6 +21,7 @@ export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = 
   { name: 'select-labels', run: selectLabels },
   { name: 'sort-scatters', run: sortScatters },
   { name: 'batch-matmul-sums', run: batchMatmulSums },
+  { name: 'stack-shared-matmuls', run: stackSharedMatmuls },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
   { name: 'dce', run: dce },
