@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DType, Graph, Node } from '../compiler/ir/types.ts';
+import type { DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { type CpuVariantPlan, type KernelPlan, lowerNode } from '../compiler/codegen/kernel.ts';
 import { type Dim, dimToString, evaluate } from '../compiler/shapes/dim.ts';
 import type { Tensor } from '../compiler/interpret/tensor.ts';
@@ -340,8 +340,16 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
       bufs.set(i.value.id, b);
     }
     const pass = encoder.beginComputePass();
+    // an in-place concat's operands are slabs of its result's buffer (as codegen/program.ts lowers them)
+    const slabOf = new Map<number, Value>();
+    for (const n of job.graph.nodes) if (n.op === 'concat' && n.attrs.in_place === true) for (const v of n.inputs) slabOf.set(v.id, n.outputs[0]);
+    const bufferFor = (o: Value) => buffer(o.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4, storage);
     job.graph.nodes.forEach((node, k) => {
-      for (const o of node.outputs) bufs.set(o.id, buffer(o.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4, storage));
+      for (const o of node.outputs) {
+        const whole = slabOf.get(o.id);
+        if (whole && !bufs.has(whole.id)) bufs.set(whole.id, bufferFor(whole));
+        if (!bufs.has(o.id)) bufs.set(o.id, whole ? bufs.get(whole.id)! : bufferFor(o));
+      }
       for (const plan of plansOf[j][k]) {
         const uniform = buffer(plan.uniforms.length * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
         device.queue.writeBuffer(uniform, 0, Uint32Array.from(plan.uniforms.map(bind)));

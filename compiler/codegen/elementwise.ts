@@ -73,7 +73,8 @@ export function accessOf(shape: readonly Dim[], out: readonly Dim[]): OperandAcc
  * WGSL lines that load every operand of an invocation at flat output index `idx` as `v0, v1, ...`:
  * strided operands walk the output's axes once (sizes and strides from the uniform), and bools are
  * read from their u32 storage; operand i is read from the array `arrayOf(i)` (default `in{i}`), a strided
- * one from the element its `offsets` entry names on (a uniform word; default 0). Shared by
+ * one from the element its `offsets` entry names on (a uniform word; default 0). With `indexed`, the
+ * output index's axes `i0, i1, ...` are computed even when no operand is strided. Shared by
  * the elementwise and the fused elementwise kernels.
  */
 export function operandLoads(
@@ -82,9 +83,10 @@ export function operandLoads(
   rank: number,
   arrayOf: (i: number) => string = (i) => `in${i}`,
   offsets: ReadonlyMap<number, string> = new Map(),
+  indexed = strided.length > 0,
 ): string[] {
   const lines: string[] = [];
-  if (strided.length > 0) {
+  if (indexed) {
     for (const i of strided) lines.push(`  var o${i} = ${offsets.get(i) ?? '0u'};`);
     lines.push('  var rem = idx;');
     for (let a = rank - 1; a >= 0; a--) {

@@ -16,11 +16,12 @@
 //
 // Uniform layout: the matmul's words (codegen/matmul.ts), then `ez` (a vec4 of zeros for the opaque
 // operands), one `es{i}` per strided epilogue input (its strides over the output's axes), then `eo` (the
-// viewed inputs' offsets) when there are views, then `c` (the constants). Bindings (group 0): 0 the
+// viewed inputs' offsets) when there are views, then per output stored into an in-place concat's slab
+// its `os{o}` and then `oo` (their offsets), then `c` (the constants). Bindings (group 0): 0 the
 // uniform, 1 a, 2 b, then the epilogue inputs (read-only; one viewed more than once is bound once), then
 // the outputs (read-write). The workgroup count is the matmul's.
 import type { DType, Node, Value } from '../ir/types.ts';
-import { decodeFusedBody, decodeInputViews } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, decodeOutputViews } from '../ops/fused.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
 import { type KernelPlan, padUniforms } from './kernel.ts';
@@ -60,12 +61,19 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const fields = ['  ez: vec4<u32>, // zeros: the opaque operands of the epilogue'];
   for (const i of strided) fields.push(`  es${i}: array<vec4<u32>, ${kr}>, // epilogue input ${i}: strides over the output's axes`);
   if (views.length > 0) fields.push(`  eo: array<vec4<u32>, ${Math.ceil(views.length / 4)}>, // viewed epilogue inputs' offsets`);
+  // outputs stored into an in-place concat's slab (ops/fused.ts's out_views)
+  const outViews = decodeOutputViews(node.attrs, node.outputs.map((v) => v.type), OP);
+  if (typeof outViews === 'string') throw new Error(outViews);
+  const outViewOf = new Map(outViews.map((v, j) => [v.output, j]));
+  for (const v of outViews) fields.push(`  os${v.output}: array<vec4<u32>, ${kr}>, // output ${v.output}: strides in its slab`);
+  if (outViews.length > 0) fields.push(`  oo: array<vec4<u32>, ${Math.ceil(outViews.length / 4)}>, // viewed outputs' offsets`);
   if (code.constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(code.constWords.length / 4)}>, // constants`);
   const decls: string[] = [];
   boundExtras.forEach((i, b) => decls.push(`@group(0) @binding(${3 + b}) var<storage, read> e${i}: array<${storageType(extras[i].dtype)}>;`));
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
   outs.forEach((x) => decls.push(`@group(0) @binding(${3 + boundExtras.length + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
   for (const i of strided) decls.push(`var<private> eb${i}: u32; // epilogue input ${i}: the offset of this invocation's batch (and its view's)`);
+  for (const v of outViews) decls.push(`var<private> ob${v.output}: u32; // output ${v.output}: its slab's offset for this invocation's batch`);
 
   const prologue: string[] = [];
   const viewed = [...viewOf.keys()];
@@ -74,6 +82,7 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
     if (viewOf.has(i)) terms.unshift(uvec('eo', viewed.indexOf(i)));
     if (terms.length > 0) prologue.push(`  eb${i} = ${terms.join(' + ')};`);
   }
+  outViews.forEach((v, j) => prologue.push(`  ob${v.output} = ${[uvec('oo', j), ...Array.from({ length: batchRank }, (_, d) => `i${d} * ${uvec(`os${v.output}`, d)}`)].join(' + ')};`));
   const fn: string[] = [...[...code.helpers.values()].flatMap((h) => [h, ''])];
   fn.push('fn epilogue(idx: u32, r: u32, c: u32, v0: f32) {');
   extras.forEach((x, i) => {
@@ -87,7 +96,10 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
     fn.push(`  let v${i + 1} = ${x.dtype === 'bool' ? `(${load} != 0u)` : load};`);
   });
   fn.push(...code.stmts);
-  for (const x of outs) fn.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${code.names[x.r]})` : code.names[x.r]};`);
+  for (const x of outs) {
+    const at = outViewOf.has(x.o) ? `ob${x.o} + r * ${uvec(`os${x.o}`, rank - 2)} + c * ${uvec(`os${x.o}`, rank - 1)}` : 'idx';
+    fn.push(`  out${x.o}[${at}] = ${x.dtype === 'bool' ? `select(0u, 1u, ${code.names[x.r]})` : code.names[x.r]};`);
+  }
   fn.push('}', '');
 
   const epilogue: MatmulEpilogue = {
@@ -103,7 +115,8 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const mmWords = matmulUniformDims(tiled);
   const stridesOf = (i: number) => viewOf.get(i)?.strides ?? broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`);
   const offsetWords = views.length > 0 ? padUniforms(viewed.map((i) => viewOf.get(i)!.offset)) : [];
-  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(stridesOf(i))), ...offsetWords, ...code.constWords]);
+  const outViewWords = [...outViews.flatMap((v) => padUniforms(v.strides)), ...(outViews.length > 0 ? padUniforms(outViews.map((v) => v.offset)) : [])];
+  const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(stridesOf(i))), ...offsetWords, ...outViewWords, ...code.constWords]);
   const rows = lowerRowsMatmuls(mmNode, mmWords, epilogue);
   const inputs = boundExtras.length < extras.length ? { inputs: [0, 1, ...boundExtras.map((i) => i + 2)] } : {};
   return [{ op: OP, wgsl: tiled.wgsl, uniforms: words, workgroups: mmWords[6], cpuWgsl: blocked.wgsl, ...(rows.length > 0 ? { cpuVariants: rows } : {}), wide: widePlans(mmNode, mmWords, epilogue), ...inputs }];

@@ -22,12 +22,14 @@
 //
 // Uniform layout: `header` (x: rows, y: elements per row), `ez` (zeros for the opaque operands),
 // `kshape` and `rshape` (the kept and reduced sizes), per load `ks{L}` and `rs{L}`, `fks` and `frs`
-// (the whole-row outputs' strides), then `c` (constants). Bindings: 0 the uniform, then the inputs,
-// then the outputs.
+// (the whole-row outputs' strides), `lo` (each load's first element) when an input is read through a
+// view, per whole-row output stored into an in-place concat's slab its `oks{o}` and `ors{o}` and then
+// `oo` (their offsets), then `c` (constants). Bindings: 0 the uniform, then the inputs (one read through
+// several views bound once), then the outputs.
 import type { DType, Node } from '../ir/types.ts';
 import { type Dim, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { decodeFusedBody, decodeInputViews, FUSED_OP, type InputView, viewedInputTypes } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, decodeOutputViews, FUSED_OP, type InputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/fused-reduce.ts';
 import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
@@ -169,6 +171,23 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     fields.push(`  lo: array<vec4<u32>, ${Math.ceil(loads.length / 4)}>, // each load's first element (a viewed input's offset)`);
     words.push(...padUniforms(loads.map((l) => l.offset)));
   }
+  // whole-row outputs stored into an in-place concat's slab (ops/fused.ts's out_views): their own strides and offset
+  const outViews = decodeOutputViews(node.attrs, node.outputs.map((v) => v.type), FUSED_REDUCE_OP);
+  if (typeof outViews === 'string') throw new Error(outViews);
+  const outViewOf = new Map(outViews.map((v, j) => [v.output, j]));
+  for (const v of outViews) {
+    if (!outs[v.output].whole) throw new Error(`${FUSED_REDUCE_OP}: output ${v.output} is a row value, which has no slab`);
+    if (nk > 0) {
+      fields.push(`  oks${v.output}: array<vec4<u32>, ${kk}>, // output ${v.output}: strides in its slab over the kept axes`);
+      words.push(...padUniforms(kept.map((a) => v.strides[a])));
+    }
+    fields.push(`  ors${v.output}: array<vec4<u32>, ${kr}>, // output ${v.output}: strides in its slab along the row`);
+    words.push(...padUniforms(axes.map((a) => v.strides[a])));
+  }
+  if (outViews.length > 0) {
+    fields.push(`  oo: array<vec4<u32>, ${Math.ceil(outViews.length / 4)}>, // viewed outputs' offsets`);
+    words.push(...padUniforms(outViews.map((v) => v.offset)));
+  }
 
   // ---- unit code ---------------------------------------------------------------------------------------
   const constWords: Dim[] = [];
@@ -254,6 +273,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
       if (!l.varies) B.push(`  let l${i} = ${load(i, `b${i}`)};`);
     });
     if (wholeOutputs) B.push(`  let fb = ${rowBase('fks')};`);
+    outViews.forEach((v, j) => B.push(`  let ob${v.output} = ${uvec('oo', j)} + ${rowBase(`oks${v.output}`)};`));
     if (units.some((u) => u.kind === 'reduce' && u.op === 'reduce_max')) B.push('  var ninf_bits = 0xff800000u;');
     const emitted = new Set<number>();
     const rowUnits = (upTo: number) => {
@@ -272,7 +292,12 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     return L;
   };
   const storeLines = (pass: number, indent: string) =>
-    outs.filter((x) => x.whole && storePass(x.r) === pass).map((x) => `${indent}out${x.o}[fb + ${axes.map((_, d) => `j${d} * ${uvec('frs', d)}`).join(' + ')}] = ${stored(x.r)};`);
+    outs
+      .filter((x) => x.whole && storePass(x.r) === pass)
+      .map((x) => {
+        const [base, strides] = outViewOf.has(x.o) ? [`ob${x.o}`, `ors${x.o}`] : ['fb', 'frs'];
+        return `${indent}out${x.o}[${base} + ${axes.map((_, d) => `j${d} * ${uvec(strides, d)}`).join(' + ')}] = ${stored(x.r)};`;
+      });
   const loopHead = rowLoopHead(lanes, perThread);
   for (let pass = 0; pass <= passes; pass++) {
     rowUnits(pass);

@@ -9,15 +9,17 @@
 //
 // Uniform layout: `header` (x: element count; y, z, w: zeros the shader cannot know, see `opaque`), then, when an input is strided, `shape` and one
 // `stride{i}` per strided input (exactly as elementwise.ts; a viewed input's are its view's), then, when
-// inputs are viewed, `voff` (their offsets), then `c` (the constants' words).
+// inputs are viewed, `voff` (their offsets), then per output stored into a slab (`out_views`) its
+// `ostride{o}` and then `ooff` (their offsets; the output index is walked for them too, so `shape` is
+// there whenever an input or an output is strided), then `c` (the constants' words).
 // Bindings (group 0): 0 the uniform, 1..n the inputs (read-only; an input viewed more than once is bound
 // once), then the outputs (read-write).
 import type { DType, Node } from '../ir/types.ts';
-import { type Dim, isDim, mod } from '../shapes/dim.ts';
+import { type Dim, isDim, mod, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { decodeFusedBody, decodeInputViews, type FusedBody, FUSED_OP } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, decodeOutputViews, type FusedBody, FUSED_OP } from '../ops/fused.ts';
 import { wrap } from '../interpret/tensor.ts';
-import { accessOf, broadcastStrides, type ElementwiseKernel, elementwiseUniformDims, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
+import { accessOf, broadcastStrides, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 
 /** The u32 word that holds a constant, and the WGSL that reads it back as a register value. */
@@ -100,13 +102,18 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   // registers: v{i} for inputs, s{j} for sub-results
   const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, inputs.map((x) => x.dtype), 'p.header');
 
+  // outputs stored into an in-place concat's slab (ops/fused.ts's out_views) walk the output's axes too
+  const outViews = decodeOutputViews(node.attrs, node.outputs.map((v) => v.type));
+  if (typeof outViews === 'string') throw new Error(outViews);
+  const outViewOf = new Map(outViews.map((v, j) => [v.output, j]));
+  const indexed = strided.length > 0 || outViews.length > 0;
+
   const fields = ['  header: vec4<u32>, // x: element count'];
-  if (strided.length > 0) {
-    fields.push(`  shape: array<vec4<u32>, ${k}>,`);
-    for (const i of strided) fields.push(`  stride${i}: array<vec4<u32>, ${k}>,`);
-  }
-  const baseWords = 4 + (strided.length > 0 ? 4 * k * (1 + strided.length) : 0);
+  if (indexed) fields.push(`  shape: array<vec4<u32>, ${k}>,`);
+  for (const i of strided) fields.push(`  stride${i}: array<vec4<u32>, ${k}>,`);
   if (views.length > 0) fields.push(`  voff: array<vec4<u32>, ${Math.ceil(views.length / 4)}>, // viewed inputs' offsets`);
+  for (const v of outViews) fields.push(`  ostride${v.output}: array<vec4<u32>, ${k}>, // output ${v.output}: strides in its slab`);
+  if (outViews.length > 0) fields.push(`  ooff: array<vec4<u32>, ${Math.ceil(outViews.length / 4)}>, // viewed outputs' offsets`);
   if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
 
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: dtypes[r] }));
@@ -124,31 +131,29 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
   const offsets = new Map(views.map((v, j) => [v.input, uvec('voff', j)]));
-  lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${first[i]}`), offsets));
+  lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${first[i]}`), offsets, indexed));
   lines.push(...stmts);
-  for (const x of outs) lines.push(`  out${x.o}[idx] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
+  for (const x of outs) {
+    const j = outViewOf.get(x.o);
+    const at = j === undefined ? 'idx' : [uvec('ooff', j), ...Array.from({ length: rank }, (_, a) => `i${a} * ${uvec(`ostride${x.o}`, a)}`)].join(' + ');
+    lines.push(`  out${x.o}[${at}] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
+  }
   lines.push('}', '');
 
-  // the uniform words: elementwise.ts's layout for the shape and strides (a view's own strides), the views' offsets, then the constants
-  const pseudo: ElementwiseKernel = {
-    op: FUSED_OP,
-    wgsl: '',
-    entryPoint: 'main',
-    workgroupSize: wg,
-    inputs,
-    output: { dtype: outs[0].dtype, shape: outShape },
-    stridedInputs: strided,
-    uniformBytes: baseWords * 4,
-  };
-  const shapeWords = elementwiseUniformDims(pseudo);
-  strided.forEach((i, j) => {
+  // the uniform words, in the order of the fields
+  const axes = (dims: readonly Dim[]) => [...dims, ...new Array<Dim>(4 * k - dims.length).fill(0)];
+  const words: Dim[] = [outShape.reduce<Dim>((a, d) => mul(a, d), 1), 0, 0, 0];
+  if (indexed) words.push(...axes(outShape));
+  for (const i of strided) {
     const view = viewOf.get(i);
-    if (view) broadcastStrides(view.shape, outShape, `${FUSED_OP}: input ${i}`, view.strides).forEach((s, a) => (shapeWords[4 + 4 * k * (1 + j) + a] = s));
-  });
-  const offsetWords = views.length > 0 ? padUniforms(views.map((v) => v.offset)) : [];
-  const words = padUniforms([...shapeWords, ...offsetWords, ...constWords]);
+    words.push(...axes(broadcastStrides(inputs[i].shape, outShape, `${FUSED_OP}: input ${i}`, view?.strides)));
+  }
+  if (views.length > 0) words.push(...padUniforms(views.map((v) => v.offset)));
+  for (const v of outViews) words.push(...axes(v.strides));
+  if (outViews.length > 0) words.push(...padUniforms(outViews.map((v) => v.offset)));
+  words.push(...constWords);
   const shared = first.some((f, i) => f !== i);
-  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: words, workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: bound } : {}) }];
+  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: bound } : {}) }];
 }
 
 /** The WGSL of a fused body: one `let` per sub-op over the registers (`v{i}` the inputs, `s{j}` the sub-results). */

@@ -122,6 +122,8 @@ export const CONCAT_MAX_INPUTS = 7;
  * each walking its slab of the output along the axis the same way and writing it at the slab's offset.
  */
 export function concatPlans(node: Node): KernelPlan[] {
+  // done in place: its operands' producers stored them in its buffer (optimize/concat-in-place.ts)
+  if (node.attrs.in_place === true) return [];
   const out = node.outputs[0].type;
   const rank = out.shape.length;
   const raw = node.attrs.axis as number;

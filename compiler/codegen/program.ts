@@ -3,7 +3,9 @@
 // Each graph becomes a list of dispatches over numbered buffers. Parameters and state buffers belong
 // to the model and are shared by all its graphs (a training step writes them, predict reads them).
 // Every node output gets its own buffer, except that reshape and stop_gradient alias their operand's
-// buffer (a row-major buffer already is its reshape); then memory.ts lets temporaries share buffers. New
+// buffer (a row-major buffer already is its reshape) and an in-place concat's operands are slabs of its
+// result's buffer (optimize/concat-in-place.ts: their producers store them there, and the concat has no
+// dispatch); then memory.ts lets temporaries share buffers. New
 // parameter and state values are copied over the old ones after the step's last dispatch, so every
 // dispatch of a step sees the values from the start of the step.
 import { markOnceKernels } from './once.ts';
@@ -13,9 +15,10 @@ import type {
 } from '../../runtime/program.ts';
 import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { SourceText } from '../diagnostics/source.ts';
-import type { Graph, InitSpec, TensorType, Value } from '../ir/types.ts';
+import type { Graph, InitSpec, Node, TensorType, Value } from '../ir/types.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
+import { isInPlaceConcat } from '../optimize/concat-in-place.ts';
 import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
 import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
@@ -91,7 +94,11 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
   }
   // after the nodes' buffers (numbered as without arenas): each temporary arena, whose members are views
   // of it, then the arena ranges fused_foreach kernels bind
-  const arenaBase = buffers.length + g.nodes.reduce((a, n) => a + (ALIASING_OPS.has(n.op) ? 0 : n.outputs.length - inPlaceOutputs(n).size), 0);
+  // an in-place concat's operands are slabs of its result's buffer, which the first of their producers allocates
+  const slabOf = new Map<number, Value>();
+  for (const n of g.nodes) if (isInPlaceConcat(n)) for (const v of n.inputs) slabOf.set(v.id, n.outputs[0]);
+  const ownBuffers = (n: Node) => (ALIASING_OPS.has(n.op) ? 0 : isInPlaceConcat(n) ? 1 : n.outputs.length - inPlaceOutputs(n).size - n.outputs.filter((v) => slabOf.has(v.id)).length);
+  const arenaBase = buffers.length + g.nodes.reduce((a, n) => a + ownBuffers(n), 0);
   const tail: BufferDecl[] = [];
   const viewOf = new Map<number, { buffer: number; offset: number }>();
   for (const a of arenas?.temps ?? []) {
@@ -122,6 +129,10 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
     }
     // a fused_foreach's in-place outputs are the buffers of the parameters or state they are new values of
     const overwrites = inPlaceOutputs(node);
+    const temp = (v: Value) => {
+      const view = viewOf.get(v.id);
+      add(v, { kind: 'temp', dtype: runtimeDType(v.type, `a value of ${node.op}`), shape: v.type.shape.map(sizeExpr), ...(v.name ? { name: v.name } : {}), ...(view ? { view } : {}) });
+    };
     for (const [k, v] of node.outputs.entries()) {
       if (overwrites.has(k)) {
         const old = oldValueOf.get(v.id);
@@ -129,8 +140,14 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         bufferOf.set(v.id, bufferOf.get(old.id)!);
         continue;
       }
-      const view = viewOf.get(v.id);
-      add(v, { kind: 'temp', dtype: runtimeDType(v.type, `a value of ${node.op}`), shape: v.type.shape.map(sizeExpr), ...(v.name ? { name: v.name } : {}), ...(view ? { view } : {}) });
+      const whole = slabOf.get(v.id);
+      if (whole) {
+        if (!bufferOf.has(whole.id)) temp(whole);
+        bufferOf.set(v.id, bufferOf.get(whole.id)!);
+        continue;
+      }
+      if (isInPlaceConcat(node) && bufferOf.has(v.id)) continue;
+      temp(v);
     }
     // a fused_foreach binds, for member 0's own inputs and outputs, the arena ranges that cover its span
     const span = node.op === FUSED_FOREACH_OP ? foreachSpan(node) : 0;

@@ -7,7 +7,8 @@
 // input and sub-result broadcasts to it. An output may be register 0 itself: the matmul result, stored
 // as well when something outside the epilogue also reads it. `transpose_a` / `transpose_b` (optional) are
 // the matmul's own (ops/matmul.ts): an operand stored with its last two axes swapped, a transpose the
-// fusion pass folded into the operand's loads.
+// fusion pass folded into the operand's loads. `views` and `out_views` (optional, ops/fused.ts): epilogue
+// inputs read through strided views, and outputs stored into an in-place concat's slab.
 //
 // The fusion pass builds these after autodiff (optimize/fuse.ts); the lowering (codegen/fused-matmul.ts)
 // is the matmul kernel of either variant with the body applied to each element at store time.
@@ -17,7 +18,7 @@ import { dimEquals } from '../shapes/dim.ts';
 import { fusedMatmulPlans } from '../codegen/fused-matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { transposeAttrs } from './matmul.ts';
-import { broadcastsTo, decodeFusedBody, decodeInputViews, type FusedBody, fusedRegisterTypes, viewedInputs, viewedInputTypes } from './fused.ts';
+import { broadcastsTo, decodeFusedBody, decodeInputViews, type FusedBody, fusedRegisterTypes, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { err, typeStr } from './util.ts';
 
@@ -50,27 +51,30 @@ export function fusedMatmulTypes(inputs: readonly TensorType[], attrs: Attrs): {
   return { mm: mm[0], body, regs };
 }
 
+/** fused_matmul's result types (its shape rule, before any out_views). */
+function inferFusedMatmul(inputs: readonly TensorType[], attrs: Attrs): TensorType[] | ShapeError {
+  const t = fusedMatmulTypes(inputs, attrs);
+  if (!('regs' in t)) return t;
+  const { mm, body, regs } = t;
+  const bad = body.outputs.find((r) => !Number.isInteger(r) || r < 0 || r >= regs.length || (r > 0 && r < inputs.length - 1));
+  if (bad !== undefined) return err(`${FUSED_MATMUL_OP} output register ${bad} is neither the matmul result nor a sub-op result`);
+  const outs = body.outputs.map((r) => regs[r]);
+  const mismatch = outs.find((o) => o.shape.length !== mm.shape.length || !o.shape.every((d, a) => dimEquals(d, mm.shape[a])));
+  if (mismatch) return err(`${FUSED_MATMUL_OP} output ${typeStr(mismatch)} does not have the matmul result's shape ${typeStr(mm)}`);
+  const wide = regs.findIndex((r) => !broadcastsTo(r.shape, mm.shape));
+  if (wide >= 0) return err(`${FUSED_MATMUL_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the matmul result ${typeStr(mm)}`);
+  return outs.map((o) => ({ dtype: o.dtype, shape: o.shape }));
+}
+
 registerOp({
   name: FUSED_MATMUL_OP,
   family: 'fused',
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required', transpose_a: 'optional', transpose_b: 'optional', views: 'optional' },
+  attrs: { ops: 'required', outputs: 'required', transpose_a: 'optional', transpose_b: 'optional', views: 'optional', out_views: 'optional' },
   lower: { kind: 'kernel', kernel: fusedMatmulPlans },
-  infer(inputs, attrs) {
-    const t = fusedMatmulTypes(inputs, attrs);
-    if (!('regs' in t)) return t;
-    const { mm, body, regs } = t;
-    const bad = body.outputs.find((r) => !Number.isInteger(r) || r < 0 || r >= regs.length || (r > 0 && r < inputs.length - 1));
-    if (bad !== undefined) return err(`${FUSED_MATMUL_OP} output register ${bad} is neither the matmul result nor a sub-op result`);
-    const outs = body.outputs.map((r) => regs[r]);
-    const mismatch = outs.find((o) => o.shape.length !== mm.shape.length || !o.shape.every((d, a) => dimEquals(d, mm.shape[a])));
-    if (mismatch) return err(`${FUSED_MATMUL_OP} output ${typeStr(mismatch)} does not have the matmul result's shape ${typeStr(mm)}`);
-    const wide = regs.findIndex((r) => !broadcastsTo(r.shape, mm.shape));
-    if (wide >= 0) return err(`${FUSED_MATMUL_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the matmul result ${typeStr(mm)}`);
-    return outs.map((o) => ({ dtype: o.dtype, shape: o.shape }));
-  },
+  infer: (inputs, attrs) => withOutputViews(inferFusedMatmul(inputs, attrs), attrs, FUSED_MATMUL_OP),
   interpret(inputs, attrs, env) {
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') throw new Error(body);

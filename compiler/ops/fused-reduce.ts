@@ -18,13 +18,14 @@
 //
 // Attributes: `ops` and `outputs` in fused_elementwise's encoding (the units, the returned registers)
 // and `axes`, the sorted A; optionally `views`, inputs read through strided views (ops/fused.ts: the
-// register has the view's shape). The fusion pass (compiler/optimize/fuse-rows.ts) builds these after
+// register has the view's shape), and `out_views`, whole-row outputs stored into a slab of an in-place
+// concat's buffer (ops/fused.ts). The fusion pass (compiler/optimize/fuse-rows.ts) builds these after
 // elementwise fusion; the lowering is compiler/codegen/fused-reduce.ts.
 import type { Attrs, AttrValue, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { type Dim, isConcrete, isDim } from '../shapes/dim.ts';
 import { fusedReducePlans } from '../codegen/fused-reduce.ts';
-import { decodeFusedBody, FUSED_OP, type FusedSubOp, isFusableSubOp, viewedInputs, viewedInputTypes } from './fused.ts';
+import { decodeFusedBody, FUSED_OP, type FusedSubOp, isFusableSubOp, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { reduceAxes } from './reduce.ts';
 import { err, sameShape, typeStr } from './util.ts';
@@ -189,9 +190,9 @@ registerOp({
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required', axes: 'required', views: 'optional' },
+  attrs: { ops: 'required', outputs: 'required', axes: 'required', views: 'optional', out_views: 'optional' },
   lower: { kind: 'kernel', kernel: fusedReducePlans },
-  infer: inferRows,
+  infer: (inputs, attrs) => withOutputViews(inferRows(inputs, attrs), attrs, FUSED_REDUCE_OP),
   interpret(inputs, attrs, env) {
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') throw new Error(body);

@@ -12,6 +12,10 @@
 //            of `shape` whose element i0..i{r-1} is element offset + Σ i_a * strides[a] of the input's
 //            row-major storage (an LSTM's gates, four column blocks of one pre-activation). An input
 //            may appear more than once, each time with its own view; the kernel binds it once.
+//   out_views: optional, outputs stored into a slab of a concat's buffer (optimize/concat-in-place.ts):
+//            per entry `[output, offset, [strides...]]`, element i0..i{r-1} of the output is stored at
+//            offset + Σ i_a * strides[a] of the buffer the lowering gives it, the in-place concat's. The
+//            value is the same tensor; only where it is stored changes, so the interpreter ignores it.
 import type { AttrValue, Attrs, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { dimEquals, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
@@ -113,6 +117,44 @@ export function viewedInputs(inputs: readonly Tensor[], attrs: Attrs, env: { rea
   return out;
 }
 
+/** An output stored into a slab of a larger buffer: element i at offset + Σ i_a * strides[a]. */
+export interface OutputView {
+  readonly output: number;
+  readonly offset: Dim;
+  readonly strides: readonly Dim[];
+}
+
+/** The `out_views` attribute's value. */
+export function encodeOutputViews(views: readonly OutputView[]): AttrValue {
+  return views.map((v): AttrValue => [v.output, v.offset, [...v.strides]]);
+}
+
+/** The output views of a node's attributes (none without `out_views`), checked against its result types, or a message saying what is malformed. */
+export function decodeOutputViews(attrs: Attrs, outputs: readonly TensorType[], op: string = FUSED_OP): OutputView[] | string {
+  const { out_views: views } = attrs;
+  if (views === undefined) return [];
+  if (!Array.isArray(views)) return `${op}'s out_views must be a list`;
+  const out: OutputView[] = [];
+  for (const entry of views as readonly AttrValue[]) {
+    if (!Array.isArray(entry) || entry.length !== 3) return `${op}'s out_views entry is not [output, offset, strides]`;
+    const [output, offset, strides] = entry as readonly AttrValue[];
+    if (typeof output !== 'number' || !Number.isInteger(output) || output < 0 || output >= outputs.length) return `${op}'s view of output ${String(output)}: no such output`;
+    if (out.some((v) => v.output === output)) return `${op} has two views of output ${output}`;
+    if (!isDim(offset) || !Array.isArray(strides) || strides.length !== outputs[output].shape.length || !strides.every(isDim)) {
+      return `${op}'s view of output ${output} needs an offset and one stride per axis of the output, all sizes`;
+    }
+    out.push({ output, offset, strides: strides as Dim[] });
+  }
+  return out;
+}
+
+/** The result types, once `out_views` (if any) is checked against them; the registries' infer returns this. */
+export function withOutputViews(types: TensorType[] | ShapeError, attrs: Attrs, op: string): TensorType[] | ShapeError {
+  if (isShapeError(types) || attrs.out_views === undefined) return types;
+  const views = decodeOutputViews(attrs, types, op);
+  return typeof views === 'string' ? err(views) : types;
+}
+
 /** Whether `shape` broadcasts to `to` by numpy's rule, deciding statically (only a constant 1 stretches). */
 export function broadcastsTo(shape: readonly Dim[], to: readonly Dim[]): boolean {
   if (shape.length > to.length) return false;
@@ -143,32 +185,35 @@ export function fusedRegisterTypes(inputs: readonly TensorType[], body: FusedBod
   return regs;
 }
 
+/** fused_elementwise's result types (its shape rule, before any out_views). */
+function inferFused(declared: readonly TensorType[], attrs: Attrs): TensorType[] | ShapeError {
+  const body = decodeFusedBody(attrs);
+  if (typeof body === 'string') return err(body);
+  const inputs = viewedInputTypes(declared, attrs, FUSED_OP);
+  if (typeof inputs === 'string') return err(inputs);
+  const regs = fusedRegisterTypes(inputs, body);
+  if (isShapeError(regs)) return regs;
+  const n = inputs.length;
+  const bad = body.outputs.find((r) => !Number.isInteger(r) || r < n || r >= regs.length);
+  if (bad !== undefined) return err(`${FUSED_OP} output register ${bad} is not a sub-op result`);
+  const outs = body.outputs.map((r) => regs[r]);
+  const shape = outs[0].shape;
+  const mismatch = outs.find((t) => t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
+  if (mismatch) return err(`${FUSED_OP} outputs have different shapes: ${typeStr(outs[0])} and ${typeStr(mismatch)}`);
+  const wide = regs.findIndex((t) => !broadcastsTo(t.shape, shape));
+  if (wide >= 0) return err(`${FUSED_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the output shape ${typeStr(outs[0])}`);
+  return outs.map((t) => ({ dtype: t.dtype, shape: t.shape }));
+}
+
 registerOp({
   name: FUSED_OP,
   family: 'fused',
   arity: 'variadic',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
-  attrs: { ops: 'required', outputs: 'required', views: 'optional' },
+  attrs: { ops: 'required', outputs: 'required', views: 'optional', out_views: 'optional' },
   lower: { kind: 'kernel', kernel: fusedPlans },
-  infer(declared, attrs) {
-    const body = decodeFusedBody(attrs);
-    if (typeof body === 'string') return err(body);
-    const inputs = viewedInputTypes(declared, attrs, FUSED_OP);
-    if (typeof inputs === 'string') return err(inputs);
-    const regs = fusedRegisterTypes(inputs, body);
-    if (isShapeError(regs)) return regs;
-    const n = inputs.length;
-    const bad = body.outputs.find((r) => !Number.isInteger(r) || r < n || r >= regs.length);
-    if (bad !== undefined) return err(`${FUSED_OP} output register ${bad} is not a sub-op result`);
-    const outs = body.outputs.map((r) => regs[r]);
-    const shape = outs[0].shape;
-    const mismatch = outs.find((t) => t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
-    if (mismatch) return err(`${FUSED_OP} outputs have different shapes: ${typeStr(outs[0])} and ${typeStr(mismatch)}`);
-    const wide = regs.findIndex((t) => !broadcastsTo(t.shape, shape));
-    if (wide >= 0) return err(`${FUSED_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the output shape ${typeStr(outs[0])}`);
-    return outs.map((t) => ({ dtype: t.dtype, shape: t.shape }));
-  },
+  infer: (declared, attrs) => withOutputViews(inferFused(declared, attrs), attrs, FUSED_OP),
   interpret(inputs, attrs, env) {
     const body = decodeFusedBody(attrs);
     if (typeof body === 'string') throw new Error(body);

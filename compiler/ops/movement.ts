@@ -230,7 +230,9 @@ registerOp({
   family: 'movement',
   arity: 'variadic',
   differentiable: 'all',
-  attrs: { axis: 'required' },
+  // in_place (after fusion, optimize/concat-in-place.ts): every operand's producer stores it straight
+  // into its slab of the result's buffer, so the concat itself dispatches nothing
+  attrs: { axis: 'required', in_place: 'optional' },
   lower: { kind: 'kernel', kernel: concatPlans },
   infer(xs, attrs) {
     const first = xs[0];

@@ -7,6 +7,7 @@ import { fuseRowsWithReport } from './fuse-rows.ts';
 import { fuseViews } from './fuse-views.ts';
 import { rematerialize } from './remat.ts';
 import { readViewsInPlace } from './view-inputs.ts';
+import { concatsInPlace, isInPlaceConcat } from './concat-in-place.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
@@ -15,13 +16,15 @@ export interface FusionOptions extends FuseOptions {
   readonly views?: boolean;
   /** Let fused elementwise kernels read strided copies' results through views of their sources instead (view-inputs.ts; default true). */
   readonly viewInputs?: boolean;
+  /** Let fused kernels store a concat's operands straight into its buffer, so the concat dispatches nothing (concat-in-place.ts; default true). */
+  readonly concatsInPlace?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
   readonly remat?: boolean;
 }
 
-/** Nodes of a fused graph that dispatch: all but the ops that alias their operand's buffer. */
+/** Nodes of a fused graph that dispatch: all but the ops that alias their operand's buffer and the concats done in place. */
 export function kernelCount(g: Graph): number {
-  return g.nodes.filter((n) => n.op !== 'reshape' && n.op !== 'stop_gradient').length;
+  return g.nodes.filter((n) => n.op !== 'reshape' && n.op !== 'stop_gradient' && !isInPlaceConcat(n)).length;
 }
 
 /** The fused graph and one report of the passes, every node index counted in `g`. Pure. */
@@ -61,8 +64,16 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   };
 }
 
-/** Elementwise, epilogue, reduction and movement fusion, then copies read in place, with one report in `g`'s node numbers. */
+/** Elementwise, epilogue, reduction and movement fusion, then copies read in place and concats written in place, with one report in `g`'s node numbers. */
 function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
+  const fused = fuseAndView(g, options);
+  if (options.concatsInPlace === false) return fused;
+  const { graph, count } = concatsInPlace(fused.graph);
+  return count === 0 ? fused : { graph, report: fused.report };
+}
+
+/** Elementwise, epilogue, reduction and movement fusion, then copies read in place, with one report in `g`'s node numbers. */
+function fuseAndView(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const base = fuseLoopsAndRows(g, options);
   if (options.views === false) return base;
   const { graph: viewed, chains } = fuseViews(base.graph);

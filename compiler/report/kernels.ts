@@ -15,6 +15,7 @@ import { evalShape, sizeNames } from '../../runtime/sizes.ts';
 import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import { isInPlaceConcat } from '../optimize/concat-in-place.ts';
 import { FUSED_FOREACH_OP, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { getOp } from '../ops/registry.ts';
 import { type FuseReason, type FuseReport } from '../optimize/fuse.ts';
@@ -175,11 +176,20 @@ const ALIASING_OPS = new Set(['reshape', 'stop_gradient']);
 function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefined {
   const owners = new Map<number, Node>();
   let at = after.params.length + after.state.length + after.inputs.length;
+  // an in-place concat's buffer is allocated at its first operand's producer, and belongs to the concat
+  const concatOf = new Map<number, Node>();
+  for (const n of after.nodes) if (isInPlaceConcat(n)) for (const v of n.inputs) concatOf.set(v.id, n);
+  const allocated = new Set<Node>();
   for (const n of after.nodes) {
-    if (ALIASING_OPS.has(n.op)) continue;
+    if (ALIASING_OPS.has(n.op) || allocated.has(n)) continue;
     // a fused_foreach's outputs written in place have no buffer of their own
     const inPlace = inPlaceOutputs(n);
-    for (let i = 0; i < n.outputs.length; i++) if (!inPlace.has(i)) owners.set(at++, n);
+    for (let i = 0; i < n.outputs.length; i++) {
+      const concat = concatOf.get(n.outputs[i].id);
+      if (concat && allocated.has(concat)) continue;
+      if (concat) allocated.add(concat);
+      if (!inPlace.has(i)) owners.set(at++, concat ?? n);
+    }
   }
   if (at > g.buffers.length) return undefined;
   // an arena range a fused_foreach binds belongs to the node of the member view it starts at

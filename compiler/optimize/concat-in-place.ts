@@ -1,0 +1,98 @@
+// Concats in place: where every operand's producer is a fused kernel, each stores its operand straight into its slab of the concat's buffer, and the concat dispatches nothing.
+//
+// Operand j of a concat along axis a is the slab of the result that starts at index s_j (the sizes of
+// the operands before it) along a: its element i is the result's element i + s_j e_a, at offset s_j *
+// stride_a + Σ i_b * stride_b of the result's row-major storage. A fused kernel (fused_elementwise,
+// fused_reduce's whole-row outputs, fused_matmul's epilogue) can store an output anywhere (ops/fused.ts's
+// `out_views`), so when each operand is the output of such a kernel and read by the concat alone, the
+// producers store the operands there and the concat is marked `in_place`: the lowering gives every
+// operand the result's buffer (codegen/program.ts) and emits no kernel for it. An LSTM's backward step
+// concatenates its four gate gradients into dz; with this the kernels that compute them write dz. A lone
+// elementwise op becomes a fused_elementwise of one sub-op to do so.
+//
+// Refused: an operand that is a graph result or read by anything else, a producer that is no fused
+// kernel (a plain matmul, a reduction's row value), one that writes two operands of the concat (both
+// would bind the one buffer as writable) or reads one (it would bind the buffer it writes), and a concat
+// whose result an optimizer update reads (fuse-updates.ts places such gradients in arenas). The values
+// are the same tensors, so the interpreter ignores the attributes; the bits are the same. Pure.
+import type { Graph, Node } from '../ir/types.ts';
+import { graphUses } from '../ir/uses.ts';
+import { stridesOf } from '../codegen/per-element.ts';
+import { decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, isFusableSubOp, type OutputView, viewedInputTypes } from '../ops/fused.ts';
+import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
+import { FUSED_REDUCE_OP, rowLayout } from '../ops/fused-reduce.ts';
+import { inferOp, isShapeError } from '../ops/registry.ts';
+import { add, type Dim, mul } from '../shapes/dim.ts';
+
+const WRITERS = new Set([FUSED_OP, FUSED_REDUCE_OP, FUSED_MATMUL_OP]);
+
+/** Whether a concat node dispatches nothing (its operands' producers store them in its buffer). */
+export function isInPlaceConcat(n: Node): boolean {
+  return n.op === 'concat' && n.attrs.in_place === true;
+}
+
+/** The node as a kernel that can store an output into a slab: itself, or a lone elementwise op as a fused body of one sub-op. */
+function asWriter(n: Node): Node | undefined {
+  if (WRITERS.has(n.op)) return n;
+  if (n.op === 'full' || !isFusableSubOp(n.op) || n.outputs.length !== 1) return undefined;
+  return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] }) };
+}
+
+/** Whether output `o` of a fused_reduce is a whole-row value (one per element of its row domain), which has a slab. */
+function isWholeRow(n: Node, o: number): boolean {
+  const types = viewedInputTypes(n.inputs.map((v) => v.type), n.attrs, FUSED_REDUCE_OP);
+  if (typeof types === 'string') return false;
+  const layout = rowLayout(types, n.attrs);
+  if ('message' in layout) return false;
+  const r = layout.outputs[o];
+  return layout.units.some((u) => r >= u.first && r < u.first + u.count && u.cls === 'full');
+}
+
+/** The graph with every concat whose operands fused kernels can store in place marked `in_place`, and those kernels' `out_views`; how many it marked. */
+export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
+  const { producer, consumers, results } = graphUses(g);
+  const nodes = g.nodes;
+  const updates = new Set([...g.params, ...g.state].flatMap((x) => (x.update ? [x.update.id] : [])));
+  const writesUpdate = (k: number) => nodes[k].outputs.some((v) => updates.has(v.id));
+  const replaced = new Map<number, Node>();
+  let count = 0;
+  nodes.forEach((n, k) => {
+    if (n.op !== 'concat' || isInPlaceConcat(n) || n.outputs.length !== 1) return;
+    const y = n.outputs[0];
+    if (y.type.dtype === 'f16' || (consumers.get(y.id) ?? []).some(writesUpdate)) return;
+    const shape = y.type.shape;
+    const axis = (n.attrs.axis as number) < 0 ? (n.attrs.axis as number) + shape.length : (n.attrs.axis as number);
+    const strides = stridesOf(shape);
+    const operands = new Set(n.inputs.map((v) => v.id));
+    if (operands.size !== n.inputs.length) return;
+    // per producer (by index): its node as rewritten so far and the slabs it stores
+    const drafts = new Map<number, { node: Node; views: OutputView[] }>();
+    let start: Dim = 0;
+    for (const r of n.inputs) {
+      const p = producer.get(r.id);
+      const readers = consumers.get(r.id) ?? [];
+      if (p === undefined || results.has(r.id) || readers.length !== 1 || readers[0] !== k) return;
+      const base = replaced.get(p) ?? nodes[p];
+      const writer = asWriter(base);
+      if (!writer || drafts.has(p) || writer.inputs.some((v) => operands.has(v.id))) return;
+      const o = writer.outputs.findIndex((v) => v.id === r.id);
+      if (writer.op === FUSED_REDUCE_OP && !isWholeRow(writer, o)) return;
+      const own = decodeOutputViews(writer.attrs, writer.outputs.map((v) => v.type), writer.op);
+      if (typeof own === 'string' || own.some((v) => v.output === o)) return;
+      drafts.set(p, { node: writer, views: [...own, { output: o, offset: mul(start, strides[axis]), strides }] });
+      start = add(start, r.type.shape[axis]);
+    }
+    const rewritten = new Map<number, Node>();
+    for (const [p, { node, views }] of drafts) {
+      const next: Node = { ...node, attrs: { ...node.attrs, out_views: encodeOutputViews(views.sort((a, b) => a.output - b.output)) } };
+      const types = inferOp(next.op, next.inputs.map((v) => v.type), next.attrs);
+      if (isShapeError(types)) return;
+      rewritten.set(p, next);
+    }
+    for (const [p, node] of rewritten) replaced.set(p, node);
+    replaced.set(k, { ...n, attrs: { ...n.attrs, in_place: true } });
+    count++;
+  });
+  if (count === 0) return { graph: g, count };
+  return { graph: { ...g, nodes: nodes.map((n, k) => replaced.get(k) ?? n) }, count };
+}

@@ -1,0 +1,207 @@
+// Concats in place (compiler/optimize/concat-in-place.ts): fused kernels store a concat's operands straight into its buffer, with the kernels' bits on WebGPU and one dispatch fewer per concat.
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Graph, ParamInfo, Value } from '../compiler/ir/types.ts';
+import { verifyGraph } from '../compiler/ir/verify.ts';
+import { decodeOutputViews, FUSED_OP } from '../compiler/ops/fused.ts';
+import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
+import { FUSED_REDUCE_OP } from '../compiler/ops/fused-reduce.ts';
+import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
+import { concatsInPlace, isInPlaceConcat } from '../compiler/optimize/concat-in-place.ts';
+import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
+import { type Dim, sym } from '../compiler/shapes/dim.ts';
+import { getDevice, runGraphs } from './gpu-helpers.ts';
+import { f32t, GraphBuilder as G } from './graph-builder.ts';
+
+const SEED = Number(process.env.DLC_SEED ?? 20261206);
+const B = sym('B');
+
+interface Case {
+  readonly graph: Graph;
+  readonly feeds: Map<string, Tensor>;
+  readonly sizes: Map<string, number>;
+}
+
+function feedsFor(b: G, sizes: Map<string, number>, rand: () => number): Map<string, Tensor> {
+  const feeds = new Map<string, Tensor>();
+  for (const i of b.inputs) {
+    const dims = i.value.type.shape.map((d) => (typeof d === 'number' ? d : sizes.get('B')!));
+    const n = dims.reduce((p, q) => p * q, 1);
+    feeds.set(i.name, tensor('f32', dims, Array.from({ length: n }, () => Math.fround(rand() * 4 - 2))));
+  }
+  return feeds;
+}
+
+const inPlace = (g: Graph) => g.nodes.filter(isInPlaceConcat).length;
+
+/** The outputs whose bits differ on WebGPU between each graph fused with concats in place and fused without, every kernel variant in turn. */
+async function gpuMismatches(cases: readonly Case[], what: string): Promise<string[]> {
+  const device = await getDevice();
+  const bad: string[] = [];
+  for (const variant of ['gpu', 'cpu'] as const) {
+    const without = cases.map((c) => ({ graph: fuseGraph(c.graph, { concatsInPlace: false }).graph, feeds: c.feeds, sizes: c.sizes }));
+    const withSlabs = cases.map((c) => ({ graph: fuseGraph(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
+    const [a, b] = [await runGraphs(device, without, { variant }), await runGraphs(device, withSlabs, { variant })];
+    a.forEach((outs, j) => {
+      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`${what} ${j} output ${k} (${variant})`);
+    });
+  }
+  return bad;
+}
+
+/** Three operands along the last axis: an elementwise body's, a matmul epilogue's and a softmax's (a row kernel's whole-row output). */
+function threeWriters(): Case {
+  const b = new G();
+  const x = b.input('x', f32t(B, 4));
+  const y = b.input('y', f32t(B, 4));
+  const a = b.input('a', f32t(B, 3));
+  const w = b.input('w', f32t(3, 5));
+  const bias = b.input('bias', f32t(5));
+  const e = b.op('mul', [b.op('sigmoid', [x]), y]);
+  const m = b.op('tanh', [b.op('add', [b.op('matmul', [a, w]), bias])]);
+  const ex = b.op('exp', [b.op('sub', [y, b.op('reduce_max', [y], { axes: [1], keepdims: true })])]);
+  const soft = b.op('div', [ex, b.op('reduce_sum', [ex], { axes: [1], keepdims: true })]);
+  const cat = b.op('concat', [e, m, soft], { axis: 1 });
+  const sizes = new Map([['B', 3]]);
+  return { graph: b.graph({ out: b.op('mul', [cat, cat]) }), feeds: feedsFor(b, sizes, seededRandom(SEED)), sizes };
+}
+
+describe('concats in place', () => {
+  it('an elementwise body, a matmul epilogue and a softmax store their operands into the concat: no concat kernel', () => {
+    const c = threeWriters();
+    const plain = fuseGraph(c.graph, { concatsInPlace: false }).graph;
+    const { graph } = fuseGraph(c.graph);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(inPlace(graph)).toBe(1);
+    expect(kernelCount(graph)).toBe(kernelCount(plain) - 1);
+    // each writer stores its slab: offsets 0, 4 and 9 of a row of 13, the result's strides
+    const slabs = graph.nodes.flatMap((n) => {
+      const views = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
+      return typeof views === 'string' ? [] : views.map((v) => [n.op, v.offset, v.strides.map(String)]);
+    });
+    expect(slabs.sort((p, q) => Number(p[1]) - Number(q[1]))).toEqual([
+      [FUSED_OP, 0, ['13', '1']],
+      [FUSED_MATMUL_OP, 4, ['13', '1']],
+      [FUSED_REDUCE_OP, 9, ['13', '1']],
+    ]);
+    // the values are the same tensors
+    const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }, { sizes: c.sizes }).outputs.get('out')!.data;
+    expect([...run(graph)]).toEqual([...run(c.graph)]);
+  });
+
+  it('refusals: an operand read elsewhere, a plain matmul, two operands of one kernel, a kernel reading another operand, a result an update reads', () => {
+    const refused = (build: (b: G) => Record<string, Value>, params?: (b: G, outs: Record<string, Value>) => ParamInfo[]): number => {
+      const b = new G();
+      const outs = build(b);
+      const g = b.graph(outs);
+      const fused = fuseGraph({ ...g, params: params ? params(b, outs) : [] }, { concatsInPlace: false, remat: false }).graph;
+      expect(fused.nodes.some((n) => n.op === 'concat')).toBe(true);
+      return concatsInPlace(fused).count;
+    };
+    const x = (b: G) => b.input('x', f32t(2, 3));
+    // a positive control: two elementwise bodies
+    expect(refused((b) => ({ c: b.op('concat', [b.op('exp', [b.op('sin', [x(b)])]), b.op('cos', [b.op('exp', [x(b)])])], { axis: 0 }) }))).toBe(1);
+    // an operand also returned
+    expect(refused((b) => {
+      const e = b.op('exp', [b.op('sin', [x(b)])]);
+      return { e, c: b.op('concat', [e, b.op('cos', [x(b)])], { axis: 0 }) };
+    })).toBe(0);
+    // a plain matmul's result
+    expect(refused((b) => ({ c: b.op('concat', [b.op('matmul', [x(b), b.input('w', f32t(3, 3))]), b.op('exp', [x(b)])], { axis: 0 }) }))).toBe(0);
+    // one kernel writing two operands (exp(x) and exp(x) * x, one elementwise group)
+    expect(refused((b) => {
+      const xx = x(b);
+      const e = b.op('exp', [xx]);
+      return { c: b.op('concat', [e, b.op('mul', [e, xx])], { axis: 1 }) };
+    })).toBe(0);
+    // a kernel reading another operand (it would bind the buffer it writes)
+    expect(refused((b) => {
+      const matmulOut = b.op('matmul', [x(b), b.input('w', f32t(3, 3))]);
+      const e = b.op('exp', [b.op('sin', [x(b)])]);
+      return { c: b.op('concat', [e, b.op('add', [matmulOut, b.op('neg', [e])])], { axis: 0 }), e2: b.op('mul', [e, e]) };
+    })).toBe(0);
+    // a concat whose result an optimizer update reads
+    expect(
+      refused(
+        (b) => {
+          const p = b.input('p', f32t(4, 3));
+          const c = b.op('concat', [b.op('exp', [b.op('sin', [x(b)])]), b.op('cos', [b.op('exp', [x(b)])])], { axis: 0 });
+          return { next: b.op('sub', [p, b.op('mul', [c, b.op('full', [], { shape: [], value: 0.1, dtype: 'f32' })])]) };
+        },
+        (b, outs) => [{ path: 'p', value: b.inputs.find((i) => i.name === 'p')!.value, update: outs.next } as unknown as ParamInfo],
+      ),
+    ).toBe(0);
+  });
+
+  it('out_views is checked: an output out of range, two views of one output, strides of the wrong rank', () => {
+    const x = f32t(4, 8);
+    const body = { ops: [['exp', [0], []]], outputs: [1] };
+    expect(inferOp(FUSED_OP, [x], { ...body, out_views: [[0, 3, [16, 1]]] })).toEqual([x]);
+    for (const out_views of [[[1, 0, [16, 1]]], [[0, 0, [16, 1]], [0, 8, [16, 1]]], [[0, 0, [1]]]]) expect(isShapeError(inferOp(FUSED_OP, [x], { ...body, out_views }))).toBe(true);
+  });
+});
+
+// ---- generated graphs -------------------------------------------------------------------------------
+
+const GENERATED = 80;
+
+/** A concat of 2 to 4 operands along a random axis of rank 3, each an elementwise body's, a matmul epilogue's or a softmax's output, sometimes read elsewhere too. */
+function randomCase(rand: () => number): Case {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const b = new G();
+  const rows: Dim = rand() < 0.4 ? B : pick([1, 2, 3]);
+  const axis = Math.floor(rand() * 3);
+  const outputs: Record<string, Value> = {};
+  const n = 2 + Math.floor(rand() * 3);
+  const operands = Array.from({ length: n }, (_, k) => {
+    const shape: Dim[] = [rows, 2, 4].map((d, a) => (a === axis ? (a === 0 ? pick([1, 2]) : pick([1, 2, 3])) : d));
+    const x = b.input(`x${k}`, f32t(...shape));
+    let v: Value;
+    switch (pick(['elementwise', 'elementwise', 'matmul', 'softmax'])) {
+      case 'elementwise':
+        v = b.op('mul', [b.op('tanh', [x]), b.op('add', [x, b.input(`y${k}`, f32t(...shape))])]);
+        break;
+      case 'matmul': {
+        const a = b.input(`a${k}`, f32t(...shape.slice(0, 2), 3));
+        v = b.op('add', [b.op('matmul', [a, b.input(`w${k}`, f32t(3, shape[2]))]), x]);
+        break;
+      }
+      default: {
+        const e = b.op('exp', [b.op('sub', [x, b.op('reduce_max', [x], { axes: [2], keepdims: true })])]);
+        v = b.op('div', [e, b.op('reduce_sum', [e], { axes: [2], keepdims: true })]);
+      }
+    }
+    if (rand() < 0.1) outputs[`v${k}`] = v;
+    return v;
+  });
+  outputs.y = b.op('sigmoid', [b.op('concat', operands, { axis })]);
+  const sizes = new Map([['B', 2]]);
+  return { graph: b.graph(outputs), feeds: feedsFor(b, sizes, rand), sizes };
+}
+
+const rand = seededRandom(SEED + 5);
+const cases = Array.from({ length: GENERATED }, () => randomCase(rand));
+
+describe(`${GENERATED} generated concats of fused kernels' outputs: the same bits in place and not (seed ${SEED + 5})`, () => {
+  it('every fused graph verifies and keeps its values, and most concats are done in place', () => {
+    let done = 0;
+    for (const [i, c] of cases.entries()) {
+      const plain = fuseGraph(c.graph, { concatsInPlace: false }).graph;
+      const { graph } = fuseGraph(c.graph);
+      expect(verifyGraph(graph), `graph ${i}`).toEqual([]);
+      expect(kernelCount(graph), `graph ${i}`).toBe(kernelCount(plain) - inPlace(graph));
+      done += inPlace(graph);
+      const run = (g: Graph) => interpretGraph(g, { inputs: c.feeds, params: new Map(), state: new Map() }, { sizes: c.sizes }).outputs;
+      const [want, got] = [run(c.graph), run(graph)];
+      for (const [k, t] of want) expect([...got.get(k)!.data], `graph ${i} output ${k}`).toEqual([...t.data]);
+    }
+    console.log(`concats in place: ${done} of ${GENERATED}`);
+    expect(done).toBeGreaterThan(GENERATED / 2);
+  });
+
+  it("WebGPU: the kernels storing into the concat's buffer give the bits of the concat kernel (GPU and CPU variants)", { timeout: 180_000 }, async () => {
+    expect(await gpuMismatches([threeWriters(), ...cases], 'graph')).toEqual([]);
+  });
+});
