@@ -91,7 +91,7 @@ describe('concats in place', () => {
     expect([...run(graph)]).toEqual([...run(c.graph)]);
   });
 
-  it('refusals: an operand read elsewhere, a plain matmul, two operands of one kernel, a kernel reading another operand, a result an update reads', () => {
+  it('refusals: an operand read elsewhere, a plain matmul, two operands of one matmul kernel, a kernel reading another operand, a result an update reads', () => {
     const refused = (build: (b: G) => Record<string, Value>, params?: (b: G, outs: Record<string, Value>) => ParamInfo[]): number => {
       const b = new G();
       const outs = build(b);
@@ -110,11 +110,16 @@ describe('concats in place', () => {
     })).toBe(0);
     // a plain matmul's result
     expect(refused((b) => ({ c: b.op('concat', [b.op('matmul', [x(b), b.input('w', f32t(3, 3))]), b.op('exp', [x(b)])], { axis: 0 }) }))).toBe(0);
-    // one kernel writing two operands (exp(x) and exp(x) * x, one elementwise group)
+    // an elementwise kernel writing two operands (exp(x) and exp(x) * x, one group) stores both, binding the buffer once
     expect(refused((b) => {
       const xx = x(b);
       const e = b.op('exp', [xx]);
       return { c: b.op('concat', [e, b.op('mul', [e, xx])], { axis: 1 }) };
+    })).toBe(1);
+    // a matmul kernel writing two operands (its product and tanh of it) does not
+    expect(refused((b) => {
+      const mm = b.op('matmul', [x(b), b.input('w', f32t(3, 3))]);
+      return { c: b.op('concat', [mm, b.op('tanh', [mm])], { axis: 1 }) };
     })).toBe(0);
     // a kernel reading another operand (it would bind the buffer it writes)
     expect(refused((b) => {

@@ -117,13 +117,19 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   if (constWords.length > 0) fields.push(`  c: array<vec4<u32>, ${Math.ceil(constWords.length / 4)}>, // constants`);
 
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: dtypes[r] }));
+  // outputs stored into slabs of one buffer are bound once, at the first of them
+  const sharing = outs.map((x) => {
+    const buffer = outViews.find((v) => v.output === x.o)?.buffer;
+    return buffer === undefined ? x.o : outViews.filter((v) => v.buffer === buffer).reduce((m, v) => Math.min(m, v.output), x.o);
+  });
+  const boundOuts = outs.flatMap((x) => (sharing[x.o] === x.o ? [x.o] : []));
   const lines: string[] = [];
   const opsText = body.ops.map((s) => s.op).join(', ');
   lines.push(`// ${FUSED_OP}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; one invocation per output element.`);
   lines.push('struct Params {', ...fields, '}');
   lines.push('@group(0) @binding(0) var<uniform> p: Params;');
   bound.forEach((i, b) => lines.push(`@group(0) @binding(${b + 1}) var<storage, read> in${i}: array<${storageType(inputs[i].dtype)}>;`));
-  outs.forEach((x) => lines.push(`@group(0) @binding(${n + 1 + x.o}) var<storage, read_write> out${x.o}: array<${storageType(x.dtype)}>;`));
+  boundOuts.forEach((o, b) => lines.push(`@group(0) @binding(${n + 1 + b}) var<storage, read_write> out${o}: array<${storageType(outs[o].dtype)}>;`));
   lines.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
   lines.push(`@compute @workgroup_size(${wg})`);
   lines.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
@@ -136,7 +142,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   for (const x of outs) {
     const j = outViewOf.get(x.o);
     const at = j === undefined ? 'idx' : [uvec('ooff', j), ...Array.from({ length: rank }, (_, a) => `i${a} * ${uvec(`ostride${x.o}`, a)}`)].join(' + ');
-    lines.push(`  out${x.o}[${at}] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
+    lines.push(`  out${sharing[x.o]}[${at}] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
   }
   lines.push('}', '');
 
@@ -153,7 +159,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   if (outViews.length > 0) words.push(...padUniforms(outViews.map((v) => v.offset)));
   words.push(...constWords);
   const shared = first.some((f, i) => f !== i);
-  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: bound } : {}) }];
+  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: bound } : {}), ...(boundOuts.length < outs.length ? { outputs: boundOuts } : {}) }];
 }
 
 /** The WGSL of a fused body: one `let` per sub-op over the registers (`v{i}` the inputs, `s{j}` the sub-results). */

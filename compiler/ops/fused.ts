@@ -16,6 +16,8 @@
 //            per entry `[output, offset, [strides...]]`, element i0..i{r-1} of the output is stored at
 //            offset + Σ i_a * strides[a] of the buffer the lowering gives it, the in-place concat's. The
 //            value is the same tensor; only where it is stored changes, so the interpreter ignores it.
+//            An optional fourth element names the buffer (the concat's value id): a fused_elementwise
+//            binds the outputs stored into one buffer once.
 import type { AttrValue, Attrs, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { dimEquals, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
@@ -117,16 +119,17 @@ export function viewedInputs(inputs: readonly Tensor[], attrs: Attrs, env: { rea
   return out;
 }
 
-/** An output stored into a slab of a larger buffer: element i at offset + Σ i_a * strides[a]. */
+/** An output stored into a slab of a larger buffer: element i at offset + Σ i_a * strides[a]; outputs with one `buffer` (the concat's value id) are slabs of one buffer, bound once. */
 export interface OutputView {
   readonly output: number;
   readonly offset: Dim;
   readonly strides: readonly Dim[];
+  readonly buffer?: number;
 }
 
 /** The `out_views` attribute's value. */
 export function encodeOutputViews(views: readonly OutputView[]): AttrValue {
-  return views.map((v): AttrValue => [v.output, v.offset, [...v.strides]]);
+  return views.map((v): AttrValue => [v.output, v.offset, [...v.strides], ...(v.buffer === undefined ? [] : [v.buffer])]);
 }
 
 /** The output views of a node's attributes (none without `out_views`), checked against its result types, or a message saying what is malformed. */
@@ -136,14 +139,15 @@ export function decodeOutputViews(attrs: Attrs, outputs: readonly TensorType[], 
   if (!Array.isArray(views)) return `${op}'s out_views must be a list`;
   const out: OutputView[] = [];
   for (const entry of views as readonly AttrValue[]) {
-    if (!Array.isArray(entry) || entry.length !== 3) return `${op}'s out_views entry is not [output, offset, strides]`;
-    const [output, offset, strides] = entry as readonly AttrValue[];
+    if (!Array.isArray(entry) || entry.length < 3 || entry.length > 4) return `${op}'s out_views entry is not [output, offset, strides, buffer?]`;
+    const [output, offset, strides, buffer] = entry as readonly AttrValue[];
+    if (buffer !== undefined && (typeof buffer !== 'number' || !Number.isInteger(buffer))) return `${op}'s view of output ${String(output)} names its buffer by a value id`;
     if (typeof output !== 'number' || !Number.isInteger(output) || output < 0 || output >= outputs.length) return `${op}'s view of output ${String(output)}: no such output`;
     if (out.some((v) => v.output === output)) return `${op} has two views of output ${output}`;
     if (!isDim(offset) || !Array.isArray(strides) || strides.length !== outputs[output].shape.length || !strides.every(isDim)) {
       return `${op}'s view of output ${output} needs an offset and one stride per axis of the output, all sizes`;
     }
-    out.push({ output, offset, strides: strides as Dim[] });
+    out.push({ output, offset, strides: strides as Dim[], ...(buffer === undefined ? {} : { buffer: buffer as number }) });
   }
   return out;
 }

@@ -10,9 +10,11 @@
 // concatenates its four gate gradients into dz; with this the kernels that compute them write dz. A lone
 // elementwise op becomes a fused_elementwise of one sub-op to do so.
 //
-// Refused: an operand that is a graph result or read by anything else, a producer that is no fused
-// kernel (a plain matmul, a reduction's row value), one that writes two operands of the concat (both
-// would bind the one buffer as writable) or reads one (it would bind the buffer it writes), and a concat
+// A fused_elementwise that computes several operands stores them all and binds the buffer once (the
+// views name it); a matmul or row kernel stores one. Refused: an operand that is a graph result or read
+// by anything else, a producer that is no fused kernel (a plain matmul, a reduction's row value), a
+// matmul or row kernel writing two operands (both would bind the one buffer as writable), a producer
+// reading an operand (it would bind the buffer it writes), and a concat
 // whose result an optimizer update reads (fuse-updates.ts places such gradients in arenas). The values
 // are the same tensors, so the interpreter ignores the attributes; the bits are the same. Pure.
 import type { Graph, Node } from '../ir/types.ts';
@@ -72,14 +74,15 @@ export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
       const p = producer.get(r.id);
       const readers = consumers.get(r.id) ?? [];
       if (p === undefined || results.has(r.id) || readers.length !== 1 || readers[0] !== k) return;
-      const base = replaced.get(p) ?? nodes[p];
-      const writer = asWriter(base);
-      if (!writer || drafts.has(p) || writer.inputs.some((v) => operands.has(v.id))) return;
+      const draft = drafts.get(p);
+      const writer = draft?.node ?? asWriter(replaced.get(p) ?? nodes[p]);
+      // a fused_elementwise may store several operands (it binds the buffer once); the other kernels one
+      if (!writer || (draft && writer.op !== FUSED_OP) || writer.inputs.some((v) => operands.has(v.id))) return;
       const o = writer.outputs.findIndex((v) => v.id === r.id);
       if (writer.op === FUSED_REDUCE_OP && !isWholeRow(writer, o)) return;
-      const own = decodeOutputViews(writer.attrs, writer.outputs.map((v) => v.type), writer.op);
+      const own = draft?.views ?? decodeOutputViews(writer.attrs, writer.outputs.map((v) => v.type), writer.op);
       if (typeof own === 'string' || own.some((v) => v.output === o)) return;
-      drafts.set(p, { node: writer, views: [...own, { output: o, offset: mul(start, strides[axis]), strides }] });
+      drafts.set(p, { node: writer, views: [...own, { output: o, offset: mul(start, strides[axis]), strides, buffer: y.id }] });
       start = add(start, r.type.shape[axis]);
     }
     const rewritten = new Map<number, Node>();

@@ -8,6 +8,7 @@ import { fuseViews } from './fuse-views.ts';
 import { rematerialize } from './remat.ts';
 import { readViewsInPlace } from './view-inputs.ts';
 import { concatsInPlace, isInPlaceConcat } from './concat-in-place.ts';
+import { mergeElementwise } from './merge-elementwise.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
@@ -18,6 +19,8 @@ export interface FusionOptions extends FuseOptions {
   readonly viewInputs?: boolean;
   /** Let fused kernels store a concat's operands straight into its buffer, so the concat dispatches nothing (concat-in-place.ts; default true). */
   readonly concatsInPlace?: boolean;
+  /** Merge fused elementwise kernels into the ones that compute their inputs where the bindings now allow (merge-elementwise.ts; default true). */
+  readonly mergeElementwise?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
   readonly remat?: boolean;
 }
@@ -64,12 +67,25 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   };
 }
 
-/** Elementwise, epilogue, reduction and movement fusion, then copies read in place and concats written in place, with one report in `g`'s node numbers. */
+/** Elementwise, epilogue, reduction and movement fusion, then copies read in place, concats written in place and elementwise kernels merged, with one report in `g`'s node numbers. */
 function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const fused = fuseAndView(g, options);
-  if (options.concatsInPlace === false) return fused;
-  const { graph, count } = concatsInPlace(fused.graph);
-  return count === 0 ? fused : { graph, report: fused.report };
+  const slabs = options.concatsInPlace === false ? fused.graph : concatsInPlace(fused.graph).graph;
+  if (options.mergeElementwise === false) return { graph: slabs, report: fused.report };
+  const { graph, merges } = mergeElementwise(slabs);
+  if (merges.length === 0) return { graph, report: fused.report };
+  // a merged kernel's report group is both groups
+  let groups = fused.report.groups;
+  const groupDefining = (id: number) => groups.findIndex((grp) => grp.nodes.some((k) => g.nodes[k].outputs.some((v) => v.id === id)));
+  for (const [a, b] of merges) {
+    const [ga, gb] = [groupDefining(a), groupDefining(b)];
+    if (ga < 0 || gb < 0 || ga === gb) continue;
+    const nodes = [...new Set([...groups[ga].nodes, ...groups[gb].nodes])].sort((x, y) => x - y);
+    const made = graph.nodes.find((n) => n.outputs.some((v) => v.id === b));
+    const group: FusedGroup = { ...groups[ga], nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: made ? new Set(made.inputs.map((v) => v.id)).size : groups[ga].inputs, outputs: made?.outputs.length ?? groups[ga].outputs };
+    groups = [...groups.filter((_, i) => i !== ga && i !== gb), group];
+  }
+  return { graph, report: { ...fused.report, nodesAfter: graph.nodes.length, groups } };
 }
 
 /** Elementwise, epilogue, reduction and movement fusion, then copies read in place, with one report in `g`'s node numbers. */
