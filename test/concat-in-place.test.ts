@@ -2,7 +2,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
-import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Graph, ParamInfo, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { decodeOutputViews, FUSED_OP } from '../compiler/ops/fused.ts';
@@ -12,47 +11,19 @@ import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { concatsInPlace, isInPlaceConcat } from '../compiler/optimize/concat-in-place.ts';
 import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
 import { type Dim, sym } from '../compiler/shapes/dim.ts';
-import { getDevice, runGraphs } from './gpu-helpers.ts';
+import { expectSameBits, type FusedCase, feedsFor, gpuMismatches } from './fused-cases.ts';
 import { f32t, GraphBuilder as G } from './graph-builder.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261206);
 const B = sym('B');
 
-interface Case {
-  readonly graph: Graph;
-  readonly feeds: Map<string, Tensor>;
-  readonly sizes: Map<string, number>;
-}
 
-function feedsFor(b: G, sizes: Map<string, number>, rand: () => number): Map<string, Tensor> {
-  const feeds = new Map<string, Tensor>();
-  for (const i of b.inputs) {
-    const dims = i.value.type.shape.map((d) => (typeof d === 'number' ? d : sizes.get('B')!));
-    const n = dims.reduce((p, q) => p * q, 1);
-    feeds.set(i.name, tensor('f32', dims, Array.from({ length: n }, () => Math.fround(rand() * 4 - 2))));
-  }
-  return feeds;
-}
 
 const inPlace = (g: Graph) => g.nodes.filter(isInPlaceConcat).length;
 
-/** The outputs whose bits differ on WebGPU between each graph fused with concats in place and fused without, every kernel variant in turn. */
-async function gpuMismatches(cases: readonly Case[], what: string): Promise<string[]> {
-  const device = await getDevice();
-  const bad: string[] = [];
-  for (const variant of ['gpu', 'cpu'] as const) {
-    const without = cases.map((c) => ({ graph: fuseGraph(c.graph, { concatsInPlace: false }).graph, feeds: c.feeds, sizes: c.sizes }));
-    const withSlabs = cases.map((c) => ({ graph: fuseGraph(c.graph).graph, feeds: c.feeds, sizes: c.sizes }));
-    const [a, b] = [await runGraphs(device, without, { variant }), await runGraphs(device, withSlabs, { variant })];
-    a.forEach((outs, j) => {
-      for (const [k, x] of outs) if (x.length !== b[j].get(k)!.length || x.some((w, i) => w !== b[j].get(k)![i])) bad.push(`${what} ${j} output ${k} (${variant})`);
-    });
-  }
-  return bad;
-}
 
 /** Three operands along the last axis: an elementwise body's, a matmul epilogue's and a softmax's (a row kernel's whole-row output). */
-function threeWriters(): Case {
+function threeWriters(): FusedCase {
   const b = new G();
   const x = b.input('x', f32t(B, 4));
   const y = b.input('y', f32t(B, 4));
@@ -153,7 +124,7 @@ describe('concats in place', () => {
 const GENERATED = 80;
 
 /** A concat of 2 to 4 operands along a random axis of rank 3, each an elementwise body's, a matmul epilogue's or a softmax's output, sometimes read elsewhere too. */
-function randomCase(rand: () => number): Case {
+function randomCase(rand: () => number): FusedCase {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const b = new G();
   const rows: Dim = rand() < 0.4 ? B : pick([1, 2, 3]);
@@ -207,6 +178,6 @@ describe(`${GENERATED} generated concats of fused kernels' outputs: the same bit
   });
 
   it("WebGPU: the kernels storing into the concat's buffer give the bits of the concat kernel (GPU and CPU variants)", { timeout: 180_000 }, async () => {
-    expect(await gpuMismatches([threeWriters(), ...cases], 'graph')).toEqual([]);
+    expect(await gpuMismatches([threeWriters(), ...cases], { concatsInPlace: false }, 'graph')).toEqual([]);
   });
 });
