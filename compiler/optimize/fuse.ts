@@ -200,10 +200,26 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   const groups = new Map<number, Group>();
   const rejected: FuseRejection[] = [];
 
-  /** Whether super-node `from` reaches super-node `to` along data edges (through any nodes). */
+  // each super-node's lowest and highest member index (a node alone: its own), kept by `join`
+  const lo = new Int32Array(N).map((_, k) => k);
+  const hi = new Int32Array(N).map((_, k) => k);
+  const join = (grp: Group, m: number) => {
+    grp.members.add(m);
+    superOf[m] = grp.id;
+    lo[grp.id] = Math.min(lo[grp.id], m);
+    hi[grp.id] = Math.max(hi[grp.id], m);
+  };
+
+  /**
+   * Whether super-node `from` reaches super-node `to` along data edges (through any nodes). Nodes are in
+   * topological order, so every node on such a path but the last comes before `to`'s highest member: a
+   * super-node whose members all come after that is not searched (an unrolled recurrence would otherwise
+   * search every later step, for every candidate).
+   */
   const reaches = (from: number, to: number): boolean => {
     const seen = new Set<number>([from]);
     const stack = [from];
+    const last = hi[to];
     while (stack.length > 0) {
       const s = stack.pop()!;
       const members = groups.get(s)?.members ?? [s];
@@ -212,6 +228,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
           for (const c of consumers.get(v.id) ?? []) {
             const t = superOf[c];
             if (t === to) return true;
+            if (lo[t] >= last) continue;
             if (!seen.has(t)) {
               seen.add(t);
               stack.push(t);
@@ -269,10 +286,8 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
       joined = grp;
       break;
     }
-    if (joined) {
-      joined.members.add(k);
-      superOf[k] = joined.id;
-    } else {
+    if (joined) join(joined, k);
+    else {
       rejected.push(...refusals);
       groups.set(k, { id: k, members: new Set([k]), shapeOf: out });
     }
@@ -298,10 +313,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
       merged.push(grp);
       continue;
     }
-    for (const m of grp.members) {
-      into.members.add(m);
-      superOf[m] = into.id;
-    }
+    for (const m of grp.members) join(into, m);
     groups.delete(grp.id);
   }
 
@@ -396,8 +408,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
           reject('bindings', `the fused ${n.op} would bind ${bound} storage buffers, over the limit of ${maxBuffers}`);
           continue;
         }
-        grp.members.add(k);
-        superOf[k] = id;
+        join(grp, k);
         anchorOf.set(id, k);
         break;
       }
