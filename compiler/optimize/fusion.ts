@@ -67,6 +67,42 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   };
 }
 
+/** The report's groups, each found by a value its nodes define (node numbers of `g`), as the passes after fusion merge and replace them. */
+class GroupTable {
+  private readonly slots: (FusedGroup | undefined)[] = [];
+  private readonly byValue = new Map<number, number>();
+  constructor(
+    private readonly g: Graph,
+    groups: readonly FusedGroup[],
+  ) {
+    for (const grp of groups) this.add(grp);
+  }
+  /** The slot of the group whose nodes define value `id`, or -1. */
+  find(id: number): number {
+    const at = this.byValue.get(id);
+    return at !== undefined && this.slots[at] ? at : -1;
+  }
+  get(at: number): FusedGroup {
+    return this.slots[at]!;
+  }
+  add(grp: FusedGroup): number {
+    const at = this.slots.push(grp) - 1;
+    this.set(at, grp);
+    return at;
+  }
+  remove(at: number): void {
+    this.slots[at] = undefined;
+  }
+  /** Puts `grp` in slot `at`, where the group it replaces was: every value its nodes define finds it. */
+  set(at: number, grp: FusedGroup): void {
+    this.slots[at] = grp;
+    for (const k of grp.nodes) for (const v of this.g.nodes[k].outputs) this.byValue.set(v.id, at);
+  }
+  list(): FusedGroup[] {
+    return this.slots.filter((grp): grp is FusedGroup => grp !== undefined);
+  }
+}
+
 /** Elementwise, epilogue, reduction and movement fusion, then copies read in place, concats written in place and elementwise kernels merged, with one report in `g`'s node numbers. */
 function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const fused = fuseAndView(g, options);
@@ -75,16 +111,18 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   const { graph, merges } = mergeElementwise(slabs);
   if (merges.length === 0) return { graph, report: fused.report };
   // a merged kernel's report group is both groups
-  let groups = fused.report.groups;
-  const groupDefining = (id: number) => groups.findIndex((grp) => grp.nodes.some((k) => g.nodes[k].outputs.some((v) => v.id === id)));
+  const table = new GroupTable(g, fused.report.groups);
+  const defined = new Map<number, Node>(graph.nodes.flatMap((n) => n.outputs.map((v): [number, Node] => [v.id, n])));
   for (const [a, b] of merges) {
-    const [ga, gb] = [groupDefining(a), groupDefining(b)];
+    const [ga, gb] = [table.find(a), table.find(b)];
     if (ga < 0 || gb < 0 || ga === gb) continue;
-    const nodes = [...new Set([...groups[ga].nodes, ...groups[gb].nodes])].sort((x, y) => x - y);
-    const made = graph.nodes.find((n) => n.outputs.some((v) => v.id === b));
-    const group: FusedGroup = { ...groups[ga], nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: made ? new Set(made.inputs.map((v) => v.id)).size : groups[ga].inputs, outputs: made?.outputs.length ?? groups[ga].outputs };
-    groups = [...groups.filter((_, i) => i !== ga && i !== gb), group];
+    const [first, second] = [table.get(ga), table.get(gb)];
+    const nodes = [...new Set([...first.nodes, ...second.nodes])].sort((x, y) => x - y);
+    const made = defined.get(b);
+    table.remove(gb);
+    table.set(ga, { ...first, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: made ? new Set(made.inputs.map((v) => v.id)).size : first.inputs, outputs: made?.outputs.length ?? first.outputs });
   }
+  const groups = table.list();
   return { graph, report: { ...fused.report, nodesAfter: graph.nodes.length, groups } };
 }
 
@@ -105,29 +143,32 @@ function fuseAndView(g: Graph, options: FusionOptions): { graph: Graph; report: 
   const { graph, absorbed } = options.viewInputs === false ? { graph: viewed, absorbed: [] } : readViewsInPlace(viewed);
   if (graph === base.graph) return base;
   // a copy read in place: its nodes join its first reader's group, or its group writes fewer results
-  const groupDefining = (id: number) => groups.findIndex((grp) => grp.nodes.some((k) => g.nodes[k].outputs.some((v) => v.id === id)));
+  const table = new GroupTable(g, groups);
+  const defined = new Map<number, Node>(graph.nodes.flatMap((n) => n.outputs.map((v): [number, Node] => [v.id, n])));
+  const definedBefore = new Map<number, number>(g.nodes.flatMap((n, k) => n.outputs.map((v): [number, number] => [v.id, k])));
   for (const a of absorbed) {
     const copy = viewed.nodes[a.copy];
-    const own = groupDefining(copy.outputs[0].id);
-    const members = own >= 0 ? groups[own].nodes : index.has(copy) ? [index.get(copy)!] : [];
+    const own = table.find(copy.outputs[0].id);
+    const members = own >= 0 ? table.get(own).nodes : index.has(copy) ? [index.get(copy)!] : [];
     if (!a.removed) {
-      if (own >= 0) groups = groups.map((grp, i) => (i === own ? { ...grp, outputs: grp.outputs - a.results.length } : grp));
+      if (own >= 0) table.set(own, { ...table.get(own), outputs: table.get(own).outputs - a.results.length });
       continue;
     }
-    const reader = groupDefining(a.readers[0]);
+    const reader = table.find(a.readers[0]);
+    if (own >= 0) table.remove(own);
     if (reader >= 0) {
-      const nodes = [...new Set([...groups[reader].nodes, ...members])].sort((x, y) => x - y);
-      groups = groups.map((grp, i) => (i === reader ? { ...grp, nodes, ops: nodes.map((k) => g.nodes[k].op) } : grp)).filter((_, i) => i !== own);
+      const nodes = [...new Set([...table.get(reader).nodes, ...members])].sort((x, y) => x - y);
+      table.set(reader, { ...table.get(reader), nodes, ops: nodes.map((k) => g.nodes[k].op) });
       continue;
     }
     // a lone elementwise op that now reads a view: a group of its own with the copy's nodes
-    const alone = g.nodes.findIndex((n) => n.outputs.some((v) => v.id === a.readers[0]));
-    const made = graph.nodes.find((n) => n.outputs[0]?.id === a.readers[0]);
-    if (alone < 0 || !made) continue;
+    const alone = definedBefore.get(a.readers[0]);
+    const made = defined.get(a.readers[0]);
+    if (alone === undefined || !made) continue;
     const nodes = [...new Set([alone, ...members])].sort((x, y) => x - y);
-    const group: FusedGroup = { op: made.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: new Set(made.inputs.map((v) => v.id)).size, outputs: made.outputs.length, constants: 0 };
-    groups = [...groups.filter((_, i) => i !== own), group];
+    table.add({ op: made.op, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: new Set(made.inputs.map((v) => v.id)).size, outputs: made.outputs.length, constants: 0 });
   }
+  groups = table.list();
   return { graph, report: { ...base.report, nodesAfter: graph.nodes.length, groups } };
 }
 
