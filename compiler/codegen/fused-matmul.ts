@@ -24,7 +24,7 @@ import type { DType, Node, Value } from '../ir/types.ts';
 import { decodeFusedBody, decodeInputViews, decodeOutputViews } from '../ops/fused.ts';
 import { accessOf, broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { fusedBodyCode } from './fused.ts';
-import { type KernelPlan, padUniforms } from './kernel.ts';
+import { firstPositions, type KernelPlan, padUniforms } from './kernel.ts';
 import { lowerMatmul, type MatmulEpilogue, matmulTransposes, matmulUniformDims, widePlans } from './matmul.ts';
 import { lowerRowsMatmuls } from './matmul-rows.ts';
 
@@ -54,7 +54,7 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   });
   const strided = extras.flatMap((x, i) => (x.access === 'strided' ? [i] : []));
   // an epilogue input that appears more than once (views of one buffer) is bound once, at its first position
-  const first = node.inputs.slice(2).map((v, i, all) => all.findIndex((w) => w.id === v.id));
+  const first = firstPositions(node.inputs.slice(2));
   const boundExtras = extras.flatMap((_, i) => (first[i] === i ? [i] : []));
   const code = fusedBodyCode(body, ['f32', ...extras.map((x) => x.dtype)], 'p.ez');
 

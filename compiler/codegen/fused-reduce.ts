@@ -33,7 +33,7 @@ import { decodeFusedBody, decodeInputViews, decodeOutputViews, FUSED_OP, type In
 import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/fused-reduce.ts';
 import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
-import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
+import { ceilDiv, firstPositions, type KernelPlan, padUniforms } from './kernel.ts';
 import { cpuPerThreadRequires, MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
 
 interface Load {
@@ -76,7 +76,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const gpuLanes = gpuPerThread ? 1 : rowLanes(rows, perRow);
   const nIn = node.inputs.length;
   // an input that appears more than once (views of one buffer) is bound once, at its first position
-  const first = node.inputs.map((v) => node.inputs.findIndex((w) => w.id === v.id));
+  const first = firstPositions(node.inputs);
   const bound = node.inputs.flatMap((_, i) => (first[i] === i ? [i] : []));
 
   // ---- loads, registers and passes ------------------------------------------------------------------

@@ -20,7 +20,7 @@ import { getOp } from '../ops/registry.ts';
 import { decodeFusedBody, decodeInputViews, decodeOutputViews, type FusedBody, FUSED_OP } from '../ops/fused.ts';
 import { wrap } from '../interpret/tensor.ts';
 import { accessOf, broadcastStrides, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
-import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
+import { ceilDiv, firstPositions, type KernelPlan, padUniforms } from './kernel.ts';
 
 /** The u32 word that holds a constant, and the WGSL that reads it back as a register value. */
 export function constantWord(value: unknown, dtype: DType, word: string): { word: Dim; read: string } {
@@ -95,7 +95,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
     if (inputs[i]?.access !== 'same' || viewOf.has(i) || node.outputs[o]?.type.dtype !== inputs[i].dtype) throw new Error(`${FUSED_OP}: input ${i} cannot be read from output ${o}`);
   }
   // an input that appears more than once (views of one buffer) is bound once, at its first position
-  const first = node.inputs.map((v) => node.inputs.findIndex((w) => w.id === v.id));
+  const first = firstPositions(node.inputs);
   const bound = inputs.flatMap((_, i) => (aliases.has(i) || first[i] !== i ? [] : [i]));
   const n = bound.length;
 

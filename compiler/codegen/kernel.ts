@@ -5,7 +5,7 @@
 // Workgroups are numbered linearly in the shader (`wid.y * nwg.x + wid.x`) so the runtime can fold a
 // count past 65,535 into a second grid dimension. Sizes (the uniform words, the workgroup count) are
 // Dims: the runtime evaluates them once the batch is known, so one shader serves every batch size.
-import type { Node } from '../ir/types.ts';
+import type { Node, Value } from '../ir/types.ts';
 import { getOp } from '../ops/index.ts';
 import { add, type Dim, floorDiv } from '../shapes/dim.ts';
 import { elementwiseUniformDims, lowerElementwise } from './elementwise.ts';
@@ -72,6 +72,12 @@ export function ceilDiv(n: Dim, d: number): Dim {
 }
 
 /** Pad a list of uniform words to a whole number of vec4s (at least one). */
+/** Each value's first position among `values`: a kernel reading one buffer at several positions (views of it) binds it once, there. */
+export function firstPositions(values: readonly Value[]): number[] {
+  const at = new Map<number, number>();
+  return values.map((v, i) => (at.has(v.id) ? at.get(v.id)! : (at.set(v.id, i), i)));
+}
+
 export function padUniforms(words: readonly Dim[]): Dim[] {
   const out = [...words];
   while (out.length === 0 || out.length % 4 !== 0) out.push(0);

@@ -1,5 +1,5 @@
 // Who defines and who reads each value of a graph, and which values the graph hands out as results.
-import type { Graph } from './types.ts';
+import type { Graph, LayerCall } from './types.ts';
 
 export interface GraphUses {
   /** Value id -> the index of the node that defines it (graph inputs, parameters and state have none). */
@@ -8,6 +8,8 @@ export interface GraphUses {
   readonly consumers: ReadonlyMap<number, readonly number[]>;
   /** The ids of the values the graph returns: outputs, losses, metrics, parameter and state updates. */
   readonly results: ReadonlySet<number>;
+  /** The ids of the parameters' and state's new values (a subset of `results`). */
+  readonly updates: ReadonlySet<number>;
 }
 
 export function graphUses(g: Graph): GraphUses {
@@ -21,7 +23,15 @@ export function graphUses(g: Graph): GraphUses {
       consumers.set(v.id, list);
     }
   });
-  const results = new Set<number>([...g.outputs.values(), ...g.losses.values(), ...g.metrics.values()].map((v) => v.id));
-  for (const x of [...g.params, ...g.state]) if (x.update) results.add(x.update.id);
-  return { producer, consumers, results };
+  const updates = new Set<number>([...g.params, ...g.state].flatMap((x) => (x.update ? [x.update.id] : [])));
+  const results = new Set<number>([...[...g.outputs.values(), ...g.losses.values(), ...g.metrics.values()].map((v) => v.id), ...updates]);
+  return { producer, consumers, results, updates };
+}
+
+/** The layer calls with the values `gone` says a rewrite removed left out, and calls that keep no output dropped. */
+export function layerCallsWithout(calls: readonly LayerCall[], gone: (id: number) => boolean): LayerCall[] {
+  return calls.flatMap((c) => {
+    const outputs = c.outputs.filter((v) => !gone(v.id));
+    return outputs.length === 0 ? [] : [{ ...c, inputs: c.inputs.filter((v) => !gone(v.id)), outputs }];
+  });
 }

@@ -18,7 +18,7 @@
 //            value is the same tensor; only where it is stored changes, so the interpreter ignores it.
 //            An optional fourth element names the buffer (the concat's value id): a fused_elementwise
 //            binds the outputs stored into one buffer once.
-import type { AttrValue, Attrs, TensorType } from '../ir/types.ts';
+import type { AttrValue, Attrs, Node, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { dimEquals, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
 import { fusedPlans } from '../codegen/fused.ts';
@@ -171,6 +171,12 @@ export function isFusableSubOp(op: string): boolean {
   if (op === 'full') return true;
   const def = getOp(op);
   return !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr;
+}
+
+/** A lone elementwise primitive (one result) as a fused_elementwise of one sub-op; undefined for any other node. */
+export function asFusedElementwise(n: Node): Node | undefined {
+  if (n.op === 'full' || !isFusableSubOp(n.op) || n.outputs.length !== 1) return undefined;
+  return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] }) };
 }
 
 /** Every register's type (inputs, then sub-results), or why the body does not type-check. */

@@ -20,7 +20,7 @@
 import type { Graph, Node } from '../ir/types.ts';
 import { graphUses } from '../ir/uses.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, isFusableSubOp, type OutputView, viewedInputTypes } from '../ops/fused.ts';
+import { asFusedElementwise, decodeOutputViews, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_REDUCE_OP, rowLayout } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
@@ -33,11 +33,16 @@ export function isInPlaceConcat(n: Node): boolean {
   return n.op === 'concat' && n.attrs.in_place === true;
 }
 
+/** Each in-place concat's operands (by value id) to the concat: its result's buffer is theirs. */
+export function inPlaceConcatOf(nodes: readonly Node[]): Map<number, Node> {
+  const out = new Map<number, Node>();
+  for (const n of nodes) if (isInPlaceConcat(n)) for (const v of n.inputs) out.set(v.id, n);
+  return out;
+}
+
 /** The node as a kernel that can store an output into a slab: itself, or a lone elementwise op as a fused body of one sub-op. */
 function asWriter(n: Node): Node | undefined {
-  if (WRITERS.has(n.op)) return n;
-  if (n.op === 'full' || !isFusableSubOp(n.op) || n.outputs.length !== 1) return undefined;
-  return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] }) };
+  return WRITERS.has(n.op) ? n : asFusedElementwise(n);
 }
 
 /** Whether output `o` of a fused_reduce is a whole-row value (one per element of its row domain), which has a slab. */
@@ -52,9 +57,8 @@ function isWholeRow(n: Node, o: number): boolean {
 
 /** The graph with every concat whose operands fused kernels can store in place marked `in_place`, and those kernels' `out_views`; how many it marked. */
 export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
-  const { producer, consumers, results } = graphUses(g);
+  const { producer, consumers, results, updates } = graphUses(g);
   const nodes = g.nodes;
-  const updates = new Set([...g.params, ...g.state].flatMap((x) => (x.update ? [x.update.id] : [])));
   const writesUpdate = (k: number) => nodes[k].outputs.some((v) => updates.has(v.id));
   const replaced = new Map<number, Node>();
   let count = 0;

@@ -1,5 +1,6 @@
 // Replacing groups of nodes by one node each, in a topological order that keeps every node as early as the original order allows.
-import type { Graph, LayerCall, Node } from '../ir/types.ts';
+import type { Graph, Node } from '../ir/types.ts';
+import { layerCallsWithout } from '../ir/uses.ts';
 
 export interface Contraction {
   /** The member nodes' indices in the graph. */
@@ -48,6 +49,20 @@ export function contractGroups(g: Graph, groups: readonly Contraction[], constan
     // LSTM's zero state, a matmul operand here and an epilogue constant in another group)
     if (u >= N && unit.key === k) for (const v of unit.node.inputs) depend(v, false);
   }
+  const order = stableOrder(units);
+  if (!order) throw new Error('fusion made a cycle between groups (a compiler bug)');
+  const ordered = order.map((u) => units.get(u)!.node);
+
+  const defined = new Set<number>([...g.inputs, ...g.params, ...g.state].map((x) => x.value.id));
+  for (const n of ordered) for (const o of n.outputs) defined.add(o.id);
+  return { ...g, nodes: ordered, layerCalls: layerCallsWithout(g.layerCalls, (id) => !defined.has(id)) };
+}
+
+/**
+ * The units (by name) in a topological order of their `deps`, each as early as they allow and, among
+ * those ready together, by smallest `key` (the original position); undefined when the deps make a cycle.
+ */
+export function stableOrder(units: ReadonlyMap<number, { readonly key: number; readonly deps: ReadonlySet<number> }>): number[] | undefined {
   const waiting = new Map<number, number>();
   const dependents = new Map<number, number[]>();
   for (const [u, unit] of units) {
@@ -56,27 +71,17 @@ export function contractGroups(g: Graph, groups: readonly Contraction[], constan
   }
   const heap = new MinHeap();
   for (const [u, unit] of units) if (unit.deps.size === 0) heap.push(unit.key, u);
-  const ordered: Node[] = [];
+  const order: number[] = [];
   while (heap.size > 0) {
     const u = heap.pop();
-    const unit = units.get(u)!;
-    ordered.push(unit.node);
+    order.push(u);
     for (const t of dependents.get(u) ?? []) {
       const w = waiting.get(t)! - 1;
       waiting.set(t, w);
       if (w === 0) heap.push(units.get(t)!.key, t);
     }
   }
-  if (ordered.length !== units.size) throw new Error('fusion made a cycle between groups (a compiler bug)');
-
-  const defined = new Set<number>([...g.inputs, ...g.params, ...g.state].map((x) => x.value.id));
-  for (const n of ordered) for (const o of n.outputs) defined.add(o.id);
-  const calls: LayerCall[] = [];
-  for (const c of g.layerCalls) {
-    const outputs = c.outputs.filter((v) => defined.has(v.id));
-    if (outputs.length > 0) calls.push({ ...c, inputs: c.inputs.filter((v) => defined.has(v.id)), outputs });
-  }
-  return { ...g, nodes: ordered, layerCalls: calls };
+  return order.length === units.size ? order : undefined;
 }
 
 /** A binary min-heap of (key, value) pairs, by key. */

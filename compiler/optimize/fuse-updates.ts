@@ -32,9 +32,8 @@
 // The result computes exactly what the input does (fused_foreach interprets each member with
 // fused_elementwise's interpreter). Every other kernel keeps binding each tensor as its own range.
 import '../ops/index.ts';
-import { encodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import { asFusedElementwise, FUSED_OP } from '../ops/fused.ts';
 import { FUSED_FOREACH_OP } from '../ops/fused-foreach.ts';
-import { getOp } from '../ops/registry.ts';
 import type { Attrs, DType, Graph, Node, StateInfo, Value } from '../ir/types.ts';
 import { dimEquals, isConcrete } from '../shapes/dim.ts';
 
@@ -92,9 +91,7 @@ const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.l
 function bodyOf(n: Node): Attrs | undefined {
   // a body that reads its inputs through views is not elementwise in them
   if (n.op === FUSED_OP) return n.attrs.views === undefined ? { ops: n.attrs.ops, outputs: n.attrs.outputs } : undefined;
-  const def = getOp(n.op);
-  if (!def || def.family !== 'elementwise' || def.lower?.kind !== 'elementwise' || !def.lower.expr || n.outputs.length !== 1 || n.inputs.length > 3) return undefined;
-  return encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] });
+  return n.inputs.length > 3 ? undefined : asFusedElementwise(n)?.attrs;
 }
 
 interface Candidate {

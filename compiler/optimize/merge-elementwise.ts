@@ -15,16 +15,14 @@
 // registers; the others stay outputs. Each sub-op computes what it did, from the same values, and the
 // operands stay opaque to the WGSL compiler (codegen/fused.ts), so the bits are the same. Pure.
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
-import { graphUses } from '../ir/uses.ts';
+import { graphUses, layerCallsWithout } from '../ir/uses.ts';
 import { decodeFusedBody, decodeInputViews, decodeOutputViews, encodeFusedBody, encodeInputViews, encodeOutputViews, FUSED_OP, type FusedSubOp, type InputView, type OutputView } from '../ops/fused.ts';
-import { dimEquals } from '../shapes/dim.ts';
-import { isInPlaceConcat } from './concat-in-place.ts';
+import { sameShape } from '../ops/util.ts';
+import { inPlaceConcatOf } from './concat-in-place.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
 /** Earlier readers of each of B's inputs tried as siblings to merge with (a bound on the search). */
 const SIBLINGS = 4;
-
-const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.length && a.type.shape.every((d, i) => dimEquals(d, b.type.shape[i]));
 
 /** A and B as one fused_elementwise node (A first), keeping A's results that `outside` says are read elsewhere. */
 function merged(a: Node, b: Node, outside: (v: Value) => boolean): Node | undefined {
@@ -74,10 +72,8 @@ function merged(a: Node, b: Node, outside: (v: Value) => boolean): Node | undefi
 
 /** The graph with each fused_elementwise merged into the fused_elementwise that computes its inputs, wherever the rules above allow; each merge as an output id of A and one of B. */
 export function mergeElementwise(g: Graph): { graph: Graph; merges: [number, number][] } {
-  const { results } = graphUses(g);
-  const updates = new Set([...g.params, ...g.state].flatMap((x) => (x.update ? [x.update.id] : [])));
-  const slabOf = new Map<number, number>(); // an in-place concat's operand -> the concat's result
-  for (const n of g.nodes) if (isInPlaceConcat(n)) for (const v of n.inputs) slabOf.set(v.id, n.outputs[0].id);
+  const { results, updates } = graphUses(g);
+  const slabOf = inPlaceConcatOf(g.nodes);
   const slots: (Node | undefined)[] = [...g.nodes];
   const slotOf = new Map<number, number>(); // value id -> the slot that defines it
   const readers = new Map<number, Set<number>>(); // value id -> the slots that read it
@@ -96,14 +92,14 @@ export function mergeElementwise(g: Graph): { graph: Graph; merges: [number, num
     const candidates = [...new Set([...producers, ...siblings])].sort((x, y) => y - x);
     for (const j of candidates) {
       const a = slots[j];
-      if (!a || j >= k || !eligible(a) || !sameShape(a.outputs[0], b.outputs[0])) continue;
+      if (!a || j >= k || !eligible(a) || !sameShape(a.outputs[0].type.shape, b.outputs[0].type.shape)) continue;
       const fromA = new Set(a.outputs.map((v) => v.id));
       if (!b.inputs.every((v) => fromA.has(v.id) || (slotOf.get(v.id) ?? -1) < j)) continue;
       const outside = (v: Value) => results.has(v.id) || [...(readers.get(v.id) ?? [])].some((r) => r !== k);
       const node = merged(a, b, outside);
       if (!node) continue;
       // outputs stored into one in-place concat's buffer bind it once
-      const buffers = new Set(node.outputs.map((v) => (slabOf.has(v.id) ? `concat ${slabOf.get(v.id)}` : `own ${v.id}`)));
+      const buffers = new Set(node.outputs.map((v) => slabOf.get(v.id) ?? v));
       if (new Set(node.inputs.map((v) => v.id)).size + buffers.size > MAX_STORAGE_BUFFERS) continue;
       slots[j] = node;
       slots[k] = undefined;
@@ -119,9 +115,6 @@ export function mergeElementwise(g: Graph): { graph: Graph; merges: [number, num
   }
   if (merges.length === 0) return { graph: g, merges };
   const kept = new Set(slots.flatMap((n) => (n ? n.outputs.map((v) => v.id) : [])));
-  const layerCalls = g.layerCalls.flatMap((c) => {
-    const outputs = c.outputs.filter((v) => kept.has(v.id));
-    return outputs.length === 0 ? [] : [{ ...c, inputs: c.inputs.filter((v) => kept.has(v.id) || !slotOf.has(v.id)), outputs }];
-  });
+  const layerCalls = layerCallsWithout(g.layerCalls, (id) => slotOf.has(id) && !kept.has(id));
   return { graph: { ...g, nodes: slots.filter((n): n is Node => n !== undefined), layerCalls }, merges };
 }

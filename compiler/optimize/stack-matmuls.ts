@@ -20,7 +20,7 @@ import type { Attrs, Graph, Node, TensorType, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
 import { dimToString, mul } from '../shapes/dim.ts';
-import { MinHeap } from './contract.ts';
+import { stableOrder } from './contract.ts';
 
 /** Fewer matmuls than this stay as they are: a concat and slices would not pay for one matmul fewer. */
 export const MIN_MATMULS = 4;
@@ -96,19 +96,8 @@ export function stackSharedMatmuls(g: Graph): Graph {
   const all: { node: Node; key: number }[] = [...nodes.flatMap((node, k) => (removed.has(k) ? [] : [{ node, key: k }])), ...added];
   const definedBy = new Map<number, number>();
   all.forEach((u, i) => u.node.outputs.forEach((v) => definedBy.set(v.id, i)));
-  const waiting = all.map((u) => new Set(u.node.inputs.flatMap((v) => (definedBy.has(v.id) ? [definedBy.get(v.id)!] : []))).size);
-  const dependents = new Map<number, number[]>();
-  all.forEach((u, i) => {
-    for (const d of new Set(u.node.inputs.flatMap((v) => (definedBy.has(v.id) ? [definedBy.get(v.id)!] : [])))) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(i);
-  });
-  const heap = new MinHeap();
-  all.forEach((u, i) => waiting[i] === 0 && heap.push(u.key, i));
-  const ordered: Node[] = [];
-  while (heap.size > 0) {
-    const i = heap.pop();
-    ordered.push(all[i].node);
-    for (const t of dependents.get(i) ?? []) if (--waiting[t] === 0) heap.push(all[t].key, t);
-  }
-  if (ordered.length !== all.length) throw new Error('stacking matmuls made a cycle (a compiler bug)');
-  return { ...g, nodes: ordered };
+  const units = new Map(all.map((u, i) => [i, { key: u.key, deps: new Set(u.node.inputs.flatMap((v) => (definedBy.has(v.id) ? [definedBy.get(v.id)!] : []))) }]));
+  const order = stableOrder(units);
+  if (!order) throw new Error('stacking matmuls made a cycle (a compiler bug)');
+  return { ...g, nodes: order.map((i) => all[i].node) };
 }

@@ -12,14 +12,15 @@
 // instead of a strided_copies kernel writing them out first: one dispatch per step fewer, forward and
 // backward. The values read are the same elements, so results are bit-identical. Pure.
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
-import { graphUses } from '../ir/uses.ts';
-import { decodeInputViews, encodeFusedBody, encodeInputViews, FUSED_OP, type InputView, isFusableSubOp } from '../ops/fused.ts';
+import { graphUses, layerCallsWithout } from '../ir/uses.ts';
+import { asFusedElementwise, decodeInputViews, encodeInputViews, FUSED_OP, type InputView } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { STRIDED_COPIES_OP, STRIDED_COPY_OP, stridedCopiesViews } from '../ops/strided-copy.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { type Dim, dimEquals } from '../shapes/dim.ts';
+import type { Dim } from '../shapes/dim.ts';
+import { sameShape } from '../ops/util.ts';
 import { type View, VIEW_OPS, viewAfter } from './fuse-views.ts';
 
 /** What readViewsInPlace did to one copy node: the results its readers now read as views, and the nodes (output ids) that read them. */
@@ -62,18 +63,10 @@ function copyNode(like: Node, source: Value, views: readonly View[], outputs: re
 /** The kernels that can read an input through a view: elementwise bodies, row kernels, and a matmul's epilogue inputs. */
 const READERS = new Set([FUSED_OP, FUSED_REDUCE_OP, FUSED_MATMUL_OP]);
 
-const sameShape = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => dimEquals(d, b[i]));
-
-/** An elementwise node as a fused_elementwise of one sub-op. */
-function asFusedBody(n: Node): Node {
-  const body = encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] });
-  return { ...n, op: FUSED_OP, attrs: body };
-}
-
 /** The node reading the inputs at `at` through views of their sources, or undefined when its op cannot or its types would change. */
 function withViews(original: Node, at: ReadonlyMap<number, { source: Value; view: View }>): Node | undefined {
   // a lone elementwise primitive reads through views as a fused body of one sub-op
-  const n = original.op !== FUSED_OP && isFusableSubOp(original.op) && original.op !== 'full' && original.outputs.length === 1 ? asFusedBody(original) : original;
+  const n = original.op === FUSED_OP ? original : (asFusedElementwise(original) ?? original);
   if (!READERS.has(n.op) || (n.op === FUSED_MATMUL_OP && [...at.keys()].some((pos) => pos < 2))) return undefined;
   const own = decodeInputViews(n.attrs, n.inputs.length, n.op);
   if (typeof own === 'string') return undefined;
@@ -87,11 +80,10 @@ function withViews(original: Node, at: ReadonlyMap<number, { source: Value; view
 
 /** The graph with every strided copy result that only fused kernels read (through a view of its source, keeping their types) no longer stored; what it absorbed. */
 export function readViewsInPlace(g: Graph): { graph: Graph; absorbed: ViewAbsorption[] } {
-  const { consumers, results } = graphUses(g);
+  const { consumers, results, updates } = graphUses(g);
   const nodes = g.nodes;
   // a kernel that writes a parameter's or a state's update is left as it is: fuse-updates.ts merges
   // those into arena-wide kernels, which read their inputs element by element
-  const updates = new Set([...g.params, ...g.state].flatMap((x) => (x.update ? [x.update.id] : [])));
   const writesUpdate = (m: number) => nodes[m].outputs.some((v) => updates.has(v.id));
   // per reader node: input position -> the source it reads through a view instead
   const rewired = new Map<number, Map<number, { source: Value; view: View }>>();
@@ -139,9 +131,5 @@ export function readViewsInPlace(g: Graph): { graph: Graph; absorbed: ViewAbsorp
   });
   // a layer call keeps only the values that still exist
   const gone = new Set(absorbed.flatMap((a) => a.results));
-  const layerCalls = g.layerCalls.flatMap((c) => {
-    const outputs = c.outputs.filter((v) => !gone.has(v.id));
-    return outputs.length === 0 ? [] : [{ ...c, inputs: c.inputs.filter((v) => !gone.has(v.id)), outputs }];
-  });
-  return { graph: { ...g, nodes: out, layerCalls }, absorbed };
+  return { graph: { ...g, nodes: out, layerCalls: layerCallsWithout(g.layerCalls, (id) => gone.has(id)) }, absorbed };
 }
