@@ -17,10 +17,7 @@ import { f32t, GraphBuilder as G } from './graph-builder.ts';
 const SEED = Number(process.env.DLC_SEED ?? 20261206);
 const B = sym('B');
 
-
-
 const inPlace = (g: Graph) => g.nodes.filter(isInPlaceConcat).length;
-
 
 /** Three operands along the last axis: an elementwise body's, a matmul epilogue's and a softmax's (a row kernel's whole-row output). */
 function threeWriters(): FusedCase {

@@ -14,9 +14,6 @@ import { f32t, GraphBuilder as G } from './graph-builder.ts';
 const SEED = Number(process.env.DLC_SEED ?? 20261206);
 const B = sym('B');
 
-
-
-
 /** The storage buffers a node's kernel binds: its distinct inputs, and its outputs less those that share a concat's buffer. */
 function bindings(n: Node): number {
   const views = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
@@ -50,7 +47,6 @@ function backwardCell(): FusedCase {
   const sizes = new Map([['B', 3]]);
   return { graph: b.graph({ dz: b.op('exp', [dz]), dcPrev }), feeds: feedsFor(b, sizes, seededRandom(SEED)), sizes };
 }
-
 
 describe('merging elementwise kernels', () => {
   it("a backward cell: kernels the binding limit kept apart are one once z is bound once and dz's slabs share a binding; the same bits", () => {

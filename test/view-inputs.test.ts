@@ -17,13 +17,9 @@ import { f32t, GraphBuilder as G } from './graph-builder.ts';
 const SEED = Number(process.env.DLC_SEED ?? 20261206);
 const B = sym('B');
 
-
 const COPIES = new Set([STRIDED_COPY_OP, STRIDED_COPIES_OP, 'slice', 'transpose', 'broadcast_to']);
 const copies = (g: Graph) => g.nodes.filter((n) => COPIES.has(n.op)).length;
 const viewed = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op && n.attrs.views !== undefined).length;
-
-
-
 
 /** An LSTM cell: the four gates are column blocks of one pre-activation z = x w + b. */
 function lstmCell(): FusedCase {
