@@ -71,13 +71,13 @@ export function ceilDiv(n: Dim, d: number): Dim {
   return floorDiv(add(n, d - 1), d);
 }
 
-/** Pad a list of uniform words to a whole number of vec4s (at least one). */
 /** Each value's first position among `values`: a kernel reading one buffer at several positions (views of it) binds it once, there. */
 export function firstPositions(values: readonly Value[]): number[] {
   const at = new Map<number, number>();
   return values.map((v, i) => (at.has(v.id) ? at.get(v.id)! : (at.set(v.id, i), i)));
 }
 
+/** Pad a list of uniform words to a whole number of vec4s (at least one). */
 export function padUniforms(words: readonly Dim[]): Dim[] {
   const out = [...words];
   while (out.length === 0 || out.length % 4 !== 0) out.push(0);
@@ -100,4 +100,18 @@ export function lowerNode(node: Node): readonly KernelPlan[] {
   }
   if (spec?.kind === 'kernel' && spec.kernel) return spec.kernel(node);
   throw new Error(`${node.op} has no WGSL lowering`);
+}
+
+/**
+ * `lowerNode` with the plans of alike nodes made once: a node's plans depend only on its op, attributes,
+ * value types and which of its inputs are one value, so an unrolled recurrence's steps share them.
+ */
+export function memoLowerNode(): (node: Node) => readonly KernelPlan[] {
+  const plans = new Map<string, readonly KernelPlan[]>();
+  return (node) => {
+    const key = JSON.stringify([node.op, node.attrs, node.inputs.map((v) => v.type), node.outputs.map((v) => v.type), firstPositions(node.inputs)]);
+    let made = plans.get(key);
+    if (made === undefined) plans.set(key, (made = lowerNode(node)));
+    return made;
+  };
 }

@@ -22,7 +22,7 @@ import { inPlaceConcatOf, isInPlaceConcat } from '../optimize/concat-in-place.ts
 import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
 import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
-import { lowerNode } from './kernel.ts';
+import { type KernelPlan, memoLowerNode } from './kernel.ts';
 import { planModelMemory } from './memory.ts';
 import { sizeExpr } from './size-expr.ts';
 
@@ -77,7 +77,7 @@ interface GraphArenas {
   readonly temps: readonly TempArena[];
 }
 
-function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>, arenas?: GraphArenas): GraphProgram {
+function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>, lower: (node: Node) => readonly KernelPlan[], arenas?: GraphArenas): GraphProgram {
   const buffers: BufferDecl[] = [];
   const bufferOf = new Map<number, number>();
   const add = (v: Value, decl: BufferDecl) => {
@@ -155,7 +155,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
     const bindOut = (i: number): number => (span > 0 ? spanOf(bufferOf.get(node.outputs[i].id)!, span) : bufferOf.get(node.outputs[i].id)!);
     let plans;
     try {
-      plans = lowerNode(node);
+      plans = lower(node);
     } catch (e) {
       throw new LoweringError(`${node.op} cannot be lowered: ${(e as Error).message}`);
     }
@@ -264,6 +264,7 @@ export function lowerModel(
       return text.position(span.start);
     };
     const shaders = new Map<string, number>();
+    const lower = memoLowerNode();
     const trained = new Set(m.steps.flatMap((g) => g.params.filter((p) => p.update).map((p) => p.path)));
     const stepGraphs = m.steps.map(fused);
     const updates: UpdateFusion | undefined = options.fuse === false || options.fuseUpdates === false ? undefined : fuseUpdates(stepGraphs, { alignment: options.arenaAlignment });
@@ -287,9 +288,9 @@ export function lowerModel(
     }
     const predict = predictGraph(m.evaluation);
     const graphs = {
-      predict: lowerGraph(fused(predict), 'predict', position, shaders),
-      evaluate: lowerGraph(fused(m.evaluation), 'evaluate', position, shaders),
-      steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, updates && { model: arenaRefs, temps: updates.temps[i] })),
+      predict: lowerGraph(fused(predict), 'predict', position, shaders, lower),
+      evaluate: lowerGraph(fused(m.evaluation), 'evaluate', position, shaders, lower),
+      steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] })),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);

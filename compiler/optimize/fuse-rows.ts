@@ -23,6 +23,7 @@ import { reduceAxes } from '../ops/reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';
 import { graphUses } from '../ir/uses.ts';
+import { successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
@@ -71,7 +72,8 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   const maxBuffers = options.maxStorageBuffers ?? MAX_STORAGE_BUFFERS;
   const nodes = g.nodes;
   const N = nodes.length;
-  const { producer, consumers, results } = graphUses(g);
+  const uses = graphUses(g);
+  const { producer, consumers, results } = uses;
   const isConst = (k: number | undefined) => k !== undefined && nodes[k].op === 'full' && nodes[k].outputs.length === 1 && !hasF16(nodes[k]) && isInlinableConstant(nodes[k].attrs);
 
   const groupOf = new Int32Array(N).fill(-1);
@@ -121,25 +123,26 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   };
 
   /** Whether a value leaving `set` comes back to it through nodes outside it (whole groups count as one node). */
+  const succ = successors(g, uses);
+  const marks = new VisitMarks(N);
+  const stack: number[] = [];
   const cycles = (set: ReadonlySet<number>): boolean => {
     const last = Math.max(...set);
-    const seen = new Set<number>();
-    const stack: number[] = [];
+    marks.begin();
+    stack.length = 0;
     const push = (k: number) => {
-      if (seen.has(k) || k > last) return;
-      seen.add(k);
+      if (k > last || !marks.visit(k)) return;
       stack.push(k);
       // a node of a settled group brings the whole group along
       if (groupOf[k] >= 0) for (const m of groups[groupOf[k]].members) push(m);
     };
-    for (const m of set) for (const v of nodes[m].outputs) for (const c of consumers.get(v.id) ?? []) if (!set.has(c)) push(c);
+    for (const m of set) for (let e = succ.start[m]; e < succ.start[m + 1]; e++) if (!set.has(succ.next[e])) push(succ.next[e]);
     while (stack.length > 0) {
       const k = stack.pop()!;
-      for (const v of nodes[k].outputs) {
-        for (const c of consumers.get(v.id) ?? []) {
-          if (set.has(c)) return true;
-          push(c);
-        }
+      for (let e = succ.start[k]; e < succ.start[k + 1]; e++) {
+        const c = succ.next[e];
+        if (set.has(c)) return true;
+        push(c);
       }
     }
     return false;

@@ -54,6 +54,7 @@ import { transposeAttrs } from '../ops/matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { getOp } from '../ops/registry.ts';
 import { graphUses } from '../ir/uses.ts';
+import { successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
@@ -185,7 +186,8 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   const maxBuffers = options.maxStorageBuffers ?? MAX_STORAGE_BUFFERS;
   const nodes = g.nodes;
   const N = nodes.length;
-  const { producer, consumers, results } = graphUses(g);
+  const uses = graphUses(g);
+  const { producer, consumers, results } = uses;
 
   // constants: `full` scalars, and one-element elementwise nodes of constants only (the 1/B of a mean's
   // gradient), which every group that reads one recomputes as sub-ops instead of reading a buffer
@@ -216,26 +218,31 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
    * super-node whose members all come after that is not searched (an unrolled recurrence would otherwise
    * search every later step, for every candidate).
    */
+  const succ = successors(g, uses);
+  const marks = new VisitMarks(N);
+  const stack: number[] = [];
   const reaches = (from: number, to: number): boolean => {
-    const seen = new Set<number>([from]);
-    const stack = [from];
     const last = hi[to];
+    if (lo[from] >= last) return false;
+    marks.begin();
+    marks.visit(from);
+    stack.length = 0;
+    stack.push(from);
+    // super-node s's consumers: `to` itself, or super-nodes not yet seen that start before `to`'s last member
+    const step = (m: number): boolean => {
+      for (let e = succ.start[m]; e < succ.start[m + 1]; e++) {
+        const t = superOf[succ.next[e]];
+        if (t === to) return true;
+        if (lo[t] < last && marks.visit(t)) stack.push(t);
+      }
+      return false;
+    };
     while (stack.length > 0) {
       const s = stack.pop()!;
-      const members = groups.get(s)?.members ?? [s];
-      for (const m of members) {
-        for (const v of nodes[m].outputs) {
-          for (const c of consumers.get(v.id) ?? []) {
-            const t = superOf[c];
-            if (t === to) return true;
-            if (lo[t] >= last) continue;
-            if (!seen.has(t)) {
-              seen.add(t);
-              stack.push(t);
-            }
-          }
-        }
-      }
+      const grp = groups.get(s);
+      if (grp === undefined) {
+        if (step(s)) return true;
+      } else for (const m of grp.members) if (step(m)) return true;
     }
     return false;
   };
