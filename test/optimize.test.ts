@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { PASSES, batchMatmulSums, cse, dce, dceKeeping, fold, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
+import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -637,6 +637,132 @@ describe('batch-matmul-sums', () => {
   });
 });
 
+/** Random feeds for a graph of f32 inputs, every symbolic size 2. */
+function feedsAt2(g: Graph, seed: number) {
+  const random = seededRandom(seed);
+  const inputs = new Map(
+    g.inputs.map((i) => {
+      const shape = i.value.type.shape.map((d) => (typeof d === 'number' ? d : 2));
+      return [i.name, tensor('f32', shape, Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => random() - 0.5))];
+    }),
+  );
+  return { inputs, params: new Map(), state: new Map() };
+}
+
+/** The outputs of `got` against those of `g`, within `digits` decimal digits (the same bits at Infinity). */
+function expectSameOutputs(g: Graph, got: Graph, seed: number, digits = Infinity) {
+  const sizes = new Map([['B', 2]]);
+  const want = interpretGraph(g, feedsAt2(g, seed), { sizes }).outputs;
+  const have = interpretGraph(got, feedsAt2(g, seed), { sizes }).outputs;
+  for (const [k, t] of want) {
+    expect(have.get(k)!.shape, k).toEqual(t.shape);
+    if (digits === Infinity) expect([...have.get(k)!.data].map((v) => v + 0), k).toEqual([...t.data].map((v) => v + 0));
+    else have.get(k)!.data.forEach((v, i) => expect(v, k).toBeCloseTo(t.data[i], digits));
+  }
+}
+
+describe('batch-reduce-sums', () => {
+  /** A recurrence's bias gradient: Σ_t sum_0(dz_t) over `steps` steps, plus an extra term. */
+  const sumGraph = (steps: number, extra: boolean) =>
+    build((b) => {
+      const terms: Value[] = [];
+      for (let t = 0; t < steps; t++) terms.push(b.op('reduce_sum', [b.input(`dz${t}`, 'f32[B, 4]')], { axes: [0], keepdims: false }));
+      if (extra) terms.push(b.input('b', 'f32[4]'));
+      b.out('db', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+
+  it('a sum of 5 terms sum_0(dz_t) becomes one reduction over the stacked steps, plus the other terms; the same values up to rounding', () => {
+    const g = sumGraph(5, true);
+    const got = optimize(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['concat', 'reduce_sum', 'add']);
+    expectSameOutputs(g, got, SEED, 12);
+  });
+
+  it("terms that are the same slab of concats along a kept axis (a gate's share of dz_t) sum that slab of the concats stacked, which cse shares with the whole sum", () => {
+    const g = build((b) => {
+      const gates: Value[] = [];
+      const wholes: Value[] = [];
+      for (let t = 0; t < 4; t++) {
+        const f = b.op('tanh', [b.input(`f${t}`, 'f32[B, 2]')]);
+        gates.push(b.op('reduce_sum', [f], { axes: [0], keepdims: false }));
+        const dz = b.op('concat', [b.input(`i${t}`, 'f32[B, 2]'), f, b.input(`o${t}`, 'f32[B, 3]')], { axis: 1 });
+        wholes.push(b.op('reduce_sum', [dz], { axes: [0], keepdims: false }));
+        b.out(`dz${t}`, dz);
+      }
+      b.out('db_f', gates.reduce((acc, v) => b.op('add', [acc, v])));
+      b.out('db', wholes.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    const got = optimize(g);
+    expect(verifyGraph(got)).toEqual([]);
+    // the four gate sums read only their concats now, and one stacking of the concats serves both sums
+    expect(got.nodes.filter((n) => n.op === 'reduce_sum')).toHaveLength(2);
+    const stacked = got.nodes.filter((n) => n.op === 'concat' && n.attrs.axis === 0);
+    expect(stacked).toHaveLength(1);
+    const slice = got.nodes.find((n) => n.op === 'slice')!;
+    expect(slice.inputs[0].id).toBe(stacked[0].outputs[0].id);
+    expect(slice.attrs.starts).toEqual([0, 2]);
+    expectSameOutputs(g, got, SEED + 1, 12);
+  });
+
+  it('fewer than 4 terms, terms read elsewhere, or terms over different axes stay as they are', () => {
+    const three = sumGraph(3, false);
+    expect(optimize(three).nodes.filter((n) => n.op === 'reduce_sum')).toHaveLength(3);
+    const shared = build((b) => {
+      const terms = Array.from({ length: 5 }, (_, t) => b.op('reduce_sum', [b.input(`dz${t}`, 'f32[2, 4]')], { axes: [0], keepdims: false }));
+      terms.forEach((v, t) => b.out(`term${t}`, v));
+      b.out('db', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    expect(batchReduceSums(shared)).toBe(shared);
+    // sums over the last axis: stacking along axis 0 would not give the sum
+    const rows = build((b) => {
+      const terms = Array.from({ length: 5 }, (_, t) => b.op('reduce_sum', [b.input(`x${t}`, 'f32[4, 2]')], { axes: [1], keepdims: false }));
+      b.out('s', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    expect(batchReduceSums(rows)).toBe(rows);
+  });
+});
+
+describe('join-padded-sums', () => {
+  /** The cotangent of a [B, steps, 3] sequence read slice by slice by two readers, their blocks added in interleaved order. */
+  const interleaved = (steps: number) =>
+    build((b) => {
+      const blocks: Value[] = [];
+      for (let t = 0; t < steps; t++) {
+        for (const dir of ['f', 'b']) {
+          const at = dir === 'f' ? t : steps - 1 - t;
+          blocks.push(b.op('pad', [b.input(`d${dir}${at}`, 'f32[B, 1, 3]')], { before: [0, at, 0], after: [0, steps - 1 - at, 0] }));
+        }
+      }
+      b.out('dx', blocks.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+
+  it("a bidirectional scan's interleaved padded blocks become a concat of each reader's blocks, added once; the same bits", () => {
+    const g = interleaved(4);
+    const got = joinPaddedSums(g);
+    expect(verifyGraph(got)).toEqual([]);
+    const live = dce(got);
+    expect(live.nodes.map((n) => n.op).sort()).toEqual(['add', 'concat', 'concat']);
+    expectSameOutputs(g, got, SEED + 2);
+  });
+
+  it('blocks with gaps get zero fills and one pad; overlapping blocks stay as they are', () => {
+    const gaps = build((b) => {
+      const at = [1, 4, 5];
+      const blocks = at.map((k) => b.op('pad', [b.input(`d${k}`, 'f32[2, 1, 3]')], { before: [0, k, 0], after: [0, 7 - k, 0] }));
+      b.out('dx', blocks.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    const got = dce(joinPaddedSums(gaps));
+    expect(got.nodes.map((n) => n.op)).toEqual(['full', 'concat', 'pad']);
+    expectSameOutputs(gaps, got, SEED + 3);
+    const overlap = build((b) => {
+      const blocks = [0, 1, 1].map((k, i) => b.op('pad', [b.input(`d${i}`, 'f32[2, 2, 3]')], { before: [0, k, 0], after: [0, 2 - k, 0] }));
+      b.out('dx', blocks.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    expect(joinPaddedSums(overlap)).toBe(overlap);
+  });
+});
+
 describe('stack-shared-matmuls', () => {
   /** A recurrence h_t = tanh(x_t w_x + h_{t-1} w_h) over `steps` slices of one sequence x. */
   const recurrence = (steps: number) =>
@@ -770,7 +896,7 @@ function closeEnough(a: Tensor, b: Tensor): boolean {
 
 /** Every pass alone and the pipeline keep the graph well formed; the verifier names the pass that broke it. */
 function checkPasses(g: Graph): Graph {
-  for (const p of PASSES) expect(verifyGraph(p.run(g)), `after ${p.name}`).toEqual([]);
+  for (const p of [...PASSES, ...LATE_PASSES]) expect(verifyGraph(p.run(g)), `after ${p.name}`).toEqual([]);
   const opt = optimize(g);
   expect(verifyGraph(opt), 'after optimize').toEqual([]);
   expect(opt.nodes.length).toBeLessThanOrEqual(g.nodes.length);

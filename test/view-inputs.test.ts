@@ -91,6 +91,23 @@ describe('fused kernels read strided copies in place', () => {
     expectSameBits(c, graph, 'transpose then exp');
   });
 
+  it("a lone reduction reading a slice becomes one row kernel (an LSTM's gate bias gradient: a column block of the stacked dz, summed)", async () => {
+    const b = new G();
+    const dz = b.input('dz', f32t(B, 20));
+    const db = b.op('reduce_sum', [dz], { axes: [0], keepdims: false });
+    const dbf = b.op('reduce_sum', [b.op('slice', [dz], { starts: [0, 5], stops: [null, 10] })], { axes: [0], keepdims: false });
+    const sizes = new Map([['B', 70]]);
+    const c: FusedCase = { graph: b.graph({ db, dbf }), feeds: feedsFor(b, sizes, seededRandom(SEED + 4)), sizes };
+    const { graph, report } = fuseGraph(c.graph);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(copies(graph)).toBe(0);
+    expect(viewed(graph, FUSED_REDUCE_OP)).toBe(1);
+    expect(kernelCount(graph)).toBe(2);
+    expect(report.groups.map((grp) => [grp.op, grp.ops])).toContainEqual([FUSED_REDUCE_OP, ['slice', 'reduce_sum']]);
+    expectSameBits(c, graph, 'sum of a slice');
+    expect(await gpuMismatches([c], { viewInputs: false }, 'sum of a slice')).toEqual([]);
+  });
+
   it('refusals: a result the graph returns, a matmul operand, or an optimizer update keeps its copy; a copy of several results keeps just those', () => {
     const b = new G();
     const z = b.input('z', f32t(4, 12));

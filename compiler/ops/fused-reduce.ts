@@ -21,7 +21,7 @@
 // register has the view's shape), and `out_views`, whole-row outputs stored into a slab of an in-place
 // concat's buffer (ops/fused.ts). The fusion pass (compiler/optimize/fuse-rows.ts) builds these after
 // elementwise fusion; the lowering is compiler/codegen/fused-reduce.ts.
-import type { Attrs, AttrValue, TensorType } from '../ir/types.ts';
+import type { Attrs, AttrValue, Node, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { type Dim, isConcrete, isDim } from '../shapes/dim.ts';
 import { fusedReducePlans } from '../codegen/fused-reduce.ts';
@@ -170,6 +170,14 @@ export function encodeRowBody(units: readonly FusedSubOp[], outputs: readonly nu
     outputs: [...outputs],
     axes: [...axes],
   };
+}
+
+/** A lone reduce_sum or reduce_max as a row kernel of that one unit (so it can read its input through a view), or undefined. */
+export function asFusedReduce(n: Node): Node | undefined {
+  if ((n.op !== 'reduce_sum' && n.op !== 'reduce_max') || n.inputs.length !== 1 || n.outputs.length !== 1 || n.inputs[0].type.dtype !== 'f32') return undefined;
+  const axes = reduceAxes(n.op, n.inputs[0].type, n.attrs);
+  if (!Array.isArray(axes)) return undefined;
+  return { ...n, op: FUSED_REDUCE_OP, attrs: encodeRowBody([{ op: n.op, args: [0], attrs: n.attrs }], [1], axes) };
 }
 
 function inferRows(declared: readonly TensorType[], attrs: Attrs): TensorType[] | ShapeError {

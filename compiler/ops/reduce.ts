@@ -7,7 +7,6 @@ import { reducePlans } from '../codegen/reduce.ts';
 import { err, isNumeric, normAxis, typeStr } from './util.ts';
 import { builder, keptShape } from './vjp-util.ts';
 
-/** Normalised, sorted axes, or a ShapeError for an out-of-range or repeated axis. */
 /** A reduction's axes, normalized and sorted, or why they do not fit `x`. */
 export function reduceAxes(op: string, x: TensorType, attrs: Attrs): number[] | ShapeError {
   const raw = attrs.axes;

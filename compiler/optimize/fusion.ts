@@ -161,7 +161,7 @@ function fuseAndView(g: Graph, options: FusionOptions): { graph: Graph; report: 
       table.set(reader, { ...table.get(reader), nodes, ops: nodes.map((k) => g.nodes[k].op) });
       continue;
     }
-    // a lone elementwise op that now reads a view: a group of its own with the copy's nodes
+    // a lone elementwise op or reduction that now reads a view: a group of its own with the copy's nodes
     const alone = definedBefore.get(a.readers[0]);
     const made = defined.get(a.readers[0]);
     if (alone === undefined || !made) continue;

@@ -1,16 +1,18 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, batched matmul sums, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, batched matmul sums, padded blocks joined, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
 import { selectLabels } from './gathers.ts';
 import { sortScatters } from './scatters.ts';
 import { batchMatmulSums } from './matmul-sums.ts';
+import { batchReduceSums } from './reduce-sums.ts';
+import { joinPaddedSums } from './pad-sums.ts';
 import { stackSharedMatmuls } from './stack-matmuls.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { batchMatmulSums, cse, dce, dceKeeping, fold, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
+export { batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -21,13 +23,21 @@ export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = 
   { name: 'select-labels', run: selectLabels },
   { name: 'sort-scatters', run: sortScatters },
   { name: 'batch-matmul-sums', run: batchMatmulSums },
+  { name: 'join-padded-sums', run: joinPaddedSums },
   { name: 'stack-shared-matmuls', run: stackSharedMatmuls },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
   { name: 'dce', run: dce },
 ];
 
-/** A bound on rounds, in case two passes ever undo each other; real graphs settle in two or three. */
+/**
+ * Passes that choose between rewrites by how the rest of the graph reads a value, so they run only on a
+ * graph the passes above have settled (autodiff's first draft still holds pads and duplicate concats
+ * that simplify and cse remove); the rounds go on if they change it.
+ */
+export const LATE_PASSES: readonly { readonly name: string; readonly run: Pass }[] = [{ name: 'batch-reduce-sums', run: batchReduceSums }];
+
+/** A bound on rounds, in case two passes ever undo each other; real graphs settle in two to four. */
 export const MAX_ROUNDS = 10;
 
 /**
@@ -40,6 +50,8 @@ export function optimize(g: Graph): Graph {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const before = cur;
     for (const p of PASSES) cur = p.run(cur);
+    if (cur !== before) continue;
+    for (const p of LATE_PASSES) cur = p.run(cur);
     if (cur === before) break;
   }
   return cur;

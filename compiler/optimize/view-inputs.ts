@@ -3,8 +3,8 @@
 // fuse-views.ts makes each chain of slices, transposes and broadcasts one gather (strided_copy, or
 // strided_copies for several views of one source); a lone slice, transpose or broadcast is one too.
 // Where every reader of such a result is a fused kernel that can read an input through a view (a
-// fused_elementwise, a fused_reduce, a fused_matmul's epilogue input, or a lone elementwise op, which
-// becomes a fused_elementwise of one sub-op) and keeps its result types when it does, the copy need not
+// fused_elementwise, a fused_reduce, a fused_matmul's epilogue input, a lone elementwise op, which
+// becomes a fused_elementwise of one sub-op, or a lone reduction, which becomes a fused_reduce of one unit) and keeps its result types when it does, the copy need not
 // be stored at all: each reader takes the copy's source as an input read through the same view
 // (ops/fused.ts, `views`), and the copy is dropped, or keeps only the results something else reads. A
 // kernel that writes a parameter's or a state's update is left to fuse-updates.ts. An LSTM cell's four
@@ -15,7 +15,7 @@ import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
 import { graphUses, layerCallsWithout } from '../ir/uses.ts';
 import { asFusedElementwise, decodeInputViews, encodeInputViews, FUSED_OP, type InputView } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
-import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
+import { asFusedReduce, FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { STRIDED_COPIES_OP, STRIDED_COPY_OP, stridedCopiesViews } from '../ops/strided-copy.ts';
 import { stridesOf } from '../codegen/per-element.ts';
@@ -65,8 +65,8 @@ const READERS = new Set([FUSED_OP, FUSED_REDUCE_OP, FUSED_MATMUL_OP]);
 
 /** The node reading the inputs at `at` through views of their sources, or undefined when its op cannot or its types would change. */
 function withViews(original: Node, at: ReadonlyMap<number, { source: Value; view: View }>): Node | undefined {
-  // a lone elementwise primitive reads through views as a fused body of one sub-op
-  const n = original.op === FUSED_OP ? original : (asFusedElementwise(original) ?? original);
+  // a lone elementwise primitive reads through views as a fused body of one sub-op, a lone reduction as a row kernel of one unit
+  const n = original.op === FUSED_OP ? original : (asFusedElementwise(original) ?? asFusedReduce(original) ?? original);
   if (!READERS.has(n.op) || (n.op === FUSED_MATMUL_OP && [...at.keys()].some((pos) => pos < 2))) return undefined;
   const own = decodeInputViews(n.attrs, n.inputs.length, n.op);
   if (typeof own === 'string') return undefined;
