@@ -177,6 +177,80 @@ describe(`${CASES} generated convolution epilogues: fused against unfused`, () =
   }, 300_000);
 });
 
+/**
+ * A conv2d reading one or both operands through a transpose by [1, 0, 2, 3] (a weight gradient reads both:
+ * the batch contracted like a channel), with random sizes, stride, padding and dilation, and half of the
+ * time a bias and ReLU epilogue; the feeds at concrete sizes.
+ */
+function prologueCase(random: () => number, which: 'x' | 'w' | 'both'): Case {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const n = pick([1, 2, 3, 5]);
+  const c = pick([1, 2, 3, 6]);
+  const o = pick([1, 4, 6, 9, 33]);
+  const [kh, kw] = [pick([1, 2, 3, 5]), pick([1, 3])];
+  const stride: [number, number] = [pick([1, 1, 2]), pick([1, 2])];
+  const dilation: [number, number] = [pick([1, 1, 2]), 1];
+  const padding: [number, number] = [pick([0, 1, 2]), pick([0, 1])];
+  const [h, w] = [dilation[0] * (kh - 1) + 1 + pick([0, 3, 8]), dilation[1] * (kw - 1) + 1 + pick([0, 4, 9])];
+  const b = new G();
+  const symbolic = random() < 0.5;
+  const N: Dim = symbolic ? sym('B') : n;
+  const x = which === 'w' ? b.input('x', f32t(N, c, h, w)) : b.op('transpose', [b.input('xt', f32t(c, N, h, w))], { perm: [1, 0, 2, 3] });
+  const wt = which === 'x' ? b.input('w', f32t(o, c, kh, kw)) : b.op('transpose', [b.input('wt', f32t(c, o, kh, kw))], { perm: [1, 0, 2, 3] });
+  let y = b.op('conv2d', [x, wt], { stride, padding, dilation });
+  const epilogue = random() < 0.5;
+  if (epilogue) y = b.op('maximum', [b.op('add', [y, b.input('bias', f32t(o, 1, 1))]), scalar(b, 0)]);
+  const graph = b.graph({ y });
+  const sizes = new Map<string, number>(symbolic ? [['B', n]] : []);
+  const feeds = new Map<string, Tensor>(
+    graph.inputs.map((i) => {
+      const shape = i.value.type.shape.map((d) => evaluate(d, sizes));
+      return [i.name, tensor('f32', shape, Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => random() * 2 - 1))];
+    }),
+  );
+  const text = `conv2d ${which} transposed: n ${n}${symbolic ? ' (B)' : ''}, c ${c}, o ${o}, ${h}x${w}, kernel ${kh}x${kw}, stride [${stride}], padding [${padding}], dilation [${dilation}]${epilogue ? ', bias + relu' : ''}`;
+  return { graph, feeds, sizes, text };
+}
+
+// lavapipe compiles every distinct convolution shader (sizes are baked), so few cases: each operand choice twice
+const PROLOGUE_CASES = Number(process.env.DLC_FUSION_CONV_PROLOGUE_CASES ?? 6);
+
+describe(`${PROLOGUE_CASES} generated convolutions of transposed operands (conv2d prologues): fused against unfused`, () => {
+  const random = seededRandom(Number(process.env.DLC_SEED ?? 20261206) + 11);
+  const cases = Array.from({ length: PROLOGUE_CASES }, (_, i) => prologueCase(random, (['x', 'w', 'both'] as const)[i % 3]));
+  const folded = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
+  const plain = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph, { prologues: false }).graph }));
+
+  it('every transpose folds into the conv2d, which reads its operand through transpose_x / transpose_w; the interpreter gives the same bits', () => {
+    for (const [i, c] of cases.entries()) {
+      const g = folded[i].graph;
+      expect(verifyGraph(g), c.text).toEqual([]);
+      expect(g.nodes.some((n) => n.op === 'transpose'), c.text).toBe(false);
+      const conv = g.nodes.find((n) => n.op === 'conv2d' || n.op === 'fused_conv2d')!;
+      expect([conv.attrs.transpose_x === true, conv.attrs.transpose_w === true], c.text).toEqual([c.text.includes('x transposed') || c.text.includes('both'), c.text.includes('w transposed') || c.text.includes('both')]);
+      const feeds = { inputs: c.feeds, params: new Map(), state: new Map() };
+      const want = interpretGraph(c.graph, feeds, { sizes: c.sizes }).outputs;
+      const got = interpretGraph(g, feeds, { sizes: c.sizes }).outputs;
+      for (const [k, t] of want) expect(bitDiffs(got.get(k)!.data, t.data), `${c.text}: output ${k}`).toBe(0);
+    }
+  });
+
+  for (const [variant, options] of [
+    ['the tiled kernel (GPUs)', { variant: 'gpu' }],
+    ['the reduce kernel (GPUs, few outputs)', { variant: 'gpu', wide: 'reduce' }],
+    ['the subgroup kernel (CPU adapters)', { variant: 'cpu' }],
+    ['the direct kernel (CPU adapters without subgroups)', { variant: 'cpu-plain' }],
+  ] as const) {
+    it(`WebGPU, ${variant}: the same bits reading the operands in place as transposing them first`, async () => {
+      const device = await getDevice();
+      const [want, got] = [await runGraphs(device, plain, options), await runGraphs(device, folded, options)];
+      const { compared, bad } = wordDiffs(want, got, (i) => cases[i].text);
+      expect(compared).toBe(cases.length);
+      expect(bad.slice(0, 5)).toEqual([]);
+    }, 300_000);
+  }
+});
+
 describe('the pass on hand-built convolution graphs', () => {
   /** conv2d(x, w) + b[None, :, None, None], then ReLU: LeNet's Conv layer. */
   function lenetConv() {

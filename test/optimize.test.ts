@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
+import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -760,6 +760,31 @@ describe('join-padded-sums', () => {
       b.out('dx', blocks.reduce((acc, v) => b.op('add', [acc, v])));
     });
     expect(joinPaddedSums(overlap)).toBe(overlap);
+  });
+});
+
+describe('one-hot-compares', () => {
+  it('one_hot becomes a comparison with an iota (clamped or not, any dtype); the same bits, indices out of range included', () => {
+    const g = build((b) => {
+      const labels = b.input('labels', 'i32[B]');
+      b.out('clamped', b.op('one_hot', [labels], { depth: 4, dtype: 'f32', clamp: true }));
+      b.out('plain', b.op('one_hot', [labels], { depth: 4, dtype: 'bool' }));
+      b.out('unsigned', b.op('one_hot', [b.input('u', 'u32[B]')], { depth: 3, dtype: 'i32', clamp: true }));
+    });
+    const got = oneHotCompares(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.some((n) => n.op === 'one_hot')).toBe(false);
+    expect(got.nodes.filter((n) => n.op === 'iota')).toHaveLength(3);
+    // cse shares the iota of one depth and type
+    expect(optimize(got).nodes.filter((n) => n.op === 'iota')).toHaveLength(2);
+    const sizes = new Map([['B', 6]]);
+    const feeds = { inputs: new Map([['labels', tensor('i32', [6], [-2, 0, 1, 3, 4, 9])], ['u', tensor('u32', [6], [0, 1, 2, 3, 7, 1])]]), params: new Map(), state: new Map() };
+    const want = interpretGraph(g, feeds, { sizes }).outputs;
+    const have = interpretGraph(got, feeds, { sizes }).outputs;
+    for (const [k, t] of want) {
+      expect(have.get(k)!.dtype, k).toBe(t.dtype);
+      expect([...have.get(k)!.data], k).toEqual([...t.data]);
+    }
   });
 });
 

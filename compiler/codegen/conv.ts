@@ -34,6 +34,7 @@
 // words; stride, padding, dilation and groups are baked. Its loop (`ConvKernel`) is shared with
 // fused_conv_transpose2d, which applies an elementwise epilogue to the sum before the store.
 import type { Node } from '../ir/types.ts';
+import { conv2dOperands } from '../ops/conv.ts';
 import { type Dim, floorDiv, isConcrete, mul } from '../shapes/dim.ts';
 import { uvec } from './elementwise.ts';
 import { ceilDiv, type CpuVariantPlan, type KernelPlan, type WidePlan } from './kernel.ts';
@@ -204,7 +205,10 @@ const GEMM_WORDS = ['M', 'OG', 'K', 'O', 'TN', 'TM', 'TT', 'OHW', 'C', 'H', 'W',
  */
 export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue?: ConvEpilogue; read?: ConvRead }): { wgsl: string; words: Dim[]; workgroups: Dim } {
   checkF32(node);
-  const [x, w] = node.inputs.map((v) => v.type);
+  // the operands as the convolution reads them: transpose_x / transpose_w store them with the first two axes swapped
+  const [x, w] = conv2dOperands(node.inputs[0].type, node.inputs[1].type, node.attrs);
+  const tx = node.attrs.transpose_x === true;
+  const tw = node.attrs.transpose_w === true;
   const out = node.outputs[0].type.shape;
   const { stride, padding, dilation, groups } = params(node);
   const [n, c, h, wd] = x.shape;
@@ -226,7 +230,15 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
   const read = options.read ?? CONV2D_READ;
   const flipped = read.flipped;
   const [sh, sw] = read.inputDilation;
-  const what = !flipped ? 'conv2d f32' : sh === 1 && sw === 1 ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : `conv_transpose2d f32 at stride [${sh},${sw}], as the conv2d over its flipped weights and its input dilated by the stride`;
+  if ((tx || tw) && (flipped || groups !== 1)) throw new Error('conv2d reads transposed operands only as itself and with groups 1');
+  // input pixel (nb, channel c, row, column) at ((nb * C + c) * H + row) * W + column, or with transpose_x
+  // ((c * NB + nb) * H + row) * W + column: the base of (nb, gc) and the step between channels (XC = NB * H)
+  const xBase = (nb: string, gc: string) => (tx ? `(${gc} * (M / OHW) + ${nb}) * H` : `(${nb} * C + ${gc}) * H`);
+  const xc = tx ? 'XC' : 'H';
+  // weight (o, ci, tap) at o * K + ci * KHW + tap, or with transpose_w (ci * O + o) * KHW + tap (WC = O * KHW)
+  const wo = tw ? 'KHW' : 'K';
+  const wc = tw ? 'WC' : 'KHW';
+  const what = !flipped ? `conv2d f32${tx || tw ? ` reading ${[tx ? 'x' : '', tw ? 'w' : ''].filter(Boolean).join(' and ')} with the first two axes swapped` : ''}` : sh === 1 && sw === 1 ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : `conv_transpose2d f32 at stride [${sh},${sw}], as the conv2d over its flipped weights and its input dilated by the stride`;
   // whether virtual input row (column) `v`, an i32, is an input pixel, and which (the input dilated by s: v / s where s divides v)
   const inside = (v: string, s: number, n: string) => (s === 1 ? `${v} >= 0i && ${v} < i32(${n})` : `${v} >= 0i && ${v} % ${s}i == 0i && ${v} / ${s}i < i32(${n})`);
   const at = (v: string, s: number) => (s === 1 ? `u32(${v})` : `u32(${v} / ${s}i)`);
@@ -255,6 +267,8 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
   const W = isConcrete(og) ? Math.min(64, Math.max(SUBGROUP_SPREAD, Math.ceil(og / cols / SUBGROUP_SPREAD) * SUBGROUP_SPREAD)) : SUBGROUP_SPREAD;
   const span = W * cols;
   body.push('  let t = wid.y * nwg.x + wid.x;');
+  if (tx) body.push('  let XC = (M / OHW) * H;');
+  if (tw) body.push('  let WC = O * KHW;');
   if (reduce) {
     // one workgroup per output element t = (n, o, oh, ow); lane li sums k = li, li + 256, ...; then a tree in workgroup memory
     body.push('  if (t >= M * O) { return; }');
@@ -264,15 +278,15 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push(`  let g = ${groups === 1 ? '0u' : 'o / OG'};`);
     body.push(`  let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
     body.push(`  let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
-    body.push('  let xn = (nb * C + g * CG) * H;');
-    body.push('  let wo = o * K;');
+    body.push(`  let xn = ${xBase('nb', 'g * CG')};`);
+    body.push(`  let wo = o * ${wo};`);
     body.push('  var acc = 0.0;');
     body.push(`  for (var q = li; q < K; q += ${REDUCE_LANES}u) {`);
     body.push('    let ci = q / KHW;');
     body.push('    let rq = q % KHW;');
     body.push(`    let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
     body.push(`    let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
-    body.push(`    if (${inBounds('ih', 'iw')}) { acc = fma(x[${pixel('ih', 'iw', 'xn + ci * H')}], wt[${flipped ? flippedIndex('ci', 'rq', '(o - g * OG)') : 'wo + q'}], acc); }`);
+    body.push(`    if (${inBounds('ih', 'iw')}) { acc = fma(x[${pixel('ih', 'iw', `xn + ci * ${xc}`)}], wt[${flipped ? flippedIndex('ci', 'rq', '(o - g * OG)') : tw ? 'wo + ci * WC + rq' : 'wo + q'}], acc); }`);
     body.push('  }');
     body.push('  partial[li] = acc;');
     body.push('  workgroupBarrier();');
@@ -297,24 +311,24 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
       body.push(`  let ohw${r} = p${r} % OHW;`);
       body.push(`  let ih${r} = i32(${times(`(ohw${r} / OW)`, stride[0])}) - ${padding[0]}i;`);
       body.push(`  let iw${r} = i32(${times(`(ohw${r} % OW)`, stride[1])}) - ${padding[1]}i;`);
-      body.push(`  let xn${r} = ((p${r} / OHW) * C + g * CG) * H;`);
+      body.push(`  let xn${r} = ${xBase(`(p${r} / OHW)`, 'g * CG')};`);
     }
     body.push('  let cl = OG - 1u;');
     for (let j = 0; j < cols; j++) {
       body.push(`  let c${j} = col0 + li + ${j * W}u;`);
-      body.push(flipped ? `  let cj${j} = min(c${j}, cl);` : `  let wo${j} = (g * OG + min(c${j}, cl)) * K;`);
+      body.push(flipped ? `  let cj${j} = min(c${j}, cl);` : `  let wo${j} = (g * OG + min(c${j}, cl)) * ${wo};`);
     }
     const accType = cols === 1 ? 'f32' : `vec${cols}<f32>`;
     for (let i = 0; i < R; i++) body.push(`  var acc${i} = ${accType}(0.0);`);
     body.push('  for (var ci = 0u; ci < CG; ci++) {');
     if (flipped) for (let j = 0; j < cols; j++) body.push(`    let wo${j} = ((g * CG + ci) * OG + cj${j}) * KHW + KHW - 1u;`);
-    else body.push('    let kc = ci * KHW;');
+    else body.push(`    let kc = ci * ${wc};`);
     body.push(...tapLoops);
     for (let r = 0; r < R / SUBGROUP_SPREAD; r++) {
       body.push(`        let h${r} = ih${r} + da;`);
       body.push(`        let w${r} = iw${r} + db;`);
       body.push(`        var x${r} = 0.0;`);
-      body.push(`        if (${inBounds(`h${r}`, `w${r}`)}) { x${r} = x[${pixel(`h${r}`, `w${r}`, `xn${r} + ci * H`)}]; }`);
+      body.push(`        if (${inBounds(`h${r}`, `w${r}`)}) { x${r} = x[${pixel(`h${r}`, `w${r}`, `xn${r} + ci * ${xc}`)}]; }`);
     }
     body.push('        let q = ka + b;');
     body.push(`        let wv = ${accType}(${Array.from({ length: cols }, (_, j) => (flipped ? `wt[wo${j} - q]` : `wt[wo${j} + q]`)).join(', ')});`);
@@ -355,22 +369,22 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
       body.push(`  let ohw${i} = p${i} % OHW;`);
       body.push(`  let ih${i} = i32(${times(`(ohw${i} / OW)`, stride[0])}) - ${padding[0]}i;`);
       body.push(`  let iw${i} = i32(${times(`(ohw${i} % OW)`, stride[1])}) - ${padding[1]}i;`);
-      body.push(`  let xn${i} = ((p${i} / OHW) * C + g * CG) * H;`);
+      body.push(`  let xn${i} = ${xBase(`(p${i} / OHW)`, 'g * CG')};`);
     }
     body.push('  let cl = OG - 1u;');
     if (flipped) body.push('  let cj = vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl));');
-    else body.push('  let wo = (vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + g * OG) * K;');
+    else body.push(`  let wo = (vec4<u32>(min(c0, cl), min(c0 + 1u, cl), min(c0 + 2u, cl), min(c0 + 3u, cl)) + g * OG) * ${wo};`);
     for (let i = 0; i < P; i++) body.push(`  var acc${i} = vec4<f32>(0.0);`);
     body.push('  for (var ci = 0u; ci < CG; ci++) {');
     if (flipped) body.push('    let wo = ((g * CG + ci) * OG + cj) * KHW + KHW - 1u;');
-    else body.push('    let kc = ci * KHW;');
+    else body.push(`    let kc = ci * ${wc};`);
     body.push(...tapLoops);
     // each position's pixel for this tap, 0 in the padding (a masked read: padding lanes load nothing)
     for (let i = 0; i < P; i++) {
       body.push(`        let h${i} = ih${i} + da;`);
       body.push(`        let w${i} = iw${i} + db;`);
       body.push(`        var x${i} = 0.0;`);
-      body.push(`        if (${inBounds(`h${i}`, `w${i}`)}) { x${i} = x[${pixel(`h${i}`, `w${i}`, `xn${i} + ci * H`)}]; }`);
+      body.push(`        if (${inBounds(`h${i}`, `w${i}`)}) { x${i} = x[${pixel(`h${i}`, `w${i}`, `xn${i} + ci * ${xc}`)}]; }`);
     }
     body.push('        let q = ka + b;');
     // flipped: wo already ends at the channel's last tap, so tap q is wo - q
@@ -411,7 +425,7 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push('        let ohw = ar % OHW;');
     body.push(`        let ih0 = i32(${times('(ohw / OW)', stride[0])}) - ${padding[0]}i;`);
     body.push(`        let iw0 = i32(${times('(ohw % OW)', stride[1])}) - ${padding[1]}i;`);
-    body.push('        let xn = (nb * C + xg) * H;');
+    body.push(`        let xn = ${xBase('nb', 'xg')};`);
     body.push('        for (var j = 0u; j < 4u; j++) {');
     body.push('          let q = ac + j;');
     body.push('          if (q >= K) { break; }');
@@ -419,7 +433,7 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push('          let rq = q % KHW;');
     body.push(`          let ih = ih0 + i32(${times('(rq / KW)', dilation[0])});`);
     body.push(`          let iw = iw0 + i32(${times('(rq % KW)', dilation[1])});`);
-    body.push(`          if (${inBounds('ih', 'iw')}) { va[j] = x[${pixel('ih', 'iw', 'xn + ci * H')}]; }`);
+    body.push(`          if (${inBounds('ih', 'iw')}) { va[j] = x[${pixel('ih', 'iw', `xn + ci * ${xc}`)}]; }`);
     body.push('        }');
     body.push('      }');
     body.push('      tileA[e] = va;');
@@ -428,8 +442,8 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push(`      let bc = col0 + (e % ${R}u) * 4u;`);
     body.push('      var vb = vec4<f32>(0.0);');
     body.push('      if (br < K) {');
-    body.push(`        let bo = ${flipped ? flippedIndex('(br / KHW)', '(br % KHW)', 'bc') : '(wg + bc) * K + br'};`);
-    const step = flipped ? 'KHW' : 'K'; // between neighbouring channels
+    body.push(`        let bo = ${flipped ? flippedIndex('(br / KHW)', '(br % KHW)', 'bc') : tw ? '(wg + bc) * KHW + (br / KHW) * WC + br % KHW' : '(wg + bc) * K + br'};`);
+    const step = flipped || tw ? 'KHW' : 'K'; // between neighbouring channels
     for (let j = 0; j < 4; j++) body.push(`        if (bc${j > 0 ? ` + ${j}u` : ''} < OG) { vb.${LANES[j]} = wt[bo${j > 0 ? ` + ${j}u * ${step}` : ''}]; }`);
     body.push('      }');
     body.push('      tileB[e] = vb;');

@@ -59,14 +59,40 @@ export function convTransposeOutSize(n: Dim, k: Dim, s: number, p: number, d: nu
 
 const nonPositive = (d: Dim) => isConcrete(d) && d <= 0;
 
+/** An operand with its first two axes swapped (a transpose by [1, 0, 2, 3]). */
+function swapFirstTwo(t: TensorType): TensorType {
+  return t.shape.length < 2 ? t : { ...t, shape: [t.shape[1], t.shape[0], ...t.shape.slice(2)] };
+}
+
+function swapFirstTwoTensor(t: Tensor): Tensor {
+  const [a, b, ...rest] = t.shape;
+  const inner = rest.reduce((p, q) => p * q, 1);
+  const data = new Float64Array(t.data.length);
+  for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) data.set(t.data.subarray((i * b + j) * inner, (i * b + j + 1) * inner), (j * a + i) * inner);
+  return { ...t, shape: [b, a, ...rest], data };
+}
+
+/**
+ * conv2d's operands as the convolution reads them: with `transpose_x` (`transpose_w`) the stored input
+ * (weights) has its first two axes swapped, [C, N, H, W] ([I, O, KH, KW]), and the convolution reads it
+ * as NCHW (OIHW) through its own indexing. The fusion pass sets these where it folds a transpose by
+ * [1, 0, 2, 3] into the conv2d that reads it (a weight gradient: the batch contracted like a channel).
+ */
+export function conv2dOperands(x: TensorType, w: TensorType, attrs: Attrs): [TensorType, TensorType] {
+  return [attrs.transpose_x === true ? swapFirstTwo(x) : x, attrs.transpose_w === true ? swapFirstTwo(w) : w];
+}
+
 registerOp({
   name: 'conv2d',
   family: 'contraction',
   arity: 2,
   differentiable: 'all',
-  attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', groups: 'optional' },
+  attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', groups: 'optional', transpose_x: 'optional', transpose_w: 'optional' },
   lower: { kind: 'kernel', kernel: conv2dPlans },
-  infer([x, w], attrs) {
+  infer(operands, attrs) {
+    if (operands.length !== 2) return err('conv2d takes an input and weights');
+    const [x, w] = conv2dOperands(operands[0], operands[1], attrs);
+    if ((attrs.transpose_x === true || attrs.transpose_w === true) && convParams(attrs).groups !== 1) return err('conv2d reads transposed operands (transpose_x, transpose_w) with groups 1 only');
     const bad = convCommon('conv2d', x, w, attrs, ['stride', 'padding', 'dilation']);
     if (bad) return bad;
     const { stride, padding, dilation, groups } = convParams(attrs);
@@ -83,7 +109,7 @@ registerOp({
     return [{ dtype: x.dtype, shape: [n, o, ho, wo] }];
   },
   interpret([x, w], attrs) {
-    return [conv2dRef(x, w, convParams(attrs))];
+    return [conv2dRef(attrs.transpose_x === true ? swapFirstTwoTensor(x) : x, attrs.transpose_w === true ? swapFirstTwoTensor(w) : w, convParams(attrs))];
   },
   /**
    * input: conv_transpose2d of ct with the same weights (OIHW read as IOHW), output_padding restoring
@@ -94,6 +120,7 @@ registerOp({
     if (!ct) return [null, null];
     const p = convParams(attrs);
     if (p.groups !== 1) throw new Error(`internal: the gradient of conv2d with groups ${p.groups} is not implemented (groups = 1 only)`);
+    if (attrs.transpose_x || attrs.transpose_w) throw new Error('internal: the gradient of conv2d is taken before fusion folds transposes into it');
     const [, , h, wd] = x.type.shape;
     const [, , kh, kw] = w.type.shape;
     const [, , ho, wo] = ct.type.shape;

@@ -38,7 +38,9 @@
 // swapped (a sibling, earlier than the matmuls): the matmuls read the sibling's result with the flag
 // flipped. Attention makes these: k goes to heads as [B, h, T, d] (for the values' gradient) and as
 // [B, h, d, T] (for q @ k^T), and so do q and v in the backward pass. The matmul then takes its
-// epilogue as any other, and a fused_matmul keeps the transposes among its attributes.
+// epilogue as any other, and a fused_matmul keeps the transposes among its attributes. Likewise a
+// transpose by [1, 0, 2, 3] read only by f32 conv2d nodes of one group (a weight gradient reads x and dy
+// so) folds into them: the conv2d reads the operand with `transpose_x` / `transpose_w` (ops/conv.ts).
 //
 // Convolution epilogues: then each f32 conv2d and conv_transpose2d (in graph order) merges the same way,
 // by the same rules, into a group no matmul or other convolution has taken, and the group becomes one
@@ -97,9 +99,10 @@ export interface FusedGroup {
 
 /** A transpose folded into a matmul's operand (a matmul prologue). */
 export interface FusedPrologue {
-  /** Indices in the input graph of the transpose (now gone) and of the matmul that reads its operand. */
+  /** Indices in the input graph of the transpose (now gone) and of the matmul (or conv2d) that reads its operand. */
   readonly transpose: number;
   readonly matmul: number;
+  /** The operand read: a matmul's a or b; a conv2d's input (a) or weights (b). */
   readonly operand: 'a' | 'b';
   /**
    * For a transpose that is not a swap of the last two axes: the sibling transpose of the same operand
@@ -164,6 +167,12 @@ function swapsLastTwo(n: Node): boolean {
 function swapLastEntries(perm: readonly number[]): number[] {
   const r = perm.length;
   return perm.map((p, i) => (i === r - 2 ? perm[r - 1] : i === r - 1 ? perm[r - 2] : p));
+}
+
+/** A conv2d that can read an operand stored with its first two axes swapped (f32, groups 1, neither operand read so yet). */
+function convOperandFolds(n: Node): boolean {
+  const groups = n.attrs.groups ?? 1;
+  return n.op === 'conv2d' && n.inputs.length === 2 && n.outputs.length === 1 && groups === 1 && n.outputs[0].type.dtype === 'f32' && !hasF16(n) && n.attrs.transpose_x !== true && n.attrs.transpose_w !== true;
 }
 
 /** A matmul the kernels lower and the fusion pass may rewrite (f32, a and b). */
@@ -375,6 +384,26 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
         }
         const { transpose_a: _a, transpose_b: _b, ...rest } = mm.attrs;
         rewritten.set(c, { ...mm, inputs, attrs: { ...rest, ...transposeAttrs(t.a, t.b) } });
+      }
+    }
+    // conv2d prologues: a weight gradient convolves transpose(x, [1, 0, 2, 3]) with transpose(dy, [1, 0, 2, 3])
+    // (the batch contracted like a channel); conv2d reads either operand with its first two axes swapped
+    for (let k = 0; k < N; k++) {
+      const n = nodes[k];
+      const perm = n.attrs.perm;
+      if (n.op !== 'transpose' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || !Array.isArray(perm) || perm.join() !== '1,0,2,3') continue;
+      const out = n.outputs[0];
+      const uses = consumers.get(out.id) ?? [];
+      const reads = (c: number) => nodes[c].inputs.filter((v) => v.id === out.id).length;
+      if (uses.length === 0 || results.has(out.id) || !uses.every((c) => convOperandFolds(nodes[c]) && reads(c) === 1)) continue;
+      foldedTransposes.add(k);
+      for (const c of uses) {
+        const conv = rewritten.get(c) ?? nodes[c];
+        const at = nodes[c].inputs[0].id === out.id ? 0 : 1;
+        const flag = at === 0 ? 'transpose_x' : 'transpose_w';
+        const inputs = conv.inputs.map((v, i) => (i === at ? n.inputs[0] : v));
+        rewritten.set(c, { ...conv, inputs, attrs: { ...conv.attrs, [flag]: true } });
+        prologues.push({ transpose: k, matmul: c, operand: at === 0 ? 'a' : 'b' });
       }
     }
   }

@@ -1,7 +1,8 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, sorted scatters, batched matmul sums, padded blocks joined, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, one-hot rows as comparisons, sorted scatters, batched matmul sums, padded blocks joined, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
 import { selectLabels } from './gathers.ts';
+import { oneHotCompares } from './one-hot.ts';
 import { sortScatters } from './scatters.ts';
 import { batchMatmulSums } from './matmul-sums.ts';
 import { batchReduceSums } from './reduce-sums.ts';
@@ -12,7 +13,7 @@ import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
+export { batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -21,6 +22,7 @@ export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = 
   { name: 'simplify', run: simplify },
   { name: 'sink-broadcasts', run: sinkBroadcasts },
   { name: 'select-labels', run: selectLabels },
+  { name: 'one-hot-compares', run: oneHotCompares },
   { name: 'sort-scatters', run: sortScatters },
   { name: 'batch-matmul-sums', run: batchMatmulSums },
   { name: 'join-padded-sums', run: joinPaddedSums },

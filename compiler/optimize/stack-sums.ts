@@ -15,6 +15,7 @@ import type { Attrs, Graph, Node, TensorType, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
 import { sameType, Substitution, withNodes } from './rewrite.ts';
+import { stableOrder } from './contract.ts';
 
 /** Fewer terms than this stay as they are: the concats and the stacked op would not be fewer dispatches. */
 export const MIN_TERMS = 4;
@@ -95,5 +96,21 @@ export function stackSums<T>(g: Graph, rule: StackRule<T>): Graph {
     }
     changed = true;
   });
-  return changed ? withNodes(g, nodes, new Substitution()) : g;
+  return changed ? withNodes(g, inDependencyOrder(nodes), new Substitution()) : g;
 }
+
+/**
+ * The nodes with each after the producers of its inputs: a stacked op sits where its chain's root was,
+ * but a rule may stack values defined after that (the concats a slab of which each term sums), so
+ * where one reads a later value the nodes are reordered, each as early as it may (contract.ts's order).
+ */
+function inDependencyOrder(nodes: readonly Node[]): readonly Node[] {
+  const producer = new Map<number, number>();
+  nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
+  if (nodes.every((n, k) => n.inputs.every((v) => (producer.get(v.id) ?? -1) < k))) return nodes;
+  const units = new Map(nodes.map((n, k) => [k, { key: k, deps: new Set(n.inputs.flatMap((v) => (producer.has(v.id) ? [producer.get(v.id)!] : []))) }]));
+  const order = stableOrder(units);
+  if (!order) throw new Error('internal: stacking a sum made a cycle');
+  return order.map((k) => nodes[k]);
+}
+

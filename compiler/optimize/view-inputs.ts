@@ -4,13 +4,14 @@
 // strided_copies for several views of one source); a lone slice, transpose or broadcast is one too.
 // Where every reader of such a result is a fused kernel that can read an input through a view (a
 // fused_elementwise, a fused_reduce, a fused_matmul's epilogue input, a lone elementwise op, which
-// becomes a fused_elementwise of one sub-op, or a lone reduction, which becomes a fused_reduce of one unit) and keeps its result types when it does, the copy need not
-// be stored at all: each reader takes the copy's source as an input read through the same view
-// (ops/fused.ts, `views`), and the copy is dropped, or keeps only the results something else reads. A
-// kernel that writes a parameter's or a state's update is left to fuse-updates.ts. An LSTM cell's four
-// gates are four column blocks of one pre-activation z; the cell kernel reads them straight from z
-// instead of a strided_copies kernel writing them out first: one dispatch per step fewer, forward and
-// backward. The values read are the same elements, so results are bit-identical. Pure.
+// becomes a fused_elementwise of one sub-op, or a lone reduction, which becomes a fused_reduce of one
+// unit) and keeps its result types when it does, the copy need not be stored at all: each reader takes
+// the copy's source as an input read through the same view (ops/fused.ts, `views`), and the copy is
+// dropped, or keeps only the results something else reads. A kernel that writes a parameter's or a
+// state's update is left to fuse-updates.ts. An LSTM cell's four gates are four column blocks of one
+// pre-activation z; the cell kernel reads them straight from z instead of a strided_copies kernel
+// writing them out first: one dispatch per step fewer, forward and backward. The values read are the
+// same elements, so results are bit-identical. Pure.
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
 import { graphUses, layerCallsWithout } from '../ir/uses.ts';
 import { asFusedElementwise, decodeInputViews, encodeInputViews, FUSED_OP, type InputView } from '../ops/fused.ts';

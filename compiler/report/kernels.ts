@@ -351,9 +351,11 @@ function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shape
   const contraction = (op: string): number => {
     if (k.inputs.length < 2) return 0;
     if (op === 'matmul') return 2 * out * innerK();
-    // weights [O, C/groups, KH, KW] (conv2d) or [C, O/groups, KH, KW] (conv_transpose2d)
-    const perFirst = shapeOf(k.inputs[1]).slice(1).reduce((x, y) => x * y, 1);
-    return op === 'conv_transpose2d' ? 2 * numel(k.inputs[0]) * perFirst : 2 * out * perFirst;
+    // weights [O, C/groups, KH, KW] (conv2d; stored [C, O, KH, KW] when read transposed, so per output
+    // channel: all of them over the output's O) or [C, O/groups, KH, KW] (conv_transpose2d)
+    if (op === 'conv_transpose2d') return 2 * numel(k.inputs[0]) * shapeOf(k.inputs[1]).slice(1).reduce((x, y) => x * y, 1);
+    const channels = k.outputs.length > 0 ? (shapeOf(k.outputs[0])[1] ?? 1) : 1;
+    return channels > 0 ? (2 * out * numel(k.inputs[1])) / channels : 0;
   };
   if (isFusedOp(k.op)) {
     // without the fusion data, a fused matmul or convolution (by its name) still counts its contraction
