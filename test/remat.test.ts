@@ -98,7 +98,7 @@ describe('rematerialization', () => {
     expect(graph.nodes.length).toBeLessThan(g.nodes.length * 2);
   });
 
-  it('copies again without the copies that joined no group, where that gives fewer kernels (a two-layer LSTM)', () => {
+  it('keeps the fewest kernels of fusing without copies, with every copy, and again without the copies that joined no group (a two-layer LSTM)', () => {
     const file = 'examples/lstm_classifier.dl';
     const modelArgs = new Map([['ActivityClassifier', argsOf('ActivityClassifier', 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3')]]);
     const step = compileTraining(readFileSync(file, 'utf8'), file, undefined, { modelArgs }).trainings[0].steps[0];
@@ -106,6 +106,8 @@ describe('rematerialization', () => {
     const all = kernelCount(fuseGraph(rematerialize(step).graph, { remat: false }).graph);
     const { graph } = fuseGraph(step);
     expect(verifyGraph(graph)).toEqual([]);
-    expect(kernelCount(graph)).toBeLessThan(Math.min(none, all));
+    // since the stacked bias sums (reduce-sums.ts) every copy pays here: 200 kernels without copies, 184 with
+    expect(kernelCount(graph)).toBeLessThanOrEqual(Math.min(none, all));
+    expect(all).toBeLessThan(none);
   });
 });

@@ -85,7 +85,8 @@ describe('dlc compile --report', () => {
     expect(md).toMatch(/### Fusion refusals: train\n\n\d+ (bindings|shape|cycle)/);
 
     // the training step's kernel table: the first matmul is the first layer, x[B, 784] @ w[784, 16]
-    const rows = mdTable(md, `Kernels: train (${fused.graphs.steps[0].kernels.length} dispatches)`);
+    const once = fused.graphs.steps[0].kernels.filter((k) => k.once).length;
+    const rows = mdTable(md, `Kernels: train (${fused.graphs.steps[0].kernels.length} dispatches${once > 0 ? `, ${once} of them once per size` : ''})`);
     const body = rows.filter((row) => row[1] !== '**total**');
     expect(body.length).toBe(fused.graphs.steps[0].kernels.length);
     // (a matmul fused with its epilogue shows its own FLOPs in the op cell: `fused_matmul: matmul (n FLOPs), add, ...`)
