@@ -589,54 +589,6 @@ describe('sort-scatters', () => {
   });
 });
 
-describe('batch-matmul-sums', () => {
-  /** A recurrence's weight gradient: Σ_t h_tᵀ dz_t over `steps` steps, plus a bias-like extra term. */
-  const sumGraph = (steps: number, extra: boolean) =>
-    build((b) => {
-      const terms: Value[] = [];
-      for (let t = 0; t < steps; t++) {
-        const h = b.input(`h${t}`, 'f32[B, 3]');
-        const dz = b.input(`dz${t}`, 'f32[B, 4]');
-        // one step's term reads its operand through matmul's transpose_a attribute, the others through a transpose
-        terms.push(t === 1 ? b.op('matmul', [h, dz], { transpose_a: true }) : b.op('matmul', [b.op('transpose', [h], { perm: [1, 0] }), dz]));
-      }
-      if (extra) terms.push(b.input('w', 'f32[3, 4]'));
-      b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
-    });
-
-  it('a sum of 5 terms h_tᵀ dz_t becomes one matmul over the stacked steps, plus the other terms; the same values up to rounding', () => {
-    const g = sumGraph(5, true);
-    const got = optimize(g);
-    expect(verifyGraph(got)).toEqual([]);
-    expect(got.nodes.map((n) => n.op)).toEqual(['concat', 'concat', 'transpose', 'matmul', 'add']);
-    const sizes = new Map([['B', 2]]);
-    const random = seededRandom(SEED);
-    const inputs = new Map(
-      g.inputs.map((i) => {
-        const shape = i.value.type.shape.map((d) => (typeof d === 'number' ? d : 2)); // B = 2
-        return [i.name, tensor('f32', shape, Array.from({ length: shape[0] * shape[1] }, () => random() - 0.5))];
-      }),
-    );
-    const feeds = { inputs, params: new Map(), state: new Map() };
-    const want = interpretGraph(g, feeds, { sizes }).outputs.get('dw')!;
-    const have = interpretGraph(got, feeds, { sizes }).outputs.get('dw')!;
-    expect(have.shape).toEqual([3, 4]);
-    have.data.forEach((v, i) => expect(v).toBeCloseTo(want.data[i], 12));
-  });
-
-  it('fewer than 4 terms, or terms read elsewhere, stay as they are', () => {
-    const three = sumGraph(3, false);
-    expect(batchMatmulSums(three)).toBe(three);
-    // the same sum with each term also returned: none may be replaced
-    const shared = build((b) => {
-      const terms = Array.from({ length: 5 }, (_, t) => b.op('matmul', [b.input(`h${t}`, 'f32[2, 3]'), b.input(`dz${t}`, 'f32[2, 4]')], { transpose_a: true }));
-      terms.forEach((v, t) => b.out(`term${t}`, v));
-      b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
-    });
-    expect(batchMatmulSums(shared)).toBe(shared);
-  });
-});
-
 /** Random feeds for a graph of f32 inputs, every symbolic size 2. */
 function feedsAt2(g: Graph, seed: number) {
   const random = seededRandom(seed);
@@ -660,6 +612,42 @@ function expectSameOutputs(g: Graph, got: Graph, seed: number, digits = Infinity
     else have.get(k)!.data.forEach((v, i) => expect(v, k).toBeCloseTo(t.data[i], digits));
   }
 }
+
+describe('batch-matmul-sums', () => {
+  /** A recurrence's weight gradient: Σ_t h_tᵀ dz_t over `steps` steps, plus a bias-like extra term. */
+  const sumGraph = (steps: number, extra: boolean) =>
+    build((b) => {
+      const terms: Value[] = [];
+      for (let t = 0; t < steps; t++) {
+        const h = b.input(`h${t}`, 'f32[B, 3]');
+        const dz = b.input(`dz${t}`, 'f32[B, 4]');
+        // one step's term reads its operand through matmul's transpose_a attribute, the others through a transpose
+        terms.push(t === 1 ? b.op('matmul', [h, dz], { transpose_a: true }) : b.op('matmul', [b.op('transpose', [h], { perm: [1, 0] }), dz]));
+      }
+      if (extra) terms.push(b.input('w', 'f32[3, 4]'));
+      b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+
+  it('a sum of 5 terms h_tᵀ dz_t becomes one matmul over the stacked steps, plus the other terms; the same values up to rounding', () => {
+    const g = sumGraph(5, true);
+    const got = optimize(g);
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['concat', 'concat', 'transpose', 'matmul', 'add']);
+    expectSameOutputs(g, got, SEED, 12);
+  });
+
+  it('fewer than 4 terms, or terms read elsewhere, stay as they are', () => {
+    const three = sumGraph(3, false);
+    expect(batchMatmulSums(three)).toBe(three);
+    // the same sum with each term also returned: none may be replaced
+    const shared = build((b) => {
+      const terms = Array.from({ length: 5 }, (_, t) => b.op('matmul', [b.input(`h${t}`, 'f32[2, 3]'), b.input(`dz${t}`, 'f32[2, 4]')], { transpose_a: true }));
+      terms.forEach((v, t) => b.out(`term${t}`, v));
+      b.out('dw', terms.reduce((acc, v) => b.op('add', [acc, v])));
+    });
+    expect(batchMatmulSums(shared)).toBe(shared);
+  });
+});
 
 describe('batch-reduce-sums', () => {
   /** A recurrence's bias gradient: Σ_t sum_0(dz_t) over `steps` steps, plus an extra term. */
@@ -802,16 +790,6 @@ describe('stack-shared-matmuls', () => {
         b.out(`h${t}`, h);
       }
     });
-  const feedsOf = (g: Graph) => {
-    const random = seededRandom(SEED + 7);
-    const inputs = new Map(
-      g.inputs.map((i) => {
-        const shape = i.value.type.shape.map((d) => (typeof d === 'number' ? d : 2)); // B = 2
-        return [i.name, tensor('f32', shape, Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => random() - 0.5))];
-      }),
-    );
-    return { inputs, params: new Map(), state: new Map() };
-  };
 
   it("a recurrence's input projections x_t w_x over 5 steps become one matmul over the stacked steps; h_t w_h, which waits for the previous step, stays; the same bits", () => {
     const g = recurrence(5);
@@ -823,10 +801,7 @@ describe('stack-shared-matmuls', () => {
     expect(matmuls.filter((n) => n.inputs[1].id === g.inputs[2].value.id)).toHaveLength(5);
     // each step reads its rows of the product
     expect(got.nodes.filter((n) => n.op === 'slice' && n.inputs[0].id === stacked[0].outputs[0].id)).toHaveLength(5);
-    const sizes = new Map([['B', 2]]);
-    const want = interpretGraph(g, feedsOf(g), { sizes }).outputs;
-    const have = interpretGraph(got, feedsOf(g), { sizes }).outputs;
-    for (const [k, t] of want) expect([...have.get(k)!.data], k).toEqual([...t.data]);
+    expectSameOutputs(g, got, SEED + 7);
     // in the whole pipeline too, once
     expect(optimize(g).nodes.filter((n) => n.op === 'matmul')).toHaveLength(6);
   });
