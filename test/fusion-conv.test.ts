@@ -182,7 +182,7 @@ describe(`${CASES} generated convolution epilogues: fused against unfused`, () =
  * the batch contracted like a channel), with random sizes, stride, padding and dilation, and half of the
  * time a bias and ReLU epilogue; the feeds at concrete sizes.
  */
-function prologueCase(random: () => number, which: 'x' | 'w' | 'both'): Case {
+function prologueCase(random: () => number, which: 'x' | 'w' | 'both' | 'gradient'): Case {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
   const n = pick([1, 2, 3, 5]);
   const c = pick([1, 2, 3, 6]);
@@ -198,8 +198,10 @@ function prologueCase(random: () => number, which: 'x' | 'w' | 'both'): Case {
   const x = which === 'w' ? b.input('x', f32t(N, c, h, w)) : b.op('transpose', [b.input('xt', f32t(c, N, h, w))], { perm: [1, 0, 2, 3] });
   const wt = which === 'x' ? b.input('w', f32t(o, c, kh, kw)) : b.op('transpose', [b.input('wt', f32t(c, o, kh, kw))], { perm: [1, 0, 2, 3] });
   let y = b.op('conv2d', [x, wt], { stride, padding, dilation });
-  const epilogue = random() < 0.5;
+  // a weight gradient: both operands transposed, and the result transposed back
+  const epilogue = which !== 'gradient' && random() < 0.5;
   if (epilogue) y = b.op('maximum', [b.op('add', [y, b.input('bias', f32t(o, 1, 1))]), scalar(b, 0)]);
+  if (which === 'gradient') y = b.op('transpose', [y], { perm: [1, 0, 2, 3] });
   const graph = b.graph({ y });
   const sizes = new Map<string, number>(symbolic ? [['B', n]] : []);
   const feeds = new Map<string, Tensor>(
@@ -212,22 +214,27 @@ function prologueCase(random: () => number, which: 'x' | 'w' | 'both'): Case {
   return { graph, feeds, sizes, text };
 }
 
-// lavapipe compiles every distinct convolution shader (sizes are baked), so few cases: each operand choice twice
-const PROLOGUE_CASES = Number(process.env.DLC_FUSION_CONV_PROLOGUE_CASES ?? 6);
+// lavapipe compiles every distinct convolution shader (sizes are baked), so few cases: each choice twice
+const PROLOGUE_CASES = Number(process.env.DLC_FUSION_CONV_PROLOGUE_CASES ?? 8);
 
 describe(`${PROLOGUE_CASES} generated convolutions of transposed operands (conv2d prologues): fused against unfused`, () => {
   const random = seededRandom(Number(process.env.DLC_SEED ?? 20261206) + 11);
-  const cases = Array.from({ length: PROLOGUE_CASES }, (_, i) => prologueCase(random, (['x', 'w', 'both'] as const)[i % 3]));
+  const cases = Array.from({ length: PROLOGUE_CASES }, (_, i) => prologueCase(random, (['x', 'w', 'both', 'gradient'] as const)[i % 4]));
   const folded = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
   const plain = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph, { prologues: false }).graph }));
 
-  it('every transpose folds into the conv2d, which reads its operand through transpose_x / transpose_w; the interpreter gives the same bits', () => {
+  it('every transpose folds into the conv2d, which reads its operand through transpose_x / transpose_w and stores a transposed result through transpose_out; the interpreter gives the same bits', () => {
     for (const [i, c] of cases.entries()) {
       const g = folded[i].graph;
       expect(verifyGraph(g), c.text).toEqual([]);
       expect(g.nodes.some((n) => n.op === 'transpose'), c.text).toBe(false);
       const conv = g.nodes.find((n) => n.op === 'conv2d' || n.op === 'fused_conv2d')!;
-      expect([conv.attrs.transpose_x === true, conv.attrs.transpose_w === true], c.text).toEqual([c.text.includes('x transposed') || c.text.includes('both'), c.text.includes('w transposed') || c.text.includes('both')]);
+      const grad = c.text.includes('gradient transposed');
+      expect([conv.attrs.transpose_x === true, conv.attrs.transpose_w === true, conv.attrs.transpose_out === true], c.text).toEqual([
+        c.text.includes('x transposed') || c.text.includes('both') || grad,
+        c.text.includes('w transposed') || c.text.includes('both') || grad,
+        grad,
+      ]);
       const feeds = { inputs: c.feeds, params: new Map(), state: new Map() };
       const want = interpretGraph(c.graph, feeds, { sizes: c.sizes }).outputs;
       const got = interpretGraph(g, feeds, { sizes: c.sizes }).outputs;

@@ -209,6 +209,7 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
   const [x, w] = conv2dOperands(node.inputs[0].type, node.inputs[1].type, node.attrs);
   const tx = node.attrs.transpose_x === true;
   const tw = node.attrs.transpose_w === true;
+  const to = node.attrs.transpose_out === true;
   const out = node.outputs[0].type.shape;
   const { stride, padding, dilation, groups } = params(node);
   const [n, c, h, wd] = x.shape;
@@ -230,7 +231,11 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
   const read = options.read ?? CONV2D_READ;
   const flipped = read.flipped;
   const [sh, sw] = read.inputDilation;
-  if ((tx || tw) && (flipped || groups !== 1)) throw new Error('conv2d reads transposed operands only as itself and with groups 1');
+  if ((tx || tw || to) && (flipped || groups !== 1)) throw new Error('conv2d reads or stores transposed operands only as itself and with groups 1');
+  if (to && options.epilogue) throw new Error('a conv2d storing its result transposed takes no epilogue');
+  // output (nb, o, ohw) at (nb * O + o) * OHW + ohw, or with transpose_out (o * NB + nb) * OHW + ohw
+  const outAt = (nb: string, o: string) => (to ? `(${o} * (M / OHW) + ${nb}) * OHW + ohw` : `ob + ${o} * OHW`);
+  const outBase = to ? [] : ['    let ob = nb * O * OHW + ohw;'];
   // input pixel (nb, channel c, row, column) at ((nb * C + c) * H + row) * W + column, or with transpose_x
   // ((c * NB + nb) * H + row) * W + column: the base of (nb, gc) and the step between channels (XC = NB * H)
   const xBase = (nb: string, gc: string) => (tx ? `(${gc} * (M / OHW) + ${nb}) * H` : `(${nb} * C + ${gc}) * H`);
@@ -238,7 +243,8 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
   // weight (o, ci, tap) at o * K + ci * KHW + tap, or with transpose_w (ci * O + o) * KHW + tap (WC = O * KHW)
   const wo = tw ? 'KHW' : 'K';
   const wc = tw ? 'WC' : 'KHW';
-  const what = !flipped ? `conv2d f32${tx || tw ? ` reading ${[tx ? 'x' : '', tw ? 'w' : ''].filter(Boolean).join(' and ')} with the first two axes swapped` : ''}` : sh === 1 && sw === 1 ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : `conv_transpose2d f32 at stride [${sh},${sw}], as the conv2d over its flipped weights and its input dilated by the stride`;
+  const swapped = [tx ? 'reading x' : '', tw ? 'reading w' : '', to ? 'storing the result' : ''].filter(Boolean).join(', ');
+  const what = !flipped ? `conv2d f32${swapped ? `, ${swapped} with the first two axes swapped` : ''}` : sh === 1 && sw === 1 ? 'conv_transpose2d f32 at stride 1, as the conv2d over its flipped weights' : `conv_transpose2d f32 at stride [${sh},${sw}], as the conv2d over its flipped weights and its input dilated by the stride`;
   // whether virtual input row (column) `v`, an i32, is an input pixel, and which (the input dilated by s: v / s where s divides v)
   const inside = (v: string, s: number, n: string) => (s === 1 ? `${v} >= 0i && ${v} < i32(${n})` : `${v} >= 0i && ${v} % ${s}i == 0i && ${v} / ${s}i < i32(${n})`);
   const at = (v: string, s: number) => (s === 1 ? `u32(${v})` : `u32(${v} / ${s}i)`);
@@ -294,7 +300,7 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
     body.push('    if (li < s) { partial[li] = partial[li] + partial[li + s]; }');
     body.push('    workgroupBarrier();');
     body.push('  }');
-    body.push(`  if (li == 0u) { ${store('t', 'partial[0]')} }`);
+    body.push(`  if (li == 0u) { ${store(to ? outAt('nb', 'o') : 't', 'partial[0]')} }`);
   } else if (subgroup) {
     // 16 positions per workgroup (rows), `cols` channels per invocation W apart; lane s (mod 8) gathers
     // positions s and s + 8 for each tap and subgroupBroadcast hands them to the subgroup
@@ -340,11 +346,11 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
       body.push(`  if (row0 + ${i}u < M) {`);
       body.push(`    let nb = (row0 + ${i}u) / OHW;`);
       body.push(`    let ohw = (row0 + ${i}u) % OHW;`);
-      body.push('    let ob = nb * O * OHW + ohw;');
+      body.push(...outBase);
       for (let j = 0; j < cols; j++) {
         body.push(`    if (c${j} < OG) {`);
         body.push(`      let o = g * OG + c${j};`);
-        body.push(`      ${store('ob + o * OHW', cols === 1 ? `acc${i}` : `acc${i}[${j}]`)}`);
+        body.push(`      ${store(outAt('nb', 'o'), cols === 1 ? `acc${i}` : `acc${i}[${j}]`)}`);
         body.push('    }');
       }
       body.push('  }');
@@ -397,11 +403,11 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
       body.push(`  if (r0 + ${i}u < M) {`);
       body.push(`    let nb = p${i} / OHW;`);
       body.push(`    let ohw = ohw${i};`);
-      body.push('    let ob = nb * O * OHW + ohw;');
+      body.push(...outBase);
       body.push('    for (var j = 0u; j < 4u; j++) {');
       body.push('      if (c0 + j >= OG) { break; }');
       body.push('      let o = g * OG + c0 + j;');
-      body.push(`      ${store('ob + o * OHW', `acc${i}[j]`)}`);
+      body.push(`      ${store(outAt('nb', 'o'), `acc${i}[j]`)}`);
       body.push('    }');
       body.push('  }');
     }
@@ -464,11 +470,11 @@ export function conv2dGemm(node: Node, options: { variant: ConvVariant; epilogue
       body.push(`  if (r0 + ${i}u < M) {`);
       body.push(`    let nb = (r0 + ${i}u) / OHW;`);
       body.push(`    let ohw = (r0 + ${i}u) % OHW;`);
-      body.push('    let ob = nb * O * OHW + ohw;');
+      body.push(...outBase);
       for (let j = 0; j < 4; j++) {
         body.push(`    if (c0 + ${j}u < OG) {`);
         body.push(`      let o = wg + c0 + ${j}u;`);
-        body.push(`      ${store('ob + o * OHW', `acc${i}.${LANES[j]}`)}`);
+        body.push(`      ${store(outAt('nb', 'o'), `acc${i}.${LANES[j]}`)}`);
         body.push('    }');
       }
       body.push('  }');

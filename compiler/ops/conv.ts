@@ -75,8 +75,9 @@ function swapFirstTwoTensor(t: Tensor): Tensor {
 /**
  * conv2d's operands as the convolution reads them: with `transpose_x` (`transpose_w`) the stored input
  * (weights) has its first two axes swapped, [C, N, H, W] ([I, O, KH, KW]), and the convolution reads it
- * as NCHW (OIHW) through its own indexing. The fusion pass sets these where it folds a transpose by
- * [1, 0, 2, 3] into the conv2d that reads it (a weight gradient: the batch contracted like a channel).
+ * as NCHW (OIHW) through its own indexing; with `transpose_out` it stores its result so too, [O, N, OH,
+ * OW]. The fusion pass sets these where it folds a transpose by [1, 0, 2, 3] into the conv2d that reads
+ * it or that it reads (a weight gradient: the batch contracted like a channel, the result back to OIHW).
  */
 export function conv2dOperands(x: TensorType, w: TensorType, attrs: Attrs): [TensorType, TensorType] {
   return [attrs.transpose_x === true ? swapFirstTwo(x) : x, attrs.transpose_w === true ? swapFirstTwo(w) : w];
@@ -87,12 +88,12 @@ registerOp({
   family: 'contraction',
   arity: 2,
   differentiable: 'all',
-  attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', groups: 'optional', transpose_x: 'optional', transpose_w: 'optional' },
+  attrs: { stride: 'optional', padding: 'optional', dilation: 'optional', groups: 'optional', transpose_x: 'optional', transpose_w: 'optional', transpose_out: 'optional' },
   lower: { kind: 'kernel', kernel: conv2dPlans },
   infer(operands, attrs) {
     if (operands.length !== 2) return err('conv2d takes an input and weights');
     const [x, w] = conv2dOperands(operands[0], operands[1], attrs);
-    if ((attrs.transpose_x === true || attrs.transpose_w === true) && convParams(attrs).groups !== 1) return err('conv2d reads transposed operands (transpose_x, transpose_w) with groups 1 only');
+    if ((attrs.transpose_x === true || attrs.transpose_w === true || attrs.transpose_out === true) && convParams(attrs).groups !== 1) return err('conv2d reads or stores transposed operands (transpose_x, transpose_w, transpose_out) with groups 1 only');
     const bad = convCommon('conv2d', x, w, attrs, ['stride', 'padding', 'dilation']);
     if (bad) return bad;
     const { stride, padding, dilation, groups } = convParams(attrs);
@@ -106,10 +107,11 @@ registerOp({
     const ho = convOutSize(h, kh, stride[0], padding[0], dilation[0]);
     const wo = convOutSize(wd, kw, stride[1], padding[1], dilation[1]);
     if (nonPositive(ho) || nonPositive(wo)) return err(`conv2d kernel is larger than the padded input: ${typeStr(x)} and ${typeStr(w)}`, 1, 0);
-    return [{ dtype: x.dtype, shape: [n, o, ho, wo] }];
+    return [{ dtype: x.dtype, shape: attrs.transpose_out === true ? [o, n, ho, wo] : [n, o, ho, wo] }];
   },
   interpret([x, w], attrs) {
-    return [conv2dRef(attrs.transpose_x === true ? swapFirstTwoTensor(x) : x, attrs.transpose_w === true ? swapFirstTwoTensor(w) : w, convParams(attrs))];
+    const out = conv2dRef(attrs.transpose_x === true ? swapFirstTwoTensor(x) : x, attrs.transpose_w === true ? swapFirstTwoTensor(w) : w, convParams(attrs));
+    return [attrs.transpose_out === true ? swapFirstTwoTensor(out) : out];
   },
   /**
    * input: conv_transpose2d of ct with the same weights (OIHW read as IOHW), output_padding restoring
@@ -120,7 +122,7 @@ registerOp({
     if (!ct) return [null, null];
     const p = convParams(attrs);
     if (p.groups !== 1) throw new Error(`internal: the gradient of conv2d with groups ${p.groups} is not implemented (groups = 1 only)`);
-    if (attrs.transpose_x || attrs.transpose_w) throw new Error('internal: the gradient of conv2d is taken before fusion folds transposes into it');
+    if (attrs.transpose_x || attrs.transpose_w || attrs.transpose_out) throw new Error('internal: the gradient of conv2d is taken before fusion folds transposes into it');
     const [, , h, wd] = x.type.shape;
     const [, , kh, kw] = w.type.shape;
     const [, , ho, wo] = ct.type.shape;

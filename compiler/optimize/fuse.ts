@@ -40,7 +40,9 @@
 // [B, h, d, T] (for q @ k^T), and so do q and v in the backward pass. The matmul then takes its
 // epilogue as any other, and a fused_matmul keeps the transposes among its attributes. Likewise a
 // transpose by [1, 0, 2, 3] read only by f32 conv2d nodes of one group (a weight gradient reads x and dy
-// so) folds into them: the conv2d reads the operand with `transpose_x` / `transpose_w` (ops/conv.ts).
+// so) folds into them: the conv2d reads the operand with `transpose_x` / `transpose_w` (ops/conv.ts); and
+// one that is a conv2d result's only reader (the weight gradient back to OIHW) makes it store its result
+// so (`transpose_out`): such a conv2d then takes no epilogue (the transpose, its result's reader, is none).
 //
 // Convolution epilogues: then each f32 conv2d and conv_transpose2d (in graph order) merges the same way,
 // by the same rules, into a group no matmul or other convolution has taken, and the group becomes one
@@ -102,8 +104,8 @@ export interface FusedPrologue {
   /** Indices in the input graph of the transpose (now gone) and of the matmul (or conv2d) that reads its operand. */
   readonly transpose: number;
   readonly matmul: number;
-  /** The operand read: a matmul's a or b; a conv2d's input (a) or weights (b). */
-  readonly operand: 'a' | 'b';
+  /** The operand read: a matmul's a or b; a conv2d's input (a) or weights (b), or its result (out: the transpose read the conv2d). */
+  readonly operand: 'a' | 'b' | 'out';
   /**
    * For a transpose that is not a swap of the last two axes: the sibling transpose of the same operand
    * whose result the matmul reads instead (its perm is this one's with the last two entries swapped).
@@ -169,10 +171,11 @@ function swapLastEntries(perm: readonly number[]): number[] {
   return perm.map((p, i) => (i === r - 2 ? perm[r - 1] : i === r - 1 ? perm[r - 2] : p));
 }
 
-/** A conv2d that can read an operand stored with its first two axes swapped (f32, groups 1, neither operand read so yet). */
-function convOperandFolds(n: Node): boolean {
+/** A conv2d that can read an operand (or store its result: `out`) with the first two axes swapped: f32, groups 1, none so yet. */
+function convOperandFolds(n: Node, out = false): boolean {
   const groups = n.attrs.groups ?? 1;
-  return n.op === 'conv2d' && n.inputs.length === 2 && n.outputs.length === 1 && groups === 1 && n.outputs[0].type.dtype === 'f32' && !hasF16(n) && n.attrs.transpose_x !== true && n.attrs.transpose_w !== true;
+  const swapped = out ? n.attrs.transpose_out === true : n.attrs.transpose_x === true || n.attrs.transpose_w === true;
+  return n.op === 'conv2d' && n.inputs.length === 2 && n.outputs.length === 1 && groups === 1 && n.outputs[0].type.dtype === 'f32' && !hasF16(n) && !swapped;
 }
 
 /** A matmul the kernels lower and the fusion pass may rewrite (f32, a and b). */
@@ -405,6 +408,19 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
         rewritten.set(c, { ...conv, inputs, attrs: { ...conv.attrs, [flag]: true } });
         prologues.push({ transpose: k, matmul: c, operand: at === 0 ? 'a' : 'b' });
       }
+    }
+    // and the weight gradient's result, [C, O, KH, KW], transposed back to OIHW: where the transpose is its
+    // one reader, the conv2d stores its result so (`transpose_out`) and defines the transpose's value
+    for (let k = 0; k < N; k++) {
+      const n = nodes[k];
+      const perm = n.attrs.perm;
+      if (n.op !== 'transpose' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || !Array.isArray(perm) || perm.join() !== '1,0,2,3') continue;
+      const c = producer.get(n.inputs[0].id);
+      if (c === undefined || !convOperandFolds(nodes[c], true) || results.has(n.inputs[0].id) || (consumers.get(n.inputs[0].id) ?? []).length !== 1) continue;
+      const conv = rewritten.get(c) ?? nodes[c];
+      foldedTransposes.add(k);
+      rewritten.set(c, { ...conv, attrs: { ...conv.attrs, transpose_out: true }, outputs: [n.outputs[0]] });
+      prologues.push({ transpose: k, matmul: c, operand: 'out' });
     }
   }
 

@@ -266,7 +266,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
           if (typeof body !== 'string') subOps = [...(anchor === k.op ? [] : [anchor]), ...body.ops.filter((s) => s.op !== 'full').map((s) => s.op)];
         }
       }
-      const parts = kernelFlops(k, subOps, shapeOf, numel);
+      const parts = kernelFlops(k, subOps, shapeOf, numel, node?.attrs.transpose_out === true);
       return {
         index,
         op: k.op,
@@ -338,7 +338,7 @@ function anchorOf(op: string): string {
  * kernel: a matmul or convolution sub-op counts as its own kernel would over the fused kernel's first two
  * inputs (a and b, or x and w) and its iteration shape, every other sub-op one per element.
  */
-function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shapeOf: (i: number) => number[], numel: (i: number) => number): { op: string; flops: number }[] {
+function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shapeOf: (i: number) => number[], numel: (i: number) => number, storedTransposed = false): { op: string; flops: number }[] {
   const out = k.outputs.length > 0 ? numel(k.outputs[0]) : 0;
   // a's last two axes are [m, k], or [k, m] when it is read transposed (a matmul prologue): where the
   // second-to-last is the output's m, k is the last (either way when k == m)
@@ -352,9 +352,10 @@ function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shape
     if (k.inputs.length < 2) return 0;
     if (op === 'matmul') return 2 * out * innerK();
     // weights [O, C/groups, KH, KW] (conv2d; stored [C, O, KH, KW] when read transposed, so per output
-    // channel: all of them over the output's O) or [C, O/groups, KH, KW] (conv_transpose2d)
+    // channel: all of them over the output's O, its axis 0 when it stores its result transposed) or
+    // [C, O/groups, KH, KW] (conv_transpose2d)
     if (op === 'conv_transpose2d') return 2 * numel(k.inputs[0]) * shapeOf(k.inputs[1]).slice(1).reduce((x, y) => x * y, 1);
-    const channels = k.outputs.length > 0 ? (shapeOf(k.outputs[0])[1] ?? 1) : 1;
+    const channels = k.outputs.length > 0 ? (shapeOf(k.outputs[0])[storedTransposed ? 0 : 1] ?? 1) : 1;
     return channels > 0 ? (2 * out * numel(k.inputs[1])) / channels : 0;
   };
   if (isFusedOp(k.op)) {
