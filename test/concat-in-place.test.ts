@@ -59,7 +59,31 @@ describe('concats in place', () => {
     expect([...run(graph)]).toEqual([...run(c.graph)]);
   });
 
-  it('refusals: an operand read elsewhere, a plain matmul, two operands of one matmul kernel, a kernel reading another operand, a result an update reads', () => {
+  it("an operand read elsewhere too (a scan's yield, also the next step's input): its elementwise kernel stores a copy into the slab, one more output of the same register", async () => {
+    const b = new G();
+    const x = b.input('x', f32t(B, 4));
+    const y = b.input('y', f32t(B, 4));
+    const w = b.input('w', f32t(4, 4));
+    // h1 is read by the concat and by a matmul; h2 (the matmul's epilogue) by the concat alone
+    const h1 = b.op('add', [b.op('exp', [x]), b.op('sin', [y])]);
+    const h2 = b.op('tanh', [b.op('matmul', [h1, w])]);
+    const sizes = new Map([['B', 3]]);
+    const c: FusedCase = { graph: b.graph({ hs: b.op('concat', [h1, h2], { axis: 1 }), next: b.op('matmul', [h1, b.input('v', f32t(4, 2))]) }), feeds: feedsFor(b, sizes, seededRandom(SEED + 9)), sizes };
+    const plain = fuseGraph(c.graph, { concatsInPlace: false }).graph;
+    const { graph } = fuseGraph(c.graph);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(inPlace(graph)).toBe(1);
+    expect(kernelCount(graph)).toBe(kernelCount(plain) - 1);
+    // h1's kernel stores it twice: for the matmul and, through its view, into the concat's buffer
+    const h1Kernel = graph.nodes.find((n) => n.op === FUSED_OP && n.outputs.some((v) => v.id === h1.id))!;
+    expect(h1Kernel.outputs).toHaveLength(2);
+    const views = decodeOutputViews(h1Kernel.attrs, h1Kernel.outputs.map((v) => v.type));
+    expect(typeof views !== 'string' && views.map((v) => v.output)).toEqual([1]);
+    expectSameBits(c, graph, 'copies into the slab');
+    expect(await gpuMismatches([c], { concatsInPlace: false }, 'copies into the slab')).toEqual([]);
+  });
+
+  it('refusals: a plain matmul, two operands of one matmul kernel, a kernel reading another operand, a result an update reads', () => {
     const refused = (build: (b: G) => Record<string, Value>, params?: (b: G, outs: Record<string, Value>) => ParamInfo[]): number => {
       const b = new G();
       const outs = build(b);
@@ -71,11 +95,11 @@ describe('concats in place', () => {
     const x = (b: G) => b.input('x', f32t(2, 3));
     // a positive control: two elementwise bodies
     expect(refused((b) => ({ c: b.op('concat', [b.op('exp', [b.op('sin', [x(b)])]), b.op('cos', [b.op('exp', [x(b)])])], { axis: 0 }) }))).toBe(1);
-    // an operand also returned
+    // an operand also returned: its elementwise kernel stores a copy
     expect(refused((b) => {
       const e = b.op('exp', [b.op('sin', [x(b)])]);
       return { e, c: b.op('concat', [e, b.op('cos', [x(b)])], { axis: 0 }) };
-    })).toBe(0);
+    })).toBe(1);
     // a plain matmul's result
     expect(refused((b) => ({ c: b.op('concat', [b.op('matmul', [x(b), b.input('w', f32t(3, 3))]), b.op('exp', [x(b)])], { axis: 0 }) }))).toBe(0);
     // an elementwise kernel writing two operands (exp(x) and exp(x) * x, one group) stores both, binding the buffer once

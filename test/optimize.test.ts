@@ -18,7 +18,7 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
+import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, concatReshapes, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
@@ -773,6 +773,33 @@ describe('one-hot-compares', () => {
       expect(have.get(k)!.dtype, k).toBe(t.dtype);
       expect([...have.get(k)!.data], k).toEqual([...t.data]);
     }
+  });
+});
+
+describe('concat-reshapes', () => {
+  it("a scan's yields (each step's [B, 3] reshaped to [B, 1, 3], concatenated along axis 1) become a reshape of the steps concatenated; the same bits", () => {
+    const g = build((b) => {
+      const hs = [0, 1, 2].map((t) => b.op('reshape', [b.op('tanh', [b.input(`h${t}`, 'f32[B, 3]')])], { shape: ty('f32[B, 1, 3]').shape }));
+      b.out('ys', b.op('concat', hs, { axis: 1 }));
+    });
+    const got = dce(concatReshapes(g));
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['tanh', 'tanh', 'tanh', 'concat', 'reshape']);
+    expect(got.nodes[3].outputs[0].type.shape.map(String)).toEqual([String(ty('f32[B]').shape[0]), '9']);
+    expectSameOutputs(g, got, SEED + 8);
+  });
+
+  it('a unit axis after every axis of the operands (they would interleave), or an operand not so reshaped, stays', () => {
+    const last = build((b) => {
+      const cols = [0, 1].map((t) => b.op('reshape', [b.input(`c${t}`, 'f32[2, 3]')], { shape: [2, 3, 1] }));
+      b.out('m', b.op('concat', cols, { axis: 2 }));
+    });
+    expect(concatReshapes(last)).toBe(last);
+    const mixed = build((b) => {
+      const r = b.op('reshape', [b.input('a', 'f32[2, 3]')], { shape: [2, 1, 3] });
+      b.out('m', b.op('concat', [r, b.input('b', 'f32[2, 1, 3]')], { axis: 1 }));
+    });
+    expect(concatReshapes(mixed)).toBe(mixed);
   });
 });
 

@@ -11,16 +11,21 @@
 // elementwise op becomes a fused_elementwise of one sub-op to do so.
 //
 // A fused_elementwise that computes several operands stores them all and binds the buffer once (the
-// views name it); a matmul or row kernel stores one. Refused: an operand that is a graph result or read
-// by anything else, a producer that is no fused kernel (a plain matmul, a reduction's row value), a
-// matmul or row kernel writing two operands (both would bind the one buffer as writable), a producer
-// reading an operand (it would bind the buffer it writes), and a concat
-// whose result an optimizer update reads (fuse-updates.ts places such gradients in arenas). The values
-// are the same tensors, so the interpreter ignores the attributes; the bits are the same. Pure.
-import type { Graph, Node } from '../ir/types.ts';
+// views name it); a matmul or row kernel stores one. An operand that is a graph result or read by
+// anything else keeps its own buffer: where a fused_elementwise computes it, the kernel stores a copy
+// into the slab too (one more output of the same register) and the concat reads the copy (a scan's
+// yield h_t, also the next step's input). Refused: such an operand of any other kernel, a producer that
+// is no fused kernel (a plain matmul, a reduction's row value), a matmul or row kernel writing two
+// operands (both would bind the one buffer as writable), a producer reading an operand that lives in the
+// buffer (it would bind the buffer it writes), a kernel over 8 bindings, and a concat whose result an
+// optimizer update reads (fuse-updates.ts places such gradients in arenas). The values are the same
+// tensors, so the interpreter ignores the attributes; the bits are the same. Pure.
+import type { Graph, Node, Value } from '../ir/types.ts';
+import { firstFreeId } from '../ir/editor.ts';
+import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 import { graphUses } from '../ir/uses.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { asFusedElementwise, decodeOutputViews, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
+import { asFusedElementwise, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_REDUCE_OP, rowLayout } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
@@ -45,6 +50,13 @@ function asWriter(n: Node): Node | undefined {
   return WRITERS.has(n.op) ? n : asFusedElementwise(n);
 }
 
+/** The storage buffers a kernel binds: its distinct inputs, and its outputs with those stored into one concat's buffer counted once. */
+function bindings(n: Node): number {
+  const views = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
+  const bufferOf = (o: number) => (typeof views === 'string' ? undefined : views.find((v) => v.output === o)?.buffer);
+  return new Set(n.inputs.map((v) => v.id)).size + new Set(n.outputs.map((v, o) => bufferOf(o) ?? `own ${v.id}`)).size;
+}
+
 /** Whether output `o` of a fused_reduce is a whole-row value (one per element of its row domain), which has a slab. */
 function isWholeRow(n: Node, o: number): boolean {
   const types = viewedInputTypes(n.inputs.map((v) => v.type), n.attrs, FUSED_REDUCE_OP);
@@ -58,6 +70,7 @@ function isWholeRow(n: Node, o: number): boolean {
 /** The graph with every concat whose operands fused kernels can store in place marked `in_place`, and those kernels' `out_views`; how many it marked. */
 export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
   const { producer, consumers, results, updates } = graphUses(g);
+  let nextId = firstFreeId(g);
   const nodes = g.nodes;
   const writesUpdate = (k: number) => nodes[k].outputs.some((v) => updates.has(v.id));
   const replaced = new Map<number, Node>();
@@ -69,35 +82,54 @@ export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
     const shape = y.type.shape;
     const axis = (n.attrs.axis as number) < 0 ? (n.attrs.axis as number) + shape.length : (n.attrs.axis as number);
     const strides = stridesOf(shape);
-    const operands = new Set(n.inputs.map((v) => v.id));
-    if (operands.size !== n.inputs.length) return;
+    if (new Set(n.inputs.map((v) => v.id)).size !== n.inputs.length) return;
+    // the operands read by the concat alone live in its buffer; the others are copied there by their kernels
+    const alone = (r: Value) => !results.has(r.id) && (consumers.get(r.id) ?? []).every((c) => c === k);
+    const operands = new Set(n.inputs.filter(alone).map((v) => v.id));
     // per producer (by index): its node as rewritten so far and the slabs it stores
     const drafts = new Map<number, { node: Node; views: OutputView[] }>();
+    const stored: Value[] = []; // the concat's operands: each r, or the copy of r its kernel stores
     let start: Dim = 0;
+    const mark = nextId;
     for (const r of n.inputs) {
       const p = producer.get(r.id);
-      const readers = consumers.get(r.id) ?? [];
-      if (p === undefined || results.has(r.id) || readers.length !== 1 || readers[0] !== k) return;
+      if (p === undefined) return;
       const draft = drafts.get(p);
-      const writer = draft?.node ?? asWriter(replaced.get(p) ?? nodes[p]);
+      let writer = draft?.node ?? asWriter(replaced.get(p) ?? nodes[p]);
       // a fused_elementwise may store several operands (it binds the buffer once); the other kernels one
       if (!writer || (draft && writer.op !== FUSED_OP) || writer.inputs.some((v) => operands.has(v.id))) return;
-      const o = writer.outputs.findIndex((v) => v.id === r.id);
+      let o = writer.outputs.findIndex((v) => v.id === r.id);
+      let operand = r;
+      if (!alone(r)) {
+        // r is read elsewhere too: a fused_elementwise stores a copy of it (one more output, the same register)
+        const body = writer.op === FUSED_OP ? decodeFusedBody(writer.attrs) : 'not elementwise';
+        if (typeof body === 'string') {
+          nextId = mark;
+          return;
+        }
+        operand = { id: nextId++, type: r.type };
+        writer = { ...writer, attrs: { ...writer.attrs, ...encodeFusedBody({ ops: body.ops, outputs: [...body.outputs, body.outputs[o]] }) }, outputs: [...writer.outputs, operand] };
+        o = writer.outputs.length - 1;
+      }
       if (writer.op === FUSED_REDUCE_OP && !isWholeRow(writer, o)) return;
       const own = draft?.views ?? decodeOutputViews(writer.attrs, writer.outputs.map((v) => v.type), writer.op);
       if (typeof own === 'string' || own.some((v) => v.output === o)) return;
       drafts.set(p, { node: writer, views: [...own, { output: o, offset: mul(start, strides[axis]), strides, buffer: y.id }] });
+      stored.push(operand);
       start = add(start, r.type.shape[axis]);
     }
     const rewritten = new Map<number, Node>();
     for (const [p, { node, views }] of drafts) {
       const next: Node = { ...node, attrs: { ...node.attrs, out_views: encodeOutputViews(views.sort((a, b) => a.output - b.output)) } };
       const types = inferOp(next.op, next.inputs.map((v) => v.type), next.attrs);
-      if (isShapeError(types)) return;
+      if (isShapeError(types) || bindings(next) > MAX_STORAGE_BUFFERS) {
+        nextId = mark;
+        return;
+      }
       rewritten.set(p, next);
     }
     for (const [p, node] of rewritten) replaced.set(p, node);
-    replaced.set(k, { ...n, attrs: { ...n.attrs, in_place: true } });
+    replaced.set(k, { ...n, inputs: stored, attrs: { ...n.attrs, in_place: true } });
     count++;
   });
   if (count === 0) return { graph: g, count };

@@ -1,4 +1,4 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, one-hot rows as comparisons, sorted scatters, batched matmul sums, padded blocks joined, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
+// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, one-hot rows as comparisons, sorted scatters, batched matmul sums, padded blocks joined, concats of unit-axis reshapes as reshapes of concats, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
 import { selectLabels } from './gathers.ts';
@@ -7,13 +7,14 @@ import { sortScatters } from './scatters.ts';
 import { batchMatmulSums } from './matmul-sums.ts';
 import { batchReduceSums } from './reduce-sums.ts';
 import { joinPaddedSums } from './pad-sums.ts';
+import { concatReshapes } from './concat-reshapes.ts';
 import { stackSharedMatmuls } from './stack-matmuls.ts';
 import { cse } from './cse.ts';
 import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { batchMatmulSums, batchReduceSums, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
+export { batchMatmulSums, batchReduceSums, concatReshapes, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -26,6 +27,7 @@ export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = 
   { name: 'sort-scatters', run: sortScatters },
   { name: 'batch-matmul-sums', run: batchMatmulSums },
   { name: 'join-padded-sums', run: joinPaddedSums },
+  { name: 'concat-reshapes', run: concatReshapes },
   { name: 'stack-shared-matmuls', run: stackSharedMatmuls },
   { name: 'fold', run: fold },
   { name: 'cse', run: cse },
