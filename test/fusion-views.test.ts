@@ -9,6 +9,7 @@ import type { Graph, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { fuseViews } from '../compiler/optimize/fuse-views.ts';
 import { fuseGraph } from '../compiler/optimize/fusion.ts';
+import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { STRIDED_CONCAT_OP, STRIDED_COPIES_OP, STRIDED_COPY_OP } from '../compiler/ops/strided-copy.ts';
 import { FUSED_OP } from '../compiler/ops/fused.ts';
 import { getDevice, runGraphs } from './gpu-helpers.ts';
@@ -289,5 +290,35 @@ describe(`${SIBLINGS} generated sets of sibling chains: one strided_copies for t
     const b2 = new G();
     const t = b2.op('transpose', [b2.input('x', f32t(3, 4))], { perm: [1, 0] });
     expect(fuseViews(b2.graph({ t })).graph.nodes.map((n) => n.op)).toEqual(['transpose']);
+  });
+});
+
+describe('concats of evenly spaced views (concat-views.ts)', () => {
+  it("a scan's inputs stacked by step (x[:, t] for t in order, along axis 0) are one strided copy of x; the reversed stacking, whose offsets step back, stays a concat; the same bits", async () => {
+    const { expectSameBits, feedsFor, gpuMismatches } = await import('./fused-cases.ts');
+    const { kernelCount } = await import('../compiler/optimize/fusion.ts');
+    const b = new G();
+    const B = sym('B');
+    const T = 9;
+    const x = b.input('x', f32t(B, T, 3));
+    const w = b.input('w', f32t(3, 4));
+    const steps = Array.from({ length: T }, (_, t) => b.op('reshape', [b.op('slice', [x], { starts: [0, t, 0], stops: [null, t + 1, null] })], { shape: [B, 3] }));
+    const forward = b.op('matmul', [b.op('concat', steps, { axis: 0 }), w]);
+    const backward = b.op('matmul', [b.op('concat', [...steps].reverse(), { axis: 0 }), w]);
+    const sizes = new Map([['B', 5]]);
+    const c = { graph: b.graph({ forward, backward }), feeds: feedsFor(b, sizes, seededRandom(SEED + 7)), sizes };
+    const plain = fuseGraph(c.graph, { concatViews: false }).graph;
+    const { graph } = fuseGraph(c.graph);
+    expect(verifyGraph(graph)).toEqual([]);
+    const copy = graph.nodes.find((n) => n.op === STRIDED_COPY_OP)!;
+    expect(copy.inputs[0].id).toBe(x.id);
+    expect(copy.attrs.strides).toEqual([3, 3 * T, 1]);
+    expect(graph.nodes.filter((n) => n.op === 'concat')).toHaveLength(1);
+    // one node for one: the forward stacking's concat of 9 operands was two dispatches (7 operands each), the copy is one
+    expect(kernelCount(graph)).toBe(kernelCount(plain));
+    const dispatches = (g: Graph) => g.nodes.filter((n) => n.op !== 'reshape').reduce((a, n) => a + lowerNode(n).length, 0);
+    expect(dispatches(graph)).toBe(dispatches(plain) - 1);
+    expectSameBits(c, graph, 'stacked steps');
+    expect(await gpuMismatches([c], { concatViews: false }, 'stacked steps')).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import { fuseViews } from './fuse-views.ts';
 import { rematerialize } from './remat.ts';
 import { readViewsInPlace } from './view-inputs.ts';
 import { concatsInPlace, isInPlaceConcat } from './concat-in-place.ts';
+import { concatsAsViews } from './concat-views.ts';
 import { mergeElementwise } from './merge-elementwise.ts';
 
 export interface FusionOptions extends FuseOptions {
@@ -17,6 +18,8 @@ export interface FusionOptions extends FuseOptions {
   readonly views?: boolean;
   /** Let fused elementwise kernels read strided copies' results through views of their sources instead (view-inputs.ts; default true). */
   readonly viewInputs?: boolean;
+  /** Make a concat of evenly spaced views of one source one strided copy (concat-views.ts; default true). */
+  readonly concatViews?: boolean;
   /** Let fused kernels store a concat's operands straight into its buffer, so the concat dispatches nothing (concat-in-place.ts; default true). */
   readonly concatsInPlace?: boolean;
   /** Merge fused elementwise kernels into the ones that compute their inputs where the bindings now allow (merge-elementwise.ts; default true). */
@@ -106,7 +109,8 @@ class GroupTable {
 /** Elementwise, epilogue, reduction and movement fusion, then copies read in place, concats written in place and elementwise kernels merged, with one report in `g`'s node numbers. */
 function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const fused = fuseAndView(g, options);
-  const slabs = options.concatsInPlace === false ? fused.graph : concatsInPlace(fused.graph).graph;
+  const stacked = options.concatViews === false ? fused.graph : concatsAsViews(fused.graph).graph;
+  const slabs = options.concatsInPlace === false ? stacked : concatsInPlace(stacked).graph;
   if (options.mergeElementwise === false) return { graph: slabs, report: fused.report };
   const { graph, merges } = mergeElementwise(slabs);
   if (merges.length === 0) return { graph, report: fused.report };
