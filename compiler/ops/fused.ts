@@ -132,6 +132,13 @@ export function encodeOutputViews(views: readonly OutputView[]): AttrValue {
   return views.map((v): AttrValue => [v.output, v.offset, [...v.strides], ...(v.buffer === undefined ? [] : [v.buffer])]);
 }
 
+/** The storage buffers a fused kernel binds: its distinct inputs, and its outputs, those stored into one buffer (`OutputView.buffer`) counted once. */
+export function boundBuffers(n: Node): number {
+  const views = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
+  const bufferOf = (o: number) => (typeof views === 'string' ? undefined : views.find((v) => v.output === o)?.buffer);
+  return new Set(n.inputs.map((v) => v.id)).size + new Set(n.outputs.map((v, o) => bufferOf(o) ?? `own ${v.id}`)).size;
+}
+
 /** The output views of a node's attributes (none without `out_views`), checked against its result types, or a message saying what is malformed. */
 export function decodeOutputViews(attrs: Attrs, outputs: readonly TensorType[], op: string = FUSED_OP): OutputView[] | string {
   const { out_views: views } = attrs;

@@ -25,7 +25,7 @@ import { firstFreeId } from '../ir/editor.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 import { graphUses } from '../ir/uses.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { asFusedElementwise, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
+import { asFusedElementwise, boundBuffers, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_REDUCE_OP, rowLayout } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
@@ -48,13 +48,6 @@ export function inPlaceConcatOf(nodes: readonly Node[]): Map<number, Node> {
 /** The node as a kernel that can store an output into a slab: itself, or a lone elementwise op as a fused body of one sub-op. */
 function asWriter(n: Node): Node | undefined {
   return WRITERS.has(n.op) ? n : asFusedElementwise(n);
-}
-
-/** The storage buffers a kernel binds: its distinct inputs, and its outputs with those stored into one concat's buffer counted once. */
-function bindings(n: Node): number {
-  const views = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
-  const bufferOf = (o: number) => (typeof views === 'string' ? undefined : views.find((v) => v.output === o)?.buffer);
-  return new Set(n.inputs.map((v) => v.id)).size + new Set(n.outputs.map((v, o) => bufferOf(o) ?? `own ${v.id}`)).size;
 }
 
 /** Whether output `o` of a fused_reduce is a whole-row value (one per element of its row domain), which has a slab. */
@@ -122,7 +115,7 @@ export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
     for (const [p, { node, views }] of drafts) {
       const next: Node = { ...node, attrs: { ...node.attrs, out_views: encodeOutputViews(views.sort((a, b) => a.output - b.output)) } };
       const types = inferOp(next.op, next.inputs.map((v) => v.type), next.attrs);
-      if (isShapeError(types) || bindings(next) > MAX_STORAGE_BUFFERS) {
+      if (isShapeError(types) || boundBuffers(next) > MAX_STORAGE_BUFFERS) {
         nextId = mark;
         return;
       }

@@ -84,6 +84,17 @@ export function stableOrder(units: ReadonlyMap<number, { readonly key: number; r
   return order.length === units.size ? order : undefined;
 }
 
+/**
+ * The nodes in an order where each follows the producers of its inputs, each as early as that allows and,
+ * among those ready together, by smallest key (default: its position); undefined when they make a cycle.
+ */
+export function dependencyOrder(nodes: readonly Node[], keys: readonly number[] = nodes.map((_, i) => i)): Node[] | undefined {
+  const definedBy = new Map<number, number>();
+  nodes.forEach((n, i) => n.outputs.forEach((v) => definedBy.set(v.id, i)));
+  const units = new Map(nodes.map((n, i) => [i, { key: keys[i], deps: new Set(n.inputs.flatMap((v) => (definedBy.has(v.id) ? [definedBy.get(v.id)!] : []))) }]));
+  return stableOrder(units)?.map((i) => nodes[i]);
+}
+
 /** A binary min-heap of (key, value) pairs, by key. */
 export class MinHeap {
   private readonly keys: number[] = [];

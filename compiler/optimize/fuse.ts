@@ -171,6 +171,12 @@ function swapLastEntries(perm: readonly number[]): number[] {
   return perm.map((p, i) => (i === r - 2 ? perm[r - 1] : i === r - 1 ? perm[r - 2] : p));
 }
 
+/** An f32 transpose by [1, 0, 2, 3]: a conv2d reads or stores such an operand in place (transpose_x, transpose_w, transpose_out). */
+function swapsFirstTwoOf4(n: Node): boolean {
+  const perm = n.attrs.perm;
+  return n.op === 'transpose' && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32' && Array.isArray(perm) && perm.join() === '1,0,2,3';
+}
+
 /** A conv2d that can read an operand (or store its result: `out`) with the first two axes swapped: f32, groups 1, none so yet. */
 function convOperandFolds(n: Node, out = false): boolean {
   const groups = n.attrs.groups ?? 1;
@@ -393,8 +399,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     // (the batch contracted like a channel); conv2d reads either operand with its first two axes swapped
     for (let k = 0; k < N; k++) {
       const n = nodes[k];
-      const perm = n.attrs.perm;
-      if (n.op !== 'transpose' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || !Array.isArray(perm) || perm.join() !== '1,0,2,3') continue;
+      if (!swapsFirstTwoOf4(n)) continue;
       const out = n.outputs[0];
       const uses = consumers.get(out.id) ?? [];
       const reads = (c: number) => nodes[c].inputs.filter((v) => v.id === out.id).length;
@@ -413,8 +418,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     // one reader, the conv2d stores its result so (`transpose_out`) and defines the transpose's value
     for (let k = 0; k < N; k++) {
       const n = nodes[k];
-      const perm = n.attrs.perm;
-      if (n.op !== 'transpose' || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32' || !Array.isArray(perm) || perm.join() !== '1,0,2,3') continue;
+      if (!swapsFirstTwoOf4(n)) continue;
       const c = producer.get(n.inputs[0].id);
       if (c === undefined || !convOperandFolds(nodes[c], true) || results.has(n.inputs[0].id) || (consumers.get(n.inputs[0].id) ?? []).length !== 1) continue;
       const conv = rewritten.get(c) ?? nodes[c];

@@ -16,9 +16,8 @@
 // operands stay opaque to the WGSL compiler (codegen/fused.ts), so the bits are the same. Pure.
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
 import { graphUses, layerCallsWithout } from '../ir/uses.ts';
-import { decodeFusedBody, decodeInputViews, decodeOutputViews, encodeFusedBody, encodeInputViews, encodeOutputViews, FUSED_OP, type FusedSubOp, type InputView, type OutputView } from '../ops/fused.ts';
+import { boundBuffers, decodeFusedBody, decodeInputViews, decodeOutputViews, encodeFusedBody, encodeInputViews, encodeOutputViews, FUSED_OP, type FusedSubOp, type InputView, type OutputView } from '../ops/fused.ts';
 import { sameShape } from '../ops/util.ts';
-import { inPlaceConcatOf } from './concat-in-place.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
 /** Earlier readers of each of B's inputs tried as siblings to merge with (a bound on the search). */
@@ -73,7 +72,6 @@ function merged(a: Node, b: Node, outside: (v: Value) => boolean): Node | undefi
 /** The graph with each fused_elementwise merged into the fused_elementwise that computes its inputs, wherever the rules above allow; each merge as an output id of A and one of B. */
 export function mergeElementwise(g: Graph): { graph: Graph; merges: [number, number][] } {
   const { results, updates } = graphUses(g);
-  const slabOf = inPlaceConcatOf(g.nodes);
   const slots: (Node | undefined)[] = [...g.nodes];
   const slotOf = new Map<number, number>(); // value id -> the slot that defines it
   const readers = new Map<number, Set<number>>(); // value id -> the slots that read it
@@ -99,8 +97,7 @@ export function mergeElementwise(g: Graph): { graph: Graph; merges: [number, num
       const node = merged(a, b, outside);
       if (!node) continue;
       // outputs stored into one in-place concat's buffer bind it once
-      const buffers = new Set(node.outputs.map((v) => slabOf.get(v.id) ?? v));
-      if (new Set(node.inputs.map((v) => v.id)).size + buffers.size > MAX_STORAGE_BUFFERS) continue;
+      if (boundBuffers(node) > MAX_STORAGE_BUFFERS) continue;
       slots[j] = node;
       slots[k] = undefined;
       for (const v of node.outputs) slotOf.set(v.id, j);

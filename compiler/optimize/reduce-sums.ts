@@ -54,32 +54,28 @@ function stackSlabs(terms: readonly Term[], emit: Emit, out: Value | undefined):
   return slab && emit('reduce_sum', [slab], { axes: [...terms[0].axes], keepdims: terms[0].keepdims }, out);
 }
 
-function reduceTerms(readersOf: (v: Value) => readonly Node[]): StackRule<Term> {
-  return {
-    root: (v) => v.type.dtype === 'f32',
-    termOf: (v, nodeOf, readOnce) => {
-      const n = nodeOf(v);
-      if (!n || n.op !== 'reduce_sum' || n.inputs.length !== 1 || !readOnce(v)) return undefined;
-      const x = n.inputs[0];
-      const axes = reduceAxes(n.op, x.type, n.attrs);
-      if (x.type.dtype !== 'f32' || !Array.isArray(axes) || axes[0] !== 0) return undefined;
-      const slab = slabOf(x, readersOf(x), axes);
-      return { x, axes, keepdims: n.attrs.keepdims === true, ...(slab ? { slab } : {}) };
-    },
-    fits: (first, t) => t.keepdims === first.keepdims && t.axes.length === first.axes.length && t.axes.every((a, i) => a === first.axes[i]) && pastFirstAxis(t.x.type, first.x.type),
-    stack: (terms, emit, out) => {
-      const f = terms[0].slab;
-      const slabs = f !== undefined && terms.every((t) => t.slab && t.slab.axis === f.axis && dimEquals(t.slab.offset, f.offset) && pastFirstAxis(t.slab.concat.type, f.concat.type));
-      if (slabs) return stackSlabs(terms, emit, out);
-      const x = emit('concat', terms.map((t) => t.x), { axis: 0 });
-      return x && emit('reduce_sum', [x], { axes: [...terms[0].axes], keepdims: terms[0].keepdims }, out);
-    },
-  };
-}
+const REDUCE_TERMS: StackRule<Term> = {
+  root: (v) => v.type.dtype === 'f32',
+  termOf: (v, nodeOf, readOnce, readersOf) => {
+    const n = nodeOf(v);
+    if (!n || n.op !== 'reduce_sum' || n.inputs.length !== 1 || !readOnce(v)) return undefined;
+    const x = n.inputs[0];
+    const axes = reduceAxes(n.op, x.type, n.attrs);
+    if (x.type.dtype !== 'f32' || !Array.isArray(axes) || axes[0] !== 0) return undefined;
+    const slab = slabOf(x, readersOf(x), axes);
+    return { x, axes, keepdims: n.attrs.keepdims === true, ...(slab ? { slab } : {}) };
+  },
+  fits: (first, t) => t.keepdims === first.keepdims && t.axes.length === first.axes.length && t.axes.every((a, i) => a === first.axes[i]) && pastFirstAxis(t.x.type, first.x.type),
+  stack: (terms, emit, out) => {
+    const f = terms[0].slab;
+    const slabs = f !== undefined && terms.every((t) => t.slab && t.slab.axis === f.axis && dimEquals(t.slab.offset, f.offset) && pastFirstAxis(t.slab.concat.type, f.concat.type));
+    if (slabs) return stackSlabs(terms, emit, out);
+    const x = emit('concat', terms.map((t) => t.x), { axis: 0 });
+    return x && emit('reduce_sum', [x], { axes: [...terms[0].axes], keepdims: terms[0].keepdims }, out);
+  },
+};
 
 export function batchReduceSums(g: Graph): Graph {
   if (!g.nodes.some((n) => n.op === 'reduce_sum')) return g;
-  const readers = new Map<number, Node[]>();
-  for (const n of g.nodes) for (const id of new Set(n.inputs.map((v) => v.id))) (readers.get(id) ?? readers.set(id, []).get(id)!).push(n);
-  return stackSums(g, reduceTerms((v) => readers.get(v.id) ?? []));
+  return stackSums(g, REDUCE_TERMS);
 }

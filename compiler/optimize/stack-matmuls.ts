@@ -20,7 +20,7 @@ import type { Attrs, Graph, Node, TensorType, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
 import { dimToString, mul } from '../shapes/dim.ts';
-import { stableOrder } from './contract.ts';
+import { dependencyOrder } from './contract.ts';
 
 /** Fewer matmuls than this stay as they are: a concat and slices would not pay for one matmul fewer. */
 export const MIN_MATMULS = 4;
@@ -94,10 +94,7 @@ export function stackSharedMatmuls(g: Graph): Graph {
 
   // every node as early as its operands allow, in the original order otherwise (the new ones at their matmuls' places)
   const all: { node: Node; key: number }[] = [...nodes.flatMap((node, k) => (removed.has(k) ? [] : [{ node, key: k }])), ...added];
-  const definedBy = new Map<number, number>();
-  all.forEach((u, i) => u.node.outputs.forEach((v) => definedBy.set(v.id, i)));
-  const units = new Map(all.map((u, i) => [i, { key: u.key, deps: new Set(u.node.inputs.flatMap((v) => (definedBy.has(v.id) ? [definedBy.get(v.id)!] : []))) }]));
-  const order = stableOrder(units);
-  if (!order) throw new Error('stacking matmuls made a cycle (a compiler bug)');
-  return { ...g, nodes: order.map((i) => all[i].node) };
+  const ordered = dependencyOrder(all.map((u) => u.node), all.map((u) => u.key));
+  if (!ordered) throw new Error('stacking matmuls made a cycle (a compiler bug)');
+  return { ...g, nodes: ordered };
 }

@@ -15,7 +15,7 @@ import type { Attrs, Graph, Node, TensorType, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
 import { sameType, Substitution, withNodes } from './rewrite.ts';
-import { stableOrder } from './contract.ts';
+import { dependencyOrder } from './contract.ts';
 
 /** Fewer terms than this stay as they are: the concats and the stacked op would not be fewer dispatches. */
 export const MIN_TERMS = 4;
@@ -29,8 +29,11 @@ export interface StackRule<T> {
   readonly minTerms?: number;
   /** Whether the chain rooted at an add with this result is looked at. */
   readonly root: (v: Value) => boolean;
-  /** The term leaf `v` is, or undefined. `nodeOf` finds a value's producer; `readOnce` says a value has one reader, once. */
-  readonly termOf: (v: Value, nodeOf: (v: Value) => Node | undefined, readOnce: (v: Value) => boolean) => T | undefined;
+  /**
+   * The term leaf `v` is, or undefined. `nodeOf` finds a value's producer; `readOnce` says a value has one
+   * reader, once; `readersOf` gives the nodes reading a value, each once.
+   */
+  readonly termOf: (v: Value, nodeOf: (v: Value) => Node | undefined, readOnce: (v: Value) => boolean, readersOf: (v: Value) => readonly Node[]) => T | undefined;
   /** Whether a term stacks with the first one taken. */
   readonly fits: (first: T, t: T) => boolean;
   /** The stacked sum of the terms through `emit`, written to `out` when given; undefined when a shape rule refused a node. */
@@ -44,6 +47,7 @@ export function stackSums<T>(g: Graph, rule: StackRule<T>): Graph {
     const k = producer.get(v.id);
     return k === undefined ? undefined : g.nodes[k];
   };
+  const readersOf = (v: Value): readonly Node[] => (consumers.get(v.id) ?? []).map((k) => g.nodes[k]);
   const readOnce = (v: Value) => !results.has(v.id) && (consumers.get(v.id) ?? []).length === 1 && g.nodes[consumers.get(v.id)![0]].inputs.filter((w) => w.id === v.id).length === 1;
   /** The leaves of the add chain under `v`, left to right. */
   const leavesOf = (v: Value, isRoot: boolean): Value[] => {
@@ -68,7 +72,7 @@ export function stackSums<T>(g: Graph, rule: StackRule<T>): Graph {
     const terms: T[] = [];
     const others: Value[] = [];
     for (const leaf of leavesOf(n.outputs[0], true)) {
-      const t = rule.termOf(leaf, nodeOf, readOnce);
+      const t = rule.termOf(leaf, nodeOf, readOnce, readersOf);
       if (t !== undefined && (terms.length === 0 || rule.fits(terms[0], t))) terms.push(t);
       else others.push(leaf);
     }
@@ -108,9 +112,8 @@ function inDependencyOrder(nodes: readonly Node[]): readonly Node[] {
   const producer = new Map<number, number>();
   nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
   if (nodes.every((n, k) => n.inputs.every((v) => (producer.get(v.id) ?? -1) < k))) return nodes;
-  const units = new Map(nodes.map((n, k) => [k, { key: k, deps: new Set(n.inputs.flatMap((v) => (producer.has(v.id) ? [producer.get(v.id)!] : []))) }]));
-  const order = stableOrder(units);
-  if (!order) throw new Error('internal: stacking a sum made a cycle');
-  return order.map((k) => nodes[k]);
+  const ordered = dependencyOrder(nodes);
+  if (!ordered) throw new Error('internal: stacking a sum made a cycle');
+  return ordered;
 }
 
