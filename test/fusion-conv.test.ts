@@ -15,7 +15,7 @@ import type { Attrs, Graph, InputInfo, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { FUSED_CONV_OPS } from '../compiler/ops/fused-conv.ts';
-import { encodeFusedBody, FUSED_OP } from '../compiler/ops/fused.ts';
+import { drawsRandom, encodeFusedBody, FUSED_OP } from '../compiler/ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
@@ -106,11 +106,21 @@ function randomCase(random: () => number): Case {
     const steps: string[] = [];
     let y = conv;
     let extras = 0; // epilogue inputs, at most 3: with x, w and at most 3 outputs the kernel stays within 8 buffers
+    let key: Value | undefined;
     const count = int(1, 4);
     for (let s = 0; s < count; s++) {
-      const kinds = ['scale', 'relu', 'relu', 'unary', 'binary', ...(extras < 3 ? ['bias', 'bias', 'residual'] : []), ...(extras === 0 ? ['bn', 'bn'] : [])];
+      const kinds = ['scale', 'relu', 'relu', 'unary', 'binary', ...(extras < 3 ? ['bias', 'bias', 'residual', 'dropout'] : []), ...(extras === 0 ? ['bn', 'bn'] : [])];
       const kind = pick(kinds);
-      if (kind === 'bias') {
+      if (kind === 'dropout') {
+        // a mask drawn at each output element's index, inside the epilogue (the key is one more input)
+        if (!key) {
+          key = b.input('key', { dtype: 'u32', shape: [] });
+          feeds.set('key', tensor('u32', [], [Math.floor(random() * 2 ** 32)]));
+          extras++;
+        }
+        const keep = b.op('cast', [b.op('ge', [b.op('random_uniform', [key], { shape: out, stream: s }), scalar(b, 0.3)])], { dtype: 'f32' });
+        y = b.op('div', [b.op('mul', [y, keep]), scalar(b, 0.7)]);
+      } else if (kind === 'bias') {
         // b[None, :, None, None] as the examples write it, or a bias already shaped [O, 1, 1]
         const bias = random() < 0.5 ? b.op('reshape', [input(`bias${s}`, [o])], { shape: [1, o, 1, 1] }) : input(`bias${s}`, [o, 1, 1]);
         y = b.op('add', random() < 0.8 ? [y, bias] : [bias, y]);
@@ -152,6 +162,9 @@ describe(`${CASES} generated convolution epilogues: fused against unfused`, () =
   it('both convolutions are generated, every one fuses, the fused graph verifies, and the interpreter gives the same bits', () => {
     expect(cases.some((c) => c.text.startsWith('conv2d'))).toBe(true);
     expect(cases.some((c) => c.text.startsWith('conv_transpose2d'))).toBe(true);
+    // epilogues that draw a dropout mask, in both kinds of convolution
+    const drawing = fused.filter((c) => c.graph.nodes.some((n) => FUSED_CONVS.includes(n.op) && drawsRandom(n.attrs))).map((c) => c.graph.nodes.find((n) => FUSED_CONVS.includes(n.op))!.op);
+    expect(new Set(drawing)).toEqual(new Set(FUSED_CONVS));
     for (const [i, c] of cases.entries()) {
       const g = fused[i].graph;
       expect(verifyGraph(g), c.text).toEqual([]);

@@ -16,7 +16,7 @@ import type { Attrs, Graph, Node, TensorType, Value } from '../compiler/ir/types
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { matmulVectorAccess } from '../compiler/codegen/matmul.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
-import { FUSED_OP } from '../compiler/ops/fused.ts';
+import { drawsRandom, FUSED_OP } from '../compiler/ops/fused.ts';
 import { inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
@@ -130,9 +130,16 @@ function randomCase(random: () => number, options: { transposes?: boolean } = {}
   const outputs: Record<string, Value> = {};
   if (random() < 0.25) outputs.mm = mm; // also used outside the epilogue: stored as one more output
   const count = options.transposes ? int(0, 3) : int(1, 4);
+  let key: Value | undefined;
   for (let s = 0; s < count; s++) {
-    const kind = pick(['bias', 'bias', 'residual', 'scale', 'relu', 'unary', 'binary']);
-    if (kind === 'bias') {
+    const kind = pick(['bias', 'bias', 'residual', 'scale', 'relu', 'unary', 'binary', 'dropout']);
+    if (kind === 'dropout') {
+      // a mask drawn at each output element's index, inside the epilogue
+      if (!feeds.has('key')) feeds.set('key', tensor('u32', [], [Math.floor(random() * 2 ** 32)]));
+      key ??= b.input('key', { dtype: 'u32', shape: [] });
+      const keep = b.op('cast', [b.op('ge', [b.op('random_uniform', [key], { shape: outShape, stream: s }), scalar(b, 0.4)])], { dtype: 'f32' });
+      x = b.op('div', [b.op('mul', [x, keep]), scalar(b, 0.6)]);
+    } else if (kind === 'bias') {
       x = b.op('add', [x, input(`bias${s}`, [n])]);
     } else if (kind === 'residual') {
       const shape = outShape.map((d, i) => (i < outShape.length - 2 && random() < 0.3 ? 1 : d)).slice(random() < 0.3 ? Math.min(outShape.length - 2, 1) : 0);
@@ -162,9 +169,10 @@ describe(`${CASES} generated matmul epilogues: fused against unfused`, () => {
   const cases = Array.from({ length: CASES }, () => randomCase(random));
   const fused = cases.map((c) => ({ ...c, graph: fuseWithReport(c.graph).graph }));
 
-  it('the cases cover the tiled kernel\'s vec4 loads of A and of B, and scalar loads of each', () => {
+  it('the cases cover the tiled kernel\'s vec4 loads of A and of B, and scalar loads of each, and epilogues that draw a dropout mask', () => {
     const access = cases.map((c) => matmulVectorAccess(c.graph.nodes.find((n) => n.op === 'matmul')!));
     expect(new Set(access.map((x) => `${x.a} ${x.b}`))).toEqual(new Set(['true true', 'true false', 'false true', 'false false']));
+    expect(fused.filter((c) => c.graph.nodes.some((n) => n.op === FUSED_MATMUL_OP && drawsRandom(n.attrs))).length).toBeGreaterThan(2);
   });
 
   it('every matmul fuses, the fused graph verifies, and the interpreter gives the same bits', () => {

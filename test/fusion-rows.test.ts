@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import type { Graph, Value } from '../compiler/ir/types.ts';
+import type { AttrValue, Graph, Value } from '../compiler/ir/types.ts';
+import { drawsRandom, FUSED_OP } from '../compiler/ops/fused.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { FUSED_REDUCE_OP } from '../compiler/ops/fused-reduce.ts';
@@ -22,6 +23,12 @@ function softmax(b: G, x: Value, axis = -1): Value {
   return b.op('div', [e, b.op('reduce_sum', [e], { axes: [axis], keepdims: true })]);
 }
 
+/** Inverted dropout of `x` with probability `p`, its mask drawn from `key` (as std.nn's Dropout). */
+function dropout(b: G, x: Value, key: Value, p: number, stream = 0): Value {
+  const keep = b.op('cast', [b.op('ge', [b.op('random_uniform', [key], { shape: x.type.shape, stream }), scalar(b, p)])], { dtype: 'f32' });
+  return b.op('div', [b.op('mul', [x, keep]), scalar(b, 1 - p)]);
+}
+
 function layerNorm(b: G, x: Value, gamma: Value, beta: Value): Value {
   const n = x.type.shape[x.type.shape.length - 1] as number;
   const mean = b.op('mul', [b.op('reduce_sum', [x], { axes: [-1], keepdims: true }), scalar(b, 1 / n)]);
@@ -31,13 +38,14 @@ function layerNorm(b: G, x: Value, gamma: Value, beta: Value): Value {
   return b.op('add', [b.op('mul', [y, gamma]), beta]);
 }
 
-/** Feeds for a graph's inputs at the given sizes: uniform values in [-2, 2). */
+/** Feeds for a graph's inputs at the given sizes: uniform values in [-2, 2) (a u32 key: any u32). */
 function feedsOf(g: Graph, sizes: ReadonlyMap<string, number>, random: () => number): Map<string, Tensor> {
   const feeds = new Map<string, Tensor>();
   for (const i of g.inputs) {
     const shape = i.value.type.shape.map((d) => evaluate(d, sizes));
     const n = shape.reduce((a, c) => a * c, 1);
-    feeds.set(i.name, tensor(i.value.type.dtype, shape, Array.from({ length: n }, () => Math.fround(random() * 4 - 2))));
+    const draw = i.value.type.dtype === 'u32' ? () => Math.floor(random() * 2 ** 32) : () => Math.fround(random() * 4 - 2);
+    feeds.set(i.name, tensor(i.value.type.dtype, shape, Array.from({ length: n }, draw)));
   }
   return feeds;
 }
@@ -91,6 +99,10 @@ function handCases(): Case[] {
   add('softmax [5, 10] (per thread)', (b) => ({ y: softmax(b, b.input('x', f32t(5, 10))) }));
   add('softmax [3, 300] (a workgroup per row)', (b) => ({ y: softmax(b, b.input('x', f32t(3, 300))) }));
   add('softmax over axis 0 of [B, 7]', (b) => ({ y: softmax(b, b.input('x', f32t(sym('B'), 7)), 0) }), new Map([['B', 9]]));
+  add("attention weights' dropout: softmax [B, 2, 6, 6] then a mask drawn in the same kernel", (b) => {
+    const x = b.input('x', f32t(sym('B'), 2, 6, 6));
+    return { y: dropout(b, softmax(b, x), b.input('key', { dtype: 'u32', shape: [] }), 0.25, 3) };
+  }, new Map([['B', 3]]));
   add('layer norm [B, 4, 24]', (b) => ({ y: layerNorm(b, b.input('x', f32t(sym('B'), 4, 24)), b.input('g', f32t(24)), b.input('beta', f32t(24))) }), new Map([['B', 3]]));
   add("a layer norm's parameter gradients: two sums of one cotangent over the rows [B, 24]", (b) => {
     const dy = b.input('dy', f32t(sym('B'), 24));
@@ -122,10 +134,14 @@ describe('hand-built row graphs', () => {
     }
     const soft = fuseGraph(cases[0].graph).graph;
     expect(soft.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
-    const ln = fuseGraph(cases[3].graph).graph;
+    // the dropout's mask is drawn by the softmax's row kernel, at each element's flat index
+    const dropped = fuseGraph(cases[3].graph).graph;
+    expect(dropped.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
+    expect(lowerNode(dropped.nodes[0])[0].wgsl).toMatch(/dlc_philox\(vec4<u32>\(\(fb \+ j0 \* p\.frs\[0\]\.x\)/);
+    const ln = fuseGraph(cases[4].graph).graph;
     expect(ln.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP]);
     // sibling sums of one value over the same rows are one kernel with two results
-    const grads = fuseGraph(cases[4].graph).graph;
+    const grads = fuseGraph(cases[5].graph).graph;
     expect(grads.nodes.map((n) => [n.op, n.outputs.length])).toEqual([[FUSED_REDUCE_OP, 2]]);
   });
 
@@ -198,6 +214,14 @@ function randomRowCase(random: () => number, index: number): Case {
     full = r < 0.4 ? b.op(unary(), [full]) : r < 0.7 ? b.op(binary(), [full, vec]) : b.op(binary(), [full, scalar(b, pick([0.5, -1.5, 3]))]);
     steps.push(b.nodes[b.nodes.length - 1].op);
   }
+  // random draws: a row kernel draws those over its whole domain at each element's index (recomputed in
+  // every pass that needs them); one over the rows alone stays a kernel of its own
+  let key: Value | undefined;
+  const keyOf = () => (key ??= b.input('key', { dtype: 'u32', shape: [] }));
+  if (random() < 0.15) {
+    full = random() < 0.5 ? dropout(b, full, keyOf(), 0.3, int(0, 3)) : b.op('add', [full, b.op('random_normal', [keyOf()], { shape, stream: int(0, 3) })]);
+    steps.push('drawn before the reduction');
+  }
   const reduce = (v: Value): Value => {
     const op = pick(['reduce_sum', 'reduce_max']);
     const keepdims = random() < 0.7;
@@ -211,6 +235,10 @@ function randomRowCase(random: () => number, index: number): Case {
     row = random() < 0.5 ? b.op(pick(['tanh', 'neg', 'sigmoid']), [row]) : b.op(binary(), [row, scalar(b, pick([1e-5, 2, -0.25]))]);
     steps.push(`row ${b.nodes[b.nodes.length - 1].op}`);
   }
+  if (random() < 0.08) {
+    row = b.op('add', [row, b.op('random_uniform', [keyOf()], { shape: keep })]);
+    steps.push('row drawn');
+  }
   const outputs: Record<string, Value> = {};
   if (random() < 0.5) outputs.row = row;
   if (random() < 0.3) outputs.pre = full;
@@ -219,6 +247,10 @@ function randomRowCase(random: () => number, index: number): Case {
   if (random() < 0.5) {
     y = b.op(binary(), [y, pick([x, vec])]);
     steps.push(`whole ${b.nodes[b.nodes.length - 1].op}`);
+  }
+  if (random() < 0.2) {
+    y = dropout(b, y, keyOf(), 0.5, int(0, 3));
+    steps.push('dropout');
   }
   if (random() < 0.35) {
     const row2 = reduce(b.op('mul', [y, y]));
@@ -251,7 +283,10 @@ describe(`${GRAPHS} generated row graphs: fused against unfused`, () => {
       const got = interpretGraph(g, feeds).outputs;
       for (const [k, t] of want) expect([...got.get(k)!.data].every((v, j) => Object.is(v, t.data[j])), `${c.text}: ${k}`).toBe(true);
     }
-    console.log(`${cases.length} row graphs: ${cases.reduce((a, c) => a + c.graph.nodes.length, 0)} nodes unfused, ${kernels} fused`);
+    // row kernels that draw random numbers (a dropout before or after the reduction)
+    const drawing = fused.filter((c) => c.graph.nodes.some((n) => n.op === FUSED_REDUCE_OP && (n.attrs.ops as AttrValue[][]).some((u) => u[0] === FUSED_OP && drawsRandom(Object.fromEntries(u[2] as [string, AttrValue][]))))).length;
+    console.log(`${cases.length} row graphs: ${cases.reduce((a, c) => a + c.graph.nodes.length, 0)} nodes unfused, ${kernels} fused; ${drawing} with a row kernel that draws random numbers`);
+    expect(drawing).toBeGreaterThan(GRAPHS / 10);
     // the cases cover every kernel shape: per thread, a workgroup per row, and 32 lanes per row
     const shapes = new Set(fused.flatMap((c) => c.graph.nodes.filter((n) => n.op === FUSED_REDUCE_OP).map((n) => /one invocation per row|256 invocations per row|32 invocations per row/.exec(lowerNode(n)[0].wgsl)?.[0])));
     expect(shapes).toEqual(new Set(['one invocation per row', '256 invocations per row', '32 invocations per row']));

@@ -10,12 +10,12 @@ import { compileTraining, type CompiledTraining } from '../compiler/frontend/tra
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
-import type { Attrs, DType, Graph, Value } from '../compiler/ir/types.ts';
+import type { AttrValue, Attrs, DType, Graph, Value } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { printGraph } from '../compiler/ir/print.ts';
 import { lowerNode } from '../compiler/codegen/kernel.ts';
 import { BINARY_OPS, UNARY_OPS } from '../compiler/ops/elementwise.ts';
-import { FUSED_OP } from '../compiler/ops/fused.ts';
+import { drawsRandom, FUSED_OP } from '../compiler/ops/fused.ts';
 import { getOp, inferOp, isShapeError } from '../compiler/ops/index.ts';
 import { fuseWithReport } from '../compiler/optimize/fuse.ts';
 import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
@@ -234,6 +234,26 @@ describe('the fusion report says why a candidate did not fuse', () => {
     expect(report.rejected.map((r) => [r.op, r.reason])).toEqual([['exp', 'shape']]);
     expect(report.rejected[0].detail).toMatch(/used outside it/);
   });
+
+  it('shape: a random draw joins a group of its own shape (dropout), not one it would broadcast into', () => {
+    const b = new G();
+    const key = b.input('key', { dtype: 'u32', shape: [] });
+    const x = b.input('x', f32t(3, 4));
+    const keep = b.op('cast', [b.op('ge', [b.op('random_uniform', [key], { shape: [3, 4] }), b.op('full', [], { shape: [], value: 0.5, dtype: 'f32' })])], { dtype: 'f32' });
+    const dropped = b.op('mul', [x, keep]);
+    // a draw of one row, broadcast over the rows: element i of the group is not element i of the draw
+    const noise = b.op('add', [dropped, b.op('random_normal', [key], { shape: [1, 4], stream: 1 })]);
+    const g = b.graph({ y: noise });
+    const { graph, report } = fuseWithReport(g);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['random_normal', FUSED_OP]);
+    expect(report.rejected).toEqual([expect.objectContaining({ op: 'random_normal', reason: 'shape', detail: expect.stringMatching(/joins only a group of its own shape/) })]);
+    const feeds = new Map([['key', tensor('u32', [], [12345])], ['x', tensor('f32', [3, 4], Array.from({ length: 12 }, (_, i) => i - 5.5))]]);
+    expect(outputBitDiffs(g, graph, feeds)).toEqual([]);
+    // the kernel draws the mask at its element index, with the standalone kernel's Philox rounds
+    const wgsl = lowerNode(graph.nodes[1])[0].wgsl;
+    expect(wgsl).toMatch(/let s\d+_bits = dlc_philox\(vec4<u32>\(idx, 0u, 0u, 0u\), vec2<u32>\(v\d+, 0x0u\)\);/);
+  });
 });
 
 // ---- 4. every example on WebGPU: fused against unfused ------------------------------------------
@@ -319,7 +339,7 @@ function randomValue(dtype: DType, random: () => number): number {
   }
 }
 
-/** A random DAG of elementwise ops (with constants, broadcasting, casts and now and then a reduction). */
+/** A random DAG of elementwise ops (with constants, broadcasting, casts, random draws and now and then a reduction). */
 function randomGraph(random: () => number): { graph: Graph; feeds: Map<string, Tensor> } {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
   const rank = Math.floor(random() * 4);
@@ -352,6 +372,7 @@ function randomGraph(random: () => number): { graph: Graph; feeds: Map<string, T
     return v;
   };
   const made: Value[] = [];
+  let key: Value | undefined;
   const target = 2 + Math.floor(random() * 7);
   for (let tries = 0; made.length < target && tries < 200; tries++) {
     const kind = random();
@@ -371,12 +392,20 @@ function randomGraph(random: () => number): { graph: Graph; feeds: Map<string, T
       op = 'cast';
       args = [x];
       attrs = { dtype: pick(DTYPES) };
-    } else if (kind < 0.96) {
+    } else if (kind < 0.93) {
       op = 'select';
       const conds = pool.filter((v) => v.type.dtype === 'bool');
       const same = pool.filter((v) => v.type.dtype === x.type.dtype);
       if (conds.length === 0) continue;
       args = [pick(conds), x, pick(same)];
+    } else if (kind < 0.97) {
+      // a random draw (dropout's mask): fused groups draw it at their element index, so only a group of
+      // its own shape takes it; one of a broadcast shape stays a kernel of its own
+      op = random() < 0.5 ? 'random_uniform' : 'random_normal';
+      key ??= b.input('key', { dtype: 'u32', shape: [] });
+      if (!feeds.has('key')) feeds.set('key', tensor('u32', [], [Math.floor(random() * 2 ** 32)]));
+      args = [key];
+      attrs = { shape: random() < 0.7 ? out : broadcastable(out, random), stream: Math.floor(random() * 4) };
     } else {
       op = 'reduce_max';
       if (x.type.shape.length === 0 || x.type.dtype === 'bool') continue;
@@ -407,6 +436,8 @@ describe(`${GRAPHS} generated elementwise graphs: fused against unfused`, () => 
     let fusedNodes = 0;
     let groups = 0;
     let recomputed = 0; // expressions of constants that fused groups recompute (no node of their own left)
+    let draws = 0;
+    let drawsFused = 0; // random draws a fused_elementwise computes (those of a broadcast shape stay kernels)
     for (const [n, { graph, feeds }] of cases.entries()) {
       const { graph: fused, report } = fuseWithReport(graph);
       expect(verifyGraph(fused), `graph ${n}`).toEqual([]);
@@ -415,11 +446,15 @@ describe(`${GRAPHS} generated elementwise graphs: fused against unfused`, () => 
       recomputed += graph.nodes.filter((m) => m.op !== 'full' && m.inputs.length > 0 && m.inputs.every((v) => fulls.has(v.id)) && !defined.has(m.outputs[0].id)).length;
       groups += report.groups.length;
       fusedNodes += report.groups.reduce((a, g) => a + g.nodes.length, 0);
+      draws += graph.nodes.filter((m) => m.op.startsWith('random_')).length;
+      drawsFused += fused.nodes.filter((m) => m.op === FUSED_OP && drawsRandom(m.attrs)).reduce((a, m) => a + (m.attrs.ops as AttrValue[][]).filter((o) => String(o[0]).startsWith('random_')).length, 0);
       expect(outputBitDiffs(graph, fused, feeds), `graph ${n}`).toEqual([]);
     }
-    console.log(`generated graphs: ${cases.length}, ${groups} fused groups covering ${fusedNodes} nodes, ${recomputed} expressions of constants recomputed in them`);
+    console.log(`generated graphs: ${cases.length}, ${groups} fused groups covering ${fusedNodes} nodes, ${recomputed} expressions of constants recomputed in them, ${drawsFused} of ${draws} random draws drawn inside them`);
     expect(groups).toBeGreaterThan(GRAPHS / 2);
     expect(recomputed).toBeGreaterThan(GRAPHS / 20);
+    expect(drawsFused).toBeGreaterThan(GRAPHS / 20);
+    expect(drawsFused).toBeLessThan(draws);
   });
 
   it('WebGPU gives the same bits for the fused and unfused programs (many graphs per submission)', async () => {

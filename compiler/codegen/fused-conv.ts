@@ -52,7 +52,7 @@ export function fusedConvPlans(node: Node): KernelPlan[] {
   if (v) return [fusedConv2dPlan(node, v.view, body, extras, v.read)];
   const conv = convTranspose2dKernel(convNode);
   const strided = extras.flatMap((e, i) => (e.access === 'strided' ? [i] : []));
-  const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.header');
+  const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.header', { elementIndex: 'idx' });
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
   const ks = Math.max(1, Math.ceil(rank / 4));
   const kw = Math.ceil(conv.words.length / 4);
@@ -124,7 +124,7 @@ function fusedConv2dPlan(node: Node, convNode: Node, body: FusedBody, extras: re
   const rank = outShape.length;
   const kr = Math.max(1, Math.ceil(rank / 4));
   const strided = extras.flatMap((e, i) => (e.access === 'strided' ? [i] : []));
-  const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.ez');
+  const code = fusedBodyCode(body, ['f32', ...extras.map((e) => e.dtype)], 'p.ez', { elementIndex: 'idx' });
   const outs = body.outputs.map((r, o) => ({ r, o, dtype: code.dtypes[r] }));
 
   const fields = ['  ez: vec4<u32>, // zeros: the opaque operands of the epilogue'];

@@ -56,7 +56,7 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   // an epilogue input that appears more than once (views of one buffer) is bound once, at its first position
   const first = firstPositions(node.inputs.slice(2));
   const boundExtras = extras.flatMap((_, i) => (first[i] === i ? [i] : []));
-  const code = fusedBodyCode(body, ['f32', ...extras.map((x) => x.dtype)], 'p.ez');
+  const code = fusedBodyCode(body, ['f32', ...extras.map((x) => x.dtype)], 'p.ez', { elementIndex: 'idx' });
 
   const fields = ['  ez: vec4<u32>, // zeros: the opaque operands of the epilogue'];
   for (const i of strided) fields.push(`  es${i}: array<vec4<u32>, ${kr}>, // epilogue input ${i}: strides over the output's axes`);

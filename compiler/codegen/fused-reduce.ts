@@ -22,14 +22,15 @@
 //
 // Uniform layout: `header` (x: rows, y: elements per row), `ez` (zeros for the opaque operands),
 // `kshape` and `rshape` (the kept and reduced sizes), per load `ks{L}` and `rs{L}`, `fks` and `frs`
-// (the whole-row outputs' strides), `lo` (each load's first element) when an input is read through a
+// (the whole-row outputs' strides, the row-major ones, by which a unit drawing random numbers also
+// finds its element's flat index), `lo` (each load's first element) when an input is read through a
 // view, per whole-row output stored into an in-place concat's slab its `oks{o}` and `ors{o}` and then
 // `oo` (their offsets), then `c` (constants). Bindings: 0 the uniform, then the inputs (one read through
 // several views bound once), then the outputs.
 import type { DType, Node } from '../ir/types.ts';
 import { type Dim, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { decodeFusedBody, decodeInputViews, decodeOutputViews, FUSED_OP, type InputView, viewedInputTypes } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, decodeOutputViews, drawsRandom, FUSED_OP, type InputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/fused-reduce.ts';
 import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
@@ -136,6 +137,10 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
   const storePass = (r: number) => Math.min(regs[r]!.ready, passes);
   const finalStores = outs.some((x) => x.whole && storePass(x.r) === passes);
   const wholeOutputs = outs.some((x) => x.whole);
+  // a unit that draws random numbers draws at its element's flat index: over the whole domain fb + Σ j_d * frs_d
+  // (row-major strides), over the rows (with or without their size-1 axes) the row's index o
+  const draws = units.some((u) => u.cls === 'full' && u.op === FUSED_OP && drawsRandom(u.attrs));
+  const fullIndex = `(fb + ${axes.map((_, d) => `j${d} * ${uvec('frs', d)}`).join(' + ')})`;
 
   // ---- uniform words ---------------------------------------------------------------------------------
   const words: Dim[] = [rows, perRow, 0, 0, 0, 0, 0, 0];
@@ -158,7 +163,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
       words.push(...padUniforms(axes.map((a) => l.strides[a])));
     }
   });
-  if (wholeOutputs) {
+  if (wholeOutputs || draws) {
     const own = stridesOver(full, 'full');
     if (nk > 0) {
       fields.push(`  fks: array<vec4<u32>, ${kk}>, // whole-row outputs: strides over the kept axes`);
@@ -212,7 +217,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     if (u.op === FUSED_OP) {
       const body = decodeFusedBody(u.attrs);
       if (typeof body === 'string') throw new Error(body);
-      const code = fusedBodyCode(body, ops.map(operandDtype), 'p.ez', { inputNames: ops.map(operandName), prefix: `u${j}_`, constBase: first });
+      const code = fusedBodyCode(body, ops.map(operandDtype), 'p.ez', { inputNames: ops.map(operandName), prefix: `u${j}_`, constBase: first, elementIndex: u.cls === 'full' ? fullIndex : 'o' });
       if (!constAt.has(j)) constWords.push(...code.constWords);
       constAt.set(j, first);
       for (const [h, text] of code.helpers) helpers.set(h, text);
@@ -272,7 +277,7 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
       B.push(`  let b${i} = ${viewOf.size > 0 ? `${uvec('lo', i)} + ` : ''}${rowBase(`ks${i}`)};`);
       if (!l.varies) B.push(`  let l${i} = ${load(i, `b${i}`)};`);
     });
-    if (wholeOutputs) B.push(`  let fb = ${rowBase('fks')};`);
+    if (wholeOutputs || draws) B.push(`  let fb = ${rowBase('fks')};`);
     outViews.forEach((v, j) => B.push(`  let ob${v.output} = ${uvec('oo', j)} + ${rowBase(`oks${v.output}`)};`));
     if (units.some((u) => u.kind === 'reduce' && u.op === 'reduce_max')) B.push('  var ninf_bits = 0xff800000u;');
     const emitted = new Set<number>();

@@ -17,7 +17,8 @@
 import type { DType, Node } from '../ir/types.ts';
 import { type Dim, isDim, mod, mul } from '../shapes/dim.ts';
 import { getOp } from '../ops/registry.ts';
-import { decodeFusedBody, decodeInputViews, decodeOutputViews, type FusedBody, FUSED_OP } from '../ops/fused.ts';
+import { decodeFusedBody, decodeInputViews, decodeOutputViews, type FusedBody, FUSED_OP, isRandomSubOp } from '../ops/fused.ts';
+import { philoxDraw, PHILOX_WGSL } from './random.ts';
 import { wrap } from '../interpret/tensor.ts';
 import { accessOf, broadcastStrides, type ElementwiseOperand, operandLoads, storageType, uvec, WORKGROUP_SIZE } from './elementwise.ts';
 import { ceilDiv, firstPositions, type KernelPlan, padUniforms } from './kernel.ts';
@@ -100,7 +101,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   const n = bound.length;
 
   // registers: v{i} for inputs, s{j} for sub-results
-  const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, inputs.map((x) => x.dtype), 'p.header');
+  const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, inputs.map((x) => x.dtype), 'p.header', { elementIndex: 'idx' });
 
   // outputs stored into an in-place concat's slab (ops/fused.ts's out_views) walk the output's axes too
   const outViews = decodeOutputViews(node.attrs, node.outputs.map((v) => v.type));
@@ -179,9 +180,15 @@ export interface FusedBodyCode {
  * The statements of a fused body (shared by fused_elementwise, fused_matmul's epilogue and fused_reduce's
  * units). `zeros` is the uniform vec4 whose y, z and w words are 0 at run time (see `opaque`); constants
  * are read from `p.c`, from word `constBase` on. The inputs are named `inputNames` (default `v{i}`), the
- * sub-results `{prefix}s{j}`.
+ * sub-results `{prefix}s{j}`. A random draw's element is `elementIndex`, the flat index of the element in
+ * the kernel's iteration shape.
  */
-export function fusedBodyCode(body: FusedBody, inputDtypes: readonly DType[], zeros: string, options: { readonly inputNames?: readonly string[]; readonly prefix?: string; readonly constBase?: number } = {}): FusedBodyCode {
+export function fusedBodyCode(
+  body: FusedBody,
+  inputDtypes: readonly DType[],
+  zeros: string,
+  options: { readonly inputNames?: readonly string[]; readonly prefix?: string; readonly constBase?: number; /** The element's flat index in the iteration shape, for random draws (a kernel without one cannot compute them). */ readonly elementIndex?: string } = {},
+): FusedBodyCode {
   const names: string[] = inputDtypes.map((_, i) => options.inputNames?.[i] ?? `v${i}`);
   const constBase = options.constBase ?? 0;
   const dtypes: DType[] = [...inputDtypes];
@@ -197,6 +204,14 @@ export function fusedBodyCode(body: FusedBody, inputDtypes: readonly DType[], ze
       const c = constantWord(s.attrs.value, dtype, uvec('c', constBase + constWords.length));
       constWords.push(c.word);
       expr = c.read;
+    } else if (isRandomSubOp(s.op)) {
+      // drawn at the element's flat index, as the standalone kernel draws it (the key is a u32: no rewrite to hide)
+      if (options.elementIndex === undefined) throw new Error(`${FUSED_OP}: ${s.op} needs the element index, which this kernel does not give its body`);
+      dtype = 'f32';
+      const draw = philoxDraw(s.op, s.attrs, names[s.args[0]], options.elementIndex, `${name}_`);
+      stmts.push(...draw.stmts);
+      expr = draw.result;
+      helpers.set('dlc_philox', PHILOX_WGSL);
     } else {
       const def = getOp(s.op);
       const spec = def?.lower;

@@ -36,27 +36,36 @@ fn dlc_philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
   return c;
 }`;
 
+/**
+ * The WGSL of one draw: statements (naming their temporaries `{prefix}bits`, `{prefix}u1`, `{prefix}u2`)
+ * and the f32 result, for element `index` under the u32 `key`. The standalone kernel and a fused body's
+ * random sub-op (codegen/fused.ts) both draw with it, so they give the same bits.
+ */
+export function philoxDraw(op: string, attrs: Node['attrs'], key: string, index: string, prefix = '', indent = '  '): { stmts: string[]; result: string } {
+  const stream = (((attrs.stream ?? 0) as number) >>> 0).toString(16);
+  const step = f32Const(2 ** -24);
+  const bits = `${prefix}bits`;
+  const stmts = [`${indent}let ${bits} = dlc_philox(vec4<u32>(${index}, 0u, 0u, 0u), vec2<u32>(${key}, 0x${stream}u));`];
+  if (op === 'random_uniform') return { stmts, result: `f32(${bits}.x >> 8u) * ${step}` };
+  if (op !== 'random_normal') throw new Error(`${op} is not a random draw`);
+  stmts.push(`${indent}let ${prefix}u1 = f32((${bits}.x >> 8u) + 1u) * ${step};`, `${indent}let ${prefix}u2 = f32(${bits}.y >> 8u) * ${step};`);
+  return { stmts, result: `sqrt(-2.0 * log(${prefix}u1)) * cos(6.283185307179586 * ${prefix}u2)` };
+}
+
 export function randomPlans(node: Node): KernelPlan[] {
   const out = node.outputs[0].type;
   if (out.dtype !== 'f32') throw new Error(`${node.op} is lowered for f32 only, found ${out.dtype}`);
-  const stream = (((node.attrs.stream ?? 0) as number) >>> 0).toString(16);
-  const step = f32Const(2 ** -24);
-  const body = [`let bits = dlc_philox(vec4<u32>(idx, 0u, 0u, 0u), vec2<u32>(key[0], 0x${stream}u));`];
-  let result: string;
-  if (node.op === 'random_uniform') result = `f32(bits.x >> 8u) * ${step}`;
-  else {
-    body.push(`let u1 = f32((bits.x >> 8u) + 1u) * ${step};`, `let u2 = f32(bits.y >> 8u) * ${step};`);
-    result = 'sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)';
-  }
+  const stream = ((node.attrs.stream ?? 0) as number) >>> 0;
+  const { stmts, result } = philoxDraw(node.op, node.attrs, 'key[0]', 'idx', '', '');
   return [
     perElementPlan({
       op: node.op,
-      what: `${node.op} f32 from Philox-4x32-10, stream ${Number.parseInt(stream, 16)}`,
+      what: `${node.op} f32 from Philox-4x32-10, stream ${stream}`,
       shape: out.shape,
       index: false,
       inputs: [{ name: 'key', dtype: 'u32', node: 0 }],
       outDtype: 'f32',
-      body,
+      body: stmts,
       result,
       helpers: [PHILOX_WGSL],
     }),

@@ -16,7 +16,7 @@ import type { Attrs, AttrValue, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
 import { dimEquals } from '../shapes/dim.ts';
 import { fusedConvPlans } from '../codegen/fused-conv.ts';
-import { broadcastsTo, decodeFusedBody, type FusedBody, fusedRegisterTypes } from './fused.ts';
+import { decodeFusedBody, type FusedBody, fusedRegisterTypes, misfitRegister } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { err, typeStr } from './util.ts';
 
@@ -72,8 +72,8 @@ for (const anchor of Object.keys(FUSED_CONV_OPS) as ConvAnchor[]) {
       const outs = body.outputs.map((r) => regs[r]);
       const mismatch = outs.find((o) => o.shape.length !== conv.shape.length || !o.shape.every((d, a) => dimEquals(d, conv.shape[a])));
       if (mismatch) return err(`${name} output ${typeStr(mismatch)} does not have the ${anchor} result's shape ${typeStr(conv)}`);
-      const wide = regs.findIndex((r) => !broadcastsTo(r.shape, conv.shape));
-      if (wide >= 0) return err(`${name} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the ${anchor} result ${typeStr(conv)}`);
+      const wide = misfitRegister(regs, body, inputs.length - 1, conv.shape);
+      if (wide >= 0) return err(`${name} register ${wide} of type ${typeStr(regs[wide])} does not fit the ${anchor} result ${typeStr(conv)} (a register broadcasts to it, a random draw is exactly it)`);
       return outs.map((o) => ({ dtype: o.dtype, shape: o.shape }));
     },
     interpret(inputs, attrs, env) {

@@ -18,7 +18,7 @@ import { dimEquals } from '../shapes/dim.ts';
 import { fusedMatmulPlans } from '../codegen/fused-matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { transposeAttrs } from './matmul.ts';
-import { broadcastsTo, decodeFusedBody, decodeInputViews, type FusedBody, fusedRegisterTypes, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
+import { decodeFusedBody, misfitRegister, decodeInputViews, type FusedBody, fusedRegisterTypes, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { err, typeStr } from './util.ts';
 
@@ -61,8 +61,8 @@ function inferFusedMatmul(inputs: readonly TensorType[], attrs: Attrs): TensorTy
   const outs = body.outputs.map((r) => regs[r]);
   const mismatch = outs.find((o) => o.shape.length !== mm.shape.length || !o.shape.every((d, a) => dimEquals(d, mm.shape[a])));
   if (mismatch) return err(`${FUSED_MATMUL_OP} output ${typeStr(mismatch)} does not have the matmul result's shape ${typeStr(mm)}`);
-  const wide = regs.findIndex((r) => !broadcastsTo(r.shape, mm.shape));
-  if (wide >= 0) return err(`${FUSED_MATMUL_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the matmul result ${typeStr(mm)}`);
+  const wide = misfitRegister(regs, body, inputs.length - 1, mm.shape);
+  if (wide >= 0) return err(`${FUSED_MATMUL_OP} register ${wide} of type ${typeStr(regs[wide])} does not fit the matmul result ${typeStr(mm)} (a register broadcasts to it, a random draw is exactly it)`);
   return outs.map((o) => ({ dtype: o.dtype, shape: o.shape }));
 }
 

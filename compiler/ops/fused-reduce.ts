@@ -5,7 +5,8 @@
 //   - a reduction (reduce_sum or reduce_max, f32) of an F-shaped register over exactly A, keepdims or
 //     not: one value per row;
 //   - an elementwise primitive or a fused_elementwise (compiler/ops/fused.ts): computed per element
-//     of the row when an operand varies along the row, else once per row;
+//     of the row when an operand varies along the row, else once per row (a fused_elementwise that
+//     draws random numbers draws each at its element's flat index in its own shape: F's, or the row's);
 //   - an alias: reshape between the two row shapes, broadcast_to from the kept-dims row shape to F, or
 //     a reduction over size-1 axes of a row value, which move no data inside a row kernel;
 //   - full: a scalar constant (a uniform word in the kernel).

@@ -5,8 +5,10 @@
 //   ops:     one entry per sub-op, `[name, [refs...], [[key, value], ...]]`, in evaluation order;
 //   outputs: the refs the node returns, in order.
 // A ref names a register: 0..n-1 are the node's inputs, n + j is the result of sub-op j. A sub-op is
-// an elementwise primitive or `full` (no operands: a constant the kernel reads from its uniform). Every
-// output has the same shape, the kernel's iteration shape; every input and sub-result broadcasts to it.
+// an elementwise primitive, `full` (no operands: a constant the kernel reads from its uniform), or a
+// random draw (random_uniform, random_normal of its key operand: drawn at each element's flat index, so
+// its shape is the iteration shape; dropout's mask costs no kernel of its own). Every output has the
+// same shape, the kernel's iteration shape; every input and sub-result broadcasts to it.
 //   views:   optional, inputs read through a strided view (built by compiler/optimize/view-inputs.ts):
 //            per entry `[input, offset, [shape...], [strides...]]`, register `input` is then the tensor
 //            of `shape` whose element i0..i{r-1} is element offset + Σ i_a * strides[a] of the input's
@@ -180,6 +182,34 @@ export function isFusableSubOp(op: string): boolean {
   return !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr;
 }
 
+/**
+ * A sub-op drawn from a counter-based generator (random_uniform, random_normal; ops/random.ts): element i
+ * is a function of the key, the stream and i alone, so a kernel draws it at the element it computes. i is
+ * the element's flat index in the kernel's iteration shape, which the draw's shape must therefore be (a
+ * fused_elementwise, or a matmul's or convolution's epilogue: every kernel that knows that index).
+ */
+export function isRandomSubOp(op: string): boolean {
+  return getOp(op)?.family === 'random';
+}
+
+/** Whether a fused body (`ops` attributes) draws random numbers: such a body is computed only where its element index is the iteration's. */
+export function drawsRandom(attrs: Attrs): boolean {
+  const ops = attrs.ops;
+  return Array.isArray(ops) && (ops as readonly AttrValue[]).some((e) => Array.isArray(e) && typeof e[0] === 'string' && isRandomSubOp(e[0]));
+}
+
+/**
+ * The first register that does not fit a kernel iterating over `shape`, or -1: every register must
+ * broadcast to it, and a random draw must be exactly it (its element i is the iteration's element i).
+ */
+export function misfitRegister(regs: readonly TensorType[], body: FusedBody, inputs: number, shape: readonly Dim[]): number {
+  return regs.findIndex((t, r) => {
+    if (!broadcastsTo(t.shape, shape)) return true;
+    const s = r >= inputs ? body.ops[r - inputs] : undefined;
+    return !!s && isRandomSubOp(s.op) && (t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
+  });
+}
+
 /** A lone elementwise primitive (one result) as a fused_elementwise of one sub-op; undefined for any other node. */
 export function asFusedElementwise(n: Node): Node | undefined {
   if (n.op === 'full' || !isFusableSubOp(n.op) || n.outputs.length !== 1) return undefined;
@@ -190,7 +220,7 @@ export function asFusedElementwise(n: Node): Node | undefined {
 export function fusedRegisterTypes(inputs: readonly TensorType[], body: FusedBody): TensorType[] | ShapeError {
   const regs: TensorType[] = [...inputs];
   for (const [j, s] of body.ops.entries()) {
-    if (!isFusableSubOp(s.op)) return err(`${FUSED_OP} sub-op ${j} is ${s.op}, which is not elementwise`);
+    if (!isFusableSubOp(s.op) && !isRandomSubOp(s.op)) return err(`${FUSED_OP} sub-op ${j} is ${s.op}, which is not elementwise`);
     if (s.op === 'full' ? s.args.length !== 0 : false) return err(`${FUSED_OP} sub-op ${j} (full) takes no operands`);
     const bad = s.args.find((r) => !Number.isInteger(r) || r < 0 || r >= regs.length);
     if (bad !== undefined) return err(`${FUSED_OP} sub-op ${j} (${s.op}) refers to register ${bad}, which is not defined before it`);
@@ -217,8 +247,8 @@ function inferFused(declared: readonly TensorType[], attrs: Attrs): TensorType[]
   const shape = outs[0].shape;
   const mismatch = outs.find((t) => t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
   if (mismatch) return err(`${FUSED_OP} outputs have different shapes: ${typeStr(outs[0])} and ${typeStr(mismatch)}`);
-  const wide = regs.findIndex((t) => !broadcastsTo(t.shape, shape));
-  if (wide >= 0) return err(`${FUSED_OP} register ${wide} of type ${typeStr(regs[wide])} does not broadcast to the output shape ${typeStr(outs[0])}`);
+  const wide = misfitRegister(regs, body, n, shape);
+  if (wide >= 0) return err(`${FUSED_OP} register ${wide} of type ${typeStr(regs[wide])} does not ${wide >= n && isRandomSubOp(body.ops[wide - n].op) ? 'draw exactly' : 'broadcast to'} the output shape ${typeStr(outs[0])}`);
   return outs.map((t) => ({ dtype: t.dtype, shape: t.shape }));
 }
 

@@ -32,7 +32,7 @@
 // The result computes exactly what the input does (fused_foreach interprets each member with
 // fused_elementwise's interpreter). Every other kernel keeps binding each tensor as its own range.
 import '../ops/index.ts';
-import { asFusedElementwise, FUSED_OP } from '../ops/fused.ts';
+import { asFusedElementwise, drawsRandom, FUSED_OP } from '../ops/fused.ts';
 import { FUSED_FOREACH_OP } from '../ops/fused-foreach.ts';
 import type { Attrs, DType, Graph, Node, StateInfo, Value } from '../ir/types.ts';
 import { dimEquals, isConcrete } from '../shapes/dim.ts';
@@ -89,8 +89,9 @@ const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.l
 
 /** A node's body in fused_elementwise's encoding: its own, or a lone elementwise primitive's. */
 function bodyOf(n: Node): Attrs | undefined {
-  // a body that reads its inputs through views is not elementwise in them
-  if (n.op === FUSED_OP) return n.attrs.views === undefined ? { ops: n.attrs.ops, outputs: n.attrs.outputs } : undefined;
+  // a body that reads its inputs through views is not elementwise in them; one that draws random
+  // numbers draws at its own elements' indices, not at an arena's
+  if (n.op === FUSED_OP) return n.attrs.views === undefined && !drawsRandom(n.attrs) ? { ops: n.attrs.ops, outputs: n.attrs.outputs } : undefined;
   return n.inputs.length > 3 ? undefined : asFusedElementwise(n)?.attrs;
 }
 

@@ -2,10 +2,11 @@
 //
 // Greedy, consumer first: nodes are visited from the last to the first, so when a node is visited all
 // its consumers have been placed. A fusible node (an elementwise primitive with a WGSL expression and
-// no f16) joins the group of one of its consumers when
+// no f16; or an f32 random draw, which a kernel draws at its element index) joins the group of one of its consumers when
 //   - its shape is the group's (the shape of the group's last node): then it may also be used outside
 //     the group, and becomes an extra output; or its shape broadcasts to the group's and every use of
-//     it is inside the group (a scalar chain recomputed per element, never stored);
+//     it is inside the group (a scalar chain recomputed per element, never stored; not a random draw,
+//     whose element is the group's);
 //   - joining creates no cycle between groups: no other consumer of it reaches the group;
 //   - the fused kernel stays within 8 storage buffers (inputs plus outputs).
 // Otherwise it starts a group of its own. `full` constants (numbers, booleans, sizes) are not group
@@ -51,7 +52,7 @@
 // conv_transpose2d in the backward pass). Matmuls go first, so their decisions do not depend on the
 // convolutions. Both kinds of anchor are f32 only and have two operands (x and w, or a and b).
 import '../ops/index.ts';
-import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo } from '../ops/fused.ts';
+import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo, isRandomSubOp } from '../ops/fused.ts';
 import { FUSED_CONV_OPS } from '../ops/fused-conv.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { transposeAttrs } from '../ops/matmul.ts';
@@ -136,9 +137,10 @@ function hasF16(n: Node): boolean {
   return [...n.inputs, ...n.outputs].some((v) => v.type.dtype === 'f16');
 }
 
-/** An elementwise primitive the fused generator can compose. */
+/** An elementwise primitive the fused generator can compose, or an f32 random draw (drawn at the group's element index). */
 function fusible(n: Node): boolean {
   const def = getOp(n.op);
+  if (isRandomSubOp(n.op)) return n.inputs.length === 1 && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32';
   return !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr && n.outputs.length === 1 && !hasF16(n);
 }
 
@@ -154,7 +156,7 @@ function inlinableConstant(n: Node): boolean {
  * inside each fused group that reads it, like a `full`, so it costs no dispatch and no buffer.
  */
 function constantExpression(n: Node, isConstValue: (v: Value) => boolean): boolean {
-  return fusible(n) && n.inputs.length > 0 && n.inputs.every(isConstValue) && n.outputs[0].type.shape.every((d) => d === 1);
+  return fusible(n) && !isRandomSubOp(n.op) && n.inputs.length > 0 && n.inputs.every(isConstValue) && n.outputs[0].type.shape.every((d) => d === 1);
 }
 
 /** A transpose that swaps only the last two axes: perm [0, 1, .., r-1, r-2]. */
@@ -292,8 +294,9 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
       const grp = groups.get(id)!;
       const reject = (reason: FuseReason, detail: string) => refusals.push({ node: k, op: n.op, group: id, reason, detail });
       const inside = uses.every((c) => superOf[c] === id) && !results.has(out.id);
-      if (!sameShape(out, grp.shapeOf) && !(inside && broadcastsTo(out.type.shape, grp.shapeOf.type.shape))) {
-        reject('shape', `${n.op} gives ${shapeToString(out.type.shape)}, the group computes ${shapeToString(grp.shapeOf.type.shape)}${inside ? '' : ' and the value is used outside it'}`);
+      if (!sameShape(out, grp.shapeOf) && !(inside && !isRandomSubOp(n.op) && broadcastsTo(out.type.shape, grp.shapeOf.type.shape))) {
+        const why = isRandomSubOp(n.op) ? ' (a random draw joins only a group of its own shape: it is drawn at the element index)' : inside ? '' : ' and the value is used outside it';
+        reject('shape', `${n.op} gives ${shapeToString(out.type.shape)}, the group computes ${shapeToString(grp.shapeOf.type.shape)}${why}`);
         continue;
       }
       const others = [...new Set(uses.map((c) => superOf[c]).filter((s) => s !== id))];
