@@ -83,6 +83,35 @@ describe('concats in place', () => {
     expect(await gpuMismatches([c], { concatsInPlace: false }, 'copies into the slab')).toEqual([]);
   });
 
+  it("a constant operand (an RNN's zero initial state heading the stack of its states) is stored into its slab by a kernel of its own, which reads nothing", async () => {
+    const b = new G();
+    const x = b.input('x', f32t(B, 4));
+    const w = b.input('w', f32t(4, 8));
+    // h0 = 0 is read by the stack and by the first step; each h_t (a cell: two column blocks of one
+    // matmul's result, an elementwise kernel of its own) by the stack and the next step
+    const h0 = b.op('full', [], { shape: [B, 4], value: 0, dtype: 'f32' });
+    const hs = [h0];
+    for (let t = 0; t < 3; t++) {
+      const z = b.op('matmul', [hs[t], w]);
+      const block = (j: number) => b.op('slice', [z], { starts: [0, 4 * j], stops: [null, 4 * j + 4] });
+      hs.push(b.op('mul', [b.op('tanh', [b.op('add', [block(0), x])]), b.op('sigmoid', [block(1)])]));
+    }
+    const sizes = new Map([['B', 3]]);
+    const c: FusedCase = { graph: b.graph({ stack: b.op('concat', hs, { axis: 0 }), last: hs[3] }), feeds: feedsFor(b, sizes, seededRandom(SEED + 10)), sizes };
+    const plain = fuseGraph(c.graph, { concatsInPlace: false }).graph;
+    const { graph } = fuseGraph(c.graph);
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(inPlace(graph)).toBe(1);
+    const zeros = graph.nodes.filter((n) => n.op === FUSED_OP && n.inputs.length === 0);
+    expect(zeros).toHaveLength(1);
+    expect(zeros[0].attrs.ops).toEqual([['full', [], [['shape', [B, 4]], ['value', 0], ['dtype', 'f32']]]]);
+    expect(typeof decodeOutputViews(zeros[0].attrs, zeros[0].outputs.map((v) => v.type)) !== 'string').toBe(true);
+    // the concat kernel (one dispatch for four operands) is gone; the constant is a kernel either way
+    expect(kernelCount(graph)).toBe(kernelCount(plain) - 1);
+    expectSameBits(c, graph, 'a constant in its slab');
+    expect(await gpuMismatches([c], { concatsInPlace: false }, 'a constant in its slab')).toEqual([]);
+  });
+
   it('refusals: a plain matmul, two operands of one matmul kernel, a kernel reading another operand, a result an update reads', () => {
     const refused = (build: (b: G) => Record<string, Value>, params?: (b: G, outs: Record<string, Value>) => ParamInfo[]): number => {
       const b = new G();

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  type Dim, add, dimEquals, dimToString, evaluate, floorDiv, freeVars, isConcrete, isDim, mod, mul, shapeToString, sub, substitute, sym,
+  type Dim, add, dimEquals, dimToString, evaluate, floorDiv, freeVars, isConcrete, isDim, knownNonNegative, mod, mul, shapeToString, sub, substitute, sym,
 } from '../compiler/shapes/dim.ts';
 import { DimUnifier, broadcastShapes } from '../compiler/shapes/unify.ts';
 
@@ -195,6 +195,12 @@ describe('printing and queries', () => {
     expect(isDim({ kind: 'sym' })).toBe(false);
     expect(isDim(null)).toBe(false);
     expect(dimEquals(JSON.parse(JSON.stringify(add(B, floorDiv(T, 2)))) as Dim, add(floorDiv(T, 2), B))).toBe(true);
+  });
+
+  it('knows the sign of sums of sizes with coefficients of one sign (a kernel may hold them in a u32), and no other', () => {
+    expect([0, 7, mul(4, B), add(mul(B, T), 3), mul(B, B)].map(knownNonNegative)).toEqual([true, true, true, true, true]);
+    expect([-1, sub(0, mul(4, B)), sub(B, 1), floorDiv(B, 2), mod(B, 3)].map(knownNonNegative)).toEqual([false, false, false, false, false]);
+    expect(knownNonNegative(sub(0, sub(0, mul(4, B))))).toBe(true);
   });
 
   it('substitutes and renormalizes', () => {

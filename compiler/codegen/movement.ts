@@ -6,7 +6,7 @@
 // element reads the input that holds it); of more, one dispatch per run of 7 inputs, each writing its
 // slab of the output, so any number of inputs stays within the storage-buffer limit.
 import type { Node } from '../ir/types.ts';
-import { add, type Dim, isConcrete } from '../shapes/dim.ts';
+import { add, type Dim, isConcrete, knownNonNegative, mod } from '../shapes/dim.ts';
 import { ceilDiv, type KernelPlan, padUniforms } from './kernel.ts';
 import { numelOf, PER_ELEMENT_WORKGROUP, perElementPlan, storageConst, stridesOf } from './per-element.ts';
 import { kernelStorageType, uvec } from './matmul.ts';
@@ -145,7 +145,9 @@ export function concatPlans(node: Node): KernelPlan[] {
 export function stridedCopyPlans(node: Node): KernelPlan[] {
   const x = node.inputs[0].type;
   const out = node.outputs[0].type;
-  const strides = node.attrs.strides as Dim[];
+  // a negative stride (a reversed scan's steps, optimize/concat-views.ts) as its residue mod 2^32: the
+  // kernel's u32 arithmetic wraps, so off + i * st lands where the signed sum does
+  const strides = (node.attrs.strides as Dim[]).map((st) => (knownNonNegative(st) ? st : mod(st, 2 ** 32)));
   const words: [string, Dim][] = [['off', node.attrs.offset as Dim], ...strides.map((st, a): [string, Dim] => [`st${a}`, st])];
   const terms = ['off', ...out.shape.map((_, a) => `i${a} * st${a}`)];
   return [

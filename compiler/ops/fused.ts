@@ -216,6 +216,18 @@ export function asFusedElementwise(n: Node): Node | undefined {
   return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] }) };
 }
 
+/**
+ * A `full` constant (a number, a boolean or a size; not f16) as a fused_elementwise of its one sub-op
+ * and no inputs, so that a kernel can store it where another kernel's output view says (an RNN's zero
+ * initial state as the first block of a stack of states, optimize/concat-in-place.ts); else undefined.
+ */
+export function asFusedFull(n: Node): Node | undefined {
+  const v = n.attrs.value;
+  const scalar = typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
+  if (n.op !== 'full' || n.inputs.length !== 0 || n.outputs.length !== 1 || n.outputs[0].type.dtype === 'f16' || !scalar) return undefined;
+  return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: 'full', args: [], attrs: n.attrs }], outputs: [0] }) };
+}
+
 /** Every register's type (inputs, then sub-results), or why the body does not type-check. */
 export function fusedRegisterTypes(inputs: readonly TensorType[], body: FusedBody): TensorType[] | ShapeError {
   const regs: TensorType[] = [...inputs];
@@ -255,7 +267,8 @@ function inferFused(declared: readonly TensorType[], attrs: Attrs): TensorType[]
 registerOp({
   name: FUSED_OP,
   family: 'fused',
-  arity: 'variadic',
+  // no inputs at all: a constant stored into a slab (asFusedFull)
+  arity: 'variadic0',
   // fusion runs after autodiff: no gradient flows through a fused node
   differentiable: 'none',
   attrs: { ops: 'required', outputs: 'required', views: 'optional', out_views: 'optional' },

@@ -72,8 +72,8 @@ export type OpFamily = 'elementwise' | 'reduction' | 'contraction' | 'movement' 
 export interface OpDef<A extends Attrs = Attrs> {
   readonly name: string;
   readonly family: OpFamily;
-  /** Number of tensor inputs, or 'variadic' (concat: one or more). */
-  readonly arity: number | 'variadic';
+  /** Number of tensor inputs, or 'variadic' (concat: one or more; 'variadic0': none or more, a fused kernel of constants). */
+  readonly arity: number | 'variadic' | 'variadic0';
   /** Which inputs a gradient flows to: per input, or all/none. */
   readonly differentiable: readonly boolean[] | 'all' | 'none';
   /** The attributes the op reads, with whether each is required (checked before `infer`). */
@@ -108,7 +108,7 @@ export function allOps(): OpDef[] {
 export function inferOp(name: string, inputs: readonly TensorType[], attrs: Attrs = {}): TensorType[] | ShapeError {
   const def = registry.get(name);
   if (!def) return { message: `unknown primitive ${name}` };
-  if (def.arity === 'variadic' ? inputs.length === 0 : inputs.length !== def.arity) {
+  if (def.arity === 'variadic0' ? false : def.arity === 'variadic' ? inputs.length === 0 : inputs.length !== def.arity) {
     const want = def.arity === 'variadic' ? 'at least 1' : String(def.arity);
     return { message: `${name} takes ${want} operand${want === '1' ? '' : 's'}, found ${inputs.length}` };
   }

@@ -8,7 +8,9 @@
 // producers store the operands there and the concat is marked `in_place`: the lowering gives every
 // operand the result's buffer (codegen/program.ts) and emits no kernel for it. An LSTM's backward step
 // concatenates its four gate gradients into dz; with this the kernels that compute them write dz. A lone
-// elementwise op becomes a fused_elementwise of one sub-op to do so.
+// elementwise op becomes a fused_elementwise of one sub-op to do so, and so does a constant (`full`: an
+// RNN's zero initial state heading the stack of its states that a weight gradient reads), a kernel
+// that runs every step, as the slab is rewritten every step (codegen/once.ts).
 //
 // A fused_elementwise that computes several operands stores them all and binds the buffer once (the
 // views name it); a matmul or row kernel stores one. An operand that is a graph result or read by
@@ -25,7 +27,7 @@ import { firstFreeId } from '../ir/editor.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 import { graphUses } from '../ir/uses.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { asFusedElementwise, boundBuffers, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
+import { asFusedElementwise, asFusedFull, boundBuffers, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_REDUCE_OP, rowLayout } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
@@ -45,9 +47,9 @@ export function inPlaceConcatOf(nodes: readonly Node[]): Map<number, Node> {
   return out;
 }
 
-/** The node as a kernel that can store an output into a slab: itself, or a lone elementwise op as a fused body of one sub-op. */
+/** The node as a kernel that can store an output into a slab: itself, or a lone elementwise op or constant as a fused body of one sub-op. */
 function asWriter(n: Node): Node | undefined {
-  return WRITERS.has(n.op) ? n : asFusedElementwise(n);
+  return WRITERS.has(n.op) ? n : (asFusedElementwise(n) ?? asFusedFull(n));
 }
 
 /** Whether output `o` of a fused_reduce is a whole-row value (one per element of its row domain), which has a slab. */

@@ -5,14 +5,16 @@
 // (offsets t * F) and the concat then copies them again, a dispatch per 7 operands. The concat of n
 // views that share the shape, the strides and the source, at offsets o, o + d, ..., o + (n - 1) d, is the
 // view of shape S[:a] + [n] + S[a:] and strides st[:a] + [d] + st[a:] reshaped to the concat's shape
-// (operand j's element i sits at row-major position j * S[a] + i_a along a): one strided_copy. Offsets
-// that step by a known positive amount only (the reversed direction's stacking steps back, which the
-// kernels' unsigned strides cannot). The values are copied unchanged, so the bits are the same. Pure.
+// (operand j's element i sits at row-major position j * S[a] + i_a along a): one strided_copy. The
+// offsets step by an amount of known sign: a number, or a size polynomial that is never negative or
+// never positive (B * F: an input gradient's steps, slices of one stacked [T * B, F] product,
+// concatenated along the features into [B, T * F]). A reversed scan's stacking steps back: the new
+// axis's stride is negative. The values are copied unchanged, so the bits are the same. Pure.
 import type { Graph, Node, TensorType, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { STRIDED_COPIES_OP, STRIDED_COPY_OP, stridedCopiesViews } from '../ops/strided-copy.ts';
-import { add, type Dim, dimEquals, mul, sub } from '../shapes/dim.ts';
+import { add, type Dim, dimEquals, knownNonNegative, mul, sub } from '../shapes/dim.ts';
 import type { View } from './fuse-views.ts';
 
 /** The graph with each such concat one strided copy and a reshape; how many it rewrote. */
@@ -49,8 +51,10 @@ function asOneView(n: Node, viewOf: ReadonlyMap<number, { source: Value; view: V
   const { shape, strides, offset } = first.view;
   const rank = shape.length;
   const axis = (n.attrs.axis as number) < 0 ? (n.attrs.axis as number) + rank : (n.attrs.axis as number);
+  // a step of known sign: forward (B * F) or back (the reversed direction's -F: a negative stride, which
+  // the copy's kernel holds as its u32 residue, codegen/movement.ts)
   const step = sub(parts[1]!.view.offset, offset);
-  if (typeof step !== 'number' || step <= 0 || axis < 0 || axis >= rank) return undefined;
+  if (!(knownNonNegative(step) || knownNonNegative(sub(0, step))) || step === 0 || axis < 0 || axis >= rank) return undefined;
   const alike = parts.every((p, j) => {
     const v = p!.view;
     return v.shape.length === rank && v.shape.every((d, i) => dimEquals(d, shape[i]) && dimEquals(v.strides[i], strides[i])) && dimEquals(v.offset, add(offset, mul(j, step)));

@@ -9,6 +9,7 @@ import { rematerialize } from './remat.ts';
 import { readViewsInPlace } from './view-inputs.ts';
 import { concatsInPlace, isInPlaceConcat } from './concat-in-place.ts';
 import { concatsAsViews } from './concat-views.ts';
+import { dce } from './dce.ts';
 import { mergeElementwise } from './merge-elementwise.ts';
 
 export interface FusionOptions extends FuseOptions {
@@ -109,7 +110,8 @@ class GroupTable {
 /** Elementwise, epilogue, reduction and movement fusion, then copies read in place, concats written in place and elementwise kernels merged, with one report in `g`'s node numbers. */
 function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const fused = fuseAndView(g, options);
-  const stacked = options.concatViews === false ? fused.graph : concatsAsViews(fused.graph).graph;
+  // the copies a rewritten concat read are dead once it reads their source
+  const stacked = options.concatViews === false ? fused.graph : dce(concatsAsViews(fused.graph).graph);
   const slabs = options.concatsInPlace === false ? stacked : concatsInPlace(stacked).graph;
   if (options.mergeElementwise === false) return { graph: slabs, report: fused.report };
   const { graph, merges } = mergeElementwise(slabs);

@@ -455,6 +455,16 @@ export function isConcrete(d: Dim): d is number {
   return typeof d === 'number';
 }
 
+/**
+ * True when `d` is at least 0 under every binding of its sizes (which are never negative): a number at
+ * least 0, or a polynomial whose every term has a positive coefficient over sizes alone (no floor or
+ * mod). A kernel may then hold it in a u32 (a stride of B * 128).
+ */
+export function knownNonNegative(d: Dim): boolean {
+  if (typeof d === 'number') return d >= 0;
+  return d.terms.every((t) => t.coef > 0 && t.factors.every((f) => f.atom.kind === 'var'));
+}
+
 /** True iff the normal forms are identical (so a and b agree under every binding). */
 export function dimEquals(a: Dim, b: Dim): boolean {
   if (typeof a === 'number' || typeof b === 'number') return a === b;
