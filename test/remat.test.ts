@@ -1,13 +1,13 @@
-// Rematerialization (compiler/optimize/remat.ts): shared elementwise values recomputed per reader, kept by fuseGraph only where it saves kernels, with the same bits.
+// Rematerialization (compiler/optimize/remat.ts): shared elementwise values recomputed per reader, kept by fuseGraph only where it saves kernels, and dropout masks redrawn where they are read, with the same bits.
 import { describe, expect, it } from 'vitest';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
-import { FUSED_OP } from '../compiler/ops/fused.ts';
+import { drawsRandom, FUSED_OP } from '../compiler/ops/fused.ts';
 import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
-import { MAX_DEPTH, rematerialize } from '../compiler/optimize/remat.ts';
+import { MAX_DEPTH, redrawMasks, rematerialize } from '../compiler/optimize/remat.ts';
 import { readFileSync } from 'node:fs';
 import { compileTraining } from '../compiler/frontend/train.ts';
 import { f32t, GraphBuilder as G } from './graph-builder.ts';
@@ -109,5 +109,54 @@ describe('rematerialization', () => {
     // since the stacked bias sums (reduce-sums.ts) every copy pays here: 200 kernels without copies, 184 with
     expect(kernelCount(graph)).toBeLessThanOrEqual(Math.min(none, all));
     expect(all).toBeLessThan(none);
+  });
+});
+
+describe('dropout masks redrawn where they are read (redrawMasks)', () => {
+  /** y = dropout(x) @ w and the backward pass's dx = (dy @ wᵀ) * mask / (1 - p): the mask is read twice. */
+  function dropout(): { g: Graph; inputs: Map<string, Tensor> } {
+    const b = new G();
+    const key = b.input('key', { dtype: 'u32', shape: [] });
+    const x = b.input('x', f32t(4, 6));
+    const w = b.input('w', f32t(6, 3));
+    const dy = b.input('dy', f32t(4, 3));
+    const scalar = (value: number) => b.op('full', [], { shape: [], value, dtype: 'f32' });
+    const keep = b.op('cast', [b.op('ge', [b.op('random_uniform', [key], { shape: [4, 6], stream: 2 }), scalar(0.25)])], { dtype: 'f32' });
+    const y = b.op('matmul', [b.op('div', [b.op('mul', [x, keep]), scalar(0.75)]), w]);
+    const dx = b.op('div', [b.op('mul', [b.op('matmul', [dy, b.op('transpose', [w], { perm: [1, 0] })]), keep]), scalar(0.75)]);
+    const inputs = new Map<string, Tensor>([
+      ['key', tensor('u32', [], [2718281828])],
+      ['x', tensor('f32', [4, 6], ramp(24, 0.3, 11))],
+      ['w', tensor('f32', [6, 3], ramp(18, 0.17, 8))],
+      ['dy', tensor('f32', [4, 3], ramp(12, 0.41, 6))],
+    ]);
+    return { g: b.graph({ y, dx }), inputs };
+  }
+
+  it('each kernel that reads the mask draws it, none stores it, the kernels are as many, and the bits are the same', async () => {
+    const { g, inputs } = dropout();
+    const { graph } = fuseGraph(g);
+    const stored = fuseGraph(g, { redraw: false }).graph;
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(kernelCount(graph)).toBe(kernelCount(stored));
+    const drawing = (h: Graph) => h.nodes.filter((n) => drawsRandom(n.attrs));
+    expect(drawing(stored)).toHaveLength(1);
+    expect(drawing(graph)).toHaveLength(2);
+    // without the redraw the forward kernel stores the mask for the backward one (one output more)
+    const outputs = (h: Graph) => h.nodes.reduce((a, n) => a + n.outputs.length, 0);
+    expect(outputs(graph)).toBe(outputs(stored) - 1);
+    expect(sameBits(g, graph, inputs)).toBe(true);
+    const { gpuMismatches } = await import('./fused-cases.ts');
+    expect(await gpuMismatches([{ graph: g, feeds: inputs, sizes: new Map() }], { redraw: false }, 'redrawn masks')).toEqual([]);
+  });
+
+  it('copies only draws and the chains that make masks of them', () => {
+    const { g } = dropout();
+    const { graph, copies } = redrawMasks(g);
+    const copied = graph.nodes.filter((n) => n.outputs.some((v) => copies.has(v.id))).map((n) => n.op);
+    expect(copied.sort()).toEqual(['cast', 'ge', 'random_uniform']);
+    // a graph without draws is left as it is
+    const plain = gates().g;
+    expect(redrawMasks(plain).graph).toBe(plain);
   });
 });

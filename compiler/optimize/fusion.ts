@@ -5,7 +5,7 @@ import { FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { type FusedGroup, type FuseOptions, type FuseRejection, type FuseReport, fuseWithReport } from './fuse.ts';
 import { fuseRowsWithReport } from './fuse-rows.ts';
 import { fuseViews } from './fuse-views.ts';
-import { rematerialize } from './remat.ts';
+import { redrawMasks, rematerialize } from './remat.ts';
 import { readViewsInPlace } from './view-inputs.ts';
 import { concatsInPlace, isInPlaceConcat } from './concat-in-place.ts';
 import { concatsAsViews } from './concat-views.ts';
@@ -27,6 +27,8 @@ export interface FusionOptions extends FuseOptions {
   readonly mergeElementwise?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
   readonly remat?: boolean;
+  /** Redraw random masks in each kernel that reads them instead of storing them (remat.ts redrawMasks; default true). */
+  readonly redraw?: boolean;
 }
 
 /** Nodes of a fused graph that dispatch: all but the ops that alias their operand's buffer and the concats done in place. */
@@ -36,6 +38,30 @@ export function kernelCount(g: Graph): number {
 
 /** The fused graph and one report of the passes, every node index counted in `g`. Pure. */
 export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph; report: FuseReport } {
+  // dropout masks redrawn by the kernels that read them (remat.ts redrawMasks), then the fusion passes
+  const drawn = options.redraw === false ? undefined : redrawMasks(g);
+  if (!drawn || drawn.graph === g) return fuseWithRemat(g, options);
+  const fused = fuseWithRemat(drawn.graph, options);
+  return { graph: fused.graph, report: inNodesOf(g, fused.report, drawn.origin) };
+}
+
+/** A report counted in a rewritten graph's nodes, counted in `g`'s: `origin[k]` is the node of `g` that node k is or copies. */
+function inNodesOf(g: Graph, report: FuseReport, origin: readonly number[]): FuseReport {
+  const at = (k: number) => origin[k] ?? k;
+  return {
+    ...report,
+    nodesBefore: g.nodes.length,
+    groups: report.groups.map((grp) => {
+      const nodes = [...new Set(grp.nodes.map(at))].sort((a, b) => a - b);
+      return { ...grp, nodes, ops: nodes.map((k) => g.nodes[k].op) };
+    }),
+    rejected: report.rejected.map((r) => ({ ...r, node: at(r.node), group: at(r.group) })),
+    prologues: report.prologues.map((p) => ({ ...p, transpose: at(p.transpose), matmul: at(p.matmul), ...(p.sibling === undefined ? {} : { sibling: at(p.sibling) }) })),
+  };
+}
+
+/** The fusion passes on `g`, and on `g` with shared elementwise values recomputed per reader where that has fewer kernels. */
+function fuseWithRemat(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
   const plain = fusePipeline(g, options);
   if (options.remat === false) return plain;
   let copied = rematerialize(g);
@@ -54,21 +80,7 @@ export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph
   }
   if (kernelCount(recomputed.graph) >= kernelCount(plain.graph)) return plain;
   // the report in `g`'s node numbers: a copy counts as the node it copies
-  const at = (k: number) => copied.origin[k] ?? k;
-  const { report } = recomputed;
-  return {
-    graph: recomputed.graph,
-    report: {
-      ...report,
-      nodesBefore: g.nodes.length,
-      groups: report.groups.map((grp) => {
-        const nodes = [...new Set(grp.nodes.map(at))].sort((a, b) => a - b);
-        return { ...grp, nodes, ops: nodes.map((k) => g.nodes[k].op) };
-      }),
-      rejected: report.rejected.map((r) => ({ ...r, node: at(r.node), group: at(r.group) })),
-      prologues: report.prologues.map((p) => ({ ...p, transpose: at(p.transpose), matmul: at(p.matmul), ...(p.sibling === undefined ? {} : { sibling: at(p.sibling) }) })),
-    },
-  };
+  return { graph: recomputed.graph, report: inNodesOf(g, recomputed.report, copied.origin) };
 }
 
 /** The report's groups, each found by a value its nodes define (node numbers of `g`), as the passes after fusion merge and replace them. */

@@ -17,6 +17,7 @@
 // fusion pipeline (fusion.ts) fuses both graphs and keeps the one with fewer kernels. Pure.
 import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
+import { isRandomSubOp } from '../ops/fused.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
@@ -31,11 +32,16 @@ export interface Rematerialized {
 }
 
 /** An elementwise primitive fused kernels compose (the same test as fuse.ts's). */
-function elementwise(n: Node): boolean {
+function isElementwise(n: Node): boolean {
   const def = getOp(n.op);
   return (
     !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr && n.outputs.length === 1 && [...n.inputs, ...n.outputs].every((v) => v.type.dtype !== 'f16')
   );
+}
+
+/** A random draw fused kernels compose (fuse.ts draws it at their element index). */
+function draw(n: Node): boolean {
+  return isRandomSubOp(n.op) && n.inputs.length === 1 && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32';
 }
 
 /**
@@ -53,8 +59,10 @@ const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.l
  * A copy of every elementwise node for each elementwise reader after its first; nodes in `keep` (input
  * graph indices) are never copied. Pure.
  */
-export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set()): Rematerialized {
+export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set(), options: { readonly draws?: boolean } = {}): Rematerialized {
   const { producer, consumers, results } = graphUses(g);
+  // with `draws`, random draws are copied as elementwise nodes are (redrawMasks)
+  const elementwise = options.draws ? (n: Node) => isElementwise(n) || draw(n) : isElementwise;
   // how deep a copy of each node would recompute (graph order, so operands come first); over MAX_DEPTH
   // means the node is not copied, and its value, if read twice, is stored
   const depth = new Int32Array(g.nodes.length);
@@ -120,4 +128,30 @@ export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set()): 
   };
   slots.forEach(emit);
   return { graph: { ...g, nodes }, origin, copies };
+}
+
+/**
+ * Dropout masks redrawn where they are read: each random draw, and the elementwise chain that makes a
+ * mask of it (cast(draw >= p)), is copied for every elementwise reader after the first, so the forward
+ * kernel that draws the mask no longer stores it for the backward pass, which draws it again at the same
+ * element indices (counter-based: the same bits). Fusion puts each copy in its reader's kernel, so no
+ * dispatch is added; the mask's buffer, live from the forward pass to the backward one, is gone (as
+ * FlashAttention regenerates its dropout mask). Nodes that are not in such a chain are never copied. Pure.
+ */
+export function redrawMasks(g: Graph): Rematerialized {
+  const { producer } = graphUses(g);
+  // draw chains: a draw, or an elementwise node whose operands are draw chains or constants
+  const chain = new Array<boolean>(g.nodes.length).fill(false);
+  g.nodes.forEach((n, k) => {
+    chain[k] =
+      draw(n) ||
+      (isElementwise(n) &&
+        n.inputs.some((v) => chain[producer.get(v.id) ?? -1] === true) &&
+        n.inputs.every((v) => {
+          const p = producer.get(v.id);
+          return p !== undefined && (chain[p] || g.nodes[p].op === 'full');
+        }));
+  });
+  if (!chain.some((c, k) => c && draw(g.nodes[k]))) return { graph: g, origin: g.nodes.map((_, k) => k), copies: new Set() };
+  return rematerialize(g, new Set(g.nodes.flatMap((_, k) => (chain[k] ? [] : [k]))), { draws: true });
 }
