@@ -18,8 +18,9 @@ import type { Attrs, DType, Graph, Node, Value } from '../compiler/ir/types.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
 import { ty } from '../compiler/ops/testing.ts';
 import { mul, sym } from '../compiler/shapes/dim.ts';
-import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, concatReshapes, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
+import { LATE_PASSES, PASSES, batchMatmulSums, batchReduceSums, concatReshapes, cse, dce, dceKeeping, fold, hoistReshapes, joinPaddedSums, oneHotCompares, optimize, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls, type Pass } from '../compiler/optimize/index.ts';
 import { RULES } from '../compiler/optimize/simplify.ts';
+import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 20261123);
 
@@ -800,6 +801,40 @@ describe('concat-reshapes', () => {
       b.out('m', b.op('concat', [r, b.input('b', 'f32[2, 1, 3]')], { axis: 1 }));
     });
     expect(concatReshapes(mixed)).toBe(mixed);
+  });
+});
+
+describe('hoist-reshapes', () => {
+  it("a batch norm's folded scale (gamma * rsqrt(var + eps), reshaped to [1, C, 1, 1]) computes on the reshaped tensors, and fusion puts it in the kernel that reads it; the same bits", () => {
+    const g = build((b) => {
+      const x = b.input('x', 'f32[B, 4, 3, 3]');
+      const scale = b.op('mul', [b.input('gamma', 'f32[4]'), b.op('rsqrt', [b.op('add', [b.input('var', 'f32[4]'), b.full(1e-5)])])]);
+      b.out('y', b.op('mul', [x, b.op('reshape', [scale], { shape: [1, 4, 1, 1] })]));
+    });
+    const got = dce(hoistReshapes(g));
+    expect(verifyGraph(got)).toEqual([]);
+    expect(got.nodes.map((n) => n.op)).toEqual(['full', 'reshape', 'reshape', 'add', 'rsqrt', 'mul', 'mul']);
+    expect(got.nodes.filter((n) => n.op === 'rsqrt')[0].outputs[0].type.shape).toEqual([1, 4, 1, 1]);
+    expectSameOutputs(g, got, SEED + 11);
+    // one kernel after fusion, instead of the scale's and the product's
+    expect(kernelCount(fuseGraph(got).graph)).toBe(1);
+    expect(kernelCount(fuseGraph(g).graph)).toBe(2);
+  });
+
+  it("stays where the chain reads a kernel's result (a training step's batch statistics), is read twice, or the reshape moves more than unit axes", () => {
+    const computed = build((b) => {
+      const v = b.op('reduce_sum', [b.input('x', 'f32[B, 4]')], { axes: [0] });
+      b.out('y', b.op('reshape', [b.op('rsqrt', [v])], { shape: [1, 4] }));
+    });
+    expect(hoistReshapes(computed)).toBe(computed);
+    const shared = build((b) => {
+      const s = b.op('exp', [b.input('a', 'f32[4]')]);
+      b.out('y', b.op('reshape', [s], { shape: [1, 4] }));
+      b.out('s', s);
+    });
+    expect(hoistReshapes(shared)).toBe(shared);
+    const merged = build((b) => b.out('y', b.op('reshape', [b.op('exp', [b.input('a', 'f32[2, 3]')])], { shape: [6] })));
+    expect(hoistReshapes(merged)).toBe(merged);
   });
 });
 

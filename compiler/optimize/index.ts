@@ -1,6 +1,7 @@
-// The optimization pipeline: simplify, broadcast sinking, label gathers as selects, one-hot rows as comparisons, sorted scatters, batched matmul sums, padded blocks joined, concats of unit-axis reshapes as reshapes of concats, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
+// The optimization pipeline: simplify, broadcast sinking, unit-axis reshapes hoisted above elementwise chains, label gathers as selects, one-hot rows as comparisons, sorted scatters, batched matmul sums, padded blocks joined, concats of unit-axis reshapes as reshapes of concats, stacked shared-weight matmuls, fold, cse and dce, repeated until the graph stops changing; then batched reduction sums, and again.
 import type { Graph } from '../ir/types.ts';
 import { sinkBroadcasts } from './broadcasts.ts';
+import { hoistReshapes } from './hoist-reshapes.ts';
 import { selectLabels } from './gathers.ts';
 import { oneHotCompares } from './one-hot.ts';
 import { sortScatters } from './scatters.ts';
@@ -14,7 +15,7 @@ import { dce, dceKeeping } from './dce.ts';
 import { fold } from './fold.ts';
 import { simplify } from './simplify.ts';
 
-export { batchMatmulSums, batchReduceSums, concatReshapes, cse, dce, dceKeeping, fold, joinPaddedSums, oneHotCompares, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
+export { batchMatmulSums, batchReduceSums, concatReshapes, cse, dce, dceKeeping, fold, hoistReshapes, joinPaddedSums, oneHotCompares, selectLabels, simplify, sinkBroadcasts, sortScatters, stackSharedMatmuls };
 
 export type Pass = (g: Graph) => Graph;
 
@@ -22,6 +23,7 @@ export type Pass = (g: Graph) => Graph;
 export const PASSES: readonly { readonly name: string; readonly run: Pass }[] = [
   { name: 'simplify', run: simplify },
   { name: 'sink-broadcasts', run: sinkBroadcasts },
+  { name: 'hoist-reshapes', run: hoistReshapes },
   { name: 'select-labels', run: selectLabels },
   { name: 'one-hot-compares', run: oneHotCompares },
   { name: 'sort-scatters', run: sortScatters },
