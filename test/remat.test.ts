@@ -112,6 +112,25 @@ describe('rematerialization', () => {
   });
 });
 
+describe('copies that would bind more', () => {
+  it("a sum of two stored tensors of its shape (an LSTM's gradient from above plus the recurrent one) is stored, not copied; a sum with a bias is copied", () => {
+    const build = (wide: boolean) => {
+      const b = new G();
+      const x = b.input('x', f32t(4, 3));
+      const w = b.input('w', f32t(3, 3));
+      const other = wide ? b.input('up', f32t(4, 3)) : b.input('bias', f32t(3));
+      const sum = b.op('add', [other, b.op('matmul', [x, w])]);
+      return b.graph({ p: b.op('tanh', [sum]), q: b.op('mul', [sum, b.op('sigmoid', [x])]) });
+    };
+    const copiedOps = (g: Graph) => {
+      const r = rematerialize(g);
+      return r.graph.nodes.filter((n) => n.outputs.some((v) => r.copies.has(v.id))).map((n) => n.op);
+    };
+    expect(copiedOps(build(true))).toEqual([]);
+    expect(copiedOps(build(false))).toEqual(['add']);
+  });
+});
+
 describe('dropout masks redrawn where they are read (redrawMasks)', () => {
   /** y = dropout(x) @ w and the backward pass's dx = (dy @ wᵀ) * mask / (1 - p): the mask is read twice. */
   function dropout(): { g: Graph; inputs: Map<string, Tensor> } {

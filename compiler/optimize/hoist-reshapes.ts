@@ -50,7 +50,11 @@ export function hoistReshapes(g: Graph): Graph {
     const single = (t: TensorType) => t.shape.every(isUnit) && t.shape.length <= to.length;
     // an operand of the result's shape is a parameter, state or input, or such a chain itself
     const leaf = (a: Value) => !producer.has(a.id) || movable(a, p, to) !== undefined;
-    return n.inputs.every((a) => (sameType(a.type, { dtype: a.type.dtype, shape: v.type.shape }) && leaf(a)) || single(a.type)) ? p : undefined;
+    const moves = (a: Value) => sameType(a.type, { dtype: a.type.dtype, shape: v.type.shape }) && !single(a.type);
+    if (!n.inputs.every((a) => (moves(a) && leaf(a)) || single(a.type))) return undefined;
+    // the op's own shape rule agrees: the same result, reshaped
+    const types = inferOp(n.op, n.inputs.map((a) => (moves(a) ? { dtype: a.type.dtype, shape: [...to] } : a.type)), n.attrs);
+    return !isShapeError(types) && types.length === 1 && sameType(types[0], { dtype: v.type.dtype, shape: [...to] }) ? p : undefined;
   };
 
   let nextId = firstFreeId(g);
@@ -66,7 +70,7 @@ export function hoistReshapes(g: Graph): Graph {
       return result;
     }
     const f = g.nodes[p];
-    const inputs = f.inputs.map((a) => (a.type.shape.every(isUnit) && !sameType(a.type, { dtype: a.type.dtype, shape: v.type.shape }) ? a : reshaped(a, p, to)));
+    const inputs = f.inputs.map((a) => (a.type.shape.every(isUnit) && a.type.shape.length <= to.length ? a : reshaped(a, p, to)));
     const types = inferOp(f.op, inputs.map((a) => a.type), f.attrs);
     if (isShapeError(types) || !sameType(types[0], type)) throw new Error(`internal: hoisting a reshape through ${f.op} changed its type`);
     nodes.push({ ...f, inputs, outputs: [result] });

@@ -13,8 +13,12 @@
 // (last node to first, so a chain is copied whole: sigmoid(f + b_forget) is recomputed from f and
 // b_forget). The original stays for its first elementwise reader and for every reader that is not
 // elementwise (a matmul, a reduction) or a graph result. A copy is the same op on the same operands, so
-// it gives the same bits. Whether it pays depends on the binding limit and on which groups form, so the
-// fusion pipeline (fusion.ts) fuses both graphs and keeps the one with fewer kernels. Pure.
+// it gives the same bits. A node that reads two stored tensors of its own shape is not copied: its copy
+// would bind two buffers in the reader's kernel where the stored value bound one (an LSTM's backward step
+// sums the gradient from the layer above and the recurrent one, and a copy of that sum in the gate
+// kernel split it in two at the binding limit). Whether copies pay depends on the binding limit and on
+// which groups form, so the fusion pipeline (fusion.ts) fuses both graphs and keeps the one with fewer
+// kernels. Pure.
 import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
 import { isRandomSubOp } from '../ops/fused.ts';
@@ -108,6 +112,8 @@ export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set(), o
     const n = s.node;
     if (!elementwise(n) || n.inputs.length === 0 || depth[s.origin] > MAX_DEPTH || keep.has(s.origin)) return;
     const out = n.outputs[0];
+    // a copy reading two stored tensors of its own shape would bind two buffers where its reader bound one
+    if (n.inputs.filter((v) => sameShape(v, out) && stored(v)).length >= 2) return;
     const all = readers.get(out.id) ?? [];
     const fusibleReaders = all.filter((r) => elementwise(r.node) && sameShape(r.node.outputs[0], out));
     const keepsOriginal = results.has(out.id) || all.some((r) => !fusibleReaders.includes(r));
