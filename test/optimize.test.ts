@@ -290,6 +290,23 @@ describe('simplify', () => {
       },
     },
     {
+      name: "a whole slice (b[None, :, None, None]'s b[:]) is x; a slice from 1, by 2, or to a shorter stop is kept",
+      before: (b) => {
+        const x = b.input('x', 'f32[B, 6]');
+        b.out('whole', b.op('reshape', [b.op('slice', [x], { starts: [0, 0], stops: [null, null], steps: [1, 1] })], { shape: ty('f32[B, 1, 6]').shape }));
+        b.out('from1', b.op('slice', [x], { starts: [0, 1], stops: [null, null] }));
+        b.out('by2', b.op('slice', [x], { starts: [0, 0], stops: [null, null], steps: [1, 2] }));
+        b.out('short', b.op('slice', [x], { starts: [0, 0], stops: [null, 4] }));
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[B, 6]');
+        b.out('whole', b.op('reshape', [x], { shape: ty('f32[B, 1, 6]').shape }));
+        b.out('from1', b.op('slice', [x], { starts: [0, 1], stops: [null, null] }));
+        b.out('by2', b.op('slice', [x], { starts: [0, 0], stops: [null, null], steps: [1, 2] }));
+        b.out('short', b.op('slice', [x], { starts: [0, 0], stops: [null, 4] }));
+      },
+    },
+    {
       name: 'a broadcasting identity is kept: x[3] * 1[2, 3] changes the shape',
       before: (b) => {
         const x = b.input('x', 'f32[3]');
@@ -425,6 +442,7 @@ describe('simplify', () => {
       'reshape(x: s, s) -> x',
       'reshape(reshape(x)) -> reshape(x)',
       'broadcast_to(x: s, s) -> x',
+      'slice(x: s, from 0 by 1) -> x when the result is s',
       'reduce_sum(x, axes of size 1) -> reshape(x)',
       'reduce_max(x, axes of size 1) -> reshape(x)',
     ]);

@@ -198,10 +198,10 @@ describe('dlc compile --report', () => {
     const r = compileSource(readFileSync(join(ROOT, path), 'utf8'), path, undefined, { modelArgs: new Map([['CharGPT', argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2')]]) });
     const report = buildKernelReport({ program: r.programs[0], batch: 2, sizes: new Map([['L', 6]]) });
     const predict = report.graphs[0];
-    expect(predict.once).toBe(3);
-    expect(predict.kernels.filter((k) => k.once).map((k) => k.op)).toEqual(['iota', 'slice', 'ge']);
+    expect(predict.once).toBe(2);
+    expect(predict.kernels.filter((k) => k.once).map((k) => k.op)).toEqual(['iota', 'ge']);
     const md = renderMarkdown(report);
-    expect(md).toContain(`| predict | ? | ${predict.dispatches} (3 once per size) |`);
+    expect(md).toContain(`| predict | ? | ${predict.dispatches} (2 once per size) |`);
     expect(md).toContain('ge (once per size)');
   });
 

@@ -86,6 +86,17 @@ export const RULES: readonly Rule[] = [
     },
   },
   { name: 'broadcast_to(x: s, s) -> x', op: 'broadcast_to', rewrite: (n) => ({ value: n.inputs[X] }) },
+  // a slice from 0 by steps of 1 that keeps the shape keeps every element in place (b[None, :, None,
+  // None] slices a bias whole before reshaping it), so it is no kernel of its own
+  {
+    name: 'slice(x: s, from 0 by 1) -> x when the result is s',
+    op: 'slice',
+    rewrite: (n) => {
+      const starts = n.attrs.starts as readonly unknown[];
+      const steps = (n.attrs.steps ?? starts.map(() => 1)) as readonly unknown[];
+      return starts.every((a) => a === 0) && steps.every((a) => a === 1) ? { value: n.inputs[X] } : null;
+    },
+  },
   // a sum or max over axes of size 1 moves no value (the one element of each slot is the result, NaN
   // included): a reshape, which the memory plan aliases, instead of a reduction kernel
   ...(['reduce_sum', 'reduce_max'] as const).map(
