@@ -192,6 +192,11 @@ export function isRandomSubOp(op: string): boolean {
   return getOp(op)?.family === 'random';
 }
 
+/** A node a fused kernel can draw in its body: an f32 random_uniform or random_normal of its key. */
+export function isFusableDraw(n: Node): boolean {
+  return isRandomSubOp(n.op) && n.inputs.length === 1 && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32';
+}
+
 /** Whether a fused body (`ops` attributes) draws random numbers: such a body is computed only where its element index is the iteration's. */
 export function drawsRandom(attrs: Attrs): boolean {
   const ops = attrs.ops;

@@ -52,7 +52,7 @@
 // conv_transpose2d in the backward pass). Matmuls go first, so their decisions do not depend on the
 // convolutions. Both kinds of anchor are f32 only and have two operands (x and w, or a and b).
 import '../ops/index.ts';
-import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo, isRandomSubOp } from '../ops/fused.ts';
+import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo, isFusableDraw, isRandomSubOp } from '../ops/fused.ts';
 import { FUSED_CONV_OPS } from '../ops/fused-conv.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { transposeAttrs } from '../ops/matmul.ts';
@@ -140,7 +140,7 @@ function hasF16(n: Node): boolean {
 /** An elementwise primitive the fused generator can compose, or an f32 random draw (drawn at the group's element index). */
 function fusible(n: Node): boolean {
   const def = getOp(n.op);
-  if (isRandomSubOp(n.op)) return n.inputs.length === 1 && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32';
+  if (isRandomSubOp(n.op)) return isFusableDraw(n);
   return !!def && def.family === 'elementwise' && def.lower?.kind === 'elementwise' && !!def.lower.expr && n.outputs.length === 1 && !hasF16(n);
 }
 

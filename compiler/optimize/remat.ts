@@ -21,7 +21,7 @@
 // kernels. Pure.
 import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
-import { isRandomSubOp } from '../ops/fused.ts';
+import { isFusableDraw } from '../ops/fused.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
@@ -43,11 +43,6 @@ function isElementwise(n: Node): boolean {
   );
 }
 
-/** A random draw fused kernels compose (fuse.ts draws it at their element index). */
-function draw(n: Node): boolean {
-  return isRandomSubOp(n.op) && n.inputs.length === 1 && n.outputs.length === 1 && n.outputs[0].type.dtype === 'f32';
-}
-
 /**
  * The longest chain of elementwise nodes a copy may recompute. A chain stops at a value that is stored
  * anyway: one no elementwise node defines, one something else reads (a matmul, a reduction) or the graph
@@ -66,7 +61,7 @@ const sameShape = (a: Value, b: Value) => a.type.shape.length === b.type.shape.l
 export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set(), options: { readonly draws?: boolean } = {}): Rematerialized {
   const { producer, consumers, results } = graphUses(g);
   // with `draws`, random draws are copied as elementwise nodes are (redrawMasks)
-  const elementwise = options.draws ? (n: Node) => isElementwise(n) || draw(n) : isElementwise;
+  const elementwise = options.draws ? (n: Node) => isElementwise(n) || isFusableDraw(n) : isElementwise;
   // how deep a copy of each node would recompute (graph order, so operands come first); over MAX_DEPTH
   // means the node is not copied, and its value, if read twice, is stored
   const depth = new Int32Array(g.nodes.length);
@@ -150,7 +145,7 @@ export function redrawMasks(g: Graph): Rematerialized {
   const chain = new Array<boolean>(g.nodes.length).fill(false);
   g.nodes.forEach((n, k) => {
     chain[k] =
-      draw(n) ||
+      isFusableDraw(n) ||
       (isElementwise(n) &&
         n.inputs.some((v) => chain[producer.get(v.id) ?? -1] === true) &&
         n.inputs.every((v) => {
@@ -158,6 +153,6 @@ export function redrawMasks(g: Graph): Rematerialized {
           return p !== undefined && (chain[p] || g.nodes[p].op === 'full');
         }));
   });
-  if (!chain.some((c, k) => c && draw(g.nodes[k]))) return { graph: g, origin: g.nodes.map((_, k) => k), copies: new Set() };
+  if (!chain.some((c, k) => c && isFusableDraw(g.nodes[k]))) return { graph: g, origin: g.nodes.map((_, k) => k), copies: new Set() };
   return rematerialize(g, new Set(g.nodes.flatMap((_, k) => (chain[k] ? [] : [k]))), { draws: true });
 }
