@@ -8,7 +8,7 @@ import { decodeOutputViews, FUSED_OP } from '../compiler/ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../compiler/ops/fused-matmul.ts';
 import { FUSED_REDUCE_OP } from '../compiler/ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../compiler/ops/registry.ts';
-import { concatsInPlace, isInPlaceConcat } from '../compiler/optimize/concat-in-place.ts';
+import { concatsInPlace, isInPlace } from '../compiler/optimize/concat-in-place.ts';
 import { fuseGraph, kernelCount } from '../compiler/optimize/fusion.ts';
 import { type Dim, sym } from '../compiler/shapes/dim.ts';
 import { expectSameBits, type FusedCase, feedsFor, gpuMismatches } from './fused-cases.ts';
@@ -17,7 +17,7 @@ import { f32t, GraphBuilder as G } from './graph-builder.ts';
 const SEED = Number(process.env.DLC_SEED ?? 20261206);
 const B = sym('B');
 
-const inPlace = (g: Graph) => g.nodes.filter(isInPlaceConcat).length;
+const inPlace = (g: Graph) => g.nodes.filter(isInPlace).length;
 
 /** Three operands along the last axis: an elementwise body's, a matmul epilogue's and a softmax's (a row kernel's whole-row output). */
 function threeWriters(): FusedCase {
@@ -110,6 +110,32 @@ describe('concats in place', () => {
     expect(kernelCount(graph)).toBe(kernelCount(plain) - 1);
     expectSameBits(c, graph, 'a constant in its slab');
     expect(await gpuMismatches([c], { concatsInPlace: false }, 'a constant in its slab')).toEqual([]);
+  });
+
+  it("a transpose of a kernel's result (attention's heads back to [B, L, h, d]) is stored transposed by that kernel, a plain matmul made a fused one; one read elsewhere stays", async () => {
+    const b = new G();
+    const p = b.input('p', f32t(B, 2, 5, 5));
+    const v = b.input('v', f32t(B, 2, 5, 4));
+    const w = b.input('w', f32t(8, 3));
+    const heads = b.op('transpose', [b.op('matmul', [p, v])], { perm: [0, 2, 1, 3] });
+    const y = b.op('matmul', [b.op('reshape', [heads], { shape: [B, 5, 8] }), w]);
+    // a second product read by its transpose and by a reduction: its transpose stays a kernel
+    const t = b.op('tanh', [b.op('matmul', [p, v])]);
+    const kept = b.op('transpose', [t], { perm: [0, 2, 1, 3] });
+    const sizes = new Map([['B', 3]]);
+    const c: FusedCase = { graph: b.graph({ y, kept, s: b.op('reduce_sum', [t], { axes: [3] }) }), feeds: feedsFor(b, sizes, seededRandom(SEED + 11)), sizes };
+    const plain = fuseGraph(c.graph, { transposesInPlace: false }).graph;
+    const { graph } = fuseGraph(c.graph);
+    expect(verifyGraph(graph)).toEqual([]);
+    const transposes = graph.nodes.filter((n) => n.op === 'transpose');
+    expect(transposes.map((n) => n.attrs.in_place === true)).toEqual([true, false]);
+    expect(kernelCount(graph)).toBe(kernelCount(plain) - 1);
+    // the product stores element (b, h, l, e) at b * 40 + l * 8 + h * 4 + e, where the transpose has it
+    const product = graph.nodes.find((n) => n.op === FUSED_MATMUL_OP && n.outputs.some((o) => o.id === transposes[0].inputs[0].id))!;
+    const views = decodeOutputViews(product.attrs, product.outputs.map((o) => o.type), FUSED_MATMUL_OP);
+    expect(typeof views !== 'string' && views.map((x) => [x.offset, x.strides])).toEqual([[0, [40, 4, 8, 1]]]);
+    expectSameBits(c, graph, 'a transpose in place');
+    expect(await gpuMismatches([c], { transposesInPlace: false }, 'a transpose in place')).toEqual([]);
   });
 
   it('refusals: a plain matmul, two operands of one matmul kernel, a kernel reading another operand, a result an update reads', () => {

@@ -7,7 +7,7 @@ import { type CpuVariantPlan, type KernelPlan, lowerNode } from '../compiler/cod
 import { type Dim, dimToString, evaluate } from '../compiler/shapes/dim.ts';
 import type { Tensor } from '../compiler/interpret/tensor.ts';
 import { dispatchSize, elementwiseUniforms, type ElementwiseKernel } from '../compiler/codegen/elementwise.ts';
-import { inPlaceConcatOf } from '../compiler/optimize/concat-in-place.ts';
+import { inPlaceNodeOf } from '../compiler/optimize/concat-in-place.ts';
 
 let devicePromise: Promise<GPUDevice> | undefined;
 /** Held for the life of the process: if Dawn's instance or adapter is garbage collected, the device crashes. */
@@ -342,7 +342,7 @@ export async function runGraphs(device: GPUDevice, jobs: readonly GraphJob[], op
     }
     const pass = encoder.beginComputePass();
     // an in-place concat's operands are slabs of its result's buffer (as codegen/program.ts lowers them)
-    const slabOf = inPlaceConcatOf(job.graph.nodes);
+    const slabOf = inPlaceNodeOf(job.graph.nodes);
     const bufferFor = (o: Value) => buffer(o.type.shape.map(bind).reduce((a, c) => a * c, 1) * 4, storage);
     job.graph.nodes.forEach((node, k) => {
       for (const o of node.outputs) {

@@ -37,6 +37,8 @@ export function copyPlans(node: Node): KernelPlan[] {
 
 /** out[i] = x[i permuted back]: output axis a reads input axis perm[a]. */
 export function transposePlans(node: Node): KernelPlan[] {
+  // its operand's producer stored it transposed (optimize/concat-in-place.ts)
+  if (node.attrs.in_place === true) return [];
   const x = node.inputs[0].type;
   const out = node.outputs[0].type;
   const perm = node.attrs.perm as number[];

@@ -18,7 +18,7 @@ import { SourceText } from '../diagnostics/source.ts';
 import type { Graph, InitSpec, Node, TensorType, Value } from '../ir/types.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
-import { inPlaceConcatOf, isInPlaceConcat } from '../optimize/concat-in-place.ts';
+import { inPlaceNodeOf, isInPlace } from '../optimize/concat-in-place.ts';
 import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
 import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
@@ -95,8 +95,8 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
   // after the nodes' buffers (numbered as without arenas): each temporary arena, whose members are views
   // of it, then the arena ranges fused_foreach kernels bind
   // an in-place concat's operands are slabs of its result's buffer, which the first of their producers allocates
-  const slabOf = inPlaceConcatOf(g.nodes);
-  const ownBuffers = (n: Node) => (ALIASING_OPS.has(n.op) ? 0 : isInPlaceConcat(n) ? 1 : n.outputs.length - inPlaceOutputs(n).size - n.outputs.filter((v) => slabOf.has(v.id)).length);
+  const slabOf = inPlaceNodeOf(g.nodes);
+  const ownBuffers = (n: Node) => (ALIASING_OPS.has(n.op) ? 0 : isInPlace(n) ? 1 : n.outputs.length - inPlaceOutputs(n).size - n.outputs.filter((v) => slabOf.has(v.id)).length);
   const arenaBase = buffers.length + g.nodes.reduce((a, n) => a + ownBuffers(n), 0);
   const tail: BufferDecl[] = [];
   const viewOf = new Map<number, { buffer: number; offset: number }>();
@@ -145,7 +145,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         bufferOf.set(v.id, bufferOf.get(whole.id)!);
         continue;
       }
-      if (isInPlaceConcat(node) && bufferOf.has(v.id)) continue;
+      if (isInPlace(node) && bufferOf.has(v.id)) continue;
       temp(v);
     }
     // a fused_foreach binds, for member 0's own inputs and outputs, the arena ranges that cover its span

@@ -89,7 +89,9 @@ registerOp({
   family: 'movement',
   arity: 1,
   differentiable: 'all',
-  attrs: { perm: 'required' },
+  // in_place (after fusion, optimize/concat-in-place.ts): the operand's producer stores it transposed
+  // straight into the result's buffer, so the transpose itself dispatches nothing
+  attrs: { perm: 'required', in_place: 'optional' },
   lower: { kind: 'kernel', kernel: transposePlans },
   infer([x], attrs) {
     const perm = attrs.perm;

@@ -29,21 +29,22 @@ import { graphUses } from '../ir/uses.ts';
 import { stridesOf } from '../codegen/per-element.ts';
 import { asFusedElementwise, asFusedFull, boundBuffers, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
+import { transposeAttrs } from '../ops/matmul.ts';
 import { FUSED_REDUCE_OP, rowLayout } from '../ops/fused-reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { add, type Dim, mul } from '../shapes/dim.ts';
 
 const WRITERS = new Set([FUSED_OP, FUSED_REDUCE_OP, FUSED_MATMUL_OP]);
 
-/** Whether a concat node dispatches nothing (its operands' producers store them in its buffer). */
-export function isInPlaceConcat(n: Node): boolean {
-  return n.op === 'concat' && n.attrs.in_place === true;
+/** Whether a concat or transpose node dispatches nothing (its operands' producers store them in its buffer). */
+export function isInPlace(n: Node): boolean {
+  return (n.op === 'concat' || n.op === 'transpose') && n.attrs.in_place === true;
 }
 
-/** Each in-place concat's operands (by value id) to the concat: its result's buffer is theirs. */
-export function inPlaceConcatOf(nodes: readonly Node[]): Map<number, Node> {
+/** Each in-place concat's or transpose's operands (by value id) to the node: its result's buffer is theirs. */
+export function inPlaceNodeOf(nodes: readonly Node[]): Map<number, Node> {
   const out = new Map<number, Node>();
-  for (const n of nodes) if (isInPlaceConcat(n)) for (const v of n.inputs) out.set(v.id, n);
+  for (const n of nodes) if (isInPlace(n)) for (const v of n.inputs) out.set(v.id, n);
   return out;
 }
 
@@ -71,7 +72,7 @@ export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
   const replaced = new Map<number, Node>();
   let count = 0;
   nodes.forEach((n, k) => {
-    if (n.op !== 'concat' || isInPlaceConcat(n) || n.outputs.length !== 1) return;
+    if (n.op !== 'concat' || isInPlace(n) || n.outputs.length !== 1) return;
     const y = n.outputs[0];
     if (y.type.dtype === 'f16' || (consumers.get(y.id) ?? []).some(writesUpdate)) return;
     const shape = y.type.shape;
@@ -129,4 +130,54 @@ export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
   });
   if (count === 0) return { graph: g, count };
   return { graph: { ...g, nodes: nodes.map((n, k) => replaced.get(k) ?? n) }, count };
+}
+
+/** A plain f32 matmul as a fused_matmul with an empty epilogue (it stores its result, register 0), so it can store it through an output view. */
+function asFusedMatmul(n: Node): Node | undefined {
+  if (n.op !== 'matmul' || n.inputs.length !== 2 || n.outputs.length !== 1 || n.outputs[0].type.dtype !== 'f32') return undefined;
+  return { ...n, op: FUSED_MATMUL_OP, attrs: { ...transposeAttrs(n.attrs.transpose_a === true, n.attrs.transpose_b === true), ...encodeFusedBody({ ops: [], outputs: [0] }) } };
+}
+
+/**
+ * The graph with every transpose whose operand's producer can store it transposed marked `in_place`,
+ * and that producer's `out_views`; how many it marked. Attention's heads go back to [B, L, h, d] by a
+ * transpose of the [B, h, L, d] product P V: the product's kernel stores element (b, h, l, e) where the
+ * transpose's result has it, and the transpose, a copy of the whole activation per layer, goes. The
+ * producer is a fused kernel (as for concats: an elementwise body, a matmul epilogue, a row kernel's
+ * whole-row output, a lone elementwise op) or a plain f32 matmul (made a fused_matmul with an empty
+ * epilogue); the operand is read by the transpose alone and is no graph result, and the transpose's
+ * result lives in no in-place concat (run this after concatsInPlace). The values are the same tensors,
+ * so the interpreter ignores both attributes; the bits are the same. Pure.
+ */
+export function transposesInPlace(g: Graph): { graph: Graph; count: number } {
+  if (!g.nodes.some((n) => n.op === 'transpose')) return { graph: g, count: 0 };
+  const { producer, consumers, results } = graphUses(g);
+  const nested = inPlaceNodeOf(g.nodes);
+  const replaced = new Map<number, Node>();
+  let count = 0;
+  g.nodes.forEach((n, k) => {
+    if (n.op !== 'transpose' || isInPlace(n) || n.outputs.length !== 1 || n.inputs.length !== 1 || nested.has(n.outputs[0].id)) return;
+    const [v] = n.inputs;
+    const y = n.outputs[0];
+    const p = producer.get(v.id);
+    if (p === undefined || v.type.dtype === 'f16' || results.has(v.id) || (consumers.get(v.id) ?? []).some((c) => c !== k)) return;
+    const node = replaced.get(p) ?? g.nodes[p];
+    const writer = asWriter(node) ?? asFusedMatmul(node);
+    const o = writer?.outputs.findIndex((w) => w.id === v.id) ?? -1;
+    if (!writer || o < 0 || (writer.op === FUSED_REDUCE_OP && !isWholeRow(writer, o))) return;
+    const own = decodeOutputViews(writer.attrs, writer.outputs.map((w) => w.type), writer.op);
+    if (typeof own === 'string' || own.some((w) => w.output === o)) return;
+    // operand axis a is result axis j where perm[j] = a: its stride is the result's stride there
+    const perm = n.attrs.perm as readonly number[];
+    const resultStrides = stridesOf(y.type.shape);
+    const strides = v.type.shape.map((_, a) => resultStrides[perm.indexOf(a)]);
+    const next: Node = { ...writer, attrs: { ...writer.attrs, out_views: encodeOutputViews([...own, { output: o, offset: 0, strides, buffer: y.id }].sort((a, b) => a.output - b.output)) } };
+    const types = inferOp(next.op, next.inputs.map((w) => w.type), next.attrs);
+    if (isShapeError(types) || boundBuffers(next) > MAX_STORAGE_BUFFERS) return;
+    replaced.set(p, next);
+    replaced.set(k, { ...n, attrs: { ...n.attrs, in_place: true } });
+    count++;
+  });
+  if (count === 0) return { graph: g, count };
+  return { graph: { ...g, nodes: g.nodes.map((n, k) => replaced.get(k) ?? n) }, count };
 }

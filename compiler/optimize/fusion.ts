@@ -7,7 +7,7 @@ import { fuseRowsWithReport } from './fuse-rows.ts';
 import { fuseViews } from './fuse-views.ts';
 import { redrawMasks, rematerialize } from './remat.ts';
 import { readViewsInPlace } from './view-inputs.ts';
-import { concatsInPlace, isInPlaceConcat } from './concat-in-place.ts';
+import { concatsInPlace, isInPlace, transposesInPlace } from './concat-in-place.ts';
 import { concatsAsViews } from './concat-views.ts';
 import { dce } from './dce.ts';
 import { mergeElementwise } from './merge-elementwise.ts';
@@ -23,6 +23,8 @@ export interface FusionOptions extends FuseOptions {
   readonly concatViews?: boolean;
   /** Let fused kernels store a concat's operands straight into its buffer, so the concat dispatches nothing (concat-in-place.ts; default true). */
   readonly concatsInPlace?: boolean;
+  /** Let the producer of a transpose's operand store it transposed into the result's buffer, so the transpose dispatches nothing (concat-in-place.ts; default true). */
+  readonly transposesInPlace?: boolean;
   /** Merge fused elementwise kernels into the ones that compute their inputs where the bindings now allow (merge-elementwise.ts; default true). */
   readonly mergeElementwise?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
@@ -33,7 +35,7 @@ export interface FusionOptions extends FuseOptions {
 
 /** Nodes of a fused graph that dispatch: all but the ops that alias their operand's buffer and the concats done in place. */
 export function kernelCount(g: Graph): number {
-  return g.nodes.filter((n) => n.op !== 'reshape' && n.op !== 'stop_gradient' && !isInPlaceConcat(n)).length;
+  return g.nodes.filter((n) => n.op !== 'reshape' && n.op !== 'stop_gradient' && !isInPlace(n)).length;
 }
 
 /** The fused graph and one report of the passes, every node index counted in `g`. Pure. */
@@ -124,7 +126,8 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   const fused = fuseAndView(g, options);
   // the copies a rewritten concat read are dead once it reads their source
   const stacked = options.concatViews === false ? fused.graph : dce(concatsAsViews(fused.graph).graph);
-  const slabs = options.concatsInPlace === false ? stacked : concatsInPlace(stacked).graph;
+  const concats = options.concatsInPlace === false ? stacked : concatsInPlace(stacked).graph;
+  const slabs = options.transposesInPlace === false ? concats : transposesInPlace(concats).graph;
   if (options.mergeElementwise === false) return { graph: slabs, report: fused.report };
   const { graph, merges } = mergeElementwise(slabs);
   if (merges.length === 0) return { graph, report: fused.report };

@@ -15,7 +15,7 @@ import { evalShape, sizeNames } from '../../runtime/sizes.ts';
 import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
-import { inPlaceConcatOf } from '../optimize/concat-in-place.ts';
+import { inPlaceNodeOf } from '../optimize/concat-in-place.ts';
 import { FUSED_FOREACH_OP, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { getOp } from '../ops/registry.ts';
 import { type FuseReason, type FuseReport } from '../optimize/fuse.ts';
@@ -177,7 +177,7 @@ function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefi
   const owners = new Map<number, Node>();
   let at = after.params.length + after.state.length + after.inputs.length;
   // an in-place concat's buffer is allocated at its first operand's producer, and belongs to the concat
-  const concatOf = inPlaceConcatOf(after.nodes);
+  const concatOf = inPlaceNodeOf(after.nodes);
   const allocated = new Set<Node>();
   for (const n of after.nodes) {
     if (ALIASING_OPS.has(n.op) || allocated.has(n)) continue;
