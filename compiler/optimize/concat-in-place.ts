@@ -1,4 +1,4 @@
-// Concats in place: where every operand's producer is a fused kernel, each stores its operand straight into its slab of the concat's buffer, and the concat dispatches nothing.
+// Concats and transposes in place: where every operand's producer is a fused kernel, each stores its operand straight into its place in the result's buffer (a concat's slab, a transpose's permuted strides), and the node dispatches nothing.
 //
 // Operand j of a concat along axis a is the slab of the result that starts at index s_j (the sizes of
 // the operands before it) along a: its element i is the result's element i + s_j e_a, at offset s_j *

@@ -176,7 +176,7 @@ const ALIASING_OPS = new Set(['reshape', 'stop_gradient']);
 function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefined {
   const owners = new Map<number, Node>();
   let at = after.params.length + after.state.length + after.inputs.length;
-  // an in-place concat's buffer is allocated at its first operand's producer, and belongs to the concat
+  // an in-place concat's (or transpose's) buffer is allocated at its first operand's producer, and belongs to that node
   const concatOf = inPlaceNodeOf(after.nodes);
   const allocated = new Set<Node>();
   for (const n of after.nodes) {
