@@ -24,9 +24,9 @@
 // elementwise fusion; the lowering is compiler/codegen/fused-reduce.ts.
 import type { Attrs, AttrValue, Node, TensorType } from '../ir/types.ts';
 import type { Tensor } from '../interpret/tensor.ts';
-import { type Dim, isConcrete, isDim } from '../shapes/dim.ts';
+import { type Dim, isConcrete } from '../shapes/dim.ts';
 import { fusedReducePlans } from '../codegen/fused-reduce.ts';
-import { decodeFusedBody, FUSED_OP, type FusedSubOp, isFusableSubOp, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
+import { decodeFusedBody, FUSED_OP, isInlinableConstant, type FusedSubOp, isFusableSubOp, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { reduceAxes } from './reduce.ts';
 import { err, sameShape, typeStr } from './util.ts';
@@ -57,12 +57,6 @@ export interface RowLayout {
 }
 
 const isOne = (d: Dim) => isConcrete(d) && d === 1;
-
-/** A `full` the kernel can read from its uniform: a number, a boolean or a size. */
-export function isInlinableConstant(attrs: Attrs): boolean {
-  const v = attrs.value;
-  return typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
-}
 
 /** The row domain of a reduction of `input` over `axes`: F, the kept-dims shape and the dropped one. */
 export function rowDomain(full: readonly Dim[], axes: readonly number[]): { keep: Dim[]; drop: Dim[] } {

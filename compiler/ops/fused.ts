@@ -26,7 +26,7 @@ import { dimEquals, isConcrete, isDim, type Dim } from '../shapes/dim.ts';
 import { fusedPlans } from '../codegen/fused.ts';
 import { getOp, inferOp, isShapeError, registerOp, type ShapeError } from './registry.ts';
 import { gather, sizeIn } from './strided-copy.ts';
-import { err, typeStr } from './util.ts';
+import { err, sameShape, typeStr } from './util.ts';
 
 export const FUSED_OP = 'fused_elementwise';
 
@@ -211,7 +211,7 @@ export function misfitRegister(regs: readonly TensorType[], body: FusedBody, inp
   return regs.findIndex((t, r) => {
     if (!broadcastsTo(t.shape, shape)) return true;
     const s = r >= inputs ? body.ops[r - inputs] : undefined;
-    return !!s && isRandomSubOp(s.op) && (t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
+    return !!s && isRandomSubOp(s.op) && !sameShape(t.shape, shape);
   });
 }
 
@@ -221,15 +221,19 @@ export function asFusedElementwise(n: Node): Node | undefined {
   return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: n.op, args: n.inputs.map((_, i) => i), attrs: n.attrs }], outputs: [n.inputs.length] }) };
 }
 
+/** A `full` a kernel can read from its uniform: a number, a boolean or a size. */
+export function isInlinableConstant(attrs: Attrs): boolean {
+  const v = attrs.value;
+  return typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
+}
+
 /**
  * A `full` constant (a number, a boolean or a size; not f16) as a fused_elementwise of its one sub-op
  * and no inputs, so that a kernel can store it where another kernel's output view says (an RNN's zero
  * initial state as the first block of a stack of states, optimize/concat-in-place.ts); else undefined.
  */
 export function asFusedFull(n: Node): Node | undefined {
-  const v = n.attrs.value;
-  const scalar = typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
-  if (n.op !== 'full' || n.inputs.length !== 0 || n.outputs.length !== 1 || n.outputs[0].type.dtype === 'f16' || !scalar) return undefined;
+  if (n.op !== 'full' || n.inputs.length !== 0 || n.outputs.length !== 1 || n.outputs[0].type.dtype === 'f16' || !isInlinableConstant(n.attrs)) return undefined;
   return { ...n, op: FUSED_OP, attrs: encodeFusedBody({ ops: [{ op: 'full', args: [], attrs: n.attrs }], outputs: [0] }) };
 }
 
@@ -262,7 +266,7 @@ function inferFused(declared: readonly TensorType[], attrs: Attrs): TensorType[]
   if (bad !== undefined) return err(`${FUSED_OP} output register ${bad} is not a sub-op result`);
   const outs = body.outputs.map((r) => regs[r]);
   const shape = outs[0].shape;
-  const mismatch = outs.find((t) => t.shape.length !== shape.length || !t.shape.every((d, a) => dimEquals(d, shape[a])));
+  const mismatch = outs.find((t) => !sameShape(t.shape, shape));
   if (mismatch) return err(`${FUSED_OP} outputs have different shapes: ${typeStr(outs[0])} and ${typeStr(mismatch)}`);
   const wide = misfitRegister(regs, body, n, shape);
   if (wide >= 0) return err(`${FUSED_OP} register ${wide} of type ${typeStr(regs[wide])} does not ${wide >= n && isRandomSubOp(body.ops[wide - n].op) ? 'draw exactly' : 'broadcast to'} the output shape ${typeStr(outs[0])}`);

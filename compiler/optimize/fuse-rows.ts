@@ -17,8 +17,8 @@
 // node is left as it was. Values keep their ids, so the graph's results are untouched.
 import '../ops/index.ts';
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
-import { FUSED_OP, isFusableSubOp, type FusedSubOp } from '../ops/fused.ts';
-import { encodeRowBody, FUSED_REDUCE_OP, isInlinableConstant } from '../ops/fused-reduce.ts';
+import { FUSED_OP, isFusableSubOp, isInlinableConstant, type FusedSubOp } from '../ops/fused.ts';
+import { encodeRowBody, FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
 import { reduceAxes } from '../ops/reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';

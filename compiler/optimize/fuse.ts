@@ -52,7 +52,7 @@
 // conv_transpose2d in the backward pass). Matmuls go first, so their decisions do not depend on the
 // convolutions. Both kinds of anchor are f32 only and have two operands (x and w, or a and b).
 import '../ops/index.ts';
-import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo, isFusableDraw, isRandomSubOp } from '../ops/fused.ts';
+import { encodeFusedBody, FUSED_OP, type FusedSubOp, broadcastsTo, isFusableDraw, isInlinableConstant, isRandomSubOp } from '../ops/fused.ts';
 import { FUSED_CONV_OPS } from '../ops/fused-conv.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { transposeAttrs } from '../ops/matmul.ts';
@@ -62,7 +62,7 @@ import { graphUses } from '../ir/uses.ts';
 import { successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
-import { dimEquals, isDim, shapeToString } from '../shapes/dim.ts';
+import { dimEquals, shapeToString } from '../shapes/dim.ts';
 
 /** The most storage buffers one shader stage may bind (WebGPU's default maxStorageBuffersPerShaderStage). */
 export const MAX_STORAGE_BUFFERS = 8;
@@ -146,9 +146,7 @@ function fusible(n: Node): boolean {
 
 /** A `full` the fused kernel can read from its uniform. */
 function inlinableConstant(n: Node): boolean {
-  if (n.op !== 'full' || hasF16(n) || n.outputs.length !== 1) return false;
-  const v = n.attrs.value;
-  return typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'object' && v !== null && isDim(v));
+  return n.op === 'full' && !hasF16(n) && n.outputs.length === 1 && isInlinableConstant(n.attrs);
 }
 
 /**

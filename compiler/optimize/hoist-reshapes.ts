@@ -23,6 +23,7 @@ import type { Graph, Node, TensorType, Value } from '../ir/types.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { graphUses } from '../ir/uses.ts';
 import { sameType } from './rewrite.ts';
+import { sameShape } from '../ops/util.ts';
 
 const isUnit = (d: Dim) => isConcrete(d) && d === 1;
 
@@ -32,6 +33,9 @@ function unitAxesOnly(from: readonly Dim[], to: readonly Dim[]): boolean {
   const b = to.filter((d) => !isUnit(d));
   return a.length === b.length && a.every((d, i) => dimEquals(d, b[i]));
 }
+
+/** A one-element operand, which broadcasts to the chain's shape either way (a constant): it is not reshaped. */
+const single = (t: TensorType, to: readonly Dim[]) => t.shape.every(isUnit) && t.shape.length <= to.length;
 
 function elementwise(n: Node): boolean {
   const def = getOp(n.op);
@@ -47,11 +51,10 @@ export function hoistReshapes(g: Graph): Graph {
     const p = producer.get(v.id);
     if (p === undefined || !elementwise(g.nodes[p]) || !readOnlyBy(v, k) || !unitAxesOnly(v.type.shape, to)) return undefined;
     const n = g.nodes[p];
-    const single = (t: TensorType) => t.shape.every(isUnit) && t.shape.length <= to.length;
     // an operand of the result's shape is a parameter, state or input, or such a chain itself
     const leaf = (a: Value) => !producer.has(a.id) || movable(a, p, to) !== undefined;
-    const moves = (a: Value) => sameType(a.type, { dtype: a.type.dtype, shape: v.type.shape }) && !single(a.type);
-    if (!n.inputs.every((a) => (moves(a) && leaf(a)) || single(a.type))) return undefined;
+    const moves = (a: Value) => sameShape(a.type.shape, v.type.shape) && !single(a.type, to);
+    if (!n.inputs.every((a) => (moves(a) && leaf(a)) || single(a.type, to))) return undefined;
     // the op's own shape rule agrees: the same result, reshaped
     const types = inferOp(n.op, n.inputs.map((a) => (moves(a) ? { dtype: a.type.dtype, shape: [...to] } : a.type)), n.attrs);
     return !isShapeError(types) && types.length === 1 && sameType(types[0], { dtype: v.type.dtype, shape: [...to] }) ? p : undefined;
@@ -70,7 +73,7 @@ export function hoistReshapes(g: Graph): Graph {
       return result;
     }
     const f = g.nodes[p];
-    const inputs = f.inputs.map((a) => (a.type.shape.every(isUnit) && a.type.shape.length <= to.length ? a : reshaped(a, p, to)));
+    const inputs = f.inputs.map((a) => (single(a.type, to) ? a : reshaped(a, p, to)));
     const types = inferOp(f.op, inputs.map((a) => a.type), f.attrs);
     if (isShapeError(types) || !sameType(types[0], type)) throw new Error(`internal: hoisting a reshape through ${f.op} changed its type`);
     nodes.push({ ...f, inputs, outputs: [result] });

@@ -140,6 +140,8 @@ export function rematerialize(g: Graph, keep: ReadonlySet<number> = new Set(), o
  * FlashAttention regenerates its dropout mask). Nodes that are not in such a chain are never copied. Pure.
  */
 export function redrawMasks(g: Graph): Rematerialized {
+  // most graphs draw nothing: no need to look at their uses
+  if (!g.nodes.some(isFusableDraw)) return { graph: g, origin: g.nodes.map((_, k) => k), copies: new Set() };
   const { producer } = graphUses(g);
   // draw chains: a draw, or an elementwise node whose operands are draw chains or constants
   const chain = new Array<boolean>(g.nodes.length).fill(false);
@@ -153,6 +155,5 @@ export function redrawMasks(g: Graph): Rematerialized {
           return p !== undefined && (chain[p] || g.nodes[p].op === 'full');
         }));
   });
-  if (!chain.some((c, k) => c && isFusableDraw(g.nodes[k]))) return { graph: g, origin: g.nodes.map((_, k) => k), copies: new Set() };
   return rematerialize(g, new Set(g.nodes.flatMap((_, k) => (chain[k] ? [] : [k]))), { draws: true });
 }
