@@ -51,6 +51,7 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
     case 'matmul':
       return { kind: 'sum', terms: inputs[0].shape[inputs[0].shape.length - 1] };
     case 'fused_matmul': // the matmul's k terms plus the epilogue's few (bias, residual)
+    case 'fused_matmul_columns':
       return { kind: 'sum', terms: inputs[0].shape[inputs[0].shape.length - 1] + 2 };
     case 'reduce_sum': {
       const out = numel(inputs[0].shape) / Math.max(1, numel(reducedCount(inputs[0].shape, a.axes as number[])));
@@ -237,6 +238,32 @@ const CASES: Record<string, Case[]> = {
     // with transposed operands: x^T @ dy + m (a weight gradient into Adam's moment), dy @ w^T + b
     c(['f32[B, 24]', 'f32[B, 6]', 'f32[24, 6]'], { ...encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2] }), transpose_a: true }, { batches: [1, 40] }),
     c(['f32[B, 36]', 'f32[40, 36]', 'f32[40]'], { ...encodeFusedBody({ ops: [{ op: 'add', args: [0, 1], attrs: {} }], outputs: [2, 0] }), transpose_b: true }, { batches: [3] }),
+  ],
+  // an LSTM cell's gates as column blocks of h @ W_h in any order (b_forget, c and g's bias, a view of the
+  // [4H] bias, as body inputs); overlapping blocks of a batched product
+  fused_matmul_columns: [
+    c(['f32[B, 12]', 'f32[12, 20]', 'f32[5]', 'f32[B, 5]', 'f32[20]'], {
+      columns: [5, 0, 10, 15],
+      width: 5,
+      views: [[4, 10, [B, 5], [0, 1]]],
+      ...encodeFusedBody({
+        ops: [
+          { op: 'add', args: [0, 4], attrs: {} },
+          { op: 'sigmoid', args: [7], attrs: {} },
+          { op: 'mul', args: [8, 5], attrs: {} },
+          { op: 'sigmoid', args: [1], attrs: {} },
+          { op: 'add', args: [2, 6], attrs: {} },
+          { op: 'tanh', args: [11], attrs: {} },
+          { op: 'mul', args: [10, 12], attrs: {} },
+          { op: 'add', args: [9, 13], attrs: {} },
+          { op: 'sigmoid', args: [3], attrs: {} },
+          { op: 'tanh', args: [14], attrs: {} },
+          { op: 'mul', args: [15, 16], attrs: {} },
+        ],
+        outputs: [14, 17],
+      }),
+    }, { batches: [1, 70] }),
+    c(['f32[2, 3, 7]', 'f32[7, 9]'], { columns: [4, 1], width: 5, ...encodeFusedBody({ ops: [], outputs: [0, 1] }) }),
   ],
   // a softmax with its row sums stored (per thread, and a workgroup per row); layer norm over a [B, 3, 70] input
   fused_reduce: [

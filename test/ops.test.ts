@@ -924,6 +924,34 @@ describe('fused_matmul', () => {
 });
 
 // =====================================================================================================
+describe('fused_matmul_columns', () => {
+  // sigmoid(block 0) * block 1 of a @ b: registers 0 and 1 the blocks, 2 the sigmoid, 3 the product
+  const body = { ops: [['sigmoid', [0], []], ['mul', [2, 1], []]], outputs: [3] };
+  const gates = { columns: [0, 2], width: 2, ...body };
+  shapeTable('fused_matmul_columns', [
+    { in: ['f32[B, 3]', 'f32[3, 4]'], attrs: gates, out: ['f32[B, 2]'] },
+    { in: ['f32[2, B, 3]', 'f32[3, 5]'], attrs: { ...gates, columns: [3, 1] }, out: ['f32[2, B, 2]'] },
+    // a block stored as it is, and a body input of the block's shape
+    { in: ['f32[B, 3]', 'f32[3, 4]', 'f32[B, 2]'], attrs: { columns: [2], width: 2, ops: [['add', [0, 1], []]], outputs: [2, 0] }, out: ['f32[B, 2]', 'f32[B, 2]'] },
+    { in: ['f32[B, 3]', 'f32[3, 4]'], attrs: { ...gates, columns: [] }, error: { message: 'fused_matmul_columns needs columns, a non-empty list of column offsets' } },
+    { in: ['f32[B, 3]', 'f32[3, 4]'], attrs: { ...gates, width: 0 }, error: { message: 'fused_matmul_columns needs a positive integer width' } },
+    { in: ['f32[B, 3]', 'f32[3, 4]'], attrs: { ...gates, columns: [0, 3] }, error: { message: "fused_matmul_columns: the block at column 3 of width 2 passes the product's 4 columns" } },
+    { in: ['f32[B, 3]', 'f32[2, 3, 4]'], attrs: gates, error: { message: 'fused_matmul_columns reads a matrix b [k, n], found f32[2, 3, 4]' } },
+    { in: ['f32[B, 3]', 'f32[5, 4]'], attrs: gates, error: { message: /fused_matmul_columns: matmul/ } },
+    { in: ['f32[B, 3]', 'f32[3, B]'], attrs: gates, error: { message: /needs the product's columns n known/ } },
+    { in: ['f32[B, 3]', 'f32[3, 4]', 'f32[B, 3]'], attrs: { columns: [0], width: 2, ops: [['add', [0, 1], []]], outputs: [2] }, error: { message: /./ } },
+    { in: ['f32[B, 3]', 'f32[3, 4]', 'f32[B, 2]'], attrs: { columns: [0], width: 2, ops: [], outputs: [1] }, error: { message: 'fused_matmul_columns output register 1 is neither a block nor a sub-op result' } },
+  ]);
+  interpTest('fused_matmul_columns', 'fused_matmul_columns gathers each block from the product, then runs its body', () => {
+    const a = f32([2, 2], [1, 2, 3, 4]);
+    const b = f32([2, 4], [1, 0, 2, 0, 0, 1, 0, -1]); // a @ b = [[1, 2, 2, -2], [3, 4, 6, -4]]
+    const [y] = run('fused_matmul_columns', [a, b], { columns: [2, 1], width: 2, ops: [['mul', [0, 1], []]], outputs: [2] });
+    // block 0 = columns 2..3, block 1 = columns 1..2
+    exact(y, [2, 2], [2 * 2, -2 * 2, 6 * 4, -4 * 6]);
+  });
+});
+
+// =====================================================================================================
 describe('fused_reduce', () => {
   // softmax over the last axis: registers 0 x, 1 max, 2 x - max, 3 exp, 4 sum, 5 the quotient
   const softmax: Attrs = encodeRowBody(

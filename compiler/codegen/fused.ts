@@ -72,21 +72,50 @@ export function opaque(name: string, dtype: DType, pos: number, zeros = 'p.heade
 }
 
 /**
+ * Registers a fused kernel computes in front of its body instead of loading them (fused_matmul_columns's
+ * column blocks of a matmul product, codegen/fused-columns.ts): the node's first `operands` inputs are
+ * bound first (bindings 1.., declared by `declarations`) and read by `stmts` alone, which define the
+ * registers 0.. (named `names`, of `dtypes`) from the element index `idx`; the body's loaded inputs are
+ * the node's inputs after them, registers from `names.length` on. `fields` and `words` follow the header.
+ */
+export interface FusedPrologue {
+  readonly op: string;
+  readonly operands: number;
+  readonly declarations: readonly string[];
+  readonly names: readonly string[];
+  readonly dtypes: readonly DType[];
+  readonly fields: readonly string[];
+  readonly words: readonly Dim[];
+  readonly stmts: readonly string[];
+  readonly comment: string;
+}
+
+/**
  * The one dispatch of a fused_elementwise node. `aliases` maps an input to the output written over it
  * (fused_foreach's in-place updates): the input has no binding of its own and is read, at the same
- * element, from the output's (WebGPU forbids a writable binding that overlaps another).
+ * element, from the output's (WebGPU forbids a writable binding that overlaps another). `prologue`: the
+ * registers computed before the body (above).
  */
-export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap<number, number> } = {}): KernelPlan[] {
+export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap<number, number>; readonly prologue?: FusedPrologue } = {}): KernelPlan[] {
   const aliases = options.aliases ?? new Map<number, number>();
+  const prologue = options.prologue;
+  const op = prologue?.op ?? FUSED_OP;
+  // the node's inputs before the body's own (a prologue's operands), and the registers computed from them
+  const lead = prologue?.operands ?? 0;
+  const computed = prologue?.names.length ?? 0;
   const body = decodeFusedBody(node.attrs);
   if (typeof body === 'string') throw new Error(body);
-  const views = decodeInputViews(node.attrs, node.inputs.length);
-  if (typeof views === 'string') throw new Error(views);
+  const allViews = decodeInputViews(node.attrs, node.inputs.length, op);
+  if (typeof allViews === 'string') throw new Error(allViews);
+  if (allViews.some((v) => v.input < lead)) throw new Error(`${op}: a view of a prologue operand`);
+  // positions from here on count the body's loaded inputs (node input lead + i is input i)
+  const views = allViews.map((v) => ({ ...v, input: v.input - lead }));
+  const loaded = node.inputs.slice(lead);
   const viewOf = new Map(views.map((v) => [v.input, v]));
   const wg = WORKGROUP_SIZE;
   const outShape = node.outputs[0].type.shape;
   const rank = outShape.length;
-  const inputs: ElementwiseOperand[] = node.inputs.map((v, i) => {
+  const inputs: ElementwiseOperand[] = loaded.map((v, i) => {
     const view = viewOf.get(i);
     return view ? { dtype: v.type.dtype, shape: view.shape, access: 'strided' } : { dtype: v.type.dtype, shape: v.type.shape, access: accessOf(v.type.shape, outShape) };
   });
@@ -96,12 +125,13 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
     if (inputs[i]?.access !== 'same' || viewOf.has(i) || node.outputs[o]?.type.dtype !== inputs[i].dtype) throw new Error(`${FUSED_OP}: input ${i} cannot be read from output ${o}`);
   }
   // an input that appears more than once (views of one buffer) is bound once, at its first position
-  const first = firstPositions(node.inputs);
+  const first = firstPositions(loaded);
   const bound = inputs.flatMap((_, i) => (aliases.has(i) || first[i] !== i ? [] : [i]));
-  const n = bound.length;
+  const n = lead + bound.length;
 
-  // registers: v{i} for inputs, s{j} for sub-results
-  const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, inputs.map((x) => x.dtype), 'p.header', { elementIndex: 'idx' });
+  // registers: the prologue's, then v{i} for inputs, s{j} for sub-results
+  const inputNames = [...(prologue?.names ?? []), ...inputs.map((_, i) => `v${i}`)];
+  const { names, dtypes, stmts, constWords, helpers } = fusedBodyCode(body, [...(prologue?.dtypes ?? []), ...inputs.map((x) => x.dtype)], 'p.header', { elementIndex: 'idx', inputNames });
 
   // outputs stored into an in-place concat's slab (ops/fused.ts's out_views) walk the output's axes too
   const outViews = decodeOutputViews(node.attrs, node.outputs.map((v) => v.type));
@@ -109,7 +139,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   const outViewOf = new Map(outViews.map((v, j) => [v.output, j]));
   const indexed = strided.length > 0 || outViews.length > 0;
 
-  const fields = ['  header: vec4<u32>, // x: element count'];
+  const fields = ['  header: vec4<u32>, // x: element count', ...(prologue?.fields ?? [])];
   if (indexed) fields.push(`  shape: array<vec4<u32>, ${k}>,`);
   for (const i of strided) fields.push(`  stride${i}: array<vec4<u32>, ${k}>,`);
   if (views.length > 0) fields.push(`  voff: array<vec4<u32>, ${Math.ceil(views.length / 4)}>, // viewed inputs' offsets`);
@@ -126,10 +156,12 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   const boundOuts = outs.flatMap((x) => (sharing[x.o] === x.o ? [x.o] : []));
   const lines: string[] = [];
   const opsText = body.ops.map((s) => s.op).join(', ');
-  lines.push(`// ${FUSED_OP}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; one invocation per output element.`);
+  lines.push(`// ${op}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; one invocation per output element.`);
+  if (prologue) lines.push(prologue.comment);
   lines.push('struct Params {', ...fields, '}');
   lines.push('@group(0) @binding(0) var<uniform> p: Params;');
-  bound.forEach((i, b) => lines.push(`@group(0) @binding(${b + 1}) var<storage, read> in${i}: array<${storageType(inputs[i].dtype)}>;`));
+  lines.push(...(prologue?.declarations ?? []));
+  bound.forEach((i, b) => lines.push(`@group(0) @binding(${lead + b + 1}) var<storage, read> in${i}: array<${storageType(inputs[i].dtype)}>;`));
   boundOuts.forEach((o, b) => lines.push(`@group(0) @binding(${n + 1 + b}) var<storage, read_write> out${o}: array<${storageType(outs[o].dtype)}>;`));
   lines.push('', ...[...helpers.values()].flatMap((h) => [h, '']));
   lines.push(`@compute @workgroup_size(${wg})`);
@@ -138,6 +170,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
   lines.push('  if (idx >= p.header.x) { return; }');
   const offsets = new Map(views.map((v, j) => [v.input, uvec('voff', j)]));
+  lines.push(...(prologue?.stmts ?? []));
   lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${first[i]}`), offsets, indexed));
   lines.push(...stmts);
   for (const x of outs) {
@@ -149,7 +182,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
 
   // the uniform words, in the order of the fields
   const axes = (dims: readonly Dim[]) => [...dims, ...new Array<Dim>(4 * k - dims.length).fill(0)];
-  const words: Dim[] = [outShape.reduce<Dim>((a, d) => mul(a, d), 1), 0, 0, 0];
+  const words: Dim[] = [outShape.reduce<Dim>((a, d) => mul(a, d), 1), 0, 0, 0, ...(prologue?.words ?? [])];
   if (indexed) words.push(...axes(outShape));
   for (const i of strided) {
     const view = viewOf.get(i);
@@ -159,8 +192,9 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   for (const v of outViews) words.push(...axes(v.strides));
   if (outViews.length > 0) words.push(...padUniforms(outViews.map((v) => v.offset)));
   words.push(...constWords);
-  const shared = first.some((f, i) => f !== i);
-  return [{ op: FUSED_OP, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: bound } : {}), ...(boundOuts.length < outs.length ? { outputs: boundOuts } : {}) }];
+  const shared = lead > 0 || first.some((f, i) => f !== i);
+  const boundInputs = [...Array.from({ length: lead }, (_, i) => i), ...bound.map((i) => lead + i)];
+  return [{ op, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: boundInputs } : {}), ...(boundOuts.length < outs.length ? { outputs: boundOuts } : {}) }];
 }
 
 /** The WGSL of a fused body: one `let` per sub-op over the registers (`v{i}` the inputs, `s{j}` the sub-results). */

@@ -11,6 +11,7 @@ import './random.ts';
 import './misc.ts';
 import './fused.ts';
 import './fused-matmul.ts';
+import './fused-matmul-columns.ts';
 import './fused-foreach.ts';
 import './fused-reduce.ts';
 import './fused-conv.ts';

@@ -11,6 +11,7 @@ import { concatsInPlace, isInPlace, transposesInPlace } from './concat-in-place.
 import { concatsAsViews } from './concat-views.ts';
 import { dce } from './dce.ts';
 import { mergeElementwise } from './merge-elementwise.ts';
+import { matmulColumns } from './matmul-columns.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
@@ -27,6 +28,8 @@ export interface FusionOptions extends FuseOptions {
   readonly transposesInPlace?: boolean;
   /** Merge fused elementwise kernels into the ones that compute their inputs where the bindings now allow (merge-elementwise.ts; default true). */
   readonly mergeElementwise?: boolean;
+  /** Let a fused elementwise kernel that reads a matmul product only as column blocks compute them itself (matmul-columns.ts; default true). */
+  readonly matmulColumns?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
   readonly remat?: boolean;
   /** Redraw random masks in each kernel that reads them instead of storing them (remat.ts redrawMasks; default true). */
@@ -126,23 +129,44 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   const fused = fuseAndView(g, options);
   // the copies a rewritten concat read are dead once it reads their source
   const stacked = options.concatViews === false ? fused.graph : dce(concatsAsViews(fused.graph).graph);
-  const concats = options.concatsInPlace === false ? stacked : concatsInPlace(stacked).graph;
-  const slabs = options.transposesInPlace === false ? concats : transposesInPlace(concats).graph;
-  if (options.mergeElementwise === false) return { graph: slabs, report: fused.report };
-  const { graph, merges } = mergeElementwise(slabs);
-  if (merges.length === 0) return { graph, report: fused.report };
-  // a merged kernel's report group is both groups
+  const columns = (x: Graph) => (options.matmulColumns === false ? { graph: x, merges: [] as [number, number][] } : matmulColumns(x));
+  const tail = (early: { graph: Graph; merges: [number, number][] }) => {
+    const concats = options.concatsInPlace === false ? early.graph : concatsInPlace(early.graph).graph;
+    const slabs = options.transposesInPlace === false ? concats : transposesInPlace(concats).graph;
+    const merged = options.mergeElementwise === false ? { graph: slabs, merges: [] as [number, number][] } : mergeElementwise(slabs);
+    return { early, merges: merged.merges, late: columns(merged.graph) };
+  };
+  // products read as column blocks merged after the elementwise merges, and also before the concats in
+  // place, whose slab outputs may take the binding a merge needs: whichever has fewer kernels
+  let chosen = tail({ graph: stacked, merges: [] });
+  const early = columns(stacked);
+  if (early.merges.length > 0) {
+    const other = tail(early);
+    if (kernelCount(other.late.graph) < kernelCount(chosen.late.graph)) chosen = other;
+  }
+  const { merges } = chosen;
+  const graph = chosen.late.graph;
+  if (merges.length === 0 && chosen.early.merges.length === 0 && chosen.late.merges.length === 0) return { graph, report: fused.report };
+  // a merged kernel's report group is both groups (a plain matmul merged into its reader joins the reader's)
   const table = new GroupTable(g, fused.report.groups);
   const defined = new Map<number, Node>(graph.nodes.flatMap((n) => n.outputs.map((v): [number, Node] => [v.id, n])));
-  for (const [a, b] of merges) {
+  const definedIn = new Map<number, number>(g.nodes.flatMap((n, k) => n.outputs.map((v): [number, number] => [v.id, k])));
+  const record = (a: number, b: number, lone: boolean) => {
     const [ga, gb] = [table.find(a), table.find(b)];
-    if (ga < 0 || gb < 0 || ga === gb) continue;
-    const [first, second] = [table.get(ga), table.get(gb)];
+    if (gb < 0 || ga === gb) return;
+    const second = table.get(gb);
+    // a lone node (a plain matmul) that defines a: a group of that node alone
+    const first = ga >= 0 ? table.get(ga) : lone && definedIn.has(a) ? { ...second, nodes: [definedIn.get(a)!] } : undefined;
+    if (!first) return;
     const nodes = [...new Set([...first.nodes, ...second.nodes])].sort((x, y) => x - y);
     const made = defined.get(b);
-    table.remove(gb);
-    table.set(ga, { ...first, nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: made ? new Set(made.inputs.map((v) => v.id)).size : first.inputs, outputs: made?.outputs.length ?? first.outputs });
-  }
+    const at = ga >= 0 ? ga : gb;
+    if (at !== gb) table.remove(gb);
+    table.set(at, { ...first, ...(made ? { op: made.op } : {}), nodes, ops: nodes.map((k) => g.nodes[k].op), inputs: made ? new Set(made.inputs.map((v) => v.id)).size : first.inputs, outputs: made?.outputs.length ?? first.outputs });
+  };
+  for (const [a, b] of chosen.early.merges) record(a, b, true);
+  for (const [a, b] of merges) record(a, b, false);
+  for (const [a, b] of chosen.late.merges) record(a, b, true);
   const groups = table.list();
   return { graph, report: { ...fused.report, nodesAfter: graph.nodes.length, groups } };
 }

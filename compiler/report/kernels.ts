@@ -4,7 +4,7 @@
 // `buildKernelReport` is a pure function from the compiled program (and optionally the same model compiled
 // without fusion, and what the fusion pass decided per graph) to a report model; `renderMarkdown` and
 // `renderHtml` print it. FLOPs are estimates: elementwise kernels count one per output element and
-// sub-op, matmul 2·m·n·k per batch, convolutions 2·N·O·OH·OW·C/groups·KH·KW, reductions and pooling one
+// sub-op, matmul 2·m·n·k per batch (times the column blocks of a fused_matmul_columns), convolutions 2·N·O·OH·OW·C/groups·KH·KW, reductions and pooling one
 // per input element, random draws one per output element, data movement none. Bytes are the sizes of
 // every buffer a dispatch binds (inputs and outputs), at the bound sizes.
 import '../ops/index.ts';
@@ -15,6 +15,7 @@ import { evalShape, sizeNames } from '../../runtime/sizes.ts';
 import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import { FUSED_COLUMNS_OP } from '../ops/fused-matmul-columns.ts';
 import { inPlaceNodeOf } from '../optimize/concat-in-place.ts';
 import { FUSED_FOREACH_OP, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { getOp } from '../ops/registry.ts';
@@ -266,7 +267,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
           if (typeof body !== 'string') subOps = [...(anchor === k.op ? [] : [anchor]), ...body.ops.filter((s) => s.op !== 'full').map((s) => s.op)];
         }
       }
-      const parts = kernelFlops(k, subOps, shapeOf, numel, node?.attrs.transpose_out === true);
+      const parts = kernelFlops(k, subOps, shapeOf, numel, node?.attrs.transpose_out === true, node && Array.isArray(node.attrs.columns) ? node.attrs.columns.length : 1);
       return {
         index,
         op: k.op,
@@ -329,6 +330,7 @@ function isFusedOp(op: string): boolean {
 
 /** The contraction a fused kernel starts with (`fused_matmul` -> matmul, `fused_conv2d` -> conv2d), or its own name. */
 function anchorOf(op: string): string {
+  if (op === FUSED_COLUMNS_OP) return 'matmul';
   const inner = op.replace(/^fused_/, '');
   return getOp(inner)?.family === 'contraction' ? inner : op;
 }
@@ -338,7 +340,7 @@ function anchorOf(op: string): string {
  * kernel: a matmul or convolution sub-op counts as its own kernel would over the fused kernel's first two
  * inputs (a and b, or x and w) and its iteration shape, every other sub-op one per element.
  */
-function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shapeOf: (i: number) => number[], numel: (i: number) => number, storedTransposed = false): { op: string; flops: number }[] {
+function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shapeOf: (i: number) => number[], numel: (i: number) => number, storedTransposed = false, blocks = 1): { op: string; flops: number }[] {
   const out = k.outputs.length > 0 ? numel(k.outputs[0]) : 0;
   // a's last two axes are [m, k], or [k, m] when it is read transposed (a matmul prologue): where the
   // second-to-last is the output's m, k is the last (either way when k == m)
@@ -350,7 +352,8 @@ function kernelFlops(k: KernelDecl, subOps: readonly string[] | undefined, shape
   };
   const contraction = (op: string): number => {
     if (k.inputs.length < 2) return 0;
-    if (op === 'matmul') return 2 * out * innerK();
+    // fused_matmul_columns computes `blocks` column blocks of the product per output element
+    if (op === 'matmul') return 2 * out * innerK() * blocks;
     // weights [O, C/groups, KH, KW] (conv2d; stored [C, O, KH, KW] when read transposed, so per output
     // channel: all of them over the output's O, its axis 0 when it stores its result transposed) or
     // [C, O/groups, KH, KW] (conv_transpose2d)
