@@ -74,9 +74,13 @@ export function opaque(name: string, dtype: DType, pos: number, zeros = 'p.heade
 /**
  * Registers a fused kernel computes in front of its body instead of loading them (fused_matmul_columns's
  * column blocks of a matmul product, codegen/fused-columns.ts): the node's first `operands` inputs are
- * bound first (bindings 1.., declared by `declarations`) and read by `stmts` alone, which define the
- * registers 0.. (named `names`, of `dtypes`) from the element index `idx`; the body's loaded inputs are
- * the node's inputs after them, registers from `names.length` on. `fields` and `words` follow the header.
+ * bound first (bindings 1.., declared by `declarations`) and read by the prologue alone; the body's
+ * loaded inputs are the node's inputs after them, registers from `names.length` on. An invocation (index
+ * `inv`, `invocations` of them) runs `stmts` once, which may return, then the body for each of its
+ * `elements.count` elements (a loop over `me`, not unrolled: one copy of the body keeps the shader small):
+ * at flat index `elements.index` (the body's `idx`, skipped past the element count), after
+ * `elements.stmts` define the registers 0.. (named `names`, of `dtypes`). `fields` and `words` follow the
+ * header in the uniform.
  */
 export interface FusedPrologue {
   readonly op: string;
@@ -87,6 +91,8 @@ export interface FusedPrologue {
   readonly fields: readonly string[];
   readonly words: readonly Dim[];
   readonly stmts: readonly string[];
+  readonly elements: { readonly count: number; readonly index: string; readonly stmts: readonly string[] };
+  readonly invocations: Dim;
   readonly comment: string;
 }
 
@@ -156,7 +162,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   const boundOuts = outs.flatMap((x) => (sharing[x.o] === x.o ? [x.o] : []));
   const lines: string[] = [];
   const opsText = body.ops.map((s) => s.op).join(', ');
-  lines.push(`// ${op}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; one invocation per output element.`);
+  lines.push(`// ${op}(${inputs.map((x) => x.dtype).join(', ')}) -> (${outs.map((x) => x.dtype).join(', ')}), rank ${rank}: ${opsText}; ${prologue ? `${prologue.elements.count} output elements per invocation` : 'one invocation per output element'}.`);
   if (prologue) lines.push(prologue.comment);
   lines.push('struct Params {', ...fields, '}');
   lines.push('@group(0) @binding(0) var<uniform> p: Params;');
@@ -167,16 +173,22 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   lines.push(`@compute @workgroup_size(${wg})`);
   lines.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,');
   lines.push('        @builtin(local_invocation_index) lid: u32) {');
-  lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
-  lines.push('  if (idx >= p.header.x) { return; }');
   const offsets = new Map(views.map((v, j) => [v.input, uvec('voff', j)]));
-  lines.push(...(prologue?.stmts ?? []));
-  lines.push(...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${first[i]}`), offsets, indexed));
-  lines.push(...stmts);
+  // the body at element `idx`: its inputs' loads, its sub-ops, its stores
+  const element: string[] = [...operandLoads(inputs, strided, rank, (i) => (aliases.has(i) ? `out${aliases.get(i)}` : `in${first[i]}`), offsets, indexed), ...stmts];
   for (const x of outs) {
     const j = outViewOf.get(x.o);
     const at = j === undefined ? 'idx' : [uvec('ooff', j), ...Array.from({ length: rank }, (_, a) => `i${a} * ${uvec(`ostride${x.o}`, a)}`)].join(' + ');
-    lines.push(`  out${sharing[x.o]}[${at}] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
+    element.push(`  out${sharing[x.o]}[${at}] = ${x.dtype === 'bool' ? `select(0u, 1u, ${names[x.r]})` : names[x.r]};`);
+  }
+  if (!prologue) {
+    lines.push(`  let idx = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`);
+    lines.push('  if (idx >= p.header.x) { return; }');
+    lines.push(...element);
+  } else {
+    lines.push(`  let inv = (wid.y * nwg.x + wid.x) * ${wg}u + lid;`, ...prologue.stmts);
+    const e = prologue.elements;
+    lines.push(`  for (var me = 0u; me < ${e.count}u; me++) {`, `  let idx = ${e.index};`, '  if (idx < p.header.x) {', ...e.stmts, ...element, '  }', '  }');
   }
   lines.push('}', '');
 
@@ -194,7 +206,7 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   words.push(...constWords);
   const shared = lead > 0 || first.some((f, i) => f !== i);
   const boundInputs = [...Array.from({ length: lead }, (_, i) => i), ...bound.map((i) => lead + i)];
-  return [{ op, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(words[0], wg), ...(shared ? { inputs: boundInputs } : {}), ...(boundOuts.length < outs.length ? { outputs: boundOuts } : {}) }];
+  return [{ op, wgsl: lines.join('\n'), uniforms: padUniforms(words), workgroups: ceilDiv(prologue?.invocations ?? words[0], wg), ...(shared ? { inputs: boundInputs } : {}), ...(boundOuts.length < outs.length ? { outputs: boundOuts } : {}) }];
 }
 
 /** The WGSL of a fused body: one `let` per sub-op over the registers (`v{i}` the inputs, `s{j}` the sub-results). */
