@@ -169,6 +169,30 @@ describe('products read as column blocks: one kernel', () => {
   });
 });
 
+describe('the fusion report says why a product read as column blocks kept its kernel', () => {
+  it('the binding limit and the fma bound, with the matmul and the reader named', () => {
+    const report = (build: (b: G) => Record<string, Value>) => {
+      const b = new G();
+      const g = b.graph(build(b));
+      return { g, rejected: fuseGraph(g).report.rejected.filter((r) => /column blocks/.test(r.detail)) };
+    };
+    const gates = (b: G, z: Value, H: number) => b.op('mul', [b.op('sigmoid', [block(b, z, 0, H)]), b.op('tanh', [block(b, z, H, H)])]);
+    const wide = report((b) => {
+      let y = gates(b, b.op('matmul', [b.input('x', f32t(B, 5)), b.input('w', f32t(5, 8))]), 4);
+      for (let i = 0; i < 6; i++) y = b.op(i % 2 ? 'add' : 'mul', [y, b.input(`e${i}`, f32t(B, 4))]);
+      return { y };
+    });
+    expect(wide.rejected.map((r) => [r.reason, wide.g.nodes[r.node].op])).toEqual([['bindings', 'matmul']]);
+    expect(wide.rejected[0].detail).toBe("computing the product's column blocks in its reader would bind 9 storage buffers (limit 8: a, b, the inputs of both bodies, the outputs)");
+    const k = MAX_COLUMN_FMAS / 2 + 1;
+    const long = report((b) => ({ y: gates(b, b.op('matmul', [b.input('x', f32t(B, k)), b.input('w', f32t(k, 8))]), 4) }));
+    expect(long.rejected.map((r) => r.reason)).toEqual(['fmas']);
+    expect(long.rejected[0].detail).toBe(`its 2 column blocks of a product with k = ${k} are ${2 * k} fmas per element, past ${MAX_COLUMN_FMAS}: the product keeps its own kernel`);
+    // the merged case has nothing to say
+    expect(report((b) => ({ y: gates(b, b.op('matmul', [b.input('x', f32t(B, 5)), b.input('w', f32t(5, 8))]), 4) })).rejected).toEqual([]);
+  });
+});
+
 const CASES = Number(process.env.DLC_COLUMNS_CASES ?? 60);
 /** The first of them run on Dawn too (lavapipe compiles every distinct shader: about 3 s a case with an empty shader cache). */
 const GPU_CASES = Number(process.env.DLC_COLUMNS_GPU_CASES ?? 16);

@@ -71,9 +71,10 @@ export const MAX_STORAGE_BUFFERS = 8;
  * Why a candidate did not fuse: the storage-buffer limit, a cycle between groups, a shape that is not the
  * group's, a group reading no buffer, or a group already taken by another anchor: `matmul` when the
  * candidate is a matmul, `conv` when it is a convolution; `shared` for a transpose that a matmul cannot
- * fold because something else reads it too.
+ * fold because something else reads it too; `fmas` for a product read as column blocks whose reader
+ * would run too many fmas per element to compute them (optimize/matmul-columns.ts).
  */
-export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul' | 'conv' | 'shared';
+export type FuseReason = 'bindings' | 'cycle' | 'shape' | 'no-inputs' | 'matmul' | 'conv' | 'shared' | 'fmas';
 
 /** A node that could have joined a consumer's group but did not, and why. */
 export interface FuseRejection {

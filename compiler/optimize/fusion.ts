@@ -129,8 +129,8 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   const fused = fuseAndView(g, options);
   // the copies a rewritten concat read are dead once it reads their source
   const stacked = options.concatViews === false ? fused.graph : dce(concatsAsViews(fused.graph).graph);
-  const columns = (x: Graph) => (options.matmulColumns === false ? { graph: x, merges: [] as [number, number][] } : matmulColumns(x));
-  const tail = (early: { graph: Graph; merges: [number, number][] }) => {
+  const columns = (x: Graph): ReturnType<typeof matmulColumns> => (options.matmulColumns === false ? { graph: x, merges: [], refusals: [] } : matmulColumns(x));
+  const tail = (early: ReturnType<typeof matmulColumns>) => {
     const concats = options.concatsInPlace === false ? early.graph : concatsInPlace(early.graph).graph;
     const slabs = options.transposesInPlace === false ? concats : transposesInPlace(concats).graph;
     const merged = options.mergeElementwise === false ? { graph: slabs, merges: [] as [number, number][] } : mergeElementwise(slabs);
@@ -138,7 +138,7 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   };
   // products read as column blocks merged after the elementwise merges, and also before the concats in
   // place, whose slab outputs may take the binding a merge needs: whichever has fewer kernels
-  let chosen = tail({ graph: stacked, merges: [] });
+  let chosen = tail({ graph: stacked, merges: [], refusals: [] });
   const early = columns(stacked);
   if (early.merges.length > 0) {
     const other = tail(early);
@@ -146,11 +146,18 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   }
   const { merges } = chosen;
   const graph = chosen.late.graph;
-  if (merges.length === 0 && chosen.early.merges.length === 0 && chosen.late.merges.length === 0) return { graph, report: fused.report };
+  // the column merges the last pass refused, in `g`'s node numbers: the product's node and the last of its reader's group
+  const definedIn = new Map<number, number>(g.nodes.flatMap((n, k) => n.outputs.map((v): [number, number] => [v.id, k])));
+  const refusedBlocks: FuseRejection[] = chosen.late.refusals.flatMap((r) => {
+    const node = definedIn.get(r.product);
+    const reader = definedIn.get(r.reader);
+    return node === undefined || reader === undefined ? [] : [{ node, op: g.nodes[node].op, group: reader, reason: r.reason, detail: r.detail }];
+  });
+  const base = refusedBlocks.length === 0 ? fused.report : { ...fused.report, rejected: [...fused.report.rejected, ...refusedBlocks] };
+  if (merges.length === 0 && chosen.early.merges.length === 0 && chosen.late.merges.length === 0) return { graph, report: base };
   // a merged kernel's report group is both groups (a plain matmul merged into its reader joins the reader's)
   const table = new GroupTable(g, fused.report.groups);
   const defined = new Map<number, Node>(graph.nodes.flatMap((n) => n.outputs.map((v): [number, Node] => [v.id, n])));
-  const definedIn = new Map<number, number>(g.nodes.flatMap((n, k) => n.outputs.map((v): [number, number] => [v.id, k])));
   const record = (a: number, b: number, lone: boolean) => {
     const [ga, gb] = [table.find(a), table.find(b)];
     if (gb < 0 || ga === gb) return;
@@ -168,7 +175,7 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   for (const [a, b] of merges) record(a, b, false);
   for (const [a, b] of chosen.late.merges) record(a, b, true);
   const groups = table.list();
-  return { graph, report: { ...fused.report, nodesAfter: graph.nodes.length, groups } };
+  return { graph, report: { ...base, nodesAfter: graph.nodes.length, groups } };
 }
 
 /** Elementwise, epilogue, reduction and movement fusion, then copies read in place, with one report in `g`'s node numbers. */

@@ -46,7 +46,7 @@ export const MAX_COLUMN_FMAS = 2048;
  * rules above refuse. With `store` (z is read later by others too) the node also stores z, its blocks
  * as outputs in z's buffer, and the concat of them that is z follows it, in place.
  */
-function merged(p: Node, e: Node, z: Value, slabOf: ReadonlyMap<number, Node>, store: { nextId: number } | undefined): Node[] | undefined {
+function merged(p: Node, e: Node, z: Value, slabOf: ReadonlyMap<number, Node>, store: { nextId: number } | undefined): Node[] | ColumnsRefusal | undefined {
   if ((p.op !== 'matmul' && p.op !== FUSED_MATMUL_OP) || p.outputs.length !== 1 || p.outputs[0].id !== z.id) return undefined;
   if (p.attrs.transpose_a === true || p.attrs.transpose_b === true || p.attrs.out_views !== undefined || drawsRandom(p.attrs)) return undefined;
   const [a, b] = p.inputs;
@@ -76,7 +76,8 @@ function merged(p: Node, e: Node, z: Value, slabOf: ReadonlyMap<number, Node>, s
     blockOf.set(i, offsets.includes(o) ? offsets.indexOf(o) : offsets.push(o) - 1);
   }
   const blocks = offsets.length;
-  if (blocks === 0 || blocks * k > MAX_COLUMN_FMAS) return undefined;
+  if (blocks === 0) return undefined;
+  if (blocks * k > MAX_COLUMN_FMAS) return { reason: 'fmas', detail: `its ${blocks} column blocks of a product with k = ${k} are ${blocks * k} fmas per element, past ${MAX_COLUMN_FMAS}: the product keeps its own kernel` };
 
   // the merged node's inputs: a, b, then each (value, view) either body reads, once
   const inputs: Value[] = [a, b];
@@ -130,7 +131,7 @@ function merged(p: Node, e: Node, z: Value, slabOf: ReadonlyMap<number, Node>, s
   const blockValues: Value[] = [];
   const order = offsets.map((o, g) => [o, g]).sort((x, y) => x[0] - y[0]);
   if (store) {
-    if (blocks * w !== n || order.some(([o], i) => o !== i * w)) return undefined;
+    if (blocks * w !== n || order.some(([o], i) => o !== i * w)) return { reason: 'shape', detail: `the product is read elsewhere too, and its ${blocks} column blocks of width ${w} do not tile its ${n} columns, so the kernel could not store it` };
     for (const [o, g] of order) {
       outViews.push({ output: e.outputs.length + blockValues.length, offset: o, strides: zStrides, buffer: z.id });
       outputs.push(pOut[g]);
@@ -144,7 +145,8 @@ function merged(p: Node, e: Node, z: Value, slabOf: ReadonlyMap<number, Node>, s
   const types = inferOp(FUSED_COLUMNS_OP, inputs.map((v) => v.type), attrs);
   if (isShapeError(types) || !types.every((t, o) => t.dtype === node.outputs[o].type.dtype && sameShape(t.shape, node.outputs[o].type.shape))) return undefined;
 
-  if (boundBuffers(node) > MAX_STORAGE_BUFFERS) return undefined;
+  const bound = boundBuffers(node);
+  if (bound > MAX_STORAGE_BUFFERS) return { reason: 'bindings', detail: `computing the product's column blocks in its reader would bind ${bound} storage buffers (limit ${MAX_STORAGE_BUFFERS}: a, b, the inputs of both bodies, the outputs${store ? ' and the product' : ''})` };
   // no buffer both read and written: an input that lives in a slab E stores into
   const writes = new Set(eOutViews.flatMap((v) => (v.buffer === undefined ? [] : [v.buffer])));
   if (inputs.some((v) => writes.has(v.id) || writes.has(slabOf.get(v.id)?.outputs[0].id ?? -1))) return undefined;
@@ -152,13 +154,24 @@ function merged(p: Node, e: Node, z: Value, slabOf: ReadonlyMap<number, Node>, s
   return [node, { op: 'concat', inputs: blockValues, attrs: { axis: last, in_place: true }, outputs: [z], span: p.span }];
 }
 
-/** The graph with each product read only as column blocks computed by its reader, wherever the rules above allow; each merge as the product's id and the reader's first output id. */
-export function matmulColumns(g: Graph): { graph: Graph; merges: [number, number][] } {
+/** Why a product read as column blocks kept its own kernel: past the fma bound, past the binding limit, or stored elsewhere in blocks that do not tile it. */
+export interface ColumnsRefusal {
+  readonly reason: 'fmas' | 'bindings' | 'shape';
+  readonly detail: string;
+}
+
+/**
+ * The graph with each product read only as column blocks computed by its reader, wherever the rules
+ * above allow; each merge as the product's id and the reader's first output id, and each refusal of a
+ * product its reader reads as column blocks, by the same ids.
+ */
+export function matmulColumns(g: Graph): { graph: Graph; merges: [number, number][]; refusals: (ColumnsRefusal & { product: number; reader: number })[] } {
   const { producer, consumers, results, updates } = graphUses(g);
   const slabOf = inPlaceNodeOf(g.nodes);
   const slots: Node[][] = g.nodes.map((n) => [n]);
   const ids = { nextId: firstFreeId(g) };
   const merges: [number, number][] = [];
+  const refusals: (ColumnsRefusal & { product: number; reader: number })[] = [];
   const writesUpdate = (k: number) => g.nodes[k].outputs.some((v) => updates.has(v.id));
   for (let at = 0; at < slots.length; at++) {
     const e = slots[at][0];
@@ -170,13 +183,17 @@ export function matmulColumns(g: Graph): { graph: Graph; merges: [number, number
       if (!p || results.has(z.id) || !readers.includes(at) || readers.some((r) => r < at || writesUpdate(r))) continue;
       const nodes = merged(p, e, z, slabOf, readers.length > 1 ? ids : undefined);
       if (!nodes) continue;
+      if (!Array.isArray(nodes)) {
+        refusals.push({ ...nodes, product: z.id, reader: e.outputs[0].id });
+        continue;
+      }
       slots[j!] = [];
       slots[at] = nodes;
       merges.push([z.id, e.outputs[0].id]);
       break;
     }
   }
-  if (merges.length === 0) return { graph: g, merges };
+  if (merges.length === 0) return { graph: g, merges, refusals };
   const kept = new Set(slots.flatMap((x) => x.flatMap((n) => n.outputs.map((v) => v.id))));
-  return { graph: { ...g, nodes: slots.flat(), layerCalls: layerCallsWithout(g.layerCalls, (id) => producer.has(id) && !kept.has(id)) }, merges };
+  return { graph: { ...g, nodes: slots.flat(), layerCalls: layerCallsWithout(g.layerCalls, (id) => producer.has(id) && !kept.has(id)) }, merges, refusals };
 }

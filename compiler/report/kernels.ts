@@ -471,7 +471,7 @@ function sections(r: KernelReport): Section[] {
     out.push({
       title: `Fusion refusals: ${g.name}`,
       level: 3,
-      text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution; shared: a transpose read by a matmul and something else stays, so the matmul reads its result)`],
+      text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution; shared: a transpose read by a matmul and something else stays, so the matmul reads its result; fmas: computing a product's column blocks in its reader would take too many fmas per element)`],
       table: {
         head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail'],
         align: ['l', 'l', 'l', 'l', 'l'],
