@@ -60,8 +60,8 @@ interface MemoryModule {
  * planner's report when the runtime has one (runtime/memory.ts, or compiler/codegen/memory.ts), else
  * sums every buffer the graphs declare (reshapes alias, so each buffer is counted once).
  */
-export async function dlcMemory(program: ModelProgram, sizes: ReadonlyMap<string, number>): Promise<DlcMemory> {
-  const graphs: readonly GraphProgram[] = program.graphs.steps.length > 0 ? program.graphs.steps : [program.graphs.predict];
+export async function dlcMemory(program: ModelProgram, sizes: ReadonlyMap<string, number>, graph: DlcRun['graph'] = program.graphs.steps.length > 0 ? 'steps' : 'predict'): Promise<DlcMemory> {
+  const graphs: readonly GraphProgram[] = graph === 'steps' ? program.graphs.steps : [program.graphs.predict];
   const names = new Set(graphs.map((g) => g.name));
   for (const spec of ['../runtime/memory.ts', '../compiler/codegen/memory.ts']) {
     let mod: Partial<MemoryModule> | undefined;
@@ -94,6 +94,8 @@ export async function dlcMemory(program: ModelProgram, sizes: ReadonlyMap<string
 export interface DlcRun {
   readonly model: Model;
   readonly program: ModelProgram;
+  /** What a step runs: the training step graphs, or predict. */
+  readonly graph: 'steps' | 'predict';
   /** One step, resolved once the GPU has finished it. */
   step(): Promise<void>;
   /** Each kernel of the step (or predict) timed alone on the same batch; trains nothing. */
@@ -106,6 +108,7 @@ export async function dlcTrainer(program: ModelProgram, device: GPUDevice, cpu: 
   return {
     model,
     program,
+    graph: 'steps',
     step: async () => {
       model.trainStep(batch);
       await device.queue.onSubmittedWorkDone();
@@ -114,12 +117,13 @@ export async function dlcTrainer(program: ModelProgram, device: GPUDevice, cpu: 
   };
 }
 
-/** predict (the matmul model): submits and reads its small output back. */
+/** predict (the matmul model, the LSTM's inference): submits and reads its small outputs back. */
 export async function dlcPredictor(program: ModelProgram, device: GPUDevice, cpu: boolean, inputs: Record<string, HostArray>): Promise<DlcRun> {
   const model = await Model.create(program, { device, kernels: cpu ? 'cpu' : 'gpu', seed: 1 });
   return {
     model,
     program,
+    graph: 'predict',
     step: async () => {
       await model.predict(inputs);
     },

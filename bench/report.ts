@@ -28,7 +28,7 @@ export interface ProfileSummary {
 
 export interface BenchResult {
   readonly name: string;
-  readonly group: 'matmul' | 'mlp' | 'lenet' | 'transformer';
+  readonly group: 'matmul' | 'mlp' | 'lenet' | 'transformer' | 'lstm';
   readonly config: Readonly<Record<string, number | string>>;
   readonly dlc: SideResult;
   readonly tfjs: SideResult;

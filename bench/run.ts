@@ -4,7 +4,7 @@
 //   tsx bench/run.ts --full     the issue's sizes for a real GPU: matmul 1024, 2048, 4096; bigger CNN/Transformer
 //   tsx bench/run.ts --tiny     1 step, tiny sizes: checks the harness works (the smoke test)
 //   --reps N --warmup N         timed and untimed steps per benchmark
-//   --only matmul,mlp,...       groups to run (matmul, mlp, lenet, transformer)
+//   --only matmul,mlp,...       groups to run (matmul, mlp, lenet, transformer, lstm)
 //   --out FILE                  results JSON (default bench/results/<adapter>-<date>.json)
 //   --doc FILE | --no-doc       the Markdown file whose table to update (default docs/benchmarks.md; --tiny: none)
 //   --kernels auto|gpu|cpu      dlc's kernel variants: auto (default) picks the CPU variants on a software adapter;
@@ -23,7 +23,7 @@ import { compileModel, dispatchesOf, dispatchesPerStep, dlcMemory, dlcPredictor,
 import { machineInfo, openSharedGpu, type SharedGpu } from './gpu.ts';
 import { updateDoc, type BenchFile, type BenchResult, type ProfileSummary, type SideResult } from './report.ts';
 import { formatProfile, slowestKernels, sourceText } from '../runtime/profile.ts';
-import { tfGpt, tfLeNet, tfMatmul, tfMlp, type GptConfig, type TfRun } from './tfjs-side.ts';
+import { tfGpt, tfLeNet, tfLstm, tfMatmul, tfMlp, type GptConfig, type LstmConfig, type TfRun } from './tfjs-side.ts';
 import { intData, timeSteps, uniformData } from './timing.ts';
 import { root } from './paths.ts';
 
@@ -34,17 +34,18 @@ interface Sizes {
   readonly mlpBatches: readonly number[];
   readonly lenetBatch: number;
   readonly gpt: GptConfig & { readonly batch: number };
+  readonly lstm: LstmConfig;
   readonly warmup: number;
   readonly reps: number;
 }
 
 const SIZES: Record<Mode, Sizes> = {
-  tiny: { matmul: [64], mlpBatches: [8], lenetBatch: 2, gpt: { vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1, batch: 2 }, warmup: 1, reps: 1 },
-  default: { matmul: [256, 512], mlpBatches: [128, 4096], lenetBatch: 16, gpt: { vocab: 65, ctx: 32, d: 64, heads: 4, depth: 2, batch: 8 }, warmup: 2, reps: 7 },
-  full: { matmul: [1024, 2048, 4096], mlpBatches: [128, 4096], lenetBatch: 64, gpt: { vocab: 65, ctx: 128, d: 256, heads: 8, depth: 4, batch: 32 }, warmup: 5, reps: 30 },
+  tiny: { matmul: [64], mlpBatches: [8], lenetBatch: 2, gpt: { vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1, batch: 2 }, lstm: { steps: 3, features: 9, hidden: 4, layers: 1, classes: 6, batch: 2 }, warmup: 1, reps: 1 },
+  default: { matmul: [256, 512], mlpBatches: [128, 4096], lenetBatch: 16, gpt: { vocab: 65, ctx: 32, d: 64, heads: 4, depth: 2, batch: 8 }, lstm: { steps: 32, features: 9, hidden: 64, layers: 2, classes: 6, batch: 64 }, warmup: 2, reps: 7 },
+  full: { matmul: [1024, 2048, 4096], mlpBatches: [128, 4096], lenetBatch: 64, gpt: { vocab: 65, ctx: 128, d: 256, heads: 8, depth: 4, batch: 32 }, lstm: { steps: 128, features: 9, hidden: 64, layers: 2, classes: 6, batch: 64 }, warmup: 5, reps: 30 },
 };
-const USAGE = `usage: tsx bench/run.ts [--full | --tiny] [--reps N] [--warmup N] [--only matmul,mlp,lenet,transformer] [--kernels auto|gpu|cpu] [--profile] [--out FILE] [--doc FILE | --no-doc]\n       tsx bench/run.ts --table RESULTS.json [--doc FILE]`;
-const GROUPS = ['matmul', 'mlp', 'lenet', 'transformer'] as const;
+const USAGE = `usage: tsx bench/run.ts [--full | --tiny] [--reps N] [--warmup N] [--only matmul,mlp,lenet,transformer,lstm] [--kernels auto|gpu|cpu] [--profile] [--out FILE] [--doc FILE | --no-doc]\n       tsx bench/run.ts --table RESULTS.json [--doc FILE]`;
+const GROUPS = ['matmul', 'mlp', 'lenet', 'transformer', 'lstm'] as const;
 
 interface Options {
   mode: Mode;
@@ -119,11 +120,11 @@ async function compare(
     const { run, sizes } = await dlc();
     try {
       const timing = await timeSteps(o.warmup, o.reps, run.step);
-      const mem = await dlcMemory(run.program, sizes);
+      const mem = await dlcMemory(run.program, sizes, run.graph);
       d = {
         ...timing,
         gflops: gflops(timing.medianMs),
-        dispatchesPerStep: run.program.graphs.steps.length > 0 ? dispatchesPerStep(run.program) : dispatchesOf(run.program.graphs.predict),
+        dispatchesPerStep: run.graph === 'steps' ? dispatchesPerStep(run.program) : dispatchesOf(run.program.graphs.predict),
         peakBytes: mem.peakBytes,
         peakBytesMethod: mem.method,
         unplannedBytes: mem.unplannedBytes,
@@ -279,6 +280,26 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
         () => tfGpt(gpu, g, tokens, g.batch, length),
         undefined,
         'dropout off on both sides (dlc compiled with p: 0.0); AdamW, clipping, warmup-cosine as the example; TF.js writes AdamW with tf ops',
+      ),
+    );
+  }
+
+  if (o.only.has('lstm')) {
+    const l = s.lstm;
+    const args = `steps: ${l.steps}, features: ${l.features}, hidden: ${l.hidden}, layers: ${l.layers}, classes: ${l.classes}`;
+    const program = compileModel('examples/lstm_classifier.dl', 'ActivityClassifier', args);
+    const x = uniformData(l.batch * l.steps * l.features, 6);
+    results.push(
+      await compare(
+        gpu,
+        o,
+        `LSTM classifier inference (T ${l.steps}, hidden ${l.hidden}, ${l.layers} bidirectional layers), batch ${l.batch}`,
+        'lstm',
+        { ...l, model: 'examples/lstm_classifier.dl', args },
+        async () => ({ run: await dlcPredictor(program, gpu.device, cpu, { x }), sizes: new Map([['B', l.batch]]) }),
+        () => tfLstm(gpu, l, x),
+        undefined,
+        'predict: probabilities and argmax read back; TF.js step by step with tf ops (matMul, split, sigmoid, tanh), as a Layers LSTM runs',
       ),
     );
   }

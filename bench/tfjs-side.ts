@@ -235,3 +235,74 @@ export function tfGpt(gpu: SharedGpu, c: GptConfig, tokens: Int32Array, batch: n
   const inner = run(gpu, step, [...vars, ...moments.flatMap((x) => [x.m, x.v]), mask, all]);
   return inner;
 }
+
+export interface LstmConfig {
+  readonly steps: number;
+  readonly features: number;
+  readonly hidden: number;
+  readonly layers: number;
+  readonly classes: number;
+  readonly batch: number;
+}
+
+/**
+ * Inference of examples/lstm_classifier.dl: stacked bidirectional LSTM layers (gates i, f, g, o; the
+ * forget gate's own bias, ones), the last step's states of both directions, a dense head and softmax,
+ * written step by step with tf ops; the probabilities and the argmax are read back, as dlc's predict does.
+ */
+export function tfLstm(gpu: SharedGpu, c: LstmConfig, x: Float32Array): TfRun {
+  const { tf } = gpu;
+  const H = c.hidden;
+  const B = c.batch;
+  const ones = (shape: number[]) => tf.tidy(() => tf.variable(tf.ones(shape)));
+  const cell = (features: number) => ({ wx: glorot(tf, features, 4 * H, [features, 4 * H]), wh: glorot(tf, H, 4 * H, [H, 4 * H]), b: zeros(tf, [4 * H]), bf: ones([H]) });
+  const layers = Array.from({ length: c.layers }, (_, l) => [cell(l === 0 ? c.features : 2 * H), cell(l === 0 ? c.features : 2 * H)]);
+  const head = { w: glorot(tf, 2 * H, c.classes, [2 * H, c.classes]), b: zeros(tf, [c.classes]) };
+  const vars = [...layers.flatMap((pair) => pair.flatMap((p) => [p.wx, p.wh, p.b, p.bf])), head.w, head.b];
+  /** One direction over the steps in `order`: every h (by step) and the last h. */
+  const scan = (p: ReturnType<typeof cell>, xs: Tensor[], order: number[]) => {
+    let h: Tensor = tf.zeros([B, H]);
+    let cs: Tensor = tf.zeros([B, H]);
+    const hs: Tensor[] = new Array(xs.length);
+    for (const t of order) {
+      const z = tf.add(tf.add(tf.matMul(xs[t], p.wx), tf.matMul(h, p.wh)), p.b);
+      const [i, f, g, o] = tf.split(z, 4, 1);
+      cs = tf.add(tf.mul(tf.sigmoid(tf.add(f, p.bf)), cs), tf.mul(tf.sigmoid(i), tf.tanh(g)));
+      h = tf.mul(tf.sigmoid(o), tf.tanh(cs));
+      hs[t] = h;
+    }
+    return { hs, h };
+  };
+  const forward = () =>
+    tf.tidy(() => {
+      let seq: Tensor = tf.tensor3d(x, [B, c.steps, c.features]);
+      let last: Tensor | undefined;
+      const forwardOrder = Array.from({ length: c.steps }, (_, t) => t);
+      for (const [fwd, bwd] of layers) {
+        const xs = tf.unstack(seq, 1);
+        const a = scan(fwd, xs, forwardOrder);
+        const b = scan(bwd, xs, [...forwardOrder].reverse());
+        seq = tf.concat([tf.stack(a.hs, 1), tf.stack(b.hs, 1)], 2);
+        last = tf.concat([a.h, b.h], 1);
+      }
+      const logits = tf.add(tf.matMul(last!, head.w), head.b);
+      return [tf.softmax(logits), tf.argMax(logits, 1)];
+    });
+  return {
+    step: async () => {
+      const outs = forward();
+      await Promise.all(outs.map((t) => t.data()));
+      for (const t of outs) t.dispose();
+    },
+    profile: async () => {
+      const info = await tf.profile(() => {
+        const outs = forward();
+        for (const t of outs) t.dispose();
+      });
+      return { kernels: info.kernels.length, peakBytes: info.peakBytes, gpuBytesAllocated: gpu.backend.memory().numBytesAllocatedInGPU };
+    },
+    dispose: () => {
+      for (const v of vars) v.dispose();
+    },
+  };
+}
