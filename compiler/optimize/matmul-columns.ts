@@ -15,7 +15,9 @@
 //   - P is a matmul or a fused_matmul whose one output is z, with b a matrix [k, n], neither operand
 //     transposed, k and n known numbers, no output stored into a slab and no random draw in its epilogue
 //     (drawn at the product's element index, which the merged kernel does not walk);
-//   - z is read by E alone, and not a graph result;
+//   - z is not a graph result, and read by E and at most by later kernels, which write no optimizer
+//     update: then the merged kernel stores z as well, which its blocks must tile (each block an output
+//     stored into z's buffer, and an in-place concat of them defines z);
 //   - E reads z only through views that are column blocks of E's shape: z's own strides, a known
 //     column offset o with o + w <= n, where w is E's last axis and E's other axes are z's;
 //   - each invocation's G * k fmas stay within MAX_COLUMN_FMAS: past it the product's own tiled
@@ -23,7 +25,8 @@
 //   - the kernel binds at most MAX_STORAGE_BUFFERS buffers (a and b, the distinct inputs of both
 //     bodies, the outputs), and reads no buffer it writes (an in-place concat's slab).
 // The merged node takes E's place and P goes: P's operands are defined before P, E's other inputs
-// before E, and nothing else reads z. Pure.
+// before E, and z's other readers come after E. A candidate refused for its fmas, its bindings or
+// blocks that do not tile a stored z is reported (the fusion report's refusals). Pure.
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
 import { graphUses, layerCallsWithout } from '../ir/uses.ts';
 import { firstFreeId } from '../ir/editor.ts';
