@@ -12,6 +12,7 @@ import { concatsAsViews } from './concat-views.ts';
 import { dce } from './dce.ts';
 import { mergeElementwise } from './merge-elementwise.ts';
 import { matmulColumns } from './matmul-columns.ts';
+import { packOutputs } from './pack-outputs.ts';
 
 export interface FusionOptions extends FuseOptions {
   /** Fuse reductions with their producers and consumers (fused_reduce; default true). */
@@ -30,6 +31,8 @@ export interface FusionOptions extends FuseOptions {
   readonly mergeElementwise?: boolean;
   /** Let a fused elementwise kernel that reads a matmul product only as column blocks compute them itself (matmul-columns.ts; default true). */
   readonly matmulColumns?: boolean;
+  /** Store several results of one kernel, which only view-reading kernels read, as slabs of one buffer, where that leaves fewer kernels (pack-outputs.ts; default true). */
+  readonly packOutputs?: boolean;
   /** Also fuse the graph with shared elementwise values recomputed per reader (remat.ts), and keep it where it has fewer kernels (default true). */
   readonly remat?: boolean;
   /** Redraw random masks in each kernel that reads them instead of storing them (remat.ts redrawMasks; default true). */
@@ -136,10 +139,18 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
     const merged = options.mergeElementwise === false ? { graph: slabs, merges: [] as [number, number][] } : mergeElementwise(slabs);
     return { early, merges: merged.merges, late: columns(merged.graph) };
   };
+  const none = (x: Graph): ReturnType<typeof matmulColumns> => ({ graph: x, merges: [], refusals: [] });
+  // kernels' results packed into shared buffers (pack-outputs.ts), where that leaves fewer kernels
+  let chosen = tail(none(stacked));
+  let start = stacked;
+  const packed = options.packOutputs === false ? { graph: stacked, packs: 0 } : packOutputs(stacked);
+  if (packed.packs > 0) {
+    const other = tail(none(packed.graph));
+    if (kernelCount(other.late.graph) < kernelCount(chosen.late.graph)) [chosen, start] = [other, packed.graph];
+  }
   // products read as column blocks merged after the elementwise merges, and also before the concats in
   // place, whose slab outputs may take the binding a merge needs: whichever has fewer kernels
-  let chosen = tail({ graph: stacked, merges: [], refusals: [] });
-  const early = columns(stacked);
+  const early = columns(start);
   if (early.merges.length > 0) {
     const other = tail(early);
     if (kernelCount(other.late.graph) < kernelCount(chosen.late.graph)) chosen = other;
