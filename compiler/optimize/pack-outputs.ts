@@ -75,11 +75,14 @@ export function packOutputs(g: Graph): { graph: Graph; packs: number } {
   });
   if (concats.size === 0) return { graph: g, packs: 0 };
   const out: Node[] = [];
-  nodes.forEach((n, k) => {
+  for (const [k, n] of nodes.entries()) {
     const at = rewired.get(k);
     const base = writers.get(k) ?? n;
-    out.push(at ? withViews(base, at)! : base);
+    const node = at ? withViews(base, at) : base;
+    // every reader was tried with its views; should one still refuse them, nothing is packed
+    if (!node) return { graph: g, packs: 0 };
+    out.push(node);
     if (concats.has(k)) out.push(concats.get(k)!);
-  });
+  }
   return { graph: { ...g, nodes: out }, packs: concats.size };
 }
