@@ -219,6 +219,20 @@ describe('dlc compile --report', () => {
     expect(matmulFlops(true)).toBe(unfused);
   });
 
+  it("an LSTM's cells computing their gates' column blocks count the matmul FLOPs of all four blocks, as the unfused h @ W_h", () => {
+    const path = 'examples/lstm_classifier.dl';
+    const text = readFileSync(join(ROOT, path), 'utf8');
+    const modelArgs = new Map([['ActivityClassifier', argsOf('ActivityClassifier', 'steps: 4, features: 3, hidden: 5, layers: 2, classes: 3')]]);
+    const r = compileSource(text, path, undefined, { modelArgs, keepGraphs: true });
+    const predict = buildKernelReport({ program: r.programs[0], fusion: fusionOf(r.graphs![0]), batch: 3 }).graphs[0];
+    const cells = predict.kernels.filter((k) => k.op === 'fused_matmul_columns' && k.parts);
+    expect(cells.length).toBeGreaterThan(4);
+    // h [3, 5] @ W_h [5, 20]: 2 * 3 * 20 * 5, computed as four blocks of 5 columns
+    for (const k of cells) expect(k.parts!.find((x) => x.op === 'matmul')?.flops).toBe(2 * 3 * 20 * 5);
+    const md = renderMarkdown(buildKernelReport({ program: r.programs[0], fusion: fusionOf(r.graphs![0]), batch: 3 }));
+    expect(md).toContain('fused_matmul_columns: matmul (600 FLOPs)');
+  });
+
   it('a broken model writes nothing and exits 1; bad flags exit 1', async () => {
     const dir = repoTempDir('report');
     const src = join(dir, 'broken.dl');
