@@ -5,8 +5,9 @@
 // register g of element (r, j) is Σ_k a[r, k] * b[k, o_g + j], accumulated with one fma per k in
 // increasing k from +0.0 into its own f32, as every matmul kernel accumulates (codegen/matmul.ts), so
 // each block has the bits the product's kernel would have stored. The body then runs as
-// fused_elementwise's (codegen/fused.ts `fusedPlans` with a prologue), on the same opaque operands. Consecutive invocations share rows and read consecutive columns of b, so on a
-// GPU a's element is one broadcast read and b's a coalesced one. The body runs once per element in a
+// fused_elementwise's (codegen/fused.ts `fusedPlans` with a prologue), on the same opaque operands.
+// Consecutive invocations share rows and read consecutive columns of b, so on a GPU a's element is one
+// broadcast read and b's a coalesced one. The body runs once per element in a
 // loop over the invocation's rows, reading the accumulators (copied to an array) by index: one copy of
 // the body keeps the shader small. R is 4 on GPUs, 1 where that grid would have at most UNDERFILLED
 // workgroups (an RNN step's few rows: four times the invocations to hide latency), and 16 on CPU

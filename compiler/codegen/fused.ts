@@ -108,7 +108,6 @@ export function fusedPlans(node: Node, options: { readonly aliases?: ReadonlyMap
   const op = prologue?.op ?? FUSED_OP;
   // the node's inputs before the body's own (a prologue's operands), and the registers computed from them
   const lead = prologue?.operands ?? 0;
-  const computed = prologue?.names.length ?? 0;
   const body = decodeFusedBody(node.attrs);
   if (typeof body === 'string') throw new Error(body);
   const allViews = decodeInputViews(node.attrs, node.inputs.length, op);

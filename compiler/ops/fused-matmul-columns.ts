@@ -15,7 +15,7 @@
 // kernel with the blocks computed in front of the body, one fma per k in increasing k, as every matmul
 // kernel accumulates, so the bits are the two kernels'.
 import type { Attrs, TensorType } from '../ir/types.ts';
-import type { Tensor } from '../interpret/tensor.ts';
+import { strides, type Tensor } from '../interpret/tensor.ts';
 import { isConcrete } from '../shapes/dim.ts';
 import { columnsPlans } from '../codegen/fused-columns.ts';
 import { decodeFusedBody, decodeInputViews, type FusedBody, fusedRegisterTypes, misfitRegister, viewedInputs, viewedInputTypes, withOutputViews } from './fused.ts';
@@ -94,8 +94,7 @@ registerOp({
     // the matmul's interpreter, each block gathered from its product, then each sub-op through its own
     const mm: Tensor = getOp('matmul')!.interpret(inputs.slice(0, 2), {}, env)[0];
     const shape = [...mm.shape.slice(0, -1), cols.width];
-    const strides = shape.map((_, a) => (a === shape.length - 1 ? 1 : mm.shape.slice(a + 1).reduce((x, y) => x * y, 1)));
-    const blocks = cols.offsets.map((o) => gather(FUSED_COLUMNS_OP, mm, shape, o, strides));
+    const blocks = cols.offsets.map((o) => gather(FUSED_COLUMNS_OP, mm, shape, o, strides(mm.shape)));
     const regs: Tensor[] = [...blocks, ...viewedInputs(inputs, attrs, env, FUSED_COLUMNS_OP).slice(2)];
     for (const s of body.ops) regs.push(getOp(s.op)!.interpret(s.args.map((k) => regs[k]), s.attrs, env)[0]);
     return body.outputs.map((r) => regs[r]);

@@ -139,12 +139,15 @@ export function boundBuffers(n: Node): number {
   const views = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
   const bufferOf = (o: number) => (typeof views === 'string' ? undefined : views.find((v) => v.output === o)?.buffer);
   // a matmul's operands are bound apart from the body's inputs, even where one of them is read there too
-  const lead = MATMUL_BODIES.has(n.op) ? 2 : 0;
+  const lead = MATMUL_OPERAND_OPS.has(n.op) ? 2 : 0;
   return lead + new Set(n.inputs.slice(lead).map((v) => v.id)).size + new Set(n.outputs.map((v, o) => bufferOf(o) ?? `own ${v.id}`)).size;
 }
 
-/** The fused ops whose first two inputs are a matmul's operands (ops/fused-matmul.ts, ops/fused-matmul-columns.ts). */
-const MATMUL_BODIES = new Set(['fused_matmul', 'fused_matmul_columns']);
+/** The fused ops whose first two inputs are a matmul's operands, bound on their own and read through no view (ops/fused-matmul.ts, ops/fused-matmul-columns.ts). */
+export const MATMUL_OPERAND_OPS: ReadonlySet<string> = new Set(['fused_matmul', 'fused_matmul_columns']);
+
+/** The fused ops whose kernel is fused_elementwise's (codegen/fused.ts), which stores any register of its body per element: several results into one buffer, or a copy of one. */
+export const PER_ELEMENT_BODY_OPS: ReadonlySet<string> = new Set([FUSED_OP, 'fused_matmul_columns']);
 
 /** The output views of a node's attributes (none without `out_views`), checked against its result types, or a message saying what is malformed. */
 export function decodeOutputViews(attrs: Attrs, outputs: readonly TensorType[], op: string = FUSED_OP): OutputView[] | string {

@@ -27,7 +27,7 @@ import { firstFreeId } from '../ir/editor.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 import { graphUses } from '../ir/uses.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { asFusedElementwise, asFusedFull, boundBuffers, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, viewedInputTypes } from '../ops/fused.ts';
+import { asFusedElementwise, asFusedFull, boundBuffers, decodeFusedBody, decodeOutputViews, encodeFusedBody, encodeOutputViews, FUSED_OP, type OutputView, PER_ELEMENT_BODY_OPS, viewedInputTypes } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_COLUMNS_OP } from '../ops/fused-matmul-columns.ts';
 import { transposeAttrs } from '../ops/matmul.ts';
@@ -36,8 +36,6 @@ import { inferOp, isShapeError } from '../ops/registry.ts';
 import { add, type Dim, mul } from '../shapes/dim.ts';
 
 const WRITERS = new Set([FUSED_OP, FUSED_REDUCE_OP, FUSED_MATMUL_OP, FUSED_COLUMNS_OP]);
-/** Writers that store any register of their body per element, so several operands or a copy of one (fused_elementwise's kernel, codegen/fused.ts). */
-const BODIES = new Set([FUSED_OP, FUSED_COLUMNS_OP]);
 
 /** Whether a concat or transpose node dispatches nothing (its operands' producers store them in its buffer). */
 export function isInPlace(n: Node): boolean {
@@ -95,13 +93,13 @@ export function concatsInPlace(g: Graph): { graph: Graph; count: number } {
       if (p === undefined) return;
       const draft = drafts.get(p);
       let writer = draft?.node ?? asWriter(replaced.get(p) ?? nodes[p]);
-      // a fused_elementwise may store several operands (it binds the buffer once); the other kernels one
-      if (!writer || (draft && !BODIES.has(writer.op)) || writer.inputs.some((v) => operands.has(v.id))) return;
+      // a fused_elementwise (or a kernel of its body) may store several operands (it binds the buffer once); the other kernels one
+      if (!writer || (draft && !PER_ELEMENT_BODY_OPS.has(writer.op)) || writer.inputs.some((v) => operands.has(v.id))) return;
       let o = writer.outputs.findIndex((v) => v.id === r.id);
       let operand = r;
       if (!alone(r)) {
         // r is read elsewhere too: a fused_elementwise stores a copy of it (one more output, the same register)
-        const body = BODIES.has(writer.op) ? decodeFusedBody(writer.attrs) : 'not elementwise';
+        const body = PER_ELEMENT_BODY_OPS.has(writer.op) ? decodeFusedBody(writer.attrs) : 'not elementwise';
         if (typeof body === 'string') {
           nextId = mark;
           return;

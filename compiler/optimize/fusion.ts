@@ -132,14 +132,14 @@ function fusePipeline(g: Graph, options: FusionOptions): { graph: Graph; report:
   const fused = fuseAndView(g, options);
   // the copies a rewritten concat read are dead once it reads their source
   const stacked = options.concatViews === false ? fused.graph : dce(concatsAsViews(fused.graph).graph);
-  const columns = (x: Graph): ReturnType<typeof matmulColumns> => (options.matmulColumns === false ? { graph: x, merges: [], refusals: [] } : matmulColumns(x));
+  const none = (x: Graph): ReturnType<typeof matmulColumns> => ({ graph: x, merges: [], refusals: [] });
+  const columns = (x: Graph) => (options.matmulColumns === false ? none(x) : matmulColumns(x));
   const tail = (early: ReturnType<typeof matmulColumns>) => {
     const concats = options.concatsInPlace === false ? early.graph : concatsInPlace(early.graph).graph;
     const slabs = options.transposesInPlace === false ? concats : transposesInPlace(concats).graph;
     const merged = options.mergeElementwise === false ? { graph: slabs, merges: [] as [number, number][] } : mergeElementwise(slabs);
     return { early, merges: merged.merges, late: columns(merged.graph) };
   };
-  const none = (x: Graph): ReturnType<typeof matmulColumns> => ({ graph: x, merges: [], refusals: [] });
   // kernels' results packed into shared buffers (pack-outputs.ts), where that leaves fewer kernels
   let chosen = tail(none(stacked));
   let start = stacked;

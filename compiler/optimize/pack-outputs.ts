@@ -14,15 +14,12 @@ import type { Graph, Node, Value } from '../ir/types.ts';
 import { graphUses } from '../ir/uses.ts';
 import { firstFreeId } from '../ir/editor.ts';
 import { stridesOf } from '../codegen/per-element.ts';
-import { decodeInputViews, decodeOutputViews, encodeOutputViews, FUSED_OP, type OutputView } from '../ops/fused.ts';
-import { FUSED_COLUMNS_OP } from '../ops/fused-matmul-columns.ts';
+import { decodeInputViews, decodeOutputViews, encodeOutputViews, type OutputView, PER_ELEMENT_BODY_OPS } from '../ops/fused.ts';
 import { sameShape } from '../ops/util.ts';
 import { type Dim, isConcrete, mul } from '../shapes/dim.ts';
 import { inPlaceNodeOf } from './concat-in-place.ts';
 import type { View } from './fuse-views.ts';
 import { withViews } from './view-inputs.ts';
-
-const WRITERS = new Set([FUSED_OP, FUSED_COLUMNS_OP]);
 
 /** The graph with the results of each kernel that the rules above allow packed into one buffer; how many buffers it made. */
 export function packOutputs(g: Graph): { graph: Graph; packs: number } {
@@ -36,7 +33,7 @@ export function packOutputs(g: Graph): { graph: Graph; packs: number } {
   const writers = new Map<number, Node>();
   const concats = new Map<number, Node>();
   nodes.forEach((w, k) => {
-    if (!WRITERS.has(w.op) || writesUpdate(k) || w.outputs.length < 2) return;
+    if (!PER_ELEMENT_BODY_OPS.has(w.op) || writesUpdate(k) || w.outputs.length < 2) return;
     const own = decodeOutputViews(w.attrs, w.outputs.map((v) => v.type), w.op);
     if (typeof own === 'string') return;
     const shape = w.outputs[0].type.shape;

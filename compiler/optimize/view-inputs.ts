@@ -14,7 +14,7 @@
 // same elements, so results are bit-identical. Pure.
 import type { AttrValue, Graph, Node, Value } from '../ir/types.ts';
 import { graphUses, layerCallsWithout } from '../ir/uses.ts';
-import { asFusedElementwise, decodeInputViews, encodeInputViews, FUSED_OP, type InputView } from '../ops/fused.ts';
+import { asFusedElementwise, decodeInputViews, encodeInputViews, FUSED_OP, type InputView, MATMUL_OPERAND_OPS } from '../ops/fused.ts';
 import { FUSED_MATMUL_OP } from '../ops/fused-matmul.ts';
 import { FUSED_COLUMNS_OP } from '../ops/fused-matmul-columns.ts';
 import { asFusedReduce, FUSED_REDUCE_OP } from '../ops/fused-reduce.ts';
@@ -64,14 +64,12 @@ function copyNode(like: Node, source: Value, views: readonly View[], outputs: re
 
 /** The kernels that can read an input through a view: elementwise bodies, row kernels, and a matmul's epilogue inputs (a product's column blocks' body inputs). */
 const READERS = new Set([FUSED_OP, FUSED_REDUCE_OP, FUSED_MATMUL_OP, FUSED_COLUMNS_OP]);
-/** Readers whose first two inputs are a matmul's operands, read without views. */
-const OPERANDS = new Set([FUSED_MATMUL_OP, FUSED_COLUMNS_OP]);
 
 /** The node reading the inputs at `at` through views of their sources, or undefined when its op cannot or its types would change. */
 export function withViews(original: Node, at: ReadonlyMap<number, { source: Value; view: View }>): Node | undefined {
   // a lone elementwise primitive reads through views as a fused body of one sub-op, a lone reduction as a row kernel of one unit
   const n = original.op === FUSED_OP ? original : (asFusedElementwise(original) ?? asFusedReduce(original) ?? original);
-  if (!READERS.has(n.op) || (OPERANDS.has(n.op) && [...at.keys()].some((pos) => pos < 2))) return undefined;
+  if (!READERS.has(n.op) || (MATMUL_OPERAND_OPS.has(n.op) && [...at.keys()].some((pos) => pos < 2))) return undefined;
   const own = decodeInputViews(n.attrs, n.inputs.length, n.op);
   if (typeof own === 'string') return undefined;
   const added = [...at].map(([input, { view }]): InputView => ({ input, ...view }));

@@ -4,8 +4,8 @@
 // `buildKernelReport` is a pure function from the compiled program (and optionally the same model compiled
 // without fusion, and what the fusion pass decided per graph) to a report model; `renderMarkdown` and
 // `renderHtml` print it. FLOPs are estimates: elementwise kernels count one per output element and
-// sub-op, matmul 2·m·n·k per batch (times the column blocks of a fused_matmul_columns), convolutions 2·N·O·OH·OW·C/groups·KH·KW, reductions and pooling one
-// per input element, random draws one per output element, data movement none. Bytes are the sizes of
+// sub-op, matmul 2·m·n·k per batch (times the column blocks of a fused_matmul_columns), convolutions
+// 2·N·O·OH·OW·C/groups·KH·KW, reductions and pooling one per input element, random draws one per output element, data movement none. Bytes are the sizes of
 // every buffer a dispatch binds (inputs and outputs), at the bound sizes.
 import '../ops/index.ts';
 import type { Span } from '../../grammar/ast.ts';
