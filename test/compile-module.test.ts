@@ -138,6 +138,20 @@ await model.predict({});
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
   });
 
+  it('applies --args to the only model without --model, and asks which model when there are several', async () => {
+    const dir = repoTempDir('compile');
+    const one = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--args', 'hidden: 8');
+    expect(one.status, one.err).toBe(EXIT_OK);
+    // hidden 8: fc1's weight is 784 x 8
+    expect(readFileSync(join(dir, 'mnist_mlp.ts'), 'utf8')).toMatch(/6272/);
+    const two = join(dir, 'two.dl');
+    writeFileSync(two, 'model A(n: int = 2) {\n  input x: f32[B, n]\n  output y = x\n}\n\nmodel C(n: int = 2) {\n  input x: f32[B, n]\n  output y = x\n}\n');
+    const r = await dlc('compile', two, '-o', join(dir, 'out'), '--args', 'n: 3');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('--args needs --model');
+    expect(r.err).toContain('`A`, `C`');
+  });
+
   it('the generated module trains and predicts on WebGPU through its typed API', { timeout: 60_000 }, async () => {
     const dir = repoTempDir('compile');
     const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));

@@ -255,16 +255,19 @@ function compileChosen(file: string, options: { model?: string; args?: string },
   if (!loaded) return undefined;
   let modelArgs: Map<string, Arg[]> | undefined;
   if (options.args) {
-    if (!options.model) {
-      io.err('error: --args needs --model, to say whose hyperparameters they are');
+    // without --model, the hyperparameters are the file's only model's
+    const declared = parse(loaded.text, file).program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
+    const model = options.model ?? (declared.length === 1 ? declared[0] : undefined);
+    if (!model) {
+      io.err(`error: --args needs --model, to say whose hyperparameters they are (\`${file}\` declares ${declared.length === 0 ? 'no model' : declared.map((m) => `\`${m}\``).join(', ')})`);
       return undefined;
     }
-    const args = parseArgs(options.args, options.model);
+    const args = parseArgs(options.args, model);
     if (!args) {
       io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
       return undefined;
     }
-    modelArgs = new Map([[options.model, args]]);
+    modelArgs = new Map([[model, args]]);
   }
   const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
