@@ -23,7 +23,7 @@ import { compileModel, dispatchesOf, dispatchesPerStep, dlcMemory, dlcPredictor,
 import { machineInfo, openSharedGpu, type SharedGpu } from './gpu.ts';
 import { updateDoc, type BenchFile, type BenchResult, type ProfileSummary, type SideResult } from './report.ts';
 import { formatProfile, slowestKernels, sourceText } from '../runtime/profile.ts';
-import { tfGpt, tfLeNet, tfLstm, tfMatmul, tfMlp, type GptConfig, type LstmConfig, type TfRun } from './tfjs-side.ts';
+import { tfGpt, tfLeNet, tfLstm, tfLstmTrain, tfMatmul, tfMlp, type GptConfig, type LstmConfig, type TfRun } from './tfjs-side.ts';
 import { intData, timeSteps, uniformData } from './timing.ts';
 import { root } from './paths.ts';
 
@@ -286,9 +286,11 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
 
   if (o.only.has('lstm')) {
     const l = s.lstm;
-    const args = `steps: ${l.steps}, features: ${l.features}, hidden: ${l.hidden}, layers: ${l.layers}, classes: ${l.classes}`;
+    // dropout off (p 0.0) for the training step's sake; inference never applies it
+    const args = `steps: ${l.steps}, features: ${l.features}, hidden: ${l.hidden}, layers: ${l.layers}, classes: ${l.classes}, p: 0.0`;
     const program = compileModel('examples/lstm_classifier.dl', 'ActivityClassifier', args);
     const x = uniformData(l.batch * l.steps * l.features, 6);
+    const label = intData(l.batch, l.classes, 7);
     results.push(
       await compare(
         gpu,
@@ -300,6 +302,19 @@ export async function main(argv: readonly string[]): Promise<BenchFile | undefin
         () => tfLstm(gpu, l, x),
         undefined,
         'predict: probabilities and argmax read back; TF.js step by step with tf ops (matMul, split, sigmoid, tanh), as a Layers LSTM runs',
+      ),
+    );
+    results.push(
+      await compare(
+        gpu,
+        o,
+        `LSTM classifier step (T ${l.steps}, hidden ${l.hidden}, ${l.layers} bidirectional layers), batch ${l.batch}`,
+        'lstm',
+        { ...l, model: 'examples/lstm_classifier.dl', args },
+        async () => ({ run: await dlcTrainer(program, gpu.device, cpu, { x, label }, { B: l.batch }), sizes: new Map([['B', l.batch]]) }),
+        () => tfLstmTrain(gpu, l, x, label),
+        undefined,
+        'dropout off on both sides; Adam, clipping to norm 1, warmup-cosine as the example (TF.js writes them with tf ops); the batch is uploaded every step',
       ),
     );
   }

@@ -245,13 +245,8 @@ export interface LstmConfig {
   readonly batch: number;
 }
 
-/**
- * Inference of examples/lstm_classifier.dl: stacked bidirectional LSTM layers (gates i, f, g, o; the
- * forget gate's own bias, ones), the last step's states of both directions, a dense head and softmax,
- * written step by step with tf ops; the probabilities and the argmax are read back, as dlc's predict does.
- */
-export function tfLstm(gpu: SharedGpu, c: LstmConfig, x: Float32Array): TfRun {
-  const { tf } = gpu;
+/** The parameters of examples/lstm_classifier.dl (each layer's two directions, then the head) and its logits, step by step with tf ops. */
+function lstmModel(tf: Tf, c: LstmConfig) {
   const H = c.hidden;
   const B = c.batch;
   const ones = (shape: number[]) => tf.tidy(() => tf.variable(tf.ones(shape)));
@@ -273,20 +268,34 @@ export function tfLstm(gpu: SharedGpu, c: LstmConfig, x: Float32Array): TfRun {
     }
     return { hs, h };
   };
+  const logits = (x: Tensor) => {
+    let seq = x;
+    let last: Tensor | undefined;
+    const forwardOrder = Array.from({ length: c.steps }, (_, t) => t);
+    for (const [fwd, bwd] of layers) {
+      const xs = tf.unstack(seq, 1);
+      const a = scan(fwd, xs, forwardOrder);
+      const b = scan(bwd, xs, [...forwardOrder].reverse());
+      seq = tf.concat([tf.stack(a.hs, 1), tf.stack(b.hs, 1)], 2);
+      last = tf.concat([a.h, b.h], 1);
+    }
+    return tf.add(tf.matMul(last!, head.w), head.b);
+  };
+  return { vars, logits };
+}
+
+/**
+ * Inference of examples/lstm_classifier.dl: stacked bidirectional LSTM layers (gates i, f, g, o; the
+ * forget gate's own bias, ones), the last step's states of both directions, a dense head and softmax,
+ * written step by step with tf ops; the probabilities and the argmax are read back, as dlc's predict does.
+ */
+export function tfLstm(gpu: SharedGpu, c: LstmConfig, x: Float32Array): TfRun {
+  const { tf } = gpu;
+  const { vars, logits } = lstmModel(tf, c);
   const forward = () =>
     tf.tidy(() => {
-      let seq: Tensor = tf.tensor3d(x, [B, c.steps, c.features]);
-      let last: Tensor | undefined;
-      const forwardOrder = Array.from({ length: c.steps }, (_, t) => t);
-      for (const [fwd, bwd] of layers) {
-        const xs = tf.unstack(seq, 1);
-        const a = scan(fwd, xs, forwardOrder);
-        const b = scan(bwd, xs, [...forwardOrder].reverse());
-        seq = tf.concat([tf.stack(a.hs, 1), tf.stack(b.hs, 1)], 2);
-        last = tf.concat([a.h, b.h], 1);
-      }
-      const logits = tf.add(tf.matMul(last!, head.w), head.b);
-      return [tf.softmax(logits), tf.argMax(logits, 1)];
+      const l = logits(tf.tensor3d(x, [c.batch, c.steps, c.features]));
+      return [tf.softmax(l), tf.argMax(l, 1)];
     });
   return {
     step: async () => {
@@ -305,4 +314,44 @@ export function tfLstm(gpu: SharedGpu, c: LstmConfig, x: Float32Array): TfRun {
       for (const v of vars) v.dispose();
     },
   };
+}
+
+/**
+ * A training step of examples/lstm_classifier.dl as its train block runs it, dropout off: softmax
+ * cross-entropy, gradients clipped to global norm 1, Adam (lr 2e-3) under the warmup-cosine schedule,
+ * written with tf ops (TF.js's Adam has no clipping); the batch is uploaded every step.
+ */
+export function tfLstmTrain(gpu: SharedGpu, c: LstmConfig, x: Float32Array, label: Int32Array): TfRun {
+  const { tf } = gpu;
+  const { vars, logits } = lstmModel(tf, c);
+  const moments = vars.map((v) => tf.tidy(() => ({ m: tf.variable(tf.zerosLike(v)), v: tf.variable(tf.zerosLike(v)) })));
+  const [beta1, beta2, eps] = [0.9, 0.999, 1e-8];
+  let t = 0;
+  const lrAt = (step: number) => {
+    const [total, warmup, maxLr] = [4600, 100, 2e-3];
+    if (step < warmup) return maxLr * Math.min(1, (step + 1) / warmup);
+    return 0.5 * maxLr * (1 + Math.cos(Math.PI * Math.min(1, (step - warmup) / (total - warmup))));
+  };
+  const step = () =>
+    tf.tidy(() => {
+      const xs = tf.tensor3d(x, [c.batch, c.steps, c.features]);
+      const y = tf.oneHot(tf.tensor1d(label, 'int32'), c.classes);
+      const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, logits(xs)) as ReturnType<typeof tf.scalar>, vars);
+      const gs = vars.map((v) => grads[v.name]);
+      // a chain of adds: TF.js's addN binds every input at once, past WebGPU's 8 storage buffers per stage
+      const norm = tf.sqrt(gs.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b)));
+      const scale = tf.minimum(1, tf.div(1, tf.add(norm, 1e-6)));
+      const lr = lrAt(t);
+      t++;
+      const c1 = 1 - beta1 ** t;
+      const c2 = 1 - beta2 ** t;
+      vars.forEach((p, i) => {
+        const g = tf.mul(gs[i], scale);
+        const { m, v } = moments[i];
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        p.assign(tf.sub(p, tf.div(tf.mul(m, lr / c1), tf.add(tf.sqrt(tf.div(v, c2)), eps))));
+      });
+    });
+  return run(gpu, step, [...vars, ...moments.flatMap((m) => [m.m, m.v])]);
 }

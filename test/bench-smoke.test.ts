@@ -24,7 +24,7 @@ describe('bench harness', () => {
     expect(file.reps).toBe(1);
     expect(typeof file.machine.adapter).toBe('string');
     expect(file.machine.node).toBe(process.version);
-    expect(file.results.map((r) => r.group)).toEqual(['matmul', 'mlp', 'lenet', 'transformer', 'lstm']);
+    expect(file.results.map((r) => r.group)).toEqual(['matmul', 'mlp', 'lenet', 'transformer', 'lstm', 'lstm']);
     for (const r of file.results) {
       expect(r.dlc.error, `${r.name}: dlc`).toBeUndefined();
       expect(r.tfjs.error, `${r.name}: TF.js`).toBeUndefined();
