@@ -26,6 +26,7 @@ import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
 import { buildKernelReport, fusionOf, renderHtml, renderMarkdown } from '../report/kernels.ts';
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
 import { trainProgram, TrainError, type TrainFlags } from './train.ts';
+import { trainOnEpisodes } from './train-episodes.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -372,7 +373,9 @@ async function trainCommand(file: string, options: TrainFlags & { model?: string
     return EXIT_USER_ERROR;
   }
   try {
-    await trainProgram(trained[0], file, options, { ...io, tty: Boolean(process.stderr.isTTY) });
+    const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
+    if (trained[0].training?.settings.env !== undefined) await trainOnEpisodes(trained[0], options, trainIo);
+    else await trainProgram(trained[0], file, options, trainIo);
     return EXIT_OK;
   } catch (e) {
     if (e instanceof TrainError || (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError))) {
@@ -463,6 +466,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
     .option('--data <name>', 'the dataset instead of the train block\'s: mnist, iris, csv:path[:label]')
     .option('--epochs <n>', 'epochs instead of the train block\'s')
+    .option('--steps <n>', 'policy updates instead of the train block\'s (a model trained from episodes of an env)')
     .option('--batch <n>', 'batch size instead of the train block\'s')
     .option('--seed <n>', 'seed of the weights, shuffling and dropout')
     .option('--limit <n>', 'use only the first n examples (quick runs)')

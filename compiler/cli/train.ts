@@ -16,6 +16,8 @@ import { formatProfile } from '../../runtime/profile.ts';
 export interface TrainFlags {
   readonly data?: string;
   readonly epochs?: string;
+  /** Policy updates, for a model trained from episodes of an `env`. */
+  readonly steps?: string;
   readonly batch?: string;
   readonly seed?: string;
   readonly limit?: string;

@@ -38,6 +38,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   clip_grad_norm: null,
   clip_grad_value: null,
   data: ['source', 'split', 'shuffle', 'seed', 'inputs', 'path', 'columns', 'label'],
+  env: null,
   split: null,
   shuffle: null,
   seed: null,

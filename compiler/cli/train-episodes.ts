@@ -1,0 +1,114 @@
+// `dlc train` for a train block with `env = cartpole(...)`: policy updates from episodes (runtime/rollouts.ts), with progress lines, atomic checkpoints and --resume.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import cliProgress from 'cli-progress';
+import { CartPole, type Environment } from '../../runtime/cartpole.ts';
+import { DlcRuntimeError } from '../../runtime/errors.ts';
+import { Model } from '../../runtime/model.ts';
+import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
+import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
+import { type PolicyModel, reinforceUpdate } from '../../runtime/rollouts.ts';
+import { TrainError, type TrainFlags, type TrainIo } from './train.ts';
+
+/** The environments `env = ...` can name, with their arguments. */
+export const KNOWN_ENVIRONMENTS: Readonly<Record<string, readonly string[]>> = {
+  cartpole: ['episodes', 'gamma', 'max_steps', 'solved_at'],
+};
+
+/** The train block settings this loop acts on, or that the compiler built into the step. */
+const HONOURED = new Set(['env', 'steps', 'seed', 'max_batch', 'checkpoint', 'log_every', 'clip_grad_norm', 'clip_grad_value']);
+
+interface EnvPlan {
+  readonly make: (seed: number) => Environment;
+  readonly episodes: number;
+  readonly gamma: number;
+  readonly solvedAt?: number;
+}
+
+function envPlan(spec: SettingValue): EnvPlan {
+  const call = typeof spec === 'string' ? { call: spec, args: {} as Record<string, SettingValue> } : spec && typeof spec === 'object' && !Array.isArray(spec) && 'call' in spec ? spec : undefined;
+  if (!call) throw new TrainError(`env must name an environment, e.g. cartpole(episodes: 16); got ${JSON.stringify(spec)}`);
+  const known = KNOWN_ENVIRONMENTS[call.call];
+  if (!Object.hasOwn(KNOWN_ENVIRONMENTS, call.call) || !known) throw new TrainError(`unknown environment '${call.call}' (known: ${Object.keys(KNOWN_ENVIRONMENTS).join(', ')})`);
+  for (const key of Object.keys(call.args)) if (!known.includes(key)) throw new TrainError(`${call.call}() has no argument '${key}' (arguments: ${known.join(', ')})`);
+  const number = (key: string, ok: (v: number) => boolean, what: string): number | undefined => {
+    const v = call.args[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !ok(v)) throw new TrainError(`${call.call}(${key}: ...) must be ${what}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const episodes = number('episodes', (v) => Number.isInteger(v) && v >= 1, 'a positive integer') ?? 16;
+  const gamma = number('gamma', (v) => v >= 0 && v <= 1, 'a number in [0, 1]') ?? 0.99;
+  const maxSteps = number('max_steps', (v) => Number.isInteger(v) && v >= 1, 'a positive integer') ?? 500;
+  const solvedAt = number('solved_at', Number.isFinite, 'a number');
+  return { make: (seed) => new CartPole(seed, maxSteps), episodes, gamma, ...(solvedAt !== undefined ? { solvedAt } : {}) };
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 1000 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4);
+}
+
+/** Train `program` by policy updates on episodes of its `env`; returns the last update's values and mean episode return. */
+export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+  const settings = program.training!.settings;
+  const plan = envPlan(settings.env);
+  for (const [flag, value] of [['--data', flags.data], ['--limit', flags.limit], ['--epochs', flags.epochs], ['--batch', flags.batch]] as const) {
+    if (value !== undefined) throw new TrainError(`${flag} does not apply: ${program.model} trains from episodes of its env, not from a dataset (use --steps)`);
+  }
+  const integer = (v: string | SettingValue | undefined, what: string, min: number): number | undefined => {
+    if (v === undefined || v === null) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new TrainError(`${what} must be an integer of at least ${min}, got \`${String(v)}\``);
+    return n;
+  };
+  const steps = integer(flags.steps, '--steps', 1) ?? integer(settings.steps, "the train block's steps", 1) ?? 100;
+  const seed = integer(flags.seed, '--seed', 0) ?? integer(settings.seed, "the train block's seed", 0) ?? 0;
+  const maxBatch = integer(settings.max_batch, "the train block's max_batch", 1) ?? 4096;
+  const logEvery = integer(settings.log_every, "the train block's log_every", 1) ?? 10;
+  const ckArgs = settings.checkpoint && typeof settings.checkpoint === 'object' && !Array.isArray(settings.checkpoint) && 'call' in settings.checkpoint ? settings.checkpoint.args : undefined;
+  const checkpointPath = flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+  const unused = Object.keys(settings).filter((k) => !HONOURED.has(k));
+  if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} when training from episodes`);
+
+  const model = await Model.create(program, { seed, batchSize: maxBatch });
+  try {
+    let done = 0;
+    if (flags.resume) {
+      if (!existsSync(checkpointPath)) throw new TrainError(`--resume: no checkpoint at ${checkpointPath}`);
+      const report = await model.loadWeights(new Uint8Array(await readFile(checkpointPath)));
+      done = Number(report.metadata['dlc.update'] ?? '0');
+      io.err(`resumed from ${checkpointPath}: ${done} updates done`);
+    }
+    io.err(`training ${program.model} on ${model.adapterInfo}: ${steps} policy updates of ${plan.episodes} episodes each (gamma ${plan.gamma})`);
+    const save = async (update: number) => writeFileAtomic(checkpointPath, await model.saveWeights({ metadata: { 'dlc.update': String(update) } }));
+    const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: 'update {value}/{total} |{bar}| episode return {ret} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+    bar?.start(steps, done, { ret: '-' });
+    const start = Date.now();
+    let last: Record<string, number> = {};
+    for (let update = done; update < steps; update++) {
+      // each update's episodes have seeds of their own, so a resumed run continues the sequence
+      const envs = Array.from({ length: plan.episodes }, (_, i) => plan.make(seed * 1_000_003 + update * plan.episodes + i));
+      const r = await reinforceUpdate(model as unknown as PolicyModel, envs, { gamma: plan.gamma, maxBatch, seed: seed + update });
+      last = { ...r.values, episode_return: r.meanReturn };
+      bar?.update(update + 1, { ret: r.meanReturn.toFixed(1) });
+      const solved = plan.solvedAt !== undefined && r.meanReturn >= plan.solvedAt;
+      if ((update + 1) % logEvery === 0 || update + 1 === steps || solved) {
+        if (!bar) io.out(`update ${update + 1}/${steps}  episode_return ${r.meanReturn.toFixed(1)}  ${Object.entries(r.values).map(([k, v]) => `${k} ${fmt(v)}`).join('  ')}  (${((Date.now() - start) / 1000).toFixed(1)}s)`);
+        await save(update + 1);
+      }
+      if (solved) {
+        bar?.stop();
+        io.out(`solved: mean episode return ${r.meanReturn.toFixed(1)} >= ${plan.solvedAt} after ${update + 1} updates`);
+        break;
+      }
+    }
+    bar?.stop();
+    io.err(`checkpoint: ${checkpointPath}`);
+    return last;
+  } catch (e) {
+    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}

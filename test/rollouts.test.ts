@@ -1,0 +1,139 @@
+// Training from episodes: the CartPole environment's dynamics and limits, discounted returns, batches of episodes, and `dlc train` solving examples/reinforce_cartpole.dl on WebGPU.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CartPole } from '../runtime/cartpole.ts';
+import { collectEpisodes, discountedReturns, type PolicyModel } from '../runtime/rollouts.ts';
+import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
+import { dlc, repoTempDir } from './cli-helpers.ts';
+
+/** Runs `policy` from a reset until the episode ends; the steps taken and how it ended. */
+function episode(env: CartPole, policy: (obs: Float32Array) => number): { steps: number; terminated: boolean; truncated: boolean; last: Float32Array } {
+  let obs = env.reset();
+  for (let steps = 1; ; steps++) {
+    const r = env.step(policy(obs));
+    obs = r.observation;
+    if (r.terminated || r.truncated) return { steps, terminated: r.terminated, truncated: r.truncated, last: obs };
+  }
+}
+
+/** A policy of plain JavaScript in the shape of a compiled model: pushes toward the side the pole leans to. */
+function scriptedModel(): PolicyModel & { calls: number[] } {
+  const calls: number[] = [];
+  return {
+    calls,
+    async predict(inputs) {
+      const obs = inputs.observation;
+      const rows = obs.length / 4;
+      calls.push(rows);
+      return { sampled_action: Int32Array.from({ length: rows }, (_, r) => (obs[r * 4 + 2] + 0.5 * obs[r * 4 + 3] > 0 ? 1 : 0)) };
+    },
+    trainStep() {
+      throw new Error('not called');
+    },
+  };
+}
+
+describe('CartPole', () => {
+  it('starts near upright, falls under a constant push, and ends at 12 degrees or 2.4 units', () => {
+    const env = new CartPole(3);
+    const start = env.reset();
+    for (const v of start) expect(Math.abs(v)).toBeLessThanOrEqual(0.05);
+    const pushed = episode(env, () => 1);
+    expect(pushed.terminated).toBe(true);
+    expect(pushed.steps).toBeGreaterThan(5);
+    expect(pushed.steps).toBeLessThan(60);
+    // pushing right tips the pole left (negative angle) past the limit
+    expect(pushed.last[2]).toBeLessThan(-(12 * Math.PI) / 180);
+    expect(() => env.step(2)).toThrow(/actions are 0 \(left\) and 1 \(right\)/);
+  });
+
+  it('moves as the equations of motion say: one step from rest with a push to the right', () => {
+    const env = new CartPole(0);
+    env.reset();
+    // from a known state: reach into the private state through a fresh episode with a zero start
+    (env as unknown as { state: number[] }).state = [0, 0, 0, 0];
+    const r = env.step(1);
+    // from rest and upright: theta'' = -F / (M l (4/3 - m / M)) = -10 / (1.1 * 0.5 * (4/3 - 0.1/1.1)), x'' = F/M - m l theta'' / M
+    const thetaAcc = -10 / (1.1 * 0.5 * (4 / 3 - 0.1 / 1.1));
+    const xAcc = 10 / 1.1 - (0.05 * thetaAcc) / 1.1;
+    expect(r.observation[0]).toBe(0); // Euler: the position moves with the old velocity
+    expect(r.observation[1]).toBeCloseTo(0.02 * xAcc, 6);
+    expect(r.observation[2]).toBe(0);
+    expect(r.observation[3]).toBeCloseTo(0.02 * thetaAcc, 6);
+  });
+
+  it('a balancing controller lasts until the step limit, which truncates rather than terminates', () => {
+    const balanced = episode(new CartPole(5, 300), (o) => (o[2] + 0.5 * o[3] > 0 ? 1 : 0));
+    expect(balanced).toMatchObject({ steps: 300, terminated: false, truncated: true });
+  });
+
+  it('is the same episode for the same seed', () => {
+    const actions = (seed: number) => {
+      const env = new CartPole(seed);
+      return [...env.reset()];
+    };
+    expect(actions(9)).toEqual(actions(9));
+    expect(actions(9)).not.toEqual(actions(10));
+  });
+});
+
+describe('episodes', () => {
+  it('discounted returns sum the rewards ahead', () => {
+    expect(Array.from(discountedReturns([1, 1, 1], 0.5))).toEqual([1.75, 1.5, 1]);
+    expect(Array.from(discountedReturns([0, 0, 2], 1))).toEqual([2, 2, 2]);
+  });
+
+  it('runs every environment to its end, one predict call per step for those still running, and batches each step', async () => {
+    const model = scriptedModel();
+    const envs = [new CartPole(1, 40), new CartPole(2, 25), new CartPole(3, 60)];
+    const got = await collectEpisodes(model, envs, { gamma: 0.9 });
+    // the controller balances, so each episode runs to its own step limit
+    expect(got.episodeReturns).toEqual([40, 25, 60]);
+    expect(got.steps).toBe(125);
+    expect(model.calls.slice(0, 25).every((n) => n === 3)).toBe(true);
+    expect(model.calls[25]).toBe(2);
+    expect(model.calls.length).toBe(60);
+    // the first row is the first environment's first step: its return is the discounted 40 rewards
+    expect(got.batch.returns[0]).toBeCloseTo((1 - 0.9 ** 40) / (1 - 0.9), 4);
+    expect(got.batch.returns[39]).toBeCloseTo(1, 6);
+    expect(got.batch.observation.length).toBe(125 * 4);
+  });
+
+  it('subsamples a collection longer than max_batch', async () => {
+    const got = await collectEpisodes(scriptedModel(), [new CartPole(1, 50), new CartPole(2, 50)], { maxBatch: 32, seed: 4 });
+    expect(got.steps).toBe(32);
+    expect(got.batch.action.length).toBe(32);
+    expect(got.episodeReturns).toEqual([50, 50]);
+  });
+});
+
+describe('dlc train from episodes', () => {
+  it('solves CartPole with examples/reinforce_cartpole.dl on WebGPU, saving checkpoints it can resume from', { timeout: 300_000 }, async () => {
+    const dir = repoTempDir('episodes');
+    const ck = join(dir, 'policy.safetensors');
+    const first = await dlc('train', 'examples/reinforce_cartpole.dl', '--steps', '10', '--checkpoint', ck, '--no-progress');
+    expect(first.status, first.err).toBe(EXIT_OK);
+    expect(first.out).toMatch(/^update 10\/10 {2}episode_return \S+ {2}loss /m);
+    const rest = await dlc('train', 'examples/reinforce_cartpole.dl', '--checkpoint', ck, '--resume', '--no-progress');
+    expect(rest.status, rest.err).toBe(EXIT_OK);
+    expect(rest.err).toContain('10 updates done');
+    // the train block stops at a mean return of 475 of the possible 500, within its 200 updates
+    const solved = /solved: mean episode return (\S+) >= 475 after (\d+) updates/.exec(rest.out);
+    expect(solved, rest.out).not.toBeNull();
+    expect(Number(solved![2])).toBeGreaterThan(10);
+  });
+
+  it('rejects dataset flags and unknown environments clearly', async () => {
+    const r = await dlc('train', 'examples/reinforce_cartpole.dl', '--data', 'mnist');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('--data does not apply: CartPolePolicy trains from episodes of its env');
+    const dir = repoTempDir('episodes');
+    const other = join(dir, 'car.dl');
+    writeFileSync(other, readFileSync('examples/reinforce_cartpole.dl', 'utf8').replace(/env = cartpole\([^)]*\)/, 'env = mountain_car()'));
+    const unknown = await dlc('train', other);
+    expect(unknown.status).toBe(EXIT_USER_ERROR);
+    expect(unknown.err).toContain("unknown environment 'mountain_car' (known: cartpole)");
+    expect(unknown.err).not.toMatch(/\n\s+at /);
+  });
+});
