@@ -2,10 +2,14 @@
 import { Rng } from './data.ts';
 import type { Environment } from './cartpole.ts';
 
-/** The part of a compiled model the loop drives: predict for acting, a training step for learning. */
+/**
+ * The part of a compiled model the loop drives: predict for acting, a training step for learning.
+ * The parameters are `never` so that every generated model, whatever its input names, is one; the
+ * loop passes the names `PolicyNames` gives.
+ */
 export interface PolicyModel {
-  predict(inputs: Record<string, Float32Array>): Promise<Record<string, ArrayLike<number>>>;
-  trainStep(batch: Record<string, Float32Array | Int32Array>): { values(): Promise<Record<string, number>> };
+  predict(inputs: never): Promise<Record<string, ArrayLike<number>>>;
+  trainStep(batch: never): { values(): Promise<Record<string, number>> };
 }
 
 /** Which of the model's inputs and outputs play which part (the names examples/reinforce_cartpole.dl uses by default). */
@@ -64,7 +68,7 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
   while (running.length > 0) {
     const observation = new Float32Array(running.length * size);
     running.forEach((i, row) => observation.set(current[i], row * size));
-    const out = await model.predict({ [names.observation]: observation });
+    const out = await model.predict({ [names.observation]: observation } as never);
     const sampled = out[names.sampledAction];
     if (!sampled || sampled.length !== running.length) throw new Error(`the model's output \`${names.sampledAction}\` must hold one action per row`);
     const next: number[] = [];
@@ -104,7 +108,7 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
 export async function reinforceUpdate(model: PolicyModel, envs: readonly Environment[], options: EpisodeOptions = {}): Promise<{ values: Record<string, number>; meanReturn: number; steps: number }> {
   const names = { ...DEFAULT_NAMES, ...options };
   const episodes = await collectEpisodes(model, envs, options);
-  const values = await model.trainStep({ [names.observation]: episodes.batch.observation, [names.action]: episodes.batch.action, [names.returns]: episodes.batch.returns }).values();
+  const values = await model.trainStep({ [names.observation]: episodes.batch.observation, [names.action]: episodes.batch.action, [names.returns]: episodes.batch.returns } as never).values();
   const meanReturn = episodes.episodeReturns.reduce((a, b) => a + b, 0) / episodes.episodeReturns.length;
   return { values, meanReturn, steps: episodes.steps };
 }

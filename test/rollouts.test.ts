@@ -22,7 +22,7 @@ function scriptedModel(): PolicyModel & { calls: number[] } {
   const calls: number[] = [];
   return {
     calls,
-    async predict(inputs) {
+    async predict(inputs: { observation: Float32Array }) {
       const obs = inputs.observation;
       const rows = obs.length / 4;
       calls.push(rows);

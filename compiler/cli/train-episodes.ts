@@ -7,7 +7,7 @@ import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { Model } from '../../runtime/model.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
-import { type PolicyModel, reinforceUpdate } from '../../runtime/rollouts.ts';
+import { reinforceUpdate } from '../../runtime/rollouts.ts';
 import { TrainError, type TrainFlags, type TrainIo } from './train.ts';
 
 /** The environments `env = ...` can name, with their arguments. */
@@ -88,7 +88,7 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
     for (let update = done; update < steps; update++) {
       // each update's episodes have seeds of their own, so a resumed run continues the sequence
       const envs = Array.from({ length: plan.episodes }, (_, i) => plan.make(seed * 1_000_003 + update * plan.episodes + i));
-      const r = await reinforceUpdate(model as unknown as PolicyModel, envs, { gamma: plan.gamma, maxBatch, seed: seed + update });
+      const r = await reinforceUpdate(model, envs, { gamma: plan.gamma, maxBatch, seed: seed + update });
       last = { ...r.values, episode_return: r.meanReturn };
       bar?.update(update + 1, { ret: r.meanReturn.toFixed(1) });
       const solved = plan.solvedAt !== undefined && r.meanReturn >= plan.solvedAt;
