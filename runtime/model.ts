@@ -9,6 +9,7 @@ import { fit, type FitOptions, type History } from './fit.ts';
 import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
+import { checkIndexInputs } from './index-check.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -241,10 +242,14 @@ export class Model<I extends string = string, O extends string = string, R exten
 
   /**
    * The sizes of a graph's run: from its inputs, then the other inputs given, then the creation-time
-   * sizes. Callers check the batch's input names first (`inputsOf`).
+   * sizes, with the values of inputs used as indices checked. Callers check the batch's input names
+   * first (`inputsOf`).
    */
   private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Map<string, number> {
-    return this.executor.bindSizes(g, batch, new Map(), { extra: this.program.inputs, hints: this.sizeHints });
+    const sizes = this.executor.bindSizes(g, batch, new Map(), { extra: this.program.inputs, hints: this.sizeHints });
+    // labels and tokens out of range: an input error rather than a clamped index on the GPU
+    checkIndexInputs(this.program.inputs, batch, sizes);
+    return sizes;
   }
 
   private async guard<T>(p: Promise<T>): Promise<T> {

@@ -15,6 +15,19 @@ export interface TensorDecl {
   readonly shape: readonly SizeExpr[];
 }
 
+/** An integer input's use as indices: every value must lie in [0, bound), which the runtime checks for each batch. */
+export interface IndexDecl {
+  readonly bound: SizeExpr;
+  /** What it indexes, for messages: "the rows of `tok.weight`", "axis 1 of `logits`". */
+  readonly what: string;
+  readonly source?: SourceSpan;
+}
+
+/** A model input; `indices` when the model uses its values as indices (a label, a token). */
+export interface InputDecl extends TensorDecl {
+  readonly indices?: readonly IndexDecl[];
+}
+
 /** Where a tensor came from in the .dl file, for messages. */
 export interface SourceSpan {
   readonly file: string;
@@ -189,7 +202,7 @@ export interface ModelProgram {
   readonly file: string;
   /** Symbolic sizes bound at run time from the inputs' lengths (usually just the batch B). */
   readonly sizes: readonly string[];
-  readonly inputs: readonly TensorDecl[];
+  readonly inputs: readonly InputDecl[];
   /** Declared outputs (`output probs = ...`). */
   readonly outputs: readonly TensorDecl[];
   readonly losses: readonly string[];

@@ -95,6 +95,49 @@ describe('runtime', () => {
   });
 });
 
+describe('inputs used as indices', () => {
+  it('the program says which inputs index what, through slices and reshapes, from the model graph before optimization', () => {
+    const decl = (p: ModelProgram, name: string) => p.inputs.find((i) => i.name === name)!;
+    expect(decl(MLP(), 'label').indices).toEqual([{ bound: 10, what: 'axis 1 of f32[B, 10]', source: { file: 'stdlib/loss.dl', line: 19, col: 14 } }]);
+    expect(decl(MLP(), 'image').indices).toBeUndefined();
+    // tokens[:, :-1] index the embedding's rows; tokens[:, 1:] are the targets of the loss
+    const gpt = program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
+    expect(decl(gpt, 'tokens').indices?.map((u) => [u.bound, u.what])).toEqual([
+      [11, 'axis 2 of f32[B, L - 1, 11]'],
+      [11, 'the rows of `tok.weight`'],
+    ]);
+    const policy = program('reinforce_cartpole', 'CartPolePolicy', 'hidden: 4');
+    expect(decl(policy, 'action').indices?.[0]).toMatchObject({ bound: 2, source: { file: 'examples/reinforce_cartpole.dl', line: 46 } });
+    expect(decl(policy, 'returns').indices).toBeUndefined();
+  });
+
+  it('a label or token out of range is an InputError naming its position and what it indexes, before anything runs', { timeout: 60_000 }, async () => {
+    const model = await Model.create(MLP(), { device: await getDevice(), batchSize: 4 });
+    try {
+      const image = new Float32Array(4 * 784);
+      const label = Int32Array.from([3, 9, 10, 0]);
+      expect(() => model.trainStep({ image, label })).toThrow(InputError);
+      expect(() => model.trainStep({ image, label })).toThrow('input `label` holds 10 at [2], but the model uses it to index axis 1 of f32[B, 10], of size 10 (stdlib/loss.dl:19:14): every value must be in 0..9');
+      await expect(model.evaluate({ image, label: Int32Array.from([0, -1, 0, 0]) })).rejects.toThrow(/input `label` holds -1 at \[1\]/);
+      // nothing ran: the step counter did not move, and a valid batch trains
+      expect(model.step).toBe(0);
+      const values = await model.trainStep({ image, label: Int32Array.from([3, 9, 1, 0]) }).values();
+      expect(Number.isFinite(values.loss)).toBe(true);
+    } finally {
+      model.dispose();
+    }
+    const gpt = await Model.create(program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1'), { device: await getDevice(), batchSize: 2, sizes: { L: 5 } });
+    try {
+      const tokens = Int32Array.from({ length: 2 * 5 }, (_, i) => i % 11);
+      tokens[7] = 11;
+      // the first use listed is the loss's targets, tokens[:, 1:]
+      expect(() => gpt.trainStep({ tokens })).toThrow('input `tokens` holds 11 at [1, 2], but the model uses it to index axis 2 of f32[B, L - 1, 11], of size 11');
+    } finally {
+      gpt.dispose();
+    }
+  });
+});
+
 describe('runtime errors', () => {
   it('a wrong input name, a missing input and a wrong length are InputErrors naming the input and its declared shape', { timeout: 60_000 }, async () => {
     const model = await Model.create(MLP(), { device: await getDevice(), batchSize: 4 });

@@ -11,11 +11,12 @@
 import { markOnceKernels } from './once.ts';
 import type { Span } from '../../grammar/ast.ts';
 import type {
-  ArenaRef, BufferDecl, ConstraintDecl, DType as RuntimeDType, GraphProgram, InitDecl, KernelDecl, ModelProgram, ParamDecl, StateDecl, TensorDecl, TrainingDecl,
+  ArenaRef, BufferDecl, ConstraintDecl, DType as RuntimeDType, GraphProgram, IndexDecl, InitDecl, InputDecl, KernelDecl, ModelProgram, ParamDecl, StateDecl, TensorDecl, TrainingDecl,
 } from '../../runtime/program.ts';
 import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import type { Graph, InitSpec, Node, TensorType, Value } from '../ir/types.ts';
+import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
 import { inPlaceNodeOf, isInPlace } from '../optimize/concat-in-place.ts';
@@ -237,6 +238,24 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: 
  * and state buffer k (in first-seen order across the graphs) from stream 0x10000 + k, like the
  * interpreter's `initialize`, so the GPU and the reference start from the same values.
  */
+/** An input's declaration with the uses of its values as indices (ir/index-inputs.ts), each (bound, what) once. */
+function withIndices(decl: TensorDecl, uses: readonly IndexUse[], position: (span: Span) => { line: number; column: number }): InputDecl {
+  const seen = new Set<string>();
+  const indices: IndexDecl[] = [];
+  for (const u of uses) {
+    if (u.input !== decl.name) continue;
+    const of = u.of === undefined ? u.type : `\`${u.of}\``;
+    const what = u.op === 'take' && u.axis === 0 ? `the rows of ${of}` : `axis ${u.axis} of ${of}`;
+    const bound = sizeExpr(u.bound);
+    const key = `${JSON.stringify(bound)} ${what}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const pos = position(u.span);
+    indices.push({ bound, what, source: { file: u.span.file, line: pos.line, col: pos.column } });
+  }
+  return indices.length === 0 ? decl : { ...decl, indices };
+}
+
 export function lowerModel(
   m: ModelGraphs,
   options: {
@@ -294,6 +313,7 @@ export function lowerModel(
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);
+    const indexUses = indexInputs(m.forward);
     const tensorDecl = (name: string, v: Value): TensorDecl => ({ name, dtype: runtimeDType(v.type, name), shape: v.type.shape.map(sizeExpr) });
     const program: ModelProgram = {
       format: 'dlc-program',
@@ -301,7 +321,7 @@ export function lowerModel(
       model: m.forward.name,
       file: m.file,
       sizes: [...sizes].sort(),
-      inputs: m.evaluation.inputs.map((i) => tensorDecl(i.name, i.value)),
+      inputs: m.evaluation.inputs.map((i) => withIndices(tensorDecl(i.name, i.value), indexUses, position)),
       outputs: [...m.evaluation.outputs].map(([k, v]) => tensorDecl(k, v)),
       losses: [...m.evaluation.losses.keys()],
       metrics: [...m.evaluation.metrics.keys()],

@@ -1,0 +1,57 @@
+// Which integer inputs a graph uses as indices (take, take_along_axis), through ops that keep their values, and the size of the axis each indexes: the runtime checks a batch's values against it.
+import { normAxis, typeStr } from '../ops/util.ts';
+import { graphUses } from './uses.ts';
+import type { Span } from '../../grammar/ast.ts';
+import type { Dim } from '../shapes/dim.ts';
+import type { Graph } from './types.ts';
+
+/** One use of an input as indices: its values must lie in [0, bound). */
+export interface IndexUse {
+  readonly input: string;
+  readonly bound: Dim;
+  readonly op: 'take' | 'take_along_axis';
+  /** The user's name of the indexed value (a parameter path such as `tok.weight`), when it has one. */
+  readonly of?: string;
+  /** The indexed value's type, `f32[B, 10]`. */
+  readonly type: string;
+  readonly axis: number;
+  readonly span: Span;
+}
+
+/** Ops whose result holds only values of their operands (movement, casts between integer types): indices stay indices. */
+const KEEPS_VALUES = new Set(['reshape', 'transpose', 'broadcast_to', 'slice', 'concat', 'stop_gradient']);
+const INT_TYPES = new Set(['i32', 'u32']);
+
+/** Every use of an integer input as indices, once per (input, op node). Pure. */
+export function indexInputs(g: Graph): IndexUse[] {
+  const { consumers } = graphUses(g);
+  const names = new Map(g.params.map((p) => [p.value.id, p.path]));
+  const uses: IndexUse[] = [];
+  for (const input of g.inputs) {
+    if (!INT_TYPES.has(input.value.type.dtype)) continue;
+    const seen = new Set<number>([input.value.id]);
+    const frontier = [input.value.id];
+    while (frontier.length > 0) {
+      const id = frontier.pop()!;
+      for (const k of consumers.get(id) ?? []) {
+        const node = g.nodes[k];
+        if ((node.op === 'take' || node.op === 'take_along_axis') && node.inputs[1].id === id) {
+          const table = node.inputs[0];
+          const axis = normAxis(node.attrs.axis as number, table.type.shape.length);
+          if (axis === null) continue;
+          const of = names.get(table.id) ?? table.name;
+          uses.push({ input: input.name, bound: table.type.shape[axis], op: node.op, axis, type: typeStr(table.type), span: node.span, ...(of !== undefined ? { of } : {}) });
+          continue;
+        }
+        const keeps = KEEPS_VALUES.has(node.op) || (node.op === 'cast' && INT_TYPES.has(node.outputs[0].type.dtype));
+        if (!keeps) continue;
+        for (const out of node.outputs) {
+          if (seen.has(out.id)) continue;
+          seen.add(out.id);
+          frontier.push(out.id);
+        }
+      }
+    }
+  }
+  return uses;
+}

@@ -1,0 +1,44 @@
+// Host-side check of the inputs a model uses as indices (labels, tokens): a value outside its range is an input error naming the input, the position and what it indexes, where the GPU would clamp it silently.
+import { InputError } from './errors.ts';
+import type { InputDecl } from './program.ts';
+import { evalShape, evalSize } from './sizes.ts';
+
+/** The position of flat element `i` in `shape`, as `[r, c, ...]`. */
+function positionOf(i: number, shape: readonly number[]): string {
+  const at: number[] = [];
+  let rest = i;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const n = Math.max(1, shape[d]);
+    at.unshift(rest % n);
+    rest = Math.floor(rest / n);
+  }
+  return `[${at.join(', ')}]`;
+}
+
+/** Throws an InputError for the first value of an index input outside [0, bound) at these sizes. */
+export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<Record<string, ArrayLike<number>>>, sizes: ReadonlyMap<string, number>): void {
+  for (const decl of inputs) {
+    const data = batch[decl.name];
+    if (!decl.indices || data === undefined) continue;
+    for (const use of decl.indices) {
+      let bound: number;
+      try {
+        bound = evalSize(use.bound, sizes);
+      } catch {
+        continue; // a size this run does not bind: the run itself reports it
+      }
+      for (let i = 0; i < data.length; i++) {
+        const v = data[i];
+        if (v >= 0 && v < bound) continue;
+        let shape: number[] = [data.length];
+        try {
+          shape = evalShape(decl.shape, sizes);
+        } catch {
+          // keep the flat position
+        }
+        const where = use.source ? ` (${use.source.file}:${use.source.line}:${use.source.col})` : '';
+        throw new InputError(`input \`${decl.name}\` holds ${v} at ${positionOf(i, shape)}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}`);
+      }
+    }
+  }
+}
