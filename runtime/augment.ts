@@ -2,15 +2,13 @@
 import type { ColumnArray } from './data.ts';
 import { deriveSeed, Rng } from './data.ts';
 import type { SettingValue } from './program.ts';
+import { AUGMENTATIONS } from './catalog.ts';
 
 export type Augmentation =
   | { readonly kind: 'random_shift'; readonly pixels: number; readonly column: string }
   | { readonly kind: 'horizontal_flip'; readonly column: string };
 
-export const AUGMENTATIONS: Readonly<Record<Augmentation['kind'], readonly string[]>> = {
-  random_shift: ['pixels', 'column'],
-  horizontal_flip: ['column'],
-};
+export { AUGMENTATIONS };
 
 /** The train block's `augment = [random_shift(pixels: 2), horizontal_flip()]` as augmentations; throws on anything else. */
 export function parseAugmentations(setting: SettingValue | undefined): Augmentation[] {

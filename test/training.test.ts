@@ -91,6 +91,30 @@ train M {
     expect(out.values.get(g.params.find((p) => p.path === 'b.w')!.update!.id)).toBeDefined();
   });
 
+  it('reports datasets, environments and augmentations dlc train does not know, with their spans, in dlc check too', () => {
+    const src = [
+      'model M {\n  input x: f32[B, 2]\n  param w: f32[2] = zeros\n  loss l = sum(x * w)\n}\n',
+      'train M {',
+      '  data = minst(layuot: "flat")',
+      '  validation = cifar10(part: "test", split: 2)',
+      '  augment = [random_shift(pixel: 2), "random_crop"]',
+      '  env = cartpol()',
+      '}',
+      '',
+    ].join('\n');
+    const expected = [
+      ['`minst` is not a dataset dlc train knows', 'minst(layuot: "flat")', 'did you mean `mnist`?'],
+      ['`cifar10` has no argument `split`', 'split', 'its arguments are dir, part'],
+      ['`random_shift` has no argument `pixel`', 'pixel', 'did you mean `pixels`?'],
+      ['`random_crop` is not an augmentation dlc train knows', '"random_crop"', 'it knows random_shift, horizontal_flip'],
+      ['`cartpol` is not an environment dlc train knows', 'cartpol()', 'did you mean `cartpole`?'],
+    ];
+    for (const diagnostics of [compileTraining(src, 'm.dl').diagnostics, checkSource(src, 'm.dl').diagnostics]) {
+      expect(diagnostics.map((d) => [d.message, src.slice(d.span.start, d.span.end), d.help])).toEqual(expected);
+      expect(diagnostics.every((d) => d.code === 'E0206')).toBe(true);
+    }
+  });
+
   it('reports a train block that names no loss to minimize when there are several', () => {
     const src = 'model M {\n  param w: f32[2] = zeros\n  loss l1 = sum(w)\n  loss l2 = sum(w * w)\n}\n\ntrain M {\n  epochs = 1\n}\n';
     const { diagnostics } = compileTraining(src, 'm.dl');

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import { CartPole, type Environment } from '../../runtime/cartpole.ts';
+import { ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { Model } from '../../runtime/model.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
@@ -11,9 +12,7 @@ import { reinforceUpdate } from '../../runtime/rollouts.ts';
 import { TrainError, type TrainFlags, type TrainIo } from './train.ts';
 
 /** The environments `env = ...` can name, with their arguments. */
-export const KNOWN_ENVIRONMENTS: Readonly<Record<string, readonly string[]>> = {
-  cartpole: ['episodes', 'gamma', 'max_steps', 'solved_at'],
-};
+export const KNOWN_ENVIRONMENTS = ENVIRONMENTS;
 
 /** The train block settings this loop acts on, or that the compiler built into the step. */
 const HONOURED = new Set(['env', 'steps', 'seed', 'max_batch', 'checkpoint', 'log_every', 'clip_grad_norm', 'clip_grad_value']);

@@ -118,8 +118,9 @@ std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.init
   E0204: {
     severity: 'error',
     title: 'unknown train setting',
-    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, clip_grad_norm, clip_grad_value, data, split, shuffle, seed, validation,
-early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every and eval_every. Setting blocks (name { ... }) take the settings documented for them.
+    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, steps, clip_grad_norm, clip_grad_value, data, env, split, shuffle, seed,
+validation, early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every, eval_every and augment. Setting blocks (name { ... })
+take the settings documented for them.
 
     train Mlp { epoch = 10 }     // error: unknown setting 'epoch'; did you mean 'epochs'?`,
   },
@@ -133,7 +134,10 @@ early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_ever
     title: 'invalid training setup',
     explanation: `A train block cannot be turned into training steps: an unknown optimizer or schedule, an option that is not
 a number, a path in freeze, over or param_group that names no parameter, a loss the model does not declare, several losses
-without saying which to minimize, or a step left with no parameter to update.
+without saying which to minimize, a step left with no parameter to update, or a dataset (data, validation), environment (env)
+or augmentation (augment) that dlc train does not know, or an argument it does not take.
+
+    train Mlp { data = minst() }   // error: \`minst\` is not a dataset dlc train knows; did you mean \`mnist\`?
 
     train Gan {
       step d { minimize d_loss over Disc with adam(lr: 2e-4) }   // error if the model has no member Disc

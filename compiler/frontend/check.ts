@@ -1,5 +1,5 @@
-// The front end as one pure function: text in, AST and every syntax and name diagnostic out.
-import type { Program } from '../../grammar/ast.ts';
+// The front end as one pure function: text in, AST and every syntax, name, shape and train-block diagnostic out.
+import type { Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { DiagnosticBag } from '../diagnostics/diagnostic.ts';
@@ -7,6 +7,7 @@ import { elaborate } from '../elaborate/elaborate.ts';
 import type { Graph } from '../ir/types.ts';
 import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
 import { stdlibModules } from './stdlib.ts';
+import { planTraining } from '../train/plan.ts';
 
 export interface CheckResult {
   readonly program: Program;
@@ -20,6 +21,8 @@ export interface CheckResult {
 export interface CheckOptions {
   /** Elaborate the training variant (default) or the evaluation variant of each model. */
   readonly training?: boolean;
+  /** Also check each train block's setup (optimizer, schedule, datasets, parameter paths) against its model with the block's arguments (default true). */
+  readonly trainBlocks?: boolean;
 }
 
 export function checkSource(text: string, file: string, loadModule?: ModuleLoader, options: CheckOptions = {}): CheckResult {
@@ -38,9 +41,19 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     const imported = parsed.program.body.stmts.flatMap((d) =>
       d.kind === 'Use' && !Array.isArray(d.source) ? [loadModule?.(file, (d.source as { value: string }).value)].filter((p) => p !== undefined) : [],
     );
-    const result = elaborate(parsed.program, { modules: [...stdlibModules().programs, ...imported], training: options.training ?? true });
+    const modules = [...stdlibModules().programs, ...imported];
+    const result = elaborate(parsed.program, { modules, training: options.training ?? true });
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
+    // each train block as compiling would plan it: its model elaborated with the block's arguments
+    if (!bag.hasErrors && options.trainBlocks !== false) {
+      for (const train of parsed.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
+        const variant = train.args && train.args.length > 0 ? elaborate(parsed.program, { modules, training: true, modelArgs: new Map([[train.model.text, train.args]]) }) : result;
+        if (variant !== result) for (const d of variant.diagnostics) bag.add(d);
+        const model = variant.graphs.get(train.model.text);
+        if (model) for (const d of planTraining(train, model).diagnostics) bag.add(d);
+      }
+    }
   }
   return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs };
 }

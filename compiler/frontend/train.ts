@@ -25,7 +25,8 @@ export function compileTraining(
   loadModule?: ModuleLoader,
   options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]> } = {},
 ): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[]; checked: CheckResult } {
-  const checked = checkSource(text, file, loadModule);
+  // the train blocks are planned below, with the caller's arguments
+  const checked = checkSource(text, file, loadModule, { trainBlocks: false });
   if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics, checked };
   const diagnostics: Diagnostic[] = [...checked.diagnostics];
   const trainings: CompiledTraining[] = [];

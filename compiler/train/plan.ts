@@ -2,6 +2,7 @@
 import type * as A from '../../grammar/ast.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
+import { AUGMENTATIONS, DATASETS, ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -129,6 +130,26 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
     }
   };
 
+  /** A call `dlc train` runs (a dataset, an environment, an augmentation) must name one it knows, with arguments it takes. */
+  const checkCall = (what: string, catalog: Readonly<Record<string, readonly string[]>>, e: A.Expr) => {
+    const call = e.kind === 'Call' ? e : undefined;
+    const name = e.kind === 'String' ? e.value : pathOf(call ? call.callee : e);
+    if (name === undefined) return;
+    if (!Object.hasOwn(catalog, name)) {
+      report(`\`${name}\` is not ${what} dlc train knows`, e.span, didYouMean(name, Object.keys(catalog)) ?? `it knows ${Object.keys(catalog).join(', ')}`);
+      return;
+    }
+    const known = catalog[name];
+    for (const a of call?.args ?? []) {
+      if (a.name && !known.includes(a.name.text)) report(`\`${name}\` has no argument \`${a.name.text}\``, a.name.span, didYouMean(a.name.text, known) ?? (known.length === 0 ? 'it takes none' : `its arguments are ${known.join(', ')}`));
+    }
+  };
+  const checkCatalogCalls = (setting: string, e: A.Expr) => {
+    if (setting === 'data' || setting === 'validation') checkCall('a dataset', DATASETS, e);
+    else if (setting === 'env') checkCall('an environment', ENVIRONMENTS, e);
+    else if (setting === 'augment') for (const item of e.kind === 'List' ? e.items : [e]) checkCall('an augmentation', AUGMENTATIONS, item);
+  };
+
   const optimizerOf = (e: A.Expr): OptimizerSpec | undefined => {
     const v = value(e);
     const name = typeof v === 'object' && v !== null && 'call' in v ? v.call : typeof v === 'string' ? v : undefined;
@@ -176,7 +197,10 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
             checkOptions(`the schedule \`${name}\``, SCHEDULE_DEFAULTS[name as ScheduleSpec['kind']], options, s.value.span);
             schedule = { kind: name as ScheduleSpec['kind'], options };
           }
-        } else settings[s.name.text] = value(s.value);
+        } else {
+          settings[s.name.text] = value(s.value);
+          checkCatalogCalls(s.name.text, s.value);
+        }
         break;
       case 'SettingBlock': {
         const block: Record<string, SettingValue> = {};

@@ -1,6 +1,7 @@
 // Loads the dataset a train block's `data` setting names (`mnist()`, `iris()`, `csv(path: ...)`, `cifar10()`, `uci_har()`, `tiny_shakespeare(context: n)`, `text(path: ..., context: n)`) in Node.
 import { isAbsolute, resolve } from 'node:path';
 import { type CsvLabelType, type CsvSpec, CSV_LABEL_TYPES } from '../csv.ts';
+import { DATASETS } from '../catalog.ts';
 import type { Dataset } from '../data.ts';
 import { loadIris } from '../iris.ts';
 import { type MnistLayout, type MnistOptions, MNIST_LAYOUTS } from '../mnist.ts';
@@ -10,15 +11,7 @@ import { loadMnist, loadMnistSync } from './mnist.ts';
 import { type DatasetPart, loadCifar10, loadTextWindows, loadUciHar } from './downloaded.ts';
 
 /** The dataset names `loadDataset` knows, with their arguments. */
-export const KNOWN_DATASETS: Readonly<Record<string, readonly string[]>> = {
-  mnist: ['layout', 'scale'],
-  iris: [],
-  csv: ['path', 'label', 'features', 'header', 'label_type', 'classes', 'delimiter'],
-  cifar10: ['dir', 'part'],
-  uci_har: ['dir', 'part'],
-  tiny_shakespeare: ['path', 'context'],
-  text: ['path', 'context'],
-};
+export const KNOWN_DATASETS = DATASETS;
 
 /** The argument that says where a dataset's files are, which `--data name:<where>` sets. */
 export const LOCATION_ARGUMENT: Readonly<Record<string, string>> = { csv: 'path', cifar10: 'dir', uci_har: 'dir', tiny_shakespeare: 'path', text: 'path' };
