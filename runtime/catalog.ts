@@ -21,3 +21,37 @@ export const AUGMENTATIONS: Readonly<Record<'random_shift' | 'horizontal_flip', 
   random_shift: ['pixels', 'column'],
   horizontal_flip: ['column'],
 };
+
+/** One column a dataset gives: its element type and the shape of one example. */
+export interface ColumnSpec {
+  readonly dtype: 'f32' | 'i32';
+  readonly shape: readonly number[];
+}
+
+const MNIST_SHAPES: Readonly<Record<string, readonly number[]>> = { flat: [784], nchw: [1, 28, 28], nhwc: [28, 28, 1], hw: [28, 28] };
+
+/**
+ * The columns a dataset call gives, known without reading it (undefined where they depend on the file,
+ * as a CSV's do, or the arguments are not understood): the loaders build exactly these.
+ */
+export function datasetColumns(name: string, args: Readonly<Record<string, unknown>>): Readonly<Record<string, ColumnSpec>> | undefined {
+  const label: ColumnSpec = { dtype: 'i32', shape: [] };
+  switch (name) {
+    case 'mnist': {
+      const layout = args.layout ?? 'flat';
+      const shape = typeof layout === 'string' ? MNIST_SHAPES[layout] : undefined;
+      return shape ? { image: { dtype: 'f32', shape }, label } : undefined;
+    }
+    case 'iris':
+      return { features: { dtype: 'f32', shape: [4] }, label };
+    case 'cifar10':
+      return { image: { dtype: 'f32', shape: [3, 32, 32] }, label };
+    case 'uci_har':
+      return { x: { dtype: 'f32', shape: [128, 9] }, label };
+    case 'tiny_shakespeare':
+    case 'text':
+      return typeof args.context === 'number' && Number.isInteger(args.context) ? { tokens: { dtype: 'i32', shape: [args.context] } } : undefined;
+    default:
+      return undefined;
+  }
+}

@@ -7,6 +7,8 @@ import { textWindows, vocabularyOf } from '../runtime/text.ts';
 import { UCI_HAR_CHANNELS, UCI_HAR_STEPS, uciHarFromText } from '../runtime/uci-har.ts';
 import { loadCifar10, loadTextWindows, loadUciHar } from '../runtime/node/downloaded.ts';
 import { loadDataset } from '../runtime/node/datasets.ts';
+import { datasetColumns } from '../runtime/catalog.ts';
+import type { SettingValue } from '../runtime/program.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { dlc, repoTempDir } from './cli-helpers.ts';
 
@@ -121,6 +123,23 @@ describe('loading from a download folder', () => {
     expect((await loadDataset({ call: 'text', args: { path: 'tiny_shakespeare/input.txt', context: 5 } }, { baseDir: root })).length).toBe(Math.floor((SONNET.length - 1) / 4));
   });
 
+  it('gives exactly the columns the compiler checks models against (runtime/catalog.ts datasetColumns)', async () => {
+    const root = repoTempDir('data');
+    writeCifar(join(root, 'cifar-10-batches-bin'), 1);
+    writeHar(join(root, 'UCI HAR Dataset'), 'train', 1);
+    writeFileSync(join(root, 'sonnet.txt'), SONNET);
+    process.env.DLC_DATA = root;
+    const calls: [string, Record<string, SettingValue>][] = [
+      ['mnist', {}], ['mnist', { layout: 'nchw' }], ['mnist', { layout: 'nhwc' }], ['mnist', { layout: 'hw' }], ['iris', {}],
+      ['cifar10', {}], ['uci_har', {}], ['text', { path: join(root, 'sonnet.txt'), context: 7 }], ['tiny_shakespeare', { path: join(root, 'sonnet.txt'), context: 5 }],
+    ];
+    for (const [call, args] of calls) {
+      const data = await loadDataset({ call, args });
+      const columns = Object.fromEntries(data.columns().map((c) => [c.name, { dtype: c.dtype, shape: c.shape }]));
+      expect(columns, `${call}(${JSON.stringify(args)})`).toEqual(datasetColumns(call, args));
+    }
+  });
+
   it('says where it looked, where to download the files and how to point at them when they are missing', async () => {
     const root = repoTempDir('data');
     process.env.DLC_DATA = root;
@@ -174,7 +193,11 @@ describe('dlc train on the examples that read downloaded data', () => {
     // a model built for shorter sequences is told so before anything runs
     const short = await dlc('train', 'examples/lstm_classifier.dl', '--args', 'steps: 16, hidden: 4, layers: 1', '--epochs', '1', '--checkpoint', join(root, 'short.safetensors'));
     expect(short.status).toBe(EXIT_USER_ERROR);
-    expect(short.err).toContain("the data's `x` is [128, 9] per example, but ActivityClassifier reads f32[B, 16, 9]");
+    expect(short.err).toContain('error[E0207]: `uci_har()` gives `x` as f32[128, 9] per example, but the model\'s input is f32[B, 16, 9]: axis 1 is 16, the data\'s 128');
+    // with --data the block's data is not checked; the data given is, when it is loaded
+    const own = await dlc('train', 'examples/lstm_classifier.dl', '--args', 'steps: 16, hidden: 4, layers: 1', '--data', `uci_har:${join(root, 'UCI HAR Dataset')}`, '--epochs', '1', '--checkpoint', join(root, 'short.safetensors'));
+    expect(own.status).toBe(EXIT_USER_ERROR);
+    expect(own.err).toContain("the data's `x` is [128, 9] per example, but ActivityClassifier reads f32[B, 16, 9]");
   });
 
   it('trains the character Transformer on a text file given with --data, keeping the train block\'s context', { timeout: 240_000 }, async () => {

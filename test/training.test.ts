@@ -96,7 +96,7 @@ train M {
       'model M {\n  input x: f32[B, 2]\n  param w: f32[2] = zeros\n  loss l = sum(x * w)\n}\n',
       'train M {',
       '  data = minst(layuot: "flat")',
-      '  validation = cifar10(part: "test", split: 2)',
+      '  validation = tiny_shakespeare(path: "a.txt", split: 2)',
       '  augment = [random_shift(pixel: 2), "random_crop"]',
       '  env = cartpol()',
       '}',
@@ -104,7 +104,7 @@ train M {
     ].join('\n');
     const expected = [
       ['`minst` is not a dataset dlc train knows', 'minst(layuot: "flat")', 'did you mean `mnist`?'],
-      ['`cifar10` has no argument `split`', 'split', 'its arguments are dir, part'],
+      ['`tiny_shakespeare` has no argument `split`', 'split', 'its arguments are path, context'],
       ['`random_shift` has no argument `pixel`', 'pixel', 'did you mean `pixels`?'],
       ['`random_crop` is not an augmentation dlc train knows', '"random_crop"', 'it knows random_shift, horizontal_flip'],
       ['`cartpol` is not an environment dlc train knows', 'cartpol()', 'did you mean `cartpole`?'],
@@ -113,6 +113,22 @@ train M {
       expect(diagnostics.map((d) => [d.message, src.slice(d.span.start, d.span.end), d.help])).toEqual(expected);
       expect(diagnostics.every((d) => d.code === 'E0206')).toBe(true);
     }
+  });
+
+  it('reports data whose columns do not fit the model before anything runs (E0207), in dlc check too', () => {
+    const model = 'model M {\n  input image: f32[B, 1, 28, 28]\n  input label: i32[B]\n  param w: f32[784] = zeros\n  loss l = sum(reshape(image, [-1, 784]) * w)\n}\n';
+    const codes = (data: string) => checkSource(`${model}\ntrain M {\n  data = ${data}\n}\n`, 'm.dl').diagnostics.map((d) => [d.code, d.message]);
+    expect(codes('mnist(layout: "nchw")')).toEqual([]);
+    // a flat column of the same size feeds the shaped input, as dlc train allows
+    expect(codes('mnist()')).toEqual([]);
+    expect(codes('cifar10()')).toEqual([['E0207', "`cifar10()` gives `image` as f32[3, 32, 32] per example, but the model's input is f32[B, 1, 28, 28]: axis 1 is 1, the data's 3; axis 2 is 28, the data's 32; axis 3 is 28, the data's 32"]]);
+    expect(codes('iris()')).toEqual([['E0207', "`iris()` has no column `image` for the model's input image: f32[B, 1, 28, 28]; it gives `features`, `label`"]]);
+    // a symbolic size takes the data's value; a CSV's columns are known only when it is read
+    const text = 'model T {\n  input tokens: i32[B, L]\n  param w: f32[3] = zeros\n  loss l = sum(w)\n}\n';
+    expect(checkSource(`${text}\ntrain T {\n  data = text(path: "a.txt", context: 9)\n}\n`, 't.dl').diagnostics).toEqual([]);
+    expect(codes('csv(path: "x.csv")')).toEqual([]);
+    const wrongType = checkSource(`${text.replace('i32[B, L]', 'f32[B, L]')}\ntrain T {\n  data = text(path: "a.txt", context: 9)\n}\n`, 't.dl').diagnostics;
+    expect(wrongType.map((d) => d.message)).toEqual(["`text()` gives `tokens` as i32[9] per example, but the model's input is f32[B, L]: i32 data for a f32 input"]);
   });
 
   it('reports a train block that names no loss to minimize when there are several', () => {

@@ -246,12 +246,12 @@ function runGradcheck(
 }
 
 /** Compile to programs with `--args` applied; reports diagnostics; undefined when there were errors. */
-function compilePrograms(file: string, options: { model?: string; args?: string }, io: Io): ModelProgram[] | undefined {
+function compilePrograms(file: string, options: { model?: string; args?: string; data?: string }, io: Io): ModelProgram[] | undefined {
   return compileChosen(file, options, io, false)?.programs;
 }
 
 /** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
-function compileChosen(file: string, options: { model?: string; args?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
+function compileChosen(file: string, options: { model?: string; args?: string; data?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
   let modelArgs: Map<string, Arg[]> | undefined;
@@ -270,7 +270,7 @@ function compileChosen(file: string, options: { model?: string; args?: string },
     }
     modelArgs = new Map([[model, args]]);
   }
-  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs });
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
   if (picked.length === 0) {

@@ -144,6 +144,18 @@ or augmentation (augment) that dlc train does not know, or an argument it does n
     }`,
   },
 
+  E0207: {
+    severity: 'error',
+    title: 'data does not fit the model',
+    explanation: `A train block's data (or validation) names a dataset whose columns are known before reading it, and one of the
+model's inputs does not fit: no column has the input's name, the element types differ, or one example's shape (the input's
+shape after the batch axis B) differs from the column's. A symbolic size takes the data's value (a text's window length L);
+a flat column also feeds an input of the same size ([784] into [1, 28, 28]).
+
+    model LeNet { input image: f32[B, 1, 28, 28] ... }
+    train LeNet { data = cifar10() }   // error: cifar10() gives image as f32[3, 32, 32] per example`,
+  },
+
   // ---- E03xx: types and shapes
   E0301: {
     severity: 'error',

@@ -21,7 +21,7 @@ export interface CompileResult {
  * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
  * bug becomes E0900.
  */
-export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; /** Optimizer updates over arenas (default: as `fuse`). */ readonly fuseUpdates?: boolean; readonly keepGraphs?: boolean } = {}): CompileResult {
+export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; /** Optimizer updates over arenas (default: as `fuse`). */ readonly fuseUpdates?: boolean; readonly keepGraphs?: boolean; /** The caller brings its own data (`dlc train --data`): the train block's data is not checked against the model. */ readonly ownData?: boolean } = {}): CompileResult {
   try {
     const { trainings, diagnostics, checked } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];

@@ -23,7 +23,7 @@ export function compileTraining(
   text: string,
   file: string,
   loadModule?: ModuleLoader,
-  options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]> } = {},
+  options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; /** Skip checking the train block's data against the model (the caller brings its own). */ readonly ownData?: boolean } = {},
 ): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[]; checked: CheckResult } {
   // the train blocks are planned below, with the caller's arguments
   const checked = checkSource(text, file, loadModule, { trainBlocks: false });
@@ -44,7 +44,7 @@ export function compileTraining(
     const forward = trainVariant.graphs.get(train.model.text);
     const evaluation = evalVariant.graphs.get(train.model.text);
     if (!forward || !evaluation) continue;
-    const planned = planTraining(train, forward);
+    const planned = planTraining(train, forward, { checkData: !options.ownData });
     diagnostics.push(...planned.diagnostics);
     if (!planned.plan) continue;
     const plan = planned.plan;

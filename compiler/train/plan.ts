@@ -2,7 +2,8 @@
 import type * as A from '../../grammar/ast.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
-import { AUGMENTATIONS, DATASETS, ENVIRONMENTS } from '../../runtime/catalog.ts';
+import { AUGMENTATIONS, DATASETS, datasetColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
+import { dimEquals, freeVars, isConcrete, shapeToString, sym } from '../shapes/dim.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -71,7 +72,7 @@ export function matchesPath(path: string, pattern: string): boolean {
   return new RegExp(`^${body}(?:\\..+)?$`).test(path);
 }
 
-export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
+export function planTraining(train: A.TrainDecl, graph: Graph, options: { readonly checkData?: boolean } = {}): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const report = (message: string, span: A.Span, help?: string) => diagnostics.push(diagnostic('E0206', message, span, help ? { help } : {}));
   const allPaths = graph.params.map((p) => p.path);
@@ -150,6 +151,51 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
     else if (setting === 'augment') for (const item of e.kind === 'List' ? e.items : [e]) checkCall('an augmentation', AUGMENTATIONS, item);
   };
 
+  /**
+   * A dataset whose columns are known without reading it must give each input of the model: the
+   * dtype, and one example's shape after the batch axis (a symbolic size binds to the data's; a flat
+   * column of the same size also feeds a shaped input, as dlc train allows).
+   */
+  const checkDataFits = (v: SettingValue, span: A.Span) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || !('call' in v)) return;
+    const columns = datasetColumns(v.call, v.args);
+    if (!columns) return;
+    const given = Object.keys(columns).map((c) => `\`${c}\``).join(', ');
+    const bound = new Map<string, number>();
+    for (const input of graph.inputs) {
+      const t = input.value.type;
+      const column = columns[input.name];
+      const declared = `${t.dtype}${shapeToString(t.shape)}`;
+      if (!column) {
+        diagnostics.push(diagnostic('E0207', `\`${v.call}()\` has no column \`${input.name}\` for the model's input ${input.name}: ${declared}; it gives ${given}`, span, { help: 'name the input as the data names its column, or train with data that has it' }));
+        continue;
+      }
+      const shown = `${column.dtype}[${column.shape.join(', ')}]`;
+      const mismatch = (why: string) => diagnostics.push(diagnostic('E0207', `\`${v.call}()\` gives \`${input.name}\` as ${shown} per example, but the model's input is ${declared}: ${why}`, span));
+      if (column.dtype !== t.dtype) {
+        mismatch(`${column.dtype} data for a ${t.dtype} input`);
+        continue;
+      }
+      const perExample = t.shape.slice(1);
+      if (perExample.length !== column.shape.length) {
+        const flat = perExample.every(isConcrete) && (perExample as number[]).reduce((a, b) => a * b, 1) === column.shape.reduce((a, b) => a * b, 1);
+        if (!flat) mismatch(`one example is ${shapeToString(perExample)} after the batch axis`);
+        continue;
+      }
+      const clash = perExample.flatMap((d, i): string[] => {
+        const n = column.shape[i];
+        if (isConcrete(d)) return d === n ? [] : [`axis ${i + 1} is ${d}, the data's ${n}`];
+        const vars = freeVars(d);
+        if (vars.length !== 1 || !dimEquals(d, sym(vars[0]))) return [];
+        const seen = bound.get(vars[0]);
+        if (seen !== undefined && seen !== n) return [`${vars[0]} would be both ${seen} and ${n}`];
+        bound.set(vars[0], n);
+        return [];
+      });
+      if (clash.length > 0) mismatch(clash.join('; '));
+    }
+  };
+
   const optimizerOf = (e: A.Expr): OptimizerSpec | undefined => {
     const v = value(e);
     const name = typeof v === 'object' && v !== null && 'call' in v ? v.call : typeof v === 'string' ? v : undefined;
@@ -200,6 +246,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph): { plan?: Trainin
         } else {
           settings[s.name.text] = value(s.value);
           checkCatalogCalls(s.name.text, s.value);
+          if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
         }
         break;
       case 'SettingBlock': {
