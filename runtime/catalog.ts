@@ -55,3 +55,15 @@ export function datasetColumns(name: string, args: Readonly<Record<string, unkno
       return undefined;
   }
 }
+
+/**
+ * What a model trained from episodes of an environment must declare: the inputs a training step
+ * reads (one row per step of an episode) and the output acting reads, per example.
+ */
+export function environmentColumns(name: string): { readonly inputs: Readonly<Record<string, ColumnSpec>>; readonly outputs: Readonly<Record<string, ColumnSpec>> } | undefined {
+  if (name !== 'cartpole') return undefined;
+  return {
+    inputs: { observation: { dtype: 'f32', shape: [4] }, action: { dtype: 'i32', shape: [] }, returns: { dtype: 'f32', shape: [] } },
+    outputs: { sampled_action: { dtype: 'i32', shape: [] } },
+  };
+}

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { CartPole } from '../runtime/cartpole.ts';
 import { collectEpisodes, discountedReturns, type PolicyModel } from '../runtime/rollouts.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
 import { dlc, repoTempDir } from './cli-helpers.ts';
 
 /** Runs `policy` from a reset until the episode ends; the steps taken and how it ended. */
@@ -105,6 +106,22 @@ describe('episodes', () => {
     expect(got.steps).toBe(32);
     expect(got.batch.action.length).toBe(32);
     expect(got.episodeReturns).toEqual([50, 50]);
+  });
+});
+
+describe('a model trained from episodes', () => {
+  it('must declare what the environment feeds and reads (E0207 at the env setting)', () => {
+    const text = readFileSync('examples/reinforce_cartpole.dl', 'utf8');
+    expect(checkSource(text, 'examples/reinforce_cartpole.dl').diagnostics).toEqual([]);
+    const changed = text
+      .replace('input observation: f32[B, 4]', 'input observation: f32[B, 3]')
+      .replace('Policy(4, hidden, 2)', 'Policy(3, hidden, 2)')
+      .replace('output sampled_action: i32[B] = categorical(logits)', 'output sampled = categorical(logits)');
+    const diagnostics = checkSource(changed, 'p.dl').diagnostics;
+    expect(diagnostics.map((d) => [d.code, d.message, changed.slice(d.span.start, d.span.end).slice(0, 9)])).toEqual([
+      ['E0207', '`cartpole()` needs the model to declare the input `observation`: f32[B, 4]; it is f32[B, 3]', 'cartpole('],
+      ['E0207', '`cartpole()` needs the model to declare the output `sampled_action`: i32[B]', 'cartpole('],
+    ]);
   });
 });
 

@@ -150,7 +150,8 @@ or augmentation (augment) that dlc train does not know, or an argument it does n
     explanation: `A train block's data (or validation) names a dataset whose columns are known before reading it, and one of the
 model's inputs does not fit: no column has the input's name, the element types differ, or one example's shape (the input's
 shape after the batch axis B) differs from the column's. A symbolic size takes the data's value (a text's window length L);
-a flat column also feeds an input of the same size ([784] into [1, 28, 28]).
+a flat column also feeds an input of the same size ([784] into [1, 28, 28]). A train block with env = cartpole(...) needs the
+inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B].
 
     model LeNet { input image: f32[B, 1, 28, 28] ... }
     train LeNet { data = cifar10() }   // error: cifar10() gives image as f32[3, 32, 32] per example`,

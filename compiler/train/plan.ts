@@ -2,8 +2,8 @@
 import type * as A from '../../grammar/ast.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
-import { AUGMENTATIONS, DATASETS, datasetColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
-import { dimEquals, freeVars, isConcrete, shapeToString, sym } from '../shapes/dim.ts';
+import { AUGMENTATIONS, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
+import { type Dim, dimEquals, freeVars, isConcrete, shapeToString, sym } from '../shapes/dim.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -196,6 +196,27 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   };
 
+  /** A model trained from episodes reads the environment's step records and acts through its `sampled_action` output. */
+  const checkEnvFits = (v: SettingValue, span: A.Span) => {
+    const name = typeof v === 'string' ? v : v !== null && typeof v === 'object' && !Array.isArray(v) && 'call' in v ? v.call : undefined;
+    const needs = name === undefined ? undefined : environmentColumns(name);
+    if (!needs) return;
+    const declared = new Map<string, { kind: string; t: { dtype: string; shape: readonly Dim[] } }>([
+      ...graph.inputs.map((i): [string, { kind: string; t: { dtype: string; shape: readonly Dim[] } }] => [`input ${i.name}`, { kind: 'input', t: i.value.type }]),
+      ...[...graph.outputs].map(([k, out]): [string, { kind: string; t: { dtype: string; shape: readonly Dim[] } }] => [`output ${k}`, { kind: 'output', t: out.type }]),
+    ]);
+    for (const [kind, specs] of [['input', needs.inputs], ['output', needs.outputs]] as const) {
+      for (const [col, spec] of Object.entries(specs)) {
+        const want = `${spec.dtype}[B${spec.shape.map((d) => `, ${d}`).join('')}]`;
+        const have = declared.get(`${kind} ${col}`);
+        const fits = have && have.t.dtype === spec.dtype && have.t.shape.length === spec.shape.length + 1 && spec.shape.every((d, i) => dimEquals(have.t.shape[i + 1], d));
+        if (fits) continue;
+        const found = have ? `; it is ${have.t.dtype}${shapeToString(have.t.shape)}` : '';
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help: `a model trained from ${name} episodes reads observation, action and returns, and acts through the output sampled_action` }));
+      }
+    }
+  };
+
   const optimizerOf = (e: A.Expr): OptimizerSpec | undefined => {
     const v = value(e);
     const name = typeof v === 'object' && v !== null && 'call' in v ? v.call : typeof v === 'string' ? v : undefined;
@@ -247,6 +268,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           settings[s.name.text] = value(s.value);
           checkCatalogCalls(s.name.text, s.value);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
+          if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
         }
         break;
       case 'SettingBlock': {
