@@ -129,6 +129,10 @@ train M {
     expect(codes('csv(path: "x.csv")')).toEqual([]);
     const wrongType = checkSource(`${text.replace('i32[B, L]', 'f32[B, L]')}\ntrain T {\n  data = text(path: "a.txt", context: 9)\n}\n`, 't.dl').diagnostics;
     expect(wrongType.map((d) => d.message)).toEqual(["`text()` gives `tokens` as i32[9] per example, but the model's input is f32[B, L]: i32 data for a f32 input"]);
+    // the model as the train block's own arguments make it; a caller's arguments bring their own data
+    const lstm = readFileSync('examples/lstm_classifier.dl', 'utf8').replace('train ActivityClassifier(hidden: 64, layers: 2)', 'train ActivityClassifier(hidden: 4, layers: 1, steps: 16)');
+    expect(checkSource(lstm, 'l.dl').diagnostics.map((d) => d.message)).toEqual(["`uci_har()` gives `x` as f32[128, 9] per example, but the model's input is f32[B, 16, 9]: axis 1 is 16, the data's 128"]);
+    expect(compileTraining(lstm, 'l.dl', undefined, { modelArgs: new Map([['ActivityClassifier', argsOf('ActivityClassifier', 'steps: 3, hidden: 4, layers: 1')]]) }).diagnostics).toEqual([]);
   });
 
   it('reports a train block that names no loss to minimize when there are several', () => {

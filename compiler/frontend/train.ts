@@ -44,7 +44,9 @@ export function compileTraining(
     const forward = trainVariant.graphs.get(train.model.text);
     const evaluation = evalVariant.graphs.get(train.model.text);
     if (!forward || !evaluation) continue;
-    const planned = planTraining(train, forward, { checkData: !options.ownData });
+    // the block's data is checked against the model the block describes; with the caller's own
+    // arguments or data, dlc train checks the data it loads instead
+    const planned = planTraining(train, forward, { checkData: !options.ownData && given.length === 0 });
     diagnostics.push(...planned.diagnostics);
     if (!planned.plan) continue;
     const plan = planned.plan;
