@@ -150,7 +150,9 @@ describe('dlc train from episodes', () => {
     writeFileSync(other, readFileSync('examples/reinforce_cartpole.dl', 'utf8').replace(/env = cartpole\([^)]*\)/, 'env = mountain_car()'));
     const unknown = await dlc('train', other);
     expect(unknown.status).toBe(EXIT_USER_ERROR);
-    expect(unknown.err).toContain("unknown environment 'mountain_car' (known: cartpole)");
+    // found when compiling, with its span
+    expect(unknown.err).toContain('error[E0206]: `mountain_car` is not an environment dlc train knows');
+    expect(unknown.err).toContain('car.dl:');
     expect(unknown.err).not.toMatch(/\n\s+at /);
   });
 });
