@@ -35,7 +35,6 @@ model GruTagger(steps: int = 4, features: int = 3, hidden: int = 5, classes: int
   loss = cross_entropy(logits, label)
 }
 train GruTagger() {
-  data = synthetic()
   optimizer = adam(lr: 1e-2)
   batch = 2
   epochs = 1
