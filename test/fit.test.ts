@@ -117,6 +117,24 @@ describe('fit', () => {
     expect(err).toContain('105 train, 22 validation, 23 test examples');
     const accuracy = Number(/^test\s+loss \S+\s+accuracy (\S+)/m.exec(out)?.[1]);
     expect(accuracy).toBeGreaterThan(0.6); // 23 test flowers after 15 epochs; chance is 1/3
+    // dlc evaluate splits the data as training did and reports the same test metrics from the checkpoint
+    const trainedTest = /^test .*$/m.exec(out)?.[0];
+    out = '';
+    err = '';
+    const evaluated = await main(['node', 'dlc', 'evaluate', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors')], io);
+    expect(evaluated, err).toBe(EXIT_OK);
+    expect(err).toMatch(/evaluating .*ck\.safetensors \(after epoch 15\) on 23 test examples/);
+    expect(out.trim()).toBe(trainedTest);
+    out = '';
+    const validation = await main(['node', 'dlc', 'evaluate', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors'), '--split', 'validation'], io);
+    expect(validation).toBe(EXIT_OK);
+    expect(out).toMatch(/^validation {2}loss /m);
+    err = '';
+    expect(await main(['node', 'dlc', 'evaluate', model, '--checkpoint', join(dir, 'none.safetensors')], io)).toBe(EXIT_USER_ERROR);
+    expect(err).toMatch(/no checkpoint at .*none\.safetensors; train the model first/);
+    err = '';
+    expect(await main(['node', 'dlc', 'evaluate', model, '--checkpoint', join(dir, 'ck.safetensors'), '--split', 'dev'], io)).toBe(EXIT_USER_ERROR);
+    expect(err).toContain('--split takes train, validation, test, not `dev`');
     err = '';
     const unknown = await main(['node', 'dlc', 'train', model, '--data', 'fashion_mnist'], io);
     expect(unknown).toBe(EXIT_USER_ERROR);

@@ -1,4 +1,4 @@
-// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile and train.
+// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train and evaluate.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -27,6 +27,7 @@ import { buildKernelReport, fusionOf, renderHtml, renderMarkdown } from '../repo
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
 import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { trainOnEpisodes } from './train-episodes.ts';
+import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -360,6 +361,34 @@ function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined
   return flags.format === 'html' ? renderHtml(report) : renderMarkdown(report);
 }
 
+async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string }, io: Io): Promise<number> {
+  const programs = compilePrograms(file, options, io);
+  if (!programs) return EXIT_USER_ERROR;
+  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0 && p.training.settings.env === undefined);
+  if (trained.length !== 1) {
+    io.err(trained.length === 0 ? `error: \`${file}\` has no model trained on data${options.model ? ` named \`${options.model}\`` : ''}` : `error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
+    return EXIT_USER_ERROR;
+  }
+  return runReportingErrors(() => evaluateProgram(trained[0], file, options, { ...io, tty: false }), io);
+}
+
+/**
+ * Runs a command that trains or evaluates on a device: a training error (bad data, a missing file, a
+ * runtime error) is a one-line message and exit 1; a programming error still throws (exit 2 in main).
+ */
+async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<number> {
+  try {
+    await run();
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof TrainError || (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError))) {
+      io.err(`error: ${e.message}`);
+      return EXIT_USER_ERROR;
+    }
+    throw e;
+  }
+}
+
 async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
   const programs = compilePrograms(file, options, io);
   if (!programs) return EXIT_USER_ERROR;
@@ -372,18 +401,8 @@ async function trainCommand(file: string, options: TrainFlags & { model?: string
     io.err(`error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
     return EXIT_USER_ERROR;
   }
-  try {
-    const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
-    if (trained[0].training?.settings.env !== undefined) await trainOnEpisodes(trained[0], options, trainIo);
-    else await trainProgram(trained[0], file, options, trainIo);
-    return EXIT_OK;
-  } catch (e) {
-    if (e instanceof TrainError || (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError))) {
-      io.err(`error: ${e.message}`);
-      return EXIT_USER_ERROR;
-    }
-    throw e;
-  }
+  const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
+  return runReportingErrors(() => (trained[0].training?.settings.env !== undefined ? trainOnEpisodes(trained[0], options, trainIo) : trainProgram(trained[0], file, options, trainIo)), io);
 }
 
 function explain(code: string, io: Io): number {
@@ -476,6 +495,19 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--no-early-stopping', "train every epoch, ignoring the train block's early_stopping")
     .option('--profile', 'time each kernel of one training step on the first batch, print where the time goes (by kernel, op and .dl line), and train nothing')
     .action(async (file: string, options: TrainFlags & { model?: string; args?: string }) => setStatus(await trainCommand(file, options, io)));
+  program
+    .command('evaluate')
+    .description("load a checkpoint and report its loss and metrics on the model's data, split as training split it")
+    .argument('<file>')
+    .option('--model <name>', 'the model to evaluate (when the file trains several)')
+    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
+    .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors)")
+    .option('--split <name>', 'train, validation or test (default: test, else validation)')
+    .option('--data <name>', "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, ...")
+    .option('--batch <n>', "batch size instead of the train block's")
+    .option('--seed <n>', 'the seed training split the data with')
+    .option('--limit <n>', 'the --limit training used')
+    .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string }) => setStatus(await evaluateCommand(file, options, io)));
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

@@ -85,7 +85,7 @@ function fmt(v: number): string {
   return Math.abs(v) >= 1000 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4);
 }
 
-function logsLine(logs: Readonly<Record<string, number>>): string {
+export function logsLine(logs: Readonly<Record<string, number>>): string {
   return Object.entries(logs)
     .filter(([k]) => k !== 'epoch')
     .map(([k, v]) => `${k} ${fmt(v)}`)
@@ -125,8 +125,24 @@ interface ResumeState {
   readonly earlyStopping?: EarlyStoppingState;
 }
 
-/** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
-export async function trainProgram(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+/** Where training saves its state: --checkpoint, else the train block's checkpoint path, else checkpoints/<Model>.safetensors. */
+export function checkpointPathOf(program: ModelProgram, flags: TrainFlags): string {
+  const ckArgs = callArgs(setting(program, 'checkpoint'));
+  return flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+}
+
+/** The train block's data split as training splits it (the same seed, fractions and --limit), with the sizes it fixes. */
+export interface PreparedData {
+  readonly train: Dataset;
+  readonly validation?: Dataset;
+  readonly test?: Dataset;
+  readonly seed: number;
+  readonly batchSize: number;
+  readonly sizes: Record<string, number>;
+}
+
+/** Loads and splits `program`'s data as its train block and the flags say; `dlc train` and `dlc evaluate` share it. */
+export async function prepareData(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<PreparedData> {
   if (!program.training) throw new TrainError(`the model ${program.model} has no train block`);
   const dataSetting = flags.data !== undefined ? dataFlag(flags.data, setting(program, 'data')) : setting(program, 'data');
   if (dataSetting === undefined) throw new TrainError(`the train block of ${program.model} names no data; add \`data = mnist()\` (or iris(), csv(path: ...)) or pass --data`);
@@ -148,7 +164,6 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   if (limit !== undefined && heldOut && limit < heldOut.length) heldOut = heldOut.shuffle(seed).take(limit);
 
   const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
-  const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? 1;
   const splitSetting = setting(program, 'split');
   if (heldOut && splitSetting !== undefined) io.err('note: the train block names its validation data, so `split` is not applied: every example of `data` trains');
   const fractions = Array.isArray(splitSetting) ? (splitSetting as number[]) : [0.8, 0.1, 0.1];
@@ -157,8 +172,13 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   for (const input of program.inputs) {
     if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
+  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train) };
+}
 
-  const dataSizes = sizesFromData(program, train);
+/** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
+export async function trainProgram(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+  const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
+  const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? 1;
   const esArgs = flags.earlyStopping === false ? undefined : callArgs(setting(program, 'early_stopping'));
   const earlyStopping: EarlyStopping | undefined = esArgs
     ? {
@@ -169,7 +189,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       }
     : undefined;
   const ckArgs = callArgs(setting(program, 'checkpoint'));
-  const checkpointPath = flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+  const checkpointPath = checkpointPathOf(program, flags);
   const bestPath = checkpointPath.replace(/(\.safetensors)?$/, '.best.safetensors');
   const monitor = typeof ckArgs?.monitor === 'string' ? ckArgs.monitor : undefined;
   const monitorMode = ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? ckArgs.mode : monitor && /loss/.test(monitor) ? 'min' : 'max';
@@ -182,7 +202,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   }
 
   const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
-  const unused = Object.keys(program.training.settings).filter((k) => !HONOURED_SETTINGS.has(k));
+  const unused = Object.keys(program.training?.settings ?? {}).filter((k) => !HONOURED_SETTINGS.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
   const model = await Model.create(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes });
   try {

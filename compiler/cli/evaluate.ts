@@ -1,0 +1,40 @@
+// `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation).
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { DlcRuntimeError } from '../../runtime/errors.ts';
+import { evaluateDataset } from '../../runtime/fit.ts';
+import { Model } from '../../runtime/model.ts';
+import type { ModelProgram } from '../../runtime/program.ts';
+import { checkpointPathOf, logsLine, prepareData, TrainError, type TrainFlags, type TrainIo } from './train.ts';
+
+export const SPLITS = ['train', 'validation', 'test'] as const;
+
+export interface EvaluateFlags extends TrainFlags {
+  /** Which split: train, validation or test (default: test when training held one out, else validation). */
+  readonly split?: string;
+}
+
+/** Loads the checkpoint into `program`'s model and evaluates it on the chosen split; returns the metrics it printed. */
+export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, number>> {
+  if (flags.split !== undefined && !(SPLITS as readonly string[]).includes(flags.split)) throw new TrainError(`--split takes ${SPLITS.join(', ')}, not \`${flags.split}\``);
+  const path = checkpointPathOf(program, flags);
+  if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first (dlc train ${file}) or pass --checkpoint`);
+  const data = await prepareData(program, file, flags, io);
+  const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
+  const set = data[split];
+  if (!set || set.length === 0) throw new TrainError(`the ${split} split of ${program.model}'s data is empty (the train block's split gives it no examples)`);
+  const model = await Model.create(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes });
+  try {
+    const report = await model.loadWeights(new Uint8Array(await readFile(path)));
+    const epoch = report.metadata['dlc.epoch'];
+    io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${set.length} ${split} examples on ${model.adapterInfo}`);
+    const metrics = await evaluateDataset(model, set, data.batchSize);
+    io.out(`${split}  ${logsLine(metrics)}`);
+    return metrics;
+  } catch (e) {
+    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}
