@@ -9,7 +9,7 @@ import { Model } from '../../runtime/model.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { reinforceUpdate } from '../../runtime/rollouts.ts';
-import { TrainError, type TrainFlags, type TrainIo } from './train.ts';
+import { checkpointPathOf, logsLine, TrainError, type TrainFlags, type TrainIo } from './train.ts';
 
 /** The environments `env = ...` can name, with their arguments. */
 export const KNOWN_ENVIRONMENTS = ENVIRONMENTS;
@@ -43,10 +43,6 @@ function envPlan(spec: SettingValue): EnvPlan {
   return { make: (seed) => new CartPole(seed, maxSteps), episodes, gamma, ...(solvedAt !== undefined ? { solvedAt } : {}) };
 }
 
-function fmt(v: number): string {
-  return Math.abs(v) >= 1000 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4);
-}
-
 /** Train `program` by policy updates on episodes of its `env`; returns the last update's values and mean episode return. */
 export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   const settings = program.training!.settings;
@@ -64,8 +60,7 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
   const seed = integer(flags.seed, '--seed', 0) ?? integer(settings.seed, "the train block's seed", 0) ?? 0;
   const maxBatch = integer(settings.max_batch, "the train block's max_batch", 1) ?? 4096;
   const logEvery = integer(settings.log_every, "the train block's log_every", 1) ?? 10;
-  const ckArgs = settings.checkpoint && typeof settings.checkpoint === 'object' && !Array.isArray(settings.checkpoint) && 'call' in settings.checkpoint ? settings.checkpoint.args : undefined;
-  const checkpointPath = flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+  const checkpointPath = checkpointPathOf(program, flags);
   const unused = Object.keys(settings).filter((k) => !HONOURED.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} when training from episodes`);
 
@@ -92,7 +87,7 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
       bar?.update(update + 1, { ret: r.meanReturn.toFixed(1) });
       const solved = plan.solvedAt !== undefined && r.meanReturn >= plan.solvedAt;
       if ((update + 1) % logEvery === 0 || update + 1 === steps || solved) {
-        if (!bar) io.out(`update ${update + 1}/${steps}  episode_return ${r.meanReturn.toFixed(1)}  ${Object.entries(r.values).map(([k, v]) => `${k} ${fmt(v)}`).join('  ')}  (${((Date.now() - start) / 1000).toFixed(1)}s)`);
+        if (!bar) io.out(`update ${update + 1}/${steps}  episode_return ${r.meanReturn.toFixed(1)}  ${logsLine(r.values)}  (${((Date.now() - start) / 1000).toFixed(1)}s)`);
         await save(update + 1);
       }
       if (solved) {
