@@ -139,6 +139,12 @@ describe('dlc train from episodes', () => {
     const solved = /solved: mean episode return (\S+) >= 475 after (\d+) updates/.exec(rest.out);
     expect(solved, rest.out).not.toBeNull();
     expect(Number(solved![2])).toBeGreaterThan(10);
+    // dlc evaluate: the solved policy, acting greedily on fresh episodes, keeps the pole up
+    const evaluated = await dlc('evaluate', 'examples/reinforce_cartpole.dl', '--checkpoint', ck, '--episodes', '8');
+    expect(evaluated.status, evaluated.err).toBe(EXIT_OK);
+    expect(evaluated.err).toMatch(/on 8 episodes, acting by greedy_action/);
+    const mean = Number(/^episodes 8 {2}mean_return (\S+)/m.exec(evaluated.out)?.[1]);
+    expect(mean).toBeGreaterThan(400);
   });
 
   it('rejects dataset flags and unknown environments clearly', async () => {

@@ -26,7 +26,7 @@ import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
 import { buildKernelReport, fusionOf, renderHtml, renderMarkdown } from '../report/kernels.ts';
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
 import { trainProgram, TrainError, type TrainFlags } from './train.ts';
-import { trainOnEpisodes } from './train-episodes.ts';
+import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
@@ -361,15 +361,16 @@ function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined
   return flags.format === 'html' ? renderHtml(report) : renderMarkdown(report);
 }
 
-async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string }, io: Io): Promise<number> {
+async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }, io: Io): Promise<number> {
   const programs = compilePrograms(file, options, io);
   if (!programs) return EXIT_USER_ERROR;
-  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0 && p.training.settings.env === undefined);
+  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0);
   if (trained.length !== 1) {
-    io.err(trained.length === 0 ? `error: \`${file}\` has no model trained on data${options.model ? ` named \`${options.model}\`` : ''}` : `error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
+    io.err(trained.length === 0 ? `error: \`${file}\` has no train block${options.model ? ` for \`${options.model}\`` : ''}` : `error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
     return EXIT_USER_ERROR;
   }
-  return runReportingErrors(() => evaluateProgram(trained[0], file, options, { ...io, tty: false }), io);
+  const evalIo = { ...io, tty: false };
+  return runReportingErrors(() => (trained[0].training?.settings.env !== undefined ? evaluateOnEpisodes(trained[0], options, evalIo) : evaluateProgram(trained[0], file, options, evalIo)), io);
 }
 
 /**
@@ -507,7 +508,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--batch <n>', "batch size instead of the train block's")
     .option('--seed <n>', 'the seed training split the data with')
     .option('--limit <n>', 'the --limit training used')
-    .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string }) => setStatus(await evaluateCommand(file, options, io)));
+    .option('--episodes <n>', "for a model trained from episodes: how many to run (default: the env's episodes)")
+    .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

@@ -1,4 +1,4 @@
-// `dlc train` for a train block with `env = cartpole(...)`: policy updates from episodes (runtime/rollouts.ts), with progress lines, atomic checkpoints and --resume.
+// `dlc train` and `dlc evaluate` for a train block with `env = cartpole(...)`: policy updates from episodes (runtime/rollouts.ts), with progress lines, atomic checkpoints and --resume; a checkpoint's episode returns.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
@@ -8,7 +8,7 @@ import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { Model } from '../../runtime/model.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
-import { reinforceUpdate } from '../../runtime/rollouts.ts';
+import { collectEpisodes, reinforceUpdate } from '../../runtime/rollouts.ts';
 import { checkpointPathOf, logsLine, TrainError, type TrainFlags, type TrainIo } from './train.ts';
 
 /** The environments `env = ...` can name, with their arguments. */
@@ -99,6 +99,39 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
     bar?.stop();
     io.err(`checkpoint: ${checkpointPath}`);
     return last;
+  } catch (e) {
+    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * A checkpoint's policy on fresh episodes of its `env` (seeds no training update used): acting through
+ * `greedy_action` where the model declares it (else `sampled_action`); prints and returns the mean,
+ * lowest and highest episode return.
+ */
+export async function evaluateOnEpisodes(program: ModelProgram, flags: TrainFlags & { readonly episodes?: string }, io: TrainIo): Promise<Record<string, number>> {
+  const settings = program.training!.settings;
+  const plan = envPlan(settings.env);
+  const episodes = flags.episodes === undefined ? plan.episodes : Number(flags.episodes);
+  if (!Number.isInteger(episodes) || episodes < 1) throw new TrainError(`--episodes must be a positive integer, got \`${flags.episodes}\``);
+  const path = checkpointPathOf(program, flags);
+  if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first or pass --checkpoint`);
+  const greedy = program.outputs.some((o) => o.name === 'greedy_action');
+  const model = await Model.create(program, { seed: 0, batchSize: Math.max(episodes, 1) });
+  try {
+    const report = await model.loadWeights(new Uint8Array(await readFile(path)));
+    const update = report.metadata['dlc.update'];
+    io.err(`evaluating ${path}${update ? ` (after ${update} updates)` : ''} on ${episodes} episodes, acting by ${greedy ? 'greedy_action' : 'sampled_action'}, on ${model.adapterInfo}`);
+    // seeds past any a training run of this length draws
+    const envs = Array.from({ length: episodes }, (_, i) => plan.make(2 ** 40 + i));
+    const run = await collectEpisodes(model, envs, { gamma: plan.gamma, ...(greedy ? { sampledAction: 'greedy_action' } : {}) });
+    const returns = run.episodeReturns;
+    const metrics = { mean_return: returns.reduce((a, b) => a + b, 0) / returns.length, min_return: Math.min(...returns), max_return: Math.max(...returns) };
+    io.out(`episodes ${episodes}  ${logsLine(metrics)}`);
+    return metrics;
   } catch (e) {
     if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
     throw e;
