@@ -193,6 +193,18 @@ describe('dlc compile --report', () => {
     for (const k of full.graphs.flatMap((g) => g.kernels)) if (k.op === 'fused_elementwise') expect(k.subOps?.length).toBeGreaterThan(0);
   });
 
+  it('the optimizer, clipping and schedule kernels point at the train block lines they implement, not at a forward line', () => {
+    const path = 'examples/char_transformer.dl';
+    const text = readFileSync(join(ROOT, path), 'utf8');
+    const r = compileSource(text, path, undefined, { modelArgs: new Map([['CharGPT', argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1')]]) });
+    const lineOf = (needle: string) => text.split('\n').findIndex((l) => l.trimStart().startsWith(needle)) + 1;
+    const step = r.programs[0].graphs.steps[0];
+    const linesOf = (op: string) => new Set(step.kernels.filter((k) => k.op === op && k.source?.file === path).map((k) => k.source!.line));
+    expect(linesOf('fused_foreach')).toEqual(new Set([lineOf('optimizer = adamw(')]));
+    expect(linesOf('sum_squares')).toEqual(new Set([lineOf('clip_grad_norm =')]));
+    expect(step.kernels.filter((k) => k.op === 'fused_foreach' || k.op === 'sum_squares').every((k) => k.source?.file === path)).toBe(true);
+  });
+
   it("CharGPT's causal mask kernels are reported as running once per size", () => {
     const path = 'examples/char_transformer.dl';
     const r = compileSource(readFileSync(join(ROOT, path), 'utf8'), path, undefined, { modelArgs: new Map([['CharGPT', argsOf('CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 2')]]) });

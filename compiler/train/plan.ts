@@ -17,6 +17,8 @@ export interface TrainStepPlan {
   readonly optimizer: OptimizerSpec;
   readonly maximize: boolean;
   readonly span: A.Span;
+  /** Where the step's optimizer is written (its own, else the block's `optimizer = ...`): the update kernels' source line. */
+  readonly optimizerSpan: A.Span;
 }
 
 export interface ParamGroup {
@@ -35,6 +37,8 @@ export interface TrainingPlan {
   readonly groups: readonly ParamGroup[];
   /** Every other setting, evaluated (batch, epochs, data, early_stopping, ...), for the runtime. */
   readonly settings: Readonly<Record<string, SettingValue>>;
+  /** Where each setting of the block is written (`clip_grad_norm`, `schedule`, ...): the source line of the kernels it becomes. */
+  readonly settingSpans: Readonly<Record<string, A.Span>>;
 }
 
 const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'] as const;
@@ -249,7 +253,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     return matched;
   };
 
+  const settingSpans: Record<string, A.Span> = {};
   for (const s of train.body.stmts) {
+    if (s.kind === 'Setting') settingSpans[s.name.text] = s.span;
     switch (s.kind) {
       case 'Setting':
         if (s.name.text === 'optimizer') optimizer = optimizerOf(s.value);
@@ -337,6 +343,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       optimizer: stepOptimizer ?? baseOptimizer,
       maximize: o?.stmt.direction === 'maximize',
       span: o?.stmt.span ?? train.span,
+      optimizerSpan: o?.stmt.optimizer?.span ?? settingSpans.optimizer ?? o?.stmt.span ?? train.span,
     };
   });
   const names = new Set<string>();
@@ -358,6 +365,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       frozen,
       groups,
       settings,
+      settingSpans,
     },
     diagnostics,
   };

@@ -22,13 +22,16 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   const params = forward.params.filter((p) => step.params.includes(p.path));
   const gradients = addGradients(editor, loss, params.map((p) => p.value));
   let grads: Value[] = params.map((p) => gradients.get(p.value.id)!);
-  if (plan.clipGradNorm !== undefined) grads = clipByGlobalNorm(editor, grads, plan.clipGradNorm);
-  if (plan.clipGradValue !== undefined) grads = clipByValue(editor, grads, plan.clipGradValue);
+  // the nodes below implement train block settings: each carries the span of the setting it implements
+  const settingSpan = (name: string) => plan.settingSpans?.[name] ?? step.optimizerSpan ?? step.span;
+  if (plan.clipGradNorm !== undefined) grads = clipByGlobalNorm(editor.at(settingSpan('clip_grad_norm')), grads, plan.clipGradNorm);
+  if (plan.clipGradValue !== undefined) grads = clipByValue(editor.at(settingSpan('clip_grad_value')), grads, plan.clipGradValue);
 
   // one step counter (`opt.<step>.t`, advanced by the optimizer) drives both the schedule and bias correction
-  const counter = stepCounter(editor, step.name);
+  const counter = stepCounter(editor.at(step.optimizerSpan ?? step.span), step.name);
   const stepLr = step.optimizer.options.lr;
-  const lr = scheduleLr(editor, typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
+  const lr = scheduleLr(editor.at(plan.schedule ? settingSpan('schedule') : (step.optimizerSpan ?? step.span)), typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
+  editor.at(step.optimizerSpan ?? step.span);
 
   const paramGrads: ParamGrad[] = params.map((p, i) => {
     const options = Object.assign({}, ...plan.groups.filter((g) => g.params.some((q) => matchesPath(p.path, q))).map((g) => g.options));
@@ -38,7 +41,7 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   for (const [path, value] of updated) editor.paramUpdates.set(path, value);
   // dropout and other random ops draw from Philox keyed by `rng.key`: each step moves to the next key
   const rngKey = forward.state.find((s) => s.path === 'rng.key');
-  if (rngKey) editor.stateUpdates.set('rng.key', editor.op('add', [rngKey.value, editor.scalar(1, 'u32')]));
+  if (rngKey) editor.stateUpdates.set('rng.key', editor.at(step.span).op('add', [rngKey.value, editor.scalar(1, 'u32')]));
   return editor.finish(plan.steps.length === 1 ? forward.name : `${forward.name}.${step.name}`);
 }
 
