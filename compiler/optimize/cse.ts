@@ -31,13 +31,26 @@ function sameNode(a: Node, b: Node): boolean {
   return attrsEqual(a.attrs, b.attrs);
 }
 
+/**
+ * A signature of attributes that equal attributes share (attrsEqual implies equal signatures, never the
+ * reverse: -0 and 0, or two symbolic sizes, may share one), so buckets of constants stay small.
+ */
+function attrsSignature(attrs: Attrs): string {
+  const sig = (v: AttrValue): string => (Array.isArray(v) ? `[${v.map(sig).join(',')}]` : typeof v === 'object' && v !== null ? 'dim' : typeof v === 'string' ? JSON.stringify(v) : String(v));
+  return Object.keys(attrs)
+    .filter((k) => attrs[k] !== undefined)
+    .sort()
+    .map((k) => `${k}=${sig(attrs[k] as AttrValue)}`)
+    .join(';');
+}
+
 export function cse(g: Graph): Graph {
   const s = new Substitution();
   const seen = new Map<string, Node[]>();
   const nodes: Node[] = [];
   for (const original of g.nodes) {
     const n = s.node(original);
-    const key = `${n.op}(${n.inputs.map((v) => v.id).join(',')})`;
+    const key = `${n.op}(${n.inputs.map((v) => v.id).join(',')})${attrsSignature(n.attrs)}`;
     const bucket = seen.get(key) ?? [];
     const first = bucket.find((m) => sameNode(m, n));
     if (first) {

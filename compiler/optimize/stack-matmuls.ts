@@ -41,22 +41,28 @@ export function stackSharedMatmuls(g: Graph): Graph {
   if (candidates.length === 0) return g;
 
   const { producer, consumers } = graphUses(g);
-  /** Every node that depends on one of `members` (their results, and onwards). */
-  const descendants = (members: readonly number[]): Set<number> => {
+  /**
+   * Whether a node that produces one of `operands` depends on one of `members` (their results, and
+   * onwards): the search stops at the first, so a recurrence's chain of dependent matmuls is refused
+   * after a few nodes rather than after every node that follows them.
+   */
+  const dependsOnMembers = (members: readonly number[], operands: readonly Value[]): boolean => {
+    const producers = new Set(operands.flatMap((v) => (producer.has(v.id) ? [producer.get(v.id)!] : [])));
+    if (members.some((m) => producers.has(m))) return true;
     const seen = new Set<number>();
     const stack = [...members];
     while (stack.length > 0) {
       const k = stack.pop()!;
       for (const v of nodes[k].outputs) {
         for (const c of consumers.get(v.id) ?? []) {
-          if (!seen.has(c)) {
-            seen.add(c);
-            stack.push(c);
-          }
+          if (seen.has(c)) continue;
+          if (producers.has(c)) return true;
+          seen.add(c);
+          stack.push(c);
         }
       }
     }
-    return seen;
+    return false;
   };
 
   let nextId = firstFreeId(g);
@@ -65,13 +71,8 @@ export function stackSharedMatmuls(g: Graph): Graph {
   const added: { node: Node; key: number }[] = [];
   const removed = new Set<number>();
   for (const members of candidates) {
-    const after = descendants(members);
-    const ready = (v: Value) => {
-      const p = producer.get(v.id);
-      return p === undefined || !after.has(p);
-    };
     const first = nodes[members[0]];
-    if (!members.every((m) => ready(nodes[m].inputs[0])) || !ready(first.inputs[1])) continue;
+    if (dependsOnMembers(members, [...members.map((m) => nodes[m].inputs[0]), first.inputs[1]])) continue;
     const emit = (op: string, inputs: Value[], attrs: Attrs, key: number, out?: Value): Value | undefined => {
       const types = inferOp(op, inputs.map((v) => v.type), attrs);
       if (isShapeError(types)) return undefined;
