@@ -12,7 +12,16 @@ export interface GraphUses {
   readonly updates: ReadonlySet<number>;
 }
 
+/** Graphs are never changed once built (every pass returns a new one), so each graph's uses are computed once. */
+const cache = new WeakMap<Graph, GraphUses>();
+
 export function graphUses(g: Graph): GraphUses {
+  let uses = cache.get(g);
+  if (!uses) cache.set(g, (uses = computeUses(g)));
+  return uses;
+}
+
+function computeUses(g: Graph): GraphUses {
   const producer = new Map<number, number>();
   g.nodes.forEach((n, k) => n.outputs.forEach((v) => producer.set(v.id, k)));
   const consumers = new Map<number, number[]>();
