@@ -47,7 +47,7 @@ function envPlan(spec: SettingValue): EnvPlan {
 export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   const settings = program.training!.settings;
   const plan = envPlan(settings.env);
-  for (const [flag, value] of [['--data', flags.data], ['--limit', flags.limit], ['--epochs', flags.epochs], ['--batch', flags.batch]] as const) {
+  for (const [flag, value] of [['--data', flags.data], ['--limit', flags.limit], ['--epochs', flags.epochs], ['--batch', flags.batch], ['--profile', flags.profile || undefined]] as const) {
     if (value !== undefined) throw new TrainError(`${flag} does not apply: ${program.model} trains from episodes of its env, not from a dataset (use --steps)`);
   }
   const integer = (v: string | SettingValue | undefined, what: string, min: number): number | undefined => {
