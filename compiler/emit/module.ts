@@ -106,7 +106,9 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
     docs: ['The compiled program: WGSL shaders, buffers and dispatches of every graph.'],
-    declarations: [{ name: 'program', type: 'ModelProgram', initializer: `JSON.parse(${JSON.stringify(JSON.stringify(program))}) as ModelProgram` }],
+    // the program's JSON (megabytes: every shader) goes in after formatting (emitModule), so ts-morph
+    // never rescans it while it builds and formats the rest of the module
+    declarations: [{ name: 'program', type: 'ModelProgram', initializer: `JSON.parse(${PROGRAM_JSON}) as ModelProgram` }],
   });
 
   file.addClass({
@@ -208,12 +210,17 @@ function project(): Project {
   });
 }
 
+/** Stands in the module for the program's JSON string literal until the module is formatted. */
+const PROGRAM_JSON = '__dlcProgramJson__';
+
 /** The module's TypeScript text. */
 export function emitModule(program: ModelProgram, options: EmitOptions = {}): string {
   const file = project().createSourceFile(`${moduleFileName(program.model)}.ts`, '');
   build(file, program, options);
   file.formatText({ indentSize: 2 });
-  return file.getFullText();
+  const [before, after, ...rest] = file.getFullText().split(`JSON.parse(${PROGRAM_JSON})`);
+  if (after === undefined || rest.length > 0) throw new Error('internal: the module must hold the program placeholder exactly once');
+  return `${before}JSON.parse(${JSON.stringify(JSON.stringify(program))})${after}`;
 }
 
 /** The module as JavaScript plus its declaration file (`--js`). */
