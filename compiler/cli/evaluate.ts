@@ -1,11 +1,9 @@
 // `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { evaluateDataset } from '../../runtime/fit.ts';
-import { Model } from '../../runtime/model.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
-import { checkpointPathOf, logsLine, prepareData, TrainError, type TrainFlags, type TrainIo } from './train.ts';
+import { checkpointPathOf, logsLine, prepareData, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -23,18 +21,12 @@ export async function evaluateProgram(program: ModelProgram, file: string, flags
   const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
   const set = data[split];
   if (!set || set.length === 0) throw new TrainError(`the ${split} split of ${program.model}'s data is empty (the train block's split gives it no examples)`);
-  const model = await Model.create(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes });
-  try {
+  return withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
     const report = await model.loadWeights(new Uint8Array(await readFile(path)));
     const epoch = report.metadata['dlc.epoch'];
     io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${set.length} ${split} examples on ${model.adapterInfo}`);
     const metrics = await evaluateDataset(model, set, data.batchSize);
     io.out(`${split}  ${logsLine(metrics)}`);
     return metrics;
-  } catch (e) {
-    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
-    throw e;
-  } finally {
-    model.dispose();
-  }
+  });
 }

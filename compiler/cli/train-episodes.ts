@@ -4,12 +4,10 @@ import { readFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import { CartPole, type Environment } from '../../runtime/cartpole.ts';
 import { ENVIRONMENTS } from '../../runtime/catalog.ts';
-import { DlcRuntimeError } from '../../runtime/errors.ts';
-import { Model } from '../../runtime/model.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { collectEpisodes, reinforceUpdate } from '../../runtime/rollouts.ts';
-import { checkpointPathOf, logsLine, TrainError, type TrainFlags, type TrainIo } from './train.ts';
+import { checkpointPathOf, logsLine, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 /** The environments `env = ...` can name, with their arguments. */
 export const KNOWN_ENVIRONMENTS = ENVIRONMENTS;
@@ -64,8 +62,7 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
   const unused = Object.keys(settings).filter((k) => !HONOURED.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} when training from episodes`);
 
-  const model = await Model.create(program, { seed, batchSize: maxBatch });
-  try {
+  return withModel(program, { seed, batchSize: maxBatch }, async (model) => {
     let done = 0;
     if (flags.resume) {
       if (!existsSync(checkpointPath)) throw new TrainError(`--resume: no checkpoint at ${checkpointPath}`);
@@ -99,12 +96,7 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
     bar?.stop();
     io.err(`checkpoint: ${checkpointPath}`);
     return last;
-  } catch (e) {
-    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
-    throw e;
-  } finally {
-    model.dispose();
-  }
+  });
 }
 
 /**
@@ -120,8 +112,7 @@ export async function evaluateOnEpisodes(program: ModelProgram, flags: TrainFlag
   const path = checkpointPathOf(program, flags);
   if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first or pass --checkpoint`);
   const greedy = program.outputs.some((o) => o.name === 'greedy_action');
-  const model = await Model.create(program, { seed: 0, batchSize: Math.max(episodes, 1) });
-  try {
+  return withModel(program, { seed: 0, batchSize: Math.max(episodes, 1) }, async (model) => {
     const report = await model.loadWeights(new Uint8Array(await readFile(path)));
     const update = report.metadata['dlc.update'];
     io.err(`evaluating ${path}${update ? ` (after ${update} updates)` : ''} on ${episodes} episodes, acting by ${greedy ? 'greedy_action' : 'sampled_action'}, on ${model.adapterInfo}`);
@@ -132,10 +123,5 @@ export async function evaluateOnEpisodes(program: ModelProgram, flags: TrainFlag
     const metrics = { mean_return: returns.reduce((a, b) => a + b, 0) / returns.length, min_return: Math.min(...returns), max_return: Math.max(...returns) };
     io.out(`episodes ${episodes}  ${logsLine(metrics)}`);
     return metrics;
-  } catch (e) {
-    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
-    throw e;
-  } finally {
-    model.dispose();
-  }
+  });
 }

@@ -4,12 +4,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
-import { Model } from '../../runtime/model.ts';
+import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
-import { DlcRuntimeError } from '../../runtime/errors.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
 
@@ -204,8 +203,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
   const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
   const unused = Object.keys(program.training?.settings ?? {}).filter((k) => !HONOURED_SETTINGS.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
-  const model = await Model.create(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes });
-  try {
+  return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
     const initFrom = setting(program, 'init_from');
     if (typeof initFrom === 'string' && !flags.resume) {
       const path = resolvePath(dirname(file), initFrom);
@@ -285,9 +283,18 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     const metrics = await evaluateDataset(model, evalSet, batchSize);
     io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics)}`);
     return metrics;
-  } catch (e) {
-    if (e instanceof DlcRuntimeError) throw new TrainError(e.message);
-    throw e;
+  });
+}
+
+/**
+ * Runs `use` on a model of `program` created on the default device, and frees the model however `use`
+ * ends. Runtime errors (no adapter, out of memory, a bad input) reach the command as they are: each
+ * is a message for the user.
+ */
+export async function withModel<T>(program: ModelProgram, options: CreateOptions, use: (model: Model) => Promise<T>): Promise<T> {
+  const model = await Model.create(program, options);
+  try {
+    return await use(model);
   } finally {
     model.dispose();
   }
