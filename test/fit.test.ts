@@ -1,5 +1,5 @@
 // The fit loop on WebGPU with iris and a CSV file: validation each epoch, early stopping, callbacks, history, evaluateDataset; dlc train --data.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoTempDir } from './cli-helpers.ts';
@@ -125,6 +125,20 @@ describe('fit', () => {
     expect(evaluated, err).toBe(EXIT_OK);
     expect(err).toMatch(/evaluating .*ck\.safetensors \(after epoch 15\) on 23 test examples/);
     expect(out.trim()).toBe(trainedTest);
+    // dlc predict: the same test examples' outputs beside their labels; their argmax agrees with the accuracy
+    const preds = join(dir, 'preds.csv');
+    expect(await main(['node', 'dlc', 'predict', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors'), '--out', preds], io)).toBe(EXIT_OK);
+    const [header, ...predicted] = readFileSync(preds, 'utf8').trim().split('\n');
+    expect(header).toBe('example,label,probs_0,probs_1,probs_2');
+    expect(predicted).toHaveLength(23);
+    const hits = predicted.map((r) => r.split(',').map(Number)).filter(([, label, ...p]) => p.indexOf(Math.max(...p)) === label).length;
+    expect(hits / 23).toBeCloseTo(Number(/accuracy (\S+)/.exec(trainedTest ?? '')?.[1]), 3);
+    out = '';
+    expect(await main(['node', 'dlc', 'predict', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors')], io)).toBe(EXIT_OK);
+    const jsonl = out.trim().split('\n').map((l) => JSON.parse(l) as { example: number; label: number; probs: number[] });
+    expect(jsonl).toHaveLength(23);
+    expect(jsonl[22].example).toBe(22);
+    expect(jsonl[0].probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     out = '';
     const validation = await main(['node', 'dlc', 'evaluate', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors'), '--split', 'validation'], io);
     expect(validation).toBe(EXIT_OK);

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
-import { checkpointPathOf, logsLine, prepareData, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import type { Dataset } from '../../runtime/data.ts';
+import { checkpointPathOf, logsLine, type PreparedData, prepareData, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -12,8 +13,8 @@ export interface EvaluateFlags extends TrainFlags {
   readonly split?: string;
 }
 
-/** Loads the checkpoint into `program`'s model and evaluates it on the chosen split; returns the metrics it printed. */
-export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, number>> {
+/** The checkpoint to load and the split to run it on, as `--checkpoint` and `--split` say; shared with dlc predict. */
+export async function checkpointAndSplit(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<{ path: string; data: PreparedData; split: (typeof SPLITS)[number]; set: Dataset }> {
   if (flags.split !== undefined && !(SPLITS as readonly string[]).includes(flags.split)) throw new TrainError(`--split takes ${SPLITS.join(', ')}, not \`${flags.split}\``);
   const path = checkpointPathOf(program, flags);
   if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first (dlc train ${file}) or pass --checkpoint`);
@@ -21,6 +22,12 @@ export async function evaluateProgram(program: ModelProgram, file: string, flags
   const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
   const set = data[split];
   if (!set || set.length === 0) throw new TrainError(`the ${split} split of ${program.model}'s data is empty (the train block's split gives it no examples)`);
+  return { path, data, split, set };
+}
+
+/** Loads the checkpoint into `program`'s model and evaluates it on the chosen split; returns the metrics it printed. */
+export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, number>> {
+  const { path, data, split, set } = await checkpointAndSplit(program, file, flags, io);
   return withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
     const report = await model.loadWeights(new Uint8Array(await readFile(path)));
     const epoch = report.metadata['dlc.epoch'];

@@ -1,4 +1,4 @@
-// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train and evaluate.
+// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train, evaluate and predict.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -28,6 +28,7 @@ import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
 import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
+import { predictProgram, type PredictFlags } from './predict.ts';
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -361,16 +362,29 @@ function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined
   return flags.format === 'html' ? renderHtml(report) : renderMarkdown(report);
 }
 
-async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }, io: Io): Promise<number> {
+/** The one trained model of `file` (with --model when it trains several) that `accepts`, compiled; undefined after reporting why not. */
+function trainedModel(file: string, options: { model?: string; args?: string; data?: string }, io: Io, accepts: (p: ModelProgram) => boolean = () => true, what = 'no train block'): ModelProgram | undefined {
   const programs = compilePrograms(file, options, io);
-  if (!programs) return EXIT_USER_ERROR;
-  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0);
-  if (trained.length !== 1) {
-    io.err(trained.length === 0 ? `error: \`${file}\` has no train block${options.model ? ` for \`${options.model}\`` : ''}` : `error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
-    return EXIT_USER_ERROR;
-  }
+  if (!programs) return undefined;
+  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0 && accepts(p));
+  if (trained.length === 1) return trained[0];
+  io.err(trained.length === 0 ? `error: \`${file}\` has ${what}${options.model ? ` for \`${options.model}\`` : ''}` : `error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
+  return undefined;
+}
+
+const fromEpisodes = (p: ModelProgram) => p.training?.settings.env !== undefined;
+
+async function predictCommand(file: string, options: PredictFlags & { model?: string; args?: string }, io: Io): Promise<number> {
+  const program = trainedModel(file, options, io, (p) => !fromEpisodes(p), 'no model trained on data');
+  if (!program) return EXIT_USER_ERROR;
+  return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io);
+}
+
+async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }, io: Io): Promise<number> {
+  const program = trainedModel(file, options, io);
+  if (!program) return EXIT_USER_ERROR;
   const evalIo = { ...io, tty: false };
-  return runReportingErrors(() => (trained[0].training?.settings.env !== undefined ? evaluateOnEpisodes(trained[0], options, evalIo) : evaluateProgram(trained[0], file, options, evalIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io);
 }
 
 /**
@@ -391,19 +405,10 @@ async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<
 }
 
 async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
-  const programs = compilePrograms(file, options, io);
-  if (!programs) return EXIT_USER_ERROR;
-  const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0);
-  if (trained.length === 0) {
-    io.err(`error: \`${file}\` has no train block${options.model ? ` for \`${options.model}\`` : ''}`);
-    return EXIT_USER_ERROR;
-  }
-  if (trained.length > 1) {
-    io.err(`error: \`${file}\` trains ${trained.map((p) => p.model).join(' and ')}; choose one with --model`);
-    return EXIT_USER_ERROR;
-  }
+  const program = trainedModel(file, options, io);
+  if (!program) return EXIT_USER_ERROR;
   const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
-  return runReportingErrors(() => (trained[0].training?.settings.env !== undefined ? trainOnEpisodes(trained[0], options, trainIo) : trainProgram(trained[0], file, options, trainIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, options, trainIo) : trainProgram(program, file, options, trainIo)), io);
 }
 
 function explain(code: string, io: Io): number {
@@ -510,6 +515,20 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--limit <n>', 'the --limit training used')
     .option('--episodes <n>', "for a model trained from episodes: how many to run (default: the env's episodes)")
     .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));
+  program
+    .command('predict')
+    .description("load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
+    .argument('<file>')
+    .option('--model <name>', 'the model (when the file trains several)')
+    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
+    .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors)")
+    .option('--split <name>', 'train, validation or test (default: test, else validation)')
+    .option('--out <file>', 'write to this file (CSV when it ends in .csv) instead of standard output')
+    .option('--data <name>', "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, ...")
+    .option('--batch <n>', "batch size instead of the train block's")
+    .option('--seed <n>', 'the seed training split the data with')
+    .option('--limit <n>', 'the --limit training used')
+    .action(async (file: string, options: PredictFlags & { model?: string; args?: string }) => setStatus(await predictCommand(file, options, io)));
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

@@ -1,0 +1,58 @@
+// `dlc predict`: a checkpoint's outputs for every example of a split of the model's data (split as training split it), as JSON lines or CSV, beside the targets the data holds.
+import { readFile } from 'node:fs/promises';
+import type { ModelProgram } from '../../runtime/program.ts';
+import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
+import { checkpointAndSplit, type EvaluateFlags } from './evaluate.ts';
+import { TrainError, type TrainIo, withModel } from './train.ts';
+
+export interface PredictFlags extends EvaluateFlags {
+  /** Write here instead of standard output: CSV when it ends in `.csv`, JSON lines otherwise. */
+  readonly out?: string;
+}
+
+type Row = Record<string, number | number[]>;
+
+/** One row per example: `example` (its position in the split), each target column the model reads only to train, then each output. */
+export async function predictProgram(program: ModelProgram, file: string, flags: PredictFlags, io: TrainIo): Promise<Row[]> {
+  if (program.outputs.length === 0) throw new TrainError(`${program.model} declares no output to predict`);
+  const { path, data, split, set } = await checkpointAndSplit(program, file, flags, io);
+  const read = new Set(Object.keys(program.graphs.predict.inputs));
+  // the data's columns that predict does not read but training does (labels), one value per example
+  const targets = program.inputs.filter((i) => !read.has(i.name) && set.hasColumn(i.name) && set.column(i.name).exampleSize === 1).map((i) => i.name);
+  const rows = await withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
+    await model.loadWeights(new Uint8Array(await readFile(path)));
+    io.err(`predicting ${set.length} ${split} examples with ${path} on ${model.adapterInfo}`);
+    const out: Row[] = [];
+    for (const batch of set.batches(data.batchSize)) {
+      const feed = Object.fromEntries([...read].map((name) => [name, batch.columns[name]]));
+      const got = await model.predict(feed);
+      for (let r = 0; r < batch.length; r++) {
+        const row: Row = { example: out.length };
+        for (const t of targets) row[t] = batch.columns[t][r];
+        for (const o of program.outputs) {
+          const values = got[o.name];
+          const per = values.length / batch.length;
+          const slice = Array.from(values.subarray(r * per, (r + 1) * per));
+          row[o.name] = per === 1 && o.shape.length === 1 ? slice[0] : slice;
+        }
+        out.push(row);
+      }
+    }
+    return out;
+  });
+  const text = flags.out?.endsWith('.csv') ? toCsv(rows) : rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  if (flags.out === undefined) io.out(text.trimEnd());
+  else {
+    await writeFileAtomic(flags.out, new TextEncoder().encode(text));
+    io.err(`wrote ${rows.length} rows to ${flags.out}`);
+  }
+  return rows;
+}
+
+/** Rows as CSV: an array becomes one column per element (`probs_0`, `probs_1`, ...). */
+function toCsv(rows: readonly Row[]): string {
+  const first = rows[0];
+  const header = Object.entries(first).flatMap(([k, v]) => (Array.isArray(v) ? v.map((_, i) => `${k}_${i}`) : [k]));
+  const lines = rows.map((r) => Object.values(r).flatMap((v) => (Array.isArray(v) ? v : [v])).join(','));
+  return `${header.join(',')}\n${lines.join('\n')}\n`;
+}
