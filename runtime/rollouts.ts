@@ -28,6 +28,8 @@ export interface EpisodeOptions extends PolicyNames {
   readonly maxBatch?: number;
   /** Seed of the subsampling. */
   readonly seed?: number;
+  /** An episode still running after this many steps ends there, as if truncated (default 100,000). */
+  readonly maxSteps?: number;
 }
 
 export interface Episodes {
@@ -62,6 +64,8 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
   const gamma = options.gamma ?? 0.99;
   if (!(gamma >= 0 && gamma <= 1)) throw new Error(`gamma must be in [0, 1], got ${gamma}`);
   const size = envs[0].observationSize;
+  const maxSteps = options.maxSteps ?? 100_000;
+  if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) throw new Error(`maxSteps must be a positive integer, got ${maxSteps}`);
   const trace = envs.map(() => ({ observations: [] as Float32Array[], actions: [] as number[], rewards: [] as number[] }));
   const current = envs.map((e) => e.reset());
   let running = envs.map((_, i) => i);
@@ -79,7 +83,7 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
       trace[i].actions.push(action);
       trace[i].rewards.push(result.reward);
       current[i] = result.observation;
-      if (!result.terminated && !result.truncated) next.push(i);
+      if (!result.terminated && !result.truncated && trace[i].rewards.length < maxSteps) next.push(i);
     });
     running = next;
   }

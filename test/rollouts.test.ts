@@ -101,6 +101,13 @@ describe('episodes', () => {
     expect(got.batch.observation.length).toBe(125 * 4);
   });
 
+  it('ends an episode that never ends by itself at maxSteps', async () => {
+    const endless = { observationSize: 4, actions: 2, reset: () => new Float32Array(4), step: () => ({ observation: new Float32Array(4), reward: 2, terminated: false, truncated: false }) };
+    const got = await collectEpisodes(scriptedModel(), [endless, new CartPole(1, 10)], { maxSteps: 25 });
+    expect(got.episodeReturns).toEqual([50, 10]);
+    await expect(collectEpisodes(scriptedModel(), [endless], { maxSteps: 0 })).rejects.toThrow(/maxSteps must be a positive integer/);
+  });
+
   it('subsamples a collection longer than max_batch', async () => {
     const got = await collectEpisodes(scriptedModel(), [new CartPole(1, 50), new CartPole(2, 50)], { maxBatch: 32, seed: 4 });
     expect(got.steps).toBe(32);
