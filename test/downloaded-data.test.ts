@@ -203,6 +203,10 @@ describe('dlc train on the examples that read downloaded data', () => {
     const r = await dlc('train', 'examples/char_transformer.dl', '--args', 'vocab: 65, ctx: 256, d: 8, heads: 2, depth: 1', '--data', `tiny_shakespeare:${text}`, '--epochs', '1', '--batch', '2', '--checkpoint', join(root, 'gpt.safetensors'), '--no-progress');
     expect(r.status, r.err).toBe(EXIT_OK);
     expect(r.out).toMatch(/epoch 1\/1 .*perplexity/);
+    // another text dataset named by the flag keeps the block's context (only the location is the flag's)
+    const other = await dlc('train', 'examples/char_transformer.dl', '--args', 'vocab: 65, ctx: 256, d: 8, heads: 2, depth: 1', '--data', `text:${join(root, 'none.txt')}`, '--epochs', '1');
+    expect(other.status).toBe(EXIT_USER_ERROR);
+    expect(other.err).toMatch(/text: no file at .*none\.txt/);
   });
 
   it('explains how to get CIFAR-10 when it is not there, without a stack trace', async () => {

