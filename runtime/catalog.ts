@@ -1,4 +1,5 @@
-// The names `dlc train` understands in a train block's calls, with each call's arguments: datasets (`data`, `validation`), environments (`env`) and augmentations (`augment`); shared by the compiler's checks and the loaders; browser-safe.
+// The names `dlc train` understands in a train block's calls, with each call's arguments: datasets (`data`, `validation`), environments (`env`) and augmentations (`augment`), and how a dataset's column fits a model's input; shared by the compiler's checks and the loaders; browser-safe.
+import type { SizeExpr } from './program.ts';
 
 /** Datasets by name, with their arguments (runtime/node/datasets.ts loads them). */
 export const DATASETS: Readonly<Record<string, readonly string[]>> = {
@@ -66,4 +67,27 @@ export function environmentColumns(name: string): { readonly inputs: Readonly<Re
     inputs: { observation: { dtype: 'f32', shape: [4] }, action: { dtype: 'i32', shape: [] }, returns: { dtype: 'f32', shape: [] } },
     outputs: { sampled_action: { dtype: 'i32', shape: [] } },
   };
+}
+
+/**
+ * How one example of a column (`column`, its shape) fails to fit the shape an input declares after its
+ * batch axis: each concrete axis must equal the column's, and each size name takes one value, bound in
+ * `bound` (shared by the inputs of one model); other size expressions are not checked. A column of
+ * another rank fits only as the flat elements of a wholly concrete shape ([784] into [1, 28, 28]);
+ * otherwise the answer is 'rank'. An empty list: it fits.
+ */
+export function columnClashes(perExample: readonly SizeExpr[], column: readonly number[], bound: Map<string, number>): 'rank' | string[] {
+  if (perExample.length !== column.length) {
+    const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+    return perExample.every((d) => typeof d === 'number') && count(perExample as number[]) === count(column) ? [] : 'rank';
+  }
+  return perExample.flatMap((d, i): string[] => {
+    const n = column[i];
+    if (typeof d === 'number') return d === n ? [] : [`axis ${i + 1} is ${d}, the data's ${n}`];
+    if (typeof d !== 'string') return [];
+    const seen = bound.get(d);
+    if (seen !== undefined && seen !== n) return [`${d} would be both ${seen} and ${n}`];
+    bound.set(d, n);
+    return [];
+  });
 }

@@ -1,5 +1,5 @@
 // Policy-gradient training from episodes (REINFORCE): run environments with the model's sampled actions, turn rewards into discounted returns, and take a training step on them; browser-safe.
-import { Rng } from './data.ts';
+import { shuffledIndices } from './data.ts';
 import type { Environment } from './cartpole.ts';
 
 /**
@@ -91,12 +91,8 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
   const maxBatch = options.maxBatch ?? Infinity;
   if (rows.length > maxBatch) {
     // an unbiased subsample keeps the batch within the buffers the model allocated
-    const rng = new Rng(options.seed ?? 0);
-    for (let k = rows.length - 1; k > 0; k--) {
-      const j = rng.nextInt(k + 1);
-      [rows[k], rows[j]] = [rows[j], rows[k]];
-    }
-    rows = rows.slice(0, maxBatch);
+    const all = rows;
+    rows = Array.from(shuffledIndices(all.length, options.seed ?? 0).subarray(0, maxBatch), (k) => all[k]);
   }
   const returns = trace.map((t) => discountedReturns(t.rewards, gamma));
   const batch = { observation: new Float32Array(rows.length * size), action: new Int32Array(rows.length), returns: new Float32Array(rows.length) };

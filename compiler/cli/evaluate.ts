@@ -1,10 +1,9 @@
 // `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation).
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
-import { checkpointPathOf, logsLine, type PreparedData, prepareData, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { logsLine, type PreparedData, prepareData, savedCheckpoint, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -16,8 +15,7 @@ export interface EvaluateFlags extends TrainFlags {
 /** The checkpoint to load and the split to run it on, as `--checkpoint` and `--split` say; shared with dlc predict. */
 export async function checkpointAndSplit(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<{ path: string; data: PreparedData; split: (typeof SPLITS)[number]; set: Dataset }> {
   if (flags.split !== undefined && !(SPLITS as readonly string[]).includes(flags.split)) throw new TrainError(`--split takes ${SPLITS.join(', ')}, not \`${flags.split}\``);
-  const path = checkpointPathOf(program, flags);
-  if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first (dlc train ${file}) or pass --checkpoint`);
+  const path = savedCheckpoint(program, file, flags);
   const data = await prepareData(program, file, flags, io);
   const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
   const set = data[split];

@@ -30,6 +30,9 @@ import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
 
+const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
+const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file, text:file";
+
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
 export const EXIT_USER_ERROR = 1;
@@ -384,7 +387,7 @@ async function evaluateCommand(file: string, options: EvaluateFlags & { model?: 
   const program = trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const evalIo = { ...io, tty: false };
-  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io);
 }
 
 /**
@@ -477,7 +480,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('-o, --out <dir>', 'output directory', '.')
     .option('--js', 'write JavaScript plus a .d.ts instead of TypeScript')
     .option('--model <name>', 'only this model')
-    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
+    .option('--args <hyperparameters>', ARGS_HELP)
     .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
     .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
@@ -488,8 +491,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .description("compile, load the model's data, train on WebGPU with progress, save checkpoints and report test metrics")
     .argument('<file>')
     .option('--model <name>', 'the model to train (when the file trains several)')
-    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
-    .option('--data <name>', 'the dataset instead of the train block\'s: mnist, iris, csv:path[:label]')
+    .option('--args <hyperparameters>', ARGS_HELP)
+    .option('--data <name>', DATA_HELP)
     .option('--epochs <n>', 'epochs instead of the train block\'s')
     .option('--steps <n>', 'policy updates instead of the train block\'s (a model trained from episodes of an env)')
     .option('--batch <n>', 'batch size instead of the train block\'s')
@@ -501,33 +504,25 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--no-early-stopping', "train every epoch, ignoring the train block's early_stopping")
     .option('--profile', 'time each kernel of one training step on the first batch, print where the time goes (by kernel, op and .dl line), and train nothing')
     .action(async (file: string, options: TrainFlags & { model?: string; args?: string }) => setStatus(await trainCommand(file, options, io)));
-  program
-    .command('evaluate')
-    .description("load a checkpoint and report its loss and metrics on the model's data, split as training split it")
-    .argument('<file>')
-    .option('--model <name>', 'the model to evaluate (when the file trains several)')
-    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
-    .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors)")
-    .option('--split <name>', 'train, validation or test (default: test, else validation)')
-    .option('--data <name>', "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, ...")
-    .option('--batch <n>', "batch size instead of the train block's")
-    .option('--seed <n>', 'the seed training split the data with')
-    .option('--limit <n>', 'the --limit training used')
+  /** A command that loads a checkpoint and runs it on a split of the model's data, split as training split it. */
+  const onCheckpoint = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .argument('<file>')
+      .option('--model <name>', 'the model (when the file trains several)')
+      .option('--args <hyperparameters>', ARGS_HELP)
+      .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors)")
+      .option('--split <name>', 'train, validation or test (default: test, else validation)')
+      .option('--data <name>', DATA_HELP)
+      .option('--batch <n>', "batch size instead of the train block's")
+      .option('--seed <n>', 'the seed training split the data with')
+      .option('--limit <n>', 'the --limit training used');
+  onCheckpoint('evaluate', "load a checkpoint and report its loss and metrics on the model's data, split as training split it")
     .option('--episodes <n>', "for a model trained from episodes: how many to run (default: the env's episodes)")
     .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));
-  program
-    .command('predict')
-    .description("load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
-    .argument('<file>')
-    .option('--model <name>', 'the model (when the file trains several)')
-    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)')
-    .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors)")
-    .option('--split <name>', 'train, validation or test (default: test, else validation)')
+  onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
     .option('--out <file>', 'write to this file (CSV when it ends in .csv) instead of standard output')
-    .option('--data <name>', "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, ...")
-    .option('--batch <n>', "batch size instead of the train block's")
-    .option('--seed <n>', 'the seed training split the data with')
-    .option('--limit <n>', 'the --limit training used')
     .action(async (file: string, options: PredictFlags & { model?: string; args?: string }) => setStatus(await predictCommand(file, options, io)));
   program
     .command('summary')

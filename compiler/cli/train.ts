@@ -8,6 +8,7 @@ import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
+import { columnClashes } from '../../runtime/catalog.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
@@ -99,7 +100,7 @@ export function logsLine(logs: Readonly<Record<string, number>>): string {
  * (its shape after the batch axis) against its column's; a mismatch is an error naming both shapes.
  */
 function sizesFromData(program: ModelProgram, data: Dataset): Record<string, number> {
-  const sizes: Record<string, number> = {};
+  const sizes = new Map<string, number>();
   for (const input of program.inputs) {
     // inputs without a leading batch axis are the host's to size
     if (input.shape[0] !== 'B' || !data.hasColumn(input.name)) continue;
@@ -108,18 +109,11 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
     const show = (dims: readonly unknown[]) => `[${dims.map((d) => (typeof d === 'number' || typeof d === 'string' ? String(d) : '…')).join(', ')}]`;
     const mismatch = () =>
       new TrainError(`the data's \`${input.name}\` is ${show(column.shape)} per example, but ${program.model} reads ${input.dtype}${show(input.shape)}: ${show(perExample)} per example (check the model's hyperparameters against the data)`);
-    if (perExample.length !== column.shape.length) {
-      // a flat column of the right size also feeds a shaped input ([784] into [1, 28, 28])
-      if (perExample.every((d) => typeof d === 'number') && (perExample as number[]).reduce((a, b) => a * b, 1) === column.exampleSize) continue;
-      throw mismatch();
-    }
-    perExample.forEach((d, i) => {
-      const n = column.shape[i];
-      if (typeof d === 'number' ? d !== n : typeof d === 'string' ? (sizes[d] ?? n) !== n : false) throw mismatch();
-      if (typeof d === 'string') sizes[d] = n;
-    });
+    // the compiler's E0207 check of a train block's data asks the same question (runtime/catalog.ts)
+    const clash = columnClashes(perExample, column.shape, sizes);
+    if (clash === 'rank' || clash.length > 0) throw mismatch();
   }
-  return sizes;
+  return Object.fromEntries(sizes);
 }
 
 interface ResumeState {
@@ -131,6 +125,13 @@ interface ResumeState {
 export function checkpointPathOf(program: ModelProgram, flags: TrainFlags): string {
   const ckArgs = callArgs(setting(program, 'checkpoint'));
   return flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+}
+
+/** The checkpoint evaluate and predict load (checkpointPathOf); a missing file is an error saying how to make it. */
+export function savedCheckpoint(program: ModelProgram, file: string, flags: TrainFlags): string {
+  const path = checkpointPathOf(program, flags);
+  if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first (dlc train ${file}) or pass --checkpoint`);
+  return path;
 }
 
 /** The train block's data split as training splits it (the same seed, fractions and --limit), with the sizes it fixes. */

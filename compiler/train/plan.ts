@@ -2,8 +2,9 @@
 import type * as A from '../../grammar/ast.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
-import { AUGMENTATIONS, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
-import { type Dim, dimEquals, freeVars, isConcrete, shapeToString, sym } from '../shapes/dim.ts';
+import { AUGMENTATIONS, columnClashes, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
+import { sizeExpr } from '../codegen/size-expr.ts';
+import { dimEquals, shapeToString } from '../shapes/dim.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -181,22 +182,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         continue;
       }
       const perExample = t.shape.slice(1);
-      if (perExample.length !== column.shape.length) {
-        const flat = perExample.every(isConcrete) && (perExample as number[]).reduce((a, b) => a * b, 1) === column.shape.reduce((a, b) => a * b, 1);
-        if (!flat) mismatch(`one example is ${shapeToString(perExample)} after the batch axis`);
-        continue;
-      }
-      const clash = perExample.flatMap((d, i): string[] => {
-        const n = column.shape[i];
-        if (isConcrete(d)) return d === n ? [] : [`axis ${i + 1} is ${d}, the data's ${n}`];
-        const vars = freeVars(d);
-        if (vars.length !== 1 || !dimEquals(d, sym(vars[0]))) return [];
-        const seen = bound.get(vars[0]);
-        if (seen !== undefined && seen !== n) return [`${vars[0]} would be both ${seen} and ${n}`];
-        bound.set(vars[0], n);
-        return [];
-      });
-      if (clash.length > 0) mismatch(clash.join('; '));
+      const clash = columnClashes(perExample.map(sizeExpr), column.shape, bound);
+      if (clash === 'rank') mismatch(`one example is ${shapeToString(perExample)} after the batch axis`);
+      else if (clash.length > 0) mismatch(clash.join('; '));
     }
   };
 
@@ -205,17 +193,13 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const name = typeof v === 'string' ? v : v !== null && typeof v === 'object' && !Array.isArray(v) && 'call' in v ? v.call : undefined;
     const needs = name === undefined ? undefined : environmentColumns(name);
     if (!needs) return;
-    const declared = new Map<string, { kind: string; t: { dtype: string; shape: readonly Dim[] } }>([
-      ...graph.inputs.map((i): [string, { kind: string; t: { dtype: string; shape: readonly Dim[] } }] => [`input ${i.name}`, { kind: 'input', t: i.value.type }]),
-      ...[...graph.outputs].map(([k, out]): [string, { kind: string; t: { dtype: string; shape: readonly Dim[] } }] => [`output ${k}`, { kind: 'output', t: out.type }]),
-    ]);
     for (const [kind, specs] of [['input', needs.inputs], ['output', needs.outputs]] as const) {
       for (const [col, spec] of Object.entries(specs)) {
         const want = `${spec.dtype}[B${spec.shape.map((d) => `, ${d}`).join('')}]`;
-        const have = declared.get(`${kind} ${col}`);
-        const fits = have && have.t.dtype === spec.dtype && have.t.shape.length === spec.shape.length + 1 && spec.shape.every((d, i) => dimEquals(have.t.shape[i + 1], d));
+        const have = kind === 'input' ? graph.inputs.find((i) => i.name === col)?.value.type : graph.outputs.get(col)?.type;
+        const fits = have && have.dtype === spec.dtype && have.shape.length === spec.shape.length + 1 && spec.shape.every((d, i) => dimEquals(have.shape[i + 1], d));
         if (fits) continue;
-        const found = have ? `; it is ${have.t.dtype}${shapeToString(have.t.shape)}` : '';
+        const found = have ? `; it is ${have.dtype}${shapeToString(have.shape)}` : '';
         diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help: `a model trained from ${name} episodes reads observation, action and returns, and acts through the output sampled_action` }));
       }
     }

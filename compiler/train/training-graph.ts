@@ -23,15 +23,15 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   const gradients = addGradients(editor, loss, params.map((p) => p.value));
   let grads: Value[] = params.map((p) => gradients.get(p.value.id)!);
   // the nodes below implement train block settings: each carries the span of the setting it implements
-  const settingSpan = (name: string) => plan.settingSpans?.[name] ?? step.optimizerSpan ?? step.span;
+  const settingSpan = (name: string) => plan.settingSpans[name] ?? step.optimizerSpan;
   if (plan.clipGradNorm !== undefined) grads = clipByGlobalNorm(editor.at(settingSpan('clip_grad_norm')), grads, plan.clipGradNorm);
   if (plan.clipGradValue !== undefined) grads = clipByValue(editor.at(settingSpan('clip_grad_value')), grads, plan.clipGradValue);
 
   // one step counter (`opt.<step>.t`, advanced by the optimizer) drives both the schedule and bias correction
-  const counter = stepCounter(editor.at(step.optimizerSpan ?? step.span), step.name);
+  const counter = stepCounter(editor.at(step.optimizerSpan), step.name);
   const stepLr = step.optimizer.options.lr;
-  const lr = scheduleLr(editor.at(plan.schedule ? settingSpan('schedule') : (step.optimizerSpan ?? step.span)), typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
-  editor.at(step.optimizerSpan ?? step.span);
+  const lr = scheduleLr(editor.at(settingSpan('schedule')), typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
+  editor.at(step.optimizerSpan);
 
   const paramGrads: ParamGrad[] = params.map((p, i) => {
     const options = Object.assign({}, ...plan.groups.filter((g) => g.params.some((q) => matchesPath(p.path, q))).map((g) => g.options));

@@ -39,12 +39,10 @@ function missing(name: keyof typeof DOWNLOADED, where: string, what: string, arg
 export function loadCifar10(options: { dir?: string; part?: DatasetPart; baseDir?: string } = {}): Dataset {
   const dir = located('cifar10', options.dir, options.baseDir);
   const files = options.part === 'test' ? CIFAR10_TEST_FILES : CIFAR10_TRAIN_FILES;
-  const absent = files.filter((f) => !existsSync(join(dir, f)));
+  const paths = files.map((f) => join(dir, f));
+  const absent = files.filter((_, k) => !existsSync(paths[k]));
   if (absent.length > 0) throw missing('cifar10', dir, absent.join(', '), 'dir');
-  return cifar10FromBatches(
-    files.map((f) => new Uint8Array(readFileSync(join(dir, f)))),
-    files.map((f) => join(dir, f)),
-  );
+  return cifar10FromBatches(paths.map((p) => new Uint8Array(readFileSync(p))), paths);
 }
 
 /** UCI HAR's raw inertial signals of one part, from `dir` (default `<data root>/UCI HAR Dataset`): `x` [128, 9], `label`. */
