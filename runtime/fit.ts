@@ -50,6 +50,10 @@ export interface FitOptions {
   readonly earlyStoppingState?: EarlyStoppingState;
   /** Augmentations of the training batches (validation and test data are never augmented). */
   readonly augment?: readonly Augmentation[];
+  /** Validate every this many epochs (default 1); the last epoch is always validated. */
+  readonly validateEvery?: number;
+  /** Stop once the model has taken this many training steps (counting those of a resumed run), mid-epoch if need be. */
+  readonly maxSteps?: number;
   /** Steps kept in flight before the loop waits for the oldest one's values (default 2). */
   readonly lookahead?: number;
   readonly callbacks?: FitCallbacks;
@@ -58,6 +62,8 @@ export interface FitOptions {
 export interface History {
   readonly epochs: EpochLogs[];
   readonly stoppedEarly: boolean;
+  /** Training ended because the model reached `maxSteps`. */
+  readonly reachedMaxSteps: boolean;
   readonly earlyStopping?: EarlyStoppingState;
 }
 
@@ -81,6 +87,11 @@ export async function evaluateDataset(model: Model, data: Dataset, batchSize: nu
   return mean(records, lengths);
 }
 
+/** Whether a higher value of a logged quantity is better: accuracy, precision, recall, F1, AUC, PSNR, SSIM, IoU and R² rise; losses, errors and perplexity fall. */
+export function defaultMode(monitor: string): 'min' | 'max' {
+  return /acc|precision|recall|f1|auc|psnr|ssim|iou|r2/.test(monitor) ? 'max' : 'min';
+}
+
 function isBetter(value: number, best: number, mode: 'min' | 'max', minDelta: number): boolean {
   return mode === 'min' ? value < best - minDelta : value > best + minDelta;
 }
@@ -93,14 +104,19 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
     if (!data.train.hasColumn(name)) throw new Error(`the training data has no column \`${name}\` for the model's input; it has ${data.train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
   const es = options.earlyStopping;
-  const mode = es?.mode ?? (es && /acc|precision|recall|f1|auc/.test(es.monitor) ? 'max' : 'min');
+  const mode = es ? es.mode ?? defaultMode(es.monitor) : 'min';
   let esState: EarlyStoppingState | undefined = es ? { ...(options.earlyStoppingState ?? { best: mode === 'min' ? Infinity : -Infinity, bestEpoch: -1, wait: 0 }) } : undefined;
   const history: EpochLogs[] = [];
   const lookahead = options.lookahead ?? 2;
   let stoppedEarly = false;
+  const maxSteps = options.maxSteps;
+  if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || maxSteps < 0)) throw new Error(`maxSteps must be a non-negative integer, got ${maxSteps}`);
+  const reached = () => maxSteps !== undefined && model.step >= maxSteps;
+  const validateEvery = options.validateEvery ?? 1;
+  if (!Number.isInteger(validateEvery) || validateEvery < 1) throw new Error(`validateEvery must be a positive integer, got ${validateEvery}`);
   const batches = data.train.batchCount(batchSize);
   const shapes = Object.fromEntries(data.train.columns().map((c) => [c.name, c.shape]));
-  for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
+  for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
     const trainValues: Record<string, number>[] = [];
     const lengths: number[] = [];
@@ -117,14 +133,18 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
       const feed = Object.fromEntries(Object.entries(batch.columns).filter(([k]) => inputs.has(k)));
       pending.push({ handle: model.trainStep(feed), batch: b++, length: batch.length });
       if (pending.length > lookahead) await settle();
+      if (reached()) break;
     }
     while (pending.length > 0) await settle();
+    const last = epoch === epochs - 1 || reached();
     const logs: Record<string, number> = { epoch, ...mean(trainValues, lengths) };
-    if (data.validation && data.validation.length > 0) {
+    const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);
+    if (validated) {
       for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize))) logs[`val_${k}`] = v;
     }
     let improved = false;
-    if (es && esState) {
+    // an epoch without validation says nothing about a validation metric: early stopping waits for the next
+    if (es && esState && (validated || !es.monitor.startsWith('val_') || !data.validation)) {
       const value = logs[es.monitor];
       if (value === undefined) throw new Error(`early stopping monitors \`${es.monitor}\`, which is not among ${Object.keys(logs).filter((k) => k !== 'epoch').map((k) => `\`${k}\``).join(', ')}`);
       if (isBetter(value, esState.best, mode, es.minDelta ?? 0)) {
@@ -143,5 +163,5 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
       break;
     }
   }
-  return { epochs: history, stoppedEarly, ...(esState ? { earlyStopping: esState } : {}) };
+  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}) };
 }

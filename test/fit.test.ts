@@ -1,5 +1,5 @@
 // The fit loop on WebGPU with iris and a CSV file: validation each epoch, early stopping, callbacks, history, evaluateDataset; dlc train --data.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoTempDir } from './cli-helpers.ts';
@@ -84,6 +84,76 @@ describe('fit', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  it('maxSteps stops mid-epoch, and validateEvery validates every n epochs and the last', { timeout: 60_000 }, async () => {
+    const r = compileSource(IRIS, 'iris.dl');
+    const [train, validation] = loadIris().split([0.7, 0.3], { seed: 1 });
+    const model = await Model.create(r.programs[0], { device: await getDevice(), batchSize: 16 });
+    try {
+      // 105 examples: 7 batches of 16 an epoch, so 17 steps end in the third epoch
+      const history = await model.fit({ train, validation }, { epochs: 50, batchSize: 16, maxSteps: 17, validateEvery: 2 });
+      expect(model.step).toBe(17);
+      expect(history.reachedMaxSteps).toBe(true);
+      expect(history.epochs.map((e) => [e.epoch, 'val_loss' in e])).toEqual([
+        [0, false],
+        [1, true],
+        [2, true],
+      ]);
+      // a resumed run counts the steps already taken
+      const again = await model.fit({ train, validation }, { epochs: 50, batchSize: 16, maxSteps: 17, initialEpoch: 3 });
+      expect(again.epochs).toEqual([]);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('dlc train acts on data and validation blocks, steps, metrics, checkpoint every and keep, and restore_best', { timeout: 180_000 }, async () => {
+    const dir = repoTempDir('fit-settings');
+    const file = join(dir, 'iris.dl');
+    const source = IRIS.replace('  metric accuracy = accuracy(logits, label)\n', '  metric accuracy = accuracy(logits, label)\n  metric recall = recall(logits, label, average: "macro")\n').replace(/train Iris \{[^]*$/, '');
+    const run = async (block: string, ...flags: string[]) => {
+      writeFileSync(file, `${source}train Iris {\n${block}\n}\n`);
+      let out = '';
+      let err = '';
+      const code = await main(['node', 'dlc', 'train', file, '--no-progress', ...flags], { out: (t: string) => (out += `${t}\n`), err: (t: string) => (err += `${t}\n`) });
+      expect(code, err).toBe(EXIT_OK);
+      expect(err).not.toContain('does not act on');
+      return out;
+    };
+    const ck = join(dir, 'ck.safetensors');
+    const blocks = `  data { source = iris(); split = [0.7, 0.15, 0.15]; seed = 3 }\n  optimizer = adam(lr: 0.03)\n  batch = 16\n`;
+    // 7 steps an epoch: 20 steps end in epoch 3; validation every 2 epochs and at the end; metrics shows accuracy only
+    let out = await run(`${blocks}  steps = 20\n  metrics = [accuracy]\n  validation { every = 2; metrics = [recall] }\n  checkpoint { path = "ck.safetensors"; every = 2; keep = 2 }`);
+    const epochs = out.split('\n').filter((l) => l.startsWith('epoch '));
+    expect(epochs.map((l) => l.replace(/-?\d+\.\d+/g, 'N'))).toEqual([
+      'epoch 1/3  loss N  accuracy N  (Ns)',
+      'epoch 2/3  loss N  accuracy N  val_loss N  val_recall N  (Ns)',
+      'epoch 3/3  loss N  accuracy N  val_loss N  val_recall N  (Ns)',
+    ]);
+    expect(out).toContain('stopped after 20 steps (steps = 20)');
+    expect(out).toMatch(/^test {2}loss \S+ {2}accuracy \S+$/m);
+    // saved after epoch 2 and at the end (epoch 3), numbered copies of both kept
+    expect(existsSync(join(dir, 'ck.epoch-2.safetensors')) && existsSync(join(dir, 'ck.epoch-3.safetensors'))).toBe(true);
+    const meta = (path: string) => JSON.parse(new TextDecoder().decode(readFileSync(path).subarray(8, 8 + Number(readFileSync(path).readBigUInt64LE(0))))).__metadata__ as Record<string, string>;
+    expect([meta(ck)['dlc.epoch'], meta(ck)['dlc.step']]).toEqual(['3', '20']);
+    // keep = 2 drops the oldest numbered copy
+    await run(`${blocks}  epochs = 4\n  checkpoint { path = "ck.safetensors"; keep = 2 }`);
+    expect(['1', '2', '3', '4'].map((e) => existsSync(join(dir, `ck.epoch-${e}.safetensors`)))).toEqual([false, false, true, true]);
+
+    // restore_best: after stopping early, the test metrics are those of the best epoch's weights
+    out = await run(`${blocks}  epochs = 300\n  early_stopping { monitor = "val_loss"; patience = 2; restore_best = true }\n  checkpoint { path = "ck.safetensors" }`);
+    const best = Number(/stopped early: val_loss did not improve for 2 epochs \(best \S+ at epoch (\d+)\)/.exec(out)?.[1]);
+    expect(best).toBeGreaterThan(0);
+    expect(out).toContain(`restored the weights of epoch ${best} (val_loss`);
+    const bestFile = join(dir, 'ck.best.safetensors');
+    expect(meta(bestFile)['dlc.epoch']).toBe(String(best));
+    // the checkpoint keeps the last epoch's state, to resume from
+    expect(meta(ck)['dlc.epoch']).toBe(String(best + 2));
+    const trainedTest = /^test .*$/m.exec(out)?.[0];
+    let evaluated = '';
+    expect(await main(['node', 'dlc', 'evaluate', file, '--checkpoint', bestFile], { out: (t: string) => (evaluated += `${t}\n`), err: () => undefined })).toBe(EXIT_OK);
+    expect(evaluated.trim()).toBe(trainedTest);
   });
 
   it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {

@@ -135,6 +135,59 @@ train M {
     expect(compileTraining(lstm, 'l.dl', undefined, { modelArgs: new Map([['ActivityClassifier', argsOf('ActivityClassifier', 'steps: 3, hidden: 4, layers: 1')]]) }).diagnostics).toEqual([]);
   });
 
+  it('reads data and validation blocks into the settings dlc train acts on, and checks what training logs and counts (E0206)', () => {
+    const model = 'model M {\n  input features: f32[B, 4]\n  input label: i32[B]\n  param w: f32[4, 3] = zeros\n  let logits = features @ w\n  loss = cross_entropy(logits, label)\n  metric accuracy = accuracy(logits, label)\n}\n';
+    const settingsOf = (body: string) => {
+      const r = compileTraining(`${model}\ntrain M {\n${body}\n}\n`, 'm.dl');
+      expect(r.diagnostics).toEqual([]);
+      return r.trainings[0].plan.settings;
+    };
+    expect(settingsOf('  data {\n    source = iris()\n    split = [0.7, 0.15, 0.15]\n    seed = 3\n  }\n  validation { every = 2; metrics = [accuracy] }')).toEqual({
+      data: { call: 'iris', args: {} },
+      split: [0.7, 0.15, 0.15],
+      seed: 3,
+      eval_every: 2,
+      validation_metrics: ['accuracy'],
+    });
+    expect(settingsOf('  data { path = "iris.csv"; label = "species"; columns = ["a", "b", "c", "d"] }\n  validation { split = 0.25 }')).toEqual({
+      data: { call: 'csv', args: { path: 'iris.csv', label: 'species', features: ['a', 'b', 'c', 'd'] } },
+      split: [0.75, 0.25],
+    });
+    expect(settingsOf('  data = iris()\n  validation { source = iris() }\n  steps = 20\n  metrics = [accuracy]')).toEqual({ data: { call: 'iris', args: {} }, validation: { call: 'iris', args: {} }, steps: 20, metrics: ['accuracy'] });
+    const src = [
+      model,
+      'train M {',
+      '  data { source = iris(); label = "x" }',
+      '  split = [0.5, 0.5]',
+      '  validation { every = 0; split = 0.2; metrics = [acuracy] }',
+      '  metrics = [loss]',
+      '  steps = 2.5',
+      '  early_stopping { monitor = "val_acuracy"; patience = -1 }',
+      '  checkpoint { keep = 0; mode = "best"; monitor = "f1" }',
+      '}',
+      '',
+    ].join('\n');
+    const expected = [
+      ["`label` describes a CSV file's columns: give it with `path`, or as an argument of the source", 'label = "x"', undefined],
+      ['`every` must be a whole number of at least 1', '0', undefined],
+      ['`M` has no metric `acuracy`', 'acuracy', 'did you mean `accuracy`?'],
+      ['`M` has no metric `loss`', 'loss', 'its metrics are `accuracy`'],
+      ['`steps` must be a whole number of at least 1', '2.5', undefined],
+      ['`M` reports no `val_acuracy`', '"val_acuracy"', 'did you mean `val_accuracy`?'],
+      ['`patience` must be a whole number of at least 0', '-1', undefined],
+      ['`keep` must be a whole number of at least 1', '0', undefined],
+      ['`mode` is "min" or "max"', '"best"', undefined],
+      ['`M` reports no `f1`', '"f1"', 'it reports `loss`, `accuracy`, `val_loss`, `val_accuracy`'],
+      ['`split` is given twice', 'split = 0.2', 'keep one of them'],
+    ];
+    for (const diagnostics of [compileTraining(src, 'm.dl').diagnostics, checkSource(src, 'm.dl').diagnostics]) {
+      expect(diagnostics.map((d) => [d.message, src.slice(d.span.start, d.span.end), d.help])).toEqual(expected);
+      expect(diagnostics.every((d) => d.code === 'E0206')).toBe(true);
+    }
+    const empty = compileTraining(`${model}\ntrain M {\n  data { seed = 1 }\n}\n`, 'm.dl').diagnostics;
+    expect(empty.map((d) => d.message)).toEqual(['a `data` block needs `source = <dataset>` (e.g. `source = mnist()`) or `path = "<file>.csv"`']);
+  });
+
   it('reports a train block that names no loss to minimize when there are several', () => {
     const src = 'model M {\n  param w: f32[2] = zeros\n  loss l1 = sum(w)\n  loss l2 = sum(w * w)\n}\n\ntrain M {\n  epochs = 1\n}\n';
     const { diagnostics } = compileTraining(src, 'm.dl');

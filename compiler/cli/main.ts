@@ -411,7 +411,7 @@ async function trainCommand(file: string, options: TrainFlags & { model?: string
   const program = trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
-  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, options, trainIo) : trainProgram(program, file, options, trainIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io);
 }
 
 function explain(code: string, io: Io): number {
@@ -494,7 +494,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--args <hyperparameters>', ARGS_HELP)
     .option('--data <name>', DATA_HELP)
     .option('--epochs <n>', 'epochs instead of the train block\'s')
-    .option('--steps <n>', 'policy updates instead of the train block\'s (a model trained from episodes of an env)')
+    .option('--steps <n>', 'training steps instead of the train block\'s (policy updates, for a model trained from episodes of an env)')
     .option('--batch <n>', 'batch size instead of the train block\'s')
     .option('--seed <n>', 'seed of the weights, shuffling and dropout')
     .option('--limit <n>', 'use only the first n examples (quick runs)')

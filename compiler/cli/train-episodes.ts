@@ -36,7 +36,7 @@ function envPlan(spec: SettingValue): EnvPlan {
 }
 
 /** Train `program` by policy updates on episodes of its `env`; returns the last update's values and mean episode return. */
-export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+export async function trainOnEpisodes(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   const settings = program.training!.settings;
   const plan = envPlan(settings.env);
   for (const [flag, value] of [['--data', flags.data], ['--limit', flags.limit], ['--epochs', flags.epochs], ['--batch', flags.batch], ['--profile', flags.profile || undefined]] as const) {
@@ -52,7 +52,7 @@ export async function trainOnEpisodes(program: ModelProgram, flags: TrainFlags, 
   const seed = integer(flags.seed, '--seed', 0) ?? integer(settings.seed, "the train block's seed", 0) ?? 0;
   const maxBatch = integer(settings.max_batch, "the train block's max_batch", 1) ?? 4096;
   const logEvery = integer(settings.log_every, "the train block's log_every", 1) ?? 10;
-  const checkpointPath = checkpointPathOf(program, flags);
+  const checkpointPath = checkpointPathOf(program, file, flags);
   const unused = Object.keys(settings).filter((k) => !HONOURED.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} when training from episodes`);
 

@@ -1,11 +1,11 @@
 // `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
-import { evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
+import { defaultMode, evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
@@ -16,7 +16,7 @@ import { formatProfile } from '../../runtime/profile.ts';
 export interface TrainFlags {
   readonly data?: string;
   readonly epochs?: string;
-  /** Policy updates, for a model trained from episodes of an `env`. */
+  /** Training steps (policy updates, for a model trained from episodes of an `env`). */
   readonly steps?: string;
   readonly batch?: string;
   readonly seed?: string;
@@ -40,7 +40,7 @@ export interface TrainIo {
 export class TrainError extends Error {}
 
 /** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
-const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'init_from']);
+const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];
@@ -88,9 +88,24 @@ function fmt(v: number): string {
   return Math.abs(v) >= 1000 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4);
 }
 
-export function logsLine(logs: Readonly<Record<string, number>>): string {
+/**
+ * The logs `shown` keeps: every loss, and the metrics the train block's `metrics` lists (validation
+ * logs: its `validation { metrics }`, else the same); everything when it lists none.
+ */
+export function shownLogs(program: ModelProgram): (name: string) => boolean {
+  const list = (v: SettingValue | undefined) => (Array.isArray(v) ? new Set(v.filter((x): x is string => typeof x === 'string')) : undefined);
+  const metrics = list(setting(program, 'metrics'));
+  const validation = list(setting(program, 'validation_metrics')) ?? metrics;
+  const known = new Set(program.metrics);
+  return (name) => {
+    const [chosen, base] = name.startsWith('val_') && known.has(name.slice(4)) ? [validation, name.slice(4)] : [metrics, name];
+    return !known.has(base) || chosen === undefined || chosen.has(base);
+  };
+}
+
+export function logsLine(logs: Readonly<Record<string, number>>, shown: (name: string) => boolean = () => true): string {
   return Object.entries(logs)
-    .filter(([k]) => k !== 'epoch')
+    .filter(([k]) => k !== 'epoch' && shown(k))
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join('  ');
 }
@@ -121,15 +136,18 @@ interface ResumeState {
   readonly earlyStopping?: EarlyStoppingState;
 }
 
-/** Where training saves its state: --checkpoint, else the train block's checkpoint path, else checkpoints/<Model>.safetensors. */
-export function checkpointPathOf(program: ModelProgram, flags: TrainFlags): string {
+/**
+ * Where training saves its state: --checkpoint (the working directory's), else the train block's
+ * checkpoint path (the `.dl` file's, as `init_from` and data paths are), else checkpoints/<Model>.safetensors.
+ */
+export function checkpointPathOf(program: ModelProgram, file: string, flags: TrainFlags): string {
   const ckArgs = callArgs(setting(program, 'checkpoint'));
-  return flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+  return flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? resolvePath(dirname(file), ckArgs.path) : `checkpoints/${program.model}.safetensors`);
 }
 
 /** The checkpoint evaluate and predict load (checkpointPathOf); a missing file is an error saying how to make it. */
 export function savedCheckpoint(program: ModelProgram, file: string, flags: TrainFlags): string {
-  const path = checkpointPathOf(program, flags);
+  const path = checkpointPathOf(program, file, flags);
   if (!existsSync(path)) throw new TrainError(`no checkpoint at ${path}; train the model first (dlc train ${file}) or pass --checkpoint`);
   return path;
 }
@@ -181,7 +199,10 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
 export async function trainProgram(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
-  const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? 1;
+  const maxSteps = flagInt(flags.steps, 'steps') ?? num(setting(program, 'steps'), 'steps');
+  const batches = train.batchCount(batchSize);
+  // `steps` without `epochs`: as many epochs as those steps take
+  const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? (maxSteps !== undefined && batches > 0 ? Math.ceil(maxSteps / batches) : 1);
   const esArgs = flags.earlyStopping === false ? undefined : callArgs(setting(program, 'early_stopping'));
   const earlyStopping: EarlyStopping | undefined = esArgs
     ? {
@@ -192,11 +213,20 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       }
     : undefined;
   const ckArgs = callArgs(setting(program, 'checkpoint'));
-  const checkpointPath = checkpointPathOf(program, flags);
+  const checkpointPath = checkpointPathOf(program, file, flags);
   const bestPath = checkpointPath.replace(/(\.safetensors)?$/, '.best.safetensors');
   const monitor = typeof ckArgs?.monitor === 'string' ? ckArgs.monitor : undefined;
-  const monitorMode = ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? ckArgs.mode : monitor && /loss/.test(monitor) ? 'min' : 'max';
+  const monitorMode = ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? ckArgs.mode : defaultMode(monitor ?? 'loss');
+  const saveEvery = num(ckArgs?.every, 'checkpoint every') ?? 1;
+  const keep = num(ckArgs?.keep, 'checkpoint keep');
+  // restore_best: the early-stopping monitor's best weights are kept beside the checkpoint, and loaded back at the end
+  const restoreBest = earlyStopping !== undefined && esArgs?.restore_best === true;
+  // the checkpoint's best file holds them too when it has no monitor of its own, or the same one judged the same way
+  const sharesBest = monitor === undefined || (monitor === earlyStopping?.monitor && (earlyStopping.minDelta ?? 0) === 0 && monitorMode === (earlyStopping.mode ?? defaultMode(monitor)));
+  const restorePath = sharesBest ? bestPath : checkpointPath.replace(/(\.safetensors)?$/, `.best-${earlyStopping?.monitor}.safetensors`);
   const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
+  const evalEvery = num(setting(program, 'eval_every'), 'eval_every');
+  const shown = shownLogs(program);
   let augment: Augmentation[];
   try {
     augment = parseAugmentations(setting(program, 'augment'));
@@ -233,7 +263,22 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       return {};
     }
     let best = monitorMode === 'min' ? Infinity : -Infinity;
-    const batches = train.batchCount(batchSize);
+    /** Saves the full training state at the checkpoint path (and, with `keep`, a numbered copy, dropping the oldest). */
+    let savedEpoch = resume.epoch;
+    const saved: string[] = [];
+    const save = async (epoch: number, earlyStoppingState?: EarlyStoppingState) => {
+      const metadata: Record<string, string> = { 'dlc.epoch': String(epoch) };
+      if (earlyStoppingState) metadata['dlc.early_stopping'] = JSON.stringify(earlyStoppingState);
+      const bytes = await model.saveWeights({ metadata });
+      await writeFileAtomic(checkpointPath, bytes);
+      savedEpoch = epoch;
+      if (keep === undefined) return;
+      const numbered = checkpointPath.replace(/(\.safetensors)?$/, `.epoch-${epoch}.safetensors`);
+      await writeFileAtomic(numbered, bytes);
+      saved.push(numbered);
+      while (saved.length > keep) await unlink(saved.shift()!).catch(() => undefined);
+    };
+    let lastState: EarlyStoppingState | undefined;
     const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | loss {loss} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     let epochStart = Date.now();
     let lastEpoch = -1;
@@ -246,13 +291,14 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
         shuffle: setting(program, 'shuffle') !== false,
         initialEpoch: resume.epoch,
         augment,
+        ...(maxSteps !== undefined ? { maxSteps } : {}),
+        ...(evalEvery !== undefined ? { validateEvery: evalEvery } : {}),
         ...(earlyStopping ? { earlyStopping } : {}),
         ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
         callbacks: {
           onStep(info) {
             if (info.epoch !== lastEpoch) {
               lastEpoch = info.epoch;
-              epochStart = Date.now();
               bar?.start(info.batches, 0, { epoch: `${info.epoch + 1}/${epochs}`, rate: '-', loss: '-' });
             }
             const done = info.batch + 1;
@@ -267,25 +313,38 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
           async onEpochEnd(logs, state) {
             bar?.stop();
             const seconds = (Date.now() - epochStart) / 1000;
-            io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs)}  (${seconds.toFixed(1)}s)`);
-            const metadata: Record<string, string> = { 'dlc.epoch': String(logs.epoch + 1) };
-            if (state.earlyStopping) metadata['dlc.early_stopping'] = JSON.stringify(state.earlyStopping);
-            await writeFileAtomic(checkpointPath, await model.saveWeights({ metadata }));
+            io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
+            lastState = state.earlyStopping;
+            if ((logs.epoch + 1) % saveEvery === 0) await save(logs.epoch + 1, state.earlyStopping);
+            const metadata = { 'dlc.epoch': String(logs.epoch + 1) };
             const value = monitor ? logs[monitor] : undefined;
             if (value !== undefined && (monitorMode === 'min' ? value < best : value > best)) {
               best = value;
               await writeFileAtomic(bestPath, await model.saveWeights({ trainingState: false, metadata }));
             }
+            // the weights early stopping would restore: those of its best epoch (unless the file above holds them)
+            if (restoreBest && state.improved && (monitor === undefined || !sharesBest)) await writeFileAtomic(restorePath, await model.saveWeights({ trainingState: false, metadata }));
+            epochStart = Date.now();
           },
         },
       },
     );
+    // the last epoch's state, whatever `every` says, so --resume and evaluate see the end of training
+    const finalEpoch = history.epochs.at(-1);
+    if (finalEpoch !== undefined && savedEpoch !== finalEpoch.epoch + 1) await save(finalEpoch.epoch + 1, lastState);
     if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);
-    io.err(`checkpoint: ${checkpointPath}${monitor ? ` (best ${monitor}: ${bestPath})` : ''}`);
+    if (history.reachedMaxSteps) io.out(`stopped after ${model.step} steps (steps = ${maxSteps})`);
+    io.err(`checkpoint: ${checkpointPath}${monitor ? ` (best ${monitor}: ${bestPath})` : ''}${restoreBest && (monitor === undefined || !sharesBest) ? ` (best ${earlyStopping!.monitor}: ${restorePath})` : ''}`);
+    const bestEpoch = history.earlyStopping?.bestEpoch;
+    if (restoreBest && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch) {
+      if (!existsSync(restorePath)) throw new TrainError(`restore_best: the best weights (epoch ${bestEpoch + 1}) should be at ${restorePath}, which is missing`);
+      await model.loadWeights(new Uint8Array(await readFile(restorePath)));
+      io.out(`restored the weights of epoch ${bestEpoch + 1} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restorePath}`);
+    }
     const evalSet = test && test.length > 0 ? test : validation;
     if (!evalSet || evalSet.length === 0) return {};
     const metrics = await evaluateDataset(model, evalSet, batchSize);
-    io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics)}`);
+    io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics, shown)}`);
     return metrics;
   });
 }

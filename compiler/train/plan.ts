@@ -238,6 +238,100 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   };
 
   const settingSpans: Record<string, A.Span> = {};
+  /** Settings written inside a `data { ... }` or `validation { ... }` block that mean a top-level one (`split`, `eval_every`). */
+  const lifted: { name: string; key: string; value: SettingValue; span: A.Span }[] = [];
+
+  /** What training logs: each loss and metric of the model, and `val_` before each on validation data. */
+  const reported = [...graph.losses.keys(), ...graph.metrics.keys()];
+  const checkMonitor = (x: A.SettingStmt) => {
+    const v = value(x.value);
+    const candidates = [...reported, ...reported.map((r) => `val_${r}`)];
+    if (typeof v !== 'string') report('`monitor` names a loss or metric as a string, e.g. "val_loss"', x.value.span);
+    else if (!candidates.includes(v)) report(`\`${graph.name}\` reports no \`${v}\``, x.value.span, didYouMean(v, candidates) ?? `it reports ${candidates.map((c) => `\`${c}\``).join(', ')}`);
+  };
+  const checkMetricList = (x: A.SettingStmt) => {
+    const v = value(x.value);
+    const metrics = [...graph.metrics.keys()];
+    const items = x.value.kind === 'List' ? x.value.items : [x.value];
+    if (!Array.isArray(v)) report('`metrics` is a list of the model\'s metrics, e.g. `[accuracy]`', x.value.span);
+    else
+      v.forEach((name, i) => {
+        if (typeof name !== 'string' || !metrics.includes(name)) {
+          report(`\`${graph.name}\` has no metric ${typeof name === 'string' ? `\`${name}\`` : 'here'}`, items[i]?.span ?? x.value.span, didYouMean(String(name), metrics) ?? (metrics.length > 0 ? `its metrics are ${metrics.map((m) => `\`${m}\``).join(', ')}` : 'it declares no metric'));
+        }
+      });
+  };
+  const checkCount = (x: A.SettingStmt, min: number) => {
+    const v = value(x.value);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) report(`\`${x.name.text}\` must be a whole number of at least ${min}`, x.value.span);
+  };
+  /** The settings inside `early_stopping { ... }` and `checkpoint { ... }` that name what training logs, or count. */
+  const checkBlockSettings = (s: A.SettingBlockStmt) => {
+    for (const x of s.body.stmts) {
+      if (x.kind !== 'Setting') continue;
+      if (x.name.text === 'monitor' && (s.name.text === 'early_stopping' || s.name.text === 'checkpoint')) checkMonitor(x);
+      else if (x.name.text === 'patience' && s.name.text === 'early_stopping') checkCount(x, 0);
+      else if ((x.name.text === 'every' || x.name.text === 'keep') && s.name.text === 'checkpoint') checkCount(x, 1);
+      else if (x.name.text === 'mode' && value(x.value) !== 'min' && value(x.value) !== 'max') report('`mode` is "min" or "max"', x.value.span);
+    }
+  };
+
+  /**
+   * `data { source = mnist(); split = [...] }`, `data { path = "f.csv"; label = "y" }` and
+   * `validation { source = ...; every = 2; split = 0.1; metrics = [...] }`, read into the settings
+   * the runtime acts on: the dataset call, and `split`, `shuffle`, `seed`, `eval_every` and
+   * `validation_metrics` beside it.
+   */
+  const dataBlock = (s: A.SettingBlockStmt) => {
+    const inner = new Map(s.body.stmts.filter((x): x is A.SettingStmt => x.kind === 'Setting').map((x) => [x.name.text, x]));
+    const source = inner.get('source');
+    const path = inner.get('path');
+    const lift = (key: string, as: string = key, convert: (v: SettingValue, span: A.Span) => SettingValue = (v) => v) => {
+      const x = inner.get(key);
+      if (!x) return;
+      if (as === 'eval_every') checkCount(x, 1);
+      if (as === 'validation_metrics') checkMetricList(x);
+      lifted.push({ name: as, key, value: convert(value(x.value), x.value.span), span: x.span });
+    };
+    let dataset: SettingValue | undefined;
+    if (source) {
+      checkCatalogCalls(s.name.text, source.value);
+      dataset = value(source.value);
+    }
+    if (s.name.text === 'data') {
+      if (source && path) report('a `data` block takes `source` (a dataset) or `path` (a CSV file), not both', path.span);
+      else if (path) {
+        const args: Record<string, SettingValue> = { path: value(path.value) };
+        for (const [key, as] of [['label', 'label'], ['columns', 'features']] as const) {
+          const x = inner.get(key);
+          if (x) args[as] = value(x.value);
+        }
+        dataset = { call: 'csv', args };
+      } else if (!source) report('a `data` block needs `source = <dataset>` (e.g. `source = mnist()`) or `path = "<file>.csv"`', s.name.span);
+      if (source) {
+        for (const key of ['label', 'columns']) {
+          const x = inner.get(key);
+          if (x) report(`\`${key}\` describes a CSV file's columns: give it with \`path\`, or as an argument of the source`, x.span);
+        }
+      }
+      lift('split');
+      lift('shuffle');
+      lift('seed');
+    } else {
+      lift('every', 'eval_every');
+      lift('metrics', 'validation_metrics');
+      lift('split', 'split', (v, span) => {
+        if (typeof v === 'number' && v > 0 && v < 1) return [1 - v, v];
+        report('`split` in a `validation` block is the fraction of `data` held out for validation, a number between 0 and 1', span, 'for train, validation and test fractions write `split = [0.8, 0.1, 0.1]` beside `data`');
+        return null;
+      });
+    }
+    if (dataset !== undefined) {
+      settings[s.name.text] = dataset;
+      if (options.checkData !== false) checkDataFits(dataset, (source ?? path ?? s).span);
+    }
+  };
+
   for (const s of train.body.stmts) {
     if (s.kind === 'Setting') settingSpans[s.name.text] = s.span;
     switch (s.kind) {
@@ -257,11 +351,18 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         } else {
           settings[s.name.text] = value(s.value);
           checkCatalogCalls(s.name.text, s.value);
+          if (s.name.text === 'metrics') checkMetricList(s);
+          if (s.name.text === 'steps' || s.name.text === 'eval_every' || s.name.text === 'log_every' || s.name.text === 'epochs') checkCount(s, s.name.text === 'epochs' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
         }
         break;
       case 'SettingBlock': {
+        if (s.name.text === 'data' || s.name.text === 'validation') {
+          dataBlock(s);
+          break;
+        }
+        checkBlockSettings(s);
         const block: Record<string, SettingValue> = {};
         for (const inner of s.body.stmts) {
           if (inner.kind === 'Setting') block[inner.name.text] = inner.name.text === 'params' ? null : value(inner.value);
@@ -297,6 +398,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       default:
         break;
     }
+  }
+
+  for (const l of lifted) {
+    if (Object.hasOwn(settings, l.name)) report(l.key === l.name ? `\`${l.name}\` is given twice` : `\`${l.key}\` here sets \`${l.name}\`, which the train block sets already`, l.span, 'keep one of them');
+    else settings[l.name] = l.value;
   }
 
   if (objectives.length === 0) {
