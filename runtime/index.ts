@@ -14,6 +14,7 @@ export { uciHarFromText, UCI_HAR_CHANNELS, UCI_HAR_CLASSES } from './uci-har.ts'
 export { textWindows, vocabularyOf } from './text.ts';
 export { CartPole, type Environment, type StepResult } from './cartpole.ts';
 export { collectEpisodes, discountedReturns, reinforceUpdate, type Episodes, type EpisodeOptions, type PolicyModel } from './rollouts.ts';
+export { draw, languageModelIo, sampleTokens, type SampleOptions } from './sample.ts';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type StoredTensor } from './safetensors.ts';
 export { acquireDevice, type DeviceOptions } from './device.ts';
 export * from './errors.ts';

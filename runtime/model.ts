@@ -245,8 +245,8 @@ export class Model<I extends string = string, O extends string = string, R exten
    * sizes, with the values of inputs used as indices checked. Callers check the batch's input names
    * first (`inputsOf`).
    */
-  private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Map<string, number> {
-    const sizes = this.executor.bindSizes(g, batch, new Map(), { extra: this.program.inputs, hints: this.sizeHints });
+  private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>, given: ReadonlyMap<string, number> = new Map()): Map<string, number> {
+    const sizes = this.executor.bindSizes(g, batch, given, { extra: this.program.inputs, hints: this.sizeHints });
     // labels and tokens out of range: an input error rather than a clamped index on the GPU
     checkIndexInputs(this.program.inputs, batch, sizes);
     return sizes;
@@ -286,12 +286,15 @@ export class Model<I extends string = string, O extends string = string, R exten
     return this.guard(this.executor.readScalars(records));
   }
 
-  /** The declared outputs for a batch of inputs, in evaluation mode. */
-  async predict(inputs: Partial<Batch<I>>): Promise<Record<O, TypedArray>> {
+  /**
+   * The declared outputs for a batch of inputs, in evaluation mode. `sizes` fixes symbolic sizes the
+   * inputs' lengths cannot tell apart: `{ B: 1 }` for one row of `tokens: i32[B, L]` of any length.
+   */
+  async predict(inputs: Partial<Batch<I>>, options: { readonly sizes?: Readonly<Record<string, number>> } = {}): Promise<Record<O, TypedArray>> {
     this.check();
     const g = this.program.graphs.predict;
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
-    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>);
+    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>, new Map(Object.entries(options.sizes ?? {})));
     // the outputs' copies ride in the same submit as the graph
     const pending = this.executor.submit((encoder) => {
       this.executor.encode(encoder, g, given, sizes);

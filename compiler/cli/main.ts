@@ -1,4 +1,4 @@
-// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train, evaluate and predict.
+// The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train, evaluate, predict and sample.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -29,6 +29,7 @@ import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
+import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
 const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file, text:file";
@@ -383,6 +384,12 @@ async function predictCommand(file: string, options: PredictFlags & { model?: st
   return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io);
 }
 
+async function sampleCommand(file: string, options: SampleFlags & { model?: string; args?: string }, io: Io): Promise<number> {
+  const program = trainedModel(file, options, io, (p) => canSample(p, options), 'no trained model with an i32 token input [B, L] and a next-token output [B, V]');
+  if (!program) return EXIT_USER_ERROR;
+  return runReportingErrors(() => sampleProgram(program, file, options, { ...io, tty: false }), io);
+}
+
 async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }, io: Io): Promise<number> {
   const program = trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
@@ -524,6 +531,22 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
   onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
     .option('--out <file>', 'write to this file (CSV when it ends in .csv) instead of standard output')
     .action(async (file: string, options: PredictFlags & { model?: string; args?: string }) => setStatus(await predictCommand(file, options, io)));
+  program
+    .command('sample')
+    .description('generate text from a trained character language model (a token input [B, L] and a next-token distribution [B, V])')
+    .argument('<file>')
+    .option('--model <name>', 'the model (when the file trains several)')
+    .option('--args <hyperparameters>', ARGS_HELP)
+    .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors)")
+    .option('--prompt <text>', 'the text to continue (default: a newline)')
+    .option('--length <n>', 'characters to generate (default 200)')
+    .option('--temperature <t>', 'below 1: likelier characters; 0: always the likeliest (default 1)')
+    .option('--top-k <k>', 'draw among the k likeliest characters only')
+    .option('--seed <n>', 'seed of the draws (default 0)')
+    .option('--input <name>', 'the token input (default: the only i32 input shaped [B, L])')
+    .option('--output <name>', 'the next-token distribution (default: the only f32 output shaped [B, V])')
+    .option('--data <name>', DATA_HELP)
+    .action(async (file: string, options: SampleFlags & { model?: string; args?: string }) => setStatus(await sampleCommand(file, options, io)));
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

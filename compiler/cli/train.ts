@@ -131,6 +131,21 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
   return Object.fromEntries(sizes);
 }
 
+/**
+ * What a checkpoint records of its training data, for commands that run it without the data
+ * (`dlc sample`): the sizes the data fixed (`dlc.sizes`, e.g. a text's window length L) and the
+ * class names of each input that has them (`dlc.classes.<input>`: a text's vocabulary).
+ */
+function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Record<string, number>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Object.keys(sizes).length > 0) out['dlc.sizes'] = JSON.stringify(sizes);
+  for (const input of program.inputs) {
+    const classes = train.hasColumn(input.name) ? train.column(input.name).classes : undefined;
+    if (classes) out[`dlc.classes.${input.name}`] = JSON.stringify(classes);
+  }
+  return out;
+}
+
 interface ResumeState {
   readonly epoch: number;
   readonly earlyStopping?: EarlyStoppingState;
@@ -267,7 +282,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     let savedEpoch = resume.epoch;
     const saved: string[] = [];
     const save = async (epoch: number, earlyStoppingState?: EarlyStoppingState) => {
-      const metadata: Record<string, string> = { 'dlc.epoch': String(epoch) };
+      const metadata: Record<string, string> = { 'dlc.epoch': String(epoch), ...dataMetadata(program, train, dataSizes) };
       if (earlyStoppingState) metadata['dlc.early_stopping'] = JSON.stringify(earlyStoppingState);
       const bytes = await model.saveWeights({ metadata });
       await writeFileAtomic(checkpointPath, bytes);
@@ -316,7 +331,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
             io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
             lastState = state.earlyStopping;
             if ((logs.epoch + 1) % saveEvery === 0) await save(logs.epoch + 1, state.earlyStopping);
-            const metadata = { 'dlc.epoch': String(logs.epoch + 1) };
+            const metadata = { 'dlc.epoch': String(logs.epoch + 1), ...dataMetadata(program, train, dataSizes) };
             const value = monitor ? logs[monitor] : undefined;
             if (value !== undefined && (monitorMode === 'min' ? value < best : value > best)) {
               best = value;
