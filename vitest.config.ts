@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],
+    // the CLI's compile cache (compiler/cli/compile-cache.ts) stays inside the repository
+    env: { DLC_CACHE_DIR: 'test/.tmp/compile-cache' },
   },
 });

@@ -29,6 +29,7 @@ import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
+import { entryKey, lookup, store } from './compile-cache.ts';
 import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
@@ -57,6 +58,11 @@ class Sources {
     return s;
   }
   get = (file: string): SourceText | undefined => this.files.get(file);
+  /** The texts of the files read besides the standard library's (the compiled file and its local imports). */
+  local(): Map<string, string> {
+    const std = new Set(stdlibModules().sources.keys());
+    return new Map([...this.files].filter(([f]) => !std.has(f)).map(([f, s]) => [f, s.text]));
+  }
 }
 
 function readSource(file: string): string | undefined {
@@ -252,8 +258,19 @@ function runGradcheck(
 }
 
 /** Compile to programs with `--args` applied; reports diagnostics; undefined when there were errors. */
-function compilePrograms(file: string, options: { model?: string; args?: string; data?: string }, io: Io): ModelProgram[] | undefined {
-  return compileChosen(file, options, io, false)?.programs;
+/**
+ * The chosen programs of `file`, from the compile cache when the file, its local imports and dlc are
+ * unchanged since a compile with the same options (compile-cache.ts). Only compiles that reported
+ * nothing are stored, so any diagnostic shows every time.
+ */
+async function compilePrograms(file: string, options: { model?: string; args?: string; data?: string }, io: Io): Promise<ModelProgram[] | undefined> {
+  const key = entryKey(file, { model: options.model ?? null, args: options.args ?? null, ownData: options.data !== undefined });
+  const hit = key === undefined ? undefined : lookup(key);
+  if (hit) return [...hit.programs];
+  let reported = false;
+  const compiled = compileChosen(file, options, { ...io, err: (t) => ((reported = true), io.err(t)) }, false);
+  if (compiled && key !== undefined && !reported) await store(key, { programs: compiled.programs }, compiled.sources.local());
+  return compiled?.programs;
 }
 
 /** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
@@ -367,8 +384,8 @@ function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined
 }
 
 /** The one trained model of `file` (with --model when it trains several) that `accepts`, compiled; undefined after reporting why not. */
-function trainedModel(file: string, options: { model?: string; args?: string; data?: string }, io: Io, accepts: (p: ModelProgram) => boolean = () => true, what = 'no train block'): ModelProgram | undefined {
-  const programs = compilePrograms(file, options, io);
+async function trainedModel(file: string, options: { model?: string; args?: string; data?: string }, io: Io, accepts: (p: ModelProgram) => boolean = () => true, what = 'no train block'): Promise<ModelProgram | undefined> {
+  const programs = await compilePrograms(file, options, io);
   if (!programs) return undefined;
   const trained = programs.filter((p) => p.training && p.graphs.steps.length > 0 && accepts(p));
   if (trained.length === 1) return trained[0];
@@ -379,19 +396,19 @@ function trainedModel(file: string, options: { model?: string; args?: string; da
 const fromEpisodes = (p: ModelProgram) => p.training?.settings.env !== undefined;
 
 async function predictCommand(file: string, options: PredictFlags & { model?: string; args?: string }, io: Io): Promise<number> {
-  const program = trainedModel(file, options, io, (p) => !fromEpisodes(p), 'no model trained on data');
+  const program = await trainedModel(file, options, io, (p) => !fromEpisodes(p), 'no model trained on data');
   if (!program) return EXIT_USER_ERROR;
   return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io);
 }
 
 async function sampleCommand(file: string, options: SampleFlags & { model?: string; args?: string }, io: Io): Promise<number> {
-  const program = trainedModel(file, options, io, (p) => canSample(p, options), 'no trained model with an i32 token input [B, L] and a next-token output [B, V]');
+  const program = await trainedModel(file, options, io, (p) => canSample(p, options), 'no trained model with an i32 token input [B, L] and a next-token output [B, V]');
   if (!program) return EXIT_USER_ERROR;
   return runReportingErrors(() => sampleProgram(program, file, options, { ...io, tty: false }), io);
 }
 
 async function evaluateCommand(file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }, io: Io): Promise<number> {
-  const program = trainedModel(file, options, io);
+  const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const evalIo = { ...io, tty: false };
   return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io);
@@ -415,7 +432,7 @@ async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<
 }
 
 async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
-  const program = trainedModel(file, options, io);
+  const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
   return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io);

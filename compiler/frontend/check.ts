@@ -16,6 +16,8 @@ export interface CheckResult {
   readonly truncated: boolean;
   /** One typed graph per model, when the file has no syntax or name errors. */
   readonly graphs: ReadonlyMap<string, Graph>;
+  /** The modules the file's names come from: the standard library's and the local files it imports. */
+  readonly modules: readonly Program[];
 }
 
 export interface CheckOptions {
@@ -36,12 +38,13 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
   const inBroken = (d: Diagnostic) => broken.some((s) => d.span.start >= s.start && d.span.start <= s.end);
   for (const d of resolveNames(parsed.program, loadModule)) if (!inBroken(d)) bag.add(d);
   let graphs: ReadonlyMap<string, Graph> = new Map();
+  let modules: readonly Program[] = stdlibModules().programs;
   // Shapes are checked by elaborating, which needs every name resolved.
   if (!bag.hasErrors) {
     const imported = parsed.program.body.stmts.flatMap((d) =>
       d.kind === 'Use' && !Array.isArray(d.source) ? [loadModule?.(file, (d.source as { value: string }).value)].filter((p) => p !== undefined) : [],
     );
-    const modules = [...stdlibModules().programs, ...imported];
+    modules = [...modules, ...imported];
     const result = elaborate(parsed.program, { modules, training: options.training ?? true });
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
@@ -55,5 +58,5 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
       }
     }
   }
-  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs };
+  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs, modules };
 }

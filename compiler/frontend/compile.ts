@@ -52,7 +52,7 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
     const trained = new Set(trainings.map((t) => t.forward.name));
     const untrained = [...checked.graphs.keys()].filter((name) => !trained.has(name));
     if (untrained.length > 0) {
-      const modules = stdlibModules().programs;
+      const modules = checked.modules;
       const modelArgs = options.modelArgs ?? new Map();
       const trainGraphs = elaborate(checked.program, { modules, training: true, modelArgs }).graphs;
       const evalGraphs = elaborate(checked.program, { modules, training: false, modelArgs }).graphs;

@@ -8,7 +8,6 @@ import { planTraining, type TrainingPlan } from '../train/plan.ts';
 import { buildTrainingGraph } from '../train/training-graph.ts';
 import { optimize } from '../optimize/index.ts';
 import { type CheckResult, checkSource } from './check.ts';
-import { stdlibModules } from './stdlib.ts';
 
 export interface CompiledTraining {
   readonly plan: TrainingPlan;
@@ -30,7 +29,8 @@ export function compileTraining(
   if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics, checked };
   const diagnostics: Diagnostic[] = [...checked.diagnostics];
   const trainings: CompiledTraining[] = [];
-  const modules = stdlibModules().programs;
+  // the standard library and the local files the source imports
+  const modules = checked.modules;
   for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
     // arguments given by the caller (`--args`) replace the train block's arguments of the same name
     const given = options.modelArgs?.get(train.model.text) ?? [];
