@@ -208,4 +208,17 @@ describe('local imports', () => {
     expect(compiled.err).toContain('(M: 8 shaders)');
     expect(compiled.status).toBe(EXIT_OK);
   });
+
+  it('a layer from a file that imports its own layers from another file (and a cycle of imports) checks and compiles', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-import-'));
+    writeFileSync(join(dir, 'inner.dl'), 'use std.nn.{Dense}\nuse "./outer.dl".{Outer}\n\nlayer Inner(n: int) {\n  layer fc = Dense(n, n)\n  forward(x: f32[B, n]) -> f32[B, n] = relu(fc(x))\n}\n');
+    writeFileSync(join(dir, 'outer.dl'), 'use "./inner.dl".{Inner}\n\nlayer Outer(n: int) {\n  layer a = Inner(n)\n  layer b = Inner(n)\n  forward(x: f32[B, n]) -> f32[B, n] = b(a(x))\n}\n');
+    writeFileSync(join(dir, 'model.dl'), 'use "./outer.dl".{Outer}\n\nmodel M {\n  input x: f32[B, 4]\n  layer o = Outer(4)\n  output y = o(x)\n}\n');
+    const checked = await run('check', join(dir, 'model.dl'));
+    expect(checked.err).toContain('no errors');
+    const graph = await run('graph', join(dir, 'model.dl'));
+    expect(graph.out).toContain('// o.b.fc.w');
+    const compiled = await run('compile', join(dir, 'model.dl'), '-o', dir);
+    expect(compiled.status, compiled.err).toBe(EXIT_OK);
+  });
 });

@@ -27,6 +27,24 @@ export interface CheckOptions {
   readonly trainBlocks?: boolean;
 }
 
+/** The local files `program` imports, and the files they import, each once (a cycle ends where it closes). */
+function localImports(program: Program, loadModule: ModuleLoader | undefined): Program[] {
+  const found: Program[] = [];
+  const seen = new Set<string>([program.file]);
+  const visit = (p: Program) => {
+    for (const d of p.body.stmts) {
+      if (d.kind !== 'Use' || Array.isArray(d.source)) continue;
+      const m = loadModule?.(p.file, (d.source as { value: string }).value);
+      if (!m || seen.has(m.file)) continue;
+      seen.add(m.file);
+      found.push(m);
+      visit(m);
+    }
+  };
+  visit(program);
+  return found;
+}
+
 export function checkSource(text: string, file: string, loadModule?: ModuleLoader, options: CheckOptions = {}): CheckResult {
   const parsed = parse(text, file);
   const bag = new DiagnosticBag();
@@ -41,10 +59,7 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
   let modules: readonly Program[] = stdlibModules().programs;
   // Shapes are checked by elaborating, which needs every name resolved.
   if (!bag.hasErrors) {
-    const imported = parsed.program.body.stmts.flatMap((d) =>
-      d.kind === 'Use' && !Array.isArray(d.source) ? [loadModule?.(file, (d.source as { value: string }).value)].filter((p) => p !== undefined) : [],
-    );
-    modules = [...modules, ...imported];
+    modules = [...modules, ...localImports(parsed.program, loadModule)];
     const result = elaborate(parsed.program, { modules, training: options.training ?? true });
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
