@@ -1,5 +1,5 @@
 // The fit loop on WebGPU with iris and a CSV file: validation each epoch, early stopping, callbacks, history, evaluateDataset; dlc train --data.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoTempDir } from './cli-helpers.ts';
@@ -154,6 +154,28 @@ describe('fit', () => {
     let evaluated = '';
     expect(await main(['node', 'dlc', 'evaluate', file, '--checkpoint', bestFile], { out: (t: string) => (evaluated += `${t}\n`), err: () => undefined })).toBe(EXIT_OK);
     expect(evaluated.trim()).toBe(trainedTest);
+  });
+
+  it('a resumed run keeps the best weights it had and rotates the numbered copies it left', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-resume-best');
+    const file = join(dir, 'iris.dl');
+    // the "best" by the highest validation loss: the first epoch's, as training lowers it
+    const block = '  data = iris()\n  split = [0.7, 0.15, 0.15]\n  seed = 3\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  checkpoint { path = "ck.safetensors"; monitor = "val_loss"; mode = "max"; keep = 2 }\n';
+    writeFileSync(file, IRIS.replace(/train Iris \{[^]*$/, `train Iris {\n${block}}\n`));
+    const logs: number[] = [];
+    for (const flags of [['--epochs', '3'], ['--epochs', '5', '--resume']]) {
+      let out = '';
+      let err = '';
+      const code = await main(['node', 'dlc', 'train', file, '--no-progress', ...flags], { out: (t: string) => (out += `${t}\n`), err: (t: string) => (err += `${t}\n`) });
+      expect(code, err).toBe(EXIT_OK);
+      for (const m of out.matchAll(/^epoch \d+\/\d+ .*val_loss (\S+)/gm)) logs.push(Number(m[1]));
+    }
+    expect(logs).toHaveLength(5);
+    const meta = (path: string) => JSON.parse(new TextDecoder().decode(readFileSync(path).subarray(8, 8 + Number(readFileSync(path).readBigUInt64LE(0))))).__metadata__ as Record<string, string>;
+    const highest = logs.indexOf(Math.max(...logs)) + 1;
+    expect(meta(join(dir, 'ck.best.safetensors'))['dlc.epoch']).toBe(String(highest));
+    expect(JSON.parse(meta(join(dir, 'ck.safetensors'))['dlc.best']).monitor).toBe('val_loss');
+    expect(readdirSync(dir).filter((n) => n.includes('.epoch-')).sort()).toEqual(['ck.epoch-4.safetensors', 'ck.epoch-5.safetensors']);
   });
 
   it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {

@@ -1,7 +1,7 @@
 // `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
@@ -131,6 +131,20 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
   return Object.fromEntries(sizes);
 }
 
+/** The numbered copies `keep` leaves beside a checkpoint (`<path>.epoch-<N>.safetensors`), lowest N first. */
+function numberedCopies(checkpointPath: string): string[] {
+  const dir = dirname(checkpointPath);
+  const stem = basename(checkpointPath).replace(/(\.safetensors)?$/, '.epoch-');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .flatMap((name) => {
+      const epoch = name.startsWith(stem) && name.endsWith('.safetensors') ? Number(name.slice(stem.length, -'.safetensors'.length)) : NaN;
+      return Number.isInteger(epoch) ? [{ path: join(dir, name), epoch }] : [];
+    })
+    .sort((a, b) => a.epoch - b.epoch)
+    .map((c) => c.path);
+}
+
 /**
  * What a checkpoint records of its training data, for commands that run it without the data
  * (`dlc sample`): the sizes the data fixed (`dlc.sizes`, e.g. a text's window length L) and the
@@ -149,6 +163,8 @@ function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Rec
 interface ResumeState {
   readonly epoch: number;
   readonly earlyStopping?: EarlyStoppingState;
+  /** The checkpoint monitor's best value so far, so a resumed run never overwrites the best weights with worse ones. */
+  readonly best?: number;
 }
 
 /**
@@ -267,7 +283,12 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       const report = await model.loadWeights(new Uint8Array(await readFile(checkpointPath)));
       const meta = report.metadata;
       const epoch = Number(meta['dlc.epoch'] ?? '0');
-      resume = { epoch: Number.isInteger(epoch) ? epoch : 0, ...(meta['dlc.early_stopping'] ? { earlyStopping: JSON.parse(meta['dlc.early_stopping']) as EarlyStoppingState } : {}) };
+      const bestSoFar = meta['dlc.best'] ? (JSON.parse(meta['dlc.best']) as { monitor?: string; value?: number }) : undefined;
+      resume = {
+        epoch: Number.isInteger(epoch) ? epoch : 0,
+        ...(meta['dlc.early_stopping'] ? { earlyStopping: JSON.parse(meta['dlc.early_stopping']) as EarlyStoppingState } : {}),
+        ...(bestSoFar !== undefined && bestSoFar.monitor === monitor && typeof bestSoFar.value === 'number' ? { best: bestSoFar.value } : {}),
+      };
       io.err(`resumed from ${checkpointPath}: ${resume.epoch} epochs done, step ${model.step}`);
     }
     if (flags.profile) {
@@ -277,19 +298,23 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
       return {};
     }
-    let best = monitorMode === 'min' ? Infinity : -Infinity;
-    /** Saves the full training state at the checkpoint path (and, with `keep`, a numbered copy, dropping the oldest). */
+    let best = resume.best ?? (monitorMode === 'min' ? Infinity : -Infinity);
     let savedEpoch = resume.epoch;
-    const saved: string[] = [];
+    // the numbered copies already there (an earlier or interrupted run), oldest epoch first
+    const numberedPath = (epoch: number) => checkpointPath.replace(/(\.safetensors)?$/, `.epoch-${epoch}.safetensors`);
+    const saved = keep === undefined ? [] : numberedCopies(checkpointPath);
+    /** Saves the full training state at the checkpoint path (and, with `keep`, a numbered copy, dropping the oldest). */
     const save = async (epoch: number, earlyStoppingState?: EarlyStoppingState) => {
       const metadata: Record<string, string> = { 'dlc.epoch': String(epoch), ...dataMetadata(program, train, dataSizes) };
       if (earlyStoppingState) metadata['dlc.early_stopping'] = JSON.stringify(earlyStoppingState);
+      if (monitor !== undefined && Number.isFinite(best)) metadata['dlc.best'] = JSON.stringify({ monitor, value: best });
       const bytes = await model.saveWeights({ metadata });
       await writeFileAtomic(checkpointPath, bytes);
       savedEpoch = epoch;
       if (keep === undefined) return;
-      const numbered = checkpointPath.replace(/(\.safetensors)?$/, `.epoch-${epoch}.safetensors`);
+      const numbered = numberedPath(epoch);
       await writeFileAtomic(numbered, bytes);
+      if (saved.includes(numbered)) saved.splice(saved.indexOf(numbered), 1);
       saved.push(numbered);
       while (saved.length > keep) await unlink(saved.shift()!).catch(() => undefined);
     };
@@ -330,13 +355,13 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
             const seconds = (Date.now() - epochStart) / 1000;
             io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
             lastState = state.earlyStopping;
-            if ((logs.epoch + 1) % saveEvery === 0) await save(logs.epoch + 1, state.earlyStopping);
             const metadata = { 'dlc.epoch': String(logs.epoch + 1), ...dataMetadata(program, train, dataSizes) };
             const value = monitor ? logs[monitor] : undefined;
             if (value !== undefined && (monitorMode === 'min' ? value < best : value > best)) {
               best = value;
               await writeFileAtomic(bestPath, await model.saveWeights({ trainingState: false, metadata }));
             }
+            if ((logs.epoch + 1) % saveEvery === 0) await save(logs.epoch + 1, state.earlyStopping);
             // the weights early stopping would restore: those of its best epoch (unless the file above holds them)
             if (restoreBest && state.improved && (monitor === undefined || !sharesBest)) await writeFileAtomic(restorePath, await model.saveWeights({ trainingState: false, metadata }));
             epochStart = Date.now();
