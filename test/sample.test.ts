@@ -1,8 +1,8 @@
 // Sampling from language models: draw()'s temperature and top-k, sampleTokens on both next-token conventions (GPU), and dlc sample on a trained character Transformer.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dlc, repoTempDir } from './cli-helpers.ts';
+import { dlc, repoTempDir, ROOT } from './cli-helpers.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { Model } from '../runtime/model.ts';
 import { encodeSafetensors } from '../runtime/safetensors.ts';
@@ -62,6 +62,29 @@ describe('sampleTokens', () => {
       }
     });
   }
+});
+
+describe('the generated module of a language model', () => {
+  it('has a typed sample() that runs sampleTokens on its token input and next-token output', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('sample-module');
+    writeFileSync(join(dir, 'next.dl'), successorModel('let last = tokens[:, -1]'));
+    const compiled = await dlc('compile', join(dir, 'next.dl'), '-o', dir, '--runtime', relative(dir, join(ROOT, 'runtime/index.ts')));
+    expect(compiled.status, compiled.err).toBe(0);
+    const source = readFileSync(join(dir, 'next.ts'), 'utf8');
+    expect(source).toContain("sample(prompt: readonly number[], options: Omit<SampleOptions, 'input' | 'output'>): Promise<number[]>");
+    const mod = (await import(join(dir, 'next.ts'))) as {
+      create(options: object): Promise<{ loadWeights(bytes: Uint8Array): Promise<unknown>; sample(prompt: readonly number[], options: object): Promise<number[]>; dispose(): void }>;
+    };
+    const model = await mod.create({ device: await getDevice(), batchSize: 1, sizes: { L: 8 } });
+    try {
+      const table = new Float32Array(49);
+      for (let k = 0; k < 7; k++) table[k * 7 + ((k + 3) % 7)] = 20;
+      await model.loadWeights(encodeSafetensors({ 'emb.weight': { dtype: 'f32', shape: [7, 7], data: table } }));
+      expect(await model.sample([5, 2], { length: 4, context: 8, temperature: 0 })).toEqual([5, 1, 4, 0]);
+    } finally {
+      model.dispose();
+    }
+  });
 });
 
 describe('dlc sample', () => {

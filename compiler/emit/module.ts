@@ -1,5 +1,6 @@
 // Emits the typed TypeScript module of one model with ts-morph: input/output/metric types, the program, and a class over the runtime.
 import { IndentationText, Project, QuoteKind, Scope, VariableDeclarationKind, type SourceFile } from 'ts-morph';
+import { languageModelIo } from '../../runtime/sample.ts';
 import type { DType, ModelProgram, SizeExpr, TensorDecl } from '../../runtime/program.ts';
 
 export interface EmitOptions {
@@ -58,10 +59,24 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   const runtime = options.runtimeImport ?? 'dlc/runtime';
   const predictInputs = Object.keys(program.graphs.predict.inputs);
   const reported = [...program.losses, ...program.metrics];
+  // a language model (a token input [B, L], a next-token output [B, V]) also samples
+  const lm = languageModelIo(program);
+  const sampling = typeof lm === 'string' ? undefined : lm;
 
   file.addImportDeclaration({
     moduleSpecifier: runtime,
-    namedImports: ['Model', 'type CreateOptions', 'type Dataset', 'type FitOptions', 'type History', 'type LoadOptions', 'type LoadReport', 'type ModelProgram', 'type SaveOptions'],
+    namedImports: [
+      'Model',
+      'type CreateOptions',
+      'type Dataset',
+      'type FitOptions',
+      'type History',
+      'type LoadOptions',
+      'type LoadReport',
+      'type ModelProgram',
+      'type SaveOptions',
+      ...(sampling ? ['sampleTokens', 'type SampleOptions'] : []),
+    ],
   });
 
   file.addInterface({
@@ -145,11 +160,28 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       },
       {
         name: 'predict',
-        docs: ['The declared outputs for a batch of inputs, in evaluation mode.'],
-        parameters: [{ name: 'inputs', type: 'PredictInputs' }],
+        docs: ['The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`).'],
+        parameters: [
+          { name: 'inputs', type: 'PredictInputs' },
+          { name: 'options', type: '{ readonly sizes?: Readonly<Record<string, number>> }', initializer: '{}' },
+        ],
         returnType: 'Promise<Outputs>',
-        statements: ['return this.model.predict(inputs) as Promise<unknown> as Promise<Outputs>;'],
+        statements: ['return this.model.predict(inputs, options) as Promise<unknown> as Promise<Outputs>;'],
       },
+      ...(sampling
+        ? [
+            {
+              name: 'sample',
+              docs: [`Draw \`options.length\` tokens after \`prompt\`, one \`predict\` each, from \`${sampling.output.name}\` given the last \`options.context\` tokens of \`${sampling.input.name}\`.`],
+              parameters: [
+                { name: 'prompt', type: 'readonly number[]' },
+                { name: 'options', type: "Omit<SampleOptions, 'input' | 'output'>" },
+              ],
+              returnType: 'Promise<number[]>',
+              statements: [`return sampleTokens(this.model, prompt, { ...options, input: '${sampling.input.name}', output: '${sampling.output.name}' });`],
+            },
+          ]
+        : []),
       {
         name: 'fit',
         docs: ['Train for some epochs with validation each epoch, early stopping and callbacks.'],
