@@ -1,15 +1,15 @@
 // `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
-import { existsSync, readdirSync } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
-import { defaultMode, evaluateDataset, type EarlyStopping, type EarlyStoppingState } from '../../runtime/fit.ts';
+import { evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
+import { checkpointPlan, CheckpointWriter, resumeFrom, type ResumeState } from './checkpoints.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
-import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
 
@@ -131,20 +131,6 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
   return Object.fromEntries(sizes);
 }
 
-/** The numbered copies `keep` leaves beside a checkpoint (`<path>.epoch-<N>.safetensors`), lowest N first. */
-function numberedCopies(checkpointPath: string): string[] {
-  const dir = dirname(checkpointPath);
-  const stem = basename(checkpointPath).replace(/(\.safetensors)?$/, '.epoch-');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .flatMap((name) => {
-      const epoch = name.startsWith(stem) && name.endsWith('.safetensors') ? Number(name.slice(stem.length, -'.safetensors'.length)) : NaN;
-      return Number.isInteger(epoch) ? [{ path: join(dir, name), epoch }] : [];
-    })
-    .sort((a, b) => a.epoch - b.epoch)
-    .map((c) => c.path);
-}
-
 /**
  * What a checkpoint records of its training data, for commands that run it without the data
  * (`dlc sample`): the sizes the data fixed (`dlc.sizes`, e.g. a text's window length L) and the
@@ -158,13 +144,6 @@ function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Rec
     if (classes) out[`dlc.classes.${input.name}`] = JSON.stringify(classes);
   }
   return out;
-}
-
-interface ResumeState {
-  readonly epoch: number;
-  readonly earlyStopping?: EarlyStoppingState;
-  /** The checkpoint monitor's best value so far, so a resumed run never overwrites the best weights with worse ones. */
-  readonly best?: number;
 }
 
 /**
@@ -244,17 +223,16 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       }
     : undefined;
   const ckArgs = callArgs(setting(program, 'checkpoint'));
-  const checkpointPath = checkpointPathOf(program, file, flags);
-  const bestPath = checkpointPath.replace(/(\.safetensors)?$/, '.best.safetensors');
-  const monitor = typeof ckArgs?.monitor === 'string' ? ckArgs.monitor : undefined;
-  const monitorMode = ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? ckArgs.mode : defaultMode(monitor ?? 'loss');
-  const saveEvery = num(ckArgs?.every, 'checkpoint every') ?? 1;
-  const keep = num(ckArgs?.keep, 'checkpoint keep');
-  // restore_best: the early-stopping monitor's best weights are kept beside the checkpoint, and loaded back at the end
-  const restoreBest = earlyStopping !== undefined && esArgs?.restore_best === true;
-  // the checkpoint's best file holds them too when it has no monitor of its own, or the same one judged the same way
-  const sharesBest = monitor === undefined || (monitor === earlyStopping?.monitor && (earlyStopping.minDelta ?? 0) === 0 && monitorMode === (earlyStopping.mode ?? defaultMode(monitor)));
-  const restorePath = sharesBest ? bestPath : checkpointPath.replace(/(\.safetensors)?$/, `.best-${earlyStopping?.monitor}.safetensors`);
+  const plan = checkpointPlan(
+    checkpointPathOf(program, file, flags),
+    {
+      ...(ckArgs?.every !== undefined ? { every: num(ckArgs.every, 'checkpoint every') } : {}),
+      ...(ckArgs?.keep !== undefined ? { keep: num(ckArgs.keep, 'checkpoint keep') } : {}),
+      ...(typeof ckArgs?.monitor === 'string' ? { monitor: ckArgs.monitor } : {}),
+      ...(ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? { mode: ckArgs.mode } : {}),
+    },
+    earlyStopping && { ...earlyStopping, restoreBest: esArgs?.restore_best === true },
+  );
   const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
   const evalEvery = num(setting(program, 'eval_every'), 'eval_every');
   const shown = shownLogs(program);
@@ -279,17 +257,9 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
     let resume: ResumeState = { epoch: 0 };
     if (flags.resume) {
-      if (!existsSync(checkpointPath)) throw new TrainError(`--resume: no checkpoint at ${checkpointPath}`);
-      const report = await model.loadWeights(new Uint8Array(await readFile(checkpointPath)));
-      const meta = report.metadata;
-      const epoch = Number(meta['dlc.epoch'] ?? '0');
-      const bestSoFar = meta['dlc.best'] ? (JSON.parse(meta['dlc.best']) as { monitor?: string; value?: number }) : undefined;
-      resume = {
-        epoch: Number.isInteger(epoch) ? epoch : 0,
-        ...(meta['dlc.early_stopping'] ? { earlyStopping: JSON.parse(meta['dlc.early_stopping']) as EarlyStoppingState } : {}),
-        ...(bestSoFar !== undefined && bestSoFar.monitor === monitor && typeof bestSoFar.value === 'number' ? { best: bestSoFar.value } : {}),
-      };
-      io.err(`resumed from ${checkpointPath}: ${resume.epoch} epochs done, step ${model.step}`);
+      if (!existsSync(plan.path)) throw new TrainError(`--resume: no checkpoint at ${plan.path}`);
+      resume = await resumeFrom(model, plan);
+      io.err(`resumed from ${plan.path}: ${resume.epoch} epochs done, step ${model.step}`);
     }
     if (flags.profile) {
       const first = train.batches(batchSize).next();
@@ -298,27 +268,7 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
       return {};
     }
-    let best = resume.best ?? (monitorMode === 'min' ? Infinity : -Infinity);
-    let savedEpoch = resume.epoch;
-    // the numbered copies already there (an earlier or interrupted run), oldest epoch first
-    const numberedPath = (epoch: number) => checkpointPath.replace(/(\.safetensors)?$/, `.epoch-${epoch}.safetensors`);
-    const saved = keep === undefined ? [] : numberedCopies(checkpointPath);
-    /** Saves the full training state at the checkpoint path (and, with `keep`, a numbered copy, dropping the oldest). */
-    const save = async (epoch: number, earlyStoppingState?: EarlyStoppingState) => {
-      const metadata: Record<string, string> = { 'dlc.epoch': String(epoch), ...dataMetadata(program, train, dataSizes) };
-      if (earlyStoppingState) metadata['dlc.early_stopping'] = JSON.stringify(earlyStoppingState);
-      if (monitor !== undefined && Number.isFinite(best)) metadata['dlc.best'] = JSON.stringify({ monitor, value: best });
-      const bytes = await model.saveWeights({ metadata });
-      await writeFileAtomic(checkpointPath, bytes);
-      savedEpoch = epoch;
-      if (keep === undefined) return;
-      const numbered = numberedPath(epoch);
-      await writeFileAtomic(numbered, bytes);
-      if (saved.includes(numbered)) saved.splice(saved.indexOf(numbered), 1);
-      saved.push(numbered);
-      while (saved.length > keep) await unlink(saved.shift()!).catch(() => undefined);
-    };
-    let lastState: EarlyStoppingState | undefined;
+    const writer = new CheckpointWriter(model, plan, dataMetadata(program, train, dataSizes), resume);
     const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | loss {loss} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     let epochStart = Date.now();
     let lastEpoch = -1;
@@ -354,32 +304,24 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
             bar?.stop();
             const seconds = (Date.now() - epochStart) / 1000;
             io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
-            lastState = state.earlyStopping;
-            const metadata = { 'dlc.epoch': String(logs.epoch + 1), ...dataMetadata(program, train, dataSizes) };
-            const value = monitor ? logs[monitor] : undefined;
-            if (value !== undefined && (monitorMode === 'min' ? value < best : value > best)) {
-              best = value;
-              await writeFileAtomic(bestPath, await model.saveWeights({ trainingState: false, metadata }));
-            }
-            if ((logs.epoch + 1) % saveEvery === 0) await save(logs.epoch + 1, state.earlyStopping);
-            // the weights early stopping would restore: those of its best epoch (unless the file above holds them)
-            if (restoreBest && state.improved && (monitor === undefined || !sharesBest)) await writeFileAtomic(restorePath, await model.saveWeights({ trainingState: false, metadata }));
+            await writer.epochEnd(logs, state);
             epochStart = Date.now();
           },
         },
       },
     );
-    // the last epoch's state, whatever `every` says, so --resume and evaluate see the end of training
     const finalEpoch = history.epochs.at(-1);
-    if (finalEpoch !== undefined && savedEpoch !== finalEpoch.epoch + 1) await save(finalEpoch.epoch + 1, lastState);
+    await writer.finish(finalEpoch?.epoch);
     if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);
     if (history.reachedMaxSteps) io.out(`stopped after ${model.step} steps (steps = ${maxSteps})`);
-    io.err(`checkpoint: ${checkpointPath}${monitor ? ` (best ${monitor}: ${bestPath})` : ''}${restoreBest && (monitor === undefined || !sharesBest) ? ` (best ${earlyStopping!.monitor}: ${restorePath})` : ''}`);
+    const { best, restore } = plan;
+    io.err(`checkpoint: ${plan.path}${best ? ` (best ${best.monitor}: ${best.path})` : ''}${restore && !restore.shared ? ` (best ${earlyStopping!.monitor}: ${restore.path})` : ''}`);
+    // restore_best: the test metrics are those of early stopping's best epoch
     const bestEpoch = history.earlyStopping?.bestEpoch;
-    if (restoreBest && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch) {
-      if (!existsSync(restorePath)) throw new TrainError(`restore_best: the best weights (epoch ${bestEpoch + 1}) should be at ${restorePath}, which is missing`);
-      await model.loadWeights(new Uint8Array(await readFile(restorePath)));
-      io.out(`restored the weights of epoch ${bestEpoch + 1} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restorePath}`);
+    if (restore && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch) {
+      if (!existsSync(restore.path)) throw new TrainError(`restore_best: the best weights (epoch ${bestEpoch + 1}) should be at ${restore.path}, which is missing`);
+      await model.loadWeights(new Uint8Array(await readFile(restore.path)));
+      io.out(`restored the weights of epoch ${bestEpoch + 1} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restore.path}`);
     }
     const evalSet = test && test.length > 0 ? test : validation;
     if (!evalSet || evalSet.length === 0) return {};

@@ -1,0 +1,130 @@
+// What dlc train keeps on disk: the checkpoint with its numbered copies, the best weights by a monitor, early stopping's best for restore_best, and what a run resumes from.
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
+import type { Model } from '../../runtime/model.ts';
+import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
+
+/** Where and when training state is written, as the train block's `checkpoint` and `early_stopping` say. */
+export interface CheckpointPlan {
+  /** The full training state: weights, optimizer state, step, epoch, early stopping. */
+  readonly path: string;
+  /** Epochs between saves (the last epoch is always saved). */
+  readonly every: number;
+  /** Numbered copies kept (`<path>.epoch-<N>.safetensors`). */
+  readonly keep?: number;
+  /** The checkpoint's monitor: the weights of its best epoch at `path`. */
+  readonly best?: { readonly monitor: string; readonly mode: 'min' | 'max'; readonly path: string };
+  /** restore_best: where early stopping's best weights are, and whether the best file above already holds them. */
+  readonly restore?: { readonly path: string; readonly shared: boolean };
+}
+
+const sibling = (path: string, suffix: string) => path.replace(/(\.safetensors)?$/, suffix);
+
+/** The plan for a checkpoint at `path` with the block's `every`, `keep`, `monitor` and `mode`, and early stopping's restore_best. */
+export function checkpointPlan(
+  path: string,
+  options: { readonly every?: number; readonly keep?: number; readonly monitor?: string; readonly mode?: 'min' | 'max' },
+  earlyStopping: (EarlyStopping & { readonly restoreBest: boolean }) | undefined,
+): CheckpointPlan {
+  const best = options.monitor === undefined ? undefined : { monitor: options.monitor, mode: options.mode ?? defaultMode(options.monitor), path: sibling(path, '.best.safetensors') };
+  let restore: CheckpointPlan['restore'];
+  if (earlyStopping?.restoreBest) {
+    // the best file holds early stopping's best too when the checkpoint monitors the same thing, judged the same way
+    const shared = best !== undefined && best.monitor === earlyStopping.monitor && (earlyStopping.minDelta ?? 0) === 0 && best.mode === (earlyStopping.mode ?? defaultMode(best.monitor));
+    restore = { path: shared ? best.path : best === undefined ? sibling(path, '.best.safetensors') : sibling(path, `.best-${earlyStopping.monitor}.safetensors`), shared };
+  }
+  return { path, every: options.every ?? 1, ...(options.keep !== undefined ? { keep: options.keep } : {}), ...(best ? { best } : {}), ...(restore ? { restore } : {}) };
+}
+
+/** The numbered copies `keep` leaves beside a checkpoint, lowest epoch first. */
+function numberedCopies(path: string): string[] {
+  const dir = dirname(path);
+  const stem = basename(sibling(path, '.epoch-'));
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .flatMap((name) => {
+      const epoch = name.startsWith(stem) && name.endsWith('.safetensors') ? Number(name.slice(stem.length, -'.safetensors'.length)) : NaN;
+      return Number.isInteger(epoch) ? [{ path: join(dir, name), epoch }] : [];
+    })
+    .sort((a, b) => a.epoch - b.epoch)
+    .map((c) => c.path);
+}
+
+/** Where a resumed run starts: the epochs done, early stopping's state, the monitor's best value. */
+export interface ResumeState {
+  readonly epoch: number;
+  readonly earlyStopping?: EarlyStoppingState;
+  readonly best?: number;
+}
+
+/** Loads the checkpoint into `model` and reads where training stood. */
+export async function resumeFrom(model: Model, plan: CheckpointPlan): Promise<ResumeState> {
+  const meta = (await model.loadWeights(new Uint8Array(await readFile(plan.path)))).metadata;
+  const epoch = Number(meta['dlc.epoch'] ?? '0');
+  const best = meta['dlc.best'] ? (JSON.parse(meta['dlc.best']) as { monitor?: string; value?: number }) : undefined;
+  return {
+    epoch: Number.isInteger(epoch) ? epoch : 0,
+    ...(meta['dlc.early_stopping'] ? { earlyStopping: JSON.parse(meta['dlc.early_stopping']) as EarlyStoppingState } : {}),
+    ...(best !== undefined && best.monitor === plan.best?.monitor && typeof best.value === 'number' ? { best: best.value } : {}),
+  };
+}
+
+/**
+ * Writes training state as the plan says, epoch by epoch: the best weights when the monitor improves
+ * (before the checkpoint that records the best value, so a resumed run never replaces them with
+ * worse ones), the checkpoint every `every` epochs with a numbered copy when `keep` asks (dropping the
+ * oldest, those of an earlier run included), and early stopping's best weights when it improves.
+ */
+export class CheckpointWriter {
+  private best: number;
+  private savedEpoch: number;
+  private lastState: EarlyStoppingState | undefined;
+  private readonly copies: string[];
+
+  constructor(
+    private readonly model: Model,
+    private readonly plan: CheckpointPlan,
+    /** Recorded in every file besides the epoch (the data's sizes and vocabulary). */
+    private readonly metadata: Readonly<Record<string, string>>,
+    resume: ResumeState,
+  ) {
+    this.best = resume.best ?? (plan.best?.mode === 'min' ? Infinity : -Infinity);
+    this.savedEpoch = resume.epoch;
+    this.copies = plan.keep === undefined ? [] : numberedCopies(plan.path);
+  }
+
+  async epochEnd(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean }): Promise<void> {
+    this.lastState = state.earlyStopping;
+    const weights = async () => this.model.saveWeights({ trainingState: false, metadata: { ...this.metadata, 'dlc.epoch': String(logs.epoch + 1) } });
+    const { best, restore } = this.plan;
+    const value = best ? logs[best.monitor] : undefined;
+    if (best && value !== undefined && (best.mode === 'min' ? value < this.best : value > this.best)) {
+      this.best = value;
+      await writeFileAtomic(best.path, await weights());
+    }
+    if ((logs.epoch + 1) % this.plan.every === 0) await this.save(logs.epoch + 1);
+    if (restore && !restore.shared && state.improved) await writeFileAtomic(restore.path, await weights());
+  }
+
+  /** The last epoch's state, whatever `every` says, so --resume and evaluate see the end of training. */
+  async finish(lastEpoch: number | undefined): Promise<void> {
+    if (lastEpoch !== undefined && this.savedEpoch !== lastEpoch + 1) await this.save(lastEpoch + 1);
+  }
+
+  private async save(epoch: number): Promise<void> {
+    const metadata: Record<string, string> = { ...this.metadata, 'dlc.epoch': String(epoch) };
+    if (this.lastState) metadata['dlc.early_stopping'] = JSON.stringify(this.lastState);
+    if (this.plan.best && Number.isFinite(this.best)) metadata['dlc.best'] = JSON.stringify({ monitor: this.plan.best.monitor, value: this.best });
+    const bytes = await this.model.saveWeights({ metadata });
+    await writeFileAtomic(this.plan.path, bytes);
+    this.savedEpoch = epoch;
+    if (this.plan.keep === undefined) return;
+    const numbered = sibling(this.plan.path, `.epoch-${epoch}.safetensors`);
+    await writeFileAtomic(numbered, bytes);
+    if (this.copies.includes(numbered)) this.copies.splice(this.copies.indexOf(numbered), 1);
+    this.copies.push(numbered);
+    while (this.copies.length > this.plan.keep) await unlink(this.copies.shift()!).catch(() => undefined);
+  }
+}
