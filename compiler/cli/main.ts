@@ -43,6 +43,8 @@ export const EXIT_INTERNAL_ERROR = 2;
 interface Io {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
+  /** Told when a reported diagnostic is a compiler bug (E0900): the command then exits with 2, not 1. */
+  readonly internal?: () => void;
 }
 
 const defaultIo: Io = {
@@ -76,6 +78,7 @@ function readSource(file: string): string | undefined {
 /** Reports diagnostics as code frames (stderr) or JSON (stdout); returns how many were errors. */
 function report(diagnostics: readonly Diagnostic[], sources: Sources, json: boolean, io: Io): number {
   if (!json) for (const d of diagnostics) io.err(`${renderDiagnostic(d, sources.get)}\n`);
+  if (diagnostics.some((d) => d.code === 'E0900')) io.internal?.();
   return diagnostics.filter((d) => d.severity === 'error').length;
 }
 
@@ -257,7 +260,6 @@ function runGradcheck(
   return worst <= tolerance ? EXIT_OK : EXIT_USER_ERROR;
 }
 
-/** Compile to programs with `--args` applied; reports diagnostics; undefined when there were errors. */
 /**
  * The chosen programs of `file`, from the compile cache when the file, its local imports and dlc are
  * unchanged since a compile with the same options (compile-cache.ts). Only compiles that reported
@@ -293,7 +295,7 @@ function compileChosen(file: string, options: { model?: string; args?: string; d
     }
     modelArgs = new Map([[model, args]]);
   }
-  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined });
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ...(options.model ? { only: options.model } : {}) });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
   if (picked.length === 0) {
@@ -584,8 +586,9 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
 /** Runs the CLI; never throws: internal failures become exit code 2 with a one-line message. */
 export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
   let status = EXIT_OK;
-  const program = buildProgram(io, (code) => {
-    status = code;
+  let internal = false;
+  const program = buildProgram({ ...io, internal: () => (internal = true) }, (code) => {
+    status = code === EXIT_USER_ERROR && internal ? EXIT_INTERNAL_ERROR : code;
   });
   try {
     await program.parseAsync([...argv]);

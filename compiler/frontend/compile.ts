@@ -21,7 +21,19 @@ export interface CompileResult {
  * training steps and settings; other models get predict and evaluate only. Never throws: a compiler
  * bug becomes E0900.
  */
-export function compileSource(text: string, file: string, loadModule?: ModuleLoader, options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; readonly fuse?: boolean; /** Optimizer updates over arenas (default: as `fuse`). */ readonly fuseUpdates?: boolean; readonly keepGraphs?: boolean; /** The caller brings its own data (`dlc train --data`): the train block's data is not checked against the model. */ readonly ownData?: boolean } = {}): CompileResult {
+export function compileSource(
+  text: string,
+  file: string,
+  loadModule?: ModuleLoader,
+  options: {
+    readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>;
+    readonly fuse?: boolean;
+    /** Optimizer updates over arenas (default: as `fuse`). */ readonly fuseUpdates?: boolean;
+    readonly keepGraphs?: boolean;
+    /** The caller brings its own data (`dlc train --data`): the train block's data is not checked against the model. */ readonly ownData?: boolean;
+    /** Build and lower only this model (`--model`); the file is still checked whole. */ readonly only?: string;
+  } = {},
+): CompileResult {
   try {
     const { trainings, diagnostics, checked } = compileTraining(text, file, loadModule, options);
     const all: Diagnostic[] = [...diagnostics];
@@ -29,8 +41,17 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
     const programs: ModelProgram[] = [];
     const kept: ModelGraphs[] = [];
     const otherSources = stdlibModules().sources;
+    // a compiler bug while lowering one model is that model's E0900, at its declaration; the others still compile
+    const declared = new Map(checked.program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [[s.name.text, s.name.span] as const] : [])));
     const lower = (m: ModelGraphs) => {
-      const lowered = lowerModel({ ...m, otherSources }, { fuse: options.fuse, fuseUpdates: options.fuseUpdates });
+      let lowered: ReturnType<typeof lowerModel>;
+      try {
+        lowered = lowerModel({ ...m, otherSources }, { fuse: options.fuse, fuseUpdates: options.fuseUpdates });
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        all.push(diagnostic('E0900', `internal error while compiling model \`${m.forward.name}\`: ${message}`, declared.get(m.forward.name) ?? { file, start: 0, end: 0 }));
+        return;
+      }
       all.push(...lowered.diagnostics);
       if (!lowered.program) return;
       programs.push(lowered.program);
@@ -50,7 +71,7 @@ export function compileSource(text: string, file: string, loadModule?: ModuleLoa
       });
     }
     const trained = new Set(trainings.map((t) => t.forward.name));
-    const untrained = [...checked.graphs.keys()].filter((name) => !trained.has(name));
+    const untrained = [...checked.graphs.keys()].filter((name) => !trained.has(name) && (options.only === undefined || name === options.only));
     if (untrained.length > 0) {
       const modules = checked.modules;
       const modelArgs = options.modelArgs ?? new Map();

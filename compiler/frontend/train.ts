@@ -22,7 +22,11 @@ export function compileTraining(
   text: string,
   file: string,
   loadModule?: ModuleLoader,
-  options: { readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>; /** Skip checking the train block's data against the model (the caller brings its own). */ readonly ownData?: boolean } = {},
+  options: {
+    readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>;
+    /** Skip checking the train block's data against the model (the caller brings its own). */ readonly ownData?: boolean;
+    /** Only the train blocks of this model. */ readonly only?: string;
+  } = {},
 ): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[]; checked: CheckResult } {
   // the train blocks are planned below, with the caller's arguments
   const checked = checkSource(text, file, loadModule, { trainBlocks: false });
@@ -31,7 +35,7 @@ export function compileTraining(
   const trainings: CompiledTraining[] = [];
   // the standard library and the local files the source imports
   const modules = checked.modules;
-  for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
+  for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train' && (options.only === undefined || d.model.text === options.only))) {
     // arguments given by the caller (`--args`) replace the train block's arguments of the same name
     const given = options.modelArgs?.get(train.model.text) ?? [];
     const named = (a: Arg) => (a.name ? a.name.text : undefined);

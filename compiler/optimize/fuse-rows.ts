@@ -23,7 +23,7 @@ import { reduceAxes } from '../ops/reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';
 import { graphUses } from '../ir/uses.ts';
-import { successors, VisitMarks } from '../ir/reach.ts';
+import { SpanBound, successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
@@ -126,8 +126,10 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   const succ = successors(g, uses);
   const marks = new VisitMarks(N);
   const stack: number[] = [];
+  // nodes after the set (or after the end of a settled group that starts within it) cannot lead back
+  const spans = new SpanBound(N);
   const cycles = (set: ReadonlySet<number>): boolean => {
-    const last = Math.max(...set);
+    const last = spans.bound(Math.max(...set));
     marks.begin();
     stack.length = 0;
     const push = (k: number) => {
@@ -196,6 +198,7 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     if (!fused) continue;
     for (const m of members) groupOf[m] = groups.length;
     groups.push({ seed, members, node: fused });
+    spans.note(Math.min(...members), Math.max(...members));
   }
 
   const rejected = [...rejections.values()].filter((r) => groupOf[r.node] !== groupOf[r.group] || groupOf[r.node] < 0);

@@ -59,7 +59,7 @@ import { transposeAttrs } from '../ops/matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { getOp } from '../ops/registry.ts';
 import { graphUses } from '../ir/uses.ts';
-import { successors, VisitMarks } from '../ir/reach.ts';
+import { SpanBound, successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { dimEquals, shapeToString } from '../shapes/dim.ts';
@@ -224,30 +224,32 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   // each super-node's lowest and highest member index (a node alone: its own), kept by `join`
   const lo = new Int32Array(N).map((_, k) => k);
   const hi = new Int32Array(N).map((_, k) => k);
+  const spans = new SpanBound(N);
   const join = (grp: Group, m: number) => {
     grp.members.add(m);
     superOf[m] = grp.id;
     lo[grp.id] = Math.min(lo[grp.id], m);
     hi[grp.id] = Math.max(hi[grp.id], m);
+    spans.note(lo[grp.id], hi[grp.id]);
   };
 
   /**
    * Whether super-node `from` reaches super-node `to` along data edges (through any nodes). Nodes are in
-   * topological order, so every node on such a path but the last comes before `to`'s highest member: a
-   * super-node whose members all come after that is not searched (an unrolled recurrence would otherwise
-   * search every later step, for every candidate).
+   * topological order, so every super-node on such a path but the last starts before `to`'s highest
+   * member, or before the end of a group that does (SpanBound): one that starts after that bound is not
+   * searched (an unrolled recurrence would otherwise search every later step, for every candidate).
    */
   const succ = successors(g, uses);
   const marks = new VisitMarks(N);
   const stack: number[] = [];
   const reaches = (from: number, to: number): boolean => {
-    const last = hi[to];
+    const last = spans.bound(hi[to], true);
     if (lo[from] >= last) return false;
     marks.begin();
     marks.visit(from);
     stack.length = 0;
     stack.push(from);
-    // super-node s's consumers: `to` itself, or super-nodes not yet seen that start before `to`'s last member
+    // super-node s's consumers: `to` itself, or super-nodes not yet seen that start before the bound
     const step = (m: number): boolean => {
       for (let e = succ.start[m]; e < succ.start[m + 1]; e++) {
         const t = superOf[succ.next[e]];
