@@ -9,7 +9,7 @@
 // (merged per arena), then copies of the step's scalars (losses, metrics) into a small mappable buffer
 // or a ring on the GPU, all in one command buffer. Reading those scalars is lazy: the caller gets a
 // handle and only a call to `values()` maps memory, so training never waits on the GPU unless asked to.
-import type { BufferDecl, CpuVariantDecl, DType, GraphProgram, KernelDecl, ModelProgram, SizeExpr, TensorDecl, WideVariantDecl } from './program.ts';
+import { programGraphs, type BufferDecl, type CpuVariantDecl, type DType, type GraphProgram, type KernelDecl, type ModelProgram, type SizeExpr, type TensorDecl, type WideVariantDecl } from './program.ts';
 import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
@@ -286,7 +286,7 @@ export class Executor {
   private checkAlignment(): void {
     const need = this.device.limits.minStorageBufferOffsetAlignment;
     const offsets = [...this.program.params, ...this.program.state].flatMap((d) => (d.arena ? [d.arena.offset] : []));
-    for (const g of [this.program.graphs.predict, this.program.graphs.evaluate, ...this.program.graphs.steps]) {
+    for (const g of programGraphs(this.program)) {
       for (const b of g.buffers) if (b.kind === 'arena' || (b.kind === 'temp' && b.view)) offsets.push(b.kind === 'arena' ? b.offset : b.view!.offset);
     }
     if (offsets.some((o) => (o * 4) % need !== 0)) {
@@ -331,7 +331,7 @@ export class Executor {
   }
 
   private async compileShaders(): Promise<void> {
-    const graphs = [this.program.graphs.predict, this.program.graphs.evaluate, ...this.program.graphs.steps];
+    const graphs = programGraphs(this.program);
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
@@ -671,9 +671,10 @@ export class Executor {
     return { kernelMs, roundTripMs };
   }
 
-  /** The scalar outputs (losses, metrics) a graph can report. */
+  /** The scalar outputs (losses, metrics) a graph can report; not the evaluate graph's totals (`#total<k>`, see ModelProgram.graphs.totals). */
   scalarNames(g: GraphProgram): string[] {
     return Object.keys(g.outputs).filter((name) => {
+      if (name.startsWith('#')) return false;
       const b = g.buffers[g.outputs[name]];
       if (b.kind === 'param' || b.kind === 'state' || b.kind === 'arena') return false;
       return b.shape.length === 0 || b.shape.every((d) => d === 1);

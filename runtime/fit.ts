@@ -75,16 +75,13 @@ function mean(records: readonly Record<string, number>[], weights: readonly numb
   return out;
 }
 
-/** The model's losses and metrics over a whole dataset: batch results averaged, weighted by batch length. */
+/**
+ * The model's losses and metrics over a whole dataset, as over one batch: precision, recall, F1 and means
+ * from sums over every batch, anything else averaged over batches weighted by their lengths (Model.evaluateSet).
+ */
 export async function evaluateDataset(model: Model, data: Dataset, batchSize: number): Promise<Record<string, number>> {
-  const lengths: number[] = [];
-  const batches = [...data.batches(batchSize)].map((b) => {
-    lengths.push(b.length);
-    return b.columns;
-  });
   const inputs = new Set(model.program.inputs.map((i) => i.name));
-  const records = await model.evaluateBatches(batches.map((cols) => Object.fromEntries(Object.entries(cols).filter(([k]) => inputs.has(k)))));
-  return mean(records, lengths);
+  return model.evaluateSet([...data.batches(batchSize)].map((b) => Object.fromEntries(Object.entries(b.columns).filter(([k]) => inputs.has(k)))));
 }
 
 /** Whether a higher value of a logged quantity is better: accuracy, precision, recall, F1, AUC, PSNR, SSIM, IoU and R² rise; losses, errors and perplexity fall. */

@@ -3,7 +3,7 @@
 // The executor allocates exactly what `allocations` lists and sizes each allocation as `allocationBytes`
 // says, so `memoryReport` is the memory the executor holds once every graph has run at those sizes
 // (not counting the uniform buffers, a few words per dispatch, nor the small readback buffers).
-import type { BufferDecl, GraphProgram, ModelProgram, SizeExpr } from './program.ts';
+import { programGraphs, type BufferDecl, type GraphProgram, type ModelProgram, type SizeExpr } from './program.ts';
 import { evalShape } from './sizes.ts';
 
 /** One GPU buffer a graph owns: an input, a memory slot shared by several temporaries, or one temporary. */
@@ -135,7 +135,7 @@ export function memoryReport(program: ModelProgram, sizes: ReadonlyMap<string, n
     see(bytes, () => `arena ${i} (${a.kind === 'param' ? 'parameters' : 'state'})`);
   }
   const graphs: GraphMemory[] = [];
-  for (const g of [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps]) {
+  for (const g of programGraphs(program)) {
     let inputs = 0;
     let temps = 0;
     let unplannedTemps = 0;

@@ -2,7 +2,7 @@
 import { acquireDevice, lostError, type DeviceOptions } from './device.ts';
 import { DlcRuntimeError, InputError, OutOfMemoryError, WeightsError } from './errors.ts';
 import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepHandle, type TypedArray } from './executor.ts';
-import type { GraphProgram, ModelProgram } from './program.ts';
+import { programGraphs, type GraphProgram, type ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { fit, type FitOptions, type History } from './fit.ts';
@@ -63,6 +63,17 @@ export interface SaveOptions {
 export interface LoadOptions {
   /** Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning). Default false. */
   readonly partial?: boolean;
+  /**
+   * Load the model's parameters and its own state (batch norm's running statistics) only: not the
+   * optimizer's moments and step counter (`opt.*`), the random key (`rng.key`) or the step, which a
+   * training run's checkpoint also holds. Transfer learning (`init_from`) starts a new run. Default false.
+   */
+  readonly weightsOnly?: boolean;
+}
+
+/** State that belongs to a training run rather than to the model: the optimizer's (`opt.<step>.*`) and the random key. */
+export function isRunState(path: string): boolean {
+  return path.startsWith('opt.') || path === 'rng.key';
 }
 
 export interface LoadReport {
@@ -137,7 +148,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     model.memory = memory;
     model.sizeHints = new Map(sizes);
     if (program.sizes.every((s) => sizes.has(s))) {
-      for (const g of [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps]) executor.reserve(g, sizes);
+      for (const g of programGraphs(program)) executor.reserve(g, sizes);
     }
     return model;
   }
@@ -287,6 +298,58 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   /**
+   * Losses and metrics over many batches taken as one data set: those that are functions of sums over
+   * the batch (precision, recall, F1, means; `program.graphs.totals`) from the sums over every batch,
+   * added in float64, the others averaged over the batches, weighted by their lengths (the size B). Unlike averaging `evaluateBatches`, the result does not depend on how the
+   * set is cut into batches.
+   */
+  async evaluateSet(batches: Iterable<Readonly<Record<string, HostArray>>>): Promise<Record<string, number>> {
+    this.check();
+    const g = this.program.graphs.evaluate;
+    const finish = this.program.graphs.totals;
+    const names = this.executor.scalarNames(g);
+    const totalNames = finish ? Object.keys(finish.inputs) : [];
+    const pending: { record: ScalarRecord; totals?: () => Promise<Record<string, { data: TypedArray }>>; length: number }[] = [];
+    for (const batch of batches) {
+      const inputs = this.inputsOf(g, batch);
+      const sizes = this.bindSizes(g, batch);
+      const length = sizes.get('B') ?? 1;
+      pending.push(
+        this.executor.submit((encoder) => {
+          this.executor.encode(encoder, g, inputs, sizes);
+          const record = this.executor.recordScalars(encoder, g, names);
+          return { record, length, ...(finish ? { totals: this.executor.encodeRead(encoder, g, totalNames, sizes) } : {}) };
+        }),
+      );
+    }
+    const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
+    const weight = pending.reduce((a, p) => a + p.length, 0);
+    const out: Record<string, number> = {};
+    if (records.length === 0 || weight === 0) return out;
+    for (const name of names) out[name] = records.reduce((a, r, i) => a + r[name] * pending[i].length, 0) / weight;
+    if (!finish) return out;
+    // the totals of every batch, added in float64, then the quantities they give
+    const sums = new Map<string, Float64Array>();
+    for (const p of pending) {
+      const read = await this.guard(p.totals!());
+      for (const name of totalNames) {
+        const data = read[name].data;
+        const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;
+        for (let i = 0; i < data.length; i++) sum[i] += data[i];
+      }
+    }
+    const given = Object.fromEntries(totalNames.map((name) => [name, Float32Array.from(sums.get(name)!)]));
+    const finished = await this.guard(
+      this.executor.submit((encoder) => {
+        this.executor.encode(encoder, finish, given, new Map());
+        return this.executor.encodeRead(encoder, finish, this.executor.scalarNames(finish), new Map());
+      })(),
+    );
+    for (const [name, { data }] of Object.entries(finished)) out[name] = data[0];
+    return out;
+  }
+
+  /**
    * The declared outputs for a batch of inputs, in evaluation mode. `sizes` fixes symbolic sizes the
    * inputs' lengths cannot tell apart: `{ B: 1 }` for one row of `tokens: i32[B, L]` of any length.
    */
@@ -365,12 +428,14 @@ export class Model<I extends string = string, O extends string = string, R exten
     } catch (e) {
       throw new WeightsError(`cannot read the weights: ${(e as Error).message}`);
     }
-    const decls = new Map<string, { dtype: string; shape: readonly number[] }>([...this.program.params, ...this.program.state].map((d) => [d.path, d]));
+    const state = options.weightsOnly ? this.program.state.filter((d) => !isRunState(d.path)) : this.program.state;
+    const decls = new Map<string, { dtype: string; shape: readonly number[] }>([...this.program.params, ...state].map((d) => [d.path, d]));
     const loaded: string[] = [];
     const ignored: string[] = [];
     const writes: [string, TypedArray][] = [];
     for (const [name, t] of decoded.tensors) {
       const d = decls.get(name);
+      if (options.weightsOnly && !d && isRunState(name)) continue;
       if (!d) {
         ignored.push(name);
         continue;
@@ -390,7 +455,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     }
     for (const [name, data] of writes) this.executor.writeModelBuffer(name, data);
     const step = Number(decoded.metadata['dlc.step']);
-    if (decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
+    if (!options.weightsOnly && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
     return { loaded, missing, ignored, metadata: decoded.metadata };
   }
 

@@ -221,6 +221,18 @@ export interface ModelProgram {
     readonly evaluate: GraphProgram;
     /** One per training step, in order (a GAN has two). */
     readonly steps: readonly GraphProgram[];
+    /**
+     * Losses and metrics over a whole data set from the evaluate graph's totals (its outputs `#total<k>`,
+     * sums over the batch, added up over batches): this graph's inputs are those totals, its outputs the
+     * quantities (precision, recall, F1, means). Absent when no loss or metric is such a function.
+     */
+    readonly totals?: GraphProgram;
   };
   readonly training?: TrainingDecl;
+}
+
+/** Every graph of a program: predict, evaluate, the training steps, and the totals' finishing graph where there is one. */
+export function programGraphs(program: ModelProgram): GraphProgram[] {
+  const { predict, evaluate, steps, totals } = program.graphs;
+  return [predict, evaluate, ...steps, ...(totals ? [totals] : [])];
 }

@@ -9,6 +9,7 @@ import { loadIris } from '../runtime/iris.ts';
 import { Model } from '../runtime/model.ts';
 import { evaluateDataset, type EpochLogs } from '../runtime/fit.ts';
 import { getDevice } from './gpu-helpers.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
 
 
 const IRIS = `use std.nn.{Dense}
@@ -176,6 +177,36 @@ describe('fit', () => {
     expect(meta(join(dir, 'ck.best.safetensors'))['dlc.epoch']).toBe(String(highest));
     expect(JSON.parse(meta(join(dir, 'ck.safetensors'))['dlc.best']).monitor).toBe('val_loss');
     expect(readdirSync(dir).filter((n) => n.includes('.epoch-')).sort()).toEqual(['ck.epoch-4.safetensors', 'ck.epoch-5.safetensors']);
+  });
+
+  it('init_from starts a new run from the weights: the optimizer state and step of the run that made them stay behind', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-init-from');
+    const run = async (file: string, ...flags: string[]) => {
+      let err = '';
+      const code = await main(['node', 'dlc', 'train', file, '--no-progress', ...flags], { out: () => {}, err: (t: string) => (err += `${t}\n`) });
+      expect(code, err).toBe(EXIT_OK);
+      return err;
+    };
+    const block = (extra: string) => `train Iris {\n  data = iris()\n  seed = 3\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = 2\n${extra}}\n`;
+    const pre = join(dir, 'pre.dl');
+    writeFileSync(pre, IRIS.replace(/train Iris \{[^]*$/, block('  checkpoint { path = "pre.safetensors" }\n')));
+    await run(pre);
+    const meta = (path: string) => JSON.parse(new TextDecoder().decode(readFileSync(path).subarray(8, 8 + Number(readFileSync(path).readBigUInt64LE(0))))).__metadata__ as Record<string, string>;
+    const preSteps = Number(meta(join(dir, 'pre.safetensors'))['dlc.step']);
+    expect(preSteps).toBeGreaterThan(0);
+    // the same model fine-tuned from it: its step count restarts (the schedule and Adam's bias correction with it)
+    const fine = join(dir, 'fine.dl');
+    writeFileSync(fine, IRIS.replace(/train Iris \{[^]*$/, block('  init_from = "pre.safetensors"\n  checkpoint { path = "fine.safetensors" }\n')));
+    const err = await run(fine);
+    expect(err).toContain(`initialized 4 of 4 parameters from ${join(dir, 'pre.safetensors')}`);
+    expect(Number(meta(join(dir, 'fine.safetensors'))['dlc.step'])).toBe(preSteps);
+    // Adam's step counter counts the fine-tuning run's updates only
+    const t = decodeSafetensors(readFileSync(join(dir, 'fine.safetensors'))).tensors.get('opt.train.t');
+    expect(Array.from(t!.data)).toEqual([preSteps]);
+    // a file that shares no parameter with the model: a warning, not a silent "initialized"
+    const other = join(dir, 'other.dl');
+    writeFileSync(other, IRIS.replace(/fc(\d)/g, 'dense$1').replace(/train Iris \{[^]*$/, block('  init_from = "pre.safetensors"\n  checkpoint { path = "other.safetensors" }\n')));
+    expect(await run(other)).toMatch(/warning: init_from: no parameter of Iris is in .*pre\.safetensors .*every parameter keeps its initial value/);
   });
 
   it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {

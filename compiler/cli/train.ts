@@ -148,11 +148,12 @@ function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Rec
 
 /**
  * Where training saves its state: --checkpoint (the working directory's), else the train block's
- * checkpoint path (the `.dl` file's, as `init_from` and data paths are), else checkpoints/<Model>.safetensors.
+ * checkpoint path, else checkpoints/<Model>.safetensors, both the `.dl` file's (as `init_from` and data
+ * paths are), so evaluate, predict and --resume find it from any directory.
  */
 export function checkpointPathOf(program: ModelProgram, file: string, flags: TrainFlags): string {
   const ckArgs = callArgs(setting(program, 'checkpoint'));
-  return flags.checkpoint ?? (typeof ckArgs?.path === 'string' ? resolvePath(dirname(file), ckArgs.path) : `checkpoints/${program.model}.safetensors`);
+  return flags.checkpoint ?? resolvePath(dirname(file), typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
 }
 
 /** The checkpoint evaluate and predict load (checkpointPathOf); a missing file is an error saying how to make it. */
@@ -251,8 +252,13 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     if (typeof initFrom === 'string' && !flags.resume) {
       const path = resolvePath(dirname(file), initFrom);
       if (!existsSync(path)) throw new TrainError(`init_from: no weights file at ${path}; train the model that produces it first`);
-      const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true });
-      io.err(`initialized ${report.loaded.length} tensors from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
+      // the weights, not the run that made them: its optimizer state and step stay behind
+      const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true, weightsOnly: true });
+      const params = new Set(program.params.map((p) => p.path));
+      const loadedParams = report.loaded.filter((name) => params.has(name)).length;
+      const loadedState = report.loaded.length - loadedParams;
+      if (loadedParams === 0) io.err(`warning: init_from: no parameter of ${program.model} is in ${path} (it has ${report.ignored.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${report.ignored.length > 3 ? ', ...' : ''}); every parameter keeps its initial value`);
+      else io.err(`initialized ${loadedParams} of ${params.size} parameters${loadedState > 0 ? ` and ${loadedState} state tensors` : ''} from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
     }
     io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
     let resume: ResumeState = { epoch: 0 };

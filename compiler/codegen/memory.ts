@@ -178,8 +178,11 @@ export function planMemory(g: GraphProgram, options: PlanOptions = {}): GraphPro
 
 /** Every graph of a model planned. */
 export function planModelMemory(program: ModelProgram, options: PlanOptions = {}): ModelProgram {
-  const { predict, evaluate, steps } = program.graphs;
-  return { ...program, graphs: { predict: planMemory(predict, options), evaluate: planMemory(evaluate, options), steps: steps.map((g) => planMemory(g, options)) } };
+  const { predict, evaluate, steps, totals } = program.graphs;
+  return {
+    ...program,
+    graphs: { predict: planMemory(predict, options), evaluate: planMemory(evaluate, options), steps: steps.map((g) => planMemory(g, options)), ...(totals ? { totals: planMemory(totals, options) } : {}) },
+  };
 }
 
 /**

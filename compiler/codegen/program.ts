@@ -19,6 +19,7 @@ import type { Graph, InitSpec, Node, TensorType, Value } from '../ir/types.ts';
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
+import { metricTotals } from '../train/metric-totals.ts';
 import { inPlaceNodeOf, isInPlace } from '../optimize/concat-in-place.ts';
 import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
 import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan, inPlaceOutputs } from '../ops/fused-foreach.ts';
@@ -306,10 +307,13 @@ export function lowerModel(
       }
     }
     const predict = predictGraph(m.evaluation);
+    // losses and metrics that are functions of sums over the batch: those sums, and the graph that finishes them
+    const totals = metricTotals(m.evaluation);
     const graphs = {
       predict: lowerGraph(fused(predict), 'predict', position, shaders, lower),
-      evaluate: lowerGraph(fused(m.evaluation), 'evaluate', position, shaders, lower),
+      evaluate: lowerGraph(fused(totals?.evaluation ?? m.evaluation), 'evaluate', position, shaders, lower),
       steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] })),
+      ...(totals ? { totals: lowerGraph(fused(totals.finish), 'totals', position, shaders, lower) } : {}),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);

@@ -1,0 +1,162 @@
+// Losses and metrics over a whole data set: each one that is a function of sums over the batch becomes those sums (added up across batches) and a finishing graph.
+//
+// Precision, recall and F1 are not means over examples: averaging a per-batch F1 over batches gives
+// another number than the F1 of the whole set, and one that moves with the batch size (a macro average
+// also scores a class absent from a small batch as 0). What they are is a function of counts summed over
+// the examples: tp / max(tp + fp, 1). So is a mean (a sum over the batch divided by B) and an accuracy.
+// `metricTotals` finds, for each loss and metric of the evaluation graph, whether it is such a function:
+//   - a batch value is a graph input or anything computed from one row by row: B stays the leading axis
+//     (elementwise ops, reductions and argmax over other axes, x @ W with weights, one_hot, casts,
+//     transposes and reshapes that keep the leading B);
+//   - a total is a reduce_sum of a batch value over axes that include the leading one (into a value with
+//     no symbolic size), or a `full` whose value is a size with B in it (a count of examples or of
+//     elements: the B of a mean);
+//   - the quantity is computed from totals and constants only (no parameter, no batch value, no size but
+//     B), and no batch value reads a total (x - mean(x) over the batch is not row by row).
+// Such a quantity gets its totals as extra outputs of the evaluation graph (`#total<k>`, k over the
+// distinct totals) and a finishing graph whose inputs are those totals and whose results are the
+// quantities. The runtime adds the totals of every batch in float64 and runs the finishing graph once
+// (Model.evaluateSet). Anything else (a maximum over the batch, a parameter read after a sum) is averaged
+// over batches as before, weighted by their lengths. Pure.
+import '../ops/index.ts';
+import { getOp } from '../ops/registry.ts';
+import type { Graph, InputInfo, Node, Value } from '../ir/types.ts';
+import { graphUses } from '../ir/uses.ts';
+import { dimEquals, freeVars, isConcrete, isDim, sym } from '../shapes/dim.ts';
+
+/** The prefix of the evaluation graph's outputs (and the finishing graph's inputs) that carry totals: not a name a program can declare. */
+export const TOTAL_PREFIX = '#total';
+
+export interface MetricTotals {
+  /** The evaluation graph with each total as an output named `#total<k>`. */
+  readonly evaluation: Graph;
+  /** Inputs `#total<k>`, results (as metrics) the losses and metrics computed from totals. */
+  readonly finish: Graph;
+}
+
+/** How a value depends on the batch. */
+type Kind = 'fixed' | 'weights' | 'batch' | 'total' | 'summary' | 'mixed';
+
+const BATCH = sym('B');
+
+const leadsWithB = (v: Value) => v.type.shape.length > 0 && dimEquals(v.type.shape[0], BATCH);
+const concreteShape = (v: Value) => v.type.shape.every(isConcrete);
+const mentionsB = (d: unknown) => isDim(d) && freeVars(d).includes('B');
+
+/** The axes a reduction or argmax reads, normalized (undefined: all). */
+function readAxes(n: Node): number[] | undefined {
+  const rank = n.inputs[0].type.shape.length;
+  const norm = (a: number) => (a < 0 ? a + rank : a);
+  if (n.op === 'argmax' || n.op === 'argmin') return typeof n.attrs.axis === 'number' ? [norm(n.attrs.axis)] : undefined;
+  const axes = n.attrs.axes;
+  return Array.isArray(axes) ? axes.map((a) => norm(Number(a))) : undefined;
+}
+
+/** Whether node `n`, reading batch values, computes its result row by row with B still leading. */
+function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
+  const out = n.outputs[0];
+  if (n.outputs.length !== 1 || !leadsWithB(out)) return false;
+  // the other operands: constants or weights, never a total (a sum over the batch read by every row)
+  if (kinds.some((k) => k !== 'batch' && k !== 'fixed' && k !== 'weights')) return false;
+  const batchOperands = n.inputs.filter((_, i) => kinds[i] === 'batch');
+  if (!batchOperands.every(leadsWithB)) return false;
+  const family = getOp(n.op)?.family;
+  if (family === 'elementwise') return true;
+  switch (n.op) {
+    case 'reduce_sum':
+    case 'reduce_max':
+    case 'reduce_min':
+    case 'reduce_mean':
+    case 'argmax':
+    case 'argmin': {
+      const axes = readAxes(n);
+      return axes !== undefined && !axes.includes(0);
+    }
+    case 'one_hot':
+      return true;
+    case 'transpose': {
+      const perm = n.attrs.perm;
+      return Array.isArray(perm) && perm[0] === 0;
+    }
+    case 'reshape':
+      return leadsWithB(n.inputs[0]);
+    case 'matmul':
+      // rows of a batch matrix times weights
+      return kinds[0] === 'batch' && kinds[1] !== 'batch' && n.inputs[0].type.shape.length >= 2 && n.attrs.transpose_a !== true;
+    default:
+      return false;
+  }
+}
+
+/** Losses and metrics that are functions of batch totals, split as above; undefined when none is. */
+export function metricTotals(evaluation: Graph): MetricTotals | undefined {
+  const { producer } = graphUses(evaluation);
+  const kind = new Map<number, Kind>();
+  for (const i of evaluation.inputs) kind.set(i.value.id, 'batch');
+  for (const p of [...evaluation.params, ...evaluation.state]) kind.set(p.value.id, 'weights');
+  const kindOf = (v: Value): Kind => kind.get(v.id) ?? 'mixed';
+
+  for (const n of evaluation.nodes) {
+    const kinds = n.inputs.map(kindOf);
+    let k: Kind;
+    if (n.op === 'full' && n.inputs.length === 0) {
+      const value = n.attrs.value;
+      const out = n.outputs[0];
+      if (mentionsB(value)) k = out.type.shape.length === 0 && out.type.dtype === 'f32' ? 'total' : 'mixed';
+      else if (isDim(value) && !isConcrete(value)) k = 'mixed';
+      else k = leadsWithB(out) ? 'batch' : 'fixed';
+    } else if (kinds.includes('mixed')) k = 'mixed';
+    else if (kinds.includes('batch')) {
+      const axes = n.op === 'reduce_sum' ? readAxes(n) : undefined;
+      const out = n.outputs[0];
+      if (axes?.includes(0) && kinds[0] === 'batch' && n.outputs.length === 1 && out.type.dtype === 'f32' && concreteShape(out)) k = 'total';
+      else k = rowByRow(n, kinds) ? 'batch' : 'mixed';
+    } else if (kinds.includes('total') || kinds.includes('summary')) {
+      k = kinds.includes('weights') || !n.outputs.every(concreteShape) ? 'mixed' : 'summary';
+    } else k = kinds.includes('weights') ? 'weights' : 'fixed';
+    for (const v of n.outputs) kind.set(v.id, k);
+  }
+
+  const quantities = [...evaluation.losses, ...evaluation.metrics].filter(([, v]) => {
+    const k = kindOf(v);
+    return k === 'total' || k === 'summary';
+  });
+  if (quantities.length === 0) return undefined;
+
+  // the finishing graph: the totals the quantities read, and the summary and constant nodes between
+  const totals: Value[] = [];
+  const needed = new Set<number>(); // node indices
+  const seen = new Set<number>();
+  const visit = (v: Value): void => {
+    if (seen.has(v.id)) return;
+    seen.add(v.id);
+    if (kindOf(v) === 'total') {
+      totals.push(v);
+      return;
+    }
+    const at = producer.get(v.id);
+    if (at === undefined) return;
+    needed.add(at);
+    evaluation.nodes[at].inputs.forEach(visit);
+  };
+  for (const [, v] of quantities) visit(v);
+  totals.sort((a, b) => a.id - b.id);
+  const name = (k: number) => `${TOTAL_PREFIX}${k}`;
+  const span = evaluation.nodes[producer.get(quantities[0][1].id) ?? 0]?.span ?? evaluation.inputs[0]?.span;
+  const inputs: InputInfo[] = totals.map((value, k) => ({ name: name(k), value, span: span! }));
+  const finish: Graph = {
+    name: `${evaluation.name}.totals`,
+    inputs,
+    params: [],
+    state: [],
+    nodes: evaluation.nodes.filter((_, k) => needed.has(k)),
+    outputs: new Map(),
+    losses: new Map(),
+    metrics: new Map(quantities),
+    layerCalls: [],
+    constraints: [],
+  };
+  const outputs = new Map(evaluation.outputs);
+  totals.forEach((v, k) => outputs.set(name(k), v));
+  return { evaluation: { ...evaluation, outputs }, finish };
+}

@@ -1,0 +1,120 @@
+// Losses and metrics over a whole data set (compiler/train/metric-totals.ts, Model.evaluateSet): which quantities split into sums over the batch, the float64 interpreter's totals against one batch of everything, and WebGPU giving the same precision, recall and F1 whatever the batch size.
+import { describe, expect, it } from 'vitest';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import type { Graph } from '../compiler/ir/types.ts';
+import { metricTotals, TOTAL_PREFIX } from '../compiler/train/metric-totals.ts';
+import { Model } from '../runtime/model.ts';
+import { getDevice } from './gpu-helpers.ts';
+
+const CLASSIFIER = `use std.nn.{Dense}
+
+model Classifier {
+  input features: f32[B, 4]
+  input label: i32[B]
+  layer fc1 = Dense(4, 8)
+  layer fc2 = Dense(8, 3)
+  let logits = fc2(relu(fc1(features)))
+  loss = cross_entropy(logits, label)
+  metric accuracy = accuracy(logits, label)
+  metric f1_macro = f1(logits, label, average: "macro")
+  metric precision1 = precision(logits, label, positive: 1)
+  metric recall2 = recall(logits, label, positive: 2)
+  // not functions of sums over the batch: stay averaged over batches
+  metric worst = max(max(logits, axis: -1))
+  metric scaled = mean(logits) * sum(fc2.w)
+  metric spread = mean(max(logits - mean(logits, axis: 0), axis: -1))
+}
+`;
+
+function evaluationOf(source: string): Graph {
+  const r = compileSource(source, 'metrics.dl', undefined, { keepGraphs: true });
+  expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  return r.graphs![0].evaluation;
+}
+
+/** Rows lo..hi of every input (the first axis). */
+function rows(inputs: ReadonlyMap<string, Tensor>, lo: number, hi: number): Map<string, Tensor> {
+  return new Map(
+    [...inputs].map(([name, t]) => {
+      const row = t.shape.slice(1).reduce((a, b) => a * b, 1);
+      return [name, tensor(t.dtype, [hi - lo, ...t.shape.slice(1)], Array.from(t.data.slice(lo * row, hi * row)))];
+    }),
+  );
+}
+
+describe('metric totals', () => {
+  it('splits the quantities that are functions of sums over the batch, and only those', () => {
+    const g = evaluationOf(CLASSIFIER);
+    const totals = metricTotals(g)!;
+    expect([...totals.finish.metrics.keys()].sort()).toEqual(['accuracy', 'f1_macro', 'loss', 'precision1', 'recall2']);
+    // the finishing graph reads totals only: no parameter, no batch input
+    expect(totals.finish.params).toEqual([]);
+    expect(totals.finish.inputs.every((i) => i.name.startsWith(TOTAL_PREFIX) && !i.value.type.shape.some((d) => typeof d !== 'number'))).toBe(true);
+    // and the evaluation graph returns each of them
+    for (const i of totals.finish.inputs) expect(totals.evaluation.outputs.get(i.name)).toBe(i.value);
+  });
+
+  it('in the float64 interpreter, the totals of 4 batches give what one batch of all the rows gives', () => {
+    const g = evaluationOf(CLASSIFIER);
+    const totals = metricTotals(g)!;
+    const random = seededRandom(11);
+    const N = 23;
+    const feeds = randomFeeds(g, new Map([['B', N]]), random, { intRange: { label: 3 }, paramScale: 1 });
+    const whole = interpretGraph(g, feeds).metrics;
+    const wholeLoss = interpretGraph(g, feeds).losses.get('loss')!.data[0];
+    const sums = new Map<string, number[]>();
+    for (const [lo, hi] of [[0, 5], [5, 6], [6, 17], [17, 23]]) {
+      const part = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) }).outputs;
+      for (const i of totals.finish.inputs) {
+        const t = part.get(i.name)!;
+        const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
+        t.data.forEach((x, k) => (sum[k] += x));
+      }
+    }
+    const finished = interpretGraph(totals.finish, {
+      inputs: new Map(totals.finish.inputs.map((i) => [i.name, tensor('f32', i.value.type.shape as number[], sums.get(i.name)!)])),
+      params: new Map(),
+      state: new Map(),
+    }).metrics;
+    for (const name of ['accuracy', 'f1_macro', 'precision1', 'recall2']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
+    expect(finished.get('loss')!.data[0]).toBeCloseTo(wholeLoss, 12);
+  });
+
+  it('leaves a model without such quantities alone', () => {
+    const g = evaluationOf(`model M {
+  input x: f32[B, 3]
+  output y = x * 2.0
+  metric top = max(x)
+}
+`);
+    expect(metricTotals(g)).toBeUndefined();
+  });
+
+  it('on WebGPU, evaluateSet gives the same precision, recall and F1 for batches of 2, 5 and all 30 rows; averaging batches does not', async () => {
+    const r = compileSource(CLASSIFIER, 'metrics.dl');
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const program = r.programs[0];
+    expect(program.graphs.totals).toBeDefined();
+    const model = await Model.create(program, { device: await getDevice(), seed: 5 });
+    const random = seededRandom(3);
+    const N = 30;
+    const features = Float32Array.from({ length: N * 4 }, () => random() * 4 - 2);
+    const label = Int32Array.from({ length: N }, () => Math.floor(random() * 3));
+    const cut = (size: number) => Array.from({ length: Math.ceil(N / size) }, (_, i) => ({ features: features.slice(i * size * 4, Math.min(N, (i + 1) * size) * 4), label: label.slice(i * size, Math.min(N, (i + 1) * size)) }));
+    const all = await model.evaluateSet(cut(N));
+    const one = (await model.evaluateBatches(cut(N)))[0];
+    for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2', 'worst']) expect(all[name], name).toBeCloseTo(one[name], 5);
+    for (const size of [2, 5]) {
+      const set = await model.evaluateSet(cut(size));
+      for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2']) expect(set[name], `${name} in batches of ${size}`).toBeCloseTo(all[name], 5);
+      // the batch-averaged F1 of small batches is another number
+      const averaged = (await model.evaluateBatches(cut(size))).reduce((a, rec) => a + rec.f1_macro, 0) / Math.ceil(N / size);
+      expect(Math.abs(averaged - all.f1_macro)).toBeGreaterThan(0.01);
+    }
+    expect(Object.keys(all).some((k) => k.startsWith('#'))).toBe(false);
+    model.dispose();
+  });
+});
