@@ -243,6 +243,38 @@ describe('optimized training graphs', () => {
   });
 });
 
+describe('objectives', () => {
+  const model = (extra: string) => `use std.nn.{Dense}\nmodel Two {\n  input x: f32[B, 4]\n  layer fc = Dense(4, 4)\n  let y = fc(x)\n  loss recon = mean((y - x) ** 2)\n  loss kl = mean(y ** 2)\n${extra}}\n`;
+  const train = (objective: string) => `train Two {\n  optimizer = sgd(lr: 1.0)\n  ${objective}\n}\n`;
+
+  it('an expression of losses trains as the same loss written in the model, whose named losses it may read', () => {
+    const written = compileTraining(model('  loss total = recon + 0.1 * kl\n') + train('minimize total'), 'two.dl');
+    const expression = compileTraining(model('') + train('minimize recon + 0.1 * kl'), 'two.dl');
+    expect(written.diagnostics).toEqual([]);
+    expect(expression.diagnostics).toEqual([]);
+    const [a, b] = [written.trainings[0].steps[0], expression.trainings[0].steps[0]];
+    expect(expression.trainings[0].plan.steps[0].loss).toBe('objective');
+    expect([...b.losses.keys()]).toContain('objective');
+    const sizes = new Map([['B', 3]]);
+    const feeds = randomFeeds(a, sizes, seededRandom(SEED));
+    const [ra, rb] = [interpretGraph(a, feeds, { sizes }), interpretGraph(b, feeds, { sizes })];
+    expect(rb.losses.get('objective')!.data[0]).toBeCloseTo(ra.losses.get('total')!.data[0], 12);
+    for (const p of a.params) {
+      const after = (g: typeof a, r: typeof ra) => r.values.get(g.params.find((q) => q.path === p.path)!.update!.id)!.data;
+      const [x, y] = [after(a, ra), after(b, rb)];
+      x.forEach((v, i) => expect(y[i]).toBeCloseTo(v, 12));
+    }
+  });
+
+  it('reports names that are no loss or metric, and expressions it cannot minimize, at their spans', () => {
+    const unknown = compileTraining(model('') + train('minimize recon + 0.1 * klx'), 'two.dl').diagnostics;
+    expect(unknown.map((d) => [d.code, d.message, d.help])).toEqual([['E0206', '`Two` has no loss or metric `klx`', 'did you mean `kl`?']]);
+    const compared = compileTraining(model('') + train('minimize recon > 2.0'), 'two.dl').diagnostics;
+    expect(compared.map((d) => d.code)).toEqual(['E0206']);
+    expect(compared[0].message).toMatch(/an objective is a loss, or an expression of losses and metrics/);
+  });
+});
+
 describe('autodiff edge cases', () => {
   it('gives exact zeros for a parameter the loss does not use, and stops at stop_gradient', async () => {
     const { GraphEditor } = await import('../compiler/ir/editor.ts');

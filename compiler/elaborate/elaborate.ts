@@ -233,7 +233,10 @@ export class Elaborator {
             );
           } else (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);
         }
-        // metric names are not bound: `metric accuracy = accuracy(...)` must leave the function visible
+        // a named loss is bound, as name resolution promises (`loss total = recon + 0.1 * kl` after
+        // `loss recon = ...`); metric names are not: `metric accuracy = accuracy(...)` must leave the
+        // function visible
+        if (s.kind === 'Loss' && s.name) env.define(name, value ?? POISON);
         return undefined;
       }
       case 'Where':

@@ -10,9 +10,19 @@ import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
 
+/** An objective written as an expression of the model's losses and metrics: `recon + 0.1 * kl`. */
+export type ObjectiveExpr =
+  | { readonly kind: 'quantity'; readonly name: string }
+  | { readonly kind: 'number'; readonly value: number }
+  | { readonly kind: 'neg'; readonly operand: ObjectiveExpr }
+  | { readonly kind: 'binary'; readonly op: 'add' | 'sub' | 'mul' | 'div'; readonly left: ObjectiveExpr; readonly right: ObjectiveExpr };
+
 export interface TrainStepPlan {
   readonly name: string;
+  /** The loss the step minimizes: a loss of the model, or the name its objective expression gets in the step's losses. */
   readonly loss: string;
+  /** The objective when it is an expression rather than one loss's name (its value is the step's loss `loss`). */
+  readonly objective?: ObjectiveExpr;
   /** Parameter paths this step updates (after freezing). */
   readonly params: readonly string[];
   readonly optimizer: OptimizerSpec;
@@ -419,16 +429,50 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   }
   const baseOptimizer = optimizer ?? { kind: 'adam' as const, options: {} };
   const frozenSet = new Set(frozen);
+  // an objective that is an expression of losses and metrics: its terms checked, its value a loss of the step
+  const quantities = [...graph.losses.keys(), ...graph.metrics.keys()];
+  const objectiveOf = (e: A.Expr): ObjectiveExpr | undefined => {
+    switch (e.kind) {
+      case 'Ident':
+        if (graph.losses.has(e.name) || graph.metrics.has(e.name)) return { kind: 'quantity', name: e.name };
+        report(`\`${graph.name}\` has no loss or metric \`${e.name}\``, e.span, didYouMean(e.name, quantities));
+        return undefined;
+      case 'Number':
+        return { kind: 'number', value: e.value };
+      case 'Unary': {
+        const operand = objectiveOf(e.operand);
+        if (e.op === 'not') break;
+        return operand && (e.op === '-' ? { kind: 'neg', operand } : operand);
+      }
+      case 'Binary': {
+        const op = ({ '+': 'add', '-': 'sub', '*': 'mul', '/': 'div' } as const)[e.op as '+' | '-' | '*' | '/'];
+        if (!op) break;
+        const [left, right] = [objectiveOf(e.left), objectiveOf(e.right)];
+        return left && right ? { kind: 'binary', op, left, right } : undefined;
+      }
+    }
+    report(`an objective is a loss, or an expression of losses and metrics with numbers, + - * / and parentheses`, e.span, `write it as a loss in the model (\`loss total = ...\`) and minimize that`);
+    return undefined;
+  };
+  const taken = new Set(quantities);
   const steps: TrainStepPlan[] = (objectives.length > 0 ? objectives : [undefined]).map((o) => {
-    const lossName = o ? (o.stmt.loss.kind === 'Ident' ? o.stmt.loss.name : undefined) : [...graph.losses.keys()][0];
-    if (o && (lossName === undefined || !graph.losses.has(lossName))) {
-      report(`\`${graph.name}\` has no loss ${lossName ? `\`${lossName}\`` : 'here'}`, o.stmt.loss.span, didYouMean(lossName ?? '', graph.losses.keys()));
+    let lossName = o ? (o.stmt.loss.kind === 'Ident' ? o.stmt.loss.name : undefined) : [...graph.losses.keys()][0];
+    let objective: ObjectiveExpr | undefined;
+    if (o && lossName !== undefined && !graph.losses.has(lossName)) {
+      report(`\`${graph.name}\` has no loss \`${lossName}\``, o.stmt.loss.span, didYouMean(lossName, graph.losses.keys()));
+    } else if (o && lossName === undefined) {
+      objective = objectiveOf(o.stmt.loss);
+      // the objective's value, shown and logged as a loss of the step
+      lossName = o.name === 'train' ? 'objective' : `${o.name}_objective`;
+      while (taken.has(lossName)) lossName = `${lossName}_`;
+      taken.add(lossName);
     }
     const over = o && o.stmt.over.length > 0 ? o.stmt.over.flatMap(resolvePattern) : allPaths;
     const stepOptimizer = o?.stmt.optimizer ? optimizerOf(o.stmt.optimizer) : o?.optimizer;
     return {
       name: o?.name ?? 'train',
       loss: lossName ?? '',
+      ...(objective ? { objective } : {}),
       params: over.filter((p) => !frozenSet.has(p)),
       optimizer: stepOptimizer ?? baseOptimizer,
       maximize: o?.stmt.direction === 'maximize',

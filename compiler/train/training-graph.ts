@@ -3,7 +3,7 @@ import { addGradients } from '../autodiff/grad.ts';
 import { GraphEditor } from '../ir/editor.ts';
 import type { Graph, Value } from '../ir/types.ts';
 import { applyOptimizer, clipByGlobalNorm, clipByValue, stepCounter, type ParamGrad } from './optimizers.ts';
-import { matchesPath, type TrainingPlan, type TrainStepPlan } from './plan.ts';
+import { matchesPath, type ObjectiveExpr, type TrainingPlan, type TrainStepPlan } from './plan.ts';
 import { scheduleLr } from './schedules.ts';
 
 /**
@@ -15,8 +15,10 @@ import { scheduleLr } from './schedules.ts';
  */
 export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: TrainStepPlan): Graph {
   const editor = new GraphEditor(forward, step.span);
-  let loss = forward.losses.get(step.loss);
+  let loss = step.objective ? objectiveValue(editor, forward, step.objective) : forward.losses.get(step.loss);
   if (!loss) throw new Error(`internal: the plan names a loss \`${step.loss}\` the graph lacks`);
+  // an objective expression is a loss of this step, logged under the plan's name for it
+  if (step.objective) editor.losses.set(step.loss, loss);
   if (step.maximize) loss = editor.op('neg', [loss]);
 
   const params = forward.params.filter((p) => step.params.includes(p.path));
@@ -43,6 +45,23 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   const rngKey = forward.state.find((s) => s.path === 'rng.key');
   if (rngKey) editor.stateUpdates.set('rng.key', editor.at(step.span).op('add', [rngKey.value, editor.scalar(1, 'u32')]));
   return editor.finish(plan.steps.length === 1 ? forward.name : `${forward.name}.${step.name}`);
+}
+
+/** The value of an objective expression of the forward graph's losses and metrics. */
+function objectiveValue(editor: GraphEditor, forward: Graph, e: ObjectiveExpr): Value {
+  switch (e.kind) {
+    case 'quantity': {
+      const v = forward.losses.get(e.name) ?? forward.metrics.get(e.name);
+      if (!v) throw new Error(`internal: the objective names \`${e.name}\`, which the graph lacks`);
+      return v;
+    }
+    case 'number':
+      return editor.scalar(e.value);
+    case 'neg':
+      return editor.op('neg', [objectiveValue(editor, forward, e.operand)]);
+    case 'binary':
+      return editor.op(e.op, [objectiveValue(editor, forward, e.left), objectiveValue(editor, forward, e.right)]);
+  }
 }
 
 /** The forward graph plus d(loss)/d(input) as outputs `grad.<input>` (saliency maps, adversarial examples). */
