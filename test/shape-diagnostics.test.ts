@@ -135,6 +135,26 @@ describe('E0301 operands do not fit the operation', () => {
     ]);
   });
 
+  it('labels of another rank than the logits without their class axis: accuracy would compare every pair', () => {
+    const src = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input label: i32[B, 1]\n  layer fc = Dense(4, 3)\n  metric acc = accuracy(fc(x), label)\n}\n';
+    expectDiagnostics(src, [
+      {
+        code: 'E0304',
+        at: 'accuracy(fc(x), label)',
+        message: ['shape(labels) == shape(logits)[:-1]', 'labels: i32[B, 1]', 'logits: f32[B, 3]'],
+        secondary: [{ at: 'shape(labels) == shape(logits)[:-1]', file: 'stdlib/metrics.dl', message: 'standard library' }],
+      },
+    ]);
+    expectDiagnostics(src.replace('accuracy(', 'precision('), [{ code: 'E0304', at: 'precision(fc(x), label)', message: ['labels: i32[B, 1]'] }]);
+    expectDiagnostics(src.replace('i32[B, 1]', 'i32[B]'), []);
+  });
+
+  it('a regression loss of a [B, 1] prediction against a [B] target: the shapes must be one', () => {
+    const src = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input y: f32[B]\n  layer r = Dense(4, 1)\n  loss = mse(r(x), y)\n}\n';
+    expectDiagnostics(src, [{ code: 'E0304', at: 'mse(r(x), y)', message: ['pred: f32[B, 1]', 'target: f32[B]'] }]);
+    expectDiagnostics(src.replace('mse(r(x), y)', 'mse(r(x), reshape(y, [B, 1]))'), []);
+  });
+
   it('broadcasting with a size-1 or missing axis is fine', () => {
     expectDiagnostics('model M {\n  input a: f32[B, 3]\n  input c: f32[1, 3]\n  input d: f32[3]\n  output y = a + c - d\n}\n', []);
   });

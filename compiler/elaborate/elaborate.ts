@@ -1,5 +1,6 @@
 // Elaboration: runs the compile-time part of a program (layers, loops, ifs, fns, scans) and emits one typed graph per model.
 import type * as A from '../../grammar/ast.ts';
+import { printExpr } from '../../grammar/printer.ts';
 import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
 import type { DType, Graph, TensorType, Value } from '../ir/types.ts';
 import { DTYPES } from '../ir/types.ts';
@@ -331,7 +332,7 @@ export class Elaborator {
     }
     const v = this.expr(c, env);
     if (v.kind === 'bool' && !v.value) {
-      this.fail('E0304', `constraint \`${exprText(c)}\` is false${describeBindings(c, env)}`, c.span);
+      this.fail('E0304', `constraint \`${printExpr(c)}\` is false${describeBindings(c, env)}`, c.span);
     }
   }
 
@@ -504,6 +505,14 @@ export class Elaborator {
     if (isNumber(l) && isNumber(r)) return this.numberBinary(op, l, r, e);
     if ((op === '==' || op === '!=') && l.kind === r.kind && (l.kind === 'string' || l.kind === 'bool')) {
       const eq = l.value === (r as typeof l).value;
+      return { kind: 'bool', value: op === '==' ? eq : !eq };
+    }
+    // lists compare item by item (shapes: `where shape(labels) == shape(logits)[:-1]`); sizes as `==` does
+    if ((op === '==' || op === '!=') && l.kind === 'list' && r.kind === 'list') {
+      const eq = l.items.length === r.items.length && l.items.every((a, i) => {
+        const v = this.binaryValues('==', a, r.items[i], e);
+        return v.kind === 'bool' && v.value;
+      });
       return { kind: 'bool', value: op === '==' ? eq : !eq };
     }
     return this.fail('E0307', `\`${op}\` cannot combine ${describe(l)} and ${describe(r)}`, e.span);
@@ -1170,9 +1179,18 @@ function exprText(e: A.Expr): string {
 
 function describeBindings(c: A.Expr, env: Env): string {
   const names = new Set<string>();
-  visitIdents(c, (n) => names.add(n));
+  // the names read anywhere in the constraint, call arguments and indexed values included (shape(labels))
+  const visit = (e: A.Expr): void => {
+    visitIdents(e, (n) => names.add(n));
+    if (e.kind === 'Binary') [e.left, e.right].forEach(visit);
+    else if (e.kind === 'Unary') visit(e.operand);
+    else if (e.kind === 'Call') e.args.forEach((a) => visit(a.value));
+    else if (e.kind === 'Index' || e.kind === 'Member') visit(e.target);
+  };
+  visit(c);
   const parts = [...names].flatMap((n) => {
     const v = env.lookup(n);
+    if (v?.kind === 'tensor') return [`${n}: ${typeToString(v.value.type)}`];
     return v && (v.kind === 'int' || v.kind === 'float' || v.kind === 'bool') ? [`${n} = ${v.value}`] : [];
   });
   return parts.length ? ` (${parts.join(', ')})` : '';
