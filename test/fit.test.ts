@@ -209,6 +209,26 @@ describe('fit', () => {
     expect(await run(other)).toMatch(/warning: init_from: no parameter of Iris is in .*pre\.safetensors .*every parameter keeps its initial value/);
   });
 
+  it('a loss that turns NaN stops training before it can replace the saved checkpoint', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-diverged');
+    const file = join(dir, 'iris.dl');
+    const block = (lr: string) => `train Iris {\n  data = iris()\n  seed = 3\n  optimizer = sgd(lr: ${lr})\n  batch = 16\n  epochs = 2\n  checkpoint { path = "ck.safetensors" }\n}\n`;
+    const run = async (...flags: string[]) => {
+      let err = '';
+      const code = await main(['node', 'dlc', 'train', file, '--no-progress', ...flags], { out: () => {}, err: (t: string) => (err += `${t}\n`) });
+      return { code, err };
+    };
+    writeFileSync(file, IRIS.replace(/train Iris \{[^]*$/, block('0.05')));
+    expect((await run()).code).toBe(EXIT_OK);
+    const saved = readFileSync(join(dir, 'ck.safetensors'));
+    // the same run resumed with a learning rate that blows it up
+    writeFileSync(file, IRIS.replace(/train Iris \{[^]*$/, block('1e30')));
+    const { code, err } = await run('--resume', '--epochs', '4');
+    expect(code).toBe(EXIT_USER_ERROR);
+    expect(err).toMatch(/the training loss `loss` is (NaN|Infinity) after epoch 3: training diverged .* stopped without saving, .*ck\.safetensors keeps the last good state/);
+    expect(readFileSync(join(dir, 'ck.safetensors')).equals(saved)).toBe(true);
+  });
+
   it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {
     const r = compileSource(IRIS, 'iris.dl');
     const [train] = loadIris().split([0.7, 0.3], { seed: 1 });

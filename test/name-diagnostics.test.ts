@@ -130,6 +130,15 @@ describe('train blocks', () => {
     ]);
   });
 
+  it('E0204 names other frameworks use say where dlc takes the setting', () => {
+    expectDiagnostics(`${model}train Gan {\n  batch_size = 16\n  learning_rate = 0.1\n  early_stopping {\n    batch_size = 2\n  }\n}\n`, [
+      { code: 'E0204', at: 'batch_size', help: 'dlc calls it `batch`' },
+      { code: 'E0204', at: 'learning_rate', help: "the learning rate is the optimizer's: `optimizer = adam(lr: 1e-3)`" },
+      // inside a setting block the name is no alias: its keys are listed as they are
+      { code: 'E0204', at: 'batch_size', occurrence: 1 },
+    ]);
+  });
+
   it('E0205 an unknown model, and steps must name the model losses and members', () => {
     expectDiagnostics('train Nope {}\n', [{ code: 'E0205', at: 'Nope' }]);
     expectDiagnostics(`${model}train Gan {\n  step d {\n    minimize d_los over Dis with adam()\n  }\n  freeze G\n}\n`, [

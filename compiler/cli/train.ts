@@ -278,6 +278,8 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | loss {loss} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     let epochStart = Date.now();
     let lastEpoch = -1;
+    const stepLosses = program.training!.steps.map((s) => s.loss);
+    let diverged: { epoch: number; loss: string; value: number } | undefined;
     const history = await model.fit(
       { train, ...(validation && validation.length > 0 ? { validation } : {}) },
       {
@@ -310,12 +312,24 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
             bar?.stop();
             const seconds = (Date.now() - epochStart) / 1000;
             io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
+            // a loss that is no longer a number: stop before these weights replace a saved checkpoint
+            const broken = stepLosses.find((name) => name in logs && !Number.isFinite(logs[name]));
+            if (broken !== undefined) {
+              diverged = { epoch: logs.epoch + 1, loss: broken, value: logs[broken] };
+              return 'stop';
+            }
             await writer.epochEnd(logs, state);
             epochStart = Date.now();
           },
         },
       },
     );
+    if (diverged) {
+      const kept = existsSync(plan.path) ? `${plan.path} keeps the last good state` : 'no checkpoint was written';
+      throw new TrainError(
+        `the training loss \`${diverged.loss}\` is ${diverged.value} after epoch ${diverged.epoch}: training diverged (a learning rate too high for this model, or inputs with NaN or infinite values); stopped without saving, ${kept}`,
+      );
+    }
     const finalEpoch = history.epochs.at(-1);
     await writer.finish(finalEpoch?.epoch);
     if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);

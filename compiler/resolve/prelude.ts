@@ -52,3 +52,24 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   eval_every: null,
   augment: null,
 };
+
+/** Names other frameworks give train settings, with where dlc takes them: the help line of E0204. */
+export const SETTING_ALIASES: Readonly<Record<string, string>> = {
+  batch_size: 'dlc calls it `batch`',
+  num_epochs: 'dlc calls it `epochs`',
+  n_epochs: 'dlc calls it `epochs`',
+  max_epochs: 'dlc calls it `epochs`',
+  max_steps: 'dlc calls it `steps`',
+  num_steps: 'dlc calls it `steps`',
+  lr: 'the learning rate is the optimizer\'s: `optimizer = adam(lr: 1e-3)`',
+  learning_rate: 'the learning rate is the optimizer\'s: `optimizer = adam(lr: 1e-3)`',
+  momentum: 'momentum is the optimizer\'s: `optimizer = sgd(lr: 0.1, momentum: 0.9)`',
+  weight_decay: 'weight decay is the optimizer\'s: `optimizer = adamw(lr: 1e-3, weight_decay: 0.01)`',
+  lr_schedule: 'dlc calls it `schedule`',
+  scheduler: 'dlc calls it `schedule`',
+  validation_split: 'hold out a fraction with `split = [0.9, 0.1]`',
+  patience: 'patience belongs to `early_stopping { monitor = "val_loss"; patience = 5 }`',
+  grad_clip: 'dlc calls it `clip_grad_norm` (or `clip_grad_value`)',
+  max_grad_norm: 'dlc calls it `clip_grad_norm`',
+  dataset: 'dlc calls it `data`',
+};

@@ -1,7 +1,7 @@
 // Name resolution and statement placement: unknown names (with "did you mean"), duplicates, imports, train settings.
 import type * as A from '../../grammar/ast.ts';
 import { DiagnosticBag, diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
-import { PRELUDE, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
+import { PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
 /** Loads a local module named by `use "./x.dl"` relative to the importing file; undefined when it does not exist. */
 export type ModuleLoader = (importer: string, path: string) => A.Program | undefined;
@@ -498,7 +498,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         case 'SettingBlock': {
           const known = settings === null ? null : Array.isArray(settings) ? settings : Object.keys(settings);
           if (known && !known.includes(s.name.text)) {
-            const help = didYouMean(s.name.text, known);
+            const alias = settings === TRAIN_SETTINGS && Object.hasOwn(SETTING_ALIASES, s.name.text) ? SETTING_ALIASES[s.name.text] : undefined;
+            const help = alias ?? didYouMean(s.name.text, known);
             out.push(diagnostic('E0204', `unknown setting \`${s.name.text}\``, s.name.span, help ? { help } : {}));
           }
           if (s.kind === 'SettingBlock') {
