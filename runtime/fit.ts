@@ -113,6 +113,8 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
   if (!Number.isInteger(validateEvery) || validateEvery < 1) throw new Error(`validateEvery must be a positive integer, got ${validateEvery}`);
   const batches = data.train.batchCount(batchSize);
   const shapes = Object.fromEntries(data.train.columns().map((c) => [c.name, c.shape]));
+  // a run resumed after early stopping ended it: nothing more to train
+  if (es && esState && esState.wait >= es.patience) return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState };
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
     const trainValues: Record<string, number>[] = [];

@@ -104,6 +104,12 @@ describe('fit', () => {
       // a resumed run counts the steps already taken
       const again = await model.fit({ train, validation }, { epochs: 50, batchSize: 16, maxSteps: 17, initialEpoch: 3 });
       expect(again.epochs).toEqual([]);
+      // and one resumed after early stopping ended it trains nothing more
+      const earlyStopping = { monitor: 'val_loss', patience: 3 };
+      const stopped = await model.fit({ train, validation }, { epochs: 50, batchSize: 16, initialEpoch: 5, earlyStopping, earlyStoppingState: { best: 0.4, bestEpoch: 1, wait: 3 } });
+      expect(stopped.epochs).toEqual([]);
+      expect(stopped.stoppedEarly).toBe(true);
+      expect(model.step).toBe(17);
     } finally {
       model.dispose();
     }
