@@ -275,7 +275,9 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       return {};
     }
     const writer = new CheckpointWriter(model, plan, dataMetadata(program, train, dataSizes), resume);
-    const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | loss {loss} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+    // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
+    const lossName = program.training!.steps[0].loss;
+    const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: `epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | ${lossName} {loss} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     let epochStart = Date.now();
     let lastEpoch = -1;
     const stepLosses = program.training!.steps.map((s) => s.loss);
@@ -301,11 +303,11 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
             }
             const done = info.batch + 1;
             const rate = done / Math.max(1e-3, (Date.now() - epochStart) / 1000);
-            const loss = info.values ? fmt(info.values[program.training!.steps[0].loss] ?? NaN) : '-';
+            const loss = info.values ? fmt(info.values[lossName] ?? NaN) : '-';
             if (bar) bar.update(done, { rate: rate.toFixed(1), loss });
             else if (info.step % logEvery === 0) {
               const eta = (info.batches - done) / rate;
-              io.err(`epoch ${info.epoch + 1}/${epochs} step ${done}/${batches}  ${rate.toFixed(1)} steps/s  loss ${loss}  ETA ${eta.toFixed(0)}s`);
+              io.err(`epoch ${info.epoch + 1}/${epochs} step ${done}/${batches}  ${rate.toFixed(1)} steps/s  ${lossName} ${loss}  ETA ${eta.toFixed(0)}s`);
             }
           },
           async onEpochEnd(logs, state) {
