@@ -43,19 +43,21 @@ export function stackSharedMatmuls(g: Graph): Graph {
   const { producer, consumers } = graphUses(g);
   /**
    * Whether a node that produces one of `operands` depends on one of `members` (their results, and
-   * onwards): the search stops at the first, so a recurrence's chain of dependent matmuls is refused
-   * after a few nodes rather than after every node that follows them.
+   * onwards): the search stops at the first, and never goes past the last such producer (nodes are in
+   * topological order, so nothing after it leads back to it), so a recurrence's chain of dependent
+   * matmuls is refused without a walk through the backward pass that follows it.
    */
   const dependsOnMembers = (members: readonly number[], operands: readonly Value[]): boolean => {
     const producers = new Set(operands.flatMap((v) => (producer.has(v.id) ? [producer.get(v.id)!] : [])));
     if (members.some((m) => producers.has(m))) return true;
+    const last = Math.max(-1, ...producers);
     const seen = new Set<number>();
     const stack = [...members];
     while (stack.length > 0) {
       const k = stack.pop()!;
       for (const v of nodes[k].outputs) {
         for (const c of consumers.get(v.id) ?? []) {
-          if (seen.has(c)) continue;
+          if (c > last || seen.has(c)) continue;
           if (producers.has(c)) return true;
           seen.add(c);
           stack.push(c);
