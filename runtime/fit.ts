@@ -2,6 +2,7 @@
 import { augmentBatch, type Augmentation } from './augment.ts';
 import type { Dataset } from './data.ts';
 import type { Model } from './model.ts';
+import type { ModelProgram } from './program.ts';
 
 export interface EarlyStopping {
   /** A reported name, `val_` + a reported name, or `loss` (the training loss). */
@@ -73,6 +74,12 @@ function mean(records: readonly Record<string, number>[], weights: readonly numb
   if (records.length === 0 || total === 0) return out;
   for (const name of Object.keys(records[0])) out[name] = records.reduce((a, r, i) => a + r[name] * weights[i], 0) / total;
   return out;
+}
+
+/** The losses and metrics evaluateDataset averages over batches: those that are not functions of sums over the batch (see ModelProgram.graphs.totals). */
+export function batchAveraged(program: ModelProgram): string[] {
+  const whole = new Set(Object.keys(program.graphs.totals?.outputs ?? {}));
+  return [...program.losses, ...program.metrics].filter((name) => !whole.has(name));
 }
 
 /**

@@ -7,6 +7,7 @@ import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { metricTotals, TOTAL_PREFIX } from '../compiler/train/metric-totals.ts';
 import { Model } from '../runtime/model.ts';
+import { batchAveraged } from '../runtime/fit.ts';
 import { getDevice } from './gpu-helpers.ts';
 
 const CLASSIFIER = `use std.nn.{Dense}
@@ -83,6 +84,26 @@ describe('metric totals', () => {
     expect(finished.get('loss')!.data[0]).toBeCloseTo(wholeLoss, 12);
   });
 
+  it('follows rows through embeddings, slices that keep every row, concats and zeros of the batch shape', () => {
+    const g = evaluationOf(`use std.nn.{Embedding, Dense}
+model Tokens {
+  input tokens: i32[B, 6]
+  input label: i32[B]
+  layer emb = Embedding(10, 4)
+  layer head = Dense(12, 2)
+  let e = emb(tokens)
+  let pooled = concat([mean(e, axis: 1), e[:, 0], zeros([B, 4])], axis: -1)
+  let logits = head(pooled)
+  loss = cross_entropy(logits, label)
+  metric f1 = f1(logits, label)
+  metric first = mean(e[0])
+}
+`);
+    const totals = metricTotals(g)!;
+    // e[0] is one row of the batch: it stays averaged over batches
+    expect([...totals.finish.metrics.keys()].sort()).toEqual(['f1', 'loss']);
+  });
+
   it('leaves a model without such quantities alone', () => {
     const g = evaluationOf(`model M {
   input x: f32[B, 3]
@@ -98,6 +119,8 @@ describe('metric totals', () => {
     expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
     const program = r.programs[0];
     expect(program.graphs.totals).toBeDefined();
+    // what dlc evaluate notes as averaged over batches
+    expect(batchAveraged(program)).toEqual(['worst', 'scaled', 'spread']);
     const model = await Model.create(program, { device: await getDevice(), seed: 5 });
     const random = seededRandom(3);
     const N = 30;

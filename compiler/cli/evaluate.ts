@@ -1,6 +1,6 @@
 // `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation).
 import { readFile } from 'node:fs/promises';
-import { evaluateDataset } from '../../runtime/fit.ts';
+import { batchAveraged, evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { logsLine, type PreparedData, prepareData, savedCheckpoint, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
@@ -32,6 +32,8 @@ export async function evaluateProgram(program: ModelProgram, file: string, flags
     io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${set.length} ${split} examples on ${model.adapterInfo}`);
     const metrics = await evaluateDataset(model, set, data.batchSize);
     io.out(`${split}  ${logsLine(metrics)}`);
+    const averaged = batchAveraged(program);
+    if (averaged.length > 0 && set.length > data.batchSize) io.err(`note: ${averaged.map((n) => `\`${n}\``).join(', ')} ${averaged.length === 1 ? 'is' : 'are'} averaged over batches of ${data.batchSize} (not a function of sums over the batch, so the batch size changes ${averaged.length === 1 ? 'it' : 'them'})`);
     return metrics;
   });
 }

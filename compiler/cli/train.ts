@@ -5,7 +5,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
-import { evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
+import { batchAveraged, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
 import { checkpointPlan, CheckpointWriter, resumeFrom, type ResumeState } from './checkpoints.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
@@ -349,6 +349,8 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
     if (!evalSet || evalSet.length === 0) return {};
     const metrics = await evaluateDataset(model, evalSet, batchSize);
     io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics, shown)}`);
+    const averaged = batchAveraged(program);
+    if (averaged.length > 0 && evalSet.length > batchSize) io.err(`note: ${averaged.map((n) => `\`${n}\``).join(', ')} ${averaged.length === 1 ? 'is' : 'are'} averaged over batches of ${batchSize} (not a function of sums over the batch, so the batch size changes ${averaged.length === 1 ? 'it' : 'them'})`);
     return metrics;
   });
 }

@@ -73,7 +73,30 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
       return axes !== undefined && !axes.includes(0);
     }
     case 'one_hot':
+    case 'broadcast_to':
       return true;
+    case 'take': {
+      // an embedding: a table of weights gathered by a batch of indices along its first axis; or a
+      // batch value gathered along another axis by indices that are not the batch's
+      const axis = Number(n.attrs.axis);
+      if (kinds[0] !== 'batch' && kinds[1] === 'batch') return axis === 0 || axis === -n.inputs[0].type.shape.length;
+      return kinds[0] === 'batch' && kinds[1] !== 'batch' && axis !== 0 && axis !== -n.inputs[0].type.shape.length;
+    }
+    case 'take_along_axis': {
+      const rank = n.inputs[0].type.shape.length;
+      const axis = Number(n.attrs.axis);
+      return axis !== 0 && axis !== -rank;
+    }
+    case 'slice': {
+      // every row kept, in order: `x[:, 0]`
+      const [start, stop, step] = [(n.attrs.starts as unknown[])?.[0], (n.attrs.stops as unknown[])?.[0], (n.attrs.steps as unknown[] | undefined)?.[0] ?? 1];
+      return (start === 0 || start === null) && (stop === null || stop === undefined || (isDim(stop) && dimEquals(stop, BATCH))) && step === 1;
+    }
+    case 'concat': {
+      const rank = out.type.shape.length;
+      const axis = Number(n.attrs.axis);
+      return axis !== 0 && axis !== -rank && kinds.every((k) => k === 'batch');
+    }
     case 'transpose': {
       const perm = n.attrs.perm;
       return Array.isArray(perm) && perm[0] === 0;
@@ -104,7 +127,8 @@ export function metricTotals(evaluation: Graph): MetricTotals | undefined {
       const out = n.outputs[0];
       if (mentionsB(value)) k = out.type.shape.length === 0 && out.type.dtype === 'f32' ? 'total' : 'mixed';
       else if (isDim(value) && !isConcrete(value)) k = 'mixed';
-      else k = leadsWithB(out) ? 'batch' : 'fixed';
+      else if (out.type.shape.some(mentionsB)) k = leadsWithB(out) ? 'batch' : 'mixed';
+      else k = concreteShape(out) ? 'fixed' : 'mixed';
     } else if (kinds.includes('mixed')) k = 'mixed';
     else if (kinds.includes('batch')) {
       const axes = n.op === 'reduce_sum' ? readAxes(n) : undefined;
@@ -113,7 +137,14 @@ export function metricTotals(evaluation: Graph): MetricTotals | undefined {
       else k = rowByRow(n, kinds) ? 'batch' : 'mixed';
     } else if (kinds.includes('total') || kinds.includes('summary')) {
       k = kinds.includes('weights') || !n.outputs.every(concreteShape) ? 'mixed' : 'summary';
-    } else k = kinds.includes('weights') ? 'weights' : 'fixed';
+    } else {
+      // no batch value read: still a batch value when it has the batch's shape (zeros([B, hidden]));
+      // a constant of another run-time size has no place in the finishing graph
+      const shapes = n.outputs.map((v) => v.type.shape);
+      if (shapes.some((shape) => shape.some(mentionsB))) k = n.outputs.every(leadsWithB) ? 'batch' : 'mixed';
+      else if (!n.outputs.every(concreteShape)) k = 'mixed';
+      else k = kinds.includes('weights') ? 'weights' : 'fixed';
+    }
     for (const v of n.outputs) kind.set(v.id, k);
   }
 
