@@ -155,6 +155,14 @@ describe('E0301 operands do not fit the operation', () => {
     expectDiagnostics(src.replace('mse(r(x), y)', 'mse(r(x), reshape(y, [B, 1]))'), []);
   });
 
+  it('a layer\'s size variable is its own, whatever the caller calls its sizes; within one call it must agree', () => {
+    const layer = 'layer Pair(d: int) {\n  forward(x: f32[B, L, d], y: f32[B, L, d]) -> f32[B, L, d] = x + y\n}\n';
+    const model = (second: string) => `${layer}model M {\n  input tokens: f32[B, L, 4]\n  layer f = Pair(4)\n  output z = f(tokens[:, 1:], ${second})\n}\n`;
+    // the model's tokens[:, 1:] is [B, L - 1, 4]: the layer's L is the model's L - 1
+    expectDiagnostics(model('tokens[:, :-1]'), []);
+    expectDiagnostics(model('tokens'), [{ code: 'E0302', at: 'tokens', occurrence: 2, message: ['`Pair` takes f32[B, L - 1, 4] for `y`', 'the argument is f32[B, L, 4]'] }]);
+  });
+
   it('broadcasting with a size-1 or missing axis is fine', () => {
     expectDiagnostics('model M {\n  input a: f32[B, 3]\n  input c: f32[1, 3]\n  input d: f32[3]\n  output y = a + c - d\n}\n', []);
   });

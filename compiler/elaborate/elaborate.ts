@@ -842,16 +842,22 @@ export class Elaborator {
 
   // ------------------------------------------------------------ tensor arguments and returns
 
+  /**
+   * The unifier of one call's signature. Its size variables are the capital names that are no
+   * hyperparameter, each renamed apart (`signatureVar`): a layer's `L` is its own, bound from the
+   * argument, even where the caller has a symbolic size `L` of its own (a GPT's tokens[:, :-1] is
+   * [B, L - 1], which a block's forward(x: f32[B, L, d]) takes as its L).
+   */
   private unifierFor(params: readonly A.HyperParam[], returns: readonly A.TypeExpr[], env: Env): SignatureUnifier {
     const names = new Set<string>();
     const collect = (t: A.TypeExpr | null) => {
       for (const d of t?.dims ?? []) visitIdents(d, (n) => {
-        if (/^[A-Z]/.test(n) && env.lookup(n) === undefined) names.add(n);
+        if (isSizeVariable(n, env)) names.add(n);
       });
     };
     for (const p of params) collect(p.type);
     for (const r of returns) collect(r);
-    return Object.assign(new DimUnifier(names), { names });
+    return Object.assign(new DimUnifier([...names].map(signatureVar)), { names });
   }
 
   /** Matches an argument's type against `f32[..., B, n]`, binding the forward's symbolic sizes. */
@@ -869,12 +875,12 @@ export class Elaborator {
     const fixed = ellipsis < 0 ? dims : dims.filter((d) => d.kind !== 'Ellipsis');
     const rankOk = ellipsis < 0 ? actual.shape.length === dims.length : actual.shape.length >= fixed.length;
     // the declared type with this call's hyperparameters filled in: f32[..., 748], not f32[..., in]
+    // (a size variable as solved so far, in the caller's sizes; one not yet solved by its own name)
     const shown = (d: A.Expr): string => {
       if (d.kind === 'Ellipsis') return '...';
       try {
-        const v = this.quietly(() => this.expr(d, env));
-        if (v.kind === 'int') return String(v.value);
-        if (v.kind === 'dim') return D.dimToString(v.value);
+        const v = this.quietly(() => this.declaredDim(d, env, unifier));
+        return D.dimToString(v).replaceAll(SIGNATURE_MARK, '');
       } catch {
         // not evaluable on its own: show it as written
       }
@@ -918,11 +924,15 @@ export class Elaborator {
     }
   }
 
-  /** A size in a forward's signature: a free capital name stays a variable for the unifier to solve. */
+  /**
+   * A size in a forward's signature: a capital name that is no hyperparameter stays a variable for the
+   * unifier to solve, even where the caller has a symbolic size of that name (a layer's `L` binds from
+   * its argument, whatever the model calls its own `L`).
+   */
   private declaredDim(d: A.Expr, env: Env, unifier: DimUnifier): D.Dim {
     const scoped = env.child();
     visitIdents(d, (n) => {
-      if (/^[A-Z]/.test(n) && env.lookup(n) === undefined) scoped.define(n, dimValue(unifier.resolve(D.sym(n))));
+      if (isSizeVariable(n, env)) scoped.define(n, dimValue(unifier.resolve(D.sym(signatureVar(n)))));
     });
     const v = this.expr(d, scoped);
     if (v.kind === 'int') return v.value;
@@ -930,9 +940,13 @@ export class Elaborator {
     return this.fail('E0307', `a size must be an integer, found ${describe(v)}`, d.span);
   }
 
-  /** Every size variable of the signature becomes visible in the body: solved, or standing for itself. */
+  /** Every size variable of the signature becomes visible in the body: solved, or standing for itself (its own name). */
   private bindSolved(unifier: SignatureUnifier, env: Env): void {
-    for (const name of unifier.names) env.define(name, dimValue(unifier.resolve(D.sym(name))));
+    for (const name of unifier.names) {
+      const v = D.sym(signatureVar(name));
+      if (D.freeVars(unifier.resolve(v)).includes(signatureVar(name))) unifier.unify(v, D.sym(name));
+      env.define(name, dimValue(unifier.resolve(v)));
+    }
   }
 
   private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): void {
@@ -1138,6 +1152,19 @@ function sameType(a: TensorType, b: TensorType): boolean {
   return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => D.dimEquals(d, b.shape[i]));
 }
 
+
+/** A capital name in a signature that is a size to solve: unbound, or a symbolic size of the caller's (never a hyperparameter). */
+function isSizeVariable(name: string, env: Env): boolean {
+  if (!/^[A-Z]/.test(name)) return false;
+  const outer = env.lookup(name);
+  return outer === undefined || outer.kind === 'dim';
+}
+
+/** The unifier's name for a signature's size variable, apart from any symbolic size of the same name outside the call. */
+function signatureVar(name: string): string {
+  return `${name}${SIGNATURE_MARK}`;
+}
+const SIGNATURE_MARK = '\u2032';
 
 function visitIdents(e: A.Expr, f: (name: string) => void): void {
   if (e.kind === 'Ident') f(e.name);
