@@ -263,14 +263,24 @@ export class Model<I extends string = string, O extends string = string, R exten
     return sizes;
   }
 
+  /**
+   * A result read from the GPU, with its failures as typed errors. Work still in flight when dispose()
+   * freed the model's buffers may fail, or may read what the freed buffers hold: either way it is a
+   * `disposed` error, never a value.
+   */
   private async guard<T>(p: Promise<T>): Promise<T> {
+    const disposed = () => new DlcRuntimeError('disposed', `the model ${this.program.model} was disposed before this result was read`);
+    let value: T;
     try {
-      return await p;
+      value = await p;
     } catch (e) {
       if (this.lostReason !== undefined) throw lostError(this.lostReason);
       if (e instanceof DlcRuntimeError) throw e;
+      if (this.disposed) throw disposed();
       throw new DlcRuntimeError('validation', `internal error: ${(e as Error).message}`);
     }
+    if (this.disposed) throw disposed();
+    return value;
   }
 
   /** Losses and metrics on one batch, in evaluation mode (no dropout, running statistics). */
