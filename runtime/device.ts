@@ -31,6 +31,11 @@ export function isCpuAdapter(info: { vendor?: string; architecture?: string; des
 /** Dawn crashes if its instance or adapter is garbage collected while a device lives: hold them. */
 const keepAlive: unknown[] = [];
 
+/** How many Dawn objects are held for live devices (tests: disposing every model lets them go). */
+export function heldDawnObjects(): number {
+  return keepAlive.length;
+}
+
 async function nodeGPU(): Promise<GPU> {
   const proc = (globalThis as { process?: { env: Record<string, string | undefined>; pid: number } }).process;
   if (!proc) throw new NoWebGPUError('WebGPU is not available: this browser has no navigator.gpu (try a recent Chrome or Edge, or enable WebGPU)');
@@ -55,6 +60,16 @@ async function nodeGPU(): Promise<GPU> {
   return gpu;
 }
 
+/** One Dawn instance per process, made on first use: each model's device comes from its adapters (a new instance per model was never freed). */
+let nodeInstance: Promise<GPU> | undefined;
+function sharedNodeGPU(): Promise<GPU> {
+  nodeInstance ??= nodeGPU().catch((e: unknown) => {
+    nodeInstance = undefined; // not installed, say: a later call may try again
+    throw e;
+  });
+  return nodeInstance;
+}
+
 export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
   if (options.device) {
     const device = options.device;
@@ -63,7 +78,7 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
     return { device, adapterInfo, lost: device.lost.then((i) => i.message || i.reason), owned: false, cpu: isCpuAdapter(info) };
   }
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  const gpu = nav?.gpu ?? (await nodeGPU());
+  const gpu = nav?.gpu ?? (await sharedNodeGPU());
   const adapter = await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : {});
   if (!adapter) {
     throw new NoAdapterError('no WebGPU adapter was found: on Linux without a GPU install Mesa 25 lavapipe (Debian bookworm-backports: mesa-vulkan-drivers); in a browser check chrome://gpu');
@@ -80,9 +95,12 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   keepAlive.push(adapter, device);
   const info = adapter.info;
   const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown adapter';
+  // a destroyed (disposed) or lost device lets its adapter go too
   const lost = device.lost.then((i) => {
-    const at = keepAlive.indexOf(device);
-    if (at >= 0) keepAlive.splice(at, 1);
+    for (const held of [adapter, device]) {
+      const at = keepAlive.indexOf(held);
+      if (at >= 0) keepAlive.splice(at, 1);
+    }
     return i.message || String(i.reason);
   });
   return { device, adapterInfo, lost, owned: true, cpu: isCpuAdapter(info) };

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { Model } from '../runtime/model.ts';
+import { heldDawnObjects } from '../runtime/device.ts';
 import { acquireDevice } from '../runtime/device.ts';
 import { mergeCopies } from '../runtime/executor.ts';
 import { DeviceLostError, InputError, NoAdapterError, OutOfMemoryError, ShaderError, WeightsError } from '../runtime/errors.ts';
@@ -109,6 +110,19 @@ describe('inputs used as indices', () => {
     const policy = program('reinforce_cartpole', 'CartPolePolicy', 'hidden: 4');
     expect(decl(policy, 'action').indices?.[0]).toMatchObject({ bound: 2, source: { file: 'examples/reinforce_cartpole.dl', line: 46 } });
     expect(decl(policy, 'returns').indices).toBeUndefined();
+  });
+
+  it('models that create their own device share one Dawn instance, and disposing them lets their adapters go', { timeout: 60_000 }, async () => {
+    const counts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const model = await Model.create(MLP(), { batchSize: 2 });
+      await model.trainStep({ image: new Float32Array(2 * 784), label: Int32Array.from([1, 2]) }).values();
+      model.dispose();
+      // the device's lost promise, which releases what it held, settles after destroy()
+      await new Promise((r) => setTimeout(r, 50));
+      counts.push(heldDawnObjects());
+    }
+    expect(counts[2]).toBe(counts[0]);
   });
 
   it('results still in flight when the model is disposed reject with a disposed error, not an empty internal one', { timeout: 60_000 }, async () => {
