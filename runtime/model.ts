@@ -313,14 +313,15 @@ export class Model<I extends string = string, O extends string = string, R exten
    * added in float64, the others averaged over the batches, weighted by their lengths (the size B). Unlike averaging `evaluateBatches`, the result does not depend on how the
    * set is cut into batches.
    */
-  async evaluateSet(batches: Iterable<Readonly<Record<string, HostArray>>>): Promise<Record<string, number>> {
+  async evaluateSet(batches: Iterable<Batch<I>>): Promise<Record<string, number>> {
     this.check();
     const g = this.program.graphs.evaluate;
     const finish = this.program.graphs.totals;
     const names = this.executor.scalarNames(g);
     const totalNames = finish ? Object.keys(finish.inputs) : [];
     const pending: { record: ScalarRecord; totals?: () => Promise<Record<string, { data: TypedArray }>>; length: number }[] = [];
-    for (const batch of batches) {
+    for (const given of batches) {
+      const batch = given as Readonly<Record<string, HostArray>>;
       const inputs = this.inputsOf(g, batch);
       const sizes = this.bindSizes(g, batch);
       const length = sizes.get('B') ?? 1;

@@ -126,6 +126,13 @@ await model.predict({});
     expect(r.status, r.err).toBe(EXIT_OK);
     expect(readFileSync(join(dir, 'mnist_mlp.ts'), 'utf8')).toContain("from 'dlc/runtime';");
     expect(tsc(dir, ['mnist_mlp.ts'])).toBe('');
+    // the README's use of the module type-checks against it, word for word
+    const readme = readFileSync('README.md', 'utf8');
+    const snippet = /```ts\n(import \{ create \} from '\.\/generated\/mnist_mlp\.ts';[^]*?)```/.exec(readme)?.[1];
+    expect(snippet).toBeDefined();
+    const usage = `declare const image: Float32Array;\ndeclare const label: Int32Array;\n${snippet!.replace('./generated/mnist_mlp.ts', './mnist_mlp.ts')}export { probs, bytes };\n`;
+    writeFileSync(join(dir, 'readme-usage.ts'), usage);
+    expect(tsc(dir, ['readme-usage.ts'])).toBe('');
   });
 
   it('reports the source diagnostics and writes nothing for a broken model', async () => {

@@ -74,6 +74,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       'type LoadOptions',
       'type LoadReport',
       'type ModelProgram',
+      'type Profile',
+      'type ProfileOptions',
       'type SaveOptions',
       ...(sampling ? ['sampleTokens', 'type SampleOptions'] : []),
     ],
@@ -159,6 +161,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         statements: ['return this.model.evaluate(batch);'],
       },
       {
+        name: 'evaluateSet',
+        docs: ['Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them.'],
+        parameters: [{ name: 'batches', type: 'Iterable<Inputs>' }],
+        returnType: 'Promise<Record<Reported, number>>',
+        statements: ['return this.model.evaluateSet(batches) as Promise<Record<Reported, number>>;'],
+      },
+      {
         name: 'predict',
         docs: ['The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`).'],
         parameters: [
@@ -208,6 +217,16 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         ],
         returnType: 'Promise<LoadReport>',
         statements: ['return this.model.loadWeights(bytes, options);'],
+      },
+      {
+        name: 'profile',
+        docs: ["Time each kernel of the training step (or `options.graph`: 'evaluate', 'predict') alone on `batch`; `formatProfile` prints it. Trains nothing."],
+        parameters: [
+          { name: 'batch', type: 'Partial<Inputs>' },
+          { name: 'options', type: 'ProfileOptions', initializer: '{}' },
+        ],
+        returnType: 'Promise<Profile>',
+        statements: ['return this.model.profile(batch, options);'],
       },
       {
         name: 'dispose',
