@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_NESTING, parse } from '../grammar/parse.ts';
 import { print } from '../grammar/printer.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { MAX_GRAPH_NODES } from '../compiler/elaborate/builder.ts';
 
 const MB = 1 << 20;
 const EXAMPLES_DIR = join(import.meta.dirname, '..', 'examples');
@@ -61,6 +63,21 @@ describe('huge inputs', () => {
     expect(program.body.stmts.map((s) => s.kind)).toEqual(['Let', 'Fn']);
     // 900 operands are fine
     expect(codes(`let s = ${'a + '.repeat(900)}a\n`)).toEqual([]);
+  });
+});
+
+describe('too much work at compile time (E0309), never an exhausted heap', () => {
+  it('refuses a range of a billion items at once', () => {
+    const d = checkSource('model M {\n  input x: f32[B, 4]\n  let s = [i for i in 0..1000000000]\n  output y = x\n}\n', 'big.dl').diagnostics;
+    expect(d.map((x) => [x.code, x.message])).toEqual([['E0309', 'the range 0..1000000000 has 1,000,000,000 items, more than the 1,000,000 a compile-time range may have']]);
+    // a layer list is a comprehension too
+    expect(checkSource('use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  layer ls = [Dense(4, 4) for i in 0..100000000]\n  output y = x\n}\n', 'big.dl').diagnostics.map((x) => x.code)).toEqual(['E0309']);
+  });
+
+  it('refuses a model whose unrolled loops pass the operation budget, once', { timeout: 60_000 }, () => {
+    const d = checkSource('model M {\n  input x: f32[B, 4]\n  let y = x\n  for i in 0..1000 {\n    for j in 0..3000 {\n      y = y + 1.0\n    }\n  }\n  output z = y\n}\n', 'big.dl').diagnostics;
+    expect(d.map((x) => x.code)).toEqual(['E0309']);
+    expect(d[0].message).toContain(`more than ${MAX_GRAPH_NODES.toLocaleString('en-US')} operations`);
   });
 });
 

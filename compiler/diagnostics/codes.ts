@@ -216,6 +216,16 @@ or initializing a parameter with something that is not an initializer.`,
 must end at compile time.`,
   },
 
+  E0309: {
+    severity: 'error',
+    title: 'too much work at compile time',
+    explanation: `A model is built by running its description when compiling: loops and comprehensions are unrolled and every
+operation becomes a node of the graph. A range of more than 1,000,000 items, or a model of more than 2,000,000
+operations, is refused before it exhausts the compiler's memory.
+
+    let ids = [i for i in 0..1000000000]    // error: a range of 1,000,000,000 items`,
+  },
+
   // ---- E04xx: code generation and device limits
   E0401: {
     severity: 'error',

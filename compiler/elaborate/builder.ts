@@ -29,8 +29,12 @@ interface MutableState extends MutableParam {
   update?: Value;
 }
 
+/** The most operations one model's graph may have once its loops are unrolled (E0309). */
+export const MAX_GRAPH_NODES = 2_000_000;
+
 export class GraphBuilder {
   private nextId = 0;
+  private overBudget = false;
   readonly nodes: Node[] = [];
   readonly inputs: InputInfo[] = [];
   readonly params: MutableParam[] = [];
@@ -97,6 +101,13 @@ export class GraphBuilder {
    * both operands' shapes and spans, and the result is poison so that nothing downstream repeats it.
    */
   emit(op: string, operands: readonly Operand[], attrs: Attrs, span: Span, outputs = 1): CtValue[] {
+    if (this.nodes.length >= MAX_GRAPH_NODES) {
+      if (!this.overBudget) {
+        this.overBudget = true;
+        this.report(diagnostic('E0309', `the model has more than ${MAX_GRAPH_NODES.toLocaleString('en-US')} operations once its loops are unrolled; it is refused before it exhausts the compiler's memory`, span));
+      }
+      return Array.from({ length: outputs }, () => POISON);
+    }
     const def = getOp(op);
     if (!def) {
       this.report(diagnostic('E0900', `the primitive \`${op}\` is not registered`, span));

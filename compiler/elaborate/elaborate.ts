@@ -28,6 +28,8 @@ export interface ElaborateResult {
 class Abort extends Error {}
 
 const MAX_CALL_DEPTH = 200;
+/** The most items a compile-time range (`0..n`) may have: loops and comprehensions over it are unrolled. */
+const MAX_RANGE = 1_000_000;
 
 export function elaborate(program: A.Program, options: ElaborateOptions = {}): ElaborateResult {
   const diagnostics: Diagnostic[] = [];
@@ -491,6 +493,7 @@ export class Elaborator {
     if (op === '..') {
       const a = this.ctInt(l, e.left.span);
       const b = this.ctInt(r, e.right.span);
+      if (b - a > MAX_RANGE) this.fail('E0309', `the range ${a}..${b} has ${(b - a).toLocaleString('en-US')} items, more than the ${MAX_RANGE.toLocaleString('en-US')} a compile-time range may have`, e.span);
       return { kind: 'list', items: Array.from({ length: Math.max(0, b - a) }, (_, i) => ({ kind: 'int', value: a + i }) as CtValue) };
     }
     if (l.kind === 'tensor' || r.kind === 'tensor') {
