@@ -7,9 +7,13 @@ import type { ModelProgram, TensorDecl } from './program.ts';
 export interface SampleOptions {
   /** Tokens to generate. */
   readonly length: number;
-  /** The longest token row the model reads (its L's largest value, e.g. the training windows' length). */
+  /**
+   * The longest token row the model reads (its L's largest value, e.g. the training windows' length).
+   * A model whose rows have a fixed length (`i32[B, 17]`, as a recurrence unrolled by `scan` needs)
+   * reads exactly that many: a shorter prompt is padded on the left with its first token.
+   */
   readonly context: number;
-  /** The token input (default: the model's only i32 input shaped [B, L]). */
+  /** The token input (default: the model's only i32 input shaped [B, L] or [B, n]). */
   readonly input?: string;
   /** The next-token distribution (default: the model's only f32 output shaped [B, V]). */
   readonly output?: string;
@@ -24,11 +28,11 @@ export interface SampleOptions {
 
 /** The token input and next-token output of a language model, as `sampleTokens` finds them; a message when it cannot. */
 export function languageModelIo(program: ModelProgram, names: { readonly input?: string; readonly output?: string } = {}): { input: TensorDecl; output: TensorDecl } | string {
-  const inputs = program.inputs.filter((i) => (names.input === undefined || i.name === names.input) && i.dtype === 'i32' && i.shape.length === 2 && i.shape[0] === 'B' && typeof i.shape[1] === 'string');
+  const inputs = program.inputs.filter((i) => (names.input === undefined || i.name === names.input) && i.dtype === 'i32' && i.shape.length === 2 && i.shape[0] === 'B' && (typeof i.shape[1] === 'string' || (typeof i.shape[1] === 'number' && i.shape[1] >= 2)));
   const outputs = program.outputs.filter((o) => (names.output === undefined || o.name === names.output) && o.dtype === 'f32' && o.shape.length === 2 && o.shape[0] === 'B');
   const one = (found: readonly TensorDecl[], what: string, name: string | undefined) =>
     found.length === 1 ? undefined : found.length === 0 ? `${program.model} has no ${what}${name ? ` named \`${name}\`` : ''}` : `${program.model} has several ${what}s (${found.map((f) => `\`${f.name}\``).join(', ')}); choose one`;
-  const why = one(inputs, 'i32 token input shaped [B, L]', names.input) ?? one(outputs, 'f32 next-token output shaped [B, V]', names.output);
+  const why = one(inputs, 'i32 token input shaped [B, L] (or [B, n], n >= 2)', names.input) ?? one(outputs, 'f32 next-token output shaped [B, V]', names.output);
   return why ?? { input: inputs[0], output: outputs[0] };
 }
 
@@ -49,12 +53,16 @@ export async function sampleTokens(model: Model, prompt: readonly number[], opti
   if (!(temperature >= 0)) throw new InputError(`the temperature must be at least 0, not ${temperature}`);
   if (options.topK !== undefined && (!Number.isInteger(options.topK) || options.topK < 1)) throw new InputError(`top-k must be a positive integer, not ${options.topK}`);
   if (prompt.length === 0) throw new InputError('sampling needs a prompt of at least one token');
-  const run = async (row: readonly number[]) => (await model.predict({ [io.input.name]: Int32Array.from(row) } as never, { sizes: { B: 1 } }))[io.output.name as never] as Float32Array;
+  // a fixed row length: every row is exactly that long, padded on the left with the prompt's first token
+  const fixed = typeof io.input.shape[1] === 'number' ? io.input.shape[1] : undefined;
+  const padded = (row: readonly number[]) => (fixed === undefined || row.length >= fixed ? row : [...new Array<number>(fixed - row.length).fill(prompt[0]), ...row]);
+  const run = async (row: readonly number[]) => (await model.predict({ [io.input.name]: Int32Array.from(padded(row)) } as never, { sizes: { B: 1 } }))[io.output.name as never] as Float32Array;
   // does the output read the row's last token? Feed two rows that differ only there.
-  const probe = prompt.slice(-(context - 1));
+  const rowLength = fixed ?? context;
+  const probe = prompt.slice(-(rowLength - 1));
   const [a, b] = [await run([...probe, 0]), await run([...probe, 1])];
   const placeholder = a.every((v, i) => v === b[i]);
-  const window = placeholder ? context - 1 : context;
+  const window = placeholder ? rowLength - 1 : rowLength;
   const tokens = [...prompt];
   const drawn: number[] = [];
   for (let i = 0; i < length; i++) {

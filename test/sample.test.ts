@@ -62,6 +62,23 @@ describe('sampleTokens', () => {
       }
     });
   }
+
+  it('samples from a model whose rows have a fixed length (a scan needs one), padding a short prompt on the left', { timeout: 60_000 }, async () => {
+    // the successor model over rows of exactly 6 tokens; its last token is the one that counts
+    const source = successorModel('let last = tokens[:, -1]').replace('input tokens: i32[B, L]\n  where L >= 2', 'input tokens: i32[B, 6]');
+    const r = compileSource(source, 'next.dl');
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const model = await Model.create(r.programs[0], { device: await getDevice(), batchSize: 1 });
+    try {
+      const table = new Float32Array(49);
+      for (let k = 0; k < 7; k++) table[k * 7 + ((k + 1) % 7)] = 20;
+      await model.loadWeights(encodeSafetensors({ 'emb.weight': { dtype: 'f32', shape: [7, 7], data: table } }));
+      // [5, 3] is read as [5, 5, 5, 5, 5, 3]; the context option gives way to the fixed length
+      expect(await sampleTokens(model, [5, 3], { length: 9, context: 100, temperature: 0 })).toEqual([4, 5, 6, 0, 1, 2, 3, 4, 5]);
+    } finally {
+      model.dispose();
+    }
+  });
 });
 
 describe('the generated module of a language model', () => {

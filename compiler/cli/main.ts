@@ -557,7 +557,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--model <name>', 'the model (when the file trains several)')
     .option('--args <hyperparameters>', ARGS_HELP)
     .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors beside the .dl file)")
-    .option('--prompt <text>', 'the text to continue (default: a newline)')
+    .option('--prompt <text>', 'the text to continue (default: a newline, or the first character of a text without one)')
     .option('--length <n>', 'characters to generate (default 200)')
     .option('--temperature <t>', 'below 1: likelier characters; 0: always the likeliest (default 1)')
     .option('--top-k <k>', 'draw among the k likeliest characters only')

@@ -40,23 +40,26 @@ export async function sampleProgram(program: ModelProgram, file: string, flags: 
   const path = savedCheckpoint(program, file, flags);
   const bytes = new Uint8Array(await readFile(path));
   const metadata = decodeSafetensors(bytes).metadata;
-  const lengthName = lm.input.shape[1] as string;
+  // a row length the model fixes (a recurrence's [B, 17]) or one it reads from the rows ([B, L])
+  const rowLength = lm.input.shape[1];
+  const lengthName = typeof rowLength === 'string' ? rowLength : undefined;
   let vocabulary = metadata[`dlc.classes.${lm.input.name}`] ? (JSON.parse(metadata[`dlc.classes.${lm.input.name}`]) as string[]) : undefined;
-  let context = metadata['dlc.sizes'] ? (JSON.parse(metadata['dlc.sizes']) as Record<string, number>)[lengthName] : undefined;
+  let context = typeof rowLength === 'number' ? rowLength : metadata['dlc.sizes'] ? (JSON.parse(metadata['dlc.sizes']) as Record<string, number>)[lengthName!] : undefined;
   if (vocabulary === undefined || context === undefined) {
     // an older checkpoint: the train block's data tells both
     const data = await prepareData(program, file, { ...flags, limit: undefined }, io);
     vocabulary ??= data.train.column(lm.input.name).classes ? [...data.train.column(lm.input.name).classes!] : undefined;
-    context ??= data.sizes[lengthName];
+    context ??= data.sizes[lengthName!];
   }
   if (vocabulary === undefined) throw new TrainError(`the data of ${program.model} names no vocabulary for \`${lm.input.name}\` (a text dataset does), so its tokens cannot be read as characters`);
   if (context === undefined) throw new TrainError(`cannot tell the longest \`${lm.input.name}\` row ${program.model} reads (its ${lengthName})`);
   const index = new Map(vocabulary.map((ch, k) => [ch, k]));
-  const prompt = [...(flags.prompt ?? '\n')];
+  // without --prompt: a newline where the text has them, else its first character
+  const prompt = [...(flags.prompt ?? (index.has('\n') ? '\n' : vocabulary[0]))];
   const unknown = [...new Set(prompt.filter((ch) => !index.has(ch)))];
   if (unknown.length > 0) throw new TrainError(`the prompt has ${unknown.map((ch) => JSON.stringify(ch)).join(', ')}, not in the model's vocabulary of ${vocabulary.length} characters`);
   if (prompt.length === 0) throw new TrainError('--prompt is empty; give at least one character');
-  return withModel(program, { seed, batchSize: 1, sizes: { [lengthName]: context } }, async (model) => {
+  return withModel(program, { seed, batchSize: 1, sizes: lengthName ? { [lengthName]: context } : {} }, async (model) => {
     await model.loadWeights(bytes);
     io.err(`sampling ${length} characters from ${path} on ${model.adapterInfo} (temperature ${temperature}${topK ? `, top-k ${topK}` : ''}, seed ${seed})`);
     const drawn = await sampleTokens(model, prompt.map((ch) => index.get(ch)!), { length, context, input: lm.input.name, output: lm.output.name, temperature, seed, ...(topK ? { topK } : {}) });
