@@ -41,7 +41,8 @@ export const Kw = Object.fromEntries([
   ...SOFT_KEYWORDS.map((w) => [w, keywordToken(w, true)]),
 ]) as Record<HardKeyword | SoftKeyword, TokenType>;
 
-export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
+// (U+FEFF: the byte-order mark some editors put at the start of a UTF-8 file)
+export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v\uFEFF]+/, group: Lexer.SKIPPED, line_breaks: true });
 export const LineComment = createToken({ name: 'LineComment', pattern: /\/\/[^\n\r]*/, group: 'comments' });
 export const BlockComment = createToken({ name: 'BlockComment', pattern: /\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\//, group: 'comments', line_breaks: true });
 /** An unterminated block comment is its own token so the parser can report it precisely. */

@@ -241,8 +241,9 @@ function spanOfToken(t: IToken, file: string, chunk: readonly IToken[]): Span {
   return { file, start: t.startOffset, end: tokenEnd(t) };
 }
 
+/** The text with characters one cannot see (controls, zero-width and other format characters, unusual spaces) as \u{..} escapes. */
 function printable(text: string): string {
-  return [...text].map((ch) => (ch.charCodeAt(0) < 32 ? `\\u{${ch.charCodeAt(0).toString(16)}}` : ch)).join('');
+  return [...text].map((ch) => (ch !== ' ' && /[\p{C}\p{Z}]/u.test(ch) ? `\\u{${ch.codePointAt(0)!.toString(16)}}` : ch)).join('');
 }
 
 function dedupe(diagnostics: Diagnostic[]): Diagnostic[] {

@@ -32,6 +32,14 @@ train M {
 `;
 
 describe('dlc check', () => {
+  it('says when a file could not be read, not "0 errors"', async () => {
+    const r = await run('check', '/nonexistent/model.dl');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('error: cannot read `/nonexistent/model.dl`');
+    expect(r.err).toContain('1 file could not be read');
+    expect(r.err).not.toContain('0 errors');
+  });
+
   it('exits 0 on the examples', async () => {
     const examples = ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole'];
     const r = await run('check', ...examples.map((e) => `examples/${e}.dl`));

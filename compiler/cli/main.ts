@@ -112,7 +112,10 @@ function check(files: string[], options: { json?: boolean }, io: Io): number {
   const errors = report(all, sources, options.json ?? false, io);
   if (options.json) io.out(JSON.stringify(all.map((d) => diagnosticToJson(d, sources.get)), null, 2));
   else if (errors === 0 && missing === 0) io.err(`checked ${files.length} file${files.length === 1 ? '' : 's'}: no errors`);
-  else io.err(`${errors} error${errors === 1 ? '' : 's'}`);
+  else {
+    const parts = [...(errors > 0 ? [`${errors} error${errors === 1 ? '' : 's'}`] : []), ...(missing > 0 ? [`${missing} file${missing === 1 ? '' : 's'} could not be read`] : [])];
+    io.err(parts.join('; '));
+  }
   return errors > 0 || missing > 0 ? EXIT_USER_ERROR : EXIT_OK;
 }
 

@@ -362,6 +362,7 @@ export class Elaborator {
     const v = this.expr(d, env);
     if (v.kind === 'int') {
       if (v.value < 0) this.fail('E0305', `a size cannot be negative: \`${exprText(d)}\` is ${v.value}`, d.span);
+      if (!Number.isSafeInteger(v.value)) this.fail('E0305', `a size must be a whole number below 2^53: \`${printExpr(d)}\` is ${v.value}`, d.span);
       return v.value;
     }
     if (v.kind === 'dim') return v.value;
