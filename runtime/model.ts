@@ -235,6 +235,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   private inputsOf(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Record<string, HostArray> {
+    if (typeof batch !== 'object' || batch === null) throw new InputError(`a batch is an object of inputs by name ({ ${this.program.inputs.map((i) => `${i.name}: ...`).join(', ')} }), not ${batch === null ? 'null' : typeof batch}`);
     const out: Record<string, HostArray> = {};
     for (const name of Object.keys(g.inputs)) {
       if (!(name in batch)) {
@@ -260,6 +261,14 @@ export class Model<I extends string = string, O extends string = string, R exten
     const sizes = this.executor.bindSizes(g, batch, given, { extra: this.program.inputs, hints: this.sizeHints });
     // labels and tokens out of range: an input error rather than a clamped index on the GPU
     checkIndexInputs(this.program.inputs, batch, sizes);
+    for (const [name, n] of sizes) if (n === 0) throw new InputError(`the batch is empty: its inputs make ${name} = 0, so there is nothing to compute`);
+    // integer inputs given as floats (a plain array, a Float32Array): whole numbers only, not cut down silently
+    for (const decl of this.program.inputs) {
+      const data = batch[decl.name];
+      if (decl.dtype === 'f32' || data === undefined || data instanceof Int32Array || data instanceof Uint32Array || data instanceof Uint8Array) continue;
+      const at = Array.prototype.findIndex.call(data, (v: number) => !Number.isInteger(v));
+      if (at >= 0) throw new InputError(`input \`${decl.name}\` is ${decl.dtype}, but holds ${data[at]} at [${at}]: give whole numbers (an Int32Array)`);
+    }
     return sizes;
   }
 

@@ -125,6 +125,21 @@ describe('inputs used as indices', () => {
     expect(counts[2]).toBe(counts[0]);
   });
 
+  it('an empty batch, a fractional label and a batch that is no object are InputErrors, and nothing runs', { timeout: 60_000 }, async () => {
+    const model = await Model.create(MLP(), { device: await getDevice(), batchSize: 4 });
+    try {
+      expect(() => model.trainStep({ image: new Float32Array(0), label: new Int32Array(0) })).toThrow(/the batch is empty: its inputs make B = 0/);
+      await expect(model.evaluate({ image: new Float32Array(0), label: new Int32Array(0) })).rejects.toThrow(InputError);
+      await expect(model.evaluate({ image: new Float32Array(784), label: [1.5] })).rejects.toThrow('input `label` is i32, but holds 1.5 at [0]: give whole numbers (an Int32Array)');
+      await expect(model.evaluate(null as never)).rejects.toThrow(/a batch is an object of inputs by name \(\{ image: \.\.\., label: \.\.\. \}\), not null/);
+      expect(model.step).toBe(0);
+      // whole numbers in a plain array are fine
+      expect(Number.isFinite((await model.evaluate({ image: new Float32Array(784), label: [1] })).loss)).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('results still in flight when the model is disposed reject with a disposed error, not an empty internal one', { timeout: 60_000 }, async () => {
     const model = await Model.create(MLP(), { device: await getDevice(), batchSize: 4 });
     const image = new Float32Array(4 * 784);
