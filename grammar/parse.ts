@@ -80,8 +80,9 @@ export function parse(source: string, file = '<input>'): ParseResult {
     for (const decl of program.body.stmts) {
       const deep = findTooDeep(decl);
       if (deep) {
-        diagnostics.push(diagnostic('E0012', `expression nested deeper than ${MAX_AST_DEPTH} levels`, deep, {
-          help: 'split the expression into several `let` bindings',
+        // a long chain `a + b + c + ...` nests too: each operator holds the chain before it
+        diagnostics.push(diagnostic('E0012', `expression nested deeper than ${MAX_AST_DEPTH} levels (a chain of operators such as \`a + b + c + ...\` nests one level per operator)`, deep, {
+          help: 'split the expression into several `let` bindings, or sum a list: `sum(stack([...]), axis: 0)`',
         }));
       } else {
         decls.push(decl);
