@@ -153,81 +153,69 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
           'return { step: handle.step, values: () => handle.values() as Promise<Record<Reported, number>> };',
         ],
       },
-      {
-        name: 'evaluate',
-        docs: ['Losses and metrics on one batch, in evaluation mode.'],
-        parameters: [{ name: 'batch', type: 'Inputs' }],
-        returnType: 'Promise<Record<Reported, number>>',
-        statements: ['return this.model.evaluate(batch);'],
-      },
-      {
-        name: 'evaluateSet',
-        docs: ['Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them.'],
-        parameters: [{ name: 'batches', type: 'Iterable<Inputs>' }],
-        returnType: 'Promise<Record<Reported, number>>',
-        statements: ['return this.model.evaluateSet(batches) as Promise<Record<Reported, number>>;'],
-      },
-      {
-        name: 'predict',
-        docs: ['The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`).'],
-        parameters: [
+      delegate('evaluate', 'Losses and metrics on one batch, in evaluation mode.', [{ name: 'batch', type: 'Inputs' }], 'Promise<Record<Reported, number>>', 'this.model.evaluate(batch)'),
+      delegate(
+        'evaluateSet',
+        'Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them.',
+        [{ name: 'batches', type: 'Iterable<Inputs>' }],
+        'Promise<Record<Reported, number>>',
+        'this.model.evaluateSet(batches) as Promise<Record<Reported, number>>',
+      ),
+      delegate(
+        'predict',
+        'The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`).',
+        [
           { name: 'inputs', type: 'PredictInputs' },
           { name: 'options', type: '{ readonly sizes?: Readonly<Record<string, number>> }', initializer: '{}' },
         ],
-        returnType: 'Promise<Outputs>',
-        statements: ['return this.model.predict(inputs, options) as Promise<unknown> as Promise<Outputs>;'],
-      },
+        'Promise<Outputs>',
+        'this.model.predict(inputs, options) as Promise<unknown> as Promise<Outputs>',
+      ),
       ...(sampling
         ? [
-            {
-              name: 'sample',
-              docs: [`Draw \`options.length\` tokens after \`prompt\`, one \`predict\` each, from \`${sampling.output.name}\` given the last \`options.context\` tokens of \`${sampling.input.name}\`.`],
-              parameters: [
+            delegate(
+              'sample',
+              `Draw \`options.length\` tokens after \`prompt\`, one \`predict\` each, from \`${sampling.output.name}\` given the last \`options.context\` tokens of \`${sampling.input.name}\`.`,
+              [
                 { name: 'prompt', type: 'readonly number[]' },
                 { name: 'options', type: "Omit<SampleOptions, 'input' | 'output'>" },
               ],
-              returnType: 'Promise<number[]>',
-              statements: [`return sampleTokens(this.model, prompt, { ...options, input: '${sampling.input.name}', output: '${sampling.output.name}' });`],
-            },
+              'Promise<number[]>',
+              `sampleTokens(this.model, prompt, { ...options, input: '${sampling.input.name}', output: '${sampling.output.name}' })`,
+            ),
           ]
         : []),
-      {
-        name: 'fit',
-        docs: ['Train for some epochs with validation each epoch, early stopping and callbacks.'],
-        parameters: [
+      delegate(
+        'fit',
+        'Train for some epochs with validation each epoch, early stopping and callbacks.',
+        [
           { name: 'data', type: '{ readonly train: Dataset; readonly validation?: Dataset }' },
           { name: 'options', type: 'FitOptions' },
         ],
-        returnType: 'Promise<History>',
-        statements: ['return this.model.fit(data, options);'],
-      },
-      {
-        name: 'saveWeights',
-        docs: ['The weights (and by default the full training state) as safetensors bytes.'],
-        parameters: [{ name: 'options', type: 'SaveOptions', initializer: '{}' }],
-        returnType: 'Promise<Uint8Array>',
-        statements: ['return this.model.saveWeights(options);'],
-      },
-      {
-        name: 'loadWeights',
-        docs: ['Load safetensors bytes saved by `saveWeights` (checked against the model before anything is written).'],
-        parameters: [
+        'Promise<History>',
+        'this.model.fit(data, options)',
+      ),
+      delegate('saveWeights', 'The weights (and by default the full training state) as safetensors bytes.', [{ name: 'options', type: 'SaveOptions', initializer: '{}' }], 'Promise<Uint8Array>', 'this.model.saveWeights(options)'),
+      delegate(
+        'loadWeights',
+        'Load safetensors bytes saved by `saveWeights` (checked against the model before anything is written).',
+        [
           { name: 'bytes', type: 'Uint8Array' },
           { name: 'options', type: 'LoadOptions', initializer: '{}' },
         ],
-        returnType: 'Promise<LoadReport>',
-        statements: ['return this.model.loadWeights(bytes, options);'],
-      },
-      {
-        name: 'profile',
-        docs: ["Time each kernel of the training step (or `options.graph`: 'evaluate', 'predict') alone on `batch`; `formatProfile` prints it. Trains nothing."],
-        parameters: [
+        'Promise<LoadReport>',
+        'this.model.loadWeights(bytes, options)',
+      ),
+      delegate(
+        'profile',
+        "Time each kernel of the training step (or `options.graph`: 'evaluate', 'predict') alone on `batch`; `formatProfile` prints it. Trains nothing.",
+        [
           { name: 'batch', type: 'Partial<Inputs>' },
           { name: 'options', type: 'ProfileOptions', initializer: '{}' },
         ],
-        returnType: 'Promise<Profile>',
-        statements: ['return this.model.profile(batch, options);'],
-      },
+        'Promise<Profile>',
+        'this.model.profile(batch, options)',
+      ),
       {
         name: 'dispose',
         docs: ['Free every GPU buffer; the object cannot be used afterwards.'],
@@ -285,4 +273,9 @@ export function emitModuleJs(program: ModelProgram, options: EmitOptions = {}): 
   const dts = files.find((f) => f.filePath.endsWith('.d.ts'))?.text;
   if (js === undefined || dts === undefined) throw new Error('ts-morph emitted no JavaScript or declarations');
   return { js, dts };
+}
+
+/** A method of the generated class that returns what the runtime's Model returns for the same call. */
+function delegate(name: string, doc: string, parameters: readonly { name: string; type: string; initializer?: string }[], returnType: string, call: string) {
+  return { name, docs: [doc], parameters: [...parameters], returnType, statements: [`return ${call};`] };
 }
