@@ -76,9 +76,9 @@ function mean(records: readonly Record<string, number>[], weights: readonly numb
   return out;
 }
 
-/** The losses and metrics evaluateDataset averages over batches: those that are not functions of sums over the batch (see ModelProgram.graphs.totals). */
+/** The losses and metrics evaluateDataset can only average over batches: neither means over the examples nor functions of sums over the batch (ModelProgram.means, graphs.totals). */
 export function batchAveraged(program: ModelProgram): string[] {
-  const whole = new Set(Object.keys(program.graphs.totals?.outputs ?? {}));
+  const whole = new Set([...Object.keys(program.graphs.totals?.outputs ?? {}), ...(program.means ?? [])]);
   return [...program.losses, ...program.metrics].filter((name) => !whole.has(name));
 }
 

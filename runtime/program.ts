@@ -207,6 +207,8 @@ export interface ModelProgram {
   readonly outputs: readonly TensorDecl[];
   readonly losses: readonly string[];
   readonly metrics: readonly string[];
+  /** The losses and metrics that are means over the examples: over a data set, their batch values averaged by length (compiler/train/metric-totals.ts). */
+  readonly means?: readonly string[];
   readonly params: readonly ParamDecl[];
   readonly state: readonly StateDecl[];
   /** Buffers shared by several parameters or state buffers (`ParamDecl.arena`); absent when none are. */

@@ -47,28 +47,33 @@ function rows(inputs: ReadonlyMap<string, Tensor>, lo: number, hi: number): Map<
 }
 
 describe('metric totals', () => {
-  it('splits the quantities that are functions of sums over the batch, and only those', () => {
+  it('splits the quantities that are functions of sums over the batch, and only those; means need no totals', () => {
     const g = evaluationOf(CLASSIFIER);
-    const totals = metricTotals(g)!;
-    expect([...totals.finish.metrics.keys()].sort()).toEqual(['accuracy', 'f1_macro', 'loss', 'precision1', 'recall2']);
+    const { means, split } = metricTotals(g);
+    expect([...split!.finish.metrics.keys()].sort()).toEqual(['f1_macro', 'precision1', 'recall2']);
+    expect([...means].sort()).toEqual(['accuracy', 'loss']);
     // the finishing graph reads totals only: no parameter, no batch input
-    expect(totals.finish.params).toEqual([]);
-    expect(totals.finish.inputs.every((i) => i.name.startsWith(TOTAL_PREFIX) && !i.value.type.shape.some((d) => typeof d !== 'number'))).toBe(true);
+    expect(split!.finish.params).toEqual([]);
+    expect(split!.finish.inputs.every((i) => i.name.startsWith(TOTAL_PREFIX) && !i.value.type.shape.some((d) => typeof d !== 'number'))).toBe(true);
     // and the evaluation graph returns each of them
-    for (const i of totals.finish.inputs) expect(totals.evaluation.outputs.get(i.name)).toBe(i.value);
+    for (const i of split!.finish.inputs) expect(split!.evaluation.outputs.get(i.name)).toBe(i.value);
   });
 
-  it('in the float64 interpreter, the totals of 4 batches give what one batch of all the rows gives', () => {
+  it('in the float64 interpreter, the totals of 4 batches give what one batch of all the rows gives, and so do the means averaged by length', () => {
     const g = evaluationOf(CLASSIFIER);
-    const totals = metricTotals(g)!;
+    const totals = metricTotals(g).split!;
     const random = seededRandom(11);
     const N = 23;
     const feeds = randomFeeds(g, new Map([['B', N]]), random, { intRange: { label: 3 }, paramScale: 1 });
     const whole = interpretGraph(g, feeds).metrics;
     const wholeLoss = interpretGraph(g, feeds).losses.get('loss')!.data[0];
     const sums = new Map<string, number[]>();
+    let [loss, accuracy] = [0, 0];
     for (const [lo, hi] of [[0, 5], [5, 6], [6, 17], [17, 23]]) {
-      const part = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) }).outputs;
+      const run = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) });
+      loss += (run.losses.get('loss')!.data[0] * (hi - lo)) / N;
+      accuracy += (run.metrics.get('accuracy')!.data[0] * (hi - lo)) / N;
+      const part = run.outputs;
       for (const i of totals.finish.inputs) {
         const t = part.get(i.name)!;
         const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
@@ -80,8 +85,9 @@ describe('metric totals', () => {
       params: new Map(),
       state: new Map(),
     }).metrics;
-    for (const name of ['accuracy', 'f1_macro', 'precision1', 'recall2']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
-    expect(finished.get('loss')!.data[0]).toBeCloseTo(wholeLoss, 12);
+    for (const name of ['f1_macro', 'precision1', 'recall2']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
+    expect(accuracy).toBeCloseTo(whole.get('accuracy')!.data[0], 12);
+    expect(loss).toBeCloseTo(wholeLoss, 12);
   });
 
   it('follows rows through embeddings, slices that keep every row, concats and zeros of the batch shape', () => {
@@ -99,9 +105,10 @@ model Tokens {
   metric first = mean(e[0])
 }
 `);
-    const totals = metricTotals(g)!;
+    const { means, split } = metricTotals(g);
     // e[0] is one row of the batch: it stays averaged over batches
-    expect([...totals.finish.metrics.keys()].sort()).toEqual(['f1', 'loss']);
+    expect([...split!.finish.metrics.keys()]).toEqual(['f1']);
+    expect(means).toEqual(['loss']);
   });
 
   it('leaves a model without such quantities alone', () => {
@@ -111,7 +118,7 @@ model Tokens {
   metric top = max(x)
 }
 `);
-    expect(metricTotals(g)).toBeUndefined();
+    expect(metricTotals(g)).toEqual({ means: [] });
   });
 
   it('on WebGPU, evaluateSet gives the same precision, recall and F1 for batches of 2, 5 and all 30 rows; averaging batches does not', async () => {

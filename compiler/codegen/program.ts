@@ -311,9 +311,9 @@ export function lowerModel(
     const totals = metricTotals(m.evaluation);
     const graphs = {
       predict: lowerGraph(fused(predict), 'predict', position, shaders, lower),
-      evaluate: lowerGraph(fused(totals?.evaluation ?? m.evaluation), 'evaluate', position, shaders, lower),
+      evaluate: lowerGraph(fused(totals.split?.evaluation ?? m.evaluation), 'evaluate', position, shaders, lower),
       steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] })),
-      ...(totals ? { totals: lowerGraph(fused(totals.finish), 'totals', position, shaders, lower) } : {}),
+      ...(totals.split ? { totals: lowerGraph(fused(totals.split.finish), 'totals', position, shaders, lower) } : {}),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);
@@ -329,6 +329,7 @@ export function lowerModel(
       outputs: [...m.evaluation.outputs].map(([k, v]) => tensorDecl(k, v)),
       losses: [...m.evaluation.losses.keys()],
       metrics: [...m.evaluation.metrics.keys()],
+      ...(totals.means.length > 0 ? { means: [...totals.means] } : {}),
       params,
       state,
       ...(updates && updates.arenas.length > 0 ? { arenas: updates.arenas.map((a) => ({ kind: a.kind, dtype: runtimeDType({ dtype: a.dtype, shape: [] }, 'an arena'), size: a.size })), arenaAlignment: updates.alignment } : {}),

@@ -16,8 +16,9 @@
 // Such a quantity gets its totals as extra outputs of the evaluation graph (`#total<k>`, k over the
 // distinct totals) and a finishing graph whose inputs are those totals and whose results are the
 // quantities. The runtime adds the totals of every batch in float64 and runs the finishing graph once
-// (Model.evaluateSet). Anything else (a maximum over the batch, a parameter read after a sum) is averaged
-// over batches as before, weighted by their lengths. Pure.
+// (Model.evaluateSet). A plain mean over the examples (sum / B: a loss, an accuracy) is left to that
+// average too, which gives the same number without the extra outputs; so is anything that is not a
+// function of totals (a maximum over the batch, a parameter read after a sum). Pure.
 import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
 import type { Graph, InputInfo, Node, Value } from '../ir/types.ts';
@@ -28,10 +29,15 @@ import { dimEquals, freeVars, isConcrete, isDim, sym } from '../shapes/dim.ts';
 export const TOTAL_PREFIX = '#total';
 
 export interface MetricTotals {
-  /** The evaluation graph with each total as an output named `#total<k>`. */
-  readonly evaluation: Graph;
-  /** Inputs `#total<k>`, results (as metrics) the losses and metrics computed from totals. */
-  readonly finish: Graph;
+  /** The losses and metrics that are means over the examples: the length-weighted average of their batch values is exact. */
+  readonly means: readonly string[];
+  /** Where some quantity needs totals: the graphs that compute them. */
+  readonly split?: {
+    /** The evaluation graph with each total as an output named `#total<k>`. */
+    readonly evaluation: Graph;
+    /** Inputs `#total<k>`, results (as metrics) the losses and metrics computed from totals. */
+    readonly finish: Graph;
+  };
 }
 
 /** How a value depends on the batch. */
@@ -111,8 +117,8 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
   }
 }
 
-/** Losses and metrics that are functions of batch totals, split as above; undefined when none is. */
-export function metricTotals(evaluation: Graph): MetricTotals | undefined {
+/** The means among the losses and metrics, and the split of those that are other functions of batch totals (as above). */
+export function metricTotals(evaluation: Graph): MetricTotals {
   const { producer } = graphUses(evaluation);
   const kind = new Map<number, Kind>();
   for (const i of evaluation.inputs) kind.set(i.value.id, 'batch');
@@ -148,11 +154,40 @@ export function metricTotals(evaluation: Graph): MetricTotals | undefined {
     for (const v of n.outputs) kind.set(v.id, k);
   }
 
-  const quantities = [...evaluation.losses, ...evaluation.metrics].filter(([, v]) => {
+  // a mean over the examples (a total divided by B), or a sum of such means scaled by constants
+  // (mean(a) + mean(b)), needs no totals: the average of the batches' values, weighted by their
+  // lengths, is the same number, with no extra outputs to store
+  const isMean = (v: Value): boolean => {
+    const at = producer.get(v.id);
+    const n = at === undefined ? undefined : evaluation.nodes[at];
+    if (!n) return false;
+    const constant = (w: Value) => kindOf(w) === 'fixed';
+    const [a, b] = n.inputs;
+    switch (n.op) {
+      case 'div': {
+        const count = producer.get(b.id);
+        const value = count === undefined ? undefined : evaluation.nodes[count].attrs.value;
+        if (kindOf(a) === 'total' && evaluation.nodes[count!]?.op === 'full' && isDim(value) && dimEquals(value, BATCH)) return true;
+        return isMean(a) && constant(b);
+      }
+      case 'add':
+      case 'sub':
+        return isMean(a) && isMean(b);
+      case 'mul':
+        return (isMean(a) && constant(b)) || (constant(a) && isMean(b));
+      case 'neg':
+        return isMean(a);
+      default:
+        return false;
+    }
+  };
+  const all = [...evaluation.losses, ...evaluation.metrics];
+  const means = all.filter(([, v]) => isMean(v)).map(([name]) => name);
+  const quantities = all.filter(([, v]) => {
     const k = kindOf(v);
-    return k === 'total' || k === 'summary';
+    return (k === 'total' || k === 'summary') && !isMean(v);
   });
-  if (quantities.length === 0) return undefined;
+  if (quantities.length === 0) return { means };
 
   // the finishing graph: the totals the quantities read, and the summary and constant nodes between
   const totals: Value[] = [];
@@ -189,5 +224,5 @@ export function metricTotals(evaluation: Graph): MetricTotals | undefined {
   };
   const outputs = new Map(evaluation.outputs);
   totals.forEach((v, k) => outputs.set(name(k), v));
-  return { evaluation: { ...evaluation, outputs }, finish };
+  return { means, split: { evaluation: { ...evaluation, outputs }, finish } };
 }
