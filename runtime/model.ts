@@ -208,7 +208,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const records = this.executor.submit((encoder) =>
       steps.map((g) => {
         const inputs = this.inputsOf(g, batch);
-        this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
+        this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch)));
         return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)) };
       }),
     );
@@ -261,7 +261,6 @@ export class Model<I extends string = string, O extends string = string, R exten
     const sizes = this.executor.bindSizes(g, batch, given, { extra: this.program.inputs, hints: this.sizeHints });
     // labels and tokens out of range: an input error rather than a clamped index on the GPU
     checkIndexInputs(this.program.inputs, batch, sizes);
-    for (const [name, n] of sizes) if (n === 0) throw new InputError(`the batch is empty: its inputs make ${name} = 0, so there is nothing to compute`);
     // integer inputs given as floats (a plain array, a Float32Array): whole numbers only, not cut down silently
     for (const decl of this.program.inputs) {
       const data = batch[decl.name];
@@ -269,6 +268,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       const at = Array.prototype.findIndex.call(data, (v: number) => !Number.isInteger(v));
       if (at >= 0) throw new InputError(`input \`${decl.name}\` is ${decl.dtype}, but holds ${data[at]} at [${at}]: give whole numbers (an Int32Array)`);
     }
+    return sizes;
+  }
+
+  /** A batch that trains or evaluates has examples: losses over none are NaN (predict may take an empty batch). */
+  private requireExamples(sizes: ReadonlyMap<string, number>): ReadonlyMap<string, number> {
+    for (const [name, n] of sizes) if (n === 0) throw new InputError(`the batch is empty: its inputs make ${name} = 0, so there is no loss or metric to compute`);
     return sizes;
   }
 
@@ -308,7 +313,7 @@ export class Model<I extends string = string, O extends string = string, R exten
       const inputs = this.inputsOf(g, batch);
       records.push(
         this.executor.submit((encoder) => {
-          this.executor.encode(encoder, g, inputs, this.bindSizes(g, batch));
+          this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch)));
           return this.executor.recordScalars(encoder, g, names);
         }),
       );
@@ -332,7 +337,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     for (const given of batches) {
       const batch = given as Readonly<Record<string, HostArray>>;
       const inputs = this.inputsOf(g, batch);
-      const sizes = this.bindSizes(g, batch);
+      const sizes = this.requireExamples(this.bindSizes(g, batch));
       const length = sizes.get('B') ?? 1;
       pending.push(
         this.executor.submit((encoder) => {
