@@ -420,9 +420,9 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       const s0 = D.isConcrete(start) && start < 0 ? D.add(n, start) : start;
       const s1 = stop === null ? n : D.isConcrete(stop) && stop < 0 ? D.add(n, stop) : stop;
       const len = D.sub(s1, s0);
-      if (D.isConcrete(len) && len <= 0) {
+      if (D.isConcrete(len) && len < 0) {
         const text = `${item.start ? D.dimToString(start) : ''}:${item.stop ? D.dimToString(stop!) : ''}`;
-        return el.fail('E0301', `the slice \`${text}\` selects no element of an axis of size ${D.dimToString(n)}: its stop is not after its start`, item.span);
+        return el.fail('E0301', `the slice \`${text}\` ends before it starts on an axis of size ${D.dimToString(n)}`, item.span);
       }
       out.push(step === 1 ? len : D.floorDiv(D.add(len, step - 1), step));
       axis++;
