@@ -119,15 +119,31 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     const labelName = spec.labelColumn ?? 'label';
     if (labelName === (spec.featuresColumn ?? 'features')) fail(`the features and label columns are both named '${labelName}'`);
     const at = (i: number): string => `row ${i + 1} (line ${rows[i].info.lines}), ${describe(labelIndex)}`;
-    const values = rows.map((r) => r.record[labelIndex]);
-    const kind = labelType === 'auto' ? (values.every((v) => INTEGER.test(v)) ? 'int' : 'class') : labelType;
+    const values = rows.map((r) => r.record[labelIndex].trim());
+    // an empty label is a hole in the data, never a class of its own
+    values.forEach((v, i) => {
+      if (v === '') fail(`${at(i)}: the label is empty`);
+    });
+    // auto: whole numbers (as a spreadsheet or pandas writes them too: 2.0) are class indices; only
+    // labels that are not numbers at all are class names
+    const whole = (v: string) => INTEGER.test(v) || (NUMBER.test(v) && Number.isInteger(Number(v)));
+    const kind = labelType === 'auto' ? (values.every(whole) ? 'int' : values.every((v) => !NUMBER.test(v)) ? 'class' : 'mixed') : labelType;
+    if (kind === 'mixed') {
+      const odd = values.findIndex((v) => NUMBER.test(v) && !Number.isInteger(Number(v)));
+      const name = values.findIndex((v) => !NUMBER.test(v));
+      fail(
+        odd >= 0 && values.every((v) => NUMBER.test(v))
+          ? `${at(odd)}: label '${values[odd]}' is not a whole number (give label_type: "float" for a regression target)`
+          : `the labels mix numbers and names (${at(name)} is '${values[name]}'); give label_type: "class" with classes: [...], or fix the data`,
+      );
+    }
     if (kind === 'float') {
       const data = Float32Array.from(values, (v, i) => parseNumber(v, () => at(i), fail));
       columns[labelName] = { data, shape: [] };
     } else if (kind === 'int') {
       const data = Int32Array.from(values, (v, i) => {
         const x = Number(v);
-        if (!INTEGER.test(v) || x < -0x8000_0000 || x > 0x7fff_ffff) fail(`${at(i)}: label '${v}' is not a 32-bit integer`);
+        if (!NUMBER.test(v) || !Number.isInteger(x) || x < -0x8000_0000 || x > 0x7fff_ffff) fail(`${at(i)}: label '${v}' is not a 32-bit integer`);
         return x;
       });
       columns[labelName] = { data, shape: [] };

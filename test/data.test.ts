@@ -305,6 +305,11 @@ describe('CSV', () => {
       "row 2 (line 3), column 3 'species': label 'virginica' is not one of the classes ('setosa')",
     );
     expect(() => parseCsv('a,b\n1,2.5\n', { label: 'b', labelType: 'int' })).toThrow("row 1 (line 2), column 2 'b': label '2.5' is not a 32-bit integer");
+    // labels: a hole is an error, not a class; whole numbers written as 2.0 are indices, not names sorted as text
+    expect(() => parseCsv('a,b\n1,0\n2,\n', { label: 'b' })).toThrow("row 2 (line 3), column 2 'b': the label is empty");
+    expect([...parseCsv('a,b\n1,2.0\n2,10.0\n3,0\n', { label: 'b' }).column('label').data]).toEqual([2, 10, 0]);
+    expect(() => parseCsv('a,b\n1,0\n2,0.5\n', { label: 'b' })).toThrow(`row 2 (line 3), column 2 'b': label '0.5' is not a whole number (give label_type: "float" for a regression target)`);
+    expect(() => parseCsv('a,b\n1,0\n2,cat\n', { label: 'b' })).toThrow(/the labels mix numbers and names \(row 2 \(line 3\), column 2 'b' is 'cat'\)/);
     expect(() => parseCsv('a,b\n1,"2\n', { label: 'b' })).toThrow(/CSV syntax error: .*Quote Not Closed/i);
     expect(() => parseCsv('', {})).toThrow('CSV: the CSV is empty (expected a header row)');
     expect(() => parseCsv(good, { label: 'species', features: ['species'] })).toThrow("column 3 'species' is both the label and a feature");
