@@ -235,6 +235,38 @@ describe('fit', () => {
     expect(readFileSync(join(dir, 'ck.safetensors')).equals(saved)).toBe(true);
   });
 
+  it('evaluate, predict and --resume split the data as the training run did (its --seed and --limit), and refuse other class names', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-split');
+    const csv = join(dir, 'pets.csv');
+    const rows = Array.from({ length: 60 }, (_, i) => `${(i % 7) / 7},${(i % 5) / 5},${['cat', 'dog', 'eel'][i % 3]}`);
+    writeFileSync(csv, `a,b,kind\n${rows.join('\n')}\n`);
+    const file = join(dir, 'pets.dl');
+    const model = IRIS.replace('input features: f32[B, 4]', 'input features: f32[B, 2]').replace('Dense(4, 16)', 'Dense(2, 16)');
+    writeFileSync(file, model.replace(/train Iris \{[^]*$/, 'train Iris {\n  data = csv(path: "pets.csv", label: "kind")\n  split = [0.6, 0.2, 0.2]\n  optimizer = adam(lr: 0.03)\n  batch = 8\n  epochs = 2\n  checkpoint { path = "ck.safetensors" }\n}\n'));
+    const run = async (...args: string[]) => {
+      let [out, err] = ['', ''];
+      const code = await main(['node', 'dlc', ...args], { out: (t: string) => (out += `${t}\n`), err: (t: string) => (err += `${t}\n`) });
+      return { code, out, err };
+    };
+    const trained = await run('train', file, '--seed', '4', '--limit', '50', '--no-progress');
+    expect(trained.code, trained.err).toBe(EXIT_OK);
+    const testLine = /^test .*$/m.exec(trained.out)![0];
+    // no flags: the recorded seed and limit, the same 10 test examples, the same metrics
+    const evaluated = await run('evaluate', file);
+    expect(evaluated.code, evaluated.err).toBe(EXIT_OK);
+    expect(evaluated.err).toContain('note: the data is split as the training run split it (--seed 4 --limit 50, recorded in the checkpoint)');
+    expect(evaluated.out.trim()).toBe(testLine);
+    expect((await run('evaluate', file, '--seed', '5')).err).toContain('warning: the checkpoint was trained with --seed 4');
+    const resumed = await run('train', file, '--resume', '--epochs', '3', '--no-progress');
+    expect(resumed.code, resumed.err).toBe(EXIT_OK);
+    expect(resumed.err).toContain('30 train, 10 validation, 10 test examples');
+    // a class the checkpoint never saw renumbers the others: refused
+    writeFileSync(csv, `a,b,kind\n0.5,0.5,bat\n${rows.join('\n')}\n`);
+    const relabeled = await run('evaluate', file);
+    expect(relabeled.code).toBe(EXIT_USER_ERROR);
+    expect(relabeled.err).toMatch(/the data's classes of `label` \("bat", "cat", "dog", "eel"\) are not those .*ck\.safetensors was trained with \("cat", "dog", "eel"\)/);
+  });
+
   it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {
     const r = compileSource(IRIS, 'iris.dl');
     const [train] = loadIris().split([0.7, 0.3], { seed: 1 });

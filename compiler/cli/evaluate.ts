@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { batchAveraged, evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
-import { logsLine, type PreparedData, prepareData, savedCheckpoint, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { checkClasses, checkpointMetadata, logsLine, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -16,7 +16,10 @@ export interface EvaluateFlags extends TrainFlags {
 export async function checkpointAndSplit(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<{ path: string; data: PreparedData; split: (typeof SPLITS)[number]; set: Dataset }> {
   if (flags.split !== undefined && !(SPLITS as readonly string[]).includes(flags.split)) throw new TrainError(`--split takes ${SPLITS.join(', ')}, not \`${flags.split}\``);
   const path = savedCheckpoint(program, file, flags);
-  const data = await prepareData(program, file, flags, io);
+  // the split the checkpoint was trained on: its --seed, --limit and --data unless given, and its classes
+  const metadata = checkpointMetadata(path);
+  const data = await prepareData(program, file, splitLikeTraining(flags, metadata, io), io);
+  checkClasses(program, data.train, metadata, path);
   const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
   const set = data[split];
   if (!set || set.length === 0) throw new TrainError(`the ${split} split of ${program.model}'s data is empty (the train block's split gives it no examples)`);

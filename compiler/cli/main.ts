@@ -526,7 +526,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--steps <n>', 'training steps instead of the train block\'s (policy updates, for a model trained from episodes of an env)')
     .option('--batch <n>', 'batch size instead of the train block\'s')
     .option('--seed <n>', 'seed of the weights, shuffling and dropout')
-    .option('--limit <n>', 'use only the first n examples (quick runs)')
+    .option('--limit <n>', 'use n examples of the data, a random subset chosen by the seed (quick runs; recorded in the checkpoint)')
     .option('--checkpoint <path>', 'checkpoint file (default: the train block\'s, else checkpoints/<Model>.safetensors beside the .dl file)')
     .option('--resume', 'continue from the checkpoint: weights, optimizer state, step, epoch and early stopping')
     .option('--no-progress', 'plain lines instead of a progress bar')
@@ -545,8 +545,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
       .option('--split <name>', 'train, validation or test (default: test, else validation)')
       .option('--data <name>', DATA_HELP)
       .option('--batch <n>', "batch size instead of the train block's")
-      .option('--seed <n>', 'the seed training split the data with')
-      .option('--limit <n>', 'the --limit training used');
+      .option('--seed <n>', 'the seed training split the data with (default: the one the checkpoint recorded)')
+      .option('--limit <n>', 'the --limit training used (default: the one the checkpoint recorded)');
   onCheckpoint('evaluate', "load a checkpoint and report its loss and metrics on the model's data, split as training split it")
     .option('--episodes <n>', "for a model trained from episodes: how many to run (default: the env's episodes)")
     .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));

@@ -1,5 +1,5 @@
 // `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -132,12 +132,14 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
 }
 
 /**
- * What a checkpoint records of its training data, for commands that run it without the data
- * (`dlc sample`): the sizes the data fixed (`dlc.sizes`, e.g. a text's window length L) and the
- * class names of each input that has them (`dlc.classes.<input>`: a text's vocabulary).
+ * What a checkpoint records of its training data: the sizes the data fixed (`dlc.sizes`, e.g. a
+ * text's window length L), the class names of each input that has them (`dlc.classes.<input>`: a
+ * text's vocabulary, a CSV's label names), for commands that run it without the data (`dlc sample`)
+ * or with data that must agree; and the flags that chose the examples (`dlc.split`: --seed, --limit,
+ * --data), so that evaluate, predict and --resume split the data as training did.
  */
-function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Record<string, number>>): Record<string, string> {
-  const out: Record<string, string> = {};
+function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Record<string, number>>, split: RecordedSplit): Record<string, string> {
+  const out: Record<string, string> = { 'dlc.split': JSON.stringify(split) };
   if (Object.keys(sizes).length > 0) out['dlc.sizes'] = JSON.stringify(sizes);
   for (const input of program.inputs) {
     const classes = train.hasColumn(input.name) ? train.column(input.name).classes : undefined;
@@ -154,6 +156,73 @@ function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Rec
 export function checkpointPathOf(program: ModelProgram, file: string, flags: TrainFlags): string {
   const ckArgs = callArgs(setting(program, 'checkpoint'));
   return flags.checkpoint ?? resolvePath(dirname(file), typeof ckArgs?.path === 'string' ? ckArgs.path : `checkpoints/${program.model}.safetensors`);
+}
+
+/** The flags that chose a training run's examples, as its checkpoints record them. */
+export interface RecordedSplit {
+  readonly seed: number;
+  readonly limit?: number;
+  readonly data?: string;
+}
+
+/** A checkpoint's metadata, read from its header alone. */
+export function checkpointMetadata(path: string): Record<string, string> {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    readSync(fd, head, 0, 8, 0);
+    const n = Number(head.readBigUInt64LE(0));
+    if (!(n > 0 && n < 100_000_000)) return {};
+    const header = Buffer.alloc(n);
+    readSync(fd, header, 0, n, 8);
+    return (JSON.parse(header.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
+  } catch {
+    return {};
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The flags with the training run's --seed, --limit and --data where they are not given, so the data
+ * splits as it did when the checkpoint was trained (a different split would test on training
+ * examples); says which it took, and warns where a given flag differs from the run's.
+ */
+export function splitLikeTraining<F extends TrainFlags>(flags: F, metadata: Readonly<Record<string, string>>, io: TrainIo): F {
+  let recorded: RecordedSplit;
+  try {
+    recorded = JSON.parse(metadata['dlc.split'] ?? 'null') as RecordedSplit;
+  } catch {
+    return flags;
+  }
+  if (!recorded) return flags;
+  const taken: string[] = [];
+  const differs: string[] = [];
+  const merged = { ...flags } as Record<string, unknown>;
+  for (const [flag, value] of [['seed', recorded.seed], ['limit', recorded.limit], ['data', recorded.data]] as const) {
+    if (value === undefined) continue;
+    const given = flags[flag];
+    if (given === undefined) {
+      merged[flag] = String(value);
+      if (flag !== 'seed' || value !== 0) taken.push(`--${flag} ${value}`);
+    } else if (String(given) !== String(value)) differs.push(`--${flag} ${value}`);
+  }
+  if (taken.length > 0) io.err(`note: the data is split as the training run split it (${taken.join(' ')}, recorded in the checkpoint)`);
+  if (differs.length > 0) io.err(`warning: the checkpoint was trained with ${differs.join(' ')}: with other flags the split differs, and its held-out examples may include training ones`);
+  return merged as F;
+}
+
+/** The checkpoint's class names for each input against the data's: a mismatch would relabel every example. */
+export function checkClasses(program: ModelProgram, data: Dataset, metadata: Readonly<Record<string, string>>, path: string): void {
+  for (const input of program.inputs) {
+    const recorded = metadata[`dlc.classes.${input.name}`];
+    if (recorded === undefined || !data.hasColumn(input.name)) continue;
+    const now = data.column(input.name).classes ?? [];
+    const then = JSON.parse(recorded) as string[];
+    if (now.length === then.length && now.every((c, i) => c === then[i])) continue;
+    const show = (xs: readonly string[]) => (xs.length > 8 ? `${xs.slice(0, 8).map((c) => JSON.stringify(c)).join(', ')}, ... (${xs.length})` : xs.map((c) => JSON.stringify(c)).join(', '));
+    throw new TrainError(`the data's classes of \`${input.name}\` (${show(now)}) are not those ${path} was trained with (${show(then)}): every example would be read with another class index; give the classes explicitly (csv(..., classes: [...]))`);
+  }
 }
 
 /** The checkpoint evaluate and predict load (checkpointPathOf); a missing file is an error saying how to make it. */
@@ -208,8 +277,13 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
 }
 
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
-export async function trainProgram(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+export async function trainProgram(program: ModelProgram, file: string, given: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+  // a resumed run trains on the examples the run it continues trained on
+  const resumedFrom = given.resume && existsSync(checkpointPathOf(program, file, given)) ? checkpointMetadata(checkpointPathOf(program, file, given)) : undefined;
+  const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
   const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
+  if (resumedFrom) checkClasses(program, train, resumedFrom, checkpointPathOf(program, file, given));
+  if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
   const maxSteps = flagInt(flags.steps, 'steps') ?? num(setting(program, 'steps'), 'steps');
   const batches = train.batchCount(batchSize);
   // `steps` without `epochs`: as many epochs as those steps take
@@ -274,7 +348,9 @@ export async function trainProgram(program: ModelProgram, file: string, flags: T
       io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
       return {};
     }
-    const writer = new CheckpointWriter(model, plan, dataMetadata(program, train, dataSizes), resume);
+    const limit = flagInt(flags.limit, 'limit');
+    const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
+    const writer = new CheckpointWriter(model, plan, dataMetadata(program, train, dataSizes, recorded), resume);
     // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
     const lossName = program.training!.steps[0].loss;
     const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: `epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | ${lossName} {loss} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
