@@ -229,4 +229,21 @@ describe('local imports', () => {
     const compiled = await run('compile', join(dir, 'model.dl'), '-o', dir);
     expect(compiled.status, compiled.err).toBe(EXIT_OK);
   });
+
+  it('each file is a scope of its own: two files\' helpers of one name stay apart, and `as` renames', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-import-'));
+    // la's X uses la's Inner (Dense(4, 2): 10 parameters); lb's Y uses lb's Inner (4 -> 50 -> 2: 352)
+    writeFileSync(join(dir, 'la.dl'), 'use std.nn.{Dense}\nlayer Inner(i: int) {\n  layer fc = Dense(i, 2)\n  forward(x: f32[B, i]) -> f32[B, 2] = fc(x)\n}\nlayer X(i: int) {\n  layer inner = Inner(i)\n  forward(x: f32[B, i]) -> f32[B, 2] = inner(x)\n}\n');
+    writeFileSync(join(dir, 'lb.dl'), 'use std.nn.{Dense}\nlayer Inner(i: int) {\n  layer a = Dense(i, 50)\n  layer b = Dense(50, 2)\n  forward(x: f32[B, i]) -> f32[B, 2] = b(relu(a(x)))\n}\nlayer Y(i: int) {\n  layer inner = Inner(i)\n  forward(x: f32[B, i]) -> f32[B, 2] = inner(x)\n}\n');
+    writeFileSync(join(dir, 'two.dl'), 'use "./la.dl".{X}\nuse "./lb.dl".{Y, Inner as Deep}\nuse std.nn as nn\nuse std.act.{relu as act}\n\nmodel M {\n  input x: f32[B, 4]\n  layer a = X(4)\n  layer b = Y(4)\n  layer c = Deep(4)\n  layer d = nn.Dense(4, 2)\n  output y = act(a(x) + b(x) + c(x) + d(x))\n}\n');
+    const r = await run('summary', join(dir, 'two.dl'));
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(/a \(X\)\s+\[B, 2\]\s+10\n/);
+    expect(r.out).toMatch(/b \(Y\)\s+\[B, 2\]\s+352\n/);
+    expect(r.out).toMatch(/c \(Inner\)\s+\[B, 2\]\s+352\n/);
+    expect(r.out).toMatch(/d \(Dense\)\s+\[B, 2\]\s+10\n/);
+    // a renamed library layer is that layer, not the one of its new name
+    writeFileSync(join(dir, 'renamed.dl'), 'use std.nn.{Conv2d as Dense}\nmodel M {\n  input x: f32[B, 4]\n  layer net = Dense(4, 2)\n  output y = net(x)\n}\n');
+    expect((await run('check', join(dir, 'renamed.dl'))).err).toContain('`Conv2d` needs the argument `kernel`');
+  });
 });

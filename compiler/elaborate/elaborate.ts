@@ -9,10 +9,16 @@ import { DimUnifier } from '../shapes/unify.ts';
 import { callBuiltin, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
 import { GraphBuilder, typeToString, type Operand } from './builder.ts';
 import { describe, dimValue, Env, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
+import { STD_MODULES } from '../resolve/prelude.ts';
 
 export interface ElaborateOptions {
   /** Parsed standard-library and imported modules whose declarations are visible to the program. */
   readonly modules?: readonly A.Program[];
+  /**
+   * Where each file's local imports lead: importer file -> (the path as written in its `use` -> the
+   * imported module's file). Each such module is a scope of its own, seen only through `use`.
+   */
+  readonly imports?: ReadonlyMap<string, ReadonlyMap<string, string>>;
   /** Build the training variant (dropout active, batch statistics) or the evaluation variant. */
   readonly training?: boolean;
   /** Hyperparameters for a model, overriding its defaults (from a train block or the caller). */
@@ -40,9 +46,24 @@ export function elaborate(program: A.Program, options: ElaborateOptions = {}): E
   for (const d of DTYPES) root.define(d, { kind: 'dtype', value: d });
   // The library lives in its own scope: a user's `fn softplus` does not replace the one stdlib losses call.
   const libraryEnv = root.child();
-  for (const m of options.modules ?? []) declare(m, libraryEnv);
-  const fileEnv = libraryEnv.child();
-  declare(program, fileEnv);
+  const local = new Set([...(options.imports?.values() ?? [])].flatMap((m) => [...m.values()]));
+  const modules = options.modules ?? [];
+  for (const m of modules) if (!local.has(m.file)) declare(m, libraryEnv);
+  // each local file and the program: a scope of their own declarations and of what they import, so two
+  // files' helpers of one name stay apart and `use ... as ...` renames
+  const files = [...modules.filter((m) => local.has(m.file) && m.file !== program.file), program];
+  const envOf = new Map(files.map((f) => [f.file, libraryEnv.child()]));
+  for (const f of files) declare(f, envOf.get(f.file)!, false);
+  // imported files' constants before their importers'
+  for (const f of [...files].reverse()) {
+    importInto(f, envOf.get(f.file)!, (path) => {
+      const target = options.imports?.get(f.file)?.get(path);
+      const file = target === undefined ? undefined : files.find((g) => g.file === target);
+      return file && { env: envOf.get(file.file)!, exports: exportsOf(file) };
+    }, libraryEnv);
+    declareConstants(f, envOf.get(f.file)!);
+  }
+  const fileEnv = envOf.get(program.file)!;
   for (const decl of program.body.stmts) {
     if (decl.kind !== 'Model') continue;
     const e = new Elaborator(decl.name.text, options.training ?? true, (d) => diagnostics.push(d));
@@ -52,14 +73,54 @@ export function elaborate(program: A.Program, options: ElaborateOptions = {}): E
   return { graphs, diagnostics };
 }
 
-function declare(program: A.Program, env: Env): void {
+/** A file's layers and functions in `env`, then (unless `constants` is false) its top-level constants. */
+function declare(program: A.Program, env: Env, constants = true): void {
   for (const d of program.body.stmts) {
     if (d.kind === 'Layer') env.define(d.name.text, { kind: 'layerCtor', decl: d, env });
     else if (d.kind === 'Fn') {
       env.define(d.name.text, { kind: 'closure', name: d.name.text, params: d.params, body: d.body, returns: d.returns, env, span: d.span });
     }
   }
-  // top-level constants, in order (they may use the declarations above)
+  if (constants) declareConstants(program, env);
+}
+
+/** The names a file exports: its layers, models, functions and top-level constants. */
+function exportsOf(program: A.Program): string[] {
+  return program.body.stmts.flatMap((s) => (s.kind === 'Layer' || s.kind === 'Model' || s.kind === 'Fn' ? [s.name.text] : s.kind === 'Let' ? s.targets.map((t) => t.text) : []));
+}
+
+/**
+ * The names a file's `use` declarations bring into its scope: the items of a local file as the file
+ * declares them (under their `as` names), renamed library items, and a module named whole
+ * (`use std.nn as nn`, then `nn.Dense`). Library names are in every file's scope already.
+ */
+function importInto(program: A.Program, env: Env, localModule: (path: string) => { env: Env; exports: readonly string[] } | undefined, libraryEnv: Env): void {
+  for (const d of program.body.stmts) {
+    if (d.kind !== 'Use') continue;
+    const std = Array.isArray(d.source);
+    const name = std ? (d.source as readonly A.Name[]).map((p) => p.text).join('.') : (d.source as A.StringLit).value;
+    const source = std ? (STD_MODULES[name] ? { env: libraryEnv, exports: STD_MODULES[name] } : undefined) : localModule(name);
+    if (!source) continue; // name resolution reported it
+    const value = (item: string) => (source.exports.includes(item) ? source.env.lookup(item) : undefined);
+    if (d.imports === null) {
+      const as = d.alias?.text ?? (std ? (d.source as readonly A.Name[]).at(-1)!.text : undefined);
+      if (as !== undefined) env.define(as, { kind: 'module', name, env: source.env, exports: source.exports });
+    } else if ('kind' in d.imports) {
+      for (const item of source.exports) {
+        const v = value(item);
+        if (v) env.define(item, v);
+      }
+    } else {
+      for (const item of d.imports as readonly A.ImportItem[]) {
+        const v = value(item.name.text);
+        if (v) env.define((item.alias ?? item.name).text, v);
+      }
+    }
+  }
+}
+
+/** A file's top-level constants, in order (they may use its declarations and imports). */
+function declareConstants(program: A.Program, env: Env): void {
   const scratch = new Elaborator('<constants>', false, () => {});
   for (const d of program.body.stmts) {
     if (d.kind === 'Let') {
@@ -1039,6 +1100,11 @@ export class Elaborator {
       return target.items[i];
     }
     if (target.kind === 'tensor' && name === 'shape') return { kind: 'list', items: target.value.type.shape.map(dimValue) };
+    if (target.kind === 'module') {
+      const v = target.exports.includes(name) ? target.env.lookup(name) : undefined;
+      if (v) return v;
+      return this.fail('E0201', `the module \`${target.name}\` has no \`${name}\``, e.member.span);
+    }
     return this.fail('E0307', `${describe(target)} has no member \`${name}\``, e.member.span);
   }
 

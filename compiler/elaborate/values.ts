@@ -70,7 +70,9 @@ export type CtValue =
   | ClosureV
   | BuiltinV
   | LayerCtorV
-  | InitV;
+  | InitV
+  /** A module named whole (`use std.nn as nn`): its exports are its members. */
+  | { readonly kind: 'module'; readonly name: string; readonly env: Env; readonly exports: readonly string[] };
 
 /** Lexical environment: a chain of mutable frames (reassignment updates the frame that binds the name). */
 export class Env {
@@ -135,6 +137,8 @@ export function describe(v: CtValue): string {
       return `the layer ${v.decl.name.text}`;
     case 'init':
       return 'an initializer';
+    case 'module':
+      return `the module ${v.name}`;
     case 'dim':
       return 'a size';
     default:

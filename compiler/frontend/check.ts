@@ -18,6 +18,8 @@ export interface CheckResult {
   readonly graphs: ReadonlyMap<string, Graph>;
   /** The modules the file's names come from: the standard library's and the local files it imports. */
   readonly modules: readonly Program[];
+  /** Where each file's local `use "path"` leads: importer file -> (path as written -> imported file). */
+  readonly imports: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 export interface CheckOptions {
@@ -28,21 +30,25 @@ export interface CheckOptions {
 }
 
 /** The local files `program` imports, and the files they import, each once (a cycle ends where it closes). */
-function localImports(program: Program, loadModule: ModuleLoader | undefined): Program[] {
+function localImports(program: Program, loadModule: ModuleLoader | undefined): { modules: Program[]; imports: Map<string, Map<string, string>> } {
   const found: Program[] = [];
+  const imports = new Map<string, Map<string, string>>();
   const seen = new Set<string>([program.file]);
   const visit = (p: Program) => {
     for (const d of p.body.stmts) {
       if (d.kind !== 'Use' || Array.isArray(d.source)) continue;
-      const m = loadModule?.(p.file, (d.source as { value: string }).value);
-      if (!m || seen.has(m.file)) continue;
+      const path = (d.source as { value: string }).value;
+      const m = loadModule?.(p.file, path);
+      if (!m) continue;
+      (imports.get(p.file) ?? imports.set(p.file, new Map()).get(p.file)!).set(path, m.file);
+      if (seen.has(m.file)) continue;
       seen.add(m.file);
       found.push(m);
       visit(m);
     }
   };
   visit(program);
-  return found;
+  return { modules: found, imports };
 }
 
 export function checkSource(text: string, file: string, loadModule?: ModuleLoader, options: CheckOptions = {}): CheckResult {
@@ -57,21 +63,24 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
   for (const d of resolveNames(parsed.program, loadModule)) if (!inBroken(d)) bag.add(d);
   let graphs: ReadonlyMap<string, Graph> = new Map();
   let modules: readonly Program[] = stdlibModules().programs;
+  let imports: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map();
   // Shapes are checked by elaborating, which needs every name resolved.
   if (!bag.hasErrors) {
-    modules = [...modules, ...localImports(parsed.program, loadModule)];
-    const result = elaborate(parsed.program, { modules, training: options.training ?? true });
+    const local = localImports(parsed.program, loadModule);
+    modules = [...modules, ...local.modules];
+    imports = local.imports;
+    const result = elaborate(parsed.program, { modules, imports, training: options.training ?? true });
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
     // each train block as compiling would plan it: its model elaborated with the block's arguments
     if (!bag.hasErrors && options.trainBlocks !== false) {
       for (const train of parsed.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
-        const variant = train.args && train.args.length > 0 ? elaborate(parsed.program, { modules, training: true, modelArgs: new Map([[train.model.text, train.args]]) }) : result;
+        const variant = train.args && train.args.length > 0 ? elaborate(parsed.program, { modules, imports, training: true, modelArgs: new Map([[train.model.text, train.args]]) }) : result;
         if (variant !== result) for (const d of variant.diagnostics) bag.add(d);
         const model = variant.graphs.get(train.model.text);
         if (model) for (const d of planTraining(train, model).diagnostics) bag.add(d);
       }
     }
   }
-  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs, modules };
+  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs, modules, imports };
 }

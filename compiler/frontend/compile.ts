@@ -75,8 +75,8 @@ export function compileSource(
     if (untrained.length > 0) {
       const modules = checked.modules;
       const modelArgs = options.modelArgs ?? new Map();
-      const trainGraphs = elaborate(checked.program, { modules, training: true, modelArgs }).graphs;
-      const evalGraphs = elaborate(checked.program, { modules, training: false, modelArgs }).graphs;
+      const trainGraphs = elaborate(checked.program, { modules, imports: checked.imports, training: true, modelArgs }).graphs;
+      const evalGraphs = elaborate(checked.program, { modules, imports: checked.imports, training: false, modelArgs }).graphs;
       for (const name of untrained) {
         const forward = trainGraphs.get(name);
         const evaluation = evalGraphs.get(name);

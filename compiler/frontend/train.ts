@@ -41,7 +41,7 @@ export function compileTraining(
     const named = (a: Arg) => (a.name ? a.name.text : undefined);
     const kept = (train.args ?? []).filter((a) => !given.some((g) => named(g) !== undefined && named(g) === named(a)));
     const modelArgs = new Map([[train.model.text, [...kept, ...given]]]);
-    const variant = (training: boolean) => elaborate(checked.program, { modules, training, modelArgs });
+    const variant = (training: boolean) => elaborate(checked.program, { modules, imports: checked.imports, training, modelArgs });
     const trainVariant = variant(true);
     const evalVariant = variant(false);
     diagnostics.push(...trainVariant.diagnostics);
