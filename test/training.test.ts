@@ -188,6 +188,25 @@ train M {
     expect(empty.map((d) => d.message)).toEqual(['a `data` block needs `source = <dataset>` (e.g. `source = mnist()`) or `path = "<file>.csv"`']);
   });
 
+  it('reports optimizer, schedule, clipping and split values training would refuse, at their settings, in dlc check too (E0206)', () => {
+    const model = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n}\n';
+    const problems = (body: string) => {
+      const source = `${model}\ntrain M {\n${body}\n}\n`;
+      const planned = compileTraining(source, 'm.dl').diagnostics.map((d) => [d.code, d.message, source.slice(d.span.start, d.span.end).split('\n')[0]]);
+      // dlc check plans the block too, so it finds the same
+      expect(checkSource(source, 'm.dl').diagnostics.map((d) => d.message)).toEqual(planned.map((p) => p[1]));
+      return planned;
+    };
+    expect(problems('  optimizer = sgd(lr: 0.1)\n  clip_grad_value = -0.5')).toEqual([['E0206', 'clip value must be a non-negative number, not -0.5', 'clip_grad_value = -0.5']]);
+    expect(problems('  optimizer = sgd(lr: 0.1, nesterov: true)')).toEqual([['E0206', 'sgd: nesterov momentum needs momentum > 0 and dampening 0 (parameter fc.w)', 'optimizer = sgd(lr: 0.1, nesterov: true)']]);
+    expect(problems('  optimizer = sgd(lr: 0.1)\n  schedule = step(every: 0)')).toEqual([['E0206', 'schedule step option every must be positive, not 0', 'schedule = step(every: 0)']]);
+    expect(problems('  optimizer = adamw(lr: 0.1)\n  param_group {\n    params = [fc.b]\n    momentum = 0.9\n  }')[0][1]).toMatch(/^adamw has no option momentum \(parameter fc.b\)/);
+    expect(problems('  split = [0.5, 0.2, 0.2]')).toEqual([['E0206', 'the split fractions [0.5, 0.2, 0.2] add up to 0.9, not 1', 'split = [0.5, 0.2, 0.2]']]);
+    expect(problems('  split = 0.5')[0][1]).toBe('`split` is a list of two or three fractions of the data: [train, validation] or [train, validation, test]');
+    expect(problems('  split = [0.5, 0.2, 0.2, 0.1]')[0][1]).toMatch(/two or three fractions/);
+    expect(problems('  optimizer = sgd(lr: 0.1, momentum: 0.9, nesterov: true)\n  split = [0.8, 0.2]')).toEqual([]);
+  });
+
   it('reports a train block that names no loss to minimize when there are several', () => {
     const src = 'model M {\n  param w: f32[2] = zeros\n  loss l1 = sum(w)\n  loss l2 = sum(w * w)\n}\n\ntrain M {\n  epochs = 1\n}\n';
     const { diagnostics } = compileTraining(src, 'm.dl');

@@ -1,5 +1,6 @@
 // Reads a `train` block into a training plan: steps (loss, parameter set, optimizer), schedule, clipping, freezing, settings.
 import type * as A from '../../grammar/ast.ts';
+import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
 import { AUGMENTATIONS, columnClashes, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
@@ -488,8 +489,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   }
   if (diagnostics.length > 0) return { diagnostics };
   const lrOption = baseOptimizer.options.lr;
-  return {
-    plan: {
+  const plan: TrainingPlan = {
       model: graph.name,
       steps,
       ...(schedule ? { schedule } : {}),
@@ -500,7 +500,19 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       groups,
       settings,
       settingSpans,
-    },
-    diagnostics,
   };
+  // the split: two or three fractions of the data that add up to 1
+  if (settings.split !== undefined) {
+    const split = settings.split;
+    const at = settingSpans.split ?? train.span;
+    const fractions = Array.isArray(split) && split.every((f) => typeof f === 'number') ? (split as number[]) : undefined;
+    const round = (x: number) => Number(x.toPrecision(6));
+    if (!fractions || fractions.length < 2 || fractions.length > 3) report('`split` is a list of two or three fractions of the data: [train, validation] or [train, validation, test]', at, 'for example `split = [0.8, 0.1, 0.1]`');
+    else if (fractions.some((f) => !(f >= 0 && f <= 1))) report(`split fractions are between 0 and 1, not [${fractions.join(', ')}]`, at);
+    else if (Math.abs(fractions.reduce((a, b) => a + b, 0) - 1) > 1e-6) report(`the split fractions [${fractions.join(', ')}] add up to ${round(fractions.reduce((a, b) => a + b, 0))}, not 1`, at);
+  }
+  // values the optimizer, schedule or clipping refuse: at the setting, now rather than while building the step
+  for (const p of settingProblems(plan)) report(p.message, p.span);
+  if (diagnostics.length > 0) return { diagnostics };
+  return { plan, diagnostics };
 }
