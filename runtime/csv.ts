@@ -163,11 +163,13 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
 }
 
 const INTEGER = /^[+-]?\d+$/;
+const F32_MAX = 3.4028234663852886e38;
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function parseNumber(field: string, where: () => string, fail: (message: string) => never): number {
   if (!NUMBER.test(field)) return fail(`${where()}: '${field}' is not a number`);
   const x = Number(field);
-  if (!Number.isFinite(x)) return fail(`${where()}: '${field}' is out of range`);
+  // features and float labels are stored as f32: a larger value would be Infinity
+  if (!Number.isFinite(x) || Math.abs(x) > F32_MAX) return fail(`${where()}: '${field}' is out of range for f32 (at most ${F32_MAX.toPrecision(8)} in size)`);
   return x;
 }
