@@ -167,6 +167,9 @@ describe('dlc graph and dlc summary', () => {
     expect(r.status).toBe(EXIT_OK);
     expect(r.out).toMatch(/fc1 \(Dense\)\s+\[B, 120\]\s+48,120/);
     expect(r.out).toContain('Total params: 61,706');
+    // a model with a train block is summarized as the block builds it
+    const file = tempFile('h.dl', 'use std.nn.{Dense}\nmodel M(h: int = 4) {\n  input x: f32[B, 2]\n  layer fc = Dense(2, h)\n  loss = mean(fc(x) ** 2)\n}\ntrain M(h: 8) {\n  optimizer = sgd(lr: 0.1)\n}\n');
+    expect((await run('summary', file)).out).toContain('Total params: 24');
   });
 
   it('reports shape errors instead of a graph', async () => {

@@ -170,7 +170,10 @@ function withGraphs(
   const { text, sources } = loaded;
   const result = checkSource(text, file, moduleLoader(sources), { training: !options.eval });
   if (report(result.diagnostics, sources, false, io) > 0) return EXIT_USER_ERROR;
-  const graphs = [...result.graphs.values()].filter((g) => !options.model || g.name === options.model);
+  // a model with a train block is shown as that block builds it (`train ResNet(depth: 3)`), not with its defaults
+  const trainArgs = new Map(result.program.body.stmts.flatMap((s) => (s.kind === 'Train' && s.args && s.args.length > 0 ? [[s.model.text, s.args] as const] : [])));
+  const trained = trainArgs.size === 0 ? undefined : elaborate(result.program, { modules: result.modules, imports: result.imports, training: !options.eval, modelArgs: trainArgs }).graphs;
+  const graphs = [...result.graphs.values()].map((g) => (trainArgs.has(g.name) && trained?.get(g.name)) || g).filter((g) => !options.model || g.name === options.model);
   if (graphs.length === 0) {
     io.err(options.model ? `error: \`${file}\` has no model \`${options.model}\`` : `error: \`${file}\` declares no model`);
     return EXIT_USER_ERROR;
