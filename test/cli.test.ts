@@ -148,7 +148,8 @@ describe('dlc graph and dlc summary', () => {
     expect(r.status).toBe(EXIT_OK);
     expect(r.out).toContain('graph MnistMlp {');
     expect(r.out).toMatch(/input  %\d+: f32\[B, 784\]  \/\/ image/);
-    expect(r.out).toMatch(/param  %\d+: f32\[784, 128\] = glorot_uniform  \/\/ net\.hidden\.0\.w/);
+    expect(r.out).toMatch(/param  %\d+: f32\[784, 512\] = glorot_uniform  \/\/ net\.hidden\.0\.w/);
+    // (the train block's hidden: 512, not the default 128)
     expect(r.out).toMatch(/= matmul\(%\d+, %\d+\)/);
     expect(r.out).toContain('loss   loss = %');
   });
