@@ -310,10 +310,17 @@ describe('fit', () => {
     const preds = join(dir, 'preds.csv');
     expect(await main(['node', 'dlc', 'predict', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors'), '--out', preds], io)).toBe(EXIT_OK);
     const [header, ...predicted] = readFileSync(preds, 'utf8').trim().split('\n');
-    expect(header).toBe('example,label,probs_0,probs_1,probs_2');
+    // the label also by its class name, and the likeliest class by name
+    expect(header).toBe('example,label,label_name,probs_0,probs_1,probs_2,probs_class');
     expect(predicted).toHaveLength(23);
-    const hits = predicted.map((r) => r.split(',').map(Number)).filter(([, label, ...p]) => p.indexOf(Math.max(...p)) === label).length;
+    const fields = predicted.map((r) => r.split(','));
+    const hits = fields.filter(([, label, , ...rest]) => {
+      const p = rest.slice(0, 3).map(Number);
+      return p.indexOf(Math.max(...p)) === Number(label);
+    }).length;
     expect(hits / 23).toBeCloseTo(Number(/accuracy (\S+)/.exec(trainedTest ?? '')?.[1]), 3);
+    expect(fields.filter((f) => f[2] === f[6]).length).toBe(hits);
+    expect(new Set(fields.map((f) => f[2]))).toEqual(new Set(['setosa', 'versicolor', 'virginica']));
     out = '';
     expect(await main(['node', 'dlc', 'predict', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors')], io)).toBe(EXIT_OK);
     const jsonl = out.trim().split('\n').map((l) => JSON.parse(l) as { example: number; label: number; probs: number[] });

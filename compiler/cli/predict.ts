@@ -10,7 +10,7 @@ export interface PredictFlags extends EvaluateFlags {
   readonly out?: string;
 }
 
-type Row = Record<string, number | number[]>;
+type Row = Record<string, number | number[] | string | null>;
 
 /** One row per example: `example` (its position in the split), each target column the model reads only to train, then each output. */
 export async function predictProgram(program: ModelProgram, file: string, flags: PredictFlags, io: TrainIo): Promise<Row[]> {
@@ -19,6 +19,8 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
   const read = new Set(Object.keys(program.graphs.predict.inputs));
   // the data's columns that predict does not read but training does (labels), one value per example
   const targets = program.inputs.filter((i) => !read.has(i.name) && set.hasColumn(i.name) && set.column(i.name).exampleSize === 1).map((i) => i.name);
+  const classesOf = new Map(targets.flatMap((t) => (set.column(t).classes ? [[t, set.column(t).classes!] as const] : [])));
+  const classNames = classesOf.size === 1 ? [...classesOf.values()][0] : undefined;
   const rows = await withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
     await model.loadWeights(new Uint8Array(await readFile(path)));
     io.err(`predicting ${set.length} ${split} examples with ${path} on ${model.adapterInfo}`);
@@ -28,12 +30,19 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
       const got = await model.predict(feed);
       for (let r = 0; r < batch.length; r++) {
         const row: Row = { example: out.length };
-        for (const t of targets) row[t] = batch.columns[t][r];
+        for (const t of targets) {
+          row[t] = batch.columns[t][r];
+          // a class label also by its name (a CSV's "cat"), as the data wrote it
+          const names = classesOf.get(t);
+          if (names) row[`${t}_name`] = names[row[t] as number] ?? null;
+        }
         for (const o of program.outputs) {
           const values = got[o.name];
           const per = values.length / batch.length;
           const slice = Array.from(values.subarray(r * per, (r + 1) * per));
           row[o.name] = per === 1 && o.shape.length === 1 ? slice[0] : slice;
+          // one score per class of the label: the likeliest class's name too
+          if (classNames && per === classNames.length && o.shape.length === 2) row[`${o.name}_class`] = classNames[slice.indexOf(Math.max(...slice))];
         }
         out.push(row);
       }
@@ -53,6 +62,8 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
 function toCsv(rows: readonly Row[]): string {
   const first = rows[0];
   const header = Object.entries(first).flatMap(([k, v]) => (Array.isArray(v) ? v.map((_, i) => `${k}_${i}`) : [k]));
-  const lines = rows.map((r) => Object.values(r).flatMap((v) => (Array.isArray(v) ? v : [v])).join(','));
+  // a class name is quoted where it holds a comma, a quote or a line break
+  const field = (v: number | string | null) => (typeof v === 'string' && /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v === null ? '' : String(v));
+  const lines = rows.map((r) => Object.values(r).flatMap((v) => (Array.isArray(v) ? v : [v])).map(field).join(','));
   return `${header.join(',')}\n${lines.join('\n')}\n`;
 }
