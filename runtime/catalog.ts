@@ -91,3 +91,12 @@ export function columnClashes(perExample: readonly SizeExpr[], column: readonly 
     return [];
   });
 }
+
+/**
+ * How a CSV's label column is read: `class` maps strings to class indices (i32), `int` parses integers
+ * (i32), `float` parses numbers (f32, for regression), `auto` (default) is `int` when every label is
+ * a whole number (2 or 2.0), `class` when none is a number, and an error for a mix (runtime/csv.ts).
+ */
+export type CsvLabelType = 'auto' | 'class' | 'int' | 'float';
+
+export const CSV_LABEL_TYPES: readonly CsvLabelType[] = ['auto', 'class', 'int', 'float'];

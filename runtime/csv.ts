@@ -1,18 +1,12 @@
 // CSV text to a Dataset (features f32 [n], optional label) via csv-parse's browser-safe sync parser; errors name row and column.
 import { parse } from 'csv-parse/browser/esm/sync';
 import { type ColumnInput, Dataset } from './data.ts';
+import { CSV_LABEL_TYPES, type CsvLabelType } from './catalog.ts';
 
 /** A CSV column by header name, or by 0-based position. */
 export type CsvColumnRef = string | number;
 
-/**
- * How the label column is read: `class` maps strings to class indices (i32), `int` parses integers
- * (i32), `float` parses numbers (f32, for regression), `auto` (default) is `int` when every label is
- * an integer and `class` otherwise.
- */
-export type CsvLabelType = 'auto' | 'class' | 'int' | 'float';
-
-export const CSV_LABEL_TYPES: readonly CsvLabelType[] = ['auto', 'class', 'int', 'float'];
+export { CSV_LABEL_TYPES, type CsvLabelType } from './catalog.ts';
 
 export interface CsvSpec {
   /** The label column; without one the dataset has only the features column. */

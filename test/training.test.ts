@@ -205,6 +205,7 @@ train M {
     expect(problems('  split = 0.5')[0][1]).toBe('`split` is a list of two or three fractions of the data: [train, validation] or [train, validation, test]');
     expect(problems('  split = [0.5, 0.2, 0.2, 0.1]')[0][1]).toMatch(/two or three fractions/);
     expect(problems('  optimizer = sgd(lr: 0.1, momentum: 0.9, nesterov: true)\n  split = [0.8, 0.2]')).toEqual([]);
+    expect(problems('  data = csv(path: "x.csv", label: "y", label_type: "clas")')).toEqual([['E0206', '`label_type` is one of "auto", "class", "int", "float", not "clas"', '"clas"']]);
   });
 
   it('reports a train block that names no loss to minimize when there are several', () => {

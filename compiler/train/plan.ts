@@ -3,8 +3,9 @@ import type * as A from '../../grammar/ast.ts';
 import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
-import { AUGMENTATIONS, columnClashes, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
+import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
+
 import { dimEquals, shapeToString } from '../shapes/dim.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
@@ -159,6 +160,10 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const known = catalog[name];
     for (const a of call?.args ?? []) {
       if (a.name && !known.includes(a.name.text)) report(`\`${name}\` has no argument \`${a.name.text}\``, a.name.span, didYouMean(a.name.text, known) ?? (known.length === 0 ? 'it takes none' : `its arguments are ${known.join(', ')}`));
+      // a CSV's label type is one of a few words
+      if (name === 'csv' && a.name?.text === 'label_type' && a.value.kind === 'String' && !(CSV_LABEL_TYPES as readonly string[]).includes(a.value.value)) {
+        report(`\`label_type\` is one of ${CSV_LABEL_TYPES.map((t) => `"${t}"`).join(', ')}, not "${a.value.value}"`, a.value.span, didYouMean(a.value.value, CSV_LABEL_TYPES));
+      }
     }
   };
   const checkCatalogCalls = (setting: string, e: A.Expr) => {
