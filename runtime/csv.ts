@@ -66,6 +66,10 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     if (records.length === 0) return fail('the CSV is empty (expected a header row)');
     names = records[0].record;
     rows = records.slice(1);
+    // a first row of numbers only is data, not names: without `header: false` it would be dropped unseen
+    if (spec.header === undefined && names.length > 0 && names.every((n) => NUMBER.test(n.trim()))) {
+      fail(`the first row (${names.join(',')}) holds only numbers: it looks like data, not a header; give header: false (or header: true if those are its column names)`);
+    }
   } else {
     if (records.length === 0) return fail('the CSV has no rows');
     names = records[0].record.map((_, i) => `column ${i + 1}`);

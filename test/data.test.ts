@@ -309,6 +309,8 @@ describe('CSV', () => {
     expect(() => parseCsv('a,b\n1,0\n2,\n', { label: 'b' })).toThrow("row 2 (line 3), column 2 'b': the label is empty");
     expect([...parseCsv('a,b\n1,2.0\n2,10.0\n3,0\n', { label: 'b' }).column('label').data]).toEqual([2, 10, 0]);
     expect(() => parseCsv('a,b\n1,0\n2,0.5\n', { label: 'b' })).toThrow(`row 2 (line 3), column 2 'b': label '0.5' is not a whole number (give label_type: "float" for a regression target)`);
+    expect(() => parseCsv('1,2,0\n3,4,1\n', { label: 2 })).toThrow('the first row (1,2,0) holds only numbers: it looks like data, not a header; give header: false (or header: true if those are its column names)');
+    expect(parseCsv('1,2,0\n3,4,1\n', { label: 2, header: true }).length).toBe(1);
     expect(() => parseCsv('a,b\n1e39,0\n', { label: 'b' })).toThrow("row 1 (line 2), column 1 'a': '1e39' is out of range for f32 (at most 3.4028235e+38 in size)");
     expect(() => parseCsv('a,b\n1,0\n2,cat\n', { label: 'b' })).toThrow(/the labels mix numbers and names \(row 2 \(line 3\), column 2 'b' is 'cat'\)/);
     expect(() => parseCsv('a,b\n1,"2\n', { label: 'b' })).toThrow(/CSV syntax error: .*Quote Not Closed/i);
