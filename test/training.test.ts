@@ -205,6 +205,7 @@ train M {
     expect(problems('  split = 0.5')[0][1]).toBe('`split` is a list of two or three fractions of the data: [train, validation] or [train, validation, test]');
     expect(problems('  split = [0.5, 0.2, 0.2, 0.1]')[0][1]).toMatch(/two or three fractions/);
     expect(problems('  optimizer = sgd(lr: 0.1, momentum: 0.9, nesterov: true)\n  split = [0.8, 0.2]')).toEqual([]);
+    expect(problems('  param_group {\n    params = [fc.*]\n    lr = 0.1\n  }\n  param_group {\n    params = [fc.b]\n    weight_decay = 0.0\n  }')).toEqual([['E0206', '`fc.b` is in two param groups; each parameter takes the options of one', '[fc.b]']]);
     expect(problems('  data = csv(path: "x.csv", label: "y", label_type: "clas")')).toEqual([['E0206', '`label_type` is one of "auto", "class", "int", "float", not "clas"', '"clas"']]);
   });
 

@@ -390,7 +390,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
             const list = paramsStmt.value.kind === 'List' ? paramsStmt.value.items : [paramsStmt.value];
             const { params: _drop, ...rest } = block;
             void _drop;
-            groups.push({ params: list.flatMap(resolvePattern), options: numbers(rest, s.span) });
+            const params = list.flatMap(resolvePattern);
+            // a parameter takes one group's options: in two, which would win would be a guess
+            const twice = params.find((path) => groups.some((g) => g.params.includes(path)));
+            if (twice !== undefined) report(`\`${twice}\` is in two param groups; each parameter takes the options of one`, paramsStmt.value.span, 'narrow the patterns so the groups do not overlap');
+            groups.push({ params, options: numbers(rest, s.span) });
           }
         } else settings[s.label ? `${s.name.text}.${s.label.text}` : s.name.text] = { call: s.name.text, args: block };
         break;
