@@ -15,8 +15,12 @@ function positionOf(i: number, shape: readonly number[]): string {
   return `[${at.join(', ')}]`;
 }
 
-/** Throws an InputError for the first value of an index input outside [0, bound) at these sizes. */
-export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<Record<string, ArrayLike<number>>>, sizes: ReadonlyMap<string, number>): void {
+/**
+ * Throws an InputError for the first value of an index input outside [0, bound) at these sizes.
+ * `options.data` names where the batch comes from ("the training data") and `options.first` is the
+ * position of its first example there, for a check of a data set batch by batch before training.
+ */
+export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<Record<string, ArrayLike<number>>>, sizes: ReadonlyMap<string, number>, options: { readonly data?: string; readonly first?: number } = {}): void {
   for (const decl of inputs) {
     const data = batch[decl.name];
     if (!decl.indices || data === undefined) continue;
@@ -37,7 +41,8 @@ export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<R
           // keep the flat position
         }
         const where = use.source ? ` (${use.source.file}:${use.source.line}:${use.source.col})` : '';
-        throw new InputError(`input \`${decl.name}\` holds ${v} at ${positionOf(i, shape)}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}`);
+        const at = options.data === undefined ? `at ${positionOf(i, shape)}` : `in example ${(options.first ?? 0) + Math.floor(i / Math.max(1, data.length / Math.max(1, shape[0] ?? 1)))} of ${options.data}`;
+        throw new InputError(`${options.data === undefined ? 'input' : 'column'} \`${decl.name}\` holds ${v} ${at}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}`);
       }
     }
   }

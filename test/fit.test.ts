@@ -267,6 +267,18 @@ describe('fit', () => {
     expect(relabeled.err).toMatch(/the data's classes of `label` \("bat", "cat", "dog", "eel"\) are not those .*ck\.safetensors was trained with \("cat", "dog", "eel"\)/);
   });
 
+  it('a label out of range anywhere in the data stops dlc train before anything runs, naming the split and example', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('fit-labels');
+    writeFileSync(join(dir, 'd.csv'), `a,b,y\n${Array.from({ length: 40 }, (_, i) => `${i / 40},0.5,${i % 3}`).join('\n')}\n0.9,0.9,5\n`);
+    const file = join(dir, 'm.dl');
+    writeFileSync(file, 'use std.nn.{Dense}\nmodel M {\n  input features: f32[B, 2]\n  input label: i32[B]\n  layer fc = Dense(2, 3)\n  loss = cross_entropy(fc(features), label)\n}\ntrain M {\n  data = csv(path: "d.csv", label: "y")\n  split = [0.8, 0.2]\n  shuffle = false\n  optimizer = adam(lr: 0.01)\n  batch = 8\n  checkpoint { path = "m.safetensors" }\n}\n');
+    let err = '';
+    const code = await main(['node', 'dlc', 'train', file, '--no-progress'], { out: () => {}, err: (t: string) => (err += `${t}\n`) });
+    expect(code).toBe(EXIT_USER_ERROR);
+    expect(err).toMatch(/column `label` holds 5 in example \d+ of the (training|validation) data, but the model uses it to index axis 1 of f32\[B, 3\]/);
+    expect(existsSync(join(dir, 'm.safetensors'))).toBe(false);
+  });
+
   it('a stop from a callback ends training after that epoch', { timeout: 60_000 }, async () => {
     const r = compileSource(IRIS, 'iris.dl');
     const [train] = loadIris().split([0.7, 0.3], { seed: 1 });

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { batchAveraged, evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
-import { checkClasses, checkpointMetadata, logsLine, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { checkClasses, checkDataIndices, checkpointMetadata, logsLine, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -20,6 +20,7 @@ export async function checkpointAndSplit(program: ModelProgram, file: string, fl
   const metadata = checkpointMetadata(path);
   const data = await prepareData(program, file, splitLikeTraining(flags, metadata, io), io);
   checkClasses(program, data.train, metadata, path);
+  checkDataIndices(program, data);
   const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
   const set = data[split];
   if (!set || set.length === 0) throw new TrainError(`the ${split} split of ${program.model}'s data is empty (the train block's split gives it no examples)`);

@@ -5,6 +5,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
+import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { batchAveraged, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
 import { checkpointPlan, CheckpointWriter, resumeFrom, type ResumeState } from './checkpoints.ts';
 import type { Dataset } from '../../runtime/data.ts';
@@ -276,6 +277,28 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train) };
 }
 
+/**
+ * Every column the model uses as indices (labels, tokens) in range, in every split, before anything
+ * runs: a label of 10 with 10 classes is found at once, not when its batch comes up mid-epoch.
+ */
+export function checkDataIndices(program: ModelProgram, data: PreparedData): void {
+  const indexed = program.inputs.filter((i) => i.indices);
+  if (indexed.length === 0) return;
+  for (const [what, set] of [['the training data', data.train], ['the validation data', data.validation], ['the test data', data.test]] as const) {
+    if (!set) continue;
+    let first = 0;
+    for (const batch of set.batches(4096)) {
+      const sizes = new Map([...Object.entries(data.sizes), ['B', batch.length]]);
+      try {
+        checkIndexInputs(indexed, batch.columns, sizes, { data: what, first });
+      } catch (e) {
+        throw new TrainError((e as Error).message);
+      }
+      first += batch.length;
+    }
+  }
+}
+
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
 export async function trainProgram(program: ModelProgram, file: string, given: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   // a resumed run trains on the examples the run it continues trained on
@@ -283,6 +306,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
   const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
   if (resumedFrom) checkClasses(program, train, resumedFrom, checkpointPathOf(program, file, given));
+  checkDataIndices(program, { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: dataSizes });
   if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
   const maxSteps = flagInt(flags.steps, 'steps') ?? num(setting(program, 'steps'), 'steps');
   const batches = train.batchCount(batchSize);
