@@ -3,8 +3,8 @@ import { InputError } from './errors.ts';
 import type { InputDecl } from './program.ts';
 import { evalShape, evalSize } from './sizes.ts';
 
-/** The position of flat element `i` in `shape`, as `[r, c, ...]`. */
-function positionOf(i: number, shape: readonly number[]): string {
+/** The coordinates of flat element `i` in `shape` (`[r, c, ...]`). */
+function coordinatesOf(i: number, shape: readonly number[]): number[] {
   const at: number[] = [];
   let rest = i;
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -12,7 +12,7 @@ function positionOf(i: number, shape: readonly number[]): string {
     at.unshift(rest % n);
     rest = Math.floor(rest / n);
   }
-  return `[${at.join(', ')}]`;
+  return at;
 }
 
 /**
@@ -41,8 +41,9 @@ export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<R
           // keep the flat position
         }
         const where = use.source ? ` (${use.source.file}:${use.source.line}:${use.source.col})` : '';
-        const at = options.data === undefined ? `at ${positionOf(i, shape)}` : `in example ${(options.first ?? 0) + Math.floor(i / Math.max(1, data.length / Math.max(1, shape[0] ?? 1)))} of ${options.data}`;
-        throw new InputError(`${options.data === undefined ? 'input' : 'column'} \`${decl.name}\` holds ${v} ${at}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}`);
+        const at = coordinatesOf(i, shape);
+        const position = options.data === undefined ? `at [${at.join(', ')}]` : `in example ${(options.first ?? 0) + (at[0] ?? 0)} of ${options.data}`;
+        throw new InputError(`${options.data === undefined ? 'input' : 'column'} \`${decl.name}\` holds ${v} ${position}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}`);
       }
     }
   }

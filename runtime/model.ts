@@ -306,19 +306,23 @@ export class Model<I extends string = string, O extends string = string, R exten
   /** Evaluate many batches with one readback at the end; one record per batch. */
   async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>): Promise<Record<string, number>[]> {
     this.check();
-    const g = this.program.graphs.evaluate;
-    const names = this.executor.scalarNames(g);
-    const records: ScalarRecord[] = [];
-    for (const batch of batches) {
-      const inputs = this.inputsOf(g, batch);
-      records.push(
-        this.executor.submit((encoder) => {
-          this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch)));
-          return this.executor.recordScalars(encoder, g, names);
-        }),
-      );
-    }
+    const records = [...batches].map((batch) => this.submitEvaluate(batch, []).record);
     return this.guard(this.executor.readScalars(records));
+  }
+
+  /**
+   * One batch through the evaluate graph in its own submit: its losses and metrics recorded, the
+   * outputs named in `reads` (the totals of evaluateSet) read back with them, and its length B.
+   */
+  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[]): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
+    const g = this.program.graphs.evaluate;
+    const inputs = this.inputsOf(g, batch);
+    const sizes = this.requireExamples(this.bindSizes(g, batch));
+    return this.executor.submit((encoder) => {
+      this.executor.encode(encoder, g, inputs, sizes);
+      const record = this.executor.recordScalars(encoder, g, this.executor.scalarNames(g));
+      return { record, length: sizes.get('B') ?? 1, ...(reads.length > 0 ? { read: this.executor.encodeRead(encoder, g, reads, sizes) } : {}) };
+    });
   }
 
   /**
@@ -329,24 +333,10 @@ export class Model<I extends string = string, O extends string = string, R exten
    */
   async evaluateSet(batches: Iterable<Batch<I>>): Promise<Record<string, number>> {
     this.check();
-    const g = this.program.graphs.evaluate;
     const finish = this.program.graphs.totals;
-    const names = this.executor.scalarNames(g);
+    const names = this.executor.scalarNames(this.program.graphs.evaluate);
     const totalNames = finish ? Object.keys(finish.inputs) : [];
-    const pending: { record: ScalarRecord; totals?: () => Promise<Record<string, { data: TypedArray }>>; length: number }[] = [];
-    for (const given of batches) {
-      const batch = given as Readonly<Record<string, HostArray>>;
-      const inputs = this.inputsOf(g, batch);
-      const sizes = this.requireExamples(this.bindSizes(g, batch));
-      const length = sizes.get('B') ?? 1;
-      pending.push(
-        this.executor.submit((encoder) => {
-          this.executor.encode(encoder, g, inputs, sizes);
-          const record = this.executor.recordScalars(encoder, g, names);
-          return { record, length, ...(finish ? { totals: this.executor.encodeRead(encoder, g, totalNames, sizes) } : {}) };
-        }),
-      );
-    }
+    const pending = [...batches].map((batch) => this.submitEvaluate(batch as Readonly<Record<string, HostArray>>, totalNames));
     const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
     const weight = pending.reduce((a, p) => a + p.length, 0);
     const out: Record<string, number> = {};
@@ -356,7 +346,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     // the totals of every batch, added in float64, then the quantities they give
     const sums = new Map<string, Float64Array>();
     for (const p of pending) {
-      const read = await this.guard(p.totals!());
+      const read = await this.guard(p.read!());
       for (const name of totalNames) {
         const data = read[name].data;
         const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;

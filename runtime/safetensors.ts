@@ -141,15 +141,27 @@ interface Entry {
   readonly end: number;
 }
 
+/** The header length in a file's first 8 bytes, refused when absurd (more than SAFETENSORS_MAX_HEADER_BYTES). */
+export function safetensorsHeaderLength(bytes: Uint8Array): number {
+  return headerLengthOf(bytes, (message: string): never => {
+    throw new SafetensorsError(message);
+  });
+}
+
 /**
- * Parses and validates a safetensors file. Everything is checked before any tensor storage is
- * allocated, so the decoder allocates at most the data section's size in copies; any malformed,
- * truncated or hostile input throws a SafetensorsError saying what is wrong.
+ * A file's metadata (`__metadata__`) from its first 8 + header-length bytes, checked as
+ * decodeSafetensors checks it: commands that only need what a checkpoint records need not read its
+ * tensors.
  */
-export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
+export function decodeSafetensorsMetadata(bytes: Uint8Array): Record<string, string> {
   const fail = (message: string): never => {
     throw new SafetensorsError(message);
   };
+  const { header } = readHeader(bytes, fail);
+  return METADATA_KEY in header ? checkMetadata(header[METADATA_KEY], fail) : {};
+}
+
+function headerLengthOf(bytes: Uint8Array, fail: (message: string) => never): number {
   if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array of file bytes');
   if (bytes.length < 8) fail(`the file is ${bytes.length} bytes, too short for the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -158,7 +170,12 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   if (high !== 0 || low > SAFETENSORS_MAX_HEADER_BYTES) {
     fail(`the header length ${view.getBigUint64(0, true)} is absurd (the limit is ${SAFETENSORS_MAX_HEADER_BYTES} bytes)`);
   }
-  const headerLength = low;
+  return low;
+}
+
+/** The header object and its length, every check of its framing, encoding and keys made. */
+function readHeader(bytes: Uint8Array, fail: (message: string) => never): { header: Record<string, unknown>; headerLength: number } {
+  const headerLength = headerLengthOf(bytes, fail);
   if (headerLength > bytes.length - 8) fail(`the header length ${headerLength} exceeds the ${bytes.length - 8} bytes after the length field (truncated file?)`);
   if (headerLength < 2) fail(`the header length ${headerLength} is too short for a JSON object`);
   if (bytes[8] !== 0x7b) fail(`the header must start with '{' (byte 0x7b), found byte 0x${bytes[8].toString(16).padStart(2, '0')}`);
@@ -181,11 +198,24 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     fail(duplicate.depth === 1 ? `the header names '${duplicate.key}' more than once` : `the header repeats the field '${duplicate.key}' inside an entry`);
   }
 
+  return { header: header as Record<string, unknown>, headerLength };
+}
+
+/**
+ * Parses and validates a safetensors file. Everything is checked before any tensor storage is
+ * allocated, so the decoder allocates at most the data section's size in copies; any malformed,
+ * truncated or hostile input throws a SafetensorsError saying what is wrong.
+ */
+export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
+  const fail = (message: string): never => {
+    throw new SafetensorsError(message);
+  };
+  const { header, headerLength } = readHeader(bytes, fail);
   const dataStart = 8 + headerLength;
   const dataSize = bytes.length - dataStart;
   let metadata: Record<string, string> = {};
   const entries: Entry[] = [];
-  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+  for (const [name, value] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       metadata = checkMetadata(value, fail);
       continue;

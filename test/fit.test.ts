@@ -12,6 +12,9 @@ import { getDevice } from './gpu-helpers.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 
 
+/** A checkpoint's metadata (dlc.epoch, dlc.step, dlc.best, ...). */
+const meta = (path: string) => decodeSafetensors(readFileSync(path)).metadata;
+
 const IRIS = `use std.nn.{Dense}
 use std.act.{relu}
 use std.loss.{cross_entropy}
@@ -142,7 +145,6 @@ describe('fit', () => {
     expect(out).toMatch(/^test {2}loss \S+ {2}accuracy \S+$/m);
     // saved after epoch 2 and at the end (epoch 3), numbered copies of both kept
     expect(existsSync(join(dir, 'ck.epoch-2.safetensors')) && existsSync(join(dir, 'ck.epoch-3.safetensors'))).toBe(true);
-    const meta = (path: string) => JSON.parse(new TextDecoder().decode(readFileSync(path).subarray(8, 8 + Number(readFileSync(path).readBigUInt64LE(0))))).__metadata__ as Record<string, string>;
     expect([meta(ck)['dlc.epoch'], meta(ck)['dlc.step']]).toEqual(['3', '20']);
     // keep = 2 drops the oldest numbered copy
     await run(`${blocks}  epochs = 4\n  checkpoint { path = "ck.safetensors"; keep = 2 }`);
@@ -178,7 +180,6 @@ describe('fit', () => {
       for (const m of out.matchAll(/^epoch \d+\/\d+ .*val_loss (\S+)/gm)) logs.push(Number(m[1]));
     }
     expect(logs).toHaveLength(5);
-    const meta = (path: string) => JSON.parse(new TextDecoder().decode(readFileSync(path).subarray(8, 8 + Number(readFileSync(path).readBigUInt64LE(0))))).__metadata__ as Record<string, string>;
     const highest = logs.indexOf(Math.max(...logs)) + 1;
     expect(meta(join(dir, 'ck.best.safetensors'))['dlc.epoch']).toBe(String(highest));
     expect(JSON.parse(meta(join(dir, 'ck.safetensors'))['dlc.best']).monitor).toBe('val_loss');
@@ -197,7 +198,6 @@ describe('fit', () => {
     const pre = join(dir, 'pre.dl');
     writeFileSync(pre, IRIS.replace(/train Iris \{[^]*$/, block('  checkpoint { path = "pre.safetensors" }\n')));
     await run(pre);
-    const meta = (path: string) => JSON.parse(new TextDecoder().decode(readFileSync(path).subarray(8, 8 + Number(readFileSync(path).readBigUInt64LE(0))))).__metadata__ as Record<string, string>;
     const preSteps = Number(meta(join(dir, 'pre.safetensors'))['dlc.step']);
     expect(preSteps).toBeGreaterThan(0);
     // the same model fine-tuned from it: its step count restarts (the schedule and Adam's bias correction with it)

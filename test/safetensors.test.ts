@@ -2,6 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  decodeSafetensorsMetadata,
+  safetensorsHeaderLength,
   decodeSafetensors,
   type DecodedSafetensors,
   encodeSafetensors,
@@ -200,6 +202,16 @@ describe('safetensors byte layout', () => {
     const text = new TextDecoder().decode(bytes.subarray(8, 8 + n));
     expect(text).toBe('{"__metadata__":{"note":"x"},"a":{"dtype":"U32","shape":[1],"data_offsets":[0,4]},"z":{"dtype":"BOOL","shape":[1],"data_offsets":[4,5]}}'.padEnd(n, ' '));
     expect([...bytes.subarray(8 + n)]).toEqual([0x04, 0x03, 0x02, 0x01, 0x01]);
+  });
+});
+
+describe('safetensors metadata from the header alone', () => {
+  it('reads what decodeSafetensors reads from the first 8 + header-length bytes, with the same checks', () => {
+    const bytes = encodeSafetensors(new Map([['w', { dtype: 'f32', shape: [2], data: new Float32Array([1, 2]) } satisfies StoredTensor]]), { 'dlc.epoch': '3' });
+    const head = bytes.subarray(0, 8 + safetensorsHeaderLength(bytes.subarray(0, 8)));
+    expect(decodeSafetensorsMetadata(head)).toEqual(decodeSafetensors(bytes).metadata);
+    expect(decodeSafetensorsMetadata(head)).toEqual({ 'dlc.epoch': '3' });
+    expect(() => decodeSafetensorsMetadata(head.subarray(0, head.length - 1))).toThrow(/truncated file/);
   });
 });
 

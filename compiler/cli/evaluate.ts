@@ -1,9 +1,9 @@
 // `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation).
 import { readFile } from 'node:fs/promises';
-import { batchAveraged, evaluateDataset } from '../../runtime/fit.ts';
+import { evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
-import { checkClasses, checkDataIndices, checkpointMetadata, logsLine, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { checkClasses, checkDataIndices, checkpointMetadata, logsLine, noteBatchAveraged, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -36,8 +36,7 @@ export async function evaluateProgram(program: ModelProgram, file: string, flags
     io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${set.length} ${split} examples on ${model.adapterInfo}`);
     const metrics = await evaluateDataset(model, set, data.batchSize);
     io.out(`${split}  ${logsLine(metrics)}`);
-    const averaged = batchAveraged(program);
-    if (averaged.length > 0 && set.length > data.batchSize) io.err(`note: ${averaged.map((n) => `\`${n}\``).join(', ')} ${averaged.length === 1 ? 'is' : 'are'} averaged over batches of ${data.batchSize} (not a function of sums over the batch, so the batch size changes ${averaged.length === 1 ? 'it' : 'them'})`);
+    noteBatchAveraged(program, set.length, data.batchSize, io);
     return metrics;
   });
 }

@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
+import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
 import { batchAveraged, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
 import { checkpointPlan, CheckpointWriter, resumeFrom, type ResumeState } from './checkpoints.ts';
 import type { Dataset } from '../../runtime/data.ts';
@@ -166,17 +167,15 @@ export interface RecordedSplit {
   readonly data?: string;
 }
 
-/** A checkpoint's metadata, read from its header alone. */
+/** A checkpoint's metadata, read from its header alone (none from a file that is no safetensors file: loading it reports that). */
 export function checkpointMetadata(path: string): Record<string, string> {
   const fd = openSync(path, 'r');
   try {
-    const head = Buffer.alloc(8);
+    const head = new Uint8Array(8);
     readSync(fd, head, 0, 8, 0);
-    const n = Number(head.readBigUInt64LE(0));
-    if (!(n > 0 && n < 100_000_000)) return {};
-    const header = Buffer.alloc(n);
-    readSync(fd, header, 0, n, 8);
-    return (JSON.parse(header.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
+    const bytes = new Uint8Array(8 + safetensorsHeaderLength(head));
+    readSync(fd, bytes, 0, bytes.length, 0);
+    return decodeSafetensorsMetadata(bytes);
   } catch {
     return {};
   } finally {
@@ -302,10 +301,11 @@ export function checkDataIndices(program: ModelProgram, data: PreparedData): voi
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
 export async function trainProgram(program: ModelProgram, file: string, given: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   // a resumed run trains on the examples the run it continues trained on
-  const resumedFrom = given.resume && existsSync(checkpointPathOf(program, file, given)) ? checkpointMetadata(checkpointPathOf(program, file, given)) : undefined;
+  const resumePath = checkpointPathOf(program, file, given);
+  const resumedFrom = given.resume && existsSync(resumePath) ? checkpointMetadata(resumePath) : undefined;
   const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
   const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
-  if (resumedFrom) checkClasses(program, train, resumedFrom, checkpointPathOf(program, file, given));
+  if (resumedFrom) checkClasses(program, train, resumedFrom, resumePath);
   checkDataIndices(program, { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: dataSizes });
   if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
   const maxSteps = flagInt(flags.steps, 'steps') ?? num(setting(program, 'steps'), 'steps');
@@ -449,10 +449,17 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     if (!evalSet || evalSet.length === 0) return {};
     const metrics = await evaluateDataset(model, evalSet, batchSize);
     io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics, shown)}`);
-    const averaged = batchAveraged(program);
-    if (averaged.length > 0 && evalSet.length > batchSize) io.err(`note: ${averaged.map((n) => `\`${n}\``).join(', ')} ${averaged.length === 1 ? 'is' : 'are'} averaged over batches of ${batchSize} (not a function of sums over the batch, so the batch size changes ${averaged.length === 1 ? 'it' : 'them'})`);
+    noteBatchAveraged(program, evalSet.length, batchSize, io);
     return metrics;
   });
+}
+
+/** Says which losses and metrics of a set evaluated in several batches are averages over them (batchAveraged): the batch size changes those. */
+export function noteBatchAveraged(program: ModelProgram, examples: number, batchSize: number, io: TrainIo): void {
+  const averaged = batchAveraged(program);
+  if (averaged.length === 0 || examples <= batchSize) return;
+  const one = averaged.length === 1;
+  io.err(`note: ${averaged.map((n) => `\`${n}\``).join(', ')} ${one ? 'is' : 'are'} averaged over batches of ${batchSize} (not a function of sums over the batch, so the batch size changes ${one ? 'it' : 'them'})`);
 }
 
 /**

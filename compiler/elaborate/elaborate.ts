@@ -9,7 +9,7 @@ import { DimUnifier } from '../shapes/unify.ts';
 import { callBuiltin, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
 import { GraphBuilder, typeToString, type Operand } from './builder.ts';
 import { describe, dimValue, Env, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
-import { STD_MODULES } from '../resolve/prelude.ts';
+import { fileExports, STD_MODULES } from '../resolve/prelude.ts';
 
 export interface ElaborateOptions {
   /** Parsed standard-library and imported modules whose declarations are visible to the program. */
@@ -52,18 +52,14 @@ export function elaborate(program: A.Program, options: ElaborateOptions = {}): E
   // each local file and the program: a scope of their own declarations and of what they import, so two
   // files' helpers of one name stay apart and `use ... as ...` renames
   const files = [...modules.filter((m) => local.has(m.file) && m.file !== program.file), program];
-  const envOf = new Map(files.map((f) => [f.file, libraryEnv.child()]));
-  for (const f of files) declare(f, envOf.get(f.file)!, false);
+  const scopes = new Map(files.map((f) => [f.file, { env: libraryEnv.child(), exports: fileExports(f) }]));
+  for (const f of files) declare(f, scopes.get(f.file)!.env, false);
   // imported files' constants before their importers'
   for (const f of [...files].reverse()) {
-    importInto(f, envOf.get(f.file)!, (path) => {
-      const target = options.imports?.get(f.file)?.get(path);
-      const file = target === undefined ? undefined : files.find((g) => g.file === target);
-      return file && { env: envOf.get(file.file)!, exports: exportsOf(file) };
-    }, libraryEnv);
-    declareConstants(f, envOf.get(f.file)!);
+    importInto(f, scopes.get(f.file)!.env, (path) => scopes.get(options.imports?.get(f.file)?.get(path) ?? ''), libraryEnv);
+    declareConstants(f, scopes.get(f.file)!.env);
   }
-  const fileEnv = envOf.get(program.file)!;
+  const fileEnv = scopes.get(program.file)!.env;
   for (const decl of program.body.stmts) {
     if (decl.kind !== 'Model') continue;
     const e = new Elaborator(decl.name.text, options.training ?? true, (d) => diagnostics.push(d));
@@ -82,11 +78,6 @@ function declare(program: A.Program, env: Env, constants = true): void {
     }
   }
   if (constants) declareConstants(program, env);
-}
-
-/** The names a file exports: its layers, models, functions and top-level constants. */
-function exportsOf(program: A.Program): string[] {
-  return program.body.stmts.flatMap((s) => (s.kind === 'Layer' || s.kind === 'Model' || s.kind === 'Fn' ? [s.name.text] : s.kind === 'Let' ? s.targets.map((t) => t.text) : []));
 }
 
 /**
@@ -1278,8 +1269,8 @@ function describeBindings(c: A.Expr, env: Env): string {
   const names = new Set<string>();
   // the names read anywhere in the constraint, call arguments and indexed values included (shape(labels))
   const visit = (e: A.Expr): void => {
-    visitIdents(e, (n) => names.add(n));
-    if (e.kind === 'Binary') [e.left, e.right].forEach(visit);
+    if (e.kind === 'Ident') names.add(e.name);
+    else if (e.kind === 'Binary') [e.left, e.right].forEach(visit);
     else if (e.kind === 'Unary') visit(e.operand);
     else if (e.kind === 'Call') e.args.forEach((a) => visit(a.value));
     else if (e.kind === 'Index' || e.kind === 'Member') visit(e.target);

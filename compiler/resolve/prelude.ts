@@ -1,4 +1,5 @@
 // The names every .dl file sees without importing them, and the modules of the standard library.
+import type * as A from '../../grammar/ast.ts';
 import { BUILTIN_NAMES, INITIALIZERS } from '../elaborate/builtins.ts';
 
 /** Standard-library modules and what each exports; `use std.nn.{Dense}` is checked against this table. */
@@ -73,3 +74,8 @@ export const SETTING_ALIASES: Readonly<Record<string, string>> = {
   max_grad_norm: 'dlc calls it `clip_grad_norm`',
   dataset: 'dlc calls it `data`',
 };
+
+/** The names a local file exports to `use "./file.dl".{...}`: its layers, models, functions and top-level constants. */
+export function fileExports(program: A.Program): string[] {
+  return program.body.stmts.flatMap((s) => (s.kind === 'Layer' || s.kind === 'Model' || s.kind === 'Fn' ? [s.name.text] : s.kind === 'Let' ? s.targets.map((t) => t.text) : []));
+}

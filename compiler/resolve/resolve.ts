@@ -1,7 +1,7 @@
 // Name resolution and statement placement: unknown names (with "did you mean"), duplicates, imports, train settings.
 import type * as A from '../../grammar/ast.ts';
 import { DiagnosticBag, diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
-import { PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
+import { fileExports, PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
 /** Loads a local module named by `use "./x.dl"` relative to the importing file; undefined when it does not exist. */
 export type ModuleLoader = (importer: string, path: string) => A.Program | undefined;
@@ -135,9 +135,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         }));
         return;
       }
-      exports = loaded.body.stmts.flatMap((s) =>
-        s.kind === 'Layer' || s.kind === 'Model' || s.kind === 'Fn' ? [s.name.text] : s.kind === 'Let' ? s.targets.map((t) => t.text) : [],
-      );
+      exports = fileExports(loaded);
     }
     if (d.imports === null) {
       if (d.alias) defineUnique(fileScope, d.alias, 'import');

@@ -157,17 +157,19 @@ export function metricTotals(evaluation: Graph): MetricTotals {
   // a mean over the examples (a total divided by B), or a sum of such means scaled by constants
   // (mean(a) + mean(b)), needs no totals: the average of the batches' values, weighted by their
   // lengths, is the same number, with no extra outputs to store
-  const isMean = (v: Value): boolean => {
+  const definedBy = (v: Value): Node | undefined => {
     const at = producer.get(v.id);
-    const n = at === undefined ? undefined : evaluation.nodes[at];
+    return at === undefined ? undefined : evaluation.nodes[at];
+  };
+  const isMean = (v: Value): boolean => {
+    const n = definedBy(v);
     if (!n) return false;
     const constant = (w: Value) => kindOf(w) === 'fixed';
     const [a, b] = n.inputs;
     switch (n.op) {
       case 'div': {
-        const count = producer.get(b.id);
-        const value = count === undefined ? undefined : evaluation.nodes[count].attrs.value;
-        if (kindOf(a) === 'total' && evaluation.nodes[count!]?.op === 'full' && isDim(value) && dimEquals(value, BATCH)) return true;
+        const count = definedBy(b);
+        if (kindOf(a) === 'total' && count?.op === 'full' && isDim(count.attrs.value) && dimEquals(count.attrs.value, BATCH)) return true;
         return isMean(a) && constant(b);
       }
       case 'add':

@@ -5,7 +5,6 @@ import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnost
 import type { Graph } from '../ir/types.ts';
 import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
-
 import { dimEquals, shapeToString } from '../shapes/dim.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
