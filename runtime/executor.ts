@@ -494,6 +494,18 @@ export class Executor {
     const key = [...sizes].sort().map(([k, v]) => `${k}=${v}`).join(',');
     if (key === inst.sizesKey) return;
     inst.onceDone = false;
+    try {
+      this.prepareSizes(inst, sizes, key);
+    } catch (e) {
+      // half-prepared (a buffer freed and its successor refused, uniforms written for sizes that failed):
+      // the next run at any sizes prepares everything again
+      inst.sizesKey = undefined;
+      inst.bindGroups = [];
+      throw e;
+    }
+  }
+
+  private prepareSizes(inst: GraphInstance, sizes: ReadonlyMap<string, number>, key: string): void {
     const g = inst.program;
     let grew = inst.bindGroups.length === 0;
     inst.allocations.forEach((a, n) => {
@@ -505,6 +517,8 @@ export class Executor {
       }
       if (bytes > inst.capacity[n]) {
         inst.allocated[n]?.destroy();
+        inst.allocated[n] = undefined;
+        inst.capacity[n] = -1;
         const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
         const what = first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
         const buffer = this.createBuffer(bytes, STORAGE_USAGE, what);

@@ -115,8 +115,11 @@ export class Model<I extends string = string, O extends string = string, R exten
     readonly adapterInfo: string,
     lost: Promise<string>,
   ) {
+    // held weakly: a caller's device outlives its models, and its `lost` promise would keep each one alive
+    const self = new WeakRef(this);
     void lost.then((why) => {
-      if (!this.disposed) this.lostReason = why;
+      const model = self.deref();
+      if (model && !model.disposed) model.lostReason = why;
     });
     executor.device.addEventListener('uncapturederror', this.onUncaptured);
   }
@@ -294,6 +297,8 @@ export class Model<I extends string = string, O extends string = string, R exten
       throw new DlcRuntimeError('validation', `internal error: ${(e as Error).message}`);
     }
     if (this.disposed) throw disposed();
+    // WebGPU reports a failed submit as an event, not through the read: the value read may be stale
+    if (this.uncaptured !== undefined) throw new DlcRuntimeError('validation', `internal error: WebGPU reported: ${this.uncaptured}`);
     return value;
   }
 

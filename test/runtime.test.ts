@@ -1,5 +1,7 @@
 // The runtime's contract: typed errors (input, adapter, lost device, memory, shader), default WebGPU limits, clean shaders, the E0401 size limit.
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import type { ModelProgram } from '../runtime/program.ts';
@@ -241,6 +243,49 @@ describe('runtime errors', () => {
   it('a batch too large for the device is an OutOfMemoryError naming the tensor, before allocating anything', { timeout: 60_000 }, async () => {
     await expect(Model.create(MLP(), { device: await getDevice(), batchSize: 50_000_000 })).rejects.toThrow(OutOfMemoryError);
     await expect(Model.create(MLP(), { device: await getDevice(), batchSize: 50_000_000 })).rejects.toThrow(/MnistMlp needs [\d,]+ bytes .* at B = 50000000, and its largest buffer \(input image of predict\) takes [\d,]+ bytes .*over this device's limits \(maxBufferSize/);
+  });
+
+  it('a batch refused as too large leaves the model as it was: the next batches give their own outputs', { timeout: 60_000 }, async () => {
+    const device = await getDevice();
+    const src = 'use std.nn.{Dense}\nmodel Wide {\n  input x: f32[B, 2]\n  layer fc = Dense(2, 4096)\n  layer out = Dense(4096, 2)\n  output y = out(relu(fc(x)))\n}\n';
+    const r = compileSource(src, 'wide.dl');
+    const model = await Model.create(r.programs[0], { device, seed: 1 });
+    try {
+      const small = (b: number, at: number) => Float32Array.from({ length: 2 * b }, (_, i) => Math.sin(i + at));
+      const first = (await model.predict({ x: small(10, 0) })).y.slice();
+      // B × 4096 floats over the binding limit: refused when the buffer is allocated, after the old one went
+      const huge = Math.floor(device.limits.maxStorageBufferBindingSize / (4096 * 4)) + 1;
+      await expect(model.predict({ x: new Float32Array(2 * huge) })).rejects.toThrow(OutOfMemoryError);
+      const other = (await model.predict({ x: small(10, 5) })).y.slice();
+      const again = (await model.predict({ x: small(10, 0) })).y;
+      expect(Array.from(again)).toEqual(Array.from(first));
+      expect(Array.from(other)).not.toEqual(Array.from(first));
+      const fresh = await Model.create(r.programs[0], { device, seed: 1 });
+      expect(Array.from((await fresh.predict({ x: small(10, 5) })).y)).toEqual(Array.from(other));
+      fresh.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('a model disposed on a device the caller keeps can be garbage-collected', { timeout: 60_000 }, async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const device = await getDevice();
+    const refs: WeakRef<object>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const model = await Model.create(MLP(), { device, batchSize: 2 });
+      await model.predict({ image: new Float32Array(2 * 784) });
+      model.dispose();
+      refs.push(new WeakRef(model));
+    }
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      gc();
+    }
+    // Dawn's bindings hold on to the last model's final read until the next one; the earlier ones are gone
+    // (the device's lost promise held every one of them)
+    expect(refs.slice(0, -1).map((r, i) => (r.deref() ? i : -1)).filter((i) => i >= 0)).toEqual([]);
   });
 
   it('a shader that does not compile is a ShaderError naming the op and its .dl line', { timeout: 60_000 }, async () => {
