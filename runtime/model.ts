@@ -134,7 +134,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const settingSeed = program.training?.settings.seed;
     const seed = options.seed ?? (typeof settingSeed === 'number' ? settingSeed : 0);
     const cpuKernels = options.kernels === 'cpu' || ((options.kernels ?? 'auto') === 'auto' && acquired.cpu);
-    const sizes = new Map(Object.entries(options.sizes ?? {}));
+    const sizes = sizeOptions(program, options.sizes, 'create');
     const settingBatch = program.training?.settings.batch;
     const batch = options.batchSize ?? (typeof settingBatch === 'number' ? settingBatch : undefined);
     if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
@@ -245,7 +245,7 @@ export class Model<I extends string = string, O extends string = string, R exten
         const want = this.program.inputs.find((i) => i.name === name);
         throw new InputError(`the batch has no input \`${name}\`${want ? ` (${want.dtype}[${want.shape.join(', ')}])` : ''}; it has ${Object.keys(batch).map((k) => `\`${k}\``).join(', ') || 'none'}`);
       }
-      out[name] = batch[name];
+      out[name] = hostArray(name, this.program.inputs.find((i) => i.name === name), batch[name]);
     }
     for (const name of Object.keys(batch)) {
       if (!this.program.inputs.some((i) => i.name === name)) {
@@ -377,7 +377,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.check();
     const g = this.program.graphs.predict;
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
-    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>, new Map(Object.entries(options.sizes ?? {})));
+    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>, sizeOptions(this.program, options.sizes, 'predict'));
     // the outputs' copies ride in the same submit as the graph
     const pending = this.executor.submit((encoder) => {
       this.executor.encode(encoder, g, given, sizes);
@@ -495,4 +495,38 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.executor.destroy();
     if (this.ownsDevice) this.executor.device.destroy();
   }
+}
+
+/**
+ * An input as given, checked where TypeScript's types do not reach (callers in JavaScript): a typed
+ * array, or a flat array of numbers. Strings and nested rows would upload as NaN, null as a TypeError.
+ */
+function hostArray(name: string, decl: { dtype: string; shape: readonly unknown[] } | undefined, data: unknown): HostArray {
+  const shape = decl ? ` (${decl.dtype}[${decl.shape.join(', ')}])` : '';
+  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return data as HostArray;
+  if (!Array.isArray(data)) {
+    throw new InputError(`input \`${name}\`${shape} is ${data === null ? 'null' : typeof data}; give a typed array (${decl?.dtype === 'f32' ? 'Float32Array' : 'Int32Array'}) or a flat array of numbers`);
+  }
+  const at = data.findIndex((v) => typeof v !== 'number');
+  if (at >= 0) {
+    const v: unknown = data[at];
+    const what = Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v)}` : `a ${typeof v}`;
+    const hint = Array.isArray(v) ? ': give the values flat, row after row (`rows.flat()`)' : ': give numbers';
+    throw new InputError(`input \`${name}\`${shape} holds ${what} at [${at}]${hint}`);
+  }
+  return data as readonly number[];
+}
+
+/** Sizes given by name (to create() or predict()): the model's own size names, as whole numbers. */
+function sizeOptions(program: ModelProgram, given: Readonly<Record<string, number>> | undefined, where: string): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const [name, value] of Object.entries(given ?? {})) {
+    if (!program.sizes.includes(name)) {
+      const known = program.sizes.length ? `its sizes are ${program.sizes.map((s) => `\`${s}\``).join(', ')}` : 'it has no symbolic sizes';
+      throw new InputError(`${where}() was given a size \`${name}\`, but the model ${program.model} has no size of that name; ${known}`);
+    }
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new InputError(`${where}() was given ${name} = ${String(value)}; a size is a whole number, 0 or more`);
+    sizes.set(name, value);
+  }
+  return sizes;
 }

@@ -208,6 +208,24 @@ describe('runtime errors', () => {
     }
   });
 
+  it('inputs that JavaScript callers get wrong (strings, nested rows, null) and unknown size names are InputErrors, not NaN outputs', { timeout: 60_000 }, async () => {
+    const model = await Model.create(MLP(), { device: await getDevice(), batchSize: 2 });
+    try {
+      const row = Array.from({ length: 784 }, () => 0.5);
+      await expect(model.predict({ image: [...row.slice(1), 'a'] as never })).rejects.toThrow('input `image` (f32[B, 784]) holds the string "a" at [783]: give numbers');
+      await expect(model.predict({ image: [row, row] as never })).rejects.toThrow('input `image` (f32[B, 784]) holds an array at [0]: give the values flat, row after row (`rows.flat()`)');
+      await expect(model.predict({ image: null as never })).rejects.toThrow('input `image` (f32[B, 784]) is null; give a typed array (Float32Array) or a flat array of numbers');
+      expect(() => model.trainStep({ image: new Float32Array(784), label: 'x' as never })).toThrow('input `label` (i32[B]) is string; give a typed array (Int32Array) or a flat array of numbers');
+      await expect(model.predict({ image: row }, { sizes: { Q: 3 } })).rejects.toThrow('predict() was given a size `Q`, but the model MnistMlp has no size of that name; its sizes are `B`');
+      await expect(model.predict({ image: row }, { sizes: { B: 1.5 } })).rejects.toThrow('predict() was given B = 1.5; a size is a whole number, 0 or more');
+      await expect(Model.create(MLP(), { device: await getDevice(), sizes: { T: 3 } })).rejects.toThrow(/create\(\) was given a size `T`/);
+      // a flat array of numbers is fine
+      expect((await model.predict({ image: [...row, ...row] })).probs.length).toBe(20);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('weights that do not fit are WeightsErrors; a partial load reports what it skipped', { timeout: 60_000 }, async () => {
     const device = await getDevice();
     const a = await Model.create(MLP(), { device });
