@@ -2,6 +2,7 @@
 import type { GraphEditor } from '../ir/editor.ts';
 import { isFloat, type DType, type Value } from '../ir/types.ts';
 import { SUM_SQUARES_MAX_OPERANDS } from '../codegen/sum-squares.ts';
+import { oneMinusConstPow } from './powers.ts';
 
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw' | 'rmsprop' | 'adagrad';
 export type OptionValue = number | boolean;
@@ -224,8 +225,8 @@ export function applyOptimizer(editor: GraphEditor, spec: OptimizerSpec, params:
           store('vmax', vUse);
         }
         const tn = k.as(tNext, dtype);
-        const bc1 = k.get(`bc:${dtype}:${b1}`, () => op('sub', [c(1), op('pow', [c(b1), tn])]));
-        const bc2 = k.get(`bc:${dtype}:${b2}`, () => op('sub', [c(1), op('pow', [c(b2), tn])]));
+        const bc1 = k.get(`bc:${dtype}:${b1}`, () => oneMinusConstPow(editor, b1, tn, dtype));
+        const bc2 = k.get(`bc:${dtype}:${b2}`, () => oneMinusConstPow(editor, b2, tn, dtype));
         const stepSize = op('div', [plr, bc1]);
         const denom = op('add', [op('div', [op('sqrt', [vUse]), op('sqrt', [bc2])]), c(eps)]);
         next = step(from, stepSize, op('div', [m1, denom]));

@@ -1,6 +1,7 @@
 // Learning-rate schedules as graph values of the step counter: constant, step, exponential, cosine, linear and warmup.
 import type { GraphEditor } from '../ir/editor.ts';
 import type { Value } from '../ir/types.ts';
+import { constPow } from './powers.ts';
 
 export type ScheduleKind = 'constant' | 'step' | 'exponential' | 'cosine' | 'linear' | 'warmup';
 
@@ -68,10 +69,10 @@ export function scheduleLr(editor: GraphEditor, baseLr: number, spec: ScheduleSp
     case 'step': {
       const every = positive('every');
       const gamma = opt('gamma');
-      return op('mul', [c(baseLr), op('pow', [c(gamma), op('floor', [op('div', [t(), c(every)])])])]);
+      return op('mul', [c(baseLr), constPow(editor, gamma, op('floor', [op('div', [t(), c(every)])]))]);
     }
     case 'exponential':
-      return op('mul', [c(baseLr), op('pow', [c(opt('gamma')), t()])]);
+      return op('mul', [c(baseLr), constPow(editor, opt('gamma'), t())]);
     case 'cosine': {
       const total = positive('total');
       const minLr = opt('min_lr');
