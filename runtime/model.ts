@@ -69,6 +69,11 @@ export interface LoadOptions {
    * training run's checkpoint also holds. Transfer learning (`init_from`) starts a new run. Default false.
    */
   readonly weightsOnly?: boolean;
+  /**
+   * Skip tensors whose dtype or shape differs from the model's (a new head under an old name), reporting
+   * them in `mismatched`, instead of refusing the file; what they would have set keeps its value. Default false.
+   */
+  readonly skipMismatched?: boolean;
 }
 
 /** State that belongs to a training run rather than to the model: the optimizer's (`opt.<step>.*`) and the random key. */
@@ -80,6 +85,8 @@ export interface LoadReport {
   readonly loaded: readonly string[];
   readonly missing: readonly string[];
   readonly ignored: readonly string[];
+  /** Tensors skipped for another dtype or shape (`skipMismatched`): the file's and the model's, e.g. `f32[10]`. */
+  readonly mismatched: readonly { readonly path: string; readonly file: string; readonly model: string }[];
   readonly metadata: Readonly<Record<string, string>>;
 }
 
@@ -452,6 +459,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const decls = new Map<string, { dtype: string; shape: readonly number[] }>([...this.program.params, ...state].map((d) => [d.path, d]));
     const loaded: string[] = [];
     const ignored: string[] = [];
+    const mismatched: { path: string; file: string; model: string }[] = [];
     const writes: [string, TypedArray][] = [];
     for (const [name, t] of decoded.tensors) {
       const d = decls.get(name);
@@ -461,22 +469,29 @@ export class Model<I extends string = string, O extends string = string, R exten
         continue;
       }
       if (t.dtype !== d.dtype || t.shape.length !== d.shape.length || t.shape.some((x, i) => x !== d.shape[i])) {
-        throw new WeightsError(`the weights file has \`${name}\` as ${t.dtype}[${t.shape.join(', ')}], but the model declares ${d.dtype}[${d.shape.join(', ')}]`);
+        const file = `${t.dtype}[${t.shape.join(', ')}]`;
+        const model = `${d.dtype}[${d.shape.join(', ')}]`;
+        if (options.skipMismatched) {
+          mismatched.push({ path: name, file, model });
+          continue;
+        }
+        throw new WeightsError(`the weights file has \`${name}\` as ${file}, but the model declares ${model} (pass { skipMismatched: true } to load the rest)`);
       }
       writes.push([name, toStorageArray(t.dtype, t.data instanceof Uint8Array ? Array.from(t.data) : t.data)]);
       loaded.push(name);
     }
     const missing = this.program.params.map((p) => p.path).filter((p) => !loaded.includes(p));
-    if (!options.partial && (missing.length > 0 || ignored.length > 0)) {
+    const lacking = missing.filter((p) => !mismatched.some((m) => m.path === p));
+    if (!options.partial && (lacking.length > 0 || ignored.length > 0)) {
       const parts = [];
-      if (missing.length > 0) parts.push(`it lacks ${missing.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+      if (lacking.length > 0) parts.push(`it lacks ${lacking.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
       if (ignored.length > 0) parts.push(`the model has no ${ignored.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${ignored.length > 5 ? ` and ${ignored.length - 5} more` : ''}`);
       throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (pass { partial: true } to load what matches)`);
     }
     for (const [name, data] of writes) this.executor.writeModelBuffer(name, data);
     const step = Number(decoded.metadata['dlc.step']);
     if (!options.weightsOnly && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
-    return { loaded, missing, ignored, metadata: decoded.metadata };
+    return { loaded, missing, ignored, mismatched, metadata: decoded.metadata };
   }
 
   /** Reset every parameter and state buffer to its initial value for `seed`. */

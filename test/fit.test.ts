@@ -213,6 +213,12 @@ describe('fit', () => {
     const other = join(dir, 'other.dl');
     writeFileSync(other, IRIS.replace(/fc(\d)/g, 'dense$1').replace(/train Iris \{[^]*$/, block('  init_from = "pre.safetensors"\n  checkpoint { path = "other.safetensors" }\n')));
     expect(await run(other)).toMatch(/warning: init_from: no parameter of Iris is in .*pre\.safetensors .*every parameter keeps its initial value/);
+    // a new head under the old name (4 classes where there were 3): the backbone loads, the head starts afresh
+    const head = join(dir, 'head.dl');
+    writeFileSync(head, IRIS.replace('Dense(16, 3)', 'Dense(16, 4)').replace(/train Iris \{[^]*$/, block('  init_from = "pre.safetensors"\n  checkpoint { path = "head.safetensors" }\n')));
+    const headErr = await run(head);
+    expect(headErr).toContain(`initialized 2 of 4 parameters from ${join(dir, 'pre.safetensors')} (2 parameters keep their initial values)`);
+    expect(headErr).toContain(`note: init_from: \`fc2.w\` is f32[16, 3] in ${join(dir, 'pre.safetensors')} but f32[16, 4] in Iris; it keeps its initial value`);
   });
 
   it('a loss that turns NaN stops training before it can replace the saved checkpoint', { timeout: 120_000 }, async () => {

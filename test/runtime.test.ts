@@ -9,6 +9,7 @@ import { Model } from '../runtime/model.ts';
 import { heldDawnObjects } from '../runtime/device.ts';
 import { acquireDevice } from '../runtime/device.ts';
 import { mergeCopies } from '../runtime/executor.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { DeviceLostError, InputError, NoAdapterError, OutOfMemoryError, ShaderError, WeightsError } from '../runtime/errors.ts';
 import { argsOf, EXAMPLE_CASES } from './helpers.ts';
 import { compile, getDevice } from './gpu-helpers.ts';
@@ -235,6 +236,14 @@ describe('runtime errors', () => {
       await expect(b.loadWeights(bytes)).rejects.toThrow(WeightsError);
       await expect(b.loadWeights(bytes)).rejects.toThrow(/the weights file has `net\.hidden\.0\.[wb]` as f32\[(784, )?8\], but the model declares f32\[(784, )?9\]/);
       await expect(a.loadWeights(bytes.slice(0, 100))).rejects.toThrow(/cannot read the weights/);
+      // a new head under an old name: skipped and reported, the rest loaded
+      const skipped = await b.loadWeights(bytes, { skipMismatched: true, weightsOnly: true });
+      expect(skipped.mismatched.map((m) => [m.path, m.file, m.model])).toContainEqual(['net.hidden.0.w', 'f32[784, 8]', 'f32[784, 9]']);
+      expect(skipped.mismatched.every((m) => skipped.missing.includes(m.path))).toBe(true);
+      const sameShape = (await a.saveWeights({ trainingState: false }).then((x) => decodeSafetensors(x))).tensors;
+      const after = decodeSafetensors(await b.saveWeights({ trainingState: false })).tensors;
+      for (const path of skipped.loaded) expect(Array.from(after.get(path)!.data)).toEqual(Array.from(sameShape.get(path)!.data));
+      expect(skipped.loaded.length).toBeGreaterThan(0);
       const weightsOnly = await a.saveWeights({ trainingState: false });
       const report = await a.loadWeights(weightsOnly);
       expect(report.loaded).toContain('net.hidden.1.b');

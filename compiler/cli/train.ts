@@ -351,12 +351,14 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
       const path = resolvePath(dirname(file), initFrom);
       if (!existsSync(path)) throw new TrainError(`init_from: no weights file at ${path}; train the model that produces it first`);
       // the weights, not the run that made them: its optimizer state and step stay behind
-      const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true, weightsOnly: true });
+      const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true, weightsOnly: true, skipMismatched: true });
       const params = new Set(program.params.map((p) => p.path));
       const loadedParams = report.loaded.filter((name) => params.has(name)).length;
       const loadedState = report.loaded.length - loadedParams;
       if (loadedParams === 0) io.err(`warning: init_from: no parameter of ${program.model} is in ${path} (it has ${report.ignored.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${report.ignored.length > 3 ? ', ...' : ''}); every parameter keeps its initial value`);
       else io.err(`initialized ${loadedParams} of ${params.size} parameters${loadedState > 0 ? ` and ${loadedState} state tensors` : ''} from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
+      // a new head under the old name: its shape differs, so it starts afresh
+      for (const m of report.mismatched) io.err(`note: init_from: \`${m.path}\` is ${m.file} in ${path} but ${m.model} in ${program.model}; it keeps its initial value`);
     }
     io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
     let resume: ResumeState = { epoch: 0 };
