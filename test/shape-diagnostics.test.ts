@@ -2,10 +2,13 @@
 // (the offending operand as written), the label (the type found there), secondary labels (where the other
 // shape came from) and the help line; one root cause gives one diagnostic; errors inside the standard
 // library are shown at the user's call.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../compiler/frontend/check.ts';
 import type { Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 import { stdlibModules } from '../compiler/frontend/stdlib.ts';
+import { BUILTIN_NAMES } from '../compiler/elaborate/builtins.ts';
+import { BUILTIN_SIGNATURES, signatureText } from '../compiler/elaborate/builtin-signatures.ts';
 
 const FILE = 'test.dl';
 
@@ -310,6 +313,24 @@ describe('E0303 wrong arguments', () => {
     ]);
     const fn = 'fn f(a: f32[B, 4], b: f32[B, 4]) -> f32[B, 4] = a + b\nmodel M {\n  input x: f32[B, 4]\n  output o = f(x)\n}\n';
     expectDiagnostics(fn, [{ code: 'E0303', at: 'f(x)', message: ['needs the argument `b`'] }]);
+  });
+
+  it("a builtin's misspelled keyword, extra positional value or argument given twice: at the argument, with the builtin's signature", () => {
+    const conv = (call: string) => `model M {\n  input x: f32[B, 4, 6, 6]\n  param w: f32[4, 2, 3, 3]\n  output y = ${call}\n}\n`;
+    const [d] = check(conv('conv_transpose2d(x, w, strid: 2)'));
+    expect([d.code, d.message, d.help]).toEqual(['E0303', '`conv_transpose2d` has no parameter `strid`', 'did you mean `stride`? its parameters: conv_transpose2d(x, w, stride = 1, padding = 0, dilation = 1, output_padding = 0, groups = 1)']);
+    expectDiagnostics(conv('conv_transpose2d(x, w, strid: 2)'), [{ code: 'E0303', at: 'strid' }]);
+    expectDiagnostics(conv('conv_transpose2d(x, w, 1, 0, 1, 0, 1, 9)'), [{ code: 'E0303', at: '9', message: ['`conv_transpose2d` takes 7 arguments, but 8 were given'] }]);
+    expectDiagnostics(conv('conv_transpose2d(x, w, 2, stride: 2)'), [{ code: 'E0303', at: 'stride', message: ['the argument `stride` of `conv_transpose2d` is given twice'] }]);
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  output y = sum(x, axes: 1)\n}\n', [{ code: 'E0303', at: 'axes', message: ['`sum` has no parameter `axes`'] }]);
+    // compile-time reductions take any number of values
+    expect(check('model M {\n  input x: f32[B, 4]\n  output y = x * max(1, 2, 3)\n}\n')).toEqual([]);
+  });
+
+  it('every builtin has a signature, and docs/language.md lists it', () => {
+    expect(BUILTIN_NAMES.filter((n) => !(n in BUILTIN_SIGNATURES))).toEqual([]);
+    const docs = readFileSync('docs/language.md', 'utf8');
+    expect(BUILTIN_NAMES.filter((n) => !docs.includes(`\`${signatureText(n)}\``))).toEqual([]);
   });
 
   it('a float where an int hyperparameter is declared', () => {

@@ -13,6 +13,8 @@ const CASES: Record<string, [string, string]> = {
   Dense: ['input x: f32[B, 3]', 'layer l = Dense(3, 2)\n  let y = l(x)'],
   Conv2d: ['input x: f32[B, 2, 5, 5]', 'layer l = Conv2d(2, 3, 3, stride: 2, padding: 1)\n  let y = l(x)'],
   ConvTranspose2d: ['input x: f32[B, 2, 3, 3]', 'layer l = ConvTranspose2d(2, 2, 3, stride: 2)\n  let y = l(x)'],
+  'Conv2d, grouped and depthwise': ['input x: f32[B, 4, 5, 5]', 'layer g = Conv2d(4, 6, 3, padding: 1, groups: 2)\n  layer d = Conv2d(6, 6, 3, stride: 2, dilation: 2, padding: 2, groups: 6)\n  let y = d(g(x))'],
+  'ConvTranspose2d, grouped': ['input x: f32[B, 4, 3, 3]', 'layer l = ConvTranspose2d(4, 6, 3, stride: 2, padding: 1, output_padding: 1, groups: 2)\n  let y = l(x)'],
   MaxPool2d: ['input x: f32[B, 1, 4, 4]', 'layer l = MaxPool2d(2)\n  let y = l(x)'],
   AvgPool2d: ['input x: f32[B, 1, 4, 4]', 'layer l = AvgPool2d(2)\n  let y = l(x)'],
   Flatten: ['input x: f32[B, 2, 2, 2]', 'layer l = Flatten()\n  let y = l(x)'],

@@ -4,8 +4,10 @@ import type { DType } from '../ir/types.ts';
 import * as D from '../shapes/dim.ts';
 import type { Elaborator } from './elaborate.ts';
 import { describe, dimValue, Env, POISON, type CtValue, type TensorV } from './values.ts';
+import { BUILTIN_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
+import { didYouMean } from '../diagnostics/diagnostic.ts';
 
-type Arg = { readonly value: CtValue; readonly span: A.Span };
+type Arg = { readonly value: CtValue; readonly span: A.Span; readonly nameSpan?: A.Span };
 
 /**
  * A negative axis counted from the end, made non-negative when it is in range. An axis out of range is
@@ -51,13 +53,15 @@ export function callBuiltin(
   indexItems?: readonly A.IndexItem[],
   env?: Env,
 ): CtValue {
+  checkArguments(el, name, positional, named);
   const all = [...positional.map((a) => a.value), ...[...named.values()].map((a) => a.value)];
   // a poisoned argument, also inside a list (`concat([bad, y])`, `reshape(x, [bad.shape[0]])`), was reported already
   if (all.some(hasPoison)) return POISON;
   const arg = (i: number, key: string): Arg | undefined => positional[i] ?? named.get(key);
+  const usage = name in BUILTIN_SIGNATURES ? { help: `its parameters: ${signatureText(name)}` } : {};
   const need = (i: number, key: string): Arg => {
     const a = arg(i, key);
-    if (!a) return el.fail('E0303', `\`${name}\` needs the argument \`${key}\``, span);
+    if (!a) return el.fail('E0303', `\`${name}\` needs the argument \`${key}\``, span, usage);
     return a;
   };
   const tensor = (i: number, key: string): { tensor: TensorV; span: A.Span } => {
@@ -68,7 +72,7 @@ export function callBuiltin(
   const intArg = (i: number, key: string, dflt?: number): number => {
     const a = arg(i, key);
     if (!a) {
-      if (dflt === undefined) return el.fail('E0303', `\`${name}\` needs the argument \`${key}\``, span);
+      if (dflt === undefined) return el.fail('E0303', `\`${name}\` needs the argument \`${key}\``, span, usage);
       return dflt;
     }
     return el.ctInt(a.value, a.span);
@@ -276,7 +280,7 @@ export function callBuiltin(
       });
     case 'conv_transpose2d':
       return emit('conv_transpose2d', [tensor(0, 'x'), tensor(1, 'w')], {
-        stride: pair(2, 'stride', 1), padding: pair(3, 'padding', 0), dilation: pair(4, 'dilation', 1), output_padding: pair(5, 'output_padding', 0),
+        stride: pair(2, 'stride', 1), padding: pair(3, 'padding', 0), dilation: pair(4, 'dilation', 1), output_padding: pair(5, 'output_padding', 0), groups: intArg(6, 'groups', 1),
       });
     case 'max_pool2d':
     case 'avg_pool2d': {
@@ -352,6 +356,25 @@ export function callBuiltin(
       return indexTensor(el, tensor(0, 'x'), indexItems ?? [], env!, span);
     default:
       return el.fail('E0900', `the builtin \`${name}\` has no implementation`, span);
+  }
+}
+
+/** The call's arguments against the builtin's parameters: no unknown keyword, no extra positional value, none given twice. */
+function checkArguments(el: Elaborator, name: string, positional: readonly Arg[], named: ReadonlyMap<string, Arg>): void {
+  const signature = BUILTIN_SIGNATURES[name];
+  if (!signature) return; // internal helpers (indexing, scan slices)
+  const names = signature.params.map(paramName);
+  const usage = { help: `its parameters: ${signatureText(name)}` };
+  if (!signature.variadic && positional.length > names.length) {
+    el.fail('E0303', `\`${name}\` takes ${names.length} argument${names.length === 1 ? '' : 's'}, but ${positional.length} were given`, positional[names.length].span, usage);
+  }
+  for (const [key, a] of named) {
+    const at = names.indexOf(key);
+    if (at < 0) {
+      const hint = didYouMean(key, names);
+      el.fail('E0303', `\`${name}\` has no parameter \`${key}\``, a.nameSpan ?? a.span, { help: hint ? `${hint} ${usage.help}` : usage.help });
+    }
+    if (at < positional.length) el.fail('E0303', `the argument \`${key}\` of \`${name}\` is given twice, by position and by name`, a.nameSpan ?? a.span, usage);
   }
 }
 

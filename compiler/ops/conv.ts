@@ -121,7 +121,6 @@ registerOp({
   vjp(ctx, { inputs: [x, w], attrs }, [ct]) {
     if (!ct) return [null, null];
     const p = convParams(attrs);
-    if (p.groups !== 1) throw new Error(`internal: the gradient of conv2d with groups ${p.groups} is not implemented (groups = 1 only)`);
     if (attrs.transpose_x || attrs.transpose_w || attrs.transpose_out) throw new Error('internal: the gradient of conv2d is taken before fusion folds transposes into it');
     const [, , h, wd] = x.type.shape;
     const [, , kh, kw] = w.type.shape;
@@ -131,7 +130,7 @@ registerOp({
       const [n, k, m] = [[h, kh, ho], [wd, kw, wo]][i];
       return concreteOrThrow('conv2d', sub(sub(add(n, 2 * p.padding[i]), add(mul(p.dilation[i], sub(k, 1)), 1)), mul(sub(m, 1), p.stride[i])));
     });
-    const dx = op1(ctx, 'conv_transpose2d', [ct, w], { stride: p.stride, padding: p.padding, dilation: p.dilation, output_padding: outPad });
+    const dx = op1(ctx, 'conv_transpose2d', [ct, w], { stride: p.stride, padding: p.padding, dilation: p.dilation, output_padding: outPad, ...(p.groups === 1 ? {} : { groups: p.groups }) });
     const dw = weightGrad(ctx, x, ct, p, [kh, kw]);
     return [dx, builder(ctx).transpose(dw, [1, 0, 2, 3])];
   },
@@ -223,10 +222,9 @@ registerOp({
   vjp(ctx, { inputs: [x, w], attrs }, [ct]) {
     if (!ct) return [null, null];
     const p = convParams(attrs);
-    if (p.groups !== 1) throw new Error(`internal: the gradient of conv_transpose2d with groups ${p.groups} is not implemented (groups = 1 only)`);
     const [, , kh, kw] = w.type.shape;
     // a conv2d over the output reads floor(output_padding / stride) extra rows when dilation > stride
-    const dx = cropTo(ctx, op1(ctx, 'conv2d', [ct, w], { stride: p.stride, padding: p.padding, dilation: p.dilation }), x.type.shape.slice(2));
+    const dx = cropTo(ctx, op1(ctx, 'conv2d', [ct, w], { stride: p.stride, padding: p.padding, dilation: p.dilation, ...(p.groups === 1 ? {} : { groups: p.groups }) }), x.type.shape.slice(2));
     const dw = weightGrad(ctx, ct, x, p, [kh, kw]);
     return [dx, builder(ctx).transpose(dw, [1, 0, 2, 3])];
   },
@@ -248,10 +246,19 @@ function cropTo(ctx: VjpContext, v: Value, hw: readonly Dim[]): Value {
  * sum over n, oh, ow of a[n, c, oh*s - p + i*d, ...] * b[n, o, oh, ow], as [c, o, kh, kw]: a conv2d of
  * a^T ([c, n, H, W]) with b^T ([o, n, OH, OW]) as the kernel, the batch contracted like a channel, the
  * forward dilation as the stride and the forward stride as the dilation. It may cover more than kh
- * rows when the forward stride left input rows unread; those are cropped.
+ * rows when the forward stride left input rows unread; those are cropped. With groups, as [c / groups, o]:
+ * one such conv2d per group, their results side by side.
  */
 function weightGrad(ctx: VjpContext, a: Value, b: Value, p: ConvParams, k: readonly Dim[]): Value {
   const g = builder(ctx);
-  const r = op1(ctx, 'conv2d', [g.transpose(a, [1, 0, 2, 3]), g.transpose(b, [1, 0, 2, 3])], { stride: p.dilation, padding: p.padding, dilation: p.stride });
-  return cropTo(ctx, r, k);
+  const at = g.transpose(a, [1, 0, 2, 3]);
+  const bt = g.transpose(b, [1, 0, 2, 3]);
+  const correlate = (x: Value, y: Value) => cropTo(ctx, op1(ctx, 'conv2d', [x, y], { stride: p.dilation, padding: p.padding, dilation: p.stride }), k);
+  if (p.groups === 1) return correlate(at, bt);
+  // groups: a's channels of group i meet b's of group i only, [ca / groups, cb / groups] blocks side by side
+  const [ca, cb] = [a.type.shape[1], b.type.shape[1]].map((c) => concreteOrThrow('a grouped convolution', c));
+  const [na, nb] = [ca / p.groups, cb / p.groups];
+  const rows = (v: Value, from: number, n: number) => op1(ctx, 'slice', [v], { starts: [from, 0, 0, 0], stops: [from + n, null, null, null] });
+  const blocks = Array.from({ length: p.groups }, (_, i) => correlate(rows(at, i * na, na), rows(bt, i * nb, nb)));
+  return op1(ctx, 'concat', blocks, { axis: 1 });
 }
