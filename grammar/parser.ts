@@ -706,6 +706,8 @@ class DlParser extends CstParser {
       { ALT: () => this.CONSUME(Kw.false) },
       { ALT: () => this.CONSUME(Kw.None) },
       { ALT: () => this.CONSUME(T.Identifier) },
+      // a path pattern's leading wildcard (`params = [*.b]`); anywhere else it is an unknown name
+      { ALT: () => this.CONSUME(T.Star) },
       { ALT: () => this.SUBRULE(this.parenExpr) },
       { ALT: () => this.SUBRULE(this.listExpr) },
     ]);

@@ -144,8 +144,8 @@ describe('syntax errors and recovery', () => {
       }
 
       layer B(n: int) {
-        param w: f32[n, n] = * zeros
-                             ^ E0010 expected an expression, found \`*\`
+        param w: f32[n, n] = / zeros
+                             ^ E0010 expected an expression, found \`/\`
                                ^^^^^ E0010 expected a statement, found \`zeros\`
                                ^^^^^ E0010 expected \`}\`, found \`zeros\`
       }

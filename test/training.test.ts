@@ -13,6 +13,7 @@ import { defaultSizes, randomFeeds, seededRandom } from '../compiler/interpret/f
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { verifyGraph } from '../compiler/ir/verify.ts';
 import { withInputGradients } from '../compiler/train/training-graph.ts';
+import { matchesPath } from '../compiler/train/plan.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 7);
 
@@ -89,6 +90,17 @@ train M {
     const feeds = randomFeeds(g, sizes, seededRandom(SEED));
     const out = interpretGraph(g, feeds, { sizes });
     expect(out.values.get(g.params.find((p) => p.path === 'b.w')!.update!.id)).toBeDefined();
+  });
+
+  it('a path pattern may start with a wildcard: `*.b` is every bias, `freeze *.w` every weight', () => {
+    const src = (statement: string) => `use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 3]\n  layer a = Dense(3, 4)\n  layer b = Dense(4, 2)\n  loss = mean(b(a(x)) ** 2)\n}\ntrain M {\n  optimizer = sgd(lr: 0.1, weight_decay: 0.1)\n${statement}\n}\n`;
+    const frozen = compileTraining(src('  freeze *.w'), 'm.dl');
+    expect(frozen.diagnostics).toEqual([]);
+    expect(frozen.trainings[0].steps[0].params.filter((p) => p.update).map((p) => p.path)).toEqual(['a.b', 'b.b']);
+    const grouped = compileTraining(src('  param_group {\n    params = [*.b]\n    weight_decay = 0.0\n  }'), 'm.dl');
+    expect(grouped.diagnostics).toEqual([]);
+    expect(matchesPath('net.stages.0.conv.b', '*.b')).toBe(true);
+    expect(matchesPath('net.stages.0.conv.w', '*.b')).toBe(false);
   });
 
   it('reports datasets, environments and augmentations dlc train does not know, with their spans, in dlc check too', () => {

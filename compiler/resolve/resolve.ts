@@ -70,6 +70,10 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     // past the cap nobody sees the diagnostic: skip the costly suggestion search
     if (reported.has(key) || name === '' || out.length >= DiagnosticBag.LIMIT) return;
     reported.add(key);
+    if (name === '*') {
+      out.push(diagnostic('E0201', '`*` is not a value here', span, { help: 'a `*` alone stands only for path segments in a train block (`params = [*.b]`, `freeze net.*.bn`)' }));
+      return;
+    }
     const help = didYouMean(name, scope.all());
     out.push(diagnostic('E0201', `unknown ${what} \`${name}\``, span, help ? { help } : {}));
   };
@@ -533,7 +537,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       for (const item of base.items) memberPath(item, members);
       return;
     }
-    if (base.kind === 'Ident' && !members.has(base.name)) {
+    // `*.b`: a leading wildcard matches under every member
+    if (base.kind === 'Ident' && base.name !== '*' && !members.has(base.name)) {
       const help = didYouMean(base.name, members);
       out.push(diagnostic('E0201', `the model has no member \`${base.name}\``, base.span, help ? { help } : {}));
     }
