@@ -2,7 +2,7 @@
 import { augmentBatch, type Augmentation } from './augment.ts';
 import type { Dataset } from './data.ts';
 import type { Model } from './model.ts';
-import type { ModelProgram } from './program.ts';
+import type { ModelProgram, SettingValue } from './program.ts';
 
 export interface EarlyStopping {
   /** A reported name, `val_` + a reported name, or `loss` (the training loss). */
@@ -11,6 +11,8 @@ export interface EarlyStopping {
   readonly mode?: 'min' | 'max';
   /** The least change that counts as an improvement (default 0). */
   readonly minDelta?: number;
+  /** End with the weights of the best epoch (kept in memory), not the last one's; `History.restoredEpoch` says which. */
+  readonly restoreBest?: boolean;
 }
 
 /** Where early stopping stands; saved with checkpoints so a resumed run stops where the uninterrupted one would. */
@@ -39,15 +41,23 @@ export interface FitCallbacks {
   onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean }): void | 'stop' | Promise<void | 'stop'>;
 }
 
+/**
+ * How to fit. Left out, `epochs`, `batchSize`, `seed`, `shuffle`, `maxSteps`, `validateEvery` and
+ * `earlyStopping` are the train block's (`epochs`, `batch`, `seed`, `shuffle`, `steps`, `eval_every`,
+ * `early_stopping { ... }`), as `dlc train` reads them (see `trainBlockFitOptions`); `earlyStopping: false` turns it off,
+ * and so does fitting without validation data when the block's early stopping monitors a validation metric.
+ */
 export interface FitOptions {
-  readonly epochs: number;
-  readonly batchSize: number;
+  /** Default: the train block's `epochs`, else 1 (or as many as `maxSteps` take). */
+  readonly epochs?: number;
+  /** Default: the train block's `batch`, else 32. */
+  readonly batchSize?: number;
   /** Shuffle the training batches each epoch (default true), seeded by `seed` and the epoch number. */
   readonly shuffle?: boolean;
   readonly seed?: number;
   /** Epochs already done (to resume from a checkpoint); the next epoch is `initialEpoch`. */
   readonly initialEpoch?: number;
-  readonly earlyStopping?: EarlyStopping;
+  readonly earlyStopping?: EarlyStopping | false;
   readonly earlyStoppingState?: EarlyStoppingState;
   /** Augmentations of the training batches (validation and test data are never augmented). */
   readonly augment?: readonly Augmentation[];
@@ -66,6 +76,39 @@ export interface History {
   /** Training ended because the model reached `maxSteps`. */
   readonly reachedMaxSteps: boolean;
   readonly earlyStopping?: EarlyStoppingState;
+  /** With `earlyStopping.restoreBest`: the epoch whose weights the model ended with, when it was not the last one trained. */
+  readonly restoredEpoch?: number;
+}
+
+/** The fit options a train block gives (the settings `dlc train` acts on the same way). */
+export function trainBlockFitOptions(program: ModelProgram): { epochs?: number; batchSize?: number; seed?: number; shuffle?: boolean; maxSteps?: number; validateEvery?: number; earlyStopping?: EarlyStopping } {
+  const settings = program.training?.settings ?? {};
+  const num = (name: string) => (typeof settings[name] === 'number' ? (settings[name] as number) : undefined);
+  const out: ReturnType<typeof trainBlockFitOptions> = {};
+  const put = <K extends keyof typeof out>(key: K, value: (typeof out)[K] | undefined) => {
+    if (value !== undefined) out[key] = value;
+  };
+  put('epochs', num('epochs'));
+  put('batchSize', num('batch'));
+  put('seed', num('seed'));
+  put('maxSteps', num('steps'));
+  put('validateEvery', num('eval_every'));
+  if (settings.shuffle === false) out.shuffle = false;
+  put('earlyStopping', earlyStoppingSetting(settings.early_stopping));
+  return out;
+}
+
+/** `early_stopping { monitor = ..., patience = ..., mode, min_delta, restore_best }` (or the call form) as fit's options. */
+export function earlyStoppingSetting(v: SettingValue | undefined): EarlyStopping | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v) || !('call' in v)) return undefined;
+  const a = v.args;
+  return {
+    monitor: typeof a.monitor === 'string' ? a.monitor : 'val_loss',
+    patience: typeof a.patience === 'number' ? a.patience : 5,
+    ...(a.mode === 'min' || a.mode === 'max' ? { mode: a.mode } : {}),
+    ...(typeof a.min_delta === 'number' ? { minDelta: a.min_delta } : {}),
+    ...(a.restore_best === true ? { restoreBest: true } : {}),
+  };
 }
 
 function mean(records: readonly Record<string, number>[], weights: readonly number[]): Record<string, number> {
@@ -100,14 +143,22 @@ function isBetter(value: number, best: number, mode: 'min' | 'max', minDelta: nu
   return mode === 'min' ? value < best - minDelta : value > best + minDelta;
 }
 
-export async function fit(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions): Promise<History> {
-  const { epochs, batchSize } = options;
+export async function fit(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, given: FitOptions = {}): Promise<History> {
+  const block = trainBlockFitOptions(model.program);
+  const options = { ...block, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as FitOptions;
+  const batchSize = options.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+  const stepsPerEpoch = data.train.batchCount(batchSize);
+  const epochs = options.epochs ?? (options.maxSteps !== undefined && stepsPerEpoch > 0 ? Math.ceil(options.maxSteps / stepsPerEpoch) : 1);
   if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs must be a non-negative integer, got ${epochs}`);
   const inputs = new Set(model.program.inputs.map((i) => i.name));
   for (const name of inputs) {
     if (!data.train.hasColumn(name)) throw new Error(`the training data has no column \`${name}\` for the model's input; it has ${data.train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
-  const es = options.earlyStopping;
+  // the train block's early stopping on a validation metric waits for validation data: without any, it is off
+  const inherited = given.earlyStopping === undefined && !(data.validation && data.validation.length > 0) && options.earlyStopping && options.earlyStopping.monitor.startsWith('val_');
+  const es = options.earlyStopping === false || inherited ? undefined : options.earlyStopping;
+  let best: { weights: Uint8Array; epoch: number } | undefined;
   const mode = es ? es.mode ?? defaultMode(es.monitor) : 'min';
   let esState: EarlyStoppingState | undefined = es ? { ...(options.earlyStoppingState ?? { best: mode === 'min' ? Infinity : -Infinity, bestEpoch: -1, wait: 0 }) } : undefined;
   const history: EpochLogs[] = [];
@@ -156,6 +207,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
       if (isBetter(value, esState.best, mode, es.minDelta ?? 0)) {
         esState = { best: value, bestEpoch: epoch, wait: 0 };
         improved = true;
+        if (es.restoreBest) best = { weights: await model.saveWeights({ trainingState: false }), epoch };
       } else {
         esState = { ...esState, wait: esState.wait + 1 };
       }
@@ -169,5 +221,11 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
       break;
     }
   }
-  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}) };
+  const lastEpoch = history.at(-1)?.epoch;
+  let restoredEpoch: number | undefined;
+  if (best && best.epoch !== lastEpoch) {
+    await model.loadWeights(best.weights, { weightsOnly: true });
+    restoredEpoch = best.epoch;
+  }
+  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}), ...(restoredEpoch !== undefined ? { restoredEpoch } : {}) };
 }

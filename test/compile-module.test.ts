@@ -135,6 +135,30 @@ await model.predict({});
     expect(tsc(dir, ['readme-usage.ts'])).toBe('');
   });
 
+  it('with --js --runtime dlc/runtime/js runs in plain Node, no TypeScript loader, once `npm run build` has written dist/', { timeout: 180_000 }, async () => {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { encoding: 'utf8', stdio: 'pipe' });
+    const dir = repoTempDir('plain-js');
+    const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--js', '--runtime', 'dlc/runtime/js', '--args', 'hidden: 8');
+    expect(r.status, r.err).toBe(EXIT_OK);
+    // inside this package, `dlc/runtime/js` resolves by the package's own exports (a user's project: npm install or npm link)
+    writeFileSync(
+      join(dir, 'app.js'),
+      [
+        "import { create } from './mnist_mlp.js';",
+        'const model = await create({ batchSize: 2 });',
+        'const image = new Float32Array(2 * 784).map((_, i) => (i % 7) / 7);',
+        'const { loss } = await model.trainStep({ image, label: Int32Array.from([3, 5]) }).values();',
+        'const { probs } = await model.predict({ image });',
+        'model.dispose();',
+        'console.log(JSON.stringify({ loss, sum: probs.slice(0, 10).reduce((a, b) => a + b, 0) }));',
+      ].join('\n'),
+    );
+    const out = execFileSync(process.execPath, [join(dir, 'app.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    const { loss, sum } = JSON.parse(out.trim().split('\n').at(-1)!) as { loss: number; sum: number };
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(sum).toBeCloseTo(1, 5);
+  });
+
   it('reports the source diagnostics and writes nothing for a broken model', async () => {
     const dir = repoTempDir('compile');
     const bad = join(dir, 'bad.dl');

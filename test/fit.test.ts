@@ -7,7 +7,7 @@ import { EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { loadIris } from '../runtime/iris.ts';
 import { Model } from '../runtime/model.ts';
-import { evaluateDataset, type EpochLogs } from '../runtime/fit.ts';
+import { evaluateDataset, trainBlockFitOptions, type EpochLogs } from '../runtime/fit.ts';
 import { getDevice } from './gpu-helpers.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 
@@ -85,6 +85,43 @@ describe('fit', () => {
       const after = await evaluateDataset(model, test, 16);
       expect(after.loss).toBeLessThan(before.loss * 0.5);
       expect(after.accuracy).toBeGreaterThan(0.85);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("options left out are the train block's (epochs, batch, seed, early_stopping), and restoreBest ends with the best epoch's weights", { timeout: 120_000 }, async () => {
+    // the block: batch 16, 40 epochs, early stopping on val_loss with patience 4, and restore_best
+    const src = IRIS.replace('    patience = 4\n', '    patience = 4\n    restore_best = true\n');
+    const r = compileSource(src, 'iris.dl');
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(trainBlockFitOptions(r.programs[0])).toEqual({ epochs: 40, batchSize: 16, seed: 3, earlyStopping: { monitor: 'val_loss', patience: 4, restoreBest: true } });
+    const [train, validation] = loadIris().split([0.7, 0.3], { seed: 3 });
+    const model = await Model.create(r.programs[0], { device: await getDevice() });
+    try {
+      let bestWeights: Uint8Array | undefined;
+      let lastWeights: Uint8Array | undefined;
+      const history = await model.fit({ train, validation }, {
+        callbacks: {
+          onEpochEnd: async (_logs, state) => {
+            lastWeights = await model.saveWeights({ trainingState: false });
+            if (state.improved) bestWeights = lastWeights;
+          },
+        },
+      });
+      expect(model.step).toBe(history.epochs.length * train.batchCount(16));
+      expect(history.stoppedEarly).toBe(true);
+      const best = history.earlyStopping!.bestEpoch;
+      expect(history.epochs.length).toBe(best + 1 + 4);
+      expect(history.restoredEpoch).toBe(best);
+      const now = await model.saveWeights({ trainingState: false });
+      const weights = (bytes: Uint8Array) => [...decodeSafetensors(bytes).tensors].filter(([k]) => k.startsWith('fc')).map(([k, t]) => [k, Array.from(t.data)]);
+      expect(weights(now)).toEqual(weights(bestWeights!));
+      expect(weights(now)).not.toEqual(weights(lastWeights!));
+      // earlyStopping: false trains every epoch asked for
+      model.reset(3);
+      const all = await model.fit({ train, validation }, { epochs: 3, earlyStopping: false });
+      expect([all.epochs.length, all.stoppedEarly, all.earlyStopping]).toEqual([3, false, undefined]);
     } finally {
       model.dispose();
     }

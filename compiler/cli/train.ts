@@ -7,7 +7,7 @@ import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
-import { batchAveraged, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
+import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
 import { checkpointPlan, CheckpointWriter, resumeFrom, type ResumeState } from './checkpoints.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
@@ -312,15 +312,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const batches = train.batchCount(batchSize);
   // `steps` without `epochs`: as many epochs as those steps take
   const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? (maxSteps !== undefined && batches > 0 ? Math.ceil(maxSteps / batches) : 1);
-  const esArgs = flags.earlyStopping === false ? undefined : callArgs(setting(program, 'early_stopping'));
-  const earlyStopping: EarlyStopping | undefined = esArgs
-    ? {
-        monitor: typeof esArgs.monitor === 'string' ? esArgs.monitor : 'val_loss',
-        patience: typeof esArgs.patience === 'number' ? esArgs.patience : 5,
-        ...(esArgs.mode === 'min' || esArgs.mode === 'max' ? { mode: esArgs.mode } : {}),
-        ...(typeof esArgs.min_delta === 'number' ? { minDelta: esArgs.min_delta } : {}),
-      }
-    : undefined;
+  const earlyStopping: EarlyStopping | undefined = flags.earlyStopping === false ? undefined : earlyStoppingSetting(setting(program, 'early_stopping'));
   const ckArgs = callArgs(setting(program, 'checkpoint'));
   const plan = checkpointPlan(
     checkpointPathOf(program, file, flags),
@@ -330,7 +322,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
       ...(typeof ckArgs?.monitor === 'string' ? { monitor: ckArgs.monitor } : {}),
       ...(ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? { mode: ckArgs.mode } : {}),
     },
-    earlyStopping && { ...earlyStopping, restoreBest: esArgs?.restore_best === true },
+    earlyStopping && { ...earlyStopping, restoreBest: earlyStopping.restoreBest === true },
   );
   const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
   const evalEvery = num(setting(program, 'eval_every'), 'eval_every');
@@ -395,7 +387,8 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
         augment,
         ...(maxSteps !== undefined ? { maxSteps } : {}),
         ...(evalEvery !== undefined ? { validateEvery: evalEvery } : {}),
-        ...(earlyStopping ? { earlyStopping } : {}),
+        // restore_best: dlc train keeps the best weights on disk and restores them itself (checkpoints.ts)
+        earlyStopping: earlyStopping ? { ...earlyStopping, restoreBest: false } : false,
         ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
         callbacks: {
           onStep(info) {

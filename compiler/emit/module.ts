@@ -73,6 +73,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       'type History',
       'type LoadOptions',
       'type LoadReport',
+      'type MemoryReport',
       'type ModelProgram',
       'type Profile',
       'type ProfileOptions',
@@ -187,10 +188,10 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         : []),
       delegate(
         'fit',
-        'Train for some epochs with validation each epoch, early stopping and callbacks.',
+        "Train for some epochs with validation each epoch, early stopping and callbacks; what `options` leaves out is the train block's (epochs, batch, early_stopping, ...).",
         [
           { name: 'data', type: '{ readonly train: Dataset; readonly validation?: Dataset }' },
-          { name: 'options', type: 'FitOptions' },
+          { name: 'options', type: 'FitOptions', initializer: '{}' },
         ],
         'Promise<History>',
         'this.model.fit(data, options)',
@@ -217,6 +218,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'this.model.profile(batch, options)',
       ),
       {
+        name: 'reset',
+        docs: ['Every parameter and state buffer back to its initial value for `seed`, and the step count to 0.'],
+        parameters: [{ name: 'seed', type: 'number' }],
+        returnType: 'void',
+        statements: ['this.model.reset(seed);'],
+      },
+      {
         name: 'dispose',
         docs: ['Free every GPU buffer; the object cannot be used afterwards.'],
         returnType: 'void',
@@ -226,6 +234,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     getAccessors: [
       { name: 'adapterInfo', docs: ['The adapter the model runs on, in words.'], returnType: 'string', statements: ['return this.model.adapterInfo;'] },
       { name: 'step', docs: ['Training steps run so far.'], returnType: 'number', statements: ['return this.model.step;'] },
+      { name: 'memory', docs: ['The GPU memory the model takes at the sizes given to create() (undefined when some size was not given).'], returnType: 'MemoryReport | undefined', statements: ['return this.model.memory;'] },
     ],
   });
 

@@ -73,8 +73,6 @@ async function run(): Promise<void> {
   $('adapter').textContent = model.adapterInfo;
   $('data').textContent = `${train.length} train / ${validation?.length ?? 0} validation examples, batch ${batchSize}, ${epochs} epoch${epochs === 1 ? '' : 's'}, seed ${seed}`;
 
-  const es = setting('early_stopping');
-  const esArgs = es && typeof es === 'object' && !Array.isArray(es) && 'call' in es ? es.args : undefined;
   const started = performance.now();
   let windowStart = started;
   let windowStep = 0;
@@ -88,9 +86,7 @@ async function run(): Promise<void> {
         seed,
         shuffle: setting('shuffle') !== false,
         ...(lookahead > 0 ? { lookahead } : {}),
-        ...(esArgs && typeof esArgs.monitor === 'string' && typeof esArgs.patience === 'number'
-          ? { earlyStopping: { monitor: esArgs.monitor, patience: esArgs.patience, ...(esArgs.mode === 'min' || esArgs.mode === 'max' ? { mode: esArgs.mode } : {}) } }
-          : {}),
+        // early stopping: the train block's (fit reads what its options leave out)
         callbacks: {
           onStep(info) {
             const value = info.values?.[loss];
