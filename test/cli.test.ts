@@ -89,6 +89,14 @@ describe('dlc check', () => {
     expect(err).toContain('internal compiler error: simulated failure');
   });
 
+  it('frames the line the error is on when a comment holds a line or paragraph separator (U+2028, U+2029)', async () => {
+    const file = tempFile('ls.dl', 'model M {\n  // one\u2028two\u2029three\n  input x: f32[B, 4]\n  output y = x @ x\n}\n');
+    const r = await run('check', file);
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain(`--> ${file}:4:14`);
+    expect(r.err).toContain('> 4 |   output y = x @ x');
+  });
+
   it('survives hostile files', async () => {
     const files = [
       tempFile('deep.dl', `model M { let x = ${'('.repeat(10000)}1${')'.repeat(10000)} }`),
@@ -203,6 +211,35 @@ describe('dlc graph --train and dlc gradcheck', () => {
     const r = await run('gradcheck', 'examples/mnist_mlp.dl', '--args', 'hidden 4');
     expect(r.status).toBe(EXIT_USER_ERROR);
     expect(r.err).toContain('cannot read --args');
+  });
+
+  it('rejects bad --size, --seed and --tol values and sizes the model lacks, and refuses tensors too large to interpret', async () => {
+    const cases: [string[], string][] = [
+      [['--size', 'B=-1'], 'error: --size takes NAME=n with a whole n of 1 or more (B=4), not `B=-1`'],
+      [['--size', 'B'], 'error: --size takes NAME=n with a whole n of 1 or more (B=4), not `B`'],
+      [['--size', 'B=0'], 'error: --size takes NAME=n with a whole n of 1 or more (B=4), not `B=0`'],
+      [['--size', 'Q=3'], 'error: --size Q: MnistMlp has no size `Q`; its sizes are B'],
+      [['--seed', 'abc'], 'error: --seed takes a whole number of 0 or more, not `abc`'],
+      [['--tol', '-1'], 'error: --tol takes a positive number, not `-1`'],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await run('gradcheck', 'examples/mnist_mlp.dl', '--args', 'hidden: 4', ...flags);
+      expect([r.status, r.err.trim()], flags.join(' ')).toEqual([EXIT_USER_ERROR, message]);
+    }
+    const huge = tempFile('huge.dl', 'model M {\n  input x: f32[B, 4]\n  param w: f32[4] = ones\n  loss = mean(x * w) + mean(cast(arange(100000000), f32))\n}\n');
+    const r = await run('gradcheck', huge);
+    expect([r.status, r.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: M has a tensor of 100,000,000 elements at B=2; gradcheck interprets in float64 and takes at most 16,777,216 (use smaller --args or --size)']);
+  });
+});
+
+describe('dlc compile output folder', () => {
+  it('a file where the folder should be is one line and exit 1, not an internal error', async () => {
+    const file = tempFile('afile', '');
+    for (const out of [file, join(file, 'sub')]) {
+      const r = await run('compile', 'examples/mnist_mlp.dl', '-o', out, '--args', 'hidden: 4');
+      expect(r.status).toBe(EXIT_USER_ERROR);
+      expect(r.err.trim()).toMatch(new RegExp(`^error: cannot write to \`${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`: (it is a file, not a folder|a part of the path is a file, not a folder)$`));
+    }
   });
 });
 

@@ -103,6 +103,12 @@ describe('E0203 imports', () => {
     ]);
   });
 
+  it('a keyword in an import list is a syntax error only, not also an import of an empty name', () => {
+    const codes = checkSource('use std.optim.{sgd, let}\n', 'm.dl').diagnostics.map((d) => d.code);
+    expect(codes.length).toBeGreaterThan(0);
+    expect(codes.filter((c) => c !== 'E0010')).toEqual([]);
+  });
+
   it('checks local files and the names they declare', () => {
     const blocks = parse('layer ResBlock {}\n', 'blocks.dl').program;
     const loader = (_importer: string, path: string) => (path === './blocks.dl' ? blocks : undefined);

@@ -369,6 +369,15 @@ model M {
 });
 
 describe('E0305 cannot evaluate at compile time', () => {
+  it('a negative size for a new tensor (zeros, ones, full, random_*, arange), at the shape as written', () => {
+    const model = (e: string) => `model M {\n  input x: f32[B, 4]\n  output y = ${e}\n}\n`;
+    expectDiagnostics(model('zeros([2, -3])'), [{ code: 'E0305', at: '[2, -3]', message: ['`zeros` got the negative size -3 in [2, -3]'] }]);
+    expectDiagnostics(model('x + random_normal([B, -1])'), [{ code: 'E0305', at: '[B, -1]', message: ['`random_normal` got the negative size -1 in [B, -1]'] }]);
+    expectDiagnostics(model('full([1, 2 - 5], 1.0)'), [{ code: 'E0305', at: '[1, 2 - 5]', message: ['`full` got the negative size -3'] }]);
+    expectDiagnostics(model('cast(arange(-1), f32)'), [{ code: 'E0305', at: '-1', message: ['`arange` got the negative size -1'] }]);
+    expect(check(model('x + zeros([B, 4]) + cast(arange(4), f32)'))).toEqual([]);
+  });
+
   it('an if over a tensor', () => {
     const src = 'model M {\n  input x: f32[B, 4]\n  let y = x\n  if x > 0.0 {\n    y = x * 2.0\n  }\n  output o = y\n}\n';
     expectDiagnostics(src, [{ code: 'E0305', at: 'x > 0.0', help: /select\(cond, a, b\)/ }]);

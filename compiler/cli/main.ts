@@ -1,5 +1,5 @@
 // The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train, evaluate, predict and sample.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Program } from '../../grammar/ast.ts';
@@ -17,6 +17,7 @@ import { toDot } from '../report/dot.ts';
 import { summarize } from '../report/summary.ts';
 import { compileTraining } from '../frontend/train.ts';
 import { gradcheck } from '../autodiff/gradcheck.ts';
+import { evaluate, freeVars } from '../shapes/dim.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
@@ -217,6 +218,9 @@ function parseArgs(text: string | undefined, model: string): Arg[] | undefined {
   return [...(decl.args ?? [])];
 }
 
+/** The most elements of one tensor `dlc gradcheck` interprets (float64: 128 MiB). */
+const GRADCHECK_MAX_ELEMENTS = 1 << 24;
+
 function runGradcheck(
   file: string,
   options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string },
@@ -233,7 +237,18 @@ function runGradcheck(
   }
   const seed = Number(options.seed ?? 1);
   const tolerance = Number(options.tol ?? 1e-4);
-  const given = new Map((options.size ?? []).map((s) => s.split('=')).map(([k, v]) => [k.trim(), Number(v)] as [string, number]));
+  const given = new Map<string, number>();
+  const flagError = (text: string) => {
+    io.err(`error: ${text}`);
+    return EXIT_USER_ERROR;
+  };
+  if (!Number.isSafeInteger(seed) || seed < 0) return flagError(`--seed takes a whole number of 0 or more, not \`${options.seed}\``);
+  if (!(tolerance > 0) || !Number.isFinite(tolerance)) return flagError(`--tol takes a positive number, not \`${options.tol}\``);
+  for (const item of options.size ?? []) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*$/.exec(item);
+    if (!m || Number(m[2]) < 1) return flagError(`--size takes NAME=n with a whole n of 1 or more (B=4), not \`${item}\``);
+    given.set(m[1], Number(m[2]));
+  }
   let worst = 0;
   for (const model of models) {
     const args = parseArgs(options.args, model);
@@ -248,7 +263,13 @@ function runGradcheck(
       io.err(`note: \`${model}\` has no loss; skipped`);
       continue;
     }
+    const known = new Set(g.nodes.flatMap((n) => n.outputs.flatMap((v) => v.type.shape.flatMap(freeVars))).concat(g.inputs.flatMap((i) => i.value.type.shape.flatMap(freeVars))));
+    const unknownSize = [...given.keys()].find((k) => !known.has(k));
+    if (unknownSize !== undefined) return flagError(`--size ${unknownSize}: ${model} has no size \`${unknownSize}\`${known.size ? `; its sizes are ${[...known].join(', ')}` : ''}`);
     const sizes = defaultSizes(g, given);
+    // the interpreter holds every value in float64: refuse what would not fit rather than run out of memory
+    const largest = Math.max(0, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.type.shape.reduce<number>((a, d) => a * evaluate(d, sizes), 1))));
+    if (largest > GRADCHECK_MAX_ELEMENTS) return flagError(`${model} has a tensor of ${largest.toLocaleString('en-US')} elements at ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}; gradcheck interprets in float64 and takes at most ${GRADCHECK_MAX_ELEMENTS.toLocaleString('en-US')} (use smaller --args or --size)`);
     const feeds = randomFeeds(g, sizes, seededRandom(seed));
     for (const loss of g.losses.keys()) {
       const rows = gradcheck(g, feeds, { loss, sizes, seed });
@@ -257,8 +278,9 @@ function runGradcheck(
       io.out(`${'parameter'.padEnd(width)}  ${'analytic'.padStart(13)}  ${'numeric'.padStart(13)}  ${'rel error'.padStart(9)}`);
       for (const r of rows) {
         io.out(`${r.name.padEnd(width)}  ${r.analytic.toExponential(6).padStart(13)}  ${r.numeric.toExponential(6).padStart(13)}  ${r.relError.toExponential(1).padStart(9)}`);
-        // a gradient that is zero both ways is exact; every other row counts
-        if (Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) > 1e-12) worst = Math.max(worst, r.relError);
+        // a gradient that is zero both ways is exact; every other row counts, and one that is not a number fails
+        if (!Number.isFinite(r.analytic) || !Number.isFinite(r.numeric) || !Number.isFinite(r.relError)) worst = Infinity;
+        else if (Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) > 1e-12) worst = Math.max(worst, r.relError);
       }
     }
   }
@@ -352,7 +374,26 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
   // the reports are built before anything is written, so a failure leaves no files behind
   const reports = flags ? programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags)) : [];
   const dir = options.out ?? '.';
-  mkdirSync(dir, { recursive: true });
+  // a file system's refusal (not a bug in dlc): one line, exit 1
+  const unwritable = (e: unknown) => {
+    const err = e as NodeJS.ErrnoException;
+    const why: Record<string, string> = { EEXIST: 'it is a file, not a folder', ENOTDIR: 'a part of the path is a file, not a folder', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the file system is read-only', ENOSPC: 'the disk is full' };
+    io.err(`error: cannot write to \`${dir}\`: ${why[err.code ?? ''] ?? err.message}`);
+    return EXIT_USER_ERROR;
+  };
+  try {
+    if (existsSync(dir) && !statSync(dir).isDirectory()) return unwritable({ code: 'EEXIST' });
+    mkdirSync(dir, { recursive: true });
+    writeModules(dir, file, programs, reports, options, flags?.format, io);
+  } catch (e) {
+    if (!(e as NodeJS.ErrnoException).code) throw e;
+    return unwritable(e);
+  }
+  return EXIT_OK;
+}
+
+/** Each program's module (TypeScript, or JavaScript and .d.ts) in `dir`, and its kernel report when asked. */
+function writeModules(dir: string, file: string, programs: readonly ModelProgram[], reports: readonly string[], options: { js?: boolean; runtime?: string }, report: 'md' | 'html' | undefined, io: Io): void {
   for (const [i, program] of programs.entries()) {
     const emitOptions = { source: file, ...(options.runtime ? { runtimeImport: options.runtime } : {}) };
     const base = join(dir, moduleFileName(program.model));
@@ -365,13 +406,12 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
       writeFileSync(`${base}.ts`, emitModule(program, emitOptions));
       io.err(`wrote ${base}.ts (${program.model}: ${program.shaders.length} shaders)`);
     }
-    if (flags) {
-      const path = `${base}.report.${flags.format}`;
+    if (report) {
+      const path = `${base}.report.${report}`;
       writeFileSync(path, reports[i]);
       io.err(`wrote ${path} (kernel report)`);
     }
   }
-  return EXIT_OK;
 }
 
 /** The kernel report of one program: fusion decisions from its IR, dispatch counts before fusion from an unfused lowering. */

@@ -12,7 +12,8 @@ function frame(source: SourceText, span: Span, message: string | undefined): str
   const end = source.position(Math.max(span.end, span.start + 1));
   const sameLine = end.line === start.line;
   return codeFrameColumns(
-    source.text,
+    // the frame breaks lines where SourceText does: not at U+2028 / U+2029 (shown as spaces, one column each)
+    source.text.replace(/[\u2028\u2029]/g, ' '),
     { start, end: sameLine ? end : { line: start.line, column: start.column + 1 } },
     { highlightCode: false, linesAbove: 1, linesBelow: 0, ...(message ? { message } : {}) },
   );

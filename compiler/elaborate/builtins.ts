@@ -92,6 +92,13 @@ export function callBuiltin(
       return el.fail('E0307', `a size must be an integer, found ${describe(x)}`, a.span);
     });
   };
+  /** The shape of a new tensor (zeros, full, random_*): sizes of at least 0 (reshape's -1 is its own rule). */
+  const newShape = (a: Arg): D.Dim[] => {
+    const shape = dims(a);
+    const bad = shape.find((d) => D.isConcrete(d) && d < 0);
+    if (bad !== undefined) el.fail('E0305', `\`${name}\` got the negative size ${bad} in [${shape.map(D.dimToString).join(', ')}]`, a.span, { help: 'a size is 0 or more' });
+    return shape;
+  };
   const emit = (op: string, operands: { tensor: TensorV; span: A.Span }[], attrs: Record<string, unknown> = {}) => el.emit1(op, operands, attrs, span);
   const axesOf = (x: TensorV, a: Arg | undefined): number[] => {
     const rank = x.value.type.shape.length;
@@ -290,14 +297,14 @@ export function callBuiltin(
     }
     case 'random_uniform':
     case 'random_normal': {
-      const shape = dims(need(0, 'shape'));
+      const shape = newShape(need(0, 'shape'));
       const { key, stream } = el.builder.randomKey(span);
       return emit(name, [{ tensor: key, span }], { shape, dtype: 'f32', stream });
     }
     case 'zeros':
     case 'ones':
     case 'full': {
-      const shape = dims(need(0, 'shape'));
+      const shape = newShape(need(0, 'shape'));
       const value = name === 'full' ? el.ctNumber(need(1, 'value').value, need(1, 'value').span) : name === 'ones' ? 1 : 0;
       const d = arg(name === 'full' ? 2 : 1, 'dtype');
       const dtype: DType = d?.value.kind === 'dtype' ? d.value.value : 'f32';
@@ -306,6 +313,7 @@ export function callBuiltin(
     case 'arange': {
       const n = need(0, 'n');
       const size = n.value.kind === 'dim' ? n.value.value : el.ctInt(n.value, n.span);
+      if (D.isConcrete(size) && size < 0) el.fail('E0305', `\`arange\` got the negative size ${size}`, n.span, { help: 'arange(n) counts 0, 1, ..., n - 1 for n of 0 or more' });
       return emit('iota', [], { shape: [size], axis: 0, dtype: 'i32' });
     }
     case 'shape': {

@@ -154,6 +154,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       return;
     }
     for (const item of d.imports as readonly A.ImportItem[]) {
+      // a name the parser never read (it reported the syntax error)
+      if (item.name.text === '') continue;
       if (!exports.includes(item.name.text)) {
         const help = didYouMean(item.name.text, exports);
         out.push(diagnostic('E0203', `\`${moduleName}\` has no \`${item.name.text}\``, item.name.span, help ? { help } : {}));
