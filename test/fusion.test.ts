@@ -171,6 +171,19 @@ describe('the fusion report says why a candidate did not fuse', () => {
     expect(tight.report.rejected.some((r) => r.reason === 'bindings' && /limit of 3/.test(r.detail))).toBe(true);
   });
 
+  it('a chain of 20,000 elementwise ops (an unrolled `for` loop) is one kernel, and each join counts its bindings from the last (the recount made it quadratic)', () => {
+    const b = new G();
+    const x = b.input('x', f32t(4));
+    const one = b.op('full', [], { shape: [4], value: 1, dtype: 'f32' });
+    let acc = b.op('mul', [x, x]);
+    for (let i = 0; i < 20_000; i++) acc = b.op(i % 2 ? 'add' : 'sub', [acc, i % 3 ? one : x]);
+    const { graph } = fuseWithReport(b.graph({ y: acc }));
+    expect(verifyGraph(graph)).toEqual([]);
+    expect(graph.nodes.filter((n) => n.op === FUSED_OP).length).toBe(1);
+    const fused = graph.nodes.find((n) => n.op === FUSED_OP)!;
+    expect(fused.inputs.length + fused.outputs.length).toBeLessThanOrEqual(8);
+  });
+
   it('cycle: a value that feeds the group directly and through a reduction stays outside it', () => {
     const b = new G();
     const x = b.input('x', f32t(2, 3));

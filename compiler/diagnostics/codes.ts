@@ -220,8 +220,9 @@ must end at compile time.`,
     severity: 'error',
     title: 'too much work at compile time',
     explanation: `A model is built by running its description when compiling: loops and comprehensions are unrolled and every
-operation becomes a node of the graph. A range of more than 1,000,000 items, or a model of more than 2,000,000
-operations, is refused before it exhausts the compiler's memory.
+operation becomes a node of the graph. A range of more than 1,000,000 items, or a model of more than 50,000
+operations (the LSTM example has about 11,000), is refused before it exhausts the compiler's memory (loops and \`scan\` are unrolled:
+use fewer steps, or do repeated work as one tensor operation).
 
     let ids = [i for i in 0..1000000000]    // error: a range of 1,000,000,000 items`,
   },

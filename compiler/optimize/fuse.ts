@@ -283,6 +283,31 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     return { inputs: ins.size, outputs: outs };
   };
 
+  // each growing group's bindings, kept as it grows (recounting them per join made a long chain quadratic):
+  // members join in reverse graph order, so a new member reads no member's value, and what the group
+  // reads from it stops being an input
+  const bound = new Map<number, { inputs: Set<number>; outputs: number }>();
+  const boundOf = (grp: Group) => {
+    let b = bound.get(grp.id);
+    if (!b) {
+      const all = bindings(grp.members);
+      const inputs = new Set<number>();
+      for (const m of grp.members) for (const v of nodes[m].inputs) if (!grp.members.has(producer.get(v.id) ?? -1) && !isConstValue(v)) inputs.add(v.id);
+      b = { inputs, outputs: all.outputs };
+      bound.set(grp.id, b);
+    }
+    return b;
+  };
+  const withMember = (grp: Group, k: number) => {
+    const b = boundOf(grp);
+    const out = nodes[k].outputs[0];
+    const inputs = new Set(b.inputs);
+    inputs.delete(out.id);
+    for (const v of nodes[k].inputs) if (!isConstValue(v)) inputs.add(v.id);
+    const external = results.has(out.id) || (consumers.get(out.id) ?? []).some((c) => !grp.members.has(c));
+    return { inputs, outputs: b.outputs + (external ? 1 : 0) };
+  };
+
   for (let k = N - 1; k >= 0; k--) {
     const n = nodes[k];
     if (constant[k] || !fusible(n)) continue;
@@ -306,13 +331,13 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
         reject('cycle', `node ${via} uses ${n.op}'s value and feeds the group: fusing would make a cycle`);
         continue;
       }
-      const trial = new Set(grp.members).add(k);
-      const b = bindings(trial);
-      if (b.inputs + b.outputs > maxBuffers) {
-        reject('bindings', `the fused kernel would bind ${b.inputs} inputs and ${b.outputs} outputs, over the limit of ${maxBuffers} storage buffers`);
+      const b = withMember(grp, k);
+      if (b.inputs.size + b.outputs > maxBuffers) {
+        reject('bindings', `the fused kernel would bind ${b.inputs.size} inputs and ${b.outputs} outputs, over the limit of ${maxBuffers} storage buffers`);
         continue;
       }
       joined = grp;
+      bound.set(grp.id, b);
       break;
     }
     if (joined) join(joined, k);
