@@ -93,6 +93,16 @@ describe('E0202 duplicates', () => {
     ]);
     expectDiagnostics('model M {}\n\nmodel M {}\n', [{ code: 'E0202', at: 'M', occurrence: 1 }]);
   });
+
+  it('a second train block for a model, and a second forward in a layer (each was ignored silently)', () => {
+    const model = 'model M {\n  param w: f32[2] = zeros\n  loss l = sum(w * w)\n}\n';
+    expectDiagnostics(`${model}train M {\n  epochs = 1\n}\ntrain M {\n  epochs = 2\n}\n`, [
+      { code: 'E0202', at: 'M', occurrence: 2, message: '`M` has two train blocks; a model has one', secondaryAt: 'M' },
+    ]);
+    expectDiagnostics('layer L {\n  forward(x: f32[B]) -> f32[B] = x\n  forward(x: f32[B], y: f32[B]) -> f32[B] = x + y\n}\n', [
+      { code: 'E0202', at: 'forward', occurrence: 1, message: 'the layer `L` declares `forward` twice; a layer has one', secondaryAt: 'forward' },
+    ]);
+  });
 });
 
 describe('E0203 imports', () => {

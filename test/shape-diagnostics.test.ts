@@ -518,10 +518,17 @@ describe('errors inside the standard library are shown at the user’s call', ()
   });
 
   it('a shape error deep inside a stdlib function: at the user’s call, with a label inside the stdlib', () => {
-    const src = 'model M {\n  input logits: f32[B, 10]\n  input label: i32[B, 3]\n  loss = cross_entropy(logits, label)\n}\n';
-    const [d] = expectDiagnostics(src, [{ code: 'E0301', at: 'cross_entropy(logits, label)', label: 'i32[B, 3]' }]);
-    const inside = d.secondary.find((l) => l.span.file === 'stdlib/loss.dl');
+    const src = 'model M {\n  input logits: f32[B, 10]\n  output p = softmax(logits, axis: 5)\n}\n';
+    const [d] = expectDiagnostics(src, [{ code: 'E0301', at: 'softmax(logits, axis: 5)', label: 'f32[B, 10]' }]);
+    const inside = d.secondary.find((l) => l.span.file === 'stdlib/act.dl');
     expect(inside?.message).toContain('standard library');
+  });
+
+  it('one-hot labels where cross_entropy and nll take class indices: at the call, with both types', () => {
+    for (const fn of ['cross_entropy', 'nll']) {
+      const src = `model M {\n  input logits: f32[B, 10]\n  input label: i32[B, 10]\n  loss = ${fn}(logits, label)\n}\n`;
+      expectDiagnostics(src, [{ code: 'E0304', at: `${fn}(logits, label)`, message: ['labels: i32[B, 10]', 'scores: f32[B, 10]', 'ax = 1'] }]);
+    }
   });
 
   it('a constraint of a stdlib layer: at the user’s instantiation', () => {

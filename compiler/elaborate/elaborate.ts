@@ -1274,6 +1274,8 @@ function describeBindings(c: A.Expr, env: Env): string {
     else if (e.kind === 'Unary') visit(e.operand);
     else if (e.kind === 'Call') e.args.forEach((a) => visit(a.value));
     else if (e.kind === 'Index' || e.kind === 'Member') visit(e.target);
+    else if (e.kind === 'List' || e.kind === 'Tuple') e.items.forEach(visit);
+    else if (e.kind === 'Comprehension') [e.element, e.iterable, ...(e.condition ? [e.condition] : [])].forEach(visit);
   };
   visit(c);
   const parts = [...names].flatMap((n) => {

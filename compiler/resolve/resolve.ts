@@ -64,6 +64,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
   for (const n of PRELUDE) prelude.define(n, null);
   const fileScope = new Scope(prelude);
   const models = new Map<string, A.ModelDecl>();
+  const trained = new Map<string, A.Span>();
 
   const unknown = (name: string, span: A.Span, scope: Scope, what = 'name') => {
     const key = `${name}@${span.start}`;
@@ -212,6 +213,12 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     // Members are declarative and visible throughout the body; lets and assignments are sequential.
     const types: (A.TypeExpr | null)[] = [];
     collectMembers(d.body, scope, types);
+    // one forward per layer: a second one would be ignored
+    const forwards = d.body.stmts.filter((s) => s.kind === 'Forward');
+    for (const extra of forwards.slice(1)) {
+      const word = (s: A.Stmt): A.Span => ({ ...s.span, end: s.span.start + 'forward'.length });
+      out.push(diagnostic('E0202', `the layer \`${d.name.text}\` declares \`forward\` twice; a layer has one`, word(extra), { secondary: [{ span: word(forwards[0]), message: 'first declared here' }] }));
+    }
     declareSymbolicSizes(types, scope);
     statements(d.body, scope, d.kind === 'Layer' ? 'layer' : 'model');
   }
@@ -461,6 +468,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
 
   function train(d: A.TrainDecl): void {
     const model = models.get(d.model.text);
+    const earlier = trained.get(d.model.text);
+    if (earlier) out.push(diagnostic('E0202', `\`${d.model.text}\` has two train blocks; a model has one`, d.model.span, { secondary: [{ span: earlier, message: 'the first train block' }] }));
+    else trained.set(d.model.text, d.model.span);
     if (!model) {
       if (!fileScope.has(d.model.text) || PRELUDE.has(d.model.text)) {
         const help = didYouMean(d.model.text, models.keys());

@@ -73,6 +73,8 @@ class OptionReader {
   num(name: string): number {
     const v = this.raw(name);
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${this.kind} option ${name} must be a finite number, not ${String(v)} (${this.where})`);
+    const range = OPTION_RANGES[name];
+    if (range && !range.ok(v)) throw new Error(`${this.kind} option ${name} must be ${range.text}, not ${v} (${this.where})`);
     return v;
   }
 
@@ -86,6 +88,18 @@ class OptionReader {
     return name in this.options;
   }
 }
+
+/** The values each option may take, as torch.optim checks them. */
+const OPTION_RANGES: Readonly<Record<string, { ok: (v: number) => boolean; text: string }>> = {
+  lr: { ok: (v) => v >= 0, text: '0 or more' },
+  weight_decay: { ok: (v) => v >= 0, text: '0 or more' },
+  momentum: { ok: (v) => v >= 0, text: '0 or more' },
+  dampening: { ok: (v) => v >= 0, text: '0 or more' },
+  eps: { ok: (v) => v >= 0, text: '0 or more' },
+  beta1: { ok: (v) => v >= 0 && v < 1, text: 'in [0, 1)' },
+  beta2: { ok: (v) => v >= 0 && v < 1, text: 'in [0, 1)' },
+  alpha: { ok: (v) => v >= 0, text: '0 or more' },
+};
 
 /** Scalar constants and scalar-only expressions shared by every parameter of one call. */
 class Scalars {
@@ -159,6 +173,7 @@ export function applyOptimizer(editor: GraphEditor, spec: OptimizerSpec, params:
     if (g.type.dtype !== dtype) throw new Error(`internal: gradient of ${pg.path} is ${g.type.dtype}, the parameter ${dtype}`);
     const o = new OptionReader(spec.kind, { ...spec.options, ...(pg.options ?? {}) }, `parameter ${pg.path}`);
     const c = (v: number) => k.const(v, dtype);
+    if (o.has('lr')) o.num('lr'); // its range checked (the rate itself arrives as `lr`)
 
     // this parameter's learning rate, in its dtype
     let plr = k.as(lr, dtype);
