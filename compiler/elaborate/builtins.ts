@@ -4,6 +4,7 @@ import type { DType } from '../ir/types.ts';
 import * as D from '../shapes/dim.ts';
 import type { Elaborator } from './elaborate.ts';
 import { describe, dimValue, Env, POISON, type CtValue, type TensorV } from './values.ts';
+import { typeToString } from './builder.ts';
 import { BUILTIN_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
 import { didYouMean } from '../diagnostics/diagnostic.ts';
 
@@ -103,8 +104,18 @@ export function callBuiltin(
   const axesOf = (x: TensorV, a: Arg | undefined): number[] => {
     const rank = x.value.type.shape.length;
     if (!a || a.value.kind === 'none') return Array.from({ length: rank }, (_, i) => i);
-    return ints(a).map((k) => normAxis(k, rank));
+    return ints(a).map((k) => axisIn(k, x, a.span));
   };
+  /** An axis of `x` (negative from the end), or E0301 at the argument naming this builtin and the axes there are. */
+  const axisIn = (k: number, x: TensorV, at: A.Span): number => axisOfRank(k, x.value.type.shape.length, typeToString(x.value.type), at);
+  const axisOfRank = (k: number, rank: number, what: string, at: A.Span): number => {
+    if (k >= rank || k < -rank) {
+      const axes = rank === 0 ? 'it has no axes' : `its axes are ${-rank}..${rank - 1}`;
+      el.fail('E0301', `\`${name}\` axis ${k} is out of range for ${what} (rank ${rank}: ${axes})`, at);
+    }
+    return normAxis(k, rank);
+  };
+  const axisSpan = (i: number): A.Span => arg(i, 'axis')?.span ?? span;
   const keepdims = (): boolean => {
     const a = named.get('keepdims') ?? positional[2];
     return a ? a.value.kind === 'bool' && a.value.value : false;
@@ -151,8 +162,7 @@ export function callBuiltin(
       const n = intArg(1, 'parts');
       const shape = x.tensor.value.type.shape;
       const rawAxis = intArg(2, 'axis', -1);
-      const axis = normAxis(rawAxis, shape.length);
-      if (axis < 0 || axis >= shape.length) return el.fail('E0301', `split axis ${rawAxis} is out of range for a tensor of rank ${shape.length}`, x.span);
+      const axis = axisIn(rawAxis, x.tensor, axisSpan(2));
       const size = shape[axis];
       if (!D.isConcrete(size) || n <= 0 || size % n !== 0) {
         return el.fail('E0301', `split cannot cut an axis of size ${D.dimToString(size)} into ${n} equal parts`, x.span);
@@ -169,9 +179,8 @@ export function callBuiltin(
     }
     case 'gather': {
       const x = tensor(0, 'x');
-      const rank = x.tensor.value.type.shape.length;
       const axis = intArg(2, 'axis', -1);
-      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: normAxis(axis, rank) });
+      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axisIn(axis, x.tensor, axisSpan(2)) });
     }
     case 'permute':
       return emit('transpose', [tensor(0, 'x')], { perm: ints(need(1, 'perm')) });
@@ -225,9 +234,8 @@ export function callBuiltin(
     }
     case 'argmax': {
       const x = tensor(0, 'x');
-      const rank = x.tensor.value.type.shape.length;
       const axis = intArg(1, 'axis', -1);
-      return emit('argmax', [x], { axis: normAxis(axis, rank) });
+      return emit('argmax', [x], { axis: axisIn(axis, x.tensor, axisSpan(1)) });
     }
     case 'matmul':
       return emit('matmul', [tensor(0, 'a'), tensor(1, 'b')]);
@@ -252,7 +260,7 @@ export function callBuiltin(
       if (items.length === 0) return el.fail('E0305', `\`${name}\` needs at least one tensor`, list.span);
       const rank = items[0].value.type.shape.length + (name === 'stack' ? 1 : 0);
       const rawAxis = intArg(1, 'axis', 0);
-      const axis = normAxis(rawAxis, rank);
+      const axis = axisOfRank(rawAxis, rank, name === 'stack' ? `the stack of ${items.length} ${typeToString(items[0].value.type)}` : typeToString(items[0].value.type), axisSpan(1));
       const parts =
         name === 'stack'
           ? items.map((t) => {
@@ -275,9 +283,8 @@ export function callBuiltin(
       return emit('take', [tensor(0, 'table'), tensor(1, 'indices')], { axis: intArg(2, 'axis', 0) });
     case 'take_along_axis': {
       const x = tensor(0, 'x');
-      const rank = x.tensor.value.type.shape.length;
       const axis = intArg(2, 'axis', -1);
-      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: normAxis(axis, rank) });
+      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axisIn(axis, x.tensor, axisSpan(2)) });
     }
     case 'one_hot':
       return emit('one_hot', [tensor(0, 'indices')], { depth: intArg(1, 'depth'), dtype: 'f32' });
