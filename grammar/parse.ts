@@ -215,6 +215,10 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
   return diagnostic('E0010', error.message, at);
 }
 
+/** Other languages' words for a declaration or statement, and this language's (Python, JavaScript, Rust). */
+const FOREIGN_DECLARATIONS: Readonly<Record<string, string>> = { import: 'use', from: 'use', require: 'use', def: 'fn', function: 'fn', class: 'layer', struct: 'layer' };
+const FOREIGN_STATEMENTS: Readonly<Record<string, string>> = { var: 'let', const: 'let', def: 'fn', while: 'for' };
+
 function misspelledKeyword(
   found: IToken,
   previous: IToken | undefined,
@@ -225,8 +229,10 @@ function misspelledKeyword(
     const keyword = suggest(t.image, words);
     return keyword ? { token: t, keyword } : undefined;
   };
-  if (rule === 'program') return candidates(found, DECLARATION_KEYWORDS);
-  if (rule === 'statement' || rule === 'block') return candidates(found, STATEMENT_KEYWORDS);
+  const foreign = (t: IToken, words: Readonly<Record<string, string>>) =>
+    tokenMatcher(t, T.Identifier) && !t.isInsertedInRecovery && Object.hasOwn(words, t.image) ? { token: t, keyword: words[t.image] } : undefined;
+  if (rule === 'program') return foreign(found, FOREIGN_DECLARATIONS) ?? candidates(found, DECLARATION_KEYWORDS);
+  if (rule === 'statement' || rule === 'block') return foreign(found, FOREIGN_STATEMENTS) ?? candidates(found, STATEMENT_KEYWORDS);
   if (rule === 'assignStmt') return candidates(previous, STATEMENT_KEYWORDS);
   if (rule === 'setting' || rule === 'trainStatement') return candidates(previous, TRAIN_KEYWORDS) ?? candidates(found, TRAIN_KEYWORDS);
   return undefined;

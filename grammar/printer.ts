@@ -151,6 +151,11 @@ function args(as: readonly A.Arg[], d: number): string {
   return as.map((a) => `${a.name ? `${a.name.text}: ` : ''}${expr(a.value, Prec.Lambda, d)}`).join(', ');
 }
 
+/** A type as written: `f32[B, d]`. */
+export function printType(t: A.TypeExpr): string {
+  return type(t, 0);
+}
+
 function type(t: A.TypeExpr, d: number): string {
   return t.dims === null ? t.name.text : `${t.name.text}[${t.dims.map((x) => expr(x, Prec.Lambda, d)).join(', ')}]`;
 }

@@ -579,3 +579,26 @@ describe('regressions in the builtins (compiler/elaborate/builtins.ts)', () => {
     expect([...interpretGraph(g, feed(3)).outputs.get('y')!.data]).toEqual([2]);
   });
 });
+
+describe('mistakes users made, with the message a user needs', () => {
+  it('a model used as a layer, a metric to maximize, a forward without return, a default of the wrong kind', () => {
+    const inner = 'model Inner {\n  input x: f32[B, 4]\n  output y = x\n}\n';
+    expectDiagnostics(`${inner}model Outer {\n  input x: f32[B, 4]\n  layer inner = Inner()\n  output y = inner(x)\n}\n`, [
+      { code: 'E0201', at: 'Inner', occurrence: 1, message: ['`Inner` is a model, and a model is not a value inside another'], help: /declare it `layer Inner/ },
+    ]);
+    const metric = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n  metric acc = accuracy(fc(x), label)\n}\ntrain M {\n  maximize acc\n}\n';
+    expectDiagnostics(metric, [{ code: 'E0201', at: 'acc', occurrence: 1, message: ['`acc` is a metric, not a loss'], help: /maximize a loss \(the model's: `loss`\)/ }]);
+    const noReturn = 'layer L(d: int) {\n  forward(x: f32[B, d]) -> f32[B, d] {\n    let y = x\n  }\n}\nmodel M {\n  input x: f32[B, 4]\n  layer l = L(4)\n  output y = l(x)\n}\n';
+    expectDiagnostics(noReturn, [{ code: 'E0302', at: 'f32[B, d]', occurrence: 1, message: ['the body ends without `return`, but promises f32[B, d]'] }]);
+    expectDiagnostics('model M(hidden: int = 0.5) {\n  input x: f32[B, 4]\n  output y = x\n}\n', [{ code: 'E0303', at: '0.5', message: ['`hidden` is declared int, found a float'] }]);
+  });
+
+  it("Python's import, a layer whose name is taken for a size, an index tensor, and cast to bool", () => {
+    expectDiagnostics('import std.nn\n', [{ code: 'E0011', at: 'import', help: 'did you mean `use`?' }]);
+    const taken = 'layer B {\n  forward(x: f32[N, 4]) -> f32[N, 4] = x\n}\nmodel M {\n  input x: f32[B, 4]\n  output y = x\n}\n';
+    expectDiagnostics(taken, [{ code: 'E0307', at: 'B', occurrence: 1, help: /`B` here names the layer B, not a new size/ }]);
+    const gather = 'model M {\n  input table: f32[B, 10]\n  input idx: i32[B]\n  output y = table[:, idx]\n}\n';
+    expectDiagnostics(gather, [{ code: 'E0305', at: 'idx', occurrence: 1, message: ['an index must be an integer known at compile time, not a tensor'], help: /take\(x, indices, axis: 1\)/ }]);
+    expect(check('model M {\n  input x: f32[B, 4]\n  output y = cast(cast(x, bool), f32)\n}\n')).toEqual([]);
+  });
+});

@@ -466,7 +466,12 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       axis++;
       continue;
     }
-    const i = el.ctInt(el.expr(item, env), item.span);
+    const index = el.expr(item, env);
+    if (index.kind === 'tensor') {
+      const gather = axis === 0 ? 'take(x, indices)' : `take(x, indices, axis: ${axis})`;
+      return el.fail('E0305', 'an index must be an integer known at compile time, not a tensor', item.span, { help: `to gather by a tensor of indices, use ${gather} (or take_along_axis for one index per row)` });
+    }
+    const i = el.ctInt(index, item.span);
     const n = shape[axis];
     if (D.isConcrete(n) && (i >= n || i < -n)) return el.fail('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
     needs(n, i < 0 ? -i : i + 1, item.span);

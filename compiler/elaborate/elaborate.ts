@@ -1,6 +1,6 @@
 // Elaboration: runs the compile-time part of a program (layers, loops, ifs, fns, scans) and emits one typed graph per model.
 import type * as A from '../../grammar/ast.ts';
-import { printExpr } from '../../grammar/printer.ts';
+import { printExpr, printType } from '../../grammar/printer.ts';
 import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
 import type { DType, Graph, TensorType, Value } from '../ir/types.ts';
 import { DTYPES } from '../ir/types.ts';
@@ -418,7 +418,9 @@ export class Elaborator {
       return v.value;
     }
     if (v.kind === 'dim') return v.value;
-    return this.fail('E0307', `a size must be an integer, found ${describe(v)}`, d.span);
+    // `f32[B, 4]` where a layer or function is called B: the name is taken, so it is no new size
+    const taken = d.kind === 'Ident' && /^[A-Z]/.test(d.name) && v.kind !== 'poison';
+    return this.fail('E0307', `a size must be an integer, found ${describe(v)}`, d.span, taken ? { help: `\`${d.name}\` here names ${describe(v)}, not a new size: rename one of them` } : {});
   }
 
   private initializer(e: A.Expr | null, fallback: string, env: Env): { kind: string; options: Record<string, number> } {
@@ -750,7 +752,8 @@ export class Elaborator {
       if (given) value = given.value;
       else if (p.default) value = this.expr(p.default, env);
       else return this.fail('E0303', `${what} needs the argument \`${p.name.text}\``, span);
-      if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? span);
+      // a default of the wrong kind is the declaration's mistake: shown at the default
+      if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? p.default?.span ?? span);
       env.define(p.name.text, value);
     }
   }
@@ -796,7 +799,7 @@ export class Elaborator {
         else if (p.default) value = this.expr(p.default, env);
         else return this.fail('E0303', `\`${c.name}\` needs the argument \`${p.name.text}\``, span);
         if (tensorParams.includes(p)) this.matchTensorArg(p, value, given?.span ?? span, unifier, env, c.name);
-        else if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? span);
+        else if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? p.default?.span ?? span);
         env.define(p.name.text, value);
       }
       this.bindSolved(unifier, env);
@@ -1007,6 +1010,10 @@ export class Elaborator {
 
   private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): void {
     if (returns.length === 0 || result.kind === 'poison') return;
+    if (result.kind === 'none') {
+      const promised = returns.map((r) => printType(r)).join(', ');
+      this.fail('E0302', `the body ends without \`return\`, but promises ${promised}`, returns[0].span, { help: 'end it with `return <value>` (or write `= <expression>` after the signature)' });
+    }
     const values = returns.length === 1 ? [result] : result.kind === 'list' ? result.items : [result];
     if (values.length !== returns.length) {
       this.fail('E0302', `expected ${returns.length} return values, found ${values.length}`, span);

@@ -23,7 +23,7 @@ export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Builtins of the language itself (implemented by the elaborator), initializers, dtypes and the mode flag. */
-const CORE = [...BUILTIN_NAMES, ...Object.keys(INITIALIZERS), 'f16', 'f32', 'i32', 'u32', 'training'];
+const CORE = [...BUILTIN_NAMES, ...Object.keys(INITIALIZERS), 'f16', 'f32', 'i32', 'u32', 'bool', 'training'];
 
 /** Everything visible in every file: the core plus every standard-library export. */
 export const PRELUDE: ReadonlySet<string> = new Set([...CORE, ...Object.values(STD_MODULES).flat()]);

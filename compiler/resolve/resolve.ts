@@ -46,6 +46,10 @@ class Scope {
   ownSpan(name: string): A.Span | null | undefined {
     return this.names.get(name);
   }
+  /** The scope that defines `name` (the innermost one), or null. */
+  ownerOf(name: string): Scope | null {
+    return this.names.has(name) ? this : (this.parent?.ownerOf(name) ?? null);
+  }
   *all(): Iterable<string> {
     yield* this.names.keys();
     if (this.parent) yield* this.parent.all();
@@ -65,6 +69,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
   const fileScope = new Scope(prelude);
   const models = new Map<string, A.ModelDecl>();
   const trained = new Map<string, A.Span>();
+  /** Inside a tensor type's dims (typeExpr), where a model's name is a size of that name. */
+  let inShape = 0;
 
   const unknown = (name: string, span: A.Span, scope: Scope, what = 'name') => {
     const key = `${name}@${span.start}`;
@@ -289,7 +295,13 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
 
   function typeExpr(t: A.TypeExpr, scope: Scope): void {
     if (!t.dims) return;
-    for (const dim of t.dims) expr(dim, scope);
+    // a model's name in a shape is a size of that name (models are not values the elaborator sees)
+    inShape++;
+    try {
+      for (const dim of t.dims) expr(dim, scope);
+    } finally {
+      inShape--;
+    }
   }
 
   function body(b: A.Block | A.Expr, scope: Scope, context: Context): void {
@@ -401,6 +413,10 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     switch (e.kind) {
       case 'Ident':
         if (!scope.has(e.name)) unknown(e.name, e.span, scope);
+        else if (inShape === 0 && models.has(e.name) && scope.ownerOf(e.name) === fileScope) {
+          // a model is trained and shipped, not built inside another model
+          out.push(diagnostic('E0201', `\`${e.name}\` is a model, and a model is not a value inside another`, e.span, { help: `to use it as a building block, declare it \`layer ${e.name}(...) { ... forward(...) }\`` }));
+        }
         break;
       case 'List':
       case 'Tuple':
@@ -480,29 +496,31 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     if (d.args) for (const a of d.args) expr(a.value, fileScope);
     const members = new Set<string>();
     const losses = new Set<string>();
+    const metrics = new Set<string>();
     if (model) {
       for (const p of model.params) members.add(p.name.text);
-      collectModelNames(model.body, members, losses);
+      collectModelNames(model.body, members, losses, metrics);
     }
-    trainBlock(d.body, model ? { members, losses } : undefined, TRAIN_SETTINGS);
+    trainBlock(d.body, model ? { members, losses, metrics } : undefined, TRAIN_SETTINGS);
   }
 
-  function collectModelNames(block: A.Block, members: Set<string>, losses: Set<string>): void {
+  function collectModelNames(block: A.Block, members: Set<string>, losses: Set<string>, metrics: Set<string>): void {
     for (const s of block.stmts) {
       if (s.kind === 'Param' || s.kind === 'State' || s.kind === 'SubLayer' || s.kind === 'Input' || s.kind === 'Output' || s.kind === 'Metric') {
         members.add(s.name.text);
+        if (s.kind === 'Metric') metrics.add(s.name.text);
       } else if (s.kind === 'Let') for (const t of s.targets) members.add(t.text);
       else if (s.kind === 'Loss') losses.add(s.name?.text ?? 'loss');
       else if (s.kind === 'If') {
-        collectModelNames(s.then, members, losses);
-        if (s.else) collectModelNames(s.else, members, losses);
-      } else if (s.kind === 'For') collectModelNames(s.body, members, losses);
+        collectModelNames(s.then, members, losses, metrics);
+        if (s.else) collectModelNames(s.else, members, losses, metrics);
+      } else if (s.kind === 'For') collectModelNames(s.body, members, losses, metrics);
     }
   }
 
   function trainBlock(
     block: A.Block,
-    model: { members: Set<string>; losses: Set<string> } | undefined,
+    model: { members: Set<string>; losses: Set<string>; metrics: Set<string> } | undefined,
     settings: Readonly<Record<string, readonly string[] | null>> | readonly string[] | null,
   ): void {
     for (const s of block.stmts) {
@@ -526,7 +544,10 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
           trainBlock(s.body, model, TRAIN_SETTINGS);
           break;
         case 'Objective':
-          if (model && s.loss.kind === 'Ident' && !model.losses.has(s.loss.name)) {
+          if (model && s.loss.kind === 'Ident' && model.metrics.has(s.loss.name)) {
+            const losses = [...model.losses].map((l) => `\`${l}\``).join(', ');
+            out.push(diagnostic('E0201', `\`${s.loss.name}\` is a metric, not a loss`, s.loss.span, { help: `a metric counts decisions and has no gradient to train with; ${s.direction} a loss${losses ? ` (the model's: ${losses})` : ' (declare one with `loss name = ...`)'}` }));
+          } else if (model && s.loss.kind === 'Ident' && !model.losses.has(s.loss.name)) {
             const help = didYouMean(s.loss.name, model.losses);
             out.push(diagnostic('E0201', `the model declares no loss \`${s.loss.name}\``, s.loss.span, help ? { help } : {}));
           }
