@@ -483,7 +483,7 @@ describe('poison: one root cause, one diagnostic', () => {
     const head = '  input x: f32[B, 4]\n  param w: f32[5, 4] = zeros\n  let y = x @ w\n';
     const one = (body: string, pre = '') => expectDiagnostics(`${pre}model M(T: int = 3) {\n${head}${body}}\n`, [{ code: 'E0301', at: 'x', occurrence: 1 }]);
     one('  output o = f(y) + f(f(y))\n', 'fn f(a: f32[B, 4]) -> f32[B, 4] = a * 2.0\n');
-    one('  state st: f32[B, 4] = zeros\n  st = y\n  output o = y\n');
+    one('  state st: f32[2, 4] = zeros\n  st = y\n  output o = y\n');
     one('  let hs = scan yt in y[:, None, :] along 1 carry (h = zeros([B, 4])) {\n    h = tanh(yt + h)\n    yield h\n  }\n  output o = hs\n');
     one('  if len(shape(y)) > 1 {\n    y = y * 2.0\n  }\n  output o = y\n');
     one('  layer d = Dense(4, 4)\n  output o = d(d(y)) + d(y)\n  loss = mean(d(y))\n');
@@ -600,5 +600,15 @@ describe('mistakes users made, with the message a user needs', () => {
     const gather = 'model M {\n  input table: f32[B, 10]\n  input idx: i32[B]\n  output y = table[:, idx]\n}\n';
     expectDiagnostics(gather, [{ code: 'E0305', at: 'idx', occurrence: 1, message: ['an index must be an integer known at compile time, not a tensor'], help: /take\(x, indices, axis: 1\)/ }]);
     expect(check('model M {\n  input x: f32[B, 4]\n  output y = cast(cast(x, bool), f32)\n}\n')).toEqual([]);
+  });
+});
+
+describe('E0402 in dlc check, at what the user wrote (compile found them, at the first input)', () => {
+  it('a parameter or state sized by a run-time size, and f16 tensors', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 16]\n  param w: f32[B, 16] = zeros\n  output y = x * w\n}\n', [
+      { code: 'E0402', at: 'f32[B, 16]', occurrence: 1, message: ['the parameter `w` is f32[B, 16], with B known only when running'] },
+    ]);
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  output y = cast(cast(x, f16), f32)\n}\n', [{ code: 'E0402', at: 'f16', message: ['f16 tensors are not supported yet'] }]);
+    expectDiagnostics('model M {\n  input x: f16[B, 4]\n  output y = x\n}\n', [{ code: 'E0402', at: 'f16', message: ['f16 tensors are not supported yet'] }]);
   });
 });

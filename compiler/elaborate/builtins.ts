@@ -3,7 +3,7 @@ import type * as A from '../../grammar/ast.ts';
 import type { DType } from '../ir/types.ts';
 import * as D from '../shapes/dim.ts';
 import type { Elaborator } from './elaborate.ts';
-import { describe, dimValue, Env, POISON, type CtValue, type TensorV } from './values.ts';
+import { describe, dimValue, Env, F16_UNSUPPORTED, POISON, type CtValue, type TensorV } from './values.ts';
 import { typeToString } from './builder.ts';
 import { BUILTIN_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
 import { didYouMean } from '../diagnostics/diagnostic.ts';
@@ -210,6 +210,7 @@ export function callBuiltin(
     case 'cast': {
       const d = need(1, 'dtype');
       if (d.value.kind !== 'dtype') return el.fail('E0307', `cast needs a dtype (f32, i32, ...), found ${describe(d.value)}`, d.span);
+      if (d.value.value === 'f16') return el.fail('E0402', F16_UNSUPPORTED, d.span, { help: 'use f32' });
       return emit('cast', [tensor(0, 'x')], { dtype: d.value.value });
     }
     case 'sum':

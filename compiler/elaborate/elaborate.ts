@@ -8,7 +8,7 @@ import * as D from '../shapes/dim.ts';
 import { DimUnifier } from '../shapes/unify.ts';
 import { callBuiltin, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
 import { GraphBuilder, typeToString, type Operand } from './builder.ts';
-import { describe, dimValue, Env, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
+import { describe, dimValue, Env, F16_UNSUPPORTED, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 import { fileExports, STD_MODULES } from '../resolve/prelude.ts';
 
 export interface ElaborateOptions {
@@ -231,6 +231,13 @@ export class Elaborator {
       case 'State': {
         if (s.guard && !this.ctBool(s.guard, env)) return undefined;
         const type = this.typeOf(s.type, env, false);
+        const unknown = type.shape.filter((d) => !D.isConcrete(d));
+        if (unknown.length > 0) {
+          const what = s.kind === 'Param' ? 'parameter' : 'state';
+          this.fail('E0402', `the ${what} \`${s.name.text}\` is ${typeToString(type)}, with ${unknown.map(D.dimToString).join(', ')} known only when running; ${what === 'parameter' ? 'parameters' : 'state'} need sizes known when compiling`, s.type.span, {
+            help: 'size it with hyperparameters or numbers (`param w: f32[hidden, 16]`); a size that changes per batch belongs to an input',
+          });
+        }
         const init = this.initializer(s.init, s.kind === 'Param' ? 'glorot_uniform' : 'zeros', env);
         const t =
           s.kind === 'Param'
@@ -396,6 +403,7 @@ export class Elaborator {
   typeOf(t: A.TypeExpr, env: Env, declareSymbols: boolean): TensorType {
     const dtype = t.name.text as DType;
     if (!DTYPES.includes(dtype)) this.fail('E0307', `\`${t.name.text}\` is not a tensor dtype (f32, f16, i32, u32 or bool)`, t.name.span);
+    if (dtype === 'f16') this.fail('E0402', F16_UNSUPPORTED, t.name.span, { help: 'use f32' });
     if (t.dims === null) this.fail('E0307', `a tensor type needs a shape: \`${t.name.text}[...]\` (\`${t.name.text}[]\` for a scalar)`, t.span);
     const shape: D.Dim[] = [];
     for (const d of t.dims) {

@@ -145,3 +145,6 @@ export function describe(v: CtValue): string {
       return `${v.kind === 'int' ? 'an' : 'a'} ${v.kind}`;
   }
 }
+
+/** f16 values need WebGPU's shader-f16 feature (Chromium's SwiftShader lacks it), and nothing lowers them yet. */
+export const F16_UNSUPPORTED = "f16 tensors are not supported yet: they need WebGPU's shader-f16 feature, and dlc does not lower them";
