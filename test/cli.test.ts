@@ -232,6 +232,18 @@ describe('dlc graph --train and dlc gradcheck', () => {
   });
 });
 
+describe('dlc --version and fmt flags', () => {
+  it('prints the version, and refuses --check with --write', async () => {
+    const v = await run('--version');
+    expect([v.status, v.out.trim()]).toEqual([EXIT_OK, JSON.parse(readFileSync('package.json', 'utf8')).version]);
+    const size = await run('compile', 'examples/mnist_mlp.dl', '-o', join(tmpdir(), 'dlc-report-size'), '--args', 'hidden: 4', '--report', '--report-size', 'Q=5');
+    expect([size.status, size.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: --report-size Q: no model here has a size `Q`; their sizes are B']);
+    const both = await run('fmt', '--check', '--write', 'examples/gan.dl');
+    expect(both.status).toBe(EXIT_USER_ERROR);
+    expect(both.err).toContain('--check and --write ask for different things');
+  });
+});
+
 describe('dlc compile output folder', () => {
   it('a file where the folder should be is one line and exit 1, not an internal error', async () => {
     const file = tempFile('afile', '');

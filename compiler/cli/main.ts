@@ -121,6 +121,10 @@ function check(files: string[], options: { json?: boolean }, io: Io): number {
 }
 
 function fmt(files: string[], options: { check?: boolean; write?: boolean }, io: Io): number {
+  if (options.check && options.write) {
+    io.err('error: --check and --write ask for different things: --check reports unformatted files, --write rewrites them');
+    return EXIT_USER_ERROR;
+  }
   const sources = new Sources();
   let status = EXIT_OK;
   const unformatted: string[] = [];
@@ -371,6 +375,11 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
   const compiled = compileChosen(file, options, io, flags !== undefined);
   if (!compiled) return EXIT_USER_ERROR;
   const { programs } = compiled;
+  const unknownSize = flags ? [...flags.sizes.keys()].find((k) => !programs.some((p) => p.sizes.includes(k))) : undefined;
+  if (unknownSize !== undefined) {
+    io.err(`error: --report-size ${unknownSize}: no model here has a size \`${unknownSize}\`; their sizes are ${[...new Set(programs.flatMap((p) => p.sizes))].join(', ') || 'none'}`);
+    return EXIT_USER_ERROR;
+  }
   // the reports are built before anything is written, so a failure leaves no files behind
   const reports = flags ? programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags)) : [];
   const dir = options.out ?? '.';
@@ -502,11 +511,25 @@ function listCodes(io: Io): number {
   return EXIT_OK;
 }
 
+/** package.json's version: two folders up from the source, three from a build in dist/. */
+const DLC_VERSION: string = (() => {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'dlc' && pkg.version) return pkg.version;
+    } catch {
+      // not there: the next folder up
+    }
+  }
+  return 'unknown';
+})();
+
 export function buildProgram(io: Io, setStatus: (code: number) => void): Command {
   const program = new Command();
   program
     .name('dlc')
     .description('Compile .dl deep-learning models to WGSL and a typed TypeScript module')
+    .version(DLC_VERSION, '-V, --version', 'print the version of dlc')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   program
