@@ -27,6 +27,8 @@ export const AUGMENTATIONS: Readonly<Record<'random_shift' | 'horizontal_flip', 
 export interface ColumnSpec {
   readonly dtype: 'f32' | 'i32';
   readonly shape: readonly number[];
+  /** For class labels: how many classes there are (the values are 0 .. classes - 1). */
+  readonly classes?: number;
 }
 
 const MNIST_SHAPES: Readonly<Record<string, readonly number[]>> = { flat: [784], nchw: [1, 28, 28], nhwc: [28, 28, 1], hw: [28, 28] };
@@ -36,19 +38,19 @@ const MNIST_SHAPES: Readonly<Record<string, readonly number[]>> = { flat: [784],
  * as a CSV's do, or the arguments are not understood): the loaders build exactly these.
  */
 export function datasetColumns(name: string, args: Readonly<Record<string, unknown>>): Readonly<Record<string, ColumnSpec>> | undefined {
-  const label: ColumnSpec = { dtype: 'i32', shape: [] };
+  const label = (classes: number): ColumnSpec => ({ dtype: 'i32', shape: [], classes });
   switch (name) {
     case 'mnist': {
       const layout = args.layout ?? 'flat';
       const shape = typeof layout === 'string' ? MNIST_SHAPES[layout] : undefined;
-      return shape ? { image: { dtype: 'f32', shape }, label } : undefined;
+      return shape ? { image: { dtype: 'f32', shape }, label: label(10) } : undefined;
     }
     case 'iris':
-      return { features: { dtype: 'f32', shape: [4] }, label };
+      return { features: { dtype: 'f32', shape: [4] }, label: label(3) };
     case 'cifar10':
-      return { image: { dtype: 'f32', shape: [3, 32, 32] }, label };
+      return { image: { dtype: 'f32', shape: [3, 32, 32] }, label: label(10) };
     case 'uci_har':
-      return { x: { dtype: 'f32', shape: [128, 9] }, label };
+      return { x: { dtype: 'f32', shape: [128, 9] }, label: label(6) };
     case 'tiny_shakespeare':
     case 'text':
       return typeof args.context === 'number' && Number.isInteger(args.context) ? { tokens: { dtype: 'i32', shape: [args.context] } } : undefined;

@@ -145,6 +145,13 @@ train M {
     const lstm = readFileSync('examples/lstm_classifier.dl', 'utf8').replace('train ActivityClassifier(hidden: 64, layers: 2)', 'train ActivityClassifier(hidden: 4, layers: 1, steps: 16)');
     expect(checkSource(lstm, 'l.dl').diagnostics.map((d) => d.message)).toEqual(["`uci_har()` gives `x` as f32[128, 9] per example, but the model's input is f32[B, 16, 9]: axis 1 is 16, the data's 128"]);
     expect(compileTraining(lstm, 'l.dl', undefined, { modelArgs: new Map([['ActivityClassifier', argsOf('ActivityClassifier', 'steps: 3, hidden: 4, layers: 1')]]) }).diagnostics).toEqual([]);
+    // labels of more classes than the model's logits have
+    const head = (classes: number) => `use std.nn.{Dense}\nmodel H {\n  input image: f32[B, 784]\n  input label: i32[B]\n  layer fc = Dense(784, ${classes})\n  loss = cross_entropy(fc(image), label)\n}\ntrain H {\n  data = mnist()\n}\n`;
+    expect(checkSource(head(5), 'h.dl').diagnostics.map((d) => [d.code, d.message, d.help])).toEqual([
+      ['E0207', '`mnist()` has 10 classes, labels 0..9, but the model uses `label` to index axis 1 of f32[B, 5], of size 5', 'give the model 10 outputs where it has 5'],
+    ]);
+    expect(checkSource(head(10), 'h.dl').diagnostics).toEqual([]);
+    expect(checkSource(head(12), 'h.dl').diagnostics).toEqual([]);
   });
 
   it('reads data and validation blocks into the settings dlc train acts on, and checks what training logs and counts (E0206)', () => {

@@ -5,7 +5,8 @@ import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnost
 import type { Graph } from '../ir/types.ts';
 import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
-import { dimEquals, shapeToString } from '../shapes/dim.ts';
+import { dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
+import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -200,8 +201,21 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       const clash = columnClashes(perExample.map(sizeExpr), column.shape, bound);
       if (clash === 'rank') mismatch(`one example is ${shapeToString(perExample)} after the batch axis`);
       else if (clash.length > 0) mismatch(clash.join('; '));
+      // class labels that index fewer classes than the data has (mnist into a 5-way head)
+      const classes = column.classes;
+      if (classes === undefined) continue;
+      const narrow = (indexUses ??= indexInputs(graph)).find((u) => u.input === input.name && isConcrete(u.bound) && u.bound < classes);
+      if (narrow) {
+        diagnostics.push(
+          diagnostic('E0207', `\`${v.call}()\` has ${classes} classes, labels 0..${classes - 1}, but the model uses \`${input.name}\` to index axis ${narrow.axis} of ${narrow.type}, of size ${String(narrow.bound)}`, span, {
+            secondary: [{ span: narrow.span, message: `indexed here: ${String(narrow.bound)} classes` }],
+            help: `give the model ${classes} outputs where it has ${String(narrow.bound)}`,
+          }),
+        );
+      }
     }
   };
+  let indexUses: IndexUse[] | undefined;
 
   /** A model trained from episodes reads the environment's step records and acts through its `sampled_action` output. */
   const checkEnvFits = (v: SettingValue, span: A.Span) => {
