@@ -440,7 +440,10 @@ describe('E0308 recursion', () => {
     const mutual = 'fn f(x: f32[B, 4]) -> f32[B, 4] = g(x)\nfn g(x: f32[B, 4]) -> f32[B, 4] = f(x)\nmodel M {\n  input x: f32[B, 4]\n  output o = f(x)\n}\n';
     const [d] = expectDiagnostics(mutual, [{ code: 'E0308', at: mutualAt(mutual) }]);
     expect(d.message).toContain('200');
-    expectDiagnostics('layer L {\n  layer inner = L()\n}\nmodel M {\n  layer l = L()\n}\n', [{ code: 'E0308', at: 'L()', occurrence: 0 }]);
+    // the cycle is named
+    expect(d.message).toMatch(/: `[fg]` → `[fg]` → `[fg]` → \.\.\. \(each uses the next, with no end\)$/);
+    const [l] = expectDiagnostics('layer L {\n  layer inner = L()\n}\nmodel M {\n  layer l = L()\n}\n', [{ code: 'E0308', at: 'L()', occurrence: 0 }]);
+    expect(l.message).toBe('layers nest deeper than 200 levels: `L` → `L` → ... (`L` uses itself, with no end)');
   });
 });
 

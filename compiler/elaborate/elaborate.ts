@@ -127,6 +127,8 @@ function declareConstants(program: A.Program, env: Env): void {
 export class Elaborator {
   readonly builder: GraphBuilder;
   private depth = 0;
+  /** The layers and functions being built or called, innermost last (for the cycle E0308 names). */
+  private readonly nesting: string[] = [];
   private tempLayers = 0;
   private yields: CtValue[][] | null = null;
 
@@ -792,8 +794,9 @@ export class Elaborator {
     named: ReadonlyMap<string, ArgValue>,
     span: A.Span,
   ): CtValue {
-    if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `calls nest deeper than ${MAX_CALL_DEPTH} levels`, span);
+    if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `calls nest deeper than ${MAX_CALL_DEPTH} levels${this.cycleText()}`, span);
     this.depth++;
+    this.nesting.push(c.name);
     try {
       const env = c.env.child();
       env.define('training', { kind: 'bool', value: this.training });
@@ -816,7 +819,18 @@ export class Elaborator {
       return result;
     } finally {
       this.depth--;
+      this.nesting.pop();
     }
+  }
+
+  /** At E0308: the cycle the innermost calls repeat (`: Encoder → Decoder → Encoder → ...`), when they repeat one. */
+  private cycleText(): string {
+    const last = this.nesting.at(-1);
+    if (last === undefined) return '';
+    const before = this.nesting.lastIndexOf(last, this.nesting.length - 2);
+    if (before < 0) return '';
+    const cycle = this.nesting.slice(before);
+    return `: ${cycle.map((n) => `\`${n}\``).join(' → ')} → ... (${cycle.length === 2 ? `\`${last}\` uses itself` : 'each uses the next'}, with no end)`;
   }
 
   // ------------------------------------------------------------ layers
@@ -855,13 +869,14 @@ export class Elaborator {
     named: ReadonlyMap<string, ArgValue>,
     span: A.Span,
   ): LayerV {
-    if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `layers nest deeper than ${MAX_CALL_DEPTH} levels`, span);
+    if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `layers nest deeper than ${MAX_CALL_DEPTH} levels${this.cycleText()}`, span);
     const path = `${this.layerPrefix || `_${ctor.decl.name.text}`}#${this.layerCount++}`;
     const env = ctor.env.child();
     env.define('training', { kind: 'bool', value: this.training });
     const layer: LayerV = { kind: 'layer', decl: ctor.decl, path, members: new Map(), env };
     this.builder.layers.push(layer);
     this.depth++;
+    this.nesting.push(ctor.decl.name.text);
     const savedPrefix = this.layerPrefix;
     const savedCount = this.layerCount;
     try {
@@ -872,6 +887,7 @@ export class Elaborator {
       this.layerPrefix = savedPrefix;
       this.layerCount = savedCount;
       this.depth--;
+      this.nesting.pop();
     }
     return layer;
   }
