@@ -606,6 +606,14 @@ describe('mistakes users made, with the message a user needs', () => {
   });
 });
 
+describe('concat and stack of a list written out', () => {
+  it('label each operand at its own item, with its own type', () => {
+    const src = 'model M {\n  input a: f32[B, T, 16]\n  input b: f32[B, S, 16]\n  output y = concat([a, b], axis: 2)\n}\n';
+    const [d] = expectDiagnostics(src, [{ code: 'E0301', at: 'b', occurrence: 1, label: 'f32[B, S, 16]' }]);
+    expect(d.secondary.map((l) => [src.slice(l.span.start, l.span.end), l.message])).toEqual([['a', 'f32[B, T, 16]']]);
+  });
+});
+
 describe('E0402 in dlc check, at what the user wrote (compile found them, at the first input)', () => {
   it('a parameter or state sized by a run-time size, and f16 tensors', () => {
     expectDiagnostics('model M {\n  input x: f32[B, 16]\n  param w: f32[B, 16] = zeros\n  output y = x * w\n}\n', [

@@ -8,7 +8,7 @@ import { typeToString } from './builder.ts';
 import { BUILTIN_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
 import { didYouMean } from '../diagnostics/diagnostic.ts';
 
-type Arg = { readonly value: CtValue; readonly span: A.Span; readonly nameSpan?: A.Span };
+type Arg = { readonly value: CtValue; readonly span: A.Span; readonly nameSpan?: A.Span; readonly itemSpans?: readonly A.Span[] };
 
 /**
  * A negative axis counted from the end, made non-negative when it is in range. An axis out of range is
@@ -271,7 +271,9 @@ export function callBuiltin(
             })
           : items;
       if (parts.some((p) => (p as CtValue).kind === 'poison')) return POISON;
-      return emit('concat', parts.map((t) => ({ tensor: t, span: list.span })), { axis });
+      // each operand at its own item when the list is written out (`concat([a, b])`), else at the list
+      const itemSpan = (i: number) => (list.itemSpans?.length === parts.length ? list.itemSpans[i] : list.span);
+      return emit('concat', parts.map((t, i) => ({ tensor: t, span: itemSpan(i) })), { axis });
     }
     case 'pad': {
       const x = tensor(0, 'x');

@@ -680,10 +680,11 @@ export class Elaborator {
     const named = new Map<string, ArgValue>();
     for (const a of e.args) {
       const value = this.expr(a.value, env);
+      const items = a.value.kind === 'List' ? { itemSpans: a.value.items.map((x) => x.span) } : {};
       if (a.name) {
         if (named.has(a.name.text)) this.fail('E0303', `the argument \`${a.name.text}\` is given twice`, a.name.span);
-        named.set(a.name.text, { value, span: a.value.span, nameSpan: a.name.span });
-      } else positional.push({ value, span: a.value.span });
+        named.set(a.name.text, { value, span: a.value.span, nameSpan: a.name.span, ...items });
+      } else positional.push({ value, span: a.value.span, ...items });
     }
     return this.apply(callee, positional, named, e.span, e.callee.span);
   }
@@ -1216,6 +1217,8 @@ export interface ArgValue {
   readonly value: CtValue;
   readonly span: A.Span;
   readonly nameSpan?: A.Span;
+  /** A list written out (`[a, b]`): each item's span, for diagnostics that name one item. */
+  readonly itemSpans?: readonly A.Span[];
 }
 
 type SignatureUnifier = DimUnifier & { readonly names: ReadonlySet<string> };
