@@ -88,9 +88,20 @@ export class GraphBuilder {
   }
 
   /** Renames the parameters and state created under a temporary prefix (layers built before they are named). */
-  renamePrefix(from: string, to: string): void {
+  /**
+   * Every path under a key of `renames` (the key itself, or the key then `.`) moved under its value: one
+   * pass, looking each path's prefixes up (a list of n layers renamed one at a time made n passes).
+   */
+  renamePrefixes(renames: ReadonlyMap<string, string>): void {
+    if (renames.size === 0) return;
     for (const p of [...this.params, ...this.state, ...this.layers]) {
-      if (p.path === from || p.path.startsWith(`${from}.`)) p.path = to + p.path.slice(from.length);
+      for (let end = p.path.length; end > 0; end = p.path.lastIndexOf('.', end - 1)) {
+        const to = renames.get(p.path.slice(0, end));
+        if (to !== undefined) {
+          p.path = to + p.path.slice(end);
+          break;
+        }
+      }
     }
   }
 

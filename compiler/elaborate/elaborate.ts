@@ -856,11 +856,15 @@ export class Elaborator {
       this.layerPrefix = savedPrefix;
       this.layerCount = savedCount;
     }
+    const renames = new Map<string, string>();
     const rename = (v: CtValue, to: string): void => {
-      if (v.kind === 'layer') this.builder.renamePrefix(v.path, to);
+      if (v.kind === 'layer') {
+        if (!renames.has(v.path)) renames.set(v.path, to); // a layer listed twice keeps its first name
+      }
       else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
     };
     rename(value, path);
+    this.builder.renamePrefixes(renames);
     return value;
   }
 
