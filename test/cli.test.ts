@@ -232,6 +232,15 @@ describe('dlc graph --train and dlc gradcheck', () => {
   });
 });
 
+describe('--args by position', () => {
+  it("replaces the train block's argument of that hyperparameter, as --args by name does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-args-'));
+    const r = await run('compile', 'examples/mnist_mlp.dl', '-o', dir, '--args', '24');
+    expect(r.status, r.err).toBe(EXIT_OK);
+    expect(readFileSync(join(dir, 'mnist_mlp.ts'), 'utf8')).toMatch(/f32\[784, 24\]/);
+  });
+});
+
 describe('dlc --version and fmt flags', () => {
   it('prints the version, and refuses --check with --write', async () => {
     const v = await run('--version');

@@ -1,5 +1,5 @@
 // From source to training graphs: check, elaborate each trained model with its train block's arguments, plan, differentiate.
-import type { Arg, TrainDecl } from '../../grammar/ast.ts';
+import type { Arg, ModelDecl, TrainDecl } from '../../grammar/ast.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import type { Graph } from '../ir/types.ts';
@@ -37,7 +37,9 @@ export function compileTraining(
   const modules = checked.modules;
   for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train' && (options.only === undefined || d.model.text === options.only))) {
     // arguments given by the caller (`--args`) replace the train block's arguments of the same name
-    const given = options.modelArgs?.get(train.model.text) ?? [];
+    // (`--args 64` gives the model's first hyperparameter: named here, so it replaces the block's `hidden: 512`)
+    const model = checked.program.body.stmts.find((d): d is ModelDecl => d.kind === 'Model' && d.name.text === train.model.text);
+    const given = (options.modelArgs?.get(train.model.text) ?? []).map((a, i): Arg => (a.name || !model?.params[i] ? a : { ...a, name: model.params[i].name }));
     const named = (a: Arg) => (a.name ? a.name.text : undefined);
     const kept = (train.args ?? []).filter((a) => !given.some((g) => named(g) !== undefined && named(g) === named(a)));
     const modelArgs = new Map([[train.model.text, [...kept, ...given]]]);
