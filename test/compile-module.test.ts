@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { dlc, repoTempDir, ROOT } from './cli-helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { moduleFileName } from '../compiler/emit/module.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { argsOf } from './helpers.ts';
 
 function runtimeImport(dir: string): string {
   return relative(dir, join(ROOT, 'runtime/index.ts'));
@@ -43,6 +46,7 @@ function tsc(dir: string, files: readonly string[]): string {
 
 /** The part of the generated MNIST module this test calls (the real types are checked by tsc above). */
 interface GeneratedMlpModule {
+  program: ModelProgram;
   create(options: { batchSize?: number; seed?: number }): Promise<{
     trainStep(batch: { image: Float32Array; label: Int32Array }): { values(): Promise<Record<string, number>> };
     predict(inputs: { image: Float32Array }): Promise<{ probs: Float32Array }>;
@@ -188,6 +192,11 @@ await model.predict({});
     const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8', '--runtime', runtimeImport(dir));
     expect(r.status, r.err).toBe(EXIT_OK);
     const mod = (await import(join(dir, 'mnist_mlp.ts'))) as GeneratedMlpModule;
+    // the module holds the compiled program exactly, its shaders written out one WGSL line per line
+    const text = readFileSync(join(dir, 'mnist_mlp.ts'), 'utf8');
+    const compiled = compileSource(readFileSync('examples/mnist_mlp.dl', 'utf8'), 'examples/mnist_mlp.dl', undefined, { modelArgs: new Map([['MnistMlp', argsOf('MnistMlp', 'hidden: 8')]]) }).programs[0];
+    expect(mod.program).toEqual(compiled);
+    expect(text.split('\n').length).toBeGreaterThan(compiled.shaders.reduce((n, s) => n + s.split('\n').length, 0));
     const model = await mod.create({ batchSize: 8, seed: 3 });
     try {
       const image = Float32Array.from({ length: 8 * 784 }, (_, i) => ((i * 37) % 101) / 101);

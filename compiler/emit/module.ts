@@ -268,7 +268,10 @@ export function emitModule(program: ModelProgram, options: EmitOptions = {}): st
   file.formatText({ indentSize: 2 });
   const [before, after, ...rest] = file.getFullText().split(`JSON.parse(${PROGRAM_JSON})`);
   if (after === undefined || rest.length > 0) throw new Error('internal: the module must hold the program placeholder exactly once');
-  return `${before}JSON.parse(${JSON.stringify(JSON.stringify(program))})${after}`;
+  // the shaders as WGSL one line per line (readable, and a changed kernel is a readable diff); the rest as JSON
+  const { shaders, ...rest0 } = program;
+  const wgsl = shaders.map((code, i) => `    // shader ${i}\n    \`${code.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${')}\`,`).join('\n');
+  return `${before}{\n  ...JSON.parse(${JSON.stringify(JSON.stringify(rest0))}),\n  shaders: [\n${wgsl}\n  ],\n}${after}`;
 }
 
 /** The module as JavaScript plus its declaration file (`--js`). */
