@@ -596,6 +596,11 @@ describe('mistakes users made, with the message a user needs', () => {
     expectDiagnostics('model M(hidden: int = 0.5) {\n  input x: f32[B, 4]\n  output y = x\n}\n', [{ code: 'E0303', at: '0.5', message: ['`hidden` is declared int, found a float'] }]);
   });
 
+  it('a scan over an axis of length 0', () => {
+    const src = 'model M {\n  input x: f32[B, 4, 5]\n  output y = scan r in x[:, :0] along 1 carry (h = x[:, 0]) {\n    h = h + r\n    yield h\n  }\n}\n';
+    expectDiagnostics(src, [{ code: 'E0305', at: 'x[:, :0]', message: ['scan over axis 1 of f32[B, 0, 5], which has no steps'] }]);
+  });
+
   it("Python's import, a layer whose name is taken for a size, an index tensor, and cast to bool", () => {
     expectDiagnostics('import std.nn\n', [{ code: 'E0011', at: 'import', help: 'did you mean `use`?' }]);
     const taken = 'layer B {\n  forward(x: f32[N, 4]) -> f32[N, 4] = x\n}\nmodel M {\n  input x: f32[B, 4]\n  output y = x\n}\n';

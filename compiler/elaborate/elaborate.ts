@@ -1152,6 +1152,7 @@ export class Elaborator {
         help: 'give the sequence length as a hyperparameter in the input type, e.g. f32[B, steps, features]',
       });
     }
+    if (length === 0) this.fail('E0305', `scan over axis ${axis} of ${typeToString(source.value.type)}, which has no steps: it would yield nothing`, e.source.span);
     for (const c of e.carry) env.define(c.name.text, this.expr(c.init, env));
     const savedYields = this.yields;
     const steps: CtValue[][] = [];
