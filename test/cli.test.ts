@@ -35,9 +35,11 @@ describe('dlc check', () => {
   it('says when a file could not be read, not "0 errors"', async () => {
     const r = await run('check', '/nonexistent/model.dl');
     expect(r.status).toBe(EXIT_USER_ERROR);
-    expect(r.err).toContain('error: cannot read `/nonexistent/model.dl`');
+    expect(r.err).toContain('error: cannot read `/nonexistent/model.dl`: there is no such file');
     expect(r.err).toContain('1 file could not be read');
     expect(r.err).not.toContain('0 errors');
+    const folder = await run('check', 'examples');
+    expect(folder.err).toContain('error: cannot read `examples`: it is a folder; give the .dl file in it');
   });
 
   it('exits 0 on the examples', async () => {

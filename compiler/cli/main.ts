@@ -76,6 +76,19 @@ function readSource(file: string): string | undefined {
   }
 }
 
+/** `cannot read \`file\``, with why: missing, a folder, not permitted. */
+function unreadable(file: string): string {
+  let why = '';
+  try {
+    if (!existsSync(file)) why = ': there is no such file';
+    else if (statSync(file).isDirectory()) why = ': it is a folder; give the .dl file in it';
+    else why = ': permission denied';
+  } catch {
+    why = '';
+  }
+  return `error: cannot read \`${file}\`${why}`;
+}
+
 /** Reports diagnostics as code frames (stderr) or JSON (stdout); returns how many were errors. */
 function report(diagnostics: readonly Diagnostic[], sources: Sources, json: boolean, io: Io): number {
   if (!json) for (const d of diagnostics) io.err(`${renderDiagnostic(d, sources.get)}\n`);
@@ -101,7 +114,7 @@ function check(files: string[], options: { json?: boolean }, io: Io): number {
   for (const file of files) {
     const text = readSource(file);
     if (text === undefined) {
-      io.err(`error: cannot read \`${file}\``);
+      io.err(unreadable(file));
       missing++;
       continue;
     }
@@ -131,7 +144,7 @@ function fmt(files: string[], options: { check?: boolean; write?: boolean }, io:
   for (const file of files) {
     const text = readSource(file);
     if (text === undefined) {
-      io.err(`error: cannot read \`${file}\``);
+      io.err(unreadable(file));
       status = EXIT_USER_ERROR;
       continue;
     }
@@ -192,7 +205,7 @@ function loadChecked(file: string, io: Io): { text: string; sources: Sources } |
   for (const [f, text] of stdlibModules().sources) sources.add(f, text);
   const text = readSource(file);
   if (text === undefined) {
-    io.err(`error: cannot read \`${file}\``);
+    io.err(unreadable(file));
     return undefined;
   }
   sources.add(file, text);
