@@ -92,6 +92,35 @@ train M {
     expect(out.values.get(g.params.find((p) => p.path === 'b.w')!.update!.id)).toBeDefined();
   });
 
+  it('a layer shared by binding it again keeps the name of its first layer statement: freeze and param paths use it', () => {
+    const src = `use std.nn.{Embedding, Dense}
+layer TiedHead(emb: fn) {
+  layer e = emb
+  forward(x: f32[B, T, D]) = x @ transpose(e.weight)
+}
+model Tie {
+  input tokens: i32[B, T]
+  layer tok = Embedding(7, 4)
+  layer head = TiedHead(tok)
+  layer alias = tok
+  layer proj = Dense(4, 4)
+  loss = cross_entropy(head(proj(tok(tokens)) + alias(tokens)), tokens)
+}
+train Tie {
+  optimizer = sgd(lr: 0.1)
+  freeze tok
+}
+`;
+    const checked = checkSource(src, 'tie.dl');
+    expect(checked.diagnostics).toEqual([]);
+    expect(checked.graphs.get('Tie')!.params.map((p) => p.path).sort()).toEqual(['proj.b', 'proj.w', 'tok.weight']);
+    const step = compileTraining(src, 'tie.dl').trainings[0].steps[0];
+    expect(step.params.filter((p) => p.update).map((p) => p.path).sort()).toEqual(['proj.b', 'proj.w']);
+    // a let names a layer until a layer statement does
+    const viaLet = checkSource('use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  let d = Dense(4, 4)\n  layer a = d\n  loss = mean(a(x))\n}\n', 'm.dl');
+    expect(viaLet.graphs.get('M')!.params.map((p) => p.path)).toEqual(['a.w', 'a.b']);
+  });
+
   it('a path pattern may start with a wildcard: `*.b` is every bias, `freeze *.w` every weight', () => {
     const src = (statement: string) => `use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 3]\n  layer a = Dense(3, 4)\n  layer b = Dense(4, 2)\n  loss = mean(b(a(x)) ** 2)\n}\ntrain M {\n  optimizer = sgd(lr: 0.1, weight_decay: 0.1)\n${statement}\n}\n`;
     const frozen = compileTraining(src('  freeze *.w'), 'm.dl');

@@ -127,6 +127,8 @@ function declareConstants(program: A.Program, env: Env): void {
 export class Elaborator {
   readonly builder: GraphBuilder;
   private depth = 0;
+  /** Layers a `layer` statement has named (namedLayers): their names are final. */
+  private readonly registered = new Set<LayerV>();
   /** The layers and functions being built or called, innermost last (for the cycle E0308 names). */
   private readonly nesting: string[] = [];
   private tempLayers = 0;
@@ -252,7 +254,7 @@ export class Elaborator {
       }
       case 'SubLayer': {
         if (s.guard && !this.ctBool(s.guard, env)) return undefined;
-        const named = this.namedLayers(path(s.name.text), () => this.expr(s.value, env));
+        const named = this.namedLayers(path(s.name.text), () => this.expr(s.value, env), true);
         env.define(s.name.text, named);
         ctx.layer?.members.set(s.name.text, named);
         return undefined;
@@ -844,7 +846,13 @@ export class Elaborator {
    * Evaluates a value whose layers are named `path` (one layer) or `path.0`, `path.1` (a list of them):
    * layers are built before they are named, under a temporary path that is renamed afterwards.
    */
-  private namedLayers(path: string, f: () => CtValue): CtValue {
+  /**
+   * Layers get the name of the statement that binds them (`layer blocks = [...]`: blocks.0, blocks.1);
+   * a layer a `layer` statement named already keeps that name when another binds it again (`layer
+   * alias = tok`, a head given `tok` to tie weights), as PyTorch keeps a module's first registration;
+   * a `let` names a layer only until a `layer` statement does.
+   */
+  private namedLayers(path: string, f: () => CtValue, registers = false): CtValue {
     const savedPrefix = this.layerPrefix;
     const savedCount = this.layerCount;
     this.layerPrefix = `\u0000tmp${this.tempLayers++}`;
@@ -859,9 +867,11 @@ export class Elaborator {
     const renames = new Map<string, string>();
     const rename = (v: CtValue, to: string): void => {
       if (v.kind === 'layer') {
-        if (!renames.has(v.path)) renames.set(v.path, to); // a layer listed twice keeps its first name
-      }
-      else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
+        // a layer listed twice keeps its first name, and one a layer statement named keeps that
+        if (renames.has(v.path) || this.registered.has(v)) return;
+        renames.set(v.path, to);
+        if (registers) this.registered.add(v);
+      } else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
     };
     rename(value, path);
     this.builder.renamePrefixes(renames);
