@@ -596,6 +596,19 @@ describe('mistakes users made, with the message a user needs', () => {
     expectDiagnostics('model M(hidden: int = 0.5) {\n  input x: f32[B, 4]\n  output y = x\n}\n', [{ code: 'E0303', at: '0.5', message: ['`hidden` is declared int, found a float'] }]);
   });
 
+  it('initializer arguments: by position in torch.nn.init order, and a name they lack is E0303 (both were dropped silently)', () => {
+    const model = (init: string) => `model M {\n  input x: f32[B, 4]\n  param w: f32[4] = ${init}\n  output y = x * w\n}\n`;
+    const initOf = (init: string) => checkSource(model(init), 'm.dl').graphs.get('M')!.params[0].init;
+    expect(initOf('normal(0.0, 0.02)')).toEqual({ kind: 'normal', options: { mean: 0, std: 0.02 } });
+    expect(initOf('normal(std: 0.02)')).toEqual({ kind: 'normal', options: { std: 0.02 } });
+    expect(initOf('constant(0.25)')).toEqual({ kind: 'constant', options: { value: 0.25 } });
+    expect(initOf('uniform(-0.1, 0.1)')).toEqual({ kind: 'uniform', options: { low: -0.1, high: 0.1 } });
+    expectDiagnostics(model('uniform(lo: -0.1, hi: 0.1)'), [{ code: 'E0303', at: 'lo', message: ['`uniform` has no parameter `lo`'], help: 'did you mean `low`? its parameters: uniform(low = 0, high = 1)' }]);
+    expectDiagnostics(model('normal(0.0, 0.02, 3.0)'), [{ code: 'E0303', at: '3.0', message: ['`normal` takes 2 arguments, but 3 were given'] }]);
+    expectDiagnostics(model('constant()'), [{ code: 'E0303', at: 'constant()', message: ['`constant` needs the argument `value`'] }]);
+    expectDiagnostics(model('uniform(1.0, 0.0)'), [{ code: 'E0303', at: 'uniform(1.0, 0.0)', message: ['`uniform` needs low <= high, not 1 > 0'] }]);
+  });
+
   it('a scan over an axis of length 0', () => {
     const src = 'model M {\n  input x: f32[B, 4, 5]\n  output y = scan r in x[:, :0] along 1 carry (h = x[:, 0]) {\n    h = h + r\n    yield h\n  }\n}\n';
     expectDiagnostics(src, [{ code: 'E0305', at: 'x[:, :0]', message: ['scan over axis 1 of f32[B, 0, 5], which has no steps'] }]);

@@ -58,6 +58,17 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   enumerate: { params: ['xs'] },
 };
 
+/** The initializers' parameters (`param w: f32[n] = normal(0.0, 0.02)`, as torch.nn.init orders them). */
+export const INITIALIZER_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
+  constant: { params: ['value'] },
+  normal: { params: ['mean = 0', 'std = 1'] },
+  uniform: { params: ['low = 0', 'high = 1'] },
+  glorot_uniform: { params: [] },
+  glorot_normal: { params: [] },
+  he_uniform: { params: [] },
+  he_normal: { params: [] },
+};
+
 /** A parameter's name without its default. */
 export function paramName(param: string): string {
   return param.split(' = ')[0];
@@ -65,6 +76,6 @@ export function paramName(param: string): string {
 
 /** `conv2d(x, w, stride = 1, ...)`. */
 export function signatureText(name: string): string {
-  const s = BUILTIN_SIGNATURES[name];
+  const s = BUILTIN_SIGNATURES[name] ?? INITIALIZER_SIGNATURES[name];
   return s ? `${name}(${[...s.params, ...(s.variadic ? ['...'] : [])].join(', ')})` : name;
 }
