@@ -234,6 +234,20 @@ describe('dlc graph --train and dlc gradcheck', () => {
   });
 });
 
+describe('models as their train block and --args make them', () => {
+  it('a hyperparameter without a default, given by the train block, and defaults that break a where, fixed by --args', async () => {
+    const required = tempFile('req.dl', 'use std.nn.{MultiHeadAttention}\nmodel M(d: int, heads: int = 3) {\n  input x: f32[B, L, d]\n  layer attn = MultiHeadAttention(d, heads)\n  loss = mean(attn(x))\n}\ntrain M(d: 12) {\n  optimizer = adam(lr: 1e-3)\n}\n');
+    expect((await run('check', required)).status).toBe(EXIT_OK);
+    const broken = tempFile('where.dl', 'use std.nn.{MultiHeadAttention}\nmodel M(d: int = 10, heads: int = 3) {\n  input x: f32[B, L, d]\n  layer attn = MultiHeadAttention(d, heads)\n  loss = mean(attn(x))\n}\n');
+    expect((await run('check', broken)).err).toContain('constraint `d % heads == 0` is false (d = 10, heads = 3)');
+    const fixed = await run('gradcheck', broken, '--args', 'd: 12', '--size', 'B=2', 'L=2');
+    expect(fixed.status, fixed.err).toBe(EXIT_OK);
+    const summary = await run('summary', broken, '--args', 'd: 6, heads: 2');
+    expect(summary.status, summary.err).toBe(EXIT_OK);
+    expect(summary.out).toMatch(/Total params: 168\b/);
+  });
+});
+
 describe('--args by position', () => {
   it("replaces the train block's argument of that hyperparameter, as --args by name does", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dlc-args-'));

@@ -18,7 +18,6 @@ import { summarize } from '../report/summary.ts';
 import { compileTraining } from '../frontend/train.ts';
 import { gradcheck } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
-import { elaborate } from '../elaborate/elaborate.ts';
 import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
@@ -179,19 +178,19 @@ function fmt(files: string[], options: { check?: boolean; write?: boolean }, io:
 /** Checks one file and hands its graphs to `show`; diagnostics and exit codes as for `dlc check`. */
 function withGraphs(
   file: string,
-  options: { model?: string; eval?: boolean },
+  options: { model?: string; eval?: boolean; args?: string },
   io: Io,
   show: (g: Graph) => string,
 ): number {
   const loaded = loadChecked(file, io);
   if (!loaded) return EXIT_USER_ERROR;
   const { text, sources } = loaded;
-  const result = checkSource(text, file, moduleLoader(sources), { training: !options.eval });
-  if (report(result.diagnostics, sources, false, io) > 0) return EXIT_USER_ERROR;
+  const modelArgs = argsFlag(file, text, options, io);
+  if (modelArgs === null) return EXIT_USER_ERROR;
   // a model with a train block is shown as that block builds it (`train ResNet(depth: 3)`), not with its defaults
-  const trainArgs = new Map(result.program.body.stmts.flatMap((s) => (s.kind === 'Train' && s.args && s.args.length > 0 ? [[s.model.text, s.args] as const] : [])));
-  const trained = trainArgs.size === 0 ? undefined : elaborate(result.program, { modules: result.modules, imports: result.imports, training: !options.eval, modelArgs: trainArgs }).graphs;
-  const graphs = [...result.graphs.values()].map((g) => (trainArgs.has(g.name) && trained?.get(g.name)) || g).filter((g) => !options.model || g.name === options.model);
+  const result = checkSource(text, file, moduleLoader(sources), { training: !options.eval, ...(modelArgs ? { modelArgs } : {}) });
+  if (report(result.diagnostics, sources, false, io) > 0) return EXIT_USER_ERROR;
+  const graphs = [...result.graphs.values()].filter((g) => !options.model || g.name === options.model);
   if (graphs.length === 0) {
     io.err(options.model ? `error: \`${file}\` has no model \`${options.model}\`` : `error: \`${file}\` declares no model`);
     return EXIT_USER_ERROR;
@@ -212,10 +211,12 @@ function loadChecked(file: string, io: Io): { text: string; sources: Sources } |
   return { text, sources };
 }
 
-function trainGraphs(file: string, options: { model?: string }, io: Io): number {
+function trainGraphs(file: string, options: { model?: string; args?: string }, io: Io): number {
   const loaded = loadChecked(file, io);
   if (!loaded) return EXIT_USER_ERROR;
-  const { trainings, diagnostics } = compileTraining(loaded.text, file, moduleLoader(loaded.sources));
+  const modelArgs = argsFlag(file, loaded.text, options, io);
+  if (modelArgs === null) return EXIT_USER_ERROR;
+  const { trainings, diagnostics } = compileTraining(loaded.text, file, moduleLoader(loaded.sources), modelArgs ? { modelArgs } : {});
   if (report(diagnostics, loaded.sources, false, io) > 0) return EXIT_USER_ERROR;
   const chosen = trainings.filter((t) => !options.model || t.plan.model === options.model);
   if (chosen.length === 0) {
@@ -224,6 +225,26 @@ function trainGraphs(file: string, options: { model?: string }, io: Io): number 
   }
   io.out(chosen.flatMap((t) => t.steps.map(printGraph)).join('\n\n'));
   return EXIT_OK;
+}
+
+/**
+ * `--args` as the arguments of the model they are for: `--model`'s, or the file's only model's;
+ * undefined without `--args`, null (reported) when they cannot be read or the model is not clear.
+ */
+function argsFlag(file: string, text: string, options: { model?: string; args?: string }, io: Io): Map<string, Arg[]> | undefined | null {
+  if (!options.args) return undefined;
+  const declared = parse(text, file).program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
+  const model = options.model ?? (declared.length === 1 ? declared[0] : undefined);
+  if (!model) {
+    io.err(`error: --args needs --model, to say whose hyperparameters they are (\`${file}\` declares ${declared.length === 0 ? 'no model' : declared.map((m) => `\`${m}\``).join(', ')})`);
+    return null;
+  }
+  const args = parseArgs(options.args, model);
+  if (!args) {
+    io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
+    return null;
+  }
+  return new Map([[model, args]]);
 }
 
 /** `--args "hidden: 16, depth: 1"` as call arguments. */
@@ -245,7 +266,10 @@ function runGradcheck(
 ): number {
   const loaded = loadChecked(file, io);
   if (!loaded) return EXIT_USER_ERROR;
-  const checked = checkSource(loaded.text, file, moduleLoader(loaded.sources));
+  // each model as its train block and --args make it
+  const modelArgs = argsFlag(file, loaded.text, options, io);
+  if (modelArgs === null) return EXIT_USER_ERROR;
+  const checked = checkSource(loaded.text, file, moduleLoader(loaded.sources), modelArgs ? { modelArgs } : {});
   if (report(checked.diagnostics, loaded.sources, false, io) > 0) return EXIT_USER_ERROR;
   const models = [...checked.graphs.keys()].filter((m) => !options.model || m === options.model);
   if (models.length === 0) {
@@ -268,14 +292,7 @@ function runGradcheck(
   }
   let worst = 0;
   for (const model of models) {
-    const args = parseArgs(options.args, model);
-    if (!args) {
-      io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
-      return EXIT_USER_ERROR;
-    }
-    const result = elaborate(checked.program, { modules: stdlibModules().programs, training: true, modelArgs: new Map([[model, args]]) });
-    if (report(result.diagnostics, loaded.sources, false, io) > 0) return EXIT_USER_ERROR;
-    const g = result.graphs.get(model)!;
+    const g = checked.graphs.get(model)!;
     if (g.losses.size === 0) {
       io.err(`note: \`${model}\` has no loss; skipped`);
       continue;
@@ -324,22 +341,8 @@ async function compilePrograms(file: string, options: { model?: string; args?: s
 function compileChosen(file: string, options: { model?: string; args?: string; data?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
-  let modelArgs: Map<string, Arg[]> | undefined;
-  if (options.args) {
-    // without --model, the hyperparameters are the file's only model's
-    const declared = parse(loaded.text, file).program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
-    const model = options.model ?? (declared.length === 1 ? declared[0] : undefined);
-    if (!model) {
-      io.err(`error: --args needs --model, to say whose hyperparameters they are (\`${file}\` declares ${declared.length === 0 ? 'no model' : declared.map((m) => `\`${m}\``).join(', ')})`);
-      return undefined;
-    }
-    const args = parseArgs(options.args, model);
-    if (!args) {
-      io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
-      return undefined;
-    }
-    modelArgs = new Map([[model, args]]);
-  }
+  const modelArgs = argsFlag(file, loaded.text, options, io);
+  if (modelArgs === null) return undefined;
   const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ...(options.model ? { only: options.model } : {}) });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
@@ -566,7 +569,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--model <name>', 'only this model')
     .option('--eval', 'the evaluation variant (dropout off, running statistics)')
     .option('--train', 'the training graphs: forward, backward and optimizer update, one per step')
-    .action((file: string, options: { dot?: boolean; model?: string; eval?: boolean; train?: boolean }) =>
+    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1" (over the train block\'s)')
+    .action((file: string, options: { dot?: boolean; model?: string; eval?: boolean; train?: boolean; args?: string }) =>
       setStatus(options.train ? trainGraphs(file, options, io) : withGraphs(file, options, io, options.dot ? toDot : printGraph)),
     );
   program
@@ -653,7 +657,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .description('a table of layers, output shapes and parameter counts')
     .argument('<file>')
     .option('--model <name>', 'only this model')
-    .action((file: string, options: { model?: string }) => setStatus(withGraphs(file, options, io, summarize)));
+    .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1" (over the train block\'s)')
+    .action((file: string, options: { model?: string; args?: string }) => setStatus(withGraphs(file, options, io, summarize)));
   program
     .command('explain')
     .description('print the long explanation of a diagnostic code')

@@ -1,5 +1,5 @@
 // The front end as one pure function: text in, AST and every syntax, name, shape and train-block diagnostic out.
-import type { Program, TrainDecl } from '../../grammar/ast.ts';
+import type { Arg, ModelDecl, Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { DiagnosticBag } from '../diagnostics/diagnostic.ts';
@@ -27,6 +27,22 @@ export interface CheckOptions {
   readonly training?: boolean;
   /** Also check each train block's setup (optimizer, schedule, datasets, parameter paths) against its model with the block's arguments (default true). */
   readonly trainBlocks?: boolean;
+  /** Hyperparameters the caller gives a model (`--args`), over its train block's. */
+  readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>;
+}
+
+/**
+ * The arguments a model is elaborated with: its train block's (`train M(hidden: 512)`), with the
+ * caller's (`--args`) replacing those of the same name; a caller's value by position gives the
+ * model's hyperparameter at that position (`--args 64` is `hidden: 64`).
+ */
+export function modelArguments(program: Program, model: string, given: readonly Arg[] = []): Arg[] {
+  const decl = program.body.stmts.find((d): d is ModelDecl => d.kind === 'Model' && d.name.text === model);
+  const train = program.body.stmts.find((d): d is TrainDecl => d.kind === 'Train' && d.model.text === model);
+  const byName = given.map((a, i): Arg => (a.name || !decl?.params[i] ? a : { ...a, name: decl.params[i].name }));
+  const named = (a: Arg) => (a.name ? a.name.text : undefined);
+  const kept = (train?.args ?? []).filter((a) => !byName.some((g) => named(g) !== undefined && named(g) === named(a)));
+  return [...kept, ...byName];
 }
 
 /** The local files `program` imports, and the files they import, each once (a cycle ends where it closes). */
@@ -69,15 +85,19 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     const local = localImports(parsed.program, loadModule);
     modules = [...modules, ...local.modules];
     imports = local.imports;
-    const result = elaborate(parsed.program, { modules, imports, training: options.training ?? true });
+    // each model as it is trained and compiled: with its train block's arguments and the caller's (a
+    // model whose defaults alone break a `where`, or that has a hyperparameter without one, is fine then)
+    const modelArgs = new Map(
+      parsed.program.body.stmts.flatMap((d) => (d.kind === 'Model' ? [[d.name.text, modelArguments(parsed.program, d.name.text, options.modelArgs?.get(d.name.text))] as [string, Arg[]]] : [])),
+    );
+    const result = elaborate(parsed.program, { modules, imports, training: options.training ?? true, modelArgs });
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
-    // each train block as compiling would plan it: its model elaborated with the block's arguments
+    // each train block as compiling would plan it
     if (!bag.hasErrors && options.trainBlocks !== false) {
+      const trainingGraphs = options.training === false ? elaborate(parsed.program, { modules, imports, training: true, modelArgs }).graphs : graphs;
       for (const train of parsed.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
-        const variant = train.args && train.args.length > 0 ? elaborate(parsed.program, { modules, imports, training: true, modelArgs: new Map([[train.model.text, train.args]]) }) : result;
-        if (variant !== result) for (const d of variant.diagnostics) bag.add(d);
-        const model = variant.graphs.get(train.model.text);
+        const model = trainingGraphs.get(train.model.text);
         if (model) for (const d of planTraining(train, model).diagnostics) bag.add(d);
       }
     }

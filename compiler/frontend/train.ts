@@ -1,5 +1,5 @@
 // From source to training graphs: check, elaborate each trained model with its train block's arguments, plan, differentiate.
-import type { Arg, ModelDecl, TrainDecl } from '../../grammar/ast.ts';
+import type { Arg, TrainDecl } from '../../grammar/ast.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import type { Graph } from '../ir/types.ts';
@@ -7,7 +7,7 @@ import type { ModuleLoader } from '../resolve/resolve.ts';
 import { planTraining, type TrainingPlan } from '../train/plan.ts';
 import { buildTrainingGraph } from '../train/training-graph.ts';
 import { optimize } from '../optimize/index.ts';
-import { type CheckResult, checkSource } from './check.ts';
+import { type CheckResult, checkSource, modelArguments } from './check.ts';
 
 export interface CompiledTraining {
   readonly plan: TrainingPlan;
@@ -29,20 +29,16 @@ export function compileTraining(
   } = {},
 ): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[]; checked: CheckResult } {
   // the train blocks are planned below, with the caller's arguments
-  const checked = checkSource(text, file, loadModule, { trainBlocks: false });
+  const checked = checkSource(text, file, loadModule, { trainBlocks: false, ...(options.modelArgs ? { modelArgs: options.modelArgs } : {}) });
   if (checked.diagnostics.some((d) => d.severity === 'error')) return { trainings: [], diagnostics: checked.diagnostics, checked };
   const diagnostics: Diagnostic[] = [...checked.diagnostics];
   const trainings: CompiledTraining[] = [];
   // the standard library and the local files the source imports
   const modules = checked.modules;
   for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train' && (options.only === undefined || d.model.text === options.only))) {
-    // arguments given by the caller (`--args`) replace the train block's arguments of the same name
-    // (`--args 64` gives the model's first hyperparameter: named here, so it replaces the block's `hidden: 512`)
-    const model = checked.program.body.stmts.find((d): d is ModelDecl => d.kind === 'Model' && d.name.text === train.model.text);
-    const given = (options.modelArgs?.get(train.model.text) ?? []).map((a, i): Arg => (a.name || !model?.params[i] ? a : { ...a, name: model.params[i].name }));
-    const named = (a: Arg) => (a.name ? a.name.text : undefined);
-    const kept = (train.args ?? []).filter((a) => !given.some((g) => named(g) !== undefined && named(g) === named(a)));
-    const modelArgs = new Map([[train.model.text, [...kept, ...given]]]);
+    // the train block's arguments, and the caller's (`--args`) over them
+    const given = options.modelArgs?.get(train.model.text) ?? [];
+    const modelArgs = new Map([[train.model.text, modelArguments(checked.program, train.model.text, given)]]);
     const variant = (training: boolean) => elaborate(checked.program, { modules, imports: checked.imports, training, modelArgs });
     const trainVariant = variant(true);
     const evalVariant = variant(false);
