@@ -292,6 +292,19 @@ describe('gradients with respect to inputs', () => {
     expect(row.name).toBe('x');
     expect(row.relError).toBeLessThan(1e-6);
   });
+
+  it("hold what stop_gradient stops at its value in the finite differences (a REINFORCE advantage, a target): the analytic gradient's meaning", () => {
+    const src = 'model M {\n  input x: f32[B, 3]\n  param w: f32[3] = ones\n  let y = x * w\n  loss = mean(y * stop_gradient(y))\n}\n';
+    const g = checkSource(src, 'm.dl').graphs.get('M')!;
+    const sizes = defaultSizes(g);
+    const feeds = randomFeeds(g, sizes, seededRandom(SEED));
+    const [row] = gradcheck(g, feeds, { sizes, seed: SEED });
+    expect(row.relError).toBeLessThan(1e-6);
+    // d/dw mean(y * stop(y)) is mean(x * y): half of d/dw mean(y * y)
+    const plain = checkSource(src.replace('stop_gradient(y)', 'y'), 'm.dl').graphs.get('M')!;
+    const [both] = gradcheck(plain, feeds, { sizes, seed: SEED });
+    expect(both.analytic).toBeCloseTo(2 * row.analytic, 9);
+  });
 });
 
 describe('optimized training graphs', () => {

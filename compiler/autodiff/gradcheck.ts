@@ -59,9 +59,13 @@ export function gradcheck(graph: Graph, feeds: Feeds, options: GradcheckOptions 
 
   const h = options.step ?? 1e-6;
   const random = normals(options.seed ?? 1);
+  // what stop_gradient stops is held at its value: the finite differences move only what the gradient
+  // flows through (a REINFORCE advantage, a target network), as the analytic gradient does
+  const base = interpretGraph(graph, feeds, env).values;
+  const pinned = new Map(graph.nodes.flatMap((n) => (n.op === 'stop_gradient' ? n.outputs.map((o): [number, Tensor] => [o.id, base.get(o.id)!]) : [])));
   const lossAt = (name: string, feed: 'params' | 'inputs', shifted: Tensor): number => {
     const next: Feeds = { ...feeds, [feed]: new Map(feeds[feed]).set(name, shifted) };
-    return interpretGraph(graph, next, env).losses.get(lossName)!.data[0];
+    return interpretGraph(graph, next, { ...env, pinned }).losses.get(lossName)!.data[0];
   };
   return targets.map((t) => {
     const x = feeds[t.feed].get(t.name)!;

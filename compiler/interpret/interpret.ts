@@ -16,6 +16,8 @@ export interface Feeds {
 export interface InterpretOptions {
   /** Sizes known up front; the rest are bound from the feeds' shapes. */
   readonly sizes?: ReadonlyMap<string, number>;
+  /** Values held at these tensors: the nodes that define them are not run (gradcheck holds stop_gradient's results). */
+  readonly pinned?: ReadonlyMap<number, Tensor>;
 }
 
 export interface InterpretResult {
@@ -100,6 +102,10 @@ export function interpretGraph(graph: Graph, feeds: Feeds, env: InterpretOptions
 
   const opEnv: InterpretEnv = { sizes };
   graph.nodes.forEach((node, n) => {
+    if (env.pinned && node.outputs.every((out) => env.pinned!.has(out.id))) {
+      for (const out of node.outputs) values.set(out.id, env.pinned.get(out.id)!);
+      return;
+    }
     const def = getOp(node.op);
     if (!def) throw new Error(`node ${n}: unknown primitive ${node.op}`);
     const args = node.inputs.map((v) => {
