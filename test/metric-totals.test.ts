@@ -111,6 +111,61 @@ model Tokens {
     expect(means).toEqual(['loss']);
   });
 
+  it('follows rows through convolutions, pooling and unrolled recurrences (found before the optimizer stacks their steps into one matmul)', () => {
+    const models = {
+      conv: `use std.nn.{Conv2d, MaxPool2d, Flatten, Dense}
+model Conv {
+  input image: f32[B, 1, 6, 6]
+  input label: i32[B]
+  layer conv = Conv2d(1, 2, 3, padding: 1)
+  layer pool = MaxPool2d(2)
+  layer head = Dense(18, 3)
+  let logits = head(Flatten()(pool(relu(conv(image)))))
+  loss = cross_entropy(logits, label)
+  metric f1 = f1(logits, label, average: "macro")
+}
+`,
+      gru: `use std.nn.{GRU, Dense}
+model Seq {
+  input x: f32[B, 4, 3]
+  input label: i32[B]
+  layer rnn = GRU(3, 5)
+  layer head = Dense(5, 3)
+  let logits = head(rnn(x)[:, -1])
+  loss = cross_entropy(logits, label)
+  metric f1 = f1(logits, label, average: "macro")
+}
+`,
+    };
+    for (const [name, source] of Object.entries(models)) {
+      const r = compileSource(source, `${name}.dl`, undefined, { keepGraphs: true });
+      expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      expect(Object.keys(r.programs[0].graphs.totals?.outputs ?? {}), name).toEqual(['f1']);
+      expect(r.programs[0].means, name).toEqual(['loss']);
+      // the totals of three batches finish to the F1 of all the rows
+      const g = r.graphs![0].unoptimizedEvaluation!;
+      const totals = metricTotals(g).split!;
+      const N = 17;
+      const feeds = randomFeeds(g, new Map([['B', N]]), seededRandom(5), { intRange: { label: 3 }, paramScale: 1 });
+      const whole = interpretGraph(g, feeds).metrics.get('f1')!.data[0];
+      const sums = new Map<string, number[]>();
+      for (const [lo, hi] of [[0, 6], [6, 7], [7, 17]]) {
+        const part = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) }).outputs;
+        for (const i of totals.finish.inputs) {
+          const t = part.get(i.name)!;
+          const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
+          t.data.forEach((x, k) => (sum[k] += x));
+        }
+      }
+      const finished = interpretGraph(totals.finish, {
+        inputs: new Map(totals.finish.inputs.map((i) => [i.name, tensor('f32', i.value.type.shape as number[], sums.get(i.name)!)])),
+        params: new Map(),
+        state: new Map(),
+      }).metrics.get('f1')!.data[0];
+      expect(finished, name).toBeCloseTo(whole, 12);
+    }
+  });
+
   it('leaves a model without such quantities alone', () => {
     const g = evaluationOf(`model M {
   input x: f32[B, 3]

@@ -27,6 +27,7 @@ import { freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { type KernelPlan, memoLowerNode } from './kernel.ts';
 import { planModelMemory } from './memory.ts';
 import { sizeExpr } from './size-expr.ts';
+import { optimize } from '../optimize/index.ts';
 
 /** WebGPU's default maxStorageBufferBindingSize: the largest tensor one binding can hold. */
 export const DEFAULT_MAX_BINDING_BYTES = 134217728;
@@ -42,6 +43,11 @@ export interface ModelGraphs {
   /** The training variant's forward graph: its parameter order fixes the initializer streams. */
   readonly forward: Graph;
   readonly evaluation: Graph;
+  /**
+   * The evaluation graph before the optimization passes, where metric totals are found (stacking the
+   * unrolled steps' matmuls into one over [T * B, ...] rows hides which values are the batch's rows).
+   */
+  readonly unoptimizedEvaluation?: Graph;
   readonly steps: readonly Graph[];
   readonly training?: TrainingDecl;
 }
@@ -308,10 +314,11 @@ export function lowerModel(
     }
     const predict = predictGraph(m.evaluation);
     // losses and metrics that are functions of sums over the batch: those sums, and the graph that finishes them
-    const totals = metricTotals(m.evaluation);
+    const totals = metricTotals(m.unoptimizedEvaluation ?? m.evaluation);
+    const evaluation = totals.split ? (m.unoptimizedEvaluation ? optimize(totals.split.evaluation) : totals.split.evaluation) : m.evaluation;
     const graphs = {
       predict: lowerGraph(fused(predict), 'predict', position, shaders, lower),
-      evaluate: lowerGraph(fused(totals.split?.evaluation ?? m.evaluation), 'evaluate', position, shaders, lower),
+      evaluate: lowerGraph(fused(evaluation), 'evaluate', position, shaders, lower),
       steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] })),
       ...(totals.split ? { totals: lowerGraph(fused(totals.split.finish), 'totals', position, shaders, lower) } : {}),
     };

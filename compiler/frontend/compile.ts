@@ -63,6 +63,7 @@ export function compileSource(
         source: text,
         forward: t.forward,
         evaluation: t.evaluation,
+        unoptimizedEvaluation: t.unoptimizedEvaluation,
         steps: t.steps,
         training: {
           steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
@@ -81,7 +82,7 @@ export function compileSource(
         const forward = trainGraphs.get(name);
         const evaluation = evalGraphs.get(name);
         if (!forward || !evaluation) continue;
-        lower({ file, source: text, forward, evaluation: optimize(evaluation), steps: [] });
+        lower({ file, source: text, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: [] });
       }
     }
     return { programs, diagnostics: all, ...(options.keepGraphs ? { graphs: kept } : {}) };

@@ -14,6 +14,8 @@ export interface CompiledTraining {
   /** The forward graphs: training variant (dropout on, batch statistics) and evaluation variant. */
   readonly forward: Graph;
   readonly evaluation: Graph;
+  /** The evaluation graph before the optimization passes (lowering finds metric totals in it). */
+  readonly unoptimizedEvaluation: Graph;
   /** One training graph per step, in the plan's order, after the optimization passes. */
   readonly steps: readonly Graph[];
 }
@@ -52,7 +54,7 @@ export function compileTraining(
     diagnostics.push(...planned.diagnostics);
     if (!planned.plan) continue;
     const plan = planned.plan;
-    trainings.push({ plan, forward, evaluation: optimize(evaluation), steps: plan.steps.map((s) => optimize(buildTrainingGraph(forward, plan, s))) });
+    trainings.push({ plan, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: plan.steps.map((s) => optimize(buildTrainingGraph(forward, plan, s))) });
   }
   return { trainings, diagnostics, checked };
 }

@@ -80,6 +80,7 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
     }
     case 'one_hot':
     case 'broadcast_to':
+    case 'stop_gradient':
       return true;
     case 'take': {
       // an embedding: a table of weights gathered by a batch of indices along its first axis; or a
@@ -109,6 +110,13 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
     }
     case 'reshape':
       return leadsWithB(n.inputs[0]);
+    case 'conv2d':
+    case 'conv_transpose2d':
+      // each example's image convolved with the weights (NCHW: the batch leads, and stays first)
+      return kinds[0] === 'batch' && kinds[1] !== 'batch' && n.attrs.transpose_x !== true && n.attrs.transpose_out !== true;
+    case 'max_pool2d':
+    case 'avg_pool2d':
+      return kinds[0] === 'batch';
     case 'matmul':
       // rows of a batch matrix times weights
       return kinds[0] === 'batch' && kinds[1] !== 'batch' && n.inputs[0].type.shape.length >= 2 && n.attrs.transpose_a !== true;
