@@ -172,7 +172,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
   const batches = data.train.batchCount(batchSize);
   const shapes = Object.fromEntries(data.train.columns().map((c) => [c.name, c.shape]));
   // a run resumed after early stopping ended it: nothing more to train
-  if (es && esState && esState.wait >= es.patience) return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState };
+  if (es && esState && esState.wait > 0 && esState.wait >= es.patience) return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState };
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
     const trainValues: Record<string, number>[] = [];
@@ -216,7 +216,8 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
     history.push(entry);
     const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved });
     if (verdict === 'stop') break;
-    if (es && esState && esState.wait >= es.patience) {
+    // stop after an epoch that did not improve, once patience runs out (patience 0: the first such epoch)
+    if (es && esState && !improved && esState.wait > 0 && esState.wait >= es.patience) {
       stoppedEarly = true;
       break;
     }

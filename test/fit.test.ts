@@ -118,6 +118,11 @@ describe('fit', () => {
       const weights = (bytes: Uint8Array) => [...decodeSafetensors(bytes).tensors].filter(([k]) => k.startsWith('fc')).map(([k, t]) => [k, Array.from(t.data)]);
       expect(weights(now)).toEqual(weights(bestWeights!));
       expect(weights(now)).not.toEqual(weights(lastWeights!));
+      // patience 0 stops at the first epoch that does not improve (it trained nothing: the check came before the first epoch)
+      model.reset(3);
+      const zero = await model.fit({ train, validation }, { epochs: 60, earlyStopping: { monitor: 'val_loss', patience: 0 } });
+      expect(zero.epochs.length).toBe(zero.earlyStopping!.bestEpoch + 2);
+      expect(zero.epochs.at(-1)!.val_loss).toBeGreaterThanOrEqual(zero.earlyStopping!.best);
       // earlyStopping: false trains every epoch asked for
       model.reset(3);
       const all = await model.fit({ train, validation }, { epochs: 3, earlyStopping: false });

@@ -222,7 +222,7 @@ train Tie {
       ['`M` has no metric `loss`', 'loss', 'its metrics are `accuracy`'],
       ['`steps` must be a whole number of at least 1', '2.5', undefined],
       ['`M` reports no `val_acuracy`', '"val_acuracy"', 'did you mean `val_accuracy`?'],
-      ['`patience` must be a whole number of at least 0', '-1', undefined],
+      ['`patience` must be a whole number of at least 1', '-1', undefined],
       ['`keep` must be a whole number of at least 1', '0', undefined],
       ['`mode` is "min" or "max"', '"best"', undefined],
       ['`M` reports no `f1`', '"f1"', 'it reports `loss`, `accuracy`, `val_loss`, `val_accuracy`'],
@@ -261,6 +261,12 @@ train Tie {
     expect(problems('  optimizer = sgd(lr: 0.1, momentum: -0.9)')[0][1]).toBe('sgd option momentum must be 0 or more, not -0.9 (parameter fc.w)');
     for (const bad of ['0', '2.5', '-4', '"32"']) expect(problems(`  batch = ${bad}`), bad).toEqual([['E0206', '`batch` must be a whole number of at least 1', bad]]);
     expect(problems('  seed = -1')[0][1]).toBe('`seed` must be a whole number of at least 0');
+    // what dlc train read wrongly or too late: a setting twice, a bool that is not one, patience 0, a validation metric with no validation set
+    expect(problems('  epochs = 2\n  epochs = 3')).toEqual([['E0206', '`epochs` is given twice', 'epochs']]);
+    expect(problems('  shuffle = "no"')).toEqual([['E0206', '`shuffle` is true or false', '"no"']]);
+    expect(problems('  early_stopping {\n    monitor = "val_loss"\n    restore_best = "yes"\n  }')).toEqual([['E0206', '`restore_best` is true or false', '"yes"']]);
+    expect(problems('  early_stopping {\n    monitor = "val_loss"\n    patience = 0\n  }')).toEqual([['E0206', '`patience` must be a whole number of at least 1', '0']]);
+    expect(problems('  split = [1.0, 0.0]\n  early_stopping {\n    monitor = "val_loss"\n  }')).toEqual([['E0206', 'early_stopping watches `val_loss`, but `split` leaves no validation set', '"val_loss"']]);
   });
 
   it('reports a train block that names no loss to minimize when there are several', () => {

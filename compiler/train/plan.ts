@@ -290,6 +290,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         }
       });
   };
+  const checkBool = (x: A.SettingStmt) => {
+    if (typeof value(x.value) !== 'boolean') report(`\`${x.name.text}\` is true or false`, x.value.span);
+  };
   const checkCount = (x: A.SettingStmt, min: number) => {
     const v = value(x.value);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) report(`\`${x.name.text}\` must be a whole number of at least ${min}`, x.value.span);
@@ -299,7 +302,8 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     for (const x of s.body.stmts) {
       if (x.kind !== 'Setting') continue;
       if (x.name.text === 'monitor' && (s.name.text === 'early_stopping' || s.name.text === 'checkpoint')) checkMonitor(x);
-      else if (x.name.text === 'patience' && s.name.text === 'early_stopping') checkCount(x, 0);
+      else if (x.name.text === 'patience' && s.name.text === 'early_stopping') checkCount(x, 1);
+      else if (x.name.text === 'restore_best' && s.name.text === 'early_stopping') checkBool(x);
       else if ((x.name.text === 'every' || x.name.text === 'keep') && s.name.text === 'checkpoint') checkCount(x, 1);
       else if (x.name.text === 'mode' && value(x.value) !== 'min' && value(x.value) !== 'max') report('`mode` is "min" or "max"', x.value.span);
     }
@@ -378,7 +382,10 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
             schedule = { kind: name as ScheduleSpec['kind'], options };
           }
         } else {
+          // a setting given twice: the later one would win silently
+          if (Object.hasOwn(settings, s.name.text)) report(`\`${s.name.text}\` is given twice`, s.name.span, 'keep one of them');
           settings[s.name.text] = value(s.value);
+          if (s.name.text === 'shuffle') checkBool(s);
           checkCatalogCalls(s.name.text, s.value);
           if (s.name.text === 'metrics') checkMetricList(s);
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'epochs' || s.name.text === 'seed' ? 0 : 1);
@@ -409,7 +416,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
             if (twice !== undefined) report(`\`${twice}\` is in two param groups; each parameter takes the options of one`, paramsStmt.value.span, 'narrow the patterns so the groups do not overlap');
             groups.push({ params, options: numbers(rest, s.span) });
           }
-        } else settings[s.label ? `${s.name.text}.${s.label.text}` : s.name.text] = { call: s.name.text, args: block };
+        } else {
+          const key = s.label ? `${s.name.text}.${s.label.text}` : s.name.text;
+          if (Object.hasOwn(settings, key)) report(`\`${key}\` is given twice`, s.name.span, 'keep one of them');
+          settings[key] = { call: s.name.text, args: block };
+        }
         break;
       }
       case 'Freeze':
@@ -436,6 +447,20 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   for (const l of lifted) {
     if (Object.hasOwn(settings, l.name)) report(l.key === l.name ? `\`${l.name}\` is given twice` : `\`${l.key}\` here sets \`${l.name}\`, which the train block sets already`, l.span, 'keep one of them');
     else settings[l.name] = l.value;
+  }
+
+  // a validation metric watched where the split leaves no validation set: found after the first epoch otherwise
+  const split = settings.split;
+  const noValidation = settings.validation === undefined && Array.isArray(split) && split.length >= 2 && split[1] === 0;
+  if (noValidation) {
+    for (const block of ['early_stopping', 'checkpoint']) {
+      const stmt = train.body.stmts.find((x): x is A.SettingBlockStmt => x.kind === 'SettingBlock' && x.name.text === block);
+      const monitor = stmt?.body.stmts.find((x): x is A.SettingStmt => x.kind === 'Setting' && x.name.text === 'monitor');
+      const watched = monitor ? value(monitor.value) : block === 'early_stopping' && stmt ? 'val_loss' : undefined;
+      if (typeof watched === 'string' && watched.startsWith('val_')) {
+        report(`${block} watches \`${watched}\`, but \`split\` leaves no validation set`, monitor?.value.span ?? stmt!.name.span, 'give the validation set a fraction (split = [0.8, 0.2]), or watch a training value such as `loss`');
+      }
+    }
   }
 
   if (objectives.length === 0) {
