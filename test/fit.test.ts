@@ -263,6 +263,30 @@ describe('fit', () => {
     expect(headErr).toContain(`note: init_from: \`fc2.w\` is f32[16, 3] in ${join(dir, 'pre.safetensors')} but f32[16, 4] in Iris; it keeps its initial value`);
   });
 
+  it('a run that starts over keeps the earlier run as *.previous.safetensors, and a checkpoint folder that cannot be made stops it before any epoch', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-previous');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, IRIS.replace(/train Iris \{[^]*$/, 'train Iris {\n  data = iris()\n  seed = 3\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = 2\n  checkpoint { path = "ck.safetensors" }\n}\n'));
+    const run = async (...flags: string[]) => {
+      let err = '';
+      const code = await main(['node', 'dlc', 'train', file, '--no-progress', ...flags], { out: () => {}, err: (t: string) => (err += `${t}\n`) });
+      return { code, err };
+    };
+    expect((await run()).code).toBe(EXIT_OK);
+    const first = readFileSync(join(dir, 'ck.safetensors'));
+    const again = await run('--epochs', '1');
+    expect(again.code, again.err).toBe(EXIT_OK);
+    expect(again.err).toContain(`note: ${join(dir, 'ck.safetensors')} held an earlier run; it is kept as ${join(dir, 'ck.previous.safetensors')}. To continue a run instead, use --resume`);
+    expect(readFileSync(join(dir, 'ck.previous.safetensors')).equals(first)).toBe(true);
+    expect(meta(join(dir, 'ck.safetensors'))['dlc.epoch']).toBe('1');
+    // a file where the checkpoint's folder should be: refused before training
+    writeFileSync(join(dir, 'afile'), '');
+    const blocked = await run('--checkpoint', join(dir, 'afile', 'x.safetensors'));
+    expect(blocked.code).toBe(EXIT_USER_ERROR);
+    expect(blocked.err).toContain(`cannot write the checkpoint ${join(dir, 'afile', 'x.safetensors')}: a part of the path is a file, not a folder`);
+    expect(blocked.err).not.toMatch(/^epoch /m);
+  });
+
   it('a loss that turns NaN stops training before it can replace the saved checkpoint', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('fit-diverged');
     const file = join(dir, 'iris.dl');

@@ -1,5 +1,5 @@
 // What dlc train keeps on disk: the checkpoint with its numbered copies, the best weights by a monitor, early stopping's best for restore_best, and what a run resumes from.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
@@ -50,6 +50,32 @@ function numberedCopies(path: string): string[] {
     })
     .sort((a, b) => a.epoch - b.epoch)
     .map((c) => c.path);
+}
+
+/**
+ * Before a run that starts over (no --resume) writes where an earlier run's checkpoint is: make sure
+ * the folder can take it (not after the first epoch), and move the earlier run's files aside (the
+ * checkpoint, its best weights and numbered copies become `*.previous.safetensors`, replacing an older
+ * previous run's), so starting over never loses a trained model. Returns what was moved.
+ */
+export function prepareCheckpointFolder(plan: CheckpointPlan): string[] {
+  const dir = dirname(plan.path);
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) throw new Error('it is not a folder');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'EEXIST' || err.code === 'ENOTDIR' ? 'a part of the path is a file, not a folder' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
+    throw new Error(`cannot write the checkpoint ${plan.path}: ${why}`);
+  }
+  const earlier = [plan.path, plan.best?.path, plan.restore?.path, ...numberedCopies(plan.path)].filter((p): p is string => p !== undefined && existsSync(p));
+  const moved: string[] = [];
+  for (const p of [...new Set(earlier)]) {
+    const to = sibling(p, '.previous.safetensors');
+    renameSync(p, to);
+    moved.push(to);
+  }
+  return moved;
 }
 
 /** Where a resumed run starts: the epochs done, early stopping's state, the monitor's best value. */

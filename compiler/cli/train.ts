@@ -8,7 +8,7 @@ import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
 import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
-import { checkpointPlan, CheckpointWriter, resumeFrom, type ResumeState } from './checkpoints.ts';
+import { checkpointPlan, CheckpointWriter, prepareCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
@@ -337,6 +337,15 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
   const unused = Object.keys(program.training?.settings ?? {}).filter((k) => !HONOURED_SETTINGS.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
+  if (!flags.resume && !flags.profile) {
+    let moved: string[];
+    try {
+      moved = prepareCheckpointFolder(plan);
+    } catch (e) {
+      throw new TrainError((e as Error).message);
+    }
+    if (moved.length > 0) io.err(`note: ${plan.path} held an earlier run; it is kept as ${moved[0]}${moved.length > 1 ? ` (and ${moved.length - 1} more: its best and numbered copies)` : ''}. To continue a run instead, use --resume`);
+  }
   return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
     const initFrom = setting(program, 'init_from');
     if (typeof initFrom === 'string' && !flags.resume) {
