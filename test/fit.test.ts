@@ -329,6 +329,10 @@ describe('fit', () => {
     expect(evaluated.err).toContain('note: the data is split as the training run split it (--seed 4 --limit 50, recorded in the checkpoint)');
     expect(evaluated.out.trim()).toBe(testLine);
     expect((await run('evaluate', file, '--seed', '5')).err).toContain('warning: the checkpoint was trained with --seed 4');
+    // a --limit where training used all of the data is another split too
+    const all = join(dir, 'all.safetensors');
+    expect((await run('train', file, '--checkpoint', all, '--no-progress')).code).toBe(EXIT_OK);
+    expect((await run('evaluate', file, '--checkpoint', all, '--limit', '30')).err).toContain('warning: the checkpoint was trained with all of the data (no --limit)');
     const resumed = await run('train', file, '--resume', '--epochs', '3', '--no-progress');
     expect(resumed.code, resumed.err).toBe(EXIT_OK);
     expect(resumed.err).toContain('30 train, 10 validation, 10 test examples');

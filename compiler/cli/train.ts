@@ -200,8 +200,12 @@ export function splitLikeTraining<F extends TrainFlags>(flags: F, metadata: Read
   const differs: string[] = [];
   const merged = { ...flags } as Record<string, unknown>;
   for (const [flag, value] of [['seed', recorded.seed], ['limit', recorded.limit], ['data', recorded.data]] as const) {
-    if (value === undefined) continue;
     const given = flags[flag];
+    if (value === undefined) {
+      // the training run used all of the data (or the train block's): a --limit or --data now splits other examples
+      if (given !== undefined && flag !== 'seed') differs.push(flag === 'limit' ? 'all of the data (no --limit)' : "the train block's data (no --data)");
+      continue;
+    }
     if (given === undefined) {
       merged[flag] = String(value);
       if (flag !== 'seed' || value !== 0) taken.push(`--${flag} ${value}`);
