@@ -287,6 +287,19 @@ describe('fit', () => {
     expect(blocked.err).not.toMatch(/^epoch /m);
   });
 
+  it('shuffle = false keeps the batches in order but the split is drawn by the seed: iris, sorted by class, holds out every class', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-noshuffle');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, IRIS.replace(/train Iris \{[^]*$/, 'train Iris {\n  data = iris()\n  split = [0.7, 0.3]\n  shuffle = false\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = 1\n  checkpoint { path = "ck.safetensors" }\n}\n'));
+    const io = { out: () => {}, err: () => {} };
+    expect(await main(['node', 'dlc', 'train', file, '--no-progress'], io)).toBe(EXIT_OK);
+    const out = join(dir, 'val.csv');
+    expect(await main(['node', 'dlc', 'predict', file, '--split', 'validation', '--out', out], io)).toBe(EXIT_OK);
+    const [header, ...lines] = readFileSync(out, 'utf8').trim().split('\n');
+    const column = header.split(',').indexOf('label');
+    expect(new Set(lines.map((l) => l.split(',')[column])).size).toBe(3);
+  });
+
   it('a loss that turns NaN stops training before it can replace the saved checkpoint', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('fit-diverged');
     const file = join(dir, 'iris.dl');

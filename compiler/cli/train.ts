@@ -272,7 +272,9 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   const splitSetting = setting(program, 'split');
   if (heldOut && splitSetting !== undefined) io.err('note: the train block names its validation data, so `split` is not applied: every example of `data` trains');
   const fractions = Array.isArray(splitSetting) ? (splitSetting as number[]) : [0.8, 0.1, 0.1];
-  const parts = heldOut ? [data, heldOut] : data.split(fractions, { seed, shuffle: setting(program, 'shuffle') !== false });
+  // the split is always drawn by the seed: a file sorted by label would otherwise hold out one class
+  // (`shuffle = false` keeps the training batches in order, each epoch)
+  const parts = heldOut ? [data, heldOut] : data.split(fractions, { seed });
   const [train, validation, test] = [parts[0], parts[1], parts[2]];
   for (const input of program.inputs) {
     if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);

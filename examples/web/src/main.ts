@@ -56,7 +56,7 @@ async function run(): Promise<void> {
   const response = await fetch(new URL('../generated/mnist-digits.bin', import.meta.url));
   if (!response.ok) throw new Error(`cannot load the MNIST digits: HTTP ${response.status} (run npm run web:gen)`);
   const data = decodeDigits(await response.arrayBuffer());
-  let [train, validation] = data.split(fractions, { seed, shuffle: setting('shuffle') !== false });
+  let [train, validation] = data.split(fractions, { seed });
   if (stepLimit > 0) train = train.take(Math.min(train.length, stepLimit * batchSize));
   const valLimit = param('val', 0);
   if (valLimit > 0 && validation) validation = validation.take(Math.min(validation.length, valLimit));
