@@ -86,7 +86,12 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     if (typeof ref !== 'string') return fail(`${role} column must be a name or a 0-based index, got ${String(ref)}`);
     if (!hasHeader) return fail(`${role} column '${ref}' is a name but the CSV has no header; use a 0-based index`);
     const at = names.indexOf(ref);
-    if (at < 0) fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})`);
+    if (at < 0) {
+      // one column whose name holds another separator: the file is split with the wrong delimiter
+      const other = names.length === 1 ? [',', ';', '\t', '|'].find((d) => names[0].includes(d)) : undefined;
+      const hint = other ? `; the header reads as one column: is the delimiter ${JSON.stringify(other)}? (delimiter: ${JSON.stringify(other)})` : '';
+      fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})${hint}`);
+    }
     if (names.indexOf(ref, at + 1) >= 0) fail(`the header names column '${ref}' more than once`);
     return at;
   };

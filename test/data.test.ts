@@ -318,6 +318,8 @@ describe('CSV', () => {
     expect(() => parseCsv(good, { label: 'species', features: ['species'] })).toThrow("column 3 'species' is both the label and a feature");
     expect(() => parseCsv('1,2\n', { header: false, label: 'a' })).toThrow(/is a name but the CSV has no header/);
     expect(() => parseCsv('a,b\n1,2\n', { source: 'data/x.csv', label: 'b', labelType: 'nope' as 'int' })).toThrow("data/x.csv: unknown label type 'nope'");
+    // a header that reads as one column holding another separator: the delimiter is named
+    expect(() => parseCsv('a,b,y\n1,2,0\n', { label: 'y', delimiter: ';' })).toThrow(`no column 'y' for the label (columns: 'a,b,y'); the header reads as one column: is the delimiter ","? (delimiter: ",")`);
   });
 
   it('reads files, naming the path in errors', async () => {

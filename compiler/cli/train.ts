@@ -82,7 +82,9 @@ function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
   // the block's arguments the flag's dataset also takes (a text's context), but not where the block's data lies
   const locations = new Set(Object.values(LOCATION_ARGUMENT));
   const blockArgs = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block ? block.args : {};
-  const kept = Object.fromEntries(Object.entries(blockArgs).filter(([k]) => (KNOWN_DATASETS[name] ?? []).includes(k) && !locations.has(k)));
+  // (nor how the block's file is written: another CSV file has its own delimiter and header)
+  const fileFormat = new Set(['delimiter', 'header']);
+  const kept = Object.fromEntries(Object.entries(blockArgs).filter(([k]) => (KNOWN_DATASETS[name] ?? []).includes(k) && !locations.has(k) && !fileFormat.has(k)));
   return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(name === 'csv' && label ? { label } : {}) } };
 }
 
