@@ -300,6 +300,19 @@ describe('fit', () => {
     expect(new Set(lines.map((l) => l.split(',')[column])).size).toBe(3);
   });
 
+  it('a checkpoint trained with other --args: evaluate says so in command-line terms', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-args');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, IRIS.replace('model Iris {', 'model Iris(hidden: int = 16) {').replace('Dense(4, 16)', 'Dense(4, hidden)').replace('Dense(16, 3)', 'Dense(hidden, 3)').replace(/train Iris \{[^]*$/, 'train Iris {\n  data = iris()\n  epochs = 1\n  checkpoint { path = "ck.safetensors" }\n}\n'));
+    const io = { out: () => {}, err: () => {} };
+    expect(await main(['node', 'dlc', 'train', file, '--args', 'hidden: 4', '--no-progress'], io)).toBe(EXIT_OK);
+    let err = '';
+    expect(await main(['node', 'dlc', 'evaluate', file], { out: () => {}, err: (t: string) => (err += t) })).toBe(EXIT_USER_ERROR);
+    expect(err).toContain(`${join(dir, 'ck.safetensors')} does not fit Iris as this file and its --args make it: the weights file has \`fc1.b\` as f32[4], but the model declares f32[16]. Was it trained with other --args`);
+    expect(err).not.toContain('skipMismatched');
+    expect(await main(['node', 'dlc', 'evaluate', file, '--args', 'hidden: 4'], io)).toBe(EXIT_OK);
+  });
+
   it('a loss that turns NaN stops training before it can replace the saved checkpoint', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('fit-diverged');
     const file = join(dir, 'iris.dl');

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:f
 import { readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
-import type { Model } from '../../runtime/model.ts';
+import type { LoadReport, Model } from '../../runtime/model.ts';
+import { WeightsError } from '../../runtime/errors.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 
 /** Where and when training state is written, as the train block's `checkpoint` and `early_stopping` say. */
@@ -85,9 +86,23 @@ export interface ResumeState {
   readonly best?: number;
 }
 
+/**
+ * A checkpoint loaded whole into `model` (its metadata returned). One made for other shapes says so in
+ * the command line's terms: the same --args (the API's skipMismatched is no flag).
+ */
+export async function loadCheckpoint(model: Model, path: string): Promise<LoadReport> {
+  try {
+    return await model.loadWeights(new Uint8Array(await readFile(path)));
+  } catch (e) {
+    if (!(e instanceof WeightsError)) throw e;
+    const detail = e.message.replace(/ \(pass \{ [^}]* \} to [^)]*\)$/, '');
+    throw new Error(`${path} does not fit ${model.program.model} as this file and its --args make it: ${detail}. Was it trained with other --args, or an earlier version of the file? Give the same --args`);
+  }
+}
+
 /** Loads the checkpoint into `model` and reads where training stood. */
 export async function resumeFrom(model: Model, plan: CheckpointPlan): Promise<ResumeState> {
-  const meta = (await model.loadWeights(new Uint8Array(await readFile(plan.path)))).metadata;
+  const meta = (await loadCheckpoint(model, plan.path)).metadata;
   const epoch = Number(meta['dlc.epoch'] ?? '0');
   const best = meta['dlc.best'] ? (JSON.parse(meta['dlc.best']) as { monitor?: string; value?: number }) : undefined;
   return {

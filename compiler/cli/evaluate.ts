@@ -1,5 +1,5 @@
 // `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation).
-import { readFile } from 'node:fs/promises';
+import { loadCheckpoint } from './checkpoints.ts';
 import { evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
@@ -31,7 +31,7 @@ export async function checkpointAndSplit(program: ModelProgram, file: string, fl
 export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, number>> {
   const { path, data, split, set } = await checkpointAndSplit(program, file, flags, io);
   return withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
-    const report = await model.loadWeights(new Uint8Array(await readFile(path)));
+    const report = await loadCheckpoint(model, path);
     const epoch = report.metadata['dlc.epoch'];
     io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${set.length} ${split} examples on ${model.adapterInfo}`);
     const metrics = await evaluateDataset(model, set, data.batchSize);

@@ -1,5 +1,5 @@
 // `dlc predict`: a checkpoint's outputs for every example of a split of the model's data (split as training split it), as JSON lines or CSV, beside the targets the data holds.
-import { readFile } from 'node:fs/promises';
+import { loadCheckpoint } from './checkpoints.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { checkpointAndSplit, type EvaluateFlags } from './evaluate.ts';
@@ -22,7 +22,7 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
   const classesOf = new Map(targets.flatMap((t) => (set.column(t).classes ? [[t, set.column(t).classes!] as const] : [])));
   const classNames = classesOf.size === 1 ? [...classesOf.values()][0] : undefined;
   const rows = await withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
-    await model.loadWeights(new Uint8Array(await readFile(path)));
+    await loadCheckpoint(model, path);
     io.err(`predicting ${set.length} ${split} examples with ${path} on ${model.adapterInfo}`);
     const out: Row[] = [];
     for (const batch of set.batches(data.batchSize)) {
