@@ -105,6 +105,13 @@ describe('E0202 duplicates', () => {
   });
 });
 
+describe('E0201 in a shape', () => {
+  it('a lowercase unknown name in a shape says symbolic sizes start with a capital letter', () => {
+    const d = checkSource('model M {\n  input x: f32[batch, 4]\n  output y = x\n}\n', 'm.dl').diagnostics;
+    expect(d.map((x) => [x.code, x.message, x.help])).toEqual([['E0201', 'unknown name `batch`', 'a size in a shape is a number, a hyperparameter, or a symbolic size, which starts with a capital letter (`Batch`)']]);
+  });
+});
+
 describe('E0203 imports', () => {
   it('checks standard-library modules and items', () => {
     expectDiagnostics('use std.nn.{Dense, Conv2D}\nuse std.nnn.*\n', [

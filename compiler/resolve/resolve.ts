@@ -81,7 +81,10 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       out.push(diagnostic('E0201', '`*` is not a value here', span, { help: 'a `*` alone stands only for path segments in a train block (`params = [*.b]`, `freeze net.*.bn`)' }));
       return;
     }
-    const help = didYouMean(name, scope.all());
+    // a lowercase name in a shape: meant as a symbolic size, which starts with a capital letter
+    const close = didYouMean(name, scope.all());
+    const inType = inShape > 0 && /^[a-z]/.test(name) && close === undefined;
+    const help = inType ? `a size in a shape is a number, a hyperparameter, or a symbolic size, which starts with a capital letter (\`${name[0].toUpperCase()}${name.slice(1)}\`)` : close;
     out.push(diagnostic('E0201', `unknown ${what} \`${name}\``, span, help ? { help } : {}));
   };
 
