@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
-import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { interpretGraph, type Feeds, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { metricTotals, TOTAL_PREFIX } from '../compiler/train/metric-totals.ts';
@@ -46,6 +46,25 @@ function rows(inputs: ReadonlyMap<string, Tensor>, lo: number, hi: number): Map<
   );
 }
 
+/** The evaluate graph with totals run on each range of rows, its totals added, and the finishing graph's metrics. */
+function finishBatches(totals: NonNullable<ReturnType<typeof metricTotals>['split']>, feeds: Feeds, ranges: readonly (readonly [number, number])[], each?: (run: InterpretResult, lo: number, hi: number) => void): Map<string, Tensor> {
+  const sums = new Map<string, number[]>();
+  for (const [lo, hi] of ranges) {
+    const run = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) });
+    each?.(run, lo, hi);
+    for (const i of totals.finish.inputs) {
+      const t = run.outputs.get(i.name)!;
+      const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
+      t.data.forEach((x, k) => (sum[k] += x));
+    }
+  }
+  return interpretGraph(totals.finish, {
+    inputs: new Map(totals.finish.inputs.map((i) => [i.name, tensor('f32', i.value.type.shape as number[], sums.get(i.name)!)])),
+    params: new Map(),
+    state: new Map(),
+  }).metrics;
+}
+
 describe('metric totals', () => {
   it('splits the quantities that are functions of sums over the batch, and only those; means need no totals', () => {
     const g = evaluationOf(CLASSIFIER);
@@ -67,24 +86,11 @@ describe('metric totals', () => {
     const feeds = randomFeeds(g, new Map([['B', N]]), random, { intRange: { label: 3 }, paramScale: 1 });
     const whole = interpretGraph(g, feeds).metrics;
     const wholeLoss = interpretGraph(g, feeds).losses.get('loss')!.data[0];
-    const sums = new Map<string, number[]>();
     let [loss, accuracy] = [0, 0];
-    for (const [lo, hi] of [[0, 5], [5, 6], [6, 17], [17, 23]]) {
-      const run = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) });
+    const finished = finishBatches(totals, feeds, [[0, 5], [5, 6], [6, 17], [17, 23]], (run, lo, hi) => {
       loss += (run.losses.get('loss')!.data[0] * (hi - lo)) / N;
       accuracy += (run.metrics.get('accuracy')!.data[0] * (hi - lo)) / N;
-      const part = run.outputs;
-      for (const i of totals.finish.inputs) {
-        const t = part.get(i.name)!;
-        const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
-        t.data.forEach((x, k) => (sum[k] += x));
-      }
-    }
-    const finished = interpretGraph(totals.finish, {
-      inputs: new Map(totals.finish.inputs.map((i) => [i.name, tensor('f32', i.value.type.shape as number[], sums.get(i.name)!)])),
-      params: new Map(),
-      state: new Map(),
-    }).metrics;
+    });
     for (const name of ['f1_macro', 'precision1', 'recall2']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
     expect(accuracy).toBeCloseTo(whole.get('accuracy')!.data[0], 12);
     expect(loss).toBeCloseTo(wholeLoss, 12);
@@ -148,20 +154,7 @@ model Seq {
       const N = 17;
       const feeds = randomFeeds(g, new Map([['B', N]]), seededRandom(5), { intRange: { label: 3 }, paramScale: 1 });
       const whole = interpretGraph(g, feeds).metrics.get('f1')!.data[0];
-      const sums = new Map<string, number[]>();
-      for (const [lo, hi] of [[0, 6], [6, 7], [7, 17]]) {
-        const part = interpretGraph(totals.evaluation, { ...feeds, inputs: rows(feeds.inputs, lo, hi) }).outputs;
-        for (const i of totals.finish.inputs) {
-          const t = part.get(i.name)!;
-          const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
-          t.data.forEach((x, k) => (sum[k] += x));
-        }
-      }
-      const finished = interpretGraph(totals.finish, {
-        inputs: new Map(totals.finish.inputs.map((i) => [i.name, tensor('f32', i.value.type.shape as number[], sums.get(i.name)!)])),
-        params: new Map(),
-        state: new Map(),
-      }).metrics.get('f1')!.data[0];
+      const finished = finishBatches(totals, feeds, [[0, 6], [6, 7], [7, 17]]).get('f1')!.data[0];
       expect(finished, name).toBeCloseTo(whole, 12);
     }
   });
