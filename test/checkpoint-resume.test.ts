@@ -39,6 +39,24 @@ describe('checkpoints', () => {
     expect(y.metadata['dlc.step']).toBe(x.metadata['dlc.step']);
   });
 
+  it('Ctrl-C (SIGINT) says which epoch the checkpoint holds and how to continue, and exits 130', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('interrupt');
+    const path = join(dir, 'ck.safetensors');
+    const child = spawn(process.execPath, [join(ROOT, 'bin/dlc.js'), 'train', ...MODEL, '--limit', '160', '--epochs', '1000', '--no-early-stopping', '--checkpoint', path], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const started = Date.now();
+    while ((output.match(/^epoch \d+\/1000/gm)?.length ?? 0) < 2) {
+      if (Date.now() - started > 90_000 || child.exitCode !== null) throw new Error(`dlc train did not train two epochs:\n${output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(output).toMatch(new RegExp(`interrupted: ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} holds epoch \\d+; continue with --resume`));
+  });
+
   it('killing `dlc train` at any moment leaves the latest checkpoint readable, and --resume continues from it', { timeout: 300_000 }, async () => {
     const dir = repoTempDir('resume');
     const path = join(dir, 'ck.safetensors');

@@ -261,6 +261,7 @@ train Tie {
     expect(problems('  optimizer = sgd(lr: 0.1, momentum: -0.9)')[0][1]).toBe('sgd option momentum must be 0 or more, not -0.9 (parameter fc.w)');
     for (const bad of ['0', '2.5', '-4', '"32"']) expect(problems(`  batch = ${bad}`), bad).toEqual([['E0206', '`batch` must be a whole number of at least 1', bad]]);
     expect(problems('  seed = -1')[0][1]).toBe('`seed` must be a whole number of at least 0');
+    expect(problems('  epochs = 0')[0][1]).toBe('`epochs` must be a whole number of at least 1');
     // what dlc train read wrongly or too late: a setting twice, a bool that is not one, patience 0, a validation metric with no validation set
     expect(problems('  epochs = 2\n  epochs = 3')).toEqual([['E0206', '`epochs` is given twice', 'epochs']]);
     expect(problems('  shuffle = "no"')).toEqual([['E0206', '`shuffle` is true or false', '"no"']]);

@@ -393,6 +393,14 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     let lastEpoch = -1;
     const stepLosses = program.training!.steps.map((s) => s.loss);
     let diverged: { epoch: number; loss: string; value: number } | undefined;
+    // Ctrl-C: say what is saved and how to go on (checkpoints are written atomically, so the last one is whole)
+    const onInterrupt = () => {
+      bar?.stop();
+      const saved = existsSync(plan.path) ? checkpointMetadata(plan.path)['dlc.epoch'] : undefined;
+      io.err(`interrupted: ${saved ? `${plan.path} holds epoch ${saved}; continue with --resume` : 'no epoch finished, so no checkpoint was saved'}`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onInterrupt);
     const history = await model.fit(
       { train, ...(validation && validation.length > 0 ? { validation } : {}) },
       {
@@ -438,6 +446,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
         },
       },
     );
+    process.off('SIGINT', onInterrupt);
     if (diverged) {
       const kept = existsSync(plan.path) ? `${plan.path} keeps the last good state` : 'no checkpoint was written';
       throw new TrainError(

@@ -388,7 +388,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (s.name.text === 'shuffle') checkBool(s);
           checkCatalogCalls(s.name.text, s.value);
           if (s.name.text === 'metrics') checkMetricList(s);
-          if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'epochs' || s.name.text === 'seed' ? 0 : 1);
+          if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
         }
