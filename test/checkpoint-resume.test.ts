@@ -9,6 +9,25 @@ import { decodeSafetensors } from '../runtime/safetensors.ts';
 
 const MODEL = ['examples/mnist_mlp.dl', '--model', 'MnistMlp', '--args', 'hidden: 16', '--limit', '800', '--batch', '64', '--no-progress'];
 
+/** `dlc train` of a long run (1000 epochs of 2 steps) in a child process, its output collected. */
+function longRun(path: string, extra: readonly string[]) {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/dlc.js'), 'train', ...MODEL, '--limit', '160', '--epochs', '1000', '--no-early-stopping', '--checkpoint', path, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  /** Resolves once two epochs of this run are trained and saved. */
+  const twoEpochs = async () => {
+    const started = Date.now();
+    while ((output.match(/^epoch \d+\/1000/gm)?.length ?? 0) < 2) {
+      if (Date.now() - started > 120_000) throw new Error(`dlc train did not save a checkpoint in time:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`dlc train exited early:\n${output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { child, exited, twoEpochs, output: () => output };
+}
+
 describe('checkpoints', () => {
   it('training resumed from a checkpoint gives the same parameters and optimizer state as uninterrupted training', { timeout: 180_000 }, async () => {
     const dir = repoTempDir('resume');
@@ -42,19 +61,11 @@ describe('checkpoints', () => {
   it('Ctrl-C (SIGINT) says which epoch the checkpoint holds and how to continue, and exits 130', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('interrupt');
     const path = join(dir, 'ck.safetensors');
-    const child = spawn(process.execPath, [join(ROOT, 'bin/dlc.js'), 'train', ...MODEL, '--limit', '160', '--epochs', '1000', '--no-early-stopping', '--checkpoint', path], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const started = Date.now();
-    while ((output.match(/^epoch \d+\/1000/gm)?.length ?? 0) < 2) {
-      if (Date.now() - started > 90_000 || child.exitCode !== null) throw new Error(`dlc train did not train two epochs:\n${output}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
-    expect(output).toMatch(new RegExp(`interrupted: ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} holds epoch \\d+; continue with --resume`));
+    const run = longRun(path, []);
+    await run.twoEpochs();
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    expect(run.output()).toMatch(new RegExp(`interrupted: ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} holds epoch \\d+; continue with --resume`));
   });
 
   it('killing `dlc train` at any moment leaves the latest checkpoint readable, and --resume continues from it', { timeout: 300_000 }, async () => {
@@ -63,24 +74,12 @@ describe('checkpoints', () => {
     // a long run that saves every epoch (each epoch is 2 steps), killed at increasing delays after the first save
     let savedEpoch = 0;
     for (const delay of [0, 150, 400, 900]) {
-      const child = spawn(process.execPath, [join(ROOT, 'bin/dlc.js'), 'train', ...MODEL, '--limit', '160', '--epochs', '1000', '--no-early-stopping', '--checkpoint', path, ...(existsSync(path) ? ['--resume'] : [])], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const run = longRun(path, existsSync(path) ? ['--resume'] : []);
       // wait for two saved epochs in this run, then kill without warning
-      const started = Date.now();
-      while ((output.match(/^epoch \d+\/1000/gm)?.length ?? 0) < 2) {
-        if (Date.now() - started > 120_000) throw new Error(`dlc train did not save a checkpoint in time:\n${output}`);
-        if (child.exitCode !== null) throw new Error(`dlc train exited early:\n${output}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await run.twoEpochs();
       await new Promise((r) => setTimeout(r, delay));
-      child.kill('SIGKILL');
-      await exited;
+      run.child.kill('SIGKILL');
+      await run.exited;
       const saved = decodeSafetensors(readFileSync(path));
       // the epoch line prints just before its save, so at least the run's first epoch is saved, and nothing is lost
       const epoch = Number(saved.metadata['dlc.epoch']);
