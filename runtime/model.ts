@@ -195,10 +195,15 @@ export class Model<I extends string = string, O extends string = string, R exten
     return report;
   }
 
+  /** An error WebGPU reported as an event (a failed submit): every later call, and a read already waiting, fails with it. */
+  private throwIfWebGpuReported(): void {
+    if (this.uncaptured !== undefined) throw new DlcRuntimeError('validation', `internal error: WebGPU reported: ${this.uncaptured}`);
+  }
+
   private check(): void {
     if (this.disposed) throw new DlcRuntimeError('disposed', `the model ${this.program.model} was disposed`);
     if (this.lostReason !== undefined) throw lostError(this.lostReason);
-    if (this.uncaptured !== undefined) throw new DlcRuntimeError('validation', `internal error: WebGPU reported: ${this.uncaptured}`);
+    this.throwIfWebGpuReported();
   }
 
   /** Names of the values `trainStep` and `evaluate` report. */
@@ -305,7 +310,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     }
     if (this.disposed) throw disposed();
     // WebGPU reports a failed submit as an event, not through the read: the value read may be stale
-    if (this.uncaptured !== undefined) throw new DlcRuntimeError('validation', `internal error: WebGPU reported: ${this.uncaptured}`);
+    this.throwIfWebGpuReported();
     return value;
   }
 

@@ -1,11 +1,12 @@
 // What dlc train keeps on disk: the checkpoint with its numbered copies, the best weights by a monitor, early stopping's best for restore_best, and what a run resumes from.
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
 import type { LoadReport, Model } from '../../runtime/model.ts';
 import { WeightsError } from '../../runtime/errors.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
+import { writeRefusal } from './file-errors.ts';
 
 /** Where and when training state is written, as the train block's `checkpoint` and `early_stopping` say. */
 export interface CheckpointPlan {
@@ -27,7 +28,7 @@ const sibling = (path: string, suffix: string) => path.replace(/(\.safetensors)?
 export function checkpointPlan(
   path: string,
   options: { readonly every?: number; readonly keep?: number; readonly monitor?: string; readonly mode?: 'min' | 'max' },
-  earlyStopping: (EarlyStopping & { readonly restoreBest: boolean }) | undefined,
+  earlyStopping: EarlyStopping | undefined,
 ): CheckpointPlan {
   const best = options.monitor === undefined ? undefined : { monitor: options.monitor, mode: options.mode ?? defaultMode(options.monitor), path: sibling(path, '.best.safetensors') };
   let restore: CheckpointPlan['restore'];
@@ -63,11 +64,8 @@ export function prepareCheckpointFolder(plan: CheckpointPlan): string[] {
   const dir = dirname(plan.path);
   try {
     mkdirSync(dir, { recursive: true });
-    if (!statSync(dir).isDirectory()) throw new Error('it is not a folder');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'EEXIST' || err.code === 'ENOTDIR' ? 'a part of the path is a file, not a folder' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.message;
-    throw new Error(`cannot write the checkpoint ${plan.path}: ${why}`);
+    throw new Error(`cannot write the checkpoint ${plan.path}: ${writeRefusal(e)}`);
   }
   const earlier = [plan.path, plan.best?.path, plan.restore?.path, ...numberedCopies(plan.path)].filter((p): p is string => p !== undefined && existsSync(p));
   const moved: string[] = [];

@@ -31,6 +31,7 @@ import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
 import { entryKey, lookup, store } from './compile-cache.ts';
 import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
+import { isFileSystemError, writeRefusal } from './file-errors.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
 const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file, text:file (the block's options carry over, but not a CSV's delimiter or header)";
@@ -400,19 +401,17 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
   const reports = flags ? programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags)) : [];
   const dir = options.out ?? '.';
   // a file system's refusal (not a bug in dlc): one line, exit 1
-  const unwritable = (e: unknown) => {
-    const err = e as NodeJS.ErrnoException;
-    const why: Record<string, string> = { EEXIST: 'it is a file, not a folder', ENOTDIR: 'a part of the path is a file, not a folder', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the file system is read-only', ENOSPC: 'the disk is full' };
-    io.err(`error: cannot write to \`${dir}\`: ${why[err.code ?? ''] ?? err.message}`);
+  const unwritable = (why: string) => {
+    io.err(`error: cannot write to \`${dir}\`: ${why}`);
     return EXIT_USER_ERROR;
   };
+  if (existsSync(dir) && !statSync(dir).isDirectory()) return unwritable('it is a file, not a folder');
   try {
-    if (existsSync(dir) && !statSync(dir).isDirectory()) return unwritable({ code: 'EEXIST' });
     mkdirSync(dir, { recursive: true });
     writeModules(dir, file, programs, reports, options, flags?.format, io);
   } catch (e) {
-    if (!(e as NodeJS.ErrnoException).code) throw e;
-    return unwritable(e);
+    if (!isFileSystemError(e)) throw e;
+    return unwritable(writeRefusal(e));
   }
   return EXIT_OK;
 }

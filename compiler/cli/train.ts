@@ -330,7 +330,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
       ...(typeof ckArgs?.monitor === 'string' ? { monitor: ckArgs.monitor } : {}),
       ...(ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? { mode: ckArgs.mode } : {}),
     },
-    earlyStopping && { ...earlyStopping, restoreBest: earlyStopping.restoreBest === true },
+    earlyStopping,
   );
   const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
   const evalEvery = num(setting(program, 'eval_every'), 'eval_every');
@@ -445,8 +445,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
           },
         },
       },
-    );
-    process.off('SIGINT', onInterrupt);
+    ).finally(() => process.off('SIGINT', onInterrupt));
     if (diverged) {
       const kept = existsSync(plan.path) ? `${plan.path} keeps the last good state` : 'no checkpoint was written';
       throw new TrainError(

@@ -5,7 +5,7 @@ import * as D from '../shapes/dim.ts';
 import type { Elaborator } from './elaborate.ts';
 import { describe, dimValue, Env, F16_UNSUPPORTED, POISON, type CtValue, type TensorV } from './values.ts';
 import { typeToString } from './builder.ts';
-import { BUILTIN_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
+import { BUILTIN_SIGNATURES, paramName, signatureText, type BuiltinSignature } from './builtin-signatures.ts';
 import { didYouMean } from '../diagnostics/diagnostic.ts';
 
 type Arg = { readonly value: CtValue; readonly span: A.Span; readonly nameSpan?: A.Span; readonly itemSpans?: readonly A.Span[] };
@@ -54,7 +54,7 @@ export function callBuiltin(
   indexItems?: readonly A.IndexItem[],
   env?: Env,
 ): CtValue {
-  checkArguments(el, name, positional, named);
+  checkArguments(el, name, BUILTIN_SIGNATURES[name], positional, named);
   const all = [...positional.map((a) => a.value), ...[...named.values()].map((a) => a.value)];
   // a poisoned argument, also inside a list (`concat([bad, y])`, `reshape(x, [bad.shape[0]])`), was reported already
   if (all.some(hasPoison)) return POISON;
@@ -377,9 +377,8 @@ export function callBuiltin(
   }
 }
 
-/** The call's arguments against the builtin's parameters: no unknown keyword, no extra positional value, none given twice. */
-function checkArguments(el: Elaborator, name: string, positional: readonly Arg[], named: ReadonlyMap<string, Arg>): void {
-  const signature = BUILTIN_SIGNATURES[name];
+/** A call's arguments against a builtin's or initializer's parameters: no unknown keyword, no extra positional value, none given twice. */
+export function checkArguments(el: Elaborator, name: string, signature: BuiltinSignature | undefined, positional: readonly Arg[], named: ReadonlyMap<string, Arg>): void {
   if (!signature) return; // internal helpers (indexing, scan slices)
   const names = signature.params.map(paramName);
   const usage = { help: `its parameters: ${signatureText(name)}` };

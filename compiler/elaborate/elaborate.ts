@@ -1,13 +1,13 @@
 // Elaboration: runs the compile-time part of a program (layers, loops, ifs, fns, scans) and emits one typed graph per model.
 import type * as A from '../../grammar/ast.ts';
 import { printExpr, printType } from '../../grammar/printer.ts';
-import { diagnostic, didYouMean, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
+import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
 import { INITIALIZER_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
 import type { DType, Graph, TensorType, Value } from '../ir/types.ts';
 import { DTYPES } from '../ir/types.ts';
 import * as D from '../shapes/dim.ts';
 import { DimUnifier } from '../shapes/unify.ts';
-import { callBuiltin, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
+import { callBuiltin, checkArguments, BUILTIN_NAMES, INITIALIZERS } from './builtins.ts';
 import { GraphBuilder, typeToString, type Operand } from './builder.ts';
 import { describe, dimValue, Env, F16_UNSUPPORTED, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 import { fileExports, STD_MODULES } from '../resolve/prelude.ts';
@@ -448,19 +448,13 @@ export class Elaborator {
 
   /** An initializer call's options by name: positional values in the signature's order, every name checked. */
   private initOptions(kind: string, positional: readonly ArgValue[], named: ReadonlyMap<string, ArgValue>, span: A.Span): Record<string, number> {
-    const names = (INITIALIZER_SIGNATURES[kind]?.params ?? []).map(paramName);
+    const signature = INITIALIZER_SIGNATURES[kind] ?? { params: [] };
+    checkArguments(this, kind, signature, positional, named);
+    const names = signature.params.map(paramName);
     const usage = { help: `its parameters: ${signatureText(kind)}` };
-    if (positional.length > names.length) this.fail('E0303', `\`${kind}\` takes ${names.length} argument${names.length === 1 ? '' : 's'}, but ${positional.length} were given`, positional[names.length].span, usage);
     const options: Record<string, number> = {};
     positional.forEach((a, i) => (options[names[i]] = this.ctNumber(a.value, a.span)));
-    for (const [key, a] of named) {
-      if (!names.includes(key)) {
-        const hint = didYouMean(key, names);
-        this.fail('E0303', `\`${kind}\` has no parameter \`${key}\``, a.nameSpan ?? a.span, { help: hint ? `${hint} ${usage.help}` : usage.help });
-      }
-      if (key in options) this.fail('E0303', `the argument \`${key}\` of \`${kind}\` is given twice, by position and by name`, a.nameSpan ?? a.span, usage);
-      options[key] = this.ctNumber(a.value, a.span);
-    }
+    for (const [key, a] of named) options[key] = this.ctNumber(a.value, a.span);
     if (kind === 'constant' && !('value' in options)) this.fail('E0303', '`constant` needs the argument `value`', span, usage);
     if (kind === 'normal' && (options.std ?? 1) < 0) this.fail('E0303', `\`normal\` needs std >= 0, not ${options.std}`, named.get('std')?.span ?? positional[1]?.span ?? span, usage);
     if (kind === 'uniform' && (options.low ?? 0) > (options.high ?? 1)) this.fail('E0303', `\`uniform\` needs low <= high, not ${options.low ?? 0} > ${options.high ?? 1}`, span, usage);

@@ -217,13 +217,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'Promise<Profile>',
         'this.model.profile(batch, options)',
       ),
-      {
-        name: 'reset',
-        docs: ['Every parameter and state buffer back to its initial value for `seed`, and the step count to 0.'],
-        parameters: [{ name: 'seed', type: 'number' }],
-        returnType: 'void',
-        statements: ['this.model.reset(seed);'],
-      },
+      delegate('reset', 'Every parameter and state buffer back to its initial value for `seed`, and the step count to 0.', [{ name: 'seed', type: 'number' }], 'void', 'this.model.reset(seed)'),
       {
         name: 'dispose',
         docs: ['Free every GPU buffer; the object cannot be used afterwards.'],
