@@ -4,7 +4,7 @@ import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnost
 import '../ops/index.ts';
 import { getOp, inferOp } from '../ops/registry.ts';
 import type { Attrs, DType, Graph, InitSpec, InputInfo, Node, ParamInfo, StateInfo, TensorType, Value } from '../ir/types.ts';
-import { shapeToString } from '../shapes/dim.ts';
+import { type Dim, shapeToString } from '../shapes/dim.ts';
 import { POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 import type { LayerCall, SizeConstraint } from '../ir/types.ts';
 
@@ -160,7 +160,8 @@ export class GraphBuilder {
     return path.includes('\u0000') || path.includes('#') ? path.slice(path.lastIndexOf('.') + 1) : path;
   }
 
-  constant(value: number, dtype: DType, span: Span): TensorV {
+  constant(value: number | Dim, dtype: DType, span: Span): TensorV {
+    // a symbolic size (B) is a uniform word when the graph runs
     const [t] = this.emit('full', [], { shape: [], value, dtype }, span);
     return t as TensorV;
   }

@@ -344,9 +344,13 @@ export function callBuiltin(
       return { kind: 'list', items: Array.from({ length: Math.max(0, hi - lo) }, (_, i) => ({ kind: 'int', value: lo + i }) as CtValue) };
     }
     case 'int':
-      return { kind: 'int', value: Math.trunc(el.ctNumber(need(0, 'x').value, need(0, 'x').span)) };
-    case 'float':
-      return { kind: 'float', value: el.ctNumber(need(0, 'x').value, need(0, 'x').span) };
+    case 'float': {
+      const x = need(0, 'x');
+      // a symbolic size (B, T) is known when the graph runs: a scalar tensor, e.g. `sum(x) / float(B)`
+      if (x.value.kind === 'dim') return el.builder.constant(x.value.value, name === 'int' ? 'i32' : 'f32', span);
+      const v = el.ctNumber(x.value, x.span);
+      return name === 'int' ? { kind: 'int', value: Math.trunc(v) } : { kind: 'float', value: v };
+    }
     case 'zip': {
       const lists = positional.map((a) => el.iterate(a.value, a.span));
       const n = Math.min(...lists.map((l) => l.length));

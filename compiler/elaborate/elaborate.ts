@@ -589,6 +589,12 @@ export class Elaborator {
       return this.dimBinary(op, l.value as D.Dim, r.value as D.Dim, e);
     }
     if (isNumber(l) && isNumber(r)) return this.numberBinary(op, l, r, e);
+    // a float with a symbolic size (`1.0 / B`): the size as an f32 scalar, known when the graph runs
+    const prim = TENSOR_BINARY[op];
+    if (prim && ((l.kind === 'float' && r.kind === 'dim') || (l.kind === 'dim' && r.kind === 'float'))) {
+      const f32 = (v: CtValue, span: A.Span): CtValue => (v.kind === 'dim' ? this.builder.constant(v.value, 'f32', span) : v);
+      return this.tensorBinary(prim, f32(l, e.left.span), f32(r, e.right.span), e);
+    }
     if ((op === '==' || op === '!=') && l.kind === r.kind && (l.kind === 'string' || l.kind === 'bool')) {
       const eq = l.value === (r as typeof l).value;
       return { kind: 'bool', value: op === '==' ? eq : !eq };
@@ -682,7 +688,8 @@ export class Elaborator {
       const dtype: DType = like && !(v.kind === 'float' && !isFloatType(like)) ? like.value.type.dtype : v.kind === 'float' ? 'f32' : v.kind === 'bool' ? 'bool' : 'i32';
       return this.builder.constant(v.kind === 'bool' ? Number(v.value) : v.value, dtype, span);
     }
-    if (v.kind === 'dim' && D.isConcrete(v.value)) return this.builder.constant(v.value, like?.value.type.dtype ?? 'i32', span);
+    // a size in arithmetic (`sum(x) / B`): the size, known when the graph runs, as a scalar of the other operand's dtype
+    if (v.kind === 'dim') return this.builder.constant(v.value, like && like.value.type.dtype !== 'bool' ? like.value.type.dtype : 'i32', span);
     return this.fail('E0307', `expected a tensor or a number, found ${describe(v)}`, span);
   }
 

@@ -1,0 +1,76 @@
+// Symbolic sizes used as numbers (`sum(x) / B`, `float(T)`, `1.0 / B`): scalars bound when the graph runs, in the interpreter and on WebGPU.
+import { describe, expect, it } from 'vitest';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor } from '../compiler/interpret/tensor.ts';
+import { Model } from '../runtime/model.ts';
+import { getDevice } from './gpu-helpers.ts';
+
+const SOURCE = `model Sizes {
+  input x: f32[B, T]
+  output total = sum(x) / B
+  output inv = 1.0 / B
+  output half = B * 0.5
+  output per_step = x / float(T)
+  output count = int(B) * T
+  output centred = x - sum(x, axis: 1, keepdims: true) / T
+}
+`;
+
+/** What each output should be for x of shape [b, t] (row-major). */
+function expected(x: number[], b: number, t: number): Record<string, number[]> {
+  const total = x.reduce((a, v) => a + v, 0);
+  const rowMean = (r: number) => x.slice(r * t, (r + 1) * t).reduce((a, v) => a + v, 0) / t;
+  return {
+    total: [total / b],
+    inv: [1 / b],
+    half: [b * 0.5],
+    per_step: x.map((v) => v / t),
+    count: [b * t],
+    centred: x.map((v, i) => v - rowMean(Math.floor(i / t))),
+  };
+}
+
+describe('sizes as numbers', () => {
+  it('type-check: a size with a tensor takes its dtype; float(B) is f32 and int(B) i32, scalars', () => {
+    const r = checkSource(SOURCE, 'sizes.dl');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([]);
+    const g = r.graphs.get('Sizes')!;
+    const types = Object.fromEntries([...g.outputs].map(([name, v]) => [name, `${v.type.dtype}[${v.type.shape.length}]`]));
+    expect(types).toEqual({ total: 'f32[0]', inv: 'f32[0]', half: 'f32[0]', per_step: 'f32[2]', count: 'i32[0]', centred: 'f32[2]' });
+  });
+
+  it('the interpreter binds them from the fed shapes', () => {
+    const g = checkSource(SOURCE, 'sizes.dl').graphs.get('Sizes')!;
+    for (const [b, t] of [[2, 3], [5, 1]]) {
+      const x = Array.from({ length: b * t }, (_, i) => (i * 7) % 5 - 1.5);
+      const out = interpretGraph(g, { inputs: new Map([['x', tensor('f32', [b, t], x)]]), params: new Map(), state: new Map() }, { sizes: new Map([['B', b], ['T', t]]) });
+      for (const [name, want] of Object.entries(expected(x, b, t))) {
+        expect(Array.from(out.outputs.get(name)!.data), name).toEqual(want.map((v) => expect.closeTo(v, 12)));
+      }
+    }
+  });
+
+  it('on WebGPU one compiled model reads the batch size of each call', { timeout: 60_000 }, async () => {
+    const r = compileSource(SOURCE, 'sizes.dl');
+    expect(r.diagnostics).toEqual([]);
+    const model = await Model.create(r.programs[0], { device: await getDevice() });
+    try {
+      for (const [b, t] of [[2, 3], [4, 3]]) {
+        const x = Array.from({ length: b * t }, (_, i) => (i * 7) % 5 - 1.5);
+        const got = await model.predict({ x }, { sizes: { T: t } });
+        for (const [name, want] of Object.entries(expected(x, b, t))) {
+          expect(Array.from(got[name as keyof typeof got] as ArrayLike<number>), `${name} at B = ${b}`).toEqual(want.map((v) => expect.closeTo(v, 5)));
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('a size still cannot stand where a compile-time number is needed', () => {
+    const r = checkSource('model M {\n  input x: f32[B, 4]\n  output y = zeros([2]) + full([2], float(B))\n}\n', 'm.dl');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(['E0305 expected a number, found a tensor']);
+  });
+});
