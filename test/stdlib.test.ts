@@ -49,9 +49,10 @@ const prod = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 // Compiling and running .dl source.
 
 const USES = [
-  'use std.nn.{Dense, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm, LayerNorm, Embedding, RNNCell, RNN, LSTMCell, LSTM, GRUCell, GRU, MultiHeadAttention, TransformerBlock, Residual, Sequential, dropout}',
+  'use std.nn.{Dense, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm, LayerNorm, RMSNorm, GroupNorm, Upsample, Embedding, RNNCell, RNN, LSTMCell, LSTM, GRUCell, GRU, MultiHeadAttention, TransformerBlock, Residual, Sequential, dropout}',
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
-  'use std.loss.{mse, l1, cross_entropy, binary_cross_entropy, nll}',
+  'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll}',
+  'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
   'use std.metrics.{accuracy, precision, recall, f1}',
 ].join('\n');
 
@@ -411,11 +412,13 @@ const TESTED = [
   // std.nn
   'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
-  'Residual', 'Sequential', 'dropout',
+  'Residual', 'Sequential', 'dropout', 'RMSNorm', 'GroupNorm', 'Upsample',
+  // std.math
+  'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu',
   // std.act
   'relu', 'leaky_relu', 'gelu', 'silu', 'elu', 'softplus', 'logsumexp', 'softmax', 'log_softmax',
   // std.loss
-  'mse', 'l1', 'cross_entropy', 'binary_cross_entropy', 'nll',
+  'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll',
   // std.metrics
   'accuracy', 'precision', 'recall', 'f1',
 ];
@@ -712,6 +715,109 @@ describe('LayerNorm', () => {
     const x = uniform(r, 3 * 5, -0.1, 0.1);
     const m = model('model T {\n input x: f32[B, 5]\n layer ln = LayerNorm(5, eps: 0.5)\n output y = ln(x)\n}', { x: f32([3, 5], x) }, r);
     expectClose(m.out('y'), [3, 5], layerNormRef(x, 5, m.p['ln.gamma'], m.p['ln.beta'], 0.5));
+  });
+});
+
+describe('RMSNorm', () => {
+  it('divides by the root mean square of the last axis, then scales', () => {
+    const r = prng('RMSNorm');
+    const x = uniform(r, 2 * 3 * 4, -2, 2);
+    const m = model('model T {\n input x: f32[B, T, 4]\n layer n = RMSNorm(4, eps: 0.01)\n output y = n(x)\n}', { x: f32([2, 3, 4], x) }, r);
+    expect(m.graph.params.map((q) => q.path)).toEqual(['n.gamma']);
+    const g = m.p['n.gamma'];
+    const want = x.map((v, i) => {
+      const row = x.slice(i - (i % 4), i - (i % 4) + 4);
+      return (v / Math.sqrt(row.reduce((a, u) => a + u * u, 0) / 4 + 0.01)) * g[i % 4];
+    });
+    expectClose(m.out('y'), [2, 3, 4], want);
+  });
+});
+
+describe('GroupNorm', () => {
+  it('normalises each group of channels over the channels and positions, then scales and shifts per channel', () => {
+    const r = prng('GroupNorm');
+    const [b, c, hw] = [2, 6, 4];
+    const x = uniform(r, b * c * hw).map((v) => 3 * v + 50); // a large mean: two passes
+    const m = model('model T {\n input x: f32[B, 6, 2, 2]\n layer n = GroupNorm(3, 6)\n output y = n(x)\n}', { x: f32([b, c, 2, 2], x) }, r);
+    expect(m.graph.params.map((q) => q.path)).toEqual(['n.gamma', 'n.beta']);
+    const [g, be] = [m.p['n.gamma'], m.p['n.beta']];
+    const want = new Array<number>(x.length);
+    const per = (c / 3) * hw;
+    for (let s = 0; s < b; s++) {
+      for (let grp = 0; grp < 3; grp++) {
+        const at = s * c * hw + grp * per;
+        const vals = x.slice(at, at + per);
+        const mu = vals.reduce((a, v) => a + v, 0) / per;
+        const v2 = vals.reduce((a, v) => a + (v - mu) ** 2, 0) / per;
+        for (let k = 0; k < per; k++) {
+          const ch = grp * (c / 3) + Math.floor(k / hw);
+          want[at + k] = ((vals[k] - mu) / Math.sqrt(v2 + 1e-5)) * g[ch] + be[ch];
+        }
+      }
+    }
+    expectClose(m.out('y'), [b, c, 2, 2], want, 1e-8);
+  });
+
+  it('rank 2 ([B, n]) and one group per channel', () => {
+    const r = prng('GroupNorm/rank2');
+    const x = uniform(r, 3 * 4);
+    const m = model('model T {\n input x: f32[B, 4]\n layer n = GroupNorm(2, 4)\n output y = n(x)\n}', { x: f32([3, 4], x) }, r);
+    const [g, be] = [m.p['n.gamma'], m.p['n.beta']];
+    const want = x.map((v, i) => {
+      const at = i - (i % 2);
+      const mu = (x[at] + x[at + 1]) / 2;
+      const v2 = ((x[at] - mu) ** 2 + (x[at + 1] - mu) ** 2) / 2;
+      return ((v - mu) / Math.sqrt(v2 + 1e-5)) * g[i % 4] + be[i % 4];
+    });
+    expectClose(m.out('y'), [3, 4], want, 1e-8);
+  });
+});
+
+describe('Upsample', () => {
+  it('repeats each pixel into a scale x scale block', () => {
+    const r = prng('Upsample');
+    const x = uniform(r, 2 * 2 * 2 * 3);
+    const m = model('model T {\n input x: f32[B, C, H, W]\n layer u = Upsample(3)\n output y = u(x)\n}', { x: f32([2, 2, 2, 3], x) }, r);
+    const want: number[] = [];
+    for (let bc = 0; bc < 4; bc++) for (let i = 0; i < 6; i++) for (let j = 0; j < 9; j++) want.push(x[bc * 6 + Math.floor(i / 3) * 3 + Math.floor(j / 3)]);
+    expectClose(m.out('y'), [2, 2, 6, 9], want, 0);
+  });
+});
+
+describe('std.math', () => {
+  const x = uniform(prng('std.math'), 3 * 4, -2, 2).map((v) => v + 10);
+  const col = (j: number) => [0, 1, 2].map((i) => x[i * 4 + j]);
+  const row = (i: number) => x.slice(i * 4, i * 4 + 4);
+  const variance = (v: number[], c: number) => {
+    const mu = v.reduce((a, u) => a + u, 0) / v.length;
+    return v.reduce((a, u) => a + (u - mu) ** 2, 0) / (v.length - c);
+  };
+
+  it('var and std: along one axis, unbiased by default (torch), biased with correction: 0, keepdims', () => {
+    const m = model('model T {\n input x: f32[B, 4]\n output a = var(x, axis: 0)\n output b = var(x, axis: -1, correction: 0, keepdims: true)\n output c = std(x, axis: 1)\n}', { x: f32([3, 4], x) }, prng('var'));
+    expectClose(m.out('a'), [4], [0, 1, 2, 3].map((j) => variance(col(j), 1)));
+    expectClose(m.out('b'), [3, 1], [0, 1, 2].map((i) => variance(row(i), 0)));
+    expectClose(m.out('c'), [3], [0, 1, 2].map((i) => Math.sqrt(variance(row(i), 1))));
+  });
+
+  it('normalize and cosine_similarity', () => {
+    const y = x.map((v, i) => (i % 3 === 0 ? -v : 0.5 * v + i));
+    const m = model('model T {\n input x: f32[B, 4]\n input y: f32[B, 4]\n output n = normalize(x)\n output c = cosine_similarity(x, y)\n output z = normalize(x * 0.0)\n}', { x: f32([3, 4], x), y: f32([3, 4], y) }, prng('normalize'));
+    const norm = (v: number[]) => Math.sqrt(v.reduce((a, u) => a + u * u, 0));
+    expectClose(m.out('n'), [3, 4], x.map((v, i) => v / norm(row(Math.floor(i / 4)))));
+    expectClose(m.out('c'), [3], [0, 1, 2].map((i) => {
+      const yr = y.slice(i * 4, i * 4 + 4);
+      return row(i).reduce((a, u, k) => a + u * yr[k], 0) / (norm(row(i)) * norm(yr));
+    }));
+    expectClose(m.out('z'), [3, 4], new Array<number>(12).fill(0), 0); // a zero vector stays zero (eps), not NaN
+  });
+
+  it('tril and triu keep a triangle of the last two axes, shifted by k', () => {
+    const m = model('model T {\n input x: f32[B, 4]\n output l = tril(x[None, :, :])\n output u = triu(x, k: 1)\n output d = tril(x, k: -1)\n}', { x: f32([3, 4], x) }, prng('tril'));
+    const keep = (f: (i: number, j: number) => boolean) => x.map((v, n) => (f(Math.floor(n / 4), n % 4) ? v : 0));
+    expectClose(m.out('l'), [1, 3, 4], keep((i, j) => j <= i), 0);
+    expectClose(m.out('u'), [3, 4], keep((i, j) => j >= i + 1), 0);
+    expectClose(m.out('d'), [3, 4], keep((i, j) => j <= i - 1), 0);
   });
 });
 
@@ -1069,6 +1175,22 @@ function crossEntropyRef(rows: readonly number[][], labels: readonly number[], e
   });
   return total / rows.length;
 }
+
+describe('huber', () => {
+  it('quadratic within delta, linear beyond, averaged', () => {
+    const r = prng('huber');
+    const p = uniform(r, 2 * 5, -3, 3);
+    const t = uniform(r, 2 * 5, -3, 3);
+    const m = model('model T {\n input p: f32[B, 5]\n input t: f32[B, 5]\n output y = huber(p, t, delta: 1.5)\n output z = huber(p, t)\n}', { p: f32([2, 5], p), t: f32([2, 5], t) }, r);
+    const ref = (delta: number) => p.reduce((a, v, i) => {
+      const d = Math.abs(v - t[i]);
+      return a + (d <= delta ? 0.5 * d * d : delta * (d - 0.5 * delta));
+    }, 0) / p.length;
+    expect(p.some((v, i) => Math.abs(v - t[i]) > 1.5) && p.some((v, i) => Math.abs(v - t[i]) < 1)).toBe(true);
+    expectScalar(m.out('y'), ref(1.5));
+    expectScalar(m.out('z'), ref(1));
+  });
+});
 
 describe('cross_entropy', () => {
   it('against -sum q log softmax, with and without label smoothing', () => {

@@ -111,7 +111,7 @@ sublayer, loss and metric name must be unique where it is declared; reassign an 
     severity: 'error',
     title: 'unknown import',
     explanation: `A 'use' names a module or an item that does not exist. The standard library is 'std' with the modules
-std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.init and std.optim; local files are imported by a relative path in quotes.
+std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.math, std.init and std.optim; local files are imported by a relative path in quotes.
 
     use std.nn.{Dense, Conv2D}    // error: no 'Conv2D' in std.nn; did you mean 'Conv2d'?`,
   },

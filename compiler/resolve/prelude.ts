@@ -7,11 +7,12 @@ export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
     'dropout',
     'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
-    'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
+    'RMSNorm', 'GroupNorm', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
   'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'logsumexp', 'softplus', 'elu'],
-  'std.loss': ['mse', 'l1', 'cross_entropy', 'binary_cross_entropy', 'nll'],
+  'std.loss': ['mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll'],
+  'std.math': ['var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu'],
   'std.metrics': ['accuracy', 'precision', 'recall', 'f1'],
   'std.init': [
     'zeros', 'ones', 'constant', 'normal', 'uniform', 'glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal',
