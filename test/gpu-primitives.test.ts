@@ -53,6 +53,8 @@ function tolerance(node: Node, inputs: readonly Tensor[]): Tol {
     case 'fused_matmul': // the matmul's k terms plus the epilogue's few (bias, residual)
     case 'fused_matmul_columns':
       return { kind: 'sum', terms: inputs[0].shape[inputs[0].shape.length - 1] + 2 };
+    case 'cumsum': // at most the axis's length of terms per element, added in order
+      return { kind: 'sum', terms: inputs[0].shape.at(a.axis as number)! };
     case 'reduce_sum': {
       const out = numel(inputs[0].shape) / Math.max(1, numel(reducedCount(inputs[0].shape, a.axes as number[])));
       return { kind: 'sum', terms: out };
@@ -360,6 +362,13 @@ const CASES: Record<string, Case[]> = {
     c(['i32[3, 4, 2]'], { axes: [0, 2], keepdims: true }),
     c(['u32[5, 3]'], { axes: [0] }),
     c(['f32[2, 3, 2, 2]'], { axes: [1, 3] }),
+  ],
+  cumsum: [
+    c([g('f32[B, 5]', withSpecials)], { axis: 1 }),
+    c(['f32[B, 3, 2]'], { axis: 1, reverse: true }, { batches: [2, 5] }),
+    c(['i32[4, 70]'], { axis: 0 }),
+    c(['u32[3, 40]'], { axis: -1, reverse: true }),
+    c(['f32[70, B]'], { axis: 0 }, { batches: [1, 3] }),
   ],
   argmax: [c(['f32[B, 5]'], { axis: 1 }), c(['i32[4, 3]'], { axis: 0 }), c(['u32[2, 3, 4]'], { axis: -1 }), c(['f32[70, B]'], { axis: 1 }, { batches: [2, 90] })],
   reshape: [

@@ -357,6 +357,18 @@ describe('reductions', () => {
     exact(run1('argmax', [x], { axis: 1 }), [2], [1, 0]);
     exact(run1('argmax', [x], { axis: 0 }), [3], [1, 0, 1]);
   });
+  shapeTable('cumsum', [
+    { in: ['f32[B, 10]'], attrs: { axis: -1 }, out: ['f32[B, 10]'] },
+    { in: ['i32[B, T, 5]'], attrs: { axis: 1, reverse: true }, out: ['i32[B, T, 5]'] },
+    { in: ['f32[B, 10]'], attrs: { axis: 2 }, error: { message: 'cumsum axis 2 is out of range for f32[B, 10]' } },
+    { in: ['bool[4]'], attrs: { axis: 0 }, error: { message: 'cumsum needs a numeric tensor, found bool[4]' } },
+  ]);
+  interpTest('cumsum', 'cumsum sums each prefix along the axis, or each suffix when reversed; integers wrap', () => {
+    exact(run1('cumsum', [x], { axis: 1 }), [2, 3], [1, 6, 8, 7, 6, 13]);
+    exact(run1('cumsum', [x], { axis: 0 }), [2, 3], [1, 5, 2, 8, 4, 9]);
+    exact(run1('cumsum', [x], { axis: -1, reverse: true }), [2, 3], [8, 7, 2, 13, 6, 7]);
+    exact(run1('cumsum', [i32([3], [2147483647, 1, 1])], { axis: 0 }), [3], [2147483647, -2147483648, -2147483647]);
+  });
 });
 
 // =====================================================================================================

@@ -166,6 +166,11 @@ for (const [shape, axes, keepdims] of [
   }
 }
 
+// cumsum: forward and reversed, along the first, a middle and the last axis
+add({ op: 'cumsum', label: '[3, 4] axis -1', inputs: [f('x', 'f32[3, 4]')], attrs: { axis: -1 } });
+add({ op: 'cumsum', label: '[2, 3, 2] axis 1 reversed', inputs: [f('x', 'f32[2, 3, 2]')], attrs: { axis: 1, reverse: true } });
+add({ op: 'cumsum', label: '[B, 3] axis 0', inputs: [f('x', 'f32[B, 3]')], attrs: { axis: 0 }, sizes: { B: 4 } });
+
 // movement
 const B = sym('B');
 add({ op: 'reshape', label: '[2, 6] to [3, 4]', inputs: [f('x', 'f32[2, 6]')], attrs: { shape: [3, 4] } });

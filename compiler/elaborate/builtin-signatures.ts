@@ -25,6 +25,7 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   min: REDUCTION,
   mean: REDUCTION,
   argmax: { params: ['x', 'axis = -1'] },
+  cumsum: { params: ['x', 'axis = -1', 'reverse = false'] },
   matmul: { params: ['a', 'b'] },
   reshape: { params: ['x', 'shape'] },
   transpose: { params: ['x', 'perm = the last two axes swapped'] },

@@ -41,7 +41,7 @@ export const BUILTIN_NAMES: readonly string[] = [
   'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
   'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
   'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'range', 'int', 'float', 'zip', 'enumerate',
-  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical',
+  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum',
 ];
 
 /** Calls builtin `name`; `indexItems` and `env` are only for tensor indexing (`x[:, 0]`). */
@@ -237,6 +237,13 @@ export function callBuiltin(
       const x = tensor(0, 'x');
       const axis = intArg(1, 'axis', -1);
       return emit('argmax', [x], { axis: axisIn(axis, x.tensor, axisSpan(1)) });
+    }
+    case 'cumsum': {
+      const x = tensor(0, 'x');
+      const axis = intArg(1, 'axis', -1);
+      const r = arg(2, 'reverse');
+      if (r && r.value.kind !== 'bool') return el.fail('E0305', `\`reverse\` must be true or false, found ${describe(r.value)}`, r.span);
+      return emit('cumsum', [x], { axis: axisIn(axis, x.tensor, axisSpan(1)), reverse: r?.value.kind === 'bool' && r.value.value });
     }
     case 'matmul':
       return emit('matmul', [tensor(0, 'a'), tensor(1, 'b')]);

@@ -3,6 +3,7 @@ import './elementwise.ts';
 import './matmul.ts';
 import './reduce.ts';
 import './sum-squares.ts';
+import './cumsum.ts';
 import './movement.ts';
 import './gather.ts';
 import './conv.ts';
