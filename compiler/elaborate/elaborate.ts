@@ -579,6 +579,11 @@ export class Elaborator {
       if (b - a > MAX_RANGE) this.fail('E0309', `the range ${a}..${b} has ${(b - a).toLocaleString('en-US')} items, more than the ${MAX_RANGE.toLocaleString('en-US')} a compile-time range may have`, e.span);
       return { kind: 'list', items: Array.from({ length: Math.max(0, b - a) }, (_, i) => ({ kind: 'int', value: a + i }) as CtValue) };
     }
+    // `x == None` asks whether an optional argument was given (a tensor is never None)
+    if ((op === '==' || op === '!=') && (l.kind === 'none' || r.kind === 'none')) {
+      const eq = l.kind === r.kind;
+      return { kind: 'bool', value: op === '==' ? eq : !eq };
+    }
     if (l.kind === 'tensor' || r.kind === 'tensor') {
       const prim = TENSOR_BINARY[op];
       if (!prim) return this.fail('E0307', `\`${op}\` does not apply to tensors`, e.span);
@@ -690,7 +695,8 @@ export class Elaborator {
     }
     // a size in arithmetic (`sum(x) / B`): the size, known when the graph runs, as a scalar of the other operand's dtype
     if (v.kind === 'dim') return this.builder.constant(v.value, like && like.value.type.dtype !== 'bool' ? like.value.type.dtype : 'i32', span);
-    return this.fail('E0307', `expected a tensor or a number, found ${describe(v)}`, span);
+    const help = v.kind === 'none' ? { help: 'an optional tensor argument that was not given is None: test `mask != None` before using it' } : {};
+    return this.fail('E0307', `expected a tensor or a number, found ${describe(v)}`, span, help);
   }
 
   emit1(op: string, operands: readonly Operand[], attrs: Record<string, unknown>, span: A.Span): CtValue {
@@ -835,7 +841,9 @@ export class Elaborator {
         if (given) value = given.value;
         else if (p.default) value = this.expr(p.default, env);
         else return this.fail('E0303', `\`${c.name}\` needs the argument \`${p.name.text}\``, span);
-        if (tensorParams.includes(p)) this.matchTensorArg(p, value, given?.span ?? span, unifier, env, c.name);
+        // an optional tensor (`mask: f32[B, T] = None`) may be None: the body tests `mask == None`
+        if (tensorParams.includes(p) && value.kind === 'none' && p.default?.kind === 'None') env.define(p.name.text, value);
+        else if (tensorParams.includes(p)) this.matchTensorArg(p, value, given?.span ?? span, unifier, env, c.name);
         else if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? p.default?.span ?? span);
         env.define(p.name.text, value);
       }

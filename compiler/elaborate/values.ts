@@ -141,6 +141,8 @@ export function describe(v: CtValue): string {
       return `the module ${v.name}`;
     case 'dim':
       return 'a size';
+    case 'none':
+      return 'None';
     default:
       return `${v.kind === 'int' ? 'an' : 'a'} ${v.kind}`;
   }
