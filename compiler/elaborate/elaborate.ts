@@ -1195,6 +1195,11 @@ export class Elaborator {
     }
     if (length === 0) this.fail('E0305', `scan over axis ${axis} of ${typeToString(source.value.type)}, which has no steps: it would yield nothing`, e.source.span);
     for (const c of e.carry) env.define(c.name.text, this.expr(c.init, env));
+    // a carry keeps its type from step to step (as lax.scan's does): the first step that changes it is the error
+    const carryTypes = e.carry.map((c) => {
+      const v = env.lookup(c.name.text);
+      return v?.kind === 'tensor' ? v.value.type : undefined;
+    });
     const savedYields = this.yields;
     const steps: CtValue[][] = [];
     try {
@@ -1206,6 +1211,15 @@ export class Elaborator {
         inner.define(e.variable.text, slice);
         this.statements(e.body, inner, { layerPath: '', layer: null });
         if (this.yields.length !== 1) this.fail('E0305', `a scan body must yield exactly once per step, it yielded ${this.yields.length} times`, e.span);
+        e.carry.forEach((c, k) => {
+          const was = carryTypes[k];
+          const now = env.lookup(c.name.text);
+          if (!was || now?.kind !== 'tensor' || typeToString(now.value.type) === typeToString(was)) return;
+          this.fail('E0302', `the carry \`${c.name.text}\` starts as ${typeToString(was)}, but the scan body makes it ${typeToString(now.value.type)}`, c.span, {
+            label: `starts as ${typeToString(was)}`,
+            help: 'a carry keeps one type from step to step: start it with the shape the body gives it',
+          });
+        });
         steps[t] = this.yields[0];
       }
     } finally {
