@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { compileTraining, type CompiledTraining } from '../compiler/frontend/train.ts';
+import { predictGraph } from '../compiler/codegen/program.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { initialize } from '../compiler/interpret/init.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
@@ -104,9 +105,10 @@ const VALUE_TOL = { atol: 1e-5, rtol: 1e-4 };
 // Weights after one step: old value (rounded to f32) plus an optimizer update computed in f32.
 const STEP_TOL = { atol: 1e-5, rtol: 1e-4 };
 // State after one step (running statistics, optimizer moments, counters, the RNG key): 1e-4 relative
-// to each element and to the largest element of its buffer, with a 1e-8 floor: the rounding noise of an
-// f32 gradient that is exactly zero in float64 (a bias right before BatchNorm).
-const STATE_TOL = { atol: 1e-8, rtol: 1e-4 };
+// to each element and to the largest element of its buffer, with a 5e-8 floor: the rounding noise of an
+// f32 gradient that is exactly zero in float64 (a bias right before BatchNorm: the GAN generator's first
+// moment reaches 1.4e-8 with some noise draws, a gradient of 1.4e-7 from sums of terms near 1).
+const STATE_TOL = { atol: 5e-8, rtol: 1e-4 };
 
 // Both kernel variants: the GPU kernels, and the CPU variants that `kernels: 'auto'` picks on software
 // adapters such as lavapipe (the training runs below use 'auto').
@@ -144,7 +146,7 @@ describe.each(['gpu', 'cpu'] as const)('every example on WebGPU agrees with the 
       const params = new Map(ref.params);
       const state = new Map(ref.state);
       const run = (g: Graph) => {
-        const r = interpretGraph(g, { inputs: new Map([...inputs].filter(([k]) => g.inputs.some((i) => i.name === k))), params, state });
+        const r = interpretGraph(g, { inputs: new Map([...inputs].filter(([k]) => g.inputs.some((i) => i.name === k))), params, state }, { sizes: new Map(Object.entries(c.sizes)) });
         for (const [k, v] of r.state) state.set(k, v);
         return r;
       };
@@ -156,8 +158,8 @@ describe.each(['gpu', 'cpu'] as const)('every example on WebGPU agrees with the 
 
       // 3. predict: every declared output (the evaluation graph computes the same outputs)
       const predicted = await model.predict(batch);
-      // (run again only when evaluating moved some state, e.g. an RNG key, as the GPU's evaluate did too)
-      const refPredict = refEval.state.size > 0 ? run(training.evaluation) : refEval;
+      // the predict graph as lowered: it advances the RNG key when it draws random numbers, as the GPU's does
+      const refPredict = run(predictGraph(training.evaluation));
       for (const [name, t] of refPredict.outputs) check(`predict ${name}`, predicted[name as keyof typeof predicted], t.data, VALUE_TOL);
 
       // 4. one training step: every step of the train block in order, each seeing the one before

@@ -482,3 +482,27 @@ describe('once kernels (results that depend on the sizes alone)', () => {
     }
   });
 });
+
+describe('random numbers in predict', () => {
+  it('each predict call draws afresh: categorical samples follow the probabilities, noise differs call to call', { timeout: 60_000 }, async () => {
+    const src = 'model Sampler {\n  input logits: f32[B, 2]\n  output action = categorical(logits)\n  output noise = random_normal([B, 3])\n}\n';
+    const r = compileSource(src, 'sampler.dl');
+    const model = await Model.create(r.programs[0], { device: await getDevice(), seed: 1 });
+    try {
+      const n = 300;
+      let ones = 0;
+      const noises = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const out = await model.predict({ logits: [0, 0.5] });
+        ones += out.action[0];
+        noises.add(Array.from(out.noise).join(','));
+      }
+      const p = 1 / (1 + Math.exp(-0.5)); // 0.62
+      // 300 draws: the standard deviation of the fraction is 0.028; 0.12 is over 4 of them
+      expect(Math.abs(ones / n - p)).toBeLessThan(0.12);
+      expect(noises.size).toBe(n);
+    } finally {
+      model.dispose();
+    }
+  });
+});

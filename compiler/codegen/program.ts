@@ -8,6 +8,7 @@
 // dispatch); then memory.ts lets temporaries share buffers. New
 // parameter and state values are copied over the old ones after the step's last dispatch, so every
 // dispatch of a step sees the values from the start of the step.
+import { GraphEditor } from '../ir/editor.ts';
 import { markOnceKernels } from './once.ts';
 import type { Span } from '../../grammar/ast.ts';
 import type {
@@ -76,7 +77,14 @@ export function predictGraph(evaluation: Graph): Graph {
   const used = new Set<number>();
   for (const n of pruned.nodes) for (const v of n.inputs) used.add(v.id);
   for (const v of pruned.outputs.values()) used.add(v.id);
-  return { ...pruned, name: `${evaluation.name}.predict`, inputs: pruned.inputs.filter((i) => used.has(i.value.id)) };
+  const graph = { ...pruned, name: `${evaluation.name}.predict`, inputs: pruned.inputs.filter((i) => used.has(i.value.id)) };
+  // random ops in predict (categorical, random_normal: a policy's actions, a generator's samples) draw
+  // fresh values on every call: the key advances by one per call, as a training step's does
+  const key = graph.state.find((s) => s.path === 'rng.key');
+  if (!key || !graph.nodes.some((n) => n.inputs.some((v) => v.id === key.value.id))) return graph;
+  const editor = new GraphEditor(graph, key.span);
+  editor.stateUpdates.set('rng.key', editor.op('add', [key.value, editor.scalar(1, 'u32')]));
+  return editor.finish();
 }
 
 /** Where the arenas of compiler/optimize/fuse-updates.ts put a graph's tensors: model arenas by path, the graph's own temporary arenas. */
