@@ -117,6 +117,14 @@ function handCases(): Case[] {
     const per = b.op('reduce_sum', [b.op('mul', [t, b.op('sub', [x, lse])])], { axes: [1] });
     return { loss: b.op('reduce_sum', [b.op('neg', [per])], { axes: [0] }), lse: b.op('reshape', [lse], { shape: [sym('B')] }) };
   }, new Map([['B', 6]]));
+  add('noise from row-constant operands, summed: sum(2.0 * random_normal([B, 4])) and sum(w * noise) per row (a draw is per element)', (b) => {
+    const key = b.input('key', { dtype: 'u32', shape: [] });
+    const w = b.input('w', f32t(1));
+    const x = b.input('x', f32t(sym('B'), 4)); // binds B, and is summed on its own
+    const noise = b.op('mul', [scalar(b, 2), b.op('random_normal', [key], { shape: [sym('B'), 4], stream: 1 })]);
+    const scaled = b.op('mul', [w, b.op('random_normal', [key], { shape: [sym('B'), 4], stream: 2 })]);
+    return { total: b.op('reduce_sum', [noise], { axes: [1] }), rows: b.op('reduce_sum', [scaled], { axes: [1] }), xs: b.op('reduce_sum', [x], { axes: [1] }) };
+  }, new Map([['B', 5]]));
   return cases;
 }
 

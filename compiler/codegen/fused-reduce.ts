@@ -120,6 +120,8 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
         ready = Math.max(ready, regs[o.reg!]!.ready);
       }
     }
+    // a unit that draws random numbers draws one per element (at fullIndex below), even from row-constant operands
+    if (u.cls === 'full' && u.op === FUSED_OP && drawsRandom(u.attrs)) element = true;
     if (u.kind === 'reduce') {
       passOf.set(u, ready);
       passes = Math.max(passes, ready + 1);
