@@ -71,3 +71,39 @@ describe('optional tensor arguments', () => {
     expect(checkSource(src, 'opt.dl').diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(['E0303 `w` must be a tensor, found None']);
   });
 });
+
+describe('bool tensor parameters', () => {
+  const src = (keep: string) => `fn attend(x: f32[B, T, T], mask: bool[T, T] = None) -> f32[B, T, T] {
+  if mask == None {
+    return x
+  }
+  return select(mask, x, -1e9)
+}
+model M {
+  input x: f32[B, 4, 4]
+  input keep: ${keep}
+  output a = attend(x)
+  output b = attend(x, keep)
+}
+`;
+
+  it('bool[T, T] is a tensor type (bool[] stays a list of bools), optional like any tensor', () => {
+    const r = checkSource(src('bool[4, 4]'), 'mask.dl');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([]);
+    const keep = [1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1];
+    const x = Array.from({ length: 16 }, (_, i) => i);
+    const out = interpretGraph(r.graphs.get('M')!, { inputs: new Map([['x', tensor('f32', [1, 4, 4], x)], ['keep', tensor('bool', [4, 4], keep)]]), params: new Map(), state: new Map() }, { sizes: new Map([['B', 1]]) });
+    expect(Array.from(out.outputs.get('a')!.data)).toEqual(x);
+    expect(Array.from(out.outputs.get('b')!.data)).toEqual(x.map((v, i) => (keep[i] ? v : Math.fround(-1e9))));
+  });
+
+  it('its shape is checked (it was not: a bool tensor skipped the argument check)', () => {
+    const r = checkSource(src('bool[4, 3]'), 'mask.dl');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(['E0302 `attend` takes bool[4, 4] for `mask`, but the argument is bool[4, 3]']);
+  });
+
+  it('bool[] is still a list of bools', () => {
+    const r = checkSource('fn f(x: f32[B, 2], flags: bool[] = [true, false]) -> f32[B, 2] {\n  if flags[0] {\n    return x * 2.0\n  }\n  return x\n}\nmodel M {\n  input x: f32[B, 2]\n  output y = f(x)\n}\n', 'flags.dl');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([]);
+  });
+});

@@ -804,7 +804,7 @@ export class Elaborator {
     const t = p.type!;
     const base = t.name.text;
     const ok = (kinds: string[]) => kinds.includes(v.kind);
-    if (t.dims !== null && ['int', 'float', 'bool', 'string', 'fn'].includes(base)) {
+    if (t.dims !== null && !isTensorParam(t)) {
       if (v.kind !== 'list') this.fail('E0303', `\`${p.name.text}\` is declared ${base}[], found ${describe(v)}`, span);
       return v;
     }
@@ -832,7 +832,7 @@ export class Elaborator {
     try {
       const env = c.env.child();
       env.define('training', { kind: 'bool', value: this.training });
-      const tensorParams = c.params.filter((p) => p.type?.dims != null && !['int', 'float', 'bool', 'string', 'fn'].includes(p.type.name.text));
+      const tensorParams = c.params.filter((p) => isTensorParam(p.type));
       const bound = this.bindArgs(c.params, positional, named, c.name === '<lambda>' ? 'the function' : `\`${c.name}\``);
       const unifier = this.unifierFor(tensorParams, c.returns, env);
       for (const p of c.params) {
@@ -1282,6 +1282,15 @@ export interface ArgValue {
 }
 
 type SignatureUnifier = DimUnifier & { readonly names: ReadonlySet<string> };
+
+/** Compile-time types a parameter may have; with `[]` they are lists (`int[]`), except `bool[T, T]`, a bool tensor. */
+const HYPER_TYPES = ['int', 'float', 'bool', 'string', 'fn'];
+
+/** Whether a parameter's declared type is a tensor's: `f32[B, n]`, `i32[...]`, `bool[T, T]` (but `bool[]` is a list of bools). */
+function isTensorParam(t: A.TypeExpr | null | undefined): boolean {
+  if (!t || t.dims == null) return false;
+  return !HYPER_TYPES.includes(t.name.text) || (t.name.text === 'bool' && t.dims.length > 0);
+}
 
 const TENSOR_BINARY: Partial<Record<A.BinaryOp, string>> = {
   '+': 'add', '-': 'sub', '*': 'mul', '/': 'div', '%': 'mod', '**': 'pow', '@': 'matmul',
