@@ -10,6 +10,7 @@ import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memo
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
+import { brokenCondition } from './sizes.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -148,6 +149,9 @@ export class Model<I extends string = string, O extends string = string, R exten
     const planned = options.memoryPlan ?? true;
     let memory: MemoryReport | undefined;
     try {
+      // sizes that break a condition of the model would size buffers it never runs at (negative lengths)
+      const broken = brokenCondition(programGraphs(program), sizes);
+      if (broken) throw new InputError(`the sizes given when creating the model break its condition ${broken}`);
       memory = Model.checkMemory(program, sizes, acquired.device.limits, planned, options.memoryBudget);
     } catch (e) {
       if (acquired.owned) acquired.device.destroy();

@@ -35,3 +35,25 @@ export function sizeNames(e: SizeExpr, out: Set<string> = new Set()): Set<string
   else if (Array.isArray(e)) for (const a of e.slice(1) as SizeExpr[]) sizeNames(a, out);
   return out;
 }
+
+/**
+ * The first of the graphs' size conditions (`L <= ctx + 1`, `4 >= L - 1`) that `sizes` break, as
+ * text, among those whose sizes are all given; undefined when none is.
+ */
+export function brokenCondition(graphs: readonly { readonly constraints: readonly { readonly op: string; readonly left: SizeExpr; readonly right: SizeExpr; readonly text: string }[] }[], sizes: ReadonlyMap<string, number>): string | undefined {
+  for (const g of graphs) {
+    for (const c of g.constraints) {
+      let l: number;
+      let r: number;
+      try {
+        l = evalSize(c.left, sizes);
+        r = evalSize(c.right, sizes);
+      } catch {
+        continue; // a size not given yet: the first call checks it
+      }
+      const holds = ({ '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r } as Record<string, boolean>)[c.op];
+      if (!holds) return `\`${c.text}\` (${l} ${c.op} ${r} is false)`;
+    }
+  }
+  return undefined;
+}

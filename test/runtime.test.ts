@@ -506,3 +506,22 @@ describe('random numbers in predict', () => {
     }
   });
 });
+
+describe('size conditions', () => {
+  const src = 'model Table {\n  input tokens: i32[B, L]\n  param pos: f32[4, 2] = constant(7.0)\n  output rows = pos[:L - 1] + 0.0 * cast(tokens[:, 1:, None], f32)\n}\n';
+
+  it("a table sliced by a size: a batch past the table breaks the model's condition (it read past the table's end)", { timeout: 60_000 }, async () => {
+    const model = await Model.create(compileSource(src, 'table.dl').programs[0], { device: await getDevice() });
+    try {
+      const ok = await model.predict({ tokens: [1, 2, 3, 4, 5] }, { sizes: { L: 5 } });
+      expect(Array.from(ok.rows)).toEqual(new Array(8).fill(7));
+      await expect(model.predict({ tokens: new Array(9).fill(1) }, { sizes: { L: 9 } })).rejects.toThrow("the batch breaks the model's condition `4 >= L - 1` (4 >= 8 is false)");
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('sizes given when creating the model are checked against its conditions first (it failed with negative buffer lengths)', { timeout: 60_000 }, async () => {
+    await expect(Model.create(compileSource(src, 'table.dl').programs[0], { device: await getDevice(), sizes: { L: 9 } })).rejects.toThrow(new InputError('the sizes given when creating the model break its condition `4 >= L - 1` (4 >= 8 is false)'));
+  });
+});

@@ -641,3 +641,42 @@ describe('E0402 in dlc check, at what the user wrote (compile found them, at the
     expectDiagnostics('model M {\n  input x: f16[B, 4]\n  output y = x\n}\n', [{ code: 'E0402', at: 'f16', message: ['f16 tensors are not supported yet'] }]);
   });
 });
+
+describe('slices past the end of an axis, and the conditions slices and data give', () => {
+  it('a slice that can never fit is E0301 at the slice: symbolic, concrete, negative start', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, T]\n  output y = x[:, :T + 1]\n}\n', [
+      { code: 'E0301', at: ':T + 1', message: ['the slice `:T + 1` runs past the end of an axis of size T'], help: 'a slice or an index must stay inside the axis (slices do not clamp)' },
+    ]);
+    expectDiagnostics('model M {\n  input x: f32[B, 10]\n  output y = x[:, 5:20]\n}\n', [{ code: 'E0301', at: '5:20', message: ['the slice `5:20` runs past the end of an axis of size 10'] }]);
+    expectDiagnostics('model M {\n  input x: f32[B, 10]\n  output y = x[:, -12:]\n}\n', [{ code: 'E0301', at: '-12:', message: ['the slice `-12:` runs past the end of an axis of size 10'] }]);
+  });
+
+  it('a table of fixed size sliced by a size carries the condition (it read past the table)', () => {
+    const r = checkSource('model M {\n  input tokens: i32[B, L]\n  param pos: f32[4, 2] = zeros\n  output rows = pos[:L - 1]\n}\n', FILE);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.graphs.get('M')!.constraints.map((c) => c.text)).toEqual(['4 >= L - 1']);
+  });
+
+  it('a size the train block’s data fixes is checked against the model’s conditions in dlc check', () => {
+    const src = `model M(ctx: int = 8) {
+  input tokens: i32[B, L]
+  where L <= ctx + 1
+  param pos: f32[ctx, 4] = zeros
+  output rows = pos[:L - 1]
+  loss = mean(rows)
+}
+train M {
+  data = text(path: "t.txt", context: 20)
+  optimizer = sgd(lr: 0.1)
+}
+`;
+    const ds = checkSource(src, FILE).diagnostics;
+    expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual([
+      "E0304 `text()` gives examples with L = 20, which breaks the model's condition `L <= ctx + 1` (20 <= 9 is false)",
+      "E0304 `text()` gives examples with L = 20, which breaks the model's condition `8 >= L - 1` (8 >= 19 is false)",
+    ]);
+    expect(src.slice(ds[0].span.start, ds[0].span.end)).toBe('text(path: "t.txt", context: 20)');
+    expect(src.slice(ds[0].secondary[0].span.start, ds[0].secondary[0].span.end)).toBe('L <= ctx + 1');
+    expect(checkSource(src.replace('context: 20', 'context: 9'), FILE).diagnostics).toEqual([]);
+  });
+});

@@ -302,6 +302,13 @@ function runGradcheck(
     const unknownSize = [...given.keys()].find((k) => !known.has(k));
     if (unknownSize !== undefined) return flagError(`--size ${unknownSize}: ${model} has no size \`${unknownSize}\`${known.size ? `; its sizes are ${[...known].join(', ')}` : ''}`);
     const sizes = defaultSizes(g, given);
+    const at = () => [...sizes].map(([k, v]) => `${k}=${v}`).join(' ');
+    for (const c of g.constraints ?? []) {
+      const l = evaluate(c.left, sizes);
+      const r = evaluate(c.right, sizes);
+      const holds = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
+      if (!holds) return flagError(`${model} needs \`${c.text}\`, which ${l} ${c.op} ${r} breaks at ${at()}; give other sizes with --size`);
+    }
     // the interpreter holds every value in float64: refuse what would not fit rather than run out of memory
     const largest = Math.max(0, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.type.shape.reduce<number>((a, d) => a * evaluate(d, sizes), 1))));
     if (largest > GRADCHECK_MAX_ELEMENTS) return flagError(`${model} has a tensor of ${largest.toLocaleString('en-US')} elements at ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}; gradcheck interprets in float64 and takes at most ${GRADCHECK_MAX_ELEMENTS.toLocaleString('en-US')} (use smaller --args or --size)`);

@@ -432,8 +432,15 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
   let axis = 0;
   // On a symbolic axis the shape rule takes a bound as given (`x[1:]` is B - 1, `x[0]` needs B >= 1): what
   // that assumes of the size is carried in the graph and checked when the sizes are bound.
-  const needs = (n: D.Dim, at: D.Dim, where: A.Span) => {
-    if (D.isConcrete(n) || (D.isConcrete(at) && at <= 0)) return;
+  // (a size the bound can never fit, `x[:, :T + 1]`, is an error now; a fixed axis sliced by a size,
+  // `pos[:L - 1]` of a table of 4, carries `4 >= L - 1`: the slice would read past the table)
+  const needs = (n: D.Dim, at: D.Dim, where: A.Span, what: () => string) => {
+    if (D.isConcrete(at) && at <= 0) return;
+    const room = D.sub(n, at);
+    if (D.isConcrete(room)) {
+      if (room >= 0) return;
+      el.fail('E0301', `${what()} runs past the end of an axis of size ${D.dimToString(n)}`, where, { help: 'a slice or an index must stay inside the axis (slices do not clamp)' });
+    }
     el.builder.constraints.push({ op: '>=', left: n, right: at, text: `${D.dimToString(n)} >= ${D.dimToString(at)}`, span: where });
   };
   const full = () => {
@@ -461,7 +468,8 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       };
       const start = bound(item.start) ?? 0;
       const stop = bound(item.stop);
-      for (const b of [start, stop]) if (b !== null) needs(shape[axis], D.isConcrete(b) && b < 0 ? -b : b, item.span);
+      const sliceText = () => `the slice \`${item.start ? D.dimToString(start) : ''}:${item.stop ? D.dimToString(stop!) : ''}\``;
+      for (const b of [start, stop]) if (b !== null) needs(shape[axis], D.isConcrete(b) && b < 0 ? -b : b, item.span, sliceText);
       const step = item.step ? el.ctInt(el.expr(item.step, env), item.step.span) : 1;
       if (step <= 0) return el.fail('E0305', 'a slice needs a positive step', item.span);
       starts.push(start);
@@ -487,7 +495,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
     const i = el.ctInt(index, item.span);
     const n = shape[axis];
     if (D.isConcrete(n) && (i >= n || i < -n)) return el.fail('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
-    needs(n, i < 0 ? -i : i + 1, item.span);
+    needs(n, i < 0 ? -i : i + 1, item.span, () => `the index ${i}`);
     starts.push(i);
     stops.push(i === -1 ? null : i + 1);
     steps.push(1);

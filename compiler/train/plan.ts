@@ -5,7 +5,7 @@ import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnost
 import type { Graph } from '../ir/types.ts';
 import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
-import { dimEquals, isConcrete, shapeToString } from '../shapes/dim.ts';
+import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
@@ -213,6 +213,22 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           }),
         );
       }
+    }
+    // the model's size conditions on the sizes the data fixes (a text's window L against `L <= ctx + 1`)
+    for (const c of graph.constraints ?? []) {
+      const names = [...freeVars(c.left), ...freeVars(c.right)];
+      if (names.length === 0 || !names.every((n) => bound.has(n))) continue;
+      const l = evaluate(c.left, bound);
+      const r = evaluate(c.right, bound);
+      const holds = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
+      if (holds) continue;
+      const fixed = [...new Set(names)].map((n) => `${n} = ${bound.get(n)}`).join(', ');
+      diagnostics.push(
+        diagnostic('E0304', `\`${v.call}()\` gives examples with ${fixed}, which breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`, span, {
+          secondary: [{ span: c.span, message: 'the condition' }],
+          help: 'train with data that fits the condition (a text\'s `context:`), or change the model\'s sizes',
+        }),
+      );
     }
   };
   let indexUses: IndexUse[] | undefined;
