@@ -680,3 +680,23 @@ train M {
     expect(checkSource(src.replace('context: 20', 'context: 9'), FILE).diagnostics).toEqual([]);
   });
 });
+
+describe('indices counted by arange reach the end of their table', () => {
+  it('a table too short for arange(n) is E0301 at the user’s call; a symbolic n carries rows >= n at the call', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 2]\n  layer small = Embedding(3, 4)\n  output q = small(arange(5)[None, :])\n}\n', [
+      { code: 'E0301', at: 'small(arange(5)[None, :])', message: ['the indices count 0 to 4, past the end of a table of 3 along axis 0'] },
+    ]);
+    const src = 'model M {\n  input tokens: i32[B, L]\n  layer wpe = Embedding(16, 4)\n  output p = wpe(arange(L - 1))\n  output t = take(ones([8]), arange(L))\n}\n';
+    const r = checkSource(src, FILE);
+    expect(r.diagnostics).toEqual([]);
+    const cs = r.graphs.get('M')!.constraints;
+    expect(cs.map((c) => c.text)).toEqual(['16 >= L - 1', '8 >= L']);
+    expect(src.slice(cs[0].span.start, cs[0].span.end)).toBe('wpe(arange(L - 1))');
+  });
+
+  it('indices that are not counted (an input, a slice of arange) carry nothing', () => {
+    const r = checkSource('model M {\n  input ids: i32[B, L]\n  layer e = Embedding(16, 4)\n  output p = e(ids)\n  output q = e(arange(L + 5)[2:7])\n}\n', FILE);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.graphs.get('M')!.constraints.map((c) => c.text)).toEqual(['L + 5 >= 7']);
+  });
+});

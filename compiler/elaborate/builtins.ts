@@ -289,8 +289,14 @@ export function callBuiltin(
       const v = arg(3, 'value');
       return emit('pad', [x], { before, after, value: v ? el.ctNumber(v.value, v.span) : 0 });
     }
-    case 'take':
-      return emit('take', [tensor(0, 'table'), tensor(1, 'indices')], { axis: intArg(2, 'axis', 0) });
+    case 'take': {
+      const table = tensor(0, 'table');
+      const indices = tensor(1, 'indices');
+      const axis = intArg(2, 'axis', 0);
+      const taken = emit('take', [table, indices], { axis });
+      if (taken.kind === 'tensor') countedIndices(el, table.tensor, indices.tensor, axis, span);
+      return taken;
+    }
     case 'take_along_axis': {
       const x = tensor(0, 'x');
       const axis = intArg(2, 'axis', -1);
@@ -406,6 +412,38 @@ export function checkArguments(el: Elaborator, name: string, signature: BuiltinS
   }
 }
 
+/**
+ * Indices counted by `arange(n)` (through reshapes, broadcasts and `[None, :]`: positions, `wpe(arange(L - 1))`)
+ * reach n - 1, so the table needs n rows along `axis`: a table too short is E0301, and a symbolic n
+ * carries the condition `rows >= n` (a take clamps an index past the end to the last row, which
+ * would give every later position the last row's embedding without a word).
+ */
+function countedIndices(el: Elaborator, table: TensorV, indices: TensorV, axis: number, span: A.Span): void {
+  let v = indices.value;
+  for (;;) {
+    const producer = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === v.id));
+    if (!producer) return;
+    const whole = producer.op === 'slice' && (producer.attrs.starts as unknown[]).every((x) => x === 0) && (producer.attrs.stops as unknown[]).every((x) => x === null) && (producer.attrs.steps as unknown[]).every((x) => x === 1);
+    if (producer.op === 'reshape' || producer.op === 'broadcast_to' || whole) {
+      v = producer.inputs[0];
+      continue;
+    }
+    if (producer.op !== 'iota') return;
+    const counted = v.type.shape[typeof producer.attrs.axis === 'number' ? producer.attrs.axis : 0];
+    const rank = table.value.type.shape.length;
+    const rows = table.value.type.shape[axis < 0 ? axis + rank : axis];
+    if (rows === undefined) return;
+    const room = D.sub(rows, counted);
+    if (D.knownNonNegative(room)) return;
+    if (D.isConcrete(room)) {
+      if (room < 0) el.fail('E0301', `the indices count 0 to ${D.dimToString(D.sub(counted, 1))}, past the end of a table of ${D.dimToString(rows)} along axis ${axis}`, span, { help: 'give the table as many rows as the indices count (a position table as long as the longest sequence)' });
+      return;
+    }
+    el.builder.constraints.push({ op: '>=', left: rows, right: counted, text: `${D.dimToString(rows)} >= ${D.dimToString(counted)}`, span: el.userSpan(span) });
+    return;
+  }
+}
+
 function compileTimeReduce(el: Elaborator, name: string, args: readonly Arg[], span: A.Span): CtValue {
   const values = args.length === 1 && args[0].value.kind === 'list' ? args[0].value.items : args.map((a) => a.value);
   const nums = values.map((v) => el.ctNumber(v, span));
@@ -441,7 +479,8 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       if (room >= 0) return;
       el.fail('E0301', `${what()} runs past the end of an axis of size ${D.dimToString(n)}`, where, { help: 'a slice or an index must stay inside the axis (slices do not clamp)' });
     }
-    el.builder.constraints.push({ op: '>=', left: n, right: at, text: `${D.dimToString(n)} >= ${D.dimToString(at)}`, span: where });
+    if (D.knownNonNegative(room)) return; // `x[:, 2:]` of an axis L + 5: holds for every L
+    el.builder.constraints.push({ op: '>=', left: n, right: at, text: `${D.dimToString(n)} >= ${D.dimToString(at)}`, span: el.userSpan(where) });
   };
   const full = () => {
     starts.push(0);

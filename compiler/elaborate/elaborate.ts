@@ -148,6 +148,12 @@ export class Elaborator {
 
   private reported = 0;
 
+  /** Where a user sees `span`: itself in the user's files, the user's call when it is inside the stdlib. */
+  userSpan(span: A.Span): A.Span {
+    const site = this.userCalls.at(-1);
+    return site && isLibrary(span.file) ? site : span;
+  }
+
   private report(d: Diagnostic): void {
     if (this.silent) return;
     this.reported++;
