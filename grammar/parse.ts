@@ -212,6 +212,13 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
       help: `did you mean \`${misspelled.keyword}\`?`,
     });
   }
+  // `y += 1.0`: a compound assignment from Python or JavaScript
+  const i = chunk.indexOf(found);
+  const op = chunk[i + 1];
+  const eq = chunk[i + 2];
+  if (i >= 0 && tokenMatcher(found, T.Identifier) && op && eq && [T.Plus, T.Minus, T.Star, T.Slash].includes(op.tokenType) && eq.tokenType === T.Eq && eq.startOffset === tokenEnd(op)) {
+    return diagnostic('E0010', `dlc has no \`${op.image}=\``, { file, start: found.startOffset, end: tokenEnd(eq) }, { help: `write \`${found.image} = ${found.image} ${op.image} ...\`` });
+  }
   return diagnostic('E0010', error.message, at);
 }
 

@@ -105,7 +105,7 @@ describe('elementwise', () => {
       { in: ['f32[B, T, 4]', 'f32[B, 1, 4]'], out: ['f32[B, T, 4]'] },
       { in: ['f32[]', 'f32[2, 3]'], out: ['f32[2, 3]'] },
       { in: ['f32[B, 3]', 'f32[4]'], error: { message: `${op} shapes do not broadcast: f32[B, 3] and f32[4]`, operand: 0, otherOperand: 1 } },
-      { in: ['f32[3]', 'i32[3]'], error: { message: `${op} operands have different dtypes: f32[3] and i32[3]`, help: 'cast one side: cast(x, dtype: f32)', operand: 1, otherOperand: 0 } },
+      { in: ['f32[3]', 'i32[3]'], error: { message: `${op} operands have different dtypes: f32[3] and i32[3]`, help: 'cast the underlined i32 operand: cast(..., f32)', operand: 1, otherOperand: 0 } },
       ...(op === 'pow' ? [{ in: ['i32[3]', 'i32[3]'], error: { message: 'pow needs a float tensor (f32 or f16), found i32[3]' } }] : [{ in: ['i32[B]', 'i32[1]'], out: ['i32[B]'] }]),
       { in: ['bool[3]', 'bool[3]'], error: { message: new RegExp(`^${op} needs a (numeric|float) tensor`) } },
     ]);

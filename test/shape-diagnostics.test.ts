@@ -175,12 +175,13 @@ describe('E0301 operands do not fit the operation', () => {
     expectDiagnostics(src, [
       {
         code: 'E0301',
-        at: 'v',
+        // the operand to cast is underlined: the integer one, towards the float one (it underlined v)
+        at: 'ids',
         occurrence: 1,
-        label: 'f32[B, 3]',
+        label: 'i32[B, 3]',
         message: ['different dtypes', 'i32[B, 3]', 'f32[B, 3]'],
-        help: /cast/,
-        secondary: [{ at: 'ids', occurrence: 1, message: 'i32[B, 3]' }],
+        help: 'cast the underlined i32 operand: cast(..., f32)',
+        secondary: [{ at: 'v', occurrence: 1, message: 'f32[B, 3]' }],
       },
     ]);
   });
@@ -698,5 +699,18 @@ describe('indices counted by arange reach the end of their table', () => {
     const r = checkSource('model M {\n  input ids: i32[B, L]\n  layer e = Embedding(16, 4)\n  output p = e(ids)\n  output q = e(arange(L + 5)[2:7])\n}\n', FILE);
     expect(r.diagnostics).toEqual([]);
     expect(r.graphs.get('M')!.constraints.map((c) => c.text)).toEqual(['L + 5 >= 7']);
+  });
+});
+
+describe('habits from PyTorch', () => {
+  it('a tensor method (w.T, x.view) says which function does it', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  param w: f32[8, 4] = ones\n  output y = x @ w.T\n}\n', [
+      { code: 'E0307', at: 'T', message: ['a tensor has no member `T`'], help: 'tensor methods are functions in dlc: transpose(x) swaps the last two axes' },
+    ]);
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  output y = x.view\n}\n', [{ code: 'E0307', at: 'view', help: 'tensor methods are functions in dlc: reshape(x, [...]) gives another shape' }]);
+  });
+
+  it('an integer scalar loss is told to cast, not to reduce', () => {
+    expectDiagnostics('model M {\n  input label: i32[B]\n  loss = sum(label)\n}\n', [{ code: 'E0302', at: 'sum(label)', message: ['a loss must be a scalar f32, found i32[]'], help: 'cast it: cast(..., f32)' }]);
   });
 });

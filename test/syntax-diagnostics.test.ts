@@ -303,3 +303,14 @@ describe('precedence', () => {
     expect(letValue(source)).toBe(tree);
   });
 });
+
+describe('habits from other languages', () => {
+  it('a compound assignment (y += 1.0) says dlc has none and how to write it, once', () => {
+    for (const op of ['+', '-', '*', '/']) {
+      const src = `model M {\n  input x: f32[B]\n  let y = x\n  y ${op}= 1.0\n  output o = y\n}\n`;
+      const { diagnostics } = parse(src, 't.dl');
+      expect(diagnostics.map((d) => `${d.code} ${d.message} | ${d.help}`)).toEqual([`E0010 dlc has no \`${op}=\` | write \`y = y ${op} ...\``]);
+      expect(src.slice(diagnostics[0].span.start, diagnostics[0].span.end)).toBe(`y ${op}=`);
+    }
+  });
+});

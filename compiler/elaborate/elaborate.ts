@@ -301,7 +301,7 @@ export class Elaborator {
             this.report(
               diagnostic('E0302', `a ${s.kind.toLowerCase()} must be a scalar${s.kind === 'Loss' ? ' f32' : ''}, found ${typeToString(t)}`, s.value.span, {
                 label: typeToString(t),
-                help: 'reduce it, for example with mean(...)',
+                help: t.shape.length === 0 ? `cast it: cast(..., f32)` : `reduce it, for example with mean(...)${s.kind === 'Loss' && t.dtype !== 'f32' ? `, of an f32 value (cast(..., f32))` : ''}`,
               }),
             );
           } else (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);
@@ -1179,7 +1179,13 @@ export class Elaborator {
       if (v) return v;
       return this.fail('E0201', `the module \`${target.name}\` has no \`${name}\``, e.member.span);
     }
-    return this.fail('E0307', `${describe(target)} has no member \`${name}\``, e.member.span);
+    const torch: Record<string, string> = {
+      T: 'transpose(x) swaps the last two axes', view: 'reshape(x, [...]) gives another shape', reshape: 'reshape(x, [...]) is a function',
+      size: 'shape(x) lists the sizes', unsqueeze: 'x[:, None] inserts an axis', squeeze: 'reshape(x, [...]) drops size-1 axes',
+      permute: 'permute(x, [...]) is a function', transpose: 'transpose(x, perm) is a function', sum: 'sum(x, axis: ...) is a function', mean: 'mean(x, axis: ...) is a function',
+    };
+    const hint = target.kind === 'tensor' && name in torch ? { help: `tensor methods are functions in dlc: ${torch[name]}` } : {};
+    return this.fail('E0307', `${describe(target)} has no member \`${name}\``, e.member.span, hint);
   }
 
   // ------------------------------------------------------------ scan

@@ -454,7 +454,11 @@ for (const b of BINARY) {
     infer([x, y]) {
       if (!inClass(x.dtype, b.accepts)) return err(`${b.name} needs ${CLASS_WORDS[b.accepts]}, found ${typeStr(x)}`, 0);
       if (x.dtype !== y.dtype) {
-        return err(`${b.name} operands have different dtypes: ${typeStr(x)} and ${typeStr(y)}`, 1, 0, `cast one side: cast(x, dtype: ${x.dtype})`);
+        // the operand to cast (underlined): an integer or bool one towards the float one, else the right one
+        const floats = (t: TensorType) => t.dtype === 'f32' || t.dtype === 'f16';
+        const [cast, to] = floats(x) && !floats(y) ? [1, 0] : floats(y) && !floats(x) ? [0, 1] : [1, 0];
+        const target = [x, y][to].dtype;
+        return err(`${b.name} operands have different dtypes: ${typeStr(x)} and ${typeStr(y)}`, cast, to, `cast the underlined ${[x, y][cast].dtype} operand: cast(..., ${target})`);
       }
       const shape = broadcastOperands(b.name, [x, y]);
       if (!Array.isArray(shape)) return shape as ShapeError;
