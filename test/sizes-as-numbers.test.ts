@@ -74,3 +74,21 @@ describe('sizes as numbers', () => {
     expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(['E0305 expected a number, found a tensor']);
   });
 });
+
+describe('sizes as indices, and zeros_like', () => {
+  it('x[:, T - 1] takes the last step at every T; x[:, T] is E0301; zeros_like and ones_like keep shape and dtype', () => {
+    const r = checkSource('model M {\n  input x: f32[B, T, 2]\n  input ids: i32[B, T]\n  output last = x[:, T - 1]\n  output z = zeros_like(ids)\n  output o = ones_like(x[:, 0])\n}\n', 'idx.dl');
+    expect(r.diagnostics).toEqual([]);
+    const g = r.graphs.get('M')!;
+    expect(Object.fromEntries([...g.outputs].map(([k, v]) => [k, v.type.dtype]))).toEqual({ last: 'f32', z: 'i32', o: 'f32' });
+    for (const t of [1, 3]) {
+      const x = Array.from({ length: 2 * t * 2 }, (_, i) => i);
+      const out = interpretGraph(g, { inputs: new Map([['x', tensor('f32', [2, t, 2], x)], ['ids', tensor('i32', [2, t], new Array(2 * t).fill(5))]]), params: new Map(), state: new Map() }, { sizes: new Map([['B', 2], ['T', t]]) });
+      expect(Array.from(out.outputs.get('last')!.data)).toEqual([0, 1].flatMap((b) => [x[(b * t + t - 1) * 2], x[(b * t + t - 1) * 2 + 1]]));
+      expect(Array.from(out.outputs.get('z')!.data)).toEqual(new Array(2 * t).fill(0));
+      expect(Array.from(out.outputs.get('o')!.data)).toEqual([1, 1, 1, 1]);
+    }
+    const bad = checkSource('model M {\n  input x: f32[B, T]\n  output y = x[:, T]\n}\n', 'idx.dl').diagnostics;
+    expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0301 the index T runs past the end of an axis of size T']);
+  });
+});

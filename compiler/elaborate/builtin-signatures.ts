@@ -26,6 +26,8 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   mean: REDUCTION,
   argmax: { params: ['x', 'axis = -1'] },
   cumsum: { params: ['x', 'axis = -1', 'reverse = false'] },
+  zeros_like: { params: ['x'] },
+  ones_like: { params: ['x'] },
   matmul: { params: ['a', 'b'] },
   reshape: { params: ['x', 'shape'] },
   transpose: { params: ['x', 'perm = the last two axes swapped'] },

@@ -41,7 +41,7 @@ export const BUILTIN_NAMES: readonly string[] = [
   'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
   'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
   'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'range', 'int', 'float', 'zip', 'enumerate',
-  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum',
+  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like',
 ];
 
 /** Calls builtin `name`; `indexItems` and `env` are only for tensor indexing (`x[:, 0]`). */
@@ -333,6 +333,12 @@ export function callBuiltin(
       const dtype: DType = d?.value.kind === 'dtype' ? d.value.value : 'f32';
       return emit('full', [], { shape, value, dtype });
     }
+    case 'zeros_like':
+    case 'ones_like': {
+      // a tensor of x's shape and dtype
+      const x = tensor(0, 'x').tensor.value.type;
+      return emit('full', [], { shape: x.shape, value: name === 'ones_like' ? 1 : 0, dtype: x.dtype });
+    }
     case 'arange': {
       const n = need(0, 'n');
       const size = n.value.kind === 'dim' ? n.value.value : el.ctInt(n.value, n.span);
@@ -531,8 +537,18 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       const gather = axis === 0 ? 'take(x, indices)' : `take(x, indices, axis: ${axis})`;
       return el.fail('E0305', 'an index must be an integer known at compile time, not a tensor', item.span, { help: `to gather by a tensor of indices, use ${gather} (or take_along_axis for one index per row)` });
     }
-    const i = el.ctInt(index, item.span);
     const n = shape[axis];
+    if (index.kind === 'dim') {
+      // an index that is a size (`x[:, T - 1]`, the last step): the condition that it is inside the axis
+      const at = index.value;
+      needs(n, D.add(at, 1), item.span, () => `the index ${D.dimToString(at)}`);
+      starts.push(at);
+      stops.push(D.add(at, 1));
+      steps.push(1);
+      axis++;
+      continue;
+    }
+    const i = el.ctInt(index, item.span);
     if (D.isConcrete(n) && (i >= n || i < -n)) return el.fail('E0301', `index ${i} is out of range for an axis of size ${n}`, item.span);
     needs(n, i < 0 ? -i : i + 1, item.span, () => `the index ${i}`);
     starts.push(i);
