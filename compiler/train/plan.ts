@@ -7,6 +7,7 @@ import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns
 import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
+import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -549,6 +550,18 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     if (names.has(s.name)) report(`two objectives in the step \`${s.name}\`; give each its own \`step\``, s.span);
     names.add(s.name);
     if (s.params.length === 0) report(`the step \`${s.name}\` updates no parameter (all frozen or none matched)`, s.span);
+    else {
+      // a loss the step's parameters reach only through argmax, comparisons, integer casts or stop_gradient trains nothing
+      const quantities = s.objective ? objectiveQuantities(s.objective) : [s.loss];
+      const values = quantities.flatMap((q) => {
+        const v = graph.losses.get(q) ?? graph.metrics.get(q);
+        return v ? [v.id] : [];
+      });
+      if (values.length > 0 && values.every((id) => paramsWithGradient(graph, s.params, id).length === 0)) {
+        const shown = s.params.slice(0, 3).join(', ') + (s.params.length > 3 ? ', ...' : '');
+        report(`\`${quantities.join('`, `')}\` has no gradient with respect to the parameters the step trains (${shown}): every path from them goes through argmax, a comparison, an integer cast or stop_gradient`, s.span, 'a training loss must be differentiable in the parameters: minimize cross_entropy(logits, label) rather than 1 - accuracy');
+      }
+    }
   }
   if (diagnostics.length > 0) return { diagnostics };
   const lrOption = baseOptimizer.options.lr;
@@ -578,4 +591,18 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   for (const p of settingProblems(plan)) report(p.message, p.span);
   if (diagnostics.length > 0) return { diagnostics };
   return { plan, diagnostics };
+}
+
+/** The losses and metrics an objective expression reads. */
+function objectiveQuantities(e: ObjectiveExpr): string[] {
+  switch (e.kind) {
+    case 'quantity':
+      return [e.name];
+    case 'number':
+      return [];
+    case 'neg':
+      return objectiveQuantities(e.operand);
+    case 'binary':
+      return [...objectiveQuantities(e.left), ...objectiveQuantities(e.right)];
+  }
 }
