@@ -525,3 +525,16 @@ describe('size conditions', () => {
     await expect(Model.create(compileSource(src, 'table.dl').programs[0], { device: await getDevice(), sizes: { L: 9 } })).rejects.toThrow(new InputError('the sizes given when creating the model break its condition `4 >= L - 1` (4 >= 8 is false)'));
   });
 });
+
+describe('one_hot labels', () => {
+  it('a label past one_hot\'s depth is an InputError naming it (it was a row of zeros)', { timeout: 60_000 }, async () => {
+    const src = 'model OneHot {\n  input label: i32[B]\n  output target = one_hot(label, 3)\n}\n';
+    const model = await Model.create(compileSource(src, 'onehot.dl').programs[0], { device: await getDevice() });
+    try {
+      expect(Array.from((await model.predict({ label: [2, 0] })).target)).toEqual([0, 0, 1, 1, 0, 0]);
+      await expect(model.predict({ label: [1, 3] })).rejects.toThrow(/input `label` holds 3 at \[1\], but the model uses it to index the classes of one_hot\(\.\.\., 3\), of size 3 \(onehot\.dl:3:\d+\): every value must be in 0\.\.2/);
+    } finally {
+      model.dispose();
+    }
+  });
+});

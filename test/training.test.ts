@@ -181,6 +181,10 @@ train Tie {
     ]);
     expect(checkSource(head(10), 'h.dl').diagnostics).toEqual([]);
     expect(checkSource(head(12), 'h.dl').diagnostics).toEqual([]);
+    // the same mistake with a hand-written loss over one_hot (labels 5..9 were rows of zeros)
+    const oneHot = (depth: number) => `use std.nn.{Dense}\nmodel H {\n  input image: f32[B, 784]\n  input label: i32[B]\n  layer fc = Dense(784, ${depth})\n  loss = -mean(sum(one_hot(label, ${depth}) * log_softmax(fc(image)), axis: -1))\n}\ntrain H {\n  data = mnist()\n}\n`;
+    expect(checkSource(oneHot(5), 'h.dl').diagnostics.map((d) => [d.code, d.message])).toEqual([['E0207', '`mnist()` has 10 classes, labels 0..9, but the model uses `label` as one_hot classes, of depth 5']]);
+    expect(checkSource(oneHot(10), 'h.dl').diagnostics).toEqual([]);
   });
 
   it('reads data and validation blocks into the settings dlc train acts on, and checks what training logs and counts (E0206)', () => {

@@ -260,7 +260,7 @@ function withIndices(decl: TensorDecl, uses: readonly IndexUse[], position: (spa
   for (const u of uses) {
     if (u.input !== decl.name) continue;
     const of = u.of === undefined ? u.type : `\`${u.of}\``;
-    const what = u.op === 'take' && u.axis === 0 ? `the rows of ${of}` : `axis ${u.axis} of ${of}`;
+    const what = u.op === 'one_hot' ? `the classes of one_hot(..., ${String(u.bound)})` : u.op === 'take' && u.axis === 0 ? `the rows of ${of}` : `axis ${u.axis} of ${of}`;
     const bound = sizeExpr(u.bound);
     const key = `${JSON.stringify(bound)} ${what}`;
     if (seen.has(key)) continue;

@@ -1,4 +1,4 @@
-// Which integer inputs a graph uses as indices (take, take_along_axis), through ops that keep their values, and the size of the axis each indexes: the runtime checks a batch's values against it.
+// Which integer inputs a graph uses as indices (take, take_along_axis, one_hot's classes), through ops that keep their values, and the size of the axis each indexes: the runtime checks a batch's values against it.
 import { normAxis, typeStr } from '../ops/util.ts';
 import { graphUses } from './uses.ts';
 import type { Span } from '../../grammar/ast.ts';
@@ -9,10 +9,10 @@ import type { Graph } from './types.ts';
 export interface IndexUse {
   readonly input: string;
   readonly bound: Dim;
-  readonly op: 'take' | 'take_along_axis';
+  readonly op: 'take' | 'take_along_axis' | 'one_hot';
   /** The user's name of the indexed value (a parameter path such as `tok.weight`), when it has one. */
   readonly of?: string;
-  /** The indexed value's type, `f32[B, 10]`. */
+  /** The indexed value's type, `f32[B, 10]` (one_hot: its result's). */
   readonly type: string;
   readonly axis: number;
   readonly span: Span;
@@ -41,6 +41,12 @@ export function indexInputs(g: Graph): IndexUse[] {
           if (axis === null) continue;
           const of = names.get(table.id) ?? table.name;
           uses.push({ input: input.name, bound: table.type.shape[axis], op: node.op, axis, type: typeStr(table.type), span: node.span, ...(of !== undefined ? { of } : {}) });
+          continue;
+        }
+        // one_hot(labels, depth): a label past depth would give a row of zeros, a silently wrong target
+        if (node.op === 'one_hot' && node.inputs[0].id === id) {
+          const out = node.outputs[0].type;
+          uses.push({ input: input.name, bound: node.attrs.depth as Dim, op: 'one_hot', axis: out.shape.length - 1, type: typeStr(out), span: node.span });
           continue;
         }
         const keeps = KEEPS_VALUES.has(node.op) || (node.op === 'cast' && INT_TYPES.has(node.outputs[0].type.dtype));

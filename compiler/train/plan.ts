@@ -208,7 +208,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       const narrow = (indexUses ??= indexInputs(graph)).find((u) => u.input === input.name && isConcrete(u.bound) && u.bound < classes);
       if (narrow) {
         diagnostics.push(
-          diagnostic('E0207', `\`${v.call}()\` has ${classes} classes, labels 0..${classes - 1}, but the model uses \`${input.name}\` to index axis ${narrow.axis} of ${narrow.type}, of size ${String(narrow.bound)}`, span, {
+          diagnostic('E0207', `\`${v.call}()\` has ${classes} classes, labels 0..${classes - 1}, but the model uses \`${input.name}\` ${narrow.op === 'one_hot' ? `as one_hot classes, of depth ${String(narrow.bound)}` : `to index axis ${narrow.axis} of ${narrow.type}, of size ${String(narrow.bound)}`}`, span, {
             secondary: [{ span: narrow.span, message: `indexed here: ${String(narrow.bound)} classes` }],
             help: `give the model ${classes} outputs where it has ${String(narrow.bound)}`,
           }),
