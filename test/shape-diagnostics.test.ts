@@ -714,3 +714,17 @@ describe('habits from PyTorch', () => {
     expectDiagnostics('model M {\n  input label: i32[B]\n  loss = sum(label)\n}\n', [{ code: 'E0302', at: 'sum(label)', message: ['a loss must be a scalar f32, found i32[]'], help: 'cast it: cast(..., f32)' }]);
   });
 });
+
+describe('stack in the user’s shapes, and no follow-on errors', () => {
+  it('stack of two shapes names them as written (it showed the concat of [B, 1, 8] and [B, 1, 9] it becomes)', () => {
+    expectDiagnostics('model M {\n  input a: f32[B, 8]\n  input b: f32[B, 9]\n  output z = stack([a, b], axis: 1)\n}\n', [
+      { code: 'E0301', at: 'b', occurrence: 1, label: 'f32[B, 9]', message: ['stack takes tensors of one type: item 1 is f32[B, 9], item 0 f32[B, 8]'], secondary: [{ at: 'a', occurrence: 1, message: 'f32[B, 8]' }] },
+    ]);
+  });
+
+  it('a size that failed to evaluate gives one error, not a second about "a poison"', () => {
+    const ds = check('model M {\n  input image: f32[B, 4, 2 * Hh, 2 * Wh]\n  output y = image\n}\n');
+    expect(ds.map((d) => d.code)).toEqual(['E0201']);
+    expect(ds.some((d) => d.message.includes('poison'))).toBe(false);
+  });
+});

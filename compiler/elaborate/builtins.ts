@@ -90,6 +90,7 @@ export function callBuiltin(
     return a.value.items.map((x) => {
       if (x.kind === 'int') return x.value;
       if (x.kind === 'dim') return x.value;
+      if (x.kind === 'poison') return el.ctInt(x, a.span); // reported where it arose: ends quietly
       return el.fail('E0307', `a size must be an integer, found ${describe(x)}`, a.span);
     });
   };
@@ -268,6 +269,16 @@ export function callBuiltin(
       if (items.length === 0) return el.fail('E0305', `\`${name}\` needs at least one tensor`, list.span);
       const rank = items[0].value.type.shape.length + (name === 'stack' ? 1 : 0);
       const rawAxis = intArg(1, 'axis', 0);
+      // stack needs one shape: say so in the user's shapes (not in the concat of [.., 1, ..] slices it becomes)
+      const odd = name === 'stack' ? items.findIndex((t) => !(t.value.type.shape.length === items[0].value.type.shape.length && t.value.type.shape.every((d, k) => D.dimEquals(d, items[0].value.type.shape[k]))) || t.value.type.dtype !== items[0].value.type.dtype) : -1;
+      if (odd > 0) {
+        const at = (i: number) => (list.itemSpans?.length === items.length ? list.itemSpans[i] : list.span);
+        const shown = (i: number) => typeToString(items[i].value.type);
+        return el.fail('E0301', `stack takes tensors of one type: item ${odd} is ${shown(odd)}, item 0 ${shown(0)}`, at(odd), {
+          label: shown(odd),
+          secondary: at(0) === at(odd) ? [] : [{ span: at(0), message: shown(0) }],
+        });
+      }
       const axis = axisOfRank(rawAxis, rank, name === 'stack' ? `the stack of ${items.length} ${typeToString(items[0].value.type)}` : typeToString(items[0].value.type), axisSpan(1));
       const parts =
         name === 'stack'
