@@ -439,7 +439,7 @@ export class Elaborator {
     if (v.kind === 'dim') return v.value;
     if (v.kind === 'poison') throw new Abort(); // reported where it arose
     // `f32[B, 4]` where a layer or function is called B: the name is taken, so it is no new size
-    const taken = d.kind === 'Ident' && /^[A-Z]/.test(d.name) && v.kind !== 'poison';
+    const taken = d.kind === 'Ident' && /^[A-Z]/.test(d.name);
     return this.fail('E0307', `a size must be an integer, found ${describe(v)}`, d.span, taken ? { help: `\`${d.name}\` here names ${describe(v)}, not a new size: rename one of them` } : {});
   }
 
