@@ -728,3 +728,14 @@ describe('stack in the user’s shapes, and no follow-on errors', () => {
     expect(ds.some((d) => d.message.includes('poison'))).toBe(false);
   });
 });
+
+describe('names of layers no statement binds', () => {
+  it('are the class and a count, under the layer whose forward built them (they were tmp0#0 and _Dense#0)', () => {
+    const inline = checkSource('model M {\n  input x: f32[B, 10]\n  let logits = Dense(10, 3)(x)\n  output y = Dense(3, 2)(logits)\n}\n', FILE);
+    expect(inline.diagnostics).toEqual([]);
+    expect(inline.graphs.get('M')!.params.map((p) => p.path)).toEqual(['Dense_0.w', 'Dense_0.b', 'Dense_1.w', 'Dense_1.b']);
+    const inForward = checkSource('layer Mlp(d: int) {\n  forward(x: f32[B, d]) -> f32[B, d] {\n    for i in 0..2 {\n      x = relu(Dense(d, d)(x))\n    }\n    return x\n  }\n}\nmodel M {\n  input x: f32[B, 4]\n  layer m = Mlp(4)\n  let h = m(x)\n  output y = h\n}\n', FILE);
+    expect(inForward.diagnostics).toEqual([]);
+    expect(inForward.graphs.get('M')!.params.map((p) => p.path)).toEqual(['m.Dense_0.w', 'm.Dense_0.b', 'm.Dense_1.w', 'm.Dense_1.b']);
+  });
+});

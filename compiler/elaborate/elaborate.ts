@@ -893,7 +893,8 @@ export class Elaborator {
   private namedLayers(path: string, f: () => CtValue, registers = false): CtValue {
     const savedPrefix = this.layerPrefix;
     const savedCount = this.layerCount;
-    this.layerPrefix = `\u0000tmp${this.tempLayers++}`;
+    const own = `\u0000tmp${this.tempLayers++}`;
+    this.layerPrefix = own;
     this.layerCount = 0;
     let value: CtValue;
     try {
@@ -912,9 +913,27 @@ export class Elaborator {
       } else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
     };
     rename(value, path);
+    // layers built here but not bound by it (`let y = Dense(10, 3)(x)`): their class and a count
+    for (const l of this.builder.layers) {
+      if (l.path.startsWith(`${own}#`) && !l.path.includes('.') && !renames.has(l.path) && !this.registered.has(l)) renames.set(l.path, this.unboundLayerName(l.decl.name.text));
+    }
     this.builder.renamePrefixes(renames);
     return value;
   }
+
+  /** Names of layers no statement binds, per prefix and class: `Dense_0`, `m.Dense_1` (a layer built in m's forward). */
+  private readonly unboundCounts = new Map<string, number>();
+
+  private unboundLayerName(cls: string): string {
+    const owner = this.forwardOwners.at(-1);
+    const base = owner ? `${owner.path}.${cls}_` : `${cls}_`;
+    const n = this.unboundCounts.get(base) ?? 0;
+    this.unboundCounts.set(base, n + 1);
+    return `${base}${n}`;
+  }
+
+  /** The layers whose forward is running, innermost last: a layer built inside a forward is named under its owner. */
+  private readonly forwardOwners: LayerV[] = [];
 
   private instantiate(
     ctor: Extract<CtValue, { kind: 'layerCtor' }>,
@@ -923,7 +942,7 @@ export class Elaborator {
     span: A.Span,
   ): LayerV {
     if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `layers nest deeper than ${MAX_CALL_DEPTH} levels${this.cycleText()}`, span);
-    const path = `${this.layerPrefix || `_${ctor.decl.name.text}`}#${this.layerCount++}`;
+    const path = this.layerPrefix ? `${this.layerPrefix}#${this.layerCount++}` : this.unboundLayerName(ctor.decl.name.text);
     const env = ctor.env.child();
     env.define('training', { kind: 'bool', value: this.training });
     const layer: LayerV = { kind: 'layer', decl: ctor.decl, path, members: new Map(), env };
@@ -954,6 +973,10 @@ export class Elaborator {
     const forward = layer.decl.body.stmts.find((s): s is A.ForwardStmt => s.kind === 'Forward');
     if (!forward) return this.fail('E0307', `the layer \`${layer.decl.name.text}\` has no forward, so it cannot be called`, span);
     this.layerDepth++;
+    this.forwardOwners.push(layer);
+    // a layer built in the forward belongs to this layer, whatever statement the call is in
+    const savedPrefix = this.layerPrefix;
+    this.layerPrefix = '';
     let result: CtValue;
     try {
       result = this.callClosure(
@@ -964,6 +987,8 @@ export class Elaborator {
       );
     } finally {
       this.layerDepth--;
+      this.forwardOwners.pop();
+      this.layerPrefix = savedPrefix;
     }
     const tensors = (vs: readonly CtValue[]): Value[] => vs.flatMap((v) => (v.kind === 'tensor' ? [v.value] : v.kind === 'list' ? tensors(v.items) : []));
     this.builder.layerCalls.push({
