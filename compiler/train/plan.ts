@@ -297,6 +297,13 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const v = value(x.value);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) report(`\`${x.name.text}\` must be a whole number of at least ${min}`, x.value.span);
   };
+  /** A setting that names a weights file (init_from, a checkpoint's path): a string that is not empty (anything else was ignored). */
+  const checkPath = (x: A.SettingStmt, what: string, example: string) => {
+    const v = value(x.value);
+    const shown = what.startsWith('a ') ? what : `\`${what}\``;
+    if (typeof v !== 'string') report(`${shown} is a path string, the safetensors file's (relative to this .dl file)`, x.value.span, `for example \`${example}\``);
+    else if (v.trim() === '') report(`${shown} is empty: give the safetensors file's path`, x.value.span, `for example \`${example}\``);
+  };
   /** The settings inside `early_stopping { ... }` and `checkpoint { ... }` that name what training logs, or count. */
   const checkBlockSettings = (s: A.SettingBlockStmt) => {
     for (const x of s.body.stmts) {
@@ -305,6 +312,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       else if (x.name.text === 'patience' && s.name.text === 'early_stopping') checkCount(x, 1);
       else if (x.name.text === 'restore_best' && s.name.text === 'early_stopping') checkBool(x);
       else if ((x.name.text === 'every' || x.name.text === 'keep') && s.name.text === 'checkpoint') checkCount(x, 1);
+      else if (x.name.text === 'path' && s.name.text === 'checkpoint') checkPath(x, 'a checkpoint\'s `path`', 'path = "checkpoints/Model.safetensors"');
       else if (x.name.text === 'mode' && value(x.value) !== 'min' && value(x.value) !== 'max') report('`mode` is "min" or "max"', x.value.span);
     }
   };
@@ -388,6 +396,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (s.name.text === 'shuffle') checkBool(s);
           checkCatalogCalls(s.name.text, s.value);
           if (s.name.text === 'metrics') checkMetricList(s);
+          if (s.name.text === 'init_from') checkPath(s, 'init_from', 'init_from = "checkpoints/Pretrained.safetensors"');
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
