@@ -1,5 +1,5 @@
 // The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train, evaluate, predict and sample.
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Program } from '../../grammar/ast.ts';
@@ -31,7 +31,7 @@ import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
 import { entryKey, lookup, store } from './compile-cache.ts';
 import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
-import { isFileSystemError, writeRefusal } from './file-errors.ts';
+import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
 const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file, text:file (the block's options carry over, but not a CSV's delimiter or header)";
@@ -407,7 +407,7 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
   };
   if (existsSync(dir) && !statSync(dir).isDirectory()) return unwritable('it is a file, not a folder');
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolders(dir);
     writeModules(dir, file, programs, reports, options, flags?.format, io);
   } catch (e) {
     if (!isFileSystemError(e)) throw e;
