@@ -1,12 +1,12 @@
 // What dlc train keeps on disk: the checkpoint with its numbered copies, the best weights by a monitor, early stopping's best for restore_best, and what a run resumes from.
-import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
 import type { LoadReport, Model } from '../../runtime/model.ts';
 import { WeightsError } from '../../runtime/errors.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
-import { writeRefusal } from './file-errors.ts';
+import { makeFolders, writeRefusal } from './file-errors.ts';
 
 /** Where and when training state is written, as the train block's `checkpoint` and `early_stopping` say. */
 export interface CheckpointPlan {
@@ -63,18 +63,22 @@ function numberedCopies(path: string): string[] {
 export function prepareCheckpointFolder(plan: CheckpointPlan): string[] {
   const dir = dirname(plan.path);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolders(dir);
   } catch (e) {
     throw new Error(`cannot write the checkpoint ${plan.path}: ${writeRefusal(e)}`);
   }
-  const earlier = [plan.path, plan.best?.path, plan.restore?.path, ...numberedCopies(plan.path)].filter((p): p is string => p !== undefined && existsSync(p));
   const moved: string[] = [];
-  for (const p of [...new Set(earlier)]) {
-    const to = sibling(p, '.previous.safetensors');
-    renameSync(p, to);
+  for (const { from, to } of earlierRun(plan)) {
+    renameSync(from, to);
     moved.push(to);
   }
   return moved;
+}
+
+/** The files of an earlier run that prepareCheckpointFolder moves aside, and where to. */
+export function earlierRun(plan: CheckpointPlan): { from: string; to: string }[] {
+  const earlier = [plan.path, plan.best?.path, plan.restore?.path, ...numberedCopies(plan.path)].filter((p): p is string => p !== undefined && existsSync(p));
+  return [...new Set(earlier)].map((from) => ({ from, to: sibling(from, '.previous.safetensors') }));
 }
 
 /** Where a resumed run starts: the epochs done, early stopping's state, the monitor's best value. */

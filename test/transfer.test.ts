@@ -1,0 +1,122 @@
+// Transfer learning from the command line: init_from read before a run moves files aside, what it leaves out said plainly, its errors named, and --resume across changed training setups.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dlc, repoTempDir } from './cli-helpers.ts';
+import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { prefixRenames } from '../compiler/cli/init-from.ts';
+
+const MODEL = `use std.nn.{Dense}
+use std.act.{relu}
+use std.loss.{cross_entropy}
+use std.metrics.{accuracy}
+use std.optim.{adam}
+
+model Iris {
+  input features: f32[B, 4]
+  input label: i32[B]
+  layer fc1 = Dense(4, 16)
+  layer fc2 = Dense(16, 3)
+  let logits = fc2(relu(fc1(features)))
+  output probs = softmax(logits, axis: -1)
+  loss = cross_entropy(logits, label)
+  metric accuracy = accuracy(logits, label)
+}
+`;
+
+const block = (extra: string, epochs = 1) => `train Iris {\n  data = iris()\n  seed = 3\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = ${epochs}\n${extra}}\n`;
+
+/** `dlc train file --no-progress ...flags`, expected to succeed. */
+async function train(file: string, ...flags: string[]): Promise<string> {
+  const r = await dlc('train', file, '--no-progress', ...flags);
+  expect(r.status, r.err).toBe(EXIT_OK);
+  return r.err;
+}
+
+describe('init_from', () => {
+  it('a second stage whose init_from is its own checkpoint reads it before moving it aside, and a rerun never replaces the first stage', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-own');
+    const stage1 = join(dir, 'stage1.dl');
+    const stage2 = join(dir, 'stage2.dl');
+    writeFileSync(stage1, MODEL + block('', 2));
+    writeFileSync(stage2, MODEL + block('  init_from = "checkpoints/Iris.safetensors"\n  freeze fc1\n'));
+    await train(stage1);
+    const ck = join(dir, 'checkpoints', 'Iris.safetensors');
+    const previous = join(dir, 'checkpoints', 'Iris.previous.safetensors');
+    const first = readFileSync(ck);
+    const err = await train(stage2);
+    expect(err).toContain(`initialized 4 of 4 parameters from ${ck}`);
+    expect(err).toContain(`note: init_from: ${ck} is also where this run saves its checkpoint`);
+    expect(readFileSync(previous).equals(first)).toBe(true);
+    // again: the checkpoint is now stage 2's, trained from the file that is now .previous; starting over would lose stage 1
+    const again = await dlc('train', stage2, '--no-progress');
+    expect(again.status).toBe(EXIT_USER_ERROR);
+    expect(again.err).toContain(`error: init_from: ${ck} is this run's own checkpoint, and it holds weights an earlier run of this train block trained from it (the weights it started from are kept as ${previous})`);
+    expect(readFileSync(previous).equals(first)).toBe(true);
+    // init_from naming the .previous file a start-over would replace
+    writeFileSync(stage2, MODEL + block('  init_from = "checkpoints/Iris.previous.safetensors"\n'));
+    const replaced = await dlc('train', stage2, '--no-progress');
+    expect(replaced.status).toBe(EXIT_USER_ERROR);
+    expect(replaced.err).toContain(`error: init_from: ${previous} would be replaced as this run starts over`);
+    expect(readFileSync(previous).equals(first)).toBe(true);
+  });
+
+  it('warns about frozen parameters it left at their initial values and lists the file tensors that matched nothing, with the rename that would', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-frozen');
+    const pre = join(dir, 'pre.dl');
+    writeFileSync(pre, MODEL + block('  checkpoint { path = "pre.safetensors" }\n'));
+    await train(pre);
+    const renamed = join(dir, 'renamed.dl');
+    writeFileSync(renamed, MODEL.replaceAll('fc1', 'body1') + block('  init_from = "pre.safetensors"\n  freeze body1\n  checkpoint { path = "renamed.safetensors" }\n'));
+    const err = await train(renamed);
+    const path = join(dir, 'pre.safetensors');
+    expect(err).toContain(`note: init_from: 2 tensors of ${path} (a checkpoint of Iris) match nothing in Iris: \`fc1.b\`, \`fc1.w\`; its \`fc1.*\` would match Iris's \`body1.*\` (2 tensors)`);
+    expect(err).toContain(`warning: init_from: 2 frozen parameters of Iris are not in ${path} (or have another shape there) and keep their random initial value for the whole run: \`body1.w\`, \`body1.b\``);
+    // everything frozen loaded: no warning
+    const fine = join(dir, 'fine.dl');
+    writeFileSync(fine, MODEL + block('  init_from = "pre.safetensors"\n  freeze fc1\n  checkpoint { path = "fine.safetensors" }\n'));
+    expect(await train(fine)).not.toContain('warning');
+  });
+
+  it('names the setting and the file when the file cannot be read, and is E0206 when it is not a path', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-unreadable');
+    mkdirSync(join(dir, 'folder'));
+    writeFileSync(join(dir, 'junk.safetensors'), 'this is not a safetensors file at all');
+    for (const [target, why] of [
+      ['folder', 'it is a folder, not a weights file'],
+      ['junk.safetensors', 'not a valid safetensors file: the header length'],
+    ]) {
+      const file = join(dir, `${target}.dl`);
+      writeFileSync(file, MODEL + block(`  init_from = "${target}"\n  checkpoint { path = "out.safetensors" }\n`));
+      const r = await dlc('train', file, '--no-progress');
+      expect(r.status).toBe(EXIT_USER_ERROR);
+      expect(r.err).toContain(`error: init_from: ${join(dir, target)}: ${why}`);
+    }
+    for (const value of ['3', '["a.safetensors"]', '""']) {
+      const checked = checkSource(MODEL + block(`  init_from = ${value}\n`), 'iv.dl');
+      const d = checked.diagnostics.find((x) => x.code === 'E0206');
+      expect(d?.message, value).toMatch(/^`init_from` is (a path string|empty)/);
+    }
+  });
+
+  it('proposes the prefix rename that matches most tensors', () => {
+    const file = ['trunk.conv1.w', 'trunk.conv1.b', 'trunk.bn1.gamma', 'trunk.conv2.w', 'old_head.w'];
+    const model = ['body.conv1.w', 'body.conv1.b', 'body.bn1.gamma', 'body.conv2.w', 'head.w', 'head.b'];
+    expect(prefixRenames(file, model)).toEqual([{ from: 'trunk', to: 'body', count: 4 }]);
+  });
+});
+
+describe('--resume', () => {
+  it('says that a finished run has nothing left to train, and how to train more', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-finished');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block('  checkpoint { path = "ck.safetensors" }\n', 2));
+    await train(file);
+    const r = await dlc('train', file, '--no-progress', '--resume');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain(`error: --resume: ${join(dir, 'ck.safetensors')} already finished its 2 epochs (the train block's epochs: 2); pass --epochs 3 or more to train more`);
+    expect(await train(file, '--resume', '--epochs', '3')).toContain('resumed from');
+    expect(existsSync(join(dir, 'ck.safetensors'))).toBe(true);
+  });
+});
