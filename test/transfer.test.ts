@@ -120,3 +120,44 @@ describe('--resume', () => {
     expect(existsSync(join(dir, 'ck.safetensors'))).toBe(true);
   });
 });
+
+describe('checkpoints that do not fit', () => {
+  it('--resume after freeze changed: a warning for parameters without optimizer state, a note for the state of parameters now frozen', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-refreeze');
+    const file = join(dir, 'iris.dl');
+    const ck = join(dir, 'ck.safetensors');
+    const frozen = MODEL + block('  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n');
+    writeFileSync(file, frozen);
+    await train(file);
+    writeFileSync(file, MODEL + block('  checkpoint { path = "ck.safetensors" }\n'));
+    const unfrozen = await train(file, '--resume', '--epochs', '2');
+    expect(unfrozen).toContain(`warning: ${ck} has no optimizer state for \`fc1.w\`, \`fc1.b\` (frozen when it was saved?): their state starts at zero while the step count goes on from step 8`);
+    writeFileSync(file, frozen);
+    const refrozen = await train(file, '--resume', '--epochs', '3');
+    expect(refrozen).toContain(`note: ${ck} holds optimizer state for \`fc1.b\`, \`fc1.w\`, which this train block does not train (frozen since it was saved?); that state is dropped`);
+    expect(refrozen).not.toContain('--args');
+  });
+
+  it('predict and evaluate say what is wrong with the file: a folder, not a safetensors file, another model\'s checkpoint', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-wrong-file');
+    const other = join(dir, 'other.dl');
+    writeFileSync(other, MODEL.replaceAll('Iris', 'Other') + block('  checkpoint { path = "other.safetensors" }\n').replace('Iris', 'Other'));
+    await train(other);
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL.replace('Dense(16, 3)', 'Dense(16, 3, bias: false)').replace('Dense(4, 16)', 'Dense(4, 16, bias: false)') + block(''));
+    writeFileSync(join(dir, 'junk.txt'), 'not weights at all');
+    mkdirSync(join(dir, 'folder'));
+    for (const [target, message] of [
+      ['junk.txt', `${join(dir, 'junk.txt')} is not a checkpoint dlc can read: the header length`],
+      ['folder', `cannot read the checkpoint ${join(dir, 'folder')}: it is a folder, not a weights file`],
+      ['other.safetensors', `${join(dir, 'other.safetensors')} is a checkpoint of the model Other, not Iris`],
+    ]) {
+      for (const command of ['predict', 'evaluate']) {
+        const r = await dlc(command, file, '--checkpoint', join(dir, target));
+        expect(r.status, r.err).toBe(EXIT_USER_ERROR);
+        expect(r.err).toContain(message);
+        expect(r.err).not.toContain('--args');
+      }
+    }
+  });
+});

@@ -378,7 +378,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     let resume: ResumeState = { epoch: 0 };
     if (flags.resume) {
       if (!existsSync(plan.path)) throw new TrainError(`--resume: no checkpoint at ${plan.path}`);
-      resume = await resumeFrom(model, plan);
+      resume = await resumeFrom(model, plan, io.err);
       io.err(`resumed from ${plan.path}: ${resume.epoch} epochs done, step ${model.step}`);
     }
     if (flags.profile) {
