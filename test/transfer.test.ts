@@ -161,3 +161,24 @@ describe('checkpoints that do not fit', () => {
     }
   });
 });
+
+describe('freeze and the file system', () => {
+  it('notes that a frozen batch norm layer still updates its running statistics', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-bn');
+    const file = join(dir, 'bn.dl');
+    const model = MODEL.replace('use std.nn.{Dense}', 'use std.nn.{Dense, BatchNorm}').replace('layer fc2', 'layer bn = BatchNorm(16)\n  layer fc2').replace('fc2(relu(fc1(features)))', 'fc2(relu(bn(fc1(features))))');
+    writeFileSync(file, model + block('  freeze fc1, bn\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).toContain('note: freeze fixes the parameters of `bn`, but training still updates its running statistics');
+    writeFileSync(file, model + block('  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).not.toContain('running statistics');
+  });
+
+  it.skipIf(!existsSync('/proc/self'))('a checkpoint under /proc is an error, not a hang', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('transfer-proc');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block(''));
+    const r = await dlc('train', file, '--no-progress', '--checkpoint', '/proc/dlc-no-such/x.safetensors');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('cannot write the checkpoint /proc/dlc-no-such/x.safetensors');
+  });
+});

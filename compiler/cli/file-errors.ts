@@ -1,5 +1,5 @@
 // Why the file system refused to make a folder or write a file, in words (for one-line errors, not stack traces); making folders without hanging.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The reason in `err` (a Node file-system error) as a user reads it; its own message where no words fit. */
@@ -33,5 +33,7 @@ export function makeFolders(dir: string): void {
     missing.unshift(d);
     if (dirname(d) === d) break;
   }
+  const existing = missing.length > 0 ? dirname(missing[0]) : dir;
+  if (existsSync(existing) && !statSync(existing).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
   for (const d of missing) mkdirSync(d);
 }
