@@ -100,6 +100,37 @@ describe('init_from', () => {
     }
   });
 
+  it("loads another writer's file: F16, BF16 and F64 weights as f32, and tensors the model does not use skipped whatever their dtype (PyTorch's I64 num_batches_tracked)", { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-torch');
+    const tensors: [string, string, number[], number][] = [
+      ['fc1.w', 'F16', [4, 16], 2],
+      ['fc1.b', 'BF16', [16], 2],
+      ['fc2.w', 'F64', [16, 3], 8],
+      ['fc2.b', 'F32', [3], 4],
+      ['fc1.num_batches_tracked', 'I64', [], 8],
+      ['fc1.scale', 'F8_E4M3', [2], 1],
+    ];
+    let at = 0;
+    const header = tensors.map(([name, dtype, shape, size]) => {
+      const bytes = shape.reduce((a, b) => a * b, 1) * size;
+      const entry = `"${name}":{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${at},${at + bytes}]}`;
+      at += bytes;
+      return entry;
+    });
+    const text = new TextEncoder().encode(`{${header.join(',')}}`);
+    const bytes = new Uint8Array(8 + text.length + at);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true);
+    bytes.set(text, 8);
+    writeFileSync(join(dir, 'torch.safetensors'), bytes);
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block('  init_from = "torch.safetensors"\n  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
+    const err = await train(file);
+    const path = join(dir, 'torch.safetensors');
+    expect(err).toContain(`initialized 4 of 4 parameters from ${path}`);
+    expect(err).toContain(`note: init_from: 2 tensors of ${path} match nothing in Iris: \`fc1.num_batches_tracked\`, \`fc1.scale\``);
+    expect(err).not.toContain('warning');
+  });
+
   it('proposes the prefix rename that matches most tensors', () => {
     const file = ['trunk.conv1.w', 'trunk.conv1.b', 'trunk.bn1.gamma', 'trunk.conv2.w', 'old_head.w'];
     const model = ['body.conv1.w', 'body.conv1.b', 'body.bn1.gamma', 'body.conv2.w', 'head.w', 'head.b'];

@@ -125,7 +125,7 @@ export async function loadInitFrom(model: Model, program: ModelProgram, init: { 
     const wanted = [...program.params.map((p) => p.path), ...program.state.map((s) => s.path).filter((s) => !s.startsWith('opt.') && s !== 'rng.key')].filter((n) => !loaded.has(n));
     const renames = prefixRenames(report.ignored, wanted);
     const hint = renames.length > 0 ? `; ${renames.map((r) => `its \`${r.from}.*\` would match ${program.model}'s \`${r.to}.*\` (${r.count} tensors)`).join(', ')}: rename the layer${renames.length > 1 ? 's' : ''} to match` : '';
-    if (loadedParams > 0 || renames.length > 0) io.err(`note: init_from: ${report.ignored.length} tensor${report.ignored.length === 1 ? '' : 's'} of ${path}${fileModel ? ` (a checkpoint of ${fileModel})` : ''} match nothing in ${program.model}: ${list(report.ignored)}${hint}`);
+    if (loadedParams > 0 || renames.length > 0) io.err(`note: init_from: ${report.ignored.length} tensor${report.ignored.length === 1 ? '' : 's'} of ${path}${fileModel ? ` (a checkpoint of ${fileModel})` : ''} match nothing in ${program.model}: ${list([...report.ignored].sort())}${hint}`);
   }
   // frozen (never trained) and not loaded: they stay at their random initial values for good
   const stuck = program.params.filter((p) => !p.trainable && !loaded.has(p.path)).map((p) => p.path);
