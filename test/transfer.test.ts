@@ -213,3 +213,40 @@ describe('freeze and the file system', () => {
     expect(r.err).toContain('cannot write the checkpoint /proc/dlc-no-such/x.safetensors');
   });
 });
+
+describe('freeze diagnostics', () => {
+  const TRUNK = `use std.nn.{Dense}
+layer Trunk {
+  layer conv1 = Dense(4, 8)
+  layer conv2 = Dense(8, 8)
+  forward(x: f32[B, 4]) -> f32[B, 8] = conv2(conv1(x))
+}
+model M {
+  input x: f32[B, 4]
+  input label: i32[B]
+  layer trunk = Trunk()
+  layer head = Dense(8, 3)
+  loss = cross_entropy(head(trunk(x)), label)
+}
+`;
+  const diagnose = (body: string) => checkSource(`${TRUNK}train M {\n  epochs = 1\n${body}}\n`, 'fz.dl').diagnostics;
+
+  it('suggests a layer for a layer path, the model\'s parameter name for a pattern, and points at the freeze that froze everything', () => {
+    const ds = diagnose('  freeze trunk.conv3, *.bias\n');
+    expect(ds.map((d) => [d.message, d.help])).toEqual([
+      ['`trunk.conv3` names no parameter of `M`', 'did you mean `trunk.conv1`?'],
+      ['`*.bias` names no parameter of `M`', 'did you mean `*.b`?'],
+    ]);
+    const text = `${TRUNK}train M {\n  epochs = 1\n  freeze trunk\n  freeze head\n}\n`;
+    const all = checkSource(text, 'fz.dl').diagnostics;
+    expect(all).toHaveLength(1);
+    expect(all[0].message).toBe('`freeze` leaves the step `train` no parameter to update: every parameter it trains is frozen');
+    expect(text.slice(all[0].span.start, all[0].span.end)).toBe('freeze head');
+  });
+
+  it('warns (W0206) about a param_group whose parameters are all frozen', () => {
+    const ds = diagnose('  freeze trunk\n  param_group { params = [trunk.conv1]; lr = 1e-4 }\n');
+    expect(ds.map((d) => [d.code, d.severity, d.message])).toEqual([['W0206', 'warning', 'every parameter of this param_group is frozen: its options apply to no update']]);
+    expect(diagnose('  freeze trunk.conv2\n  param_group { params = [trunk]; lr = 1e-4 }\n')).toEqual([]);
+  });
+});

@@ -262,9 +262,29 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       return [];
     }
     const matched = allPaths.filter((p) => matchesPath(p, pattern));
-    if (matched.length === 0) report(`\`${pattern}\` names no parameter of \`${graph.name}\``, e.span, didYouMean(pattern, allPaths));
+    if (matched.length === 0) report(`\`${pattern}\` names no parameter of \`${graph.name}\``, e.span, pathSuggestion(pattern));
     return matched;
   };
+
+  /**
+   * The nearest path for one that names nothing: a layer (`trunk.conv1`) before a parameter of one
+   * (`trunk.conv1.w`), and for a pattern, its last part as the model names it (`*.bias` → `*.b`).
+   */
+  const layerPaths = [...new Set(allPaths.flatMap((p) => p.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
+  const pathSuggestion = (pattern: string): string | undefined => {
+    const depth = pattern.split('.').length;
+    const near = didYouMean(pattern, layerPaths.filter((l) => l.split('.').length === depth)) ?? didYouMean(pattern, allPaths);
+    if (near !== undefined || !pattern.includes('*')) return near;
+    const parts = pattern.split('.');
+    const last = parts.at(-1)!;
+    const leaves = [...new Set(allPaths.map((p) => p.split('.').at(-1)!))];
+    const alias: Record<string, string> = { bias: 'b', weight: 'w', kernel: 'w', scale: 'gamma', shift: 'beta' };
+    const leaf = alias[last] !== undefined && leaves.includes(alias[last]) ? alias[last] : undefined;
+    const hint = leaf ?? /did you mean `([^`]*)`/.exec(didYouMean(last, leaves) ?? '')?.[1];
+    return hint === undefined ? `its parameters are named ${leaves.slice(0, 6).map((l) => `\`${l}\``).join(', ')}` : `did you mean \`${[...parts.slice(0, -1), hint].join('.')}\`?`;
+  };
+  const freezeSpans: A.Span[] = [];
+  const groupSpans: A.Span[] = [];
 
   const settingSpans: Record<string, A.Span> = {};
   /** Settings written inside a `data { ... }` or `validation { ... }` block that mean a top-level one (`split`, `eval_every`). */
@@ -424,6 +444,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
             const twice = params.find((path) => groups.some((g) => g.params.includes(path)));
             if (twice !== undefined) report(`\`${twice}\` is in two param groups; each parameter takes the options of one`, paramsStmt.value.span, 'narrow the patterns so the groups do not overlap');
             groups.push({ params, options: numbers(rest, s.span) });
+            groupSpans.push(s.name.span);
           }
         } else {
           const key = s.label ? `${s.name.text}.${s.label.text}` : s.name.text;
@@ -433,6 +454,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         break;
       }
       case 'Freeze':
+        freezeSpans.push(s.span);
         for (const t of s.targets) frozen.push(...resolvePattern(t));
         break;
       case 'Objective':
@@ -537,13 +559,23 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       optimizerSpan: o?.stmt.optimizer?.span ?? settingSpans.optimizer ?? o?.stmt.span ?? train.span,
     };
   });
+  // a group of frozen parameters: its options reach no update
+  groups.forEach((g, i) => {
+    if (g.params.length > 0 && g.params.every((p) => frozenSet.has(p))) {
+      diagnostics.push(diagnostic('W0206', 'every parameter of this param_group is frozen: its options apply to no update', groupSpans[i], { help: 'remove the param_group, or unfreeze its parameters' }));
+    }
+  });
   const names = new Set<string>();
   for (const s of steps) {
     if (names.has(s.name)) report(`two objectives in the step \`${s.name}\`; give each its own \`step\``, s.span);
     names.add(s.name);
-    if (s.params.length === 0) report(`the step \`${s.name}\` updates no parameter (all frozen or none matched)`, s.span);
+    if (s.params.length === 0) {
+      // everything frozen: the freeze statements did it, so that is where it is shown
+      if (freezeSpans.length > 0 && frozen.length > 0) report(`\`freeze\` leaves the step \`${s.name}\` no parameter to update: every parameter it trains is frozen`, freezeSpans.at(-1)!, 'freeze fewer layers, or evaluate the model instead of training it');
+      else report(`the step \`${s.name}\` updates no parameter (all frozen or none matched)`, s.span);
+    }
   }
-  if (diagnostics.length > 0) return { diagnostics };
+  if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
   const lrOption = baseOptimizer.options.lr;
   const plan: TrainingPlan = {
       model: graph.name,
@@ -569,6 +601,6 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   }
   // values the optimizer, schedule or clipping refuse: at the setting, now rather than while building the step
   for (const p of settingProblems(plan)) report(p.message, p.span);
-  if (diagnostics.length > 0) return { diagnostics };
+  if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
   return { plan, diagnostics };
 }
