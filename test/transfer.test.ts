@@ -250,3 +250,26 @@ model M {
     expect(diagnose('  freeze trunk.conv2\n  param_group { params = [trunk]; lr = 1e-4 }\n')).toEqual([]);
   });
 });
+
+describe('dlc compile output names', () => {
+  it('says which .dl file each module came from, notes a module from another file it replaces, and refuses two models with one module name', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-compile');
+    const out = join(dir, 'out');
+    const a = join(dir, 'a.dl');
+    const b = join(dir, 'b.dl');
+    writeFileSync(a, MODEL);
+    writeFileSync(b, MODEL.replace('Dense(4, 16)', 'Dense(4, 8)').replace('Dense(16, 3)', 'Dense(8, 3)'));
+    const first = await dlc('compile', a, '-o', out);
+    expect(first.status, first.err).toBe(EXIT_OK);
+    expect(first.err).toContain(`wrote ${join(out, 'iris')}.ts (Iris from ${a}`);
+    expect((await dlc('compile', a, '-o', out)).err).not.toContain('note:');
+    const second = await dlc('compile', b, '-o', out);
+    expect(second.err).toContain(`note: ${join(out, 'iris')}.ts was compiled from ${a}; it is replaced by Iris from ${b}`);
+    const both = join(dir, 'both.dl');
+    writeFileSync(both, MODEL.replace('model Iris', 'model FooBar') + MODEL.replace(/^use .*$/gm, '').replace('model Iris', 'model Foo_Bar'));
+    const clash = await dlc('compile', both, '-o', join(dir, 'out2'));
+    expect(clash.status, clash.err).toBe(EXIT_USER_ERROR);
+    expect(clash.err).toContain(`error: the models FooBar and Foo_Bar would both be written to ${join(dir, 'out2', 'foo_bar')}.ts`);
+    expect(existsSync(join(dir, 'out2', 'foo_bar.ts'))).toBe(false);
+  });
+});
