@@ -131,6 +131,18 @@ describe('init_from', () => {
     expect(err).not.toContain('warning');
   });
 
+  it('warns when this run splits the data the init_from run trained on another way (its test examples may have been trained on)', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-leak');
+    const pre = join(dir, 'pre.dl');
+    writeFileSync(pre, MODEL + block('  checkpoint { path = "pre.safetensors" }\n'));
+    await train(pre, '--limit', '100');
+    const fine = join(dir, 'fine.dl');
+    writeFileSync(fine, MODEL + block('  init_from = "pre.safetensors"\n  checkpoint { path = "fine.safetensors" }\n'));
+    expect(await train(fine, '--limit', '100')).not.toContain('warning');
+    const other = await train(fine, '--limit', '140', '--seed', '4');
+    expect(other).toContain(`warning: init_from: ${join(dir, 'pre.safetensors')} was trained on this data split another way (seed 3, not 4; --limit 100, not --limit 140)`);
+  });
+
   it('proposes the prefix rename that matches most tensors', () => {
     const file = ['trunk.conv1.w', 'trunk.conv1.b', 'trunk.bn1.gamma', 'trunk.conv2.w', 'old_head.w'];
     const model = ['body.conv1.w', 'body.conv1.b', 'body.bn1.gamma', 'body.conv2.w', 'head.w', 'head.b'];

@@ -247,6 +247,16 @@ export interface PreparedData {
   readonly seed: number;
   readonly batchSize: number;
   readonly sizes: Record<string, number>;
+  /** How the examples were drawn from one dataset (absent with a validation set of its own): recorded as `dlc.data`, compared by init_from. */
+  readonly drawn?: DrawnSplit;
+}
+
+/** The dataset (its call, paths resolved) and the fractions, seed and --limit that split it. */
+export interface DrawnSplit {
+  readonly data: string;
+  readonly split: readonly number[];
+  readonly seed: number;
+  readonly limit?: number;
 }
 
 /** Loads and splits `program`'s data as its train block and the flags say; `dlc train` and `dlc evaluate` share it. */
@@ -282,7 +292,15 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   for (const input of program.inputs) {
     if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
-  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train) };
+  const located = (spec: SettingValue): SettingValue => {
+    if (!spec || typeof spec !== 'object' || Array.isArray(spec) || !('call' in spec)) return spec;
+    const at = LOCATION_ARGUMENT[spec.call];
+    const where = at === undefined ? undefined : spec.args[at];
+    const args = typeof where === 'string' ? { ...spec.args, [at]: resolvePath(dirname(file), where) } : spec.args;
+    return { call: spec.call, args: Object.fromEntries(Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))) };
+  };
+  const drawn: DrawnSplit | undefined = heldOut ? undefined : { data: JSON.stringify(located(dataSetting)), split: fractions, seed, ...(limit !== undefined ? { limit } : {}) };
+  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train), ...(drawn ? { drawn } : {}) };
 }
 
 /**
@@ -313,7 +331,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const resumePath = checkpointPathOf(program, file, given);
   const resumedFrom = given.resume && existsSync(resumePath) ? checkpointMetadata(resumePath) : undefined;
   const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
-  const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
+  const { train, validation, test, seed, batchSize, sizes: dataSizes, drawn } = await prepareData(program, file, flags, io);
   if (resumedFrom) checkClasses(program, train, resumedFrom, resumePath);
   checkDataIndices(program, { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: dataSizes });
   if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
@@ -361,6 +379,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   // the init_from file is read before anything is moved aside: it may be a file this run replaces
   const init = flags.resume ? undefined : await readInitFrom(program, file);
   if (init && !flags.profile) guardInitFrom(init.path, plan, io);
+  if (init && drawn) warnSplitLeak(init, drawn, io);
   if (!flags.resume && !flags.profile) {
     let moved: string[];
     try {
@@ -390,7 +409,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     }
     const limit = flagInt(flags.limit, 'limit');
     const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
-    const metadata = { ...dataMetadata(program, train, dataSizes, recorded), ...(init ? { 'dlc.init_from': init.path } : {}) };
+    const metadata = { ...dataMetadata(program, train, dataSizes, recorded), ...(init ? { 'dlc.init_from': init.path } : {}), ...(drawn ? { 'dlc.data': JSON.stringify(drawn) } : {}) };
     const writer = new CheckpointWriter(model, plan, metadata, resume);
     // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
     const lossName = program.training!.steps[0].loss;
@@ -539,4 +558,25 @@ function noteFrozenState(program: ModelProgram, io: TrainIo): void {
   if (updated.length === 0) return;
   const shown = updated.slice(0, 4).map((l) => `\`${l}\``).join(', ') + (updated.length > 4 ? ` and ${updated.length - 4} more` : '');
   io.err(`note: freeze fixes the parameters of ${shown}, but training still updates ${updated.length === 1 ? 'its' : 'their'} running statistics (batch norm's running_mean and running_var follow the training batches, as in PyTorch)`);
+}
+
+/**
+ * Fine-tuning on the dataset the init_from run trained on, split otherwise (another --seed, --limit or
+ * split): this run's validation and test examples may be ones that run trained on, and its metrics
+ * flatter the model. The file's `dlc.data` says how its run drew them.
+ */
+function warnSplitLeak(init: { path: string; bytes: Uint8Array }, now: DrawnSplit, io: TrainIo): void {
+  let then: DrawnSplit;
+  try {
+    then = JSON.parse(decodeSafetensorsMetadata(init.bytes)['dlc.data'] ?? 'null') as DrawnSplit;
+  } catch {
+    return;
+  }
+  if (!then || then.data !== now.data) return;
+  const differs: string[] = [];
+  if (then.seed !== now.seed) differs.push(`seed ${then.seed}, not ${now.seed}`);
+  if (then.limit !== now.limit) differs.push(`${then.limit === undefined ? 'all of the data' : `--limit ${then.limit}`}, not ${now.limit === undefined ? 'all of it' : `--limit ${now.limit}`}`);
+  if (JSON.stringify(then.split) !== JSON.stringify(now.split)) differs.push(`split [${then.split.join(', ')}], not [${now.split.join(', ')}]`);
+  if (differs.length === 0) return;
+  io.err(`warning: init_from: ${init.path} was trained on this data split another way (${differs.join('; ')}): some of this run's validation and test examples may be ones it trained on, so the metrics would be optimistic; split as that run did (the same seed, --limit and split)`);
 }
