@@ -460,7 +460,8 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.check();
     let decoded;
     try {
-      decoded = decodeSafetensors(bytes);
+      // other writers' dtypes (PyTorch's F16 weights, I64 counters) read as the runtime's where they fit
+      decoded = decodeSafetensors(bytes, { convert: true });
     } catch (e) {
       throw new WeightsError(`cannot read the weights: ${(e as Error).message}`);
     }
@@ -470,6 +471,14 @@ export class Model<I extends string = string, O extends string = string, R exten
     const ignored: string[] = [];
     const mismatched: { path: string; file: string; model: string }[] = [];
     const writes: [string, TypedArray][] = [];
+    // a tensor no runtime dtype holds: refused only where the model would load it
+    for (const t of decoded.skipped ?? []) {
+      const d = decls.get(t.name);
+      if (options.weightsOnly && !d && isRunState(t.name)) continue;
+      if (!d) ignored.push(t.name);
+      else if (options.skipMismatched) mismatched.push({ path: t.name, file: `${t.dtype}[${t.shape.join(', ')}]`, model: `${d.dtype}[${d.shape.join(', ')}]` });
+      else throw new WeightsError(`the weights file has \`${t.name}\` as ${t.dtype}[${t.shape.join(', ')}], which cannot be loaded: ${t.why} (pass { skipMismatched: true } to load the rest)`);
+    }
     for (const [name, t] of decoded.tensors) {
       const d = decls.get(name);
       if (options.weightsOnly && !d && isRunState(name)) continue;

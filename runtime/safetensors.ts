@@ -1,4 +1,4 @@
-// The safetensors checkpoint format (encode and a strict, allocation-bounded decode) for f32/i32/u32/bool tensors.
+// The safetensors checkpoint format (encode and a strict, allocation-bounded decode) for f32/i32/u32/bool tensors; other files' F16/BF16/F64/I64/U64 tensors converted on request.
 //
 // Layout (https://github.com/huggingface/safetensors): an unsigned 64-bit little-endian header length N,
 // then N bytes of UTF-8 JSON `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": { key: value } }`
@@ -23,6 +23,28 @@ export interface DecodedSafetensors {
   /** In data-section order. Each tensor's data is a fresh copy (never a view of the input bytes). */
   readonly tensors: Map<string, StoredTensor>;
   readonly metadata: Record<string, string>;
+  /** With `convert`: the tensors read from another dtype (PyTorch's F16 weights, I64 counters), by name: the file's dtype. */
+  readonly converted?: ReadonlyMap<string, string>;
+  /** With `convert`: the tensors no runtime dtype holds (F8, complex, 64-bit integers out of 32-bit range), left out of `tensors`. */
+  readonly skipped?: readonly SkippedTensor[];
+}
+
+/** A tensor `decodeSafetensors({ convert: true })` could not give as a runtime dtype, and why. */
+export interface SkippedTensor {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  readonly why: string;
+}
+
+export interface DecodeOptions {
+  /**
+   * Read the format's other common dtypes as the runtime's: F16, BF16 and F64 as f32, I64 as i32 and
+   * U64 as u32 when every value fits; report the rest in `skipped` instead of refusing the file. The
+   * copies then take at most twice the data section (F16 to f32). Default false: only F32, I32, U32
+   * and BOOL are read, anything else is an error.
+   */
+  readonly convert?: boolean;
 }
 
 /** Headers longer than this are rejected as absurd (the reference implementation's limit). */
@@ -37,8 +59,13 @@ const FROM_FILE_DTYPE: ReadonlyMap<string, TensorDType> = new Map([
   ['U32', 'u32'],
   ['BOOL', 'bool'],
 ]);
-/** Dtypes of the format this runtime does not hold, for a clearer message than "unknown". */
-const OTHER_FILE_DTYPES = new Set(['F64', 'F16', 'BF16', 'I64', 'U64', 'I16', 'U16', 'I8', 'U8', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64']);
+/** Dtypes of the format this runtime does not hold, with their bytes per element (undefined: packed below a byte), for a clearer message than "unknown". */
+const OTHER_FILE_DTYPES: ReadonlyMap<string, number | undefined> = new Map([
+  ['F64', 8], ['F16', 2], ['BF16', 2], ['I64', 8], ['U64', 8], ['I16', 2], ['U16', 2], ['I8', 1], ['U8', 1],
+  ['F8_E4M3', 1], ['F8_E5M2', 1], ['F8_E8M0', 1], ['F6_E2M3', undefined], ['F6_E3M2', undefined], ['F4', undefined], ['C64', 8],
+]);
+/** What `convert` reads the format's other dtypes as. */
+const CONVERTED_TO: Readonly<Record<string, TensorDType>> = { F16: 'f32', BF16: 'f32', F64: 'f32', I64: 'i32', U64: 'u32' };
 const ITEM_SIZE: Readonly<Record<TensorDType, number>> = { f32: 4, i32: 4, u32: 4, bool: 1 };
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -135,7 +162,10 @@ export class SafetensorsError extends Error {
 
 interface Entry {
   readonly name: string;
-  readonly dtype: TensorDType;
+  /** The runtime dtype it is read as; undefined for a dtype the runtime does not hold. */
+  readonly dtype: TensorDType | undefined;
+  /** The file's dtype (F32, F16, ...). */
+  readonly fileDtype: string;
   readonly shape: number[];
   readonly begin: number;
   readonly end: number;
@@ -206,7 +236,7 @@ function readHeader(bytes: Uint8Array, fail: (message: string) => never): { head
  * allocated, so the decoder allocates at most the data section's size in copies; any malformed,
  * truncated or hostile input throws a SafetensorsError saying what is wrong.
  */
-export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
+export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}): DecodedSafetensors {
   const fail = (message: string): never => {
     throw new SafetensorsError(message);
   };
@@ -220,7 +250,7 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
       metadata = checkMetadata(value, fail);
       continue;
     }
-    entries.push(checkEntry(name, value, dataSize, fail));
+    entries.push(checkEntry(name, value, dataSize, fail, options.convert ?? false));
   }
 
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -235,8 +265,18 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   }
 
   const tensors = new Map<string, StoredTensor>();
+  const converted = new Map<string, string>();
+  const skipped: SkippedTensor[] = [];
   for (const e of entries) {
     const src = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    if (e.dtype === undefined || FROM_FILE_DTYPE.get(e.fileDtype) === undefined) {
+      const read = e.dtype === undefined ? undefined : convertTensor(e.fileDtype, src);
+      if (typeof read === 'object') {
+        tensors.set(e.name, { dtype: e.dtype!, shape: e.shape, data: read });
+        converted.set(e.name, e.fileDtype);
+      } else skipped.push({ name: e.name, dtype: e.fileDtype, shape: e.shape, why: read ?? `no dtype of this runtime holds ${e.fileDtype}` });
+      continue;
+    }
     const numel = (e.end - e.begin) / ITEM_SIZE[e.dtype];
     let data: TensorArray;
     switch (e.dtype) {
@@ -260,7 +300,63 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     }
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
   }
-  return { tensors, metadata };
+  return options.convert ? { tensors, metadata, converted, skipped } : { tensors, metadata };
+}
+
+/** F16, BF16, F64 as f32; I64 as i32 and U64 as u32 when every value fits (else why not). */
+function convertTensor(fileDtype: string, src: Uint8Array): Float32Array | Int32Array | Uint32Array | string {
+  const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  switch (fileDtype) {
+    case 'F16': {
+      const out = new Float32Array(src.byteLength / 2);
+      for (let i = 0; i < out.length; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+      return out;
+    }
+    case 'BF16': {
+      const out = new Float32Array(src.byteLength / 2);
+      const word = new DataView(new ArrayBuffer(4));
+      for (let i = 0; i < out.length; i++) {
+        word.setUint32(0, view.getUint16(2 * i, true) << 16);
+        out[i] = word.getFloat32(0);
+      }
+      return out;
+    }
+    case 'F64': {
+      const out = new Float32Array(src.byteLength / 8);
+      for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(8 * i, true);
+      return out;
+    }
+    case 'I64': {
+      const out = new Int32Array(src.byteLength / 8);
+      for (let i = 0; i < out.length; i++) {
+        const v = view.getBigInt64(8 * i, true);
+        if (v < -2147483648n || v > 2147483647n) return `its value ${v} at element ${i} does not fit in i32`;
+        out[i] = Number(v);
+      }
+      return out;
+    }
+    case 'U64': {
+      const out = new Uint32Array(src.byteLength / 8);
+      for (let i = 0; i < out.length; i++) {
+        const v = view.getBigUint64(8 * i, true);
+        if (v > 4294967295n) return `its value ${v} at element ${i} does not fit in u32`;
+        out[i] = Number(v);
+      }
+      return out;
+    }
+    default:
+      return `no dtype of this runtime holds ${fileDtype}`;
+  }
+}
+
+/** An IEEE half-precision number's bits as a number. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : NaN;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
 
 /** Copies little-endian 4-byte words from `src` into `out` (whose byte length equals src's). */
@@ -288,7 +384,7 @@ function checkMetadata(value: unknown, fail: (message: string) => never): Record
   return Object.fromEntries(entries) as Record<string, string>;
 }
 
-function checkEntry(name: string, value: unknown, dataSize: number, fail: (message: string) => never): Entry {
+function checkEntry(name: string, value: unknown, dataSize: number, fail: (message: string) => never, convert: boolean): Entry {
   const what = `tensor '${name}'`;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail(`${what} must be an object { dtype, shape, data_offsets }`);
   const v = value as Record<string, unknown>;
@@ -296,12 +392,13 @@ function checkEntry(name: string, value: unknown, dataSize: number, fail: (messa
     if (key !== 'dtype' && key !== 'shape' && key !== 'data_offsets') fail(`${what} has an unknown field '${key}'`);
   }
   if (typeof v.dtype !== 'string') return fail(`${what} needs a string dtype`);
-  const dtype = FROM_FILE_DTYPE.get(v.dtype);
-  if (dtype === undefined) {
+  const fileDtype = v.dtype;
+  const dtype = FROM_FILE_DTYPE.get(v.dtype) ?? (convert ? CONVERTED_TO[v.dtype] : undefined);
+  if (dtype === undefined && !(convert && OTHER_FILE_DTYPES.has(v.dtype))) {
     const supported = [...FROM_FILE_DTYPE.keys()].join(', ');
     return fail(
       OTHER_FILE_DTYPES.has(v.dtype)
-        ? `${what} has dtype ${v.dtype}, which this runtime does not load (supported: ${supported})`
+        ? `${what} has dtype ${v.dtype}, which this runtime does not load (supported: ${supported}; loading weights converts F16, BF16, F64, I64 and U64)`
         : `${what} has unknown dtype ${JSON.stringify(v.dtype)} (supported: ${supported})`,
     );
   }
@@ -324,11 +421,12 @@ function checkEntry(name: string, value: unknown, dataSize: number, fail: (messa
     if (numel === 0 || numel > dataSize) break;
     numel *= d;
   }
-  const itemSize = ITEM_SIZE[dtype];
-  if (numel > dataSize || numel * itemSize !== end - begin) {
+  const itemSize = FROM_FILE_DTYPE.has(fileDtype) ? ITEM_SIZE[dtype!] : OTHER_FILE_DTYPES.get(fileDtype);
+  // a dtype packed below a byte (F4, F6) is skipped whole: its offsets are checked, its size is not
+  if (itemSize !== undefined && (numel > dataSize || numel * itemSize !== end - begin)) {
     fail(`${what} has shape ${JSON.stringify(shape)} of ${v.dtype} (${numel > dataSize ? 'more bytes than the file holds' : `${numel * itemSize} bytes`}) but data_offsets [${begin}, ${end}] span ${end - begin} bytes`);
   }
-  return { name, dtype, shape: dims.slice(), begin, end };
+  return { name, dtype, fileDtype, shape: dims.slice(), begin, end };
 }
 
 /** The first key repeated within one JSON object of `text` (already known to be valid JSON), with its nesting depth. */

@@ -299,7 +299,7 @@ describe('local imports', () => {
     expect(r.out).toContain('// b.fc.w');
     // and compiles to a module (the compiler elaborates with the imported modules, as checking does)
     const compiled = await run('compile', join(dir, 'model.dl'), '-o', dir);
-    expect(compiled.err).toContain('(M: 8 shaders)');
+    expect(compiled.err).toContain(`(M from ${join(dir, 'model.dl')}: 8 shaders)`);
     expect(compiled.status).toBe(EXIT_OK);
   });
 

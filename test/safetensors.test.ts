@@ -327,3 +327,61 @@ describe('safetensors fuzzing', () => {
     expect(allocated).toBeLessThanOrEqual(valid.length);
   });
 });
+
+describe("safetensors from other writers: convert reads F16, BF16, F64, I64 and U64 as the runtime's dtypes", () => {
+  /** A file of tensors given as a dtype, a shape and their raw little-endian bytes. */
+  function rawFile(tensors: [string, string, number[], Uint8Array][]): Uint8Array {
+    let at = 0;
+    const entries = tensors.map(([name, dtype, shape, bytes]) => {
+      const e = `${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${at},${at + bytes.length}]}`;
+      at += bytes.length;
+      return e;
+    });
+    const data = new Uint8Array(at);
+    let o = 0;
+    for (const [, , , bytes] of tensors) {
+      data.set(bytes, o);
+      o += bytes.length;
+    }
+    return fileFrom(`{${entries.join(',')}}`, data);
+  }
+  const le = (n: number, write: (v: DataView, i: number) => void) => {
+    const v = new DataView(new ArrayBuffer(n));
+    write(v, 0);
+    return new Uint8Array(v.buffer);
+  };
+  const f16 = le(6, (v) => [0x3c00, 0xc000, 0x3555].forEach((h, i) => v.setUint16(2 * i, h, true))); // 1, -2, ~1/3
+  const bf16 = le(4, (v) => [0x3f80, 0xc040].forEach((h, i) => v.setUint16(2 * i, h, true))); // 1, -3
+  const f64 = le(16, (v) => [0.25, -1e10].forEach((x, i) => v.setFloat64(8 * i, x, true)));
+  const i64 = le(16, (v) => [7n, -5n].forEach((x, i) => v.setBigInt64(8 * i, x, true)));
+  const big = le(8, (v) => v.setBigInt64(0, 1n << 40n, true));
+  const file = rawFile([
+    ['h', 'F16', [3], f16],
+    ['b', 'BF16', [2], bf16],
+    ['d', 'F64', [2], f64],
+    ['n', 'I64', [2], i64],
+    ['big', 'I64', [], big],
+    ['q', 'F8_E4M3', [2], Uint8Array.of(1, 2)],
+  ]);
+
+  it('converts what fits and reports what does not, without refusing the file', () => {
+    const { tensors, converted, skipped } = decodeSafetensors(file, { convert: true });
+    expect(tensors.get('h')).toMatchObject({ dtype: 'f32', shape: [3] });
+    expect(Array.from(tensors.get('h')!.data)).toEqual([1, -2, Math.fround(0.333251953125)]);
+    expect(Array.from(tensors.get('b')!.data)).toEqual([1, -3]);
+    expect(Array.from(tensors.get('d')!.data)).toEqual([0.25, Math.fround(-1e10)]);
+    expect(tensors.get('n')).toMatchObject({ dtype: 'i32', shape: [2] });
+    expect(Array.from(tensors.get('n')!.data)).toEqual([7, -5]);
+    expect(converted).toEqual(new Map([['h', 'F16'], ['b', 'BF16'], ['d', 'F64'], ['n', 'I64']]));
+    expect(skipped).toEqual([
+      { name: 'big', dtype: 'I64', shape: [], why: 'its value 1099511627776 at element 0 does not fit in i32' },
+      { name: 'q', dtype: 'F8_E4M3', shape: [2], why: 'no dtype of this runtime holds F8_E4M3' },
+    ]);
+  });
+
+  it('without convert, the file is refused as before, and a converted file still has its offsets checked', () => {
+    expectRejects(file, /tensor '.*' has dtype (F16|BF16|F64|I64|F8_E4M3), which this runtime does not load/);
+    const short = rawFile([['h', 'F16', [4], f16]]);
+    expect(() => decodeSafetensors(short, { convert: true })).toThrow(/shape \[4\] of F16 \(8 bytes\) but data_offsets \[0, 6\] span 6 bytes/);
+  });
+});

@@ -1,12 +1,14 @@
 // What dlc train keeps on disk: the checkpoint with its numbered copies, the best weights by a monitor, early stopping's best for restore_best, and what a run resumes from.
-import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
 import type { LoadReport, Model } from '../../runtime/model.ts';
 import { WeightsError } from '../../runtime/errors.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
-import { writeRefusal } from './file-errors.ts';
+import { makeFolders, writeRefusal } from './file-errors.ts';
+import { readWeightsFile } from './init-from.ts';
+import { decodeSafetensors } from '../../runtime/safetensors.ts';
 
 /** Where and when training state is written, as the train block's `checkpoint` and `early_stopping` say. */
 export interface CheckpointPlan {
@@ -63,18 +65,22 @@ function numberedCopies(path: string): string[] {
 export function prepareCheckpointFolder(plan: CheckpointPlan): string[] {
   const dir = dirname(plan.path);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolders(dir);
   } catch (e) {
     throw new Error(`cannot write the checkpoint ${plan.path}: ${writeRefusal(e)}`);
   }
-  const earlier = [plan.path, plan.best?.path, plan.restore?.path, ...numberedCopies(plan.path)].filter((p): p is string => p !== undefined && existsSync(p));
   const moved: string[] = [];
-  for (const p of [...new Set(earlier)]) {
-    const to = sibling(p, '.previous.safetensors');
-    renameSync(p, to);
+  for (const { from, to } of earlierRun(plan)) {
+    renameSync(from, to);
     moved.push(to);
   }
   return moved;
+}
+
+/** The files of an earlier run that prepareCheckpointFolder moves aside, and where to. */
+export function earlierRun(plan: CheckpointPlan): { from: string; to: string }[] {
+  const earlier = [plan.path, plan.best?.path, plan.restore?.path, ...numberedCopies(plan.path)].filter((p): p is string => p !== undefined && existsSync(p));
+  return [...new Set(earlier)].map((from) => ({ from, to: sibling(from, '.previous.safetensors') }));
 }
 
 /** Where a resumed run starts: the epochs done, early stopping's state, the monitor's best value. */
@@ -84,23 +90,71 @@ export interface ResumeState {
   readonly best?: number;
 }
 
+/** The parameter an optimizer state tensor belongs to (`opt.train.fc1.w.m` → `fc1.w`), if any. */
+function paramOfState(path: string, params: ReadonlySet<string>): string | undefined {
+  const m = /^opt\.[^.]+\.(.+)\.[^.]+$/.exec(path);
+  return m && params.has(m[1]) ? m[1] : undefined;
+}
+
+const listed = (names: readonly string[], most = 6) => `${names.slice(0, most).map((n) => `\`${n}\``).join(', ')}${names.length > most ? ` and ${names.length - most} more` : ''}`;
+
 /**
- * A checkpoint loaded whole into `model` (its metadata returned). One made for other shapes says so in
- * the command line's terms: the same --args (the API's skipMismatched is no flag).
+ * A checkpoint loaded whole into `model` (its metadata returned). A file that cannot be one says why
+ * (a folder, not a safetensors file, another model's checkpoint). One whose optimizer state differs
+ * only for parameters frozen since (or no longer frozen) loads, with a line for each to `notes` when
+ * given (--resume). One made for other shapes says so in the command line's terms: the same --args
+ * (the API's skipMismatched is no flag).
  */
-export async function loadCheckpoint(model: Model, path: string): Promise<LoadReport> {
+export async function loadCheckpoint(model: Model, path: string, notes?: (line: string) => void): Promise<LoadReport> {
+  let bytes: Uint8Array;
   try {
-    return await model.loadWeights(new Uint8Array(await readFile(path)));
+    bytes = await readWeightsFile(path);
+  } catch (e) {
+    throw new Error(`cannot read the checkpoint ${path}: ${(e as Error).message}`);
+  }
+  const program = model.program;
+  const params = new Set(program.params.map((p) => p.path));
+  let report: LoadReport;
+  try {
+    report = await model.loadWeights(bytes);
   } catch (e) {
     if (!(e instanceof WeightsError)) throw e;
-    const detail = e.message.replace(/ \(pass \{ [^}]* \} to [^)]*\)$/, '');
-    throw new Error(`${path} does not fit ${model.program.model} as this file and its --args make it: ${detail}. Was it trained with other --args, or an earlier version of the file? Give the same --args`);
+    if (e.message.startsWith('cannot read the weights: ')) throw new Error(`${path} is not a checkpoint dlc can read: ${e.message.replace(/^cannot read the weights: (invalid safetensors file: )?/, '')}`);
+    const { tensors, metadata } = decodeSafetensors(bytes);
+    const of = metadata['dlc.model'];
+    if (of !== undefined && of !== program.model) throw new Error(`${path} is a checkpoint of the model ${of}, not ${program.model}; give ${program.model}'s checkpoint with --checkpoint (or train it first)`);
+    const declared = new Map([...program.params, ...program.state].map((d) => [d.path, d]));
+    const extra = [...tensors.keys()].filter((n) => !declared.has(n));
+    const lacking = [...params].filter((p) => !tensors.has(p));
+    const reshaped = [...tensors].filter(([n, t]) => {
+      const d = declared.get(n);
+      return d !== undefined && (d.dtype !== t.dtype || d.shape.length !== t.shape.length || d.shape.some((x, i) => x !== t.shape[i]));
+    });
+    if (!(extra.length > 0 && lacking.length === 0 && reshaped.length === 0 && extra.every((n) => n.startsWith('opt.')))) {
+      const detail = e.message.replace(/ \(pass \{ [^}]* \} to [^)]*\)$/, '');
+      throw new Error(`${path} does not fit ${program.model} as this file and its --args make it: ${detail}. Was it trained with other --args, or an earlier version of the file? Give the same --args`);
+    }
+    // optimizer state for parameters this train block no longer trains (frozen since): dropped
+    report = await model.loadWeights(bytes, { partial: true });
+    const owners = [...new Set(extra.flatMap((n) => paramOfState(n, params) ?? []))];
+    notes?.(`note: ${path} holds optimizer state for ${owners.length > 0 ? listed(owners) : listed(extra)}, which this train block does not train (frozen since it was saved?); that state is dropped`);
   }
+  // parameters trained now that were not when the checkpoint was saved: their optimizer state starts at zero
+  if (notes) {
+    const loaded = new Set(report.loaded);
+    const fresh = [...new Set(program.state.filter((s) => s.path.startsWith('opt.') && !loaded.has(s.path)).flatMap((s) => paramOfState(s.path, params) ?? []))];
+    if (fresh.length > 0) {
+      notes(
+        `warning: ${path} has no optimizer state for ${listed(fresh)} (frozen when it was saved?): ${fresh.length === 1 ? 'its state starts' : 'their state starts'} at zero while the step count goes on from step ${report.metadata['dlc.step'] ?? '?'}, so Adam's bias correction makes their first updates smaller than a fresh run's. To train them from a clean start, begin a new run from its weights (init_from = "${path}") instead of --resume`,
+      );
+    }
+  }
+  return report;
 }
 
 /** Loads the checkpoint into `model` and reads where training stood. */
-export async function resumeFrom(model: Model, plan: CheckpointPlan): Promise<ResumeState> {
-  const meta = (await loadCheckpoint(model, plan.path)).metadata;
+export async function resumeFrom(model: Model, plan: CheckpointPlan, notes: (line: string) => void): Promise<ResumeState> {
+  const meta = (await loadCheckpoint(model, plan.path, notes)).metadata;
   const epoch = Number(meta['dlc.epoch'] ?? '0');
   const best = meta['dlc.best'] ? (JSON.parse(meta['dlc.best']) as { monitor?: string; value?: number }) : undefined;
   return {

@@ -8,7 +8,8 @@ import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
 import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
-import { checkpointPlan, CheckpointWriter, prepareCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
+import { checkpointPlan, CheckpointWriter, earlierRun, type CheckpointPlan, prepareCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
+import { loadInitFrom, readInitFrom, samePath } from './init-from.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
@@ -246,6 +247,16 @@ export interface PreparedData {
   readonly seed: number;
   readonly batchSize: number;
   readonly sizes: Record<string, number>;
+  /** How the examples were drawn from one dataset (absent with a validation set of its own): recorded as `dlc.data`, compared by init_from. */
+  readonly drawn?: DrawnSplit;
+}
+
+/** The dataset (its call, paths resolved) and the fractions, seed and --limit that split it. */
+export interface DrawnSplit {
+  readonly data: string;
+  readonly split: readonly number[];
+  readonly seed: number;
+  readonly limit?: number;
 }
 
 /** Loads and splits `program`'s data as its train block and the flags say; `dlc train` and `dlc evaluate` share it. */
@@ -281,7 +292,15 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   for (const input of program.inputs) {
     if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
-  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train) };
+  const located = (spec: SettingValue): SettingValue => {
+    if (!spec || typeof spec !== 'object' || Array.isArray(spec) || !('call' in spec)) return spec;
+    const at = LOCATION_ARGUMENT[spec.call];
+    const where = at === undefined ? undefined : spec.args[at];
+    const args = typeof where === 'string' ? { ...spec.args, [at]: resolvePath(dirname(file), where) } : spec.args;
+    return { call: spec.call, args: Object.fromEntries(Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))) };
+  };
+  const drawn: DrawnSplit | undefined = heldOut ? undefined : { data: JSON.stringify(located(dataSetting)), split: fractions, seed, ...(limit !== undefined ? { limit } : {}) };
+  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train), ...(drawn ? { drawn } : {}) };
 }
 
 /**
@@ -312,7 +331,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const resumePath = checkpointPathOf(program, file, given);
   const resumedFrom = given.resume && existsSync(resumePath) ? checkpointMetadata(resumePath) : undefined;
   const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
-  const { train, validation, test, seed, batchSize, sizes: dataSizes } = await prepareData(program, file, flags, io);
+  const { train, validation, test, seed, batchSize, sizes: dataSizes, drawn } = await prepareData(program, file, flags, io);
   if (resumedFrom) checkClasses(program, train, resumedFrom, resumePath);
   checkDataIndices(program, { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: dataSizes });
   if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
@@ -320,6 +339,18 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const batches = train.batchCount(batchSize);
   // `steps` without `epochs`: as many epochs as those steps take
   const epochs = flagInt(flags.epochs, 'epochs') ?? num(setting(program, 'epochs'), 'epochs') ?? (maxSteps !== undefined && batches > 0 ? Math.ceil(maxSteps / batches) : 1);
+  if (resumedFrom) {
+    // a finished run: --resume would train nothing and say nothing
+    const done = Number(resumedFrom['dlc.epoch']);
+    const stepsDone = Number(resumedFrom['dlc.step']);
+    const given = flags.epochs !== undefined ? '--epochs' : 'the train block\'s epochs';
+    if (Number.isInteger(done) && done >= epochs && !flags.profile) {
+      throw new TrainError(`--resume: ${resumePath} already finished its ${done} epochs (${given}: ${epochs}); pass --epochs ${done + 1} or more to train more`);
+    }
+    if (maxSteps !== undefined && Number.isInteger(stepsDone) && stepsDone >= maxSteps && !flags.profile) {
+      throw new TrainError(`--resume: ${resumePath} already took ${stepsDone} steps (steps = ${maxSteps}); pass --steps ${stepsDone + 1} or more to train more`);
+    }
+  }
   const earlyStopping: EarlyStopping | undefined = flags.earlyStopping === false ? undefined : earlyStoppingSetting(setting(program, 'early_stopping'));
   const ckArgs = callArgs(setting(program, 'checkpoint'));
   const plan = checkpointPlan(
@@ -345,6 +376,10 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
   const unused = Object.keys(program.training?.settings ?? {}).filter((k) => !HONOURED_SETTINGS.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
+  // the init_from file is read before anything is moved aside: it may be a file this run replaces
+  const init = flags.resume ? undefined : await readInitFrom(program, file);
+  if (init && !flags.profile) guardInitFrom(init.path, plan, io);
+  if (init && drawn) warnSplitLeak(init, drawn, io);
   if (!flags.resume && !flags.profile) {
     let moved: string[];
     try {
@@ -355,25 +390,14 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     if (moved.length > 0) io.err(`note: ${plan.path} held an earlier run; it is kept as ${moved[0]}${moved.length > 1 ? ` (and ${moved.length - 1} more: its best and numbered copies)` : ''}. To continue a run instead, use --resume`);
   }
   return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
-    const initFrom = setting(program, 'init_from');
-    if (typeof initFrom === 'string' && !flags.resume) {
-      const path = resolvePath(dirname(file), initFrom);
-      if (!existsSync(path)) throw new TrainError(`init_from: no weights file at ${path}; train the model that produces it first`);
-      // the weights, not the run that made them: its optimizer state and step stay behind
-      const report = await model.loadWeights(new Uint8Array(await readFile(path)), { partial: true, weightsOnly: true, skipMismatched: true });
-      const params = new Set(program.params.map((p) => p.path));
-      const loadedParams = report.loaded.filter((name) => params.has(name)).length;
-      const loadedState = report.loaded.length - loadedParams;
-      if (loadedParams === 0) io.err(`warning: init_from: no parameter of ${program.model} is in ${path} (it has ${report.ignored.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${report.ignored.length > 3 ? ', ...' : ''}); every parameter keeps its initial value`);
-      else io.err(`initialized ${loadedParams} of ${params.size} parameters${loadedState > 0 ? ` and ${loadedState} state tensors` : ''} from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
-      // a new head under the old name: its shape differs, so it starts afresh
-      for (const m of report.mismatched) io.err(`note: init_from: \`${m.path}\` is ${m.file} in ${path} but ${m.model} in ${program.model}; it keeps its initial value`);
-    }
+    // the weights, not the run that made them: its optimizer state and step stay behind
+    if (init) await loadInitFrom(model, program, init, io);
+    noteFrozenState(program, io);
     io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
     let resume: ResumeState = { epoch: 0 };
     if (flags.resume) {
       if (!existsSync(plan.path)) throw new TrainError(`--resume: no checkpoint at ${plan.path}`);
-      resume = await resumeFrom(model, plan);
+      resume = await resumeFrom(model, plan, io.err);
       io.err(`resumed from ${plan.path}: ${resume.epoch} epochs done, step ${model.step}`);
     }
     if (flags.profile) {
@@ -385,7 +409,8 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     }
     const limit = flagInt(flags.limit, 'limit');
     const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
-    const writer = new CheckpointWriter(model, plan, dataMetadata(program, train, dataSizes, recorded), resume);
+    const metadata = { ...dataMetadata(program, train, dataSizes, recorded), ...(init ? { 'dlc.init_from': init.path } : {}), ...(drawn ? { 'dlc.data': JSON.stringify(drawn) } : {}) };
+    const writer = new CheckpointWriter(model, plan, metadata, resume);
     // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
     const lossName = program.training!.steps[0].loss;
     const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: `epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | ${lossName} {loss} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
@@ -494,4 +519,64 @@ export async function withModel<T>(program: ModelProgram, options: CreateOptions
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * init_from naming a file this run moves aside as it starts over (its own checkpoint, for a second
+ * stage that trains the same model under the default path): read already, so the move loses nothing,
+ * but refused where the move would replace the `.previous` file that holds the weights init_from
+ * stands for, the earlier stage's, which a rerun could not find again.
+ */
+function guardInitFrom(initPath: string, plan: CheckpointPlan, io: TrainIo): void {
+  const run = earlierRun(plan);
+  const ownBlock = (file: string) => {
+    const from = checkpointMetadata(file)['dlc.init_from'];
+    return from !== undefined && samePath(from, file);
+  };
+  for (const { from, to } of run) {
+    const reads = samePath(initPath, from);
+    if (reads && existsSync(to) && ownBlock(from)) {
+      throw new TrainError(
+        `init_from: ${initPath} is this run's own checkpoint, and it holds weights an earlier run of this train block trained from it (the weights it started from are kept as ${to}); starting over would train from the trained weights and replace ${to}. Give the train block its own checkpoint path (checkpoint { path = "..." }) and set init_from to ${to}, or continue the run with --resume`,
+      );
+    }
+    if (samePath(initPath, to)) {
+      throw new TrainError(`init_from: ${initPath} would be replaced as this run starts over (${from} is moved aside to that name); copy it elsewhere and point init_from there, or give the train block another checkpoint path`);
+    }
+    if (reads) io.err(`note: init_from: ${initPath} is also where this run saves its checkpoint: its weights are read, then it is kept as ${to}; a second stage is clearer with its own checkpoint path (checkpoint { path = "..." })`);
+  }
+}
+
+/** freeze fixes parameters, not state: a frozen layer's batch norm statistics still follow the training batches (as in PyTorch). */
+function noteFrozenState(program: ModelProgram, io: TrainIo): void {
+  const frozen = program.params.filter((p) => !p.trainable);
+  if (frozen.length === 0 || frozen.length === program.params.length) return;
+  const layerOf = (path: string) => path.slice(0, path.lastIndexOf('.'));
+  const trainable = new Set(program.params.filter((p) => p.trainable).map((p) => layerOf(p.path)));
+  const frozenLayers = new Set(frozen.map((p) => layerOf(p.path)).filter((l) => !trainable.has(l)));
+  const updated = [...new Set(program.state.filter((s) => !s.path.startsWith('opt.') && s.path !== 'rng.key' && frozenLayers.has(layerOf(s.path))).map((s) => layerOf(s.path)))];
+  if (updated.length === 0) return;
+  const shown = updated.slice(0, 4).map((l) => `\`${l}\``).join(', ') + (updated.length > 4 ? ` and ${updated.length - 4} more` : '');
+  io.err(`note: freeze fixes the parameters of ${shown}, but training still updates ${updated.length === 1 ? 'its' : 'their'} running statistics (batch norm's running_mean and running_var follow the training batches, as in PyTorch)`);
+}
+
+/**
+ * Fine-tuning on the dataset the init_from run trained on, split otherwise (another --seed, --limit or
+ * split): this run's validation and test examples may be ones that run trained on, and its metrics
+ * flatter the model. The file's `dlc.data` says how its run drew them.
+ */
+function warnSplitLeak(init: { path: string; bytes: Uint8Array }, now: DrawnSplit, io: TrainIo): void {
+  let then: DrawnSplit;
+  try {
+    then = JSON.parse(decodeSafetensorsMetadata(init.bytes)['dlc.data'] ?? 'null') as DrawnSplit;
+  } catch {
+    return;
+  }
+  if (!then || then.data !== now.data) return;
+  const differs: string[] = [];
+  if (then.seed !== now.seed) differs.push(`seed ${then.seed}, not ${now.seed}`);
+  if (then.limit !== now.limit) differs.push(`${then.limit === undefined ? 'all of the data' : `--limit ${then.limit}`}, not ${now.limit === undefined ? 'all of it' : `--limit ${now.limit}`}`);
+  if (JSON.stringify(then.split) !== JSON.stringify(now.split)) differs.push(`split [${then.split.join(', ')}], not [${now.split.join(', ')}]`);
+  if (differs.length === 0) return;
+  io.err(`warning: init_from: ${init.path} was trained on this data split another way (${differs.join('; ')}): some of this run's validation and test examples may be ones it trained on, so the metrics would be optimistic; split as that run did (the same seed, --limit and split)`);
 }

@@ -144,6 +144,17 @@ or augmentation (augment) that dlc train does not know, or an argument it does n
     }`,
   },
 
+  W0206: {
+    severity: 'warning',
+    title: 'training setting with no effect',
+    explanation: `A train block asks for something that changes nothing: a param_group whose parameters are all
+frozen (its options apply to no update). Training goes ahead; remove the setting or unfreeze the parameters.
+
+    train Ft {
+      freeze trunk
+      param_group { params = [trunk]; lr = 1e-4 }   // warning: every parameter of this group is frozen
+    }`,
+  },
   E0207: {
     severity: 'error',
     title: 'data does not fit the model',

@@ -279,9 +279,29 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       return [];
     }
     const matched = allPaths.filter((p) => matchesPath(p, pattern));
-    if (matched.length === 0) report(`\`${pattern}\` names no parameter of \`${graph.name}\``, e.span, didYouMean(pattern, allPaths));
+    if (matched.length === 0) report(`\`${pattern}\` names no parameter of \`${graph.name}\``, e.span, pathSuggestion(pattern));
     return matched;
   };
+
+  /**
+   * The nearest path for one that names nothing: a layer (`trunk.conv1`) before a parameter of one
+   * (`trunk.conv1.w`), and for a pattern, its last part as the model names it (`*.bias` → `*.b`).
+   */
+  const layerPaths = [...new Set(allPaths.flatMap((p) => p.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
+  const pathSuggestion = (pattern: string): string | undefined => {
+    const depth = pattern.split('.').length;
+    const near = didYouMean(pattern, layerPaths.filter((l) => l.split('.').length === depth)) ?? didYouMean(pattern, allPaths);
+    if (near !== undefined || !pattern.includes('*')) return near;
+    const parts = pattern.split('.');
+    const last = parts.at(-1)!;
+    const leaves = [...new Set(allPaths.map((p) => p.split('.').at(-1)!))];
+    const alias: Record<string, string> = { bias: 'b', weight: 'w', kernel: 'w', scale: 'gamma', shift: 'beta' };
+    const leaf = alias[last] !== undefined && leaves.includes(alias[last]) ? alias[last] : undefined;
+    const hint = leaf ?? /did you mean `([^`]*)`/.exec(didYouMean(last, leaves) ?? '')?.[1];
+    return hint === undefined ? `its parameters are named ${leaves.slice(0, 6).map((l) => `\`${l}\``).join(', ')}` : `did you mean \`${[...parts.slice(0, -1), hint].join('.')}\`?`;
+  };
+  const freezeSpans: A.Span[] = [];
+  const groupSpans: A.Span[] = [];
 
   const settingSpans: Record<string, A.Span> = {};
   /** Settings written inside a `data { ... }` or `validation { ... }` block that mean a top-level one (`split`, `eval_every`). */
@@ -314,6 +334,13 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const v = value(x.value);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) report(`\`${x.name.text}\` must be a whole number of at least ${min}`, x.value.span);
   };
+  /** A setting that names a weights file (init_from, a checkpoint's path): a string that is not empty (anything else was ignored). */
+  const checkPath = (x: A.SettingStmt, what: string, example: string) => {
+    const v = value(x.value);
+    const shown = what.startsWith('a ') ? what : `\`${what}\``;
+    if (typeof v !== 'string') report(`${shown} is a path string, the safetensors file's (relative to this .dl file)`, x.value.span, `for example \`${example}\``);
+    else if (v.trim() === '') report(`${shown} is empty: give the safetensors file's path`, x.value.span, `for example \`${example}\``);
+  };
   /** The settings inside `early_stopping { ... }` and `checkpoint { ... }` that name what training logs, or count. */
   const checkBlockSettings = (s: A.SettingBlockStmt) => {
     for (const x of s.body.stmts) {
@@ -322,6 +349,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       else if (x.name.text === 'patience' && s.name.text === 'early_stopping') checkCount(x, 1);
       else if (x.name.text === 'restore_best' && s.name.text === 'early_stopping') checkBool(x);
       else if ((x.name.text === 'every' || x.name.text === 'keep') && s.name.text === 'checkpoint') checkCount(x, 1);
+      else if (x.name.text === 'path' && s.name.text === 'checkpoint') checkPath(x, 'a checkpoint\'s `path`', 'path = "checkpoints/Model.safetensors"');
       else if (x.name.text === 'mode' && value(x.value) !== 'min' && value(x.value) !== 'max') report('`mode` is "min" or "max"', x.value.span);
     }
   };
@@ -405,6 +433,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (s.name.text === 'shuffle') checkBool(s);
           checkCatalogCalls(s.name.text, s.value);
           if (s.name.text === 'metrics') checkMetricList(s);
+          if (s.name.text === 'init_from') checkPath(s, 'init_from', 'init_from = "checkpoints/Pretrained.safetensors"');
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
@@ -432,6 +461,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
             const twice = params.find((path) => groups.some((g) => g.params.includes(path)));
             if (twice !== undefined) report(`\`${twice}\` is in two param groups; each parameter takes the options of one`, paramsStmt.value.span, 'narrow the patterns so the groups do not overlap');
             groups.push({ params, options: numbers(rest, s.span) });
+            groupSpans.push(s.name.span);
           }
         } else {
           const key = s.label ? `${s.name.text}.${s.label.text}` : s.name.text;
@@ -441,6 +471,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         break;
       }
       case 'Freeze':
+        freezeSpans.push(s.span);
         for (const t of s.targets) frozen.push(...resolvePattern(t));
         break;
       case 'Objective':
@@ -545,12 +576,21 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       optimizerSpan: o?.stmt.optimizer?.span ?? settingSpans.optimizer ?? o?.stmt.span ?? train.span,
     };
   });
+  // a group of frozen parameters: its options reach no update
+  groups.forEach((g, i) => {
+    if (g.params.length > 0 && g.params.every((p) => frozenSet.has(p))) {
+      diagnostics.push(diagnostic('W0206', 'every parameter of this param_group is frozen: its options apply to no update', groupSpans[i], { help: 'remove the param_group, or unfreeze its parameters' }));
+    }
+  });
   const names = new Set<string>();
   for (const s of steps) {
     if (names.has(s.name)) report(`two objectives in the step \`${s.name}\`; give each its own \`step\``, s.span);
     names.add(s.name);
-    if (s.params.length === 0) report(`the step \`${s.name}\` updates no parameter (all frozen or none matched)`, s.span);
-    else {
+    if (s.params.length === 0) {
+      // everything frozen: the freeze statements did it, so that is where it is shown
+      if (freezeSpans.length > 0 && frozen.length > 0) report(`\`freeze\` leaves the step \`${s.name}\` no parameter to update: every parameter it trains is frozen`, freezeSpans.at(-1)!, 'freeze fewer layers, or evaluate the model instead of training it');
+      else report(`the step \`${s.name}\` updates no parameter (all frozen or none matched)`, s.span);
+    } else {
       // a loss the step's parameters reach only through argmax, comparisons, integer casts or stop_gradient trains nothing
       const quantities = s.objective ? objectiveQuantities(s.objective) : [s.loss];
       const values = quantities.flatMap((q) => {
@@ -563,7 +603,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       }
     }
   }
-  if (diagnostics.length > 0) return { diagnostics };
+  if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
   const lrOption = baseOptimizer.options.lr;
   const plan: TrainingPlan = {
       model: graph.name,
@@ -589,7 +629,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   }
   // values the optimizer, schedule or clipping refuse: at the setting, now rather than while building the step
   for (const p of settingProblems(plan)) report(p.message, p.span);
-  if (diagnostics.length > 0) return { diagnostics };
+  if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
   return { plan, diagnostics };
 }
 

@@ -1,0 +1,287 @@
+// Transfer learning from the command line: init_from read before a run moves files aside, what it leaves out said plainly, its errors named, and --resume across changed training setups.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dlc, repoTempDir } from './cli-helpers.ts';
+import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { prefixRenames } from '../compiler/cli/init-from.ts';
+
+const MODEL = `use std.nn.{Dense}
+use std.act.{relu}
+use std.loss.{cross_entropy}
+use std.metrics.{accuracy}
+use std.optim.{adam}
+
+model Iris {
+  input features: f32[B, 4]
+  input label: i32[B]
+  layer fc1 = Dense(4, 16)
+  layer fc2 = Dense(16, 3)
+  let logits = fc2(relu(fc1(features)))
+  output probs = softmax(logits, axis: -1)
+  loss = cross_entropy(logits, label)
+  metric accuracy = accuracy(logits, label)
+}
+`;
+
+const block = (extra: string, epochs = 1) => `train Iris {\n  data = iris()\n  seed = 3\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = ${epochs}\n${extra}}\n`;
+
+/** `dlc train file --no-progress ...flags`, expected to succeed. */
+async function train(file: string, ...flags: string[]): Promise<string> {
+  const r = await dlc('train', file, '--no-progress', ...flags);
+  expect(r.status, r.err).toBe(EXIT_OK);
+  return r.err;
+}
+
+describe('init_from', () => {
+  it('a second stage whose init_from is its own checkpoint reads it before moving it aside, and a rerun never replaces the first stage', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-own');
+    const stage1 = join(dir, 'stage1.dl');
+    const stage2 = join(dir, 'stage2.dl');
+    writeFileSync(stage1, MODEL + block('', 2));
+    writeFileSync(stage2, MODEL + block('  init_from = "checkpoints/Iris.safetensors"\n  freeze fc1\n'));
+    await train(stage1);
+    const ck = join(dir, 'checkpoints', 'Iris.safetensors');
+    const previous = join(dir, 'checkpoints', 'Iris.previous.safetensors');
+    const first = readFileSync(ck);
+    const err = await train(stage2);
+    expect(err).toContain(`initialized 4 of 4 parameters from ${ck}`);
+    expect(err).toContain(`note: init_from: ${ck} is also where this run saves its checkpoint`);
+    expect(readFileSync(previous).equals(first)).toBe(true);
+    // again: the checkpoint is now stage 2's, trained from the file that is now .previous; starting over would lose stage 1
+    const again = await dlc('train', stage2, '--no-progress');
+    expect(again.status).toBe(EXIT_USER_ERROR);
+    expect(again.err).toContain(`error: init_from: ${ck} is this run's own checkpoint, and it holds weights an earlier run of this train block trained from it (the weights it started from are kept as ${previous})`);
+    expect(readFileSync(previous).equals(first)).toBe(true);
+    // init_from naming the .previous file a start-over would replace
+    writeFileSync(stage2, MODEL + block('  init_from = "checkpoints/Iris.previous.safetensors"\n'));
+    const replaced = await dlc('train', stage2, '--no-progress');
+    expect(replaced.status).toBe(EXIT_USER_ERROR);
+    expect(replaced.err).toContain(`error: init_from: ${previous} would be replaced as this run starts over`);
+    expect(readFileSync(previous).equals(first)).toBe(true);
+  });
+
+  it('warns about frozen parameters it left at their initial values and lists the file tensors that matched nothing, with the rename that would', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-frozen');
+    const pre = join(dir, 'pre.dl');
+    writeFileSync(pre, MODEL + block('  checkpoint { path = "pre.safetensors" }\n'));
+    await train(pre);
+    const renamed = join(dir, 'renamed.dl');
+    writeFileSync(renamed, MODEL.replaceAll('fc1', 'body1') + block('  init_from = "pre.safetensors"\n  freeze body1\n  checkpoint { path = "renamed.safetensors" }\n'));
+    const err = await train(renamed);
+    const path = join(dir, 'pre.safetensors');
+    expect(err).toContain(`note: init_from: 2 tensors of ${path} (a checkpoint of Iris) match nothing in Iris: \`fc1.b\`, \`fc1.w\`; its \`fc1.*\` would match Iris's \`body1.*\` (2 tensors)`);
+    expect(err).toContain(`warning: init_from: 2 frozen parameters of Iris are not in ${path} (or have another shape there) and keep their random initial value for the whole run: \`body1.w\`, \`body1.b\``);
+    // everything frozen loaded: no warning
+    const fine = join(dir, 'fine.dl');
+    writeFileSync(fine, MODEL + block('  init_from = "pre.safetensors"\n  freeze fc1\n  checkpoint { path = "fine.safetensors" }\n'));
+    expect(await train(fine)).not.toContain('warning');
+  });
+
+  it('names the setting and the file when the file cannot be read, and is E0206 when it is not a path', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-unreadable');
+    mkdirSync(join(dir, 'folder'));
+    writeFileSync(join(dir, 'junk.safetensors'), 'this is not a safetensors file at all');
+    for (const [target, why] of [
+      ['folder', 'it is a folder, not a weights file'],
+      ['junk.safetensors', 'not a valid safetensors file: the header length'],
+    ]) {
+      const file = join(dir, `${target}.dl`);
+      writeFileSync(file, MODEL + block(`  init_from = "${target}"\n  checkpoint { path = "out.safetensors" }\n`));
+      const r = await dlc('train', file, '--no-progress');
+      expect(r.status).toBe(EXIT_USER_ERROR);
+      expect(r.err).toContain(`error: init_from: ${join(dir, target)}: ${why}`);
+    }
+    for (const value of ['3', '["a.safetensors"]', '""']) {
+      const checked = checkSource(MODEL + block(`  init_from = ${value}\n`), 'iv.dl');
+      const d = checked.diagnostics.find((x) => x.code === 'E0206');
+      expect(d?.message, value).toMatch(/^`init_from` is (a path string|empty)/);
+    }
+  });
+
+  it("loads another writer's file: F16, BF16 and F64 weights as f32, and tensors the model does not use skipped whatever their dtype (PyTorch's I64 num_batches_tracked)", { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-torch');
+    const tensors: [string, string, number[], number][] = [
+      ['fc1.w', 'F16', [4, 16], 2],
+      ['fc1.b', 'BF16', [16], 2],
+      ['fc2.w', 'F64', [16, 3], 8],
+      ['fc2.b', 'F32', [3], 4],
+      ['fc1.num_batches_tracked', 'I64', [], 8],
+      ['fc1.scale', 'F8_E4M3', [2], 1],
+    ];
+    let at = 0;
+    const header = tensors.map(([name, dtype, shape, size]) => {
+      const bytes = shape.reduce((a, b) => a * b, 1) * size;
+      const entry = `"${name}":{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${at},${at + bytes}]}`;
+      at += bytes;
+      return entry;
+    });
+    const text = new TextEncoder().encode(`{${header.join(',')}}`);
+    const bytes = new Uint8Array(8 + text.length + at);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true);
+    bytes.set(text, 8);
+    writeFileSync(join(dir, 'torch.safetensors'), bytes);
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block('  init_from = "torch.safetensors"\n  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
+    const err = await train(file);
+    const path = join(dir, 'torch.safetensors');
+    expect(err).toContain(`initialized 4 of 4 parameters from ${path}`);
+    expect(err).toContain(`note: init_from: 2 tensors of ${path} match nothing in Iris: \`fc1.num_batches_tracked\`, \`fc1.scale\``);
+    expect(err).not.toContain('warning');
+  });
+
+  it('warns when this run splits the data the init_from run trained on another way (its test examples may have been trained on)', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-leak');
+    const pre = join(dir, 'pre.dl');
+    writeFileSync(pre, MODEL + block('  checkpoint { path = "pre.safetensors" }\n'));
+    await train(pre, '--limit', '100');
+    const fine = join(dir, 'fine.dl');
+    writeFileSync(fine, MODEL + block('  init_from = "pre.safetensors"\n  checkpoint { path = "fine.safetensors" }\n'));
+    expect(await train(fine, '--limit', '100')).not.toContain('warning');
+    const other = await train(fine, '--limit', '140', '--seed', '4');
+    expect(other).toContain(`warning: init_from: ${join(dir, 'pre.safetensors')} was trained on this data split another way (seed 3, not 4; --limit 100, not --limit 140)`);
+  });
+
+  it('proposes the prefix rename that matches most tensors', () => {
+    const file = ['trunk.conv1.w', 'trunk.conv1.b', 'trunk.bn1.gamma', 'trunk.conv2.w', 'old_head.w'];
+    const model = ['body.conv1.w', 'body.conv1.b', 'body.bn1.gamma', 'body.conv2.w', 'head.w', 'head.b'];
+    expect(prefixRenames(file, model)).toEqual([{ from: 'trunk', to: 'body', count: 4 }]);
+  });
+});
+
+describe('--resume', () => {
+  it('says that a finished run has nothing left to train, and how to train more', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-finished');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block('  checkpoint { path = "ck.safetensors" }\n', 2));
+    await train(file);
+    const r = await dlc('train', file, '--no-progress', '--resume');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain(`error: --resume: ${join(dir, 'ck.safetensors')} already finished its 2 epochs (the train block's epochs: 2); pass --epochs 3 or more to train more`);
+    expect(await train(file, '--resume', '--epochs', '3')).toContain('resumed from');
+    expect(existsSync(join(dir, 'ck.safetensors'))).toBe(true);
+  });
+});
+
+describe('checkpoints that do not fit', () => {
+  it('--resume after freeze changed: a warning for parameters without optimizer state, a note for the state of parameters now frozen', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-refreeze');
+    const file = join(dir, 'iris.dl');
+    const ck = join(dir, 'ck.safetensors');
+    const frozen = MODEL + block('  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n');
+    writeFileSync(file, frozen);
+    await train(file);
+    writeFileSync(file, MODEL + block('  checkpoint { path = "ck.safetensors" }\n'));
+    const unfrozen = await train(file, '--resume', '--epochs', '2');
+    expect(unfrozen).toContain(`warning: ${ck} has no optimizer state for \`fc1.w\`, \`fc1.b\` (frozen when it was saved?): their state starts at zero while the step count goes on from step 8`);
+    writeFileSync(file, frozen);
+    const refrozen = await train(file, '--resume', '--epochs', '3');
+    expect(refrozen).toContain(`note: ${ck} holds optimizer state for \`fc1.b\`, \`fc1.w\`, which this train block does not train (frozen since it was saved?); that state is dropped`);
+    expect(refrozen).not.toContain('--args');
+  });
+
+  it('predict and evaluate say what is wrong with the file: a folder, not a safetensors file, another model\'s checkpoint', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-wrong-file');
+    const other = join(dir, 'other.dl');
+    writeFileSync(other, MODEL.replaceAll('Iris', 'Other') + block('  checkpoint { path = "other.safetensors" }\n').replace('Iris', 'Other'));
+    await train(other);
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL.replace('Dense(16, 3)', 'Dense(16, 3, bias: false)').replace('Dense(4, 16)', 'Dense(4, 16, bias: false)') + block(''));
+    writeFileSync(join(dir, 'junk.txt'), 'not weights at all');
+    mkdirSync(join(dir, 'folder'));
+    for (const [target, message] of [
+      ['junk.txt', `${join(dir, 'junk.txt')} is not a checkpoint dlc can read: the header length`],
+      ['folder', `cannot read the checkpoint ${join(dir, 'folder')}: it is a folder, not a weights file`],
+      ['other.safetensors', `${join(dir, 'other.safetensors')} is a checkpoint of the model Other, not Iris`],
+    ]) {
+      for (const command of ['predict', 'evaluate']) {
+        const r = await dlc(command, file, '--checkpoint', join(dir, target));
+        expect(r.status, r.err).toBe(EXIT_USER_ERROR);
+        expect(r.err).toContain(message);
+        expect(r.err).not.toContain('--args');
+      }
+    }
+  });
+});
+
+describe('freeze and the file system', () => {
+  it('notes that a frozen batch norm layer still updates its running statistics', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-bn');
+    const file = join(dir, 'bn.dl');
+    const model = MODEL.replace('use std.nn.{Dense}', 'use std.nn.{Dense, BatchNorm}').replace('layer fc2', 'layer bn = BatchNorm(16)\n  layer fc2').replace('fc2(relu(fc1(features)))', 'fc2(relu(bn(fc1(features))))');
+    writeFileSync(file, model + block('  freeze fc1, bn\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).toContain('note: freeze fixes the parameters of `bn`, but training still updates its running statistics');
+    writeFileSync(file, model + block('  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).not.toContain('running statistics');
+  });
+
+  it.skipIf(!existsSync('/proc/self'))('a checkpoint under /proc is an error, not a hang', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('transfer-proc');
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block(''));
+    const r = await dlc('train', file, '--no-progress', '--checkpoint', '/proc/dlc-no-such/x.safetensors');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain('cannot write the checkpoint /proc/dlc-no-such/x.safetensors');
+  });
+});
+
+describe('freeze diagnostics', () => {
+  const TRUNK = `use std.nn.{Dense}
+layer Trunk {
+  layer conv1 = Dense(4, 8)
+  layer conv2 = Dense(8, 8)
+  forward(x: f32[B, 4]) -> f32[B, 8] = conv2(conv1(x))
+}
+model M {
+  input x: f32[B, 4]
+  input label: i32[B]
+  layer trunk = Trunk()
+  layer head = Dense(8, 3)
+  loss = cross_entropy(head(trunk(x)), label)
+}
+`;
+  const diagnose = (body: string) => checkSource(`${TRUNK}train M {\n  epochs = 1\n${body}}\n`, 'fz.dl').diagnostics;
+
+  it('suggests a layer for a layer path, the model\'s parameter name for a pattern, and points at the freeze that froze everything', () => {
+    const ds = diagnose('  freeze trunk.conv3, *.bias\n');
+    expect(ds.map((d) => [d.message, d.help])).toEqual([
+      ['`trunk.conv3` names no parameter of `M`', 'did you mean `trunk.conv1`?'],
+      ['`*.bias` names no parameter of `M`', 'did you mean `*.b`?'],
+    ]);
+    const text = `${TRUNK}train M {\n  epochs = 1\n  freeze trunk\n  freeze head\n}\n`;
+    const all = checkSource(text, 'fz.dl').diagnostics;
+    expect(all).toHaveLength(1);
+    expect(all[0].message).toBe('`freeze` leaves the step `train` no parameter to update: every parameter it trains is frozen');
+    expect(text.slice(all[0].span.start, all[0].span.end)).toBe('freeze head');
+  });
+
+  it('warns (W0206) about a param_group whose parameters are all frozen', () => {
+    const ds = diagnose('  freeze trunk\n  param_group { params = [trunk.conv1]; lr = 1e-4 }\n');
+    expect(ds.map((d) => [d.code, d.severity, d.message])).toEqual([['W0206', 'warning', 'every parameter of this param_group is frozen: its options apply to no update']]);
+    expect(diagnose('  freeze trunk.conv2\n  param_group { params = [trunk]; lr = 1e-4 }\n')).toEqual([]);
+  });
+});
+
+describe('dlc compile output names', () => {
+  it('says which .dl file each module came from, notes a module from another file it replaces, and refuses two models with one module name', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-compile');
+    const out = join(dir, 'out');
+    const a = join(dir, 'a.dl');
+    const b = join(dir, 'b.dl');
+    writeFileSync(a, MODEL);
+    writeFileSync(b, MODEL.replace('Dense(4, 16)', 'Dense(4, 8)').replace('Dense(16, 3)', 'Dense(8, 3)'));
+    const first = await dlc('compile', a, '-o', out);
+    expect(first.status, first.err).toBe(EXIT_OK);
+    expect(first.err).toContain(`wrote ${join(out, 'iris')}.ts (Iris from ${a}`);
+    expect((await dlc('compile', a, '-o', out)).err).not.toContain('note:');
+    const second = await dlc('compile', b, '-o', out);
+    expect(second.err).toContain(`note: ${join(out, 'iris')}.ts was compiled from ${a}; it is replaced by Iris from ${b}`);
+    const both = join(dir, 'both.dl');
+    writeFileSync(both, MODEL.replace('model Iris', 'model FooBar') + MODEL.replace(/^use .*$/gm, '').replace('model Iris', 'model Foo_Bar'));
+    const clash = await dlc('compile', both, '-o', join(dir, 'out2'));
+    expect(clash.status, clash.err).toBe(EXIT_USER_ERROR);
+    expect(clash.err).toContain(`error: the models FooBar and Foo_Bar would both be written to ${join(dir, 'out2', 'foo_bar')}.ts`);
+    expect(existsSync(join(dir, 'out2', 'foo_bar.ts'))).toBe(false);
+  });
+});
