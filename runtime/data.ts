@@ -1,4 +1,5 @@
 // Typed in-memory datasets: named typed-array columns, seeded shuffling, splits and mini-batches (Node and browser).
+import { InputError } from './errors.ts';
 
 /** Element types a dataset column holds. */
 export type ColumnDType = 'f32' | 'i32' | 'u32';
@@ -58,7 +59,7 @@ export function columnDType(data: unknown, name?: string): ColumnDType {
   if (data instanceof Float32Array) return 'f32';
   if (data instanceof Int32Array) return 'i32';
   if (data instanceof Uint32Array) return 'u32';
-  throw new Error(`${name === undefined ? 'a dataset column' : `column '${name}'`} must hold a Float32Array, Int32Array or Uint32Array`);
+  throw new InputError(`${name === undefined ? 'a dataset column' : `column '${name}'`} must hold a Float32Array, Int32Array or Uint32Array`);
 }
 
 function allocate(dtype: ColumnDType, n: number): ColumnArray {
@@ -73,11 +74,11 @@ function allocate(dtype: ColumnDType, n: number): ColumnArray {
 }
 
 function checkCount(what: string, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${what} must be a non-negative integer, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InputError(`${what} must be a non-negative integer, got ${n}`);
 }
 
 function checkSeed(seed: number): void {
-  if (!Number.isSafeInteger(seed)) throw new Error(`a shuffle seed must be an integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed)) throw new InputError(`a shuffle seed must be an integer, got ${seed}`);
 }
 
 /**
@@ -138,7 +139,7 @@ export function deriveSeed(seed: number, stream: number): number {
 /** The integers 0..n-1 in a seeded random order (Fisher-Yates). */
 export function shuffledIndices(n: number, seed: number): Uint32Array {
   checkCount('the number of indices', n);
-  if (n > 0x1_0000_0000) throw new Error(`cannot shuffle ${n} indices (at most 2^32)`);
+  if (n > 0x1_0000_0000) throw new InputError(`cannot shuffle ${n} indices (at most 2^32)`);
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   const rng = new Rng(seed);
@@ -158,15 +159,15 @@ export function shuffledIndices(n: number, seed: number): Uint32Array {
  */
 export function splitSizes(n: number, fractions: readonly number[]): number[] {
   checkCount('the number of examples', n);
-  if (fractions.length === 0) throw new Error('split needs at least one fraction');
+  if (fractions.length === 0) throw new InputError('split needs at least one fraction');
   let sum = 0;
   fractions.forEach((f, i) => {
     if (typeof f !== 'number' || !Number.isFinite(f) || f < 0) {
-      throw new Error(`split fraction ${i} is ${String(f)}; fractions must be finite and non-negative`);
+      throw new InputError(`split fraction ${i} is ${String(f)}; fractions must be finite and non-negative`);
     }
     sum += f;
   });
-  if (Math.abs(sum - 1) > 1e-6) throw new Error(`split fractions [${fractions.join(', ')}] sum to ${sum}, not 1`);
+  if (Math.abs(sum - 1) > 1e-6) throw new InputError(`split fractions [${fractions.join(', ')}] sum to ${sum}, not 1`);
   let remaining = n;
   const sizes = fractions.map((f) => {
     // The small epsilon keeps 0.29 * 100 = 28.999999999999996 from flooring to 28.
@@ -201,32 +202,32 @@ export class Dataset {
       inferred = { length, from: 'the given length' };
     }
     for (const [name, input] of Object.entries(columns)) {
-      if (input === null || typeof input !== 'object') throw new Error(`column '${name}' must be an object { data, shape }`);
+      if (input === null || typeof input !== 'object') throw new InputError(`column '${name}' must be an object { data, shape }`);
       const dtype = columnDType(input.data, name);
-      if (!Array.isArray(input.shape)) throw new Error(`column '${name}' needs a shape array (e.g. [] for a scalar per example)`);
+      if (!Array.isArray(input.shape)) throw new InputError(`column '${name}' needs a shape array (e.g. [] for a scalar per example)`);
       const shape: number[] = [...input.shape];
       let exampleSize = 1;
       for (const d of shape) {
-        if (!Number.isSafeInteger(d) || d < 0) throw new Error(`column '${name}' has an invalid shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
+        if (!Number.isSafeInteger(d) || d < 0) throw new InputError(`column '${name}' has an invalid shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
         exampleSize *= d;
       }
       if (exampleSize > 0) {
         if (input.data.length % exampleSize !== 0) {
-          throw new Error(`column '${name}' has ${input.data.length} elements, not a whole number of examples of shape [${shape.join(', ')}] (${exampleSize} elements each)`);
+          throw new InputError(`column '${name}' has ${input.data.length} elements, not a whole number of examples of shape [${shape.join(', ')}] (${exampleSize} elements each)`);
         }
         const n = input.data.length / exampleSize;
         if (inferred === undefined) inferred = { length: n, from: `column '${name}'` };
         else if (inferred.length !== n) {
-          throw new Error(`column '${name}' has ${n} examples but ${inferred.from} has ${inferred.length}`);
+          throw new InputError(`column '${name}' has ${n} examples but ${inferred.from} has ${inferred.length}`);
         }
       } else if (input.data.length !== 0) {
-        throw new Error(`column '${name}' has shape [${shape.join(', ')}] (no elements per example) but ${input.data.length} elements`);
+        throw new InputError(`column '${name}' has shape [${shape.join(', ')}] (no elements per example) but ${input.data.length} elements`);
       }
       const classes = input.classes === undefined ? undefined : [...input.classes];
       byName.set(name, { name, dtype, shape, exampleSize, data: input.data, ...(classes ? { classes } : {}) });
     }
     if (inferred === undefined) {
-      throw new Error(byName.size === 0 ? 'a dataset with no columns needs an explicit length' : 'the dataset length cannot be inferred from columns with empty examples; pass it explicitly');
+      throw new InputError(byName.size === 0 ? 'a dataset with no columns needs an explicit length' : 'the dataset length cannot be inferred from columns with empty examples; pass it explicitly');
     }
     this.length = inferred.length;
     this.byName = byName;
@@ -240,7 +241,7 @@ export class Dataset {
   /** The named column; throws listing the dataset's columns when there is none. */
   column(name: string): Column {
     const c = this.byName.get(name);
-    if (c === undefined) throw new Error(`the dataset has no column '${name}' (columns: ${this.columnNames.map((n) => `'${n}'`).join(', ') || 'none'})`);
+    if (c === undefined) throw new InputError(`the dataset has no column '${name}' (columns: ${this.columnNames.map((n) => `'${n}'`).join(', ') || 'none'})`);
     return c;
   }
 
@@ -258,7 +259,7 @@ export class Dataset {
     for (let i = 0; i < indices.length; i++) {
       const k = indices[i];
       if (!Number.isInteger(k) || k < 0 || k >= this.length) {
-        throw new Error(`subset index ${k} (at position ${i}) is out of range for a dataset of ${this.length} examples`);
+        throw new InputError(`subset index ${k} (at position ${i}) is out of range for a dataset of ${this.length} examples`);
       }
     }
     const out: Record<string, ColumnInput> = {};
@@ -323,7 +324,7 @@ export class Dataset {
 }
 
 function checkBatchSize(batchSize: number): void {
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`the batch size must be a positive integer, got ${batchSize}`);
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new InputError(`the batch size must be a positive integer, got ${batchSize}`);
 }
 
 function identity(n: number): Uint32Array {

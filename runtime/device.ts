@@ -15,6 +15,8 @@ export interface AcquiredDevice {
   readonly adapterInfo: string;
   /** Resolves (never rejects) when the device is lost, with why. */
   readonly lost: Promise<string>;
+  /** The device's one watch, shared by every model on it: `reason` is set once the device is lost. */
+  readonly watch: DeviceWatch;
   /** True when dlc created the device and so should destroy it on dispose. */
   readonly owned: boolean;
   /** A software adapter running on the CPU (lavapipe, SwiftShader): kernels pick their CPU variants. */
@@ -26,6 +28,35 @@ export function isCpuAdapter(info: { vendor?: string; architecture?: string; des
   if (!info) return false;
   if (info.isFallbackAdapter) return true;
   return /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.vendor ?? ''} ${info.architecture ?? ''} ${info.description ?? ''}`);
+}
+
+/**
+ * Whether a device is lost, and why: one per device, however many models are created on it. A
+ * `device.lost.then(...)` per model would add a reaction to a promise that never settles while the
+ * device lives, so a service creating and disposing models on one device would keep each reaction.
+ */
+export interface DeviceWatch {
+  /** Why the device was lost; undefined while it lives. */
+  reason: string | undefined;
+  /** Resolves (never rejects) when the device is lost, with why. */
+  readonly lost: Promise<string>;
+}
+
+const watches = new WeakMap<GPUDevice, DeviceWatch>();
+
+/** The device's watch, made on first use (`onLost` runs once, when the first watch sees the loss). */
+export function watchDevice(device: GPUDevice, onLost?: () => void): DeviceWatch {
+  let watch = watches.get(device);
+  if (!watch) {
+    const w: { reason: string | undefined; lost?: Promise<string> } = { reason: undefined };
+    w.lost = device.lost.then((i) => {
+      onLost?.();
+      return (w.reason = i.message || String(i.reason));
+    });
+    watch = w as DeviceWatch;
+    watches.set(device, watch);
+  }
+  return watch;
 }
 
 /** Dawn crashes if its instance or adapter is garbage collected while a device lives: hold them. */
@@ -75,7 +106,8 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
     const device = options.device;
     const info = (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
     const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'caller-provided device';
-    return { device, adapterInfo, lost: device.lost.then((i) => i.message || i.reason), owned: false, cpu: isCpuAdapter(info) };
+    const watch = watchDevice(device);
+    return { device, adapterInfo, lost: watch.lost, watch, owned: false, cpu: isCpuAdapter(info) };
   }
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   const gpu = nav?.gpu ?? (await sharedNodeGPU());
@@ -96,14 +128,13 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   const info = adapter.info;
   const adapterInfo = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown adapter';
   // a destroyed (disposed) or lost device lets its adapter go too
-  const lost = device.lost.then((i) => {
+  const watch = watchDevice(device, () => {
     for (const held of [adapter, device]) {
       const at = keepAlive.indexOf(held);
       if (at >= 0) keepAlive.splice(at, 1);
     }
-    return i.message || String(i.reason);
   });
-  return { device, adapterInfo, lost, owned: true, cpu: isCpuAdapter(info) };
+  return { device, adapterInfo, lost: watch.lost, watch, owned: true, cpu: isCpuAdapter(info) };
 }
 
 export function lostError(why: string): DeviceLostError {

@@ -10,6 +10,7 @@ export type RuntimeErrorCode =
   | 'input'
   | 'weights'
   | 'disposed'
+  | 'busy'
   | 'expired';
 
 export class DlcRuntimeError extends Error {
@@ -80,5 +81,21 @@ export class WeightsError extends DlcRuntimeError {
   constructor(message: string) {
     super('weights', message);
     this.name = 'WeightsError';
+  }
+}
+
+/** The model was disposed (`dispose()`), before the call or before its result was read. */
+export class DisposedError extends DlcRuntimeError {
+  constructor(message: string) {
+    super('disposed', message);
+    this.name = 'DisposedError';
+  }
+}
+
+/** The model is already doing something that may not overlap (a second `fit()` while one runs). */
+export class BusyError extends DlcRuntimeError {
+  constructor(message: string) {
+    super('busy', message);
+    this.name = 'BusyError';
   }
 }

@@ -13,7 +13,7 @@ import { programGraphs, type BufferDecl, type CpuVariantDecl, type DType, type G
 import { evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
-import { GPUValidationError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
+import { InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
 import { StagingUploads, type UploadOptions } from './upload.ts';
 
 export type TypedArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
@@ -32,6 +32,10 @@ const SLOT_SCALARS = 64;
 const MAX_OUTSTANDING = 4096;
 /** Mappable readback buffers kept for reuse. */
 const READBACK_POOL = 4;
+/** Readback buffers larger than this are freed after their read, not pooled (a one-off huge predict must not hold its staging). */
+const READBACK_POOL_MAX_BYTES = 4 << 20;
+/** Step-value readback buffers (256 bytes each) kept for reuse; more reads at once make buffers that are freed after. */
+const STAGING_POOL = 32;
 
 function byteLength(dtype: DType, numel: number): number {
   void dtype; // every dtype is stored as 4 bytes (bool as u32)
@@ -173,6 +177,13 @@ export class Executor {
   private readonly owned: GPUBuffer[] = [];
   /** Large inputs (a batch of images) go through mapped staging buffers kept from step to step. */
   readonly uploads: StagingUploads;
+  /** The error scopes of this executor's own work not yet popped (`scoped`). */
+  private readonly scopes = new Set<Promise<void>>();
+  /**
+   * The first error WebGPU reported for this executor's own work (from the error scopes around it, so
+   * never another user's of a shared device): every later call fails with it.
+   */
+  reported: { readonly kind: 'validation' | 'out-of-memory'; readonly message: string; readonly what: string } | undefined;
 
   private constructor(
     readonly device: GPUDevice,
@@ -197,18 +208,52 @@ export class Executor {
    * are mapped again afterwards (also when `build` throws and nothing is submitted).
    */
   submit<T>(build: (encoder: GPUCommandEncoder) => T): T {
-    this.encodedOnce.length = 0;
-    try {
-      const encoder = this.device.createCommandEncoder();
-      const result = build(encoder);
-      this.device.queue.submit([encoder.finish()]);
-      // the once kernels these graphs encoded have run (or will, in queue order) before any later run
-      for (const inst of this.encodedOnce) inst.onceDone = true;
-      return result;
-    } finally {
+    return this.scoped('a submit', () => {
       this.encodedOnce.length = 0;
-      this.uploads.submitted();
+      try {
+        const encoder = this.device.createCommandEncoder();
+        const result = build(encoder);
+        this.device.queue.submit([encoder.finish()]);
+        // the once kernels these graphs encoded have run (or will, in queue order) before any later run
+        for (const inst of this.encodedOnce) inst.onceDone = true;
+        return result;
+      } finally {
+        this.encodedOnce.length = 0;
+        this.uploads.submitted();
+      }
+    });
+  }
+
+  /**
+   * Run `work`, synchronous device calls of this executor's own, inside validation and out-of-memory
+   * error scopes, so that what WebGPU reports for it is attributed to this model (`reported`), and
+   * what other code on a shared device gets wrong is not. Nothing awaits between the push and the
+   * pops, so no other code's calls land in these scopes.
+   */
+  scoped<T>(what: string, work: () => T): T {
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    try {
+      return work();
+    } finally {
+      const oom = this.device.popErrorScope();
+      const invalid = this.device.popErrorScope();
+      const settled: Promise<void> = Promise.all([oom, invalid])
+        .then(
+          ([o, v]) => {
+            if (o) this.reported ??= { kind: 'out-of-memory', message: o.message, what };
+            else if (v) this.reported ??= { kind: 'validation', message: v.message, what };
+          },
+          () => undefined, // a lost device: its loss is reported instead
+        )
+        .finally(() => this.scopes.delete(settled));
+      this.scopes.add(settled);
     }
+  }
+
+  /** Once the error scopes of the work so far are popped, `reported` says whether WebGPU refused any of it. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.scopes]);
   }
 
   private shaderOf(k: KernelDecl): number {
@@ -305,6 +350,10 @@ export class Executor {
 
   /** Every parameter and state buffer at its initial value (`rng.key` starts at the seed). */
   initialize(seed: number): void {
+    this.scoped('initializing the weights', () => this.initializeNow(seed));
+  }
+
+  private initializeNow(seed: number): void {
     for (const p of this.program.params) {
       const b = this.params.get(p.path)!;
       this.device.queue.writeBuffer(b.buffer, b.offset, toStorageArray(p.dtype, initialValues(p.init, p.shape, seed, p.init.stream)));
@@ -344,8 +393,11 @@ export class Executor {
       this.program.shaders.map(async (code, i) => {
         const user = users.get(i);
         if (!user) return;
+        // push, create and pop with nothing awaited between: shaders compiled at once (and other code on
+        // a shared device) never share a scope; the pipeline reports its own failure as a rejection
         this.device.pushErrorScope('validation');
         const module = this.device.createShaderModule({ code });
+        const popped = this.device.popErrorScope();
         const info = await module.getCompilationInfo();
         const errors = info.messages.filter((m) => m.type === 'error');
         let pipeline: GPUComputePipeline | undefined;
@@ -354,7 +406,7 @@ export class Executor {
             throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not form a pipeline: ${(e as Error).message}`);
           });
         }
-        const scope = await this.device.popErrorScope();
+        const scope = await popped;
         if (errors.length > 0 || scope || !pipeline) {
           const msg = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || scope?.message;
           throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not compile: ${msg}`);
@@ -399,7 +451,7 @@ export class Executor {
     g: GraphProgram,
     inputs: Readonly<Record<string, HostArray>>,
     given: ReadonlyMap<string, number> = new Map(),
-    options: { readonly extra?: readonly TensorDecl[]; readonly hints?: ReadonlyMap<string, number> } = {},
+    options: { readonly extra?: readonly TensorDecl[]; readonly hints?: ReadonlyMap<string, number>; readonly origins?: ReadonlyMap<string, string> } = {},
   ): Map<string, number> {
     // a training loop binds the same lengths step after step: the sizes are a function of the input
     // lengths, the given sizes and the hints, so the last binding is reused when those are the same
@@ -417,9 +469,19 @@ export class Executor {
     g: GraphProgram,
     inputs: Readonly<Record<string, HostArray>>,
     given: ReadonlyMap<string, number>,
-    options: { readonly extra?: readonly TensorDecl[]; readonly hints?: ReadonlyMap<string, number> },
+    options: { readonly extra?: readonly TensorDecl[]; readonly hints?: ReadonlyMap<string, number>; readonly origins?: ReadonlyMap<string, string> },
   ): Map<string, number> {
     const sizes = new Map(given);
+    // where a size not read from the lengths came from, for messages: `L = 8 from create({ sizes })`
+    const from = new Map<string, string>();
+    for (const name of given.keys()) from.set(name, options.origins?.get(name) ?? 'the sizes given');
+    const fromHint = (name: string) => from.set(name, options.origins?.get(name) ?? 'the sizes given at creation');
+    const whence = (shape: readonly SizeExpr[]): string => {
+      const names = new Set<string>();
+      for (const e of shape) sizeNames(e, names);
+      const told = [...names].filter((n) => from.has(n) && sizes.has(n)).map((n) => `${n} = ${sizes.get(n)} from ${from.get(n)}`);
+      return told.length ? `; ${told.join(', ')}` : '';
+    };
     const decls = g.buffers.filter((b): b is Extract<BufferDecl, { kind: 'input' }> => b.kind === 'input');
     for (const d of decls) {
       if (!(d.name in inputs)) {
@@ -443,7 +505,7 @@ export class Executor {
           }
           const len = inputs[d.name].length;
           if (known === 0 || len % known !== 0) {
-            throw new InputError(`input \`${d.name}\` has ${len} values, which is not a whole number of ${describeShape(d.dtype, rest)} items (declared ${describeShape(d.dtype, d.shape)})`);
+            throw new InputError(`input \`${d.name}\` has ${len} values, which is not a whole number of ${describeShape(d.dtype, rest)} items (declared ${describeShape(d.dtype, d.shape)}${whence(rest)})`);
           }
           sizes.set(unknown[0], len / known);
         }
@@ -454,7 +516,12 @@ export class Executor {
     for (const d of binders) {
       const unknown = unknownsOf(d.shape);
       if (unknown.length < 2) continue;
-      for (const name of unknown.slice(1)) if (hints.has(name)) sizes.set(name, hints.get(name)!);
+      for (const name of unknown.slice(1)) {
+        if (hints.has(name)) {
+          sizes.set(name, hints.get(name)!);
+          fromHint(name);
+        }
+      }
       propagate();
     }
     // sizes the kernels and temporaries need that no input tells
@@ -464,8 +531,9 @@ export class Executor {
     for (const name of needed) {
       if (sizes.has(name)) continue;
       const hint = hints.get(name);
-      if (hint === undefined) throw new InputError(`cannot tell the size ${name} from the inputs given; pass an input that has it, or give it when creating the model (\`sizes: { ${name}: ... }\`)`);
+      if (hint === undefined) throw new InputError(`cannot tell the size ${name} from the inputs given; pass an input that has it, or give it with the call or when creating the model (\`{ sizes: { ${name}: ... } }\`)`);
       sizes.set(name, hint);
+      fromHint(name);
     }
     for (const d of decls) {
       let want: number;
@@ -477,7 +545,7 @@ export class Executor {
       const len = inputs[d.name].length;
       if (len !== want) {
         const bound = [...sizes].map(([k, v]) => `${k} = ${v}`).join(', ');
-        throw new InputError(`input \`${d.name}\` has ${len} values, but ${describeShape(d.dtype, d.shape)}${bound ? ` with ${bound}` : ''} needs ${want}`);
+        throw new InputError(`input \`${d.name}\` has ${len} values, but ${describeShape(d.dtype, d.shape)}${bound ? ` with ${bound}` : ''} needs ${want}${whence(d.shape)}`);
       }
     }
     for (const c of g.constraints) {
@@ -579,7 +647,34 @@ export class Executor {
 
   /** Allocate a graph's buffers for these sizes now (so the first step does not). */
   reserve(g: GraphProgram, sizes: ReadonlyMap<string, number>): void {
-    this.prepare(this.instance(g), sizes);
+    this.scoped(`allocating the buffers of ${g.name}`, () => this.prepare(this.instance(g), sizes));
+  }
+
+  /**
+   * Free every buffer whose size depends on the sizes of a run: each graph's inputs and temporaries,
+   * the upload staging buffers and the pooled readback buffers. The next run of a graph allocates for
+   * its own sizes. Work already submitted still runs (WebGPU frees a destroyed buffer once it is done).
+   */
+  trim(): void {
+    for (const inst of this.graphs.values()) {
+      inst.allocated.forEach((b, n) => {
+        b?.destroy();
+        inst.allocated[n] = undefined;
+        inst.capacity[n] = -1;
+      });
+      inst.bindGroups = [];
+      inst.sizesKey = undefined;
+      inst.onceDone = false;
+    }
+    for (const b of this.readbackPool.splice(0)) b.destroy();
+    this.uploads.trim();
+  }
+
+  /** GPU bytes held for the sizes of runs so far (inputs, temporaries, upload staging), for tests and logs. */
+  get sizedBytes(): number {
+    let bytes = this.uploads.bytes;
+    for (const inst of this.graphs.values()) for (const b of inst.allocated) bytes += b?.size ?? 0;
+    return bytes;
   }
 
   /**
@@ -640,11 +735,12 @@ export class Executor {
     // kernels that update in place (fused_foreach) write parameters and state: keep a copy to put back
     const model = [...new Set([...this.arenas, ...[...this.params.values(), ...this.state.values()].map((b) => b.buffer)])];
     const saved = model.map((b) => this.createBuffer(b.size, COPY_USAGE, 'a copy of the model while profiling'));
-    const copyAll = (from: readonly GPUBuffer[], to: readonly GPUBuffer[]) => {
-      const encoder = this.device.createCommandEncoder();
-      from.forEach((b, i) => encoder.copyBufferToBuffer(b, 0, to[i], 0, b.size));
-      this.device.queue.submit([encoder.finish()]);
-    };
+    const copyAll = (from: readonly GPUBuffer[], to: readonly GPUBuffer[]) =>
+      this.scoped('profiling', () => {
+        const encoder = this.device.createCommandEncoder();
+        from.forEach((b, i) => encoder.copyBufferToBuffer(b, 0, to[i], 0, b.size));
+        this.device.queue.submit([encoder.finish()]);
+      });
     copyAll(model, saved);
     try {
       return await this.profileKernels(g, inst, reps);
@@ -663,7 +759,7 @@ export class Executor {
       pass.end();
       const commands = encoder.finish();
       const t0 = performance.now();
-      this.device.queue.submit([commands]);
+      this.scoped('profiling', () => this.device.queue.submit([commands]));
       await this.device.queue.onSubmittedWorkDone();
       const ms = performance.now() - t0;
       void [encoder, pass, commands]; // held until the work is done
@@ -737,13 +833,17 @@ export class Executor {
         if (r.state === 'read') return r.values!;
         r.state = 'reading';
         if (r.ring !== undefined) {
-          r.staging = this.stagingPool.pop() ?? this.device.createBuffer({ size: SLOT_SCALARS * 4, usage: READBACK_USAGE });
-          const encoder = this.device.createCommandEncoder();
-          encoder.copyBufferToBuffer(this.scalarRing!, (r.ring % MAX_OUTSTANDING) * SLOT_SCALARS * 4, r.staging, 0, SLOT_SCALARS * 4);
-          this.device.queue.submit([encoder.finish()]);
+          const ring = r.ring;
+          r.staging = this.scoped('reading step values', () => {
+            const staging = this.stagingPool.pop() ?? this.device.createBuffer({ size: SLOT_SCALARS * 4, usage: READBACK_USAGE });
+            const encoder = this.device.createCommandEncoder();
+            encoder.copyBufferToBuffer(this.scalarRing!, (ring % MAX_OUTSTANDING) * SLOT_SCALARS * 4, staging, 0, SLOT_SCALARS * 4);
+            this.device.queue.submit([encoder.finish()]);
+            return staging;
+          });
         }
         const staging = r.staging!;
-        await staging.mapAsync(MAP_READ);
+        await this.scoped('reading step values', () => staging.mapAsync(MAP_READ));
         const bytes = staging.getMappedRange().slice(0);
         staging.unmap();
         const f = new Float32Array(bytes);
@@ -753,7 +853,9 @@ export class Executor {
         r.state = 'read';
         const at = this.outstanding.indexOf(r);
         if (at >= 0) this.outstanding.splice(at, 1);
-        this.stagingPool.push(staging);
+        // a burst of reads at once (1000 steps' values awaited together) must not keep a buffer each
+        if (this.stagingPool.length < STAGING_POOL && !this.destroyed) this.stagingPool.push(staging);
+        else staging.destroy();
         r.staging = undefined;
         return r.values;
       }),
@@ -762,9 +864,12 @@ export class Executor {
 
   /** Copy buffers (their first `dtype`/`shape` worth of bytes) to the host in one staging buffer and one map. */
   private async download(items: readonly { bound: Bound; dtype: DType; shape: readonly number[] }[]): Promise<TypedArray[]> {
-    const encoder = this.device.createCommandEncoder();
-    const read = this.encodeDownload(encoder, items);
-    this.device.queue.submit([encoder.finish()]);
+    const read = this.scoped('reading the weights', () => {
+      const encoder = this.device.createCommandEncoder();
+      const r = this.encodeDownload(encoder, items);
+      this.device.queue.submit([encoder.finish()]);
+      return r;
+    });
     return read();
   }
 
@@ -787,14 +892,14 @@ export class Executor {
     return async () => {
       let bytes: ArrayBuffer;
       try {
-        await staging.mapAsync(MAP_READ, 0, total);
+        await this.scoped('reading results', () => staging.mapAsync(MAP_READ, 0, total));
         bytes = staging.getMappedRange(0, total).slice(0);
         staging.unmap();
       } catch (e) {
         staging.destroy();
         throw e;
       }
-      if (this.readbackPool.length < READBACK_POOL && !this.destroyed) this.readbackPool.push(staging);
+      if (this.readbackPool.length < READBACK_POOL && staging.size <= READBACK_POOL_MAX_BYTES && !this.destroyed) this.readbackPool.push(staging);
       else staging.destroy();
       return items.map((x, i) => fromBytes(x.dtype, bytes.slice(offsets[i], offsets[i] + sizes[i])));
     };
@@ -808,9 +913,14 @@ export class Executor {
   encodeRead(encoder: GPUCommandEncoder | null, g: GraphProgram, names: readonly string[], sizes: ReadonlyMap<string, number>): () => Promise<Record<string, { data: TypedArray; shape: number[] }>> {
     const inst = this.instance(g);
     const items = names.map((name) => ({ name, bound: inst.buffers[g.outputs[name]]!, ...this.declOf(g.buffers[g.outputs[name]], sizes) }));
-    const own = encoder ?? this.device.createCommandEncoder();
-    const read = this.encodeDownload(own, items);
-    if (!encoder) this.device.queue.submit([own.finish()]);
+    const read = encoder
+      ? this.encodeDownload(encoder, items)
+      : this.scoped('reading results', () => {
+          const own = this.device.createCommandEncoder();
+          const r = this.encodeDownload(own, items);
+          this.device.queue.submit([own.finish()]);
+          return r;
+        });
     return async () => {
       const data = await read();
       return Object.fromEntries(items.map((x, i) => [x.name, { data: data[i], shape: x.shape }]));
@@ -830,12 +940,13 @@ export class Executor {
     return { dtype: decl.dtype, shape: evalShape(decl.shape, sizes) };
   }
 
-  /** Every parameter and state buffer's contents, by path. */
-  async readModelBuffers(): Promise<Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>> {
+  /** Every parameter and state buffer's contents (or those of `paths`), by path, read in one copy and one map. */
+  async readModelBuffers(paths?: readonly string[]): Promise<Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>> {
+    const wanted = paths ? new Set(paths) : undefined;
     const all = [
       ...this.program.params.map((p) => ({ ...p, kind: 'param' as const, bound: this.params.get(p.path)! })),
       ...this.program.state.map((s) => ({ ...s, kind: 'state' as const, bound: this.state.get(s.path)! })),
-    ];
+    ].filter((x) => !wanted || wanted.has(x.path));
     const data = await this.download(all);
     return new Map(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]));
   }
@@ -844,23 +955,26 @@ export class Executor {
   writeModelBuffer(path: string, data: TypedArray): void {
     const b = this.params.get(path) ?? this.state.get(path);
     if (!b) throw new InputError(`the model has no parameter or state \`${path}\``);
-    this.device.queue.writeBuffer(b.buffer, b.offset, data);
+    this.scoped(`writing ${path}`, () => this.device.queue.writeBuffer(b.buffer, b.offset, data));
   }
 
-  /** Surface any validation error from the work so far as a typed error. */
-  async checkErrors<T>(what: string, work: () => T): Promise<T> {
-    this.device.pushErrorScope('validation');
-    this.device.pushErrorScope('out-of-memory');
-    let result: T;
-    try {
-      result = work();
-    } finally {
-      const oom = await this.device.popErrorScope();
-      const invalid = await this.device.popErrorScope();
-      if (oom) throw new OutOfMemoryError(`the GPU ran out of memory during ${what}: ${oom.message}`);
-      if (invalid) throw new GPUValidationError(`internal error: WebGPU rejected ${what}: ${invalid.message}`);
-    }
-    return result;
+  /**
+   * Copy parameter or state buffers of another executor on the same device into this one's, on the
+   * GPU, in one submit (ordered after the work both have submitted so far). Shapes are the caller's to check.
+   */
+  copyModelBuffersFrom(other: Executor, pairs: readonly { readonly from: string; readonly to: string }[]): void {
+    this.scoped('copying parameters', () => {
+      const encoder = this.device.createCommandEncoder();
+      for (const { from, to } of pairs) {
+        const src = other.params.get(from) ?? other.state.get(from);
+        const dst = this.params.get(to) ?? this.state.get(to);
+        if (!src || !dst) throw new InputError(`no parameter \`${!src ? from : to}\` to copy`);
+        const decl = [...this.program.params, ...this.program.state].find((d) => d.path === to)!;
+        const bytes = byteLength(decl.dtype, decl.shape.reduce((x, y) => x * y, 1));
+        if (bytes > 0) encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, bytes);
+      }
+      this.device.queue.submit([encoder.finish()]);
+    });
   }
 
   destroy(): void {

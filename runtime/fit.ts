@@ -1,6 +1,7 @@
 // The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
 import { augmentBatch, type Augmentation } from './augment.ts';
 import type { Dataset } from './data.ts';
+import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
 import type { ModelProgram, SettingValue } from './program.ts';
 
@@ -65,6 +66,11 @@ export interface FitOptions {
   readonly validateEvery?: number;
   /** Stop once the model has taken this many training steps (counting those of a resumed run), mid-epoch if need be. */
   readonly maxSteps?: number;
+  /**
+   * Sizes the inputs' lengths cannot tell (the L of `tokens: i32[B, L]`), for every step and validation
+   * batch; by default those the data's column shapes give (a column of [12] per example gives L = 12).
+   */
+  readonly sizes?: Readonly<Record<string, number>>;
   /** Steps kept in flight before the loop waits for the oldest one's values (default 2). */
   readonly lookahead?: number;
   readonly callbacks?: FitCallbacks;
@@ -129,10 +135,33 @@ export function batchAveraged(program: ModelProgram): string[] {
  * The model's losses and metrics over a whole dataset, as over one batch: precision, recall, F1 and means
  * from sums over every batch, anything else averaged over batches weighted by their lengths (Model.evaluateSet).
  */
-export async function evaluateDataset(model: Model, data: Dataset, batchSize: number): Promise<Record<string, number>> {
+export async function evaluateDataset(model: Model, data: Dataset, batchSize: number, sizes?: Readonly<Record<string, number>>): Promise<Record<string, number>> {
   const inputs = new Set(model.program.inputs.map((i) => i.name));
-  return model.evaluateSet([...data.batches(batchSize)].map((b) => Object.fromEntries(Object.entries(b.columns).filter(([k]) => inputs.has(k)))));
+  return model.evaluateSet(
+    [...data.batches(batchSize)].map((b) => Object.fromEntries(Object.entries(b.columns).filter(([k]) => inputs.has(k)))),
+    sizes ? { sizes } : {},
+  );
 }
+
+/**
+ * The sizes a dataset's column shapes give the model's inputs: an input declared [B, L] over a column
+ * of [12] per example binds L = 12 (the size the flat batch cannot tell from B).
+ */
+export function columnSizes(program: ModelProgram, data: Dataset): Record<string, number> {
+  const out: Record<string, number> = {};
+  const shapes = new Map(data.columns().map((c) => [c.name, c.shape]));
+  for (const input of program.inputs) {
+    const shape = shapes.get(input.name);
+    if (!shape || input.shape[0] !== 'B' || input.shape.length !== shape.length + 1) continue;
+    input.shape.slice(1).forEach((d, i) => {
+      if (typeof d === 'string' && d !== 'B' && program.sizes.includes(d) && !(d in out)) out[d] = shape[i];
+    });
+  }
+  return out;
+}
+
+/** Models with a fit() running: a second one at once would interleave its steps with the first's. */
+const fitting = new WeakSet<object>();
 
 /** Whether a higher value of a logged quantity is better: accuracy, precision, recall, F1, AUC, PSNR, SSIM, IoU and R² rise; losses, errors and perplexity fall. */
 export function defaultMode(monitor: string): 'min' | 'max' {
@@ -144,16 +173,26 @@ function isBetter(value: number, best: number, mode: 'min' | 'max', minDelta: nu
 }
 
 export async function fit(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, given: FitOptions = {}): Promise<History> {
+  if (fitting.has(model)) throw new BusyError(`the model ${model.program.model} is already fitting: a second fit() would interleave its steps with the first's; await the first (or use another model)`);
+  fitting.add(model);
+  try {
+    return await fitNow(model, data, given);
+  } finally {
+    fitting.delete(model);
+  }
+}
+
+async function fitNow(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, given: FitOptions): Promise<History> {
   const block = trainBlockFitOptions(model.program);
   const options = { ...block, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as FitOptions;
   const batchSize = options.batchSize ?? 32;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
   const stepsPerEpoch = data.train.batchCount(batchSize);
   const epochs = options.epochs ?? (options.maxSteps !== undefined && stepsPerEpoch > 0 ? Math.ceil(options.maxSteps / stepsPerEpoch) : 1);
-  if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs must be a non-negative integer, got ${epochs}`);
+  if (!Number.isInteger(epochs) || epochs < 0) throw new InputError(`epochs must be a non-negative integer, got ${epochs}`);
   const inputs = new Set(model.program.inputs.map((i) => i.name));
   for (const name of inputs) {
-    if (!data.train.hasColumn(name)) throw new Error(`the training data has no column \`${name}\` for the model's input; it has ${data.train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
+    if (!data.train.hasColumn(name)) throw new InputError(`the training data has no column \`${name}\` for the model's input; it has ${data.train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
   // the train block's early stopping on a validation metric waits for validation data: without any, it is off
   const inherited = given.earlyStopping === undefined && !(data.validation && data.validation.length > 0) && options.earlyStopping && options.earlyStopping.monitor.startsWith('val_');
@@ -165,12 +204,14 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
   const lookahead = options.lookahead ?? 2;
   let stoppedEarly = false;
   const maxSteps = options.maxSteps;
-  if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || maxSteps < 0)) throw new Error(`maxSteps must be a non-negative integer, got ${maxSteps}`);
+  if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || maxSteps < 0)) throw new InputError(`maxSteps must be a non-negative integer, got ${maxSteps}`);
   const reached = () => maxSteps !== undefined && model.step >= maxSteps;
   const validateEvery = options.validateEvery ?? 1;
-  if (!Number.isInteger(validateEvery) || validateEvery < 1) throw new Error(`validateEvery must be a positive integer, got ${validateEvery}`);
+  if (!Number.isInteger(validateEvery) || validateEvery < 1) throw new InputError(`validateEvery must be a positive integer, got ${validateEvery}`);
   const batches = data.train.batchCount(batchSize);
   const shapes = Object.fromEntries(data.train.columns().map((c) => [c.name, c.shape]));
+  const sizes = { ...columnSizes(model.program, data.train), ...options.sizes };
+  const sized = Object.keys(sizes).length > 0 ? { sizes } : {};
   // a run resumed after early stopping ended it: nothing more to train
   if (es && esState && esState.wait > 0 && esState.wait >= es.patience) return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState };
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
@@ -188,7 +229,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
     for (const batch of data.train.batches(batchSize, { shuffle: options.shuffle ?? true, seed: options.seed ?? 0, epoch })) {
       augmentBatch(batch.columns, shapes, options.augment ?? [], { seed: options.seed ?? 0, epoch, batch: b });
       const feed = Object.fromEntries(Object.entries(batch.columns).filter(([k]) => inputs.has(k)));
-      pending.push({ handle: model.trainStep(feed), batch: b++, length: batch.length });
+      pending.push({ handle: model.trainStep(feed, sized), batch: b++, length: batch.length });
       if (pending.length > lookahead) await settle();
       if (reached()) break;
     }
@@ -197,13 +238,13 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
     const logs: Record<string, number> = { epoch, ...mean(trainValues, lengths) };
     const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);
     if (validated) {
-      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize))) logs[`val_${k}`] = v;
+      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) logs[`val_${k}`] = v;
     }
     let improved = false;
     // an epoch without validation says nothing about a validation metric: early stopping waits for the next
     if (es && esState && (validated || !es.monitor.startsWith('val_') || !data.validation)) {
       const value = logs[es.monitor];
-      if (value === undefined) throw new Error(`early stopping monitors \`${es.monitor}\`, which is not among ${Object.keys(logs).filter((k) => k !== 'epoch').map((k) => `\`${k}\``).join(', ')}`);
+      if (value === undefined) throw new InputError(`early stopping monitors \`${es.monitor}\`, which is not among ${Object.keys(logs).filter((k) => k !== 'epoch').map((k) => `\`${k}\``).join(', ')}`);
       if (isBetter(value, esState.best, mode, es.minDelta ?? 0)) {
         esState = { best: value, bestEpoch: epoch, wait: 0 };
         improved = true;

@@ -1,9 +1,9 @@
 // The dlc runtime's public surface (browser and Node): models, datasets, checkpoints and typed errors.
-export { Model, type Batch, type CreateOptions, type LoadOptions, type LoadReport, type ProfileOptions, type SaveOptions } from './model.ts';
+export { Model, type Batch, type CopyParametersOptions, type CopyReport, type CreateOptions, type LoadOptions, type LoadReport, type ProfileOptions, type SaveOptions, type SizesOption, type TrainStepOptions } from './model.ts';
 export { formatProfile, slowestKernels, sourceText, summarizeProfile, type KernelTime, type Profile, type TimeShare } from './profile.ts';
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
 export type { UploadOptions } from './upload.ts';
-export { evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
+export { columnSizes, evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
 export { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
 export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';
 export { mnistFromDigits, mnistFromSamples, type MnistOptions } from './mnist.ts';
@@ -16,7 +16,7 @@ export { CartPole, type Environment, type StepResult } from './cartpole.ts';
 export { collectEpisodes, discountedReturns, reinforceUpdate, type Episodes, type EpisodeOptions, type PolicyModel } from './rollouts.ts';
 export { draw, languageModelIo, sampleTokens, type SampleOptions } from './sample.ts';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type StoredTensor } from './safetensors.ts';
-export { acquireDevice, type DeviceOptions } from './device.ts';
+export { acquireDevice, type AcquiredDevice, type DeviceOptions } from './device.ts';
 export * from './errors.ts';
 export type { ModelProgram, SettingValue } from './program.ts';
 export { memoryReport, formatBytes, type MemoryReport, type GraphMemory } from './memory.ts';

@@ -1,6 +1,6 @@
 // A compiled model on a WebGPU device: train steps, evaluation, prediction, fitting, and weights in and out as safetensors.
-import { acquireDevice, lostError, type DeviceOptions } from './device.ts';
-import { DlcRuntimeError, InputError, OutOfMemoryError, WeightsError } from './errors.ts';
+import { acquireDevice, lostError, type DeviceOptions, type DeviceWatch } from './device.ts';
+import { DisposedError, DlcRuntimeError, GPUValidationError, InputError, OutOfMemoryError, WeightsError } from './errors.ts';
 import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepHandle, type TypedArray } from './executor.ts';
 import { programGraphs, type GraphProgram, type ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
@@ -93,6 +93,41 @@ export interface LoadReport {
 
 export type Batch<I extends string> = { readonly [K in I]: HostArray };
 
+/** Sizes given with one call (`{ L: 12 }`): those the inputs' lengths cannot tell apart, as `predict` takes them. */
+export interface SizesOption {
+  readonly sizes?: Readonly<Record<string, number>>;
+}
+
+export interface TrainStepOptions extends SizesOption {
+  /** Run only this step of the train block (a GAN's `discriminator`), not every step in order. */
+  readonly step?: string;
+}
+
+export interface CopyParametersOptions {
+  /**
+   * The source parameter for each of this model's parameters (default: the same path); `undefined`
+   * leaves that parameter as it is.
+   */
+  readonly map?: (path: string) => string | undefined;
+  /** Polyak averaging: each parameter becomes `tau * source + (1 - tau) * itself` (default 1: a copy). */
+  readonly tau?: number;
+}
+
+export interface CopyReport {
+  /** This model's parameters that were set, by path. */
+  readonly copied: readonly string[];
+  /** Those `map` left out. */
+  readonly skipped: readonly string[];
+}
+
+/** A seed for the initial weights and random ops: a whole number in [0, 2^32); anything else is an InputError. */
+function checkSeed(seed: unknown, where: string): number {
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new InputError(`${where} was given the seed ${typeof seed === 'number' ? String(seed) : typeof seed}; a seed is a whole number from 0 to 2^32 - 1 (4294967295)`);
+  }
+  return seed;
+}
+
 export interface ProfileOptions {
   /** Which graphs: every training step (default), or the evaluate or predict graph. */
   readonly graph?: 'train' | 'evaluate' | 'predict';
@@ -105,9 +140,13 @@ export interface ProfileOptions {
  * metrics); the generated module fixes them from the .dl file so a wrong name is a type error.
  */
 export class Model<I extends string = string, O extends string = string, R extends string = string> {
-  private lostReason: string | undefined;
-  private uncaptured: string | undefined;
   private disposed = false;
+  /** Why the device was lost when the model was disposed (a disposed model reports its disposal, not a loss after it). */
+  private lostAtDispose: string | undefined;
+  /** The train block's `max_batch`: a batch (the size B) above it is an InputError. */
+  readonly maxBatch: number | undefined;
+  /** Where each creation-time size came from, for messages (`create({ sizes })`, `create({ batchSize })`). */
+  private sizeOrigins: ReadonlyMap<string, string> = new Map();
   /** Training steps run so far (every step of the train block counts once per batch). */
   step = 0;
   /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
@@ -121,34 +160,50 @@ export class Model<I extends string = string, O extends string = string, R exten
     private readonly ownsDevice: boolean,
     /** The adapter the model runs on, in words. */
     readonly adapterInfo: string,
-    lost: Promise<string>,
+    /**
+     * The device's one watch (runtime/device.ts), shared with every model on it: the model reads it and
+     * adds nothing to the device, so a caller's device neither keeps disposed models alive nor
+     * accumulates a reaction per model created on it.
+     */
+    private readonly watch: DeviceWatch,
   ) {
-    // held weakly: a caller's device outlives its models, and its `lost` promise would keep each one alive
-    const self = new WeakRef(this);
-    void lost.then((why) => {
-      const model = self.deref();
-      if (model && !model.disposed) model.lostReason = why;
-    });
-    executor.device.addEventListener('uncapturederror', this.onUncaptured);
+    const setting = program.training?.settings.max_batch;
+    this.maxBatch = typeof setting === 'number' && Number.isInteger(setting) && setting > 0 ? setting : undefined;
   }
 
-  private readonly onUncaptured = (ev: Event): void => {
-    this.uncaptured ??= (ev as GPUUncapturedErrorEvent).error.message;
-  };
+  /** Why the model's device was lost, if it was (before the model was disposed). */
+  private get lostReason(): string | undefined {
+    return this.disposed ? this.lostAtDispose : this.watch.reason;
+  }
 
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
     if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
-    const acquired = await acquireDevice(options);
+    if (options.seed !== undefined) checkSeed(options.seed, 'create()');
     const settingSeed = program.training?.settings.seed;
-    const seed = options.seed ?? (typeof settingSeed === 'number' ? settingSeed : 0);
+    const seed = options.seed ?? (typeof settingSeed === 'number' ? checkSeed(settingSeed, "the train block's seed") : 0);
+    const acquired = await acquireDevice(options);
     const cpuKernels = options.kernels === 'cpu' || ((options.kernels ?? 'auto') === 'auto' && acquired.cpu);
-    const sizes = sizeOptions(program, options.sizes, 'create');
-    const settingBatch = program.training?.settings.batch;
-    const batch = options.batchSize ?? (typeof settingBatch === 'number' ? settingBatch : undefined);
-    if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
     const planned = options.memoryPlan ?? true;
     let memory: MemoryReport | undefined;
+    let sizes: Map<string, number>;
+    const origins = new Map<string, string>();
     try {
+      sizes = sizeOptions(program, options.sizes, 'create');
+      for (const name of sizes.keys()) origins.set(name, 'create({ sizes })');
+      const settingBatch = program.training?.settings.batch;
+      const settingMax = program.training?.settings.max_batch;
+      const maxBatch = typeof settingMax === 'number' && settingMax > 0 ? settingMax : undefined;
+      let batch = options.batchSize;
+      if (batch !== undefined) origins.set('B', 'create({ batchSize })');
+      else if (typeof settingBatch === 'number') {
+        batch = maxBatch !== undefined ? Math.min(settingBatch, maxBatch) : settingBatch;
+        origins.set('B', "the train block's batch");
+      }
+      if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
+      const b = sizes.get('B');
+      if (maxBatch !== undefined && b !== undefined && b > maxBatch) {
+        throw new InputError(`${origins.get('B')} asks for batches of ${b}, over the train block's max_batch = ${maxBatch} (the largest batch ${program.model} allocates buffers for)`);
+      }
       // sizes that break a condition of the model would size buffers it never runs at (negative lengths)
       const broken = brokenCondition(programGraphs(program), sizes);
       if (broken) throw new InputError(`the sizes given when creating the model break its condition ${broken}`);
@@ -158,9 +213,15 @@ export class Model<I extends string = string, O extends string = string, R exten
       throw e;
     }
     const executor = await Executor.create(acquired.device, program, seed, { cpuKernels, planMemory: planned, subgroups: options.subgroups ?? true, wide: options.wideKernels ?? 'auto', uploads: options.uploads });
-    const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.lost);
+    // a destroyed or lost device takes every call WebGPU makes without complaint: say so now, not at the first step
+    if (acquired.watch.reason !== undefined) {
+      executor.destroy();
+      throw lostError(acquired.watch.reason);
+    }
+    const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.watch);
     model.memory = memory;
     model.sizeHints = new Map(sizes);
+    model.sizeOrigins = origins;
     if (program.sizes.every((s) => sizes.has(s))) {
       for (const g of programGraphs(program)) executor.reserve(g, sizes);
     }
@@ -199,13 +260,19 @@ export class Model<I extends string = string, O extends string = string, R exten
     return report;
   }
 
-  /** An error WebGPU reported as an event (a failed submit): every later call, and a read already waiting, fails with it. */
+  /**
+   * An error WebGPU reported for the model's own work (from the error scopes around it; what other code
+   * on a shared device gets wrong is not counted): every later call, and a read already waiting, fails with it.
+   */
   private throwIfWebGpuReported(): void {
-    if (this.uncaptured !== undefined) throw new DlcRuntimeError('validation', `internal error: WebGPU reported: ${this.uncaptured}`);
+    const r = this.executor.reported;
+    if (!r) return;
+    if (r.kind === 'out-of-memory') throw new OutOfMemoryError(`the GPU ran out of memory during ${r.what} of ${this.program.model}: ${r.message}`);
+    throw new GPUValidationError(`internal error: WebGPU reported: ${r.message}`);
   }
 
   private check(): void {
-    if (this.disposed) throw new DlcRuntimeError('disposed', `the model ${this.program.model} was disposed`);
+    if (this.disposed) throw new DisposedError(`the model ${this.program.model} was disposed`);
     if (this.lostReason !== undefined) throw lostError(this.lostReason);
     this.throwIfWebGpuReported();
   }
@@ -220,14 +287,21 @@ export class Model<I extends string = string, O extends string = string, R exten
    * discriminator then generator), submitted as one command buffer. Returns at once; the losses
    * and metrics are read only when `values()` is called.
    */
-  trainStep(batch: Batch<I>): StepHandle & { readonly step: number } {
+  trainStep(batch: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number } {
     this.check();
-    const steps = this.program.graphs.steps;
-    if (steps.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
+    const all = this.program.graphs.steps;
+    if (all.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
+    let steps = all;
+    if (options.step !== undefined) {
+      const one = all.find((g) => g.name === options.step);
+      if (!one) throw new InputError(`trainStep() was given the step \`${String(options.step)}\`, but the train block of ${this.program.model} has ${all.length === 1 ? 'one step' : 'the steps'} ${all.map((g) => `\`${g.name}\``).join(', ')}`);
+      steps = [one];
+    }
+    const given = sizeOptions(this.program, options.sizes, 'trainStep');
     const records = this.executor.submit((encoder) =>
       steps.map((g) => {
         const inputs = this.inputsOf(g, batch);
-        this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch)));
+        this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')));
         return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)) };
       }),
     );
@@ -241,11 +315,11 @@ export class Model<I extends string = string, O extends string = string, R exten
           const out: Record<string, number> = {};
           // every step reports everything it computes; a step's own loss comes from that step (a later
           // step must not overwrite it), every other value from the last step that computes it
-          for (const [i, r] of records.entries()) {
+          for (const r of records) {
             const [vals] = await this.guard(this.executor.readScalars([r.record]));
             for (const [k, v] of Object.entries(vals)) {
-              const owner = trainSteps.findIndex((s, j) => j < records.length && s.loss === k);
-              if (owner === i || !(k in out) || owner < 0) out[k] = v;
+              const owner = trainSteps.find((s) => s.loss === k)?.name;
+              if (owner === r.g.name || !(k in out) || owner === undefined) out[k] = v;
             }
           }
           return out;
@@ -276,8 +350,14 @@ export class Model<I extends string = string, O extends string = string, R exten
    * sizes, with the values of inputs used as indices checked. Callers check the batch's input names
    * first (`inputsOf`).
    */
-  private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>, given: ReadonlyMap<string, number> = new Map()): Map<string, number> {
-    const sizes = this.executor.bindSizes(g, batch, given, { extra: this.program.inputs, hints: this.sizeHints });
+  private bindSizes(g: GraphProgram, batch: Readonly<Record<string, HostArray>>, given: ReadonlyMap<string, number> = new Map(), where = 'predict'): Map<string, number> {
+    const origins = new Map(this.sizeOrigins);
+    for (const name of given.keys()) origins.set(name, `${where}(..., { sizes })`);
+    const sizes = this.executor.bindSizes(g, batch, given, { extra: this.program.inputs, hints: this.sizeHints, origins });
+    const b = sizes.get('B');
+    if (this.maxBatch !== undefined && b !== undefined && b > this.maxBatch) {
+      throw new InputError(`the batch has B = ${b}${given.has('B') ? ` (from ${where}(..., { sizes }))` : ''}, over the train block's max_batch = ${this.maxBatch}, the largest batch ${this.program.model} allocates buffers for; split it into batches of at most ${this.maxBatch}`);
+    }
     // labels and tokens out of range: an input error rather than a clamped index on the GPU
     checkIndexInputs(this.program.inputs, batch, sizes);
     // integer inputs given as floats (a plain array, a Float32Array): whole numbers only, not cut down silently
@@ -302,7 +382,7 @@ export class Model<I extends string = string, O extends string = string, R exten
    * `disposed` error, never a value.
    */
   private async guard<T>(p: Promise<T>): Promise<T> {
-    const disposed = () => new DlcRuntimeError('disposed', `the model ${this.program.model} was disposed before this result was read`);
+    const disposed = () => new DisposedError(`the model ${this.program.model} was disposed before this result was read`);
     let value: T;
     try {
       value = await p;
@@ -310,24 +390,28 @@ export class Model<I extends string = string, O extends string = string, R exten
       if (this.lostReason !== undefined) throw lostError(this.lostReason);
       if (e instanceof DlcRuntimeError) throw e;
       if (this.disposed) throw disposed();
-      throw new DlcRuntimeError('validation', `internal error: ${(e as Error).message}`);
+      await this.executor.settled();
+      this.throwIfWebGpuReported();
+      throw new GPUValidationError(`internal error: ${(e as Error).message}`);
     }
     if (this.disposed) throw disposed();
-    // WebGPU reports a failed submit as an event, not through the read: the value read may be stale
+    // WebGPU reports a failed submit through its error scope, not through the read: the value read may be stale
+    await this.executor.settled();
     this.throwIfWebGpuReported();
     return value;
   }
 
   /** Losses and metrics on one batch, in evaluation mode (no dropout, running statistics). */
-  async evaluate(batch: Batch<I>): Promise<Record<R, number>> {
-    const [r] = await this.evaluateBatches([batch]);
+  async evaluate(batch: Batch<I>, options: SizesOption = {}): Promise<Record<R, number>> {
+    const [r] = await this.evaluateBatches([batch], options);
     return r as Record<R, number>;
   }
 
   /** Evaluate many batches with one readback at the end; one record per batch. */
-  async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>): Promise<Record<string, number>[]> {
+  async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>, options: SizesOption = {}): Promise<Record<string, number>[]> {
     this.check();
-    const records = [...batches].map((batch) => this.submitEvaluate(batch, []).record);
+    const given = sizeOptions(this.program, options.sizes, 'evaluate');
+    const records = [...batches].map((batch) => this.submitEvaluate(batch, [], given, 'evaluate').record);
     return this.guard(this.executor.readScalars(records));
   }
 
@@ -335,10 +419,10 @@ export class Model<I extends string = string, O extends string = string, R exten
    * One batch through the evaluate graph in its own submit: its losses and metrics recorded, the
    * outputs named in `reads` (the totals of evaluateSet) read back with them, and its length B.
    */
-  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[]): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
+  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[], given: ReadonlyMap<string, number>, where: string): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
     const g = this.program.graphs.evaluate;
     const inputs = this.inputsOf(g, batch);
-    const sizes = this.requireExamples(this.bindSizes(g, batch));
+    const sizes = this.requireExamples(this.bindSizes(g, batch, given, where));
     return this.executor.submit((encoder) => {
       this.executor.encode(encoder, g, inputs, sizes);
       const record = this.executor.recordScalars(encoder, g, this.executor.scalarNames(g));
@@ -352,12 +436,16 @@ export class Model<I extends string = string, O extends string = string, R exten
    * added in float64, the others averaged over the batches, weighted by their lengths (the size B). Unlike averaging `evaluateBatches`, the result does not depend on how the
    * set is cut into batches.
    */
-  async evaluateSet(batches: Iterable<Batch<I>>): Promise<Record<string, number>> {
+  async evaluateSet(batches: Iterable<Batch<I>>, options: SizesOption = {}): Promise<Record<string, number>> {
     this.check();
     const finish = this.program.graphs.totals;
     const names = this.executor.scalarNames(this.program.graphs.evaluate);
     const totalNames = finish ? Object.keys(finish.inputs) : [];
-    const pending = [...batches].map((batch) => this.submitEvaluate(batch as Readonly<Record<string, HostArray>>, totalNames));
+    const given = sizeOptions(this.program, options.sizes, 'evaluateSet');
+    const list = [...batches];
+    // a set of no batches has no loss or metric: an error, as an empty batch is, not a record of none
+    if (list.length === 0) throw new InputError('evaluateSet() was given no batches, so there is no loss or metric to compute');
+    const pending = list.map((batch) => this.submitEvaluate(batch as Readonly<Record<string, HostArray>>, totalNames, given, 'evaluateSet'));
     const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
     const weight = pending.reduce((a, p) => a + p.length, 0);
     const out: Record<string, number> = {};
@@ -374,10 +462,10 @@ export class Model<I extends string = string, O extends string = string, R exten
         for (let i = 0; i < data.length; i++) sum[i] += data[i];
       }
     }
-    const given = Object.fromEntries(totalNames.map((name) => [name, Float32Array.from(sums.get(name)!)]));
+    const totals = Object.fromEntries(totalNames.map((name) => [name, Float32Array.from(sums.get(name)!)]));
     const finished = await this.guard(
       this.executor.submit((encoder) => {
-        this.executor.encode(encoder, finish, given, new Map());
+        this.executor.encode(encoder, finish, totals, new Map());
         return this.executor.encodeRead(encoder, finish, this.executor.scalarNames(finish), new Map());
       })(),
     );
@@ -393,7 +481,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.check();
     const g = this.program.graphs.predict;
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
-    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>, sizeOptions(this.program, options.sizes, 'predict'));
+    const sizes = this.bindSizes(g, inputs as Record<string, HostArray>, sizeOptions(this.program, options.sizes, 'predict'), 'predict');
     // the outputs' copies ride in the same submit as the graph
     const pending = this.executor.submit((encoder) => {
       this.executor.encode(encoder, g, given, sizes);
@@ -430,8 +518,8 @@ export class Model<I extends string = string, O extends string = string, R exten
     return summarizeProfile({ adapter: this.adapterInfo, sizes, reps, kernels, roundTripMs: roundTrip });
   }
 
-  /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts). */
-  fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions): Promise<History> {
+  /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
+  fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions = {}): Promise<History> {
     return fit(this as unknown as Model, data, options);
   }
 
@@ -512,19 +600,105 @@ export class Model<I extends string = string, O extends string = string, R exten
     return { loaded, missing, ignored, mismatched, metadata: decoded.metadata };
   }
 
-  /** Reset every parameter and state buffer to its initial value for `seed`. */
+  /** Reset every parameter and state buffer to its initial value for `seed` (a whole number in [0, 2^32)). */
   reset(seed: number): void {
     this.check();
-    this.executor.initialize(seed);
+    this.executor.initialize(checkSeed(seed, 'reset()'));
     this.step = 0;
+  }
+
+  /**
+   * Free the GPU buffers whose size depends on the batch (each graph's inputs and temporaries, upload
+   * staging, pooled readback buffers): after one large batch, the next call allocates for its own
+   * size. Parameters, optimizer state and the step count stay. Work in flight is unaffected.
+   */
+  trim(): void {
+    this.check();
+    this.executor.trim();
+  }
+
+  /** GPU bytes held for the sizes of the runs so far (see `trim`). */
+  get sizedBytes(): number {
+    return this.executor.sizedBytes;
+  }
+
+  private paramDecl(path: unknown, where: string) {
+    const d = this.program.params.find((p) => p.path === path);
+    if (!d) {
+      const some = this.program.params.slice(0, 8).map((p) => `\`${p.path}\``).join(', ');
+      throw new InputError(`${where}: the model ${this.program.model} has no parameter \`${String(path)}\`; its parameters are ${some}${this.program.params.length > 8 ? ` and ${this.program.params.length - 8} more` : ''}`);
+    }
+    return d;
+  }
+
+  /** One parameter's values (row-major), as of the work submitted so far. */
+  async getParameter(path: string): Promise<TypedArray> {
+    this.check();
+    this.paramDecl(path, 'getParameter()');
+    const read = await this.guard(this.executor.readModelBuffers([path]));
+    return read.get(path)!.data;
+  }
+
+  /** Overwrite one parameter (row-major, exactly its element count); later steps and predictions use it. */
+  setParameter(path: string, data: HostArray): void {
+    this.check();
+    const d = this.paramDecl(path, 'setParameter()');
+    const values = hostArray(`setParameter(${path})`, d, data);
+    const numel = d.shape.reduce((a, b) => a * b, 1);
+    if (values.length !== numel) throw new InputError(`setParameter() was given ${values.length} values for \`${path}\`, which is ${d.dtype}[${d.shape.join(', ')}]: ${numel} values`);
+    this.executor.writeModelBuffer(path, toStorageArray(d.dtype, values));
+  }
+
+  /**
+   * Set this model's parameters from another model's (a target network): each parameter from the
+   * source's of the same path, or of `map(path)` (`undefined` skips it); with `tau` < 1, Polyak
+   * averaging `tau * source + (1 - tau) * own`. Every pair is checked (shape, dtype) before anything
+   * is written. On one device with `tau` 1 it is a copy on the GPU, ordered after both models' work.
+   */
+  async copyParametersFrom(other: Model<string, string, string>, options: CopyParametersOptions = {}): Promise<CopyReport> {
+    this.check();
+    if (!(other instanceof Model)) throw new InputError('copyParametersFrom() takes another model made by dlc (a generated class or a runtime Model)');
+    other.check();
+    const tau = options.tau ?? 1;
+    if (typeof tau !== 'number' || !(tau > 0 && tau <= 1)) throw new InputError(`copyParametersFrom() was given tau = ${String(tau)}; tau is a number in (0, 1] (1 copies)`);
+    const pairs: { from: string; to: string }[] = [];
+    const skipped: string[] = [];
+    for (const p of this.program.params) {
+      const from = options.map ? options.map(p.path) : p.path;
+      if (from === undefined) {
+        skipped.push(p.path);
+        continue;
+      }
+      const src = other.program.params.find((q) => q.path === from);
+      if (!src) throw new InputError(`copyParametersFrom(): the source model ${other.program.model} has no parameter \`${String(from)}\`${from !== p.path ? ` (for \`${p.path}\`)` : ''}; pass { map } to say where each parameter comes from, or to skip it`);
+      if (src.dtype !== p.dtype || src.shape.length !== p.shape.length || src.shape.some((x, i) => x !== p.shape[i])) {
+        throw new InputError(`copyParametersFrom(): \`${from}\` of ${other.program.model} is ${src.dtype}[${src.shape.join(', ')}], but \`${p.path}\` of ${this.program.model} is ${p.dtype}[${p.shape.join(', ')}]`);
+      }
+      if (tau !== 1 && p.dtype !== 'f32') throw new InputError(`copyParametersFrom(): averaging with tau = ${tau} needs f32 parameters; \`${p.path}\` is ${p.dtype}`);
+      pairs.push({ from, to: p.path });
+    }
+    if (tau === 1 && other.executor.device === this.executor.device) {
+      this.executor.copyModelBuffersFrom(other.executor, pairs);
+    } else {
+      const src = await other.guard(other.executor.readModelBuffers(pairs.map((x) => x.from)));
+      const own = tau === 1 ? undefined : await this.guard(this.executor.readModelBuffers(pairs.map((x) => x.to)));
+      this.check();
+      for (const { from, to } of pairs) {
+        const s = src.get(from)!.data;
+        const o = own?.get(to)!.data;
+        const data = o ? Float32Array.from(s, (v, i) => tau * v + (1 - tau) * o[i]) : s;
+        this.executor.writeModelBuffer(to, data);
+      }
+    }
+    await this.guard(Promise.resolve());
+    return { copied: pairs.map((x) => x.to), skipped };
   }
 
   /** Free every GPU buffer (and the device, if the model created it). Safe to call twice. */
   dispose(): void {
     if (this.disposed) return;
+    this.lostAtDispose = this.watch.reason;
     this.disposed = true;
-    // a caller's device outlives the model: stop listening to it
-    this.executor.device.removeEventListener('uncapturederror', this.onUncaptured);
     this.executor.destroy();
     if (this.ownsDevice) this.executor.device.destroy();
   }

@@ -19,14 +19,22 @@ export interface UploadOptions {
 }
 
 const DEFAULT_UPLOADS: UploadOptions = { minBytes: 1 << 20, maxBuffers: 6 };
+/**
+ * A mapped buffer no write has taken for this many submits is freed: a training loop takes its few
+ * buffers in turn, while one huge predict's staging buffer would otherwise stay mapped (host and GPU
+ * memory) for as long as the model lives.
+ */
+export const IDLE_SUBMITS = 16;
 
 export class StagingUploads {
   /** Mapped, ready to be written. */
   private readonly ready: GPUBuffer[] = [];
   /** Written and unmapped: copied by the command buffer being encoded, mapped again after its submit. */
   private written: GPUBuffer[] = [];
-  /** Every buffer the pool holds, in any state. */
-  private readonly all = new Set<GPUBuffer>();
+  /** Every buffer the pool holds, in any state, with the submit count when a write last took it. */
+  private readonly all = new Map<GPUBuffer, number>();
+  /** Submits so far (`submitted` calls). */
+  private submits = 0;
   private closed = false;
   /** Writes served from the pool, and those that fell back to `writeBuffer` (for tests and profiles). */
   readonly counts = { staged: 0, direct: 0 };
@@ -70,10 +78,18 @@ export class StagingUploads {
   submitted(): void {
     const used = this.written;
     this.written = [];
+    this.submits++;
+    for (let i = this.ready.length - 1; i >= 0; i--) {
+      const b = this.ready[i];
+      if (this.submits - (this.all.get(b) ?? 0) > IDLE_SUBMITS) {
+        this.ready.splice(i, 1);
+        this.drop(b);
+      }
+    }
     for (const b of used) {
       b.mapAsync(MAP_WRITE).then(
         () => {
-          if (this.closed) b.destroy();
+          if (this.closed || !this.all.has(b)) b.destroy();
           else this.ready.push(b);
         },
         () => this.drop(b),
@@ -84,10 +100,22 @@ export class StagingUploads {
   /** Destroy every staging buffer; later writes go through `writeBuffer`. */
   destroy(): void {
     this.closed = true;
-    for (const b of this.all) b.destroy();
+    this.trim();
+  }
+
+  /** Destroy every staging buffer (those being mapped again too); later writes make new ones. */
+  trim(): void {
+    for (const b of this.all.keys()) b.destroy();
     this.all.clear();
     this.ready.length = 0;
     this.written = [];
+  }
+
+  /** The bytes of the staging buffers held. */
+  get bytes(): number {
+    let n = 0;
+    for (const b of this.all.keys()) n += b.size;
+    return n;
   }
 
   /** A mapped buffer of at least `bytes` (at most twice that), made when the pool has room. */
@@ -96,12 +124,16 @@ export class StagingUploads {
     this.ready.forEach((b, i) => {
       if (b.size >= bytes && b.size <= 2 * bytes && (best < 0 || b.size < this.ready[best].size)) best = i;
     });
-    if (best >= 0) return this.ready.splice(best, 1)[0];
+    if (best >= 0) {
+      const b = this.ready.splice(best, 1)[0];
+      this.all.set(b, this.submits);
+      return b;
+    }
     // a mapped buffer of another size gives way to one of this size
     if (this.all.size >= this.options.maxBuffers && this.ready.length > 0) this.drop(this.ready.shift()!);
     if (this.all.size >= this.options.maxBuffers) return undefined;
     const b = this.device.createBuffer({ size: bytes, usage: MAP_WRITE_USAGE, mappedAtCreation: true, label: 'dlc upload staging' });
-    this.all.add(b);
+    this.all.set(b, this.submits);
     return b;
   }
 

@@ -124,6 +124,61 @@ await model.predict({});
     expect(errors).toMatch(/misuse\.ts\(7,\d+\): error TS2345:[^\n]*\n\s+Property 'image' is missing/);
   });
 
+  it('types the service API: named steps, size names, parameter paths; the calls run on WebGPU', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const r = await dlc('compile', 'examples/gan.dl', '-o', dir, '--model', 'Gan', '--args', 'latent: 4, hidden: 8, pixels: 12', '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'service.ts'),
+      `import { create, type TrainStepName, type Size } from './gan.ts';
+const a = await create({ batchSize: 4 });
+const b = await create({ batchSize: 4, seed: 1 });
+const image = new Float32Array(4 * 12);
+const d = await a.trainStep({ image }, { step: 'discriminator', sizes: { B: 4 } }).values();
+const w: Float32Array = await a.getParameter('G.fc1.w');
+a.setParameter('G.fc1.w', w);
+const report = await b.copyParametersFrom(a, { tau: 0.5, map: (path) => (path.startsWith('D.') ? undefined : path) });
+await a.evaluate({ image }, { sizes: { B: 4 } });
+await a.evaluateSet([{ image }], { sizes: { B: 4 } });
+a.trim();
+const steps: TrainStepName[] = ['discriminator', 'generator'];
+const sizes: Size[] = ['B'];
+export const used = [d.d_loss, report.copied, steps, sizes, a.maxBatch, a.runtime.program.model];
+a.trainStep({ image }, { step: 'critic' });
+await a.getParameter('G.nope');
+await a.predict({}, { sizes: { N: 1 } });
+`,
+    );
+    const errors = tsc(dir, ['gan.ts', 'service.ts']);
+    const lines = [...errors.matchAll(/service\.ts\((\d+),/g)].map((m) => Number(m[1]));
+    expect(new Set(lines), errors).toEqual(new Set([15, 16, 17]));
+    expect(errors).toMatch(/'"critic"' is not assignable to type 'TrainStepName \| undefined'/);
+    expect(errors).toMatch(/'N' does not exist in type 'Partial<Record<"B", number>>'/);
+    expect(errors).toMatch(/'"G.nope"' is not assignable to parameter of type 'ParameterPath'/);
+    // and the same calls run
+    const mod = (await import(join(dir, 'gan.ts'))) as {
+      create(o: { batchSize: number; seed?: number }): Promise<{
+        trainStep(b: { image: Float32Array }, o: { step: string }): { values(): Promise<Record<string, number>> };
+        getParameter(p: string): Promise<Float32Array>;
+        copyParametersFrom(o: unknown, options?: { tau?: number }): Promise<{ copied: string[] }>;
+        trim(): void;
+        dispose(): void;
+      }>;
+    };
+    const a = await mod.create({ batchSize: 4 });
+    const b = await mod.create({ batchSize: 4, seed: 1 });
+    try {
+      expect(Object.keys(await a.trainStep({ image: new Float32Array(48).fill(0.5) }, { step: 'discriminator' }).values())).toContain('d_loss');
+      await b.copyParametersFrom(a);
+      expect(await b.getParameter('G.fc1.w')).toEqual(await a.getParameter('G.fc1.w'));
+      a.trim();
+      await expect(a.trainStep({ image: new Float32Array(48) }, { step: 'generator' }).values()).resolves.toHaveProperty('g_loss');
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('by default imports the runtime as `dlc/runtime`, which the package exports', { timeout: 60_000 }, async () => {
     const dir = repoTempDir('compile');
     const r = await dlc('compile', 'examples/mnist_mlp.dl', '-o', dir, '--model', 'MnistMlp', '--args', 'hidden: 8');

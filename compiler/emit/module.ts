@@ -62,11 +62,18 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   // a language model (a token input [B, L], a next-token output [B, V]) also samples
   const lm = languageModelIo(program);
   const sampling = typeof lm === 'string' ? undefined : lm;
+  const stepNames = program.graphs.steps.map((g) => g.name);
+  // the array a parameter reads back as: one type when every parameter has one dtype
+  const paramDtypes = [...new Set(program.params.map((p) => p.dtype))];
+  const paramArray = paramDtypes.length === 0 ? 'Float32Array' : [...new Set(paramDtypes.map((d) => OUTPUT_ARRAY[d]))].join(' | ');
+  const paramInput = paramDtypes.length === 0 ? 'readonly number[]' : [...new Set(paramDtypes.map((d) => INPUT_ARRAY[d]))].join(' | ');
+  const sizesType = '{ readonly sizes?: Partial<Record<Size, number>> }';
 
   file.addImportDeclaration({
     moduleSpecifier: runtime,
     namedImports: [
       'Model',
+      'type CopyReport',
       'type CreateOptions',
       'type Dataset',
       'type FitOptions',
@@ -104,6 +111,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   file.addTypeAlias({ name: 'Metric', isExported: true, type: union(program.metrics), docs: ['The metrics the model declares.'] });
   file.addTypeAlias({ name: 'Reported', isExported: true, type: 'Loss | Metric', docs: ['Every value `trainStep` and `evaluate` report.'] });
   file.addTypeAlias({ name: 'ParameterPath', isExported: true, type: union(program.params.map((p) => p.path)), docs: ['Parameter paths, as saved in weights files.'] });
+  file.addTypeAlias({ name: 'Size', isExported: true, type: union(program.sizes), docs: ['The symbolic sizes (the batch B, a length L), as `{ sizes }` options name them.'] });
+  file.addTypeAlias({ name: 'TrainStepName', isExported: true, type: union(stepNames), docs: ["The train block's steps, in order, as `trainStep(batch, { step })` names them."] });
 
   file.addVariableStatement({
     isExported: true,
@@ -146,28 +155,45 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       },
       {
         name: 'trainStep',
-        docs: ['One training step on a batch; returns at once. `values()` reads the losses and metrics when needed.'],
-        parameters: [{ name: 'batch', type: 'Inputs' }],
+        docs: [
+          'One training step on a batch (every step of the train block in order, or only `options.step`); returns at once. `values()` reads the losses and metrics when needed. `sizes` fixes sizes the lengths cannot tell, e.g. `{ L: 12 }`.',
+        ],
+        parameters: [
+          { name: 'batch', type: 'Inputs' },
+          { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
+        ],
         returnType: '{ readonly step: number; values(): Promise<Record<Reported, number>> }',
         statements: [
-          'const handle = this.model.trainStep(batch);',
+          'const handle = this.model.trainStep(batch, options);',
           'return { step: handle.step, values: () => handle.values() as Promise<Record<Reported, number>> };',
         ],
       },
-      delegate('evaluate', 'Losses and metrics on one batch, in evaluation mode.', [{ name: 'batch', type: 'Inputs' }], 'Promise<Record<Reported, number>>', 'this.model.evaluate(batch)'),
+      delegate(
+        'evaluate',
+        'Losses and metrics on one batch, in evaluation mode (`sizes` as for `trainStep`).',
+        [
+          { name: 'batch', type: 'Inputs' },
+          { name: 'options', type: sizesType, initializer: '{}' },
+        ],
+        'Promise<Record<Reported, number>>',
+        'this.model.evaluate(batch, options)',
+      ),
       delegate(
         'evaluateSet',
-        'Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them.',
-        [{ name: 'batches', type: 'Iterable<Inputs>' }],
+        'Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them. No batches is an InputError.',
+        [
+          { name: 'batches', type: 'Iterable<Inputs>' },
+          { name: 'options', type: sizesType, initializer: '{}' },
+        ],
         'Promise<Record<Reported, number>>',
-        'this.model.evaluateSet(batches) as Promise<Record<Reported, number>>',
+        'this.model.evaluateSet(batches, options) as Promise<Record<Reported, number>>',
       ),
       delegate(
         'predict',
         'The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`).',
         [
           { name: 'inputs', type: 'PredictInputs' },
-          { name: 'options', type: '{ readonly sizes?: Readonly<Record<string, number>> }', initializer: '{}' },
+          { name: 'options', type: sizesType, initializer: '{}' },
         ],
         'Promise<Outputs>',
         'this.model.predict(inputs, options) as Promise<unknown> as Promise<Outputs>',
@@ -217,7 +243,35 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'Promise<Profile>',
         'this.model.profile(batch, options)',
       ),
-      delegate('reset', 'Every parameter and state buffer back to its initial value for `seed`, and the step count to 0.', [{ name: 'seed', type: 'number' }], 'void', 'this.model.reset(seed)'),
+      delegate('reset', 'Every parameter and state buffer back to its initial value for `seed` (a whole number in [0, 2^32)), and the step count to 0.', [{ name: 'seed', type: 'number' }], 'void', 'this.model.reset(seed)'),
+      delegate(
+        'trim',
+        'Free the GPU buffers sized for earlier batches (inputs, temporaries, upload staging): after one large batch, the next call allocates for its own size. The weights stay.',
+        [],
+        'void',
+        'this.model.trim()',
+      ),
+      delegate('getParameter', "One parameter's values, row-major, as of the work submitted so far.", [{ name: 'path', type: 'ParameterPath' }], `Promise<${paramArray}>`, `this.model.getParameter(path) as Promise<${paramArray}>`),
+      delegate(
+        'setParameter',
+        'Overwrite one parameter (row-major, exactly its element count; see `signature.parameters`).',
+        [
+          { name: 'path', type: 'ParameterPath' },
+          { name: 'data', type: paramInput },
+        ],
+        'void',
+        'this.model.setParameter(path, data)',
+      ),
+      delegate(
+        'copyParametersFrom',
+        "Set the parameters from another model's (a target network): the same paths, or `map(path)` (undefined skips one); `tau` < 1 averages, `tau * source + (1 - tau) * own`.",
+        [
+          { name: 'other', type: '{ readonly runtime: Model<string, string, string> }' },
+          { name: 'options', type: '{ readonly map?: (path: ParameterPath) => string | undefined; readonly tau?: number }', initializer: '{}' },
+        ],
+        'Promise<CopyReport>',
+        'this.model.copyParametersFrom(other.runtime, options as { readonly map?: (path: string) => string | undefined; readonly tau?: number })',
+      ),
       {
         name: 'dispose',
         docs: ['Free every GPU buffer; the object cannot be used afterwards.'],
@@ -229,6 +283,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       { name: 'adapterInfo', docs: ['The adapter the model runs on, in words.'], returnType: 'string', statements: ['return this.model.adapterInfo;'] },
       { name: 'step', docs: ['Training steps run so far.'], returnType: 'number', statements: ['return this.model.step;'] },
       { name: 'memory', docs: ['The GPU memory the model takes at the sizes given to create() (undefined when some size was not given).'], returnType: 'MemoryReport | undefined', statements: ['return this.model.memory;'] },
+      { name: 'maxBatch', docs: ["The train block's max_batch: a larger batch is an InputError (undefined: no limit)."], returnType: 'number | undefined', statements: ['return this.model.maxBatch;'] },
+      {
+        name: 'runtime',
+        docs: ['The runtime model underneath (untyped names): `evaluateBatches`, and the source of `copyParametersFrom`.'],
+        returnType: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>',
+        statements: ['return this.model;'],
+      },
     ],
   });
 

@@ -1,0 +1,342 @@
+// dlc in a long-running service: shared devices, max_batch, buffers released and trimmed, bounded pools, typed errors, named steps, sizes per call and parameter access.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import type { ModelProgram } from '../runtime/program.ts';
+import { Model } from '../runtime/model.ts';
+import { acquireDevice } from '../runtime/device.ts';
+import { Dataset } from '../runtime/data.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
+import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, GPUValidationError, InputError } from '../runtime/errors.ts';
+import { argsOf } from './helpers.ts';
+
+function program(file: string, model: string, args: string): ModelProgram {
+  const r = compileSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`, undefined, { modelArgs: new Map([[model, argsOf(model, args)]]) });
+  const p = r.programs.find((x) => x.model === model);
+  if (!p) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+  return p;
+}
+
+const TINY = `use std.nn.{Dense}
+use std.act.{softmax}
+use std.loss.{cross_entropy}
+
+model Tiny {
+  input x: f32[B, 4]
+  input y: i32[B]
+  layer fc = Dense(4, 3)
+  let logits = fc(x)
+  output probs = softmax(logits, axis: -1)
+  loss = cross_entropy(logits, y)
+}
+
+train Tiny {
+  optimizer = sgd(lr: 0.1)
+  batch = 4
+  max_batch = 8
+}
+`;
+
+function tiny(): ModelProgram {
+  const r = compileSource(TINY, 'tiny.dl');
+  const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length > 0 || !r.programs[0]) throw new Error(errors.map((d) => d.message).join('\n'));
+  return r.programs[0];
+}
+
+const MLP = () => program('mnist_mlp', 'MnistMlp', 'hidden: 8');
+
+function rows(n: number, width: number, seed = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n * width }, () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32));
+}
+const labels = (n: number, k: number) => Int32Array.from({ length: n }, (_, i) => i % k);
+
+/** A device of the test's own (errors made on it stay in the test). */
+async function ownDevice(): Promise<GPUDevice> {
+  return (await acquireDevice()).device;
+}
+
+/** Counts the live GPU buffers and their bytes made on `device` from now on (createBuffer and destroy wrapped, as a reporter did). */
+function trackBuffers(device: GPUDevice): { live: Set<GPUBuffer>; bytes(): number; restore(): void } {
+  const live = new Set<GPUBuffer>();
+  const deviceProto = Object.getPrototypeOf(device) as GPUDevice;
+  const bufferProto = (globalThis as unknown as { GPUBuffer: { prototype: GPUBuffer } }).GPUBuffer.prototype;
+  const create = deviceProto.createBuffer;
+  const destroy = bufferProto.destroy;
+  deviceProto.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor) {
+    const b = create.call(this, desc);
+    if (this === device) live.add(b);
+    return b;
+  };
+  bufferProto.destroy = function (this: GPUBuffer) {
+    live.delete(this);
+    return destroy.call(this);
+  };
+  return {
+    live,
+    bytes: () => [...live].reduce((a, b) => a + b.size, 0),
+    restore: () => {
+      deviceProto.createBuffer = create;
+      bufferProto.destroy = destroy;
+    },
+  };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+describe('a shared device', () => {
+  it("another user's invalid WebGPU call leaves the models on the device working; the model's own errors are still reported", { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(MLP(), { device, seed: 1 });
+    try {
+      const image = rows(2, 784);
+      const before = (await model.predict({ image })).probs;
+      // unrelated code on the same device: MAP_READ | STORAGE is invalid, made outside any error scope
+      device.createBuffer({ size: 16, usage: 0x1 | 0x80 });
+      await device.queue.onSubmittedWorkDone();
+      await settle();
+      for (let i = 0; i < 2; i++) expect((await model.predict({ image })).probs).toEqual(before);
+      await expect(model.trainStep({ image, label: labels(2, 10) }).values()).resolves.toHaveProperty('loss');
+      // the model's own invalid work (its parameter buffer destroyed behind its back) is its error, and stays so
+      const executor = (model as unknown as { executor: { arenas: GPUBuffer[]; params: Map<string, { buffer: GPUBuffer }> } }).executor;
+      (executor.arenas[0] ?? [...executor.params.values()][0].buffer).destroy();
+      const failed = model.trainStep({ image, label: labels(2, 10) }).values();
+      await expect(failed).rejects.toBeInstanceOf(GPUValidationError);
+      await expect(failed).rejects.toThrow(/internal error: WebGPU reported/);
+      expect(() => model.trainStep({ image, label: labels(2, 10) })).toThrow(GPUValidationError);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it('create() on a destroyed device rejects with DeviceLostError', { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    device.destroy();
+    await expect(Model.create(tiny(), { device })).rejects.toBeInstanceOf(DeviceLostError);
+  });
+
+  it('models created on one device add one reaction to its lost promise, not one each', { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const lost = device.lost;
+    let reads = 0;
+    Object.defineProperty(device, 'lost', {
+      get: () => {
+        reads++;
+        return lost;
+      },
+    });
+    try {
+      for (let i = 0; i < 4; i++) (await Model.create(tiny(), { device })).dispose();
+      expect(reads).toBeLessThanOrEqual(1);
+    } finally {
+      device.destroy();
+    }
+  });
+});
+
+describe('max_batch', () => {
+  it("a batch above the train block's max_batch is an InputError naming it, for predict, trainStep, evaluate and create", { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(tiny(), { device });
+    try {
+      expect(model.maxBatch).toBe(8);
+      await expect(model.predict({ x: rows(8, 4) })).resolves.toHaveProperty('probs');
+      await expect(model.predict({ x: rows(9, 4) })).rejects.toThrow(InputError);
+      await expect(model.predict({ x: rows(9, 4) })).rejects.toThrow(/B = 9.*max_batch = 8/);
+      expect(() => model.trainStep({ x: rows(64, 4), y: labels(64, 3) })).toThrow(/max_batch = 8/);
+      await expect(model.evaluate({ x: rows(9, 4), y: labels(9, 3) })).rejects.toThrow(/max_batch = 8/);
+      // nothing grew: the step at 8 still runs
+      await expect(model.trainStep({ x: rows(8, 4), y: labels(8, 3) }).values()).resolves.toHaveProperty('loss');
+      await expect(Model.create(tiny(), { device, batchSize: 16 })).rejects.toThrow(/create\(\{ batchSize \}\) asks for batches of 16, over the train block's max_batch = 8/);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
+describe('buffers sized for one large batch', () => {
+  it('upload staging is freed once idle, trim() frees the rest, and the next call allocates at its own size', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const track = trackBuffers(device);
+    const model = await Model.create(MLP(), { device, seed: 1 });
+    try {
+      const small = rows(4, 784);
+      await model.trainStep({ image: small, label: labels(4, 10) }).values();
+      await model.evaluate({ image: small, label: labels(4, 10) });
+      const expected = (await model.predict({ image: small })).probs;
+      const steady = track.bytes();
+      // 2000 images: 6.3 MB through a mapped staging buffer, and every buffer of predict sized for them
+      await model.predict({ image: rows(2000, 784) });
+      const big = track.bytes();
+      expect(big - steady).toBeGreaterThan(1.5 * 2000 * 784 * 4);
+      for (let i = 0; i < 20; i++) await model.predict({ image: small });
+      // the staging buffer no write took for many submits is gone
+      expect(big - track.bytes()).toBeGreaterThanOrEqual(2000 * 784 * 4);
+      model.trim();
+      expect(track.bytes()).toBeLessThanOrEqual(steady);
+      expect(model.sizedBytes).toBeLessThan(100_000);
+      expect((await model.predict({ image: small })).probs).toEqual(expected);
+      await expect(model.evaluate({ image: small, label: labels(4, 10) })).resolves.toHaveProperty('loss');
+      await expect(model.trainStep({ image: small, label: labels(4, 10) }).values()).resolves.toHaveProperty('loss');
+      // back to what the small batches need: the train step's buffers again, nothing of the large batch
+      expect(track.bytes()).toBeLessThanOrEqual(steady);
+    } finally {
+      track.restore();
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it('a readback buffer over 4 MiB (saving large weights) is freed after its read, not pooled', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(program('mnist_mlp', 'MnistMlp', 'hidden: 1536'), { device, seed: 1 });
+    const track = trackBuffers(device);
+    try {
+      const before = track.live.size;
+      const bytes = await model.saveWeights();
+      expect(bytes.length).toBeGreaterThan(4 << 20);
+      expect(track.live.size).toBe(before);
+    } finally {
+      track.restore();
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it('reading 200 steps\' values at once keeps at most 32 readback buffers afterwards', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(tiny(), { device, seed: 1 });
+    const track = trackBuffers(device);
+    try {
+      const batch = { x: rows(4, 4), y: labels(4, 3) };
+      const handles = Array.from({ length: 200 }, () => model.trainStep(batch));
+      await Promise.all(handles.map((h) => h.values()));
+      await Promise.all(Array.from({ length: 200 }, () => model.trainStep(batch).values()));
+      expect(track.live.size).toBeLessThanOrEqual(32 + 4);
+    } finally {
+      track.restore();
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
+describe('typed errors for service mistakes', () => {
+  it('use after dispose is a DisposedError; evaluateSet([]) and bad seeds are InputErrors; a second fit() at once is a BusyError', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    for (const seed of [NaN, 1.5, 2 ** 32, 2 ** 40, -1]) {
+      await expect(Model.create(tiny(), { device, seed })).rejects.toThrow(InputError);
+    }
+    const model = await Model.create(tiny(), { device, seed: 2 ** 32 - 1 });
+    try {
+      expect(() => model.reset(NaN)).toThrow(/seed NaN; a seed is a whole number from 0 to 2\^32 - 1/);
+      expect(() => model.reset(2 ** 32)).toThrow(InputError);
+      await expect(model.evaluateSet([])).rejects.toThrow(InputError);
+      const train = new Dataset({ x: { data: rows(32, 4), shape: [4] }, y: { data: labels(32, 3), shape: [] } });
+      await expect(model.fit({ train }, { batchSize: 0 })).rejects.toBeInstanceOf(InputError);
+      await expect(model.fit({ train: new Dataset({ x: { data: rows(8, 4), shape: [4] } }) }, { epochs: 1 })).rejects.toBeInstanceOf(InputError);
+      expect(() => train.column('z')).toThrow(InputError);
+      const first = model.fit({ train }, { epochs: 2, batchSize: 4 });
+      await expect(model.fit({ train }, { epochs: 1, batchSize: 4 })).rejects.toBeInstanceOf(BusyError);
+      await first;
+      expect(model.step).toBe(16);
+      await expect(model.fit({ train }, { epochs: 1, batchSize: 4 })).resolves.toHaveProperty('epochs');
+    } finally {
+      model.dispose();
+    }
+    expect(() => model.trainStep({ x: rows(1, 4), y: labels(1, 3) })).toThrow(DisposedError);
+    await expect(model.predict({ x: rows(1, 4) })).rejects.toBeInstanceOf(DlcRuntimeError);
+    await expect(model.predict({ x: rows(1, 4) })).rejects.toMatchObject({ code: 'disposed', name: 'DisposedError' });
+    device.destroy();
+  });
+});
+
+describe('sizes per call', () => {
+  it('trainStep, evaluate and evaluateSet take { sizes } as predict does; a length that misses a bound size says where it came from', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1'), { device, seed: 1, sizes: { L: 8 } });
+    try {
+      const tokens = (b: number, l: number) => Int32Array.from({ length: b * l }, (_, i) => (i * 7) % 11);
+      expect(() => model.trainStep({ tokens: tokens(2, 5) })).toThrow(/L = 8 from create\(\{ sizes \}\)/);
+      await expect(model.trainStep({ tokens: tokens(2, 5) }, { sizes: { L: 5 } }).values()).resolves.toHaveProperty('loss');
+      const one = await model.evaluate({ tokens: tokens(2, 5) }, { sizes: { L: 5 } });
+      const set = await model.evaluateSet([{ tokens: tokens(2, 5) }], { sizes: { L: 5 } });
+      expect(set.loss).toBeCloseTo(one.loss, 5);
+      expect(() => model.trainStep({ tokens: tokens(2, 5) }, { sizes: { L: 4 } })).toThrow(/L = 4 from trainStep\(\.\.\., \{ sizes \}\)/);
+      // fit binds L from the data's column shape
+      const train = new Dataset({ tokens: { data: tokens(6, 6), shape: [6] } });
+      await expect(model.fit({ train }, { epochs: 1, batchSize: 3 })).resolves.toHaveProperty('epochs');
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
+describe('one named step of a train block', () => {
+  it("trainStep(batch, { step }) runs that step's graph only; an unknown step is an InputError listing them", { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(program('gan', 'Gan', 'latent: 4, hidden: 8, pixels: 12'), { device, seed: 1 });
+    try {
+      const image = rows(4, 12);
+      const g0 = await model.getParameter('G.fc1.w');
+      const d0 = await model.getParameter('D.fc1.w');
+      const values = await model.trainStep({ image }, { step: 'discriminator' }).values();
+      expect(Object.keys(values)).toContain('d_loss');
+      expect(await model.getParameter('G.fc1.w')).toEqual(g0);
+      expect(await model.getParameter('D.fc1.w')).not.toEqual(d0);
+      const d1 = await model.getParameter('D.fc1.w');
+      await model.trainStep({ image }, { step: 'generator' }).values();
+      expect(await model.getParameter('D.fc1.w')).toEqual(d1);
+      expect(await model.getParameter('G.fc1.w')).not.toEqual(g0);
+      expect(() => model.trainStep({ image }, { step: 'critic' })).toThrow(/step `critic`.*`discriminator`, `generator`/);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
+describe('parameter access', () => {
+  it('getParameter matches saveWeights, setParameter writes one, copyParametersFrom copies or averages (tau) with checked shapes', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const a = await Model.create(MLP(), { device, seed: 1 });
+    const b = await Model.create(MLP(), { device, seed: 2 });
+    try {
+      const saved = decodeSafetensors(await a.saveWeights());
+      for (const p of a.program.params) expect(Array.from(await a.getParameter(p.path)), p.path).toEqual(Array.from(saved.tensors.get(p.path)!.data as Float32Array));
+      const path = a.program.params[0].path;
+      const n = a.program.params[0].shape.reduce((x, y) => x * y, 1);
+      await expect(a.getParameter('nope')).rejects.toThrow(/no parameter `nope`/);
+      expect(() => a.setParameter(path, new Float32Array(n - 1))).toThrow(InputError);
+      expect(() => a.setParameter(path, new Float32Array(n - 1))).toThrow(new RegExp(`${n - 1} values.*${n} values`));
+      const ones = new Float32Array(n).fill(1);
+      a.setParameter(path, ones);
+      expect(await a.getParameter(path)).toEqual(ones);
+      // Polyak averaging: b = 0.25 a + 0.75 b
+      const aw = await a.getParameter(path);
+      const bw = await b.getParameter(path);
+      const report = await b.copyParametersFrom(a, { tau: 0.25 });
+      expect(report.copied.length).toBe(a.program.params.length);
+      const avg = await b.getParameter(path);
+      for (let i = 0; i < n; i += 97) expect(avg[i]).toBeCloseTo(0.25 * aw[i] + 0.75 * bw[i], 6);
+      // a copy, skipping one parameter through map
+      const other = a.program.params[1].path;
+      const kept = await b.getParameter(other);
+      const copied = await b.copyParametersFrom(a, { map: (p) => (p === other ? undefined : p) });
+      expect(copied.skipped).toEqual([other]);
+      expect(await b.getParameter(path)).toEqual(await a.getParameter(path));
+      expect(await b.getParameter(other)).toEqual(kept);
+      await expect(b.copyParametersFrom(a, { map: (p) => (p === path ? other : p) })).rejects.toThrow(InputError);
+      await expect(b.copyParametersFrom(a, { map: () => 'missing' })).rejects.toThrow(/no parameter `missing`/);
+      await expect(b.copyParametersFrom(a, { tau: 0 })).rejects.toThrow(InputError);
+    } finally {
+      a.dispose();
+      b.dispose();
+      device.destroy();
+    }
+  });
+});
