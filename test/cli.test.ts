@@ -333,3 +333,12 @@ describe('local imports', () => {
     expect((await run('check', join(dir, 'renamed.dl'))).err).toContain('`Conv2d` needs the argument `kernel`');
   });
 });
+
+describe('max_batch in dlc train', () => {
+  it('--batch over the train block\'s max_batch is refused before training, saying how to fix it', { timeout: 120_000 }, async () => {
+    const file = tempFile('maxb.dl', readFileSync('examples/mnist_mlp.dl', 'utf8').replace(/\n  batch = \d+/, '\n  batch = 16\n  max_batch = 16'));
+    const r = await run('train', file, '--args', 'hidden: 4', '--limit', '200', '--batch', '64', '--epochs', '1', '--no-progress', '--checkpoint', join(mkdtempSync(join(tmpdir(), 'dlc-maxb-')), 'ck.safetensors'));
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.err).toContain("batches of 64 (--batch) are over the train block's max_batch = 16, the largest batch MnistMlp allocates buffers for; train with --batch 16 or less");
+  });
+});

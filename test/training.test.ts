@@ -276,6 +276,8 @@ train Tie {
     expect(problems('  optimizer = adam(lr: 0.1, beta1: 1.5)')[0][1]).toBe('adam option beta1 must be in [0, 1), not 1.5 (parameter fc.w)');
     expect(problems('  optimizer = sgd(lr: 0.1, momentum: -0.9)')[0][1]).toBe('sgd option momentum must be 0 or more, not -0.9 (parameter fc.w)');
     for (const bad of ['0', '2.5', '-4', '"32"']) expect(problems(`  batch = ${bad}`), bad).toEqual([['E0206', '`batch` must be a whole number of at least 1', bad]]);
+    expect(problems('  batch = 32\n  max_batch = 8')).toEqual([['E0206', '`batch = 32` is over `max_batch = 8`, the largest batch the model allocates buffers for', 'batch = 32']]);
+    expect(problems('  batch = 8\n  max_batch = 8')).toEqual([]);
     expect(problems('  seed = -1')[0][1]).toBe('`seed` must be a whole number of at least 0');
     expect(problems('  epochs = 0')[0][1]).toBe('`epochs` must be a whole number of at least 1');
     // what dlc train read wrongly or too late: a setting twice, a bool that is not one, patience 0, a validation metric with no validation set

@@ -374,6 +374,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   }
 
   const maxBatch = num(setting(program, 'max_batch'), 'max_batch');
+  if (maxBatch !== undefined && batchSize > maxBatch) throw new TrainError(`batches of ${batchSize}${flags.batch !== undefined ? ' (--batch)' : ''} are over the train block's max_batch = ${maxBatch}, the largest batch ${program.model} allocates buffers for; train with --batch ${maxBatch} or less`);
   const unused = Object.keys(program.training?.settings ?? {}).filter((k) => !HONOURED_SETTINGS.has(k));
   if (unused.length > 0) io.err(`note: dlc train does not act on ${unused.map((k) => `\`${k}\``).join(', ')} yet`);
   // the init_from file is read before anything is moved aside: it may be a file this run replaces

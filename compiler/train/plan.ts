@@ -582,6 +582,10 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       diagnostics.push(diagnostic('W0206', 'every parameter of this param_group is frozen: its options apply to no update', groupSpans[i], { help: 'remove the param_group, or unfreeze its parameters' }));
     }
   });
+  // max_batch is the largest batch the program allocates for: a larger training batch could not run
+  if (typeof settings.batch === 'number' && typeof settings.max_batch === 'number' && settings.batch > settings.max_batch) {
+    report(`\`batch = ${settings.batch}\` is over \`max_batch = ${settings.max_batch}\`, the largest batch the model allocates buffers for`, settingSpans.batch ?? train.span, 'raise max_batch, or train with smaller batches');
+  }
   const names = new Set<string>();
   for (const s of steps) {
     if (names.has(s.name)) report(`two objectives in the step \`${s.name}\`; give each its own \`step\``, s.span);
