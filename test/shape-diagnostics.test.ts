@@ -289,8 +289,8 @@ model M {
 
 describe('E0303 wrong arguments', () => {
   it('too many arguments: the first extra one', () => {
-    const src = 'model M {\n  input x: f32[B, 4]\n  layer d = Dense(4, 2, true, 7)\n  output y = d(x)\n}\n';
-    expectDiagnostics(src, [{ code: 'E0303', at: '7', message: ['`Dense` takes 3 arguments', '4 were given'] }]);
+    const src = 'model M {\n  input x: f32[B, 4]\n  layer d = Dense(4, 2, true, glorot_uniform, 7)\n  output y = d(x)\n}\n';
+    expectDiagnostics(src, [{ code: 'E0303', at: '7', message: ['`Dense` takes 4 arguments', '5 were given'] }]);
     const fn = 'fn f(a: f32[B, 4]) -> f32[B, 4] = a\nmodel M {\n  input x: f32[B, 4]\n  output o = f(x, x)\n}\n';
     expectDiagnostics(fn, [{ code: 'E0303', at: 'x', occurrence: 2, message: ['`f` takes 1 argument'] }]);
   });
@@ -300,7 +300,7 @@ describe('E0303 wrong arguments', () => {
     const [d] = check(src);
     expect(d.code).toBe('E0303');
     expect(d.message).toContain('no parameter `bais`');
-    expect(d.help).toBe('its parameters are in, out, bias');
+    expect(d.help).toBe('its parameters are in, out, bias, init');
   });
 
   it('an unknown keyword argument is marked at the keyword', () => {

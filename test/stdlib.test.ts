@@ -308,7 +308,7 @@ function lseRef(row: readonly number[]): number {
 }
 
 /** Multi-head self-attention over x [B, L, d] with the MultiHeadAttention parameters under `pre`. */
-function attentionRef(x: readonly number[], B: number, L: number, d: number, heads: number, p: Record<string, number[]>, pre: string, causal: boolean): number[] {
+function attentionRef(x: readonly number[], B: number, L: number, d: number, heads: number, p: Record<string, number[]>, pre: string, causal: boolean, keep?: readonly number[]): number[] {
   const dh = d / heads;
   const z = dense(x, B * L, d, 3 * d, p[`${pre}.qkv.w`], p[`${pre}.qkv.b`]);
   const y = new Array<number>(B * L * d).fill(0);
@@ -323,7 +323,8 @@ function attentionRef(x: readonly number[], B: number, L: number, d: number, hea
         for (let j = 0; j < visible; j++) {
           let s = 0;
           for (let e = 0; e < dh; e++) s += q(i, e) * k(j, e);
-          scores.push(s / Math.sqrt(dh));
+          // a key the mask leaves out scores -1e9, as the layer's select does
+          scores.push(keep && !keep[b * L + j] ? -1e9 : s / Math.sqrt(dh));
         }
         const wts = softmaxRef(scores);
         for (let e = 0; e < dh; e++) {
@@ -449,6 +450,16 @@ describe('Dense', () => {
     const m = model('model T {\n input x: f32[B, 3]\n layer d = Dense(3, 2)\n output y = d(x)\n}', { x: f32([4, 3], x) }, r);
     expect(m.graph.params.map((q) => q.path)).toEqual(['d.w', 'd.b']);
     expectClose(m.out('y'), [4, 2], dense(x, 4, 3, 2, m.p['d.w'], m.p['d.b']));
+  });
+
+  it('init sets the weight\'s initializer (GPT-2\'s normal(std: 0.02))', () => {
+    const g = compile('model T {\n input x: f32[B, 3]\n layer d = Dense(3, 2, init: normal(std: 0.02))\n layer e = Dense(2, 2)\n output y = e(d(x))\n}');
+    expect(g.params.map((q) => [q.path, q.init.kind, q.init.options])).toEqual([
+      ['d.w', 'normal', { std: 0.02 }],
+      ['d.b', 'zeros', {}],
+      ['e.w', 'glorot_uniform', {}],
+      ['e.b', 'zeros', {}],
+    ]);
   });
 
   // regression: `bias: false` failed with E0201 (`b` is not available here) when Dense read the guarded-out b
@@ -932,6 +943,23 @@ describe('MultiHeadAttention', () => {
     expectClose(one.out('y'), [B, L, d], attentionRef(x, B, L, d, 1, one.p, 'attn', false));
   });
 
+  it('mask: keys marked false (padding) get no weight, and their values cannot change any output', () => {
+    const r = prng('MultiHeadAttention/mask');
+    const x = uniform(r, B * L * d);
+    const keep = [1, 1, 1, 0, 1, 0, 1, 1];
+    const g = compile(`model T {\n input x: f32[B, L, ${d}]\n input keep: bool[B, L]\n layer attn = MultiHeadAttention(${d}, 2)\n output y = attn(x, keep)\n}`);
+    const m = run(g, { x: f32([B, L, d], x), keep: tensor('bool', [B, L], keep) }, r);
+    expectClose(m.out('y'), [B, L, d], attentionRef(x, B, L, d, 2, m.p, 'attn', false, keep));
+    // a masked token's own output changes with it, but no other position's does
+    const x2 = x.map((v, i) => (Math.floor(i / d) === 3 ? v + 2 : v));
+    const m2 = run(g, { x: f32([B, L, d], x2), keep: tensor('bool', [B, L], keep) }, r, { params: m.p });
+    for (let i = 0; i < B * L; i++) {
+      const row = (a: Float64Array) => [...a.slice(i * d, (i + 1) * d)];
+      if (i === 3) expect(row(m2.out('y').data)).not.toEqual(row(m.out('y').data));
+      else expectClose(tensor('f32', [d], row(m2.out('y').data)), [d], row(m.out('y').data), 1e-12);
+    }
+  });
+
   it('causal: matches masked attention, and a later token cannot change earlier outputs', () => {
     const r = prng('MultiHeadAttention/causal');
     const x = uniform(r, B * L * d);
@@ -1059,6 +1087,13 @@ describe('gelu', () => {
   it('x * Phi(x), exact (erf)', () => {
     elementwise('gelu', 'gelu(x)', geluRef);
     elementwise('gelu/edge', 'gelu(x)', (v) => (Math.abs(v) > 5 ? Math.max(v, 0) : geluRef(v)), EDGE);
+  });
+
+  it('approximate: "tanh" is GPT-2\'s form; another word is E0304', () => {
+    const tanhGelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+    elementwise('gelu/tanh', 'gelu(x, approximate: "tanh")', tanhGelu);
+    const bad = checkSource('model T {\n input x: f32[B, 2]\n output y = gelu(x, approximate: "fast")\n}', 'g.dl').diagnostics;
+    expect(bad.map((d) => d.code)).toEqual(['E0304']);
   });
 });
 
@@ -1207,6 +1242,16 @@ describe('cross_entropy', () => {
     expectScalar(m.out('plain'), crossEntropyRef(rows, y));
     expectScalar(m.out('smooth'), crossEntropyRef(rows, y, 0.1));
     expectScalar(m.out('full'), crossEntropyRef(rows, y, 1.0));
+    // ignore_index: labels equal to it count for nothing, the mean is over the others
+    const padded = y.map((v, i) => (i % 2 === 1 ? -100 : v));
+    const ig = model(
+      `model T {\n input z: f32[B, ${C}]\n input y: i32[B]\n output ce = cross_entropy(z, y, ignore_index: -100)\n output none = cross_entropy(z * 0.0 + z, y - y - 1, ignore_index: -1)\n}`,
+      { z: f32([B, C], z), y: i32([B], padded) },
+      r,
+    );
+    const kept = [...Array(B).keys()].filter((i) => i % 2 === 0);
+    expectScalar(ig.out('ce'), crossEntropyRef(kept.map((i) => rows[i]), kept.map((i) => padded[i])));
+    expectScalar(ig.out('none'), 0); // every label ignored: 0, not NaN
   });
 
   it('class axis 1 of [B, C, L] with labels [B, L], and extreme logits stay finite', () => {

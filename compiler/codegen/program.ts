@@ -257,8 +257,11 @@ function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: 
 function withIndices(decl: TensorDecl, uses: readonly IndexUse[], position: (span: Span) => { line: number; column: number }): InputDecl {
   const seen = new Set<string>();
   const indices: IndexDecl[] = [];
-  for (const u of uses) {
-    if (u.input !== decl.name) continue;
+  // a one_hot of labels a gather also reads at the same bound adds nothing to say (the metrics' one_hot beside cross_entropy's gather)
+  const own = uses.filter((u) => u.input === decl.name);
+  const gathered = new Set(own.filter((u) => u.op !== 'one_hot').map((u) => JSON.stringify(sizeExpr(u.bound))));
+  for (const u of own) {
+    if (u.op === 'one_hot' && gathered.has(JSON.stringify(sizeExpr(u.bound)))) continue;
     const of = u.of === undefined ? u.type : `\`${u.of}\``;
     const what = u.op === 'one_hot' ? `the classes of one_hot(..., ${String(u.bound)})` : u.op === 'take' && u.axis === 0 ? `the rows of ${of}` : `axis ${u.axis} of ${of}`;
     const bound = sizeExpr(u.bound);
