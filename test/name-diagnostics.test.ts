@@ -136,6 +136,18 @@ describe('E0203 imports', () => {
   });
 });
 
+describe('train blocks for imported models', () => {
+  it('are E0206 at the model name, saying where the model is and that the block would never run (check passed, train said "declares no model")', () => {
+    const base = parse('model Ft {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n}\n', 'base.dl').program;
+    const loader = (_importer: string, path: string) => (path === './base.dl' ? base : undefined);
+    const src = 'use "./base.dl".{Ft}\ntrain Ft {\n  data = iris()\n  optimizer = sgd(lr: 0.1)\n}\n';
+    const ds = checkSource(src, 'stage.dl', loader).diagnostics;
+    expect(ds.map((d) => [d.code, d.message, src.slice(d.span.start, d.span.end), d.help])).toEqual([
+      ['E0206', '`Ft` is imported from "./base.dl": dlc train and dlc compile take the models a file declares, so this train block would never run', 'Ft', 'put this train block in ./base.dl beside the model, or declare the model in this file'],
+    ]);
+  });
+});
+
 describe('E0013 placement', () => {
   it('rejects statements outside their context with a hint', () => {
     expectDiagnostics('layer L {\n  input x: f32[B]\n}\n', [{ code: 'E0013', at: 'input', message: 'input is not allowed in a layer' }]);

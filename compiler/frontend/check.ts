@@ -1,8 +1,7 @@
 // The front end as one pure function: text in, AST and every syntax, name, shape and train-block diagnostic out.
 import type { Arg, ModelDecl, Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
-import type { Diagnostic } from '../diagnostics/diagnostic.ts';
-import { DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { diagnostic, DiagnosticBag, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
 import type { Graph } from '../ir/types.ts';
 import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
@@ -99,6 +98,20 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
       for (const train of parsed.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train')) {
         const model = trainingGraphs.get(train.model.text);
         if (model) for (const d of planTraining(train, model).diagnostics) bag.add(d);
+        else {
+          // a model imported from a local file: dlc train and dlc compile take the models a file declares
+          const from = parsed.program.body.stmts.find(
+            (d) => d.kind === 'Use' && !Array.isArray(d.source) && Array.isArray(d.imports) && d.imports.some((i) => (i.alias ?? i.name).text === train.model.text),
+          );
+          if (from && from.kind === 'Use' && !Array.isArray(from.source)) {
+            const path = (from.source as { value: string }).value;
+            bag.add(
+              diagnostic('E0206', `\`${train.model.text}\` is imported from "${path}": dlc train and dlc compile take the models a file declares, so this train block would never run`, train.model.span, {
+                help: `put this train block in ${path} beside the model, or declare the model in this file`,
+              }),
+            );
+          }
+        }
       }
     }
   }
