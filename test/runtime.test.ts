@@ -107,8 +107,8 @@ describe('inputs used as indices', () => {
     // tokens[:, :-1] index the embedding's rows; tokens[:, 1:] are the targets of the loss
     const gpt = program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
     expect(decl(gpt, 'tokens').indices?.map((u) => [u.bound, u.what])).toEqual([
-      [11, 'axis 2 of f32[B, L - 1, 11]'],
       [11, 'the rows of `tok.weight`'],
+      [11, 'axis 2 of f32[B, L - 1, 11]'],
     ]);
     const policy = program('reinforce_cartpole', 'CartPolePolicy', 'hidden: 4');
     expect(decl(policy, 'action').indices?.[0]).toMatchObject({ bound: 2, source: { file: 'examples/reinforce_cartpole.dl', line: 46 } });
@@ -175,8 +175,8 @@ describe('inputs used as indices', () => {
     try {
       const tokens = Int32Array.from({ length: 2 * 5 }, (_, i) => i % 11);
       tokens[7] = 11;
-      // the first use listed is the loss's targets, tokens[:, 1:]
-      expect(() => gpt.trainStep({ tokens })).toThrow('input `tokens` holds 11 at [1, 2], but the model uses it to index axis 2 of f32[B, L - 1, 11], of size 11');
+      // the first use listed is the embedding's rows (a table's rows before a loss's gather of the same tokens)
+      expect(() => gpt.trainStep({ tokens })).toThrow('input `tokens` holds 11 at [1, 2], but the model uses it to index the rows of `tok.weight`, of size 11');
     } finally {
       gpt.dispose();
     }

@@ -258,7 +258,9 @@ function withIndices(decl: TensorDecl, uses: readonly IndexUse[], position: (spa
   const seen = new Set<string>();
   const indices: IndexDecl[] = [];
   // a one_hot of labels a gather also reads at the same bound adds nothing to say (the metrics' one_hot beside cross_entropy's gather)
-  const own = uses.filter((u) => u.input === decl.name);
+  // a table's rows first (an embedding says more than the loss's gather of the same tokens), one_hot last
+  const rank = { take: 0, take_along_axis: 1, one_hot: 2 } as const;
+  const own = uses.filter((u) => u.input === decl.name).sort((a, b) => rank[a.op] - rank[b.op]);
   const gathered = new Set(own.filter((u) => u.op !== 'one_hot').map((u) => JSON.stringify(sizeExpr(u.bound))));
   for (const u of own) {
     if (u.op === 'one_hot' && gathered.has(JSON.stringify(sizeExpr(u.bound)))) continue;
