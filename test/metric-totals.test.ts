@@ -117,6 +117,32 @@ model Tokens {
     expect(means).toEqual(['loss']);
   });
 
+  it('follows rows through attention over a run-time length L (batched q @ k^T, a causal mask over L, a mean over B * (L - 1)): totals, exact whatever the batches', () => {
+    const g = evaluationOf(`use std.nn.{Embedding, TransformerBlock}
+model Gpt {
+  input tokens: i32[B, L]
+  layer emb = Embedding(7, 4)
+  layer block = TransformerBlock(4, 2, causal: true)
+  let logits = block(emb(tokens[:, :-1])) @ transpose(emb.weight)
+  loss = cross_entropy(logits, tokens[:, 1:])
+  metric accuracy = accuracy(logits, tokens[:, 1:])
+}
+`);
+    const { means, split } = metricTotals(g);
+    // it was averaged over batches, with a note that the batch size changes the figures
+    expect(means).toEqual([]);
+    expect([...split!.finish.losses.keys(), ...split!.finish.metrics.keys()].sort()).toEqual(['accuracy', 'loss']);
+    // the finishing graph binds no size: a mask over L stays in the evaluation graph
+    expect(split!.finish.inputs.every((i) => i.value.type.shape.every((d) => typeof d === 'number'))).toBe(true);
+    const random = seededRandom(5);
+    const N = 7;
+    const feeds = randomFeeds(g, new Map([['B', N], ['L', 5]]), random, { intRange: { tokens: 7 }, paramScale: 1 });
+    const whole = interpretGraph(g, feeds);
+    const finished = finishBatches(split!, feeds, [[0, 3], [3, 4], [4, 7]]);
+    expect(finished.get('accuracy')!.data[0]).toBeCloseTo(whole.metrics.get('accuracy')!.data[0], 12);
+    expect(finished.get('loss')!.data[0]).toBeCloseTo(whole.losses.get('loss')!.data[0], 12);
+  });
+
   it('follows rows through convolutions, pooling and unrolled recurrences (found before the optimizer stacks their steps into one matmul)', () => {
     const models = {
       conv: `use std.nn.{Conv2d, MaxPool2d, Flatten, Dense}

@@ -40,8 +40,12 @@ export interface MetricTotals {
   };
 }
 
-/** How a value depends on the batch. */
-type Kind = 'fixed' | 'weights' | 'batch' | 'total' | 'summary' | 'mixed';
+/**
+ * How a value depends on the batch. 'sized': the same for every row but shaped or valued by another
+ * run-time size (a causal mask over L, the count L of a mean over time): rows may read it, the
+ * finishing graph (which binds no size) may not.
+ */
+type Kind = 'fixed' | 'sized' | 'weights' | 'batch' | 'total' | 'summary' | 'mixed';
 
 const BATCH = sym('B');
 
@@ -63,7 +67,7 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
   const out = n.outputs[0];
   if (n.outputs.length !== 1 || !leadsWithB(out)) return false;
   // the other operands: constants or weights, never a total (a sum over the batch read by every row)
-  if (kinds.some((k) => k !== 'batch' && k !== 'fixed' && k !== 'weights')) return false;
+  if (kinds.some((k) => k !== 'batch' && k !== 'fixed' && k !== 'sized' && k !== 'weights')) return false;
   const batchOperands = n.inputs.filter((_, i) => kinds[i] === 'batch');
   if (!batchOperands.every(leadsWithB)) return false;
   const family = getOp(n.op)?.family;
@@ -118,7 +122,9 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
     case 'avg_pool2d':
       return kinds[0] === 'batch';
     case 'matmul':
-      // rows of a batch matrix times weights
+      // rows of a batch matrix times weights; or one example's matrices times its own (attention's
+      // q @ k^T and weights @ v: both lead with B over batch axes, so the example stays on its row)
+      if (kinds[0] === 'batch' && kinds[1] === 'batch') return n.inputs.every((v) => v.type.shape.length >= 3);
       return kinds[0] === 'batch' && kinds[1] !== 'batch' && n.inputs[0].type.shape.length >= 2 && n.attrs.transpose_a !== true;
     default:
       return false;
@@ -140,9 +146,8 @@ export function metricTotals(evaluation: Graph): MetricTotals {
       const value = n.attrs.value;
       const out = n.outputs[0];
       if (mentionsB(value)) k = out.type.shape.length === 0 && out.type.dtype === 'f32' ? 'total' : 'mixed';
-      else if (isDim(value) && !isConcrete(value)) k = 'mixed';
       else if (out.type.shape.some(mentionsB)) k = leadsWithB(out) ? 'batch' : 'mixed';
-      else k = concreteShape(out) ? 'fixed' : 'mixed';
+      else k = concreteShape(out) && !(isDim(value) && !isConcrete(value)) ? 'fixed' : 'sized';
     } else if (kinds.includes('mixed')) k = 'mixed';
     else if (kinds.includes('batch')) {
       const axes = n.op === 'reduce_sum' ? readAxes(n) : undefined;
@@ -150,13 +155,13 @@ export function metricTotals(evaluation: Graph): MetricTotals {
       if (axes?.includes(0) && kinds[0] === 'batch' && n.outputs.length === 1 && out.type.dtype === 'f32' && concreteShape(out)) k = 'total';
       else k = rowByRow(n, kinds) ? 'batch' : 'mixed';
     } else if (kinds.includes('total') || kinds.includes('summary')) {
-      k = kinds.includes('weights') || !n.outputs.every(concreteShape) ? 'mixed' : 'summary';
+      k = kinds.includes('weights') || kinds.includes('sized') || !n.outputs.every(concreteShape) ? 'mixed' : 'summary';
     } else {
       // no batch value read: still a batch value when it has the batch's shape (zeros([B, hidden]));
       // a constant of another run-time size has no place in the finishing graph
       const shapes = n.outputs.map((v) => v.type.shape);
       if (shapes.some((shape) => shape.some(mentionsB))) k = n.outputs.every(leadsWithB) ? 'batch' : 'mixed';
-      else if (!n.outputs.every(concreteShape)) k = 'mixed';
+      else if (!n.outputs.every(concreteShape) || kinds.includes('sized')) k = 'sized';
       else k = kinds.includes('weights') ? 'weights' : 'fixed';
     }
     for (const v of n.outputs) kind.set(v.id, k);
