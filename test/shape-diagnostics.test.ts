@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../compiler/frontend/check.ts';
+import { dimToString } from '../compiler/shapes/dim.ts';
 import type { Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 import { stdlibModules } from '../compiler/frontend/stdlib.ts';
 import { BUILTIN_NAMES } from '../compiler/elaborate/builtins.ts';
@@ -655,7 +656,16 @@ describe('slices past the end of an axis, and the conditions slices and data giv
   it('a table of fixed size sliced by a size carries the condition (it read past the table)', () => {
     const r = checkSource('model M {\n  input tokens: i32[B, L]\n  param pos: f32[4, 2] = zeros\n  output rows = pos[:L - 1]\n}\n', FILE);
     expect(r.diagnostics).toEqual([]);
-    expect(r.graphs.get('M')!.constraints.map((c) => c.text)).toEqual(['4 >= L - 1']);
+    expect(r.graphs.get('M')!.constraints.map((c) => c.text)).toEqual(['4 >= L - 1', 'L - 1 >= 0']);
+  });
+
+  it('bounds written with sizes: -T counts from the end, T - 3 carries that it is not negative, a length that depends on sizes that it is not negative', () => {
+    const r = checkSource('model M {\n  input x: f32[B, T]\n  output a = x[:, -T:]\n  output b = x[:, T - 3:T]\n  output c = x[:, -T]\n  output d = x[:, 2:T - 1]\n}\n', FILE);
+    expect(r.diagnostics).toEqual([]);
+    const g = r.graphs.get('M')!;
+    // -T: from the end, so x[:, -T:] is the whole axis (it was typed f32[B, 2*T] and failed at every T)
+    expect(Object.fromEntries([...g.outputs].map(([k, v]) => [k, v.type.shape.map(dimToString).join(', ')]))).toEqual({ a: 'B, T', b: 'B, 3', c: 'B', d: 'B, T - 3' });
+    expect(g.constraints.map((c) => c.text)).toEqual(['T - 3 >= 0', 'T >= 1', 'T >= 2', 'T - 1 >= 0', 'T - 1 >= 2']);
   });
 
   it('a size the train block’s data fixes is checked against the model’s conditions in dlc check', () => {

@@ -92,3 +92,24 @@ describe('sizes as indices, and zeros_like', () => {
     expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0301 the index T runs past the end of an axis of size T']);
   });
 });
+
+describe('slice bounds written with sizes, on WebGPU', () => {
+  it('x[:, -T:], x[:, T - 3:T], x[:, -T] and x[:, 2:T - 1] read what Python would, and a T too small breaks the condition', { timeout: 60_000 }, async () => {
+    const r = compileSource('model S {\n  input x: f32[B, T]\n  output a = x[:, -T:]\n  output b = x[:, T - 3:T]\n  output c = x[:, -T]\n  output d = x[:, 2:T - 1]\n}\n', 's.dl');
+    expect(r.diagnostics).toEqual([]);
+    const model = await Model.create(r.programs[0], { device: await getDevice() });
+    try {
+      const t = 5;
+      const x = Array.from({ length: 2 * t }, (_, i) => i);
+      const out = await model.predict({ x }, { sizes: { T: t } });
+      const row = (b: number) => x.slice(b * t, (b + 1) * t);
+      expect(Array.from(out.a)).toEqual(x);
+      expect(Array.from(out.b)).toEqual([0, 1].flatMap((b) => row(b).slice(t - 3)));
+      expect(Array.from(out.c)).toEqual([0, 1].map((b) => row(b)[0]));
+      expect(Array.from(out.d)).toEqual([0, 1].flatMap((b) => row(b).slice(2, t - 1)));
+      await expect(model.predict({ x: [1, 2, 3, 4] }, { sizes: { T: 2 } })).rejects.toThrow("the batch breaks the model's condition `T - 3 >= 0` (-1 >= 0 is false)");
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -489,15 +489,26 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
   // that assumes of the size is carried in the graph and checked when the sizes are bound.
   // (a size the bound can never fit, `x[:, :T + 1]`, is an error now; a fixed axis sliced by a size,
   // `pos[:L - 1]` of a table of 4, carries `4 >= L - 1`: the slice would read past the table)
-  const needs = (n: D.Dim, at: D.Dim, where: A.Span, what: () => string) => {
+  const needs = (n: D.Dim, at: D.Dim, where: A.Span, what: () => string, failure?: () => string) => {
     if (D.isConcrete(at) && at <= 0) return;
     const room = D.sub(n, at);
     if (D.isConcrete(room)) {
       if (room >= 0) return;
-      el.fail('E0301', `${what()} runs past the end of an axis of size ${D.dimToString(n)}`, where, { help: 'a slice or an index must stay inside the axis (slices do not clamp)' });
+      el.fail('E0301', failure ? failure() : `${what()} runs past the end of an axis of size ${D.dimToString(n)}`, where, { help: 'a slice or an index must stay inside the axis (slices do not clamp)' });
     }
     if (D.knownNonNegative(room)) return; // `x[:, 2:]` of an axis L + 5: holds for every L
-    el.builder.constraints.push({ op: '>=', left: n, right: at, text: `${D.dimToString(n)} >= ${D.dimToString(at)}`, span: el.userSpan(where) });
+    const text = `${D.dimToString(n)} >= ${D.dimToString(at)}`;
+    if (!el.builder.constraints.some((c) => c.text === text)) el.builder.constraints.push({ op: '>=', left: n, right: at, text, span: el.userSpan(where) });
+  };
+  /** A bound or index that depends on the sizes (`T - 3`) must not be negative once they are bound. */
+  const notNegative = (b: D.Dim, where: A.Span, failure: () => string) => {
+    if (D.isConcrete(b)) {
+      if (b < 0) el.fail('E0301', failure(), where, { help: 'a slice or an index must stay inside the axis (slices do not clamp)' });
+      return;
+    }
+    if (D.knownNonNegative(b)) return;
+    const text = `${D.dimToString(b)} >= 0`;
+    if (!el.builder.constraints.some((c) => c.text === text)) el.builder.constraints.push({ op: '>=', left: b, right: 0, text, span: el.userSpan(where) });
   };
   const full = () => {
     starts.push(0);
@@ -524,21 +535,31 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       };
       const start = bound(item.start) ?? 0;
       const stop = bound(item.stop);
-      const sliceText = () => `the slice \`${item.start ? D.dimToString(start) : ''}:${item.stop ? D.dimToString(stop!) : ''}\``;
-      for (const b of [start, stop]) if (b !== null) needs(shape[axis], D.isConcrete(b) && b < 0 ? -b : b, item.span, sliceText);
+      const n = shape[axis];
+      const text = `${item.start ? D.dimToString(start) : ''}:${item.stop ? D.dimToString(stop!) : ''}`;
+      const sliceText = () => `the slice \`${text}\``;
+      // a bound counts from the end when it is negative: -2, or a size negated (`x[:, -T:]`)
+      const fromEnd = (b: D.Dim) => (D.isConcrete(b) ? b < 0 : !D.knownNonNegative(b) && D.knownNonNegative(D.sub(0, b)));
+      for (const b of [start, stop]) {
+        if (b === null) continue;
+        needs(n, fromEnd(b) ? D.sub(0, b) : b, item.span, sliceText);
+        // a bound written from the start must not be negative when the sizes are bound (`T - 3:`)
+        if (!fromEnd(b) && !D.isConcrete(b)) notNegative(b, item.span, () => `${sliceText()} starts before the axis`);
+      }
       const step = item.step ? el.ctInt(el.expr(item.step, env), item.step.span) : 1;
       if (step <= 0) return el.fail('E0305', 'a slice needs a positive step', item.span);
-      starts.push(start);
-      stops.push(stop);
+      // a symbolic bound from the end is given to the op as its position (a number from the end stays as written)
+      const position = (b: D.Dim) => (fromEnd(b) ? D.add(n, b) : b);
+      starts.push(D.isConcrete(start) ? start : position(start));
+      stops.push(stop === null || D.isConcrete(stop) ? stop : position(stop));
       steps.push(step);
-      const n = shape[axis];
-      const s0 = D.isConcrete(start) && start < 0 ? D.add(n, start) : start;
-      const s1 = stop === null ? n : D.isConcrete(stop) && stop < 0 ? D.add(n, stop) : stop;
+      const s0 = position(start);
+      const s1 = stop === null ? n : position(stop);
       const len = D.sub(s1, s0);
-      if (D.isConcrete(len) && len < 0) {
-        const text = `${item.start ? D.dimToString(start) : ''}:${item.stop ? D.dimToString(stop!) : ''}`;
-        return el.fail('E0301', `the slice \`${text}\` ends before it starts on an axis of size ${D.dimToString(n)}`, item.span);
-      }
+      const endsFirst = () => `the slice \`${text}\` ends before it starts on an axis of size ${D.dimToString(n)}`;
+      if (D.isConcrete(len) && len < 0) return el.fail('E0301', endsFirst(), item.span);
+      // a length that depends on the sizes (`2:L - 1`) carries that it is not negative
+      needs(s1, s0, item.span, sliceText, endsFirst);
       out.push(step === 1 ? len : D.floorDiv(D.add(len, step - 1), step));
       axis++;
       continue;
@@ -551,8 +572,13 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
     const n = shape[axis];
     if (index.kind === 'dim') {
       // an index that is a size (`x[:, T - 1]`, the last step): the condition that it is inside the axis
-      const at = index.value;
-      needs(n, D.add(at, 1), item.span, () => `the index ${D.dimToString(at)}`);
+      const written = index.value;
+      const what = () => `the index ${D.dimToString(written)}`;
+      // a size negated counts from the end (`x[:, -T]`, the first element)
+      const fromEnd = !D.knownNonNegative(written) && D.knownNonNegative(D.sub(0, written));
+      const at = fromEnd ? D.add(n, written) : written;
+      needs(n, D.add(at, 1), item.span, what);
+      notNegative(at, item.span, () => `${what()} is before the start of an axis of size ${D.dimToString(n)}`);
       starts.push(at);
       stops.push(D.add(at, 1));
       steps.push(1);
