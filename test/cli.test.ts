@@ -235,6 +235,9 @@ describe('dlc graph --train and dlc gradcheck', () => {
     const table = tempFile('table.dl', 'model T {\n  input tokens: i32[B, L]\n  param pos: f32[4, 2] = ones\n  loss = mean(pos[:L - 1]) + mean(cast(tokens, f32))\n}\n');
     const broken = await run('gradcheck', table, '--size', 'B=1', '--size', 'L=9');
     expect([broken.status, broken.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: T needs `4 >= L - 1`, which 4 >= 8 breaks at B=1 L=9; give other sizes with --size']);
+    // a file with nothing to differentiate is not a pass (it printed a worst error of 0 and exited 0)
+    const nothing = await run('gradcheck', tempFile('noloss.dl', 'model G {\n  input x: f32[B, 2]\n  output y = x * 2.0\n}\n'));
+    expect([nothing.status, nothing.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, 'error: nothing to check: `G` has no loss with a parameter to differentiate']);
     // a true gradient of 0 measured as rounding noise (1e-11) passes (it was a relative error of 1)
     const zero = await run('gradcheck', tempFile('zero.dl', 'model Z {\n  input x: f32[B, 4]\n  param w: f32[4] = ones\n  loss = mean(softmax(x * w, axis: -1))\n}\n'), '--size', 'B=2');
     expect(zero.status, zero.out).toBe(EXIT_OK);

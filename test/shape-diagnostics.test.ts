@@ -705,6 +705,14 @@ describe('indices counted by arange reach the end of their table', () => {
     expect(src.slice(cs[0].span.start, cs[0].span.end)).toBe('wpe(arange(L - 1))');
   });
 
+  it('arange plus a constant offset (positions from 2) counts from the offset', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 2]\n  layer e = Embedding(4, 2)\n  output y = e(arange(3) + 2)\n}\n', [
+      { code: 'E0301', at: 'e(arange(3) + 2)', message: ['the indices count 2 to 4, past the end of a table of 4 along axis 0'] },
+    ]);
+    const r = checkSource('model M {\n  input tokens: i32[B, L]\n  layer e = Embedding(16, 2)\n  output y = e(arange(L) + 1)\n}\n', FILE);
+    expect(r.graphs.get('M')!.constraints.map((c) => c.text)).toEqual(['16 >= L + 1']);
+  });
+
   it('indices that are not counted (an input, a slice of arange) carry nothing', () => {
     const r = checkSource('model M {\n  input ids: i32[B, L]\n  layer e = Embedding(16, 4)\n  output p = e(ids)\n  output q = e(arange(L + 5)[2:7])\n}\n', FILE);
     expect(r.diagnostics).toEqual([]);
@@ -747,5 +755,12 @@ describe('names of layers no statement binds', () => {
     const inForward = checkSource('layer Mlp(d: int) {\n  forward(x: f32[B, d]) -> f32[B, d] {\n    for i in 0..2 {\n      x = relu(Dense(d, d)(x))\n    }\n    return x\n  }\n}\nmodel M {\n  input x: f32[B, 4]\n  layer m = Mlp(4)\n  let h = m(x)\n  output y = h\n}\n', FILE);
     expect(inForward.diagnostics).toEqual([]);
     expect(inForward.graphs.get('M')!.params.map((p) => p.path)).toEqual(['m.Dense_0.w', 'm.Dense_0.b', 'm.Dense_1.w', 'm.Dense_1.b']);
+  });
+});
+
+describe('bool tensor parameters in messages', () => {
+  it('show their declared shape', () => {
+    const ds = check('fn h(x: f32[B, T], m: bool[B, T]) -> f32[B, T] = select(m, x, 0.0)\nmodel M {\n  input x: f32[B, 3]\n  output y = h(x, x)\n}\n');
+    expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual(['E0302 `h` takes bool[B, T] for `m`, but the argument is f32[B, 3]']);
   });
 });

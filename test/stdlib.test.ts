@@ -811,6 +811,11 @@ describe('std.math', () => {
     expectClose(m.out('c'), [3], [0, 1, 2].map((i) => Math.sqrt(variance(row(i), 1))));
   });
 
+  it('var with a correction past the count divides by max(0, n - correction), as torch: inf, not a negative variance', () => {
+    const m = model('model T {\n input x: f32[B, 3]\n output v = var(x, axis: 1, correction: 5)\n}', { x: f32([1, 3], [1, 2, 3]) }, prng('var/corr'));
+    expect(Array.from(m.out('v').data)).toEqual([Infinity]);
+  });
+
   it('normalize and cosine_similarity', () => {
     const y = x.map((v, i) => (i % 3 === 0 ? -v : 0.5 * v + i));
     const m = model('model T {\n input x: f32[B, 4]\n input y: f32[B, 4]\n output n = normalize(x)\n output c = cosine_similarity(x, y)\n output z = normalize(x * 0.0)\n}', { x: f32([3, 4], x), y: f32([3, 4], y) }, prng('normalize'));

@@ -243,10 +243,11 @@ train Tie {
   it('a loss the trained parameters reach only through argmax, comparisons, integer casts or stop_gradient is E0206 (it trained nothing)', () => {
     const src = (loss: string, extra = '') => `use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  let logits = fc(x)\n  loss = ${loss}\n${extra}}\ntrain M {\n  optimizer = sgd(lr: 0.1)\n  minimize loss\n}\n`;
     const shown = (source: string) => checkSource(source, 'm.dl').diagnostics.map((d) => [d.code, d.message, source.slice(d.span.start, d.span.end)]);
-    const none = "has no gradient with respect to the parameters the step trains (fc.w, fc.b): every path from them goes through argmax, a comparison, an integer cast or stop_gradient";
+    const none = 'has no gradient with respect to the parameters the step trains (fc.w, fc.b): every path from them goes through an operation with no gradient (argmax, a comparison, an integer cast, floor, sign or stop_gradient)';
     expect(shown(src('1.0 - mean(cast(argmax(logits, axis: -1) == label, f32))'))).toEqual([['E0206', `\`loss\` ${none}`, 'minimize loss']]);
     expect(shown(src('mean(stop_gradient(logits))'))).toEqual([['E0206', `\`loss\` ${none}`, 'minimize loss']]);
     expect(shown(src('mean(cast(cast(logits, i32), f32))'))).toEqual([['E0206', `\`loss\` ${none}`, 'minimize loss']]);
+    expect(shown(src('mean(x)'))[0][1]).toBe('`loss` has no gradient with respect to the parameters the step trains (fc.w, fc.b): it does not read them at all');
     // differentiable paths, also through select's values and a metric-free mix, are fine
     expect(shown(src('cross_entropy(logits, label)'))).toEqual([]);
     expect(shown(src('mean(select(logits > 0.0, logits, 0.0))'))).toEqual([]);

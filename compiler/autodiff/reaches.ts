@@ -5,8 +5,8 @@ import type { Graph } from '../ir/types.ts';
 
 const floating = (dtype: string) => dtype === 'f32' || dtype === 'f16';
 
-/** The parameter paths of `params` whose value reaches `target` (a value id) along a path a gradient flows back through. */
-export function paramsWithGradient(graph: Graph, params: readonly string[], target: number): string[] {
+/** The parameter paths of `params` whose value reaches `target` (a value id) along a path a gradient flows back through (with `anyPath`, along any path). */
+export function paramsWithGradient(graph: Graph, params: readonly string[], target: number, options: { readonly anyPath?: boolean } = {}): string[] {
   const reached: string[] = [];
   for (const path of params) {
     const p = graph.params.find((q) => q.path === path);
@@ -14,6 +14,10 @@ export function paramsWithGradient(graph: Graph, params: readonly string[], targ
     const live = new Set<number>([p.value.id]);
     for (const n of graph.nodes) {
       const def = getOp(n.op);
+      if (options.anyPath) {
+        if (n.inputs.some((v) => live.has(v.id))) for (const o of n.outputs) live.add(o.id);
+        continue;
+      }
       if (!def || def.differentiable === 'none') continue;
       const flows = n.inputs.some((v, i) => live.has(v.id) && floating(v.type.dtype) && (def.differentiable === 'all' || (def.differentiable as readonly boolean[])[i]));
       if (flows) for (const o of n.outputs) if (floating(o.type.dtype)) live.add(o.id);

@@ -145,7 +145,7 @@ export async function loadCheckpoint(model: Model, path: string, notes?: (line: 
     const fresh = [...new Set(program.state.filter((s) => s.path.startsWith('opt.') && !loaded.has(s.path)).flatMap((s) => paramOfState(s.path, params) ?? []))];
     if (fresh.length > 0) {
       notes(
-        `warning: ${path} has no optimizer state for ${listed(fresh)} (frozen when it was saved?): ${fresh.length === 1 ? 'its state starts' : 'their state starts'} at zero while the step count goes on from step ${report.metadata['dlc.step'] ?? '?'}, so Adam's bias correction makes their first updates smaller than a fresh run's. To train them from a clean start, begin a new run from its weights (init_from = "${path}") instead of --resume`,
+        `warning: ${path} has no optimizer state for ${listed(fresh)} (frozen when it was saved?): ${fresh.length === 1 ? 'its state starts' : 'their state starts'} at zero while the step count goes on from step ${report.metadata['dlc.step'] ?? '?'}, so Adam's bias correction makes their first updates differ from a fresh run's (larger or smaller, with the step count). To train them from a clean start, begin a new run from its weights (init_from = "${path}") instead of --resume`,
       );
     }
   }

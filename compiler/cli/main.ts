@@ -292,6 +292,7 @@ function runGradcheck(
     given.set(m[1], Number(m[2]));
   }
   let worst = 0;
+  let checkedRows = 0;
   for (const model of models) {
     const g = checked.graphs.get(model)!;
     if (g.losses.size === 0) {
@@ -318,6 +319,7 @@ function runGradcheck(
       const width = Math.max(9, ...rows.map((r) => r.name.length));
       io.out(`${model}: d ${loss} / d parameter, seed ${seed}, sizes ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
       io.out(`${'parameter'.padEnd(width)}  ${'analytic'.padStart(13)}  ${'numeric'.padStart(13)}  ${'rel error'.padStart(9)}`);
+      checkedRows += rows.length;
       for (const r of rows) {
         io.out(`${r.name.padEnd(width)}  ${r.analytic.toExponential(6).padStart(13)}  ${r.numeric.toExponential(6).padStart(13)}  ${r.relError.toExponential(1).padStart(9)}`);
         // a gradient that is zero both ways is exact; every other row counts, and one that is not a number fails
@@ -325,6 +327,10 @@ function runGradcheck(
         else if (Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) > 1e-12) worst = Math.max(worst, r.relError);
       }
     }
+  }
+  if (checkedRows === 0) {
+    io.err(`error: nothing to check: ${models.length === 1 ? `\`${models[0]}\` has` : 'the models have'} no loss with a parameter to differentiate`);
+    return EXIT_USER_ERROR;
   }
   io.out(`worst relative error: ${worst.toExponential(2)} (tolerance ${tolerance})`);
   return worst <= tolerance ? EXIT_OK : EXIT_USER_ERROR;

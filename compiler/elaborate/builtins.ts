@@ -437,23 +437,35 @@ export function checkArguments(el: Elaborator, name: string, signature: BuiltinS
  */
 function countedIndices(el: Elaborator, table: TensorV, indices: TensorV, axis: number, span: A.Span): void {
   let v = indices.value;
+  let offset = 0; // arange(L) + 1: RoBERTa-style positions start at an offset
   for (;;) {
     const producer = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === v.id));
     if (!producer) return;
+    if (producer.op === 'add') {
+      const constant = producer.inputs.findIndex((x) => {
+        const p = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === x.id));
+        return p?.op === 'full' && typeof p.attrs.value === 'number' && Number.isInteger(p.attrs.value) && x.type.shape.length === 0;
+      });
+      if (constant < 0) return;
+      const c = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === producer.inputs[constant].id))!;
+      offset += c.attrs.value as number;
+      v = producer.inputs[1 - constant];
+      continue;
+    }
     const whole = producer.op === 'slice' && (producer.attrs.starts as unknown[]).every((x) => x === 0) && (producer.attrs.stops as unknown[]).every((x) => x === null) && (producer.attrs.steps as unknown[]).every((x) => x === 1);
     if (producer.op === 'reshape' || producer.op === 'broadcast_to' || whole) {
       v = producer.inputs[0];
       continue;
     }
     if (producer.op !== 'iota') return;
-    const counted = v.type.shape[typeof producer.attrs.axis === 'number' ? producer.attrs.axis : 0];
+    const counted = D.add(v.type.shape[typeof producer.attrs.axis === 'number' ? producer.attrs.axis : 0], offset);
     const rank = table.value.type.shape.length;
     const rows = table.value.type.shape[axis < 0 ? axis + rank : axis];
     if (rows === undefined) return;
     const room = D.sub(rows, counted);
     if (D.knownNonNegative(room)) return;
     if (D.isConcrete(room)) {
-      if (room < 0) el.fail('E0301', `the indices count 0 to ${D.dimToString(D.sub(counted, 1))}, past the end of a table of ${D.dimToString(rows)} along axis ${axis}`, span, { help: 'give the table as many rows as the indices count (a position table as long as the longest sequence)' });
+      if (room < 0) el.fail('E0301', `the indices count ${offset} to ${D.dimToString(D.sub(counted, 1))}, past the end of a table of ${D.dimToString(rows)} along axis ${axis}`, span, { help: 'give the table as many rows as the indices count (a position table as long as the longest sequence)' });
       return;
     }
     el.builder.constraints.push({ op: '>=', left: rows, right: counted, text: `${D.dimToString(rows)} >= ${D.dimToString(counted)}`, span: el.userSpan(span) });

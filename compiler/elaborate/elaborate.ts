@@ -1029,7 +1029,7 @@ export class Elaborator {
     const actual = value.value.type;
     const who = owner === '<lambda>' ? 'the function' : `\`${owner}\``;
     if (t.name.text !== actual.dtype) {
-      this.fail('E0302', `${who} takes ${t.name.text} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, { label: typeToString(actual) });
+      this.fail('E0302', `${who} takes ${printType(t)} for \`${p.name.text}\`, but the argument is ${typeToString(actual)}`, span, { label: typeToString(actual) });
     }
     const dims = t.dims!;
     const ellipsis = dims.findIndex((d) => d.kind === 'Ellipsis');

@@ -603,7 +603,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       });
       if (values.length > 0 && values.every((id) => paramsWithGradient(graph, s.params, id).length === 0)) {
         const shown = s.params.slice(0, 3).join(', ') + (s.params.length > 3 ? ', ...' : '');
-        report(`\`${quantities.join('`, `')}\` has no gradient with respect to the parameters the step trains (${shown}): every path from them goes through argmax, a comparison, an integer cast or stop_gradient`, s.span, 'a training loss must be differentiable in the parameters: minimize cross_entropy(logits, label) rather than 1 - accuracy');
+        const reads = values.some((id) => paramsWithGradient(graph, s.params, id, { anyPath: true }).length > 0);
+        const why = reads ? 'every path from them goes through an operation with no gradient (argmax, a comparison, an integer cast, floor, sign or stop_gradient)' : 'it does not read them at all';
+        report(`\`${quantities.join('`, `')}\` has no gradient with respect to the parameters the step trains (${shown}): ${why}`, s.span, 'a training loss must be differentiable in the parameters: minimize cross_entropy(logits, label) rather than 1 - accuracy');
       }
     }
   }
