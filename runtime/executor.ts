@@ -977,6 +977,81 @@ export class Executor {
     });
   }
 
+  private lerpPipeline: GPUComputePipeline | undefined;
+
+  /**
+   * `to = tau * from + (1 - tau) * to` for each pair of f32 parameters, on the GPU and in queue order
+   * with every other call (Polyak averaging of a target network), on one device with `other`.
+   */
+  lerpModelBuffersFrom(other: Executor, pairs: readonly { readonly from: string; readonly to: string }[], tau: number): void {
+    this.scoped('averaging parameters', () => {
+      this.lerpPipeline ??= this.device.createComputePipeline({
+        layout: 'auto',
+        compute: {
+          entryPoint: 'main',
+          module: this.device.createShaderModule({
+            code: `// copyParametersFrom with tau: to = tau * from + (1 - tau) * to, a grid-stride loop.
+struct P { n: u32, stride: u32, tau: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  for (var i = g.x; i < p.n; i = i + p.stride) {
+    dst[i] = p.tau * src[i] + (1.0 - p.tau) * dst[i];
+  }
+}`,
+          }),
+        },
+      });
+      const encoder = this.device.createCommandEncoder();
+      const temps: GPUBuffer[] = [];
+      const jobs: { src: { buffer: GPUBuffer; offset: number }; dst: { buffer: GPUBuffer; offset: number }; n: number }[] = [];
+      for (const { from, to } of pairs) {
+        let src: { buffer: GPUBuffer; offset: number } | undefined = other.params.get(from) ?? other.state.get(from);
+        const dst = this.params.get(to) ?? this.state.get(to);
+        if (!src || !dst) throw new InputError(`no parameter \`${!src ? from : to}\` to average`);
+        const decl = [...this.program.params, ...this.program.state].find((d) => d.path === to)!;
+        const n = decl.shape.reduce((x, y) => x * y, 1);
+        if (n === 0) continue;
+        if (src.buffer === dst.buffer) {
+          // one arena holds both (a model averaged from itself): read a copy, as a dispatch may not read and write one buffer
+          const temp = this.device.createBuffer({ size: byteLength('f32', n), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+          encoder.copyBufferToBuffer(src.buffer, src.offset, temp, 0, byteLength('f32', n));
+          temps.push(temp);
+          src = { buffer: temp, offset: 0 };
+        }
+        jobs.push({ src, dst, n });
+      }
+      const pass = encoder.beginComputePass();
+      const uniforms: GPUBuffer[] = [];
+      for (const { src, dst, n } of jobs) {
+        const groups = Math.min(Math.ceil(n / 256), 256);
+        const uniform = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        const words = new ArrayBuffer(16);
+        new Uint32Array(words, 0, 2).set([n, groups * 256]);
+        new Float32Array(words, 8, 1)[0] = tau;
+        this.device.queue.writeBuffer(uniform, 0, words);
+        uniforms.push(uniform);
+        const bytes = byteLength('f32', n);
+        pass.setPipeline(this.lerpPipeline);
+        pass.setBindGroup(0, this.device.createBindGroup({
+          layout: this.lerpPipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: uniform } },
+            { binding: 1, resource: { buffer: src.buffer, offset: src.offset, size: bytes } },
+            { binding: 2, resource: { buffer: dst.buffer, offset: dst.offset, size: bytes } },
+          ],
+        }));
+        pass.dispatchWorkgroups(groups);
+      }
+      pass.end();
+      this.device.queue.submit([encoder.finish()]);
+      // the submitted work keeps what it reads; the uniforms and copies go once it has run
+      for (const u of [...uniforms, ...temps]) u.destroy();
+    });
+  }
+
   destroy(): void {
     this.destroyed = true;
     this.uploads.destroy();

@@ -677,8 +677,11 @@ export class Model<I extends string = string, O extends string = string, R exten
       if (tau !== 1 && p.dtype !== 'f32') throw new InputError(`copyParametersFrom(): averaging with tau = ${tau} needs f32 parameters; \`${p.path}\` is ${p.dtype}`);
       pairs.push({ from, to: p.path });
     }
-    if (tau === 1 && other.executor.device === this.executor.device) {
-      this.executor.copyModelBuffersFrom(other.executor, pairs);
+    // on one device, in queue order with every other call (a copy and an average alike); between
+    // devices, through the host: await it before the next call that should see it
+    if (other.executor.device === this.executor.device) {
+      if (tau === 1) this.executor.copyModelBuffersFrom(other.executor, pairs);
+      else this.executor.lerpModelBuffersFrom(other.executor, pairs, tau);
     } else {
       const src = await other.guard(other.executor.readModelBuffers(pairs.map((x) => x.from)));
       const own = tau === 1 ? undefined : await this.guard(this.executor.readModelBuffers(pairs.map((x) => x.to)));

@@ -333,6 +333,19 @@ describe('parameter access', () => {
       await expect(b.copyParametersFrom(a, { map: (p) => (p === path ? other : p) })).rejects.toThrow(InputError);
       await expect(b.copyParametersFrom(a, { map: () => 'missing' })).rejects.toThrow(/no parameter `missing`/);
       await expect(b.copyParametersFrom(a, { tau: 0 })).rejects.toThrow(InputError);
+      // calls run in the order they are made: an average not awaited, then a set, lands before the set
+      // (it read both models on the host and wrote afterwards, undoing the set and any step between)
+      const twos = new Float32Array(n).fill(3); // the average would be 2
+      a.setParameter(path, new Float32Array(n).fill(4));
+      b.setParameter(path, new Float32Array(n).fill(0));
+      const pending = b.copyParametersFrom(a, { tau: 0.5 });
+      b.setParameter(path, twos);
+      await pending;
+      expect(await b.getParameter(path)).toEqual(twos);
+      // and an average a model takes from itself (one arena holds both ends) reads a copy
+      const self = await b.copyParametersFrom(b, { tau: 0.5, map: (p) => p });
+      expect(self.copied.length).toBe(b.program.params.length);
+      expect(await b.getParameter(path)).toEqual(twos);
     } finally {
       a.dispose();
       b.dispose();
