@@ -33,7 +33,7 @@ export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<R
       }
       for (let i = 0; i < data.length; i++) {
         const v = data[i];
-        if (v >= 0 && v < bound) continue;
+        if ((v >= 0 && v < bound) || v === use.ignore) continue;
         let shape: number[] = [data.length];
         try {
           shape = evalShape(decl.shape, sizes);
@@ -43,7 +43,7 @@ export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<R
         const where = use.source ? ` (${use.source.file}:${use.source.line}:${use.source.col})` : '';
         const at = coordinatesOf(i, shape);
         const position = options.data === undefined ? `at [${at.join(', ')}]` : `in example ${(options.first ?? 0) + (at[0] ?? 0)} of ${options.data}`;
-        throw new InputError(`${options.data === undefined ? 'input' : 'column'} \`${decl.name}\` holds ${v} ${position}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}`);
+        throw new InputError(`${options.data === undefined ? 'input' : 'column'} \`${decl.name}\` holds ${v} ${position}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}${use.ignore !== undefined ? ` or be ${use.ignore} (ignore_index)` : ''}`);
       }
     }
   }

@@ -21,6 +21,8 @@ export interface IndexDecl {
   /** What it indexes, for messages: "the rows of `tok.weight`", "axis 1 of `logits`". */
   readonly what: string;
   readonly source?: SourceSpan;
+  /** A value set aside before indexing (cross_entropy's ignore_index), allowed besides [0, bound). */
+  readonly ignore?: number;
 }
 
 /** A model input; `indices` when the model uses its values as indices (a label, a token). */

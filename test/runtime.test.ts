@@ -538,3 +538,21 @@ describe('one_hot labels', () => {
     }
   });
 });
+
+describe('cross_entropy ignore_index at run time', () => {
+  it('labels equal to ignore_index pass the index check, and any other label out of range is still an InputError (it clamped silently)', { timeout: 60_000 }, async () => {
+    const src = 'model Ce {\n  input z: f32[B, 4]\n  input y: i32[B]\n  loss = cross_entropy(z, y, ignore_index: -100)\n}\n';
+    const program = compileSource(src, 'ce.dl').programs[0];
+    expect(program.inputs.find((i) => i.name === 'y')!.indices?.map((u) => [u.bound, u.ignore])).toEqual([[4, -100]]);
+    const model = await Model.create(program, { device: await getDevice() });
+    try {
+      const z = [0.1, 0.2, 0.3, 0.4, 1, 0, 0, 0];
+      const ok = await model.evaluate({ z, y: [2, -100] });
+      expect(ok.loss).toBeCloseTo(Math.log(Math.exp(0.1) + Math.exp(0.2) + Math.exp(0.3) + Math.exp(0.4)) - 0.3, 5);
+      await expect(model.evaluate({ z, y: [4, -100] })).rejects.toThrow(/input `y` holds 4 at \[0\], but the model uses it to index axis 1 of `z`, of size 4 .*: every value must be in 0\.\.3 or be -100 \(ignore_index\)/);
+      await expect(model.evaluate({ z, y: [-1, 0] })).rejects.toThrow(/holds -1 at \[0\]/);
+    } finally {
+      model.dispose();
+    }
+  });
+});

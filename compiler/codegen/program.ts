@@ -267,11 +267,11 @@ function withIndices(decl: TensorDecl, uses: readonly IndexUse[], position: (spa
     const of = u.of === undefined ? u.type : `\`${u.of}\``;
     const what = u.op === 'one_hot' ? `the classes of one_hot(..., ${String(u.bound)})` : u.op === 'take' && u.axis === 0 ? `the rows of ${of}` : `axis ${u.axis} of ${of}`;
     const bound = sizeExpr(u.bound);
-    const key = `${JSON.stringify(bound)} ${what}`;
+    const key = `${JSON.stringify(bound)} ${what} ${u.ignore ?? ''}`;
     if (seen.has(key)) continue;
     seen.add(key);
     const pos = position(u.span);
-    indices.push({ bound, what, source: { file: u.span.file, line: pos.line, col: pos.column } });
+    indices.push({ bound, what, source: { file: u.span.file, line: pos.line, col: pos.column }, ...(u.ignore !== undefined ? { ignore: u.ignore } : {}) });
   }
   return indices.length === 0 ? decl : { ...decl, indices };
 }

@@ -16,6 +16,8 @@ export interface IndexUse {
   readonly type: string;
   readonly axis: number;
   readonly span: Span;
+  /** A value the model sets aside before indexing (cross_entropy's ignore_index): allowed besides [0, bound). */
+  readonly ignore?: number;
 }
 
 /** Ops whose result holds only values of their operands (movement, casts between integer types): indices stay indices. */
@@ -31,22 +33,42 @@ export function indexInputs(g: Graph): IndexUse[] {
     if (!INT_TYPES.has(input.value.type.dtype)) continue;
     const seen = new Set<number>([input.value.id]);
     const frontier = [input.value.id];
+    const ignoreOf = new Map<number, number>();
+    const producerOf = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o.id, n] as const)));
+    /** The integer a scalar `full` holds, if `v` is one. */
+    const constant = (v: { id: number }): number | undefined => {
+      const n = producerOf.get(v.id);
+      return n?.op === 'full' && typeof n.attrs.value === 'number' && Number.isInteger(n.attrs.value) ? n.attrs.value : undefined;
+    };
     while (frontier.length > 0) {
       const id = frontier.pop()!;
+      const ignore = ignoreOf.get(id);
       for (const k of consumers.get(id) ?? []) {
         const node = g.nodes[k];
+        // select(labels != k, labels, c): labels equal to k are set aside (ignore_index), the rest still index
+        if (node.op === 'select' && node.inputs[1].id === id && constant(node.inputs[2]) !== undefined) {
+          const cond = producerOf.get(node.inputs[0].id);
+          const other = cond?.op === 'ne' ? cond.inputs.find((v) => v.id !== id) : undefined;
+          const k2 = other && cond!.inputs.some((v) => v.id === id) ? constant(other) : undefined;
+          if (k2 !== undefined && !seen.has(node.outputs[0].id)) {
+            seen.add(node.outputs[0].id);
+            ignoreOf.set(node.outputs[0].id, k2);
+            frontier.push(node.outputs[0].id);
+          }
+          continue;
+        }
         if ((node.op === 'take' || node.op === 'take_along_axis') && node.inputs[1].id === id) {
           const table = node.inputs[0];
           const axis = normAxis(node.attrs.axis as number, table.type.shape.length);
           if (axis === null) continue;
           const of = names.get(table.id) ?? table.name;
-          uses.push({ input: input.name, bound: table.type.shape[axis], op: node.op, axis, type: typeStr(table.type), span: node.span, ...(of !== undefined ? { of } : {}) });
+          uses.push({ input: input.name, bound: table.type.shape[axis], op: node.op, axis, type: typeStr(table.type), span: node.span, ...(of !== undefined ? { of } : {}), ...(ignore !== undefined ? { ignore } : {}) });
           continue;
         }
         // one_hot(labels, depth): a label past depth would give a row of zeros, a silently wrong target
         if (node.op === 'one_hot' && node.inputs[0].id === id) {
           const out = node.outputs[0].type;
-          uses.push({ input: input.name, bound: node.attrs.depth as Dim, op: 'one_hot', axis: out.shape.length - 1, type: typeStr(out), span: node.span });
+          uses.push({ input: input.name, bound: node.attrs.depth as Dim, op: 'one_hot', axis: out.shape.length - 1, type: typeStr(out), span: node.span, ...(ignore !== undefined ? { ignore } : {}) });
           continue;
         }
         const keeps = KEEPS_VALUES.has(node.op) || (node.op === 'cast' && INT_TYPES.has(node.outputs[0].type.dtype));
@@ -54,6 +76,7 @@ export function indexInputs(g: Graph): IndexUse[] {
         for (const out of node.outputs) {
           if (seen.has(out.id)) continue;
           seen.add(out.id);
+          if (ignore !== undefined) ignoreOf.set(out.id, ignore);
           frontier.push(out.id);
         }
       }
