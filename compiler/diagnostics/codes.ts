@@ -134,7 +134,9 @@ take the settings documented for them.
     title: 'invalid training setup',
     explanation: `A train block cannot be turned into training steps: an unknown optimizer or schedule, an option that is not
 a number, a path in freeze, over or param_group that names no parameter, a loss the model does not declare, several losses
-without saying which to minimize, a step left with no parameter to update, or a dataset (data, validation), environment (env)
+without saying which to minimize, a step left with no parameter to update, a loss with no gradient with respect to the
+parameters it trains (it reads them only through argmax, comparisons, integer casts or stop_gradient, or not at all), a batch
+over max_batch, a train block for a model imported from another file, or a dataset (data, validation), environment (env)
 or augmentation (augment) that dlc train does not know, or an argument it does not take.
 
     train Mlp { data = minst() }   // error: \`minst\` is not a dataset dlc train knows; did you mean \`mnist\`?
@@ -174,6 +176,8 @@ inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sa
     title: 'operands do not fit the operation',
     explanation: `An operation received tensors whose dtypes or shapes it cannot combine. The message names the operation and
 both shapes as you wrote them; the primary span is the offending operand and a secondary label shows where the other came from.
+A slice or an index past its axis (x[:, 5:20] of 10, x[:, :T + 1]), indices counted by arange past their table, and a stack of
+tensors of different shapes are E0301 too; slices do not clamp.
 
     param w: f32[748, 10] = glorot_uniform
     let logits = image @ w        // error: matmul inner dimensions differ: f32[B, 784] @ f32[748, 10]`,
@@ -182,7 +186,8 @@ both shapes as you wrote them; the primary span is the offending operand and a s
     severity: 'error',
     title: 'value does not match its declared type',
     explanation: `A value has a different dtype or shape from the type declared for it: a forward argument, a forward's return
-type, a typed let or output, or a loss (a loss must be a scalar f32).
+type, a typed let or output, a loss (a loss must be a scalar f32), or a scan carry that the body gives another type than it
+starts with.
 
     forward(x: f32[B, 784]) -> f32[B, 10] = x @ w    // error if w is f32[784, 12]`,
   },
@@ -195,7 +200,8 @@ hyperparameter of the wrong kind (a float where an int is declared, a tensor whe
   E0304: {
     severity: 'error',
     title: 'constraint violated',
-    explanation: `A 'where' constraint is false for the hyperparameters given.
+    explanation: `A 'where' constraint is false for the hyperparameters given, or for the sizes a train block's data fixes (a
+text's window length L against 'where L <= ctx + 1', or the condition 'rows >= L' of a table indexed by positions).
 
     layer Attention(d: int, heads: int) {
       where d % heads == 0
@@ -218,7 +224,8 @@ Give the sequence length as a hyperparameter in the input type, e.g. 'input x: f
     severity: 'error',
     title: 'wrong kind of value',
     explanation: `A value is used in a way its kind does not allow: calling a tensor, doing arithmetic on a layer, indexing a number,
-or initializing a parameter with something that is not an initializer.`,
+initializing a parameter with something that is not an initializer, a tensor method from another framework (w.T is transpose(w)),
+or an optional tensor argument that was not given (it is None: test 'mask != None' before using it).`,
   },
   E0308: {
     severity: 'error',
