@@ -9,29 +9,14 @@ import { loadIris } from '../runtime/iris.ts';
 import { Model } from '../runtime/model.ts';
 import { evaluateDataset, trainBlockFitOptions, type EpochLogs } from '../runtime/fit.ts';
 import { getDevice } from './gpu-helpers.ts';
+import { IRIS_MODEL } from './helpers.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 
 
 /** A checkpoint's metadata (dlc.epoch, dlc.step, dlc.best, ...). */
 const meta = (path: string) => decodeSafetensors(readFileSync(path)).metadata;
 
-const IRIS = `use std.nn.{Dense}
-use std.act.{relu}
-use std.loss.{cross_entropy}
-use std.metrics.{accuracy}
-use std.optim.{adam}
-
-model Iris {
-  input features: f32[B, 4]
-  input label: i32[B]
-  layer fc1 = Dense(4, 16)
-  layer fc2 = Dense(16, 3)
-  let logits = fc2(relu(fc1(features)))
-  output probs = softmax(logits, axis: -1)
-  loss = cross_entropy(logits, label)
-  metric accuracy = accuracy(logits, label)
-}
-
+const IRIS = `${IRIS_MODEL}
 train Iris {
   data = iris()
   split = [0.7, 0.15, 0.15]

@@ -50,3 +50,22 @@ export function randomBatch(program: ModelProgram, sizes: Record<string, number>
   }
   return out;
 }
+
+/** A small iris classifier (two Dense layers), without a train block: the tests add theirs. */
+export const IRIS_MODEL = `use std.nn.{Dense}
+use std.act.{relu}
+use std.loss.{cross_entropy}
+use std.metrics.{accuracy}
+use std.optim.{adam}
+
+model Iris {
+  input features: f32[B, 4]
+  input label: i32[B]
+  layer fc1 = Dense(4, 16)
+  layer fc2 = Dense(16, 3)
+  let logits = fc2(relu(fc1(features)))
+  output probs = softmax(logits, axis: -1)
+  loss = cross_entropy(logits, label)
+  metric accuracy = accuracy(logits, label)
+}
+`;

@@ -764,3 +764,11 @@ describe('bool tensor parameters in messages', () => {
     expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual(['E0302 `h` takes bool[B, T] for `m`, but the argument is f32[B, 3]']);
   });
 });
+
+describe('scan carries', () => {
+  it('a carry that changes type is E0302; one started from a number takes its first step’s type and keeps it', () => {
+    const scan = (init: string, body: string) => `model M {\n  input x: f32[B, 5, 3]\n  param w: f32[3, 4] = ones\n  let hs = scan x_t in x along 1 carry (h = ${init}) {\n    ${body}\n    yield h\n  }\n  output y = hs\n}\n`;
+    expect(check(scan('zeros([B, 3])', 'h = tanh(x_t @ w)')).map((d) => `${d.code} ${d.message}`)).toEqual(['E0302 the carry `h` starts as f32[B, 3], but the scan body makes it f32[B, 4]']);
+    expect(check(scan('0.0', 'h = tanh(x_t @ w + h)'))).toEqual([]);
+  });
+});

@@ -3,27 +3,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dlc, repoTempDir } from './cli-helpers.ts';
+import { IRIS_MODEL } from './helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { prefixRenames } from '../compiler/cli/init-from.ts';
 
-const MODEL = `use std.nn.{Dense}
-use std.act.{relu}
-use std.loss.{cross_entropy}
-use std.metrics.{accuracy}
-use std.optim.{adam}
-
-model Iris {
-  input features: f32[B, 4]
-  input label: i32[B]
-  layer fc1 = Dense(4, 16)
-  layer fc2 = Dense(16, 3)
-  let logits = fc2(relu(fc1(features)))
-  output probs = softmax(logits, axis: -1)
-  loss = cross_entropy(logits, label)
-  metric accuracy = accuracy(logits, label)
-}
-`;
+const MODEL = IRIS_MODEL;
 
 const block = (extra: string, epochs = 1) => `train Iris {\n  data = iris()\n  seed = 3\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = ${epochs}\n${extra}}\n`;
 

@@ -1235,7 +1235,7 @@ export class Elaborator {
     if (length === 0) this.fail('E0305', `scan over axis ${axis} of ${typeToString(source.value.type)}, which has no steps: it would yield nothing`, e.source.span);
     for (const c of e.carry) env.define(c.name.text, this.expr(c.init, env));
     // a carry keeps its type from step to step (as lax.scan's does): the first step that changes it is the error
-    const carryTypes = e.carry.map((c) => {
+    const carryTypes: (TensorType | undefined)[] = e.carry.map((c) => {
       const v = env.lookup(c.name.text);
       return v?.kind === 'tensor' ? v.value.type : undefined;
     });
@@ -1253,7 +1253,12 @@ export class Elaborator {
         e.carry.forEach((c, k) => {
           const was = carryTypes[k];
           const now = env.lookup(c.name.text);
-          if (!was || now?.kind !== 'tensor' || typeToString(now.value.type) === typeToString(was)) return;
+          // a carry started from a number (`h = 0.0`) takes the type of its first step, and keeps it
+          if (!was) {
+            if (now?.kind === 'tensor') carryTypes[k] = now.value.type;
+            return;
+          }
+          if (now?.kind !== 'tensor' || typeToString(now.value.type) === typeToString(was)) return;
           this.fail('E0302', `the carry \`${c.name.text}\` starts as ${typeToString(was)}, but the scan body makes it ${typeToString(now.value.type)}`, c.span, {
             label: `starts as ${typeToString(was)}`,
             help: 'a carry keeps one type from step to step: start it with the shape the body gives it',
