@@ -21,6 +21,8 @@ export interface SampleOptions {
   readonly temperature?: number;
   /** Sample among the k likeliest tokens only. */
   readonly topK?: number;
+  /** Nucleus sampling: among the likeliest tokens whose probabilities (after temperature and top-k) add up to at least p, in (0, 1]. */
+  readonly topP?: number;
   readonly seed?: number;
   /** Called with each token as it is drawn. */
   readonly onToken?: (token: number) => void;
@@ -52,6 +54,7 @@ export async function sampleTokens(model: Model, prompt: readonly number[], opti
   if (!Number.isInteger(context) || context < 2) throw new InputError(`the context must be an integer of at least 2, not ${context}`);
   if (!(temperature >= 0)) throw new InputError(`the temperature must be at least 0, not ${temperature}`);
   if (options.topK !== undefined && (!Number.isInteger(options.topK) || options.topK < 1)) throw new InputError(`top-k must be a positive integer, not ${options.topK}`);
+  if (options.topP !== undefined && !(options.topP > 0 && options.topP <= 1)) throw new InputError(`top-p must be in (0, 1], not ${options.topP}`);
   if (prompt.length === 0) throw new InputError('sampling needs a prompt of at least one token');
   // a fixed row length: every row is exactly that long, padded on the left with the prompt's first token
   const fixed = typeof io.input.shape[1] === 'number' ? io.input.shape[1] : undefined;
@@ -68,7 +71,7 @@ export async function sampleTokens(model: Model, prompt: readonly number[], opti
   for (let i = 0; i < length; i++) {
     const row = tokens.slice(-window);
     const probs = await run(placeholder ? [...row, 0] : row);
-    const token = draw(probs, temperature, options.topK, uniformAt(options.seed ?? 0, 0x5a3b1e, i));
+    const token = draw(probs, temperature, options.topK, uniformAt(options.seed ?? 0, 0x5a3b1e, i), options.topP);
     tokens.push(token);
     drawn.push(token);
     options.onToken?.(token);
@@ -76,12 +79,21 @@ export async function sampleTokens(model: Model, prompt: readonly number[], opti
   return drawn;
 }
 
-/** One token from `probs` by inverse CDF at `u` in [0, 1), after temperature and top-k; the likeliest at temperature 0. */
-export function draw(probs: Float32Array, temperature: number, topK: number | undefined, u: number): number {
+/** One token from `probs` by inverse CDF at `u` in [0, 1), after temperature, top-k and top-p; the likeliest at temperature 0. */
+export function draw(probs: Float32Array, temperature: number, topK: number | undefined, u: number, topP?: number): number {
   const order = [...probs.keys()].sort((x, y) => probs[y] - probs[x] || x - y);
-  const kept = order.slice(0, temperature === 0 ? 1 : (topK ?? order.length));
+  let kept = order.slice(0, temperature === 0 ? 1 : (topK ?? order.length));
   // p^(1/T), renormalized, is softmax(logits / T)
-  const weights = kept.map((k) => (probs[k] > 0 ? Math.exp(Math.log(probs[k]) / (temperature || 1)) : 0));
+  let weights = kept.map((k) => (probs[k] > 0 ? Math.exp(Math.log(probs[k]) / (temperature || 1)) : 0));
+  if (topP !== undefined && topP < 1) {
+    // the nucleus: the likeliest tokens until their share reaches p (at least one)
+    const sum = weights.reduce((s, w) => s + w, 0);
+    let acc = 0;
+    let n = 0;
+    while (n < weights.length && (n === 0 || acc < topP * sum)) acc += weights[n++];
+    kept = kept.slice(0, n);
+    weights = weights.slice(0, n);
+  }
   const total = weights.reduce((s, w) => s + w, 0);
   if (!(total > 0)) return kept[0];
   let acc = 0;

@@ -1,4 +1,4 @@
-// Sampling from language models: draw()'s temperature and top-k, sampleTokens on both next-token conventions (GPU), and dlc sample on a trained character Transformer.
+// Sampling from language models: draw()'s temperature, top-k and top-p, sampleTokens on both next-token conventions (GPU), and dlc sample on a trained character Transformer.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,6 +24,14 @@ describe('draw', () => {
     expect([0.6, 0.63].map((u) => draw(probs, 1, 2, u))).toEqual([1, 2]);
     // T = 0.5: p^2 = 0.25, 0.09, 0.04 -> token 1 has 0.658, token 2 0.237
     expect([0.65, 0.66, 0.89, 0.9].map((u) => draw(probs, 0.5, undefined, u))).toEqual([1, 2, 2, 0]);
+  });
+  it('top-p keeps the likeliest tokens until their share reaches p, at least one, and renormalizes', () => {
+    // p = 0.7: 0.5, then 0.5 + 0.3 = 0.8 >= 0.7: tokens 1 and 2, with 0.625 and 0.375
+    expect([0.6, 0.63, 0.999].map((u) => draw(probs, 1, undefined, u, 0.7))).toEqual([1, 2, 2]);
+    // p = 0.4: token 1 alone
+    expect(draw(probs, 1, undefined, 0.999, 0.4)).toBe(1);
+    // p = 1: every token
+    expect(draw(probs, 1, undefined, 0.999, 1)).toBe(0);
   });
 });
 

@@ -674,6 +674,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--length <n>', 'characters to generate (default 200)')
     .option('--temperature <t>', 'below 1: likelier characters; 0: always the likeliest (default 1)')
     .option('--top-k <k>', 'draw among the k likeliest characters only')
+    .option('--top-p <p>', 'nucleus sampling: draw among the likeliest characters whose probabilities add up to p')
     .option('--seed <n>', 'seed of the draws (default 0)')
     .option('--input <name>', 'the token input (default: the only i32 input shaped [B, L])')
     .option('--output <name>', 'the next-token distribution (default: the only f32 output shaped [B, V])')

@@ -10,6 +10,7 @@ export interface SampleFlags extends TrainFlags {
   readonly length?: string;
   readonly temperature?: string;
   readonly topK?: string;
+  readonly topP?: string;
   readonly input?: string;
   readonly output?: string;
 }
@@ -36,6 +37,7 @@ export async function sampleProgram(program: ModelProgram, file: string, flags: 
   const length = number(flags.length, 'length', (n) => Number.isInteger(n) && n >= 0, 'a whole number') ?? 200;
   const temperature = number(flags.temperature, 'temperature', (n) => n >= 0, 'a number of at least 0') ?? 1;
   const topK = number(flags.topK, 'top-k', (n) => Number.isInteger(n) && n >= 1, 'a whole number of at least 1');
+  const topP = number(flags.topP, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = number(flags.seed, 'seed', (n) => Number.isInteger(n) && n >= 0, 'a whole number') ?? 0;
   const path = savedCheckpoint(program, file, flags);
   const bytes = new Uint8Array(await readFile(path));
@@ -61,8 +63,8 @@ export async function sampleProgram(program: ModelProgram, file: string, flags: 
   if (prompt.length === 0) throw new TrainError('--prompt is empty; give at least one character');
   return withModel(program, { seed, batchSize: 1, sizes: lengthName ? { [lengthName]: context } : {} }, async (model) => {
     await model.loadWeights(bytes);
-    io.err(`sampling ${length} characters from ${path} on ${model.adapterInfo} (temperature ${temperature}${topK ? `, top-k ${topK}` : ''}, seed ${seed})`);
-    const drawn = await sampleTokens(model, prompt.map((ch) => index.get(ch)!), { length, context, input: lm.input.name, output: lm.output.name, temperature, seed, ...(topK ? { topK } : {}) });
+    io.err(`sampling ${length} characters from ${path} on ${model.adapterInfo} (temperature ${temperature}${topK ? `, top-k ${topK}` : ''}${topP ? `, top-p ${topP}` : ''}, seed ${seed})`);
+    const drawn = await sampleTokens(model, prompt.map((ch) => index.get(ch)!), { length, context, input: lm.input.name, output: lm.output.name, temperature, seed, ...(topK ? { topK } : {}), ...(topP ? { topP } : {}) });
     const text = prompt.join('') + drawn.map((k) => vocabulary[k]).join('');
     io.out(text);
     return text;
