@@ -1,6 +1,6 @@
 // The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
 import { augmentBatch, type Augmentation } from './augment.ts';
-import type { Dataset } from './data.ts';
+import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
 import type { ModelProgram, SettingValue } from './program.ts';
@@ -173,6 +173,11 @@ function isBetter(value: number, best: number, mode: 'min' | 'max', minDelta: nu
 }
 
 export async function fit(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, given: FitOptions = {}): Promise<History> {
+  // JavaScript callers: a batch of arrays, or a Dataset not wrapped in { train }, is a message, not a TypeError
+  const isDataset = (d: unknown) => d instanceof Dataset;
+  if (data === null || typeof data !== 'object' || !isDataset((data as { train?: unknown }).train) || ((data as { validation?: unknown }).validation !== undefined && !isDataset((data as { validation?: unknown }).validation))) {
+    throw new InputError(`fit() takes { train: Dataset, validation?: Dataset }, with each Dataset made by new Dataset({ column: { data, shape } }) (runtime/data.ts)${isDataset(data) ? ': wrap it as { train: data }' : ''}`);
+  }
   if (fitting.has(model)) throw new BusyError(`the model ${model.program.model} is already fitting: a second fit() would interleave its steps with the first's; await the first (or use another model)`);
   fitting.add(model);
   try {

@@ -63,7 +63,7 @@ describe('the compile cache', () => {
     // an edited import is a miss: compiled again, and stored again
     writeFileSync(join(dir, 'hidden.dl'), LAYER.replace('relu', 'tanh'));
     const miss = await train();
-    expect(miss.err).toContain('batch 32, 1 epochs');
+    expect(miss.err).toContain('batch 32, 1 epoch');
     expect(JSON.parse(readFileSync(path, 'utf8')).programs[0].training.settings.epochs).toBe(1);
     // other hyperparameters are another entry; a broken entry is a miss
     writeFileSync(path, '{"format": 1, "sources": [');

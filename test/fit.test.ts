@@ -7,7 +7,8 @@ import { EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { loadIris } from '../runtime/iris.ts';
 import { Model } from '../runtime/model.ts';
-import { evaluateDataset, trainBlockFitOptions, type EpochLogs } from '../runtime/fit.ts';
+import { evaluateDataset, fit, trainBlockFitOptions, type EpochLogs } from '../runtime/fit.ts';
+import { InputError } from '../runtime/errors.ts';
 import { getDevice } from './gpu-helpers.ts';
 import { IRIS_MODEL } from './helpers.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
@@ -444,5 +445,19 @@ describe('fit', () => {
     const mismatch = await main(['node', 'dlc', 'train', model, '--data', 'mnist', '--limit', '100'], io);
     expect(mismatch).toBe(EXIT_USER_ERROR);
     expect(err).toMatch(/the data has no column `features` for the input of Iris; it has `image`, `label`/);
+  });
+});
+
+describe('fit from JavaScript', () => {
+  it('a batch of arrays or a bare Dataset is an InputError saying what fit takes (it was a TypeError)', { timeout: 60_000 }, async () => {
+    const r = compileSource(IRIS, 'iris.dl');
+    const model = await Model.create(r.programs[0], { device: await getDevice() });
+    try {
+      await expect(fit(model, { features: [1, 2, 3, 4], label: [0] } as never)).rejects.toThrow(new InputError('fit() takes { train: Dataset, validation?: Dataset }, with each Dataset made by new Dataset({ column: { data, shape } }) (runtime/data.ts)'));
+      const iris = loadIris();
+      await expect(fit(model, iris as never)).rejects.toThrow(/: wrap it as \{ train: data \}$/);
+    } finally {
+      model.dispose();
+    }
   });
 });

@@ -577,7 +577,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   program
     .command('check')
-    .description('report syntax and name errors in .dl files')
+    .description('report syntax, name, type, shape and training-setup errors in .dl files')
     .argument('<files...>')
     .option('--json', 'print diagnostics as JSON on stdout')
     .action((files: string[], options: { json?: boolean }) => setStatus(check(files, options, io)));

@@ -394,7 +394,7 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
     // the weights, not the run that made them: its optimizer state and step stay behind
     if (init) await loadInitFrom(model, program, init, io);
     noteFrozenState(program, io);
-    io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epochs`);
+    io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epoch${epochs === 1 ? '' : 's'}`);
     let resume: ResumeState = { epoch: 0 };
     if (flags.resume) {
       if (!existsSync(plan.path)) throw new TrainError(`--resume: no checkpoint at ${plan.path}`);

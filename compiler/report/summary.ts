@@ -28,7 +28,9 @@ export function summarize(g: Graph): string {
     rows.push([`${p.path} (param)`, shapeOf(p.value.type), count(p.value.type).toLocaleString('en-US')]);
   }
   const total = g.params.reduce((n, p) => n + count(p.value.type), 0);
-  const stateCount = g.state.reduce((n, s) => n + count(s.value.type), 0);
+  // the random key dropout and noise draw from is the model's, not a layer's: named, not counted
+  const stateCount = g.state.filter((s) => s.path !== 'rng.key').reduce((n, s) => n + count(s.value.type), 0);
+  const randomKey = g.state.some((s) => s.path === 'rng.key');
   const header: [string, string, string] = ['Layer (type)', 'Output shape', 'Param #'];
   const widths = [0, 1, 2].map((i) => Math.max(header[i].length, ...rows.map((r) => r[i].length)));
   const line = (r: [string, string, string]) => `${r[0].padEnd(widths[0])}  ${r[1].padEnd(widths[1])}  ${r[2].padStart(widths[2])}`;
@@ -43,6 +45,6 @@ export function summarize(g: Graph): string {
     ...rows.map(line),
     rule,
     `Total params: ${total.toLocaleString('en-US')}`,
-    `Non-trainable state: ${stateCount.toLocaleString('en-US')}`,
+    `Non-trainable state: ${stateCount.toLocaleString('en-US')}${randomKey ? ' (and the random key rng.key)' : ''}`,
   ].join('\n');
 }
