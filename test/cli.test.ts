@@ -345,3 +345,16 @@ describe('max_batch in dlc train', () => {
     expect(r.err).toContain("batches of 64 (--batch) are over the train block's max_batch = 16, the largest batch MnistMlp allocates buffers for; train with --batch 16 or less");
   });
 });
+
+describe('--data text:file:context', () => {
+  it('sets the window of a text dataset from the command line, so a model with a smaller ctx trains without editing the file', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-text-'));
+    writeFileSync(join(dir, 't.txt'), 'abcdabcdabcd\n'.repeat(150));
+    const file = join(dir, 'lm.dl');
+    writeFileSync(file, 'model Lm(vocab: int = 6, ctx: int = 8) {\n  input tokens: i32[B, L]\n  where L <= ctx + 1\n  layer emb = Embedding(vocab, 8)\n  param pos: f32[ctx, 8] = zeros\n  layer head = Dense(8, vocab)\n  let logits = head(emb(tokens[:, :-1]) + pos[:L - 1])\n  loss = cross_entropy(logits, tokens[:, 1:])\n}\ntrain Lm {\n  data = text(path: "t.txt", context: 9)\n  optimizer = adam(lr: 0.01)\n  batch = 16\n  epochs = 1\n}\n');
+    const ok = await run('train', file, '--data', `text:${join(dir, 't.txt')}:5`, '--args', 'ctx: 4', '--no-progress', '--checkpoint', join(dir, 'ck.safetensors'));
+    expect(ok.status, ok.err).toBe(EXIT_OK);
+    const bad = await run('train', file, '--data', `text:${join(dir, 't.txt')}:x`, '--no-progress');
+    expect([bad.status, bad.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, `error: --data text:${join(dir, 't.txt')}:x: the third part is the context, a whole number of at least 2`]);
+  });
+});

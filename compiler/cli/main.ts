@@ -34,7 +34,7 @@ import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
 import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
-const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file, text:file (the block's options carry over, but not a CSV's delimiter or header)";
+const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over, but not a CSV's delimiter or header)";
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;

