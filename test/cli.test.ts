@@ -147,6 +147,12 @@ describe('dlc explain', () => {
     }
   });
 
+  it("docs/language.md's diagnostics table lists every code with its title", () => {
+    const docs = readFileSync('docs/language.md', 'utf8');
+    const table = [...docs.slice(docs.indexOf('## 13. Diagnostics')).matchAll(/^\| ([EW]\d{4}) \| ([^|]+?)( \(a warning\))? \|$/gm)].map((m) => [m[1], m[2]]);
+    expect(table).toEqual(Object.entries(CODES).map(([code, info]) => [code, info.title]));
+  });
+
   it('rejects an unknown code', async () => {
     expect((await run('explain', 'E9999')).status).toBe(EXIT_USER_ERROR);
   });
