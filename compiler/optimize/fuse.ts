@@ -564,7 +564,9 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
       // fused matmul its transposes
       attrs: anchor ? { ...anchor.attrs, ...encoded } : encoded,
       outputs,
-      span: nodes[grp.id].span,
+      // a matmul or convolution with its epilogue is the contraction's line (the bias add, the optimizer
+      // update or the dropout after it is a small part of its time)
+      span: anchor ? anchor.span : nodes[grp.id].span,
     };
     fusedAt.set(grp.id, fused);
     for (const m of members) inGroup[m] = 1;
