@@ -772,3 +772,12 @@ describe('scan carries', () => {
     expect(check(scan('0.0', 'h = tanh(x_t @ w + h)'))).toEqual([]);
   });
 });
+
+describe('keywords from PyTorch', () => {
+  it('dim and keepdim say what dlc calls them, for builtins and stdlib functions alike', () => {
+    const [softmax] = check('model M {\n  input x: f32[B, 4]\n  output y = softmax(x, dim: -1)\n}\n');
+    expect([softmax.message, softmax.help]).toEqual(['`softmax` has no parameter `dim`', 'dlc calls it `axis`; its parameters are x, axis']);
+    const [sum] = check('model M {\n  input x: f32[B, 4]\n  output y = sum(x, axis: 1, keepdim: true)\n}\n');
+    expect(sum.help).toMatch(/^dlc calls it `keepdims`; its parameters: sum\(/);
+  });
+});

@@ -94,3 +94,12 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
   const s = suggest(word, candidates);
   return s === undefined ? undefined : `did you mean \`${s}\`?`;
 }
+
+/** Keyword names from PyTorch and NumPy, and dlc's for them. */
+const FOREIGN_KEYWORDS: Readonly<Record<string, string>> = { dim: 'axis', keepdim: 'keepdims', axes: 'axis', ignore_idx: 'ignore_index', negative_slope: 'slope' };
+
+/** "dlc calls it `axis`" for a keyword another framework uses, when the callee has that parameter. */
+export function foreignKeyword(key: string, names: Iterable<string>): string | undefined {
+  const ours = FOREIGN_KEYWORDS[key];
+  return ours !== undefined && [...names].includes(ours) ? `dlc calls it \`${ours}\`;` : undefined;
+}

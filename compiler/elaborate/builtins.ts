@@ -6,7 +6,7 @@ import type { Elaborator } from './elaborate.ts';
 import { describe, dimValue, Env, F16_UNSUPPORTED, POISON, type CtValue, type TensorV } from './values.ts';
 import { typeToString } from './builder.ts';
 import { BUILTIN_SIGNATURES, paramName, signatureText, type BuiltinSignature } from './builtin-signatures.ts';
-import { didYouMean } from '../diagnostics/diagnostic.ts';
+import { didYouMean, foreignKeyword } from '../diagnostics/diagnostic.ts';
 
 type Arg = { readonly value: CtValue; readonly span: A.Span; readonly nameSpan?: A.Span; readonly itemSpans?: readonly A.Span[] };
 
@@ -422,7 +422,7 @@ export function checkArguments(el: Elaborator, name: string, signature: BuiltinS
   for (const [key, a] of named) {
     const at = names.indexOf(key);
     if (at < 0) {
-      const hint = didYouMean(key, names);
+      const hint = foreignKeyword(key, names) ?? didYouMean(key, names);
       el.fail('E0303', `\`${name}\` has no parameter \`${key}\``, a.nameSpan ?? a.span, { help: hint ? `${hint} ${usage.help}` : usage.help });
     }
     if (at < positional.length) el.fail('E0303', `the argument \`${key}\` of \`${name}\` is given twice, by position and by name`, a.nameSpan ?? a.span, usage);

@@ -1,7 +1,7 @@
 // Elaboration: runs the compile-time part of a program (layers, loops, ifs, fns, scans) and emits one typed graph per model.
 import type * as A from '../../grammar/ast.ts';
 import { printExpr, printType } from '../../grammar/printer.ts';
-import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
+import { diagnostic, foreignKeyword, type Diagnostic, type Label } from '../diagnostics/diagnostic.ts';
 import { INITIALIZER_SIGNATURES, paramName, signatureText } from './builtin-signatures.ts';
 import type { DType, Graph, TensorType, Value } from '../ir/types.ts';
 import { DTYPES } from '../ir/types.ts';
@@ -772,7 +772,8 @@ export class Elaborator {
       if (!params.some((p) => p.name.text === k)) {
         const names = params.map((p) => p.name.text);
         const at = v.nameSpan ?? v.span;
-        this.fail('E0303', `${what} has no parameter \`${k}\``, at, names.length ? { help: `its parameters are ${names.join(', ')}` } : {});
+        const hint = foreignKeyword(k, names);
+        this.fail('E0303', `${what} has no parameter \`${k}\``, at, names.length ? { help: `${hint ? `${hint} ` : ''}its parameters are ${names.join(', ')}` } : {});
       }
       if (bound.get(k)) this.fail('E0303', `the argument \`${k}\` is given twice`, v.span);
       bound.set(k, v);
