@@ -5,6 +5,8 @@ export interface Span {
   readonly file: string;
   readonly start: number;
   readonly end: number;
+  /** For a graph node built inside the standard library: the user's call it ran under (profiles and reports name both). */
+  readonly site?: Span;
 }
 
 /** Comments and blank lines kept on statement-like nodes so the formatter never loses them. */

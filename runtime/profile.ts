@@ -67,9 +67,10 @@ export function slowestKernels(p: Profile, top: number): KernelTime[] {
   return [...p.kernels].sort((a, b) => b.ms - a.ms).slice(0, top);
 }
 
-/** Where a kernel came from, as `file:line:col`. */
+/** Where a kernel came from, as `file:line:col`, with the user's call for standard-library code. */
 export function sourceText(span: SourceSpan): string {
-  return `${span.file}:${span.line}:${span.col}`;
+  const at = `${span.file}:${span.line}:${span.col}`;
+  return span.caller ? `${at} (called at ${span.caller.file}:${span.caller.line}:${span.caller.col})` : at;
 }
 
 /** A plain-text table of a profile: the slowest kernels, then the time by op. */

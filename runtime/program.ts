@@ -35,6 +35,8 @@ export interface SourceSpan {
   readonly file: string;
   readonly line: number;
   readonly col: number;
+  /** For a kernel of the standard library's code: the user's call it ran under. */
+  readonly caller?: { readonly file: string; readonly line: number; readonly col: number };
 }
 
 /** How a parameter or state buffer starts (see runtime/init.ts); `stream` makes each draw independent. */

@@ -65,7 +65,15 @@ describe('generated programs', () => {
           expect(k.source!.line, `${c.model} ${k.op} ${k.source!.file}`).toBeGreaterThanOrEqual(1);
           expect(k.source!.line, `${c.model} ${k.op} ${k.source!.file}`).toBeLessThanOrEqual(text.length);
           expect(text[k.source!.line - 1].trim(), `${c.model} ${k.op} ${k.source!.file}:${k.source!.line}`).not.toBe('');
+          // a kernel of standard-library code also names the user's call it ran under, in the example's file
+          const caller = k.source!.caller;
+          if (caller) {
+            expect(caller.file, `${c.model} ${k.op}`).toBe(`examples/${c.file}.dl`);
+            expect(lines(caller.file)[caller.line - 1].trim(), `${c.model} ${k.op} called at ${caller.line}`).not.toBe('');
+          }
         }
+        const fromLibrary = g.kernels.filter((k) => k.source!.file.startsWith('stdlib/'));
+        expect(fromLibrary.every((k) => k.source!.caller !== undefined), `${c.model}: stdlib kernels without a caller`).toBe(true);
       }
     }
   });

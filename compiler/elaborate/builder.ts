@@ -115,6 +115,9 @@ export class GraphBuilder {
    * Emits one primitive. Its registry rule infers the result type; a rule failure is reported once with
    * both operands' shapes and spans, and the result is poison so that nothing downstream repeats it.
    */
+  /** The user's call the elaborator is inside, if any (set by the elaborator). */
+  siteOf?: () => Span | undefined;
+
   emit(op: string, operands: readonly Operand[], attrs: Attrs, span: Span, outputs = 1): CtValue[] {
     if (this.nodes.length >= MAX_GRAPH_NODES) {
       if (!this.overBudget) {
@@ -149,7 +152,9 @@ export class GraphBuilder {
       return Array.from({ length: outputs }, () => POISON);
     }
     const values = inferred.map((t) => this.newValue(t));
-    this.nodes.push({ op, inputs: operands.map((o) => o.tensor.value), attrs, outputs: values, span });
+    // a node the standard library builds remembers the user's call it ran under
+    const site = span.file.startsWith('stdlib/') ? this.siteOf?.() : undefined;
+    this.nodes.push({ op, inputs: operands.map((o) => o.tensor.value), attrs, outputs: values, span: site ? { ...span, site } : span });
     return values.map((value) => ({ kind: 'tensor', value, origin: span }) as TensorV);
   }
 

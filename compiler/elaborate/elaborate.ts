@@ -141,6 +141,7 @@ export class Elaborator {
     private readonly reportRaw: (d: Diagnostic) => void,
   ) {
     this.builder = new GraphBuilder(name, (d) => this.report(d));
+    this.builder.siteOf = () => this.userCalls.at(-1);
   }
 
   /** Call sites in the user's own files, innermost last: errors inside the stdlib are shown at the user's call. */
