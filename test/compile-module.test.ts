@@ -124,6 +124,18 @@ await model.predict({});
     expect(errors).toMatch(/misuse\.ts\(7,\d+\): error TS2345:[^\n]*\n\s+Property 'image' is missing/);
   });
 
+  it("types a step's objective among what trainStep reports (minimize an expression: its value is reported under the step's name)", { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const file = join(dir, 'obj.dl');
+    writeFileSync(file, 'model Obj {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  let logits = fc(x)\n  loss = cross_entropy(logits, label)\n  metric m = mean(logits)\n}\ntrain Obj {\n  optimizer = sgd(lr: 0.1)\n  minimize loss + 0.1 * m\n}\n');
+    const r = await dlc('compile', file, '-o', dir, '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(join(dir, 'use.ts'), `import { create } from './obj.ts';\nconst model = await create();\nconst v = await model.trainStep({ x: new Float32Array(4), label: new Int32Array(1) }).values();\nconst o: number = v.objective + v.loss + v.m;\nconsole.log(o, v.nope);\n`);
+    const errors = tsc(dir, ['obj.ts', 'use.ts']);
+    expect(errors).toMatch(/use\.ts\(5,.*'nope'/);
+    expect(errors).not.toMatch(/use\.ts\(4,/);
+  });
+
   it('types the service API: named steps, size names, parameter paths; the calls run on WebGPU', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('compile');
     const r = await dlc('compile', 'examples/gan.dl', '-o', dir, '--model', 'Gan', '--args', 'latent: 4, hidden: 8, pixels: 12', '--runtime', runtimeImport(dir));

@@ -109,7 +109,10 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   });
   file.addTypeAlias({ name: 'Loss', isExported: true, type: union(program.losses), docs: ['The losses the model declares.'] });
   file.addTypeAlias({ name: 'Metric', isExported: true, type: union(program.metrics), docs: ['The metrics the model declares.'] });
-  file.addTypeAlias({ name: 'Reported', isExported: true, type: 'Loss | Metric', docs: ['Every value `trainStep` and `evaluate` report.'] });
+  file.addTypeAlias({ name: 'Reported', isExported: true, type: 'Loss | Metric', docs: ['Every value `evaluate` reports (and `trainStep`, with the objectives).'] });
+  // a step that minimizes an expression (`minimize g_loss - 0.1 * d_loss`) reports it under its own name
+  const objectives = [...new Set((program.training?.steps ?? []).map((st) => st.loss).filter((l) => l !== '' && !program.losses.includes(l)))];
+  file.addTypeAlias({ name: 'StepValue', isExported: true, type: objectives.length > 0 ? `Reported | ${union(objectives)}` : 'Reported', docs: ['Every value `trainStep` reports: the losses, the metrics and the objectives of steps that minimize an expression.'] });
   file.addTypeAlias({ name: 'ParameterPath', isExported: true, type: union(program.params.map((p) => p.path)), docs: ['Parameter paths, as saved in weights files.'] });
   file.addTypeAlias({ name: 'Size', isExported: true, type: union(program.sizes), docs: ['The symbolic sizes (the batch B, a length L), as `{ sizes }` options name them.'] });
   file.addTypeAlias({ name: 'TrainStepName', isExported: true, type: union(stepNames), docs: ["The train block's steps, in order, as `trainStep(batch, { step })` names them."] });
@@ -162,10 +165,10 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
           { name: 'batch', type: 'Inputs' },
           { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
         ],
-        returnType: '{ readonly step: number; values(): Promise<Record<Reported, number>> }',
+        returnType: '{ readonly step: number; values(): Promise<Record<StepValue, number>> }',
         statements: [
           'const handle = this.model.trainStep(batch, options);',
-          'return { step: handle.step, values: () => handle.values() as Promise<Record<Reported, number>> };',
+          'return { step: handle.step, values: () => handle.values() as Promise<Record<StepValue, number>> };',
         ],
       },
       delegate(
