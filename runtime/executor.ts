@@ -10,7 +10,7 @@
 // or a ring on the GPU, all in one command buffer. Reading those scalars is lazy: the caller gets a
 // handle and only a call to `values()` maps memory, so training never waits on the GPU unless asked to.
 import { programGraphs, type BufferDecl, type CpuVariantDecl, type DType, type GraphProgram, type KernelDecl, type ModelProgram, type SizeExpr, type TensorDecl, type WideVariantDecl } from './program.ts';
-import { evalShape, evalSize, sizeNames } from './sizes.ts';
+import { conditionHolds, evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
 import { InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
@@ -551,8 +551,7 @@ export class Executor {
     for (const c of g.constraints) {
       const l = evalSize(c.left, sizes);
       const r = evalSize(c.right, sizes);
-      const ok = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
-      if (!ok) throw new InputError(`the batch breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`);
+      if (!conditionHolds(c.op, l, r)) throw new InputError(`the batch breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`);
     }
     return sizes;
   }

@@ -36,6 +36,26 @@ export function sizeNames(e: SizeExpr, out: Set<string> = new Set()): Set<string
   return out;
 }
 
+/** Whether `l op r` holds for a size condition's comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`). */
+export function conditionHolds(op: string, l: number, r: number): boolean {
+  switch (op) {
+    case '==':
+      return l === r;
+    case '!=':
+      return l !== r;
+    case '<':
+      return l < r;
+    case '<=':
+      return l <= r;
+    case '>':
+      return l > r;
+    case '>=':
+      return l >= r;
+    default:
+      return false;
+  }
+}
+
 /**
  * The first of the graphs' size conditions (`L <= ctx + 1`, `4 >= L - 1`) that `sizes` break, as
  * text, among those whose sizes are all given; undefined when none is.
@@ -51,8 +71,7 @@ export function brokenCondition(graphs: readonly { readonly constraints: readonl
       } catch {
         continue; // a size not given yet: the first call checks it
       }
-      const holds = ({ '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r } as Record<string, boolean>)[c.op];
-      if (!holds) return `\`${c.text}\` (${l} ${c.op} ${r} is false)`;
+      if (!conditionHolds(c.op, l, r)) return `\`${c.text}\` (${l} ${c.op} ${r} is false)`;
     }
   }
   return undefined;

@@ -18,6 +18,7 @@ import { summarize } from '../report/summary.ts';
 import { compileTraining } from '../frontend/train.ts';
 import { gradcheck } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
+import { conditionHolds } from '../../runtime/sizes.ts';
 import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
@@ -307,8 +308,7 @@ function runGradcheck(
     for (const c of g.constraints ?? []) {
       const l = evaluate(c.left, sizes);
       const r = evaluate(c.right, sizes);
-      const holds = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
-      if (!holds) return flagError(`${model} needs \`${c.text}\`, which ${l} ${c.op} ${r} breaks at ${at()}; give other sizes with --size`);
+      if (!conditionHolds(c.op, l, r)) return flagError(`${model} needs \`${c.text}\`, which ${l} ${c.op} ${r} breaks at ${at()}; give other sizes with --size`);
     }
     // the interpreter holds every value in float64: refuse what would not fit rather than run out of memory
     const largest = Math.max(0, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.type.shape.reduce<number>((a, d) => a * evaluate(d, sizes), 1))));

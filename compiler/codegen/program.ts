@@ -176,10 +176,10 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
       throw new LoweringError(`${node.op} cannot be lowered: ${(e as Error).message}`);
     }
     const pos = position(node.span);
-    const callerOf = (site: Span) => {
-      const at = position(site);
-      return { file: site.file, line: at.line, col: at.column };
-    };
+    // standard-library code: the user's call it ran under
+    const site = node.span.site;
+    const callerAt = site ? position(site) : undefined;
+    const caller = site && callerAt ? { caller: { file: site.file, line: callerAt.line, col: callerAt.column } } : {};
     for (const plan of plans) {
       const intern = (wgsl: string): number => {
         let at = shaders.get(wgsl);
@@ -207,7 +207,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
         outputs: (plan.outputs ?? node.outputs.map((_, i) => i)).map(bindOut),
         uniforms: plan.uniforms.map(sizeExpr),
         workgroups: sizeExpr(plan.workgroups),
-        source: { file: node.span.file, line: pos.line, col: pos.column, ...(node.span.site ? { caller: callerOf(node.span.site) } : {}) },
+        source: { file: node.span.file, line: pos.line, col: pos.column, ...caller },
       });
     }
   }

@@ -4,7 +4,7 @@ import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnost
 import '../ops/index.ts';
 import { getOp, inferOp } from '../ops/registry.ts';
 import type { Attrs, DType, Graph, InitSpec, InputInfo, Node, ParamInfo, StateInfo, TensorType, Value } from '../ir/types.ts';
-import { type Dim, shapeToString } from '../shapes/dim.ts';
+import { type Dim, dimToString, shapeToString } from '../shapes/dim.ts';
 import { POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 import type { LayerCall, SizeConstraint } from '../ir/types.ts';
 
@@ -115,6 +115,12 @@ export class GraphBuilder {
    * Emits one primitive. Its registry rule infers the result type; a rule failure is reported once with
    * both operands' shapes and spans, and the result is poison so that nothing downstream repeats it.
    */
+  /** Carries the size condition `left >= right` into the graph, checked when the sizes are bound; once. */
+  requireAtLeast(left: Dim, right: Dim, span: Span): void {
+    const text = `${dimToString(left)} >= ${dimToString(right)}`;
+    if (!this.constraints.some((c) => c.text === text)) this.constraints.push({ op: '>=', left, right, text, span });
+  }
+
   /** The user's call the elaborator is inside, if any (set by the elaborator). */
   siteOf?: () => Span | undefined;
 

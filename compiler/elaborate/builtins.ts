@@ -436,19 +436,21 @@ export function checkArguments(el: Elaborator, name: string, signature: BuiltinS
  * would give every later position the last row's embedding without a word).
  */
 function countedIndices(el: Elaborator, table: TensorV, indices: TensorV, axis: number, span: A.Span): void {
+  const producerOf = (x: { id: number }) => el.builder.nodes.find((n) => n.outputs.some((o) => o.id === x.id));
+  /** The integer a scalar `full` holds, if `x` is one. */
+  const integer = (x: { id: number; type: { shape: readonly unknown[] } }): number | undefined => {
+    const p = producerOf(x);
+    return p?.op === 'full' && typeof p.attrs.value === 'number' && Number.isInteger(p.attrs.value) && x.type.shape.length === 0 ? p.attrs.value : undefined;
+  };
   let v = indices.value;
   let offset = 0; // arange(L) + 1: RoBERTa-style positions start at an offset
   for (;;) {
-    const producer = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === v.id));
+    const producer = producerOf(v);
     if (!producer) return;
     if (producer.op === 'add') {
-      const constant = producer.inputs.findIndex((x) => {
-        const p = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === x.id));
-        return p?.op === 'full' && typeof p.attrs.value === 'number' && Number.isInteger(p.attrs.value) && x.type.shape.length === 0;
-      });
+      const constant = producer.inputs.findIndex((x) => integer(x) !== undefined);
       if (constant < 0) return;
-      const c = el.builder.nodes.find((n) => n.outputs.some((o) => o.id === producer.inputs[constant].id))!;
-      offset += c.attrs.value as number;
+      offset += integer(producer.inputs[constant])!;
       v = producer.inputs[1 - constant];
       continue;
     }
@@ -468,7 +470,7 @@ function countedIndices(el: Elaborator, table: TensorV, indices: TensorV, axis: 
       if (room < 0) el.fail('E0301', `the indices count ${offset} to ${D.dimToString(D.sub(counted, 1))}, past the end of a table of ${D.dimToString(rows)} along axis ${axis}`, span, { help: 'give the table as many rows as the indices count (a position table as long as the longest sequence)' });
       return;
     }
-    el.builder.constraints.push({ op: '>=', left: rows, right: counted, text: `${D.dimToString(rows)} >= ${D.dimToString(counted)}`, span: el.userSpan(span) });
+    el.builder.requireAtLeast(rows, counted, el.userSpan(span));
     return;
   }
 }
@@ -509,8 +511,7 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       el.fail('E0301', failure ? failure() : `${what()} runs past the end of an axis of size ${D.dimToString(n)}`, where, { help: 'a slice or an index must stay inside the axis (slices do not clamp)' });
     }
     if (D.knownNonNegative(room)) return; // `x[:, 2:]` of an axis L + 5: holds for every L
-    const text = `${D.dimToString(n)} >= ${D.dimToString(at)}`;
-    if (!el.builder.constraints.some((c) => c.text === text)) el.builder.constraints.push({ op: '>=', left: n, right: at, text, span: el.userSpan(where) });
+    el.builder.requireAtLeast(n, at, el.userSpan(where));
   };
   /** A bound or index that depends on the sizes (`T - 3`) must not be negative once they are bound. */
   const notNegative = (b: D.Dim, where: A.Span, failure: () => string) => {
@@ -519,9 +520,10 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       return;
     }
     if (D.knownNonNegative(b)) return;
-    const text = `${D.dimToString(b)} >= 0`;
-    if (!el.builder.constraints.some((c) => c.text === text)) el.builder.constraints.push({ op: '>=', left: b, right: 0, text, span: el.userSpan(where) });
+    el.builder.requireAtLeast(b, 0, el.userSpan(where));
   };
+  // a bound or index counts from the end when it is negative: -2, or a size negated (`x[:, -T:]`, `x[:, -T]`)
+  const fromEnd = (b: D.Dim) => (D.isConcrete(b) ? b < 0 : !D.knownNonNegative(b) && D.knownNonNegative(D.sub(0, b)));
   const full = () => {
     starts.push(0);
     stops.push(null);
@@ -550,8 +552,6 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       const n = shape[axis];
       const text = `${item.start ? D.dimToString(start) : ''}:${item.stop ? D.dimToString(stop!) : ''}`;
       const sliceText = () => `the slice \`${text}\``;
-      // a bound counts from the end when it is negative: -2, or a size negated (`x[:, -T:]`)
-      const fromEnd = (b: D.Dim) => (D.isConcrete(b) ? b < 0 : !D.knownNonNegative(b) && D.knownNonNegative(D.sub(0, b)));
       for (const b of [start, stop]) {
         if (b === null) continue;
         needs(n, fromEnd(b) ? D.sub(0, b) : b, item.span, sliceText);
@@ -586,9 +586,8 @@ function indexTensor(el: Elaborator, x: { tensor: TensorV; span: A.Span }, items
       // an index that is a size (`x[:, T - 1]`, the last step): the condition that it is inside the axis
       const written = index.value;
       const what = () => `the index ${D.dimToString(written)}`;
-      // a size negated counts from the end (`x[:, -T]`, the first element)
-      const fromEnd = !D.knownNonNegative(written) && D.knownNonNegative(D.sub(0, written));
-      const at = fromEnd ? D.add(n, written) : written;
+      // symbolic (a concrete size is an int): negated, it counts from the end (`x[:, -T]`, the first element)
+      const at = fromEnd(written) ? D.add(n, written) : written;
       needs(n, D.add(at, 1), item.span, what);
       notNegative(at, item.span, () => `${what()} is before the start of an axis of size ${D.dimToString(n)}`);
       starts.push(at);

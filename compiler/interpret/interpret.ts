@@ -1,6 +1,7 @@
 // The float64 reference interpreter: binds symbolic sizes from the feeds, then runs every node through the op registry.
 import type { Graph, TensorType, Value } from '../ir/types.ts';
 import { type Dim, dimEquals, evaluate, freeVars, isConcrete, shapeToString, sym } from '../shapes/dim.ts';
+import { conditionHolds } from '../../runtime/sizes.ts';
 import { getOp } from '../ops/index.ts';
 import type { InterpretEnv } from '../ops/registry.ts';
 import { shapeString, type Tensor } from './tensor.ts';
@@ -96,8 +97,7 @@ export function interpretGraph(graph: Graph, feeds: Feeds, env: InterpretOptions
   for (const c of graph.constraints ?? []) {
     const l = evaluate(c.left, sizes);
     const r = evaluate(c.right, sizes);
-    const holds = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
-    if (!holds) throw new Error(`constraint \`${c.text}\` does not hold for the sizes fed (${[...sizes].map(([k, v]) => `${k} = ${v}`).join(', ')})`);
+    if (!conditionHolds(c.op, l, r)) throw new Error(`constraint \`${c.text}\` does not hold for the sizes fed (${[...sizes].map(([k, v]) => `${k} = ${v}`).join(', ')})`);
   }
 
   const opEnv: InterpretEnv = { sizes };

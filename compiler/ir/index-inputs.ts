@@ -26,7 +26,16 @@ const INT_TYPES = new Set(['i32', 'u32']);
 
 /** Every use of an integer input as indices, once per (input, op node). Pure. */
 export function indexInputs(g: Graph): IndexUse[] {
-  const { consumers } = graphUses(g);
+  const { consumers, producer } = graphUses(g);
+  const producerOf = (id: number) => {
+    const at = producer.get(id);
+    return at === undefined ? undefined : g.nodes[at];
+  };
+  /** The integer a scalar `full` holds, if `v` is one. */
+  const constant = (v: { id: number }): number | undefined => {
+    const n = producerOf(v.id);
+    return n?.op === 'full' && typeof n.attrs.value === 'number' && Number.isInteger(n.attrs.value) ? n.attrs.value : undefined;
+  };
   const names = new Map(g.params.map((p) => [p.value.id, p.path]));
   const uses: IndexUse[] = [];
   for (const input of g.inputs) {
@@ -34,12 +43,6 @@ export function indexInputs(g: Graph): IndexUse[] {
     const seen = new Set<number>([input.value.id]);
     const frontier = [input.value.id];
     const ignoreOf = new Map<number, number>();
-    const producerOf = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o.id, n] as const)));
-    /** The integer a scalar `full` holds, if `v` is one. */
-    const constant = (v: { id: number }): number | undefined => {
-      const n = producerOf.get(v.id);
-      return n?.op === 'full' && typeof n.attrs.value === 'number' && Number.isInteger(n.attrs.value) ? n.attrs.value : undefined;
-    };
     while (frontier.length > 0) {
       const id = frontier.pop()!;
       const ignore = ignoreOf.get(id);
@@ -47,7 +50,7 @@ export function indexInputs(g: Graph): IndexUse[] {
         const node = g.nodes[k];
         // select(labels != k, labels, c): labels equal to k are set aside (ignore_index), the rest still index
         if (node.op === 'select' && node.inputs[1].id === id && constant(node.inputs[2]) !== undefined) {
-          const cond = producerOf.get(node.inputs[0].id);
+          const cond = producerOf(node.inputs[0].id);
           const other = cond?.op === 'ne' ? cond.inputs.find((v) => v.id !== id) : undefined;
           const k2 = other && cond!.inputs.some((v) => v.id === id) ? constant(other) : undefined;
           if (k2 !== undefined && !seen.has(node.outputs[0].id)) {

@@ -8,6 +8,7 @@ import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
+import { conditionHolds } from '../../runtime/sizes.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -221,8 +222,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       if (names.length === 0 || !names.every((n) => bound.has(n))) continue;
       const l = evaluate(c.left, bound);
       const r = evaluate(c.right, bound);
-      const holds = { '==': l === r, '!=': l !== r, '<': l < r, '<=': l <= r, '>': l > r, '>=': l >= r }[c.op];
-      if (holds) continue;
+      if (conditionHolds(c.op, l, r)) continue;
       const fixed = [...new Set(names)].map((n) => `${n} = ${bound.get(n)}`).join(', ');
       diagnostics.push(
         diagnostic('E0304', `\`${v.call}()\` gives examples with ${fixed}, which breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`, span, {
