@@ -1,11 +1,11 @@
 // Symbolic sizes as the runtime's size expressions: a Dim's normal form written out as a small JSON tree.
 import type { SizeExpr } from '../../runtime/program.ts';
-import type { Atom, Dim, Poly } from '../shapes/dim.ts';
+import { type Atom, type Dim, type Poly, writtenTerms } from '../shapes/dim.ts';
 
 function atomExpr(a: Atom): SizeExpr {
   switch (a.kind) {
     case 'var':
-      return a.name;
+      return a.step ? ['floor', a.name, a.step] : a.name;
     case 'lit':
       return a.value;
     case 'floor':
@@ -16,7 +16,8 @@ function atomExpr(a: Atom): SizeExpr {
 }
 
 function polyExpr(p: Poly): SizeExpr {
-  const terms = p.map((t): SizeExpr => {
+  // a declared multiple's `2*(H / 2)` is written `H`, so an input's shape names H for the runtime to bind
+  const terms = writtenTerms(p).map((t): SizeExpr => {
     const factors = t.factors.map((f): SizeExpr => (f.exp === 1 ? atomExpr(f.atom) : ['^', atomExpr(f.atom), f.exp]));
     const all = t.coef === 1 && factors.length > 0 ? factors : [t.coef, ...factors];
     return all.length === 1 ? all[0] : ['*', ...all];

@@ -4,7 +4,7 @@ import { diagnostic, type Diagnostic, type Label } from '../diagnostics/diagnost
 import '../ops/index.ts';
 import { getOp, inferOp } from '../ops/registry.ts';
 import type { Attrs, DType, Graph, InitSpec, InputInfo, Node, ParamInfo, StateInfo, TensorType, Value } from '../ir/types.ts';
-import { type Dim, dimToString, shapeToString } from '../shapes/dim.ts';
+import { type Dim, dimToString, divisionsOfSizes, isDim, shapeToString } from '../shapes/dim.ts';
 import { POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 import type { LayerCall, SizeConstraint } from '../ir/types.ts';
 
@@ -152,7 +152,7 @@ export class GraphBuilder {
         diagnostic('E0301', inferred.message, primary?.span ?? span, {
           label: primary ? typeToString(primary.tensor.value.type) : undefined,
           secondary,
-          help: inferred.help,
+          help: [inferred.help, multipleHint(types, attrs)].filter((h) => h !== undefined).join('; ') || undefined,
         }),
       );
       return Array.from({ length: outputs }, () => POISON);
@@ -195,4 +195,23 @@ export class GraphBuilder {
       ),
     };
   }
+}
+
+/**
+ * For a shape error over a size divided by a number (`2*(H / 2)` against H, after a pool and an
+ * upsample): the `where` that tells the compiler the size is a multiple of it.
+ */
+function multipleHint(types: readonly TensorType[], attrs: Attrs): string | undefined {
+  const dims: Dim[] = types.flatMap((t) => t.shape);
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (v !== null && typeof v === 'object' && isDim(v)) dims.push(v);
+  };
+  Object.values(attrs).forEach(visit);
+  const seen = new Map<string, number>();
+  for (const d of dims) for (const { name, by } of divisionsOfSizes(d)) seen.set(name, Math.max(seen.get(name) ?? 0, by));
+  if (seen.size === 0) return undefined;
+  const facts = [...seen].map(([name, by]) => `${name} % ${by} == 0`).join(', ');
+  const [name, by] = [...seen][0];
+  return `if the input sizes are always such multiples, say so in the model: \`where ${facts}\` makes ${by}*(${name} / ${by}) equal ${name} (the condition is checked on every batch)`;
 }

@@ -206,6 +206,7 @@ export class Elaborator {
     env.define('training', { kind: 'bool', value: this.training });
     try {
       this.bindHyperParams(decl.params, args, env, fileEnv, decl.name.span);
+      this.declareMultiples(decl.body, env);
       this.statements(decl.body, env, { layerPath: '', layer: null });
     } catch (e) {
       if (!(e instanceof Abort)) throw e;
@@ -379,6 +380,41 @@ export class Elaborator {
   }
 
   /** A constraint over sizes known only at run time is carried in the graph and checked when they are bound. */
+  /**
+   * Sizes the model's own `where` says are multiples (`where H % 2 == 0`, `where W % patch == 0`): read
+   * before its inputs declare them, so that H is built as a multiple of 2 and `2*(H / 2)` (a pooled then
+   * upsampled axis) is H itself. The condition is still checked whenever the sizes are bound.
+   */
+  private readonly multiples = new Map<string, number>();
+
+  private declareMultiples(body: A.Block, env: Env): void {
+    for (const s of body.stmts) {
+      if (s.kind !== 'Where') continue;
+      for (const c of s.conditions.flatMap(conjuncts)) {
+        const fact = this.multipleFact(c, env, (name) => env.lookup(name) === undefined && /^[A-Z]/.test(name));
+        if (fact) this.multiples.set(fact.name, lcm(this.multiples.get(fact.name) ?? 1, fact.step));
+      }
+    }
+  }
+
+  /** `N % k == 0` (or `0 == N % k`) for a size name N that `isSize` accepts and a whole k >= 2, else undefined. */
+  private multipleFact(c: A.Expr, env: Env, isSize: (name: string) => boolean): { name: string; step: number } | undefined {
+    if (c.kind !== 'Binary' || c.op !== '==') return undefined;
+    const isZero = (e: A.Expr) => e.kind === 'Number' && e.value === 0;
+    const rem = isZero(c.right) ? c.left : isZero(c.left) ? c.right : undefined;
+    if (rem?.kind !== 'Binary' || rem.op !== '%' || rem.left.kind !== 'Ident' || !isSize(rem.left.name)) return undefined;
+    const right = rem.right;
+    const k = this.quietly(() => {
+      try {
+        return this.expr(right, env);
+      } catch (e) {
+        if (e instanceof Abort) return undefined;
+        throw e;
+      }
+    });
+    return k?.kind === 'int' && Number.isSafeInteger(k.value) && k.value >= 2 ? { name: rem.left.name, step: k.value } : undefined;
+  }
+
   private constraint(c: A.Expr, env: Env): void {
     if (c.kind === 'Binary' && c.op === 'and') {
       this.constraint(c.left, env);
@@ -390,6 +426,12 @@ export class Elaborator {
       if (env.lookup(n)?.kind === 'dim') symbolic = true;
     });
     if (symbolic) {
+      // a declared multiple is `k*(H / k)`, for which `H % k` is 0: the condition is carried as written
+      const fact = this.depth === 0 ? this.multipleFact(c, env, (name) => this.multiples.has(name)) : undefined;
+      if (fact) {
+        this.builder.constraints.push({ op: '==', left: D.mod(D.sym(fact.name), fact.step), right: 0, text: exprText(c), span: c.span });
+        return;
+      }
       if (c.kind === 'Binary' && ['==', '!=', '<', '<=', '>', '>='].includes(c.op)) {
         const side = (e: A.Expr): D.Dim | undefined => {
           const v = this.expr(e, env);
@@ -427,7 +469,8 @@ export class Elaborator {
 
   private dimOf(d: A.Expr, env: Env, declareSymbols: boolean): D.Dim {
     if (d.kind === 'Ident' && env.lookup(d.name) === undefined && /^[A-Z]/.test(d.name)) {
-      const s = D.sym(d.name);
+      const step = declareSymbols && this.depth === 0 ? this.multiples.get(d.name) : undefined;
+      const s = step ? D.symMultipleOf(d.name, step) : D.sym(d.name);
       if (declareSymbols) env.define(d.name, { kind: 'dim', value: s });
       return s;
     }
@@ -1435,3 +1478,14 @@ function describeBindings(c: A.Expr, env: Env): string {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
+/** The conditions `a and b` joins, each on its own. */
+function conjuncts(c: A.Expr): A.Expr[] {
+  return c.kind === 'Binary' && c.op === 'and' ? [...conjuncts(c.left), ...conjuncts(c.right)] : [c];
+}
+
+function lcm(a: number, b: number): number {
+  let x = a;
+  let y = b;
+  while (y) [x, y] = [y, x % y];
+  return (a / x) * b;
+}

@@ -1,6 +1,6 @@
 // The float64 reference interpreter: binds symbolic sizes from the feeds, then runs every node through the op registry.
 import type { Graph, TensorType, Value } from '../ir/types.ts';
-import { type Dim, dimEquals, evaluate, freeVars, isConcrete, shapeToString, sym } from '../shapes/dim.ts';
+import { type Dim, dimEquals, evaluate, freeVars, isConcrete, shapeToString, sizeName, sym } from '../shapes/dim.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { getOp } from '../ops/index.ts';
 import type { InterpretEnv } from '../ops/registry.ts';
@@ -50,8 +50,9 @@ function bindSizes(fed: readonly { what: string; value: Value; tensor: Tensor }[
     }
     declared.forEach((d, i) => {
       if (isConcrete(d)) return;
-      const vars = [...freeVars(d)];
-      if (vars.length !== 1 || !dimEquals(d, sym(vars[0]))) return;
+      const name = sizeName(d);
+      if (name === undefined) return;
+      const vars = [name];
       const seen = sizes.get(vars[0]);
       const actual = tensor.shape[i];
       if (seen !== undefined && seen !== actual) {

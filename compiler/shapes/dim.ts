@@ -2,7 +2,8 @@
 //
 // Normal form. A symbolic size is a polynomial: a sum of terms `coef * monomial`, with non-zero integer
 // coefficients, where a monomial is a product of atoms raised to positive integer exponents. Atoms are
-//   - `var`:   a symbolic name (B, T, H, ...);
+//   - `var`:   a symbolic name (B, T, H, ...); a name the model declares a multiple of a number k
+//              (`where H % 2 == 0`) is the atom `H / k` with coefficient k, so `2*(H / 2)` is H;
 //   - `floor`: an opaque `floor(num / den)` whose arguments are themselves normal-form polynomials;
 //   - `mod`:   an opaque `num % den` (floored modulo, sign of `den`), arguments normalized;
 //   - `lit`:   a non-integer or non-finite number that met a symbolic one (never produced by sane
@@ -31,7 +32,7 @@
 // ------------------------------------------------------------------ types
 
 export type Atom =
-  | { readonly kind: 'var'; readonly name: string }
+  | { readonly kind: 'var'; readonly name: string; readonly step?: number }
   | { readonly kind: 'lit'; readonly value: number }
   | { readonly kind: 'floor'; readonly num: Poly; readonly den: Poly }
   | { readonly kind: 'mod'; readonly num: Poly; readonly den: Poly };
@@ -55,7 +56,7 @@ function atomKey(a: Atom): string {
   if (cached !== undefined) return cached;
   let k: string;
   switch (a.kind) {
-    case 'var': k = `v${JSON.stringify(a.name)}`; break;
+    case 'var': k = `v${JSON.stringify(a.name)}${a.step ? `/${a.step}` : ''}`; break;
     case 'lit': k = `l${Object.is(a.value, -0) ? '0' : String(a.value)}`; break;
     case 'floor': k = `f(${polyKey(a.num)};${polyKey(a.den)})`; break;
     case 'mod': k = `m(${polyKey(a.num)};${polyKey(a.den)})`; break;
@@ -84,7 +85,7 @@ function compareStr(a: string, b: string): number {
 
 function compareAtoms(a: Atom, b: Atom): number {
   if (a.kind !== b.kind) return RANK[a.kind] - RANK[b.kind];
-  if (a.kind === 'var' && b.kind === 'var') return compareStr(a.name, b.name);
+  if (a.kind === 'var' && b.kind === 'var') return compareStr(a.name, b.name) || (a.step ?? 1) - (b.step ?? 1);
   return compareStr(atomKey(a), atomKey(b));
 }
 
@@ -409,6 +410,24 @@ export function sym(name: string): Dim {
   return { kind: 'sym', terms: atomPoly({ kind: 'var', name: String(name) }) };
 }
 
+/**
+ * The size `name`, known to be a multiple of `step` (the model says `where H % 2 == 0`): `step` times
+ * the atom `name / step`, so that `2*(H / 2)` and `(H / 2)*2` are H itself. A step below 2 is `sym`.
+ */
+export function symMultipleOf(name: string, step: number): Dim {
+  if (!Number.isSafeInteger(step) || step < 2) return sym(name);
+  return { kind: 'sym', terms: [{ coef: step, factors: [{ atom: { kind: 'var', name: String(name), step }, exp: 1 }] }] };
+}
+
+/** The name when `d` is exactly one size (`H`, plain or a declared multiple), else undefined. */
+export function sizeName(d: Dim): string | undefined {
+  if (typeof d === 'number' || d.terms.length !== 1) return undefined;
+  const t = d.terms[0];
+  if (t.factors.length !== 1 || t.factors[0].exp !== 1) return undefined;
+  const a = t.factors[0].atom;
+  return a.kind === 'var' && t.coef === (a.step ?? 1) ? a.name : undefined;
+}
+
 export function add(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return a + b + 0; // + 0 turns -0 into 0
   return fromPoly(addP(toPoly(a), toPoly(b)));
@@ -488,7 +507,7 @@ function evalAtom(a: Atom, env: ReadonlyMap<string, number>): number {
   switch (a.kind) {
     case 'var': {
       const v = env.get(a.name);
-      return typeof v === 'number' ? v : NaN;
+      return typeof v === 'number' ? (a.step ? v / a.step : v) : NaN;
     }
     case 'lit':
       return a.value;
@@ -540,7 +559,8 @@ function substAtom(a: Atom, env: ReadonlyMap<string, Dim>): Dim {
   switch (a.kind) {
     case 'var': {
       const v = env.get(a.name);
-      return v === undefined ? { kind: 'sym', terms: atomPoly(a) } : v;
+      if (v === undefined) return { kind: 'sym', terms: atomPoly(a) };
+      return a.step ? floorDiv(v, a.step) : v;
     }
     case 'lit':
       return a.value;
@@ -557,6 +577,23 @@ export function substitute(d: Dim, env: ReadonlyMap<string, Dim>): Dim {
   return substPoly(d.terms, env);
 }
 
+/** The sizes `d` divides by a number (`H / 2` in `2*(H / 2) + 1`): each name with its divisor, once. */
+export function divisionsOfSizes(d: Dim): { name: string; by: number }[] {
+  const out = new Map<string, { name: string; by: number }>();
+  const visit = (p: Poly): void => {
+    for (const t of p) for (const f of t.factors) {
+      const a = f.atom;
+      if (a.kind !== 'floor' && a.kind !== 'mod') continue;
+      const name = sizeName({ kind: 'sym', terms: a.num });
+      if (a.kind === 'floor' && name !== undefined && isConstP(a.den) && constOf(a.den) >= 2) out.set(`${name}/${constOf(a.den)}`, { name, by: constOf(a.den) });
+      visit(a.num);
+      visit(a.den);
+    }
+  };
+  if (typeof d !== 'number') visit(d.terms);
+  return [...out.values()];
+}
+
 // ------------------------------------------------------------------ printing
 
 /** Printed text and how tightly it binds: 'atom' (name, number, power), 'unary' (-x), 'mul', 'add'. */
@@ -570,14 +607,38 @@ function numText(n: number): string {
   return Object.is(n, -0) ? '0' : String(n);
 }
 
+/**
+ * The terms as written: a multiple `k*(H / k)` of a declared multiple's atom is `H` (and `2*k*(H / k)` is
+ * `2*H`); where the coefficient is no multiple of the step the atom stays, printed `H / k`.
+ */
+export function writtenTerms(p: Poly): Poly {
+  return p.map((t) => {
+    if (!t.factors.some((f) => f.atom.kind === 'var' && f.atom.step)) return t;
+    let coef = t.coef;
+    const factors = t.factors.map((f) => {
+      if (f.atom.kind !== 'var' || !f.atom.step) return f;
+      const whole = f.atom.step ** f.exp;
+      if (coef % whole !== 0) return f;
+      coef /= whole;
+      return { atom: { kind: 'var', name: f.atom.name } as Atom, exp: f.exp };
+    });
+    return { coef, factors };
+  });
+}
+
 function atomText(a: Atom): Printed {
   switch (a.kind) {
     case 'var':
-      return { text: a.name, prec: ATOM };
+      return a.step ? { text: `${a.name} / ${a.step}`, prec: MUL } : { text: a.name, prec: ATOM };
     case 'lit':
       return { text: numText(a.value), prec: a.value < 0 ? UNARY : ATOM };
     case 'floor':
     case 'mod': {
+      // (H / 2) / 2 of a declared multiple of 2 is H / 4
+      const inner = a.kind === 'floor' && a.num.length === 1 && a.num[0].coef === 1 && a.num[0].factors.length === 1 ? a.num[0].factors[0] : undefined;
+      if (inner && inner.exp === 1 && inner.atom.kind === 'var' && inner.atom.step && isConstP(a.den) && constOf(a.den) > 0) {
+        return { text: `${inner.atom.name} / ${inner.atom.step * constOf(a.den)}`, prec: MUL };
+      }
       const num = polyText(a.num);
       const den = polyText(a.den);
       const op = a.kind === 'floor' ? '/' : '%';
@@ -600,7 +661,8 @@ function factorText(f: Factor, alone: boolean): string {
 function isLoneDivision(p: Poly): boolean {
   if (p.length !== 1) return false;
   const t = p[0];
-  return Math.abs(t.coef) === 1 && t.factors.length === 1 && t.factors[0].exp === 1 && (t.factors[0].atom.kind === 'floor' || t.factors[0].atom.kind === 'mod');
+  const a = t.factors[0]?.atom;
+  return Math.abs(t.coef) === 1 && t.factors.length === 1 && t.factors[0].exp === 1 && (a.kind === 'floor' || a.kind === 'mod' || (a.kind === 'var' && !!a.step));
 }
 
 /** The term with |coef|, and whether it printed as a product. */
@@ -618,8 +680,9 @@ function magnitudeText(t: Term): Printed {
   return { text: parts.join('*'), prec: MUL };
 }
 
-function polyText(p: Poly): Printed {
-  if (p.length === 0) return { text: '0', prec: ATOM };
+function polyText(written: Poly): Printed {
+  if (written.length === 0) return { text: '0', prec: ATOM };
+  const p = writtenTerms(written);
   // start with a positive term where there is one: "1 - B" rather than "-B + 1"
   let terms = [...p];
   if (terms[0].coef < 0) {
@@ -667,9 +730,9 @@ function isPolyValue(x: unknown, depth: number): boolean {
 
 function isAtomValue(x: unknown, depth: number): boolean {
   if (typeof x !== 'object' || x === null) return false;
-  const a = x as { kind?: unknown; name?: unknown; value?: unknown; num?: unknown; den?: unknown };
+  const a = x as { kind?: unknown; name?: unknown; step?: unknown; value?: unknown; num?: unknown; den?: unknown };
   switch (a.kind) {
-    case 'var': return typeof a.name === 'string';
+    case 'var': return typeof a.name === 'string' && (a.step === undefined || (Number.isSafeInteger(a.step) && (a.step as number) >= 2));
     case 'lit': return typeof a.value === 'number';
     case 'floor':
     case 'mod': return isPolyValue(a.num, depth + 1) && isPolyValue(a.den, depth + 1);

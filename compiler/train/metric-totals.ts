@@ -23,7 +23,7 @@ import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
 import type { Graph, InputInfo, Node, Value } from '../ir/types.ts';
 import { graphUses } from '../ir/uses.ts';
-import { dimEquals, freeVars, isConcrete, isDim, sym } from '../shapes/dim.ts';
+import { type Dim, freeVars, isConcrete, isDim, sizeName } from '../shapes/dim.ts';
 
 /** The prefix of the evaluation graph's outputs (and the finishing graph's inputs) that carry totals: not a name a program can declare. */
 export const TOTAL_PREFIX = '#total';
@@ -47,9 +47,10 @@ export interface MetricTotals {
  */
 type Kind = 'fixed' | 'sized' | 'weights' | 'batch' | 'total' | 'summary' | 'mixed';
 
-const BATCH = sym('B');
+/** Whether a size is the batch B itself (plain, or declared a multiple). */
+const isBatch = (d: Dim) => sizeName(d) === 'B';
 
-const leadsWithB = (v: Value) => v.type.shape.length > 0 && dimEquals(v.type.shape[0], BATCH);
+const leadsWithB = (v: Value) => v.type.shape.length > 0 && isBatch(v.type.shape[0]);
 const concreteShape = (v: Value) => v.type.shape.every(isConcrete);
 const mentionsB = (d: unknown) => isDim(d) && freeVars(d).includes('B');
 
@@ -101,7 +102,7 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
     case 'slice': {
       // every row kept, in order: `x[:, 0]`
       const [start, stop, step] = [(n.attrs.starts as unknown[])?.[0], (n.attrs.stops as unknown[])?.[0], (n.attrs.steps as unknown[] | undefined)?.[0] ?? 1];
-      return (start === 0 || start === null) && (stop === null || stop === undefined || (isDim(stop) && dimEquals(stop, BATCH))) && step === 1;
+      return (start === 0 || start === null) && (stop === null || stop === undefined || (isDim(stop) && isBatch(stop))) && step === 1;
     }
     case 'concat': {
       const rank = out.type.shape.length;
@@ -182,7 +183,7 @@ export function metricTotals(evaluation: Graph): MetricTotals {
     switch (n.op) {
       case 'div': {
         const count = definedBy(b);
-        if (kindOf(a) === 'total' && count?.op === 'full' && isDim(count.attrs.value) && dimEquals(count.attrs.value, BATCH)) return true;
+        if (kindOf(a) === 'total' && count?.op === 'full' && isDim(count.attrs.value) && isBatch(count.attrs.value)) return true;
         return isMean(a) && constant(b);
       }
       case 'add':
