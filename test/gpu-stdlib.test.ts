@@ -1,4 +1,4 @@
-// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber) on WebGPU agree with the float64 interpreter on the same weights.
+// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber, top_k_accuracy) on WebGPU agree with the float64 interpreter on the same weights.
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
@@ -16,6 +16,7 @@ use std.loss.{huber}
 model Newer {
   input x: f32[B, 4]
   input img: f32[B, 4, 3, 3]
+  input label: i32[B]
   layer rms = RMSNorm(4)
   layer group = GroupNorm(2, 4)
   layer up = Upsample(2)
@@ -29,6 +30,7 @@ model Newer {
   output grouped = group(img)
   output larger = up(img)
   output robust = huber(x, x * 0.25, delta: 0.5)
+  output top2 = top_k_accuracy(x, label, k: 2)
 }
 `;
 
@@ -42,11 +44,12 @@ describe('newer stdlib on WebGPU', () => {
       const b = 3;
       const x = Array.from({ length: b * 4 }, () => Math.fround(random() * 4 - 2));
       const img = Array.from({ length: b * 36 }, () => Math.fround(random() * 2 - 1));
-      const gpu = await model.predict({ x, img });
+      const label = [0, 3, 1];
+      const gpu = await model.predict({ x, img, label });
       const weights = decodeSafetensors(await model.saveWeights());
       const params = new Map<string, Tensor>([...weights.tensors].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data as ArrayLike<number>))]));
       const graph = checkSource(SOURCE, 'newer.dl', undefined, { training: false }).graphs.get('Newer')!;
-      const ref = interpretGraph(graph, { inputs: new Map([['x', tensor('f32', [b, 4], x)], ['img', tensor('f32', [b, 4, 3, 3], img)]]), params, state: new Map() }, { sizes: new Map([['B', b]]) });
+      const ref = interpretGraph(graph, { inputs: new Map([['x', tensor('f32', [b, 4], x)], ['img', tensor('f32', [b, 4, 3, 3], img)], ['label', tensor('i32', [b], label)]]), params, state: new Map() }, { sizes: new Map([['B', b]]) });
       expect([...ref.outputs.keys()].sort()).toEqual(Object.keys(gpu).sort());
       for (const [name, want] of ref.outputs) {
         const got = gpu[name as keyof typeof gpu] as ArrayLike<number>;

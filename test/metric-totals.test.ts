@@ -20,6 +20,7 @@ model Classifier {
   let logits = fc2(relu(fc1(features)))
   loss = cross_entropy(logits, label)
   metric accuracy = accuracy(logits, label)
+  metric top2 = top_k_accuracy(logits, label, k: 2)
   metric f1_macro = f1(logits, label, average: "macro")
   metric precision1 = precision(logits, label, positive: 1)
   metric recall2 = recall(logits, label, positive: 2)
@@ -70,7 +71,7 @@ describe('metric totals', () => {
     const g = evaluationOf(CLASSIFIER);
     const { means, split } = metricTotals(g);
     expect([...split!.finish.metrics.keys()].sort()).toEqual(['f1_macro', 'precision1', 'recall2']);
-    expect([...means].sort()).toEqual(['accuracy', 'loss']);
+    expect([...means].sort()).toEqual(['accuracy', 'loss', 'top2']);
     // the finishing graph reads totals only: no parameter, no batch input
     expect(split!.finish.params).toEqual([]);
     expect(split!.finish.inputs.every((i) => i.name.startsWith(TOTAL_PREFIX) && !i.value.type.shape.some((d) => typeof d !== 'number'))).toBe(true);

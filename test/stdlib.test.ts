@@ -421,7 +421,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll',
   // std.metrics
-  'accuracy', 'precision', 'recall', 'f1',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1',
 ];
 
 describe('coverage', () => {
@@ -1376,6 +1376,28 @@ describe('accuracy', () => {
     expectScalar(m.out('acc'), pred.filter((p, i) => p === y[i]).length / 12);
     const m3 = model('model T {\n input z: f32[B, T, 3]\n input y: i32[B, T]\n metric acc = accuracy(z, y)\n}', { z: f32([3, 4, 3], z), y: i32([3, 4], y) }, prng('accuracy/p3'));
     expectScalar(m3.out('acc'), pred.filter((p, i) => p === y[i]).length / 12);
+  });
+});
+
+describe('top_k_accuracy', () => {
+  it('the label among the k highest logits, also over [B, T, C]; k = 1 is accuracy; ties count for the label; k past C is E0304', () => {
+    const C = 5;
+    const { z, y } = metricData('top_k_accuracy', 12, C);
+    // a tie: row 0's label logit equals the row's largest
+    const row0 = z.slice(0, C);
+    z[y[0]] = Math.max(...row0);
+    const inTopK = (k: number) => y.filter((l, i) => z.slice(i * C, i * C + C).filter((v) => v > z[i * C + l]).length < k).length / y.length;
+    const src = `model T {\n input z: f32[B, ${C}]\n input y: i32[B]\n metric top1 = top_k_accuracy(z, y, k: 1)\n metric top3 = top_k_accuracy(z, y, k: 3)\n metric top5 = top_k_accuracy(z, y)\n}`;
+    const m = model(src, { z: f32([12, C], z), y: i32([12], y) }, prng('top_k/p'));
+    expectScalar(m.out('top1'), inTopK(1));
+    expectScalar(m.out('top3'), inTopK(3));
+    expectScalar(m.out('top5'), 1);
+    expect(inTopK(1)).toBeLessThan(inTopK(3));
+    const m3 = model(`model T {\n input z: f32[B, T, ${C}]\n input y: i32[B, T]\n metric top3 = top_k_accuracy(z, y, k: 3)\n}`, { z: f32([3, 4, C], z), y: i32([3, 4], y) }, prng('top_k/p3'));
+    expectScalar(m3.out('top3'), inTopK(3));
+    const bad = checkSource(src.replace('k: 3', 'k: 6'), 't.dl').diagnostics;
+    expect(bad.map((d) => d.code)).toEqual(['E0304']);
+    expect(bad[0].message).toContain('k <= C');
   });
 });
 
