@@ -55,7 +55,10 @@ export interface CreateOptions extends DeviceOptions {
 }
 
 export interface SaveOptions {
-  /** Include optimizer state, step counters and the RNG key (default true): everything to resume training. */
+  /**
+   * Include optimizer state, step counters and the RNG key (default true): everything to resume training.
+   * Without them the file still holds the model's own state (batch norm's running statistics).
+   */
   readonly trainingState?: boolean;
   /** Extra string metadata stored in the file's header. */
   readonly metadata?: Readonly<Record<string, string>>;
@@ -533,7 +536,8 @@ export class Model<I extends string = string, O extends string = string, R exten
     const tensors = new Map<string, StoredTensor>();
     const withState = options.trainingState ?? true;
     for (const [path, b] of buffers) {
-      if (b.kind === 'state' && !withState) continue;
+      // the model's own state (batch norm's running statistics) is part of its weights: only the run's is left
+      if (b.kind === 'state' && !withState && isRunState(path)) continue;
       tensors.set(path, { dtype: b.dtype, shape: b.shape, data: b.data });
     }
     return encodeSafetensors(tensors, { ...options.metadata, 'dlc.model': this.program.model, 'dlc.format': withState ? 'training-state' : 'weights', 'dlc.step': String(this.step) });
@@ -586,7 +590,9 @@ export class Model<I extends string = string, O extends string = string, R exten
       writes.push([name, toStorageArray(t.dtype, t.data instanceof Uint8Array ? Array.from(t.data) : t.data)]);
       loaded.push(name);
     }
-    const missing = this.program.params.map((p) => p.path).filter((p) => !loaded.includes(p));
+    // what the model computes with: its parameters and its own state (a batch norm's running statistics)
+    const required = [...this.program.params, ...this.program.state.filter((d) => !isRunState(d.path))];
+    const missing = required.map((p) => p.path).filter((p) => !loaded.includes(p));
     const lacking = missing.filter((p) => !mismatched.some((m) => m.path === p));
     if (!options.partial && (lacking.length > 0 || ignored.length > 0)) {
       const parts = [];

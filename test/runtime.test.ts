@@ -262,6 +262,49 @@ describe('runtime errors', () => {
     }
   });
 
+  it("weights without the training state keep batch norm's running statistics; a file without them is refused unless partial", { timeout: 60_000 }, async () => {
+    const src = `use std.nn.{Dense, BatchNorm}
+
+model Normed {
+  input x: f32[B, 3]
+  input y: f32[B, 2]
+  layer fc = Dense(3, 2)
+  layer bn = BatchNorm(2)
+  output out = bn(fc(x))
+  loss = mean((out - y) ** 2)
+}
+
+train Normed {
+  optimizer = sgd(lr: 0.1)
+  batch = 4
+}
+`;
+    const p = compileSource(src, 'normed.dl').programs[0];
+    const device = await getDevice();
+    const a = await Model.create(p, { device, seed: 1 });
+    const b = await Model.create(p, { device, seed: 2 });
+    try {
+      const x = [1, 2, 3, -1, 0, 2, 4, 1, -2, 0.5, 0.5, 0.5];
+      for (let i = 0; i < 3; i++) a.trainStep({ x, y: [1, 0, 0, 1, 1, 1, 0, 0] });
+      const weights = await a.saveWeights({ trainingState: false });
+      const stored = decodeSafetensors(weights).tensors;
+      expect([...stored.keys()].sort()).toEqual(['bn.beta', 'bn.gamma', 'bn.running_mean', 'bn.running_var', 'fc.b', 'fc.w']);
+      expect(Array.from(stored.get('bn.running_mean')!.data).some((v) => v !== 0)).toBe(true);
+      await b.loadWeights(weights);
+      expect(Array.from((await b.predict({ x })).out)).toEqual(Array.from((await a.predict({ x })).out));
+      // the running statistics are what the model computes with in evaluation: a file without them does not fit
+      const { tensors } = decodeSafetensors(weights);
+      tensors.delete('bn.running_var');
+      const { encodeSafetensors } = await import('../runtime/safetensors.ts');
+      const lacking = encodeSafetensors(new Map([...tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }])));
+      await expect(b.loadWeights(lacking)).rejects.toThrow('it lacks `bn.running_var`');
+      expect((await b.loadWeights(lacking, { partial: true })).missing).toEqual(['bn.running_var']);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('no adapter is a NoAdapterError with what to install', async () => {
     const nav = globalThis as { navigator?: unknown };
     const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');

@@ -115,9 +115,10 @@ export async function loadInitFrom(model: Model, program: ModelProgram, init: { 
   const loaded = new Set(report.loaded);
   const loadedParams = report.loaded.filter((name) => params.has(name)).length;
   const loadedState = report.loaded.length - loadedParams;
+  const missingParams = report.missing.filter((name) => params.has(name)).length;
   const fileModel = report.metadata['dlc.model'];
   if (loadedParams === 0) io.err(`warning: init_from: no parameter of ${program.model} is in ${path} (it has ${list(report.ignored, 3)}); every parameter keeps its initial value`);
-  else io.err(`initialized ${loadedParams} of ${params.size} parameters${loadedState > 0 ? ` and ${loadedState} state tensors` : ''} from ${path}${report.missing.length ? ` (${report.missing.length} parameters keep their initial values)` : ''}`);
+  else io.err(`initialized ${loadedParams} of ${params.size} parameters${loadedState > 0 ? ` and ${loadedState} state tensors` : ''} from ${path}${missingParams > 0 ? ` (${missingParams} parameters keep their initial values)` : ''}`);
   // a new head under the old name: its shape differs, so it starts afresh
   for (const m of report.mismatched) io.err(`note: init_from: \`${m.path}\` is ${m.file} in ${path} but ${m.model} in ${program.model}; it keeps its initial value`);
   // the file's tensors that set nothing, and the renaming that would make them fit
