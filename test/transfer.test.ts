@@ -7,6 +7,12 @@ import { IRIS_MODEL } from './helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { prefixRenames } from '../compiler/cli/init-from.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { compileTraining } from '../compiler/frontend/train.ts';
+import { frozenLayers } from '../compiler/train/frozen-layers.ts';
+import { Model } from '../runtime/model.ts';
+import { decodeSafetensors } from '../runtime/safetensors.ts';
+import { getDevice } from './gpu-helpers.ts';
 
 const MODEL = IRIS_MODEL;
 
@@ -199,6 +205,8 @@ describe('freeze and the file system', () => {
     expect(await train(file)).toContain('note: freeze fixes the parameters of `bn`, but training still updates its running statistics');
     writeFileSync(file, model + block('  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
     expect(await train(file)).not.toContain('running statistics');
+    writeFileSync(file, model + block('  freeze fc1, bn\n  freeze_mode = "inference"\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).not.toContain('running statistics');
   });
 
   it.skipIf(!existsSync('/proc/self'))('a checkpoint under /proc is an error, not a hang', { timeout: 60_000 }, async () => {
@@ -268,5 +276,65 @@ describe('dlc compile output names', () => {
     expect(clash.status, clash.err).toBe(EXIT_USER_ERROR);
     expect(clash.err).toContain(`error: the models FooBar and Foo_Bar would both be written to ${join(dir, 'out2', 'foo_bar')}.ts`);
     expect(existsSync(join(dir, 'out2', 'foo_bar.ts'))).toBe(false);
+  });
+});
+
+describe('freeze_mode = "inference"', () => {
+  const SOURCE = (settings: string) => `use std.nn.{Dense, BatchNorm}
+layer Trunk {
+  layer fc = Dense(4, 8)
+  layer bn = BatchNorm(8)
+  forward(x: f32[B, 4]) -> f32[B, 8] = dropout(relu(bn(fc(x))), p: 0.5)
+}
+model M {
+  input x: f32[B, 4]
+  input label: i32[B]
+  layer trunk = Trunk()
+  layer head = Dense(8, 3)
+  loss = cross_entropy(head(trunk(x)), label)
+}
+train M {
+  optimizer = sgd(lr: 0.1)
+  batch = 4
+${settings}}
+`;
+  const x = [1, 2, 3, 4, -1, 0.5, 2, 0, 3, -2, 1, 1, 0, 0, -1, 2];
+  const label = [0, 1, 2, 1];
+
+  it('runs the frozen trunk as in evaluation: its batch norm keeps (and reads) its running statistics, its dropout keeps everything; the head trains', { timeout: 120_000 }, async () => {
+    const device = await getDevice();
+    const runningMean = async (m: Model) => Array.from(decodeSafetensors(await m.saveWeights()).tensors.get('trunk.bn.running_mean')!.data as ArrayLike<number>);
+    const stepAndEvaluate = async (settings: string) => {
+      const r = compileSource(SOURCE(settings), 'fm.dl');
+      expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      const model = await Model.create(r.programs[0], { device, seed: 4 });
+      try {
+        const before = await runningMean(model);
+        const headBefore = Array.from(await model.getParameter('head.w'));
+        const evaluated = (await model.evaluate({ x, label })).loss;
+        const trained = (await model.trainStep({ x, label }).values()).loss;
+        const headAfter = Array.from(await model.getParameter('head.w'));
+        return { before, after: await runningMean(model), evaluated, trained, headMoved: headAfter.some((v, i) => v !== headBefore[i]) };
+      } finally {
+        model.dispose();
+      }
+    };
+    const inference = await stepAndEvaluate('  freeze trunk\n  freeze_mode = "inference"\n');
+    expect(inference.after).toEqual(inference.before);
+    // the step's loss is the evaluation loss: no batch statistics, no dropout in the trunk
+    expect(inference.trained).toBeCloseTo(inference.evaluated, 5);
+    expect(inference.headMoved).toBe(true);
+    const asTraining = await stepAndEvaluate('  freeze trunk\n');
+    expect(asTraining.after).not.toEqual(asTraining.before);
+    expect(Math.abs(asTraining.trained - asTraining.evaluated)).toBeGreaterThan(1e-3);
+  });
+
+  it('names the frozen layers and those inside them; other values are E0206, and without freeze it is W0206', () => {
+    const t = compileTraining(SOURCE('  freeze trunk\n'), 'fm.dl').trainings[0];
+    expect([...frozenLayers(t.forward, t.plan.frozen)].sort()).toEqual(['trunk', 'trunk.bn', 'trunk.fc']);
+    expect([...frozenLayers(t.forward, ['trunk.bn.gamma', 'trunk.bn.beta'])]).toEqual(['trunk.bn']);
+    const ds = (settings: string) => checkSource(SOURCE(settings), 'fm.dl').diagnostics.map((d) => `${d.code} ${d.message}`);
+    expect(ds('  freeze trunk\n  freeze_mode = "eval"\n')).toEqual(['E0206 `freeze_mode` is "train" or "inference"']);
+    expect(ds('  freeze_mode = "inference"\n')).toEqual(['W0206 `freeze_mode` acts on frozen layers, and this train block freezes none']);
   });
 });

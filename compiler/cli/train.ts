@@ -554,6 +554,7 @@ function guardInitFrom(initPath: string, plan: CheckpointPlan, io: TrainIo): voi
 
 /** freeze fixes parameters, not state: a frozen layer's batch norm statistics still follow the training batches (as in PyTorch). */
 function noteFrozenState(program: ModelProgram, io: TrainIo): void {
+  if (program.training?.settings.freeze_mode === 'inference') return;
   const frozen = program.params.filter((p) => !p.trainable);
   if (frozen.length === 0 || frozen.length === program.params.length) return;
   const layerOf = (path: string) => path.slice(0, path.lastIndexOf('.'));
@@ -562,7 +563,7 @@ function noteFrozenState(program: ModelProgram, io: TrainIo): void {
   const updated = [...new Set(program.state.filter((s) => !s.path.startsWith('opt.') && s.path !== 'rng.key' && frozenLayers.has(layerOf(s.path))).map((s) => layerOf(s.path)))];
   if (updated.length === 0) return;
   const shown = updated.slice(0, 4).map((l) => `\`${l}\``).join(', ') + (updated.length > 4 ? ` and ${updated.length - 4} more` : '');
-  io.err(`note: freeze fixes the parameters of ${shown}, but training still updates ${updated.length === 1 ? 'its' : 'their'} running statistics (batch norm's running_mean and running_var follow the training batches, as in PyTorch)`);
+  io.err(`note: freeze fixes the parameters of ${shown}, but training still updates ${updated.length === 1 ? 'its' : 'their'} running statistics (batch norm's running_mean and running_var follow the training batches, as in PyTorch; \`freeze_mode = "inference"\` keeps them, as Keras does)`);
 }
 
 /**

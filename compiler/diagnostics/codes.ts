@@ -119,7 +119,7 @@ std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.math
     severity: 'error',
     title: 'unknown train setting',
     explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, steps, clip_grad_norm, clip_grad_value, data, env, split, shuffle, seed,
-validation, early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every, eval_every and augment. Setting blocks (name { ... })
+validation, early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every, eval_every, augment and freeze_mode. Setting blocks (name { ... })
 take the settings documented for them.
 
     train Mlp { epoch = 10 }     // error: unknown setting 'epoch'; did you mean 'epochs'?`,
@@ -150,7 +150,7 @@ or augmentation (augment) that dlc train does not know, or an argument it does n
     severity: 'warning',
     title: 'training setting with no effect',
     explanation: `A train block asks for something that changes nothing: a param_group whose parameters are all
-frozen (its options apply to no update). Training goes ahead; remove the setting or unfreeze the parameters.
+frozen (its options apply to no update), or a freeze_mode with no frozen layer. Training goes ahead; remove the setting or unfreeze the parameters.
 
     train Ft {
       freeze trunk

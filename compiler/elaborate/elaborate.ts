@@ -24,6 +24,11 @@ export interface ElaborateOptions {
   readonly training?: boolean;
   /** Hyperparameters for a model, overriding its defaults (from a train block or the caller). */
   readonly modelArgs?: ReadonlyMap<string, readonly A.Arg[]>;
+  /**
+   * Per model, the layers (by path) that run as in evaluation inside the training variant: frozen
+   * layers under `freeze_mode = "inference"` (batch norm with its running statistics, no dropout).
+   */
+  readonly inferenceLayers?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export interface ElaborateResult {
@@ -63,7 +68,7 @@ export function elaborate(program: A.Program, options: ElaborateOptions = {}): E
   const fileEnv = scopes.get(program.file)!.env;
   for (const decl of program.body.stmts) {
     if (decl.kind !== 'Model') continue;
-    const e = new Elaborator(decl.name.text, options.training ?? true, (d) => diagnostics.push(d));
+    const e = new Elaborator(decl.name.text, options.training ?? true, (d) => diagnostics.push(d), options.inferenceLayers?.get(decl.name.text));
     const graph = e.model(decl, fileEnv, options.modelArgs?.get(decl.name.text) ?? []);
     if (graph) graphs.set(decl.name.text, graph);
   }
@@ -139,6 +144,7 @@ export class Elaborator {
     name: string,
     readonly training: boolean,
     private readonly reportRaw: (d: Diagnostic) => void,
+    private readonly inferenceLayers: ReadonlySet<string> = new Set(),
   ) {
     this.builder = new GraphBuilder(name, (d) => this.report(d));
     this.builder.siteOf = () => this.userCalls.at(-1);
@@ -883,7 +889,7 @@ export class Elaborator {
     this.nesting.push(c.name);
     try {
       const env = c.env.child();
-      env.define('training', { kind: 'bool', value: this.training });
+      env.define('training', { kind: 'bool', value: this.trainingHere() });
       const tensorParams = c.params.filter((p) => isTensorParam(p.type));
       const bound = this.bindArgs(c.params, positional, named, c.name === '<lambda>' ? 'the function' : `\`${c.name}\``);
       const unifier = this.unifierFor(tensorParams, c.returns, env);
@@ -977,6 +983,14 @@ export class Elaborator {
     return `${base}${n}`;
   }
 
+  /** How many forwards of layers that run as in evaluation (`inferenceLayers`) are running. */
+  private inferenceDepth = 0;
+
+  /** `training` where the elaborator is: false inside a frozen layer that runs as in evaluation. */
+  private trainingHere(): boolean {
+    return this.training && this.inferenceDepth === 0;
+  }
+
   /** The layers whose forward is running, innermost last: a layer built inside a forward is named under its owner. */
   private readonly forwardOwners: LayerV[] = [];
 
@@ -989,7 +1003,7 @@ export class Elaborator {
     if (this.depth >= MAX_CALL_DEPTH) this.fail('E0308', `layers nest deeper than ${MAX_CALL_DEPTH} levels${this.cycleText()}`, span);
     const path = this.layerPrefix ? `${this.layerPrefix}#${this.layerCount++}` : this.unboundLayerName(ctor.decl.name.text);
     const env = ctor.env.child();
-    env.define('training', { kind: 'bool', value: this.training });
+    env.define('training', { kind: 'bool', value: this.trainingHere() });
     const layer: LayerV = { kind: 'layer', decl: ctor.decl, path, members: new Map(), env };
     this.builder.layers.push(layer);
     this.depth++;
@@ -1022,6 +1036,8 @@ export class Elaborator {
     // a layer built in the forward belongs to this layer, whatever statement the call is in
     const savedPrefix = this.layerPrefix;
     this.layerPrefix = '';
+    const inference = this.inferenceLayers.has(layer.path);
+    if (inference) this.inferenceDepth++;
     let result: CtValue;
     try {
       result = this.callClosure(
@@ -1031,6 +1047,7 @@ export class Elaborator {
         span,
       );
     } finally {
+      if (inference) this.inferenceDepth--;
       this.layerDepth--;
       this.forwardOwners.pop();
       this.layerPrefix = savedPrefix;

@@ -2,6 +2,7 @@
 import type { Arg, TrainDecl } from '../../grammar/ast.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
+import { frozenLayers } from '../train/frozen-layers.ts';
 import type { Graph } from '../ir/types.ts';
 import type { ModuleLoader } from '../resolve/resolve.ts';
 import { planTraining, type TrainingPlan } from '../train/plan.ts';
@@ -45,15 +46,25 @@ export function compileTraining(
     const trainVariant = variant(true);
     const evalVariant = variant(false);
     diagnostics.push(...trainVariant.diagnostics);
-    const forward = trainVariant.graphs.get(train.model.text);
+    let forward = trainVariant.graphs.get(train.model.text);
     const evaluation = evalVariant.graphs.get(train.model.text);
     if (!forward || !evaluation) continue;
     // the block's data is checked against the model the block describes; with the caller's own
     // arguments or data, dlc train checks the data it loads instead
-    const planned = planTraining(train, forward, { checkData: !options.ownData && given.length === 0 });
+    const checkData = !options.ownData && given.length === 0;
+    const planned = planTraining(train, forward, { checkData });
     diagnostics.push(...planned.diagnostics);
     if (!planned.plan) continue;
-    const plan = planned.plan;
+    let plan = planned.plan;
+    // `freeze_mode = "inference"`: the frozen layers are built as in evaluation within the training step
+    const inference = plan.settings.freeze_mode === 'inference' ? frozenLayers(forward, plan.frozen) : new Set<string>();
+    if (inference.size > 0) {
+      const rebuilt = elaborate(checked.program, { modules, imports: checked.imports, training: true, modelArgs, inferenceLayers: new Map([[train.model.text, inference]]) }).graphs.get(train.model.text);
+      const replanned = rebuilt && planTraining(train, rebuilt, { checkData });
+      if (!rebuilt || !replanned?.plan) continue;
+      forward = rebuilt;
+      plan = replanned.plan;
+    }
     trainings.push({ plan, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: plan.steps.map((s) => optimize(buildTrainingGraph(forward, plan, s))) });
   }
   return { trainings, diagnostics, checked };

@@ -53,6 +53,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   log_every: null,
   eval_every: null,
   augment: null,
+  freeze_mode: null,
 };
 
 /** Names other frameworks give train settings, with where dlc takes them: the help line of E0204. */

@@ -12,6 +12,9 @@ import { conditionHolds } from '../../runtime/sizes.ts';
 import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
+/** How frozen layers run while the others train: as in training (PyTorch's requires_grad = False), or as in evaluation (Keras). */
+export const FREEZE_MODES = ['train', 'inference'] as const;
+
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
 
 /** An objective written as an expression of the model's losses and metrics: `recon + 0.1 * kl`. */
@@ -431,6 +434,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (Object.hasOwn(settings, s.name.text)) report(`\`${s.name.text}\` is given twice`, s.name.span, 'keep one of them');
           settings[s.name.text] = value(s.value);
           if (s.name.text === 'shuffle') checkBool(s);
+          if (s.name.text === 'freeze_mode' && !(FREEZE_MODES as readonly unknown[]).includes(value(s.value))) {
+            report(`\`freeze_mode\` is ${FREEZE_MODES.map((m) => `"${m}"`).join(' or ')}`, s.value.span, '"inference" runs frozen layers as in evaluation: batch norm with its running statistics (not updated), no dropout');
+          }
           checkCatalogCalls(s.name.text, s.value);
           if (s.name.text === 'metrics') checkMetricList(s);
           if (s.name.text === 'init_from') checkPath(s, 'init_from', 'init_from = "checkpoints/Pretrained.safetensors"');
@@ -608,6 +614,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         report(`\`${quantities.join('`, `')}\` has no gradient with respect to the parameters the step trains (${shown}): ${why}`, s.span, 'a training loss must be differentiable in the parameters: minimize cross_entropy(logits, label) rather than 1 - accuracy');
       }
     }
+  }
+  if (settings.freeze_mode === 'inference' && frozen.length === 0) {
+    diagnostics.push(diagnostic('W0206', '`freeze_mode` acts on frozen layers, and this train block freezes none', settingSpans.freeze_mode ?? train.span, { help: 'add `freeze <layer>`, or remove freeze_mode' }));
   }
   if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
   const lrOption = baseOptimizer.options.lr;
