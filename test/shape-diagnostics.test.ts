@@ -88,6 +88,29 @@ function expectDiagnostics(source: string, expected: readonly Expected[]): reado
   return diagnostics;
 }
 
+describe('a body unrolled at compile time', () => {
+  it('reports its error once, not once per step of a scan or a for loop', () => {
+    expectDiagnostics(`model M {
+  input x: f32[B, 6, 4]
+  let h = scan xt in x along 1 carry (s = zeros([B, 3])) {
+    let bad = xt + zeros([B, 5])
+    s = s + 1.0
+    yield s
+  }
+  output y = h
+}
+`, [{ code: 'E0301', at: 'xt', occurrence: 1 }]);
+    expectDiagnostics(`model M {
+  input x: f32[B, 4]
+  for i in 0..8 {
+    let bad = x + zeros([B, 5])
+  }
+  output y = x
+}
+`, [{ code: 'E0301', at: 'x', occurrence: 1 }]);
+  });
+});
+
 describe('E0301 operands do not fit the operation', () => {
   it('matmul inner dimensions: the left operand, with the weight and its declaration as secondaries', () => {
     const src = `model M {

@@ -41,7 +41,13 @@ export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
   truncated = false;
 
+  /** Each reported diagnostic's code, span and message: a body unrolled n times (a scan, a `for`) reports its error once. */
+  private readonly seen = new Set<string>();
+
   add(d: Diagnostic): void {
+    const key = `${d.code}\u0000${d.span.file}\u0000${d.span.start}\u0000${d.span.end}\u0000${d.message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
     if (this.items.length >= DiagnosticBag.LIMIT) {
       this.truncated = true;
       return;
