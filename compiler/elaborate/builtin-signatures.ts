@@ -29,6 +29,7 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   zeros_like: { params: ['x'] },
   ones_like: { params: ['x'] },
   matmul: { params: ['a', 'b'] },
+  einsum: { params: ['subscripts', 'operands'], variadic: true },
   reshape: { params: ['x', 'shape'] },
   transpose: { params: ['x', 'perm = the last two axes swapped'] },
   permute: { params: ['x', 'perm'] },

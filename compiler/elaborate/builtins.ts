@@ -7,6 +7,7 @@ import { describe, dimValue, Env, F16_UNSUPPORTED, POISON, type CtValue, type Te
 import { typeToString } from './builder.ts';
 import { BUILTIN_SIGNATURES, paramName, signatureText, type BuiltinSignature } from './builtin-signatures.ts';
 import { didYouMean, foreignKeyword } from '../diagnostics/diagnostic.ts';
+import { lowerEinsum } from './einsum.ts';
 
 type Arg = { readonly value: CtValue; readonly span: A.Span; readonly nameSpan?: A.Span; readonly itemSpans?: readonly A.Span[] };
 
@@ -41,7 +42,7 @@ export const BUILTIN_NAMES: readonly string[] = [
   'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
   'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
   'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'range', 'int', 'float', 'zip', 'enumerate',
-  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like',
+  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like', 'einsum',
 ];
 
 /** Calls builtin `name`; `indexItems` and `env` are only for tensor indexing (`x[:, 0]`). */
@@ -248,6 +249,12 @@ export function callBuiltin(
     }
     case 'matmul':
       return emit('matmul', [tensor(0, 'a'), tensor(1, 'b')]);
+    case 'einsum': {
+      const spec = need(0, 'subscripts');
+      if (spec.value.kind !== 'string') return el.fail('E0305', `einsum's first argument is its subscripts as a string ("bij,bjk->bik"), found ${describe(spec.value)}`, spec.span);
+      const operands = positional.slice(1).map((_, i) => tensor(i + 1, `operand ${i + 1}`));
+      return lowerEinsum(spec.value.value, spec.span, operands, { emit: (op, ops, attrs) => el.emit1(op, ops, attrs, span), fail: (code, message, at, extra) => el.fail(code, message, at, extra) }, span);
+    }
     case 'reshape':
       return emit('reshape', [tensor(0, 'x')], { shape: dims(need(1, 'shape')) });
     case 'transpose': {
