@@ -9,6 +9,8 @@ import type { Graph } from '../compiler/ir/types.ts';
 import { interpretGraph, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { evaluate } from '../compiler/shapes/dim.ts';
+import { GraphEditor } from '../compiler/ir/editor.ts';
+import { addGradients } from '../compiler/autodiff/grad.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness: one seed for the whole file, one stream per test (named), printed so
@@ -118,6 +120,17 @@ function run(graph: Graph, inputs: Record<string, Tensor>, r: () => number, opts
     return t;
   };
   return { graph, p, res, out };
+}
+
+/** d loss / d parameter `path`, run on the same feeds as `m` (its graph with the gradient added as an output). */
+function gradientsOf(m: Run, path: string, inputs: Record<string, Tensor>): Tensor {
+  const e = new GraphEditor(m.graph);
+  const param = m.graph.params.find((q) => q.path === path)!.value;
+  const grad = addGradients(e, m.graph.losses.get('loss')!, [param]).get(param.id)!;
+  e.outputs.set('#grad', grad);
+  const g = e.finish();
+  const params = new Map(m.graph.params.map((q) => [q.path, tensor(q.value.type.dtype, constShape(q.value.type.shape), m.p[q.path])]));
+  return interpretGraph(g, { inputs: new Map(Object.entries(inputs)), params, state: new Map() }).outputs.get('#grad')!;
 }
 
 /** Compiles and runs in one go. */
@@ -888,6 +901,21 @@ describe('Embedding', () => {
     const w = m.p['emb.weight'];
     expectClose(m.out('y'), [2, 3, 4], ids.flatMap((id) => w.slice(id * 4, id * 4 + 4)), 0);
   });
+
+  it('padding_idx looks up zeros and its row gets no gradient, as PyTorch\'s', () => {
+    const r = prng('Embedding padding');
+    const ids = [2, 0, 5, 2, 2, 1];
+    const feeds = { ids: i32([2, 3], ids) };
+    const m = model('model T {\n input ids: i32[B, T]\n layer emb = Embedding(6, 4, padding_idx: 2)\n let y = emb(ids)\n output ys = y\n loss = sum(y * y)\n}', feeds, r);
+    const w = m.p['emb.weight'];
+    expectClose(m.out('ys'), [2, 3, 4], ids.flatMap((id) => (id === 2 ? [0, 0, 0, 0] : w.slice(id * 4, id * 4 + 4))), 0);
+    const grads = gradientsOf(m, 'emb.weight', feeds);
+    // d/dw sum(y^2) = 2 w per lookup, none for the padding row
+    const count = (row: number) => ids.filter((id) => id === row && id !== 2).length;
+    expectClose(grads, [6, 4], w.map((v, i) => 2 * v * count(Math.floor(i / 4))), 1e-9);
+    const bad = checkSource(`${USES}\nmodel T {\n input ids: i32[B]\n layer emb = Embedding(6, 4, padding_idx: 6)\n output y = emb(ids)\n}`, 't.dl').diagnostics;
+    expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `padding_idx < vocab` is false (padding_idx = 6, vocab = 6)']);
+  });
 });
 
 describe('RNNCell', () => {
@@ -1543,6 +1571,30 @@ describe('accuracy', () => {
     expectScalar(m.out('acc'), pred.filter((p, i) => p === y[i]).length / 12);
     const m3 = model('model T {\n input z: f32[B, T, 3]\n input y: i32[B, T]\n metric acc = accuracy(z, y)\n}', { z: f32([3, 4, 3], z), y: i32([3, 4], y) }, prng('accuracy/p3'));
     expectScalar(m3.out('acc'), pred.filter((p, i) => p === y[i]).length / 12);
+  });
+});
+
+describe('metrics with ignore_index', () => {
+  it('score only the labels that are not ignore_index, as if the others were absent (a real class as padding, over [B, T, C])', () => {
+    const C = 4;
+    const { z, y } = metricData('ignore_index', 24, C);
+    const keep = y.map((l) => l !== 0);
+    expect(keep.filter(Boolean).length).toBeGreaterThan(4);
+    expect(keep.filter((k) => !k).length).toBeGreaterThan(2);
+    const kz = z.filter((_, i) => keep[Math.floor(i / C)]);
+    const ky = y.filter((_, i) => keep[i]);
+    const src = `model T {\n input z: f32[B, T, ${C}]\n input y: i32[B, T]\n metric acc = accuracy(z, y, ignore_index: 0)\n metric top2 = top_k_accuracy(z, y, k: 2, ignore_index: 0)\n` +
+      ` metric p = precision(z, y, average: "macro", ignore_index: 0)\n metric r = recall(z, y, positive: 2, ignore_index: 0)\n metric f = f1(z, y, average: "macro", ignore_index: 0)\n metric none = accuracy(z, y * 0, ignore_index: 0)\n}`;
+    const m = model(src, { z: f32([4, 6, C], z), y: i32([4, 6], y) }, prng('ignore_index/p'));
+    const pred = argmaxRows(kz, C);
+    expectScalar(m.out('acc'), pred.filter((p, i) => p === ky[i]).length / ky.length);
+    expectScalar(m.out('top2'), ky.filter((l, i) => kz.slice(i * C, i * C + C).filter((v) => v > kz[i * C + l]).length < 2).length / ky.length);
+    const counts = countsRef(kz, ky, C);
+    expectScalar(m.out('p'), meanOf(precisionRef(counts)));
+    expectScalar(m.out('r'), recallRef(counts)[2]);
+    expectScalar(m.out('f'), meanOf(f1Ref(counts)));
+    // every label ignored: 0, as cross_entropy
+    expectScalar(m.out('none'), 0);
   });
 });
 
