@@ -62,14 +62,15 @@ export interface Member { readonly kind: 'Member'; readonly target: Expr; readon
 export interface Lambda { readonly kind: 'Lambda'; readonly params: readonly HyperParam[]; readonly body: Expr; readonly span: Span }
 export interface CarryBinding { readonly kind: 'Carry'; readonly name: Name; readonly init: Expr; readonly span: Span }
 /**
- * A recurrence over one axis of `source`: the body runs once per slice with `variable` bound to it,
+ * A recurrence over one axis of `source`: the body runs once per slice with `variables[0]` bound to it,
  * carried values are updated by assignment, and the values it `yield`s are stacked along the same axis.
- * After the scan the carried names hold their final values.
+ * After the scan the carried names hold their final values. With several variables (`scan x_t, m_t in
+ * (x, m)`) the source is a tuple of as many tensors, sliced together, variable i bound to item i's slice.
  */
 export interface Scan {
   readonly kind: 'Scan';
   readonly reverse: boolean;
-  readonly variable: Name;
+  readonly variables: readonly Name[];
   readonly source: Expr;
   readonly axis: Expr | null;
   readonly carry: readonly CarryBinding[];

@@ -401,7 +401,7 @@ export function buildAst(cst: CstNode, file: string, sourceLength: number): { pr
         return {
           kind: 'Scan',
           reverse: token(c, 'ReverseKw') !== undefined,
-          variable: name(token(c, 'Identifier'), span),
+          variables: tokens(c, 'Identifier').map((t) => name(t, span)),
           source: exprOr(node(c, 'source'), span),
           axis: axis ? expression(axis) : null,
           carry: nodes(c, 'carryBinding').map((b) => {

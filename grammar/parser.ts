@@ -539,10 +539,11 @@ class DlParser extends CstParser {
   private scanExpr = this.RULE('scanExpr', () => {
     this.CONSUME(Kw.scan);
     this.OPTION({
-      GATE: () => this.is(2, T.Identifier) && this.is(3, Kw.in),
+      GATE: () => this.is(2, T.Identifier) && (this.is(3, Kw.in) || this.is(3, T.Comma)),
       DEF: () => this.CONSUME(Kw.reverse),
     });
-    this.CONSUME(T.Identifier);
+    // one variable per sequence: `scan x_t, m_t in (x, m)`
+    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.Identifier) });
     this.CONSUME(Kw.in);
     this.SUBRULE(this.binaryExpr, { LABEL: 'source' });
     this.OPTION2(() => {

@@ -218,7 +218,7 @@ function exprText(e: A.Expr, d: number): string {
     case 'Scan': {
       const axis = e.axis ? ` along ${expr(e.axis, Prec.Or, d)}` : '';
       const carry = e.carry.length > 0 ? ` carry (${e.carry.map((c) => `${c.name.text} = ${expr(c.init, Prec.Lambda, d)}`).join(', ')})` : '';
-      return `scan ${e.reverse ? 'reverse ' : ''}${e.variable.text} in ${expr(e.source, Prec.Or, d)}${axis}${carry} ${blockText(e.body, d)}`;
+      return `scan ${e.reverse ? 'reverse ' : ''}${e.variables.map((v) => v.text).join(', ')} in ${expr(e.source, Prec.Or, d)}${axis}${carry} ${blockText(e.body, d)}`;
     }
   }
 }

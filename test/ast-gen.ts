@@ -190,7 +190,7 @@ class Generator {
         return {
           kind: 'Scan',
           reverse: this.r.chance(0.3),
-          variable: this.name(),
+          variables: this.r.many(1, 2, () => this.name()),
           source: this.expr(d),
           axis: this.r.chance(0.4) ? this.expr(d) : null,
           carry: this.r.many(0, 2, () => ({ kind: 'Carry', name: this.name(), init: this.expr(d), span: S })),

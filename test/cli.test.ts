@@ -364,3 +364,16 @@ describe('--data text:file:context', () => {
     expect([bad.status, bad.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, `error: --data text:${join(dir, 't.txt')}:x: the third part is the context, a whole number of at least 2`]);
   });
 });
+
+describe('integer features from a CSV', () => {
+  it('a value that is not whole names the CSV row it is on, not a position in a shuffled batch', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-csv-int-'));
+    const rows = Array.from({ length: 40 }, (_, i) => `${i % 4},${(i + 1) % 4},${i % 2}`);
+    rows[22] = '1,2.5,0';
+    writeFileSync(join(dir, 'd.csv'), `a,b,label\n${rows.join('\n')}\n`);
+    const file = join(dir, 'm.dl');
+    writeFileSync(file, 'model M {\n  input features: i32[B, 2]\n  input label: i32[B]\n  layer emb = Embedding(4, 3)\n  layer head = Dense(3, 2)\n  loss = cross_entropy(head(mean(emb(features), axis: 1)), label)\n}\ntrain M {\n  data = csv(path: "d.csv", label: "label")\n  optimizer = sgd(lr: 0.1)\n  batch = 8\n  epochs = 1\n}\n');
+    const bad = await run('train', file, '--no-progress', '--checkpoint', join(dir, 'ck.safetensors'));
+    expect([bad.status, bad.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, `error: input \`features\` is i32, but row 23 of ${join(dir, 'd.csv')} holds 2.5 (value 1 of its \`features\`): give whole numbers`]);
+  });
+});

@@ -1,4 +1,4 @@
-// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber, top_k_accuracy) on WebGPU agree with the float64 interpreter on the same weights.
+// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber, top_k_accuracy, the recurrent layers' states, layers and directions) on WebGPU agree with the float64 interpreter on the same weights.
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
@@ -50,6 +50,48 @@ describe('newer stdlib on WebGPU', () => {
       const params = new Map<string, Tensor>([...weights.tensors].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data as ArrayLike<number>))]));
       const graph = checkSource(SOURCE, 'newer.dl', undefined, { training: false }).graphs.get('Newer')!;
       const ref = interpretGraph(graph, { inputs: new Map([['x', tensor('f32', [b, 4], x)], ['img', tensor('f32', [b, 4, 3, 3], img)], ['label', tensor('i32', [b], label)]]), params, state: new Map() }, { sizes: new Map([['B', b]]) });
+      expect([...ref.outputs.keys()].sort()).toEqual(Object.keys(gpu).sort());
+      for (const [name, want] of ref.outputs) {
+        const got = gpu[name as keyof typeof gpu] as ArrayLike<number>;
+        expect(got.length, name).toBe(want.data.length);
+        for (let i = 0; i < want.data.length; i++) expect(Math.abs(got[i] - want.data[i]), `${name}[${i}]: ${got[i]} on the GPU, ${want.data[i]} in float64`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want.data[i]));
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('stacked, bidirectional GRU and LSTM from given states, with their final states, agree with the float64 interpreter', { timeout: 60_000 }, async () => {
+    const source = `use std.nn.{GRU, LSTM}
+model Recurrent {
+  input x: f32[B, 4, 3]
+  input h0: f32[4, B, 5]
+  input c0: f32[2, B, 5]
+  layer gru = GRU(3, 5, num_layers: 2, bidirectional: true, return_state: true)
+  layer lstm = LSTM(3, 5, bidirectional: true, forget_bias: 0.0, return_state: true)
+  let ys, h_n = gru(x, h0: h0)
+  let zs, lh, lc = lstm(x, h0: h0[2:], c0: c0)
+  output gru_out = ys
+  output gru_h = h_n
+  output lstm_out = zs
+  output lstm_h = lh
+  output lstm_c = lc
+}
+`;
+    const res = compileSource(source, 'recurrent.dl');
+    expect(res.diagnostics).toEqual([]);
+    const model = await Model.create(res.programs[0], { device: await getDevice(), seed: 3 });
+    try {
+      const random = seededRandom(4);
+      const b = 2;
+      const draw = (n: number) => Array.from({ length: n }, () => Math.fround(random() * 2 - 1));
+      const feeds = { x: draw(b * 12), h0: draw(4 * b * 5), c0: draw(2 * b * 5) };
+      const gpu = await model.predict(feeds);
+      const weights = decodeSafetensors(await model.saveWeights());
+      const params = new Map<string, Tensor>([...weights.tensors].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data as ArrayLike<number>))]));
+      const graph = checkSource(source, 'recurrent.dl', undefined, { training: false }).graphs.get('Recurrent')!;
+      const inputs = new Map([['x', tensor('f32', [b, 4, 3], feeds.x)], ['h0', tensor('f32', [4, b, 5], feeds.h0)], ['c0', tensor('f32', [2, b, 5], feeds.c0)]]);
+      const ref = interpretGraph(graph, { inputs, params, state: new Map() }, { sizes: new Map([['B', b]]) });
       expect([...ref.outputs.keys()].sort()).toEqual(Object.keys(gpu).sort());
       for (const [name, want] of ref.outputs) {
         const got = gpu[name as keyof typeof gpu] as ArrayLike<number>;

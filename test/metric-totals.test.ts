@@ -97,6 +97,42 @@ describe('metric totals', () => {
     expect(loss).toBeCloseTo(wholeLoss, 12);
   });
 
+  it('metrics with ignore_index over padded sequences are totals: exact over a data set whatever the batches', () => {
+    const source = `use std.nn.{Embedding, GRU, Dense}
+model Tagger {
+  input tokens: i32[B, 5]
+  input tags: i32[B, 5]
+  layer emb = Embedding(6, 4, padding_idx: 0)
+  layer rnn = GRU(4, 4, bidirectional: true)
+  layer head = Dense(8, 3)
+  let logits = head(rnn(emb(tokens)))
+  loss = cross_entropy(logits, tags, ignore_index: -1)
+  metric accuracy = accuracy(logits, tags, ignore_index: -1)
+  metric top2 = top_k_accuracy(logits, tags, k: 2, ignore_index: -1)
+  metric f1 = f1(logits, tags, average: "macro", ignore_index: -1)
+}
+`;
+    const r = compileSource(source, 'tagger.dl', undefined, { keepGraphs: true });
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    // a mean over the kept labels is a ratio of sums: averaging it over batches by their length would be wrong
+    expect(Object.keys(r.programs[0].graphs.totals?.outputs ?? {}).sort()).toEqual(['accuracy', 'f1', 'loss', 'top2']);
+    expect(r.programs[0].means ?? []).toEqual([]);
+    const g = r.graphs![0].unoptimizedEvaluation!;
+    const split = metricTotals(g).split;
+    const random = seededRandom(3);
+    const N = 9;
+    const feeds = randomFeeds(g, new Map([['B', N]]), random, { intRange: { tokens: 6, tags: 3 }, paramScale: 1 });
+    // padding: more ignored tags in later rows, none in row 0
+    const tags = Array.from(feeds.inputs.get('tags')!.data).map((v, i) => (i % 5 >= 5 - Math.floor(i / 5) * 0.6 ? -1 : v));
+    const inputs = new Map(feeds.inputs).set('tags', tensor('i32', [N, 5], tags));
+    expect(tags.filter((v) => v === -1).length).toBeGreaterThan(10);
+    const all = { ...feeds, inputs };
+    const whole = interpretGraph(g, all);
+    const finished = finishBatches(split!, all, [[0, 2], [2, 3], [3, 9]]);
+    for (const name of ['accuracy', 'top2', 'f1']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.metrics.get(name)!.data[0], 12);
+    expect(finished.get('loss')!.data[0]).toBeCloseTo(whole.losses.get('loss')!.data[0], 12);
+  });
+
   it('follows rows through embeddings, slices that keep every row, concats and zeros of the batch shape', () => {
     const g = evaluationOf(`use std.nn.{Embedding, Dense}
 model Tokens {

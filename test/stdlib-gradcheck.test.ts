@@ -28,6 +28,9 @@ const CASES: Record<string, [string, string]> = {
   LSTM: ['input x: f32[B, 3, 2]', 'layer l = LSTM(2, 3)\n  let y = l(x)'],
   GRUCell: ['input x: f32[B, 2]\n  input h: f32[B, 3]', 'layer l = GRUCell(2, 3)\n  let y = l(x, h)'],
   GRU: ['input x: f32[B, 3, 2]', 'layer l = GRU(2, 3)\n  let y = l(x)'],
+  'GRU, 2 bidirectional layers from h0, with h_n': ['input x: f32[B, 3, 2]\n  input h0: f32[4, B, 3]', 'layer l = GRU(2, 3, num_layers: 2, bidirectional: true, return_state: true)\n  let a, h = l(x, h0: h0)\n  let y = concat([reshape(a, [B, 18]), reshape(transpose(h, [1, 0, 2]), [B, 12])], axis: -1)'],
+  'LSTM, bidirectional from h0 and c0, with h_n and c_n': ['input x: f32[B, 3, 2]\n  input h0: f32[2, B, 3]\n  input c0: f32[2, B, 3]', 'layer l = LSTM(2, 3, bidirectional: true, return_state: true)\n  let a, h, c = l(x, h0: h0, c0: c0)\n  let y = concat([reshape(a, [B, 18]), reshape(transpose(h, [1, 0, 2]), [B, 6]), reshape(transpose(c, [1, 0, 2]), [B, 6])], axis: -1)'],
+  'RNN, 2 layers from h0, with h_n': ['input x: f32[B, 3, 2]\n  input h0: f32[2, B, 3]', 'layer l = RNN(2, 3, num_layers: 2, return_state: true)\n  let a, h = l(x, h0: h0)\n  let y = concat([reshape(a, [B, 9]), reshape(transpose(h, [1, 0, 2]), [B, 6])], axis: -1)'],
   MultiHeadAttention: ['input x: f32[B, 3, 4]', 'layer l = MultiHeadAttention(4, 2, causal: true)\n  let y = l(x, x[:, :, 0] > 0.0)'],
   TransformerBlock: ['input x: f32[B, 3, 4]', 'layer l = TransformerBlock(4, 2, ff: 6, causal: true)\n  let y = l(x)'],
   Residual: ['input x: f32[B, 3]', 'layer l = Residual(Dense(3, 3))\n  let y = l(x)'],
@@ -60,7 +63,7 @@ const CASES: Record<string, [string, string]> = {
 };
 
 /** Metrics are counts of argmax decisions: piecewise constant, with a zero gradient almost everywhere. */
-const NOT_DIFFERENTIABLE = new Set(['accuracy', 'precision', 'recall', 'f1']);
+const NOT_DIFFERENTIABLE = new Set(['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1']);
 
 describe(`stdlib gradients (seed ${SEED})`, () => {
   for (const [name, [inputs, body]] of Object.entries(CASES)) {

@@ -9,6 +9,8 @@ import type { Graph } from '../compiler/ir/types.ts';
 import { interpretGraph, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import { evaluate } from '../compiler/shapes/dim.ts';
+import { GraphEditor } from '../compiler/ir/editor.ts';
+import { addGradients } from '../compiler/autodiff/grad.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness: one seed for the whole file, one stream per test (named), printed so
@@ -118,6 +120,17 @@ function run(graph: Graph, inputs: Record<string, Tensor>, r: () => number, opts
     return t;
   };
   return { graph, p, res, out };
+}
+
+/** d loss / d parameter `path`, run on the same feeds as `m` (its graph with the gradient added as an output). */
+function gradientsOf(m: Run, path: string, inputs: Record<string, Tensor>): Tensor {
+  const e = new GraphEditor(m.graph);
+  const param = m.graph.params.find((q) => q.path === path)!.value;
+  const grad = addGradients(e, m.graph.losses.get('loss')!, [param]).get(param.id)!;
+  e.outputs.set('#grad', grad);
+  const g = e.finish();
+  const params = new Map(m.graph.params.map((q) => [q.path, tensor(q.value.type.dtype, constShape(q.value.type.shape), m.p[q.path])]));
+  return interpretGraph(g, { inputs: new Map(Object.entries(inputs)), params, state: new Map() }).outputs.get('#grad')!;
 }
 
 /** Compiles and runs in one go. */
@@ -394,6 +407,48 @@ function scanRef(x: readonly number[], B: number, T: number, F: number, H: numbe
   }
   return out;
 }
+
+/**
+ * torch.nn.RNN/LSTM/GRU(batch_first=True) over x [B, T, F]: `layers` stacked layers of `dirs` directions, the
+ * backward direction reading t = T-1..0 and storing each h at its own t, the two concatenated on the last axis.
+ * A state is [h] or [h, c] ([B, H] each); `init(k)` gives the start of layer * dirs + direction k. Returns the
+ * last layer's outputs [B, T, dirs * H] and every final state, in the order k.
+ */
+function stackedRef(
+  x: readonly number[], B: number, T: number, F: number, H: number, layers: number, dirs: number,
+  step: (k: number, inF: number, xt: number[], s: number[][]) => number[][], init: (k: number) => number[][],
+): { y: number[]; finals: number[][][] } {
+  let input = [...x];
+  let inF = F;
+  const finals: number[][][] = [];
+  for (let l = 0; l < layers; l++) {
+    const out = new Array<number>(B * T * dirs * H).fill(0);
+    for (let d = 0; d < dirs; d++) {
+      let s = init(l * dirs + d);
+      for (let i = 0; i < T; i++) {
+        const t = d === 0 ? i : T - 1 - i;
+        const xt: number[] = [];
+        for (let b = 0; b < B; b++) for (let j = 0; j < inF; j++) xt.push(input[(b * T + t) * inF + j]);
+        s = step(l * dirs + d, inF, xt, s);
+        for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) out[(b * T + t) * dirs * H + d * H + j] = s[0][b * H + j];
+      }
+      finals.push(s);
+    }
+    input = out;
+    inF = dirs * H;
+  }
+  return { y: input, finals };
+}
+
+/** The parameter prefix of cell k = layer * dirs + direction of a stdlib recurrent layer called `name`. */
+const cellPrefix = (name: string, dirs: number) => (k: number): string => {
+  const l = Math.floor(k / dirs);
+  const reverse = k % dirs === 1 ? '_reverse' : '';
+  return l === 0 ? `${name}.cell${reverse}` : `${name}.upper${reverse}.${l - 1}`;
+};
+
+/** The [B, H] slice k of a [K, B, H] state. */
+const stateAt = (s: readonly number[], k: number, B: number, H: number) => s.slice(k * B * H, (k + 1) * B * H);
 
 /** Argmax of each row of C (first maximum). */
 function argmaxRows(x: readonly number[], C: number): number[] {
@@ -846,6 +901,21 @@ describe('Embedding', () => {
     const w = m.p['emb.weight'];
     expectClose(m.out('y'), [2, 3, 4], ids.flatMap((id) => w.slice(id * 4, id * 4 + 4)), 0);
   });
+
+  it('padding_idx looks up zeros and its row gets no gradient, as PyTorch\'s', () => {
+    const r = prng('Embedding padding');
+    const ids = [2, 0, 5, 2, 2, 1];
+    const feeds = { ids: i32([2, 3], ids) };
+    const m = model('model T {\n input ids: i32[B, T]\n layer emb = Embedding(6, 4, padding_idx: 2)\n let y = emb(ids)\n output ys = y\n loss = sum(y * y)\n}', feeds, r);
+    const w = m.p['emb.weight'];
+    expectClose(m.out('ys'), [2, 3, 4], ids.flatMap((id) => (id === 2 ? [0, 0, 0, 0] : w.slice(id * 4, id * 4 + 4))), 0);
+    const grads = gradientsOf(m, 'emb.weight', feeds);
+    // d/dw sum(y^2) = 2 w per lookup, none for the padding row
+    const count = (row: number) => ids.filter((id) => id === row && id !== 2).length;
+    expectClose(grads, [6, 4], w.map((v, i) => 2 * v * count(Math.floor(i / 4))), 1e-9);
+    const bad = checkSource(`${USES}\nmodel T {\n input ids: i32[B]\n layer emb = Embedding(6, 4, padding_idx: 6)\n output y = emb(ids)\n}`, 't.dl').diagnostics;
+    expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `padding_idx < vocab` is false (padding_idx = 6, vocab = 6)']);
+  });
 });
 
 describe('RNNCell', () => {
@@ -930,6 +1000,131 @@ describe('GRU', () => {
     const x = uniform(r, B * T * F);
     const m = model(`model T {\n input x: f32[B, ${T}, ${F}]\n layer gru = GRU(${F}, ${H})\n output y = gru(x)\n}`, { x: f32([B, T, F], x) }, r);
     expectClose(m.out('y'), [B, T, H], scanRef(x, B, T, F, H, (xt, h) => gruStep(xt, h, B, F, H, m.p, 'gru.cell')));
+  });
+});
+
+describe('recurrent layers: initial and final states, num_layers, bidirectional (PyTorch\'s conventions)', () => {
+  const [B, T, F, H] = [2, 4, 3, 3];
+
+  it('GRU: 2 bidirectional layers from h0, returning h_n [layers * 2, B, H]', () => {
+    const r = prng('GRU stacked');
+    const x = uniform(r, B * T * F);
+    const h0 = uniform(r, 4 * B * H);
+    const m = model(
+      `model T {\n input x: f32[B, ${T}, ${F}]\n input h0: f32[4, B, ${H}]\n layer gru = GRU(${F}, ${H}, num_layers: 2, bidirectional: true, return_state: true)\n let y, h_n = gru(x, h0: h0)\n output ys = y\n output hs = h_n\n}`,
+      { x: f32([B, T, F], x), h0: f32([4, B, H], h0) },
+      r,
+    );
+    expect(m.graph.params.map((q) => q.path).filter((p) => p.endsWith('.w_x'))).toEqual(['gru.cell.w_x', 'gru.cell_reverse.w_x', 'gru.upper.0.w_x', 'gru.upper_reverse.0.w_x']);
+    const pre = cellPrefix('gru', 2);
+    const ref = stackedRef(x, B, T, F, H, 2, 2, (k, inF, xt, s) => [gruStep(xt, s[0], B, inF, H, m.p, pre(k))], (k) => [stateAt(h0, k, B, H)]);
+    expectClose(m.out('ys'), [B, T, 2 * H], ref.y);
+    expectClose(m.out('hs'), [4, B, H], ref.finals.flatMap((s) => s[0]));
+  });
+
+  it('LSTM: h0 and c0, returning h_n and c_n; bidirectional and 3 layers', () => {
+    const r = prng('LSTM stacked');
+    const x = uniform(r, B * T * F);
+    const h0 = uniform(r, 2 * B * H);
+    const c0 = uniform(r, 2 * B * H);
+    const m = model(
+      `model T {\n input x: f32[B, ${T}, ${F}]\n input h0: f32[2, B, ${H}]\n input c0: f32[2, B, ${H}]\n` +
+        ` layer bi = LSTM(${F}, ${H}, forget_bias: 0.0, bidirectional: true, return_state: true)\n let y, h_n, c_n = bi(x, h0: h0, c0: c0)\n output ys = y\n output hs = h_n\n output cs = c_n\n` +
+        ` layer deep = LSTM(${F}, ${H}, num_layers: 3, return_state: true)\n let y3, h3, c3 = deep(x, c0: c0[:1] + zeros([3, B, ${H}]))\n output y3s = y3\n output c3s = c3\n}`,
+      { x: f32([B, T, F], x), h0: f32([2, B, H], h0), c0: f32([2, B, H], c0) },
+      r,
+    );
+    const step = (pre: (k: number) => string, bias: number) => (k: number, inF: number, xt: number[], s: number[][]) => lstmStep(xt, s[0], s[1], B, inF, H, m.p, pre(k), bias);
+    const bi = stackedRef(x, B, T, F, H, 1, 2, step(cellPrefix('bi', 2), 0), (k) => [stateAt(h0, k, B, H), stateAt(c0, k, B, H)]);
+    expectClose(m.out('ys'), [B, T, 2 * H], bi.y);
+    expectClose(m.out('hs'), [2, B, H], bi.finals.flatMap((s) => s[0]));
+    expectClose(m.out('cs'), [2, B, H], bi.finals.flatMap((s) => s[1]));
+    const zero = new Array<number>(B * H).fill(0);
+    const deep = stackedRef(x, B, T, F, H, 3, 1, step(cellPrefix('deep', 1), 1), () => [zero, stateAt(c0, 0, B, H)]);
+    expectClose(m.out('y3s'), [B, T, H], deep.y);
+    expectClose(m.out('c3s'), [3, B, H], deep.finals.flatMap((s) => s[1]));
+  });
+
+  it('RNN: h0 and return_state with one layer give [1, B, H]; dropout acts between layers only in training', () => {
+    const r = prng('RNN stacked');
+    const x = uniform(r, B * T * F);
+    const h0 = uniform(r, B * H);
+    const src = `model T {\n input x: f32[B, ${T}, ${F}]\n input h0: f32[1, B, ${H}]\n layer rnn = RNN(${F}, ${H}, return_state: true)\n let y, h_n = rnn(x, h0: h0)\n output ys = y\n output hs = h_n\n` +
+      ` layer two = RNN(${F}, ${H}, num_layers: 2, dropout: 0.5)\n output y2 = two(x)\n}`;
+    const m = model(src, { x: f32([B, T, F], x), h0: f32([1, B, H], h0) }, r, { training: false });
+    const ref = stackedRef(x, B, T, F, H, 1, 1, (k, inF, xt, s) => [rnnStep(xt, s[0], B, inF, H, m.p, 'rnn.cell', Math.tanh)], () => [h0]);
+    expectClose(m.out('ys'), [B, T, H], ref.y);
+    expectClose(m.out('hs'), [1, B, H], ref.finals[0][0]);
+    const zero = new Array<number>(B * H).fill(0);
+    const two = stackedRef(x, B, T, F, H, 2, 1, (k, inF, xt, s) => [rnnStep(xt, s[0], B, inF, H, m.p, cellPrefix('two', 1)(k), Math.tanh)], () => [zero]);
+    expectClose(m.out('y2'), [B, T, H], two.y);
+    // in training the second layer reads a dropped-out first layer: its outputs differ
+    const trained = model(src, { x: f32([B, T, F], x), h0: f32([1, B, H], h0) }, prng('RNN stacked'), { training: true, params: m.p });
+    expectClose(trained.out('ys'), [B, T, H], ref.y);
+    expect(Math.max(...two.y.map((v, i) => Math.abs(v - trained.out('y2').data[i])))).toBeGreaterThan(1e-3);
+  });
+
+  it('the porting note holds: torch-layout weights, transposed, biases summed (two for GRU), forget_bias: 0.0', () => {
+    const r = prng('torch port');
+    const x = uniform(r, B * T * F);
+    /** torch's [rows, cols] weight, transposed to dlc's [cols, rows]. */
+    const t = (w: number[], rows: number, cols: number) => Array.from({ length: rows * cols }, (_, i) => w[(i % rows) * cols + Math.floor(i / rows)]);
+    const torchW = (gates: number) => ({ ih: uniform(r, gates * H * F), hh: uniform(r, gates * H * H), bih: uniform(r, gates * H), bhh: uniform(r, gates * H) });
+    const lw = torchW(4);
+    const gw = torchW(3);
+    /** x @ W.T + b for x [B, n] and torch's W [m, n]. */
+    const lin = (v: number[], W: number[], b: number[], n: number, m: number) => Array.from({ length: B * m }, (_, i) => {
+      let acc = b[i % m];
+      for (let k = 0; k < n; k++) acc += v[Math.floor(i / m) * n + k] * W[(i % m) * n + k];
+      return acc;
+    });
+    // torch.nn.LSTM and torch.nn.GRU's documented equations, on torch's layout
+    const torchLstm = (xt: number[], [h, c]: number[][]) => {
+      const gi = lin(xt, lw.ih, lw.bih, F, 4 * H);
+      const gh = lin(h, lw.hh, lw.bhh, H, 4 * H);
+      const h2: number[] = [];
+      const c2: number[] = [];
+      for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
+        const g = (k: number) => gi[b * 4 * H + k * H + j] + gh[b * 4 * H + k * H + j];
+        const cn = sigmoid(g(1)) * c[b * H + j] + sigmoid(g(0)) * Math.tanh(g(2));
+        c2.push(cn);
+        h2.push(sigmoid(g(3)) * Math.tanh(cn));
+      }
+      return [h2, c2];
+    };
+    const torchGru = (xt: number[], [h]: number[][]) => {
+      const gi = lin(xt, gw.ih, gw.bih, F, 3 * H);
+      const gh = lin(h, gw.hh, gw.bhh, H, 3 * H);
+      const out: number[] = [];
+      for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
+        const at = (v: number[], k: number) => v[b * 3 * H + k * H + j];
+        const rg = sigmoid(at(gi, 0) + at(gh, 0));
+        const zg = sigmoid(at(gi, 1) + at(gh, 1));
+        const n = Math.tanh(at(gi, 2) + rg * at(gh, 2));
+        out.push((1 - zg) * n + zg * h[b * H + j]);
+      }
+      return [out];
+    };
+    const params = {
+      'ported.cell.w_x': t(lw.ih, 4 * H, F), 'ported.cell.w_h': t(lw.hh, 4 * H, H), 'ported.cell.b': lw.bih.map((v, i) => v + lw.bhh[i]),
+      'kept.cell.w_x': t(lw.ih, 4 * H, F), 'kept.cell.w_h': t(lw.hh, 4 * H, H), 'kept.cell.b': lw.bih.map((v, i) => v + lw.bhh[i]),
+      'gru.cell.w_x': t(gw.ih, 3 * H, F), 'gru.cell.w_h': t(gw.hh, 3 * H, H), 'gru.cell.b_x': gw.bih, 'gru.cell.b_h': gw.bhh,
+    };
+    const m = model(
+      `model T {\n input x: f32[B, ${T}, ${F}]\n layer ported = LSTM(${F}, ${H}, forget_bias: 0.0)\n layer kept = LSTM(${F}, ${H})\n layer gru = GRU(${F}, ${H})\n output a = ported(x)\n output b = kept(x)\n output g = gru(x)\n}`,
+      { x: f32([B, T, F], x) }, r, { params },
+    );
+    const zero = new Array<number>(B * H).fill(0);
+    const lstmRef = stackedRef(x, B, T, F, H, 1, 1, (_k, _f, xt, s) => torchLstm(xt, s), () => [zero, zero]).y;
+    expectClose(m.out('a'), [B, T, H], lstmRef);
+    expect(Math.max(...lstmRef.map((v, i) => Math.abs(v - m.out('b').data[i])))).toBeGreaterThan(1e-2);
+    expectClose(m.out('g'), [B, T, H], stackedRef(x, B, T, F, H, 1, 1, (_k, _f, xt, s) => torchGru(xt, s), () => [zero]).y);
+  });
+
+  it('a wrong h0 shape names the layer\'s state layout', () => {
+    const res = checkSource(`${USES}\nmodel T {\n input x: f32[B, 4, 3]\n input h0: f32[B, 5]\n layer gru = GRU(3, 5)\n output y = gru(x, h0: h0)\n}`, 't.dl');
+    expect(res.diagnostics.map((d) => d.code)).toEqual(['E0302']);
+    expect(res.diagnostics[0].message).toContain('f32[1, B, 5]');
   });
 });
 
@@ -1376,6 +1571,30 @@ describe('accuracy', () => {
     expectScalar(m.out('acc'), pred.filter((p, i) => p === y[i]).length / 12);
     const m3 = model('model T {\n input z: f32[B, T, 3]\n input y: i32[B, T]\n metric acc = accuracy(z, y)\n}', { z: f32([3, 4, 3], z), y: i32([3, 4], y) }, prng('accuracy/p3'));
     expectScalar(m3.out('acc'), pred.filter((p, i) => p === y[i]).length / 12);
+  });
+});
+
+describe('metrics with ignore_index', () => {
+  it('score only the labels that are not ignore_index, as if the others were absent (a real class as padding, over [B, T, C])', () => {
+    const C = 4;
+    const { z, y } = metricData('ignore_index', 24, C);
+    const keep = y.map((l) => l !== 0);
+    expect(keep.filter(Boolean).length).toBeGreaterThan(4);
+    expect(keep.filter((k) => !k).length).toBeGreaterThan(2);
+    const kz = z.filter((_, i) => keep[Math.floor(i / C)]);
+    const ky = y.filter((_, i) => keep[i]);
+    const src = `model T {\n input z: f32[B, T, ${C}]\n input y: i32[B, T]\n metric acc = accuracy(z, y, ignore_index: 0)\n metric top2 = top_k_accuracy(z, y, k: 2, ignore_index: 0)\n` +
+      ` metric p = precision(z, y, average: "macro", ignore_index: 0)\n metric r = recall(z, y, positive: 2, ignore_index: 0)\n metric f = f1(z, y, average: "macro", ignore_index: 0)\n metric none = accuracy(z, y * 0, ignore_index: 0)\n}`;
+    const m = model(src, { z: f32([4, 6, C], z), y: i32([4, 6], y) }, prng('ignore_index/p'));
+    const pred = argmaxRows(kz, C);
+    expectScalar(m.out('acc'), pred.filter((p, i) => p === ky[i]).length / ky.length);
+    expectScalar(m.out('top2'), ky.filter((l, i) => kz.slice(i * C, i * C + C).filter((v) => v > kz[i * C + l]).length < 2).length / ky.length);
+    const counts = countsRef(kz, ky, C);
+    expectScalar(m.out('p'), meanOf(precisionRef(counts)));
+    expectScalar(m.out('r'), recallRef(counts)[2]);
+    expectScalar(m.out('f'), meanOf(f1Ref(counts)));
+    // every label ignored: 0, as cross_entropy
+    expectScalar(m.out('none'), 0);
   });
 });
 

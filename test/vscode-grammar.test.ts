@@ -242,6 +242,8 @@ describe('declarations and statements', () => {
       expect(isKeyword(t), `${word}: ${t.scopes.join(' ')}`).toBe(true);
     }
     expect(has(tok(src, 'cell'), 'entity.name.function')).toBe(true);
+    const several = '  let hs = scan reverse x_t, m_t in (x, m) along 1 { yield x_t * m_t }';
+    for (const word of ['scan', 'reverse', 'in', 'along', 'yield']) expect(isKeyword(tok(several, word)), word).toBe(true);
   });
 
   it('soft keywords used as names are not keywords', () => {

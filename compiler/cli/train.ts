@@ -263,6 +263,26 @@ export interface DrawnSplit {
   readonly limit?: number;
 }
 
+/**
+ * Integer inputs read from float data (an i32 `features` from a CSV) hold whole numbers. Checked as
+ * loaded, before any split or shuffle, so the first that does not is named by the file's data row (a
+ * CSV's `row N`, as its own parse errors count them) rather than by a position in a shuffled batch.
+ */
+function checkWholeNumbers(program: ModelProgram, data: Dataset, spec: SettingValue, baseDir: string): void {
+  const csvPath = spec && typeof spec === 'object' && !Array.isArray(spec) && 'call' in spec && spec.call === 'csv' && typeof spec.args.path === 'string' ? resolvePath(baseDir, spec.args.path) : undefined;
+  for (const input of program.inputs) {
+    if (input.dtype === 'f32' || !data.hasColumn(input.name)) continue;
+    const column = data.column(input.name);
+    if (column.dtype !== 'f32') continue;
+    const at = column.data.findIndex((v) => !Number.isInteger(v));
+    if (at < 0) continue;
+    const example = Math.floor(at / Math.max(1, column.exampleSize));
+    const within = column.exampleSize > 1 ? ` (value ${at % column.exampleSize} of its \`${input.name}\`)` : '';
+    const where = csvPath !== undefined ? `row ${example + 1} of ${csvPath}` : `example ${example} of the data`;
+    throw new TrainError(`input \`${input.name}\` is ${input.dtype}, but ${where} holds ${column.data[at]}${within}: give whole numbers`);
+  }
+}
+
 /** Loads and splits `program`'s data as its train block and the flags say; `dlc train` and `dlc evaluate` share it. */
 export async function prepareData(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<PreparedData> {
   if (!program.training) throw new TrainError(`the model ${program.model} has no train block`);
@@ -276,9 +296,11 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
     }
   };
   let data = await load(dataSetting, 'data');
+  checkWholeNumbers(program, data, dataSetting, dirname(file));
   // `validation = cifar10(part: "test")`: a dataset of its own, and the data is all for training
   const validationSetting = flags.data === undefined ? setting(program, 'validation') : undefined;
   let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
+  if (heldOut && validationSetting !== undefined) checkWholeNumbers(program, heldOut, validationSetting, dirname(file));
   const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
   const limit = flagInt(flags.limit, 'limit');
   // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)

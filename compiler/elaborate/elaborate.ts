@@ -1281,20 +1281,11 @@ export class Elaborator {
 
   /** Unrolls a recurrence over a concrete-length axis; the yields are stacked along that axis. */
   private scan(e: A.Scan, env: Env): CtValue {
-    const source = this.expr(e.source, env);
-    if (source.kind === 'poison') return POISON;
-    if (source.kind !== 'tensor') return this.fail('E0307', `scan runs over a tensor, found ${describe(source)}`, e.source.span);
-    const rank = source.value.type.shape.length;
-    const rawAxis = e.axis ? this.ctInt(this.expr(e.axis, env), e.axis.span) : 0;
-    const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
-    if (axis < 0 || axis >= rank) this.fail('E0305', `axis ${rawAxis} is out of range for ${typeToString(source.value.type)}`, e.axis?.span ?? e.span);
-    const length = source.value.type.shape[axis];
-    if (!D.isConcrete(length)) {
-      this.fail('E0306', `scan needs the length of axis ${axis} of ${typeToString(source.value.type)} when compiling`, e.source.span, {
-        help: 'give the sequence length as a hyperparameter in the input type, e.g. f32[B, steps, features]',
-      });
-    }
-    if (length === 0) this.fail('E0305', `scan over axis ${axis} of ${typeToString(source.value.type)}, which has no steps: it would yield nothing`, e.source.span);
+    const sources = this.scanSources(e, env);
+    if (!sources) return POISON;
+    const first = sources[0];
+    const length = first.type.shape[first.axis] as number; // concrete: scanSources checked it
+    if (length === 0) this.fail('E0305', `scan over axis ${first.axis} of ${typeToString(first.type)}, which has no steps: it would yield nothing`, e.source.span);
     for (const c of e.carry) env.define(c.name.text, this.expr(c.init, env));
     // a carry keeps its type from step to step (as lax.scan's does): the first step that changes it is the error
     const carryTypes: (TensorType | undefined)[] = e.carry.map((c) => {
@@ -1308,8 +1299,11 @@ export class Elaborator {
       for (const t of order) {
         this.yields = [];
         const inner = env.child();
-        const slice = callBuiltin(this, 'select_axis', [{ value: source, span: e.source.span }], new Map([['index', { value: { kind: 'int', value: t }, span: e.span }], ['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span);
-        inner.define(e.variable.text, slice);
+        e.variables.forEach((v, k) => {
+          const { value, axis } = sources[k];
+          const slice = callBuiltin(this, 'select_axis', [{ value, span: e.source.span }], new Map([['index', { value: { kind: 'int', value: t }, span: e.span }], ['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span);
+          inner.define(v.text, slice);
+        });
         this.statements(e.body, inner, { layerPath: '', layer: null });
         if (this.yields.length !== 1) this.fail('E0305', `a scan body must yield exactly once per step, it yielded ${this.yields.length} times`, e.span);
         e.carry.forEach((c, k) => {
@@ -1331,11 +1325,53 @@ export class Elaborator {
     } finally {
       this.yields = savedYields;
     }
-    if (length === 0) return { kind: 'list', items: [] };
+    const axis = first.axis;
     const outputs = steps[0].map((_, k) =>
       callBuiltin(this, 'stack', [{ value: { kind: 'list', items: steps.map((s) => s[k]) }, span: e.span }], new Map([['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span),
     );
     return outputs.length === 1 ? outputs[0] : { kind: 'list', items: outputs };
+  }
+
+  /**
+   * The sequences a scan slices, each with its scanned axis: one tensor for one variable, a tuple of as
+   * many tensors for several (`scan x_t, m_t in (x, m) along 1`), all of one concrete length along the
+   * axis. Undefined when the source is poisoned by an earlier error.
+   */
+  private scanSources(e: A.Scan, env: Env): { value: CtValue; type: TensorType; axis: number }[] | undefined {
+    const source = this.expr(e.source, env);
+    if (source.kind === 'poison') return undefined;
+    const names = e.variables.map((v) => `\`${v.text}\``).join(', ');
+    const several = e.variables.length > 1;
+    if (!several && source.kind !== 'tensor') {
+      return this.fail('E0307', `scan runs over a tensor, found ${describe(source)}`, e.source.span, source.kind === 'list' ? { help: `to scan several sequences together, name one variable for each: \`scan ${e.variables[0].text}, m_t in (x, m)\`` } : undefined);
+    }
+    const items = several ? (source.kind === 'list' ? source.items : [source]) : [source];
+    if (items.length !== e.variables.length) {
+      return this.fail('E0303', `scan names ${e.variables.length} variables (${names}), so it runs over a tuple of ${e.variables.length} tensors, found ${describe(source)}${source.kind === 'list' ? ` of ${items.length}` : ''}`, e.source.span, {
+        help: `give one sequence for each variable: \`scan ${e.variables.map((v) => v.text).join(', ')} in (${e.variables.map((_, i) => `s${i}`).join(', ')})\``,
+      });
+    }
+    if (items.some((v) => v.kind === 'poison')) return undefined;
+    const rawAxis = e.axis ? this.ctInt(this.expr(e.axis, env), e.axis.span) : 0;
+    const out = items.map((value, k) => {
+      if (value.kind !== 'tensor') return this.fail('E0307', `scan runs over tensors, found ${describe(value)} for \`${e.variables[k].text}\``, e.source.span);
+      const type = value.value.type;
+      const rank = type.shape.length;
+      const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+      if (axis < 0 || axis >= rank) this.fail('E0305', `axis ${rawAxis} is out of range for ${typeToString(type)}`, e.axis?.span ?? e.span);
+      if (!D.isConcrete(type.shape[axis])) {
+        this.fail('E0306', `scan needs the length of axis ${axis} of ${typeToString(type)} when compiling`, e.source.span, {
+          help: 'give the sequence length as a hyperparameter in the input type, e.g. f32[B, steps, features]',
+        });
+      }
+      return { value, type, axis };
+    });
+    const steps = (i: number) => out[i].type.shape[out[i].axis];
+    const other = out.findIndex((_, i) => steps(i) !== steps(0));
+    if (other > 0) {
+      this.fail('E0301', `the sequences of a scan must have one length: \`${e.variables[0].text}\` runs over ${steps(0)} steps of ${typeToString(out[0].type)}, \`${e.variables[other].text}\` over ${steps(other)} of ${typeToString(out[other].type)} (axis ${rawAxis})`, e.source.span);
+    }
+    return out;
   }
 
   // ------------------------------------------------------------ small helpers

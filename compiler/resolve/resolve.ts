@@ -466,7 +466,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         if (e.axis) expr(e.axis, scope);
         for (const c of e.carry) expr(c.init, scope);
         const inner = new Scope(scope);
-        inner.define(e.variable.text, e.variable.span);
+        for (const v of e.variables) inner.define(v.text, v.span);
         for (const c of e.carry) inner.define(c.name.text, c.name.span);
         statements(e.body, inner, 'scan');
         // after the scan, the carried names hold their final values
