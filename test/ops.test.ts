@@ -78,7 +78,7 @@ const exact = (t: Tensor, shape: number[], want: readonly number[]) => {
 
 // =====================================================================================================
 describe('elementwise', () => {
-  const floatUnary = ['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil'];
+  const floatUnary = ['exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil'];
   for (const op of floatUnary) {
     shapeTable(op, [
       { in: ['f32[B, 3]'], out: ['f32[B, 3]'] },
@@ -147,6 +147,8 @@ describe('elementwise', () => {
     ceil: [x, [-2, -0, 0, 1, 2]],
     exp: [f32([3], [0, 1, -1]), [1, Math.E, 1 / Math.E]],
     log: [f32([4], [1, Math.E, 0, -1]), [0, 1, -Infinity, NaN]],
+    log1p: [f32([5], [0, -0.5, 1, -1, -2]), [0, -Math.LN2, Math.LN2, -Infinity, NaN]],
+    expm1: [f32([4], [0, 1, -1, -Infinity]), [0, Math.E - 1, 1 / Math.E - 1, -1]],
     sqrt: [f32([3], [4, 2, 0]), [2, Math.SQRT2, 0]],
     rsqrt: [f32([3], [4, 0.25, 0]), [0.5, 2, Infinity]],
     sin: [f32([3], [0, Math.PI / 2, Math.PI / 6]), [0, 1, 0.5]],

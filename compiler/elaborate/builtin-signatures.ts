@@ -7,7 +7,7 @@ export interface BuiltinSignature {
   readonly variadic?: true;
 }
 
-const UNARY_NAMES = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient', 'log1p', 'log2', 'log10', 'square'];
+const UNARY_NAMES = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient', 'log1p', 'expm1', 'log2', 'log10', 'square'];
 const REDUCTION: BuiltinSignature = { params: ['x', 'axis = all axes', 'keepdims = false'], variadic: true };
 const POOL: BuiltinSignature = { params: ['x', 'kernel = 2', 'stride = kernel', 'padding = 0'] };
 const RANDOM: BuiltinSignature = { params: ['shape'] };
