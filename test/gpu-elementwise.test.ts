@@ -8,7 +8,7 @@ import { dispatchSize, lowerElementwise, type ElementwiseKernel } from '../compi
 import { compile, getDevice, runElementwise, type ElementwiseRun } from './gpu-helpers.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 
-const UNARY = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not'];
+const UNARY = ['neg', 'exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not'];
 const BINARY = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'mod', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or'];
 const ALL = [...UNARY, ...BINARY, 'select', 'cast'];
 const STORAGE_DTYPES: DType[] = ['f32', 'i32', 'u32', 'bool'];
@@ -23,7 +23,9 @@ const STORAGE_DTYPES: DType[] = ['f32', 'i32', 'u32', 'bool'];
 // absolute term near zero crossings (Dawn's Vulkan tanh goes through exp and loses relative accuracy
 // near 0, about 1.5e-7 absolute; log near 1 is within 2^-21 absolute); pow is exp2(b * log2|a|) and
 // gets 2e-5 relative; erf is the polynomial of compiler/ops/elementwise.ts (measured 2.1e-7 absolute
-// on [-6, 6] on lavapipe), allowed 5e-7 absolute plus 1e-6 relative.
+// on [-6, 6] on lavapipe), allowed 5e-7 absolute plus 1e-6 relative. tanh, log1p and expm1 are series
+// near 0 in compiler/ops/elementwise.ts, so they keep their relative accuracy down to 1e-30 (no
+// absolute term: tanh(1e-7) through exp is 1.19e-7, 19 % off).
 interface Tol {
   rtol: number;
   atol: number;
@@ -35,7 +37,9 @@ const TOL: Record<string, Tol> = {
   rsqrt: { rtol: 2e-6, atol: 0 },
   sin: { rtol: 1e-5, atol: 1e-6 },
   cos: { rtol: 1e-5, atol: 1e-6 },
-  tanh: { rtol: 1e-5, atol: 1e-6 },
+  tanh: { rtol: 2e-6, atol: 0 },
+  log1p: { rtol: 2e-6, atol: 0 },
+  expm1: { rtol: 1e-5, atol: 0 }, // exp's bound from |x| = 0.5 on
   sigmoid: { rtol: 1e-5, atol: 1e-7 },
   erf: { rtol: 1e-6, atol: 5e-7 },
   pow: { rtol: 2e-5, atol: 1e-6 },
@@ -76,6 +80,13 @@ function generator(op: string, d: DType, k: number): Gen {
     case 'cos':
       return uniform(-6.5, 6.5);
     case 'tanh':
+      // tiny values, both sides of the series' bound 0.5, and saturation
+      return (r) => (r() < 0.4 ? pick([-200, -30, -9.5, 9.5, 30, 200, 1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, 0.4999, -0.5, 0.5001, 0])(r, 0) : uniform(-8, 8)(r, 0));
+    case 'log1p':
+      // tiny values, the series' bounds -0.5 and 1, -1 (-inf) and below (NaN), large values
+      return (r) => (r() < 0.4 ? pick([1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, -0.5, -0.5001, 1, 1.0001, -0.999, -1, 0, 1e6, 3e30])(r, 0) : uniform(-0.9, 10)(r, 0));
+    case 'expm1':
+      return (r) => (r() < 0.4 ? pick([1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, 0.4999, -0.5, 0.5001, 0, -30, -200, 80, 88])(r, 0) : uniform(-10, 10)(r, 0));
     case 'sigmoid':
       return (r) => (r() < 0.2 ? pick([-200, -30, -9.5, 9.5, 30, 200, 1e-4, -1e-3])(r, 0) : uniform(-8, 8)(r, 0));
     case 'erf':

@@ -78,7 +78,7 @@ const exact = (t: Tensor, shape: number[], want: readonly number[]) => {
 
 // =====================================================================================================
 describe('elementwise', () => {
-  const floatUnary = ['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil'];
+  const floatUnary = ['exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil'];
   for (const op of floatUnary) {
     shapeTable(op, [
       { in: ['f32[B, 3]'], out: ['f32[B, 3]'] },
@@ -147,6 +147,8 @@ describe('elementwise', () => {
     ceil: [x, [-2, -0, 0, 1, 2]],
     exp: [f32([3], [0, 1, -1]), [1, Math.E, 1 / Math.E]],
     log: [f32([4], [1, Math.E, 0, -1]), [0, 1, -Infinity, NaN]],
+    log1p: [f32([5], [0, -0.5, 1, -1, -2]), [0, -Math.LN2, Math.LN2, -Infinity, NaN]],
+    expm1: [f32([4], [0, 1, -1, -Infinity]), [0, Math.E - 1, 1 / Math.E - 1, -1]],
     sqrt: [f32([3], [4, 2, 0]), [2, Math.SQRT2, 0]],
     rsqrt: [f32([3], [4, 0.25, 0]), [0.5, 2, Infinity]],
     sin: [f32([3], [0, Math.PI / 2, Math.PI / 6]), [0, 1, 0.5]],
@@ -591,7 +593,11 @@ describe('convolution and pooling', () => {
     { in: ['f32[B, 3, 32, 32]', 'f32[16, 4, 3, 3]'], error: { message: 'conv2d input channels differ from the weights: f32[B, 3, 32, 32] and f32[16, 4, 3, 3]', operand: 0, otherOperand: 1 } },
     { in: ['f32[B, 3, 32, 32]', 'f32[3, 16, 3, 3]'], error: { message: 'conv2d input channels differ from the weights: f32[B, 3, 32, 32] and f32[3, 16, 3, 3]', help: 'the weights look like IOHW: conv2d takes OIHW [out, in, kh, kw]' } },
     { in: ['f32[3, 32, 32]', 'f32[16, 3, 3, 3]'], error: { message: 'conv2d needs an NCHW input of rank 4, found f32[3, 32, 32]', help: 'add a batch axis: reshape to [1, C, H, W]' } },
-    { in: ['f32[B, 3, 2, 2]', 'f32[16, 3, 3, 3]'], error: { message: 'conv2d kernel is larger than the padded input: f32[B, 3, 2, 2] and f32[16, 3, 3, 3]' } },
+    // the input (the user's expression) leads, with the sizes compared: padding and dilation included
+    { in: ['f32[B, 3, 2, 2]', 'f32[16, 3, 3, 3]'], error: { message: 'conv2d kernel 3 × 3 is larger than the padded input 2 × 2: f32[B, 3, 2, 2] and f32[16, 3, 3, 3]', operand: 0, otherOperand: 1 } },
+    { in: ['f32[B, 3, 4, 9]', 'f32[16, 3, 3, 3]'], attrs: { padding: [0, 1], dilation: [2, 1] }, error: { message: 'conv2d kernel 3 (dilated: 5) × 3 is larger than the padded input 4 × 11 (padding 1): f32[B, 3, 4, 9] and f32[16, 3, 3, 3]' } },
+    // with groups, the product the weights need
+    { in: ['f32[B, 6, 8, 8]', 'f32[8, 2, 3, 3]'], attrs: { groups: 4 }, error: { message: 'conv2d input channels differ from the weights (with groups 4, weights of 2 input channels per group take 8 input channels, and the input has 6): f32[B, 6, 8, 8] and f32[8, 2, 3, 3]', operand: 0, otherOperand: 1 } },
     { in: ['f32[B, 4, 8, 8]', 'f32[6, 1, 3, 3]'], attrs: { groups: 4 }, error: { message: 'conv2d output channels 6 are not divisible by groups 4' } },
     { in: ['i32[B, 3, 8, 8]', 'i32[6, 3, 3, 3]'], error: { message: 'conv2d needs float operands of one dtype: i32[B, 3, 8, 8] and i32[6, 3, 3, 3]' } },
   ]);

@@ -453,7 +453,8 @@ describe('parameter groups, schedules in the update, and clipping', () => {
     expect(() => build({ kind: 'adam', options: { momentum: 0.9 } }, DECLS)).toThrow(/adam has no option momentum/);
     expect(() => build({ kind: 'sgd', options: { lr: 0.1, nesterov: true } }, DECLS)).toThrow(/nesterov/);
     expect(() => build({ kind: 'sgd', options: { lr: 0.1, momentum: true } }, DECLS)).toThrow(/must be a finite number/);
-    expect(() => build({ kind: 'sgd', options: {} }, [{ path: 'a', shape: [2], options: { lr: 0.1 } }], { baseLr: 0.1 })).toThrow(/needs the option lr/);
+    // sgd's lr defaults to 0.01 with a group lr as without one (a group lr scales against it)
+    expect(() => build({ kind: 'sgd', options: {} }, [{ path: 'a', shape: [2], options: { lr: 0.1 } }], { baseLr: 0.01 })).not.toThrow();
     expect(() => build({ kind: 'rmsprop', options: {} }, [{ path: 'a', shape: [2], options: { betas: 1 } }])).toThrow(/no option betas/);
   });
 });
@@ -541,5 +542,18 @@ describe('learning-rate schedules', () => {
     expect(() => scheduleAt(0.1, { kind: 'exponential', options: { gamma: 0.9, decay: 1 } }, [0])).toThrow(/no option decay/);
     expect(() => scheduleAt(0.1, { kind: 'cosine', options: { total: 5, warmup: 5 } }, [0])).toThrow(/warmup < total/);
     expect(() => scheduleAt(0.1, { kind: 'warmup', options: { steps: 0 } }, [0])).toThrow(/must be positive/);
+  });
+
+  it('rejects options that would make the rate negative or raise it past lr', () => {
+    expect(() => scheduleAt(0.1, { kind: 'linear', options: { total: 4, end: -0.1 } }, [0])).toThrow('schedule linear option end must be between 0 and the learning rate 0.1, not -0.1: a negative rate turns training into gradient ascent');
+    expect(() => scheduleAt(0.1, { kind: 'linear', options: { total: 4, end: 0.2 } }, [0])).toThrow(/end must be between 0 and the learning rate 0.1, not 0.2: the schedule would raise the rate past lr/);
+    expect(() => scheduleAt(0.1, { kind: 'step', options: { every: 2, gamma: -1 } }, [0])).toThrow(/step option gamma must be between 0 and 1, not -1: .* negative/);
+    expect(() => scheduleAt(0.1, { kind: 'exponential', options: { gamma: 1.05 } }, [0])).toThrow(/exponential option gamma must be between 0 and 1, not 1.05: .* raises it past lr/);
+    expect(() => scheduleAt(0.1, { kind: 'cosine', options: { total: 4, min_lr: 1 } }, [0])).toThrow(/cosine option min_lr must be between 0 and the learning rate 0.1, not 1/);
+    expect(() => scheduleAt(0.1, { kind: 'cosine', options: { total: 4, min_lr: -0.01 } }, [0])).toThrow(/min_lr must be between 0/);
+    // the bounds themselves are fine: a constant rate, a decay to 0
+    expect(scheduleAt(0.1, { kind: 'linear', options: { total: 4, end: 0.1 } }, [0, 8])).toEqual([0.1, 0.1]);
+    expect(scheduleAt(0.1, { kind: 'step', options: { every: 1, gamma: 0 } }, [2])[0]).toBe(0);
+    expect(scheduleAt(0.1, { kind: 'cosine', options: { total: 4, min_lr: 0.1 } }, [3])[0]).toBeCloseTo(0.1, 7);
   });
 });

@@ -1533,6 +1533,8 @@ function countsRef(logits: readonly number[], labels: readonly number[], C: numb
 
 const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
 const meanOf = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** scikit-learn's macro average: the mean over the classes in the labels or the predictions. */
+const macroOf = (per: readonly number[], k: Counts) => meanOf(per.filter((_, c) => k.predicted[c] + k.actual[c] > 0));
 const precisionRef = (k: Counts) => k.tp.map((t, c) => ratio(t, k.predicted[c]));
 const recallRef = (k: Counts) => k.tp.map((t, c) => ratio(t, k.actual[c]));
 const f1Ref = (k: Counts) => k.tp.map((t, c) => {
@@ -1555,7 +1557,7 @@ function metricData(name: string, N: number, C: number): { z: number[]; y: numbe
 function metricModel(fn: string, name: string, N = 16, C = 4) {
   const { z, y } = metricData(name, N, C);
   const m = model(
-    `model T {\n input z: f32[B, ${C}]\n input y: i32[B]\n metric bin = ${fn}(z, y)\n metric pos2 = ${fn}(z, y, positive: 2)\n metric absent = ${fn}(z, y, positive: ${C - 1})\n metric macro = ${fn}(z, y, average: "macro")\n}`,
+    `model T {\n input z: f32[B, ${C}]\n input y: i32[B]\n metric bin = ${fn}(z, y, positive: 1)\n metric pos2 = ${fn}(z, y, positive: 2)\n metric absent = ${fn}(z, y, positive: ${C - 1})\n metric macro = ${fn}(z, y, average: "macro")\n}`,
     { z: f32([N, C], z), y: i32([N], y) },
     prng(`${name}/params`),
   );
@@ -1590,9 +1592,9 @@ describe('metrics with ignore_index', () => {
     expectScalar(m.out('acc'), pred.filter((p, i) => p === ky[i]).length / ky.length);
     expectScalar(m.out('top2'), ky.filter((l, i) => kz.slice(i * C, i * C + C).filter((v) => v > kz[i * C + l]).length < 2).length / ky.length);
     const counts = countsRef(kz, ky, C);
-    expectScalar(m.out('p'), meanOf(precisionRef(counts)));
+    expectScalar(m.out('p'), macroOf(precisionRef(counts), counts));
     expectScalar(m.out('r'), recallRef(counts)[2]);
-    expectScalar(m.out('f'), meanOf(f1Ref(counts)));
+    expectScalar(m.out('f'), macroOf(f1Ref(counts), counts));
     // every label ignored: 0, as cross_entropy
     expectScalar(m.out('none'), 0);
   });
@@ -1628,7 +1630,7 @@ describe('precision', () => {
     expectScalar(m.out('bin'), per[1]);
     expectScalar(m.out('pos2'), per[2]);
     expectScalar(m.out('absent'), 0);
-    expectScalar(m.out('macro'), meanOf(per));
+    expectScalar(m.out('macro'), macroOf(per, counts));
   });
 });
 
@@ -1640,7 +1642,7 @@ describe('recall', () => {
     expectScalar(m.out('bin'), per[1]);
     expectScalar(m.out('pos2'), per[2]);
     expectScalar(m.out('absent'), 0);
-    expectScalar(m.out('macro'), meanOf(per));
+    expectScalar(m.out('macro'), macroOf(per, counts));
   });
 });
 
@@ -1651,6 +1653,28 @@ describe('f1', () => {
     expectScalar(m.out('bin'), per[1]);
     expectScalar(m.out('pos2'), per[2]);
     expectScalar(m.out('absent'), 0);
-    expectScalar(m.out('macro'), meanOf(per));
+    expectScalar(m.out('macro'), macroOf(per, counts));
+  });
+  it('macro leaves out a class absent from both labels and predictions, as scikit-learn does', () => {
+    // 3 classes, only 0 and 1 occur: labels [0, 0, 1], predictions [0, 1, 1]; over all 3 classes the
+    // scores were 2/3 of scikit-learn's (precision 0.5 against 0.75, F1 0.444 against 0.667)
+    const z = [5, 0, 0, 0, 5, 0, 0, 5, 0];
+    const m = model('model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric p = precision(z, y, average: "macro")\n metric r = recall(z, y, average: "macro")\n metric f = f1(z, y, average: "macro")\n}', { z: f32([3, 3], z), y: i32([3], [0, 0, 1]) }, prng('macro/absent'));
+    expectScalar(m.out('p'), (1 + 0.5) / 2);
+    expectScalar(m.out('r'), (0.5 + 1) / 2);
+    expectScalar(m.out('f'), (2 / 3 + 2 / 3) / 2);
+  });
+
+  it('with more than 2 classes the default "binary" needs positive: named (E0304, saying what to pass); 2 classes score class 1', () => {
+    for (const fn of ['precision', 'recall', 'f1']) {
+      const bad = checkSource(`model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric m = ${fn}(z, y)\n}`, 't.dl').diagnostics;
+      expect(bad.map((d) => d.code), fn).toEqual(['E0304']);
+      expect(bad[0].help).toBe('with more than 2 classes, pass average: "macro" (the mean over the classes) or positive: k (class k against the rest)');
+      expect(checkSource(`model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric m = ${fn}(z, y, positive: 0)\n}`, 't.dl').diagnostics).toEqual([]);
+      expect(checkSource(`model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric m = ${fn}(z, y, positive: 3)\n}`, 't.dl').diagnostics[0].message).toMatch(/positive < C/);
+    }
+    const { z, y } = metricData('binary2', 10, 2);
+    const m = model('model T {\n input z: f32[B, 2]\n input y: i32[B]\n metric p = precision(z, y)\n}', { z: f32([10, 2], z), y: i32([10], y) }, prng('binary2/p'));
+    expectScalar(m.out('p'), precisionRef(countsRef(z, y, 2))[1]);
   });
 });

@@ -265,7 +265,22 @@ train Tie {
     expect(problems('  optimizer = sgd(lr: 0.1)\n  clip_grad_value = -0.5')).toEqual([['E0206', 'clip value must be a non-negative number, not -0.5', 'clip_grad_value = -0.5']]);
     expect(problems('  optimizer = sgd(lr: 0.1, nesterov: true)')).toEqual([['E0206', 'sgd: nesterov momentum needs momentum > 0 and dampening 0 (parameter fc.w)', 'optimizer = sgd(lr: 0.1, nesterov: true)']]);
     expect(problems('  optimizer = sgd(lr: 0.1)\n  schedule = step(every: 0)')).toEqual([['E0206', 'schedule step option every must be positive, not 0', 'schedule = step(every: 0)']]);
-    expect(problems('  optimizer = adamw(lr: 0.1)\n  param_group {\n    params = [fc.b]\n    momentum = 0.9\n  }')[0][1]).toMatch(/^adamw has no option momentum \(parameter fc.b\)/);
+    // a schedule that would make the rate negative, or raise it past lr, as a negative lr is
+    expect(problems('  optimizer = sgd(lr: 0.1)\n  schedule = linear(total: 4, end: -0.1)')).toEqual([['E0206', 'schedule linear option end must be between 0 and the learning rate 0.1, not -0.1: a negative rate turns training into gradient ascent', 'schedule = linear(total: 4, end: -0.1)']]);
+    expect(problems('  optimizer = sgd(lr: 0.1)\n  schedule = step(every: 2, gamma: -1.0)')[0][0]).toBe('E0206');
+    expect(problems('  optimizer = sgd(lr: 0.1)\n  schedule = cosine(total: 4, min_lr: 1.0)')[0][1]).toMatch(/^schedule cosine option min_lr must be between 0 and the learning rate 0.1, not 1/);
+    // a param_group's option is reported at that option, its combination at the group
+    const badKey = problems('  optimizer = adamw(lr: 0.1)\n  param_group {\n    params = [fc.b]\n    momentum = 0.9\n  }');
+    expect(badKey.length).toBe(1);
+    expect(badKey[0][1]).toMatch(/^adamw has no option momentum \(parameter fc.b\)/);
+    expect(badKey[0][2]).toBe('momentum = 0.9');
+    expect(problems('  optimizer = sgd(lr: 0.1)\n  param_group head {\n    params = [fc.b]\n    lr = 0.3\n    momentum = -0.5\n  }')).toEqual([['E0206', 'sgd option momentum must be 0 or more, not -0.5 (parameter fc.b)', 'momentum = -0.5']]);
+    expect(problems('  optimizer = sgd(lr: 0.1, momentum: 0.9, nesterov: true)\n  param_group {\n    params = [fc.b]\n    momentum = 0.0\n  }')).toEqual([['E0206', 'sgd: nesterov momentum needs momentum > 0 and dampening 0 (parameter fc.b)', 'momentum = 0.0']]);
+    // the optimizer's own problem stays at the optimizer, not at a group's unrelated option
+    expect(problems('  optimizer = sgd(lr: 0.1, nesterov: true)\n  param_group {\n    params = [fc.b]\n    lr = 0.3\n  }')).toEqual([['E0206', 'sgd: nesterov momentum needs momentum > 0 and dampening 0 (parameter fc.w)', 'optimizer = sgd(lr: 0.1, nesterov: true)']]);
+    // sgd's lr defaults to 0.01 with and without a group that sets its own
+    expect(problems('  optimizer = sgd(momentum: 0.9)')).toEqual([]);
+    expect(problems('  optimizer = sgd(momentum: 0.9)\n  param_group head {\n    params = [fc.b]\n    lr = 0.3\n  }')).toEqual([]);
     expect(problems('  split = [0.5, 0.2, 0.2]')).toEqual([['E0206', 'the split fractions [0.5, 0.2, 0.2] add up to 0.9, not 1', 'split = [0.5, 0.2, 0.2]']]);
     expect(problems('  split = 0.5')[0][1]).toBe('`split` is a list of two or three fractions of the data: [train, validation] or [train, validation, test]');
     expect(problems('  split = [0.5, 0.2, 0.2, 0.1]')[0][1]).toMatch(/two or three fractions/);

@@ -7,7 +7,7 @@ export interface BuiltinSignature {
   readonly variadic?: true;
 }
 
-const UNARY_NAMES = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient', 'log1p', 'log2', 'log10', 'square'];
+const UNARY_NAMES = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient', 'log1p', 'expm1', 'log2', 'log10', 'square'];
 const REDUCTION: BuiltinSignature = { params: ['x', 'axis = all axes', 'keepdims = false'], variadic: true };
 const POOL: BuiltinSignature = { params: ['x', 'kernel = 2', 'stride = kernel', 'padding = 0'] };
 const RANDOM: BuiltinSignature = { params: ['shape'] };
@@ -29,7 +29,7 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   zeros_like: { params: ['x'] },
   ones_like: { params: ['x'] },
   matmul: { params: ['a', 'b'] },
-  einsum: { params: ['subscripts', 'operands'], variadic: true },
+  einsum: { params: ['subscripts', 'a', 'b'], variadic: true },
   reshape: { params: ['x', 'shape'] },
   transpose: { params: ['x', 'perm = the last two axes swapped'] },
   permute: { params: ['x', 'perm'] },

@@ -29,11 +29,11 @@ export const INITIALIZERS: Readonly<Record<string, true>> = {
   constant: true, normal: true, uniform: true, glorot_uniform: true, glorot_normal: true, he_uniform: true, he_normal: true,
 };
 
-const UNARY = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient'];
+const UNARY = ['neg', 'exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient'];
 const BINARY = ['maximum', 'minimum', 'pow'];
 
 const COMPILE_TIME_MATH: Readonly<Record<string, (x: number) => number>> = {
-  neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), abs: Math.abs, sign: Math.sign,
+  neg: (x) => -x, exp: Math.exp, log: Math.log, log1p: Math.log1p, expm1: Math.expm1, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), abs: Math.abs, sign: Math.sign,
   sin: Math.sin, cos: Math.cos, tanh: Math.tanh, sigmoid: (x) => 1 / (1 + Math.exp(-x)), floor: Math.floor, ceil: Math.ceil,
 };
 
@@ -42,7 +42,7 @@ export const BUILTIN_NAMES: readonly string[] = [
   'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
   'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
   'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'range', 'int', 'float', 'zip', 'enumerate',
-  'log1p', 'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like', 'einsum',
+  'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like', 'einsum',
 ];
 
 /** Calls builtin `name`; `indexItems` and `env` are only for tensor indexing (`x[:, 0]`). */
@@ -141,15 +141,9 @@ export function callBuiltin(
   }
 
   switch (name) {
-    case 'log1p':
     case 'log2':
     case 'log10': {
       const x = tensor(0, 'x');
-      if (name === 'log1p') {
-        const one = el.asTensor({ kind: 'float', value: 1 }, x.tensor, span);
-        const sum = emit('add', [x, { tensor: one, span }]) as TensorV;
-        return emit('log', [{ tensor: sum, span }]);
-      }
       const ln = emit('log', [x]) as TensorV;
       const k = el.asTensor({ kind: 'float', value: 1 / Math.log(name === 'log2' ? 2 : 10) }, x.tensor, span);
       return emit('mul', [{ tensor: ln, span }, { tensor: k, span }]);

@@ -320,9 +320,13 @@ export class Elaborator {
         if (s.kind === 'Loss' && s.name) env.define(name, value ?? POISON);
         return undefined;
       }
-      case 'Where':
-        for (const c of s.conditions) this.constraint(c, env);
+      case 'Where': {
+        // a string among the conditions is the help shown when one of them fails (`where C <= 2 or
+        // average == "macro", "pass average: ..."`)
+        const help = s.conditions.find((c): c is A.StringLit => c.kind === 'String')?.value;
+        for (const c of s.conditions) if (c.kind !== 'String') this.constraint(c, env, help);
         return undefined;
+      }
       case 'Forward':
         return undefined; // layers record their forward when instantiated
       case 'Return': {
@@ -421,10 +425,10 @@ export class Elaborator {
     return k?.kind === 'int' && Number.isSafeInteger(k.value) && k.value >= 2 ? { name: rem.left.name, step: k.value } : undefined;
   }
 
-  private constraint(c: A.Expr, env: Env): void {
+  private constraint(c: A.Expr, env: Env, help?: string): void {
     if (c.kind === 'Binary' && c.op === 'and') {
-      this.constraint(c.left, env);
-      this.constraint(c.right, env);
+      this.constraint(c.left, env, help);
+      this.constraint(c.right, env, help);
       return;
     }
     let symbolic = false;
@@ -453,7 +457,7 @@ export class Elaborator {
     }
     const v = this.expr(c, env);
     if (v.kind === 'bool' && !v.value) {
-      this.fail('E0304', `constraint \`${printExpr(c)}\` is false${describeBindings(c, env)}`, c.span);
+      this.fail('E0304', `constraint \`${printExpr(c)}\` is false${describeBindings(c, env)}`, c.span, help === undefined ? {} : { help });
     }
   }
 

@@ -101,12 +101,19 @@ registerOp({
     const [o, cg, kh, kw] = w.shape;
     if (!dimEquals(mul(cg, groups), c)) {
       const help = groups === 1 && dimEquals(w.shape[0], c) ? 'the weights look like IOHW: conv2d takes OIHW [out, in, kh, kw]' : undefined;
-      return err(`conv2d input channels differ from the weights: ${typeStr(x)} and ${typeStr(w)}`, 0, 1, help);
+      // with groups, the weights' in-channel axis is per group: name the product, where the mistake usually is
+      const takes = groups === 1 ? '' : ` (with groups ${groups}, weights of ${dimToString(cg)} input channels per group take ${dimToString(mul(cg, groups))} input channels, and the input has ${dimToString(c)})`;
+      return err(`conv2d input channels differ from the weights${takes}: ${typeStr(x)} and ${typeStr(w)}`, 0, 1, help);
     }
     if (isConcrete(o) && o % groups !== 0) return err(`conv2d output channels ${o} are not divisible by groups ${groups}`, 1);
     const ho = convOutSize(h, kh, stride[0], padding[0], dilation[0]);
     const wo = convOutSize(wd, kw, stride[1], padding[1], dilation[1]);
-    if (nonPositive(ho) || nonPositive(wo)) return err(`conv2d kernel is larger than the padded input: ${typeStr(x)} and ${typeStr(w)}`, 1, 0);
+    if (nonPositive(ho) || nonPositive(wo)) {
+      // the input is the operand the user wrote (often a chain of layers): it leads, with the sizes compared
+      const extent = (k: Dim, d: number) => (d === 1 ? dimToString(k) : `${dimToString(k)} (dilated: ${dimToString(add(mul(sub(k, 1), d), 1))})`);
+      const padded = (size: Dim, p: number) => (p === 0 ? dimToString(size) : `${dimToString(add(size, 2 * p))} (padding ${p})`);
+      return err(`conv2d kernel ${extent(kh, dilation[0])} × ${extent(kw, dilation[1])} is larger than the padded input ${padded(h, padding[0])} × ${padded(wd, padding[1])}: ${typeStr(x)} and ${typeStr(w)}`, 0, 1);
+    }
     return [{ dtype: x.dtype, shape: attrs.transpose_out === true ? [o, n, ho, wo] : [n, o, ho, wo] }];
   },
   interpret([x, w], attrs) {

@@ -113,6 +113,23 @@ const ERF_WGSL = `fn dlc_erf(x: f32) -> f32 {
   return select(y, -y, x < 0.0);
 }`;
 
+/** c0 + z * (c1 + z * (c2 + ...)) in WGSL, for a local `z`. */
+function horner(coefficients: readonly number[]): string {
+  const [last, ...rest] = [...coefficients].reverse();
+  return rest.reduce((inner, c) => `(${f32lit(c)} + z * ${inner})`, f32lit(last));
+}
+
+/** tanh(x) = x * sum c_k x^(2k): 1, -1/3, 2/15, -17/315, ... (the Bernoulli-number series), to x^15. */
+const TANH_SERIES = [1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075, -929569 / 638512875];
+/** atanh(s) = s * sum s^(2k) / (2k + 1), to s^15. */
+const ATANH_SERIES = Array.from({ length: 8 }, (_, k) => 1 / (2 * k + 1));
+/** expm1(x) = x * sum x^k / (k + 1)!, to x^10. */
+const EXPM1_SERIES = Array.from({ length: 10 }, (_, k) => {
+  let f = 1;
+  for (let n = 2; n <= k + 1; n++) f *= n;
+  return 1 / f;
+});
+
 const UNARY_HELPERS: Record<string, string> = {
   dlc_erf: ERF_WGSL,
   // exp only ever sees -|x|, so neither branch overflows (the interpreter's formula, branch-free).
@@ -120,10 +137,36 @@ const UNARY_HELPERS: Record<string, string> = {
   let e = exp(-abs(x));
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }`,
-  // tanh(10) rounds to 1 in f32, so clamping is exact and keeps backends that expand tanh through exp
-  // from overflowing to NaN.
+  // Below |x| = 0.5, tanh's odd Taylor polynomial to x^15 (truncation under 1e-8 relative): WGSL only
+  // asks tanh to be as accurate as (e^x - e^-x) / (e^x + e^-x), which has an absolute error and so loses
+  // its relative accuracy near 0 (lavapipe's tanh(1e-7) is 1.19e-7). Above, the builtin: tanh(10) rounds
+  // to 1 in f32, so clamping is exact and keeps backends that expand tanh through exp from overflowing.
   dlc_tanh: `fn dlc_tanh(x: f32) -> f32 {
+  if (abs(x) < 0.5) {
+    let z = x * x;
+    return x * ${horner(TANH_SERIES)};
+  }
   return tanh(clamp(x, -10.0, 10.0));
+}`,
+  // log(1 + x) = 2 atanh(s) with s = x / (2 + x), an odd series in s (|s| <= 1/3 on [-0.5, 1], truncated
+  // at s^15: under 2e-9 relative). Outside that range 1 + x is below 0.5 or above 2, where WGSL's log has
+  // its ulp bound (near 1 it only has an absolute one, 2^-21).
+  dlc_log1p: `fn dlc_log1p(x: f32) -> f32 {
+  if (x >= -0.5 && x <= 1.0) {
+    let s = x / (2.0 + x);
+    let z = s * s;
+    return 2.0 * s * ${horner(ATANH_SERIES)};
+  }
+  return log(1.0 + x);
+}`,
+  // exp(x) - 1 cancels near 0: below |x| = 0.5 the Taylor series to x^10 (truncation under 1e-9 relative);
+  // above, exp(x) - 1 loses at most exp's few ulps against a result of magnitude 0.39 or more.
+  dlc_expm1: `fn dlc_expm1(x: f32) -> f32 {
+  if (abs(x) < 0.5) {
+    let z = x;
+    return x * ${horner(EXPM1_SERIES)};
+  }
+  return exp(x) - 1.0;
 }`,
   // WGSL's sign is indeterminate for NaN; the interpreter keeps NaN. NaN tests read the bits: backends
   // may fold \`x != x\` to false.
@@ -145,6 +188,8 @@ const UNARY_WGSL: Record<string, (x: string, d: DType) => string> = {
   sin: (x) => `sin(${x})`,
   cos: (x) => `cos(${x})`,
   tanh: (x) => `dlc_tanh(${x})`,
+  log1p: (x) => `dlc_log1p(${x})`,
+  expm1: (x) => `dlc_expm1(${x})`,
   sigmoid: (x) => `dlc_sigmoid(${x})`,
   erf: (x) => `dlc_erf(${x})`,
   floor: (x) => `floor(${x})`,
@@ -279,6 +324,19 @@ const UNARY: UnarySpec[] = [
     accepts: 'float',
     fn: Math.log,
     grad: (g, x, _y, ct) => g.div(ct, x),
+  },
+  // Accurate near 0, where log(1 + x) and exp(x) - 1 would cancel (the WGSL helpers above).
+  {
+    name: 'log1p',
+    accepts: 'float',
+    fn: Math.log1p,
+    grad: (g, x, _y, ct) => g.div(ct, g.add(x, 1)),
+  },
+  {
+    name: 'expm1',
+    accepts: 'float',
+    fn: Math.expm1,
+    grad: (g, _x, y, ct) => g.mul(ct, g.add(y, 1)),
   },
   {
     name: 'sqrt',

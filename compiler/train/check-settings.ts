@@ -2,7 +2,7 @@
 import type * as A from '../../grammar/ast.ts';
 import { GraphEditor } from '../ir/editor.ts';
 import type { Graph, Value } from '../ir/types.ts';
-import { applyOptimizer, clipByGlobalNorm, clipByValue, stepCounter, type ParamGrad } from './optimizers.ts';
+import { applyOptimizer, clipByGlobalNorm, optimizerLr, clipByValue, stepCounter, type ParamGrad } from './optimizers.ts';
 import { matchesPath, type TrainingPlan } from './plan.ts';
 import { scheduleLr } from './schedules.ts';
 
@@ -15,33 +15,49 @@ import { scheduleLr } from './schedules.ts';
  */
 export function settingProblems(plan: TrainingPlan): { message: string; span: A.Span }[] {
   const problems: { message: string; span: A.Span }[] = [];
-  const scratch: Graph = { name: 'settings', inputs: [], params: [], state: [], nodes: [], outputs: new Map(), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] };
-  const attempt = (span: A.Span, build: () => void) => {
+  const scratchGraph = (): Graph => ({ name: 'settings', inputs: [], params: [], state: [], nodes: [], outputs: new Map(), losses: new Map(), metrics: new Map(), layerCalls: [], constraints: [] });
+  /** Runs `build`; what it throws is a problem at `span` (once per message). Whether it ran clean. */
+  const attempt = (span: A.Span, build: () => void): boolean => {
     try {
       build();
+      return true;
     } catch (e) {
       const message = (e as Error).message;
       if (!problems.some((p) => p.message === message)) problems.push({ message, span });
+      return false;
     }
   };
   for (const step of plan.steps) {
-    const editor = new GraphEditor(scratch, step.span);
+    const editor = new GraphEditor(scratchGraph(), step.span);
     const spanOf = (setting: string) => plan.settingSpans[setting] ?? step.optimizerSpan;
     const grads: Value[] = step.params.map(() => editor.scalar(0));
     if (plan.clipGradNorm !== undefined) attempt(spanOf('clip_grad_norm'), () => clipByGlobalNorm(editor, grads, plan.clipGradNorm!));
     if (plan.clipGradValue !== undefined) attempt(spanOf('clip_grad_value'), () => clipByValue(editor, grads, plan.clipGradValue!));
     const counter = stepCounter(editor, step.name);
-    const stepLr = step.optimizer.options.lr;
-    let lr: Value = editor.scalar(typeof stepLr === 'number' ? stepLr : plan.baseLr);
-    attempt(spanOf('schedule'), () => {
-      lr = scheduleLr(editor, typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
+    attempt(spanOf('schedule'), () => scheduleLr(editor, optimizerLr(step.optimizer), plan.schedule, counter));
+    const inGroup = (path: string, g: (typeof plan.groups)[number]) => g.params.some((q) => matchesPath(path, q));
+    const params = step.params.map((path) => {
+      const options = Object.assign({}, ...plan.groups.filter((g) => inGroup(path, g)).map((g) => g.options));
+      return { path, ...(Object.keys(options).length > 0 ? { options } : {}) };
     });
-    const params: ParamGrad[] = step.params.map((path, i) => {
-      const options = Object.assign({}, ...plan.groups.filter((g) => g.params.some((q) => matchesPath(path, q))).map((g) => g.options));
-      return { path, param: grads[i], grad: grads[i], ...(Object.keys(options).length > 0 ? { options } : {}) };
-    });
-    // (a parameter group's options are checked with the optimizer's, per parameter)
-    attempt(step.optimizerSpan, () => applyOptimizer(editor, step.optimizer, params, lr, step.name));
+    // each update on a graph of its own (the optimizer adds its state once per graph), at the schedule's rate
+    const update = (ps: readonly { path: string; options?: ParamGrad['options'] }[]) => () => {
+      const own = new GraphEditor(scratchGraph(), step.span);
+      const rate = own.scalar(optimizerLr(step.optimizer));
+      applyOptimizer(own, step.optimizer, ps.map((p) => ({ ...p, param: own.scalar(0), grad: own.scalar(0) })), rate, step.name);
+    };
+    // the optimizer's own options at the optimizer; then each parameter group's options at the option
+    // (an option it does not take, a value out of range), their combination at the group, and last the
+    // whole update (the group options are checked with the optimizer's, per parameter)
+    let clean = attempt(step.optimizerSpan, update(params.map(({ options: _options, ...p }) => p)));
+    if (!clean) continue;
+    for (const g of plan.groups) {
+      const first = params.find((p) => inGroup(p.path, g));
+      if (!first) continue;
+      for (const [key, value] of Object.entries(g.options)) clean = attempt(g.optionSpans[key] ?? g.span, update([{ ...first, options: { [key]: value } }])) && clean;
+      if (clean) clean = attempt(g.span, update(params.filter((p) => inGroup(p.path, g))));
+    }
+    if (clean) attempt(step.optimizerSpan, update(params));
   }
   return problems;
 }

@@ -27,12 +27,19 @@ export interface ParamGrad {
  * a parameter group's own `lr` is measured against (see `applyOptimizer`).
  */
 export const OPTIMIZER_DEFAULTS: Readonly<Record<OptimizerKind, Readonly<Record<string, OptionValue | null>>>> = {
-  sgd: { lr: null, momentum: 0, dampening: 0, nesterov: false, weight_decay: 0 },
+  // sgd's lr defaults to 0.01, as Keras's SGD does (torch's is 1e-3); every optimizer has a default rate
+  sgd: { lr: 0.01, momentum: 0, dampening: 0, nesterov: false, weight_decay: 0 },
   adam: { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, amsgrad: false },
   adamw: { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, amsgrad: false },
   rmsprop: { lr: 1e-2, alpha: 0.99, eps: 1e-8, momentum: 0, weight_decay: 0, centered: false },
   adagrad: { lr: 1e-2, eps: 1e-10, weight_decay: 0, initial_accumulator: 0, lr_decay: 0 },
 };
+
+/** The base learning rate of an optimizer: its `lr` option, or the optimizer's default. */
+export function optimizerLr(spec: OptimizerSpec): number {
+  const lr = spec.options.lr;
+  return typeof lr === 'number' ? lr : (OPTIMIZER_DEFAULTS[spec.kind].lr as number);
+}
 
 /** The state path of the step counter shared by every parameter one optimizer step updates. */
 export function stepCounterPath(stepName: string): string {

@@ -9,7 +9,7 @@ import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../sha
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
-import { OPTIMIZER_DEFAULTS, type OptimizerSpec } from './optimizers.ts';
+import { OPTIMIZER_DEFAULTS, optimizerLr, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
 /** How frozen layers run while the others train: as in training (PyTorch's requires_grad = False), or as in evaluation (Keras). */
@@ -42,6 +42,9 @@ export interface TrainStepPlan {
 export interface ParamGroup {
   readonly params: readonly string[];
   readonly options: Readonly<Record<string, number | boolean>>;
+  /** Where the group is written (its `param_group` word) and each of its options (`momentum = 0.9`): where their problems are reported. */
+  readonly span: A.Span;
+  readonly optionSpans: Readonly<Record<string, A.Span>>;
 }
 
 export interface TrainingPlan {
@@ -61,7 +64,6 @@ export interface TrainingPlan {
 
 const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'] as const;
 const SCHEDULES = ['constant', 'step', 'exponential', 'cosine', 'linear', 'warmup'] as const;
-const DEFAULT_LR: Record<OptimizerSpec['kind'], number> = { sgd: 0.01, adam: 1e-3, adamw: 1e-3, rmsprop: 1e-2, adagrad: 1e-2 };
 
 /** `net.hidden.0`, `net.hidden[0]`, `net.*.b` as a dotted path pattern. */
 export function pathOf(e: A.Expr): string | undefined {
@@ -466,7 +468,8 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
             // a parameter takes one group's options: in two, which would win would be a guess
             const twice = params.find((path) => groups.some((g) => g.params.includes(path)));
             if (twice !== undefined) report(`\`${twice}\` is in two param groups; each parameter takes the options of one`, paramsStmt.value.span, 'narrow the patterns so the groups do not overlap');
-            groups.push({ params, options: numbers(rest, s.span) });
+            const optionSpans = Object.fromEntries(s.body.stmts.flatMap((x) => (x.kind === 'Setting' && x.name.text !== 'params' ? [[x.name.text, x.span]] : [])));
+            groups.push({ params, options: numbers(rest, s.span), span: s.name.span, optionSpans });
             groupSpans.push(s.name.span);
           }
         } else {
@@ -619,12 +622,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     diagnostics.push(diagnostic('W0206', '`freeze_mode` acts on frozen layers, and this train block freezes none', settingSpans.freeze_mode ?? train.span, { help: 'add `freeze <layer>`, or remove freeze_mode' }));
   }
   if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
-  const lrOption = baseOptimizer.options.lr;
   const plan: TrainingPlan = {
       model: graph.name,
       steps,
       ...(schedule ? { schedule } : {}),
-      baseLr: typeof lrOption === 'number' ? lrOption : DEFAULT_LR[baseOptimizer.kind],
+      baseLr: optimizerLr(baseOptimizer),
       ...(typeof settings.clip_grad_norm === 'number' ? { clipGradNorm: settings.clip_grad_norm } : {}),
       ...(typeof settings.clip_grad_value === 'number' ? { clipGradValue: settings.clip_grad_value } : {}),
       frozen,

@@ -32,7 +32,8 @@ export const SCHEDULE_DEFAULTS: Readonly<Record<ScheduleKind, Readonly<Record<st
  *                                 p = min(1, (t − warmup) / (total − warmup)), so min_lr from t = total on
  *   linear(total, end=0):    lr + (end − lr) · min(1, t / total)        (end is a learning rate)
  *   warmup(steps):           lr · min(1, (t + 1) / steps)
- * No spec is the constant schedule.
+ * No spec is the constant schedule. The rate stays in [0, lr]: gamma is in [0, 1] and min_lr and end in
+ * [0, lr] (a negative rate would be gradient ascent, as a negative lr is).
  */
 export function scheduleLr(editor: GraphEditor, baseLr: number, spec: ScheduleSpec | undefined, step: Value): Value {
   if (!Number.isFinite(baseLr)) throw new Error(`the learning rate must be a finite number, not ${baseLr}`);
@@ -56,6 +57,19 @@ export function scheduleLr(editor: GraphEditor, baseLr: number, spec: ScheduleSp
     return v;
   };
 
+  /** A factor of the rate (gamma): in [0, 1], so the rate neither turns negative (gradient ascent) nor grows past lr. */
+  const factor = (name: string): number => {
+    const v = opt(name);
+    if (v < 0 || v > 1) throw new Error(`schedule ${kind} option ${name} must be between 0 and 1, not ${v}: the rate is lr · ${name}^k, so ${v < 0 ? 'a negative factor makes it negative on every other decay (gradient ascent)' : 'a factor above 1 raises it past lr'}`);
+    return v;
+  };
+  /** A rate the schedule ends at (min_lr, end): in [0, lr], for the same reasons. */
+  const rate = (name: string): number => {
+    const v = opt(name);
+    if (v < 0 || v > baseLr) throw new Error(`schedule ${kind} option ${name} must be between 0 and the learning rate ${baseLr}, not ${v}: ${v < 0 ? 'a negative rate turns training into gradient ascent' : 'the schedule would raise the rate past lr'}`);
+    return v;
+  };
+
   const op = (name: string, inputs: readonly Value[], attrs = {}) => editor.op(name, inputs, attrs);
   const c = (v: number) => editor.scalar(v, 'f32');
   let stepF32: Value | undefined;
@@ -68,14 +82,14 @@ export function scheduleLr(editor: GraphEditor, baseLr: number, spec: ScheduleSp
       return c(baseLr);
     case 'step': {
       const every = positive('every');
-      const gamma = opt('gamma');
+      const gamma = factor('gamma');
       return op('mul', [c(baseLr), constPow(editor, gamma, op('floor', [op('div', [t(), c(every)])]))]);
     }
     case 'exponential':
-      return op('mul', [c(baseLr), constPow(editor, opt('gamma'), t())]);
+      return op('mul', [c(baseLr), constPow(editor, factor('gamma'), t())]);
     case 'cosine': {
       const total = positive('total');
-      const minLr = opt('min_lr');
+      const minLr = rate('min_lr');
       const warmup = opt('warmup');
       if (warmup < 0 || warmup >= total) throw new Error(`schedule cosine needs 0 <= warmup < total, not warmup ${warmup} and total ${total}`);
       const since = warmup > 0 ? op('sub', [t(), c(warmup)]) : t();
@@ -88,7 +102,7 @@ export function scheduleLr(editor: GraphEditor, baseLr: number, spec: ScheduleSp
     }
     case 'linear': {
       const total = positive('total');
-      const end = opt('end');
+      const end = rate('end');
       const frac = op('minimum', [c(1), op('div', [t(), c(total)])]);
       return op('add', [c(baseLr), op('mul', [c(end - baseLr), frac])]);
     }

@@ -2,7 +2,7 @@
 import { addGradients } from '../autodiff/grad.ts';
 import { GraphEditor } from '../ir/editor.ts';
 import type { Graph, Value } from '../ir/types.ts';
-import { applyOptimizer, clipByGlobalNorm, clipByValue, stepCounter, type ParamGrad } from './optimizers.ts';
+import { applyOptimizer, clipByGlobalNorm, clipByValue, optimizerLr, stepCounter, type ParamGrad } from './optimizers.ts';
 import { matchesPath, type ObjectiveExpr, type TrainingPlan, type TrainStepPlan } from './plan.ts';
 import { scheduleLr } from './schedules.ts';
 
@@ -31,8 +31,7 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
 
   // one step counter (`opt.<step>.t`, advanced by the optimizer) drives both the schedule and bias correction
   const counter = stepCounter(editor.at(step.optimizerSpan), step.name);
-  const stepLr = step.optimizer.options.lr;
-  const lr = scheduleLr(editor.at(settingSpan('schedule')), typeof stepLr === 'number' ? stepLr : plan.baseLr, plan.schedule, counter);
+  const lr = scheduleLr(editor.at(settingSpan('schedule')), optimizerLr(step.optimizer), plan.schedule, counter);
   editor.at(step.optimizerSpan);
 
   const paramGrads: ParamGrad[] = params.map((p, i) => {
