@@ -804,3 +804,22 @@ describe('keywords from PyTorch', () => {
     expect(sum.help).toMatch(/^dlc calls it `keepdims`; its parameters: sum\(/);
   });
 });
+
+describe('an indexed axis of size 0', () => {
+  it('is E0301 at check, so compile and gradcheck do not crash building its gradient', () => {
+    const model = (param: string, loss: string) => `model M {\n  input x: f32[B, 4]\n  input y: i32[B]\n  param w: ${param} = zeros\n  loss = ${loss}\n}\n`;
+    expectDiagnostics(model('f32[4, 0]', 'mean(take_along_axis(x @ w, y[:, None], axis: -1))'), [
+      { code: 'E0301', at: 'x @ w', label: 'f32[B, 0]', message: ['take_along_axis indexes axis 1 of f32[B, 0], which has size 0'] },
+    ]);
+    // through the stdlib's cross_entropy: at the user's call
+    expectDiagnostics(model('f32[4, 0]', 'cross_entropy(x @ w, y)'), [
+      { code: 'E0301', at: 'cross_entropy(x @ w, y)', message: ['has size 0'], secondary: [{ at: 'scores', occurrence: 6, file: 'stdlib/loss.dl', message: 'standard library' }] },
+    ]);
+    expectDiagnostics(model('f32[0, 4]', 'mean(take(w, y) * x)'), [{ code: 'E0301', at: 'w', occurrence: 1, label: 'f32[0, 4]', message: ['take indexes axis 0 of f32[0, 4]'] }]);
+    // a hyperparameter of 0 classes
+    expectDiagnostics('model M(classes: int = 0) {\n  input x: f32[B, 4]\n  input y: i32[B]\n  layer fc = Dense(4, classes)\n  loss = cross_entropy(fc(x), y)\n}\n', [
+      { code: 'E0301', at: 'cross_entropy(fc(x), y)', message: ['has size 0'] },
+    ]);
+    expectDiagnostics(model('f32[4, 1]', 'cross_entropy(x @ w, y) + mean(take(w, y, axis: 1))'), []);
+  });
+});
