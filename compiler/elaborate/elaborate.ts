@@ -854,8 +854,26 @@ export class Elaborator {
       else return this.fail('E0303', `${what} needs the argument \`${p.name.text}\``, span);
       // a default of the wrong kind is the declaration's mistake: shown at the default
       if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? p.default?.span ?? span);
+      // ... also when an argument overrides it, so a model checks the same whichever train block or --args it gets
+      if (given && p.type && p.default) this.checkOverriddenDefault(p, p.default, env);
       env.define(p.name.text, value);
     }
+  }
+
+  /**
+   * A default that an argument replaces is still checked against its declared kind (`k: int = "s"`).
+   * One that cannot be evaluated here (it reads a hyperparameter bound after it) is left alone.
+   */
+  private checkOverriddenDefault(p: A.HyperParam, fallback: A.Expr, env: Env): void {
+    const value = this.quietly(() => {
+      try {
+        return this.expr(fallback, env);
+      } catch (e) {
+        if (e instanceof Abort) return undefined;
+        throw e;
+      }
+    });
+    if (value && value.kind !== 'tensor' && value.kind !== 'poison') this.checkHyper(p, value, fallback.span);
   }
 
   private checkHyper(p: A.HyperParam, v: CtValue, span: A.Span): CtValue {

@@ -1,0 +1,45 @@
+// check and compile agree on a file: each model elaborated with its own train block's arguments, a hyperparameter default checked against its declared kind whether or not an argument replaces it, and a train block or --args giving an argument once.
+import { describe, expect, it } from 'vitest';
+import { checkSource } from '../compiler/frontend/check.ts';
+import { compileTraining } from '../compiler/frontend/train.ts';
+
+const FILE = 'test.dl';
+
+const trained = (name: string, params: string, body: string, args: string) => `model ${name}${params} {
+${body}
+  input features: f32[B, 4]
+  input label: i32[B]
+  param w: f32[4, 3] = glorot_uniform
+  loss = cross_entropy(features @ w, label)
+}
+train ${name}${args} {
+  data = iris()
+  optimizer = sgd(lr: 0.1)
+}
+`;
+
+const codes = (src: string) => checkSource(src, FILE).diagnostics.map((d) => `${d.code} ${d.message}`);
+const compileCodes = (src: string) => compileTraining(src, FILE).diagnostics.map((d) => `${d.code} ${d.message}`);
+
+describe('check and compile agree', () => {
+  it('compile elaborates every model with its own train block’s arguments, as check does', () => {
+    // M's default breaks its `where`; its train block gives a good value. N's train block must not see M's default.
+    const src = trained('M', '(h: int = 0)', '  where h > 0', '(h: 3)') + trained('N', '', '', '');
+    expect(codes(src)).toEqual([]);
+    expect(compileCodes(src)).toEqual([]);
+    expect(compileTraining(src, FILE).trainings.map((t) => t.forward.name)).toEqual(['M', 'N']);
+  });
+
+  it('a default of the wrong kind is E0303 at the default, also when the train block overrides it', () => {
+    for (const [decl, found] of [['k: int = "s"', 'a string'], ['k: int = 2 ** -1', 'a float']] as const) {
+      const src = trained('M', `(${decl})`, '', '(k: 4)');
+      const ds = checkSource(src, FILE).diagnostics;
+      expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual([`E0303 \`k\` is declared int, found ${found}`]);
+      expect(src.slice(ds[0].span.start, ds[0].span.end)).toBe(decl.slice('k: int = '.length));
+      expect(compileCodes(src)).toEqual(codes(src));
+    }
+    // a default that cannot be evaluated with the arguments given is not reported when it is overridden
+    expect(codes(trained('M', '(j: int = 2, k: int = 8 / j)', '', '(j: 0, k: 4)'))).toEqual([]);
+    expect(codes(trained('M', '(j: int = 2, k: int = 8 / j)', '', '(j: 0)'))[0]).toMatch(/^E0305/);
+  });
+});
