@@ -1,6 +1,7 @@
 // check and compile agree on a file: each model elaborated with its own train block's arguments, a hyperparameter default checked against its declared kind whether or not an argument replaces it, and a train block or --args giving an argument once.
 import { describe, expect, it } from 'vitest';
-import { checkSource } from '../compiler/frontend/check.ts';
+import { checkSource, parseModelArgs } from '../compiler/frontend/check.ts';
+import { parse } from '../grammar/parse.ts';
 import { compileTraining } from '../compiler/frontend/train.ts';
 
 const FILE = 'test.dl';
@@ -41,5 +42,30 @@ describe('check and compile agree', () => {
     // a default that cannot be evaluated with the arguments given is not reported when it is overridden
     expect(codes(trained('M', '(j: int = 2, k: int = 8 / j)', '', '(j: 0, k: 4)'))).toEqual([]);
     expect(codes(trained('M', '(j: int = 2, k: int = 8 / j)', '', '(j: 0)'))[0]).toMatch(/^E0305/);
+  });
+});
+
+describe('a model argument given twice', () => {
+  it('in a train block is E0303 at the second, as in a call (the last one won)', () => {
+    const src = trained('M', '(h: int = 1)', '', '(h: 1, h: 2)');
+    const ds = checkSource(src, FILE).diagnostics;
+    expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual(['E0303 the argument `h` is given twice']);
+    expect(src.slice(ds[0].span.start, ds[0].span.end)).toBe('h: 2');
+    expect(codes(trained('M', '(h: int = 1, k: int = 2)', '', '(h: 1, k: 2)'))).toEqual([]);
+  });
+
+  it('in --args is refused, by name or by position and name; --args cannot end the list and declare more', () => {
+    const program = parse('model M(hidden: int = 4, depth: int = 1) {\n  input x: f32[B, 4]\n  output y = x\n}\n', FILE).program;
+    const read = (text: string) => {
+      const r = parseModelArgs(text, 'M', program);
+      return typeof r === 'string' ? r : r.map((a) => `${a.name?.text ?? '_'}`).join(',');
+    };
+    expect(read('hidden: 16, depth: 2')).toBe('hidden,depth');
+    expect(read('16, depth: 2')).toBe('_,depth');
+    expect(read('hidden: 16, hidden: 8')).toMatch(/gives `hidden` twice/);
+    expect(read('16, hidden: 8')).toMatch(/gives `hidden` twice/);
+    for (const injected of ['hidden: 16) {} train M(hidden: 8', 'hidden: 16) {} //', 'hidden: 16) { epochs = 3 } //', 'hidden: 16']) {
+      expect(read(injected), injected).toMatch(injected === 'hidden: 16' ? /^hidden$/ : /^cannot read --args/);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { CODES, isCode } from '../diagnostics/codes.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { diagnosticToJson, renderDiagnostic } from '../diagnostics/render.ts';
 import { SourceText } from '../diagnostics/source.ts';
-import { checkSource } from '../frontend/check.ts';
+import { checkSource, parseModelArgs } from '../frontend/check.ts';
 import { stdlibModules } from '../frontend/stdlib.ts';
 import { printGraph } from '../ir/print.ts';
 import type { Graph } from '../ir/types.ts';
@@ -235,27 +235,19 @@ function trainGraphs(file: string, options: { model?: string; args?: string }, i
  */
 function argsFlag(file: string, text: string, options: { model?: string; args?: string }, io: Io): Map<string, Arg[]> | undefined | null {
   if (!options.args) return undefined;
-  const declared = parse(text, file).program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
+  const program = parse(text, file).program;
+  const declared = program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
   const model = options.model ?? (declared.length === 1 ? declared[0] : undefined);
   if (!model) {
     io.err(`error: --args needs --model, to say whose hyperparameters they are (\`${file}\` declares ${declared.length === 0 ? 'no model' : declared.map((m) => `\`${m}\``).join(', ')})`);
     return null;
   }
-  const args = parseArgs(options.args, model);
-  if (!args) {
-    io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
+  const args = parseModelArgs(options.args, model, program);
+  if (typeof args === 'string') {
+    io.err(`error: ${args}`);
     return null;
   }
   return new Map([[model, args]]);
-}
-
-/** `--args "hidden: 16, depth: 1"` as call arguments. */
-function parseArgs(text: string | undefined, model: string): Arg[] | undefined {
-  if (!text) return [];
-  const parsed = parse(`train ${model}(${text}) {}`, '<--args>');
-  const decl = parsed.program.body.stmts[0];
-  if (parsed.diagnostics.length > 0 || decl?.kind !== 'Train') return undefined;
-  return [...(decl.args ?? [])];
 }
 
 /** The most elements of one tensor `dlc gradcheck` interprets (float64: 128 MiB). */

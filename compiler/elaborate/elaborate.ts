@@ -833,7 +833,12 @@ export class Elaborator {
 
   private bindHyperParams(params: readonly A.HyperParam[], args: readonly A.Arg[], env: Env, argEnv: Env, span: A.Span): void {
     const positional = args.filter((a) => !a.name).map((a) => ({ value: this.expr(a.value, argEnv), span: a.value.span }));
-    const named = new Map(args.filter((a) => a.name).map((a) => [a.name!.text, { value: this.expr(a.value, argEnv), span: a.value.span }]));
+    const named = new Map<string, ArgValue>();
+    for (const a of args.filter((b) => b.name)) {
+      // `train M(h: 1, h: 2)`: not the last one silently, as in any call
+      if (named.has(a.name!.text)) this.fail('E0303', `the argument \`${a.name!.text}\` is given twice`, a.span);
+      named.set(a.name!.text, { value: this.expr(a.value, argEnv), span: a.value.span });
+    }
     this.bindInto(params, positional, named, env, span, 'the model');
   }
 
