@@ -221,6 +221,16 @@ describe('dlc graph --train and dlc gradcheck', () => {
     expect(r.err).toContain('cannot read --args');
   });
 
+  it('takes the file after --size (the list flag took it: "missing required argument \'file\'"), and says where to put it when there is none', async () => {
+    const r = await run('gradcheck', '--size', 'B=2', 'examples/mnist_mlp.dl', '--args', 'hidden: 2');
+    expect([r.status, r.out.split('\n')[0]], r.err).toEqual([EXIT_OK, 'MnistMlp: d loss / d parameter, seed 1, sizes B=2']);
+    const none = await run('gradcheck', '--size', 'B=2');
+    expect([none.status, none.err.trim()]).toEqual([EXIT_USER_ERROR, "error: missing required argument 'file' (write it before --size, whose values run to the next flag: dlc ... file.dl --size B=2)"]);
+    const report = await run('compile', '--report', '--report-size', 'L=2', 'nowhere.dl');
+    expect(report.err).toContain('nowhere.dl');
+    expect(report.err).not.toContain('missing required argument');
+  });
+
   it('rejects bad --size, --seed and --tol values and sizes the model lacks, and refuses tensors too large to interpret', async () => {
     const cases: [string[], string][] = [
       [['--size', 'B=-1'], 'error: --size takes NAME=n with a whole n of 1 or more (B=4), not `B=-1`'],

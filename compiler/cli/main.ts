@@ -250,6 +250,18 @@ function argsFlag(file: string, text: string, options: { model?: string; args?: 
   return new Map([[model, args]]);
 }
 
+/**
+ * `dlc gradcheck --size B=2 file.dl`: the list flag (`--size <name=n...>`) took the file along with
+ * the sizes. The file is the item without `=`; the rest stay the list. A message when there is no file.
+ */
+function fileOutOfList(file: string | undefined, list: readonly string[] | undefined, flag: string): { file: string; list: string[] | undefined } | string {
+  if (file !== undefined) return { file, list: list ? [...list] : undefined };
+  const found = (list ?? []).filter((item) => !item.includes('='));
+  if (found.length !== 1) return `missing required argument 'file'${list ? ` (write it before ${flag}, whose values run to the next flag: dlc ... file.dl ${flag} B=2)` : ''}`;
+  const rest = (list ?? []).filter((item) => item !== found[0]);
+  return { file: found[0], list: rest };
+}
+
 /** The most elements of one tensor `dlc gradcheck` interprets (float64: 128 MiB). */
 const GRADCHECK_MAX_ELEMENTS = 1 << 24;
 
@@ -595,19 +607,24 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
   program
     .command('gradcheck')
     .description('compare every parameter gradient with central finite differences (float64, seeded)')
-    .argument('<file>')
+    .argument('[file]')
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1"')
     .option('--size <name=n...>', 'sizes of symbolic dimensions, e.g. B=4 T=8 (default B=2, others 3)')
     .option('--seed <n>', 'seed of the inputs, parameters and directions', '1')
     .option('--tol <x>', 'largest acceptable relative error', '1e-4')
-    .action((file: string, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) =>
-      setStatus(runGradcheck(file, options, io)),
-    );
+    .action((file: string | undefined, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) => {
+      const found = fileOutOfList(file, options.size, '--size');
+      if (typeof found === 'string') {
+        io.err(`error: ${found}`);
+        return setStatus(EXIT_USER_ERROR);
+      }
+      setStatus(runGradcheck(found.file, { ...options, size: found.list }, io));
+    });
   program
     .command('compile')
     .description('compile each model to a typed TypeScript module (WGSL included) that trains and runs on WebGPU')
-    .argument('<file>')
+    .argument('[file]')
     .option('-o, --out <dir>', 'output directory', '.')
     .option('--js', 'write JavaScript plus a .d.ts instead of TypeScript')
     .option('--model <name>', 'only this model')
@@ -616,7 +633,14 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
     .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
     .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1)")
-    .action((file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => setStatus(compileCommand(file, options, io)));
+    .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => {
+      const found = fileOutOfList(file, options.reportSize, '--report-size');
+      if (typeof found === 'string') {
+        io.err(`error: ${found}`);
+        return setStatus(EXIT_USER_ERROR);
+      }
+      setStatus(compileCommand(found.file, { ...options, reportSize: found.list }, io));
+    });
   program
     .command('train')
     .description("compile, load the model's data, train on WebGPU with progress, save checkpoints and report test metrics")
