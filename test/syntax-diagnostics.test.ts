@@ -314,3 +314,23 @@ describe('habits from other languages', () => {
     }
   });
 });
+
+describe('an if-expression followed by an operator', () => {
+  it('says it cannot be an operand and to wrap it in parentheses (it said "expected `}`", which nothing lacked)', () => {
+    expectDiagnostics(`
+      model M {
+        let k = if a > b { 1 } else { 2 } + 3
+                                          ^ E0010 an if-expression cannot be the operand of \`+\`
+      }
+    `);
+    expectDiagnostics(`
+      model M {
+        let k = if a { 1 } else if b { 2 } else { x[0] } * 3
+                                                         ^ E0010 an if-expression cannot be the operand of \`*\`
+      }
+    `);
+    const { diagnostics } = parse('model M {\n  let k = if a > b { 1 } else { 2 } + 3\n}\n', 'test.dl');
+    expect(diagnostics[0].help).toBe('wrap it in parentheses: `(if c { a } else { b }) + ...`');
+    clean('model M {\n  let k = (if a > b { 1 } else { 2 }) + 3\n}\n');
+  });
+});
