@@ -75,7 +75,12 @@ export function parse(source: string, file = '<input>'): ParseResult {
       diagnostics.push(diagnostic('E0900', `the parser failed: ${(e as Error).message}`, span(first.startOffset, tokenEnd(first))));
       continue;
     }
-    for (const error of dlParser.errors) diagnostics.push(syntaxDiagnostic(error, file, chunk));
+    for (const error of dlParser.errors) {
+      const d = syntaxDiagnostic(error, file, chunk);
+      diagnostics.push(d);
+      // what follows `scan xt, mt in ...` in this declaration only echoes it
+      if (d.message === SCAN_SOURCES) break;
+    }
     const { program, problems } = buildAst(cst, file, source.length);
     for (const decl of program.body.stmts) {
       const deep = findTooDeep(decl);
@@ -199,6 +204,8 @@ function endsOperand(t: IToken | undefined): boolean {
   );
 }
 
+const SCAN_SOURCES = 'scan takes one sequence: `scan xt in x`, not several';
+
 function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: readonly IToken[]): Diagnostic {
   const found = error.token;
   const at = spanOfToken(found, file, chunk);
@@ -218,6 +225,12 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
   const eq = chunk[i + 2];
   if (i >= 0 && tokenMatcher(found, T.Identifier) && op && eq && [T.Plus, T.Minus, T.Star, T.Slash].includes(op.tokenType) && eq.tokenType === T.Eq && eq.startOffset === tokenEnd(op)) {
     return diagnostic('E0010', `dlc has no \`${op.image}=\``, { file, start: found.startOffset, end: tokenEnd(eq) }, { help: `write \`${found.image} = ${found.image} ${op.image} ...\`` });
+  }
+  // `scan xt, mt in (x, m)`: several sequences at once
+  if (rule === 'scanExpr' && found.tokenType === T.Comma && i >= 2 && tokenMatcher(chunk[i - 1], T.Identifier) && (tokenMatcher(chunk[i - 2], T.Kw.scan) || tokenMatcher(chunk[i - 2], T.Kw.reverse))) {
+    return diagnostic('E0010', SCAN_SOURCES, at, {
+      help: 'scan one tensor: concatenate the sequences on their last axis and slice them apart in the body (`let xt = st[:, :3]`), or carry a step counter and index the others (`carry (t = 0)`, `m[:, t]`, `t = t + 1`)',
+    });
   }
   // `if a > b { 1 } else { 2 } + 3`: the if-expression ended the statement (it is not an operand)
   if (i > 0 && chunk[i - 1].tokenType === T.RBrace && BINARY_OPERATORS.some((type) => tokenMatcher(found, type)) && endsIfExpression(chunk, i - 1)) {

@@ -334,3 +334,23 @@ describe('an if-expression followed by an operator', () => {
     clean('model M {\n  let k = (if a > b { 1 } else { 2 }) + 3\n}\n');
   });
 });
+
+describe('a scan over several sequences', () => {
+  it('is one E0010 with a workaround, not three cascading errors; the next declaration still parses', () => {
+    expectDiagnostics(`
+      model M {
+        output y = scan xt, mt in (x, m) along 1 carry (h = zeros([B, 3])) {
+                          ^ E0010 scan takes one sequence
+          h = h + xt * mt[:, None]
+          yield h
+        }
+      }
+      model N {
+        let k = if a { 1 } else { 2 } + 3
+                                      ^ E0010 an if-expression cannot be the operand
+      }
+    `);
+    const { diagnostics } = parse('model M {\n  output y = scan xt, mt in (x, m) {\n    yield xt\n  }\n}\n', 'test.dl');
+    expect(diagnostics[0].help).toMatch(/^scan one tensor: concatenate the sequences/);
+  });
+});

@@ -138,7 +138,8 @@ export class Elaborator {
   /** The layers and functions being built or called, innermost last (for the cycle E0308 names). */
   private readonly nesting: string[] = [];
   private tempLayers = 0;
-  private yields: CtValue[][] | null = null;
+  /** The yields of the scan step being unrolled: their values, each value's span and the statement's. */
+  private yields: { values: CtValue[]; spans: A.Span[]; span: A.Span }[] | null = null;
 
   constructor(
     name: string,
@@ -327,11 +328,11 @@ export class Elaborator {
         return undefined; // layers record their forward when instantiated
       case 'Return': {
         const values = s.values.map((v) => this.expr(v, env));
-        return values.length === 1 ? values[0] : { kind: 'list', items: values };
+        return values.length === 1 ? values[0] : { kind: 'list', items: values, tuple: true };
       }
       case 'Yield': {
         if (!this.yields) this.fail('E0305', '`yield` outside a scan', s.span);
-        this.yields.push(s.values.map((v) => this.expr(v, env)));
+        this.yields.push({ values: s.values.map((v) => this.expr(v, env)), spans: s.values.map((v) => v.span), span: s.span });
         return undefined;
       }
       case 'For': {
@@ -1246,6 +1247,12 @@ export class Elaborator {
     const target = this.expr(e.target, env);
     if (target.kind === 'poison') return POISON;
     if (target.kind === 'list') {
+      if (target.tuple && e.items.length !== 1) {
+        const names = target.items.map((_, i) => String.fromCharCode(97 + (i % 26))).join(', ');
+        this.fail('E0307', `\`${exprText(e.target)}\` is ${describe(target)} (from a \`yield\` or \`return\` of several values), not a tensor`, e.target.span, {
+          help: `unpack it first: \`let ${names} = ...\`, then index one of them`,
+        });
+      }
       if (e.items.length !== 1) this.fail('E0305', 'a list takes one index', e.span);
       const item = e.items[0];
       if (item.kind === 'Slice') {
@@ -1310,7 +1317,9 @@ export class Elaborator {
     const rank = source.value.type.shape.length;
     const rawAxis = e.axis ? this.ctInt(this.expr(e.axis, env), e.axis.span) : 0;
     const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
-    if (axis < 0 || axis >= rank) this.fail('E0305', `axis ${rawAxis} is out of range for ${typeToString(source.value.type)}`, e.axis?.span ?? e.span);
+    if (axis < 0 || axis >= rank) {
+      this.fail('E0301', `scan axis ${rawAxis} is out of range for ${typeToString(source.value.type)} (rank ${rank}: its axes are ${-rank}..${rank - 1})`, e.axis?.span ?? e.span);
+    }
     const length = source.value.type.shape[axis];
     if (!D.isConcrete(length)) {
       this.fail('E0306', `scan needs the length of axis ${axis} of ${typeToString(source.value.type)} when compiling`, e.source.span, {
@@ -1326,6 +1335,9 @@ export class Elaborator {
     });
     const savedYields = this.yields;
     const steps: CtValue[][] = [];
+    // the scan's first line (`scan xt in x along 1`), where a body that yields too little or too much is shown
+    const head = { ...e.span, end: (e.axis ?? e.source).span.end };
+    let yielded: { spans: A.Span[]; span: A.Span } | undefined;
     try {
       const order = Array.from({ length }, (_, i) => (e.reverse ? length - 1 - i : i));
       for (const t of order) {
@@ -1334,7 +1346,13 @@ export class Elaborator {
         const slice = callBuiltin(this, 'select_axis', [{ value: source, span: e.source.span }], new Map([['index', { value: { kind: 'int', value: t }, span: e.span }], ['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span);
         inner.define(e.variable.text, slice);
         this.statements(e.body, inner, { layerPath: '', layer: null });
-        if (this.yields.length !== 1) this.fail('E0305', `a scan body must yield exactly once per step, it yielded ${this.yields.length} times`, e.span);
+        if (this.yields.length !== 1) {
+          const times = this.yields.length === 0 ? 'did not yield' : `yielded ${this.yields.length} times`;
+          this.fail('E0013', `a scan body must yield exactly once per step; at step ${t} it ${times}`, head, {
+            secondary: this.yields.map((y) => ({ span: y.span, message: 'yields here' })),
+            help: 'end the body with `yield` and the value of the step (`yield h`, or a tuple `yield h, c`); the yields are stacked along the scanned axis',
+          });
+        }
         e.carry.forEach((c, k) => {
           const was = carryTypes[k];
           const now = env.lookup(c.name.text);
@@ -1349,16 +1367,36 @@ export class Elaborator {
             help: 'a carry keeps one type from step to step: start it with the shape the body gives it',
           });
         });
-        steps[t] = this.yields[0];
+        const [step] = this.yields;
+        // each step's yields are stacked: a yield whose type changes from step to step cannot be
+        const earlier = steps.find((x) => x !== undefined);
+        const first = order[0];
+        if (earlier && earlier.length !== step.values.length) {
+          this.fail('E0302', `the scan yields ${earlier.length} values at step ${first} but ${step.values.length} at step ${t}`, step.span, {
+            help: 'yield the same number of values at every step',
+          });
+        }
+        step.values.forEach((v, k) => {
+          const was = earlier?.[k];
+          if (v.kind !== 'tensor' || was?.kind !== 'tensor' || typeToString(v.value.type) === typeToString(was.value.type)) return;
+          const which = step.values.length > 1 ? `value ${k} of ` : '';
+          this.fail('E0302', `the scan's yields are stacked, but ${which}its yield is ${typeToString(was.value.type)} at step ${first} and ${typeToString(v.value.type)} at step ${t}`, step.spans[k], {
+            label: typeToString(v.value.type),
+            help: 'yield the same shape at every step: pad or slice it to one size',
+          });
+        });
+        yielded = step;
+        steps[t] = step.values;
       }
     } finally {
       this.yields = savedYields;
     }
     if (length === 0) return { kind: 'list', items: [] };
-    const outputs = steps[0].map((_, k) =>
-      callBuiltin(this, 'stack', [{ value: { kind: 'list', items: steps.map((s) => s[k]) }, span: e.span }], new Map([['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span),
-    );
-    return outputs.length === 1 ? outputs[0] : { kind: 'list', items: outputs };
+    const outputs = steps[0].map((_, k) => {
+      const at = yielded?.spans[k] ?? e.span;
+      return callBuiltin(this, 'stack', [{ value: { kind: 'list', items: steps.map((s) => s[k]) }, span: at }], new Map([['axis', { value: { kind: 'int', value: axis }, span: at }]]), at);
+    });
+    return outputs.length === 1 ? outputs[0] : { kind: 'list', items: outputs, tuple: true };
   }
 
   // ------------------------------------------------------------ small helpers
