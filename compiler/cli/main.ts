@@ -19,7 +19,7 @@ import { compileTraining } from '../frontend/train.ts';
 import { gradcheck } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
-import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
+import { defaultSizes, randomFeeds, seededRandom, wholeNumberInputs } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { compileSource } from '../frontend/compile.ts';
@@ -318,6 +318,8 @@ function runGradcheck(
     const largest = Math.max(0, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.type.shape.reduce<number>((a, d) => a * evaluate(d, sizes), 1))));
     if (largest > GRADCHECK_MAX_ELEMENTS) return flagError(`${model} has a tensor of ${largest.toLocaleString('en-US')} elements at ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}; gradcheck interprets in float64 and takes at most ${GRADCHECK_MAX_ELEMENTS.toLocaleString('en-US')} (use smaller --args or --size)`);
     const feeds = randomFeeds(g, sizes, seededRandom(seed));
+    const whole = [...wholeNumberInputs(g)];
+    if (whole.length > 0) io.err(`note: ${whole.map((n) => `\`${n}\``).join(', ')} ${whole.length === 1 ? 'is' : 'are'} cast to integers, so ${whole.length === 1 ? 'it gets' : 'they get'} whole numbers (0 or 1), as integer inputs do`);
     for (const loss of g.losses.keys()) {
       const rows = gradcheck(g, feeds, { loss, sizes, seed });
       const width = Math.max(9, ...rows.map((r) => r.name.length));
@@ -329,6 +331,12 @@ function runGradcheck(
         // a gradient that is zero both ways is exact; every other row counts, and one that is not a number fails
         if (!Number.isFinite(r.analytic) || !Number.isFinite(r.numeric) || !Number.isFinite(r.relError)) worst = Infinity;
         else if (Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) > 1e-12) worst = Math.max(worst, r.relError);
+      }
+      // zero both ways passes, but checks nothing: say which parameters these inputs did not reach
+      const idle = rows.filter((r) => Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) <= 1e-12).map((r) => r.name);
+      if (idle.length > 0) {
+        io.err(`warning: ${idle.length} of ${rows.length} parameters not exercised by the random inputs (their gradient is 0 both ways, so nothing was checked): ${idle.join(', ')}`);
+        io.err('  other inputs may reach them: try another --seed or other --size; integer inputs are 0 or 1');
       }
     }
   }
