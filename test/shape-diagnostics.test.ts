@@ -854,3 +854,31 @@ describe('scan diagnostics name the scan, not its internals', () => {
     expectDiagnostics(scan('    yield h', 'output y = hs', '3'), [{ code: 'E0301', at: '3', occurrence: 1, message: ['scan axis 3 is out of range for f32[B, 4, 3] (rank 3: its axes are -3..2)'] }]);
   });
 });
+
+describe('an error inside the user’s own layer', () => {
+  it('names the instance that failed, its hyperparameters and the call, as a secondary label', () => {
+    const src = `use std.nn.{Conv2d}
+layer Block(cin: int, cout: int, stride: int = 1) {
+  layer conv1 = Conv2d(cin, cout, 3, stride: stride, padding: 1)
+  forward(x: f32[B, cin, H, W]) = relu(conv1(x) + x)
+}
+model M {
+  input image: f32[B, 8, 28, 28]
+  layer blocks = [Block(8, 8), Block(8, 8), Block(8, 8, stride: 2), Block(8, 8)]
+  let h = image
+  for blk in blocks {
+    h = blk(h)
+  }
+  output y = h
+}
+`;
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'conv1(x)',
+        message: ['add shapes do not broadcast'],
+        secondary: [{ at: 'blk(h)', message: 'in `blocks.2` = Block(cin: 8, cout: 8, stride: 2), called here' }],
+      },
+    ]);
+  });
+});

@@ -175,7 +175,34 @@ export class Elaborator {
       });
       return;
     }
-    this.reportRaw(d);
+    this.reportRaw(this.withLayerCall(d));
+  }
+
+  /** The user's own layers whose forward is running, innermost last, with the span of each call. */
+  private readonly userLayerCalls: { layer: LayerV; call: A.Span }[] = [];
+
+  /**
+   * An error inside a user's layer that is called more than once names the instance that failed and
+   * its hyperparameters, at the call (`in blocks.2 = Block(8, 8, stride: 2), called here`).
+   */
+  private withLayerCall(d: Diagnostic): Diagnostic {
+    const frame = this.userLayerCalls.at(-1);
+    if (!frame) return d;
+    const decl = frame.layer.decl.span;
+    if (d.span.file !== decl.file || d.span.start < decl.start || d.span.end > decl.end) return d;
+    if (d.span.file === frame.call.file && d.span.start === frame.call.start) return d;
+    const shown = (v: CtValue | undefined): string | undefined =>
+      v === undefined ? undefined
+      : v.kind === 'int' || v.kind === 'float' || v.kind === 'bool' ? String(v.value)
+      : v.kind === 'string' ? JSON.stringify(v.value)
+      : v.kind === 'dim' ? D.dimToString(v.value)
+      : undefined;
+    const args = frame.layer.decl.params.flatMap((p) => {
+      const v = shown(frame.layer.members.get(p.name.text));
+      return v === undefined ? [] : [`${p.name.text}: ${v}`];
+    });
+    const message = `in \`${frame.layer.path}\` = ${frame.layer.decl.name.text}(${args.join(', ')}), called here`;
+    return { ...d, secondary: [...d.secondary, { span: frame.call, message }] };
   }
 
   /** Runs f with diagnostics discarded (for best-effort display of declared types). */
@@ -1062,6 +1089,8 @@ export class Elaborator {
     this.layerPrefix = '';
     const inference = this.inferenceLayers.has(layer.path);
     if (inference) this.inferenceDepth++;
+    const userLayer = !isLibrary(layer.decl.span.file);
+    if (userLayer) this.userLayerCalls.push({ layer, call: span });
     let result: CtValue;
     try {
       result = this.callClosure(
@@ -1071,6 +1100,7 @@ export class Elaborator {
         span,
       );
     } finally {
+      if (userLayer) this.userLayerCalls.pop();
       if (inference) this.inferenceDepth--;
       this.layerDepth--;
       this.forwardOwners.pop();
