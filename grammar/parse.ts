@@ -4,7 +4,7 @@ import type { Program, Span, Stmt } from './ast.ts';
 import { buildAst, tokenEnd } from './cst-to-ast.ts';
 import { attachTrivia } from './trivia.ts';
 import * as T from './lexer.ts';
-import { dlParser } from './parser.ts';
+import { BINARY_OPERATORS, dlParser } from './parser.ts';
 import { diagnostic, suggest, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 
 /** Deeper nesting than this is rejected before parsing, so a recursive-descent parser never exhausts the stack. */
@@ -199,6 +199,7 @@ function endsOperand(t: IToken | undefined): boolean {
   );
 }
 
+
 function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: readonly IToken[]): Diagnostic {
   const found = error.token;
   const at = spanOfToken(found, file, chunk);
@@ -219,7 +220,24 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
   if (i >= 0 && tokenMatcher(found, T.Identifier) && op && eq && [T.Plus, T.Minus, T.Star, T.Slash].includes(op.tokenType) && eq.tokenType === T.Eq && eq.startOffset === tokenEnd(op)) {
     return diagnostic('E0010', `dlc has no \`${op.image}=\``, { file, start: found.startOffset, end: tokenEnd(eq) }, { help: `write \`${found.image} = ${found.image} ${op.image} ...\`` });
   }
+  // `if a > b { 1 } else { 2 } + 3`: the if-expression ended the statement (it is not an operand)
+  if (i > 0 && chunk[i - 1].tokenType === T.RBrace && BINARY_OPERATORS.some((type) => tokenMatcher(found, type)) && endsIfExpression(chunk, i - 1)) {
+    return diagnostic('E0010', `an if-expression cannot be the operand of \`${found.image}\``, at, {
+      help: `wrap it in parentheses: \`(if c { a } else { b }) ${found.image} ...\``,
+    });
+  }
   return diagnostic('E0010', error.message, at);
+}
+
+/** Whether the `}` at `close` ends the `else { ... }` of an if-expression. */
+function endsIfExpression(chunk: readonly IToken[], close: number): boolean {
+  let depth = 0;
+  for (let j = close; j >= 0; j--) {
+    const type = chunk[j].tokenType;
+    if (type === T.RBrace) depth++;
+    else if (type === T.LBrace && --depth === 0) return j > 0 && tokenMatcher(chunk[j - 1], T.Kw.else);
+  }
+  return false;
 }
 
 /** Other languages' words for a declaration or statement, and this language's (Python, JavaScript, Rust). */

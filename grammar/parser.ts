@@ -8,7 +8,7 @@ import * as T from './lexer.ts';
 const { Kw } = T;
 
 /** Every binary operator token; their precedence lives in cst-to-ast.ts and printer.ts. */
-const BINARY_OPERATORS: TokenType[] = [
+export const BINARY_OPERATORS: TokenType[] = [
   Kw.or, Kw.and, T.EqEq, T.NotEq, T.LtEq, T.GtEq, T.Lt, T.Gt, T.DotDot, T.Plus, T.Minus, T.Star, T.Slash, T.Percent, T.At, T.StarStar,
 ];
 

@@ -221,6 +221,29 @@ describe('dlc graph --train and dlc gradcheck', () => {
     expect(r.err).toContain('cannot read --args');
   });
 
+  it('takes the file after --size (the list flag took it: "missing required argument \'file\'"), and says where to put it when there is none', async () => {
+    const r = await run('gradcheck', '--size', 'B=2', 'examples/mnist_mlp.dl', '--args', 'hidden: 2');
+    expect([r.status, r.out.split('\n')[0]], r.err).toEqual([EXIT_OK, 'MnistMlp: d loss / d parameter, seed 1, sizes B=2']);
+    const none = await run('gradcheck', '--size', 'B=2');
+    expect([none.status, none.err.trim()]).toEqual([EXIT_USER_ERROR, "error: missing required argument 'file' (write it before --size, whose values run to the next flag: dlc ... file.dl --size B=2)"]);
+    const report = await run('compile', '--report', '--report-size', 'L=2', 'nowhere.dl');
+    expect(report.err).toContain('nowhere.dl');
+    expect(report.err).not.toContain('missing required argument');
+  });
+
+  it('warns of parameters the random inputs do not reach, and feeds whole numbers to a float input cast to integers', async () => {
+    const idle = await run('gradcheck', tempFile('idle.dl', 'model I {\n  input x: f32[B, 4]\n  param w: f32[4] = ones\n  param u: f32[4] = ones\n  loss = mean(x * w) + mean(relu(-1.0 - u * u))\n}\n'));
+    expect(idle.status, idle.err).toBe(EXIT_OK);
+    expect(idle.err).toContain('warning: 1 of 2 parameters not exercised by the random inputs (their gradient is 0 both ways, so nothing was checked): u');
+    // token ids read as floats (csv()) and cast: drawn in (-1, 1) every id and mask was 0, and the embedding went unchecked
+    const tokens = 'use std.nn.{Embedding}\nmodel T {\n  input features: f32[B, 3]\n  layer emb = Embedding(4, 2)\n  let ids = cast(features, i32)\n  loss = mean(emb(ids) * cast(ids > 0, f32)[:, :, None])\n}\n';
+    const cast = await run('gradcheck', tempFile('cast.dl', tokens), '--size', 'B=4');
+    expect(cast.status, cast.err).toBe(EXIT_OK);
+    expect(cast.err).toContain('note: `features` is cast to integers, so it gets whole numbers (0 or 1), as integer inputs do');
+    expect(cast.err).not.toContain('not exercised');
+    expect(cast.out).toMatch(/^emb\.weight\s+-?[1-9]/m);
+  });
+
   it('rejects bad --size, --seed and --tol values and sizes the model lacks, and refuses tensors too large to interpret', async () => {
     const cases: [string[], string][] = [
       [['--size', 'B=-1'], 'error: --size takes NAME=n with a whole n of 1 or more (B=4), not `B=-1`'],

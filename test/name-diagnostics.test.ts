@@ -182,3 +182,15 @@ describe('train blocks', () => {
     ]);
   });
 });
+
+describe('E0307 an unknown dtype in a signature', () => {
+  it('is reported where it is written, whether or not the layer or function is used', () => {
+    const model = 'model M {\n  input x: f32[B, 4]\n  output y = x\n}\n';
+    // a function's return type, used: it was an E0302 at the call ("the declared return dtype is floot")
+    expectDiagnostics('fn f(x: f32[...]) -> floot[...] = x\nmodel M {\n  input x: f32[B, 4]\n  output y = f(x)\n}\n', [{ code: 'E0307', at: 'floot', message: '`floot` is not a tensor dtype' }]);
+    // an unused layer's forward result and parameter: check said "no errors"
+    expectDiagnostics(`layer L {\n  forward(x: f32[B, 4]) -> relu[B, 4] {\n    return x\n  }\n}\n${model}`, [{ code: 'E0307', at: 'relu' }]);
+    expectDiagnostics(`fn g(x: f23[B, 4], n: int[] = [1], k: int = 2) -> f32[B, 4] = x\n${model}`, [{ code: 'E0307', at: 'f23' }]);
+    expectDiagnostics(`fn g(x: f32[B, 4], m: bool[B, 4], n: int[] = [1]) -> (f32[B, 4], i32[B]) = x\n${model}`, []);
+  });
+});

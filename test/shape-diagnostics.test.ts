@@ -804,3 +804,81 @@ describe('keywords from PyTorch', () => {
     expect(sum.help).toMatch(/^dlc calls it `keepdims`; its parameters: sum\(/);
   });
 });
+
+describe('an indexed axis of size 0', () => {
+  it('is E0301 at check, so compile and gradcheck do not crash building its gradient', () => {
+    const model = (param: string, loss: string) => `model M {\n  input x: f32[B, 4]\n  input y: i32[B]\n  param w: ${param} = zeros\n  loss = ${loss}\n}\n`;
+    expectDiagnostics(model('f32[4, 0]', 'mean(take_along_axis(x @ w, y[:, None], axis: -1))'), [
+      { code: 'E0301', at: 'x @ w', label: 'f32[B, 0]', message: ['take_along_axis indexes axis 1 of f32[B, 0], which has size 0'] },
+    ]);
+    // through the stdlib's cross_entropy: at the user's call
+    expectDiagnostics(model('f32[4, 0]', 'cross_entropy(x @ w, y)'), [
+      { code: 'E0301', at: 'cross_entropy(x @ w, y)', message: ['has size 0'], secondary: [{ at: 'scores', occurrence: 6, file: 'stdlib/loss.dl', message: 'standard library' }] },
+    ]);
+    expectDiagnostics(model('f32[0, 4]', 'mean(take(w, y) * x)'), [{ code: 'E0301', at: 'w', occurrence: 1, label: 'f32[0, 4]', message: ['take indexes axis 0 of f32[0, 4]'] }]);
+    // a hyperparameter of 0 classes
+    expectDiagnostics('model M(classes: int = 0) {\n  input x: f32[B, 4]\n  input y: i32[B]\n  layer fc = Dense(4, classes)\n  loss = cross_entropy(fc(x), y)\n}\n', [
+      { code: 'E0301', at: 'cross_entropy(fc(x), y)', message: ['has size 0'] },
+    ]);
+    expectDiagnostics(model('f32[4, 1]', 'cross_entropy(x @ w, y) + mean(take(w, y, axis: 1))'), []);
+  });
+});
+
+describe('scan diagnostics name the scan, not its internals', () => {
+  const scan = (body: string, after = 'output y = hs', axis = '1') =>
+    `model M {\n  input x: f32[B, 4, 3]\n  let hs = scan xt in x along ${axis} carry (h = zeros([B, 3]), t = 1) {\n    h = h + xt\n    t = t + 1\n${body}\n  }\n  ${after}\n}\n`;
+
+  it('a yield whose shape changes from step to step: E0302 at the yielded value (it was an internal stack’s E0301 at `scan`)', () => {
+    expectDiagnostics(scan('    yield xt[:, :t]'), [
+      { code: 'E0302', at: 'xt[:, :t]', label: 'f32[B, 3]', message: ['its yield is f32[B, 2] at step 0 and f32[B, 3] at step 1'], help: /same shape at every step/ },
+    ]);
+  });
+
+  it('a tuple yield is a tuple: indexing it says to unpack it (E0307, it was E0305 "a list takes one index")', () => {
+    expectDiagnostics(scan('    yield h, xt', 'output y = hs[:, -1, 0]'), [
+      { code: 'E0307', at: 'hs', occurrence: 1, message: ['`hs` is a tuple of 2 values'], help: 'unpack it first: `let a, b = ...`, then index one of them' },
+    ]);
+    expectDiagnostics(scan('    yield h, xt', 'output y = hs'), [{ code: 'E0307', at: 'hs', occurrence: 1, message: ['an output must be a tensor, found a tuple of 2 values'] }]);
+    expect(check(scan('    yield h, xt', 'let a, b = hs\n  output y = a[:, -1, 0] + b[:, 0, 0]'))).toEqual([]);
+  });
+
+  it('a body that yields no value or two: E0013 at the scan’s first line, with a help', () => {
+    const [none] = expectDiagnostics(scan('    let z = h'), [{ code: 'E0013', at: 'scan xt in x along 1', message: ['must yield exactly once per step; at step 0 it did not yield'] }]);
+    expect(none.help).toMatch(/^end the body with `yield`/);
+    expectDiagnostics(scan('    yield h\n    yield xt'), [
+      { code: 'E0013', at: 'scan xt in x along 1', message: ['at step 0 it yielded 2 times'], secondary: [{ at: 'yield xt', message: 'yields here' }] },
+    ]);
+  });
+
+  it('an `along` axis out of range: E0301 with the axes there are (it was E0305)', () => {
+    expectDiagnostics(scan('    yield h', 'output y = hs', '3'), [{ code: 'E0301', at: '3', occurrence: 1, message: ['scan axis 3 is out of range for f32[B, 4, 3] (rank 3: its axes are -3..2)'] }]);
+  });
+});
+
+describe('an error inside the user’s own layer', () => {
+  it('names the instance that failed, its hyperparameters and the call, as a secondary label', () => {
+    const src = `use std.nn.{Conv2d}
+layer Block(cin: int, cout: int, stride: int = 1) {
+  layer conv1 = Conv2d(cin, cout, 3, stride: stride, padding: 1)
+  forward(x: f32[B, cin, H, W]) = relu(conv1(x) + x)
+}
+model M {
+  input image: f32[B, 8, 28, 28]
+  layer blocks = [Block(8, 8), Block(8, 8), Block(8, 8, stride: 2), Block(8, 8)]
+  let h = image
+  for blk in blocks {
+    h = blk(h)
+  }
+  output y = h
+}
+`;
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'conv1(x)',
+        message: ['add shapes do not broadcast'],
+        secondary: [{ at: 'blk(h)', message: 'in `blocks.2` = Block(cin: 8, cout: 8, stride: 2), called here' }],
+      },
+    ]);
+  });
+});

@@ -314,3 +314,18 @@ describe('habits from other languages', () => {
     }
   });
 });
+
+describe('an if-expression followed by an operator', () => {
+  it('is one E0010 saying so; the next declaration still parses', () => {
+    expectDiagnostics(`
+      model N {
+        let k = if a { 1 } else { 2 } + 3
+                                      ^ E0010 an if-expression cannot be the operand
+      }
+      model O {
+        let j = ) 2
+                ^ E0010
+      }
+    `);
+  });
+});

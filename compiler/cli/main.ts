@@ -9,7 +9,7 @@ import { CODES, isCode } from '../diagnostics/codes.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { diagnosticToJson, renderDiagnostic } from '../diagnostics/render.ts';
 import { SourceText } from '../diagnostics/source.ts';
-import { checkSource } from '../frontend/check.ts';
+import { checkSource, parseModelArgs } from '../frontend/check.ts';
 import { stdlibModules } from '../frontend/stdlib.ts';
 import { printGraph } from '../ir/print.ts';
 import type { Graph } from '../ir/types.ts';
@@ -19,7 +19,7 @@ import { compileTraining } from '../frontend/train.ts';
 import { gradcheck } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
-import { defaultSizes, randomFeeds, seededRandom } from '../interpret/feeds.ts';
+import { defaultSizes, randomFeeds, seededRandom, wholeNumberInputs } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { compileSource } from '../frontend/compile.ts';
@@ -235,27 +235,31 @@ function trainGraphs(file: string, options: { model?: string; args?: string }, i
  */
 function argsFlag(file: string, text: string, options: { model?: string; args?: string }, io: Io): Map<string, Arg[]> | undefined | null {
   if (!options.args) return undefined;
-  const declared = parse(text, file).program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
+  const program = parse(text, file).program;
+  const declared = program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : []));
   const model = options.model ?? (declared.length === 1 ? declared[0] : undefined);
   if (!model) {
     io.err(`error: --args needs --model, to say whose hyperparameters they are (\`${file}\` declares ${declared.length === 0 ? 'no model' : declared.map((m) => `\`${m}\``).join(', ')})`);
     return null;
   }
-  const args = parseArgs(options.args, model);
-  if (!args) {
-    io.err(`error: cannot read --args \`${options.args}\`; write them as in a call: "hidden: 16, depth: 1"`);
+  const args = parseModelArgs(options.args, model, program);
+  if (typeof args === 'string') {
+    io.err(`error: ${args}`);
     return null;
   }
   return new Map([[model, args]]);
 }
 
-/** `--args "hidden: 16, depth: 1"` as call arguments. */
-function parseArgs(text: string | undefined, model: string): Arg[] | undefined {
-  if (!text) return [];
-  const parsed = parse(`train ${model}(${text}) {}`, '<--args>');
-  const decl = parsed.program.body.stmts[0];
-  if (parsed.diagnostics.length > 0 || decl?.kind !== 'Train') return undefined;
-  return [...(decl.args ?? [])];
+/**
+ * `dlc gradcheck --size B=2 file.dl`: the list flag (`--size <name=n...>`) took the file along with
+ * the sizes. The file is the item without `=`; the rest stay the list. A message when there is no file.
+ */
+function fileOutOfList(file: string | undefined, list: readonly string[] | undefined, flag: string): { file: string; list: string[] | undefined } | string {
+  if (file !== undefined) return { file, list: list ? [...list] : undefined };
+  const found = (list ?? []).filter((item) => !item.includes('='));
+  if (found.length !== 1) return `missing required argument 'file'${list ? ` (write it before ${flag}, whose values run to the next flag: dlc ... file.dl ${flag} B=2)` : ''}`;
+  const rest = (list ?? []).filter((item) => item !== found[0]);
+  return { file: found[0], list: rest };
 }
 
 /** The most elements of one tensor `dlc gradcheck` interprets (float64: 128 MiB). */
@@ -314,6 +318,8 @@ function runGradcheck(
     const largest = Math.max(0, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.type.shape.reduce<number>((a, d) => a * evaluate(d, sizes), 1))));
     if (largest > GRADCHECK_MAX_ELEMENTS) return flagError(`${model} has a tensor of ${largest.toLocaleString('en-US')} elements at ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}; gradcheck interprets in float64 and takes at most ${GRADCHECK_MAX_ELEMENTS.toLocaleString('en-US')} (use smaller --args or --size)`);
     const feeds = randomFeeds(g, sizes, seededRandom(seed));
+    const whole = [...wholeNumberInputs(g)];
+    if (whole.length > 0) io.err(`note: ${whole.map((n) => `\`${n}\``).join(', ')} ${whole.length === 1 ? 'is' : 'are'} cast to integers, so ${whole.length === 1 ? 'it gets' : 'they get'} whole numbers (0 or 1), as integer inputs do`);
     for (const loss of g.losses.keys()) {
       const rows = gradcheck(g, feeds, { loss, sizes, seed });
       const width = Math.max(9, ...rows.map((r) => r.name.length));
@@ -325,6 +331,12 @@ function runGradcheck(
         // a gradient that is zero both ways is exact; every other row counts, and one that is not a number fails
         if (!Number.isFinite(r.analytic) || !Number.isFinite(r.numeric) || !Number.isFinite(r.relError)) worst = Infinity;
         else if (Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) > 1e-12) worst = Math.max(worst, r.relError);
+      }
+      // zero both ways passes, but checks nothing: say which parameters these inputs did not reach
+      const idle = rows.filter((r) => Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) <= 1e-12).map((r) => r.name);
+      if (idle.length > 0) {
+        io.err(`warning: ${idle.length} of ${rows.length} parameters not exercised by the random inputs (their gradient is 0 both ways, so nothing was checked): ${idle.join(', ')}`);
+        io.err('  other inputs may reach them: try another --seed or other --size; integer inputs are 0 or 1');
       }
     }
   }
@@ -603,19 +615,24 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
   program
     .command('gradcheck')
     .description('compare every parameter gradient with central finite differences (float64, seeded)')
-    .argument('<file>')
+    .argument('[file]')
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1"')
     .option('--size <name=n...>', 'sizes of symbolic dimensions, e.g. B=4 T=8 (default B=2, others 3)')
     .option('--seed <n>', 'seed of the inputs, parameters and directions', '1')
     .option('--tol <x>', 'largest acceptable relative error', '1e-4')
-    .action((file: string, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) =>
-      setStatus(runGradcheck(file, options, io)),
-    );
+    .action((file: string | undefined, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) => {
+      const found = fileOutOfList(file, options.size, '--size');
+      if (typeof found === 'string') {
+        io.err(`error: ${found}`);
+        return setStatus(EXIT_USER_ERROR);
+      }
+      setStatus(runGradcheck(found.file, { ...options, size: found.list }, io));
+    });
   program
     .command('compile')
     .description('compile each model to a typed TypeScript module (WGSL included) that trains and runs on WebGPU')
-    .argument('<file>')
+    .argument('[file]')
     .option('-o, --out <dir>', 'output directory', '.')
     .option('--js', 'write JavaScript plus a .d.ts instead of TypeScript')
     .option('--model <name>', 'only this model')
@@ -624,7 +641,14 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
     .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
     .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1)")
-    .action((file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => setStatus(compileCommand(file, options, io)));
+    .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => {
+      const found = fileOutOfList(file, options.reportSize, '--report-size');
+      if (typeof found === 'string') {
+        io.err(`error: ${found}`);
+        return setStatus(EXIT_USER_ERROR);
+      }
+      setStatus(compileCommand(found.file, { ...options, reportSize: found.list }, io));
+    });
   program
     .command('train')
     .description("compile, load the model's data, train on WebGPU with progress, save checkpoints and report test metrics")

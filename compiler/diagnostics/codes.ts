@@ -78,7 +78,7 @@ No model needs this; the limit keeps the compiler's stack bounded on hostile inp
 - a layer: param, state, layer, let, where, for, if, forward
 - a model: input, output, param, state, layer, let, loss, metric, where, for, if and reassignment
 - a forward or fn body: let, reassignment, where, for, if, return
-- a scan body: let, reassignment, where, for, if, yield
+- a scan body: let, reassignment, where, for, if, yield (exactly one yield per step: \`yield h\`, or a tuple \`yield h, c\`)
 - a train block: settings (name = value), setting blocks (name { ... }), freeze, minimize/maximize, step
 
     layer Dense(n: int) {

@@ -138,7 +138,8 @@ export class Elaborator {
   /** The layers and functions being built or called, innermost last (for the cycle E0308 names). */
   private readonly nesting: string[] = [];
   private tempLayers = 0;
-  private yields: CtValue[][] | null = null;
+  /** The yields of the scan step being unrolled: their values, each value's span and the statement's. */
+  private yields: { values: CtValue[]; spans: A.Span[]; span: A.Span }[] | null = null;
 
   constructor(
     name: string,
@@ -174,7 +175,34 @@ export class Elaborator {
       });
       return;
     }
-    this.reportRaw(d);
+    this.reportRaw(this.withLayerCall(d));
+  }
+
+  /** The user's own layers whose forward is running, innermost last, with the span of each call. */
+  private readonly userLayerCalls: { layer: LayerV; call: A.Span }[] = [];
+
+  /**
+   * An error inside a user's layer that is called more than once names the instance that failed and
+   * its hyperparameters, at the call (`in blocks.2 = Block(8, 8, stride: 2), called here`).
+   */
+  private withLayerCall(d: Diagnostic): Diagnostic {
+    const frame = this.userLayerCalls.at(-1);
+    if (!frame) return d;
+    const decl = frame.layer.decl.span;
+    if (d.span.file !== decl.file || d.span.start < decl.start || d.span.end > decl.end) return d;
+    if (d.span.file === frame.call.file && d.span.start === frame.call.start) return d;
+    const shown = (v: CtValue | undefined): string | undefined =>
+      v === undefined ? undefined
+      : v.kind === 'int' || v.kind === 'float' || v.kind === 'bool' ? String(v.value)
+      : v.kind === 'string' ? JSON.stringify(v.value)
+      : v.kind === 'dim' ? D.dimToString(v.value)
+      : undefined;
+    const args = frame.layer.decl.params.flatMap((p) => {
+      const v = shown(frame.layer.members.get(p.name.text));
+      return v === undefined ? [] : [`${p.name.text}: ${v}`];
+    });
+    const message = `in \`${frame.layer.path}\` = ${frame.layer.decl.name.text}(${args.join(', ')}), called here`;
+    return { ...d, secondary: [...d.secondary, { span: frame.call, message }] };
   }
 
   /** Runs f with diagnostics discarded (for best-effort display of declared types). */
@@ -331,11 +359,11 @@ export class Elaborator {
         return undefined; // layers record their forward when instantiated
       case 'Return': {
         const values = s.values.map((v) => this.expr(v, env));
-        return values.length === 1 ? values[0] : { kind: 'list', items: values };
+        return values.length === 1 ? values[0] : { kind: 'list', items: values, tuple: true };
       }
       case 'Yield': {
         if (!this.yields) this.fail('E0305', '`yield` outside a scan', s.span);
-        this.yields.push(s.values.map((v) => this.expr(v, env)));
+        this.yields.push({ values: s.values.map((v) => this.expr(v, env)), spans: s.values.map((v) => v.span), span: s.span });
         return undefined;
       }
       case 'For': {
@@ -837,7 +865,12 @@ export class Elaborator {
 
   private bindHyperParams(params: readonly A.HyperParam[], args: readonly A.Arg[], env: Env, argEnv: Env, span: A.Span): void {
     const positional = args.filter((a) => !a.name).map((a) => ({ value: this.expr(a.value, argEnv), span: a.value.span }));
-    const named = new Map(args.filter((a) => a.name).map((a) => [a.name!.text, { value: this.expr(a.value, argEnv), span: a.value.span }]));
+    const named = new Map<string, ArgValue>();
+    for (const a of args.filter((b) => b.name)) {
+      // `train M(h: 1, h: 2)`: not the last one silently, as in any call
+      if (named.has(a.name!.text)) this.fail('E0303', `the argument \`${a.name!.text}\` is given twice`, a.span);
+      named.set(a.name!.text, { value: this.expr(a.value, argEnv), span: a.value.span });
+    }
     this.bindInto(params, positional, named, env, span, 'the model');
   }
 
@@ -858,8 +891,26 @@ export class Elaborator {
       else return this.fail('E0303', `${what} needs the argument \`${p.name.text}\``, span);
       // a default of the wrong kind is the declaration's mistake: shown at the default
       if (p.type && value.kind !== 'tensor' && value.kind !== 'poison') value = this.checkHyper(p, value, given?.span ?? p.default?.span ?? span);
+      // ... also when an argument overrides it, so a model checks the same whichever train block or --args it gets
+      if (given && p.type && p.default) this.checkOverriddenDefault(p, p.default, env);
       env.define(p.name.text, value);
     }
+  }
+
+  /**
+   * A default that an argument replaces is still checked against its declared kind (`k: int = "s"`).
+   * One that cannot be evaluated here (it reads a hyperparameter bound after it) is left alone.
+   */
+  private checkOverriddenDefault(p: A.HyperParam, fallback: A.Expr, env: Env): void {
+    const value = this.quietly(() => {
+      try {
+        return this.expr(fallback, env);
+      } catch (e) {
+        if (e instanceof Abort) return undefined;
+        throw e;
+      }
+    });
+    if (value && value.kind !== 'tensor' && value.kind !== 'poison') this.checkHyper(p, value, fallback.span);
   }
 
   private checkHyper(p: A.HyperParam, v: CtValue, span: A.Span): CtValue {
@@ -1042,6 +1093,8 @@ export class Elaborator {
     this.layerPrefix = '';
     const inference = this.inferenceLayers.has(layer.path);
     if (inference) this.inferenceDepth++;
+    const userLayer = !isLibrary(layer.decl.span.file);
+    if (userLayer) this.userLayerCalls.push({ layer, call: span });
     let result: CtValue;
     try {
       result = this.callClosure(
@@ -1051,6 +1104,7 @@ export class Elaborator {
         span,
       );
     } finally {
+      if (userLayer) this.userLayerCalls.pop();
       if (inference) this.inferenceDepth--;
       this.layerDepth--;
       this.forwardOwners.pop();
@@ -1227,6 +1281,12 @@ export class Elaborator {
     const target = this.expr(e.target, env);
     if (target.kind === 'poison') return POISON;
     if (target.kind === 'list') {
+      if (target.tuple && e.items.length !== 1) {
+        const names = target.items.map((_, i) => String.fromCharCode(97 + (i % 26))).join(', ');
+        this.fail('E0307', `\`${exprText(e.target)}\` is ${describe(target)} (from a \`yield\` or \`return\` of several values), not a tensor`, e.target.span, {
+          help: `unpack it first: \`let ${names} = ...\`, then index one of them`,
+        });
+      }
       if (e.items.length !== 1) this.fail('E0305', 'a list takes one index', e.span);
       const item = e.items[0];
       if (item.kind === 'Slice') {
@@ -1298,6 +1358,9 @@ export class Elaborator {
     });
     const savedYields = this.yields;
     const steps: CtValue[][] = [];
+    // the scan's first line (`scan xt in x along 1`), where a body that yields too little or too much is shown
+    const head = { ...e.span, end: (e.axis ?? e.source).span.end };
+    let yielded: { spans: A.Span[]; span: A.Span } | undefined;
     try {
       const order = Array.from({ length }, (_, i) => (e.reverse ? length - 1 - i : i));
       for (const t of order) {
@@ -1309,7 +1372,13 @@ export class Elaborator {
           inner.define(v.text, slice);
         });
         this.statements(e.body, inner, { layerPath: '', layer: null });
-        if (this.yields.length !== 1) this.fail('E0305', `a scan body must yield exactly once per step, it yielded ${this.yields.length} times`, e.span);
+        if (this.yields.length !== 1) {
+          const times = this.yields.length === 0 ? 'did not yield' : `yielded ${this.yields.length} times`;
+          this.fail('E0013', `a scan body must yield exactly once per step; at step ${t} it ${times}`, head, {
+            secondary: this.yields.map((y) => ({ span: y.span, message: 'yields here' })),
+            help: 'end the body with `yield` and the value of the step (`yield h`, or a tuple `yield h, c`); the yields are stacked along the scanned axis',
+          });
+        }
         e.carry.forEach((c, k) => {
           const was = carryTypes[k];
           const now = env.lookup(c.name.text);
@@ -1324,16 +1393,36 @@ export class Elaborator {
             help: 'a carry keeps one type from step to step: start it with the shape the body gives it',
           });
         });
-        steps[t] = this.yields[0];
+        const [step] = this.yields;
+        // each step's yields are stacked: a yield whose type changes from step to step cannot be
+        const earlier = steps.find((x) => x !== undefined);
+        const firstStep = order[0];
+        if (earlier && earlier.length !== step.values.length) {
+          this.fail('E0302', `the scan yields ${earlier.length} values at step ${firstStep} but ${step.values.length} at step ${t}`, step.span, {
+            help: 'yield the same number of values at every step',
+          });
+        }
+        step.values.forEach((v, k) => {
+          const was = earlier?.[k];
+          if (v.kind !== 'tensor' || was?.kind !== 'tensor' || typeToString(v.value.type) === typeToString(was.value.type)) return;
+          const which = step.values.length > 1 ? `value ${k} of ` : '';
+          this.fail('E0302', `the scan's yields are stacked, but ${which}its yield is ${typeToString(was.value.type)} at step ${firstStep} and ${typeToString(v.value.type)} at step ${t}`, step.spans[k], {
+            label: typeToString(v.value.type),
+            help: 'yield the same shape at every step: pad or slice it to one size',
+          });
+        });
+        yielded = step;
+        steps[t] = step.values;
       }
     } finally {
       this.yields = savedYields;
     }
     const axis = first.axis;
-    const outputs = steps[0].map((_, k) =>
-      callBuiltin(this, 'stack', [{ value: { kind: 'list', items: steps.map((s) => s[k]) }, span: e.span }], new Map([['axis', { value: { kind: 'int', value: axis }, span: e.span }]]), e.span),
-    );
-    return outputs.length === 1 ? outputs[0] : { kind: 'list', items: outputs };
+    const outputs = steps[0].map((_, k) => {
+      const at = yielded?.spans[k] ?? e.span;
+      return callBuiltin(this, 'stack', [{ value: { kind: 'list', items: steps.map((s) => s[k]) }, span: at }], new Map([['axis', { value: { kind: 'int', value: axis }, span: at }]]), at);
+    });
+    return outputs.length === 1 ? outputs[0] : { kind: 'list', items: outputs, tuple: true };
   }
 
   /**
@@ -1362,7 +1451,9 @@ export class Elaborator {
       const type = value.value.type;
       const rank = type.shape.length;
       const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
-      if (axis < 0 || axis >= rank) this.fail('E0305', `axis ${rawAxis} is out of range for ${typeToString(type)}`, e.axis?.span ?? e.span);
+      if (axis < 0 || axis >= rank) {
+        this.fail('E0301', `scan axis ${rawAxis} is out of range for ${typeToString(type)} (rank ${rank}: its axes are ${-rank}..${rank - 1})`, e.axis?.span ?? e.span);
+      }
       if (!D.isConcrete(type.shape[axis])) {
         this.fail('E0306', `scan needs the length of axis ${axis} of ${typeToString(type)} when compiling`, e.source.span, {
           help: 'give the sequence length as a hyperparameter in the input type, e.g. f32[B, steps, features]',

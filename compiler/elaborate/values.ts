@@ -63,7 +63,8 @@ export type CtValue =
   | { readonly kind: 'none' }
   | { readonly kind: 'dim'; readonly value: Dim }
   | { readonly kind: 'dtype'; readonly value: DType }
-  | { readonly kind: 'list'; readonly items: readonly CtValue[] }
+  /** A list; `tuple` when it holds several results (`yield h, c`, `return a, b`), to unpack rather than index. */
+  | { readonly kind: 'list'; readonly items: readonly CtValue[]; readonly tuple?: boolean }
   | TensorV
   | PoisonV
   | LayerV
@@ -127,7 +128,7 @@ export function describe(v: CtValue): string {
     case 'tensor':
       return 'a tensor';
     case 'list':
-      return 'a list';
+      return v.tuple ? `a tuple of ${v.items.length} values` : 'a list';
     case 'layer':
       return `a ${v.decl.name.text} layer`;
     case 'closure':

@@ -44,6 +44,32 @@ export function modelArguments(program: Program, model: string, given: readonly 
   return [...kept, ...byName];
 }
 
+/**
+ * `--args "hidden: 16, depth: 1"` as the arguments of `model`, read as a call's; a message when they
+ * are not exactly one argument list (`16) {} train M(8` would end the list early and declare more),
+ * or give one hyperparameter twice (by name, or by position and name when `program` declares the model).
+ */
+export function parseModelArgs(text: string, model: string, program?: Program): Arg[] | string {
+  const usage = `cannot read --args \`${text}\`; write them as in a call: "hidden: 16, depth: 1"`;
+  const head = `train ${model}(`;
+  const source = `${head}${text}) {}`;
+  const parsed = parse(source, '<--args>');
+  const [decl, ...rest] = parsed.program.body.stmts;
+  // the list must end at the `)` this function writes, and the train block be the empty one after it
+  const whole = decl?.kind === 'Train' && rest.length === 0 && decl.body.stmts.length === 0 && decl.body.span.start === head.length + text.length + 2 && decl.span.end === source.length;
+  if (parsed.diagnostics.length > 0 || !whole || decl.kind !== 'Train') return usage;
+  const args = [...(decl.args ?? [])];
+  const params = program?.body.stmts.find((d): d is ModelDecl => d.kind === 'Model' && d.name.text === model)?.params ?? [];
+  const seen = new Set<string>();
+  for (const [i, a] of args.entries()) {
+    const name = a.name?.text ?? (a.name === null && args.slice(0, i).every((b) => b.name === null) ? params[i]?.name.text : undefined);
+    if (name === undefined) continue;
+    if (seen.has(name)) return `--args gives \`${name}\` twice (\`${text}\`): give each hyperparameter once`;
+    seen.add(name);
+  }
+  return args;
+}
+
 /** The local files `program` imports, and the files they import, each once (a cycle ends where it closes). */
 function localImports(program: Program, loadModule: ModuleLoader | undefined): { modules: Program[]; imports: Map<string, Map<string, string>> } {
   const found: Program[] = [];

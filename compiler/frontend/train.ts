@@ -41,7 +41,11 @@ export function compileTraining(
   for (const train of checked.program.body.stmts.filter((d): d is TrainDecl => d.kind === 'Train' && (options.only === undefined || d.model.text === options.only))) {
     // the train block's arguments, and the caller's (`--args`) over them
     const given = options.modelArgs?.get(train.model.text) ?? [];
-    const modelArgs = new Map([[train.model.text, modelArguments(checked.program, train.model.text, given)]]);
+    // every model as check elaborates it (with its own train block's arguments), so another model's
+    // defaults, which its train block overrides, do not fail this block's compile
+    const modelArgs = new Map(
+      checked.program.body.stmts.flatMap((d) => (d.kind === 'Model' ? [[d.name.text, modelArguments(checked.program, d.name.text, options.modelArgs?.get(d.name.text))] as [string, Arg[]]] : [])),
+    );
     const variant = (training: boolean) => elaborate(checked.program, { modules, imports: checked.imports, training, modelArgs });
     const trainVariant = variant(true);
     const evalVariant = variant(false);

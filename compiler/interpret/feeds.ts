@@ -30,6 +30,21 @@ export interface FeedOptions {
   readonly paramScale?: number;
 }
 
+/**
+ * The float inputs the graph casts to an integer dtype (`cast(features, i32)`, token ids read from a
+ * CSV): drawn from (-1, 1) they would all truncate to 0, so they are drawn as whole numbers as integer
+ * inputs are.
+ */
+export function wholeNumberInputs(g: Graph): Set<string> {
+  const found = new Set<string>();
+  for (const i of g.inputs) {
+    if (i.value.type.dtype !== 'f32' && i.value.type.dtype !== 'f16') continue;
+    const casts = g.nodes.some((n) => n.op === 'cast' && n.inputs[0]?.id === i.value.id && ['i32', 'u32'].includes(String(n.attrs.dtype)));
+    if (casts) found.add(i.name);
+  }
+  return found;
+}
+
 export function randomFeeds(g: Graph, sizes: ReadonlyMap<string, number>, random: () => number, options: FeedOptions = {}): Feeds {
   const concrete = (shape: Graph['inputs'][number]['value']['type']['shape']) =>
     shape.map((d) => {
@@ -39,11 +54,12 @@ export function randomFeeds(g: Graph, sizes: ReadonlyMap<string, number>, random
     });
   const fill = (dtype: string, shape: number[], make: () => number): Tensor =>
     tensor(dtype as 'f32', shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, make));
-  const floatOrInt = (dtype: string, hi: number, scale: number) => () =>
-    dtype === 'f32' || dtype === 'f16' ? (random() * 2 - 1) * scale : Math.floor(random() * hi);
+  const whole = wholeNumberInputs(g);
+  const floatOrInt = (dtype: string, hi: number, scale: number, wholeNumbers = false) => () =>
+    (dtype === 'f32' || dtype === 'f16') && !wholeNumbers ? (random() * 2 - 1) * scale : Math.floor(random() * hi);
   const initValue = (init: InitSpec) => (init.kind === 'ones' ? 1 : init.kind === 'constant' ? (init.options.value ?? 0) : 0);
   return {
-    inputs: new Map(g.inputs.map((i) => [i.name, fill(i.value.type.dtype, concrete(i.value.type.shape), floatOrInt(i.value.type.dtype, options.intRange?.[i.name] ?? 2, 1))])),
+    inputs: new Map(g.inputs.map((i) => [i.name, fill(i.value.type.dtype, concrete(i.value.type.shape), floatOrInt(i.value.type.dtype, options.intRange?.[i.name] ?? 2, 1, whole.has(i.name)))])),
     params: new Map(g.params.map((p) => [p.path, fill(p.value.type.dtype, concrete(p.value.type.shape), floatOrInt(p.value.type.dtype, 2, options.paramScale ?? 0.3))])),
     state: new Map(
       g.state.map((s) => [

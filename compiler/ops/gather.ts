@@ -16,6 +16,15 @@ function clampIndex(i: number, n: number): number {
   return Math.min(n - 1, Math.max(0, i));
 }
 
+/**
+ * An indexed axis of size 0 has nothing to read: a table of 0 rows, logits over 0 classes. Rejected
+ * when the types are checked, since neither the forward read nor the gradient's scatter has a row to use.
+ */
+function emptyAxisError(op: string, table: TensorType, axis: number, help: string): ShapeError | undefined {
+  const n = table.shape[axis];
+  return isConcrete(n) && n === 0 ? err(`${op} indexes axis ${axis} of ${typeStr(table)}, which has size 0: there is nothing to take`, 0, undefined, help) : undefined;
+}
+
 // ---- take -----------------------------------------------------------------------------------------
 
 registerOp({
@@ -29,6 +38,8 @@ registerOp({
     const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, table.shape.length) : null;
     if (axis === null) return err(`take axis ${String(attrs.axis)} is out of range for ${typeStr(table)}`, 0);
     if (!isIntType(idx.dtype)) return err(`take needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
+    const empty = emptyAxisError('take', table, axis, 'the table needs at least one row (a vocabulary size of 1 or more)');
+    if (empty) return empty;
     return [{ dtype: table.dtype, shape: [...table.shape.slice(0, axis), ...idx.shape, ...table.shape.slice(axis + 1)] }];
   },
   interpret([table, idx], attrs) {
@@ -214,6 +225,8 @@ registerOp({
     const axis = typeof attrs.axis === 'number' ? normAxis(attrs.axis, arr.shape.length) : null;
     if (axis === null) return err(`take_along_axis axis ${String(attrs.axis)} is out of range for ${typeStr(arr)}`, 0);
     if (!isIntType(idx.dtype)) return err(`take_along_axis needs integer indices, found ${typeStr(idx)}`, 1, 0, 'cast the indices to i32');
+    const empty = emptyAxisError('take_along_axis', arr, axis, 'the indexed axis (the classes, for a loss) needs a size of 1 or more');
+    if (empty) return empty;
     if (idx.shape.length !== arr.shape.length) {
       const help = idx.shape.length + 1 === arr.shape.length ? `add the axis: reshape the indices to ${shapeToString([...idx.shape.slice(0, axis), 1, ...idx.shape.slice(axis)])}` : undefined;
       return err(`take_along_axis needs indices of the same rank as the array: ${typeStr(arr)} and ${typeStr(idx)}`, 1, 0, help);

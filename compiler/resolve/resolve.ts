@@ -1,6 +1,7 @@
 // Name resolution and statement placement: unknown names (with "did you mean"), duplicates, imports, train settings.
 import type * as A from '../../grammar/ast.ts';
 import { DiagnosticBag, diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { DTYPES } from '../ir/types.ts';
 import { fileExports, PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
 /** Loads a local module named by `use "./x.dl"` relative to the importing file; undefined when it does not exist. */
@@ -60,6 +61,9 @@ class Scope {
 function isSymbolicSizeName(name: string): boolean {
   return /^[A-Z]/.test(name);
 }
+
+/** Compile-time types a parameter may have (elaborate.ts's HYPER_TYPES); with `[]` they are lists. */
+const HYPER_TYPES = ['int', 'float', 'bool', 'string', 'fn'];
 
 export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -187,6 +191,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         const scope = new Scope(fileScope);
         hyperParams(d.params, scope, d.returns);
         for (const r of d.returns) typeExpr(r, scope);
+        signatureDtypes(d.params, d.returns);
         body(d.body, scope, 'body');
         break;
       }
@@ -296,6 +301,20 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     for (const p of params) if (p.type) typeExpr(p.type, scope);
   }
 
+  /**
+   * The dtypes a layer's or function's signature writes, checked where they are written, whether or not
+   * anything calls it: a parameter or result typed with a shape is a tensor (`f32[B, n]`) or a list of
+   * a compile-time type (`int[]`).
+   */
+  function signatureDtypes(params: readonly A.HyperParam[], returns: readonly A.TypeExpr[]): void {
+    const shaped = [...returns, ...params.flatMap((p) => (p.type ? [p.type] : []))];
+    const tensors = shaped.filter((t) => t.dims != null && !HYPER_TYPES.includes(t.name.text));
+    for (const t of tensors) {
+      if ((DTYPES as readonly string[]).includes(t.name.text)) continue;
+      out.push(diagnostic('E0307', `\`${t.name.text}\` is not a tensor dtype (f32, f16, i32, u32 or bool)`, t.name.span));
+    }
+  }
+
   function typeExpr(t: A.TypeExpr, scope: Scope): void {
     if (!t.dims) return;
     // a model's name in a shape is a size of that name (models are not values the elaborator sees)
@@ -370,6 +389,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         const fwd = new Scope(scope);
         hyperParams(s.params, fwd, s.returns);
         for (const r of s.returns) typeExpr(r, fwd);
+        signatureDtypes(s.params, s.returns);
         body(s.body, fwd, 'body');
         break;
       }
