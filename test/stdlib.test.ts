@@ -200,12 +200,20 @@ function dense(x: readonly number[], m: number, k: number, n: number, w: readonl
   return y;
 }
 
+/** A size per spatial axis: `k` is [k, k]. */
+const two = (v: number | readonly [number, number]): readonly [number, number] => (typeof v === 'number' ? [v, v] : v);
+
 function conv2dRef(
-  x: readonly number[], [N, C, H, W]: readonly number[], w: readonly number[], O: number, K: number,
-  { stride = 1, padding = 0, dilation = 1, groups = 1, bias }: { stride?: number; padding?: number; dilation?: number; groups?: number; bias?: readonly number[] },
+  x: readonly number[], [N, C, H, W]: readonly number[], w: readonly number[], O: number, K: number | readonly [number, number],
+  opts: { stride?: number | readonly [number, number]; padding?: number | readonly [number, number]; dilation?: number | readonly [number, number]; groups?: number; bias?: readonly number[] },
 ): { y: number[]; shape: number[] } {
-  const HO = Math.floor((H + 2 * padding - dilation * (K - 1) - 1) / stride) + 1;
-  const WO = Math.floor((W + 2 * padding - dilation * (K - 1) - 1) / stride) + 1;
+  const { groups = 1, bias } = opts;
+  const [KH, KW] = two(K);
+  const [sh, sw] = two(opts.stride ?? 1);
+  const [ph, pw] = two(opts.padding ?? 0);
+  const [dh, dw] = two(opts.dilation ?? 1);
+  const HO = Math.floor((H + 2 * ph - dh * (KH - 1) - 1) / sh) + 1;
+  const WO = Math.floor((W + 2 * pw - dw * (KW - 1) - 1) / sw) + 1;
   const cg = C / groups;
   const og = O / groups;
   const y: number[] = [];
@@ -217,12 +225,12 @@ function conv2dRef(
           let acc = bias ? bias[o] : 0;
           for (let ci = 0; ci < cg; ci++) {
             const c = g * cg + ci;
-            for (let kh = 0; kh < K; kh++) {
-              for (let kw = 0; kw < K; kw++) {
-                const ih = oh * stride - padding + kh * dilation;
-                const iw = ow * stride - padding + kw * dilation;
+            for (let kh = 0; kh < KH; kh++) {
+              for (let kw = 0; kw < KW; kw++) {
+                const ih = oh * sh - ph + kh * dh;
+                const iw = ow * sw - pw + kw * dw;
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                acc += x[((n * C + c) * H + ih) * W + iw] * w[((o * cg + ci) * K + kh) * K + kw];
+                acc += x[((n * C + c) * H + ih) * W + iw] * w[((o * cg + ci) * KH + kh) * KW + kw];
               }
             }
           }
@@ -266,9 +274,12 @@ function convTranspose2dRef(
 }
 
 /** Max or mean pooling; padded positions are skipped (max: -inf, mean: not counted). */
-function poolRef(x: readonly number[], [N, C, H, W]: readonly number[], K: number, stride: number, padding: number, kind: 'max' | 'avg'): { y: number[]; shape: number[] } {
-  const HO = Math.floor((H + 2 * padding - K) / stride) + 1;
-  const WO = Math.floor((W + 2 * padding - K) / stride) + 1;
+function poolRef(x: readonly number[], [N, C, H, W]: readonly number[], K: number | readonly [number, number], stride: number | readonly [number, number], padding: number | readonly [number, number], kind: 'max' | 'avg'): { y: number[]; shape: number[] } {
+  const [KH, KW] = two(K);
+  const [sh, sw] = two(stride);
+  const [ph, pw] = two(padding);
+  const HO = Math.floor((H + 2 * ph - KH) / sh) + 1;
+  const WO = Math.floor((W + 2 * pw - KW) / sw) + 1;
   const y: number[] = [];
   for (let nc = 0; nc < N * C; nc++) {
     for (let oh = 0; oh < HO; oh++) {
@@ -276,10 +287,10 @@ function poolRef(x: readonly number[], [N, C, H, W]: readonly number[], K: numbe
         let best = -Infinity;
         let sum = 0;
         let count = 0;
-        for (let kh = 0; kh < K; kh++) {
-          for (let kw = 0; kw < K; kw++) {
-            const ih = oh * stride - padding + kh;
-            const iw = ow * stride - padding + kw;
+        for (let kh = 0; kh < KH; kh++) {
+          for (let kw = 0; kw < KW; kw++) {
+            const ih = oh * sh - ph + kh;
+            const iw = ow * sw - pw + kw;
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
             const v = x[(nc * H + ih) * W + iw];
             best = Math.max(best, v);
@@ -547,6 +558,29 @@ describe('Conv2d', () => {
     const ref = conv2dRef(x, xs, m.p['c.w'], 6, 2, { dilation: 2, groups: 2 });
     expect(ref.shape).toEqual([2, 6, 4, 3]);
     expectClose(m.out('y'), ref.shape, ref.y);
+  });
+});
+
+describe('a size per axis: kernel, stride, padding and dilation as [height, width]', () => {
+  it('Conv2d, MaxPool2d and AvgPool2d take pairs (a 1x3 kernel, stride [2, 1]); ConvTranspose2d keeps its output size rule per axis; pair() says what it takes', () => {
+    const r = prng('Conv2d/pairs');
+    const xs = [2, 3, 5, 6];
+    const x = uniform(r, prod(xs));
+    const src = 'model T {\n input x: f32[B, 3, 5, 6]\n layer c = Conv2d(3, 4, [1, 3], stride: [2, 1], padding: [0, 1], dilation: [1, 2])\n' +
+      ' layer mp = MaxPool2d([2, 3], stride: [1, 2])\n layer ap = AvgPool2d([3, 1], padding: [1, 0])\n layer t = ConvTranspose2d(3, 2, [2, 3], stride: [2, 1])\n' +
+      ' output y = c(x)\n output m = mp(x)\n output a = ap(x)\n output u = t(x)\n}';
+    const m = model(src, { x: f32(xs, x) }, r);
+    expect(m.graph.params.find((q) => q.path === 'c.w')!.value.type.shape).toEqual([4, 3, 1, 3]);
+    const ref = conv2dRef(x, xs, m.p['c.w'], 4, [1, 3], { stride: [2, 1], padding: [0, 1], dilation: [1, 2], bias: m.p['c.b'] });
+    expect(ref.shape).toEqual([2, 4, 3, 4]);
+    expectClose(m.out('y'), ref.shape, ref.y);
+    const mp = poolRef(x, xs, [2, 3], [1, 2], 0, 'max');
+    expectClose(m.out('m'), mp.shape, mp.y);
+    const ap = poolRef(x, xs, [3, 1], [3, 1], [1, 0], 'avg');
+    expectClose(m.out('a'), ap.shape, ap.y);
+    expect(m.out('u').shape).toEqual([2, 2, (5 - 1) * 2 + 2, (6 - 1) * 1 + 3]);
+    const bad = checkSource('model T {\n input x: f32[B, 3, 5, 6]\n layer c = Conv2d(3, 4, [1, 3, 3])\n output y = c(x)\n}', 't.dl').diagnostics;
+    expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0305 expected a whole number or a list of two ([height, width]), found a list']);
   });
 });
 

@@ -55,6 +55,7 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   arange: { params: ['n'] },
   shape: { params: ['x'] },
   len: { params: ['x'] },
+  pair: { params: ['x'] },
   range: { params: ['start', 'stop'] },
   int: { params: ['x'] },
   float: { params: ['x'] },

@@ -41,7 +41,7 @@ export const BUILTIN_NAMES: readonly string[] = [
   ...UNARY, ...BINARY,
   'select', 'where', 'cast', 'sum', 'max', 'min', 'mean', 'argmax', 'matmul', 'reshape', 'transpose', 'broadcast_to', 'concat',
   'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
-  'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'range', 'int', 'float', 'zip', 'enumerate',
+  'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'pair', 'range', 'int', 'float', 'zip', 'enumerate',
   'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like', 'einsum',
 ];
 
@@ -367,6 +367,13 @@ export function callBuiltin(
       if (x.value.kind === 'list') return { kind: 'int', value: x.value.items.length };
       if (x.value.kind === 'string') return { kind: 'int', value: x.value.value.length };
       return el.fail('E0307', `len() takes a list, found ${describe(x.value)}`, x.span);
+    }
+    case 'pair': {
+      // a size per spatial axis: `3` is [3, 3], `[1, 7]` stays (a layer's kernel, stride or padding)
+      const x = need(0, 'x');
+      if (x.value.kind === 'int') return { kind: 'list', items: [x.value, x.value] };
+      if (x.value.kind === 'list' && x.value.items.length === 2 && x.value.items.every((v) => v.kind === 'int')) return x.value;
+      return el.fail('E0305', `expected a whole number or a list of two ([height, width]), found ${describe(x.value)}`, x.span);
     }
     case 'range': {
       const a = intArg(0, 'start');
