@@ -110,7 +110,7 @@ describe('runtime', () => {
 describe('inputs used as indices', () => {
   it('the program says which inputs index what, through slices and reshapes, from the model graph before optimization', () => {
     const decl = (p: ModelProgram, name: string) => p.inputs.find((i) => i.name === name)!;
-    expect(decl(MLP(), 'label').indices).toEqual([{ bound: 10, what: 'axis 1 of f32[B, 10]', source: { file: 'stdlib/loss.dl', line: 28, col: 14 } }]);
+    expect(decl(MLP(), 'label').indices).toEqual([{ bound: 10, what: 'axis 1 of f32[B, 10]', source: { file: 'stdlib/loss.dl', line: 27, col: 14 } }]);
     expect(decl(MLP(), 'image').indices).toBeUndefined();
     // tokens[:, :-1] index the embedding's rows; tokens[:, 1:] are the targets of the loss
     const gpt = program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
@@ -170,7 +170,7 @@ describe('inputs used as indices', () => {
       const image = new Float32Array(4 * 784);
       const label = Int32Array.from([3, 9, 10, 0]);
       expect(() => model.trainStep({ image, label })).toThrow(InputError);
-      expect(() => model.trainStep({ image, label })).toThrow('input `label` holds 10 at [2], but the model uses it to index axis 1 of f32[B, 10], of size 10 (stdlib/loss.dl:28:14): every value must be in 0..9');
+      expect(() => model.trainStep({ image, label })).toThrow('input `label` holds 10 at [2], but the model uses it to index axis 1 of f32[B, 10], of size 10 (stdlib/loss.dl:27:14): every value must be in 0..9');
       await expect(model.evaluate({ image, label: Int32Array.from([0, -1, 0, 0]) })).rejects.toThrow(/input `label` holds -1 at \[1\]/);
       // nothing ran: the step counter did not move, and a valid batch trains
       expect(model.step).toBe(0);
