@@ -131,6 +131,14 @@ function checkSeed(seed: unknown, where: string): number {
   return seed;
 }
 
+/** A batch size: a whole number of at least 1; anything else is an InputError. */
+function checkBatchSize(batch: unknown, where: string): number {
+  if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1) {
+    throw new InputError(`${where} was given ${typeof batch === 'number' ? String(batch) : typeof batch}; a batch size is a whole number of at least 1`);
+  }
+  return batch;
+}
+
 export interface ProfileOptions {
   /** Which graphs: every training step (default), or the evaluate or predict graph. */
   readonly graph?: 'train' | 'evaluate' | 'predict';
@@ -182,6 +190,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
     if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
     if (options.seed !== undefined) checkSeed(options.seed, 'create()');
+    if (options.batchSize !== undefined) checkBatchSize(options.batchSize, 'create({ batchSize })');
     const settingSeed = program.training?.settings.seed;
     const seed = options.seed ?? (typeof settingSeed === 'number' ? checkSeed(settingSeed, "the train block's seed") : 0);
     const acquired = await acquireDevice(options);
@@ -219,7 +228,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     // a destroyed or lost device takes every call WebGPU makes without complaint: say so now, not at the first step
     if (acquired.watch.reason !== undefined) {
       executor.destroy();
-      throw lostError(acquired.watch.reason);
+      throw lostError(acquired.watch.reason, true);
     }
     const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.watch);
     model.memory = memory;

@@ -115,6 +115,9 @@ describe('a shared device', () => {
     const device = await ownDevice();
     device.destroy();
     await expect(Model.create(tiny(), { device })).rejects.toBeInstanceOf(DeviceLostError);
+    // the advice is a new device: creating the model again on this one fails the same way
+    await expect(Model.create(tiny(), { device })).rejects.toThrow(/before the model could be created on it; create it on a new device: leave out `device`.*acquireDevice\(\)/);
+    await expect(Model.create(tiny(), { device })).rejects.not.toThrow(/create the model again/);
   });
 
   it('models created on one device add one reaction to its lost promise, not one each', { timeout: 60_000 }, async () => {
@@ -229,6 +232,10 @@ describe('typed errors for service mistakes', () => {
     const device = await ownDevice();
     for (const seed of [NaN, 1.5, 2 ** 32, 2 ** 40, -1]) {
       await expect(Model.create(tiny(), { device, seed })).rejects.toThrow(InputError);
+    }
+    for (const batchSize of [-1, 1.5, 0, NaN]) {
+      await expect(Model.create(tiny(), { device, batchSize })).rejects.toThrow(InputError);
+      await expect(Model.create(tiny(), { device, batchSize })).rejects.toThrow(`create({ batchSize }) was given ${batchSize}; a batch size is a whole number of at least 1`);
     }
     const model = await Model.create(tiny(), { device, seed: 2 ** 32 - 1 });
     try {
