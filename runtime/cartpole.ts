@@ -43,12 +43,11 @@ export class CartPole implements Environment {
   private state = [0, 0, 0, 0];
   private steps = 0;
   private readonly rng: Rng;
+  readonly maxSteps: number;
 
-  constructor(
-    seed: number,
-    readonly maxSteps = 500,
-  ) {
+  constructor(seed: number, maxSteps = 500) {
     this.rng = new Rng(seed);
+    this.maxSteps = maxSteps;
   }
 
   reset(): Float32Array {

@@ -185,21 +185,27 @@ export class Executor {
    */
   reported: { readonly kind: 'validation' | 'out-of-memory'; readonly message: string; readonly what: string } | undefined;
 
-  private constructor(
-    readonly device: GPUDevice,
-    readonly program: ModelProgram,
-    /** Use the kernels' CPU variants (for lavapipe, SwiftShader). */
-    readonly cpuKernels: boolean,
-    /** Bind temporaries to their memory slots' shared buffers (false: one buffer per temporary). */
-    readonly planMemory: boolean,
-    /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
-    readonly subgroups: boolean,
-    /** The device's smallest subgroup (0 without subgroups or where the device does not say): CPU variants needing more are skipped. */
-    readonly subgroupMinSize: number,
-    /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
-    readonly wide: string,
-    uploads: Partial<UploadOptions> | false,
-  ) {
+  readonly device: GPUDevice;
+  readonly program: ModelProgram;
+  /** Use the kernels' CPU variants (for lavapipe, SwiftShader). */
+  readonly cpuKernels: boolean;
+  /** Bind temporaries to their memory slots' shared buffers (false: one buffer per temporary). */
+  readonly planMemory: boolean;
+  /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
+  readonly subgroups: boolean;
+  /** The device's smallest subgroup (0 without subgroups or where the device does not say): CPU variants needing more are skipped. */
+  readonly subgroupMinSize: number;
+  /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
+  readonly wide: string;
+
+  private constructor(device: GPUDevice, program: ModelProgram, cpuKernels: boolean, planMemory: boolean, subgroups: boolean, subgroupMinSize: number, wide: string, uploads: Partial<UploadOptions> | false) {
+    this.device = device;
+    this.program = program;
+    this.cpuKernels = cpuKernels;
+    this.planMemory = planMemory;
+    this.subgroups = subgroups;
+    this.subgroupMinSize = subgroupMinSize;
+    this.wide = wide;
     this.uploads = new StagingUploads(device, uploads);
   }
 

@@ -165,19 +165,24 @@ export class Model<I extends string = string, O extends string = string, R exten
   /** The GPU memory the model takes at the sizes declared at creation (undefined when some size was not declared). */
   memory: MemoryReport | undefined;
 
-  private constructor(
-    readonly program: ModelProgram,
-    private readonly executor: Executor,
-    private readonly ownsDevice: boolean,
-    /** The adapter the model runs on, in words. */
-    readonly adapterInfo: string,
-    /**
-     * The device's one watch (runtime/device.ts), shared with every model on it: the model reads it and
-     * adds nothing to the device, so a caller's device neither keeps disposed models alive nor
-     * accumulates a reaction per model created on it.
-     */
-    private readonly watch: DeviceWatch,
-  ) {
+  readonly program: ModelProgram;
+  private readonly executor: Executor;
+  private readonly ownsDevice: boolean;
+  /** The adapter the model runs on, in words. */
+  readonly adapterInfo: string;
+  /**
+   * The device's one watch (runtime/device.ts), shared with every model on it: the model reads it and
+   * adds nothing to the device, so a caller's device neither keeps disposed models alive nor
+   * accumulates a reaction per model created on it.
+   */
+  private readonly watch: DeviceWatch;
+
+  private constructor(program: ModelProgram, executor: Executor, ownsDevice: boolean, adapterInfo: string, watch: DeviceWatch) {
+    this.program = program;
+    this.executor = executor;
+    this.ownsDevice = ownsDevice;
+    this.adapterInfo = adapterInfo;
+    this.watch = watch;
     const setting = program.training?.settings.max_batch;
     this.maxBatch = typeof setting === 'number' && Number.isInteger(setting) && setting > 0 ? setting : undefined;
   }

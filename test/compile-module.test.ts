@@ -14,7 +14,7 @@ function runtimeImport(dir: string): string {
   return relative(dir, join(ROOT, 'runtime/index.ts'));
 }
 
-/** tsc --strict over a folder; returns its diagnostics (empty when clean). */
+/** tsc --strict (and erasableSyntaxOnly) over a folder; returns its diagnostics (empty when clean). */
 function tsc(dir: string, files: readonly string[]): string {
   writeFileSync(
     join(dir, 'tsconfig.json'),
@@ -32,6 +32,9 @@ function tsc(dir: string, files: readonly string[]): string {
         skipLibCheck: true,
         exactOptionalPropertyTypes: true,
         noUnusedLocals: true,
+        // what `npm create vite` gives (and Node's type stripping needs): no parameter properties or enums, in the module or the runtime
+        erasableSyntaxOnly: true,
+        verbatimModuleSyntax: true,
       },
       files,
     }),

@@ -42,7 +42,7 @@ describe('two copies of the runtime', () => {
     expect(new other.DlcRuntimeError('input', 'base only') instanceof InputError).toBe(false);
     expect(new Error('plain') instanceof DlcRuntimeError).toBe(false);
     expect(({ code: 'input', name: 'InputError' }) instanceof InputError).toBe(false);
-    for (const v of [null, undefined, 1, 'InputError']) expect(v instanceof InputError).toBe(false);
+    for (const v of [null, undefined, 1, 'InputError'] as unknown[]) expect((v as object) instanceof InputError).toBe(false);
     // a caller's own subclass is checked by its prototype chain
     class MyError extends InputError {}
     expect(new MyError('mine') instanceof MyError).toBe(true);

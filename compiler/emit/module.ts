@@ -145,7 +145,9 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     name: cls,
     isExported: true,
     docs: [`${cls} on a WebGPU device. Create it with \`create()\`; free its GPU memory with \`dispose()\`.`],
-    ctors: [{ scope: Scope.Private, parameters: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>', isReadonly: true, scope: Scope.Private }] }],
+    // a field and an assignment, not a parameter property: projects with erasableSyntaxOnly (npm create vite, Node's type stripping) refuse those
+    properties: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>', isReadonly: true, scope: Scope.Private }],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>' }], statements: ['this.model = model;'] }],
     methods: [
       {
         name: 'create',
