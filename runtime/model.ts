@@ -646,9 +646,29 @@ export class Model<I extends string = string, O extends string = string, R exten
     const d = this.program.params.find((p) => p.path === path);
     if (!d) {
       const some = this.program.params.slice(0, 8).map((p) => `\`${p.path}\``).join(', ');
-      throw new InputError(`${where}: the model ${this.program.model} has no parameter \`${String(path)}\`; its parameters are ${some}${this.program.params.length > 8 ? ` and ${this.program.params.length - 8} more` : ''}`);
+      const state = this.program.state.some((s) => s.path === path) ? `; \`${String(path)}\` is a state buffer: read it with getState()` : '';
+      throw new InputError(`${where}: the model ${this.program.model} has no parameter \`${String(path)}\`${state || `; its parameters are ${some}${this.program.params.length > 8 ? ` and ${this.program.params.length - 8} more` : ''}`}`);
     }
     return d;
+  }
+
+  /**
+   * One state buffer's values (row-major), as of the work submitted so far: the model's own state (batch
+   * norm's `running_mean` and `running_var`), the optimizer's (`opt.<step>.<param>.m`, step counters) or the
+   * random key (`rng.key`). State is read, not set: `loadWeights` sets it with the parameters.
+   */
+  async getState(path: string): Promise<TypedArray> {
+    this.check();
+    if (!this.program.state.some((s) => s.path === path)) {
+      const own = this.program.state.filter((s) => !isRunState(s.path));
+      const names = (own.length > 0 ? own : this.program.state).slice(0, 8).map((s) => `\`${s.path}\``).join(', ');
+      const isParam = this.program.params.some((p) => p.path === path);
+      throw new InputError(
+        `getState(): the model ${this.program.model} has no state buffer \`${String(path)}\`${isParam ? `; \`${String(path)}\` is a parameter: read it with getParameter()` : this.program.state.length === 0 ? '; it has no state' : `; its state buffers include ${names}`}`,
+      );
+    }
+    const read = await this.guard(this.executor.readModelBuffers([path]));
+    return read.get(path)!.data;
   }
 
   /** One parameter's values (row-major), as of the work submitted so far. */
