@@ -161,6 +161,8 @@ export class Executor {
   private readonly state = new Map<string, Bound>();
   private readonly arenas: GPUBuffer[] = [];
   private readonly pipelines: GPUComputePipeline[] = [];
+  /** Shaders being compiled (`compileShaders`), so two callers wait on one compilation. */
+  private readonly compiling = new Map<number, Promise<void>>();
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
   /** Graphs whose once kernels the command buffer being built encodes (`submit` marks them done once it is submitted). */
@@ -329,7 +331,9 @@ export class Executor {
     const oom = await device.popErrorScope();
     if (oom) throw new OutOfMemoryError(`the GPU ran out of memory allocating the parameters of ${program.model}: ${oom.message}`);
     ex.initialize(seed);
-    await ex.compileShaders();
+    // the inference graphs now; the train steps' on the first training call (or prepareGraphs)
+    const { predict, evaluate, totals } = program.graphs;
+    await ex.compileShaders([predict, evaluate, ...(totals ? [totals] : [])]);
     return ex;
   }
 
@@ -385,8 +389,8 @@ export class Executor {
     return l;
   }
 
-  private async compileShaders(): Promise<void> {
-    const graphs = programGraphs(this.program);
+  /** Which op (and .dl line) each shader of these graphs serves, and its binding counts: every variant of every kernel. */
+  private shaderUsers(graphs: readonly GraphProgram[]): Map<number, { op: string; where: string; inputs: number; outputs: number }> {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
@@ -395,31 +399,70 @@ export class Executor {
         }
       }
     }
+    return users;
+  }
+
+  /**
+   * Compile the pipelines of these graphs' shaders that are not compiled yet (each shader once, however
+   * many graphs use it). `create` compiles the inference graphs'; the train steps' compile on the first
+   * training call, so a page that only predicts never builds them (`prepareGraphs` builds them ahead).
+   */
+  private async compileShaders(graphs: readonly GraphProgram[]): Promise<void> {
+    const users = this.shaderUsers(graphs);
     await Promise.all(
-      this.program.shaders.map(async (code, i) => {
-        const user = users.get(i);
-        if (!user) return;
-        // push, create and pop with nothing awaited between: shaders compiled at once (and other code on
-        // a shared device) never share a scope; the pipeline reports its own failure as a rejection
-        this.device.pushErrorScope('validation');
-        const module = this.device.createShaderModule({ code });
-        const popped = this.device.popErrorScope();
-        const info = await module.getCompilationInfo();
-        const errors = info.messages.filter((m) => m.type === 'error');
-        let pipeline: GPUComputePipeline | undefined;
-        if (errors.length === 0) {
-          pipeline = await this.device.createComputePipelineAsync({ layout: this.layout(user.inputs, user.outputs).pipeline, compute: { module, entryPoint: 'main' } }).catch((e: unknown) => {
-            throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not form a pipeline: ${(e as Error).message}`);
-          });
+      [...users].map(([i, user]) => {
+        if (this.pipelines[i]) return undefined;
+        let compiling = this.compiling.get(i);
+        if (!compiling) {
+          compiling = this.compileShader(i, user).finally(() => this.compiling.delete(i));
+          this.compiling.set(i, compiling);
         }
-        const scope = await popped;
-        if (errors.length > 0 || scope || !pipeline) {
-          const msg = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || scope?.message;
-          throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not compile: ${msg}`);
-        }
-        this.pipelines[i] = pipeline;
+        return compiling;
       }),
     );
+  }
+
+  private async compileShader(i: number, user: { op: string; where: string; inputs: number; outputs: number }): Promise<void> {
+    const code = this.program.shaders[i];
+    // push, create and pop with nothing awaited between: shaders compiled at once (and other code on
+    // a shared device) never share a scope; the pipeline reports its own failure as a rejection
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code });
+    const popped = this.device.popErrorScope();
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    let pipeline: GPUComputePipeline | undefined;
+    if (errors.length === 0) {
+      pipeline = await this.device.createComputePipelineAsync({ layout: this.layout(user.inputs, user.outputs).pipeline, compute: { module, entryPoint: 'main' } }).catch((e: unknown) => {
+        throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not form a pipeline: ${(e as Error).message}`);
+      });
+    }
+    const scope = await popped;
+    if (errors.length > 0 || scope || !pipeline) {
+      const msg = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || scope?.message;
+      throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not compile: ${msg}`);
+    }
+    this.pipelines[i] ??= pipeline;
+  }
+
+  /** Compile these graphs' pipelines now rather than at their first dispatch (a train step's, before fit's first step). */
+  prepareGraphs(graphs: readonly GraphProgram[]): Promise<void> {
+    return this.compileShaders(graphs);
+  }
+
+  /**
+   * The pipeline of shader `i`, compiled here and now when no earlier call compiled it (the first train
+   * step of a model that was only created): encoding is synchronous, so this uses WebGPU's synchronous
+   * createComputePipeline, whose failure the submit's error scope reports as a GPUValidationError.
+   */
+  private pipelineOf(i: number, k: KernelDecl): GPUComputePipeline {
+    let pipeline = this.pipelines[i];
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ code: this.program.shaders[i] });
+      pipeline = this.device.createComputePipeline({ layout: this.layout(k.inputs.length, k.outputs.length).pipeline, compute: { module, entryPoint: 'main' } });
+      this.pipelines[i] = pipeline;
+    }
+    return pipeline;
   }
 
   private instance(g: GraphProgram): GraphInstance {
@@ -720,7 +763,7 @@ export class Executor {
   private dispatch(pass: GPUComputePassEncoder, inst: GraphInstance, n: number): void {
     const grid = inst.grids[n];
     if (!grid) return;
-    pass.setPipeline(this.pipelines[grid.shader]);
+    pass.setPipeline(this.pipelineOf(grid.shader, inst.program.kernels[n]));
     pass.setBindGroup(0, inst.bindGroups[n]);
     pass.dispatchWorkgroups(grid.x, grid.y);
   }

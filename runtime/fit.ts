@@ -194,6 +194,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
 }
 
 async function fitNow(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, given: FitOptions): Promise<History> {
+  await model.prepareTraining();
   const block = trainBlockFitOptions(model.program);
   const options = { ...block, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as FitOptions;
   const batchSize = options.batchSize ?? 32;

@@ -536,6 +536,16 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
+  /**
+   * Compile the train steps' shaders now. `create()` compiles only what `predict` and `evaluate` run, so
+   * a page that only predicts never builds the training pipelines; the first `trainStep` builds them
+   * (synchronously) if nothing did before. `fit()` calls this first; call it to move that cost elsewhere.
+   */
+  async prepareTraining(): Promise<void> {
+    this.check();
+    await this.guard(this.executor.prepareGraphs(this.program.graphs.steps));
+  }
+
   fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions = {}): Promise<History> {
     return fit(this as unknown as Model, data, options);
   }

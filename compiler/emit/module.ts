@@ -256,6 +256,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'Promise<Profile>',
         'this.model.profile(batch, options)',
       ),
+      delegate(
+        'prepareTraining',
+        "Compile the train steps' shaders now: `create()` builds only what `predict` and `evaluate` run, and the first training call builds the rest (`fit()` calls this first).",
+        [],
+        'Promise<void>',
+        'this.model.prepareTraining()',
+      ),
       delegate('reset', 'Every parameter and state buffer back to its initial value for `seed` (a whole number in [0, 2^32)), and the step count to 0.', [{ name: 'seed', type: 'number' }], 'void', 'this.model.reset(seed)'),
       delegate(
         'trim',
