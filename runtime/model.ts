@@ -15,7 +15,10 @@ import { brokenCondition } from './sizes.ts';
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
   readonly seed?: number;
-  /** Allocate every buffer up front for batches up to this size (the size `B`); larger batches grow them. */
+  /**
+   * Allocate the buffers of predict and evaluate up front for batches up to this size (the size `B`), and
+   * those of the train steps at the first training call; larger batches grow them.
+   */
   readonly batchSize?: number;
   /**
    * Other symbolic sizes to allocate for up front (e.g. `{ T: 64 }`); also the sizes the inputs cannot
@@ -162,7 +165,11 @@ export class Model<I extends string = string, O extends string = string, R exten
   step = 0;
   /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
   private sizeHints: ReadonlyMap<string, number> = new Map();
-  /** The GPU memory the model takes at the sizes declared at creation (undefined when some size was not declared). */
+  /**
+   * The GPU memory the model takes at the sizes declared at creation, once it trains (undefined when some
+   * size was not declared): the optimizer's state and the train steps' buffers are allocated at the first
+   * training call, so a model that only predicts holds less.
+   */
   memory: MemoryReport | undefined;
 
   readonly program: ModelProgram;
@@ -239,8 +246,10 @@ export class Model<I extends string = string, O extends string = string, R exten
     model.memory = memory;
     model.sizeHints = new Map(sizes);
     model.sizeOrigins = origins;
+    // the inference graphs' buffers now; the train steps' (and the optimizer's state) on the first training call
     if (program.sizes.every((s) => sizes.has(s))) {
-      for (const g of programGraphs(program)) executor.reserve(g, sizes);
+      const { predict, evaluate, totals } = program.graphs;
+      for (const g of [predict, evaluate, ...(totals ? [totals] : [])]) executor.reserve(g, sizes);
     }
     return model;
   }
