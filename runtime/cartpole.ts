@@ -1,4 +1,5 @@
 // The CartPole balancing task (Barto, Sutton and Anderson 1983, as Gymnasium's CartPole-v1): a seeded environment for policy-gradient examples and tests; browser-safe.
+import { InputError } from './errors.ts';
 import { Rng } from './data.ts';
 
 const GRAVITY = 9.8;
@@ -42,12 +43,11 @@ export class CartPole implements Environment {
   private state = [0, 0, 0, 0];
   private steps = 0;
   private readonly rng: Rng;
+  readonly maxSteps: number;
 
-  constructor(
-    seed: number,
-    readonly maxSteps = 500,
-  ) {
+  constructor(seed: number, maxSteps = 500) {
     this.rng = new Rng(seed);
+    this.maxSteps = maxSteps;
   }
 
   reset(): Float32Array {
@@ -58,7 +58,7 @@ export class CartPole implements Environment {
   }
 
   step(action: number): StepResult {
-    if (action !== 0 && action !== 1) throw new Error(`CartPole actions are 0 (left) and 1 (right), not ${action}`);
+    if (action !== 0 && action !== 1) throw new InputError(`CartPole actions are 0 (left) and 1 (right), not ${action}`);
     const [x, xDot, theta, thetaDot] = this.state;
     const force = action === 1 ? FORCE : -FORCE;
     const cos = Math.cos(theta);

@@ -19,8 +19,8 @@ export const ENVIRONMENTS: Readonly<Record<string, readonly string[]>> = {
 
 /** Augmentations of training batches by name, with their arguments (runtime/augment.ts applies them). */
 export const AUGMENTATIONS: Readonly<Record<'random_shift' | 'horizontal_flip', readonly string[]>> = {
-  random_shift: ['pixels', 'column'],
-  horizontal_flip: ['column'],
+  random_shift: ['pixels', 'column', 'layout'],
+  horizontal_flip: ['column', 'layout'],
 };
 
 /** One column a dataset gives: its element type and the shape of one example. */

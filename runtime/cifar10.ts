@@ -1,4 +1,5 @@
 // CIFAR-10 in its binary distribution's record format (1 label byte, then 3 planes of 32x32 bytes) as a Dataset: `image` f32 [3, 32, 32], `label` i32; browser-safe.
+import { InputError } from './errors.ts';
 import { Dataset } from './data.ts';
 
 /** Label order of the distribution (batches.meta.txt). */
@@ -20,7 +21,7 @@ export function cifar10FromBatches(files: readonly Uint8Array[], names: readonly
   let total = 0;
   files.forEach((bytes, f) => {
     if (bytes.length === 0 || bytes.length % CIFAR10_RECORD !== 0) {
-      throw new Error(`${names[f] ?? `CIFAR-10 file ${f}`}: ${bytes.length} bytes is not a whole number of ${CIFAR10_RECORD}-byte records; is it a file of the binary version (cifar-10-binary.tar.gz)?`);
+      throw new InputError(`${names[f] ?? `CIFAR-10 file ${f}`}: ${bytes.length} bytes is not a whole number of ${CIFAR10_RECORD}-byte records; is it a file of the binary version (cifar-10-binary.tar.gz)?`);
     }
     total += bytes.length / CIFAR10_RECORD;
   });
@@ -31,7 +32,7 @@ export function cifar10FromBatches(files: readonly Uint8Array[], names: readonly
   files.forEach((bytes, f) => {
     for (let at = 0; at < bytes.length; at += CIFAR10_RECORD, n++) {
       const cls = bytes[at];
-      if (cls >= CIFAR10_CLASSES.length) throw new Error(`${names[f] ?? `CIFAR-10 file ${f}`}: record ${at / CIFAR10_RECORD} has label ${cls}, not 0-9`);
+      if (cls >= CIFAR10_CLASSES.length) throw new InputError(`${names[f] ?? `CIFAR-10 file ${f}`}: record ${at / CIFAR10_RECORD} has label ${cls}, not 0-9`);
       label[n] = cls;
       const out = n * pixels;
       for (let i = 0; i < pixels; i++) image[out + i] = bytes[at + 1 + i] / 255;

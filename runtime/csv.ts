@@ -1,4 +1,5 @@
 // CSV text to a Dataset (features f32 [n], optional label) via csv-parse's browser-safe sync parser; errors name row and column.
+import { InputError } from './errors.ts';
 import { parse } from 'csv-parse/browser/esm/sync';
 import { type ColumnInput, Dataset } from './data.ts';
 import { CSV_LABEL_TYPES, type CsvLabelType } from './catalog.ts';
@@ -44,7 +45,7 @@ interface ParsedRecord {
 export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   const where = spec.source === undefined ? 'CSV' : `${spec.source}`;
   const fail = (message: string): never => {
-    throw new Error(`${where}: ${message}`);
+    throw new InputError(`${where}: ${message}`);
   };
   if (typeof text !== 'string') fail('expected CSV text');
   const delimiter = spec.delimiter ?? ',';

@@ -1,5 +1,6 @@
 // Typed in-memory datasets: named typed-array columns, seeded shuffling, splits and mini-batches (Node and browser).
 import { InputError } from './errors.ts';
+import { brand, isBranded } from './brand.ts';
 
 /** Element types a dataset column holds. */
 export type ColumnDType = 'f32' | 'i32' | 'u32';
@@ -189,6 +190,11 @@ export class Dataset {
   readonly length: number;
   private readonly byName: ReadonlyMap<string, Column>;
 
+  /** A Dataset from another copy of the runtime (a bundle or loader that loads dlc/runtime twice) is a Dataset too. */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(this, value);
+  }
+
   /**
    * Validates that every column's data is a whole number of examples and that all columns agree.
    * `length` is required only when it cannot be inferred (no columns, or every column has a 0 in its shape).
@@ -348,3 +354,5 @@ function gather(c: Column, indices: ArrayLike<number>): ColumnArray {
   }
   return out;
 }
+
+brand(Dataset, 'Dataset');

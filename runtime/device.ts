@@ -67,21 +67,38 @@ export function heldDawnObjects(): number {
   return keepAlive.length;
 }
 
+/**
+ * Imports a module only at run time, by a specifier no bundler can see: a function parameter, which esbuild
+ * cannot fold into a constant (as it folds `'node:' + 'os'`) and Vite and webpack cannot resolve. Pages never
+ * reach it (they have navigator.gpu, or get NoWebGPUError first), so their bundles hold no Node built-ins.
+ */
+function importAtRunTime(specifier: string): Promise<unknown> {
+  return import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+}
+
+/** The Node process, when running under Node (not a page's `process` shim, which has no `versions.node`). */
+function nodeProcess(): { env: Record<string, string | undefined>; pid: number } | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; pid?: number; versions?: { node?: string } } }).process;
+  if (typeof proc?.versions?.node !== 'string' || !proc.env || typeof proc.pid !== 'number') return undefined;
+  return proc as { env: Record<string, string | undefined>; pid: number };
+}
+
+const NO_NAVIGATOR_GPU = 'WebGPU is not available: this browser has no navigator.gpu (try a recent Chrome or Edge, or enable WebGPU)';
+
 async function nodeGPU(): Promise<GPU> {
-  const proc = (globalThis as { process?: { env: Record<string, string | undefined>; pid: number } }).process;
-  if (!proc) throw new NoWebGPUError('WebGPU is not available: this browser has no navigator.gpu (try a recent Chrome or Edge, or enable WebGPU)');
-  if (!proc.env.XDG_RUNTIME_DIR) {
-    // Dawn's Vulkan loader wants a runtime directory; give it a private one.
-    const os = await import(/* @vite-ignore */ 'node:' + 'os');
-    const fs = await import(/* @vite-ignore */ 'node:' + 'fs');
-    const dir = `${os.tmpdir()}/dlc-xdg-${proc.pid}`;
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    proc.env.XDG_RUNTIME_DIR = dir;
-  }
+  const proc = nodeProcess();
+  if (!proc) throw new NoWebGPUError(NO_NAVIGATOR_GPU);
   let mod: { create(options: string[]): GPU; globals: Record<string, unknown> };
   try {
-    const name = 'webgpu';
-    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
+    if (!proc.env.XDG_RUNTIME_DIR) {
+      // Dawn's Vulkan loader wants a runtime directory; give it a private one.
+      const os = (await importAtRunTime('node:os')) as { tmpdir(): string };
+      const fs = (await importAtRunTime('node:fs')) as { mkdirSync(path: string, options: { recursive: boolean; mode: number }): unknown };
+      const dir = `${os.tmpdir()}/dlc-xdg-${proc.pid}`;
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      proc.env.XDG_RUNTIME_DIR = dir;
+    }
+    mod = (await importAtRunTime('webgpu')) as typeof mod;
   } catch (e) {
     throw new NoWebGPUError(`WebGPU is not available: the \`webgpu\` package could not be loaded (${(e as Error).message}); install it with \`npm install webgpu\``);
   }
@@ -110,10 +127,15 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
     return { device, adapterInfo, lost: watch.lost, watch, owned: false, cpu: isCpuAdapter(info) };
   }
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  const inBrowser = nav?.gpu !== undefined;
   const gpu = nav?.gpu ?? (await sharedNodeGPU());
   const adapter = await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : {});
   if (!adapter) {
-    throw new NoAdapterError('no WebGPU adapter was found: on Linux without a GPU install Mesa 25 lavapipe (Debian bookworm-backports: mesa-vulkan-drivers); in a browser check chrome://gpu');
+    throw new NoAdapterError(
+      inBrowser
+        ? 'no WebGPU adapter was found: this browser has WebGPU but offered no adapter (it may be turned off or blocklisted for this GPU; Chrome and Edge show why at chrome://gpu)'
+        : 'no WebGPU adapter was found: on Linux without a GPU install Mesa 25 lavapipe (Debian bookworm-backports: mesa-vulkan-drivers)',
+    );
   }
   const requiredLimits: Record<string, number> = {};
   for (const [k, v] of Object.entries(options.requiredLimits ?? {})) {
@@ -137,6 +159,17 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   return { device, adapterInfo, lost: watch.lost, watch, owned: true, cpu: isCpuAdapter(info) };
 }
 
-export function lostError(why: string): DeviceLostError {
-  return new DeviceLostError(`the GPU device was lost (${why}); create the model again to continue (saved checkpoints are intact)`);
+/**
+ * The error for a lost device. `creating`: `create()` was given (or acquired) a device already lost, so the
+ * advice is a new device, not "create the model again" on the same one.
+ */
+export function lostError(why: string, creating = false): DeviceLostError {
+  if (creating) {
+    return new DeviceLostError(
+      `the GPU device was lost (${why}) before the model could be created on it; create it on a new device: leave out \`device\` so create() acquires one, or pass a device from acquireDevice()`,
+    );
+  }
+  return new DeviceLostError(
+    `the GPU device was lost (${why}); create the model again to continue, on a new device if you passed one (acquireDevice() gives one); saved checkpoints are intact`,
+  );
 }

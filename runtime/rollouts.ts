@@ -1,4 +1,5 @@
 // Policy-gradient training from episodes (REINFORCE): run environments with the model's sampled actions, turn rewards into discounted returns, and take a training step on them; browser-safe.
+import { InputError } from './errors.ts';
 import { shuffledIndices } from './data.ts';
 import type { Environment } from './cartpole.ts';
 
@@ -59,13 +60,13 @@ export function discountedReturns(rewards: readonly number[], gamma: number): Fl
  * environments still running (one predict call), until each episode ends.
  */
 export async function collectEpisodes(model: PolicyModel, envs: readonly Environment[], options: EpisodeOptions = {}): Promise<Episodes> {
-  if (envs.length === 0) throw new Error('collectEpisodes needs at least one environment');
+  if (envs.length === 0) throw new InputError('collectEpisodes needs at least one environment');
   const names = { ...DEFAULT_NAMES, ...options };
   const gamma = options.gamma ?? 0.99;
-  if (!(gamma >= 0 && gamma <= 1)) throw new Error(`gamma must be in [0, 1], got ${gamma}`);
+  if (!(gamma >= 0 && gamma <= 1)) throw new InputError(`gamma must be in [0, 1], got ${gamma}`);
   const size = envs[0].observationSize;
   const maxSteps = options.maxSteps ?? 100_000;
-  if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) throw new Error(`maxSteps must be a positive integer, got ${maxSteps}`);
+  if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) throw new InputError(`maxSteps must be a positive integer, got ${maxSteps}`);
   const trace = envs.map(() => ({ observations: [] as Float32Array[], actions: [] as number[], rewards: [] as number[] }));
   const current = envs.map((e) => e.reset());
   let running = envs.map((_, i) => i);
@@ -74,7 +75,7 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
     running.forEach((i, row) => observation.set(current[i], row * size));
     const out = await model.predict({ [names.observation]: observation } as never);
     const sampled = out[names.sampledAction];
-    if (!sampled || sampled.length !== running.length) throw new Error(`the model's output \`${names.sampledAction}\` must hold one action per row`);
+    if (!sampled || sampled.length !== running.length) throw new InputError(`the model's output \`${names.sampledAction}\` must hold one action per row`);
     const next: number[] = [];
     running.forEach((i, row) => {
       const action = sampled[row];

@@ -5,6 +5,8 @@
 // (possibly padded with trailing spaces), then the data section. Offsets are relative to the data
 // section; tensors are stored row-major, little-endian, contiguously, covering the section with no gaps.
 // Bool tensors are stored as the standard `BOOL` dtype, one byte (0 or 1) per element.
+import { InputError, WeightsError } from './errors.ts';
+import { brand } from './brand.ts';
 
 /** The tensor element types a checkpoint holds (the runtime's DType). */
 export type TensorDType = 'f32' | 'i32' | 'u32' | 'bool';
@@ -86,7 +88,7 @@ export function encodeSafetensors(
   const parts: string[] = [];
   if (metadata !== undefined) {
     const fields = Object.entries(metadata).map(([k, v]) => {
-      if (typeof v !== 'string') throw new Error(`safetensors metadata '${k}' must be a string, got ${typeof v}`);
+      if (typeof v !== 'string') throw new InputError(`safetensors metadata '${k}' must be a string, got ${typeof v}`);
       return `${JSON.stringify(k)}:${JSON.stringify(v)}`;
     });
     parts.push(`${JSON.stringify(METADATA_KEY)}:{${fields.join(',')}}`);
@@ -99,7 +101,7 @@ export function encodeSafetensors(
   const headerText = `{${parts.join(',')}}`;
   const headerUtf8 = new TextEncoder().encode(headerText);
   const headerLength = Math.ceil(headerUtf8.length / 8) * 8;
-  if (headerLength > SAFETENSORS_MAX_HEADER_BYTES) throw new Error(`the safetensors header would be ${headerLength} bytes, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit`);
+  if (headerLength > SAFETENSORS_MAX_HEADER_BYTES) throw new InputError(`the safetensors header would be ${headerLength} bytes, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit`);
 
   const out = new Uint8Array(8 + headerLength + offset);
   const view = new DataView(out.buffer);
@@ -116,21 +118,21 @@ export function encodeSafetensors(
 }
 
 function checkTensor(name: string, t: StoredTensor): { name: string; tensor: StoredTensor; byteLength: number } {
-  if (typeof name !== 'string') throw new Error('safetensors tensor names must be strings');
-  if (name === METADATA_KEY) throw new Error(`'${METADATA_KEY}' is reserved and cannot name a tensor`);
-  if (t === null || typeof t !== 'object') throw new Error(`tensor '${name}' must be an object { dtype, shape, data }`);
-  if (!Object.hasOwn(FILE_DTYPE, t.dtype)) throw new Error(`tensor '${name}' has unknown dtype '${String(t.dtype)}' (known: ${Object.keys(FILE_DTYPE).join(', ')})`);
-  if (!Array.isArray(t.shape)) throw new Error(`tensor '${name}' needs a shape array`);
+  if (typeof name !== 'string') throw new InputError('safetensors tensor names must be strings');
+  if (name === METADATA_KEY) throw new InputError(`'${METADATA_KEY}' is reserved and cannot name a tensor`);
+  if (t === null || typeof t !== 'object') throw new InputError(`tensor '${name}' must be an object { dtype, shape, data }`);
+  if (!Object.hasOwn(FILE_DTYPE, t.dtype)) throw new InputError(`tensor '${name}' has unknown dtype '${String(t.dtype)}' (known: ${Object.keys(FILE_DTYPE).join(', ')})`);
+  if (!Array.isArray(t.shape)) throw new InputError(`tensor '${name}' needs a shape array`);
   let numel = 1;
   for (const d of t.shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new Error(`tensor '${name}' has an invalid shape [${t.shape.join(', ')}]: dimensions must be non-negative integers`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new InputError(`tensor '${name}' has an invalid shape [${t.shape.join(', ')}]: dimensions must be non-negative integers`);
     numel *= d;
   }
   const expected = { f32: [Float32Array], i32: [Int32Array], u32: [Uint32Array], bool: [Uint8Array, Uint32Array] }[t.dtype];
   if (!expected.some((ctor) => t.data instanceof ctor)) {
-    throw new Error(`tensor '${name}' (${t.dtype}) must hold a ${expected.map((c) => c.name).join(' or ')}, got ${describeValue(t.data)}`);
+    throw new InputError(`tensor '${name}' (${t.dtype}) must hold a ${expected.map((c) => c.name).join(' or ')}, got ${describeValue(t.data)}`);
   }
-  if (t.data.length !== numel) throw new Error(`tensor '${name}' has shape [${t.shape.join(', ')}] (${numel} elements) but ${t.data.length} elements of data`);
+  if (t.data.length !== numel) throw new InputError(`tensor '${name}' has shape [${t.shape.join(', ')}] (${numel} elements) but ${t.data.length} elements of data`);
   return { name, tensor: t, byteLength: numel * ITEM_SIZE[t.dtype] };
 }
 
@@ -152,13 +154,15 @@ function writeTensorBytes(t: StoredTensor, out: Uint8Array, at: number, view: Da
   }
 }
 
-/** A decoding failure: the message says what is wrong with the file. */
-export class SafetensorsError extends Error {
+/** A decoding failure: the message says what is wrong with the file (a WeightsError, code `weights`). */
+export class SafetensorsError extends WeightsError {
   constructor(message: string) {
     super(`invalid safetensors file: ${message}`);
     this.name = 'SafetensorsError';
   }
 }
+
+brand(SafetensorsError, 'SafetensorsError');
 
 interface Entry {
   readonly name: string;

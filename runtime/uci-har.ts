@@ -1,4 +1,5 @@
 // The UCI HAR smartphone-sensor recordings (its "Inertial Signals" text files) as a Dataset: `x` f32 [128, 9] (time, channel), `label` i32; browser-safe.
+import { InputError } from './errors.ts';
 import { Dataset } from './data.ts';
 
 /** Activity labels 1-6 of the distribution (activity_labels.txt) as classes 0-5. */
@@ -23,7 +24,7 @@ function rowsOf(text: string): string[] {
  * readings, whitespace-separated. `names` name the files in messages (channels, then labels).
  */
 export function uciHarFromText(channels: readonly string[], labels: string, names: readonly string[] = []): Dataset {
-  if (channels.length !== UCI_HAR_CHANNELS.length) throw new Error(`UCI HAR needs ${UCI_HAR_CHANNELS.length} channel files (${UCI_HAR_CHANNELS.join(', ')}), got ${channels.length}`);
+  if (channels.length !== UCI_HAR_CHANNELS.length) throw new InputError(`UCI HAR needs ${UCI_HAR_CHANNELS.length} channel files (${UCI_HAR_CHANNELS.join(', ')}), got ${channels.length}`);
   const name = (i: number) => names[i] ?? (i < UCI_HAR_CHANNELS.length ? UCI_HAR_CHANNELS[i] : 'labels');
   const y = rowsOf(labels);
   const n = y.length;
@@ -32,18 +33,18 @@ export function uciHarFromText(channels: readonly string[], labels: string, name
   const label = new Int32Array(n);
   y.forEach((row, i) => {
     const activity = Number(row);
-    if (!Number.isInteger(activity) || activity < 1 || activity > UCI_HAR_CLASSES.length) throw new Error(`${name(C)}, line ${i + 1}: \`${row}\` is not an activity 1-${UCI_HAR_CLASSES.length}`);
+    if (!Number.isInteger(activity) || activity < 1 || activity > UCI_HAR_CLASSES.length) throw new InputError(`${name(C)}, line ${i + 1}: \`${row}\` is not an activity 1-${UCI_HAR_CLASSES.length}`);
     label[i] = activity - 1;
   });
   channels.forEach((text, c) => {
     const rows = rowsOf(text);
-    if (rows.length !== n) throw new Error(`${name(c)} has ${rows.length} rows but ${name(C)} has ${n} labels`);
+    if (rows.length !== n) throw new InputError(`${name(c)} has ${rows.length} rows but ${name(C)} has ${n} labels`);
     rows.forEach((row, i) => {
       const values = row.split(/\s+/);
-      if (values.length !== UCI_HAR_STEPS) throw new Error(`${name(c)}, line ${i + 1}: ${values.length} readings, not ${UCI_HAR_STEPS}`);
+      if (values.length !== UCI_HAR_STEPS) throw new InputError(`${name(c)}, line ${i + 1}: ${values.length} readings, not ${UCI_HAR_STEPS}`);
       for (let t = 0; t < UCI_HAR_STEPS; t++) {
         const v = Number(values[t]);
-        if (!Number.isFinite(v)) throw new Error(`${name(c)}, line ${i + 1}: reading ${t + 1} \`${values[t]}\` is not a number`);
+        if (!Number.isFinite(v)) throw new InputError(`${name(c)}, line ${i + 1}: reading ${t + 1} \`${values[t]}\` is not a number`);
         x[(i * UCI_HAR_STEPS + t) * C + c] = v;
       }
     });

@@ -40,12 +40,11 @@ export class StagingUploads {
   readonly counts = { staged: 0, direct: 0 };
 
   private readonly options: UploadOptions;
+  private readonly device: GPUDevice;
 
   /** `false`: no pool, every write through `writeBuffer`; else options over the defaults. */
-  constructor(
-    private readonly device: GPUDevice,
-    options: Partial<UploadOptions> | false = {},
-  ) {
+  constructor(device: GPUDevice, options: Partial<UploadOptions> | false = {}) {
+    this.device = device;
     this.options = options === false ? { ...DEFAULT_UPLOADS, maxBuffers: 0 } : { ...DEFAULT_UPLOADS, ...options };
   }
 

@@ -400,3 +400,48 @@ describe('integer features from a CSV', () => {
     expect([bad.status, bad.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, `error: input \`features\` is i32, but row 23 of ${join(dir, 'd.csv')} holds 2.5 (value 1 of its \`features\`): give whole numbers`]);
   });
 });
+
+describe('dlc weights', () => {
+  it("writes a checkpoint's weights-only file: saveWeights({ trainingState: false })'s tensors, batch norm's running statistics kept; it loads as the model's full weights", { timeout: 120_000 }, async () => {
+    const { compileSource } = await import('../compiler/frontend/compile.ts');
+    const { Model } = await import('../runtime/model.ts');
+    const { decodeSafetensors } = await import('../runtime/safetensors.ts');
+    const src = 'use std.nn.{BatchNorm, Dense}\nmodel Bn {\n  input x: f32[B, 3]\n  input label: i32[B]\n  layer bn = BatchNorm(3)\n  layer fc = Dense(3, 2)\n  let logits = fc(bn(x))\n  output probs = softmax(logits, axis: -1)\n  loss = cross_entropy(logits, label)\n}\ntrain Bn {\n  optimizer = adam(lr: 0.05)\n}\n';
+    const program = compileSource(src, 'bn.dl').programs[0]!;
+    const model = await Model.create(program, { seed: 2 });
+    const x = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i) * 3);
+    try {
+      for (let i = 0; i < 3; i++) await model.trainStep({ x, label: Int32Array.from([0, 1, 1, 0]) }).values();
+      const checkpoint = tempFile('ckpt.safetensors', '');
+      writeFileSync(checkpoint, await model.saveWeights());
+      const out = join(checkpoint, '..', 'web', 'bn.weights.safetensors');
+      const r = await run('weights', checkpoint, '-o', out);
+      expect(r.status, r.err).toBe(EXIT_OK);
+      expect(r.err).toMatch(/^wrote .*bn\.weights\.safetensors: 6 tensors, [\d,]+ bytes of weights; left out the training run's \d+ \(optimizer state, random key\)/);
+      const written = decodeSafetensors(readFileSync(out));
+      const expected = decodeSafetensors(await model.saveWeights({ trainingState: false }));
+      expect([...written.tensors.keys()].sort()).toEqual([...expected.tensors.keys()].sort());
+      expect([...written.tensors.keys()]).toContain('bn.running_mean');
+      for (const [path, t] of expected.tensors) expect(written.tensors.get(path)!.data, path).toEqual(t.data);
+      expect(written.metadata['dlc.format']).toBe('weights');
+      expect(written.metadata['dlc.model']).toBe('Bn');
+      expect(readFileSync(out).length).toBeLessThan(readFileSync(checkpoint).length / 2);
+      // a page's model loads it whole (no partial, no weightsOnly) and predicts as the trained model
+      const page = await Model.create(program, { seed: 9 });
+      try {
+        expect((await page.loadWeights(readFileSync(out))).missing).toEqual([]);
+        expect((await page.predict({ x })).probs).toEqual((await model.predict({ x })).probs);
+      } finally {
+        page.dispose();
+      }
+      const missing = await run('weights', join(checkpoint, '..', 'nope.safetensors'), '-o', out);
+      expect([missing.status, missing.err]).toEqual([EXIT_USER_ERROR, `error: cannot read ${join(checkpoint, '..', 'nope.safetensors')}: no such file\n`]);
+      const garbage = tempFile('bad.safetensors', 'not a checkpoint');
+      const bad = await run('weights', garbage, '-o', out);
+      expect(bad.status).toBe(EXIT_USER_ERROR);
+      expect(bad.err).toMatch(/is not a checkpoint dlc can read: invalid safetensors file/);
+    } finally {
+      model.dispose();
+    }
+  });
+});

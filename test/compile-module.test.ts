@@ -14,7 +14,7 @@ function runtimeImport(dir: string): string {
   return relative(dir, join(ROOT, 'runtime/index.ts'));
 }
 
-/** tsc --strict over a folder; returns its diagnostics (empty when clean). */
+/** tsc --strict (and erasableSyntaxOnly) over a folder; returns its diagnostics (empty when clean). */
 function tsc(dir: string, files: readonly string[]): string {
   writeFileSync(
     join(dir, 'tsconfig.json'),
@@ -32,6 +32,9 @@ function tsc(dir: string, files: readonly string[]): string {
         skipLibCheck: true,
         exactOptionalPropertyTypes: true,
         noUnusedLocals: true,
+        // what `npm create vite` gives (and Node's type stripping needs): no parameter properties or enums, in the module or the runtime
+        erasableSyntaxOnly: true,
+        verbatimModuleSyntax: true,
       },
       files,
     }),
@@ -188,6 +191,51 @@ await a.predict({}, { sizes: { N: 1 } });
     } finally {
       a.dispose();
       b.dispose();
+    }
+  });
+
+  it("getState reads state buffers by typed path: batch norm's running statistics after a step match the batch's mean and variance", { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const file = join(dir, 'bn.dl');
+    writeFileSync(
+      file,
+      'use std.nn.{BatchNorm, Dense}\nmodel Bn {\n  input x: f32[B, 3]\n  input label: i32[B]\n  layer bn = BatchNorm(3, momentum: 0.25)\n  layer fc = Dense(3, 2)\n  let logits = fc(bn(x))\n  output probs = softmax(logits, axis: -1)\n  loss = cross_entropy(logits, label)\n}\ntrain Bn {\n  optimizer = adam(lr: 0.01)\n}\n',
+    );
+    const r = await dlc('compile', file, '-o', dir, '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'state.ts'),
+      `import { create, type StatePath } from './bn.ts';\nconst model = await create({ batchSize: 4 });\nconst mean: Float32Array = await model.getState('bn.running_mean');\nconst path: StatePath = 'bn.running_var';\nexport const used = [mean, path];\nawait model.getState('bn.gamma');\n`,
+    );
+    const errors = tsc(dir, ['bn.ts', 'state.ts']);
+    expect([...errors.matchAll(/state\.ts\((\d+),/g)].map((m) => Number(m[1])), errors).toEqual([6]);
+    expect(errors).toMatch(/'"bn.gamma"' is not assignable to parameter of type 'StatePath'/);
+    const mod = (await import(join(dir, 'bn.ts'))) as {
+      create(o: { batchSize: number }): Promise<{
+        trainStep(b: { x: Float32Array; label: Int32Array }): { values(): Promise<Record<string, number>> };
+        getState(p: string): Promise<Float32Array>;
+        getParameter(p: string): Promise<Float32Array>;
+        dispose(): void;
+      }>;
+    };
+    const model = await mod.create({ batchSize: 4 });
+    try {
+      expect(Array.from(await model.getState('bn.running_mean'))).toEqual([0, 0, 0]);
+      expect(Array.from(await model.getState('bn.running_var'))).toEqual([1, 1, 1]);
+      const x = Float32Array.from([1, 2, 3, 3, 0, -1, 5, 2, 0.5, -1, 4, 2]);
+      await model.trainStep({ x, label: Int32Array.from([0, 1, 0, 1]) }).values();
+      // the reference: (1 - momentum) * initial + momentum * the batch's statistic (biased variance)
+      for (let c = 0; c < 3; c++) {
+        const col = [0, 1, 2, 3].map((i) => x[i * 3 + c]);
+        const mu = col.reduce((a, b) => a + b, 0) / 4;
+        const v = col.reduce((a, b) => a + (b - mu) ** 2, 0) / 4;
+        expect((await model.getState('bn.running_mean'))[c]).toBeCloseTo(0.25 * mu, 5);
+        expect((await model.getState('bn.running_var'))[c]).toBeCloseTo(0.75 + 0.25 * v, 5);
+      }
+      await expect(model.getState('bn.gamma')).rejects.toThrow(/no state buffer `bn.gamma`; `bn.gamma` is a parameter: read it with getParameter\(\)/);
+      await expect(model.getParameter('bn.running_mean')).rejects.toThrow(/`bn.running_mean` is a state buffer: read it with getState\(\)/);
+    } finally {
+      model.dispose();
     }
   });
 

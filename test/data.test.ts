@@ -362,3 +362,46 @@ describe('loadDataset', () => {
     await expect(loadDataset({ call: 'csv', args: { path: 'x.csv', header: 'yes' } })).rejects.toThrow('csv(header: ...) must be true or false, got "yes"');
   });
 });
+
+describe('dataset helpers and safetensors encoding fail with typed errors', () => {
+  it('bad rows, samples, texts, files and metadata are InputErrors (DlcRuntimeError, code input), not plain Errors; a bad file is a WeightsError', async () => {
+    const { DlcRuntimeError, InputError, WeightsError } = await import('../runtime/errors.ts');
+    const { encodeSafetensors, decodeSafetensors, SafetensorsError } = await import('../runtime/safetensors.ts');
+    const { textWindows } = await import('../runtime/text.ts');
+    const { cifar10FromBatches } = await import('../runtime/cifar10.ts');
+    const { uciHarFromText } = await import('../runtime/uci-har.ts');
+    const { CartPole } = await import('../runtime/cartpole.ts');
+    const mistakes: [string, () => unknown][] = [
+      ['iris row', () => irisFromRows([[1, 2, 3, 4, 'rose']] as never)],
+      ['mnist sample', () => mnistFromSamples([{ input: [1], output: [1] }] as never)],
+      ['mnist digit', () => mnistFromDigits([{ id: 12, raw: new Array(784).fill(0) }] as never)],
+      ['text context', () => textWindows('abc', 1)],
+      ['cifar bytes', () => cifar10FromBatches([new Uint8Array(5)])],
+      ['uci-har channels', () => uciHarFromText([], '')],
+      ['cartpole action', () => new CartPole(1).step(3 as never)],
+      ['metadata', () => encodeSafetensors({}, { a: 1 as never })],
+      ['tensor', () => encodeSafetensors({ w: { dtype: 'f32', shape: [2], data: new Float32Array(3) } })],
+      ['csv', () => parseCsv('a,b\n1', { label: 'b' })],
+    ];
+    for (const [what, mistake] of mistakes) {
+      let thrown: unknown;
+      try {
+        mistake();
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown, what).toBeInstanceOf(InputError);
+      expect(thrown, what).toBeInstanceOf(DlcRuntimeError);
+      expect((thrown as { code: string }).code, what).toBe('input');
+    }
+    let bad: unknown;
+    try {
+      decodeSafetensors(new Uint8Array(3));
+    } catch (e) {
+      bad = e;
+    }
+    expect(bad).toBeInstanceOf(SafetensorsError);
+    expect(bad).toBeInstanceOf(WeightsError);
+    expect((bad as { code: string }).code).toBe('weights');
+  });
+});

@@ -12,6 +12,8 @@ import { InputError } from '../runtime/errors.ts';
 import { getDevice } from './gpu-helpers.ts';
 import { IRIS_MODEL } from './helpers.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
+import { augmentBatch, parseAugmentations } from '../runtime/augment.ts';
+import { Dataset } from '../runtime/data.ts';
 
 
 /** A checkpoint's metadata (dlc.epoch, dlc.step, dlc.best, ...). */
@@ -459,5 +461,67 @@ describe('fit from JavaScript', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+const AUGMENTED = `use std.nn.{Dense}
+use std.loss.{cross_entropy}
+
+model Shifted {
+  input image: f32[B, 16]
+  input label: i32[B]
+  layer fc = Dense(16, 3)
+  output logits = fc(image)
+  loss = cross_entropy(logits, label)
+}
+
+train Shifted {
+  optimizer = sgd(lr: 0.5)
+  batch = 4
+  epochs = 2
+  seed = 9
+  shuffle = false
+  augment = [random_shift(pixels: 1)]
+}
+`;
+
+describe("fit applies the train block's augment", () => {
+  it('as dlc train does, unless augment: false (or other augmentations) is given; each step sees the augmented batch', { timeout: 120_000 }, async () => {
+    const program = compileSource(AUGMENTED, 'shifted.dl').programs[0]!;
+    const n = 8;
+    const image = Float32Array.from({ length: n * 16 }, (_, i) => ((i * 37) % 11) / 11);
+    const label = Int32Array.from({ length: n }, (_, i) => i % 3);
+    const data = () => new Dataset({ image: { data: image.slice(), shape: [16] }, label: { data: label.slice(), shape: [] } });
+    expect(trainBlockFitOptions(program).augment).toEqual([{ kind: 'random_shift', pixels: 1, column: 'image' }]);
+    const trained = async (run: (model: Model) => Promise<unknown>): Promise<number[]> => {
+      const model = await Model.create(program, { device: await getDevice(), seed: 1 });
+      try {
+        await run(model);
+        return Array.from(await model.getParameter('fc.w'));
+      } finally {
+        model.dispose();
+      }
+    };
+    const byDefault = await trained((m) => m.fit({ train: data() }));
+    const without = await trained((m) => m.fit({ train: data() }, { augment: false }));
+    const emptied = await trained((m) => m.fit({ train: data() }, { augment: [] }));
+    // the reference: trainStep on batches augmented by hand, as fit documents (seed, epoch, batch index)
+    const byHand = await trained(async (m) => {
+      const augment = parseAugmentations(program.training!.settings.augment);
+      for (let epoch = 0; epoch < 2; epoch++) {
+        for (let b = 0; b < 2; b++) {
+          const batch = { image: image.slice(b * 64, b * 64 + 64), label: label.slice(b * 4, b * 4 + 4) };
+          augmentBatch(batch, { image: [16], label: [] }, augment, { seed: 9, epoch, batch: b });
+          await m.trainStep(batch).values();
+        }
+      }
+    });
+    const plain = await trained(async (m) => {
+      for (let epoch = 0; epoch < 2; epoch++) for (let b = 0; b < 2; b++) await m.trainStep({ image: image.slice(b * 64, b * 64 + 64), label: label.slice(b * 4, b * 4 + 4) }).values();
+    });
+    expect(byDefault).toEqual(byHand);
+    expect(without).toEqual(plain);
+    expect(emptied).toEqual(plain);
+    expect(byDefault).not.toEqual(plain);
   });
 });

@@ -369,13 +369,24 @@ train Normed {
   it('a shader that does not compile is a ShaderError naming the op and its .dl line', { timeout: 60_000 }, async () => {
     const p = MLP();
     // a fused elementwise kernel (fusion is on by default), made invalid by a line that cannot compile
-    const k = p.graphs.steps[0].kernels.find((x) => x.op === 'fused_elementwise')!;
+    const inference = new Set([p.graphs.predict, p.graphs.evaluate, ...(p.graphs.totals ? [p.graphs.totals] : [])].flatMap((g) => g.kernels.map((x) => x.shader)));
+    const k = p.graphs.steps[0].kernels.find((x) => x.op === 'fused_elementwise' && !inference.has(x.shader))!;
     const invalid = (s: string) => s.replace('if (idx >= p.header.x) { return; }', 'if (idx >= p.header.x) { return; }\n  let broken: bool = 1u;');
     const broken: ModelProgram = { ...p, shaders: p.shaders.map((s, i) => (i === k.shader ? invalid(s) : s)) };
-    const err = await Model.create(broken, { device: await getDevice(), kernels: 'gpu' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ShaderError);
-    const where = `${k.source!.file}:${k.source!.line}:${k.source!.col}`;
-    expect((err as Error).message).toContain(`the WGSL for fused_elementwise (from ${where}) does not compile: `);
+    // a train step's shader compiles when training is prepared (create() builds only the inference graphs')
+    const model = await Model.create(broken, { device: await getDevice(), kernels: 'gpu' });
+    try {
+      const err = await model.prepareTraining().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ShaderError);
+      const where = `${k.source!.file}:${k.source!.line}:${k.source!.col}`;
+      expect((err as Error).message).toContain(`the WGSL for fused_elementwise (from ${where}) does not compile: `);
+    } finally {
+      model.dispose();
+    }
+    // an inference kernel's, in create()
+    const e = p.graphs.predict.kernels.find((x) => x.op === 'fused_elementwise' || x.op.startsWith('fused'))!;
+    const brokenPredict: ModelProgram = { ...p, shaders: p.shaders.map((s, i) => (i === e.shader ? `${s}\nfn broken() { let b: bool = 1u; }` : s)) };
+    await expect(Model.create(brokenPredict, { device: await getDevice(), kernels: 'gpu' })).rejects.toBeInstanceOf(ShaderError);
   });
 
   it('a lost device turns every later call into a DeviceLostError, without hanging', { timeout: 60_000 }, async () => {

@@ -115,6 +115,9 @@ describe('a shared device', () => {
     const device = await ownDevice();
     device.destroy();
     await expect(Model.create(tiny(), { device })).rejects.toBeInstanceOf(DeviceLostError);
+    // the advice is a new device: creating the model again on this one fails the same way
+    await expect(Model.create(tiny(), { device })).rejects.toThrow(/before the model could be created on it; create it on a new device: leave out `device`.*acquireDevice\(\)/);
+    await expect(Model.create(tiny(), { device })).rejects.not.toThrow(/create the model again/);
   });
 
   it('models created on one device add one reaction to its lost promise, not one each', { timeout: 60_000 }, async () => {
@@ -209,9 +212,11 @@ describe('buffers sized for one large batch', () => {
   it('reading 200 steps\' values at once keeps at most 32 readback buffers afterwards', { timeout: 120_000 }, async () => {
     const device = await ownDevice();
     const model = await Model.create(tiny(), { device, seed: 1 });
+    const batch = { x: rows(4, 4), y: labels(4, 3) };
+    // the train step's buffers and the optimizer's state come with the first step: count from after it
+    await model.trainStep(batch).values();
     const track = trackBuffers(device);
     try {
-      const batch = { x: rows(4, 4), y: labels(4, 3) };
       const handles = Array.from({ length: 200 }, () => model.trainStep(batch));
       await Promise.all(handles.map((h) => h.values()));
       await Promise.all(Array.from({ length: 200 }, () => model.trainStep(batch).values()));
@@ -229,6 +234,10 @@ describe('typed errors for service mistakes', () => {
     const device = await ownDevice();
     for (const seed of [NaN, 1.5, 2 ** 32, 2 ** 40, -1]) {
       await expect(Model.create(tiny(), { device, seed })).rejects.toThrow(InputError);
+    }
+    for (const batchSize of [-1, 1.5, 0, NaN]) {
+      await expect(Model.create(tiny(), { device, batchSize })).rejects.toThrow(InputError);
+      await expect(Model.create(tiny(), { device, batchSize })).rejects.toThrow(`create({ batchSize }) was given ${batchSize}; a batch size is a whole number of at least 1`);
     }
     const model = await Model.create(tiny(), { device, seed: 2 ** 32 - 1 });
     try {

@@ -156,6 +156,23 @@ train Tie {
     }
   });
 
+  it("checks augment against the data's known columns: channels-last images are images, a column that is missing or no image is E0207", () => {
+    const model = (input: string) => `model M {\n  input image: f32[${input}]\n  input label: i32[B]\n  param w: f32[784] = zeros\n  loss l = sum(reshape(image, [-1, 784]) * w)\n}\n`;
+    const check = (input: string, data: string, augment: string) =>
+      checkSource(`${model(input)}\ntrain M {\n  data = ${data}\n  augment = [${augment}]\n}\n`, 'm.dl').diagnostics.map((d) => [d.code, d.message]);
+    expect(check('B, 28, 28, 1', 'mnist(layout: "nhwc")', 'random_shift(pixels: 2), horizontal_flip()')).toEqual([]);
+    expect(check('B, 1, 28, 28', 'mnist(layout: "nchw")', 'random_shift(pixels: 2)')).toEqual([]);
+    expect(check('B, 784', 'mnist()', 'random_shift(pixels: 2)')).toEqual([]);
+    expect(check('B, 784', 'mnist()', 'random_shift(pixels: 2, column: "pixels")')).toEqual([
+      ['E0207', 'augment: random_shift() works on the column `pixels`, which `mnist()` does not give; it gives `image`, `label`'],
+    ]);
+    expect(check('B, 784', 'mnist()', 'horizontal_flip(column: "label")')).toEqual([
+      ['E0207', 'augment: column label of shape [] is not an image ([C, H, W], [H, W, C], [H, W] or a square [H * W]); name the image column with column: "...", as `mnist()` gives it'],
+    ]);
+    expect(check('B, 28, 28', 'mnist(layout: "hw")', 'horizontal_flip(layout: "nhwc")').map(([c]) => c)).toEqual(['E0207']);
+    expect(check('B, 784', 'mnist()', 'random_shift(pixels: -1)')).toEqual([['E0206', 'augment: random_shift(pixels: ...) must be a whole number of 0 or more, not -1']]);
+  });
+
   it('reports data whose columns do not fit the model before anything runs (E0207), in dlc check too', () => {
     const model = 'model M {\n  input image: f32[B, 1, 28, 28]\n  input label: i32[B]\n  param w: f32[784] = zeros\n  loss l = sum(reshape(image, [-1, 784]) * w)\n}\n';
     const codes = (data: string) => checkSource(`${model}\ntrain M {\n  data = ${data}\n}\n`, 'm.dl').diagnostics.map((d) => [d.code, d.message]);

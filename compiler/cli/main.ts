@@ -33,6 +33,7 @@ import { predictProgram, type PredictFlags } from './predict.ts';
 import { entryKey, lookup, store } from './compile-cache.ts';
 import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
 import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
+import { writeWeightsOnly } from './weights.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
 const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over, but not a CSV's delimiter or header)";
@@ -704,6 +705,12 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--output <name>', 'the next-token distribution (default: the only f32 output shaped [B, V])')
     .option('--data <name>', DATA_HELP)
     .action(async (file: string, options: SampleFlags & { model?: string; args?: string }) => setStatus(await sampleCommand(file, options, io)));
+  program
+    .command('weights')
+    .description("write a weights-only file from a checkpoint: the parameters and the model's own state (batch norm's running statistics), without the optimizer's state or the random key; a page loads it with loadWeights")
+    .argument('<checkpoint>')
+    .requiredOption('-o, --out <file>', 'the weights file to write (.safetensors)')
+    .action(async (checkpoint: string, options: { out: string }) => setStatus((await writeWeightsOnly(checkpoint, options.out, io)) ? EXIT_OK : EXIT_USER_ERROR));
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

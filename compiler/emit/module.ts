@@ -67,6 +67,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   const paramDtypes = [...new Set(program.params.map((p) => p.dtype))];
   const paramArray = paramDtypes.length === 0 ? 'Float32Array' : [...new Set(paramDtypes.map((d) => OUTPUT_ARRAY[d]))].join(' | ');
   const paramInput = paramDtypes.length === 0 ? 'readonly number[]' : [...new Set(paramDtypes.map((d) => INPUT_ARRAY[d]))].join(' | ');
+  const stateDtypes = [...new Set(program.state.map((s) => s.dtype))];
+  const stateArray = stateDtypes.length === 0 ? 'Float32Array' : [...new Set(stateDtypes.map((d) => OUTPUT_ARRAY[d]))].join(' | ');
   const sizesType = '{ readonly sizes?: Partial<Record<Size, number>> }';
 
   file.addImportDeclaration({
@@ -114,6 +116,12 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   const objectives = [...new Set((program.training?.steps ?? []).map((st) => st.loss).filter((l) => l !== '' && !program.losses.includes(l)))];
   file.addTypeAlias({ name: 'StepValue', isExported: true, type: objectives.length > 0 ? `Reported | ${union(objectives)}` : 'Reported', docs: ['Every value `trainStep` reports: the losses, the metrics and the objectives of steps that minimize an expression.'] });
   file.addTypeAlias({ name: 'ParameterPath', isExported: true, type: union(program.params.map((p) => p.path)), docs: ['Parameter paths, as saved in weights files.'] });
+  file.addTypeAlias({
+    name: 'StatePath',
+    isExported: true,
+    type: union(program.state.map((s) => s.path)),
+    docs: ["State buffer paths, as saved in weights files: the model's own (batch norm's running statistics), the optimizer's (`opt.*`) and the random key."],
+  });
   file.addTypeAlias({ name: 'Size', isExported: true, type: union(program.sizes), docs: ['The symbolic sizes (the batch B, a length L), as `{ sizes }` options name them.'] });
   file.addTypeAlias({ name: 'TrainStepName', isExported: true, type: union(stepNames), docs: ["The train block's steps, in order, as `trainStep(batch, { step })` names them."] });
 
@@ -145,7 +153,9 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     name: cls,
     isExported: true,
     docs: [`${cls} on a WebGPU device. Create it with \`create()\`; free its GPU memory with \`dispose()\`.`],
-    ctors: [{ scope: Scope.Private, parameters: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>', isReadonly: true, scope: Scope.Private }] }],
+    // a field and an assignment, not a parameter property: projects with erasableSyntaxOnly (npm create vite, Node's type stripping) refuse those
+    properties: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>', isReadonly: true, scope: Scope.Private }],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: 'model', type: 'Model<keyof Inputs & string, keyof Outputs & string, Reported>' }], statements: ['this.model = model;'] }],
     methods: [
       {
         name: 'create',
@@ -246,6 +256,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'Promise<Profile>',
         'this.model.profile(batch, options)',
       ),
+      delegate(
+        'prepareTraining',
+        "Compile the train steps' shaders now: `create()` builds only what `predict` and `evaluate` run, and the first training call builds the rest (`fit()` calls this first).",
+        [],
+        'Promise<void>',
+        'this.model.prepareTraining()',
+      ),
       delegate('reset', 'Every parameter and state buffer back to its initial value for `seed` (a whole number in [0, 2^32)), and the step count to 0.', [{ name: 'seed', type: 'number' }], 'void', 'this.model.reset(seed)'),
       delegate(
         'trim',
@@ -255,6 +272,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'this.model.trim()',
       ),
       delegate('getParameter', "One parameter's values, row-major, as of the work submitted so far.", [{ name: 'path', type: 'ParameterPath' }], `Promise<${paramArray}>`, `this.model.getParameter(path) as Promise<${paramArray}>`),
+      delegate(
+        'getState',
+        "One state buffer's values, row-major, as of the work submitted so far: batch norm's running statistics, the optimizer's moments and step counters, the random key.",
+        [{ name: 'path', type: 'StatePath' }],
+        `Promise<${stateArray}>`,
+        `this.model.getState(path) as Promise<${stateArray}>`,
+      ),
       delegate(
         'setParameter',
         'Overwrite one parameter (row-major, exactly its element count; see `signature.parameters`).',

@@ -3,6 +3,7 @@ import type * as A from '../../grammar/ast.ts';
 import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
+import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
@@ -501,6 +502,14 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   }
 
+  // augmentations of a dataset whose columns are known: the column must be one of its images, read as the runtime will
+  const augmentSpan = settingSpans.augment;
+  const data = settings.data;
+  if (augmentSpan && settings.augment !== undefined && options.checkData !== false && data !== null && typeof data === 'object' && !Array.isArray(data) && 'call' in data) {
+    const columns = datasetColumns(data.call, data.args);
+    if (columns) checkAugmentFits(settings.augment, `${data.call}()`, columns, augmentSpan, diagnostics);
+  }
+
   for (const l of lifted) {
     if (Object.hasOwn(settings, l.name)) report(l.key === l.name ? `\`${l.name}\` is given twice` : `\`${l.key}\` here sets \`${l.name}\`, which the train block sets already`, l.span, 'keep one of them');
     else settings[l.name] = l.value;
@@ -661,5 +670,34 @@ function objectiveQuantities(e: ObjectiveExpr): string[] {
       return objectiveQuantities(e.operand);
     case 'binary':
       return [...objectiveQuantities(e.left), ...objectiveQuantities(e.right)];
+  }
+}
+
+/**
+ * The train block's `augment` against the data's known columns: each augmentation's column must be in the
+ * data and be an image (runtime/augment.ts reads [C, H, W], channels-last [H, W, C], [H, W] or a square [H * W]),
+ * so a wrong column is a diagnostic here, not an error after the data has loaded.
+ */
+function checkAugmentFits(setting: SettingValue, source: string, columns: Readonly<Record<string, { readonly shape: readonly number[] }>>, span: A.Span, diagnostics: Diagnostic[]): void {
+  let augmentations: Augmentation[];
+  try {
+    augmentations = parseAugmentations(setting);
+  } catch (e) {
+    // an unknown augmentation or argument is reported at its own span already (checkCatalogCalls)
+    const inside = diagnostics.some((d) => d.span.file === span.file && d.span.start >= span.start && d.span.end <= span.end);
+    if (!inside) diagnostics.push(diagnostic('E0206', (e as Error).message, span));
+    return;
+  }
+  for (const a of augmentations) {
+    const column = columns[a.column];
+    if (!column) {
+      diagnostics.push(diagnostic('E0207', `augment: ${a.kind}() works on the column \`${a.column}\`, which \`${source}\` does not give; it gives ${Object.keys(columns).map((c) => `\`${c}\``).join(', ')}`, span, { help: `name the image column: ${a.kind}(column: "...")` }));
+      continue;
+    }
+    try {
+      imageGeometry(column.shape, a.column, a.layout);
+    } catch (e) {
+      diagnostics.push(diagnostic('E0207', `${(e as Error).message}, as \`${source}\` gives it`, span));
+    }
   }
 }

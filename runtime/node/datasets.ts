@@ -137,10 +137,13 @@ function knownList(): string {
 
 /** Typed access to a call's arguments, with messages naming the call and argument. */
 class ArgReader {
-  constructor(
-    private readonly call: string,
-    private readonly args: Readonly<Record<string, SettingValue>>,
-  ) {}
+  private readonly call: string;
+  private readonly args: Readonly<Record<string, SettingValue>>;
+
+  constructor(call: string, args: Readonly<Record<string, SettingValue>>) {
+    this.call = call;
+    this.args = args;
+  }
 
   private bad(key: string, expected: string): never {
     throw new Error(`${this.call}(${key}: ...) must be ${expected}, got ${JSON.stringify(this.args[key])}`);

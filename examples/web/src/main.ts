@@ -86,7 +86,7 @@ async function run(): Promise<void> {
         seed,
         shuffle: setting('shuffle') !== false,
         ...(lookahead > 0 ? { lookahead } : {}),
-        // early stopping: the train block's (fit reads what its options leave out)
+        // early stopping and augment (random_shift): the train block's (fit reads what its options leave out)
         callbacks: {
           onStep(info) {
             const value = info.values?.[loss];
