@@ -648,7 +648,12 @@ export class Executor {
     for (const c of g.constraints) {
       const l = evalSize(c.left, sizes);
       const r = evalSize(c.right, sizes);
-      if (!conditionHolds(c.op, l, r)) throw new InputError(`the batch breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`);
+      if (!conditionHolds(c.op, l, r)) {
+        // the sizes the condition reads, as this batch gives them: `H % 2 == 0` with H = 5
+        const names = [...sizeNames(c.left), ...sizeNames(c.right)].filter((n, i, all) => all.indexOf(n) === i && sizes.has(n));
+        const given = names.length > 0 ? ` with ${names.map((n) => `${n} = ${sizes.get(n)}`).join(', ')}` : '';
+        throw new InputError(`the batch breaks the model's condition \`${c.text}\`${given} (${l} ${c.op} ${r} is false)`);
+      }
     }
     return sizes;
   }

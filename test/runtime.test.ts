@@ -577,7 +577,7 @@ describe('size conditions', () => {
     try {
       const ok = await model.predict({ tokens: [1, 2, 3, 4, 5] }, { sizes: { L: 5 } });
       expect(Array.from(ok.rows)).toEqual(new Array(8).fill(7));
-      await expect(model.predict({ tokens: new Array(9).fill(1) }, { sizes: { L: 9 } })).rejects.toThrow("the batch breaks the model's condition `4 >= L - 1` (4 >= 8 is false)");
+      await expect(model.predict({ tokens: new Array(9).fill(1) }, { sizes: { L: 9 } })).rejects.toThrow("the batch breaks the model's condition `4 >= L - 1` with L = 9 (4 >= 8 is false)");
     } finally {
       model.dispose();
     }

@@ -53,6 +53,10 @@ describe('where H % k == 0 in a model', () => {
     expect(messages(twice.replace('H % 2 == 0, W % 2 == 0', 'H % 4 == 0 and W % 2 == 0, W % 4 == 0'))).toEqual([]);
   });
 
+  it('a condition that divides a size by 0 is E0304 when compiling (it failed every batch with NaN == 0)', () => {
+    expect(messages('model M(k: int = 0) {\n  input x: f32[B, H]\n  where H % k == 0\n  output y = x\n}\n')).toEqual(['E0304 the condition `H % k == 0` divides a size by 0, so no batch could meet it (k = 0)']);
+  });
+
   it('patches of a hyperparameter size reshape out and back (a ViT patch embedding)', () => {
     const vit = `use std.nn.{Dense}
 
@@ -94,7 +98,7 @@ model Patches(patch: int = 2) {
       }
       const want = interpretGraph(g, { inputs: new Map([['image', tensor('f32', [2, 1, 4, 6], image)]]), params, state: new Map() }, { sizes: new Map([['B', 2], ['H', 4], ['W', 6]]) });
       expect(Array.from(recon)).toEqual(Array.from(want.outputs.get('recon')!.data).map((v) => expect.closeTo(v, 4)));
-      await expect(model.predict({ image: image.slice(0, 2 * 5 * 4) }, { sizes: { H: 5, W: 4 } })).rejects.toThrow("the batch breaks the model's condition `H % 2 == 0` (1 == 0 is false)");
+      await expect(model.predict({ image: image.slice(0, 2 * 5 * 4) }, { sizes: { H: 5, W: 4 } })).rejects.toThrow("the batch breaks the model's condition `H % 2 == 0` with H = 5 (1 == 0 is false)");
     } finally {
       model.dispose();
     }

@@ -107,7 +107,7 @@ describe('slice bounds written with sizes, on WebGPU', () => {
       expect(Array.from(out.b)).toEqual([0, 1].flatMap((b) => row(b).slice(t - 3)));
       expect(Array.from(out.c)).toEqual([0, 1].map((b) => row(b)[0]));
       expect(Array.from(out.d)).toEqual([0, 1].flatMap((b) => row(b).slice(2, t - 1)));
-      await expect(model.predict({ x: [1, 2, 3, 4] }, { sizes: { T: 2 } })).rejects.toThrow("the batch breaks the model's condition `T - 3 >= 0` (-1 >= 0 is false)");
+      await expect(model.predict({ x: [1, 2, 3, 4] }, { sizes: { T: 2 } })).rejects.toThrow("the batch breaks the model's condition `T - 3 >= 0` with T = 2 (-1 >= 0 is false)");
     } finally {
       model.dispose();
     }

@@ -43,7 +43,7 @@ export interface TrainIo {
 export class TrainError extends Error {}
 
 /** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
-const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from']);
+const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];

@@ -478,6 +478,9 @@ export class Elaborator {
         const left = side(c.left);
         const right = side(c.right);
         if (left !== undefined && right !== undefined) {
+          if (D.dividesByZero(left) || D.dividesByZero(right)) {
+            this.fail('E0304', `the condition \`${printExpr(c)}\` divides a size by 0, so no batch could meet it${describeBindings(c, env)}`, c.span);
+          }
           this.builder.constraints.push({ op: c.op as '==', left, right, text: exprText(c), span: c.span });
         }
       }

@@ -594,6 +594,16 @@ export function divisionsOfSizes(d: Dim): { name: string; by: number }[] {
   return [...out.values()];
 }
 
+/** Whether `d` divides by the constant 0 somewhere (`H % 0`, `T / 0`): no binding gives it a value. */
+export function dividesByZero(d: Dim): boolean {
+  const visit = (p: Poly): boolean => p.some((t) => t.factors.some((f) => {
+    const a = f.atom;
+    if (a.kind !== 'floor' && a.kind !== 'mod') return false;
+    return (isConstP(a.den) && constOf(a.den) === 0) || visit(a.num) || visit(a.den);
+  }));
+  return typeof d !== 'number' && visit(d.terms);
+}
+
 // ------------------------------------------------------------------ printing
 
 /** Printed text and how tightly it binds: 'atom' (name, number, power), 'unary' (-x), 'mul', 'add'. */
