@@ -83,6 +83,40 @@ describe('einsum', () => {
     expect(Array.from(out.outputs.get('t')!.data)).toEqual(want.data.map((v) => expect.closeTo(v, 10)));
   });
 
+  it('`...` axes of size 1 broadcast, as numpy\'s and `@` do', () => {
+    const r = checkSource('model M {\n  input a: f32[1, 3, 2, 4]\n  input b: f32[5, 1, 4, 2]\n  output y = einsum("...ij,...jk->...ik", a, b)\n}\n', 'm.dl');
+    expect(r.diagnostics).toEqual([]);
+    const random = seededRandom(11);
+    const a = Array.from({ length: 24 }, () => random());
+    const b = Array.from({ length: 40 }, () => random());
+    const y = interpretGraph(r.graphs.get('M')!, { inputs: new Map([['a', tensor('f32', [1, 3, 2, 4], a)], ['b', tensor('f32', [5, 1, 4, 2], b)]]), params: new Map(), state: new Map() }).outputs.get('y')!;
+    expect(y.shape).toEqual([5, 3, 2, 2]);
+    // y[p, q] = a[0, q] @ b[p, 0]
+    const want: number[] = [];
+    for (let p = 0; p < 5; p++) for (let q = 0; q < 3; q++) for (let i = 0; i < 2; i++) for (let k = 0; k < 2; k++) {
+      let acc = 0;
+      for (let j = 0; j < 4; j++) acc += a[(q * 2 + i) * 4 + j] * b[(p * 4 + j) * 2 + k];
+      want.push(acc);
+    }
+    expect(Array.from(y.data)).toEqual(want.map((v) => expect.closeTo(v, 10)));
+  });
+
+  it('attention written with einsum runs in as many dispatches as with matmul and transpose', () => {
+    const attention = (scores: string, mix: string) => `model A {\n  input q: f32[B, 2, 4, 8]\n  input k: f32[B, 2, 4, 8]\n  input v: f32[B, 2, 4, 8]\n  input y: f32[B, 2, 4, 8]\n  param w: f32[8, 8] = glorot_uniform\n  let s = ${scores}\n  let p = softmax(s * 0.35, axis: -1)\n  output o = ${mix}\n  loss = mean((o - y) ** 2)\n}\ntrain A {\n  optimizer = sgd(lr: 0.1)\n  batch = 2\n}\n`;
+    const count = (src: string) => {
+      const r = compileSource(src, 'a.dl');
+      expect(r.diagnostics).toEqual([]);
+      const g = r.programs[0].graphs;
+      return { predict: g.predict.kernels.length, step: g.steps[0].kernels.length };
+    };
+    const byHand = count(attention('(q @ w) @ transpose(k)', 'p @ v'));
+    const byEinsum = count(attention('einsum("bhqd,bhkd->bhqk", einsum("bhqe,ed->bhqd", q, w), k)', 'einsum("bhqk,bhkd->bhqd", p, v)'));
+    expect(byEinsum).toEqual(byHand);
+    // an elementwise product needs no matmul
+    const hadamard = compileSource('model H {\n  input a: f32[B, 3]\n  input b: f32[B, 3]\n  output y = einsum("ij,ij->ij", a, b)\n}\n', 'h.dl');
+    expect(hadamard.programs[0].graphs.predict.kernels.map((k) => k.op).join(' ')).not.toContain('matmul');
+  });
+
   it('gradients match finite differences', () => {
     const src = `model G {\n  input x: f32[B, 3]\n  param w: f32[3, 4] = glorot_uniform\n  param v: f32[4, 2] = glorot_uniform\n  loss = sum(einsum("bi,ij,jk->bk", x, w, v) ** 2) + sum(einsum("bi,bi->b", x, x) * sum(w))\n}\n`;
     const r = checkSource(src, 'g.dl');

@@ -61,7 +61,7 @@ function label(op: EinsumOperand, subscripts: readonly string[], spec: string, h
   const labels = dots < 0 ? [...letters] : [...letters.slice(0, dots), ...Array.from({ length: spread }, (_, i) => String(spread - 1 - i)), ...letters.slice(dots)];
   const seen = new Set<string>();
   for (const l of labels) {
-    if (seen.has(l)) host.fail('E0301', `einsum "${spec}" repeats \`${l}\` within one operand (a diagonal or trace), which einsum does not take`, op.span, { help: 'take the diagonal with a mask first: sum(x * eye, axis: -1)' });
+    if (seen.has(l)) host.fail('E0301', `einsum "${spec}" repeats \`${l}\` within one operand (a diagonal or trace), which einsum does not take`, op.span, { help: 'take the diagonal with a mask first: `sum(x * tril(triu(ones([n, n]))), axis: -1)` (tril and triu are in std.math)' });
     seen.add(l);
   }
   return { tensor: op.tensor, labels, span: op.span };
@@ -89,13 +89,15 @@ export function lowerEinsum(spec: string, specSpan: A.Span, operands: readonly E
     if (!counts.has(l)) host.fail('E0305', `einsum "${spec}" has \`${l}\` in its output but in no operand`, specSpan);
   }
   if (new Set(output).size !== output.length) host.fail('E0305', `einsum "${spec}" repeats a letter in its output`, specSpan);
-  // one size per letter, across operands
+  // one size per letter, across operands; a `...` axis of size 1 stretches to the others' (numpy's broadcasting)
   const sizes = new Map<string, { dim: D.Dim; from: Labelled }>();
   for (const it of items) {
     it.labels.forEach((l, axis) => {
       const d = it.tensor.value.type.shape[axis];
       const prev = sizes.get(l);
-      if (!prev) sizes.set(l, { dim: d, from: it });
+      const dots = /^\d+$/.test(l);
+      if (!prev || (dots && prev.dim === 1)) sizes.set(l, { dim: d, from: it });
+      else if (dots && d === 1) return;
       else if (!D.dimEquals(prev.dim, d)) {
         const what = /^\d+$/.test(l) ? 'the `...` axes' : `\`${l}\``;
         host.fail('E0301', `einsum "${spec}": ${what} is ${D.dimToString(prev.dim)} in ${typeToString(prev.from.tensor.value.type)} but ${D.dimToString(d)} in ${typeToString(it.tensor.value.type)}`, it.span, { label: typeToString(it.tensor.value.type) });
@@ -125,6 +127,12 @@ export function lowerEinsum(spec: string, specSpan: A.Span, operands: readonly E
     return { ...x, tensor: emit('reduce_sum', x, { axes, keepdims: false }), labels: x.labels.filter((l) => needed.has(l)) };
   };
   try {
+    // the `...` axes of size 1 broadcast to their letter's size
+    items = items.map((it) => {
+      const shape = it.labels.map(sizeOf);
+      const same = shape.every((d, i) => D.dimEquals(d, it.tensor.value.type.shape[i]));
+      return same ? it : { ...it, tensor: emit('broadcast_to', it, { shape }) };
+    });
     const neededAfter = (i: number): Set<string> => new Set([...output, ...items.slice(i + 1).flatMap((it) => it.labels)]);
     let acc = sumOut(items[0], new Set([...neededAfter(0)]));
     for (let i = 1; i < items.length; i++) {
@@ -135,14 +143,26 @@ export function lowerEinsum(spec: string, specSpan: A.Span, operands: readonly E
       const shared = left.labels.filter((l) => right.labels.includes(l) && !keep.has(l));
       const onlyLeft = left.labels.filter((l) => !right.labels.includes(l));
       const onlyRight = right.labels.filter((l) => !left.labels.includes(l));
+      const batchDims = batch.map(sizeOf);
+      const labels = [...batch, ...onlyLeft, ...onlyRight];
+      if (shared.length === 0) {
+        // nothing to sum: an elementwise product, broadcasting [batch, left, 1...] against [batch, 1..., right]
+        const a = arrange(left, [...batch, ...onlyLeft]);
+        const b = arrange(right, [...batch, ...onlyRight]);
+        const a1 = reshape(a, [...batchDims, ...onlyLeft.map(sizeOf), ...onlyRight.map(() => 1)], []);
+        const b1 = reshape(b, [...batchDims, ...onlyLeft.map(() => 1), ...onlyRight.map(sizeOf)], []);
+        const m = tensorOf(host.emit('mul', [{ tensor: a1.tensor, span: a1.span }, { tensor: b1.tensor, span: b1.span }], {}));
+        acc = { tensor: m, labels, span: left.span };
+        continue;
+      }
+      // a (batched) matmul of [batch..., left, shared] by [batch..., shared, right]: the batch axes stay
+      // apart (matmul batches over leading axes), so `bhqd,bhkd->bhqk` is q @ transpose(k) as written by hand
       const a = arrange(left, [...batch, ...onlyLeft, ...shared]);
       const b = arrange(right, [...batch, ...shared, ...onlyRight]);
-      const [pb, pl, pk, pr] = [batch, onlyLeft, shared, onlyRight].map((ls) => product(ls.map(sizeOf)));
-      const lead = batch.length > 0 ? [pb] : [];
-      const a3 = reshape(a, [...lead, pl, pk], ['#b', '#l', '#k'].slice(batch.length > 0 ? 0 : 1));
-      const b3 = reshape(b, [...lead, pk, pr], ['#b', '#k', '#r'].slice(batch.length > 0 ? 0 : 1));
+      const [pl, pk, pr] = [onlyLeft, shared, onlyRight].map((ls) => product(ls.map(sizeOf)));
+      const a3 = reshape(a, [...batchDims, pl, pk], []);
+      const b3 = reshape(b, [...batchDims, pk, pr], []);
       const m = tensorOf(host.emit('matmul', [{ tensor: a3.tensor, span: a3.span }, { tensor: b3.tensor, span: b3.span }], {}));
-      const labels = [...batch, ...onlyLeft, ...onlyRight];
       acc = reshape({ tensor: m, labels: [], span: left.span }, labels.map(sizeOf), labels);
     }
     return arrange(sumOut(acc, new Set(output)), output).tensor;
