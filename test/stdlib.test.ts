@@ -1634,6 +1634,14 @@ describe('metrics with ignore_index', () => {
   });
 });
 
+describe('macro metrics with ignore_index', () => {
+  it('leave out the ignored class: a perfect tagger with padding scores 1 (torchmetrics), not 2/3', () => {
+    const src = 'model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric f = f1(z, y, average: "macro", ignore_index: 0)\n metric r = recall(z, y, average: "macro", ignore_index: 0)\n metric p = precision(z, y, average: "macro", ignore_index: 0)\n}';
+    const m = model(src, { z: f32([4, 3], [5, 0, 0, 0, 5, 0, 0, 0, 5, 0, 5, 0]), y: i32([4], [0, 1, 2, 1]) }, prng('macro/ignore'));
+    for (const name of ['f', 'r', 'p']) expectScalar(m.out(name), 1);
+  });
+});
+
 describe('top_k_accuracy', () => {
   it('the label among the k highest logits, also over [B, T, C]; k = 1 is accuracy; ties count for the label; k past C is E0304', () => {
     const C = 5;
