@@ -10,7 +10,7 @@ import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { getDevice } from './gpu-helpers.ts';
 
 const SOURCE = `use std.nn.{RMSNorm, GroupNorm, Upsample}
-use std.math.{var, std, normalize, cosine_similarity, tril, triu}
+use std.math.{var, std, normalize, cosine_similarity, tril, triu, top_k}
 use std.loss.{huber}
 
 model Newer {
@@ -31,6 +31,8 @@ model Newer {
   output larger = up(img)
   output robust = huber(x, x * 0.25, delta: 0.5)
   output top2 = top_k_accuracy(x, label, k: 2)
+  output best = top_k(x, 2)[0]
+  output best_ids = cast(top_k(x, 2)[1], f32)
 }
 `;
 

@@ -44,6 +44,7 @@ const CASES: Record<string, [string, string]> = {
   cosine_similarity: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = cosine_similarity(x, t)'],
   tril: ['input x: f32[B, 4]', 'let y = tril(x, k: 1)'],
   triu: ['input x: f32[B, 4]', 'let y = triu(x)'],
+  top_k: ['input x: f32[B, 5]', 'let values, ids = top_k(x, 3)\n  let y = values * 2.0'],
   huber: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = huber(x, t, delta: 0.5)'],
   relu: ['input x: f32[B, 4]', 'let y = relu(x)'],
   leaky_relu: ['input x: f32[B, 4]', 'let y = leaky_relu(x)'],

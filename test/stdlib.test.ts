@@ -481,7 +481,7 @@ const TESTED = [
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
   'Residual', 'Sequential', 'dropout', 'RMSNorm', 'GroupNorm', 'Upsample',
   // std.math
-  'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu',
+  'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k',
   // std.act
   'relu', 'leaky_relu', 'gelu', 'silu', 'elu', 'softplus', 'logsumexp', 'softmax', 'log_softmax',
   // std.loss
@@ -881,6 +881,19 @@ describe('Upsample', () => {
     const want: number[] = [];
     for (let bc = 0; bc < 4; bc++) for (let i = 0; i < 6; i++) for (let j = 0; j < 9; j++) want.push(x[bc * 6 + Math.floor(i / 3) * 3 + Math.floor(j / 3)]);
     expectClose(m.out('y'), [2, 2, 6, 9], want, 0);
+  });
+});
+
+describe('top_k', () => {
+  it('the k largest along the last axis, largest first, with their indices as torch.topk; a tie goes to the lower index; k past N is E0304', () => {
+    const x = [0.5, 2, -1, 2, 7, 0, /* row 2 */ -3, -2, -5, -1, -4, -6];
+    const m = model('model T {\n input x: f32[B, 6]\n let v, i = top_k(x, 3)\n output values = v\n output ids = i\n}', { x: f32([2, 6], x) }, prng('top_k'));
+    expectClose(m.out('values'), [2, 3], [7, 2, 2, -1, -2, -3]);
+    expect(Array.from(m.out('ids').data)).toEqual([4, 1, 3, 3, 1, 0]);
+    expect(m.out('ids').dtype).toBe('i32');
+    const bad = checkSource('model T {\n input x: f32[B, 6]\n let v, i = top_k(x, 7)\n output values = v\n}', 't.dl').diagnostics;
+    expect(bad.map((d) => d.code)).toEqual(['E0304']);
+    expect(bad[0].message).toContain('k <= N');
   });
 });
 
