@@ -75,6 +75,8 @@ const UNARY: Record<string, Sampler> = {
   neg: uniform(-2, 2),
   exp: uniform(-2, 2),
   log: uniform(0.3, 3),
+  log1p: uniform(-0.7, 3),
+  expm1: uniform(-2, 2),
   sqrt: uniform(0.3, 3),
   rsqrt: uniform(0.3, 3),
   abs: awayFromZero(),
