@@ -223,6 +223,9 @@ export class Model<I extends string = string, O extends string = string, R exten
         batch = maxBatch !== undefined ? Math.min(settingBatch, maxBatch) : settingBatch;
         origins.set('B', "the train block's batch");
       }
+      if (options.batchSize !== undefined && !program.sizes.includes('B')) {
+        throw new InputError(`create({ batchSize }) sets the batch size B, and ${program.model} has no size B (its sizes: ${program.sizes.join(', ') || 'none'}); name its batch axis B, or give the sizes with create({ sizes })`);
+      }
       if (batch !== undefined && program.sizes.includes('B')) sizes.set('B', batch);
       const b = sizes.get('B');
       if (maxBatch !== undefined && b !== undefined && b > maxBatch) {

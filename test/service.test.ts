@@ -160,6 +160,22 @@ describe('max_batch', () => {
   });
 });
 
+describe('a batch axis not named B', () => {
+  it('batch and max_batch are E0206 (they size B, which the model lacks), and create({ batchSize }) an InputError: both were ignored silently', { timeout: 60_000 }, async () => {
+    const src = (settings: string) => `use std.nn.{Dense}\nmodel M {\n  input x: f32[N, 4]\n  input y: f32[N, 2]\n  layer d = Dense(4, 2)\n  output out = d(x)\n  loss = mean((out - y) ** 2)\n}\ntrain M {\n  optimizer = sgd(lr: 0.1)\n${settings}}\n`;
+    const r = compileSource(src('  max_batch = 8\n'), 'n.dl');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(['E0206 `max_batch` sets the batch size B, and no input of `M` has a size B (`x` is f32[N, 4])']);
+    const plain = compileSource(src(''), 'n.dl');
+    expect(plain.diagnostics).toEqual([]);
+    const device = await ownDevice();
+    try {
+      await expect(Model.create(plain.programs[0], { device, batchSize: 4 })).rejects.toThrow('create({ batchSize }) sets the batch size B, and M has no size B (its sizes: N)');
+    } finally {
+      device.destroy();
+    }
+  });
+});
+
 describe('buffers sized for one large batch', () => {
   it('upload staging is freed once idle, trim() frees the rest, and the next call allocates at its own size', { timeout: 120_000 }, async () => {
     const device = await ownDevice();

@@ -601,6 +601,15 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   });
   // max_batch is the largest batch the program allocates for: a larger training batch could not run
+  // `batch` and `max_batch` size B: a model whose batch axis has another name would ignore them
+  const hasB = graph.inputs.some((i) => i.value.type.shape.some((d) => freeVars(d).includes('B')));
+  for (const key of ['batch', 'max_batch'] as const) {
+    if (settings[key] === undefined || hasB || graph.inputs.length === 0) continue;
+    const first = graph.inputs[0];
+    const lead = first.value.type.shape[0];
+    const named = lead !== undefined && !isConcrete(lead) ? ` (\`${first.name}\` is ${first.value.type.dtype}${shapeToString(first.value.type.shape)})` : '';
+    report(`\`${key}\` sets the batch size B, and no input of \`${graph.name}\` has a size B${named}`, settingSpans[key] ?? train.span, 'name the batch axis B in the inputs (`input x: f32[B, 4]`): dlc train, batchSize and max_batch size it by that name');
+  }
   if (typeof settings.batch === 'number' && typeof settings.max_batch === 'number' && settings.batch > settings.max_batch) {
     report(`\`batch = ${settings.batch}\` is over \`max_batch = ${settings.max_batch}\`, the largest batch the model allocates buffers for`, settingSpans.batch ?? train.span, 'raise max_batch, or train with smaller batches');
   }
