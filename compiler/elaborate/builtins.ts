@@ -245,7 +245,7 @@ export function callBuiltin(
       return emit('matmul', [tensor(0, 'a'), tensor(1, 'b')]);
     case 'einsum': {
       const spec = need(0, 'subscripts');
-      if (spec.value.kind !== 'string') return el.fail('E0305', `einsum's first argument is its subscripts as a string ("bij,bjk->bik"), found ${describe(spec.value)}`, spec.span);
+      if (spec.value.kind !== 'string') return el.fail('E0303', `einsum's first argument is its subscripts as a string ("bij,bjk->bik"), found ${describe(spec.value)}`, spec.span);
       const operands = positional.slice(1).map((_, i) => tensor(i + 1, `operand ${i + 1}`));
       return lowerEinsum(spec.value.value, spec.span, operands, { emit: (op, ops, attrs) => el.emit1(op, ops, attrs, span), fail: (code, message, at, extra) => el.fail(code, message, at, extra) }, span);
     }

@@ -13,7 +13,7 @@ export interface EinsumOperand {
 /** What einsum needs of the elaborator: emitting one primitive, and failing with a diagnostic. */
 export interface EinsumHost {
   emit(op: string, operands: readonly EinsumOperand[], attrs: Record<string, unknown>): CtValue;
-  fail(code: 'E0301' | 'E0305', message: string, span: A.Span, extra?: { help?: string; label?: string }): never;
+  fail(code: 'E0301' | 'E0303', message: string, span: A.Span, extra?: { help?: string; label?: string }): never;
 }
 
 /** A tensor with a subscript letter per axis; `...` axes get the letters `0`, `1`, ... from the right. */
@@ -29,22 +29,22 @@ const LETTER = /^[A-Za-z]$/;
 function parseSpec(spec: string, count: number, host: EinsumHost, at: A.Span): { inputs: string[][]; output: string[] | null } {
   const text = spec.replaceAll(' ', '');
   const [lhs, rhs, ...extra] = text.split('->');
-  if (extra.length > 0) host.fail('E0305', `the einsum subscripts "${spec}" have more than one \`->\``, at);
+  if (extra.length > 0) host.fail('E0303', `the einsum subscripts "${spec}" have more than one \`->\``, at);
   const tokens = (part: string): string[] => {
     const out: string[] = [];
     for (let i = 0; i < part.length; i++) {
       if (part.startsWith('...', i)) {
-        if (out.includes('...')) host.fail('E0305', `the einsum subscripts "${spec}" have \`...\` twice in one operand`, at);
+        if (out.includes('...')) host.fail('E0303', `the einsum subscripts "${spec}" have \`...\` twice in one operand`, at);
         out.push('...');
         i += 2;
       } else if (LETTER.test(part[i])) out.push(part[i]);
-      else host.fail('E0305', `the einsum subscripts "${spec}" have \`${part[i]}\`: subscripts are letters, with \`,\` between operands, \`->\` before the output and \`...\` for leading axes`, at);
+      else host.fail('E0303', `the einsum subscripts "${spec}" have \`${part[i]}\`: subscripts are letters, with \`,\` between operands, \`->\` before the output and \`...\` for leading axes`, at);
     }
     return out;
   };
   const inputs = lhs.split(',').map(tokens);
   if (inputs.length !== count) {
-    host.fail('E0305', `the einsum subscripts "${spec}" describe ${inputs.length} operand${inputs.length === 1 ? '' : 's'}, but ${count} ${count === 1 ? 'is' : 'are'} given`, at);
+    host.fail('E0303', `the einsum subscripts "${spec}" describe ${inputs.length} operand${inputs.length === 1 ? '' : 's'}, but ${count} ${count === 1 ? 'is' : 'are'} given`, at);
   }
   return { inputs, output: rhs === undefined ? null : tokens(rhs) };
 }
@@ -75,7 +75,7 @@ const product = (ds: readonly D.Dim[]): D.Dim => ds.reduce<D.Dim>((a, d) => D.mu
  * [batch, left, shared] by [batch, shared, right]; the result is transposed to the output's order.
  */
 export function lowerEinsum(spec: string, specSpan: A.Span, operands: readonly EinsumOperand[], host: EinsumHost, span: A.Span): CtValue {
-  if (operands.length === 0) host.fail('E0305', 'einsum needs at least one operand after its subscripts', span);
+  if (operands.length === 0) host.fail('E0303', 'einsum needs at least one operand after its subscripts', span);
   const parsed = parseSpec(spec, operands.length, host, specSpan);
   let items = operands.map((op, i) => label(op, parsed.inputs[i], spec, host));
   // the output: as written, or (numpy's implicit form) the leading axes then the letters used once, in order
@@ -86,9 +86,9 @@ export function lowerEinsum(spec: string, specSpan: A.Span, operands: readonly E
     ? parsed.output.flatMap((s) => (s === '...' ? dotLabels : [s]))
     : [...dotLabels, ...[...counts].filter(([l, n]) => n === 1 && !/^\d+$/.test(l)).map(([l]) => l).sort()];
   for (const l of output) {
-    if (!counts.has(l)) host.fail('E0305', `einsum "${spec}" has \`${l}\` in its output but in no operand`, specSpan);
+    if (!counts.has(l)) host.fail('E0303', `einsum "${spec}" has \`${l}\` in its output but in no operand`, specSpan);
   }
-  if (new Set(output).size !== output.length) host.fail('E0305', `einsum "${spec}" repeats a letter in its output`, specSpan);
+  if (new Set(output).size !== output.length) host.fail('E0303', `einsum "${spec}" repeats a letter in its output`, specSpan);
   // one size per letter, across operands; a `...` axis of size 1 stretches to the others' (numpy's broadcasting)
   const sizes = new Map<string, { dim: D.Dim; from: Labelled }>();
   for (const it of items) {
