@@ -88,6 +88,13 @@ function expectDiagnostics(source: string, expected: readonly Expected[]): reado
   return diagnostics;
 }
 
+describe('cosine_similarity of rows that do not pair up', () => {
+  it('is one error at the call, not one per product inside the standard library', () => {
+    const ds = check('use std.math.{cosine_similarity}\nmodel M {\n  input a: f32[B, 4]\n  input b: f32[N, 4]\n  output s = cosine_similarity(a, b)\n}\n');
+    expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual(['E0301 mul shapes do not broadcast: f32[B, 4] and f32[N, 4]']);
+  });
+});
+
 describe('a body unrolled at compile time', () => {
   it('reports its error once, not once per step of a scan or a for loop', () => {
     expectDiagnostics(`model M {
