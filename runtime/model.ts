@@ -632,9 +632,14 @@ export class Model<I extends string = string, O extends string = string, R exten
     const lacking = missing.filter((p) => !mismatched.some((m) => m.path === p));
     if (!options.partial && (lacking.length > 0 || ignored.length > 0)) {
       const parts = [];
-      if (lacking.length > 0) parts.push(`it lacks ${lacking.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
-      if (ignored.length > 0) parts.push(`the model has no ${ignored.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${ignored.length > 5 ? ` and ${ignored.length - 5} more` : ''}`);
-      throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (pass { partial: true } to load what matches)`);
+      const shown = (names: readonly string[]) => `${names.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
+      // the weights first: another training run's optimizer state is the least of the differences
+      const unknown = [...ignored.filter((n) => !isRunState(n)), ...ignored.filter((n) => isRunState(n))];
+      if (lacking.length > 0) parts.push(`it lacks ${shown(lacking)}`);
+      if (unknown.length > 0) parts.push(`the model has no ${shown(unknown)}`);
+      const onlyRunState = lacking.length === 0 && unknown.every((n) => isRunState(n));
+      const how = onlyRunState ? 'pass { weightsOnly: true } to load the weights without the training run\'s state' : 'pass { partial: true } to load what matches';
+      throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (${how})`);
     }
     for (const [name, data] of writes) this.executor.writeModelBuffer(name, data);
     const step = Number(decoded.metadata['dlc.step']);

@@ -299,6 +299,11 @@ train Normed {
       const lacking = encodeSafetensors(new Map([...tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }])));
       await expect(b.loadWeights(lacking)).rejects.toThrow('it lacks `bn.running_var`');
       expect((await b.loadWeights(lacking, { partial: true })).missing).toEqual(['bn.running_var']);
+      // another run's optimizer state is named last, and alone it asks for weightsOnly
+      const extra = (names: string[]) => encodeSafetensors(new Map([...decodeSafetensors(weights).tensors, ...names.map((n) => [n, { dtype: 'f32', shape: [2], data: new Float32Array(2) }] as const)].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }])));
+      await expect(b.loadWeights(extra(['opt.fc.w.v', 'head.w']))).rejects.toThrow('the model has no `head.w`, `opt.fc.w.v` (pass { partial: true } to load what matches)');
+      await expect(b.loadWeights(extra(['opt.fc.w.v']))).rejects.toThrow('the model has no `opt.fc.w.v` (pass { weightsOnly: true } to load the weights without the training run\'s state)');
+      expect((await b.loadWeights(extra(['opt.fc.w.v']), { weightsOnly: true })).loaded).toContain('fc.w');
     } finally {
       a.dispose();
       b.dispose();
