@@ -1098,6 +1098,17 @@ describe('recurrent layers: initial and final states, num_layers, bidirectional 
     expect(Math.max(...two.y.map((v, i) => Math.abs(v - trained.out('y2').data[i])))).toBeGreaterThan(1e-3);
   });
 
+  it('dropout with num_layers: 1 is E0304 at the layer, with help (it applies between layers, so it would do nothing)', () => {
+    for (const layer of ['RNN', 'LSTM', 'GRU']) {
+      const src = `${USES}\nmodel T {\n input x: f32[B, 4, 3]\n layer rnn = ${layer}(3, 5, dropout: 0.5)\n output y = rnn(x)\n}`;
+      const bad = checkSource(src, 't.dl').diagnostics;
+      expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `dropout == 0.0 or num_layers > 1` is false (dropout = 0.5, num_layers = 1)']);
+      expect(src.slice(bad[0].span.start, bad[0].span.end)).toBe(`${layer}(3, 5, dropout: 0.5)`);
+      expect(bad[0].help).toContain('with num_layers: 1 it would do nothing');
+      expect(checkSource(src.replace('dropout: 0.5', 'dropout: 0.5, num_layers: 2'), 't.dl').diagnostics).toEqual([]);
+    }
+  });
+
   it('the porting note holds: torch-layout weights, transposed, biases summed (two for GRU), forget_bias: 0.0', () => {
     const r = prng('torch port');
     const x = uniform(r, B * T * F);
