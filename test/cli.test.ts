@@ -1,5 +1,5 @@
 // The dlc command line, in process: exit codes, check output, fmt --check/--write, explain, JSON diagnostics.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -372,6 +372,34 @@ describe('max_batch in dlc train', () => {
     const r = await run('train', file, '--args', 'hidden: 4', '--limit', '200', '--batch', '64', '--epochs', '1', '--no-progress', '--checkpoint', join(mkdtempSync(join(tmpdir(), 'dlc-maxb-')), 'ck.safetensors'));
     expect(r.status).toBe(EXIT_USER_ERROR);
     expect(r.err).toContain("batches of 64 (--batch) are over the train block's max_batch = 16, the largest batch MnistMlp allocates buffers for; train with --batch 16 or less");
+  });
+});
+
+describe('the model\'s conditions on B and data-fixed sizes in dlc train', () => {
+  it('every batch size a run will use is checked before a checkpoint is moved aside or a step trained, naming the split and B', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-bcond-'));
+    // 41 rows split 32 / 4 / 5: the test split's last batch of 2 is 1
+    writeFileSync(join(dir, 'd.csv'), `a,b,c,d,e,f,label\n${Array.from({ length: 41 }, (_, i) => `${i % 3},1,2,3,4,${i % 5},${i % 2}`).join('\n')}\n`);
+    const file = join(dir, 'pairs.dl');
+    writeFileSync(file, 'model Pairs {\n  input features: f32[B, F]\n  input label: i32[B]\n  where B % 2 == 0, F % 3 == 0\n  param w: f32[3, 2] = zeros\n  let p = reshape(mean(reshape(features, [B, F / 3, 3]), axis: 1) @ w, [B / 2, 2, 2])\n  loss = cross_entropy(reshape(p, [B, 2]), label)\n}\ntrain Pairs {\n  data = csv(path: "d.csv", label: "label")\n  optimizer = sgd(lr: 0.1)\n  batch = 2\n  epochs = 1\n}\n');
+    const earlier = join(dir, 'checkpoints', 'Pairs.safetensors');
+    mkdirSync(join(dir, 'checkpoints'));
+    writeFileSync(earlier, 'an earlier run');
+    const last = await run('train', file, '--no-progress');
+    expect([last.status, last.err.trim().split('\n').at(-1)]).toEqual([
+      EXIT_USER_ERROR,
+      "error: with batch = 2, the test split's 5 examples leave a last batch of 1, which breaks Pairs's condition `B % 2 == 0` (B = 1: 1 == 0 is false); nothing was trained or moved aside. No batch size fits every split (training 32, validation 4, test 5): change `split` (or --limit) so that each split's size fits (every example is used: a split's last batch holds what is left over)",
+    ]);
+    // the earlier run's checkpoint is where it was, and nothing was set aside
+    expect(readFileSync(earlier, 'utf8')).toBe('an earlier run');
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['Pairs.safetensors']);
+    const odd = await run('train', file, '--no-progress', '--batch', '3', '--limit', '40');
+    expect(odd.err.trim().split('\n').at(-1)).toBe("error: --batch 3 breaks Pairs's condition `B % 2 == 0` (B = 3: 1 == 0 is false); nothing was trained or moved aside. Train with --batch 2, which fits every batch of the splits (training 32, validation 4, test 4)");
+    // the CSV's six feature columns against F % 4 (F % 3 holds)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('F % 3 == 0', 'F % 3 == 0, F % 4 == 0'));
+    const fixed = await run('train', file, '--no-progress', '--data', `csv:${join(dir, 'd.csv')}:label`);
+    expect(fixed.err.trim().split('\n').at(-1)).toBe("error: the data gives examples with F = 6, which breaks Pairs's condition `F % 4 == 0` (2 == 0 is false): train with data that fits it, or change the model's sizes");
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['Pairs.safetensors']);
   });
 });
 
