@@ -400,6 +400,9 @@ describe('the model\'s conditions on B and data-fixed sizes in dlc train', () =>
     // the earlier run's checkpoint is where it was, and nothing was set aside
     expect(readFileSync(earlier, 'utf8')).toBe('an earlier run');
     expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['Pairs.safetensors']);
+    // --batch replaces the block's batch = 5, which dlc check refuses (E0304), so dlc train checks the given one itself
+    writeFileSync(file, readFileSync(file, 'utf8').replace('batch = 2', 'batch = 5'));
+    expect((await run('check', file)).err).toContain("error[E0304]: `batch = 5` gives batches of B = 5, which breaks the model's condition `B % 2 == 0`");
     const odd = await run('train', file, '--no-progress', '--batch', '3', '--limit', '40');
     expect(odd.err.trim().split('\n').at(-1)).toBe("error: --batch 3 breaks Pairs's condition `B % 2 == 0` (B = 3: 1 == 0 is false); nothing was trained or moved aside. Train with --batch 2, which fits every batch of the splits (training 32, validation 4, test 4)");
     // the CSV's six feature columns against F % 4 (F % 3 holds)

@@ -99,7 +99,7 @@ export function matchesPath(path: string, pattern: string): boolean {
   return new RegExp(`^${body}(?:\\..+)?$`).test(path);
 }
 
-export function planTraining(train: A.TrainDecl, graph: Graph, options: { readonly checkData?: boolean } = {}): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
+export function planTraining(train: A.TrainDecl, graph: Graph, options: { readonly checkData?: boolean; readonly checkBatch?: boolean } = {}): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const report = (message: string, span: A.Span, help?: string) => diagnostics.push(diagnostic('E0206', message, span, help ? { help } : {}));
   const allPaths = graph.params.map((p) => p.path);
@@ -593,7 +593,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     else settings[l.name] = l.value;
   }
 
-  if (options.checkData !== false) checkBatchConditions();
+  if (options.checkData !== false && options.checkBatch !== false) checkBatchConditions();
 
   // a validation metric watched where the split leaves no validation set: found after the first epoch otherwise
   const split = settings.split;
