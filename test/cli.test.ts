@@ -411,6 +411,17 @@ describe('the model\'s conditions on B and data-fixed sizes in dlc train', () =>
     expect(fixed.err.trim().split('\n').at(-1)).toBe("error: the data gives examples with F = 6, which breaks Pairs's condition `F % 4 == 0` (2 == 0 is false): train with data that fits it, or change the model's sizes");
     expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['Pairs.safetensors']);
   });
+
+  it('--limit changes the split sizes, so the block\'s iris split is not refused at compile time: the run checks its own', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-blimit-'));
+    const file = join(dir, 'pairs.dl');
+    writeFileSync(file, 'model Pairs {\n  input features: f32[B, 4]\n  input label: i32[B]\n  where B % 2 == 0\n  param w: f32[4, 3] = zeros\n  let z = reshape(features @ w, [B / 2, 2, 3])\n  loss = cross_entropy(reshape(z, [B, 3]), label)\n}\ntrain Pairs {\n  data = iris()\n  optimizer = sgd(lr: 0.1)\n  batch = 16\n  epochs = 1\n}\n');
+    // 150 examples: a validation split of 15
+    expect((await run('check', file)).err).toContain("the validation split's 15 examples make one batch of 15");
+    // 120: 96 / 12 / 12, every batch even
+    const ok = await run('train', file, '--no-progress', '--limit', '120', '--checkpoint', join(dir, 'ck.safetensors'));
+    expect(ok.status, ok.err).toBe(EXIT_OK);
+  });
 });
 
 describe('--data text:file:context', () => {

@@ -369,8 +369,8 @@ function runGradcheck(
  * unchanged since a compile with the same options (compile-cache.ts). Only compiles that reported
  * nothing are stored, so any diagnostic shows every time.
  */
-async function compilePrograms(file: string, options: { model?: string; args?: string; data?: string; batch?: string }, io: Io): Promise<ModelProgram[] | undefined> {
-  const key = entryKey(file, { model: options.model ?? null, args: options.args ?? null, ownData: options.data !== undefined, ownBatch: options.batch !== undefined });
+async function compilePrograms(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string }, io: Io): Promise<ModelProgram[] | undefined> {
+  const key = entryKey(file, { model: options.model ?? null, args: options.args ?? null, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined });
   const hit = key === undefined ? undefined : lookup(key);
   if (hit) return [...hit.programs];
   let reported = false;
@@ -380,12 +380,12 @@ async function compilePrograms(file: string, options: { model?: string; args?: s
 }
 
 /** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
-function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
+function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
   const modelArgs = argsFlag(file, loaded.text, options, io);
   if (modelArgs === null) return undefined;
-  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ownBatch: options.batch !== undefined, ...(options.model ? { only: options.model } : {}) });
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined, ...(options.model ? { only: options.model } : {}) });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
   if (picked.length === 0) {
