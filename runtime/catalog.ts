@@ -60,6 +60,22 @@ export function datasetColumns(name: string, args: Readonly<Record<string, unkno
 }
 
 /**
+ * How many examples a dataset call gives, where that is known without reading it: iris's 150 and the
+ * offline MNIST package's 10,000 digits (runtime/node/mnist.ts); undefined for the others (files).
+ */
+export function datasetLength(name: string): number | undefined {
+  return name === 'iris' ? 150 : name === 'mnist' ? 10_000 : undefined;
+}
+
+/**
+ * How many values one example of a CSV's `features` column holds, where the call lists its feature
+ * columns (`features: [...]`, a data block's `columns = [...]`): known without reading the file.
+ */
+export function listedFeatureCount(name: string, args: Readonly<Record<string, unknown>>): number | undefined {
+  return name === 'csv' && Array.isArray(args.features) && args.features.length > 0 ? args.features.length : undefined;
+}
+
+/**
  * What a model trained from episodes of an environment must declare: the inputs a training step
  * reads (one row per step of an episode) and the output acting reads, per example.
  */

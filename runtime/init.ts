@@ -25,6 +25,7 @@ export function fans(shape: readonly number[]): { fanIn: number; fanOut: number 
  *   glorot_uniform  U(-a, a), a = sqrt(6 / (fan_in + fan_out))     glorot_normal  N(0, 2 / (fan_in + fan_out))
  *   he_uniform      U(-b, b), b = sqrt(6 / fan_in)                  he_normal      N(0, 2 / fan_in)
  *   normal(std = 1, mean = 0)   uniform(low = 0, high = 1)   constant(value)   zeros   ones
+ * Any of them with the option `zero_row: i` then sets row i (along the first axis) to zero.
  */
 export function initialValues(spec: InitSpec, shape: readonly number[], seed: number, stream: number): Float64Array {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -70,6 +71,12 @@ export function initialValues(spec: InitSpec, shape: readonly number[], seed: nu
       break;
     default:
       throw new Error(`unknown initializer ${spec.kind}`);
+  }
+  // `zero_row: i`: row i along the first axis starts at zero (an embedding's padding row, as torch.nn.Embedding's)
+  const row = o.zero_row;
+  if (row !== undefined && shape.length > 0 && row >= 0 && row < shape[0]) {
+    const width = n / shape[0];
+    out.fill(0, row * width, (row + 1) * width);
   }
   return out;
 }

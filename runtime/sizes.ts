@@ -76,3 +76,33 @@ export function brokenCondition(graphs: readonly { readonly constraints: readonl
   }
   return undefined;
 }
+
+/**
+ * `sizes` with the sizes named in `free` raised until `broken` (the first broken condition's text, or
+ * undefined) finds none: each by at most 63 from its value, the smallest total raise first, within
+ * 20,000 tries; so a default H = 1 against `where H % 4 == 0` becomes 4. Where no such sizes are
+ * found: `sizes` as they were, and the condition they break.
+ */
+export function fittingSizes(sizes: ReadonlyMap<string, number>, free: readonly string[], broken: (sizes: ReadonlyMap<string, number>) => string | undefined): { sizes: Map<string, number>; broken?: string } {
+  const first = broken(sizes);
+  if (first === undefined || free.length === 0) return { sizes: new Map(sizes), ...(first !== undefined ? { broken: first } : {}) };
+  const most = 63;
+  let tries = 0;
+  // every way to raise the free sizes by `total` in all, each by at most `most`
+  const raises = function* (k: number, total: number): Generator<number[]> {
+    if (k === 1) {
+      if (total <= most) yield [total];
+      return;
+    }
+    for (let r = 0; r <= Math.min(total, most); r++) for (const rest of raises(k - 1, total - r)) yield [r, ...rest];
+  };
+  for (let total = 1; total <= most * free.length; total++) {
+    for (const raise of raises(free.length, total)) {
+      if (++tries > 20_000) return { sizes: new Map(sizes), broken: first };
+      const trial = new Map(sizes);
+      free.forEach((name, i) => trial.set(name, (sizes.get(name) ?? 1) + raise[i]));
+      if (broken(trial) === undefined) return { sizes: trial };
+    }
+  }
+  return { sizes: new Map(sizes), broken: first };
+}

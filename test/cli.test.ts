@@ -1,5 +1,5 @@
 // The dlc command line, in process: exit codes, check output, fmt --check/--write, explain, JSON diagnostics.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -263,7 +263,14 @@ describe('dlc graph --train and dlc gradcheck', () => {
     // sizes that break a condition of the model are the user's to change (it was an internal compiler error)
     const table = tempFile('table.dl', 'model T {\n  input tokens: i32[B, L]\n  param pos: f32[4, 2] = ones\n  loss = mean(pos[:L - 1]) + mean(cast(tokens, f32))\n}\n');
     const broken = await run('gradcheck', table, '--size', 'B=1', '--size', 'L=9');
-    expect([broken.status, broken.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: T needs `4 >= L - 1`, which 4 >= 8 breaks at B=1 L=9; give other sizes with --size']);
+    expect([broken.status, broken.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: T needs `4 >= L - 1` (4 >= 8 is false) at B=1 L=9, give sizes that satisfy it with --size']);
+    // default sizes the model's own `where` refuses are raised to the smallest that fit (H=3 broke H % 2 == 0)
+    const pooled = tempFile('pooled.dl', 'model P {\n  input x: f32[B, H]\n  where H % 4 == 0\n  param w: f32[4] = ones\n  loss = mean(reshape(x, [B, H / 4, 4]) * w)\n}\n');
+    const raised = await run('gradcheck', pooled);
+    expect([raised.status, raised.err.trim()]).toEqual([EXIT_OK, "note: H=4 instead of the default H=3, which breaks P's `H % 4 == 0` (3 == 0 is false); give other sizes with --size"]);
+    expect(raised.out).toContain('sizes B=2 H=4');
+    const never = await run('gradcheck', tempFile('never.dl', 'model N {\n  input x: f32[B, H]\n  where H % 2 == 0, H % 2 == 1\n  param w: f32[2] = ones\n  loss = mean(reshape(x, [B, H / 2, 2]) * w)\n}\n'));
+    expect([never.status, never.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: N needs `H % 2 == 0` (1 == 0 is false) at B=2 H=3, and no sizes near the defaults satisfy it: give sizes that do with --size (--size H=n)']);
     // a file with nothing to differentiate is not a pass (it printed a worst error of 0 and exited 0)
     const nothing = await run('gradcheck', tempFile('noloss.dl', 'model G {\n  input x: f32[B, 2]\n  output y = x * 2.0\n}\n'));
     expect([nothing.status, nothing.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, 'error: nothing to check: `G` has no loss with a parameter to differentiate']);
@@ -372,6 +379,48 @@ describe('max_batch in dlc train', () => {
     const r = await run('train', file, '--args', 'hidden: 4', '--limit', '200', '--batch', '64', '--epochs', '1', '--no-progress', '--checkpoint', join(mkdtempSync(join(tmpdir(), 'dlc-maxb-')), 'ck.safetensors'));
     expect(r.status).toBe(EXIT_USER_ERROR);
     expect(r.err).toContain("batches of 64 (--batch) are over the train block's max_batch = 16, the largest batch MnistMlp allocates buffers for; train with --batch 16 or less");
+  });
+});
+
+describe('the model\'s conditions on B and data-fixed sizes in dlc train', () => {
+  it('every batch size a run will use is checked before a checkpoint is moved aside or a step trained, naming the split and B', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-bcond-'));
+    // 41 rows split 32 / 4 / 5: the test split's last batch of 2 is 1
+    writeFileSync(join(dir, 'd.csv'), `a,b,c,d,e,f,label\n${Array.from({ length: 41 }, (_, i) => `${i % 3},1,2,3,4,${i % 5},${i % 2}`).join('\n')}\n`);
+    const file = join(dir, 'pairs.dl');
+    writeFileSync(file, 'model Pairs {\n  input features: f32[B, F]\n  input label: i32[B]\n  where B % 2 == 0, F % 3 == 0\n  param w: f32[3, 2] = zeros\n  let p = reshape(mean(reshape(features, [B, F / 3, 3]), axis: 1) @ w, [B / 2, 2, 2])\n  loss = cross_entropy(reshape(p, [B, 2]), label)\n}\ntrain Pairs {\n  data = csv(path: "d.csv", label: "label")\n  optimizer = sgd(lr: 0.1)\n  batch = 2\n  epochs = 1\n}\n');
+    const earlier = join(dir, 'checkpoints', 'Pairs.safetensors');
+    mkdirSync(join(dir, 'checkpoints'));
+    writeFileSync(earlier, 'an earlier run');
+    const last = await run('train', file, '--no-progress');
+    expect([last.status, last.err.trim().split('\n').at(-1)]).toEqual([
+      EXIT_USER_ERROR,
+      "error: with batch = 2, the test split's 5 examples leave a last batch of 1, which breaks Pairs's condition `B % 2 == 0` (B = 1: 1 == 0 is false); nothing was trained or moved aside. No batch size fits every split (training 32, validation 4, test 5): change `split` (or --limit) so that each split's size fits (every example is used: a split's last batch holds what is left over)",
+    ]);
+    // the earlier run's checkpoint is where it was, and nothing was set aside
+    expect(readFileSync(earlier, 'utf8')).toBe('an earlier run');
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['Pairs.safetensors']);
+    // --batch replaces the block's batch = 5, which dlc check refuses (E0304), so dlc train checks the given one itself
+    writeFileSync(file, readFileSync(file, 'utf8').replace('batch = 2', 'batch = 5'));
+    expect((await run('check', file)).err).toContain("error[E0304]: `batch = 5` gives batches of B = 5, which breaks the model's condition `B % 2 == 0`");
+    const odd = await run('train', file, '--no-progress', '--batch', '3', '--limit', '40');
+    expect(odd.err.trim().split('\n').at(-1)).toBe("error: --batch 3 breaks Pairs's condition `B % 2 == 0` (B = 3: 1 == 0 is false); nothing was trained or moved aside. Train with --batch 2, which fits every batch of the splits (training 32, validation 4, test 4)");
+    // the CSV's six feature columns against F % 4 (F % 3 holds)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('F % 3 == 0', 'F % 3 == 0, F % 4 == 0'));
+    const fixed = await run('train', file, '--no-progress', '--data', `csv:${join(dir, 'd.csv')}:label`);
+    expect(fixed.err.trim().split('\n').at(-1)).toBe("error: the data gives examples with F = 6, which breaks Pairs's condition `F % 4 == 0` (2 == 0 is false): train with data that fits it, or change the model's sizes");
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['Pairs.safetensors']);
+  });
+
+  it('--limit changes the split sizes, so the block\'s iris split is not refused at compile time: the run checks its own', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-blimit-'));
+    const file = join(dir, 'pairs.dl');
+    writeFileSync(file, 'model Pairs {\n  input features: f32[B, 4]\n  input label: i32[B]\n  where B % 2 == 0\n  param w: f32[4, 3] = zeros\n  let z = reshape(features @ w, [B / 2, 2, 3])\n  loss = cross_entropy(reshape(z, [B, 3]), label)\n}\ntrain Pairs {\n  data = iris()\n  optimizer = sgd(lr: 0.1)\n  batch = 16\n  epochs = 1\n}\n');
+    // 150 examples: a validation split of 15
+    expect((await run('check', file)).err).toContain("the validation split's 15 examples make one batch of 15");
+    // 120: 96 / 12 / 12, every batch even
+    const ok = await run('train', file, '--no-progress', '--limit', '120', '--checkpoint', join(dir, 'ck.safetensors'));
+    expect(ok.status, ok.err).toBe(EXIT_OK);
   });
 });
 

@@ -62,4 +62,18 @@ describe('initializers', () => {
     expect([...one.params.get('a.b')!.data]).toEqual([0, 0, 0]);
     expect([...one.state.get('n.running_var')!.data]).toEqual([1, 1, 1]);
   });
+
+  it('zero_row: i sets row i of the first axis to zero after any initializer, and refuses a row past the axis', () => {
+    const drawn = initialValues({ kind: 'uniform', options: { low: 1, high: 2 } }, [3, 2], 5, 0);
+    const zeroed = initialValues({ kind: 'uniform', options: { low: 1, high: 2, zero_row: 1 } }, [3, 2], 5, 0);
+    expect([...zeroed]).toEqual([drawn[0], drawn[1], 0, 0, drawn[4], drawn[5]]);
+    const src = (init: string) => `model M {\n  param w: f32[3, 2] = ${init}\n  loss l = sum(w)\n}\n`;
+    const g = checkSource(src('glorot_uniform(zero_row: 2)'), 'm.dl');
+    expect(g.diagnostics).toEqual([]);
+    expect([...initialize(g.graphs.get('M')!, 1).params.get('w')!.data.slice(4)]).toEqual([0, 0]);
+    const past = checkSource(src('normal(std: 0.1, zero_row: 3)'), 'm.dl').diagnostics;
+    expect(past.map((d) => `${d.code} ${d.message}`)).toEqual(['E0303 `zero_row: 3` is past the first axis of f32[3, 2]']);
+    const negative = checkSource(src('normal(zero_row: -1)'), 'm.dl').diagnostics;
+    expect(negative.map((d) => `${d.code} ${d.message}`)).toEqual(['E0303 `zero_row` is the index of a row, a whole number of 0 or more, not -1']);
+  });
 });

@@ -103,6 +103,18 @@ describe('E0202 duplicates', () => {
       { code: 'E0202', at: 'forward', occurrence: 1, message: 'the layer `L` declares `forward` twice; a layer has one', secondaryAt: 'forward' },
     ]);
   });
+
+  it('a scan variable named twice, or a carry named as a variable (the later binding hid the other silently)', () => {
+    const inputs = 'model S(T: int = 3) {\n  input x: f32[B, T, 2]\n  input m: f32[B, T, 2]\n';
+    expectDiagnostics(`${inputs}  output o = scan x_t, x_t in (x, m) along 1 { yield x_t }\n}\n`, [
+      { code: 'E0202', at: 'x_t', occurrence: 1, message: 'the scan variable `x_t` is defined twice', secondaryAt: 'x_t' },
+    ]);
+    expectDiagnostics(`${inputs}  output o = scan h in x along 1 carry (h = x[:, 0]) { yield h }\n}\n`, [
+      { code: 'E0202', at: 'h', occurrence: 1, message: 'the scan carry `h` is defined twice', secondaryAt: 'h' },
+    ]);
+    // two names: no diagnostic
+    expectDiagnostics(`${inputs}  output o = scan x_t, m_t in (x, m) along 1 { yield x_t + m_t }\n}\n`, []);
+  });
 });
 
 describe('E0201 in a shape', () => {

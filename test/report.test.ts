@@ -262,3 +262,21 @@ describe('dlc compile --report', () => {
     expect(existsSync(out)).toBe(false);
   });
 });
+
+describe('the report\'s default sizes and the model\'s own conditions', () => {
+  const program = (conditions: string) =>
+    compileSource(`model P {\n  input x: f32[B, H, W]\n  where ${conditions}\n  output y = reshape(x, [B, H / 2, 2, W])\n}\n`, 'p.dl').programs[0]!;
+
+  it('raises a defaulted size to the smallest that fits (H=4 for H % 4 == 0), and says so in the header', () => {
+    const fitted = buildKernelReport({ program: program('H % 4 == 0, W % 3 == 0') });
+    expect(fitted.sizes).toEqual({ B: 1, H: 4, W: 3 });
+    expect(fitted.raised).toEqual(['H', 'W']);
+    expect(fitted.broken).toBeUndefined();
+    expect(renderMarkdown(fitted)).toContain("H=4 (default, raised from 1 to fit the model's conditions; set with --report-size)");
+    // a size given is kept, and one it breaks is a warning in the report
+    const given = buildKernelReport({ program: program('H % 4 == 0'), sizes: new Map([['H', 6]]) });
+    expect(given.sizes.H).toBe(6);
+    expect(given.broken).toBe('`H % 4 == 0` (2 == 0 is false)');
+    expect(renderMarkdown(given)).toContain("Warning: these sizes break the model's condition `H % 4 == 0` (2 == 0 is false)");
+  });
+});

@@ -107,6 +107,22 @@ describe('runtime', () => {
   });
 });
 
+describe('Embedding(padding_idx:) on WebGPU', () => {
+  it('the stored padding row starts at zero, as the interpreter\'s init has it, and the saved weights carry it (as torch.nn.Embedding\'s)', { timeout: 60_000 }, async () => {
+    const r = compileSource('use std.nn.{Embedding}\nmodel E {\n  input ids: i32[B]\n  layer emb = Embedding(5, 3, padding_idx: -2)\n  output y = emb(ids)\n}\n', 'e.dl');
+    const model = await Model.create(r.programs[0], { device: await getDevice(), seed: 9 });
+    try {
+      const w = Array.from(await model.getParameter('emb.weight'));
+      expect(w.slice(9, 12)).toEqual([0, 0, 0]);
+      expect([...w.slice(0, 9), ...w.slice(12)].every((v) => v !== 0)).toBe(true);
+      const saved = decodeSafetensors(await model.saveWeights()).tensors.get('emb.weight')!;
+      expect(Array.from(saved.data as Float32Array).slice(9, 12)).toEqual([0, 0, 0]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('inputs used as indices', () => {
   it('the program says which inputs index what, through slices and reshapes, from the model graph before optimization', () => {
     const decl = (p: ModelProgram, name: string) => p.inputs.find((i) => i.name === name)!;

@@ -720,6 +720,71 @@ train M {
     expect(src.slice(ds[0].secondary[0].span.start, ds[0].secondary[0].span.end)).toBe('L <= ctx + 1');
     expect(checkSource(src.replace('context: 20', 'context: 9'), FILE).diagnostics).toEqual([]);
   });
+
+  const pairs = (data: string, batch: string) => `model Pairs {
+  input features: f32[B, 4]
+  input label: i32[B]
+  where B % 2 == 0
+  param w: f32[4, 3] = zeros
+  let z = reshape(features @ w, [B / 2, 2, 3])
+  loss = cross_entropy(reshape(z + mean(z, axis: 1, keepdims: true), [B, 3]), label)
+}
+train Pairs {
+  ${data}
+  optimizer = sgd(lr: 0.1)
+  ${batch}
+}
+`;
+
+  it('a condition on the batch size B against the train block’s batch, and each split’s last batch where the data’s size is known', () => {
+    // batch = 5 breaks B % 2 == 0 whatever the data: E0304 at the condition, the batch as a secondary label
+    const odd = pairs('data { path = "d.csv"  label = "label"  columns = ["a", "b", "c", "d"] }', 'batch = 5');
+    const [d] = checkSource(odd, FILE).diagnostics;
+    expect(`${d.code} ${d.message}`).toBe("E0304 `batch = 5` gives batches of B = 5, which breaks the model's condition `B % 2 == 0` (1 == 0 is false)");
+    expect(odd.slice(d.span.start, d.span.end)).toBe('B % 2 == 0');
+    expect(d.secondary.map((l) => odd.slice(l.span.start, l.span.end))).toEqual(['batch = 5']);
+    expect(d.help).toBe('`batch = 4` fits every batch');
+    // iris: 150 examples split 120 / 15 / 15, so the validation split is one batch of 15 (this failed after the first epoch)
+    const iris = pairs('data = iris()', 'batch = 16');
+    const [v] = checkSource(iris, FILE).diagnostics;
+    expect(`${v.code} ${v.message}`).toBe("E0304 with `batch = 16`, the validation split's 15 examples make one batch of 15, and B = 15 breaks the model's condition `B % 2 == 0` (1 == 0 is false)");
+    expect(v.secondary.map((l) => `${iris.slice(l.span.start, l.span.end)}: ${l.message}`)).toEqual(['batch = 16: the batch size', 'iris(): `iris()`: training 120, validation 15, test 15 examples']);
+    expect(v.help).toContain('no batch size fits every split: change `split`');
+    // a split that leaves even sizes fits; the default batch of 32 is checked too, and the nearest batch that fits is named
+    expect(checkSource(pairs('data = iris()\n  split = [0.8, 0.2]', 'batch = 16'), FILE).diagnostics).toEqual([]);
+    const dflt = checkSource(pairs('data = iris()\n  split = [0.9, 0.1]', ''), FILE).diagnostics;
+    expect(dflt.map((x) => `${x.code} ${x.message}`)).toEqual([
+      "E0304 with the default batch of 32, the training split's 135 examples leave a last batch of 7, and B = 7 breaks the model's condition `B % 2 == 0` (1 == 0 is false)",
+    ]);
+    // another kind of condition: B >= 8 with batch = 14 leaves the validation split's 15 examples a last batch of 1; 15 is the nearest batch that fits
+    const atLeastSrc = 'model Big {\n  input features: f32[B, 4]\n  input label: i32[B]\n  where B >= 8\n  param w: f32[4, 3] = zeros\n  loss = cross_entropy(features @ w, label)\n}\ntrain Big {\n  data = iris()\n  batch = 14\n}\n';
+    const atLeast = checkSource(atLeastSrc, FILE).diagnostics;
+    expect(atLeast.map((x) => `${x.code} ${x.message} | ${x.help}`)).toEqual([
+      "E0304 with `batch = 14`, the validation split's 15 examples leave a last batch of 1, and B = 1 breaks the model's condition `B >= 8` (1 >= 8 is false) | `batch = 15` fits every batch of the splits (training 120, validation 15, test 15); every example is used, so a split's last batch holds what is left over (there is no drop_last)",
+    ]);
+  });
+
+  it('a size fixed by a CSV’s listed columns is checked as a catalog dataset’s is', () => {
+    const src = `model Fixed {
+  input features: f32[B, F]
+  input label: i32[B]
+  where F % 4 == 0
+  param w: f32[4, 2] = zeros
+  loss = cross_entropy(mean(reshape(features, [B, F / 4, 4]), axis: 1) @ w, label)
+}
+train Fixed {
+  data { path = "d6.csv"  label = "label"  columns = ["a", "b", "c", "d", "e", "f"] }
+  optimizer = sgd(lr: 0.1)
+}
+`;
+    const ds = checkSource(src, FILE).diagnostics;
+    expect(ds.map((d) => `${d.code} ${d.message}`)).toEqual(["E0304 the CSV's 6 listed `columns` give examples with F = 6, which breaks the model's condition `F % 4 == 0` (2 == 0 is false)"]);
+    expect(src.slice(ds[0].span.start, ds[0].span.end)).toBe('path = "d6.csv"');
+    expect(checkSource(src.replace(', "e", "f"', ', "e", "f", "g", "h"'), FILE).diagnostics).toEqual([]);
+    // a concrete features axis that the listed columns do not fill is E0207
+    const narrow = checkSource(src.replace('f32[B, F]', 'f32[B, 8]').replace('where F % 4 == 0', '').replaceAll('F / 4', '2'), FILE).diagnostics;
+    expect(narrow.map((d) => d.code)).toEqual(['E0207']);
+  });
 });
 
 describe('indices counted by arange reach the end of their table', () => {

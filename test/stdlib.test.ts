@@ -8,6 +8,7 @@ import { verifyGraph } from '../compiler/ir/verify.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { interpretGraph, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
+import { initialize } from '../compiler/interpret/init.ts';
 import { evaluate } from '../compiler/shapes/dim.ts';
 import { GraphEditor } from '../compiler/ir/editor.ts';
 import { addGradients } from '../compiler/autodiff/grad.ts';
@@ -949,19 +950,32 @@ describe('Embedding', () => {
     expectClose(m.out('y'), [2, 3, 4], ids.flatMap((id) => w.slice(id * 4, id * 4 + 4)), 0);
   });
 
-  it('padding_idx looks up zeros and its row gets no gradient, as PyTorch\'s', () => {
+  it('padding_idx looks up zeros, its row starts at zero and gets no gradient, as PyTorch\'s; a negative one counts from the end', () => {
     const r = prng('Embedding padding');
     const ids = [2, 0, 5, 2, 2, 1];
     const feeds = { ids: i32([2, 3], ids) };
     const m = model('model T {\n input ids: i32[B, T]\n layer emb = Embedding(6, 4, padding_idx: 2)\n let y = emb(ids)\n output ys = y\n loss = sum(y * y)\n}', feeds, r);
     const w = m.p['emb.weight'];
+    // the stored padding row is zero from the start (torch.nn.Embedding's is), so exported weights agree; the others are drawn
+    const init = initialize(m.graph, 7).params.get('emb.weight')!.data;
+    expect([...init.slice(8, 12)]).toEqual([0, 0, 0, 0]);
+    expect([...init.slice(0, 8), ...init.slice(12)].every((v) => v !== 0)).toBe(true);
+    // padding_idx: -4 of 6 is row 2
+    const negative = model('model T {\n input ids: i32[B, T]\n layer emb = Embedding(6, 4, padding_idx: -4)\n let y = emb(ids)\n output ys = y\n loss = sum(y * y)\n}', feeds, r, { params: m.p });
+    expectClose(negative.out('ys'), [2, 3, 4], [...m.out('ys').data], 0);
+    expect([...initialize(negative.graph, 7).params.get('emb.weight')!.data]).toEqual([...init]);
     expectClose(m.out('ys'), [2, 3, 4], ids.flatMap((id) => (id === 2 ? [0, 0, 0, 0] : w.slice(id * 4, id * 4 + 4))), 0);
     const grads = gradientsOf(m, 'emb.weight', feeds);
     // d/dw sum(y^2) = 2 w per lookup, none for the padding row
     const count = (row: number) => ids.filter((id) => id === row && id !== 2).length;
     expectClose(grads, [6, 4], w.map((v, i) => 2 * v * count(Math.floor(i / 4))), 1e-9);
     const bad = checkSource(`${USES}\nmodel T {\n input ids: i32[B]\n layer emb = Embedding(6, 4, padding_idx: 6)\n output y = emb(ids)\n}`, 't.dl').diagnostics;
-    expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `padding_idx < vocab` is false (padding_idx = 6, vocab = 6)']);
+    expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `padding_idx == None or padding_idx < vocab` is false (padding_idx = 6, vocab = 6)']);
+    const below = `${USES}\nmodel T {\n input ids: i32[B]\n layer emb = Embedding(6, 4, padding_idx: -7)\n output y = emb(ids)\n}`;
+    const low = checkSource(below, 't.dl').diagnostics;
+    expect(low.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `padding_idx == None or padding_idx >= -vocab` is false (padding_idx = -7, vocab = 6)']);
+    // at the layer's creation, where the index is given (it was at the forward call)
+    expect(below.slice(low[0].span.start, low[0].span.end)).toBe('Embedding(6, 4, padding_idx: -7)');
   });
 });
 
@@ -1109,6 +1123,17 @@ describe('recurrent layers: initial and final states, num_layers, bidirectional 
     const trained = model(src, { x: f32([B, T, F], x), h0: f32([1, B, H], h0) }, prng('RNN stacked'), { training: true, params: m.p });
     expectClose(trained.out('ys'), [B, T, H], ref.y);
     expect(Math.max(...two.y.map((v, i) => Math.abs(v - trained.out('y2').data[i])))).toBeGreaterThan(1e-3);
+  });
+
+  it('dropout with num_layers: 1 is E0304 at the layer, with help (it applies between layers, so it would do nothing)', () => {
+    for (const layer of ['RNN', 'LSTM', 'GRU']) {
+      const src = `${USES}\nmodel T {\n input x: f32[B, 4, 3]\n layer rnn = ${layer}(3, 5, dropout: 0.5)\n output y = rnn(x)\n}`;
+      const bad = checkSource(src, 't.dl').diagnostics;
+      expect(bad.map((d) => `${d.code} ${d.message}`)).toEqual(['E0304 constraint `dropout == 0.0 or num_layers > 1` is false (dropout = 0.5, num_layers = 1)']);
+      expect(src.slice(bad[0].span.start, bad[0].span.end)).toBe(`${layer}(3, 5, dropout: 0.5)`);
+      expect(bad[0].help).toContain('with num_layers: 1 it would do nothing');
+      expect(checkSource(src.replace('dropout: 0.5', 'dropout: 0.5, num_layers: 2'), 't.dl').diagnostics).toEqual([]);
+    }
   });
 
   it('the porting note holds: torch-layout weights, transposed, biases summed (two for GRU), forget_bias: 0.0', () => {

@@ -3,7 +3,7 @@ import { loadCheckpoint } from './checkpoints.ts';
 import { evaluateDataset } from '../../runtime/fit.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
-import { checkClasses, checkDataIndices, checkpointMetadata, logsLine, noteBatchAveraged, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { checkBatchSizes, checkClasses, checkDataIndices, checkpointMetadata, logsLine, noteBatchAveraged, type PreparedData, prepareData, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -24,6 +24,8 @@ export async function checkpointAndSplit(program: ModelProgram, file: string, fl
   const split = (flags.split ?? (data.test && data.test.length > 0 ? 'test' : 'validation')) as (typeof SPLITS)[number];
   const set = data[split];
   if (!set || set.length === 0) throw new TrainError(`the ${split} split of ${program.model}'s data is empty (the train block's split gives it no examples)`);
+  // a last batch the model's conditions on B refuse: said now, naming the split, not by the runtime mid-way
+  checkBatchSizes(program, [{ split, data: set }], data.sizes, data.batchSize, { flag: flags.batch !== undefined, untouched: 'nothing was run' });
   return { path, data, split, set };
 }
 

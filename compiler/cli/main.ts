@@ -18,13 +18,13 @@ import { summarize } from '../report/summary.ts';
 import { compileTraining } from '../frontend/train.ts';
 import { gradcheck } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
-import { conditionHolds } from '../../runtime/sizes.ts';
+import { conditionHolds, fittingSizes } from '../../runtime/sizes.ts';
 import { defaultSizes, randomFeeds, seededRandom, wholeNumberInputs } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { compileSource } from '../frontend/compile.ts';
 import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
-import { buildKernelReport, fusionOf, renderHtml, renderMarkdown } from '../report/kernels.ts';
+import { buildKernelReport, fusionOf, renderHtml, renderMarkdown, reportSizes } from '../report/kernels.ts';
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
 import { trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
@@ -308,13 +308,28 @@ function runGradcheck(
     const known = new Set(g.nodes.flatMap((n) => n.outputs.flatMap((v) => v.type.shape.flatMap(freeVars))).concat(g.inputs.flatMap((i) => i.value.type.shape.flatMap(freeVars))));
     const unknownSize = [...given.keys()].find((k) => !known.has(k));
     if (unknownSize !== undefined) return flagError(`--size ${unknownSize}: ${model} has no size \`${unknownSize}\`${known.size ? `; its sizes are ${[...known].join(', ')}` : ''}`);
-    const sizes = defaultSizes(g, given);
+    // the default sizes (B=2, others 3), raised where the model's own conditions need it (H=4 for `where H % 4 == 0`)
+    const defaults = defaultSizes(g, given);
+    const constraints = g.constraints ?? [];
+    const allBroken = (at: ReadonlyMap<string, number>) =>
+      constraints.flatMap((c) => {
+        if (![...freeVars(c.left), ...freeVars(c.right)].every((n) => at.has(n))) return [];
+        const l = evaluate(c.left, at);
+        const r = evaluate(c.right, at);
+        return conditionHolds(c.op, l, r) ? [] : [`\`${c.text}\` (${l} ${c.op} ${r} is false)`];
+      });
+    const breaks = (at: ReadonlyMap<string, number>) => allBroken(at)[0];
+    const conditionSizes = new Set(constraints.flatMap((c) => [...freeVars(c.left), ...freeVars(c.right)]));
+    const free = [...defaults.keys()].filter((k) => !given.has(k) && conditionSizes.has(k));
+    const fitted = fittingSizes(defaults, free, breaks);
+    const sizes = fitted.sizes;
     const at = () => [...sizes].map(([k, v]) => `${k}=${v}`).join(' ');
-    for (const c of g.constraints ?? []) {
-      const l = evaluate(c.left, sizes);
-      const r = evaluate(c.right, sizes);
-      if (!conditionHolds(c.op, l, r)) return flagError(`${model} needs \`${c.text}\`, which ${l} ${c.op} ${r} breaks at ${at()}; give other sizes with --size`);
+    if (fitted.broken !== undefined) {
+      const how = free.length > 0 ? `and no sizes near the defaults satisfy it: give sizes that do with --size (${free.map((k) => `--size ${k}=n`).join(' ')})` : 'give sizes that satisfy it with --size';
+      return flagError(`${model} needs ${fitted.broken} at ${at()}, ${how}`);
     }
+    const raised = free.filter((k) => sizes.get(k) !== defaults.get(k));
+    if (raised.length > 0) io.err(`note: ${raised.map((k) => `${k}=${sizes.get(k)}`).join(' ')} instead of the default ${raised.map((k) => `${k}=${defaults.get(k)}`).join(' ')}, which ${raised.length === 1 ? 'breaks' : 'break'} ${model}'s ${allBroken(defaults).join(', ')}; give other sizes with --size`);
     // the interpreter holds every value in float64: refuse what would not fit rather than run out of memory
     const largest = Math.max(0, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.type.shape.reduce<number>((a, d) => a * evaluate(d, sizes), 1))));
     if (largest > GRADCHECK_MAX_ELEMENTS) return flagError(`${model} has a tensor of ${largest.toLocaleString('en-US')} elements at ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}; gradcheck interprets in float64 and takes at most ${GRADCHECK_MAX_ELEMENTS.toLocaleString('en-US')} (use smaller --args or --size)`);
@@ -354,8 +369,8 @@ function runGradcheck(
  * unchanged since a compile with the same options (compile-cache.ts). Only compiles that reported
  * nothing are stored, so any diagnostic shows every time.
  */
-async function compilePrograms(file: string, options: { model?: string; args?: string; data?: string }, io: Io): Promise<ModelProgram[] | undefined> {
-  const key = entryKey(file, { model: options.model ?? null, args: options.args ?? null, ownData: options.data !== undefined });
+async function compilePrograms(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string }, io: Io): Promise<ModelProgram[] | undefined> {
+  const key = entryKey(file, { model: options.model ?? null, args: options.args ?? null, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined });
   const hit = key === undefined ? undefined : lookup(key);
   if (hit) return [...hit.programs];
   let reported = false;
@@ -365,12 +380,12 @@ async function compilePrograms(file: string, options: { model?: string; args?: s
 }
 
 /** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
-function compileChosen(file: string, options: { model?: string; args?: string; data?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
+function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
   const modelArgs = argsFlag(file, loaded.text, options, io);
   if (modelArgs === null) return undefined;
-  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ...(options.model ? { only: options.model } : {}) });
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined, ...(options.model ? { only: options.model } : {}) });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
   if (picked.length === 0) {
@@ -425,6 +440,11 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
   }
   // the reports are built before anything is written, so a failure leaves no files behind
   const reports = flags ? programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags)) : [];
+  // report sizes the model refuses (no nearby sizes fit its conditions): said here as well as in the report
+  for (const program of flags ? programs : []) {
+    const broken = reportSizes(program, flags!.batch, flags!.sizes).broken;
+    if (broken !== undefined) io.err(`warning: ${program.model}'s report is for sizes that break its condition ${broken}; give sizes that satisfy it with --report-size NAME=n (and --report-batch n)`);
+  }
   const dir = options.out ?? '.';
   // a file system's refusal (not a bug in dlc): one line, exit 1
   const unwritable = (why: string) => {
@@ -619,7 +639,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .argument('[file]')
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1"')
-    .option('--size <name=n...>', 'sizes of symbolic dimensions, e.g. B=4 T=8 (default B=2, others 3)')
+    .option('--size <name=n...>', "sizes of symbolic dimensions, e.g. B=4 T=8 (default B=2, others 3, raised to fit the model's `where`)")
     .option('--seed <n>', 'seed of the inputs, parameters and directions', '1')
     .option('--tol <x>', 'largest acceptable relative error', '1e-4')
     .action((file: string | undefined, options: { model?: string; args?: string; seed?: string; size?: string[]; tol?: string }) => {
@@ -641,7 +661,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
     .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
-    .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1)")
+    .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1, raised to fit the model's where conditions)")
     .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => {
       const found = fileOutOfList(file, options.reportSize, '--report-size');
       if (typeof found === 'string') {

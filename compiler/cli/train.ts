@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
-import type { ModelProgram, SettingValue } from '../../runtime/program.ts';
+import type { ConstraintDecl, ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
@@ -13,6 +13,8 @@ import { loadInitFrom, readInitFrom, samePath } from './init-from.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
+import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
+import { conditionHolds, evalSize, sizeNames } from '../../runtime/sizes.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
 
@@ -351,6 +353,60 @@ export function checkDataIndices(program: ModelProgram, data: PreparedData): voi
   }
 }
 
+/**
+ * The model's size conditions against every size this run will use, before anything is moved aside or
+ * trained: the sizes the data fixes (a CSV's feature count F against `where F % 4 == 0`), and the batch
+ * size B of each split's full batches and of its last, partial one (`where B % 2 == 0` against a
+ * validation split of 15 examples), and of `max_batch`, which the model is created for.
+ */
+export function checkBatchSizes(
+  program: ModelProgram,
+  sets: readonly { readonly split: string; readonly data?: Dataset }[],
+  dataSizes: Readonly<Record<string, number>>,
+  batchSize: number,
+  how: { readonly flag: boolean; readonly maxBatch?: number; readonly firstOnly?: boolean; readonly untouched: string },
+): void {
+  const fixed = new Map(Object.entries(dataSizes));
+  const graphs = [program.graphs.predict, program.graphs.evaluate, ...program.graphs.steps];
+  const constraints = [...new Map(graphs.flatMap((g) => g.constraints).map((c) => [c.text, c])).values()];
+  const value = (c: ConstraintDecl, sizes: ReadonlyMap<string, number>) => {
+    try {
+      return { l: evalSize(c.left, sizes), r: evalSize(c.right, sizes) };
+    } catch {
+      return undefined; // a size the data does not fix (the host gives it)
+    }
+  };
+  const fixedText = [...fixed].map(([k, v]) => `${k} = ${v}`).join(', ');
+  for (const c of constraints) {
+    const v = sizeNames(c.left).has('B') || sizeNames(c.right).has('B') ? undefined : value(c, fixed);
+    if (v && !conditionHolds(c.op, v.l, v.r)) throw new TrainError(`the data gives examples with ${fixedText}, which breaks ${program.model}'s condition \`${c.text}\` (${v.l} ${c.op} ${v.r} is false): train with data that fits it, or change the model's sizes`);
+  }
+  const splits: SplitSize[] = sets.flatMap((s) => (s.data && s.data.length > 0 ? [{ split: s.split, examples: s.data.length }] : []));
+  const breaks = (size: number) => constraints.find((c) => {
+    const v = value(c, new Map([...fixed, ['B', size]]));
+    return v !== undefined && !conditionHolds(c.op, v.l, v.r);
+  });
+  const shown = how.flag ? `--batch ${batchSize}` : `batch = ${batchSize}`;
+  const broken = (c: ConstraintDecl, size: number) => {
+    const v = value(c, new Map([...fixed, ['B', size]]))!;
+    return `${program.model}'s condition \`${c.text}\` (B = ${size}: ${v.l} ${c.op} ${v.r} is false)`;
+  };
+  if (how.maxBatch !== undefined && how.maxBatch > batchSize) {
+    const c = breaks(how.maxBatch);
+    if (c) throw new TrainError(`max_batch = ${how.maxBatch}, the batch ${program.model} is created for, breaks ${broken(c, how.maxBatch)}: give a max_batch that fits it`);
+  }
+  const runs = how.firstOnly ? batchRuns(batchSize, splits.slice(0, 1)).slice(0, 1) : batchRuns(batchSize, splits);
+  for (const run of runs) {
+    const c = breaks(run.size);
+    if (!c) continue;
+    const nearest = nearestFittingBatch(batchSize, splits, (size) => breaks(size) === undefined);
+    const counts = splits.map((x) => `${x.split} ${x.examples}`).join(', ');
+    const way = nearest !== undefined ? `train with --batch ${nearest}, which fits every batch of the splits (${counts})` : `no batch size fits every split (${counts}): change \`split\` (or --limit) so that each split's size fits`;
+    const lead = run.last ? `with ${shown}, ${describeRun(run, batchSize)}, which breaks` : `${shown} breaks`;
+    throw new TrainError(`${lead} ${broken(c, run.size)}; nothing was trained or moved aside. ${way[0].toUpperCase()}${way.slice(1)}${run.last ? ' (every example is used: a split\'s last batch holds what is left over)' : ''}`);
+  }
+}
+
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
 export async function trainProgram(program: ModelProgram, file: string, given: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   // a resumed run trains on the examples the run it continues trained on
@@ -361,6 +417,9 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   if (resumedFrom) checkClasses(program, train, resumedFrom, resumePath);
   checkDataIndices(program, { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: dataSizes });
   if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
+  const maxBatchSetting = num(setting(program, 'max_batch'), 'max_batch');
+  const sets = [{ split: 'training', data: train }, { split: 'validation', data: validation }, { split: 'test', data: test }];
+  checkBatchSizes(program, sets, dataSizes, batchSize, { flag: flags.batch !== undefined, ...(maxBatchSetting !== undefined ? { maxBatch: maxBatchSetting } : {}), ...(flags.profile ? { firstOnly: true } : {}), untouched: 'nothing was trained or moved aside' });
   const maxSteps = flagInt(flags.steps, 'steps') ?? num(setting(program, 'steps'), 'steps');
   const batches = train.batchCount(batchSize);
   // `steps` without `epochs`: as many epochs as those steps take

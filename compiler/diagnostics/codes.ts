@@ -202,7 +202,12 @@ hyperparameter of the wrong kind (a float where an int is declared, a tensor whe
     severity: 'error',
     title: 'constraint violated',
     explanation: `A 'where' constraint is false for the hyperparameters given, or for the sizes a train block's data fixes (a
-text's window length L against 'where L <= ctx + 1', or the condition 'rows >= L' of a table indexed by positions).
+text's window length L against 'where L <= ctx + 1', a CSV's listed feature columns, or the condition 'rows >= L' of a
+table indexed by positions), or for a batch size training would run: a condition on B against the train block's batch
+(32 by default) and, where the data's size is known (iris, mnist), each split's last batch, which holds what is left over.
+
+    model Pairs { input x: f32[B, 4]  where B % 2 == 0  ... }
+    train Pairs { data = iris()  batch = 16 }   // error: the validation split's 15 examples make one batch of 15
 
     layer Attention(d: int, heads: int) {
       where d % heads == 0

@@ -286,6 +286,10 @@ export class Elaborator {
           });
         }
         const init = this.initializer(s.init, s.kind === 'Param' ? 'glorot_uniform' : 'zeros', env);
+        const rows = type.shape[0];
+        if (init.options.zero_row !== undefined && !(typeof rows === 'number' && init.options.zero_row < rows)) {
+          this.fail('E0303', `\`zero_row: ${init.options.zero_row}\` is past the first axis of ${typeToString(type)}`, s.init?.span ?? s.name.span, { help: `a row of the first axis: 0 .. ${typeof rows === 'number' ? rows - 1 : 'its size - 1'}` });
+        }
         const t =
           s.kind === 'Param'
             ? this.builder.param(path(s.name.text), type, init, s.name.span)
@@ -541,12 +545,20 @@ export class Elaborator {
   /** An initializer call's options by name: positional values in the signature's order, every name checked. */
   private initOptions(kind: string, positional: readonly ArgValue[], named: ReadonlyMap<string, ArgValue>, span: A.Span): Record<string, number> {
     const signature = INITIALIZER_SIGNATURES[kind] ?? { params: [] };
-    checkArguments(this, kind, signature, positional, named);
+    // `zero_row: i`, which every initializer takes by name: row i (along the first axis) starts at zero (Embedding's padding row)
+    const zeroRow = named.get('zero_row');
+    const own = new Map([...named].filter(([key]) => key !== 'zero_row'));
+    checkArguments(this, kind, signature, positional, own);
     const names = signature.params.map(paramName);
-    const usage = { help: `its parameters: ${signatureText(kind)}` };
+    const usage = { help: `its parameters: ${signatureText(kind)}, and zero_row: i by name` };
     const options: Record<string, number> = {};
     positional.forEach((a, i) => (options[names[i]] = this.ctNumber(a.value, a.span)));
-    for (const [key, a] of named) options[key] = this.ctNumber(a.value, a.span);
+    for (const [key, a] of own) options[key] = this.ctNumber(a.value, a.span);
+    if (zeroRow) {
+      const row = this.ctNumber(zeroRow.value, zeroRow.span);
+      if (!Number.isInteger(row) || row < 0) this.fail('E0303', `\`zero_row\` is the index of a row, a whole number of 0 or more, not ${row}`, zeroRow.span, usage);
+      options.zero_row = row;
+    }
     if (kind === 'constant' && !('value' in options)) this.fail('E0303', '`constant` needs the argument `value`', span, usage);
     if (kind === 'normal' && (options.std ?? 1) < 0) this.fail('E0303', `\`normal\` needs std >= 0, not ${options.std}`, named.get('std')?.span ?? positional[1]?.span ?? span, usage);
     if (kind === 'uniform' && (options.low ?? 0) > (options.high ?? 1)) this.fail('E0303', `\`uniform\` needs low <= high, not ${options.low ?? 0} > ${options.high ?? 1}`, span, usage);

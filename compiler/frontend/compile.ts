@@ -31,6 +31,7 @@ export function compileSource(
     /** Optimizer updates over arenas (default: as `fuse`). */ readonly fuseUpdates?: boolean;
     readonly keepGraphs?: boolean;
     /** The caller brings its own data (`dlc train --data`): the train block's data is not checked against the model. */ readonly ownData?: boolean;
+    /** The caller brings its own batch size or example count (`dlc train --batch`, `--limit`): the train block's batch and splits are not checked against the model's conditions on B (dlc train checks those it runs). */ readonly ownBatch?: boolean;
     /** Build and lower only this model (`--model`); the file is still checked whole. */ readonly only?: string;
   } = {},
 ): CompileResult {

@@ -28,6 +28,7 @@ export function compileTraining(
   options: {
     readonly modelArgs?: ReadonlyMap<string, readonly Arg[]>;
     /** Skip checking the train block's data against the model (the caller brings its own). */ readonly ownData?: boolean;
+    /** Skip checking the train block's batch against the model's conditions on B (the caller brings its own: dlc train checks it). */ readonly ownBatch?: boolean;
     /** Only the train blocks of this model. */ readonly only?: string;
   } = {},
 ): { trainings: readonly CompiledTraining[]; diagnostics: readonly Diagnostic[]; checked: CheckResult } {
@@ -56,7 +57,7 @@ export function compileTraining(
     // the block's data is checked against the model the block describes; with the caller's own
     // arguments or data, dlc train checks the data it loads instead
     const checkData = !options.ownData && given.length === 0;
-    const planned = planTraining(train, forward, { checkData });
+    const planned = planTraining(train, forward, { checkData, checkBatch: !options.ownBatch });
     diagnostics.push(...planned.diagnostics);
     if (!planned.plan) continue;
     let plan = planned.plan;
@@ -64,7 +65,7 @@ export function compileTraining(
     const inference = plan.settings.freeze_mode === 'inference' ? frozenLayers(forward, plan.frozen) : new Set<string>();
     if (inference.size > 0) {
       const rebuilt = elaborate(checked.program, { modules, imports: checked.imports, training: true, modelArgs, inferenceLayers: new Map([[train.model.text, inference]]) }).graphs.get(train.model.text);
-      const replanned = rebuilt && planTraining(train, rebuilt, { checkData });
+      const replanned = rebuilt && planTraining(train, rebuilt, { checkData, checkBatch: !options.ownBatch });
       if (!rebuilt || !replanned?.plan) continue;
       forward = rebuilt;
       plan = replanned.plan;

@@ -11,7 +11,7 @@ import '../ops/index.ts';
 import type { Span } from '../../grammar/ast.ts';
 import { bufferBytes, bufferNumel, memoryReport } from '../../runtime/memory.ts';
 import type { BufferDecl, GraphProgram, KernelDecl, ModelProgram } from '../../runtime/program.ts';
-import { evalShape, sizeNames } from '../../runtime/sizes.ts';
+import { brokenCondition, evalShape, fittingSizes, sizeNames } from '../../runtime/sizes.ts';
 import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
@@ -107,6 +107,10 @@ export interface KernelReport {
   readonly sizes: Readonly<Record<string, number>>;
   /** Sizes other than B that took a default value (1) because none was given. */
   readonly defaulted: readonly string[];
+  /** Of the defaulted sizes (and a default B), those raised from 1 to fit the model's conditions (H=2 for `where H % 2 == 0`). */
+  readonly raised?: readonly string[];
+  /** The model's condition the sizes still break, where no nearby sizes fit it: the numbers are for sizes the model refuses. */
+  readonly broken?: string;
   readonly graphs: readonly GraphReport[];
   readonly memory: MemoryFigures;
 }
@@ -141,8 +145,11 @@ export function fusionOf(m: ModelGraphs): GraphFusion[] {
   return fused.map((f, i) => (i < 2 ? f : { ...f, after: steps[i - 2] }));
 }
 
-/** The sizes a report uses: B from the flag, else the train block's batch, else 1; other sizes given, else 1. */
-export function reportSizes(program: ModelProgram, batch?: number, given: ReadonlyMap<string, number> = new Map()): { sizes: Map<string, number>; batch?: { value: number; from: string }; defaulted: string[] } {
+/**
+ * The sizes a report uses: B from the flag, else the train block's batch, else 1; other sizes given, else 1,
+ * raised to the nearest that the model's conditions accept (`raised`), else the condition they break (`broken`).
+ */
+export function reportSizes(program: ModelProgram, batch?: number, given: ReadonlyMap<string, number> = new Map()): { sizes: Map<string, number>; batch?: { value: number; from: string }; defaulted: string[]; raised?: string[]; broken?: string } {
   const names = new Set(program.sizes);
   for (const g of programGraphs(program)) {
     for (const b of g.buffers) if (b.kind === 'input' || b.kind === 'temp') for (const d of b.shape) sizeNames(d, names);
@@ -164,7 +171,14 @@ export function reportSizes(program: ModelProgram, batch?: number, given: Readon
       defaulted.push(n);
     }
   }
-  return { sizes, ...(batchInfo ? { batch: batchInfo } : {}), defaulted };
+  // defaults the model's own conditions refuse (H=1 against `where H % 2 == 0`): the nearest that fit, else say which breaks
+  const graphs = programGraphs(program);
+  const named = new Set(graphs.flatMap((g) => g.constraints.flatMap((c) => [...sizeNames(c.left), ...sizeNames(c.right)])));
+  const free = [...defaulted, ...(batchInfo && batchInfo.from.startsWith('default') ? ['B'] : [])].filter((n) => named.has(n));
+  const fitted = fittingSizes(sizes, free, (at) => brokenCondition(graphs, at));
+  const raised = free.filter((n) => fitted.sizes.get(n) !== sizes.get(n));
+  if (batchInfo && raised.includes('B')) batchInfo = { value: fitted.sizes.get('B')!, from: "default, raised to fit the model's conditions: no train block" };
+  return { sizes: fitted.sizes, ...(batchInfo ? { batch: batchInfo } : {}), defaulted, ...(raised.length > 0 ? { raised } : {}), ...(fitted.broken !== undefined ? { broken: fitted.broken } : {}) };
 }
 
 const ALIASING_OPS = new Set(['reshape', 'stop_gradient']);
@@ -215,7 +229,7 @@ function sortLines(lines: Iterable<SourceLine>, file: string): SourceLine[] {
 /** The report model of one compiled program. */
 export function buildKernelReport(input: KernelReportInput): KernelReport {
   const { program } = input;
-  const { sizes, batch, defaulted } = reportSizes(program, input.batch, input.sizes);
+  const { sizes, batch, defaulted, raised, broken } = reportSizes(program, input.batch, input.sizes);
   const lineOf = input.lineOf ?? (() => undefined);
   const paramShape = new Map(program.params.map((p) => [p.path, p.shape]));
   const stateShape = new Map(program.state.map((s) => [s.path, s.shape]));
@@ -320,7 +334,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
     largestWhat: m.largestWhat,
     graphs: m.graphs.map((x) => ({ ...x })),
   };
-  return { model: program.model, file: program.file, ...(batch ? { batch } : {}), sizes: Object.fromEntries(sizes), defaulted, graphs, memory };
+  return { model: program.model, file: program.file, ...(batch ? { batch } : {}), sizes: Object.fromEntries(sizes), defaulted, ...(raised ? { raised } : {}), ...(broken !== undefined ? { broken } : {}), graphs, memory };
 }
 
 /** A kernel made by the fusion pass (fused_elementwise, or any other op of the `fused` family such as a matmul with its epilogue). */
@@ -440,7 +454,8 @@ function header(r: KernelReport): string[] {
     `Model: ${r.model}`,
     `Source: ${r.file}`,
     `Batch size for the numbers: ${batch}`,
-    `Other symbolic sizes: ${others.length === 0 ? 'none' : others.map(([k, v]) => `${k}=${v}${r.defaulted.includes(k) ? ' (default; set with --report-size)' : ''}`).join(', ')}`,
+    `Other symbolic sizes: ${others.length === 0 ? 'none' : others.map(([k, v]) => `${k}=${v}${r.raised?.includes(k) ? " (default, raised from 1 to fit the model's conditions; set with --report-size)" : r.defaulted.includes(k) ? ' (default; set with --report-size)' : ''}`).join(', ')}`,
+    ...(r.broken !== undefined ? [`Warning: these sizes break the model's condition ${r.broken}: the numbers are for sizes the model refuses; give sizes that satisfy it with --report-size (and --report-batch)`] : []),
   ];
 }
 

@@ -486,8 +486,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         if (e.axis) expr(e.axis, scope);
         for (const c of e.carry) expr(c.init, scope);
         const inner = new Scope(scope);
-        for (const v of e.variables) inner.define(v.text, v.span);
-        for (const c of e.carry) inner.define(c.name.text, c.name.span);
+        // one name for two sequences (or a sequence and a carry): the later binding would hide the other silently
+        for (const v of e.variables) defineUnique(inner, v, 'the scan variable');
+        for (const c of e.carry) defineUnique(inner, c.name, 'the scan carry');
         statements(e.body, inner, 'scan');
         // after the scan, the carried names hold their final values
         for (const c of e.carry) scope.define(c.name.text, c.name.span);

@@ -4,12 +4,14 @@ import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
 import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
-import { AUGMENTATIONS, columnClashes, CSV_LABEL_TYPES, DATASETS, datasetColumns, environmentColumns, ENVIRONMENTS } from '../../runtime/catalog.ts';
+import { AUGMENTATIONS, columnClashes, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
+import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
+import { splitSizes } from '../../runtime/data.ts';
 import { OPTIMIZER_DEFAULTS, optimizerLr, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -97,7 +99,7 @@ export function matchesPath(path: string, pattern: string): boolean {
   return new RegExp(`^${body}(?:\\..+)?$`).test(path);
 }
 
-export function planTraining(train: A.TrainDecl, graph: Graph, options: { readonly checkData?: boolean } = {}): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
+export function planTraining(train: A.TrainDecl, graph: Graph, options: { readonly checkData?: boolean; readonly checkBatch?: boolean } = {}): { plan?: TrainingPlan; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const report = (message: string, span: A.Span, help?: string) => diagnostics.push(diagnostic('E0206', message, span, help ? { help } : {}));
   const allPaths = graph.params.map((p) => p.path);
@@ -185,12 +187,47 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
    * dtype, and one example's shape after the batch axis (a symbolic size binds to the data's; a flat
    * column of the same size also feeds a shaped input, as dlc train allows).
    */
-  const checkDataFits = (v: SettingValue, span: A.Span) => {
+  const checkDataFits = (v: SettingValue, span: A.Span, setting: string) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v) || !('call' in v)) return;
-    const columns = datasetColumns(v.call, v.args);
-    if (!columns) return;
-    const given = Object.keys(columns).map((c) => `\`${c}\``).join(', ');
     const bound = new Map<string, number>();
+    if (setting === 'data') dataSizes = { sizes: bound, span, source: `\`${v.call}()\`` };
+    const columns = datasetColumns(v.call, v.args);
+    // a CSV whose feature columns are listed: its `features` column's size is known (the rest is the file's)
+    const listed = columns ? undefined : listedFeatureCount(v.call, v.args);
+    const features = graph.inputs.find((i) => i.name === 'features');
+    if (listed !== undefined && features && features.value.type.shape.length >= 1) {
+      const perExample = features.value.type.shape.slice(1);
+      const clash = columnClashes(perExample.map(sizeExpr), [listed], bound);
+      if (clash === 'rank' || clash.length > 0) {
+        const declared = `${features.value.type.dtype}${shapeToString(features.value.type.shape)}`;
+        diagnostics.push(diagnostic('E0207', `the CSV's ${listed} listed \`columns\` give \`features\` as f32[${listed}] per example, but the model's input is ${declared}: ${clash === 'rank' ? `one example is ${shapeToString(perExample)} after the batch axis` : clash.join('; ')}`, span));
+      }
+    }
+    if (columns) checkColumns(v.call, columns, span, bound);
+    // the model's size conditions on the sizes the data fixes (a text's window L against `L <= ctx + 1`)
+    const source = listed !== undefined ? `the CSV's ${listed} listed \`columns\`` : `\`${v.call}()\``;
+    for (const c of graph.constraints ?? []) {
+      const names = [...freeVars(c.left), ...freeVars(c.right)];
+      if (names.length === 0 || !names.every((n) => bound.has(n))) continue;
+      const l = evaluate(c.left, bound);
+      const r = evaluate(c.right, bound);
+      if (conditionHolds(c.op, l, r)) continue;
+      const fixed = [...new Set(names)].map((n) => `${n} = ${bound.get(n)}`).join(', ');
+      diagnostics.push(
+        diagnostic('E0304', `${source} ${listed !== undefined ? 'give' : 'gives'} examples with ${fixed}, which breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`, span, {
+          secondary: [{ span: c.span, message: 'the condition' }],
+          help: 'train with data that fits the condition (a text\'s `context:`), or change the model\'s sizes',
+        }),
+      );
+    }
+  };
+  /** The sizes the train block's `data` fixes (a text's L, a listed CSV's features F), bound by checkDataFits. */
+  let dataSizes: { sizes: Map<string, number>; span: A.Span; source: string } | undefined;
+
+  /** A dataset's known columns against the model's inputs (dtype, per-example shape, class count), binding the sizes they fix in `bound`. */
+  const checkColumns = (call: string, columns: Readonly<Record<string, ColumnSpec>>, span: A.Span, bound: Map<string, number>) => {
+    const v = { call };
+    const given = Object.keys(columns).map((c) => `\`${c}\``).join(', ');
     for (const input of graph.inputs) {
       const t = input.value.type;
       const column = columns[input.name];
@@ -222,23 +259,64 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         );
       }
     }
-    // the model's size conditions on the sizes the data fixes (a text's window L against `L <= ctx + 1`)
-    for (const c of graph.constraints ?? []) {
+  };
+  let indexUses: IndexUse[] | undefined;
+
+  /**
+   * The model's conditions on the batch size B (`where B % 2 == 0`) against every batch size training
+   * will run: `batch` (32 by default), and where the data's size is known (iris, mnist), each split's last,
+   * partial batch (a validation split of 15 examples is one batch of 15). Reported at the condition,
+   * once per condition, with the nearest batch size that fits every split.
+   */
+  function checkBatchConditions(): void {
+    const data = settings.data;
+    if (data === null || typeof data !== 'object' || Array.isArray(data) || !('call' in data)) return;
+    const batchSetting = settings.batch;
+    if (batchSetting !== undefined && !(typeof batchSetting === 'number' && Number.isInteger(batchSetting) && batchSetting >= 1)) return;
+    const batch = batchSetting ?? 32;
+    const known = dataSizes?.sizes ?? new Map<string, number>();
+    const conditions = (graph.constraints ?? []).filter((c) => {
       const names = [...freeVars(c.left), ...freeVars(c.right)];
-      if (names.length === 0 || !names.every((n) => bound.has(n))) continue;
-      const l = evaluate(c.left, bound);
-      const r = evaluate(c.right, bound);
-      if (conditionHolds(c.op, l, r)) continue;
-      const fixed = [...new Set(names)].map((n) => `${n} = ${bound.get(n)}`).join(', ');
+      return names.includes('B') && names.every((n) => n === 'B' || known.has(n));
+    });
+    if (conditions.length === 0) return;
+    // the splits as dlc train draws them (runtime/data.ts splitSizes), where the data's size is known
+    const total = datasetLength(data.call);
+    const validation = settings.validation;
+    const ownValidation = validation !== null && typeof validation === 'object' && !Array.isArray(validation) && 'call' in validation ? validation : undefined;
+    let splits: SplitSize[];
+    if (validation !== undefined) {
+      splits = [{ split: 'training', ...(total !== undefined ? { examples: total } : {}) }];
+      const held = ownValidation ? datasetLength(ownValidation.call) : undefined;
+      if (held !== undefined) splits.push({ split: 'validation', examples: held });
+    } else {
+      const split = settings.split ?? [0.8, 0.1, 0.1];
+      const fractions = Array.isArray(split) && split.length >= 2 && split.length <= 3 && split.every((f) => typeof f === 'number' && f >= 0) ? (split as number[]) : undefined;
+      if (fractions === undefined || Math.abs(fractions.reduce((a, b) => a + b, 0) - 1) > 1e-6) return; // reported as the split's own error
+      const names = ['training', 'validation', 'test'];
+      splits = total === undefined ? [{ split: 'training' }] : splitSizes(total, fractions).map((examples, i) => ({ split: names[i], examples }));
+    }
+    const at = (size: number) => new Map([...known, ['B', size]]);
+    const holds = (c: (typeof conditions)[number], size: number) => conditionHolds(c.op, evaluate(c.left, at(size)), evaluate(c.right, at(size)));
+    const written = settingSpans.batch;
+    for (const c of conditions) {
+      const run = batchRuns(batch, splits).find((r) => !holds(c, r.size));
+      if (!run) continue;
+      const sizes = at(run.size);
+      const shown = written ? `\`batch = ${batch}\`` : `the default batch of ${batch}`;
+      const nearest = nearestFittingBatch(batch, splits, (size) => conditions.every((x) => holds(x, size)));
+      const counts = splits.filter((x) => x.examples !== undefined).map((x) => `${x.split} ${x.examples}`).join(', ');
       diagnostics.push(
-        diagnostic('E0304', `\`${v.call}()\` gives examples with ${fixed}, which breaks the model's condition \`${c.text}\` (${l} ${c.op} ${r} is false)`, span, {
-          secondary: [{ span: c.span, message: 'the condition' }],
-          help: 'train with data that fits the condition (a text\'s `context:`), or change the model\'s sizes',
+        diagnostic('E0304', `${run.last ? `with ${shown}, ${describeRun(run, batch)}, and B = ${run.size}` : `${shown} gives batches of B = ${batch}, which`} breaks the model's condition \`${c.text}\` (${evaluate(c.left, sizes)} ${c.op} ${evaluate(c.right, sizes)} is false)`, c.span, {
+          secondary: [
+            ...(written ? [{ span: written, message: 'the batch size' }] : []),
+            ...(run.last && dataSizes ? [{ span: dataSizes.span, message: `${dataSizes.source}: ${counts} examples` }] : []),
+          ],
+          help: `${nearest !== undefined ? `\`batch = ${nearest}\` fits every batch${counts ? ` of the splits (${counts})` : ''}` : run.last ? 'no batch size fits every split: change `split` so that each split\'s size fits the condition' : 'choose a batch size that fits the condition'}${run.last ? '; every example is used, so a split\'s last batch holds what is left over (there is no drop_last)' : ''}`,
         }),
       );
     }
-  };
-  let indexUses: IndexUse[] | undefined;
+  }
 
   /** A model trained from episodes reads the environment's step records and acts through its `sampled_action` output. */
   const checkEnvFits = (v: SettingValue, span: A.Span) => {
@@ -412,7 +490,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
     if (dataset !== undefined) {
       settings[s.name.text] = dataset;
-      if (options.checkData !== false) checkDataFits(dataset, (source ?? path ?? s).span);
+      if (options.checkData !== false) checkDataFits(dataset, (source ?? path ?? s).span, s.name.text);
     }
   };
 
@@ -444,7 +522,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (s.name.text === 'metrics') checkMetricList(s);
           if (s.name.text === 'init_from') checkPath(s, 'init_from', 'init_from = "checkpoints/Pretrained.safetensors"');
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
-          if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span);
+          if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span, s.name.text);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
         }
         break;
@@ -514,6 +592,8 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     if (Object.hasOwn(settings, l.name)) report(l.key === l.name ? `\`${l.name}\` is given twice` : `\`${l.key}\` here sets \`${l.name}\`, which the train block sets already`, l.span, 'keep one of them');
     else settings[l.name] = l.value;
   }
+
+  if (options.checkData !== false && options.checkBatch !== false) checkBatchConditions();
 
   // a validation metric watched where the split leaves no validation set: found after the first epoch otherwise
   const split = settings.split;
