@@ -338,6 +338,41 @@ train Tie {
   });
 });
 
+describe('what a step takes', () => {
+  const MODEL = `use std.nn.{Dense}
+model Two {
+  input x: f32[B, 3]
+  input y: f32[B, 2]
+  layer enc = Dense(3, 4)
+  layer dec = Dense(4, 2)
+  layer extra = Dense(2, 2)
+  let out = dec(relu(enc(x)))
+  loss a = mean((out - y) ** 2)
+  loss b = mean(extra(out) ** 2)
+}
+`;
+  const plan = (body: string) => compileTraining(`${MODEL}train Two {\n${body}}\n`, 's.dl');
+  const messages = (body: string) => plan(body).diagnostics.map((d) => `${d.code} ${d.message}`);
+
+  it('its optimizer wherever it is written, and its freeze; other settings are the block\'s (E0206), and a step with no objective is E0206', () => {
+    const r = plan('  step one {\n    optimizer = sgd(lr: 0.1)\n    freeze dec\n    minimize a over enc, dec\n  }\n  step two {\n    minimize b over extra\n  }\n');
+    expect(r.diagnostics).toEqual([]);
+    const [one, two] = r.trainings[0].plan.steps;
+    expect([one.optimizer.kind, one.optimizer.options.lr, one.params]).toEqual(['sgd', 0.1, ['enc.w', 'enc.b']]);
+    expect([two.optimizer.kind, two.params]).toEqual(['adam', ['extra.w', 'extra.b']]);
+    expect(messages('  step one {\n    clip_grad_norm = 1.0\n    minimize a\n  }\n')).toEqual(['E0206 `clip_grad_norm` applies to the whole train block, not to one step: a step takes its objective, its `optimizer` and `freeze`']);
+    expect(messages('  step one {\n    minimize a over enc, dec\n  }\n  step two {\n    optimizer = adam(lr: 0.1)\n  }\n')).toEqual([
+      'E0206 the step `two` has no `minimize` or `maximize`, so it would train nothing',
+      'W0206 `extra.w`, `extra.b` are in no objective\'s `over`, so training leaves them at their initial value',
+    ]);
+  });
+
+  it('parameters in no objective\'s over are a warning (W0206): training would leave them as they start', () => {
+    expect(messages('  minimize a over enc\n')).toEqual(['W0206 `dec.w`, `dec.b`, `extra.w`, `extra.b` are in no objective\'s `over`, so training leaves them at their initial value']);
+    expect(messages('  minimize a over enc\n  freeze dec, extra\n')).toEqual([]);
+  });
+});
+
 describe('gradients with respect to inputs', () => {
   it('are exposed as outputs and match finite differences', () => {
     const src = 'use std.nn.{Dense}\n\nmodel M {\n  input x: f32[B, 3]\n  layer d = Dense(3, 2)\n  loss = mean(tanh(d(x)) ** 2)\n}\n';

@@ -354,7 +354,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   const groups: ParamGroup[] = [];
   let optimizer: OptimizerSpec | undefined;
   let schedule: ScheduleSpec | undefined;
-  const objectives: { stmt: A.ObjectiveStmt; name: string; optimizer?: OptimizerSpec }[] = [];
+  const objectives: { stmt: A.ObjectiveStmt; name: string; optimizer?: OptimizerSpec; frozen?: readonly string[] }[] = [];
 
   const resolvePattern = (e: A.Expr): string[] => {
     const pattern = pathOf(e);
@@ -566,13 +566,22 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         objectives.push({ stmt: s, name: 'train' });
         break;
       case 'Step': {
+        // a step's own optimizer (before or after its objective) and freeze; every other setting is the block's
+        const mine: (typeof objectives)[number][] = [];
+        let stepOptimizer: OptimizerSpec | undefined;
+        const stepFrozen: string[] = [];
         for (const inner of s.body.stmts) {
-          if (inner.kind === 'Objective') objectives.push({ stmt: inner, name: s.name.text });
-          else if (inner.kind === 'Setting' && inner.name.text === 'optimizer') {
-            const o = optimizerOf(inner.value);
-            if (o && objectives.at(-1)?.name === s.name.text) objectives[objectives.length - 1].optimizer = o;
+          if (inner.kind === 'Objective') mine.push({ stmt: inner, name: s.name.text });
+          else if (inner.kind === 'Setting' && inner.name.text === 'optimizer') stepOptimizer = optimizerOf(inner.value) ?? stepOptimizer;
+          else if (inner.kind === 'Freeze') {
+            freezeSpans.push(inner.span);
+            for (const t of inner.targets) stepFrozen.push(...resolvePattern(t));
+          } else if (inner.kind === 'Setting' || inner.kind === 'SettingBlock') {
+            report(`\`${inner.name.text}\` applies to the whole train block, not to one step: a step takes its objective, its \`optimizer\` and \`freeze\``, inner.name.span, `set \`${inner.name.text}\` beside the steps, in the train block`);
           }
         }
+        if (mine.length === 0) report(`the step \`${s.name.text}\` has no \`minimize\` or \`maximize\`, so it would train nothing`, s.name.span, `add \`minimize <loss> over <layers>\` to it, or remove it`);
+        for (const o of mine) objectives.push({ ...o, ...(stepOptimizer ? { optimizer: stepOptimizer } : {}), frozen: stepFrozen });
         break;
       }
       default:
@@ -667,13 +676,22 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       name: o?.name ?? 'train',
       loss: lossName ?? '',
       ...(objective ? { objective } : {}),
-      params: over.filter((p) => !frozenSet.has(p)),
+      params: over.filter((p) => !frozenSet.has(p) && !(o?.frozen ?? []).includes(p)),
       optimizer: stepOptimizer ?? baseOptimizer,
       maximize: o?.stmt.direction === 'maximize',
       span: o?.stmt.span ?? train.span,
       optimizerSpan: o?.stmt.optimizer?.span ?? settingSpans.optimizer ?? o?.stmt.span ?? train.span,
     };
   });
+  // parameters no step trains (each objective has its `over`) and no freeze names: they keep their initial values
+  if (objectives.length > 0 && objectives.every((o) => o.stmt.over.length > 0)) {
+    const trained = new Set(steps.flatMap((st) => st.params));
+    const idle = allPaths.filter((p) => !trained.has(p) && !frozenSet.has(p) && !objectives.some((o) => o.frozen?.includes(p)));
+    if (idle.length > 0) {
+      const shown = idle.slice(0, 4).map((p) => `\`${p}\``).join(', ') + (idle.length > 4 ? ` and ${idle.length - 4} more` : '');
+      diagnostics.push(diagnostic('W0206', `${shown} ${idle.length === 1 ? 'is' : 'are'} in no objective's \`over\`, so training leaves ${idle.length === 1 ? 'it' : 'them'} at ${idle.length === 1 ? 'its' : 'their'} initial value`, objectives[0].stmt.span, { help: 'add the layers to an `over` list, or `freeze` them to say so' }));
+    }
+  }
   // a group of frozen parameters: its options reach no update
   groups.forEach((g, i) => {
     if (g.params.length > 0 && g.params.every((p) => frozenSet.has(p))) {
