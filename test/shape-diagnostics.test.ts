@@ -622,7 +622,9 @@ describe('mistakes users made, with the message a user needs', () => {
       { code: 'E0201', at: 'Inner', occurrence: 1, message: ['`Inner` is a model, and a model is not a value inside another'], help: /declare it `layer Inner/ },
     ]);
     const metric = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n  metric acc = accuracy(fc(x), label)\n}\ntrain M {\n  maximize acc\n}\n';
-    expectDiagnostics(metric, [{ code: 'E0201', at: 'acc', occurrence: 1, message: ['`acc` is a metric, not a loss'], help: /maximize a loss \(the model's: `loss`\)/ }]);
+    // a metric may be an objective (a WGAN critic's score); an accuracy has no gradient, and that is the reason given
+    expectDiagnostics(metric, [{ code: 'E0206', at: 'maximize acc', message: ['`acc` has no gradient with respect to the parameters the step trains'], help: /minimize cross_entropy\(logits, label\)/ }]);
+    expect(check(metric.replace('accuracy(fc(x), label)', 'mean(fc(x))'))).toEqual([]);
     const noReturn = 'layer L(d: int) {\n  forward(x: f32[B, d]) -> f32[B, d] {\n    let y = x\n  }\n}\nmodel M {\n  input x: f32[B, 4]\n  layer l = L(4)\n  output y = l(x)\n}\n';
     expectDiagnostics(noReturn, [{ code: 'E0302', at: 'f32[B, d]', occurrence: 1, message: ['the body ends without `return`, but promises f32[B, d]'] }]);
     expectDiagnostics('model M(hidden: int = 0.5) {\n  input x: f32[B, 4]\n  output y = x\n}\n', [{ code: 'E0303', at: '0.5', message: ['`hidden` is declared int, found a float'] }]);

@@ -568,10 +568,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
           trainBlock(s.body, model, TRAIN_SETTINGS);
           break;
         case 'Objective':
-          if (model && s.loss.kind === 'Ident' && model.metrics.has(s.loss.name)) {
-            const losses = [...model.losses].map((l) => `\`${l}\``).join(', ');
-            out.push(diagnostic('E0201', `\`${s.loss.name}\` is a metric, not a loss`, s.loss.span, { help: `a metric counts decisions and has no gradient to train with; ${s.direction} a loss${losses ? ` (the model's: ${losses})` : ' (declare one with `loss name = ...`)'}` }));
-          } else if (model && s.loss.kind === 'Ident' && !model.losses.has(s.loss.name)) {
+          // a metric may be an objective, as in an expression (`maximize m`, a WGAN critic's score): the
+          // training plan refuses one with no gradient (an accuracy) with the reason
+          if (model && s.loss.kind === 'Ident' && !model.losses.has(s.loss.name) && !model.metrics.has(s.loss.name)) {
             const help = didYouMean(s.loss.name, model.losses);
             out.push(diagnostic('E0201', `the model declares no loss \`${s.loss.name}\``, s.loss.span, help ? { help } : {}));
           }

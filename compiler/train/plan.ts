@@ -659,7 +659,9 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   };
   const taken = new Set(quantities);
   const steps: TrainStepPlan[] = (objectives.length > 0 ? objectives : [undefined]).map((o) => {
-    let lossName = o ? (o.stmt.loss.kind === 'Ident' ? o.stmt.loss.name : undefined) : [...graph.losses.keys()][0];
+    // a loss by name; a metric by name is an objective, as in an expression
+    const byName = o?.stmt.loss.kind === 'Ident' && !graph.metrics.has(o.stmt.loss.name) ? o.stmt.loss.name : undefined;
+    let lossName = o ? byName : [...graph.losses.keys()][0];
     let objective: ObjectiveExpr | undefined;
     if (o && lossName !== undefined && !graph.losses.has(lossName)) {
       report(`\`${graph.name}\` has no loss \`${lossName}\``, o.stmt.loss.span, didYouMean(lossName, graph.losses.keys()));
