@@ -53,6 +53,11 @@ describe('where H % k == 0 in a model', () => {
     expect(messages(twice.replace('H % 2 == 0, W % 2 == 0', 'H % 4 == 0 and W % 2 == 0, W % 4 == 0'))).toEqual([]);
   });
 
+  it('a size condition that is no comparison (`where H % 4`, an `or`) is E0304: it was carried as nothing and never checked', () => {
+    expect(messages('model M {\n  input x: f32[B, H]\n  where H % 4\n  output y = x\n}\n')).toEqual(['E0304 a condition on sizes is a comparison of whole numbers (==, !=, <, <=, >, >=), several joined with `and` or commas; `H % 4` is not one | say what the remainder must be: `where H % 4 == 0`']);
+    expect(messages('model M {\n  input x: f32[B, H]\n  where H == 1 or H % 2 == 0\n  output y = x\n}\n')[0]).toContain('E0304 a condition on sizes is a comparison');
+  });
+
   it('a condition that divides a size by 0 is E0304 when compiling (it failed every batch with NaN == 0)', () => {
     expect(messages('model M(k: int = 0) {\n  input x: f32[B, H]\n  where H % k == 0\n  output y = x\n}\n')).toEqual(['E0304 the condition `H % k == 0` divides a size by 0, so no batch could meet it (k = 0)']);
   });

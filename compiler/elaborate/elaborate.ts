@@ -486,9 +486,13 @@ export class Elaborator {
             this.fail('E0304', `the condition \`${printExpr(c)}\` divides a size by 0, so no batch could meet it${describeBindings(c, env)}`, c.span);
           }
           this.builder.constraints.push({ op: c.op as '==', left, right, text: exprText(c), span: c.span });
+          return;
         }
       }
-      return;
+      // anything else would be carried as nothing, and never checked
+      this.fail('E0304', `a condition on sizes is a comparison of whole numbers (==, !=, <, <=, >, >=), several joined with \`and\` or commas; \`${printExpr(c)}\` is not one`, c.span, {
+        help: c.kind === 'Binary' && c.op === '%' ? `say what the remainder must be: \`where ${printExpr(c)} == 0\`` : 'write each condition as one comparison',
+      });
     }
     const v = this.expr(c, env);
     if (v.kind === 'bool' && !v.value) {
