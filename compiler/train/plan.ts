@@ -204,6 +204,17 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       }
     }
     if (columns) checkColumns(v.call, columns, span, bound);
+    // a CSV gives two columns whatever the file holds: `features` (f32) and, with `label:`, `label`
+    if (v.call === 'csv') {
+      const names = v.args.label === undefined ? ['features'] : ['features', 'label'];
+      for (const input of graph.inputs) {
+        if (names.includes(input.name)) continue;
+        const declared = `${input.value.type.dtype}${shapeToString(input.value.type.shape)}`;
+        diagnostics.push(diagnostic('E0207', `\`csv()\` has no column \`${input.name}\` for the model's input ${input.name}: ${declared}; it gives ${names.map((n) => `\`${n}\``).join(' and ')} (every other column of the file, as f32)`, span, {
+          help: v.args.label === undefined && input.value.type.dtype === 'i32' ? `name the label column (\`csv(path: ..., label: "${input.name}")\`) and the input \`label\`` : 'a CSV feeds one `features` input (f32[B, n]) and one `label`: name the inputs so, and cast or slice the features in the model',
+        }));
+      }
+    }
     // the model's size conditions on the sizes the data fixes (a text's window L against `L <= ctx + 1`)
     const source = listed !== undefined ? `the CSV's ${listed} listed \`columns\`` : `\`${v.call}()\``;
     for (const c of graph.constraints ?? []) {
