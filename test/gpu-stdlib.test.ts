@@ -36,6 +36,16 @@ model Newer {
 }
 `;
 
+/** Every output on the GPU against the float64 interpreter's, element by element (1e-5 + 1e-4 relative). */
+function expectOutputsMatch(gpu: Readonly<Record<string, unknown>>, ref: ReadonlyMap<string, Tensor>): void {
+  expect([...ref.keys()].sort()).toEqual(Object.keys(gpu).sort());
+  for (const [name, want] of ref) {
+    const got = gpu[name] as ArrayLike<number>;
+    expect(got.length, name).toBe(want.data.length);
+    for (let i = 0; i < want.data.length; i++) expect(Math.abs(got[i] - want.data[i]), `${name}[${i}]: ${got[i]} on the GPU, ${want.data[i]} in float64`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want.data[i]));
+  }
+}
+
 describe('newer stdlib on WebGPU', () => {
   it("every output agrees with the float64 interpreter on the GPU model's own weights", { timeout: 60_000 }, async () => {
     const res = compileSource(SOURCE, 'newer.dl');
@@ -52,12 +62,7 @@ describe('newer stdlib on WebGPU', () => {
       const params = new Map<string, Tensor>([...weights.tensors].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data as ArrayLike<number>))]));
       const graph = checkSource(SOURCE, 'newer.dl', undefined, { training: false }).graphs.get('Newer')!;
       const ref = interpretGraph(graph, { inputs: new Map([['x', tensor('f32', [b, 4], x)], ['img', tensor('f32', [b, 4, 3, 3], img)], ['label', tensor('i32', [b], label)]]), params, state: new Map() }, { sizes: new Map([['B', b]]) });
-      expect([...ref.outputs.keys()].sort()).toEqual(Object.keys(gpu).sort());
-      for (const [name, want] of ref.outputs) {
-        const got = gpu[name as keyof typeof gpu] as ArrayLike<number>;
-        expect(got.length, name).toBe(want.data.length);
-        for (let i = 0; i < want.data.length; i++) expect(Math.abs(got[i] - want.data[i]), `${name}[${i}]: ${got[i]} on the GPU, ${want.data[i]} in float64`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want.data[i]));
-      }
+      expectOutputsMatch(gpu, ref.outputs);
     } finally {
       model.dispose();
     }
@@ -94,12 +99,7 @@ model Recurrent {
       const graph = checkSource(source, 'recurrent.dl', undefined, { training: false }).graphs.get('Recurrent')!;
       const inputs = new Map([['x', tensor('f32', [b, 4, 3], feeds.x)], ['h0', tensor('f32', [4, b, 5], feeds.h0)], ['c0', tensor('f32', [2, b, 5], feeds.c0)]]);
       const ref = interpretGraph(graph, { inputs, params, state: new Map() }, { sizes: new Map([['B', b]]) });
-      expect([...ref.outputs.keys()].sort()).toEqual(Object.keys(gpu).sort());
-      for (const [name, want] of ref.outputs) {
-        const got = gpu[name as keyof typeof gpu] as ArrayLike<number>;
-        expect(got.length, name).toBe(want.data.length);
-        for (let i = 0; i < want.data.length; i++) expect(Math.abs(got[i] - want.data[i]), `${name}[${i}]: ${got[i]} on the GPU, ${want.data[i]} in float64`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want.data[i]));
-      }
+      expectOutputsMatch(gpu, ref.outputs);
     } finally {
       model.dispose();
     }

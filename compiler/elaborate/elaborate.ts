@@ -205,6 +205,18 @@ export class Elaborator {
     return { ...d, secondary: [...d.secondary, { span: frame.call, message }] };
   }
 
+  /** The value of `e` if it has one here, reporting nothing (undefined where evaluating it fails). */
+  private valueIfAny(e: A.Expr, env: Env): CtValue | undefined {
+    return this.quietly(() => {
+      try {
+        return this.expr(e, env);
+      } catch (err) {
+        if (err instanceof Abort) return undefined;
+        throw err;
+      }
+    });
+  }
+
   /** Runs f with diagnostics discarded (for best-effort display of declared types). */
   private quietly<T>(f: () => T): T {
     const saved = this.silent;
@@ -445,15 +457,7 @@ export class Elaborator {
     const isZero = (e: A.Expr) => e.kind === 'Number' && e.value === 0;
     const rem = isZero(c.right) ? c.left : isZero(c.left) ? c.right : undefined;
     if (rem?.kind !== 'Binary' || rem.op !== '%' || rem.left.kind !== 'Ident' || !isSize(rem.left.name)) return undefined;
-    const right = rem.right;
-    const k = this.quietly(() => {
-      try {
-        return this.expr(right, env);
-      } catch (e) {
-        if (e instanceof Abort) return undefined;
-        throw e;
-      }
-    });
+    const k = this.valueIfAny(rem.right, env);
     return k?.kind === 'int' && Number.isSafeInteger(k.value) && k.value >= 2 ? { name: rem.left.name, step: k.value } : undefined;
   }
 
@@ -921,14 +925,7 @@ export class Elaborator {
    * One that cannot be evaluated here (it reads a hyperparameter bound after it) is left alone.
    */
   private checkOverriddenDefault(p: A.HyperParam, fallback: A.Expr, env: Env): void {
-    const value = this.quietly(() => {
-      try {
-        return this.expr(fallback, env);
-      } catch (e) {
-        if (e instanceof Abort) return undefined;
-        throw e;
-      }
-    });
+    const value = this.valueIfAny(fallback, env);
     if (value && value.kind !== 'tensor' && value.kind !== 'poison') this.checkHyper(p, value, fallback.span);
   }
 
