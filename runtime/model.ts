@@ -440,7 +440,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>, options: SizesOption = {}): Promise<Record<string, number>[]> {
     this.check();
     const given = sizeOptions(this.program, options.sizes, 'evaluate');
-    const records = [...batches].map((batch) => this.submitEvaluate(batch, [], given, 'evaluate').record);
+    const records = this.submitEvaluations([...batches], [], given, 'evaluate').map((p) => p.record);
     return this.guard(this.executor.readScalars(records));
   }
 
@@ -448,15 +448,34 @@ export class Model<I extends string = string, O extends string = string, R exten
    * One batch through the evaluate graph in its own submit: its losses and metrics recorded, the
    * outputs named in `reads` (the totals of evaluateSet) read back with them, and its length B.
    */
-  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[], given: ReadonlyMap<string, number>, where: string): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
+  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[], given: ReadonlyMap<string, number>, where: string, index: number): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
     const g = this.program.graphs.evaluate;
     const inputs = this.inputsOf(g, batch);
     const sizes = this.requireExamples(this.bindSizes(g, batch, given, where));
     return this.executor.submit((encoder) => {
+      this.executor.encodeRandomKeyFold(encoder, index);
       this.executor.encode(encoder, g, inputs, sizes);
       const record = this.executor.recordScalars(encoder, g, this.executor.scalarNames(g));
       return { record, length: sizes.get('B') ?? 1, ...(reads.length > 0 ? { read: this.executor.encodeRead(encoder, g, reads, sizes) } : {}) };
     });
+  }
+
+  /**
+   * The batches of one evaluation, each in its own submit and with its own random noise: batch 0 draws
+   * from the model's key as `evaluate` does, batch i from a hash of that key and i. The model's key is
+   * put back after the last (also when a batch is refused), so evaluating neither moves the key training
+   * draws from nor depends on anything but the model, its key and the batches.
+   */
+  private submitEvaluations(batches: readonly Readonly<Record<string, HostArray>>[], reads: readonly string[], given: ReadonlyMap<string, number>, where: string): ReturnType<Model<I, O, R>['submitEvaluate']>[] {
+    const folds = batches.length > 1 && this.executor.hasRandomKey;
+    const out: ReturnType<Model<I, O, R>['submitEvaluate']>[] = [];
+    try {
+      for (const batch of batches) out.push(this.submitEvaluate(batch, reads, given, where, folds ? out.length : 0));
+    } finally {
+      // batch 0 saved the key whether or not a later batch was submitted
+      if (folds && out.length > 0) this.executor.restoreRandomKey();
+    }
+    return out;
   }
 
   /**
@@ -474,7 +493,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const list = [...batches];
     // a set of no batches has no loss or metric: an error, as an empty batch is, not a record of none
     if (list.length === 0) throw new InputError('evaluateSet() was given no batches, so there is no loss or metric to compute');
-    const pending = list.map((batch) => this.submitEvaluate(batch as Readonly<Record<string, HostArray>>, totalNames, given, 'evaluateSet'));
+    const pending = this.submitEvaluations(list as readonly Readonly<Record<string, HostArray>>[], totalNames, given, 'evaluateSet');
     const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
     const weight = pending.reduce((a, p) => a + p.length, 0);
     const out: Record<string, number> = {};

@@ -378,3 +378,54 @@ describe('parameter access', () => {
     }
   });
 });
+
+const NOISY = `use std.nn.{Dense}
+
+model Noisy {
+  input x: f32[B, 4]
+  layer fc = Dense(4, 1)
+  loss = mean((fc(x) + random_normal([B, 1])) ** 2)
+}
+
+train Noisy {
+  optimizer = sgd(lr: 0.1)
+  batch = 4
+}
+`;
+
+describe('evaluation noise', () => {
+  it('each batch of one evaluation draws its own noise, reproducibly, and the key training draws from does not move', { timeout: 120_000 }, async () => {
+    const r = compileSource(NOISY, 'noisy.dl');
+    const errors = r.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0 || !r.programs[0]) throw new Error(errors.map((d) => d.message).join('\n'));
+    const device = await ownDevice();
+    const a = await Model.create(r.programs[0], { device, seed: 5 });
+    const b = await Model.create(r.programs[0], { device, seed: 5 });
+    try {
+      const x = rows(4, 4);
+      const key = Array.from(await a.getState('rng.key'));
+      const one = (await a.evaluate({ x })).loss;
+      // batch 0 draws what evaluate draws; the others (the same data) other noise
+      expect((await a.evaluateSet([{ x }])).loss).toBe(one);
+      const each = (await a.evaluateBatches([{ x }, { x }, { x }])).map((v) => v.loss);
+      expect(each[0]).toBe(one);
+      expect(new Set(each).size).toBe(3);
+      const set = (await a.evaluateSet([{ x }, { x }, { x }])).loss;
+      expect(set).toBeCloseTo((each[0] + each[1] + each[2]) / 3, 5);
+      expect((await a.evaluateSet([{ x }, { x }, { x }])).loss).toBe(set);
+      // a set refused part-way (its third batch) leaves the key as it was too
+      await expect(a.evaluateSet([{ x }, { x }, { x: new Float32Array(3) }])).rejects.toThrow(InputError);
+      expect(Array.from(await a.getState('rng.key'))).toEqual(key);
+      // training after the evaluations draws what it would have drawn without them
+      const la = await a.trainStep({ x }).values();
+      const lb = await b.trainStep({ x }).values();
+      expect(la).toEqual(lb);
+      expect(Array.from(await a.getState('rng.key'))).toEqual(Array.from(await b.getState('rng.key')));
+      expect(await a.getParameter('fc.w')).toEqual(await b.getParameter('fc.w'));
+    } finally {
+      a.dispose();
+      b.dispose();
+      device.destroy();
+    }
+  });
+});
