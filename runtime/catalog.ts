@@ -59,6 +59,11 @@ export function datasetColumns(name: string, args: Readonly<Record<string, unkno
   }
 }
 
+/** The layouts a dataset's column can take (`mnist(layout: ...)`'s image), with the shape of one example in each. */
+export function columnLayouts(name: string, column: string): readonly { readonly layout: string; readonly shape: readonly number[] }[] {
+  return name === 'mnist' && column === 'image' ? Object.entries(MNIST_SHAPES).map(([layout, shape]) => ({ layout, shape })) : [];
+}
+
 /**
  * How many examples a dataset call gives, where that is known without reading it: iris's 150 and the
  * offline MNIST package's 10,000 digits (runtime/node/mnist.ts); undefined for the others (files).

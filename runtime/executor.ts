@@ -1091,6 +1091,74 @@ export class Executor {
     });
   }
 
+  /** evaluateSet's per-batch random keys: the scratch words (saved key, batch index, folded key) and the kernel that folds them. */
+  private keyFold: { words: GPUBuffer; pipeline: GPUComputePipeline } | undefined;
+
+  /** Whether the model has a random key (`rng.key`) that its graphs' random ops draw from. */
+  get hasRandomKey(): boolean {
+    return this.state.has('rng.key');
+  }
+
+  /**
+   * Give one batch of an evaluation its own random key: batch 0 keeps the model's key (so one batch
+   * evaluates as `evaluate` does), batch `index` > 0 draws from a hash of that key and the index. The
+   * key is saved at batch 0 and the folded key written over `rng.key` in `encoder`, in queue order;
+   * `restoreRandomKey` puts the saved key back. Nothing is read to the host, so other calls submitted
+   * before and after see the key they would have seen without the evaluation.
+   */
+  encodeRandomKeyFold(encoder: GPUCommandEncoder, index: number): void {
+    const key = this.state.get('rng.key');
+    if (!key) return;
+    this.keyFold ??= {
+      words: this.createBuffer(16, STORAGE_USAGE, 'the evaluation key'),
+      pipeline: this.device.createComputePipeline({
+        layout: 'auto',
+        compute: {
+          entryPoint: 'main',
+          module: this.device.createShaderModule({
+            code: `// evaluateSet: batch k[1]'s key from the saved key k[0], a murmur3 finalizer of key + index * golden ratio.
+@group(0) @binding(0) var<storage, read_write> k: array<u32, 4>;
+@compute @workgroup_size(1)
+fn main() {
+  var h = k[0] + k[1] * 0x9e3779b9u;
+  h = h ^ (h >> 16u);
+  h = h * 0x85ebca6bu;
+  h = h ^ (h >> 13u);
+  h = h * 0xc2b2ae35u;
+  h = h ^ (h >> 16u);
+  k[2] = h;
+}`,
+          }),
+        },
+      }),
+    };
+    const { words, pipeline } = this.keyFold;
+    if (index === 0) {
+      encoder.copyBufferToBuffer(key.buffer, key.offset, words, 0, 4);
+      return;
+    }
+    // written on the queue before this encoder's submit, after every earlier one
+    this.device.queue.writeBuffer(words, 4, Uint32Array.of(index >>> 0));
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: words } }] }));
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(words, 8, key.buffer, key.offset, 4);
+  }
+
+  /** Put back the key `encodeRandomKeyFold` saved at batch 0 (its own submit, in queue order). */
+  restoreRandomKey(): void {
+    const key = this.state.get('rng.key');
+    if (!key || !this.keyFold) return;
+    const words = this.keyFold.words;
+    this.scoped('restoring the random key', () => {
+      const encoder = this.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(words, 0, key.buffer, key.offset, 4);
+      this.device.queue.submit([encoder.finish()]);
+    });
+  }
+
   private lerpPipeline: GPUComputePipeline | undefined;
 
   /**

@@ -111,16 +111,25 @@ export interface TrainStepOptions extends SizesOption {
 
 export interface CopyParametersOptions {
   /**
-   * The source parameter for each of this model's parameters (default: the same path); `undefined`
-   * leaves that parameter as it is.
+   * The source parameter (or state buffer) for each of this model's parameters and own state buffers
+   * (default: the same path); `undefined` leaves that one as it is.
    */
   readonly map?: (path: string) => string | undefined;
-  /** Polyak averaging: each parameter becomes `tau * source + (1 - tau) * itself` (default 1: a copy). */
+  /**
+   * Polyak averaging: each parameter, and each f32 state buffer, becomes `tau * source + (1 - tau) *
+   * itself` (default 1: a copy). State of other dtypes (counters) is copied.
+   */
   readonly tau?: number;
+  /**
+   * Also copy (or average) the model's own state, batch norm's running statistics, as timm's ModelEmaV2
+   * does (default true): a copy that normalises with the source's statistics. Never the run's state
+   * (the optimizer's `opt.*`, the random key `rng.key`). `false` sets the parameters only.
+   */
+  readonly state?: boolean;
 }
 
 export interface CopyReport {
-  /** This model's parameters that were set, by path. */
+  /** This model's parameters, then its own state buffers, that were set, by path. */
   readonly copied: readonly string[];
   /** Those `map` left out. */
   readonly skipped: readonly string[];
@@ -440,7 +449,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>, options: SizesOption = {}): Promise<Record<string, number>[]> {
     this.check();
     const given = sizeOptions(this.program, options.sizes, 'evaluate');
-    const records = [...batches].map((batch) => this.submitEvaluate(batch, [], given, 'evaluate').record);
+    const records = this.submitEvaluations([...batches], [], given, 'evaluate').map((p) => p.record);
     return this.guard(this.executor.readScalars(records));
   }
 
@@ -448,15 +457,34 @@ export class Model<I extends string = string, O extends string = string, R exten
    * One batch through the evaluate graph in its own submit: its losses and metrics recorded, the
    * outputs named in `reads` (the totals of evaluateSet) read back with them, and its length B.
    */
-  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[], given: ReadonlyMap<string, number>, where: string): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
+  private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[], given: ReadonlyMap<string, number>, where: string, index: number): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
     const g = this.program.graphs.evaluate;
     const inputs = this.inputsOf(g, batch);
     const sizes = this.requireExamples(this.bindSizes(g, batch, given, where));
     return this.executor.submit((encoder) => {
+      this.executor.encodeRandomKeyFold(encoder, index);
       this.executor.encode(encoder, g, inputs, sizes);
       const record = this.executor.recordScalars(encoder, g, this.executor.scalarNames(g));
       return { record, length: sizes.get('B') ?? 1, ...(reads.length > 0 ? { read: this.executor.encodeRead(encoder, g, reads, sizes) } : {}) };
     });
+  }
+
+  /**
+   * The batches of one evaluation, each in its own submit and with its own random noise: batch 0 draws
+   * from the model's key as `evaluate` does, batch i from a hash of that key and i. The model's key is
+   * put back after the last (also when a batch is refused), so evaluating neither moves the key training
+   * draws from nor depends on anything but the model, its key and the batches.
+   */
+  private submitEvaluations(batches: readonly Readonly<Record<string, HostArray>>[], reads: readonly string[], given: ReadonlyMap<string, number>, where: string): ReturnType<Model<I, O, R>['submitEvaluate']>[] {
+    const folds = batches.length > 1 && this.executor.hasRandomKey;
+    const out: ReturnType<Model<I, O, R>['submitEvaluate']>[] = [];
+    try {
+      for (const batch of batches) out.push(this.submitEvaluate(batch, reads, given, where, folds ? out.length : 0));
+    } finally {
+      // batch 0 saved the key whether or not a later batch was submitted
+      if (folds && out.length > 0) this.executor.restoreRandomKey();
+    }
+    return out;
   }
 
   /**
@@ -474,7 +502,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const list = [...batches];
     // a set of no batches has no loss or metric: an error, as an empty batch is, not a record of none
     if (list.length === 0) throw new InputError('evaluateSet() was given no batches, so there is no loss or metric to compute');
-    const pending = list.map((batch) => this.submitEvaluate(batch as Readonly<Record<string, HostArray>>, totalNames, given, 'evaluateSet'));
+    const pending = this.submitEvaluations(list as readonly Readonly<Record<string, HostArray>>[], totalNames, given, 'evaluateSet');
     const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
     const weight = pending.reduce((a, p) => a + p.length, 0);
     const out: Record<string, number> = {};
@@ -719,7 +747,8 @@ export class Model<I extends string = string, O extends string = string, R exten
   /**
    * Set this model's parameters from another model's (a target network): each parameter from the
    * source's of the same path, or of `map(path)` (`undefined` skips it); with `tau` < 1, Polyak
-   * averaging `tau * source + (1 - tau) * own`. Every pair is checked (shape, dtype) before anything
+   * averaging `tau * source + (1 - tau) * own`. The model's own state (batch norm's running statistics)
+   * goes with them, copied or averaged alike, unless `state: false`; the run's (`opt.*`, `rng.key`) never. Every pair is checked (shape, dtype) before anything
    * is written. On one device with `tau` 1 it is a copy on the GPU, ordered after both models' work.
    */
   async copyParametersFrom(other: Model<string, string, string>, options: CopyParametersOptions = {}): Promise<CopyReport> {
@@ -728,34 +757,45 @@ export class Model<I extends string = string, O extends string = string, R exten
     other.check();
     const tau = options.tau ?? 1;
     if (typeof tau !== 'number' || !(tau > 0 && tau <= 1)) throw new InputError(`copyParametersFrom() was given tau = ${String(tau)}; tau is a number in (0, 1] (1 copies)`);
-    const pairs: { from: string; to: string }[] = [];
+    if (options.state !== undefined && typeof options.state !== 'boolean') throw new InputError(`copyParametersFrom() was given state = ${String(options.state)}; state is true (the default: copy the model's own state too) or false`);
+    const pairs: { from: string; to: string; average: boolean }[] = [];
     const skipped: string[] = [];
-    for (const p of this.program.params) {
-      const from = options.map ? options.map(p.path) : p.path;
-      if (from === undefined) {
-        skipped.push(p.path);
-        continue;
+    const ownState = options.state === false ? [] : this.program.state.filter((s) => !isRunState(s.path));
+    const sourceState = other.program.state.filter((s) => !isRunState(s.path));
+    for (const [kind, mine, theirs] of [['parameter', this.program.params, other.program.params], ['state buffer', ownState, sourceState]] as const) {
+      for (const p of mine) {
+        const from = options.map ? options.map(p.path) : p.path;
+        if (from === undefined) {
+          skipped.push(p.path);
+          continue;
+        }
+        const src = theirs.find((q) => q.path === from);
+        if (!src) {
+          const hint = kind === 'state buffer' ? `; pass { map } to say where each comes from or to skip it, or { state: false } to copy the parameters only` : `; pass { map } to say where each parameter comes from, or to skip it`;
+          throw new InputError(`copyParametersFrom(): the source model ${other.program.model} has no ${kind} \`${String(from)}\`${from !== p.path ? ` (for \`${p.path}\`)` : ''}${hint}`);
+        }
+        if (src.dtype !== p.dtype || src.shape.length !== p.shape.length || src.shape.some((x, i) => x !== p.shape[i])) {
+          throw new InputError(`copyParametersFrom(): \`${from}\` of ${other.program.model} is ${src.dtype}[${src.shape.join(', ')}], but \`${p.path}\` of ${this.program.model} is ${p.dtype}[${p.shape.join(', ')}]`);
+        }
+        if (kind === 'parameter' && tau !== 1 && p.dtype !== 'f32') throw new InputError(`copyParametersFrom(): averaging with tau = ${tau} needs f32 parameters; \`${p.path}\` is ${p.dtype}`);
+        // state of another dtype (a counter) is copied, as timm's EMA copies integer buffers
+        pairs.push({ from, to: p.path, average: tau !== 1 && p.dtype === 'f32' });
       }
-      const src = other.program.params.find((q) => q.path === from);
-      if (!src) throw new InputError(`copyParametersFrom(): the source model ${other.program.model} has no parameter \`${String(from)}\`${from !== p.path ? ` (for \`${p.path}\`)` : ''}; pass { map } to say where each parameter comes from, or to skip it`);
-      if (src.dtype !== p.dtype || src.shape.length !== p.shape.length || src.shape.some((x, i) => x !== p.shape[i])) {
-        throw new InputError(`copyParametersFrom(): \`${from}\` of ${other.program.model} is ${src.dtype}[${src.shape.join(', ')}], but \`${p.path}\` of ${this.program.model} is ${p.dtype}[${p.shape.join(', ')}]`);
-      }
-      if (tau !== 1 && p.dtype !== 'f32') throw new InputError(`copyParametersFrom(): averaging with tau = ${tau} needs f32 parameters; \`${p.path}\` is ${p.dtype}`);
-      pairs.push({ from, to: p.path });
     }
+    const copies = pairs.filter((x) => !x.average);
+    const averages = pairs.filter((x) => x.average);
     // on one device, in queue order with every other call (a copy and an average alike); between
     // devices, through the host: await it before the next call that should see it
     if (other.executor.device === this.executor.device) {
-      if (tau === 1) this.executor.copyModelBuffersFrom(other.executor, pairs);
-      else this.executor.lerpModelBuffersFrom(other.executor, pairs, tau);
+      if (copies.length > 0) this.executor.copyModelBuffersFrom(other.executor, copies);
+      if (averages.length > 0) this.executor.lerpModelBuffersFrom(other.executor, averages, tau);
     } else {
       const src = await other.guard(other.executor.readModelBuffers(pairs.map((x) => x.from)));
-      const own = tau === 1 ? undefined : await this.guard(this.executor.readModelBuffers(pairs.map((x) => x.to)));
+      const own = averages.length === 0 ? undefined : await this.guard(this.executor.readModelBuffers(averages.map((x) => x.to)));
       this.check();
-      for (const { from, to } of pairs) {
+      for (const { from, to, average } of pairs) {
         const s = src.get(from)!.data;
-        const o = own?.get(to)!.data;
+        const o = average ? own!.get(to)!.data : undefined;
         const data = o ? Float32Array.from(s, (v, i) => tau * v + (1 - tau) * o[i]) : s;
         this.executor.writeModelBuffer(to, data);
       }

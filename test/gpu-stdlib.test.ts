@@ -1,4 +1,4 @@
-// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber, top_k_accuracy, the recurrent layers' states, layers and directions) on WebGPU agree with the float64 interpreter on the same weights.
+// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber, kl_normal, top_k_accuracy, the recurrent layers' states, layers and directions) on WebGPU agree with the float64 interpreter on the same weights.
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
@@ -11,7 +11,7 @@ import { getDevice } from './gpu-helpers.ts';
 
 const SOURCE = `use std.nn.{RMSNorm, GroupNorm, Upsample}
 use std.math.{var, std, normalize, cosine_similarity, tril, triu, top_k}
-use std.loss.{huber}
+use std.loss.{huber, kl_normal}
 
 model Newer {
   input x: f32[B, 4]
@@ -30,6 +30,7 @@ model Newer {
   output grouped = group(img)
   output larger = up(img)
   output robust = huber(x, x * 0.25, delta: 0.5)
+  output kl = kl_normal(x, x * 0.5)
   output top2 = top_k_accuracy(x, label, k: 2)
   output best = top_k(x, 2)[0]
   output best_ids = cast(top_k(x, 2)[1], f32)

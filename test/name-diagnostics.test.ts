@@ -44,6 +44,16 @@ describe('E0201 unknown names', () => {
     ]);
   });
 
+  it("names PyTorch's random and concatenation functions by dlc's name, not the nearest spelling (`randn` suggested `range`)", () => {
+    const src = 'model M {\n  input x: f32[B, 4]\n  let a = randn([B, 4]) + rand([B, 4])\n  let c = cat([x, x], axis: 0)\n  output y = a + randn_like(x)\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0201', at: 'randn', help: 'dlc calls it `random_normal`' },
+      { code: 'E0201', at: 'rand', help: 'dlc calls it `random_uniform`' },
+      { code: 'E0201', at: 'cat', help: 'dlc calls it `concat`' },
+      { code: 'E0201', at: 'randn_like', help: 'dlc calls it `random_normal` (`random_normal(shape(x))`)' },
+    ]);
+  });
+
   it('knows hyperparameters, members declared later, loop variables, symbolic sizes and scan carries', () => {
     expectDiagnostics(
       `layer Rnn(n: int, depth: int = 2 * n) {

@@ -378,3 +378,127 @@ describe('parameter access', () => {
     }
   });
 });
+
+const NOISY = `use std.nn.{Dense}
+
+model Noisy {
+  input x: f32[B, 4]
+  layer fc = Dense(4, 1)
+  loss = mean((fc(x) + random_normal([B, 1])) ** 2)
+}
+
+train Noisy {
+  optimizer = sgd(lr: 0.1)
+  batch = 4
+}
+`;
+
+describe('evaluation noise', () => {
+  it('each batch of one evaluation draws its own noise, reproducibly, and the key training draws from does not move', { timeout: 120_000 }, async () => {
+    const r = compileSource(NOISY, 'noisy.dl');
+    const errors = r.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0 || !r.programs[0]) throw new Error(errors.map((d) => d.message).join('\n'));
+    const device = await ownDevice();
+    const a = await Model.create(r.programs[0], { device, seed: 5 });
+    const b = await Model.create(r.programs[0], { device, seed: 5 });
+    try {
+      const x = rows(4, 4);
+      const key = Array.from(await a.getState('rng.key'));
+      const one = (await a.evaluate({ x })).loss;
+      // batch 0 draws what evaluate draws; the others (the same data) other noise
+      expect((await a.evaluateSet([{ x }])).loss).toBe(one);
+      const each = (await a.evaluateBatches([{ x }, { x }, { x }])).map((v) => v.loss);
+      expect(each[0]).toBe(one);
+      expect(new Set(each).size).toBe(3);
+      const set = (await a.evaluateSet([{ x }, { x }, { x }])).loss;
+      expect(set).toBeCloseTo((each[0] + each[1] + each[2]) / 3, 5);
+      expect((await a.evaluateSet([{ x }, { x }, { x }])).loss).toBe(set);
+      // a set refused part-way (its third batch) leaves the key as it was too
+      await expect(a.evaluateSet([{ x }, { x }, { x: new Float32Array(3) }])).rejects.toThrow(InputError);
+      expect(Array.from(await a.getState('rng.key'))).toEqual(key);
+      // training after the evaluations draws what it would have drawn without them
+      const la = await a.trainStep({ x }).values();
+      const lb = await b.trainStep({ x }).values();
+      expect(la).toEqual(lb);
+      expect(Array.from(await a.getState('rng.key'))).toEqual(Array.from(await b.getState('rng.key')));
+      expect(await a.getParameter('fc.w')).toEqual(await b.getParameter('fc.w'));
+    } finally {
+      a.dispose();
+      b.dispose();
+      device.destroy();
+    }
+  });
+});
+
+const NORMED = `use std.nn.{Dense, BatchNorm}
+
+model Normed {
+  input x: f32[B, 3]
+  layer fc = Dense(3, 3)
+  layer bn = BatchNorm(3)
+  output y = bn(fc(x))
+  loss = mean((y - 1.0) ** 2)
+}
+
+train Normed {
+  optimizer = adam(lr: 0.01)
+  batch = 4
+}
+`;
+
+describe('copyParametersFrom and state', () => {
+  it("copies or averages the model's own state (batch norm's running statistics) with the parameters, never the optimizer's, on one device and between two", { timeout: 120_000 }, async () => {
+    const r = compileSource(NORMED, 'normed.dl');
+    const errors = r.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0 || !r.programs[0]) throw new Error(errors.map((d) => d.message).join('\n'));
+    const program = r.programs[0];
+    const device = await ownDevice();
+    const second = await ownDevice();
+    const g = await Model.create(program, { device, seed: 1 });
+    const ema = await Model.create(program, { device, seed: 2 });
+    const far = await Model.create(program, { device: second, seed: 3 });
+    const stats = ['bn.running_mean', 'bn.running_var'];
+    const read = async (m: Model, path: string) => Array.from(await m.getState(path));
+    try {
+      const x = rows(4, 3, 7);
+      for (let i = 0; i < 3; i++) await g.trainStep({ x }).values();
+      const source = await Promise.all(stats.map((s) => read(g, s)));
+      expect(source[0].some((v) => v !== 0)).toBe(true);
+      // tau 1 copies: the copy evaluates as the source does
+      const report = await ema.copyParametersFrom(g);
+      expect(report.copied).toEqual([...program.params.map((p) => p.path), ...stats]);
+      expect(await Promise.all(stats.map((s) => read(ema, s)))).toEqual(source);
+      expect(Array.from((await ema.predict({ x })).y)).toEqual(Array.from((await g.predict({ x })).y));
+      // the run's state stays the target's own: it never trained, so its step counter is still 0
+      const counter = program.state.find((s) => s.path.startsWith('opt.') && s.shape.length === 0)!.path;
+      expect(Array.from(await ema.getState(counter))).toEqual([0]);
+      // tau < 1 averages the statistics too, on one device (the lerp kernel) and between two (the host)
+      // (ema equals g now: g takes another step first)
+      await g.trainStep({ x }).values();
+      const moved = await Promise.all(stats.map((s) => read(g, s)));
+      for (const target of [ema, far]) {
+        const own = await Promise.all(stats.map((s) => read(target, s)));
+        await target.copyParametersFrom(g, { tau: 0.25 });
+        const avg = await Promise.all(stats.map((s) => read(target, s)));
+        for (let k = 0; k < stats.length; k++) for (let i = 0; i < 3; i++) expect(avg[k][i]).toBeCloseTo(0.25 * moved[k][i] + 0.75 * own[k][i], 6);
+      }
+      // state: false sets the parameters only
+      await g.trainStep({ x }).values();
+      const kept = await read(far, 'bn.running_mean');
+      const only = await far.copyParametersFrom(g, { state: false });
+      expect(only.copied).toEqual(program.params.map((p) => p.path));
+      expect(await read(far, 'bn.running_mean')).toEqual(kept);
+      // map reaches state too: skipping it leaves it
+      const skipping = await far.copyParametersFrom(g, { map: (p) => (p.startsWith('bn.running') ? undefined : p) });
+      expect(skipping.skipped).toEqual(stats);
+      expect(await read(far, 'bn.running_mean')).toEqual(kept);
+      await expect(far.copyParametersFrom(g, { map: (p) => (p === 'bn.running_var' ? 'bn.nope' : p) })).rejects.toThrow(/no state buffer `bn.nope` \(for `bn.running_var`\).*\{ state: false \}/);
+    } finally {
+      g.dispose();
+      ema.dispose();
+      far.dispose();
+      device.destroy();
+      second.destroy();
+    }
+  });
+});

@@ -61,6 +61,9 @@ const CASES: Record<string, [string, string]> = {
   binary_cross_entropy: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = binary_cross_entropy(x, t)'],
   nll: ['input x: f32[B, 4]\n  input label: i32[B]', 'let y = nll(log_softmax(x), label)'],
   dropout: ['input x: f32[B, 4]', 'let y = dropout(x, 0.3)'],
+  kl_normal: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = kl_normal(x, t)'],
+  // the samples carry no gradient to p: x's reaches x through the product only
+  bernoulli: ['input x: f32[B, 4]', 'let y = x * bernoulli(sigmoid(x))'],
 };
 
 /** Metrics are counts of argmax decisions: piecewise constant, with a zero gradient almost everywhere. */

@@ -52,9 +52,9 @@ const prod = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 // Compiling and running .dl source.
 
 const USES = [
-  'use std.nn.{Dense, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm, LayerNorm, RMSNorm, GroupNorm, Upsample, Embedding, RNNCell, RNN, LSTMCell, LSTM, GRUCell, GRU, MultiHeadAttention, TransformerBlock, Residual, Sequential, dropout}',
+  'use std.nn.{Dense, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm, LayerNorm, RMSNorm, GroupNorm, Upsample, Embedding, RNNCell, RNN, LSTMCell, LSTM, GRUCell, GRU, MultiHeadAttention, TransformerBlock, Residual, Sequential, dropout, bernoulli}',
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
-  'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll}',
+  'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
   'use std.metrics.{accuracy, precision, recall, f1}',
 ].join('\n');
@@ -480,13 +480,13 @@ const TESTED = [
   // std.nn
   'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
-  'Residual', 'Sequential', 'dropout', 'RMSNorm', 'GroupNorm', 'Upsample',
+  'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample',
   // std.math
   'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k',
   // std.act
   'relu', 'leaky_relu', 'gelu', 'silu', 'elu', 'softplus', 'logsumexp', 'softmax', 'log_softmax',
   // std.loss
-  'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll',
+  'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
   'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1',
 ];
@@ -714,6 +714,41 @@ describe('dropout (fn)', () => {
     const z = model('model T {\n input x: f32[B, N]\n output y = dropout(x, p: 0.0)\n}', { x: f32([3, 4], x) }, r);
     expect(z.graph.state).toEqual([]);
     expectClose(z.out('y'), [3, 4], x, 0);
+  });
+});
+
+describe('bernoulli', () => {
+  const src = 'model T {\n input p: f32[B, N]\n output y = bernoulli(p)\n}';
+  // four rows of 4096: p = 0, 0.2, 0.7 and 1 (and p outside [0, 1] as torch clamps it: -1 and 2)
+  const levels = [0, 0.2, 0.7, 1, -1, 2];
+  const N = 4096;
+  const p = levels.flatMap((v) => new Array<number>(N).fill(v));
+
+  for (const training of [true, false]) {
+    it(`0/1 samples, 1 with probability p, in ${training ? 'training' : 'evaluation'} too`, () => {
+      const r = prng(`bernoulli/${training}`);
+      const m = model(src, { p: f32([levels.length, N], p) }, r, { key: 9, training });
+      const y = m.out('y');
+      expect(y.shape).toEqual([levels.length, N]);
+      expect(y.data.every((v) => v === 0 || v === 1)).toBe(true);
+      levels.forEach((level, row) => {
+        const rate = y.data.slice(row * N, (row + 1) * N).reduce((a, v) => a + v, 0) / N;
+        const want = Math.min(Math.max(level, 0), 1);
+        // 5 standard deviations of a binomial mean over N draws
+        expect(Math.abs(rate - want), `p = ${level}: rate ${rate}`).toBeLessThanOrEqual(5 * Math.sqrt((want * (1 - want)) / N));
+      });
+      // the key decides the samples
+      expect([...model(src, { p: f32([levels.length, N], p) }, r, { key: 9, training }).out('y').data]).toEqual([...y.data]);
+      expect([...model(src, { p: f32([levels.length, N], p) }, r, { key: 10, training }).out('y').data]).not.toEqual([...y.data]);
+    });
+  }
+
+  it('samples independently of each other (the two halves of a row of p = 0.5 agree about half the time)', () => {
+    const r = prng('bernoulli/independent');
+    const m = model(src, { p: f32([2, N], new Array<number>(2 * N).fill(0.5)) }, r, { key: 4 });
+    const y = m.out('y').data;
+    const agree = Array.from({ length: N }, (_, i) => (y[i] === y[N + i] ? 1 : 0) as number).reduce((a, v) => a + v, 0) / N;
+    expect(Math.abs(agree - 0.5)).toBeLessThanOrEqual(5 * Math.sqrt(0.25 / N));
   });
 });
 
@@ -1482,6 +1517,26 @@ function crossEntropyRef(rows: readonly number[][], labels: readonly number[], e
   });
   return total / rows.length;
 }
+
+describe('kl_normal', () => {
+  it("KL(N(mu, exp(logvar)) || N(0, 1)): the VAE formula -0.5 sum(1 + logvar - mu^2 - exp(logvar)) over the last axis, averaged over the rest", () => {
+    const r = prng('kl_normal');
+    const [A, B, D] = [2, 3, 4];
+    const mu = uniform(r, A * B * D, -2, 2);
+    const logvar = uniform(r, A * B * D, -3, 2);
+    const m = model('model T {\n input mu: f32[A, B, 4]\n input lv: f32[A, B, 4]\n output y = kl_normal(mu, lv)\n output zero = kl_normal(mu * 0.0, lv * 0.0)\n}', { mu: f32([A, B, D], mu), lv: f32([A, B, D], logvar) }, r);
+    // the KL of two normals, per latent dimension: log(s2 / s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2
+    let total = 0;
+    for (let row = 0; row < A * B; row++) {
+      for (let j = 0; j < D; j++) {
+        const s1 = Math.exp(0.5 * logvar[row * D + j]);
+        total += Math.log(1 / s1) + (s1 * s1 + mu[row * D + j] ** 2) / 2 - 0.5;
+      }
+    }
+    expectScalar(m.out('y'), total / (A * B), 1e-12);
+    expectScalar(m.out('zero'), 0, 0);
+  });
+});
 
 describe('huber', () => {
   it('quadratic within delta, linear beyond, averaged', () => {

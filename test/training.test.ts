@@ -181,6 +181,11 @@ train Tie {
     expect(codes('mnist()')).toEqual([]);
     expect(codes('cifar10()')).toEqual([['E0207', "`cifar10()` gives `image` as f32[3, 32, 32] per example, but the model's input is f32[B, 1, 28, 28]: axis 1 is 1, the data's 3; axis 2 is 28, the data's 32; axis 3 is 28, the data's 32"]]);
     expect(codes('iris()')).toEqual([['E0207', "`iris()` has no column `image` for the model's input image: f32[B, 1, 28, 28]; it gives `features`, `label`"]]);
+    // an image input generic over H and W: the flat column cannot give them, and the help names the layout that does
+    const generic = (data: string) => checkSource(`model M {\n  input image: f32[B, 1, H, W]\n  input label: i32[B]\n  param w: f32[1] = zeros\n  loss l = sum(image) * w[0]\n}\n\ntrain M {\n  data = ${data}\n}\n`, 'm.dl').diagnostics.map((d) => [d.code, d.message, d.help]);
+    expect(generic('mnist(layout: "nchw")')).toEqual([]);
+    expect(generic('mnist()')).toEqual([['E0207', "`mnist()` gives `image` as f32[784] per example, but the model's input is f32[B, 1, H, W]: one example is [1, H, W] after the batch axis", '`mnist(layout: "nchw")` gives `image` as [1, 28, 28] per example']]);
+    expect(generic('mnist(layout: "nhwc")').map(([, , help]) => help)).toEqual(['`mnist(layout: "nchw")` gives `image` as [1, 28, 28] per example']);
     // a symbolic size takes the data's value; a CSV's column sizes are known only when it is read, but
     // its names are always `features` and (with `label:`) `label`
     const text = 'model T {\n  input tokens: i32[B, L]\n  param w: f32[3] = zeros\n  loss l = sum(w)\n}\n';

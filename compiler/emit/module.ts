@@ -291,13 +291,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       ),
       delegate(
         'copyParametersFrom',
-        "Set the parameters from another model's (a target network): the same paths, or `map(path)` (undefined skips one); `tau` < 1 averages, `tau * source + (1 - tau) * own`.",
+        "Set the parameters and the model's own state (batch norm's running statistics; `state: false` leaves it) from another model's (a target network, an EMA copy): the same paths, or `map(path)` (undefined skips one); `tau` < 1 averages, `tau * source + (1 - tau) * own`.",
         [
           { name: 'other', type: '{ readonly runtime: Model<string, string, string> }' },
-          { name: 'options', type: '{ readonly map?: (path: ParameterPath) => string | undefined; readonly tau?: number }', initializer: '{}' },
+          { name: 'options', type: '{ readonly map?: (path: ParameterPath | StatePath) => string | undefined; readonly tau?: number; readonly state?: boolean }', initializer: '{}' },
         ],
         'Promise<CopyReport>',
-        'this.model.copyParametersFrom(other.runtime, options as { readonly map?: (path: string) => string | undefined; readonly tau?: number })',
+        'this.model.copyParametersFrom(other.runtime, options as { readonly map?: (path: string) => string | undefined; readonly tau?: number; readonly state?: boolean })',
       ),
       {
         name: 'dispose',

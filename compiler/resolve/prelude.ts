@@ -5,13 +5,13 @@ import { BUILTIN_NAMES, INITIALIZERS } from '../elaborate/builtins.ts';
 /** Standard-library modules and what each exports; `use std.nn.{Dense}` is checked against this table. */
 export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
-    'dropout',
+    'dropout', 'bernoulli',
     'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
     'RMSNorm', 'GroupNorm', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
   'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'logsumexp', 'softplus', 'elu'],
-  'std.loss': ['mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll'],
+  'std.loss': ['mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal'],
   'std.math': ['var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k'],
   'std.metrics': ['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1'],
   'std.init': [

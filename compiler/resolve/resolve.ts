@@ -1,6 +1,6 @@
 // Name resolution and statement placement: unknown names (with "did you mean"), duplicates, imports, train settings.
 import type * as A from '../../grammar/ast.ts';
-import { DiagnosticBag, diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
+import { DiagnosticBag, diagnostic, didYouMean, foreignName, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { DTYPES } from '../ir/types.ts';
 import { fileExports, PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
@@ -86,7 +86,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       return;
     }
     // a lowercase name in a shape: meant as a symbolic size, which starts with a capital letter
-    const close = didYouMean(name, scope.all());
+    const close = foreignName(name, scope.all()) ?? didYouMean(name, scope.all());
     const inType = inShape > 0 && /^[a-z]/.test(name) && close === undefined;
     const help = inType ? `a size in a shape is a number, a hyperparameter, or a symbolic size, which starts with a capital letter (\`${name[0].toUpperCase()}${name.slice(1)}\`)` : close;
     out.push(diagnostic('E0201', `unknown ${what} \`${name}\``, span, help ? { help } : {}));

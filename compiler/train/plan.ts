@@ -4,7 +4,7 @@ import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { Graph } from '../ir/types.ts';
 import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
-import { AUGMENTATIONS, columnClashes, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
+import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
@@ -248,15 +248,23 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         continue;
       }
       const shown = `${column.dtype}[${column.shape.join(', ')}]`;
-      const mismatch = (why: string) => diagnostics.push(diagnostic('E0207', `\`${v.call}()\` gives \`${input.name}\` as ${shown} per example, but the model's input is ${declared}: ${why}`, span));
+      const mismatch = (why: string, help?: string) => diagnostics.push(diagnostic('E0207', `\`${v.call}()\` gives \`${input.name}\` as ${shown} per example, but the model's input is ${declared}: ${why}`, span, help ? { help } : {}));
       if (column.dtype !== t.dtype) {
         mismatch(`${column.dtype} data for a ${t.dtype} input`);
         continue;
       }
       const perExample = t.shape.slice(1);
+      const before = new Map(bound);
       const clash = columnClashes(perExample.map(sizeExpr), column.shape, bound);
-      if (clash === 'rank') mismatch(`one example is ${shapeToString(perExample)} after the batch axis`);
-      else if (clash.length > 0) mismatch(clash.join('; '));
+      // another layout of the same data that fits (mnist's image as [1, 28, 28] for a convolution)
+      const fitsLayout = (shape: readonly number[]) => {
+        const c = columnClashes(perExample.map(sizeExpr), shape, new Map(before));
+        return c !== 'rank' && c.length === 0;
+      };
+      const fits = clash === 'rank' || clash.length > 0 ? columnLayouts(v.call, input.name).find((l) => l.shape.join() !== column.shape.join() && fitsLayout(l.shape)) : undefined;
+      const help = fits ? `\`${v.call}(layout: "${fits.layout}")\` gives \`${input.name}\` as [${fits.shape.join(', ')}] per example` : undefined;
+      if (clash === 'rank') mismatch(`one example is ${shapeToString(perExample)} after the batch axis`, help);
+      else if (clash.length > 0) mismatch(clash.join('; '), help);
       // class labels that index fewer classes than the data has (mnist into a 5-way head)
       const classes = column.classes;
       if (classes === undefined) continue;
