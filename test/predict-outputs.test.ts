@@ -1,5 +1,6 @@
 // predict(inputs, { outputs }): only the kernels the named outputs need run, and only the inputs they read are needed.
 import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileSource } from '../compiler/frontend/compile.ts';
@@ -8,6 +9,8 @@ import { InputError } from '../runtime/errors.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { outputSubset } from '../runtime/subset.ts';
 import { getDevice } from './gpu-helpers.ts';
+import { dlc, repoTempDir, ROOT } from './cli-helpers.ts';
+import { EXIT_OK } from '../compiler/cli/main.ts';
 
 const TWO_TOWER = `use std.nn.{Dense, Embedding}
 use std.math.{normalize}
@@ -140,5 +143,43 @@ describe('predict with outputs', () => {
       a.dispose();
       b.dispose();
     }
+  });
+
+  it("types it in the generated module: each output's inputs (OutputInputs), the outputs asked for as the result", { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('predict-outputs');
+    writeFileSync(join(dir, 'tt.dl'), TWO_TOWER);
+    const r = await dlc('compile', join(dir, 'tt.dl'), '-o', dir, '--runtime', relative(dir, join(ROOT, 'runtime/index.ts')));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { create, type Outputs } from './two_tower.ts';
+const model = await create();
+const item = new Int32Array(3);
+const items: { readonly item_vec: Float32Array } = await model.predict({ item }, { outputs: ['item_vec'] });
+const all: Outputs = await model.predict({ item, user: new Int32Array(2) });
+console.log(items.item_vec.length, all.user_vec.length);
+await model.predict({ item }, { outputs: ['user_vec'] });
+const one = await model.predict({ item }, { outputs: ['item_vec'] });
+console.log(one.user_vec);
+await model.predict({ item }, { outputs: ['itemvec'] });
+`,
+    );
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2023', 'DOM'], types: ['@webgpu/types'], typeRoots: [join(ROOT, 'node_modules')], allowImportingTsExtensions: true, noEmit: true, skipLibCheck: true, exactOptionalPropertyTypes: true },
+        files: ['two_tower.ts', 'use.ts'],
+      }),
+    );
+    let errors = '';
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (e) {
+      errors = String((e as { stdout?: string }).stdout ?? e);
+    }
+    const lines = errors.split('\n').filter((l) => /use\.ts\(\d+/.test(l)).map((l) => Number(/use\.ts\((\d+)/.exec(l)![1]));
+    // lines 1-6 type-check; asking for user_vec without user, reading user_vec from an item_vec result, an unknown name do not
+    expect([...new Set(lines)].sort((x, y) => x - y), errors).toEqual([7, 9, 10]);
+    expect(errors).toMatch(/use\.ts\(7,\d+\):[^\n]*Pick<Inputs, "user">/);
   });
 });
