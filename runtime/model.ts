@@ -10,6 +10,7 @@ import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memo
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
+import { outputSubset } from './subset.ts';
 import { brokenCondition } from './sizes.ts';
 
 export interface CreateOptions extends DeviceOptions {
@@ -102,6 +103,12 @@ export type Batch<I extends string> = { readonly [K in I]: HostArray };
 /** Sizes given with one call (`{ L: 12 }`): those the inputs' lengths cannot tell apart, as `predict` takes them. */
 export interface SizesOption {
   readonly sizes?: Readonly<Record<string, number>>;
+}
+
+/** `predict`'s options: the sizes, and which outputs to compute (all by default). */
+export interface PredictOptions<O extends string = string> extends SizesOption {
+  /** Only these outputs: the kernels they need run, and only the inputs those read are needed. */
+  readonly outputs?: readonly O[];
 }
 
 export interface TrainStepOptions extends SizesOption {
@@ -530,13 +537,39 @@ export class Model<I extends string = string, O extends string = string, R exten
     return out;
   }
 
+  /** The predict graphs of output lists asked for so far (`predict(inputs, { outputs })`), by the sorted list. */
+  private readonly predictSubsets = new Map<string, GraphProgram>();
+
+  /** The part of the predict graph that computes `outputs` (runtime/subset.ts), made once per list. */
+  private predictSubset(outputs: readonly string[]): GraphProgram {
+    const g = this.program.graphs.predict;
+    const known = Object.keys(g.outputs);
+    const list = known.map((k) => `\`${k}\``).join(', ');
+    if (!Array.isArray(outputs) || outputs.length === 0 || outputs.some((o) => typeof o !== 'string')) {
+      throw new InputError(`predict()'s \`outputs\` is a non-empty array of output names; the outputs of ${this.program.model} are ${list}`);
+    }
+    for (const name of outputs) {
+      if (!known.includes(name)) throw new InputError(`predict() was asked for the output \`${name}\`, but ${this.program.model} has no output of that name; its outputs are ${list}`);
+    }
+    const wanted = known.filter((k) => outputs.includes(k));
+    const key = wanted.join(',');
+    let subset = this.predictSubsets.get(key);
+    if (!subset) {
+      subset = outputSubset(g, wanted);
+      this.predictSubsets.set(key, subset);
+    }
+    return subset;
+  }
+
   /**
    * The declared outputs for a batch of inputs, in evaluation mode. `sizes` fixes symbolic sizes the
    * inputs' lengths cannot tell apart: `{ B: 1 }` for one row of `tokens: i32[B, L]` of any length.
+   * `outputs` names some of the outputs: only the kernels they need run, and only the inputs those
+   * kernels read are needed (a decoder's output from its latent alone, one tower of two).
    */
-  async predict(inputs: Partial<Batch<I>>, options: { readonly sizes?: Readonly<Record<string, number>> } = {}): Promise<Record<O, TypedArray>> {
+  async predict<K extends O = O>(inputs: Partial<Batch<I>>, options: PredictOptions<K> = {}): Promise<Record<K, TypedArray>> {
     this.check();
-    const g = this.program.graphs.predict;
+    const g = options.outputs === undefined ? this.program.graphs.predict : this.predictSubset(options.outputs);
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
     const sizes = this.bindSizes(g, inputs as Record<string, HostArray>, sizeOptions(this.program, options.sizes, 'predict'), 'predict');
     // the outputs' copies ride in the same submit as the graph

@@ -1,6 +1,7 @@
 // Emits the typed TypeScript module of one model with ts-morph: input/output/metric types, the program, and a class over the runtime.
 import { IndentationText, Project, QuoteKind, Scope, VariableDeclarationKind, type SourceFile } from 'ts-morph';
 import { languageModelIo } from '../../runtime/sample.ts';
+import { outputSubset } from '../../runtime/subset.ts';
 import type { DType, ModelProgram, SizeExpr, TensorDecl } from '../../runtime/program.ts';
 
 export interface EmitOptions {
@@ -104,6 +105,12 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     type: predictInputs.length === 0 ? 'Record<string, never>' : `Pick<Inputs, ${union(predictInputs)}>`,
   });
   file.addInterface({
+    name: 'OutputInputs',
+    isExported: true,
+    docs: ['The inputs each output depends on: `predict(inputs, { outputs })` needs only those of the outputs it names.'],
+    properties: program.outputs.map((t) => ({ name: t.name, type: union(Object.keys(outputSubset(program.graphs.predict, [t.name]).inputs)), isReadonly: true })),
+  });
+  file.addInterface({
     name: 'Outputs',
     isExported: true,
     docs: [`What \`predict\` returns: the model's declared outputs.`],
@@ -201,16 +208,20 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'Promise<Record<Reported, number>>',
         'this.model.evaluateSet(batches, options) as Promise<Record<Reported, number>>',
       ),
-      delegate(
-        'predict',
-        'The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`).',
-        [
-          { name: 'inputs', type: 'PredictInputs' },
-          { name: 'options', type: sizesType, initializer: '{}' },
+      {
+        name: 'predict',
+        docs: [
+          'The declared outputs for a batch of inputs, in evaluation mode (`sizes` fixes sizes the lengths cannot tell, e.g. `{ B: 1 }`). With `outputs`, only those: only the kernels they need run, and only the inputs they depend on (`OutputInputs`) are needed.',
         ],
-        'Promise<Outputs>',
-        'this.model.predict(inputs, options) as Promise<unknown> as Promise<Outputs>',
-      ),
+        // without `outputs`, K is every output: the inputs are PredictInputs and the result is Outputs
+        typeParameters: [{ name: 'K', constraint: 'keyof Outputs', default: 'keyof Outputs' }],
+        parameters: [
+          { name: 'inputs', type: 'Pick<Inputs, OutputInputs[K]>' },
+          { name: 'options', type: '{ readonly sizes?: Partial<Record<Size, number>>; readonly outputs?: readonly K[] }', initializer: '{}' },
+        ],
+        returnType: 'Promise<Pick<Outputs, K>>',
+        statements: ['return this.model.predict(inputs, options) as Promise<unknown> as Promise<Pick<Outputs, K>>;'],
+      },
       ...(sampling
         ? [
             delegate(
