@@ -288,6 +288,24 @@ describe('fit', () => {
     expect(new Set(lines.map((l) => l.split(',')[column])).size).toBe(3);
   });
 
+  it('dlc predict --outputs computes the outputs named; an unknown name lists the outputs', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('fit-outputs');
+    const file = join(dir, 'iris.dl');
+    const model = IRIS.replace('  output probs = softmax(logits, axis: -1)\n', '  output probs = softmax(logits, axis: -1)\n  output hidden = relu(fc1(features))\n');
+    writeFileSync(file, model.replace(/train Iris \{[^]*$/, 'train Iris {\n  data = iris()\n  optimizer = adam(lr: 0.03)\n  batch = 16\n  epochs = 1\n  checkpoint { path = "ck.safetensors" }\n}\n'));
+    let err = '';
+    const io = { out: () => {}, err: (t: string) => (err += t) };
+    expect(await main(['node', 'dlc', 'train', file, '--no-progress'], io), err).toBe(EXIT_OK);
+    const out = join(dir, 'probs.csv');
+    expect(await main(['node', 'dlc', 'predict', file, '--outputs', 'probs', '--out', out], io), err).toBe(EXIT_OK);
+    const header = readFileSync(out, 'utf8').split('\n')[0].split(',');
+    expect(header.filter((h) => /^probs_\d+$/.test(h))).toEqual(['probs_0', 'probs_1', 'probs_2']);
+    expect(header.some((h) => h.startsWith('hidden'))).toBe(false);
+    err = '';
+    expect(await main(['node', 'dlc', 'predict', file, '--outputs', 'probs,nope'], io)).toBe(EXIT_USER_ERROR);
+    expect(err).toContain('--outputs names `nope`, which Iris does not output; its outputs are `probs`, `hidden`');
+  });
+
   it('a checkpoint trained with other --args: evaluate says so in command-line terms', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('fit-args');
     const file = join(dir, 'iris.dl');

@@ -720,6 +720,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));
   onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
     .option('--out <file>', 'write to this file (CSV when it ends in .csv) instead of standard output')
+    .option('--outputs <names>', 'comma-separated outputs to compute (default: all); only the inputs they read are needed')
     .action(async (file: string, options: PredictFlags & { model?: string; args?: string }) => setStatus(await predictCommand(file, options, io)));
   program
     .command('sample')

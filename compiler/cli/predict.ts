@@ -4,10 +4,13 @@ import type { ModelProgram } from '../../runtime/program.ts';
 import { writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { checkpointAndSplit, type EvaluateFlags } from './evaluate.ts';
 import { TrainError, type TrainIo, withModel } from './train.ts';
+import { outputSubset } from '../../runtime/subset.ts';
 
 export interface PredictFlags extends EvaluateFlags {
   /** Write here instead of standard output: CSV when it ends in `.csv`, JSON lines otherwise. */
   readonly out?: string;
+  /** Comma-separated outputs to compute (default: all); only the inputs they read are needed. */
+  readonly outputs?: string;
 }
 
 type Row = Record<string, number | number[] | string | null>;
@@ -15,8 +18,16 @@ type Row = Record<string, number | number[] | string | null>;
 /** One row per example: `example` (its position in the split), each target column the model reads only to train, then each output. */
 export async function predictProgram(program: ModelProgram, file: string, flags: PredictFlags, io: TrainIo): Promise<Row[]> {
   if (program.outputs.length === 0) throw new TrainError(`${program.model} declares no output to predict`);
+  const all = program.outputs.map((o) => o.name);
+  const chosen = flags.outputs === undefined ? all : flags.outputs.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const unknown = chosen.filter((n) => !all.includes(n));
+  if (unknown.length > 0 || chosen.length === 0) {
+    throw new TrainError(`--outputs ${unknown.length > 0 ? `names ${unknown.map((n) => `\`${n}\``).join(', ')}, which ${program.model} does not output` : 'names no output'}; its outputs are ${all.map((n) => `\`${n}\``).join(', ')}`);
+  }
+  const outputs = program.outputs.filter((o) => chosen.includes(o.name));
   const { path, data, split, set } = await checkpointAndSplit(program, file, flags, io);
-  const read = new Set(Object.keys(program.graphs.predict.inputs));
+  // the inputs the chosen outputs read (a VAE's decoded output from `z` needs no image)
+  const read = new Set(Object.keys(outputSubset(program.graphs.predict, chosen).inputs));
   // the data's columns that predict does not read but training does (labels), one value per example
   const targets = program.inputs.filter((i) => !read.has(i.name) && set.hasColumn(i.name) && set.column(i.name).exampleSize === 1).map((i) => i.name);
   const classesOf = new Map(targets.flatMap((t) => (set.column(t).classes ? [[t, set.column(t).classes!] as const] : [])));
@@ -27,7 +38,7 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
     const out: Row[] = [];
     for (const batch of set.batches(data.batchSize)) {
       const feed = Object.fromEntries([...read].map((name) => [name, batch.columns[name]]));
-      const got = await model.predict(feed);
+      const got = await model.predict(feed, chosen.length < all.length ? { outputs: chosen } : {});
       for (let r = 0; r < batch.length; r++) {
         const row: Row = { example: out.length };
         for (const t of targets) {
@@ -36,7 +47,7 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
           const names = classesOf.get(t);
           if (names) row[`${t}_name`] = names[row[t] as number] ?? null;
         }
-        for (const o of program.outputs) {
+        for (const o of outputs) {
           const values = got[o.name];
           const per = values.length / batch.length;
           const slice = Array.from(values.subarray(r * per, (r + 1) * per));
