@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ConstraintDecl, ModelProgram, SettingValue } from '../../runtime/program.ts';
-import { Model, type CreateOptions } from '../../runtime/model.ts';
+import { isRunState, Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
 import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
@@ -403,7 +403,7 @@ export function checkBatchSizes(
     const counts = splits.map((x) => `${x.split} ${x.examples}`).join(', ');
     const way = nearest !== undefined ? `train with --batch ${nearest}, which fits every batch of the splits (${counts})` : `no batch size fits every split (${counts}): change \`split\` (or --limit) so that each split's size fits`;
     const lead = run.last ? `with ${shown}, ${describeRun(run, batchSize)}, which breaks` : `${shown} breaks`;
-    throw new TrainError(`${lead} ${broken(c, run.size)}; nothing was trained or moved aside. ${way[0].toUpperCase()}${way.slice(1)}${run.last ? ' (every example is used: a split\'s last batch holds what is left over)' : ''}`);
+    throw new TrainError(`${lead} ${broken(c, run.size)}; ${how.untouched}. ${way[0].toUpperCase()}${way.slice(1)}${run.last ? ' (every example is used: a split\'s last batch holds what is left over)' : ''}`);
   }
 }
 
@@ -641,7 +641,7 @@ function noteFrozenState(program: ModelProgram, io: TrainIo): void {
   const layerOf = (path: string) => path.slice(0, path.lastIndexOf('.'));
   const trainable = new Set(program.params.filter((p) => p.trainable).map((p) => layerOf(p.path)));
   const frozenLayers = new Set(frozen.map((p) => layerOf(p.path)).filter((l) => !trainable.has(l)));
-  const updated = [...new Set(program.state.filter((s) => !s.path.startsWith('opt.') && s.path !== 'rng.key' && frozenLayers.has(layerOf(s.path))).map((s) => layerOf(s.path)))];
+  const updated = [...new Set(program.state.filter((s) => !isRunState(s.path) && frozenLayers.has(layerOf(s.path))).map((s) => layerOf(s.path)))];
   if (updated.length === 0) return;
   const shown = updated.slice(0, 4).map((l) => `\`${l}\``).join(', ') + (updated.length > 4 ? ` and ${updated.length - 4} more` : '');
   io.err(`note: freeze fixes the parameters of ${shown}, but training still updates ${updated.length === 1 ? 'its' : 'their'} running statistics (batch norm's running_mean and running_var follow the training batches, as in PyTorch; \`freeze_mode = "inference"\` keeps them, as Keras does)`);
