@@ -71,12 +71,12 @@ interface Bound {
   readonly size?: number;
 }
 
-/** Elements [offset, offset + numel) of a buffer (an arena) as a range. */
 /** The optimizer's state (moments, step counters): allocated on the first training call. */
 function isOptimizerState(path: string): boolean {
   return path.startsWith('opt.');
 }
 
+/** Elements [offset, offset + numel) of a buffer (an arena) as a range. */
 function rangeOf(buffer: GPUBuffer, offsetElements: number, numel: number): Bound {
   return { buffer, offset: offsetElements * 4, size: numel * 4 };
 }
@@ -1053,11 +1053,9 @@ export class Executor {
       .filter((s) => this.deferredState.has(s.path) && (!wanted || wanted.has(s.path)))
       .map((s): [string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }] => [s.path, { dtype: s.dtype, shape: [...s.shape], kind: 'state', data: (this.pendingState.get(s.path) ?? toStorageArray(s.dtype, initialValues(s.init, s.shape, this.seed, s.init.stream))).slice() }]);
     const data = await this.download(all);
-    const read = new Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>(all.map((x, i) => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]));
+    const byPath = new Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>([...all.map((x, i): [string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }] => [x.path, { dtype: x.dtype, shape: [...x.shape], kind: x.kind, data: data[i] }]), ...deferred]);
     // in the program's order, as before
     const order = [...this.program.params, ...this.program.state].map((d) => d.path);
-    const byPath = new Map<string, { dtype: DType; shape: number[]; data: TypedArray; kind: 'param' | 'state' }>(read);
-    for (const [path, value] of deferred) byPath.set(path, value);
     return new Map(order.filter((p) => byPath.has(p)).map((p) => [p, byPath.get(p)!]));
   }
 

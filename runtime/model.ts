@@ -608,7 +608,6 @@ export class Model<I extends string = string, O extends string = string, R exten
     return summarizeProfile({ adapter: this.adapterInfo, sizes, reps, kernels, roundTripMs: roundTrip });
   }
 
-  /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
   /**
    * Compile the train steps' shaders now. `create()` compiles only what `predict` and `evaluate` run, so
    * a page that only predicts never builds the training pipelines; the first `trainStep` builds them
@@ -619,6 +618,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     await this.guard(this.executor.prepareGraphs(this.program.graphs.steps));
   }
 
+  /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
   fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions = {}): Promise<History> {
     return fit(this as unknown as Model, data, options);
   }

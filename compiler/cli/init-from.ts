@@ -2,7 +2,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import type { Model } from '../../runtime/model.ts';
+import { isRunState, type Model } from '../../runtime/model.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import { WeightsError } from '../../runtime/errors.ts';
 import { TrainError, type TrainIo } from './train.ts';
@@ -123,7 +123,7 @@ export async function loadInitFrom(model: Model, program: ModelProgram, init: { 
   for (const m of report.mismatched) io.err(`note: init_from: \`${m.path}\` is ${m.file} in ${path} but ${m.model} in ${program.model}; it keeps its initial value`);
   // the file's tensors that set nothing, and the renaming that would make them fit
   if (report.ignored.length > 0) {
-    const wanted = [...program.params.map((p) => p.path), ...program.state.map((s) => s.path).filter((s) => !s.startsWith('opt.') && s !== 'rng.key')].filter((n) => !loaded.has(n));
+    const wanted = [...program.params.map((p) => p.path), ...program.state.map((s) => s.path).filter((s) => !isRunState(s))].filter((n) => !loaded.has(n));
     const renames = prefixRenames(report.ignored, wanted);
     const hint = renames.length > 0 ? `; ${renames.map((r) => `its \`${r.from}.*\` would match ${program.model}'s \`${r.to}.*\` (${r.count} tensors)`).join(', ')}: rename the layer${renames.length > 1 ? 's' : ''} to match` : '';
     if (loadedParams > 0 || renames.length > 0) io.err(`note: init_from: ${report.ignored.length} tensor${report.ignored.length === 1 ? '' : 's'} of ${path}${fileModel ? ` (a checkpoint of ${fileModel})` : ''} match nothing in ${program.model}: ${list([...report.ignored].sort())}${hint}`);

@@ -433,7 +433,6 @@ export class Elaborator {
     this.builder.setStateUpdate(state.value, value.value);
   }
 
-  /** A constraint over sizes known only at run time is carried in the graph and checked when they are bound. */
   /**
    * Sizes the model's own `where` says are multiples (`where H % 2 == 0`, `where W % patch == 0`): read
    * before its inputs declare them, so that H is built as a multiple of 2 and `2*(H / 2)` (a pooled then
@@ -461,6 +460,7 @@ export class Elaborator {
     return k?.kind === 'int' && Number.isSafeInteger(k.value) && k.value >= 2 ? { name: rem.left.name, step: k.value } : undefined;
   }
 
+  /** A constraint over sizes known only at run time is carried in the graph and checked when they are bound. */
   private constraint(c: A.Expr, env: Env, help?: string): void {
     if (c.kind === 'Binary' && c.op === 'and') {
       this.constraint(c.left, env, help);
@@ -1648,8 +1648,5 @@ function conjuncts(c: A.Expr): A.Expr[] {
 }
 
 function lcm(a: number, b: number): number {
-  let x = a;
-  let y = b;
-  while (y) [x, y] = [y, x % y];
-  return (a / x) * b;
+  return (a / D.gcd(a, b)) * b;
 }

@@ -237,18 +237,17 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
 
   /** A dataset's known columns against the model's inputs (dtype, per-example shape, class count), binding the sizes they fix in `bound`. */
   const checkColumns = (call: string, columns: Readonly<Record<string, ColumnSpec>>, span: A.Span, bound: Map<string, number>) => {
-    const v = { call };
     const given = Object.keys(columns).map((c) => `\`${c}\``).join(', ');
     for (const input of graph.inputs) {
       const t = input.value.type;
       const column = columns[input.name];
       const declared = `${t.dtype}${shapeToString(t.shape)}`;
       if (!column) {
-        diagnostics.push(diagnostic('E0207', `\`${v.call}()\` has no column \`${input.name}\` for the model's input ${input.name}: ${declared}; it gives ${given}`, span, { help: 'name the input as the data names its column, or train with data that has it' }));
+        diagnostics.push(diagnostic('E0207', `\`${call}()\` has no column \`${input.name}\` for the model's input ${input.name}: ${declared}; it gives ${given}`, span, { help: 'name the input as the data names its column, or train with data that has it' }));
         continue;
       }
       const shown = `${column.dtype}[${column.shape.join(', ')}]`;
-      const mismatch = (why: string, help?: string) => diagnostics.push(diagnostic('E0207', `\`${v.call}()\` gives \`${input.name}\` as ${shown} per example, but the model's input is ${declared}: ${why}`, span, help ? { help } : {}));
+      const mismatch = (why: string, help?: string) => diagnostics.push(diagnostic('E0207', `\`${call}()\` gives \`${input.name}\` as ${shown} per example, but the model's input is ${declared}: ${why}`, span, help ? { help } : {}));
       if (column.dtype !== t.dtype) {
         mismatch(`${column.dtype} data for a ${t.dtype} input`);
         continue;
@@ -261,8 +260,8 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         const c = columnClashes(perExample.map(sizeExpr), shape, new Map(before));
         return c !== 'rank' && c.length === 0;
       };
-      const fits = clash === 'rank' || clash.length > 0 ? columnLayouts(v.call, input.name).find((l) => l.shape.join() !== column.shape.join() && fitsLayout(l.shape)) : undefined;
-      const help = fits ? `\`${v.call}(layout: "${fits.layout}")\` gives \`${input.name}\` as [${fits.shape.join(', ')}] per example` : undefined;
+      const fits = clash === 'rank' || clash.length > 0 ? columnLayouts(call, input.name).find((l) => l.shape.join() !== column.shape.join() && fitsLayout(l.shape)) : undefined;
+      const help = fits ? `\`${call}(layout: "${fits.layout}")\` gives \`${input.name}\` as [${fits.shape.join(', ')}] per example` : undefined;
       if (clash === 'rank') mismatch(`one example is ${shapeToString(perExample)} after the batch axis`, help);
       else if (clash.length > 0) mismatch(clash.join('; '), help);
       // class labels that index fewer classes than the data has (mnist into a 5-way head)
@@ -271,7 +270,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       const narrow = (indexUses ??= indexInputs(graph)).find((u) => u.input === input.name && isConcrete(u.bound) && u.bound < classes);
       if (narrow) {
         diagnostics.push(
-          diagnostic('E0207', `\`${v.call}()\` has ${classes} classes, labels 0..${classes - 1}, but the model uses \`${input.name}\` ${narrow.op === 'one_hot' ? `as one_hot classes, of depth ${String(narrow.bound)}` : `to index axis ${narrow.axis} of ${narrow.type}, of size ${String(narrow.bound)}`}`, span, {
+          diagnostic('E0207', `\`${call}()\` has ${classes} classes, labels 0..${classes - 1}, but the model uses \`${input.name}\` ${narrow.op === 'one_hot' ? `as one_hot classes, of depth ${String(narrow.bound)}` : `to index axis ${narrow.axis} of ${narrow.type}, of size ${String(narrow.bound)}`}`, span, {
             secondary: [{ span: narrow.span, message: `indexed here: ${String(narrow.bound)} classes` }],
             help: `give the model ${classes} outputs where it has ${String(narrow.bound)}`,
           }),
