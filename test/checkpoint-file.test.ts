@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { WeightsError } from '../runtime/errors.ts';
 import { isTemporaryFileOf, readCheckpoint, temporaryPathFor, writeCheckpoint, writeFileAtomic } from '../runtime/node/checkpoint-file.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -101,5 +102,7 @@ describe('checkpoints', () => {
     const bad = join(scratch, 'bad.safetensors');
     writeFileSync(bad, 'garbage');
     await expect(readCheckpoint(bad)).rejects.toThrow(`${bad}: invalid safetensors file: the file is 7 bytes, too short for the 8-byte header length`);
+    await expect(readCheckpoint(bad)).rejects.toMatchObject({ name: 'WeightsError', code: 'weights' });
+    await expect(readCheckpoint(join(scratch, 'nope.safetensors'))).rejects.toBeInstanceOf(WeightsError);
   });
 });

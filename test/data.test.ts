@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../runtime/csv.ts';
 import { Dataset, deriveSeed, Rng, shuffledIndices, splitSizes } from '../runtime/data.ts';
+import { InputError } from '../runtime/errors.ts';
 import { IRIS_CLASSES, irisFromRows, loadIris } from '../runtime/iris.ts';
 import { type MnistDigit, type MnistSample, mnistFromDigits, mnistFromSamples } from '../runtime/mnist.ts';
 import { loadCsvFile, loadCsvFileSync } from '../runtime/node/csv-file.ts';
@@ -331,6 +332,8 @@ describe('CSV', () => {
     writeFileSync(bad, 'a,b\n1,x\n');
     await expect(loadCsvFile(bad)).rejects.toThrow(`${bad}: row 1 (line 2), column 2 'b': 'x' is not a number`);
     await expect(loadCsvFile(join(scratch, 'missing.csv'))).rejects.toThrow(/CSV file not found: .*missing\.csv/);
+    await expect(loadCsvFile(join(scratch, 'missing.csv'))).rejects.toBeInstanceOf(InputError);
+    expect(() => loadCsvFileSync(join(scratch, 'missing.csv'))).toThrow(InputError);
   });
 });
 
@@ -353,6 +356,10 @@ describe('loadDataset', () => {
     await expect(loadDataset({ call: 'fashion_mnist', args: {} })).rejects.toThrow("unknown dataset 'fashion_mnist' (known: mnist, iris, csv, cifar10, uci_har, tiny_shakespeare, text)");
     await expect(loadDataset({ call: 'toString', args: {} })).rejects.toThrow("unknown dataset 'toString'");
     await expect(loadDataset(42)).rejects.toThrow(/the data setting must name a dataset/);
+    // Typed, with a code, so a service can tell a bad data setting from a bug.
+    await expect(loadDataset({ call: 'fashion_mnist', args: {} })).rejects.toMatchObject({ name: 'InputError', code: 'input' });
+    await expect(loadDataset({ call: 'csv', args: {} })).rejects.toBeInstanceOf(InputError);
+    expect(() => loadDatasetSync({ call: 'mnist', args: { scale: [1] } })).toThrow(InputError);
     await expect(loadDataset({ call: 'mnist', args: { augment: true } })).rejects.toThrow("mnist() has no argument 'augment' (arguments: layout, scale)");
     await expect(loadDataset({ call: 'iris', args: { x: 1 } })).rejects.toThrow("iris() has no argument 'x' (it takes none)");
     await expect(loadDataset({ call: 'mnist', args: { layout: 'chw' } })).rejects.toThrow(/unknown layout \(known: flat, nchw, nhwc, hw\)/);

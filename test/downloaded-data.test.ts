@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CIFAR10_RECORD, CIFAR10_TRAIN_FILES, cifar10FromBatches } from '../runtime/cifar10.ts';
 import { textWindows, vocabularyOf } from '../runtime/text.ts';
 import { UCI_HAR_CHANNELS, UCI_HAR_STEPS, uciHarFromText } from '../runtime/uci-har.ts';
+import { InputError } from '../runtime/errors.ts';
 import { loadCifar10, loadTextWindows, loadUciHar } from '../runtime/node/downloaded.ts';
 import { loadDataset } from '../runtime/node/datasets.ts';
 import { datasetColumns } from '../runtime/catalog.ts';
@@ -163,6 +164,7 @@ describe('loading from a download folder', () => {
       expect(error, call).toContain(`--data ${call}:<path>`);
     }
     expect(() => loadTextWindows({ path: join(root, 'none.txt'), context: 4 })).toThrow(/text: no file at/);
+    expect(() => loadTextWindows({ path: join(root, 'none.txt'), context: 4 })).toThrow(InputError);
     await expect(loadDataset({ call: 'cifar10', args: { part: 'valid' } })).rejects.toThrow(/cifar10\(part: \.\.\.\) must be "train" or "test"/);
     await expect(loadDataset({ call: 'tiny_shakespeare', args: {} })).rejects.toThrow(/needs a context/);
   });

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { WeightsError } from '../errors.ts';
 import { type DecodedSafetensors, decodeSafetensors, encodeSafetensors, type StoredTensor } from '../safetensors.ts';
 
 /** The temporary file name `writeFileAtomic` uses next to `path` (hidden, unique per call). */
@@ -76,11 +77,11 @@ export async function readCheckpoint(path: string): Promise<DecodedSafetensors> 
     bytes = await readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `checkpoint not found: ${path}` : `cannot read checkpoint ${path}: ${(e as Error).message}`);
+    throw new WeightsError(code === 'ENOENT' ? `checkpoint not found: ${path}` : `cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
   try {
     return decodeSafetensors(bytes);
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
+    throw new WeightsError(`${path}: ${(e as Error).message}`);
   }
 }

@@ -1,12 +1,13 @@
 // Node loader for CSV files: reads the file (UTF-8) and parses it with runtime/csv.ts.
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { InputError } from '../errors.ts';
 import { type CsvSpec, parseCsv } from '../csv.ts';
 import type { Dataset } from '../data.ts';
 
-function readError(path: string, e: unknown): Error {
+function readError(path: string, e: unknown): InputError {
   const code = (e as NodeJS.ErrnoException).code;
-  return new Error(code === 'ENOENT' ? `CSV file not found: ${path}` : `cannot read CSV file ${path}: ${(e as Error).message}`);
+  return new InputError(code === 'ENOENT' ? `CSV file not found: ${path}` : `cannot read CSV file ${path}: ${(e as Error).message}`);
 }
 
 /** The dataset in the CSV file at `path`; error messages start with the path. */

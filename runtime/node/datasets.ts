@@ -1,5 +1,6 @@
 // Loads the dataset a train block's `data` setting names (`mnist()`, `iris()`, `csv(path: ...)`, `cifar10()`, `uci_har()`, `tiny_shakespeare(context: n)`, `text(path: ..., context: n)`) in Node.
 import { isAbsolute, resolve } from 'node:path';
+import { InputError } from '../errors.ts';
 import { type CsvLabelType, type CsvSpec, CSV_LABEL_TYPES } from '../csv.ts';
 import { DATASETS } from '../catalog.ts';
 import type { Dataset } from '../data.ts';
@@ -71,22 +72,22 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
     name = spec.call;
     args = spec.args ?? {};
   } else {
-    throw new Error(`the data setting must name a dataset, e.g. mnist() (known: ${knownList()}); got ${JSON.stringify(spec)}`);
+    throw new InputError(`the data setting must name a dataset, e.g. mnist() (known: ${knownList()}); got ${JSON.stringify(spec)}`);
   }
   const known = KNOWN_DATASETS[name];
-  if (!Object.hasOwn(KNOWN_DATASETS, name) || known === undefined) throw new Error(`unknown dataset '${name}' (known: ${knownList()})`);
+  if (!Object.hasOwn(KNOWN_DATASETS, name) || known === undefined) throw new InputError(`unknown dataset '${name}' (known: ${knownList()})`);
   for (const key of Object.keys(args)) {
     if (!known.includes(key)) {
-      throw new Error(`${name}() has no argument '${key}' (${known.length === 0 ? 'it takes none' : `arguments: ${known.join(', ')}`})`);
+      throw new InputError(`${name}() has no argument '${key}' (${known.length === 0 ? 'it takes none' : `arguments: ${known.join(', ')}`})`);
     }
   }
   const arg = new ArgReader(name, args);
   switch (name) {
     case 'mnist': {
       const layout = arg.string('layout');
-      if (layout !== undefined && !MNIST_LAYOUTS.includes(layout as MnistLayout)) throw new Error(`mnist(layout: "${layout}"): unknown layout (known: ${MNIST_LAYOUTS.join(', ')})`);
+      if (layout !== undefined && !MNIST_LAYOUTS.includes(layout as MnistLayout)) throw new InputError(`mnist(layout: "${layout}"): unknown layout (known: ${MNIST_LAYOUTS.join(', ')})`);
       const scale = arg.numbers('scale');
-      if (scale !== undefined && scale.length !== 2) throw new Error(`mnist(scale: ...) must be two numbers [lo, hi]`);
+      if (scale !== undefined && scale.length !== 2) throw new InputError(`mnist(scale: ...) must be two numbers [lo, hi]`);
       return { kind: 'mnist', options: { ...(layout ? { layout: layout as MnistLayout } : {}), ...(scale ? { scale: [scale[0], scale[1]] } : {}) } };
     }
     case 'iris':
@@ -101,17 +102,17 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
     case 'tiny_shakespeare':
     case 'text': {
       const path = arg.string('path');
-      if (name === 'text' && path === undefined) throw new Error('text() needs a path: text(path: "corpus.txt", context: 257)');
+      if (name === 'text' && path === undefined) throw new InputError('text() needs a path: text(path: "corpus.txt", context: 257)');
       const context = arg.integer('context');
-      if (context === undefined) throw new Error(`${name}() needs a context, the characters of one row: ${name}(context: 257)`);
+      if (context === undefined) throw new InputError(`${name}() needs a context, the characters of one row: ${name}(context: 257)`);
       return { kind: 'files', load: () => loadTextWindows({ context, ...(path !== undefined ? { path } : {}), ...(options.baseDir !== undefined ? { baseDir: options.baseDir } : {}), ...(name === 'tiny_shakespeare' ? { name } : {}) }) };
     }
     default: {
       const path = arg.string('path');
-      if (path === undefined) throw new Error('csv() needs a path: csv(path: "data.csv", label: "...")');
+      if (path === undefined) throw new InputError('csv() needs a path: csv(path: "data.csv", label: "...")');
       const labelType = arg.string('label_type');
       if (labelType !== undefined && !CSV_LABEL_TYPES.includes(labelType as CsvLabelType)) {
-        throw new Error(`csv(label_type: "${labelType}"): unknown label type (known: ${CSV_LABEL_TYPES.join(', ')})`);
+        throw new InputError(`csv(label_type: "${labelType}"): unknown label type (known: ${CSV_LABEL_TYPES.join(', ')})`);
       }
       const label = arg.columnRef('label');
       const features = arg.columnRefs('features');
@@ -146,7 +147,7 @@ class ArgReader {
   }
 
   private bad(key: string, expected: string): never {
-    throw new Error(`${this.call}(${key}: ...) must be ${expected}, got ${JSON.stringify(this.args[key])}`);
+    throw new InputError(`${this.call}(${key}: ...) must be ${expected}, got ${JSON.stringify(this.args[key])}`);
   }
 
   string(key: string): string | undefined {

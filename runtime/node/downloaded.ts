@@ -1,6 +1,7 @@
 // Node loaders for datasets no npm package ships (CIFAR-10, UCI HAR, Tiny Shakespeare): read from a folder the user downloaded them to, with instructions when they are missing.
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { InputError } from '../errors.ts';
 import { CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES, cifar10FromBatches } from '../cifar10.ts';
 import type { Dataset } from '../data.ts';
 import { textWindows } from '../text.ts';
@@ -26,10 +27,10 @@ function located(name: keyof typeof DOWNLOADED, given: string | undefined, baseD
   return isAbsolute(given) ? given : resolve(baseDir ?? process.cwd(), given);
 }
 
-function missing(name: keyof typeof DOWNLOADED, where: string, what: string, argument: string): Error {
+function missing(name: keyof typeof DOWNLOADED, where: string, what: string, argument: string): InputError {
   const d = DOWNLOADED[name];
   const root = dataRoot();
-  return new Error(
+  return new InputError(
     `${name}: ${what} not found in ${where}. No npm package ships this dataset, so dlc reads it from disk: download ${d.url}, ${d.unpack}` +
       ` so that ${join(root, d.folder)} holds it (the data root is $DLC_DATA, else ./data), or pass ${name}(${argument}: "...") in the train block or --data ${name}:<path>`,
   );
@@ -61,7 +62,7 @@ export function loadTextWindows(options: { path?: string; context: number; baseD
   const path = options.path === undefined ? join(located('tiny_shakespeare', undefined, undefined), 'input.txt') : located('tiny_shakespeare', options.path, options.baseDir);
   if (!existsSync(path)) {
     if (options.name === 'tiny_shakespeare') throw missing('tiny_shakespeare', path, 'the text', 'path');
-    throw new Error(`text: no file at ${path}`);
+    throw new InputError(`text: no file at ${path}`);
   }
   return textWindows(readFileSync(path, 'utf8'), options.context);
 }

