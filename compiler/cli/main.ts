@@ -6,7 +6,7 @@ import type { Program } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import { print } from '../../grammar/printer.ts';
 import { CODES, isCode } from '../diagnostics/codes.ts';
-import type { Diagnostic } from '../diagnostics/diagnostic.ts';
+import { type Diagnostic, diagnostic } from '../diagnostics/diagnostic.ts';
 import { diagnosticToJson, renderDiagnostic } from '../diagnostics/render.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import { checkSource, parseModelArgs } from '../frontend/check.ts';
@@ -311,22 +311,27 @@ function runGradcheck(
     // the default sizes (B=2, others 3), raised where the model's own conditions need it (H=4 for `where H % 4 == 0`)
     const defaults = defaultSizes(g, given);
     const constraints = g.constraints ?? [];
-    const allBroken = (at: ReadonlyMap<string, number>) =>
+    const brokenAt = (at: ReadonlyMap<string, number>) =>
       constraints.flatMap((c) => {
         if (![...freeVars(c.left), ...freeVars(c.right)].every((n) => at.has(n))) return [];
         const l = evaluate(c.left, at);
         const r = evaluate(c.right, at);
-        return conditionHolds(c.op, l, r) ? [] : [`\`${c.text}\` (${l} ${c.op} ${r} is false)`];
+        return conditionHolds(c.op, l, r) ? [] : [{ constraint: c, why: `${l} ${c.op} ${r} is false` }];
       });
+    const allBroken = (at: ReadonlyMap<string, number>) => brokenAt(at).map(({ constraint, why }) => `\`${constraint.text}\` (${why})`);
     const breaks = (at: ReadonlyMap<string, number>) => allBroken(at)[0];
     const conditionSizes = new Set(constraints.flatMap((c) => [...freeVars(c.left), ...freeVars(c.right)]));
     const free = [...defaults.keys()].filter((k) => !given.has(k) && conditionSizes.has(k));
     const fitted = fittingSizes(defaults, free, breaks);
     const sizes = fitted.sizes;
     const at = () => [...sizes].map(([k, v]) => `${k}=${v}`).join(' ');
-    if (fitted.broken !== undefined) {
-      const how = free.length > 0 ? `and no sizes near the defaults satisfy it: give sizes that do with --size (${free.map((k) => `--size ${k}=n`).join(' ')})` : 'give sizes that satisfy it with --size';
-      return flagError(`${model} needs ${fitted.broken} at ${at()}, ${how}`);
+    const first = brokenAt(sizes)[0];
+    if (fitted.broken !== undefined && first !== undefined) {
+      // the condition's own code frame, as `dlc check` shows a condition broken by hyperparameters
+      const how = free.length > 0 ? `no sizes near the defaults satisfy it: give sizes that do with --size (${free.map((k) => `--size ${k}=n`).join(' ')})` : 'give sizes that satisfy it with --size';
+      const broken = diagnostic('E0304', `${model} needs \`${first.constraint.text}\`, which is false at ${at()}`, first.constraint.span, { label: first.why, help: how });
+      report([broken], loaded.sources, false, io);
+      return EXIT_USER_ERROR;
     }
     const raised = free.filter((k) => sizes.get(k) !== defaults.get(k));
     if (raised.length > 0) io.err(`note: ${raised.map((k) => `${k}=${sizes.get(k)}`).join(' ')} instead of the default ${raised.map((k) => `${k}=${defaults.get(k)}`).join(' ')}, which ${raised.length === 1 ? 'breaks' : 'break'} ${model}'s ${allBroken(defaults).join(', ')}; give other sizes with --size`);
