@@ -170,7 +170,7 @@ function randomCase(rand: () => number): FusedCase & { readonly kinds: string[] 
   const n = 1 + Math.floor(rand() * 3);
   for (let k = 0; k < n; k++) {
     let v: Value;
-    switch (pick(['slice', 'transpose', 'strided', 'broadcast', 'two'])) {
+    switch (pick(['slice', 'transpose', 'strided', 'broadcast', 'two', 'column', 'row'])) {
       case 'slice':
         v = b.op('slice', [z], { starts: [0, 1, 2], stops: [null, null, 5] });
         break;
@@ -183,20 +183,29 @@ function randomCase(rand: () => number): FusedCase & { readonly kinds: string[] 
       case 'broadcast':
         v = b.op('broadcast_to', [b.op('slice', [z], { starts: [0, 0, 0], stops: [null, 1, null] })], { shape: [rows, 3, 6] });
         break;
+      // one column or one row of z, which its reader broadcasts over the other columns or rows (x @ w + m[:, 1:2])
+      case 'column':
+        v = b.op('slice', [z], { starts: [0, 0, 2], stops: [null, null, 3] });
+        break;
+      case 'row':
+        v = b.op('slice', [z], { starts: [0, 1, 0], stops: [null, 2, null] });
+        break;
       default:
         v = b.op('transpose', [b.op('slice', [z], { starts: [0, 1, 0], stops: [null, 3, null] })], { perm: [0, 2, 1] });
     }
     const kind = pick(['elementwise', 'elementwise', 'row', 'epilogue']);
     kinds.push(kind);
-    const other = b.input(`u${k}`, f32t(...v.type.shape));
+    // the reader's shape: v's, with a size-1 axis widened (broadcast)
+    const wide = v.type.shape.map((d, a) => (d === 1 && a > 0 ? [0, 4, 6][a] : d));
+    const other = b.input(`u${k}`, f32t(...(kind === 'epilogue' ? v.type.shape : wide)));
     if (kind === 'elementwise') outputs[`y${k}`] = b.op('mul', [b.op('tanh', [v]), b.op('add', [other, v])]);
     else if (kind === 'row') {
       const sq = b.op('mul', [v, v]);
       outputs[`y${k}`] = b.op('mul', [v, b.op('reduce_sum', [sq], { axes: [2], keepdims: true })]);
     } else {
-      const last = v.type.shape[2];
-      const w = b.input(`w${k}`, f32t(last, last));
-      outputs[`y${k}`] = b.op('add', [b.op('matmul', [other, w]), v]);
+      const w = b.input(`w${k}`, f32t(v.type.shape[2], wide[2]));
+      const product = b.op('matmul', [wide[1] === v.type.shape[1] ? other : b.input(`r${k}`, f32t(rows, wide[1], v.type.shape[2])), w]);
+      outputs[`y${k}`] = b.op('add', [product, v]);
     }
     if (rand() < 0.15) outputs[`v${k}`] = v;
   }

@@ -113,7 +113,8 @@ export function fusedMatmulPlans(node: Node): KernelPlan[] {
   const tiled = lowerMatmul(mmNode, { epilogue });
   const blocked = lowerMatmul(mmNode, { variant: 'blocked', epilogue });
   const mmWords = matmulUniformDims(tiled);
-  const stridesOf = (i: number) => viewOf.get(i)?.strides ?? broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`);
+  // a view's own strides, with 0 along the axes it broadcasts over (a column m[:, 1:2] added to every column)
+  const stridesOf = (i: number) => broadcastStrides(extras[i].shape, outShape, `${OP}: epilogue input ${i}`, viewOf.get(i)?.strides);
   const offsetWords = views.length > 0 ? padUniforms(viewed.map((i) => viewOf.get(i)!.offset)) : [];
   const outViewWords = [...outViews.flatMap((v) => padUniforms(v.strides)), ...(outViews.length > 0 ? padUniforms(outViews.map((v) => v.offset)) : [])];
   const words = padUniforms([...mmWords, 0, 0, 0, 0, ...strided.flatMap((i) => padUniforms(stridesOf(i))), ...offsetWords, ...outViewWords, ...code.constWords]);
