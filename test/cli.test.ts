@@ -343,6 +343,21 @@ describe('dlc compile output folder', () => {
   });
 });
 
+describe('dlc compile --no-fuse', () => {
+  it('writes one kernel per primitive op, so a user can compare the fused module with the unfused one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-nofuse-'));
+    const file = join(dir, 'm.dl');
+    writeFileSync(file, 'model M {\n  input x: f32[B, 2]\n  input m: f32[B, 3]\n  param w: f32[2, 2] = zeros\n  output o = relu(x @ w + m[:, 1:2])\n}\n');
+    const fused = await run('compile', file, '-o', join(dir, 'fused'));
+    const plain = await run('compile', file, '-o', join(dir, 'plain'), '--no-fuse');
+    expect([fused.status, plain.status]).toEqual([EXIT_OK, EXIT_OK]);
+    const shaders = (r: { err: string }) => Number(/: (\d+) shaders\)/.exec(r.err)?.[1]);
+    expect(shaders(plain)).toBeGreaterThan(shaders(fused));
+    expect(readFileSync(join(dir, 'plain', 'm.ts'), 'utf8')).not.toContain('fused_matmul');
+    expect(readFileSync(join(dir, 'fused', 'm.ts'), 'utf8')).toContain('fused_matmul');
+  });
+});
+
 describe('local imports', () => {
   it('a model built from a layer in another file checks and elaborates', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dlc-import-'));

@@ -398,12 +398,12 @@ async function compilePrograms(file: string, options: { model?: string; args?: s
 }
 
 /** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
-function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
+function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string; fuse?: boolean }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
   const modelArgs = argsFlag(file, loaded.text, options, io);
   if (modelArgs === null) return undefined;
-  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined, ...(options.model ? { only: options.model } : {}) });
+  const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined, ...(options.model ? { only: options.model } : {}), ...(options.fuse === false ? { fuse: false } : {}) });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
   if (picked.length === 0) {
@@ -442,7 +442,7 @@ function reportFlags(options: ReportFlags): { format: 'md' | 'html'; batch?: num
   return { format, ...(batch !== undefined ? { batch } : {}), sizes };
 }
 
-function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags, io: Io): number {
+function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags, io: Io): number {
   const flags = reportFlags(options);
   if (typeof flags === 'string') {
     io.err(`error: ${flags}`);
@@ -677,10 +677,11 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', ARGS_HELP)
     .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
+    .option('--no-fuse', 'one kernel per primitive op, no fusion: slower, for checking that fused kernels give the same results')
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
     .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
     .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1, raised to fit the model's where conditions)")
-    .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string } & ReportFlags) => {
+    .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags) => {
       const found = fileOutOfList(file, options.reportSize, '--report-size');
       if (typeof found === 'string') {
         io.err(`error: ${found}`);
