@@ -106,6 +106,8 @@ const BINARY: Record<string, [Sampler, Sampler]> = {
   pow: [uniform(0.3, 2), uniform(-2, 2)],
   maximum: [lattice(0), lattice(1)],
   minimum: [lattice(1), lattice(0)],
+  // a / b in [2.09, 2.8]: away from the remainder's jumps, trunc(a / b) = 2, so d/db = -2 is checked too
+  mod: [uniform(2.2, 2.8), uniform(1.0, 1.05)],
 };
 for (const [op, [sa, sb]] of Object.entries(BINARY)) {
   for (const [a, b] of PAIRS) add({ op, label: `${a} ${b}`, inputs: [f('a', `f32${a}`, sa), f('b', `f32${b}`, sb)], tol: op === 'maximum' || op === 'minimum' ? 'kink' : 'smooth' });

@@ -475,7 +475,12 @@ const BINARY: BinarySpec[] = [
   // NaN-propagating, like jnp.maximum (WGSL's max is not guaranteed to be; lowering must check).
   { name: 'maximum', accepts: 'numeric', result: 'same', fn: (a, b) => Math.max(a, b), grad: routeGrad('gt') },
   { name: 'minimum', accepts: 'numeric', result: 'same', fn: (a, b) => Math.min(a, b), grad: routeGrad('lt') },
-  { name: 'mod', accepts: 'numeric', result: 'same', fn: remainder, differentiable: false },
+  /*
+   * The remainder truncates, like C's fmod and WGSL's %: y = a - b trunc(a / b). Away from its jumps,
+   * d/da = 1 and d/db = -trunc(a / b) = -(a - y) / b, as torch.fmod's gradient (it had none: a loss
+   * through `%` silently left every parameter before it at gradient 0).
+   */
+  { name: 'mod', accepts: 'numeric', result: 'same', fn: remainder, grad: (g, a, b, y, ct) => [ct, g.neg(g.div(g.mul(ct, g.sub(a, y)), b))] },
   { name: 'eq', accepts: 'any', result: 'bool', fn: (a, b) => (a === b ? 1 : 0), differentiable: false },
   { name: 'ne', accepts: 'any', result: 'bool', fn: (a, b) => (a !== b ? 1 : 0), differentiable: false },
   { name: 'lt', accepts: 'numeric', result: 'bool', fn: (a, b) => (a < b ? 1 : 0), differentiable: false },
