@@ -36,7 +36,9 @@ import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
 import { writeWeightsOnly } from './weights.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
-const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over, but not a CSV's delimiter or header)";
+const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over: a CSV's header and delimiter too when the block's data is a CSV; --header and --delimiter set them)";
+const HEADER_HELP = "with --data csv:<file>: whether its first row names the columns, true or false (default: the train block's csv(), else true)";
+const DELIMITER_HELP = "with --data csv:<file>: its field delimiter, e.g. ';' or '\\t' (default: the train block's csv(), else ',')";
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -695,6 +697,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--model <name>', 'the model to train (when the file trains several)')
     .option('--args <hyperparameters>', ARGS_HELP)
     .option('--data <name>', DATA_HELP)
+    .option('--header <true|false>', HEADER_HELP)
+    .option('--delimiter <c>', DELIMITER_HELP)
     .option('--epochs <n>', 'epochs instead of the train block\'s')
     .option('--steps <n>', 'training steps instead of the train block\'s (policy updates, for a model trained from episodes of an env)')
     .option('--batch <n>', 'batch size instead of the train block\'s')
@@ -715,15 +719,17 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
       .option('--model <name>', 'the model (when the file trains several)')
       .option('--args <hyperparameters>', ARGS_HELP)
       .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors beside the .dl file)")
-      .option('--split <name>', 'train, validation or test (default: test, else validation)')
+      .option('--split <name>', "train, validation or test, split as training split it (default: test, else validation); or all: every example of the data (a new file: --data csv:new.csv), in its order, unsplit")
       .option('--data <name>', DATA_HELP)
+      .option('--header <true|false>', HEADER_HELP)
+      .option('--delimiter <c>', DELIMITER_HELP)
       .option('--batch <n>', "batch size instead of the train block's")
       .option('--seed <n>', 'the seed training split the data with (default: the one the checkpoint recorded)')
       .option('--limit <n>', 'the --limit training used (default: the one the checkpoint recorded)');
   onCheckpoint('evaluate', "load a checkpoint and report its loss and metrics on the model's data, split as training split it")
     .option('--episodes <n>', "for a model trained from episodes: how many to run (default: the env's episodes)")
     .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));
-  onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
+  onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data, or of all of it (JSON lines, or CSV); `example` is the example's data row in the file, counted from 0 after the header; a file without the label column serves outputs that do not read it")
     .option('--out <file>', 'write to this file (CSV when it ends in .csv) instead of standard output')
     .option('--outputs <names>', 'comma-separated outputs to compute (default: all); only the inputs they read are needed')
     .action(async (file: string, options: PredictFlags & { model?: string; args?: string }) => setStatus(await predictCommand(file, options, io)));
