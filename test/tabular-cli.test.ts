@@ -214,3 +214,21 @@ describe('the final validation line', () => {
     expect(lastLine(run.out)).toMatch(/^validation {2}loss \S+ {2}acc \S+$/);
   });
 });
+
+describe("errors in the train block's data", () => {
+  it('are E0207 in a code frame at the data setting, and a feature-width mismatch lists the columns taken', { timeout: 60_000 }, async () => {
+    const data = rows(20);
+    const { file } = project('  data = csv(path: "p.csv", label: "y")\n  epochs = 1', { 'p.csv': csv(',a,b,c,y', data.map((r, i) => [i, ...r])) });
+    const wide = await dlc('train', file, '--no-progress');
+    expect(wide.status).toBe(EXIT_USER_ERROR);
+    expect(wide.err).toContain("error[E0207]: the data's `features` is [4] per example, but M reads f32[B, 3]: [3] per example (check the model's hyperparameters against the data); it was taken from the columns '' (unnamed: an index column?), 'a', 'b', 'c': list those the model reads with csv(..., features: [...])");
+    expect(wide.err).toContain('> 13 |   data = csv(path: "p.csv", label: "y")');
+    const { file: missing, dir } = project('  data = csv(path: "none.csv", label: "y")\n  epochs = 1', {});
+    const absent = await dlc('train', missing, '--no-progress');
+    expect(absent.err).toContain(`error[E0207]: cannot load the data: CSV file not found: ${join(dir, 'none.csv')}`);
+    expect(absent.err).toContain('= help: fix the file or this setting; --data <dataset> reads other data without editing it');
+    // --data's file is no setting of the block: one line
+    const flagged = await dlc('train', missing, '--no-progress', '--data', `csv:${join(dir, 'none.csv')}:y`);
+    expect(lastLine(flagged.err)).toBe(`error: cannot load the data: CSV file not found: ${join(dir, 'none.csv')}`);
+  });
+});

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import type { Program } from '../../grammar/ast.ts';
+import type { Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import { print } from '../../grammar/printer.ts';
 import { CODES, isCode } from '../diagnostics/codes.ts';
@@ -26,7 +26,7 @@ import { compileSource } from '../frontend/compile.ts';
 import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
 import { buildKernelReport, fusionOf, renderHtml, renderMarkdown, reportSizes } from '../report/kernels.ts';
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
-import { trainProgram, TrainError, type TrainFlags } from './train.ts';
+import { DataSettingError, trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
@@ -551,7 +551,7 @@ const fromEpisodes = (p: ModelProgram) => p.training?.settings.env !== undefined
 async function predictCommand(file: string, options: PredictFlags & { model?: string; args?: string }, io: Io): Promise<number> {
   const program = await trainedModel(file, options, io, (p) => !fromEpisodes(p), 'no model trained on data');
   if (!program) return EXIT_USER_ERROR;
-  return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io);
+  return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io, { file, model: program.model });
 }
 
 async function sampleCommand(file: string, options: SampleFlags & { model?: string; args?: string }, io: Io): Promise<number> {
@@ -564,18 +564,24 @@ async function evaluateCommand(file: string, options: EvaluateFlags & { model?: 
   const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const evalIo = { ...io, tty: false };
-  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io, { file, model: program.model });
 }
 
 /**
  * Runs a command that trains or evaluates on a device: a training error (bad data, a missing file, a
  * runtime error) is a one-line message and exit 1; a programming error still throws (exit 2 in main).
  */
-async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<number> {
+async function runReportingErrors(run: () => Promise<unknown>, io: Io, at?: { readonly file: string; readonly model: string }): Promise<number> {
   try {
     await run();
     return EXIT_OK;
   } catch (e) {
+    // the data a train block's setting names: E0207 at that setting
+    const framed = e instanceof DataSettingError && at ? dataSettingFrame(e, at.file, at.model) : undefined;
+    if (framed !== undefined) {
+      io.err(framed);
+      return EXIT_USER_ERROR;
+    }
     if (e instanceof TrainError || (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError))) {
       io.err(`error: ${e.message}`);
       return EXIT_USER_ERROR;
@@ -584,11 +590,25 @@ async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<
   }
 }
 
+/** A DataSettingError as E0207 in a code frame at the train block's `data` (or `validation`) setting of `model`; undefined where the file no longer has it. */
+function dataSettingFrame(e: DataSettingError, file: string, model: string): string | undefined {
+  const text = readSource(file);
+  if (text === undefined) return undefined;
+  const { program } = parse(text, file);
+  const train = program.body.stmts.find((s): s is TrainDecl => s.kind === 'Train' && s.model.text === model);
+  const stmt = train?.body.stmts.find((s) => (s.kind === 'Setting' || s.kind === 'SettingBlock') && s.name.text === e.setting);
+  if (!stmt) return undefined;
+  const sources = new Sources();
+  sources.add(file, text);
+  const help = e.setting === 'data' ? 'fix the file or this setting; --data <dataset> reads other data without editing it' : 'fix the file or this setting';
+  return renderDiagnostic(diagnostic('E0207', e.message, stmt.span, { help }), sources.get);
+}
+
 async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
   const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
-  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io, { file, model: program.model });
 }
 
 function explain(code: string, io: Io): number {

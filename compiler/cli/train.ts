@@ -48,6 +48,20 @@ export interface TrainIo {
 
 export class TrainError extends Error {}
 
+/**
+ * What reading the data that the train block's `data` (or `validation`) setting names found wrong: a
+ * file that cannot be read or parsed, columns that do not fit the model. The CLI shows it as E0207 in
+ * a code frame at that setting.
+ */
+export class DataSettingError extends TrainError {
+  constructor(
+    message: string,
+    readonly setting: 'data' | 'validation',
+  ) {
+    super(message);
+  }
+}
+
 /** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
 const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode', 'stratify', 'ordered_split']);
 
@@ -147,8 +161,10 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
     const column = data.column(input.name);
     const perExample = input.shape.slice(1);
     const show = (dims: readonly unknown[]) => `[${dims.map((d) => (typeof d === 'number' || typeof d === 'string' ? String(d) : '…')).join(', ')}]`;
+    // a CSV's columns taken: an unnamed pandas index column is one of them
+    const taken = column.names ? `; it was taken from the columns ${column.names.map((n) => (n === '' ? "'' (unnamed: an index column?)" : `'${n}'`)).join(', ')}: list those the model reads with csv(..., features: [...])` : '';
     const mismatch = () =>
-      new TrainError(`the data's \`${input.name}\` is ${show(column.shape)} per example, but ${program.model} reads ${input.dtype}${show(input.shape)}: ${show(perExample)} per example (check the model's hyperparameters against the data)`);
+      new TrainError(`the data's \`${input.name}\` is ${show(column.shape)} per example, but ${program.model} reads ${input.dtype}${show(input.shape)}: ${show(perExample)} per example (check the model's hyperparameters against the data)${taken}`);
     // the compiler's E0207 check of a train block's data asks the same question (runtime/catalog.ts)
     const clash = columnClashes(perExample, column.shape, sizes);
     if (clash === 'rank' || clash.length > 0) throw mismatch();
@@ -359,18 +375,28 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
     ...(recordedNames ? { featuresFrom: 'the feature columns the checkpoint was trained on' } : {}),
     ...(needed.has('label') ? {} : { labelOptional: true }),
   };
+  // a problem of the block's setting is shown at it (E0207); one of --data's file, as a line
+  const fault = (message: string, of: 'data' | 'validation') => (of === 'validation' || !fromFlag ? new DataSettingError(message, of) : new TrainError(message));
+  const atSetting = <T>(of: 'data' | 'validation', check: () => T): T => {
+    try {
+      return check();
+    } catch (e) {
+      if (e instanceof TrainError && !(e instanceof DataSettingError)) throw fault(e.message, of);
+      throw e;
+    }
+  };
   const load = async (spec: SettingValue, what: string) => {
     try {
       return await loadDataset(spec, { baseDir: dirname(file), csv });
     } catch (e) {
-      throw new TrainError(`cannot load the ${what}: ${(e as Error).message}`);
+      throw fault(`cannot load the ${what}: ${(e as Error).message}`, what === 'data' ? 'data' : 'validation');
     }
   };
   let data = await load(dataSetting, 'data');
   if (recordedNames && data.hasColumn('features') && data.column('features').exampleSize !== recordedNames.length) {
-    throw new TrainError(`the data's file has no header, so its columns are taken by position: it gives ${data.column('features').exampleSize} feature columns, but the checkpoint was trained on ${recordedNames.length} (${recordedNames.map((n) => `'${n}'`).join(', ')})`);
+    throw fault(`the data's file has no header, so its columns are taken by position: it gives ${data.column('features').exampleSize} feature columns, but the checkpoint was trained on ${recordedNames.length} (${recordedNames.map((n) => `'${n}'`).join(', ')})`, 'data');
   }
-  checkWholeNumbers(program, data, dataSetting, dirname(file));
+  atSetting('data', () => checkWholeNumbers(program, data, dataSetting, dirname(file)));
   const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
   const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
   const checkInputs = (set: Dataset) => {
@@ -380,14 +406,14 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   };
   if (options.whole) {
     if (flags.limit !== undefined) throw new TrainError('--limit chooses a random subset to split; --split all takes every example of the data, in order');
-    checkInputs(data);
+    atSetting('data', () => checkInputs(data));
     const rows = { all: identityRows(data.length) };
-    return { train: data, all: data, rows, seed, batchSize, sizes: sizesFromData(program, data), ...csvPathOf(dataSetting, file) };
+    return { train: data, all: data, rows, seed, batchSize, sizes: atSetting('data', () => sizesFromData(program, data)), ...csvPathOf(dataSetting, file) };
   }
   // `validation = cifar10(part: "test")`: a dataset of its own, and the data is all for training
   const validationSetting = fromFlag ? undefined : setting(program, 'validation');
   let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
-  if (heldOut && validationSetting !== undefined) checkWholeNumbers(program, heldOut, validationSetting, dirname(file));
+  if (heldOut && validationSetting !== undefined) atSetting('validation', () => checkWholeNumbers(program, heldOut!, validationSetting, dirname(file)));
   const limit = flagInt(flags.limit, 'limit');
   // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)
   let dataRows = identityRows(data.length);
@@ -427,7 +453,7 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
     rows = { train: inFile[0], ...(inFile[1] ? { validation: inFile[1] } : {}), ...(inFile[2] ? { test: inFile[2] } : {}) };
   }
   const [train, validation, test] = [parts[0], parts[1], parts[2]];
-  checkInputs(train);
+  atSetting('data', () => checkInputs(train));
   if (!heldOut) warnMissingClasses(data, { validation, test }, stratify, io);
   const located = (spec: SettingValue): SettingValue => {
     if (!spec || typeof spec !== 'object' || Array.isArray(spec) || !('call' in spec)) return spec;
@@ -437,7 +463,7 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
     return { call: spec.call, args: Object.fromEntries(Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))) };
   };
   const drawn: DrawnSplit | undefined = heldOut ? undefined : { data: JSON.stringify(located(given)), split: fractions, seed, ...(limit !== undefined ? { limit } : {}) };
-  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), rows, seed, batchSize, sizes: sizesFromData(program, train), ...(drawn ? { drawn } : {}), ...csvPathOf(dataSetting, file) };
+  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), rows, seed, batchSize, sizes: atSetting('data', () => sizesFromData(program, train)), ...(drawn ? { drawn } : {}), ...csvPathOf(dataSetting, file) };
 }
 
 /** The file of a csv() data setting, resolved as the loader resolves it. */

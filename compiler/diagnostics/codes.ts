@@ -167,6 +167,9 @@ a flat column also feeds an input of the same size ([784] into [1, 28, 28]). A t
 inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]. The train block's
 augment must work on an image column the data gives ([C, H, W], channels-last [H, W, C], [H, W] or a square [H * W]).
 A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers.
+dlc train, evaluate and predict report under this code, at the data (or validation) setting, what they find reading the data
+it names: a file they cannot read or parse, a column count or width that does not fit (listing the CSV columns taken as
+features: an unnamed first column is often a pandas index), a value that does not fit an integer input.
 
     model LeNet { input image: f32[B, 1, 28, 28] ... }
     train LeNet { data = cifar10() }   // error: cifar10() gives image as f32[3, 32, 32] per example`,
