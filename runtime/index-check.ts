@@ -41,7 +41,9 @@ export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<R
         } catch {
           // keep the flat position
         }
-        const where = use.source ? ` (${use.source.file}:${use.source.line}:${use.source.col})` : '';
+        // the user's line first: a standard-library loss's gather is the user's call of it
+        const { source } = use;
+        const where = source ? ` (${source.caller ? `${source.caller.file}:${source.caller.line}:${source.caller.col}, in ` : ''}${source.file}:${source.line}:${source.col})` : '';
         const at = coordinatesOf(i, shape);
         const example = (options.first ?? 0) + (at[0] ?? 0);
         const position = options.data === undefined ? `at [${at.join(', ')}]` : options.example ? `in ${options.example(example)} (${options.data})` : `in example ${example} (counted from 0) of ${options.data}`;

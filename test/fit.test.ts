@@ -385,6 +385,8 @@ describe('fit', () => {
     expect(code).toBe(EXIT_USER_ERROR);
     // the example by its CSV row, numbered as the CSV's own errors number rows (the 41st data row), whichever split it fell in
     expect(err).toMatch(new RegExp(`column \`label\` holds 5 in row 41 of ${join(dir, 'd.csv').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(the (training|validation) data\\), but the model uses it to index axis 1 of f32\\[B, 3\\]`));
+    // the user's cross_entropy line, then the standard library's gather in it
+    expect(err).toContain(`of size 3 (${file}:6:10, in stdlib/loss.dl:`);
     expect(existsSync(join(dir, 'm.safetensors'))).toBe(false);
   });
 

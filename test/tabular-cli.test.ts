@@ -186,7 +186,7 @@ describe('stratified and ordered splits', () => {
     const ordered = project('  data = csv(path: "d.csv", label: "y")\n  split = [0.6, 0.2, 0.2]\n  ordered_split = true\n  epochs = 1', files);
     const run = await dlc('train', ordered.file, '--no-progress');
     expect(run.status, run.err).toBe(EXIT_OK);
-    expect(run.err).toContain('warning: the validation split has no example of class 1 of the label (20 examples): its metrics there are over no such example (a stratified split (`stratify = true`) holds out each class in proportion)');
+    expect(run.err).toContain('warning: the validation split has no example of class 1 of the label (of its 20 examples): its metrics there are over no such example (a stratified split (`stratify = true`) holds out each class in proportion)');
     expect(run.err).toContain('warning: the test split has no example of class 1');
     const test = jsonLines((await dlc('predict', ordered.file, '--split', 'test')).out);
     expect(test.map((r) => r.example)).toEqual(Array.from({ length: 20 }, (_, i) => 80 + i));

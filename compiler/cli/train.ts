@@ -490,14 +490,15 @@ function warnMissingClasses(data: Dataset, heldOut: { validation?: Dataset; test
   const present = (set: Dataset) => new Set(set.column('label').data);
   const all = present(data);
   for (const [split, set] of Object.entries(heldOut)) {
-    if (!set || set.length === 0) continue;
+    // (a split smaller than the number of classes cannot hold them all)
+    if (!set || set.length < all.size) continue;
     const here = present(set);
     const missing = [...all].filter((c) => !here.has(c)).sort((a, b) => a - b);
     if (missing.length === 0) continue;
     const named = missing.map((c) => (label.classes?.[c] !== undefined ? JSON.stringify(label.classes[c]) : String(c)));
     const shown = named.length > 6 ? `${named.slice(0, 6).join(', ')} and ${named.length - 6} more` : named.join(', ');
     const how = stratified ? 'too few examples of it to divide' : 'a stratified split (`stratify = true`) holds out each class in proportion';
-    io.err(`warning: the ${split} split has no example of class${missing.length > 1 ? 'es' : ''} ${shown} of the label (${set.length} examples): its metrics there are over no such example (${how})`);
+    io.err(`warning: the ${split} split has no example of class${missing.length > 1 ? 'es' : ''} ${shown} of the label (of its ${set.length} examples): its metrics there are over no such example (${how})`);
   }
 }
 
