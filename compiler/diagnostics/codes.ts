@@ -118,7 +118,7 @@ std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.math
   E0204: {
     severity: 'error',
     title: 'unknown train setting',
-    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, steps, clip_grad_norm, clip_grad_value, data, env, split, shuffle, seed,
+    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, steps, clip_grad_norm, clip_grad_value, data, env, split, stratify, ordered_split, shuffle, seed,
 validation, early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every, eval_every, augment and freeze_mode. Setting blocks (name { ... })
 take the settings documented for them.
 
