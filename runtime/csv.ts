@@ -30,6 +30,12 @@ export interface CsvSpec {
   readonly labelColumn?: string;
   /** Where the text came from (a file path), prefixed to error messages. */
   readonly source?: string;
+  /** Load a file without the label column as features alone, rather than refusing it (for predicting). */
+  readonly labelOptional?: boolean;
+  /** Where `features` came from, said when the file lacks one of them (e.g. "the columns the checkpoint was trained on"). */
+  readonly featuresFrom?: string;
+  /** How the user sets `header` or `delimiter`, for the hints of errors (default: `header: false`, as a csv() argument). */
+  readonly optionHint?: (option: 'header' | 'delimiter', value: string) => string;
 }
 
 interface ParsedRecord {
@@ -47,6 +53,7 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   const fail = (message: string): never => {
     throw new InputError(`${where}: ${message}`);
   };
+  const hint = spec.optionHint ?? ((option: string, value: string) => `${option}: ${value}`);
   if (typeof text !== 'string') fail('expected CSV text');
   const delimiter = spec.delimiter ?? ',';
   if (typeof delimiter !== 'string' || delimiter.length === 0 || /["\r\n]/.test(delimiter)) fail(`invalid delimiter ${JSON.stringify(delimiter)}`);
@@ -69,7 +76,7 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     rows = records.slice(1);
     // a first row of numbers only is data, not names: without `header: false` it would be dropped unseen
     if (spec.header === undefined && names.length > 0 && names.every((n) => NUMBER.test(n.trim()))) {
-      fail(`the first row (${names.join(',')}) holds only numbers: it looks like data, not a header; give header: false (or header: true if those are its column names)`);
+      fail(`the first row (${names.join(',')}) holds only numbers: it looks like data, not a header; give ${hint('header', 'false')} (or ${hint('header', 'true')} if those are its column names)`);
     }
   } else {
     if (records.length === 0) return fail('the CSV has no rows');
@@ -90,14 +97,21 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     if (at < 0) {
       // one column whose name holds another separator: the file is split with the wrong delimiter
       const other = names.length === 1 ? [',', ';', '\t', '|'].find((d) => names[0].includes(d)) : undefined;
-      const hint = other ? `; the header reads as one column: is the delimiter ${JSON.stringify(other)}? (delimiter: ${JSON.stringify(other)})` : '';
-      fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})${hint}`);
+      const also = other ? `; the header reads as one column: is the delimiter ${JSON.stringify(other)}? (${hint('delimiter', JSON.stringify(other))})` : '';
+      fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})${also}`);
     }
     if (names.indexOf(ref, at + 1) >= 0) fail(`the header names column '${ref}' more than once`);
     return at;
   };
 
-  const labelIndex = spec.label === undefined ? undefined : resolve(spec.label, 'label');
+  // a label the file does not have, where it may lack one
+  const labelMissing = spec.labelOptional === true && spec.label !== undefined && (typeof spec.label === 'number' ? spec.label >= width : !hasHeader || !names.includes(spec.label));
+  const labelIndex = spec.label === undefined || labelMissing ? undefined : resolve(spec.label, 'label');
+  // every listed feature name the header lacks, at once
+  const absent = hasHeader ? (spec.features ?? []).filter((ref): ref is string => typeof ref === 'string' && !names.includes(ref)) : [];
+  if (absent.length > 0 && spec.featuresFrom !== undefined) {
+    fail(`no column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}, of ${spec.featuresFrom} (${spec.features!.map((n) => `'${n}'`).join(', ')}; columns: ${names.map((n) => `'${n}'`).join(', ')})`);
+  }
   const featureIndices =
     spec.features === undefined ? names.map((_, i) => i).filter((i) => i !== labelIndex) : spec.features.map((ref) => resolve(ref, 'feature'));
   if (labelIndex !== undefined && featureIndices.includes(labelIndex)) fail(`${describe(labelIndex)} is both the label and a feature`);
@@ -117,10 +131,13 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
       features[i * nf + k] = parseNumber(r.record[c], () => `row ${i + 1} (line ${r.info.lines}), ${describe(c)}`, fail);
     }
   });
-  const columns: Record<string, ColumnInput> = { [spec.featuresColumn ?? 'features']: { data: features, shape: [nf] } };
+  // the header's names of the columns taken, so a later file can be read by name
+  const featureNames = hasHeader ? { names: featureIndices.map((c) => names[c]) } : {};
+  const columns: Record<string, ColumnInput> = { [spec.featuresColumn ?? 'features']: { data: features, shape: [nf], ...featureNames } };
 
   if (labelIndex !== undefined) {
     const labelName = spec.labelColumn ?? 'label';
+    const labelNames = hasHeader ? { names: [names[labelIndex]] } : {};
     if (labelName === (spec.featuresColumn ?? 'features')) fail(`the features and label columns are both named '${labelName}'`);
     const at = (i: number): string => `row ${i + 1} (line ${rows[i].info.lines}), ${describe(labelIndex)}`;
     const values = rows.map((r) => r.record[labelIndex].trim());
@@ -143,14 +160,14 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     }
     if (kind === 'float') {
       const data = Float32Array.from(values, (v, i) => parseNumber(v, () => at(i), fail));
-      columns[labelName] = { data, shape: [] };
+      columns[labelName] = { data, shape: [], ...labelNames };
     } else if (kind === 'int') {
       const data = Int32Array.from(values, (v, i) => {
         const x = Number(v);
         if (!NUMBER.test(v) || !Number.isInteger(x) || x < -0x8000_0000 || x > 0x7fff_ffff) fail(`${at(i)}: label '${v}' is not a 32-bit integer`);
         return x;
       });
-      columns[labelName] = { data, shape: [] };
+      columns[labelName] = { data, shape: [], ...labelNames };
     } else {
       const classes = spec.classes === undefined ? [...new Set(values)].sort() : [...spec.classes];
       if (new Set(classes).size !== classes.length) fail('the class list names a class more than once');
@@ -160,7 +177,7 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
         if (k === undefined) fail(`${at(i)}: label '${v}' is not one of the classes (${classes.map((c) => `'${c}'`).join(', ')})`);
         return k as number;
       });
-      columns[labelName] = { data, shape: [], classes };
+      columns[labelName] = { data, shape: [], classes, ...labelNames };
     }
   }
   return new Dataset(columns, rows.length);

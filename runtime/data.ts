@@ -13,6 +13,8 @@ export interface ColumnInput {
   readonly shape: readonly number[];
   /** For a class-label column: the name of each class index. */
   readonly classes?: readonly string[];
+  /** The name of each element of one example, where the data named them (a CSV's header names of its feature columns, or of its label column). */
+  readonly names?: readonly string[];
 }
 
 /** One validated column: `data` holds `length * exampleSize` elements, example after example. */
@@ -24,6 +26,8 @@ export interface Column {
   readonly exampleSize: number;
   readonly data: ColumnArray;
   readonly classes?: readonly string[];
+  /** The name of each element of one example (`exampleSize` of them), where the data named them. */
+  readonly names?: readonly string[];
 }
 
 /**
@@ -42,6 +46,12 @@ export interface SplitOptions {
   readonly shuffle?: boolean;
   /** Seed of the shuffle (default 0). */
   readonly seed?: number;
+  /**
+   * Stratify by this column (integer class indices, one per example): each part holds about its
+   * fraction of every class, so a rare class is not left out of a held-out part by chance. The
+   * parts' sizes are those of the unstratified split.
+   */
+  readonly stratify?: string;
 }
 
 export interface BatchOptions {
@@ -230,7 +240,9 @@ export class Dataset {
         throw new InputError(`column '${name}' has shape [${shape.join(', ')}] (no elements per example) but ${input.data.length} elements`);
       }
       const classes = input.classes === undefined ? undefined : [...input.classes];
-      byName.set(name, { name, dtype, shape, exampleSize, data: input.data, ...(classes ? { classes } : {}) });
+      const names = input.names === undefined ? undefined : [...input.names];
+      if (names && names.length !== exampleSize) throw new InputError(`column '${name}' names ${names.length} elements, but one example holds ${exampleSize}`);
+      byName.set(name, { name, dtype, shape, exampleSize, data: input.data, ...(classes ? { classes } : {}), ...(names ? { names } : {}) });
     }
     if (inferred === undefined) {
       throw new InputError(byName.size === 0 ? 'a dataset with no columns needs an explicit length' : 'the dataset length cannot be inferred from columns with empty examples; pass it explicitly');
@@ -269,7 +281,7 @@ export class Dataset {
       }
     }
     const out: Record<string, ColumnInput> = {};
-    for (const c of this.byName.values()) out[c.name] = { data: gather(c, indices), shape: c.shape, ...(c.classes ? { classes: c.classes } : {}) };
+    for (const c of this.byName.values()) out[c.name] = { data: gather(c, indices), ...described(c) };
     return new Dataset(out, indices.length);
   }
 
@@ -278,7 +290,7 @@ export class Dataset {
     checkCount('take(n)', n);
     const count = Math.min(n, this.length);
     const out: Record<string, ColumnInput> = {};
-    for (const c of this.byName.values()) out[c.name] = { data: c.data.slice(0, count * c.exampleSize), shape: c.shape, ...(c.classes ? { classes: c.classes } : {}) };
+    for (const c of this.byName.values()) out[c.name] = { data: c.data.slice(0, count * c.exampleSize), ...described(c) };
     return new Dataset(out, count);
   }
 
@@ -290,18 +302,32 @@ export class Dataset {
   /**
    * Splits into `fractions.length` datasets (e.g. [0.8, 0.1, 0.1] for train/validation/test), sized by
    * `splitSizes`. With `shuffle` (the default) examples are assigned in a seeded random order;
-   * without it the parts are consecutive runs.
+   * without it the parts are consecutive runs (the last fraction is the end of the data), or, with
+   * `stratify`, every class is divided in data order. Within a part, examples keep that order.
    */
   split(fractions: readonly number[], options: SplitOptions = {}): Dataset[] {
+    return this.splitIndices(fractions, options).map((indices) => this.subset(indices));
+  }
+
+  /** The examples' positions in this dataset that `split` puts in each part, in the part's order. */
+  splitIndices(fractions: readonly number[], options: SplitOptions = {}): Uint32Array[] {
     const sizes = splitSizes(this.length, fractions);
     const order = options.shuffle === false ? identity(this.length) : shuffledIndices(this.length, options.seed ?? 0);
-    const parts: Dataset[] = [];
+    if (options.stratify !== undefined) return stratified(order, this.classIndices(options.stratify), sizes);
+    const parts: Uint32Array[] = [];
     let start = 0;
     for (const size of sizes) {
-      parts.push(this.subset(order.subarray(start, start + size)));
+      parts.push(order.slice(start, start + size));
       start += size;
     }
     return parts;
+  }
+
+  /** An integer column of one value per example (class indices), for stratifying. */
+  private classIndices(name: string): ArrayLike<number> {
+    const c = this.column(name);
+    if (c.dtype === 'f32' || c.exampleSize !== 1) throw new InputError(`cannot stratify by column '${name}': it must hold one integer class index per example, not ${c.dtype} [${c.shape.join(', ')}]`);
+    return c.data;
   }
 
   /** How many batches `batches(batchSize, { dropLast })` yields. */
@@ -327,6 +353,41 @@ export class Dataset {
       yield { length: indices.length, columns, indices };
     }
   }
+}
+
+/**
+ * A stratified split of the examples in `order` into parts of `sizes`: the examples sorted by class
+ * (stably, so each class keeps `order`'s order) are dealt to the parts in an evenly spread sequence in
+ * which part j comes up sizes[j] times, so every class, a run of that sequence, is divided about in
+ * the fractions. Each part then lists its examples in `order`'s order.
+ */
+function stratified(order: Uint32Array, classOf: ArrayLike<number>, sizes: readonly number[]): Uint32Array[] {
+  const n = order.length;
+  const byClass = Array.from(order).sort((a, b) => classOf[a] - classOf[b]);
+  const partOf = new Uint32Array(classOf.length);
+  const dealt = sizes.map(() => 0);
+  byClass.forEach((example, i) => {
+    // the part furthest behind its share of the first i + 1 examples
+    let best = 0;
+    let behind = -Infinity;
+    sizes.forEach((size, j) => {
+      const d = (size * (i + 1)) / n - dealt[j];
+      if (dealt[j] < size && d > behind) [best, behind] = [j, d];
+    });
+    dealt[best]++;
+    partOf[example] = best;
+  });
+  const parts = sizes.map((size) => ({ at: 0, indices: new Uint32Array(size) }));
+  for (const example of order) {
+    const part = parts[partOf[example]];
+    part.indices[part.at++] = example;
+  }
+  return parts.map((p) => p.indices);
+}
+
+/** A column's shape, class names and element names, for a copy of some of its examples. */
+function described(c: Column): { shape: readonly number[]; classes?: readonly string[]; names?: readonly string[] } {
+  return { shape: c.shape, ...(c.classes ? { classes: c.classes } : {}), ...(c.names ? { names: c.names } : {}) };
 }
 
 function checkBatchSize(batchSize: number): void {

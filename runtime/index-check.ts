@@ -18,9 +18,10 @@ function coordinatesOf(i: number, shape: readonly number[]): number[] {
 /**
  * Throws an InputError for the first value of an index input outside [0, bound) at these sizes.
  * `options.data` names where the batch comes from ("the training data") and `options.first` is the
- * position of its first example there, for a check of a data set batch by batch before training.
+ * position of its first example there, for a check of a data set batch by batch before training;
+ * `options.example` names the example at a position instead (a CSV's `row 3 of data.csv`).
  */
-export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<Record<string, ArrayLike<number>>>, sizes: ReadonlyMap<string, number>, options: { readonly data?: string; readonly first?: number } = {}): void {
+export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<Record<string, ArrayLike<number>>>, sizes: ReadonlyMap<string, number>, options: { readonly data?: string; readonly first?: number; readonly example?: (position: number) => string } = {}): void {
   for (const decl of inputs) {
     const data = batch[decl.name];
     if (!decl.indices || data === undefined) continue;
@@ -40,9 +41,12 @@ export function checkIndexInputs(inputs: readonly InputDecl[], batch: Readonly<R
         } catch {
           // keep the flat position
         }
-        const where = use.source ? ` (${use.source.file}:${use.source.line}:${use.source.col})` : '';
+        // the user's line first: a standard-library loss's gather is the user's call of it
+        const { source } = use;
+        const where = source ? ` (${source.caller ? `${source.caller.file}:${source.caller.line}:${source.caller.col}, in ` : ''}${source.file}:${source.line}:${source.col})` : '';
         const at = coordinatesOf(i, shape);
-        const position = options.data === undefined ? `at [${at.join(', ')}]` : `in example ${(options.first ?? 0) + (at[0] ?? 0)} of ${options.data}`;
+        const example = (options.first ?? 0) + (at[0] ?? 0);
+        const position = options.data === undefined ? `at [${at.join(', ')}]` : options.example ? `in ${options.example(example)} (${options.data})` : `in example ${example} (counted from 0) of ${options.data}`;
         throw new InputError(`${options.data === undefined ? 'input' : 'column'} \`${decl.name}\` holds ${v} ${position}, but the model uses it to index ${use.what}, of size ${bound}${where}: every value must be in 0..${bound - 1}${use.ignore !== undefined ? ` or be ${use.ignore} (ignore_index)` : ''}`);
       }
     }

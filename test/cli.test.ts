@@ -477,7 +477,9 @@ describe('integer features from a CSV', () => {
     const file = join(dir, 'm.dl');
     writeFileSync(file, 'model M {\n  input features: i32[B, 2]\n  input label: i32[B]\n  layer emb = Embedding(4, 3)\n  layer head = Dense(3, 2)\n  loss = cross_entropy(head(mean(emb(features), axis: 1)), label)\n}\ntrain M {\n  data = csv(path: "d.csv", label: "label")\n  optimizer = sgd(lr: 0.1)\n  batch = 8\n  epochs = 1\n}\n');
     const bad = await run('train', file, '--no-progress', '--checkpoint', join(dir, 'ck.safetensors'));
-    expect([bad.status, bad.err.trim().split('\n').at(-1)]).toEqual([EXIT_USER_ERROR, `error: input \`features\` is i32, but row 23 of ${join(dir, 'd.csv')} holds 2.5 (value 1 of its \`features\`): give whole numbers`]);
+    // the train block's data: E0207 at its setting
+    expect([bad.status, bad.err.trim().split('\n')[0]]).toEqual([EXIT_USER_ERROR, `error[E0207]: input \`features\` is i32, but row 23 of ${join(dir, 'd.csv')} holds 2.5 (value 1 of its \`features\`): give whole numbers`]);
+    expect(bad.err).toContain('> 9 |   data = csv(path: "d.csv", label: "label")');
   });
 });
 

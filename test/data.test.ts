@@ -130,6 +130,35 @@ describe('Dataset', () => {
     );
   });
 
+  it('stratifies a split by a class column: every part holds about its fraction of each class, with the unstratified sizes', () => {
+    // 100 examples, 5 of class 1 (the first five), 20 of class 2
+    const label = Int32Array.from({ length: 100 }, (_, i) => (i < 5 ? 1 : i < 25 ? 2 : 0));
+    const d = new Dataset({ id: { data: Float32Array.from({ length: 100 }, (_, i) => i), shape: [] }, label: { data: label, shape: [] } });
+    for (const seed of [0, 1, 2, 3, 4]) {
+      const parts = d.splitIndices([0.6, 0.2, 0.2], { seed, stratify: 'label' });
+      expect(parts.map((p) => p.length)).toEqual(splitSizes(100, [0.6, 0.2, 0.2]));
+      expect([...parts.flatMap((p) => [...p])].sort((a, b) => a - b)).toEqual([...Array(100).keys()]);
+      const count = (p: Uint32Array, c: number) => [...p].filter((i) => label[i] === c).length;
+      // 5 of class 1 in 3:1:1, 20 of class 2 in 12:4:4
+      expect(parts.map((p) => count(p, 1))).toEqual([3, 1, 1]);
+      expect(parts.map((p) => count(p, 2))).toEqual([12, 4, 4]);
+      // within a part, the shuffled order, not sorted by class
+      expect(d.split([0.6, 0.2, 0.2], { seed, stratify: 'label' }).map(ids)).toEqual(parts.map((p) => [...p]));
+    }
+    expect(ids(d.split([0.6, 0.2, 0.2], { stratify: 'label' })[0])).not.toEqual([...ids(d.split([0.6, 0.2, 0.2], { stratify: 'label' })[0])].sort((a, b) => a - b));
+    // without a shuffle: each class divided in data order
+    const ordered = d.splitIndices([0.6, 0.2, 0.2], { shuffle: false, stratify: 'label' });
+    expect([...ordered[0]]).toEqual([...ordered[0]].sort((a, b) => a - b));
+    expect(() => d.split([0.5, 0.5], { stratify: 'id' })).toThrow("cannot stratify by column 'id': it must hold one integer class index per example, not f32 []");
+  });
+
+  it('keeps the names of a column\'s elements through subsets, and checks their count', () => {
+    const d = new Dataset({ x: { data: new Float32Array(6), shape: [3], names: ['a', 'b', 'c'] } });
+    expect(d.subset([1, 0]).column('x').names).toEqual(['a', 'b', 'c']);
+    expect(d.take(1).column('x').names).toEqual(['a', 'b', 'c']);
+    expect(() => new Dataset({ x: { data: new Float32Array(6), shape: [3], names: ['a'] } })).toThrow("column 'x' names 1 elements, but one example holds 3");
+  });
+
   it('splits into disjoint parts covering every example, shuffled by seed or in order', () => {
     const d = numbered(103);
     const [train, val, test] = d.split([0.8, 0.1, 0.1], { seed: 5 });
@@ -311,6 +340,13 @@ describe('CSV', () => {
     expect([...parseCsv('a,b\n1,2.0\n2,10.0\n3,0\n', { label: 'b' }).column('label').data]).toEqual([2, 10, 0]);
     expect(() => parseCsv('a,b\n1,0\n2,0.5\n', { label: 'b' })).toThrow(`row 2 (line 3), column 2 'b': label '0.5' is not a whole number (give label_type: "float" for a regression target)`);
     expect(() => parseCsv('1,2,0\n3,4,1\n', { label: 2 })).toThrow('the first row (1,2,0) holds only numbers: it looks like data, not a header; give header: false (or header: true if those are its column names)');
+    expect(() => parseCsv('1,2,0\n3,4,1\n', { label: 2, optionHint: (o, v) => `--${o} ${v}` })).toThrow('give --header false (or --header true if those are its column names)');
+    // the header's names of the columns taken; a label the file lacks, where it may
+    const named = parseCsv('a,y,b\n1,0,2\n', { label: 'y' });
+    expect([named.column('features').names, named.column('label').names]).toEqual([['a', 'b'], ['y']]);
+    expect(parseCsv('1,0,2\n', { label: 1, header: false }).column('features').names).toBeUndefined();
+    expect(parseCsv('a,b\n1,2\n', { label: 'y', labelOptional: true }).columnNames).toEqual(['features']);
+    expect(() => parseCsv('b,y\n1,2\n', { label: 'y', features: ['a', 'b', 'c'], featuresFrom: 'the recorded columns' })).toThrow("no columns 'a', 'c', of the recorded columns ('a', 'b', 'c'; columns: 'b', 'y')");
     expect(parseCsv('1,2,0\n3,4,1\n', { label: 2, header: true }).length).toBe(1);
     expect(() => parseCsv('a,b\n1e39,0\n', { label: 'b' })).toThrow("row 1 (line 2), column 1 'a': '1e39' is out of range for f32 (at most 3.4028235e+38 in size)");
     expect(() => parseCsv('a,b\n1,0\n2,cat\n', { label: 'b' })).toThrow(/the labels mix numbers and names \(row 2 \(line 3\), column 2 'b' is 'cat'\)/);

@@ -383,7 +383,10 @@ describe('fit', () => {
     let err = '';
     const code = await main(['node', 'dlc', 'train', file, '--no-progress'], { out: () => {}, err: (t: string) => (err += `${t}\n`) });
     expect(code).toBe(EXIT_USER_ERROR);
-    expect(err).toMatch(/column `label` holds 5 in example \d+ of the (training|validation) data, but the model uses it to index axis 1 of f32\[B, 3\]/);
+    // the example by its CSV row, numbered as the CSV's own errors number rows (the 41st data row), whichever split it fell in
+    expect(err).toMatch(new RegExp(`column \`label\` holds 5 in row 41 of ${join(dir, 'd.csv').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(the (training|validation) data\\), but the model uses it to index axis 1 of f32\\[B, 3\\]`));
+    // the user's cross_entropy line, then the standard library's gather in it
+    expect(err).toContain(`of size 3 (${file}:6:10, in stdlib/loss.dl:`);
     expect(existsSync(join(dir, 'm.safetensors'))).toBe(false);
   });
 
@@ -445,7 +448,9 @@ describe('fit', () => {
     expect(await main(['node', 'dlc', 'predict', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors')], io)).toBe(EXIT_OK);
     const jsonl = out.trim().split('\n').map((l) => JSON.parse(l) as { example: number; label: number; probs: number[] });
     expect(jsonl).toHaveLength(23);
-    expect(jsonl[22].example).toBe(22);
+    // `example` is the flower's data row in the file: 23 distinct rows, each with its row's label
+    expect(new Set(jsonl.map((r) => r.example)).size).toBe(23);
+    for (const r of jsonl) expect(r.label).toBe(labels[r.example]);
     expect(jsonl[0].probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     out = '';
     const validation = await main(['node', 'dlc', 'evaluate', model, '--data', `csv:${join(dir, 'iris.csv')}:species`, '--checkpoint', join(dir, 'ck.safetensors'), '--split', 'validation'], io);
@@ -456,7 +461,7 @@ describe('fit', () => {
     expect(err).toMatch(/no checkpoint at .*none\.safetensors; train the model first/);
     err = '';
     expect(await main(['node', 'dlc', 'evaluate', model, '--checkpoint', join(dir, 'ck.safetensors'), '--split', 'dev'], io)).toBe(EXIT_USER_ERROR);
-    expect(err).toContain('--split takes train, validation, test, not `dev`');
+    expect(err).toContain('--split takes train, validation, test, all, not `dev`');
     err = '';
     const unknown = await main(['node', 'dlc', 'train', model, '--data', 'fashion_mnist'], io);
     expect(unknown).toBe(EXIT_USER_ERROR);

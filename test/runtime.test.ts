@@ -186,7 +186,7 @@ describe('inputs used as indices', () => {
       const image = new Float32Array(4 * 784);
       const label = Int32Array.from([3, 9, 10, 0]);
       expect(() => model.trainStep({ image, label })).toThrow(InputError);
-      expect(() => model.trainStep({ image, label })).toThrow('input `label` holds 10 at [2], but the model uses it to index axis 1 of f32[B, 10], of size 10 (stdlib/loss.dl:27:14): every value must be in 0..9');
+      expect(() => model.trainStep({ image, label })).toThrow('input `label` holds 10 at [2], but the model uses it to index axis 1 of f32[B, 10], of size 10 (examples/mnist_mlp.dl:40:10, in stdlib/loss.dl:27:14): every value must be in 0..9');
       await expect(model.evaluate({ image, label: Int32Array.from([0, -1, 0, 0]) })).rejects.toThrow(/input `label` holds -1 at \[1\]/);
       // nothing ran: the step counter did not move, and a valid batch trains
       expect(model.step).toBe(0);

@@ -201,13 +201,17 @@ export class CheckpointWriter {
     if (restore && !restore.shared && state.improved) await writeFileAtomic(restore.path, await weights());
   }
 
-  /** The last epoch's state, whatever `every` says, so --resume and evaluate see the end of training. */
-  async finish(lastEpoch: number | undefined): Promise<void> {
-    if (lastEpoch !== undefined && this.savedEpoch !== lastEpoch + 1) await this.save(lastEpoch + 1);
+  /**
+   * The last epoch's state, whatever `every` says, so --resume and evaluate see the end of training;
+   * with `restored`, the checkpoint also records that restore_best restored that epoch's weights from
+   * that file (beside the checkpoint), which evaluate and predict then run.
+   */
+  async finish(lastEpoch: number | undefined, restored?: { readonly file: string; readonly epoch: number; readonly monitor: string }): Promise<void> {
+    if (lastEpoch !== undefined && (this.savedEpoch !== lastEpoch + 1 || restored)) await this.save(lastEpoch + 1, restored);
   }
 
-  private async save(epoch: number): Promise<void> {
-    const metadata: Record<string, string> = { ...this.metadata, 'dlc.epoch': String(epoch) };
+  private async save(epoch: number, restored?: { readonly file: string; readonly epoch: number; readonly monitor: string }): Promise<void> {
+    const metadata: Record<string, string> = { ...this.metadata, 'dlc.epoch': String(epoch), ...(restored ? { 'dlc.restored_best': JSON.stringify(restored) } : {}) };
     if (this.lastState) metadata['dlc.early_stopping'] = JSON.stringify(this.lastState);
     if (this.plan.best && Number.isFinite(this.best)) metadata['dlc.best'] = JSON.stringify({ monitor: this.plan.best.monitor, value: this.best });
     const bytes = await this.model.saveWeights({ metadata });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import type { Program } from '../../grammar/ast.ts';
+import type { Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import { print } from '../../grammar/printer.ts';
 import { CODES, isCode } from '../diagnostics/codes.ts';
@@ -26,7 +26,7 @@ import { compileSource } from '../frontend/compile.ts';
 import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
 import { buildKernelReport, fusionOf, renderHtml, renderMarkdown, reportSizes } from '../report/kernels.ts';
 import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
-import { trainProgram, TrainError, type TrainFlags } from './train.ts';
+import { DataSettingError, trainProgram, TrainError, type TrainFlags } from './train.ts';
 import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
 import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
 import { predictProgram, type PredictFlags } from './predict.ts';
@@ -36,7 +36,9 @@ import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
 import { writeWeightsOnly } from './weights.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
-const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over, but not a CSV's delimiter or header)";
+const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over: a CSV's header and delimiter too when the block's data is a CSV; --header and --delimiter set them)";
+const HEADER_HELP = "with --data csv:<file>: whether its first row names the columns, true or false (default: the train block's csv(), else true)";
+const DELIMITER_HELP = "with --data csv:<file>: its field delimiter, e.g. ';' or '\\t' (default: the train block's csv(), else ',')";
 
 /** Exit codes: 0 clean, 1 the user's input has errors, 2 the compiler failed. */
 export const EXIT_OK = 0;
@@ -549,7 +551,7 @@ const fromEpisodes = (p: ModelProgram) => p.training?.settings.env !== undefined
 async function predictCommand(file: string, options: PredictFlags & { model?: string; args?: string }, io: Io): Promise<number> {
   const program = await trainedModel(file, options, io, (p) => !fromEpisodes(p), 'no model trained on data');
   if (!program) return EXIT_USER_ERROR;
-  return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io);
+  return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io, { file, model: program.model });
 }
 
 async function sampleCommand(file: string, options: SampleFlags & { model?: string; args?: string }, io: Io): Promise<number> {
@@ -562,18 +564,24 @@ async function evaluateCommand(file: string, options: EvaluateFlags & { model?: 
   const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const evalIo = { ...io, tty: false };
-  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io, { file, model: program.model });
 }
 
 /**
  * Runs a command that trains or evaluates on a device: a training error (bad data, a missing file, a
  * runtime error) is a one-line message and exit 1; a programming error still throws (exit 2 in main).
  */
-async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<number> {
+async function runReportingErrors(run: () => Promise<unknown>, io: Io, at?: { readonly file: string; readonly model: string }): Promise<number> {
   try {
     await run();
     return EXIT_OK;
   } catch (e) {
+    // the data a train block's setting names: E0207 at that setting
+    const framed = e instanceof DataSettingError && at ? dataSettingFrame(e, at.file, at.model) : undefined;
+    if (framed !== undefined) {
+      io.err(framed);
+      return EXIT_USER_ERROR;
+    }
     if (e instanceof TrainError || (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError))) {
       io.err(`error: ${e.message}`);
       return EXIT_USER_ERROR;
@@ -582,11 +590,25 @@ async function runReportingErrors(run: () => Promise<unknown>, io: Io): Promise<
   }
 }
 
+/** A DataSettingError as E0207 in a code frame at the train block's `data` (or `validation`) setting of `model`; undefined where the file no longer has it. */
+function dataSettingFrame(e: DataSettingError, file: string, model: string): string | undefined {
+  const text = readSource(file);
+  if (text === undefined) return undefined;
+  const { program } = parse(text, file);
+  const train = program.body.stmts.find((s): s is TrainDecl => s.kind === 'Train' && s.model.text === model);
+  const stmt = train?.body.stmts.find((s) => (s.kind === 'Setting' || s.kind === 'SettingBlock') && s.name.text === e.setting);
+  if (!stmt) return undefined;
+  const sources = new Sources();
+  sources.add(file, text);
+  const help = e.setting === 'data' ? 'fix the file or this setting; --data <dataset> reads other data without editing it' : 'fix the file or this setting';
+  return renderDiagnostic(diagnostic('E0207', e.message, stmt.span, { help }), sources.get);
+}
+
 async function trainCommand(file: string, options: TrainFlags & { model?: string; args?: string }, io: Io): Promise<number> {
   const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
-  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io);
+  return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io, { file, model: program.model });
 }
 
 function explain(code: string, io: Io): number {
@@ -696,6 +718,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--model <name>', 'the model to train (when the file trains several)')
     .option('--args <hyperparameters>', ARGS_HELP)
     .option('--data <name>', DATA_HELP)
+    .option('--header <true|false>', HEADER_HELP)
+    .option('--delimiter <c>', DELIMITER_HELP)
     .option('--epochs <n>', 'epochs instead of the train block\'s')
     .option('--steps <n>', 'training steps instead of the train block\'s (policy updates, for a model trained from episodes of an env)')
     .option('--batch <n>', 'batch size instead of the train block\'s')
@@ -716,15 +740,17 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
       .option('--model <name>', 'the model (when the file trains several)')
       .option('--args <hyperparameters>', ARGS_HELP)
       .option('--checkpoint <path>', "the weights (default: the train block's checkpoint, else checkpoints/<Model>.safetensors beside the .dl file)")
-      .option('--split <name>', 'train, validation or test (default: test, else validation)')
+      .option('--split <name>', "train, validation or test, split as training split it (default: test, else validation); or all: every example of the data (a new file: --data csv:new.csv), in its order, unsplit")
       .option('--data <name>', DATA_HELP)
+      .option('--header <true|false>', HEADER_HELP)
+      .option('--delimiter <c>', DELIMITER_HELP)
       .option('--batch <n>', "batch size instead of the train block's")
       .option('--seed <n>', 'the seed training split the data with (default: the one the checkpoint recorded)')
       .option('--limit <n>', 'the --limit training used (default: the one the checkpoint recorded)');
   onCheckpoint('evaluate', "load a checkpoint and report its loss and metrics on the model's data, split as training split it")
     .option('--episodes <n>', "for a model trained from episodes: how many to run (default: the env's episodes)")
     .action(async (file: string, options: EvaluateFlags & { model?: string; args?: string; episodes?: string }) => setStatus(await evaluateCommand(file, options, io)));
-  onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data (JSON lines, or CSV)")
+  onCheckpoint('predict', "load a checkpoint and write its outputs for each example of a split of the model's data, or of all of it (JSON lines, or CSV); `example` is the example's data row in the file, counted from 0 after the header; a file without the label column serves outputs that do not read it")
     .option('--out <file>', 'write to this file (CSV when it ends in .csv) instead of standard output')
     .option('--outputs <names>', 'comma-separated outputs to compute (default: all); only the inputs they read are needed')
     .action(async (file: string, options: PredictFlags & { model?: string; args?: string }) => setStatus(await predictCommand(file, options, io)));

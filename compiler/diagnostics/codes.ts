@@ -118,7 +118,7 @@ std.nn (layers), std.act (activations), std.loss (losses), std.metrics, std.math
   E0204: {
     severity: 'error',
     title: 'unknown train setting',
-    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, steps, clip_grad_norm, clip_grad_value, data, env, split, shuffle, seed,
+    explanation: `A 'train' block accepts the settings optimizer, schedule, batch, epochs, steps, clip_grad_norm, clip_grad_value, data, env, split, stratify, ordered_split, shuffle, seed,
 validation, early_stopping, checkpoint, init_from, param_group, max_batch, metrics, log_every, eval_every, augment and freeze_mode. Setting blocks (name { ... })
 take the settings documented for them.
 
@@ -167,6 +167,9 @@ a flat column also feeds an input of the same size ([784] into [1, 28, 28]). A t
 inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]. The train block's
 augment must work on an image column the data gives ([C, H, W], channels-last [H, W, C], [H, W] or a square [H * W]).
 A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers.
+dlc train, evaluate and predict report under this code, at the data (or validation) setting, what they find reading the data
+it names: a file they cannot read or parse, a column count or width that does not fit (listing the CSV columns taken as
+features: an unnamed first column is often a pandas index), a value that does not fit an integer input.
 
     model LeNet { input image: f32[B, 1, 28, 28] ... }
     train LeNet { data = cifar10() }   // error: cifar10() gives image as f32[3, 32, 32] per example`,

@@ -471,6 +471,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       if (!x) return;
       if (as === 'eval_every') checkCount(x, 1);
       if (as === 'validation_metrics') checkMetricList(x);
+      if (as === 'stratify' || as === 'ordered_split') checkBool(x);
       lifted.push({ name: as, key, value: convert(value(x.value), x.value.span), span: x.span });
     };
     let dataset: SettingValue | undefined;
@@ -495,6 +496,8 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         }
       }
       lift('split');
+      lift('stratify');
+      lift('ordered_split');
       lift('shuffle');
       lift('seed');
     } else {
@@ -532,7 +535,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           // a setting given twice: the later one would win silently
           if (Object.hasOwn(settings, s.name.text)) report(`\`${s.name.text}\` is given twice`, s.name.span, 'keep one of them');
           settings[s.name.text] = value(s.value);
-          if (s.name.text === 'shuffle') checkBool(s);
+          if (s.name.text === 'shuffle' || s.name.text === 'stratify' || s.name.text === 'ordered_split') checkBool(s);
           if (s.name.text === 'freeze_mode' && !(FREEZE_MODES as readonly unknown[]).includes(value(s.value))) {
             report(`\`freeze_mode\` is ${FREEZE_MODES.map((m) => `"${m}"`).join(' or ')}`, s.value.span, '"inference" runs frozen layers as in evaluation: batch norm with its running statistics (not updated), no dropout');
           }

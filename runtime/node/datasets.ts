@@ -20,6 +20,8 @@ export const LOCATION_ARGUMENT: Readonly<Record<string, string>> = { csv: 'path'
 export interface LoadDatasetOptions {
   /** Directory that relative CSV paths are resolved against (the .dl file's directory); default the working directory. */
   readonly baseDir?: string;
+  /** For a csv(): how the caller reads it beyond its arguments (a label it may lack, where a features list came from, how its user sets header and delimiter). */
+  readonly csv?: Pick<CsvSpec, 'labelOptional' | 'featuresFrom' | 'optionHint'>;
 }
 
 type Plan =
@@ -126,6 +128,7 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
         ...(labelType !== undefined ? { labelType: labelType as CsvLabelType } : {}),
         ...(classes !== undefined ? { classes } : {}),
         ...(delimiter !== undefined ? { delimiter } : {}),
+        ...options.csv,
       };
       return { kind: 'csv', path: isAbsolute(path) ? path : resolve(options.baseDir ?? process.cwd(), path), spec: csvSpec };
     }
