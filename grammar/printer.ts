@@ -4,10 +4,22 @@ import { operandPrec, Prec, precedence } from './precedence.ts';
 
 const INDENT = '  ';
 
-export function print(program: A.Program): string {
+export interface PrintOptions {
+  /** The line ending written throughout, comments included (`dlc fmt` keeps the file's own: endOfLineOf). */
+  readonly endOfLine?: '\n' | '\r\n';
+}
+
+export function print(program: A.Program, options: PrintOptions = {}): string {
   const out: string[] = [];
   printStatements(program.body, 0, out);
-  return out.length === 0 ? '' : `${out.join('\n')}\n`;
+  const text = out.length === 0 ? '' : `${out.join('\n')}\n`;
+  // every \n here is a line break: strings print theirs as `\n`, and comments arrive with theirs as \n
+  return options.endOfLine === '\r\n' ? text.replace(/\n/g, '\r\n') : text;
+}
+
+/** The line ending a source uses: that of its first line (`\r\n` for a Windows file), else `\n`. */
+export function endOfLineOf(source: string): '\n' | '\r\n' {
+  return /\r\n?|\n/.exec(source)?.[0] === '\r\n' ? '\r\n' : '\n';
 }
 
 export function printExpr(e: A.Expr): string {

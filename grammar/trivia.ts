@@ -27,7 +27,7 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
     return lo;
   };
   const comments: Comment[] = commentTokens
-    .map((t) => ({ text: t.image.replace(/[ \t]+$/gm, ''), start: t.startOffset, end: tokenEnd(t) }))
+    .map((t) => ({ text: t.image.replace(/\r\n?/g, '\n').replace(/[ \t]+$/gm, ''), start: t.startOffset, end: tokenEnd(t) }))
     .sort((a, b) => a.start - b.start);
 
   function processBlock(block: Block, inside: readonly Comment[]): Block {
