@@ -32,12 +32,17 @@ function printStatements(block: A.Block, depth: number, out: string[]): void {
   const pad = INDENT.repeat(depth);
   block.stmts.forEach((s, i) => {
     if (i > 0 && s.trivia.blankBefore) out.push('');
-    for (const c of s.trivia.leading) out.push(c === '' ? '' : pad + c);
+    for (const c of s.trivia.leading) out.push(c === '' ? '' : pad + indentComment(c, pad));
     const lines = statement(s, depth).split('\n');
-    if (s.trivia.trailing.length > 0) lines[lines.length - 1] += ` ${s.trivia.trailing.join(' ')}`;
+    if (s.trivia.trailing.length > 0) lines[lines.length - 1] += ` ${indentComment(s.trivia.trailing.join(' '), pad)}`;
     out.push(pad + lines[0], ...lines.slice(1));
   });
-  for (const c of block.endComments) out.push(pad + c);
+  for (const c of block.endComments) out.push(c === '' ? '' : pad + indentComment(c, pad));
+}
+
+/** A comment's further lines (a block comment's) indented by `pad`, as its first line is; trivia.ts took their old indentation off. */
+function indentComment(text: string, pad: string): string {
+  return text.replace(/\n(?=[^\n])/g, `\n${pad}`);
 }
 
 /** `{`, the statements one level deeper, `}`; an empty block prints as `{}`. */

@@ -27,7 +27,7 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
     return lo;
   };
   const comments: Comment[] = commentTokens
-    .map((t) => ({ text: t.image.replace(/\r\n?/g, '\n').replace(/[ \t]+$/gm, ''), start: t.startOffset, end: tokenEnd(t) }))
+    .map((t) => ({ text: commentText(t.image, indentOfLine(source, lineStarts[lineOf(t.startOffset)])), start: t.startOffset, end: tokenEnd(t) }))
     .sort((a, b) => a.start - b.start);
 
   function processBlock(block: Block, inside: readonly Comment[]): Block {
@@ -80,7 +80,15 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
       };
       return { ...rebuilt, trivia } as Stmt;
     });
-    return { ...block, stmts: newStmts, endComments: endComments.map((c) => c.text) };
+    // Blank lines before the comments at the end of the block are kept (at most one), but not at its start.
+    const endTexts: string[] = [];
+    let previousEnd = stmts.length > 0 ? Math.max(stmts.at(-1)!.span.end, trailing[stmts.length - 1].at(-1)?.end ?? 0) : -1;
+    for (const c of endComments) {
+      if (previousEnd >= 0 && lineOf(c.start) - lineOf(previousEnd - 1) > 1) endTexts.push('');
+      endTexts.push(c.text);
+      previousEnd = c.end;
+    }
+    return { ...block, stmts: newStmts, endComments: endTexts };
   }
 
   /** Hands comments inside nested blocks to those blocks; the rest of the comments inside are returned. */
@@ -114,6 +122,29 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
 /** Top-level declarations other than runs of `use` or of `let` always stand apart by one blank line. */
 function forcedBlankLine(previous: Stmt, next: Stmt): boolean {
   return !((previous.kind === 'Use' && next.kind === 'Use') || (previous.kind === 'Let' && next.kind === 'Let'));
+}
+
+/**
+ * A comment's text as the printer wants it: `\r\n` as `\n`, no trailing blanks, and each further line of a
+ * block comment without the indentation of the line the comment starts on, so that the printer can put
+ * the new indentation there instead and the comment's lines move together. A further line indented
+ * less than that (or differently) loses what it has of it, up to its length: it lands at the new indentation.
+ */
+function commentText(image: string, indent: string): string {
+  const lines = image.replace(/\r\n?/g, '\n').replace(/[ \t]+$/gm, '').split('\n');
+  return lines
+    .map((line, i) => {
+      if (i === 0) return line;
+      if (line.startsWith(indent)) return line.slice(indent.length);
+      const own = /^[ \t]*/.exec(line)![0].length;
+      return line.slice(Math.min(own, indent.length));
+    })
+    .join('\n');
+}
+
+/** The spaces and tabs that start the line beginning at `lineStart`. */
+function indentOfLine(source: string, lineStart: number): string {
+  return /^[ \t]*/.exec(source.slice(lineStart, lineStart + 256))![0];
 }
 
 function computeLineStarts(source: string): number[] {
