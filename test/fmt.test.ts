@@ -54,3 +54,53 @@ describe('block comments', () => {
     expect(fmt(text)).toBe('model M {\n  input x: f32[B, 4]\n  /* a\n  b\n  c */\n  output y = x\n}\n');
   });
 });
+
+describe('line width and multi-line lists', () => {
+  it('breaks a list that does not fit in 100 columns one item a line, with a trailing comma', () => {
+    const text = 'model M(c: int = 8) {\n  layer convs = [Conv2d(1, c, 3, padding: 1), Conv2d(c, 2 * c, 3, stride: 2, padding: 1), Conv2d(2 * c, 4 * c, 3, stride: 2, padding: 1)]\n}\n';
+    const out = fmt(text);
+    expect(out).toBe('model M(c: int = 8) {\n  layer convs = [\n    Conv2d(1, c, 3, padding: 1),\n    Conv2d(c, 2 * c, 3, stride: 2, padding: 1),\n    Conv2d(2 * c, 4 * c, 3, stride: 2, padding: 1),\n  ]\n}\n');
+    expect(Math.max(...out.split('\n').map((l) => l.length))).toBeLessThanOrEqual(100);
+  });
+
+  it('keeps a list written one item a line that way, each comment beside its item', () => {
+    const text = [
+      'layer Net(c: int) {',
+      '  layer convs = [',
+      '    Conv2d(1, c, 3, padding: 1),          // 28x28',
+      '    Conv2d(c, 2 * c, 3, stride: 2, padding: 1), // 14x14',
+      '    // the last one halves again',
+      '    Conv2d(2 * c, 4 * c, 3, stride: 2)',
+      '    // more to come',
+      '  ]',
+      '}',
+      '',
+    ].join('\n');
+    expect(fmt(text)).toBe([
+      'layer Net(c: int) {',
+      '  layer convs = [',
+      '    Conv2d(1, c, 3, padding: 1), // 28x28',
+      '    Conv2d(c, 2 * c, 3, stride: 2, padding: 1), // 14x14',
+      '    // the last one halves again',
+      '    Conv2d(2 * c, 4 * c, 3, stride: 2),',
+      '    // more to come',
+      '  ]',
+      '}',
+      '',
+    ].join('\n'));
+  });
+
+  it('keeps short calls and hyperparameter lists written multi-line multi-line, and joins those written on one line', () => {
+    expect(fmt('fn f(\n  a: int, b: int) -> int = g(a,\n  b)\n')).toBe('fn f(\n  a: int,\n  b: int,\n) -> int = g(a, b)\n');
+  });
+
+  it('hugs a multi-line last argument, and breaks `return a, b` after its commas', () => {
+    const text = 'fn f(x: f32[B, n]) -> f32[B, n] {\n  let y = stack([\n    x, x], axis: 0)\n  return sum(y * x, axis: batch_axes), sum(y, axis: batch_axes), sum(x, axis: batch_axes), sum(x, axis: 0)\n}\n';
+    expect(fmt(text)).toBe('fn f(x: f32[B, n]) -> f32[B, n] {\n  let y = stack([\n    x,\n    x,\n  ], axis: 0)\n  return sum(y * x, axis: batch_axes),\n    sum(y, axis: batch_axes),\n    sum(x, axis: batch_axes),\n    sum(x, axis: 0)\n}\n');
+  });
+
+  it('puts a long comprehension inside its brackets on a line of its own, and a one-item tuple keeps its comma', () => {
+    const text = 'model M(widths: int[] = [16, 32, 64]) {\n  layer stages = [Stage(widths[max(s - 1, 0)], widths[s], strides[s], depth) for s in 0..len(widths)]\n  let t = (\n    x,)\n}\n';
+    expect(fmt(text)).toBe('model M(widths: int[] = [16, 32, 64]) {\n  layer stages = [\n    Stage(widths[max(s - 1, 0)], widths[s], strides[s], depth) for s in 0..len(widths)\n  ]\n  let t = (\n    x,\n  )\n}\n');
+  });
+});
