@@ -15,6 +15,20 @@ export interface Trivia {
   readonly leading: readonly string[];
   readonly trailing: readonly string[];
   readonly blankBefore: boolean;
+  /** The statement's bracketed lists written one item a line or with comments among their items (absent: none). */
+  readonly lists?: readonly ListLayout[];
+}
+
+/** A bracketed list (arguments, list, tuple, hyperparameters) that `dlc fmt` keeps one item a line, comments beside their items. */
+export interface ListLayout {
+  /** Where the list's first item starts: it names the list. */
+  readonly at: number;
+  /** For each item, the comments on lines of their own before it. */
+  readonly leading: readonly (readonly string[])[];
+  /** For each item, the comments after it on its line. */
+  readonly trailing: readonly (readonly string[])[];
+  /** The comments after the last item, before the closing bracket. */
+  readonly end: readonly string[];
 }
 
 export interface Name {

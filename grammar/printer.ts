@@ -1,117 +1,337 @@
-// The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses.
+// The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses, lines within 100 columns where a list can break.
 import type * as A from './ast.ts';
 import { operandPrec, Prec, precedence } from './precedence.ts';
 
 const INDENT = '  ';
+/** Lines longer than this are broken at their bracketed lists (arguments, lists, tuples, hyperparameters), one item a line. */
+export const LINE_WIDTH = 100;
 
-export function print(program: A.Program): string {
-  const out: string[] = [];
-  printStatements(program.body, 0, out);
-  return out.length === 0 ? '' : `${out.join('\n')}\n`;
+export interface PrintOptions {
+  /** The line ending written throughout, comments included (`dlc fmt` keeps the file's own: endOfLineOf). */
+  readonly endOfLine?: '\n' | '\r\n';
 }
 
+export function print(program: A.Program, options: PrintOptions = {}): string {
+  if (program.body.stmts.length === 0 && program.body.endComments.length === 0) return '';
+  const text = `${render(statements(program.body), LINE_WIDTH)}\n`;
+  // every \n here is a line break: strings print theirs as `\n`, and comments arrive with theirs as \n
+  return options.endOfLine === '\r\n' ? text.replace(/\n/g, '\r\n') : text;
+}
+
+/** The line ending a source uses: that of its first line (`\r\n` for a Windows file), else `\n`. */
+export function endOfLineOf(source: string): '\n' | '\r\n' {
+  return /\r\n?|\n/.exec(source)?.[0] === '\r\n' ? '\r\n' : '\n';
+}
+
+/** An expression on one line (a block inside, as a scan's, still takes several), for messages. */
 export function printExpr(e: A.Expr): string {
-  return expr(e, Prec.Lambda, 0);
+  return render(expr(e, Prec.Lambda, NO_LISTS), Infinity);
+}
+
+/** A type as written: `f32[B, d]`. */
+export function printType(t: A.TypeExpr): string {
+  return render(type(t, NO_LISTS), Infinity);
+}
+
+// ------------------------------------------------------------------ documents
+
+/**
+ * What the printer builds before it knows the width: text, and groups whose soft lines are all
+ * spaces (or nothing) when the group fits on the line, else all line breaks (Wadler's "prettier
+ * printer", as prettier does it). Hard lines always break; a suffix (a trailing comment) waits for
+ * the next line break and does not count toward the width.
+ */
+type Doc = string | readonly Doc[] | Group | Indent | Line | IfBreak | Suffix | Flat;
+interface Group { readonly kind: 'group'; readonly body: Doc; readonly broken: boolean; readonly block?: boolean }
+interface Indent { readonly kind: 'indent'; readonly body: Doc }
+interface Line { readonly kind: 'line'; readonly flat: string; readonly hard: boolean }
+interface IfBreak { readonly kind: 'ifBreak'; readonly broken: Doc; readonly flat: Doc }
+interface Suffix { readonly kind: 'suffix'; readonly body: Doc }
+/** Its groups stay on one line unless forced (an if-expression's `{ a }` does not open up). */
+interface Flat { readonly kind: 'flat'; readonly body: Doc }
+
+const softline: Line = { kind: 'line', flat: '', hard: false };
+const line: Line = { kind: 'line', flat: ' ', hard: false };
+const hardline: Line = { kind: 'line', flat: '', hard: true };
+const group = (body: Doc, broken = false): Group => ({ kind: 'group', body, broken });
+const indent = (body: Doc): Indent => ({ kind: 'indent', body });
+const ifBreak = (broken: Doc, flat: Doc = ''): IfBreak => ({ kind: 'ifBreak', broken, flat });
+const suffix = (body: Doc): Suffix => ({ kind: 'suffix', body });
+
+type Mode = 'flat' | 'break';
+type Command = readonly [indent: number, mode: Mode, doc: Doc];
+
+/**
+ * Lays `doc` out in `width` columns. An indent counts only in a broken group, so that a broken list
+ * inside a list that stays on one line (`f(x, [` ... `])`) is indented from the line, not twice.
+ */
+function render(doc: Doc, width: number): string {
+  const out: string[] = [];
+  let column = 0;
+  let pending: Command[] = [];
+  const stack: Command[] = [[0, 'break', doc]];
+  while (stack.length > 0) {
+    const [level, mode, d] = stack.pop()!;
+    if (typeof d === 'string') {
+      out.push(d);
+      column += d.length;
+    } else if (Array.isArray(d)) {
+      for (let i = d.length - 1; i >= 0; i--) stack.push([level, mode, d[i]]);
+    } else {
+      const node = d as Exclude<Doc, string | readonly Doc[]>;
+      switch (node.kind) {
+        case 'indent':
+          stack.push([mode === 'break' ? level + 1 : level, mode, node.body]);
+          break;
+        case 'group': {
+          const flat = !node.broken && (mode === 'flat' || fits([level, 'flat', node.body], stack, width - column));
+          stack.push([level, flat ? 'flat' : 'break', node.body]);
+          break;
+        }
+        case 'ifBreak':
+          stack.push([level, mode, mode === 'break' ? node.broken : node.flat]);
+          break;
+        case 'flat':
+          stack.push([level, 'flat', node.body]);
+          break;
+        case 'suffix':
+          pending.push([level, mode, node.body]);
+          break;
+        case 'line':
+          if (mode === 'flat' && !node.hard) {
+            out.push(node.flat);
+            column += node.flat.length;
+          } else if (pending.length > 0) {
+            // the trailing comments go before the break
+            stack.push([level, mode, node]);
+            for (let i = pending.length - 1; i >= 0; i--) stack.push(pending[i]);
+            pending = [];
+          } else {
+            if (out.length > 0) out[out.length - 1] = out[out.length - 1].replace(/[ \t]+$/, '');
+            const pad = INDENT.repeat(level);
+            out.push('\n', pad);
+            column = pad.length;
+          }
+          break;
+      }
+    }
+    if (stack.length === 0 && pending.length > 0) {
+      stack.push(...pending.reverse());
+      pending = [];
+    }
+  }
+  return out.join('').replace(/[ \t]+$/gm, '');
+}
+
+/** Whether `next` printed flat, then the rest up to its first possible line break, takes at most `room` columns. */
+function fits(next: Command, rest: readonly Command[], room: number): boolean {
+  const todo: Command[] = [next];
+  let restIndex = rest.length;
+  while (room >= 0) {
+    if (todo.length === 0) {
+      if (restIndex === 0) return true;
+      todo.push(rest[--restIndex]);
+      continue;
+    }
+    const [level, mode, d] = todo.pop()!;
+    if (typeof d === 'string') room -= d.length;
+    else if (Array.isArray(d)) for (let i = d.length - 1; i >= 0; i--) todo.push([level, mode, d[i]]);
+    else {
+      const node = d as Exclude<Doc, string | readonly Doc[]>;
+      switch (node.kind) {
+        case 'indent':
+          todo.push([level, mode, node.body]);
+          break;
+        case 'group':
+          todo.push([level, node.broken ? 'break' : mode, node.body]);
+          break;
+        case 'ifBreak':
+          todo.push([level, mode, mode === 'break' ? node.broken : node.flat]);
+          break;
+        case 'flat':
+          todo.push([level, 'flat', node.body]);
+          break;
+        case 'suffix':
+          break;
+        case 'line':
+          if (mode === 'break' || node.hard) return true;
+          room -= node.flat.length;
+          break;
+      }
+    }
+  }
+  return false;
+}
+
+/** A comment as lines: a block comment's further lines take the indentation of the line it starts on. */
+function comment(text: string): Doc {
+  const lines = text.split('\n');
+  return lines.flatMap((l, i) => (i === 0 ? [l] : [hardline, l]));
+}
+
+// ------------------------------------------------------------------ bracketed lists
+
+/** The list layouts of the statement being printed, by where their first item starts. */
+type Lists = ReadonlyMap<number, A.ListLayout>;
+const NO_LISTS: Lists = new Map();
+
+/**
+ * `open item, item close`, or when it does not fit (or was written one item a line, or has comments
+ * among its items) each item on a line of its own, one level in, each followed by a comma.
+ */
+function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean } = {}): Doc {
+  if (items.length === 0) return `${open}${close}`;
+  const layout = lists.get(items[0].span.start);
+  // `forward(x: f32[B, n]) -> ...`: one hyperparameter on a line of its own would only move the long part
+  if (how.keepOne && items.length === 1 && layout === undefined) return [open, docs[0], close];
+  const alwaysComma = how.alwaysComma ?? false;
+  const body: Doc[] = [];
+  docs.forEach((doc, i) => {
+    const last = i === docs.length - 1;
+    body.push(i === 0 ? softline : line);
+    for (const c of layout?.leading[i] ?? []) body.push(comment(c), hardline);
+    body.push(doc, last ? ifBreak(',', alwaysComma ? ',' : '') : ',');
+    const trailing = layout?.trailing[i] ?? [];
+    if (trailing.length > 0) body.push(suffix([' ', comment(trailing.join(' '))]));
+  });
+  for (const c of layout?.end ?? []) body.push(hardline, comment(c));
+  return group([open, indent(body), softline, close], layout !== undefined);
 }
 
 // ------------------------------------------------------------------ statements
 
-function printStatements(block: A.Block, depth: number, out: string[]): void {
-  const pad = INDENT.repeat(depth);
+function statements(block: A.Block): Doc {
+  const out: Doc[] = [];
+  const next = () => {
+    if (out.length > 0) out.push(hardline);
+  };
   block.stmts.forEach((s, i) => {
-    if (i > 0 && s.trivia.blankBefore) out.push('');
-    for (const c of s.trivia.leading) out.push(c === '' ? '' : pad + c);
-    const lines = statement(s, depth).split('\n');
-    if (s.trivia.trailing.length > 0) lines[lines.length - 1] += ` ${s.trivia.trailing.join(' ')}`;
-    out.push(pad + lines[0], ...lines.slice(1));
+    if (i > 0 && s.trivia.blankBefore) next();
+    for (const c of s.trivia.leading) {
+      next();
+      if (c !== '') out.push(comment(c));
+    }
+    next();
+    const lists: Lists = new Map((s.trivia.lists ?? []).map((l) => [l.at, l]));
+    out.push(statement(s, lists));
+    if (s.trivia.trailing.length > 0) out.push(suffix([' ', comment(s.trivia.trailing.join(' '))]));
   });
-  for (const c of block.endComments) out.push(pad + c);
+  for (const c of block.endComments) {
+    next();
+    if (c !== '') out.push(comment(c));
+  }
+  return out;
 }
 
 /** `{`, the statements one level deeper, `}`; an empty block prints as `{}`. */
-function blockText(block: A.Block, depth: number): string {
+function blockDoc(block: A.Block): Doc {
   if (block.stmts.length === 0 && block.endComments.length === 0) return '{}';
-  const inner: string[] = [];
-  printStatements(block, depth + 1, inner);
-  return `{\n${inner.join('\n')}\n${INDENT.repeat(depth)}}`;
+  return ['{', indentAlways([hardline, statements(block)]), hardline, '}'];
 }
 
-function statement(s: A.Stmt, d: number): string {
-  const e = (x: A.Expr) => expr(x, Prec.Lambda, d);
-  const cond = (x: A.Expr) => expr(x, Prec.Or, d);
-  const guard = (g: A.Expr | null) => (g ? ` if ${cond(g)}` : '');
-  const list = (xs: readonly A.Expr[]) => xs.map(e).join(', ');
+/** An indent that counts whatever the mode around it: a block's statements are always one level in. */
+function indentAlways(body: Doc): Doc {
+  return { kind: 'group', body: indent(body), broken: true, block: true };
+}
+
+/**
+ * A group that `dlc fmt` does not record as broken (a comprehension, `return a, b`): it breaks when a list
+ * inside it is broken, as it did when that list broke for the width, so that printing again changes nothing.
+ */
+function groupAround(body: Doc): Group {
+  return group(body, holdsBroken(body));
+}
+
+function holdsBroken(doc: Doc): boolean {
+  if (typeof doc === 'string') return false;
+  if (Array.isArray(doc)) return doc.some(holdsBroken);
+  const node = doc as Exclude<Doc, string | readonly Doc[]>;
+  switch (node.kind) {
+    case 'group':
+      return node.block ? false : node.broken || holdsBroken(node.body);
+    case 'ifBreak':
+      return holdsBroken(node.broken) || holdsBroken(node.flat);
+    case 'line':
+      return false;
+    default:
+      return holdsBroken(node.body);
+  }
+}
+
+function statement(s: A.Stmt, L: Lists): Doc {
+  const e = (x: A.Expr) => expr(x, Prec.Lambda, L);
+  const cond = (x: A.Expr) => expr(x, Prec.Or, L);
+  const guard = (g: A.Expr | null): Doc => (g ? [' if ', cond(g)] : '');
+  // `return a, b` and `where c, d`: when too long, one item a line after the first, one level in
+  const list = (xs: readonly A.Expr[]): Doc => (xs.length < 2 ? join(xs.map(e), ', ') : groupAround([e(xs[0]), indent(xs.slice(1).map((x) => [',', line, e(x)]))]));
   switch (s.kind) {
     case 'Param':
     case 'State':
-      return `${s.kind === 'Param' ? 'param' : 'state'} ${s.name.text}: ${type(s.type, d)}${s.init ? ` = ${guardedValue(s.init, d)}` : ''}${guard(s.guard)}`;
+      return [s.kind === 'Param' ? 'param ' : 'state ', s.name.text, ': ', type(s.type, L), s.init ? [' = ', expr(s.init, Prec.Or, L)] : '', guard(s.guard)];
     case 'Input':
-      return `input ${s.name.text}: ${type(s.type, d)}`;
+      return ['input ', s.name.text, ': ', type(s.type, L)];
     case 'Output':
-      return `output ${s.name.text}${s.type ? `: ${type(s.type, d)}` : ''} = ${e(s.value)}`;
+      return ['output ', s.name.text, s.type ? [': ', type(s.type, L)] : '', ' = ', e(s.value)];
     case 'SubLayer':
-      return `layer ${s.name.text} = ${s.guard ? guardedValue(s.value, d) : e(s.value)}${guard(s.guard)}`;
+      // a value followed by ` if guard` must not itself end in something that would swallow the `if`
+      return ['layer ', s.name.text, ' = ', s.guard ? expr(s.value, Prec.Or, L) : e(s.value), guard(s.guard)];
     case 'Let':
-      return `let ${names(s.targets)}${s.type ? `: ${type(s.type, d)}` : ''} = ${e(s.value)}`;
+      return ['let ', names(s.targets), s.type ? [': ', type(s.type, L)] : '', ' = ', e(s.value)];
     case 'Assign':
-      return `${names(s.targets)} = ${e(s.value)}`;
+      return [names(s.targets), ' = ', e(s.value)];
     case 'Loss':
-      return `loss${s.name ? ` ${s.name.text}` : ''} = ${e(s.value)}`;
+      return ['loss', s.name ? ` ${s.name.text}` : '', ' = ', e(s.value)];
     case 'Metric':
-      return `metric ${s.name.text} = ${e(s.value)}`;
+      return ['metric ', s.name.text, ' = ', e(s.value)];
     case 'Where':
-      return `where ${list(s.conditions)}`;
+      return ['where ', list(s.conditions)];
     case 'Forward':
-      return `forward(${params(s.params, d)})${returns(s.returns, d)}${bodyText(s.body, d)}`;
+      return ['forward', params(s.params, L), returns(s.returns, L), body(s.body, L)];
     case 'Return':
-      return `return ${list(s.values)}`;
+      return ['return ', list(s.values)];
     case 'Yield':
-      return `yield ${list(s.values)}`;
+      return ['yield ', list(s.values)];
     case 'For':
-      return `for ${names(s.vars)} in ${cond(s.iterable)} ${blockText(s.body, d)}`;
+      return ['for ', names(s.vars), ' in ', cond(s.iterable), ' ', blockDoc(s.body)];
     case 'If':
-      return ifText(s, d);
+      return ifDoc(s, L);
     case 'Setting':
-      return `${s.name.text} = ${e(s.value)}`;
+      return [s.name.text, ' = ', e(s.value)];
     case 'SettingBlock':
-      return `${s.name.text}${s.label ? ` ${s.label.text}` : ''} ${blockText(s.body, d)}`;
+      return [s.name.text, s.label ? ` ${s.label.text}` : '', ' ', blockDoc(s.body)];
     case 'Freeze':
-      return `freeze ${list(s.targets)}`;
+      return ['freeze ', list(s.targets)];
     case 'Step':
-      return `step ${s.name.text} ${blockText(s.body, d)}`;
+      return ['step ', s.name.text, ' ', blockDoc(s.body)];
     case 'Objective': {
-      const over = s.over.length > 0 ? ` over ${s.over.map(cond).join(', ')}` : '';
-      const withOpt = s.optimizer ? ` with ${e(s.optimizer)}` : '';
-      return `${s.direction} ${s.over.length > 0 || s.optimizer ? cond(s.loss) : e(s.loss)}${over}${withOpt}`;
+      const over: Doc = s.over.length > 0 ? [' over ', join(s.over.map(cond), ', ')] : '';
+      const withOpt: Doc = s.optimizer ? [' with ', e(s.optimizer)] : '';
+      return [s.direction, ' ', s.over.length > 0 || s.optimizer ? cond(s.loss) : e(s.loss), over, withOpt];
     }
     case 'Use':
       return useText(s);
     case 'Layer':
     case 'Model':
-      return `${s.kind === 'Layer' ? 'layer' : 'model'} ${s.name.text}${s.params.length > 0 ? `(${params(s.params, d)})` : ''} ${blockText(s.body, d)}`;
+      return [s.kind === 'Layer' ? 'layer ' : 'model ', s.name.text, s.params.length > 0 ? params(s.params, L) : '', ' ', blockDoc(s.body)];
     case 'Fn':
-      return `fn ${s.name.text}(${params(s.params, d)})${returns(s.returns, d)}${bodyText(s.body, d)}`;
+      return ['fn ', s.name.text, params(s.params, L), returns(s.returns, L), body(s.body, L)];
     case 'Train':
-      return `train ${s.model.text}${s.args ? `(${args(s.args, d)})` : ''} ${blockText(s.body, d)}`;
+      return ['train ', s.model.text, s.args ? args(s.args, L) : '', ' ', blockDoc(s.body)];
   }
 }
 
-/** A value followed by ` if guard` must not itself end in something that would swallow the `if`. */
-function guardedValue(x: A.Expr, d: number): string {
-  return expr(x, Prec.Or, d);
-}
-
-function ifText(s: A.IfStmt, d: number): string {
-  let text = `if ${expr(s.condition, Prec.Or, d)} ${blockText(s.then, d)}`;
+function ifDoc(s: A.IfStmt, L: Lists): Doc {
+  const out: Doc[] = ['if ', expr(s.condition, Prec.Or, L), ' ', blockDoc(s.then)];
   if (s.else) {
     const only = s.else.stmts.length === 1 && s.else.endComments.length === 0 ? s.else.stmts[0] : undefined;
     if (only && only.kind === 'If' && only.trivia.leading.length === 0 && only.trivia.trailing.length === 0) {
-      text += ` else ${ifText(only, d)}`;
+      const lists: Lists = new Map((only.trivia.lists ?? []).map((l) => [l.at, l]));
+      out.push(' else ', ifDoc(only, lists));
     } else {
-      text += ` else ${blockText(s.else, d)}`;
+      out.push(' else ', blockDoc(s.else));
     }
   }
-  return text;
+  return out;
 }
 
 function useText(s: A.UseDecl): string {
@@ -127,47 +347,48 @@ function useText(s: A.UseDecl): string {
   return `use ${source}${imports}${s.alias ? ` as ${s.alias.text}` : ''}`;
 }
 
-function bodyText(b: A.Block | A.Expr, d: number): string {
-  return b.kind === 'Block' ? ` ${blockText(b, d)}` : ` = ${expr(b, Prec.Lambda, d)}`;
+function body(b: A.Block | A.Expr, L: Lists): Doc {
+  return b.kind === 'Block' ? [' ', blockDoc(b)] : [' = ', expr(b, Prec.Lambda, L)];
 }
 
-function returns(types: readonly A.TypeExpr[], d: number): string {
+function returns(types: readonly A.TypeExpr[], L: Lists): Doc {
   if (types.length === 0) return '';
-  if (types.length === 1) return ` -> ${type(types[0], d)}`;
-  return ` -> (${types.map((t) => type(t, d)).join(', ')})`;
+  if (types.length === 1) return [' -> ', type(types[0], L)];
+  return [' -> (', join(types.map((t) => type(t, L)), ', '), ')'];
 }
 
 function names(ns: readonly A.Name[]): string {
   return ns.map((n) => n.text).join(', ');
 }
 
-function params(ps: readonly A.HyperParam[], d: number): string {
-  return ps
-    .map((p) => `${p.name.text}${p.type ? `: ${type(p.type, d)}` : ''}${p.default ? ` = ${expr(p.default, Prec.Lambda, d)}` : ''}`)
-    .join(', ');
+function join(docs: readonly Doc[], separator: string): Doc {
+  return docs.flatMap((d, i) => (i === 0 ? [d] : [separator, d]));
 }
 
-function args(as: readonly A.Arg[], d: number): string {
-  return as.map((a) => `${a.name ? `${a.name.text}: ` : ''}${expr(a.value, Prec.Lambda, d)}`).join(', ');
+/** `(name: type = default, ...)`. */
+function params(ps: readonly A.HyperParam[], L: Lists): Doc {
+  const docs = ps.map((p): Doc => [p.name.text, p.type ? [': ', type(p.type, L)] : '', p.default ? [' = ', expr(p.default, Prec.Lambda, L)] : '']);
+  return bracketed('(', ps, docs, ')', L, { keepOne: true });
 }
 
-/** A type as written: `f32[B, d]`. */
-export function printType(t: A.TypeExpr): string {
-  return type(t, 0);
+/** `(value, name: value, ...)`. */
+function args(as: readonly A.Arg[], L: Lists): Doc {
+  const docs = as.map((a): Doc => [a.name ? `${a.name.text}: ` : '', expr(a.value, Prec.Lambda, L)]);
+  return bracketed('(', as, docs, ')', L);
 }
 
-function type(t: A.TypeExpr, d: number): string {
-  return t.dims === null ? t.name.text : `${t.name.text}[${t.dims.map((x) => expr(x, Prec.Lambda, d)).join(', ')}]`;
+function type(t: A.TypeExpr, L: Lists): Doc {
+  return t.dims === null ? t.name.text : [t.name.text, '[', join(t.dims.map((x) => expr(x, Prec.Lambda, L)), ', '), ']'];
 }
 
 // ------------------------------------------------------------------ expressions
 
-function expr(e: A.Expr, min: Prec, d: number): string {
-  const text = exprText(e, d);
-  return precedence(e) < min ? `(${text})` : text;
+function expr(e: A.Expr, min: Prec, L: Lists): Doc {
+  const doc = exprDoc(e, L);
+  return precedence(e) < min ? ['(', doc, ')'] : doc;
 }
 
-function exprText(e: A.Expr, d: number): string {
+function exprDoc(e: A.Expr, L: Lists): Doc {
   switch (e.kind) {
     case 'Number':
       return e.text;
@@ -184,49 +405,50 @@ function exprText(e: A.Expr, d: number): string {
     case 'ErrorExpr':
       return '<error>';
     case 'List':
-      return `[${e.items.map((x) => expr(x, Prec.Lambda, d)).join(', ')}]`;
+      return bracketed('[', e.items, e.items.map((x) => expr(x, Prec.Lambda, L)), ']', L);
     case 'Tuple':
-      if (e.items.length === 1) return `(${expr(e.items[0], Prec.Lambda, d)},)`;
-      return `(${e.items.map((x) => expr(x, Prec.Lambda, d)).join(', ')})`;
+      // `(a,)` is a tuple of one; `(a)` would be a parenthesised `a`
+      return bracketed('(', e.items, e.items.map((x) => expr(x, Prec.Lambda, L)), ')', L, { alwaysComma: e.items.length === 1 });
     case 'Comprehension': {
-      const condition = e.condition ? ` if ${expr(e.condition, Prec.Or, d)}` : '';
-      return `[${expr(e.element, Prec.Lambda, d)} for ${names(e.vars)} in ${expr(e.iterable, Prec.Or, d)}${condition}]`;
+      const condition: Doc = e.condition ? [' if ', expr(e.condition, Prec.Or, L)] : '';
+      return groupAround(['[', indent([softline, expr(e.element, Prec.Lambda, L), ' for ', names(e.vars), ' in ', expr(e.iterable, Prec.Or, L), condition]), softline, ']']);
     }
     case 'Unary':
-      if (e.op === 'not') return `not ${expr(e.operand, Prec.Not, d)}`;
-      return `${e.op}${expr(e.operand, Prec.Unary, d)}`;
+      if (e.op === 'not') return ['not ', expr(e.operand, Prec.Not, L)];
+      return [e.op, expr(e.operand, Prec.Unary, L)];
     case 'Binary': {
-      const left = expr(e.left, operandPrec(e.op, 'left'), d);
-      const right = expr(e.right, operandPrec(e.op, 'right'), d);
-      return e.op === '..' ? `${left}..${right}` : `${left} ${e.op} ${right}`;
+      const left = expr(e.left, operandPrec(e.op, 'left'), L);
+      const right = expr(e.right, operandPrec(e.op, 'right'), L);
+      return e.op === '..' ? [left, '..', right] : [left, ` ${e.op} `, right];
     }
     case 'Call':
-      return `${expr(e.callee, Prec.Postfix, d)}(${args(e.args, d)})`;
+      return [expr(e.callee, Prec.Postfix, L), args(e.args, L)];
     case 'Index':
-      return `${expr(e.target, Prec.Postfix, d)}[${e.items.map((i) => indexItem(i, d)).join(', ')}]`;
+      return [expr(e.target, Prec.Postfix, L), '[', join(e.items.map((i) => indexItem(i, L)), ', '), ']'];
     case 'Member': {
       // `(1).2` must keep its parentheses: `1.2` would lex as one float
-      const target = e.target.kind === 'Number' && /^\d/.test(e.member.text) ? `(${exprText(e.target, d)})` : expr(e.target, Prec.Postfix, d);
-      return `${target}.${e.member.text}`;
+      const target = e.target.kind === 'Number' && /^\d/.test(e.member.text) ? ['(', exprDoc(e.target, L), ')'] : expr(e.target, Prec.Postfix, L);
+      return [target, '.', e.member.text];
     }
     case 'IfExpr':
-      return `if ${expr(e.condition, Prec.Or, d)} { ${expr(e.then, Prec.Lambda, d)} } else ${
-        e.else.kind === 'IfExpr' ? exprText(e.else, d) : `{ ${expr(e.else, Prec.Lambda, d)} }`
-      }`;
+      return { kind: 'flat', body: [
+        'if ', expr(e.condition, Prec.Or, L), ' { ', expr(e.then, Prec.Lambda, L), ' } else ',
+        e.else.kind === 'IfExpr' ? exprDoc(e.else, L) : ['{ ', expr(e.else, Prec.Lambda, L), ' }'],
+      ] };
     case 'Lambda':
-      return `fn(${params(e.params, d)}) => ${expr(e.body, Prec.Lambda, d)}`;
+      return ['fn', params(e.params, L), ' => ', expr(e.body, Prec.Lambda, L)];
     case 'Scan': {
-      const axis = e.axis ? ` along ${expr(e.axis, Prec.Or, d)}` : '';
-      const carry = e.carry.length > 0 ? ` carry (${e.carry.map((c) => `${c.name.text} = ${expr(c.init, Prec.Lambda, d)}`).join(', ')})` : '';
-      return `scan ${e.reverse ? 'reverse ' : ''}${e.variables.map((v) => v.text).join(', ')} in ${expr(e.source, Prec.Or, d)}${axis}${carry} ${blockText(e.body, d)}`;
+      const axis: Doc = e.axis ? [' along ', expr(e.axis, Prec.Or, L)] : '';
+      const carry: Doc = e.carry.length > 0 ? [' carry (', join(e.carry.map((c) => [c.name.text, ' = ', expr(c.init, Prec.Lambda, L)]), ', '), ')'] : '';
+      return ['scan ', e.reverse ? 'reverse ' : '', e.variables.map((v) => v.text).join(', '), ' in ', expr(e.source, Prec.Or, L), axis, carry, ' ', blockDoc(e.body)];
     }
   }
 }
 
-function indexItem(i: A.IndexItem, d: number): string {
-  if (i.kind !== 'Slice') return expr(i, Prec.Lambda, d);
-  const part = (x: A.Expr | null) => (x ? expr(x, Prec.Lambda, d) : '');
-  return `${part(i.start)}:${part(i.stop)}${i.step ? `:${part(i.step)}` : ''}`;
+function indexItem(i: A.IndexItem, L: Lists): Doc {
+  if (i.kind !== 'Slice') return expr(i, Prec.Lambda, L);
+  const part = (x: A.Expr | null): Doc => (x ? expr(x, Prec.Lambda, L) : '');
+  return [part(i.start), ':', part(i.stop), i.step ? [':', part(i.step)] : ''];
 }
 
 function stringText(value: string): string {

@@ -1,7 +1,7 @@
 // Attaches comments and blank lines to the statements around them, so the formatter can print them back.
 import type { IToken } from 'chevrotain';
 import { tokenEnd } from './cst-to-ast.ts';
-import type { Block, Program, Stmt, Trivia } from './ast.ts';
+import type { Block, ListLayout, Program, Span, Stmt, Trivia } from './ast.ts';
 
 interface Comment {
   readonly text: string;
@@ -27,7 +27,7 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
     return lo;
   };
   const comments: Comment[] = commentTokens
-    .map((t) => ({ text: t.image.replace(/[ \t]+$/gm, ''), start: t.startOffset, end: tokenEnd(t) }))
+    .map((t) => ({ text: commentText(t.image, indentOfLine(source, lineStarts[lineOf(t.startOffset)])), start: t.startOffset, end: tokenEnd(t) }))
     .sort((a, b) => a.start - b.start);
 
   function processBlock(block: Block, inside: readonly Comment[]): Block {
@@ -77,10 +77,19 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
         leading: leadingTexts,
         trailing: trailing[i].map((c) => c.text),
         blankBefore,
+        ...(rebuilt.trivia.lists ? { lists: rebuilt.trivia.lists } : {}),
       };
       return { ...rebuilt, trivia } as Stmt;
     });
-    return { ...block, stmts: newStmts, endComments: endComments.map((c) => c.text) };
+    // Blank lines before the comments at the end of the block are kept (at most one), but not at its start.
+    const endTexts: string[] = [];
+    let previousEnd = stmts.length > 0 ? Math.max(stmts.at(-1)!.span.end, trailing[stmts.length - 1].at(-1)?.end ?? 0) : -1;
+    for (const c of endComments) {
+      if (previousEnd >= 0 && lineOf(c.start) - lineOf(previousEnd - 1) > 1) endTexts.push('');
+      endTexts.push(c.text);
+      previousEnd = c.end;
+    }
+    return { ...block, stmts: newStmts, endComments: endTexts };
   }
 
   /** Hands comments inside nested blocks to those blocks; the rest of the comments inside are returned. */
@@ -101,7 +110,58 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
       return out;
     };
     const rebuilt = rebuild(stmt) as Stmt;
-    return { rebuilt, leftover: inside.filter((c) => !claimed.has(c)) };
+    const free = inside.filter((c) => !claimed.has(c));
+    const lists = listLayouts(stmt, free, claimed);
+    const withLists = lists.length > 0 ? ({ ...rebuilt, trivia: { ...rebuilt.trivia, lists } } as Stmt) : rebuilt;
+    return { rebuilt: withLists, leftover: free.filter((c) => !claimed.has(c)) };
+  }
+
+  /**
+   * The statement's bracketed lists that were written one item a line (a line break after the opening
+   * bracket) or that have comments between their items; those comments are claimed, each kept beside
+   * its item: after it when on its line, else before the next (or before the closing bracket).
+   */
+  function listLayouts(stmt: Stmt, free: readonly Comment[], claimed: Set<Comment>): ListLayout[] {
+    const startingAt = new Map(free.map((c) => [c.start, c]));
+    const layouts: ListLayout[] = [];
+    for (const { items, from } of bracketedLists(stmt)) {
+      // the opening bracket: on from where the list's node or its callee ends, over blanks, comments and
+      // a parenthesised callee's `)`
+      let open = from;
+      for (;;) {
+        while (open < items[0].span.start && /[\s)]/.test(source[open])) open++;
+        const c = startingAt.get(open);
+        if (!c) break;
+        open = c.end;
+      }
+      if (source[open] !== '(' && source[open] !== '[') continue;
+      // the closing bracket: on from the last item over blanks, comments and a comma
+      let close = items.at(-1)!.span.end;
+      for (;;) {
+        while (close < source.length && /[\s,]/.test(source[close])) close++;
+        const c = startingAt.get(close);
+        if (!c) break;
+        close = c.end;
+      }
+      const leading: string[][] = items.map(() => []);
+      const trailing: string[][] = items.map(() => []);
+      const end: string[] = [];
+      let any = false;
+      for (let i = 0; i <= items.length; i++) {
+        const from = i === 0 ? open + 1 : items[i - 1].span.end;
+        const to = i === items.length ? close : items[i].span.start;
+        for (const c of free) {
+          if (c.start < from || c.end > to || claimed.has(c)) continue;
+          claimed.add(c);
+          any = true;
+          if (i > 0 && lineOf(c.start) === lineOf(items[i - 1].span.end - 1)) trailing[i - 1].push(c.text);
+          else if (i < items.length) leading[i].push(c.text);
+          else end.push(c.text);
+        }
+      }
+      if (any || /[\n\r]/.test(source.slice(open, items[0].span.start))) layouts.push({ at: items[0].span.start, leading, trailing, end });
+    }
+    return layouts;
   }
 
   const body = processBlock(program.body, comments);
@@ -111,9 +171,65 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
   return { ...program, body: { ...body, stmts } };
 }
 
+/** Where each kind of node keeps a bracketed list that may be written one item a line. */
+const LIST_FIELDS: Readonly<Record<string, string>> = { Call: 'args', List: 'items', Tuple: 'items', Lambda: 'params', Layer: 'params', Model: 'params', Fn: 'params', Forward: 'params', Train: 'args' };
+
+interface ListSite {
+  readonly items: readonly { readonly span: Span }[];
+  /** Where to look on from for the opening bracket. */
+  readonly from: number;
+}
+
+/** The non-empty bracketed lists of a statement, outside its blocks (their statements have their own). */
+function bracketedLists(stmt: Stmt): ListSite[] {
+  const found: ListSite[] = [];
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const v of value) walk(v);
+      return;
+    }
+    if (value === null || typeof value !== 'object') return;
+    const node = value as Record<string, unknown> & { kind?: string; span?: Span };
+    if (node.kind === 'Block') return;
+    const field = node.kind ? LIST_FIELDS[node.kind] : undefined;
+    const items = field ? node[field] : undefined;
+    if (Array.isArray(items) && items.length > 0 && node.span) {
+      const named = (node.name ?? node.model ?? node.callee) as { span: Span } | undefined;
+      const from = named ? named.span.end : node.span.start + (node.kind === 'Forward' ? 'forward'.length : node.kind === 'Lambda' ? 'fn'.length : 0);
+      found.push({ items: items as { span: Span }[], from });
+    }
+    for (const [k, v] of Object.entries(node)) if (k !== 'span' && k !== 'trivia') walk(v);
+  };
+  walk(stmt);
+  return found;
+}
+
 /** Top-level declarations other than runs of `use` or of `let` always stand apart by one blank line. */
 function forcedBlankLine(previous: Stmt, next: Stmt): boolean {
   return !((previous.kind === 'Use' && next.kind === 'Use') || (previous.kind === 'Let' && next.kind === 'Let'));
+}
+
+/**
+ * A comment's text as the printer wants it: `\r\n` as `\n`, no trailing blanks, and each further line of a
+ * block comment without the indentation of the line the comment starts on, so that the printer can put
+ * the new indentation there instead and the comment's lines move together. A further line indented
+ * less than that (or differently) loses what it has of it, up to its length: it lands at the new indentation.
+ */
+function commentText(image: string, indent: string): string {
+  const lines = image.replace(/\r\n?/g, '\n').replace(/[ \t]+$/gm, '').split('\n');
+  return lines
+    .map((line, i) => {
+      if (i === 0) return line;
+      if (line.startsWith(indent)) return line.slice(indent.length);
+      const own = /^[ \t]*/.exec(line)![0].length;
+      return line.slice(Math.min(own, indent.length));
+    })
+    .join('\n');
+}
+
+/** The spaces and tabs that start the line beginning at `lineStart`. */
+function indentOfLine(source: string, lineStart: number): string {
+  return /^[ \t]*/.exec(source.slice(lineStart, lineStart + 256))![0];
 }
 
 function computeLineStarts(source: string): number[] {

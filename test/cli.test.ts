@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXIT_INTERNAL_ERROR, EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
+import { EXIT_FMT_FAILED, EXIT_INTERNAL_ERROR, EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
 import { CODES } from '../compiler/diagnostics/codes.ts';
 
 async function run(...args: string[]): Promise<{ status: number; out: string; err: string }> {
@@ -132,7 +132,7 @@ describe('dlc fmt', () => {
   it('refuses to format a file with syntax errors', async () => {
     const file = tempFile('broken.dl', 'model M { let = }\n');
     const r = await run('fmt', '--write', file);
-    expect(r.status).toBe(EXIT_USER_ERROR);
+    expect(r.status).toBe(EXIT_FMT_FAILED);
     expect(readFileSync(file, 'utf8')).toBe('model M { let = }\n');
   });
 });
@@ -327,7 +327,7 @@ describe('dlc --version and fmt flags', () => {
     const size = await run('compile', 'examples/mnist_mlp.dl', '-o', join(tmpdir(), 'dlc-report-size'), '--args', 'hidden: 4', '--report', '--report-size', 'Q=5');
     expect([size.status, size.err.trim()]).toEqual([EXIT_USER_ERROR, 'error: --report-size Q: no model here has a size `Q`; their sizes are B']);
     const both = await run('fmt', '--check', '--write', 'examples/gan.dl');
-    expect(both.status).toBe(EXIT_USER_ERROR);
+    expect(both.status).toBe(EXIT_FMT_FAILED);
     expect(both.err).toContain('--check and --write ask for different things');
   });
 });

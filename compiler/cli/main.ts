@@ -1,10 +1,10 @@
 // The `dlc` command line: check, fmt, graph, summary, gradcheck, explain, compile, train, evaluate, predict and sample.
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
-import { print } from '../../grammar/printer.ts';
+import { endOfLineOf, print } from '../../grammar/printer.ts';
 import { CODES, isCode } from '../diagnostics/codes.ts';
 import { type Diagnostic, diagnostic } from '../diagnostics/diagnostic.ts';
 import { diagnosticToJson, renderDiagnostic } from '../diagnostics/render.ts';
@@ -34,6 +34,7 @@ import { entryKey, lookup, store } from './compile-cache.ts';
 import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
 import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
 import { writeWeightsOnly } from './weights.ts';
+import { writeInPlace } from './write-in-place.ts';
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
 const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over: a CSV's header and delimiter too when the block's data is a CSV; --header and --delimiter set them)";
@@ -44,12 +45,16 @@ const DELIMITER_HELP = "with --data csv:<file>: its field delimiter, e.g. ';' or
 export const EXIT_OK = 0;
 export const EXIT_USER_ERROR = 1;
 export const EXIT_INTERNAL_ERROR = 2;
+/** `dlc fmt` only: a file could not be formatted (syntax errors, unreadable, flags that do not go together), as opposed to 1, not formatted. */
+export const EXIT_FMT_FAILED = 3;
 
 interface Io {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   /** Told when a reported diagnostic is a compiler bug (E0900): the command then exits with 2, not 1. */
   readonly internal?: () => void;
+  /** All of standard input (`dlc fmt -`); process.stdin's by default. */
+  readonly readStdin?: () => string | undefined;
 }
 
 const defaultIo: Io = {
@@ -137,47 +142,83 @@ function check(files: string[], options: { json?: boolean }, io: Io): number {
   return errors > 0 || missing > 0 ? EXIT_USER_ERROR : EXIT_OK;
 }
 
-function fmt(files: string[], options: { check?: boolean; write?: boolean }, io: Io): number {
+interface FmtOptions {
+  readonly check?: boolean;
+  readonly write?: boolean;
+  readonly stdinFilepath?: string;
+}
+
+/**
+ * `dlc fmt`: prints one file (or stdin, `-`) formatted on stdout, or with --write rewrites files, or
+ * with --check lists those not formatted. Exit codes: 0 done; 1 (--check) a file is not formatted;
+ * 3 a file could not be formatted (syntax errors, unreadable) or the flags do not go together.
+ */
+function fmt(files: string[], options: FmtOptions, io: Io): number {
   if (options.check && options.write) {
     io.err('error: --check and --write ask for different things: --check reports unformatted files, --write rewrites them');
-    return EXIT_USER_ERROR;
+    return EXIT_FMT_FAILED;
+  }
+  if (files.includes('-') && files.length > 1) {
+    io.err('error: `-` (standard input) must be the only file');
+    return EXIT_FMT_FAILED;
+  }
+  if (files.includes('-') && options.write) {
+    io.err('error: --write rewrites files; standard input is formatted to standard output without it');
+    return EXIT_FMT_FAILED;
+  }
+  if (files.length > 1 && !options.check && !options.write) {
+    io.err('error: without --write or --check, fmt prints one file to standard output; give one file, or --write to rewrite several in place');
+    return EXIT_FMT_FAILED;
   }
   const sources = new Sources();
-  let status = EXIT_OK;
+  let failed = false;
   const unformatted: string[] = [];
   for (const file of files) {
-    const text = readSource(file);
+    const stdin = file === '-';
+    const name = stdin ? (options.stdinFilepath ?? '<stdin>') : file;
+    const text = stdin ? (io.readStdin ?? readStdin)() : readSource(file);
     if (text === undefined) {
       io.err(unreadable(file));
-      status = EXIT_USER_ERROR;
+      failed = true;
       continue;
     }
-    sources.add(file, text);
-    const parsed = parse(text, file);
+    sources.add(name, text);
+    const parsed = parse(text, name);
     if (report(parsed.diagnostics, sources, false, io) > 0) {
-      io.err(`not formatting \`${file}\`: it has syntax errors`);
-      status = EXIT_USER_ERROR;
+      io.err(`not formatting \`${name}\`: it has syntax errors`);
+      failed = true;
       continue;
     }
-    const formatted = print(parsed.program);
+    // the file's own line ending (that of its first line) throughout, comments included
+    const formatted = print(parsed.program, { endOfLine: endOfLineOf(text) });
     if (options.check) {
-      if (formatted !== text) unformatted.push(file);
+      if (formatted !== text) unformatted.push(name);
     } else if (options.write) {
       if (formatted !== text) {
-        // Write beside the file and rename, so an interrupted write never truncates the user's source.
-        const temp = `${file}.dlc-fmt.tmp`;
-        writeFileSync(temp, formatted);
-        renameSync(temp, file);
+        try {
+          writeInPlace(file, formatted);
+        } catch (e) {
+          if (!isFileSystemError(e)) throw e;
+          io.err(`error: cannot write \`${file}\`: ${writeRefusal(e)}`);
+          failed = true;
+        }
       }
-    } else {
+    } else if (formatted !== '') {
       io.out(formatted);
     }
   }
-  if (options.check) {
-    for (const f of unformatted) io.err(`not formatted: ${f}`);
-    if (unformatted.length > 0) return EXIT_USER_ERROR;
+  for (const f of unformatted) io.err(`not formatted: ${f}`);
+  if (failed) return EXIT_FMT_FAILED;
+  return unformatted.length > 0 ? EXIT_USER_ERROR : EXIT_OK;
+}
+
+/** All of standard input, as text; undefined when it cannot be read. */
+function readStdin(): string | undefined {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch {
+    return undefined;
   }
-  return status;
 }
 
 /** Checks one file and hands its graphs to `show`; diagnostics and exit codes as for `dlc check`. */
@@ -656,11 +697,14 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .action((files: string[], options: { json?: boolean }) => setStatus(check(files, options, io)));
   program
     .command('fmt')
-    .description('print .dl files in canonical format')
+    .description(
+      'print a .dl file in canonical format (`-` reads standard input), or rewrite files (--write), or list those not formatted (--check); exit 0 done, 1 not formatted (--check), 3 a file could not be formatted (syntax errors, unreadable) or the flags do not go together',
+    )
     .argument('<files...>')
-    .option('--check', 'exit 1 when a file is not formatted, without changing it')
-    .option('--write', 'rewrite the files in place')
-    .action((files: string[], options: { check?: boolean; write?: boolean }) => setStatus(fmt(files, options, io)));
+    .option('--check', 'exit 1 when a file is not formatted, without changing it (3 when it has syntax errors)')
+    .option('--write', 'rewrite the files in place (a symlink\'s target; mode and hard links kept)')
+    .option('--stdin-filepath <path>', 'the name diagnostics give to standard input (`-`)')
+    .action((files: string[], options: FmtOptions) => setStatus(fmt(files, options, io)));
   program
     .command('graph')
     .description('print the typed IR of each model (or Graphviz of its layers with --dot)')
@@ -800,7 +844,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   let status = EXIT_OK;
   let internal = false;
   const program = buildProgram({ ...io, internal: () => (internal = true) }, (code) => {
-    status = code === EXIT_USER_ERROR && internal ? EXIT_INTERNAL_ERROR : code;
+    status = code !== EXIT_OK && internal ? EXIT_INTERNAL_ERROR : code;
   });
   try {
     await program.parseAsync([...argv]);

@@ -1,0 +1,106 @@
+// The formatter's layout of comments and blank lines, and its line width: each case printed, then printed again unchanged.
+import { describe, expect, it } from 'vitest';
+import { parse } from '../grammar/parse.ts';
+import { print } from '../grammar/printer.ts';
+import { stripSpans } from './ast-utils.ts';
+
+/** Formats `text`, checking that it parsed cleanly, that the result means the same and is a fixed point. */
+function fmt(text: string): string {
+  const { program, diagnostics } = parse(text, 'test.dl');
+  expect(diagnostics).toEqual([]);
+  const once = print(program);
+  const again = parse(once, 'test.dl');
+  expect(again.diagnostics).toEqual([]);
+  expect(print(again.program)).toBe(once);
+  expect(stripAll(again.program)).toEqual(stripAll(program));
+  return once;
+}
+
+/** The AST without spans or comments: what the program means. */
+function stripAll(value: unknown): unknown {
+  const bare = stripSpans(value);
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'trivia' && k !== 'endComments').map(([k, x]) => [k, walk(x)]));
+  };
+  return walk(bare);
+}
+
+describe('blank lines before end comments', () => {
+  it('keeps a blank line before the comments at the end of a block and of the file', () => {
+    const text = 'model M {\n  input x: f32[B, 4]\n\n  // note at end of block\n}\n\n// commented-out code:\n// model Old {\n//   input x: f32[B, 4]\n// }\n';
+    expect(fmt(text)).toBe(text);
+  });
+
+  it('drops a blank line at the start of a block that holds only comments, and keeps at most one', () => {
+    expect(fmt('model M {\n\n  // only a comment\n\n\n  // and another\n}\n')).toBe('model M {\n  // only a comment\n\n  // and another\n}\n');
+  });
+});
+
+describe('block comments', () => {
+  it('re-indents the further lines of a block comment by the shift of its first line', () => {
+    const text = 'layer L(n: int) {\n        /* Weight matrix,\n         * glorot init. */\n        param w: f32[n, n] = zeros\n}\n';
+    expect(fmt(text)).toBe('layer L(n: int) {\n  /* Weight matrix,\n   * glorot init. */\n  param w: f32[n, n] = zeros\n}\n');
+  });
+
+  it('replaces tab indentation in a block comment, so no tab is left beside the spaces', () => {
+    const text = 'model M {\n\tinput x: f32[B, 4]\n\t/* multi\n\t   line\n\n\t   comment */\n\toutput y = x\n}\n';
+    expect(fmt(text)).toBe('model M {\n  input x: f32[B, 4]\n  /* multi\n     line\n\n     comment */\n  output y = x\n}\n');
+  });
+
+  it('puts a further line that is less indented than the comment at the new indentation', () => {
+    const text = 'model M {\n    input x: f32[B, 4]\n    /* a\n  b\nc */\n    output y = x\n}\n';
+    expect(fmt(text)).toBe('model M {\n  input x: f32[B, 4]\n  /* a\n  b\n  c */\n  output y = x\n}\n');
+  });
+});
+
+describe('line width and multi-line lists', () => {
+  it('breaks a list that does not fit in 100 columns one item a line, with a trailing comma', () => {
+    const text = 'model M(c: int = 8) {\n  layer convs = [Conv2d(1, c, 3, padding: 1), Conv2d(c, 2 * c, 3, stride: 2, padding: 1), Conv2d(2 * c, 4 * c, 3, stride: 2, padding: 1)]\n}\n';
+    const out = fmt(text);
+    expect(out).toBe('model M(c: int = 8) {\n  layer convs = [\n    Conv2d(1, c, 3, padding: 1),\n    Conv2d(c, 2 * c, 3, stride: 2, padding: 1),\n    Conv2d(2 * c, 4 * c, 3, stride: 2, padding: 1),\n  ]\n}\n');
+    expect(Math.max(...out.split('\n').map((l) => l.length))).toBeLessThanOrEqual(100);
+  });
+
+  it('keeps a list written one item a line that way, each comment beside its item', () => {
+    const text = [
+      'layer Net(c: int) {',
+      '  layer convs = [',
+      '    Conv2d(1, c, 3, padding: 1),          // 28x28',
+      '    Conv2d(c, 2 * c, 3, stride: 2, padding: 1), // 14x14',
+      '    // the last one halves again',
+      '    Conv2d(2 * c, 4 * c, 3, stride: 2)',
+      '    // more to come',
+      '  ]',
+      '}',
+      '',
+    ].join('\n');
+    expect(fmt(text)).toBe([
+      'layer Net(c: int) {',
+      '  layer convs = [',
+      '    Conv2d(1, c, 3, padding: 1), // 28x28',
+      '    Conv2d(c, 2 * c, 3, stride: 2, padding: 1), // 14x14',
+      '    // the last one halves again',
+      '    Conv2d(2 * c, 4 * c, 3, stride: 2),',
+      '    // more to come',
+      '  ]',
+      '}',
+      '',
+    ].join('\n'));
+  });
+
+  it('keeps short calls and hyperparameter lists written multi-line multi-line, and joins those written on one line', () => {
+    expect(fmt('fn f(\n  a: int, b: int) -> int = g(a,\n  b)\n')).toBe('fn f(\n  a: int,\n  b: int,\n) -> int = g(a, b)\n');
+  });
+
+  it('hugs a multi-line last argument, and breaks `return a, b` after its commas', () => {
+    const text = 'fn f(x: f32[B, n]) -> f32[B, n] {\n  let y = stack([\n    x, x], axis: 0)\n  return sum(y * x, axis: batch_axes), sum(y, axis: batch_axes), sum(x, axis: batch_axes), sum(x, axis: 0)\n}\n';
+    expect(fmt(text)).toBe('fn f(x: f32[B, n]) -> f32[B, n] {\n  let y = stack([\n    x,\n    x,\n  ], axis: 0)\n  return sum(y * x, axis: batch_axes),\n    sum(y, axis: batch_axes),\n    sum(x, axis: batch_axes),\n    sum(x, axis: 0)\n}\n');
+  });
+
+  it('puts a long comprehension inside its brackets on a line of its own, and a one-item tuple keeps its comma', () => {
+    const text = 'model M(widths: int[] = [16, 32, 64]) {\n  layer stages = [Stage(widths[max(s - 1, 0)], widths[s], strides[s], depth) for s in 0..len(widths)]\n  let t = (\n    x,)\n}\n';
+    expect(fmt(text)).toBe('model M(widths: int[] = [16, 32, 64]) {\n  layer stages = [\n    Stage(widths[max(s - 1, 0)], widths[s], strides[s], depth) for s in 0..len(widths)\n  ]\n  let t = (\n    x,\n  )\n}\n');
+  });
+});
