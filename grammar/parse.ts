@@ -66,6 +66,7 @@ export function parse(source: string, file = '<input>'): ParseResult {
       continue;
     }
     dlParser.input = chunk;
+    dlParser.misplacedBrackets = [];
     let cst;
     try {
       cst = dlParser.program();
@@ -76,6 +77,7 @@ export function parse(source: string, file = '<input>'): ParseResult {
       continue;
     }
     for (const error of dlParser.errors) diagnostics.push(syntaxDiagnostic(error, file, chunk));
+    for (const { bracket, target } of dlParser.misplacedBrackets) diagnostics.push(misplacedBracket(bracket, target, file));
     const { program, problems } = buildAst(cst, file, source.length);
     for (const decl of program.body.stmts) {
       const deep = findTooDeep(decl);
@@ -227,6 +229,14 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
     });
   }
   return diagnostic('E0010', error.message, at);
+}
+
+/** `relu` then `(x)` on the next line: the call was parsed as meant, and this says where its `(` must go. */
+function misplacedBracket(bracket: IToken, target: IToken, file: string): Diagnostic {
+  const what = tokenMatcher(bracket, T.LParen) ? 'a call' : 'an index';
+  return diagnostic('E0010', `${what}'s \`${bracket.image}\` must be on the line where \`${target.image}\` ends`, { file, start: bracket.startOffset, end: tokenEnd(bracket) }, {
+    help: `move the \`${bracket.image}\` up onto the line where \`${target.image}\` ends: a line that starts with \`${bracket.image}\` does not continue the line before (§9)`,
+  });
 }
 
 /** Whether the `}` at `close` ends the `else { ... }` of an if-expression. */
