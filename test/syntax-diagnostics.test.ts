@@ -97,6 +97,33 @@ describe('lexical errors', () => {
     `);
   });
 
+  it('E0001 a non-ASCII letter in a name: one error per name, and the name still resolves', () => {
+    expectDiagnostics(`
+      let héllo = 1
+           ^ E0001 unexpected character \`é\` in the name \`héllo\`
+      let 日本 = héllo_wörld + x2é
+          ^^ E0001 unexpected characters \`日本\`: a name cannot have them
+                ^^^^^^^ E0001 unexpected characters \`éö\` in the name \`héllo_wörld\`
+                               ^ E0001 unexpected character \`é\` in the name \`x2é\`
+    `);
+    const { diagnostics } = parse('let héllo = 1\n');
+    expect(diagnostics.map((d) => d.help)).toEqual(['names are ASCII letters, digits and `_`: write `hello`']);
+    const checked = checkSource('model M {\n  input x: f32[B, 4]\n  let héllo = x\n}\nmodel N {\n  input x: f32[B, 4]\n  let ä = x\n  output y = ä\n}\n', 'test.dl');
+    // each use of a misspelt name is its own E0001, and resolves: no E0201 cascade
+    expect(checked.diagnostics.map((d) => d.code)).toEqual(['E0001', 'E0001', 'E0001']);
+  });
+
+  it('E0001 a `#` comment: one error, the rest of the line skipped', () => {
+    expectDiagnostics(`
+      model M {
+        input x: f32[B, 4] # the input, don't "quote" café
+                           ^ E0001 unexpected character \`#\`: \`#\` does not start a comment
+        output y = x
+      }
+    `);
+    expect(parse('let x = 1 # a comment\n').diagnostics.map((d) => d.help)).toEqual(['comments start with `//` (or `/* ... */`); write `// ...`']);
+  });
+
   it('E0002 unterminated string', () => {
     expectDiagnostics(`
       let a = 1
