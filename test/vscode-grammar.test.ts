@@ -393,6 +393,29 @@ describe('builtins', () => {
   });
 });
 
+describe('indentation rules', () => {
+  const rules = JSON.parse(readFileSync(join(extDir, 'language-configuration.json'), 'utf8')).indentationRules as Record<string, string>;
+  const increase = new RegExp(rules.increaseIndentPattern);
+  it.each([
+    ['model M {', true],
+    ['layer L(a: int,', true],
+    ['let x = [', true],
+    ['let a = f(a, b,', true],
+    ['let a = f("a", b,', true],
+    ['early_stopping { monitor = "val_loss"', true],
+    ['let m = precision(logits, label, average: "macro",', true],
+    ['let q = "}" + f(', true],
+    ['let e = f("say \\"(\\"", b,', true],
+    ['let y = f(x)', false],
+    ['let s = "{"', false],
+    ['let s = "("', false],
+    ['x = f("a", b)', false],
+    ['monitor = "val_loss"', false],
+  ] as const)('%s indents the next line: %s', (line, indents) => {
+    expect(increase.test(line)).toBe(indents);
+  });
+});
+
 describe('examples', () => {
   it('every examples/*.dl file tokenizes without invalid.illegal scopes', () => {
     const dir = join(root, 'examples');
