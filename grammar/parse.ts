@@ -4,6 +4,7 @@ import type { Program, Span, Stmt } from './ast.ts';
 import { buildAst, tokenEnd } from './cst-to-ast.ts';
 import { attachTrivia } from './trivia.ts';
 import * as T from './lexer.ts';
+import { repairLexErrors } from './lex-errors.ts';
 import { BINARY_OPERATORS, dlParser } from './parser.ts';
 import { diagnostic, suggest, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 
@@ -33,15 +34,10 @@ export function parse(source: string, file = '<input>'): ParseResult {
   const span = (start: number, end: number): Span => ({ file, start, end });
 
   const lexed = T.dlLexer.tokenize(source);
-  for (const e of lexed.errors) {
-    const length = Math.max(1, e.length);
-    const text = source.slice(e.offset, e.offset + length);
-    diagnostics.push(
-      diagnostic('E0001', `unexpected character${length > 1 ? 's' : ''} \`${printable(text)}\``, span(e.offset, e.offset + length)),
-    );
-  }
+  const repaired = repairLexErrors(source, file, lexed.tokens, (lexed.groups.comments ?? []) as IToken[], lexed.errors);
+  diagnostics.push(...repaired.diagnostics);
   const tokens: IToken[] = [];
-  for (const t of lexed.tokens) {
+  for (const t of repaired.tokens) {
     if (tokenMatcher(t, T.UnterminatedString)) {
       diagnostics.push(diagnostic('E0002', 'unterminated string literal', span(t.startOffset, tokenEnd(t)), {
         help: 'close the string with `"` on the same line',
@@ -54,7 +50,7 @@ export function parse(source: string, file = '<input>'): ParseResult {
       tokens.push(t);
     }
   }
-  const comments = (lexed.groups.comments ?? []) as IToken[];
+  const comments = repaired.comments;
 
   const decls: Stmt[] = [];
   for (const chunk of splitDeclarations(tokens)) {
@@ -66,6 +62,7 @@ export function parse(source: string, file = '<input>'): ParseResult {
       continue;
     }
     dlParser.input = chunk;
+    dlParser.misplacedBrackets = [];
     let cst;
     try {
       cst = dlParser.program();
@@ -76,6 +73,7 @@ export function parse(source: string, file = '<input>'): ParseResult {
       continue;
     }
     for (const error of dlParser.errors) diagnostics.push(syntaxDiagnostic(error, file, chunk));
+    for (const { bracket, target } of dlParser.misplacedBrackets) diagnostics.push(misplacedBracket(bracket, target, file));
     const { program, problems } = buildAst(cst, file, source.length);
     for (const decl of program.body.stmts) {
       const deep = findTooDeep(decl);
@@ -229,6 +227,14 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
   return diagnostic('E0010', error.message, at);
 }
 
+/** `relu` then `(x)` on the next line: the call was parsed as meant, and this says where its `(` must go. */
+function misplacedBracket(bracket: IToken, target: IToken, file: string): Diagnostic {
+  const what = tokenMatcher(bracket, T.LParen) ? 'a call' : 'an index';
+  return diagnostic('E0010', `${what}'s \`${bracket.image}\` must be on the line where \`${target.image}\` ends`, { file, start: bracket.startOffset, end: tokenEnd(bracket) }, {
+    help: `move the \`${bracket.image}\` up onto the line where \`${target.image}\` ends: a line that starts with \`${bracket.image}\` does not continue the line before (§9)`,
+  });
+}
+
 /** Whether the `}` at `close` ends the `else { ... }` of an if-expression. */
 function endsIfExpression(chunk: readonly IToken[], close: number): boolean {
   let depth = 0;
@@ -271,11 +277,6 @@ function spanOfToken(t: IToken, file: string, chunk: readonly IToken[]): Span {
     return { file, start: end, end };
   }
   return { file, start: t.startOffset, end: tokenEnd(t) };
-}
-
-/** The text with characters one cannot see (controls, zero-width and other format characters, unusual spaces) as \u{..} escapes. */
-function printable(text: string): string {
-  return [...text].map((ch) => (ch !== ' ' && /[\p{C}\p{Z}]/u.test(ch) ? `\\u{${ch.codePointAt(0)!.toString(16)}}` : ch)).join('');
 }
 
 function dedupe(diagnostics: Diagnostic[]): Diagnostic[] {

@@ -123,7 +123,18 @@ class DlParser extends CstParser {
     return tokenMatcher(this.LA(offset), type);
   }
 
-  /** A call or index must start on the line where its target ends: `a\n(b)` is two things, not a call. */
+  /**
+   * Calls and indexes whose `(` or `[` starts a line after the line where their target ends (`relu` then
+   * `(x)` on the next line), each with the target's last token; parse() turns them into E0010 errors.
+   * The caller clears it before each parse.
+   */
+  public misplacedBrackets: { bracket: IToken; target: IToken }[] = [];
+
+  private noteMisplacedBracket(): void {
+    if (!this.onSameLine()) this.misplacedBrackets.push({ bracket: this.LA(1), target: this.LA(0) });
+  }
+
+  /** A guard must start on the line where its declaration ends: `param ...` then `if` on the next line is two statements. */
   private onSameLine(): boolean {
     const prev = this.LA(0);
     const next = this.LA(1);
@@ -613,14 +624,25 @@ class DlParser extends CstParser {
 
   private postfix = this.RULE('postfix', () => {
     this.SUBRULE(this.primary);
-    // gated here too: otherwise `(` on the next line enters the loop and fails with "expected `(`, found `(`"
-    this.MANY({
-      GATE: () => this.onSameLine() || this.is(1, T.Dot),
-      DEF: () => this.OR([
-        { GATE: () => this.onSameLine(), ALT: () => this.SUBRULE(this.callSuffix) },
-        { GATE: () => this.onSameLine(), ALT: () => this.SUBRULE(this.indexSuffix) },
+    // No expression is ever followed by `(` or `[` (no statement or clause starts with one), so a call or
+    // index that starts on the next line can only be a misplaced one: it is parsed as the call or index it
+    // was meant to be, and noted, so that parse() reports one targeted error instead of a cascade.
+    this.MANY(() => {
+      this.OR([
+        {
+          ALT: () => {
+            this.ACTION(() => this.noteMisplacedBracket());
+            this.SUBRULE(this.callSuffix);
+          },
+        },
+        {
+          ALT: () => {
+            this.ACTION(() => this.noteMisplacedBracket());
+            this.SUBRULE(this.indexSuffix);
+          },
+        },
         { ALT: () => this.SUBRULE(this.memberSuffix) },
-      ]),
+      ]);
     });
   });
 

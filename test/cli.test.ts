@@ -73,6 +73,18 @@ describe('dlc check', () => {
     for (const d of diagnostics) expect(Object.keys(CODES)).toContain(d.code);
   });
 
+  it('checks standard input (`-`), named and resolving its imports by --stdin-filepath', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-cli-'));
+    writeFileSync(join(dir, 'blocks.dl'), 'layer Blk {\n  forward(x: f32[B, 4]) -> f32[B, 4] = x\n}\n');
+    const buffer = 'use "./blocks.dl".{Blk}\n\nmodel M {\n  input x: f32[B, 4]\n  layer b = Blk()\n  output y = b(x) + zz\n}\n';
+    let out = '';
+    const status = await main(['node', 'dlc', 'check', '--json', '--stdin-filepath', join(dir, 'm.dl'), '-'], { out: (t) => (out += t), err: () => {}, readStdin: () => buffer });
+    expect(status).toBe(EXIT_USER_ERROR);
+    const diagnostics = JSON.parse(out) as { code: string; span: { file: string; start: { line: number; column: number } } }[];
+    // the import resolved beside the named file: the only error is the unknown name
+    expect(diagnostics.map((d) => [d.code, d.span.file, d.span.start.line, d.span.start.column])).toEqual([['E0201', join(dir, 'm.dl'), 6, 21]]);
+  });
+
   it('exits 1 for a missing file without a stack trace', async () => {
     const r = await run('check', '/nonexistent/model.dl');
     expect(r.status).toBe(EXIT_USER_ERROR);

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type * as A from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
+import { checkSource } from '../compiler/frontend/check.ts';
 
 /**
  * Splits annotated source into the source and its expected diagnostics. A line of carets followed by
@@ -94,6 +95,33 @@ describe('lexical errors', () => {
       let a = x $$
                 ^^ E0001 unexpected characters \`$$\`
     `);
+  });
+
+  it('E0001 a non-ASCII letter in a name: one error per name, and the name still resolves', () => {
+    expectDiagnostics(`
+      let héllo = 1
+           ^ E0001 unexpected character \`é\` in the name \`héllo\`
+      let 日本 = héllo_wörld + x2é
+          ^^ E0001 unexpected characters \`日本\`: a name cannot have them
+                ^^^^^^^ E0001 unexpected characters \`éö\` in the name \`héllo_wörld\`
+                               ^ E0001 unexpected character \`é\` in the name \`x2é\`
+    `);
+    const { diagnostics } = parse('let héllo = 1\n');
+    expect(diagnostics.map((d) => d.help)).toEqual(['names are ASCII letters, digits and `_`: write `hello`']);
+    const checked = checkSource('model M {\n  input x: f32[B, 4]\n  let héllo = x\n}\nmodel N {\n  input x: f32[B, 4]\n  let ä = x\n  output y = ä\n}\n', 'test.dl');
+    // each use of a misspelt name is its own E0001, and resolves: no E0201 cascade
+    expect(checked.diagnostics.map((d) => d.code)).toEqual(['E0001', 'E0001', 'E0001']);
+  });
+
+  it('E0001 a `#` comment: one error, the rest of the line skipped', () => {
+    expectDiagnostics(`
+      model M {
+        input x: f32[B, 4] # the input, don't "quote" café
+                           ^ E0001 unexpected character \`#\`: \`#\` does not start a comment
+        output y = x
+      }
+    `);
+    expect(parse('let x = 1 # a comment\n').diagnostics.map((d) => d.help)).toEqual(['comments start with `//` (or `/* ... */`); write `// ...`']);
   });
 
   it('E0002 unterminated string', () => {
@@ -261,23 +289,36 @@ describe('lines', () => {
     expect(sub?.kind === 'SubLayer' && sub.guard && shape(sub.guard)).toBe('(> n 2)');
   });
 
-  it('calls and indexing do not continue across a newline', () => {
+  it('a call or index on the next line is one error at its bracket, parsed as meant', () => {
+    const recovered = expectDiagnostics(`
+      model M {
+        input x: f32[B, 4]
+        let y = relu
+          (x)
+          ^ E0010 a call's \`(\` must be on the line where \`relu\` ends
+        let z = x
+          [0]
+          ^ E0010 an index's \`[\` must be on the line where \`x\` ends
+        output o = y
+      }
+    `);
+    // recovery keeps the call and the index, so nothing after them cascades or goes missing
+    const model = recovered.body.stmts[0];
+    expect(model.kind === 'Model' && model.body.stmts.map((s) => s.kind)).toEqual(['Input', 'Let', 'Let', 'Output']);
+    const { diagnostics } = parse('let y = f\n(x)\n');
+    expect(diagnostics.map((d) => d.help)).toEqual(['move the `(` up onto the line where `f` ends: a line that starts with `(` does not continue the line before (§9)']);
+    // `(b) = 1` is not an assignment either: its `=` is a second, separate error
     expectDiagnostics(`
       model M {
         let a = f
         (b) = 1
-        ^ E0010 expected \`}\`, found \`(\`
-         ^ E0010 expected a statement, found \`b\`
-         ^ E0010 expected \`}\`, found \`b\`
+        ^ E0010 a call's \`(\` must be on the line where \`f\` ends
+            ^ E0010 expected \`}\`, found \`=\`
       }
     `);
-    expectDiagnostics(`
-      model M {
-        let a = f
-        [1]
-        ^ E0010 expected \`}\`, found \`[\`
-      }
-    `);
+    // a valid input used by the misplaced call is not reported as an unknown name after recovery
+    const checked = checkSource('model M {\n  input x: f32[B, 4]\n  let z = x\n    [0]\n  output o = z\n}\n', 'test.dl');
+    expect(checked.diagnostics.map((d) => d.code)).toEqual(['E0010']);
     // a member access may continue on the next line
     const program = clean('model M {\n  let a = f\n    .b\n}\n').body.stmts[0];
     const let_ = program.kind === 'Model' ? program.body.stmts[0] : undefined;
@@ -327,5 +368,12 @@ describe('an if-expression followed by an operator', () => {
                 ^ E0010
       }
     `);
+  });
+});
+
+describe('order', () => {
+  it('dlc check lists syntax and name errors in source order', () => {
+    const checked = checkSource('let a = zz\nlet b = )\n', 'test.dl');
+    expect(checked.diagnostics.map((d) => `${d.code}@${d.span.start}`)).toEqual(['E0201@8', 'E0010@19']);
   });
 });

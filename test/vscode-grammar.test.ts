@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import textmate from 'vscode-textmate';
 import type { IGrammar, StateStack } from 'vscode-textmate';
 import oniguruma from 'vscode-oniguruma';
-import { ALL_KEYWORDS, BUILTIN_TYPES } from '../grammar/lexer.ts';
+import { ALL_KEYWORDS, BUILTIN_TYPES, HARD_KEYWORDS } from '../grammar/lexer.ts';
+import { PRELUDE } from '../compiler/resolve/prelude.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const extDir = join(root, 'grammar', 'vscode');
@@ -322,6 +323,96 @@ describe('declarations and statements', () => {
     expect(isKeyword(tok(program, 'step'))).toBe(false); // step(every: 10)
     expect(isKeyword(tok(program, 'step', 1))).toBe(true); // step disc {
     expect(has(tok(program, 'true'), 'constant.language')).toBe(true);
+  });
+});
+
+describe('words in the positions the reference gives any word', () => {
+  it('slice bounds are not parameter names', () => {
+    for (const [src, word, nth] of [['let a = z[:, hidden:2 * hidden]', 'hidden', 0], ['let b = x[i:j, 1:]', 'i', 0], ['let c = f(x[i:j])', 'i', 0]] as const) {
+      const t = tok(src, word, nth);
+      expect(has(t, 'variable.parameter'), `${word} in ${src}: ${t.scopes.join(' ')}`).toBe(false);
+    }
+    // inside a call's parentheses a word before `:` still names an argument, across lines too
+    expect(has(tok('let c = f(x[0], axis: 1)', 'axis'), 'variable.parameter')).toBe(true);
+    expect(has(tok('layer Dense(\n  in: int,\n  out: int\n) {', 'out'), 'variable.parameter')).toBe(true);
+  });
+
+  it.each([...HARD_KEYWORDS])('the hard keyword %s as a member name or an argument name is not a keyword', (word) => {
+    for (const src of [`  y = x.${word} + 1`, `  y = f(${word}: 1, b: 2)`, `  y = dropout(x, ${word}: true)`, `  y = net.${word}.w`]) {
+      const t = tok(src, word);
+      expect(isKeyword(t), `${word} in ${src}: ${t.scopes.join(' ')}`).toBe(false);
+    }
+  });
+
+  it('`use:` as an argument name does not open an import', () => {
+    const src = 'let u = f(train: true, use: 1)';
+    expect(has(tok(src, 'use'), 'meta.import')).toBe(false);
+    expect(has(tok(src, ')'), 'punctuation.section.parens.end')).toBe(true);
+    expect(has(tok(src, '1'), 'constant.numeric')).toBe(true);
+  });
+
+  it('`*` in a parameter path is a wildcard', () => {
+    const src = 'freeze net.*.bn1.*';
+    expect(has(tok(src, '*', 0), 'keyword.operator.wildcard')).toBe(true);
+    expect(has(tok(src, '*', 1), 'keyword.operator.wildcard')).toBe(true);
+    expect(has(tok('  param_group decay { params = [*.w] }', '*'), 'keyword.operator.wildcard')).toBe(true);
+    expect(has(tok('let y = a * b', '*'), 'keyword.operator.arithmetic')).toBe(true);
+  });
+
+  it('a leading block comment does not stop a statement keyword', () => {
+    const src = '/* c */ input x: f32[B, 4]';
+    expect(isKeyword(tok(src, 'input'))).toBe(true);
+    expect(has(tok(src, 'x'), 'variable.parameter')).toBe(false);
+  });
+});
+
+describe('builtins', () => {
+  it("every name of the compiler's prelude that is not a keyword or a type gets a support scope", () => {
+    const types = new Set<string>(BUILTIN_TYPES);
+    const keywords = new Set<string>(HARD_KEYWORDS);
+    const names = [...PRELUDE].filter((n) => !types.has(n) && !keywords.has(n));
+    expect(names.length).toBeGreaterThan(100);
+    for (const name of names) {
+      const t = tok(`let v = ${name} + 1`, name);
+      expect(has(t, 'support'), `${name}: ${t.scopes.join(' ')}`).toBe(true);
+    }
+  });
+
+  it('gives functions, initializers, datasets, optimizers and the training flag their own scopes', () => {
+    expect(has(tok('  output y = relu(x)', 'relu'), 'support.function.builtin')).toBe(true);
+    expect(has(tok('  output y = relu(x)', 'relu'), 'entity.name.function.call')).toBe(true);
+    expect(has(tok('  param w: f32[4] = zeros', 'zeros'), 'support.function.initializer')).toBe(true);
+    expect(has(tok('  param w: f32[4, 4] = glorot_uniform', 'glorot_uniform'), 'support.function.initializer')).toBe(true);
+    expect(has(tok('  data = mnist(split: "train")', 'mnist'), 'support.function.dataset')).toBe(true);
+    expect(has(tok('  optimizer = adam(lr: 1e-3)', 'adam'), 'support.function.optimizer')).toBe(true);
+    expect(has(tok('  let p = if training { 0.1 } else { 0.0 }', 'training'), 'support.constant')).toBe(true);
+    expect(has(tok('  layer fc = Dense(4, 2)', 'Dense'), 'support.class')).toBe(true);
+    // but not as a member or an argument name
+    expect(has(tok('let v = net.relu', 'relu'), 'support')).toBe(false);
+    expect(has(tok('let v = f(training: 1)', 'training'), 'support')).toBe(false);
+  });
+});
+
+describe('indentation rules', () => {
+  const rules = JSON.parse(readFileSync(join(extDir, 'language-configuration.json'), 'utf8')).indentationRules as Record<string, string>;
+  const increase = new RegExp(rules.increaseIndentPattern);
+  it.each([
+    ['model M {', true],
+    ['layer L(a: int,', true],
+    ['let x = [', true],
+    ['let a = f(a, b,', true],
+    ['let a = f("a", b,', true],
+    ['early_stopping { monitor = "val_loss"', true],
+    ['let m = precision(logits, label, average: "macro",', true],
+    ['let q = "}" + f(', true],
+    ['let e = f("say \\"(\\"", b,', true],
+    ['let y = f(x)', false],
+    ['let s = "{"', false],
+    ['let s = "("', false],
+    ['x = f("a", b)', false],
+    ['monitor = "val_loss"', false],
+  ] as const)('%s indents the next line: %s', (line, indents) => {
+    expect(increase.test(line)).toBe(indents);
   });
 });
 

@@ -53,7 +53,7 @@ interface Io {
   readonly err: (text: string) => void;
   /** Told when a reported diagnostic is a compiler bug (E0900): the command then exits with 2, not 1. */
   readonly internal?: () => void;
-  /** All of standard input (`dlc fmt -`); process.stdin's by default. */
+  /** All of standard input (`dlc check -`, `dlc fmt -`); process.stdin's by default, tests pass their own. */
   readonly readStdin?: () => string | undefined;
 }
 
@@ -115,13 +115,15 @@ function moduleLoader(sources: Sources) {
   };
 }
 
-function check(files: string[], options: { json?: boolean }, io: Io): number {
+function check(files: string[], options: { json?: boolean; stdinFilepath?: string }, io: Io): number {
   const sources = new Sources();
   for (const [file, text] of stdlibModules().sources) sources.add(file, text);
   const all: Diagnostic[] = [];
   let missing = 0;
-  for (const file of files) {
-    const text = readSource(file);
+  for (const given of files) {
+    // `-` is standard input (an editor's unsaved buffer), named by --stdin-filepath so its imports resolve
+    const file = given === '-' ? (options.stdinFilepath ?? '<stdin>') : given;
+    const text = given === '-' ? (io.readStdin ?? readStdin)() : readSource(file);
     if (text === undefined) {
       io.err(unreadable(file));
       missing++;
@@ -692,9 +694,10 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
   program
     .command('check')
     .description('report syntax, name, type, shape and training-setup errors in .dl files')
-    .argument('<files...>')
+    .argument('<files...>', '.dl files; `-` reads standard input')
     .option('--json', 'print diagnostics as JSON on stdout')
-    .action((files: string[], options: { json?: boolean }) => setStatus(check(files, options, io)));
+    .option('--stdin-filepath <path>', 'the file that standard input (`-`) holds: names it in diagnostics and resolves its imports')
+    .action((files: string[], options: { json?: boolean; stdinFilepath?: string }) => setStatus(check(files, options, io)));
   program
     .command('fmt')
     .description(

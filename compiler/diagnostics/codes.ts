@@ -15,7 +15,17 @@ export const CODES = {
 Identifiers are ASCII letters, digits and underscores; operators are + - * / % ** @ == != < <= > >= = -> => .. ... and brackets.
 
     let y = x § 2     // error: '§' is not part of the language
-    let y = x * 2     // ok`,
+    let y = x * 2     // ok
+
+A name with a letter outside ASCII is one error, and the name is still read as one word:
+
+    let größe = 4     // error: names are ASCII letters, digits and _
+    let groesse = 4   // ok
+
+There is no # comment; the rest of a line after # is skipped:
+
+    let n = 4  # four     // error
+    let n = 4  // four    // ok`,
   },
   E0002: {
     severity: 'error',

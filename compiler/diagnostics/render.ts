@@ -1,6 +1,6 @@
 // Renders diagnostics for people (a code frame of the user's own text) or for tools (JSON).
-import { codeFrameColumns } from '@babel/code-frame';
 import type { Span } from '../../grammar/ast.ts';
+import { codeFrame } from './code-frame.ts';
 import type { Diagnostic } from './diagnostic.ts';
 import type { SourceText } from './source.ts';
 
@@ -8,15 +8,9 @@ export type SourceLookup = (file: string) => SourceText | undefined;
 
 function frame(source: SourceText, span: Span, message: string | undefined): string {
   const start = source.position(span.start);
-  // An empty span (a missing token) still gets one caret.
+  // An empty span (a missing token) still gets one caret; a span over several lines, one at its start.
   const end = source.position(Math.max(span.end, span.start + 1));
-  const sameLine = end.line === start.line;
-  return codeFrameColumns(
-    // the frame breaks lines where SourceText does: not at U+2028 / U+2029 (shown as spaces, one column each)
-    source.text.replace(/[\u2028\u2029]/g, ' '),
-    { start, end: sameLine ? end : { line: start.line, column: start.column + 1 } },
-    { highlightCode: false, linesAbove: 1, linesBelow: 0, ...(message ? { message } : {}) },
-  );
+  return codeFrame(source.text, start, end.line === start.line ? end : { line: start.line, column: start.column + 1 }, message);
 }
 
 function where(source: SourceText | undefined, span: Span): string {

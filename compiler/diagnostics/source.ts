@@ -3,7 +3,7 @@
 export interface Position {
   /** 1-based line. */
   readonly line: number;
-  /** 1-based column, in UTF-16 code units. */
+  /** 1-based column, in UTF-16 code units; a byte-order mark at the start of the file is not counted (editors do not show it). */
   readonly column: number;
 }
 
@@ -30,6 +30,7 @@ export class SourceText {
       if (this.lineStarts[mid] <= clamped) lo = mid;
       else hi = mid - 1;
     }
-    return { line: lo + 1, column: clamped - this.lineStarts[lo] + 1 };
+    const bom = lo === 0 && clamped > 0 && this.text.charCodeAt(0) === 0xfeff ? 1 : 0;
+    return { line: lo + 1, column: clamped - this.lineStarts[lo] + 1 - bom };
   }
 }

@@ -141,5 +141,15 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
       }
     }
   }
-  return { program: parsed.program, diagnostics: bag.items, truncated: bag.truncated, graphs, modules, imports };
+  return { program: parsed.program, diagnostics: inSourceOrder(bag.items), truncated: bag.truncated, graphs, modules, imports };
+}
+
+/**
+ * The diagnostics of each file in the order of their text (syntax, name and shape errors are found in
+ * separate passes); the files in the order their first diagnostic was found. The sort is stable.
+ */
+export function inSourceOrder(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  const fileRank = new Map<string, number>();
+  for (const d of diagnostics) if (!fileRank.has(d.span.file)) fileRank.set(d.span.file, fileRank.size);
+  return [...diagnostics].sort((a, b) => fileRank.get(a.span.file)! - fileRank.get(b.span.file)! || a.span.start - b.span.start);
 }

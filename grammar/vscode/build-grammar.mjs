@@ -1,7 +1,8 @@
-// Generates syntaxes/dl.tmLanguage.json from the keyword lists in grammar/lexer.ts (run with --check to verify it is up to date).
+// Generates syntaxes/dl.tmLanguage.json from the keyword lists in grammar/lexer.ts and the prelude's names (run with --check to verify it is up to date).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lexerPath = join(here, '..', 'lexer.ts');
@@ -23,6 +24,33 @@ const lexerSource = readFileSync(lexerPath, 'utf8');
 const HARD = readWordList(lexerSource, 'HARD_KEYWORDS');
 const SOFT = readWordList(lexerSource, 'SOFT_KEYWORDS');
 const TYPES = readWordList(lexerSource, 'BUILTIN_TYPES');
+
+/** The prelude's names, from the compiler's own tables: each gets a support.* scope. */
+const { STD_MODULES } = await tsImport(pathToFileURL(join(here, '..', '..', 'compiler', 'resolve', 'prelude.ts')).href, import.meta.url);
+const { BUILTIN_NAMES, INITIALIZERS } = await tsImport(pathToFileURL(join(here, '..', '..', 'compiler', 'elaborate', 'builtins.ts')).href, import.meta.url);
+const claimed = new Set([...HARD, ...TYPES]);
+/** Each name once, in the first group that lists it; keywords and type names keep their own scopes. */
+function claim(names) {
+  const fresh = [...new Set(names)].filter((n) => !claimed.has(n)).sort();
+  for (const n of fresh) claimed.add(n);
+  return fresh;
+}
+const lowercase = (names) => names.filter((n) => /^[a-z_]/.test(n));
+const BUILTINS = {
+  'support.constant.training.dl': claim(['training']),
+  'support.function.initializer.dl': claim([...Object.keys(INITIALIZERS), ...STD_MODULES['std.init']]),
+  'support.function.optimizer.dl': claim(STD_MODULES['std.optim']),
+  'support.function.dataset.dl': claim(STD_MODULES['std.data']),
+  'support.function.builtin.dl': claim([
+    ...BUILTIN_NAMES,
+    ...['std.nn', 'std.act', 'std.loss', 'std.math', 'std.metrics'].flatMap((m) => lowercase(STD_MODULES[m])),
+  ]),
+  'support.class.layer.dl': claim(STD_MODULES['std.nn'].filter((n) => /^[A-Z]/.test(n))),
+};
+for (const [scope, names] of Object.entries(BUILTINS)) {
+  if (names.length === 0) throw new Error(`build-grammar: no names for ${scope}`);
+  for (const n of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) throw new Error(`build-grammar: ${scope} holds a non-identifier ${JSON.stringify(n)}`);
+}
 
 /** Scope of each keyword; a keyword the lexer gains later falls back to keyword.other.<word>.dl. */
 const KEYWORD_SCOPES = {
@@ -69,14 +97,16 @@ const scopeOf = (word) => KEYWORD_SCOPES[word] ?? `keyword.other.${word.toLowerC
 
 const IDENT = '[A-Za-z_][A-Za-z0-9_]*';
 const alt = (words) => words.join('|');
-/** Where a statement may begin: the start of a line, or just after `{` or `;` on the same line. */
-const STMT = '(?:^|(?<=[{;]))\\s*';
+/** Where a statement may begin: the start of a line, just after `{` or `;` on the same line, or after a block comment. */
+const STMT = '(?:^|(?<=[{;]|\\*/))\\s*';
 /** A following token that makes a soft keyword an identifier instead (assignment, call, member, argument name, ...). */
 const NOT_IDENTIFIER_USE = '(?=\\s+[^\\s=:,.)\\]}+*/%@<>!-])';
 /** Soft keywords that only join clauses inside a statement (`for l in xs`, `scan reverse x in xs along 1 carry (...)`, `over D with adam(...)`, `use a as b`). */
 const CLAUSE_SOFT = SOFT.filter((w) => ['in', 'as', 'over', 'with', 'along', 'carry', 'reverse'].includes(w));
 
 const keywordPattern = (word) => ({ match: `\\b${word}\\b`, name: scopeOf(word) });
+/** A hard keyword, unless it is a member name (`x.model`): member and argument names may be any word. */
+const hardKeywordPattern = (word) => ({ match: `(?<!\\.)\\b${word}\\b(?!\\s*:(?!:))`, name: scopeOf(word) });
 
 const grammar = {
   $schema: 'https://raw.githubusercontent.com/martinring/tmlanguage/master/tmlanguage.json',
@@ -135,7 +165,8 @@ const grammar = {
     },
     use: {
       name: 'meta.import.dl',
-      begin: `\\b(use)\\b`,
+      // not `f(use: 1)`, nor a member `x.use`
+      begin: `(?<!\\.)\\b(use)\\b(?!\\s*:)`,
       end: '(?=[;}])|$',
       beginCaptures: { 1: { name: scopeOf('use') } },
       patterns: [
@@ -166,32 +197,32 @@ const grammar = {
       patterns: [
         ...['layer', 'model'].map((kw) => ({
           comment: `${kw} Name(...) { ... }`,
-          match: `\\b(${kw})\\s+(${IDENT})(?=\\s*(?:[({]|$))`,
+          match: `(?<!\\.)\\b(${kw})\\s+(${IDENT})(?=\\s*(?:[({]|$))`,
           captures: { 1: { name: scopeOf(kw) }, 2: { name: 'entity.name.type.dl' } },
         })),
         {
           comment: 'layer fc = Dense(784, 10)',
-          match: `\\b(layer)\\s+(${IDENT})`,
+          match: `(?<!\\.)\\b(layer)\\s+(${IDENT})`,
           captures: { 1: { name: scopeOf('layer') }, 2: { name: 'variable.other.definition.dl' } },
         },
         {
           comment: 'train Name { ... }',
-          match: `\\b(train)\\s+(${IDENT})`,
+          match: `(?<!\\.)\\b(train)\\s+(${IDENT})`,
           captures: { 1: { name: scopeOf('train') }, 2: { name: 'entity.name.type.train.dl' } },
         },
         {
           comment: 'fn name(...) -> T { ... }  (a lambda `fn(x) => ...` has no name)',
-          match: `\\b(fn)\\s+(${IDENT})`,
+          match: `(?<!\\.)\\b(fn)\\s+(${IDENT})`,
           captures: { 1: { name: scopeOf('fn') }, 2: { name: 'entity.name.function.dl' } },
         },
         {
           comment: 'param w: f32[in, out] = ...',
-          match: `\\b(param)\\s+(${IDENT})`,
+          match: `(?<!\\.)\\b(param)\\s+(${IDENT})`,
           captures: { 1: { name: scopeOf('param') }, 2: { name: 'variable.other.member.dl' } },
         },
         {
           comment: 'let x = ...',
-          match: `\\b(let)\\s+(${IDENT})`,
+          match: `(?<!\\.)\\b(let)\\s+(${IDENT})`,
           captures: { 1: { name: scopeOf('let') }, 2: { name: 'variable.other.definition.dl' } },
         },
       ],
@@ -227,28 +258,65 @@ const grammar = {
           match: `${STMT}\\b(${alt(SOFT)})\\b${NOT_IDENTIFIER_USE}`,
           captures: { 1: { patterns: SOFT.map(keywordPattern) } },
         },
-        {
-          comment: 'clause keywords after an operand: `for l in xs`, `scan reverse x in xs along 1 carry (h = h0)`, `over D with adam()`',
-          match: `(?<=[A-Za-z0-9_)\\]*])\\s+(${alt(CLAUSE_SOFT)})\\b(?=\\s+[^\\s=:,.)\\]}+*/%@<>!-])`,
-          captures: { 1: { patterns: CLAUSE_SOFT.map(keywordPattern) } },
-        },
+        { include: '#clause-keywords' },
       ],
+    },
+    'clause-keywords': {
+      comment: 'clause keywords after an operand: `for l in xs`, `scan reverse x in xs along 1 carry (h = h0)`, `over D with adam()`',
+      match: `(?<=[A-Za-z0-9_)\\]*])\\s+(${alt(CLAUSE_SOFT)})\\b(?=\\s+[^\\s=:,.)\\]}+*/%@<>!-])`,
+      captures: { 1: { patterns: CLAUSE_SOFT.map(keywordPattern) } },
     },
     expression: {
       patterns: [
         { include: '#comments' },
         { include: '#strings' },
+        { include: '#member' },
         { include: '#hard-keywords' },
         { include: '#types' },
         { include: '#numbers' },
+        { include: '#builtins' },
         { include: '#calls' },
-        { include: '#named-argument' },
-        { include: '#member' },
         { include: '#identifiers' },
+        { include: '#wildcard' },
         { include: '#operators' },
+        { include: '#parens' },
+        { include: '#brackets' },
         { include: '#punctuation' },
         { include: '#illegal' },
       ],
+    },
+    parens: {
+      comment: 'Inside ( ): a word before `:` names an argument or a hyperparameter, keywords included (`f(for: 1)`).',
+      begin: '\\(',
+      end: '\\)',
+      beginCaptures: { 0: { name: 'punctuation.section.parens.begin.dl' } },
+      endCaptures: { 0: { name: 'punctuation.section.parens.end.dl' } },
+      patterns: [{ include: '#comments' }, { include: '#strings' }, { include: '#named-argument' }, { include: '#clause-keywords' }, { include: '#expression' }],
+    },
+    brackets: {
+      comment: 'Inside [ ]: a word before `:` is a slice bound (`x[i:j]`), not an argument name.',
+      begin: '\\[',
+      end: '\\]',
+      beginCaptures: { 0: { name: 'punctuation.section.brackets.begin.dl' } },
+      endCaptures: { 0: { name: 'punctuation.section.brackets.end.dl' } },
+      patterns: [{ include: '#clause-keywords' }, { include: '#expression' }],
+    },
+    builtins: {
+      comment: "The prelude's functions, initializers, optimizers, datasets and layers, and the `training` flag (from compiler/resolve/prelude.ts).",
+      patterns: Object.entries(BUILTINS).flatMap(([name, words]) => {
+        const word = `(?<!\\.)\\b(?:${alt(words)})\\b`;
+        // called, a builtin keeps the scope of a call (`Dense(...)` an instance, `relu(...)` a function call) inside its own
+        const call = name.startsWith('support.class') ? 'entity.name.type.instance.dl' : 'entity.name.function.call.dl';
+        return [
+          { match: `${word}(?=\\s*\\()`, name: `${call} ${name}` },
+          { match: `${word}(?!\\s*:(?!:))`, name },
+        ];
+      }),
+    },
+    wildcard: {
+      comment: 'a parameter path wildcard: `freeze net.*.bn1.*`, `params = [*.b]`',
+      match: '(?<=\\.)\\s*\\*(?!\\*)|\\*(?=\\s*\\.(?!\\.))',
+      name: 'keyword.operator.wildcard.dl',
     },
     'hard-keywords': {
       patterns: [
@@ -257,7 +325,7 @@ const grammar = {
           match: '\\b(forward)\\b',
           name: scopeOf('forward'),
         },
-        ...HARD.filter((w) => w !== 'forward').map(keywordPattern),
+        ...HARD.filter((w) => w !== 'forward').map(hardKeywordPattern),
       ],
     },
     types: {
@@ -317,8 +385,8 @@ const grammar = {
       ],
     },
     'named-argument': {
-      comment: 'axis: -1, x: f32[B, n], in: int',
-      match: `\\b${IDENT}(?=\\s*:)`,
+      comment: 'axis: -1, x: f32[B, n], in: int, for: 1',
+      match: `(?<![.\\w])${IDENT}(?=\\s*:)`,
       name: 'variable.parameter.dl',
     },
     member: {
@@ -379,5 +447,6 @@ if (process.argv.includes('--check')) {
   console.log(`${outPath} is up to date`);
 } else {
   writeFileSync(outPath, text);
-  console.log(`wrote ${outPath} (${HARD.length} hard keywords, ${SOFT.length} soft keywords, ${TYPES.length} types)`);
+  const builtins = Object.values(BUILTINS).reduce((n, words) => n + words.length, 0);
+  console.log(`wrote ${outPath} (${HARD.length} hard keywords, ${SOFT.length} soft keywords, ${TYPES.length} types, ${builtins} prelude names)`);
 }
