@@ -10,7 +10,7 @@ import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memo
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
-import { outputSubset } from './subset.ts';
+import { dataflowInputs, outputSubset, reportedResults } from './subset.ts';
 import { brokenCondition } from './sizes.ts';
 
 export interface CreateOptions extends DeviceOptions {
@@ -107,7 +107,7 @@ export interface SizesOption {
 
 /** `predict`'s options: the sizes, and which outputs to compute (all by default). */
 export interface PredictOptions<O extends string = string> extends SizesOption {
-  /** Only these outputs: the kernels they need run, and only the inputs those read are needed. */
+  /** Only these outputs: the kernels they need run, and only the inputs they depend on are needed. */
   readonly outputs?: readonly O[];
 }
 
@@ -217,6 +217,9 @@ export class Model<I extends string = string, O extends string = string, R exten
 
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
     if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
+    // each graph asks only for the inputs its results depend on (a step needs no acting-only input)
+    const { predict, evaluate, steps } = program.graphs;
+    program = { ...program, graphs: { ...program.graphs, predict: dataflowInputs(predict), evaluate: dataflowInputs(evaluate, reportedResults(program, evaluate)), steps: steps.map((g) => dataflowInputs(g, reportedResults(program, g))) } };
     if (options.seed !== undefined) checkSeed(options.seed, 'create()');
     if (options.batchSize !== undefined) checkBatchSize(options.batchSize, 'create({ batchSize })');
     const settingSeed = program.training?.settings.seed;
@@ -565,7 +568,7 @@ export class Model<I extends string = string, O extends string = string, R exten
    * The declared outputs for a batch of inputs, in evaluation mode. `sizes` fixes symbolic sizes the
    * inputs' lengths cannot tell apart: `{ B: 1 }` for one row of `tokens: i32[B, L]` of any length.
    * `outputs` names some of the outputs: only the kernels they need run, and only the inputs those
-   * kernels read are needed (a decoder's output from its latent alone, one tower of two).
+   * outputs depend on are needed (a decoder's output from its latent alone, one tower of two).
    */
   async predict<K extends O = O>(inputs: Partial<Batch<I>>, options: PredictOptions<K> = {}): Promise<Record<K, TypedArray>> {
     this.check();

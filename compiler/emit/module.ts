@@ -1,7 +1,7 @@
 // Emits the typed TypeScript module of one model with ts-morph: input/output/metric types, the program, and a class over the runtime.
 import { IndentationText, Project, QuoteKind, Scope, VariableDeclarationKind, type SourceFile } from 'ts-morph';
 import { languageModelIo } from '../../runtime/sample.ts';
-import { outputSubset } from '../../runtime/subset.ts';
+import { dataflowInputs, outputSubset, reportedResults } from '../../runtime/subset.ts';
 import type { DType, ModelProgram, SizeExpr, TensorDecl } from '../../runtime/program.ts';
 
 export interface EmitOptions {
@@ -58,7 +58,10 @@ function docOf(t: TensorDecl, what: string): string {
 function build(file: SourceFile, program: ModelProgram, options: EmitOptions): void {
   const cls = program.model;
   const runtime = options.runtimeImport ?? 'dlc/runtime';
-  const predictInputs = Object.keys(program.graphs.predict.inputs);
+  const predictInputs = Object.keys(dataflowInputs(program.graphs.predict).inputs);
+  // the inputs training and evaluation read: those their losses, metrics and updates depend on
+  const stepInputs = program.inputs.map((i) => i.name).filter((name) => program.graphs.steps.some((g) => name in dataflowInputs(g, reportedResults(program, g)).inputs));
+  const evaluateInputs = Object.keys(dataflowInputs(program.graphs.evaluate, reportedResults(program, program.graphs.evaluate)).inputs);
   const reported = [...program.losses, ...program.metrics];
   // a language model (a token input [B, L], a next-token output [B, V]) also samples
   const lm = languageModelIo(program);
@@ -103,6 +106,18 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     isExported: true,
     docs: ['The inputs `predict` needs: those the declared outputs depend on.'],
     type: predictInputs.length === 0 ? 'Record<string, never>' : `Pick<Inputs, ${union(predictInputs)}>`,
+  });
+  file.addTypeAlias({
+    name: 'StepInputs',
+    isExported: true,
+    docs: ['The inputs `trainStep` needs: those its losses, metrics and parameter updates depend on (others may be given).'],
+    type: stepInputs.length === 0 ? 'Partial<Inputs>' : `Pick<Inputs, ${union(stepInputs)}> & Partial<Inputs>`,
+  });
+  file.addTypeAlias({
+    name: 'EvaluateInputs',
+    isExported: true,
+    docs: ['The inputs `evaluate` needs: those its losses and metrics depend on (others may be given).'],
+    type: evaluateInputs.length === 0 ? 'Partial<Inputs>' : `Pick<Inputs, ${union(evaluateInputs)}> & Partial<Inputs>`,
   });
   file.addInterface({
     name: 'OutputInputs',
@@ -179,12 +194,12 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
           'One training step on a batch (every step of the train block in order, or only `options.step`); returns at once. `values()` reads the losses and metrics when needed. `sizes` fixes sizes the lengths cannot tell, e.g. `{ L: 12 }`.',
         ],
         parameters: [
-          { name: 'batch', type: 'Inputs' },
+          { name: 'batch', type: 'StepInputs' },
           { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
         ],
         returnType: '{ readonly step: number; values(): Promise<Record<StepValue, number>> }',
         statements: [
-          'const handle = this.model.trainStep(batch, options);',
+          'const handle = this.model.trainStep(batch as Inputs, options);',
           'return { step: handle.step, values: () => handle.values() as Promise<Record<StepValue, number>> };',
         ],
       },
@@ -192,21 +207,21 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'evaluate',
         'Losses and metrics on one batch, in evaluation mode (`sizes` as for `trainStep`).',
         [
-          { name: 'batch', type: 'Inputs' },
+          { name: 'batch', type: 'EvaluateInputs' },
           { name: 'options', type: sizesType, initializer: '{}' },
         ],
         'Promise<Record<Reported, number>>',
-        'this.model.evaluate(batch, options)',
+        'this.model.evaluate(batch as Inputs, options)',
       ),
       delegate(
         'evaluateSet',
         'Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them. No batches is an InputError.',
         [
-          { name: 'batches', type: 'Iterable<Inputs>' },
+          { name: 'batches', type: 'Iterable<EvaluateInputs>' },
           { name: 'options', type: sizesType, initializer: '{}' },
         ],
         'Promise<Record<Reported, number>>',
-        'this.model.evaluateSet(batches, options) as Promise<Record<Reported, number>>',
+        'this.model.evaluateSet(batches as Iterable<Inputs>, options) as Promise<Record<Reported, number>>',
       ),
       {
         name: 'predict',
