@@ -2,7 +2,8 @@
 import type * as A from '../../grammar/ast.ts';
 import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
-import type { Graph } from '../ir/types.ts';
+import type { Graph, Value } from '../ir/types.ts';
+import { inputsReaching } from '../ir/input-dependencies.ts';
 import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
@@ -350,6 +351,21 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         const found = have ? `; it is ${have.dtype}${shapeToString(have.shape)}` : '';
         diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help: `a model trained from ${name} episodes reads observation, action and returns, and acts through the output sampled_action` }));
       }
+    }
+    // acting gives only the observation; a training step only what the environment records
+    const given = (names: readonly string[]) => names.map((n) => `\`${n}\``).join(', ').replace(/, ([^,]*)$/, ' and $1');
+    const beyond = (values: readonly Value[], allowed: readonly string[]) => inputsReaching(graph, values).filter((n) => !allowed.includes(n));
+    for (const [col] of Object.entries(needs.outputs)) {
+      const out = graph.outputs.get(col);
+      const extra = out ? beyond([out], needs.acting) : [];
+      if (extra.length > 0) {
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` acts through \`${col}\` given ${given(needs.acting)} alone, but \`${col}\` depends on the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `compute \`${col}\` from ${given(needs.acting)} only; other outputs may read other inputs (acting asks for \`${col}\` alone)` }));
+      }
+    }
+    const recorded = Object.keys(needs.inputs);
+    const extra = beyond([...graph.losses.values(), ...graph.metrics.values()], recorded);
+    if (extra.length > 0) {
+      diagnostics.push(diagnostic('E0207', `\`${name}()\` episodes give ${given(recorded)}, but the model's losses and metrics also read the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `a model trained from ${name} episodes learns from observation, action and returns alone; train it from your own loop (runtime/rollouts.ts, trainStep) to feed ${given(extra)}` }));
     }
   };
 
