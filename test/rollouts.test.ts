@@ -155,6 +155,20 @@ describe('a policy with outputs and inputs acting does not use', () => {
     expect(codes(ppo)).toEqual([['E0207', '`cartpole()` episodes give `observation`, `action` and `returns`, but the model\'s losses and metrics also read the input `old_logp`', 'cartpole(']]);
   });
 
+  it("checks cartpole(...)'s values when compiling (E0206 at the argument)", () => {
+    const withEnv = (args: string) => text.replace(/env = cartpole\([^)]*\)/, `env = cartpole(${args})`);
+    const at = (args: string) => codes(withEnv(args)).map(([code, message, span]) => [code, message, span]);
+    expect(at('episodes: 16, gamma: 0.99, solved_at: 475')).toEqual([]);
+    expect(at('gamma: 1.5')).toEqual([['E0206', 'cartpole(gamma: ...) must be a discount in [0, 1], got 1.5', '1.5']]);
+    expect(at('episodes: 0')).toEqual([['E0206', 'cartpole(episodes: ...) must be a positive integer (episodes collected per update), got 0', '0']]);
+    expect(at('episodes: 2.5')[0].slice(1)).toEqual(['cartpole(episodes: ...) must be a positive integer (episodes collected per update), got 2.5', '2.5']);
+    expect(at('episodes: "many"')[0].slice(1)).toEqual(['cartpole(episodes: ...) must be a positive integer (episodes collected per update), got "many"', '"many"']);
+    expect(at('max_steps: 0')[0][1]).toMatch(/^cartpole\(max_steps: \.\.\.\) must be a positive integer/);
+    expect(at('max_steps: 100, solved_at: 475')).toEqual([['E0206', 'cartpole(solved_at: 475) can never be reached: an episode ends after max_steps = 100 steps, with a return of at most 100', '475']]);
+    // the default max_steps is 500
+    expect(at('solved_at: 501')[0][1]).toMatch(/max_steps = 500/);
+  });
+
   it('on WebGPU, collects episodes and trains with an output that reads `action`', { timeout: 120_000 }, async () => {
     const source = text.replace('output greedy_action', 'output taken_logp = taken\n  output greedy_action');
     const program = compileSource(source, 'p.dl').programs[0];
