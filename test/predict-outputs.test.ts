@@ -190,7 +190,10 @@ describe('predict with outputs', () => {
       expect(Array.from(alone.mu_out)).toEqual([3, 3, -2.5, -2.5]);
       expect(Array.from(alone.mu_out)).toEqual(Array.from(full.mu_out));
       await expect(a.predict({ x }, { outputs: ['diff'] })).rejects.toThrow(/no input `a`/);
-      const withEps = await a.trainStep({ x, a: shift, eps: [0.25] }).values();
+      // a scalar input takes a plain number
+      const scaled = await a.predict({ x, eps: 0.5 }, { outputs: ['scaled'] });
+      expect(Array.from(scaled.scaled)).toEqual([1.5, 1.5, -1.25, -1.25]);
+      const withEps = await a.trainStep({ x, a: shift, eps: 0.25 }).values();
       const without = await b.trainStep({ x, a: shift }).values();
       expect(without.loss).toBe(withEps.loss);
       expect(Array.from(await b.getParameter('w'))).toEqual(Array.from(await a.getParameter('w')));
@@ -223,7 +226,7 @@ console.log(one.user_vec);
 await model.predict({ item }, { outputs: ['itemvec'] });
 const sh = await createShared();
 await sh.trainStep({ x: new Float32Array(2), a: new Float32Array(2) }).values();
-await sh.evaluate({ x: new Float32Array(2), a: new Float32Array(2), eps: new Float32Array(1) });
+await sh.evaluate({ x: new Float32Array(2), a: new Float32Array(2), eps: 0.5 });
 sh.trainStep({ x: new Float32Array(2) });
 `,
     );

@@ -99,7 +99,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     name: 'Inputs',
     isExported: true,
     docs: [`One batch for ${cls}: every input, each a flat row-major array. The batch size ${program.sizes.join(', ') || '(none)'} is read from the lengths.`],
-    properties: program.inputs.map((t) => ({ name: t.name, type: INPUT_ARRAY[t.dtype], isReadonly: true, docs: [docOf(t, 'Input')] })),
+    // a scalar input (epsilon: f32[]) also takes a plain number
+    properties: program.inputs.map((t) => ({ name: t.name, type: t.shape.length === 0 ? `${INPUT_ARRAY[t.dtype]} | ${t.dtype === 'bool' ? 'boolean | number' : 'number'}` : INPUT_ARRAY[t.dtype], isReadonly: true, docs: [docOf(t, 'Input')] })),
   });
   file.addTypeAlias({
     name: 'PredictInputs',
