@@ -108,18 +108,16 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     docs: ['The inputs `predict` needs: those the declared outputs depend on.'],
     type: predictInputs.length === 0 ? 'Record<string, never>' : `Pick<Inputs, ${union(predictInputs)}>`,
   });
-  file.addTypeAlias({
-    name: 'StepInputs',
-    isExported: true,
-    docs: ['The inputs `trainStep` needs: those its losses, metrics and parameter updates depend on (others may be given).'],
-    type: stepInputs.length === 0 ? 'Partial<Inputs>' : `Pick<Inputs, ${union(stepInputs)}> & Partial<Inputs>`,
-  });
-  file.addTypeAlias({
-    name: 'EvaluateInputs',
-    isExported: true,
-    docs: ['The inputs `evaluate` needs: those its losses and metrics depend on (others may be given).'],
-    type: evaluateInputs.length === 0 ? 'Partial<Inputs>' : `Pick<Inputs, ${union(evaluateInputs)}> & Partial<Inputs>`,
-  });
+  // the inputs a graph reads as required properties, the others optional (given or not, they are not read)
+  const inputsInterface = (name: string, needed: readonly string[], doc: string) =>
+    file.addInterface({
+      name,
+      isExported: true,
+      docs: [doc],
+      properties: program.inputs.map((t) => ({ name: t.name, type: `Inputs['${t.name}']`, isReadonly: true, hasQuestionToken: !needed.includes(t.name) })),
+    });
+  inputsInterface('StepInputs', stepInputs, 'The inputs `trainStep` needs: those its losses, metrics and parameter updates depend on (the others may be given).');
+  inputsInterface('EvaluateInputs', evaluateInputs, 'The inputs `evaluate` needs: those its losses and metrics depend on (the others may be given).');
   file.addInterface({
     name: 'OutputInputs',
     isExported: true,
