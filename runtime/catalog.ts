@@ -82,13 +82,15 @@ export function listedFeatureCount(name: string, args: Readonly<Record<string, u
 
 /**
  * What a model trained from episodes of an environment must declare: the inputs a training step
- * reads (one row per step of an episode) and the output acting reads, per example.
+ * reads (one row per step of an episode) and the output acting reads, per example; and which of those
+ * inputs acting gives (`acting`: predict is called with those alone, asking for the outputs only).
  */
-export function environmentColumns(name: string): { readonly inputs: Readonly<Record<string, ColumnSpec>>; readonly outputs: Readonly<Record<string, ColumnSpec>> } | undefined {
+export function environmentColumns(name: string): { readonly inputs: Readonly<Record<string, ColumnSpec>>; readonly outputs: Readonly<Record<string, ColumnSpec>>; readonly acting: readonly string[] } | undefined {
   if (name !== 'cartpole') return undefined;
   return {
     inputs: { observation: { dtype: 'f32', shape: [4] }, action: { dtype: 'i32', shape: [] }, returns: { dtype: 'f32', shape: [] } },
     outputs: { sampled_action: { dtype: 'i32', shape: [] } },
+    acting: ['observation'],
   };
 }
 

@@ -10,7 +10,7 @@ import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memo
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
-import { outputSubset } from './subset.ts';
+import { dataflowInputs, outputSubset, reportedResults } from './subset.ts';
 import { brokenCondition } from './sizes.ts';
 
 export interface CreateOptions extends DeviceOptions {
@@ -98,7 +98,8 @@ export interface LoadReport {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-export type Batch<I extends string> = { readonly [K in I]: HostArray };
+/** One batch by input name: each a flat array, or for a scalar input (`f32[]`) a plain number. */
+export type Batch<I extends string> = { readonly [K in I]: HostArray | number };
 
 /** Sizes given with one call (`{ L: 12 }`): those the inputs' lengths cannot tell apart, as `predict` takes them. */
 export interface SizesOption {
@@ -107,7 +108,7 @@ export interface SizesOption {
 
 /** `predict`'s options: the sizes, and which outputs to compute (all by default). */
 export interface PredictOptions<O extends string = string> extends SizesOption {
-  /** Only these outputs: the kernels they need run, and only the inputs those read are needed. */
+  /** Only these outputs: the kernels they need run, and only the inputs they depend on are needed. */
   readonly outputs?: readonly O[];
 }
 
@@ -217,6 +218,9 @@ export class Model<I extends string = string, O extends string = string, R exten
 
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
     if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
+    // each graph asks only for the inputs its results depend on (a step needs no acting-only input)
+    const { predict, evaluate, steps } = program.graphs;
+    program = { ...program, graphs: { ...program.graphs, predict: dataflowInputs(predict), evaluate: dataflowInputs(evaluate, reportedResults(program, evaluate)), steps: steps.map((g) => dataflowInputs(g, reportedResults(program, g))) } };
     if (options.seed !== undefined) checkSeed(options.seed, 'create()');
     if (options.batchSize !== undefined) checkBatchSize(options.batchSize, 'create({ batchSize })');
     const settingSeed = program.training?.settings.seed;
@@ -332,7 +336,8 @@ export class Model<I extends string = string, O extends string = string, R exten
    * discriminator then generator), submitted as one command buffer. Returns at once; the losses
    * and metrics are read only when `values()` is called.
    */
-  trainStep(batch: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number } {
+  trainStep(rows: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number } {
+    const batch = this.scalarInputs(rows);
     this.check();
     const all = this.program.graphs.steps;
     if (all.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
@@ -370,6 +375,15 @@ export class Model<I extends string = string, O extends string = string, R exten
           return out;
         })()),
     };
+  }
+
+  /** A plain number for a scalar input (`epsilon: f32[]`) is its one value: `{ epsilon: 0.5 }` as `{ epsilon: [0.5] }`. */
+  private scalarInputs(batch: unknown): Readonly<Record<string, HostArray>> {
+    if (typeof batch !== 'object' || batch === null) return batch as Readonly<Record<string, HostArray>>;
+    const record = batch as Record<string, unknown>;
+    const scalar = this.program.inputs.filter((i) => i.shape.length === 0 && (typeof record[i.name] === 'number' || typeof record[i.name] === 'boolean'));
+    if (scalar.length === 0) return batch as Readonly<Record<string, HostArray>>;
+    return { ...record, ...Object.fromEntries(scalar.map((i) => [i.name, [record[i.name]]])) } as Readonly<Record<string, HostArray>>;
   }
 
   private inputsOf(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Record<string, HostArray> {
@@ -453,10 +467,10 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   /** Evaluate many batches with one readback at the end; one record per batch. */
-  async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray>>>, options: SizesOption = {}): Promise<Record<string, number>[]> {
+  async evaluateBatches(batches: Iterable<Readonly<Record<string, HostArray | number>>>, options: SizesOption = {}): Promise<Record<string, number>[]> {
     this.check();
     const given = sizeOptions(this.program, options.sizes, 'evaluate');
-    const records = this.submitEvaluations([...batches], [], given, 'evaluate').map((p) => p.record);
+    const records = this.submitEvaluations([...batches].map((b) => this.scalarInputs(b)), [], given, 'evaluate').map((p) => p.record);
     return this.guard(this.executor.readScalars(records));
   }
 
@@ -465,6 +479,7 @@ export class Model<I extends string = string, O extends string = string, R exten
    * outputs named in `reads` (the totals of evaluateSet) read back with them, and its length B.
    */
   private submitEvaluate(batch: Readonly<Record<string, HostArray>>, reads: readonly string[], given: ReadonlyMap<string, number>, where: string, index: number): { record: ScalarRecord; read?: () => Promise<Record<string, { data: TypedArray }>>; length: number } {
+    batch = this.scalarInputs(batch);
     const g = this.program.graphs.evaluate;
     const inputs = this.inputsOf(g, batch);
     const sizes = this.requireExamples(this.bindSizes(g, batch, given, where));
@@ -565,9 +580,10 @@ export class Model<I extends string = string, O extends string = string, R exten
    * The declared outputs for a batch of inputs, in evaluation mode. `sizes` fixes symbolic sizes the
    * inputs' lengths cannot tell apart: `{ B: 1 }` for one row of `tokens: i32[B, L]` of any length.
    * `outputs` names some of the outputs: only the kernels they need run, and only the inputs those
-   * kernels read are needed (a decoder's output from its latent alone, one tower of two).
+   * outputs depend on are needed (a decoder's output from its latent alone, one tower of two).
    */
-  async predict<K extends O = O>(inputs: Partial<Batch<I>>, options: PredictOptions<K> = {}): Promise<Record<K, TypedArray>> {
+  async predict<K extends O = O>(rows: Partial<Batch<I>>, options: PredictOptions<K> = {}): Promise<Record<K, TypedArray>> {
+    const inputs = this.scalarInputs(rows);
     this.check();
     const g = options.outputs === undefined ? this.program.graphs.predict : this.predictSubset(options.outputs);
     const given = this.inputsOf(g, inputs as Record<string, HostArray>);
@@ -587,7 +603,8 @@ export class Model<I extends string = string, O extends string = string, R exten
    * `formatProfile` for a table). Profiling trains nothing: parameters, optimizer state and the step
    * count are left as they were.
    */
-  async profile(batch: Partial<Batch<I>>, options: ProfileOptions = {}): Promise<Profile> {
+  async profile(given: Partial<Batch<I>>, options: ProfileOptions = {}): Promise<Profile> {
+    const batch = this.scalarInputs(given);
     this.check();
     const reps = options.reps ?? 5;
     if (!Number.isInteger(reps) || reps < 1) throw new InputError(`profile reps must be a positive integer, not ${reps}`);

@@ -189,6 +189,13 @@ export interface GraphProgram {
    * temporaries to (`BufferDecl.slot` in 0..slots-1). Absent in programs compiled without a plan.
    */
   readonly slots?: number;
+  /**
+   * The inputs each result depends on in the graph before fusion (compiler/ir/input-dependencies.ts):
+   * every output, loss and metric by name, and the parameter and state updates. A fused kernel may
+   * read an input that none of the results asked for depends on; runtime/subset.ts gives it an
+   * unwritten buffer instead of asking for the input. Absent: every input a kernel reads is needed.
+   */
+  readonly dependencies?: { readonly outputs: Readonly<Record<string, readonly string[]>>; readonly updates: readonly string[] };
 }
 
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };

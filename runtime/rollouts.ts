@@ -4,12 +4,13 @@ import { shuffledIndices } from './data.ts';
 import type { Environment } from './cartpole.ts';
 
 /**
- * The part of a compiled model the loop drives: predict for acting, a training step for learning.
+ * The part of a compiled model the loop drives: predict for acting (asked for the sampled action
+ * only, so other outputs may read inputs an environment does not give), a training step for learning.
  * The parameters are `never` so that every generated model, whatever its input names, is one; the
  * loop passes the names `PolicyNames` gives.
  */
 export interface PolicyModel {
-  predict(inputs: never): Promise<Record<string, ArrayLike<number>>>;
+  predict(inputs: never, options: never): Promise<Record<string, ArrayLike<number>>>;
   trainStep(batch: never): { values(): Promise<Record<string, number>> };
 }
 
@@ -73,7 +74,8 @@ export async function collectEpisodes(model: PolicyModel, envs: readonly Environ
   while (running.length > 0) {
     const observation = new Float32Array(running.length * size);
     running.forEach((i, row) => observation.set(current[i], row * size));
-    const out = await model.predict({ [names.observation]: observation } as never);
+    // only the acting output: another output (a log-prob of `action`) needs inputs acting does not have
+    const out = await model.predict({ [names.observation]: observation } as never, { outputs: [names.sampledAction] } as never);
     const sampled = out[names.sampledAction];
     if (!sampled || sampled.length !== running.length) throw new InputError(`the model's output \`${names.sampledAction}\` must hold one action per row`);
     const next: number[] = [];

@@ -10,7 +10,7 @@ import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { getDevice } from './gpu-helpers.ts';
 
 const SOURCE = `use std.nn.{RMSNorm, GroupNorm, Upsample}
-use std.math.{var, std, normalize, cosine_similarity, tril, triu, top_k}
+use std.math.{var, std, normalize, cosine_similarity, tril, triu, top_k, clip}
 use std.loss.{huber, kl_normal}
 
 model Newer {
@@ -34,6 +34,7 @@ model Newer {
   output top2 = top_k_accuracy(x, label, k: 2)
   output best = top_k(x, 2)[0]
   output best_ids = cast(top_k(x, 2)[1], f32)
+  output clipped = clip(x, -0.5, 0.5) + clip(x, x[:, 0:1], x[:, 1:2] + 0.25)
 }
 `;
 

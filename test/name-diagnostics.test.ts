@@ -216,3 +216,27 @@ describe('E0307 an unknown dtype in a signature', () => {
     expectDiagnostics(`fn g(x: f32[B, 4], m: bool[B, 4], n: int[] = [1]) -> (f32[B, 4], i32[B]) = x\n${model}`, []);
   });
 });
+
+describe('suggestions for an unknown call', () => {
+  const source = (call: string) => `use std.nn.{Dense}
+layer Mlp(d: int) {
+  layer fc = Dense(d, d)
+  forward(x: f32[B, d]) -> f32[B, d] = fc(x)
+}
+model M {
+  input x: f32[B, 4]
+  layer net = Mlp(4)
+  output y = ${call}
+}
+`;
+
+  it('suggests no layer type for a lowercase call, and names clip for clamp', () => {
+    expectDiagnostics(source('mlp(x, 0.0, 1.0)'), [{ code: 'E0201', at: 'mlp', message: 'unknown name `mlp`' }]);
+    // it said "did you mean `Mlp`?"
+    expect(checkSource(source('mlp(x, 0.0, 1.0)'), 'test.dl').diagnostics[0].help).toBeUndefined();
+    expectDiagnostics(source('clamp(x, 0.0, 1.0)'), [{ code: 'E0201', at: 'clamp', help: 'dlc calls it `clip`' }]);
+    expectDiagnostics(source('clp(x, 0.0, 1.0)'), [{ code: 'E0201', at: 'clp', help: 'did you mean `clip`?' }]);
+    // a capitalised call is a layer's: layer types are suggested for it
+    expectDiagnostics(source('Mpl(4)(x)'), [{ code: 'E0201', at: 'Mpl', help: 'did you mean `Mlp`?' }]);
+  });
+});

@@ -7,7 +7,7 @@ import { compileSource } from '../compiler/frontend/compile.ts';
 import { Model } from '../runtime/model.ts';
 import { InputError } from '../runtime/errors.ts';
 import type { ModelProgram } from '../runtime/program.ts';
-import { outputSubset } from '../runtime/subset.ts';
+import { dataflowInputs, outputSubset, reportedResults } from '../runtime/subset.ts';
 import { getDevice } from './gpu-helpers.ts';
 import { dlc, repoTempDir, ROOT } from './cli-helpers.ts';
 import { EXIT_OK } from '../compiler/cli/main.ts';
@@ -41,6 +41,24 @@ model Vae(d: int = 6, k: int = 3) {
   let sample = mu + exp(0.5 * logvar) * random_normal([B, k])
   output recon = sigmoid(dec(sample))
   output decoded = sigmoid(dec(z))
+}
+`;
+
+// mu_out shares \`mu\` with diff, which also reads \`a\`: fusion puts both in one kernel that reads x and a
+const SHARED = `model Shared {
+  input x: f32[B, 2]
+  input a: f32[B, 2]
+  input eps: f32[]
+  param w: f32[2, 2] = ones
+  let mu = x @ w
+  output mu_out = mu
+  output diff = a - mu
+  output scaled = mu * eps
+  loss = mean(diff * diff)
+}
+
+train Shared {
+  optimizer = sgd(lr: 0.1)
 }
 `;
 
@@ -145,14 +163,58 @@ describe('predict with outputs', () => {
     }
   });
 
+  it('asks only for the inputs an output depends on in the dataflow graph, not every input its fused kernel reads', () => {
+    const p = compileModel(SHARED, 'Shared');
+    // the kernel that computes mu also reads a for diff (what made mu_out need a before)
+    expect(p.graphs.predict.kernels.some((k) => k.inputs.includes(p.graphs.predict.inputs.a) && k.inputs.includes(p.graphs.predict.inputs.x))).toBe(true);
+    expect(p.graphs.predict.dependencies?.outputs).toEqual({ mu_out: ['x'], diff: ['x', 'a'], scaled: ['x', 'eps'] });
+    expect(Object.keys(outputSubset(p.graphs.predict, ['mu_out']).inputs)).toEqual(['x']);
+    expect(Object.keys(outputSubset(p.graphs.predict, ['diff']).inputs)).toEqual(['x', 'a']);
+    // the training step reads x and a, not the acting-only eps
+    expect(Object.keys(p.graphs.steps[0].inputs)).toContain('eps');
+    expect(Object.keys(dataflowInputs(p.graphs.steps[0], reportedResults(p, p.graphs.steps[0])).inputs)).toEqual(['x', 'a']);
+    expect(Object.keys(dataflowInputs(p.graphs.evaluate, reportedResults(p, p.graphs.evaluate)).inputs)).toEqual(['x', 'a']);
+  });
+
+  it('on WebGPU, predicts mu_out from x alone and trains without the acting-only input, as with every input', { timeout: 60_000 }, async () => {
+    const device = await getDevice();
+    const program = compileModel(SHARED, 'Shared');
+    const a = await Model.create(program, { device, seed: 1 });
+    const b = await Model.create(program, { device, seed: 1 });
+    try {
+      const x = Float32Array.of(1, 2, -3, 0.5);
+      const shift = Float32Array.of(0.5, -1, 2, 4);
+      const full = await a.predict({ x, a: shift, eps: [2] });
+      const alone = await a.predict({ x }, { outputs: ['mu_out'] });
+      // x @ ones: each row's sum in both columns
+      expect(Array.from(alone.mu_out)).toEqual([3, 3, -2.5, -2.5]);
+      expect(Array.from(alone.mu_out)).toEqual(Array.from(full.mu_out));
+      await expect(a.predict({ x }, { outputs: ['diff'] })).rejects.toThrow(/no input `a`/);
+      // a scalar input takes a plain number
+      const scaled = await a.predict({ x, eps: 0.5 }, { outputs: ['scaled'] });
+      expect(Array.from(scaled.scaled)).toEqual([1.5, 1.5, -1.25, -1.25]);
+      const withEps = await a.trainStep({ x, a: shift, eps: 0.25 }).values();
+      const without = await b.trainStep({ x, a: shift }).values();
+      expect(without.loss).toBe(withEps.loss);
+      expect(Array.from(await b.getParameter('w'))).toEqual(Array.from(await a.getParameter('w')));
+      expect((await b.evaluate({ x, a: shift })).loss).toBe((await a.evaluate({ x, a: shift })).loss);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it("types it in the generated module: each output's inputs (OutputInputs), the outputs asked for as the result", { timeout: 120_000 }, async () => {
     const dir = repoTempDir('predict-outputs');
     writeFileSync(join(dir, 'tt.dl'), TWO_TOWER);
-    const r = await dlc('compile', join(dir, 'tt.dl'), '-o', dir, '--runtime', relative(dir, join(ROOT, 'runtime/index.ts')));
-    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(join(dir, 'sh.dl'), SHARED);
+    for (const f of ['tt.dl', 'sh.dl']) {
+      const r = await dlc('compile', join(dir, f), '-o', dir, '--runtime', relative(dir, join(ROOT, 'runtime/index.ts')));
+      expect(r.status, r.err).toBe(EXIT_OK);
+    }
     writeFileSync(
       join(dir, 'use.ts'),
-      `import { create, type Outputs } from './two_tower.ts';
+      `import { create, type Outputs } from './two_tower.ts'; import { create as createShared } from './shared.ts';
 const model = await create();
 const item = new Int32Array(3);
 const items: { readonly item_vec: Float32Array } = await model.predict({ item }, { outputs: ['item_vec'] });
@@ -162,13 +224,17 @@ await model.predict({ item }, { outputs: ['user_vec'] });
 const one = await model.predict({ item }, { outputs: ['item_vec'] });
 console.log(one.user_vec);
 await model.predict({ item }, { outputs: ['itemvec'] });
+const sh = await createShared();
+await sh.trainStep({ x: new Float32Array(2), a: new Float32Array(2) }).values();
+await sh.evaluate({ x: new Float32Array(2), a: new Float32Array(2), eps: 0.5 });
+sh.trainStep({ x: new Float32Array(2) });
 `,
     );
     writeFileSync(
       join(dir, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2023', 'DOM'], types: ['@webgpu/types'], typeRoots: [join(ROOT, 'node_modules')], allowImportingTsExtensions: true, noEmit: true, skipLibCheck: true, exactOptionalPropertyTypes: true },
-        files: ['two_tower.ts', 'use.ts'],
+        files: ['two_tower.ts', 'shared.ts', 'use.ts'],
       }),
     );
     let errors = '';
@@ -178,8 +244,9 @@ await model.predict({ item }, { outputs: ['itemvec'] });
       errors = String((e as { stdout?: string }).stdout ?? e);
     }
     const lines = errors.split('\n').filter((l) => /use\.ts\(\d+/.test(l)).map((l) => Number(/use\.ts\((\d+)/.exec(l)![1]));
-    // lines 1-6 type-check; asking for user_vec without user, reading user_vec from an item_vec result, an unknown name do not
-    expect([...new Set(lines)].sort((x, y) => x - y), errors).toEqual([7, 9, 10]);
+    // lines 1-6 type-check; asking for user_vec without user, reading user_vec from an item_vec result, an unknown name do not;
+    // a training step needs x and a (StepInputs), not the acting-only eps, and not without a
+    expect([...new Set(lines)].sort((x, y) => x - y), errors).toEqual([7, 9, 10, 14]);
     expect(errors).toMatch(/use\.ts\(7,\d+\):[^\n]*Pick<Inputs, "user">/);
   });
 });

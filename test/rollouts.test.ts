@@ -3,7 +3,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CartPole } from '../runtime/cartpole.ts';
-import { collectEpisodes, discountedReturns, type PolicyModel } from '../runtime/rollouts.ts';
+import { collectEpisodes, discountedReturns, reinforceUpdate, type PolicyModel } from '../runtime/rollouts.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
+import { Model } from '../runtime/model.ts';
+import { getDevice } from './gpu-helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { dlc, repoTempDir } from './cli-helpers.ts';
@@ -19,14 +22,17 @@ function episode(env: CartPole, policy: (obs: Float32Array) => number): { steps:
 }
 
 /** A policy of plain JavaScript in the shape of a compiled model: pushes toward the side the pole leans to. */
-function scriptedModel(): PolicyModel & { calls: number[] } {
+function scriptedModel(): PolicyModel & { calls: number[]; asked: unknown[] } {
   const calls: number[] = [];
+  const asked: unknown[] = [];
   return {
     calls,
-    async predict(inputs: { observation: Float32Array }) {
+    asked,
+    async predict(inputs: { observation: Float32Array }, options: { outputs?: readonly string[] }) {
       const obs = inputs.observation;
       const rows = obs.length / 4;
       calls.push(rows);
+      asked.push(options.outputs);
       return { sampled_action: Int32Array.from({ length: rows }, (_, r) => (obs[r * 4 + 2] + 0.5 * obs[r * 4 + 3] > 0 ? 1 : 0)) };
     },
     trainStep() {
@@ -95,6 +101,8 @@ describe('episodes', () => {
     expect(model.calls.slice(0, 25).every((n) => n === 3)).toBe(true);
     expect(model.calls[25]).toBe(2);
     expect(model.calls.length).toBe(60);
+    // acting asks for the sampled action alone
+    expect(model.asked.every((o) => JSON.stringify(o) === '["sampled_action"]')).toBe(true);
     // the first row is the first environment's first step: its return is the discounted 40 rewards
     expect(got.batch.returns[0]).toBeCloseTo((1 - 0.9 ** 40) / (1 - 0.9), 4);
     expect(got.batch.returns[39]).toBeCloseTo(1, 6);
@@ -129,6 +137,49 @@ describe('a model trained from episodes', () => {
       ['E0207', '`cartpole()` needs the model to declare the input `observation`: f32[B, 4]; it is f32[B, 3]', 'cartpole('],
       ['E0207', '`cartpole()` needs the model to declare the output `sampled_action`: i32[B]', 'cartpole('],
     ]);
+  });
+});
+
+describe('a policy with outputs and inputs acting does not use', () => {
+  const text = readFileSync('examples/reinforce_cartpole.dl', 'utf8');
+  const codes = (source: string) => checkSource(source, 'p.dl').diagnostics.map((d) => [d.code, d.message, source.slice(d.span.start, d.span.end).slice(0, 9)]);
+
+  it('checks: sampled_action may read only the observation, the losses only what episodes record (E0207 at env)', () => {
+    // an output that reads `action` (a logged log-prob) is fine: acting asks for sampled_action alone
+    expect(codes(text.replace('output greedy_action', 'output taken_logp = taken\n  output greedy_action'))).toEqual([]);
+    const tempered = text
+      .replace('input returns: f32[B]', 'input returns: f32[B]\n  input temperature: f32[]')
+      .replace('output sampled_action: i32[B] = categorical(logits)', 'output sampled_action: i32[B] = categorical(logits / temperature)');
+    expect(codes(tempered)).toEqual([['E0207', '`cartpole()` acts through `sampled_action` given `observation` alone, but `sampled_action` depends on the input `temperature`', 'cartpole(']]);
+    const ppo = text.replace('input returns: f32[B]', 'input returns: f32[B]\n  input old_logp: f32[B]').replace('-mean(taken * advantage)', '-mean(exp(taken - old_logp) * advantage)');
+    expect(codes(ppo)).toEqual([['E0207', '`cartpole()` episodes give `observation`, `action` and `returns`, but the model\'s losses and metrics also read the input `old_logp`', 'cartpole(']]);
+  });
+
+  it("checks cartpole(...)'s values when compiling (E0206 at the argument)", () => {
+    const withEnv = (args: string) => text.replace(/env = cartpole\([^)]*\)/, `env = cartpole(${args})`);
+    const at = (args: string) => codes(withEnv(args)).map(([code, message, span]) => [code, message, span]);
+    expect(at('episodes: 16, gamma: 0.99, solved_at: 475')).toEqual([]);
+    expect(at('gamma: 1.5')).toEqual([['E0206', 'cartpole(gamma: ...) must be a discount in [0, 1], got 1.5', '1.5']]);
+    expect(at('episodes: 0')).toEqual([['E0206', 'cartpole(episodes: ...) must be a positive integer (episodes collected per update), got 0', '0']]);
+    expect(at('episodes: 2.5')[0].slice(1)).toEqual(['cartpole(episodes: ...) must be a positive integer (episodes collected per update), got 2.5', '2.5']);
+    expect(at('episodes: "many"')[0].slice(1)).toEqual(['cartpole(episodes: ...) must be a positive integer (episodes collected per update), got "many"', '"many"']);
+    expect(at('max_steps: 0')[0][1]).toMatch(/^cartpole\(max_steps: \.\.\.\) must be a positive integer/);
+    expect(at('max_steps: 100, solved_at: 475')).toEqual([['E0206', 'cartpole(solved_at: 475) can never be reached: an episode ends after max_steps = 100 steps, with a return of at most 100', '475']]);
+    // the default max_steps is 500
+    expect(at('solved_at: 501')[0][1]).toMatch(/max_steps = 500/);
+  });
+
+  it('on WebGPU, collects episodes and trains with an output that reads `action`', { timeout: 120_000 }, async () => {
+    const source = text.replace('output greedy_action', 'output taken_logp = taken\n  output greedy_action');
+    const program = compileSource(source, 'p.dl').programs[0];
+    const model = await Model.create(program, { device: await getDevice(), seed: 2, batchSize: 64 });
+    try {
+      const got = await reinforceUpdate(model, [new CartPole(1, 20), new CartPole(2, 20)], { maxBatch: 40 });
+      expect(got.steps).toBeGreaterThan(2);
+      expect(Number.isFinite(got.values.loss)).toBe(true);
+    } finally {
+      model.dispose();
+    }
   });
 });
 

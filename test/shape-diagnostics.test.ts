@@ -119,6 +119,26 @@ describe('a body unrolled at compile time', () => {
 });
 
 describe('E0301 operands do not fit the operation', () => {
+  it('gather with indices of a lower rank: named gather, as called (not take_along_axis), with the axis to add', () => {
+    const src = `model M {
+  input q: f32[B, 2]
+  input action: i32[B]
+  output y = gather(q, action, axis: 1)
+}
+`;
+    expectDiagnostics(src, [
+      {
+        code: 'E0301',
+        at: 'action',
+        occurrence: 1,
+        label: 'i32[B]',
+        message: ['`gather` needs indices of the same rank as the array: f32[B, 2] and i32[B]'],
+        help: 'add the axis: reshape the indices to [B, 1] (`indices[..., None]`)',
+        secondary: [{ at: 'q', occurrence: 1, message: 'f32[B, 2]' }],
+      },
+    ]);
+  });
+
   it('matmul inner dimensions: the left operand, with the weight and its declaration as secondaries', () => {
     const src = `model M {
   input image: f32[B, 784]

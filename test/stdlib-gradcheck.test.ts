@@ -5,6 +5,10 @@ import { parse } from '../grammar/parse.ts';
 import { gradcheck } from '../compiler/autodiff/gradcheck.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
+import { interpretGraph } from '../compiler/interpret/interpret.ts';
+import { tensor } from '../compiler/interpret/tensor.ts';
+import { addGradients } from '../compiler/autodiff/grad.ts';
+import { GraphEditor } from '../compiler/ir/editor.ts';
 
 const SEED = Number(process.env.DLC_SEED ?? 11);
 
@@ -46,6 +50,8 @@ const CASES: Record<string, [string, string]> = {
   triu: ['input x: f32[B, 4]', 'let y = triu(x)'],
   top_k: ['input x: f32[B, 5]', 'let values, ids = top_k(x, 3)\n  let y = values * 2.0'],
   huber: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = huber(x, t, delta: 0.5)'],
+  // tensor bounds from t (their gradient where a bound is taken) and numbers; inputs are off the bounds
+  clip: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = clip(x, t - 0.5, t + 0.5) + clip(x, -0.3, 0.3) * 2.0'],
   relu: ['input x: f32[B, 4]', 'let y = relu(x)'],
   leaky_relu: ['input x: f32[B, 4]', 'let y = leaky_relu(x)'],
   gelu: ['input x: f32[B, 4]', 'let y = gelu(x) + gelu(x, approximate: "tanh")'],
@@ -87,6 +93,25 @@ describe(`stdlib gradients (seed ${SEED})`, () => {
       for (const r of rows) expect(r.absError, `${name}: d/d${r.name} analytic ${r.analytic} numeric ${r.numeric}`).toBeLessThanOrEqual(1e-6 + 1e-4 * Math.abs(r.numeric));
     });
   }
+
+  it("clip's gradient is torch.clamp's: 1 to x inside [lo, hi] bounds included, 0 outside, the rest to a tensor bound", () => {
+    const src = `model T {\n  input x: f32[6]\n  input lo: f32[6]\n  loss = sum(clip(x, lo, 1.0) * 3.0)\n}\n`;
+    const checked = checkSource(src, 'clip.dl');
+    expect(checked.diagnostics).toEqual([]);
+    const g = checked.graphs.get('T')!;
+    const x = [-2, -1, 0, 1, 2, 0.5];
+    const lo = [-1, -1, -1, -1, -1, 3];
+    const editor = new GraphEditor(g);
+    const [xv, lov] = g.inputs.map((i) => i.value);
+    const grads = addGradients(editor, g.losses.get('loss')!, [xv, lov]);
+    editor.outputs.set('dx', grads.get(xv.id)!);
+    editor.outputs.set('dlo', grads.get(lov.id)!);
+    const out = interpretGraph(editor.finish(), { inputs: new Map([['x', tensor('f32', [6], x)], ['lo', tensor('f32', [6], lo)]]), params: new Map(), state: new Map() }).outputs;
+    // x = -1 and x = 1 sit on the bounds: the whole gradient goes to x (minimum/maximum would give half);
+    // the last element has lo = 3 > hi = 1: the value is hi, and no gradient reaches x or lo
+    expect(Array.from(out.get('dx')!.data)).toEqual([0, 3, 3, 3, 0, 0]);
+    expect(Array.from(out.get('dlo')!.data)).toEqual([3, 0, 0, 0, 0, 0]);
+  });
 
   it('covers every stdlib declaration', () => {
     const declared = readdirSync('stdlib')

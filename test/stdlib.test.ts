@@ -482,7 +482,7 @@ const TESTED = [
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
   'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample',
   // std.math
-  'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k',
+  'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k', 'clip',
   // std.act
   'relu', 'leaky_relu', 'gelu', 'silu', 'elu', 'softplus', 'logsumexp', 'softmax', 'log_softmax',
   // std.loss
@@ -930,6 +930,17 @@ describe('top_k', () => {
     const bad = checkSource('model T {\n input x: f32[B, 6]\n let v, i = top_k(x, 7)\n output values = v\n}', 't.dl').diagnostics;
     expect(bad.map((d) => d.code)).toEqual(['E0304']);
     expect(bad[0].message).toContain('k <= N');
+  });
+});
+
+describe('clip', () => {
+  it('limits x to [lo, hi] as torch.clamp: number or tensor bounds (broadcast), and hi everywhere when lo > hi', () => {
+    const x = [-2, -0.5, 0, 0.5, 2, 1];
+    const lo = [-1, 0, 0, 0, 1.5, 3];
+    const m = model('model T {\n input x: f32[6]\n input lo: f32[6]\n output a = clip(x, -1.0, 1.0)\n output b = clip(x, lo, 1.75)\n output c = clip(x, 1.0, -1.0)\n}', { x: f32([6], x), lo: f32([6], lo) }, prng('clip'));
+    expectClose(m.out('a'), [6], [-1, -0.5, 0, 0.5, 1, 1]);
+    expectClose(m.out('b'), [6], [-1, 0, 0, 0.5, 1.75, 1.75]);
+    expectClose(m.out('c'), [6], [-1, -1, -1, -1, -1, -1]);
   });
 });
 

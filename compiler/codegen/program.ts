@@ -18,6 +18,7 @@ import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { SourceText } from '../diagnostics/source.ts';
 import type { Graph, InitSpec, Node, TensorType, Value } from '../ir/types.ts';
 import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
+import { inputDependencies, type InputDependencies } from '../ir/input-dependencies.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
 import { metricTotals } from '../train/metric-totals.ts';
@@ -93,7 +94,7 @@ interface GraphArenas {
   readonly temps: readonly TempArena[];
 }
 
-function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>, lower: (node: Node) => readonly KernelPlan[], arenas?: GraphArenas): GraphProgram {
+function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: number; column: number }, shaders: Map<string, number>, lower: (node: Node) => readonly KernelPlan[], arenas?: GraphArenas, dependencies?: InputDependencies): GraphProgram {
   const buffers: BufferDecl[] = [];
   const bufferOf = new Map<number, number>();
   const add = (v: Value, decl: BufferDecl) => {
@@ -223,7 +224,7 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
     if (source !== target) updates.push({ target, source });
   }
   const constraints: ConstraintDecl[] = g.constraints.map((c) => ({ op: c.op, left: sizeExpr(c.left), right: sizeExpr(c.right), text: c.text }));
-  return markOnceKernels({ name, buffers, kernels, inputs, outputs, updates, constraints });
+  return markOnceKernels({ name, buffers, kernels, inputs, outputs, updates, constraints, ...(dependencies ? { dependencies } : {}) });
 }
 
 /** Tensors of known size past the binding limit, as E0401 diagnostics naming each. */
@@ -338,9 +339,10 @@ export function lowerModel(
     const totals = metricTotals(m.unoptimizedEvaluation ?? m.evaluation);
     const evaluation = totals.split ? (m.unoptimizedEvaluation ? optimize(totals.split.evaluation) : totals.split.evaluation) : m.evaluation;
     const graphs = {
-      predict: lowerGraph(fused(predict), 'predict', position, shaders, lower),
-      evaluate: lowerGraph(fused(evaluation), 'evaluate', position, shaders, lower),
-      steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] })),
+      // which inputs each result needs, from the graphs before fusion (the evaluation's before the optimization passes, which stack rows of several inputs)
+      predict: lowerGraph(fused(predict), 'predict', position, shaders, lower, undefined, inputDependencies(m.unoptimizedEvaluation ? predictGraph(m.unoptimizedEvaluation) : predict)),
+      evaluate: lowerGraph(fused(evaluation), 'evaluate', position, shaders, lower, undefined, inputDependencies(evaluation)),
+      steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] }, inputDependencies(m.steps[i]))),
       ...(totals.split ? { totals: lowerGraph(fused(totals.split.finish), 'totals', position, shaders, lower) } : {}),
     };
     const sizes = new Set<string>();

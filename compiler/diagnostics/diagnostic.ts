@@ -105,7 +105,7 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
 const FOREIGN_KEYWORDS: Readonly<Record<string, string>> = { dim: 'axis', keepdim: 'keepdims', axes: 'axis', ignore_idx: 'ignore_index', negative_slope: 'slope' };
 
 /** Function names from PyTorch and NumPy, and dlc's for them (edit distance would offer `range` for `randn`). */
-const FOREIGN_NAMES: Readonly<Record<string, string>> = { randn: 'random_normal', rand: 'random_uniform', randn_like: 'random_normal', rand_like: 'random_uniform', cat: 'concat' };
+const FOREIGN_NAMES: Readonly<Record<string, string>> = { randn: 'random_normal', rand: 'random_uniform', randn_like: 'random_normal', rand_like: 'random_uniform', cat: 'concat', clamp: 'clip' };
 
 /** "dlc calls it `random_normal`" for a function another framework names, when dlc's name is visible. */
 export function foreignName(name: string, visible: Iterable<string>): string | undefined {

@@ -5,6 +5,7 @@ import * as D from '../shapes/dim.ts';
 import type { Elaborator } from './elaborate.ts';
 import { describe, dimValue, Env, F16_UNSUPPORTED, POISON, type CtValue, type TensorV } from './values.ts';
 import { typeToString } from './builder.ts';
+import { shapeToString } from '../shapes/dim.ts';
 import { BUILTIN_SIGNATURES, paramName, signatureText, type BuiltinSignature } from './builtin-signatures.ts';
 import { didYouMean, foreignKeyword } from '../diagnostics/diagnostic.ts';
 import { lowerEinsum } from './einsum.ts';
@@ -175,8 +176,19 @@ export function callBuiltin(
     }
     case 'gather': {
       const x = tensor(0, 'x');
-      const axis = intArg(2, 'axis', -1);
-      return emit('take_along_axis', [x, tensor(1, 'indices')], { axis: axisIn(axis, x.tensor, axisSpan(2)) });
+      const indices = tensor(1, 'indices');
+      const axis = axisIn(intArg(2, 'axis', -1), x.tensor, axisSpan(2));
+      // take_along_axis's rule, reported under the name the user called
+      const [xt, it] = [x.tensor.value.type, indices.tensor.value.type];
+      if (it.shape.length !== xt.shape.length) {
+        const help = it.shape.length + 1 === xt.shape.length ? `add the axis: reshape the indices to ${shapeToString([...it.shape.slice(0, axis), 1, ...it.shape.slice(axis)])}${axis === it.shape.length ? ' (`indices[..., None]`)' : ''}` : undefined;
+        el.fail('E0301', `\`gather\` needs indices of the same rank as the array: ${typeToString(xt)} and ${typeToString(it)}`, indices.span, {
+          label: typeToString(it),
+          secondary: [{ span: x.span, message: typeToString(xt) }],
+          ...(help ? { help } : {}),
+        });
+      }
+      return emit('take_along_axis', [x, indices], { axis });
     }
     case 'permute':
       return emit('transpose', [tensor(0, 'x')], { perm: ints(need(1, 'perm')) });

@@ -1,7 +1,7 @@
 // Emits the typed TypeScript module of one model with ts-morph: input/output/metric types, the program, and a class over the runtime.
 import { IndentationText, Project, QuoteKind, Scope, VariableDeclarationKind, type SourceFile } from 'ts-morph';
 import { languageModelIo } from '../../runtime/sample.ts';
-import { outputSubset } from '../../runtime/subset.ts';
+import { dataflowInputs, outputSubset, reportedResults } from '../../runtime/subset.ts';
 import type { DType, ModelProgram, SizeExpr, TensorDecl } from '../../runtime/program.ts';
 
 export interface EmitOptions {
@@ -58,7 +58,10 @@ function docOf(t: TensorDecl, what: string): string {
 function build(file: SourceFile, program: ModelProgram, options: EmitOptions): void {
   const cls = program.model;
   const runtime = options.runtimeImport ?? 'dlc/runtime';
-  const predictInputs = Object.keys(program.graphs.predict.inputs);
+  const predictInputs = Object.keys(dataflowInputs(program.graphs.predict).inputs);
+  // the inputs training and evaluation read: those their losses, metrics and updates depend on
+  const stepInputs = program.inputs.map((i) => i.name).filter((name) => program.graphs.steps.some((g) => name in dataflowInputs(g, reportedResults(program, g)).inputs));
+  const evaluateInputs = Object.keys(dataflowInputs(program.graphs.evaluate, reportedResults(program, program.graphs.evaluate)).inputs);
   const reported = [...program.losses, ...program.metrics];
   // a language model (a token input [B, L], a next-token output [B, V]) also samples
   const lm = languageModelIo(program);
@@ -96,7 +99,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     name: 'Inputs',
     isExported: true,
     docs: [`One batch for ${cls}: every input, each a flat row-major array. The batch size ${program.sizes.join(', ') || '(none)'} is read from the lengths.`],
-    properties: program.inputs.map((t) => ({ name: t.name, type: INPUT_ARRAY[t.dtype], isReadonly: true, docs: [docOf(t, 'Input')] })),
+    // a scalar input (epsilon: f32[]) also takes a plain number
+    properties: program.inputs.map((t) => ({ name: t.name, type: t.shape.length === 0 ? `${INPUT_ARRAY[t.dtype]} | ${t.dtype === 'bool' ? 'boolean | number' : 'number'}` : INPUT_ARRAY[t.dtype], isReadonly: true, docs: [docOf(t, 'Input')] })),
   });
   file.addTypeAlias({
     name: 'PredictInputs',
@@ -104,6 +108,16 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     docs: ['The inputs `predict` needs: those the declared outputs depend on.'],
     type: predictInputs.length === 0 ? 'Record<string, never>' : `Pick<Inputs, ${union(predictInputs)}>`,
   });
+  // the inputs a graph reads as required properties, the others optional (given or not, they are not read)
+  const inputsInterface = (name: string, needed: readonly string[], doc: string) =>
+    file.addInterface({
+      name,
+      isExported: true,
+      docs: [doc],
+      properties: program.inputs.map((t) => ({ name: t.name, type: `Inputs['${t.name}']`, isReadonly: true, hasQuestionToken: !needed.includes(t.name) })),
+    });
+  inputsInterface('StepInputs', stepInputs, 'The inputs `trainStep` needs: those its losses, metrics and parameter updates depend on (the others may be given).');
+  inputsInterface('EvaluateInputs', evaluateInputs, 'The inputs `evaluate` needs: those its losses and metrics depend on (the others may be given).');
   file.addInterface({
     name: 'OutputInputs',
     isExported: true,
@@ -179,12 +193,12 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
           'One training step on a batch (every step of the train block in order, or only `options.step`); returns at once. `values()` reads the losses and metrics when needed. `sizes` fixes sizes the lengths cannot tell, e.g. `{ L: 12 }`.',
         ],
         parameters: [
-          { name: 'batch', type: 'Inputs' },
+          { name: 'batch', type: 'StepInputs' },
           { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
         ],
         returnType: '{ readonly step: number; values(): Promise<Record<StepValue, number>> }',
         statements: [
-          'const handle = this.model.trainStep(batch, options);',
+          'const handle = this.model.trainStep(batch as Inputs, options);',
           'return { step: handle.step, values: () => handle.values() as Promise<Record<StepValue, number>> };',
         ],
       },
@@ -192,21 +206,21 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'evaluate',
         'Losses and metrics on one batch, in evaluation mode (`sizes` as for `trainStep`).',
         [
-          { name: 'batch', type: 'Inputs' },
+          { name: 'batch', type: 'EvaluateInputs' },
           { name: 'options', type: sizesType, initializer: '{}' },
         ],
         'Promise<Record<Reported, number>>',
-        'this.model.evaluate(batch, options)',
+        'this.model.evaluate(batch as Inputs, options)',
       ),
       delegate(
         'evaluateSet',
         'Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them. No batches is an InputError.',
         [
-          { name: 'batches', type: 'Iterable<Inputs>' },
+          { name: 'batches', type: 'Iterable<EvaluateInputs>' },
           { name: 'options', type: sizesType, initializer: '{}' },
         ],
         'Promise<Record<Reported, number>>',
-        'this.model.evaluateSet(batches, options) as Promise<Record<Reported, number>>',
+        'this.model.evaluateSet(batches as Iterable<Inputs>, options) as Promise<Record<Reported, number>>',
       ),
       {
         name: 'predict',

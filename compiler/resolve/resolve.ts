@@ -76,7 +76,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
   /** Inside a tensor type's dims (typeExpr), where a model's name is a size of that name. */
   let inShape = 0;
 
-  const unknown = (name: string, span: A.Span, scope: Scope, what = 'name') => {
+  /** `call`: the name is called, as a function (lowercase) is: no layer type (`Mlp`) is suggested for it. */
+  const unknown = (name: string, span: A.Span, scope: Scope, what = 'name', call = false) => {
     const key = `${name}@${span.start}`;
     // past the cap nobody sees the diagnostic: skip the costly suggestion search
     if (reported.has(key) || name === '' || out.length >= DiagnosticBag.LIMIT) return;
@@ -86,7 +87,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       return;
     }
     // a lowercase name in a shape: meant as a symbolic size, which starts with a capital letter
-    const close = foreignName(name, scope.all()) ?? didYouMean(name, scope.all());
+    const candidates = call && /^[a-z_]/.test(name) ? [...scope.all()].filter((n) => !/^[A-Z]/.test(n)) : scope.all();
+    const close = foreignName(name, scope.all()) ?? didYouMean(name, candidates);
     const inType = inShape > 0 && /^[a-z]/.test(name) && close === undefined;
     const help = inType ? `a size in a shape is a number, a hyperparameter, or a symbolic size, which starts with a capital letter (\`${name[0].toUpperCase()}${name.slice(1)}\`)` : close;
     out.push(diagnostic('E0201', `unknown ${what} \`${name}\``, span, help ? { help } : {}));
@@ -461,7 +463,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         expr(e.right, scope);
         break;
       case 'Call':
-        expr(e.callee, scope);
+        if (e.callee.kind === 'Ident' && !scope.has(e.callee.name)) unknown(e.callee.name, e.callee.span, scope, 'name', true);
+        else expr(e.callee, scope);
         for (const a of e.args) expr(a.value, scope);
         break;
       case 'Index':

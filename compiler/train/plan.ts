@@ -2,7 +2,8 @@
 import type * as A from '../../grammar/ast.ts';
 import { settingProblems } from './check-settings.ts';
 import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnostic.ts';
-import type { Graph } from '../ir/types.ts';
+import type { Graph, Value } from '../ir/types.ts';
+import { inputsReaching } from '../ir/input-dependencies.ts';
 import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
@@ -168,12 +169,38 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       return;
     }
     const known = catalog[name];
+    if (name === 'cartpole' && call) checkCartpoleArgs(call);
     for (const a of call?.args ?? []) {
       if (a.name && !known.includes(a.name.text)) report(`\`${name}\` has no argument \`${a.name.text}\``, a.name.span, didYouMean(a.name.text, known) ?? (known.length === 0 ? 'it takes none' : `its arguments are ${known.join(', ')}`));
       // a CSV's label type is one of a few words
       if (name === 'csv' && a.name?.text === 'label_type' && a.value.kind === 'String' && !(CSV_LABEL_TYPES as readonly string[]).includes(a.value.value)) {
         report(`\`label_type\` is one of ${CSV_LABEL_TYPES.map((t) => `"${t}"`).join(', ')}, not "${a.value.value}"`, a.value.span, didYouMean(a.value.value, CSV_LABEL_TYPES));
       }
+    }
+  };
+  /**
+   * cartpole(...)'s values, as compiler/cli/train-episodes.ts reads them: episodes and max_steps
+   * positive integers, gamma in [0, 1], solved_at a number an episode of max_steps steps can reach.
+   */
+  const checkCartpoleArgs = (call: Extract<A.Expr, { kind: 'Call' }>) => {
+    const args = new Map(call.args.filter((a) => a.name).map((a) => [a.name!.text, a]));
+    const numberOf = (key: string, ok: (v: number) => boolean, what: string): number | undefined => {
+      const a = args.get(key);
+      if (!a) return undefined;
+      const v = value(a.value);
+      if (typeof v === 'number' && ok(v)) return v;
+      report(`cartpole(${key}: ...) must be ${what}, got ${JSON.stringify(v)}`, a.value.span);
+      return undefined;
+    };
+    const positive = (v: number) => Number.isInteger(v) && v >= 1;
+    numberOf('episodes', positive, 'a positive integer (episodes collected per update)');
+    numberOf('gamma', (v) => v >= 0 && v <= 1, 'a discount in [0, 1]');
+    const maxSteps = numberOf('max_steps', positive, 'a positive integer (the steps after which an episode is cut off)') ?? (args.has('max_steps') ? undefined : 500);
+    const solvedAt = numberOf('solved_at', Number.isFinite, 'a number (the mean episode return that stops training)');
+    // each step's reward is 1: an episode returns at most max_steps
+    if (solvedAt !== undefined && maxSteps !== undefined && solvedAt > maxSteps) {
+      const a = args.get('solved_at')!;
+      report(`cartpole(solved_at: ${solvedAt}) can never be reached: an episode ends after max_steps = ${maxSteps} steps, with a return of at most ${maxSteps}`, a.value.span, `lower solved_at to at most ${maxSteps}, or raise max_steps`);
     }
   };
   const checkCatalogCalls = (setting: string, e: A.Expr) => {
@@ -350,6 +377,21 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         const found = have ? `; it is ${have.dtype}${shapeToString(have.shape)}` : '';
         diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help: `a model trained from ${name} episodes reads observation, action and returns, and acts through the output sampled_action` }));
       }
+    }
+    // acting gives only the observation; a training step only what the environment records
+    const given = (names: readonly string[]) => names.map((n) => `\`${n}\``).join(', ').replace(/, ([^,]*)$/, ' and $1');
+    const beyond = (values: readonly Value[], allowed: readonly string[]) => inputsReaching(graph, values).filter((n) => !allowed.includes(n));
+    for (const [col] of Object.entries(needs.outputs)) {
+      const out = graph.outputs.get(col);
+      const extra = out ? beyond([out], needs.acting) : [];
+      if (extra.length > 0) {
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` acts through \`${col}\` given ${given(needs.acting)} alone, but \`${col}\` depends on the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `compute \`${col}\` from ${given(needs.acting)} only; other outputs may read other inputs (acting asks for \`${col}\` alone)` }));
+      }
+    }
+    const recorded = Object.keys(needs.inputs);
+    const extra = beyond([...graph.losses.values(), ...graph.metrics.values()], recorded);
+    if (extra.length > 0) {
+      diagnostics.push(diagnostic('E0207', `\`${name}()\` episodes give ${given(recorded)}, but the model's losses and metrics also read the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `a model trained from ${name} episodes learns from observation, action and returns alone; train it from your own loop (runtime/rollouts.ts, trainStep) to feed ${given(extra)}` }));
     }
   };
 
