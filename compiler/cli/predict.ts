@@ -33,7 +33,7 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
   const classesOf = new Map(targets.flatMap((t) => (set.column(t).classes ? [[t, set.column(t).classes!] as const] : [])));
   const classNames = classesOf.size === 1 ? [...classesOf.values()][0] : undefined;
   const rows = await withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
-    await loadCheckpoint(model, path);
+    await loadCheckpoint(model, path, io.err);
     io.err(`predicting ${set.length} ${split} examples with ${path} on ${model.adapterInfo}`);
     const out: Row[] = [];
     for (const batch of set.batches(data.batchSize)) {
