@@ -62,6 +62,13 @@ export interface FitOptions {
   readonly earlyStopping?: EarlyStopping | false;
   readonly earlyStoppingState?: EarlyStoppingState;
   /**
+   * With `earlyStopping.restoreBest` and an `earlyStoppingState` whose best epoch came before
+   * `initialEpoch` (a resumed run): that epoch's weights (`saveWeights({ trainingState: false })`,
+   * saved when it improved), which fit restores if no later epoch beats them. Without them such a
+   * fit is an InputError: it could only end with the last weights while naming the earlier epoch.
+   */
+  readonly bestWeights?: Uint8Array;
+  /**
    * Augmentations of the training batches (validation and test data are never augmented). Default: the
    * train block's `augment`, as `dlc train` applies it; `false` (or `[]`) trains without.
    */
@@ -212,6 +219,15 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   let best: { weights: Uint8Array; epoch: number } | undefined;
   const mode = es ? es.mode ?? defaultMode(es.monitor) : 'min';
   let esState: EarlyStoppingState | undefined = es ? { ...(options.earlyStoppingState ?? { best: mode === 'min' ? Infinity : -Infinity, bestEpoch: -1, wait: 0 }) } : undefined;
+  // a resumed fit whose best epoch is behind it: restoreBest needs that epoch's weights from the caller
+  if (es?.restoreBest && esState && esState.bestEpoch >= 0 && esState.bestEpoch < (options.initialEpoch ?? 0)) {
+    if (!options.bestWeights) {
+      throw new InputError(
+        `earlyStopping.restoreBest with an earlyStoppingState whose best epoch (${esState.bestEpoch}) came before initialEpoch (${options.initialEpoch}): fit keeps best weights in memory only, so pass that epoch's weights as bestWeights (saveWeights({ trainingState: false }) when it improved), or fit with restoreBest: false`,
+      );
+    }
+    best = { weights: options.bestWeights, epoch: esState.bestEpoch };
+  }
   const history: EpochLogs[] = [];
   const lookahead = options.lookahead ?? 2;
   let stoppedEarly = false;
@@ -226,7 +242,10 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   const sizes = { ...columnSizes(model.program, data.train), ...options.sizes };
   const sized = Object.keys(sizes).length > 0 ? { sizes } : {};
   // a run resumed after early stopping ended it: nothing more to train
-  if (es && esState && esState.wait > 0 && esState.wait >= es.patience) return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState };
+  if (es && esState && esState.wait > 0 && esState.wait >= es.patience) {
+    if (best) await model.loadWeights(best.weights, { weightsOnly: true });
+    return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState, ...(best ? { restoredEpoch: best.epoch } : {}) };
+  }
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
     const trainValues: Record<string, number>[] = [];

@@ -87,11 +87,14 @@ describe('checkpoints', () => {
       savedEpoch = epoch;
       expect(saved.tensors.get('net.hidden.0.w')?.shape).toEqual([784, 16]);
     }
-    // stray temporary files from a kill mid-write are the only trace, never a torn checkpoint
-    expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['ck.best.safetensors', 'ck.safetensors']);
+    // stray temporary files from a kill mid-write and the killed run's lock are the only traces, never a torn checkpoint
+    expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['ck.best.safetensors', 'ck.safetensors', 'ck.safetensors.lock']);
     const last = Number(decodeSafetensors(readFileSync(path)).metadata['dlc.epoch']);
     const resumed = await dlc('train', ...MODEL, '--limit', '160', '--epochs', String(last + 1), '--checkpoint', path, '--resume');
     expect(resumed.status, resumed.err).toBe(EXIT_OK);
     expect(resumed.out).toMatch(new RegExp(`^epoch ${last + 1}/${last + 1}`, 'm'));
+    // the run that resumed replaced the stale lock, removed the killed saves' temporary files, and released its lock
+    expect(resumed.err).toMatch(/note: removed a stale lock on .*ck\.safetensors: its run \(pid \d+\) ended without releasing it/);
+    expect(readdirSync(dir).sort()).toEqual(['ck.best.safetensors', 'ck.safetensors']);
   });
 });

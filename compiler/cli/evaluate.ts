@@ -69,7 +69,7 @@ function restoredBest(path: string, metadata: Readonly<Record<string, string>>, 
 export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, number>> {
   const { path, data, split, set } = await checkpointAndSplit(program, file, flags, io);
   return withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
-    const report = await loadCheckpoint(model, path);
+    const report = await loadCheckpoint(model, path, io.err);
     const epoch = report.metadata['dlc.epoch'];
     io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${split === 'all' ? `all ${set.length} examples of the data, in order,` : `${set.length} ${split} examples`} on ${model.adapterInfo}`);
     const metrics = await evaluateDataset(model, set, data.batchSize);

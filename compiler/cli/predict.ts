@@ -39,7 +39,7 @@ export async function predictProgram(program: ModelProgram, file: string, flags:
   const recorded = classesOf.size === 0 ? recordedClasses(checkpointMetadata(path)) : undefined;
   const classNames = classesOf.size === 1 ? [...classesOf.values()][0] : recorded;
   const rows = await withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
-    await loadCheckpoint(model, path);
+    await loadCheckpoint(model, path, io.err);
     io.err(`predicting ${split === 'all' ? `all ${set.length} examples of the data, in order,` : `${set.length} ${split} examples`} with ${path} on ${model.adapterInfo}`);
     const out: Row[] = [];
     for (const batch of set.batches(data.batchSize)) {

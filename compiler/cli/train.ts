@@ -8,7 +8,7 @@ import { isRunState, Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
 import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
-import { checkpointPlan, CheckpointWriter, earlierRun, type CheckpointPlan, prepareCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
+import { checkpointPlan, CheckpointWriter, earlierRun, keptGenerations, type CheckpointPlan, moveEarlierRun, openCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
 import { loadInitFrom, readInitFrom, samePath } from './init-from.ts';
 import { type Dataset, shuffledIndices } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
@@ -584,10 +584,21 @@ export function checkBatchSizes(
 }
 
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
-export async function trainProgram(program: ModelProgram, file: string, given: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+export async function trainProgram(program: ModelProgram, file: string, asked: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+  const resumePath = checkpointPathOf(program, file, asked);
+  let given = asked;
+  if (asked.resume && !existsSync(resumePath)) {
+    // --resume before any checkpoint exists (a retry wrapper's first try): a new run, unless an earlier run was moved aside
+    const previous = keptGenerations(resumePath).get(1)?.find((f) => f.endsWith(resumePath.replace(/^.*[\\/]/, '').replace(/(\.safetensors)?$/, '.previous.safetensors')));
+    if (previous !== undefined) {
+      const epoch = checkpointMetadata(previous)['dlc.epoch'];
+      throw new TrainError(`--resume: no checkpoint at ${resumePath}, but an earlier run is kept as ${previous}${epoch ? ` (epoch ${epoch})` : ''}: rename it back to ${resumePath} to resume it, or run without --resume to start a new run`);
+    }
+    io.err(`note: --resume: no checkpoint at ${resumePath} yet, so this is a new run`);
+    given = { ...asked, resume: false };
+  }
   // a resumed run trains on the examples the run it continues trained on
-  const resumePath = checkpointPathOf(program, file, given);
-  const resumedFrom = given.resume && existsSync(resumePath) ? checkpointMetadata(resumePath) : undefined;
+  const resumedFrom = given.resume ? checkpointMetadata(resumePath) : undefined;
   const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
   const prepared = await prepareData(program, file, flags, io, resumedFrom ? { recorded: resumedFrom } : {});
   const { train, validation, test, seed, batchSize, sizes: dataSizes, drawn } = prepared;
@@ -643,127 +654,154 @@ export async function trainProgram(program: ModelProgram, file: string, given: T
   const init = flags.resume ? undefined : await readInitFrom(program, file);
   if (init && !flags.profile) guardInitFrom(init.path, plan, io);
   if (init && drawn) warnSplitLeak(init, drawn, io);
-  if (!flags.resume && !flags.profile) {
-    let moved: string[];
-    try {
-      moved = prepareCheckpointFolder(plan);
-    } catch (e) {
-      throw new TrainError((e as Error).message);
-    }
-    if (moved.length > 0) io.err(`note: ${plan.path} held an earlier run; it is kept as ${moved[0]}${moved.length > 1 ? ` (and ${moved.length - 1} more: its best and numbered copies)` : ''}. To continue a run instead, use --resume`);
+  if (resumedFrom) {
+    const then = Number(resumedFrom['dlc.batch']);
+    if (Number.isInteger(then) && then !== batchSize) io.err(`note: ${plan.path} was trained with batches of ${then}; this run takes batches of ${batchSize}, so an epoch is another number of steps, and a schedule counted in steps (warmup, cosine's total) goes on from the step count, not the epoch`);
   }
-  return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
-    // the weights, not the run that made them: its optimizer state and step stay behind
-    if (init) await loadInitFrom(model, program, init, io);
-    noteFrozenState(program, io);
-    io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epoch${epochs === 1 ? '' : 's'}`);
-    let resume: ResumeState = { epoch: 0 };
-    if (flags.resume) {
-      if (!existsSync(plan.path)) throw new TrainError(`--resume: no checkpoint at ${plan.path}`);
-      resume = await resumeFrom(model, plan, io.err);
-      io.err(`resumed from ${plan.path}: ${resume.epoch} epochs done, step ${model.step}`);
+  // the folder is writable, the checkpoint locked against a second run, stale temporary files gone, before anything moves or trains
+  const release = flags.profile ? () => undefined : openCheckpointFolder(plan, io.err);
+  try {
+    let moved: string[] = [];
+    if (!flags.resume && !flags.profile) {
+      const generations = keptGenerations(plan.path).size;
+      moved = moveEarlierRun(plan);
+      if (moved.length > 0) {
+        const older = generations > 0 ? ` The ${generations === 1 ? 'run' : `${generations} runs`} kept before it moved back a generation (*.previous-2.safetensors${generations > 1 ? ', ...' : ''}); delete those you no longer need.` : '';
+        io.err(`note: ${plan.path} held an earlier run; it is kept as ${moved[0]}${moved.length > 1 ? ` (and ${moved.length - 1} more: its best and numbered copies)` : ''}.${older} To continue a run instead, use --resume`);
+      }
     }
-    if (flags.profile) {
-      const first = train.batches(batchSize).next();
-      if (first.done) throw new TrainError('the training split is empty: there is no batch to profile');
-      const inputs = Object.fromEntries(program.inputs.map((i) => [i.name, first.value.columns[i.name]]));
-      io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
-      return {};
-    }
-    const limit = flagInt(flags.limit, 'limit');
-    const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
-    const metadata = { ...dataMetadata(program, train, dataSizes, recorded), ...(init ? { 'dlc.init_from': init.path } : {}), ...(drawn ? { 'dlc.data': JSON.stringify(drawn) } : {}) };
-    const writer = new CheckpointWriter(model, plan, metadata, resume);
-    // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
-    const lossName = program.training!.steps[0].loss;
-    const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: `epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | ${lossName} {loss} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
-    let epochStart = Date.now();
-    let lastEpoch = -1;
-    const stepLosses = program.training!.steps.map((s) => s.loss);
-    let diverged: { epoch: number; loss: string; value: number } | undefined;
-    // Ctrl-C: say what is saved and how to go on (checkpoints are written atomically, so the last one is whole)
-    const onInterrupt = () => {
-      bar?.stop();
-      const saved = existsSync(plan.path) ? checkpointMetadata(plan.path)['dlc.epoch'] : undefined;
-      io.err(`interrupted: ${saved ? `${plan.path} holds epoch ${saved}; continue with --resume` : 'no epoch finished, so no checkpoint was saved'}`);
-      process.exit(130);
-    };
-    process.once('SIGINT', onInterrupt);
-    const history = await model.fit(
-      { train, ...(validation && validation.length > 0 ? { validation } : {}) },
-      {
-        epochs,
-        batchSize,
-        seed,
-        shuffle: setting(program, 'shuffle') !== false,
-        initialEpoch: resume.epoch,
-        augment,
-        ...(maxSteps !== undefined ? { maxSteps } : {}),
-        ...(evalEvery !== undefined ? { validateEvery: evalEvery } : {}),
-        // restore_best: dlc train keeps the best weights on disk and restores them itself (checkpoints.ts)
-        earlyStopping: earlyStopping ? { ...earlyStopping, restoreBest: false } : false,
-        ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
-        callbacks: {
-          onStep(info) {
-            if (info.epoch !== lastEpoch) {
-              lastEpoch = info.epoch;
-              bar?.start(info.batches, 0, { epoch: `${info.epoch + 1}/${epochs}`, rate: '-', loss: '-' });
-            }
-            const done = info.batch + 1;
-            const rate = done / Math.max(1e-3, (Date.now() - epochStart) / 1000);
-            const loss = info.values ? fmt(info.values[lossName] ?? NaN) : '-';
-            if (bar) bar.update(done, { rate: rate.toFixed(1), loss });
-            else if (info.step % logEvery === 0) {
-              const eta = (info.batches - done) / rate;
-              io.err(`epoch ${info.epoch + 1}/${epochs} step ${done}/${batches}  ${rate.toFixed(1)} steps/s  ${lossName} ${loss}  ETA ${eta.toFixed(0)}s`);
-            }
-          },
-          async onEpochEnd(logs, state) {
-            bar?.stop();
-            const seconds = (Date.now() - epochStart) / 1000;
-            io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
-            // a loss that is no longer a number: stop before these weights replace a saved checkpoint
-            const broken = stepLosses.find((name) => name in logs && !Number.isFinite(logs[name]));
-            if (broken !== undefined) {
-              diverged = { epoch: logs.epoch + 1, loss: broken, value: logs[broken] };
-              return 'stop';
-            }
-            await writer.epochEnd(logs, state);
-            epochStart = Date.now();
+    return await trainWithModel(moved, release);
+  } finally {
+    release();
+  }
+  /** The model made, trained (from `moved` aside, or resumed), its checkpoints written, and its test metrics. */
+  async function trainWithModel(moved: readonly string[], release: () => void): Promise<Record<string, number>> {
+    return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
+      // the weights, not the run that made them: its optimizer state and step stay behind
+      if (init) await loadInitFrom(model, program, init, io);
+      noteFrozenState(program, io);
+      io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epoch${epochs === 1 ? '' : 's'}`);
+      let resume: ResumeState = { epoch: 0 };
+      if (flags.resume) {
+        resume = await resumeFrom(model, plan, io.err);
+        io.err(`resumed from ${plan.path}: ${resume.epoch} epochs done, step ${model.step}`);
+      }
+      if (flags.profile) {
+        const first = train.batches(batchSize).next();
+        if (first.done) throw new TrainError('the training split is empty: there is no batch to profile');
+        const inputs = Object.fromEntries(program.inputs.map((i) => [i.name, first.value.columns[i.name]]));
+        io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
+        return {};
+      }
+      const limit = flagInt(flags.limit, 'limit');
+      const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
+      const metadata = { ...dataMetadata(program, train, dataSizes, recorded), 'dlc.batch': String(batchSize), ...(init ? { 'dlc.init_from': init.path } : {}), ...(drawn ? { 'dlc.data': JSON.stringify(drawn) } : {}) };
+      const writer = new CheckpointWriter(model, plan, metadata, resume);
+      // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
+      const lossName = program.training!.steps[0].loss;
+      const bar = io.tty && flags.progress !== false ? new cliProgress.SingleBar({ format: `epoch {epoch} |{bar}| {value}/{total} steps | {rate} steps/s | ${lossName} {loss} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+      let epochStart = Date.now();
+      let lastEpoch = -1;
+      const stepLosses = program.training!.steps.map((s) => s.loss);
+      let diverged: { epoch: number; loss: string; value: number } | undefined;
+      // Ctrl-C: say what is saved and how to go on (checkpoints are written atomically, so the last one is whole)
+      const onInterrupt = () => {
+        bar?.stop();
+        const saved = existsSync(plan.path) ? checkpointMetadata(plan.path)['dlc.epoch'] : undefined;
+        const kept = moved.length > 0 ? `; the earlier run is kept as ${moved[0]}: rename it back to ${plan.path} to resume it` : '';
+        io.err(`interrupted: ${saved ? `${plan.path} holds epoch ${saved}; continue with --resume` : `no epoch finished, so no checkpoint was saved${kept}`}`);
+        release();
+        process.exit(130);
+      };
+      process.once('SIGINT', onInterrupt);
+      const history = await model.fit(
+        { train, ...(validation && validation.length > 0 ? { validation } : {}) },
+        {
+          epochs,
+          batchSize,
+          seed,
+          shuffle: setting(program, 'shuffle') !== false,
+          initialEpoch: resume.epoch,
+          augment,
+          ...(maxSteps !== undefined ? { maxSteps } : {}),
+          ...(evalEvery !== undefined ? { validateEvery: evalEvery } : {}),
+          // restore_best: dlc train keeps the best weights on disk and restores them itself (checkpoints.ts)
+          earlyStopping: earlyStopping ? { ...earlyStopping, restoreBest: false } : false,
+          ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
+          callbacks: {
+            onStep(info) {
+              if (info.epoch !== lastEpoch) {
+                lastEpoch = info.epoch;
+                bar?.start(info.batches, 0, { epoch: `${info.epoch + 1}/${epochs}`, rate: '-', loss: '-' });
+              }
+              const done = info.batch + 1;
+              const rate = done / Math.max(1e-3, (Date.now() - epochStart) / 1000);
+              const loss = info.values ? fmt(info.values[lossName] ?? NaN) : '-';
+              if (bar) bar.update(done, { rate: rate.toFixed(1), loss });
+              else if (info.step % logEvery === 0) {
+                const eta = (info.batches - done) / rate;
+                io.err(`epoch ${info.epoch + 1}/${epochs} step ${done}/${batches}  ${rate.toFixed(1)} steps/s  ${lossName} ${loss}  ETA ${eta.toFixed(0)}s`);
+              }
+            },
+            async onEpochEnd(logs, state) {
+              bar?.stop();
+              const seconds = (Date.now() - epochStart) / 1000;
+              io.out(`epoch ${logs.epoch + 1}/${epochs}  ${logsLine(logs, shown)}  (${seconds.toFixed(1)}s)`);
+              // a loss that is no longer a number: stop before these weights replace a saved checkpoint
+              const broken = stepLosses.find((name) => name in logs && !Number.isFinite(logs[name]));
+              if (broken !== undefined) {
+                diverged = { epoch: logs.epoch + 1, loss: broken, value: logs[broken] };
+                return 'stop';
+              }
+              await writer.epochEnd(logs, state);
+              epochStart = Date.now();
+            },
           },
         },
-      },
-    ).finally(() => process.off('SIGINT', onInterrupt));
-    if (diverged) {
-      const kept = existsSync(plan.path) ? `${plan.path} keeps the last good state` : 'no checkpoint was written';
-      throw new TrainError(
-        `the training loss \`${diverged.loss}\` is ${diverged.value} after epoch ${diverged.epoch}: training diverged (a learning rate too high for this model, or inputs with NaN or infinite values); stopped without saving, ${kept}`,
-      );
-    }
-    const finalEpoch = history.epochs.at(-1);
-    const { best, restore } = plan;
-    // restore_best: the test metrics are those of early stopping's best epoch, and the checkpoint says
-    // so, for evaluate and predict to run the same weights
-    const bestEpoch = history.earlyStopping?.bestEpoch;
-    const restoring = restore && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch ? { file: basename(restore.path), epoch: bestEpoch + 1, monitor: earlyStopping!.monitor } : undefined;
-    await writer.finish(finalEpoch?.epoch, restoring);
-    if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);
-    if (history.reachedMaxSteps) io.out(`stopped after ${model.step} steps (steps = ${maxSteps})`);
-    io.err(`checkpoint: ${plan.path}${best ? ` (best ${best.monitor}: ${best.path})` : ''}${restore && !restore.shared ? ` (best ${earlyStopping!.monitor}: ${restore.path})` : ''}`);
-    if (restore && restoring) {
-      if (!existsSync(restore.path)) throw new TrainError(`restore_best: the best weights (epoch ${restoring.epoch}) should be at ${restore.path}, which is missing`);
-      await model.loadWeights(new Uint8Array(await readFile(restore.path)));
-      io.out(`restored the weights of epoch ${restoring.epoch} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restore.path}; dlc evaluate and predict use them (the checkpoint keeps the last epoch's, for --resume)`);
-    }
-    const evalSet = test && test.length > 0 ? test : validation;
-    if (!evalSet || evalSet.length === 0) return {};
-    const metrics = await evaluateDataset(model, evalSet, batchSize);
-    // a validation set's line shows what `validation { metrics }` asks for, as the epochs' val_ logs do
-    const onTest = test !== undefined && test.length > 0;
-    io.out(`${onTest ? 'test' : 'validation'}  ${logsLine(metrics, onTest ? shown : (name) => shown(`val_${name}`))}`);
-    noteBatchAveraged(program, evalSet.length, batchSize, io);
-    return metrics;
-  });
+      ).finally(() => process.off('SIGINT', onInterrupt));
+      if (diverged) {
+        const kept = existsSync(plan.path) ? `${plan.path} keeps the last good state` : 'no checkpoint was written';
+        throw new TrainError(
+          `the training loss \`${diverged.loss}\` is ${diverged.value} after epoch ${diverged.epoch}: training diverged (a learning rate too high for this model, or inputs with NaN or infinite values); stopped without saving, ${kept}`,
+        );
+      }
+      const finalEpoch = history.epochs.at(-1);
+      const { best, restore } = plan;
+      // restore_best: the test metrics are those of early stopping's best epoch, if the file holds that
+      // epoch; the checkpoint then says so, for evaluate and predict to run the same weights
+      const bestEpoch = history.earlyStopping?.bestEpoch;
+      let restoring: { readonly file: string; readonly epoch: number; readonly monitor: string } | undefined;
+      let notRestored: string | undefined;
+      if (restore && bestEpoch !== undefined && bestEpoch >= 0 && bestEpoch !== finalEpoch?.epoch) {
+        const held = existsSync(restore.path) ? checkpointMetadata(restore.path)['dlc.epoch'] : undefined;
+        const last = finalEpoch !== undefined ? `epoch ${finalEpoch.epoch + 1}` : `epoch ${resume.epoch}`;
+        if (held === undefined) {
+          notRestored = `warning: restore_best: the best weights (epoch ${bestEpoch + 1}) should be at ${restore.path}, which is ${existsSync(restore.path) ? 'not a weights file' : 'missing'}; the metrics below are of the last weights (${last})`;
+        } else if (held !== String(bestEpoch + 1)) {
+          notRestored = `warning: restore_best: ${restore.path} holds the weights of epoch ${held}, not of epoch ${bestEpoch + 1}, the best one (written by another run, or left behind by a crash); they are not loaded, and the metrics below are of the last weights (${last})`;
+        } else restoring = { file: basename(restore.path), epoch: bestEpoch + 1, monitor: earlyStopping!.monitor };
+      }
+      await writer.finish(finalEpoch?.epoch, restoring);
+      if (history.stoppedEarly) io.out(`stopped early: ${earlyStopping!.monitor} did not improve for ${earlyStopping!.patience} epochs (best ${fmt(history.earlyStopping!.best)} at epoch ${history.earlyStopping!.bestEpoch + 1})`);
+      if (history.reachedMaxSteps) io.out(`stopped after ${model.step} steps (steps = ${maxSteps})`);
+      // the best files named are those that exist (a checkpoint put back by hand may have none)
+      const shownBest = (path: string) => writer.written.has(path) || existsSync(path);
+      io.err(`checkpoint: ${plan.path}${best && shownBest(best.path) ? ` (best ${best.monitor}: ${best.path})` : ''}${restore && !restore.shared && shownBest(restore.path) ? ` (best ${earlyStopping!.monitor}: ${restore.path})` : ''}`);
+      if (notRestored !== undefined) io.err(notRestored);
+      if (restore && restoring) {
+        await model.loadWeights(new Uint8Array(await readFile(restore.path)));
+        io.out(`restored the weights of epoch ${restoring.epoch} (${earlyStopping!.monitor} ${fmt(history.earlyStopping!.best)}) from ${restore.path}; dlc evaluate and predict use them (the checkpoint keeps the last epoch's, for --resume)`);
+      }
+      const evalSet = test && test.length > 0 ? test : validation;
+      if (!evalSet || evalSet.length === 0) return {};
+      const metrics = await evaluateDataset(model, evalSet, batchSize);
+      // a validation set's line shows what `validation { metrics }` asks for, as the epochs' val_ logs do
+      const onTest = test !== undefined && test.length > 0;
+      io.out(`${onTest ? 'test' : 'validation'}  ${logsLine(metrics, onTest ? shown : (name) => shown(`val_${name}`))}`);
+      noteBatchAveraged(program, evalSet.length, batchSize, io);
+      return metrics;
+    });
+  }
 }
 
 /** Says which losses and metrics of a set evaluated in several batches are averages over them (batchAveraged): the batch size changes those. */

@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { isRunState } from '../../runtime/model.ts';
 import { decodeSafetensors, type StoredTensor } from '../../runtime/safetensors.ts';
 import { writeCheckpoint } from '../../runtime/node/checkpoint-file.ts';
+import { WeightsError } from '../../runtime/errors.ts';
 import { isFileSystemError, writeRefusal } from './file-errors.ts';
+import { samePath } from './init-from.ts';
 
 /** What `weightsOnly` made: the tensors kept and those of the training run left out. */
 export interface WeightsOnly {
@@ -24,8 +26,13 @@ export function weightsOnly(bytes: Uint8Array): WeightsOnly {
   return { tensors: kept, metadata: { ...metadata, 'dlc.format': 'weights' }, dropped };
 }
 
-/** Reads `checkpoint`, writes its weights-only file to `out`; a one-line error (and false) for a file it cannot read or write. */
+/** Reads `checkpoint`, writes its weights-only file to `out`; a one-line error (and false) for a file it cannot read or write, or for `out` naming `checkpoint` itself. */
 export async function writeWeightsOnly(checkpoint: string, out: string, io: { err(text: string): void }): Promise<boolean> {
+  // writing over the file it reads would lose the training run's state (optimizer, step, random key) for good
+  if (samePath(checkpoint, out)) {
+    io.err(`error: -o ${out} is the checkpoint it reads: the weights-only file would replace it and lose its training state (optimizer state, step, random key) for good; write it elsewhere (-o ${out.replace(/(\.safetensors)?$/, '.weights.safetensors')})`);
+    return false;
+  }
   let bytes: Uint8Array;
   try {
     bytes = await readFile(checkpoint);
@@ -43,8 +50,8 @@ export async function writeWeightsOnly(checkpoint: string, out: string, io: { er
   try {
     await writeCheckpoint(out, result.tensors, result.metadata);
   } catch (e) {
-    if (!isFileSystemError(e)) throw e;
-    io.err(`error: cannot write ${out}: ${writeRefusal(e)}`);
+    if (!(e instanceof WeightsError)) throw e;
+    io.err(`error: ${e.message}`);
     return false;
   }
   const size = [...result.tensors.values()].reduce((a, t) => a + t.data.byteLength, 0);

@@ -1,6 +1,6 @@
 // Checkpoint files in Node: atomic writes (temp file, fsync, rename, directory fsync) and safetensors reads.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { WeightsError } from '../errors.ts';
 import { type DecodedSafetensors, decodeSafetensors, encodeSafetensors, type StoredTensor } from '../safetensors.ts';
@@ -17,6 +17,50 @@ export function isTemporaryFileOf(fileName: string, target: string): boolean {
 }
 
 /**
+ * A temporary file of `writeFileAtomic` by its name (`.<target>.<pid>.<hex>.tmp`): the file it was
+ * to replace (a name in the same folder) and the process that wrote it; undefined for other names.
+ */
+export function temporaryFileOwner(fileName: string): { target: string; pid: number } | undefined {
+  const m = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(fileName);
+  return m ? { target: m[1], pid: Number(m[2]) } : undefined;
+}
+
+/** Whether the process `pid` is running (on this machine); a process of another user counts. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Makes `dir` and the missing folders above it, one at a time: Node's recursive mkdir never settles
+ * on a file system that answers ENOENT for a folder whose parent exists (/proc/x/y), and here that is
+ * the file system's error.
+ */
+async function makeFolders(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      await stat(d);
+      break;
+    } catch {
+      missing.unshift(d);
+      if (dirname(d) === d) break;
+    }
+  }
+  for (const d of missing) {
+    try {
+      await mkdir(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/**
  * Replaces the file at `path` with `bytes` so that readers (and the file after a crash) see either the
  * old contents or the new, never a mix: the bytes go to a temporary file in the same directory, which
  * is fsynced and renamed over the target; then the directory is fsynced where the platform allows.
@@ -25,7 +69,7 @@ export function isTemporaryFileOf(fileName: string, target: string): boolean {
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
+  await makeFolders(dir);
   const temp = temporaryPathFor(path);
   let renamed = false;
   try {
@@ -61,13 +105,21 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Encodes tensors and metadata as safetensors and writes them atomically to `path`. */
+/** Encodes tensors and metadata as safetensors and writes them atomically to `path`; a file-system refusal is a WeightsError naming the path. */
 export async function writeCheckpoint(
   path: string,
   tensors: ReadonlyMap<string, StoredTensor> | Readonly<Record<string, StoredTensor>>,
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  const bytes = encodeSafetensors(tensors, metadata);
+  try {
+    await writeFileAtomic(path, bytes);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw e;
+    const why: Record<string, string> = { EEXIST: 'a part of the path is a file, not a folder', ENOTDIR: 'a part of the path is a file, not a folder', EISDIR: 'it is a folder', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the file system is read-only', ENOSPC: 'the disk is full' };
+    throw new WeightsError(`cannot write ${path}: ${why[code] ?? (e as Error).message} (nothing was replaced)`);
+  }
 }
 
 /** Reads and validates the safetensors checkpoint at `path`; errors name the path. */
