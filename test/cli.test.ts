@@ -254,6 +254,12 @@ describe('dlc graph --train and dlc gradcheck', () => {
     expect(cast.err).toContain('note: `features` is cast to integers, so it gets whole numbers (0 or 1), as integer inputs do');
     expect(cast.err).not.toContain('not exercised');
     expect(cast.out).toMatch(/^emb\.weight\s+-?[1-9]/m);
+    // a target network read only through stop_gradient: no seed reaches it, so the note says why, not "try another --seed"
+    const apart = 'use std.nn.{Dense}\nmodel Q {\n  input x: f32[B, 3]\n  layer online = Dense(3, 2)\n  layer target = Dense(3, 2)\n  loss = mean((online(x) - stop_gradient(target(x))) ** 2)\n}\n';
+    const q = await run('gradcheck', tempFile('apart.dl', apart));
+    expect(q.status, q.err).toBe(EXIT_OK);
+    expect(q.err).toContain('note: 2 of 4 parameters have no differentiable path to `loss` (read only through stop_gradient, argmax or a comparison, or not at all), so their gradient is 0 for any input: target.w, target.b');
+    expect(q.err).not.toContain('not exercised');
   });
 
   it('measures a row again with a finer step where the loss has a kink within the step (a ResNet\'s relus failed at 0.87)', async () => {

@@ -19,6 +19,7 @@ import { compileTraining } from '../frontend/train.ts';
 import { gradcheck, type GradcheckRow } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
 import { conditionHolds, fittingSizes } from '../../runtime/sizes.ts';
+import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { defaultSizes, randomFeeds, seededRandom, wholeNumberInputs } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
@@ -412,7 +413,13 @@ function runGradcheck(
         io.err(`note: ${kinks} of ${rows.length} rows were over the tolerance at step 1e-6 and within it at step 1e-8 (marked): the loss has a kink (a relu or max at its corner) within 1e-6 of these random inputs, where a difference quotient measures the kink, not the gradient`);
       }
       // zero both ways passes, but checks nothing: say which parameters these inputs did not reach
-      const idle = rows.filter((r) => Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) <= 1e-12).map((r) => r.name);
+      const zero = rows.filter((r) => Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) <= 1e-12).map((r) => r.name);
+      // a parameter no differentiable path joins to the loss (read only through stop_gradient, argmax
+      // or a comparison, or not read) has gradient 0 for every input: no seed will exercise it
+      const joined = new Set(paramsWithGradient(g, zero, g.losses.get(loss)!.id));
+      const idle = zero.filter((p) => joined.has(p));
+      const apart = zero.filter((p) => !joined.has(p));
+      if (apart.length > 0) io.err(`note: ${apart.length} of ${rows.length} parameters have no differentiable path to \`${loss}\` (read only through stop_gradient, argmax or a comparison, or not at all), so their gradient is 0 for any input: ${apart.join(', ')}`);
       if (idle.length > 0) {
         io.err(`warning: ${idle.length} of ${rows.length} parameters not exercised by the random inputs (their gradient is 0 both ways, so nothing was checked): ${idle.join(', ')}`);
         io.err('  other inputs may reach them: try another --seed or other --size; integer inputs are 0 or 1');
