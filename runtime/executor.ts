@@ -42,16 +42,28 @@ function byteLength(dtype: DType, numel: number): number {
   return numel * 4;
 }
 
-/** Host values in the array type a buffer of `dtype` holds. */
+/**
+ * Whether a typed array's memory is an ordinary ArrayBuffer. One over a SharedArrayBuffer (a tensor from
+ * a worker thread) must not reach `queue.writeBuffer`: Dawn's Node binding crashes the process on it.
+ */
+function onPlainBuffer(data: ArrayBufferView): boolean {
+  return Object.prototype.toString.call(data.buffer) === '[object ArrayBuffer]';
+}
+
+/**
+ * Host values in the array type a buffer of `dtype` holds, on an ordinary ArrayBuffer: an array of that
+ * type is used as it is (no copy), anything else (another type, plain numbers, a view of a
+ * SharedArrayBuffer) is copied.
+ */
 export function toStorageArray(dtype: DType, data: HostArray): TypedArray {
   switch (dtype) {
     case 'f32':
-      return data instanceof Float32Array ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data as ArrayLike<number>);
+      return data instanceof Float32Array && onPlainBuffer(data) ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data as ArrayLike<number>);
     case 'i32':
-      return data instanceof Int32Array ? (data as Int32Array<ArrayBuffer>) : Int32Array.from(data as ArrayLike<number>);
+      return data instanceof Int32Array && onPlainBuffer(data) ? (data as Int32Array<ArrayBuffer>) : Int32Array.from(data as ArrayLike<number>);
     case 'u32':
     case 'bool':
-      return data instanceof Uint32Array ? (data as Uint32Array<ArrayBuffer>) : Uint32Array.from(data as ArrayLike<number>, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v));
+      return data instanceof Uint32Array && onPlainBuffer(data) ? (data as Uint32Array<ArrayBuffer>) : Uint32Array.from(data as ArrayLike<number>, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v));
   }
 }
 

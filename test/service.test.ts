@@ -9,6 +9,7 @@ import { Dataset } from '../runtime/data.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
 import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, GPUValidationError, InputError } from '../runtime/errors.ts';
 import { argsOf } from './helpers.ts';
+import { toStorageArray } from '../runtime/executor.ts';
 
 function program(file: string, model: string, args: string): ModelProgram {
   const r = compileSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`, undefined, { modelArgs: new Map([[model, argsOf(model, args)]]) });
@@ -499,6 +500,53 @@ describe('copyParametersFrom and state', () => {
       far.dispose();
       device.destroy();
       second.destroy();
+    }
+  });
+});
+
+/** `values` copied into a typed array of `type` over a SharedArrayBuffer (a tensor from a worker thread). */
+function shared<T extends Float32Array | Int32Array | Uint8Array>(type: { new (buffer: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, values: ArrayLike<number>): T {
+  const out = new type(new SharedArrayBuffer(values.length * type.BYTES_PER_ELEMENT));
+  out.set(values as ArrayLike<number> & number[]);
+  return out;
+}
+
+describe('inputs over a SharedArrayBuffer', () => {
+  it('are copied to an ordinary ArrayBuffer before upload; arrays of the storage type on an ArrayBuffer are not copied', () => {
+    const plain = new Float32Array(4);
+    expect(toStorageArray('f32', plain)).toBe(plain);
+    const labels32 = new Int32Array(4);
+    expect(toStorageArray('i32', labels32)).toBe(labels32);
+    for (const [dtype, view] of [['f32', shared(Float32Array, [1, 2, 3])], ['i32', shared(Int32Array, [1, 2, 3])], ['u32', shared(Uint8Array, [1, 2, 3])]] as const) {
+      const out = toStorageArray(dtype, view);
+      expect(Object.prototype.toString.call(out.buffer), dtype).toBe('[object ArrayBuffer]');
+      expect(Array.from(out)).toEqual([1, 2, 3]);
+    }
+  });
+
+  it('predict, trainStep, evaluate, setParameter and loadWeights take them (Dawn crashed the process on them) and compute what ordinary arrays give', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const a = await Model.create(tiny(), { device, seed: 1 });
+    const b = await Model.create(tiny(), { device, seed: 1 });
+    try {
+      const x = rows(4, 4);
+      const y = labels(4, 3);
+      expect(Array.from((await b.predict({ x: shared(Float32Array, x) })).probs)).toEqual(Array.from((await a.predict({ x })).probs));
+      expect(await b.trainStep({ x: shared(Float32Array, x), y: shared(Int32Array, y) }).values()).toEqual(await a.trainStep({ x, y }).values());
+      expect(await b.evaluate({ x: shared(Float32Array, x), y: shared(Int32Array, y) })).toEqual(await a.evaluate({ x, y }));
+      const path = a.program.params[1].path;
+      const bias = Float32Array.of(0.5, -0.25, 2);
+      a.setParameter(path, bias);
+      b.setParameter(path, shared(Float32Array, bias));
+      expect(await b.getParameter(path)).toEqual(bias);
+      const weights = await a.saveWeights();
+      await b.loadWeights(shared(Uint8Array, weights));
+      for (const p of a.program.params) expect(await b.getParameter(p.path), p.path).toEqual(await a.getParameter(p.path));
+      expect(Array.from((await b.predict({ x: shared(Float32Array, x) })).probs)).toEqual(Array.from((await a.predict({ x })).probs));
+    } finally {
+      a.dispose();
+      b.dispose();
+      device.destroy();
     }
   });
 });
