@@ -201,7 +201,8 @@ export class Executor {
   private scalarRing: GPUBuffer | undefined;
   /** Records made so far (a record's ring slot is its number modulo MAX_OUTSTANDING). */
   private recorded = 0;
-  private readonly owned: GPUBuffer[] = [];
+  /** Every buffer `createBuffer` made that is not destroyed yet (`release` destroys one and forgets it). */
+  private readonly owned = new Set<GPUBuffer>();
   /** Large inputs (a batch of images) go through mapped staging buffers kept from step to step. */
   readonly uploads: StagingUploads;
   /** The error scopes of this executor's own work not yet popped (`scoped`). */
@@ -376,8 +377,15 @@ export class Executor {
     const max = this.device.limits.maxStorageBufferBindingSize;
     if (usage & 0x80 && size > max) throw new OutOfMemoryError(`${what} needs ${size} bytes, over this device's storage binding limit of ${max} bytes`);
     const b = this.device.createBuffer({ size, usage });
-    this.owned.push(b);
+    this.owned.add(b);
     return b;
+  }
+
+  /** Destroy a buffer `createBuffer` made and forget it: a model that trims or grows for years must not keep what it freed. */
+  private release(b: GPUBuffer | undefined): void {
+    if (!b) return;
+    b.destroy();
+    this.owned.delete(b);
   }
 
   /** Allocate the arenas and the parameter and state buffers that `arena` and `path` select (and are not allocated yet). */
@@ -697,7 +705,7 @@ export class Executor {
         throw new InputError((e as Error).message);
       }
       if (bytes > inst.capacity[n]) {
-        inst.allocated[n]?.destroy();
+        this.release(inst.allocated[n]);
         inst.allocated[n] = undefined;
         inst.capacity[n] = -1;
         const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
@@ -771,7 +779,7 @@ export class Executor {
   trim(): void {
     for (const inst of this.graphs.values()) {
       inst.allocated.forEach((b, n) => {
-        b?.destroy();
+        this.release(b);
         inst.allocated[n] = undefined;
         inst.capacity[n] = -1;
       });
@@ -860,7 +868,7 @@ export class Executor {
     } finally {
       copyAll(saved, model);
       await this.device.queue.onSubmittedWorkDone();
-      saved.forEach((b) => b.destroy());
+      saved.forEach((b) => this.release(b));
     }
   }
 
@@ -1248,6 +1256,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     this.destroyed = true;
     this.uploads.destroy();
     for (const b of this.owned) b.destroy();
+    this.owned.clear();
     for (const b of this.stagingPool) b.destroy();
     for (const b of this.readbackPool.splice(0)) b.destroy();
     for (const r of this.outstanding) if (r.state === 'pending') r.staging?.destroy();

@@ -210,6 +210,29 @@ describe('buffers sized for one large batch', () => {
     }
   });
 
+  it("trim(), growing batches and profile() leave no destroyed buffer in the executor's bookkeeping: it stays the same size cycle after cycle", { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(tiny(), { device, seed: 1 });
+    const owned = () => [...(model as unknown as { executor: { owned: Iterable<GPUBuffer> } }).executor.owned].length;
+    try {
+      const cycle = async () => {
+        // each batch size a little larger: every sized buffer is made again, the old one destroyed
+        for (let b = 1; b <= 8; b++) await model.predict({ x: rows(b, 4) });
+        await model.trainStep({ x: rows(8, 4), y: labels(8, 3) }).values();
+        await model.profile({ x: rows(4, 4), y: labels(4, 3) }, { reps: 1 });
+        model.trim();
+      };
+      await cycle();
+      const after = owned();
+      for (let i = 0; i < 10; i++) await cycle();
+      // it held 3 buffers more per trim, 1 more per growth, one per model buffer per profile
+      expect(owned()).toBe(after);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+
   it('a readback buffer over 4 MiB (saving large weights) is freed after its read, not pooled', { timeout: 120_000 }, async () => {
     const device = await ownDevice();
     const model = await Model.create(program('mnist_mlp', 'MnistMlp', 'hidden: 1536'), { device, seed: 1 });
