@@ -76,6 +76,12 @@ function describeShape(dtype: DType, shape: readonly SizeExpr[]): string {
   return `${dtype}[${shape.map(show).join(', ')}]`;
 }
 
+/** One of a graph's own buffers, in words: `input x`, `a tensor of f32[B, 16] (a memory slot shared by 2 tensors)`. */
+function allocationWhat(g: GraphProgram, a: Allocation): string {
+  const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
+  return first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
+}
+
 /** A range of a GPU buffer (bytes); without `size`, to the buffer's end. */
 interface Bound {
   readonly buffer: GPUBuffer;
@@ -118,8 +124,6 @@ interface GraphInstance {
    * the prepared sizes, in a command buffer that was submitted; `prepare` clears it when sizes change.
    */
   onceDone: boolean;
-  /** The last sizes `bindSizes` bound, under the input lengths, given sizes and hints that gave them. */
-  lastBound: { readonly key: string; readonly extra: readonly TensorDecl[] | undefined; readonly sizes: ReadonlyMap<string, number> } | undefined;
 }
 
 /** One buffer-to-buffer copy, in bytes. */
@@ -190,6 +194,11 @@ export class Executor {
   private readonly compiling = new Map<number, Promise<void>>();
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
+  /**
+   * Per graph, the last sizes `bindSizes` bound, under the input lengths, given sizes and hints that gave
+   * them (kept apart from the graph's instance, so binding sizes allocates nothing).
+   */
+  private readonly lastBound = new Map<string, { readonly key: string; readonly extra: readonly TensorDecl[] | undefined; readonly sizes: ReadonlyMap<string, number> }>();
   /** Graphs whose once kernels the command buffer being built encodes (`submit` marks them done once it is submitted). */
   private readonly encodedOnce: GraphInstance[] = [];
   private readonly stagingPool: GPUBuffer[] = [];
@@ -548,7 +557,6 @@ export class Executor {
         grids: [],
         sizesKey: undefined,
         copies: [],
-        lastBound: undefined,
         onceDone: false,
       };
       this.graphs.set(g.name, inst);
@@ -572,13 +580,12 @@ export class Executor {
   ): Map<string, number> {
     // a training loop binds the same lengths step after step: the sizes are a function of the input
     // lengths, the given sizes and the hints, so the last binding is reused when those are the same
-    const inst = this.instance(g);
     const hintKey = options.hints ? [...options.hints].join(';') : '';
     const key = `${[...given].join(';')}|${Object.keys(inputs).map((k) => `${k}:${inputs[k].length}`).join(';')}|${hintKey}`;
-    const last = inst.lastBound;
+    const last = this.lastBound.get(g.name);
     if (last && last.key === key && last.extra === options.extra) return new Map(last.sizes);
     const sizes = this.bindSizesAfresh(g, inputs, given, options);
-    inst.lastBound = { key, extra: options.extra, sizes: new Map(sizes) };
+    this.lastBound.set(g.name, { key, extra: options.extra, sizes: new Map(sizes) });
     return sizes;
   }
 
@@ -708,9 +715,7 @@ export class Executor {
         this.release(inst.allocated[n]);
         inst.allocated[n] = undefined;
         inst.capacity[n] = -1;
-        const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
-        const what = first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
-        const buffer = this.createBuffer(bytes, STORAGE_USAGE, what);
+        const buffer = this.createBuffer(bytes, STORAGE_USAGE, allocationWhat(g, a));
         inst.allocated[n] = buffer;
         for (const i of a.members) inst.buffers[i] = { buffer, offset: 0 };
         inst.capacity[n] = bytes;
@@ -764,6 +769,26 @@ export class Executor {
       const to = from + byteLength(d.dtype, d.shape.reduce((a, b) => a * b, 1));
       return to <= start || from >= end;
     });
+  }
+
+  /**
+   * The first of a graph's own buffers that would not fit this device's per-buffer limits at these sizes
+   * (the smaller of maxBufferSize and maxStorageBufferBindingSize), found without allocating anything:
+   * callers refuse such a run before it frees or makes a buffer. Sizes that give no buffer size are an InputError.
+   */
+  oversized(g: GraphProgram, sizes: ReadonlyMap<string, number>): { readonly what: string; readonly bytes: number; readonly limit: number; readonly limitName: string } | undefined {
+    const { maxBufferSize, maxStorageBufferBindingSize } = this.device.limits;
+    const [limit, limitName] = maxBufferSize < maxStorageBufferBindingSize ? [maxBufferSize, 'maxBufferSize'] : [maxStorageBufferBindingSize, 'maxStorageBufferBindingSize'];
+    for (const a of allocations(g, this.planMemory)) {
+      let bytes: number;
+      try {
+        bytes = allocationBytes(g, a, sizes);
+      } catch (e) {
+        throw new InputError((e as Error).message);
+      }
+      if (bytes > limit) return { what: allocationWhat(g, a), bytes, limit, limitName };
+    }
+    return undefined;
   }
 
   /** Allocate a graph's buffers for these sizes now (so the first step does not). */

@@ -343,10 +343,11 @@ export class Model<I extends string = string, O extends string = string, R exten
       steps = [one];
     }
     const given = sizeOptions(this.program, options.sizes, 'trainStep');
+    // every step's inputs and sizes checked before any step allocates or encodes anything
+    const runs = steps.map((g) => ({ g, inputs: this.inputsOf(g, batch), sizes: this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')) }));
     const records = this.executor.submit((encoder) =>
-      steps.map((g) => {
-        const inputs = this.inputsOf(g, batch);
-        this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')));
+      runs.map(({ g, inputs, sizes }) => {
+        this.executor.encode(encoder, g, inputs, sizes);
         return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)) };
       }),
     );
@@ -412,7 +413,28 @@ export class Model<I extends string = string, O extends string = string, R exten
       const at = Array.prototype.findIndex.call(data, (v: number) => !Number.isInteger(v));
       if (at >= 0) throw new InputError(`input \`${decl.name}\` is ${decl.dtype}, but holds ${data[at]} at [${at}]: give whole numbers (an Int32Array)`);
     }
+    this.checkBufferSizes(g, sizes, where);
     return sizes;
+  }
+
+  /**
+   * Refuse a run whose buffers would not fit the device before any of them is freed or made (as
+   * `create()` checks the declared sizes with `checkMemory`): the model stays as it was, sized for
+   * the batches before, and the message names the call and its sizes.
+   */
+  private checkBufferSizes(g: GraphProgram, sizes: ReadonlyMap<string, number>, where: string): void {
+    const over = this.executor.oversized(g, sizes);
+    if (!over) return;
+    const at = [...sizes].map(([k, v]) => `${k} = ${v}`).join(', ');
+    const hasBatch = sizes.has('B');
+    const advice = !hasBatch
+      ? 'use smaller sizes'
+      : this.maxBatch !== undefined
+        ? `use a smaller batch (split it into several calls), or lower the train block's max_batch (${this.maxBatch}) so such batches are refused as input errors`
+        : 'use a smaller batch (split it into several calls), or set max_batch in the train block so batches this large are refused as input errors up front';
+    throw new OutOfMemoryError(
+      `${where}() with ${at || 'these sizes'} needs ${formatBytes(over.bytes)} for ${over.what} of the ${g.name} graph, over this device's ${over.limitName} of ${formatBytes(over.limit)}; nothing was allocated or run: ${advice}`,
+    );
   }
 
   /** A batch that trains or evaluates has examples: losses over none are NaN (predict may take an empty batch). */
@@ -599,7 +621,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const sizes: Record<string, number> = {};
     for (const g of graphs) {
       const inputs = this.inputsOf(g, batch as Record<string, HostArray>);
-      const bound = this.bindSizes(g, batch as Record<string, HostArray>);
+      const bound = this.bindSizes(g, batch as Record<string, HostArray>, new Map(), 'profile');
       Object.assign(sizes, Object.fromEntries(bound));
       const r = await this.guard(this.executor.profile(g, inputs, bound, reps));
       roundTrip = Math.max(roundTrip, r.roundTripMs);

@@ -7,7 +7,7 @@ import { Model } from '../runtime/model.ts';
 import { acquireDevice } from '../runtime/device.ts';
 import { Dataset } from '../runtime/data.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
-import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, GPUValidationError, InputError } from '../runtime/errors.ts';
+import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, GPUValidationError, InputError, OutOfMemoryError } from '../runtime/errors.ts';
 import { argsOf } from './helpers.ts';
 import { toStorageArray } from '../runtime/executor.ts';
 
@@ -228,6 +228,39 @@ describe('buffers sized for one large batch', () => {
       // it held 3 buffers more per trim, 1 more per growth, one per model buffer per profile
       expect(owned()).toBe(after);
     } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it('a batch whose buffers exceed the device limits is refused before any buffer is freed or made, naming the call and B', { timeout: 120_000 }, async () => {
+    const WIDE = `use std.nn.{Dense}\nuse std.loss.{cross_entropy}\nmodel Wide {\n  input x: f32[B, 4]\n  input y: i32[B]\n  layer fc = Dense(4, 4096)\n  output logits = fc(x)\n  loss = cross_entropy(logits, y)\n}\ntrain Wide {\n  optimizer = sgd(lr: 0.1)\n}\n`;
+    const r = compileSource(WIDE, 'wide.dl');
+    if (!r.programs[0]) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+    const device = await ownDevice();
+    const model = await Model.create(r.programs[0], { device, seed: 1 });
+    const track = trackBuffers(device);
+    try {
+      const x = rows(2, 4);
+      await model.trainStep({ x, y: labels(2, 3) }).values();
+      const expected = (await model.predict({ x })).logits;
+      const held = model.sizedBytes;
+      const live = track.live.size;
+      // the [B, 4096] logits of one batch this large take more than one buffer may hold
+      const limit = Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize);
+      const big = Math.floor(limit / (4096 * 4)) + 1;
+      const huge = rows(big, 4);
+      await expect(model.predict({ x: huge })).rejects.toThrow(OutOfMemoryError);
+      await expect(model.predict({ x: huge })).rejects.toThrow(new RegExp(`^predict\\(\\) with B = ${big} needs .* for a tensor of f32\\[B, 4096\\].* of the predict graph, over this device's max\\w+ of .*; nothing was allocated or run: use a smaller batch .*set max_batch in the train block`));
+      expect(() => model.trainStep({ x: huge, y: labels(big, 3) })).toThrow(new RegExp(`^trainStep\\(\\) with B = ${big} needs .* of the train graph`));
+      await expect(model.evaluate({ x: huge, y: labels(big, 3) })).rejects.toThrow(/^evaluate\(\) with B = \d+ needs/);
+      // nothing was allocated for them, and nothing the earlier batches sized was freed
+      expect(model.sizedBytes).toBe(held);
+      expect(track.live.size).toBe(live);
+      expect(model.step).toBe(1);
+      expect((await model.predict({ x })).logits).toEqual(expected);
+    } finally {
+      track.restore();
       model.dispose();
       device.destroy();
     }
