@@ -856,6 +856,8 @@ export class Model<I extends string = string, O extends string = string, R exten
       }
     }
     await this.guard(Promise.resolve());
+    // nothing was read back on one device, so no failed read tells of a device lost meanwhile: ask
+    if (this.lostReason !== undefined) throw lostError(this.lostReason);
     return { copied: pairs.map((x) => x.to), skipped };
   }
 

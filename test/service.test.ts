@@ -121,6 +121,22 @@ describe('a shared device', () => {
     await expect(Model.create(tiny(), { device })).rejects.not.toThrow(/create the model again/);
   });
 
+  it('copyParametersFrom on a device just lost rejects with DeviceLostError (it resolved, reporting a copy that never happened)', { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const a = await Model.create(tiny(), { device, seed: 1 });
+    const b = await Model.create(tiny(), { device, seed: 2 });
+    try {
+      device.destroy();
+      const copy = b.copyParametersFrom(a);
+      const average = b.copyParametersFrom(a, { tau: 0.5 });
+      await expect(copy).rejects.toBeInstanceOf(DeviceLostError);
+      await expect(average).rejects.toBeInstanceOf(DeviceLostError);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('models created on one device add one reaction to its lost promise, not one each', { timeout: 60_000 }, async () => {
     const device = await ownDevice();
     const lost = device.lost;
