@@ -13,7 +13,7 @@ import { programGraphs, type BufferDecl, type CpuVariantDecl, type DType, type G
 import { conditionHolds, evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
-import { InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
+import { ExpiredError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
 import { StagingUploads, type UploadOptions } from './upload.ts';
 
 export type TypedArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
@@ -975,7 +975,7 @@ export class Executor {
       records.map(async (r) => {
         // a ring slot is rewritten MAX_OUTSTANDING steps later: past that, the values are gone
         if (r.ring !== undefined && r.state === 'pending' && this.recorded - r.ring > MAX_OUTSTANDING) r.state = 'expired';
-        if (r.state === 'expired') throw new DlcRuntimeError('expired', `the values of a step were dropped: more than ${MAX_OUTSTANDING} steps were left unread; read them sooner`);
+        if (r.state === 'expired') throw new ExpiredError(`the values of a step were dropped: more than ${MAX_OUTSTANDING} steps were left unread; read them sooner`);
         if (r.state === 'read') return r.values!;
         r.state = 'reading';
         if (r.ring !== undefined) {

@@ -216,7 +216,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
-    if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
+    if (program.format !== 'dlc-program' || program.version !== 1) throw new InputError('this is not a dlc program of format version 1: recompile the model with this version of dlc');
     if (options.seed !== undefined) checkSeed(options.seed, 'create()');
     if (options.batchSize !== undefined) checkBatchSize(options.batchSize, 'create({ batchSize })');
     const settingSeed = program.training?.settings.seed;
@@ -334,8 +334,7 @@ export class Model<I extends string = string, O extends string = string, R exten
    */
   trainStep(batch: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number } {
     this.check();
-    const all = this.program.graphs.steps;
-    if (all.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
+    const all = this.trainSteps('trainStep()');
     let steps = all;
     if (options.step !== undefined) {
       const one = all.find((g) => g.name === options.step);
@@ -614,8 +613,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const reps = options.reps ?? 5;
     if (!Number.isInteger(reps) || reps < 1) throw new InputError(`profile reps must be a positive integer, not ${reps}`);
     const which = options.graph ?? 'train';
-    const graphs = which === 'train' ? this.program.graphs.steps : [this.program.graphs[which]];
-    if (graphs.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it has no training step to profile`);
+    const graphs = which === 'train' ? this.trainSteps("profile() (pass { graph: 'predict' } or { graph: 'evaluate' } to time those)") : [this.program.graphs[which]];
     const kernels: KernelTime[] = [];
     let roundTrip = 0;
     const sizes: Record<string, number> = {};
@@ -637,7 +635,14 @@ export class Model<I extends string = string, O extends string = string, R exten
    */
   async prepareTraining(): Promise<void> {
     this.check();
-    await this.guard(this.executor.prepareGraphs(this.program.graphs.steps));
+    await this.guard(this.executor.prepareGraphs(this.trainSteps('prepareTraining()')));
+  }
+
+  /** The train block's steps: a model without one cannot train, an InputError (a mistake of the caller's, not dlc's). */
+  private trainSteps(call: string): readonly GraphProgram[] {
+    const steps = this.program.graphs.steps;
+    if (steps.length === 0) throw new InputError(`${call}: the model ${this.program.model} has no train block, so it cannot be trained; add a train block to its .dl file to train it`);
+    return steps;
   }
 
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */

@@ -7,7 +7,7 @@ import { Model } from '../runtime/model.ts';
 import { acquireDevice } from '../runtime/device.ts';
 import { Dataset } from '../runtime/data.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
-import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, GPUValidationError, InputError, OutOfMemoryError } from '../runtime/errors.ts';
+import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, ExpiredError, GPUValidationError, InputError, OutOfMemoryError } from '../runtime/errors.ts';
 import { argsOf } from './helpers.ts';
 import { toStorageArray } from '../runtime/executor.ts';
 
@@ -349,6 +349,46 @@ describe('typed errors for service mistakes', () => {
     await expect(model.predict({ x: rows(1, 4) })).rejects.toBeInstanceOf(DlcRuntimeError);
     await expect(model.predict({ x: rows(1, 4) })).rejects.toMatchObject({ code: 'disposed', name: 'DisposedError' });
     device.destroy();
+  });
+});
+
+describe('typed errors for models and handles', () => {
+  it('training a model without a train block is an InputError (code input, not the internal code validation), for trainStep, profile, prepareTraining and fit', { timeout: 60_000 }, async () => {
+    const r = compileSource('use std.nn.{Dense}\nmodel NoTrain {\n  input x: f32[B, 4]\n  layer fc = Dense(4, 2)\n  output y = fc(x)\n}\n', 'notrain.dl');
+    if (!r.programs[0]) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+    const device = await ownDevice();
+    const model = await Model.create(r.programs[0], { device });
+    try {
+      const x = rows(2, 4);
+      expect(() => model.trainStep({ x })).toThrow(InputError);
+      expect(() => model.trainStep({ x })).toThrow('trainStep(): the model NoTrain has no train block, so it cannot be trained');
+      await expect(model.profile({ x })).rejects.toThrow(InputError);
+      await expect(model.profile({ x })).rejects.toThrow(/profile\(\) \(pass \{ graph: 'predict' \}.*no train block/);
+      await expect(model.prepareTraining()).rejects.toThrow(InputError);
+      await expect(model.fit({ train: new Dataset({ x: { data: rows(4, 4), shape: [4] } }) })).rejects.toThrow(InputError);
+      // what it can do still works
+      await expect(model.profile({ x }, { graph: 'predict', reps: 1 })).resolves.toHaveProperty('kernels');
+      expect((await model.predict({ x })).y).toHaveLength(4);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it("a step's values read after more than 4096 later steps are an ExpiredError (code expired)", { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(tiny(), { device });
+    try {
+      const handle = model.trainStep({ x: rows(4, 4), y: labels(4, 3) });
+      // 4097 steps later (counted, not run: the ring slot's number is all that decides)
+      (model as unknown as { executor: { recorded: number } }).executor.recorded += 4097;
+      const read = handle.values();
+      await expect(read).rejects.toBeInstanceOf(ExpiredError);
+      await expect(read).rejects.toMatchObject({ code: 'expired', name: 'ExpiredError' });
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
   });
 });
 
