@@ -383,9 +383,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       out[name] = hostArray(name, this.program.inputs.find((i) => i.name === name), batch[name]);
     }
     for (const name of Object.keys(batch)) {
-      if (!this.program.inputs.some((i) => i.name === name)) {
+      const decl = this.program.inputs.find((i) => i.name === name);
+      if (!decl) {
         throw new InputError(`the model ${this.program.model} has no input \`${name}\`; its inputs are ${this.program.inputs.map((i) => `\`${i.name}\``).join(', ')}`);
       }
+      // an input this graph does not read still tells sizes (and is checked as a label): the same checks
+      if (!(name in out)) hostArray(name, decl, batch[name]);
     }
     return out;
   }
@@ -882,14 +885,20 @@ export class Model<I extends string = string, O extends string = string, R exten
  */
 function hostArray(name: string, decl: { dtype: string; shape: readonly unknown[] } | undefined, data: unknown): HostArray {
   const shape = decl ? ` (${decl.dtype}[${decl.shape.join(', ')}])` : '';
-  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return data as HostArray;
+  const want = decl?.dtype === 'f32' ? 'Float32Array' : decl?.dtype === 'i32' ? 'Int32Array' : decl ? 'Uint32Array' : 'Float32Array or Int32Array';
+  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) {
+    // 64-bit integers do not convert to numbers (Float32Array.from throws a TypeError on them)
+    const tag = Object.prototype.toString.call(data).slice(8, -1);
+    if (tag === 'BigInt64Array' || tag === 'BigUint64Array') throw new InputError(`input \`${name}\`${shape} is a ${tag}, whose BigInt values dlc does not convert; give ${/^[AEIOU]/.test(want) ? 'an' : 'a'} ${want} or a flat array of numbers`);
+    return data as HostArray;
+  }
   if (!Array.isArray(data)) {
-    throw new InputError(`input \`${name}\`${shape} is ${data === null ? 'null' : typeof data}; give a typed array (${decl?.dtype === 'f32' ? 'Float32Array' : 'Int32Array'}) or a flat array of numbers`);
+    throw new InputError(`input \`${name}\`${shape} is ${data === null ? 'null' : typeof data}; give a typed array (${want}) or a flat array of numbers`);
   }
   const at = data.findIndex((v) => typeof v !== 'number');
   if (at >= 0) {
     const v: unknown = data[at];
-    const what = Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v)}` : `a ${typeof v}`;
+    const what = Array.isArray(v) ? 'an array' : v === null ? 'null' : v === undefined ? 'undefined' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v)}` : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
     const hint = Array.isArray(v) ? ': give the values flat, row after row (`rows.flat()`)' : ': give numbers';
     throw new InputError(`input \`${name}\`${shape} holds ${what} at [${at}]${hint}`);
   }
