@@ -816,10 +816,26 @@ export class Executor {
     this.uploads.trim();
   }
 
-  /** GPU bytes held for the sizes of runs so far (inputs, temporaries, upload staging), for tests and logs. */
+  /** GPU bytes held for the sizes of runs so far (inputs, temporaries, upload staging, pooled readback buffers): what `trim` frees. */
   get sizedBytes(): number {
     let bytes = this.uploads.bytes;
     for (const inst of this.graphs.values()) for (const b of inst.allocated) bytes += b?.size ?? 0;
+    for (const b of this.readbackPool) bytes += b.size;
+    return bytes;
+  }
+
+  /**
+   * Every GPU byte the executor holds now: parameters, state and arenas (the optimizer's once allocated),
+   * each graph's inputs, temporaries and uniforms, the ring of step values, the readback buffers kept
+   * for reuse or held by unread steps, and the upload staging. Not the readback buffers of reads in
+   * flight, which are freed or pooled when the read ends.
+   */
+  get bytesHeld(): number {
+    if (this.destroyed) return 0;
+    let bytes = this.uploads.bytes;
+    for (const b of this.owned) bytes += b.size;
+    for (const b of [...this.readbackPool, ...this.stagingPool]) bytes += b.size;
+    for (const r of this.outstanding) if (r.state === 'pending' && r.staging) bytes += r.staging.size;
     return bytes;
   }
 
@@ -1282,7 +1298,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     this.uploads.destroy();
     for (const b of this.owned) b.destroy();
     this.owned.clear();
-    for (const b of this.stagingPool) b.destroy();
+    for (const b of this.stagingPool.splice(0)) b.destroy();
     for (const b of this.readbackPool.splice(0)) b.destroy();
     for (const r of this.outstanding) if (r.state === 'pending') r.staging?.destroy();
     for (const inst of this.graphs.values()) for (const b of inst.allocated) b?.destroy();

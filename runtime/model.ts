@@ -755,9 +755,20 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.executor.trim();
   }
 
-  /** GPU bytes held for the sizes of the runs so far (see `trim`). */
+  /** GPU bytes held for the sizes of the runs so far: what `trim` frees (inputs, temporaries, upload staging, pooled readback buffers). */
   get sizedBytes(): number {
     return this.executor.sizedBytes;
+  }
+
+  /**
+   * The GPU memory the model holds now, in bytes: parameters, state and the optimizer's state once
+   * allocated, every graph's buffers at the largest sizes run so far, upload staging, readback buffers
+   * and the 1 MiB ring of step values (allocated at the first train step or evaluation). It changes as
+   * batches grow, `trim()` frees and training starts; 0 once disposed. `memory` is the plan at the
+   * sizes declared at creation, which does not change.
+   */
+  get memoryInUse(): number {
+    return this.disposed ? 0 : this.executor.bytesHeld;
   }
 
   private paramDecl(path: unknown, where: string) {

@@ -282,6 +282,43 @@ describe('buffers sized for one large batch', () => {
     }
   });
 
+  it('memoryInUse is every GPU byte the model holds, as the device counts them: after create, training, a large batch, trim and dispose', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const track = trackBuffers(device);
+    const model = await Model.create(MLP(), { device, seed: 1 });
+    try {
+      const held = () => model.memoryInUse;
+      expect(held()).toBe(track.bytes());
+      const created = held();
+      const small = rows(4, 784);
+      await model.trainStep({ image: small, label: labels(4, 10) }).values();
+      await model.evaluate({ image: small, label: labels(4, 10) });
+      // the optimizer's state, the train step's buffers and the 1 MiB ring of step values came with training
+      expect(held()).toBeGreaterThan(created + (1 << 20));
+      expect(held()).toBe(track.bytes());
+      await model.predict({ image: rows(600, 784) });
+      await model.saveWeights();
+      const big = held();
+      expect(big).toBe(track.bytes());
+      expect(model.sizedBytes).toBeGreaterThan(600 * 784 * 4);
+      model.trim();
+      expect(held()).toBe(track.bytes());
+      expect(big - held()).toBeGreaterThanOrEqual(600 * 784 * 4);
+      // handles of steps never read hold their readback buffers: counted too
+      const unread = Array.from({ length: 5 }, () => model.trainStep({ image: small, label: labels(4, 10) }));
+      await device.queue.onSubmittedWorkDone();
+      expect(held()).toBe(track.bytes());
+      await Promise.all(unread.map((h) => h.values()));
+      expect(held()).toBe(track.bytes());
+    } finally {
+      model.dispose();
+      track.restore();
+      device.destroy();
+    }
+    expect(model.memoryInUse).toBe(0);
+    expect(track.bytes()).toBe(0);
+  });
+
   it('a readback buffer over 4 MiB (saving large weights) is freed after its read, not pooled', { timeout: 120_000 }, async () => {
     const device = await ownDevice();
     const model = await Model.create(program('mnist_mlp', 'MnistMlp', 'hidden: 1536'), { device, seed: 1 });

@@ -343,7 +343,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     getAccessors: [
       { name: 'adapterInfo', docs: ['The adapter the model runs on, in words.'], returnType: 'string', statements: ['return this.model.adapterInfo;'] },
       { name: 'step', docs: ['Training steps run so far.'], returnType: 'number', statements: ['return this.model.step;'] },
-      { name: 'memory', docs: ['The GPU memory the model takes at the sizes given to create() (undefined when some size was not given).'], returnType: 'MemoryReport | undefined', statements: ['return this.model.memory;'] },
+      { name: 'memory', docs: ['The GPU memory the model takes at the sizes given to create() (undefined when some size was not given): a plan, which does not change; `memoryInUse` is what it holds now.'], returnType: 'MemoryReport | undefined', statements: ['return this.model.memory;'] },
+      {
+        name: 'memoryInUse',
+        docs: ['The GPU bytes the model holds now: weights, state, the buffers sized for the batches run so far, pools and the ring of step values (0 once disposed).'],
+        returnType: 'number',
+        statements: ['return this.model.memoryInUse;'],
+      },
       { name: 'maxBatch', docs: ["The train block's max_batch: a larger batch is an InputError (undefined: no limit)."], returnType: 'number | undefined', statements: ['return this.model.maxBatch;'] },
       {
         name: 'runtime',
