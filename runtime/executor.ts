@@ -1122,13 +1122,27 @@ export class Executor {
 
   /** Overwrite one parameter or state buffer. */
   writeModelBuffer(path: string, data: TypedArray): void {
-    if (this.deferredState.has(path)) {
-      this.pendingState.set(path, data.slice());
-      return;
+    this.writeModelBuffers([[path, data]], `writing ${path}`);
+  }
+
+  /**
+   * Overwrite parameter and state buffers, all inside one pair of error scopes (a weights file of
+   * hundreds of tensors is one scope to settle, not one per tensor).
+   */
+  writeModelBuffers(writes: readonly (readonly [path: string, data: TypedArray])[], what: string): void {
+    for (const [path] of writes) {
+      if (!this.deferredState.has(path) && !this.params.has(path) && !this.state.has(path)) throw new InputError(`the model has no parameter or state \`${path}\``);
     }
-    const b = this.params.get(path) ?? this.state.get(path);
-    if (!b) throw new InputError(`the model has no parameter or state \`${path}\``);
-    this.scoped(`writing ${path}`, () => this.device.queue.writeBuffer(b.buffer, b.offset, data));
+    this.scoped(what, () => {
+      for (const [path, data] of writes) {
+        if (this.deferredState.has(path)) {
+          this.pendingState.set(path, data.slice());
+          continue;
+        }
+        const b = (this.params.get(path) ?? this.state.get(path))!;
+        this.device.queue.writeBuffer(b.buffer, b.offset, data);
+      }
+    });
   }
 
   /**

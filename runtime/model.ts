@@ -732,9 +732,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       const how = onlyRunState ? 'pass { weightsOnly: true } to load the weights without the training run\'s state' : 'pass { partial: true } to load what matches';
       throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (${how})`);
     }
-    for (const [name, data] of writes) this.executor.writeModelBuffer(name, data);
+    this.executor.writeModelBuffers(writes, 'loading the weights');
     const step = Number(decoded.metadata['dlc.step']);
     if (!options.weightsOnly && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
+    // settle the writes' error scopes now: a weight-sync worker that only ever loads must not pile them up
+    // until some other call waits on the GPU (and what WebGPU refused is this call's error)
+    await this.guard(Promise.resolve());
     return { loaded, missing, ignored, mismatched, metadata: decoded.metadata };
   }
 

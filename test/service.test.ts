@@ -543,6 +543,30 @@ train Noisy {
 }
 `;
 
+describe('weights loaded and set without other calls', () => {
+  it('loadWeights leaves no error scope pending, and setParameter one per call, however many run back to back (a weight-sync worker)', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(MLP(), { device, seed: 1 });
+    const pending = () => [...(model as unknown as { executor: { scopes: Iterable<unknown> } }).executor.scopes].length;
+    try {
+      const weights = await model.saveWeights();
+      const expected = (await model.predict({ image: rows(2, 784) })).probs;
+      for (let i = 0; i < 20; i++) await model.loadWeights(weights);
+      // one scope per tensor written (and none settled) before
+      expect(pending()).toBe(0);
+      const path = model.program.params[1].path;
+      const values = await model.getParameter(path);
+      for (let i = 0; i < 20; i++) model.setParameter(path, values);
+      expect(pending()).toBeLessThanOrEqual(20);
+      expect((await model.predict({ image: rows(2, 784) })).probs).toEqual(expected);
+      expect(pending()).toBe(0);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
 describe('evaluation noise', () => {
   it('each batch of one evaluation draws its own noise, reproducibly, and the key training draws from does not move', { timeout: 120_000 }, async () => {
     const r = compileSource(NOISY, 'noisy.dl');
