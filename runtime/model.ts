@@ -56,6 +56,12 @@ export interface CreateOptions extends DeviceOptions {
    * (runtime/upload.ts). `false`: every input through `queue.writeBuffer`.
    */
   readonly uploads?: Partial<UploadOptions> | false;
+  /**
+   * Refuse a training batch (`trainStep`, `fit`) whose f32 inputs hold NaN or ±Infinity, with an
+   * InputError before anything runs: one such batch would otherwise make the weights NaN for good (an
+   * online-trained model fed from user traffic). It costs a scan of every value on the host. Default false.
+   */
+  readonly checkFinite?: boolean;
 }
 
 export interface SaveOptions {
@@ -181,6 +187,8 @@ export class Model<I extends string = string, O extends string = string, R exten
   step = 0;
   /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
   private sizeHints: ReadonlyMap<string, number> = new Map();
+  /** `create({ checkFinite })`: training batches with NaN or ±Infinity in an f32 input are refused. */
+  private checkFinite = false;
   /**
    * The GPU memory the model takes at the sizes declared at creation, once it trains (undefined when some
    * size was not declared): the optimizer's state and the train steps' buffers are allocated at the first
@@ -265,6 +273,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     model.memory = memory;
     model.sizeHints = new Map(sizes);
     model.sizeOrigins = origins;
+    model.checkFinite = options.checkFinite === true;
     // the inference graphs' buffers now; the train steps' (and the optimizer's state) on the first training call
     if (program.sizes.every((s) => sizes.has(s))) {
       const { predict, evaluate, totals } = program.graphs;
@@ -344,6 +353,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const given = sizeOptions(this.program, options.sizes, 'trainStep');
     // every step's inputs and sizes checked before any step allocates or encodes anything
     const runs = steps.map((g) => ({ g, inputs: this.inputsOf(g, batch), sizes: this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')) }));
+    if (this.checkFinite) for (const { inputs } of runs) this.requireFinite(inputs);
     const records = this.executor.submit((encoder) =>
       runs.map(({ g, inputs, sizes }) => {
         this.executor.encode(encoder, g, inputs, sizes);
@@ -437,6 +447,21 @@ export class Model<I extends string = string, O extends string = string, R exten
     throw new OutOfMemoryError(
       `${where}() with ${at || 'these sizes'} needs ${formatBytes(over.bytes)} for ${over.what} of the ${g.name} graph, over this device's ${over.limitName} of ${formatBytes(over.limit)}; nothing was allocated or run: ${advice}`,
     );
+  }
+
+  /** `create({ checkFinite: true })`: an f32 input holding NaN or ±Infinity is an InputError, before anything is trained. */
+  private requireFinite(inputs: Readonly<Record<string, HostArray>>): void {
+    for (const decl of this.program.inputs) {
+      const data = inputs[decl.name];
+      if (decl.dtype !== 'f32' || data === undefined) continue;
+      for (let i = 0; i < data.length; i++) {
+        // as the f32 it uploads as: 1e39 is Infinity there
+        if (!Number.isFinite(Math.fround(data[i]))) {
+          const beyond = Number.isFinite(data[i]) ? ' (beyond the f32 range)' : '';
+          throw new InputError(`trainStep(): input \`${decl.name}\` holds ${data[i]}${beyond} at [${i}], and the model was created with { checkFinite: true }: nothing was trained`);
+        }
+      }
+    }
   }
 
   /** A batch that trains or evaluates has examples: losses over none are NaN (predict may take an empty batch). */

@@ -429,6 +429,38 @@ describe('typed errors for models and handles', () => {
   });
 });
 
+describe('create({ checkFinite })', () => {
+  it('refuses a training batch with NaN or ±Infinity in an f32 input before anything trains; without it such a step makes the weights NaN', { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const guarded = await Model.create(tiny(), { device, seed: 1, checkFinite: true });
+    const plain = await Model.create(tiny(), { device, seed: 1 });
+    try {
+      const y = labels(4, 3);
+      const before = await guarded.getParameter('fc.w');
+      for (const [bad, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'], [1e39, '1e+39 (beyond the f32 range)']] as const) {
+        // a Float64Array holds 1e39, which is Infinity once uploaded as f32
+        const given = Float64Array.from(rows(4, 4), (v, i) => (i === 5 ? bad : v));
+        expect(() => guarded.trainStep({ x: given, y })).toThrow(InputError);
+        expect(() => guarded.trainStep({ x: given, y })).toThrow(`trainStep(): input \`x\` holds ${shown} at [5], and the model was created with { checkFinite: true }: nothing was trained`);
+      }
+      await expect(guarded.fit({ train: new Dataset({ x: { data: Float32Array.from(rows(4, 4), (v, i) => (i === 15 ? NaN : v)), shape: [4] }, y: { data: labels(4, 3), shape: [] } }) }, { batchSize: 4 })).rejects.toThrow(/holds NaN at \[\d+\]/);
+      expect(guarded.step).toBe(0);
+      expect(await guarded.getParameter('fc.w')).toEqual(before);
+      // finite batches train as before
+      await expect(guarded.trainStep({ x: rows(4, 4), y }).values()).resolves.toHaveProperty('loss');
+      // the default: a NaN batch trains, and the weights are NaN from then on
+      const x = rows(4, 4);
+      x[5] = NaN;
+      await plain.trainStep({ x, y }).values();
+      expect((await plain.getParameter('fc.w')).some(Number.isNaN)).toBe(true);
+    } finally {
+      guarded.dispose();
+      plain.dispose();
+      device.destroy();
+    }
+  });
+});
+
 describe('sizes per call', () => {
   it('trainStep, evaluate and evaluateSet take { sizes } as predict does; a length that misses a bound size says where it came from', { timeout: 120_000 }, async () => {
     const device = await ownDevice();
