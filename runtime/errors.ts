@@ -77,7 +77,10 @@ export class ShaderError extends DlcRuntimeError {
   }
 }
 
-/** A batch or input does not match the model's declared inputs. */
+/**
+ * A call that does not fit the model: a batch or input that does not match its declared inputs, an
+ * unknown size, step, output or parameter, a bad option, or a training call on a model without a train block.
+ */
 export class InputError extends DlcRuntimeError {
   constructor(message: string) {
     super('input', message);
@@ -109,6 +112,14 @@ export class BusyError extends DlcRuntimeError {
   }
 }
 
+/** A step's values (`values()`) read after more than 4096 later steps were left unread: they were dropped. */
+export class ExpiredError extends DlcRuntimeError {
+  constructor(message: string) {
+    super('expired', message);
+    this.name = 'ExpiredError';
+  }
+}
+
 for (const [cls, name] of [
   [DlcRuntimeError, 'DlcRuntimeError'],
   [NoWebGPUError, 'NoWebGPUError'],
@@ -121,6 +132,7 @@ for (const [cls, name] of [
   [WeightsError, 'WeightsError'],
   [DisposedError, 'DisposedError'],
   [BusyError, 'BusyError'],
+  [ExpiredError, 'ExpiredError'],
 ] as const) {
   brand(cls, name);
 }

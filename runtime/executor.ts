@@ -13,7 +13,7 @@ import { programGraphs, type BufferDecl, type CpuVariantDecl, type DType, type G
 import { conditionHolds, evalShape, evalSize, sizeNames } from './sizes.ts';
 import { allocationBytes, allocations, type Allocation } from './memory.ts';
 import { initialValues } from './init.ts';
-import { InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
+import { ExpiredError, InputError, OutOfMemoryError, ShaderError, DlcRuntimeError } from './errors.ts';
 import { StagingUploads, type UploadOptions } from './upload.ts';
 
 export type TypedArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
@@ -42,16 +42,28 @@ function byteLength(dtype: DType, numel: number): number {
   return numel * 4;
 }
 
-/** Host values in the array type a buffer of `dtype` holds. */
+/**
+ * Whether a typed array's memory is an ordinary ArrayBuffer. One over a SharedArrayBuffer (a tensor from
+ * a worker thread) must not reach `queue.writeBuffer`: Dawn's Node binding crashes the process on it.
+ */
+function onPlainBuffer(data: ArrayBufferView): boolean {
+  return Object.prototype.toString.call(data.buffer) === '[object ArrayBuffer]';
+}
+
+/**
+ * Host values in the array type a buffer of `dtype` holds, on an ordinary ArrayBuffer: an array of that
+ * type is used as it is (no copy), anything else (another type, plain numbers, a view of a
+ * SharedArrayBuffer) is copied.
+ */
 export function toStorageArray(dtype: DType, data: HostArray): TypedArray {
   switch (dtype) {
     case 'f32':
-      return data instanceof Float32Array ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data as ArrayLike<number>);
+      return data instanceof Float32Array && onPlainBuffer(data) ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data as ArrayLike<number>);
     case 'i32':
-      return data instanceof Int32Array ? (data as Int32Array<ArrayBuffer>) : Int32Array.from(data as ArrayLike<number>);
+      return data instanceof Int32Array && onPlainBuffer(data) ? (data as Int32Array<ArrayBuffer>) : Int32Array.from(data as ArrayLike<number>);
     case 'u32':
     case 'bool':
-      return data instanceof Uint32Array ? (data as Uint32Array<ArrayBuffer>) : Uint32Array.from(data as ArrayLike<number>, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v));
+      return data instanceof Uint32Array && onPlainBuffer(data) ? (data as Uint32Array<ArrayBuffer>) : Uint32Array.from(data as ArrayLike<number>, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v));
   }
 }
 
@@ -62,6 +74,12 @@ function fromBytes(dtype: DType, bytes: ArrayBuffer): TypedArray {
 function describeShape(dtype: DType, shape: readonly SizeExpr[]): string {
   const show = (e: SizeExpr): string => (typeof e === 'number' || typeof e === 'string' ? String(e) : `(${JSON.stringify(e)})`);
   return `${dtype}[${shape.map(show).join(', ')}]`;
+}
+
+/** One of a graph's own buffers, in words: `input x`, `a tensor of f32[B, 16] (a memory slot shared by 2 tensors)`. */
+function allocationWhat(g: GraphProgram, a: Allocation): string {
+  const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
+  return first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
 }
 
 /** A range of a GPU buffer (bytes); without `size`, to the buffer's end. */
@@ -106,8 +124,6 @@ interface GraphInstance {
    * the prepared sizes, in a command buffer that was submitted; `prepare` clears it when sizes change.
    */
   onceDone: boolean;
-  /** The last sizes `bindSizes` bound, under the input lengths, given sizes and hints that gave them. */
-  lastBound: { readonly key: string; readonly extra: readonly TensorDecl[] | undefined; readonly sizes: ReadonlyMap<string, number> } | undefined;
 }
 
 /** One buffer-to-buffer copy, in bytes. */
@@ -178,6 +194,11 @@ export class Executor {
   private readonly compiling = new Map<number, Promise<void>>();
   private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   private readonly graphs = new Map<string, GraphInstance>();
+  /**
+   * Per graph, the last sizes `bindSizes` bound, under the input lengths, given sizes and hints that gave
+   * them (kept apart from the graph's instance, so binding sizes allocates nothing).
+   */
+  private readonly lastBound = new Map<string, { readonly key: string; readonly extra: readonly TensorDecl[] | undefined; readonly sizes: ReadonlyMap<string, number> }>();
   /** Graphs whose once kernels the command buffer being built encodes (`submit` marks them done once it is submitted). */
   private readonly encodedOnce: GraphInstance[] = [];
   private readonly stagingPool: GPUBuffer[] = [];
@@ -189,7 +210,8 @@ export class Executor {
   private scalarRing: GPUBuffer | undefined;
   /** Records made so far (a record's ring slot is its number modulo MAX_OUTSTANDING). */
   private recorded = 0;
-  private readonly owned: GPUBuffer[] = [];
+  /** Every buffer `createBuffer` made that is not destroyed yet (`release` destroys one and forgets it). */
+  private readonly owned = new Set<GPUBuffer>();
   /** Large inputs (a batch of images) go through mapped staging buffers kept from step to step. */
   readonly uploads: StagingUploads;
   /** The error scopes of this executor's own work not yet popped (`scoped`). */
@@ -364,8 +386,15 @@ export class Executor {
     const max = this.device.limits.maxStorageBufferBindingSize;
     if (usage & 0x80 && size > max) throw new OutOfMemoryError(`${what} needs ${size} bytes, over this device's storage binding limit of ${max} bytes`);
     const b = this.device.createBuffer({ size, usage });
-    this.owned.push(b);
+    this.owned.add(b);
     return b;
+  }
+
+  /** Destroy a buffer `createBuffer` made and forget it: a model that trims or grows for years must not keep what it freed. */
+  private release(b: GPUBuffer | undefined): void {
+    if (!b) return;
+    b.destroy();
+    this.owned.delete(b);
   }
 
   /** Allocate the arenas and the parameter and state buffers that `arena` and `path` select (and are not allocated yet). */
@@ -528,7 +557,6 @@ export class Executor {
         grids: [],
         sizesKey: undefined,
         copies: [],
-        lastBound: undefined,
         onceDone: false,
       };
       this.graphs.set(g.name, inst);
@@ -552,13 +580,12 @@ export class Executor {
   ): Map<string, number> {
     // a training loop binds the same lengths step after step: the sizes are a function of the input
     // lengths, the given sizes and the hints, so the last binding is reused when those are the same
-    const inst = this.instance(g);
     const hintKey = options.hints ? [...options.hints].join(';') : '';
     const key = `${[...given].join(';')}|${Object.keys(inputs).map((k) => `${k}:${inputs[k].length}`).join(';')}|${hintKey}`;
-    const last = inst.lastBound;
+    const last = this.lastBound.get(g.name);
     if (last && last.key === key && last.extra === options.extra) return new Map(last.sizes);
     const sizes = this.bindSizesAfresh(g, inputs, given, options);
-    inst.lastBound = { key, extra: options.extra, sizes: new Map(sizes) };
+    this.lastBound.set(g.name, { key, extra: options.extra, sizes: new Map(sizes) });
     return sizes;
   }
 
@@ -685,12 +712,10 @@ export class Executor {
         throw new InputError((e as Error).message);
       }
       if (bytes > inst.capacity[n]) {
-        inst.allocated[n]?.destroy();
+        this.release(inst.allocated[n]);
         inst.allocated[n] = undefined;
         inst.capacity[n] = -1;
-        const first = g.buffers[a.members[0]] as Extract<BufferDecl, { kind: 'input' | 'temp' }>;
-        const what = first.kind === 'input' ? `input ${first.name}` : `a tensor of ${describeShape(first.dtype, first.shape)}${a.members.length > 1 ? ` (a memory slot shared by ${a.members.length} tensors)` : ''}`;
-        const buffer = this.createBuffer(bytes, STORAGE_USAGE, what);
+        const buffer = this.createBuffer(bytes, STORAGE_USAGE, allocationWhat(g, a));
         inst.allocated[n] = buffer;
         for (const i of a.members) inst.buffers[i] = { buffer, offset: 0 };
         inst.capacity[n] = bytes;
@@ -746,6 +771,26 @@ export class Executor {
     });
   }
 
+  /**
+   * The first of a graph's own buffers that would not fit this device's per-buffer limits at these sizes
+   * (the smaller of maxBufferSize and maxStorageBufferBindingSize), found without allocating anything:
+   * callers refuse such a run before it frees or makes a buffer. Sizes that give no buffer size are an InputError.
+   */
+  oversized(g: GraphProgram, sizes: ReadonlyMap<string, number>): { readonly what: string; readonly bytes: number; readonly limit: number; readonly limitName: string } | undefined {
+    const { maxBufferSize, maxStorageBufferBindingSize } = this.device.limits;
+    const [limit, limitName] = maxBufferSize < maxStorageBufferBindingSize ? [maxBufferSize, 'maxBufferSize'] : [maxStorageBufferBindingSize, 'maxStorageBufferBindingSize'];
+    for (const a of allocations(g, this.planMemory)) {
+      let bytes: number;
+      try {
+        bytes = allocationBytes(g, a, sizes);
+      } catch (e) {
+        throw new InputError((e as Error).message);
+      }
+      if (bytes > limit) return { what: allocationWhat(g, a), bytes, limit, limitName };
+    }
+    return undefined;
+  }
+
   /** Allocate a graph's buffers for these sizes now (so the first step does not). */
   reserve(g: GraphProgram, sizes: ReadonlyMap<string, number>): void {
     this.scoped(`allocating the buffers of ${g.name}`, () => this.prepare(this.instance(g), sizes));
@@ -759,7 +804,7 @@ export class Executor {
   trim(): void {
     for (const inst of this.graphs.values()) {
       inst.allocated.forEach((b, n) => {
-        b?.destroy();
+        this.release(b);
         inst.allocated[n] = undefined;
         inst.capacity[n] = -1;
       });
@@ -771,10 +816,26 @@ export class Executor {
     this.uploads.trim();
   }
 
-  /** GPU bytes held for the sizes of runs so far (inputs, temporaries, upload staging), for tests and logs. */
+  /** GPU bytes held for the sizes of runs so far (inputs, temporaries, upload staging, pooled readback buffers): what `trim` frees. */
   get sizedBytes(): number {
     let bytes = this.uploads.bytes;
     for (const inst of this.graphs.values()) for (const b of inst.allocated) bytes += b?.size ?? 0;
+    for (const b of this.readbackPool) bytes += b.size;
+    return bytes;
+  }
+
+  /**
+   * Every GPU byte the executor holds now: parameters, state and arenas (the optimizer's once allocated),
+   * each graph's inputs, temporaries and uniforms, the ring of step values, the readback buffers kept
+   * for reuse or held by unread steps, and the upload staging. Not the readback buffers of reads in
+   * flight, which are freed or pooled when the read ends.
+   */
+  get bytesHeld(): number {
+    if (this.destroyed) return 0;
+    let bytes = this.uploads.bytes;
+    for (const b of this.owned) bytes += b.size;
+    for (const b of [...this.readbackPool, ...this.stagingPool]) bytes += b.size;
+    for (const r of this.outstanding) if (r.state === 'pending' && r.staging) bytes += r.staging.size;
     return bytes;
   }
 
@@ -848,7 +909,7 @@ export class Executor {
     } finally {
       copyAll(saved, model);
       await this.device.queue.onSubmittedWorkDone();
-      saved.forEach((b) => b.destroy());
+      saved.forEach((b) => this.release(b));
     }
   }
 
@@ -930,7 +991,7 @@ export class Executor {
       records.map(async (r) => {
         // a ring slot is rewritten MAX_OUTSTANDING steps later: past that, the values are gone
         if (r.ring !== undefined && r.state === 'pending' && this.recorded - r.ring > MAX_OUTSTANDING) r.state = 'expired';
-        if (r.state === 'expired') throw new DlcRuntimeError('expired', `the values of a step were dropped: more than ${MAX_OUTSTANDING} steps were left unread; read them sooner`);
+        if (r.state === 'expired') throw new ExpiredError(`the values of a step were dropped: more than ${MAX_OUTSTANDING} steps were left unread; read them sooner`);
         if (r.state === 'read') return r.values!;
         r.state = 'reading';
         if (r.ring !== undefined) {
@@ -1061,13 +1122,27 @@ export class Executor {
 
   /** Overwrite one parameter or state buffer. */
   writeModelBuffer(path: string, data: TypedArray): void {
-    if (this.deferredState.has(path)) {
-      this.pendingState.set(path, data.slice());
-      return;
+    this.writeModelBuffers([[path, data]], `writing ${path}`);
+  }
+
+  /**
+   * Overwrite parameter and state buffers, all inside one pair of error scopes (a weights file of
+   * hundreds of tensors is one scope to settle, not one per tensor).
+   */
+  writeModelBuffers(writes: readonly (readonly [path: string, data: TypedArray])[], what: string): void {
+    for (const [path] of writes) {
+      if (!this.deferredState.has(path) && !this.params.has(path) && !this.state.has(path)) throw new InputError(`the model has no parameter or state \`${path}\``);
     }
-    const b = this.params.get(path) ?? this.state.get(path);
-    if (!b) throw new InputError(`the model has no parameter or state \`${path}\``);
-    this.scoped(`writing ${path}`, () => this.device.queue.writeBuffer(b.buffer, b.offset, data));
+    this.scoped(what, () => {
+      for (const [path, data] of writes) {
+        if (this.deferredState.has(path)) {
+          this.pendingState.set(path, data.slice());
+          continue;
+        }
+        const b = (this.params.get(path) ?? this.state.get(path))!;
+        this.device.queue.writeBuffer(b.buffer, b.offset, data);
+      }
+    });
   }
 
   /**
@@ -1236,7 +1311,8 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     this.destroyed = true;
     this.uploads.destroy();
     for (const b of this.owned) b.destroy();
-    for (const b of this.stagingPool) b.destroy();
+    this.owned.clear();
+    for (const b of this.stagingPool.splice(0)) b.destroy();
     for (const b of this.readbackPool.splice(0)) b.destroy();
     for (const r of this.outstanding) if (r.state === 'pending') r.staging?.destroy();
     for (const inst of this.graphs.values()) for (const b of inst.allocated) b?.destroy();

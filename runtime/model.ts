@@ -56,6 +56,12 @@ export interface CreateOptions extends DeviceOptions {
    * (runtime/upload.ts). `false`: every input through `queue.writeBuffer`.
    */
   readonly uploads?: Partial<UploadOptions> | false;
+  /**
+   * Refuse a training batch (`trainStep`, `fit`) whose f32 inputs hold NaN or ±Infinity, with an
+   * InputError before anything runs: one such batch would otherwise make the weights NaN for good (an
+   * online-trained model fed from user traffic). It costs a scan of every value on the host. Default false.
+   */
+  readonly checkFinite?: boolean;
 }
 
 export interface SaveOptions {
@@ -182,6 +188,8 @@ export class Model<I extends string = string, O extends string = string, R exten
   step = 0;
   /** The sizes given at creation (and the batch size), for sizes the inputs do not determine. */
   private sizeHints: ReadonlyMap<string, number> = new Map();
+  /** `create({ checkFinite })`: training batches with NaN or ±Infinity in an f32 input are refused. */
+  private checkFinite = false;
   /**
    * The GPU memory the model takes at the sizes declared at creation, once it trains (undefined when some
    * size was not declared): the optimizer's state and the train steps' buffers are allocated at the first
@@ -217,7 +225,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   }
 
   static async create<I extends string = string, O extends string = string, R extends string = string>(program: ModelProgram, options: CreateOptions = {}): Promise<Model<I, O, R>> {
-    if (program.format !== 'dlc-program' || program.version !== 1) throw new DlcRuntimeError('validation', 'this is not a dlc program of format version 1: recompile the model with this version of dlc');
+    if (program.format !== 'dlc-program' || program.version !== 1) throw new InputError('this is not a dlc program of format version 1: recompile the model with this version of dlc');
     // each graph asks only for the inputs its results depend on (a step needs no acting-only input)
     const { predict, evaluate, steps } = program.graphs;
     program = { ...program, graphs: { ...program.graphs, predict: dataflowInputs(predict), evaluate: dataflowInputs(evaluate, reportedResults(program, evaluate)), steps: steps.map((g) => dataflowInputs(g, reportedResults(program, g))) } };
@@ -269,6 +277,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     model.memory = memory;
     model.sizeHints = new Map(sizes);
     model.sizeOrigins = origins;
+    model.checkFinite = options.checkFinite === true;
     // the inference graphs' buffers now; the train steps' (and the optimizer's state) on the first training call
     if (program.sizes.every((s) => sizes.has(s))) {
       const { predict, evaluate, totals } = program.graphs;
@@ -339,8 +348,7 @@ export class Model<I extends string = string, O extends string = string, R exten
   trainStep(rows: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number } {
     const batch = this.scalarInputs(rows);
     this.check();
-    const all = this.program.graphs.steps;
-    if (all.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it cannot be trained`);
+    const all = this.trainSteps('trainStep()');
     let steps = all;
     if (options.step !== undefined) {
       const one = all.find((g) => g.name === options.step);
@@ -348,10 +356,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       steps = [one];
     }
     const given = sizeOptions(this.program, options.sizes, 'trainStep');
+    // every step's inputs and sizes checked before any step allocates or encodes anything
+    const runs = steps.map((g) => ({ g, inputs: this.inputsOf(g, batch), sizes: this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')) }));
+    if (this.checkFinite) for (const { inputs } of runs) this.requireFinite(inputs);
     const records = this.executor.submit((encoder) =>
-      steps.map((g) => {
-        const inputs = this.inputsOf(g, batch);
-        this.executor.encode(encoder, g, inputs, this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')));
+      runs.map(({ g, inputs, sizes }) => {
+        this.executor.encode(encoder, g, inputs, sizes);
         return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)) };
       }),
     );
@@ -397,9 +407,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       out[name] = hostArray(name, this.program.inputs.find((i) => i.name === name), batch[name]);
     }
     for (const name of Object.keys(batch)) {
-      if (!this.program.inputs.some((i) => i.name === name)) {
+      const decl = this.program.inputs.find((i) => i.name === name);
+      if (!decl) {
         throw new InputError(`the model ${this.program.model} has no input \`${name}\`; its inputs are ${this.program.inputs.map((i) => `\`${i.name}\``).join(', ')}`);
       }
+      // an input this graph does not read still tells sizes (and is checked as a label): the same checks
+      if (!(name in out)) hostArray(name, decl, batch[name]);
     }
     return out;
   }
@@ -426,7 +439,43 @@ export class Model<I extends string = string, O extends string = string, R exten
       const at = Array.prototype.findIndex.call(data, (v: number) => !Number.isInteger(v));
       if (at >= 0) throw new InputError(`input \`${decl.name}\` is ${decl.dtype}, but holds ${data[at]} at [${at}]: give whole numbers (an Int32Array)`);
     }
+    this.checkBufferSizes(g, sizes, where);
     return sizes;
+  }
+
+  /**
+   * Refuse a run whose buffers would not fit the device before any of them is freed or made (as
+   * `create()` checks the declared sizes with `checkMemory`): the model stays as it was, sized for
+   * the batches before, and the message names the call and its sizes.
+   */
+  private checkBufferSizes(g: GraphProgram, sizes: ReadonlyMap<string, number>, where: string): void {
+    const over = this.executor.oversized(g, sizes);
+    if (!over) return;
+    const at = [...sizes].map(([k, v]) => `${k} = ${v}`).join(', ');
+    const hasBatch = sizes.has('B');
+    const advice = !hasBatch
+      ? 'use smaller sizes'
+      : this.maxBatch !== undefined
+        ? `use a smaller batch (split it into several calls), or lower the train block's max_batch (${this.maxBatch}) so such batches are refused as input errors`
+        : 'use a smaller batch (split it into several calls), or set max_batch in the train block so batches this large are refused as input errors up front';
+    throw new OutOfMemoryError(
+      `${where}() with ${at || 'these sizes'} needs ${formatBytes(over.bytes)} for ${over.what} of the ${g.name} graph, over this device's ${over.limitName} of ${formatBytes(over.limit)}; nothing was allocated or run: ${advice}`,
+    );
+  }
+
+  /** `create({ checkFinite: true })`: an f32 input holding NaN or ±Infinity is an InputError, before anything is trained. */
+  private requireFinite(inputs: Readonly<Record<string, HostArray>>): void {
+    for (const decl of this.program.inputs) {
+      const data = inputs[decl.name];
+      if (decl.dtype !== 'f32' || data === undefined) continue;
+      for (let i = 0; i < data.length; i++) {
+        // as the f32 it uploads as: 1e39 is Infinity there
+        if (!Number.isFinite(Math.fround(data[i]))) {
+          const beyond = Number.isFinite(data[i]) ? ' (beyond the f32 range)' : '';
+          throw new InputError(`trainStep(): input \`${decl.name}\` holds ${data[i]}${beyond} at [${i}], and the model was created with { checkFinite: true }: nothing was trained`);
+        }
+      }
+    }
   }
 
   /** A batch that trains or evaluates has examples: losses over none are NaN (predict may take an empty batch). */
@@ -609,14 +658,13 @@ export class Model<I extends string = string, O extends string = string, R exten
     const reps = options.reps ?? 5;
     if (!Number.isInteger(reps) || reps < 1) throw new InputError(`profile reps must be a positive integer, not ${reps}`);
     const which = options.graph ?? 'train';
-    const graphs = which === 'train' ? this.program.graphs.steps : [this.program.graphs[which]];
-    if (graphs.length === 0) throw new DlcRuntimeError('validation', `the model ${this.program.model} has no train block, so it has no training step to profile`);
+    const graphs = which === 'train' ? this.trainSteps("profile() (pass { graph: 'predict' } or { graph: 'evaluate' } to time those)") : [this.program.graphs[which]];
     const kernels: KernelTime[] = [];
     let roundTrip = 0;
     const sizes: Record<string, number> = {};
     for (const g of graphs) {
       const inputs = this.inputsOf(g, batch as Record<string, HostArray>);
-      const bound = this.bindSizes(g, batch as Record<string, HostArray>);
+      const bound = this.bindSizes(g, batch as Record<string, HostArray>, new Map(), 'profile');
       Object.assign(sizes, Object.fromEntries(bound));
       const r = await this.guard(this.executor.profile(g, inputs, bound, reps));
       roundTrip = Math.max(roundTrip, r.roundTripMs);
@@ -632,7 +680,14 @@ export class Model<I extends string = string, O extends string = string, R exten
    */
   async prepareTraining(): Promise<void> {
     this.check();
-    await this.guard(this.executor.prepareGraphs(this.program.graphs.steps));
+    await this.guard(this.executor.prepareGraphs(this.trainSteps('prepareTraining()')));
+  }
+
+  /** The train block's steps: a model without one cannot train, an InputError (a mistake of the caller's, not dlc's). */
+  private trainSteps(call: string): readonly GraphProgram[] {
+    const steps = this.program.graphs.steps;
+    if (steps.length === 0) throw new InputError(`${call}: the model ${this.program.model} has no train block, so it cannot be trained; add a train block to its .dl file to train it`);
+    return steps;
   }
 
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
@@ -719,9 +774,12 @@ export class Model<I extends string = string, O extends string = string, R exten
       const how = onlyRunState ? 'pass { weightsOnly: true } to load the weights without the training run\'s state' : 'pass { partial: true } to load what matches';
       throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (${how})`);
     }
-    for (const [name, data] of writes) this.executor.writeModelBuffer(name, data);
+    this.executor.writeModelBuffers(writes, 'loading the weights');
     const step = Number(decoded.metadata['dlc.step']);
     if (!options.weightsOnly && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
+    // settle the writes' error scopes now: a weight-sync worker that only ever loads must not pile them up
+    // until some other call waits on the GPU (and what WebGPU refused is this call's error)
+    await this.guard(Promise.resolve());
     return { loaded, missing, ignored, mismatched, metadata: decoded.metadata };
   }
 
@@ -742,9 +800,20 @@ export class Model<I extends string = string, O extends string = string, R exten
     this.executor.trim();
   }
 
-  /** GPU bytes held for the sizes of the runs so far (see `trim`). */
+  /** GPU bytes held for the sizes of the runs so far: what `trim` frees (inputs, temporaries, upload staging, pooled readback buffers). */
   get sizedBytes(): number {
     return this.executor.sizedBytes;
+  }
+
+  /**
+   * The GPU memory the model holds now, in bytes: parameters, state and the optimizer's state once
+   * allocated, every graph's buffers at the largest sizes run so far, upload staging, readback buffers
+   * and the 1 MiB ring of step values (allocated at the first train step or evaluation). It changes as
+   * batches grow, `trim()` frees and training starts; 0 once disposed. `memory` is the plan at the
+   * sizes declared at creation, which does not change.
+   */
+  get memoryInUse(): number {
+    return this.disposed ? 0 : this.executor.bytesHeld;
   }
 
   private paramDecl(path: unknown, where: string) {
@@ -851,6 +920,8 @@ export class Model<I extends string = string, O extends string = string, R exten
       }
     }
     await this.guard(Promise.resolve());
+    // nothing was read back on one device, so no failed read tells of a device lost meanwhile: ask
+    if (this.lostReason !== undefined) throw lostError(this.lostReason);
     return { copied: pairs.map((x) => x.to), skipped };
   }
 
@@ -870,14 +941,20 @@ export class Model<I extends string = string, O extends string = string, R exten
  */
 function hostArray(name: string, decl: { dtype: string; shape: readonly unknown[] } | undefined, data: unknown): HostArray {
   const shape = decl ? ` (${decl.dtype}[${decl.shape.join(', ')}])` : '';
-  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return data as HostArray;
+  const want = decl?.dtype === 'f32' ? 'Float32Array' : decl?.dtype === 'i32' ? 'Int32Array' : decl ? 'Uint32Array' : 'Float32Array or Int32Array';
+  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) {
+    // 64-bit integers do not convert to numbers (Float32Array.from throws a TypeError on them)
+    const tag = Object.prototype.toString.call(data).slice(8, -1);
+    if (tag === 'BigInt64Array' || tag === 'BigUint64Array') throw new InputError(`input \`${name}\`${shape} is a ${tag}, whose BigInt values dlc does not convert; give ${/^[AEIOU]/.test(want) ? 'an' : 'a'} ${want} or a flat array of numbers`);
+    return data as HostArray;
+  }
   if (!Array.isArray(data)) {
-    throw new InputError(`input \`${name}\`${shape} is ${data === null ? 'null' : typeof data}; give a typed array (${decl?.dtype === 'f32' ? 'Float32Array' : 'Int32Array'}) or a flat array of numbers`);
+    throw new InputError(`input \`${name}\`${shape} is ${data === null ? 'null' : typeof data}; give a typed array (${want}) or a flat array of numbers`);
   }
   const at = data.findIndex((v) => typeof v !== 'number');
   if (at >= 0) {
     const v: unknown = data[at];
-    const what = Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v)}` : `a ${typeof v}`;
+    const what = Array.isArray(v) ? 'an array' : v === null ? 'null' : v === undefined ? 'undefined' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v)}` : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
     const hint = Array.isArray(v) ? ': give the values flat, row after row (`rows.flat()`)' : ': give numbers';
     throw new InputError(`input \`${name}\`${shape} holds ${what} at [${at}]${hint}`);
   }

@@ -139,6 +139,34 @@ await model.predict({});
     expect(errors).not.toMatch(/use\.ts\(4,/);
   });
 
+  it('leaves trainStep, fit and prepareTraining out of the module of a model without a train block, and makes its profile name a graph', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const file = join(dir, 'notrain.dl');
+    writeFileSync(file, 'model NoTrain {\n  input x: f32[B, 4]\n  layer fc = Dense(4, 2)\n  output y = fc(x)\n}\n');
+    const r = await dlc('compile', file, '-o', dir, '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { create } from './no_train.ts';
+const model = await create();
+const x = new Float32Array(4);
+model.trainStep({ x });
+await model.prepareTraining();
+await model.profile({ x });
+const { y } = await model.predict({ x });
+const p = await model.profile({ x }, { graph: 'predict' });
+console.log(y.length, p.kernels.length);
+`,
+    );
+    const errors = tsc(dir, ['no_train.ts', 'use.ts']);
+    expect(errors).toMatch(/use\.ts\(4,\d+\): error TS2339: Property 'trainStep' does not exist/);
+    expect(errors).toMatch(/use\.ts\(5,\d+\): error TS2339: Property 'prepareTraining' does not exist/);
+    expect(errors).toMatch(/use\.ts\(6,\d+\): error TS2554/);
+    expect(errors).not.toMatch(/use\.ts\((7|8|9),/);
+    expect(errors).not.toMatch(/no_train\.ts/);
+    expect(readFileSync(join(dir, 'no_train.ts'), 'utf8')).not.toMatch(/\bfit\(/);
+  });
+
   it('types the service API: named steps, size names, parameter paths; the calls run on WebGPU', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('compile');
     const r = await dlc('compile', 'examples/gan.dl', '-o', dir, '--model', 'Gan', '--args', 'latent: 4, hidden: 8, pixels: 12', '--runtime', runtimeImport(dir));

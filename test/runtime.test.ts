@@ -244,6 +244,13 @@ describe('runtime errors', () => {
       await expect(model.predict({ image: row }, { sizes: { Q: 3 } })).rejects.toThrow('predict() was given a size `Q`, but the model MnistMlp has no size of that name; its sizes are `B`');
       await expect(model.predict({ image: row }, { sizes: { B: 1.5 } })).rejects.toThrow('predict() was given B = 1.5; a size is a whole number, 0 or more');
       await expect(Model.create(MLP(), { device: await getDevice(), sizes: { T: 3 } })).rejects.toThrow(/create\(\) was given a size `T`/);
+      // 64-bit integer arrays: named with what to give, not a TypeError from the conversion, nor "holds 0" for a label predict does not read
+      await expect(model.predict({ image: new BigInt64Array(784) as never })).rejects.toThrow('input `image` (f32[B, 784]) is a BigInt64Array, whose BigInt values dlc does not convert; give a Float32Array or a flat array of numbers');
+      await expect(model.predict({ image: new Float32Array(784), label: new BigUint64Array(1) } as never)).rejects.toThrow('input `label` (i32[B]) is a BigUint64Array, whose BigInt values dlc does not convert; give an Int32Array or a flat array of numbers');
+      expect(() => model.trainStep({ image: new Float32Array(784), label: new BigInt64Array(1) as never })).toThrow(InputError);
+      expect(() => model.setParameter(model.program.params[1].path, new BigInt64Array(model.program.params[1].shape[0]) as never)).toThrow(/is a BigInt64Array.*give a Float32Array/);
+      await expect(model.predict({ image: [...row.slice(1), undefined] as never })).rejects.toThrow('input `image` (f32[B, 784]) holds undefined at [783]: give numbers');
+      await expect(model.predict({ image: [...row.slice(1), {}] as never })).rejects.toThrow('holds an object at [783]');
       // a flat array of numbers is fine
       expect((await model.predict({ image: [...row, ...row] })).probs.length).toBe(20);
     } finally {

@@ -7,8 +7,9 @@ import { Model } from '../runtime/model.ts';
 import { acquireDevice } from '../runtime/device.ts';
 import { Dataset } from '../runtime/data.ts';
 import { decodeSafetensors } from '../runtime/safetensors.ts';
-import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, GPUValidationError, InputError } from '../runtime/errors.ts';
+import { BusyError, DeviceLostError, DisposedError, DlcRuntimeError, ExpiredError, GPUValidationError, InputError, OutOfMemoryError } from '../runtime/errors.ts';
 import { argsOf } from './helpers.ts';
+import { toStorageArray } from '../runtime/executor.ts';
 
 function program(file: string, model: string, args: string): ModelProgram {
   const r = compileSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`, undefined, { modelArgs: new Map([[model, argsOf(model, args)]]) });
@@ -120,6 +121,22 @@ describe('a shared device', () => {
     await expect(Model.create(tiny(), { device })).rejects.not.toThrow(/create the model again/);
   });
 
+  it('copyParametersFrom on a device just lost rejects with DeviceLostError (it resolved, reporting a copy that never happened)', { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const a = await Model.create(tiny(), { device, seed: 1 });
+    const b = await Model.create(tiny(), { device, seed: 2 });
+    try {
+      device.destroy();
+      const copy = b.copyParametersFrom(a);
+      const average = b.copyParametersFrom(a, { tau: 0.5 });
+      await expect(copy).rejects.toBeInstanceOf(DeviceLostError);
+      await expect(average).rejects.toBeInstanceOf(DeviceLostError);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('models created on one device add one reaction to its lost promise, not one each', { timeout: 60_000 }, async () => {
     const device = await ownDevice();
     const lost = device.lost;
@@ -209,6 +226,99 @@ describe('buffers sized for one large batch', () => {
     }
   });
 
+  it("trim(), growing batches and profile() leave no destroyed buffer in the executor's bookkeeping: it stays the same size cycle after cycle", { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(tiny(), { device, seed: 1 });
+    const owned = () => [...(model as unknown as { executor: { owned: Iterable<GPUBuffer> } }).executor.owned].length;
+    try {
+      const cycle = async () => {
+        // each batch size a little larger: every sized buffer is made again, the old one destroyed
+        for (let b = 1; b <= 8; b++) await model.predict({ x: rows(b, 4) });
+        await model.trainStep({ x: rows(8, 4), y: labels(8, 3) }).values();
+        await model.profile({ x: rows(4, 4), y: labels(4, 3) }, { reps: 1 });
+        model.trim();
+      };
+      await cycle();
+      const after = owned();
+      for (let i = 0; i < 10; i++) await cycle();
+      // it held 3 buffers more per trim, 1 more per growth, one per model buffer per profile
+      expect(owned()).toBe(after);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it('a batch whose buffers exceed the device limits is refused before any buffer is freed or made, naming the call and B', { timeout: 120_000 }, async () => {
+    const WIDE = `use std.nn.{Dense}\nuse std.loss.{cross_entropy}\nmodel Wide {\n  input x: f32[B, 4]\n  input y: i32[B]\n  layer fc = Dense(4, 4096)\n  output logits = fc(x)\n  loss = cross_entropy(logits, y)\n}\ntrain Wide {\n  optimizer = sgd(lr: 0.1)\n}\n`;
+    const r = compileSource(WIDE, 'wide.dl');
+    if (!r.programs[0]) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+    const device = await ownDevice();
+    const model = await Model.create(r.programs[0], { device, seed: 1 });
+    const track = trackBuffers(device);
+    try {
+      const x = rows(2, 4);
+      await model.trainStep({ x, y: labels(2, 3) }).values();
+      const expected = (await model.predict({ x })).logits;
+      const held = model.sizedBytes;
+      const live = track.live.size;
+      // the [B, 4096] logits of one batch this large take more than one buffer may hold
+      const limit = Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize);
+      const big = Math.floor(limit / (4096 * 4)) + 1;
+      const huge = rows(big, 4);
+      await expect(model.predict({ x: huge })).rejects.toThrow(OutOfMemoryError);
+      await expect(model.predict({ x: huge })).rejects.toThrow(new RegExp(`^predict\\(\\) with B = ${big} needs .* for a tensor of f32\\[B, 4096\\].* of the predict graph, over this device's max\\w+ of .*; nothing was allocated or run: use a smaller batch .*set max_batch in the train block`));
+      expect(() => model.trainStep({ x: huge, y: labels(big, 3) })).toThrow(new RegExp(`^trainStep\\(\\) with B = ${big} needs .* of the train graph`));
+      await expect(model.evaluate({ x: huge, y: labels(big, 3) })).rejects.toThrow(/^evaluate\(\) with B = \d+ needs/);
+      // nothing was allocated for them, and nothing the earlier batches sized was freed
+      expect(model.sizedBytes).toBe(held);
+      expect(track.live.size).toBe(live);
+      expect(model.step).toBe(1);
+      expect((await model.predict({ x })).logits).toEqual(expected);
+    } finally {
+      track.restore();
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it('memoryInUse is every GPU byte the model holds, as the device counts them: after create, training, a large batch, trim and dispose', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const track = trackBuffers(device);
+    const model = await Model.create(MLP(), { device, seed: 1 });
+    try {
+      const held = () => model.memoryInUse;
+      expect(held()).toBe(track.bytes());
+      const created = held();
+      const small = rows(4, 784);
+      await model.trainStep({ image: small, label: labels(4, 10) }).values();
+      await model.evaluate({ image: small, label: labels(4, 10) });
+      // the optimizer's state, the train step's buffers and the 1 MiB ring of step values came with training
+      expect(held()).toBeGreaterThan(created + (1 << 20));
+      expect(held()).toBe(track.bytes());
+      await model.predict({ image: rows(600, 784) });
+      await model.saveWeights();
+      const big = held();
+      expect(big).toBe(track.bytes());
+      expect(model.sizedBytes).toBeGreaterThan(600 * 784 * 4);
+      model.trim();
+      expect(held()).toBe(track.bytes());
+      expect(big - held()).toBeGreaterThanOrEqual(600 * 784 * 4);
+      // handles of steps never read hold their readback buffers: counted too
+      const unread = Array.from({ length: 5 }, () => model.trainStep({ image: small, label: labels(4, 10) }));
+      await device.queue.onSubmittedWorkDone();
+      expect(held()).toBe(track.bytes());
+      await Promise.all(unread.map((h) => h.values()));
+      expect(held()).toBe(track.bytes());
+    } finally {
+      model.dispose();
+      track.restore();
+      device.destroy();
+    }
+    expect(model.memoryInUse).toBe(0);
+    expect(track.bytes()).toBe(0);
+  });
+
   it('a readback buffer over 4 MiB (saving large weights) is freed after its read, not pooled', { timeout: 120_000 }, async () => {
     const device = await ownDevice();
     const model = await Model.create(program('mnist_mlp', 'MnistMlp', 'hidden: 1536'), { device, seed: 1 });
@@ -276,6 +386,78 @@ describe('typed errors for service mistakes', () => {
     await expect(model.predict({ x: rows(1, 4) })).rejects.toBeInstanceOf(DlcRuntimeError);
     await expect(model.predict({ x: rows(1, 4) })).rejects.toMatchObject({ code: 'disposed', name: 'DisposedError' });
     device.destroy();
+  });
+});
+
+describe('typed errors for models and handles', () => {
+  it('training a model without a train block is an InputError (code input, not the internal code validation), for trainStep, profile, prepareTraining and fit', { timeout: 60_000 }, async () => {
+    const r = compileSource('use std.nn.{Dense}\nmodel NoTrain {\n  input x: f32[B, 4]\n  layer fc = Dense(4, 2)\n  output y = fc(x)\n}\n', 'notrain.dl');
+    if (!r.programs[0]) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+    const device = await ownDevice();
+    const model = await Model.create(r.programs[0], { device });
+    try {
+      const x = rows(2, 4);
+      expect(() => model.trainStep({ x })).toThrow(InputError);
+      expect(() => model.trainStep({ x })).toThrow('trainStep(): the model NoTrain has no train block, so it cannot be trained');
+      await expect(model.profile({ x })).rejects.toThrow(InputError);
+      await expect(model.profile({ x })).rejects.toThrow(/profile\(\) \(pass \{ graph: 'predict' \}.*no train block/);
+      await expect(model.prepareTraining()).rejects.toThrow(InputError);
+      await expect(model.fit({ train: new Dataset({ x: { data: rows(4, 4), shape: [4] } }) })).rejects.toThrow(InputError);
+      // what it can do still works
+      await expect(model.profile({ x }, { graph: 'predict', reps: 1 })).resolves.toHaveProperty('kernels');
+      expect((await model.predict({ x })).y).toHaveLength(4);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+
+  it("a step's values read after more than 4096 later steps are an ExpiredError (code expired)", { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(tiny(), { device });
+    try {
+      const handle = model.trainStep({ x: rows(4, 4), y: labels(4, 3) });
+      // 4097 steps later (counted, not run: the ring slot's number is all that decides)
+      (model as unknown as { executor: { recorded: number } }).executor.recorded += 4097;
+      const read = handle.values();
+      await expect(read).rejects.toBeInstanceOf(ExpiredError);
+      await expect(read).rejects.toMatchObject({ code: 'expired', name: 'ExpiredError' });
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
+describe('create({ checkFinite })', () => {
+  it('refuses a training batch with NaN or ±Infinity in an f32 input before anything trains; without it such a step makes the weights NaN', { timeout: 60_000 }, async () => {
+    const device = await ownDevice();
+    const guarded = await Model.create(tiny(), { device, seed: 1, checkFinite: true });
+    const plain = await Model.create(tiny(), { device, seed: 1 });
+    try {
+      const y = labels(4, 3);
+      const before = await guarded.getParameter('fc.w');
+      for (const [bad, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'], [1e39, '1e+39 (beyond the f32 range)']] as const) {
+        // a Float64Array holds 1e39, which is Infinity once uploaded as f32
+        const given = Float64Array.from(rows(4, 4), (v, i) => (i === 5 ? bad : v));
+        expect(() => guarded.trainStep({ x: given, y })).toThrow(InputError);
+        expect(() => guarded.trainStep({ x: given, y })).toThrow(`trainStep(): input \`x\` holds ${shown} at [5], and the model was created with { checkFinite: true }: nothing was trained`);
+      }
+      await expect(guarded.fit({ train: new Dataset({ x: { data: Float32Array.from(rows(4, 4), (v, i) => (i === 15 ? NaN : v)), shape: [4] }, y: { data: labels(4, 3), shape: [] } }) }, { batchSize: 4 })).rejects.toThrow(/holds NaN at \[\d+\]/);
+      expect(guarded.step).toBe(0);
+      expect(await guarded.getParameter('fc.w')).toEqual(before);
+      // finite batches train as before
+      await expect(guarded.trainStep({ x: rows(4, 4), y }).values()).resolves.toHaveProperty('loss');
+      // the default: a NaN batch trains, and the weights are NaN from then on
+      const x = rows(4, 4);
+      x[5] = NaN;
+      await plain.trainStep({ x, y }).values();
+      expect((await plain.getParameter('fc.w')).some(Number.isNaN)).toBe(true);
+    } finally {
+      guarded.dispose();
+      plain.dispose();
+      device.destroy();
+    }
   });
 });
 
@@ -393,6 +575,30 @@ train Noisy {
 }
 `;
 
+describe('weights loaded and set without other calls', () => {
+  it('loadWeights leaves no error scope pending, and setParameter one per call, however many run back to back (a weight-sync worker)', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const model = await Model.create(MLP(), { device, seed: 1 });
+    const pending = () => [...(model as unknown as { executor: { scopes: Iterable<unknown> } }).executor.scopes].length;
+    try {
+      const weights = await model.saveWeights();
+      const expected = (await model.predict({ image: rows(2, 784) })).probs;
+      for (let i = 0; i < 20; i++) await model.loadWeights(weights);
+      // one scope per tensor written (and none settled) before
+      expect(pending()).toBe(0);
+      const path = model.program.params[1].path;
+      const values = await model.getParameter(path);
+      for (let i = 0; i < 20; i++) model.setParameter(path, values);
+      expect(pending()).toBeLessThanOrEqual(20);
+      expect((await model.predict({ image: rows(2, 784) })).probs).toEqual(expected);
+      expect(pending()).toBe(0);
+    } finally {
+      model.dispose();
+      device.destroy();
+    }
+  });
+});
+
 describe('evaluation noise', () => {
   it('each batch of one evaluation draws its own noise, reproducibly, and the key training draws from does not move', { timeout: 120_000 }, async () => {
     const r = compileSource(NOISY, 'noisy.dl');
@@ -499,6 +705,53 @@ describe('copyParametersFrom and state', () => {
       far.dispose();
       device.destroy();
       second.destroy();
+    }
+  });
+});
+
+/** `values` copied into a typed array of `type` over a SharedArrayBuffer (a tensor from a worker thread). */
+function shared<T extends Float32Array | Int32Array | Uint8Array>(type: { new (buffer: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, values: ArrayLike<number>): T {
+  const out = new type(new SharedArrayBuffer(values.length * type.BYTES_PER_ELEMENT));
+  out.set(values as ArrayLike<number> & number[]);
+  return out;
+}
+
+describe('inputs over a SharedArrayBuffer', () => {
+  it('are copied to an ordinary ArrayBuffer before upload; arrays of the storage type on an ArrayBuffer are not copied', () => {
+    const plain = new Float32Array(4);
+    expect(toStorageArray('f32', plain)).toBe(plain);
+    const labels32 = new Int32Array(4);
+    expect(toStorageArray('i32', labels32)).toBe(labels32);
+    for (const [dtype, view] of [['f32', shared(Float32Array, [1, 2, 3])], ['i32', shared(Int32Array, [1, 2, 3])], ['u32', shared(Uint8Array, [1, 2, 3])]] as const) {
+      const out = toStorageArray(dtype, view);
+      expect(Object.prototype.toString.call(out.buffer), dtype).toBe('[object ArrayBuffer]');
+      expect(Array.from(out)).toEqual([1, 2, 3]);
+    }
+  });
+
+  it('predict, trainStep, evaluate, setParameter and loadWeights take them (Dawn crashed the process on them) and compute what ordinary arrays give', { timeout: 120_000 }, async () => {
+    const device = await ownDevice();
+    const a = await Model.create(tiny(), { device, seed: 1 });
+    const b = await Model.create(tiny(), { device, seed: 1 });
+    try {
+      const x = rows(4, 4);
+      const y = labels(4, 3);
+      expect(Array.from((await b.predict({ x: shared(Float32Array, x) })).probs)).toEqual(Array.from((await a.predict({ x })).probs));
+      expect(await b.trainStep({ x: shared(Float32Array, x), y: shared(Int32Array, y) }).values()).toEqual(await a.trainStep({ x, y }).values());
+      expect(await b.evaluate({ x: shared(Float32Array, x), y: shared(Int32Array, y) })).toEqual(await a.evaluate({ x, y }));
+      const path = a.program.params[1].path;
+      const bias = Float32Array.of(0.5, -0.25, 2);
+      a.setParameter(path, bias);
+      b.setParameter(path, shared(Float32Array, bias));
+      expect(await b.getParameter(path)).toEqual(bias);
+      const weights = await a.saveWeights();
+      await b.loadWeights(shared(Uint8Array, weights));
+      for (const p of a.program.params) expect(await b.getParameter(p.path), p.path).toEqual(await a.getParameter(p.path));
+      expect(Array.from((await b.predict({ x: shared(Float32Array, x) })).probs)).toEqual(Array.from((await a.predict({ x })).probs));
+    } finally {
+      a.dispose();
+      b.dispose();
+      device.destroy();
     }
   });
 });

@@ -67,6 +67,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   const lm = languageModelIo(program);
   const sampling = typeof lm === 'string' ? undefined : lm;
   const stepNames = program.graphs.steps.map((g) => g.name);
+  // a model without a train block has no trainStep, fit or prepareTraining: calling them is a type error, not a runtime one
+  const trains = stepNames.length > 0;
   // the array a parameter reads back as: one type when every parameter has one dtype
   const paramDtypes = [...new Set(program.params.map((p) => p.dtype))];
   const paramArray = paramDtypes.length === 0 ? 'Float32Array' : [...new Set(paramDtypes.map((d) => OUTPUT_ARRAY[d]))].join(' | ');
@@ -81,9 +83,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       'Model',
       'type CopyReport',
       'type CreateOptions',
-      'type Dataset',
-      'type FitOptions',
-      'type History',
+      ...(trains ? ['type Dataset', 'type FitOptions', 'type History'] : []),
       'type LoadOptions',
       'type LoadReport',
       'type MemoryReport',
@@ -187,21 +187,25 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         returnType: `Promise<${cls}>`,
         statements: [`return new ${cls}(await Model.create<keyof Inputs & string, keyof Outputs & string, Reported>(program, options));`],
       },
-      {
-        name: 'trainStep',
-        docs: [
-          'One training step on a batch (every step of the train block in order, or only `options.step`); returns at once. `values()` reads the losses and metrics when needed. `sizes` fixes sizes the lengths cannot tell, e.g. `{ L: 12 }`.',
-        ],
-        parameters: [
-          { name: 'batch', type: 'StepInputs' },
-          { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
-        ],
-        returnType: '{ readonly step: number; values(): Promise<Record<StepValue, number>> }',
-        statements: [
-          'const handle = this.model.trainStep(batch as Inputs, options);',
-          'return { step: handle.step, values: () => handle.values() as Promise<Record<StepValue, number>> };',
-        ],
-      },
+      ...(trains
+        ? [
+            {
+              name: 'trainStep',
+              docs: [
+                'One training step on a batch (every step of the train block in order, or only `options.step`); returns at once. `values()` reads the losses and metrics when needed. `sizes` fixes sizes the lengths cannot tell, e.g. `{ L: 12 }`.',
+              ],
+              parameters: [
+                { name: 'batch', type: 'StepInputs' },
+                { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
+              ],
+              returnType: '{ readonly step: number; values(): Promise<Record<StepValue, number>> }',
+              statements: [
+                'const handle = this.model.trainStep(batch as Inputs, options);',
+                'return { step: handle.step, values: () => handle.values() as Promise<Record<StepValue, number>> };',
+              ],
+            },
+          ]
+        : []),
       delegate(
         'evaluate',
         'Losses and metrics on one batch, in evaluation mode (`sizes` as for `trainStep`).',
@@ -250,16 +254,20 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
             ),
           ]
         : []),
-      delegate(
-        'fit',
-        "Train for some epochs with validation each epoch, early stopping and callbacks; what `options` leaves out is the train block's (epochs, batch, early_stopping, ...).",
-        [
-          { name: 'data', type: '{ readonly train: Dataset; readonly validation?: Dataset }' },
-          { name: 'options', type: 'FitOptions', initializer: '{}' },
-        ],
-        'Promise<History>',
-        'this.model.fit(data, options)',
-      ),
+      ...(trains
+        ? [
+            delegate(
+              'fit',
+              "Train for some epochs with validation each epoch, early stopping and callbacks; what `options` leaves out is the train block's (epochs, batch, early_stopping, ...).",
+              [
+                { name: 'data', type: '{ readonly train: Dataset; readonly validation?: Dataset }' },
+                { name: 'options', type: 'FitOptions', initializer: '{}' },
+              ],
+              'Promise<History>',
+              'this.model.fit(data, options)',
+            ),
+          ]
+        : []),
       delegate('saveWeights', 'The weights (and by default the full training state) as safetensors bytes.', [{ name: 'options', type: 'SaveOptions', initializer: '{}' }], 'Promise<Uint8Array>', 'this.model.saveWeights(options)'),
       delegate(
         'loadWeights',
@@ -271,23 +279,38 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
         'Promise<LoadReport>',
         'this.model.loadWeights(bytes, options)',
       ),
-      delegate(
-        'profile',
-        "Time each kernel of the training step (or `options.graph`: 'evaluate', 'predict') alone on `batch`; `formatProfile` prints it. Trains nothing.",
-        [
-          { name: 'batch', type: 'Partial<Inputs>' },
-          { name: 'options', type: 'ProfileOptions', initializer: '{}' },
-        ],
-        'Promise<Profile>',
-        'this.model.profile(batch, options)',
-      ),
-      delegate(
-        'prepareTraining',
-        "Compile the train steps' shaders now: `create()` builds only what `predict` and `evaluate` run, and the first training call builds the rest (`fit()` calls this first).",
-        [],
-        'Promise<void>',
-        'this.model.prepareTraining()',
-      ),
+      trains
+        ? delegate(
+            'profile',
+            "Time each kernel of the training step (or `options.graph`: 'evaluate', 'predict') alone on `batch`; `formatProfile` prints it. Trains nothing.",
+            [
+              { name: 'batch', type: 'Partial<Inputs>' },
+              { name: 'options', type: 'ProfileOptions', initializer: '{}' },
+            ],
+            'Promise<Profile>',
+            'this.model.profile(batch, options)',
+          )
+        : delegate(
+            'profile',
+            "Time each kernel of `options.graph` ('evaluate' or 'predict': the model has no train block) alone on `batch`; `formatProfile` prints it.",
+            [
+              { name: 'batch', type: 'Partial<Inputs>' },
+              { name: 'options', type: "ProfileOptions & { readonly graph: 'evaluate' | 'predict' }" },
+            ],
+            'Promise<Profile>',
+            'this.model.profile(batch, options)',
+          ),
+      ...(trains
+        ? [
+            delegate(
+              'prepareTraining',
+              "Compile the train steps' shaders now: `create()` builds only what `predict` and `evaluate` run, and the first training call builds the rest (`fit()` calls this first).",
+              [],
+              'Promise<void>',
+              'this.model.prepareTraining()',
+            ),
+          ]
+        : []),
       delegate('reset', 'Every parameter and state buffer back to its initial value for `seed` (a whole number in [0, 2^32)), and the step count to 0.', [{ name: 'seed', type: 'number' }], 'void', 'this.model.reset(seed)'),
       delegate(
         'trim',
@@ -334,7 +357,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     getAccessors: [
       { name: 'adapterInfo', docs: ['The adapter the model runs on, in words.'], returnType: 'string', statements: ['return this.model.adapterInfo;'] },
       { name: 'step', docs: ['Training steps run so far.'], returnType: 'number', statements: ['return this.model.step;'] },
-      { name: 'memory', docs: ['The GPU memory the model takes at the sizes given to create() (undefined when some size was not given).'], returnType: 'MemoryReport | undefined', statements: ['return this.model.memory;'] },
+      { name: 'memory', docs: ['The GPU memory the model takes at the sizes given to create() (undefined when some size was not given): a plan, which does not change; `memoryInUse` is what it holds now.'], returnType: 'MemoryReport | undefined', statements: ['return this.model.memory;'] },
+      {
+        name: 'memoryInUse',
+        docs: ['The GPU bytes the model holds now: weights, state, the buffers sized for the batches run so far, pools and the ring of step values (0 once disposed).'],
+        returnType: 'number',
+        statements: ['return this.model.memoryInUse;'],
+      },
       { name: 'maxBatch', docs: ["The train block's max_batch: a larger batch is an InputError (undefined: no limit)."], returnType: 'number | undefined', statements: ['return this.model.maxBatch;'] },
       {
         name: 'runtime',
