@@ -978,8 +978,7 @@ export class Elaborator {
       }
       this.bindSolved(unifier, env);
       const result = c.body.kind === 'Block' ? (this.statements(c.body, env, { layerPath: '', layer: null }) ?? NONE) : this.expr(c.body, env);
-      this.checkReturns(result, c.returns, env, span, unifier);
-      return result;
+      return this.checkReturns(result, c.returns, env, span, unifier);
     } finally {
       this.depth--;
       this.nesting.pop();
@@ -1247,8 +1246,9 @@ export class Elaborator {
     }
   }
 
-  private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): void {
-    if (returns.length === 0 || result.kind === 'poison') return;
+  /** Checks a body's result against its `->` types; returns it (an int promised as a float becomes a float). */
+  private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): CtValue {
+    if (returns.length === 0 || result.kind === 'poison') return result;
     if (result.kind === 'none') {
       const promised = returns.map((r) => printType(r)).join(', ');
       this.fail('E0302', `the body ends without \`return\`, but promises ${promised}`, returns[0].span, { help: 'end it with `return <value>` (or write `= <expression>` after the signature)' });
@@ -1257,17 +1257,19 @@ export class Elaborator {
     if (values.length !== returns.length) {
       this.fail('E0302', `expected ${returns.length} return values, found ${values.length}`, span);
     }
-    returns.forEach((r, i) => {
-      const v = values[i];
-      if (v.kind === 'poison') return;
-      if (v.kind !== 'tensor') this.fail('E0302', `the return value should be a tensor, found ${describe(v)}`, r.span);
+    const checked = values.map((v, i) => {
+      const r = returns[i];
+      if (v.kind === 'poison') return v;
+      // a compile-time result: `-> int`, `-> float`, `-> bool`, `-> string`, `-> fn`, `-> int[]`
+      if (!isTensorParam(r)) return this.checkCompileTimeReturn(v, r, span);
+      if (v.kind !== 'tensor') this.fail('E0302', `the result should be a tensor (declared ${printType(r)}), found ${describe(v)}`, span, { secondary: [{ span: r.span, message: `declared ${printType(r)}` }] });
       // `-> f32[...]` promises only the dtype (a reduction may change the rank)
       if (r.dims?.length === 1 && r.dims[0].kind === 'Ellipsis') {
         if (v.value.type.dtype !== r.name.text) {
           this.report(diagnostic('E0302', `the result is ${typeToString(v.value.type)}, but the declared return dtype is ${r.name.text}`, span));
           throw new Abort();
         }
-        return;
+        return v;
       }
       const dims: D.Dim[] = [];
       for (const d of r.dims ?? []) {
@@ -1288,7 +1290,31 @@ export class Elaborator {
         );
         throw new Abort();
       }
+      return v;
     });
+    if (returns.length === 1) return checked[0];
+    return result.kind === 'list' ? { ...result, items: checked } : result;
+  }
+
+  /** A compile-time result against `-> int`, `float`, `bool`, `string`, `fn` or a list type (`int[]`). */
+  private checkCompileTimeReturn(v: CtValue, r: A.TypeExpr, span: A.Span): CtValue {
+    const base = r.name.text;
+    const declared = printType(r);
+    const valid =
+      r.dims !== null ? v.kind === 'list'
+      : base === 'int' ? v.kind === 'int' || v.kind === 'dim'
+      : base === 'float' ? v.kind === 'int' || v.kind === 'float'
+      : base === 'bool' ? v.kind === 'bool'
+      : base === 'string' ? v.kind === 'string'
+      : base === 'fn' ? ['builtin', 'closure', 'layerCtor', 'layer'].includes(v.kind)
+      : true;
+    if (!valid) {
+      this.fail('E0302', `the result is ${describe(v)}, but the declared return type is ${declared}`, span, {
+        secondary: [{ span: r.span, message: `declared ${declared}` }],
+      });
+    }
+    if (base === 'float' && r.dims === null && v.kind === 'int') return { kind: 'float', value: v.value };
+    return v;
   }
 
   // ------------------------------------------------------------ indexing and members
