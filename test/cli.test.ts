@@ -73,6 +73,22 @@ describe('dlc check', () => {
     for (const d of diagnostics) expect(Object.keys(CODES)).toContain(d.code);
   });
 
+  it('with --json, a file it cannot read is an entry of its own (no code), not `[]` for a clean file', async () => {
+    const r = await run('check', '--json', '/nonexistent/model.dl');
+    expect(r.status).toBe(EXIT_USER_ERROR);
+    const entries = JSON.parse(r.out) as { code: string | null; severity: string; message: string; span: { file: string } }[];
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ code: null, severity: 'error', message: 'cannot read `/nonexistent/model.dl`: there is no such file', span: { file: '/nonexistent/model.dl' } });
+  });
+
+  it('--help lists compile and gradcheck as taking a file, which they need', async () => {
+    const r = await run('--help');
+    expect(r.out).toContain('compile [options] <file>');
+    expect(r.out).toContain('gradcheck [options] <file>');
+    expect(r.out).toContain('check [options] <files...>');
+    expect(r.out).toContain('explain [options] [code]');
+  });
+
   it('exits 1 for a missing file without a stack trace', async () => {
     const r = await run('check', '/nonexistent/model.dl');
     expect(r.status).toBe(EXIT_USER_ERROR);
