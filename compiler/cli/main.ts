@@ -690,7 +690,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
     .option('--no-fuse', 'one kernel per primitive op, no fusion: slower, for checking that fused kernels give the same results')
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
-    .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
+    .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, 32 if it gives none; 1 without a train block)")
     .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1, raised to fit the model's where conditions)")
     .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags) => {
       const found = fileOutOfList(file, options.reportSize, '--report-size');

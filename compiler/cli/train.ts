@@ -17,6 +17,7 @@ import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../
 import { conditionHolds, evalSize, sizeNames } from '../../runtime/sizes.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
+import { DEFAULT_BATCH } from '../train/plan.ts';
 
 export interface TrainFlags {
   readonly data?: string;
@@ -309,7 +310,7 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   if (limit !== undefined && limit < data.length) data = data.shuffle(seed).take(limit);
   if (limit !== undefined && heldOut && limit < heldOut.length) heldOut = heldOut.shuffle(seed).take(limit);
 
-  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
+  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? DEFAULT_BATCH;
   const splitSetting = setting(program, 'split');
   if (heldOut && splitSetting !== undefined) io.err('note: the train block names its validation data, so `split` is not applied: every example of `data` trains');
   const fractions = Array.isArray(splitSetting) ? (splitSetting as number[]) : [0.8, 0.1, 0.1];

@@ -15,6 +15,9 @@ import { splitSizes } from '../../runtime/data.ts';
 import { OPTIMIZER_DEFAULTS, optimizerLr, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
+/** The batch size of a train block that gives no `batch` (dlc train's, fit()'s and the report's). */
+export const DEFAULT_BATCH = 32;
+
 /** How frozen layers run while the others train: as in training (PyTorch's requires_grad = False), or as in evaluation (Keras). */
 export const FREEZE_MODES = ['train', 'inference'] as const;
 
@@ -291,7 +294,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     if (data === null || typeof data !== 'object' || Array.isArray(data) || !('call' in data)) return;
     const batchSetting = settings.batch;
     if (batchSetting !== undefined && !(typeof batchSetting === 'number' && Number.isInteger(batchSetting) && batchSetting >= 1)) return;
-    const batch = batchSetting ?? 32;
+    const batch = batchSetting ?? DEFAULT_BATCH;
     const known = dataSizes?.sizes ?? new Map<string, number>();
     const conditions = (graph.constraints ?? []).filter((c) => {
       const names = [...freeVars(c.left), ...freeVars(c.right)];
