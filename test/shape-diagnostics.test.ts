@@ -972,4 +972,26 @@ model M {
       },
     ]);
   });
+
+  it("a layer's own `where` that fails names the call that built the instance (two instances, one breaks it)", () => {
+    const src = `layer L2(d: int, heads: int) {
+  where d % heads == 0
+  layer fc = Dense(d, d)
+  forward(x: f32[B, d]) -> f32[B, d] = fc(x)
+}
+layer Outer(d: int) {
+  layer a = L2(d, 4)
+  layer b = L2(d, 3)
+  forward(x: f32[B, d]) -> f32[B, d] = b(a(x))
+}
+model M {
+  input x: f32[B, 6]
+  layer o = Outer(6)
+  output y = o(x)
+}
+`;
+    expectDiagnostics(src, [
+      { code: 'E0304', at: 'd % heads == 0', message: ['d = 6, heads = 4'], secondary: [{ at: 'L2(d, 4)', message: 'in L2(d: 6, heads: 4), built here' }] },
+    ]);
+  });
 });

@@ -187,7 +187,7 @@ export class Elaborator {
   }
 
   /** The user's own layers whose forward is running, innermost last, with the span of each call. */
-  private readonly userLayerCalls: { layer: LayerV; call: A.Span }[] = [];
+  private readonly userLayerCalls: { layer: LayerV; call: A.Span; built?: boolean }[] = [];
 
   /**
    * An error inside a user's layer that is called more than once names the instance that failed and
@@ -209,7 +209,9 @@ export class Elaborator {
       const v = shown(frame.layer.members.get(p.name.text));
       return v === undefined ? [] : [`${p.name.text}: ${v}`];
     });
-    const message = `in \`${frame.layer.path}\` = ${frame.layer.decl.name.text}(${args.join(', ')}), called here`;
+    const call = `${frame.layer.decl.name.text}(${args.join(', ')})`;
+    // while a layer is being built its statement has not named it yet: the call is what the user wrote
+    const message = frame.built ? `in ${call}, built here` : `in \`${frame.layer.path}\` = ${call}, called here`;
     return { ...d, secondary: [...d.secondary, { span: frame.call, message }] };
   }
 
@@ -1136,11 +1138,15 @@ export class Elaborator {
     this.nesting.push(ctor.decl.name.text);
     const savedPrefix = this.layerPrefix;
     const savedCount = this.layerCount;
+    // an error in a user's layer body (a `where` that fails) names the call that built this instance
+    const userLayer = !isLibrary(ctor.decl.span.file);
+    if (userLayer) this.userLayerCalls.push({ layer, call: span, built: true });
     try {
       this.bindInto(ctor.decl.params, positional, named, env, span, `\`${ctor.decl.name.text}\``);
       for (const p of ctor.decl.params) layer.members.set(p.name.text, env.lookup(p.name.text)!);
       this.statements(ctor.decl.body, env, { layerPath: path, layer });
     } finally {
+      if (userLayer) this.userLayerCalls.pop();
       this.layerPrefix = savedPrefix;
       this.layerCount = savedCount;
       this.depth--;
