@@ -12,7 +12,7 @@ import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { splitSizes } from '../../runtime/data.ts';
-import { OPTIMIZER_DEFAULTS, optimizerLr, type OptimizerSpec } from './optimizers.ts';
+import { OPTIMIZER_DEFAULTS, OPTION_RANGES, optimizerLr, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
 /** The batch size of a train block that gives no `batch` (dlc train's, fit()'s and the report's). */
@@ -367,6 +367,21 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const options = numbers(args, e.span);
     // the step's learning rate may also come from the train block's optimizer, so `lr` is not required here
     checkOptions(`\`${name}\``, { ...OPTIMIZER_DEFAULTS[name as OptimizerSpec['kind']], lr: 0 }, options, e.span);
+    // an option out of range (a negative lr, a beta outside [0, 1)) at the option itself
+    const known = OPTIMIZER_DEFAULTS[name as OptimizerSpec['kind']];
+    for (const a of e.kind === 'Call' ? e.args : []) {
+      const key = a.name?.text;
+      const given = key === undefined ? undefined : options[key];
+      const range = key === undefined ? undefined : OPTION_RANGES[key];
+      if (key === undefined || !(key in known) || typeof given !== 'number' || !range || range.ok(given)) continue;
+      report(`\`${name}\` option \`${key}\` must be ${range.text}, not ${given}`, a.span);
+    }
+    const momentum = options.momentum ?? known.momentum;
+    const dampening = options.dampening ?? known.dampening;
+    const nesterov = e.kind === 'Call' ? e.args.find((a) => a.name?.text === 'nesterov') : undefined;
+    if (name === 'sgd' && nesterov && options.nesterov === true && typeof momentum === 'number' && typeof dampening === 'number' && (momentum <= 0 || dampening !== 0)) {
+      report('`sgd` nesterov momentum needs momentum > 0 and dampening 0', nesterov.span, `give momentum, e.g. sgd(lr: 0.1, momentum: 0.9, nesterov: true)`);
+    }
     return { kind: name as OptimizerSpec['kind'], options };
   };
 
