@@ -280,6 +280,18 @@ train Tie {
     expect(shown(src('mean(select(logits > 0.0, logits, 0.0))'))).toEqual([]);
   });
 
+  it("mnist's layout and scale are checked by dlc check at the argument (dlc train failed after loading, with no code or span)", () => {
+    const model = 'model M {\n  input image: f32[B, 784]\n  input label: i32[B]\n  param w: f32[784, 10] = zeros\n  loss = cross_entropy(image @ w, label)\n}\n';
+    const problems = (args: string) => {
+      const source = `${model}train M {\n  data = mnist(${args})\n}\n`;
+      return checkSource(source, 'm.dl').diagnostics.map((d) => [d.code, d.message, source.slice(d.span.start, d.span.end)]);
+    };
+    expect(problems('layout: "bogus"')).toEqual([['E0206', '`layout` is one of "flat", "nchw", "nhwc", "hw", not "bogus"', '"bogus"']]);
+    expect(problems('scale: 255.0')).toEqual([['E0206', '`scale` is the range the pixels are scaled to, two numbers [lo, hi], not 255', '255.0']]);
+    expect(problems('scale: "unit"')).toEqual([['E0206', '`scale` is the range the pixels are scaled to, two numbers [lo, hi], not "unit"', '"unit"']]);
+    expect(problems('layout: "flat", scale: [-1.0, 1.0]')).toEqual([]);
+  });
+
   it('reports optimizer, schedule, clipping and split values training would refuse, at their settings, in dlc check too (E0206)', () => {
     const model = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n}\n';
     const problems = (body: string) => {

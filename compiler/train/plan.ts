@@ -12,6 +12,12 @@ import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { splitSizes } from '../../runtime/data.ts';
+import { MNIST_LAYOUTS } from '../../runtime/mnist.ts';
+
+/** A setting's value as the user would write it, for messages. */
+function printedValue(v: SettingValue | undefined): string {
+  return typeof v === 'string' ? `"${v}"` : JSON.stringify(v) ?? String(v);
+}
 import { OPTIMIZER_DEFAULTS, OPTION_RANGES, optimizerLr, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
 
@@ -176,6 +182,19 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       // a CSV's label type is one of a few words
       if (name === 'csv' && a.name?.text === 'label_type' && a.value.kind === 'String' && !(CSV_LABEL_TYPES as readonly string[]).includes(a.value.value)) {
         report(`\`label_type\` is one of ${CSV_LABEL_TYPES.map((t) => `"${t}"`).join(', ')}, not "${a.value.value}"`, a.value.span, didYouMean(a.value.value, CSV_LABEL_TYPES));
+      }
+      // mnist's layout and scale are constants: checked here, not when dlc train has loaded the data
+      if (name === 'mnist' && a.name?.text === 'layout') {
+        const layout = value(a.value);
+        if (typeof layout !== 'string' || !(MNIST_LAYOUTS as readonly string[]).includes(layout)) {
+          report(`\`layout\` is one of ${MNIST_LAYOUTS.map((l) => `"${l}"`).join(', ')}, not ${printedValue(layout)}`, a.value.span, typeof layout === 'string' ? didYouMean(layout, MNIST_LAYOUTS) : undefined);
+        }
+      }
+      if (name === 'mnist' && a.name?.text === 'scale') {
+        const scale = value(a.value);
+        if (!Array.isArray(scale) || scale.length !== 2 || !scale.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+          report(`\`scale\` is the range the pixels are scaled to, two numbers [lo, hi], not ${printedValue(scale)}`, a.value.span, 'e.g. scale: [0.0, 1.0] (the default) or scale: [-1.0, 1.0]');
+        }
       }
     }
   };
