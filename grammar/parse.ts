@@ -224,6 +224,10 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
       help: `wrap it in parentheses: \`(if c { a } else { b }) ${found.image} ...\``,
     });
   }
+  // `let z = if c { 1 }`: an if-expression gives a value either way
+  if (error.message.startsWith('expected `else`,')) {
+    return diagnostic('E0010', error.message, at, { help: 'an `if` used as a value needs an `else`: `if c { a } else { b }`' });
+  }
   return diagnostic('E0010', error.message, at);
 }
 

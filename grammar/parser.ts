@@ -28,7 +28,12 @@ export function describeTokenType(type: TokenType): string {
   if (type === T.StringLit) return 'a string';
   const p = PUNCTUATION[type.name];
   if (p) return `\`${p}\``;
-  if (type.name.endsWith('Kw')) return `\`${type.name === 'NoneKw' ? 'None' : type.name.slice(0, -2)}\``;
+  // a keyword as it is spelled (`else`, `in`), not its token's name (`ElseKw`)
+  if (type.name.endsWith('Kw')) {
+    const word = type.name.slice(0, -2);
+    return `\`${type.name === 'NoneKw' ? 'None' : word[0].toLowerCase() + word.slice(1)}\``;
+  }
+  if (type === T.AnyWord) return 'a name';
   return type.name;
 }
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSource, parseModelArgs } from '../compiler/frontend/check.ts';
 import { parse } from '../grammar/parse.ts';
 import { compileTraining } from '../compiler/frontend/train.ts';
+import { compileSource } from '../compiler/frontend/compile.ts';
 
 const FILE = 'test.dl';
 
@@ -42,6 +43,16 @@ describe('check and compile agree', () => {
     // a default that cannot be evaluated with the arguments given is not reported when it is overridden
     expect(codes(trained('M', '(j: int = 2, k: int = 8 / j)', '', '(j: 0, k: 4)'))).toEqual([]);
     expect(codes(trained('M', '(j: int = 2, k: int = 8 / j)', '', '(j: 0)'))[0]).toMatch(/^E0305/);
+  });
+});
+
+describe('a tensor past one storage binding (E0401)', () => {
+  it('is reported by check as by compile (check said "no errors" for a file compile rejects)', () => {
+    const src = 'model M {\n  input x: f32[B, 1000]\n  param w: f32[100000, 1000] = zeros\n  output y = w @ transpose(x)\n}\n';
+    const checked = checkSource(src, FILE).diagnostics;
+    expect(checked.map((d) => `${d.code} ${d.message}`)).toEqual(['E0401 parameter w of type f32[100000, 1000] takes 400,000,000 bytes, over the storage binding limit of 134,217,728 bytes']);
+    expect(src.slice(checked[0].span.start, checked[0].span.end)).toBe('w');
+    expect(compileSource(src, FILE).diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(checked.map((d) => `${d.code} ${d.message}`));
   });
 });
 

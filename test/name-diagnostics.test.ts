@@ -240,3 +240,66 @@ model M {
     expectDiagnostics(source('Mpl(4)(x)'), [{ code: 'E0201', at: 'Mpl', help: 'did you mean `Mlp`?' }]);
   });
 });
+
+describe('E0201 a name with no value where it is used says why (it was "`x` is not available here")', () => {
+  it('a member declared only under a guard that is false here names the guard', () => {
+    const src = `layer MyDense(in: int, out: int, bias: bool = true) {
+  param w: f32[in, out] = glorot_uniform
+  param b: f32[out] = zeros if bias
+  forward(x: f32[..., in]) -> f32[..., out] = x @ w + b
+}
+model M {
+  input x: f32[B, 4]
+  layer c = MyDense(4, 3, bias: false)
+  output z = c(x)
+}
+`;
+    expectDiagnostics(src, [{ code: 'E0201', at: 'b', occurrence: 1, message: '`b` is declared only `if bias`', help: 'use it under the same condition, e.g. `if bias { ... b ... } else { ... }`', secondaryAt: 'c(x)' }]);
+  });
+
+  it('a metric does not bind its name: the help says to bind it with let', () => {
+    const src = 'model M {\n  input x: f32[B, 4]\n  input label: i32[B]\n  metric acc2 = accuracy(x, label)\n  output w = acc2\n}\n';
+    expectDiagnostics(src, [{ code: 'E0201', at: 'acc2', occurrence: 1, message: 'a metric does not bind its name', help: 'to use the value, bind it with `let acc2 = accuracy(...)` and report it with `metric acc2 = acc2`' }]);
+  });
+
+  it('a top-level constant that cannot be evaluated is reported at its own error, used or not, once', () => {
+    const fn = 'fn f(a: int = 1) -> int = a\nlet z = f(b: 1)\n';
+    expectDiagnostics(`${fn}model M {\n  input x: f32[B, 4]\n  output y = x * float(z)\n}\n`, [{ code: 'E0303', at: 'b', message: '`f` has no parameter `b`' }]);
+    expectDiagnostics(`${fn}model M(h: int = z) {\n  input x: f32[B, 4]\n  layer fc = Dense(4, h)\n  output y = fc(x)\n}\n`, [{ code: 'E0303', at: 'b' }]);
+    expectDiagnostics(`${fn}model M {\n  input x: f32[B, 4]\n  output y = x\n}\n`, [{ code: 'E0303', at: 'b' }]);
+  });
+
+  it('a size used before the input that binds it says so', () => {
+    expectDiagnostics('model M {\n  let n = H * 2\n  input x: f32[B, H]\n  output y = x * float(n)\n}\n', [
+      { code: 'E0201', at: 'H', message: 'the size `H` is not bound here', help: 'a size gets its value from a type such as `input x: f32[B, H]`; use it after that declaration' },
+    ]);
+  });
+
+  it("a model's where may stand before the inputs that bind its sizes, as the reference says", () => {
+    const src = `model M(patch: int = 2) {
+  where H % 2 == 0, W % patch == 0
+  input x: f32[B, 1, H, W]
+  layer pool = MaxPool2d(2)
+  layer up = Upsample(2)
+  output y: f32[B, 1, H, W] = up(pool(x))
+  output z = reshape(x, [B, 1, H / patch, patch, W / patch, patch])
+}
+`;
+    expectDiagnostics(src, []);
+    // and it is still checked: a batch size that breaks it is E0304 at the condition
+    const batch = `model M {
+  where B % 4 == 0
+  input features: f32[B, 4]
+  input label: i32[B]
+  layer fc = Dense(4, 3)
+  loss = cross_entropy(fc(features), label)
+}
+train M {
+  data = iris()
+  batch = 16
+  minimize loss
+}
+`;
+    expectDiagnostics(batch, [{ code: 'E0304', at: 'B % 4 == 0', message: 'B = 15 breaks the model\'s condition' }]);
+  });
+});

@@ -280,3 +280,22 @@ describe('the report\'s default sizes and the model\'s own conditions', () => {
     expect(renderMarkdown(given)).toContain("Warning: these sizes break the model's condition `H % 4 == 0` (2 == 0 is false)");
   });
 });
+
+describe("the report's batch size", () => {
+  const model = 'model M {\n  input features: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(features), label)\n}\n';
+  const report = (train: string) => buildKernelReport({ program: compileSource(model + train, 'm.dl').programs[0]! });
+
+  it("is the train block's default batch (32, as dlc train uses) when the block gives none, not B=1 'no train block'", () => {
+    const r = report('train M {\n  data = iris()\n  optimizer = adam()\n  minimize loss\n}\n');
+    expect(r.sizes.B).toBe(32);
+    expect(renderMarkdown(r)).toContain("B=32 (the train block's default batch, 32)");
+    expect(renderMarkdown(r)).not.toContain('no train block');
+  });
+
+  it("is the train block's batch when it gives one, and 1 without a train block", () => {
+    expect(report('train M {\n  data = iris()\n  batch = 8\n  minimize loss\n}\n').sizes.B).toBe(8);
+    const none = report('');
+    expect(none.sizes.B).toBe(1);
+    expect(renderMarkdown(none)).toContain('B=1 (default: no train block)');
+  });
+});

@@ -325,6 +325,23 @@ model M {
     ]);
   });
 
+  it('a fn declaring a compile-time result type (int, float, bool, fn, int[]) returns it; a wrong kind is one E0302 at the call', () => {
+    const ok = `fn double(a: int) -> int = 2 * a
+fn half(a: int) -> float = a
+fn big(a: int) -> bool = a > 3
+fn act(a: int) -> fn = relu
+fn dims(a: int) -> int[] = [a, a]
+model M {
+  input x: f32[B, 4]
+  output y = act(1)(x * float(double(3)) * half(1) * float(len(dims(2))))
+  output z = if big(5) { x } else { -x }
+}
+`;
+    expectDiagnostics(ok, []);
+    const bad = 'fn f(a: int) -> int = a > 1\nmodel M {\n  input x: f32[B, 4]\n  output y = x * float(f(2))\n}\n';
+    expectDiagnostics(bad, [{ code: 'E0302', at: 'f(2)', message: ['a bool', 'declared return type is int'], secondary: [{ at: 'int', occurrence: 1 }] }]);
+  });
+
   it('a typed let that does not match', () => {
     expectDiagnostics('model M {\n  input a: f32[B, 3]\n  let y: f32[B, 4] = a * 2.0\n  output o = y\n}\n', [
       { code: 'E0302', at: 'a * 2.0', label: 'f32[B, 3]', message: ['f32[B, 4]'] },
@@ -973,6 +990,28 @@ model M {
         message: ['add shapes do not broadcast'],
         secondary: [{ at: 'blk(h)', message: 'in `blocks.2` = Block(cin: 8, cout: 8, stride: 2), called here' }],
       },
+    ]);
+  });
+
+  it("a layer's own `where` that fails names the call that built the instance (two instances, one breaks it)", () => {
+    const src = `layer L2(d: int, heads: int) {
+  where d % heads == 0
+  layer fc = Dense(d, d)
+  forward(x: f32[B, d]) -> f32[B, d] = fc(x)
+}
+layer Outer(d: int) {
+  layer a = L2(d, 4)
+  layer b = L2(d, 3)
+  forward(x: f32[B, d]) -> f32[B, d] = b(a(x))
+}
+model M {
+  input x: f32[B, 6]
+  layer o = Outer(6)
+  output y = o(x)
+}
+`;
+    expectDiagnostics(src, [
+      { code: 'E0304', at: 'd % heads == 0', message: ['d = 6, heads = 4'], secondary: [{ at: 'L2(d, 4)', message: 'in L2(d: 6, heads: 4), built here' }] },
     ]);
   });
 });

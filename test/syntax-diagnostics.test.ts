@@ -185,6 +185,22 @@ describe('syntax errors and recovery', () => {
     expect(program.body.stmts.map((s) => s.kind === 'Layer' || s.kind === 'Model' ? s.name.text : s.kind)).toEqual(['A', 'B', 'M']);
   });
 
+  it('names keywords as they are spelled (`else`, `in`), not by their token names (`Else`, `In`); an if without else says it needs one', () => {
+    expectDiagnostics(`
+      let z = if 1 > 0 { 1 }
+                            | E0010 expected \`else\`, found the end of the file
+    `);
+    expect(parse('let z = if 1 > 0 { 1 }\n', 'test.dl').diagnostics[0].help).toBe('an `if` used as a value needs an `else`: `if c { a } else { b }`');
+    expectDiagnostics(`
+      fn f(x: f32[B, 3]) -> f32[B, 3] {
+        for i 0..3 {
+              ^ E0010 expected \`in\`, found \`0\`
+        }
+        return x
+      }
+    `);
+  });
+
   it('keeps parsing declarations after a broken one, even with a missing `}`', () => {
     const program = expectDiagnostics(`
       layer A {

@@ -120,13 +120,19 @@ function check(files: string[], options: { json?: boolean; stdinFilepath?: strin
   const sources = new Sources();
   for (const [file, text] of stdlibModules().sources) sources.add(file, text);
   const all: Diagnostic[] = [];
+  // files that could not be read: with --json, entries of their own (no code, the file at 1:1), so a
+  // tool reading stdout does not take `[]` for a clean file
+  const unread: object[] = [];
   let missing = 0;
   for (const given of files) {
     // `-` is standard input (an editor's unsaved buffer), named by --stdin-filepath so its imports resolve
     const file = given === '-' ? (options.stdinFilepath ?? '<stdin>') : given;
     const text = given === '-' ? (io.readStdin ?? readStdin)() : readSource(file);
     if (text === undefined) {
-      io.err(unreadable(file));
+      const message = unreadable(file);
+      io.err(message);
+      const at = { offset: 0, line: 1, column: 1 };
+      unread.push({ code: null, severity: 'error', message: message.replace(/^error: /, ''), span: { file, start: at, end: at }, secondary: [] });
       missing++;
       continue;
     }
@@ -136,7 +142,7 @@ function check(files: string[], options: { json?: boolean; stdinFilepath?: strin
     if (result.truncated && !options.json) io.err(`note: \`${file}\` has more errors than the ${result.diagnostics.length} shown`);
   }
   const errors = report(all, sources, options.json ?? false, io);
-  if (options.json) io.out(JSON.stringify(all.map((d) => diagnosticToJson(d, sources.get)), null, 2));
+  if (options.json) io.out(JSON.stringify([...unread, ...all.map((d) => diagnosticToJson(d, sources.get))], null, 2));
   else if (errors === 0 && missing === 0) io.err(`checked ${files.length} file${files.length === 1 ? '' : 's'}: no errors`);
   else {
     const parts = [...(errors > 0 ? [`${errors} error${errors === 1 ? '' : 's'}`] : []), ...(missing > 0 ? [`${missing} file${missing === 1 ? '' : 's'} could not be read`] : [])];
@@ -697,7 +703,10 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .description('Compile .dl deep-learning models to WGSL and a typed TypeScript module')
     .version(DLC_VERSION, '-V, --version', 'print the version of dlc')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    // a command's line in the list as its own usage says (gradcheck and compile take `[file]` only so
+    // that a file written after a list option's values is found, but need one)
+    .configureHelp({ subcommandTerm: (cmd) => `${cmd.name()} ${cmd.usage()}` });
   program
     .command('check')
     .description('report syntax, name, type, shape and training-setup errors in .dl files')
@@ -731,6 +740,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .command('gradcheck')
     .description('compare every parameter gradient with central finite differences (float64, seeded)')
     .argument('[file]')
+    .usage('[options] <file>')
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1"')
     .option('--size <name=n...>', "sizes of symbolic dimensions, e.g. B=4 T=8 (default B=2, others 3, raised to fit the model's `where`)")
@@ -748,6 +758,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .command('compile')
     .description('compile each model to a typed TypeScript module (WGSL included) that trains and runs on WebGPU')
     .argument('[file]')
+    .usage('[options] <file>')
     .option('-o, --out <dir>', 'output directory', '.')
     .option('--js', 'write JavaScript plus a .d.ts instead of TypeScript')
     .option('--model <name>', 'only this model')
@@ -755,7 +766,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--runtime <specifier>', 'where the module imports the runtime from', 'dlc/runtime')
     .option('--no-fuse', 'one kernel per primitive op, no fusion: slower, for checking that fused kernels give the same results')
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
-    .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, else 1)")
+    .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, 32 if it gives none; 1 without a train block)")
     .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1, raised to fit the model's where conditions)")
     .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags) => {
       const found = fileOutOfList(file, options.reportSize, '--report-size');

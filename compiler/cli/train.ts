@@ -17,6 +17,7 @@ import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../
 import { conditionHolds, evalSize, sizeNames } from '../../runtime/sizes.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
+import { DEFAULT_BATCH } from '../train/plan.ts';
 
 export interface TrainFlags {
   readonly data?: string;
@@ -398,7 +399,7 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   }
   atSetting('data', () => checkWholeNumbers(program, data, dataSetting, dirname(file)));
   const seed = flagInt(flags.seed, 'seed', 0) ?? num(setting(program, 'seed'), 'seed') ?? 0;
-  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? 32;
+  const batchSize = flagInt(flags.batch, 'batch') ?? num(setting(program, 'batch'), 'batch') ?? DEFAULT_BATCH;
   const checkInputs = (set: Dataset) => {
     for (const input of program.inputs) {
       if (needed.has(input.name) && !set.hasColumn(input.name)) throw new TrainError(`the data has no column \`${input.name}\` for the input of ${program.model}; it has ${set.columnNames.map((c) => `\`${c}\``).join(', ')}`);

@@ -227,8 +227,8 @@ function lowerGraph(g: Graph, name: string, position: (span: Span) => { line: nu
   return markOnceKernels({ name, buffers, kernels, inputs, outputs, updates, constraints, ...(dependencies ? { dependencies } : {}) });
 }
 
-/** Tensors of known size past the binding limit, as E0401 diagnostics naming each. */
-function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: string): Diagnostic[] {
+/** Tensors of known size past the binding limit, as E0401 diagnostics naming each (also run by `dlc check`). */
+export function bindingLimitDiagnostics(graphs: readonly Graph[], limit: number, file: string): Diagnostic[] {
   const seen = new Set<number>();
   const out: Diagnostic[] = [];
   for (const g of graphs) {

@@ -160,7 +160,9 @@ or augmentation (augment) that dlc train does not know, or an argument it does n
     severity: 'warning',
     title: 'training setting with no effect',
     explanation: `A train block asks for something that changes nothing: a param_group whose parameters are all
-frozen (its options apply to no update), or a freeze_mode with no frozen layer. Training goes ahead; remove the setting or unfreeze the parameters.
+frozen (its options apply to no update), a freeze_mode with no frozen layer, or (when every objective has an \`over\`)
+parameters that are in no objective's \`over\` and not frozen, which training leaves at their initial values.
+Training goes ahead; remove the setting, unfreeze the parameters, or add the layers to an \`over\` list (or \`freeze\` them to say so).
 
     train Ft {
       freeze trunk

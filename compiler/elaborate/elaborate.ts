@@ -63,12 +63,14 @@ export function elaborate(program: A.Program, options: ElaborateOptions = {}): E
   // imported files' constants before their importers'
   for (const f of [...files].reverse()) {
     importInto(f, scopes.get(f.file)!.env, (path) => scopes.get(options.imports?.get(f.file)?.get(path) ?? ''), libraryEnv);
-    declareConstants(f, scopes.get(f.file)!.env);
+    declareConstants(f, scopes.get(f.file)!.env, (d) => diagnostics.push(d));
   }
+  const brokenConstants = diagnostics.length > 0;
   const fileEnv = scopes.get(program.file)!.env;
   for (const decl of program.body.stmts) {
     if (decl.kind !== 'Model') continue;
     const e = new Elaborator(decl.name.text, options.training ?? true, (d) => diagnostics.push(d), options.inferenceLayers?.get(decl.name.text));
+    e.errorsBefore = brokenConstants;
     const graph = e.model(decl, fileEnv, options.modelArgs?.get(decl.name.text) ?? []);
     if (graph) graphs.set(decl.name.text, graph);
   }
@@ -116,16 +118,20 @@ function importInto(program: A.Program, env: Env, localModule: (path: string) =>
   }
 }
 
-/** A file's top-level constants, in order (they may use its declarations and imports). */
-function declareConstants(program: A.Program, env: Env): void {
-  const scratch = new Elaborator('<constants>', false, () => {});
+/**
+ * A file's top-level constants, in order (they may use its declarations and imports). A constant that
+ * cannot be evaluated is reported through `report` (a user's file), used or not, and stands for an
+ * error already reported (a model that uses it adds nothing).
+ */
+function declareConstants(program: A.Program, env: Env, report: (d: Diagnostic) => void = () => {}): void {
+  const scratch = new Elaborator('<constants>', false, report);
   for (const d of program.body.stmts) {
-    if (d.kind === 'Let') {
-      try {
-        scratch.letStmt(d, env);
-      } catch {
-        // a broken constant is reported when a model uses it
-      }
+    if (d.kind !== 'Let') continue;
+    try {
+      scratch.letStmt(d, env);
+    } catch (e) {
+      if (!(e instanceof Abort)) throw e;
+      for (const t of d.targets) env.define(t.text, POISON);
     }
   }
 }
@@ -138,6 +144,8 @@ export class Elaborator {
   /** The layers and functions being built or called, innermost last (for the cycle E0308 names). */
   private readonly nesting: string[] = [];
   private tempLayers = 0;
+  /** Set when errors were reported before this model (a broken constant): an abort on a value built from one needs no diagnostic of its own. */
+  errorsBefore = false;
   /** The yields of the scan step being unrolled: their values, each value's span and the statement's. */
   private yields: { values: CtValue[]; spans: A.Span[]; span: A.Span }[] | null = null;
 
@@ -179,7 +187,7 @@ export class Elaborator {
   }
 
   /** The user's own layers whose forward is running, innermost last, with the span of each call. */
-  private readonly userLayerCalls: { layer: LayerV; call: A.Span }[] = [];
+  private readonly userLayerCalls: { layer: LayerV; call: A.Span; built?: boolean }[] = [];
 
   /**
    * An error inside a user's layer that is called more than once names the instance that failed and
@@ -201,7 +209,9 @@ export class Elaborator {
       const v = shown(frame.layer.members.get(p.name.text));
       return v === undefined ? [] : [`${p.name.text}: ${v}`];
     });
-    const message = `in \`${frame.layer.path}\` = ${frame.layer.decl.name.text}(${args.join(', ')}), called here`;
+    const call = `${frame.layer.decl.name.text}(${args.join(', ')})`;
+    // while a layer is being built its statement has not named it yet: the call is what the user wrote
+    const message = frame.built ? `in ${call}, built here` : `in \`${frame.layer.path}\` = ${call}, called here`;
     return { ...d, secondary: [...d.secondary, { span: frame.call, message }] };
   }
 
@@ -253,11 +263,11 @@ export class Elaborator {
     try {
       this.bindHyperParams(decl.params, args, env, fileEnv, decl.name.span);
       this.declareMultiples(decl.body, env);
-      this.statements(decl.body, env, { layerPath: '', layer: null });
+      this.modelStatements(decl.body, env);
     } catch (e) {
       if (!(e instanceof Abort)) throw e;
       if (process.env.DLC_DEBUG) console.error(e.stack);
-      if (this.reported === 0) {
+      if (this.reported === 0 && !this.errorsBefore) {
         // an abort is always preceded by its diagnostic; if not, that is our bug, and it must not pass silently
         this.reportRaw(diagnostic('E0900', `elaboration of \`${decl.name.text}\` stopped without a diagnostic`, decl.name.span));
       }
@@ -267,6 +277,34 @@ export class Elaborator {
   }
 
   // ------------------------------------------------------------ statements
+
+  /**
+   * A model's top-level statements. Its `where` may stand anywhere among them: one that names a size
+   * no input has bound yet (`where H % 2 == 0` above `input x: f32[B, 1, H, W]`) is checked once the
+   * statements that bind its names have run.
+   */
+  private modelStatements(body: A.Block, env: Env): void {
+    const ctx = { layerPath: '', layer: null };
+    let waiting: A.WhereStmt[] = [];
+    const unbound = (w: A.WhereStmt) => {
+      let missing = false;
+      for (const c of w.conditions) visitIdents(c, (n) => {
+        if (env.lookup(n) === undefined) missing = true;
+      });
+      return missing;
+    };
+    for (const s of body.stmts) {
+      if (s.kind === 'Where' && unbound(s)) {
+        waiting.push(s);
+        continue;
+      }
+      this.statement(s, env, ctx);
+      const ready = waiting.filter((w) => !unbound(w));
+      waiting = waiting.filter((w) => unbound(w));
+      for (const w of ready) this.statement(w, env, ctx);
+    }
+    for (const w of waiting) this.statement(w, env, ctx);
+  }
 
   private statements(block: A.Block, env: Env, ctx: { layerPath: string; layer: LayerV | null }): CtValue | undefined {
     for (const s of block.stmts) {
@@ -288,7 +326,10 @@ export class Elaborator {
       }
       case 'Param':
       case 'State': {
-        if (s.guard && !this.ctBool(s.guard, env)) return undefined;
+        if (s.guard && !this.ctBool(s.guard, env)) {
+          env.markAbsent(s.name.text, guardedOut(s.kind === 'Param' ? 'param' : 'state', s.name.text, s.guard));
+          return undefined;
+        }
         const type = this.typeOf(s.type, env, false);
         const unknown = type.shape.filter((d) => !D.isConcrete(d));
         if (unknown.length > 0) {
@@ -312,7 +353,10 @@ export class Elaborator {
         return undefined;
       }
       case 'SubLayer': {
-        if (s.guard && !this.ctBool(s.guard, env)) return undefined;
+        if (s.guard && !this.ctBool(s.guard, env)) {
+          env.markAbsent(s.name.text, guardedOut('layer', s.name.text, s.guard));
+          return undefined;
+        }
         const named = this.namedLayers(path(s.name.text), () => this.expr(s.value, env), true);
         env.define(s.name.text, named);
         ctx.layer?.members.set(s.name.text, named);
@@ -362,6 +406,12 @@ export class Elaborator {
         // `loss recon = ...`); metric names are not: `metric accuracy = accuracy(...)` must leave the
         // function visible
         if (s.kind === 'Loss' && s.name) env.define(name, value ?? POISON);
+        if (s.kind === 'Metric') {
+          env.markAbsent(name, {
+            message: `\`${name}\` names a metric, and a metric does not bind its name`,
+            help: `to use the value, bind it with \`let ${name} = ${exprText(s.value)}\` and report it with \`metric ${name} = ${name}\``,
+          });
+        }
         return undefined;
       }
       case 'Where': {
@@ -598,6 +648,14 @@ export class Elaborator {
       case 'Ident': {
         const v = env.lookup(e.name);
         if (v) return v;
+        const why = env.whyAbsent(e.name);
+        if (why) this.fail('E0201', why.message, e.span, why.help ? { help: why.help } : {});
+        if (/^[A-Z]/.test(e.name)) {
+          // name resolution takes an unknown capital name for a size, which an input or a signature binds
+          this.fail('E0201', `the size \`${e.name}\` is not bound here: no input or signature before this point declares it`, e.span, {
+            help: `a size gets its value from a type such as \`input x: f32[B, ${e.name}]\`; use it after that declaration`,
+          });
+        }
         // name resolution accepted it, so the prelude promises a name the elaborator does not provide
         this.report(diagnostic('E0201', `\`${e.name}\` is not available here`, e.span));
         return POISON;
@@ -978,8 +1036,7 @@ export class Elaborator {
       }
       this.bindSolved(unifier, env);
       const result = c.body.kind === 'Block' ? (this.statements(c.body, env, { layerPath: '', layer: null }) ?? NONE) : this.expr(c.body, env);
-      this.checkReturns(result, c.returns, env, span, unifier);
-      return result;
+      return this.checkReturns(result, c.returns, env, span, unifier);
     } finally {
       this.depth--;
       this.nesting.pop();
@@ -1081,11 +1138,15 @@ export class Elaborator {
     this.nesting.push(ctor.decl.name.text);
     const savedPrefix = this.layerPrefix;
     const savedCount = this.layerCount;
+    // an error in a user's layer body (a `where` that fails) names the call that built this instance
+    const userLayer = !isLibrary(ctor.decl.span.file);
+    if (userLayer) this.userLayerCalls.push({ layer, call: span, built: true });
     try {
       this.bindInto(ctor.decl.params, positional, named, env, span, `\`${ctor.decl.name.text}\``);
       for (const p of ctor.decl.params) layer.members.set(p.name.text, env.lookup(p.name.text)!);
       this.statements(ctor.decl.body, env, { layerPath: path, layer });
     } finally {
+      if (userLayer) this.userLayerCalls.pop();
       this.layerPrefix = savedPrefix;
       this.layerCount = savedCount;
       this.depth--;
@@ -1247,8 +1308,9 @@ export class Elaborator {
     }
   }
 
-  private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): void {
-    if (returns.length === 0 || result.kind === 'poison') return;
+  /** Checks a body's result against its `->` types; returns it (an int promised as a float becomes a float). */
+  private checkReturns(result: CtValue, returns: readonly A.TypeExpr[], env: Env, span: A.Span, unifier: DimUnifier): CtValue {
+    if (returns.length === 0 || result.kind === 'poison') return result;
     if (result.kind === 'none') {
       const promised = returns.map((r) => printType(r)).join(', ');
       this.fail('E0302', `the body ends without \`return\`, but promises ${promised}`, returns[0].span, { help: 'end it with `return <value>` (or write `= <expression>` after the signature)' });
@@ -1257,17 +1319,19 @@ export class Elaborator {
     if (values.length !== returns.length) {
       this.fail('E0302', `expected ${returns.length} return values, found ${values.length}`, span);
     }
-    returns.forEach((r, i) => {
-      const v = values[i];
-      if (v.kind === 'poison') return;
-      if (v.kind !== 'tensor') this.fail('E0302', `the return value should be a tensor, found ${describe(v)}`, r.span);
+    const checked = values.map((v, i) => {
+      const r = returns[i];
+      if (v.kind === 'poison') return v;
+      // a compile-time result: `-> int`, `-> float`, `-> bool`, `-> string`, `-> fn`, `-> int[]`
+      if (!isTensorParam(r)) return this.checkCompileTimeReturn(v, r, span);
+      if (v.kind !== 'tensor') this.fail('E0302', `the result should be a tensor (declared ${printType(r)}), found ${describe(v)}`, span, { secondary: [{ span: r.span, message: `declared ${printType(r)}` }] });
       // `-> f32[...]` promises only the dtype (a reduction may change the rank)
       if (r.dims?.length === 1 && r.dims[0].kind === 'Ellipsis') {
         if (v.value.type.dtype !== r.name.text) {
           this.report(diagnostic('E0302', `the result is ${typeToString(v.value.type)}, but the declared return dtype is ${r.name.text}`, span));
           throw new Abort();
         }
-        return;
+        return v;
       }
       const dims: D.Dim[] = [];
       for (const d of r.dims ?? []) {
@@ -1288,7 +1352,31 @@ export class Elaborator {
         );
         throw new Abort();
       }
+      return v;
     });
+    if (returns.length === 1) return checked[0];
+    return result.kind === 'list' ? { ...result, items: checked } : result;
+  }
+
+  /** A compile-time result against `-> int`, `float`, `bool`, `string`, `fn` or a list type (`int[]`). */
+  private checkCompileTimeReturn(v: CtValue, r: A.TypeExpr, span: A.Span): CtValue {
+    const base = r.name.text;
+    const declared = printType(r);
+    const valid =
+      r.dims !== null ? v.kind === 'list'
+      : base === 'int' ? v.kind === 'int' || v.kind === 'dim'
+      : base === 'float' ? v.kind === 'int' || v.kind === 'float'
+      : base === 'bool' ? v.kind === 'bool'
+      : base === 'string' ? v.kind === 'string'
+      : base === 'fn' ? ['builtin', 'closure', 'layerCtor', 'layer'].includes(v.kind)
+      : true;
+    if (!valid) {
+      this.fail('E0302', `the result is ${describe(v)}, but the declared return type is ${declared}`, span, {
+        secondary: [{ span: r.span, message: `declared ${declared}` }],
+      });
+    }
+    if (base === 'float' && r.dims === null && v.kind === 'int') return { kind: 'float', value: v.value };
+    return v;
   }
 
   // ------------------------------------------------------------ indexing and members
@@ -1540,6 +1628,15 @@ type SignatureUnifier = DimUnifier & { readonly names: ReadonlySet<string> };
 const HYPER_TYPES = ['int', 'float', 'bool', 'string', 'fn'];
 
 /** Whether a parameter's declared type is a tensor's: `f32[B, n]`, `i32[...]`, `bool[T, T]` (but `bool[]` is a list of bools). */
+/** Why a guarded member (`param b: f32[out] = zeros if bias`) has no value when its guard is false. */
+function guardedOut(what: string, name: string, guard: A.Expr): { message: string; help: string } {
+  const cond = exprText(guard);
+  return {
+    message: `\`${name}\` is declared only \`if ${cond}\` (\`${what} ${name} ... if ${cond}\`), and that is false here`,
+    help: `use it under the same condition, e.g. \`if ${cond} { ... ${name} ... } else { ... }\``,
+  };
+}
+
 function isTensorParam(t: A.TypeExpr | null | undefined): boolean {
   if (!t || t.dims == null) return false;
   return !HYPER_TYPES.includes(t.name.text) || (t.name.text === 'bool' && t.dims.length > 0);

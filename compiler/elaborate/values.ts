@@ -101,6 +101,20 @@ export class Env {
     return this.vars.get(name) ?? this.parent?.lookup(name);
   }
 
+  /** Names a statement here leaves unbound on purpose, each with why (a `param ... if bias` whose guard is false, a metric). */
+  private readonly absent = new Map<string, { readonly message: string; readonly help?: string }>();
+
+  /** Records why `name` has no value here, for the error at a use. */
+  markAbsent(name: string, why: { readonly message: string; readonly help?: string }): void {
+    if (!this.vars.has(name)) this.absent.set(name, why);
+  }
+
+  /** Why `name` has no value as seen from here, if a statement said (the nearest frame that mentions it). */
+  whyAbsent(name: string): { readonly message: string; readonly help?: string } | undefined {
+    if (this.vars.has(name)) return undefined;
+    return this.absent.get(name) ?? this.parent?.whyAbsent(name);
+  }
+
   /** Rebinds `name` in the nearest frame that has it; returns false if none does. */
   assign(name: string, value: CtValue): boolean {
     if (this.vars.has(name)) {

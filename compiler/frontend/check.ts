@@ -3,6 +3,7 @@ import type { Arg, ModelDecl, Program, TrainDecl } from '../../grammar/ast.ts';
 import { parse } from '../../grammar/parse.ts';
 import { diagnostic, DiagnosticBag, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { elaborate } from '../elaborate/elaborate.ts';
+import { bindingLimitDiagnostics, DEFAULT_MAX_BINDING_BYTES } from '../codegen/program.ts';
 import type { Graph } from '../ir/types.ts';
 import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
 import { stdlibModules } from './stdlib.ts';
@@ -118,6 +119,8 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     const result = elaborate(parsed.program, { modules, imports, training: options.training ?? true, modelArgs });
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
+    // tensors whose size is known and past one storage binding: compile refuses them (E0401), so check does too
+    if (!bag.hasErrors) for (const d of bindingLimitDiagnostics([...graphs.values()], DEFAULT_MAX_BINDING_BYTES, file)) bag.add(d);
     // each train block as compiling would plan it
     if (!bag.hasErrors && options.trainBlocks !== false) {
       const trainingGraphs = options.training === false ? elaborate(parsed.program, { modules, imports, training: true, modelArgs }).graphs : graphs;

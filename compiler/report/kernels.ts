@@ -22,6 +22,7 @@ import { getOp } from '../ops/registry.ts';
 import { type FuseReason, type FuseReport } from '../optimize/fuse.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
 import { fuseUpdates } from '../optimize/fuse-updates.ts';
+import { DEFAULT_BATCH } from '../train/plan.ts';
 
 /** A line of a `.dl` file. */
 export interface SourceLine {
@@ -158,11 +159,17 @@ export function reportSizes(program: ModelProgram, batch?: number, given: Readon
   const sizes = new Map<string, number>();
   const defaulted: string[] = [];
   let batchInfo: { value: number; from: string } | undefined;
-  const trainBatch = program.training?.settings.batch;
+  // a train block without `batch` trains at the default batch, as dlc train does
+  const blockBatch = program.training?.settings.batch;
+  const trainBatch = program.training ? (blockBatch ?? DEFAULT_BATCH) : undefined;
   for (const n of [...names].sort()) {
     if (n === 'B') {
       const value = batch ?? given.get('B') ?? (typeof trainBatch === 'number' ? trainBatch : 1);
-      const from = batch !== undefined || given.has('B') ? 'given' : typeof trainBatch === 'number' ? "the train block's batch" : 'default: no train block';
+      const from =
+        batch !== undefined || given.has('B') ? 'given'
+        : typeof blockBatch === 'number' ? "the train block's batch"
+        : typeof trainBatch === 'number' ? `the train block's default batch, ${DEFAULT_BATCH}`
+        : 'default: no train block';
       batchInfo = { value, from };
       sizes.set(n, value);
     } else if (given.has(n)) sizes.set(n, given.get(n)!);

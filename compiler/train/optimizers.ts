@@ -97,7 +97,7 @@ class OptionReader {
 }
 
 /** The values each option may take, as torch.optim checks them. */
-const OPTION_RANGES: Readonly<Record<string, { ok: (v: number) => boolean; text: string }>> = {
+export const OPTION_RANGES: Readonly<Record<string, { ok: (v: number) => boolean; text: string }>> = {
   lr: { ok: (v) => v >= 0, text: '0 or more' },
   weight_decay: { ok: (v) => v >= 0, text: '0 or more' },
   momentum: { ok: (v) => v >= 0, text: '0 or more' },

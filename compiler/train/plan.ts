@@ -13,8 +13,17 @@ import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { splitSizes } from '../../runtime/data.ts';
-import { OPTIMIZER_DEFAULTS, optimizerLr, type OptimizerSpec } from './optimizers.ts';
+import { MNIST_LAYOUTS } from '../../runtime/mnist.ts';
+
+/** A setting's value as the user would write it, for messages. */
+function printedValue(v: SettingValue | undefined): string {
+  return typeof v === 'string' ? `"${v}"` : JSON.stringify(v) ?? String(v);
+}
+import { OPTIMIZER_DEFAULTS, OPTION_RANGES, optimizerLr, type OptimizerSpec } from './optimizers.ts';
 import { SCHEDULE_DEFAULTS, type ScheduleSpec } from './schedules.ts';
+
+/** The batch size of a train block that gives no `batch` (dlc train's, fit()'s and the report's). */
+export const DEFAULT_BATCH = 32;
 
 /** How frozen layers run while the others train: as in training (PyTorch's requires_grad = False), or as in evaluation (Keras). */
 export const FREEZE_MODES = ['train', 'inference'] as const;
@@ -176,6 +185,19 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       if (name === 'csv' && a.name?.text === 'label_type' && a.value.kind === 'String' && !(CSV_LABEL_TYPES as readonly string[]).includes(a.value.value)) {
         report(`\`label_type\` is one of ${CSV_LABEL_TYPES.map((t) => `"${t}"`).join(', ')}, not "${a.value.value}"`, a.value.span, didYouMean(a.value.value, CSV_LABEL_TYPES));
       }
+      // mnist's layout and scale are constants: checked here, not when dlc train has loaded the data
+      if (name === 'mnist' && a.name?.text === 'layout') {
+        const layout = value(a.value);
+        if (typeof layout !== 'string' || !(MNIST_LAYOUTS as readonly string[]).includes(layout)) {
+          report(`\`layout\` is one of ${MNIST_LAYOUTS.map((l) => `"${l}"`).join(', ')}, not ${printedValue(layout)}`, a.value.span, typeof layout === 'string' ? didYouMean(layout, MNIST_LAYOUTS) : undefined);
+        }
+      }
+      if (name === 'mnist' && a.name?.text === 'scale') {
+        const scale = value(a.value);
+        if (!Array.isArray(scale) || scale.length !== 2 || !scale.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+          report(`\`scale\` is the range the pixels are scaled to, two numbers [lo, hi], not ${printedValue(scale)}`, a.value.span, 'e.g. scale: [0.0, 1.0] (the default) or scale: [-1.0, 1.0]');
+        }
+      }
     }
   };
   /**
@@ -318,7 +340,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     if (data === null || typeof data !== 'object' || Array.isArray(data) || !('call' in data)) return;
     const batchSetting = settings.batch;
     if (batchSetting !== undefined && !(typeof batchSetting === 'number' && Number.isInteger(batchSetting) && batchSetting >= 1)) return;
-    const batch = batchSetting ?? 32;
+    const batch = batchSetting ?? DEFAULT_BATCH;
     const known = dataSizes?.sizes ?? new Map<string, number>();
     const conditions = (graph.constraints ?? []).filter((c) => {
       const names = [...freeVars(c.left), ...freeVars(c.right)];
@@ -406,6 +428,21 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const options = numbers(args, e.span);
     // the step's learning rate may also come from the train block's optimizer, so `lr` is not required here
     checkOptions(`\`${name}\``, { ...OPTIMIZER_DEFAULTS[name as OptimizerSpec['kind']], lr: 0 }, options, e.span);
+    // an option out of range (a negative lr, a beta outside [0, 1)) at the option itself
+    const known = OPTIMIZER_DEFAULTS[name as OptimizerSpec['kind']];
+    for (const a of e.kind === 'Call' ? e.args : []) {
+      const key = a.name?.text;
+      const given = key === undefined ? undefined : options[key];
+      const range = key === undefined ? undefined : OPTION_RANGES[key];
+      if (key === undefined || !(key in known) || typeof given !== 'number' || !range || range.ok(given)) continue;
+      report(`\`${name}\` option \`${key}\` must be ${range.text}, not ${given}`, a.span);
+    }
+    const momentum = options.momentum ?? known.momentum;
+    const dampening = options.dampening ?? known.dampening;
+    const nesterov = e.kind === 'Call' ? e.args.find((a) => a.name?.text === 'nesterov') : undefined;
+    if (name === 'sgd' && nesterov && options.nesterov === true && typeof momentum === 'number' && typeof dampening === 'number' && (momentum <= 0 || dampening !== 0)) {
+      report('`sgd` nesterov momentum needs momentum > 0 and dampening 0', nesterov.span, `give momentum, e.g. sgd(lr: 0.1, momentum: 0.9, nesterov: true)`);
+    }
     return { kind: name as OptimizerSpec['kind'], options };
   };
 
