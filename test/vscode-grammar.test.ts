@@ -1,4 +1,4 @@
-// Tokenizes .dl samples with the VS Code TextMate grammar (grammar/vscode) and checks scopes, keyword sync with the lexer, and the .vsix build.
+// Tokenizes .dl samples with the VS Code TextMate grammar (grammar/vscode) and checks scopes, keyword sync with the lexer, and the .vsix build (the bundled client included).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -482,11 +482,21 @@ describe('vsix', () => {
         'extension/language-configuration.json',
         'extension/syntaxes/dl.tmLanguage.json',
         'extension/snippets/dl.json',
+        'extension/out/extension.js',
       ]) {
         expect(zip.names).toContain(name);
       }
-      expect(zip.names.some((n) => n.endsWith('.mjs'))).toBe(false);
-      expect(JSON.parse(zip.read('extension/package.json').toString('utf8')).name).toBe('dlc-language');
+      // the client is bundled: no sources, no node_modules
+      expect(zip.names.filter((n) => /\.(mjs|mts|ts|map)$/.test(n) || n.includes('node_modules'))).toEqual([]);
+      const manifest = JSON.parse(zip.read('extension/package.json').toString('utf8'));
+      expect(manifest.name).toBe('dlc-language');
+      expect(manifest.main).toBe('./out/extension.js');
+      expect(manifest.activationEvents).toEqual(['onLanguage:dl']);
+      // CommonJS that needs only VS Code and Node's own modules
+      const bundle = zip.read('extension/out/extension.js').toString('utf8');
+      const required = [...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]);
+      expect(required).toContain('vscode');
+      expect(required.filter((r) => r !== 'vscode' && !r.startsWith('node:'))).toEqual([]);
       expect(zip.read('extension.vsixmanifest').toString('utf8')).toContain('Id="dlc-language"');
     } finally {
       rmSync(tmp, { recursive: true, force: true });
