@@ -149,18 +149,33 @@ describe('E0203 imports', () => {
   });
 
   it('checks local files and the names they declare', () => {
-    const blocks = parse('layer ResBlock {}\n', 'blocks.dl').program;
+    const blocks = parse('layer ResBlock {}\n', 'blocks.dl');
     const loader = (_importer: string, path: string) => (path === './blocks.dl' ? blocks : undefined);
     expectDiagnostics('use "./blocks.dl".{ResBlock, ResBlok}\nuse "./missing.dl".*\n', [
       { code: 'E0203', at: 'ResBlok', help: 'did you mean `ResBlock`?' },
       { code: 'E0203', at: '"./missing.dl"' },
     ], loader);
   });
+
+  it("reports a syntax error in an imported file, and in the files it imports (check passed, and the layer whose forward did not parse compiled to nothing)", () => {
+    const files: Record<string, string> = {
+      './blocks.dl': 'use "./deep.dl".{Id}\nlayer Blk {\n  forward(x: f32[B, 4]) -> f32[B, 4] = x +\n}\n',
+      './deep.dl': 'fn Id(x: f32[B, 4]) -> f32[B, 4] = x *\n',
+    };
+    const loader = (_importer: string, path: string) => (files[path] === undefined ? undefined : parse(files[path], path));
+    const src = 'use "./blocks.dl".{Blk}\nmodel M {\n  input x: f32[B, 4]\n  layer b = Blk()\n  output y = b(x)\n}\n';
+    const ds = checkSource(src, 'm.dl', loader).diagnostics;
+    expect(ds.map((d) => [d.code, d.span.file])).toEqual([
+      ['E0010', './blocks.dl'],
+      ['E0010', './deep.dl'],
+    ]);
+    expect(ds.every((d) => d.severity === 'error')).toBe(true);
+  });
 });
 
 describe('train blocks for imported models', () => {
   it('are E0206 at the model name, saying where the model is and that the block would never run (check passed, train said "declares no model")', () => {
-    const base = parse('model Ft {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n}\n', 'base.dl').program;
+    const base = parse('model Ft {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  loss = cross_entropy(fc(x), label)\n}\n', 'base.dl');
     const loader = (_importer: string, path: string) => (path === './base.dl' ? base : undefined);
     const src = 'use "./base.dl".{Ft}\ntrain Ft {\n  data = iris()\n  optimizer = sgd(lr: 0.1)\n}\n';
     const ds = checkSource(src, 'stage.dl', loader).diagnostics;

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Program, TrainDecl } from '../../grammar/ast.ts';
+import type { LoadedModule } from '../resolve/resolve.ts';
 import { parse } from '../../grammar/parse.ts';
 import { endOfLineOf, print } from '../../grammar/printer.ts';
 import { CODES, isCode } from '../diagnostics/codes.ts';
@@ -107,12 +108,12 @@ function report(diagnostics: readonly Diagnostic[], sources: Sources, json: bool
 }
 
 function moduleLoader(sources: Sources) {
-  return (importer: string, path: string): Program | undefined => {
+  return (importer: string, path: string): LoadedModule | undefined => {
     const full = resolvePath(dirname(importer), path);
     const text = existsSync(full) ? readSource(full) : undefined;
     if (text === undefined) return undefined;
     sources.add(full, text);
-    return parse(text, full).program;
+    return parse(text, full);
   };
 }
 

@@ -72,25 +72,28 @@ export function parseModelArgs(text: string, model: string, program?: Program): 
 }
 
 /** The local files `program` imports, and the files they import, each once (a cycle ends where it closes). */
-function localImports(program: Program, loadModule: ModuleLoader | undefined): { modules: Program[]; imports: Map<string, Map<string, string>> } {
+function localImports(program: Program, loadModule: ModuleLoader | undefined): { modules: Program[]; imports: Map<string, Map<string, string>>; diagnostics: Diagnostic[] } {
   const found: Program[] = [];
+  const diagnostics: Diagnostic[] = [];
   const imports = new Map<string, Map<string, string>>();
   const seen = new Set<string>([program.file]);
   const visit = (p: Program) => {
     for (const d of p.body.stmts) {
       if (d.kind !== 'Use' || Array.isArray(d.source)) continue;
       const path = (d.source as { value: string }).value;
-      const m = loadModule?.(p.file, path);
-      if (!m) continue;
+      const loaded = loadModule?.(p.file, path);
+      if (!loaded) continue;
+      const m = loaded.program;
       (imports.get(p.file) ?? imports.set(p.file, new Map()).get(p.file)!).set(path, m.file);
       if (seen.has(m.file)) continue;
       seen.add(m.file);
       found.push(m);
+      diagnostics.push(...loaded.diagnostics);
       visit(m);
     }
   };
   visit(program);
-  return { modules: found, imports };
+  return { modules: found, imports, diagnostics };
 }
 
 export function checkSource(text: string, file: string, loadModule?: ModuleLoader, options: CheckOptions = {}): CheckResult {
@@ -101,14 +104,17 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
   const broken = parsed.program.body.stmts
     .filter((decl) => parsed.diagnostics.some((d) => d.span.start >= decl.span.start && d.span.start <= decl.span.end))
     .map((decl) => decl.span);
-  const inBroken = (d: Diagnostic) => broken.some((s) => d.span.start >= s.start && d.span.start <= s.end);
+  const inBroken = (d: Diagnostic) => d.span.file === file && broken.some((s) => d.span.start >= s.start && d.span.start <= s.end);
   for (const d of resolveNames(parsed.program, loadModule)) if (!inBroken(d)) bag.add(d);
+  // the files it imports, and theirs: a syntax error there is this check's too (the model would be built
+  // from what the parser recovered, silently: a layer whose forward did not parse)
+  const local = localImports(parsed.program, loadModule);
+  for (const d of local.diagnostics) bag.add(d);
   let graphs: ReadonlyMap<string, Graph> = new Map();
   let modules: readonly Program[] = stdlibModules().programs;
   let imports: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map();
   // Shapes are checked by elaborating, which needs every name resolved.
   if (!bag.hasErrors) {
-    const local = localImports(parsed.program, loadModule);
     modules = [...modules, ...local.modules];
     imports = local.imports;
     // each model as it is trained and compiled: with its train block's arguments and the caller's (a

@@ -4,8 +4,14 @@ import { DiagnosticBag, diagnostic, didYouMean, foreignName, type Diagnostic } f
 import { DTYPES } from '../ir/types.ts';
 import { fileExports, PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
+/** A local module as parsed: its program and its syntax errors (reported once, by the checker). */
+export interface LoadedModule {
+  readonly program: A.Program;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
 /** Loads a local module named by `use "./x.dl"` relative to the importing file; undefined when it does not exist. */
-export type ModuleLoader = (importer: string, path: string) => A.Program | undefined;
+export type ModuleLoader = (importer: string, path: string) => LoadedModule | undefined;
 
 type Context = 'file' | 'layer' | 'model' | 'body' | 'scan' | 'train';
 
@@ -155,7 +161,7 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         }));
         return;
       }
-      exports = fileExports(loaded);
+      exports = fileExports(loaded.program);
     }
     if (d.imports === null) {
       if (d.alias) defineUnique(fileScope, d.alias, 'import');
