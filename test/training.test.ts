@@ -156,6 +156,17 @@ train Tie {
     }
   });
 
+  it('reports a positional argument of a dataset or augmentation call (check passed; dlc train said "csv() has no argument \'0\'")', () => {
+    const src = 'model M {\n  input features: f32[B, 2]\n  param w: f32[2] = zeros\n  loss l = sum(features * w)\n}\ntrain M {\n  data = csv("data.csv", label: "y")\n  augment = [random_shift(2)]\n}\n';
+    for (const diagnostics of [compileTraining(src, 'm.dl').diagnostics, checkSource(src, 'm.dl').diagnostics]) {
+      expect(diagnostics.map((d) => [d.code, d.message, src.slice(d.span.start, d.span.end)])).toEqual([
+        ['E0206', '`csv` takes its arguments by name', '"data.csv"'],
+        ['E0206', '`random_shift` takes its arguments by name', '2'],
+      ]);
+      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, header, label_type, classes, delimiter');
+    }
+  });
+
   it("checks augment against the data's known columns: channels-last images are images, a column that is missing or no image is E0207", () => {
     const model = (input: string) => `model M {\n  input image: f32[${input}]\n  input label: i32[B]\n  param w: f32[784] = zeros\n  loss l = sum(reshape(image, [-1, 784]) * w)\n}\n`;
     const check = (input: string, data: string, augment: string) =>

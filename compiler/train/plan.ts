@@ -180,6 +180,12 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     const known = catalog[name];
     if (name === 'cartpole' && call) checkCartpoleArgs(call);
     for (const a of call?.args ?? []) {
+      // dlc train passes these calls' arguments by name only: a positional one was taken as argument `0`
+      if (!a.name) {
+        const first = known[0];
+        report(`\`${name}\` takes its arguments by name`, a.value.span, known.length === 0 ? 'it takes none' : `e.g. \`${name}(${first}: ...)\`; its arguments are ${known.join(', ')}`);
+        continue;
+      }
       if (a.name && !known.includes(a.name.text)) report(`\`${name}\` has no argument \`${a.name.text}\``, a.name.span, didYouMean(a.name.text, known) ?? (known.length === 0 ? 'it takes none' : `its arguments are ${known.join(', ')}`));
       // a CSV's label type is one of a few words
       if (name === 'csv' && a.name?.text === 'label_type' && a.value.kind === 'String' && !(CSV_LABEL_TYPES as readonly string[]).includes(a.value.value)) {
