@@ -150,3 +150,35 @@ describe('isnan and isfinite', () => {
     expect(diagnosticsOf('model M {\n  input i: i32[B]\n  output y = isnan(i)\n}\n')).toEqual(['E0307 `isnan` takes a float tensor, found i32[B]']);
   });
 });
+
+const WEIGHTED = `model Weighted {
+  input z: f32[B, 3]
+  input y: i32[B]
+  input t: f32[B, 3]
+  output ce = cross_entropy(z, y, weight: [0.5, 3.0, 1.25])
+  output smooth = cross_entropy(z, y, weight: [0.5, 3.0, 1.25], label_smoothing: 0.2, ignore_index: 1)
+  output bce = binary_cross_entropy(z, t, pos_weight: [1.0, 4.0, 0.5])
+}
+`;
+
+describe('class-weighted losses on WebGPU', () => {
+  it('cross_entropy(weight:) and binary_cross_entropy(pos_weight:) agree with the float64 interpreter', { timeout: 60_000 }, async () => {
+    const z = [0.3, -1.2, 2.0, 1.5, 0.1, -0.7, -2.2, 0.4, 0.9, 0.05, 1.1, -0.3];
+    const y = [0, 1, 2, 1];
+    const t = [1, 0, 0.5, 0, 1, 1, 0.25, 0, 1, 1, 0, 0];
+    const ref = run(graphOf(WEIGHTED, 'Weighted'), { z: tensor('f32', [4, 3], z), y: tensor('i32', [4], y), t: tensor('f32', [4, 3], t) }, { B: 4 });
+    const r = compileSource(WEIGHTED, 'weighted.dl');
+    expect(r.diagnostics).toEqual([]);
+    const model = await Model.create(r.programs[0], { device: await getDevice() });
+    try {
+      const got = await model.predict({ z, y, t });
+      for (const name of ['ce', 'smooth', 'bce']) {
+        const want = ref.outputs.get(name)!.data[0];
+        const value = Number((got[name as keyof typeof got] as ArrayLike<number>)[0]);
+        expect(Math.abs(value - want), `${name}: ${value} on the GPU, ${want} in float64`).toBeLessThanOrEqual(1e-5 + 1e-5 * Math.abs(want));
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});
