@@ -222,6 +222,33 @@ model Seq {
     }
   });
 
+  it('the binary metrics of a one-logit model: precision, recall and F1 are totals, accuracy a mean; exact whatever the batches', () => {
+    const g = evaluationOf(`use std.nn.{Dense}
+model Sigmoid {
+  input features: f32[B, 3]
+  input label: f32[B]
+  layer fc = Dense(3, 1)
+  let z = fc(features)[:, 0]
+  loss = binary_cross_entropy(z, label)
+  metric acc = binary_accuracy(z, label)
+  metric prec = binary_precision(z, label)
+  metric rec = binary_recall(z, label, threshold: 0.4)
+  metric f1s = binary_f1(z, label)
+}
+`);
+    const { means, split } = metricTotals(g);
+    expect([...split!.finish.metrics.keys()].sort()).toEqual(['f1s', 'prec', 'rec']);
+    expect([...means].sort()).toEqual(['acc', 'loss']);
+    const N = 21;
+    const feeds = randomFeeds(g, new Map([['B', N]]), seededRandom(5), { paramScale: 1 });
+    const label = feeds.inputs.get('label')!;
+    const inputs = new Map(feeds.inputs).set('label', tensor('f32', [N], Array.from(label.data, (v) => (v > 0 ? 1 : 0))));
+    const whole = interpretGraph(g, { ...feeds, inputs }).metrics;
+    const finished = finishBatches(split!, { ...feeds, inputs }, [[0, 4], [4, 5], [5, 13], [13, 21]]);
+    for (const name of ['prec', 'rec', 'f1s']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
+    expect(whole.get('f1s')!.data[0]).toBeGreaterThan(0);
+  });
+
   it('leaves a model without such quantities alone', () => {
     const g = evaluationOf(`model M {
   input x: f32[B, 3]

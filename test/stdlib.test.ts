@@ -56,7 +56,7 @@ const USES = [
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
   'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
-  'use std.metrics.{accuracy, precision, recall, f1}',
+  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1}',
 ].join('\n');
 
 /** Compiles one model (no diagnostics, a well-formed graph) in training or evaluation mode. */
@@ -488,7 +488,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
-  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1',
 ];
 
 describe('coverage', () => {
@@ -1810,6 +1810,41 @@ describe('top_k_accuracy', () => {
     const bad = checkSource(src.replace('k: 3', 'k: 6'), 't.dl').diagnostics;
     expect(bad.map((d) => d.code)).toEqual(['E0304']);
     expect(bad[0].message).toContain('k <= C');
+  });
+});
+
+describe('binary_accuracy, binary_precision, binary_recall, binary_f1', () => {
+  // one logit per example: positive when sigmoid(z) > threshold; labels 0/1 as f32 or i32
+  const z = [2.1, -0.3, 0.4, -1.7, 0.05, -0.6, 1.2, -0.1, 0.9, -2.5];
+  const t = [1, 0, 0, 1, 1, 0, 1, 1, 0, 0];
+  const ref = (threshold: number) => {
+    const pred = z.map((v) => (1 / (1 + Math.exp(-v)) > threshold ? 1 : 0));
+    const tp = pred.filter((p, i) => p === 1 && t[i] === 1).length;
+    const predicted = pred.filter((p) => p === 1).length;
+    const actual = t.filter((v) => v === 1).length;
+    return { acc: pred.filter((p, i) => p === t[i]).length / z.length, prec: tp / predicted, rec: tp / actual, f1: (2 * tp) / (predicted + actual) };
+  };
+
+  it('against thresholded sigmoid counts, at 0.5 and another threshold, with f32 and i32 labels', () => {
+    const src = `model T {\n input z: f32[B]\n input t: f32[B]\n input k: i32[B]\n metric acc = binary_accuracy(z, t)\n metric prec = binary_precision(z, t)\n metric rec = binary_recall(z, k)\n metric f = binary_f1(z, k)\n metric acc3 = binary_accuracy(z, k, threshold: 0.3)\n metric prec3 = binary_precision(z, t, threshold: 0.3)\n metric rec3 = binary_recall(z, t, threshold: 0.3)\n metric f3 = binary_f1(z, t, threshold: 0.3)\n}`;
+    const m = model(src, { z: f32([10], z), t: f32([10], t), k: i32([10], t) }, prng('binary metrics'));
+    const [half, low] = [ref(0.5), ref(0.3)];
+    expect(half).not.toEqual(low);
+    expectScalar(m.out('acc'), half.acc, 1e-7);
+    expectScalar(m.out('prec'), half.prec, 1e-7);
+    expectScalar(m.out('rec'), half.rec, 1e-7);
+    expectScalar(m.out('f'), half.f1, 1e-7);
+    expectScalar(m.out('acc3'), low.acc, 1e-7);
+    expectScalar(m.out('prec3'), low.prec, 1e-7);
+    expectScalar(m.out('rec3'), low.rec, 1e-7);
+    expectScalar(m.out('f3'), low.f1, 1e-7);
+  });
+
+  it('no positive predicted or labelled gives 0, not NaN; a [B, 1] logit against [B] labels is E0304 with the fix', () => {
+    const m = model('model T {\n input z: f32[B]\n input t: f32[B]\n metric p = binary_precision(z, t)\n metric r = binary_recall(z, t)\n metric f = binary_f1(z, t)\n}', { z: f32([3], [-1, -2, -3]), t: f32([3], [0, 0, 0]) }, prng('binary metrics/none'));
+    for (const name of ['p', 'r', 'f']) expectScalar(m.out(name), 0);
+    const bad = checkSource(`${USES}\nmodel T {\n input z: f32[B, 1]\n input t: f32[B]\n metric a = binary_accuracy(z, t)\n}`, 't.dl').diagnostics;
+    expect(bad.map((d) => `${d.code} ${d.help}`)).toEqual(['E0304 binary metrics take one logit per label: a [B, 1] logit against [B] labels needs logits[:, 0]']);
   });
 });
 
