@@ -8,6 +8,7 @@ import type { Graph } from '../compiler/ir/types.ts';
 import { typeToString } from '../compiler/elaborate/builder.ts';
 import { Model } from '../runtime/model.ts';
 import { getDevice } from './gpu-helpers.ts';
+import { CODES } from '../compiler/diagnostics/codes.ts';
 
 /** The model's graph, with no diagnostics. */
 function graphOf(source: string, name: string, training = false): Graph {
@@ -107,6 +108,11 @@ describe('a list of numbers where a tensor is expected', () => {
     expect(d.map((x) => `${x.code} ${x.message}`)).toEqual(['E0303 `x` must be a tensor, found a list']);
     expect(d[0].help).toContain('tensor(values, dtype: f32)');
     expect(diagnosticsOf(src('tensor(mu)'))).toEqual([]);
+  });
+
+  it('dlc explain E0307 says how a list becomes a tensor', () => {
+    expect(CODES.E0307.explanation).toContain("'features - mu'");
+    expect(CODES.E0307.explanation).toContain("'tensor(values, dtype: f32)'");
   });
 
   it('tensor(x) of a tensor is x, and tensor(x, dtype:) casts', () => {
