@@ -24,6 +24,12 @@ export interface CsvSpec {
   readonly classes?: readonly string[];
   /** Field delimiter (default ','). */
   readonly delimiter?: string;
+  /**
+   * The value a missing feature cell reads as (an empty field, or one of MISSING_MARKERS: NaN, NA,
+   * N/A, null, ?, ...); NaN keeps it missing, for the model to fill (`select(isnan(x), ...)`). Without
+   * it such a cell is an error. Labels are never filled: an empty label stays an error.
+   */
+  readonly missing?: number;
   /** Name of the dataset's features column (default 'features'). */
   readonly featuresColumn?: string;
   /** Name of the dataset's label column (default 'label'). */
@@ -123,12 +129,19 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     }
   });
 
+  const missing = spec.missing;
+  if (missing !== undefined && (typeof missing !== 'number' || Math.abs(missing) > F32_MAX)) fail(`missing must be a number (an f32) or NaN, got ${String(missing)}`);
   const nf = featureIndices.length;
   const features = new Float32Array(rows.length * nf);
   rows.forEach((r, i) => {
     for (let k = 0; k < nf; k++) {
       const c = featureIndices[k];
-      features[i * nf + k] = parseNumber(r.record[c], () => `row ${i + 1} (line ${r.info.lines}), ${describe(c)}`, fail);
+      const field = r.record[c];
+      const where = () => `row ${i + 1} (line ${r.info.lines}), ${describe(c)}`;
+      if (MISSING_MARKERS.has(field)) {
+        if (missing === undefined) fail(`${where()}: ${field === '' ? 'the cell is empty' : `'${field}' is not a number`}: a missing value? give missing: 0.0 to read missing cells as 0 (or missing: "nan" to keep them NaN and fill them in the model with isnan)`);
+        features[i * nf + k] = missing as number;
+      } else features[i * nf + k] = parseNumber(field, where, fail);
     }
   });
   // the header's names of the columns taken, so a later file can be read by name
@@ -182,6 +195,9 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   }
   return new Dataset(columns, rows.length);
 }
+
+/** The cells `missing:` fills (trimmed, as read): empty, and the markers pandas and spreadsheets write for a missing value. */
+export const MISSING_MARKERS: ReadonlySet<string> = new Set(['', 'NaN', 'nan', 'NAN', '-NaN', '-nan', 'NA', 'na', 'N/A', 'n/a', '#N/A', '<NA>', 'NULL', 'null', 'None', 'none', '?']);
 
 const INTEGER = /^[+-]?\d+$/;
 const F32_MAX = 3.4028234663852886e38;

@@ -230,6 +230,8 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   }
   const history: EpochLogs[] = [];
   const lookahead = options.lookahead ?? 2;
+  const withTotals = model.program.graphs.stepTotals !== undefined;
+  const trainSteps = model.program.training?.steps ?? [];
   let stoppedEarly = false;
   const maxSteps = options.maxSteps;
   if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || maxSteps < 0)) throw new InputError(`maxSteps must be a non-negative integer, got ${maxSteps}`);
@@ -250,24 +252,41 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
     const trainValues: Record<string, number>[] = [];
     const lengths: number[] = [];
+    // per step, its sums over the batch added up over the epoch (in float64), for the quantities that are functions of them
+    const epochTotals = new Map<string, Map<string, Float64Array>>();
     const settle = async (): Promise<void> => {
       const p = pending.shift()!;
       const values = await p.handle.values();
       trainValues.push(values);
       lengths.push(p.length);
+      for (const [step, totals] of Object.entries((await p.handle.totals?.()) ?? {})) {
+        const sums = epochTotals.get(step) ?? epochTotals.set(step, new Map()).get(step)!;
+        for (const [name, data] of Object.entries(totals)) {
+          const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;
+          for (let i = 0; i < data.length; i++) sum[i] += data[i];
+        }
+      }
       options.callbacks?.onStep?.({ epoch, batch: p.batch, batches, step: p.handle.step, values });
     };
     let b = 0;
     for (const batch of data.train.batches(batchSize, { shuffle: options.shuffle ?? true, seed: options.seed ?? 0, epoch })) {
       augmentBatch(batch.columns, shapes, augment, { seed: options.seed ?? 0, epoch, batch: b });
       const feed = Object.fromEntries(Object.entries(batch.columns).filter(([k]) => inputs.has(k)));
-      pending.push({ handle: model.trainStep(feed, sized), batch: b++, length: batch.length });
+      pending.push({ handle: model.trainStep(feed, { ...sized, ...(withTotals ? { totals: true } : {}) }), batch: b++, length: batch.length });
       if (pending.length > lookahead) await settle();
       if (reached()) break;
     }
     while (pending.length > 0) await settle();
     const last = epoch === epochs - 1 || reached();
     const logs: Record<string, number> = { epoch, ...mean(trainValues, lengths) };
+    // precision, recall, F1 (functions of sums over the batch): the epoch's, from its summed totals, not
+    // an average of per-batch values; a step's own loss from that step, anything else from the last step
+    for (const [step, sums] of epochTotals) {
+      for (const [name, value] of Object.entries(await model.finishStepTotals(step, Object.fromEntries(sums)))) {
+        const owner = trainSteps.find((s) => s.loss === name)?.name;
+        if (owner === undefined || owner === step) logs[name] = value;
+      }
+    }
     const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);
     if (validated) {
       for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) logs[`val_${k}`] = v;

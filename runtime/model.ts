@@ -121,7 +121,15 @@ export interface PredictOptions<O extends string = string> extends SizesOption {
 export interface TrainStepOptions extends SizesOption {
   /** Run only this step of the train block (a GAN's `discriminator`), not every step in order. */
   readonly step?: string;
+  /**
+   * Also read back each step's sums over the batch (`ModelProgram.graphs.stepTotals`), for
+   * `StepTotals`: fit adds them up over an epoch and finishes them with `finishStepTotals`.
+   */
+  readonly totals?: boolean;
 }
+
+/** By step name, the sums over one batch (`#total<k>`) a step with totals output. */
+export type StepTotals = Readonly<Record<string, Readonly<Record<string, ArrayLike<number>>>>>;
 
 export interface CopyParametersOptions {
   /**
@@ -345,7 +353,7 @@ export class Model<I extends string = string, O extends string = string, R exten
    * discriminator then generator), submitted as one command buffer. Returns at once; the losses
    * and metrics are read only when `values()` is called.
    */
-  trainStep(rows: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number } {
+  trainStep(rows: Batch<I>, options: TrainStepOptions = {}): StepHandle & { readonly step: number; readonly totals?: () => Promise<StepTotals> } {
     const batch = this.scalarInputs(rows);
     this.check();
     const all = this.trainSteps('trainStep()');
@@ -356,13 +364,16 @@ export class Model<I extends string = string, O extends string = string, R exten
       steps = [one];
     }
     const given = sizeOptions(this.program, options.sizes, 'trainStep');
+    const finishing = this.program.graphs.stepTotals ?? {};
     // every step's inputs and sizes checked before any step allocates or encodes anything
     const runs = steps.map((g) => ({ g, inputs: this.inputsOf(g, batch), sizes: this.requireExamples(this.bindSizes(g, batch, given, 'trainStep')) }));
     if (this.checkFinite) for (const { inputs } of runs) this.requireFinite(inputs);
     const records = this.executor.submit((encoder) =>
       runs.map(({ g, inputs, sizes }) => {
         this.executor.encode(encoder, g, inputs, sizes);
-        return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)) };
+        const finish = options.totals ? finishing[g.name] : undefined;
+        const read = finish ? this.executor.encodeRead(encoder, g, Object.keys(finish.inputs), sizes) : undefined;
+        return { g, record: this.executor.recordScalars(encoder, g, this.executor.scalarNames(g)), read };
       }),
     );
     const stepNumber = ++this.step;
@@ -384,6 +395,19 @@ export class Model<I extends string = string, O extends string = string, R exten
           }
           return out;
         })()),
+      ...(records.some((r) => r.read)
+        ? {
+            totals: async () => {
+              const out: Record<string, Record<string, ArrayLike<number>>> = {};
+              for (const r of records) {
+                if (!r.read) continue;
+                const read = await this.guard(r.read());
+                out[r.g.name] = Object.fromEntries(Object.entries(read).map(([k, v]) => [k, v.data]));
+              }
+              return out;
+            },
+          }
+        : {}),
     };
   }
 
@@ -394,6 +418,29 @@ export class Model<I extends string = string, O extends string = string, R exten
     const scalar = this.program.inputs.filter((i) => i.shape.length === 0 && (typeof record[i.name] === 'number' || typeof record[i.name] === 'boolean'));
     if (scalar.length === 0) return batch as Readonly<Record<string, HostArray>>;
     return { ...record, ...Object.fromEntries(scalar.map((i) => [i.name, [record[i.name]]])) } as Readonly<Record<string, HostArray>>;
+  }
+
+  /**
+   * The losses and metrics of training step `step` that are functions of sums over the batch, from
+   * those sums added up over many batches (an epoch's `StepTotals`), as `evaluateSet` finishes a set's.
+   */
+  async finishStepTotals(step: string, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, number>> {
+    this.check();
+    const finish = this.program.graphs.stepTotals?.[step];
+    if (!finish) throw new InputError(`the training step \`${step}\` has no totals to finish`);
+    return this.finishTotals(finish, sums);
+  }
+
+  /** A finishing graph run on totals: its scalar outputs by name. */
+  private async finishTotals(finish: GraphProgram, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, number>> {
+    const totals = Object.fromEntries(Object.keys(finish.inputs).map((name) => [name, Float32Array.from(sums[name])]));
+    const finished = await this.guard(
+      this.executor.submit((encoder) => {
+        this.executor.encode(encoder, finish, totals, new Map());
+        return this.executor.encodeRead(encoder, finish, this.executor.scalarNames(finish), new Map());
+      })(),
+    );
+    return Object.fromEntries(Object.entries(finished).map(([name, { data }]) => [name, Number(data[0])]));
   }
 
   private inputsOf(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Record<string, HostArray> {
@@ -590,14 +637,7 @@ export class Model<I extends string = string, O extends string = string, R exten
         for (let i = 0; i < data.length; i++) sum[i] += data[i];
       }
     }
-    const totals = Object.fromEntries(totalNames.map((name) => [name, Float32Array.from(sums.get(name)!)]));
-    const finished = await this.guard(
-      this.executor.submit((encoder) => {
-        this.executor.encode(encoder, finish, totals, new Map());
-        return this.executor.encodeRead(encoder, finish, this.executor.scalarNames(finish), new Map());
-      })(),
-    );
-    for (const [name, { data }] of Object.entries(finished)) out[name] = data[0];
+    Object.assign(out, await this.finishTotals(finish, Object.fromEntries(sums)));
     return out;
   }
 

@@ -240,12 +240,18 @@ export interface ModelProgram {
      * quantities (precision, recall, F1, means). Absent when no loss or metric is such a function.
      */
     readonly totals?: GraphProgram;
+    /**
+     * By training step name: the graph finishing that step's totals (its outputs `#total<k>`, added up
+     * over a training epoch) into the losses and metrics that are functions of them, as `totals` does
+     * for a data set. Absent for a step without such quantities.
+     */
+    readonly stepTotals?: Readonly<Record<string, GraphProgram>>;
   };
   readonly training?: TrainingDecl;
 }
 
-/** Every graph of a program: predict, evaluate, the training steps, and the totals' finishing graph where there is one. */
+/** Every graph of a program: predict, evaluate, the training steps, and the totals' finishing graphs where there are some. */
 export function programGraphs(program: ModelProgram): GraphProgram[] {
-  const { predict, evaluate, steps, totals } = program.graphs;
-  return [predict, evaluate, ...steps, ...(totals ? [totals] : [])];
+  const { predict, evaluate, steps, totals, stepTotals } = program.graphs;
+  return [predict, evaluate, ...steps, ...(totals ? [totals] : []), ...Object.values(stepTotals ?? {})];
 }

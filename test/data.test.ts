@@ -325,10 +325,25 @@ describe('CSV', () => {
     expect(parseCsv('a,b\n').length).toBe(0);
   });
 
+  it('missing: reads empty, NaN, NA, N/A, null and ? feature cells as the number, or as NaN; labels are never filled', () => {
+    const text = 'a,b,c,y\n1,,NaN,0\nNA,2,N/A,1\n null ,?,3,1\n';
+    const filled = parseCsv(text, { label: 'y', missing: -1 });
+    expect([...filled.column('features').data]).toEqual([1, -1, -1, -1, 2, -1, -1, -1, 3]);
+    expect([...filled.column('label').data]).toEqual([0, 1, 1]);
+    const nan = parseCsv(text, { label: 'y', missing: NaN });
+    expect([...nan.column('features').data].map((v) => (Number.isNaN(v) ? 'nan' : v))).toEqual([1, 'nan', 'nan', 'nan', 2, 'nan', 'nan', 'nan', 3]);
+    // a word that is not a missing marker is still an error, and so is an empty label
+    expect(() => parseCsv('a,y\noops,0\n', { label: 'y', missing: 0 })).toThrow("row 1 (line 2), column 1 'a': 'oops' is not a number");
+    expect(() => parseCsv('a,y\n1,\n', { label: 'y', missing: 0 })).toThrow("row 1 (line 2), column 2 'y': the label is empty");
+    expect(() => parseCsv(text, { label: 'y', missing: 1e39 })).toThrow('missing must be a number (an f32) or NaN');
+  });
+
   it('reports bad input naming the row and column', () => {
     expect(() => parseCsv('a,b,c\n1,2,3\n4,5\n', { label: 'c' })).toThrow('CSV: row 2 (line 3) has 2 fields but the header has 3');
     expect(() => parseCsv('a,b,c\n1,2,x\n4,oops,6\n', { label: 'c' })).toThrow("CSV: row 2 (line 3), column 2 'b': 'oops' is not a number");
-    expect(() => parseCsv('a,b\n1,\n', { features: ['a', 'b'] })).toThrow("row 1 (line 2), column 2 'b': '' is not a number");
+    // a missing value says how to read it
+    expect(() => parseCsv('a,b\n1,\n', { features: ['a', 'b'] })).toThrow("row 1 (line 2), column 2 'b': the cell is empty: a missing value? give missing: 0.0 to read missing cells as 0 (or missing: \"nan\" to keep them NaN and fill them in the model with isnan)");
+    expect(() => parseCsv('a,b\n1,NA\n', { features: ['a', 'b'] })).toThrow("row 1 (line 2), column 2 'b': 'NA' is not a number: a missing value? give missing: 0.0");
     expect(() => parseCsv('1,x\n', { header: false })).toThrow("row 1 (line 1), column 2: 'x' is not a number");
     expect(() => parseCsv(good, { label: 'kind' })).toThrow("no column 'kind' for the label (columns: 'sepal', 'petal', 'species')");
     expect(() => parseCsv(good, { label: 'species', classes: ['setosa'] })).toThrow(
@@ -386,6 +401,11 @@ describe('loadDataset', () => {
     expect(csv.column('label').classes).toEqual(['a', 'b']);
     const sync = loadDatasetSync({ call: 'csv', args: { path: join(scratch, 'rel.csv'), label: 2, label_type: 'class', classes: ['b', 'a'] } });
     expect([...sync.column('label').data]).toEqual([1, 0]);
+    // csv(missing:) takes a number or "nan"
+    writeFileSync(join(scratch, 'holes.csv'), 'x,y,label\n1,,a\nNaN,4,b\n');
+    expect([...loadDatasetSync({ call: 'csv', args: { path: join(scratch, 'holes.csv'), label: 'label', missing: 0.5 } }).column('features').data]).toEqual([1, 0.5, 0.5, 4]);
+    expect([...loadDatasetSync({ call: 'csv', args: { path: join(scratch, 'holes.csv'), label: 'label', missing: 'nan' } }).column('features').data].map(Number.isNaN)).toEqual([false, true, true, false]);
+    expect(() => loadDatasetSync({ call: 'csv', args: { path: join(scratch, 'holes.csv'), label: 'label', missing: 'zero' } })).toThrow('csv(missing: ...) must be a number or "nan", got "zero"');
   });
 
   it('rejects unknown datasets and arguments clearly', async () => {

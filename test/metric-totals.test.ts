@@ -7,7 +7,8 @@ import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { metricTotals, TOTAL_PREFIX } from '../compiler/train/metric-totals.ts';
 import { Model } from '../runtime/model.ts';
-import { batchAveraged } from '../runtime/fit.ts';
+import { batchAveraged, evaluateDataset, fit } from '../runtime/fit.ts';
+import { Dataset } from '../runtime/data.ts';
 import { getDevice } from './gpu-helpers.ts';
 
 const CLASSIFIER = `use std.nn.{Dense}
@@ -219,6 +220,66 @@ model Seq {
       const whole = interpretGraph(g, feeds).metrics.get('f1')!.data[0];
       const finished = finishBatches(totals, feeds, [[0, 6], [6, 7], [7, 17]]).get('f1')!.data[0];
       expect(finished, name).toBeCloseTo(whole, 12);
+    }
+  });
+
+  it('the binary metrics of a one-logit model: precision, recall and F1 are totals, accuracy a mean; exact whatever the batches', () => {
+    const g = evaluationOf(`use std.nn.{Dense}
+model Sigmoid {
+  input features: f32[B, 3]
+  input label: f32[B]
+  layer fc = Dense(3, 1)
+  let z = fc(features)[:, 0]
+  loss = binary_cross_entropy(z, label)
+  metric acc = binary_accuracy(z, label)
+  metric prec = binary_precision(z, label)
+  metric rec = binary_recall(z, label, threshold: 0.4)
+  metric f1s = binary_f1(z, label)
+}
+`);
+    const { means, split } = metricTotals(g);
+    expect([...split!.finish.metrics.keys()].sort()).toEqual(['f1s', 'prec', 'rec']);
+    expect([...means].sort()).toEqual(['acc', 'loss']);
+    const N = 21;
+    const feeds = randomFeeds(g, new Map([['B', N]]), seededRandom(5), { paramScale: 1 });
+    const label = feeds.inputs.get('label')!;
+    const inputs = new Map(feeds.inputs).set('label', tensor('f32', [N], Array.from(label.data, (v) => (v > 0 ? 1 : 0))));
+    const whole = interpretGraph(g, { ...feeds, inputs }).metrics;
+    const finished = finishBatches(split!, { ...feeds, inputs }, [[0, 4], [4, 5], [5, 13], [13, 21]]);
+    for (const name of ['prec', 'rec', 'f1s']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
+    expect(whole.get('f1s')!.data[0]).toBeGreaterThan(0);
+  });
+
+  it("a training epoch's precision, recall and F1 are the epoch's, from its summed totals: with lr 0 they equal the training set's; the batch average does not", { timeout: 120_000 }, async () => {
+    const source = `${CLASSIFIER}
+train Classifier {
+  optimizer = sgd(lr: 0.0)
+  batch = 4
+  epochs = 1
+}
+`;
+    const r = compileSource(source, 'metrics.dl');
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const program = r.programs[0];
+    expect(Object.keys(program.graphs.stepTotals ?? {})).toEqual([program.graphs.steps[0].name]);
+    const model = await Model.create(program, { device: await getDevice(), seed: 5 });
+    try {
+      const random = seededRandom(8);
+      const N = 30;
+      const train = new Dataset({
+        features: { data: Float32Array.from({ length: N * 4 }, () => random() * 4 - 2), shape: [4] },
+        label: { data: Int32Array.from({ length: N }, () => Math.floor(random() * 3)), shape: [] },
+      });
+      const batchValues: Record<string, number>[] = [];
+      const history = await fit(model, { train }, { epochs: 1, batchSize: 4, seed: 1, callbacks: { onStep: (info) => void batchValues.push({ ...info.values }) } });
+      const epoch = history.epochs[0];
+      const set = await evaluateDataset(model, train, 30);
+      for (const name of ['f1_macro', 'precision1', 'recall2', 'loss', 'accuracy']) expect(epoch[name], name).toBeCloseTo(set[name], 5);
+      // the mean of the batches' F1 (what the epoch reported before) is another number
+      const averaged = batchValues.reduce((a, v) => a + v.f1_macro, 0) / batchValues.length;
+      expect(Math.abs(averaged - set.f1_macro)).toBeGreaterThan(0.01);
+    } finally {
+      model.dispose();
     }
   });
 

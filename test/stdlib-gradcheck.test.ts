@@ -65,6 +65,8 @@ const CASES: Record<string, [string, string]> = {
   l1: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = l1(x, t)'],
   cross_entropy: ['input x: f32[B, 4]\n  input label: i32[B]', 'let y = cross_entropy(x, label, label_smoothing: 0.1) + cross_entropy(x, label, ignore_index: 2)'],
   binary_cross_entropy: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = binary_cross_entropy(x, t)'],
+  'cross_entropy, class weights': ['input x: f32[B, 4]\n  input label: i32[B]', 'let y = cross_entropy(x, label, weight: [0.5, 2.0, 1.0, 3.0]) + cross_entropy(x, label, weight: [0.5, 2.0, 1.0, 3.0], label_smoothing: 0.2, ignore_index: 2)'],
+  'binary_cross_entropy, pos_weight': ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = binary_cross_entropy(x, t, pos_weight: 3.0) + binary_cross_entropy(x, t, pos_weight: [1.0, 2.0, 0.5, 4.0])'],
   nll: ['input x: f32[B, 4]\n  input label: i32[B]', 'let y = nll(log_softmax(x), label)'],
   dropout: ['input x: f32[B, 4]', 'let y = dropout(x, 0.3)'],
   kl_normal: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = kl_normal(x, t)'],
@@ -73,7 +75,7 @@ const CASES: Record<string, [string, string]> = {
 };
 
 /** Metrics are counts of argmax decisions: piecewise constant, with a zero gradient almost everywhere. */
-const NOT_DIFFERENTIABLE = new Set(['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1']);
+const NOT_DIFFERENTIABLE = new Set(['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1']);
 
 describe(`stdlib gradients (seed ${SEED})`, () => {
   for (const [name, [inputs, body]] of Object.entries(CASES)) {

@@ -56,7 +56,7 @@ const USES = [
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
   'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
-  'use std.metrics.{accuracy, precision, recall, f1}',
+  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1}',
 ].join('\n');
 
 /** Compiles one model (no diagnostics, a well-formed graph) in training or evaluation mode. */
@@ -488,7 +488,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
-  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1',
 ];
 
 describe('coverage', () => {
@@ -1529,6 +1529,21 @@ function crossEntropyRef(rows: readonly number[][], labels: readonly number[], e
   return total / rows.length;
 }
 
+/** torch.nn.functional.cross_entropy with `weight`: per kept row (1 - eps) w[y] nll + eps / C sum_c w[c] (-log p_c), over the sum of w[y] of the kept rows. */
+function weightedCrossEntropyRef(rows: readonly number[][], labels: readonly number[], w: readonly number[], eps = 0, ignore?: number): number {
+  let total = 0;
+  let weights = 0;
+  rows.forEach((row, n) => {
+    if (labels[n] === ignore) return;
+    const p = softmaxRef(row);
+    const C = row.length;
+    total += (1 - eps) * w[labels[n]] * -Math.log(p[labels[n]]);
+    for (let c = 0; c < C; c++) total += (eps / C) * w[c] * -Math.log(p[c]);
+    weights += w[labels[n]];
+  });
+  return total / weights;
+}
+
 describe('kl_normal', () => {
   it("KL(N(mu, exp(logvar)) || N(0, 1)): the VAE formula -0.5 sum(1 + logvar - mu^2 - exp(logvar)) over the last axis, averaged over the rest", () => {
     const r = prng('kl_normal');
@@ -1592,6 +1607,34 @@ describe('cross_entropy', () => {
     expectScalar(ig.out('none'), 0); // every label ignored: 0, not NaN
   });
 
+  it("weight: each label's term times its class's weight, over the sum of those weights (torch's weighted mean), with smoothing, ignore_index and axis 1", () => {
+    const r = prng('cross_entropy/weight');
+    const [B, C] = [6, 3];
+    const z = uniform(r, B * C, -3, 3);
+    const y = [0, 1, 2, 1, 1, 0];
+    const w = [0.5, 3, 1.25];
+    const m = model(
+      `model T {\n input z: f32[B, ${C}]\n input y: i32[B]\n input wt: f32[${C}]\n output a = cross_entropy(z, y, weight: [0.5, 3.0, 1.25])\n output b = cross_entropy(z, y, weight: wt, label_smoothing: 0.3)\n output c = cross_entropy(z, y, weight: [0.5, 3.0, 1.25], ignore_index: 1)\n output d = cross_entropy(transpose(z)[None], y[None], axis: 1, weight: [0.5, 3.0, 1.25], label_smoothing: 0.3)\n output ones = cross_entropy(z, y, weight: [1.0, 1.0, 1.0], label_smoothing: 0.3)\n output none = cross_entropy(z, y - y - 1, weight: [0.5, 3.0, 1.25], ignore_index: -1)\n}`,
+      { z: f32([B, C], z), y: i32([B], y), wt: f32([C], w) },
+      r,
+    );
+    const rows = [...Array(B).keys()].map((i) => z.slice(i * C, i * C + C));
+    expectScalar(m.out('a'), weightedCrossEntropyRef(rows, y, w));
+    expectScalar(m.out('b'), weightedCrossEntropyRef(rows, y, w, 0.3));
+    expectScalar(m.out('c'), weightedCrossEntropyRef(rows, y, w, 0, 1));
+    expectScalar(m.out('d'), weightedCrossEntropyRef(rows, y, w, 0.3));
+    // unit weights are the unweighted loss; every label ignored: 0, not NaN
+    expectScalar(m.out('ones'), crossEntropyRef(rows, y, 0.3));
+    expectScalar(m.out('none'), 0);
+    // the weighted mean differs from the plain one here (the check is not vacuous)
+    expect(Math.abs(weightedCrossEntropyRef(rows, y, w) - crossEntropyRef(rows, y))).toBeGreaterThan(1e-3);
+  });
+
+  it('weight needs one value per class', () => {
+    const res = checkSource(`${USES}\nmodel T {\n input z: f32[B, 3]\n input y: i32[B]\n output a = cross_entropy(z, y, weight: [1.0, 2.0])\n}`, 'stdlib_test.dl');
+    expect(res.diagnostics.map((d) => `${d.code} ${d.help}`)).toEqual(["E0304 cross_entropy's weight has one value per class"]);
+  });
+
   it('class axis 1 of [B, C, L] with labels [B, L], and extreme logits stay finite', () => {
     const r = prng('cross_entropy/axis');
     const [B, C, L] = [2, 3, 4];
@@ -1617,6 +1660,19 @@ describe('binary_cross_entropy', () => {
     const m = model('model T {\n input z: f32[B, 3]\n input t: f32[B, 3]\n output y = binary_cross_entropy(z, t)\n}', { z: f32([2, 3], z), t: f32([2, 3], t) }, r);
     const ref = z.reduce((s, v, i) => s - t[i] * Math.log(sigmoid(v)) - (1 - t[i]) * Math.log(1 - sigmoid(v)), 0) / 6;
     expectScalar(m.out('y'), ref);
+  });
+
+  it('pos_weight p: -p t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)), a number or one per column, as torch', () => {
+    const r = prng('binary_cross_entropy/pos_weight');
+    const z = uniform(r, 2 * 3, -4, 4);
+    const t = uniform(r, 2 * 3, 0, 1);
+    t[0] = 0;
+    t[1] = 1;
+    const m = model('model T {\n input z: f32[B, 3]\n input t: f32[B, 3]\n output a = binary_cross_entropy(z, t, pos_weight: 2.5)\n output b = binary_cross_entropy(z, t, pos_weight: [1.0, 4.0, 0.5])\n output c = binary_cross_entropy(z, t, pos_weight: 1.0)\n}', { z: f32([2, 3], z), t: f32([2, 3], t) }, r);
+    const ref = (p: (i: number) => number) => z.reduce((s, v, i) => s - p(i) * t[i] * Math.log(sigmoid(v)) - (1 - t[i]) * Math.log(1 - sigmoid(v)), 0) / 6;
+    expectScalar(m.out('a'), ref(() => 2.5));
+    expectScalar(m.out('b'), ref((i) => [1, 4, 0.5][i % 3]));
+    expectScalar(m.out('c'), ref(() => 1));
   });
 
   it('stays finite and exact for |z| = 100', () => {
@@ -1765,6 +1821,41 @@ describe('top_k_accuracy', () => {
     const bad = checkSource(src.replace('k: 3', 'k: 6'), 't.dl').diagnostics;
     expect(bad.map((d) => d.code)).toEqual(['E0304']);
     expect(bad[0].message).toContain('k <= C');
+  });
+});
+
+describe('binary_accuracy, binary_precision, binary_recall, binary_f1', () => {
+  // one logit per example: positive when sigmoid(z) > threshold; labels 0/1 as f32 or i32
+  const z = [2.1, -0.3, 0.4, -1.7, 0.05, -0.6, 1.2, -0.1, 0.9, -2.5];
+  const t = [1, 0, 0, 1, 1, 0, 1, 1, 0, 0];
+  const ref = (threshold: number) => {
+    const pred = z.map((v) => (1 / (1 + Math.exp(-v)) > threshold ? 1 : 0));
+    const tp = pred.filter((p, i) => p === 1 && t[i] === 1).length;
+    const predicted = pred.filter((p) => p === 1).length;
+    const actual = t.filter((v) => v === 1).length;
+    return { acc: pred.filter((p, i) => p === t[i]).length / z.length, prec: tp / predicted, rec: tp / actual, f1: (2 * tp) / (predicted + actual) };
+  };
+
+  it('against thresholded sigmoid counts, at 0.5 and another threshold, with f32 and i32 labels', () => {
+    const src = `model T {\n input z: f32[B]\n input t: f32[B]\n input k: i32[B]\n metric acc = binary_accuracy(z, t)\n metric prec = binary_precision(z, t)\n metric rec = binary_recall(z, k)\n metric f = binary_f1(z, k)\n metric acc3 = binary_accuracy(z, k, threshold: 0.3)\n metric prec3 = binary_precision(z, t, threshold: 0.3)\n metric rec3 = binary_recall(z, t, threshold: 0.3)\n metric f3 = binary_f1(z, t, threshold: 0.3)\n}`;
+    const m = model(src, { z: f32([10], z), t: f32([10], t), k: i32([10], t) }, prng('binary metrics'));
+    const [half, low] = [ref(0.5), ref(0.3)];
+    expect(half).not.toEqual(low);
+    expectScalar(m.out('acc'), half.acc, 1e-7);
+    expectScalar(m.out('prec'), half.prec, 1e-7);
+    expectScalar(m.out('rec'), half.rec, 1e-7);
+    expectScalar(m.out('f'), half.f1, 1e-7);
+    expectScalar(m.out('acc3'), low.acc, 1e-7);
+    expectScalar(m.out('prec3'), low.prec, 1e-7);
+    expectScalar(m.out('rec3'), low.rec, 1e-7);
+    expectScalar(m.out('f3'), low.f1, 1e-7);
+  });
+
+  it('no positive predicted or labelled gives 0, not NaN; a [B, 1] logit against [B] labels is E0304 with the fix', () => {
+    const m = model('model T {\n input z: f32[B]\n input t: f32[B]\n metric p = binary_precision(z, t)\n metric r = binary_recall(z, t)\n metric f = binary_f1(z, t)\n}', { z: f32([3], [-1, -2, -3]), t: f32([3], [0, 0, 0]) }, prng('binary metrics/none'));
+    for (const name of ['p', 'r', 'f']) expectScalar(m.out(name), 0);
+    const bad = checkSource(`${USES}\nmodel T {\n input z: f32[B, 1]\n input t: f32[B]\n metric a = binary_accuracy(z, t)\n}`, 't.dl').diagnostics;
+    expect(bad.map((d) => `${d.code} ${d.help}`)).toEqual(['E0304 binary metrics take one logit per label: a [B, 1] logit against [B] labels needs logits[:, 0]']);
   });
 });
 

@@ -337,6 +337,8 @@ train Tie {
     expect(problems('  optimizer = sgd(lr: 0.1, momentum: 0.9, nesterov: true)\n  split = [0.8, 0.2]')).toEqual([]);
     expect(problems('  param_group {\n    params = [fc.*]\n    lr = 0.1\n  }\n  param_group {\n    params = [fc.b]\n    weight_decay = 0.0\n  }')).toEqual([['E0206', '`fc.b` is in two param groups; each parameter takes the options of one', '[fc.b]']]);
     expect(problems('  data = csv(path: "x.csv", label: "y", label_type: "clas")').filter(([c]) => c === 'E0206')).toEqual([['E0206', '`label_type` is one of "auto", "class", "int", "float", not "clas"', '"clas"']]);
+    expect(problems('  data = csv(path: "x.csv", label: "y", missing: "zero")').filter(([c]) => c === 'E0206')).toEqual([['E0206', '`missing` is a number (0.0, -1.0) or "nan", not "zero"', '"zero"']]);
+    expect(problems('  data = csv(path: "x.csv", label: "y", missing: "nan")\n  validation = csv(path: "v.csv", label: "y", missing: -1.0)').filter(([c]) => c === 'E0206')).toEqual([]);
     // option ranges as torch.optim checks them, at the option (not the whole setting, naming a parameter), and counts dlc train would refuse
     expect(problems('  optimizer = sgd(lr: -0.1)')).toEqual([['E0206', '`sgd` option `lr` must be 0 or more, not -0.1', 'lr: -0.1']]);
     expect(problems('  optimizer = adam(lr: 0.1, beta1: 1.5)')).toEqual([['E0206', '`adam` option `beta1` must be in [0, 1), not 1.5', 'beta1: 1.5']]);

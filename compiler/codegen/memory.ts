@@ -178,10 +178,16 @@ export function planMemory(g: GraphProgram, options: PlanOptions = {}): GraphPro
 
 /** Every graph of a model planned. */
 export function planModelMemory(program: ModelProgram, options: PlanOptions = {}): ModelProgram {
-  const { predict, evaluate, steps, totals } = program.graphs;
+  const { predict, evaluate, steps, totals, stepTotals } = program.graphs;
   return {
     ...program,
-    graphs: { predict: planMemory(predict, options), evaluate: planMemory(evaluate, options), steps: steps.map((g) => planMemory(g, options)), ...(totals ? { totals: planMemory(totals, options) } : {}) },
+    graphs: {
+      predict: planMemory(predict, options),
+      evaluate: planMemory(evaluate, options),
+      steps: steps.map((g) => planMemory(g, options)),
+      ...(totals ? { totals: planMemory(totals, options) } : {}),
+      ...(stepTotals ? { stepTotals: Object.fromEntries(Object.entries(stepTotals).map(([k, g]) => [k, planMemory(g, options)])) } : {}),
+    },
   };
 }
 

@@ -21,7 +21,7 @@ import { indexInputs, type IndexUse } from '../ir/index-inputs.ts';
 import { inputDependencies, type InputDependencies } from '../ir/input-dependencies.ts';
 import { dce } from '../optimize/index.ts';
 import { fuseGraph } from '../optimize/fusion.ts';
-import { metricTotals } from '../train/metric-totals.ts';
+import { metricTotals, TOTAL_PREFIX } from '../train/metric-totals.ts';
 import { inPlaceNodeOf, isInPlace } from '../optimize/concat-in-place.ts';
 import { fuseUpdates, type TempArena, type UpdateFusion } from '../optimize/fuse-updates.ts';
 import { FUSED_FOREACH_OP, foreachOwnInputs, foreachSpan, inPlaceOutputs } from '../ops/fused-foreach.ts';
@@ -51,6 +51,8 @@ export interface ModelGraphs {
    */
   readonly unoptimizedEvaluation?: Graph;
   readonly steps: readonly Graph[];
+  /** Per step, the graph finishing the sums over the batch that step outputs (`#total<k>`) into its losses and metrics, over an epoch. */
+  readonly stepTotals?: readonly (Graph | undefined)[];
   readonly training?: TrainingDecl;
 }
 
@@ -314,7 +316,12 @@ export function lowerModel(
     const shaders = new Map<string, number>();
     const lower = memoLowerNode();
     const trained = new Set(m.steps.flatMap((g) => g.params.filter((p) => p.update).map((p) => p.path)));
-    const stepGraphs = m.steps.map(fused);
+    // a step that outputs its metric totals is fused as it would be without them (the same copies recomputed)
+    const stepGraphs = m.steps.map((g, i) => {
+      if (options.fuse === false || !m.stepTotals?.[i]) return fused(g);
+      const outputs = new Map([...g.outputs].filter(([name]) => !name.startsWith(TOTAL_PREFIX)));
+      return fuseGraph(g, { rematLike: { ...g, outputs } }).graph;
+    });
     const updates: UpdateFusion | undefined = options.fuse === false || options.fuseUpdates === false ? undefined : fuseUpdates(stepGraphs, { alignment: options.arenaAlignment });
     const arenaRefs = new Map<string, ArenaRef>();
     updates?.arenas.forEach((a, arena) => a.members.forEach((x) => arenaRefs.set(x.key, { arena, offset: x.offset })));
@@ -344,6 +351,16 @@ export function lowerModel(
       evaluate: lowerGraph(fused(evaluation), 'evaluate', position, shaders, lower, undefined, inputDependencies(evaluation)),
       steps: (updates?.steps ?? stepGraphs).map((g, i) => lowerGraph(g, m.training?.steps[i]?.name ?? `step${i}`, position, shaders, lower, updates && { model: arenaRefs, temps: updates.temps[i] }, inputDependencies(m.steps[i]))),
       ...(totals.split ? { totals: lowerGraph(fused(totals.split.finish), 'totals', position, shaders, lower) } : {}),
+      ...(m.stepTotals?.some((g) => g !== undefined)
+        ? {
+            stepTotals: Object.fromEntries(
+              m.stepTotals.flatMap((g, i) => {
+                const name = m.training?.steps[i]?.name ?? `step${i}`;
+                return g ? [[name, lowerGraph(fused(g), `${name}.totals`, position, shaders, lower)]] : [];
+              }),
+            ),
+          }
+        : {}),
     };
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);

@@ -248,7 +248,11 @@ Give the sequence length as a hyperparameter in the input type, e.g. 'input x: f
     title: 'wrong kind of value',
     explanation: `A value is used in a way its kind does not allow: calling a tensor, doing arithmetic on a layer, indexing a number,
 initializing a parameter with something that is not an initializer, a tensor method from another framework (w.T is transpose(w)),
-or an optional tensor argument that was not given (it is None: test 'mask != None' before using it).`,
+or an optional tensor argument that was not given (it is None: test 'mask != None' before using it).
+A list of numbers is a constant tensor where a tensor is expected: 'features - [0.0, 100.0]' or 'features - mu'
+for a 'mu: float[]' hyperparameter; rows nest ('[[1, 0], [0, 1]]' is i32[2, 2]), and 'tensor(values, dtype: f32)'
+makes one explicitly (to pass to a fn or a layer, or to choose the dtype). A list holding tensors is not one:
+'stack(xs)' or 'concat(xs)' joins tensors.`,
   },
   E0308: {
     severity: 'error',

@@ -44,6 +44,7 @@ export const BUILTIN_NAMES: readonly string[] = [
   'stack', 'pad', 'take', 'take_along_axis', 'one_hot', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
   'random_uniform', 'random_normal', 'zeros', 'ones', 'full', 'arange', 'shape', 'len', 'pair', 'range', 'int', 'float', 'zip', 'enumerate',
   'log2', 'log10', 'square', 'split', 'gather', 'permute', 'categorical', 'cumsum', 'zeros_like', 'ones_like', 'einsum',
+  'tensor', 'isnan', 'isfinite',
 ];
 
 /** Calls builtin `name`; `indexItems` and `env` are only for tensor indexing (`x[:, 0]`). */
@@ -214,6 +215,27 @@ export function callBuiltin(
       const b = need(2, 'b');
       const like = a.value.kind === 'tensor' ? a.value : b.value.kind === 'tensor' ? b.value : null;
       return emit('select', [c, { tensor: el.asTensor(a.value, like, a.span), span: a.span }, { tensor: el.asTensor(b.value, like, b.span), span: b.span }]);
+    }
+    case 'tensor': {
+      // a list of numbers (rows nested) as a constant tensor; a tensor or a number passes through
+      const v = need(0, 'values');
+      const d = arg(1, 'dtype');
+      if (d && d.value.kind !== 'dtype') return el.fail('E0307', `tensor needs a dtype (f32, i32, ...), found ${describe(d.value)}`, d.span);
+      const dtype = d?.value.kind === 'dtype' ? d.value.value : undefined;
+      if (dtype === 'f16') return el.fail('E0402', F16_UNSUPPORTED, d!.span, { help: 'use f32' });
+      if (v.value.kind === 'list') return el.listTensor(v.value, null, v.span, dtype);
+      const t = tensor(0, 'values');
+      return dtype && dtype !== t.tensor.value.type.dtype ? emit('cast', [t], { dtype }) : t.tensor;
+    }
+    case 'isnan':
+    case 'isfinite': {
+      // NaN is the one value unequal to itself; x - x is NaN for NaN and ±inf, 0 otherwise (`ne` lowers
+      // to !(a == b), so a backend's NaN ordering does not matter)
+      const x = tensor(0, 'x');
+      if (x.tensor.value.type.dtype !== 'f32') return el.fail('E0307', `\`${name}\` takes a float tensor, found ${typeToString(x.tensor.value.type)}`, x.span);
+      if (name === 'isnan') return emit('ne', [x, x]);
+      const diff = emit('sub', [x, x]) as TensorV;
+      return emit('eq', [{ tensor: diff, span }, { tensor: el.asTensor({ kind: 'float', value: 0 }, diff, span), span }]);
     }
     case 'cast': {
       const d = need(1, 'dtype');

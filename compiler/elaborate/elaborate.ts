@@ -42,6 +42,8 @@ class Abort extends Error {}
 const MAX_CALL_DEPTH = 200;
 /** The most items a compile-time range (`0..n`) may have: loops and comprehensions over it are unrolled. */
 const MAX_RANGE = 1_000_000;
+/** The most values a list written as a tensor may hold (each is one node until the optimizer folds them). */
+const MAX_LIST_TENSOR = 10_000;
 
 export function elaborate(program: A.Program, options: ElaborateOptions = {}): ElaborateResult {
   const diagnostics: Diagnostic[] = [];
@@ -865,8 +867,48 @@ export class Elaborator {
     }
     // a size in arithmetic (`sum(x) / B`): the size, known when the graph runs, as a scalar of the other operand's dtype
     if (v.kind === 'dim') return this.builder.constant(v.value, like && like.value.type.dtype !== 'bool' ? like.value.type.dtype : 'i32', span);
+    // a list of numbers (nested: rows of one length) is a constant tensor (`features - [0.0, 100.0]`)
+    if (v.kind === 'list' && !v.tuple) return this.listTensor(v, like, span);
     const help = v.kind === 'none' ? { help: 'an optional tensor argument that was not given is None: test `mask != None` before using it' } : {};
     return this.fail('E0307', `expected a tensor or a number, found ${describe(v)}`, span, help);
+  }
+
+  /**
+   * A list of numbers as a constant tensor: nested lists are its axes (`[[1, 2], [3, 4]]` is [2, 2]), each
+   * value one `full` of shape [1], concatenated and reshaped. Its dtype is `dtype` when given, else f32
+   * if any value is a float (or the other operand is f32), i32 for integers, bool for bools.
+   */
+  listTensor(v: CtValue & { kind: 'list' }, like: TensorV | null, span: A.Span, dtype?: DType): TensorV {
+    const listHelp = {
+      help: 'a list written where a tensor is expected must hold numbers (or rows of numbers of one length): `[0.0, 100.0]`, `[[1, 0], [0, 1]]`; `tensor(values, dtype: f32)` says the dtype',
+    };
+    const shape: number[] = [];
+    const flat: { kind: 'int' | 'float' | 'bool'; value: number }[] = [];
+    const walk = (x: CtValue, depth: number): void => {
+      if (x.kind === 'poison') throw new Abort();
+      if (x.kind === 'list' && !x.tuple) {
+        if (x.items.length === 0) this.fail('E0305', 'an empty list has no values to make a tensor of', span, listHelp);
+        if (depth === shape.length) {
+          if (flat.length > 0) this.fail('E0301', 'the rows of this list nest to different depths: a tensor needs rows of one shape', span, listHelp);
+          shape.push(x.items.length);
+        } else if (depth > shape.length || shape[depth] !== x.items.length) {
+          this.fail('E0301', `the rows of this list have different lengths (${shape[depth] ?? 'a number'} and ${x.items.length}): a tensor needs rows of one shape`, span, listHelp);
+        }
+        for (const item of x.items) walk(item, depth + 1);
+        return;
+      }
+      if (x.kind !== 'int' && x.kind !== 'float' && x.kind !== 'bool') this.fail('E0307', `expected a tensor or a number, found a list holding ${describe(x)}`, span, listHelp);
+      if (depth !== shape.length) this.fail('E0301', 'the rows of this list nest to different depths: a tensor needs rows of one shape', span, listHelp);
+      flat.push({ kind: x.kind, value: Number(x.value) });
+    };
+    walk(v, 0);
+    if (flat.length > MAX_LIST_TENSOR) this.fail('E0309', `a list of ${flat.length.toLocaleString('en-US')} values is more than the ${MAX_LIST_TENSOR.toLocaleString('en-US')} a constant tensor may have`, span, { help: 'feed large tables as an input, or a state buffer loaded from a checkpoint' });
+    const kinds = new Set(flat.map((x) => x.kind));
+    if (kinds.has('bool') && kinds.size > 1) this.fail('E0307', 'a list mixes bools and numbers: a tensor has one dtype', span, listHelp);
+    const type: DType = dtype ?? (kinds.has('bool') ? 'bool' : kinds.has('float') || (like && like.value.type.dtype === 'f32') ? 'f32' : like && like.value.type.dtype !== 'bool' ? like.value.type.dtype : 'i32');
+    const parts = flat.map((x) => this.builder.emit('full', [], { shape: [1], value: x.value, dtype: type }, span)[0] as TensorV);
+    const joined = parts.length === 1 ? parts[0] : (this.builder.emit('concat', parts.map((t) => ({ tensor: t, span })), { axis: 0 }, span)[0] as TensorV);
+    return shape.length === 1 ? joined : (this.builder.emit('reshape', [{ tensor: joined, span }], { shape }, span)[0] as TensorV);
   }
 
   emit1(op: string, operands: readonly Operand[], attrs: Record<string, unknown>, span: A.Span): CtValue {
@@ -1221,7 +1263,10 @@ export class Elaborator {
   /** Matches an argument's type against `f32[..., B, n]`, binding the forward's symbolic sizes. */
   private matchTensorArg(p: A.HyperParam, value: CtValue, span: A.Span, unifier: DimUnifier, env: Env, owner: string): void {
     if (value.kind === 'poison') throw new Abort();
-    if (value.kind !== 'tensor') this.fail('E0303', `\`${p.name.text}\` must be a tensor, found ${describe(value)}`, span);
+    if (value.kind !== 'tensor') {
+      const help = value.kind === 'list' && !value.tuple ? { help: `a list of numbers becomes a constant tensor with \`tensor(...)\`: \`tensor(values, dtype: ${p.type!.name.text})\`` } : {};
+      this.fail('E0303', `\`${p.name.text}\` must be a tensor, found ${describe(value)}`, span, help);
+    }
     const t = p.type!;
     const actual = value.value.type;
     const who = owner === '<lambda>' ? 'the function' : `\`${owner}\``;

@@ -66,6 +66,7 @@ export function compileSource(
         evaluation: t.evaluation,
         unoptimizedEvaluation: t.unoptimizedEvaluation,
         steps: t.steps,
+        stepTotals: t.stepTotals,
         training: {
           steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
           settings: t.plan.settings,

@@ -8,6 +8,7 @@ import type { ModuleLoader } from '../resolve/resolve.ts';
 import { planTraining, type TrainingPlan } from '../train/plan.ts';
 import { buildTrainingGraph } from '../train/training-graph.ts';
 import { optimize } from '../optimize/index.ts';
+import { metricTotals } from '../train/metric-totals.ts';
 import { type CheckResult, checkSource, modelArguments } from './check.ts';
 
 export interface CompiledTraining {
@@ -17,8 +18,14 @@ export interface CompiledTraining {
   readonly evaluation: Graph;
   /** The evaluation graph before the optimization passes (lowering finds metric totals in it). */
   readonly unoptimizedEvaluation: Graph;
-  /** One training graph per step, in the plan's order, after the optimization passes. */
+  /**
+   * One training graph per step, in the plan's order, after the optimization passes; a step whose
+   * losses or metrics are functions of sums over the batch (precision, recall, F1) also outputs those
+   * sums (`#total<k>`, compiler/train/metric-totals.ts), so a training epoch totals them as a set does.
+   */
   readonly steps: readonly Graph[];
+  /** Per step, the graph that finishes its epoch's totals into those losses and metrics (undefined where it has none). */
+  readonly stepTotals: readonly (Graph | undefined)[];
 }
 
 export function compileTraining(
@@ -70,7 +77,13 @@ export function compileTraining(
       forward = rebuilt;
       plan = replanned.plan;
     }
-    trainings.push({ plan, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: plan.steps.map((s) => optimize(buildTrainingGraph(forward, plan, s))) });
+    // the sums are found before the optimizer stacks the rows of unrolled steps, as the evaluation's
+    const split = plan.steps.map((s) => {
+      const raw = buildTrainingGraph(forward, plan, s);
+      const totals = metricTotals(raw).split;
+      return { step: optimize(totals?.evaluation ?? raw), finish: totals?.finish };
+    });
+    trainings.push({ plan, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: split.map((x) => x.step), stepTotals: split.map((x) => x.finish) });
   }
   return { trainings, diagnostics, checked };
 }

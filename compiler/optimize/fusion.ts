@@ -37,6 +37,12 @@ export interface FusionOptions extends FuseOptions {
   readonly remat?: boolean;
   /** Redraw random masks in each kernel that reads them instead of storing them (remat.ts redrawMasks; default true). */
   readonly redraw?: boolean;
+  /**
+   * A graph with the same nodes as the one fused and fewer outputs (a training step without its metric
+   * totals): whether to recompute, and which values, is decided on it and applied to the graph fused,
+   * so outputs added only to be read back do not change the kernels chosen for the rest.
+   */
+  readonly rematLike?: Graph;
 }
 
 /** Nodes of a fused graph that dispatch: all but the ops that alias their operand's buffer and the concats done in place. */
@@ -48,8 +54,10 @@ export function kernelCount(g: Graph): number {
 export function fuseGraph(g: Graph, options: FusionOptions = {}): { graph: Graph; report: FuseReport } {
   // dropout masks redrawn by the kernels that read them (remat.ts redrawMasks), then the fusion passes
   const drawn = options.redraw === false ? undefined : redrawMasks(g);
-  if (!drawn || drawn.graph === g) return fuseWithRemat(g, options);
-  const fused = fuseWithRemat(drawn.graph, options);
+  // the reference graph redrawn the same way (its nodes are g's, so the redrawn nodes are too)
+  const like = options.rematLike && options.redraw !== false ? { ...options, rematLike: redrawMasks(options.rematLike).graph } : options;
+  if (!drawn || drawn.graph === g) return fuseWithRemat(g, like);
+  const fused = fuseWithRemat(drawn.graph, like);
   return { graph: fused.graph, report: inNodesOf(g, fused.report, drawn.origin) };
 }
 
@@ -70,11 +78,27 @@ function inNodesOf(g: Graph, report: FuseReport, origin: readonly number[]): Fus
 
 /** The fusion passes on `g`, and on `g` with shared elementwise values recomputed per reader where that has fewer kernels. */
 function fuseWithRemat(g: Graph, options: FusionOptions): { graph: Graph; report: FuseReport } {
+  const { rematLike, ...rest } = options;
+  if (options.remat === false) return fusePipeline(g, rest);
+  if (!rematLike || rematLike.nodes.length !== g.nodes.length) return rematChoice(g, rest).fused;
+  // decided on the reference graph: no copies, or the copies it made (by node index, the same in g)
+  const { keep } = rematChoice(rematLike, rest);
+  const copied = keep && rematerialize(g, keep);
+  if (!copied || copied.graph === g) return fusePipeline(g, rest);
+  const recomputed = fusePipeline(copied.graph, rest);
+  return { graph: recomputed.graph, report: inNodesOf(g, recomputed.report, copied.origin) };
+}
+
+/**
+ * `g` fused with the fewest kernels: without copies, with every copy, or again without the copies
+ * that joined no group; `keep` is the nodes not copied in the choice (undefined: no copies).
+ */
+function rematChoice(g: Graph, options: FusionOptions): { fused: { graph: Graph; report: FuseReport }; keep?: ReadonlySet<number> } {
   const plain = fusePipeline(g, options);
-  if (options.remat === false) return plain;
   let copied = rematerialize(g);
-  if (copied.graph === g) return plain;
+  if (copied.graph === g) return { fused: plain };
   let recomputed = fusePipeline(copied.graph, options);
+  let keep: ReadonlySet<number> = new Set();
   // a copy that joined no group is a kernel of its own: once more, without copies of those nodes
   const originOf = new Map<number, number>(copied.graph.nodes.map((n, k) => [n.outputs[0]?.id ?? -1, copied.origin[k]]));
   const alone = recomputed.graph.nodes.flatMap((n) => (n.outputs.length === 1 && copied.copies.has(n.outputs[0].id) ? [originOf.get(n.outputs[0].id)!] : []));
@@ -84,11 +108,12 @@ function fuseWithRemat(g: Graph, options: FusionOptions): { graph: Graph; report
     if (kernelCount(again.graph) < kernelCount(recomputed.graph)) {
       copied = retry;
       recomputed = again;
+      keep = new Set(alone);
     }
   }
-  if (kernelCount(recomputed.graph) >= kernelCount(plain.graph)) return plain;
+  if (kernelCount(recomputed.graph) >= kernelCount(plain.graph)) return { fused: plain };
   // the report in `g`'s node numbers: a copy counts as the node it copies
-  return { graph: recomputed.graph, report: inNodesOf(g, recomputed.report, copied.origin) };
+  return { fused: { graph: recomputed.graph, report: inNodesOf(g, recomputed.report, copied.origin) }, keep };
 }
 
 /** The report's groups, each found by a value its nodes define (node numbers of `g`), as the passes after fusion merge and replace them. */

@@ -191,6 +191,10 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       if (name === 'csv' && a.name?.text === 'label_type' && a.value.kind === 'String' && !(CSV_LABEL_TYPES as readonly string[]).includes(a.value.value)) {
         report(`\`label_type\` is one of ${CSV_LABEL_TYPES.map((t) => `"${t}"`).join(', ')}, not "${a.value.value}"`, a.value.span, didYouMean(a.value.value, CSV_LABEL_TYPES));
       }
+      // a CSV's missing cells read as a number, or as NaN ("nan")
+      if (name === 'csv' && a.name?.text === 'missing' && a.value.kind === 'String' && a.value.value.toLowerCase() !== 'nan') {
+        report(`\`missing\` is a number (0.0, -1.0) or "nan", not "${a.value.value}"`, a.value.span, 'missing cells read as that number; "nan" keeps them NaN, for the model to fill with isnan');
+      }
       // mnist's layout and scale are constants: checked here, not when dlc train has loaded the data
       if (name === 'mnist' && a.name?.text === 'layout') {
         const layout = value(a.value);

@@ -121,7 +121,9 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
       const header = arg.boolean('header');
       const classes = arg.strings('classes');
       const delimiter = arg.string('delimiter');
+      const missing = arg.missing();
       const csvSpec: CsvSpec = {
+        ...(missing !== undefined ? { missing } : {}),
         ...(label !== undefined ? { label } : {}),
         ...(features !== undefined ? { features } : {}),
         ...(header !== undefined ? { header } : {}),
@@ -170,6 +172,14 @@ class ArgReader {
     const v = this.string('part');
     if (v === undefined || v === 'train' || v === 'test') return v;
     return this.bad('part', '"train" or "test"');
+  }
+
+  /** csv's `missing:`: a number, or "nan" (NaN). */
+  missing(): number | undefined {
+    const v = this.args.missing;
+    if (v === undefined) return undefined;
+    if (typeof v === 'string' && v.toLowerCase() === 'nan') return NaN;
+    return typeof v === 'number' ? v : this.bad('missing', 'a number or "nan"');
   }
 
   boolean(key: string): boolean | undefined {
