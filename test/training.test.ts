@@ -163,7 +163,7 @@ train Tie {
         ['E0206', '`csv` takes its arguments by name', '"data.csv"'],
         ['E0206', '`random_shift` takes its arguments by name', '2'],
       ]);
-      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, header, label_type, classes, delimiter');
+      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, header, label_type, classes, delimiter, missing');
     }
   });
 
@@ -268,8 +268,9 @@ train Tie {
       ['`keep` must be a whole number of at least 1', '0', undefined],
       ['`mode` is "min" or "max"', '"best"', undefined],
       ['`M` reports no `f1`', '"f1"', 'it reports `loss`, `accuracy`, `val_loss`, `val_accuracy`'],
-      ['`split` is given twice', 'split = 0.2', 'keep one of them'],
     ];
+    // in source order, as dlc check lists them
+    expected.splice(2, 0, ['`split` is given twice', 'split = 0.2', 'keep one of them']);
     for (const diagnostics of [compileTraining(src, 'm.dl').diagnostics, checkSource(src, 'm.dl').diagnostics]) {
       expect(diagnostics.map((d) => [d.message, src.slice(d.span.start, d.span.end), d.help])).toEqual(expected);
       expect(diagnostics.every((d) => d.code === 'E0206')).toBe(true);
@@ -398,8 +399,8 @@ model Two {
     expect([two.optimizer.kind, two.params]).toEqual(['adam', ['extra.w', 'extra.b']]);
     expect(messages('  step one {\n    clip_grad_norm = 1.0\n    minimize a\n  }\n')).toEqual(['E0206 `clip_grad_norm` applies to the whole train block, not to one step: a step takes its objective, its `optimizer` and `freeze`']);
     expect(messages('  step one {\n    minimize a over enc, dec\n  }\n  step two {\n    optimizer = adam(lr: 0.1)\n  }\n')).toEqual([
-      'E0206 the step `two` has no `minimize` or `maximize`, so it would train nothing',
       'W0206 `extra.w`, `extra.b` are in no objective\'s `over`, so training leaves them at their initial value',
+      'E0206 the step `two` has no `minimize` or `maximize`, so it would train nothing',
     ]);
   });
 

@@ -9,7 +9,7 @@ import { planTraining, type TrainingPlan } from '../train/plan.ts';
 import { buildTrainingGraph } from '../train/training-graph.ts';
 import { optimize } from '../optimize/index.ts';
 import { metricTotals } from '../train/metric-totals.ts';
-import { type CheckResult, checkSource, modelArguments } from './check.ts';
+import { type CheckResult, checkSource, inSourceOrder, modelArguments } from './check.ts';
 
 export interface CompiledTraining {
   readonly plan: TrainingPlan;
@@ -85,5 +85,6 @@ export function compileTraining(
     });
     trainings.push({ plan, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: split.map((x) => x.step), stepTotals: split.map((x) => x.finish) });
   }
-  return { trainings, diagnostics, checked };
+  // in source order, as dlc check lists them
+  return { trainings, diagnostics: inSourceOrder(diagnostics), checked };
 }
