@@ -126,7 +126,7 @@ describe('Embedding(padding_idx:) on WebGPU', () => {
 describe('inputs used as indices', () => {
   it('the program says which inputs index what, through slices and reshapes, from the model graph before optimization', () => {
     const decl = (p: ModelProgram, name: string) => p.inputs.find((i) => i.name === name)!;
-    expect(decl(MLP(), 'label').indices).toEqual([{ bound: 10, what: 'axis 1 of f32[B, 10]', source: { file: 'stdlib/loss.dl', line: 27, col: 14 } }]);
+    expect(decl(MLP(), 'label').indices).toEqual([{ bound: 10, what: 'axis 1 of f32[B, 10]', source: { file: 'stdlib/loss.dl', line: 27, col: 14, caller: { file: 'examples/mnist_mlp.dl', line: 40, col: 10 } } }]);
     expect(decl(MLP(), 'image').indices).toBeUndefined();
     // tokens[:, :-1] index the embedding's rows; tokens[:, 1:] are the targets of the loss
     const gpt = program('char_transformer', 'CharGPT', 'vocab: 11, ctx: 8, d: 8, heads: 2, depth: 1');
