@@ -656,7 +656,12 @@ function dataSettingFrame(e: DataSettingError, file: string, model: string): str
   if (!stmt) return undefined;
   const sources = new Sources();
   sources.add(file, text);
-  const help = e.setting === 'data' ? 'fix the file or this setting; --data <dataset> reads other data without editing it' : 'fix the file or this setting';
+  const help =
+    e.setting === 'data'
+      ? 'fix the file or this setting; --data <dataset> reads other data without editing it'
+      : e.setting === 'init_from'
+        ? 'init_from { path = "..."; rename = ["module.* -> *"]; transpose = ["fc.w"] } renames and transposes what it reads; `dlc weights --list` shows the names and shapes the model expects'
+        : 'fix the file or this setting';
   return renderDiagnostic(diagnostic('E0207', e.message, stmt.span, { help }), sources.get);
 }
 
