@@ -7,7 +7,7 @@ import { IRIS_MODEL } from './helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { Model } from '../runtime/model.ts';
-import { encodeSafetensors, type StoredTensor } from '../runtime/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, type StoredTensor } from '../runtime/safetensors.ts';
 import { getDevice } from './gpu-helpers.ts';
 
 const SRC = `use std.nn.{Dense, BatchNorm}
@@ -165,5 +165,39 @@ describe('dlc evaluate and predict --checkpoint with a PyTorch-written file', ()
     const fine = await dlc('evaluate', file, '--checkpoint', join(dir, 'counter.safetensors'));
     expect(fine.status, fine.err).toBe(EXIT_OK);
     expect(fine.out + fine.err).toContain('accuracy');
+  });
+});
+
+describe("BatchNorm's running variance", () => {
+  it("is PyTorch's (unbiased) with unbiased: true and the biased one by default, after one training step", { timeout: 60_000 }, async () => {
+    const src = (unbiased: boolean) => `use std.nn.{BatchNorm}
+model M {
+  input x: f32[B, 2, 3]
+  layer bn = BatchNorm(2, momentum: 0.5${unbiased ? ', unbiased: true' : ''})
+  output y = bn(x)
+  loss = mean(y ** 2)
+}
+train M { optimizer = sgd(lr: 0.0) }
+`;
+    // [B = 2, C = 2, L = 3]
+    const x = [1, 2, 4, -1, 0, 3, 0.5, -2, 1, 2, 2, 5];
+    const expected = (unbiased: boolean) =>
+      [0, 1].map((c) => {
+        const v: number[] = [];
+        for (let b = 0; b < 2; b++) for (let l = 0; l < 3; l++) v.push(x[b * 6 + c * 3 + l]);
+        const mu = v.reduce((a, e) => a + e, 0) / v.length;
+        const ss = v.reduce((a, e) => a + (e - mu) ** 2, 0);
+        return 0.5 * 1 + 0.5 * (ss / (unbiased ? v.length - 1 : v.length));
+      });
+    for (const unbiased of [true, false]) {
+      const model = await Model.create(compileSource(src(unbiased), 'bn.dl').programs[0], { device: await getDevice() });
+      try {
+        model.trainStep({ x });
+        const got = decodeSafetensors(await model.saveWeights({ trainingState: false })).tensors.get('bn.running_var')!.data;
+        expected(unbiased).forEach((v, i) => expect(got[i], String(unbiased)).toBeCloseTo(v, 5));
+      } finally {
+        model.dispose();
+      }
+    }
   });
 });
