@@ -88,6 +88,38 @@ export interface LoadOptions {
    * them in `mismatched`, instead of refusing the file; what they would have set keeps its value. Default false.
    */
   readonly skipMismatched?: boolean;
+  /**
+   * Where each of this model's tensors comes from in the file, as copyParametersFrom's `map`: the file's
+   * name for the model's `path` (`(path) => 'module.' + path` for a file saved from PyTorch's
+   * DataParallel), undefined to leave it out; or an object `{ 'fc.w': 'fc.weight' }` of the model's
+   * paths to the file's names (paths it does not list keep their own name). Default: the same names.
+   */
+  readonly map?: Readonly<Record<string, string>> | ((path: string) => string | undefined);
+  /**
+   * Model paths whose 2-d tensor the file holds transposed, read as its transpose: PyTorch's
+   * `Linear.weight` is [out, in] where dlc's Dense `w` is [in, out]. Each must name a tensor of the model.
+   */
+  readonly transpose?: readonly string[];
+}
+
+/** PyTorch's batch-norm step counter (`bn.num_batches_tracked`): no dlc model has it, so loading skips it, strict or not. */
+export function isTorchCounter(name: string): boolean {
+  return /(^|\.)num_batches_tracked$/.test(name);
+}
+
+/** Whether a 2-d tensor of shape `file` is the transpose of the model's `model` (PyTorch's Linear weight is [out, in]). */
+export function isTransposeOf(file: readonly number[], model: readonly number[]): boolean {
+  return file.length === 2 && model.length === 2 && file[0] !== file[1] && file[0] === model[1] && file[1] === model[0];
+}
+
+/** What a transposed 2-d tensor is likely to be, for a message. */
+export const TRANSPOSED_HINT = "it is the transpose of the model's: transposed? (PyTorch's Linear stores [out, in], dlc's Dense [in, out])";
+
+/** `data`, a row-major [rows, cols] matrix, transposed to [cols, rows] (same array type). */
+function transposed<T extends ArrayLike<number> | ArrayLike<boolean>>(data: T, rows: number, cols: number): T {
+  const out = new (data.constructor as new (n: number) => { [i: number]: unknown })(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out as unknown as T;
 }
 
 /** State that belongs to a training run rather than to the model: the optimizer's (`opt.<step>.*`) and the random key. */
@@ -100,7 +132,7 @@ export interface LoadReport {
   readonly missing: readonly string[];
   readonly ignored: readonly string[];
   /** Tensors skipped for another dtype or shape (`skipMismatched`): the file's and the model's, e.g. `f32[10]`. */
-  readonly mismatched: readonly { readonly path: string; readonly file: string; readonly model: string }[];
+  readonly mismatched: readonly { readonly path: string; readonly file: string; readonly model: string; readonly transposed?: boolean }[];
   readonly metadata: Readonly<Record<string, string>>;
 }
 
@@ -768,46 +800,74 @@ export class Model<I extends string = string, O extends string = string, R exten
     }
     const state = options.weightsOnly ? this.program.state.filter((d) => !isRunState(d.path)) : this.program.state;
     const decls = new Map<string, { dtype: string; shape: readonly number[] }>([...this.program.params, ...state].map((d) => [d.path, d]));
+    // the file's name for each model path (options.map), read backwards: the model path each file tensor sets
+    const { map } = options;
+    const toModel = new Map<string, string>();
+    for (const path of decls.keys()) {
+      const from = map === undefined ? path : typeof map === 'function' ? map(path) : Object.hasOwn(map, path) ? map[path] : path;
+      if (from === undefined) continue;
+      if (typeof from !== 'string') throw new WeightsError(`map gave ${JSON.stringify(from)} for \`${path}\`: it gives the file's name for a model path (a string), or undefined to leave it out`);
+      const twice = toModel.get(from);
+      if (twice !== undefined) throw new WeightsError(`map gives the file's \`${from}\` to both \`${twice}\` and \`${path}\`; each file tensor sets one model tensor`);
+      toModel.set(from, path);
+    }
+    if (map !== undefined && typeof map !== 'function') {
+      const unknown = Object.keys(map).filter((k) => !decls.has(k));
+      if (unknown.length > 0) throw new WeightsError(`map names ${unknown.slice(0, 5).map((k) => `\`${k}\``).join(', ')}, which ${unknown.length === 1 ? 'is not a tensor' : 'are not tensors'} of the model ${this.program.model} (its keys are the model's paths, its values the file's names)`);
+    }
+    const transpose = new Set(options.transpose ?? []);
+    for (const path of transpose) {
+      const d = decls.get(path);
+      if (d === undefined) throw new WeightsError(`transpose names \`${path}\`, which is not a tensor of the model ${this.program.model} (give the model's paths, after map)`);
+      if (d.shape.length !== 2) throw new WeightsError(`transpose names \`${path}\`, which the model declares as ${d.dtype}[${d.shape.join(', ')}]: only a 2-d tensor transposes`);
+    }
     const loaded: string[] = [];
     const ignored: string[] = [];
-    const mismatched: { path: string; file: string; model: string }[] = [];
+    const mismatched: { path: string; file: string; model: string; transposed?: boolean }[] = [];
     const writes: [string, TypedArray][] = [];
     // a tensor no runtime dtype holds: refused only where the model would load it
     for (const t of decoded.skipped ?? []) {
-      const d = decls.get(t.name);
+      const path = toModel.get(t.name);
+      const d = path === undefined ? undefined : decls.get(path);
       if (options.weightsOnly && !d && isRunState(t.name)) continue;
-      if (!d) ignored.push(t.name);
-      else if (options.skipMismatched) mismatched.push({ path: t.name, file: `${t.dtype}[${t.shape.join(', ')}]`, model: `${d.dtype}[${d.shape.join(', ')}]` });
+      if (path === undefined || !d) ignored.push(t.name);
+      else if (options.skipMismatched) mismatched.push({ path, file: `${t.dtype}[${t.shape.join(', ')}]`, model: `${d.dtype}[${d.shape.join(', ')}]` });
       else throw new WeightsError(`the weights file has \`${t.name}\` as ${t.dtype}[${t.shape.join(', ')}], which cannot be loaded: ${t.why} (pass { skipMismatched: true } to load the rest)`);
     }
-    for (const [name, t] of decoded.tensors) {
-      const d = decls.get(name);
+    for (const [name, stored] of decoded.tensors) {
+      const path = toModel.get(name);
+      const d = path === undefined ? undefined : decls.get(path);
       if (options.weightsOnly && !d && isRunState(name)) continue;
-      if (!d) {
+      if (path === undefined || !d) {
         ignored.push(name);
         continue;
       }
+      let t = stored;
+      if (transpose.has(path) && t.shape.length === 2) t = { ...t, shape: [t.shape[1], t.shape[0]], data: transposed(t.data, t.shape[0], t.shape[1]) };
       if (t.dtype !== d.dtype || t.shape.length !== d.shape.length || t.shape.some((x, i) => x !== d.shape[i])) {
         const file = `${t.dtype}[${t.shape.join(', ')}]`;
         const model = `${d.dtype}[${d.shape.join(', ')}]`;
+        const flipped = !transpose.has(path) && isTransposeOf(t.shape, d.shape);
         if (options.skipMismatched) {
-          mismatched.push({ path: name, file, model });
+          mismatched.push({ path, file, model, ...(flipped ? { transposed: true } : {}) });
           continue;
         }
-        throw new WeightsError(`the weights file has \`${name}\` as ${file}, but the model declares ${model} (pass { skipMismatched: true } to load the rest)`);
+        const shown = name === path ? `\`${name}\`` : `\`${name}\` (for \`${path}\`)`;
+        throw new WeightsError(`the weights file has ${shown} as ${file}${transpose.has(path) ? ' once transposed' : ''}, but the model declares ${model}${flipped ? `; ${TRANSPOSED_HINT}: pass { transpose: ['${path}'] } to read it transposed, or { skipMismatched: true } to load the rest` : ' (pass { skipMismatched: true } to load the rest)'}`);
       }
-      writes.push([name, toStorageArray(t.dtype, t.data instanceof Uint8Array ? Array.from(t.data) : t.data)]);
-      loaded.push(name);
+      writes.push([path, toStorageArray(t.dtype, t.data instanceof Uint8Array ? Array.from(t.data) : t.data)]);
+      loaded.push(path);
     }
     // what the model computes with: its parameters and its own state (a batch norm's running statistics)
     const required = [...this.program.params, ...this.program.state.filter((d) => !isRunState(d.path))];
     const missing = required.map((p) => p.path).filter((p) => !loaded.includes(p));
     const lacking = missing.filter((p) => !mismatched.some((m) => m.path === p));
-    if (!options.partial && (lacking.length > 0 || ignored.length > 0)) {
+    if (!options.partial && (lacking.length > 0 || ignored.some((n) => !isTorchCounter(n)))) {
       const parts = [];
       const shown = (names: readonly string[]) => `${names.slice(0, 5).map((m) => `\`${m}\``).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
       // the weights first: another training run's optimizer state is the least of the differences
-      const unknown = [...ignored.filter((n) => !isRunState(n)), ...ignored.filter((n) => isRunState(n))];
+      // PyTorch's num_batches_tracked is skipped (it stays in `ignored`): no dlc model counts batches there
+      const unknown = [...ignored.filter((n) => !isRunState(n) && !isTorchCounter(n)), ...ignored.filter((n) => isRunState(n))];
       if (lacking.length > 0) parts.push(`it lacks ${shown(lacking)}`);
       if (unknown.length > 0) parts.push(`the model has no ${shown(unknown)}`);
       const onlyRunState = lacking.length === 0 && unknown.every((n) => isRunState(n));

@@ -195,6 +195,19 @@ export function decodeSafetensorsMetadata(bytes: Uint8Array): Record<string, str
   return METADATA_KEY in header ? checkMetadata(header[METADATA_KEY], fail) : {};
 }
 
+/** Each tensor's shape as the header gives it, its data not read (for a file already known to be valid: diagnostics). */
+export function decodeSafetensorsShapes(bytes: Uint8Array): Map<string, readonly number[]> {
+  const { header } = readHeader(bytes, (message: string): never => {
+    throw new SafetensorsError(message);
+  });
+  const shapes = new Map<string, readonly number[]>();
+  for (const [name, v] of Object.entries(header)) {
+    const shape = name === METADATA_KEY ? undefined : (v as { shape?: unknown }).shape;
+    if (Array.isArray(shape) && shape.every((d) => typeof d === 'number')) shapes.set(name, shape as number[]);
+  }
+  return shapes;
+}
+
 function headerLengthOf(bytes: Uint8Array, fail: (message: string) => never): number {
   if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array of file bytes');
   if (bytes.length < 8) fail(`the file is ${bytes.length} bytes, too short for the 8-byte header length`);

@@ -217,6 +217,21 @@ describe('dlc graph and dlc summary', () => {
     expect((await run('summary', file)).out).toContain('Total params: 24');
   });
 
+  it('--weights lists the tensors a weights file holds: path, dtype and shape, parameter or state, without the run\'s state', async () => {
+    const file = tempFile('w.dl', 'use std.nn.{Dense, BatchNorm}\nmodel M {\n  input x: f32[B, 3]\n  layer fc = Dense(3, 2)\n  layer bn = BatchNorm(2)\n  output y = bn(fc(x))\n  loss = mean(y ** 2)\n}\ntrain M {\n  optimizer = adam(lr: 0.1)\n}\n');
+    const r = await run('summary', file, '--weights');
+    expect(r.status, r.err).toBe(EXIT_OK);
+    expect(r.out.trimEnd().split('\n')).toEqual([
+      'Model: M (6 tensors)',
+      'fc.w             f32[3, 2]  param',
+      'fc.b             f32[2]     param',
+      'bn.gamma         f32[2]     param',
+      'bn.beta          f32[2]     param',
+      'bn.running_mean  f32[2]     state',
+      'bn.running_var   f32[2]     state',
+    ]);
+  });
+
   it('reports shape errors instead of a graph', async () => {
     const file = tempFile('shape.dl', 'model M {\n  input image: f32[B, 784]\n  param w: f32[748, 10] = glorot_uniform\n  output y = image @ w\n}\n');
     const r = await run('graph', file);

@@ -239,10 +239,12 @@ describe('fit', () => {
     // Adam's step counter counts the fine-tuning run's updates only
     const t = decodeSafetensors(readFileSync(join(dir, 'fine.safetensors'))).tensors.get('opt.train.t');
     expect(Array.from(t!.data)).toEqual([preSteps]);
-    // a file that shares no parameter with the model: a warning, not a silent "initialized"
+    // a file that shares no parameter with the model: an error (E0207), not a silent "initialized"
     const other = join(dir, 'other.dl');
     writeFileSync(other, IRIS.replace(/fc(\d)/g, 'dense$1').replace(/train Iris \{[^]*$/, block('  init_from = "pre.safetensors"\n  checkpoint { path = "other.safetensors" }\n')));
-    expect(await run(other)).toMatch(/warning: init_from: no parameter of Iris is in .*pre\.safetensors .*every parameter keeps its initial value/);
+    let otherErr = '';
+    expect(await main(['node', 'dlc', 'train', other, '--no-progress'], { out: () => {}, err: (t: string) => (otherErr += `${t}\n`) })).toBe(EXIT_USER_ERROR);
+    expect(otherErr).toMatch(/error\[E0207\]: init_from: no parameter of Iris is in .*pre\.safetensors: it has `fc1\.b` \[16\], .*; Iris expects `dense1\.w` \[4, 16\]/);
     // a new head under the old name (4 classes where there were 3): the backbone loads, the head starts afresh
     const head = join(dir, 'head.dl');
     writeFileSync(head, IRIS.replace('Dense(16, 3)', 'Dense(16, 4)').replace(/train Iris \{[^]*$/, block('  init_from = "pre.safetensors"\n  checkpoint { path = "head.safetensors" }\n')));

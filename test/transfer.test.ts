@@ -11,7 +11,7 @@ import { compileSource } from '../compiler/frontend/compile.ts';
 import { compileTraining } from '../compiler/frontend/train.ts';
 import { frozenLayers } from '../compiler/train/frozen-layers.ts';
 import { Model } from '../runtime/model.ts';
-import { decodeSafetensors } from '../runtime/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors } from '../runtime/safetensors.ts';
 import { getDevice } from './gpu-helpers.ts';
 
 const MODEL = IRIS_MODEL;
@@ -53,21 +53,68 @@ describe('init_from', () => {
     expect(readFileSync(previous).equals(first)).toBe(true);
   });
 
-  it('warns about frozen parameters it left at their initial values and lists the file tensors that matched nothing, with the rename that would', { timeout: 120_000 }, async () => {
+  it('refuses frozen parameters it would leave at their initial values (E0207), with the rename that would set them; lists the file tensors that matched nothing', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('transfer-frozen');
     const pre = join(dir, 'pre.dl');
     writeFileSync(pre, MODEL + block('  checkpoint { path = "pre.safetensors" }\n'));
     await train(pre);
+    const path = join(dir, 'pre.safetensors');
     const renamed = join(dir, 'renamed.dl');
     writeFileSync(renamed, MODEL.replaceAll('fc1', 'body1') + block('  init_from = "pre.safetensors"\n  freeze body1\n  checkpoint { path = "renamed.safetensors" }\n'));
+    const refused = await dlc('train', renamed, '--no-progress');
+    expect(refused.status).toBe(EXIT_USER_ERROR);
+    expect(refused.err).toContain(`error[E0207]: init_from: 2 frozen parameters of Iris are not set by ${path} and would keep their random initial value for the whole run: \`body1.w\` [4, 16], \`body1.b\` [16]; its \`fc1.*\` would match Iris's \`body1.*\` (2 tensors): add "fc1.* -> body1.*" to init_from's rename`);
+    expect(existsSync(join(dir, 'renamed.safetensors'))).toBe(false);
+    // the same layer trained: it loads the rest, and says what matched nothing
+    writeFileSync(renamed, MODEL.replaceAll('fc1', 'body1') + block('  init_from = "pre.safetensors"\n  checkpoint { path = "renamed.safetensors" }\n'));
+    expect(await train(renamed)).toContain(`note: init_from: 2 tensors of ${path} (a checkpoint of Iris) match nothing in Iris: \`fc1.b\`, \`fc1.w\`; its \`fc1.*\` would match Iris's \`body1.*\` (2 tensors)`);
+    // with the rename the hint gives: the frozen layer is set
+    writeFileSync(renamed, MODEL.replaceAll('fc1', 'body1') + block('  init_from { path = "pre.safetensors"; rename = ["fc1.* -> body1.*"] }\n  freeze body1\n  checkpoint { path = "renamed.safetensors" }\n'));
     const err = await train(renamed);
-    const path = join(dir, 'pre.safetensors');
-    expect(err).toContain(`note: init_from: 2 tensors of ${path} (a checkpoint of Iris) match nothing in Iris: \`fc1.b\`, \`fc1.w\`; its \`fc1.*\` would match Iris's \`body1.*\` (2 tensors)`);
-    expect(err).toContain(`warning: init_from: 2 frozen parameters of Iris are not in ${path} (or have another shape there) and keep their random initial value for the whole run: \`body1.w\`, \`body1.b\``);
+    expect(err).toContain(`initialized 4 of 4 parameters from ${path}`);
+    expect(err).not.toContain('warning');
+    const before = decodeSafetensors(readFileSync(path)).tensors.get('fc1.w')!.data;
+    expect(Array.from(decodeSafetensors(readFileSync(join(dir, 'renamed.safetensors'))).tensors.get('body1.w')!.data)).toEqual(Array.from(before));
     // everything frozen loaded: no warning
     const fine = join(dir, 'fine.dl');
     writeFileSync(fine, MODEL + block('  init_from = "pre.safetensors"\n  freeze fc1\n  checkpoint { path = "fine.safetensors" }\n'));
     expect(await train(fine)).not.toContain('warning');
+  });
+
+  it('a file that sets no parameter is E0207 naming what it has and what the model expects, whatever state tensors matched; a transposed frozen weight names the transpose', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-nothing');
+    const f32 = (shape: number[]) => ({ dtype: 'f32' as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) });
+    writeFileSync(join(dir, 'torch.safetensors'), encodeSafetensors({ 'fc1.weight': f32([16, 4]), 'fc1.bias': f32([16]), 'fc2.weight': f32([3, 16]), 'fc2.bias': f32([3]) }));
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block('  init_from = "torch.safetensors"\n  checkpoint { path = "ck.safetensors" }\n'));
+    const none = await dlc('train', file, '--no-progress');
+    expect(none.status).toBe(EXIT_USER_ERROR);
+    expect(none.err).toContain(`error[E0207]: init_from: no parameter of Iris is in ${join(dir, 'torch.safetensors')}: it has \`fc1.bias\` [16], \`fc1.weight\` [16, 4], \`fc2.bias\` [3], \`fc2.weight\` [3, 16]; Iris expects \`fc1.w\` [4, 16], \`fc1.b\` [16], \`fc2.w\` [16, 3], \`fc2.b\` [3]`);
+    expect(none.err).toContain('init_from = "torch.safetensors"');
+    expect(existsSync(join(dir, 'ck.safetensors'))).toBe(false);
+    // dlc's names in torch's layout, fc1 frozen: the error names the transpose
+    writeFileSync(join(dir, 'torch.safetensors'), encodeSafetensors({ 'fc1.w': f32([16, 4]), 'fc1.b': f32([16]), 'fc2.w': f32([16, 3]), 'fc2.b': f32([3]) }));
+    writeFileSync(file, MODEL + block('  init_from = "torch.safetensors"\n  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
+    const flipped = await dlc('train', file, '--no-progress');
+    expect(flipped.status).toBe(EXIT_USER_ERROR);
+    expect(flipped.err).toContain("`fc1.w` is f32[16, 4] in");
+    expect(flipped.err).toContain("it is the transpose of the model's: transposed? (PyTorch's Linear stores [out, in], dlc's Dense [in, out]); add `fc1.w` to init_from's transpose");
+    // trained, not frozen: a warning, and the rest loads
+    writeFileSync(file, MODEL + block('  init_from = "torch.safetensors"\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).toContain("warning: init_from: `fc1.w` is f32[16, 4]");
+    // with transpose: set, as the transpose
+    writeFileSync(file, MODEL + block('  init_from { path = "torch.safetensors"; transpose = ["fc1.w"] }\n  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).toContain('initialized 4 of 4 parameters');
+  });
+
+  it('warns when a layer\'s running statistics load but its parameters do not', { timeout: 120_000 }, async () => {
+    const dir = repoTempDir('transfer-half');
+    const model = MODEL.replace('use std.nn.{Dense}', 'use std.nn.{Dense, BatchNorm}').replace('layer fc2 = Dense(16, 3)', 'layer bn = BatchNorm(16)\n  layer fc2 = Dense(16, 3)').replace('fc2(relu(fc1(features)))', 'fc2(relu(bn(fc1(features))))');
+    const f32 = (shape: number[]) => ({ dtype: 'f32' as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) });
+    writeFileSync(join(dir, 'w.safetensors'), encodeSafetensors({ 'fc1.w': f32([4, 16]), 'fc1.b': f32([16]), 'bn.weight': f32([16]), 'bn.bias': f32([16]), 'bn.running_mean': f32([16]), 'bn.running_var': f32([16]) }));
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, model + block('  init_from = "w.safetensors"\n  checkpoint { path = "ck.safetensors" }\n'));
+    expect(await train(file)).toContain("warning: init_from: `bn.running_mean`, `bn.running_var` came from");
   });
 
   it('names the setting and the file when the file cannot be read, and is E0206 when it is not a path', { timeout: 120_000 }, async () => {
@@ -89,6 +136,18 @@ describe('init_from', () => {
       const d = checked.diagnostics.find((x) => x.code === 'E0206');
       expect(d?.message, value).toMatch(/^`init_from` is (a path string|empty)/);
     }
+    // the block form: a path, rename rules and transposes, each checked
+    for (const [body, message] of [
+      ['rename = ["a -> b"]', 'an init_from block needs `path = "<file>.safetensors"`'],
+      ['path = "w.safetensors"; rename = ["fc.weight"]', '"fc.weight" is not a rename: a rename is "FILE -> MODEL"'],
+      ['path = "w.safetensors"; rename = ["module.* -> fc"]', 'a `*` on one side needs one on the other'],
+      ['path = "w.safetensors"; transpose = "fc1.w"', "init_from's `transpose` is a list of strings"],
+      ['path = "w.safetensors"; strip = "module."', 'init_from takes `path`, `rename` and `transpose`, not `strip`'],
+    ]) {
+      const checked = checkSource(MODEL + block(`  init_from { ${body} }\n`), 'iv.dl');
+      expect(checked.diagnostics.filter((x) => x.code === 'E0206').map((x) => x.message), body).toContainEqual(expect.stringContaining(message));
+    }
+    expect(checkSource(MODEL + block('  init_from { path = "w.safetensors"; rename = ["module.* -> *", "fc.weight -> fc.w"]; transpose = ["*.w"] }\n'), 'ok.dl').diagnostics).toEqual([]);
   });
 
   it("loads another writer's file: F16, BF16 and F64 weights as f32, and tensors the model does not use skipped whatever their dtype (PyTorch's I64 num_batches_tracked)", { timeout: 120_000 }, async () => {
@@ -118,7 +177,8 @@ describe('init_from', () => {
     const err = await train(file);
     const path = join(dir, 'torch.safetensors');
     expect(err).toContain(`initialized 4 of 4 parameters from ${path}`);
-    expect(err).toContain(`note: init_from: 2 tensors of ${path} match nothing in Iris: \`fc1.num_batches_tracked\`, \`fc1.scale\``);
+    // PyTorch's num_batches_tracked is skipped without a note
+    expect(err).toContain(`note: init_from: 1 tensor of ${path} matches nothing in Iris: \`fc1.scale\``);
     expect(err).not.toContain('warning');
   });
 
@@ -138,6 +198,22 @@ describe('init_from', () => {
     const file = ['trunk.conv1.w', 'trunk.conv1.b', 'trunk.bn1.gamma', 'trunk.conv2.w', 'old_head.w'];
     const model = ['body.conv1.w', 'body.conv1.b', 'body.bn1.gamma', 'body.conv2.w', 'head.w', 'head.b'];
     expect(prefixRenames(file, model)).toEqual([{ from: 'trunk', to: 'body', count: 4 }]);
+  });
+
+  it("proposes a wrapper's prefix (DataParallel's `module.`) and never a rename whose shapes do not fit", () => {
+    const file = ['module.body.w', 'module.body.b', 'module.head.w', 'module.head.b', 'module.bn.gamma'];
+    const model = ['body.w', 'body.b', 'head.w', 'head.b', 'bn.gamma'];
+    const shapes = {
+      file: new Map<string, number[]>([['module.body.w', [4, 8]], ['module.body.b', [8]], ['module.head.w', [8, 2]], ['module.head.b', [2]], ['module.bn.gamma', [8]]]),
+      model: new Map<string, number[]>([['body.w', [4, 8]], ['body.b', [8]], ['head.w', [8, 2]], ['head.b', [2]], ['bn.gamma', [8]]]),
+    };
+    expect(prefixRenames(file, model, shapes)).toEqual([{ from: 'module', to: '', count: 5 }]);
+    // names that agree with shapes that do not: not proposed
+    const unfit = { file: new Map([['trunk.a.w', [4, 8]], ['trunk.b.w', [8, 2]]]), model: new Map([['body.a.w', [3, 3]], ['body.b.w', [3, 3]]]) };
+    expect(prefixRenames(['trunk.a.w', 'trunk.b.w'], ['body.a.w', 'body.b.w'])).toEqual([{ from: 'trunk', to: 'body', count: 2 }]);
+    expect(prefixRenames(['trunk.a.w', 'trunk.b.w'], ['body.a.w', 'body.b.w'], unfit)).toEqual([]);
+    // the model's names under a prefix the file lacks
+    expect(prefixRenames(['fc.w', 'fc.b'], ['net.fc.w', 'net.fc.b'])).toEqual([{ from: '', to: 'net', count: 2 }]);
   });
 });
 

@@ -260,7 +260,7 @@ export async function loadCheckpoint(model: Model, path: string, warn: (line: st
   const of = header?.['dlc.model'];
   let names: string[] | undefined;
   try {
-    names = [...decodeSafetensors(bytes).tensors.keys()];
+    names = [...decodeSafetensors(bytes, { convert: true }).tensors.keys()];
   } catch {
     names = undefined; // loadWeights below says what is wrong with the file
   }
@@ -284,7 +284,9 @@ export async function loadCheckpoint(model: Model, path: string, warn: (line: st
       const remedy = copies.length > 0 ? `; ${copies.length === 1 ? 'a copy is' : 'copies are'} kept beside it (${copies.slice(0, 3).join(', ')}): copy one over ${path} to go on from it` : '';
       throw new CheckpointError(`${path} is not a checkpoint dlc can read: ${e.message.replace(/^cannot read the weights: (invalid safetensors file: )?/, '')}${remedy}`);
     }
-    const { tensors } = decodeSafetensors(bytes);
+    // read as loadWeights read it (F16, I64 converted): the file's names and shapes are the problem, not its dtypes
+    const decoded = decodeSafetensors(bytes, { convert: true });
+    const tensors = new Map<string, { dtype: string; shape: readonly number[] }>([...decoded.tensors, ...(decoded.skipped ?? []).map((t) => [t.name, t] as const)]);
     if (of !== undefined && of !== program.model) throw new CheckpointError(`${path} is a checkpoint of the model ${of}, not ${program.model}; give ${program.model}'s checkpoint with --checkpoint (or train it first)`);
     const declared = new Map([...program.params, ...program.state].map((d) => [d.path, d]));
     const extra = [...tensors.keys()].filter((n) => !declared.has(n));

@@ -15,7 +15,7 @@ import { stdlibModules } from '../frontend/stdlib.ts';
 import { printGraph } from '../ir/print.ts';
 import type { Graph } from '../ir/types.ts';
 import { toDot } from '../report/dot.ts';
-import { summarize } from '../report/summary.ts';
+import { summarize, weightList } from '../report/summary.ts';
 import { compileTraining } from '../frontend/train.ts';
 import { gradcheck, type GradcheckRow } from '../autodiff/gradcheck.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
@@ -657,7 +657,12 @@ function dataSettingFrame(e: DataSettingError, file: string, model: string): str
   if (!stmt) return undefined;
   const sources = new Sources();
   sources.add(file, text);
-  const help = e.setting === 'data' ? 'fix the file or this setting; --data <dataset> reads other data without editing it' : 'fix the file or this setting';
+  const help =
+    e.setting === 'data'
+      ? 'fix the file or this setting; --data <dataset> reads other data without editing it'
+      : e.setting === 'init_from'
+        ? 'init_from { path = "..."; rename = ["module.* -> *"]; transpose = ["fc.w"] } renames and transposes what it reads; `dlc summary --weights` lists the names and shapes the model expects'
+        : 'fix the file or this setting';
   return renderDiagnostic(diagnostic('E0207', e.message, stmt.span, { help }), sources.get);
 }
 
@@ -849,7 +854,8 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .argument('<file>')
     .option('--model <name>', 'only this model')
     .option('--args <hyperparameters>', 'hyperparameters, as in a call: "hidden: 16, depth: 1" (over the train block\'s)')
-    .action((file: string, options: { model?: string; args?: string }) => setStatus(withGraphs(file, options, io, summarize)));
+    .option('--weights', "list the tensors a weights file for the model holds (each path, dtype and shape, parameter or state), as a state_dict: the names loadWeights, init_from and --checkpoint match")
+    .action((file: string, options: { model?: string; args?: string; weights?: boolean }) => setStatus(withGraphs(file, options, io, options.weights ? weightList : summarize)));
   program
     .command('explain')
     .description('print the long explanation of a diagnostic code')

@@ -57,7 +57,7 @@ export class TrainError extends Error {}
 export class DataSettingError extends TrainError {
   constructor(
     message: string,
-    readonly setting: 'data' | 'validation',
+    readonly setting: 'data' | 'validation' | 'init_from',
   ) {
     super(message);
   }

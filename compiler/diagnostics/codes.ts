@@ -182,7 +182,10 @@ augment must work on an image column the data gives ([C, H, W], channels-last [H
 A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers.
 dlc train, evaluate and predict report under this code, at the data (or validation) setting, what they find reading the data
 it names: a file they cannot read or parse, a column count or width that does not fit (listing the CSV columns taken as
-features: an unnamed first column is often a pandas index), a value that does not fit an integer input.
+features: an unnamed first column is often a pandas index), a value that does not fit an integer input. dlc train reports
+under it, at init_from, a weights file that sets no parameter of the model, or leaves a frozen parameter at its random
+initial value: the message lists the file's names and shapes and the model's, with the rename or transpose that would fit
+(init_from { path = "..."; rename = ["module.* -> *"]; transpose = ["fc.w"] }; dlc summary --weights lists what the model expects).
 
     model LeNet { input image: f32[B, 1, 28, 28] ... }
     train LeNet { data = cifar10() }   // error: cifar10() gives image as f32[3, 32, 32] per example`,

@@ -48,3 +48,17 @@ export function summarize(g: Graph): string {
     `Non-trainable state: ${stateCount.toLocaleString('en-US')}${randomKey ? ' (and the random key rng.key)' : ''}`,
   ].join('\n');
 }
+
+/**
+ * `dlc summary --weights`: the tensors a weights file for the model holds, as a state_dict listing:
+ * each path, dtype and shape, and whether it is a parameter or the model's own state (batch norm's
+ * running statistics). What loadWeights, init_from and --checkpoint match a file's names against.
+ */
+export function weightList(g: Graph): string {
+  const rows: [string, string, string][] = [
+    ...g.params.map((p): [string, string, string] => [p.path, typeText(p.value.type), 'param']),
+    ...g.state.filter((x) => !x.path.startsWith('opt.') && x.path !== 'rng.key').map((x): [string, string, string] => [x.path, typeText(x.value.type), 'state']),
+  ];
+  const widths = [0, 1].map((i) => Math.max(...rows.map((r) => r[i].length), 0));
+  return [`Model: ${g.name} (${rows.length} tensors)`, ...rows.map((r) => `${r[0].padEnd(widths[0])}  ${r[1].padEnd(widths[1])}  ${r[2]}`)].join('\n');
+}

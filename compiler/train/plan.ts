@@ -30,6 +30,16 @@ export const FREEZE_MODES = ['train', 'inference'] as const;
 
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
 
+/** Why a rename rule is not `"FILE -> MODEL"` with at most one `*` on each side, on both or neither; undefined when it is. */
+export function renameRuleProblem(rule: string): string | undefined {
+  const sides = rule.split('->').map((x) => x.trim());
+  if (sides.length !== 2 || sides[0] === '' || sides[1] === '') return 'a rename is "FILE -> MODEL": the file\'s name, then the model\'s (e.g. "module.* -> *", "fc.weight -> fc.w")';
+  const stars = sides.map((x) => x.split('*').length - 1);
+  if (stars[0] > 1 || stars[1] > 1) return 'each side takes at most one `*`';
+  if (stars[0] !== stars[1]) return 'a `*` on one side needs one on the other: it carries the part of the name between them';
+  return undefined;
+}
+
 /** An objective written as an expression of the model's losses and metrics: `recon + 0.1 * kl`. */
 export type ObjectiveExpr =
   | { readonly kind: 'quantity'; readonly name: string }
@@ -543,6 +553,31 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       else if (x.name.text === 'path' && s.name.text === 'checkpoint') checkPath(x, 'a checkpoint\'s `path`', 'path = "checkpoints/Model.safetensors"');
       else if (x.name.text === 'mode' && value(x.value) !== 'min' && value(x.value) !== 'max') report('`mode` is "min" or "max"', x.value.span);
     }
+    if (s.name.text === 'init_from') initFromBlock(s);
+  };
+  /** `init_from { path = "..."; rename = ["FILE -> MODEL", ...]; transpose = ["fc.w", ...] }`: a path, rename rules, model paths. */
+  const initFromBlock = (s: A.SettingBlockStmt) => {
+    const example = 'init_from { path = "torch.safetensors"; rename = ["module.* -> *"]; transpose = ["fc.w"] }';
+    let path = false;
+    for (const x of s.body.stmts) {
+      if (x.kind !== 'Setting') continue;
+      const v = value(x.value);
+      const strings = Array.isArray(v) && v.every((e) => typeof e === 'string') ? (v as string[]) : undefined;
+      if (x.name.text === 'path') {
+        path = true;
+        checkPath(x, 'init_from', example);
+      } else if (x.name.text === 'rename' || x.name.text === 'transpose') {
+        if (strings === undefined) report(`init_from's \`${x.name.text}\` is a list of strings`, x.value.span, `for example \`${x.name.text === 'rename' ? 'rename = ["module.* -> *", "fc.weight -> fc.w"]' : 'transpose = ["fc.w", "*.w"]'}\``);
+        else if (x.name.text === 'rename') {
+          const items = x.value.kind === 'List' ? x.value.items : [];
+          strings.forEach((rule, i) => {
+            const why = renameRuleProblem(rule);
+            if (why !== undefined) report(`${JSON.stringify(rule)} is not a rename: ${why}`, items[i]?.span ?? x.value.span);
+          });
+        }
+      } else report(`init_from takes \`path\`, \`rename\` and \`transpose\`, not \`${x.name.text}\``, x.name.span, `for example \`${example}\``);
+    }
+    if (!path) report('an init_from block needs `path = "<file>.safetensors"`', s.name.span, `for example \`${example}\``);
   };
 
   /**
