@@ -179,6 +179,36 @@ describe('dlc compile --report', () => {
     expect(md).toContain('L=1 (default; set with --report-size)');
   });
 
+  it('lists identical fusion refusals once, with how many times they came', () => {
+    const adam = { op: 'add', line: { file: 'm.dl', line: 21 }, groupOp: 'sub', groupLine: { file: 'm.dl', line: 21 }, reason: 'bindings' as const, detail: 'the fused kernel would bind 7 inputs and 3 outputs' };
+    const other = { op: 'mul', groupOp: 'exp', reason: 'shape' as const, detail: 'another reason' };
+    const report: KernelReport = {
+      model: 'M',
+      file: 'm.dl',
+      batch: { value: 2, from: 'given' },
+      sizes: { B: 2 },
+      defaulted: [],
+      graphs: [
+        {
+          name: 'train',
+          dispatches: 1,
+          once: 0,
+          fusion: { groups: 1, fusedNodes: 2, nodesBefore: 2, nodesAfter: 1, refusals: [adam, adam, other, adam] },
+          kernels: [{ index: 0, op: 'fused_elementwise', subOps: ['add', 'mul'], lines: [], flops: 12, bytes: 48 }],
+          flops: 12,
+          bytes: 48,
+        },
+      ],
+      memory: { params: 8, state: 0, inputs: 8, plannedTemps: 24, unplannedTemps: 48, planned: 40, unplanned: 64, largestBuffer: 24, largestWhat: 'a tensor', graphs: [] },
+    };
+    const md = renderMarkdown(report);
+    const rows = md.split('\n').filter((l) => /^\| (add|mul) \|/.test(l));
+    expect(rows).toEqual([expect.stringMatching(/^\| add \| m\.dl:21 \| sub \(m\.dl:21\) \| bindings \| .* \| 3 \|$/), expect.stringMatching(/^\| mul \| .* \| shape \| another reason \| 1 \|$/)]);
+    // the summary still counts every refusal
+    expect(md).toContain('3 bindings, 1 shape');
+    expect(renderHtml(report).match(/<td[^>]*>bindings<\/td>/g)).toHaveLength(1);
+  });
+
   it('the report model without fusion data still lists kernels from the program', () => {
     const text = readFileSync(join(ROOT, FILE), 'utf8');
     const r = compileSource(text, FILE, undefined, { modelArgs: new Map([['MnistMlp', argsOf('MnistMlp', `hidden: ${HIDDEN}`)]]), keepGraphs: true });

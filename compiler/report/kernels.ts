@@ -446,6 +446,21 @@ function opTextOf(k: KernelRow): string {
   return `${k.op}: ${k.subOps.map((op, i) => (getOp(op)?.family === 'contraction' && parts[i]?.op === op && k.subOps!.length > 1 ? `${op} (${int(parts[i].flops)} FLOPs)` : op)).join(', ')}`;
 }
 
+/**
+ * Identical rows once each, in the order they first appear, with how many times each came: an
+ * optimizer's update of every parameter, refused for the same reason on the same line, is one row.
+ */
+export function groupedRows(rows: readonly (readonly string[])[]): string[][] {
+  const seen = new Map<string, string[]>();
+  for (const row of rows) {
+    const key = JSON.stringify(row);
+    const had = seen.get(key);
+    if (had) had[had.length - 1] = String(Number(had[had.length - 1]) + 1);
+    else seen.set(key, [...row, '1']);
+  }
+  return [...seen.values()];
+}
+
 /** The report as plain rows: shared by both renderers, so they say the same thing. */
 interface Section {
   readonly title: string;
@@ -495,9 +510,9 @@ function sections(r: KernelReport): Section[] {
       level: 3,
       text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution; shared: a transpose read by a matmul and something else stays, so the matmul reads its result; fmas: computing a product's column blocks in its reader would take too many fmas per element)`],
       table: {
-        head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail'],
-        align: ['l', 'l', 'l', 'l', 'l'],
-        rows: g.fusion.refusals.map((x) => [x.op, x.line ? lineText(x.line, r.file) : '', `${x.groupOp}${x.groupLine ? ` (${lineText(x.groupLine, r.file)})` : ''}`, x.reason, x.detail]),
+        head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail', 'times'],
+        align: ['l', 'l', 'l', 'l', 'l', 'r'],
+        rows: groupedRows(g.fusion.refusals.map((x) => [x.op, x.line ? lineText(x.line, r.file) : '', `${x.groupOp}${x.groupLine ? ` (${lineText(x.groupLine, r.file)})` : ''}`, x.reason, x.detail])),
       },
     });
   }
