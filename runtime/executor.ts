@@ -886,13 +886,15 @@ export class Executor {
    * Time every kernel of a graph on its own, without changing the model: the inputs are written and
    * the kernels run once in order (so each reads the values a real run gives it), then each kernel is
    * submitted alone `reps` times, timed on the host from submit to `onSubmittedWorkDone`, less the
-   * median time of an empty submit (the fixed cost of a round trip). Parameters and state are copied
+   * median time of an empty submit (the fixed cost of a round trip); how much that round trip varies
+   * (its slowest less its fastest of at least 5 submits) is the resolution, below which a kernel's time
+   * cannot be told from noise. Parameters and state are copied
    * first and put back after (kernels that update in place write them). Parameter and state updates are
    * copies the graph makes after its kernels, and they are not made, so parameters, optimizer state
    * and the step count stay as they were. Medians per kernel, in milliseconds; a kernel with an empty
    * grid at these sizes is timed as 0.
    */
-  async profile(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number }> {
+  async profile(g: GraphProgram, inputs: Readonly<Record<string, HostArray>>, sizes: ReadonlyMap<string, number>, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number; resolutionMs: number }> {
     const inst = this.writeInputs(g, inputs, sizes);
     // kernels that update in place (fused_foreach) write parameters and state: keep a copy to put back
     const model = [...new Set([...this.arenas.filter((b) => b !== undefined), ...[...this.params.values(), ...this.state.values()].map((b) => b.buffer)])];
@@ -913,7 +915,7 @@ export class Executor {
     }
   }
 
-  private async profileKernels(g: GraphProgram, inst: GraphInstance, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number }> {
+  private async profileKernels(g: GraphProgram, inst: GraphInstance, reps: number): Promise<{ kernelMs: number[]; roundTripMs: number; resolutionMs: number }> {
     const run = async (kernels: readonly number[]): Promise<number> => {
       const encoder = this.device.createCommandEncoder();
       const pass = encoder.beginComputePass();
@@ -931,16 +933,18 @@ export class Executor {
       const s = [...xs].sort((a, b) => a - b);
       return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     };
-    const times = async (kernels: readonly number[]): Promise<number> => {
+    const samplesOf = async (kernels: readonly number[], count: number): Promise<number[]> => {
       const samples: number[] = [];
-      for (let r = 0; r < reps; r++) samples.push(await run(kernels));
-      return median(samples);
+      for (let r = 0; r < count; r++) samples.push(await run(kernels));
+      return samples;
     };
     await run(g.kernels.map((_, n) => n));
-    const roundTripMs = await times([]);
+    const empty = await samplesOf([], Math.max(reps, 5));
+    const roundTripMs = median(empty);
+    const resolutionMs = Math.max(...empty) - Math.min(...empty);
     const kernelMs: number[] = [];
-    for (let n = 0; n < g.kernels.length; n++) kernelMs.push(inst.grids[n] ? Math.max(0, (await times([n])) - roundTripMs) : 0);
-    return { kernelMs, roundTripMs };
+    for (let n = 0; n < g.kernels.length; n++) kernelMs.push(inst.grids[n] ? Math.max(0, median(await samplesOf([n], reps)) - roundTripMs) : 0);
+    return { kernelMs, roundTripMs, resolutionMs };
   }
 
   /** The scalar outputs (losses, metrics) a graph can report; not the evaluate graph's totals (`#total<k>`, see ModelProgram.graphs.totals). */

@@ -733,6 +733,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const graphs = which === 'train' ? this.trainSteps("profile() (pass { graph: 'predict' } or { graph: 'evaluate' } to time those)") : [this.program.graphs[which]];
     const kernels: KernelTime[] = [];
     let roundTrip = 0;
+    let resolution = 0;
     const sizes: Record<string, number> = {};
     for (const g of graphs) {
       const inputs = this.inputsOf(g, batch as Record<string, HostArray>);
@@ -740,9 +741,10 @@ export class Model<I extends string = string, O extends string = string, R exten
       Object.assign(sizes, Object.fromEntries(bound));
       const r = await this.guard(this.executor.profile(g, inputs, bound, reps));
       roundTrip = Math.max(roundTrip, r.roundTripMs);
+      resolution = Math.max(resolution, r.resolutionMs);
       g.kernels.forEach((k, index) => kernels.push({ graph: g.name, index, op: k.op, ...(k.source ? { source: k.source } : {}), ms: r.kernelMs[index] }));
     }
-    return summarizeProfile({ adapter: this.adapterInfo, sizes, reps, kernels, roundTripMs: roundTrip });
+    return summarizeProfile({ adapter: this.adapterInfo, sizes, reps, kernels, roundTripMs: roundTrip, resolutionMs: resolution });
   }
 
   /**

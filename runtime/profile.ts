@@ -12,6 +12,8 @@ export interface KernelTime {
   readonly source?: SourceSpan;
   /** Median over the repetitions, less the round trip of an empty submit; 0 for a kernel with no work at these sizes. */
   readonly ms: number;
+  /** The time is below the profile's resolution (`Profile.resolutionMs`): noise, not a measurement. */
+  readonly belowResolution?: true;
 }
 
 /** Kernels that share an op, or a .dl line: how many, and their summed time. */
@@ -34,6 +36,13 @@ export interface Profile {
   readonly totalMs: number;
   /** The median time of submitting an empty command buffer and awaiting it, subtracted from each kernel. */
   readonly roundTripMs: number;
+  /**
+   * How much that round trip varies (its slowest less its fastest): a kernel time below it cannot be
+   * told from noise. On a busy CPU adapter it is often larger than most kernels.
+   */
+  readonly resolutionMs: number;
+  /** How many kernels took less than the resolution (their times, and the shares they make, are noise). */
+  readonly belowResolution: number;
   /** Kernel time by op, largest first. */
   readonly byOp: readonly TimeShare[];
   /** Kernel time by .dl line (`file:line`), largest first. */
@@ -41,7 +50,12 @@ export interface Profile {
 }
 
 /** A profile from the kernels' times: totals and the shares by op and by source line. */
-export function summarizeProfile(base: Omit<Profile, 'totalMs' | 'byOp' | 'bySource'>): Profile {
+export function summarizeProfile(given: Omit<Profile, 'totalMs' | 'byOp' | 'bySource' | 'belowResolution'>): Profile {
+  const kernels = given.kernels.map((k): KernelTime => {
+    const { belowResolution: _, ...rest } = k;
+    return k.ms < given.resolutionMs ? { ...rest, belowResolution: true } : rest;
+  });
+  const base = { ...given, kernels };
   const totalMs = base.kernels.reduce((a, k) => a + k.ms, 0);
   const shares = (keyOf: (k: KernelTime) => string): TimeShare[] => {
     const acc = new Map<string, { kernels: number; ms: number }>();
@@ -57,6 +71,7 @@ export function summarizeProfile(base: Omit<Profile, 'totalMs' | 'byOp' | 'bySou
   return {
     ...base,
     totalMs,
+    belowResolution: kernels.filter((k) => k.belowResolution).length,
     byOp: shares((k) => k.op),
     bySource: shares((k) => (k.source ? `${k.source.file}:${k.source.line}` : '(generated)')),
   };
@@ -79,11 +94,17 @@ export function formatProfile(p: Profile, top = 10): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const where = (k: KernelTime) => (k.source ? sourceText(k.source) : '(generated)');
   const slowest = slowestKernels(p, top);
+  const noise = p.belowResolution === 0 ? [] : [
+    p.belowResolution === p.kernels.length
+      ? `warning: every kernel took less than the resolution of ${ms(p.resolutionMs)} ms (how much the empty submit varies), so these times and shares are noise, not measurements; profile a larger batch, or more reps on a quieter machine`
+      : `warning: ${p.belowResolution} of ${p.kernels.length} kernels took less than the resolution of ${ms(p.resolutionMs)} ms (how much the empty submit varies): their times (marked ~) are noise, not measurements; profile a larger batch, or more reps on a quieter machine`,
+  ];
   const lines = [
-    `${p.kernels.length} kernels, ${ms(p.totalMs)} ms of kernel time (median of ${p.reps}; empty submit ${ms(p.roundTripMs)} ms) on ${p.adapter}`,
+    `${p.kernels.length} kernels, ${ms(p.totalMs)} ms of kernel time (median of ${p.reps}; empty submit ${ms(p.roundTripMs)} ms, varying by ${ms(p.resolutionMs)} ms) on ${p.adapter}`,
+    ...noise,
     '',
     `slowest ${slowest.length} kernels:`,
-    ...slowest.map((k) => `  ${ms(k.ms).padStart(9)} ms  ${pct(p.totalMs > 0 ? k.ms / p.totalMs : 0).padStart(6)}  ${k.graph}#${k.index} ${k.op}  ${where(k)}`),
+    ...slowest.map((k) => `  ${`${k.belowResolution ? '~' : ''}${ms(k.ms)}`.padStart(9)} ms  ${pct(p.totalMs > 0 ? k.ms / p.totalMs : 0).padStart(6)}  ${k.graph}#${k.index} ${k.op}  ${where(k)}`),
     '',
     'by op:',
     ...p.byOp.map((s) => `  ${ms(s.ms).padStart(9)} ms  ${pct(s.share).padStart(6)}  ${String(s.kernels).padStart(4)} x ${s.key}`),

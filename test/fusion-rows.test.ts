@@ -1,5 +1,8 @@
 // Reduction fusion (compiler/optimize/fuse-rows.ts, fused_reduce): softmax, layer norm, cross-entropy and generated row graphs compute what the unfused graphs do, in the interpreter and on WebGPU (Dawn on lavapipe), and the pass says why it did not fuse.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { compileTraining } from '../compiler/frontend/train.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
@@ -14,6 +17,7 @@ import { fuseRowsWithReport } from '../compiler/optimize/fuse-rows.ts';
 import { type Dim, evaluate, sym } from '../compiler/shapes/dim.ts';
 import { getDevice, type GraphJob, runGraphs } from './gpu-helpers.ts';
 import { f32t, GraphBuilder as G, scalar } from './graph-builder.ts';
+import { argsOf } from './helpers.ts';
 
 
 
@@ -366,4 +370,27 @@ describe('the row pass says why a neighbour did not join', () => {
     expect(graph.nodes.map((n) => n.op)).toEqual([FUSED_REDUCE_OP, 'matmul', 'mul']);
     expect(report.rejected).toEqual([expect.objectContaining({ op: 'mul', reason: 'cycle' })]);
   });
+});
+
+describe("the row pass's work grows with the graph, not with its square", () => {
+  // A Transformer has row reductions in every layer (layer norms, softmaxes and their gradients) and
+  // values read across the whole graph (the causal mask, the gradient norm), so cycle checks that walk
+  // from each group to the end of the graph grow with depth times depth. Counted in nodes visited.
+  const workAt = (depth: number) => {
+    const file = join(import.meta.dirname, '..', 'examples', 'char_transformer.dl');
+    const modelArgs = new Map([['CharGPT', argsOf('CharGPT', `vocab: 11, ctx: 8, d: 8, heads: 2, depth: ${depth}`)]]);
+    const training = compileTraining(readFileSync(file, 'utf8'), file, undefined, { modelArgs, ownData: true }).trainings[0];
+    const graph = fuseWithReport(training.steps[0]).graph;
+    const { report } = fuseRowsWithReport(graph);
+    expect(report.groups.length).toBeGreaterThan(4 * depth);
+    return { nodes: graph.nodes.length, visited: report.visited };
+  };
+
+  it('a training step of a 16-layer Transformer costs about 4 times a 4-layer one', () => {
+    const small = workAt(4);
+    const large = workAt(16);
+    expect(large.nodes / small.nodes).toBeGreaterThan(3);
+    expect(large.visited / small.visited).toBeLessThan(1.5 * (large.nodes / small.nodes));
+    expect(large.visited).toBeLessThan(10 * large.nodes);
+  }, 120_000);
 });

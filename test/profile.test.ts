@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { Model } from '../runtime/model.ts';
-import { formatProfile } from '../runtime/profile.ts';
+import { formatProfile, summarizeProfile, type KernelTime } from '../runtime/profile.ts';
 import { InputError } from '../runtime/errors.ts';
 import type { ModelProgram } from '../runtime/program.ts';
 import { existsSync } from 'node:fs';
@@ -40,6 +40,10 @@ describe('Model.profile', () => {
       expect(prof.kernels.every((k) => k.source !== undefined)).toBe(true);
       expect(prof.sizes).toMatchObject({ B });
       expect(prof.roundTripMs).toBeGreaterThan(0);
+      // the resolution is the empty submit's spread; kernels below it are marked, and counted
+      expect(Number.isFinite(prof.resolutionMs) && prof.resolutionMs >= 0).toBe(true);
+      expect(prof.kernels.filter((k) => k.belowResolution).map((k) => k.index)).toEqual(prof.kernels.filter((k) => k.ms < prof.resolutionMs).map((k) => k.index));
+      expect(prof.belowResolution).toBe(prof.kernels.filter((k) => k.ms < prof.resolutionMs).length);
       const sum = (xs: readonly { ms: number }[]) => xs.reduce((a, x) => a + x.ms, 0);
       expect(sum(prof.byOp)).toBeCloseTo(prof.totalMs, 9);
       expect(sum(prof.bySource)).toBeCloseTo(prof.totalMs, 9);
@@ -83,9 +87,34 @@ describe('Model.profile', () => {
     const r = await dlc('train', 'examples/mnist_mlp.dl', '--model', 'MnistMlp', '--args', 'hidden: 16', '--limit', '64', '--batch', '16', '--no-progress', '--profile', '--checkpoint', path);
     expect(r.err).not.toMatch(/error/);
     expect(r.status).toBe(0);
-    expect(r.out).toMatch(/^\d+ kernels, [\d.]+ ms of kernel time \(median of 5; empty submit [\d.]+ ms\) on /m);
+    expect(r.out).toMatch(/^\d+ kernels, [\d.]+ ms of kernel time \(median of 5; empty submit [\d.]+ ms, varying by [\d.]+ ms\) on /m);
     expect(r.out).toMatch(/slowest \d+ kernels:\n {2}.* ms .*train#\d+ \w+ {2}(examples|stdlib)\/\w+\.dl:\d+:\d+/);
     expect(r.out).toContain('by op:');
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+describe('a profile whose kernels are below its resolution says so', () => {
+  const kernel = (index: number, ms: number): KernelTime => ({ graph: 'train', index, op: 'fused_matmul', ms });
+  const profileOf = (ms: readonly number[], resolutionMs: number) => summarizeProfile({ adapter: 'test', sizes: { B: 4 }, reps: 5, kernels: ms.map((x, i) => kernel(i, x)), roundTripMs: 10.9, resolutionMs });
+
+  it('marks the kernels under the empty submit\'s spread and warns, instead of presenting noise as shares', () => {
+    // the reporter's run: one kernel got all the noise, the rest read exactly 0
+    const p = profileOf([8.973, 0.112, 0, 0, 0], 2.5);
+    expect(p.belowResolution).toBe(4);
+    expect(p.kernels.map((k) => k.belowResolution === true)).toEqual([false, true, true, true, true]);
+    const table = formatProfile(p, 3);
+    expect(table).toContain('empty submit 10.900 ms, varying by 2.500 ms');
+    expect(table).toMatch(/warning: 4 of 5 kernels took less than the resolution of 2\.500 ms .*noise/);
+    expect(table).toContain('~0.112 ms');
+    expect(table).toMatch(/ 8\.973 ms /);
+    const all = formatProfile(profileOf([0.3, 0.2, 0], 2.5), 3);
+    expect(all).toMatch(/warning: every kernel took less than the resolution/);
+  });
+
+  it('says nothing when every kernel is above it', () => {
+    const p = profileOf([8.9, 3.1], 0.05);
+    expect(p.belowResolution).toBe(0);
+    expect(formatProfile(p, 3)).not.toMatch(/warning|~/);
   });
 });

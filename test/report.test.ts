@@ -179,6 +179,59 @@ describe('dlc compile --report', () => {
     expect(md).toContain('L=1 (default; set with --report-size)');
   });
 
+  it('lists identical fusion refusals once, with how many times they came', () => {
+    const adam = { op: 'add', line: { file: 'm.dl', line: 21 }, groupOp: 'sub', groupLine: { file: 'm.dl', line: 21 }, reason: 'bindings' as const, detail: 'the fused kernel would bind 7 inputs and 3 outputs' };
+    const other = { op: 'mul', groupOp: 'exp', reason: 'shape' as const, detail: 'another reason' };
+    const report: KernelReport = {
+      model: 'M',
+      file: 'm.dl',
+      batch: { value: 2, from: 'given' },
+      sizes: { B: 2 },
+      defaulted: [],
+      graphs: [
+        {
+          name: 'train',
+          dispatches: 1,
+          once: 0,
+          fusion: { groups: 1, fusedNodes: 2, nodesBefore: 2, nodesAfter: 1, refusals: [adam, adam, other, adam] },
+          kernels: [{ index: 0, op: 'fused_elementwise', subOps: ['add', 'mul'], lines: [], flops: 12, bytes: 48 }],
+          flops: 12,
+          bytes: 48,
+        },
+      ],
+      memory: { params: 8, state: 0, inputs: 8, plannedTemps: 24, unplannedTemps: 48, planned: 40, unplanned: 64, largestBuffer: 24, largestWhat: 'a tensor', graphs: [] },
+    };
+    const md = renderMarkdown(report);
+    const rows = md.split('\n').filter((l) => /^\| (add|mul) \|/.test(l));
+    expect(rows).toEqual([expect.stringMatching(/^\| add \| m\.dl:21 \| sub \(m\.dl:21\) \| bindings \| .* \| 3 \|$/), expect.stringMatching(/^\| mul \| .* \| shape \| another reason \| 1 \|$/)]);
+    // the summary still counts every refusal
+    expect(md).toContain('3 bindings, 1 shape');
+    expect(renderHtml(report).match(/<td[^>]*>bindings<\/td>/g)).toHaveLength(1);
+  });
+
+  it("a scan step's kernel is charged the time step it reads, not the whole buffer it binds: bytes grow with the steps, not their square", () => {
+    const text = `use std.nn.{LSTM}
+model Seq(steps: int = 4) {
+  input x: f32[B, 4 * steps]
+  layer rnn = LSTM(4, 8)
+  output h = rnn(reshape(x, [B, steps, 4]))[:, -1]
+}
+`;
+    const at = (steps: number) => {
+      const r = compileSource(text, 'seq.dl', undefined, { modelArgs: new Map([['Seq', argsOf('Seq', `steps: ${steps}`)]]), keepGraphs: true });
+      expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      return buildKernelReport({ program: r.programs[0], fusion: fusionOf(r.graphs![0]), batch: 4 }).graphs[0];
+    };
+    const short = at(8);
+    const long = at(32);
+    // one fused kernel per step, each reading its step's slice of the precomputed x @ w_x
+    const step = (g: typeof short) => g.kernels.filter((k) => k.op === 'fused_matmul_columns')[1].bytes;
+    expect(step(long)).toBe(step(short));
+    expect(step(short)).toBeLessThan(4096); // the whole x @ w_x at 32 steps is 16 KiB
+    expect(long.flops / short.flops).toBeGreaterThan(3.5);
+    expect(long.bytes / short.bytes).toBeLessThan(1.25 * (long.flops / short.flops));
+  });
+
   it('the report model without fusion data still lists kernels from the program', () => {
     const text = readFileSync(join(ROOT, FILE), 'utf8');
     const r = compileSource(text, FILE, undefined, { modelArgs: new Map([['MnistMlp', argsOf('MnistMlp', `hidden: ${HIDDEN}`)]]), keepGraphs: true });

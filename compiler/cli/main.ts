@@ -24,19 +24,16 @@ import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { defaultSizes, randomFeeds, seededRandom, wholeNumberInputs } from '../interpret/feeds.ts';
 import type { Arg } from '../../grammar/ast.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
-import { compileSource } from '../frontend/compile.ts';
-import { lowerModel, type ModelGraphs } from '../codegen/program.ts';
-import { buildKernelReport, fusionOf, renderHtml, renderMarkdown, reportSizes } from '../report/kernels.ts';
-import { emitModule, emitModuleJs, moduleFileName } from '../emit/module.ts';
-import { DataSettingError, trainProgram, TrainError, type TrainFlags } from './train.ts';
-import { evaluateOnEpisodes, trainOnEpisodes } from './train-episodes.ts';
-import { evaluateProgram, type EvaluateFlags } from './evaluate.ts';
-import { predictProgram, type PredictFlags } from './predict.ts';
-import { entryKey, lookup, store } from './compile-cache.ts';
-import { canSample, sampleProgram, type SampleFlags } from './sample.ts';
+import type { ModelGraphs } from '../codegen/program.ts';
+import type { DataSettingError, TrainFlags } from './train.ts';
+import type { EvaluateFlags } from './evaluate.ts';
+import type { PredictFlags } from './predict.ts';
+import type { SampleFlags } from './sample.ts';
 import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
-import { writeWeightsOnly } from './weights.ts';
 import { writeInPlace } from './write-in-place.ts';
+// The lowering, the kernel report, the module emitter (ts-morph, that is TypeScript itself), the
+// compile cache and the runtime (WebGPU) are imported by the commands that use them, when they run:
+// `dlc check`, `dlc fmt` and `dlc --version` start without loading them (test/cli-startup.test.ts).
 
 const ARGS_HELP = 'hyperparameters, as in a call: "hidden: 16" (with --model when the file declares several models)';
 const DATA_HELP = "the dataset instead of the train block's: mnist, iris, csv:path[:label], cifar10:dir, uci_har:dir, tiny_shakespeare:file[:context], text:file[:context] (the block's options carry over: a CSV's header and delimiter too when the block's data is a CSV; --header and --delimiter set them)";
@@ -447,21 +444,23 @@ function runGradcheck(
  * nothing are stored, so any diagnostic shows every time.
  */
 async function compilePrograms(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string }, io: Io): Promise<ModelProgram[] | undefined> {
+  const { entryKey, lookup, store } = await import('./compile-cache.ts');
   const key = entryKey(file, { model: options.model ?? null, args: options.args ?? null, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined });
   const hit = key === undefined ? undefined : lookup(key);
   if (hit) return [...hit.programs];
   let reported = false;
-  const compiled = compileChosen(file, options, { ...io, err: (t) => ((reported = true), io.err(t)) }, false);
+  const compiled = await compileChosen(file, options, { ...io, err: (t) => ((reported = true), io.err(t)) }, false);
   if (compiled && key !== undefined && !reported) await store(key, { programs: compiled.programs }, compiled.sources.local());
   return compiled?.programs;
 }
 
 /** compilePrograms, with the IR of each chosen program (`graphs[i]` for `programs[i]`) when `keepGraphs`. */
-function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string; fuse?: boolean }, io: Io, keepGraphs: boolean): { programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined {
+async function compileChosen(file: string, options: { model?: string; args?: string; data?: string; batch?: string; limit?: string; fuse?: boolean }, io: Io, keepGraphs: boolean): Promise<{ programs: ModelProgram[]; graphs: ModelGraphs[]; sources: Sources } | undefined> {
   const loaded = loadChecked(file, io);
   if (!loaded) return undefined;
   const modelArgs = argsFlag(file, loaded.text, options, io);
   if (modelArgs === null) return undefined;
+  const { compileSource } = await import('../frontend/compile.ts');
   const result = compileSource(loaded.text, file, moduleLoader(loaded.sources), { ...(modelArgs ? { modelArgs } : {}), keepGraphs, ownData: options.data !== undefined, ownBatch: options.batch !== undefined || options.limit !== undefined, ...(options.model ? { only: options.model } : {}), ...(options.fuse === false ? { fuse: false } : {}) });
   if (report(result.diagnostics, loaded.sources, false, io) > 0) return undefined;
   const picked = result.programs.map((p, i) => ({ p, g: result.graphs?.[i] })).filter(({ p }) => !options.model || p.model === options.model);
@@ -501,22 +500,24 @@ function reportFlags(options: ReportFlags): { format: 'md' | 'html'; batch?: num
   return { format, ...(batch !== undefined ? { batch } : {}), sizes };
 }
 
-function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags, io: Io): number {
+async function compileCommand(file: string, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags, io: Io): Promise<number> {
   const flags = reportFlags(options);
   if (typeof flags === 'string') {
     io.err(`error: ${flags}`);
     return EXIT_USER_ERROR;
   }
-  const compiled = compileChosen(file, options, io, flags !== undefined);
+  const compiled = await compileChosen(file, options, io, flags !== undefined);
   if (!compiled) return EXIT_USER_ERROR;
   const { programs } = compiled;
+  const { moduleFileName } = await import('../emit/module.ts');
+  const { reportSizes } = await import('../report/kernels.ts');
   const unknownSize = flags ? [...flags.sizes.keys()].find((k) => !programs.some((p) => p.sizes.includes(k))) : undefined;
   if (unknownSize !== undefined) {
     io.err(`error: --report-size ${unknownSize}: no model here has a size \`${unknownSize}\`; their sizes are ${[...new Set(programs.flatMap((p) => p.sizes))].join(', ') || 'none'}`);
     return EXIT_USER_ERROR;
   }
   // the reports are built before anything is written, so a failure leaves no files behind
-  const reports = flags ? programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags)) : [];
+  const reports = flags ? await Promise.all(programs.map((program, i) => kernelReportText(program, compiled.graphs[i], compiled.sources, flags))) : [];
   // report sizes the model refuses (no nearby sizes fit its conditions): said here as well as in the report
   for (const program of flags ? programs : []) {
     const broken = reportSizes(program, flags!.batch, flags!.sizes).broken;
@@ -542,7 +543,7 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
   }
   try {
     makeFolders(dir);
-    writeModules(dir, file, programs, reports, options, flags?.format, io);
+    await writeModules(dir, file, programs, reports, options, flags?.format, io);
   } catch (e) {
     if (!isFileSystemError(e)) throw e;
     return unwritable(writeRefusal(e));
@@ -551,7 +552,8 @@ function compileCommand(file: string, options: { out?: string; js?: boolean; mod
 }
 
 /** Each program's module (TypeScript, or JavaScript and .d.ts) in `dir`, and its kernel report when asked. */
-function writeModules(dir: string, file: string, programs: readonly ModelProgram[], reports: readonly string[], options: { js?: boolean; runtime?: string }, report: 'md' | 'html' | undefined, io: Io): void {
+async function writeModules(dir: string, file: string, programs: readonly ModelProgram[], reports: readonly string[], options: { js?: boolean; runtime?: string }, report: 'md' | 'html' | undefined, io: Io): Promise<void> {
+  const { emitModule, emitModuleJs, moduleFileName } = await import('../emit/module.ts');
   for (const [i, program] of programs.entries()) {
     const emitOptions = { source: file, ...(options.runtime ? { runtimeImport: options.runtime } : {}) };
     const base = join(dir, moduleFileName(program.model));
@@ -577,7 +579,9 @@ function writeModules(dir: string, file: string, programs: readonly ModelProgram
 }
 
 /** The kernel report of one program: fusion decisions from its IR, dispatch counts before fusion from an unfused lowering. */
-function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined, sources: Sources, flags: { format: 'md' | 'html'; batch?: number; sizes: Map<string, number> }): string {
+async function kernelReportText(program: ModelProgram, graphs: ModelGraphs | undefined, sources: Sources, flags: { format: 'md' | 'html'; batch?: number; sizes: Map<string, number> }): Promise<string> {
+  const { lowerModel } = await import('../codegen/program.ts');
+  const { buildKernelReport, fusionOf, renderHtml, renderMarkdown } = await import('../report/kernels.ts');
   const unfused = graphs ? lowerModel(graphs, { fuse: false, planMemory: false }).program : undefined;
   const report = buildKernelReport({
     program,
@@ -608,10 +612,12 @@ const fromEpisodes = (p: ModelProgram) => p.training?.settings.env !== undefined
 async function predictCommand(file: string, options: PredictFlags & { model?: string; args?: string }, io: Io): Promise<number> {
   const program = await trainedModel(file, options, io, (p) => !fromEpisodes(p), 'no model trained on data');
   if (!program) return EXIT_USER_ERROR;
+  const { predictProgram } = await import('./predict.ts');
   return runReportingErrors(() => predictProgram(program, file, options, { ...io, tty: false }), io, { file, model: program.model });
 }
 
 async function sampleCommand(file: string, options: SampleFlags & { model?: string; args?: string }, io: Io): Promise<number> {
+  const { canSample, sampleProgram } = await import('./sample.ts');
   const program = await trainedModel(file, options, io, (p) => canSample(p, options), 'no trained model with an i32 token input [B, L] and a next-token output [B, V]');
   if (!program) return EXIT_USER_ERROR;
   return runReportingErrors(() => sampleProgram(program, file, options, { ...io, tty: false }), io);
@@ -621,6 +627,8 @@ async function evaluateCommand(file: string, options: EvaluateFlags & { model?: 
   const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const evalIo = { ...io, tty: false };
+  const { evaluateProgram } = await import('./evaluate.ts');
+  const { evaluateOnEpisodes } = await import('./train-episodes.ts');
   return runReportingErrors(() => (fromEpisodes(program) ? evaluateOnEpisodes(program, file, options, evalIo) : evaluateProgram(program, file, options, evalIo)), io, { file, model: program.model });
 }
 
@@ -633,6 +641,7 @@ async function runReportingErrors(run: () => Promise<unknown>, io: Io, at?: { re
     await run();
     return EXIT_OK;
   } catch (e) {
+    const { DataSettingError, TrainError } = await import('./train.ts');
     // the data a train block's setting names: E0207 at that setting
     const framed = e instanceof DataSettingError && at ? dataSettingFrame(e, at.file, at.model) : undefined;
     if (framed !== undefined) {
@@ -670,6 +679,8 @@ async function trainCommand(file: string, options: TrainFlags & { model?: string
   const program = await trainedModel(file, options, io);
   if (!program) return EXIT_USER_ERROR;
   const trainIo = { ...io, tty: Boolean(process.stderr.isTTY) };
+  const { trainProgram } = await import('./train.ts');
+  const { trainOnEpisodes } = await import('./train-episodes.ts');
   return runReportingErrors(() => (fromEpisodes(program) ? trainOnEpisodes(program, file, options, trainIo) : trainProgram(program, file, options, trainIo)), io, { file, model: program.model });
 }
 
@@ -774,13 +785,13 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--report [format]', 'also write <module>.report.md (or html): dispatches before/after fusion, kernels with FLOPs and bytes, peak memory')
     .option('--report-batch <n>', "the batch size B for the report's numbers (default: the train block's batch, 32 if it gives none; 1 without a train block)")
     .option('--report-size <name=n...>', "other symbolic sizes for the report's numbers, e.g. L=64 (default 1, raised to fit the model's where conditions)")
-    .action((file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags) => {
+    .action(async (file: string | undefined, options: { out?: string; js?: boolean; model?: string; args?: string; runtime?: string; fuse?: boolean } & ReportFlags) => {
       const found = fileOutOfList(file, options.reportSize, '--report-size');
       if (typeof found === 'string') {
         io.err(`error: ${found}`);
         return setStatus(EXIT_USER_ERROR);
       }
-      setStatus(compileCommand(found.file, { ...options, reportSize: found.list }, io));
+      setStatus(await compileCommand(found.file, { ...options, reportSize: found.list }, io));
     });
   program
     .command('train')
@@ -847,7 +858,10 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .description("write a weights-only file from a checkpoint: the parameters and the model's own state (batch norm's running statistics), without the optimizer's state or the random key; a page loads it with loadWeights")
     .argument('<checkpoint>')
     .requiredOption('-o, --out <file>', 'the weights file to write (.safetensors)')
-    .action(async (checkpoint: string, options: { out: string }) => setStatus((await writeWeightsOnly(checkpoint, options.out, io)) ? EXIT_OK : EXIT_USER_ERROR));
+    .action(async (checkpoint: string, options: { out: string }) => {
+      const { writeWeightsOnly } = await import('./weights.ts');
+      setStatus((await writeWeightsOnly(checkpoint, options.out, io)) ? EXIT_OK : EXIT_USER_ERROR);
+    });
   program
     .command('summary')
     .description('a table of layers, output shapes and parameter counts')

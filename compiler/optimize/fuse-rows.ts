@@ -23,7 +23,7 @@ import { reduceAxes } from '../ops/reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';
 import { graphUses } from '../ir/uses.ts';
-import { SpanBound, successors, VisitMarks } from '../ir/reach.ts';
+import { successors, type Successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
@@ -54,6 +54,8 @@ export interface RowFuseReport {
   readonly nodesAfter: number;
   readonly groups: readonly RowFusedGroup[];
   readonly rejected: readonly RowFuseRejection[];
+  /** The nodes the pass's cycle checks and reorderings visited, in all: its work, which grows with the graph's size (tests count it). */
+  readonly visited: number;
 }
 
 const hasF16 = (n: Node) => [...n.inputs, ...n.outputs].some((v) => v.type.dtype === 'f16');
@@ -65,6 +67,116 @@ function joinable(n: Node): boolean {
   if (n.op === FUSED_OP || isReduction(n)) return true;
   if (n.op === 'reshape' || n.op === 'broadcast_to') return n.inputs.length === 1;
   return n.op !== 'full' && isFusableSubOp(n.op) && n.outputs.length === 1;
+}
+
+/** Each node's producers, flattened as `successors` are: the same edges reversed. */
+function predecessors(succ: Successors): Successors {
+  const N = succ.start.length - 1;
+  const start = new Int32Array(N + 1);
+  for (let e = 0; e < succ.next.length; e++) start[succ.next[e] + 1]++;
+  for (let k = 0; k < N; k++) start[k + 1] += start[k];
+  const fill = start.slice(0, N);
+  const next = new Int32Array(succ.next.length);
+  for (let k = 0; k < N; k++) for (let e = succ.start[k]; e < succ.start[k + 1]; e++) next[fill[succ.next[e]]++] = k;
+  return { start, next };
+}
+
+/**
+ * A breadth-first walk along a graph's edges (consumers, or producers when reversed), one edge per step,
+ * from sources it does not enter and over nodes it must not enter (the set being checked), reaching a
+ * settled group's members all at once. It expands only nodes placed within its bound (at or before it
+ * going forward, at or after it going backward) and keeps the rest until `widen` moves the bound.
+ */
+class Walk {
+  /** Nodes reached (sources not included). */
+  readonly reached: VisitMarks;
+  /** Nodes an edge from a reached node leads to. */
+  readonly arrived: VisitMarks;
+  /** An edge from a reached node led into the closed set. */
+  closed = false;
+  /** The walk reached a node the other walk of a search had reached. */
+  met = false;
+  meets: Walk | undefined;
+  private closedSet: ReadonlySet<number> = new Set();
+  private sources: ReadonlySet<number> = new Set();
+  private pending: number[] = []; // a queue: nodes near the sources go first, so a short path back is found early
+  private head = 0;
+  private later: number[] = [];
+  private bound = 0;
+  private node = -1;
+  private edge = 0;
+  constructor(
+    n: number,
+    /** Along consumers (forward) or producers (backward). */
+    private readonly isForward: boolean,
+    private readonly edges: Successors,
+    private readonly pos: Int32Array,
+    private readonly groupMembers: (k: number) => readonly number[] | undefined,
+    private readonly visit: () => void,
+  ) {
+    this.reached = new VisitMarks(n);
+    this.arrived = new VisitMarks(n);
+  }
+  /** Starts over from `sources`, never entering `closedSet`, expanding nodes up to `bound`. */
+  start(sources: readonly number[], closedSet: ReadonlySet<number>, bound: number): void {
+    this.reached.begin();
+    this.arrived.begin();
+    this.closed = false;
+    this.met = false;
+    this.sources = new Set(sources);
+    this.closedSet = closedSet;
+    this.pending = [...sources];
+    this.head = 0;
+    this.later = [];
+    this.node = -1;
+    this.bound = bound;
+  }
+  private within(k: number): boolean {
+    return this.isForward ? this.pos[k] <= this.bound : this.pos[k] >= this.bound;
+  }
+  /** Moves the bound out to `bound`, if it is further. */
+  widen(bound: number): void {
+    if (this.isForward ? bound <= this.bound : bound >= this.bound) return;
+    this.bound = bound;
+    const later = this.later;
+    this.later = [];
+    for (const k of later) (this.within(k) ? this.pending : this.later).push(k);
+  }
+  private reach(k: number): void {
+    if (this.closedSet.has(k) || !this.reached.visit(k)) return;
+    this.visit();
+    if (this.meets?.reached.has(k)) this.met = true;
+    this.pending.push(k);
+    for (const m of this.groupMembers(k) ?? []) this.reach(m);
+  }
+  /** Takes one edge (or moves to the next node); false when nothing within the bound is left. */
+  step(): boolean {
+    const { start, next } = this.edges;
+    while (this.node < 0 || this.edge >= start[this.node + 1]) {
+      if (this.head > 1024 && this.head * 2 > this.pending.length) {
+        this.pending = this.pending.slice(this.head);
+        this.head = 0;
+      }
+      const k = this.head < this.pending.length ? this.pending[this.head++] : undefined;
+      if (k === undefined) {
+        this.node = -1;
+        return false;
+      }
+      if (!this.sources.has(k) && !this.within(k)) {
+        this.later.push(k);
+        continue;
+      }
+      this.node = k;
+      this.edge = start[k];
+    }
+    const t = next[this.edge++];
+    if (!this.sources.has(this.node)) {
+      this.arrived.visit(t);
+      if (this.closedSet.has(t)) this.closed = true;
+    }
+    this.reach(t);
+    return true;
+  }
 }
 
 /** The graph with reductions fused into row kernels, and what the pass decided. Pure. */
@@ -122,32 +234,109 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     return { op: FUSED_REDUCE_OP, inputs, attrs, outputs, span };
   };
 
-  /** Whether a value leaving `set` comes back to it through nodes outside it (whole groups count as one node). */
+  // A topological order of the graph with every settled group as one node (its members side by side):
+  // a path between two nodes only runs through nodes placed between them, so a cycle check searches
+  // only the stretch its set spans. Node order is such an order until a group settles; then the
+  // stretch its members span is reordered (see `settle`), which costs that stretch, not the graph.
+  const order = Int32Array.from({ length: N }, (_, k) => k);
+  const pos = Int32Array.from({ length: N }, (_, k) => k);
   const succ = successors(g, uses);
   const marks = new VisitMarks(N);
   const stack: number[] = [];
-  // nodes after the set (or after the end of a settled group that starts within it) cannot lead back
-  const spans = new SpanBound(N);
-  const cycles = (set: ReadonlySet<number>): boolean => {
-    const last = spans.bound(Math.max(...set));
+  let visited = 0;
+  // Joining candidate c to the group (acyclic so far) makes a cycle exactly when a value leaving the
+  // set comes back to it through other nodes: when a walk forward from the set, or one backward from it,
+  // not entering the set, takes an edge into the set. Either walk alone decides; the two take a step
+  // each in turn, and the first to finish (or to meet the other) answers, so a candidate far from the
+  // group costs what the smaller side costs. Where c is placed after every member (a reader of the
+  // group), the forward walk from the members is kept while they stay the same, so a group's many
+  // readers (a gradient norm's, one per parameter update) share one walk; where c is placed before
+  // every member (a producer), the backward walk from them is kept the same way.
+  const pred = predecessors(succ);
+  const groupMembers = (k: number) => (groupOf[k] >= 0 ? groups[groupOf[k]].members : undefined);
+  const count = () => visited++;
+  const keptAhead = new Walk(N, true, succ, pos, groupMembers, count);
+  const keptBehind = new Walk(N, false, pred, pos, groupMembers, count);
+  const ahead = new Walk(N, true, succ, pos, groupMembers, count);
+  const behind = new Walk(N, false, pred, pos, groupMembers, count);
+  let keptFor = '';
+  /** Whether one walk of the two decides before the other: its answer (true: a cycle). */
+  const race = (a: Walk, b: Walk, closes: () => boolean): boolean => {
+    a.meets = b;
+    b.meets = a;
+    a.met = b.met = false;
+    for (;;) {
+      if (a.met || b.met || closes()) return true;
+      if (!a.step()) return closes();
+      if (a.met || b.met || closes()) return true;
+      if (!b.step()) return closes();
+    }
+  };
+  const cycles = (members: readonly number[], key: string, c: number): boolean => {
+    let first = N;
+    let last = -1;
+    for (const m of members) {
+      first = Math.min(first, pos[m]);
+      last = Math.max(last, pos[m]);
+    }
+    const memberSet = new Set(members);
+    const trial = new Set([...members, c]);
+    if (pos[c] > last || pos[c] < first) {
+      if (keptFor !== key) {
+        keptFor = key;
+        keptAhead.start(members, memberSet, -1);
+        keptBehind.start(members, memberSet, N);
+      }
+      if (pos[c] > last) {
+        // only the group can lead to c: forward from the members, backward from c
+        keptAhead.widen(pos[c]);
+        behind.start([c], trial, first);
+        return race(keptAhead, behind, () => keptAhead.arrived.has(c) || behind.closed);
+      }
+      keptBehind.widen(pos[c]);
+      ahead.start([c], trial, last);
+      return race(keptBehind, ahead, () => keptBehind.arrived.has(c) || ahead.closed);
+    }
+    ahead.start([...trial], trial, last);
+    behind.start([...trial], trial, first);
+    return race(ahead, behind, () => ahead.closed || behind.closed);
+  };
+
+  /**
+   * The order with a new group (no cycle through it) side by side: within the stretch its members span,
+   * the other nodes the group does not lead to, then the members, then the nodes it leads to, each in
+   * their old order. An edge into the group comes from before it and one out of it goes after it; a
+   * settled group in the stretch moves whole, since reaching one member reaches them all.
+   */
+  const settle = (members: readonly number[]) => {
+    const inGroup = new Set(members);
+    let lo = N;
+    let hi = -1;
+    for (const m of members) {
+      lo = Math.min(lo, pos[m]);
+      hi = Math.max(hi, pos[m]);
+    }
     marks.begin();
     stack.length = 0;
     const push = (k: number) => {
-      if (k > last || !marks.visit(k)) return;
+      if (pos[k] > hi || inGroup.has(k) || !marks.visit(k)) return;
+      visited++;
       stack.push(k);
-      // a node of a settled group brings the whole group along
       if (groupOf[k] >= 0) for (const m of groups[groupOf[k]].members) push(m);
     };
-    for (const m of set) for (let e = succ.start[m]; e < succ.start[m + 1]; e++) if (!set.has(succ.next[e])) push(succ.next[e]);
+    for (const m of members) for (let e = succ.start[m]; e < succ.start[m + 1]; e++) push(succ.next[e]);
     while (stack.length > 0) {
       const k = stack.pop()!;
-      for (let e = succ.start[k]; e < succ.start[k + 1]; e++) {
-        const c = succ.next[e];
-        if (set.has(c)) return true;
-        push(c);
-      }
+      for (let e = succ.start[k]; e < succ.start[k + 1]; e++) push(succ.next[e]);
     }
-    return false;
+    const stretch = Array.from(order.subarray(lo, hi + 1));
+    const before = stretch.filter((k) => !inGroup.has(k) && !marks.has(k));
+    const after = stretch.filter((k) => marks.has(k));
+    const sorted = [...members].sort((x, y) => pos[x] - pos[y]);
+    [...before, ...sorted, ...after].forEach((k, i) => {
+      order[lo + i] = k;
+      pos[k] = lo + i;
+    });
   };
 
   for (let seed = 0; seed < N; seed++) {
@@ -157,6 +346,7 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     const axes = reduceAxes(s.op, s.inputs[0].type, s.attrs);
     if (!Array.isArray(axes) || axes.every((a) => isConcrete(shape[a]) && shape[a] === 1)) continue;
     let members = [seed];
+    keptFor = '';
     let fused: Node | undefined;
     const tried = new Map<number, string>(); // neighbour -> the member set (as text) it was last refused with
     for (let changed = true; changed; ) {
@@ -178,8 +368,7 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
         tried.set(c, key);
         const reject = (reason: RowFuseReason, detail: string) => rejections.set(`${seed}:${c}`, { node: c, op: nodes[c].op, group: seed, reason, detail });
         const trial = [...members, c].sort((a, b) => a - b);
-        const trialSet = new Set(trial);
-        if (cycles(trialSet)) {
+        if (cycles(members, key, c)) {
           reject('cycle', `a value of the kernel would come back to it through other nodes`);
           continue;
         }
@@ -198,11 +387,11 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     if (!fused) continue;
     for (const m of members) groupOf[m] = groups.length;
     groups.push({ seed, members, node: fused });
-    spans.note(Math.min(...members), Math.max(...members));
+    settle(members);
   }
 
   const rejected = [...rejections.values()].filter((r) => groupOf[r.node] !== groupOf[r.group] || groupOf[r.node] < 0);
-  if (groups.length === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected } };
+  if (groups.length === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected, visited } };
   const contractions: Contraction[] = [];
   const report: RowFusedGroup[] = [];
   for (const { members, node } of groups) {
@@ -220,7 +409,7 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     if (!results.has(nodes[k].outputs[0].id) && readers.length > 0 && readers.every((c) => groupOf[c] >= 0)) dropped.add(k);
   }
   const graph = contractGroups(g, contractions, { folded, dropped });
-  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected } };
+  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, visited } };
 }
 
 /** The graph with reductions fused into row kernels (see fuseRowsWithReport). */

@@ -6,16 +6,20 @@
 // `renderHtml` print it. FLOPs are estimates: elementwise kernels count one per output element and
 // sub-op, matmul 2·m·n·k per batch (times the column blocks of a fused_matmul_columns), convolutions
 // 2·N·O·OH·OW·C/groups·KH·KW, reductions and pooling one per input element, random draws one per output element, data movement none. Bytes are the sizes of
-// every buffer a dispatch binds (inputs and outputs), at the bound sizes.
+// every buffer a dispatch binds (inputs and outputs), at the bound sizes, except that a slice or gather
+// reads as many elements as it writes, an input read through a view counts the view's elements and an
+// output stored into a slab of a larger buffer its own.
 import '../ops/index.ts';
 import type { Span } from '../../grammar/ast.ts';
 import { bufferBytes, bufferNumel, memoryReport } from '../../runtime/memory.ts';
 import type { BufferDecl, GraphProgram, KernelDecl, ModelProgram } from '../../runtime/program.ts';
 import { brokenCondition, evalShape, fittingSizes, sizeNames } from '../../runtime/sizes.ts';
 import { predictGraph, type ModelGraphs } from '../codegen/program.ts';
-import type { Graph, Node } from '../ir/types.ts';
-import { decodeFusedBody, FUSED_OP } from '../ops/fused.ts';
+import type { Graph, Node, TensorType } from '../ir/types.ts';
+import { decodeFusedBody, decodeInputViews, decodeOutputViews, FUSED_OP, MATMUL_OPERAND_OPS } from '../ops/fused.ts';
+import { evaluate, isConcrete, type Dim } from '../shapes/dim.ts';
 import { FUSED_COLUMNS_OP } from '../ops/fused-matmul-columns.ts';
+import { STRIDED_COPIES_OP, STRIDED_COPY_OP } from '../ops/strided-copy.ts';
 import { inPlaceNodeOf } from '../optimize/concat-in-place.ts';
 import { FUSED_FOREACH_OP, inPlaceOutputs } from '../ops/fused-foreach.ts';
 import { getOp } from '../ops/registry.ts';
@@ -227,6 +231,46 @@ function bufferOwners(after: Graph, g: GraphProgram): Map<number, Node> | undefi
   return owners;
 }
 
+/** Ops whose kernel gathers one input element per output element (a slice reads the slice, not its whole operand). */
+const GATHER_OPS: ReadonlySet<string> = new Set(['slice', STRIDED_COPY_OP, STRIDED_COPIES_OP]);
+
+/** The bytes a kernel moves from the buffers it binds: each whole, except what a gather reads, at most its outputs' size. */
+function boundBytes(k: KernelDecl, bytesOf: (buffer: number) => number): number {
+  const written = k.outputs.reduce((a, i) => a + bytesOf(i), 0);
+  const bound = k.inputs.reduce((a, i) => a + bytesOf(i), 0);
+  return written + (GATHER_OPS.has(k.op) ? Math.min(bound, written) : bound);
+}
+
+/**
+ * The bytes a kernel that reads an input through a view or stores into a slab of a larger buffer moves:
+ * each such input's view elements (a scan step reads one time step of the precomputed inputs, not the
+ * whole buffer it binds; broadcast axes read nothing more), every other input whole, and its outputs'
+ * own elements. Undefined for a kernel with no views: it moves every buffer it binds.
+ */
+function viewBytes(n: Node, sizes: ReadonlyMap<string, number>): number | undefined {
+  const views = decodeInputViews(n.attrs, n.inputs.length, n.op);
+  const outViews = decodeOutputViews(n.attrs, n.outputs.map((v) => v.type), n.op);
+  if (typeof views === 'string' || typeof outViews === 'string' || (views.length === 0 && outViews.length === 0)) return undefined;
+  const size = (d: Dim) => evaluate(d, sizes);
+  const numel = (shape: readonly Dim[]) => shape.reduce((a: number, d) => a * size(d), 1);
+  const elementBytes = (t: TensorType) => (t.dtype === 'f16' ? 2 : 4);
+  const whole = (t: TensorType) => Math.max(4, numel(t.shape) * elementBytes(t));
+  // a matmul's operands are bound apart from the body's inputs and read through no view
+  const lead = MATMUL_OPERAND_OPS.has(n.op) ? 2 : 0;
+  let bytes = n.inputs.slice(0, lead).reduce((a, v) => a + whole(v.type), 0);
+  const read = new Map<number, { viewed: number; whole: boolean; type: TensorType }>();
+  n.inputs.forEach((v, i) => {
+    if (i < lead) return;
+    const r = read.get(v.id) ?? { viewed: 0, whole: false, type: v.type };
+    const view = views.find((w) => w.input === i);
+    if (view) r.viewed += view.shape.reduce((a: number, d, axis) => (isConcrete(view.strides[axis]) && view.strides[axis] === 0 ? a : a * size(d)), 1) * elementBytes(v.type);
+    else r.whole = true;
+    read.set(v.id, r);
+  });
+  for (const r of read.values()) bytes += r.whole ? whole(r.type) : Math.min(whole(r.type), Math.max(4, r.viewed));
+  return bytes + n.outputs.reduce((a, v) => a + whole(v.type), 0);
+}
+
 function sortLines(lines: Iterable<SourceLine>, file: string): SourceLine[] {
   const seen = new Map<string, SourceLine>();
   for (const l of lines) seen.set(`${l.file}:${l.line}`, l);
@@ -296,7 +340,7 @@ export function buildKernelReport(input: KernelReportInput): KernelReport {
         lines: sortLines(lines, program.file),
         flops: parts.reduce((a, x) => a + x.flops, 0),
         ...(subOps ? { parts } : {}),
-        bytes: [...k.inputs, ...k.outputs].reduce((a, i) => a + bufferBytes(numel(i)), 0),
+        bytes: (node && node.op === k.op ? viewBytes(node, sizes) : undefined) ?? boundBytes(k, (i) => bufferBytes(numel(i))),
         ...(k.once ? { once: true } : {}),
       };
     });
@@ -446,6 +490,21 @@ function opTextOf(k: KernelRow): string {
   return `${k.op}: ${k.subOps.map((op, i) => (getOp(op)?.family === 'contraction' && parts[i]?.op === op && k.subOps!.length > 1 ? `${op} (${int(parts[i].flops)} FLOPs)` : op)).join(', ')}`;
 }
 
+/**
+ * Identical rows once each, in the order they first appear, with how many times each came: an
+ * optimizer's update of every parameter, refused for the same reason on the same line, is one row.
+ */
+export function groupedRows(rows: readonly (readonly string[])[]): string[][] {
+  const seen = new Map<string, string[]>();
+  for (const row of rows) {
+    const key = JSON.stringify(row);
+    const had = seen.get(key);
+    if (had) had[had.length - 1] = String(Number(had[had.length - 1]) + 1);
+    else seen.set(key, [...row, '1']);
+  }
+  return [...seen.values()];
+}
+
 /** The report as plain rows: shared by both renderers, so they say the same thing. */
 interface Section {
   readonly title: string;
@@ -495,9 +554,9 @@ function sections(r: KernelReport): Section[] {
       level: 3,
       text: [`${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (bindings: the kernel would pass the storage-buffer limit; cycle: fusing would make a cycle between kernels; shape: the value's shape is not the group's; no-inputs: a group reading no buffer; matmul: the group already takes another matmul; conv: the group already takes a matmul or another convolution; shared: a transpose read by a matmul and something else stays, so the matmul reads its result; fmas: computing a product's column blocks in its reader would take too many fmas per element)`],
       table: {
-        head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail'],
-        align: ['l', 'l', 'l', 'l', 'l'],
-        rows: g.fusion.refusals.map((x) => [x.op, x.line ? lineText(x.line, r.file) : '', `${x.groupOp}${x.groupLine ? ` (${lineText(x.groupLine, r.file)})` : ''}`, x.reason, x.detail]),
+        head: ['op', 'line', 'refused by the group ending in', 'reason', 'detail', 'times'],
+        align: ['l', 'l', 'l', 'l', 'l', 'r'],
+        rows: groupedRows(g.fusion.refusals.map((x) => [x.op, x.line ? lineText(x.line, r.file) : '', `${x.groupOp}${x.groupLine ? ` (${lineText(x.groupLine, r.file)})` : ''}`, x.reason, x.detail])),
       },
     });
   }
@@ -537,7 +596,7 @@ function sections(r: KernelReport): Section[] {
   return out;
 }
 
-const NOTE = 'FLOPs are estimates: elementwise = output elements x sub-ops; matmul = 2*m*n*k (inside a fused kernel, plus its epilogue); convolution = 2*N*O*OH*OW*C/groups*KH*KW; reductions and pooling = input elements; random = output elements; data movement = 0. Bytes: every buffer a dispatch binds, inputs and outputs.';
+const NOTE = 'FLOPs are estimates: elementwise = output elements x sub-ops; matmul = 2*m*n*k (inside a fused kernel, plus its epilogue); convolution = 2*N*O*OH*OW*C/groups*KH*KW; reductions and pooling = input elements; random = output elements; data movement = 0. Bytes: what a dispatch reads and writes: every buffer it binds, inputs and outputs, except that a slice or gather reads as many elements as it writes, an input read through a view (one time step of the inputs a scan precomputes) counts the elements of the view and an output stored into a slab of a larger buffer counts its own.';
 
 function mdCell(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
