@@ -48,7 +48,8 @@ const VALUE_TOL = { atol: 2e-4, rtol: 2e-3 };
 // passes accumulate more rounding (sums over the batch, reductions of products), so 2.5 times looser.
 const GRADIENT_TOL = { atol: 5e-4, rtol: 5e-3 };
 // Finite differences: gradcheck's relative error of one directional derivative in float64; a kink
-// (relu, abs, max, %, floor) inside the default step is retried at step 1e-8 before it counts.
+// (relu, abs, max, %, floor) inside the default step 1e-6 is retried at step 1e-8 before it counts,
+// and a jump at the point itself (the quotients at the two steps disagree) is not judged.
 const GRADCHECK_TOL = 1e-4;
 
 /**
@@ -171,7 +172,10 @@ async function differences(model: GeneratedModel): Promise<string[]> {
   for (const row of gradcheck(training, fdFeeds, { loss: lossName, sizes, seed: 1 })) {
     if (row.relError <= GRADCHECK_TOL) continue;
     const fine = gradcheck(training, fdFeeds, { loss: lossName, sizes, seed: 1, step: 1e-8, wrt: [row.name] })[0];
-    if (fine.relError > GRADCHECK_TOL) problems.push(`gradcheck of ${row.name}: analytic ${row.analytic}, finite differences ${row.numeric} (relative error ${row.relError.toExponential(2)}, ${fine.relError.toExponential(2)} at step 1e-8)`);
+    // a jump at the point itself (argmax or a comparison on an exact tie: repeated token ids give equal
+    // features) makes the difference quotient grow as 1/step, so the two steps disagree: not judged
+    const smooth = Math.abs(fine.numeric - row.numeric) <= 1e-2 * Math.max(Math.abs(fine.numeric), Math.abs(row.numeric));
+    if (fine.relError > GRADCHECK_TOL && smooth) problems.push(`gradcheck of ${row.name}: analytic ${row.analytic}, finite differences ${row.numeric} (relative error ${row.relError.toExponential(2)}, ${fine.relError.toExponential(2)} at step 1e-8)`);
   }
   return problems;
 }
