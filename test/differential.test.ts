@@ -196,7 +196,8 @@ describe('differential testing of generated models', () => {
   for (let i = 0; i < MODELS; i++) {
     const model = generateModel(SEED + i);
     it(`seed ${model.seed} (${model.stem}): fused and unfused, ${kernelVariants(model.seed).join(' and ')} kernels, agree with the float64 interpreter`, { timeout: 300_000 }, async () => {
-      const problems = await differences(model);
+      // an exception (a shader that does not compile, a runtime error) is a disagreement too, reported with the model
+      const problems = await differences(model).catch((e: unknown) => [`threw ${(e as Error).stack ?? String(e)}`]);
       const replay = `DLC_SEED=${model.seed} DLC_DIFF_MODELS=1 DLC_DIFF_KERNELS=both npx vitest run test/differential.test.ts`;
       expect(problems, `seed ${model.seed} disagrees (replay: ${replay}):\n${model.source}`).toEqual([]);
     });
