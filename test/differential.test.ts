@@ -19,9 +19,10 @@ import { getDevice } from './gpu-helpers.ts';
 const SEED = process.env.DLC_SEED !== undefined ? Number(process.env.DLC_SEED) : 1;
 /**
  * Nearly all the time goes to lavapipe compiling each model's pipelines (its fused kernels are new WGSL,
- * and Mesa's shader cache starts empty on CI): seeds 1 to 8 took 228 s of CPU cold, 1 to 3 s per model
- * warm. Six models (one per stem; seed 6 catches the broadcast-column matmul epilogue bug) keep the file
- * near 3 minutes on CI's 2 slow cores; raise DLC_DIFF_MODELS for local soak runs.
+ * and Mesa's shader cache starts empty on CI): seeds 1 to 6 took 197 s of CPU cold on a loaded 2-core
+ * machine (the first model pays for the shaders every model shares), 1 to 3 s per model warm. Six models
+ * (one per stem; seed 6 catches the broadcast-column matmul epilogue bug, seed 1 a `%` without gradient)
+ * keep the file near 3 minutes on CI's 2 slow cores; raise DLC_DIFF_MODELS for local soak runs.
  */
 const MODELS_DEFAULT = 6;
 const MODELS = process.env.DLC_DIFF_MODELS !== undefined ? Number(process.env.DLC_DIFF_MODELS) : MODELS_DEFAULT;
