@@ -263,7 +263,9 @@ export function generateModel(seed: number): GeneratedModel {
       () => `${c} * one_hot(argmax(${c}, axis: -1), ${F})`,
       () => `reshape(${c}[:, None, :] @ ${c}[:, :, None], [B, 1]) + ${c}`,
       () => `sum(einsum("bi,bj->bij", ${c}, ${c}), axis: ${pick(['1', '2'])})`,
-      () => `${c} * cast(${c} > 0.0, f32) + ${pick(['floor', 'ceil', 'sign'])}(stop_gradient(${c}))`,
+      // the step functions' jumps sit at 0.63 rather than 0: a value exactly 0 in float64 (the last
+      // cumsum of mean-centred values) is a rounding error away from it in f32, on either side
+      () => `${c} * cast(${c} > 0.0, f32) + ${pick(['floor', 'ceil', 'sign'])}(stop_gradient(${c}) - 0.63)`,
     ];
     let expression: string | null = null;
     while (expression === null) expression = pick(ops)();
