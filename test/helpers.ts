@@ -1,4 +1,4 @@
-// Helpers shared by the test suites: hyperparameters written as call arguments, and the examples at small sizes.
+// Helpers shared by the test suites: hyperparameters written as call arguments, the examples at small sizes, and safetensors files in other writers' dtypes.
 import type { Arg } from '../grammar/ast.ts';
 import { parse } from '../grammar/parse.ts';
 import type { ModelProgram } from '../runtime/program.ts';
@@ -69,3 +69,19 @@ model Iris {
   metric accuracy = accuracy(logits, label)
 }
 `;
+
+/** A safetensors file of zeros in other writers' dtypes: [name, dtype, shape, bytes per element]. */
+export function zerosFile(tensors: readonly [string, string, readonly number[], number][]): Uint8Array {
+  let at = 0;
+  const header = tensors.map(([name, dtype, shape, size]) => {
+    const bytes = shape.reduce((a, b) => a * b, 1) * size;
+    const entry = `"${name}":{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${at},${at + bytes}]}`;
+    at += bytes;
+    return entry;
+  });
+  const text = new TextEncoder().encode(`{${header.join(',')}}`);
+  const bytes = new Uint8Array(8 + text.length + at);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true);
+  bytes.set(text, 8);
+  return bytes;
+}

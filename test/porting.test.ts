@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dlc, repoTempDir } from './cli-helpers.ts';
-import { IRIS_MODEL } from './helpers.ts';
+import { IRIS_MODEL, zerosFile } from './helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { Model } from '../runtime/model.ts';
@@ -125,21 +125,6 @@ describe('loadWeights from a PyTorch state_dict', () => {
   });
 });
 
-/** A safetensors file of zeros in other writers' dtypes: [name, dtype, shape, bytes per element]. */
-function zerosFile(tensors: readonly [string, string, readonly number[], number][]): Uint8Array {
-  let at = 0;
-  const header = tensors.map(([name, dtype, shape, size]) => {
-    const bytes = shape.reduce((a, b) => a * b, 1) * size;
-    const entry = `"${name}":{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${at},${at + bytes}]}`;
-    at += bytes;
-    return entry;
-  });
-  const text = new TextEncoder().encode(`{${header.join(',')}}`);
-  const bytes = new Uint8Array(8 + text.length + at);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true);
-  bytes.set(text, 8);
-  return bytes;
-}
 
 const IRIS_TRAIN = `${IRIS_MODEL}train Iris {\n  data = iris()\n  optimizer = adam(lr: 0.03)\n  batch = 16\n}\n`;
 const IRIS_F16: [string, string, number[], number][] = [

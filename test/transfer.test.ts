@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dlc, repoTempDir } from './cli-helpers.ts';
-import { IRIS_MODEL } from './helpers.ts';
+import { IRIS_MODEL, zerosFile } from './helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { prefixRenames } from '../compiler/cli/init-from.ts';
@@ -160,18 +160,7 @@ describe('init_from', () => {
       ['fc1.num_batches_tracked', 'I64', [], 8],
       ['fc1.scale', 'F8_E4M3', [2], 1],
     ];
-    let at = 0;
-    const header = tensors.map(([name, dtype, shape, size]) => {
-      const bytes = shape.reduce((a, b) => a * b, 1) * size;
-      const entry = `"${name}":{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${at},${at + bytes}]}`;
-      at += bytes;
-      return entry;
-    });
-    const text = new TextEncoder().encode(`{${header.join(',')}}`);
-    const bytes = new Uint8Array(8 + text.length + at);
-    new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true);
-    bytes.set(text, 8);
-    writeFileSync(join(dir, 'torch.safetensors'), bytes);
+    writeFileSync(join(dir, 'torch.safetensors'), zerosFile(tensors));
     const file = join(dir, 'iris.dl');
     writeFileSync(file, MODEL + block('  init_from = "torch.safetensors"\n  freeze fc1\n  checkpoint { path = "ck.safetensors" }\n'));
     const err = await train(file);
