@@ -176,6 +176,14 @@ export function columnSizes(program: ModelProgram, data: Dataset): Record<string
 /** Models with a fit() running: a second one at once would interleave its steps with the first's. */
 const fitting = new WeakSet<object>();
 
+/** Adds one batch's sums (by name) into `sums`, in float64: how a set (`evaluateSet`) or an epoch (`fit`) totals its batches. */
+export function addTotals(sums: Map<string, Float64Array>, batch: Readonly<Record<string, ArrayLike<number>>>): void {
+  for (const [name, data] of Object.entries(batch)) {
+    const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;
+    for (let i = 0; i < data.length; i++) sum[i] += data[i];
+  }
+}
+
 /** Whether a higher value of a logged quantity is better: accuracy, precision, recall, F1, AUC, PSNR, SSIM, IoU and R² rise; losses, errors and perplexity fall. */
 export function defaultMode(monitor: string): 'min' | 'max' {
   return /acc|precision|recall|f1|auc|psnr|ssim|iou|r2/.test(monitor) ? 'max' : 'min';
@@ -260,11 +268,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
       trainValues.push(values);
       lengths.push(p.length);
       for (const [step, totals] of Object.entries((await p.handle.totals?.()) ?? {})) {
-        const sums = epochTotals.get(step) ?? epochTotals.set(step, new Map()).get(step)!;
-        for (const [name, data] of Object.entries(totals)) {
-          const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;
-          for (let i = 0; i < data.length; i++) sum[i] += data[i];
-        }
+        addTotals(epochTotals.get(step) ?? epochTotals.set(step, new Map()).get(step)!, totals);
       }
       options.callbacks?.onStep?.({ epoch, batch: p.batch, batches, step: p.handle.step, values });
     };

@@ -5,7 +5,7 @@ import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepH
 import { programGraphs, type GraphProgram, type ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
-import { fit, type FitOptions, type History } from './fit.ts';
+import { addTotals, fit, type FitOptions, type History } from './fit.ts';
 import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
@@ -663,11 +663,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const sums = new Map<string, Float64Array>();
     for (const p of pending) {
       const read = await this.guard(p.read!());
-      for (const name of totalNames) {
-        const data = read[name].data;
-        const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;
-        for (let i = 0; i < data.length; i++) sum[i] += data[i];
-      }
+      addTotals(sums, Object.fromEntries(totalNames.map((name) => [name, read[name].data])));
     }
     Object.assign(out, await this.finishTotals(finish, Object.fromEntries(sums)));
     return out;
