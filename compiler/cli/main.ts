@@ -375,8 +375,9 @@ function runGradcheck(
     const fitted = fittingSizes(defaults, free, breaks);
     const sizes = fitted.sizes;
     const at = () => [...sizes].map(([k, v]) => `${k}=${v}`).join(' ');
-    const first = brokenAt(sizes)[0];
-    if (fitted.broken !== undefined && first !== undefined) {
+    // sizes no nearby raise could fit: the condition they break
+    const first = fitted.broken === undefined ? undefined : brokenAt(sizes)[0];
+    if (first !== undefined) {
       // the condition's own code frame, as `dlc check` shows a condition broken by hyperparameters
       const how = free.length > 0 ? `no sizes near the defaults satisfy it: give sizes that do with --size (${free.map((k) => `--size ${k}=n`).join(' ')})` : 'give sizes that satisfy it with --size';
       const broken = diagnostic('E0304', `${model} needs \`${first.constraint.text}\`, which is false at ${at()}`, first.constraint.span, { label: first.why, help: how });
