@@ -273,7 +273,7 @@ function syntaxLimitation(found: IToken, file: string, chunk: readonly IToken[])
  * layer and an assignment to `a.b` or `a[i]`, are one E0013 each, and their tokens are taken out,
  * so the declaration around them parses and its own errors are still found.
  */
-function withoutUnsupportedStatements(chunk: readonly IToken[], file: string): { tokens: readonly IToken[]; diagnostics: Diagnostic[] } {
+function withoutUnsupportedStatements(chunk: IToken[], file: string): { tokens: IToken[]; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   let tokens = chunk;
   for (let k = 1; k < tokens.length; k++) {
