@@ -62,7 +62,7 @@ export function poolPlans(node: Node): KernelPlan[] {
   return [
     perElementPlan({
       op: node.op,
-      what: `${node.op} ${x.dtype}, kernel [${k}], stride [${stride}], padding [${padding}]`,
+      what: `${node.op} ${x.dtype}, kernel [${k}], stride [${stride}], padding [${padding}]${node.attrs.ceil_mode === true ? ', ceil_mode' : ''}${countPad ? ', count_include_pad' : ''}`,
       shape: out.shape,
       inputs: [{ name: 'x', dtype: x.dtype, node: 0 }],
       outDtype: out.dtype,
