@@ -92,6 +92,11 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   const width = names.length;
   const describe = (c: number): string => (hasHeader ? `column ${c + 1} '${names[c]}'` : `column ${c + 1}`);
 
+  // one column whose name holds another separator: the file is split with the wrong delimiter
+  const delimiterHint = (): string => {
+    const other = hasHeader && names.length === 1 ? [',', ';', '\t', '|'].find((d) => names[0].includes(d)) : undefined;
+    return other ? `; the header reads as one column: is the delimiter ${JSON.stringify(other)}? (${hint('delimiter', JSON.stringify(other))})` : '';
+  };
   const resolve = (ref: CsvColumnRef, role: string): number => {
     if (typeof ref === 'number') {
       if (!Number.isInteger(ref) || ref < 0 || ref >= width) fail(`${role} column index ${ref} is out of range (the CSV has ${width} columns, numbered from 0)`);
@@ -100,12 +105,7 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     if (typeof ref !== 'string') return fail(`${role} column must be a name or a 0-based index, got ${String(ref)}`);
     if (!hasHeader) return fail(`${role} column '${ref}' is a name but the CSV has no header; use a 0-based index`);
     const at = names.indexOf(ref);
-    if (at < 0) {
-      // one column whose name holds another separator: the file is split with the wrong delimiter
-      const other = names.length === 1 ? [',', ';', '\t', '|'].find((d) => names[0].includes(d)) : undefined;
-      const also = other ? `; the header reads as one column: is the delimiter ${JSON.stringify(other)}? (${hint('delimiter', JSON.stringify(other))})` : '';
-      fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})${also}`);
-    }
+    if (at < 0) fail(`no column '${ref}' for the ${role} (columns: ${names.map((n) => `'${n}'`).join(', ')})${delimiterHint()}`);
     if (names.indexOf(ref, at + 1) >= 0) fail(`the header names column '${ref}' more than once`);
     return at;
   };
@@ -116,7 +116,7 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   // every listed feature name the header lacks, at once
   const absent = hasHeader ? (spec.features ?? []).filter((ref): ref is string => typeof ref === 'string' && !names.includes(ref)) : [];
   if (absent.length > 0 && spec.featuresFrom !== undefined) {
-    fail(`no column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}, of ${spec.featuresFrom} (${spec.features!.map((n) => `'${n}'`).join(', ')}; columns: ${names.map((n) => `'${n}'`).join(', ')})`);
+    fail(`no column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}, of ${spec.featuresFrom} (${spec.features!.map((n) => `'${n}'`).join(', ')}; columns: ${names.map((n) => `'${n}'`).join(', ')})${delimiterHint()}`);
   }
   const featureIndices =
     spec.features === undefined ? names.map((_, i) => i).filter((i) => i !== labelIndex) : spec.features.map((ref) => resolve(ref, 'feature'));

@@ -1,6 +1,7 @@
 // What dlc train keeps on disk: the checkpoint with its numbered copies, the best weights by a monitor, early stopping's best for restore_best, and what a run resumes from.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
@@ -67,7 +68,8 @@ function numberedCopies(path: string): string[] {
  * Before a run writes where its checkpoint goes (a new run or --resume): the path must name a file,
  * not a folder; the folder is made, and proven writable by writing and removing a file (not after
  * the first epoch); the checkpoint is locked against a second `dlc train` writing it at once (a
- * `<path>.lock` holding the pid and host; one whose process is gone is stale and replaced); and the
+ * `<path>.lock` holding the pid and host; a stale one, whose process is gone, is replaced: see
+ * lockCheckpoint); and the
  * temporary files of saves killed midway (their process gone) are removed. Returns the lock's release.
  */
 export function openCheckpointFolder(plan: CheckpointPlan, notes: (line: string) => void): () => void {
@@ -98,48 +100,145 @@ export function openCheckpointFolder(plan: CheckpointPlan, notes: (line: string)
 /** The lock file that keeps two runs from writing one checkpoint. */
 export const lockPathOf = (path: string) => `${path}.lock`;
 
-/** Takes `<path>.lock` for this process (replacing a stale one, with a note); refuses while another live run holds it. Returns its release. */
+/**
+ * How old a lock file that names no run (empty, or not a lock's JSON: a run killed between creating
+ * it and writing it) must be to count as stale; a younger one may be a run writing it right now.
+ */
+export const UNREADABLE_LOCK_GRACE_MS = 5_000;
+
+/** What a lock file says of the run that holds it. */
+type LockHolder =
+  | { readonly kind: 'live'; readonly pid: number; readonly host: string; readonly started?: string }
+  | { readonly kind: 'dead'; readonly pid: number }
+  | { readonly kind: 'unreadable'; readonly empty: boolean; readonly ageMs: number };
+
+/** The lock at `lock` as it is now (undefined: there is none), judged: a run alive (or on another host, which cannot be asked), one that ended, or no run named. */
+function lockHolder(lock: string): LockHolder | undefined {
+  let text: string;
+  let mtimeMs: number;
+  try {
+    mtimeMs = statSync(lock).mtimeMs;
+    text = readFileSync(lock, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (!isFileSystemError(e)) throw e;
+    throw new CheckpointError(`cannot read the lock of the checkpoint (${lock}): ${writeRefusal(e)}`);
+  }
+  let held: { pid?: unknown; host?: unknown; started?: unknown } | undefined;
+  try {
+    held = JSON.parse(text) as typeof held;
+  } catch {
+    held = undefined;
+  }
+  const pid = held !== null && typeof held === 'object' && typeof held.pid === 'number' && Number.isSafeInteger(held.pid) && held.pid > 0 ? held.pid : undefined;
+  const host = held !== null && typeof held === 'object' && typeof held.host === 'string' ? held.host : undefined;
+  if (pid === undefined || host === undefined) return { kind: 'unreadable', empty: text.trim() === '', ageMs: Date.now() - mtimeMs };
+  if (host === hostname() && !processAlive(pid)) return { kind: 'dead', pid };
+  return { kind: 'live', pid, host, ...(typeof held?.started === 'string' ? { started: held.started } : {}) };
+}
+
+const isStale = (h: LockHolder): h is Exclude<LockHolder, { kind: 'live' }> => h.kind === 'dead' || (h.kind === 'unreadable' && h.ageMs >= UNREADABLE_LOCK_GRACE_MS);
+
+/** The refusal for a lock held by a live run, or by a run that may be writing it right now. */
+function heldError(path: string, holder: LockHolder): CheckpointError {
+  const lock = lockPathOf(path);
+  const remedy = `Wait for it to finish, or give this run another --checkpoint (if no such run is going on, delete ${lock})`;
+  if (holder.kind === 'unreadable') {
+    return new CheckpointError(
+      `the lock on the checkpoint ${path} (${lock}) ${holder.empty ? 'is empty' : 'names no run'}: another dlc train is taking it right now, or one was killed as it did (it counts as stale ${UNREADABLE_LOCK_GRACE_MS / 1000} s after it was written). ${remedy}`,
+    );
+  }
+  const who = holder.kind === 'live' ? `another dlc train (pid ${holder.pid}${holder.host !== hostname() ? ` on ${holder.host}` : ''}${holder.started !== undefined ? `, started ${holder.started}` : ''})` : 'another dlc train';
+  return new CheckpointError(`${who} is writing the checkpoint ${path}: two runs would mix their files. ${remedy}`);
+}
+
+/** Refuses at once, without taking it, when a live run holds the checkpoint's lock (so --resume reports the run, not the state it is rewriting). */
+export function refuseIfLocked(path: string): void {
+  const holder = lockHolder(lockPathOf(path));
+  if (holder !== undefined && !isStale(holder)) throw heldError(path, holder);
+}
+
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Takes `<path>.lock` for this process; refuses while another live run holds it. A stale lock (its
+ * run ended, or one that names no run and is older than UNREADABLE_LOCK_GRACE_MS) is replaced, with
+ * a note. Replacing is atomic against other runs doing the same: only the run that creates
+ * `<path>.lock.takeover` (exclusively) may remove a lock, and it judges the lock again while it holds
+ * that, so a run that judged the old lock stale never removes the lock another run took since.
+ * Returns the lock's release.
+ */
 export function lockCheckpoint(path: string, notes: (line: string) => void): () => void {
   const lock = lockPathOf(path);
-  const mine = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
-  for (let attempt = 0; ; attempt++) {
+  const takeover = `${lock}.takeover`;
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString(), token: randomBytes(6).toString('hex') });
+  const refused = (e: unknown) => {
+    if (!isFileSystemError(e)) return e;
+    return new CheckpointError(`cannot lock the checkpoint ${path} (${lock}): ${writeRefusal(e)}`);
+  };
+  /** Creates `file` holding `text` if there is none; false if there is one. */
+  const create = (file: string, text: string): boolean => {
+    let fd: number;
     try {
-      const fd = openSync(lock, 'wx');
-      try {
-        writeSync(fd, mine);
-      } finally {
-        closeSync(fd);
-      }
-      break;
+      fd = openSync(file, 'wx');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
-        if (!isFileSystemError(e)) throw e;
-        throw new CheckpointError(`cannot lock the checkpoint ${path} (${lock}): ${writeRefusal(e)}`);
-      }
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw refused(e);
     }
-    let held: { pid?: unknown; host?: unknown; started?: unknown } | undefined;
     try {
-      held = JSON.parse(readFileSync(lock, 'utf8')) as typeof held;
-    } catch {
-      held = undefined;
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
     }
-    const pid = typeof held?.pid === 'number' ? held.pid : undefined;
-    const host = typeof held?.host === 'string' ? held.host : undefined;
-    if (pid !== undefined && host === hostname() && !processAlive(pid)) {
-      notes(`note: removed a stale lock on ${path}: its run (pid ${pid}) ended without releasing it`);
-      unlinkSync(lock);
+    return true;
+  };
+  for (let attempt = 0; attempt < 500; attempt++) {
+    if (create(lock, mine)) {
+      return () => {
+        try {
+          if (readFileSync(lock, 'utf8') === mine) unlinkSync(lock);
+        } catch {
+          // already gone
+        }
+      };
+    }
+    const seen = lockHolder(lock);
+    if (seen === undefined) continue; // released since: try again
+    if (!isStale(seen)) throw heldError(path, seen);
+    if (!create(takeover, mine)) {
+      // another run is replacing the stale lock: a moment, then judge what it left (a takeover file
+      // outlives its run only if that run was killed between two file operations)
+      let age = 0;
+      try {
+        age = Date.now() - statSync(takeover).mtimeMs;
+      } catch {
+        continue;
+      }
+      if (age > UNREADABLE_LOCK_GRACE_MS) {
+        throw new CheckpointError(`the stale lock on the checkpoint ${path} was being replaced by a run that did not finish (${takeover} is ${Math.round(age / 1000)} s old): if no dlc train is starting on this checkpoint, delete ${takeover} and ${lock}`);
+      }
+      pause(5);
       continue;
     }
-    const who = pid !== undefined ? `another dlc train (pid ${pid}${host !== undefined && host !== hostname() ? ` on ${host}` : ''}${typeof held?.started === 'string' ? `, started ${held.started}` : ''})` : 'another dlc train';
-    throw new CheckpointError(`${who} is writing the checkpoint ${path}: two runs would mix their files. Wait for it to finish, or give this run another --checkpoint (if no such run is going on, delete ${lock})`);
-  }
-  return () => {
     try {
-      if (readFileSync(lock, 'utf8') === mine) unlinkSync(lock);
-    } catch {
-      // already gone
+      // judged again: the lock may be another run's since it was read
+      const now = lockHolder(lock);
+      if (now === undefined || !isStale(now)) continue;
+      unlinkSync(lock);
+      notes(
+        now.kind === 'dead'
+          ? `note: removed a stale lock on ${path}: its run (pid ${now.pid}) ended without releasing it`
+          : `note: removed a stale lock on ${path}: it was ${now.empty ? 'empty' : 'not a lock dlc writes'} and ${Math.round(now.ageMs / 1000)} s old (a run killed as it took the lock?)`,
+      );
+    } finally {
+      try {
+        unlinkSync(takeover);
+      } catch {
+        // nothing to release
+      }
     }
-  };
+  }
+  throw new CheckpointError(`cannot lock the checkpoint ${path} (${lock}): runs kept taking and releasing it; try again`);
 }
 
 /** The temporary files of saves to this plan's files whose process is gone (killed mid-save): they are never read, and each is a whole checkpoint's size. */

@@ -5,7 +5,7 @@ import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { existsSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { checkBatchSizes, checkClasses, checkDataIndices, checkpointMetadata, logsLine, noteBatchAveraged, type PreparedData, prepareData, type RecordedSplit, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { checkBatchSizes, checkClasses, checkDataIndices, checkpointMetadata, dataLikeTraining, logsLine, noteBatchAveraged, type PreparedData, prepareData, recordedSplit, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test', 'all'] as const;
 
@@ -25,9 +25,8 @@ export async function checkpointAndSplit(program: ModelProgram, file: string, fl
   // the split the checkpoint was trained on: its --seed, --limit and --data unless given, and its classes
   const metadata = checkpointMetadata(saved);
   const whole = flags.split === 'all';
-  // a whole file is not split: only the data training used (its --data) carries over
-  const recordedData = (JSON.parse(metadata['dlc.split'] ?? 'null') as RecordedSplit | null)?.data;
-  const chosen = whole ? { ...flags, ...(flags.data === undefined && recordedData !== undefined ? { data: recordedData } : {}) } : splitLikeTraining(flags, metadata, io);
+  // a whole file is not split: only the data training used (its --data, read as it was) carries over
+  const chosen = whole ? dataLikeTraining(flags, recordedSplit(metadata)) : splitLikeTraining(flags, metadata, io);
   const data = await prepareData(program, file, chosen, io, { recorded: metadata, whole, ...(needed ? { needed } : {}) });
   checkClasses(program, data.train, metadata, saved);
   checkDataIndices(program, data);

@@ -8,7 +8,7 @@ import { isRunState, Model, type CreateOptions } from '../../runtime/model.ts';
 import { checkIndexInputs } from '../../runtime/index-check.ts';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from '../../runtime/safetensors.ts';
 import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStopping } from '../../runtime/fit.ts';
-import { checkpointPlan, CheckpointWriter, earlierRun, keptGenerations, type CheckpointPlan, moveEarlierRun, openCheckpointFolder, resumeFrom, type ResumeState } from './checkpoints.ts';
+import { checkpointPlan, CheckpointWriter, earlierRun, keptGenerations, type CheckpointPlan, moveEarlierRun, openCheckpointFolder, refuseIfLocked, resumeFrom, type ResumeState } from './checkpoints.ts';
 import { loadInitFrom, readInitFrom, samePath } from './init-from.ts';
 import { type Dataset, shuffledIndices } from '../../runtime/data.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
@@ -209,6 +209,9 @@ export interface RecordedSplit {
   readonly seed: number;
   readonly limit?: number;
   readonly data?: string;
+  /** --header and --delimiter as given with --data csv:<file>: how that file was read. */
+  readonly header?: string;
+  readonly delimiter?: string;
 }
 
 /** A checkpoint's metadata, read from its header alone (none from a file that is no safetensors file: loading it reports that). */
@@ -227,37 +230,69 @@ export function checkpointMetadata(path: string): Record<string, string> {
   }
 }
 
-/**
- * The flags with the training run's --seed, --limit and --data where they are not given, so the data
- * splits as it did when the checkpoint was trained (a different split would test on training
- * examples); says which it took, and warns where a given flag differs from the run's.
- */
-export function splitLikeTraining<F extends TrainFlags>(flags: F, metadata: Readonly<Record<string, string>>, io: TrainIo): F {
-  let recorded: RecordedSplit;
+/** The flags that chose a training run's examples as a checkpoint records them (`dlc.split`); undefined where it records none that reads as one. */
+export function recordedSplit(metadata: Readonly<Record<string, string>>): RecordedSplit | undefined {
   try {
-    recorded = JSON.parse(metadata['dlc.split'] ?? 'null') as RecordedSplit;
+    const v = JSON.parse(metadata['dlc.split'] ?? 'null') as RecordedSplit | null;
+    return v !== null && typeof v === 'object' && typeof v.seed === 'number' ? v : undefined;
   } catch {
-    return flags;
+    return undefined;
   }
+}
+
+/** The flags with a recorded --data where they give none, and the --header and --delimiter its CSV was read with where they give none either. */
+export function dataLikeTraining<F extends TrainFlags>(flags: F, recorded: RecordedSplit | undefined): F {
+  const data = flags.data ?? recorded?.data;
+  if (data === undefined || data !== recorded?.data) return flags;
+  return { ...flags, data, ...(flags.header === undefined && recorded.header !== undefined ? { header: recorded.header } : {}), ...(flags.delimiter === undefined && recorded.delimiter !== undefined ? { delimiter: recorded.delimiter } : {}) };
+}
+
+/**
+ * The flags with the training run's --seed, --limit and --data where they are not given (a recorded
+ * --data with the --header and --delimiter its CSV was read with), so the data splits as it did when
+ * the checkpoint was trained (a different split would test on training examples); says which it took.
+ * A given flag that differs from the run's is a warning for evaluate and predict (scoring another
+ * split is the user's call), and an error for --resume (`resuming`: the checkpoint's path): a resumed
+ * run that trained on other examples would leave a checkpoint whose record, and every evaluate after
+ * it, no longer says what it was trained on.
+ */
+export function splitLikeTraining<F extends TrainFlags>(flags: F, metadata: Readonly<Record<string, string>>, io: TrainIo, resuming?: string): F {
+  const recorded = recordedSplit(metadata);
   if (!recorded) return flags;
   const taken: string[] = [];
   const differs: string[] = [];
+  const given: string[] = [];
   const merged = { ...flags } as Record<string, unknown>;
   for (const [flag, value] of [['seed', recorded.seed], ['limit', recorded.limit], ['data', recorded.data]] as const) {
-    const given = flags[flag];
+    const now = flags[flag];
     if (value === undefined) {
       // the training run used all of the data (or the train block's): a --limit or --data now splits other examples
-      if (given !== undefined && flag !== 'seed') differs.push(flag === 'limit' ? 'all of the data (no --limit)' : "the train block's data (no --data)");
+      if (now !== undefined && flag !== 'seed') {
+        differs.push(flag === 'limit' ? 'all of the data (no --limit)' : "the train block's data (no --data)");
+        given.push(`--${flag} ${now}`);
+      }
       continue;
     }
-    if (given === undefined) {
+    if (now === undefined) {
       merged[flag] = String(value);
       if (flag !== 'seed' || value !== 0) taken.push(`--${flag} ${value}`);
-    } else if (String(given) !== String(value)) differs.push(`--${flag} ${value}`);
+    } else if (String(now) !== String(value)) {
+      differs.push(`--${flag} ${value}`);
+      given.push(`--${flag} ${now}`);
+    }
+  }
+  // the recorded --data is read as training read it: its CSV's header and delimiter
+  const read = dataLikeTraining(merged as F, recorded);
+  if (read.header !== flags.header) taken.push(`--header ${read.header}`);
+  if (read.delimiter !== flags.delimiter) taken.push(`--delimiter ${JSON.stringify(read.delimiter)}`);
+  if (differs.length > 0 && resuming !== undefined) {
+    throw new TrainError(
+      `--resume: ${resuming} was trained with ${differs.join(' ')} (recorded in the checkpoint), not ${given.join(' ')}: a resumed run trains on the examples that run trained on (another split would hold out some of them, and the checkpoint would no longer say which examples trained it). Drop ${given.join(' ')} to continue the run, or start a new run without --resume (init_from = "${resolvePath(resuming)}" starts it from these weights)`,
+    );
   }
   if (taken.length > 0) io.err(`note: the data is split as the training run split it (${taken.join(' ')}, recorded in the checkpoint)`);
   if (differs.length > 0) io.err(`warning: the checkpoint was trained with ${differs.join(' ')}: with other flags the split differs, and its held-out examples may include training ones`);
-  return merged as F;
+  return read;
 }
 
 /** The checkpoint's class names for each input against the data's: a mismatch would relabel every example. */
@@ -587,6 +622,8 @@ export function checkBatchSizes(
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
 export async function trainProgram(program: ModelProgram, file: string, asked: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
   const resumePath = checkpointPathOf(program, file, asked);
+  // a run that is writing the checkpoint is named first: what it is rewriting says nothing yet
+  if (!asked.profile) refuseIfLocked(resumePath);
   let given = asked;
   if (asked.resume && !existsSync(resumePath)) {
     // --resume before any checkpoint exists (a retry wrapper's first try): a new run, unless an earlier run was moved aside
@@ -600,7 +637,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
   }
   // a resumed run trains on the examples the run it continues trained on
   const resumedFrom = given.resume ? checkpointMetadata(resumePath) : undefined;
-  const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io) : given;
+  const flags = resumedFrom ? splitLikeTraining(given, resumedFrom, io, resumePath) : given;
   const prepared = await prepareData(program, file, flags, io, resumedFrom ? { recorded: resumedFrom } : {});
   const { train, validation, test, seed, batchSize, sizes: dataSizes, drawn } = prepared;
   if (resumedFrom) checkClasses(program, train, resumedFrom, resumePath);
@@ -685,7 +722,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
       let resume: ResumeState = { epoch: 0 };
       if (flags.resume) {
         resume = await resumeFrom(model, plan, io.err);
-        io.err(`resumed from ${plan.path}: ${resume.epoch} epochs done, step ${model.step}`);
+        io.err(`resumed from ${plan.path}: ${resume.epoch} epoch${resume.epoch === 1 ? '' : 's'} done, step ${model.step}`);
       }
       if (flags.profile) {
         const first = train.batches(batchSize).next();
@@ -695,7 +732,11 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
         return {};
       }
       const limit = flagInt(flags.limit, 'limit');
-      const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
+      const recorded: RecordedSplit = {
+        seed,
+        ...(limit !== undefined ? { limit } : {}),
+        ...(flags.data !== undefined ? { data: flags.data, ...(flags.header !== undefined ? { header: flags.header } : {}), ...(flags.delimiter !== undefined ? { delimiter: flags.delimiter } : {}) } : {}),
+      };
       const metadata = { ...dataMetadata(program, train, dataSizes, recorded), 'dlc.batch': String(batchSize), ...(init ? { 'dlc.init_from': init.path } : {}), ...(drawn ? { 'dlc.data': JSON.stringify(drawn) } : {}) };
       const writer = new CheckpointWriter(model, plan, metadata, resume);
       // the first step's loss, by its name (`loss`, `total`, a GAN's `d_loss`)
