@@ -189,6 +189,20 @@ export function defaultMode(monitor: string): 'min' | 'max' {
   return /acc|precision|recall|f1|auc|psnr|ssim|iou|r2/.test(monitor) ? 'max' : 'min';
 }
 
+/** An f32 input column of the training data holding NaN or ±Infinity (as the f32 it uploads as) is an InputError naming fit(), the column and the example. */
+function requireFiniteExamples(model: Model, train: Dataset): void {
+  for (const decl of model.program.inputs) {
+    if (decl.dtype !== 'f32' || !train.hasColumn(decl.name)) continue;
+    const { data, exampleSize } = train.column(decl.name);
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(Math.fround(data[i]))) continue;
+      const beyond = Number.isFinite(data[i]) ? ' (beyond the f32 range)' : '';
+      const within = exampleSize > 1 ? `, value ${i % exampleSize} of its ${exampleSize}` : '';
+      throw new InputError(`fit(): the training data's \`${decl.name}\` holds ${data[i]}${beyond} in example ${Math.floor(i / Math.max(1, exampleSize))} (counted from 0${within}), and the model was created with { checkFinite: true }: nothing was trained`);
+    }
+  }
+}
+
 function isBetter(value: number, best: number, mode: 'min' | 'max', minDelta: number): boolean {
   return mode === 'min' ? value < best - minDelta : value > best + minDelta;
 }
@@ -221,6 +235,8 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   for (const name of inputs) {
     if (!data.train.hasColumn(name)) throw new InputError(`the training data has no column \`${name}\` for the model's input; it has ${data.train.columnNames.map((c) => `\`${c}\``).join(', ')}`);
   }
+  // { checkFinite }: the whole training set before any step, so the example is named by its place in the data, not in a shuffled batch
+  if (model.checksFinite) requireFiniteExamples(model, data.train);
   // the train block's early stopping on a validation metric waits for validation data: without any, it is off
   const inherited = given.earlyStopping === undefined && !(data.validation && data.validation.length > 0) && options.earlyStopping && options.earlyStopping.monitor.startsWith('val_');
   const es = options.earlyStopping === false || inherited ? undefined : options.earlyStopping;

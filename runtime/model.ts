@@ -230,6 +230,10 @@ export class Model<I extends string = string, O extends string = string, R exten
   private sizeHints: ReadonlyMap<string, number> = new Map();
   /** `create({ checkFinite })`: training batches with NaN or ±Infinity in an f32 input are refused. */
   private checkFinite = false;
+  /** Whether the model was created with `{ checkFinite: true }`: training inputs holding NaN or ±Infinity are refused. */
+  get checksFinite(): boolean {
+    return this.checkFinite;
+  }
   /**
    * The GPU memory the model takes at the sizes declared at creation, once it trains (undefined when some
    * size was not declared): the optimizer's state and the train steps' buffers are allocated at the first

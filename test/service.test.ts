@@ -443,7 +443,13 @@ describe('create({ checkFinite })', () => {
         expect(() => guarded.trainStep({ x: given, y })).toThrow(InputError);
         expect(() => guarded.trainStep({ x: given, y })).toThrow(`trainStep(): input \`x\` holds ${shown} at [5], and the model was created with { checkFinite: true }: nothing was trained`);
       }
-      await expect(guarded.fit({ train: new Dataset({ x: { data: Float32Array.from(rows(4, 4), (v, i) => (i === 15 ? NaN : v)), shape: [4] }, y: { data: labels(4, 3), shape: [] } }) }, { batchSize: 4 })).rejects.toThrow(/holds NaN at \[\d+\]/);
+      await expect(guarded.fit({ train: new Dataset({ x: { data: Float32Array.from(rows(4, 4), (v, i) => (i === 15 ? NaN : v)), shape: [4] }, y: { data: labels(4, 3), shape: [] } }) }, { batchSize: 4 })).rejects.toThrow(
+        "fit(): the training data's `x` holds NaN in example 3 (counted from 0, value 3 of its 4), and the model was created with { checkFinite: true }: nothing was trained",
+      );
+      // named by its place in the data, whatever batch the shuffle puts it in
+      await expect(guarded.fit({ train: new Dataset({ x: { data: Float32Array.from(rows(8, 4), (v, i) => (i === 9 ? Infinity : v)), shape: [4] }, y: { data: labels(8, 3), shape: [] } }) }, { batchSize: 4, seed: 5 })).rejects.toThrow(
+        "fit(): the training data's `x` holds Infinity in example 2 (counted from 0, value 1 of its 4)",
+      );
       expect(guarded.step).toBe(0);
       expect(await guarded.getParameter('fc.w')).toEqual(before);
       // finite batches train as before
