@@ -6,7 +6,7 @@ import { dlc, repoTempDir } from './cli-helpers.ts';
 import { IRIS_MODEL, zerosFile } from './helpers.ts';
 import { EXIT_OK, EXIT_USER_ERROR } from '../compiler/cli/main.ts';
 import { checkSource } from '../compiler/frontend/check.ts';
-import { prefixRenames } from '../compiler/cli/init-from.ts';
+import { prefixRenames, renamesThatSet } from '../compiler/cli/init-from.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
 import { compileTraining } from '../compiler/frontend/train.ts';
 import { frozenLayers } from '../compiler/train/frozen-layers.ts';
@@ -203,6 +203,31 @@ describe('init_from', () => {
     expect(prefixRenames(['trunk.a.w', 'trunk.b.w'], ['body.a.w', 'body.b.w'], unfit)).toEqual([]);
     // the model's names under a prefix the file lacks
     expect(prefixRenames(['fc.w', 'fc.b'], ['net.fc.w', 'net.fc.b'])).toEqual([{ from: '', to: 'net', count: 2 }]);
+  });
+
+  it("an error's rename hint counts only the tensors the error is about, and only a rule that would set them as init_from reads it", () => {
+    // a PyTorch file under DataParallel's `module.`: `head` is frozen, and the rules given set `body` only
+    const file = new Map<string, number[]>([
+      ['module.body.weight', [8, 4]], ['module.body.bias', [8]], ['module.bn.weight', [8]], ['module.bn.bias', [8]], ['module.bn.running_mean', [8]], ['module.bn.running_var', [8]],
+      ['module.bn.num_batches_tracked', []], ['module.head.weight', [3, 8]], ['module.head.bias', [3]],
+    ]);
+    const model = new Map<string, number[]>([['body.w', [4, 8]], ['body.b', [8]], ['bn.gamma', [8]], ['bn.beta', [8]], ['bn.running_mean', [8]], ['bn.running_var', [8]], ['head.w', [8, 3]], ['head.b', [3]]]);
+    const shapes = { file, model };
+    const rules = ['module.body.weight -> body.w', 'module.body.bias -> body.b'];
+    const unused = [...file.keys()].filter((n) => !n.startsWith('module.body.'));
+    const unloaded = [...model.keys()].filter((n) => !n.startsWith('body.'));
+    // by every unloaded tensor, `module.* -> *` matches the running statistics: no help for the frozen head
+    expect(prefixRenames(unused, unloaded, shapes)).toEqual([{ from: 'module', to: '', count: 2 }]);
+    expect(renamesThatSet(['head.w', 'head.b'], unused, ['body.w', 'body.b'], rules, shapes, new Set(['body.w', 'head.w']))).toEqual([]);
+    // a rule that sets them is proposed, with the transpose the file's layout needs
+    const torchHead = new Map<string, number[]>([['module.head.w', [3, 8]], ['module.head.b', [3]]]);
+    expect(renamesThatSet(['head.w', 'head.b'], ['module.head.w', 'module.head.b'], [], [], { file: torchHead, model }, new Set())).toEqual([{ from: 'module', to: '', count: 2, transpose: ['head.w'] }]);
+    expect(renamesThatSet(['head.w', 'head.b'], ['module.head.w', 'module.head.b'], [], [], { file: torchHead, model }, new Set(['head.w']))).toEqual([{ from: 'module', to: '', count: 2, transpose: [] }]);
+    // not one an earlier rule hides (its model side `*` matches every path first)
+    expect(renamesThatSet(['head.w', 'head.b'], ['module.head.w', 'module.head.b'], [], ['module.*.weight -> *'], { file: torchHead, model }, new Set(['head.w']))).toEqual([]);
+    // nor one that would take away a tensor that loads now (`fc.w` by its own name)
+    const withFc = new Map<string, number[]>([...torchHead, ['fc.w', [2, 2]]]);
+    expect(renamesThatSet(['head.w', 'head.b'], ['module.head.w', 'module.head.b'], ['fc.w'], [], { file: withFc, model: new Map([...model, ['fc.w', [2, 2]]]) }, new Set(['head.w']))).toEqual([]);
   });
 });
 

@@ -161,6 +161,65 @@ export function prefixRenames(unused: readonly string[], wanted: readonly string
   return out;
 }
 
+/** A prefix rename that would set some of the tensors a message is about, checked against init_from's rules as they would read with it. */
+export interface RenameHint {
+  readonly from: string;
+  readonly to: string;
+  /** How many of those tensors it would set. */
+  readonly count: number;
+  /** Of those, the 2-d ones the file holds transposed that init_from's transpose does not name yet. */
+  readonly transpose: readonly string[];
+}
+
+/**
+ * The prefix renames (prefixRenames) that would set some of `targets`, the model paths a message is
+ * about (the parameters an error names, not state tensors that happen to match): each is tried as
+ * init_from's rename would read with it added after the block's rules, and kept only where a target's
+ * file name is then one of `unused` with the target's shape (or its transpose, which the hint then
+ * adds to transpose) and every tensor `loaded` now still finds its own. A rule an earlier rule hides,
+ * one that matches only other tensors, or one that would unset what loads now is never proposed.
+ */
+export function renamesThatSet(
+  targets: readonly string[],
+  unused: readonly string[],
+  loaded: readonly string[],
+  rules: readonly string[],
+  shapes: { readonly file: ReadonlyMap<string, readonly number[]>; readonly model: ReadonlyMap<string, readonly number[]> },
+  transposed: ReadonlySet<string>,
+): RenameHint[] {
+  const available = new Set(unused);
+  const before = renameMap(rules);
+  const out: RenameHint[] = [];
+  for (const { from, to } of prefixRenames(unused, targets, shapes)) {
+    const nameOf = renameMap([...rules, `${pattern(from)} -> ${pattern(to)}`]);
+    if (loaded.some((path) => nameOf(path) !== before(path))) continue;
+    const set: string[] = [];
+    const transpose: string[] = [];
+    for (const target of targets) {
+      const name = nameOf(target);
+      const file = shapes.file.get(name);
+      const model = shapes.model.get(target);
+      if (!available.has(name) || file === undefined || model === undefined) continue;
+      if (file.length === model.length && file.every((x, i) => x === model[i])) set.push(target);
+      else if (isTransposeOf(file, model)) {
+        set.push(target);
+        if (!transposed.has(target)) transpose.push(target);
+      }
+    }
+    if (set.length > 0) out.push({ from, to, count: set.length, transpose });
+  }
+  return out;
+}
+
+/** The hint's text: what each rename would match, and where to add it. */
+function renameHintText(renames: readonly RenameHint[], model: string): string {
+  if (renames.length === 0) return '';
+  const rules = renames.map((r) => `"${pattern(r.from)} -> ${pattern(r.to)}"`).join(', ');
+  const transpose = renames.flatMap((r) => r.transpose);
+  const alsoTranspose = transpose.length > 0 ? ` and ${list(transpose)} to its transpose` : '';
+  return `; ${renames.map((r) => `its \`${pattern(r.from)}\` would match ${model}'s \`${pattern(r.to)}\` (${r.count} tensor${r.count === 1 ? '' : 's'})`).join(', ')}: add ${rules} to init_from's rename${alsoTranspose}, or rename the layer${renames.length > 1 ? 's' : ''} to match`;
+}
+
 /** The dotted layer a path belongs to (`bn` for `bn.running_mean`). */
 const layerOf = (path: string) => path.slice(0, Math.max(0, path.lastIndexOf('.')));
 
@@ -197,15 +256,16 @@ export async function loadInitFrom(model: Model, program: ModelProgram, init: In
     `${names.slice(0, most).map((n) => `\`${n}\`${shapes.has(n) ? ` [${shapes.get(n)!.join(', ')}]` : ''}`).join(', ')}${names.length > most ? ` and ${names.length - most} more` : ''}`;
   const how = `rename and transpose them on load with init_from's rename and transpose (docs/language.md, "Porting from PyTorch")`;
   // the file's tensors that set nothing, and the renaming that would make them fit
-  const wanted = decls.map((d) => d.path).filter((n) => !loaded.has(n));
-  const renames = report.ignored.length > 0 ? prefixRenames(report.ignored, wanted, { file: fileShapes, model: modelShapes }) : [];
-  const renameHint = renames.length > 0 ? `; ${renames.map((r) => `its \`${pattern(r.from)}\` would match ${program.model}'s \`${pattern(r.to)}\` (${r.count} tensors)`).join(', ')}: add ${renames.map((r) => `"${pattern(r.from)} -> ${pattern(r.to)}"`).join(', ')} to init_from's rename, or rename the layer${renames.length > 1 ? 's' : ''} to match` : '';
+  // (each message counts only the tensors it is about: an error's parameters, not state that happens to match)
+  const renameHint = (targets: readonly string[]) =>
+    report.ignored.length === 0 ? '' : renameHintText(renamesThatSet(targets, report.ignored, report.loaded, init.rename, { file: fileShapes, model: modelShapes }, new Set(transpose)), program.model);
+  const unloadedParams = program.params.map((p) => p.path).filter((n) => !loaded.has(n));
   const mismatchedText = (m: (typeof report.mismatched)[number]) => `\`${m.path}\` is ${m.file} in ${path} but ${m.model} in ${program.model}${m.transposed ? `: ${TRANSPOSED_HINT}; add \`${m.path}\` to init_from's transpose` : ''}`;
   if (loadedParams === 0 && params.size > 0) {
     const state = loadedState > 0 ? ` (only the state tensors ${list(report.loaded)} matched)` : '';
     const reshaped = report.mismatched.length > 0 ? `; ${report.mismatched.map(mismatchedText).join('; ')}` : '';
     throw new DataSettingError(
-      `init_from: no parameter of ${program.model} is in ${path}${state}: it has ${shaped(report.ignored.some((n) => !isTorchCounter(n)) ? report.ignored.filter((n) => !isTorchCounter(n)).sort() : report.mismatched.map((m) => m.path), fileShapes)}; ${program.model} expects ${shaped(program.params.map((p) => p.path), modelShapes)}${reshaped}${renameHint}. Fix the names, or ${how}`,
+      `init_from: no parameter of ${program.model} is in ${path}${state}: it has ${shaped(report.ignored.some((n) => !isTorchCounter(n)) ? report.ignored.filter((n) => !isTorchCounter(n)).sort() : report.mismatched.map((m) => m.path), fileShapes)}; ${program.model} expects ${shaped(program.params.map((p) => p.path), modelShapes)}${reshaped}${renameHint(unloadedParams)}. Fix the names, or ${how}`,
       'init_from',
     );
   }
@@ -214,7 +274,7 @@ export async function loadInitFrom(model: Model, program: ModelProgram, init: In
   if (stuck.length > 0) {
     const reshaped = report.mismatched.filter((m) => stuck.includes(m.path));
     throw new DataSettingError(
-      `init_from: ${stuck.length} frozen parameter${stuck.length === 1 ? '' : 's'} of ${program.model} ${stuck.length === 1 ? 'is' : 'are'} not set by ${path} and would keep ${stuck.length === 1 ? 'its' : 'their'} random initial value for the whole run: ${shaped(stuck, modelShapes, 8)}${reshaped.length > 0 ? `; ${reshaped.map(mismatchedText).join('; ')}` : ''}${renameHint}. Set ${stuck.length === 1 ? 'it' : 'them'} from the file (${how}), or unfreeze ${stuck.length === 1 ? 'it' : 'them'}`,
+      `init_from: ${stuck.length} frozen parameter${stuck.length === 1 ? '' : 's'} of ${program.model} ${stuck.length === 1 ? 'is' : 'are'} not set by ${path} and would keep ${stuck.length === 1 ? 'its' : 'their'} random initial value for the whole run: ${shaped(stuck, modelShapes, 8)}${reshaped.length > 0 ? `; ${reshaped.map(mismatchedText).join('; ')}` : ''}${renameHint(stuck)}. Set ${stuck.length === 1 ? 'it' : 'them'} from the file (${how}), or unfreeze ${stuck.length === 1 ? 'it' : 'them'}`,
       'init_from',
     );
   }
@@ -224,7 +284,7 @@ export async function loadInitFrom(model: Model, program: ModelProgram, init: In
   // PyTorch's batch norm step counter is skipped without a word: no dlc model has one
   const unmatched = report.ignored.filter((n) => !isTorchCounter(n));
   if (unmatched.length > 0) {
-    io.err(`note: init_from: ${unmatched.length} tensor${unmatched.length === 1 ? '' : 's'} of ${path}${fileModel ? ` (a checkpoint of ${fileModel})` : ''} match${unmatched.length === 1 ? 'es' : ''} nothing in ${program.model}: ${list([...unmatched].sort())}${renameHint}`);
+    io.err(`note: init_from: ${unmatched.length} tensor${unmatched.length === 1 ? '' : 's'} of ${path}${fileModel ? ` (a checkpoint of ${fileModel})` : ''} match${unmatched.length === 1 ? 'es' : ''} nothing in ${program.model}: ${list([...unmatched].sort())}${renameHint(decls.map((d) => d.path).filter((n) => !loaded.has(n)))}`);
   }
   // a layer's running statistics from the file with its parameters left at their initial values: half one model, half another
   const stateOnly = new Map<string, string[]>();
