@@ -1,5 +1,6 @@
-// dlc train's checkpoints on a GPU: restore_best checks the epoch its file holds, --resume refuses files it cannot continue (saying what to do), starts a new run when none exists yet, and fit's restoreBest across a resume.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// dlc train's checkpoints on a GPU: restore_best checks the epoch its file holds, --resume refuses files it cannot continue (saying what to do), starts a new run when none exists yet, and fit's restoreBest across a resume; the data a checkpoint records (--data with its CSV's flags) and --resume keeping to it.
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dlc, repoTempDir } from './cli-helpers.ts';
@@ -136,5 +137,93 @@ describe('fit resumed with restoreBest', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('the data a checkpoint records', () => {
+  /** Iris as a CSV file: `;` between fields with a header, or `,` without one (the label last). */
+  function irisCsv(dir: string): { semi: string; bare: string } {
+    const data = loadIris();
+    const features = data.column('features').data;
+    const labels = data.column('label').data;
+    const rows = Array.from({ length: data.length }, (_, i) => [...Array.from(features.subarray(i * 4, i * 4 + 4)), ['setosa', 'versicolor', 'virginica'][labels[i]]]);
+    const semi = join(dir, 'iris_semi.csv');
+    const bare = join(dir, 'iris_bare.csv');
+    writeFileSync(semi, `a;b;c;d;species\n${rows.map((r) => r.join(';')).join('\n')}\n`);
+    writeFileSync(bare, `${rows.map((r) => r.join(',')).join('\n')}\n`);
+    return { semi, bare };
+  }
+
+  it("--data csv with --delimiter or --header: evaluate, predict and --resume read the file as training did, without the flags again", { timeout: 240_000 }, async () => {
+    const dir = repoTempDir('ck-csv-flags');
+    const { semi, bare } = irisCsv(dir);
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block(''));
+    for (const [name, data, flags, shown] of [
+      ['semi', `csv:${semi}:species`, ['--delimiter', ';'], '--delimiter ";"'],
+      ['bare', `csv:${bare}:4`, ['--header', 'false'], '--header false'],
+    ] as const) {
+      const ck = join(dir, `${name}.safetensors`);
+      const trained = await train(file, '--epochs', '1', '--data', data, ...flags, '--checkpoint', ck);
+      expect(trained.status, trained.err).toBe(EXIT_OK);
+      const testLine = /^test .*$/m.exec(trained.out)![0];
+      const evaluated = await dlc('evaluate', file, '--checkpoint', ck);
+      expect(evaluated.status, evaluated.err).toBe(EXIT_OK);
+      expect(evaluated.err).toContain(`note: the data is split as the training run split it (--seed 3 --data ${data} ${shown}, recorded in the checkpoint)`);
+      expect(evaluated.out.trim()).toBe(testLine);
+      const predicted = await dlc('predict', file, '--checkpoint', ck);
+      expect(predicted.status, predicted.err).toBe(EXIT_OK);
+      expect(predicted.out.trim().split('\n')).toHaveLength(30);
+      const all = await dlc('evaluate', file, '--checkpoint', ck, '--split', 'all');
+      expect(all.status, all.err).toBe(EXIT_OK);
+      expect(all.err).toContain('on all 150 examples of the data');
+      const resumed = await train(file, '--epochs', '2', '--resume', '--checkpoint', ck);
+      expect(resumed.status, resumed.err).toBe(EXIT_OK);
+      expect(resumed.err).toContain('resumed from');
+      expect(resumed.err).toContain('1 epoch done');
+      // and the resumed run records them again, for the next command
+      const again = await dlc('evaluate', file, '--checkpoint', ck);
+      expect(again.status, again.err).toBe(EXIT_OK);
+      expect(again.err).toContain(`(--seed 3 --data ${data} ${shown}, recorded in the checkpoint)`);
+    }
+  });
+
+  it('--resume refuses a --seed, --limit or --data other than the run recorded, and leaves the checkpoint as it was; a live lock is named before what the checkpoint holds', { timeout: 240_000 }, async () => {
+    const dir = repoTempDir('ck-resume-split');
+    const { semi } = irisCsv(dir);
+    const file = join(dir, 'iris.dl');
+    writeFileSync(file, MODEL + block(''));
+    const ck = join(dir, 'ck.safetensors');
+    expect((await train(file, '--epochs', '1', '--checkpoint', ck)).status).toBe(EXIT_OK);
+    const saved = readFileSync(ck);
+    const refusals = [
+      [['--seed', '4'], '--seed 3', '--seed 4'],
+      [['--limit', '100'], 'all of the data (no --limit)', '--limit 100'],
+      [['--data', `csv:${semi}:species`, '--delimiter', ';'], "the train block's data (no --data)", `--data csv:${semi}:species`],
+    ] as const;
+    for (const [flags, recorded, given] of refusals) {
+      const r = await train(file, '--epochs', '2', '--resume', '--checkpoint', ck, ...flags);
+      expect(r.status).toBe(EXIT_USER_ERROR);
+      expect(r.err).toContain(
+        `error: --resume: ${ck} was trained with ${recorded} (recorded in the checkpoint), not ${given}: a resumed run trains on the examples that run trained on (another split would hold out some of them, and the checkpoint would no longer say which examples trained it). Drop ${given} to continue the run, or start a new run without --resume (init_from = "${ck}" starts it from these weights)`,
+      );
+      expect(r.err).not.toContain('training Iris');
+      expect(readFileSync(ck).equals(saved)).toBe(true);
+    }
+    // evaluate may score another split: a warning, as before
+    const other = await dlc('evaluate', file, '--checkpoint', ck, '--seed', '4');
+    expect(other.status, other.err).toBe(EXIT_OK);
+    expect(other.err).toContain('warning: the checkpoint was trained with --seed 3');
+    // another run writing the checkpoint: named, not "already finished" from the state it is rewriting
+    writeFileSync(`${ck}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), started: '2025-01-01T00:00:00.000Z' }));
+    const locked = await train(file, '--epochs', '1', '--resume', '--checkpoint', ck);
+    rmSync(`${ck}.lock`);
+    expect(locked.status).toBe(EXIT_USER_ERROR);
+    expect(locked.err).toContain(`error: another dlc train (pid ${process.pid}, started 2025-01-01T00:00:00.000Z) is writing the checkpoint ${ck}`);
+    expect(locked.err).not.toContain('already finished');
+    // the recorded flags given again: the run goes on
+    const same = await train(file, '--epochs', '2', '--resume', '--checkpoint', ck, '--seed', '3');
+    expect(same.status, same.err).toBe(EXIT_OK);
+    expect(JSON.parse(decodeSafetensors(readFileSync(ck)).metadata['dlc.split'])).toEqual({ seed: 3 });
   });
 });

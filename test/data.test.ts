@@ -372,6 +372,10 @@ describe('CSV', () => {
     expect(() => parseCsv('a,b\n1,2\n', { source: 'data/x.csv', label: 'b', labelType: 'nope' as 'int' })).toThrow("data/x.csv: unknown label type 'nope'");
     // a header that reads as one column holding another separator: the delimiter is named
     expect(() => parseCsv('a,b,y\n1,2,0\n', { label: 'y', delimiter: ';' })).toThrow(`no column 'y' for the label (columns: 'a,b,y'); the header reads as one column: is the delimiter ","? (delimiter: ",")`);
+    // also where the features are the columns a checkpoint recorded (dlc predict with a label-less file)
+    expect(() => parseCsv('a;b\n1;2\n', { features: ['a', 'b'], featuresFrom: 'the recorded columns', labelOptional: true })).toThrow(
+      `no columns 'a', 'b', of the recorded columns ('a', 'b'; columns: 'a;b'); the header reads as one column: is the delimiter ";"? (delimiter: ";")`,
+    );
   });
 
   it('reads files, naming the path in errors', async () => {
