@@ -809,7 +809,7 @@ export function buildProgram(io: Io, setStatus: (code: number) => void): Command
     .option('--seed <n>', 'seed of the weights, shuffling and dropout')
     .option('--limit <n>', 'use n examples of the data, a random subset chosen by the seed (quick runs; recorded in the checkpoint)')
     .option('--checkpoint <path>', 'checkpoint file, not a folder (default: the train block\'s, else checkpoints/<Model>.safetensors beside the .dl file); a run locks it (<path>.lock) so a second run on it is refused, and a run without --resume first moves an earlier run\'s files aside as *.previous.safetensors (older ones as *.previous-2.safetensors, ...: nothing is deleted)')
-    .option('--resume', 'continue from the checkpoint: weights, optimizer state, step, epoch and early stopping; with no checkpoint yet, start a new run (so a retry wrapper can always pass it), unless an earlier run was moved aside (then it says how to get it back)')
+    .option('--resume', 'continue from the checkpoint: weights, optimizer state, step, epoch and early stopping; with no checkpoint yet, start a new run (so a retry wrapper can always pass it), unless an earlier run was moved aside (then it says how to get it back); the data is split as the checkpoint records (its --seed, --limit and --data, with --data's --header and --delimiter): other values are refused')
     .option('--no-progress', 'plain lines instead of a progress bar')
     .option('--no-early-stopping', "train every epoch, ignoring the train block's early_stopping")
     .option('--profile', 'time each kernel of one training step on the first batch, print where the time goes (by kernel, op and .dl line), and train nothing')
