@@ -416,15 +416,19 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
   if (heldOut && validationSetting !== undefined) atSetting('validation', () => checkWholeNumbers(program, heldOut!, validationSetting, dirname(file)));
   const limit = flagInt(flags.limit, 'limit');
-  // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)
+  const ordered = setting(program, 'ordered_split') === true;
+  // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order);
+  // with ordered_split, the first examples in the data's order, so a time-ordered split stays one
+  // (a random subset in random order would put later rows in training than in test)
+  const subsetRows = (n: number, k: number) => (ordered ? identityRows(k) : shuffledIndices(n, seed).slice(0, k));
   let dataRows = identityRows(data.length);
   let heldOutRows = heldOut ? identityRows(heldOut.length) : undefined;
   if (limit !== undefined && limit < data.length) {
-    dataRows = shuffledIndices(data.length, seed).slice(0, limit);
+    dataRows = subsetRows(data.length, limit);
     data = data.subset(dataRows);
   }
   if (limit !== undefined && heldOut && limit < heldOut.length) {
-    heldOutRows = shuffledIndices(heldOut.length, seed).slice(0, limit);
+    heldOutRows = subsetRows(heldOut.length, limit);
     heldOut = heldOut.subset(heldOutRows);
   }
 
@@ -436,7 +440,6 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   // divides each class of the label by the fractions
   const stratify = setting(program, 'stratify') === true;
   if (stratify && !heldOut && !data.hasColumn('label')) throw new TrainError(`stratify = true divides each class of the data's \`label\` by the fractions, but the data has no \`label\` column (it has ${data.columnNames.map((c) => `\`${c}\``).join(', ')})`);
-  const ordered = setting(program, 'ordered_split') === true;
   let parts: Dataset[];
   let rows: Rows;
   if (heldOut) {
