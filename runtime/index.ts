@@ -9,6 +9,7 @@ export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';
 export { mnistFromDigits, mnistFromSamples, type MnistOptions } from './mnist.ts';
 export { irisFromRows } from './iris.ts';
 export { parseCsv, type CsvSpec } from './csv.ts';
+export { fitVocabularies, OOV_INDEX, withVocabularies, type Vocabularies } from './vocabulary.ts';
 export { cifar10FromBatches, CIFAR10_CLASSES } from './cifar10.ts';
 export { uciHarFromText, UCI_HAR_CHANNELS, UCI_HAR_CLASSES } from './uci-har.ts';
 export { textWindows, vocabularyOf } from './text.ts';

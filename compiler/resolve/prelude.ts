@@ -39,7 +39,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   steps: null,
   clip_grad_norm: null,
   clip_grad_value: null,
-  data: ['source', 'split', 'shuffle', 'seed', 'path', 'columns', 'label', 'stratify', 'ordered_split'],
+  data: ['source', 'split', 'shuffle', 'seed', 'path', 'columns', 'categorical', 'label', 'stratify', 'ordered_split'],
   env: null,
   split: null,
   stratify: null,
