@@ -4,6 +4,7 @@ export { formatProfile, slowestKernels, sourceText, summarizeProfile, type Kerne
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
 export type { UploadOptions } from './upload.ts';
 export { columnSizes, evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
+export { featureStatistics, type AdaptOptions, type AdaptReport } from './adapt.ts';
 export { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
 export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';
 export { mnistFromDigits, mnistFromSamples, type MnistOptions } from './mnist.ts';

@@ -65,7 +65,7 @@ export class DataSettingError extends TrainError {
 }
 
 /** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
-const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode', 'stratify', 'ordered_split']);
+const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode', 'stratify', 'ordered_split', 'adapt']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];
@@ -737,6 +737,16 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
         io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
         return {};
       }
+      // `adapt`: the statistics of the training split, once, before the first step (a resumed run keeps its checkpoint's)
+      if (model.step === 0 && resume.epoch === 0 && (program.training?.adapt ?? []).length > 0) {
+        let adapted;
+        try {
+          adapted = await model.adapt(train);
+        } catch (e) {
+          throw new TrainError((e as Error).message);
+        }
+        for (const a of adapted) io.err(`adapted ${a.layer} to the mean and variance of \`${a.input}\` over the ${train.length} training examples`);
+      }
       const limit = flagInt(flags.limit, 'limit');
       const recorded: RecordedSplit = { seed, ...(limit !== undefined ? { limit } : {}), ...(flags.data !== undefined ? { data: flags.data } : {}) };
       const metadata = { ...dataMetadata(program, train, dataSizes, recorded), 'dlc.batch': String(batchSize), ...(init ? { 'dlc.init_from': init.path } : {}), ...(drawn ? { 'dlc.data': JSON.stringify(drawn) } : {}) };
@@ -771,6 +781,8 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
           ...(evalEvery !== undefined ? { validateEvery: evalEvery } : {}),
           // restore_best: dlc train keeps the best weights on disk and restores them itself (checkpoints.ts)
           earlyStopping: earlyStopping ? { ...earlyStopping, restoreBest: false } : false,
+          // adapted above, where it says so
+          adapt: false,
           ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
           callbacks: {
             onStep(info) {

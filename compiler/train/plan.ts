@@ -14,6 +14,8 @@ import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { splitSizes } from '../../runtime/data.ts';
 import { MNIST_LAYOUTS } from '../../runtime/mnist.ts';
+import type { AdaptDecl } from '../../runtime/program.ts';
+import { adaptTargets } from './adapt.ts';
 
 /** A setting's value as the user would write it, for messages. */
 function printedValue(v: SettingValue | undefined): string {
@@ -79,6 +81,8 @@ export interface TrainingPlan {
   readonly clipGradValue?: number;
   readonly frozen: readonly string[];
   readonly groups: readonly ParamGroup[];
+  /** The layers `adapt` names, with the input each reads: their statistics are set from the training data before training. */
+  readonly adapt: readonly AdaptDecl[];
   /** Every other setting, evaluated (batch, epochs, data, early_stopping, ...), for the runtime. */
   readonly settings: Readonly<Record<string, SettingValue>>;
   /** Where each setting of the block is written (`clip_grad_norm`, `schedule`, ...): the source line of the kernels it becomes. */
@@ -505,6 +509,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   const groups: ParamGroup[] = [];
   let optimizer: OptimizerSpec | undefined;
   let schedule: ScheduleSpec | undefined;
+  let adapt: AdaptDecl[] = [];
   const objectives: { stmt: A.ObjectiveStmt; name: string; optimizer?: OptimizerSpec; frozen?: readonly string[] }[] = [];
 
   const resolvePattern = (e: A.Expr): string[] => {
@@ -704,6 +709,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span, s.name.text);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
+          if (s.name.text === 'adapt') {
+            const found = adaptTargets(s, graph);
+            adapt = found.targets;
+            diagnostics.push(...found.diagnostics);
+          }
         }
         break;
       case 'SettingBlock': {
@@ -929,6 +939,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       ...(typeof settings.clip_grad_value === 'number' ? { clipGradValue: settings.clip_grad_value } : {}),
       frozen,
       groups,
+      adapt,
       settings,
       settingSpans,
   };
