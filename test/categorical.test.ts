@@ -141,8 +141,9 @@ describe('categorical columns in dlc train, evaluate and predict', () => {
     const small = project('  data { path = "d.csv"; label = "y"; categorical = ["color"] }', { 'd.csv': csv('a,color,b,y', rows()) }, MODEL.replace('Embedding(8, 3)', 'Embedding(5, 3)'));
     const tooSmall = await dlc('train', small.file, '--no-progress');
     expect(tooSmall.status).toBe(EXIT_USER_ERROR);
-    expect(tooSmall.err).toContain(
-      `error: the categorical column \`color\` has 6 values in its vocabulary (indices 1..6, and 0 for a value training did not see), but the model uses it to index the rows of \`emb.weight\`, of size 5 (${small.file}:9:37, in stdlib/nn.dl:237:16): it needs 7 (an Embedding(7, d), one_hot(color, 7))`,
+    const line = tooSmall.err.trim().split('\n').at(-1)!.replace(/stdlib\/nn\.dl:\d+:\d+/, 'stdlib/nn.dl:LINE');
+    expect(line).toBe(
+      `error: the categorical column \`color\` has 6 values in its vocabulary (indices 1..6, and 0 for a value training did not see), but the model uses it to index the rows of \`emb.weight\`, of size 5 (${small.file}:9:37, in stdlib/nn.dl:LINE): it needs 7 (an Embedding(7, d), one_hot(color, 7))`,
     );
   });
 });
