@@ -53,7 +53,7 @@ export function parse(source: string, file = '<input>'): ParseResult {
   const comments = repaired.comments;
 
   const decls: Stmt[] = [];
-  for (const chunk of splitDeclarations(tokens)) {
+  for (let chunk of splitDeclarations(tokens)) {
     const tooDeep = findExcessiveNesting(chunk);
     if (tooDeep) {
       diagnostics.push(diagnostic('E0012', `nesting deeper than ${MAX_NESTING} levels`, span(tooDeep.startOffset, tokenEnd(tooDeep)), {
@@ -61,6 +61,9 @@ export function parse(source: string, file = '<input>'): ParseResult {
       }));
       continue;
     }
+    const nested = withoutUnsupportedStatements(chunk, file);
+    diagnostics.push(...nested.diagnostics);
+    chunk = nested.tokens;
     dlParser.input = chunk;
     dlParser.misplacedBrackets = [];
     let cst;
@@ -72,7 +75,18 @@ export function parse(source: string, file = '<input>'): ParseResult {
       diagnostics.push(diagnostic('E0900', `the parser failed: ${(e as Error).message}`, span(first.startOffset, tokenEnd(first))));
       continue;
     }
-    for (const error of dlParser.errors) diagnostics.push(syntaxDiagnostic(error, file, chunk));
+    // a documented limitation (§12) is one error with its rewrite; the parser's recovery errors up to its end are dropped
+    let quietUntil = -1;
+    for (const error of dlParser.errors) {
+      if (error.token.startOffset < quietUntil) continue;
+      const limitation = syntaxLimitation(error.token, file, chunk);
+      if (limitation) {
+        diagnostics.push(limitation.diagnostic);
+        quietUntil = limitation.until;
+      } else {
+        diagnostics.push(syntaxDiagnostic(error, file, chunk));
+      }
+    }
     for (const { bracket, target } of dlParser.misplacedBrackets) diagnostics.push(misplacedBracket(bracket, target, file));
     const { program, problems } = buildAst(cst, file, source.length);
     for (const decl of program.body.stmts) {
@@ -229,6 +243,155 @@ function syntaxDiagnostic(error: IRecognitionException, file: string, chunk: rea
     return diagnostic('E0010', error.message, at, { help: 'an `if` used as a value needs an `else`: `if c { a } else { b }`' });
   }
   return diagnostic('E0010', error.message, at);
+}
+
+/**
+ * The syntax §12 documents as unsupported, told by the tokens around where the parser stopped: a
+ * second `for` in a comprehension, an assignment to `a.b` or `a[i]`, a `layer Name(...) { }`
+ * declared inside another declaration. Returns the diagnostic and the offset up to which the
+ * parser's recovery errors are its echoes.
+ */
+function syntaxLimitation(found: IToken, file: string, chunk: readonly IToken[]): { diagnostic: Diagnostic; until: number } | undefined {
+  const i = chunk.indexOf(found);
+  if (i < 0) return undefined;
+  const tokenSpan = (t: IToken): Span => ({ file, start: t.startOffset, end: tokenEnd(t) });
+  // `[f(i, j) for i in 0..n for j in 0..m]`
+  if (tokenMatcher(found, T.Kw.for) && insideComprehension(chunk, i)) {
+    const close = matchingClose(chunk, openingBracket(chunk, i));
+    return {
+      diagnostic: diagnostic('E0013', 'a comprehension has one `for` clause', tokenSpan(found), {
+        help: 'nest the lists, `[[f(i, j) for j in 0..m] for i in 0..n]`, or run one index over both: `[f(k / m, k % m) for k in 0..n * m]` (§12)',
+      }),
+      until: close !== undefined ? tokenEnd(chunk[close]) : Infinity,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Statements §12 documents as unsupported, a `layer Name(...) { ... }` declared inside a model or
+ * layer and an assignment to `a.b` or `a[i]`, are one E0013 each, and their tokens are taken out,
+ * so the declaration around them parses and its own errors are still found.
+ */
+function withoutUnsupportedStatements(chunk: IToken[], file: string): { tokens: IToken[]; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  let tokens = chunk;
+  for (let k = 1; k < tokens.length; k++) {
+    const eq = tokenMatcher(tokens[k], T.Identifier) && startsStatement(tokens, k) ? assignmentAfterTarget(tokens, k) : undefined;
+    if (eq === undefined || !nestedInBraces(tokens, k)) continue;
+    const indexed = tokens[k + 1].tokenType === T.LBracket;
+    diagnostics.push(diagnostic('E0013', `only a plain name can be assigned, not ${indexed ? 'an element' : 'a member'}`, { file, start: tokens[k].startOffset, end: tokenEnd(tokens[eq - 1]) }, {
+      help: indexed
+        ? 'tensors are values, not storage: build the new tensor (`select(mask, v, x)`, `concat`, `one_hot`) and bind it to a name (§12)'
+        : `bind the value to a name of its own: \`let ${tokens[k].image}_${tokens[k + 2].image} = ...\` (§12)`,
+    }));
+    // the statement ends at a line break outside brackets, or at the body's `}`
+    let last = eq;
+    for (let depth = 0; last + 1 < tokens.length; last++) {
+      const next = tokens[last + 1];
+      if (depth === 0 && (next.startLine! > tokens[last].endLine! || next.tokenType === T.RBrace || next.tokenType === T.Semicolon)) break;
+      if (OPENERS.includes(next.tokenType)) depth++;
+      else if (CLOSERS.includes(next.tokenType)) depth--;
+    }
+    tokens = [...tokens.slice(0, k), ...tokens.slice(last + 1)];
+    k--;
+  }
+  for (let k = 1; k + 2 < tokens.length; k++) {
+    const [keyword, name, after] = [tokens[k], tokens[k + 1], tokens[k + 2]];
+    if (!tokenMatcher(keyword, T.Kw.layer) || !tokenMatcher(name, T.Identifier) || (after.tokenType !== T.LParen && after.tokenType !== T.LBrace)) continue;
+    if (!nestedInBraces(tokens, k)) continue;
+    let body = k + 2;
+    if (after.tokenType === T.LParen) {
+      const params = matchingClose(tokens, body);
+      body = params === undefined ? tokens.length : params + 1;
+    }
+    // `layer Name(...) =`? a malformed instantiation, which the parser reports as it is
+    if (tokens[body]?.tokenType !== T.LBrace) continue;
+    const end = matchingClose(tokens, body) ?? tokens.length - 1;
+    diagnostics.push(diagnostic('E0013', `a layer declaration (\`layer ${name.image}\`) must be at the top level of the file`, { file, start: keyword.startOffset, end: tokenEnd(name) }, {
+      help: `move \`layer ${name.image}${after.tokenType === T.LParen ? '(...)' : ''} { ... }\` out to the top level, and instantiate it here: \`layer ${name.image.toLowerCase()} = ${name.image}(...)\` (§12)`,
+    }));
+    tokens = [...tokens.slice(0, k), ...tokens.slice(end + 1)];
+    k--;
+  }
+  return { tokens, diagnostics };
+}
+
+const OPENERS = [T.LParen, T.LBracket, T.LBrace];
+const CLOSERS = [T.RParen, T.RBracket, T.RBrace];
+
+/** The index of the bracket that encloses token `i` (undefined at the top). */
+function openingBracket(chunk: readonly IToken[], i: number): number | undefined {
+  let depth = 0;
+  for (let j = i - 1; j >= 0; j--) {
+    const type = chunk[j].tokenType;
+    if (CLOSERS.includes(type)) depth++;
+    else if (OPENERS.includes(type) && depth-- === 0) return j;
+  }
+  return undefined;
+}
+
+/** The index of the bracket that closes the one opened at `open`. */
+function matchingClose(chunk: readonly IToken[], open: number | undefined): number | undefined {
+  if (open === undefined) return undefined;
+  let depth = 0;
+  for (let j = open; j < chunk.length; j++) {
+    const type = chunk[j].tokenType;
+    if (OPENERS.includes(type)) depth++;
+    else if (CLOSERS.includes(type) && --depth === 0) return j;
+  }
+  return undefined;
+}
+
+/** Whether `for` at `i` is a second clause: its enclosing `[` holds an earlier `for` at its own depth. */
+function insideComprehension(chunk: readonly IToken[], i: number): boolean {
+  const open = openingBracket(chunk, i);
+  if (open === undefined || chunk[open].tokenType !== T.LBracket) return false;
+  let depth = 0;
+  for (let j = open + 1; j < i; j++) {
+    const type = chunk[j].tokenType;
+    if (OPENERS.includes(type)) depth++;
+    else if (CLOSERS.includes(type)) depth--;
+    else if (depth === 0 && tokenMatcher(chunk[j], T.Kw.for)) return true;
+  }
+  return false;
+}
+
+/** Whether token `i` is the first of its line (statements start lines, or follow `{` or `;`). */
+function startsStatement(chunk: readonly IToken[], i: number): boolean {
+  const previous = chunk[i - 1];
+  return !previous || previous.endLine! < chunk[i].startLine! || previous.tokenType === T.LBrace || previous.tokenType === T.Semicolon;
+}
+
+/** The index of the `=` after a member/index target `a.b` or `a[i]...` starting at `i`, on the same line. */
+function assignmentAfterTarget(chunk: readonly IToken[], i: number): number | undefined {
+  let j = i + 1;
+  let selected = false;
+  while (j < chunk.length && chunk[j].startLine === chunk[i].startLine) {
+    const type = chunk[j].tokenType;
+    if (type === T.Dot && chunk[j + 1] && tokenMatcher(chunk[j + 1], T.Identifier)) {
+      j += 2;
+    } else if (type === T.LBracket) {
+      const close = matchingClose(chunk, j);
+      if (close === undefined) return undefined;
+      j = close + 1;
+    } else {
+      break;
+    }
+    selected = true;
+  }
+  return selected && chunk[j]?.tokenType === T.Eq ? j : undefined;
+}
+
+/** Whether token `i` lies inside braces (a declaration's body). */
+function nestedInBraces(chunk: readonly IToken[], i: number): boolean {
+  let depth = 0;
+  for (let j = 0; j < i; j++) {
+    const type = chunk[j].tokenType;
+    if (type === T.LBrace) depth++;
+    else if (type === T.RBrace) depth = Math.max(0, depth - 1);
+  }
+  return depth > 0;
 }
 
 /** `relu` then `(x)` on the next line: the call was parsed as meant, and this says where its `(` must go. */

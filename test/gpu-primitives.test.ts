@@ -508,11 +508,15 @@ const CASES: Record<string, Case[]> = {
     c(['i32[1, 2, 5, 5]'], { kernel: [3, 3], stride: [1, 1], padding: [1, 1] }),
     c([g('f32[1, 1, 4, 4]', withSpecials)], { kernel: [2, 2] }),
     c(['u32[2, 1, 4, 6]'], { kernel: [2, 3], stride: [1, 2] }),
+    c(['f32[2, 2, 6, 5]'], { kernel: [3, 2], stride: [2, 2], padding: [1, 0], ceil_mode: true }),
   ],
   avg_pool2d: [
     c(['f32[B, 2, 6, 7]'], { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }),
     c(['f32[1, 3, 4, 6]'], { kernel: [2, 2] }),
     c(['f32[2, 1, 5, 5]'], { kernel: [2, 3], stride: [1, 1], padding: [1, 1] }),
+    c(['f32[2, 2, 5, 6]'], { kernel: [3, 3], stride: [2, 2], padding: [1, 1], count_include_pad: true }),
+    c(['f32[1, 2, 6, 5]'], { kernel: [3, 2], stride: [2, 2], padding: [1, 1], ceil_mode: true, count_include_pad: true }),
+    c(['f32[2, 1, 5, 7]'], { kernel: [2, 2], ceil_mode: true }),
   ],
   random_uniform: [
     c([v('u32[]', [0])], { shape: [B, 70] }),

@@ -193,6 +193,35 @@ describe('E0013 placement', () => {
   });
 });
 
+describe('E0013 for the syntax §12 documents as unsupported: one error with its rewrite, not the recovery cascade', () => {
+  it('a second `for` clause in a comprehension', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  let y = [i * j for i in 0..3 for j in 0..2]\n  output o = x\n}\n', [
+      { code: 'E0013', at: 'for', occurrence: 1, message: 'a comprehension has one `for` clause', help: 'nest the lists, `[[f(i, j) for j in 0..m] for i in 0..n]`, or run one index over both: `[f(k / m, k % m) for k in 0..n * m]` (§12)' },
+    ]);
+  });
+
+  it('an assignment to a member or an element, and the syntax errors after it are still found', () => {
+    expectDiagnostics('model M {\n  input x: f32[B, 4]\n  let y = x\n  y.a = x\n  y[0, 1:2] = concat([x,\n    x], axis: 0)\n  output o = x +\n}\n', [
+      { code: 'E0013', at: 'y.a', message: 'only a plain name can be assigned, not a member', help: 'bind the value to a name of its own: `let y_a = ...` (§12)' },
+      { code: 'E0013', at: 'y[0, 1:2]', message: 'only a plain name can be assigned, not an element' },
+      { code: 'E0010', at: '}', message: 'expected an expression' },
+    ]);
+  });
+
+  it('a layer declared inside a model or layer: the rest of the body still parses', () => {
+    const src = 'model M {\n  layer Cell(n: int) {\n    param w: f32[n]\n    forward(x) = x * w\n  }\n  input x: f32[B, 4]\n  output o = x +\n}\nlayer L {\n  layer Inner {\n    forward(x) = x\n  }\n  forward(x) = x\n}\n';
+    expectDiagnostics(src, [
+      { code: 'E0013', at: 'layer Cell', message: 'a layer declaration (`layer Cell`) must be at the top level of the file', help: 'move `layer Cell(...) { ... }` out to the top level, and instantiate it here: `layer cell = Cell(...)` (§12)' },
+      { code: 'E0010', at: '}', occurrence: 1, message: 'expected an expression' },
+      { code: 'E0013', at: 'layer Inner', help: 'move `layer Inner { ... }` out to the top level, and instantiate it here: `layer inner = Inner(...)` (§12)' },
+    ]);
+  });
+
+  it('valid neighbours are untouched: `layer name = L(...)` in a body, nested list comprehensions, plain reassignment', () => {
+    expectDiagnostics('layer L(n: int) {\n  param w: f32[n]\n  forward(x) = x * w\n}\nmodel M {\n  input x: f32[B, 4]\n  layer l = L(4)\n  let k = [[i + j for j in 0..2] for i in 0..3]\n  let y = x\n  y = l(y)\n  output o = y\n}\n', []);
+  });
+});
+
 describe('train blocks', () => {
   const model = 'model Gan {\n  param z: f32[2] = zeros\n  layer D = Dense(2, 1)\n  layer G = Dense(2, 2)\n  loss d_loss = sum(z)\n  loss g_loss = sum(z)\n}\n\n';
   it('E0204 unknown settings, also inside setting blocks', () => {

@@ -615,6 +615,10 @@ describe('convolution and pooling', () => {
       { in: ['f32[B, 16, 7]'], attrs: { kernel: [2, 2] }, error: { message: `${op} needs an NCHW input of rank 4, found f32[B, 16, 7]` } },
       { in: ['f32[B, 16, 7, 7]'], attrs: { kernel: [2, 2], padding: [2, 2] }, error: { message: `${op} padding must be at most half the kernel` } },
       { in: ['f32[B, 1, 1, 1]'], attrs: { kernel: [2, 2] }, error: { message: `${op} kernel is larger than the padded input: f32[B, 1, 1, 1] with kernel [2, 2]` } },
+      // ceil_mode (PyTorch's): a last, partial window; none that would start past the input and its left padding
+      { in: ['f32[B, 16, 6, 5]'], attrs: { kernel: [3, 2], stride: [2, 2], padding: [1, 0], ceil_mode: true }, out: ['f32[B, 16, 4, 3]'] },
+      { in: ['f32[B, 1, 5, 5]'], attrs: { kernel: [2, 2], stride: [3, 3], padding: [1, 1], ceil_mode: true }, out: ['f32[B, 1, 2, 2]'] },
+      { in: ['f32[B, 1, H, 4]'], attrs: { kernel: [2, 2], ceil_mode: true }, error: { message: `${op} with ceil_mode needs concrete spatial sizes, found f32[B, 1, H, 4]` } },
     ]);
   }
 
@@ -678,6 +682,51 @@ describe('convolution and pooling', () => {
     exact(run1('avg_pool2d', [img], { kernel: [2, 2] }), [1, 1, 2, 2], [3.5, 5.5, 11.5, 5.5]);
     // count_include_pad = false: the corner window sees one real pixel and divides by 1.
     exact(run1('avg_pool2d', [f32([1, 1, 2, 2], [1, 2, 3, 4])], { kernel: [2, 2], stride: [1, 1], padding: [1, 1] }), [1, 1, 3, 3], [1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4]);
+  });
+  interpTest(['max_pool2d', 'avg_pool2d'], "ceil_mode and count_include_pad by hand, PyTorch's values", () => {
+    // torch.nn.MaxPool2d(2, stride=2, ceil_mode=True)(torch.arange(25.).reshape(1, 1, 5, 5))
+    const grid = f32([1, 1, 5, 5], Array.from({ length: 25 }, (_, i) => i));
+    exact(run1('max_pool2d', [grid], { kernel: [2, 2], ceil_mode: true }), [1, 1, 3, 3], [6, 8, 9, 16, 18, 19, 21, 23, 24]);
+    // torch.nn.AvgPool2d(3, stride=2, padding=1)(torch.ones(1, 1, 4, 4)): count_include_pad=True divides by 9 everywhere
+    const ones = f32([1, 1, 4, 4], Array(16).fill(1));
+    exact(run1('avg_pool2d', [ones], { kernel: [3, 3], stride: [2, 2], padding: [1, 1], count_include_pad: true }), [1, 1, 2, 2], [4 / 9, 6 / 9, 6 / 9, 1]);
+    exact(run1('avg_pool2d', [ones], { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }), [1, 1, 2, 2], [1, 1, 1, 1]);
+    // the part of a ceil-mode window past the (padded) input is never counted, even with count_include_pad
+    const nine = f32([1, 1, 3, 3], Array.from({ length: 9 }, (_, i) => i));
+    exact(run1('avg_pool2d', [nine], { kernel: [2, 2], ceil_mode: true, count_include_pad: true }), [1, 1, 2, 2], [2, 3.5, 6.5, 8]);
+  });
+  interpTest(['max_pool2d', 'avg_pool2d'], "ceil_mode and count_include_pad match PyTorch's pooling loop (aten's index arithmetic, written out)", () => {
+    const x = seeded([2, 2, 7, 6], 61);
+    for (const [kernel, stride, padding] of [[[3, 2], [2, 2], [1, 1]], [[2, 2], [3, 2], [1, 0]], [[3, 3], [2, 3], [1, 1]], [[2, 3], [1, 2], [0, 1]]]) {
+      for (const ceil of [false, true]) {
+        // aten/src/ATen/native/Pool.h pooling_output_shape
+        const extent = (n: number, a: number) => {
+          let o = Math.floor((n + 2 * padding[a] - kernel[a] + (ceil ? stride[a] - 1 : 0)) / stride[a]) + 1;
+          if (ceil && (o - 1) * stride[a] >= n + padding[a]) o--;
+          return o;
+        };
+        const [HO, WO] = [extent(7, 0), extent(6, 1)];
+        for (const [op, countPad] of [['max_pool2d', false], ['avg_pool2d', false], ['avg_pool2d', true]] as const) {
+          const r = run1(op, [x], { kernel, stride, padding, ...(ceil ? { ceil_mode: true } : {}), ...(countPad ? { count_include_pad: true } : {}) });
+          expect(r.shape).toEqual([2, 2, HO, WO]);
+          const want: number[] = [];
+          for (let nc = 0; nc < 4; nc++)
+            for (let i = 0; i < HO; i++)
+              for (let j = 0; j < WO; j++) {
+                // aten's AvgPool2d kernel: hend clipped to the padded input gives pool_size, then to the input
+                let [hs, ws] = [i * stride[0] - padding[0], j * stride[1] - padding[1]];
+                let [he, we] = [Math.min(hs + kernel[0], 7 + padding[0]), Math.min(ws + kernel[1], 6 + padding[1])];
+                const poolSize = (he - hs) * (we - ws);
+                [hs, ws, he, we] = [Math.max(hs, 0), Math.max(ws, 0), Math.min(he, 7), Math.min(we, 6)];
+                const vals: number[] = [];
+                for (let h = hs; h < he; h++) for (let w = ws; w < we; w++) vals.push(x.data[nc * 42 + h * 6 + w]);
+                const sum = vals.reduce((t, v) => t + v, 0);
+                want.push(op === 'max_pool2d' ? Math.max(...vals) : sum / (countPad ? poolSize : (he - hs) * (we - ws)));
+              }
+          close(r, want, 1e-14);
+        }
+      }
+    }
   });
   interpTest(['max_pool2d', 'avg_pool2d'], 'pools match a naive loop with stride and padding', () => {
     const x = seeded([2, 3, 7, 6], 60);

@@ -447,6 +447,14 @@ describe('E0305 cannot evaluate at compile time', () => {
     expect(check(model('x + zeros([B, 4]) + cast(arange(4), f32)'))).toEqual([]);
   });
 
+  it("a pooling mode that is not true or false; ceil_mode over a symbolic height is E0301 at the input", () => {
+    const model = (input: string, e: string) => `use std.nn.{AvgPool2d}\nmodel M {\n  input x: f32[${input}]\n  output y = ${e}\n}\n`;
+    expectDiagnostics(model('B, 1, 4, 4', 'max_pool2d(x, ceil_mode: 1)'), [{ code: 'E0305', at: '1', occurrence: 1, message: ['`ceil_mode` must be true or false, found an int'] }]);
+    expectDiagnostics(model('B, 1, 4, 4', 'avg_pool2d(x, count_include_pad: "yes")'), [{ code: 'E0305', at: '"yes"', message: ['`count_include_pad` must be true or false'] }]);
+    expectDiagnostics(model('B, 1, H, 4', 'avg_pool2d(x, ceil_mode: true)'), [{ code: 'E0301', at: 'x', occurrence: 1, message: ['avg_pool2d with ceil_mode needs concrete spatial sizes, found f32[B, 1, H, 4]'] }]);
+    expect(check(model('B, 1, 5, 5', 'AvgPool2d(2, ceil_mode: true, count_include_pad: true)(x)'))).toEqual([]);
+  });
+
   it('an if over a tensor', () => {
     const src = 'model M {\n  input x: f32[B, 4]\n  let y = x\n  if x > 0.0 {\n    y = x * 2.0\n  }\n  output o = y\n}\n';
     expectDiagnostics(src, [{ code: 'E0305', at: 'x > 0.0', help: /select\(cond, a, b\)/ }]);

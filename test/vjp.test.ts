@@ -254,10 +254,21 @@ for (const [x, attrs] of [
   ['[1, 2, 7, 6]', { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }],
   ['[2, 1, 5, 7]', { kernel: [2, 3], stride: [1, 2], padding: [1, 0] }],
   ['[B, 3, 5, 5]', { kernel: [3, 3], stride: [1, 1], padding: [1, 1] }],
+  // ceil_mode: last windows hanging past the padded input (tiling ones too), or none (as floor mode)
+  ['[1, 2, 6, 5]', { kernel: [3, 2], stride: [2, 2], padding: [1, 0], ceil_mode: true }],
+  ['[2, 1, 5, 7]', { kernel: [2, 2], ceil_mode: true }],
+  ['[1, 1, 6, 6]', { kernel: [2, 2], ceil_mode: true }],
+  ['[1, 2, 5, 5]', { kernel: [2, 2], stride: [3, 3], padding: [1, 1], ceil_mode: true }],
 ] as const) {
   for (const op of ['max_pool2d', 'avg_pool2d']) {
     add({ op, label: `${x} ${JSON.stringify(attrs)}`, inputs: [f('x', `f32${x}`, distinct)], attrs, sizes: { B: 2 }, tol: op === 'max_pool2d' ? 'kink' : 'smooth' });
   }
+}
+for (const [x, attrs] of [
+  ['[B, 2, 5, 6]', { kernel: [3, 3], stride: [2, 2], padding: [1, 1], count_include_pad: true }],
+  ['[1, 2, 6, 5]', { kernel: [3, 2], stride: [2, 2], padding: [1, 1], ceil_mode: true, count_include_pad: true }],
+] as const) {
+  add({ op: 'avg_pool2d', label: `${x} ${JSON.stringify(attrs)}`, inputs: [f('x', `f32${x}`, distinct)], attrs, sizes: { B: 2 }, tol: 'smooth' });
 }
 
 // ---- running one case --------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 //
 // Window positions in the padding are skipped, as in the interpreter: max_pool2d reads padding as
 // -inf (and propagates NaN like the interpreter's max), avg_pool2d divides by the count of real
-// positions (count_include_pad = false). Spatial sizes are uniform words; kernel, stride and padding
-// are baked.
+// positions, or with count_include_pad by the window's positions inside the padded input. In ceil
+// mode the output shape holds the last, partial windows, whose positions past the input are skipped
+// the same way. Spatial sizes are uniform words; kernel, stride and padding are baked.
 import type { Node } from '../ir/types.ts';
 import type { Dim } from '../shapes/dim.ts';
 import type { KernelPlan } from './kernel.ts';
@@ -28,6 +29,7 @@ export function poolPlans(node: Node): KernelPlan[] {
   };
   const stride = pair('stride', k);
   const padding = pair('padding', [0, 0]);
+  const countPad = node.attrs.count_include_pad === true;
   const ty = kernelStorageType(x.dtype);
   if (!isMax && ty !== 'f32') throw new Error(`avg_pool2d is lowered for f32 only, found ${x.dtype}`);
   const words: [string, Dim][] = [
@@ -66,8 +68,17 @@ export function poolPlans(node: Node): KernelPlan[] {
       outDtype: out.dtype,
       words,
       body,
-      result: isMax ? 'acc' : 'acc / f32(count)',
+      result: isMax ? 'acc' : countPad ? `acc / f32(${paddedCount(stride, padding, k)})` : 'acc / f32(count)',
       helpers: isMax && ty === 'f32' ? [MAX_F32] : [],
     }),
   ];
+}
+
+/** PyTorch's count_include_pad divisor in WGSL: the window's positions inside the padded input (not past it, in ceil mode). */
+function paddedCount(stride: readonly number[], padding: readonly number[], k: readonly number[]): string {
+  const along = (i: string, n: string, axis: number) => {
+    const start = `(i32(${i} * ${stride[axis]}u) - ${padding[axis]}i)`;
+    return `(min(${start} + ${k[axis]}i, i32(${n}) + ${padding[axis]}i) - ${start})`;
+  };
+  return `${along('i2', 'H', 0)} * ${along('i3', 'W', 1)}`;
 }

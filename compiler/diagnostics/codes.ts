@@ -93,7 +93,12 @@ No model needs this; the limit keeps the compiler's stack bounded on hostile inp
 
     layer Dense(n: int) {
       input x: f32[B, n]       // error: 'input' belongs in a model; a layer takes its inputs in forward(...)
-    }`,
+    }
+
+The syntax the language reference lists as unsupported (§12) is E0013 too, with its rewrite:
+- a second \`for\` clause in a comprehension: nest the lists, or run one index over both (\`k / m\`, \`k % m\`)
+- an assignment to a member or an element (\`a.b = x\`, \`a[i] = x\`): bind the new value to a name
+- a \`layer Name(...) { ... }\` declared inside a model or layer: declare it at the top level of the file`,
   },
   E0014: {
     severity: 'error',

@@ -9,7 +9,8 @@ export interface BuiltinSignature {
 
 const UNARY_NAMES = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'logical_not', 'stop_gradient', 'log1p', 'expm1', 'log2', 'log10', 'square'];
 const REDUCTION: BuiltinSignature = { params: ['x', 'axis = all axes', 'keepdims = false'], variadic: true };
-const POOL: BuiltinSignature = { params: ['x', 'kernel = 2', 'stride = kernel', 'padding = 0'] };
+const MAX_POOL: BuiltinSignature = { params: ['x', 'kernel = 2', 'stride = kernel', 'padding = 0', 'ceil_mode = false'] };
+const AVG_POOL: BuiltinSignature = { params: ['x', 'kernel = 2', 'stride = kernel', 'padding = 0', 'ceil_mode = false', 'count_include_pad = false'] };
 const RANDOM: BuiltinSignature = { params: ['shape'] };
 
 export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
@@ -47,8 +48,8 @@ export const BUILTIN_SIGNATURES: Readonly<Record<string, BuiltinSignature>> = {
   one_hot: { params: ['indices', 'depth'] },
   conv2d: { params: ['x', 'w', 'stride = 1', 'padding = 0', 'dilation = 1', 'groups = 1'] },
   conv_transpose2d: { params: ['x', 'w', 'stride = 1', 'padding = 0', 'dilation = 1', 'output_padding = 0', 'groups = 1'] },
-  max_pool2d: POOL,
-  avg_pool2d: POOL,
+  max_pool2d: MAX_POOL,
+  avg_pool2d: AVG_POOL,
   random_uniform: RANDOM,
   random_normal: RANDOM,
   categorical: { params: ['logits'] },

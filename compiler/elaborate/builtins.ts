@@ -362,7 +362,17 @@ export function callBuiltin(
     case 'avg_pool2d': {
       const kernel = pair(1, 'kernel', 2);
       const strideArg = arg(2, 'stride');
-      return emit(name, [tensor(0, 'x')], { kernel, stride: strideArg ? pair(2, 'stride', 1) : kernel, padding: pair(3, 'padding', 0) });
+      const ceilArg = arg(4, 'ceil_mode');
+      const countArg = name === 'avg_pool2d' ? arg(5, 'count_include_pad') : undefined;
+      for (const [a, key] of [[ceilArg, 'ceil_mode'], [countArg, 'count_include_pad']] as const) {
+        if (a && a.value.kind !== 'bool') return el.fail('E0305', `\`${key}\` must be true or false, found ${describe(a.value)}`, a.span);
+      }
+      const ceil = ceilArg?.value.kind === 'bool' && ceilArg.value.value;
+      const countPad = countArg?.value.kind === 'bool' && countArg.value.value;
+      return emit(name, [tensor(0, 'x')], {
+        kernel, stride: strideArg ? pair(2, 'stride', 1) : kernel, padding: pair(3, 'padding', 0),
+        ...(ceil ? { ceil_mode: true } : {}), ...(countPad ? { count_include_pad: true } : {}),
+      });
     }
     case 'random_uniform':
     case 'random_normal': {
