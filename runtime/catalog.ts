@@ -5,7 +5,7 @@ import type { SizeExpr } from './program.ts';
 export const DATASETS: Readonly<Record<string, readonly string[]>> = {
   mnist: ['layout', 'scale'],
   iris: [],
-  csv: ['path', 'label', 'features', 'header', 'label_type', 'classes', 'delimiter', 'missing'],
+  csv: ['path', 'label', 'features', 'categorical', 'header', 'label_type', 'classes', 'delimiter', 'missing'],
   cifar10: ['dir', 'part'],
   uci_har: ['dir', 'part'],
   tiny_shakespeare: ['path', 'context'],

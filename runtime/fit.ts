@@ -1,5 +1,6 @@
 // The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
 import { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
+import type { AdaptReport } from './adapt.ts';
 import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
@@ -82,6 +83,12 @@ export interface FitOptions {
    * batch; by default those the data's column shapes give (a column of [12] per example gives L = 12).
    */
   readonly sizes?: Readonly<Record<string, number>>;
+  /**
+   * Adapt the train block's `adapt` layers (Normalization) to the training data before training (default
+   * true): only a fit that starts the model's training (no step taken, `initialEpoch` 0), so a resumed or
+   * continued one keeps the statistics it has. `History.adapted` says what was set.
+   */
+  readonly adapt?: boolean;
   /** Steps kept in flight before the loop waits for the oldest one's values (default 2). */
   readonly lookahead?: number;
   readonly callbacks?: FitCallbacks;
@@ -95,6 +102,8 @@ export interface History {
   readonly earlyStopping?: EarlyStoppingState;
   /** With `earlyStopping.restoreBest`: the epoch whose weights the model ended with, when it was not the last one trained. */
   readonly restoredEpoch?: number;
+  /** The layers this fit adapted to the training data before its first step (FitOptions.adapt). */
+  readonly adapted?: readonly AdaptReport[];
 }
 
 /** The fit options a train block gives (the settings `dlc train` acts on the same way). */
@@ -236,6 +245,9 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     }
     best = { weights: options.bestWeights, epoch: esState.bestEpoch };
   }
+  // a fit that starts training: the adapted layers' statistics from the training data, before the first step
+  const adapts = (model.program.training?.adapt ?? []).length > 0 && options.adapt !== false && (options.initialEpoch ?? 0) === 0 && model.step === 0;
+  const adapted = adapts ? await model.adapt(data.train) : undefined;
   const history: EpochLogs[] = [];
   const lookahead = options.lookahead ?? 2;
   const withTotals = model.program.graphs.stepTotals !== undefined;
@@ -254,7 +266,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   // a run resumed after early stopping ended it: nothing more to train
   if (es && esState && esState.wait > 0 && esState.wait >= es.patience) {
     if (best) await model.loadWeights(best.weights, { weightsOnly: true });
-    return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState, ...(best ? { restoredEpoch: best.epoch } : {}) };
+    return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState, ...(best ? { restoredEpoch: best.epoch } : {}), ...(adapted ? { adapted } : {}) };
   }
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
@@ -324,5 +336,5 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     await model.loadWeights(best.weights, { weightsOnly: true });
     restoredEpoch = best.epoch;
   }
-  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}), ...(restoredEpoch !== undefined ? { restoredEpoch } : {}) };
+  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}), ...(restoredEpoch !== undefined ? { restoredEpoch } : {}), ...(adapted ? { adapted } : {}) };
 }

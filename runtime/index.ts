@@ -4,11 +4,13 @@ export { formatProfile, slowestKernels, sourceText, summarizeProfile, type Kerne
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
 export type { UploadOptions } from './upload.ts';
 export { columnSizes, evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
+export { featureStatistics, type AdaptOptions, type AdaptReport } from './adapt.ts';
 export { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
 export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';
 export { mnistFromDigits, mnistFromSamples, type MnistOptions } from './mnist.ts';
 export { irisFromRows } from './iris.ts';
 export { parseCsv, type CsvSpec } from './csv.ts';
+export { fitVocabularies, OOV_INDEX, withVocabularies, type Vocabularies } from './vocabulary.ts';
 export { cifar10FromBatches, CIFAR10_CLASSES } from './cifar10.ts';
 export { uciHarFromText, UCI_HAR_CHANNELS, UCI_HAR_CLASSES } from './uci-har.ts';
 export { textWindows, vocabularyOf } from './text.ts';

@@ -6,6 +6,7 @@ import { programGraphs, type GraphProgram, type ModelProgram } from './program.t
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { addTotals, fit, type FitOptions, type History } from './fit.ts';
+import { adaptStatistics, type AdaptOptions, type AdaptReport } from './adapt.ts';
 import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
@@ -763,6 +764,27 @@ export class Model<I extends string = string, O extends string = string, R exten
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
   fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions = {}): Promise<History> {
     return fit(this as unknown as Model, data, options);
+  }
+
+  /**
+   * Set each layer the train block adapts (`adapt = [norm]`, std.nn's Normalization; `options.layers`
+   * picks some) to the per-feature mean and variance of its input's column over `data`, as Keras'
+   * `Normalization.adapt()`: float64 statistics, the population variance. `fit()` does it on its
+   * training data before the model's first step; call it yourself when you feed batches with
+   * `trainStep`. Every layer's statistics are computed (and checked) before any state is written.
+   */
+  async adapt(data: Dataset, options: AdaptOptions = {}): Promise<AdaptReport[]> {
+    this.check();
+    const shapeOf = (path: string) => this.program.state.find((s) => s.path === path)?.shape ?? [0];
+    const reports = adaptStatistics(this.program.model, this.program.training?.adapt ?? [], shapeOf, data, options);
+    const targets = this.program.training?.adapt ?? [];
+    for (const r of reports) {
+      const t = targets.find((x) => x.layer === r.layer)!;
+      this.executor.writeModelBuffer(t.mean, r.mean);
+      this.executor.writeModelBuffer(t.variance, r.variance);
+    }
+    await this.guard(Promise.resolve());
+    return reports;
   }
 
   /**

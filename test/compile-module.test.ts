@@ -167,6 +167,35 @@ console.log(y.length, p.kernels.length);
     expect(readFileSync(join(dir, 'no_train.ts'), 'utf8')).not.toMatch(/\bfit\(/);
   });
 
+  it("has adapt(), its layers typed, only where the train block adapts layers", { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const model = 'use std.nn.{Dense, Normalization}\nmodel Scaled {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer norm = Normalization(4)\n  layer fc = Dense(4, 2)\n  loss = cross_entropy(fc(norm(x)), label)\n}\n';
+    writeFileSync(join(dir, 'scaled.dl'), `${model}train Scaled {\n  adapt = [norm]\n}\n`);
+    writeFileSync(join(dir, 'plain.dl'), `${model.replaceAll('Scaled', 'Plain')}train Plain {\n  batch = 4\n}\n`);
+    for (const f of ['scaled.dl', 'plain.dl']) {
+      const r = await dlc('compile', join(dir, f), '-o', dir, '--runtime', runtimeImport(dir));
+      expect(r.status, r.err).toBe(EXIT_OK);
+    }
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { Dataset } from '${runtimeImport(dir)}';
+import { create } from './scaled.ts';
+import { create as createPlain } from './plain.ts';
+const data = new Dataset({ x: { data: new Float32Array(8), shape: [4] }, label: { data: new Int32Array(2), shape: [] } });
+const model = await create();
+const [report] = await model.adapt(data, { layers: ['norm'] });
+await model.adapt(data, { layers: ['fc'] });
+const plain = await createPlain();
+await plain.adapt(data);
+console.log(report.mean.length);
+`,
+    );
+    const errors = tsc(dir, ['scaled.ts', 'plain.ts', 'use.ts']);
+    expect(errors).toMatch(/use\.ts\(7,\d+\): error TS2322: Type '"fc"' is not assignable to type '"norm"'/);
+    expect(errors).toMatch(/use\.ts\(9,\d+\): error TS2339: Property 'adapt' does not exist/);
+    expect(errors.split('\n').filter((l) => l.includes('error')).length).toBe(2);
+  });
+
   it('types the service API: named steps, size names, parameter paths; the calls run on WebGPU', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('compile');
     const r = await dlc('compile', 'examples/gan.dl', '-o', dir, '--model', 'Gan', '--args', 'latent: 4, hidden: 8, pixels: 12', '--runtime', runtimeImport(dir));

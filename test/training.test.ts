@@ -163,7 +163,7 @@ train Tie {
         ['E0206', '`csv` takes its arguments by name', '"data.csv"'],
         ['E0206', '`random_shift` takes its arguments by name', '2'],
       ]);
-      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, header, label_type, classes, delimiter, missing');
+      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, categorical, header, label_type, classes, delimiter, missing');
     }
   });
 

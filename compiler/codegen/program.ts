@@ -382,7 +382,7 @@ export function lowerModel(
       ...(updates && updates.arenas.length > 0 ? { arenas: updates.arenas.map((a) => ({ kind: a.kind, dtype: runtimeDType({ dtype: a.dtype, shape: [] }, 'an arena'), size: a.size })), arenaAlignment: updates.alignment } : {}),
       shaders: [...shaders.keys()],
       graphs,
-      ...(m.training ? { training: { steps: m.training.steps, settings: m.training.settings } } : {}),
+      ...(m.training ? { training: { steps: m.training.steps, ...(m.training.adapt ? { adapt: m.training.adapt } : {}), settings: m.training.settings } } : {}),
     };
     // temporaries share buffers by liveness (memory.ts), weighed at the train block's batch size
     if (options.planMemory === false) return { program, diagnostics: [] };

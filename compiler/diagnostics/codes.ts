@@ -184,7 +184,9 @@ a flat column also feeds an input of the same size ([784] into [1, 28, 28]). A t
 inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]; acting gives
 sampled_action the observation alone, and the losses and metrics may read those three inputs only. The train block's
 augment must work on an image column the data gives ([C, H, W], channels-last [H, W, C], [H, W] or a square [H * W]).
-A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers.
+A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers;
+each column categorical lists is one of its header name, one i32 index per example (an input i32[B]); a categorical column
+may not also be listed in columns, be the label, or be named features or label.
 dlc train, evaluate and predict report under this code, at the data (or validation) setting, what they find reading the data
 it names: a file they cannot read or parse, a column count or width that does not fit (listing the CSV columns taken as
 features: an unnamed first column is often a pandas index), a value that does not fit an integer input. dlc train reports

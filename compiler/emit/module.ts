@@ -69,6 +69,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   const stepNames = program.graphs.steps.map((g) => g.name);
   // a model without a train block has no trainStep, fit or prepareTraining: calling them is a type error, not a runtime one
   const trains = stepNames.length > 0;
+  // layers the train block adapts: the module has `adapt`
+  const adapted = (program.training?.adapt ?? []).map((a) => a.layer);
   // the array a parameter reads back as: one type when every parameter has one dtype
   const paramDtypes = [...new Set(program.params.map((p) => p.dtype))];
   const paramArray = paramDtypes.length === 0 ? 'Float32Array' : [...new Set(paramDtypes.map((d) => OUTPUT_ARRAY[d]))].join(' | ');
@@ -84,6 +86,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       'type CopyReport',
       'type CreateOptions',
       ...(trains ? ['type Dataset', 'type FitOptions', 'type History'] : []),
+      ...(adapted.length > 0 ? ['type AdaptReport'] : []),
       'type LoadOptions',
       'type LoadReport',
       'type MemoryReport',
@@ -265,6 +268,20 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
               ],
               'Promise<History>',
               'this.model.fit(data, options)',
+            ),
+          ]
+        : []),
+      ...(adapted.length > 0
+        ? [
+            delegate(
+              'adapt',
+              "Set the layers the train block adapts to the per-feature mean and variance of their input over `data` (Keras' Normalization.adapt); `fit()` does it before the first step. For batches fed with `trainStep`, call it once first.",
+              [
+                { name: 'data', type: 'Dataset' },
+                { name: 'options', type: `{ readonly layers?: readonly (${adapted.map((l) => JSON.stringify(l)).join(' | ')})[] }`, initializer: '{}' },
+              ],
+              'Promise<AdaptReport[]>',
+              'this.model.adapt(data, options)',
             ),
           ]
         : []),

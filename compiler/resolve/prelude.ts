@@ -7,7 +7,7 @@ export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
     'dropout', 'bernoulli',
     'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
-    'RMSNorm', 'GroupNorm', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
+    'RMSNorm', 'GroupNorm', 'Normalization', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
   'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'logsumexp', 'softplus', 'elu'],
@@ -39,7 +39,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   steps: null,
   clip_grad_norm: null,
   clip_grad_value: null,
-  data: ['source', 'split', 'shuffle', 'seed', 'path', 'columns', 'label', 'stratify', 'ordered_split'],
+  data: ['source', 'split', 'shuffle', 'seed', 'path', 'columns', 'categorical', 'label', 'stratify', 'ordered_split'],
   env: null,
   split: null,
   stratify: null,
@@ -56,6 +56,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   eval_every: null,
   augment: null,
   freeze_mode: null,
+  adapt: null,
 };
 
 /** Names other frameworks give train settings, with where dlc takes them: the help line of E0204. */

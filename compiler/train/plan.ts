@@ -14,6 +14,8 @@ import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { splitSizes } from '../../runtime/data.ts';
 import { MNIST_LAYOUTS } from '../../runtime/mnist.ts';
+import type { AdaptDecl } from '../../runtime/program.ts';
+import { adaptTargets } from './adapt.ts';
 
 /** A setting's value as the user would write it, for messages. */
 function printedValue(v: SettingValue | undefined): string {
@@ -79,6 +81,8 @@ export interface TrainingPlan {
   readonly clipGradValue?: number;
   readonly frozen: readonly string[];
   readonly groups: readonly ParamGroup[];
+  /** The layers `adapt` names, with the input each reads: their statistics are set from the training data before training. */
+  readonly adapt: readonly AdaptDecl[];
   /** Every other setting, evaluated (batch, epochs, data, early_stopping, ...), for the runtime. */
   readonly settings: Readonly<Record<string, SettingValue>>;
   /** Where each setting of the block is written (`clip_grad_norm`, `schedule`, ...): the source line of the kernels it becomes. */
@@ -273,10 +277,23 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       }
     }
     if (columns) checkColumns(v.call, columns, span, bound);
-    // a CSV gives two columns whatever the file holds: `features` (f32) and, with `label:`, `label`
+    // a CSV gives `features` (f32) and, with `label:`, `label`, whatever the file holds, and a column per categorical one
     if (v.call === 'csv') {
-      const names = v.args.label === undefined ? ['features'] : ['features', 'label'];
+      const categorical = checkCategorical(v.args, categoricalSpan ?? span);
+      const names = [...(v.args.label === undefined ? ['features'] : ['features', 'label']), ...categorical];
       for (const input of graph.inputs) {
+        if (categorical.includes(input.name)) {
+          const t = input.value.type;
+          if (t.dtype !== 'i32' || t.shape.length !== 1) {
+            diagnostics.push(
+              diagnostic('E0207', `the categorical column \`${input.name}\` gives one i32 index per example (i32[B]), but the model's input is ${t.dtype}${shapeToString(t.shape)}`, categoricalSpan ?? span, {
+                secondary: [{ span: input.span, message: 'the input' }],
+                help: `declare \`input ${input.name}: i32[B]\` and read it with an Embedding(n + 1, d) or one_hot(${input.name}, n + 1), n the values of its vocabulary (index 0 is any value training did not see)`,
+              }),
+            );
+          }
+          continue;
+        }
         if (names.includes(input.name)) continue;
         const declared = `${input.value.type.dtype}${shapeToString(input.value.type.shape)}`;
         diagnostics.push(diagnostic('E0207', `\`csv()\` has no column \`${input.name}\` for the model's input ${input.name}: ${declared}; it gives ${names.map((n) => `\`${n}\``).join(' and ')} (every other column of the file, as f32)`, span, {
@@ -301,6 +318,27 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       );
     }
   };
+  /**
+   * A CSV's `categorical` columns (names), with what makes them impossible reported at `span`: a list of
+   * other than strings, a column that is also the label or a listed numeric column, or one named as the
+   * features or label columns are (E0207).
+   */
+  const checkCategorical = (args: Readonly<Record<string, SettingValue>>, span: A.Span): string[] => {
+    const given = args.categorical;
+    if (given === undefined) return [];
+    const names = Array.isArray(given) ? given.filter((c): c is string => typeof c === 'string') : [];
+    const fault = (message: string, help?: string) => diagnostics.push(diagnostic('E0207', message, span, help ? { help } : {}));
+    if (!Array.isArray(given) || names.length !== given.length) fault('`categorical` is a list of the CSV\'s column names (strings)', 'for example `categorical = ["color", "city"]`');
+    const numeric = Array.isArray(args.features) ? args.features : [];
+    for (const name of names) {
+      if (numeric.includes(name)) fault(`the column "${name}" is both numeric (listed in \`columns\`) and categorical`, 'a column is read one way: keep it in one of the lists');
+      if (args.label === name) fault(`the column "${name}" is both the label and categorical`, 'a string label is read as class names already (`label_type: "class"`)');
+      if (name === 'features' || name === 'label') fault(`a categorical column may not be named "${name}": the CSV's ${name} column has that name`, 'rename the column in the file');
+    }
+    return names;
+  };
+  /** Where a data block's `categorical = [...]` is written: its problems are shown there. */
+  let categoricalSpan: A.Span | undefined;
   /** The sizes the train block's `data` fixes (a text's L, a listed CSV's features F), bound by checkDataFits. */
   let dataSizes: { sizes: Map<string, number>; span: A.Span; source: string } | undefined;
 
@@ -471,6 +509,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   const groups: ParamGroup[] = [];
   let optimizer: OptimizerSpec | undefined;
   let schedule: ScheduleSpec | undefined;
+  let adapt: AdaptDecl[] = [];
   const objectives: { stmt: A.ObjectiveStmt; name: string; optimizer?: OptimizerSpec; frozen?: readonly string[] }[] = [];
 
   const resolvePattern = (e: A.Expr): string[] => {
@@ -607,14 +646,15 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       if (source && path) report('a `data` block takes `source` (a dataset) or `path` (a CSV file), not both', path.span);
       else if (path) {
         const args: Record<string, SettingValue> = { path: value(path.value) };
-        for (const [key, as] of [['label', 'label'], ['columns', 'features']] as const) {
+        for (const [key, as] of [['label', 'label'], ['columns', 'features'], ['categorical', 'categorical']] as const) {
           const x = inner.get(key);
           if (x) args[as] = value(x.value);
         }
         dataset = { call: 'csv', args };
+        categoricalSpan = inner.get('categorical')?.value.span;
       } else if (!source) report('a `data` block needs `source = <dataset>` (e.g. `source = mnist()`) or `path = "<file>.csv"`', s.name.span);
       if (source) {
-        for (const key of ['label', 'columns']) {
+        for (const key of ['label', 'columns', 'categorical']) {
           const x = inner.get(key);
           if (x) report(`\`${key}\` describes a CSV file's columns: give it with \`path\`, or as an argument of the source`, x.span);
         }
@@ -669,6 +709,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span, s.name.text);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
+          if (s.name.text === 'adapt') {
+            const found = adaptTargets(s, graph);
+            adapt = found.targets;
+            diagnostics.push(...found.diagnostics);
+          }
         }
         break;
       case 'SettingBlock': {
@@ -894,6 +939,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       ...(typeof settings.clip_grad_value === 'number' ? { clipGradValue: settings.clip_grad_value } : {}),
       frozen,
       groups,
+      adapt,
       settings,
       settingSpans,
   };
