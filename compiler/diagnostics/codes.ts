@@ -210,6 +210,20 @@ tensors of different shapes are E0301 too; slices do not clamp.
     param w: f32[748, 10] = glorot_uniform
     let logits = image @ w        // error: matmul inner dimensions differ: f32[B, 784] @ f32[748, 10]`,
   },
+  W0301: {
+    severity: 'warning',
+    title: 'broadcast pairs every example with every other',
+    explanation: `An elementwise operation between tensors of different ranks lines their axes up from the right (numpy's
+broadcasting), so an operand's leading batch axis can land on the other's size-1 axis: a regression head's
+f32[B, 1] minus a label f32[B] is f32[B, B], every prediction against every label, and a mean over it is a
+number that trains and reports nothing useful. Give both operands the same axes, or write the pairing out when
+every pair is meant (a distance matrix):
+
+    let pred = head(x)                           // f32[B, 1]
+    metric mae = mean(abs(pred - label))         // warning: f32[B, 1] against f32[B] is f32[B, B]
+    metric mae = mean(abs(pred[:, 0] - label))   // each prediction against its own label
+    let d = x[:, None, :] - x[None, :, :]        // every pair, on purpose: no warning`,
+  },
   E0302: {
     severity: 'error',
     title: 'value does not match its declared type',
