@@ -56,7 +56,7 @@ const USES = [
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
   'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
-  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1}',
+  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1, auc}',
 ].join('\n');
 
 /** Compiles one model (no diagnostics, a well-formed graph) in training or evaluation mode. */
@@ -488,7 +488,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
-  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc',
 ];
 
 describe('coverage', () => {
@@ -1856,6 +1856,25 @@ describe('binary_accuracy, binary_precision, binary_recall, binary_f1', () => {
     for (const name of ['p', 'r', 'f']) expectScalar(m.out(name), 0);
     const bad = checkSource(`${USES}\nmodel T {\n input z: f32[B, 1]\n input t: f32[B]\n metric a = binary_accuracy(z, t)\n}`, 't.dl').diagnostics;
     expect(bad.map((d) => `${d.code} ${d.help}`)).toEqual(['E0304 binary metrics take one logit per label: a [B, 1] logit against [B] labels needs logits[:, 0]']);
+  });
+});
+
+describe('auc', () => {
+  // test/metric-auc.test.ts checks it against Keras' formula, exact areas, over batches and on WebGPU
+  it('1 for scores that rank every positive first, 0 reversed, 0.5 with 2 thresholds; Keras by hand at 3 thresholds', () => {
+    const z = [2.0, 1.0, -0.5, 0.3, -2.0, 0.8];
+    const t = [1, 1, 0, 1, 0, 0];
+    const src = `model T {\n input z: f32[B]\n input t: f32[B]\n metric roc = auc(z, t)\n metric pr = auc(z, t, curve: "pr")\n metric reversed = auc(-z, t)\n metric two = auc(z, t, thresholds: 2)\n metric three = auc(z, t, thresholds: 3)\n}`;
+    const m = model(src, { z: f32([6], z), t: f32([6], t) }, prng('auc'));
+    // positives 2.0, 1.0, 0.3; negatives 0.8, -0.5, -2.0: 8 of the 9 pairs ranked right, so not 1
+    expectScalar(m.out('reversed'), 1 - m.out('roc').data[0], 1e-12);
+    expectScalar(m.out('two'), 0.5, 1e-12);
+    // at 0.5 (sigmoid 0.5 is z = 0): tp 3, fp 1 of 3 negatives; the trapezoids (1 - 1/3) (1 + 1) / 2 + (1/3) (1 + 0) / 2
+    expectScalar(m.out('three'), 2 / 3 + 1 / 6, 1e-12);
+    const sorted = model(src, { z: f32([6], [2, 1, 0.5, -0.5, -1, -2]), t: f32([6], [1, 1, 1, 0, 0, 0]) }, prng('auc'));
+    expectScalar(sorted.out('roc'), 1, 1e-12);
+    expectScalar(sorted.out('pr'), 1, 1e-12);
+    expectScalar(sorted.out('reversed'), 0, 1e-12);
   });
 });
 
