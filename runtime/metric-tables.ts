@@ -31,9 +31,10 @@ export function formatMetricTable(name: string, table: MetricTable, labels?: rea
   const vector = table.every((r) => typeof r === 'number');
   const columns = rows[0]?.length ?? 0;
   const label = (i: number) => labels?.[i] ?? String(i);
-  const header = ['', ...Array.from({ length: columns }, (_, j) => label(j))];
-  const body = rows.map((r, i) => [vector ? '' : label(i), ...r.map(cell)]);
+  // a matrix's first column names its rows; a vector has one row, unnamed
+  const header = [...(vector ? [] : ['']), ...Array.from({ length: columns }, (_, j) => label(j))];
+  const body = rows.map((r, i) => [...(vector ? [] : [label(i)]), ...r.map(cell)]);
   const widths = header.map((_, j) => Math.max(...[header, ...body].map((line) => line[j].length)));
-  const line = (cells: readonly string[]) => cells.map((c, j) => (j === 0 ? c.padEnd(widths[0]) : c.padStart(widths[j]))).join('  ').trimEnd();
+  const line = (cells: readonly string[]) => cells.map((c, j) => (j === 0 && !vector ? c.padEnd(widths[0]) : c.padStart(widths[j]))).join('  ').trimEnd();
   return [name, ...[header, ...body].map((cells) => `  ${line(cells)}`)].join('\n');
 }

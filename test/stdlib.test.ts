@@ -56,7 +56,7 @@ const USES = [
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
   'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
-  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1, auc}',
+  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1, auc, confusion_matrix}',
 ].join('\n');
 
 /** Compiles one model (no diagnostics, a well-formed graph) in training or evaluation mode. */
@@ -488,7 +488,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
-  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix',
 ];
 
 describe('coverage', () => {
@@ -1875,6 +1875,19 @@ describe('auc', () => {
     expectScalar(sorted.out('roc'), 1, 1e-12);
     expectScalar(sorted.out('pr'), 1, 1e-12);
     expectScalar(sorted.out('reversed'), 0, 1e-12);
+  });
+});
+
+describe('confusion_matrix', () => {
+  // test/metric-confusion.test.ts checks it over batches, on WebGPU and in dlc train / evaluate
+  it('counts by true class (rows) and argmax (columns); ignore_index leaves labels out', () => {
+    const z = [3, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 0, 4];
+    const y = [0, 1, 1, 2, 2];
+    const src = 'model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric cm = confusion_matrix(z, y)\n metric kept = confusion_matrix(z, y, ignore_index: 1)\n}';
+    const m = model(src, { z: f32([5, 3], z), y: i32([5], y) }, prng('confusion_matrix'));
+    // predictions 0, 1, 2, 0, 2
+    expectClose(m.out('cm'), [3, 3], [1, 0, 0, 0, 1, 1, 1, 0, 1], 0);
+    expectClose(m.out('kept'), [3, 3], [1, 0, 0, 0, 0, 0, 1, 0, 1], 0);
   });
 });
 
