@@ -27,6 +27,8 @@ const SCORES = `model Scores {
   // a table computed from the totals: each class's recall, f32[3]
   metric recall_per_class = sum(counts * one_hot(arange(3), depth: 3), axis: 1) / maximum(sum(counts, axis: 1), 1.0)
   metric tag_confusion = confusion_matrix(tag_logits, tags, ignore_index: -1)
+  // one logit per example: is it class 1?
+  metric binary = binary_confusion_matrix(logits[:, 1], cast(label == 1, f32))
   metric accuracy = accuracy(logits, label)
   // ignore_index labels (-1) pass the runtime's index check: they index no class
   metric tag_f1 = f1(tag_logits, tags, average: "macro", ignore_index: -1)
@@ -69,6 +71,8 @@ function expected(d: ReturnType<typeof data>) {
     confusion,
     recall_per_class: confusion.map((row, k) => row[k] / Math.max(row.reduce((a, b) => a + b, 0), 1)),
     tag_confusion: reference(d.tagLogits, d.tags, 3, -1),
+    // rows: label 1 or not; columns: logit above 0 (sigmoid above 0.5) or not
+    binary: [0, 1].map((positive) => [0, 1].map((predicted) => d.label.filter((y, i) => Number(y === 1) === positive && Number(d.logits[i * 3 + 1] > 0) === predicted).length)),
   };
 }
 
@@ -88,6 +92,8 @@ describe('confusion_matrix', () => {
     expect(d.tags.filter((t) => t === -1).length).toBeGreaterThan(5);
     expect(nestedArray(metrics.get('confusion')!.data, [3, 3])).toEqual(want.confusion);
     expect(nestedArray(metrics.get('tag_confusion')!.data, [3, 3])).toEqual(want.tag_confusion);
+    expect(nestedArray(metrics.get('binary')!.data, [2, 2])).toEqual(want.binary);
+    expect(want.binary.flat().every((n) => n > 0)).toBe(true);
     const recall = Array.from(metrics.get('recall_per_class')!.data);
     recall.forEach((r, k) => expect(r).toBeCloseTo(want.recall_per_class[k], 12));
     // the diagonal over the total is the accuracy
@@ -98,7 +104,7 @@ describe('confusion_matrix', () => {
   it('is a sum over the batch: the totals of uneven batches finish to the tables of the whole set', () => {
     const g = evaluationOf(SCORES);
     const { split } = metricTotals(g);
-    expect([...split!.finish.metrics.keys()].sort()).toEqual(['confusion', 'recall_per_class', 'tag_confusion', 'tag_f1']);
+    expect([...split!.finish.metrics.keys()].sort()).toEqual(['binary', 'confusion', 'recall_per_class', 'tag_confusion', 'tag_f1']);
     const d = data(50, 2);
     const sums = new Map<string, number[]>();
     for (const [lo, hi] of [[0, 1], [1, 20], [20, 50]]) {
@@ -114,13 +120,14 @@ describe('confusion_matrix', () => {
     const want = expected(d);
     expect(nestedArray(finished.get('confusion')!.data, [3, 3])).toEqual(want.confusion);
     expect(nestedArray(finished.get('tag_confusion')!.data, [3, 3])).toEqual(want.tag_confusion);
+    expect(nestedArray(finished.get('binary')!.data, [2, 2])).toEqual(want.binary);
   });
 
   it("on WebGPU, evaluateSet returns the interpreter's tables as nested arrays whatever the batch size; evaluate reports numbers only", async () => {
     const r = compileSource(SCORES, 'scores.dl');
     expect(r.diagnostics.filter((x) => x.severity === 'error')).toEqual([]);
     const program = r.programs[0];
-    expect(program.tables).toEqual({ confusion: [3, 3], recall_per_class: [3], tag_confusion: [3, 3] });
+    expect(program.tables).toEqual({ confusion: [3, 3], recall_per_class: [3], tag_confusion: [3, 3], binary: [2, 2] });
     const model = await Model.create(program, { device: await getDevice() });
     try {
       const d = data(45, 3);
@@ -136,6 +143,7 @@ describe('confusion_matrix', () => {
         expect(set.confusion, `batches of ${size}`).toEqual(nestedArray(interpreted.get('confusion')!.data, [3, 3]));
         expect(set.confusion).toEqual(want.confusion);
         expect(set.tag_confusion).toEqual(want.tag_confusion);
+        expect(set.binary).toEqual(want.binary);
         (set.recall_per_class as number[]).forEach((v, k) => expect(v).toBeCloseTo(want.recall_per_class[k], 6));
         expect(set.accuracy).toBeCloseTo(interpreted.get('accuracy')!.data[0], 6);
         expect(set.tag_f1).toBeCloseTo(interpreted.get('tag_f1')!.data[0], 6);

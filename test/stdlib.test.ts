@@ -56,7 +56,7 @@ const USES = [
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
   'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
-  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1, auc, confusion_matrix}',
+  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1, auc, confusion_matrix, binary_confusion_matrix}',
 ].join('\n');
 
 /** Compiles one model (no diagnostics, a well-formed graph) in training or evaluation mode. */
@@ -488,7 +488,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
-  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix',
 ];
 
 describe('coverage', () => {
@@ -1888,6 +1888,19 @@ describe('confusion_matrix', () => {
     // predictions 0, 1, 2, 0, 2
     expectClose(m.out('cm'), [3, 3], [1, 0, 0, 0, 1, 1, 1, 0, 1], 0);
     expectClose(m.out('kept'), [3, 3], [1, 0, 0, 0, 0, 0, 1, 0, 1], 0);
+  });
+});
+
+describe('binary_confusion_matrix', () => {
+  it('rows the label (0, 1), columns sigmoid(logit) > threshold, with f32 or i32 labels', () => {
+    const z = [2.1, -0.3, 0.4, -1.7, 0.05, -0.6, 1.2];
+    const t = [1, 0, 0, 1, 1, 0, 1];
+    const src = 'model T {\n input z: f32[B]\n input t: f32[B]\n input k: i32[B]\n metric half = binary_confusion_matrix(z, t)\n metric low = binary_confusion_matrix(z, k, threshold: 0.3)\n}';
+    const m = model(src, { z: f32([7], z), t: f32([7], t), k: i32([7], t) }, prng('binary_confusion_matrix'));
+    const counts = (threshold: number) => [0, 1].flatMap((y) => [0, 1].map((p) => z.filter((v, i) => t[i] === y && Number(1 / (1 + Math.exp(-v)) > threshold) === p).length));
+    expect(counts(0.5)).not.toEqual(counts(0.3));
+    expectClose(m.out('half'), [2, 2], counts(0.5), 0);
+    expectClose(m.out('low'), [2, 2], counts(0.3), 0);
   });
 });
 
