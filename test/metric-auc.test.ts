@@ -219,7 +219,7 @@ describe('auc', () => {
 
   it('misuse is a diagnostic with a code and the call\'s span', () => {
     const cases: [string, string, RegExp][] = [
-      ['auc(z, label, curve: "ROC")', 'E0304', /curve is "roc" or "pr"/],
+      ['auc(z, label, curve: "ROC")', 'E0304', /curve is "roc" \(the ROC curve\) or "pr" \(precision-recall\)/],
       ['auc(z, label, thresholds: 1)', 'E0304', /thresholds: 2 or more/],
       ['auc(logits, cls)', 'E0304', /one logit per label/],
       ['auc(logits, cls, positive: 3)', 'E0304', /positive < C/],
