@@ -221,6 +221,7 @@ describe('auc', () => {
     const cases: [string, string, RegExp][] = [
       ['auc(z, label, curve: "ROC")', 'E0304', /curve is "roc" \(the ROC curve\) or "pr" \(precision-recall\)/],
       ['auc(z, label, thresholds: 1)', 'E0304', /thresholds: 2 or more/],
+      ['auc(z, label, thresholds: 10001)', 'E0304', /at most 10,000 thresholds/],
       ['auc(logits, cls)', 'E0304', /one logit per label/],
       ['auc(logits, cls, positive: 3)', 'E0304', /positive < C/],
       ['auc(logits, label, positive: 1)', 'E0302', /i32/],
