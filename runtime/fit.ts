@@ -3,7 +3,7 @@ import { augmentBatch, parseAugmentations, type Augmentation } from './augment.t
 import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
-import type { MetricValue } from './metric-tables.ts';
+import type { MetricTable, MetricValue } from './metric-tables.ts';
 import type { ModelProgram, SettingValue } from './program.ts';
 
 export interface EarlyStopping {
@@ -39,8 +39,12 @@ export type EpochLogs = Readonly<Record<string, number>> & { readonly epoch: num
 
 export interface FitCallbacks {
   onStep?(info: StepInfo): void;
-  /** After validation; may save a checkpoint. Return 'stop' to end training. */
-  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean }): void | 'stop' | Promise<void | 'stop'>;
+  /**
+   * After validation; may save a checkpoint. Return 'stop' to end training. `state.tables` holds the
+   * validation set's table metrics of an epoch that validated (`val_confusion`: a confusion matrix as
+   * nested arrays), which the numeric logs leave out.
+   */
+  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean; readonly tables?: Readonly<Record<string, MetricTable>> }): void | 'stop' | Promise<void | 'stop'>;
 }
 
 /**
@@ -296,8 +300,13 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
       }
     }
     const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);
+    // the validation set's table metrics (a confusion matrix) go to onEpochEnd beside the numeric logs
+    const tables: Record<string, MetricTable> = {};
     if (validated) {
-      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) if (typeof v === 'number') logs[`val_${k}`] = v;
+      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) {
+        if (typeof v === 'number') logs[`val_${k}`] = v;
+        else tables[`val_${k}`] = v;
+      }
     }
     let improved = false;
     // an epoch without validation says nothing about a validation metric: early stopping waits for the next
@@ -314,7 +323,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     }
     const entry = logs as EpochLogs;
     history.push(entry);
-    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved });
+    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved, ...(Object.keys(tables).length > 0 ? { tables } : {}) });
     if (verdict === 'stop') break;
     // stop after an epoch that did not improve, once patience runs out (patience 0: the first such epoch)
     if (es && esState && !improved && esState.wait > 0 && esState.wait >= es.patience) {

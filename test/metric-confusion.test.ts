@@ -155,7 +155,7 @@ describe('confusion_matrix', () => {
     }
   });
 
-  it("a model trains with one: fit's epoch logs hold the numbers, evaluateDataset the set's matrix, whose diagonal is the accuracy", { timeout: 120_000 }, async () => {
+  it("a model trains with one: fit's epoch logs hold the numbers, onEpochEnd gets the validation matrix, evaluateDataset the set's, whose diagonal is the accuracy", { timeout: 120_000 }, async () => {
     const source = `use std.nn.{Dense}
 model Classifier {
   input features: f32[B, 4]
@@ -180,8 +180,15 @@ train Classifier {
       const features = Float32Array.from({ length: N * 4 }, (_, i) => (i % 4 === label[Math.floor(i / 4)] ? 2 : 0) + random() - 0.5);
       const set = new Dataset({ features: { data: features, shape: [4] }, label: { data: label, shape: [] } });
       const steps: Record<string, number>[] = [];
-      const history = await fit(model, { train: set, validation: set }, { epochs: 2, batchSize: 8, callbacks: { onStep: (s) => void (s.values && steps.push({ ...s.values })) } });
-      for (const logs of history.epochs) expect(Object.keys(logs).sort()).toEqual(['accuracy', 'epoch', 'loss', 'val_accuracy', 'val_loss']);
+      const tables: (Readonly<Record<string, unknown>> | undefined)[] = [];
+      const history = await fit(model, { train: set, validation: set }, { epochs: 2, batchSize: 8, validateEvery: 2, callbacks: { onStep: (s) => void (s.values && steps.push({ ...s.values })), onEpochEnd: (_, state) => void tables.push(state.tables) } });
+      expect(Object.keys(history.epochs[0]).sort()).toEqual(['accuracy', 'epoch', 'loss']);
+      expect(Object.keys(history.epochs[1]).sort()).toEqual(['accuracy', 'epoch', 'loss', 'val_accuracy', 'val_loss']);
+      // the validation set's matrix reaches onEpochEnd on the epoch that validated, and is the set's
+      expect(tables[0]).toBeUndefined();
+      const validated = tables[1]!.val_confusion as number[][];
+      expect(validated.flat().reduce((a, b) => a + b, 0)).toBe(N);
+      expect(validated.reduce((a, row, k) => a + row[k], 0) / N).toBeCloseTo(history.epochs[1].val_accuracy, 6);
       expect(steps.every((v) => !('confusion' in v))).toBe(true);
       const result = await evaluateDataset(model, set, 5);
       const confusion = result.confusion as number[][];
