@@ -4,6 +4,7 @@ import type { AdaptReport } from './adapt.ts';
 import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
+import type { MetricTable, MetricValue } from './metric-tables.ts';
 import type { ModelProgram, SettingValue } from './program.ts';
 
 export interface EarlyStopping {
@@ -39,8 +40,12 @@ export type EpochLogs = Readonly<Record<string, number>> & { readonly epoch: num
 
 export interface FitCallbacks {
   onStep?(info: StepInfo): void;
-  /** After validation; may save a checkpoint. Return 'stop' to end training. */
-  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean }): void | 'stop' | Promise<void | 'stop'>;
+  /**
+   * After validation; may save a checkpoint. Return 'stop' to end training. `state.tables` holds the
+   * validation set's table metrics of an epoch that validated (`val_confusion`: a confusion matrix as
+   * nested arrays), which the numeric logs leave out.
+   */
+  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean; readonly tables?: Readonly<Record<string, MetricTable>> }): void | 'stop' | Promise<void | 'stop'>;
 }
 
 /**
@@ -155,9 +160,10 @@ export function batchAveraged(program: ModelProgram): string[] {
 
 /**
  * The model's losses and metrics over a whole dataset, as over one batch: precision, recall, F1 and means
- * from sums over every batch, anything else averaged over batches weighted by their lengths (Model.evaluateSet).
+ * from sums over every batch, anything else averaged over batches weighted by their lengths (Model.evaluateSet);
+ * a table metric (a confusion matrix) as the set's nested arrays.
  */
-export async function evaluateDataset(model: Model, data: Dataset, batchSize: number, sizes?: Readonly<Record<string, number>>): Promise<Record<string, number>> {
+export async function evaluateDataset(model: Model, data: Dataset, batchSize: number, sizes?: Readonly<Record<string, number>>): Promise<Record<string, MetricValue>> {
   const inputs = new Set(model.program.inputs.map((i) => i.name));
   return model.evaluateSet(
     [...data.batches(batchSize)].map((b) => Object.fromEntries(Object.entries(b.columns).filter(([k]) => inputs.has(k)))),
@@ -299,13 +305,20 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     // an average of per-batch values; a step's own loss from that step, anything else from the last step
     for (const [step, sums] of epochTotals) {
       for (const [name, value] of Object.entries(await model.finishStepTotals(step, Object.fromEntries(sums)))) {
+        // an epoch's logs are numbers: a table metric (a confusion matrix) is evaluateDataset's
+        if (typeof value !== 'number') continue;
         const owner = trainSteps.find((s) => s.loss === name)?.name;
         if (owner === undefined || owner === step) logs[name] = value;
       }
     }
     const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);
+    // the validation set's table metrics (a confusion matrix) go to onEpochEnd beside the numeric logs
+    const tables: Record<string, MetricTable> = {};
     if (validated) {
-      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) logs[`val_${k}`] = v;
+      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) {
+        if (typeof v === 'number') logs[`val_${k}`] = v;
+        else tables[`val_${k}`] = v;
+      }
     }
     let improved = false;
     // an epoch without validation says nothing about a validation metric: early stopping waits for the next
@@ -322,7 +335,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     }
     const entry = logs as EpochLogs;
     history.push(entry);
-    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved });
+    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved, ...(Object.keys(tables).length > 0 ? { tables } : {}) });
     if (verdict === 'stop') break;
     // stop after an epoch that did not improve, once patience runs out (patience 0: the first such epoch)
     if (es && esState && !improved && esState.wait > 0 && esState.wait >= es.patience) {

@@ -1,6 +1,7 @@
 // The dlc runtime's public surface (browser and Node): models, datasets, checkpoints and typed errors.
 export { Model, type Batch, type CopyParametersOptions, type CopyReport, type CreateOptions, type LoadOptions, type LoadReport, type PredictOptions, type ProfileOptions, type SaveOptions, type SizesOption, type TrainStepOptions } from './model.ts';
 export { formatProfile, slowestKernels, sourceText, summarizeProfile, type KernelTime, type Profile, type TimeShare } from './profile.ts';
+export { formatMetricTable, type MetricTable, type MetricValue } from './metric-tables.ts';
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
 export type { UploadOptions } from './upload.ts';
 export { columnSizes, evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';

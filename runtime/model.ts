@@ -13,6 +13,7 @@ import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
 import { dataflowInputs, outputSubset, reportedResults } from './subset.ts';
 import { brokenCondition } from './sizes.ts';
+import { nestedArray, type MetricValue } from './metric-tables.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -457,23 +458,25 @@ export class Model<I extends string = string, O extends string = string, R exten
    * The losses and metrics of training step `step` that are functions of sums over the batch, from
    * those sums added up over many batches (an epoch's `StepTotals`), as `evaluateSet` finishes a set's.
    */
-  async finishStepTotals(step: string, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, number>> {
+  async finishStepTotals(step: string, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, MetricValue>> {
     this.check();
     const finish = this.program.graphs.stepTotals?.[step];
     if (!finish) throw new InputError(`the training step \`${step}\` has no totals to finish`);
     return this.finishTotals(finish, sums);
   }
 
-  /** A finishing graph run on totals: its scalar outputs by name. */
-  private async finishTotals(finish: GraphProgram, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, number>> {
+  /** A finishing graph run on totals: its outputs by name, numbers and tables (`program.tables`, as nested arrays). */
+  private async finishTotals(finish: GraphProgram, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, MetricValue>> {
     const totals = Object.fromEntries(Object.keys(finish.inputs).map((name) => [name, Float32Array.from(sums[name])]));
+    const tables = this.program.tables ?? {};
+    const names = [...this.executor.scalarNames(finish), ...Object.keys(finish.outputs).filter((name) => name in tables)];
     const finished = await this.guard(
       this.executor.submit((encoder) => {
         this.executor.encode(encoder, finish, totals, new Map());
-        return this.executor.encodeRead(encoder, finish, this.executor.scalarNames(finish), new Map());
+        return this.executor.encodeRead(encoder, finish, names, new Map());
       })(),
     );
-    return Object.fromEntries(Object.entries(finished).map(([name, { data }]) => [name, Number(data[0])]));
+    return Object.fromEntries(Object.entries(finished).map(([name, { data }]) => [name, name in tables ? nestedArray(data, tables[name]) : Number(data[0])]));
   }
 
   private inputsOf(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Record<string, HostArray> {
@@ -642,9 +645,10 @@ export class Model<I extends string = string, O extends string = string, R exten
    * Losses and metrics over many batches taken as one data set: those that are functions of sums over
    * the batch (precision, recall, F1, means; `program.graphs.totals`) from the sums over every batch,
    * added in float64, the others averaged over the batches, weighted by their lengths (the size B). Unlike averaging `evaluateBatches`, the result does not depend on how the
-   * set is cut into batches.
+   * set is cut into batches. A table metric (a confusion matrix, `program.tables`) is a sum over the
+   * examples: here it is the set's, as nested arrays; `evaluate`, `evaluateBatches` and `trainStep` report numbers only.
    */
-  async evaluateSet(batches: Iterable<Batch<I>>, options: SizesOption = {}): Promise<Record<string, number>> {
+  async evaluateSet(batches: Iterable<Batch<I>>, options: SizesOption = {}): Promise<Record<string, MetricValue>> {
     this.check();
     const finish = this.program.graphs.totals;
     const names = this.executor.scalarNames(this.program.graphs.evaluate);
@@ -656,7 +660,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const pending = this.submitEvaluations(list as readonly Readonly<Record<string, HostArray>>[], totalNames, given, 'evaluateSet');
     const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
     const weight = pending.reduce((a, p) => a + p.length, 0);
-    const out: Record<string, number> = {};
+    const out: Record<string, MetricValue> = {};
     if (records.length === 0 || weight === 0) return out;
     for (const name of names) out[name] = records.reduce((a, r, i) => a + r[name] * pending[i].length, 0) / weight;
     if (!finish) return out;

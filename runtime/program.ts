@@ -230,6 +230,11 @@ export interface ModelProgram {
   readonly outputs: readonly TensorDecl[];
   readonly losses: readonly string[];
   readonly metrics: readonly string[];
+  /**
+   * The metrics that are tables (confusion_matrix's [C, C]), by name, with their shapes; the others are
+   * scalars. A table is a sum over the examples, reported over a data set only (`evaluateSet`), from `graphs.totals`.
+   */
+  readonly tables?: Readonly<Record<string, readonly number[]>>;
   /** The losses and metrics that are means over the examples: over a data set, their batch values averaged by length (compiler/train/metric-totals.ts). */
   readonly means?: readonly string[];
   readonly params: readonly ParamDecl[];

@@ -139,6 +139,37 @@ await model.predict({});
     expect(errors).not.toMatch(/use\.ts\(4,/);
   });
 
+  it('types a table metric (a confusion matrix) as number[][] in what evaluateSet reports, and leaves it out of evaluate and trainStep', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const file = join(dir, 'tables.dl');
+    writeFileSync(
+      file,
+      'model Tables {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  let logits = fc(x)\n  loss = cross_entropy(logits, label)\n  metric area = auc(logits, label, positive: 1)\n  metric confusion = confusion_matrix(logits, label)\n}\ntrain Tables {\n  optimizer = sgd(lr: 0.1)\n}\n',
+    );
+    const r = await dlc('compile', file, '-o', dir, '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { create, type TableMetric } from './tables.ts';
+const model = await create();
+const batch = { x: new Float32Array(4), label: new Int32Array(1) };
+const set = await model.evaluateSet([batch]);
+const fine: number = set.confusion[1]![2]! + set.area + set.loss;
+const table: TableMetric = 'confusion';
+const one = await model.evaluate(batch);
+console.log(fine, table, one.confusion);
+const scalar: number = set.confusion;
+const step = await model.trainStep(batch).values();
+console.log(scalar, step.confusion);
+`,
+    );
+    const errors = tsc(dir, ['tables.ts', 'use.ts']);
+    expect(errors).not.toMatch(/use\.ts\([1-7],/);
+    expect(errors).toMatch(/use\.ts\(8,.*'confusion'/);
+    expect(errors).toMatch(/use\.ts\(9,\d+\): error TS2322: Type 'number\[\]\[\]' is not assignable to type 'number'/);
+    expect(errors).toMatch(/use\.ts\(11,.*'confusion'/);
+  });
+
   it('leaves trainStep, fit and prepareTraining out of the module of a model without a train block, and makes its profile name a graph', { timeout: 60_000 }, async () => {
     const dir = repoTempDir('compile');
     const file = join(dir, 'notrain.dl');

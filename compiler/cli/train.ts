@@ -18,6 +18,7 @@ import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../
 import { conditionHolds, evalSize, sizeNames } from '../../runtime/sizes.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
+import { formatMetricTable, type MetricValue } from '../../runtime/metric-tables.ts';
 import { DEFAULT_BATCH } from '../train/plan.ts';
 
 export interface TrainFlags {
@@ -142,6 +143,23 @@ export function shownLogs(program: ModelProgram): (name: string) => boolean {
     const [chosen, base] = name.startsWith('val_') && known.has(name.slice(4)) ? [validation, name.slice(4)] : [metrics, name];
     return !known.has(base) || chosen === undefined || chosen.has(base);
   };
+}
+
+/**
+ * A set's losses and metrics as `dlc train` (at the end) and `dlc evaluate` print them: the numbers on
+ * one line after `title`, then each table metric (a confusion matrix) as a grid whose rows and columns
+ * are named by the classes of the model's one integer input column that has as many (a label read as
+ * class names), else numbered.
+ */
+export function printSetMetrics(title: string, metrics: Readonly<Record<string, MetricValue>>, program: ModelProgram, set: Dataset, io: TrainIo, shown: (name: string) => boolean = () => true): void {
+  const numbers = Object.fromEntries(Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  io.out(`${title}  ${logsLine(numbers, shown)}`);
+  for (const [name, table] of Object.entries(metrics)) {
+    if (typeof table === 'number' || !shown(name)) continue;
+    const size = program.tables?.[name]?.[0];
+    const named = program.inputs.filter((i) => i.dtype !== 'f32' && set.hasColumn(i.name)).map((i) => set.column(i.name).classes).filter((c) => c !== undefined && c.length === size);
+    io.out(formatMetricTable(name, table, named.length === 1 ? named[0] : undefined));
+  }
 }
 
 export function logsLine(logs: Readonly<Record<string, number>>, shown: (name: string) => boolean = () => true): string {
@@ -631,7 +649,7 @@ export function checkBatchSizes(
 }
 
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
-export async function trainProgram(program: ModelProgram, file: string, asked: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+export async function trainProgram(program: ModelProgram, file: string, asked: TrainFlags, io: TrainIo): Promise<Record<string, MetricValue>> {
   const resumePath = checkpointPathOf(program, file, asked);
   let given = asked;
   if (asked.resume && !existsSync(resumePath)) {
@@ -722,7 +740,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
     release();
   }
   /** The model made, trained (from `moved` aside, or resumed), its checkpoints written, and its test metrics. */
-  async function trainWithModel(moved: readonly string[], release: () => void): Promise<Record<string, number>> {
+  async function trainWithModel(moved: readonly string[], release: () => void): Promise<Record<string, MetricValue>> {
     return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
       // the weights, not the run that made them: its optimizer state and step stay behind
       if (init) await loadInitFrom(model, program, init, io);
@@ -856,7 +874,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
       const metrics = await evaluateDataset(model, evalSet, batchSize);
       // a validation set's line shows what `validation { metrics }` asks for, as the epochs' val_ logs do
       const onTest = test !== undefined && test.length > 0;
-      io.out(`${onTest ? 'test' : 'validation'}  ${logsLine(metrics, onTest ? shown : (name) => shown(`val_${name}`))}`);
+      printSetMetrics(onTest ? 'test' : 'validation', metrics, program, evalSet, io, onTest ? shown : (name) => shown(`val_${name}`));
       noteBatchAveraged(program, evalSet.length, batchSize, io);
       return metrics;
     });

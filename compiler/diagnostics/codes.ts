@@ -228,8 +228,9 @@ every pair is meant (a distance matrix):
     severity: 'error',
     title: 'value does not match its declared type',
     explanation: `A value has a different dtype or shape from the type declared for it: a forward argument, a forward's return
-type, a typed let or output, a loss (a loss must be a scalar f32), or a scan carry that the body gives another type than it
-starts with.
+type, a typed let or output, a loss (a loss must be a scalar f32), a metric (a scalar, or a table such as a confusion
+matrix: f32 of a fixed shape and a sum over the examples, so that a data set has one), or a scan carry that the body gives
+another type than it starts with.
 
     forward(x: f32[B, 784]) -> f32[B, 10] = x @ w    // error if w is f32[784, 12]`,
   },

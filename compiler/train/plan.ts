@@ -549,10 +549,13 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
 
   /** What training logs: each loss and metric of the model, and `val_` before each on validation data. */
   const reported = [...graph.losses.keys(), ...graph.metrics.keys()];
+  // a table metric (a confusion matrix) is no number to watch
+  const tables = [...graph.metrics].filter(([, m]) => m.type.shape.length > 0).map(([name]) => name);
   const checkMonitor = (x: A.SettingStmt) => {
     const v = value(x.value);
-    const candidates = [...reported, ...reported.map((r) => `val_${r}`)];
+    const candidates = [...reported, ...reported.map((r) => `val_${r}`)].filter((c) => !tables.includes(c.replace(/^val_/, '')));
     if (typeof v !== 'string') report('`monitor` names a loss or metric as a string, e.g. "val_loss"', x.value.span);
+    else if (tables.includes(v.replace(/^val_/, ''))) report(`\`${v.replace(/^val_/, '')}\` is a table metric (a matrix of counts), not a number early stopping can watch`, x.value.span, `monitor a loss or a scalar metric: ${candidates.map((c) => `\`${c}\``).join(', ')}`);
     else if (!candidates.includes(v)) report(`\`${graph.name}\` reports no \`${v}\``, x.value.span, didYouMean(v, candidates) ?? `it reports ${candidates.map((c) => `\`${c}\``).join(', ')}`);
   };
   const checkMetricList = (x: A.SettingStmt) => {
