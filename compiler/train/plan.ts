@@ -432,7 +432,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         const help =
           col === 'value' || col === 'advantages'
             ? `gae_lambda makes ${name}() an actor-critic: the model estimates each state's value in \`output value: f32[B]\` (from the observation alone; a loss fits it to \`returns\`) and weighs the policy's log-probabilities by \`input advantages: f32[B]\``
-            : `a model trained from ${name} episodes reads ${given(recorded)}, and acts through the output${acting.length > 1 ? 's' : ''} ${given(acting)}${col === 'sampled_action' || col === 'action' ? `: ${name}'s action is ${spec.shape.length === 0 ? `one ${spec.dtype === 'i32' ? 'integer' : 'number'}` : `${spec.shape.join(' x ')} numbers`} per row` : ''}`;
+            : `a model trained from ${name} episodes reads ${given(recorded)}, and acts through the output${acting.length > 1 ? 's' : ''} ${given(acting)}${col === 'sampled_action' || col === 'action' ? `: ${name}'s action is ${spec.shape.length === 0 ? `one ${spec.dtype === 'i32' ? 'integer' : 'number'}` : `${spec.shape.reduce((a, b) => a * b, 1)} number${spec.shape.reduce((a, b) => a * b, 1) === 1 ? '' : 's'}`} per row` : ''}`;
         diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help }));
       }
     }
