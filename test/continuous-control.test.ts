@@ -322,3 +322,86 @@ describe('a model trained from pendulum episodes', () => {
     expect(at('gae_lambda: 0.9, torque: 3')).toEqual([['E0206', '`pendulum` has no argument `torque`', 'torque']]);
   });
 });
+
+/** examples/a2c_pendulum.dl with short episodes, a few per update and a small network, written to `dir`: the mechanics of a run in seconds. */
+function smallPendulum(dir: string): string {
+  const file = join(dir, 'pendulum.dl');
+  const text = readFileSync('examples/a2c_pendulum.dl', 'utf8')
+    .replace(/env = pendulum\([^)]*\)/, 'env = pendulum(episodes: 2, gamma: 0.9, gae_lambda: 0.95, max_steps: 12)')
+    .replace('train PendulumActorCritic {', 'train PendulumActorCritic(hidden: 8) {');
+  writeFileSync(file, text);
+  return file;
+}
+
+/** The tensors of a checkpoint, by name, as plain arrays. */
+async function tensorsOf(path: string): Promise<Map<string, number[]>> {
+  const { decodeSafetensors } = await import('../runtime/safetensors.ts');
+  return new Map([...decodeSafetensors(new Uint8Array(readFileSync(path))).tensors].map(([name, t]) => [name, Array.from(t.data as ArrayLike<number>)]));
+}
+
+describe('dlc train from pendulum episodes', () => {
+  it('locks the checkpoint, keeps earlier runs by generation, and resumes exactly where a run stopped', { timeout: 300_000 }, async () => {
+    const dir = repoTempDir('pendulum-ck');
+    const file = smallPendulum(dir);
+    const ck = join(dir, 'ck', 'p.safetensors');
+    const train = (...args: string[]) => dlc('train', file, '--checkpoint', ck, '--no-progress', ...args);
+
+    // a live run holds the lock: refused before anything trains
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'ck'));
+    writeFileSync(lockPathOf(ck), JSON.stringify({ pid: process.pid, host: hostname(), started: '2025-01-01T00:00:00.000Z' }));
+    const locked = await train('--steps', '2');
+    expect(locked.status).toBe(EXIT_USER_ERROR);
+    expect(locked.err).toContain(`another dlc train (pid ${process.pid}, started 2025-01-01T00:00:00.000Z) is writing the checkpoint ${ck}`);
+    expect(existsSync(ck)).toBe(false);
+    const { unlinkSync } = await import('node:fs');
+    unlinkSync(lockPathOf(ck));
+
+    // --resume before any checkpoint: a new run, with a note
+    const first = await train('--steps', '2', '--resume');
+    expect(first.status, first.err).toBe(EXIT_OK);
+    expect(first.err).toContain(`note: --resume: no checkpoint at ${ck} yet, so this is a new run`);
+    expect(first.err).toContain('2 policy updates of 2 episodes each (actor-critic: gamma 0.9, GAE lambda 0.95)');
+    expect(first.out).toMatch(/^update 2\/2 {2}episode_return -\d+\.\d {2}loss \S+ {2}policy_loss \S+ {2}value_loss \S+ {2}std \S+/m);
+    expect(existsSync(lockPathOf(ck))).toBe(false);
+    const { checkpointMetadata } = await import('../compiler/cli/train.ts');
+    expect(checkpointMetadata(ck)['dlc.update']).toBe('2');
+
+    // finished: --resume says how to train more
+    const done = await train('--steps', '2', '--resume');
+    expect(done.status).toBe(EXIT_USER_ERROR);
+    expect(done.err).toContain(`--resume: ${ck} already took 2 policy updates (steps = 2); pass --steps 3 or more to train more`);
+
+    // resumed for a third update: the same weights, optimizer state and random key as three updates in one run
+    const resumed = await train('--steps', '3', '--resume');
+    expect(resumed.status, resumed.err).toBe(EXIT_OK);
+    expect(resumed.err).toContain(`resumed from ${ck}: 2 updates done`);
+    const afterResume = await tensorsOf(ck);
+
+    // a new run moves the earlier one aside, and the one before that back a generation
+    const straight = await train('--steps', '3');
+    expect(straight.status, straight.err).toBe(EXIT_OK);
+    const previous = ck.replace(/\.safetensors$/, '.previous.safetensors');
+    expect(straight.err).toContain(`note: ${ck} held an earlier run; it is kept as ${previous}. To continue a run instead, use --resume`);
+    expect(await tensorsOf(ck)).toEqual(afterResume);
+    expect(await tensorsOf(previous)).toEqual(afterResume);
+    const again = await train('--steps', '1');
+    expect(again.status, again.err).toBe(EXIT_OK);
+    expect(again.err).toContain('The run kept before it moved back a generation (*.previous-2.safetensors)');
+    expect(existsSync(ck.replace(/\.safetensors$/, '.previous-2.safetensors'))).toBe(true);
+    expect(checkpointMetadata(ck)['dlc.update']).toBe('1');
+
+    // --resume with the checkpoint moved away but an earlier run kept: refused, saying where it is
+    const { renameSync } = await import('node:fs');
+    renameSync(ck, join(dir, 'elsewhere.safetensors'));
+    const lost = await train('--steps', '4', '--resume');
+    expect(lost.status).toBe(EXIT_USER_ERROR);
+    expect(lost.err).toContain(`--resume: no checkpoint at ${ck}, but an earlier run is kept as ${previous} (3 updates)`);
+
+    // dlc evaluate acts by the policy's mean (greedy_action), on fresh episodes
+    const evaluated = await dlc('evaluate', file, '--checkpoint', previous, '--episodes', '3');
+    expect(evaluated.status, evaluated.err).toBe(EXIT_OK);
+    expect(evaluated.err).toContain('(after 3 updates) on 3 episodes, acting by greedy_action');
+    expect(evaluated.out).toMatch(/^episodes 3 {2}mean_return -\d+\.\d+ {2}min_return -\S+ {2}max_return -\S+/m);
+  });
+});
