@@ -323,6 +323,47 @@ describe('a model trained from pendulum episodes', () => {
   });
 });
 
+describe('the Gaussian policy of examples/a2c_pendulum.dl on WebGPU', () => {
+  it('samples N(mu, sigma) in the model, scores actions by the Gaussian log-density, and trains from pendulum episodes', { timeout: 180_000 }, async () => {
+    const source = readFileSync('examples/a2c_pendulum.dl', 'utf8').replace('train PendulumActorCritic {', 'train PendulumActorCritic(hidden: 8) {');
+    const program = compileSource(source, 'examples/a2c_pendulum.dl').programs[0];
+    const model = await Model.create(program, { device: await getDevice(), seed: 3, batchSize: 1600 });
+    try {
+      // one state, 1600 times: the samples less the mean, over sigma (1 at the start), are standard normal
+      const rows = 1600;
+      const observation = new Float32Array(rows * 3);
+      for (let r = 0; r < rows; r++) observation.set([0.6, -0.8, 0.5], r * 3);
+      const out = await model.predict({ observation }, { outputs: ['sampled_action', 'greedy_action', 'value'] });
+      const mu = out.greedy_action[0];
+      expect(Math.abs(mu)).toBeLessThan(2);
+      const z = Array.from(out.sampled_action, (a) => a - mu);
+      const mean = z.reduce((a, b) => a + b, 0) / rows;
+      const sd = Math.sqrt(z.reduce((a, b) => a + (b - mean) ** 2, 0) / rows);
+      expect(Math.abs(mean)).toBeLessThan(0.1);
+      expect(Math.abs(sd - 1)).toBeLessThan(0.06);
+      expect(z.filter((x) => Math.abs(x) < 1).length / rows).toBeCloseTo(0.6827, 1);
+      // the policy loss of four actions with advantages that normalize to +-1: -(lp0 - lp1 + lp2 - lp3) / 4, lp the log-density of N(mu, 1)
+      const actions = [mu + 0.3, mu - 1.2, mu + 2.5, mu];
+      const logDensity = (a: number) => -0.5 * (a - mu) ** 2 - 0.5 * Math.log(2 * Math.PI);
+      const four = new Float32Array(12);
+      for (let r = 0; r < 4; r++) four.set([0.6, -0.8, 0.5], r * 3);
+      const got = await model.evaluate({ observation: four, action: Float32Array.from(actions), advantages: Float32Array.of(1, -1, 1, -1), returns: new Float32Array(4) });
+      const want = -(logDensity(actions[0]) - logDensity(actions[1]) + logDensity(actions[2]) - logDensity(actions[3])) / 4;
+      expect(got.policy_loss).toBeCloseTo(want, 4);
+      expect(got.std).toBeCloseTo(1, 6);
+      // a policy update from real episodes: finite, and the policy's parameters move
+      const before = await model.getParameter('log_std');
+      const update = await policyUpdate(model, [new Pendulum(1, 30), new Pendulum(2, 30)], { gamma: 0.9, gaeLambda: 0.95 });
+      expect(update.steps).toBe(60);
+      expect(update.meanReturn).toBeLessThan(0);
+      for (const v of Object.values(update.values)) expect(Number.isFinite(v)).toBe(true);
+      expect((await model.getParameter('log_std'))[0]).not.toBe(before[0]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 /** examples/a2c_pendulum.dl with short episodes, a few per update and a small network, written to `dir`: the mechanics of a run in seconds. */
 function smallPendulum(dir: string): string {
   const file = join(dir, 'pendulum.dl');
