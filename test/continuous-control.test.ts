@@ -381,6 +381,24 @@ async function tensorsOf(path: string): Promise<Map<string, number[]>> {
 }
 
 describe('dlc train from pendulum episodes', () => {
+  it('improves the mean episode return of examples/a2c_pendulum.dl on WebGPU, over its initial policy', { timeout: 600_000 }, async () => {
+    const dir = repoTempDir('pendulum-train');
+    const file = join(dir, 'a2c_pendulum.dl');
+    // the example as it is, logging every update
+    writeFileSync(file, readFileSync('examples/a2c_pendulum.dl', 'utf8').replace('  seed = 0\n', '  seed = 0\n  log_every = 1\n'));
+    const r = await dlc('train', file, '--steps', '50', '--checkpoint', join(dir, 'p.safetensors'), '--no-progress');
+    expect(r.status, r.err).toBe(EXIT_OK);
+    const returns = [...r.out.matchAll(/^update (\d+)\/50 {2}episode_return (\S+)/gm)].map((m) => Number(m[2]));
+    expect(returns.length).toBe(50);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const first = mean(returns.slice(0, 5));
+    const last = mean(returns.slice(-10));
+    console.log(`a2c_pendulum: mean episode return over updates 1-5 ${first.toFixed(0)}, 41-50 ${last.toFixed(0)}; every update: ${returns.map((x) => x.toFixed(0)).join(' ')}`);
+    // 32 episodes per update: the initial policy's mean return is about -1,500, give or take 50
+    expect(first).toBeLessThan(-1400);
+    expect(last, `updates 1-5: ${first}, 41-50: ${last}`).toBeGreaterThan(first + 150);
+  });
+
   it('locks the checkpoint, keeps earlier runs by generation, and resumes exactly where a run stopped', { timeout: 300_000 }, async () => {
     const dir = repoTempDir('pendulum-ck');
     const file = smallPendulum(dir);
