@@ -391,12 +391,12 @@ describe('dlc train from pendulum episodes', () => {
     const returns = [...r.out.matchAll(/^update (\d+)\/50 {2}episode_return (\S+)/gm)].map((m) => Number(m[2]));
     expect(returns.length).toBe(50);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const first = mean(returns.slice(0, 5));
+    const first = mean(returns.slice(0, 10));
     const last = mean(returns.slice(-10));
-    console.log(`a2c_pendulum: mean episode return over updates 1-5 ${first.toFixed(0)}, 41-50 ${last.toFixed(0)}; every update: ${returns.map((x) => x.toFixed(0)).join(' ')}`);
-    // 32 episodes per update: the initial policy's mean return is about -1,500, give or take 50
+    console.log(`a2c_pendulum: mean episode return over updates 1-10 ${first.toFixed(0)}, 41-50 ${last.toFixed(0)}; every update: ${returns.map((x) => x.toFixed(0)).join(' ')}`);
+    // 32 episodes per update: the first policies' mean return is about -1,550 (on lavapipe, seed 0: -1,539, then -1,261 over the last 10)
     expect(first).toBeLessThan(-1400);
-    expect(last, `updates 1-5: ${first}, 41-50: ${last}`).toBeGreaterThan(first + 150);
+    expect(last, `updates 1-10: ${first}, 41-50: ${last}`).toBeGreaterThan(first + 150);
   });
 
   it('locks the checkpoint, keeps earlier runs by generation, and resumes exactly where a run stopped', { timeout: 300_000 }, async () => {
