@@ -15,8 +15,10 @@ export { fitVocabularies, OOV_INDEX, withVocabularies, type Vocabularies } from 
 export { cifar10FromBatches, CIFAR10_CLASSES } from './cifar10.ts';
 export { uciHarFromText, UCI_HAR_CHANNELS, UCI_HAR_CLASSES } from './uci-har.ts';
 export { textWindows, vocabularyOf } from './text.ts';
-export { CartPole, type Environment, type StepResult } from './cartpole.ts';
-export { collectEpisodes, discountedReturns, reinforceUpdate, type Episodes, type EpisodeOptions, type PolicyModel } from './rollouts.ts';
+export { CartPole } from './cartpole.ts';
+export { Pendulum } from './pendulum.ts';
+export { isContinuous, type ContinuousEnvironment, type Environment, type StepResult } from './environment.ts';
+export { collectEpisodes, discountedReturns, gaeAdvantages, policyUpdate, reinforceUpdate, type Episodes, type EpisodeOptions, type PolicyModel } from './rollouts.ts';
 export { draw, languageModelIo, sampleTokens, type SampleOptions } from './sample.ts';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type StoredTensor } from './safetensors.ts';
 export { acquireDevice, type AcquiredDevice, type DeviceOptions } from './device.ts';

@@ -66,6 +66,7 @@ const EXAMPLES: readonly [file: string, model: string, args: string][] = [
   ['gan', 'Gan', 'latent: 4, hidden: 8, pixels: 12'],
   ['autoencoder', 'AutoEncoder', 'code: 4'],
   ['reinforce_cartpole', 'CartPolePolicy', 'hidden: 8'],
+  ['a2c_pendulum', 'PendulumActorCritic', 'hidden: 8'],
 ];
 
 describe('dlc compile', () => {

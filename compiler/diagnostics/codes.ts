@@ -181,8 +181,11 @@ Training goes ahead; remove the setting, unfreeze the parameters, or add the lay
 model's inputs does not fit: no column has the input's name, the element types differ, or one example's shape (the input's
 shape after the batch axis B) differs from the column's. A symbolic size takes the data's value (a text's window length L);
 a flat column also feeds an input of the same size ([784] into [1, 28, 28]). A train block with env = cartpole(...) needs the
-inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]; acting gives
-sampled_action the observation alone, and the losses and metrics may read those three inputs only. The train block's
+inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]; env = pendulum(...)
+needs observation f32[B, 3], action f32[B, 1], returns f32[B] and sampled_action f32[B, 1] (a torque). With gae_lambda
+(actor-critic), the model also needs the input advantages f32[B] and the output value f32[B], its estimate of each state's
+value. Acting gives sampled_action (and value) the observation alone, and the losses and metrics may read only the inputs
+the episodes give. The train block's
 augment must work on an image column the data gives ([C, H, W], channels-last [H, W, C], [H, W] or a square [H * W]).
 A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers;
 each column categorical lists is one of its header name, one i32 index per example (an input i32[B]); a categorical column

@@ -5,7 +5,7 @@ import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnost
 import type { Graph, Value } from '../ir/types.ts';
 import { inputsReaching } from '../ir/input-dependencies.ts';
 import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
-import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
+import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENT_LIMITS, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
@@ -192,7 +192,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       return;
     }
     const known = catalog[name];
-    if (name === 'cartpole' && call) checkCartpoleArgs(call);
+    if (catalog === ENVIRONMENTS && call) checkEnvArgs(name, call);
     for (const a of call?.args ?? []) {
       // dlc train passes these calls' arguments by name only: a positional one was taken as argument `0`
       if (!a.name) {
@@ -225,28 +225,33 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   };
   /**
-   * cartpole(...)'s values, as compiler/cli/train-episodes.ts reads them: episodes and max_steps
-   * positive integers, gamma in [0, 1], solved_at a number an episode of max_steps steps can reach.
+   * An environment call's values, as compiler/cli/train-episodes.ts reads them: episodes and max_steps
+   * positive integers, gamma and gae_lambda in [0, 1], solved_at a mean return an episode of max_steps
+   * steps can reach.
    */
-  const checkCartpoleArgs = (call: Extract<A.Expr, { kind: 'Call' }>) => {
+  const checkEnvArgs = (name: string, call: Extract<A.Expr, { kind: 'Call' }>) => {
     const args = new Map(call.args.filter((a) => a.name).map((a) => [a.name!.text, a]));
     const numberOf = (key: string, ok: (v: number) => boolean, what: string): number | undefined => {
       const a = args.get(key);
       if (!a) return undefined;
       const v = value(a.value);
       if (typeof v === 'number' && ok(v)) return v;
-      report(`cartpole(${key}: ...) must be ${what}, got ${JSON.stringify(v)}`, a.value.span);
+      report(`${name}(${key}: ...) must be ${what}, got ${JSON.stringify(v)}`, a.value.span);
       return undefined;
     };
     const positive = (v: number) => Number.isInteger(v) && v >= 1;
+    const limits = ENVIRONMENT_LIMITS[name];
     numberOf('episodes', positive, 'a positive integer (episodes collected per update)');
     numberOf('gamma', (v) => v >= 0 && v <= 1, 'a discount in [0, 1]');
-    const maxSteps = numberOf('max_steps', positive, 'a positive integer (the steps after which an episode is cut off)') ?? (args.has('max_steps') ? undefined : 500);
+    numberOf('gae_lambda', (v) => v >= 0 && v <= 1, "GAE's lambda in [0, 1] (0: one-step TD advantages, 1: Monte-Carlo returns less the value)");
+    const maxSteps = numberOf('max_steps', positive, 'a positive integer (the steps after which an episode is cut off)') ?? (args.has('max_steps') ? undefined : limits?.maxSteps);
     const solvedAt = numberOf('solved_at', Number.isFinite, 'a number (the mean episode return that stops training)');
-    // each step's reward is 1: an episode returns at most max_steps
-    if (solvedAt !== undefined && maxSteps !== undefined && solvedAt > maxSteps) {
+    // every step's reward is at most rewardHigh: an episode of max_steps steps returns at most max_steps times it
+    if (solvedAt !== undefined && maxSteps !== undefined && limits && solvedAt > maxSteps * limits.rewardHigh) {
       const a = args.get('solved_at')!;
-      report(`cartpole(solved_at: ${solvedAt}) can never be reached: an episode ends after max_steps = ${maxSteps} steps, with a return of at most ${maxSteps}`, a.value.span, `lower solved_at to at most ${maxSteps}, or raise max_steps`);
+      const best = maxSteps * limits.rewardHigh;
+      const why = limits.rewardHigh > 0 ? `an episode ends after max_steps = ${maxSteps} steps, with a return of at most ${best}` : `every step's reward is at most ${limits.rewardHigh}, so an episode returns at most ${best}`;
+      report(`${name}(solved_at: ${solvedAt}) can never be reached: ${why}`, a.value.span, limits.rewardHigh > 0 ? `lower solved_at to at most ${best}, or raise max_steps` : `lower solved_at to at most ${best}`);
     }
   };
   const checkCatalogCalls = (setting: string, e: A.Expr) => {
@@ -443,11 +448,18 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   }
 
-  /** A model trained from episodes reads the environment's step records and acts through its `sampled_action` output. */
+  /**
+   * A model trained from episodes reads the environment's step records and acts through its
+   * `sampled_action` output (and, with `gae_lambda`, estimates the state's `value`).
+   */
   const checkEnvFits = (v: SettingValue, span: A.Span) => {
-    const name = typeof v === 'string' ? v : v !== null && typeof v === 'object' && !Array.isArray(v) && 'call' in v ? v.call : undefined;
-    const needs = name === undefined ? undefined : environmentColumns(name);
+    const call = typeof v === 'string' ? { call: v, args: {} } : v !== null && typeof v === 'object' && !Array.isArray(v) && 'call' in v ? v : undefined;
+    const name = call?.call;
+    const needs = call === undefined ? undefined : environmentColumns(call.call, call.args);
     if (!needs) return;
+    const given = (names: readonly string[]) => names.map((n) => `\`${n}\``).join(', ').replace(/, ([^,]*)$/, ' and $1');
+    const recorded = Object.keys(needs.inputs);
+    const acting = Object.keys(needs.outputs);
     for (const [kind, specs] of [['input', needs.inputs], ['output', needs.outputs]] as const) {
       for (const [col, spec] of Object.entries(specs)) {
         const want = `${spec.dtype}[B${spec.shape.map((d) => `, ${d}`).join('')}]`;
@@ -455,23 +467,25 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         const fits = have && have.dtype === spec.dtype && have.shape.length === spec.shape.length + 1 && spec.shape.every((d, i) => dimEquals(have.shape[i + 1], d));
         if (fits) continue;
         const found = have ? `; it is ${have.dtype}${shapeToString(have.shape)}` : '';
-        diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help: `a model trained from ${name} episodes reads observation, action and returns, and acts through the output sampled_action` }));
+        const help =
+          col === 'value' || col === 'advantages'
+            ? `gae_lambda makes ${name}() an actor-critic: the model estimates each state's value in \`output value: f32[B]\` (from the observation alone; a loss fits it to \`returns\`) and weighs the policy's log-probabilities by \`input advantages: f32[B]\``
+            : `a model trained from ${name} episodes reads ${given(recorded)}, and acts through the output${acting.length > 1 ? 's' : ''} ${given(acting)}${col === 'sampled_action' || col === 'action' ? `: ${name}'s action is ${spec.shape.length === 0 ? `one ${spec.dtype === 'i32' ? 'integer' : 'number'}` : `${spec.shape.reduce((a, b) => a * b, 1)} number${spec.shape.reduce((a, b) => a * b, 1) === 1 ? '' : 's'}`} per row` : ''}`;
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help }));
       }
     }
     // acting gives only the observation; a training step only what the environment records
-    const given = (names: readonly string[]) => names.map((n) => `\`${n}\``).join(', ').replace(/, ([^,]*)$/, ' and $1');
     const beyond = (values: readonly Value[], allowed: readonly string[]) => inputsReaching(graph, values).filter((n) => !allowed.includes(n));
-    for (const [col] of Object.entries(needs.outputs)) {
+    for (const col of acting) {
       const out = graph.outputs.get(col);
       const extra = out ? beyond([out], needs.acting) : [];
       if (extra.length > 0) {
-        diagnostics.push(diagnostic('E0207', `\`${name}()\` acts through \`${col}\` given ${given(needs.acting)} alone, but \`${col}\` depends on the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `compute \`${col}\` from ${given(needs.acting)} only; other outputs may read other inputs (acting asks for \`${col}\` alone)` }));
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` acts through \`${col}\` given ${given(needs.acting)} alone, but \`${col}\` depends on the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `compute \`${col}\` from ${given(needs.acting)} only; other outputs may read other inputs (acting asks for ${given(acting)} alone)` }));
       }
     }
-    const recorded = Object.keys(needs.inputs);
     const extra = beyond([...graph.losses.values(), ...graph.metrics.values()], recorded);
     if (extra.length > 0) {
-      diagnostics.push(diagnostic('E0207', `\`${name}()\` episodes give ${given(recorded)}, but the model's losses and metrics also read the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `a model trained from ${name} episodes learns from observation, action and returns alone; train it from your own loop (runtime/rollouts.ts, trainStep) to feed ${given(extra)}` }));
+      diagnostics.push(diagnostic('E0207', `\`${name}()\` episodes give ${given(recorded)}, but the model's losses and metrics also read the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `a model trained from ${name} episodes learns from ${given(recorded)} alone; train it from your own loop (runtime/rollouts.ts, trainStep) to feed ${given(extra)}` }));
     }
   };
 
