@@ -480,7 +480,7 @@ const TESTED = [
   // std.nn
   'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
-  'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample',
+  'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample', 'Normalization',
   // std.math
   'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k', 'clip',
   // std.act
@@ -834,6 +834,18 @@ describe('BatchNorm', () => {
     const x = uniform(r, 4 * 3);
     const m = model('model T {\n input x: f32[B, 3]\n layer bn = BatchNorm(3, eps: 0.01)\n output y = bn(x)\n}', { x: f32([4, 3], x) }, r);
     expectClose(m.out('y'), [4, 3], batchNormRef(x, 4, 3, 1, m.p['bn.gamma'], m.p['bn.beta'], undefined, 0.01).y);
+  });
+});
+
+describe('Normalization', () => {
+  it("(x - mean) / max(sqrt(variance), eps) per feature from its state, as Keras' Normalization; the identity until adapted", () => {
+    const r = prng('Normalization');
+    const x = uniform(r, 4 * 3, -5, 5);
+    const src = 'model T {\n input x: f32[B, 3]\n layer n = Normalization(3, eps: 0.01)\n output y = n(x)\n}';
+    const [mean, variance] = [[1, -2, 0.5], [4, 0, 0.25]];
+    const m = model(src, { x: f32([4, 3], x) }, r, { state: { 'n.mean': mean, 'n.variance': variance } });
+    expectClose(m.out('y'), [4, 3], x.map((v, i) => (v - mean[i % 3]) / Math.max(Math.sqrt(variance[i % 3]), 0.01)));
+    expectClose(model(src, { x: f32([4, 3], x) }, r).out('y'), [4, 3], x);
   });
 });
 
