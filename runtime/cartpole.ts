@@ -1,6 +1,9 @@
 // The CartPole balancing task (Barto, Sutton and Anderson 1983, as Gymnasium's CartPole-v1): a seeded environment for policy-gradient examples and tests; browser-safe.
 import { InputError } from './errors.ts';
 import { Rng } from './data.ts';
+import type { Environment, StepResult } from './environment.ts';
+
+export type { Environment, StepResult } from './environment.ts';
 
 const GRAVITY = 9.8;
 const CART_MASS = 1.0;
@@ -14,23 +17,6 @@ const FORCE = 10.0;
 const TAU = 0.02;
 const ANGLE_LIMIT = (12 * 2 * Math.PI) / 360;
 const POSITION_LIMIT = 2.4;
-
-export interface StepResult {
-  readonly observation: Float32Array;
-  readonly reward: number;
-  /** The pole fell or the cart left the track. */
-  readonly terminated: boolean;
-  /** The episode reached its step limit. */
-  readonly truncated: boolean;
-}
-
-/** An environment with discrete actions, as the policy-gradient loop (rollouts.ts) drives it. */
-export interface Environment {
-  readonly observationSize: number;
-  readonly actions: number;
-  reset(): Float32Array;
-  step(action: number): StepResult;
-}
 
 /**
  * CartPole-v1: observation [cart position, cart velocity, pole angle, pole angular velocity]; action 0

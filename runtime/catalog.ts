@@ -5,7 +5,7 @@ import type { SizeExpr } from './program.ts';
 export const DATASETS: Readonly<Record<string, readonly string[]>> = {
   mnist: ['layout', 'scale'],
   iris: [],
-  csv: ['path', 'label', 'features', 'header', 'label_type', 'classes', 'delimiter', 'missing'],
+  csv: ['path', 'label', 'features', 'categorical', 'header', 'label_type', 'classes', 'delimiter', 'missing'],
   cifar10: ['dir', 'part'],
   uci_har: ['dir', 'part'],
   tiny_shakespeare: ['path', 'context'],
@@ -14,7 +14,18 @@ export const DATASETS: Readonly<Record<string, readonly string[]>> = {
 
 /** Environments by name, with their arguments (compiler/cli/train-episodes.ts runs them). */
 export const ENVIRONMENTS: Readonly<Record<string, readonly string[]>> = {
-  cartpole: ['episodes', 'gamma', 'max_steps', 'solved_at'],
+  cartpole: ['episodes', 'gamma', 'gae_lambda', 'max_steps', 'solved_at'],
+  pendulum: ['episodes', 'gamma', 'gae_lambda', 'max_steps', 'solved_at'],
+};
+
+/**
+ * What an environment's episodes are, beyond the columns: the default step limit (`max_steps`) and
+ * the most one step's reward can be, so that a `solved_at` no episode can reach is caught.
+ */
+export const ENVIRONMENT_LIMITS: Readonly<Record<string, { readonly maxSteps: number; readonly rewardHigh: number }>> = {
+  cartpole: { maxSteps: 500, rewardHigh: 1 },
+  // the reward is -(theta^2 + 0.1 thetadot^2 + 0.001 u^2): 0 upright at rest, with no torque
+  pendulum: { maxSteps: 200, rewardHigh: 0 },
 };
 
 /** Augmentations of training batches by name, with their arguments (runtime/augment.ts applies them). */
@@ -82,14 +93,23 @@ export function listedFeatureCount(name: string, args: Readonly<Record<string, u
 
 /**
  * What a model trained from episodes of an environment must declare: the inputs a training step
- * reads (one row per step of an episode) and the output acting reads, per example; and which of those
+ * reads (one row per step of an episode) and the outputs acting reads, per example; and which of those
  * inputs acting gives (`acting`: predict is called with those alone, asking for the outputs only).
+ * With `gae_lambda` (actor-critic), acting also reads the state value `value` and training also gets
+ * the `advantages`. CartPole's action is one integer; Pendulum's one number, its torque.
  */
-export function environmentColumns(name: string): { readonly inputs: Readonly<Record<string, ColumnSpec>>; readonly outputs: Readonly<Record<string, ColumnSpec>>; readonly acting: readonly string[] } | undefined {
-  if (name !== 'cartpole') return undefined;
+export function environmentColumns(name: string, args: Readonly<Record<string, unknown>> = {}): { readonly inputs: Readonly<Record<string, ColumnSpec>>; readonly outputs: Readonly<Record<string, ColumnSpec>>; readonly acting: readonly string[] } | undefined {
+  const spaces: Readonly<Record<string, { observation: number; action: ColumnSpec }>> = {
+    cartpole: { observation: 4, action: { dtype: 'i32', shape: [] } },
+    pendulum: { observation: 3, action: { dtype: 'f32', shape: [1] } },
+  };
+  const space = Object.hasOwn(spaces, name) ? spaces[name] : undefined;
+  if (!space) return undefined;
+  const scalar: ColumnSpec = { dtype: 'f32', shape: [] };
+  const gae = args.gae_lambda !== undefined;
   return {
-    inputs: { observation: { dtype: 'f32', shape: [4] }, action: { dtype: 'i32', shape: [] }, returns: { dtype: 'f32', shape: [] } },
-    outputs: { sampled_action: { dtype: 'i32', shape: [] } },
+    inputs: { observation: { dtype: 'f32', shape: [space.observation] }, action: space.action, returns: scalar, ...(gae ? { advantages: scalar } : {}) },
+    outputs: { sampled_action: space.action, ...(gae ? { value: scalar } : {}) },
     acting: ['observation'],
   };
 }

@@ -1,4 +1,4 @@
-// CSV text to a Dataset (features f32 [n], optional label) via csv-parse's browser-safe sync parser; errors name row and column.
+// CSV text to a Dataset (features f32 [n], optional label, categorical columns as i32 indices) via csv-parse's browser-safe sync parser; errors name row and column.
 import { InputError } from './errors.ts';
 import { parse } from 'csv-parse/browser/esm/sync';
 import { type ColumnInput, Dataset } from './data.ts';
@@ -12,8 +12,15 @@ export { CSV_LABEL_TYPES, type CsvLabelType } from './catalog.ts';
 export interface CsvSpec {
   /** The label column; without one the dataset has only the features column. */
   readonly label?: CsvColumnRef;
-  /** Feature columns, in order; default: every column except the label. */
+  /** Feature columns, in order; default: every column except the label and the categorical ones. */
   readonly features?: readonly CsvColumnRef[];
+  /**
+   * Columns of strings (a color, a city), by header name: each becomes a dataset column of that name,
+   * i32 per example, whose `vocabulary` is the column's distinct values sorted by code unit: value k
+   * of it reads as k + 1, and an empty cell as 0 (OOV_INDEX, also the index of values a vocabulary
+   * fitted on a training split does not hold: runtime/vocabulary.ts).
+   */
+  readonly categorical?: readonly string[];
   /** Whether the first row names the columns (default true). Without a header, refer to columns by position. */
   readonly header?: boolean;
   readonly labelType?: CsvLabelType;
@@ -118,10 +125,19 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   if (absent.length > 0 && spec.featuresFrom !== undefined) {
     fail(`no column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}, of ${spec.featuresFrom} (${spec.features!.map((n) => `'${n}'`).join(', ')}; columns: ${names.map((n) => `'${n}'`).join(', ')})${delimiterHint()}`);
   }
+  const categorical = spec.categorical ?? [];
+  if (!Array.isArray(categorical) || !categorical.every((c) => typeof c === 'string')) fail('categorical must be a list of column names');
+  if (categorical.length > 0 && !hasHeader) fail(`categorical columns are named by the header, and the CSV has none (${hint('header', 'false')} is given): give the file a header row`);
+  const categoricalIndices = categorical.map((ref) => resolve(ref, 'categorical'));
+  if (new Set(categoricalIndices).size !== categoricalIndices.length) fail('a categorical column is listed more than once');
   const featureIndices =
-    spec.features === undefined ? names.map((_, i) => i).filter((i) => i !== labelIndex) : spec.features.map((ref) => resolve(ref, 'feature'));
+    spec.features === undefined ? names.map((_, i) => i).filter((i) => i !== labelIndex && !categoricalIndices.includes(i)) : spec.features.map((ref) => resolve(ref, 'feature'));
   if (labelIndex !== undefined && featureIndices.includes(labelIndex)) fail(`${describe(labelIndex)} is both the label and a feature`);
   if (new Set(featureIndices).size !== featureIndices.length) fail('a feature column is listed more than once');
+  for (const c of categoricalIndices) {
+    if (c === labelIndex) fail(`${describe(c)} is both the label and a categorical column`);
+    if (featureIndices.includes(c)) fail(`${describe(c)} is both a numeric feature and a categorical column: list it in one of them`);
+  }
 
   rows.forEach((r, i) => {
     if (r.record.length !== width) {
@@ -147,6 +163,15 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   // the header's names of the columns taken, so a later file can be read by name
   const featureNames = hasHeader ? { names: featureIndices.map((c) => names[c]) } : {};
   const columns: Record<string, ColumnInput> = { [spec.featuresColumn ?? 'features']: { data: features, shape: [nf], ...featureNames } };
+  for (const c of categoricalIndices) {
+    const name = names[c];
+    if (Object.hasOwn(columns, name) || name === (spec.labelColumn ?? 'label')) fail(`the categorical ${describe(c)} would be a dataset column of the name the ${name === (spec.labelColumn ?? 'label') ? 'label' : 'features'} take: rename it in the header`);
+    const values = rows.map((r) => r.record[c]);
+    // every value the file holds, sorted as class names are; an empty cell is missing (index 0)
+    const vocabulary = [...new Set(values.filter((v) => v !== ''))].sort();
+    const index = new Map(vocabulary.map((v, k) => [v, k + 1]));
+    columns[name] = { data: Int32Array.from(values, (v) => index.get(v) ?? 0), shape: [], vocabulary };
+  }
 
   if (labelIndex !== undefined) {
     const labelName = spec.labelColumn ?? 'label';

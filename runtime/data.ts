@@ -15,6 +15,8 @@ export interface ColumnInput {
   readonly classes?: readonly string[];
   /** The name of each element of one example, where the data named them (a CSV's header names of its feature columns, or of its label column). */
   readonly names?: readonly string[];
+  /** For a categorical column (i32, one value per example): the string index k stands for is `vocabulary[k - 1]`; 0 is a value outside it, or missing (runtime/vocabulary.ts). */
+  readonly vocabulary?: readonly string[];
 }
 
 /** One validated column: `data` holds `length * exampleSize` elements, example after example. */
@@ -28,6 +30,7 @@ export interface Column {
   readonly classes?: readonly string[];
   /** The name of each element of one example (`exampleSize` of them), where the data named them. */
   readonly names?: readonly string[];
+  readonly vocabulary?: readonly string[];
 }
 
 /**
@@ -242,7 +245,13 @@ export class Dataset {
       const classes = input.classes === undefined ? undefined : [...input.classes];
       const names = input.names === undefined ? undefined : [...input.names];
       if (names && names.length !== exampleSize) throw new InputError(`column '${name}' names ${names.length} elements, but one example holds ${exampleSize}`);
-      byName.set(name, { name, dtype, shape, exampleSize, data: input.data, ...(classes ? { classes } : {}), ...(names ? { names } : {}) });
+      const vocabulary = input.vocabulary === undefined ? undefined : [...input.vocabulary];
+      if (vocabulary) {
+        if (dtype !== 'i32' || exampleSize !== 1) throw new InputError(`column '${name}' has a vocabulary, so it holds one i32 index per example, not ${dtype}[${shape.join(', ')}]`);
+        const bad = input.data.findIndex((v) => !(v >= 0 && v <= vocabulary.length));
+        if (bad >= 0) throw new InputError(`column '${name}' holds ${input.data[bad]} at example ${bad}, outside its vocabulary's indices 0..${vocabulary.length}`);
+      }
+      byName.set(name, { name, dtype, shape, exampleSize, data: input.data, ...(classes ? { classes } : {}), ...(names ? { names } : {}), ...(vocabulary ? { vocabulary } : {}) });
     }
     if (inferred === undefined) {
       throw new InputError(byName.size === 0 ? 'a dataset with no columns needs an explicit length' : 'the dataset length cannot be inferred from columns with empty examples; pass it explicitly');
@@ -385,9 +394,9 @@ function stratified(order: Uint32Array, classOf: ArrayLike<number>, sizes: reado
   return parts.map((p) => p.indices);
 }
 
-/** A column's shape, class names and element names, for a copy of some of its examples. */
-function described(c: Column): { shape: readonly number[]; classes?: readonly string[]; names?: readonly string[] } {
-  return { shape: c.shape, ...(c.classes ? { classes: c.classes } : {}), ...(c.names ? { names: c.names } : {}) };
+/** A column's shape, class names, element names and vocabulary, for a copy of some of its examples. */
+export function described(c: Column): { shape: readonly number[]; classes?: readonly string[]; names?: readonly string[]; vocabulary?: readonly string[] } {
+  return { shape: c.shape, ...(c.classes ? { classes: c.classes } : {}), ...(c.names ? { names: c.names } : {}), ...(c.vocabulary ? { vocabulary: c.vocabulary } : {}) };
 }
 
 function checkBatchSize(batchSize: number): void {

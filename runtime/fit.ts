@@ -1,8 +1,10 @@
 // The fit loop: epochs of shuffled mini-batches, validation each epoch, early stopping, callbacks and a history.
 import { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
+import type { AdaptReport } from './adapt.ts';
 import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
+import type { MetricTable, MetricValue } from './metric-tables.ts';
 import type { ModelProgram, SettingValue } from './program.ts';
 
 export interface EarlyStopping {
@@ -38,8 +40,12 @@ export type EpochLogs = Readonly<Record<string, number>> & { readonly epoch: num
 
 export interface FitCallbacks {
   onStep?(info: StepInfo): void;
-  /** After validation; may save a checkpoint. Return 'stop' to end training. */
-  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean }): void | 'stop' | Promise<void | 'stop'>;
+  /**
+   * After validation; may save a checkpoint. Return 'stop' to end training. `state.tables` holds the
+   * validation set's table metrics of an epoch that validated (`val_confusion`: a confusion matrix as
+   * nested arrays), which the numeric logs leave out.
+   */
+  onEpochEnd?(logs: EpochLogs, state: { readonly earlyStopping?: EarlyStoppingState; readonly improved: boolean; readonly tables?: Readonly<Record<string, MetricTable>> }): void | 'stop' | Promise<void | 'stop'>;
 }
 
 /**
@@ -82,6 +88,12 @@ export interface FitOptions {
    * batch; by default those the data's column shapes give (a column of [12] per example gives L = 12).
    */
   readonly sizes?: Readonly<Record<string, number>>;
+  /**
+   * Adapt the train block's `adapt` layers (Normalization) to the training data before training (default
+   * true): only a fit that starts the model's training (no step taken, `initialEpoch` 0), so a resumed or
+   * continued one keeps the statistics it has. `History.adapted` says what was set.
+   */
+  readonly adapt?: boolean;
   /** Steps kept in flight before the loop waits for the oldest one's values (default 2). */
   readonly lookahead?: number;
   readonly callbacks?: FitCallbacks;
@@ -95,6 +107,8 @@ export interface History {
   readonly earlyStopping?: EarlyStoppingState;
   /** With `earlyStopping.restoreBest`: the epoch whose weights the model ended with, when it was not the last one trained. */
   readonly restoredEpoch?: number;
+  /** The layers this fit adapted to the training data before its first step (FitOptions.adapt). */
+  readonly adapted?: readonly AdaptReport[];
 }
 
 /** The fit options a train block gives (the settings `dlc train` acts on the same way). */
@@ -146,9 +160,10 @@ export function batchAveraged(program: ModelProgram): string[] {
 
 /**
  * The model's losses and metrics over a whole dataset, as over one batch: precision, recall, F1 and means
- * from sums over every batch, anything else averaged over batches weighted by their lengths (Model.evaluateSet).
+ * from sums over every batch, anything else averaged over batches weighted by their lengths (Model.evaluateSet);
+ * a table metric (a confusion matrix) as the set's nested arrays.
  */
-export async function evaluateDataset(model: Model, data: Dataset, batchSize: number, sizes?: Readonly<Record<string, number>>): Promise<Record<string, number>> {
+export async function evaluateDataset(model: Model, data: Dataset, batchSize: number, sizes?: Readonly<Record<string, number>>): Promise<Record<string, MetricValue>> {
   const inputs = new Set(model.program.inputs.map((i) => i.name));
   return model.evaluateSet(
     [...data.batches(batchSize)].map((b) => Object.fromEntries(Object.entries(b.columns).filter(([k]) => inputs.has(k)))),
@@ -252,6 +267,9 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     }
     best = { weights: options.bestWeights, epoch: esState.bestEpoch };
   }
+  // a fit that starts training: the adapted layers' statistics from the training data, before the first step
+  const adapts = (model.program.training?.adapt ?? []).length > 0 && options.adapt !== false && (options.initialEpoch ?? 0) === 0 && model.step === 0;
+  const adapted = adapts ? await model.adapt(data.train) : undefined;
   const history: EpochLogs[] = [];
   const lookahead = options.lookahead ?? 2;
   const withTotals = model.program.graphs.stepTotals !== undefined;
@@ -270,7 +288,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   // a run resumed after early stopping ended it: nothing more to train
   if (es && esState && esState.wait > 0 && esState.wait >= es.patience) {
     if (best) await model.loadWeights(best.weights, { weightsOnly: true });
-    return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState, ...(best ? { restoredEpoch: best.epoch } : {}) };
+    return { epochs: [], stoppedEarly: true, reachedMaxSteps: reached(), earlyStopping: esState, ...(best ? { restoredEpoch: best.epoch } : {}), ...(adapted ? { adapted } : {}) };
   }
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs && !reached(); epoch++) {
     const pending: { handle: ReturnType<Model['trainStep']>; batch: number; length: number }[] = [];
@@ -303,13 +321,20 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     // an average of per-batch values; a step's own loss from that step, anything else from the last step
     for (const [step, sums] of epochTotals) {
       for (const [name, value] of Object.entries(await model.finishStepTotals(step, Object.fromEntries(sums)))) {
+        // an epoch's logs are numbers: a table metric (a confusion matrix) is evaluateDataset's
+        if (typeof value !== 'number') continue;
         const owner = trainSteps.find((s) => s.loss === name)?.name;
         if (owner === undefined || owner === step) logs[name] = value;
       }
     }
     const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);
+    // the validation set's table metrics (a confusion matrix) go to onEpochEnd beside the numeric logs
+    const tables: Record<string, MetricTable> = {};
     if (validated) {
-      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) logs[`val_${k}`] = v;
+      for (const [k, v] of Object.entries(await evaluateDataset(model, data.validation, batchSize, sized.sizes))) {
+        if (typeof v === 'number') logs[`val_${k}`] = v;
+        else tables[`val_${k}`] = v;
+      }
     }
     let improved = false;
     // an epoch without validation says nothing about a validation metric: early stopping waits for the next
@@ -326,7 +351,7 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     }
     const entry = logs as EpochLogs;
     history.push(entry);
-    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved });
+    const verdict = await options.callbacks?.onEpochEnd?.(entry, { ...(esState ? { earlyStopping: esState } : {}), improved, ...(Object.keys(tables).length > 0 ? { tables } : {}) });
     if (verdict === 'stop') break;
     // stop after an epoch that did not improve, once patience runs out (patience 0: the first such epoch)
     if (es && esState && !improved && esState.wait > 0 && esState.wait >= es.patience) {
@@ -340,5 +365,5 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     await model.loadWeights(best.weights, { weightsOnly: true });
     restoredEpoch = best.epoch;
   }
-  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}), ...(restoredEpoch !== undefined ? { restoredEpoch } : {}) };
+  return { epochs: history, stoppedEarly, reachedMaxSteps: reached(), ...(esState ? { earlyStopping: esState } : {}), ...(restoredEpoch !== undefined ? { restoredEpoch } : {}), ...(adapted ? { adapted } : {}) };
 }

@@ -1,19 +1,24 @@
 // The dlc runtime's public surface (browser and Node): models, datasets, checkpoints and typed errors.
 export { Model, type Batch, type CopyParametersOptions, type CopyReport, type CreateOptions, type LoadOptions, type LoadReport, type PredictOptions, type ProfileOptions, type SaveOptions, type SizesOption, type TrainStepOptions } from './model.ts';
 export { formatProfile, slowestKernels, sourceText, summarizeProfile, type KernelTime, type Profile, type TimeShare } from './profile.ts';
+export { formatMetricTable, type MetricTable, type MetricValue } from './metric-tables.ts';
 export type { HostArray, StepHandle, TypedArray } from './executor.ts';
 export type { UploadOptions } from './upload.ts';
 export { columnSizes, evaluateDataset, fit, type EarlyStopping, type EarlyStoppingState, type EpochLogs, type FitCallbacks, type FitOptions, type History, type StepInfo } from './fit.ts';
+export { featureStatistics, type AdaptOptions, type AdaptReport } from './adapt.ts';
 export { augmentBatch, parseAugmentations, type Augmentation } from './augment.ts';
 export { Dataset, type Batch as DataBatch, type ColumnInput } from './data.ts';
 export { mnistFromDigits, mnistFromSamples, type MnistOptions } from './mnist.ts';
 export { irisFromRows } from './iris.ts';
 export { parseCsv, type CsvSpec } from './csv.ts';
+export { fitVocabularies, OOV_INDEX, withVocabularies, type Vocabularies } from './vocabulary.ts';
 export { cifar10FromBatches, CIFAR10_CLASSES } from './cifar10.ts';
 export { uciHarFromText, UCI_HAR_CHANNELS, UCI_HAR_CLASSES } from './uci-har.ts';
 export { textWindows, vocabularyOf } from './text.ts';
-export { CartPole, type Environment, type StepResult } from './cartpole.ts';
-export { collectEpisodes, discountedReturns, reinforceUpdate, type Episodes, type EpisodeOptions, type PolicyModel } from './rollouts.ts';
+export { CartPole } from './cartpole.ts';
+export { Pendulum } from './pendulum.ts';
+export { isContinuous, type ContinuousEnvironment, type Environment, type StepResult } from './environment.ts';
+export { collectEpisodes, discountedReturns, gaeAdvantages, policyUpdate, reinforceUpdate, type Episodes, type EpisodeOptions, type PolicyModel } from './rollouts.ts';
 export { draw, languageModelIo, sampleTokens, type SampleOptions } from './sample.ts';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type StoredTensor } from './safetensors.ts';
 export { acquireDevice, type AcquiredDevice, type DeviceOptions } from './device.ts';

@@ -6,12 +6,14 @@ import { programGraphs, type GraphProgram, type ModelProgram } from './program.t
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { addTotals, fit, type FitOptions, type History } from './fit.ts';
+import { adaptStatistics, type AdaptOptions, type AdaptReport } from './adapt.ts';
 import { formatBytes, memoryReport, modelBytes, type MemoryReport } from './memory.ts';
 import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
 import { dataflowInputs, outputSubset, reportedResults } from './subset.ts';
 import { brokenCondition } from './sizes.ts';
+import { nestedArray, type MetricValue } from './metric-tables.ts';
 
 export interface CreateOptions extends DeviceOptions {
   /** Seed of the initial weights and of dropout (default: the train block's `seed`, else 0). */
@@ -460,23 +462,25 @@ export class Model<I extends string = string, O extends string = string, R exten
    * The losses and metrics of training step `step` that are functions of sums over the batch, from
    * those sums added up over many batches (an epoch's `StepTotals`), as `evaluateSet` finishes a set's.
    */
-  async finishStepTotals(step: string, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, number>> {
+  async finishStepTotals(step: string, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, MetricValue>> {
     this.check();
     const finish = this.program.graphs.stepTotals?.[step];
     if (!finish) throw new InputError(`the training step \`${step}\` has no totals to finish`);
     return this.finishTotals(finish, sums);
   }
 
-  /** A finishing graph run on totals: its scalar outputs by name. */
-  private async finishTotals(finish: GraphProgram, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, number>> {
+  /** A finishing graph run on totals: its outputs by name, numbers and tables (`program.tables`, as nested arrays). */
+  private async finishTotals(finish: GraphProgram, sums: Readonly<Record<string, ArrayLike<number>>>): Promise<Record<string, MetricValue>> {
     const totals = Object.fromEntries(Object.keys(finish.inputs).map((name) => [name, Float32Array.from(sums[name])]));
+    const tables = this.program.tables ?? {};
+    const names = [...this.executor.scalarNames(finish), ...Object.keys(finish.outputs).filter((name) => name in tables)];
     const finished = await this.guard(
       this.executor.submit((encoder) => {
         this.executor.encode(encoder, finish, totals, new Map());
-        return this.executor.encodeRead(encoder, finish, this.executor.scalarNames(finish), new Map());
+        return this.executor.encodeRead(encoder, finish, names, new Map());
       })(),
     );
-    return Object.fromEntries(Object.entries(finished).map(([name, { data }]) => [name, Number(data[0])]));
+    return Object.fromEntries(Object.entries(finished).map(([name, { data }]) => [name, name in tables ? nestedArray(data, tables[name]) : Number(data[0])]));
   }
 
   private inputsOf(g: GraphProgram, batch: Readonly<Record<string, HostArray>>): Record<string, HostArray> {
@@ -645,9 +649,10 @@ export class Model<I extends string = string, O extends string = string, R exten
    * Losses and metrics over many batches taken as one data set: those that are functions of sums over
    * the batch (precision, recall, F1, means; `program.graphs.totals`) from the sums over every batch,
    * added in float64, the others averaged over the batches, weighted by their lengths (the size B). Unlike averaging `evaluateBatches`, the result does not depend on how the
-   * set is cut into batches.
+   * set is cut into batches. A table metric (a confusion matrix, `program.tables`) is a sum over the
+   * examples: here it is the set's, as nested arrays; `evaluate`, `evaluateBatches` and `trainStep` report numbers only.
    */
-  async evaluateSet(batches: Iterable<Batch<I>>, options: SizesOption = {}): Promise<Record<string, number>> {
+  async evaluateSet(batches: Iterable<Batch<I>>, options: SizesOption = {}): Promise<Record<string, MetricValue>> {
     this.check();
     const finish = this.program.graphs.totals;
     const names = this.executor.scalarNames(this.program.graphs.evaluate);
@@ -659,7 +664,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     const pending = this.submitEvaluations(list as readonly Readonly<Record<string, HostArray>>[], totalNames, given, 'evaluateSet');
     const records = await this.guard(this.executor.readScalars(pending.map((p) => p.record)));
     const weight = pending.reduce((a, p) => a + p.length, 0);
-    const out: Record<string, number> = {};
+    const out: Record<string, MetricValue> = {};
     if (records.length === 0 || weight === 0) return out;
     for (const name of names) out[name] = records.reduce((a, r, i) => a + r[name] * pending[i].length, 0) / weight;
     if (!finish) return out;
@@ -767,6 +772,27 @@ export class Model<I extends string = string, O extends string = string, R exten
   /** Train on a dataset for some epochs with validation, early stopping and callbacks (see fit.ts); one fit at a time. */
   fit(data: { readonly train: Dataset; readonly validation?: Dataset }, options: FitOptions = {}): Promise<History> {
     return fit(this as unknown as Model, data, options);
+  }
+
+  /**
+   * Set each layer the train block adapts (`adapt = [norm]`, std.nn's Normalization; `options.layers`
+   * picks some) to the per-feature mean and variance of its input's column over `data`, as Keras'
+   * `Normalization.adapt()`: float64 statistics, the population variance. `fit()` does it on its
+   * training data before the model's first step; call it yourself when you feed batches with
+   * `trainStep`. Every layer's statistics are computed (and checked) before any state is written.
+   */
+  async adapt(data: Dataset, options: AdaptOptions = {}): Promise<AdaptReport[]> {
+    this.check();
+    const shapeOf = (path: string) => this.program.state.find((s) => s.path === path)?.shape ?? [0];
+    const reports = adaptStatistics(this.program.model, this.program.training?.adapt ?? [], shapeOf, data, options);
+    const targets = this.program.training?.adapt ?? [];
+    for (const r of reports) {
+      const t = targets.find((x) => x.layer === r.layer)!;
+      this.executor.writeModelBuffer(t.mean, r.mean);
+      this.executor.writeModelBuffer(t.variance, r.variance);
+    }
+    await this.guard(Promise.resolve());
+    return reports;
   }
 
   /**

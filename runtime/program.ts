@@ -200,8 +200,20 @@ export interface GraphProgram {
 
 export type SettingValue = number | boolean | string | null | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
 
+/** A layer the train block adapts (`adapt = [norm]`): the per-feature mean and variance of its input go into its two state buffers before training (runtime/adapt.ts). */
+export interface AdaptDecl {
+  readonly layer: string;
+  /** The model input the layer is applied to. */
+  readonly input: string;
+  /** The state buffers set: `<layer>.mean` and `<layer>.variance`, f32 [d] with d the input's last axis. */
+  readonly mean: string;
+  readonly variance: string;
+}
+
 export interface TrainingDecl {
   readonly steps: readonly { readonly name: string; readonly loss: string; readonly params: readonly string[]; readonly maximize: boolean }[];
+  /** The layers `adapt` names (absent when it names none). */
+  readonly adapt?: readonly AdaptDecl[];
   /** The train block's remaining settings (data, batch, epochs, split, early_stopping, checkpoint, ...). */
   readonly settings: Readonly<Record<string, SettingValue>>;
 }
@@ -218,6 +230,11 @@ export interface ModelProgram {
   readonly outputs: readonly TensorDecl[];
   readonly losses: readonly string[];
   readonly metrics: readonly string[];
+  /**
+   * The metrics that are tables (confusion_matrix's [C, C]), by name, with their shapes; the others are
+   * scalars. A table is a sum over the examples, reported over a data set only (`evaluateSet`), from `graphs.totals`.
+   */
+  readonly tables?: Readonly<Record<string, readonly number[]>>;
   /** The losses and metrics that are means over the examples: over a data set, their batch values averaged by length (compiler/train/metric-totals.ts). */
   readonly means?: readonly string[];
   readonly params: readonly ParamDecl[];

@@ -43,7 +43,7 @@ describe('dlc check', () => {
   });
 
   it('exits 0 on the examples', async () => {
-    const examples = ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole'];
+    const examples = ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole', 'a2c_pendulum'];
     const r = await run('check', ...examples.map((e) => `examples/${e}.dl`));
     expect(r.err).toContain('no errors');
     expect(r.status).toBe(EXIT_OK);

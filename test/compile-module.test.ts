@@ -66,6 +66,7 @@ const EXAMPLES: readonly [file: string, model: string, args: string][] = [
   ['gan', 'Gan', 'latent: 4, hidden: 8, pixels: 12'],
   ['autoencoder', 'AutoEncoder', 'code: 4'],
   ['reinforce_cartpole', 'CartPolePolicy', 'hidden: 8'],
+  ['a2c_pendulum', 'PendulumActorCritic', 'hidden: 8'],
 ];
 
 describe('dlc compile', () => {
@@ -139,6 +140,37 @@ await model.predict({});
     expect(errors).not.toMatch(/use\.ts\(4,/);
   });
 
+  it('types a table metric (a confusion matrix) as number[][] in what evaluateSet reports, and leaves it out of evaluate and trainStep', { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const file = join(dir, 'tables.dl');
+    writeFileSync(
+      file,
+      'model Tables {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer fc = Dense(4, 3)\n  let logits = fc(x)\n  loss = cross_entropy(logits, label)\n  metric area = auc(logits, label, positive: 1)\n  metric confusion = confusion_matrix(logits, label)\n}\ntrain Tables {\n  optimizer = sgd(lr: 0.1)\n}\n',
+    );
+    const r = await dlc('compile', file, '-o', dir, '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { create, type TableMetric } from './tables.ts';
+const model = await create();
+const batch = { x: new Float32Array(4), label: new Int32Array(1) };
+const set = await model.evaluateSet([batch]);
+const fine: number = set.confusion[1]![2]! + set.area + set.loss;
+const table: TableMetric = 'confusion';
+const one = await model.evaluate(batch);
+console.log(fine, table, one.confusion);
+const scalar: number = set.confusion;
+const step = await model.trainStep(batch).values();
+console.log(scalar, step.confusion);
+`,
+    );
+    const errors = tsc(dir, ['tables.ts', 'use.ts']);
+    expect(errors).not.toMatch(/use\.ts\([1-7],/);
+    expect(errors).toMatch(/use\.ts\(8,.*'confusion'/);
+    expect(errors).toMatch(/use\.ts\(9,\d+\): error TS2322: Type 'number\[\]\[\]' is not assignable to type 'number'/);
+    expect(errors).toMatch(/use\.ts\(11,.*'confusion'/);
+  });
+
   it('leaves trainStep, fit and prepareTraining out of the module of a model without a train block, and makes its profile name a graph', { timeout: 60_000 }, async () => {
     const dir = repoTempDir('compile');
     const file = join(dir, 'notrain.dl');
@@ -165,6 +197,35 @@ console.log(y.length, p.kernels.length);
     expect(errors).not.toMatch(/use\.ts\((7|8|9),/);
     expect(errors).not.toMatch(/no_train\.ts/);
     expect(readFileSync(join(dir, 'no_train.ts'), 'utf8')).not.toMatch(/\bfit\(/);
+  });
+
+  it("has adapt(), its layers typed, only where the train block adapts layers", { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const model = 'use std.nn.{Dense, Normalization}\nmodel Scaled {\n  input x: f32[B, 4]\n  input label: i32[B]\n  layer norm = Normalization(4)\n  layer fc = Dense(4, 2)\n  loss = cross_entropy(fc(norm(x)), label)\n}\n';
+    writeFileSync(join(dir, 'scaled.dl'), `${model}train Scaled {\n  adapt = [norm]\n}\n`);
+    writeFileSync(join(dir, 'plain.dl'), `${model.replaceAll('Scaled', 'Plain')}train Plain {\n  batch = 4\n}\n`);
+    for (const f of ['scaled.dl', 'plain.dl']) {
+      const r = await dlc('compile', join(dir, f), '-o', dir, '--runtime', runtimeImport(dir));
+      expect(r.status, r.err).toBe(EXIT_OK);
+    }
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { Dataset } from '${runtimeImport(dir)}';
+import { create } from './scaled.ts';
+import { create as createPlain } from './plain.ts';
+const data = new Dataset({ x: { data: new Float32Array(8), shape: [4] }, label: { data: new Int32Array(2), shape: [] } });
+const model = await create();
+const [report] = await model.adapt(data, { layers: ['norm'] });
+await model.adapt(data, { layers: ['fc'] });
+const plain = await createPlain();
+await plain.adapt(data);
+console.log(report.mean.length);
+`,
+    );
+    const errors = tsc(dir, ['scaled.ts', 'plain.ts', 'use.ts']);
+    expect(errors).toMatch(/use\.ts\(7,\d+\): error TS2322: Type '"fc"' is not assignable to type '"norm"'/);
+    expect(errors).toMatch(/use\.ts\(9,\d+\): error TS2339: Property 'adapt' does not exist/);
+    expect(errors.split('\n').filter((l) => l.includes('error')).length).toBe(2);
   });
 
   it('types the service API: named steps, size names, parameter paths; the calls run on WebGPU', { timeout: 120_000 }, async () => {

@@ -71,7 +71,7 @@ describe('fit', () => {
       expect(history.epochs.length).toBe(best.bestEpoch + 1 + 4);
       expect(best.best).toBe(Math.min(...history.epochs.map((e) => e.val_loss)));
       const after = await evaluateDataset(model, test, 16);
-      expect(after.loss).toBeLessThan(before.loss * 0.5);
+      expect(after.loss).toBeLessThan((before.loss as number) * 0.5);
       expect(after.accuracy).toBeGreaterThan(0.85);
     } finally {
       model.dispose();

@@ -31,6 +31,7 @@ export const EXAMPLE_CASES: readonly ExampleCase[] = [
   { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 4', sizes: { B: 2 } },
   { file: 'autoencoder', model: 'EncoderProbe', args: 'code: 4, classes: 3', sizes: { B: 2 }, intRange: { label: 3 } },
   { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 8', sizes: { B: 4 }, intRange: { action: 2 } },
+  { file: 'a2c_pendulum', model: 'PendulumActorCritic', args: 'hidden: 8', sizes: { B: 4 } },
 ];
 
 /** A batch of a program's inputs, by name. */

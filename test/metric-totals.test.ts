@@ -274,10 +274,10 @@ train Classifier {
       const history = await fit(model, { train }, { epochs: 1, batchSize: 4, seed: 1, callbacks: { onStep: (info) => void batchValues.push({ ...info.values }) } });
       const epoch = history.epochs[0];
       const set = await evaluateDataset(model, train, 30);
-      for (const name of ['f1_macro', 'precision1', 'recall2', 'loss', 'accuracy']) expect(epoch[name], name).toBeCloseTo(set[name], 5);
+      for (const name of ['f1_macro', 'precision1', 'recall2', 'loss', 'accuracy']) expect(epoch[name], name).toBeCloseTo(set[name] as number, 5);
       // the mean of the batches' F1 (what the epoch reported before) is another number
       const averaged = batchValues.reduce((a, v) => a + v.f1_macro, 0) / batchValues.length;
-      expect(Math.abs(averaged - set.f1_macro)).toBeGreaterThan(0.01);
+      expect(Math.abs(averaged - (set.f1_macro as number))).toBeGreaterThan(0.01);
     } finally {
       model.dispose();
     }
@@ -311,10 +311,10 @@ train Classifier {
     for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2', 'worst']) expect(all[name], name).toBeCloseTo(one[name], 5);
     for (const size of [2, 5]) {
       const set = await model.evaluateSet(cut(size));
-      for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2']) expect(set[name], `${name} in batches of ${size}`).toBeCloseTo(all[name], 5);
+      for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2']) expect(set[name], `${name} in batches of ${size}`).toBeCloseTo(all[name] as number, 5);
       // the batch-averaged F1 of small batches is another number
       const averaged = (await model.evaluateBatches(cut(size))).reduce((a, rec) => a + rec.f1_macro, 0) / Math.ceil(N / size);
-      expect(Math.abs(averaged - all.f1_macro)).toBeGreaterThan(0.01);
+      expect(Math.abs(averaged - (all.f1_macro as number))).toBeGreaterThan(0.01);
     }
     expect(Object.keys(all).some((k) => k.startsWith('#'))).toBe(false);
     model.dispose();

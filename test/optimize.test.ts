@@ -1012,7 +1012,7 @@ describe(`optimized examples compute the same results (seed ${SEED})`, () => {
   }
 
   it('at the examples’ own sizes, every model verifies after each pass and does not grow', () => {
-    for (const file of ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole']) {
+    for (const file of ['mnist_mlp', 'lenet', 'resnet', 'lstm_classifier', 'char_transformer', 'gan', 'autoencoder', 'reinforce_cartpole', 'a2c_pendulum']) {
       const checked = checkSource(readFileSync(`examples/${file}.dl`, 'utf8'), `examples/${file}.dl`);
       expect(checked.diagnostics).toEqual([]);
       for (const [name, g] of checked.graphs) {

@@ -437,6 +437,21 @@ model M {
   });
 });
 
+describe('W0301 a broadcast that pairs every example with every other', () => {
+  it('[B, 1] against [B] is a warning at the expression, once; same-rank pairings written out, and sizes that lead no input, are not', () => {
+    const model = (body: string) => `use std.nn.{Dense}\nmodel M {\n  input features: f32[B, 4]\n  input label: f32[B]\n  input tokens: i32[B, L]\n  layer fc = Dense(4, 1)\n  let pred = fc(features)\n${body}\n}\n`;
+    const [w] = expectDiagnostics(model('  metric mae = mean(abs(pred - label))\n  metric mae2 = mean(abs(pred - label))'), [
+      { code: 'W0301', at: 'pred - label', message: ['this broadcasts f32[B, 1] against f32[B] to f32[B, B]: every example of the batch paired with every other (B x B)'] },
+      { code: 'W0301', at: 'pred - label', occurrence: 1 },
+    ]);
+    expect(w.severity).toBe('warning');
+    expect(w.help).toContain('`label[:, None]`');
+    expectDiagnostics(model('  metric r = mean(label / pred)'), [{ code: 'W0301', at: 'label / pred' }]);
+    // each pair with its own, every pair on purpose, and a position grid over L (which leads no input)
+    expect(check(model('  metric mae = mean(abs(pred[:, 0] - label))\n  metric d = mean(features[:, None, :] - features[None, :, :])\n  let pos = arange(L)\n  output causal = cast(pos[:, None] >= pos, f32)\n  metric m = mean(abs(pred - label[:, None]))'))).toEqual([]);
+  });
+});
+
 describe('E0305 cannot evaluate at compile time', () => {
   it('a negative size for a new tensor (zeros, ones, full, random_*, arange), at the shape as written', () => {
     const model = (e: string) => `model M {\n  input x: f32[B, 4]\n  output y = ${e}\n}\n`;

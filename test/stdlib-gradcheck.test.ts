@@ -75,7 +75,7 @@ const CASES: Record<string, [string, string]> = {
 };
 
 /** Metrics are counts of argmax decisions: piecewise constant, with a zero gradient almost everywhere. */
-const NOT_DIFFERENTIABLE = new Set(['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1']);
+const NOT_DIFFERENTIABLE = new Set(['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix']);
 
 describe(`stdlib gradients (seed ${SEED})`, () => {
   for (const [name, [inputs, body]] of Object.entries(CASES)) {

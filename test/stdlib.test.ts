@@ -56,7 +56,7 @@ const USES = [
   'use std.act.{relu, leaky_relu, gelu, silu, elu, softplus, logsumexp, softmax, log_softmax}',
   'use std.loss.{mse, l1, huber, cross_entropy, binary_cross_entropy, nll, kl_normal}',
   'use std.math.{var, std, normalize, cosine_similarity, tril, triu}',
-  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1}',
+  'use std.metrics.{accuracy, precision, recall, f1, binary_accuracy, binary_precision, binary_recall, binary_f1, auc, confusion_matrix, binary_confusion_matrix}',
 ].join('\n');
 
 /** Compiles one model (no diagnostics, a well-formed graph) in training or evaluation mode. */
@@ -480,7 +480,7 @@ const TESTED = [
   // std.nn
   'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
-  'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample',
+  'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample', 'Normalization',
   // std.math
   'var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k', 'clip',
   // std.act
@@ -488,7 +488,7 @@ const TESTED = [
   // std.loss
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
-  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1',
+  'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix',
 ];
 
 describe('coverage', () => {
@@ -834,6 +834,18 @@ describe('BatchNorm', () => {
     const x = uniform(r, 4 * 3);
     const m = model('model T {\n input x: f32[B, 3]\n layer bn = BatchNorm(3, eps: 0.01)\n output y = bn(x)\n}', { x: f32([4, 3], x) }, r);
     expectClose(m.out('y'), [4, 3], batchNormRef(x, 4, 3, 1, m.p['bn.gamma'], m.p['bn.beta'], undefined, 0.01).y);
+  });
+});
+
+describe('Normalization', () => {
+  it("(x - mean) / max(sqrt(variance), eps) per feature from its state, as Keras' Normalization; the identity until adapted", () => {
+    const r = prng('Normalization');
+    const x = uniform(r, 4 * 3, -5, 5);
+    const src = 'model T {\n input x: f32[B, 3]\n layer n = Normalization(3, eps: 0.01)\n output y = n(x)\n}';
+    const [mean, variance] = [[1, -2, 0.5], [4, 0, 0.25]];
+    const m = model(src, { x: f32([4, 3], x) }, r, { state: { 'n.mean': mean, 'n.variance': variance } });
+    expectClose(m.out('y'), [4, 3], x.map((v, i) => (v - mean[i % 3]) / Math.max(Math.sqrt(variance[i % 3]), 0.01)));
+    expectClose(model(src, { x: f32([4, 3], x) }, r).out('y'), [4, 3], x);
   });
 });
 
@@ -1856,6 +1868,51 @@ describe('binary_accuracy, binary_precision, binary_recall, binary_f1', () => {
     for (const name of ['p', 'r', 'f']) expectScalar(m.out(name), 0);
     const bad = checkSource(`${USES}\nmodel T {\n input z: f32[B, 1]\n input t: f32[B]\n metric a = binary_accuracy(z, t)\n}`, 't.dl').diagnostics;
     expect(bad.map((d) => `${d.code} ${d.help}`)).toEqual(['E0304 binary metrics take one logit per label: a [B, 1] logit against [B] labels needs logits[:, 0]']);
+  });
+});
+
+describe('auc', () => {
+  // test/metric-auc.test.ts checks it against Keras' formula, exact areas, over batches and on WebGPU
+  it('1 for scores that rank every positive first, 0 reversed, 0.5 with 2 thresholds; Keras by hand at 3 thresholds', () => {
+    const z = [2.0, 1.0, -0.5, 0.3, -2.0, 0.8];
+    const t = [1, 1, 0, 1, 0, 0];
+    const src = `model T {\n input z: f32[B]\n input t: f32[B]\n metric roc = auc(z, t)\n metric pr = auc(z, t, curve: "pr")\n metric reversed = auc(-z, t)\n metric two = auc(z, t, thresholds: 2)\n metric three = auc(z, t, thresholds: 3)\n}`;
+    const m = model(src, { z: f32([6], z), t: f32([6], t) }, prng('auc'));
+    // positives 2.0, 1.0, 0.3; negatives 0.8, -0.5, -2.0: 8 of the 9 pairs ranked right, so not 1
+    expectScalar(m.out('reversed'), 1 - m.out('roc').data[0], 1e-12);
+    expectScalar(m.out('two'), 0.5, 1e-12);
+    // at 0.5 (sigmoid 0.5 is z = 0): tp 3, fp 1 of 3 negatives; the trapezoids (1 - 1/3) (1 + 1) / 2 + (1/3) (1 + 0) / 2
+    expectScalar(m.out('three'), 2 / 3 + 1 / 6, 1e-12);
+    const sorted = model(src, { z: f32([6], [2, 1, 0.5, -0.5, -1, -2]), t: f32([6], [1, 1, 1, 0, 0, 0]) }, prng('auc'));
+    expectScalar(sorted.out('roc'), 1, 1e-12);
+    expectScalar(sorted.out('pr'), 1, 1e-12);
+    expectScalar(sorted.out('reversed'), 0, 1e-12);
+  });
+});
+
+describe('confusion_matrix', () => {
+  // test/metric-confusion.test.ts checks it over batches, on WebGPU and in dlc train / evaluate
+  it('counts by true class (rows) and argmax (columns); ignore_index leaves labels out', () => {
+    const z = [3, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 0, 4];
+    const y = [0, 1, 1, 2, 2];
+    const src = 'model T {\n input z: f32[B, 3]\n input y: i32[B]\n metric cm = confusion_matrix(z, y)\n metric kept = confusion_matrix(z, y, ignore_index: 1)\n}';
+    const m = model(src, { z: f32([5, 3], z), y: i32([5], y) }, prng('confusion_matrix'));
+    // predictions 0, 1, 2, 0, 2
+    expectClose(m.out('cm'), [3, 3], [1, 0, 0, 0, 1, 1, 1, 0, 1], 0);
+    expectClose(m.out('kept'), [3, 3], [1, 0, 0, 0, 0, 0, 1, 0, 1], 0);
+  });
+});
+
+describe('binary_confusion_matrix', () => {
+  it('rows the label (0, 1), columns sigmoid(logit) > threshold, with f32 or i32 labels', () => {
+    const z = [2.1, -0.3, 0.4, -1.7, 0.05, -0.6, 1.2];
+    const t = [1, 0, 0, 1, 1, 0, 1];
+    const src = 'model T {\n input z: f32[B]\n input t: f32[B]\n input k: i32[B]\n metric half = binary_confusion_matrix(z, t)\n metric low = binary_confusion_matrix(z, k, threshold: 0.3)\n}';
+    const m = model(src, { z: f32([7], z), t: f32([7], t), k: i32([7], t) }, prng('binary_confusion_matrix'));
+    const counts = (threshold: number) => [0, 1].flatMap((y) => [0, 1].map((p) => z.filter((v, i) => t[i] === y && Number(1 / (1 + Math.exp(-v)) > threshold) === p).length));
+    expect(counts(0.5)).not.toEqual(counts(0.3));
+    expectClose(m.out('half'), [2, 2], counts(0.5), 0);
+    expectClose(m.out('low'), [2, 2], counts(0.3), 0);
   });
 });
 

@@ -190,6 +190,13 @@ describe('stratified and ordered splits', () => {
     expect(run.err).toContain('warning: the test split has no example of class 1');
     const test = jsonLines((await dlc('predict', ordered.file, '--split', 'test')).out);
     expect(test.map((r) => r.example)).toEqual(Array.from({ length: 20 }, (_, i) => 80 + i));
+    // --limit with ordered_split takes the first rows in order (a random subset would train on rows after the test rows)
+    const limited = await dlc('train', ordered.file, '--no-progress', '--limit', '50', '--checkpoint', join(ordered.dir, 'limited.safetensors'));
+    expect(limited.status, limited.err).toBe(EXIT_OK);
+    const tail = jsonLines((await dlc('predict', ordered.file, '--split', 'test', '--checkpoint', join(ordered.dir, 'limited.safetensors'))).out);
+    expect(tail.map((r) => r.example)).toEqual(Array.from({ length: 10 }, (_, i) => 40 + i));
+    const head = jsonLines((await dlc('predict', ordered.file, '--split', 'train', '--checkpoint', join(ordered.dir, 'limited.safetensors'))).out);
+    expect(head.map((r) => r.example)).toEqual(Array.from({ length: 30 }, (_, i) => i));
     const stratified = project('  data = csv(path: "d.csv", label: "y")\n  split = [0.6, 0.2, 0.2]\n  stratify = true\n  epochs = 1', files);
     const fair = await dlc('train', stratified.file, '--no-progress');
     expect(fair.status, fair.err).toBe(EXIT_OK);

@@ -26,6 +26,7 @@ const MODELS: { file: string; model: string; args: string; sizes: Record<string,
   { file: 'gan', model: 'Gan', args: 'latent: 3, hidden: 5, pixels: 6', sizes: { B: 3 } },
   { file: 'autoencoder', model: 'AutoEncoder', args: 'code: 3', sizes: { B: 2 } },
   { file: 'reinforce_cartpole', model: 'CartPolePolicy', args: 'hidden: 5', sizes: { B: 4 }, intRange: { action: 2 } },
+  { file: 'a2c_pendulum', model: 'PendulumActorCritic', args: 'hidden: 5', sizes: { B: 4 } },
 ];
 
 describe(`every example's loss passes a directional gradient check (seed ${SEED})`, () => {
@@ -163,7 +164,7 @@ train Tie {
         ['E0206', '`csv` takes its arguments by name', '"data.csv"'],
         ['E0206', '`random_shift` takes its arguments by name', '2'],
       ]);
-      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, header, label_type, classes, delimiter, missing');
+      expect(diagnostics[0].help).toBe('e.g. `csv(path: ...)`; its arguments are path, label, features, categorical, header, label_type, classes, delimiter, missing');
     }
   });
 
@@ -366,7 +367,7 @@ train Tie {
   });
 
   it('every example with a train block compiles to verified training graphs', () => {
-    for (const f of ['mnist_mlp', 'lenet', 'gan', 'reinforce_cartpole', 'autoencoder']) {
+    for (const f of ['mnist_mlp', 'lenet', 'gan', 'reinforce_cartpole', 'a2c_pendulum', 'autoencoder']) {
       const { trainings, diagnostics } = compileTraining(readFileSync(`examples/${f}.dl`, 'utf8'), `examples/${f}.dl`);
       expect(diagnostics.map((d) => `${d.code} ${d.message}`), f).toEqual([]);
       expect(trainings.length, f).toBeGreaterThan(0);

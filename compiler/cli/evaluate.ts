@@ -1,11 +1,12 @@
 // `dlc evaluate`: a saved checkpoint's loss and metrics on a split of the model's data, split exactly as training split it (test by default, else validation), or on all of it.
 import { loadCheckpoint } from './checkpoints.ts';
 import { evaluateDataset } from '../../runtime/fit.ts';
+import type { MetricValue } from '../../runtime/metric-tables.ts';
 import type { ModelProgram } from '../../runtime/program.ts';
 import type { Dataset } from '../../runtime/data.ts';
 import { existsSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { checkBatchSizes, checkClasses, checkDataIndices, checkpointMetadata, dataLikeTraining, logsLine, noteBatchAveraged, type PreparedData, prepareData, recordedSplit, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
+import { checkBatchSizes, checkClasses, checkDataIndices, checkpointMetadata, dataLikeTraining, noteBatchAveraged, type PreparedData, prepareData, printSetMetrics, recordedSplit, savedCheckpoint, splitLikeTraining, TrainError, type TrainFlags, type TrainIo, withModel } from './train.ts';
 
 export const SPLITS = ['train', 'validation', 'test', 'all'] as const;
 
@@ -65,14 +66,14 @@ function restoredBest(path: string, metadata: Readonly<Record<string, string>>, 
 }
 
 /** Loads the checkpoint into `program`'s model and evaluates it on the chosen split; returns the metrics it printed. */
-export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, number>> {
+export async function evaluateProgram(program: ModelProgram, file: string, flags: EvaluateFlags, io: TrainIo): Promise<Record<string, MetricValue>> {
   const { path, data, split, set } = await checkpointAndSplit(program, file, flags, io);
   return withModel(program, { seed: data.seed, batchSize: data.batchSize, sizes: data.sizes }, async (model) => {
     const report = await loadCheckpoint(model, path, io.err);
     const epoch = report.metadata['dlc.epoch'];
     io.err(`evaluating ${path}${epoch ? ` (after epoch ${epoch})` : ''} on ${split === 'all' ? `all ${set.length} examples of the data, in order,` : `${set.length} ${split} examples`} on ${model.adapterInfo}`);
     const metrics = await evaluateDataset(model, set, data.batchSize);
-    io.out(`${split}  ${logsLine(metrics)}`);
+    printSetMetrics(split, metrics, program, set, io);
     noteBatchAveraged(program, set.length, data.batchSize, io);
     return metrics;
   });

@@ -11,12 +11,14 @@ import { batchAveraged, earlyStoppingSetting, evaluateDataset, type EarlyStoppin
 import { checkpointPlan, CheckpointWriter, earlierRun, keptGenerations, type CheckpointPlan, moveEarlierRun, openCheckpointFolder, refuseIfLocked, resumeFrom, type ResumeState } from './checkpoints.ts';
 import { loadInitFrom, readInitFrom, samePath } from './init-from.ts';
 import { type Dataset, shuffledIndices } from '../../runtime/data.ts';
+import { fitVocabularies, type Vocabularies, withVocabularies } from '../../runtime/vocabulary.ts';
 import { KNOWN_DATASETS, LOCATION_ARGUMENT, loadDataset } from '../../runtime/node/datasets.ts';
 import { columnClashes } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
 import { conditionHolds, evalSize, sizeNames } from '../../runtime/sizes.ts';
 import { parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
 import { formatProfile } from '../../runtime/profile.ts';
+import { formatMetricTable, type MetricValue } from '../../runtime/metric-tables.ts';
 import { DEFAULT_BATCH } from '../train/plan.ts';
 
 export interface TrainFlags {
@@ -64,7 +66,7 @@ export class DataSettingError extends TrainError {
 }
 
 /** The train block settings `dlc train` acts on, or that the compiler built into the step (the rest are reported, not silently ignored). */
-const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode', 'stratify', 'ordered_split']);
+const HONOURED_SETTINGS = new Set(['clip_grad_norm', 'clip_grad_value', 'data', 'validation', 'split', 'shuffle', 'seed', 'batch', 'max_batch', 'epochs', 'steps', 'augment', 'early_stopping', 'checkpoint', 'log_every', 'eval_every', 'metrics', 'validation_metrics', 'init_from', 'freeze_mode', 'stratify', 'ordered_split', 'adapt']);
 
 function setting(program: ModelProgram, name: string): SettingValue | undefined {
   return program.training?.settings[name];
@@ -143,6 +145,23 @@ export function shownLogs(program: ModelProgram): (name: string) => boolean {
   };
 }
 
+/**
+ * A set's losses and metrics as `dlc train` (at the end) and `dlc evaluate` print them: the numbers on
+ * one line after `title`, then each table metric (a confusion matrix) as a grid whose rows and columns
+ * are named by the classes of the model's one integer input column that has as many (a label read as
+ * class names), else numbered.
+ */
+export function printSetMetrics(title: string, metrics: Readonly<Record<string, MetricValue>>, program: ModelProgram, set: Dataset, io: TrainIo, shown: (name: string) => boolean = () => true): void {
+  const numbers = Object.fromEntries(Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  io.out(`${title}  ${logsLine(numbers, shown)}`);
+  for (const [name, table] of Object.entries(metrics)) {
+    if (typeof table === 'number' || !shown(name)) continue;
+    const size = program.tables?.[name]?.[0];
+    const named = program.inputs.filter((i) => i.dtype !== 'f32' && set.hasColumn(i.name)).map((i) => set.column(i.name).classes).filter((c) => c !== undefined && c.length === size);
+    io.out(formatMetricTable(name, table, named.length === 1 ? named[0] : undefined));
+  }
+}
+
 export function logsLine(logs: Readonly<Record<string, number>>, shown: (name: string) => boolean = () => true): string {
   return Object.entries(logs)
     .filter(([k]) => k !== 'epoch' && shown(k))
@@ -177,7 +196,8 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
  * What a checkpoint records of its training data: the sizes the data fixed (`dlc.sizes`, e.g. a
  * text's window length L), the class names of each input that has them (`dlc.classes.<input>`: a
  * text's vocabulary, a CSV's label names), the columns' names where the data named them
- * (`dlc.names.<input>`: a CSV's header names of its feature and label columns), for commands that run it without the data (`dlc sample`)
+ * (`dlc.names.<input>`: a CSV's header names of its feature and label columns), the vocabulary of each
+ * categorical column (`dlc.vocabulary.<column>`), for commands that run it without the data (`dlc sample`)
  * or with data that must agree; and the flags that chose the examples (`dlc.split`: --seed, --limit,
  * --data), so that evaluate, predict and --resume split the data as training did.
  */
@@ -191,6 +211,8 @@ function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Rec
     const names = train.hasColumn(input.name) ? train.column(input.name).names : undefined;
     if (names) out[`dlc.names.${input.name}`] = JSON.stringify(names);
   }
+  // every categorical column's, so a later file's values get the indices training gave them
+  for (const c of train.columns()) if (c.vocabulary) out[`dlc.vocabulary.${c.name}`] = JSON.stringify(c.vocabulary);
   return out;
 }
 
@@ -396,6 +418,24 @@ function byRecordedNames(spec: SettingValue, recorded: Readonly<Record<string, s
   return { spec: { call: 'csv', args }, names: features };
 }
 
+/**
+ * The vocabulary of each categorical column of `data` (runtime/vocabulary.ts): as the checkpoint recorded
+ * it (`dlc.vocabulary.<column>`), so evaluate, predict and --resume index a value as training did, else
+ * fitted on the training split `train`, so values seen only in held-out examples read as 0 (unseen).
+ */
+function categoricalVocabularies(program: ModelProgram, data: Dataset, train: Dataset | undefined, recorded: Readonly<Record<string, string>> | undefined): Vocabularies {
+  const fitted = train ? fitVocabularies(train) : {};
+  const out: Record<string, readonly string[]> = {};
+  for (const c of data.columns()) {
+    if (!c.vocabulary) continue;
+    const saved = recorded?.[`dlc.vocabulary.${c.name}`];
+    if (saved !== undefined) out[c.name] = JSON.parse(saved) as string[];
+    else if (train) out[c.name] = fitted[c.name];
+    else if (program.inputs.some((i) => i.name === c.name)) throw new TrainError(`the checkpoint records no vocabulary of the categorical column \`${c.name}\`, so its values cannot be indexed as training indexed them: was it trained with \`categorical\`?`);
+  }
+  return out;
+}
+
 /** Loads and splits `program`'s data as its train block and the flags say; `dlc train` and `dlc evaluate` share it. */
 export async function prepareData(program: ModelProgram, file: string, flags: TrainFlags, io: TrainIo, options: PrepareOptions = {}): Promise<PreparedData> {
   if (!program.training) throw new TrainError(`the model ${program.model} has no train block`);
@@ -442,6 +482,7 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   };
   if (options.whole) {
     if (flags.limit !== undefined) throw new TrainError('--limit chooses a random subset to split; --split all takes every example of the data, in order');
+    data = withVocabularies(data, atSetting('data', () => categoricalVocabularies(program, data, undefined, options.recorded)));
     atSetting('data', () => checkInputs(data));
     const rows = { all: identityRows(data.length) };
     return { train: data, all: data, rows, seed, batchSize, sizes: atSetting('data', () => sizesFromData(program, data)), ...csvPathOf(dataSetting, file) };
@@ -451,15 +492,19 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   let heldOut = validationSetting === undefined ? undefined : await load(validationSetting, 'validation data');
   if (heldOut && validationSetting !== undefined) atSetting('validation', () => checkWholeNumbers(program, heldOut!, validationSetting, dirname(file)));
   const limit = flagInt(flags.limit, 'limit');
-  // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order)
+  const ordered = setting(program, 'ordered_split') === true;
+  // a seeded random subset: loaders may return examples grouped by class (mnist is in digit order);
+  // with ordered_split, the first examples in the data's order, so a time-ordered split stays one
+  // (a random subset in random order would put later rows in training than in test)
+  const subsetRows = (n: number, k: number) => (ordered ? identityRows(k) : shuffledIndices(n, seed).slice(0, k));
   let dataRows = identityRows(data.length);
   let heldOutRows = heldOut ? identityRows(heldOut.length) : undefined;
   if (limit !== undefined && limit < data.length) {
-    dataRows = shuffledIndices(data.length, seed).slice(0, limit);
+    dataRows = subsetRows(data.length, limit);
     data = data.subset(dataRows);
   }
   if (limit !== undefined && heldOut && limit < heldOut.length) {
-    heldOutRows = shuffledIndices(heldOut.length, seed).slice(0, limit);
+    heldOutRows = subsetRows(heldOut.length, limit);
     heldOut = heldOut.subset(heldOutRows);
   }
 
@@ -471,7 +516,6 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
   // divides each class of the label by the fractions
   const stratify = setting(program, 'stratify') === true;
   if (stratify && !heldOut && !data.hasColumn('label')) throw new TrainError(`stratify = true divides each class of the data's \`label\` by the fractions, but the data has no \`label\` column (it has ${data.columnNames.map((c) => `\`${c}\``).join(', ')})`);
-  const ordered = setting(program, 'ordered_split') === true;
   let parts: Dataset[];
   let rows: Rows;
   if (heldOut) {
@@ -488,6 +532,9 @@ export async function prepareData(program: ModelProgram, file: string, flags: Tr
     const inFile = indices.map((part) => part.map((i) => dataRows[i]));
     rows = { train: inFile[0], ...(inFile[1] ? { validation: inFile[1] } : {}), ...(inFile[2] ? { test: inFile[2] } : {}) };
   }
+  // categorical columns indexed by the training split's vocabulary (or the checkpoint's), in every split
+  const vocabularies = atSetting('data', () => categoricalVocabularies(program, parts[0], parts[0], options.recorded));
+  if (Object.keys(vocabularies).length > 0) parts = parts.map((part) => withVocabularies(part, vocabularies));
   const [train, validation, test] = [parts[0], parts[1], parts[2]];
   atSetting('data', () => checkInputs(train));
   if (!heldOut) warnMissingClasses(data, { validation, test }, stratify, io);
@@ -545,6 +592,23 @@ function warnMissingClasses(data: Dataset, heldOut: { validation?: Dataset; test
 export function checkDataIndices(program: ModelProgram, data: PreparedData): void {
   const indexed = program.inputs.filter((i) => i.indices);
   if (indexed.length === 0) return;
+  // a categorical column's every index, seen in the data or not: its vocabulary and 0
+  for (const input of indexed) {
+    const vocabulary = data.train.hasColumn(input.name) ? data.train.column(input.name).vocabulary : undefined;
+    if (!vocabulary) continue;
+    for (const use of input.indices!) {
+      let bound: number;
+      try {
+        bound = evalSize(use.bound, new Map([...Object.entries(data.sizes), ['B', 1]]));
+      } catch {
+        continue;
+      }
+      const n = vocabulary.length;
+      if (n + 1 <= bound) continue;
+      const where = use.source ? ` (${use.source.caller ? `${use.source.caller.file}:${use.source.caller.line}:${use.source.caller.col}, in ` : ''}${use.source.file}:${use.source.line}:${use.source.col})` : '';
+      throw new TrainError(`the categorical column \`${input.name}\` has ${n} values in its vocabulary (indices 1..${n}, and 0 for a value training did not see), but the model uses it to index ${use.what}, of size ${bound}${where}: it needs ${n + 1} (an Embedding(${n + 1}, d), one_hot(${input.name}, ${n + 1}))`);
+    }
+  }
   const sets = [['the training data', data.train, data.rows?.train ?? data.rows?.all], ['the validation data', data.validation, data.rows?.validation], ['the test data', data.test, data.rows?.test]] as const;
   for (const [what, set, rows] of sets) {
     if (!set) continue;
@@ -620,7 +684,7 @@ export function checkBatchSizes(
 }
 
 /** Train the model of `program` as its train block says, with flags overriding; returns the final test metrics. */
-export async function trainProgram(program: ModelProgram, file: string, asked: TrainFlags, io: TrainIo): Promise<Record<string, number>> {
+export async function trainProgram(program: ModelProgram, file: string, asked: TrainFlags, io: TrainIo): Promise<Record<string, MetricValue>> {
   const resumePath = checkpointPathOf(program, file, asked);
   // a run that is writing the checkpoint is named first: what it is rewriting says nothing yet
   if (!asked.profile) refuseIfLocked(resumePath);
@@ -713,7 +777,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
     release();
   }
   /** The model made, trained (from `moved` aside, or resumed), its checkpoints written, and its test metrics. */
-  async function trainWithModel(moved: readonly string[], release: () => void): Promise<Record<string, number>> {
+  async function trainWithModel(moved: readonly string[], release: () => void): Promise<Record<string, MetricValue>> {
     return withModel(program, { seed, batchSize: Math.max(batchSize, maxBatch ?? 0), sizes: dataSizes }, async (model) => {
       // the weights, not the run that made them: its optimizer state and step stay behind
       if (init) await loadInitFrom(model, program, init, io);
@@ -730,6 +794,16 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
         const inputs = Object.fromEntries(program.inputs.map((i) => [i.name, first.value.columns[i.name]]));
         io.out(formatProfile(await model.profile(inputs, { reps: 5 }), 15));
         return {};
+      }
+      // `adapt`: the statistics of the training split, once, before the first step (a resumed run keeps its checkpoint's)
+      if (model.step === 0 && resume.epoch === 0 && (program.training?.adapt ?? []).length > 0) {
+        let adapted;
+        try {
+          adapted = await model.adapt(train);
+        } catch (e) {
+          throw new TrainError((e as Error).message);
+        }
+        for (const a of adapted) io.err(`adapted ${a.layer} to the mean and variance of \`${a.input}\` over the ${train.length} training examples`);
       }
       const limit = flagInt(flags.limit, 'limit');
       const recorded: RecordedSplit = {
@@ -769,6 +843,8 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
           ...(evalEvery !== undefined ? { validateEvery: evalEvery } : {}),
           // restore_best: dlc train keeps the best weights on disk and restores them itself (checkpoints.ts)
           earlyStopping: earlyStopping ? { ...earlyStopping, restoreBest: false } : false,
+          // adapted above, where it says so
+          adapt: false,
           ...(resume.earlyStopping ? { earlyStoppingState: resume.earlyStopping } : {}),
           callbacks: {
             onStep(info) {
@@ -839,7 +915,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
       const metrics = await evaluateDataset(model, evalSet, batchSize);
       // a validation set's line shows what `validation { metrics }` asks for, as the epochs' val_ logs do
       const onTest = test !== undefined && test.length > 0;
-      io.out(`${onTest ? 'test' : 'validation'}  ${logsLine(metrics, onTest ? shown : (name) => shown(`val_${name}`))}`);
+      printSetMetrics(onTest ? 'test' : 'validation', metrics, program, evalSet, io, onTest ? shown : (name) => shown(`val_${name}`));
       noteBatchAveraged(program, evalSet.length, batchSize, io);
       return metrics;
     });

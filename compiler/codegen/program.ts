@@ -365,6 +365,7 @@ export function lowerModel(
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);
     const indexUses = indexInputs(m.forward);
+    const tables = [...m.evaluation.metrics].filter(([, v]) => v.type.shape.length > 0);
     const tensorDecl = (name: string, v: Value): TensorDecl => ({ name, dtype: runtimeDType(v.type, name), shape: v.type.shape.map(sizeExpr) });
     const program: ModelProgram = {
       format: 'dlc-program',
@@ -376,13 +377,14 @@ export function lowerModel(
       outputs: [...m.evaluation.outputs].map(([k, v]) => tensorDecl(k, v)),
       losses: [...m.evaluation.losses.keys()],
       metrics: [...m.evaluation.metrics.keys()],
+      ...(tables.length > 0 ? { tables: Object.fromEntries(tables.map(([name, v]) => [name, concreteShape(v.type, `metric ${name}`)])) } : {}),
       ...(totals.means.length > 0 ? { means: [...totals.means] } : {}),
       params,
       state,
       ...(updates && updates.arenas.length > 0 ? { arenas: updates.arenas.map((a) => ({ kind: a.kind, dtype: runtimeDType({ dtype: a.dtype, shape: [] }, 'an arena'), size: a.size })), arenaAlignment: updates.alignment } : {}),
       shaders: [...shaders.keys()],
       graphs,
-      ...(m.training ? { training: { steps: m.training.steps, settings: m.training.settings } } : {}),
+      ...(m.training ? { training: { steps: m.training.steps, ...(m.training.adapt ? { adapt: m.training.adapt } : {}), settings: m.training.settings } } : {}),
     };
     // temporaries share buffers by liveness (memory.ts), weighed at the train block's batch size
     if (options.planMemory === false) return { program, diagnostics: [] };

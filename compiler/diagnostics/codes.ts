@@ -181,10 +181,15 @@ Training goes ahead; remove the setting, unfreeze the parameters, or add the lay
 model's inputs does not fit: no column has the input's name, the element types differ, or one example's shape (the input's
 shape after the batch axis B) differs from the column's. A symbolic size takes the data's value (a text's window length L);
 a flat column also feeds an input of the same size ([784] into [1, 28, 28]). A train block with env = cartpole(...) needs the
-inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]; acting gives
-sampled_action the observation alone, and the losses and metrics may read those three inputs only. The train block's
+inputs observation f32[B, 4], action i32[B] and returns f32[B] and the output sampled_action i32[B]; env = pendulum(...)
+needs observation f32[B, 3], action f32[B, 1], returns f32[B] and sampled_action f32[B, 1] (a torque). With gae_lambda
+(actor-critic), the model also needs the input advantages f32[B] and the output value f32[B], its estimate of each state's
+value. Acting gives sampled_action (and value) the observation alone, and the losses and metrics may read only the inputs
+the episodes give. The train block's
 augment must work on an image column the data gives ([C, H, W], channels-last [H, W, C], [H, W] or a square [H * W]).
-A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers.
+A CSV's columns are named features (every column but the label, as f32) and, with label:, label, whatever its headers;
+each column categorical lists is one of its header name, one i32 index per example (an input i32[B]); a categorical column
+may not also be listed in columns, be the label, or be named features or label.
 dlc train, evaluate and predict report under this code, at the data (or validation) setting, what they find reading the data
 it names: a file they cannot read or parse, a column count or width that does not fit (listing the CSV columns taken as
 features: an unnamed first column is often a pandas index), a value that does not fit an integer input. dlc train reports
@@ -208,12 +213,27 @@ tensors of different shapes are E0301 too; slices do not clamp.
     param w: f32[748, 10] = glorot_uniform
     let logits = image @ w        // error: matmul inner dimensions differ: f32[B, 784] @ f32[748, 10]`,
   },
+  W0301: {
+    severity: 'warning',
+    title: 'broadcast pairs every example with every other',
+    explanation: `An elementwise operation between tensors of different ranks lines their axes up from the right (numpy's
+broadcasting), so an operand's leading batch axis can land on the other's size-1 axis: a regression head's
+f32[B, 1] minus a label f32[B] is f32[B, B], every prediction against every label, and a mean over it is a
+number that trains and reports nothing useful. Give both operands the same axes, or write the pairing out when
+every pair is meant (a distance matrix):
+
+    let pred = head(x)                           // f32[B, 1]
+    metric mae = mean(abs(pred - label))         // warning: f32[B, 1] against f32[B] is f32[B, B]
+    metric mae = mean(abs(pred[:, 0] - label))   // each prediction against its own label
+    let d = x[:, None, :] - x[None, :, :]        // every pair, on purpose: no warning`,
+  },
   E0302: {
     severity: 'error',
     title: 'value does not match its declared type',
     explanation: `A value has a different dtype or shape from the type declared for it: a forward argument, a forward's return
-type, a typed let or output, a loss (a loss must be a scalar f32), or a scan carry that the body gives another type than it
-starts with.
+type, a typed let or output, a loss (a loss must be a scalar f32), a metric (a scalar, or a table such as a confusion
+matrix: f32 of a fixed shape and a sum over the examples, so that a data set has one), or a scan carry that the body gives
+another type than it starts with.
 
     forward(x: f32[B, 784]) -> f32[B, 10] = x @ w    // error if w is f32[784, 12]`,
   },

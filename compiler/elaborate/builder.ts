@@ -6,6 +6,7 @@ import { getOp, inferOp } from '../ops/registry.ts';
 import type { Attrs, DType, Graph, InitSpec, InputInfo, Node, ParamInfo, StateInfo, TensorType, Value } from '../ir/types.ts';
 import { type Dim, dimToString, divisionsOfSizes, isDim, shapeToString } from '../shapes/dim.ts';
 import { POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
+import { crossBatchBroadcast } from './cross-batch.ts';
 import type { LayerCall, SizeConstraint } from '../ir/types.ts';
 
 export function typeToString(t: TensorType): string {
@@ -157,11 +158,30 @@ export class GraphBuilder {
       );
       return Array.from({ length: outputs }, () => POISON);
     }
+    if (def.family === 'elementwise' && types.length >= 2 && !span.file.startsWith('stdlib/')) this.warnCrossBatch(types, inferred[0], span);
     const values = inferred.map((t) => this.newValue(t));
     // a node the standard library builds remembers the user's call it ran under
     const site = span.file.startsWith('stdlib/') ? this.siteOf?.() : undefined;
     this.nodes.push({ op, inputs: operands.map((o) => o.tensor.value), attrs, outputs: values, span: site ? { ...span, site } : span });
     return values.map((value) => ({ kind: 'tensor', value, origin: span }) as TensorV);
+  }
+
+  private readonly crossBatchWarned = new Set<string>();
+
+  /** W0301 once per expression: an implicit broadcast that pairs every example of the batch with every other. */
+  private warnCrossBatch(types: readonly TensorType[], result: TensorType, span: Span): void {
+    const batch = this.inputs.flatMap((i) => (i.value.type.shape.length > 0 ? [i.value.type.shape[0]] : []));
+    const found = crossBatchBroadcast(types, batch);
+    const key = `${span.file}:${span.start}:${span.end}`;
+    if (!found || this.crossBatchWarned.has(key)) return;
+    this.crossBatchWarned.add(key);
+    const size = dimToString(found.size);
+    const shapes = types.map(typeToString);
+    this.report(
+      diagnostic('W0301', `this broadcasts ${shapes.join(' against ')} to ${typeToString(result)}: every example of the batch paired with every other (${size} x ${size})`, span, {
+        help: `to pair each example with its own, give both operands the same axes: drop the size-1 axis (\`pred[:, 0]\`) or add it to the other (\`label[:, None]\`); to mean every pair, write both axes out: \`a[:, None] - b[None, :]\``,
+      }),
+    );
   }
 
   /** A member's final path, or its own name while its layer is still being built (and not yet named). */

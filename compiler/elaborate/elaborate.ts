@@ -395,11 +395,17 @@ export class Elaborator {
         const value = this.tensorOrPoison(this.expr(s.value, env), s.value.span, `a ${s.kind.toLowerCase()}`);
         if (value) {
           const t = value.value.type;
-          if (t.shape.length !== 0 || (s.kind === 'Loss' && t.dtype !== 'f32')) {
+          // a metric may be a table of counts with a fixed shape (confusion_matrix's [C, C]); whether it
+          // is a function of sums over the batch, as such a metric must be, is checked on the whole graph
+          const table = s.kind === 'Metric' && t.shape.length > 0 && t.dtype === 'f32' && t.shape.every((d) => typeof d === 'number');
+          if ((t.shape.length !== 0 && !table) || (s.kind === 'Loss' && t.dtype !== 'f32')) {
             this.report(
-              diagnostic('E0302', `a ${s.kind.toLowerCase()} must be a scalar${s.kind === 'Loss' ? ' f32' : ''}, found ${typeToString(t)}`, s.value.span, {
+              diagnostic('E0302', `a ${s.kind.toLowerCase()} must be a scalar${s.kind === 'Loss' ? ' f32' : ' (or an f32 table of a fixed shape)'}, found ${typeToString(t)}`, s.value.span, {
                 label: typeToString(t),
-                help: t.shape.length === 0 ? `cast it: cast(..., f32)` : `reduce it, for example with mean(...)${s.kind === 'Loss' && t.dtype !== 'f32' ? `, of an f32 value (cast(..., f32))` : ''}`,
+                help:
+                  t.shape.length === 0
+                    ? `cast it: cast(..., f32)`
+                    : `reduce it, for example with mean(...)${s.kind === 'Loss' && t.dtype !== 'f32' ? `, of an f32 value (cast(..., f32))` : ''}${s.kind === 'Metric' ? '; a metric with a shape must be f32 with a fixed shape (no size such as B), a sum over the examples (confusion_matrix)' : ''}`,
               }),
             );
           } else (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);

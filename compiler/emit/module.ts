@@ -69,6 +69,8 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   const stepNames = program.graphs.steps.map((g) => g.name);
   // a model without a train block has no trainStep, fit or prepareTraining: calling them is a type error, not a runtime one
   const trains = stepNames.length > 0;
+  // layers the train block adapts: the module has `adapt`
+  const adapted = (program.training?.adapt ?? []).map((a) => a.layer);
   // the array a parameter reads back as: one type when every parameter has one dtype
   const paramDtypes = [...new Set(program.params.map((p) => p.dtype))];
   const paramArray = paramDtypes.length === 0 ? 'Float32Array' : [...new Set(paramDtypes.map((d) => OUTPUT_ARRAY[d]))].join(' | ');
@@ -84,6 +86,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       'type CopyReport',
       'type CreateOptions',
       ...(trains ? ['type Dataset', 'type FitOptions', 'type History'] : []),
+      ...(adapted.length > 0 ? ['type AdaptReport'] : []),
       'type LoadOptions',
       'type LoadReport',
       'type MemoryReport',
@@ -132,7 +135,15 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   });
   file.addTypeAlias({ name: 'Loss', isExported: true, type: union(program.losses), docs: ['The losses the model declares.'] });
   file.addTypeAlias({ name: 'Metric', isExported: true, type: union(program.metrics), docs: ['The metrics the model declares.'] });
-  file.addTypeAlias({ name: 'Reported', isExported: true, type: 'Loss | Metric', docs: ['Every value `evaluate` reports (and `trainStep`, with the objectives).'] });
+  const tables = Object.entries(program.tables ?? {});
+  file.addTypeAlias({ name: 'TableMetric', isExported: true, type: union(tables.map(([name]) => name)), docs: ['The metrics that are tables (a confusion matrix): `evaluateSet` reports them, over a data set, as nested arrays.'] });
+  file.addTypeAlias({ name: 'Reported', isExported: true, type: tables.length > 0 ? 'Loss | Exclude<Metric, TableMetric>' : 'Loss | Metric', docs: ['Every number `evaluate` reports (and `trainStep`, with the objectives): the losses and the metrics that are not tables.'] });
+  file.addTypeAlias({
+    name: 'SetMetrics',
+    isExported: true,
+    type: tables.length > 0 ? `Record<Reported, number> & { ${tables.map(([name, shape]) => `readonly ${JSON.stringify(name)}: number${'[]'.repeat(shape.length)}`).join('; ')} }` : 'Record<Reported, number>',
+    docs: ['What `evaluateSet` reports over a data set: the losses and metrics, and each table metric as nested arrays (a confusion matrix [C, C] as `number[][]`, rows the true classes).'],
+  });
   // a step that minimizes an expression (`minimize g_loss - 0.1 * d_loss`) reports it under its own name
   const objectives = [...new Set((program.training?.steps ?? []).map((st) => st.loss).filter((l) => l !== '' && !program.losses.includes(l)))];
   file.addTypeAlias({ name: 'StepValue', isExported: true, type: objectives.length > 0 ? `Reported | ${union(objectives)}` : 'Reported', docs: ['Every value `trainStep` reports: the losses, the metrics and the objectives of steps that minimize an expression.'] });
@@ -218,13 +229,13 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
       ),
       delegate(
         'evaluateSet',
-        'Losses and metrics over many batches taken as one data set: precision, recall, F1 and means from sums over every batch, so the batch size does not change them. No batches is an InputError.',
+        'Losses and metrics over many batches taken as one data set: precision, recall, F1, AUC, confusion matrices and means from sums over every batch, so the batch size does not change them. No batches is an InputError.',
         [
           { name: 'batches', type: 'Iterable<EvaluateInputs>' },
           { name: 'options', type: sizesType, initializer: '{}' },
         ],
-        'Promise<Record<Reported, number>>',
-        'this.model.evaluateSet(batches as Iterable<Inputs>, options) as Promise<Record<Reported, number>>',
+        'Promise<SetMetrics>',
+        'this.model.evaluateSet(batches as Iterable<Inputs>, options) as Promise<SetMetrics>',
       ),
       {
         name: 'predict',
@@ -265,6 +276,20 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
               ],
               'Promise<History>',
               'this.model.fit(data, options)',
+            ),
+          ]
+        : []),
+      ...(adapted.length > 0
+        ? [
+            delegate(
+              'adapt',
+              "Set the layers the train block adapts to the per-feature mean and variance of their input over `data` (Keras' Normalization.adapt); `fit()` does it before the first step. For batches fed with `trainStep`, call it once first.",
+              [
+                { name: 'data', type: 'Dataset' },
+                { name: 'options', type: `{ readonly layers?: readonly (${adapted.map((l) => JSON.stringify(l)).join(' | ')})[] }`, initializer: '{}' },
+              ],
+              'Promise<AdaptReport[]>',
+              'this.model.adapt(data, options)',
             ),
           ]
         : []),

@@ -8,6 +8,7 @@ import type { Graph } from '../ir/types.ts';
 import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
 import { stdlibModules } from './stdlib.ts';
 import { planTraining } from '../train/plan.ts';
+import { tableMetricDiagnostics } from '../train/metric-totals.ts';
 
 export interface CheckResult {
   readonly program: Program;
@@ -127,6 +128,8 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     graphs = result.graphs;
     // tensors whose size is known and past one storage binding: compile refuses them (E0401), so check does too
     if (!bag.hasErrors) for (const d of bindingLimitDiagnostics([...graphs.values()], DEFAULT_MAX_BINDING_BYTES, file)) bag.add(d);
+    // a metric with a shape (confusion_matrix) must be a sum over the batch: it is reported over a set, from its totals
+    if (!bag.hasErrors) for (const g of graphs.values()) for (const d of tableMetricDiagnostics(g)) bag.add(d);
     // each train block as compiling would plan it
     if (!bag.hasErrors && options.trainBlocks !== false) {
       const trainingGraphs = options.training === false ? elaborate(parsed.program, { modules, imports, training: true, modelArgs }).graphs : graphs;

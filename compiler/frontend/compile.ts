@@ -70,6 +70,7 @@ export function compileSource(
         training: {
           steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
           settings: t.plan.settings,
+          ...(t.plan.adapt.length > 0 ? { adapt: t.plan.adapt } : {}),
         },
       });
     }

@@ -7,13 +7,13 @@ export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
     'dropout', 'bernoulli',
     'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
-    'RMSNorm', 'GroupNorm', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
+    'RMSNorm', 'GroupNorm', 'Normalization', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
   'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'logsumexp', 'softplus', 'elu'],
   'std.loss': ['mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal'],
   'std.math': ['var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k', 'clip'],
-  'std.metrics': ['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1'],
+  'std.metrics': ['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix'],
   'std.init': [
     'zeros', 'ones', 'constant', 'normal', 'uniform', 'glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal',
   ],
@@ -39,7 +39,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   steps: null,
   clip_grad_norm: null,
   clip_grad_value: null,
-  data: ['source', 'split', 'shuffle', 'seed', 'path', 'columns', 'label', 'stratify', 'ordered_split'],
+  data: ['source', 'split', 'shuffle', 'seed', 'path', 'columns', 'categorical', 'label', 'stratify', 'ordered_split'],
   env: null,
   split: null,
   stratify: null,
@@ -56,6 +56,7 @@ export const TRAIN_SETTINGS: Readonly<Record<string, readonly string[] | null>> 
   eval_every: null,
   augment: null,
   freeze_mode: null,
+  adapt: null,
 };
 
 /** Names other frameworks give train settings, with where dlc takes them: the help line of E0204. */

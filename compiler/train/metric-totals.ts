@@ -23,6 +23,8 @@ import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
 import type { Graph, InputInfo, Node, Value } from '../ir/types.ts';
 import { graphUses } from '../ir/uses.ts';
+import { typeText } from '../ir/print.ts';
+import { diagnostic, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { type Dim, freeVars, isConcrete, isDim, sizeName } from '../shapes/dim.ts';
 
 /** The prefix of the evaluation graph's outputs (and the finishing graph's inputs) that carry totals: not a name a program can declare. */
@@ -241,4 +243,26 @@ export function metricTotals(evaluation: Graph): MetricTotals {
   const outputs = new Map(evaluation.outputs);
   totals.forEach((v, k) => outputs.set(name(k), v));
   return { means, split: { evaluation: { ...evaluation, outputs }, finish } };
+}
+
+/**
+ * E0302 for each metric with a shape (a table, such as confusion_matrix's [C, C]) that is not a function
+ * of sums over the batch: such a metric is reported over a data set only, from its totals, so one that
+ * needs averaging over batches (a per-batch table, a row of the batch) has no value to report.
+ */
+export function tableMetricDiagnostics(graph: Graph): Diagnostic[] {
+  const tables = [...graph.metrics].filter(([, v]) => v.type.shape.length > 0);
+  if (tables.length === 0) return [];
+  const finished = metricTotals(graph).split?.finish.metrics;
+  const { producer } = graphUses(graph);
+  return tables
+    .filter(([name]) => !finished?.has(name))
+    .map(([name, v]) => {
+      const at = producer.get(v.id);
+      const span = at !== undefined ? graph.nodes[at].span : graph.inputs.find((i) => i.value.id === v.id)?.span;
+      return diagnostic('E0302', `the metric \`${name}\` is a table (${typeText(v.type)}), but not a sum over the examples of the batch: a metric with a shape is reported over a data set, from its sums over every batch`, (span?.site ?? span)!, {
+        label: typeText(v.type),
+        help: 'sum counts over the examples, as confusion_matrix(logits, labels) does, or reduce the metric to a scalar (mean(...))',
+      });
+    });
 }

@@ -5,7 +5,7 @@ import { diagnostic, didYouMean, type Diagnostic } from '../diagnostics/diagnost
 import type { Graph, Value } from '../ir/types.ts';
 import { inputsReaching } from '../ir/input-dependencies.ts';
 import { imageGeometry, parseAugmentations, type Augmentation } from '../../runtime/augment.ts';
-import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
+import { AUGMENTATIONS, columnClashes, columnLayouts, type ColumnSpec, CSV_LABEL_TYPES, DATASETS, datasetColumns, datasetLength, environmentColumns, ENVIRONMENT_LIMITS, ENVIRONMENTS, listedFeatureCount } from '../../runtime/catalog.ts';
 import { batchRuns, describeRun, nearestFittingBatch, type SplitSize } from '../../runtime/batch-runs.ts';
 import { sizeExpr } from '../codegen/size-expr.ts';
 import { dimEquals, evaluate, freeVars, isConcrete, shapeToString } from '../shapes/dim.ts';
@@ -14,6 +14,8 @@ import { paramsWithGradient } from '../autodiff/reaches.ts';
 import { conditionHolds } from '../../runtime/sizes.ts';
 import { splitSizes } from '../../runtime/data.ts';
 import { MNIST_LAYOUTS } from '../../runtime/mnist.ts';
+import type { AdaptDecl } from '../../runtime/program.ts';
+import { adaptTargets } from './adapt.ts';
 
 /** A setting's value as the user would write it, for messages. */
 function printedValue(v: SettingValue | undefined): string {
@@ -79,6 +81,8 @@ export interface TrainingPlan {
   readonly clipGradValue?: number;
   readonly frozen: readonly string[];
   readonly groups: readonly ParamGroup[];
+  /** The layers `adapt` names, with the input each reads: their statistics are set from the training data before training. */
+  readonly adapt: readonly AdaptDecl[];
   /** Every other setting, evaluated (batch, epochs, data, early_stopping, ...), for the runtime. */
   readonly settings: Readonly<Record<string, SettingValue>>;
   /** Where each setting of the block is written (`clip_grad_norm`, `schedule`, ...): the source line of the kernels it becomes. */
@@ -188,7 +192,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       return;
     }
     const known = catalog[name];
-    if (name === 'cartpole' && call) checkCartpoleArgs(call);
+    if (catalog === ENVIRONMENTS && call) checkEnvArgs(name, call);
     for (const a of call?.args ?? []) {
       // dlc train passes these calls' arguments by name only: a positional one was taken as argument `0`
       if (!a.name) {
@@ -221,28 +225,33 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   };
   /**
-   * cartpole(...)'s values, as compiler/cli/train-episodes.ts reads them: episodes and max_steps
-   * positive integers, gamma in [0, 1], solved_at a number an episode of max_steps steps can reach.
+   * An environment call's values, as compiler/cli/train-episodes.ts reads them: episodes and max_steps
+   * positive integers, gamma and gae_lambda in [0, 1], solved_at a mean return an episode of max_steps
+   * steps can reach.
    */
-  const checkCartpoleArgs = (call: Extract<A.Expr, { kind: 'Call' }>) => {
+  const checkEnvArgs = (name: string, call: Extract<A.Expr, { kind: 'Call' }>) => {
     const args = new Map(call.args.filter((a) => a.name).map((a) => [a.name!.text, a]));
     const numberOf = (key: string, ok: (v: number) => boolean, what: string): number | undefined => {
       const a = args.get(key);
       if (!a) return undefined;
       const v = value(a.value);
       if (typeof v === 'number' && ok(v)) return v;
-      report(`cartpole(${key}: ...) must be ${what}, got ${JSON.stringify(v)}`, a.value.span);
+      report(`${name}(${key}: ...) must be ${what}, got ${JSON.stringify(v)}`, a.value.span);
       return undefined;
     };
     const positive = (v: number) => Number.isInteger(v) && v >= 1;
+    const limits = ENVIRONMENT_LIMITS[name];
     numberOf('episodes', positive, 'a positive integer (episodes collected per update)');
     numberOf('gamma', (v) => v >= 0 && v <= 1, 'a discount in [0, 1]');
-    const maxSteps = numberOf('max_steps', positive, 'a positive integer (the steps after which an episode is cut off)') ?? (args.has('max_steps') ? undefined : 500);
+    numberOf('gae_lambda', (v) => v >= 0 && v <= 1, "GAE's lambda in [0, 1] (0: one-step TD advantages, 1: Monte-Carlo returns less the value)");
+    const maxSteps = numberOf('max_steps', positive, 'a positive integer (the steps after which an episode is cut off)') ?? (args.has('max_steps') ? undefined : limits?.maxSteps);
     const solvedAt = numberOf('solved_at', Number.isFinite, 'a number (the mean episode return that stops training)');
-    // each step's reward is 1: an episode returns at most max_steps
-    if (solvedAt !== undefined && maxSteps !== undefined && solvedAt > maxSteps) {
+    // every step's reward is at most rewardHigh: an episode of max_steps steps returns at most max_steps times it
+    if (solvedAt !== undefined && maxSteps !== undefined && limits && solvedAt > maxSteps * limits.rewardHigh) {
       const a = args.get('solved_at')!;
-      report(`cartpole(solved_at: ${solvedAt}) can never be reached: an episode ends after max_steps = ${maxSteps} steps, with a return of at most ${maxSteps}`, a.value.span, `lower solved_at to at most ${maxSteps}, or raise max_steps`);
+      const best = maxSteps * limits.rewardHigh;
+      const why = limits.rewardHigh > 0 ? `an episode ends after max_steps = ${maxSteps} steps, with a return of at most ${best}` : `every step's reward is at most ${limits.rewardHigh}, so an episode returns at most ${best}`;
+      report(`${name}(solved_at: ${solvedAt}) can never be reached: ${why}`, a.value.span, limits.rewardHigh > 0 ? `lower solved_at to at most ${best}, or raise max_steps` : `lower solved_at to at most ${best}`);
     }
   };
   const checkCatalogCalls = (setting: string, e: A.Expr) => {
@@ -273,10 +282,23 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       }
     }
     if (columns) checkColumns(v.call, columns, span, bound);
-    // a CSV gives two columns whatever the file holds: `features` (f32) and, with `label:`, `label`
+    // a CSV gives `features` (f32) and, with `label:`, `label`, whatever the file holds, and a column per categorical one
     if (v.call === 'csv') {
-      const names = v.args.label === undefined ? ['features'] : ['features', 'label'];
+      const categorical = checkCategorical(v.args, categoricalSpan ?? span);
+      const names = [...(v.args.label === undefined ? ['features'] : ['features', 'label']), ...categorical];
       for (const input of graph.inputs) {
+        if (categorical.includes(input.name)) {
+          const t = input.value.type;
+          if (t.dtype !== 'i32' || t.shape.length !== 1) {
+            diagnostics.push(
+              diagnostic('E0207', `the categorical column \`${input.name}\` gives one i32 index per example (i32[B]), but the model's input is ${t.dtype}${shapeToString(t.shape)}`, categoricalSpan ?? span, {
+                secondary: [{ span: input.span, message: 'the input' }],
+                help: `declare \`input ${input.name}: i32[B]\` and read it with an Embedding(n + 1, d) or one_hot(${input.name}, n + 1), n the values of its vocabulary (index 0 is any value training did not see)`,
+              }),
+            );
+          }
+          continue;
+        }
         if (names.includes(input.name)) continue;
         const declared = `${input.value.type.dtype}${shapeToString(input.value.type.shape)}`;
         diagnostics.push(diagnostic('E0207', `\`csv()\` has no column \`${input.name}\` for the model's input ${input.name}: ${declared}; it gives ${names.map((n) => `\`${n}\``).join(' and ')} (every other column of the file, as f32)`, span, {
@@ -301,6 +323,27 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       );
     }
   };
+  /**
+   * A CSV's `categorical` columns (names), with what makes them impossible reported at `span`: a list of
+   * other than strings, a column that is also the label or a listed numeric column, or one named as the
+   * features or label columns are (E0207).
+   */
+  const checkCategorical = (args: Readonly<Record<string, SettingValue>>, span: A.Span): string[] => {
+    const given = args.categorical;
+    if (given === undefined) return [];
+    const names = Array.isArray(given) ? given.filter((c): c is string => typeof c === 'string') : [];
+    const fault = (message: string, help?: string) => diagnostics.push(diagnostic('E0207', message, span, help ? { help } : {}));
+    if (!Array.isArray(given) || names.length !== given.length) fault('`categorical` is a list of the CSV\'s column names (strings)', 'for example `categorical = ["color", "city"]`');
+    const numeric = Array.isArray(args.features) ? args.features : [];
+    for (const name of names) {
+      if (numeric.includes(name)) fault(`the column "${name}" is both numeric (listed in \`columns\`) and categorical`, 'a column is read one way: keep it in one of the lists');
+      if (args.label === name) fault(`the column "${name}" is both the label and categorical`, 'a string label is read as class names already (`label_type: "class"`)');
+      if (name === 'features' || name === 'label') fault(`a categorical column may not be named "${name}": the CSV's ${name} column has that name`, 'rename the column in the file');
+    }
+    return names;
+  };
+  /** Where a data block's `categorical = [...]` is written: its problems are shown there. */
+  let categoricalSpan: A.Span | undefined;
   /** The sizes the train block's `data` fixes (a text's L, a listed CSV's features F), bound by checkDataFits. */
   let dataSizes: { sizes: Map<string, number>; span: A.Span; source: string } | undefined;
 
@@ -405,11 +448,18 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
   }
 
-  /** A model trained from episodes reads the environment's step records and acts through its `sampled_action` output. */
+  /**
+   * A model trained from episodes reads the environment's step records and acts through its
+   * `sampled_action` output (and, with `gae_lambda`, estimates the state's `value`).
+   */
   const checkEnvFits = (v: SettingValue, span: A.Span) => {
-    const name = typeof v === 'string' ? v : v !== null && typeof v === 'object' && !Array.isArray(v) && 'call' in v ? v.call : undefined;
-    const needs = name === undefined ? undefined : environmentColumns(name);
+    const call = typeof v === 'string' ? { call: v, args: {} } : v !== null && typeof v === 'object' && !Array.isArray(v) && 'call' in v ? v : undefined;
+    const name = call?.call;
+    const needs = call === undefined ? undefined : environmentColumns(call.call, call.args);
     if (!needs) return;
+    const given = (names: readonly string[]) => names.map((n) => `\`${n}\``).join(', ').replace(/, ([^,]*)$/, ' and $1');
+    const recorded = Object.keys(needs.inputs);
+    const acting = Object.keys(needs.outputs);
     for (const [kind, specs] of [['input', needs.inputs], ['output', needs.outputs]] as const) {
       for (const [col, spec] of Object.entries(specs)) {
         const want = `${spec.dtype}[B${spec.shape.map((d) => `, ${d}`).join('')}]`;
@@ -417,23 +467,25 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
         const fits = have && have.dtype === spec.dtype && have.shape.length === spec.shape.length + 1 && spec.shape.every((d, i) => dimEquals(have.shape[i + 1], d));
         if (fits) continue;
         const found = have ? `; it is ${have.dtype}${shapeToString(have.shape)}` : '';
-        diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help: `a model trained from ${name} episodes reads observation, action and returns, and acts through the output sampled_action` }));
+        const help =
+          col === 'value' || col === 'advantages'
+            ? `gae_lambda makes ${name}() an actor-critic: the model estimates each state's value in \`output value: f32[B]\` (from the observation alone; a loss fits it to \`returns\`) and weighs the policy's log-probabilities by \`input advantages: f32[B]\``
+            : `a model trained from ${name} episodes reads ${given(recorded)}, and acts through the output${acting.length > 1 ? 's' : ''} ${given(acting)}${col === 'sampled_action' || col === 'action' ? `: ${name}'s action is ${spec.shape.length === 0 ? `one ${spec.dtype === 'i32' ? 'integer' : 'number'}` : `${spec.shape.reduce((a, b) => a * b, 1)} number${spec.shape.reduce((a, b) => a * b, 1) === 1 ? '' : 's'}`} per row` : ''}`;
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` needs the model to declare the ${kind} \`${col}\`: ${want}${found}`, span, { help }));
       }
     }
     // acting gives only the observation; a training step only what the environment records
-    const given = (names: readonly string[]) => names.map((n) => `\`${n}\``).join(', ').replace(/, ([^,]*)$/, ' and $1');
     const beyond = (values: readonly Value[], allowed: readonly string[]) => inputsReaching(graph, values).filter((n) => !allowed.includes(n));
-    for (const [col] of Object.entries(needs.outputs)) {
+    for (const col of acting) {
       const out = graph.outputs.get(col);
       const extra = out ? beyond([out], needs.acting) : [];
       if (extra.length > 0) {
-        diagnostics.push(diagnostic('E0207', `\`${name}()\` acts through \`${col}\` given ${given(needs.acting)} alone, but \`${col}\` depends on the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `compute \`${col}\` from ${given(needs.acting)} only; other outputs may read other inputs (acting asks for \`${col}\` alone)` }));
+        diagnostics.push(diagnostic('E0207', `\`${name}()\` acts through \`${col}\` given ${given(needs.acting)} alone, but \`${col}\` depends on the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `compute \`${col}\` from ${given(needs.acting)} only; other outputs may read other inputs (acting asks for ${given(acting)} alone)` }));
       }
     }
-    const recorded = Object.keys(needs.inputs);
     const extra = beyond([...graph.losses.values(), ...graph.metrics.values()], recorded);
     if (extra.length > 0) {
-      diagnostics.push(diagnostic('E0207', `\`${name}()\` episodes give ${given(recorded)}, but the model's losses and metrics also read the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `a model trained from ${name} episodes learns from observation, action and returns alone; train it from your own loop (runtime/rollouts.ts, trainStep) to feed ${given(extra)}` }));
+      diagnostics.push(diagnostic('E0207', `\`${name}()\` episodes give ${given(recorded)}, but the model's losses and metrics also read the input${extra.length > 1 ? 's' : ''} ${given(extra)}`, span, { help: `a model trained from ${name} episodes learns from ${given(recorded)} alone; train it from your own loop (runtime/rollouts.ts, trainStep) to feed ${given(extra)}` }));
     }
   };
 
@@ -471,6 +523,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   const groups: ParamGroup[] = [];
   let optimizer: OptimizerSpec | undefined;
   let schedule: ScheduleSpec | undefined;
+  let adapt: AdaptDecl[] = [];
   const objectives: { stmt: A.ObjectiveStmt; name: string; optimizer?: OptimizerSpec; frozen?: readonly string[] }[] = [];
 
   const resolvePattern = (e: A.Expr): string[] => {
@@ -510,10 +563,13 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
 
   /** What training logs: each loss and metric of the model, and `val_` before each on validation data. */
   const reported = [...graph.losses.keys(), ...graph.metrics.keys()];
+  // a table metric (a confusion matrix) is no number to watch
+  const tables = [...graph.metrics].filter(([, m]) => m.type.shape.length > 0).map(([name]) => name);
   const checkMonitor = (x: A.SettingStmt) => {
     const v = value(x.value);
-    const candidates = [...reported, ...reported.map((r) => `val_${r}`)];
+    const candidates = [...reported, ...reported.map((r) => `val_${r}`)].filter((c) => !tables.includes(c.replace(/^val_/, '')));
     if (typeof v !== 'string') report('`monitor` names a loss or metric as a string, e.g. "val_loss"', x.value.span);
+    else if (tables.includes(v.replace(/^val_/, ''))) report(`\`${v.replace(/^val_/, '')}\` is a table metric (a matrix of counts), not a number early stopping can watch`, x.value.span, `monitor a loss or a scalar metric: ${candidates.map((c) => `\`${c}\``).join(', ')}`);
     else if (!candidates.includes(v)) report(`\`${graph.name}\` reports no \`${v}\``, x.value.span, didYouMean(v, candidates) ?? `it reports ${candidates.map((c) => `\`${c}\``).join(', ')}`);
   };
   const checkMetricList = (x: A.SettingStmt) => {
@@ -607,14 +663,15 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       if (source && path) report('a `data` block takes `source` (a dataset) or `path` (a CSV file), not both', path.span);
       else if (path) {
         const args: Record<string, SettingValue> = { path: value(path.value) };
-        for (const [key, as] of [['label', 'label'], ['columns', 'features']] as const) {
+        for (const [key, as] of [['label', 'label'], ['columns', 'features'], ['categorical', 'categorical']] as const) {
           const x = inner.get(key);
           if (x) args[as] = value(x.value);
         }
         dataset = { call: 'csv', args };
+        categoricalSpan = inner.get('categorical')?.value.span;
       } else if (!source) report('a `data` block needs `source = <dataset>` (e.g. `source = mnist()`) or `path = "<file>.csv"`', s.name.span);
       if (source) {
-        for (const key of ['label', 'columns']) {
+        for (const key of ['label', 'columns', 'categorical']) {
           const x = inner.get(key);
           if (x) report(`\`${key}\` describes a CSV file's columns: give it with \`path\`, or as an argument of the source`, x.span);
         }
@@ -669,6 +726,11 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
           if (['steps', 'eval_every', 'log_every', 'epochs', 'batch', 'max_batch', 'seed'].includes(s.name.text)) checkCount(s, s.name.text === 'seed' ? 0 : 1);
           if ((s.name.text === 'data' || s.name.text === 'validation') && options.checkData !== false) checkDataFits(settings[s.name.text], s.value.span, s.name.text);
           if (s.name.text === 'env') checkEnvFits(settings.env, s.value.span);
+          if (s.name.text === 'adapt') {
+            const found = adaptTargets(s, graph);
+            adapt = found.targets;
+            diagnostics.push(...found.diagnostics);
+          }
         }
         break;
       case 'SettingBlock': {
@@ -894,6 +956,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
       ...(typeof settings.clip_grad_value === 'number' ? { clipGradValue: settings.clip_grad_value } : {}),
       frozen,
       groups,
+      adapt,
       settings,
       settingSpans,
   };

@@ -118,6 +118,7 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
       }
       const label = arg.columnRef('label');
       const features = arg.columnRefs('features');
+      const categorical = arg.strings('categorical');
       const header = arg.boolean('header');
       const classes = arg.strings('classes');
       const delimiter = arg.string('delimiter');
@@ -126,6 +127,7 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
         ...(missing !== undefined ? { missing } : {}),
         ...(label !== undefined ? { label } : {}),
         ...(features !== undefined ? { features } : {}),
+        ...(categorical !== undefined ? { categorical } : {}),
         ...(header !== undefined ? { header } : {}),
         ...(labelType !== undefined ? { labelType: labelType as CsvLabelType } : {}),
         ...(classes !== undefined ? { classes } : {}),
