@@ -199,7 +199,8 @@ function sizesFromData(program: ModelProgram, data: Dataset): Record<string, num
  * (`dlc.names.<input>`: a CSV's header names of its feature and label columns), the vocabulary of each
  * categorical column (`dlc.vocabulary.<column>`), for commands that run it without the data (`dlc sample`)
  * or with data that must agree; and the flags that chose the examples (`dlc.split`: --seed, --limit,
- * --data), so that evaluate, predict and --resume split the data as training did.
+ * --data with the --header and --delimiter its CSV was read with), so that evaluate, predict and
+ * --resume split the data as training did.
  */
 function dataMetadata(program: ModelProgram, train: Dataset, sizes: Readonly<Record<string, number>>, split: RecordedSplit): Record<string, string> {
   const out: Record<string, string> = { 'dlc.split': JSON.stringify(split) };
