@@ -119,18 +119,19 @@ if (one) {
   const models = (option('--models') ?? 'gru,lstm').split(',');
   const steps = (option('--steps') ?? '64,128,256,512,1024').split(',').map(Number);
   const rows: Row[] = [];
+  const json = option('--json');
   const self = fileURLToPath(import.meta.url);
   for (const model of models) {
     for (const t of steps) {
       const out = execFileSync(process.execPath, ['--max-old-space-size=12000', '--import', 'tsx/esm', self, '--one', model, '--at', String(t)], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
       const row = JSON.parse(out) as Row;
       rows.push(row);
-      process.stderr.write(`${model} T=${t}: ${row.total.toFixed(1)} s\n`);
+      process.stderr.write(`${model} T=${t}: ${row.cpu.toFixed(1)} s CPU, ${row.total.toFixed(1)} s wall\n`);
+      // written after every row, so a long run stopped early keeps what it measured
+      if (json) writeFileSync(json, `${JSON.stringify({ machine: machine(), rows }, null, 2)}\n`);
     }
   }
   console.log(table(rows));
-  const json = option('--json');
-  if (json) writeFileSync(json, `${JSON.stringify({ machine: machine(), rows }, null, 2)}\n`);
 }
 
 function machine(): string {
