@@ -30,6 +30,7 @@ import { type KernelPlan, memoLowerNode } from './kernel.ts';
 import { planModelMemory } from './memory.ts';
 import { sizeExpr } from './size-expr.ts';
 import { optimize } from '../optimize/index.ts';
+import { timeStage } from '../stage-times.ts';
 
 /** WebGPU's default maxStorageBufferBindingSize: the largest tensor one binding can hold. */
 export const DEFAULT_MAX_BINDING_BYTES = 134217728;
@@ -297,7 +298,7 @@ export function lowerModel(
     /** The storage offset alignment arena ranges are placed for, in bytes (default 256). */ arenaAlignment?: number;
   } = {},
 ): { program?: ModelProgram; diagnostics: Diagnostic[] } {
-  const fused = (g: Graph): Graph => (options.fuse === false ? g : fuseGraph(g).graph);
+  const fused = (g: Graph): Graph => (options.fuse === false ? g : timeStage('fuse', () => fuseGraph(g).graph));
   const all = [m.forward, m.evaluation, ...m.steps];
   const limitDiagnostics = bindingLimitDiagnostics(all, options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES, m.file);
   if (limitDiagnostics.length > 0) return { diagnostics: limitDiagnostics };
@@ -320,9 +321,9 @@ export function lowerModel(
     const stepGraphs = m.steps.map((g, i) => {
       if (options.fuse === false || !m.stepTotals?.[i]) return fused(g);
       const outputs = new Map([...g.outputs].filter(([name]) => !name.startsWith(TOTAL_PREFIX)));
-      return fuseGraph(g, { rematLike: { ...g, outputs } }).graph;
+      return timeStage('fuse', () => fuseGraph(g, { rematLike: { ...g, outputs } }).graph);
     });
-    const updates: UpdateFusion | undefined = options.fuse === false || options.fuseUpdates === false ? undefined : fuseUpdates(stepGraphs, { alignment: options.arenaAlignment });
+    const updates: UpdateFusion | undefined = options.fuse === false || options.fuseUpdates === false ? undefined : timeStage('fuse', () => fuseUpdates(stepGraphs, { alignment: options.arenaAlignment }));
     const arenaRefs = new Map<string, ArenaRef>();
     updates?.arenas.forEach((a, arena) => a.members.forEach((x) => arenaRefs.set(x.key, { arena, offset: x.offset })));
     const at = (path: string) => (arenaRefs.has(path) ? { arena: arenaRefs.get(path)! } : {});
@@ -345,7 +346,8 @@ export function lowerModel(
     // losses and metrics that are functions of sums over the batch: those sums, and the graph that finishes them
     const totals = metricTotals(m.unoptimizedEvaluation ?? m.evaluation);
     const evaluation = totals.split ? (m.unoptimizedEvaluation ? optimize(totals.split.evaluation) : totals.split.evaluation) : m.evaluation;
-    const graphs = {
+    // lowering each graph to kernels (its fusion, inside, is timed as `fuse`)
+    const graphs = timeStage('codegen', () => ({
       // which inputs each result needs, from the graphs before fusion (the evaluation's before the optimization passes, which stack rows of several inputs)
       predict: lowerGraph(fused(predict), 'predict', position, shaders, lower, undefined, inputDependencies(m.unoptimizedEvaluation ? predictGraph(m.unoptimizedEvaluation) : predict)),
       evaluate: lowerGraph(fused(evaluation), 'evaluate', position, shaders, lower, undefined, inputDependencies(evaluation)),
@@ -361,7 +363,7 @@ export function lowerModel(
             ),
           }
         : {}),
-    };
+    }));
     const sizes = new Set<string>();
     for (const i of m.evaluation.inputs) for (const d of i.value.type.shape) for (const v of freeVars(d)) sizes.add(v);
     const indexUses = indexInputs(m.forward);
@@ -389,7 +391,7 @@ export function lowerModel(
     // temporaries share buffers by liveness (memory.ts), weighed at the train block's batch size
     if (options.planMemory === false) return { program, diagnostics: [] };
     const batch = m.training?.settings.batch;
-    return { program: planModelMemory(program, { sizes: new Map(typeof batch === 'number' ? [['B', batch]] : []) }), diagnostics: [] };
+    return { program: timeStage('memory', () => planModelMemory(program, { sizes: new Map(typeof batch === 'number' ? [['B', batch]] : []) })), diagnostics: [] };
   } catch (e) {
     if (!(e instanceof LoweringError)) throw e;
     return { diagnostics: [diagnostic('E0402', e.message, m.forward.params[0]?.span ?? m.forward.inputs[0]?.span ?? { file: m.file, start: 0, end: 0 })] };

@@ -9,6 +9,7 @@ import { resolveNames, type ModuleLoader } from '../resolve/resolve.ts';
 import { stdlibModules } from './stdlib.ts';
 import { planTraining } from '../train/plan.ts';
 import { tableMetricDiagnostics } from '../train/metric-totals.ts';
+import { timeStage } from '../stage-times.ts';
 
 export interface CheckResult {
   readonly program: Program;
@@ -98,7 +99,7 @@ function localImports(program: Program, loadModule: ModuleLoader | undefined): {
 }
 
 export function checkSource(text: string, file: string, loadModule?: ModuleLoader, options: CheckOptions = {}): CheckResult {
-  const parsed = parse(text, file);
+  const parsed = timeStage('parse', () => parse(text, file));
   const bag = new DiagnosticBag();
   for (const d of parsed.diagnostics) bag.add(d);
   // Inside a declaration that does not parse, name errors would mostly echo the syntax errors: drop them there.
@@ -106,7 +107,7 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     .filter((decl) => parsed.diagnostics.some((d) => d.span.start >= decl.span.start && d.span.start <= decl.span.end))
     .map((decl) => decl.span);
   const inBroken = (d: Diagnostic) => d.span.file === file && broken.some((s) => d.span.start >= s.start && d.span.start <= s.end);
-  for (const d of resolveNames(parsed.program, loadModule)) if (!inBroken(d)) bag.add(d);
+  for (const d of timeStage('resolve', () => resolveNames(parsed.program, loadModule))) if (!inBroken(d)) bag.add(d);
   // the files it imports, and theirs: a syntax error there is this check's too (the model would be built
   // from what the parser recovered, silently: a layer whose forward did not parse)
   const local = localImports(parsed.program, loadModule);
@@ -123,7 +124,7 @@ export function checkSource(text: string, file: string, loadModule?: ModuleLoade
     const modelArgs = new Map(
       parsed.program.body.stmts.flatMap((d) => (d.kind === 'Model' ? [[d.name.text, modelArguments(parsed.program, d.name.text, options.modelArgs?.get(d.name.text))] as [string, Arg[]]] : [])),
     );
-    const result = elaborate(parsed.program, { modules, imports, training: options.training ?? true, modelArgs });
+    const result = timeStage('elaborate', () => elaborate(parsed.program, { modules, imports, training: options.training ?? true, modelArgs }));
     for (const d of result.diagnostics) bag.add(d);
     graphs = result.graphs;
     // tensors whose size is known and past one storage binding: compile refuses them (E0401), so check does too

@@ -7,6 +7,7 @@ import { elaborate } from '../elaborate/elaborate.ts';
 import { optimize } from '../optimize/index.ts';
 import type { ModuleLoader } from '../resolve/resolve.ts';
 import { stdlibModules } from './stdlib.ts';
+import { timeStage } from '../stage-times.ts';
 import { compileTraining } from './train.ts';
 
 export interface CompileResult {
@@ -79,13 +80,13 @@ export function compileSource(
     if (untrained.length > 0) {
       const modules = checked.modules;
       const modelArgs = options.modelArgs ?? new Map();
-      const trainGraphs = elaborate(checked.program, { modules, imports: checked.imports, training: true, modelArgs }).graphs;
-      const evalGraphs = elaborate(checked.program, { modules, imports: checked.imports, training: false, modelArgs }).graphs;
+      const trainGraphs = timeStage('elaborate', () => elaborate(checked.program, { modules, imports: checked.imports, training: true, modelArgs })).graphs;
+      const evalGraphs = timeStage('elaborate', () => elaborate(checked.program, { modules, imports: checked.imports, training: false, modelArgs })).graphs;
       for (const name of untrained) {
         const forward = trainGraphs.get(name);
         const evaluation = evalGraphs.get(name);
         if (!forward || !evaluation) continue;
-        lower({ file, source: text, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: [] });
+        lower({ file, source: text, forward, evaluation: timeStage('optimize', () => optimize(evaluation)), unoptimizedEvaluation: evaluation, steps: [] });
       }
     }
     return { programs, diagnostics: all, ...(options.keepGraphs ? { graphs: kept } : {}) };

@@ -10,6 +10,7 @@ import { buildTrainingGraph } from '../train/training-graph.ts';
 import { optimize } from '../optimize/index.ts';
 import { metricTotals } from '../train/metric-totals.ts';
 import { type CheckResult, checkSource, inSourceOrder, modelArguments } from './check.ts';
+import { timeStage } from '../stage-times.ts';
 
 export interface CompiledTraining {
   readonly plan: TrainingPlan;
@@ -54,7 +55,7 @@ export function compileTraining(
     const modelArgs = new Map(
       checked.program.body.stmts.flatMap((d) => (d.kind === 'Model' ? [[d.name.text, modelArguments(checked.program, d.name.text, options.modelArgs?.get(d.name.text))] as [string, Arg[]]] : [])),
     );
-    const variant = (training: boolean) => elaborate(checked.program, { modules, imports: checked.imports, training, modelArgs });
+    const variant = (training: boolean) => timeStage('elaborate', () => elaborate(checked.program, { modules, imports: checked.imports, training, modelArgs }));
     const trainVariant = variant(true);
     const evalVariant = variant(false);
     diagnostics.push(...trainVariant.diagnostics);
@@ -79,11 +80,11 @@ export function compileTraining(
     }
     // the sums are found before the optimizer stacks the rows of unrolled steps, as the evaluation's
     const split = plan.steps.map((s) => {
-      const raw = buildTrainingGraph(forward, plan, s);
+      const raw = timeStage('autodiff', () => buildTrainingGraph(forward, plan, s));
       const totals = metricTotals(raw).split;
-      return { step: optimize(totals?.evaluation ?? raw), finish: totals?.finish };
+      return { step: timeStage('optimize', () => optimize(totals?.evaluation ?? raw)), finish: totals?.finish };
     });
-    trainings.push({ plan, forward, evaluation: optimize(evaluation), unoptimizedEvaluation: evaluation, steps: split.map((x) => x.step), stepTotals: split.map((x) => x.finish) });
+    trainings.push({ plan, forward, evaluation: timeStage('optimize', () => optimize(evaluation)), unoptimizedEvaluation: evaluation, steps: split.map((x) => x.step), stepTotals: split.map((x) => x.finish) });
   }
   // in source order, as dlc check lists them
   return { trainings, diagnostics: inSourceOrder(diagnostics), checked };

@@ -50,43 +50,68 @@ export class VisitMarks {
 }
 
 /**
- * How far back in node order a search toward a set of nodes must look once nodes are grouped. In a
- * graph in topological order a path into node `last` runs through lower-numbered nodes only, so a
- * search can skip every node after it. A group (contracted to one kernel) breaks that: a path may enter
- * it at a late member and leave it from an early one (argmax(logits) feeds a group whose other member,
- * `label % 2`, feeds the loss that the logits' group reads). The spans [lo, hi] of the groups noted here
- * give the bound that holds with them: every group that starts at or before the bound ends at or before
- * it. Spans only widen (a group's lo falls, its hi rises), so a prefix maximum over lo (a Fenwick tree)
- * answers each query in O(log n) steps per group crossed.
+ * A topological order of a graph whose nodes are being grouped (each group to become one kernel), with
+ * every group's members side by side: a path between two nodes runs only through nodes placed between
+ * them, so a search toward a group need expand only nodes placed before it. Node order is such an order
+ * until a group forms; `settle` then reorders the stretch its members span, which costs that stretch,
+ * not the graph. (Bounding searches by node numbers instead had to extend the bound past every group
+ * that starts within it, since a path may enter a group at a late member and leave it from an early one;
+ * in an unrolled recurrence's backward pass, each step's groups overlap the next step's, so every bound
+ * reached the end of the pass and the searches grew with the square of the sequence length.)
  */
-export class SpanBound {
-  private readonly tree: Int32Array;
-  constructor(n: number) {
-    this.tree = new Int32Array(n + 1).fill(-1);
-  }
-  /** A group now spans members lo .. hi. */
-  note(lo: number, hi: number): void {
-    const t = this.tree;
-    for (let i = lo + 1; i < t.length; i += i & -i) if (t[i] < hi) t[i] = hi;
-  }
-  /** The highest hi among the spans with lo <= at (-1: none). */
-  private reach(at: number): number {
-    const t = this.tree;
-    let best = -1;
-    for (let i = Math.min(at, t.length - 2) + 1; i > 0; i -= i & -i) if (t[i] > best) best = t[i];
-    return best;
+export class GroupOrder {
+  /** Node k's place in the order. */
+  readonly pos: Int32Array;
+  private readonly order: Int32Array;
+  private readonly marks: VisitMarks;
+  private readonly stack: number[] = [];
+  /** The nodes `settle` visited, in all (its work: tests count it). */
+  visited = 0;
+  constructor(
+    n: number,
+    private readonly succ: Successors,
+    /** The members of the settled group node k is in (undefined: none). */
+    private readonly groupMembers: (k: number) => Iterable<number> | undefined,
+  ) {
+    this.order = Int32Array.from({ length: n }, (_, k) => k);
+    this.pos = Int32Array.from({ length: n }, (_, k) => k);
+    this.marks = new VisitMarks(n);
   }
   /**
-   * The least bound b >= last such that every group with a member at or before b (strict: before b)
-   * ends at or before it: a path that ends at a node at or before `last` passes only through nodes and
-   * groups that start at or before b (strict: before b).
+   * Puts a new group (no cycle through it) side by side: within the stretch its members span, the other
+   * nodes the group does not lead to, then the members, then the nodes it leads to, each in their old
+   * order. An edge into the group comes from before it and one out of it goes after it; a settled group
+   * in the stretch moves whole, since reaching one member reaches them all.
    */
-  bound(last: number, strict = false): number {
-    let b = last;
-    for (;;) {
-      const far = this.reach(strict ? b - 1 : b);
-      if (far <= b) return b;
-      b = far;
+  settle(members: Iterable<number>): void {
+    const { pos, order, marks, stack, succ } = this;
+    const inGroup = new Set(members);
+    let lo = pos.length;
+    let hi = -1;
+    for (const m of inGroup) {
+      lo = Math.min(lo, pos[m]);
+      hi = Math.max(hi, pos[m]);
     }
+    marks.begin();
+    stack.length = 0;
+    const push = (k: number) => {
+      if (pos[k] > hi || inGroup.has(k) || !marks.visit(k)) return;
+      this.visited++;
+      stack.push(k);
+      for (const m of this.groupMembers(k) ?? []) push(m);
+    };
+    for (const m of inGroup) for (let e = succ.start[m]; e < succ.start[m + 1]; e++) push(succ.next[e]);
+    while (stack.length > 0) {
+      const k = stack.pop()!;
+      for (let e = succ.start[k]; e < succ.start[k + 1]; e++) push(succ.next[e]);
+    }
+    const stretch = Array.from(order.subarray(lo, hi + 1));
+    const before = stretch.filter((k) => !inGroup.has(k) && !marks.has(k));
+    const after = stretch.filter((k) => marks.has(k));
+    const sorted = [...inGroup].sort((x, y) => pos[x] - pos[y]);
+    [...before, ...sorted, ...after].forEach((k, i) => {
+      order[lo + i] = k;
+      pos[k] = lo + i;
+    });
   }
 }

@@ -2,7 +2,7 @@
 import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
 import type { AttrValue, Attrs, Graph, Node } from '../ir/types.ts';
-import { dimEquals, isDim } from '../shapes/dim.ts';
+import { dimEquals, dimKey, isDim } from '../shapes/dim.ts';
 import { Substitution, withNodes } from './rewrite.ts';
 
 function attrEqual(a: AttrValue, b: AttrValue): boolean {
@@ -33,10 +33,13 @@ function sameNode(a: Node, b: Node): boolean {
 
 /**
  * A signature of attributes that equal attributes share (attrsEqual implies equal signatures, never the
- * reverse: -0 and 0, or two symbolic sizes, may share one), so buckets of constants stay small.
+ * reverse: -0 and 0 share one), so buckets of constants stay small. Symbolic sizes are in it by their
+ * normal form: the row blocks [t * B, (t + 1) * B) that an unrolled recurrence's stacked matmuls are
+ * sliced into (stack-matmuls.ts) fell in one bucket, and each slice was compared with every earlier one.
  */
-function attrsSignature(attrs: Attrs): string {
-  const sig = (v: AttrValue): string => (Array.isArray(v) ? `[${v.map(sig).join(',')}]` : typeof v === 'object' && v !== null ? 'dim' : typeof v === 'string' ? JSON.stringify(v) : String(v));
+export function attrsSignature(attrs: Attrs): string {
+  const sig = (v: AttrValue): string =>
+    Array.isArray(v) ? `[${v.map(sig).join(',')}]` : typeof v === 'object' && v !== null ? (isDim(v) ? dimKey(v) : 'object') : typeof v === 'string' ? JSON.stringify(v) : String(v);
   return Object.keys(attrs)
     .filter((k) => attrs[k] !== undefined)
     .sort()

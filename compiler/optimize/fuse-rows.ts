@@ -23,7 +23,7 @@ import { reduceAxes } from '../ops/reduce.ts';
 import { inferOp, isShapeError } from '../ops/registry.ts';
 import { isConcrete } from '../shapes/dim.ts';
 import { graphUses } from '../ir/uses.ts';
-import { successors, type Successors, VisitMarks } from '../ir/reach.ts';
+import { GroupOrder, successors, type Successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import { MAX_STORAGE_BUFFERS } from './fuse.ts';
 
@@ -234,15 +234,10 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     return { op: FUSED_REDUCE_OP, inputs, attrs, outputs, span };
   };
 
-  // A topological order of the graph with every settled group as one node (its members side by side):
-  // a path between two nodes only runs through nodes placed between them, so a cycle check searches
-  // only the stretch its set spans. Node order is such an order until a group settles; then the
-  // stretch its members span is reordered (see `settle`), which costs that stretch, not the graph.
-  const order = Int32Array.from({ length: N }, (_, k) => k);
-  const pos = Int32Array.from({ length: N }, (_, k) => k);
+  // A topological order of the graph with every settled group as one node (its members side by side,
+  // ir/reach.ts): a path between two nodes only runs through nodes placed between them, so a cycle check
+  // searches only the stretch its set spans.
   const succ = successors(g, uses);
-  const marks = new VisitMarks(N);
-  const stack: number[] = [];
   let visited = 0;
   // Joining candidate c to the group (acyclic so far) makes a cycle exactly when a value leaving the
   // set comes back to it through other nodes: when a walk forward from the set, or one backward from it,
@@ -254,6 +249,8 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
   // every member (a producer), the backward walk from them is kept the same way.
   const pred = predecessors(succ);
   const groupMembers = (k: number) => (groupOf[k] >= 0 ? groups[groupOf[k]].members : undefined);
+  const placed = new GroupOrder(N, succ, groupMembers);
+  const { pos } = placed;
   const count = () => visited++;
   const keptAhead = new Walk(N, true, succ, pos, groupMembers, count);
   const keptBehind = new Walk(N, false, pred, pos, groupMembers, count);
@@ -302,42 +299,6 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     return race(ahead, behind, () => ahead.closed || behind.closed);
   };
 
-  /**
-   * The order with a new group (no cycle through it) side by side: within the stretch its members span,
-   * the other nodes the group does not lead to, then the members, then the nodes it leads to, each in
-   * their old order. An edge into the group comes from before it and one out of it goes after it; a
-   * settled group in the stretch moves whole, since reaching one member reaches them all.
-   */
-  const settle = (members: readonly number[]) => {
-    const inGroup = new Set(members);
-    let lo = N;
-    let hi = -1;
-    for (const m of members) {
-      lo = Math.min(lo, pos[m]);
-      hi = Math.max(hi, pos[m]);
-    }
-    marks.begin();
-    stack.length = 0;
-    const push = (k: number) => {
-      if (pos[k] > hi || inGroup.has(k) || !marks.visit(k)) return;
-      visited++;
-      stack.push(k);
-      if (groupOf[k] >= 0) for (const m of groups[groupOf[k]].members) push(m);
-    };
-    for (const m of members) for (let e = succ.start[m]; e < succ.start[m + 1]; e++) push(succ.next[e]);
-    while (stack.length > 0) {
-      const k = stack.pop()!;
-      for (let e = succ.start[k]; e < succ.start[k + 1]; e++) push(succ.next[e]);
-    }
-    const stretch = Array.from(order.subarray(lo, hi + 1));
-    const before = stretch.filter((k) => !inGroup.has(k) && !marks.has(k));
-    const after = stretch.filter((k) => marks.has(k));
-    const sorted = [...members].sort((x, y) => pos[x] - pos[y]);
-    [...before, ...sorted, ...after].forEach((k, i) => {
-      order[lo + i] = k;
-      pos[k] = lo + i;
-    });
-  };
 
   for (let seed = 0; seed < N; seed++) {
     const s = nodes[seed];
@@ -387,11 +348,11 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     if (!fused) continue;
     for (const m of members) groupOf[m] = groups.length;
     groups.push({ seed, members, node: fused });
-    settle(members);
+    placed.settle(members);
   }
 
   const rejected = [...rejections.values()].filter((r) => groupOf[r.node] !== groupOf[r.group] || groupOf[r.node] < 0);
-  if (groups.length === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected, visited } };
+  if (groups.length === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected, visited: visited + placed.visited } };
   const contractions: Contraction[] = [];
   const report: RowFusedGroup[] = [];
   for (const { members, node } of groups) {
@@ -409,7 +370,7 @@ export function fuseRowsWithReport(g: Graph, options: { readonly maxStorageBuffe
     if (!results.has(nodes[k].outputs[0].id) && readers.length > 0 && readers.every((c) => groupOf[c] >= 0)) dropped.add(k);
   }
   const graph = contractGroups(g, contractions, { folded, dropped });
-  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, visited } };
+  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, visited: visited + placed.visited } };
 }
 
 /** The graph with reductions fused into row kernels (see fuseRowsWithReport). */

@@ -59,7 +59,7 @@ import { transposeAttrs } from '../ops/matmul.ts';
 import { matmulTransposes } from '../codegen/matmul.ts';
 import { getOp } from '../ops/registry.ts';
 import { graphUses } from '../ir/uses.ts';
-import { SpanBound, successors, VisitMarks } from '../ir/reach.ts';
+import { GroupOrder, successors, VisitMarks } from '../ir/reach.ts';
 import { contractGroups, type Contraction } from './contract.ts';
 import type { Graph, Node, Value } from '../ir/types.ts';
 import { dimEquals, shapeToString } from '../shapes/dim.ts';
@@ -121,6 +121,8 @@ export interface FuseReport {
   readonly groups: readonly FusedGroup[];
   readonly rejected: readonly FuseRejection[];
   readonly prologues: readonly FusedPrologue[];
+  /** The super-nodes the cycle checks searched and the nodes the order's upkeep visited, in all: the pass's work, which grows with the graph's size (tests count it). */
+  readonly visited: number;
 }
 
 export interface FuseOptions {
@@ -221,45 +223,46 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
   const groups = new Map<number, Group>();
   const rejected: FuseRejection[] = [];
 
-  // each super-node's lowest and highest member index (a node alone: its own), kept by `join`
-  const lo = new Int32Array(N).map((_, k) => k);
-  const hi = new Int32Array(N).map((_, k) => k);
-  const spans = new SpanBound(N);
+  const succ = successors(g, uses);
+  // a topological order with each group's members side by side (ir/reach.ts), settled after each join
+  const placed = new GroupOrder(N, succ, (k) => groups.get(superOf[k])?.members);
   const join = (grp: Group, m: number) => {
     grp.members.add(m);
     superOf[m] = grp.id;
-    lo[grp.id] = Math.min(lo[grp.id], m);
-    hi[grp.id] = Math.max(hi[grp.id], m);
-    spans.note(lo[grp.id], hi[grp.id]);
+  };
+  const joinSettled = (grp: Group, m: number) => {
+    join(grp, m);
+    placed.settle(grp.members);
   };
 
   /**
-   * Whether super-node `from` reaches super-node `to` along data edges (through any nodes). Nodes are in
-   * topological order, so every super-node on such a path but the last starts before `to`'s highest
-   * member, or before the end of a group that does (SpanBound): one that starts after that bound is not
-   * searched (an unrolled recurrence would otherwise search every later step, for every candidate).
+   * Whether super-node `from` reaches super-node `to` along data edges (through any nodes). Every
+   * super-node on such a path but the last is placed before `to` in the order above, so no other is
+   * searched (node numbers gave a bound that, in an unrolled recurrence, took in every later step).
    */
-  const succ = successors(g, uses);
   const marks = new VisitMarks(N);
   const stack: number[] = [];
+  let visited = 0;
   const reaches = (from: number, to: number): boolean => {
-    const last = spans.bound(hi[to], true);
-    if (lo[from] >= last) return false;
+    const { pos } = placed;
+    const last = pos[to];
+    if (pos[from] >= last) return false;
     marks.begin();
     marks.visit(from);
     stack.length = 0;
     stack.push(from);
-    // super-node s's consumers: `to` itself, or super-nodes not yet seen that start before the bound
+    // super-node s's consumers: `to` itself, or super-nodes not yet seen that are placed before it
     const step = (m: number): boolean => {
       for (let e = succ.start[m]; e < succ.start[m + 1]; e++) {
         const t = superOf[succ.next[e]];
         if (t === to) return true;
-        if (lo[t] < last && marks.visit(t)) stack.push(t);
+        if (pos[t] < last && marks.visit(t)) stack.push(t);
       }
       return false;
     };
     while (stack.length > 0) {
       const s = stack.pop()!;
+      visited++;
       const grp = groups.get(s);
       if (grp === undefined) {
         if (step(s)) return true;
@@ -340,7 +343,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
       bound.set(grp.id, b);
       break;
     }
-    if (joined) join(joined, k);
+    if (joined) joinSettled(joined, k);
     else {
       rejected.push(...refusals);
       groups.set(k, { id: k, members: new Set([k]), shapeOf: out });
@@ -369,6 +372,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     }
     for (const m of grp.members) join(into, m);
     groups.delete(grp.id);
+    placed.settle(into.members);
   }
 
   // ---- matmul prologues: transposes folded into the matmuls that read them --------------------------
@@ -493,7 +497,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
           reject('bindings', `the fused ${n.op} would bind ${bound} storage buffers, over the limit of ${maxBuffers}`);
           continue;
         }
-        join(grp, k);
+        joinSettled(grp, k);
         anchorOf.set(id, k);
         break;
       }
@@ -572,7 +576,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     for (const m of members) inGroup[m] = 1;
     report.push({ op: fused.op, nodes: members, ops: members.map((m) => nodes[m].op), inputs: fused.inputs.length, outputs: outputs.length, constants });
   }
-  if (fusedAt.size === 0 && rewritten.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected, prologues } };
+  if (fusedAt.size === 0 && rewritten.size === 0) return { graph: g, report: { nodesBefore: N, nodesAfter: N, groups: [], rejected, prologues, visited: visited + placed.visited } };
 
   // ---- contract each group to its fused node, and each matmul with a prologue but no epilogue to its
   // rewritten self; a folded transpose goes (its readers now depend on its operand); a constant stays
@@ -593,7 +597,7 @@ export function fuseWithReport(g: Graph, options: FuseOptions = {}): { graph: Gr
     if (!results.has(v.id) && !(consumers.get(v.id) ?? []).some((c) => (!inGroup[c] && !dropped.has(c)) || binds(c, v.id))) dropped.add(k);
   }
   const graph = contractGroups(g, contractions, { folded, dropped });
-  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, prologues } };
+  return { graph, report: { nodesBefore: N, nodesAfter: graph.nodes.length, groups: report, rejected, prologues, visited: visited + placed.visited } };
 }
 
 /** The fused graph (see fuseWithReport). */

@@ -308,6 +308,7 @@ function fuseLoopsAndRows(g: Graph, options: FusionOptions): { graph: Graph; rep
       groups: [...first.report.groups.filter((_, i) => !absorbed.has(i)), ...rowGroups],
       rejected: [...first.report.rejected, ...rejected],
       prologues: first.report.prologues,
+      visited: first.report.visited + second.report.visited,
     },
   };
 }

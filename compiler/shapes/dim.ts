@@ -491,6 +491,11 @@ export function dimEquals(a: Dim, b: Dim): boolean {
   return a === b || polyKey(a.terms) === polyKey(b.terms);
 }
 
+/** A string that two sizes share exactly when dimEquals holds (a symbolic size never equals a number: normal forms fold constants). */
+export function dimKey(d: Dim): string {
+  return typeof d === 'number' ? String(d) : `sym(${polyKey(d.terms)})`;
+}
+
 function evalPoly(p: Poly, env: ReadonlyMap<string, number>): number {
   let sum = 0;
   for (const t of p) {
