@@ -81,6 +81,11 @@ export class GraphBuilder {
     return { kind: 'tensor', value, origin: span, member: { path, state: true } };
   }
 
+  /** The state buffer's value as the graph has it so far: its latest update, or the buffer itself. */
+  stateValue(value: Value): Value {
+    return this.state.find((x) => x.value.id === value.id)?.update ?? value;
+  }
+
   setStateUpdate(value: Value, update: Value): boolean {
     const s = this.state.find((x) => x.value.id === value.id);
     if (!s) return false;
