@@ -77,7 +77,13 @@ export interface SaveOptions {
 }
 
 export interface LoadOptions {
-  /** Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning). Default false. */
+  /**
+   * Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning).
+   * The training run's state in the file (optimizer moments and step counters `opt.*`, `rng.key`, the
+   * step) is taken only when the file sets all of this model's: a checkpoint of another model leaves it
+   * behind (listed in `ignored`), so the new heads' zero moments do not meet the old run's Adam `t`.
+   * Default false.
+   */
   readonly partial?: boolean;
   /**
    * Load the model's parameters and its own state (batch norm's running statistics) only: not the
@@ -898,9 +904,20 @@ export class Model<I extends string = string, O extends string = string, R exten
       const how = onlyRunState ? 'pass { weightsOnly: true } to load the weights without the training run\'s state' : 'pass { partial: true } to load what matches';
       throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (${how})`);
     }
+    // a partial load takes the run's state (optimizer moments and step counters, the key, the step) only
+    // when it sets all of it: another model's checkpoint (transfer learning) would otherwise bring its
+    // Adam t and step while this model's new heads keep zero moments, halving the first updates
+    const runState = this.program.state.filter((d) => isRunState(d.path)).map((d) => d.path);
+    const takesRun = !options.weightsOnly && !(options.partial && runState.some((p) => !loaded.includes(p)));
+    if (!takesRun) {
+      const left = new Set(loaded.filter((p) => isRunState(p)));
+      for (const [name, path] of toModel) if (left.has(path) && decoded.tensors.has(name)) ignored.push(name);
+      for (let i = writes.length - 1; i >= 0; i--) if (left.has(writes[i][0])) writes.splice(i, 1);
+      for (let i = loaded.length - 1; i >= 0; i--) if (left.has(loaded[i])) loaded.splice(i, 1);
+    }
     this.executor.writeModelBuffers(writes, 'loading the weights');
     const step = Number(decoded.metadata['dlc.step']);
-    if (!options.weightsOnly && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
+    if (takesRun && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
     // settle the writes' error scopes now: a weight-sync worker that only ever loads must not pile them up
     // until some other call waits on the GPU (and what WebGPU refused is this call's error)
     await this.guard(Promise.resolve());
