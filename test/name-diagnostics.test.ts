@@ -114,6 +114,27 @@ describe('E0202 duplicates', () => {
     ]);
   });
 
+  // regression: every iteration declared `rep` again under one parameter path: `check` passed, the module listed
+  // rep.w twice (tied when loaded) and training failed with an internal "parameter rep.w is updated twice"
+  it('a layer, parameter or loss declared inside a `for` loop, with the list to write instead', () => {
+    const model = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  let h = x\n  for i in 0..2 {\n    if true {\n      layer rep = Dense(4, 4)\n      h = rep(h)\n    }\n  }\n  output y = h\n}\n';
+    expectDiagnostics(model, [
+      {
+        code: 'E0202',
+        at: 'rep',
+        message: 'the layer `rep` is declared inside a `for` loop: every iteration would declare it again under the same name',
+        help: 'declare one layer per iteration as a list before the loop, `layer reps = [Dense(4, 4) for i in 0..2]`, and call `reps[i](...)` inside it',
+        secondaryAt: 'for',
+      },
+    ]);
+    expectDiagnostics('layer L {\n  for i in 0..2 {\n    param w: f32[2] = zeros\n  }\n  forward(x: f32[B, 2]) -> f32[B, 2] = x * w\n}\n', [
+      { code: 'E0202', at: 'w', message: 'the parameter `w` is declared inside a `for` loop', secondaryAt: 'for' },
+    ]);
+    expectDiagnostics('model M {\n  param w: f32[2] = zeros\n  for i in 0..2 {\n    loss = sum(w * w)\n  }\n}\n', [{ code: 'E0202', at: 'loss', message: 'the loss `loss` is declared inside' }]);
+    // the rewrite is accepted
+    expectDiagnostics('use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  let h = x\n  layer reps = [Dense(4, 4) for i in 0..2]\n  for i in 0..2 {\n    h = reps[i](h)\n  }\n  output y = h\n}\n', []);
+  });
+
   it('a scan variable named twice, or a carry named as a variable (the later binding hid the other silently)', () => {
     const inputs = 'model S(T: int = 3) {\n  input x: f32[B, T, 2]\n  input m: f32[B, T, 2]\n';
     expectDiagnostics(`${inputs}  output o = scan x_t, x_t in (x, m) along 1 { yield x_t }\n}\n`, [

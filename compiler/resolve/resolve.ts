@@ -2,6 +2,7 @@
 import type * as A from '../../grammar/ast.ts';
 import { DiagnosticBag, diagnostic, didYouMean, foreignName, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { DTYPES } from '../ir/types.ts';
+import { printExpr } from '../../grammar/printer.ts';
 import { fileExports, PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
 /** A local module as parsed: its program and its syntax errors (reported once, by the checker). */
@@ -245,8 +246,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     statements(d.body, scope, d.kind === 'Layer' ? 'layer' : 'model');
   }
 
-  function collectMembers(block: A.Block, scope: Scope, types: (A.TypeExpr | null)[]): void {
+  function collectMembers(block: A.Block, scope: Scope, types: (A.TypeExpr | null)[], loop: A.ForStmt | null = null): void {
     for (const s of block.stmts) {
+      if (loop) declaredInLoop(s, loop);
       switch (s.kind) {
         case 'Param':
           defineUnique(scope, s.name, 'parameter');
@@ -273,16 +275,41 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
           types.push(s.type);
           break;
         case 'If':
-          collectMembers(s.then, scope, types);
-          if (s.else) collectMembers(s.else, scope, types);
+          collectMembers(s.then, scope, types, loop);
+          if (s.else) collectMembers(s.else, scope, types, loop);
           break;
         case 'For':
-          collectMembers(s.body, scope, types);
+          collectMembers(s.body, scope, types, s);
           break;
         default:
           break;
       }
     }
+  }
+
+  /**
+   * A member declared in a static `for` would be declared again by every iteration under one name (two
+   * layers with one parameter path, silently tied when loaded): a list declared before the loop is the way.
+   */
+  function declaredInLoop(s: A.Stmt, loop: A.ForStmt): void {
+    const kinds: Partial<Record<A.Stmt['kind'], string>> = { Param: 'parameter', State: 'state', Input: 'input', SubLayer: 'layer', Output: 'output', Loss: 'loss', Metric: 'metric' };
+    const what = kinds[s.kind];
+    if (!what) return;
+    const name = 'name' in s && s.name ? s.name : null;
+    const shown = name?.text ?? 'loss';
+    const span = name?.span ?? keywordSpan(s);
+    const v = loop.vars.map((x) => x.text).join(', ');
+    const over = `for ${v} in ${printExpr(loop.iterable)}`;
+    const help =
+      s.kind === 'SubLayer'
+        ? `declare one layer per iteration as a list before the loop, \`layer ${shown}s = [${printExpr(s.value)} ${over}]\`, and call \`${shown}s[${loop.vars[0]?.text ?? 'i'}](...)\` inside it`
+        : s.kind === 'Param' || s.kind === 'State'
+          ? `declare it once before the loop with the loop's length as a leading axis, and index it inside`
+          : `declare it once after the loop, from a value the loop builds`;
+    out.push(diagnostic('E0202', `the ${what} \`${shown}\` is declared inside a \`for\` loop: every iteration would declare it again under the same name`, span, {
+      help,
+      secondary: [{ span: keywordSpan(loop), message: 'the loop' }],
+    }));
   }
 
   function declareSymbolicSizes(types: readonly (A.TypeExpr | null)[], scope: Scope): void {
