@@ -135,6 +135,15 @@ describe('E0202 duplicates', () => {
     expectDiagnostics('use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  let h = x\n  layer reps = [Dense(4, 4) for i in 0..2]\n  for i in 0..2 {\n    h = reps[i](h)\n  }\n  output y = h\n}\n', []);
   });
 
+  // regression: a metric `val_acc` beside `acc` was shown in the epoch line as the validation accuracy's value
+  it('a loss or metric whose name starts with `val_` (reserved for the validation values)', () => {
+    const model = 'model M {\n  param w: f32[2] = zeros\n  loss l = sum(w * w)\n  metric val_l = sum(w)\n  loss val_x = sum(w * w)\n}\n';
+    expectDiagnostics(model, [
+      { code: 'E0202', at: 'val_l', message: 'the metric `val_l` takes a name reserved for validation: `val_l` is the validation value of `l`', help: 'names that start with `val_` are the validation values of the others: rename it' },
+      { code: 'E0202', at: 'val_x', message: 'the loss `val_x` takes a name reserved for validation' },
+    ]);
+  });
+
   it('a scan variable named twice, or a carry named as a variable (the later binding hid the other silently)', () => {
     const inputs = 'model S(T: int = 3) {\n  input x: f32[B, T, 2]\n  input m: f32[B, T, 2]\n';
     expectDiagnostics(`${inputs}  output o = scan x_t, x_t in (x, m) along 1 { yield x_t }\n}\n`, [

@@ -312,6 +312,15 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     }));
   }
 
+  /** `val_x` is the validation value of `x` in every log and history: a loss or metric of that name would be shown in its place. */
+  function reservedValidationName(name: A.Name, what: string): void {
+    if (!name.text.startsWith('val_')) return;
+    const bare = name.text.slice('val_'.length);
+    out.push(diagnostic('E0202', `the ${what} \`${name.text}\` takes a name reserved for validation: \`val_${bare || '...'}\` is the validation value of \`${bare || '...'}\` in the epoch lines, the history and early stopping`, name.span, {
+      help: 'names that start with `val_` are the validation values of the others: rename it',
+    }));
+  }
+
   function declareSymbolicSizes(types: readonly (A.TypeExpr | null)[], scope: Scope): void {
     for (const t of types) {
       if (!t?.dims) continue;
@@ -412,10 +421,12 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       case 'Loss':
         expr(s.value, scope);
         if (s.name) defineUnique(scope, s.name, 'loss');
+        if (s.name) reservedValidationName(s.name, 'loss');
         break;
       case 'Metric':
         expr(s.value, scope);
         defineUnique(scope, s.name, 'metric');
+        reservedValidationName(s.name, 'metric');
         break;
       case 'Where':
         for (const c of s.conditions) expr(c, scope);
