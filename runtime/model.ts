@@ -2,7 +2,7 @@
 import { acquireDevice, lostError, type DeviceOptions, type DeviceWatch } from './device.ts';
 import { DisposedError, DlcRuntimeError, GPUValidationError, InputError, OutOfMemoryError, WeightsError } from './errors.ts';
 import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepHandle, type TypedArray } from './executor.ts';
-import { programGraphs, type GraphProgram, type ModelProgram } from './program.ts';
+import { programGraphs, reportingStep, type GraphProgram, type ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { addTotals, fit, type FitOptions, type History } from './fit.ts';
@@ -417,21 +417,18 @@ export class Model<I extends string = string, O extends string = string, R exten
       }),
     );
     const stepNumber = ++this.step;
-    const trainSteps = this.program.training?.steps ?? [];
     let cached: Promise<Record<string, number>> | undefined;
     return {
       step: stepNumber,
       values: () =>
         (cached ??= (async () => {
           const out: Record<string, number> = {};
-          // every step reports everything it computes; a step's own loss comes from that step (a later
-          // step must not overwrite it), every other value from the last step that computes it
+          // every step reports everything it computes; each value comes from one step's forward pass
+          // (reportingStep: a step's own loss and its objective's terms from that step, anything else
+          // from the first step, before any update on this batch)
           for (const r of records) {
             const [vals] = await this.guard(this.executor.readScalars([r.record]));
-            for (const [k, v] of Object.entries(vals)) {
-              const owner = trainSteps.find((s) => s.loss === k)?.name;
-              if (owner === r.g.name || !(k in out) || owner === undefined) out[k] = v;
-            }
+            for (const [k, v] of Object.entries(vals)) if (!(k in out) || reportingStep(this.program.training, k) === r.g.name) out[k] = v;
           }
           return out;
         })()),

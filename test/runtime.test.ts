@@ -377,7 +377,7 @@ train Fine {
       const checkpoint = await a.saveWeights();
       expect(decodeSafetensors(checkpoint).tensors.has('opt.train.enc.w.m')).toBe(true);
       const report = await b.loadWeights(checkpoint, { partial: true });
-      expect(report.loaded.sort()).toEqual(['enc.b', 'enc.w']);
+      expect([...report.loaded].sort()).toEqual(['enc.b', 'enc.w']);
       expect(report.ignored).toContain('opt.train.t');
       expect(report.ignored).toContain('opt.train.enc.w.m');
       expect(b.step).toBe(0);
@@ -404,6 +404,63 @@ train Fine {
       a.dispose();
       b.dispose();
       c.dispose();
+    }
+  });
+
+  // regression: cls_loss and acc came from the regress step's forward pass, after the classify step had
+  // updated on the same batch, so classify_objective did not equal cls_loss + 0.1 * reg_loss on one line
+  it('with several steps, each value comes from one forward pass: a step\'s own loss and its objective\'s terms from that step, the rest from the first', { timeout: 120_000 }, async () => {
+    const src = `use std.nn.{Dense}
+
+model Steps {
+  input x: f32[B, 3]
+  input label: i32[B]
+  input t: f32[B]
+  layer enc = Dense(3, 4)
+  layer cls = Dense(4, 2)
+  layer reg = Dense(4, 1)
+  let h = tanh(enc(x))
+  let logits = cls(h)
+  loss cls_loss = cross_entropy(logits, label)
+  loss reg_loss = mse(reg(h)[:, 0], t)
+  metric acc = accuracy(logits, label)
+}
+
+train Steps {
+  batch = 4
+  step classify {
+    minimize cls_loss + 0.1 * reg_loss with sgd(lr: 0.5)
+    freeze reg
+  }
+  step regress {
+    minimize reg_loss over reg, enc with sgd(lr: 0.5)
+  }
+}
+`;
+    const p = compileSource(src, 'steps.dl').programs[0];
+    expect(p.training!.steps.map((s) => [s.name, s.loss, s.terms])).toEqual([
+      ['classify', 'classify_objective', ['cls_loss', 'reg_loss']],
+      ['regress', 'reg_loss', undefined],
+    ]);
+    const device = await getDevice();
+    const a = await Model.create(p, { device, seed: 1 });
+    const b = await Model.create(p, { device, seed: 1 });
+    try {
+      const batch = { x: [1, 2, 3, -1, 0, 2, 4, 1, -2, 0.5, 0.5, 0.5], label: [0, 1, 1, 0], t: [1, -1, 0.5, 2] };
+      const before = await a.evaluate(batch);
+      const v = await a.trainStep(batch).values();
+      // the classify step's objective and its terms: the weights before any update on this batch
+      expect(v.classify_objective).toBeCloseTo(before.cls_loss + 0.1 * before.reg_loss, 5);
+      expect(v.cls_loss).toBeCloseTo(before.cls_loss, 5);
+      expect(v.acc).toBe(before.acc);
+      // reg_loss is the regress step's own loss: its forward pass, after the classify step's update
+      b.trainStep(batch, { step: 'classify' });
+      const between = await b.evaluate(batch);
+      expect(Math.abs(between.reg_loss - before.reg_loss)).toBeGreaterThan(1e-4);
+      expect(v.reg_loss).toBeCloseTo(between.reg_loss, 5);
+    } finally {
+      a.dispose();
+      b.dispose();
     }
   });
 
