@@ -1144,7 +1144,10 @@ export class Elaborator {
     const rename = (v: CtValue, to: string): void => {
       if (v.kind === 'layer') {
         // a layer listed twice keeps its first name, and one a layer statement named keeps that
-        if (renames.has(v.path) || this.registered.has(v)) return;
+        if (renames.has(v.path) || this.registered.has(v)) {
+          if (registers) this.builder.modelAliases.push({ path: to, layer: v });
+          return;
+        }
         renames.set(v.path, to);
         if (registers) this.registered.add(v);
       } else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
