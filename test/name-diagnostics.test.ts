@@ -187,6 +187,18 @@ describe('E0203 imports', () => {
     ], loader);
   });
 
+  // regression: an imported model used as a sub-layer was "the size `Pre` is not bound" (or "`pre` is not available here")
+  it('an imported model used as a value is a model, as in one file, under its own name or an alias', () => {
+    const pre = parse('model Pre {\n  input x: f32[B, 4]\n  output y = x\n}\n', 'pre.dl');
+    const loader = (_importer: string, path: string) => (path === './pre.dl' ? pre : undefined);
+    const body = (name: string) => `model Outer {\n  input x: f32[B, 4]\n  layer inner = ${name}()\n  output y = inner(x)\n}\n`;
+    expectDiagnostics(`use "./pre.dl".{Pre}\n${body('Pre')}`, [
+      { code: 'E0201', at: 'Pre', occurrence: 1, message: '`Pre` is a model (imported from "./pre.dl"), and a model is not a value inside another', help: 'to use it as a building block, declare it in ./pre.dl as `layer Pre(...) { ... forward(...) }` and import that' },
+    ], loader);
+    expectDiagnostics(`use "./pre.dl".{Pre as pre}\n${body('pre')}`, [{ code: 'E0201', at: 'pre', occurrence: 2, message: '`pre` is a model (imported from "./pre.dl")' }], loader);
+    expectDiagnostics(`use "./pre.dl".*\n${body('Pre')}`, [{ code: 'E0201', at: 'Pre', message: '`Pre` is a model (imported from "./pre.dl")' }], loader);
+  });
+
   it("reports a syntax error in an imported file, and in the files it imports (check passed, and the layer whose forward did not parse compiled to nothing)", () => {
     const files: Record<string, string> = {
       './blocks.dl': 'use "./deep.dl".{Id}\nlayer Blk {\n  forward(x: f32[B, 4]) -> f32[B, 4] = x +\n}\n',

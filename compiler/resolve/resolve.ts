@@ -79,6 +79,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
   for (const n of PRELUDE) prelude.define(n, null);
   const fileScope = new Scope(prelude);
   const models = new Map<string, A.ModelDecl>();
+  /** Models another file declares, by the name this file imports them under, with that file's path. */
+  const importedModels = new Map<string, { readonly name: string; readonly file: string }>();
   const trained = new Map<string, A.Span>();
   /** Inside a tensor type's dims (typeExpr), where a model's name is a size of that name. */
   let inShape = 0;
@@ -163,6 +165,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         return;
       }
       exports = fileExports(loaded.program);
+      const declared = new Set(loaded.program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : [])));
+      if (d.imports !== null && 'kind' in d.imports) for (const m of declared) importedModels.set(m, { name: m, file: source.value });
+      else if (d.imports !== null) for (const item of d.imports as readonly A.ImportItem[]) if (declared.has(item.name.text)) importedModels.set((item.alias ?? item.name).text, { name: item.name.text, file: source.value });
     }
     if (d.imports === null) {
       if (d.alias) defineUnique(fileScope, d.alias, 'import');
@@ -485,6 +490,11 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         else if (inShape === 0 && models.has(e.name) && scope.ownerOf(e.name) === fileScope) {
           // a model is trained and shipped, not built inside another model
           out.push(diagnostic('E0201', `\`${e.name}\` is a model, and a model is not a value inside another`, e.span, { help: `to use it as a building block, declare it \`layer ${e.name}(...) { ... forward(...) }\`` }));
+        } else if (inShape === 0 && importedModels.has(e.name) && scope.ownerOf(e.name) === fileScope) {
+          const from = importedModels.get(e.name)!;
+          out.push(diagnostic('E0201', `\`${e.name}\` is a model (imported from "${from.file}"), and a model is not a value inside another`, e.span, {
+            help: `to use it as a building block, declare it in ${from.file} as \`layer ${from.name}(...) { ... forward(...) }\` and import that`,
+          }));
         }
         break;
       case 'List':
