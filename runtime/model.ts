@@ -80,8 +80,9 @@ export interface LoadOptions {
   /**
    * Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning).
    * The training run's state in the file (optimizer moments and step counters `opt.*`, `rng.key`, the
-   * step) is taken only when the file sets all of this model's: a checkpoint of another model leaves it
-   * behind (listed in `ignored`), so the new heads' zero moments do not meet the old run's Adam `t`.
+   * step) is taken only from this model's own checkpoint (its `dlc.model`) or a file that sets all of
+   * this model's run state: another model's checkpoint leaves it behind (listed in `ignored`), so the
+   * new heads' zero moments do not meet the old run's Adam `t`.
    * Default false.
    */
   readonly partial?: boolean;
@@ -901,11 +902,13 @@ export class Model<I extends string = string, O extends string = string, R exten
       const how = onlyRunState ? 'pass { weightsOnly: true } to load the weights without the training run\'s state' : 'pass { partial: true } to load what matches';
       throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (${how})`);
     }
-    // a partial load takes the run's state (optimizer moments and step counters, the key, the step) only
-    // when it sets all of it: another model's checkpoint (transfer learning) would otherwise bring its
-    // Adam t and step while this model's new heads keep zero moments, halving the first updates
+    // a partial load takes the run's state (optimizer moments and step counters, the key, the step) from
+    // this model's own checkpoint (a resumed run whose freeze changed), or from a file that sets all of it:
+    // another model's checkpoint (transfer learning) would otherwise bring its Adam t and step while this
+    // model's new heads keep zero moments, halving the first updates
     const runState = this.program.state.filter((d) => isRunState(d.path)).map((d) => d.path);
-    const takesRun = !options.weightsOnly && !(options.partial && runState.some((p) => !loaded.includes(p)));
+    const own = decoded.metadata['dlc.model'] === this.program.model;
+    const takesRun = !options.weightsOnly && (!options.partial || own || runState.every((p) => loaded.includes(p)));
     if (!takesRun) {
       const left = new Set(loaded.filter((p) => isRunState(p)));
       for (const [name, path] of toModel) if (left.has(path) && decoded.tensors.has(name)) ignored.push(name);
