@@ -5,7 +5,7 @@ import { Dataset } from './data.ts';
 import { BusyError, InputError } from './errors.ts';
 import type { Model } from './model.ts';
 import type { MetricTable, MetricValue } from './metric-tables.ts';
-import type { ModelProgram, SettingValue } from './program.ts';
+import { reportingStep, type ModelProgram, type SettingValue } from './program.ts';
 
 export interface EarlyStopping {
   /** A reported name, `val_` + a reported name, or `loss` (the training loss). */
@@ -273,7 +273,6 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   const history: EpochLogs[] = [];
   const lookahead = options.lookahead ?? 2;
   const withTotals = model.program.graphs.stepTotals !== undefined;
-  const trainSteps = model.program.training?.steps ?? [];
   let stoppedEarly = false;
   const maxSteps = options.maxSteps;
   if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || maxSteps < 0)) throw new InputError(`maxSteps must be a non-negative integer, got ${maxSteps}`);
@@ -318,13 +317,14 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
     const last = epoch === epochs - 1 || reached();
     const logs: Record<string, number> = { epoch, ...mean(trainValues, lengths) };
     // precision, recall, F1 (functions of sums over the batch): the epoch's, from its summed totals, not
-    // an average of per-batch values; a step's own loss from that step, anything else from the last step
+    // an average of per-batch values; each from the step trainStep reports it from (reportingStep)
+    const totalled = new Set<string>();
     for (const [step, sums] of epochTotals) {
       for (const [name, value] of Object.entries(await model.finishStepTotals(step, Object.fromEntries(sums)))) {
         // an epoch's logs are numbers: a table metric (a confusion matrix) is evaluateDataset's
         if (typeof value !== 'number') continue;
-        const owner = trainSteps.find((s) => s.loss === name)?.name;
-        if (owner === undefined || owner === step) logs[name] = value;
+        if (!totalled.has(name) || reportingStep(model.program.training, name) === step) logs[name] = value;
+        totalled.add(name);
       }
     }
     const validated = data.validation !== undefined && data.validation.length > 0 && ((epoch + 1) % validateEvery === 0 || last);

@@ -2,7 +2,7 @@
 import { acquireDevice, lostError, type DeviceOptions, type DeviceWatch } from './device.ts';
 import { DisposedError, DlcRuntimeError, GPUValidationError, InputError, OutOfMemoryError, WeightsError } from './errors.ts';
 import { Executor, toStorageArray, type HostArray, type ScalarRecord, type StepHandle, type TypedArray } from './executor.ts';
-import { programGraphs, type GraphProgram, type ModelProgram } from './program.ts';
+import { programGraphs, reportingStep, type GraphProgram, type ModelProgram } from './program.ts';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.ts';
 import type { Dataset } from './data.ts';
 import { addTotals, fit, type FitOptions, type History } from './fit.ts';
@@ -77,7 +77,14 @@ export interface SaveOptions {
 }
 
 export interface LoadOptions {
-  /** Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning). Default false. */
+  /**
+   * Accept a file that lacks some of the model's parameters or has extra tensors (transfer learning).
+   * The training run's state in the file (optimizer moments and step counters `opt.*`, `rng.key`, the
+   * step) is taken only from this model's own checkpoint (its `dlc.model`) or a file that sets all of
+   * this model's run state: another model's checkpoint leaves it behind (listed in `ignored`), so the
+   * new heads' zero moments do not meet the old run's Adam `t`.
+   * Default false.
+   */
   readonly partial?: boolean;
   /**
    * Load the model's parameters and its own state (batch norm's running statistics) only: not the
@@ -415,21 +422,18 @@ export class Model<I extends string = string, O extends string = string, R exten
       }),
     );
     const stepNumber = ++this.step;
-    const trainSteps = this.program.training?.steps ?? [];
     let cached: Promise<Record<string, number>> | undefined;
     return {
       step: stepNumber,
       values: () =>
         (cached ??= (async () => {
           const out: Record<string, number> = {};
-          // every step reports everything it computes; a step's own loss comes from that step (a later
-          // step must not overwrite it), every other value from the last step that computes it
+          // every step reports everything it computes; each value comes from one step's forward pass
+          // (reportingStep: a step's own loss and its objective's terms from that step, anything else
+          // from the first step, before any update on this batch)
           for (const r of records) {
             const [vals] = await this.guard(this.executor.readScalars([r.record]));
-            for (const [k, v] of Object.entries(vals)) {
-              const owner = trainSteps.find((s) => s.loss === k)?.name;
-              if (owner === r.g.name || !(k in out) || owner === undefined) out[k] = v;
-            }
+            for (const [k, v] of Object.entries(vals)) if (!(k in out) || reportingStep(this.program.training, k) === r.g.name) out[k] = v;
           }
           return out;
         })()),
@@ -902,9 +906,22 @@ export class Model<I extends string = string, O extends string = string, R exten
       const how = onlyRunState ? 'pass { weightsOnly: true } to load the weights without the training run\'s state' : 'pass { partial: true } to load what matches';
       throw new WeightsError(`the weights do not match the model ${this.program.model}: ${parts.join('; ')} (${how})`);
     }
+    // a partial load takes the run's state (optimizer moments and step counters, the key, the step) from
+    // this model's own checkpoint (a resumed run whose freeze changed), or from a file that sets all of it:
+    // another model's checkpoint (transfer learning) would otherwise bring its Adam t and step while this
+    // model's new heads keep zero moments, halving the first updates
+    const runState = this.program.state.filter((d) => isRunState(d.path)).map((d) => d.path);
+    const own = decoded.metadata['dlc.model'] === this.program.model;
+    const takesRun = !options.weightsOnly && (!options.partial || own || runState.every((p) => loaded.includes(p)));
+    if (!takesRun) {
+      const left = new Set(loaded.filter((p) => isRunState(p)));
+      for (const [name, path] of toModel) if (left.has(path) && decoded.tensors.has(name)) ignored.push(name);
+      for (let i = writes.length - 1; i >= 0; i--) if (left.has(writes[i][0])) writes.splice(i, 1);
+      for (let i = loaded.length - 1; i >= 0; i--) if (left.has(loaded[i])) loaded.splice(i, 1);
+    }
     this.executor.writeModelBuffers(writes, 'loading the weights');
     const step = Number(decoded.metadata['dlc.step']);
-    if (!options.weightsOnly && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
+    if (takesRun && decoded.metadata['dlc.format'] === 'training-state' && Number.isSafeInteger(step)) this.step = step;
     // settle the writes' error scopes now: a weight-sync worker that only ever loads must not pile them up
     // until some other call waits on the GPU (and what WebGPU refused is this call's error)
     await this.guard(Promise.resolve());

@@ -211,7 +211,11 @@ export interface AdaptDecl {
 }
 
 export interface TrainingDecl {
-  readonly steps: readonly { readonly name: string; readonly loss: string; readonly params: readonly string[]; readonly maximize: boolean }[];
+  /**
+   * The train block's steps in order: each one's name, the loss it minimizes (or its objective's name),
+   * the parameters it updates and, where its objective is an expression, the losses and metrics it reads.
+   */
+  readonly steps: readonly { readonly name: string; readonly loss: string; readonly params: readonly string[]; readonly maximize: boolean; readonly terms?: readonly string[] }[];
   /** The layers `adapt` names (absent when it names none). */
   readonly adapt?: readonly AdaptDecl[];
   /** The train block's remaining settings (data, batch, epochs, split, early_stopping, checkpoint, ...). */
@@ -265,6 +269,17 @@ export interface ModelProgram {
     readonly stepTotals?: Readonly<Record<string, GraphProgram>>;
   };
   readonly training?: TrainingDecl;
+}
+
+/**
+ * The step whose forward pass a reported training value comes from, when every step computes it: a
+ * step's own loss or objective from that step, a term of a step's objective expression from the first
+ * step that minimizes it (so an objective and its terms agree), undefined for anything else (then the
+ * first step that computes it: the forward pass before any update on the batch, as with one step).
+ */
+export function reportingStep(training: TrainingDecl | undefined, name: string): string | undefined {
+  const steps = training?.steps ?? [];
+  return (steps.find((s) => s.loss === name) ?? steps.find((s) => s.terms?.includes(name)))?.name;
 }
 
 /** Every graph of a program: predict, evaluate, the training steps, and the totals' finishing graphs where there are some. */

@@ -293,6 +293,39 @@ describe('dlc graph --train and dlc gradcheck', () => {
     expect(q.err).not.toContain('not exercised');
   });
 
+  // regression: gradcheck checked each loss only, never the expression a step minimizes (a metric inside it is differentiated too)
+  it("checks each step's objective expression over the parameters that step updates", async () => {
+    const src = `use std.nn.{Dense}
+model S {
+  input x: f32[B, 3]
+  input label: i32[B]
+  layer enc = Dense(3, 4)
+  layer cls = Dense(4, 3)
+  layer reg = Dense(4, 1)
+  let logits = cls(tanh(enc(x)))
+  loss ce = cross_entropy(logits, label)
+  loss r = mean(reg(tanh(enc(x))) ** 2)
+  metric ent = -mean(sum(softmax(logits) * log_softmax(logits), axis: -1))
+}
+train S {
+  step classify {
+    minimize ce - 0.1 * ent with sgd(lr: 0.1)
+    freeze reg
+  }
+  step regress {
+    minimize r over reg with sgd(lr: 0.1)
+  }
+}
+`;
+    const r = await run('gradcheck', tempFile('objective.dl', src));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    const headers = r.out.split('\n').filter((l) => l.startsWith('S: d '));
+    expect(headers.map((h) => h.replace(/, seed.*/, ''))).toEqual(['S: d ce / d parameter', 'S: d r / d parameter', 'S: d classify_objective / d parameter of the step `classify`']);
+    const objective = r.out.slice(r.out.indexOf('S: d classify_objective'));
+    expect(objective.split('\n').slice(2, 6).map((l) => l.split(/\s+/)[0])).toEqual(['enc.w', 'enc.b', 'cls.w', 'cls.b']);
+    expect(objective).toMatch(/^cls\.w\s+-?[1-9]/m);
+  });
+
   it('measures a row again with a finer step where the loss has a kink within the step (a ResNet\'s relus failed at 0.87)', async () => {
     // floor(w * 1e6) has a jump every 1e-6: the quotient at step 1e-6 measures the jumps, at 1e-8 the slope
     const kinked = await run('gradcheck', tempFile('kink.dl', 'model K {\n  input x: f32[B, 3]\n  param w: f32[3] = glorot_uniform\n  loss = sum(x * w) + sum(abs(w - floor(w * 1.0e6) / 1.0e6))\n}\n'), '--size', 'B=2');

@@ -228,6 +228,48 @@ console.log(report.mean.length);
     expect(errors.split('\n').filter((l) => l.includes('error')).length).toBe(2);
   });
 
+  // regression: trainStep(batch, { step: 'regress' }) was typed to report classify's objective, which it lacks at run time
+  it("types trainStep's values by the steps that run: one step alone reports its own objective only", { timeout: 60_000 }, async () => {
+    const dir = repoTempDir('compile');
+    const model = `use std.nn.{Dense}
+model Steps {
+  input x: f32[B, 3]
+  input t: f32[B]
+  layer enc = Dense(3, 4)
+  layer reg = Dense(4, 1)
+  let h = tanh(enc(x))
+  loss a = mse(reg(h)[:, 0], t)
+  loss b = mean(h * h)
+}
+train Steps {
+  step classify {
+    minimize a + 0.1 * b with sgd(lr: 0.1)
+  }
+  step regress {
+    minimize a over reg with sgd(lr: 0.1)
+  }
+}
+`;
+    writeFileSync(join(dir, 'steps.dl'), model);
+    const r = await dlc('compile', join(dir, 'steps.dl'), '-o', dir, '--runtime', runtimeImport(dir));
+    expect(r.status, r.err).toBe(EXIT_OK);
+    writeFileSync(
+      join(dir, 'use.ts'),
+      `import { create, type StepInputs } from './steps.ts';
+declare const batch: StepInputs;
+const m = await create();
+const all = await m.trainStep(batch).values();
+const classify = await m.trainStep(batch, { step: 'classify' }).values();
+const regress = await m.trainStep(batch, { step: 'regress' }).values();
+export const used = [all.classify_objective, all.a, classify.classify_objective, regress.a, regress.b];
+console.log(regress.classify_objective);
+`,
+    );
+    const errors = tsc(dir, ['steps.ts', 'use.ts']);
+    expect(errors).toMatch(/use\.ts\(8,\d+\): error TS2339: Property 'classify_objective' does not exist/);
+    expect(errors.split('\n').filter((l) => l.includes('error')).length, errors).toBe(1);
+  });
+
   it('types the service API: named steps, size names, parameter paths; the calls run on WebGPU', { timeout: 120_000 }, async () => {
     const dir = repoTempDir('compile');
     const r = await dlc('compile', 'examples/gan.dl', '-o', dir, '--model', 'Gan', '--args', 'latent: 4, hidden: 8, pixels: 12', '--runtime', runtimeImport(dir));

@@ -114,6 +114,36 @@ describe('E0202 duplicates', () => {
     ]);
   });
 
+  // regression: every iteration declared `rep` again under one parameter path: `check` passed, the module listed
+  // rep.w twice (tied when loaded) and training failed with an internal "parameter rep.w is updated twice"
+  it('a layer, parameter or loss declared inside a `for` loop, with the list to write instead', () => {
+    const model = 'use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  let h = x\n  for i in 0..2 {\n    if true {\n      layer rep = Dense(4, 4)\n      h = rep(h)\n    }\n  }\n  output y = h\n}\n';
+    expectDiagnostics(model, [
+      {
+        code: 'E0202',
+        at: 'rep',
+        message: 'the layer `rep` is declared inside a `for` loop: every iteration would declare it again under the same name',
+        help: 'declare one layer per iteration as a list before the loop, `layer reps = [Dense(4, 4) for i in 0..2]`, and call `reps[i](...)` inside it',
+        secondaryAt: 'for',
+      },
+    ]);
+    expectDiagnostics('layer L {\n  for i in 0..2 {\n    param w: f32[2] = zeros\n  }\n  forward(x: f32[B, 2]) -> f32[B, 2] = x * w\n}\n', [
+      { code: 'E0202', at: 'w', message: 'the parameter `w` is declared inside a `for` loop', secondaryAt: 'for' },
+    ]);
+    expectDiagnostics('model M {\n  param w: f32[2] = zeros\n  for i in 0..2 {\n    loss = sum(w * w)\n  }\n}\n', [{ code: 'E0202', at: 'loss', message: 'the loss `loss` is declared inside' }]);
+    // the rewrite is accepted
+    expectDiagnostics('use std.nn.{Dense}\nmodel M {\n  input x: f32[B, 4]\n  let h = x\n  layer reps = [Dense(4, 4) for i in 0..2]\n  for i in 0..2 {\n    h = reps[i](h)\n  }\n  output y = h\n}\n', []);
+  });
+
+  // regression: a metric `val_acc` beside `acc` was shown in the epoch line as the validation accuracy's value
+  it('a loss or metric whose name starts with `val_` (reserved for the validation values)', () => {
+    const model = 'model M {\n  param w: f32[2] = zeros\n  loss l = sum(w * w)\n  metric val_l = sum(w)\n  loss val_x = sum(w * w)\n}\n';
+    expectDiagnostics(model, [
+      { code: 'E0202', at: 'val_l', message: 'the metric `val_l` takes a name reserved for validation: `val_l` is the validation value of `l`', help: 'names that start with `val_` are the validation values of the others: rename it' },
+      { code: 'E0202', at: 'val_x', message: 'the loss `val_x` takes a name reserved for validation' },
+    ]);
+  });
+
   it('a scan variable named twice, or a carry named as a variable (the later binding hid the other silently)', () => {
     const inputs = 'model S(T: int = 3) {\n  input x: f32[B, T, 2]\n  input m: f32[B, T, 2]\n';
     expectDiagnostics(`${inputs}  output o = scan x_t, x_t in (x, m) along 1 { yield x_t }\n}\n`, [
@@ -155,6 +185,18 @@ describe('E0203 imports', () => {
       { code: 'E0203', at: 'ResBlok', help: 'did you mean `ResBlock`?' },
       { code: 'E0203', at: '"./missing.dl"' },
     ], loader);
+  });
+
+  // regression: an imported model used as a sub-layer was "the size `Pre` is not bound" (or "`pre` is not available here")
+  it('an imported model used as a value is a model, as in one file, under its own name or an alias', () => {
+    const pre = parse('model Pre {\n  input x: f32[B, 4]\n  output y = x\n}\n', 'pre.dl');
+    const loader = (_importer: string, path: string) => (path === './pre.dl' ? pre : undefined);
+    const body = (name: string) => `model Outer {\n  input x: f32[B, 4]\n  layer inner = ${name}()\n  output y = inner(x)\n}\n`;
+    expectDiagnostics(`use "./pre.dl".{Pre}\n${body('Pre')}`, [
+      { code: 'E0201', at: 'Pre', occurrence: 1, message: '`Pre` is a model (imported from "./pre.dl"), and a model is not a value inside another', help: 'to use it as a building block, declare it in ./pre.dl as `layer Pre(...) { ... forward(...) }` and import that' },
+    ], loader);
+    expectDiagnostics(`use "./pre.dl".{Pre as pre}\n${body('pre')}`, [{ code: 'E0201', at: 'pre', occurrence: 2, message: '`pre` is a model (imported from "./pre.dl")' }], loader);
+    expectDiagnostics(`use "./pre.dl".*\n${body('Pre')}`, [{ code: 'E0201', at: 'Pre', message: '`Pre` is a model (imported from "./pre.dl")' }], loader);
   });
 
   it("reports a syntax error in an imported file, and in the files it imports (check passed, and the layer whose forward did not parse compiled to nothing)", () => {

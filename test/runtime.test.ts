@@ -333,6 +333,145 @@ train Normed {
     }
   });
 
+  // regression: a partial load of another model's checkpoint took that run's step and Adam t while the new
+  // head's moments stayed zero, so Adam's bias correction halved the first updates
+  it("a partial load of another model's checkpoint leaves its optimizer state and step behind; of the model's own, takes them", { timeout: 120_000 }, async () => {
+    const src = `use std.nn.{Dense}
+
+model Pre {
+  input x: f32[B, 3]
+  input y: f32[B]
+  layer enc = Dense(3, 4)
+  layer head = Dense(4, 1)
+  loss = mse(head(tanh(enc(x)))[:, 0], y)
+}
+
+train Pre {
+  optimizer = adam(lr: 1e-2)
+  batch = 4
+}
+
+model Fine {
+  input x: f32[B, 3]
+  input y: f32[B]
+  layer enc = Dense(3, 4)
+  layer reg = Dense(4, 1)
+  loss = mse(reg(tanh(enc(x)))[:, 0], y)
+}
+
+train Fine {
+  optimizer = adam(lr: 1e-3)
+  batch = 4
+}
+`;
+    const { programs } = compileSource(src, 'transfer.dl');
+    const [pre, fine] = ['Pre', 'Fine'].map((name) => programs.find((p) => p.model === name)!);
+    const device = await getDevice();
+    const a = await Model.create(pre, { device, seed: 1 });
+    const b = await Model.create(fine, { device, seed: 2 });
+    const c = await Model.create(fine, { device, seed: 3 });
+    try {
+      const x = [1, 2, 3, -1, 0, 2, 4, 1, -2, 0.5, 0.5, 0.5];
+      const y = [1, -1, 0.5, 2];
+      for (let i = 0; i < 5; i++) a.trainStep({ x, y });
+      const checkpoint = await a.saveWeights();
+      expect(decodeSafetensors(checkpoint).tensors.has('opt.train.enc.w.m')).toBe(true);
+      const report = await b.loadWeights(checkpoint, { partial: true });
+      expect([...report.loaded].sort()).toEqual(['enc.b', 'enc.w']);
+      expect(report.ignored).toContain('opt.train.t');
+      expect(report.ignored).toContain('opt.train.enc.w.m');
+      expect(b.step).toBe(0);
+      expect(Array.from(await b.getState('opt.train.t'))).toEqual([0]);
+      expect(Array.from(await b.getState('opt.train.enc.w.m')).every((v) => v === 0)).toBe(true);
+      // a fresh Adam's first update moves every weight with a gradient by lr (m / sqrt(v) = sign(g))
+      const before = await b.getParameter('reg.w');
+      await b.trainStep({ x, y }).values();
+      const after = await b.getParameter('reg.w');
+      for (let i = 0; i < before.length; i++) expect(Math.abs(after[i] - before[i])).toBeCloseTo(1e-3, 6);
+      expect(b.step).toBe(1);
+      // the model's own checkpoint (its dlc.model) with an extra tensor: it resumes
+      b.trainStep({ x, y });
+      const own = decodeSafetensors(await b.saveWeights());
+      own.tensors.set('head.w', { dtype: 'f32', shape: [2], data: new Float32Array(2) });
+      const { encodeSafetensors } = await import('../runtime/safetensors.ts');
+      const bytes = encodeSafetensors(new Map([...own.tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }])), own.metadata);
+      const resumed = await c.loadWeights(bytes, { partial: true });
+      expect(resumed.loaded).toContain('opt.train.t');
+      expect(resumed.ignored).toEqual(['head.w']);
+      expect(c.step).toBe(2);
+      expect(Array.from(await c.getState('opt.train.t'))).toEqual([2]);
+      // the model's own checkpoint lacking one parameter's moments (a resumed run whose freeze changed) still resumes
+      const moment = [...own.tensors.keys()].find((k) => k.startsWith('opt.train.reg.'))!;
+      own.tensors.delete(moment);
+      c.reset(5);
+      const lacking = await c.loadWeights(encodeSafetensors(new Map([...own.tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }])), own.metadata), { partial: true });
+      expect(lacking.loaded).toContain('opt.train.t');
+      expect(lacking.missing).toEqual([]);
+      expect(c.step).toBe(2);
+    } finally {
+      a.dispose();
+      b.dispose();
+      c.dispose();
+    }
+  });
+
+  // regression: cls_loss and acc came from the regress step's forward pass, after the classify step had
+  // updated on the same batch, so classify_objective did not equal cls_loss + 0.1 * reg_loss on one line
+  it('with several steps, each value comes from one forward pass: a step\'s own loss and its objective\'s terms from that step, the rest from the first', { timeout: 120_000 }, async () => {
+    const src = `use std.nn.{Dense}
+
+model Steps {
+  input x: f32[B, 3]
+  input label: i32[B]
+  input t: f32[B]
+  layer enc = Dense(3, 4)
+  layer cls = Dense(4, 2)
+  layer reg = Dense(4, 1)
+  let h = tanh(enc(x))
+  let logits = cls(h)
+  loss cls_loss = cross_entropy(logits, label)
+  loss reg_loss = mse(reg(h)[:, 0], t)
+  metric acc = accuracy(logits, label)
+}
+
+train Steps {
+  batch = 4
+  step classify {
+    minimize cls_loss + 0.1 * reg_loss with sgd(lr: 0.5)
+    freeze reg
+  }
+  step regress {
+    minimize reg_loss over reg, enc with sgd(lr: 0.5)
+  }
+}
+`;
+    const p = compileSource(src, 'steps.dl').programs[0];
+    expect(p.training!.steps.map((s) => [s.name, s.loss, s.terms])).toEqual([
+      ['classify', 'classify_objective', ['cls_loss', 'reg_loss']],
+      ['regress', 'reg_loss', undefined],
+    ]);
+    const device = await getDevice();
+    const a = await Model.create(p, { device, seed: 1 });
+    const b = await Model.create(p, { device, seed: 1 });
+    try {
+      const batch = { x: [1, 2, 3, -1, 0, 2, 4, 1, -2, 0.5, 0.5, 0.5], label: [0, 1, 1, 0], t: [1, -1, 0.5, 2] };
+      const before = await a.evaluate(batch);
+      const v = await a.trainStep(batch).values();
+      // the classify step's objective and its terms: the weights before any update on this batch
+      expect(v.classify_objective).toBeCloseTo(before.cls_loss + 0.1 * before.reg_loss, 5);
+      expect(v.cls_loss).toBeCloseTo(before.cls_loss, 5);
+      expect(v.acc).toBe(before.acc);
+      // reg_loss is the regress step's own loss: its forward pass, after the classify step's update
+      b.trainStep(batch, { step: 'classify' });
+      const between = await b.evaluate(batch);
+      expect(Math.abs(between.reg_loss - before.reg_loss)).toBeGreaterThan(1e-4);
+      expect(v.reg_loss).toBeCloseTo(between.reg_loss, 5);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('no adapter is a NoAdapterError with what to install', async () => {
     const nav = globalThis as { navigator?: unknown };
     const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');

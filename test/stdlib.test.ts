@@ -829,6 +829,24 @@ describe('BatchNorm', () => {
     expect(m.res.state.has('bn.running_mean')).toBe(false);
   });
 
+  // regression: both calls computed (1 - m) * running from the initial buffer, and only the last call's
+  // update was kept, so the running statistics described the second input alone
+  it('one layer called twice in a step (a siamese encoder): the running updates chain in call order, as PyTorch', () => {
+    const r = prng('BatchNorm/twice');
+    const xs = [4, 3, 2, 2];
+    const a = uniform(r, prod(xs));
+    const b = uniform(r, prod(xs)).map((v) => 4 * v + 10);
+    const rm = uniform(r, 3);
+    const rv = uniform(r, 3, 0.5, 2);
+    const src2 = 'model T {\n input a: f32[B, 3, 2, 2]\n input b: f32[B, 3, 2, 2]\n layer bn = BatchNorm(3, momentum: 0.2)\n let ya = bn(a)\n output y = bn(b) + ya\n}';
+    const m = run(compile(src2, true), { a: f32(xs, a), b: f32(xs, b) }, r, { state: { 'bn.running_mean': rm, 'bn.running_var': rv } });
+    const ra = batchNormRef(a, 4, 3, 4, m.p['bn.gamma'], m.p['bn.beta']);
+    const rb = batchNormRef(b, 4, 3, 4, m.p['bn.gamma'], m.p['bn.beta']);
+    expectClose(m.out('y'), xs, ra.y.map((v, i) => v + rb.y[i]));
+    expectClose(m.res.state.get('bn.running_mean')!, [3], rm.map((v, c) => 0.8 * (0.8 * v + 0.2 * ra.mu[c]) + 0.2 * rb.mu[c]));
+    expectClose(m.res.state.get('bn.running_var')!, [3], rv.map((v, c) => 0.8 * (0.8 * v + 0.2 * ra.va[c]) + 0.2 * rb.va[c]));
+  });
+
   it('rank-2 input [B, n] with a custom eps', () => {
     const r = prng('BatchNorm/rank2');
     const x = uniform(r, 4 * 3);

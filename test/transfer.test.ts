@@ -341,6 +341,38 @@ model M {
     expect(text.slice(all[0].span.start, all[0].span.end)).toBe('freeze head');
   });
 
+  // regression: a path through a tied instance named nothing, with no hint that its parameters are the declaring layer's
+  it('a path through a tied layer (passed to another layer, listed again) names the layer its parameters are saved under', () => {
+    const tied = `use std.nn.{Dense, Residual, Sequential}
+model T {
+  input x: f32[B, 4]
+  input y: f32[B, 4]
+  layer shared = Dense(4, 4)
+  layer other = Dense(4, 4)
+  layer seq = Sequential([shared, tanh, shared])
+  layer res = Residual(shared)
+  layer pair = [shared, shared]
+  let h = res(other(seq(x)))
+  for l in pair {
+    h = l(h)
+  }
+  loss = mse(h, y)
+}
+train T {
+  freeze seq, res.f, pair.1, seq.items.2.w
+  minimize loss
+}
+`;
+    const ds = checkSource(tied, 'tied.dl').diagnostics;
+    expect(ds.map((d) => [d.code, d.message, d.help])).toEqual([
+      ['E0206', '`seq` names no parameter of `T`', '`seq` holds only tied layers, whose parameters are named under `shared`: write `shared`'],
+      ['E0206', '`res.f` names no parameter of `T`', '`res.f` is the layer `shared` used again (tied weights), whose parameters are named under `shared`: write `shared`'],
+      ['E0206', '`pair.1` names no parameter of `T`', '`pair.1` is the layer `shared` used again (tied weights), whose parameters are named under `shared`: write `shared`'],
+      ['E0206', '`seq.items.2.w` names no parameter of `T`', '`seq.items.2` is the layer `shared` used again (tied weights), whose parameters are named under `shared`: write `shared.w`'],
+    ]);
+    expect(checkSource(tied.replace('freeze seq, res.f, pair.1, seq.items.2.w', 'freeze shared'), 'tied.dl').diagnostics).toEqual([]);
+  });
+
   it('warns (W0206) about a param_group whose parameters are all frozen', () => {
     const ds = diagnose('  freeze trunk\n  param_group { params = [trunk.conv1]; lr = 1e-4 }\n');
     expect(ds.map((d) => [d.code, d.severity, d.message])).toEqual([['W0206', 'warning', 'every parameter of this param_group is frozen: its options apply to no update']]);

@@ -18,6 +18,8 @@ import { toDot } from '../report/dot.ts';
 import { summarize, weightList } from '../report/summary.ts';
 import { compileTraining } from '../frontend/train.ts';
 import { gradcheck, type GradcheckRow } from '../autodiff/gradcheck.ts';
+import { planTraining } from '../train/plan.ts';
+import { withObjectiveLoss } from '../train/training-graph.ts';
 import { evaluate, freeVars } from '../shapes/dim.ts';
 import { conditionHolds, fittingSizes } from '../../runtime/sizes.ts';
 import { paramsWithGradient } from '../autodiff/reaches.ts';
@@ -392,17 +394,26 @@ function runGradcheck(
     const feeds = randomFeeds(g, sizes, seededRandom(seed));
     const whole = [...wholeNumberInputs(g)];
     if (whole.length > 0) io.err(`note: ${whole.map((n) => `\`${n}\``).join(', ')} ${whole.length === 1 ? 'is' : 'are'} cast to integers, so ${whole.length === 1 ? 'it gets' : 'they get'} whole numbers (0 or 1), as integer inputs do`);
-    for (const loss of g.losses.keys()) {
-      const rows = gradcheck(g, feeds, { loss, sizes, seed });
+    // each loss over every parameter, then each train block step's objective expression (what its optimizer
+    // is given: metrics inside it are differentiated too) over the parameters that step updates
+    const train = checked.program.body.stmts.find((d): d is TrainDecl => d.kind === 'Train' && d.model.text === model);
+    const plan = train ? planTraining(train, g, { checkData: false, checkBatch: false }).plan : undefined;
+    const checks = [
+      ...[...g.losses.keys()].map((loss) => ({ graph: g, loss, wrt: undefined as readonly string[] | undefined, of: 'parameter' })),
+      ...(plan?.steps ?? []).filter((st) => st.objective && st.params.length > 0).map((st) => ({ graph: withObjectiveLoss(g, st), loss: st.loss, wrt: st.params, of: `parameter of the step \`${st.name}\`` })),
+    ];
+    for (const { graph: cg, loss, wrt, of } of checks) {
+      const which = wrt ? { wrt } : {};
+      const rows = gradcheck(cg, feeds, { loss, sizes, seed, ...which });
       const width = Math.max(9, ...rows.map((r) => r.name.length));
-      io.out(`${model}: d ${loss} / d parameter, seed ${seed}, sizes ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      io.out(`${model}: d ${loss} / d ${of}, seed ${seed}, sizes ${[...sizes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
       io.out(`${'parameter'.padEnd(width)}  ${'analytic'.padStart(13)}  ${'numeric'.padStart(13)}  ${'rel error'.padStart(9)}`);
       checkedRows += rows.length;
       // a row over the tolerance is measured again with a step 100 times smaller: near a kink of the loss
       // (a relu or max at its corner within the step of this point) the difference quotient measures the
       // kink, and the finer one the gradient; a wrong gradient stays wrong at both steps
       const failing = rows.some((r) => Number.isFinite(r.relError) && r.relError > tolerance);
-      const finer = failing ? new Map(gradcheck(g, feeds, { loss, sizes, seed, step: 1e-8 }).map((r) => [r.name, r])) : new Map<string, GradcheckRow>();
+      const finer = failing ? new Map(gradcheck(cg, feeds, { loss, sizes, seed, step: 1e-8, ...which }).map((r) => [r.name, r])) : new Map<string, GradcheckRow>();
       let kinks = 0;
       for (const coarse of rows) {
         const fine = finer.get(coarse.name);
@@ -421,7 +432,7 @@ function runGradcheck(
       const zero = rows.filter((r) => Math.max(Math.abs(r.analytic), Math.abs(r.numeric)) <= 1e-12).map((r) => r.name);
       // a parameter no differentiable path joins to the loss (read only through stop_gradient, argmax
       // or a comparison, or not read) has gradient 0 for every input: no seed will exercise it
-      const joined = new Set(paramsWithGradient(g, zero, g.losses.get(loss)!.id));
+      const joined = new Set(paramsWithGradient(cg, zero, cg.losses.get(loss)!.id));
       const idle = zero.filter((p) => joined.has(p));
       const apart = zero.filter((p) => !joined.has(p));
       if (apart.length > 0) io.err(`note: ${apart.length} of ${rows.length} parameters have no differentiable path to \`${loss}\` (read only through stop_gradient, argmax or a comparison, or not at all), so their gradient is 0 for any input: ${apart.join(', ')}`);

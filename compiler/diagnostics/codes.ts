@@ -120,7 +120,11 @@ sublayer, loop variable, symbolic size (a name that appears in a shape), declara
     severity: 'error',
     title: 'duplicate definition',
     explanation: `Two declarations in one scope have the same name. Every layer, model, fn, parameter, state, input, output,
-sublayer, loss and metric name must be unique where it is declared; reassign an existing value with 'x = ...' instead of a second 'let x'.`,
+sublayer, loss and metric name must be unique where it is declared; reassign an existing value with 'x = ...' instead of a second 'let x'.
+A member declared inside a 'for' loop would be declared again by every iteration under one name: declare a list before the loop.
+
+    for i in 0..2 { layer rep = Dense(4, 4); h = rep(h) }             // error
+    layer reps = [Dense(4, 4) for i in 0..2]; for i in 0..2 { h = reps[i](h) }`,
   },
   E0203: {
     severity: 'error',

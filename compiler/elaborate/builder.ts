@@ -48,6 +48,8 @@ export class GraphBuilder {
   readonly losses = new Map<string, Value>();
   readonly metrics = new Map<string, Value>();
   readonly layers: LayerV[] = [];
+  /** Model-level names of a layer instance already named elsewhere (`layer pair = [shared, shared]`). */
+  readonly modelAliases: { path: string; layer: LayerV }[] = [];
   readonly constraints: SizeConstraint[] = [];
   readonly layerCalls: { layer: LayerV; depth: number; inputs: Value[]; outputs: Value[]; span: Span }[] = [];
   private randomStreams = 0;
@@ -79,6 +81,11 @@ export class GraphBuilder {
     const value = this.newValue(type, path);
     this.state.push({ path, value, init, span });
     return { kind: 'tensor', value, origin: span, member: { path, state: true } };
+  }
+
+  /** The state buffer's value as the graph has it so far: its latest update, or the buffer itself. */
+  stateValue(value: Value): Value {
+    return this.state.find((x) => x.value.id === value.id)?.update ?? value;
   }
 
   setStateUpdate(value: Value, update: Value): boolean {
@@ -213,7 +220,21 @@ export class GraphBuilder {
       layerCalls: this.layerCalls.map(
         (c): LayerCall => ({ path: c.layer.path, layer: c.layer.decl.name.text, depth: c.depth, inputs: c.inputs, outputs: c.outputs, span: c.span }),
       ),
+      aliases: this.aliases(),
     };
+  }
+
+  /** Each path that reaches a layer instance declared under another (a tied layer), to that other path. */
+  private aliases(): Map<string, string> {
+    const out = new Map<string, string>();
+    const visit = (v: CtValue, path: string): void => {
+      if (v.kind === 'layer' && v.path !== path) out.set(path, v.path);
+      else if (v.kind === 'list') v.items.forEach((item, i) => visit(item, `${path}.${i}`));
+    };
+    for (const l of this.layers) for (const [name, v] of l.members) visit(v, `${l.path}.${name}`);
+    for (const a of this.modelAliases) if (a.layer.path !== a.path) out.set(a.path, a.layer.path);
+    for (const [from, to] of out) if (/[\u0000#]/.test(from + to)) out.delete(from);
+    return out;
   }
 }
 

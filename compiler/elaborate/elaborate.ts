@@ -482,6 +482,16 @@ export class Elaborator {
     s.targets.forEach((t, i) => env.define(t.text, values[i]));
   }
 
+  /**
+   * A state buffer reads as its latest update in this graph: a layer with state called twice in one
+   * step (a siamese encoder's BatchNorm) chains its updates in call order, as PyTorch's in-place ones do.
+   */
+  private currentState(v: CtValue): CtValue {
+    if (v.kind !== 'tensor' || !v.member?.state) return v;
+    const current = this.builder.stateValue(v.value);
+    return current === v.value ? v : { ...v, value: current };
+  }
+
   private updateState(state: TensorV, value: CtValue, span: A.Span): void {
     if (value.kind === 'poison') return;
     if (value.kind !== 'tensor') this.fail('E0307', `state \`${state.member!.path}\` can only be updated with a tensor`, span);
@@ -655,7 +665,7 @@ export class Elaborator {
         return NONE;
       case 'Ident': {
         const v = env.lookup(e.name);
-        if (v) return v;
+        if (v) return this.currentState(v);
         const why = env.whyAbsent(e.name);
         if (why) this.fail('E0201', why.message, e.span, why.help ? { help: why.help } : {});
         if (/^[A-Z]/.test(e.name)) {
@@ -1134,7 +1144,10 @@ export class Elaborator {
     const rename = (v: CtValue, to: string): void => {
       if (v.kind === 'layer') {
         // a layer listed twice keeps its first name, and one a layer statement named keeps that
-        if (renames.has(v.path) || this.registered.has(v)) return;
+        if (renames.has(v.path) || this.registered.has(v)) {
+          if (registers) this.builder.modelAliases.push({ path: to, layer: v });
+          return;
+        }
         renames.set(v.path, to);
         if (registers) this.registered.add(v);
       } else if (v.kind === 'list') v.items.forEach((item, i) => rename(item, `${to}.${i}`));
@@ -1472,7 +1485,7 @@ export class Elaborator {
     const name = e.member.text;
     if (target.kind === 'layer') {
       const m = target.members.get(name);
-      if (m) return m;
+      if (m) return this.currentState(m);
       const names = [...target.members.keys()];
       return this.fail('E0201', `the layer \`${target.decl.name.text}\` has no member \`${name}\``, e.member.span, names.length ? { help: `its members are ${names.join(', ')}` } : {});
     }

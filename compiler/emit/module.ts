@@ -156,6 +156,10 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
   });
   file.addTypeAlias({ name: 'Size', isExported: true, type: union(program.sizes), docs: ['The symbolic sizes (the batch B, a length L), as `{ sizes }` options name them.'] });
   file.addTypeAlias({ name: 'TrainStepName', isExported: true, type: union(stepNames), docs: ["The train block's steps, in order, as `trainStep(batch, { step })` names them."] });
+  if (objectives.length > 0) {
+    const own = (program.training?.steps ?? []).map((st) => `readonly ${JSON.stringify(st.name)}: ${objectives.includes(st.loss) ? JSON.stringify(st.loss) : 'never'}`);
+    file.addTypeAlias({ name: 'StepObjectives', isExported: true, type: `{ ${own.join('; ')} }`, docs: ["Each step's objective value, where it minimizes an expression: `trainStep(batch, { step })` reports that step's only."] });
+  }
 
   file.addVariableStatement({
     isExported: true,
@@ -181,6 +185,7 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
     declarations: [{ name: 'program', type: 'ModelProgram', initializer: `JSON.parse(${PROGRAM_JSON}) as ModelProgram` }],
   });
 
+  const stepValues = objectives.length > 0 ? 'Reported | StepObjectives[S]' : 'StepValue';
   file.addClass({
     name: cls,
     isExported: true,
@@ -205,14 +210,16 @@ function build(file: SourceFile, program: ModelProgram, options: EmitOptions): v
               docs: [
                 'One training step on a batch (every step of the train block in order, or only `options.step`); returns at once. `values()` reads the losses and metrics when needed. `sizes` fixes sizes the lengths cannot tell, e.g. `{ L: 12 }`.',
               ],
+              // with several objectives, the values are those of the steps that run: one step alone reports its own objective only
+              ...(objectives.length > 0 ? { typeParameters: [{ name: 'S', constraint: 'TrainStepName', default: 'TrainStepName' }] } : {}),
               parameters: [
                 { name: 'batch', type: 'StepInputs' },
-                { name: 'options', type: '{ readonly step?: TrainStepName; readonly sizes?: Partial<Record<Size, number>> }', initializer: '{}' },
+                { name: 'options', type: `{ readonly step?: ${objectives.length > 0 ? 'S' : 'TrainStepName'}; readonly sizes?: Partial<Record<Size, number>> }`, initializer: '{}' },
               ],
-              returnType: '{ readonly step: number; values(): Promise<Record<StepValue, number>> }',
+              returnType: `{ readonly step: number; values(): Promise<Record<${stepValues}, number>> }`,
               statements: [
                 'const handle = this.model.trainStep(batch as Inputs, options);',
-                'return { step: handle.step, values: () => handle.values() as Promise<Record<StepValue, number>> };',
+                `return { step: handle.step, values: () => handle.values() as Promise<Record<${stepValues}, number>> };`,
               ],
             },
           ]

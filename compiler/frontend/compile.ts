@@ -9,6 +9,7 @@ import type { ModuleLoader } from '../resolve/resolve.ts';
 import { stdlibModules } from './stdlib.ts';
 import { timeStage } from '../stage-times.ts';
 import { compileTraining } from './train.ts';
+import type { ObjectiveExpr } from '../train/plan.ts';
 
 export interface CompileResult {
   readonly programs: readonly ModelProgram[];
@@ -69,7 +70,7 @@ export function compileSource(
         steps: t.steps,
         stepTotals: t.stepTotals,
         training: {
-          steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize })),
+          steps: t.plan.steps.map((s) => ({ name: s.name, loss: s.loss, params: s.params, maximize: s.maximize, ...(s.objective ? { terms: objectiveTerms(s.objective) } : {}) })),
           settings: t.plan.settings,
           ...(t.plan.adapt.length > 0 ? { adapt: t.plan.adapt } : {}),
         },
@@ -94,4 +95,12 @@ export function compileSource(
     const message = e instanceof Error ? e.message : String(e);
     return { programs: [], diagnostics: [diagnostic('E0900', `internal error while compiling: ${message}`, { file, start: 0, end: 0 })] };
   }
+}
+
+/** The losses and metrics an objective expression reads, once each, in the order written. */
+function objectiveTerms(e: ObjectiveExpr): string[] {
+  if (e.kind === 'quantity') return [e.name];
+  if (e.kind === 'number') return [];
+  if (e.kind === 'neg') return objectiveTerms(e.operand);
+  return [...new Set([...objectiveTerms(e.left), ...objectiveTerms(e.right)])];
 }

@@ -98,4 +98,9 @@ export interface Graph {
   readonly metrics: ReadonlyMap<string, Value>;
   readonly layerCalls: readonly LayerCall[];
   readonly constraints: readonly SizeConstraint[];
+  /**
+   * Paths that reach a tied layer instance again (`seq.items.0`, `pair.1`, `res.f`), each to the path
+   * its parameters are saved under (`shared`): for the diagnostics of train statements that name them.
+   */
+  readonly aliases?: ReadonlyMap<string, string>;
 }

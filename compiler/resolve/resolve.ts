@@ -2,6 +2,7 @@
 import type * as A from '../../grammar/ast.ts';
 import { DiagnosticBag, diagnostic, didYouMean, foreignName, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import { DTYPES } from '../ir/types.ts';
+import { printExpr } from '../../grammar/printer.ts';
 import { fileExports, PRELUDE, SETTING_ALIASES, STD_MODULES, TRAIN_SETTINGS } from './prelude.ts';
 
 /** A local module as parsed: its program and its syntax errors (reported once, by the checker). */
@@ -78,6 +79,8 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
   for (const n of PRELUDE) prelude.define(n, null);
   const fileScope = new Scope(prelude);
   const models = new Map<string, A.ModelDecl>();
+  /** Models another file declares, by the name this file imports them under, with that file's path. */
+  const importedModels = new Map<string, { readonly name: string; readonly file: string }>();
   const trained = new Map<string, A.Span>();
   /** Inside a tensor type's dims (typeExpr), where a model's name is a size of that name. */
   let inShape = 0;
@@ -162,6 +165,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         return;
       }
       exports = fileExports(loaded.program);
+      const declared = new Set(loaded.program.body.stmts.flatMap((s) => (s.kind === 'Model' ? [s.name.text] : [])));
+      if (d.imports !== null && 'kind' in d.imports) for (const m of declared) importedModels.set(m, { name: m, file: source.value });
+      else if (d.imports !== null) for (const item of d.imports as readonly A.ImportItem[]) if (declared.has(item.name.text)) importedModels.set((item.alias ?? item.name).text, { name: item.name.text, file: source.value });
     }
     if (d.imports === null) {
       if (d.alias) defineUnique(fileScope, d.alias, 'import');
@@ -245,8 +251,9 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
     statements(d.body, scope, d.kind === 'Layer' ? 'layer' : 'model');
   }
 
-  function collectMembers(block: A.Block, scope: Scope, types: (A.TypeExpr | null)[]): void {
+  function collectMembers(block: A.Block, scope: Scope, types: (A.TypeExpr | null)[], loop: A.ForStmt | null = null): void {
     for (const s of block.stmts) {
+      if (loop) declaredInLoop(s, loop);
       switch (s.kind) {
         case 'Param':
           defineUnique(scope, s.name, 'parameter');
@@ -273,16 +280,50 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
           types.push(s.type);
           break;
         case 'If':
-          collectMembers(s.then, scope, types);
-          if (s.else) collectMembers(s.else, scope, types);
+          collectMembers(s.then, scope, types, loop);
+          if (s.else) collectMembers(s.else, scope, types, loop);
           break;
         case 'For':
-          collectMembers(s.body, scope, types);
+          collectMembers(s.body, scope, types, s);
           break;
         default:
           break;
       }
     }
+  }
+
+  /**
+   * A member declared in a static `for` would be declared again by every iteration under one name (two
+   * layers with one parameter path, silently tied when loaded): a list declared before the loop is the way.
+   */
+  function declaredInLoop(s: A.Stmt, loop: A.ForStmt): void {
+    const kinds: Partial<Record<A.Stmt['kind'], string>> = { Param: 'parameter', State: 'state', Input: 'input', SubLayer: 'layer', Output: 'output', Loss: 'loss', Metric: 'metric' };
+    const what = kinds[s.kind];
+    if (!what) return;
+    const name = 'name' in s && s.name ? s.name : null;
+    const shown = name?.text ?? 'loss';
+    const span = name?.span ?? keywordSpan(s);
+    const v = loop.vars.map((x) => x.text).join(', ');
+    const over = `for ${v} in ${printExpr(loop.iterable)}`;
+    const help =
+      s.kind === 'SubLayer'
+        ? `declare one layer per iteration as a list before the loop, \`layer ${shown}s = [${printExpr(s.value)} ${over}]\`, and call \`${shown}s[${loop.vars[0]?.text ?? 'i'}](...)\` inside it`
+        : s.kind === 'Param' || s.kind === 'State'
+          ? `declare it once before the loop with the loop's length as a leading axis, and index it inside`
+          : `declare it once after the loop, from a value the loop builds`;
+    out.push(diagnostic('E0202', `the ${what} \`${shown}\` is declared inside a \`for\` loop: every iteration would declare it again under the same name`, span, {
+      help,
+      secondary: [{ span: keywordSpan(loop), message: 'the loop' }],
+    }));
+  }
+
+  /** `val_x` is the validation value of `x` in every log and history: a loss or metric of that name would be shown in its place. */
+  function reservedValidationName(name: A.Name, what: string): void {
+    if (!name.text.startsWith('val_')) return;
+    const bare = name.text.slice('val_'.length);
+    out.push(diagnostic('E0202', `the ${what} \`${name.text}\` takes a name reserved for validation: \`val_${bare || '...'}\` is the validation value of \`${bare || '...'}\` in the epoch lines, the history and early stopping`, name.span, {
+      help: 'names that start with `val_` are the validation values of the others: rename it',
+    }));
   }
 
   function declareSymbolicSizes(types: readonly (A.TypeExpr | null)[], scope: Scope): void {
@@ -385,10 +426,12 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
       case 'Loss':
         expr(s.value, scope);
         if (s.name) defineUnique(scope, s.name, 'loss');
+        if (s.name) reservedValidationName(s.name, 'loss');
         break;
       case 'Metric':
         expr(s.value, scope);
         defineUnique(scope, s.name, 'metric');
+        reservedValidationName(s.name, 'metric');
         break;
       case 'Where':
         for (const c of s.conditions) expr(c, scope);
@@ -447,6 +490,11 @@ export function resolveNames(program: A.Program, loadModule?: ModuleLoader): Dia
         else if (inShape === 0 && models.has(e.name) && scope.ownerOf(e.name) === fileScope) {
           // a model is trained and shipped, not built inside another model
           out.push(diagnostic('E0201', `\`${e.name}\` is a model, and a model is not a value inside another`, e.span, { help: `to use it as a building block, declare it \`layer ${e.name}(...) { ... forward(...) }\`` }));
+        } else if (inShape === 0 && importedModels.has(e.name) && scope.ownerOf(e.name) === fileScope) {
+          const from = importedModels.get(e.name)!;
+          out.push(diagnostic('E0201', `\`${e.name}\` is a model (imported from "${from.file}"), and a model is not a value inside another`, e.span, {
+            help: `to use it as a building block, declare it in ${from.file} as \`layer ${from.name}(...) { ... forward(...) }\` and import that`,
+          }));
         }
         break;
       case 'List':

@@ -543,6 +543,20 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
    */
   const layerPaths = [...new Set(allPaths.flatMap((p) => p.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
   const pathSuggestion = (pattern: string): string | undefined => {
+    // a path through a tied instance (`seq.items.0`, `pair.1`, `res.f`): its parameters are the declaring layer's
+    const parts0 = pattern.split('.');
+    for (let i = parts0.length; i > 0; i--) {
+      const via = parts0.slice(0, i).join('.');
+      const to = graph.aliases?.get(via);
+      if (to === undefined) continue;
+      const rest = parts0.slice(i).join('.');
+      return `\`${via}\` is the layer \`${to}\` used again (tied weights), whose parameters are named under \`${to}\`: write \`${rest ? `${to}.${rest}` : to}\``;
+    }
+    const aliased = [...(graph.aliases ?? [])].filter(([via]) => via.startsWith(`${pattern}.`));
+    if (aliased.length > 0 && !pattern.includes('*')) {
+      const targets = [...new Set(aliased.map(([, to]) => to))];
+      return `\`${pattern}\` holds only tied layers, whose parameters are named under ${targets.map((t) => `\`${t}\``).join(', ')}: write \`${targets[0]}\``;
+    }
     const depth = pattern.split('.').length;
     const near = didYouMean(pattern, layerPaths.filter((l) => l.split('.').length === depth)) ?? didYouMean(pattern, allPaths);
     if (near !== undefined || !pattern.includes('*')) return near;

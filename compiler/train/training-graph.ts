@@ -46,6 +46,14 @@ export function buildTrainingGraph(forward: Graph, plan: TrainingPlan, step: Tra
   return editor.finish(plan.steps.length === 1 ? forward.name : `${forward.name}.${step.name}`);
 }
 
+/** The forward graph with a step's objective expression as one more loss, under the step's name for it (`dlc gradcheck`). */
+export function withObjectiveLoss(forward: Graph, step: TrainStepPlan): Graph {
+  if (!step.objective) return forward;
+  const editor = new GraphEditor(forward, step.span);
+  editor.losses.set(step.loss, objectiveValue(editor, forward, step.objective));
+  return editor.finish(forward.name);
+}
+
 /** The value of an objective expression of the forward graph's losses and metrics. */
 function objectiveValue(editor: GraphEditor, forward: Graph, e: ObjectiveExpr): Value {
   switch (e.kind) {
