@@ -9,13 +9,16 @@ export const LINE_WIDTH = 100;
 export interface PrintOptions {
   /** The line ending written throughout, comments included (`dlc fmt` keeps the file's own: endOfLineOf). */
   readonly endOfLine?: '\n' | '\r\n';
+  /** Whether the text starts with a byte-order mark, U+FEFF (`dlc fmt` keeps the file's: `source.startsWith('\uFEFF')`). */
+  readonly byteOrderMark?: boolean;
 }
 
 export function print(program: A.Program, options: PrintOptions = {}): string {
-  if (program.body.stmts.length === 0 && program.body.endComments.length === 0) return '';
+  const bom = options.byteOrderMark ? '\uFEFF' : '';
+  if (program.body.stmts.length === 0 && program.body.endComments.length === 0) return bom;
   const text = `${render(statements(program.body), LINE_WIDTH)}\n`;
   // every \n here is a line break: strings print theirs as `\n`, and comments arrive with theirs as \n
-  return options.endOfLine === '\r\n' ? text.replace(/\n/g, '\r\n') : text;
+  return bom + (options.endOfLine === '\r\n' ? text.replace(/\n/g, '\r\n') : text);
 }
 
 /** The line ending a source uses: that of its first line (`\r\n` for a Windows file), else `\n`. */
