@@ -182,7 +182,7 @@ const NO_LISTS: Lists = new Map();
  * `open item, item close`, or when it does not fit (or was written one item a line, or has comments
  * among its items) each item on a line of its own, one level in, each followed by a comma.
  */
-function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean } = {}): Doc {
+function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean; noTrailingComma?: boolean } = {}): Doc {
   if (items.length === 0) return `${open}${close}`;
   const layout = lists.get(items[0].span.start);
   // `forward(x: f32[B, n]) -> ...`: one hyperparameter on a line of its own would only move the long part
@@ -193,7 +193,8 @@ function bracketed(open: string, items: readonly { readonly span: A.Span }[], do
     const last = i === docs.length - 1;
     body.push(i === 0 ? softline : line);
     for (const c of layout?.leading[i] ?? []) body.push(comment(c), hardline);
-    body.push(doc, last ? ifBreak(',', alwaysComma ? ',' : '') : ',');
+    for (const c of layout?.inline?.[i] ?? []) body.push(comment(c), ' ');
+    body.push(doc, last ? (how.noTrailingComma ? '' : ifBreak(',', alwaysComma ? ',' : '')) : ',');
     const trailing = layout?.trailing[i] ?? [];
     if (trailing.length > 0) body.push(suffix([' ', comment(trailing.join(' '))]));
   });
@@ -312,7 +313,7 @@ function statement(s: A.Stmt, L: Lists): Doc {
       return [s.direction, ' ', s.over.length > 0 || s.optimizer ? cond(s.loss) : e(s.loss), over, withOpt];
     }
     case 'Use':
-      return useText(s);
+      return useDoc(s, L);
     case 'Layer':
     case 'Model':
       return [s.kind === 'Layer' ? 'layer ' : 'model ', s.name.text, s.params.length > 0 ? params(s.params, L) : '', ' ', blockDoc(s.body)];
@@ -337,17 +338,19 @@ function ifDoc(s: A.IfStmt, L: Lists): Doc {
   return out;
 }
 
-function useText(s: A.UseDecl): string {
+/** `use source.{a, b as c} as alias`; an import list is a bracketed list without a trailing comma (the grammar has none there). */
+function useDoc(s: A.UseDecl, L: Lists): Doc {
   const source = Array.isArray(s.source) ? s.source.map((n) => n.text).join('.') : stringText((s.source as A.StringLit).value);
-  let imports = '';
+  let imports: Doc = '';
   if (s.imports !== null) {
     if ('kind' in s.imports) imports = '.*';
     else {
       const items = s.imports as readonly A.ImportItem[];
-      imports = `.{${items.map((i) => (i.alias ? `${i.name.text} as ${i.alias.text}` : i.name.text)).join(', ')}}`;
+      const docs = items.map((i) => (i.alias ? `${i.name.text} as ${i.alias.text}` : i.name.text));
+      imports = ['.', bracketed('{', items, docs, '}', L, { noTrailingComma: true })];
     }
   }
-  return `use ${source}${imports}${s.alias ? ` as ${s.alias.text}` : ''}`;
+  return ['use ', source, imports, s.alias ? ` as ${s.alias.text}` : ''];
 }
 
 function body(b: A.Block | A.Expr, L: Lists): Doc {
@@ -418,7 +421,8 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
     }
     case 'Unary':
       if (e.op === 'not') return ['not ', expr(e.operand, Prec.Not, L)];
-      return [e.op, expr(e.operand, Prec.Unary, L)];
+      // `- -a`, not `--a` (which reads as a decrement)
+      return [e.op, e.operand.kind === 'Unary' && e.operand.op !== 'not' ? ' ' : '', expr(e.operand, Prec.Unary, L)];
     case 'Binary': {
       const left = expr(e.left, operandPrec(e.op, 'left'), L);
       const right = expr(e.right, operandPrec(e.op, 'right'), L);

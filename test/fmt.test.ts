@@ -104,3 +104,24 @@ describe('line width and multi-line lists', () => {
     expect(fmt(text)).toBe('model M(widths: int[] = [16, 32, 64]) {\n  layer stages = [\n    Stage(widths[max(s - 1, 0)], widths[s], strides[s], depth) for s in 0..len(widths)\n  ]\n  let t = (\n    x,\n  )\n}\n');
   });
 });
+
+describe('comments inside lists stay beside what they annotate', () => {
+  it('keeps comments among an import list\'s items in the list (which then stays one item a line, without a trailing comma)', () => {
+    expect(fmt('use std.nn.{Dense, /* the dense */ Conv2d, // conv\n LayerNorm}\n')).toBe('use std.nn.{\n  Dense,\n  /* the dense */ Conv2d, // conv\n  LayerNorm\n}\n');
+    expect(fmt('use "./blocks.dl".{\n  // the block\n  Block as B\n}\n')).toBe('use "./blocks.dl".{\n  // the block\n  Block as B\n}\n');
+    expect(fmt('use std.nn.{Dense, Conv2d}\n')).toBe('use std.nn.{Dense, Conv2d}\n');
+  });
+
+  it('keeps a block comment written before an argument, after the comma, with that argument', () => {
+    const out = fmt('model M {\n  layer d = Dense(4, /* in */ 8 /* out */)\n}\n');
+    expect(out).toBe('model M {\n  layer d = Dense(\n    4,\n    /* in */ 8, /* out */\n  )\n}\n');
+    // before the comma it still follows the item before
+    expect(fmt('model M {\n  layer d = Dense(4 /* in */, 8)\n}\n')).toBe('model M {\n  layer d = Dense(\n    4, /* in */\n    8,\n  )\n}\n');
+  });
+});
+
+describe('negation', () => {
+  it('prints a negated negation as `- -a`, never `--a`', () => {
+    expect(fmt('model M {\n  input a: f32[B]\n  output o = -(-a) + - -a + -(+a) - -(-1.0)\n}\n')).toBe('model M {\n  input a: f32[B]\n  output o = - -a + - -a + - +a - - -1.0\n}\n');
+  });
+});
