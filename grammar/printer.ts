@@ -1,6 +1,6 @@
 // The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses, lines within 100 columns where a list can break.
 import type * as A from './ast.ts';
-import { operandPrec, Prec, precedence } from './precedence.ts';
+import { BINARY_PREC, operandPrec, Prec, precedence } from './precedence.ts';
 
 const INDENT = '  ';
 /** Lines longer than this are broken at their bracketed lists (arguments, lists, tuples, hyperparameters), one item a line. */
@@ -383,8 +383,10 @@ function args(as: readonly A.Arg[], L: Lists): Doc {
   return bracketed('(', as, docs, ')', L);
 }
 
+/** `f32[B, d]`; long dimensions break one a line (no trailing comma: the grammar has none there). */
 function type(t: A.TypeExpr, L: Lists): Doc {
-  return t.dims === null ? t.name.text : [t.name.text, '[', join(t.dims.map((x) => expr(x, Prec.Lambda, L)), ', '), ']'];
+  if (t.dims === null) return t.name.text;
+  return [t.name.text, bracketed('[', t.dims, t.dims.map((x) => expr(x, Prec.Lambda, L)), ']', L, { noTrailingComma: true })];
 }
 
 // ------------------------------------------------------------------ expressions
@@ -424,24 +426,29 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
       // `- -a`, not `--a` (which reads as a decrement)
       return [e.op, e.operand.kind === 'Unary' && e.operand.op !== 'not' ? ' ' : '', expr(e.operand, Prec.Unary, L)];
     case 'Binary': {
-      const left = expr(e.left, operandPrec(e.op, 'left'), L);
-      const right = expr(e.right, operandPrec(e.op, 'right'), L);
-      return e.op === '..' ? [left, '..', right] : [left, ` ${e.op} `, right];
+      if (e.op === '..') return [expr(e.left, operandPrec(e.op, 'left'), L), '..', expr(e.right, operandPrec(e.op, 'right'), L)];
+      // `a + b - c`: a chain of operators of one precedence, which breaks after each operator when too long
+      const rest: Doc[] = [];
+      let first: A.Expr = e;
+      while (first.kind === 'Binary' && first.op !== '..' && first.op !== '**' && BINARY_PREC[first.op] === BINARY_PREC[e.op]) {
+        rest.unshift([' ', first.op, line, expr(first.right, operandPrec(first.op, 'right'), L)]);
+        first = first.left;
+      }
+      if (rest.length === 0) return [expr(e.left, operandPrec(e.op, 'left'), L), ` ${e.op} `, expr(e.right, operandPrec(e.op, 'right'), L)];
+      return group([expr(first, operandPrec(e.op, 'left'), L), indent(rest)]);
     }
     case 'Call':
       return [expr(e.callee, Prec.Postfix, L), args(e.args, L)];
     case 'Index':
-      return [expr(e.target, Prec.Postfix, L), '[', join(e.items.map((i) => indexItem(i, L)), ', '), ']'];
+      return [expr(e.target, Prec.Postfix, L), bracketed('[', e.items, e.items.map((i) => indexItem(i, L)), ']', L, { noTrailingComma: true })];
     case 'Member': {
       // `(1).2` must keep its parentheses: `1.2` would lex as one float
       const target = e.target.kind === 'Number' && /^\d/.test(e.member.text) ? ['(', exprDoc(e.target, L), ')'] : expr(e.target, Prec.Postfix, L);
       return [target, '.', e.member.text];
     }
     case 'IfExpr':
-      return { kind: 'flat', body: [
-        'if ', expr(e.condition, Prec.Or, L), ' { ', expr(e.then, Prec.Lambda, L), ' } else ',
-        e.else.kind === 'IfExpr' ? exprDoc(e.else, L) : ['{ ', expr(e.else, Prec.Lambda, L), ' }'],
-      ] };
+      // `if c { a } else { b }`, or when too long each branch on a line of its own, `else if` chains included
+      return group(ifExprParts(e, L));
     case 'Lambda':
       return ['fn', params(e.params, L), ' => ', expr(e.body, Prec.Lambda, L)];
     case 'Scan': {
@@ -450,6 +457,11 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
       return ['scan ', e.reverse ? 'reverse ' : '', e.variables.map((v) => v.text).join(', '), ' in ', expr(e.source, Prec.Or, L), axis, carry, ' ', blockDoc(e.body)];
     }
   }
+}
+
+function ifExprParts(e: A.IfExpr, L: Lists): Doc {
+  const branch = (x: A.Expr): Doc => ['{', indent([line, expr(x, Prec.Lambda, L)]), line, '}'];
+  return ['if ', expr(e.condition, Prec.Or, L), ' ', branch(e.then), ' else ', e.else.kind === 'IfExpr' ? ifExprParts(e.else, L) : branch(e.else)];
 }
 
 function indexItem(i: A.IndexItem, L: Lists): Doc {

@@ -125,3 +125,46 @@ describe('negation', () => {
     expect(fmt('model M {\n  input a: f32[B]\n  output o = -(-a) + - -a + -(+a) - -(-1.0)\n}\n')).toBe('model M {\n  input a: f32[B]\n  output o = - -a + - -a + - +a - - -1.0\n}\n');
   });
 });
+
+describe('long lines break where the grammar allows', () => {
+  const widest = (text: string) => Math.max(...text.split('\n').map((l) => l.length));
+
+  it('breaks a tensor type\'s dimensions one a line (without a trailing comma, which the grammar has not there)', () => {
+    const text = 'layer C(k: int) {\n  forward(x: f32[B, C, H, W]) -> f32[B, C, (H + 2 * k - (k - 1) - 1) / k + 1 + H * H * H * H, (W + 2 * k - (k - 1) - 1) / k + 1] {\n    return x\n  }\n}\n';
+    const out = fmt(text);
+    expect(out).toBe('layer C(k: int) {\n  forward(x: f32[B, C, H, W]) -> f32[\n    B,\n    C,\n    (H + 2 * k - (k - 1) - 1) / k + 1 + H * H * H * H,\n    (W + 2 * k - (k - 1) - 1) / k + 1\n  ] {\n    return x\n  }\n}\n');
+  });
+
+  it('breaks an if-expression\'s branches onto lines of their own, else-if chains together', () => {
+    const text = 'model M(another_hyperparameter_name: int = 4) {\n  input a: f32[B, 4]\n  let d = if another_hyperparameter_name > 3 { relu(a) * 1.0 + 2.0 } else if another_hyperparameter_name > 1 { a } else { a }\n  output o = d\n}\n';
+    expect(fmt(text)).toBe('model M(another_hyperparameter_name: int = 4) {\n  input a: f32[B, 4]\n  let d = if another_hyperparameter_name > 3 {\n    relu(a) * 1.0 + 2.0\n  } else if another_hyperparameter_name > 1 {\n    a\n  } else {\n    a\n  }\n  output o = d\n}\n');
+  });
+
+  it('breaks a chain of operators after each operator before it breaks inside an operand, and index lists one item a line', () => {
+    const text =
+      'model M(n: int = 4) {\n  input features_of_the_example: f32[B, 784]\n  layer first_fully_connected_layer = Dense(784, 64)\n' +
+      '  let a = relu(first_fully_connected_layer(features_of_the_example)) * 0.5 + relu(first_fully_connected_layer(features_of_the_example)) * 2.0 - 1.0\n' +
+      '  let e = a[:, 0:another_hyperparameter_name] + a[:, another_hyperparameter_name:another_hyperparameter_name + another_hyperparameter_name] + a\n' +
+      '  let s = a[another_hyperparameter_name:another_hyperparameter_name + another_hyperparameter_name, another_hyperparameter_name:another_hyperparameter_name]\n' +
+      '  output o = a + e + s + -(-a)\n}\n';
+    const out = fmt(text);
+    expect(out).toContain('  let a = relu(first_fully_connected_layer(features_of_the_example)) * 0.5 +\n    relu(first_fully_connected_layer(features_of_the_example)) * 2.0 -\n    1.0\n');
+    expect(out).toContain('  let s = a[\n    another_hyperparameter_name:another_hyperparameter_name + another_hyperparameter_name,\n    another_hyperparameter_name:another_hyperparameter_name\n  ]\n');
+    expect(widest(out)).toBeLessThanOrEqual(100);
+  });
+
+  it('keeps every long case of the QA report within 100 columns, idempotent and meaning the same', () => {
+    const text = [
+      'model Long(hidden_dimension_size: int = 128, another_hyperparameter_name: int = 64, yet_another_one: float = 0.5) {',
+      '  input features_of_the_example: f32[B, 784]',
+      '  let a = features_of_the_example',
+      '  let c = a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a',
+      '  let g = [i * 2 for i in 0..another_hyperparameter_name if i % 2 == 0 and i > another_hyperparameter_name / 4 and i != 17]',
+      '  let h = [relu(a) * hidden_dimension_size + relu(a) * another_hyperparameter_name + relu(a) * yet_another_one for i in 0..4]',
+      '  output very_long_output_name_for_the_probabilities_of_each_class = softmax(a + c + a[:, 0:another_hyperparameter_name], axis: -1)',
+      '}',
+      '',
+    ].join('\n');
+    expect(widest(fmt(text))).toBeLessThanOrEqual(100);
+  });
+});
