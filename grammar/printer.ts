@@ -1,9 +1,9 @@
-// The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses, lines within 100 columns where a list can break.
+// The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses, lines within 100 columns where the grammar lets a line break.
 import type * as A from './ast.ts';
 import { BINARY_PREC, operandPrec, Prec, precedence } from './precedence.ts';
 
 const INDENT = '  ';
-/** Lines longer than this are broken at their bracketed lists (arguments, lists, tuples, hyperparameters), one item a line. */
+/** Lines longer than this are broken: bracketed lists (arguments, lists, tuples, hyperparameters, dimensions, indices, imports) one item a line, operator chains after each operator, if-expressions one branch a line. */
 export const LINE_WIDTH = 100;
 
 export interface PrintOptions {

@@ -168,3 +168,19 @@ describe('long lines break where the grammar allows', () => {
     expect(widest(fmt(text))).toBeLessThanOrEqual(100);
   });
 });
+
+describe('the standard library and the examples', () => {
+  it('are formatted within 100 columns, but for string literals that do not fit on a line of their own (fmt never splits a string)', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const root = join(import.meta.dirname, '..');
+    for (const dir of ['stdlib', 'examples']) {
+      for (const name of readdirSync(join(root, dir)).filter((n) => n.endsWith('.dl'))) {
+        const text = readFileSync(join(root, dir, name), 'utf8');
+        expect(fmt(text), `${dir}/${name} is not formatted`).toBe(text);
+        const long = text.split('\n').filter((l) => l.length > 100 && !/^\s*"([^"\\]|\\.)*",?$/.test(l));
+        expect(long, `${dir}/${name}`).toEqual([]);
+      }
+    }
+  });
+});
