@@ -182,7 +182,7 @@ const NO_LISTS: Lists = new Map();
  * `open item, item close`, or when it does not fit (or was written one item a line, or has comments
  * among its items) each item on a line of its own, one level in, each followed by a comma.
  */
-function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean; noTrailingComma?: boolean } = {}): Doc {
+function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean; noTrailingComma?: boolean; unrecorded?: boolean } = {}): Doc {
   if (items.length === 0) return `${open}${close}`;
   const layout = lists.get(items[0].span.start);
   // `forward(x: f32[B, n]) -> ...`: one hyperparameter on a line of its own would only move the long part
@@ -199,7 +199,8 @@ function bracketed(open: string, items: readonly { readonly span: A.Span }[], do
     if (trailing.length > 0) body.push(suffix([' ', comment(trailing.join(' '))]));
   });
   for (const c of layout?.end ?? []) body.push(hardline, comment(c));
-  return group([open, indent(body), softline, close], layout !== undefined);
+  // a list whose layout is not recorded (dimensions, indices) breaks by the width alone, or when a list inside it is broken
+  return how.unrecorded ? groupAround([open, indent(body), softline, close]) : group([open, indent(body), softline, close], layout !== undefined);
 }
 
 // ------------------------------------------------------------------ statements
@@ -239,7 +240,7 @@ function indentAlways(body: Doc): Doc {
 }
 
 /**
- * A group that `dlc fmt` does not record as broken (a comprehension, `return a, b`): it breaks when a list
+ * A group that `dlc fmt` does not record as broken (a comprehension, `return a, b`, an operator chain, an if-expression): it breaks when a list
  * inside it is broken, as it did when that list broke for the width, so that printing again changes nothing.
  */
 function groupAround(body: Doc): Group {
@@ -386,7 +387,7 @@ function args(as: readonly A.Arg[], L: Lists): Doc {
 /** `f32[B, d]`; long dimensions break one a line (no trailing comma: the grammar has none there). */
 function type(t: A.TypeExpr, L: Lists): Doc {
   if (t.dims === null) return t.name.text;
-  return [t.name.text, bracketed('[', t.dims, t.dims.map((x) => expr(x, Prec.Lambda, L)), ']', L, { noTrailingComma: true })];
+  return [t.name.text, bracketed('[', t.dims, t.dims.map((x) => expr(x, Prec.Lambda, L)), ']', L, { noTrailingComma: true, unrecorded: true })];
 }
 
 // ------------------------------------------------------------------ expressions
@@ -435,12 +436,12 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
         first = first.left;
       }
       if (rest.length === 0) return [expr(e.left, operandPrec(e.op, 'left'), L), ` ${e.op} `, expr(e.right, operandPrec(e.op, 'right'), L)];
-      return group([expr(first, operandPrec(e.op, 'left'), L), indent(rest)]);
+      return groupAround([expr(first, operandPrec(e.op, 'left'), L), indent(rest)]);
     }
     case 'Call':
       return [expr(e.callee, Prec.Postfix, L), args(e.args, L)];
     case 'Index':
-      return [expr(e.target, Prec.Postfix, L), bracketed('[', e.items, e.items.map((i) => indexItem(i, L)), ']', L, { noTrailingComma: true })];
+      return [expr(e.target, Prec.Postfix, L), bracketed('[', e.items, e.items.map((i) => indexItem(i, L)), ']', L, { noTrailingComma: true, unrecorded: true })];
     case 'Member': {
       // `(1).2` must keep its parentheses: `1.2` would lex as one float
       const target = e.target.kind === 'Number' && /^\d/.test(e.member.text) ? ['(', exprDoc(e.target, L), ')'] : expr(e.target, Prec.Postfix, L);
@@ -448,7 +449,7 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
     }
     case 'IfExpr':
       // `if c { a } else { b }`, or when too long each branch on a line of its own, `else if` chains included
-      return group(ifExprParts(e, L));
+      return groupAround(ifExprParts(e, L));
     case 'Lambda':
       return ['fn', params(e.params, L), ' => ', expr(e.body, Prec.Lambda, L)];
     case 'Scan': {

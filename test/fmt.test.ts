@@ -153,6 +153,13 @@ describe('long lines break where the grammar allows', () => {
     expect(widest(out)).toBeLessThanOrEqual(100);
   });
 
+  it('prints a chain whose operand broke for the width the same way again (the broken list is then recorded)', () => {
+    const call = 'first_fully_connected_layer(features_of_the_example, another_hyperparameter_name, yet_another_hyperparameter)';
+    const text = `model M {\n  let a = ${call} * (features_of_the_example - another_hyperparameter_name) + 1.0\n}\n`;
+    const once = fmt(text);
+    expect(once).toBe('model M {\n  let a = first_fully_connected_layer(\n    features_of_the_example,\n    another_hyperparameter_name,\n    yet_another_hyperparameter,\n  ) *\n    (features_of_the_example - another_hyperparameter_name) +\n    1.0\n}\n');
+  });
+
   it('keeps every long case of the QA report within 100 columns, idempotent and meaning the same', () => {
     const text = [
       'model Long(hidden_dimension_size: int = 128, another_hyperparameter_name: int = 64, yet_another_one: float = 0.5) {',
@@ -182,5 +189,12 @@ describe('the standard library and the examples', () => {
         expect(long, `${dir}/${name}`).toEqual([]);
       }
     }
+  });
+});
+
+describe('a member named like a keyword', () => {
+  it('`x.layer carry (...) {` is a scan over a member named layer, not a nested layer declaration', () => {
+    const text = 'model M {\n  input x: f32[B, 4]\n  let y = scan r in net.layer carry (c = 0.0) {\n    c = c + r\n    yield c\n  }\n  output o = y\n}\n';
+    expect(fmt(text)).toBe(text);
   });
 });
