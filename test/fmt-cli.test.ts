@@ -1,5 +1,6 @@
 // `dlc fmt` as a command: --write keeps symlinks, modes and hard links; CRLF and byte-order marks; files not UTF-8; stdin; exit codes; several files.
 import { chmodSync, linkSync, lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -139,6 +140,18 @@ describe('a .dl file that is not UTF-8 (E0006)', () => {
     expect(readFileSync(file)).toEqual(latin1);
     expect((await run(['--check', file])).status).toBe(EXIT_FMT_FAILED);
     expect((await run([file])).out).toBe('');
+  });
+
+  it('on standard input (the real process\'s bytes), check and fmt report it too', () => {
+    const bin = join(import.meta.dirname, '..', 'bin', 'dlc.js');
+    const runBin = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { input: latin1, encoding: 'utf8' });
+    const formatted = runBin(['fmt', '-', '--stdin-filepath', 'net.dl']);
+    expect(formatted.status).toBe(EXIT_FMT_FAILED);
+    expect(formatted.stdout).toBe('');
+    expect(formatted.stderr).toContain('error[E0006]: `net.dl` is not UTF-8: byte 0xE9 at byte offset 36 (line 2)');
+    const checked = runBin(['check', '-']);
+    expect(checked.status).toBe(EXIT_USER_ERROR);
+    expect(checked.stderr).toContain('error[E0006]');
   });
 
   it('check and compile report it with its line, for the file itself and for an imported file', async () => {
