@@ -44,14 +44,12 @@ export function printType(t: A.TypeExpr): string {
  * printer", as prettier does it). Hard lines always break; a suffix (a trailing comment) waits for
  * the next line break and does not count toward the width.
  */
-type Doc = string | readonly Doc[] | Group | Indent | Line | IfBreak | Suffix | Flat;
+type Doc = string | readonly Doc[] | Group | Indent | Line | IfBreak | Suffix;
 interface Group { readonly kind: 'group'; readonly body: Doc; readonly broken: boolean; readonly block?: boolean }
 interface Indent { readonly kind: 'indent'; readonly body: Doc }
 interface Line { readonly kind: 'line'; readonly flat: string; readonly hard: boolean }
 interface IfBreak { readonly kind: 'ifBreak'; readonly broken: Doc; readonly flat: Doc }
 interface Suffix { readonly kind: 'suffix'; readonly body: Doc }
-/** Its groups stay on one line unless forced (an if-expression's `{ a }` does not open up). */
-interface Flat { readonly kind: 'flat'; readonly body: Doc }
 
 const softline: Line = { kind: 'line', flat: '', hard: false };
 const line: Line = { kind: 'line', flat: ' ', hard: false };
@@ -93,9 +91,6 @@ function render(doc: Doc, width: number): string {
         }
         case 'ifBreak':
           stack.push([level, mode, mode === 'break' ? node.broken : node.flat]);
-          break;
-        case 'flat':
-          stack.push([level, 'flat', node.body]);
           break;
         case 'suffix':
           pending.push([level, mode, node.body]);
@@ -150,9 +145,6 @@ function fits(next: Command, rest: readonly Command[], room: number): boolean {
           break;
         case 'ifBreak':
           todo.push([level, mode, mode === 'break' ? node.broken : node.flat]);
-          break;
-        case 'flat':
-          todo.push([level, 'flat', node.body]);
           break;
         case 'suffix':
           break;
