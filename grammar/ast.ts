@@ -25,6 +25,8 @@ export interface ListLayout {
   readonly at: number;
   /** For each item, the comments on lines of their own before it. */
   readonly leading: readonly (readonly string[])[];
+  /** For each item, the block comments just before it on its line, after the comma; absent when there are none. */
+  readonly inline?: readonly (readonly string[])[];
   /** For each item, the comments after it on its line. */
   readonly trailing: readonly (readonly string[])[];
   /** The comments after the last item, before the closing bracket. */

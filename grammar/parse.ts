@@ -299,6 +299,8 @@ function withoutUnsupportedStatements(chunk: IToken[], file: string): { tokens: 
   for (let k = 1; k + 2 < tokens.length; k++) {
     const [keyword, name, after] = [tokens[k], tokens[k + 1], tokens[k + 2]];
     if (!tokenMatcher(keyword, T.Kw.layer) || !tokenMatcher(name, T.Identifier) || (after.tokenType !== T.LParen && after.tokenType !== T.LBrace)) continue;
+    // `x.layer carry (...) {`: a member named `layer` (a scan's source), not a declaration
+    if (tokens[k - 1].tokenType === T.Dot) continue;
     if (!nestedInBraces(tokens, k)) continue;
     let body = k + 2;
     if (after.tokenType === T.LParen) {

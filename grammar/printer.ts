@@ -1,21 +1,24 @@
-// The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses, lines within 100 columns where a list can break.
+// The canonical printer behind `dlc fmt`: AST in, formatted .dl text out, comments kept, minimal parentheses, lines within 100 columns where the grammar lets a line break.
 import type * as A from './ast.ts';
-import { operandPrec, Prec, precedence } from './precedence.ts';
+import { BINARY_PREC, operandPrec, Prec, precedence } from './precedence.ts';
 
 const INDENT = '  ';
-/** Lines longer than this are broken at their bracketed lists (arguments, lists, tuples, hyperparameters), one item a line. */
+/** Lines longer than this are broken: bracketed lists (arguments, lists, tuples, hyperparameters, dimensions, indices, imports) one item a line, operator chains after each operator, if-expressions one branch a line. */
 export const LINE_WIDTH = 100;
 
 export interface PrintOptions {
   /** The line ending written throughout, comments included (`dlc fmt` keeps the file's own: endOfLineOf). */
   readonly endOfLine?: '\n' | '\r\n';
+  /** Whether the text starts with a byte-order mark, U+FEFF (`dlc fmt` keeps the file's: `source.startsWith('\uFEFF')`). */
+  readonly byteOrderMark?: boolean;
 }
 
 export function print(program: A.Program, options: PrintOptions = {}): string {
-  if (program.body.stmts.length === 0 && program.body.endComments.length === 0) return '';
+  const bom = options.byteOrderMark ? '\uFEFF' : '';
+  if (program.body.stmts.length === 0 && program.body.endComments.length === 0) return bom;
   const text = `${render(statements(program.body), LINE_WIDTH)}\n`;
   // every \n here is a line break: strings print theirs as `\n`, and comments arrive with theirs as \n
-  return options.endOfLine === '\r\n' ? text.replace(/\n/g, '\r\n') : text;
+  return bom + (options.endOfLine === '\r\n' ? text.replace(/\n/g, '\r\n') : text);
 }
 
 /** The line ending a source uses: that of its first line (`\r\n` for a Windows file), else `\n`. */
@@ -41,14 +44,12 @@ export function printType(t: A.TypeExpr): string {
  * printer", as prettier does it). Hard lines always break; a suffix (a trailing comment) waits for
  * the next line break and does not count toward the width.
  */
-type Doc = string | readonly Doc[] | Group | Indent | Line | IfBreak | Suffix | Flat;
+type Doc = string | readonly Doc[] | Group | Indent | Line | IfBreak | Suffix;
 interface Group { readonly kind: 'group'; readonly body: Doc; readonly broken: boolean; readonly block?: boolean }
 interface Indent { readonly kind: 'indent'; readonly body: Doc }
 interface Line { readonly kind: 'line'; readonly flat: string; readonly hard: boolean }
 interface IfBreak { readonly kind: 'ifBreak'; readonly broken: Doc; readonly flat: Doc }
 interface Suffix { readonly kind: 'suffix'; readonly body: Doc }
-/** Its groups stay on one line unless forced (an if-expression's `{ a }` does not open up). */
-interface Flat { readonly kind: 'flat'; readonly body: Doc }
 
 const softline: Line = { kind: 'line', flat: '', hard: false };
 const line: Line = { kind: 'line', flat: ' ', hard: false };
@@ -90,9 +91,6 @@ function render(doc: Doc, width: number): string {
         }
         case 'ifBreak':
           stack.push([level, mode, mode === 'break' ? node.broken : node.flat]);
-          break;
-        case 'flat':
-          stack.push([level, 'flat', node.body]);
           break;
         case 'suffix':
           pending.push([level, mode, node.body]);
@@ -148,9 +146,6 @@ function fits(next: Command, rest: readonly Command[], room: number): boolean {
         case 'ifBreak':
           todo.push([level, mode, mode === 'break' ? node.broken : node.flat]);
           break;
-        case 'flat':
-          todo.push([level, 'flat', node.body]);
-          break;
         case 'suffix':
           break;
         case 'line':
@@ -179,7 +174,7 @@ const NO_LISTS: Lists = new Map();
  * `open item, item close`, or when it does not fit (or was written one item a line, or has comments
  * among its items) each item on a line of its own, one level in, each followed by a comma.
  */
-function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean } = {}): Doc {
+function bracketed(open: string, items: readonly { readonly span: A.Span }[], docs: readonly Doc[], close: string, lists: Lists, how: { alwaysComma?: boolean; keepOne?: boolean; noTrailingComma?: boolean; unrecorded?: boolean } = {}): Doc {
   if (items.length === 0) return `${open}${close}`;
   const layout = lists.get(items[0].span.start);
   // `forward(x: f32[B, n]) -> ...`: one hyperparameter on a line of its own would only move the long part
@@ -190,12 +185,14 @@ function bracketed(open: string, items: readonly { readonly span: A.Span }[], do
     const last = i === docs.length - 1;
     body.push(i === 0 ? softline : line);
     for (const c of layout?.leading[i] ?? []) body.push(comment(c), hardline);
-    body.push(doc, last ? ifBreak(',', alwaysComma ? ',' : '') : ',');
+    for (const c of layout?.inline?.[i] ?? []) body.push(comment(c), ' ');
+    body.push(doc, last ? (how.noTrailingComma ? '' : ifBreak(',', alwaysComma ? ',' : '')) : ',');
     const trailing = layout?.trailing[i] ?? [];
     if (trailing.length > 0) body.push(suffix([' ', comment(trailing.join(' '))]));
   });
   for (const c of layout?.end ?? []) body.push(hardline, comment(c));
-  return group([open, indent(body), softline, close], layout !== undefined);
+  // a list whose layout is not recorded (dimensions, indices) breaks by the width alone, or when a list inside it is broken
+  return how.unrecorded ? groupAround([open, indent(body), softline, close]) : group([open, indent(body), softline, close], layout !== undefined);
 }
 
 // ------------------------------------------------------------------ statements
@@ -235,7 +232,7 @@ function indentAlways(body: Doc): Doc {
 }
 
 /**
- * A group that `dlc fmt` does not record as broken (a comprehension, `return a, b`): it breaks when a list
+ * A group that `dlc fmt` does not record as broken (a comprehension, `return a, b`, an operator chain, an if-expression): it breaks when a list
  * inside it is broken, as it did when that list broke for the width, so that printing again changes nothing.
  */
 function groupAround(body: Doc): Group {
@@ -309,7 +306,7 @@ function statement(s: A.Stmt, L: Lists): Doc {
       return [s.direction, ' ', s.over.length > 0 || s.optimizer ? cond(s.loss) : e(s.loss), over, withOpt];
     }
     case 'Use':
-      return useText(s);
+      return useDoc(s, L);
     case 'Layer':
     case 'Model':
       return [s.kind === 'Layer' ? 'layer ' : 'model ', s.name.text, s.params.length > 0 ? params(s.params, L) : '', ' ', blockDoc(s.body)];
@@ -334,17 +331,19 @@ function ifDoc(s: A.IfStmt, L: Lists): Doc {
   return out;
 }
 
-function useText(s: A.UseDecl): string {
+/** `use source.{a, b as c} as alias`; an import list is a bracketed list without a trailing comma (the grammar has none there). */
+function useDoc(s: A.UseDecl, L: Lists): Doc {
   const source = Array.isArray(s.source) ? s.source.map((n) => n.text).join('.') : stringText((s.source as A.StringLit).value);
-  let imports = '';
+  let imports: Doc = '';
   if (s.imports !== null) {
     if ('kind' in s.imports) imports = '.*';
     else {
       const items = s.imports as readonly A.ImportItem[];
-      imports = `.{${items.map((i) => (i.alias ? `${i.name.text} as ${i.alias.text}` : i.name.text)).join(', ')}}`;
+      const docs = items.map((i) => (i.alias ? `${i.name.text} as ${i.alias.text}` : i.name.text));
+      imports = ['.', bracketed('{', items, docs, '}', L, { noTrailingComma: true })];
     }
   }
-  return `use ${source}${imports}${s.alias ? ` as ${s.alias.text}` : ''}`;
+  return ['use ', source, imports, s.alias ? ` as ${s.alias.text}` : ''];
 }
 
 function body(b: A.Block | A.Expr, L: Lists): Doc {
@@ -377,8 +376,10 @@ function args(as: readonly A.Arg[], L: Lists): Doc {
   return bracketed('(', as, docs, ')', L);
 }
 
+/** `f32[B, d]`; long dimensions break one a line (no trailing comma: the grammar has none there). */
 function type(t: A.TypeExpr, L: Lists): Doc {
-  return t.dims === null ? t.name.text : [t.name.text, '[', join(t.dims.map((x) => expr(x, Prec.Lambda, L)), ', '), ']'];
+  if (t.dims === null) return t.name.text;
+  return [t.name.text, bracketed('[', t.dims, t.dims.map((x) => expr(x, Prec.Lambda, L)), ']', L, { noTrailingComma: true, unrecorded: true })];
 }
 
 // ------------------------------------------------------------------ expressions
@@ -415,26 +416,32 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
     }
     case 'Unary':
       if (e.op === 'not') return ['not ', expr(e.operand, Prec.Not, L)];
-      return [e.op, expr(e.operand, Prec.Unary, L)];
+      // `- -a`, not `--a` (which reads as a decrement)
+      return [e.op, e.operand.kind === 'Unary' && e.operand.op !== 'not' ? ' ' : '', expr(e.operand, Prec.Unary, L)];
     case 'Binary': {
-      const left = expr(e.left, operandPrec(e.op, 'left'), L);
-      const right = expr(e.right, operandPrec(e.op, 'right'), L);
-      return e.op === '..' ? [left, '..', right] : [left, ` ${e.op} `, right];
+      if (e.op === '..') return [expr(e.left, operandPrec(e.op, 'left'), L), '..', expr(e.right, operandPrec(e.op, 'right'), L)];
+      // `a + b - c`: a chain of operators of one precedence, which breaks after each operator when too long
+      const rest: Doc[] = [];
+      let first: A.Expr = e;
+      while (first.kind === 'Binary' && first.op !== '..' && first.op !== '**' && BINARY_PREC[first.op] === BINARY_PREC[e.op]) {
+        rest.unshift([' ', first.op, line, expr(first.right, operandPrec(first.op, 'right'), L)]);
+        first = first.left;
+      }
+      if (rest.length === 0) return [expr(e.left, operandPrec(e.op, 'left'), L), ` ${e.op} `, expr(e.right, operandPrec(e.op, 'right'), L)];
+      return groupAround([expr(first, operandPrec(e.op, 'left'), L), indent(rest)]);
     }
     case 'Call':
       return [expr(e.callee, Prec.Postfix, L), args(e.args, L)];
     case 'Index':
-      return [expr(e.target, Prec.Postfix, L), '[', join(e.items.map((i) => indexItem(i, L)), ', '), ']'];
+      return [expr(e.target, Prec.Postfix, L), bracketed('[', e.items, e.items.map((i) => indexItem(i, L)), ']', L, { noTrailingComma: true, unrecorded: true })];
     case 'Member': {
       // `(1).2` must keep its parentheses: `1.2` would lex as one float
       const target = e.target.kind === 'Number' && /^\d/.test(e.member.text) ? ['(', exprDoc(e.target, L), ')'] : expr(e.target, Prec.Postfix, L);
       return [target, '.', e.member.text];
     }
     case 'IfExpr':
-      return { kind: 'flat', body: [
-        'if ', expr(e.condition, Prec.Or, L), ' { ', expr(e.then, Prec.Lambda, L), ' } else ',
-        e.else.kind === 'IfExpr' ? exprDoc(e.else, L) : ['{ ', expr(e.else, Prec.Lambda, L), ' }'],
-      ] };
+      // `if c { a } else { b }`, or when too long each branch on a line of its own, `else if` chains included
+      return groupAround(ifExprParts(e, L));
     case 'Lambda':
       return ['fn', params(e.params, L), ' => ', expr(e.body, Prec.Lambda, L)];
     case 'Scan': {
@@ -443,6 +450,11 @@ function exprDoc(e: A.Expr, L: Lists): Doc {
       return ['scan ', e.reverse ? 'reverse ' : '', e.variables.map((v) => v.text).join(', '), ' in ', expr(e.source, Prec.Or, L), axis, carry, ' ', blockDoc(e.body)];
     }
   }
+}
+
+function ifExprParts(e: A.IfExpr, L: Lists): Doc {
+  const branch = (x: A.Expr): Doc => ['{', indent([line, expr(x, Prec.Lambda, L)]), line, '}'];
+  return ['if ', expr(e.condition, Prec.Or, L), ' ', branch(e.then), ' else ', e.else.kind === 'IfExpr' ? ifExprParts(e.else, L) : branch(e.else)];
 }
 
 function indexItem(i: A.IndexItem, L: Lists): Doc {

@@ -124,17 +124,17 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
   function listLayouts(stmt: Stmt, free: readonly Comment[], claimed: Set<Comment>): ListLayout[] {
     const startingAt = new Map(free.map((c) => [c.start, c]));
     const layouts: ListLayout[] = [];
-    for (const { items, from } of bracketedLists(stmt)) {
+    for (const { items, from, afterDot } of bracketedLists(stmt)) {
       // the opening bracket: on from where the list's node or its callee ends, over blanks, comments and
       // a parenthesised callee's `)`
       let open = from;
       for (;;) {
-        while (open < items[0].span.start && /[\s)]/.test(source[open])) open++;
+        while (open < items[0].span.start && (/[\s)]/.test(source[open]) || (afterDot && source[open] === '.'))) open++;
         const c = startingAt.get(open);
         if (!c) break;
         open = c.end;
       }
-      if (source[open] !== '(' && source[open] !== '[') continue;
+      if (source[open] !== '(' && source[open] !== '[' && source[open] !== '{') continue;
       // the closing bracket: on from the last item over blanks, comments and a comma
       let close = items.at(-1)!.span.end;
       for (;;) {
@@ -144,22 +144,35 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
         close = c.end;
       }
       const leading: string[][] = items.map(() => []);
+      const inline: string[][] = items.map(() => []);
       const trailing: string[][] = items.map(() => []);
       const end: string[] = [];
       let any = false;
       for (let i = 0; i <= items.length; i++) {
         const from = i === 0 ? open + 1 : items[i - 1].span.end;
         const to = i === items.length ? close : items[i].span.start;
+        // the comma after the previous item: a comment after it on the next item's line goes with that item
+        let comma = from;
+        for (;;) {
+          while (comma < to && /\s/.test(source[comma])) comma++;
+          const c = startingAt.get(comma);
+          if (!c) break;
+          comma = c.end;
+        }
         for (const c of free) {
           if (c.start < from || c.end > to || claimed.has(c)) continue;
           claimed.add(c);
           any = true;
-          if (i > 0 && lineOf(c.start) === lineOf(items[i - 1].span.end - 1)) trailing[i - 1].push(c.text);
+          const beforeNext = i < items.length && (i === 0 || c.start > comma) && lineOf(c.end - 1) === lineOf(items[i].span.start);
+          if (beforeNext) inline[i].push(c.text);
+          else if (i > 0 && lineOf(c.start) === lineOf(items[i - 1].span.end - 1)) trailing[i - 1].push(c.text);
           else if (i < items.length) leading[i].push(c.text);
           else end.push(c.text);
         }
       }
-      if (any || /[\n\r]/.test(source.slice(open, items[0].span.start))) layouts.push({ at: items[0].span.start, leading, trailing, end });
+      if (any || /[\n\r]/.test(source.slice(open, items[0].span.start))) {
+        layouts.push({ at: items[0].span.start, leading, trailing, end, ...(inline.some((cs) => cs.length > 0) ? { inline } : {}) });
+      }
     }
     return layouts;
   }
@@ -172,12 +185,14 @@ export function attachTrivia(program: Program, commentTokens: readonly IToken[],
 }
 
 /** Where each kind of node keeps a bracketed list that may be written one item a line. */
-const LIST_FIELDS: Readonly<Record<string, string>> = { Call: 'args', List: 'items', Tuple: 'items', Lambda: 'params', Layer: 'params', Model: 'params', Fn: 'params', Forward: 'params', Train: 'args' };
+const LIST_FIELDS: Readonly<Record<string, string>> = { Call: 'args', List: 'items', Tuple: 'items', Lambda: 'params', Layer: 'params', Model: 'params', Fn: 'params', Forward: 'params', Train: 'args', Use: 'imports' };
 
 interface ListSite {
   readonly items: readonly { readonly span: Span }[];
   /** Where to look on from for the opening bracket. */
   readonly from: number;
+  /** Whether a `.` comes before the bracket (an import list: `std.nn.{`). */
+  readonly afterDot?: boolean;
 }
 
 /** The non-empty bracketed lists of a statement, outside its blocks (their statements have their own). */
@@ -194,9 +209,11 @@ function bracketedLists(stmt: Stmt): ListSite[] {
     const field = node.kind ? LIST_FIELDS[node.kind] : undefined;
     const items = field ? node[field] : undefined;
     if (Array.isArray(items) && items.length > 0 && node.span) {
-      const named = (node.name ?? node.model ?? node.callee) as { span: Span } | undefined;
+      // an import list's `{` comes after its source (`std.nn`, `"./x.dl"`) and a `.`
+      const source = node.kind === 'Use' ? (node.source as { span: Span } | readonly { span: Span }[]) : undefined;
+      const named = (source ? (Array.isArray(source) ? source.at(-1) : source) : (node.name ?? node.model ?? node.callee)) as { span: Span } | undefined;
       const from = named ? named.span.end : node.span.start + (node.kind === 'Forward' ? 'forward'.length : node.kind === 'Lambda' ? 'fn'.length : 0);
-      found.push({ items: items as { span: Span }[], from });
+      found.push({ items: items as { span: Span }[], from, ...(source ? { afterDot: true } : {}) });
     }
     for (const [k, v] of Object.entries(node)) if (k !== 'span' && k !== 'trivia') walk(v);
   };

@@ -1,9 +1,12 @@
-// `dlc fmt` as a command: --write keeps symlinks, modes and hard links; CRLF files; stdin; exit codes; several files.
+// `dlc fmt` as a command: --write keeps symlinks, modes and hard links; CRLF and byte-order marks; files not UTF-8; stdin; exit codes; several files.
 import { chmodSync, linkSync, lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT_FMT_FAILED, EXIT_OK, EXIT_USER_ERROR, main } from '../compiler/cli/main.ts';
+import { firstInvalidByte } from '../compiler/cli/source-file.ts';
+import { dlc } from './cli-helpers.ts';
 
 async function run(args: string[], stdin?: string): Promise<{ status: number; out: string; err: string }> {
   let out = '';
@@ -105,5 +108,103 @@ describe('dlc fmt with standard input, exit codes and several files', () => {
     expect(r.status).toBe(EXIT_FMT_FAILED);
     expect(r.out).toBe('');
     expect(r.err).toContain('prints one file');
+  });
+});
+
+describe('dlc fmt on a file with a UTF-8 byte-order mark', () => {
+  it('keeps the mark, as it keeps CRLF, so --check accepts what --write wrote', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-fmt-'));
+    const file = join(dir, 'bom.dl');
+    writeFileSync(file, Buffer.from('\uFEFFmodel M() {\r\n  input x: f32[B,4]\r\n  output o = x\r\n}\r\n', 'utf8'));
+    const printed = await run([file]);
+    expect(printed.out).toBe('\uFEFFmodel M {\r\n  input x: f32[B, 4]\r\n  output o = x\r\n}\r\n');
+    expect((await run(['--write', file])).status).toBe(EXIT_OK);
+    expect(readFileSync(file).subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+    expect((await run(['--check', file])).status).toBe(EXIT_OK);
+  });
+});
+
+describe('a .dl file that is not UTF-8 (E0006)', () => {
+  // `// café` saved as Latin-1: the é is the single byte 0xE9
+  const latin1 = Buffer.concat([Buffer.from('model M {\n  input x: f32[B,4] // caf'), Buffer.from([0xe9]), Buffer.from(' latin-1\n  output o = x\n}\n')]);
+
+  it('fmt --write and --check refuse it (exit 3) and leave its bytes as they are', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-fmt-'));
+    const file = join(dir, 'latin1.dl');
+    writeFileSync(file, latin1);
+    const written = await run(['--write', file]);
+    expect(written.status).toBe(EXIT_FMT_FAILED);
+    expect(written.err).toContain('error[E0006]');
+    expect(written.err).toContain('byte 0xE9 at byte offset 36 (line 2)');
+    expect(written.err).toContain(`--> ${file}:2:27`);
+    expect(readFileSync(file)).toEqual(latin1);
+    expect((await run(['--check', file])).status).toBe(EXIT_FMT_FAILED);
+    expect((await run([file])).out).toBe('');
+  });
+
+  it('on standard input (the real process\'s bytes), check and fmt report it too', () => {
+    const bin = join(import.meta.dirname, '..', 'bin', 'dlc.js');
+    const runBin = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { input: latin1, encoding: 'utf8' });
+    const formatted = runBin(['fmt', '-', '--stdin-filepath', 'net.dl']);
+    expect(formatted.status).toBe(EXIT_FMT_FAILED);
+    expect(formatted.stdout).toBe('');
+    expect(formatted.stderr).toContain('error[E0006]: `net.dl` is not UTF-8: byte 0xE9 at byte offset 36 (line 2)');
+    const checked = runBin(['check', '-']);
+    expect(checked.status).toBe(EXIT_USER_ERROR);
+    expect(checked.stderr).toContain('error[E0006]');
+  });
+
+  it('check and compile report it with its line, for the file itself and for an imported file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dlc-utf8-'));
+    const file = join(dir, 'latin1.dl');
+    writeFileSync(file, latin1);
+    const checked = await dlc('check', '--json', file);
+    expect(checked.status).toBe(EXIT_USER_ERROR);
+    const [d] = JSON.parse(checked.out) as { code: string; span: { start: { line: number; column: number } } }[];
+    expect(d.code).toBe('E0006');
+    expect(d.span.start).toMatchObject({ line: 2, column: 27 });
+    const compiled = await dlc('compile', file, '-o', join(dir, 'out.ts'));
+    expect(compiled.status).toBe(EXIT_USER_ERROR);
+    expect(compiled.err).toContain('error[E0006]');
+    const blocks = join(dir, 'blocks.dl');
+    writeFileSync(blocks, Buffer.concat([Buffer.from('// '), Buffer.from([0xff]), Buffer.from('\nlayer Id {\n  forward(x) = x\n}\n')]));
+    const main = join(dir, 'main.dl');
+    writeFileSync(main, 'use "./blocks.dl".{Id}\n\nmodel M {\n  input x: f32[B, 4]\n  layer i = Id()\n  output o = i(x)\n}\n');
+    const imported = await dlc('check', main);
+    expect(imported.status).toBe(EXIT_USER_ERROR);
+    expect(imported.err).toContain(`error[E0006]: \`${blocks}\` is not UTF-8: byte 0xFF at byte offset 3 (line 1)`);
+  });
+});
+
+describe('firstInvalidByte', () => {
+  it('agrees with a fatal TextDecoder on random and near-UTF-8 bytes', () => {
+    const fatal = new TextDecoder('utf-8', { fatal: true });
+    const valid = (b: Uint8Array): boolean => {
+      try {
+        fatal.decode(b);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
+    const pieces = ['a', 'é', '€', '😀', '\uFFFD'].map((s) => [...Buffer.from(s)]);
+    for (let trial = 0; trial < 5000; trial++) {
+      const bytes: number[] = [];
+      const n = 1 + Math.floor(rand() * 8);
+      for (let k = 0; k < n; k++) {
+        if (rand() < 0.6) bytes.push(...pieces[Math.floor(rand() * pieces.length)]);
+        else bytes.push([0x80, 0xbf, 0xc0, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, Math.floor(rand() * 256)][Math.floor(rand() * 12)]);
+      }
+      const b = Uint8Array.from(bytes);
+      const bad = firstInvalidByte(b);
+      expect(bad === -1, `${Buffer.from(b).toString('hex')}`).toBe(valid(b));
+      // the bytes before the reported one are valid, and the one reported does not start a valid character
+      if (bad >= 0) {
+        expect(valid(b.subarray(0, bad))).toBe(true);
+        expect(firstInvalidByte(b.subarray(bad))).toBe(0);
+      }
+    }
   });
 });

@@ -95,6 +95,22 @@ describe('DiagnosticStore: what several open buffers report, merged per file', (
     expect(store.get('/ws/lib.dl')).toEqual([]);
   });
 
+  it('a file with unsaved edits shows only its own buffer\'s diagnostics (the others read it from disk) until it is saved or closed', () => {
+    const store = new DiagnosticStore();
+    const fromDisk = record('/ws/lib.dl', 'E0201');
+    const fromBuffer = { ...record('/ws/lib.dl', 'E0201'), range: { startLine: 2, startCharacter: 2, endLine: 2, endCharacter: 5 } };
+    store.set('main', groupByFile([fromDisk], ['/ws/main.dl']), '/ws/main.dl');
+    store.set('lib', groupByFile([fromBuffer], ['/ws/lib.dl']), '/ws/lib.dl');
+    expect(store.get('/ws/lib.dl')).toEqual([fromDisk, fromBuffer]);
+    expect(store.setUnsaved('/ws/lib.dl', true)).toEqual(['/ws/lib.dl']);
+    expect(store.setUnsaved('/ws/lib.dl', true)).toEqual([]);
+    expect(store.get('/ws/lib.dl')).toEqual([fromBuffer]);
+    // main.dl's own diagnostics are not affected by lib.dl's state
+    expect(store.get('/ws/main.dl')).toEqual([]);
+    expect(store.setUnsaved('/ws/lib.dl', false)).toEqual(['/ws/lib.dl']);
+    expect(store.get('/ws/lib.dl')).toEqual([fromDisk, fromBuffer]);
+  });
+
   it('a new report names the files the old one had, so fixed files are cleared', () => {
     const store = new DiagnosticStore();
     store.set('a', groupByFile([record('/ws/lib.dl', 'E0201')], ['/ws/a.dl']));
@@ -300,6 +316,28 @@ describe('the real dlc through the client (no VS Code)', () => {
     expect(inLib.message).toContain('`nope`');
     // the import's error points back at where the buffer uses the layer
     expect(inLib.related).toContainEqual({ file, range: { startLine: 6, startCharacter: 13, endLine: 6, endCharacter: 17 }, message: 'in `b` = Blk(), called here' });
+  });
+
+  it('an imported file open with unsaved edits shows its own check\'s diagnostic, not the importer\'s from the saved text', { timeout: 90_000 }, async () => {
+    const blocks = join(ws, 'edited.dl');
+    const saved = 'layer Blk {\n  param w: f32[4, 4] = zeros\n  forward(x: f32[B, 4]) -> f32[B, 4] = x @ w + oops\n}\n';
+    writeFileSync(blocks, saved);
+    const main = join(ws, 'uses-edited.dl');
+    const mainText = 'use "./edited.dl".{Blk}\n\nmodel M {\n  input x: f32[B, 4]\n  layer b = Blk()\n  output y = b(x)\n}\n';
+    // the edited buffer: one comment line inserted at the top, not saved
+    const edited = `// a new first line\n${saved}`;
+    const fromMain = await checkBuffer(dlc(), { file: main, text: mainText }, { cwd: ws, timeoutMs: 80_000 });
+    const fromBlocks = await checkBuffer(dlc(), { file: blocks, text: edited }, { cwd: ws, timeoutMs: 80_000 });
+    if (fromMain.kind !== 'diagnostics' || fromBlocks.kind !== 'diagnostics') throw new Error(JSON.stringify([fromMain, fromBlocks]));
+    const store = new DiagnosticStore();
+    store.set('main', fromMain.byFile, fromMain.file);
+    store.set('blocks', fromBlocks.byFile, fromBlocks.file);
+    const lines = () => store.get(blocks).map((r) => [r.code, r.range.startLine]);
+    // main.dl's check read the saved text: `oops` on line 3 (index 2); the buffer has it on line 4
+    expect(fromMain.byFile.get(blocks)?.map((r) => r.range.startLine)).toEqual([2]);
+    expect(lines()).toContainEqual(['E0201', 2]);
+    store.setUnsaved(blocks, true);
+    expect(lines()).toEqual([['E0201', 3]]);
   });
 
   it('a clean buffer clears its diagnostics', { timeout: 60_000 }, async () => {

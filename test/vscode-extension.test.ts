@@ -48,6 +48,7 @@ class Range {
 
 class Doc {
   isClosed = false;
+  isDirty = false;
   readonly languageId = 'dl';
   constructor(
     readonly uri: Uri,
@@ -198,6 +199,20 @@ describe('the bundled extension with a stand-in vscode', () => {
     const [nope] = fake.state.published.get(lib)!;
     expect(nope).toMatchObject({ range: { start: { line: 1, character: 19 } } });
     expect(nope.code.value).toBe('E0201');
+  });
+
+  it('an imported file open with unsaved edits shows its own check\'s diagnostics, not the importer\'s from the saved text; closed, the importer\'s again', { timeout: 60_000 }, async () => {
+    const lib = `file://${join(ws, 'lib.dl')}`;
+    const libDoc = new Doc(Uri.file(join(ws, 'lib.dl')), '// a new first line\nlayer Blk {\n  forward(x) = x + nope\n}\n');
+    libDoc.isDirty = true;
+    fake.state.documents.push(libDoc);
+    fake.state.fire('change', { document: libDoc, contentChanges: [{}] });
+    // model.dl's check put `nope` on line 1 (the saved text); the buffer has it on line 2
+    await vi.waitFor(() => expect(fake.state.published.get(lib)?.map((d) => d.range.start.line)).toEqual([2]), { timeout: 50_000, interval: 100 });
+    libDoc.isClosed = true;
+    fake.state.documents.splice(fake.state.documents.indexOf(libDoc), 1);
+    fake.state.fire('close', libDoc);
+    expect(fake.state.published.get(lib)?.map((d) => d.range.start.line)).toEqual([1]);
   });
 
   it('typing a fix clears the buffer\'s and the no longer imported file\'s diagnostics after the pause', { timeout: 60_000 }, async () => {

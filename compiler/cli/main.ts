@@ -33,6 +33,7 @@ import type { PredictFlags } from './predict.ts';
 import type { SampleFlags } from './sample.ts';
 import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
 import { writeInPlace } from './write-in-place.ts';
+import { decodeSource, readSourceFile, type SourceRead } from './source-file.ts';
 // The lowering, the kernel report, the module emitter (ts-morph, that is TypeScript itself), the
 // compile cache and the runtime (WebGPU) are imported by the commands that use them, when they run:
 // `dlc check`, `dlc fmt` and `dlc --version` start without loading them (test/cli-startup.test.ts).
@@ -78,12 +79,9 @@ class Sources {
   }
 }
 
-function readSource(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+/** A .dl file's text (with E0006 when it is not UTF-8); undefined when it cannot be read. */
+function readSource(file: string): SourceRead | undefined {
+  return readSourceFile(file);
 }
 
 /** `cannot read \`file\``, with why: missing, a folder, not permitted. */
@@ -109,10 +107,11 @@ function report(diagnostics: readonly Diagnostic[], sources: Sources, json: bool
 function moduleLoader(sources: Sources) {
   return (importer: string, path: string): LoadedModule | undefined => {
     const full = resolvePath(dirname(importer), path);
-    const text = existsSync(full) ? readSource(full) : undefined;
-    if (text === undefined) return undefined;
-    sources.add(full, text);
-    return parse(text, full);
+    const read = existsSync(full) ? readSource(full) : undefined;
+    if (read === undefined) return undefined;
+    sources.add(full, read.text);
+    const parsed = parse(read.text, full);
+    return read.notUtf8 ? { program: parsed.program, diagnostics: [read.notUtf8] } : parsed;
   };
 }
 
@@ -127,8 +126,8 @@ function check(files: string[], options: { json?: boolean; stdinFilepath?: strin
   for (const given of files) {
     // `-` is standard input (an editor's unsaved buffer), named by --stdin-filepath so its imports resolve
     const file = given === '-' ? (options.stdinFilepath ?? '<stdin>') : given;
-    const text = given === '-' ? (io.readStdin ?? readStdin)() : readSource(file);
-    if (text === undefined) {
+    const read = given === '-' ? stdinSource(file, io) : readSource(file);
+    if (read === undefined) {
       const message = unreadable(file);
       io.err(message);
       const at = { offset: 0, line: 1, column: 1 };
@@ -136,7 +135,12 @@ function check(files: string[], options: { json?: boolean; stdinFilepath?: strin
       missing++;
       continue;
     }
+    const { text, notUtf8 } = read;
     sources.add(file, text);
+    if (notUtf8) {
+      all.push(notUtf8);
+      continue;
+    }
     const result = checkSource(text, file, moduleLoader(sources));
     all.push(...result.diagnostics);
     if (result.truncated && !options.json) io.err(`note: \`${file}\` has more errors than the ${result.diagnostics.length} shown`);
@@ -185,21 +189,29 @@ function fmt(files: string[], options: FmtOptions, io: Io): number {
   for (const file of files) {
     const stdin = file === '-';
     const name = stdin ? (options.stdinFilepath ?? '<stdin>') : file;
-    const text = stdin ? (io.readStdin ?? readStdin)() : readSource(file);
-    if (text === undefined) {
+    const read = stdin ? stdinSource(name, io) : readSource(file);
+    if (read === undefined) {
       io.err(unreadable(file));
       failed = true;
       continue;
     }
+    const { text, notUtf8 } = read;
     sources.add(name, text);
+    // the text has U+FFFD for the bytes that are not UTF-8: formatting it would destroy them
+    if (notUtf8) {
+      report([notUtf8], sources, false, io);
+      io.err(`not formatting \`${name}\`: it is not UTF-8`);
+      failed = true;
+      continue;
+    }
     const parsed = parse(text, name);
     if (report(parsed.diagnostics, sources, false, io) > 0) {
       io.err(`not formatting \`${name}\`: it has syntax errors`);
       failed = true;
       continue;
     }
-    // the file's own line ending (that of its first line) throughout, comments included
-    const formatted = print(parsed.program, { endOfLine: endOfLineOf(text) });
+    // the file's own line ending (that of its first line) throughout, comments included, and its byte-order mark
+    const formatted = print(parsed.program, { endOfLine: endOfLineOf(text), byteOrderMark: text.startsWith('\uFEFF') });
     if (options.check) {
       if (formatted !== text) unformatted.push(name);
     } else if (options.write) {
@@ -221,13 +233,19 @@ function fmt(files: string[], options: FmtOptions, io: Io): number {
   return unformatted.length > 0 ? EXIT_USER_ERROR : EXIT_OK;
 }
 
-/** All of standard input, as text; undefined when it cannot be read. */
-function readStdin(): string | undefined {
+/** All of standard input, as text named `name` (io.readStdin's, else process.stdin's, E0006 when not UTF-8); undefined when it cannot be read. */
+function stdinSource(name: string, io: Io): SourceRead | undefined {
+  if (io.readStdin) {
+    const text = io.readStdin();
+    return text === undefined ? undefined : { text };
+  }
+  let bytes: Buffer;
   try {
-    return readFileSync(0, 'utf8');
+    bytes = readFileSync(0);
   } catch {
     return undefined;
   }
+  return decodeSource(bytes, name);
 }
 
 /** Checks one file and hands its graphs to `show`; diagnostics and exit codes as for `dlc check`. */
@@ -257,13 +275,17 @@ function withGraphs(
 function loadChecked(file: string, io: Io): { text: string; sources: Sources } | undefined {
   const sources = new Sources();
   for (const [f, text] of stdlibModules().sources) sources.add(f, text);
-  const text = readSource(file);
-  if (text === undefined) {
+  const read = readSource(file);
+  if (read === undefined) {
     io.err(unreadable(file));
     return undefined;
   }
-  sources.add(file, text);
-  return { text, sources };
+  sources.add(file, read.text);
+  if (read.notUtf8) {
+    report([read.notUtf8], sources, false, io);
+    return undefined;
+  }
+  return { text: read.text, sources };
 }
 
 function trainGraphs(file: string, options: { model?: string; args?: string }, io: Io): number {
@@ -670,7 +692,7 @@ async function runReportingErrors(run: () => Promise<unknown>, io: Io, at?: { re
 
 /** A DataSettingError as E0207 in a code frame at the train block's `data` (or `validation`) setting of `model`; undefined where the file no longer has it. */
 function dataSettingFrame(e: DataSettingError, file: string, model: string): string | undefined {
-  const text = readSource(file);
+  const text = readSource(file)?.text;
   if (text === undefined) return undefined;
   const { program } = parse(text, file);
   const train = program.body.stmts.find((s): s is TrainDecl => s.kind === 'Train' && s.model.text === model);

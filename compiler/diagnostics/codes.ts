@@ -56,6 +56,19 @@ Block comments do not nest.`,
     explanation: `An integer literal does not fit in a 32-bit signed integer (at most 2147483647), or a float literal is not finite.
 Sizes and indices are 32-bit on the GPU; write large constants as floats (1e12) where a float is meant.`,
   },
+  E0006: {
+    severity: 'error',
+    title: 'file is not UTF-8',
+    explanation: `A .dl file is read as UTF-8, and this one has a byte that is not part of a UTF-8 character:
+it was probably saved in another encoding (Latin-1, Windows-1252), for example with an accented letter in a comment.
+The error gives the byte's offset and its line; nothing else in the file is checked, compiled or formatted,
+and \`dlc fmt --write\` leaves the file as it is rather than replace the byte.
+
+    // café      saved as Latin-1 (the é is the one byte 0xE9): error
+    // café      saved as UTF-8 (é is the two bytes 0xC3 0xA9): ok
+
+Save the file as UTF-8 (most editors have it under "Save with Encoding"), or run \`iconv -f latin1 -t utf-8\`.`,
+  },
   E0010: {
     severity: 'error',
     title: 'syntax error',

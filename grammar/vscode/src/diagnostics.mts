@@ -53,7 +53,9 @@ export interface DiagnosticRecord {
 }
 
 /** What `dlc check --json -` said: diagnostics by absolute file, or why there are none to show. */
-export type CheckOutput = { readonly kind: 'diagnostics'; readonly byFile: ReadonlyMap<string, readonly DiagnosticRecord[]> } | { readonly kind: 'failed'; readonly message: string };
+export type CheckOutput =
+  | { readonly kind: 'diagnostics'; readonly file: string; readonly byFile: ReadonlyMap<string, readonly DiagnosticRecord[]> }
+  | { readonly kind: 'failed'; readonly message: string };
 
 /** The absolute, normalized path of a file named in dlc's output; relative names (the standard library's `stdlib/...`) are taken from `cwd`. */
 export function absoluteFile(file: string, cwd: string): string {
@@ -118,7 +120,8 @@ export function parseCheckOutput(run: { readonly exitCode: number | null; readon
   }
   if (!Array.isArray(parsed) || !parsed.every(isJsonDiagnostic)) return { kind: 'failed', message: `dlc check --json printed something other than a list of diagnostics: ${run.stdout.slice(0, 200)}` };
   const records = parsed.map((d) => toRecord(d, cwd));
-  return { kind: 'diagnostics', byFile: groupByFile(records, [absoluteFile(bufferFile, cwd)]) };
+  const file = absoluteFile(bufferFile, cwd);
+  return { kind: 'diagnostics', file, byFile: groupByFile(records, [file]) };
 }
 
 function recordKey(r: DiagnosticRecord): string {
@@ -129,15 +132,21 @@ function recordKey(r: DiagnosticRecord): string {
 /**
  * What every checked buffer (an owner) last reported, merged per file: a file imported by two open
  * buffers, or open itself, shows each diagnostic once, and closing one buffer removes only what it
- * reported.
+ * reported. A file open with unsaved edits shows only what its own buffer's check reported: the
+ * others' checks read it from disk, so their diagnostics for it are at the saved text's positions.
  */
 export class DiagnosticStore {
   private readonly byOwner = new Map<string, ReadonlyMap<string, readonly DiagnosticRecord[]>>();
+  /** The file each owner's buffer is (the file its check was run as). */
+  private readonly checkedFile = new Map<string, string>();
+  /** The files open with edits not yet saved. */
+  private readonly unsaved = new Set<string>();
 
-  /** Replaces what `owner` reported; returns the files whose merged diagnostics may have changed. */
-  set(owner: string, byFile: ReadonlyMap<string, readonly DiagnosticRecord[]>): string[] {
+  /** Replaces what `owner`, the buffer of `checkedFile`, reported; returns the files whose merged diagnostics may have changed. */
+  set(owner: string, byFile: ReadonlyMap<string, readonly DiagnosticRecord[]>, checkedFile?: string): string[] {
     const before = this.byOwner.get(owner);
     this.byOwner.set(owner, byFile);
+    if (checkedFile !== undefined) this.checkedFile.set(owner, checkedFile);
     return [...new Set([...(before?.keys() ?? []), ...byFile.keys()])];
   }
 
@@ -145,14 +154,28 @@ export class DiagnosticStore {
   delete(owner: string): string[] {
     const before = this.byOwner.get(owner);
     this.byOwner.delete(owner);
+    this.checkedFile.delete(owner);
     return [...(before?.keys() ?? [])];
   }
 
-  /** Every owner's diagnostics for `file`, each once, in the order they were reported. */
+  /**
+   * Says whether `file` is open with unsaved edits (its text differs from the disk's, which other
+   * buffers' checks read); returns the files to republish (`file`, when that changed).
+   */
+  setUnsaved(file: string, unsaved: boolean): string[] {
+    if (this.unsaved.has(file) === unsaved) return [];
+    if (unsaved) this.unsaved.add(file);
+    else this.unsaved.delete(file);
+    return [file];
+  }
+
+  /** The diagnostics for `file`, each once, in the order they were reported: every owner's, or only its own buffer's while it has unsaved edits. */
   get(file: string): DiagnosticRecord[] {
     const seen = new Set<string>();
     const out: DiagnosticRecord[] = [];
-    for (const byFile of this.byOwner.values()) {
+    const onlyOwn = this.unsaved.has(file);
+    for (const [owner, byFile] of this.byOwner) {
+      if (onlyOwn && this.checkedFile.get(owner) !== file) continue;
       for (const r of byFile.get(file) ?? []) {
         const key = recordKey(r);
         if (seen.has(key)) continue;

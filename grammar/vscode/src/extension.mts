@@ -93,7 +93,7 @@ export function activate(context: vscode.ExtensionContext): void {
     if (signal.aborted || doc.isClosed) return;
     switch (result.kind) {
       case 'diagnostics':
-        publish(store.set(owner, result.byFile));
+        publish(store.set(owner, result.byFile, result.file));
         break;
       case 'not-found':
         tellNotFound(result.message);
@@ -110,8 +110,12 @@ export function activate(context: vscode.ExtensionContext): void {
     const owner = ownerOf(doc);
     debouncer.cancel(owner);
     runs.cancel(owner);
-    publish(store.delete(owner));
+    // closed, its unsaved edits are gone: the other buffers' checks read what is on disk again
+    publish([...store.delete(owner), ...store.setUnsaved(absoluteFile(bufferFile(doc), cwdOf(doc)), false)]);
   }
+
+  /** Tells the store whether `doc` has unsaved edits, so that other buffers' diagnostics for it (from the disk's text) are hidden while it does. */
+  const trackUnsaved = (doc: vscode.TextDocument) => publish(store.setUnsaved(absoluteFile(bufferFile(doc), cwdOf(doc)), doc.isDirty === true));
 
   const checkAllOpen = (except?: vscode.TextDocument) => {
     for (const doc of vscode.workspace.textDocuments) if (isDl(doc) && doc !== except) debouncer.schedule(ownerOf(doc), () => void check(doc));
@@ -123,10 +127,13 @@ export function activate(context: vscode.ExtensionContext): void {
     { dispose: () => (debouncer.dispose(), runs.cancelAll()) },
     vscode.workspace.onDidOpenTextDocument((doc) => void check(doc)),
     vscode.workspace.onDidChangeTextDocument((e) => {
-      if (isDl(e.document) && e.contentChanges.length > 0) debouncer.schedule(ownerOf(e.document), () => void check(e.document));
+      if (!isDl(e.document)) return;
+      trackUnsaved(e.document);
+      if (e.contentChanges.length > 0) debouncer.schedule(ownerOf(e.document), () => void check(e.document));
     }),
     vscode.workspace.onDidSaveTextDocument((doc) => {
       if (!isDl(doc)) return;
+      trackUnsaved(doc);
       debouncer.cancel(ownerOf(doc));
       void check(doc);
       // the other open buffers may import this file, which dlc reads from disk
