@@ -64,7 +64,7 @@ export function erf(x: number): number {
 //
 // Each elementwise op lowers to one scalar WGSL expression over register values (`f32`, `i32`, `u32`,
 // `bool`; see LowerSpec). Where WGSL leaves a case indeterminate and the interpreter defines it (NaN
-// in max/min/sign, negative bases in pow, float-to-int saturation, overflow in tanh and sigmoid), a
+// in max/min/sign/tanh, negative bases in pow, float-to-int saturation, overflow in tanh and sigmoid), a
 // helper function pins the interpreter's answer. i32/u32 +, -, *, negation and abs wrap natively;
 // integer `/` and `%` follow WGSL (x / 0 = x, x % 0 = 0, truncation toward zero), as the interpreter does.
 
@@ -141,7 +141,10 @@ const UNARY_HELPERS: Record<string, string> = {
   // asks tanh to be as accurate as (e^x - e^-x) / (e^x + e^-x), which has an absolute error and so loses
   // its relative accuracy near 0 (lavapipe's tanh(1e-7) is 1.19e-7). Above, the builtin: tanh(10) rounds
   // to 1 in f32, so clamping is exact and keeps backends that expand tanh through exp from overflowing.
+  // NaN returns first (read from the bits, as in dlc_sign_f32): WGSL's clamp of NaN is indeterminate
+  // (lavapipe gives -10, so tanh(NaN) was -1 and a diverged activation looked valid).
   dlc_tanh: `fn dlc_tanh(x: f32) -> f32 {
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u) { return x; }
   if (abs(x) < 0.5) {
     let z = x * x;
     return x * ${horner(TANH_SERIES)};
