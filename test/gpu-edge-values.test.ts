@@ -178,4 +178,20 @@ train M { optimizer = sgd(lr: 0.1) }
       model.dispose();
     }
   });
+
+  it('BatchNorm(unbiased: true) trained on one value per channel keeps its running variance finite (count / (count - 1) made it NaN for good)', { timeout: 120_000 }, async () => {
+    const source = `use std.nn.{BatchNorm}
+model M {
+  input x: f32[B, 3]
+  layer bn = BatchNorm(3, unbiased: true)
+  output y = bn(x)
+  loss = sum(y * x)
+}
+train M { optimizer = sgd(lr: 1024.0) }
+`;
+    const r = await gpuAndReference(source, { x: { shape: [1, 3], data: [1, 2, 3] } }, true);
+    // the biased variance of one value, 0: 0.9 * 1 + 0.1 * 0
+    expectBoth('running_var after a batch of one', r, 'state', 'bn.running_var', [0.9, 0.9, 0.9]);
+    expectBoth('running_mean after a batch of one', r, 'state', 'bn.running_mean', [0.1, 0.2, 0.3]);
+  });
 });
