@@ -194,4 +194,88 @@ train M { optimizer = sgd(lr: 1024.0) }
     expectBoth('running_var after a batch of one', r, 'state', 'bn.running_var', [0.9, 0.9, 0.9]);
     expectBoth('running_mean after a batch of one', r, 'state', 'bn.running_mean', [0.1, 0.2, 0.3]);
   });
+
+  it("cross_entropy's ignored rows count for exactly nothing, also holding -inf or NaN, with weight and label smoothing: PyTorch's losses, and a zero gradient to them", { timeout: 120_000 }, async () => {
+    const rows = [[1, 2, 3], [0, 0, 0], [5, -1, -Infinity], [2, 1, 0]];
+    const labels = [0, 1, -100, 2];
+    const weights = [1, 2, 0.5];
+    // torch.nn.functional.cross_entropy (reduction mean) written out: the ignored row is skipped
+    const torchLoss = (w: number[] | null, smoothing: number) => {
+      let num = 0;
+      let den = 0;
+      rows.forEach((row, i) => {
+        if (labels[i] === -100) return;
+        const m = Math.max(...row);
+        const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+        const wy = w ? w[labels[i]] : 1;
+        const smooth = row.reduce((a, v, c) => a + (w ? w[c] : 1) * (lse - v), 0) / row.length;
+        num += (1 - smoothing) * wy * (lse - row[labels[i]]) + smoothing * smooth;
+        den += wy;
+      });
+      return num / den;
+    };
+    const losses = `  loss l_ign = cross_entropy(logits, label, ignore_index: -100)
+  loss l_wi = cross_entropy(logits, label, weight: [1.0, 2.0, 0.5], ignore_index: -100)
+  loss l_ls = cross_entropy(logits, label, label_smoothing: 0.1, ignore_index: -100)
+  loss l_wls = cross_entropy(logits, label, weight: [1.0, 2.0, 0.5], label_smoothing: 0.1, ignore_index: -100)
+  metric acc = accuracy(logits, label, ignore_index: -100)`;
+    const source = `model M {
+  input logits: f32[B, 3]
+  input label: i32[B]
+${losses}
+}
+`;
+    const label: Feed = { shape: [4], data: labels, dtype: 'i32' };
+    for (const ignored of [[5, -1, -Infinity], [NaN, NaN, NaN], [Infinity, 0, 0]]) {
+      const logits: Feed = { shape: [4, 3], data: [...rows[0], ...rows[1], ...ignored, ...rows[3]] };
+      const r = await gpuAndReference(source, { logits, label });
+      const what = `ignored row [${ignored.join(', ')}]`;
+      expectBoth(what, r, 'values', 'l_ign', [torchLoss(null, 0)]);
+      expectBoth(what, r, 'values', 'l_wi', [torchLoss(weights, 0)]);
+      expectBoth(what, r, 'values', 'l_ls', [torchLoss(null, 0.1)]);
+      expectBoth(what, r, 'values', 'l_wls', [torchLoss(weights, 0.1)]);
+      expectBoth(what, r, 'values', 'acc', [0]);
+    }
+    // the gradient of every form to the logits: finite, and exactly 0 on the ignored row
+    const trained = `model M {
+  input logits: f32[4, 3]
+  input label: i32[4]
+  param a: f32[4, 3] = zeros
+  loss = cross_entropy(logits + a, label, ignore_index: -100) + cross_entropy(logits + a, label, weight: [1.0, 2.0, 0.5], label_smoothing: 0.1, ignore_index: -100) + cross_entropy(logits + a, label, label_smoothing: 0.1, ignore_index: -100)
+}
+train M { optimizer = sgd(lr: 1024.0) }
+`;
+    for (const ignored of [[5, -1, -Infinity], [NaN, NaN, NaN]]) {
+      const r = await gpuAndReference(trained, { logits: { shape: [4, 3], data: [...rows[0], ...rows[1], ...ignored, ...rows[3]] }, label }, true);
+      const want = r.ref.gradients.get('a')!;
+      expect(want.slice(6, 9), 'the interpreter gives the ignored row no gradient').toEqual([0, 0, 0]);
+      expect(want.every(Number.isFinite), `interpreter gradient [${want.join(', ')}]`).toBe(true);
+      expectClose(`GPU gradient, ignored row [${ignored.join(', ')}]`, r.gpu.gradients.get('a'), want, 1e-4);
+    }
+  });
+
+  it('top_k returns k distinct indices with -inf in the row and NaN first, and argmax points at the first NaN, as torch.topk and torch.argmax', { timeout: 120_000 }, async () => {
+    const source = `model M {
+  input x: f32[B, 4]
+  let tk = top_k(x, 3)
+  output tv = tk[0]
+  output ti = tk[1]
+  output am = argmax(x, axis: -1)
+  output mx = max(x, axis: -1)
+}
+`;
+    const rows = [
+      [-Infinity, -Infinity, 1, -Infinity],
+      [1, NaN, 3, 2],
+      [NaN, 1, NaN, 3],
+      [2, 5, 5, 1],
+      [-Infinity, -Infinity, -Infinity, -Infinity],
+    ];
+    const r = await gpuAndReference(source, { x: { shape: [5, 4], data: rows.flat() } });
+    // torch.topk(x, 3) and torch.argmax(x, -1) (torch orders tied -inf by index too)
+    expectBoth('top_k values', r, 'values', 'tv', [1, -Infinity, -Infinity, NaN, 3, 2, NaN, NaN, 3, 5, 5, 2, -Infinity, -Infinity, -Infinity]);
+    expectBoth('top_k indices', r, 'values', 'ti', [2, 0, 1, 1, 2, 3, 0, 2, 3, 1, 2, 0, 0, 1, 2]);
+    expectBoth('argmax', r, 'values', 'am', [2, 1, 0, 1, 0]);
+    expectBoth('max', r, 'values', 'mx', [1, NaN, NaN, 5, -Infinity]);
+  });
 });

@@ -12,10 +12,11 @@
 //
 // reduce_max on f32 starts from -inf (built from bits at run time: WGSL has no infinite constants) and
 // propagates NaN like the interpreter; on i32 it starts from the smallest i32 (an empty i32 max is 0,
-// the interpreter's wrapped -inf). argmax keeps the first index of the largest value: each invocation
-// scans its elements in increasing order taking only a strictly larger value, and the tree prefers the
-// smaller index on ties. NaN never compares larger, so it is ignored; with no value above -inf
-// (all NaN or -inf) the answer is 0, like the interpreter.
+// the interpreter's wrapped -inf). argmax keeps the first index of the largest value, NaN counting as
+// the largest (torch.argmax's rule, consistent with max returning NaN): each invocation scans its
+// elements in increasing order taking only a strictly larger value or a first NaN, and the tree prefers
+// NaN, then the larger value, then the smaller index on ties. With no value above -inf the answer is 0,
+// like the interpreter.
 //
 // Bindings (group 0): 0 the uniform `Params`; 1 the input, `var<storage, read>`; 2 the output.
 import type { DType, Node } from '../ir/types.ts';
@@ -57,6 +58,11 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
   if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) { return a; }
   if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
   return max(a, b);
+}`;
+
+/** NaN from the bits (a backend may fold `x != x` to false): argmax's test for the value it prefers. */
+const IS_NAN_F32_HELPER = `fn dlc_is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }`;
 
 /** The builtins a subgroup variant's entry point adds to its parameters. */
@@ -164,6 +170,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     ident = 'bitcast<f32>(ninf_bits)';
     combine = (a, b) => `dlc_max_f32(${a}, ${b})`;
     if (kind === 'max') helpers.push(MAX_F32_HELPER);
+    if (kind === 'argmax') helpers.push(IS_NAN_F32_HELPER);
   } else {
     ident = ty === 'i32' ? 'bitcast<i32>(0x80000000u)' : '0u';
     combine = (a, b) => `max(${a}, ${b})`;
@@ -215,7 +222,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     }
   }
   L.push('    let v = x[off];');
-  if (kind === 'argmax') L.push('    if (v > acc) { acc = v; at = j; }');
+  if (kind === 'argmax') L.push(ty === 'f32' ? '    if (v > acc || (dlc_is_nan(v) && !dlc_is_nan(acc))) { acc = v; at = j; }' : '    if (v > acc) { acc = v; at = j; }');
   else L.push(`    acc = ${combine('acc', 'v')};`);
   L.push('  }');
   if (perThread) {
@@ -232,7 +239,12 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     L.push('      let v1 = sv[lid];');
     L.push('      let v2 = sv[lid + s];');
     L.push('      let i2 = si[lid + s];');
-    L.push('      if (v2 > v1 || (v2 == v1 && i2 < si[lid])) { sv[lid] = v2; si[lid] = i2; }');
+    if (ty === 'f32') {
+      // NaN first (the smaller index of two), then the larger value, then the smaller index of a tie
+      L.push('      let n1 = dlc_is_nan(v1);');
+      L.push('      let n2 = dlc_is_nan(v2);');
+      L.push('      if ((n2 && (!n1 || i2 < si[lid])) || (!n1 && !n2 && (v2 > v1 || (v2 == v1 && i2 < si[lid])))) { sv[lid] = v2; si[lid] = i2; }');
+    } else L.push('      if (v2 > v1 || (v2 == v1 && i2 < si[lid])) { sv[lid] = v2; si[lid] = i2; }');
     L.push('    }');
     L.push('    workgroupBarrier();');
     L.push('  }');
