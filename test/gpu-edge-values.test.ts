@@ -278,4 +278,28 @@ train M { optimizer = sgd(lr: 1024.0) }
     expectBoth('argmax', r, 'values', 'am', [2, 1, 0, 1, 0]);
     expectBoth('max', r, 'values', 'mx', [1, NaN, NaN, 5, -Infinity]);
   });
+
+  it("x ** 2 is the correctly rounded square (x * x, as torch), also inside mse; pow's IEEE special cases in a compiled model", { timeout: 120_000 }, async () => {
+    const source = `use std.loss.{mse}
+model M {
+  input x: f32[B]
+  input e: f32[B]
+  output sq = x ** 2
+  output p = pow(x, e)
+  loss = mse(x[:5], zeros_like(x[:5]))
+}
+`;
+    const x = [100, 89, 1e-7, -3.3, 12345.679, -0, -Infinity, 0, 1];
+    const e = [2, 2, 2, 2, 2, -1, 0.5, NaN, NaN];
+    const r = await gpuAndReference(source, { x: { shape: [9], data: x }, e: { shape: [9], data: e } });
+    const squares = x.map((v) => Math.fround(Math.fround(v) * Math.fround(v)));
+    // the GPU's exactly (WGSL's pow gave 9999.998 for 100 ** 2, and 1e-7 ** 2 six ulp off); the float64 interpreter's to within f32 rounding
+    const pows = [...squares.slice(0, 5), -Infinity, Infinity, NaN, 1];
+    expectClose('GPU x ** 2', r.gpu.values.get('sq'), squares, 0);
+    expectClose('interpreter x ** 2', r.ref.values.get('sq'), squares, 1e-7);
+    // pow(-0, -1) = -inf, pow(-inf, 0.5) = inf, pow(0, NaN) = NaN, pow(1, NaN) = 1 (C's pow, torch.pow)
+    expectClose('GPU pow', r.gpu.values.get('p'), pows, 0);
+    expectClose('interpreter pow', r.ref.values.get('p'), pows, 1e-7);
+    expectBoth('mse', r, 'values', 'loss', [squares.slice(0, 5).reduce((a, v) => a + v, 0) / 5], 1e-6);
+  });
 });

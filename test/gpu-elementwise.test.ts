@@ -97,7 +97,11 @@ function generator(op: string, d: DType, k: number): Gen {
     case 'ceil':
       return uniform(-20, 20);
     case 'pow':
-      return k === 0 ? (r) => (r() < 0.3 ? grid(r, 0) : uniform(0.05, 4)(r, 0)) : pick([-2, -1, 0, 0.5, 1, 2, 3, 1.5, -0.5, 2.5]);
+      // IEEE's special cases too: signed zeros and infinities as the base, with odd, even and
+      // non-integer exponents, infinite exponents (|base| above and below 1, and -1), NaN on either side
+      return k === 0
+        ? (r) => (r() < 0.3 ? grid(r, 0) : r() < 0.3 ? pick([0, -0, 1, -1, 0.5, -2, ...NONFINITE])(r, 0) : uniform(0.05, 4)(r, 0))
+        : pick([-2, -1, 0, 0.5, 1, 2, 3, 1.5, -0.5, 2.5, -3, 16777217, ...NONFINITE]);
     case 'div':
     case 'mod':
       return k === 1 ? gridNonzero : (r) => (r() < 0.5 ? grid(r, 0) : uniform(-30, 30)(r, 0));
@@ -223,6 +227,7 @@ function compare(op: string, label: string, inputs: readonly Tensor[], got: Tens
     if (want.dtype !== 'f32') ok = g === w;
     else if (Number.isNaN(w) || Number.isNaN(g)) ok = Number.isNaN(w) && Number.isNaN(g);
     else if (!Number.isFinite(w) || !Number.isFinite(g)) ok = g === w;
+    else if (w === 0 && g === 0) ok = Object.is(g, w); // the sign of a zero (pow(-0, 3) is -0)
     else {
       const e = Math.abs(g - w);
       worst.err = Math.max(worst.err, (e - tol.atol) / Math.max(Math.abs(w), 1e-30));
