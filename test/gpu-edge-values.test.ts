@@ -31,10 +31,10 @@ const LEARNING_RATE = 1024;
 /**
  * Model M of `source` on Dawn (fused kernels) and in the float64 interpreter on the same inputs and
  * initial weights: predict outputs and evaluate's losses and metrics; with `train`, one SGD step's
- * gradients and state updates (the train block must be `sgd(lr: 1024.0)`).
+ * gradients and state updates (the train block must be `sgd(lr: 1024.0)`). `fuse: false` runs the unfused kernels.
  */
-async function gpuAndReference(source: string, feeds: Record<string, Feed>, train = false): Promise<{ gpu: Results; ref: Results }> {
-  const compiled = compileSource(source, 'edge.dl');
+async function gpuAndReference(source: string, feeds: Record<string, Feed>, train = false, fuse = true): Promise<{ gpu: Results; ref: Results }> {
+  const compiled = compileSource(source, 'edge.dl', undefined, { fuse });
   expect(compiled.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   const training = checkSource(source, 'edge.dl').graphs.get('M')!;
   const evaluation = checkSource(source, 'edge.dl', undefined, { training: false }).graphs.get('M')!;
@@ -301,5 +301,35 @@ model M {
     expectClose('GPU pow', r.gpu.values.get('p'), pows, 0);
     expectClose('interpreter pow', r.ref.values.get('p'), pows, 1e-7);
     expectBoth('mse', r, 'values', 'loss', [squares.slice(0, 5).reduce((a, v) => a + v, 0) / 5], 1e-6);
+  });
+
+  it('long f32 sums keep their small components: a whole-tensor sum and mean, and column sums folded in one invocation each (compensated accumulation)', { timeout: 120_000 }, async () => {
+    const source = `model M {
+  input x: f32[B, 64]
+  output s = sum(x)
+  output m = mean(x)
+  output cs = sum(x, axis: 0)
+  output sq = sum(x * x, axis: 0)
+}
+`;
+    // 1 and 1.0001 alternating by column: a running sum past 2048 drops 1e-4 altogether (half an ulp is 1.2e-4)
+    const rows = 4200;
+    const small = Math.fround(1.0001);
+    const data = Array.from({ length: rows * 64 }, (_, i) => (i % 2 === 0 ? small : 1));
+    for (const fuse of [true, false]) {
+    const r = await gpuAndReference(source, { x: { shape: [rows, 64], data } }, false, fuse);
+    const total = (rows * 64 * (small + 1)) / 2;
+    const relative = (got: number, want: number) => Math.abs(got - want) / Math.abs(want);
+    const worst = (name: string, want: (i: number) => number) => Math.max(...r.gpu.values.get(name)!.map((v, i) => relative(v, want(i))));
+    const errors = {
+      sum: relative(r.gpu.values.get('s')![0], total),
+      mean: relative(r.gpu.values.get('m')![0], total / (rows * 64)),
+      columns: worst('cs', (i) => rows * (i % 2 === 0 ? small : 1)),
+      squares: worst('sq', (i) => rows * (i % 2 === 0 ? small * small : 1)),
+    };
+    // sequential f32 folds had 5e-6 (sum, mean) and 4.4e-5 (the columns: 4200.237 for 4200.420)
+    for (const [name, e] of Object.entries(errors)) expect(e, `${fuse ? 'fused' : 'unfused'} ${name}: relative error ${e.toExponential(2)} against float64`).toBeLessThan(2e-7);
+    expectClose('sum against the interpreter', r.gpu.values.get('s'), r.ref.values.get('s')!, 2e-7);
+    }
   });
 });

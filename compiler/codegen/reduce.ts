@@ -1,8 +1,9 @@
 // Code generation for one reduction node (reduce_sum, reduce_max over any set of axes; argmax along one).
 //
 // One workgroup of 256 invocations computes one output element: invocation `lid` folds the reduced
-// elements lid, lid + 256, ... into a register, then the workgroup combines the 256 partial results by
-// a tree in workgroup memory. The output element is the row-major index over the kept axes (keepdims
+// elements lid, lid + 256, ... into a register (an f32 sum with Kahan's compensation: a fold of
+// thousands of elements would drop small addends), then the workgroup combines the 256 partial
+// results by a tree in workgroup memory. The output element is the row-major index over the kept axes (keepdims
 // only inserts size-1 axes, so the flat order is the same either way).
 //
 // The kept and reduced axes' sizes and input strides come from the uniform buffer: only which axes are
@@ -64,6 +65,25 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
 const IS_NAN_F32_HELPER = `fn dlc_is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }`;
+
+/**
+ * WGSL adding `v` to the running f32 sum `acc` with Kahan's compensation `comp` (a `var`, 0 at the
+ * start): a sequential fold of thousands of elements keeps what each addition rounds away (alternating
+ * 1 and 1.0001, a plain running sum past 2048 drops the 1e-4 altogether). An infinite or NaN sum leaves
+ * the compensation at 0, so inf and NaN propagate as in a plain sum. `opaque` wraps the operands of
+ * the compensation's subtractions where the kernel has a zero uniform word, so the backend cannot
+ * simplify (t - acc) - y to 0.
+ */
+export function compensatedAdd(acc: string, comp: string, v: string, indent: string, opaque: (e: string) => string = (e) => e): string[] {
+  return [
+    `${indent}{`,
+    `${indent}  let y = ${v} - ${comp};`,
+    `${indent}  let t = ${acc} + y;`,
+    `${indent}  ${comp} = select(0.0, (${opaque('t')} - ${acc}) - y, (bitcast<u32>(t) & 0x7fffffffu) < 0x7f800000u);`,
+    `${indent}  ${acc} = t;`,
+    `${indent}}`,
+  ];
+}
 
 /** The builtins a subgroup variant's entry point adds to its parameters. */
 export const SUBGROUP_BUILTINS = ',\n        @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32';
@@ -154,7 +174,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   const kk = Math.ceil(nk / 4);
   const kr = Math.ceil(nr / 4);
 
-  const fields = ['  header: vec4<u32>, // output elements, reduced elements per output'];
+  const fields = ['  header: vec4<u32>, // output elements, reduced elements per output, 0 (the opaque operand of a compensated sum)'];
   if (nk > 0) fields.push(`  kshape: array<vec4<u32>, ${kk}>,`, `  kstride: array<vec4<u32>, ${kk}>,`);
   if (nr > 0) fields.push(`  rshape: array<vec4<u32>, ${kr}>,`, `  rstride: array<vec4<u32>, ${kr}>,`);
   const uniformWords = 4 + 8 * kk + 8 * kr;
@@ -210,6 +230,8 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   if (kind !== 'sum' && ty === 'f32') L.push('  var ninf_bits = 0xff800000u;');
   L.push(kind === 'argmax' && ty === 'f32' ? '  var acc = bitcast<f32>(ninf_bits);' : `  var acc = ${ident};`);
   if (kind === 'argmax') L.push('  var at = 0u;');
+  const compensated = kind === 'sum' && ty === 'f32';
+  if (compensated) L.push('  var comp = 0.0;');
   L.push(rowLoopHead(lanes, perThread));
   L.push('    var off = base;');
   if (nr > 0) {
@@ -223,8 +245,10 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   }
   L.push('    let v = x[off];');
   if (kind === 'argmax') L.push(ty === 'f32' ? '    if (v > acc || (dlc_is_nan(v) && !dlc_is_nan(acc))) { acc = v; at = j; }' : '    if (v > acc) { acc = v; at = j; }');
+  else if (compensated) L.push(...compensatedAdd('acc', 'comp', 'v', '    ', (e) => `bitcast<f32>(bitcast<u32>(${e}) ^ p.header.z)`));
   else L.push(`    acc = ${combine('acc', 'v')};`);
   L.push('  }');
+  if (compensated) L.push('  acc = acc - comp;');
   if (perThread) {
     if (kind === 'argmax') L.push('  out[o] = i32(at);');
     else if (kind === 'max' && ty === 'i32') L.push('  out[o] = select(acc, 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
