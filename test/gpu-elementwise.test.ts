@@ -62,6 +62,8 @@ const U32_SPECIAL = [0, 1, 2, 3, 7, 2147483648, 4294967295, 4294967294, 65536, 1
 const ints: Gen = (r) => (r() < 0.4 ? pick(I32_SPECIAL)(r, 0) : Math.floor(r() * 41) - 20);
 const uints: Gen = (r) => (r() < 0.4 ? pick(U32_SPECIAL)(r, 0) : Math.floor(r() * 40));
 const bools: Gen = (r) => (r() < 0.5 ? 1 : 0);
+/** NaN must come out as NaN (never a saturated value), and the infinities as the limits. */
+const NONFINITE = [NaN, Infinity, -Infinity];
 const CAST_F32 = [NaN, Infinity, -Infinity, -0.5, 0.7, -3.9, 3e9, -3e9, 5e9, 2147483520, -2147483648, 1e10, 255.5, 0, 1, -1, 4294967040];
 
 /** The value generator for operand `k` of `op` at dtype `d`. */
@@ -75,27 +77,31 @@ function generator(op: string, d: DType, k: number): Gen {
     case 'rsqrt':
       return uniform(0.01, 50);
     case 'exp':
-      return uniform(-10, 10);
+      return (r) => (r() < 0.1 ? pick(NONFINITE)(r, 0) : uniform(-10, 10)(r, 0));
     case 'sin':
     case 'cos':
       return uniform(-6.5, 6.5);
     case 'tanh':
       // tiny values, both sides of the series' bound 0.5, and saturation
-      return (r) => (r() < 0.4 ? pick([-200, -30, -9.5, 9.5, 30, 200, 1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, 0.4999, -0.5, 0.5001, 0])(r, 0) : uniform(-8, 8)(r, 0));
+      return (r) => (r() < 0.4 ? pick([-200, -30, -9.5, 9.5, 30, 200, 1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, 0.4999, -0.5, 0.5001, 0, ...NONFINITE])(r, 0) : uniform(-8, 8)(r, 0));
     case 'log1p':
       // tiny values, the series' bounds -0.5 and 1, -1 (-inf) and below (NaN), large values
-      return (r) => (r() < 0.4 ? pick([1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, -0.5, -0.5001, 1, 1.0001, -0.999, -1, 0, 1e6, 3e30])(r, 0) : uniform(-0.9, 10)(r, 0));
+      return (r) => (r() < 0.4 ? pick([1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, -0.5, -0.5001, 1, 1.0001, -0.999, -1, 0, 1e6, 3e30, ...NONFINITE])(r, 0) : uniform(-0.9, 10)(r, 0));
     case 'expm1':
-      return (r) => (r() < 0.4 ? pick([1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, 0.4999, -0.5, 0.5001, 0, -30, -200, 80, 88])(r, 0) : uniform(-10, 10)(r, 0));
+      return (r) => (r() < 0.4 ? pick([1e-30, -1e-8, 1e-7, -1e-6, 1e-4, -1e-3, 0.4999, -0.5, 0.5001, 0, -30, -200, 80, 88, ...NONFINITE])(r, 0) : uniform(-10, 10)(r, 0));
     case 'sigmoid':
-      return (r) => (r() < 0.2 ? pick([-200, -30, -9.5, 9.5, 30, 200, 1e-4, -1e-3])(r, 0) : uniform(-8, 8)(r, 0));
+      return (r) => (r() < 0.2 ? pick([-200, -30, -9.5, 9.5, 30, 200, 1e-4, -1e-3, ...NONFINITE])(r, 0) : uniform(-8, 8)(r, 0));
     case 'erf':
-      return (r) => (r() < 0.2 ? pick([0, 1e-4, -3e-3, 0.999, 1, -1.001, 5, -7])(r, 0) : uniform(-4, 4)(r, 0));
+      return (r) => (r() < 0.2 ? pick([0, 1e-4, -3e-3, 0.999, 1, -1.001, 5, -7, ...NONFINITE])(r, 0) : uniform(-4, 4)(r, 0));
     case 'floor':
     case 'ceil':
       return uniform(-20, 20);
     case 'pow':
-      return k === 0 ? (r) => (r() < 0.3 ? grid(r, 0) : uniform(0.05, 4)(r, 0)) : pick([-2, -1, 0, 0.5, 1, 2, 3, 1.5, -0.5, 2.5]);
+      // IEEE's special cases too: signed zeros and infinities as the base, with odd, even and
+      // non-integer exponents, infinite exponents (|base| above and below 1, and -1), NaN on either side
+      return k === 0
+        ? (r) => (r() < 0.3 ? grid(r, 0) : r() < 0.3 ? pick([0, -0, 1, -1, 0.5, -2, ...NONFINITE])(r, 0) : uniform(0.05, 4)(r, 0))
+        : pick([-2, -1, 0, 0.5, 1, 2, 3, 1.5, -0.5, 2.5, -3, 16777217, ...NONFINITE]);
     case 'div':
     case 'mod':
       return k === 1 ? gridNonzero : (r) => (r() < 0.5 ? grid(r, 0) : uniform(-30, 30)(r, 0));
@@ -221,6 +227,7 @@ function compare(op: string, label: string, inputs: readonly Tensor[], got: Tens
     if (want.dtype !== 'f32') ok = g === w;
     else if (Number.isNaN(w) || Number.isNaN(g)) ok = Number.isNaN(w) && Number.isNaN(g);
     else if (!Number.isFinite(w) || !Number.isFinite(g)) ok = g === w;
+    else if (op === 'pow' && w === 0 && g === 0) ok = Object.is(g, w); // the sign of a zero (pow(-0, 3) is -0)
     else {
       const e = Math.abs(g - w);
       worst.err = Math.max(worst.err, (e - tol.atol) / Math.max(Math.abs(w), 1e-30));

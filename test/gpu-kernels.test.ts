@@ -418,12 +418,19 @@ describe('reduction lowering on WebGPU', () => {
       expect(ex.graphs.get(g.name)!.grids[n]!.shader, `B = ${B}`).toBe(B >= 64 ? k.cpuVariants![0].shader : k.shader);
       const x = Float32Array.from({ length: B * 100 }, (_, i) => Math.fround(((i * 7919) % 1000) / 997 - 0.5));
       const y = (await model.predict({ x })).y as Float32Array;
+      // the f32 Kahan sum in order (compensatedAdd), then the compensation taken off
       const want = Array.from({ length: B }, (_, r) => {
         let s = 0;
-        for (let j = 0; j < 100; j++) s = Math.fround(s + x[r * 100 + j]);
-        return s;
+        let c = 0;
+        for (let j = 0; j < 100; j++) {
+          const y = Math.fround(x[r * 100 + j] - c);
+          const t = Math.fround(s + y);
+          c = Number.isFinite(t) ? Math.fround(Math.fround(t - s) - y) : 0;
+          s = t;
+        }
+        return Math.fround(s - c);
       });
-      // per thread: the f32 sum in order, exactly; the tree: within rounding
+      // per thread: that sum, exactly; the tree: within rounding
       if (B >= 64) expect(Array.from(y)).toEqual(want);
       else y.forEach((v, r) => expect(Math.abs(v - want[r])).toBeLessThan(1e-4));
     }

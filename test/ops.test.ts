@@ -359,6 +359,9 @@ describe('reductions', () => {
     exact(run1('argmax', [x], { axis: 1 }), [2], [1, 0]);
     exact(run1('argmax', [x], { axis: 0 }), [3], [1, 0, 1]);
   });
+  interpTest('argmax', "argmax points at the first NaN, as torch.argmax (max is NaN there too); 0 for a row of -inf", () => {
+    exact(run1('argmax', [f32([3, 4], [1, NaN, 3, NaN, NaN, 1, 2, 3, -Infinity, -Infinity, -Infinity, -Infinity])], { axis: 1 }), [3], [1, 0, 0]);
+  });
   shapeTable('cumsum', [
     { in: ['f32[B, 10]'], attrs: { axis: -1 }, out: ['f32[B, 10]'] },
     { in: ['i32[B, T, 5]'], attrs: { axis: 1, reverse: true }, out: ['i32[B, T, 5]'] },

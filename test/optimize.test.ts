@@ -315,6 +315,24 @@ describe('simplify', () => {
       },
     },
     {
+      name: 'x ** 1 -> x and x ** 2 -> x * x (one correctly rounded product); x ** 3 and a broadcasting 2 are kept',
+      before: (b) => {
+        const x = b.input('x', 'f32[B, 3]');
+        const two = b.full(2);
+        b.out('y', b.op('pow', [b.op('pow', [x, b.full(1)]), two]));
+        b.out('cube', b.op('pow', [x, b.full(3)]));
+        b.out('wide', b.op('pow', [b.full(5), b.full(2, [4])]));
+      },
+      after: (b) => {
+        const x = b.input('x', 'f32[B, 3]');
+        b.full(2);
+        b.full(1);
+        b.out('y', b.op('mul', [x, x]));
+        b.out('cube', b.op('pow', [x, b.full(3)]));
+        b.out('wide', b.op('pow', [b.full(5), b.full(2, [4])]));
+      },
+    },
+    {
       name: "a whole slice (b[None, :, None, None]'s b[:]) is x; a slice from 1, by 2, or to a shorter stop is kept",
       before: (b) => {
         const x = b.input('x', 'f32[B, 6]');
@@ -459,6 +477,8 @@ describe('simplify', () => {
       '0 + x -> x',
       'x - 0 -> x',
       'x / 1 -> x',
+      'x ** 1 -> x',
+      'x ** 2 -> x * x',
       'neg(neg(x)) -> x',
       'stop_gradient(x) -> x',
       'cast(x: t, t) -> x',

@@ -35,7 +35,7 @@ import { FUSED_REDUCE_OP, type RowClass, rowLayout, type RowUnit } from '../ops/
 import { broadcastStrides, storageType, uvec } from './elementwise.ts';
 import { constantWord, fusedBodyCode, opaque } from './fused.ts';
 import { ceilDiv, firstPositions, type KernelPlan, padUniforms } from './kernel.ts';
-import { cpuPerThreadRequires, MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
+import { compensatedAdd, cpuPerThreadRequires, MAX_F32_HELPER, PER_THREAD_WORKGROUP_SIZE, prefersPerThread, REDUCE_WORKGROUP_SIZE, rowIndexLines, rowLanes, rowLoopHead, SUBGROUP_BUILTINS, workgroupCombine } from './reduce.ts';
 
 interface Load {
   readonly input: number;
@@ -311,15 +311,17 @@ export function fusedReducePlans(node: Node): KernelPlan[] {
     const reds = units.filter((u) => u.kind === 'reduce' && passOf.get(u) === pass);
     const stores = storeLines(pass, '    ');
     if (reds.length === 0 && stores.length === 0) continue;
-    for (const u of reds) B.push(`  var a${u.first} = ${u.op === 'reduce_max' ? 'bitcast<f32>(ninf_bits)' : '0.0'};`);
+    for (const u of reds) B.push(`  var a${u.first} = ${u.op === 'reduce_max' ? 'bitcast<f32>(ninf_bits)' : '0.0'};`, ...(u.op === 'reduce_max' ? [] : [`  var c${u.first} = 0.0;`]));
     B.push(loopHead, ...indexLines('    '));
     const redOperand = (u: RowUnit) => operands[unitOf[u.first]][0];
     B.push(...elementCode([...reds.map(redOperand), ...outs.filter((x) => x.whole && storePass(x.r) === pass).map((x) => ({ reg: x.r }))], '    '));
     for (const u of reds) {
       const v = opaque(operandName(redOperand(u)), 'f32', 0, 'p.ez');
-      B.push(u.op === 'reduce_max' ? `    a${u.first} = dlc_max_f32(a${u.first}, ${v});` : `    a${u.first} = a${u.first} + ${v};`);
+      if (u.op === 'reduce_max') B.push(`    a${u.first} = dlc_max_f32(a${u.first}, ${v});`);
+      else B.push(...compensatedAdd(`a${u.first}`, `c${u.first}`, v, '    ', (e) => opaque(e, 'f32', 1, 'p.ez')));
     }
     B.push(...stores, '  }');
+    for (const u of reds) if (u.op !== 'reduce_max') B.push(`  a${u.first} = a${u.first} - c${u.first};`);
     for (const u of reds) {
       if (!perThread) {
         const max = u.op === 'reduce_max';

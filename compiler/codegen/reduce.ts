@@ -1,8 +1,9 @@
 // Code generation for one reduction node (reduce_sum, reduce_max over any set of axes; argmax along one).
 //
 // One workgroup of 256 invocations computes one output element: invocation `lid` folds the reduced
-// elements lid, lid + 256, ... into a register, then the workgroup combines the 256 partial results by
-// a tree in workgroup memory. The output element is the row-major index over the kept axes (keepdims
+// elements lid, lid + 256, ... into a register (an f32 sum with Kahan's compensation: a fold of
+// thousands of elements would drop small addends), then the workgroup combines the 256 partial
+// results by a tree in workgroup memory. The output element is the row-major index over the kept axes (keepdims
 // only inserts size-1 axes, so the flat order is the same either way).
 //
 // The kept and reduced axes' sizes and input strides come from the uniform buffer: only which axes are
@@ -12,10 +13,11 @@
 //
 // reduce_max on f32 starts from -inf (built from bits at run time: WGSL has no infinite constants) and
 // propagates NaN like the interpreter; on i32 it starts from the smallest i32 (an empty i32 max is 0,
-// the interpreter's wrapped -inf). argmax keeps the first index of the largest value: each invocation
-// scans its elements in increasing order taking only a strictly larger value, and the tree prefers the
-// smaller index on ties. NaN never compares larger, so it is ignored; with no value above -inf
-// (all NaN or -inf) the answer is 0, like the interpreter.
+// the interpreter's wrapped -inf). argmax keeps the first index of the largest value, NaN counting as
+// the largest (torch.argmax's rule, consistent with max returning NaN): each invocation scans its
+// elements in increasing order taking only a strictly larger value or a first NaN, and the tree prefers
+// NaN, then the larger value, then the smaller index on ties. With no value above -inf the answer is 0,
+// like the interpreter.
 //
 // Bindings (group 0): 0 the uniform `Params`; 1 the input, `var<storage, read>`; 2 the output.
 import type { DType, Node } from '../ir/types.ts';
@@ -58,6 +60,30 @@ fn dlc_max_f32(a: f32, b: f32) -> f32 {
   if ((bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) { return b; }
   return max(a, b);
 }`;
+
+/** NaN from the bits (a backend may fold `x != x` to false): argmax's test for the value it prefers. */
+const IS_NAN_F32_HELPER = `fn dlc_is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}`;
+
+/**
+ * WGSL adding `v` to the running f32 sum `acc` with Kahan's compensation `comp` (a `var`, 0 at the
+ * start): a sequential fold of thousands of elements keeps what each addition rounds away (alternating
+ * 1 and 1.0001, a plain running sum past 2048 drops the 1e-4 altogether). An infinite or NaN sum leaves
+ * the compensation at 0, so inf and NaN propagate as in a plain sum. `opaque` wraps the operands of
+ * the compensation's subtractions where the kernel has a zero uniform word, so the backend cannot
+ * simplify (t - acc) - y to 0.
+ */
+export function compensatedAdd(acc: string, comp: string, v: string, indent: string, opaque: (e: string) => string = (e) => e): string[] {
+  return [
+    `${indent}{`,
+    `${indent}  let y = ${v} - ${comp};`,
+    `${indent}  let t = ${acc} + y;`,
+    `${indent}  ${comp} = select(0.0, (${opaque('t')} - ${acc}) - y, (bitcast<u32>(t) & 0x7fffffffu) < 0x7f800000u);`,
+    `${indent}  ${acc} = t;`,
+    `${indent}}`,
+  ];
+}
 
 /** The builtins a subgroup variant's entry point adds to its parameters. */
 export const SUBGROUP_BUILTINS = ',\n        @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32';
@@ -148,7 +174,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   const kk = Math.ceil(nk / 4);
   const kr = Math.ceil(nr / 4);
 
-  const fields = ['  header: vec4<u32>, // output elements, reduced elements per output'];
+  const fields = ['  header: vec4<u32>, // output elements, reduced elements per output, 0 (the opaque operand of a compensated sum)'];
   if (nk > 0) fields.push(`  kshape: array<vec4<u32>, ${kk}>,`, `  kstride: array<vec4<u32>, ${kk}>,`);
   if (nr > 0) fields.push(`  rshape: array<vec4<u32>, ${kr}>,`, `  rstride: array<vec4<u32>, ${kr}>,`);
   const uniformWords = 4 + 8 * kk + 8 * kr;
@@ -164,6 +190,7 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     ident = 'bitcast<f32>(ninf_bits)';
     combine = (a, b) => `dlc_max_f32(${a}, ${b})`;
     if (kind === 'max') helpers.push(MAX_F32_HELPER);
+    if (kind === 'argmax') helpers.push(IS_NAN_F32_HELPER);
   } else {
     ident = ty === 'i32' ? 'bitcast<i32>(0x80000000u)' : '0u';
     combine = (a, b) => `max(${a}, ${b})`;
@@ -203,6 +230,8 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
   if (kind !== 'sum' && ty === 'f32') L.push('  var ninf_bits = 0xff800000u;');
   L.push(kind === 'argmax' && ty === 'f32' ? '  var acc = bitcast<f32>(ninf_bits);' : `  var acc = ${ident};`);
   if (kind === 'argmax') L.push('  var at = 0u;');
+  const compensated = kind === 'sum' && ty === 'f32';
+  if (compensated) L.push('  var comp = 0.0;');
   L.push(rowLoopHead(lanes, perThread));
   L.push('    var off = base;');
   if (nr > 0) {
@@ -215,9 +244,11 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     }
   }
   L.push('    let v = x[off];');
-  if (kind === 'argmax') L.push('    if (v > acc) { acc = v; at = j; }');
+  if (kind === 'argmax') L.push(ty === 'f32' ? '    if (v > acc || (dlc_is_nan(v) && !dlc_is_nan(acc))) { acc = v; at = j; }' : '    if (v > acc) { acc = v; at = j; }');
+  else if (compensated) L.push(...compensatedAdd('acc', 'comp', 'v', '    ', (e) => `bitcast<f32>(bitcast<u32>(${e}) ^ p.header.z)`));
   else L.push(`    acc = ${combine('acc', 'v')};`);
   L.push('  }');
+  if (compensated) L.push('  acc = acc - comp;');
   if (perThread) {
     if (kind === 'argmax') L.push('  out[o] = i32(at);');
     else if (kind === 'max' && ty === 'i32') L.push('  out[o] = select(acc, 0i, p.header.y == 0u); // the interpreter wraps -inf to 0');
@@ -232,7 +263,12 @@ export function lowerReduce(node: Node, options: { perThread?: boolean; subgroup
     L.push('      let v1 = sv[lid];');
     L.push('      let v2 = sv[lid + s];');
     L.push('      let i2 = si[lid + s];');
-    L.push('      if (v2 > v1 || (v2 == v1 && i2 < si[lid])) { sv[lid] = v2; si[lid] = i2; }');
+    if (ty === 'f32') {
+      // NaN first (the smaller index of two), then the larger value, then the smaller index of a tie
+      L.push('      let n1 = dlc_is_nan(v1);');
+      L.push('      let n2 = dlc_is_nan(v2);');
+      L.push('      if ((n2 && (!n1 || i2 < si[lid])) || (!n1 && !n2 && (v2 > v1 || (v2 == v1 && i2 < si[lid])))) { sv[lid] = v2; si[lid] = i2; }');
+    } else L.push('      if (v2 > v1 || (v2 == v1 && i2 < si[lid])) { sv[lid] = v2; si[lid] = i2; }');
     L.push('    }');
     L.push('    workgroupBarrier();');
     L.push('  }');

@@ -64,7 +64,7 @@ export function erf(x: number): number {
 //
 // Each elementwise op lowers to one scalar WGSL expression over register values (`f32`, `i32`, `u32`,
 // `bool`; see LowerSpec). Where WGSL leaves a case indeterminate and the interpreter defines it (NaN
-// in max/min/sign, negative bases in pow, float-to-int saturation, overflow in tanh and sigmoid), a
+// in max/min/sign/tanh, negative bases in pow, float-to-int saturation, overflow in tanh and sigmoid), a
 // helper function pins the interpreter's answer. i32/u32 +, -, *, negation and abs wrap natively;
 // integer `/` and `%` follow WGSL (x / 0 = x, x % 0 = 0, truncation toward zero), as the interpreter does.
 
@@ -141,7 +141,10 @@ const UNARY_HELPERS: Record<string, string> = {
   // asks tanh to be as accurate as (e^x - e^-x) / (e^x + e^-x), which has an absolute error and so loses
   // its relative accuracy near 0 (lavapipe's tanh(1e-7) is 1.19e-7). Above, the builtin: tanh(10) rounds
   // to 1 in f32, so clamping is exact and keeps backends that expand tanh through exp from overflowing.
+  // NaN returns first (read from the bits, as in dlc_sign_f32): WGSL's clamp of NaN is indeterminate
+  // (lavapipe gives -10, so tanh(NaN) was -1 and a diverged activation looked valid).
   dlc_tanh: `fn dlc_tanh(x: f32) -> f32 {
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u) { return x; }
   if (abs(x) < 0.5) {
     let z = x * x;
     return x * ${horner(TANH_SERIES)};
@@ -204,17 +207,32 @@ function unaryLower(name: string): LowerSpec {
 }
 
 const BINARY_HELPERS: Record<string, string> = {
-  // WGSL's pow is exp2(b * log2(a)): indeterminate for a <= 0. The interpreter's Math.pow is exact
-  // there: 1 for b == 0, a real power of a negative base only at integer b, NaN otherwise.
+  // WGSL's pow is exp2(b * log2(a)): indeterminate for a <= 0, infinities and NaN. dlc_pow pins C's
+  // (IEEE 754) pow, as the interpreter's ieeePow and torch.pow: x^0 = 1^y = 1 (NaN included), otherwise
+  // NaN in, NaN out; +-0 and +-inf give 0 or inf by the signs, keeping the base's sign for an odd
+  // integer exponent (pow(-0, -1) = -inf, pow(-inf, 3) = -inf, pow(-inf, 0.5) = inf); (-1)^+-inf = 1;
+  // a negative base has a real power only at an integer exponent. Exponents of 2^24 and more are even.
   dlc_pow: `fn dlc_pow(a: f32, b: f32) -> f32 {
   // Infinity and NaN are not constant expressions in WGSL: build them from a runtime variable.
   var inf_bits = 0x7f800000u;
-  if (b == 0.0) { return 1.0; }
-  if (a == 0.0) { return select(bitcast<f32>(inf_bits), 0.0, b > 0.0); }
+  let inf = bitcast<f32>(inf_bits);
+  if (b == 0.0 || a == 1.0) { return 1.0; }
+  // a square is one correctly rounded product (exp2(2 * log2(a)) is a few ulp off: 100^2 was 9999.998)
+  if (b == 2.0) { return a * a; }
+  if ((bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u) {
+    return bitcast<f32>(inf_bits | 0x400000u);
+  }
+  let odd = abs(b) < 16777216.0 && floor(b) == b && fract(b * 0.5) != 0.0;
+  let negative = (bitcast<u32>(a) & 0x80000000u) != 0u;
+  if (a == 0.0 || abs(a) == inf) {
+    let magnitude = select(0.0, inf, (a == 0.0) == (b < 0.0));
+    return select(magnitude, -magnitude, negative && odd);
+  }
+  if (a == -1.0 && abs(b) == inf) { return 1.0; }
   let m = pow(abs(a), b);
-  if (a > 0.0) { return m; }
+  if (!negative) { return m; }
   if (floor(b) != b) { return bitcast<f32>(inf_bits | 0x400000u); }
-  return select(m, -m, fract(b * 0.5) != 0.0);
+  return select(m, -m, odd);
 }`,
   // NaN-propagating like jnp.maximum / Math.max: WGSL's max and min need not be.
   dlc_max_f32: `fn dlc_max_f32(a: f32, b: f32) -> f32 {
@@ -451,6 +469,15 @@ function routeGrad(win: 'gt' | 'lt') {
   };
 }
 
+/**
+ * C's (IEEE 754) pow, which torch.pow follows: Math.pow but for 1^y = 1 and (-1)^+-inf = 1 (NaN in
+ * JavaScript), so also pow(1, NaN) = 1.
+ */
+export function ieeePow(a: number, b: number): number {
+  if (a === 1 || (a === -1 && (b === Infinity || b === -Infinity))) return 1;
+  return Math.pow(a, b);
+}
+
 const BINARY: BinarySpec[] = [
   { name: 'add', accepts: 'numeric', result: 'same', fn: (a, b) => a + b, grad: (_g, _a, _b, _y, ct) => [ct, ct] },
   { name: 'sub', accepts: 'numeric', result: 'same', fn: (a, b) => a - b, grad: (g, _a, _b, _y, ct) => [ct, g.neg(ct)] },
@@ -461,7 +488,7 @@ const BINARY: BinarySpec[] = [
     name: 'pow',
     accepts: 'float',
     result: 'same',
-    fn: (a, b) => Math.pow(a, b),
+    fn: ieeePow,
     /*
      * d/da = b a^(b-1); d/db = y log(a) only where a > 0, else 0: a negative base has a real power only
      * at integer b, where the power is not differentiable in b, and 0^b is constant for b > 0. The log

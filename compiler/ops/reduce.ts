@@ -96,7 +96,7 @@ registerOp({
     if (axis === null) return err(`argmax axis ${String(attrs.axis)} is out of range for ${typeStr(x)}`, 0);
     return [{ dtype: 'i32', shape: x.shape.filter((_, i) => i !== axis) }];
   },
-  /** The first index of the largest value; NaN is ignored unless every value is NaN (then 0). */
+  /** The first index of the largest value, NaN counting as the largest (torch.argmax); 0 when every value is -inf. */
   interpret([x], attrs) {
     const axis = normAxis(attrs.axis as number, x.shape.length)!;
     const outShape = x.shape.filter((_, i) => i !== axis);
@@ -110,7 +110,7 @@ registerOp({
         let bestAt = 0;
         for (let j = 0; j < len; j++) {
           const v = x.data[(o * len + j) * inner + i];
-          if (v > best) {
+          if (v > best || (Number.isNaN(v) && !Number.isNaN(best))) {
             best = v;
             bestAt = j;
           }

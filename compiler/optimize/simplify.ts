@@ -50,6 +50,10 @@ export const RULES: readonly Rule[] = [
   { name: '0 + x -> x', op: 'add', rewrite: (n, m) => (is(m, n.inputs[X], 0) ? { value: n.inputs[Y] } : null) },
   { name: 'x - 0 -> x', op: 'sub', rewrite: (n, m) => (is(m, n.inputs[Y], 0) ? { value: n.inputs[X] } : null) },
   { name: 'x / 1 -> x', op: 'div', rewrite: (n, m) => (is(m, n.inputs[Y], 1) ? { value: n.inputs[X] } : null) },
+  // WGSL's pow is exp2(b * log2(a)), a few ulp off even where the power is exact (100 ** 2 was 9999.998):
+  // a square is one correctly rounded product, as torch computes it (mse's and BatchNorm's `** 2`)
+  { name: 'x ** 1 -> x', op: 'pow', rewrite: (n, m) => (is(m, n.inputs[Y], 1) ? { value: n.inputs[X] } : null) },
+  { name: 'x ** 2 -> x * x', op: 'pow', rewrite: (n, m) => (is(m, n.inputs[Y], 2) ? { op: 'mul', inputs: [n.inputs[X], n.inputs[X]], attrs: {} } : null) },
   {
     name: 'neg(neg(x)) -> x',
     op: 'neg',
