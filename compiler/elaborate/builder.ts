@@ -47,6 +47,7 @@ export class GraphBuilder {
   readonly outputs = new Map<string, Value>();
   readonly losses = new Map<string, Value>();
   readonly metrics = new Map<string, Value>();
+  readonly directions = new Map<string, 'min' | 'max'>();
   readonly layers: LayerV[] = [];
   readonly constraints: SizeConstraint[] = [];
   readonly layerCalls: { layer: LayerV; depth: number; inputs: Value[]; outputs: Value[]; span: Span }[] = [];
@@ -209,6 +210,7 @@ export class GraphBuilder {
       outputs: this.outputs,
       losses: this.losses,
       metrics: this.metrics,
+      ...(this.directions.size > 0 ? { directions: this.directions } : {}),
       constraints: this.constraints,
       layerCalls: this.layerCalls.map(
         (c): LayerCall => ({ path: c.layer.path, layer: c.layer.decl.name.text, depth: c.depth, inputs: c.inputs, outputs: c.outputs, span: c.span }),

@@ -611,6 +611,33 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
     if (s.name.text === 'init_from') initFromBlock(s);
   };
+  /**
+   * Early stopping's and a checkpoint's `mode` where the block leaves it out, from what the monitor is
+   * (a loss falls; a metric as its definition says: graph.directions), written into the settings so
+   * the runtime judges it so; a monitor whose direction cannot be known needs `mode` (never guessed from its name).
+   */
+  const resolveMonitorModes = () => {
+    for (const key of ['early_stopping', 'checkpoint']) {
+      const setting = settings[key];
+      if (setting === null || typeof setting !== 'object' || Array.isArray(setting) || !('call' in setting) || setting.args.mode !== undefined) continue;
+      const monitor = setting.args.monitor ?? (key === 'early_stopping' ? 'val_loss' : undefined);
+      const name = typeof monitor === 'string' ? monitor.replace(/^val_/, '') : '';
+      // a monitor that names nothing, or a table, is reported at the monitor already
+      if (typeof monitor !== 'string' || !reported.includes(name) || tables.includes(name)) continue;
+      const mode = graph.directions?.get(name);
+      if (mode) settings[key] = { call: setting.call, args: { ...setting.args, mode } };
+      else {
+        const stmt = train.body.stmts.find((x): x is A.SettingBlockStmt | A.SettingStmt => (x.kind === 'SettingBlock' || x.kind === 'Setting') && x.name.text === key);
+        const inner = stmt?.kind === 'SettingBlock' ? stmt.body.stmts.find((x): x is A.SettingStmt => x.kind === 'Setting' && x.name.text === 'monitor') : undefined;
+        const arg = stmt?.kind === 'Setting' && stmt.value.kind === 'Call' ? stmt.value.args.find((a) => a.name?.text === 'monitor') : undefined;
+        report(
+          `${key} cannot tell whether \`${monitor}\` is better higher or lower: the metric \`${name}\` is not a call of a std.metrics score or error or of a std.loss function, and its name is no guide`,
+          inner?.value.span ?? arg?.value.span ?? stmt?.name.span ?? train.model.span,
+          `add \`mode = "min"\` (an error: lower is better) or \`mode = "max"\` (a score: higher is better) to ${key}`,
+        );
+      }
+    }
+  };
   /** `init_from { path = "..."; rename = ["FILE -> MODEL", ...]; transpose = ["fc.w", ...] }`: a path, rename rules, model paths. */
   const initFromBlock = (s: A.SettingBlockStmt) => {
     const example = 'init_from { path = "torch.safetensors"; rename = ["module.* -> *"]; transpose = ["fc.w"] }';
@@ -810,6 +837,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   }
 
   if (options.checkData !== false && options.checkBatch !== false) checkBatchConditions();
+  resolveMonitorModes();
 
   // a validation metric watched where the split leaves no validation set: found after the first epoch otherwise
   const split = settings.split;
