@@ -379,8 +379,15 @@ function byRecordedNames(spec: SettingValue, recorded: Readonly<Record<string, s
   if (!features || spec.args.header === false) return { spec, ...(features ? { names: features } : {}) };
   const listed = spec.args.features;
   const byName = Array.isArray(listed) && listed.some((x) => typeof x === 'string');
-  const args = { ...spec.args, ...(byName ? {} : { features }), ...(typeof spec.args.label === 'number' && label ? { label: label[0] } : {}) };
+  const args = { ...spec.args, ...(byName ? {} : { features }), ...(label ? recordedLabel(spec.args.label, label) : {}) };
   return { spec: { call: 'csv', args }, names: features };
+}
+
+/** A label given by position (one column or a list), by the header names the checkpoint recorded for it. */
+function recordedLabel(given: SettingValue | undefined, recorded: readonly string[]): { label?: SettingValue } {
+  if (typeof given === 'number') return { label: recorded[0] };
+  if (Array.isArray(given) && given.some((x) => typeof x === 'number') && given.length === recorded.length) return { label: recorded };
+  return {};
 }
 
 /**

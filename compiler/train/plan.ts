@@ -285,6 +285,23 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     // a CSV gives `features` (f32) and, with `label:`, `label`, whatever the file holds, and a column per categorical one
     if (v.call === 'csv') {
       const categorical = checkCategorical(v.args, categoricalSpan ?? span);
+      // a list of label columns: a label of shape [k] per example, which the model's `label` must take
+      const labels = v.args.label;
+      const input = graph.inputs.find((i) => i.name === 'label');
+      if (Array.isArray(labels)) {
+        const t = input?.value.type;
+        if (labels.length === 0 || !labels.every((x) => typeof x === 'string' || (typeof x === 'number' && Number.isInteger(x) && x >= 0))) {
+          diagnostics.push(diagnostic('E0207', '`label` lists the target columns by name or 0-based index, and at least one', span, { help: 'for example `label: ["y1", "y2", "y3"]`' }));
+        } else if (t && (t.shape.length !== 2 || (typeof t.shape[1] === 'number' && t.shape[1] !== labels.length) || v.args.label_type === 'class')) {
+          const given = v.args.label_type === 'int' ? 'i32' : 'f32';
+          diagnostics.push(
+            diagnostic('E0207', `the CSV's ${labels.length} label columns give \`label\` as ${given}[B, ${labels.length}], but the model's input is ${t.dtype}${shapeToString(t.shape)}`, span, {
+              secondary: [{ span: input!.span, message: 'the input' }],
+              help: v.args.label_type === 'class' ? 'a class label is one column: label: "y"' : `declare \`input label: ${given}[B, ${labels.length}]\`, or list ${t.shape.length === 1 ? 'one column (label: "y")' : 'as many columns as it takes'}`,
+            }),
+          );
+        }
+      }
       const names = [...(v.args.label === undefined ? ['features'] : ['features', 'label']), ...categorical];
       for (const input of graph.inputs) {
         if (categorical.includes(input.name)) {
