@@ -6,7 +6,7 @@ import { BUILTIN_NAMES, INITIALIZERS } from '../elaborate/builtins.ts';
 export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
     'dropout', 'bernoulli',
-    'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
+    'Dense', 'Conv1d', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
     'RMSNorm', 'GroupNorm', 'Normalization', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
