@@ -3,7 +3,7 @@
 // The executor allocates exactly what `allocations` lists and sizes each allocation as `allocationBytes`
 // says, so `memoryReport` is the memory the executor holds once every graph has run at those sizes
 // (not counting the uniform buffers, a few words per dispatch, nor the small readback buffers).
-import { programGraphs, type BufferDecl, type GraphProgram, type ModelProgram, type SizeExpr } from './program.ts';
+import { programGraphs, type BufferDecl, type GraphProgram, type ModelProgram } from './program.ts';
 import { evalShape, sizeText } from './sizes.ts';
 
 /** One GPU buffer a graph owns: an input, a memory slot shared by several temporaries, or one temporary. */
