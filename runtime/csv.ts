@@ -10,8 +10,12 @@ export type CsvColumnRef = string | number;
 export { CSV_LABEL_TYPES, type CsvLabelType } from './catalog.ts';
 
 export interface CsvSpec {
-  /** The label column; without one the dataset has only the features column. */
-  readonly label?: CsvColumnRef;
+  /**
+   * The label column; without one the dataset has only the features column. A list of columns gives a
+   * label of shape [k] per example (f32, or i32 with labelType 'int'): several targets, such as the
+   * horizons of a direct multi-step forecast.
+   */
+  readonly label?: CsvColumnRef | readonly CsvColumnRef[];
   /** Feature columns, in order; default: every column except the label and the categorical ones. */
   readonly features?: readonly CsvColumnRef[];
   /**
@@ -34,7 +38,9 @@ export interface CsvSpec {
   /**
    * The value a missing feature cell reads as (an empty field, or one of MISSING_MARKERS: NaN, NA,
    * N/A, null, ?, ...); NaN keeps it missing, for the model to fill (`select(isnan(x), ...)`). Without
-   * it such a cell is an error. Labels are never filled: an empty label stays an error.
+   * it such a cell is an error. It fills float labels too (labelType 'float', or a list of label
+   * columns read as f32), so NaN marks a target for a masked loss; a class or integer label is never
+   * filled (a missing class is no class), so an empty one stays an error.
    */
   readonly missing?: number;
   /** Name of the dataset's features column (default 'features'). */
@@ -117,9 +123,16 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     return at;
   };
 
-  // a label the file does not have, where it may lack one
-  const labelMissing = spec.labelOptional === true && spec.label !== undefined && (typeof spec.label === 'number' ? spec.label >= width : !hasHeader || !names.includes(spec.label));
-  const labelIndex = spec.label === undefined || labelMissing ? undefined : resolve(spec.label, 'label');
+  // one label column, or a list of them (several targets per example)
+  const multiLabel = Array.isArray(spec.label);
+  const labelRefs: readonly CsvColumnRef[] = spec.label === undefined ? [] : Array.isArray(spec.label) ? spec.label : [spec.label as CsvColumnRef];
+  if (multiLabel && labelRefs.length === 0) fail('label: [] names no column: give one column name, or a list of the target columns');
+  // a label the file does not have (none of its columns), where it may lack one
+  const inFile = (ref: CsvColumnRef) => (typeof ref === 'number' ? ref < width : hasHeader && names.includes(ref));
+  const labelMissing = spec.labelOptional === true && labelRefs.length > 0 && !labelRefs.some(inFile);
+  const labelIndices = labelMissing ? [] : labelRefs.map((ref) => resolve(ref, 'label'));
+  if (new Set(labelIndices).size !== labelIndices.length) fail('a label column is listed more than once');
+  const isLabel = (c: number) => labelIndices.includes(c);
   // every listed feature name the header lacks, at once
   const absent = hasHeader ? (spec.features ?? []).filter((ref): ref is string => typeof ref === 'string' && !names.includes(ref)) : [];
   if (absent.length > 0 && spec.featuresFrom !== undefined) {
@@ -131,11 +144,11 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
   const categoricalIndices = categorical.map((ref) => resolve(ref, 'categorical'));
   if (new Set(categoricalIndices).size !== categoricalIndices.length) fail('a categorical column is listed more than once');
   const featureIndices =
-    spec.features === undefined ? names.map((_, i) => i).filter((i) => i !== labelIndex && !categoricalIndices.includes(i)) : spec.features.map((ref) => resolve(ref, 'feature'));
-  if (labelIndex !== undefined && featureIndices.includes(labelIndex)) fail(`${describe(labelIndex)} is both the label and a feature`);
+    spec.features === undefined ? names.map((_, i) => i).filter((i) => !isLabel(i) && !categoricalIndices.includes(i)) : spec.features.map((ref) => resolve(ref, 'feature'));
+  for (const c of labelIndices) if (featureIndices.includes(c)) fail(`${describe(c)} is both the label and a feature`);
   if (new Set(featureIndices).size !== featureIndices.length) fail('a feature column is listed more than once');
   for (const c of categoricalIndices) {
-    if (c === labelIndex) fail(`${describe(c)} is both the label and a categorical column`);
+    if (isLabel(c)) fail(`${describe(c)} is both the label and a categorical column`);
     if (featureIndices.includes(c)) fail(`${describe(c)} is both a numeric feature and a categorical column: list it in one of them`);
   }
 
@@ -173,15 +186,39 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
     columns[name] = { data: Int32Array.from(values, (v) => index.get(v) ?? 0), shape: [], vocabulary };
   }
 
-  if (labelIndex !== undefined) {
-    const labelName = spec.labelColumn ?? 'label';
+  const labelName = spec.labelColumn ?? 'label';
+  if (labelIndices.length > 0 && labelName === (spec.featuresColumn ?? 'features')) fail(`the features and label columns are both named '${labelName}'`);
+  /** A float label cell: a number, or a missing one (empty, NaN, NA, ...) read as `missing` where it is given. */
+  const floatLabel = (v: string, at: () => string): number => {
+    if (!MISSING_MARKERS.has(v)) return parseNumber(v, at, fail);
+    if (missing === undefined) fail(`${at()}: ${v === '' ? 'the label is empty' : `label '${v}' is not a number`}: a missing target? give missing: "nan" to read it as NaN (and leave it out of the loss with isnan), or fix the data`);
+    return missing as number;
+  };
+  if (multiLabel && labelIndices.length > 0) {
+    // several targets per example: numbers, f32 (or i32 with label_type "int"), shape [k]
+    if (labelType === 'class') fail(`label: [...] lists ${labelIndices.length} columns, read as numbers; a class label (label_type: "class") is one column`);
+    const k = labelIndices.length;
+    const int = labelType === 'int';
+    const data = int ? new Int32Array(rows.length * k) : new Float32Array(rows.length * k);
+    rows.forEach((r, i) => {
+      labelIndices.forEach((c, j) => {
+        const v = r.record[c].trim();
+        const at = () => `row ${i + 1} (line ${r.info.lines}), ${describe(c)}`;
+        if (!int) data[i * k + j] = floatLabel(v, at);
+        else if (!INTEGER.test(v) && !(NUMBER.test(v) && Number.isInteger(Number(v)))) fail(`${at()}: label '${v}' is not a whole number (label_type: "int")`);
+        else data[i * k + j] = Number(v);
+      });
+    });
+    columns[labelName] = { data, shape: [k], ...(hasHeader ? { names: labelIndices.map((c) => names[c]) } : {}) };
+  } else if (labelIndices.length > 0) {
+    const labelIndex = labelIndices[0];
     const labelNames = hasHeader ? { names: [names[labelIndex]] } : {};
-    if (labelName === (spec.featuresColumn ?? 'features')) fail(`the features and label columns are both named '${labelName}'`);
     const at = (i: number): string => `row ${i + 1} (line ${rows[i].info.lines}), ${describe(labelIndex)}`;
     const values = rows.map((r) => r.record[labelIndex].trim());
-    // an empty label is a hole in the data, never a class of its own
+    // an empty label is a hole in the data, never a class of its own; a float one may be filled by `missing`
+    const fills = labelType === 'float' && missing !== undefined;
     values.forEach((v, i) => {
-      if (v === '') fail(`${at(i)}: the label is empty`);
+      if (v === '' && !fills) fail(`${at(i)}: the label is empty${labelType === 'float' || labelType === 'auto' ? ': a missing target? with label_type: "float", missing: "nan" reads it as NaN (leave it out of the loss with isnan)' : ''}`);
     });
     // auto: whole numbers (as a spreadsheet or pandas writes them too: 2.0) are class indices; only
     // labels that are not numbers at all are class names
@@ -197,7 +234,7 @@ export function parseCsv(text: string, spec: CsvSpec = {}): Dataset {
       );
     }
     if (kind === 'float') {
-      const data = Float32Array.from(values, (v, i) => parseNumber(v, () => at(i), fail));
+      const data = Float32Array.from(values, (v, i) => floatLabel(v, () => at(i)));
       columns[labelName] = { data, shape: [], ...labelNames };
     } else if (kind === 'int') {
       const data = Int32Array.from(values, (v, i) => {

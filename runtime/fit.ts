@@ -191,17 +191,28 @@ export function columnSizes(program: ModelProgram, data: Dataset): Record<string
 /** Models with a fit() running: a second one at once would interleave its steps with the first's. */
 const fitting = new WeakSet<object>();
 
-/** Adds one batch's sums (by name) into `sums`, in float64: how a set (`evaluateSet`) or an epoch (`fit`) totals its batches. */
+/**
+ * Adds one batch's sums (by name) into `sums`, in float64: how a set (`evaluateSet`) or an epoch (`fit`)
+ * totals its batches. A total named `#totalmax<k>` (`#totalmin<k>`) is a max (min) over the batch, and
+ * batches combine by the largest (smallest) value (compiler/train/metric-totals.ts).
+ */
 export function addTotals(sums: Map<string, Float64Array>, batch: Readonly<Record<string, ArrayLike<number>>>): void {
   for (const [name, data] of Object.entries(batch)) {
-    const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length)).get(name)!;
-    for (let i = 0; i < data.length; i++) sum[i] += data[i];
+    const combine = name.startsWith('#totalmax') ? Math.max : name.startsWith('#totalmin') ? Math.min : undefined;
+    const sum = sums.get(name) ?? sums.set(name, new Float64Array(data.length).fill(combine === Math.max ? -Infinity : combine === Math.min ? Infinity : 0)).get(name)!;
+    if (combine) for (let i = 0; i < data.length; i++) sum[i] = combine(sum[i], data[i]);
+    else for (let i = 0; i < data.length; i++) sum[i] += data[i];
   }
 }
 
-/** Whether a higher value of a logged quantity is better: accuracy, precision, recall, F1, AUC, PSNR, SSIM, IoU and R² rise; losses, errors and perplexity fall. */
-export function defaultMode(monitor: string): 'min' | 'max' {
-  return /acc|precision|recall|f1|auc|psnr|ssim|iou|r2/.test(monitor) ? 'max' : 'min';
+/**
+ * Whether a logged quantity (`loss`, `val_accuracy`) is better lower ('min') or higher ('max'), as the
+ * model's definitions say (ModelProgram.directions: losses fall; std.metrics' scores rise, its errors
+ * fall); undefined when they do not say, never guessed from the name.
+ */
+export function monitorMode(program: Pick<ModelProgram, 'directions'>, monitor: string): 'min' | 'max' | undefined {
+  const name = monitor.replace(/^val_/, '');
+  return program.directions && Object.hasOwn(program.directions, name) ? program.directions[name] : undefined;
 }
 
 /** An f32 input column of the training data holding NaN or ±Infinity (as the f32 it uploads as) is an InputError naming fit(), the column and the example. */
@@ -256,7 +267,11 @@ async function fitNow(model: Model, data: { readonly train: Dataset; readonly va
   const inherited = given.earlyStopping === undefined && !(data.validation && data.validation.length > 0) && options.earlyStopping && options.earlyStopping.monitor.startsWith('val_');
   const es = options.earlyStopping === false || inherited ? undefined : options.earlyStopping;
   let best: { weights: Uint8Array; epoch: number } | undefined;
-  const mode = es ? es.mode ?? defaultMode(es.monitor) : 'min';
+  const known = es ? es.mode ?? monitorMode(model.program, es.monitor) : 'min';
+  if (known === undefined) {
+    throw new InputError(`earlyStopping cannot tell whether ${es!.monitor} is better higher or lower (the model's definition of it does not say): pass mode: 'min' (an error) or 'max' (a score)`);
+  }
+  const mode = known;
   let esState: EarlyStoppingState | undefined = es ? { ...(options.earlyStoppingState ?? { best: mode === 'min' ? Infinity : -Infinity, bestEpoch: -1, wait: 0 }) } : undefined;
   // a resumed fit whose best epoch is behind it: restoreBest needs that epoch's weights from the caller
   if (es?.restoreBest && esState && esState.bestEpoch >= 0 && esState.bestEpoch < (options.initialEpoch ?? 0)) {

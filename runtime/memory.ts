@@ -3,8 +3,8 @@
 // The executor allocates exactly what `allocations` lists and sizes each allocation as `allocationBytes`
 // says, so `memoryReport` is the memory the executor holds once every graph has run at those sizes
 // (not counting the uniform buffers, a few words per dispatch, nor the small readback buffers).
-import { programGraphs, type BufferDecl, type GraphProgram, type ModelProgram, type SizeExpr } from './program.ts';
-import { evalShape } from './sizes.ts';
+import { programGraphs, type BufferDecl, type GraphProgram, type ModelProgram } from './program.ts';
+import { evalShape, sizeText } from './sizes.ts';
 
 /** One GPU buffer a graph owns: an input, a memory slot shared by several temporaries, or one temporary. */
 export interface Allocation {
@@ -95,9 +95,6 @@ export interface MemoryReport {
   readonly largestWhat: string;
 }
 
-function describe(e: SizeExpr): string {
-  return typeof e === 'number' || typeof e === 'string' ? String(e) : JSON.stringify(e);
-}
 
 /**
  * The peak GPU memory of a program at `sizes` (every symbolic size must be bound): parameters and state
@@ -147,7 +144,7 @@ export function memoryReport(program: ModelProgram, sizes: ReadonlyMap<string, n
       see(bytes, () =>
         a.kind === 'input'
           ? `input ${(first as { name: string }).name} of ${g.name}`
-          : `a ${a.kind === 'slot' ? `memory slot of ${a.members.length} tensors` : 'tensor'} of ${g.name} (${first.dtype}[${first.shape.map(describe).join(', ')}]${a.members.length > 1 ? ' and others' : ''})`,
+          : `a ${a.kind === 'slot' ? `memory slot of ${a.members.length} tensors` : 'tensor'} of ${g.name} (${first.dtype}[${first.shape.map(sizeText).join(', ')}]${a.members.length > 1 ? ' and others' : ''})`,
       );
       if (a.kind === 'input') {
         inputs += bytes;

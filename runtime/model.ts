@@ -12,7 +12,7 @@ import { summarizeProfile, type KernelTime, type Profile } from './profile.ts';
 import type { UploadOptions } from './upload.ts';
 import { checkIndexInputs } from './index-check.ts';
 import { dataflowInputs, outputSubset, reportedResults } from './subset.ts';
-import { brokenCondition } from './sizes.ts';
+import { brokenCondition, sizeText } from './sizes.ts';
 import { nestedArray, type MetricValue } from './metric-tables.ts';
 
 export interface CreateOptions extends DeviceOptions {
@@ -493,7 +493,7 @@ export class Model<I extends string = string, O extends string = string, R exten
     for (const name of Object.keys(g.inputs)) {
       if (!(name in batch)) {
         const want = this.program.inputs.find((i) => i.name === name);
-        throw new InputError(`the batch has no input \`${name}\`${want ? ` (${want.dtype}[${want.shape.join(', ')}])` : ''}; it has ${Object.keys(batch).map((k) => `\`${k}\``).join(', ') || 'none'}`);
+        throw new InputError(`the batch has no input \`${name}\`${want ? ` (${want.dtype}[${want.shape.map(sizeText).join(', ')}])` : ''}; it has ${Object.keys(batch).map((k) => `\`${k}\``).join(', ') || 'none'}`);
       }
       out[name] = hostArray(name, this.program.inputs.find((i) => i.name === name), batch[name]);
     }

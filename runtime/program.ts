@@ -241,6 +241,12 @@ export interface ModelProgram {
   readonly tables?: Readonly<Record<string, readonly number[]>>;
   /** The losses and metrics that are means over the examples: over a data set, their batch values averaged by length (compiler/train/metric-totals.ts). */
   readonly means?: readonly string[];
+  /**
+   * Whether a lower ('min') or higher ('max') value is better, by loss or metric name: every loss, and
+   * the metrics whose definition says (a std.metrics score rises, an error or loss falls). Early
+   * stopping and a checkpoint's monitor take their default `mode` from it; a name absent needs one.
+   */
+  readonly directions?: Readonly<Record<string, 'min' | 'max'>>;
   readonly params: readonly ParamDecl[];
   readonly state: readonly StateDecl[];
   /** Buffers shared by several parameters or state buffers (`ParamDecl.arena`); absent when none are. */

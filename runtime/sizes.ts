@@ -25,6 +25,36 @@ export function evalSize(e: SizeExpr, sizes: ReadonlyMap<string, number>): numbe
   }
 }
 
+/**
+ * A size expression as a person writes it: `256 * B`, `L - 1` (a negative term subtracted),
+ * `floor(H / 2)`, `T % 4`, `2^n`; the program's JSON form (`["*",256,"B"]`) is not for reading.
+ */
+export function sizeText(e: SizeExpr): string {
+  if (typeof e === 'number' || typeof e === 'string') return String(e);
+  const [op, ...args] = e as readonly [string, ...SizeExpr[]];
+  // a term of a sum or product shown with parentheses where it binds more loosely
+  const inner = (a: SizeExpr, within: '+' | '*') => (Array.isArray(a) && a[0] === '+' && within === '*' ? `(${sizeText(a)})` : sizeText(a));
+  switch (op) {
+    case '+':
+      return args
+        .map((a, i) => {
+          const negative = typeof a === 'number' ? a < 0 : Array.isArray(a) && a[0] === '*' && typeof a[1] === 'number' && a[1] < 0;
+          if (i === 0 || !negative) return `${i === 0 ? '' : ' + '}${inner(a, '+')}`;
+          const magnitude: SizeExpr = typeof a === 'number' ? -a : (['*', -(a[1] as number), ...(a as readonly SizeExpr[]).slice(2)] as unknown as SizeExpr);
+          return ` - ${sizeText(Array.isArray(magnitude) && magnitude[1] === 1 && magnitude.length === 3 ? magnitude[2] : magnitude)}`;
+        })
+        .join('');
+    case '*':
+      return args.map((a) => inner(a, '*')).join(' * ');
+    case 'floor':
+      return `floor(${sizeText(args[0])} / ${sizeText(args[1])})`;
+    case 'mod':
+      return `${inner(args[0], '*')} % ${inner(args[1], '*')}`;
+    default:
+      return `${inner(args[0], '*')}^${inner(args[1], '*')}`;
+  }
+}
+
 export function evalShape(shape: readonly SizeExpr[], sizes: ReadonlyMap<string, number>): number[] {
   return shape.map((d) => evalSize(d, sizes));
 }

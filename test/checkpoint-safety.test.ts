@@ -31,7 +31,7 @@ const lines = () => {
 describe('CheckpointWriter', () => {
   it("writes the monitor's best weights and early stopping's best weights before the checkpoint that records them", async () => {
     const dir = repoTempDir('ck-order');
-    const plan = checkpointPlan(join(dir, 'ck.safetensors'), { monitor: 'val_accuracy' }, { monitor: 'val_loss', patience: 3, restoreBest: true });
+    const plan = checkpointPlan(join(dir, 'ck.safetensors'), { monitor: 'val_accuracy' }, { monitor: 'val_loss', patience: 3, restoreBest: true }, { directions: { loss: 'min', accuracy: 'max' } });
     const order: string[] = [];
     const writer = new CheckpointWriter(fakeModel, plan, {}, { epoch: 0 }, async (path, bytes) => {
       order.push(path.slice(dir.length + 1));
@@ -47,7 +47,7 @@ describe('CheckpointWriter', () => {
 
   it('a failed write (a full disk) names the file, why, and what the checkpoint still holds', async () => {
     const dir = repoTempDir('ck-full');
-    const plan = checkpointPlan(join(dir, 'ck.safetensors'), {}, { monitor: 'val_loss', patience: 3, restoreBest: true });
+    const plan = checkpointPlan(join(dir, 'ck.safetensors'), {}, { monitor: 'val_loss', patience: 3, restoreBest: true }, { directions: { loss: 'min' } });
     let full = false;
     const writer = new CheckpointWriter(fakeModel, plan, {}, { epoch: 0 }, async (path, bytes) => {
       if (full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });

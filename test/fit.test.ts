@@ -83,7 +83,7 @@ describe('fit', () => {
     const src = IRIS.replace('    patience = 4\n', '    patience = 4\n    restore_best = true\n');
     const r = compileSource(src, 'iris.dl');
     expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-    expect(trainBlockFitOptions(r.programs[0])).toEqual({ epochs: 40, batchSize: 16, seed: 3, earlyStopping: { monitor: 'val_loss', patience: 4, restoreBest: true } });
+    expect(trainBlockFitOptions(r.programs[0])).toEqual({ epochs: 40, batchSize: 16, seed: 3, earlyStopping: { monitor: 'val_loss', patience: 4, mode: 'min', restoreBest: true } });
     const [train, validation] = loadIris().split([0.7, 0.3], { seed: 3 });
     const model = await Model.create(r.programs[0], { device: await getDevice() });
     try {

@@ -1,4 +1,4 @@
-// The newer stdlib layers and functions (std.math, RMSNorm, GroupNorm, Upsample, huber, kl_normal, top_k_accuracy, the recurrent layers' states, layers and directions) on WebGPU agree with the float64 interpreter on the same weights.
+// The newer stdlib layers and functions (std.math, Conv1d, RMSNorm, GroupNorm, Upsample, huber, kl_normal, top_k_accuracy, the recurrent layers' states, layers and directions) on WebGPU agree with the float64 interpreter on the same weights.
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../compiler/frontend/check.ts';
 import { compileSource } from '../compiler/frontend/compile.ts';
@@ -64,6 +64,36 @@ describe('newer stdlib on WebGPU', () => {
       const params = new Map<string, Tensor>([...weights.tensors].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data as ArrayLike<number>))]));
       const graph = checkSource(SOURCE, 'newer.dl', undefined, { training: false }).graphs.get('Newer')!;
       const ref = interpretGraph(graph, { inputs: new Map([['x', tensor('f32', [b, 4], x)], ['img', tensor('f32', [b, 4, 3, 3], img)], ['label', tensor('i32', [b], label)]]), params, state: new Map() }, { sizes: new Map([['B', b]]) });
+      expectOutputsMatch(gpu, ref.outputs);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('Conv1d (causal and dilated; strided, padded and grouped) agrees with the float64 interpreter', { timeout: 60_000 }, async () => {
+    const source = `use std.nn.{Conv1d}
+model Tcn {
+  input seq: f32[B, 3, 10]
+  layer causal = Conv1d(3, 4, 3, dilation: 2, causal: true)
+  layer strided = Conv1d(4, 6, 3, stride: 2, padding: 1, groups: 2)
+  output kept = causal(seq)
+  output shorter = strided(relu(causal(seq)))
+}
+`;
+    const res = compileSource(source, 'tcn.dl');
+    expect(res.diagnostics).toEqual([]);
+    const model = await Model.create(res.programs[0], { device: await getDevice(), seed: 3 });
+    try {
+      const random = seededRandom(4);
+      const b = 2;
+      const seq = Array.from({ length: b * 30 }, () => Math.fround(random() * 2 - 1));
+      const gpu = await model.predict({ seq });
+      const weights = decodeSafetensors(await model.saveWeights());
+      const params = new Map<string, Tensor>([...weights.tensors].map(([k, t]) => [k, tensor('f32', [...t.shape], Array.from(t.data as ArrayLike<number>))]));
+      const graph = checkSource(source, 'tcn.dl', undefined, { training: false }).graphs.get('Tcn')!;
+      const ref = interpretGraph(graph, { inputs: new Map([['seq', tensor('f32', [b, 3, 10], seq)]]), params, state: new Map() }, { sizes: new Map([['B', b]]) });
+      expect(ref.outputs.get('kept')!.shape).toEqual([b, 4, 10]);
+      expect(ref.outputs.get('shorter')!.shape).toEqual([b, 6, 5]);
       expectOutputsMatch(gpu, ref.outputs);
     } finally {
       model.dispose();

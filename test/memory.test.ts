@@ -10,6 +10,7 @@ import { compileSource } from '../compiler/frontend/compile.ts';
 import { seededRandom } from '../compiler/interpret/feeds.ts';
 import { OutOfMemoryError } from '../runtime/errors.ts';
 import { allocationBytes } from '../runtime/memory.ts';
+import { sizeText } from '../runtime/sizes.ts';
 import { Model } from '../runtime/model.ts';
 import type { BufferDecl, GraphProgram, KernelDecl, ModelProgram, SizeExpr } from '../runtime/program.ts';
 import { getDevice } from './gpu-helpers.ts';
@@ -432,4 +433,20 @@ describe('every example gives bit-identical results with and without the memory 
       console.log(line);
     });
   }
+});
+
+describe('sizes in memory reports', () => {
+  it('are written as a person writes them, not as the program\'s JSON', () => {
+    expect(sizeText(['*', 256, 'B'])).toBe('256 * B');
+    expect(sizeText(['+', 'L', -1])).toBe('L - 1');
+    expect(sizeText(['+', 'T', ['*', -2, 'K']])).toBe('T - 2 * K');
+    expect(sizeText(['+', 'T', ['*', -1, 'K']])).toBe('T - K');
+    expect(sizeText(['*', ['+', 'B', 1], 4])).toBe('(B + 1) * 4');
+    expect(sizeText(['floor', 'H', 2])).toBe('floor(H / 2)');
+    expect(sizeText(['mod', 'T', 4])).toBe('T % 4');
+    // the largest buffer: a tensor of 64 * B rows, twice the input
+    const r = compileSource('model M {\n  input x: f32[B, 64, 48]\n  let r = reshape(x, [64 * B, 48])\n  output y = concat([r, r * 2.0], axis: 1)\n}\n', 'm.dl');
+    const what = memoryReport(r.programs[0], { B: 4 }).largestWhat;
+    expect(what).toMatch(/f32\[(64 \* B|B \* 64), 96\]/);
+  });
 });

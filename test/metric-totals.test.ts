@@ -5,7 +5,7 @@ import { randomFeeds, seededRandom } from '../compiler/interpret/feeds.ts';
 import { interpretGraph, type Feeds, type InterpretResult } from '../compiler/interpret/interpret.ts';
 import { tensor, type Tensor } from '../compiler/interpret/tensor.ts';
 import type { Graph } from '../compiler/ir/types.ts';
-import { metricTotals, TOTAL_PREFIX } from '../compiler/train/metric-totals.ts';
+import { MAX_TOTAL_PREFIX, metricTotals, TOTAL_PREFIX } from '../compiler/train/metric-totals.ts';
 import { Model } from '../runtime/model.ts';
 import { batchAveraged, evaluateDataset, fit } from '../runtime/fit.ts';
 import { Dataset } from '../runtime/data.ts';
@@ -25,8 +25,9 @@ model Classifier {
   metric f1_macro = f1(logits, label, average: "macro")
   metric precision1 = precision(logits, label, positive: 1)
   metric recall2 = recall(logits, label, positive: 2)
-  // not functions of sums over the batch: stay averaged over batches
+  // a max over the batch: combined by max across batches
   metric worst = max(max(logits, axis: -1))
+  // not functions of sums over the batch: stay averaged over batches
   metric scaled = mean(logits) * sum(fc2.w)
   metric spread = mean(max(logits - mean(logits, axis: 0), axis: -1))
 }
@@ -56,8 +57,9 @@ function finishBatches(totals: NonNullable<ReturnType<typeof metricTotals>['spli
     each?.(run, lo, hi);
     for (const i of totals.finish.inputs) {
       const t = run.outputs.get(i.name)!;
-      const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(0)).get(i.name)!;
-      t.data.forEach((x, k) => (sum[k] += x));
+      const max = i.name.startsWith(MAX_TOTAL_PREFIX);
+      const sum = sums.get(i.name) ?? sums.set(i.name, new Array(t.data.length).fill(max ? -Infinity : 0)).get(i.name)!;
+      t.data.forEach((x, k) => (sum[k] = max ? Math.max(sum[k], x) : sum[k] + x));
     }
   }
   return interpretGraph(totals.finish, {
@@ -71,7 +73,9 @@ describe('metric totals', () => {
   it('splits the quantities that are functions of sums over the batch, and only those; means need no totals', () => {
     const g = evaluationOf(CLASSIFIER);
     const { means, split } = metricTotals(g);
-    expect([...split!.finish.metrics.keys()].sort()).toEqual(['f1_macro', 'precision1', 'recall2']);
+    expect([...split!.finish.metrics.keys()].sort()).toEqual(['f1_macro', 'precision1', 'recall2', 'worst']);
+    // the max over the batch is a total that batches combine by max
+    expect(split!.finish.inputs.filter((i) => i.name.startsWith(MAX_TOTAL_PREFIX))).toHaveLength(1);
     expect([...means].sort()).toEqual(['accuracy', 'loss', 'top2']);
     // the finishing graph reads totals only: no parameter, no batch input
     expect(split!.finish.params).toEqual([]);
@@ -93,7 +97,7 @@ describe('metric totals', () => {
       loss += (run.losses.get('loss')!.data[0] * (hi - lo)) / N;
       accuracy += (run.metrics.get('accuracy')!.data[0] * (hi - lo)) / N;
     });
-    for (const name of ['f1_macro', 'precision1', 'recall2']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
+    for (const name of ['f1_macro', 'precision1', 'recall2', 'worst']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.get(name)!.data[0], 12);
     expect(accuracy).toBeCloseTo(whole.get('accuracy')!.data[0], 12);
     expect(loss).toBeCloseTo(wholeLoss, 12);
   });
@@ -132,6 +136,36 @@ model Tagger {
     const finished = finishBatches(split!, all, [[0, 2], [2, 3], [3, 9]]);
     for (const name of ['accuracy', 'top2', 'f1']) expect(finished.get(name)!.data[0], name).toBeCloseTo(whole.metrics.get(name)!.data[0], 12);
     expect(finished.get('loss')!.data[0]).toBeCloseTo(whole.losses.get('loss')!.data[0], 12);
+  });
+
+  it('follows rows through padding and running sums along other axes (a causal convolution): means stay means, F1 a total; exact whatever the batches', () => {
+    const source = `use std.nn.{Conv2d, Dense}
+model Causal {
+  input series: f32[B, 1, 1, 12]
+  input label: i32[B]
+  input target: f32[B]
+  layer conv = Conv2d(1, 2, [1, 3])
+  layer head = Dense(24, 2)
+  // a left pad over time keeps the length; a running sum over time
+  let h = cumsum(relu(conv(pad(series, [0, 0, 0, 2], [0, 0, 0, 0]))), axis: 3)
+  let logits = head(reshape(h, [B, 24]))
+  loss = cross_entropy(logits, label)
+  metric mae = mae(logits[:, 0], target)
+  metric f1 = f1(logits, label)
+  // padding the batch axis adds rows: not row by row
+  metric padded = mean(pad(target, [1], [0]))
+}
+`;
+    const g = evaluationOf(source);
+    const { means, split } = metricTotals(g);
+    expect([...means].sort()).toEqual(['loss', 'mae']);
+    expect([...split!.finish.metrics.keys()]).toEqual(['f1']);
+    const random = seededRandom(5);
+    const N = 13;
+    const feeds = randomFeeds(g, new Map([['B', N]]), random, { intRange: { label: 2 }, paramScale: 1 });
+    const whole = interpretGraph(g, feeds);
+    const finished = finishBatches(split!, feeds, [[0, 4], [4, 5], [5, 13]]);
+    expect(finished.get('f1')!.data[0]).toBeCloseTo(whole.metrics.get('f1')!.data[0], 12);
   });
 
   it('follows rows through embeddings, slices that keep every row, concats and zeros of the batch shape', () => {
@@ -287,7 +321,8 @@ train Classifier {
     const g = evaluationOf(`model M {
   input x: f32[B, 3]
   output y = x * 2.0
-  metric top = max(x)
+  // each example against the batch's mean: not a function of sums over the batch
+  metric spread = mean(abs(x - mean(x, axis: 0)))
 }
 `);
     expect(metricTotals(g)).toEqual({ means: [] });
@@ -299,7 +334,7 @@ train Classifier {
     const program = r.programs[0];
     expect(program.graphs.totals).toBeDefined();
     // what dlc evaluate notes as averaged over batches
-    expect(batchAveraged(program)).toEqual(['worst', 'scaled', 'spread']);
+    expect(batchAveraged(program)).toEqual(['scaled', 'spread']);
     const model = await Model.create(program, { device: await getDevice(), seed: 5 });
     const random = seededRandom(3);
     const N = 30;
@@ -311,7 +346,7 @@ train Classifier {
     for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2', 'worst']) expect(all[name], name).toBeCloseTo(one[name], 5);
     for (const size of [2, 5]) {
       const set = await model.evaluateSet(cut(size));
-      for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2']) expect(set[name], `${name} in batches of ${size}`).toBeCloseTo(all[name] as number, 5);
+      for (const name of ['loss', 'accuracy', 'f1_macro', 'precision1', 'recall2', 'worst']) expect(set[name], `${name} in batches of ${size}`).toBeCloseTo(all[name] as number, 5);
       // the batch-averaged F1 of small batches is another number
       const averaged = (await model.evaluateBatches(cut(size))).reduce((a, rec) => a + rec.f1_macro, 0) / Math.ceil(N / size);
       expect(Math.abs(averaged - (all.f1_macro as number))).toBeGreaterThan(0.01);

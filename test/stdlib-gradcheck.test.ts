@@ -15,6 +15,7 @@ const SEED = Number(process.env.DLC_SEED ?? 11);
 /** name -> [input declarations, body producing `y` (a float tensor)]; the loss is mean(y * r) with a fixed random r. */
 const CASES: Record<string, [string, string]> = {
   Dense: ['input x: f32[B, 3]', 'layer l = Dense(3, 2)\n  let y = l(x)'],
+  Conv1d: ['input x: f32[B, 2, 7]', 'layer c = Conv1d(2, 3, 3, dilation: 2, causal: true)\n  layer d = Conv1d(3, 4, 2, stride: 2, padding: 1, groups: 1)\n  let y = d(c(x))'],
   Conv2d: ['input x: f32[B, 2, 5, 5]', 'layer l = Conv2d(2, 3, 3, stride: 2, padding: 1)\n  let y = l(x)'],
   ConvTranspose2d: ['input x: f32[B, 2, 3, 3]', 'layer l = ConvTranspose2d(2, 2, 3, stride: 2)\n  let y = l(x)'],
   'Conv2d, grouped and depthwise': ['input x: f32[B, 4, 5, 5]', 'layer g = Conv2d(4, 6, 3, padding: 1, groups: 2)\n  layer d = Conv2d(6, 6, 3, stride: 2, dilation: 2, padding: 2, groups: 6)\n  let y = d(g(x))'],
@@ -25,6 +26,7 @@ const CASES: Record<string, [string, string]> = {
   Dropout: ['input x: f32[B, 4]', 'layer l = Dropout(0.5)\n  let y = l(x)'],
   BatchNorm: ['input x: f32[B, 3]', 'layer l = BatchNorm(3)\n  let y = l(x)'],
   LayerNorm: ['input x: f32[B, 4]', 'layer l = LayerNorm(4)\n  let y = l(x)'],
+  Normalization: ['input x: f32[B, 4]', 'layer l = Normalization(4)\n  let y = l(x)'],
   Embedding: ['input ids: i32[B, 3]', 'layer l = Embedding(5, 2)\n  let y = l(ids)'],
   RNNCell: ['input x: f32[B, 2]\n  input h: f32[B, 3]', 'layer l = RNNCell(2, 3)\n  let y = l(x, h)'],
   RNN: ['input x: f32[B, 3, 2]', 'layer l = RNN(2, 3)\n  let y = l(x)'],
@@ -70,6 +72,12 @@ const CASES: Record<string, [string, string]> = {
   nll: ['input x: f32[B, 4]\n  input label: i32[B]', 'let y = nll(log_softmax(x), label)'],
   dropout: ['input x: f32[B, 4]', 'let y = dropout(x, 0.3)'],
   kl_normal: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = kl_normal(x, t)'],
+  // targets away from 0 (mape divides by them) and errors away from 0 (abs's kink)
+  mae: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = mae(x, t + 3.0)'],
+  rmse: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = rmse(x, t)'],
+  mape: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = mape(x, t + 3.0)'],
+  r2: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = r2(x, t)'],
+  max_error: ['input x: f32[B, 4]\n  input t: f32[B, 4]', 'let y = max_error(x, t + 3.0)'],
   // the samples carry no gradient to p: x's reaches x through the product only
   bernoulli: ['input x: f32[B, 4]', 'let y = x * bernoulli(sigmoid(x))'],
 };

@@ -478,7 +478,7 @@ function argmaxRows(x: readonly number[], C: number): number[] {
 
 const TESTED = [
   // std.nn
-  'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
+  'Dense', 'Conv1d', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
   'Embedding', 'RNNCell', 'RNN', 'LSTMCell', 'LSTM', 'GRUCell', 'GRU', 'MultiHeadAttention', 'TransformerBlock',
   'Residual', 'Sequential', 'dropout', 'bernoulli', 'RMSNorm', 'GroupNorm', 'Upsample', 'Normalization',
   // std.math
@@ -489,6 +489,7 @@ const TESTED = [
   'mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal',
   // std.metrics
   'accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix',
+  'mae', 'rmse', 'mape', 'r2', 'max_error',
 ];
 
 describe('coverage', () => {
@@ -559,6 +560,68 @@ describe('Conv2d', () => {
     const ref = conv2dRef(x, xs, m.p['c.w'], 6, 2, { dilation: 2, groups: 2 });
     expect(ref.shape).toEqual([2, 6, 4, 3]);
     expectClose(m.out('y'), ref.shape, ref.y);
+  });
+});
+
+/** A naive 1-d convolution of x [N, C, L] with w [O, C / groups, K], `left` and `right` zeros padded at the ends. */
+function conv1dRef(x: readonly number[], [N, C, L]: readonly number[], w: readonly number[], O: number, K: number, opts: { stride?: number; left?: number; right?: number; dilation?: number; groups?: number; bias?: readonly number[] }): { y: number[]; shape: number[] } {
+  const { stride = 1, left = 0, right = 0, dilation = 1, groups = 1, bias } = opts;
+  const Lo = Math.floor((L + left + right - dilation * (K - 1) - 1) / stride) + 1;
+  const cg = C / groups;
+  const y: number[] = [];
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < O; o++)
+      for (let t = 0; t < Lo; t++) {
+        let acc = bias ? bias[o] : 0;
+        const g = Math.floor(o / (O / groups));
+        for (let c = 0; c < cg; c++)
+          for (let j = 0; j < K; j++) {
+            const at = t * stride + j * dilation - left;
+            if (at >= 0 && at < L) acc += w[(o * cg + c) * K + j] * x[(n * C + g * cg + c) * L + at];
+          }
+        y.push(acc);
+      }
+  return { y, shape: [N, O, Lo] };
+}
+
+describe('Conv1d', () => {
+  it('matches a naive 1-d convolution: causal (the start padded, the length kept), and with stride, padding, dilation and groups', () => {
+    const r = prng('Conv1d');
+    const xs = [2, 4, 9];
+    const x = uniform(r, prod(xs));
+    const m = model(
+      'model T {\n input x: f32[B, 4, 9]\n layer c = Conv1d(4, 3, 3, dilation: 2, causal: true)\n layer d = Conv1d(4, 6, 2, stride: 2, padding: 1, groups: 2, bias: false)\n output y = c(x)\n output z = d(x)\n}',
+      { x: f32(xs, x) },
+      r,
+    );
+    expect(m.graph.params.map((q) => [q.path, q.value.type.shape])).toEqual([['c.w', [3, 4, 3]], ['c.b', [3]], ['d.w', [6, 2, 2]]]);
+    const causal = conv1dRef(x, xs, m.p['c.w'], 3, 3, { left: 4, dilation: 2, bias: m.p['c.b'] });
+    expect(causal.shape).toEqual([2, 3, 9]);
+    expectClose(m.out('y'), causal.shape, causal.y);
+    const strided = conv1dRef(x, xs, m.p['d.w'], 6, 2, { stride: 2, left: 1, right: 1, groups: 2 });
+    expect(strided.shape).toEqual([2, 6, 5]);
+    expectClose(m.out('z'), strided.shape, strided.y);
+  });
+
+  it('causal: an output step does not read a later input', () => {
+    const r = prng('Conv1d/causal');
+    const x = uniform(r, 1 * 2 * 6);
+    const src = 'model T {\n input x: f32[B, 2, 6]\n layer c = Conv1d(2, 2, 2, dilation: 2, causal: true)\n output y = c(x)\n}';
+    const params = { 'c.w': uniform(r, 8), 'c.b': uniform(r, 2) };
+    const before = model(src, { x: f32([1, 2, 6], x) }, r, { params }).out('y');
+    const later = x.slice();
+    for (const c of [0, 1]) later[c * 6 + 5] += 1; // the last step changed
+    const after = model(src, { x: f32([1, 2, 6], later) }, r, { params }).out('y');
+    for (const c of [0, 1]) {
+      expect(Array.from(after.data.slice(c * 6, c * 6 + 5))).toEqual(Array.from(before.data.slice(c * 6, c * 6 + 5)));
+      expect(after.data[c * 6 + 5]).not.toBe(before.data[c * 6 + 5]);
+    }
+  });
+
+  it('refuses padding with causal', () => {
+    const errors = checkSource('model T {\n input x: f32[B, 2, 6]\n layer c = Conv1d(2, 2, 3, padding: 1, causal: true)\n output y = c(x)\n}', 't.dl').diagnostics.filter((d) => d.severity === 'error');
+    expect(errors).toHaveLength(1);
+    expect(`${errors[0].message} ${errors[0].help ?? ''}`).toContain('causal: true pads the start itself');
   });
 });
 
@@ -1787,6 +1850,27 @@ function metricModel(fn: string, name: string, N = 16, C = 4) {
   );
   return { m, counts: countsRef(z, y, C) };
 }
+
+describe('regression metrics', () => {
+  it('mae, rmse, mape, r2 and max_error of one batch, over [B] and [B, H]', () => {
+    const r = prng('regression');
+    const y = uniform(r, 12).map((v) => 10 + 5 * v);
+    const p = y.map((v) => v + (r() - 0.5) * 2);
+    const src = 'model T {\n input p: f32[B]\n input y: f32[B]\n input p2: f32[N, 3]\n input y2: f32[N, 3]\n' +
+      ' metric mae = mae(p, y)\n metric rmse = rmse(p, y)\n metric mape = mape(p, y)\n metric r2 = r2(p, y)\n metric worst = max_error(p, y)\n metric r2_h = r2(p2, y2)\n}';
+    const m = model(src, { p: f32([12], p), y: f32([12], y), p2: f32([4, 3], p), y2: f32([4, 3], y) }, r);
+    const e = y.map((v, i) => v - p[i]);
+    const mean = y.reduce((a, b) => a + b, 0) / 12;
+    const sse = e.reduce((a, b) => a + b * b, 0);
+    expectScalar(m.out('mae'), e.reduce((a, b) => a + Math.abs(b), 0) / 12);
+    expectScalar(m.out('rmse'), Math.sqrt(sse / 12));
+    expectScalar(m.out('mape'), (100 * e.reduce((a, b, i) => a + Math.abs(b / y[i]), 0)) / 12);
+    expectScalar(m.out('r2'), 1 - sse / y.reduce((a, b) => a + (b - mean) ** 2, 0));
+    expectScalar(m.out('worst'), Math.max(...e.map(Math.abs)));
+    // pooled over every element: the same values as [B * H]
+    expectScalar(m.out('r2_h'), 1 - sse / y.reduce((a, b) => a + (b - mean) ** 2, 0));
+  });
+});
 
 describe('accuracy', () => {
   it('fraction of argmax predictions equal to the label, also over [B, T, C]', () => {

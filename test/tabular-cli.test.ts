@@ -131,6 +131,8 @@ describe('restore_best and the checkpoint evaluate and predict run', () => {
     const trained = await dlc('train', file, '--no-progress');
     expect(trained.status, trained.err).toBe(EXIT_OK);
     expect(trained.out).toContain('restored the weights of epoch 1');
+    // which way early stopping judges its monitor, said before training
+    expect(trained.err).toContain('early stopping watches val_loss, mode min (lower is better), patience 1');
     const best = join(dir, 'checkpoints/M.best.safetensors');
     const last = join(dir, 'checkpoints/M.safetensors');
     const evaluated = await dlc('evaluate', file);

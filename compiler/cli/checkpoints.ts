@@ -4,8 +4,9 @@ import { unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { defaultMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
+import { monitorMode, type EarlyStopping, type EarlyStoppingState, type EpochLogs } from '../../runtime/fit.ts';
 import type { LoadReport, Model } from '../../runtime/model.ts';
+import type { ModelProgram } from '../../runtime/program.ts';
 import { WeightsError } from '../../runtime/errors.ts';
 import { processAlive, temporaryFileOwner, temporaryPathFor, writeFileAtomic } from '../../runtime/node/checkpoint-file.ts';
 import { isFileSystemError, makeFolders, writeRefusal } from './file-errors.ts';
@@ -33,20 +34,30 @@ export interface CheckpointPlan {
 
 const sibling = (path: string, suffix: string) => path.replace(/(\.safetensors)?$/, suffix);
 
-/** The plan for a checkpoint at `path` with the block's `every`, `keep`, `monitor` and `mode`, and early stopping's restore_best. */
+/**
+ * The plan for a checkpoint at `path` with the block's `every`, `keep`, `monitor` and `mode`, and early
+ * stopping's restore_best. A monitor without `mode` is judged as the program's definitions say
+ * (`directions`: losses fall, std.metrics' scores rise); one they do not cover is a CheckpointError.
+ */
 export function checkpointPlan(
   path: string,
   options: { readonly every?: number; readonly keep?: number; readonly monitor?: string; readonly mode?: 'min' | 'max' },
   earlyStopping: EarlyStopping | undefined,
+  program: Pick<ModelProgram, 'directions'> = {},
 ): CheckpointPlan {
-  const best = options.monitor === undefined ? undefined : { monitor: options.monitor, mode: options.mode ?? defaultMode(options.monitor), path: sibling(path, '.best.safetensors') };
+  const modeOf = (monitor: string, given: 'min' | 'max' | undefined, what: string): 'min' | 'max' => {
+    const mode = given ?? monitorMode(program, monitor);
+    if (mode === undefined) throw new CheckpointError(`${what} cannot tell whether ${monitor} is better higher or lower (the model's definition of it does not say): give mode = "min" (an error) or "max" (a score)`);
+    return mode;
+  };
+  const best = options.monitor === undefined ? undefined : { monitor: options.monitor, mode: modeOf(options.monitor, options.mode, "the checkpoint's monitor"), path: sibling(path, '.best.safetensors') };
+  const stopping = earlyStopping ? { monitor: earlyStopping.monitor, mode: modeOf(earlyStopping.monitor, earlyStopping.mode, 'early stopping') } : undefined;
   let restore: CheckpointPlan['restore'];
   if (earlyStopping?.restoreBest) {
     // the best file holds early stopping's best too when the checkpoint monitors the same thing, judged the same way
-    const shared = best !== undefined && best.monitor === earlyStopping.monitor && (earlyStopping.minDelta ?? 0) === 0 && best.mode === (earlyStopping.mode ?? defaultMode(best.monitor));
+    const shared = best !== undefined && best.monitor === earlyStopping.monitor && (earlyStopping.minDelta ?? 0) === 0 && best.mode === stopping!.mode;
     restore = { path: shared ? best.path : best === undefined ? sibling(path, '.best.safetensors') : sibling(path, `.best-${earlyStopping.monitor}.safetensors`), shared };
   }
-  const stopping = earlyStopping ? { monitor: earlyStopping.monitor, mode: earlyStopping.mode ?? defaultMode(earlyStopping.monitor) } : undefined;
   return { path, every: options.every ?? 1, ...(options.keep !== undefined ? { keep: options.keep } : {}), ...(best ? { best } : {}), ...(restore ? { restore } : {}), ...(stopping ? { stopping } : {}) };
 }
 

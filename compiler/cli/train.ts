@@ -415,8 +415,15 @@ function byRecordedNames(spec: SettingValue, recorded: Readonly<Record<string, s
   if (!features || spec.args.header === false) return { spec, ...(features ? { names: features } : {}) };
   const listed = spec.args.features;
   const byName = Array.isArray(listed) && listed.some((x) => typeof x === 'string');
-  const args = { ...spec.args, ...(byName ? {} : { features }), ...(typeof spec.args.label === 'number' && label ? { label: label[0] } : {}) };
+  const args = { ...spec.args, ...(byName ? {} : { features }), ...(label ? recordedLabel(spec.args.label, label) : {}) };
   return { spec: { call: 'csv', args }, names: features };
+}
+
+/** A label given by position (one column or a list), by the header names the checkpoint recorded for it. */
+function recordedLabel(given: SettingValue | undefined, recorded: readonly string[]): { label?: SettingValue } {
+  if (typeof given === 'number') return { label: recorded[0] };
+  if (Array.isArray(given) && given.some((x) => typeof x === 'number') && given.length === recorded.length) return { label: recorded };
+  return {};
 }
 
 /**
@@ -738,6 +745,7 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
       ...(ckArgs?.mode === 'min' || ckArgs?.mode === 'max' ? { mode: ckArgs.mode } : {}),
     },
     earlyStopping,
+    program,
   );
   const logEvery = num(setting(program, 'log_every'), 'log_every') ?? 50;
   const evalEvery = num(setting(program, 'eval_every'), 'eval_every');
@@ -784,6 +792,10 @@ export async function trainProgram(program: ModelProgram, file: string, asked: T
       if (init) await loadInitFrom(model, program, init, io);
       noteFrozenState(program, io);
       io.err(`${flags.profile ? 'profiling one training step of' : 'training'} ${program.model} on ${model.adapterInfo}: ${train.length} train, ${validation?.length ?? 0} validation, ${test?.length ?? 0} test examples; batch ${batchSize}, ${epochs} epoch${epochs === 1 ? '' : 's'}`);
+      // which way each monitor is judged: from the train block's mode, or what the monitored quantity is
+      const judged = (mode: 'min' | 'max') => `mode ${mode} (${mode === 'min' ? 'lower' : 'higher'} is better)`;
+      if (!flags.profile && plan.stopping) io.err(`early stopping watches ${plan.stopping.monitor}, ${judged(plan.stopping.mode)}, patience ${earlyStopping!.patience}`);
+      if (!flags.profile && plan.best) io.err(`the checkpoint keeps the best ${plan.best.monitor}, ${judged(plan.best.mode)}`);
       let resume: ResumeState = { epoch: 0 };
       if (flags.resume) {
         resume = await resumeFrom(model, plan, io.err);

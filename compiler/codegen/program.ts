@@ -369,6 +369,8 @@ export function lowerModel(
     const indexUses = indexInputs(m.forward);
     const tables = [...m.evaluation.metrics].filter(([, v]) => v.type.shape.length > 0);
     const tensorDecl = (name: string, v: Value): TensorDecl => ({ name, dtype: runtimeDType(v.type, name), shape: v.type.shape.map(sizeExpr) });
+    // better lower or higher: the losses, and the metrics whose definitions say (compiler/elaborate/metric-direction.ts)
+    const directions = new Map([...(m.forward.directions ?? m.evaluation.directions ?? [])].filter(([name]) => m.evaluation.losses.has(name) || m.evaluation.metrics.has(name)));
     const program: ModelProgram = {
       format: 'dlc-program',
       version: 1,
@@ -381,6 +383,7 @@ export function lowerModel(
       metrics: [...m.evaluation.metrics.keys()],
       ...(tables.length > 0 ? { tables: Object.fromEntries(tables.map(([name, v]) => [name, concreteShape(v.type, `metric ${name}`)])) } : {}),
       ...(totals.means.length > 0 ? { means: [...totals.means] } : {}),
+      ...(directions.size > 0 ? { directions: Object.fromEntries(directions) } : {}),
       params,
       state,
       ...(updates && updates.arenas.length > 0 ? { arenas: updates.arenas.map((a) => ({ kind: a.kind, dtype: runtimeDType({ dtype: a.dtype, shape: [] }, 'an arena'), size: a.size })), arenaAlignment: updates.alignment } : {}),

@@ -47,6 +47,7 @@ export class GraphBuilder {
   readonly outputs = new Map<string, Value>();
   readonly losses = new Map<string, Value>();
   readonly metrics = new Map<string, Value>();
+  readonly directions = new Map<string, 'min' | 'max'>();
   readonly layers: LayerV[] = [];
   /** Model-level names of a layer instance already named elsewhere (`layer pair = [shared, shared]`). */
   readonly modelAliases: { path: string; layer: LayerV }[] = [];
@@ -216,6 +217,7 @@ export class GraphBuilder {
       outputs: this.outputs,
       losses: this.losses,
       metrics: this.metrics,
+      ...(this.directions.size > 0 ? { directions: this.directions } : {}),
       constraints: this.constraints,
       layerCalls: this.layerCalls.map(
         (c): LayerCall => ({ path: c.layer.path, layer: c.layer.decl.name.text, depth: c.depth, inputs: c.inputs, outputs: c.outputs, span: c.span }),

@@ -11,6 +11,7 @@ import { callBuiltin, checkArguments, BUILTIN_NAMES, INITIALIZERS } from './buil
 import { GraphBuilder, typeToString, type Operand } from './builder.ts';
 import { describe, dimValue, Env, F16_UNSUPPORTED, NONE, POISON, type CtValue, type LayerV, type TensorV } from './values.ts';
 import { fileExports, STD_MODULES } from '../resolve/prelude.ts';
+import { metricDirection } from './metric-direction.ts';
 
 export interface ElaborateOptions {
   /** Parsed standard-library and imported modules whose declarations are visible to the program. */
@@ -408,7 +409,12 @@ export class Elaborator {
                     : `reduce it, for example with mean(...)${s.kind === 'Loss' && t.dtype !== 'f32' ? `, of an f32 value (cast(..., f32))` : ''}${s.kind === 'Metric' ? '; a metric with a shape must be f32 with a fixed shape (no size such as B), a sum over the examples (confusion_matrix)' : ''}`,
               }),
             );
-          } else (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);
+          } else {
+            (s.kind === 'Loss' ? this.builder.losses : this.builder.metrics).set(name, value.value);
+            // whether early stopping minimizes or maximizes it: a loss falls; a metric as its definition says
+            const direction = s.kind === 'Loss' ? 'min' : metricDirection(s.value, env);
+            if (direction) this.builder.directions.set(name, direction);
+          }
         }
         // a named loss is bound, as name resolution promises (`loss total = recon + 0.1 * kl` after
         // `loss recon = ...`); metric names are not: `metric accuracy = accuracy(...)` must leave the

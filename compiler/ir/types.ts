@@ -96,6 +96,11 @@ export interface Graph {
   readonly outputs: ReadonlyMap<string, Value>;
   readonly losses: ReadonlyMap<string, Value>;
   readonly metrics: ReadonlyMap<string, Value>;
+  /**
+   * Whether a lower ('min') or higher ('max') value is better, for the losses (always 'min') and the
+   * metrics whose definition says so (a std.metrics or std.loss call; compiler/elaborate/metric-direction.ts).
+   */
+  readonly directions?: ReadonlyMap<string, 'min' | 'max'>;
   readonly layerCalls: readonly LayerCall[];
   readonly constraints: readonly SizeConstraint[];
   /**

@@ -6,14 +6,14 @@ import { BUILTIN_NAMES, INITIALIZERS } from '../elaborate/builtins.ts';
 export const STD_MODULES: Readonly<Record<string, readonly string[]>> = {
   'std.nn': [
     'dropout', 'bernoulli',
-    'Dense', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
+    'Dense', 'Conv1d', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'Dropout', 'BatchNorm', 'LayerNorm',
     'RMSNorm', 'GroupNorm', 'Normalization', 'Upsample', 'Embedding', 'RNN', 'RNNCell', 'LSTM', 'LSTMCell', 'GRU', 'GRUCell', 'MultiHeadAttention', 'TransformerBlock',
     'Residual', 'Sequential',
   ],
   'std.act': ['relu', 'leaky_relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'logsumexp', 'softplus', 'elu'],
   'std.loss': ['mse', 'l1', 'huber', 'cross_entropy', 'binary_cross_entropy', 'nll', 'kl_normal'],
   'std.math': ['var', 'std', 'normalize', 'cosine_similarity', 'tril', 'triu', 'top_k', 'clip'],
-  'std.metrics': ['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix'],
+  'std.metrics': ['accuracy', 'top_k_accuracy', 'precision', 'recall', 'f1', 'binary_accuracy', 'binary_precision', 'binary_recall', 'binary_f1', 'auc', 'confusion_matrix', 'binary_confusion_matrix', 'mae', 'rmse', 'mape', 'r2', 'max_error'],
   'std.init': [
     'zeros', 'ones', 'constant', 'normal', 'uniform', 'glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal',
   ],

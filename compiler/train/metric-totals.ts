@@ -6,11 +6,12 @@
 // the examples: tp / max(tp + fp, 1). So is a mean (a sum over the batch divided by B) and an accuracy.
 // `metricTotals` finds, for each loss and metric of the evaluation graph, whether it is such a function:
 //   - a batch value is a graph input or anything computed from one row by row: B stays the leading axis
-//     (elementwise ops, reductions and argmax over other axes, x @ W with weights, one_hot, casts,
-//     transposes and reshapes that keep the leading B);
+//     (elementwise ops, reductions, argmax and cumsum over other axes, x @ W with weights, one_hot,
+//     casts, padding of other axes, transposes and reshapes that keep the leading B);
 //   - a total is a reduce_sum of a batch value over axes that include the leading one (into a value with
 //     no symbolic size), or a `full` whose value is a size with B in it (a count of examples or of
-//     elements: the B of a mean);
+//     elements: the B of a mean); or a reduce_max / reduce_min over such axes (max_error), which
+//     batches combine by their largest / smallest value instead of adding (`#totalmax<k>`);
 //   - the quantity is computed from totals and constants only (no parameter, no batch value, no size but
 //     B), and no batch value reads a total (x - mean(x) over the batch is not row by row).
 // Such a quantity gets its totals as extra outputs of the evaluation graph (`#total<k>`, k over the
@@ -18,7 +19,7 @@
 // quantities. The runtime adds the totals of every batch in float64 and runs the finishing graph once
 // (Model.evaluateSet). A plain mean over the examples (sum / B: a loss, an accuracy) is left to that
 // average too, which gives the same number without the extra outputs; so is anything that is not a
-// function of totals (a maximum over the batch, a parameter read after a sum). Pure.
+// function of totals (a parameter read after a sum, a median). Pure.
 import '../ops/index.ts';
 import { getOp } from '../ops/registry.ts';
 import type { Graph, InputInfo, Node, Value } from '../ir/types.ts';
@@ -29,6 +30,12 @@ import { type Dim, freeVars, isConcrete, isDim, sizeName } from '../shapes/dim.t
 
 /** The prefix of the evaluation graph's outputs (and the finishing graph's inputs) that carry totals: not a name a program can declare. */
 export const TOTAL_PREFIX = '#total';
+/**
+ * The totals combined across batches by their largest or smallest value, not added (a max over the
+ * batch: max_error): `#totalmax<k>`, `#totalmin<k>`; runtime/fit.ts addTotals reads the name.
+ */
+export const MAX_TOTAL_PREFIX = `${TOTAL_PREFIX}max`;
+export const MIN_TOTAL_PREFIX = `${TOTAL_PREFIX}min`;
 
 export interface MetricTotals {
   /** The losses and metrics that are means over the examples: the length-weighted average of their batch values is exact. */
@@ -111,6 +118,16 @@ function rowByRow(n: Node, kinds: readonly Kind[]): boolean {
       const axis = Number(n.attrs.axis);
       return axis !== 0 && axis !== -rank && kinds.every((k) => k === 'batch');
     }
+    case 'pad': {
+      // padding along the other axes, each row on its own (a causal convolution's left pad over time)
+      const [before, after] = [n.attrs.before, n.attrs.after];
+      return Array.isArray(before) && Array.isArray(after) && before[0] === 0 && after[0] === 0;
+    }
+    case 'cumsum': {
+      // a running sum along another axis stays within the row
+      const axis = Number(n.attrs.axis);
+      return axis !== 0 && axis !== -n.inputs[0].type.shape.length;
+    }
     case 'transpose': {
       const perm = n.attrs.perm;
       return Array.isArray(perm) && perm[0] === 0;
@@ -141,6 +158,8 @@ export function metricTotals(evaluation: Graph): MetricTotals {
   for (const i of evaluation.inputs) kind.set(i.value.id, 'batch');
   for (const p of [...evaluation.params, ...evaluation.state]) kind.set(p.value.id, 'weights');
   const kindOf = (v: Value): Kind => kind.get(v.id) ?? 'mixed';
+  /** The totals that are a max or min over the batch, by value id: the prefix of their names. */
+  const combinedBy = new Map<number, string>();
 
   for (const n of evaluation.nodes) {
     const kinds = n.inputs.map(kindOf);
@@ -153,10 +172,13 @@ export function metricTotals(evaluation: Graph): MetricTotals {
       else k = concreteShape(out) && !(isDim(value) && !isConcrete(value)) ? 'fixed' : 'sized';
     } else if (kinds.includes('mixed')) k = 'mixed';
     else if (kinds.includes('batch')) {
-      const axes = n.op === 'reduce_sum' ? readAxes(n) : undefined;
+      // a sum over the batch adds up across batches; a max or min over it combines by max or min
+      const axes = n.op === 'reduce_sum' || n.op === 'reduce_max' || n.op === 'reduce_min' ? readAxes(n) : undefined;
       const out = n.outputs[0];
-      if (axes?.includes(0) && kinds[0] === 'batch' && n.outputs.length === 1 && out.type.dtype === 'f32' && concreteShape(out)) k = 'total';
-      else k = rowByRow(n, kinds) ? 'batch' : 'mixed';
+      if (axes?.includes(0) && kinds[0] === 'batch' && n.outputs.length === 1 && out.type.dtype === 'f32' && concreteShape(out)) {
+        k = 'total';
+        if (n.op !== 'reduce_sum') combinedBy.set(out.id, n.op === 'reduce_max' ? MAX_TOTAL_PREFIX : MIN_TOTAL_PREFIX);
+      } else k = rowByRow(n, kinds) ? 'batch' : 'mixed';
     } else if (kinds.includes('total') || kinds.includes('summary')) {
       k = kinds.includes('weights') || kinds.includes('sized') || !n.outputs.every(concreteShape) ? 'mixed' : 'summary';
     } else {
@@ -185,7 +207,7 @@ export function metricTotals(evaluation: Graph): MetricTotals {
     switch (n.op) {
       case 'div': {
         const count = definedBy(b);
-        if (kindOf(a) === 'total' && count?.op === 'full' && isDim(count.attrs.value) && isBatch(count.attrs.value)) return true;
+        if (kindOf(a) === 'total' && !combinedBy.has(a.id) && count?.op === 'full' && isDim(count.attrs.value) && isBatch(count.attrs.value)) return true;
         return isMean(a) && constant(b);
       }
       case 'add':
@@ -225,7 +247,7 @@ export function metricTotals(evaluation: Graph): MetricTotals {
   };
   for (const [, v] of quantities) visit(v);
   totals.sort((a, b) => a.id - b.id);
-  const name = (k: number) => `${TOTAL_PREFIX}${k}`;
+  const name = (k: number) => `${combinedBy.get(totals[k].id) ?? TOTAL_PREFIX}${k}`;
   const span = evaluation.nodes[producer.get(quantities[0][1].id) ?? 0]?.span ?? evaluation.inputs[0]?.span;
   const inputs: InputInfo[] = totals.map((value, k) => ({ name: name(k), value, span: span! }));
   const finish: Graph = {

@@ -285,6 +285,23 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     // a CSV gives `features` (f32) and, with `label:`, `label`, whatever the file holds, and a column per categorical one
     if (v.call === 'csv') {
       const categorical = checkCategorical(v.args, categoricalSpan ?? span);
+      // a list of label columns: a label of shape [k] per example, which the model's `label` must take
+      const labels = v.args.label;
+      const input = graph.inputs.find((i) => i.name === 'label');
+      if (Array.isArray(labels)) {
+        const t = input?.value.type;
+        if (labels.length === 0 || !labels.every((x) => typeof x === 'string' || (typeof x === 'number' && Number.isInteger(x) && x >= 0))) {
+          diagnostics.push(diagnostic('E0207', '`label` lists the target columns by name or 0-based index, and at least one', span, { help: 'for example `label: ["y1", "y2", "y3"]`' }));
+        } else if (t && (t.shape.length !== 2 || (typeof t.shape[1] === 'number' && t.shape[1] !== labels.length) || v.args.label_type === 'class')) {
+          const given = v.args.label_type === 'int' ? 'i32' : 'f32';
+          diagnostics.push(
+            diagnostic('E0207', `the CSV's ${labels.length} label columns give \`label\` as ${given}[B, ${labels.length}], but the model's input is ${t.dtype}${shapeToString(t.shape)}`, span, {
+              secondary: [{ span: input!.span, message: 'the input' }],
+              help: v.args.label_type === 'class' ? 'a class label is one column: label: "y"' : `declare \`input label: ${given}[B, ${labels.length}]\`, or list ${t.shape.length === 1 ? 'one column (label: "y")' : 'as many columns as it takes'}`,
+            }),
+          );
+        }
+      }
       const names = [...(v.args.label === undefined ? ['features'] : ['features', 'label']), ...categorical];
       for (const input of graph.inputs) {
         if (categorical.includes(input.name)) {
@@ -625,6 +642,33 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
     }
     if (s.name.text === 'init_from') initFromBlock(s);
   };
+  /**
+   * Early stopping's and a checkpoint's `mode` where the block leaves it out, from what the monitor is
+   * (a loss falls; a metric as its definition says: graph.directions), written into the settings so
+   * the runtime judges it so; a monitor whose direction cannot be known needs `mode` (never guessed from its name).
+   */
+  const resolveMonitorModes = () => {
+    for (const key of ['early_stopping', 'checkpoint']) {
+      const setting = settings[key];
+      if (setting === null || typeof setting !== 'object' || Array.isArray(setting) || !('call' in setting) || setting.args.mode !== undefined) continue;
+      const monitor = setting.args.monitor ?? (key === 'early_stopping' ? 'val_loss' : undefined);
+      const name = typeof monitor === 'string' ? monitor.replace(/^val_/, '') : '';
+      // a monitor that names nothing, or a table, is reported at the monitor already
+      if (typeof monitor !== 'string' || !reported.includes(name) || tables.includes(name)) continue;
+      const mode = graph.directions?.get(name);
+      if (mode) settings[key] = { call: setting.call, args: { ...setting.args, mode } };
+      else {
+        const stmt = train.body.stmts.find((x): x is A.SettingBlockStmt | A.SettingStmt => (x.kind === 'SettingBlock' || x.kind === 'Setting') && x.name.text === key);
+        const inner = stmt?.kind === 'SettingBlock' ? stmt.body.stmts.find((x): x is A.SettingStmt => x.kind === 'Setting' && x.name.text === 'monitor') : undefined;
+        const arg = stmt?.kind === 'Setting' && stmt.value.kind === 'Call' ? stmt.value.args.find((a) => a.name?.text === 'monitor') : undefined;
+        report(
+          `${key} cannot tell whether \`${monitor}\` is better higher or lower: the metric \`${name}\` is not a call of a std.metrics score or error or of a std.loss function, and its name is no guide`,
+          inner?.value.span ?? arg?.value.span ?? stmt?.name.span ?? train.model.span,
+          `add \`mode = "min"\` (an error: lower is better) or \`mode = "max"\` (a score: higher is better) to ${key}`,
+        );
+      }
+    }
+  };
   /** `init_from { path = "..."; rename = ["FILE -> MODEL", ...]; transpose = ["fc.w", ...] }`: a path, rename rules, model paths. */
   const initFromBlock = (s: A.SettingBlockStmt) => {
     const example = 'init_from { path = "torch.safetensors"; rename = ["module.* -> *"]; transpose = ["fc.w"] }';
@@ -824,6 +868,7 @@ export function planTraining(train: A.TrainDecl, graph: Graph, options: { readon
   }
 
   if (options.checkData !== false && options.checkBatch !== false) checkBatchConditions();
+  resolveMonitorModes();
 
   // a validation metric watched where the split leaves no validation set: found after the first epoch otherwise
   const split = settings.split;

@@ -116,7 +116,8 @@ function planDataset(spec: SettingValue, options: LoadDatasetOptions): Plan {
       if (labelType !== undefined && !CSV_LABEL_TYPES.includes(labelType as CsvLabelType)) {
         throw new InputError(`csv(label_type: "${labelType}"): unknown label type (known: ${CSV_LABEL_TYPES.join(', ')})`);
       }
-      const label = arg.columnRef('label');
+      // one label column, or a list of them (a label of shape [k]: several targets)
+      const label = Array.isArray(args.label) ? arg.columnRefs('label') : arg.columnRef('label');
       const features = arg.columnRefs('features');
       const categorical = arg.strings('categorical');
       const header = arg.boolean('header');
@@ -205,7 +206,7 @@ class ArgReader {
   columnRef(key: string): string | number | undefined {
     const v = this.args[key];
     if (v === undefined) return undefined;
-    return typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v)) ? v : this.bad(key, 'a column name or 0-based index');
+    return typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v)) ? v : this.bad(key, key === 'label' ? 'a column name or 0-based index, or a list of them' : 'a column name or 0-based index');
   }
 
   columnRefs(key: string): (string | number)[] | undefined {
