@@ -131,7 +131,8 @@ function lockHolder(lock: string): LockHolder | undefined {
     mtimeMs = statSync(lock).mtimeMs;
     text = readFileSync(lock, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // no such file, or a part of the path is a file (no lock can be there: the write check says why)
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     if (!isFileSystemError(e)) throw e;
     throw new CheckpointError(`cannot read the lock of the checkpoint (${lock}): ${writeRefusal(e)}`);
   }
